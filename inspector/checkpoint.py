@@ -50,10 +50,13 @@ cannot tell which entry the writer meant.
 
 Shard paths
 -----------
-Shard names come from inside the checkpoint (the index), so they are not trusted: absolute paths
-and ``..`` components are refused, and the resolved file must lie inside the checkpoint
-directory. One exception keeps Hugging Face cache snapshots usable: in
-``<repo>/snapshots/<rev>/`` files are symlinks into ``<repo>/blobs/``, which is allowed.
+Shard names that come from inside the checkpoint (the index's ``weight_map``) are not trusted:
+absolute paths and ``..`` components are refused, and the resolved file must lie inside the
+checkpoint directory, so a symlink pointing elsewhere is refused too. One exception keeps Hugging
+Face cache snapshots usable: in ``<repo>/snapshots/<rev>/`` files are symlinks into
+``<repo>/blobs/``, which is allowed. Files found by listing a directory the user named (no index)
+are read wherever their symlinks point, like the file a user names directly. Only regular files
+are opened (never a FIFO or device, which could block or never end).
 
 ``metadata``: for safetensors, a map from file name to that file's ``__metadata__`` (str->str),
 plus, when sharded, the index file's own ``"metadata"`` object under the index file's name. For
@@ -66,6 +69,7 @@ import json
 import math
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,6 +459,9 @@ def read_safetensors_file(
     label = str(path) if file_label is None else file_label
     where = _show(label)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            kind = "a directory" if os.path.isdir(path) else "not a regular file"
+            raise InspectError(f"{where}: is {kind}, not a safetensors file")
         with _open_binary(path) as f:
             size = os.fstat(f.fileno()).st_size
             prefix = _read_exact(f, 8)
@@ -635,9 +642,8 @@ def read_sharded(dir_or_index: str | os.PathLike) -> CheckpointHeaders:
 def _read_files(base: Path, names: list[str]) -> CheckpointHeaders:
     per_file: dict[str, dict[str, TensorInfo]] = {}
     metadata: dict[str, Any] = {}
-    for name in names:
-        path = _safe_member(base, name, _show(base))
-        per_file[name], metadata[name] = read_safetensors_file(path, name)
+    for name in names:  # found by listing a directory the user named: symlinks are followed
+        per_file[name], metadata[name] = read_safetensors_file(base / name, name)
     merged, problems = _cross_check(per_file, None)
     return CheckpointHeaders(merged, list(names), "safetensors", metadata, problems)
 
@@ -671,7 +677,7 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
         if len(ggufs) == 1:
             from inspector.gguf_reader import read_gguf
 
-            return read_gguf(_safe_member(p, ggufs[0], _show(p)))
+            return read_gguf(p / ggufs[0])
         if len(ggufs) > 1:
             raise InspectError(
                 f"{_show(p)}: holds {len(ggufs)} GGUF files ({', '.join(ggufs[:4])}"

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,16 @@ def read_gguf(path: str | os.PathLike) -> CheckpointHeaders:
     p = Path(path)
     where = _show(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise InspectError(f"{where}: is not a regular file")
+        size = st.st_size
         with open(p, "rb") as f:
             magic = f.read(4)
     except FileNotFoundError:
         raise InspectError(f"{where}: no such file") from None
+    except InspectError:
+        raise
     except OSError as e:
         raise InspectError(f"{where}: cannot read: {_show(e.strerror or e)}") from None
     if magic != b"GGUF":
