@@ -90,7 +90,7 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
         ["Stored bytes", f"{n(r.stored_bytes)} ({human_bytes(r.stored_bytes)})"],
         ["Result", ("OK" if r.ok else "MISMATCH") if r.has_inventory else ("listed" if r.ok else "PROBLEMS")],
     ]
-    sections = [Section("Verify", ["", ""], summary)]
+    sections = [Section("Verify", ["Check", "Result"], summary)]
 
     gguf = r.format == "gguf"
     shown = [f for f in r.findings
@@ -103,7 +103,7 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
         for f in shown:
             row = [f.name, STATUS_TEXT[f.status], _shape(f.expected), _shape(f.actual), f.dtype or ""]
             if gguf:
-                row += [f.stored_name or f.name, _shape(f.stored_shape)]
+                row += [f.stored_name or (f.name if f.actual else ""), _shape(f.stored_shape)]
             rows.append(row)
         sections.append(Section("Tensors" if show_all or not r.has_inventory else "Findings", headers, rows))
     if r.problems:
