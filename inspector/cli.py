@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from inspector.cli_common import FormatOpt, InspectGroup, ModelsArg, OutOpt, Format
+from inspector.cli_tokens import tokens
 from inspector.errors import InspectError
 
 ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
@@ -75,6 +76,7 @@ app = typer.Typer(
 app.command()(params)
 app.command()(config)
 app.command()(presets)
+app.command()(tokens)
 
 
 def main() -> None:

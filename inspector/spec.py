@@ -265,8 +265,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     )
 
 
-def from_hf_config(cfg: Any, name: str, source: str = "", where: str | None = None) -> ModelSpec:
-    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors."""
+def from_hf_config(
+    cfg: Any, name: str, source: str = "", where: str | None = None,
+    preprocessor: Mapping[str, Any] | None = None,
+) -> ModelSpec:
+    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors.
+
+    `preprocessor` is a parsed preprocessor_config.json (VLMs only; its image-size facts go into
+    the vision spec)."""
     where = where or source or name
     top = ConfigReader(cfg, where)
     if not top.has("model_type"):
@@ -303,7 +309,7 @@ def from_hf_config(cfg: Any, name: str, source: str = "", where: str | None = No
         text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
         from inspector.vision_spec import vision_spec_from_config
 
-        vision = vision_spec_from_config(top, wrapper, text)
+        vision = vision_spec_from_config(top, wrapper, text, preprocessor)
         return ModelSpec(name, source, model_type, str(architecture), text, vision, top.unused())
 
     supported = ", ".join(supported_model_types())
