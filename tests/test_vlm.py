@@ -438,3 +438,15 @@ def test_local_dir_reads_preprocessor(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"patch_size": 16}))
     with pytest.raises(InspectError, match="patch_size"):
         load_spec(str(tmp_path))
+
+
+def test_internvl_with_llama_llm():
+    llm = {"model_type": "llama", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 128,
+           "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "tie_word_embeddings": False}
+    spec = from_hf_config(_tiny_internvl(llm), "tiny-llama-internvl")
+    names = {e.name: e.shape for e in inventory(spec)}
+    assert names["language_model.model.embed_tokens.weight"] == (100, 64)
+    assert names["language_model.model.layers.1.self_attn.q_proj.weight"] == (64, 64)
+    assert names["language_model.lm_head.weight"] == (100, 64)
+    assert names["mlp1.1.weight"] == (64, 128) and names["mlp1.3.weight"] == (64, 64)
+    assert not any(k.startswith("language_model.model.layers.0.self_attn.q_proj.bias") for k in names)
