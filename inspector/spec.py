@@ -8,7 +8,7 @@ out the derived values once (head_dim, kv groups, projection widths) and unwraps
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -307,6 +307,9 @@ def from_hf_config(
                 f"(supported: {supported})"
             )
         text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
+        if text_reader is not top and not text_reader.has("tie_word_embeddings") and top.has("tie_word_embeddings"):
+            # transformers 5 saves Qwen2-VL's tie flag at the top level, not in text_config
+            text = replace(text, tie_embeddings=top.bool("tie_word_embeddings", False))
         from inspector.vision_spec import vision_spec_from_config
 
         vision = vision_spec_from_config(top, wrapper, text, preprocessor)

@@ -450,3 +450,15 @@ def test_internvl_with_llama_llm():
     assert names["language_model.lm_head.weight"] == (100, 64)
     assert names["mlp1.1.weight"] == (64, 128) and names["mlp1.3.weight"] == (64, 64)
     assert not any(k.startswith("language_model.model.layers.0.self_attn.q_proj.bias") for k in names)
+
+
+def test_qwen2_vl_transformers5_saved_config_layout():
+    """transformers 5 writes the LLM fields into text_config (tie flag at the top level): same model."""
+    from transformers import Qwen2VLConfig
+
+    cfg = shared_config(QWEN2B)
+    saved = Qwen2VLConfig(**copy.deepcopy(cfg)).to_dict()
+    assert "text_config" in saved and "tie_word_embeddings" not in saved["text_config"]
+    ours = from_hf_config(saved, QWEN2B)
+    assert inventory(ours) == inventory(from_hf_config(cfg, QWEN2B))
+    assert account(ours).totals.total_params == 2_208_985_600
