@@ -61,11 +61,11 @@ class Accounting:
         return self.totals.kv_cache_bytes_per_token * context * batch
 
 
-_LAYER = re.compile(r"\.(\d+)\.")
-
-
-def _template(name: str) -> str:
-    return _LAYER.sub(".N.", name, count=1)
+def _template(e: WeightEntry) -> str:
+    """The entry's name with its layer index as N ('visual.merger.mlp.0' keeps its 0)."""
+    if e.layer is None:
+        return e.name
+    return re.sub(rf"\.{e.layer}\.", ".N.", e.name, count=1)
 
 
 def rows_of(entries: list[WeightEntry]) -> list[Row]:
@@ -93,7 +93,7 @@ def rows_of(entries: list[WeightEntry]) -> list[Row]:
                 component=key[0],
                 name=key[1],
                 repeat=repeat,
-                weights=tuple((_template(e.name), e.shape) for e in group),
+                weights=tuple((_template(e), e.shape) for e in group),
                 params=sum(e.numel for e in group),
                 stored=stored,
                 note=f"tied to {tied}: counted once, not stored" if tied else "",

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from inspector.cli_common import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli_tokens import tokens
 from inspector.cli_verify import verify
 from inspector.errors import InspectError
 
@@ -76,6 +77,7 @@ app = typer.Typer(
 app.command()(params)
 app.command()(config)
 app.command()(presets)
+app.command()(tokens)
 app.command()(verify)
 
 

@@ -150,4 +150,4 @@ def resolve(model: str) -> ModelSource:
 def load_spec(model: str) -> ModelSpec:
     """MODEL -> ModelSpec (the one entry point commands use)."""
     src = resolve(model)
-    return from_hf_config(src.config, src.name, src.where, src.where)
+    return from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor)

@@ -121,6 +121,54 @@ _PRESETS: list[Preset] = [
         eos_token_id=2, torch_dtype="bfloat16")),
 ]
 
+def _qwen2_vl(**fields: Any) -> dict[str, Any]:
+    """Qwen2-VL-*-Instruct config.json: a Qwen2 LLM at the top level plus `vision_config`."""
+    base = dict(bos_token_id=151643, eos_token_id=151645, vision_start_token_id=151652,
+                vision_end_token_id=151653, vision_token_id=151654, image_token_id=151655,
+                video_token_id=151656, hidden_act="silu", max_position_embeddings=32768,
+                max_window_layers=28, rms_norm_eps=1e-6, rope_theta=1000000.0, sliding_window=32768,
+                use_sliding_window=False, torch_dtype="bfloat16",
+                rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]})
+    vision = dict(depth=32, embed_dim=1280, mlp_ratio=4, num_heads=16, in_chans=3,
+                  hidden_size=fields["hidden_size"], patch_size=14, spatial_merge_size=2,
+                  spatial_patch_size=14, temporal_patch_size=2)
+    return {"model_type": "qwen2_vl", "architectures": ["Qwen2VLForConditionalGeneration"],
+            **base, **fields, "vision_config": vision}
+
+
+_INTERNVIT_300M = dict(
+    architectures=["InternVisionModel"], model_type="intern_vit_6b", hidden_act="gelu", hidden_size=1024,
+    image_size=448, intermediate_size=4096, layer_norm_eps=1e-6, norm_type="layer_norm",
+    num_attention_heads=16, num_channels=3, num_hidden_layers=24, patch_size=14,
+    qk_normalization=False, qkv_bias=True, initializer_factor=1.0, torch_dtype="bfloat16")
+
+_PRESETS += [
+    Preset("Qwen/Qwen2-VL-2B-Instruct", ("qwen2-vl-2b", "qwen2-vl-2b-instruct"), SHARED, _qwen2_vl(
+        vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+        num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
+        preprocessor=QWEN2_VL_PREPROCESSOR),
+    Preset("Qwen/Qwen2-VL-7B-Instruct", ("qwen2-vl-7b", "qwen2-vl-7b-instruct"), SHARED, _qwen2_vl(
+        vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+        num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
+        preprocessor=QWEN2_VL_PREPROCESSOR),
+    Preset("OpenGVLab/InternVL2-2B", ("internvl2-2b",),
+           SHARED + "; InternVL2 has no preprocessor_config.json, its tiling facts are in config.json", {
+        "model_type": "internvl_chat", "architectures": ["InternVLChatModel"],
+        "downsample_ratio": 0.5, "dynamic_image_size": True, "force_image_size": 448,
+        "max_dynamic_patch": 12, "min_dynamic_patch": 1, "use_thumbnail": True, "ps_version": "v2",
+        "select_layer": -1, "template": "internlm2-chat", "torch_dtype": "bfloat16",
+        "llm_config": {
+            "model_type": "internlm2", "architectures": ["InternLM2ForCausalLM"],
+            "_name_or_path": "internlm/internlm2-chat-1_8b", "bias": False, "bos_token_id": 1,
+            "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 8192,
+            "max_position_embeddings": 32768, "num_attention_heads": 16, "num_hidden_layers": 24,
+            "num_key_value_heads": 8, "rms_norm_eps": 1e-5, "rope_scaling": {"factor": 2.0, "type": "dynamic"},
+            "rope_theta": 1000000, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+            "vocab_size": 92553},
+        "vision_config": _INTERNVIT_300M,
+    }),
+]
+
 _BY_KEY: dict[str, Preset] = {}
 for _p in _PRESETS:
     for _key in (_p.hub_id, *_p.aliases):

@@ -95,6 +95,8 @@ def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, s
     ]
     if len(t.components) > 1:
         rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
+        vision = sum(v for c, v in t.components.items() if c != "language_model")
+        rows.append(("Vision encoder + projector (seed Table 2.2 'Total')", n(vision)))
     rows += [(f"Weight memory, {k}", human_bytes(v)) for k, v in t.weight_bytes.items()]
     rows.append((
         "KV cache per token, bf16 (2 × layers × kv_heads × head_dim × 2 B)",
@@ -121,15 +123,24 @@ def _component_keys(accs: list[Accounting]) -> list[str]:
     return [c for c in COMPONENT_ORDER if c in present]
 
 
+def _merged_order(sequences: list[list[str]]) -> list[str]:
+    """Row names of several models in one order: a name missing from the first model goes right
+    after the name that precedes it in its own model (so Table 2.2's rows stay in place)."""
+    keys: list[str] = []
+    for seq in sequences:
+        for i, name in enumerate(seq):
+            if name in keys:
+                continue
+            prev = next((seq[j] for j in range(i - 1, -1, -1) if seq[j] in keys), None)
+            keys.insert(keys.index(prev) + 1 if prev is not None else 0, name)
+    return keys
+
+
 def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -> Report:
     sections: list[Section] = []
     components = _component_keys(accs)
     for comp in components:
-        keys: list[str] = []
-        for a in accs:
-            for r in a.rows:
-                if r.component == comp and r.name not in keys:
-                    keys.append(r.name)
+        keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
         title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
         if len(accs) == 1:
             rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), n(r.total) if r.stored else "0"]

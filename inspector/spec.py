@@ -8,7 +8,7 @@ out the derived values once (head_dim, kv groups, projection widths) and unwraps
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -266,8 +266,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     )
 
 
-def from_hf_config(cfg: Any, name: str, source: str = "", where: str | None = None) -> ModelSpec:
-    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors."""
+def from_hf_config(
+    cfg: Any, name: str, source: str = "", where: str | None = None,
+    preprocessor: Mapping[str, Any] | None = None,
+) -> ModelSpec:
+    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors.
+
+    `preprocessor` is a parsed preprocessor_config.json (VLMs only; its image-size facts go into
+    the vision spec)."""
     where = where or source or name
     top = ConfigReader(cfg, where)
     if not top.has("model_type"):
@@ -302,9 +308,12 @@ def from_hf_config(cfg: Any, name: str, source: str = "", where: str | None = No
                 f"(supported: {supported})"
             )
         text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
+        if text_reader is not top and not text_reader.has("tie_word_embeddings") and top.has("tie_word_embeddings"):
+            # transformers 5 saves Qwen2-VL's tie flag at the top level, not in text_config
+            text = replace(text, tie_embeddings=top.bool("tie_word_embeddings", False))
         from inspector.vision_spec import vision_spec_from_config
 
-        vision = vision_spec_from_config(top, wrapper, text)
+        vision = vision_spec_from_config(top, wrapper, text, preprocessor)
         return ModelSpec(name, source, model_type, str(architecture), text, vision, top.unused())
 
     supported = ", ".join(supported_model_types())
