@@ -283,10 +283,17 @@ def _add_tokens(tok, added: list[tuple[str, bool]]) -> None:
 
 def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
     """`base64-token rank` per line -> {token bytes: rank}."""
+    return _parse_tiktoken_ranks(_read_bytes(path, "BPE ranks"), path)
+
+
+def _read_bytes(path: str | os.PathLike, what: str) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as exc:
-        raise InspectError(f"{path}: cannot read BPE ranks ({exc.strerror or exc})") from None
+        raise InspectError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def _parse_tiktoken_ranks(data: bytes, path: str | os.PathLike) -> dict[bytes, int]:
     ranks: dict[bytes, int] = {}
     for lineno, line in enumerate(data.splitlines(), 1):
         if not line.strip():
@@ -354,26 +361,33 @@ def _cache_dir() -> Path:
     return Path(base) / "llm-inspector"
 
 
-def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None, source: str = ""):
-    """The Qwen2/Qwen2.5 `tokenizers.Tokenizer` from a ranks file; reuses/writes `<cache_dir>/qwen2-tokenizer-<hash>.json`.
+def qwen_cache_file(ranks_path: str | os.PathLike, cache_dir: str | os.PathLike) -> Path:
+    """Where the built tokenizer for this ranks file is cached: keyed by the file's hash and how we build."""
+    return _qwen_cache_file(_read_bytes(ranks_path, "BPE ranks"), cache_dir)
 
-    Pass `cache_dir=None` to build without touching the disk cache.
+
+def _qwen_cache_file(raw: bytes, cache_dir: str | os.PathLike) -> Path:
+    key = hashlib.sha256(raw + f"|{_QWEN_BUILD_VERSION}|{QWEN2_SPLIT}|{QWEN2_ADDED_TOKENS}".encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"qwen2-tokenizer-{key}.json"
+
+
+def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+    """The Qwen2/Qwen2.5 `tokenizers.Tokenizer` from a ranks file.
+
+    With a `cache_dir`, a tokenizer cached there by an earlier build is reused (an unreadable one
+    is rebuilt), and a fresh build is written there atomically. `cache_dir=None` builds in memory.
     """
     from tokenizers import Tokenizer
 
-    try:
-        raw = Path(ranks_path).read_bytes()
-    except OSError as exc:
-        raise InspectError(f"{ranks_path}: cannot read BPE ranks ({exc.strerror or exc})") from None
-    key = hashlib.sha256(raw + f"|{_QWEN_BUILD_VERSION}|{QWEN2_SPLIT}|{QWEN2_ADDED_TOKENS}".encode()).hexdigest()[:20]
-    cached = Path(cache_dir) / f"qwen2-tokenizer-{key}.json" if cache_dir is not None else None
+    raw = _read_bytes(ranks_path, "BPE ranks")
+    cached = _qwen_cache_file(raw, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.is_file():
         try:
             return Tokenizer.from_file(str(cached))
-        except Exception:  # corrupt or from an incompatible tokenizers version: rebuild below
+        except Exception:  # corrupt, or written by an incompatible tokenizers version: rebuild below
             pass
 
-    ranks = read_tiktoken_ranks(ranks_path)
+    ranks = _parse_tiktoken_ranks(raw, ranks_path)
     if sorted(ranks.values()) != list(range(len(ranks))):
         raise InspectError(f"{ranks_path}: BPE ranks are not 0..{len(ranks) - 1} without gaps")
     if len(ranks) != QWEN2_FIRST_ADDED_ID:
@@ -492,6 +506,9 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
         tok = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:
         raise InspectError(f"{tokenizer_file}: not a valid tokenizer.json ({_one_line(exc)})") from None
+    # A tokenizer.json may carry training-time padding/truncation (e.g. pad to 128): never for a trace.
+    tok.no_padding()
+    tok.no_truncation()
 
     config = _read_json(directory / "tokenizer_config.json") or {}
     # added_tokens_decoder entries the tokenizer.json lacks (only where the id is the next free one).
@@ -591,6 +608,8 @@ def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             return _parse_gguf_kv(buf, str(path))
+    except InspectError:  # (a ValueError: must come before the generic handler below)
+        raise
     except OSError as exc:
         raise InspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError):
