@@ -163,7 +163,7 @@ class TextTokenizer:
             if token is None:
                 out.append(f"<id {int(i)}>")
             elif byte_level and int(i) not in self._added_ids() and set(token) <= _BYTE_ALPHABET:
-                out.append(bytes(_UNICODE_TO_BYTE[c] for c in token).decode("utf-8", errors="backslashreplace"))
+                out.append(_byte_level_decode(token))
             else:
                 out.append(token)
         return out
@@ -234,6 +234,11 @@ _BYTE_ALPHABET = frozenset(_UNICODE_TO_BYTE)
 
 def _byte_level(token: bytes) -> str:
     return "".join(_BYTE_TO_UNICODE[b] for b in token)
+
+
+def _byte_level_decode(token: str) -> str:
+    """Inverse of `_byte_level` for display: alphabet characters -> bytes -> text (`\\xNN` for broken UTF-8)."""
+    return bytes(_UNICODE_TO_BYTE[c] for c in token).decode("utf-8", errors="backslashreplace")
 
 
 def _byte_level_pre_tokenizer(split: str):
@@ -550,9 +555,7 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     for i in _int_list(gen.get("eos_token_id")) or _int_list(model_config.get("eos_token_id")):
         if i not in eos:
             eos.append(i)
-    bos_id = token_id(config.get("bos_token"))
-    if bos_id is None:
-        bos_id = next(iter(_int_list(gen.get("bos_token_id"))), None)
+    bos_id = token_id(config.get("bos_token"))  # (not generation_config's: Qwen lists one its tokenizer never adds)
 
     return TextTokenizer(tokenizer=tok, eos_ids=tuple(eos), bos_id=bos_id, chat_template=template, source=label)
 
@@ -702,9 +705,9 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
     label = str(path) if pre in GGUF_PRE_SPLITS else f"{path} (pre-tokenizer {pre!r} unknown; split as GPT-2)"
     try:
         tok = _byte_level_bpe(vocab, merges, split, ignore_merges=ignore_merges, nfc=False)
+        _add_tokens(tok, added)
     except Exception as exc:
         raise InspectError(f"{path}: cannot build a BPE tokenizer from the GGUF metadata ({_one_line(exc)})") from None
-    _add_tokens(tok, added)
 
     def known_id(key: str) -> int | None:
         value = meta.get(key)

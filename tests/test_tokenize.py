@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -297,6 +298,67 @@ def test_gguf_errors(tmp_path, smol_path):
         T.load_tokenizer(tmp_path / "missing.gguf")
 
 
+def _tiny_gguf(path: Path, *, model: str = "gpt2", pre: str | None = "qwen2", add_bos: bool = True) -> Path:
+    """A GGUF holding only a toy byte-level BPE tokenizer, written with gguf's own GGUFWriter."""
+    gguf = pytest.importorskip("gguf")
+    tokens = [chr(c) for c in range(33, 127)] + ["Ġ", "Ġt", "he", "Ġthe", "12", "123", "<s>", "</s>", "<think>"]
+    types = [1] * (len(tokens) - 3) + [3, 3, 4]  # NORMAL..., CONTROL, CONTROL, USER_DEFINED
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tokenizer_model(model)
+    if pre is not None:
+        writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(["Ġ t", "h e", "Ġt he", "1 2", "12 3"])
+    writer.add_bos_token_id(tokens.index("<s>"))
+    writer.add_eos_token_id(tokens.index("</s>"))
+    writer.add_add_bos_token(add_bos)
+    writer.add_chat_template("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}{{ eos_token }}")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_tiny_gguf_special_tokens_and_bos(tmp_path):
+    tok = T.load_tokenizer(_tiny_gguf(tmp_path / "tiny.gguf"))
+    bos, eos, think = 100, 101, 102
+    assert tok.bos_id == bos and tok.eos_ids == (eos,)
+    ids = tok.encode("the <think>x</s>")
+    assert ids[0] == bos and ids[-1] == eos and think in ids  # CONTROL and USER_DEFINED stay whole
+    assert tok.token_strings(ids) == ["<s>", "t", "he", " ", "<think>", "x", "</s>"]
+    assert tok.encode("the", add_special_tokens=False) == [83, 96]
+    assert tok.decode(ids, skip_special_tokens=True) == "the <think>x"  # <think> is not special
+    assert tok.apply_chat_template([{"role": "user", "content": "a"}]) == "<s>a</s>"
+    no_bos = T.load_tokenizer(_tiny_gguf(tmp_path / "nobos.gguf", add_bos=False))
+    assert no_bos.encode("the") == [83, 96]
+
+
+@pytest.mark.parametrize(
+    "pre, pieces",
+    [
+        ("qwen2", ["a", " ", "1", "2", "3", "4", "5", "!!"]),
+        ("llama-bpe", ["a", " ", "123", "45", "!!"]),
+        ("smollm", ["a", " ", "1", "2", "3", "4", "5", "!!"]),
+        ("gpt2", ["a", " 12345", "!!"]),
+        (None, ["a", " 12345", "!!"]),
+        ("some-new-pre", ["a", " 12345", "!!"]),
+    ],
+    ids=["qwen2", "llama-bpe", "smollm", "gpt2", "missing", "unknown"],
+)
+def test_tiny_gguf_pre_tokenizers(tmp_path, pre, pieces):
+    tok = T.load_tokenizer(_tiny_gguf(tmp_path / "tiny.gguf", pre=pre))
+    split = [T._byte_level_decode(p) for p, _ in tok.tokenizer.pre_tokenizer.pre_tokenize_str("a 12345!!")]
+    assert split == pieces
+    assert ("unknown" in tok.source) == (pre == "some-new-pre")
+
+
+def test_tiny_gguf_unsupported_model(tmp_path):
+    with pytest.raises(InspectError, match="'llama' not supported"):
+        T.load_tokenizer(_tiny_gguf(tmp_path / "spm.gguf", model="llama"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Model directories.
 
@@ -376,16 +438,23 @@ def test_dir_config_and_template_precedence(small_dir):
     assert T.load_tokenizer(small_dir / "tokenizer.json").chat_template == "JINJA {{ bos_token }}{{ eos_token }}"
 
 
-def test_dir_chat_template_matches_transformers(qwen_dir):
-    transformers = pytest.importorskip("transformers")
+def test_dir_qwen_shaped(qwen, qwen_dir):
     ours = T.load_tokenizer(qwen_dir)
-    assert ours.eos_ids == (151645, 151643) and ours.chat_template == QWEN2_CHAT_TEMPLATE
-    hf = transformers.AutoTokenizer.from_pretrained(str(qwen_dir))
+    assert ours.eos_ids == (151645, 151643) and ours.bos_id is None
+    assert ours.chat_template == QWEN2_CHAT_TEMPLATE  # chat_template.jinja beats tokenizer_config.json
     messages = [{"role": "user", "content": "How many positive whole-number divisors does 196 have?"}]
-    text = ours.apply_chat_template(messages)
-    assert text == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert ours.encode_chat(messages) == hf.encode(text, add_special_tokens=False)
-    assert ours.encode(CORPUS["chinese"]) == hf.encode(CORPUS["chinese"])
+    assert ours.encode_chat(messages) == qwen.encode_chat(messages)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [[{"role": "user", "content": "What is the range of the output of tanh?"}],
+     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]],
+    ids=["user", "system_multi"],
+)
+def test_qwen_template_renders_like_transformers(qwen, smol_hf, messages):
+    theirs = smol_hf.apply_chat_template(messages, chat_template=QWEN2_CHAT_TEMPLATE, tokenize=False, add_generation_prompt=True)
+    assert qwen.apply_chat_template(messages) == theirs
 
 
 def test_dir_errors(tmp_path):
@@ -414,6 +483,25 @@ def test_hub_failure_is_one_line_and_fast():
     assert time.perf_counter() - t0 < 30
     message = str(err.value)
     assert "\n" not in message and message.startswith("Qwen/Definitely-Not-A-Real-Model-xyz:")
+
+
+def test_hub_from_local_cache(minilm_dir, tmp_path, monkeypatch):
+    """A Hub id resolves through huggingface_hub's cache (offline here): a fake cached snapshot."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--acme--tiny-model"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    shutil.copy(minilm_dir / "tokenizer.json", snapshot / "tokenizer.json")
+    (snapshot / "chat_template.jinja").write_text("T {{ messages[0]['content'] }}", encoding="utf-8")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    tok = T.load_tokenizer("acme/tiny-model")
+    assert tok.source == "acme/tiny-model (Hub)"
+    assert tok.encode("hello world") == [101, 7592, 2088, 102]
+    assert tok.apply_chat_template([{"role": "user", "content": "x"}]) == "T x"
 
 
 # ---------------------------------------------------------------------------------------------
