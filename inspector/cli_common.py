@@ -8,7 +8,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -41,25 +40,24 @@ def debug() -> bool:
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
         except InspectError as exc:
             if debug():
                 raise
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            typer.echo("interrupted", err=True)
             ctx.exit(130)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
-        except Exception as exc:  # a bug of ours: still one line unless debugging
-            if debug():
+        except Exception as exc:
+            # click's own exits and usage errors (typer vendors click) keep their behaviour.
+            if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
-            click.echo(f"error: internal error: {type(exc).__name__}: {exc} (set INSPECT_DEBUG=1 for a traceback)",
+            typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (set INSPECT_DEBUG=1 for a traceback)",
                        err=True)
             ctx.exit(3)

@@ -91,11 +91,7 @@ class TextSpec:
     kv_groups: int = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.num_heads % self.num_kv_heads:
-            raise InspectError(
-                f"num_attention_heads ({self.num_heads}) is not a multiple of "
-                f"num_key_value_heads ({self.num_kv_heads})"
-            )
+        assert self.num_heads % self.num_kv_heads == 0, "checked by text_spec_from_reader"
         object.__setattr__(self, "q_dim", self.num_heads * self.head_dim)
         object.__setattr__(self, "kv_dim", self.num_kv_heads * self.head_dim)
         object.__setattr__(self, "kv_groups", self.num_heads // self.num_kv_heads)
@@ -225,6 +221,11 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                 f"num_attention_heads ({heads}) and no head_dim is given"
             )
         head_dim = hidden // heads
+    kv_heads = r.int("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise InspectError(
+            f"{r.where}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})"
+        )
     rope_scaling = r.raw("rope_scaling")
     if rope_scaling is not None and not isinstance(rope_scaling, dict):
         raise InspectError(f"{r.where}: field '{r._field('rope_scaling')}' must be an object, got {rope_scaling!r}")
@@ -248,7 +249,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         intermediate_size=r.int("intermediate_size"),
         num_layers=r.int("num_hidden_layers"),
         num_heads=heads,
-        num_kv_heads=r.int("num_key_value_heads", heads),
+        num_kv_heads=kv_heads,
         head_dim=head_dim,
         tie_embeddings=r.bool("tie_word_embeddings", False),
         qkv_bias=_flag(r, family.qkv_bias),

@@ -1,0 +1,69 @@
+"""Shared test helpers: paths to ../shared, golden files (regenerate with --overwrite), tiny configs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REFERENCE_CONFIGS = SHARED / "reference" / "configs"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--overwrite", action="store_true", help="Regenerate golden files instead of comparing.")
+
+
+@pytest.fixture
+def golden(request):
+    """golden(name, text): compare text with tests/golden/<name>, or write it with --overwrite."""
+
+    def check(name: str, text: str) -> None:
+        path = GOLDEN / name
+        if request.config.getoption("--overwrite") or not path.exists():
+            if not request.config.getoption("--overwrite"):
+                pytest.fail(f"golden file {path} is missing; run pytest --overwrite to create it")
+            path.write_text(text, encoding="utf-8")
+            return
+        assert text == path.read_text(encoding="utf-8"), f"output differs from {path} (pytest --overwrite to update)"
+
+    return check
+
+
+def reference_config_dirs() -> list[Path]:
+    if not REFERENCE_CONFIGS.is_dir():
+        return []
+    return sorted(p for p in REFERENCE_CONFIGS.iterdir() if (p / "config.json").is_file())
+
+
+def load_reference_config(dirname: str) -> dict:
+    path = REFERENCE_CONFIGS / dirname / "config.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not available (../shared absent)")
+    return json.loads(path.read_text())
+
+
+def tiny_config(model_type: str, **overrides) -> dict:
+    """A tiny decoder config of a family, for fast CPU tests."""
+    base = {
+        "model_type": model_type,
+        "vocab_size": 101,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 64,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": False,
+        "hidden_act": "silu",
+    }
+    base.update(overrides)
+    return base
