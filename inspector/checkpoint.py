@@ -273,14 +273,19 @@ def _depth(value: Any, limit: int) -> int:
     return best
 
 
+# Number literals where Python's json and serde_json could disagree ("-0", integers beyond
+# 64 bits, floats that overflow); only headers containing one of these pay for the Python hooks.
+# (The pattern may also fire inside a string; that only costs speed.)
+_NUMBER_RISK = re.compile(r"\d{20}|\d[eE]|-0(?![\d.eE])")
+
+
 def _loads(text: str) -> Any:
+    hooks: dict[str, Any] = {}
+    if _NUMBER_RISK.search(text):
+        hooks = {"parse_int": _parse_int, "parse_float": _parse_float}
     try:
         value = json.loads(
-            text,
-            object_pairs_hook=_pairs_hook,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
+            text, object_pairs_hook=_pairs_hook, parse_constant=_parse_constant, **hooks
         )
     except _Reject:
         raise
@@ -315,10 +320,12 @@ def _dtype_of(v: Any, name: str) -> str:
 def _shape_of(v: Any, name: str) -> tuple[int, ...]:
     if type(v) is not list:
         raise _Reject(f"tensor {_q(name)}: shape is not a list")
-    dims = tuple(_as_u64(d) for d in v)
-    if any(d is None for d in dims):
-        raise _Reject(f"tensor {_q(name)}: shape {_show(v)} is not a list of non-negative integers")
-    return dims  # type: ignore[return-value]
+    for d in v:
+        if type(d) is not int or d < 0 or d > _U64_MAX:
+            raise _Reject(
+                f"tensor {_q(name)}: shape {_show(v)} is not a list of non-negative integers"
+            )
+    return tuple(v)
 
 
 def _offsets_of(v: Any, name: str) -> tuple[int, int]:
@@ -337,6 +344,10 @@ def _tensor_entry(name: str, v: Any) -> tuple[str, tuple[int, ...], tuple[int, i
         return _dtype_of(v[0], name), _shape_of(v[1], name), _offsets_of(v[2], name)
     if type(v) is not _Obj:
         raise _Reject(f"tensor {_q(name)}: entry is not an object")
+    if len(v) == 3:  # the common case: exactly the three fields, in the usual order
+        (k0, dt), (k1, sh), (k2, off) = v
+        if k0 == "dtype" and k1 == "shape" and k2 == "data_offsets":
+            return _dtype_of(dt, name), _shape_of(sh, name), _offsets_of(off, name)
     known: dict[str, Any] = {}
     for key, x in v:
         if key in ("dtype", "shape", "data_offsets"):
@@ -524,13 +535,12 @@ def _safe_member(base: Path, name: str, source: str) -> Path:
     if ".." in pure.split("/"):
         raise InspectError(f"{source}: refusing shard path {shown}: it leaves the checkpoint directory")
     candidate = base / name
-    real_base = base.resolve()
-    real = candidate.resolve()
-    allowed = [real_base]
+    real = os.path.realpath(candidate)
+    allowed = [os.path.realpath(base)]
     blobs = _hf_cache_blobs(base.absolute())
     if blobs is not None:
-        allowed.append(blobs.resolve())
-    if not any(real == a or a in real.parents for a in allowed):
+        allowed.append(os.path.realpath(blobs))
+    if not any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in allowed):
         raise InspectError(
             f"{source}: refusing shard {shown}: it resolves to {_show(real)}, outside the "
             "checkpoint directory"

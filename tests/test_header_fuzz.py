@@ -158,6 +158,12 @@ json_scalars = st.one_of(
 dtypes = st.one_of(st.sampled_from(sorted(SAFETENSORS_DTYPE_BITS)), st.sampled_from(["f32", "F8_E4M3FN", "", "Q4"]))
 
 
+RAW_NUMBERS = [
+    "-0", "-0.0", "0", "7", "1E5", "2e0", "1e400", "-1e400", "1e-400", "18446744073709551615",
+    "18446744073709551616", "-9223372036854775808", "-9223372036854775809", "1" * 400, "-" + "9" * 30,
+]
+
+
 @st.composite
 def mutated_headers(draw):
     header = json.loads(json.dumps(BASE_HEADER))
@@ -205,6 +211,13 @@ def mutated_headers(draw):
         k = draw(st.sampled_from(names))
         if k in header:
             text = text[:-1] + ", " + json.dumps(k) + ": " + json.dumps(header[k]) + "}"
+    if draw(st.integers(0, 3)) == 0:
+        # number literals where Python's json and serde_json read differently
+        token = draw(st.sampled_from(RAW_NUMBERS))
+        if draw(st.booleans()):
+            text = text.replace('"shape": [', '"shape": [' + token + ", ", 1)
+        else:
+            text = text.replace('"dtype": ', '"x": ' + token + ', "dtype": ', 1)
     text += " " * draw(st.integers(0, 9))
     data_delta = draw(st.sampled_from([0, 0, 0, -1, 1, -4, 4]))
     data = BASE_DATA[: max(len(BASE_DATA) + data_delta, 0)] + b"\0" * max(data_delta, 0)
