@@ -529,6 +529,8 @@ def _safe_member(base: Path, name: str, source: str) -> Path:
     shown = _show(name)
     if not isinstance(name, str) or not name:
         raise InspectError(f"{source}: shard name {_show(json.dumps(name))} is not a file name")
+    if "\x00" in name:
+        raise InspectError(f"{source}: refusing shard name {shown}: it contains a NUL byte")
     pure = name.replace("\\", "/")
     if pure.startswith("/") or re.match(r"^[A-Za-z]:", pure) or os.path.isabs(name):
         raise InspectError(f"{source}: refusing absolute shard path {shown}")
@@ -584,6 +586,8 @@ def _cross_check(
 def _read_index(index_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     where = _show(index_path)
     try:
+        if not stat.S_ISREG(os.stat(index_path).st_mode):
+            raise InspectError(f"{where}: is not a regular file")
         with _open_binary(index_path) as f:
             size = os.fstat(f.fileno()).st_size
             if size > _MAX_INDEX_BYTES:

@@ -32,7 +32,7 @@ from inspector.errors import InspectError
 # INSPECTOR_FUZZ_SCALE=20 runs twenty times as many examples (a deeper run than the suite's).
 SCALE = float(os.environ.get("INSPECTOR_FUZZ_SCALE", "1"))
 FUZZ = settings(
-    max_examples=int(700 * SCALE),
+    max_examples=int(500 * SCALE),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
