@@ -140,6 +140,7 @@ class GGUFSource(TensorSource):
             self.reader = gguf.GGUFReader(str(path))
         except Exception as exc:
             raise InspectError(f"{path}: not a readable GGUF file ({exc})") from None
+        self.path = path
         self.arch = field_value(self.reader, "general.architecture")
         self.tensors = {}
         for t in self.reader.tensors:
@@ -151,6 +152,10 @@ class GGUFSource(TensorSource):
 
     def names(self) -> set[str]:
         return set(self.tensors)
+
+    def spec(self) -> TextSpec:
+        """The spec from the file's own metadata (parsing a GGUF header takes seconds: done once)."""
+        return from_hf_config(gguf_config(self.reader, self.path), self.path.name, str(self.path)).text
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(int(d) for d in reversed(self.tensors[name].shape.tolist()))  # GGUF lists dims innermost first
@@ -171,14 +176,11 @@ def field_value(reader: Any, key: str) -> Any:
     return None if field is None else field.contents()
 
 
-def gguf_config(path: Path) -> dict[str, Any]:
+def gguf_config(reader: Any, path: Path) -> dict[str, Any]:
     """A config.json-like dict from a GGUF file's metadata (LLaMA-style architectures).
 
     TODO: replace with inspector.gguf_reader.gguf_to_hf_config (branch ckpt) once it lands.
     """
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
     arch = field_value(reader, "general.architecture")
     model_type = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}.get(arch)
     if model_type is None:
@@ -256,16 +258,14 @@ def load_model(path: str | Path, spec: TextSpec | None = None, dtype: torch.dtyp
     path = Path(path)
     source = open_source(path)
     if spec is None:
-        spec = spec_for(path)
+        spec = source.spec() if isinstance(source, GGUFSource) else spec_for(path)
     model = TextModel(spec, device="meta", dtype=dtype)
     load_weights(model, source, dtype, device)
     return model.eval()
 
 
 def spec_for(path: Path) -> TextSpec:
-    """The TextSpec of a checkpoint: config.json beside it, or a GGUF file's own metadata."""
-    if path.suffix == ".gguf":
-        return from_hf_config(gguf_config(path), path.name, str(path)).text
+    """The TextSpec of a safetensors checkpoint, from the config.json beside it."""
     from inspector.hf_config import load_spec
 
     return load_spec(str(path if path.is_dir() else path.parent)).text
