@@ -12,7 +12,7 @@ from conftest import tiny_config
 from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, smollm2_dir
 from inspector.errors import InspectError
 from inspector.generate import check_context, generate
-from inspector.load_weights import gguf_to_hf_name, load_model, unpermute_rope_rows
+from inspector.load_weights import load_model, unpermute_rope_rows
 from inspector.spec import from_hf_config
 
 
@@ -69,13 +69,12 @@ def test_pickle_checkpoints_refused(tmp_path, name):
         load_model(tmp_path / name, from_hf_config(tiny_config("llama"), "tiny").text)
 
 
-def test_gguf_names_and_rope_permutation():
-    assert gguf_to_hf_name("blk.3.attn_output.weight") == "model.layers.3.self_attn.o_proj.weight"
-    assert gguf_to_hf_name("output_norm.weight") == "model.norm.weight"
-    assert gguf_to_hf_name("rope_freqs.weight") is None
+def test_gguf_rope_permutation_undone():
     # one head of d_h = 4 in llama.cpp order: rows (0, 2, 1, 3) of the HF matrix
     gguf_rows = torch.tensor([[0.0], [2.0], [1.0], [3.0]])
     assert unpermute_rope_rows(gguf_rows, 1).flatten().tolist() == [0, 1, 2, 3]
+    two_heads = torch.tensor([0.0, 2, 1, 3, 4, 6, 5, 7])[:, None]
+    assert unpermute_rope_rows(two_heads, 2).flatten().tolist() == list(range(8))
 
 
 def test_context_length_check():
