@@ -14,6 +14,7 @@ import typer
 
 from inspector.cli_common import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
 from inspector.cli_tokens import tokens
+from inspector.cli_trace import run, trace
 from inspector.cli_verify import verify
 from inspector.errors import InspectError
 
@@ -79,6 +80,8 @@ app.command()(config)
 app.command()(presets)
 app.command()(tokens)
 app.command()(verify)
+app.command()(trace)
+app.command()(run)
 
 
 def main() -> None:

@@ -30,6 +30,12 @@ def check_context(spec: TextSpec, prompt_tokens: int, max_new_tokens: int) -> No
         )
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock timings are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.inference_mode()
 def _last_logits(model: TextModel, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
     return model(ids, cache)[:, -1]  # (b, n_v)
@@ -67,6 +73,7 @@ class Generation:
         ids = torch.tensor([list(self.prompt)], device=device)  # (1, n)
         start = time.perf_counter()
         logits = _last_logits(self.model, ids, cache)  # (1, n_v): prefill fills the cache
+        _sync(device)
         self.prefill_s = time.perf_counter() - start
         while len(self.tokens) < self.max_new_tokens:
             token = int(sample(logits, self.settings, generator)[0])
@@ -79,6 +86,7 @@ class Generation:
                 break
             start = time.perf_counter()
             logits = _last_logits(self.model, torch.tensor([[token]], device=device), cache)  # (1, n_v)
+            _sync(device)
             self.decode_s += time.perf_counter() - start
         self.stop_reason = "max_new_tokens"
 

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from inspector.errors import InspectError
 
+QWEN_BPE = "qwen2-bpe"
 SHARED = "official config.json (copy under shared/reference/configs, see its SOURCES.md)"
 
 
@@ -23,6 +24,9 @@ class Preset:
     source: str
     config: Mapping[str, Any] = field(repr=False)
     preprocessor: Mapping[str, Any] | None = field(default=None, repr=False)
+    # "qwen2-bpe": the offline Qwen2 BPE tokenizer (inspector.tokenize.embedded_qwen_tokenizer);
+    # None: the tokenizer comes from the Hub repo, like the weights.
+    tokenizer: str | None = None
 
 
 def _decoder(model_type: str, arch: str, **fields: Any) -> dict[str, Any]:
@@ -83,25 +87,25 @@ _PRESETS: list[Preset] = [
         num_key_value_heads=8, tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=10000.0,
         max_position_embeddings=32768, sliding_window=4096, bos_token_id=1, eos_token_id=2,
         torch_dtype="bfloat16")),
-    Preset("Qwen/Qwen2.5-0.5B", ("qwen2.5-0.5b",), SHARED, _qwen2(
+    Preset("Qwen/Qwen2.5-0.5B", ("qwen2.5-0.5b",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=32768,
         sliding_window=32768, eos_token_id=151643)),
-    Preset("Qwen/Qwen2.5-0.5B-Instruct", ("qwen2.5-0.5b-instruct",), SHARED, _qwen2(
+    Preset("Qwen/Qwen2.5-0.5B-Instruct", ("qwen2.5-0.5b-instruct",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=32768,
         sliding_window=32768, eos_token_id=151645)),
-    Preset("Qwen/Qwen2.5-1.5B", ("qwen2.5-1.5b",), SHARED, _qwen2(
+    Preset("Qwen/Qwen2.5-1.5B", ("qwen2.5-1.5b",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=131072,
         sliding_window=131072, eos_token_id=151643)),
-    Preset("Qwen/Qwen2.5-7B-Instruct", ("qwen2.5-7b-instruct",), SHARED, _qwen2(
+    Preset("Qwen/Qwen2.5-7B-Instruct", ("qwen2.5-7b-instruct",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
         vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
         num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False,
         max_position_embeddings=32768, sliding_window=131072, eos_token_id=151645)),
-    Preset("Qwen/Qwen3-0.6B", ("qwen3-0.6b",), SHARED, _qwen3(
+    Preset("Qwen/Qwen3-0.6B", ("qwen3-0.6b",), SHARED, tokenizer=QWEN_BPE, config=_qwen3(
         max_position_embeddings=40960, eos_token_id=151645)),
-    Preset("Qwen/Qwen3-0.6B-Base", ("qwen3-0.6b-base",), SHARED, _qwen3(
+    Preset("Qwen/Qwen3-0.6B-Base", ("qwen3-0.6b-base",), SHARED, tokenizer=QWEN_BPE, config=_qwen3(
         max_position_embeddings=32768, eos_token_id=151643)),
     Preset("microsoft/Phi-3-mini-4k-instruct", ("phi-3-mini", "phi-3-mini-4k-instruct"),
            "facts from the Phi-3-mini-4k-instruct config.json as quoted in the decoder issue "
@@ -146,11 +150,11 @@ _PRESETS += [
     Preset("Qwen/Qwen2-VL-2B-Instruct", ("qwen2-vl-2b", "qwen2-vl-2b-instruct"), SHARED, _qwen2_vl(
         vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
-        preprocessor=QWEN2_VL_PREPROCESSOR),
+        preprocessor=QWEN2_VL_PREPROCESSOR, tokenizer=QWEN_BPE),
     Preset("Qwen/Qwen2-VL-7B-Instruct", ("qwen2-vl-7b", "qwen2-vl-7b-instruct"), SHARED, _qwen2_vl(
         vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
         num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
-        preprocessor=QWEN2_VL_PREPROCESSOR),
+        preprocessor=QWEN2_VL_PREPROCESSOR, tokenizer=QWEN_BPE),
     Preset("OpenGVLab/InternVL2-2B", ("internvl2-2b",),
            SHARED + "; InternVL2 has no preprocessor_config.json, its tiling facts are in config.json", {
         "model_type": "internvl_chat", "architectures": ["InternVLChatModel"],

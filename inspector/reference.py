@@ -243,7 +243,10 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
         self.k_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
         self.o = nn.Linear(spec.q_dim, d, bias=spec.o_bias)
-        self.q_rope, self.k_rope, self.scores, self.probs, self.heads = Tap(), Tap(), Tap(), Tap(), Tap()
+        self.q_heads, self.k_heads, self.v_heads = Tap(), Tap(), Tap()
+        self.q_rope, self.k_rope, self.k_cache, self.v_cache = Tap(), Tap(), Tap(), Tap()
+        self.k_repeat, self.v_repeat = Tap(), Tap()
+        self.scores, self.probs, self.heads = Tap(), Tap(), Tap()
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h)."""
@@ -267,14 +270,15 @@ class Attention(nn.Module):
         q, k, v = self.project(x)
         if self.q_norm is not None:  # Qwen3: RMSNorm over d_h of each head, before RoPE
             q, k = self.q_norm(q), self.k_norm(k)
-        q = q.transpose(1, 2)  # (b, n_h, n, d_h)
-        k = k.transpose(1, 2)  # (b, n_kv, n, d_h)
-        v = v.transpose(1, 2)  # (b, n_kv, n, d_h)
+        q = self.q_heads(q.transpose(1, 2))  # (b, n_h, n, d_h)
+        k = self.k_heads(k.transpose(1, 2))  # (b, n_kv, n, d_h)
+        v = self.v_heads(v.transpose(1, 2))  # (b, n_kv, n, d_h)
         q, k = self.q_rope(apply_rope(q, cos, sin)), self.k_rope(apply_rope(k, cos, sin))
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (b, n_kv, t+n, d_h)
-        k = k.repeat_interleave(self.groups, dim=1)  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..h*g+g-1
-        v = v.repeat_interleave(self.groups, dim=1)  # (b, n_h, t+n, d_h)
+            k, v = self.k_cache(k), self.v_cache(v)
+        k = self.k_repeat(k.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..
+        v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
         scores = self.scores(q @ k.transpose(-2, -1) * self.scale + mask)  # (b, n_h, n, t+n)
         probs = self.probs(scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype))  # (b, n_h, n, t+n)
         heads = self.heads(probs @ v)  # (b, n_h, n, d_h)

@@ -1,0 +1,193 @@
+"""Everything `trace` and `run` need before a forward pass: the spec, the weights, the tokenizer,
+the device and dtype, and the model built (on meta with no weights, or loaded by inventory names).
+
+MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json]), a .gguf file
+(config, weights and tokenizer all inside), a preset or a Hub id. Without weights the model runs on
+the meta device (shapes only); a preset whose `tokenizer` is "qwen2-bpe" tokenizes offline.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import InspectError
+from inspector.hf_config import ModelSource, resolve
+from inspector.presets import find_preset
+from inspector.spec import ModelSpec, from_hf_config
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "meta")
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass
+class Runtime:
+    spec: ModelSpec
+    model: Any  # inspector.reference.TextModel
+    tokenizer: Any  # inspector.tokenize.TextTokenizer
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    weights: str | None
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+
+def _has_safetensors(directory: Path | None) -> bool:
+    return directory is not None and any(directory.glob("*.safetensors"))
+
+
+def locate(model: str, weights: str | None) -> tuple[ModelSpec, str | None, str]:
+    """(spec, weights path or None, tokenizer source) for MODEL / --weights."""
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        from inspector.gguf_reader import gguf_to_hf_config
+
+        cfg = gguf_to_hf_config(path)
+        return from_hf_config(cfg, path.name, str(path), str(path)), weights or str(path), str(path)
+    src: ModelSource = resolve(model)
+    spec = from_hf_config(src.config, src.name, src.where, src.where, preprocessor=src.preprocessor)
+    if weights is None and _has_safetensors(src.directory):
+        weights = str(src.directory)
+    preset = find_preset(model) if src.kind == "preset" else None
+    if preset is not None and preset.tokenizer:
+        tok = preset.tokenizer
+    elif src.directory is not None and (src.directory / "tokenizer.json").exists():
+        tok = str(src.directory)
+    elif weights and Path(weights).suffix == ".gguf":
+        tok = weights
+    else:
+        tok = src.hub_id or model
+    return spec, weights, tok
+
+
+def load_tokenizer_for(source: str, override: str | None = None):
+    from inspector.tokenize import embedded_qwen_tokenizer, load_tokenizer
+
+    if override:
+        return load_tokenizer(override)
+    if source == "qwen2-bpe":
+        return embedded_qwen_tokenizer()
+    return load_tokenizer(source)
+
+
+def pick_device(device: str, has_weights: bool):
+    import torch
+
+    if device not in DEVICES:
+        raise InspectError(f"unknown device {device!r} (choose from {', '.join(DEVICES)})")
+    if device == "auto":
+        if not has_weights:
+            return torch.device("meta")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InspectError("--device cuda: no CUDA device is available here (try --device cpu or meta)")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device, spec: ModelSpec):
+    import torch
+
+    if dtype not in DTYPES:
+        raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16
+        if device.type == "meta":
+            return getattr(torch, spec.text.torch_dtype or "bfloat16", torch.bfloat16)
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def available_bytes(device) -> int | None:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def check_fits(spec: ModelSpec, device, dtype) -> None:
+    """Refuse, with the size from `params`, a model whose weights cannot fit on the device."""
+    from inspector.accounting import account
+    from inspector.report_params import human_bytes
+
+    free = available_bytes(device)
+    params = account(spec).totals.total_params
+    need = params * DTYPE_BYTES.get(str(dtype).removeprefix("torch."), 4)
+    if free is not None and need > free:
+        raise InspectError(
+            f"{spec.name}: {params:,} parameters need {human_bytes(need)} in {str(dtype).removeprefix('torch.')}, "
+            f"but {device} has {human_bytes(free)} free (try --dtype bfloat16, another device, or --device meta)"
+        )
+
+
+def hub_weights(repo_id: str) -> str:
+    """Download a Hub repo's safetensors (and config) through huggingface_hub's cache."""
+    from inspector.hf_config import hub_endpoint_reachable, hub_offline
+
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.safetensors", "*.safetensors.index.json", "config.json"]
+    try:
+        path = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+        if _has_safetensors(path):
+            return str(path)
+    except Exception:
+        pass
+    if hub_offline() or not hub_endpoint_reachable():
+        raise InspectError(
+            f"{repo_id}: no weights here and the Hugging Face Hub is not reachable; give --weights PATH "
+            f"or a checkpoint directory, or use --device meta for shapes only"
+        )
+    try:
+        return snapshot_download(repo_id, allow_patterns=patterns)
+    except Exception as exc:
+        raise InspectError(f"{repo_id}: cannot download the weights ({type(exc).__name__})") from None
+
+
+def prepare(model: str | None, weights: str | None = None, device: str = "auto", dtype: str = "auto",
+            tokenizer: str | None = None, need_weights: bool = False) -> Runtime:
+    """Resolve, choose device/dtype, build or load the model, and load the tokenizer."""
+    import torch
+
+    from inspector.reference import TextModel
+
+    pick_device(device, True)  # validate the device name (and cuda's presence) before any download
+    if dtype not in DTYPES:
+        raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
+    spec, weights, tok_source = locate(model or DEFAULT_MODEL, weights)
+    explicit_device = device
+    if weights is None and (need_weights or explicit_device not in ("auto", "meta")):
+        hub_id = (find_preset(model or DEFAULT_MODEL) or None)
+        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not Path(model).exists() else None)
+        if repo is None:
+            raise InspectError(f"{spec.name}: no weights found (no *.safetensors beside its config.json); "
+                               f"give --weights PATH, or use --device meta for shapes only")
+        weights = hub_weights(repo)
+    dev = pick_device(device, weights is not None)
+    if need_weights and dev.type == "meta":
+        raise InspectError("`run` generates text and needs real weights: --device meta gives shapes only (use `trace`)")
+    torch_dtype = pick_dtype(dtype, dev, spec)
+    tok = load_tokenizer_for(tok_source, tokenizer)
+    if dev.type == "meta":
+        net = TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
+    else:
+        from inspector.load_weights import load_model
+
+        check_fits(spec, dev, torch_dtype)
+        net = load_model(weights, spec.text, torch_dtype, dev)
+    return Runtime(spec, net, tok, dev, torch_dtype, weights if dev.type != "meta" else None)
