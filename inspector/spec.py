@@ -229,6 +229,13 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     rope_scaling = r.raw("rope_scaling")
     if rope_scaling is not None and not isinstance(rope_scaling, dict):
         raise InspectError(f"{r.where}: field '{r._field('rope_scaling')}' must be an object, got {rope_scaling!r}")
+    rope_theta = r.float("rope_theta", 10000.0)
+    rope_parameters = r.raw("rope_parameters")  # transformers >= 5 writes RoPE settings here instead
+    if isinstance(rope_parameters, dict) and "rope_theta" in rope_parameters:
+        rope_theta = float(rope_parameters["rope_theta"])
+        kind = rope_parameters.get("rope_type", rope_parameters.get("type", "default"))
+        if rope_scaling is None and kind != "default":
+            rope_scaling = {k: v for k, v in rope_parameters.items() if k != "rope_theta"}
     sliding = r.raw("sliding_window")
     if sliding is not None and r.raw("use_sliding_window", True) is False:
         sliding = None
@@ -253,7 +260,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         fused_gate_up=family.fused_gate_up,
         qkv_layout=family.qkv_layout,
         rms_norm_eps=r.float("rms_norm_eps", 1e-6),
-        rope_theta=r.float("rope_theta", 10000.0),
+        rope_theta=rope_theta,
         max_position_embeddings=r.int("max_position_embeddings", 2048),
         hidden_act=r.str("hidden_act", "silu"),
         rope_scaling=MappingProxyType(dict(rope_scaling)) if rope_scaling else None,

@@ -1,0 +1,279 @@
+"""Filling a reference TextModel from a checkpoint, tensor by tensor, by inventory name.
+
+`load_model(path)` builds the model on the meta device (no memory, no random init), then walks
+`text_inventory(spec)`: each entry's checkpoint name is looked up in the source, its shape checked
+against the inventory, converted to the requested dtype and set as the parameter `param_name(role,
+layer)`. Only one tensor is in flight at a time; a tied LM head shares the embedding.
+
+Sources: a safetensors file, or a directory of them (sharded through model.safetensors.index.json),
+read with safetensors' mmap; a GGUF file, dequantized with the gguf package, its names mapped to
+Hugging Face names and llama.cpp's Q/K row permutation undone for llama-architecture files. Pickle
+checkpoints (.bin, .pt) are refused: loading them can run code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from inspector.errors import InspectError
+from inspector.reference import TextModel, param_name
+from inspector.spec import TextSpec, from_hf_config
+from inspector.weights import text_inventory
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _refuse_pickle(path: Path) -> None:
+    raise InspectError(f"{path}: pickle checkpoints are not loaded (they can run code); convert to safetensors")
+
+
+def _shape_error(name: str, expected: tuple[int, ...], found: tuple[int, ...]) -> InspectError:
+    return InspectError(f"tensor '{name}': expected {tuple(expected)}, found {tuple(found)}")
+
+
+# --------------------------------------------------------------------------- tensor sources
+
+
+class TensorSource:
+    """Name -> shape without reading data, and name -> tensor one at a time."""
+
+    def names(self) -> set[str]:
+        raise NotImplementedError
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def get(self, name: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SafetensorsSource(TensorSource):
+    """One .safetensors file or a directory of shards (model.safetensors.index.json or *.safetensors)."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors import safe_open
+
+        if path.is_dir():
+            index = path / "model.safetensors.index.json"
+            if index.exists():
+                weight_map = json.loads(index.read_text()).get("weight_map", {})
+                files = sorted({path / f for f in weight_map.values()})
+            else:
+                files = sorted(path.glob("*.safetensors"))
+            if not files:
+                if any(path.glob(f"*{s}") for s in PICKLE_SUFFIXES):
+                    _refuse_pickle(path)
+                raise InspectError(f"{path}: no .safetensors or .gguf weights in this directory")
+        else:
+            files = [path]
+        self.handles, self.where = [], {}
+        for file in files:
+            if not file.exists():
+                raise InspectError(f"{file}: shard named in the index is missing")
+            try:
+                handle = safe_open(str(file), framework="pt")
+            except Exception as exc:
+                raise InspectError(f"{file}: not a readable safetensors file ({exc})") from None
+            self.handles.append(handle)
+            for name in handle.keys():
+                self.where[name] = handle
+
+    def names(self) -> set[str]:
+        return set(self.where)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.where[name].get_slice(name).get_shape())
+
+    def get(self, name: str) -> torch.Tensor:
+        return self.where[name].get_tensor(name)
+
+
+# GGUF tensor names -> Hugging Face (LLaMA-layout) names. TODO: share with inspector.gguf_reader
+# (branch ckpt) once it lands.
+_GGUF_GLOBAL = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+                "output.weight": "lm_head.weight"}
+_GGUF_LAYER = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+}
+
+
+def gguf_to_hf_name(name: str) -> str | None:
+    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; None if unknown."""
+    if name in _GGUF_GLOBAL:
+        return _GGUF_GLOBAL[name]
+    parts = name.split(".")
+    if len(parts) == 4 and parts[0] == "blk" and parts[2] in _GGUF_LAYER:
+        return f"model.layers.{parts[1]}.{_GGUF_LAYER[parts[2]]}.{parts[3]}"
+    return None
+
+
+def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Undo llama.cpp's Q/K row order for its interleaved RoPE, back to rotate-half pairs.
+
+    llama.cpp stores, per head, rows (j, j + d_h/2) of the HF matrix next to each other
+    (rows 2j and 2j+1); this puts row 2j back at j and row 2j+1 at j + d_h/2.
+    """
+    rows = w.shape[0]
+    per_head = w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:])  # (heads, d_h/2, 2, ...)
+    return per_head.transpose(1, 2).reshape(w.shape)  # (heads, 2, d_h/2, ...) -> (rows, ...)
+
+
+class GGUFSource(TensorSource):
+    """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names."""
+
+    def __init__(self, path: Path) -> None:
+        import gguf
+
+        try:
+            self.reader = gguf.GGUFReader(str(path))
+        except Exception as exc:
+            raise InspectError(f"{path}: not a readable GGUF file ({exc})") from None
+        self.arch = field_value(self.reader, "general.architecture")
+        self.tensors = {}
+        for t in self.reader.tensors:
+            hf = gguf_to_hf_name(t.name)
+            if hf is not None:
+                self.tensors[hf] = t
+        self.heads = field_value(self.reader, f"{self.arch}.attention.head_count")
+        self.kv_heads = field_value(self.reader, f"{self.arch}.attention.head_count_kv") or self.heads
+
+    def names(self) -> set[str]:
+        return set(self.tensors)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in reversed(self.tensors[name].shape.tolist()))  # GGUF lists dims innermost first
+
+    def get(self, name: str) -> torch.Tensor:
+        from gguf.quants import dequantize
+
+        t = self.tensors[name]
+        array = dequantize(t.data, t.tensor_type).reshape(self.shape(name))
+        w = torch.from_numpy(array if array.flags.writeable else array.copy())  # F32 tensors are mmap views
+        if self.arch == "llama" and (".q_proj." in name or ".k_proj." in name):
+            w = unpermute_rope_rows(w, self.heads if ".q_proj." in name else self.kv_heads)
+        return w
+
+
+def field_value(reader: Any, key: str) -> Any:
+    field = reader.fields.get(key)
+    return None if field is None else field.contents()
+
+
+def gguf_config(path: Path) -> dict[str, Any]:
+    """A config.json-like dict from a GGUF file's metadata (LLaMA-style architectures).
+
+    TODO: replace with inspector.gguf_reader.gguf_to_hf_config (branch ckpt) once it lands.
+    """
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    arch = field_value(reader, "general.architecture")
+    model_type = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}.get(arch)
+    if model_type is None:
+        raise InspectError(f"{path}: GGUF architecture {arch!r} is not supported (supported: llama, mistral, qwen2, qwen3)")
+
+    def get(key: str, default: Any = None) -> Any:
+        value = field_value(reader, f"{arch}.{key}")
+        return default if value is None else value
+
+    names = {t.name for t in reader.tensors}
+    embed = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    heads = get("attention.head_count")
+    cfg = {
+        "model_type": model_type, "vocab_size": int(embed.shape[1]), "hidden_size": get("embedding_length"),
+        "intermediate_size": get("feed_forward_length"), "num_hidden_layers": get("block_count"),
+        "num_attention_heads": heads, "num_key_value_heads": get("attention.head_count_kv", heads),
+        "head_dim": get("attention.key_length"), "rms_norm_eps": get("attention.layer_norm_rms_epsilon"),
+        "rope_theta": get("rope.freq_base"), "max_position_embeddings": get("context_length"),
+        "tie_word_embeddings": "output.weight" not in names,
+        "attention_bias": "blk.0.attn_q.bias" in names and model_type != "qwen2",
+        "bos_token_id": field_value(reader, "tokenizer.ggml.bos_token_id"),
+        "eos_token_id": field_value(reader, "tokenizer.ggml.eos_token_id"),
+    }
+    return {k: v for k, v in cfg.items() if v is not None}
+
+
+def open_source(path: str | Path) -> TensorSource:
+    path = Path(path)
+    if not path.exists():
+        raise InspectError(f"{path}: file not found")
+    if path.suffix in PICKLE_SUFFIXES:
+        _refuse_pickle(path)
+    if path.suffix == ".gguf":
+        return GGUFSource(path)
+    if path.is_dir() or path.suffix == ".safetensors":
+        return SafetensorsSource(path)
+    raise InspectError(f"{path}: not a .safetensors or .gguf file, nor a directory of them")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _set_param(model: nn.Module, target: str, value: torch.Tensor) -> None:
+    module_path, _, attr = target.rpartition(".")
+    module = model.get_submodule(module_path) if module_path else model
+    setattr(module, attr, nn.Parameter(value, requires_grad=False))
+
+
+def load_weights(model: TextModel, source: TensorSource, dtype: torch.dtype, device: Any = "cpu") -> None:
+    """Set every parameter of `model` from `source`, entry by entry of the spec's inventory."""
+    entries = text_inventory(model.spec)
+    available = source.names()
+    missing = [e.name for e in entries if e.stored and e.name not in available]
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise InspectError(f"{len(missing)} tensor(s) missing from the checkpoint: {', '.join(missing[:5])}{more}")
+    for entry in entries:
+        if not entry.stored:
+            continue
+        found = source.shape(entry.name)
+        if found != entry.shape:
+            raise _shape_error(entry.name, entry.shape, found)
+        _set_param(model, param_name(entry.role, entry.layer), source.get(entry.name).to(device=device, dtype=dtype))
+    model.tie()
+    model.rope.to(device)
+    left = [name for name, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise InspectError(f"reference model parameters not filled from the inventory: {', '.join(left[:5])}")
+
+
+def load_model(path: str | Path, spec: TextSpec | None = None, dtype: torch.dtype | str = torch.float32,
+               device: Any = "cpu") -> TextModel:
+    """Build a TextModel for `spec` (read from the checkpoint's config when None) and fill it from `path`."""
+    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    path = Path(path)
+    source = open_source(path)
+    if spec is None:
+        spec = spec_for(path)
+    model = TextModel(spec, device="meta", dtype=dtype)
+    load_weights(model, source, dtype, device)
+    return model.eval()
+
+
+def spec_for(path: Path) -> TextSpec:
+    """The TextSpec of a checkpoint: config.json beside it, or a GGUF file's own metadata."""
+    if path.suffix == ".gguf":
+        return from_hf_config(gguf_config(path), path.name, str(path)).text
+    from inspector.hf_config import load_spec
+
+    return load_spec(str(path if path.is_dir() else path.parent)).text
+
+
+def iter_named_tensors(source: TensorSource, spec: TextSpec) -> Iterator[tuple[str, torch.Tensor]]:
+    """(inventory name, tensor) for every stored entry, in inventory order (for export or checks)."""
+    for entry in text_inventory(spec):
+        if entry.stored:
+            yield entry.name, source.get(entry.name)
+

@@ -1,0 +1,356 @@
+"""The reference decoder LLM: small nn.Modules built from a TextSpec, forwards that follow seed 003.
+
+Steps of section 1.2.3: embedding (Step 4), per block RMSNorm -> Q/K/V -> RoPE -> masked attention
+-> W_o -> residual (Step 5), RMSNorm -> SwiGLU -> residual (Step 6), N blocks (Step 7), final norm
+(Step 8), LM head to logits (b, n, n_v) (Step 9). The KV cache and causal mask are those of 1.2.5;
+RoPE is rotate-half (Appendix A). Family differences come from spec fields only.
+
+Observing sub-steps: every value worth showing is the output of a named submodule. Linear layers,
+norms and blocks are modules already; values in the middle of a forward (q and k after RoPE, the
+masked scores, the softmax probabilities, the concatenated heads, the residual after attention)
+pass through a `Tap`, an identity module. A tracer registers forward hooks on
+`model.named_modules()` (e.g. `layers.3.attn.probs`) and removes them afterwards; with no hooks a
+Tap costs one Python call, so untraced runs pay nothing measurable.
+
+`TextModel(spec, device="meta")` allocates nothing: a 405B spec builds and runs on meta in seconds.
+Parameters are named by role (`layers.{i}.attn.q.weight`); `param_name(role, layer)` maps an
+inventory role to that name, which is how inspector.load_weights fills the model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.errors import InspectError
+from inspector.spec import TextSpec
+
+ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
+
+# Inventory role -> module path of the parameter in TextModel ("{}" = layer index).
+ROLE_PARAMS: Mapping[str, str] = {
+    "embed": "embed.weight",
+    "attn_norm": "layers.{}.attn_norm.weight",
+    "q_norm": "layers.{}.attn.q_norm.weight",
+    "k_norm": "layers.{}.attn.k_norm.weight",
+    "mlp_norm": "layers.{}.mlp_norm.weight",
+    "final_norm": "norm.weight",
+    "lm_head": "lm_head.weight",
+}
+ATTN_LINEARS = ("q", "k", "v", "qkv", "o")
+MLP_LINEARS = ("gate", "up", "gate_up", "down")
+
+
+def param_name(role: str, layer: int | None = None) -> str:
+    """TextModel parameter name of an inventory role, e.g. ("q.weight", 3) -> "layers.3.attn.q.weight"."""
+    if role in ROLE_PARAMS:
+        return ROLE_PARAMS[role].format(layer)
+    module, _, kind = role.partition(".")
+    if module in ATTN_LINEARS:
+        return f"layers.{layer}.attn.{module}.{kind}"
+    if module in MLP_LINEARS:
+        return f"layers.{layer}.mlp.{module}.{kind}"
+    raise InspectError(f"weight role {role!r} has no parameter in the reference model")
+
+
+class Tap(nn.Identity):
+    """A named point in a forward where a tracer's forward hook can see an intermediate value."""
+
+
+# --------------------------------------------------------------------------- norm and RoPE
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * w over the last dim (Appendix B.1), computed in float32."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+def rope_params(spec: TextSpec) -> dict[str, Any]:
+    """The spec's RoPE settings as one dict with `rope_type`, `rope_theta` and the scaling fields."""
+    params = dict(spec.rope_scaling or {})
+    params.setdefault("rope_type", params.pop("type", "default"))
+    params.setdefault("rope_theta", spec.rope_theta)
+    return params
+
+
+def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.Tensor, float]:
+    """theta_i of Appendix A with the spec's rope scaling, as transformers computes them.
+
+    Returns (inv_freq of shape (d_h/2,), attention factor for cos/sin). `seq_len` only matters for
+    "dynamic" (NTK) scaling, which raises the base once the sequence outgrows max_position_embeddings.
+    """
+    p = rope_params(spec)
+    kind, base, dim = p["rope_type"], float(p["rope_theta"]), spec.head_dim
+    max_pos = spec.max_position_embeddings
+    exponents = torch.arange(0, dim, 2, dtype=torch.int64, device="cpu").float() / dim  # (d_h/2,)
+    if kind == "default":
+        return 1.0 / base**exponents, 1.0
+    if kind == "linear":
+        return 1.0 / base**exponents / p["factor"], 1.0
+    if kind == "dynamic":
+        factor = p["factor"]
+        n = max(seq_len or max_pos, max_pos)
+        base = base * ((factor * n / max_pos) - (factor - 1)) ** (dim / (dim - 2))
+        return 1.0 / base**exponents, 1.0
+    if kind == "llama3":
+        return _llama3(1.0 / base**exponents, p), 1.0
+    if kind == "yarn":
+        return _yarn(base, dim, exponents, p, max_pos)
+    raise InspectError(f"rope_scaling type {kind!r} is not supported (supported: default, linear, dynamic, yarn, llama3)")
+
+
+def _llama3(inv_freq: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+    """Llama 3.1: divide low frequencies by `factor`, keep high ones, blend those in between."""
+    factor, low, high = p["factor"], p["low_freq_factor"], p["high_freq_factor"]
+    old_len = p["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < old_len / high) * ~(wavelen > old_len / low)
+    return torch.where(medium, blended, scaled)
+
+
+def _yarn(base: float, dim: int, exponents: torch.Tensor, p: Mapping[str, Any], max_pos: int):
+    """YaRN: interpolate low frequencies, extrapolate high ones, ramp between; scale cos/sin."""
+    old_len = p.get("original_max_position_embeddings") or max_pos
+    factor = p.get("factor") or max_pos / old_len
+
+    def mscale(scale: float, m: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention = p.get("attention_factor")
+    if attention is None:
+        m, m_all = p.get("mscale"), p.get("mscale_all_dim")
+        attention = mscale(factor, m) / mscale(factor, m_all) if m and m_all else mscale(factor)
+
+    def correction_dim(rotations: float) -> float:
+        return dim * math.log(old_len / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = correction_dim(p.get("beta_fast") or 32), correction_dim(p.get("beta_slow") or 1)
+    if p.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / ((high + 0.001 if low == high else high) - low)).clamp(0, 1)
+    extrapolate = 1 - ramp  # (d_h/2,) 1 = keep the original frequency
+    pos_freqs = base**exponents
+    inv_freq = (1.0 / (factor * pos_freqs)) * (1 - extrapolate) + (1.0 / pos_freqs) * extrapolate
+    return inv_freq, float(attention)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for positions: (n,) -> two (1, n, d_h) tensors, or (b, n) -> (b, n, d_h)."""
+
+    def __init__(self, spec: TextSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.dynamic = rope_params(spec)["rope_type"] == "dynamic"
+        inv_freq, self.attention_factor = inv_frequencies(spec)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # (d_h/2,) always on CPU first
+
+    def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = self.inv_freq
+        if self.dynamic and positions.device.type != "meta":
+            seq_len = int(positions.max()) + 1
+            if seq_len > self.spec.max_position_embeddings:
+                inv_freq = inv_frequencies(self.spec, seq_len)[0]
+        pos = positions if positions.dim() == 2 else positions[None]  # (b or 1, n)
+        freqs = pos[..., None].float() * inv_freq.to(pos.device)  # (b, n, d_h/2)
+        angles = torch.cat((freqs, freqs), dim=-1)  # (b, n, d_h): theta_i repeated for the rotate-half pairs
+        return (angles.cos() * self.attention_factor).to(dtype), (angles.sin() * self.attention_factor).to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1): pairs element i with element i + d_h/2 (Appendix A)."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., d_h/2) each
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (b, heads, n, d_h); cos/sin: (b or 1, n, d_h), broadcast over heads."""
+    cos, sin = cos[:, None], sin[:, None]  # (b, 1, n, d_h)
+    return x * cos + rotate_half(x) * sin
+
+
+# --------------------------------------------------------------------------- cache and mask
+
+
+class KVCache:
+    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (seed 1.2.5.1)."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.k: list[torch.Tensor | None] = [None] * num_layers
+        self.v: list[torch.Tensor | None] = [None] * num_layers
+
+    @property
+    def length(self) -> int:
+        """Tokens already cached: the position of the next token."""
+        return 0 if self.k[0] is None else self.k[0].shape[2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k = torch.cat((self.k[layer], k), dim=2)  # (b, n_kv, t+n, d_h)
+            v = torch.cat((self.v[layer], v), dim=2)  # (b, n_kv, t+n, d_h)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+
+def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """M of seed 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
+
+    0 where key j <= query i (and, with a sliding window, j > i - window), else the most
+    negative finite number of `dtype`. Shape (1, 1, n, start+n), broadcast over batch and heads.
+    """
+    i = torch.arange(start, start + n, device=device)[:, None]  # (n, 1) query positions
+    j = torch.arange(start + n, device=device)[None, :]  # (1, start+n) key positions
+    allowed = j <= i
+    if window is not None:
+        allowed = allowed & (j > i - window)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]  # (1, 1, n, start+n)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class Attention(nn.Module):
+    """Step 5: Q/K/V projections, optional q/k norm, RoPE, GQA, masked softmax attention, W_o."""
+
+    def __init__(self, spec: TextSpec, layer: int) -> None:
+        super().__init__()
+        self.layer, self.n_h, self.n_kv, self.d_h = layer, spec.num_heads, spec.num_kv_heads, spec.head_dim
+        self.groups, self.layout, self.scale = spec.kv_groups, spec.qkv_layout, spec.head_dim**-0.5
+        d, bias = spec.hidden_size, spec.qkv_bias
+        if spec.fused_qkv:
+            self.qkv = nn.Linear(d, spec.q_dim + 2 * spec.kv_dim, bias=bias)
+        else:
+            self.q = nn.Linear(d, spec.q_dim, bias=bias)
+            self.k = nn.Linear(d, spec.kv_dim, bias=bias)
+            self.v = nn.Linear(d, spec.kv_dim, bias=bias)
+        self.q_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
+        self.k_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
+        self.o = nn.Linear(spec.q_dim, d, bias=spec.o_bias)
+        self.q_rope, self.k_rope, self.scores, self.probs, self.heads = Tap(), Tap(), Tap(), Tap(), Tap()
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h)."""
+        b, n, _ = x.shape
+        if not hasattr(self, "qkv"):
+            q = self.q(x).view(b, n, self.n_h, self.d_h)  # (b, n, n_h, d_h)
+            k = self.k(x).view(b, n, self.n_kv, self.d_h)  # (b, n, n_kv, d_h)
+            v = self.v(x).view(b, n, self.n_kv, self.d_h)  # (b, n, n_kv, d_h)
+            return q, k, v
+        qkv = self.qkv(x)  # (b, n, q_dim + 2 kv_dim)
+        if self.layout == "grouped":  # InternLM2 wqkv: per kv head [q x groups, k, v]
+            qkv = qkv.view(b, n, self.n_kv, self.groups + 2, self.d_h)  # (b, n, n_kv, groups+2, d_h)
+            q = qkv[..., : self.groups, :].reshape(b, n, self.n_h, self.d_h)  # (b, n, n_h, d_h)
+            return q, qkv[..., -2, :], qkv[..., -1, :]  # k, v: (b, n, n_kv, d_h)
+        q, k, v = qkv.split([self.n_h * self.d_h, self.n_kv * self.d_h, self.n_kv * self.d_h], dim=-1)
+        return (q.view(b, n, self.n_h, self.d_h), k.view(b, n, self.n_kv, self.d_h),  # (b, n, heads, d_h)
+                v.view(b, n, self.n_kv, self.d_h))
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None = None) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.project(x)
+        if self.q_norm is not None:  # Qwen3: RMSNorm over d_h of each head, before RoPE
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.transpose(1, 2)  # (b, n_h, n, d_h)
+        k = k.transpose(1, 2)  # (b, n_kv, n, d_h)
+        v = v.transpose(1, 2)  # (b, n_kv, n, d_h)
+        q, k = self.q_rope(apply_rope(q, cos, sin)), self.k_rope(apply_rope(k, cos, sin))
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # (b, n_kv, t+n, d_h)
+        k = k.repeat_interleave(self.groups, dim=1)  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..h*g+g-1
+        v = v.repeat_interleave(self.groups, dim=1)  # (b, n_h, t+n, d_h)
+        scores = self.scores(q @ k.transpose(-2, -1) * self.scale + mask)  # (b, n_h, n, t+n)
+        probs = self.probs(scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype))  # (b, n_h, n, t+n)
+        heads = self.heads(probs @ v)  # (b, n_h, n, d_h)
+        return self.o(heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h))  # (b, n, d)
+
+
+class MLP(nn.Module):
+    """Step 6: down(act(gate(x)) * up(x)); Phi-3's gate_up holds gate rows first, then up rows."""
+
+    def __init__(self, spec: TextSpec) -> None:
+        super().__init__()
+        d, inter, bias = spec.hidden_size, spec.intermediate_size, spec.mlp_bias
+        if spec.hidden_act not in ACTIVATIONS:
+            raise InspectError(f"hidden_act {spec.hidden_act!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
+        self.act = ACTIVATIONS[spec.hidden_act]
+        if spec.fused_gate_up:
+            self.gate_up = nn.Linear(d, 2 * inter, bias=bias)
+        else:
+            self.gate = nn.Linear(d, inter, bias=bias)
+            self.up = nn.Linear(d, inter, bias=bias)
+        self.down = nn.Linear(inter, d, bias=bias)
+        self.gated = Tap()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "gate_up"):
+            gate, up = self.gate_up(x).chunk(2, dim=-1)  # (b, n, d_inter) each
+        else:
+            gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
+        return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
+
+
+class Block(nn.Module):
+    """One decoder layer (Steps 5 and 6), pre-norm, with both residual additions in sight."""
+
+    def __init__(self, spec: TextSpec, layer: int) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.attn = Attention(spec, layer)
+        self.mlp_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
+        self.mlp = MLP(spec)
+        self.after_attn = Tap()
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None = None) -> torch.Tensor:
+        x = self.after_attn(x + self.attn(self.attn_norm(x), cos, sin, mask, cache))  # (b, n, d)
+        return x + self.mlp(self.mlp_norm(x))  # (b, n, d)
+
+
+class TextModel(nn.Module):
+    """Token ids (b, n) -> logits (b, n, n_v), Steps 4 to 9; with a KVCache, n new tokens after it."""
+
+    def __init__(self, spec: TextSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.spec = spec
+        with torch.device(device):
+            self.embed = nn.Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype)
+            self.layers = nn.ModuleList(Block(spec, i).to(dtype) for i in range(spec.num_layers))
+            self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps).to(dtype)
+            self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False, dtype=dtype)
+        self.rope = RotaryEmbedding(spec)
+        self.tie()
+
+    def tie(self) -> None:
+        """A tied LM head is the embedding matrix itself (one Parameter)."""
+        if self.spec.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.spec.num_layers)
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        b, n = ids.shape
+        start = cache.length if cache is not None else 0
+        positions = torch.arange(start, start + n, device=ids.device)  # (n,)
+        x = self.embed(ids)  # (b, n, d)
+        cos, sin = self.rope(positions, x.dtype)  # (1, n, d_h) each
+        mask = causal_mask(start, n, self.spec.sliding_window, x.dtype, ids.device)  # (1, 1, n, start+n)
+        for block in self.layers:
+            x = block(x, cos, sin, mask, cache)  # (b, n, d)
+        return self.lm_head(self.norm(x))  # (b, n, n_v)

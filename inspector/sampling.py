@@ -1,0 +1,74 @@
+"""Choosing the next token from logits (seed 003, Step 10 and Appendix C).
+
+Order: temperature scaling, then top-k, then top-p on the distribution renormalised after top-k,
+then renormalise and draw with a seeded torch.Generator. Temperature 0 is greedy (argmax).
+Masks are boolean "keep" tensors so tests and tracers can look at them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from inspector.errors import InspectError
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 0.0  # 0 = greedy
+    top_k: int | None = None  # None or 0 = no limit
+    top_p: float | None = None  # None or 1.0 = no limit
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise InspectError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 0:
+            raise InspectError(f"top_k must be >= 0, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise InspectError(f"top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0 or self.top_k == 1
+
+    def generator(self, device: str | torch.device = "cpu") -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.seed)
+
+
+def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep exactly the k highest logits of each row (ties broken by index). (..., n_v) -> bool."""
+    k = min(k, logits.shape[-1])
+    keep = torch.zeros_like(logits, dtype=torch.bool)
+    return keep.scatter(-1, logits.topk(k, dim=-1).indices, True)
+
+
+def top_p_mask(probs: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probabilities sum to >= p (the top one always)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)  # (..., n_v)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the tokens ranked above each one
+    keep_sorted = before < p
+    keep_sorted[..., 0] = True
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+def next_token_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """The distribution actually sampled from: (..., n_v) logits -> (..., n_v) probabilities."""
+    scaled = logits.float() / settings.temperature
+    if settings.top_k:
+        scaled = scaled.masked_fill(~top_k_mask(scaled, settings.top_k), float("-inf"))
+    probs = scaled.softmax(dim=-1)
+    if settings.top_p is not None and settings.top_p < 1:
+        probs = probs * top_p_mask(probs, settings.top_p)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+def sample(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Next token id(s): (b, n_v) -> (b,), or (n_v,) -> () ."""
+    if settings.greedy:
+        return logits.argmax(dim=-1)
+    probs = next_token_probs(logits, settings)
+    flat = probs.reshape(-1, probs.shape[-1])  # (b, n_v)
+    return torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
