@@ -160,6 +160,87 @@ def test_pixel_shuffle_keeps_channels_together():
     assert torch.equal(out[1, 0], x[1].reshape(12))  # one window = the whole tile, rows then columns
 
 
+# transformers' native InternVL names -> the original InternVL2 checkpoint names (facts of the
+# published conversion; q/k/v are concatenated back into qkv below)
+_NATIVE_TO_ORIGINAL = [
+    ("model.vision_tower.embeddings.cls_token", "vision_model.embeddings.class_embedding"),
+    ("model.vision_tower.embeddings.position_embeddings", "vision_model.embeddings.position_embedding"),
+    ("model.vision_tower.embeddings.patch_embeddings.projection", "vision_model.embeddings.patch_embedding"),
+    ("model.vision_tower.encoder.layer.", "vision_model.encoder.layers."), (".lambda_1", ".ls1"),
+    (".lambda_2", ".ls2"), (".layernorm_before", ".norm1"), (".layernorm_after", ".norm2"),
+    (".attention.projection_layer", ".attn.proj"), (".attention.q_norm", ".attn.q_norm"),
+    (".attention.k_norm", ".attn.k_norm"), ("model.multi_modal_projector.layer_norm", "mlp1.0"),
+    ("model.multi_modal_projector.linear_1", "mlp1.1"), ("model.multi_modal_projector.linear_2", "mlp1.3"),
+]
+
+
+class _DictSource:
+    def __init__(self, tensors):
+        self.tensors = tensors
+
+    def names(self):
+        return set(self.tensors)
+
+    def shape(self, name):
+        return tuple(self.tensors[name].shape)
+
+    def get(self, name):
+        return self.tensors[name]
+
+
+def _original_vision_tensors(state: dict) -> dict:
+    out, qkv = {}, {}
+    for name, t in state.items():
+        if not name.startswith(("model.vision_tower", "model.multi_modal_projector")):
+            continue
+        for a, b in _NATIVE_TO_ORIGINAL:
+            name = name.replace(a, b, 1)
+        part = next((p for p in ("q_proj", "k_proj", "v_proj") if f".attention.{p}." in name), None)
+        if part:
+            qkv.setdefault(name.replace(f".attention.{part}.", ".attn.qkv."), {})[part] = t
+        else:
+            out[name] = t
+    for name, parts in qkv.items():
+        out[name] = torch.cat([parts["q_proj"], parts["k_proj"], parts["v_proj"]])  # (3 d, d) or (3 d,)
+    return out
+
+
+@pytest.mark.parametrize("vision", [{}, {"norm_type": "rms_norm", "qk_normalization": True, "qkv_bias": False}],
+                         ids=["layer_norm", "rms_norm+qk_norm"])
+def test_internvit_and_mlp1_match_transformers_native_internvl(vision):
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    from inspector.spec import from_hf_config
+
+    v = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+         "image_size": 56, "patch_size": 14, "num_channels": 3, "qkv_bias": True, "norm_type": "layer_norm",
+         "qk_normalization": False, "hidden_act": "gelu", **vision}
+    llm = {"model_type": "qwen2", "vocab_size": 128, "hidden_size": 64, "intermediate_size": 96,
+           "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2}
+    cfg = {"model_type": "internvl_chat", "downsample_ratio": 0.5, "force_image_size": 56, "max_dynamic_patch": 6,
+           "use_thumbnail": True, "dynamic_image_size": True, "llm_config": llm, "vision_config": v}
+    native = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                  image_size=[56, 56], patch_size=[14, 14], attention_bias=v["qkv_bias"],
+                  use_qk_norm=v["qk_normalization"], norm_type=v["norm_type"], hidden_act="gelu")
+    torch.manual_seed(0)
+    hf = InternVLForConditionalGeneration(InternVLConfig(
+        vision_config=native, text_config={k: x for k, x in llm.items()}, downsample_ratio=0.5,
+        projector_hidden_act="gelu")).eval()
+    with torch.no_grad():  # move every weight off its init (layer scales, norms, biases included)
+        for p in hf.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    spec = from_hf_config(cfg, "tiny-internvl")
+    ours = InternViT(spec.vision, device="meta")
+    load_vision_weights(ours, _DictSource(_original_vision_tensors(hf.state_dict())), torch.float32)
+    pixels = torch.randn(3, 3, 56, 56)  # 3 tiles
+    with torch.no_grad():
+        want = hf.model.get_image_features(pixels)
+        got = ours(pixels)
+    want = getattr(want, "pooler_output", want)
+    assert got.shape == (3, 4, 64)  # (56/14)^2 / 4 = 4 tokens per tile
+    assert (got - want.reshape(got.shape)).abs().max() < 1e-4
+
+
 def test_internvit_position_embedding_interpolates_other_grids():
     spec = load_spec("OpenGVLab/InternVL2-2B")
     model = InternViT(spec.vision, device="meta")
