@@ -213,6 +213,8 @@ STEP_NOTES = {
     "scattered": "image features scattered into the image-token rows",
     "positions": "M-RoPE position ids (3, b, n): temporal, height, width",
     "text.rope": "LLM RoPE cos",
+    "text.norm": "final RMSNorm",
+    "text.lm_head": "logits (b, n, n_v)",
 }
 KIND_NOTES = {
     "qwen2_vl": {
