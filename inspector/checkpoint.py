@@ -273,14 +273,19 @@ def _depth(value: Any, limit: int) -> int:
     return best
 
 
+# Number literals where Python's json and serde_json could disagree ("-0", integers beyond
+# 64 bits, floats that overflow); only headers containing one of these pay for the Python hooks.
+# (The pattern may also fire inside a string; that only costs speed.)
+_NUMBER_RISK = re.compile(r"\d{20}|\d[eE]|-0(?![\d.eE])")
+
+
 def _loads(text: str) -> Any:
+    hooks: dict[str, Any] = {}
+    if _NUMBER_RISK.search(text):
+        hooks = {"parse_int": _parse_int, "parse_float": _parse_float}
     try:
         value = json.loads(
-            text,
-            object_pairs_hook=_pairs_hook,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
+            text, object_pairs_hook=_pairs_hook, parse_constant=_parse_constant, **hooks
         )
     except _Reject:
         raise
@@ -315,10 +320,12 @@ def _dtype_of(v: Any, name: str) -> str:
 def _shape_of(v: Any, name: str) -> tuple[int, ...]:
     if type(v) is not list:
         raise _Reject(f"tensor {_q(name)}: shape is not a list")
-    dims = tuple(_as_u64(d) for d in v)
-    if any(d is None for d in dims):
-        raise _Reject(f"tensor {_q(name)}: shape {_show(v)} is not a list of non-negative integers")
-    return dims  # type: ignore[return-value]
+    for d in v:
+        if type(d) is not int or d < 0 or d > _U64_MAX:
+            raise _Reject(
+                f"tensor {_q(name)}: shape {_show(v)} is not a list of non-negative integers"
+            )
+    return tuple(v)
 
 
 def _offsets_of(v: Any, name: str) -> tuple[int, int]:
@@ -337,6 +344,10 @@ def _tensor_entry(name: str, v: Any) -> tuple[str, tuple[int, ...], tuple[int, i
         return _dtype_of(v[0], name), _shape_of(v[1], name), _offsets_of(v[2], name)
     if type(v) is not _Obj:
         raise _Reject(f"tensor {_q(name)}: entry is not an object")
+    if len(v) == 3:  # the common case: exactly the three fields, in the usual order
+        (k0, dt), (k1, sh), (k2, off) = v
+        if k0 == "dtype" and k1 == "shape" and k2 == "data_offsets":
+            return _dtype_of(dt, name), _shape_of(sh, name), _offsets_of(off, name)
     known: dict[str, Any] = {}
     for key, x in v:
         if key in ("dtype", "shape", "data_offsets"):
@@ -518,19 +529,20 @@ def _safe_member(base: Path, name: str, source: str) -> Path:
     shown = _show(name)
     if not isinstance(name, str) or not name:
         raise InspectError(f"{source}: shard name {_show(json.dumps(name))} is not a file name")
+    if "\x00" in name:
+        raise InspectError(f"{source}: refusing shard name {shown}: it contains a NUL byte")
     pure = name.replace("\\", "/")
     if pure.startswith("/") or re.match(r"^[A-Za-z]:", pure) or os.path.isabs(name):
         raise InspectError(f"{source}: refusing absolute shard path {shown}")
     if ".." in pure.split("/"):
         raise InspectError(f"{source}: refusing shard path {shown}: it leaves the checkpoint directory")
     candidate = base / name
-    real_base = base.resolve()
-    real = candidate.resolve()
-    allowed = [real_base]
+    real = os.path.realpath(candidate)
+    allowed = [os.path.realpath(base)]
     blobs = _hf_cache_blobs(base.absolute())
     if blobs is not None:
-        allowed.append(blobs.resolve())
-    if not any(real == a or a in real.parents for a in allowed):
+        allowed.append(os.path.realpath(blobs))
+    if not any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in allowed):
         raise InspectError(
             f"{source}: refusing shard {shown}: it resolves to {_show(real)}, outside the "
             "checkpoint directory"
@@ -574,6 +586,8 @@ def _cross_check(
 def _read_index(index_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     where = _show(index_path)
     try:
+        if not stat.S_ISREG(os.stat(index_path).st_mode):
+            raise InspectError(f"{where}: is not a regular file")
         with _open_binary(index_path) as f:
             size = os.fstat(f.fileno()).st_size
             if size > _MAX_INDEX_BYTES:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from inspector.errors import InspectError
+from inspector.gguf_reader import gguf_name_map, gguf_to_hf_config, qk_row_permutation
 from inspector.reference import TextModel, param_name
 from inspector.spec import TextSpec, from_hf_config
 from inspector.weights import text_inventory
@@ -97,37 +98,13 @@ class SafetensorsSource(TensorSource):
         return self.where[name].get_tensor(name)
 
 
-# GGUF tensor names -> Hugging Face (LLaMA-layout) names. TODO: share with inspector.gguf_reader
-# (branch ckpt) once it lands.
-_GGUF_GLOBAL = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-                "output.weight": "lm_head.weight"}
-_GGUF_LAYER = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
-    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-    "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-}
-
-
-def gguf_to_hf_name(name: str) -> str | None:
-    """'blk.3.attn_q.weight' -> 'model.layers.3.self_attn.q_proj.weight'; None if unknown."""
-    if name in _GGUF_GLOBAL:
-        return _GGUF_GLOBAL[name]
-    parts = name.split(".")
-    if len(parts) == 4 and parts[0] == "blk" and parts[2] in _GGUF_LAYER:
-        return f"model.layers.{parts[1]}.{_GGUF_LAYER[parts[2]]}.{parts[3]}"
-    return None
-
-
 def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Undo llama.cpp's Q/K row order for its interleaved RoPE, back to rotate-half pairs.
 
     llama.cpp stores, per head, rows (j, j + d_h/2) of the HF matrix next to each other
-    (rows 2j and 2j+1); this puts row 2j back at j and row 2j+1 at j + d_h/2.
+    (rows 2j and 2j+1); `qk_row_permutation` lists, for each HF row, the GGUF row holding it.
     """
-    rows = w.shape[0]
-    per_head = w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:])  # (heads, d_h/2, 2, ...)
-    return per_head.transpose(1, 2).reshape(w.shape)  # (heads, 2, d_h/2, ...) -> (rows, ...)
+    return w[qk_row_permutation(w.shape[0], n_heads)]
 
 
 class GGUFSource(TensorSource):
@@ -136,21 +113,20 @@ class GGUFSource(TensorSource):
     def __init__(self, path: Path) -> None:
         import gguf
 
-        try:
-            self.reader = gguf.GGUFReader(str(path))
-        except Exception as exc:
-            raise InspectError(f"{path}: not a readable GGUF file ({exc})") from None
-        self.arch = field_value(self.reader, "general.architecture")
-        self.tensors = {}
-        for t in self.reader.tensors:
-            hf = gguf_to_hf_name(t.name)
-            if hf is not None:
-                self.tensors[hf] = t
-        self.heads = field_value(self.reader, f"{self.arch}.attention.head_count")
-        self.kv_heads = field_value(self.reader, f"{self.arch}.attention.head_count_kv") or self.heads
+        self.path = path
+        self.config = gguf_to_hf_config(path)  # one-line InspectErrors for bad files and architectures
+        self.arch = self.config["model_type"]
+        self.reader = gguf.GGUFReader(str(path))
+        names = gguf_name_map(self.config["num_hidden_layers"])
+        self.tensors = {names[t.name]: t for t in self.reader.tensors if t.name in names}
+        self.heads = {"q_proj": self.config["num_attention_heads"], "k_proj": self.config["num_key_value_heads"]}
 
     def names(self) -> set[str]:
         return set(self.tensors)
+
+    def spec(self) -> TextSpec:
+        """The spec from the file's own metadata."""
+        return from_hf_config(self.config, self.path.name, str(self.path)).text
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(int(d) for d in reversed(self.tensors[name].shape.tolist()))  # GGUF lists dims innermost first
@@ -161,48 +137,10 @@ class GGUFSource(TensorSource):
         t = self.tensors[name]
         array = dequantize(t.data, t.tensor_type).reshape(self.shape(name))
         w = torch.from_numpy(array if array.flags.writeable else array.copy())  # F32 tensors are mmap views
-        if self.arch == "llama" and (".q_proj." in name or ".k_proj." in name):
-            w = unpermute_rope_rows(w, self.heads if ".q_proj." in name else self.kv_heads)
+        projection = name.split(".")[-2]
+        if self.arch == "llama" and projection in self.heads and w.dim() == 2:
+            w = unpermute_rope_rows(w, self.heads[projection])
         return w
-
-
-def field_value(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    return None if field is None else field.contents()
-
-
-def gguf_config(path: Path) -> dict[str, Any]:
-    """A config.json-like dict from a GGUF file's metadata (LLaMA-style architectures).
-
-    TODO: replace with inspector.gguf_reader.gguf_to_hf_config (branch ckpt) once it lands.
-    """
-    import gguf
-
-    reader = gguf.GGUFReader(str(path))
-    arch = field_value(reader, "general.architecture")
-    model_type = {"llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3"}.get(arch)
-    if model_type is None:
-        raise InspectError(f"{path}: GGUF architecture {arch!r} is not supported (supported: llama, mistral, qwen2, qwen3)")
-
-    def get(key: str, default: Any = None) -> Any:
-        value = field_value(reader, f"{arch}.{key}")
-        return default if value is None else value
-
-    names = {t.name for t in reader.tensors}
-    embed = next(t for t in reader.tensors if t.name == "token_embd.weight")
-    heads = get("attention.head_count")
-    cfg = {
-        "model_type": model_type, "vocab_size": int(embed.shape[1]), "hidden_size": get("embedding_length"),
-        "intermediate_size": get("feed_forward_length"), "num_hidden_layers": get("block_count"),
-        "num_attention_heads": heads, "num_key_value_heads": get("attention.head_count_kv", heads),
-        "head_dim": get("attention.key_length"), "rms_norm_eps": get("attention.layer_norm_rms_epsilon"),
-        "rope_theta": get("rope.freq_base"), "max_position_embeddings": get("context_length"),
-        "tie_word_embeddings": "output.weight" not in names,
-        "attention_bias": "blk.0.attn_q.bias" in names and model_type != "qwen2",
-        "bos_token_id": field_value(reader, "tokenizer.ggml.bos_token_id"),
-        "eos_token_id": field_value(reader, "tokenizer.ggml.eos_token_id"),
-    }
-    return {k: v for k, v in cfg.items() if v is not None}
 
 
 def open_source(path: str | Path) -> TensorSource:
@@ -256,24 +194,14 @@ def load_model(path: str | Path, spec: TextSpec | None = None, dtype: torch.dtyp
     path = Path(path)
     source = open_source(path)
     if spec is None:
-        spec = spec_for(path)
+        spec = source.spec() if isinstance(source, GGUFSource) else spec_for(path)
     model = TextModel(spec, device="meta", dtype=dtype)
     load_weights(model, source, dtype, device)
     return model.eval()
 
 
 def spec_for(path: Path) -> TextSpec:
-    """The TextSpec of a checkpoint: config.json beside it, or a GGUF file's own metadata."""
-    if path.suffix == ".gguf":
-        return from_hf_config(gguf_config(path), path.name, str(path)).text
+    """The TextSpec of a safetensors checkpoint, from the config.json beside it."""
     from inspector.hf_config import load_spec
 
     return load_spec(str(path if path.is_dir() else path.parent)).text
-
-
-def iter_named_tensors(source: TensorSource, spec: TextSpec) -> Iterator[tuple[str, torch.Tensor]]:
-    """(inventory name, tensor) for every stored entry, in inventory order (for export or checks)."""
-    for entry in text_inventory(spec):
-        if entry.stored:
-            yield entry.name, source.get(entry.name)
-

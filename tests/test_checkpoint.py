@@ -380,8 +380,8 @@ def test_index_names_nonexistent_file(tmp_path):
 
 @pytest.mark.parametrize(
     "shard",
-    ["../x.safetensors", "sub/../../x.safetensors", "/etc/passwd", "..\\x.safetensors", "C:/x.safetensors"],
-    ids=["dotdot", "nested-dotdot", "absolute", "backslash-dotdot", "drive-letter"],
+    ["../x.safetensors", "sub/../../x.safetensors", "/etc/passwd", "..\\x.safetensors", "C:/x.safetensors", "x\x00.safetensors"],
+    ids=["dotdot", "nested-dotdot", "absolute", "backslash-dotdot", "drive-letter", "nul-byte"],
 )
 def test_index_path_escaping_refused(tmp_path, shard):
     d = write_sharded(tmp_path, make_model(tmp_path))
