@@ -82,6 +82,8 @@ def rope_params(spec: TextSpec) -> dict[str, Any]:
     """The spec's RoPE settings as one dict with `rope_type`, `rope_theta` and the scaling fields."""
     params = dict(spec.rope_scaling or {})
     params.setdefault("rope_type", params.pop("type", "default"))
+    if params["rope_type"] == "mrope":  # Qwen2-VL: default frequencies, split over 3 position axes
+        params["rope_type"] = "default"
     params.setdefault("rope_theta", spec.rope_theta)
     return params
 
@@ -152,12 +154,17 @@ def _yarn(base: float, dim: int, exponents: torch.Tensor, p: Mapping[str, Any], 
 
 
 class RotaryEmbedding(nn.Module):
-    """cos/sin tables for positions: (n,) -> two (1, n, d_h) tensors, or (b, n) -> (b, n, d_h)."""
+    """cos/sin tables for positions: (n,) -> two (1, n, d_h) tensors, or (b, n) -> (b, n, d_h).
+
+    M-RoPE (Qwen2-VL, `mrope_section` in the rope settings): positions (3, b, n) hold temporal,
+    height and width ids; frequency i/2-pair j takes its angle from axis (section of j) % 3.
+    """
 
     def __init__(self, spec: TextSpec) -> None:
         super().__init__()
         self.spec = spec
         self.dynamic = rope_params(spec)["rope_type"] == "dynamic"
+        self.mrope_section = tuple(rope_params(spec).get("mrope_section") or ())
         inv_freq, self.attention_factor = inv_frequencies(spec)
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (d_h/2,) always on CPU first
 
@@ -167,8 +174,13 @@ class RotaryEmbedding(nn.Module):
             seq_len = int(positions.max()) + 1
             if seq_len > self.spec.max_position_embeddings:
                 inv_freq = inv_frequencies(self.spec, seq_len)[0]
-        pos = positions if positions.dim() == 2 else positions[None]  # (b or 1, n)
-        freqs = pos[..., None].float() * inv_freq.to(pos.device)  # (b, n, d_h/2)
+        if positions.dim() == 3:  # M-RoPE: (3, b, n)
+            freqs = positions[..., None].float() * inv_freq.to(positions.device)  # (3, b, n, d_h/2)
+            parts = freqs.split(list(self.mrope_section), dim=-1)  # sections of (3, b, n, s_k)
+            freqs = torch.cat([part[k % 3] for k, part in enumerate(parts)], dim=-1)  # (b, n, d_h/2)
+        else:
+            pos = positions if positions.dim() == 2 else positions[None]  # (b or 1, n)
+            freqs = pos[..., None].float() * inv_freq.to(pos.device)  # (b, n, d_h/2)
         angles = torch.cat((freqs, freqs), dim=-1)  # (b, n, d_h): theta_i repeated for the rotate-half pairs
         return (angles.cos() * self.attention_factor).to(dtype), (angles.sin() * self.attention_factor).to(dtype)
 
@@ -348,11 +360,15 @@ class TextModel(nn.Module):
     def new_cache(self) -> KVCache:
         return KVCache(self.spec.num_layers)
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, embeds: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """`embeds` (b, n, d) replaces the embedding lookup (a VLM's text embeddings with image features
+        scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n)."""
         b, n = ids.shape
         start = cache.length if cache is not None else 0
-        positions = torch.arange(start, start + n, device=ids.device)  # (n,)
-        x = self.embed(ids)  # (b, n, d)
+        if positions is None:
+            positions = torch.arange(start, start + n, device=ids.device)  # (n,)
+        x = self.embed(ids) if embeds is None else embeds  # (b, n, d)
         cos, sin = self.rope(positions, x.dtype)  # (1, n, d_h) each
         mask = causal_mask(start, n, self.spec.sliding_window, x.dtype, ids.device)  # (1, 1, n, start+n)
         for block in self.layers:

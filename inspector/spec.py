@@ -234,7 +234,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     if isinstance(rope_parameters, dict) and "rope_theta" in rope_parameters:
         rope_theta = float(rope_parameters["rope_theta"])
         kind = rope_parameters.get("rope_type", rope_parameters.get("type", "default"))
-        if rope_scaling is None and kind != "default":
+        if rope_scaling is None and (kind != "default" or "mrope_section" in rope_parameters):
             rope_scaling = {k: v for k, v in rope_parameters.items() if k != "rope_theta"}
     sliding = r.raw("sliding_window")
     if sliding is not None and r.raw("use_sliding_window", True) is False:

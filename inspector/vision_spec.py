@@ -93,7 +93,12 @@ VISION_KINDS: Mapping[str, VisionKind] = MappingProxyType(
             }),
             MappingProxyType({"hidden_act": "quick_gelu", "in_channels": 3, "temporal_patch_size": 2,
                               "merge_size": 2, "norm_type": "layer_norm", "qkv_bias": True,
-                              "qk_normalization": False, "projector_act": "gelu"}),
+                              "qk_normalization": False, "projector_act": "gelu",
+                              # LayerNorm eps of transformers' Qwen2-VL blocks and merger; CLIP mean/std
+                              # of the published preprocessor_config.json (used when none is given)
+                              "norm_eps": 1e-6, "projector_norm_eps": 1e-6,
+                              "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                              "image_std": (0.26862954, 0.26130258, 0.27577711)}),
             class_token=False, learned_pos=False, conv_bias=False, layer_scale=False,
             projector="merger", position_encoding="2D RoPE, nothing stored",
             tokens_rule="qwen2_vl_resize",
@@ -109,10 +114,15 @@ VISION_KINDS: Mapping[str, VisionKind] = MappingProxyType(
                 "patch_size": ("patch_size",), "image_size": ("image_size",),
                 "in_channels": ("num_channels",), "norm_type": ("norm_type",), "qkv_bias": ("qkv_bias",),
                 "qk_normalization": ("qk_normalization",), "hidden_act": ("hidden_act",),
+                "norm_eps": ("layer_norm_eps",),
             }),
             MappingProxyType({"hidden_act": "gelu", "in_channels": 3, "temporal_patch_size": 1,
                               "norm_type": "layer_norm", "qkv_bias": True, "qk_normalization": False,
-                              "projector_act": "gelu"}),
+                              "projector_act": "gelu", "norm_eps": 1e-6,
+                              # mlp1's nn.LayerNorm keeps torch's default eps; InternVL's
+                              # build_transform normalizes with the ImageNet mean/std
+                              "projector_norm_eps": 1e-5,
+                              "image_mean": (0.485, 0.456, 0.406), "image_std": (0.229, 0.224, 0.225)}),
             class_token=True, learned_pos=True, conv_bias=True, layer_scale=True,
             projector="pixel_shuffle", position_encoding="learned absolute (1, 1 + (image/patch)^2, d_img)",
             tokens_rule="internvl_tiles",
@@ -174,6 +184,14 @@ class VisionSpec:
     use_thumbnail: bool = False
     dynamic_tiles: bool = False
     downsample_ratio: float | None = None
+    # forward-pass facts (the reference model and the image preprocessor)
+    norm_eps: float = 1e-6
+    projector_norm_eps: float = 1e-6
+    image_mean: tuple[float, ...] = ()
+    image_std: tuple[float, ...] = ()
+    image_token_id: int | None = None  # Qwen2-VL <|image_pad|>; InternVL's <IMG_CONTEXT> lives in its tokenizer
+    vision_start_token_id: int | None = None
+    vision_end_token_id: int | None = None
 
     @property
     def tokens_per_tile(self) -> int | None:
@@ -246,6 +264,20 @@ def _preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, 
     return lo, hi, "preprocessor_config.json"
 
 
+def _mean_std(kind: VisionKind, pre: Mapping[str, Any] | None, channels: int, where: str):
+    """image_mean / image_std: preprocessor_config.json's when given, else the kind's published ones."""
+    out = []
+    for key in ("image_mean", "image_std"):
+        value = (pre or {}).get(key, kind.fixed[key])
+        if (not isinstance(value, (list, tuple)) or len(value) != channels
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} numbers, got {value!r}")
+        if key == "image_std" and any(x <= 0 for x in value):
+            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {value!r}")
+        out.append(tuple(float(x) for x in value))
+    return out
+
+
 def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] | None = None) -> VisionSpec:
     """Read `vision_config` of a VLM config (`top` is the top-level ConfigReader)."""
     kind = VISION_KINDS[wrapper.vision_kind]
@@ -278,6 +310,8 @@ def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] 
     qkv_bias = _get(kind, v, "qkv_bias", "bool")
     qk_norm = _get(kind, v, "qk_normalization", "bool")
     act = _get(kind, v, "hidden_act", "str")
+    norm_eps = _get(kind, v, "norm_eps", "float")
+    mean, std = _mean_std(kind, preprocessor if kind.tokens_rule == "qwen2_vl_resize" else None, channels, where)
 
     image_size = None
     num_positions = 0
@@ -324,6 +358,8 @@ def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] 
     if kind.tokens_rule == "qwen2_vl_resize":
         lo, hi, src = _preprocessor_pixels(preprocessor, patch, merge, where)
         extra = dict(min_pixels=lo, max_pixels=hi, pixels_source=src)
+        extra.update({key: top.int(key, minimum=0) for key in
+                      ("image_token_id", "vision_start_token_id", "vision_end_token_id") if top.has(key)})
     elif kind.tokens_rule == "internvl_tiles":
         lo_t = top.int("min_dynamic_patch", 1)
         hi_t = top.int("max_dynamic_patch", 12)
@@ -346,5 +382,6 @@ def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] 
         layer_scale=kind.layer_scale, hidden_act=act, projector=kind.projector, projector_in=proj_in,
         projector_norm_dim=norm_dim, projector_hidden=proj_hidden,
         projector_act=kind.fixed["projector_act"], position_encoding=kind.position_encoding,
-        names=kind.names, tokens_rule=kind.tokens_rule, **extra,
+        names=kind.names, tokens_rule=kind.tokens_rule, norm_eps=norm_eps,
+        projector_norm_eps=kind.fixed["projector_norm_eps"], image_mean=mean, image_std=std, **extra,
     )
