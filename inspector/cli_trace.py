@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -55,6 +56,10 @@ def trace(
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     seed: SeedOpt = 0,
+    image: Annotated[Optional[Path], typer.Option("--image", help="VLMs: an image file (any format PIL reads); "
+                                                  "the image goes before the prompt.", dir_okay=False)] = None,
+    image_size: Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
+                                                      "instead of a file.")] = None,
     format: FormatOpt = Format.table,
     output: OutOpt = None,
 ) -> None:
@@ -66,8 +71,21 @@ def trace(
       inspect trace "The capital of Singapore is"
       inspect trace "Hi" -m meta-llama/Llama-3.1-405B --device meta --decode-steps 2
       inspect trace "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf --layers all -f json
+      inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
     """
     from inspector.render import emit
+
+    if image is not None or image_size is not None:
+        from inspector.report_vision_trace import image_trace_report
+        from inspector.runtime import locate
+        from inspector.vlm_reference import image_trace
+
+        if device == "auto":
+            device = "cpu" if locate(model, weights)[1] else "meta"
+        spec, _logits, log = image_trace(model, prompt, str(image) if image else None, image_size, device)
+        emit(image_trace_report(spec, log.steps, device), format.value, output)
+        return
+
     from inspector.report_trace import trace_report
     from inspector.runtime import prepare
     from inspector.sampling import SamplingSettings

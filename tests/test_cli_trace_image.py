@@ -6,19 +6,13 @@ import json
 import re
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from inspector.cli_common import InspectGroup
-from inspector.cli_trace_image import trace_image
-
-app = typer.Typer(cls=InspectGroup, add_completion=False)
-app.command()(trace_image)
-app.command("noop")(lambda: None)  # two commands so that typer keeps the command name
+from inspector.cli import app
 
 
 def _run(*args):
-    return CliRunner().invoke(app, ["trace-image", *args])
+    return CliRunner().invoke(app, ["trace", *args])
 
 
 def test_qwen2_vl_meta_md():
