@@ -200,8 +200,25 @@ def load_vlm(path: Any, spec: ModelSpec | None = None, dtype: torch.dtype = torc
 # Modules whose outputs are steps of the trace, by name in VLM.named_modules().
 TRACE_STEPS = re.compile(
     r"vision\.(patches|embedded|rope|blocks\.\d+|no_class|merger\.(norm|grouped|hidden|out))"
+    r"|vision\.blocks\.0\.(norm1|attn\.(qkv|q_rope|k_rope|probs|heads|proj)|after_attn|norm2|mlp\.(fc1|fc2))"
     r"|image_features|text_embeds|scattered|positions|text\.(rope|layers\.\d+|norm|lm_head)"
+    r"|text\.layers\.0\.(attn_norm|attn\.(q|k|v|qkv|q_norm|k_norm|q_heads|k_heads|v_heads|q_rope|k_rope"
+    r"|k_repeat|v_repeat|probs|heads|o)|after_attn|mlp_norm|mlp\.(gate|up|gate_up|gated|down))"
 )
+# Sub-steps of vision block 0 (the others repeat them with the same shapes).
+VISION_SUBSTEPS = {
+    "norm1": "LayerNorm",
+    "attn.qkv": "fused q, k, v projection (with bias): (n_img, 3 d_img)",
+    "attn.q_rope": "2D RoPE applied to q: (n_h, n_img, d_h)",
+    "attn.k_rope": "2D RoPE applied to k",
+    "attn.probs": "attention weights: softmax over the patches of the same image",
+    "attn.heads": "weighted sum of v per head",
+    "attn.proj": "heads concatenated, output projection W_o",
+    "after_attn": "residual: x + attention",
+    "norm2": "LayerNorm",
+    "mlp.fc1": "fc1 to mlp_ratio x d_img, then the activation",
+    "mlp.fc2": "fc2 back to d_img; residual follows",
+}
 STEP_NOTES = {
     "vision.rope": "vision 2D RoPE cos (1, n_img, d_h): row angles, then column angles",
     "vision.no_class": "class token dropped",
@@ -234,6 +251,12 @@ KIND_NOTES = {
 
 
 def step_note(kind: str, name: str) -> str:
+    if name.startswith("vision.blocks.0."):
+        return VISION_SUBSTEPS.get(name.removeprefix("vision.blocks.0."), "")
+    if name.startswith("text.layers.0."):
+        from inspector.trace import describe
+
+        return describe(name.removeprefix("text."))[1]
     if ".blocks." in name:
         return "encoder block: LayerNorm, attention" + (" x ls1" if kind == "internvit" else "") + \
             ", residual; LayerNorm, MLP" + (" x ls2" if kind == "internvit" else "") + ", residual"
