@@ -254,7 +254,10 @@ def test_internvl2_2b_meta_trace_shapes():
     assert log.shape("image.normalize") == (1, 3, 448, 448)
     assert log.shape("vision.patches") == (1, 1024, 1024)
     assert log.shape("vision.embedded") == (1, 1025, 1024)
-    assert [s.name for s in log.steps if s.name.startswith("vision.blocks.")] == [f"vision.blocks.{i}" for i in range(24)]
+    assert [s.name for s in log.steps if re.fullmatch(r"vision\.blocks\.\d+", s.name)] == [f"vision.blocks.{i}" for i in range(24)]
+    assert log.shape("vision.blocks.0.attn.qkv") == (1, 1025, 3072)  # block 0's sub-steps are shown
+    assert log.shape("vision.blocks.0.attn.probs") == (1, 16, 1025, 1025)
+    assert not any(s.name.startswith("vision.blocks.1.") for s in log.steps)
     assert log.shape("vision.no_class") == (1, 1024, 1024)
     assert log.shape("vision.merger.grouped") == (1, 256, 4096)  # 256 tokens per 448x448 tile
     assert log.shape("vision.merger.out") == (1, 256, 2048)
@@ -284,7 +287,10 @@ def test_qwen2_vl_2b_meta_trace_matches_seed_224():
     assert log.shape("image.patches") == (256, 1176)  # seed Step 4 / 6
     assert log.shape("vision.embedded") == (256, 1280)  # Step 6: (n_img, d_img)
     assert log.shape("vision.rope") == (1, 256, 80)  # d_h = 80 for the 2B model
-    assert sum(s.name.startswith("vision.blocks.") for s in log.steps) == 32  # Step 10
+    assert sum(bool(re.fullmatch(r"vision\.blocks\.\d+", s.name)) for s in log.steps) == 32  # Step 10
+    assert log.shape("vision.blocks.0.attn.qkv")[-1] == 3 * 1280  # Step 8: W_qkv (3840, 1280)
+    assert log.shape("vision.blocks.0.mlp.fc1")[-1] == 5120  # Step 9: W_1 (5120, 1280)
+    assert log.shape("text.layers.0.attn.probs")[-2:] == (log.shape("tokens.expanded")[1],) * 2
     assert log.shape("vision.merger.grouped") == (64, 5120)
     assert log.shape("vision.merger.out") == (64, 1536)  # Step 11
     n = log.shape("tokens.expanded")[1]
