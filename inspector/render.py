@@ -45,6 +45,12 @@ def _cell(value: Any, sep: str) -> str:
     return "" if value is None else str(value)
 
 
+def _md_cell(value: Any) -> str:
+    """A markdown table cell: lines joined with <br>, pipes escaped, so text cannot break the table."""
+    text = _cell(value, "\n").replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 def to_markdown(report: Report) -> str:
     from tabulate import tabulate
 
@@ -52,7 +58,7 @@ def to_markdown(report: Report) -> str:
     for s in report.sections:
         if s.title:
             parts.append(f"### {s.title}\n")
-        rows = [[_cell(c, "<br>") for c in r] for r in s.rows]
+        rows = [[_md_cell(c) for c in r] for r in s.rows]
         parts.append(tabulate(rows, headers=s.headers, tablefmt="github", disable_numparse=True))
         parts.extend(["", *[f"- {n}" for n in s.notes]] if s.notes else [])
         parts.append("")

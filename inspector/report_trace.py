@@ -118,7 +118,7 @@ def run_report(model: str, device: str, dtype: str, prompt_ids: list[int], recor
     if dom:
         sections.append(Section("Where the prefill time goes (summed over layers)", ["Part", "Time (ms)", "Share"],
                                 [[k, f"{v * 1000:.2f}", f"{100 * v / total:.0f}%" if total else ""] for k, v in dom]))
-    rows = [[g["prompt"], g["temperature"], g["trial"], g["text"], g["tokens"], f"{g['prefill_tokens_per_s']:.1f}",
+    rows = [[g["prompt"], g["temperature"], g["trial"] + 1, g["text"], g["tokens"], f"{g['prefill_tokens_per_s']:.1f}",
              f"{g['decode_tokens_per_s']:.1f}", g["stop"]] for g in generations]
     sections.append(Section("Generations", ["Prompt", "Temperature", "Trial", "Output", "New tokens",
                                             "Prefill tok/s", "Decode tok/s", "Stop"], rows))
