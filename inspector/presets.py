@@ -24,7 +24,7 @@ class Preset:
     source: str
     config: Mapping[str, Any] = field(repr=False)
     preprocessor: Mapping[str, Any] | None = field(default=None, repr=False)
-    # "qwen2-bpe": the offline Qwen2 BPE tokenizer (inspector.tokenize.embedded_qwen_tokenizer);
+    # "qwen2-bpe": the offline Qwen2 BPE tokenizer (inspector.qwen_bpe.embedded_qwen_tokenizer);
     # None: the tokenizer comes from the Hub repo, like the weights.
     tokenizer: str | None = None
 

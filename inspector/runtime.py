@@ -67,7 +67,8 @@ def locate(model: str, weights: str | None) -> tuple[ModelSpec, str | None, str]
 
 
 def load_tokenizer_for(source: str, override: str | None = None):
-    from inspector.tokenize import embedded_qwen_tokenizer, load_tokenizer
+    from inspector.qwen_bpe import embedded_qwen_tokenizer
+    from inspector.tokenize import load_tokenizer
 
     if override:
         return load_tokenizer(override)
@@ -162,8 +163,6 @@ def hub_weights(repo_id: str) -> str:
 def prepare(model: str | None, weights: str | None = None, device: str = "auto", dtype: str = "auto",
             tokenizer: str | None = None, need_weights: bool = False) -> Runtime:
     """Resolve, choose device/dtype, build or load the model, and load the tokenizer."""
-    import torch
-
     from inspector.reference import TextModel
 
     pick_device(device, True)  # validate the device name (and cuda's presence) before any download

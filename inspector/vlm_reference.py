@@ -111,7 +111,7 @@ def build_inputs(spec: ModelSpec, prompt: str, image: Any, tokenizer=None, recor
             raise InspectError(f"{spec.name}: config has no image_token_id")
         count = int(grid_thw.prod(dim=1).sum()) // v.merge_size**2
         if tokenizer is None:
-            from inspector.tokenize import embedded_qwen_tokenizer
+            from inspector.qwen_bpe import embedded_qwen_tokenizer
 
             tokenizer = embedded_qwen_tokenizer()
         text = (f"<|im_start|>system\n{QWEN2_VL_SYSTEM}<|im_end|>\n<|im_start|>user\n{QWEN2_VL_IMAGE}"

@@ -13,14 +13,9 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from inspector import checkpoint as ck
-from inspector.checkpoint import (
-    CheckpointHeaders,
-    TensorInfo,
-    open_checkpoint,
-    read_safetensors_header,
-    read_sharded,
-)
+from inspector import safetensors_header as sh
+from inspector.checkpoint import CheckpointHeaders, TensorInfo, open_checkpoint, read_sharded
+from inspector.safetensors_header import read_safetensors_header
 from inspector.errors import InspectError
 
 
@@ -141,7 +136,7 @@ def test_reads_header_bytes_only(tmp_path, monkeypatch):
     save_file({"w": np.zeros((256, 256), np.float32)}, str(p))
     n = struct.unpack("<Q", p.read_bytes()[:8])[0]
     read_total = []
-    real_open = ck._open_binary
+    real_open = sh._open_binary
 
     class Counting:
         def __init__(self, f):
@@ -162,7 +157,7 @@ def test_reads_header_bytes_only(tmp_path, monkeypatch):
             read_total.append(len(b))
             return b
 
-    monkeypatch.setattr(ck, "_open_binary", lambda path: Counting(real_open(path)))
+    monkeypatch.setattr(sh, "_open_binary", lambda path: Counting(real_open(path)))
     read_safetensors_header(p)
     assert sum(read_total) == 8 + n < p.stat().st_size
 

@@ -20,13 +20,13 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from inspector import checkpoint as ck
-from inspector.checkpoint import SAFETENSORS_DTYPE_BITS, read_safetensors_header
+from inspector import safetensors_header as sh
+from inspector.safetensors_header import SAFETENSORS_DTYPE_BITS, read_safetensors_header
 from inspector.errors import InspectError
 
 # INSPECTOR_FUZZ_SCALE=20 runs twenty times as many examples (a deeper run than the suite's).
@@ -93,8 +93,8 @@ class _Counting:
 
 def _mine(path: str):
     log: list[int] = []
-    real_open = ck._open_binary
-    ck._open_binary = lambda p: _Counting(real_open(p), log)
+    real_open = sh._open_binary
+    sh._open_binary = lambda p: _Counting(real_open(p), log)
     try:
         try:
             result = read_safetensors_header(path)
@@ -103,7 +103,7 @@ def _mine(path: str):
             assert "\n" not in msg and os.path.basename(path) in msg, msg
             result = e
     finally:
-        ck._open_binary = real_open
+        sh._open_binary = real_open
     return result, sum(log)
 
 

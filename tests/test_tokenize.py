@@ -25,6 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inspector import bytelevel as B
+from inspector import gguf_tokenizer as G
+from inspector import qwen_bpe as Q
 from inspector import tokenize as T
 from inspector.chat import QWEN2_CHAT_TEMPLATE, render_chat_template
 from inspector.errors import InspectError
@@ -71,12 +74,12 @@ def qwen_cache_dir(tmp_path_factory):
     cache is rebuilt rather than trusted (see test_qwen_disk_cache).
     """
     cache = tmp_path_factory.mktemp("llm-inspector-cache")
-    T.qwen_cache_file(T.qwen_ranks_path(), cache).write_text("{corrupt", encoding="utf-8")
+    Q.qwen_cache_file(Q.qwen_ranks_path(), cache).write_text("{corrupt", encoding="utf-8")
     old = os.environ.get("LLM_INSPECTOR_CACHE")
     os.environ["LLM_INSPECTOR_CACHE"] = str(cache)
-    T.embedded_qwen_tokenizer.cache_clear()
+    Q.embedded_qwen_tokenizer.cache_clear()
     yield cache
-    T.embedded_qwen_tokenizer.cache_clear()
+    Q.embedded_qwen_tokenizer.cache_clear()
     if old is None:
         os.environ.pop("LLM_INSPECTOR_CACHE", None)
     else:
@@ -85,16 +88,16 @@ def qwen_cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def qwen(qwen_cache_dir):
-    return T.embedded_qwen_tokenizer()
+    return Q.embedded_qwen_tokenizer()
 
 
 @pytest.fixture(scope="session")
 def qwen_ref():
     """tiktoken, given Qwen's ranks, split regex and Qwen2.5's special tokens."""
     tiktoken = pytest.importorskip("tiktoken")
-    ranks = T.read_tiktoken_ranks(T.qwen_ranks_path())
-    special = {tok: T.QWEN2_FIRST_ADDED_ID + i for i, (tok, _) in enumerate(T.QWEN2_ADDED_TOKENS)}
-    enc = tiktoken.Encoding("qwen2-ref", pat_str=T.QWEN2_SPLIT, mergeable_ranks=ranks, special_tokens=special)
+    ranks = Q.read_tiktoken_ranks(Q.qwen_ranks_path())
+    special = {tok: Q.QWEN2_FIRST_ADDED_ID + i for i, (tok, _) in enumerate(Q.QWEN2_ADDED_TOKENS)}
+    enc = tiktoken.Encoding("qwen2-ref", pat_str=Q.QWEN2_SPLIT, mergeable_ranks=ranks, special_tokens=special)
     return lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all")
 
 
@@ -125,7 +128,7 @@ def test_qwen_seed_prompt_ids(qwen):
 
 
 def test_qwen_added_tokens(qwen):
-    names = [tok for tok, _ in T.QWEN2_ADDED_TOKENS]
+    names = [tok for tok, _ in Q.QWEN2_ADDED_TOKENS]
     assert len(names) == 22 and qwen.vocab_size == 151643 + 22
     for i, name in enumerate(names):
         assert qwen.encode(name) == [151643 + i], name
@@ -147,7 +150,7 @@ def test_qwen_added_token_order_matches_qwen_package():
             for name in ("ENDOFTEXT", "IMSTART", "IMEND"):  # referenced by name there
                 assert name in ast.unparse(node.value)
     assert listed is not None
-    ours = [tok for tok, _ in T.QWEN2_ADDED_TOKENS]
+    ours = [tok for tok, _ in Q.QWEN2_ADDED_TOKENS]
     assert ours[:3] == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     assert listed[: len(ours) - 3] == ours[3:]
 
@@ -188,11 +191,11 @@ def test_qwen_chat_template(qwen):
 
 
 def test_qwen_disk_cache(qwen, qwen_cache_dir):
-    cache_file = T.qwen_cache_file(T.qwen_ranks_path(), qwen_cache_dir)
+    cache_file = Q.qwen_cache_file(Q.qwen_ranks_path(), qwen_cache_dir)
     assert list(qwen_cache_dir.iterdir()) == [cache_file]  # no leftover temp files
     json.loads(cache_file.read_text(encoding="utf-8"))  # the planted corrupt file was replaced
     t0 = time.perf_counter()
-    cached = T.build_qwen_tokenizer(T.qwen_ranks_path(), qwen_cache_dir)
+    cached = Q.build_qwen_tokenizer(Q.qwen_ranks_path(), qwen_cache_dir)
     assert time.perf_counter() - t0 < 5
     for text in CORPUS.values():
         assert cached.encode(text).ids == qwen.encode(text)
@@ -201,9 +204,9 @@ def test_qwen_disk_cache(qwen, qwen_cache_dir):
 def test_merges_from_ranks_follows_bpe_order():
     # "abc" could be a+bc or ab+c; BPE joins "ab" (rank 3) before "bc" (rank 4), so the merge is ab+c.
     ranks = {b"a": 0, b"b": 1, b"c": 2, b"ab": 3, b"bc": 4, b"abc": 5, b"cab": 6}
-    assert T.merges_from_ranks(ranks) == [(b"a", b"b"), (b"b", b"c"), (b"ab", b"c"), (b"c", b"ab")]
+    assert Q.merges_from_ranks(ranks) == [(b"a", b"b"), (b"b", b"c"), (b"ab", b"c"), (b"c", b"ab")]
     with pytest.raises(InspectError, match="cannot be built"):
-        T.merges_from_ranks({b"a": 0, b"b": 1, b"c": 2, b"abc": 3})
+        Q.merges_from_ranks({b"a": 0, b"b": 1, b"c": 2, b"abc": 3})
 
 
 def test_merges_from_ranks_toy_vs_tiktoken():
@@ -212,9 +215,9 @@ def test_merges_from_ranks_toy_vs_tiktoken():
     for word in [b"th", b"the", b" t", b" the", b"er", b"ther", b" ther", b"he", b"her", b"e ", b"ee"]:
         ranks[word] = len(ranks)
     enc = tiktoken.Encoding("toy", pat_str=r"[\s\S]+", mergeable_ranks=ranks, special_tokens={})
-    vocab = {T._byte_level(t): r for t, r in ranks.items()}
-    merges = [(T._byte_level(a), T._byte_level(b)) for a, b in T.merges_from_ranks(ranks)]
-    ours = T._byte_level_bpe(vocab, merges, r"[\s\S]+", ignore_merges=False, nfc=False)
+    vocab = {B._byte_level(t): r for t, r in ranks.items()}
+    merges = [(B._byte_level(a), B._byte_level(b)) for a, b in Q.merges_from_ranks(ranks)]
+    ours = B._byte_level_bpe(vocab, merges, r"[\s\S]+", ignore_merges=False, nfc=False)
     for text in ["the other there", "theeee  her", "ther the her", "eeeeee"]:
         assert ours.encode(text).ids == enc.encode(text)
 
@@ -276,7 +279,7 @@ def test_gguf_chat_template_matches_transformers(smol, smol_hf, messages, add_ge
 
 def test_gguf_metadata_matches_gguf_reader(smol_path):
     gguf = pytest.importorskip("gguf")
-    ours = T.read_gguf_metadata(smol_path)
+    ours = G.read_gguf_metadata(smol_path)
     reader = gguf.GGUFReader(str(smol_path))
     keys = [k for k in reader.fields if k.startswith(("tokenizer.", "general."))]
     assert keys and set(keys) <= set(ours)
@@ -349,7 +352,7 @@ def test_tiny_gguf_special_tokens_and_bos(tmp_path):
 )
 def test_tiny_gguf_pre_tokenizers(tmp_path, pre, pieces):
     tok = T.load_tokenizer(_tiny_gguf(tmp_path / "tiny.gguf", pre=pre))
-    split = [T._byte_level_decode(p) for p, _ in tok.tokenizer.pre_tokenizer.pre_tokenize_str("a 12345!!")]
+    split = [B._byte_level_decode(p) for p, _ in tok.tokenizer.pre_tokenizer.pre_tokenize_str("a 12345!!")]
     assert split == pieces
     assert ("unknown" in tok.source) == (pre == "some-new-pre")
 
@@ -563,7 +566,7 @@ def test_template_helpers_and_errors():
 
 def test_imports_are_lazy():
     code = (
-        "import sys, inspector.tokenize, inspector.chat; "
+        "import sys, inspector.tokenize, inspector.qwen_bpe, inspector.gguf_tokenizer, inspector.bytelevel, inspector.chat; "
         "print(sorted(m for m in ('tokenizers', 'jinja2', 'huggingface_hub', 'gguf', 'transformers', 'tiktoken') "
         "if m in sys.modules))"
     )
