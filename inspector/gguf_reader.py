@@ -53,6 +53,7 @@ __all__ = [
     "gguf_name_map",
     "gguf_to_hf_config",
     "logical_param_count",
+    "open_gguf",
     "qk_row_permutation",
     "read_gguf",
 ]
@@ -88,6 +89,15 @@ def _metadata_value(field: Any) -> Any:
 
 def read_gguf(path: str | os.PathLike) -> CheckpointHeaders:
     """Read a GGUF file's tensor infos and metadata (no tensor data is read or dequantized)."""
+    return open_gguf(path)[1]
+
+
+def open_gguf(path: str | os.PathLike) -> tuple[Any, CheckpointHeaders]:
+    """The gguf package's reader of `path` (memory-mapped) and its headers: one parse for both.
+
+    Parsing is the expensive part (seconds for a tokenizer's 49k-entry arrays), so callers that
+    also need tensor data (inspector.load_weights) keep the reader rather than parsing again.
+    """
     p = Path(path)
     where = _show(path)
     try:
@@ -141,7 +151,7 @@ def read_gguf(path: str | os.PathLike) -> CheckpointHeaders:
     except Exception as e:  # the gguf package raises many kinds on a corrupt file
         detail = _show(str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise InspectError(f"{where}: not a valid GGUF file ({detail})") from None
-    return CheckpointHeaders(tensors, [label], "gguf", metadata, [])
+    return reader, CheckpointHeaders(tensors, [label], "gguf", metadata, [])
 
 
 # --------------------------------------------------------------------------- names

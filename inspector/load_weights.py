@@ -111,12 +111,12 @@ class GGUFSource(TensorSource):
     """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names."""
 
     def __init__(self, path: Path) -> None:
-        import gguf
+        from inspector.gguf_reader import open_gguf
 
         self.path = path
-        self.config = gguf_to_hf_config(path)  # one-line InspectErrors for bad files and architectures
+        self.reader, headers = open_gguf(path)  # one parse serves the config and the tensors
+        self.config = gguf_to_hf_config(headers)  # one-line InspectErrors for bad files and architectures
         self.arch = self.config["model_type"]
-        self.reader = gguf.GGUFReader(str(path))
         names = gguf_name_map(self.config["num_hidden_layers"])
         self.tensors = {names[t.name]: t for t in self.reader.tensors if t.name in names}
         self.heads = {"q_proj": self.config["num_attention_heads"], "k_proj": self.config["num_key_value_heads"]}
@@ -187,14 +187,14 @@ def load_weights(model: TextModel, source: TensorSource, dtype: torch.dtype, dev
         raise InspectError(f"reference model parameters not filled from the inventory: {', '.join(left[:5])}")
 
 
-def load_model(path: str | Path, spec: TextSpec | None = None, dtype: torch.dtype | str = torch.float32,
-               device: Any = "cpu") -> TextModel:
-    """Build a TextModel for `spec` (read from the checkpoint's config when None) and fill it from `path`."""
+def load_model(path: str | Path | TensorSource, spec: TextSpec | None = None,
+               dtype: torch.dtype | str = torch.float32, device: Any = "cpu") -> TextModel:
+    """Build a TextModel for `spec` (read from the checkpoint's config when None) and fill it from
+    `path`, or from an already opened TensorSource."""
     dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
-    path = Path(path)
-    source = open_source(path)
+    source = path if isinstance(path, TensorSource) else open_source(Path(path))
     if spec is None:
-        spec = source.spec() if isinstance(source, GGUFSource) else spec_for(path)
+        spec = source.spec() if isinstance(source, GGUFSource) else spec_for(Path(path))
     model = TextModel(spec, device="meta", dtype=dtype)
     load_weights(model, source, dtype, device)
     return model.eval()

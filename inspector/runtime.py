@@ -42,14 +42,15 @@ def _has_safetensors(directory: Path | None) -> bool:
     return directory is not None and any(directory.glob("*.safetensors"))
 
 
-def locate(model: str, weights: str | None) -> tuple[ModelSpec, str | None, str]:
-    """(spec, weights path or None, tokenizer source) for MODEL / --weights."""
+def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
+    """(spec, weights: a path, an opened GGUF source or None, tokenizer source) for MODEL / --weights."""
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        from inspector.gguf_reader import gguf_to_hf_config
+        from inspector.load_weights import GGUFSource
 
-        cfg = gguf_to_hf_config(path)
-        return from_hf_config(cfg, path.name, str(path), str(path)), weights or str(path), str(path)
+        source = GGUFSource(path)  # parsed once: config here, tensors when loading
+        spec = from_hf_config(source.config, path.name, str(path), str(path))
+        return spec, weights or source, str(path)
     src: ModelSource = resolve(model)
     spec = from_hf_config(src.config, src.name, src.where, src.where, preprocessor=src.preprocessor)
     if weights is None and _has_safetensors(src.directory):
@@ -59,7 +60,7 @@ def locate(model: str, weights: str | None) -> tuple[ModelSpec, str | None, str]
         tok = preset.tokenizer
     elif src.directory is not None and (src.directory / "tokenizer.json").exists():
         tok = str(src.directory)
-    elif weights and Path(weights).suffix == ".gguf":
+    elif isinstance(weights, str) and Path(weights).suffix == ".gguf":
         tok = weights
     else:
         tok = src.hub_id or model
@@ -189,4 +190,5 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
 
         check_fits(spec, dev, torch_dtype)
         net = load_model(weights, spec.text, torch_dtype, dev)
-    return Runtime(spec, net, tok, dev, torch_dtype, weights if dev.type != "meta" else None)
+    label = str(getattr(weights, "path", weights)) if weights is not None else None
+    return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None)
