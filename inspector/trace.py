@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -105,14 +105,16 @@ class Record:
 
 
 class Recorder:
-    """Forward hooks on every named submodule; shapes and dtypes only, hooks removed on exit.
+    """Forward hooks on every named submodule (or those whose name `include` matches); shapes and
+    dtypes only, hooks removed on exit; `on_record` sees each record as it is made.
 
     With `timed=True` each module's wall time is measured between a pre-hook and a hook (CUDA
     events on a GPU, read after one synchronize at the end).
     """
 
-    def __init__(self, model: nn.Module, timed: bool = False) -> None:
-        self.model, self.timed = model, timed
+    def __init__(self, model: nn.Module, timed: bool = False, include: re.Pattern | None = None,
+                 on_record: Callable[[Record], None] | None = None) -> None:
+        self.model, self.timed, self.include, self.on_record = model, timed, include, on_record
         self.records: list[Record] = []
         self._handles: list[Any] = []
         self._starts: dict[str, Any] = {}
@@ -120,7 +122,7 @@ class Recorder:
 
     def __enter__(self) -> "Recorder":
         for name, module in self.model.named_modules():
-            if not name:
+            if not name or (self.include is not None and not self.include.fullmatch(name)):
                 continue
             if self.timed:
                 self._handles.append(module.register_forward_pre_hook(self._pre(name)))
@@ -162,6 +164,8 @@ class Recorder:
                 seconds = time.perf_counter() - start
             self.records.append(Record(name, type(module).__name__, _shapes(output), _dtype(output), step, text,
                                        seconds=seconds))
+            if self.on_record is not None:
+                self.on_record(self.records[-1])
             if start is not None and not isinstance(start, float):
                 self._events.append((len(self.records) - 1, start, self._now("cuda")))
             return None  # a hook that returns a value would replace the output

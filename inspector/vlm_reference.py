@@ -24,9 +24,8 @@ modules and Taps (removed in `finally`); nothing is recorded, or costs anything,
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -265,33 +264,19 @@ def step_note(kind: str, name: str) -> str:
     return KIND_NOTES.get(kind, {}).get(name) or STEP_NOTES.get(name, "")
 
 
-@contextmanager
-def record_modules(model: nn.Module, record, pattern: re.Pattern = TRACE_STEPS, prefix: str = "",
-                   kind: str = "") -> Iterator[None]:
-    """Forward hooks calling `record(name, output, note)` for modules whose name matches `pattern`."""
-    handles = []
-
-    def hook(name):
-        def fn(_module, _inputs, output):
-            value = output[0] if isinstance(output, tuple) else output
-            record(prefix + name, value, step_note(kind, name))
-        return fn
-
-    try:
-        for name, module in model.named_modules():
-            if name and pattern.fullmatch(name):
-                handles.append(module.register_forward_hook(hook(name)))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def trace_vlm(model: VLM, prompt: str, image: Any, tokenizer=None) -> tuple[torch.Tensor, StepLog]:
     """Run prompt + image through `model` (any device, meta included) recording every step."""
+    from inspector.image_preprocess import StepRecord
+    from inspector.trace import Recorder
+
     log = StepLog()
     inputs = build_inputs(model.spec, prompt, image, tokenizer, log)
-    with torch.no_grad(), record_modules(model, log, kind=model.spec.vision.kind):
+    kind = model.spec.vision.kind
+
+    def on_record(r) -> None:  # module outputs join the steps recorded outside modules, in order
+        log.steps.append(StepRecord(r.name, r.shapes[0] if r.shapes else (), step_note(kind, r.name), r.dtype))
+
+    with torch.no_grad(), Recorder(model, include=TRACE_STEPS, on_record=on_record):
         logits = model(inputs.ids, inputs.pixel_values, inputs.grid_thw, inputs.image_token_id)
     return logits, log
 
