@@ -161,3 +161,13 @@ def test_cuda_requested_without_gpu():
         pytest.skip("a GPU is present")
     result = runner.invoke(app, ["trace", "Hi", "--device", "cuda"])
     assert result.exit_code == 2 and "no CUDA device" in result.stderr
+
+
+def test_model_too_large_for_the_device(monkeypatch):
+    from inspector import runtime
+    from inspector.errors import InspectError
+
+    monkeypatch.setattr(runtime, "available_bytes", lambda device: 100 * 2**20)
+    with pytest.raises(InspectError, match=r"134,515,008 parameters need 513\.\d\d MiB in float32, but cpu has "
+                                           r"100\.00 MiB free"):
+        runtime.prepare(str(smollm_gguf()), device="cpu")
