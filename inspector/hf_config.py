@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectError
+from inspector.files import read_json
 from inspector.presets import find_preset
 from inspector.spec import ModelSpec, from_hf_config
 
@@ -32,26 +33,6 @@ class ModelSource:
     directory: Path | None = None
     hub_id: str | None = None
     preprocessor: dict[str, Any] | None = None
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; every failure is one line naming the file."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InspectError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InspectError(f"{path}: is a directory, expected a JSON file") from None
-    except OSError as exc:
-        raise InspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InspectError(f"{path}: not UTF-8 text, expected JSON") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InspectError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
 
 
 def _local(path: Path, name: str) -> ModelSource:

@@ -12,7 +12,6 @@ import base64
 import functools
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from inspector.errors import InspectError
@@ -171,26 +170,18 @@ def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.Path
     tok = _byte_level_bpe(vocab, merges, QWEN2_SPLIT, ignore_merges=False, nfc=True)
     _add_tokens(tok, list(QWEN2_ADDED_TOKENS))
     if cached is not None:
-        _write_atomically(cached, tok.to_str())
+        _write_cache(cached, tok.to_str())
     return tok
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_cache(path: Path, text: str) -> None:
     """Best effort: a cache we cannot write is only slower next time."""
+    from inspector.files import write_atomic
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError:
+        write_atomic(path, text)
+    except (OSError, InspectError):
         pass
 
 

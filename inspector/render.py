@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectError
+from inspector.files import write_atomic
 
 FORMATS = ("table", "md", "json", "csv")
 
@@ -115,22 +114,6 @@ def render(report: Report, fmt: str, width: int | None = None) -> str:
         to_rich(report, Console(file=buf, width=width or 140, no_color=True, highlight=False))
         return buf.getvalue()
     raise InspectError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InspectError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def emit(report: Report, fmt: str, output: Path | None = None) -> None:

@@ -17,7 +17,6 @@ raises a one-line `InspectError`.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -157,10 +156,9 @@ def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> Te
 def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InspectError(f"{path}: not valid JSON ({_one_line(exc)})") from None
+    from inspector.files import read_json
+
+    data = read_json(path)
     if not isinstance(data, dict):
         raise InspectError(f"{path}: expected a JSON object")
     return data

@@ -182,7 +182,8 @@ def _spec_or_listing(cfg: dict[str, Any], name: str, where: str) -> tuple[ModelS
 def open_inputs(model: str | None, weights: str | None):
     """(spec or None, headers, checkpoint label, notes) for `inspect verify MODEL [--weights PATH]`."""
     from inspector.checkpoint import open_checkpoint
-    from inspector.hf_config import read_json, resolve
+    from inspector.files import read_json
+    from inspector.hf_config import resolve
 
     if model is None and weights is None:
         raise InspectError("give MODEL (a directory, .gguf file, preset or Hub id) or --weights PATH")

@@ -67,3 +67,25 @@ def tiny_config(model_type: str, **overrides) -> dict:
     }
     base.update(overrides)
     return base
+
+
+class CountingFile:
+    """Wraps an open binary file to count the bytes read through it (and refuse unbounded reads)."""
+
+    def __init__(self, f, log: list[int]) -> None:
+        self.f, self.log = f, log
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def read(self, k=-1):
+        assert k >= 0, "unbounded read"
+        b = self.f.read(k)
+        self.log.append(len(b))
+        return b

@@ -10,14 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CountingFile
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from inspector import safetensors_header as sh
-from inspector.checkpoint import CheckpointHeaders, TensorInfo, open_checkpoint, read_sharded
-from inspector.safetensors_header import read_safetensors_header
+from inspector.checkpoint import (
+    CheckpointHeaders,
+    TensorInfo,
+    open_checkpoint,
+    read_sharded,
+)
 from inspector.errors import InspectError
-
+from inspector.safetensors_header import read_safetensors_header
 
 # --------------------------------------------------------------------------- helpers
 
@@ -138,26 +143,7 @@ def test_reads_header_bytes_only(tmp_path, monkeypatch):
     read_total = []
     real_open = sh._open_binary
 
-    class Counting:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.f.close()
-
-        def fileno(self):
-            return self.f.fileno()
-
-        def read(self, k=-1):
-            assert k >= 0, "unbounded read"
-            b = self.f.read(k)
-            read_total.append(len(b))
-            return b
-
-    monkeypatch.setattr(sh, "_open_binary", lambda path: Counting(real_open(path)))
+    monkeypatch.setattr(sh, "_open_binary", lambda path: CountingFile(real_open(path), read_total))
     read_safetensors_header(p)
     assert sum(read_total) == 8 + n < p.stat().st_size
 

@@ -20,14 +20,15 @@ import tempfile
 
 import numpy as np
 import pytest
+from conftest import CountingFile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from inspector import safetensors_header as sh
-from inspector.safetensors_header import SAFETENSORS_DTYPE_BITS, read_safetensors_header
 from inspector.errors import InspectError
+from inspector.safetensors_header import SAFETENSORS_DTYPE_BITS, read_safetensors_header
 
 # INSPECTOR_FUZZ_SCALE=20 runs twenty times as many examples (a deeper run than the suite's).
 SCALE = float(os.environ.get("INSPECTOR_FUZZ_SCALE", "1"))
@@ -69,32 +70,10 @@ def work_dir():
         yield d
 
 
-class _Counting:
-    """Wraps a file to count the bytes read through it."""
-
-    def __init__(self, f, log):
-        self.f, self.log = f, log
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
-
-    def fileno(self):
-        return self.f.fileno()
-
-    def read(self, k=-1):
-        assert k >= 0, "unbounded read"
-        b = self.f.read(k)
-        self.log.append(len(b))
-        return b
-
-
 def _mine(path: str):
     log: list[int] = []
     real_open = sh._open_binary
-    sh._open_binary = lambda p: _Counting(real_open(p), log)
+    sh._open_binary = lambda p: CountingFile(real_open(p), log)
     try:
         try:
             result = read_safetensors_header(path)

@@ -1,0 +1,54 @@
+"""File I/O every module shares: reading a JSON file and writing a text file atomically, each
+failure one InspectError line naming the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import InspectError
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; every failure is one line naming the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InspectError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InspectError(f"{path}: is a directory, expected a JSON file") from None
+    except OSError as exc:
+        raise InspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InspectError(f"{path}: not UTF-8 text, expected JSON") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InspectError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path via a temporary file in the same directory and a rename: readers see the
+    old file or the new one, never half of it."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise InspectError(f"{path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
