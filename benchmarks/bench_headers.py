@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inspector.checkpoint import open_checkpoint  # noqa: E402
+from inspector.checkpoint.open import open_checkpoint  # noqa: E402
 
 # Llama-3.1-70B: hidden 8192, 80 layers, 64 heads / 8 KV heads of 128, MLP 28672, vocab 128256,
 # untied lm_head, bfloat16.

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from inspector.presets import get_preset
+from inspector.spec.presets import get_preset
 
 MODEL = "Qwen/Qwen2.5-1.5B"
 

@@ -70,10 +70,10 @@ def main() -> None:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
 
-    from inspector.generate import generate
-    from inspector.runtime import prepare
-    from inspector.sampling import SamplingSettings
-    from inspector.trace import Recorder
+    from inspector.runtime.generate import generate
+    from inspector.runtime.prepare import prepare
+    from inspector.runtime.sampling import SamplingSettings
+    from inspector.runtime.trace import Recorder
 
     rt = prepare(str(gguf_path()), device=device.type, dtype=str(dtype).removeprefix("torch."))
     ids = rt.tokenizer.encode(PROMPT)

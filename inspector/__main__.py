@@ -1,5 +1,5 @@
 """`python -m inspector` runs the CLI."""
 
-from inspector.cli import main
+from inspector.cli.app import main
 
 main()

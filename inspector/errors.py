@@ -1,4 +1,12 @@
-"""The one error type the library raises for bad input; the CLI turns it into one line and exit code 2."""
+"""The one error type the library raises for bad input, and the helpers that keep its messages on one line.
+
+The CLI turns an InspectError into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
 
 
 class InspectError(ValueError):
@@ -7,3 +15,19 @@ class InspectError(ValueError):
     The message is a single line that names the thing (file, field, tensor) and, where there
     are two values to compare, both of them.
     """
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def printable(text: object) -> str:
+    """A value safe to put inside a one-line message (control characters escaped)."""
+    s = str(text)
+    if _UNPRINTABLE.search(s):
+        return s.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return s
+
+
+def quoted(name: str) -> str:
+    """A tensor or key name, quoted, on one line."""
+    return json.dumps(name)

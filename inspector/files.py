@@ -1,5 +1,5 @@
-"""File I/O every module shares: reading a JSON file and writing a text file atomically, each
-failure one InspectError line naming the file."""
+"""File I/O every module shares: reading a JSON file, exact unbuffered binary reads, and writing a
+text file atomically; each failure is one InspectError line naming the file."""
 
 from __future__ import annotations
 
@@ -30,6 +30,23 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InspectError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+
+
+def open_binary(path: str | os.PathLike):
+    """Open a file unbuffered for reading (a seam for tests that count bytes read)."""
+    return open(path, "rb", buffering=0)
+
+
+def read_exact(f, n: int) -> bytes:
+    """Up to n bytes from f, fewer only at the end of the file."""
+    chunks = []
+    while n > 0:
+        b = f.read(n)
+        if not b:
+            break
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
 
 
 def write_atomic(path: Path, text: str) -> None:

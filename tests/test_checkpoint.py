@@ -14,15 +14,13 @@ from conftest import CountingFile
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from inspector import safetensors_header as sh
-from inspector.checkpoint import (
-    CheckpointHeaders,
-    TensorInfo,
-    open_checkpoint,
-    read_sharded,
-)
+from inspector import files
+from inspector.checkpoint import safetensors as sh
+from inspector.checkpoint.open import open_checkpoint
+from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
+from inspector.checkpoint.sharded import read_sharded
 from inspector.errors import InspectError
-from inspector.safetensors_header import read_safetensors_header
+from inspector.checkpoint.safetensors import read_safetensors_header
 
 # --------------------------------------------------------------------------- helpers
 
@@ -141,9 +139,9 @@ def test_reads_header_bytes_only(tmp_path, monkeypatch):
     save_file({"w": np.zeros((256, 256), np.float32)}, str(p))
     n = struct.unpack("<Q", p.read_bytes()[:8])[0]
     read_total = []
-    real_open = sh._open_binary
+    real_open = files.open_binary
 
-    monkeypatch.setattr(sh, "_open_binary", lambda path: CountingFile(real_open(path), read_total))
+    monkeypatch.setattr(files, "open_binary", lambda path: CountingFile(real_open(path), read_total))
     read_safetensors_header(p)
     assert sum(read_total) == 8 + n < p.stat().st_size
 
@@ -479,7 +477,7 @@ def test_library_modules_do_not_import_torch():
     import sys
 
     code = (
-        "import sys; import inspector.checkpoint, inspector.gguf_reader, inspector.remote; "
+        "import sys; import inspector.checkpoint.open, inspector.checkpoint.gguf, inspector.checkpoint.hub; "
         "assert 'torch' not in sys.modules; assert 'gguf' not in sys.modules; "
         "assert 'huggingface_hub' not in sys.modules; print('ok')"
     )

@@ -11,7 +11,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from inspector.cli import app
+from inspector.cli.app import app
 
 runner = CliRunner()
 

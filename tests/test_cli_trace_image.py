@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from inspector.cli import app
+from inspector.cli.app import app
 
 
 def _run(*args):

@@ -1,4 +1,4 @@
-"""Tests for inspector.gguf_reader against the real SmolLM2-135M-Instruct Q4_1 GGUF and broken files."""
+"""Tests for inspector.checkpoint.gguf against the real SmolLM2-135M-Instruct Q4_1 GGUF and broken files."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from inspector.checkpoint import open_checkpoint
+from inspector.checkpoint.open import open_checkpoint
 from inspector.errors import InspectError
-from inspector.gguf_reader import (
+from inspector.checkpoint.gguf import (
     GGUFArray,
     gguf_layer_count,
     gguf_name_map,

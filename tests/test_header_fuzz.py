@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from inspector import safetensors_header as sh
+from inspector import files
+from inspector.checkpoint import safetensors as sh
 from inspector.errors import InspectError
-from inspector.safetensors_header import SAFETENSORS_DTYPE_BITS, read_safetensors_header
+from inspector.checkpoint.safetensors import SAFETENSORS_DTYPE_BITS, read_safetensors_header
 
 # INSPECTOR_FUZZ_SCALE=20 runs twenty times as many examples (a deeper run than the suite's).
 SCALE = float(os.environ.get("INSPECTOR_FUZZ_SCALE", "1"))
@@ -72,8 +73,8 @@ def work_dir():
 
 def _mine(path: str):
     log: list[int] = []
-    real_open = sh._open_binary
-    sh._open_binary = lambda p: CountingFile(real_open(p), log)
+    real_open = files.open_binary
+    files.open_binary = lambda p: CountingFile(real_open(p), log)
     try:
         try:
             result = read_safetensors_header(path)
@@ -82,7 +83,7 @@ def _mine(path: str):
             assert "\n" not in msg and os.path.basename(path) in msg, msg
             result = e
     finally:
-        sh._open_binary = real_open
+        files.open_binary = real_open
     return result, sum(log)
 
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from inspector.errors import InspectError
-from inspector.hf_config import load_spec
-from inspector.image_preprocess import (StepLog, internvl_pixels, internvl_tiles, load_image,
+from inspector.spec.resolve import load_spec
+from inspector.image.preprocess import (StepLog, internvl_pixels, internvl_tiles, load_image,
                                         qwen2_vl_pixels, synthetic_image, to_rgb)
 
 skdata = pytest.importorskip("skimage.data")
@@ -92,7 +92,7 @@ def test_qwen2_vl_patch_rows_follow_merge_windows(qwen_vision):
     """Row k of pixel_values is the patch at (row, col) of the merge-window order; check two by hand."""
     image = synthetic_image(56, 56)  # 4 x 4 patches, 2 x 2 windows
     pv, _ = qwen2_vl_pixels(image, qwen_vision)
-    from inspector.image_preprocess import _normalize
+    from inspector.image.preprocess import _normalize
 
     x = _normalize(image, qwen_vision.image_mean, qwen_vision.image_std)  # (3, 56, 56)
     # row 2 = first window, its second row, first column -> patch (1, 0); row 4 = second window's first patch (0, 2)

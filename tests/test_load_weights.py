@@ -11,9 +11,10 @@ from safetensors.torch import load_file, save_file
 from conftest import tiny_config
 from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, smollm2_dir
 from inspector.errors import InspectError
-from inspector.generate import check_context, generate
-from inspector.load_weights import load_model, unpermute_rope_rows
-from inspector.spec import from_hf_config
+from inspector.runtime.generate import check_context, generate
+from inspector.reference.load import load_model
+from inspector.checkpoint.tensors import unpermute_rope_rows
+from inspector.spec.model import from_hf_config
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,11 @@ from safetensors.torch import save_file
 
 from conftest import tiny_config
 from hf_reference import hf_tiny
-from inspector.hf_config import load_spec
-from inspector.load_weights import load_model
-from inspector.reference import TextModel, causal_mask, inv_frequencies
-from inspector.spec import from_hf_config
+from inspector.spec.resolve import load_spec
+from inspector.reference.load import load_model
+from inspector.reference.text import TextModel
+from inspector.reference.layers import causal_mask, inv_frequencies
+from inspector.spec.model import from_hf_config
 
 LLAMA3_ROPE = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                "original_max_position_embeddings": 16}

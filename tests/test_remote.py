@@ -1,4 +1,4 @@
-"""Tests for inspector.remote: only the error paths and the metadata conversion (no network)."""
+"""Tests for inspector.checkpoint.hub: only the error paths and the metadata conversion (no network)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from inspector.errors import InspectError
-from inspector.remote import headers_from_repo_metadata, read_hub_headers
+from inspector.checkpoint.hub import headers_from_repo_metadata, read_hub_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 PROBE = """
 import sys, time
-from inspector.remote import read_hub_headers
+from inspector.checkpoint.hub import read_hub_headers
 from inspector.errors import InspectError
 t = time.time()
 try:

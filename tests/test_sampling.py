@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inspector.errors import InspectError
-from inspector.sampling import SamplingSettings, next_token_probs, sample, top_k_mask, top_p_mask
+from inspector.runtime.sampling import SamplingSettings, next_token_probs, sample, top_k_mask, top_p_mask
 
 # probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 in a shuffled order
 PROBS = torch.tensor([0.0625, 0.25, 0.5, 0.0625, 0.125])

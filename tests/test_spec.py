@@ -8,9 +8,9 @@ import pytest
 
 from conftest import REFERENCE_CONFIGS, reference_config_dirs, tiny_config
 from inspector.errors import InspectError
-from inspector.hf_config import load_spec, resolve
-from inspector.presets import all_presets, find_preset
-from inspector.spec import from_hf_config
+from inspector.spec.resolve import load_spec, resolve
+from inspector.spec.presets import all_presets, find_preset
+from inspector.spec.model import from_hf_config
 
 REAL = reference_config_dirs()
 

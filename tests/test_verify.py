@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from inspector.cli import app
-from inspector.verify import verify
+from inspector.cli.app import app
+from inspector.checkpoint.verify import verify
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

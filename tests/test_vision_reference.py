@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from inspector.errors import InspectError
-from inspector.hf_config import load_spec
-from inspector.image_preprocess import StepLog, qwen2_vl_pixels, synthetic_image
-from inspector.image_preprocess import load_image as load_image_rgb
-from inspector.vision_reference import InternViT, load_vision_weights, pixel_shuffle
-from inspector.vlm_reference import VLM, build_inputs, image_trace, load_vlm, mrope_positions, trace_vlm
+from inspector.spec.resolve import load_spec
+from inspector.image.preprocess import StepLog, qwen2_vl_pixels, synthetic_image
+from inspector.image.preprocess import load_image as load_image_rgb
+from inspector.reference.vision import InternViT, load_vision_weights, pixel_shuffle
+from inspector.reference.vlm import VLM, load_vlm, mrope_positions
+from inspector.runtime.vlm_inputs import build_inputs
+from inspector.runtime.vlm_trace import image_trace, trace_vlm
 
 IMAGE, START, END, VIDEO = 250, 251, 252, 253
 
@@ -130,8 +132,8 @@ def test_image_token_count_mismatch_is_one_line(tiny_qwen2_vl, chelsea):
 def test_vision_weights_missing_and_shape_errors(tiny_qwen2_vl, tmp_path):
     from safetensors.torch import save_file
 
-    from inspector.load_weights import open_source
-    from inspector.vision_reference import build_vision
+    from inspector.checkpoint.tensors import open_source
+    from inspector.reference.vision import build_vision
 
     _, ours, spec = tiny_qwen2_vl
     tensors = {"visual.patch_embed.proj.weight": torch.zeros(32, 3, 2, 14, 14)}
@@ -210,7 +212,7 @@ def _original_vision_tensors(state: dict) -> dict:
 def test_internvit_and_mlp1_match_transformers_native_internvl(vision):
     from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-    from inspector.spec import from_hf_config
+    from inspector.spec.model import from_hf_config
 
     v = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
          "image_size": 56, "patch_size": 14, "num_channels": 3, "qkv_bias": True, "norm_type": "layer_norm",
@@ -318,7 +320,7 @@ def test_recorder_costs_nothing_when_absent(tiny_qwen2_vl, chelsea):
 
 
 def test_collapse_steps_folds_blocks():
-    from inspector.vlm_reference import collapse_steps
+    from inspector.runtime.vlm_trace import collapse_steps
 
     spec = load_spec("Qwen/Qwen2-VL-2B-Instruct")
     _, _, log = image_trace("Qwen/Qwen2-VL-2B-Instruct", "hi", image_size="224x224", device="meta")
@@ -340,7 +342,7 @@ class _TinyTokenizer:
 
 
 def test_image_trace_local_weights(tiny_qwen2_vl, chelsea, tmp_path):
-    from inspector.vlm_reference import collapse_steps
+    from inspector.runtime.vlm_trace import collapse_steps
 
     hf, _, _ = tiny_qwen2_vl
     path = tmp_path / "m"

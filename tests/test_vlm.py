@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from inspector.accounting import account
+from inspector.inventory.accounting import account
 from inspector.errors import InspectError
-from inspector.hf_config import load_spec
-from inspector.image_tokens import closest_grid, image_tokens, parse_size
-from inspector.presets import get_preset
-from inspector.spec import from_hf_config
-from inspector.weights import inventory
+from inspector.spec.resolve import load_spec
+from inspector.image.tokens import closest_grid, image_tokens, parse_size
+from inspector.spec.presets import get_preset
+from inspector.spec.model import from_hf_config
+from inspector.inventory.model import inventory
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "configs"
 QWEN2B, QWEN7B, INTERN2B = "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "OpenGVLab/InternVL2-2B"
@@ -345,7 +345,7 @@ def test_internvl_tie_rule_directly():
 def _run(args):
     from typer.testing import CliRunner
 
-    from inspector.cli import app
+    from inspector.cli.app import app
 
     return CliRunner().invoke(app, args)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
-from inspector.accounting import account
-from inspector.hf_config import load_spec
-from inspector.presets import all_presets
-from inspector.spec import from_hf_config
-from inspector.weights import inventory
+from inspector.inventory.accounting import account
+from inspector.spec.resolve import load_spec
+from inspector.spec.presets import all_presets
+from inspector.spec.model import from_hf_config
+from inspector.inventory.model import inventory
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -1,0 +1,91 @@
+"""The `inspect` command line: one thin function per command, no logic beyond wiring.
+
+Examples:
+    inspect params Qwen/Qwen2.5-1.5B
+    inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
+    inspect config qwen3-0.6b --format json
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from inspector.cli.options import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.tokens import tokens
+from inspector.cli.trace import run, trace
+from inspector.cli.verify import verify
+from inspector.errors import InspectError
+
+ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
+
+
+def params(
+    models: ModelsArg,
+    format: FormatOpt = Format.table,
+    output: OutOpt = None,
+    context: ContextOpt = 4096,
+    batch: BatchOpt = 1,
+) -> None:
+    """Per-layer weight shapes and parameter totals (seed 003 Tables 1.2/1.4, 2.2 for VLMs).
+
+    Several models are shown side by side. Totals: stored parameters (a tied LM head once),
+    the LM head counted separately, embedding / non-embedding, weight memory per dtype and
+    the KV cache.
+
+    Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
+    """
+    from inspector.inventory.accounting import account
+    from inspector.spec.resolve import load_spec
+    from inspector.reports.render import emit
+    from inspector.reports.params import params_report
+
+    accs = [account(load_spec(m)) for m in models]
+    emit(params_report(accs, context, batch), format.value, output)
+
+
+def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt = None) -> None:
+    """The configuration table (seed 003 Table 1.3; Table 2.1 for VLMs).
+
+    Example: inspect config meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B
+    """
+    from inspector.spec.resolve import load_spec
+    from inspector.reports.render import emit
+    from inspector.reports.params import config_report
+
+    emit(config_report([load_spec(m) for m in models]), format.value, output)
+
+
+def presets(format: FormatOpt = Format.table, output: OutOpt = None) -> None:
+    """List the embedded presets (usable offline) with their aliases and sources."""
+    from inspector.spec.presets import all_presets
+    from inspector.reports.render import emit
+    from inspector.reports.params import presets_report
+
+    emit(presets_report(all_presets()), format.value, output)
+
+
+app = typer.Typer(
+    cls=InspectGroup,
+    help="What is inside a transformer LLM or VLM: weights, parameter counts, checkpoints, forward passes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command()(params)
+app.command()(config)
+app.command()(presets)
+app.command()(tokens)
+app.command()(verify)
+app.command()(trace)
+app.command()(run)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "InspectError"]

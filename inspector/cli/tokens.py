@@ -1,0 +1,36 @@
+"""`inspect tokens`: how an image of a given size becomes LLM tokens (seed 003 section 2.1)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from inspector.cli.options import Format, FormatOpt, ModelsArg, OutOpt
+
+ImageSizeOpt = Annotated[
+    list[str],
+    typer.Option("--image-size", "-s", help="Image size as HEIGHTxWIDTH in pixels; repeat for several."),
+]
+
+
+def tokens(
+    models: ModelsArg,
+    image_size: ImageSizeOpt = ["224x224"],  # noqa: B006 (typer needs a literal default)
+    format: FormatOpt = Format.table,
+    output: OutOpt = None,
+) -> None:
+    """Image tokens of a vision-language model, step by step: resize or tiling, patch grid, merge.
+
+    Qwen2-VL: resize within min/max pixels, grid t x h x w, tokens = t*h*w / n_merge^2.
+    InternVL2: dynamic 448x448 tiles (+ thumbnail), 256 tokens per tile.
+
+    Example: inspect tokens Qwen/Qwen2-VL-2B-Instruct OpenGVLab/InternVL2-2B --image-size 800x1300
+    """
+    from inspector.spec.resolve import load_spec
+    from inspector.image.tokens import parse_size
+    from inspector.reports.render import emit
+    from inspector.reports.vision import tokens_report
+
+    sizes = [parse_size(s) for s in image_size]
+    emit(tokens_report([load_spec(m) for m in models], sizes), format.value, output)

@@ -1,0 +1,45 @@
+"""`inspect verify`: the expected tensor inventory checked against a checkpoint's headers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from inspector.cli.options import Format, FormatOpt, OutOpt
+
+
+def verify(
+    model: Annotated[
+        Optional[str],
+        typer.Argument(help="A checkpoint directory (config.json + safetensors), a .gguf file, "
+                            "a preset or a Hub id (headers fetched by range reads).", show_default=False),
+    ] = None,
+    weights: Annotated[
+        Optional[str],
+        typer.Option("--weights", "-w", help="A .safetensors / .gguf file or a directory; the config comes from "
+                                             "MODEL, else from a config.json beside it.", show_default=False),
+    ] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="List every tensor, not only the findings.")] = False,
+    format: FormatOpt = Format.table,
+    output: OutOpt = None,
+) -> None:
+    """Check a checkpoint tensor by tensor against the inventory its config promises.
+
+    Reads headers only (never the tensor data). Exit codes: 0 all match, 1 mismatches, 2 the
+    input could not be read. Without an inventory for the architecture (say BERT) it lists the
+    checkpoint's tensors, dtypes and totals.
+
+    Examples:
+      inspect verify ./Qwen2.5-0.5B
+      inspect verify Qwen/Qwen2.5-0.5B --weights ./shards/
+      inspect verify SmolLM2-135M-Instruct.Q4_1.gguf --format json
+    """
+    from inspector.reports.render import emit
+    from inspector.reports.verify import verify_report
+    from inspector.checkpoint.verify import verify as run_verify
+
+    result = run_verify(model, weights)
+    emit(verify_report(result, show_all), format.value, output)
+    if not result.ok:
+        raise typer.Exit(1)

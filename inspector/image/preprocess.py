@@ -1,0 +1,214 @@
+"""From an image file to the pixel tensor a vision tower reads (seed 003 section 2.1, Steps 2-4).
+
+- `load_image(path)`: open with PIL and convert to RGB; anything unreadable or of an unsupported
+  mode is one `InspectError` line naming the file. `synthetic_image(h, w)` stands in for
+  `--image-size`.
+- `qwen2_vl_pixels(image, v)`: resize to multiples of d_patch * n_merge within the pixel bounds
+  (`image_tokens.smart_resize`, bicubic like the Qwen2-VL processor), rescale 1/255, normalize with
+  the processor mean/std, then the patchify of Steps 3-4: temporal duplication, the 9-axis reshape,
+  its transpose and the flatten to (t*h*w, C*d_t_patch*d_patch^2), plus grid_thw (1, 3).
+- `internvl_pixels(image, v)`: InternVL2's dynamic tiling into image_size tiles (+ thumbnail),
+  ImageNet normalization, giving (tiles, 3, S, S).
+
+Each function takes an optional `record(name, tensor_or_shape, note="")` callable and calls it
+once per step; with `record=None` nothing is recorded. `StepLog` is a ready-made recorder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from inspector.errors import InspectError
+from inspector.image.tokens import closest_grid, smart_resize
+from inspector.spec.vision import VisionSpec
+
+Recorder = Callable[..., None]
+
+# PIL modes we turn into RGB (as transformers' convert_to_rgb does: alpha composited onto white).
+RGB_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "La")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One recorded step: a dotted name, the shape of its value, and a short note."""
+
+    name: str
+    shape: tuple[int, ...]
+    note: str = ""
+    dtype: str = ""
+
+
+@dataclass
+class StepLog:
+    """A recorder: `log(name, tensor_or_shape, note=...)` appends a StepRecord to `log.steps`."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def __call__(self, name: str, value: Any, note: str = "") -> None:
+        shape = tuple(value.shape) if hasattr(value, "shape") else tuple(value)
+        dtype = str(value.dtype).replace("torch.", "") if hasattr(value, "dtype") else ""
+        self.steps.append(StepRecord(name, tuple(int(d) for d in shape), note, dtype))
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return next(s.shape for s in self.steps if s.name == name)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def to_rgb(image: Any, where: str = "image") -> Any:
+    """A PIL image in RGB; alpha (or palette transparency) is composited onto white."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode not in RGB_MODES:
+        raise InspectError(
+            f"{where}: image mode {mode!r} is not supported (16-bit and float images are refused; "
+            f"convert to 8-bit RGB first)"
+        )
+    if mode == "RGB":
+        return image
+    if "A" in image.getbands() or "a" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path) -> Any:
+    """Open an image file and return it as an RGB PIL image (Step 2, first bullet)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise InspectError(f"{path}: image file not found")
+    if path.is_dir():
+        raise InspectError(f"{path}: is a directory, not an image file")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: truncated files fail here, not later
+            image = img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InspectError(f"{path}: not a readable image ({reason})") from None
+    except Image.DecompressionBombError as exc:  # pragma: no cover - huge files only
+        raise InspectError(f"{path}: image too large ({exc})") from None
+    return to_rgb(image, str(path))
+
+
+def synthetic_image(height: int, width: int) -> Any:
+    """A deterministic RGB test card of height x width: gradients in R and G, a checkerboard in B."""
+    from PIL import Image
+
+    if height < 1 or width < 1:
+        raise InspectError(f"--image-size: sides must be positive, got {height}x{width}")
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)  # (H, W)
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)  # (H, W)
+    checker = ((np.arange(height)[:, None] // 16 + np.arange(width)[None, :] // 16) % 2) * 255  # (H, W)
+    rgb = np.stack([y, x, checker.astype(np.float32)], axis=-1).astype(np.uint8)  # (H, W, 3)
+    return Image.fromarray(rgb, "RGB")
+
+
+def _normalize(image: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (H, W, C) -> rescaled by 1/255 and normalized, as a float32 (C, H, W) tensor."""
+    x = np.asarray(image, dtype=np.uint8).astype(np.float64) * (1 / 255)  # (H, W, C) in [0, 1]
+    x = torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)  # (C, H, W)
+    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
+    return (x - m) / s  # (C, H, W)
+
+
+# --------------------------------------------------------------------------- Qwen2-VL
+
+
+def qwen2_vl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB PIL image -> pixel_values (t*h*w, C*d_t_patch*d_patch^2) and grid_thw (1, 3)."""
+    from PIL import Image
+
+    assert v.min_pixels is not None and v.max_pixels is not None, "a qwen2_vl_resize spec"
+    p, m, tp = v.patch_size, v.merge_size, v.temporal_patch_size
+    width, height = image.size
+    if record:
+        record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
+    h, w, how = smart_resize(height, width, p * m, v.min_pixels, v.max_pixels)
+    if (h, w) != (height, width):
+        image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
+    if record:
+        record("image.resize", (h, w, 3), f"bicubic to multiples of {p}x{m}={p * m}: {how}")
+    x = _normalize(image, v.image_mean, v.image_std)  # (C, H, W)
+    if record:
+        record("image.normalize", x, "x/255, then (x - mean) / std per channel, (C, H, W)")
+
+    C = x.shape[0]
+    gh, gw = h // p, w // p
+    x = x[None].expand(tp, C, h, w)  # (t_patch, C, H, W): Step 3, temporal duplication
+    if record:
+        record("image.temporal", x, f"the image repeated {tp} times along time: t_grid = 1, d_t_patch = {tp}")
+    t = x.shape[0] // tp  # t_grid
+    x = x.reshape(t, tp, C, gh // m, m, p, gw // m, m, p)  # (t, tp, C, h/m, m, p, w/m, m, p)
+    if record:
+        record("image.reshape", x, "(t_grid, d_t_patch, C, h_grid/n_merge, n_merge, d_patch, w_grid/n_merge, n_merge, d_patch)")
+    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # (t, h/m, w/m, m, m, C, tp, p, p)
+    if record:
+        record("image.transpose", x, "Step 4: (t_grid, h_grid/n_merge, w_grid/n_merge, n_merge, n_merge, C, d_t_patch, d_patch, d_patch)")
+    pixel_values = x.reshape(t * gh * gw, C * tp * p * p)  # (t*h*w, C*tp*p*p)
+    if record:
+        record("image.patches", pixel_values, "flattened patches (t_grid*h_grid*w_grid, C*d_t_patch*d_patch^2)")
+    grid_thw = torch.tensor([[t, gh, gw]], dtype=torch.long)  # (1, 3)
+    return pixel_values, grid_thw
+
+
+# --------------------------------------------------------------------------- InternVL2
+
+
+def internvl_tiles(image: Any, v: VisionSpec, record: Recorder | None = None) -> list[Any]:
+    """InternVL2's dynamic tiling: the closest-aspect grid of S x S tiles, row by row, then a
+    thumbnail of the whole image when there is more than one tile (use_thumbnail)."""
+    from PIL import Image
+
+    S = v.image_size
+    assert S is not None, "an internvl_tiles spec"
+    width, height = image.size
+    if record:
+        record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
+    if v.dynamic_tiles:
+        cols, rows = closest_grid(width, height, S, v.min_tiles, v.max_tiles)
+    else:
+        cols, rows = 1, 1
+    canvas = image.resize((cols * S, rows * S), resample=Image.Resampling.BICUBIC)
+    if record:
+        record("tiling.resize", (rows * S, cols * S, 3),
+               f"grid {cols}x{rows} (cols x rows) of {v.min_tiles}..{v.max_tiles} tiles, closest to aspect "
+               f"{width / height:.3f}; bicubic to (rows*{S}, cols*{S})")
+    tiles = [canvas.crop((c * S, r * S, (c + 1) * S, (r + 1) * S)) for r in range(rows) for c in range(cols)]
+    thumb = v.use_thumbnail and len(tiles) > 1
+    if thumb:
+        tiles.append(image.resize((S, S), resample=Image.Resampling.BICUBIC))
+    if record:
+        record("tiling.tiles", (len(tiles), S, S, 3),
+               f"{cols * rows} tile(s) row by row" + (" + 1 thumbnail of the whole image" if thumb else ""))
+    return tiles
+
+
+def internvl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -> torch.Tensor:
+    """RGB PIL image -> pixel_values (tiles, 3, S, S), ImageNet-normalized."""
+    tiles = internvl_tiles(image, v, record)
+    pixel_values = torch.stack([_normalize(t, v.image_mean, v.image_std) for t in tiles])  # (tiles, C, S, S)
+    if record:
+        record("image.normalize", pixel_values, "x/255, then (x - mean) / std with ImageNet mean/std, (tiles, C, S, S)")
+    return pixel_values
+
+
+def preprocess(image: Any, v: VisionSpec, record: Recorder | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(pixel_values, grid_thw or None) for either kind of vision tower."""
+    if v.tokens_rule == "qwen2_vl_resize":
+        return qwen2_vl_pixels(image, v, record)
+    return internvl_pixels(image, v, record), None

@@ -1,0 +1,189 @@
+"""How an image of a given size becomes LLM tokens, step by step (seed 003 section 2.1, Steps 2-11).
+
+Pure arithmetic on a VisionSpec; no image is read. Two rules, chosen by the spec's `tokens_rule`:
+
+- `qwen2_vl_resize`: resize both sides to multiples of d_patch * n_merge, keeping the pixel count
+  within [min_pixels, max_pixels] (the Qwen2-VL image processor's `smart_resize` rule); the grid is
+  t x h x w patches and the LLM sees t*h*w / n_merge^2 tokens.
+- `internvl_tiles`: InternVL2's dynamic tiling: pick the tile grid (cols x rows, between
+  min_dynamic_patch and max_dynamic_patch tiles) whose aspect ratio is closest to the image's,
+  add a thumbnail tile when there is more than one tile, and give each tile
+  (image_size / patch)^2 * downsample_ratio^2 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from inspector.errors import InspectError
+from inspector.spec.vision import VisionSpec
+
+MAX_ASPECT = 200  # the Qwen2-VL processor refuses more extreme aspect ratios
+
+
+@dataclass(frozen=True)
+class Step:
+    step: str
+    quantity: str
+    formula: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ImageTokens:
+    height: int
+    width: int
+    rule: str
+    resized: tuple[int, int]  # (height, width) fed to the encoder (InternVL: the tiled canvas)
+    tiles: int  # images/tiles the vision encoder runs on (Qwen2-VL: 1)
+    thumbnail: bool
+    tile_grid: tuple[int, int] | None  # InternVL: (cols, rows)
+    grid: tuple[int, int, int]  # (t, h, w) patches of one tile / image
+    patches: int  # patches through the encoder, all tiles
+    tokens: int  # image tokens in the LLM sequence
+    steps: list[Step] = field(default_factory=list)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'224x224' -> (224, 224) as (height, width)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+        raise InspectError(f"--image-size: expected HEIGHTxWIDTH in pixels (e.g. 224x224), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int, str]:
+    """Qwen2-VL's resize rule: sides divisible by `factor`, pixel count in [min_pixels, max_pixels]."""
+    if max(height, width) / min(height, width) > MAX_ASPECT:
+        raise InspectError(
+            f"image {height}x{width}: aspect ratio {max(height, width) / min(height, width):.1f} exceeds "
+            f"{MAX_ASPECT}, which the Qwen2-VL processor refuses"
+        )
+    h = round(height / factor) * factor
+    w = round(width / factor) * factor
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+        how = f"rounded size exceeds max_pixels: both sides scaled by 1/{beta:.4f} and floored to multiples of {factor}"
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h = math.ceil(height * beta / factor) * factor
+        w = math.ceil(width * beta / factor) * factor
+        how = f"rounded size is below min_pixels: both sides scaled by {beta:.4f} and ceiled to multiples of {factor}"
+    else:
+        how = f"each side rounded to the nearest multiple of {factor}; pixel count within [min_pixels, max_pixels]"
+    return h, w, how
+
+
+def tile_candidates(lo: int, hi: int) -> list[tuple[int, int]]:
+    """All (cols, rows) grids with lo <= cols*rows <= hi, fewest tiles first."""
+    grids = {(c, r) for n in range(lo, hi + 1) for c in range(1, n + 1) for r in range(1, n + 1)
+             if lo <= c * r <= hi}
+    return sorted(grids, key=lambda g: g[0] * g[1])
+
+
+def closest_grid(width: int, height: int, tile: int, lo: int, hi: int) -> tuple[int, int]:
+    """InternVL2's choice of tile grid: the closest aspect ratio; on a tie, the larger grid when the
+    image has more than half the pixels of that grid."""
+    aspect = width / height
+    best, best_diff = (1, 1), math.inf
+    for cols, rows in tile_candidates(lo, hi):
+        diff = abs(aspect - cols / rows)
+        if diff < best_diff:
+            best, best_diff = (cols, rows), diff
+        elif diff == best_diff and width * height > 0.5 * tile * tile * cols * rows:
+            best = (cols, rows)
+    return best
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+def _qwen2_vl(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    assert v.min_pixels is not None and v.max_pixels is not None
+    factor = v.patch_size * v.merge_size
+    h, w, how = smart_resize(height, width, factor, v.min_pixels, v.max_pixels)
+    t = 1  # one image; it is repeated d_t_patch times along time to fill one temporal patch
+    gh, gw = h // v.patch_size, w // v.patch_size
+    patches = t * gh * gw
+    m2 = v.merge_size ** 2
+    tokens = patches // m2
+    vec = v.in_channels * v.temporal_patch_size * v.patch_size ** 2
+    steps = [
+        Step("Step 2", "input image (H x W)", "", f"{height} x {width} ({_n(height * width)} pixels)"),
+        Step("Step 2", "resize factor", "d_patch x n_merge", f"{v.patch_size} x {v.merge_size} = {factor}"),
+        Step("Step 2", "pixel bounds", f"[min_pixels, max_pixels] ({v.pixels_source})",
+             f"[{_n(v.min_pixels)}, {_n(v.max_pixels)}]"),
+        Step("Step 2", "resized image (H' x W')", how, f"{h} x {w} ({_n(h * w)} pixels)"),
+        Step("Step 3", "temporal duplication", "image tiled d_t_patch times; t_grid = 1",
+             f"(2, C, H', W') -> t_grid = {t}" if v.temporal_patch_size == 2 else f"t_grid = {t}"),
+        Step("Step 3", "grid (t_grid x h_grid x w_grid)", f"H'/{v.patch_size} x W'/{v.patch_size}",
+             f"{t} x {gh} x {gw}"),
+        Step("Step 3", "patches n_img", "t_grid * h_grid * w_grid", _n(patches)),
+        Step("Step 4", "patch vector length", "C * d_t_patch * d_patch^2",
+             f"{v.in_channels} * {v.temporal_patch_size} * {v.patch_size}^2 = {_n(vec)}"),
+        Step("Step 5", "image tokens", "t_grid * h_grid * w_grid / n_merge^2", f"{_n(patches)} / {m2} = {_n(tokens)}"),
+        Step("Step 6", "after the 3D convolution", "(n_img, d_img)", f"({_n(patches)}, {v.hidden_size})"),
+        Step("Step 10", "after the encoder blocks", f"{v.depth} blocks, shape kept", f"({_n(patches)}, {v.hidden_size})"),
+        Step("Step 11", "merged groups", "(n_img / n_merge^2, n_merge^2 * d_img)", f"({_n(tokens)}, {v.projector_in})"),
+        Step("Step 11", "merger output (LLM input)", "(n_img / n_merge^2, d)", f"({_n(tokens)}, {text_d})"),
+    ]
+    return ImageTokens(height, width, v.tokens_rule, (h, w), 1, False, None, (t, gh, gw), patches, tokens, steps)
+
+
+def _internvl(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    tile = v.image_size
+    assert tile is not None
+    side = tile // v.patch_size
+    per_tile = v.tokens_per_tile or 0
+    steps = [Step("Input", "input image (H x W)", "", f"{height} x {width}, aspect W/H = {width / height:.4f}")]
+    if v.dynamic_tiles:
+        cands = tile_candidates(v.min_tiles, v.max_tiles)
+        cols, rows = closest_grid(width, height, tile, v.min_tiles, v.max_tiles)
+        steps += [
+            Step("Tiling", "candidate grids (cols x rows)",
+                 f"min_dynamic_patch <= cols*rows <= max_dynamic_patch ({v.min_tiles}..{v.max_tiles})",
+                 f"{len(cands)} grids"),
+            Step("Tiling", "chosen grid", "closest aspect ratio cols/rows (ties: larger grid if the image "
+                 "covers > half of it)", f"{cols} x {rows} (ratio {cols / rows:.4f})"),
+        ]
+    else:
+        cols, rows = 1, 1
+        steps.append(Step("Tiling", "dynamic tiling", "dynamic_image_size is false", "one tile"))
+    n_tiles = cols * rows
+    thumb = v.use_thumbnail and n_tiles > 1
+    total = n_tiles + (1 if thumb else 0)
+    resized = (rows * tile, cols * tile)
+    patches = total * side * side
+    tokens = total * per_tile
+    m = v.merge_size
+    steps += [
+        Step("Tiling", "resized canvas (H' x W')", f"rows*{tile} x cols*{tile}", f"{resized[0]} x {resized[1]}"),
+        Step("Tiling", "tiles", f"cols*rows{' + thumbnail (use_thumbnail, only when tiles > 1)' if v.use_thumbnail else ''}",
+             f"{n_tiles} + 1 = {total}" if thumb else f"{total}"),
+        Step("Encoder", "patches per tile", f"({tile}/{v.patch_size})^2", f"{side} x {side} = {_n(side * side)}"),
+        Step("Encoder", "sequence per tile", "patches + class token" if v.class_token else "patches",
+             _n(side * side + (1 if v.class_token else 0))),
+        Step("Encoder", "patches, all tiles", "tiles * patches per tile", _n(patches)),
+        Step("Projector", "tokens per tile",
+             f"pixel shuffle {v.downsample_ratio}: patches * downsample_ratio^2 (class token dropped)",
+             f"{_n(side * side)} / {m * m} = {_n(per_tile)}, width {v.projector_in}"),
+        Step("Projector", "mlp1 output per tile", "(tokens per tile, d)", f"({_n(per_tile)}, {text_d})"),
+        Step("Total", "image tokens", "tiles * tokens per tile", f"{total} * {_n(per_tile)} = {_n(tokens)}"),
+    ]
+    return ImageTokens(height, width, v.tokens_rule, resized, total, thumb, (cols, rows),
+                       (1, side, side), patches, tokens, steps)
+
+
+RULES = {"qwen2_vl_resize": _qwen2_vl, "internvl_tiles": _internvl}
+
+
+def image_tokens(v: VisionSpec, height: int, width: int, text_hidden: int) -> ImageTokens:
+    """The walkthrough for one image of height x width pixels."""
+    if height < 1 or width < 1:
+        raise InspectError(f"image size must be positive, got {height}x{width}")
+    return RULES[v.tokens_rule](v, height, width, text_hidden)

@@ -1,0 +1,198 @@
+"""The building blocks every reference model shares: Tap points, RMSNorm, RoPE (with the scalings
+transformers implements), the KV cache and the causal mask of *Implementations of Large Language
+Models* section 1.2.5.
+
+A `Tap` is an identity module: a named point in a forward where a tracer's forward hook can see an
+intermediate value. With no hooks a Tap costs one Python call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from inspector.errors import InspectError
+from inspector.spec.text import TextSpec
+
+
+class Tap(nn.Identity):
+    """A named point in a forward where a tracer's forward hook can see an intermediate value."""
+
+
+# --------------------------------------------------------------------------- norm and RoPE
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * w over the last dim (Appendix B.1), computed in float32."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+def rope_params(spec: TextSpec) -> dict[str, Any]:
+    """The spec's RoPE settings as one dict with `rope_type`, `rope_theta` and the scaling fields."""
+    params = dict(spec.rope_scaling or {})
+    params.setdefault("rope_type", params.pop("type", "default"))
+    if params["rope_type"] == "mrope":  # Qwen2-VL: default frequencies, split over 3 position axes
+        params["rope_type"] = "default"
+    params.setdefault("rope_theta", spec.rope_theta)
+    return params
+
+
+def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.Tensor, float]:
+    """theta_i of Appendix A with the spec's rope scaling, as transformers computes them.
+
+    Returns (inv_freq of shape (d_h/2,), attention factor for cos/sin). `seq_len` only matters for
+    "dynamic" (NTK) scaling, which raises the base once the sequence outgrows max_position_embeddings.
+    """
+    p = rope_params(spec)
+    kind, base, dim = p["rope_type"], float(p["rope_theta"]), spec.head_dim
+    max_pos = spec.max_position_embeddings
+    exponents = torch.arange(0, dim, 2, dtype=torch.int64, device="cpu").float() / dim  # (d_h/2,)
+    if kind == "default":
+        return 1.0 / base**exponents, 1.0
+    if kind == "linear":
+        return 1.0 / base**exponents / p["factor"], 1.0
+    if kind == "dynamic":
+        factor = p["factor"]
+        n = max(seq_len or max_pos, max_pos)
+        base = base * ((factor * n / max_pos) - (factor - 1)) ** (dim / (dim - 2))
+        return 1.0 / base**exponents, 1.0
+    if kind == "llama3":
+        return _llama3(1.0 / base**exponents, p), 1.0
+    if kind == "yarn":
+        return _yarn(base, dim, exponents, p, max_pos)
+    raise InspectError(f"rope_scaling type {kind!r} is not supported (supported: default, linear, dynamic, yarn, llama3)")
+
+
+def _llama3(inv_freq: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:
+    """Llama 3.1: divide low frequencies by `factor`, keep high ones, blend those in between."""
+    factor, low, high = p["factor"], p["low_freq_factor"], p["high_freq_factor"]
+    old_len = p["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = ~(wavelen < old_len / high) * ~(wavelen > old_len / low)
+    return torch.where(medium, blended, scaled)
+
+
+def _yarn(base: float, dim: int, exponents: torch.Tensor, p: Mapping[str, Any], max_pos: int):
+    """YaRN: interpolate low frequencies, extrapolate high ones, ramp between; scale cos/sin."""
+    old_len = p.get("original_max_position_embeddings") or max_pos
+    factor = p.get("factor") or max_pos / old_len
+
+    def mscale(scale: float, m: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention = p.get("attention_factor")
+    if attention is None:
+        m, m_all = p.get("mscale"), p.get("mscale_all_dim")
+        attention = mscale(factor, m) / mscale(factor, m_all) if m and m_all else mscale(factor)
+
+    def correction_dim(rotations: float) -> float:
+        return dim * math.log(old_len / (rotations * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = correction_dim(p.get("beta_fast") or 32), correction_dim(p.get("beta_slow") or 1)
+    if p.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, dim - 1)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / ((high + 0.001 if low == high else high) - low)).clamp(0, 1)
+    extrapolate = 1 - ramp  # (d_h/2,) 1 = keep the original frequency
+    pos_freqs = base**exponents
+    inv_freq = (1.0 / (factor * pos_freqs)) * (1 - extrapolate) + (1.0 / pos_freqs) * extrapolate
+    return inv_freq, float(attention)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for positions: (n,) -> two (1, n, d_h) tensors, or (b, n) -> (b, n, d_h).
+
+    M-RoPE (Qwen2-VL, `mrope_section` in the rope settings): positions (3, b, n) hold temporal,
+    height and width ids; frequency i/2-pair j takes its angle from axis (section of j) % 3.
+    """
+
+    def __init__(self, spec: TextSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.dynamic = rope_params(spec)["rope_type"] == "dynamic"
+        self.mrope_section = tuple(rope_params(spec).get("mrope_section") or ())
+        inv_freq, self.attention_factor = inv_frequencies(spec)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # (d_h/2,) always on CPU first
+
+    def forward(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        inv_freq = self.inv_freq
+        if self.dynamic and positions.device.type != "meta":
+            seq_len = int(positions.max()) + 1
+            if seq_len > self.spec.max_position_embeddings:
+                inv_freq = inv_frequencies(self.spec, seq_len)[0]
+        if positions.dim() == 3:  # M-RoPE: (3, b, n)
+            freqs = positions[..., None].float() * inv_freq.to(positions.device)  # (3, b, n, d_h/2)
+            parts = freqs.split(list(self.mrope_section), dim=-1)  # sections of (3, b, n, s_k)
+            freqs = torch.cat([part[k % 3] for k, part in enumerate(parts)], dim=-1)  # (b, n, d_h/2)
+        else:
+            pos = positions if positions.dim() == 2 else positions[None]  # (b or 1, n)
+            freqs = pos[..., None].float() * inv_freq.to(pos.device)  # (b, n, d_h/2)
+        angles = torch.cat((freqs, freqs), dim=-1)  # (b, n, d_h): theta_i repeated for the rotate-half pairs
+        return (angles.cos() * self.attention_factor).to(dtype), (angles.sin() * self.attention_factor).to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1): pairs element i with element i + d_h/2 (Appendix A)."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., d_h/2) each
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (b, heads, n, d_h); cos/sin: (b or 1, n, d_h), broadcast over heads."""
+    cos, sin = cos[:, None], sin[:, None]  # (b, 1, n, d_h)
+    return x * cos + rotate_half(x) * sin
+
+
+# --------------------------------------------------------------------------- cache and mask
+
+
+class KVCache:
+    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (seed 1.2.5.1)."""
+
+    def __init__(self, num_layers: int) -> None:
+        self.k: list[torch.Tensor | None] = [None] * num_layers
+        self.v: list[torch.Tensor | None] = [None] * num_layers
+
+    @property
+    def length(self) -> int:
+        """Tokens already cached: the position of the next token."""
+        return 0 if self.k[0] is None else self.k[0].shape[2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k = torch.cat((self.k[layer], k), dim=2)  # (b, n_kv, t+n, d_h)
+            v = torch.cat((self.v[layer], v), dim=2)  # (b, n_kv, t+n, d_h)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+
+def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """M of seed 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
+
+    0 where key j <= query i (and, with a sliding window, j > i - window), else the most
+    negative finite number of `dtype`. Shape (1, 1, n, start+n), broadcast over batch and heads.
+    """
+    i = torch.arange(start, start + n, device=device)[:, None]  # (n, 1) query positions
+    j = torch.arange(start + n, device=device)[None, :]  # (1, start+n) key positions
+    allowed = j <= i
+    if window is not None:
+        allowed = allowed & (j > i - window)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]  # (1, 1, n, start+n)
+
+

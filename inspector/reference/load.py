@@ -1,0 +1,92 @@
+"""Filling a reference model from a checkpoint, tensor by tensor, by inventory name: one fill loop.
+
+`fill(model, entries, source, param_of, dtype, device)` walks inventory entries: each entry's
+checkpoint name is looked up in the source, its shape checked against the inventory, converted to
+the requested dtype and set as the model parameter `param_of(entry)`. Only one tensor is in flight
+at a time. The text model and the vision tower both load through it. `load_model(path)` builds a
+TextModel on the meta device (no memory, no random init) and fills it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from inspector.checkpoint.tensors import GGUFSource, TensorSource, open_source
+from inspector.errors import InspectError
+from inspector.inventory.entry import WeightEntry
+from inspector.inventory.text import text_inventory
+from inspector.reference.text import TextModel, param_name
+from inspector.spec.model import from_hf_config
+from inspector.spec.text import TextSpec
+from inspector.units import TORCH_DTYPE_BYTES
+
+
+def shape_error(name: str, expected: tuple[int, ...], found: tuple[int, ...]) -> InspectError:
+    return InspectError(f"tensor '{name}': expected {tuple(expected)}, found {tuple(found)}")
+
+
+def set_param(model: nn.Module, target: str, value: torch.Tensor) -> None:
+    """Replace the parameter at dotted path `target` (a meta placeholder) by `value`, frozen."""
+    module_path, _, attr = target.rpartition(".")
+    module = model.get_submodule(module_path) if module_path else model
+    setattr(module, attr, nn.Parameter(value, requires_grad=False))
+
+
+def fill(model: nn.Module, entries: Iterable[WeightEntry], source: TensorSource,
+         param_of: Callable[[str, int | None], str], dtype: torch.dtype, device: Any = "cpu",
+         what: str = "") -> None:
+    """Set each stored entry's parameter `param_of(role, layer)` of `model` from `source`.
+
+    `what` ("vision ") names the part in messages. Every parameter must be filled: a parameter
+    left on the meta device means the inventory and the model disagree."""
+    entries = [e for e in entries if e.stored]
+    available = source.names()
+    missing = [e.name for e in entries if e.name not in available]
+    if missing:
+        more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise InspectError(f"{len(missing)} {what}tensor(s) missing from the checkpoint: {', '.join(missing[:5])}{more}")
+    for entry in entries:
+        found = source.shape(entry.name)
+        if found != entry.shape:
+            raise shape_error(entry.name, entry.shape, found)
+        set_param(model, param_of(entry.role, entry.layer), source.get(entry.name).to(device=device, dtype=dtype))
+    if hasattr(model, "tie"):
+        model.tie()
+    if hasattr(model, "rope"):
+        model.rope.to(device)
+    left = [name for name, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise InspectError(f"{what or 'reference model '}parameters not filled from the inventory: {', '.join(left[:5])}")
+
+
+def load_weights(model: TextModel, source: TensorSource, dtype: torch.dtype, device: Any = "cpu") -> None:
+    """Set every parameter of a TextModel from `source`, entry by entry of its spec's inventory."""
+    fill(model, text_inventory(model.spec), source, param_name, dtype, device)
+
+
+def load_model(path: str | Path | TensorSource, spec: TextSpec | None = None,
+               dtype: torch.dtype | str = torch.float32, device: Any = "cpu") -> TextModel:
+    """Build a TextModel for `spec` (read from the checkpoint's config when None) and fill it from
+    `path`, or from an already opened TensorSource."""
+    if isinstance(dtype, str):
+        if dtype not in TORCH_DTYPE_BYTES:
+            raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(TORCH_DTYPE_BYTES)})")
+        dtype = getattr(torch, dtype)
+    source = path if isinstance(path, TensorSource) else open_source(Path(path))
+    if spec is None:
+        spec = (from_hf_config(source.config, source.path.name, str(source.path)).text if isinstance(source, GGUFSource)
+                else spec_for(Path(path)))
+    model = TextModel(spec, device="meta", dtype=dtype)
+    load_weights(model, source, dtype, device)
+    return model.eval()
+
+
+def spec_for(path: Path) -> TextSpec:
+    """The TextSpec of a safetensors checkpoint, from the config.json beside it."""
+    from inspector.spec.resolve import load_spec
+
+    return load_spec(str(path if path.is_dir() else path.parent)).text

@@ -1,0 +1,111 @@
+"""A whole vision-language model: text embeddings with image features scattered in, then the LLM.
+
+The vision tower and projector (inspector.reference.vision) turn pixels into one row per image
+token; those rows replace the image-token rows of the text embeddings; Qwen2-VL's M-RoPE position
+ids (3, b, n) follow transformers' `get_rope_index`: text tokens count up on all three axes; an
+image's tokens take (t, row, column) of its merged grid offset by the position before it; the text
+after it resumes at that offset + max(h, w)/n_merge. The language model is
+inspector.reference.text.TextModel on those embeddings and positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from inspector.errors import InspectError
+from inspector.reference.layers import Tap
+from inspector.reference.load import fill, load_weights
+from inspector.reference.text import TextModel
+from inspector.reference.vision import build_vision, load_vision_weights
+from inspector.spec.model import ModelSpec
+
+
+def require_vlm(spec: ModelSpec) -> None:
+    if spec.vision is None:
+        raise InspectError(f"--image: {spec.name} is a text-only model ({spec.model_type}); it takes no image")
+
+
+# --------------------------------------------------------------------------- positions
+
+
+def mrope_positions(ids: torch.Tensor, grid_thw: torch.Tensor, image_token_id: int, merge: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """M-RoPE position ids (3, b, n) and the per-row delta (b,) = max position + 1 - n, which later
+    tokens (generation) add to their plain index."""
+    b, n = ids.shape
+    out = torch.zeros(3, b, n, dtype=torch.long)
+    deltas = torch.zeros(b, dtype=torch.long)
+    grids = iter(grid_thw.tolist())
+    for row in range(b):
+        is_image = (ids[row] == image_token_id).tolist()
+        i, current = 0, 0
+        while i < n:
+            if not is_image[i]:
+                j = i
+                while j < n and not is_image[j]:
+                    j += 1
+                out[:, row, i:j] = torch.arange(current, current + j - i)  # same id on all 3 axes
+                current += j - i
+            else:
+                t, h, w = next(grids)
+                gt, gh, gw = t, h // merge, w // merge
+                j = i + gt * gh * gw
+                tt, hh, ww = torch.meshgrid(torch.arange(gt), torch.arange(gh), torch.arange(gw), indexing="ij")
+                out[:, row, i:j] = torch.stack([tt, hh, ww]).reshape(3, -1) + current  # (3, t*h/m*w/m)
+                current += max(gh, gw)
+            i = j
+        deltas[row] = int(out[:, row].max()) + 1 - n
+    return out, deltas
+
+
+# --------------------------------------------------------------------------- model
+
+
+class VLM(nn.Module):
+    """Vision tower + projector, then the LLM on text embeddings with the image features scattered in."""
+
+    def __init__(self, spec: ModelSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        require_vlm(spec)
+        self.spec = spec
+        self.vision = build_vision(spec.vision, device, dtype)
+        self.text = TextModel(spec.text, device, dtype)
+        self.image_features, self.text_embeds, self.scattered, self.positions = Tap(), Tap(), Tap(), Tap()
+
+    def forward(self, ids: torch.Tensor, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None,
+                image_token_id: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """ids (b, n) on the CPU -> logits (b, n, n_v); positions default to M-RoPE for Qwen2-VL."""
+        v, device = self.spec.vision, self.text.embed.weight.device
+        pixel_values = pixel_values.to(device)
+        feats = self.vision(pixel_values, grid_thw) if grid_thw is not None else self.vision(pixel_values)
+        feats = self.image_features(feats.reshape(-1, self.spec.text.hidden_size))  # (image tokens, d)
+        is_image = ids == image_token_id  # (b, n)
+        if int(is_image.sum()) != feats.shape[0]:
+            raise InspectError(f"image tokens in the prompt ({int(is_image.sum())}) differ from image features ({feats.shape[0]})")
+        if positions is None and grid_thw is not None:
+            positions = mrope_positions(ids, grid_thw, image_token_id, v.merge_size)[0]  # (3, b, n)
+        x = self.text_embeds(self.text.embed(ids.to(device)))  # (b, n, d)
+        x = self.scattered(x.masked_scatter(is_image.to(device)[..., None], feats.to(x.dtype)))  # (b, n, d)
+        if positions is not None:
+            positions = self.positions(positions.to(device))
+        return self.text(ids.to(device), embeds=x, positions=positions)  # (b, n, n_v)
+
+
+def load_vlm(path: Any, spec: ModelSpec | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu") -> VLM:
+    """A VLM filled from a safetensors file or directory, by inventory name (text and vision)."""
+    from pathlib import Path
+
+    from inspector.checkpoint.tensors import open_source
+    from inspector.spec.resolve import load_spec
+
+    path = Path(path)
+    source = open_source(path)
+    spec = spec or load_spec(str(path if path.is_dir() else path.parent))
+    model = VLM(spec, device="meta", dtype=dtype)
+    load_weights(model.text, source, dtype, device)
+    load_vision_weights(model.vision, source, dtype, device)
+    return model.eval()
+
+

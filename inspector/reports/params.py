@@ -1,0 +1,244 @@
+"""Reports of `params`, `config` and `presets`: accounting and specs laid out as seed 003's tables.
+
+`params` with one model: the per-layer table (Tables 1.2/1.4, and 2.2 for VLMs, one section per
+component) and a totals block. With several models: the same side by side (Table 1.4 layout).
+`config`: Table 1.3 (and 2.1 for VLMs). Number formatting lives here and in render only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row
+from inspector.units import WEIGHT_BYTES_PER_PARAM, billions, human_bytes, n
+from inspector.reports.render import Report, Section
+from inspector.spec.model import ModelSpec
+
+COMPONENT_TITLES = {
+    "vision_encoder": "Vision encoder",
+    "projector": "Projector / merger",
+    "language_model": "Language model",
+}
+
+
+def short_name(template: str) -> str:
+    """'model.layers.N.self_attn.q_proj.weight' -> 'self_attn.q_proj.weight'."""
+    return template.split(".N.", 1)[1] if ".N." in template else template
+
+
+def weights_cell(row: Row) -> list[str]:
+    return [f"{short_name(name)}: {tuple(shape)}" for name, shape in row.weights]
+
+
+def params_cell(row: Row) -> str:
+    text = f"{n(row.params)} × {row.repeat}" if row.repeat > 1 else n(row.params)
+    return f"{text} (tied, not stored)" if not row.stored else text
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    return {
+        "component": row.component,
+        "name": row.name,
+        "repeat": row.repeat,
+        "weights": {name: list(shape) for name, shape in row.weights},
+        "params": row.params,
+        "params_total": row.total,
+        "stored": row.stored,
+    }
+
+
+def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
+    t, spec = acc.totals, acc.spec
+    return {
+        "model": spec.name,
+        "source": spec.source,
+        "architecture": spec.architecture,
+        "model_type": spec.model_type,
+        "total_params": t.total_params,
+        "total_params_untied": t.total_params_untied,
+        "embedding_params": t.embedding_params,
+        "non_embedding_params": t.non_embedding_params,
+        "tied_embeddings": t.tied_embeddings,
+        "components": dict(t.components),
+        "weight_bytes": {k: int(v) for k, v in t.weight_bytes.items()},
+        "kv_cache_bytes_per_token": t.kv_cache_bytes_per_token,
+        "kv_cache": {"context": context, "batch": batch, "dtype": "bf16",
+                     "bytes": acc.kv_cache_bytes(context, batch)},
+        "rows": [_row_json(r) for r in acc.rows],
+    }
+
+
+def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
+    t, text = acc.totals, acc.spec.text
+    rows = [
+        ("Total parameters (stored; a tied LM head counted once)",
+         f"{n(t.total_params)} ({billions(t.total_params)})"),
+        ("Total with the LM head counted separately (seed Table 1.4 convention)",
+         f"{n(t.total_params_untied)} ({billions(t.total_params_untied)})"),
+        ("Embedding parameters (token embedding + stored LM head)", n(t.embedding_params)),
+        ("Non-embedding parameters (model-card definition)",
+         f"{n(t.non_embedding_params)} ({billions(t.non_embedding_params)})"),
+    ]
+    if len(t.components) > 1:
+        rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
+        vision = sum(v for c, v in t.components.items() if c != "language_model")
+        rows.append(("Vision encoder + projector (seed Table 2.2 'Total')", n(vision)))
+    rows += [(f"Weight memory, {k}", human_bytes(v)) for k, v in t.weight_bytes.items()]
+    rows.append((
+        "KV cache per token, bf16 (2 × layers × kv_heads × head_dim × 2 B)",
+        f"{n(t.kv_cache_bytes_per_token)} B "
+        f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × 2)",
+    ))
+    rows.append((f"KV cache, context {n(context)} × batch {batch}",
+                 human_bytes(acc.kv_cache_bytes(context, batch))))
+    return rows
+
+
+def _tie_note(acc: Accounting) -> str | None:
+    t = acc.totals
+    if not t.tied_embeddings:
+        return None
+    return (f"{acc.spec.name}: tie_word_embeddings is true, so the LM head shares the token embedding "
+            f"matrix. The checkpoint stores {n(t.total_params)} parameters; counting the head "
+            f"separately, as seed 003's Table 1.4 does, gives {n(t.total_params_untied)} "
+            f"(+{n(t.total_params_untied - t.total_params)}).")
+
+
+def _component_keys(accs: list[Accounting]) -> list[str]:
+    present = {r.component for a in accs for r in a.rows}
+    return [c for c in COMPONENT_ORDER if c in present]
+
+
+def _merged_order(sequences: list[list[str]]) -> list[str]:
+    """Row names of several models in one order: a name missing from the first model goes right
+    after the name that precedes it in its own model (so Table 2.2's rows stay in place)."""
+    keys: list[str] = []
+    for seq in sequences:
+        for i, name in enumerate(seq):
+            if name in keys:
+                continue
+            prev = next((seq[j] for j in range(i - 1, -1, -1) if seq[j] in keys), None)
+            keys.insert(keys.index(prev) + 1 if prev is not None else 0, name)
+    return keys
+
+
+def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -> Report:
+    sections: list[Section] = []
+    components = _component_keys(accs)
+    for comp in components:
+        keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
+        title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
+        if len(accs) == 1:
+            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), n(r.total) if r.stored else "0"]
+                    for r in accs[0].rows if r.component == comp]
+            sub = sum(r.total for r in accs[0].rows if r.component == comp and r.stored)
+            rows.append(["Subtotal" if title else "Total", "", "", "", n(sub)])
+            sections.append(Section(title, ["Layer", "Repeat", "Weight shapes", "Params", "Total"], rows))
+        else:
+            headers = ["Layer"]
+            for a in accs:
+                headers += [f"{a.spec.name} weights", f"{a.spec.name} params"]
+            rows = []
+            for key in keys:
+                line: list[Any] = [key]
+                for a in accs:
+                    row = next((r for r in a.rows if r.component == comp and r.name == key), None)
+                    line += [weights_cell(row), params_cell(row)] if row else ["None", "0"]
+                rows.append(line)
+            sub = ["Subtotal" if title else "Total (stored)"]
+            for a in accs:
+                sub += ["", n(sum(r.total for r in a.rows if r.component == comp and r.stored))]
+            rows.append(sub)
+            sections.append(Section(title, headers, rows))
+
+    total_labels = [label for label, _ in _totals_rows(accs[0], context, batch)]
+    totals_by_model = [dict(_totals_rows(a, context, batch)) for a in accs]
+    labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
+    headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
+    sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
+    notes = [note for a in accs if (note := _tie_note(a))]
+
+    payload = [params_json(a, context, batch) for a in accs]
+    csv_rows = [
+        [a.spec.name, r.component, r.name, r.repeat, weights_cell(r), r.params, r.total, r.stored]
+        for a in accs for r in a.rows
+    ]
+    return Report(
+        sections,
+        payload[0] if len(payload) == 1 else payload,
+        ["model", "component", "layer", "repeat", "weights", "params", "params_total", "stored"],
+        csv_rows,
+        notes,
+    )
+
+
+# --------------------------------------------------------------------------- config (Table 1.3)
+
+
+def _text_config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
+    t = spec.text
+    scaling = dict(t.rope_scaling) if t.rope_scaling else None
+    return [
+        ("family (model_type)", spec.model_type if not spec.is_vlm else f"{spec.model_type} / {t.model_type}"),
+        ("n_v (vocabulary size)", n(t.vocab_size)),
+        ("d (hidden size)", t.hidden_size),
+        ("n_layers", t.num_layers),
+        ("n_h (attention heads)", t.num_heads),
+        ("n_kvheads (key/value heads)", t.num_kv_heads),
+        ("d_inter (MLP size)", t.intermediate_size),
+        ("d_h (head dim)", t.head_dim),
+        ("kv groups (n_h / n_kvheads)", t.kv_groups),
+        ("tied embeddings", "yes" if t.tie_embeddings else "no"),
+        ("q/k/v bias", "yes" if t.qkv_bias else "no"),
+        ("q/k RMSNorm", "yes" if t.qk_norm else "no"),
+        ("fused qkv / gate_up", f"{'yes' if t.fused_qkv else 'no'} / {'yes' if t.fused_gate_up else 'no'}"),
+        ("rope theta", n(t.rope_theta) if float(t.rope_theta).is_integer() else t.rope_theta),
+        ("rope scaling", ", ".join(f"{k}={v}" for k, v in scaling.items()) if scaling else "none"),
+        ("max positions", n(t.max_position_embeddings)),
+        ("norm epsilon", f"{t.rms_norm_eps:g}"),
+        ("sliding window", n(t.sliding_window) if t.sliding_window else "none"),
+    ]
+
+
+def _spec_json(spec: ModelSpec) -> dict[str, Any]:
+    t = spec.text
+    out = {
+        "model": spec.name, "source": spec.source, "model_type": spec.model_type,
+        "architecture": spec.architecture,
+        "text": {k: getattr(t, k) for k in (
+            "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+            "num_kv_heads", "head_dim", "kv_groups", "tie_embeddings", "qkv_bias", "o_bias", "mlp_bias",
+            "qk_norm", "fused_qkv", "fused_gate_up", "rms_norm_eps", "rope_theta",
+            "max_position_embeddings", "sliding_window", "hidden_act")},
+    }
+    out["text"]["rope_scaling"] = dict(t.rope_scaling) if t.rope_scaling else None
+    if spec.ignored_keys:
+        out["ignored_keys"] = list(spec.ignored_keys)
+    return out
+
+
+def config_report(specs: list[ModelSpec]) -> Report:
+    per_model = [dict(_text_config_rows(s)) for s in specs]
+    labels = [label for label, _ in _text_config_rows(specs[0])]
+    rows = [[label, *[d.get(label, "") for d in per_model]] for label in labels]
+    sections = [Section("Language model" if any(s.is_vlm for s in specs) else "",
+                        ["Configuration", *[s.name for s in specs]], rows)]
+    payload = [_spec_json(s) for s in specs]
+    if any(s.is_vlm for s in specs):
+        from inspector.reports.vision import vision_config_section, vision_spec_json
+
+        sections.insert(0, vision_config_section(specs))
+        for s, p in zip(specs, payload):
+            if s.is_vlm:
+                p["vision"] = vision_spec_json(s)
+    return Report(sections, payload[0] if len(payload) == 1 else payload)
+
+
+def presets_report(presets) -> Report:
+    rows = [[p.hub_id, ", ".join(p.aliases), p.config.get("model_type"), p.source] for p in presets]
+    data = [{"hub_id": p.hub_id, "aliases": list(p.aliases), "model_type": p.config.get("model_type"),
+             "source": p.source} for p in presets]
+    return Report([Section("Embedded presets", ["Hub id", "Aliases", "model_type", "Source"], rows)], data)
+
+
+__all__ = ["params_report", "config_report", "presets_report"]

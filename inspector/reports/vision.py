@@ -1,0 +1,120 @@
+"""Vision parts of the reports: seed 003's Table 2.1 (config) and the image-token walkthrough."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Any
+
+from inspector.image.tokens import ImageTokens, image_tokens
+from inspector.reports.render import Report, Section
+from inspector.spec.model import ModelSpec
+
+
+def _yes(flag: bool, detail: str = "") -> str:
+    return ("Yes" + (f" {detail}" if detail else "")) if flag else "No"
+
+
+def _projector(v) -> str:
+    if v.projector == "merger":
+        return (f"LayerNorm({v.projector_norm_dim}) -> concat {v.merge_size}x{v.merge_size} -> "
+                f"Linear {v.projector_in}->{v.projector_hidden} -> {v.projector_act.upper()} -> "
+                f"Linear {v.projector_hidden}->{v.out_hidden_size}")
+    return (f"pixel shuffle {v.downsample_ratio} (concat {v.merge_size}x{v.merge_size}) -> "
+            f"LayerNorm({v.projector_norm_dim}) -> Linear {v.projector_in}->{v.projector_hidden} -> "
+            f"{v.projector_act.upper()} -> Linear {v.projector_hidden}->{v.out_hidden_size}")
+
+
+def _image_input(v) -> str:
+    if v.tokens_rule == "qwen2_vl_resize":
+        return (f"resize to multiples of {v.patch_size * v.merge_size} within "
+                f"[{v.min_pixels:,}, {v.max_pixels:,}] pixels ({v.pixels_source})")
+    if v.dynamic_tiles:
+        thumb = " + thumbnail when > 1 tile" if v.use_thumbnail else ""
+        return f"{v.min_tiles}..{v.max_tiles} tiles of {v.image_size}x{v.image_size}{thumb}"
+    return f"one {v.image_size}x{v.image_size} tile"
+
+
+def _tokens_unit(v) -> str:
+    if v.tokens_rule == "qwen2_vl_resize":
+        return f"t*h*w / {v.merge_size ** 2} (224x224 -> {image_tokens(v, 224, 224, v.out_hidden_size).tokens})"
+    return f"{v.tokens_per_tile} per tile"
+
+
+def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
+    v = spec.vision
+    return [
+        ("d_img (image embedding dimension, vision hidden size)", v.hidden_size),
+        ("Class token", _yes(v.class_token, "(1, 1, d_img)")),
+        ("Trainable position embeddings", _yes(v.learned_pos, f"(1, {v.num_positions}, {v.hidden_size})")
+         if v.learned_pos else f"No ({v.position_encoding})"),
+        ("d (token embedding dimension, LLM hidden size)", spec.text.hidden_size),
+        ("d_patch (patch size along height and width)", v.patch_size),
+        ("d_t_patch (temporal patch size)", v.temporal_patch_size),
+        ("n_merge (patches merged along each dimension)", v.merge_size),
+        ("Encoder repetitions (vision blocks)", v.depth),
+        ("Scaling residual (layer scale ls1/ls2)", _yes(v.layer_scale)),
+        ("vision tower", v.kind),
+        ("vision heads x head dim", f"{v.num_heads} x {v.head_dim}"),
+        ("vision MLP size", v.intermediate_size),
+        ("vision norm", v.norm_type),
+        ("qkv bias / q,k norm", f"{'yes' if v.qkv_bias else 'no'} / {'yes' if v.qk_norm else 'no'}"),
+        ("vision activation", v.hidden_act),
+        ("projector", _projector(v)),
+        ("image input", _image_input(v)),
+        ("image tokens", _tokens_unit(v)),
+    ]
+
+
+def vision_config_section(specs: list[ModelSpec]) -> Section:
+    """Table 2.1, one column per model (text-only models get empty cells)."""
+    vlm = next(s for s in specs if s.is_vlm)
+    labels = [label for label, _ in vision_rows(vlm)]
+    per_model = [dict(vision_rows(s)) if s.is_vlm else {} for s in specs]
+    rows = [[label, *[d.get(label, "") for d in per_model]] for label in labels]
+    return Section("Vision encoder and projector (seed Table 2.1)", ["Configuration", *[s.name for s in specs]], rows)
+
+
+def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:
+    v = spec.vision
+    out = {f.name: getattr(v, f.name) for f in fields(v) if f.name != "names"}
+    out["tokens_per_tile"] = v.tokens_per_tile
+    return out
+
+
+# --------------------------------------------------------------------------- image tokens
+
+
+def tokens_json(spec: ModelSpec, it: ImageTokens) -> dict[str, Any]:
+    return {
+        "model": spec.name, "image_size": [it.height, it.width], "rule": it.rule,
+        "resized": list(it.resized), "tiles": it.tiles, "thumbnail": it.thumbnail,
+        "tile_grid": list(it.tile_grid) if it.tile_grid else None, "grid_thw": list(it.grid),
+        "patches": it.patches, "tokens": it.tokens,
+        "steps": [asdict(s) for s in it.steps],
+    }
+
+
+def tokens_report(specs: list[ModelSpec], sizes: list[tuple[int, int]]) -> Report:
+    """One step table per (model, image size), and a summary when there are several."""
+    from inspector.errors import InspectError
+
+    sections: list[Section] = []
+    payload: list[dict[str, Any]] = []
+    summary: list[list[Any]] = []
+    for spec in specs:
+        if not spec.is_vlm:
+            raise InspectError(f"{spec.name}: not a vision-language model (no vision_config), so no image tokens")
+        for h, w in sizes:
+            it = image_tokens(spec.vision, h, w, spec.text.hidden_size)
+            sections.append(Section(
+                f"{spec.name}: image {h}x{w} -> {it.tokens:,} tokens",
+                ["Step", "Quantity", "Rule", "Value"],
+                [[s.step, s.quantity, s.formula, s.value] for s in it.steps],
+            ))
+            payload.append(tokens_json(spec, it))
+            summary.append([spec.name, f"{h}x{w}", f"{it.resized[0]}x{it.resized[1]}", it.tiles,
+                            f"{it.patches:,}", f"{it.tokens:,}"])
+    if len(summary) > 1:
+        sections.append(Section("Summary", ["Model", "Image (HxW)", "Resized", "Tiles", "Patches", "Tokens"], summary))
+    return Report(sections, payload[0] if len(payload) == 1 else payload,
+                  ["model", "image", "resized", "tiles", "patches", "tokens"], summary)

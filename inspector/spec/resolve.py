@@ -1,0 +1,74 @@
+"""Resolving MODEL to a config dict: an embedded preset, a local directory or config.json, or a Hub id.
+
+Only config.json (and, for VLMs, preprocessor_config.json when present) is read; Hub downloads go
+through inspector.hub. Every failure becomes one InspectError line. No torch, no transformers, no
+remote code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import InspectError
+from inspector.files import read_json
+from inspector.hub import HUB_ID, hub_download
+from inspector.spec.model import ModelSpec, from_hf_config
+from inspector.spec.presets import find_preset
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: a preset, a local directory, or a Hub repo."""
+
+    name: str
+    kind: str  # "preset" | "local" | "hub"
+    config: dict[str, Any]
+    where: str  # what to name in messages: a file path, "preset X", or "hub:repo"
+    directory: Path | None = None
+    hub_id: str | None = None
+    preprocessor: dict[str, Any] | None = None
+
+
+def _local(path: Path, name: str) -> ModelSource:
+    if path.is_dir():
+        config_path = path / "config.json"
+        if not config_path.exists():
+            raise InspectError(f"{path}: no config.json in this directory")
+        directory = path
+    else:
+        config_path, directory = path, path.parent
+    cfg = read_json(config_path)
+    pre_path = directory / "preprocessor_config.json"
+    pre = read_json(pre_path) if pre_path.exists() else None
+    return ModelSource(name, "local", cfg, str(config_path), directory, None, pre if isinstance(pre, dict) else None)
+
+
+def resolve(model: str) -> ModelSource:
+    """MODEL -> ModelSource. Order: an existing local path, a preset, then a Hub id."""
+    path = Path(model).expanduser()
+    if path.exists():
+        return _local(path, model)
+    preset = find_preset(model)
+    if preset is not None:
+        pre = dict(preset.preprocessor) if preset.preprocessor else None
+        return ModelSource(preset.hub_id, "preset", json.loads(json.dumps(preset.config)),
+                           f"preset {preset.hub_id}", None, preset.hub_id, pre)
+    if HUB_ID.match(model):
+        config_path = hub_download(model, "config.json")
+        cfg = read_json(config_path)
+        pre_path = hub_download(model, "preprocessor_config.json", required=False) if cfg.get("vision_config") else None
+        pre = read_json(pre_path) if pre_path else None
+        return ModelSource(model, "hub", cfg, f"{model}/config.json", config_path.parent, model, pre)
+    if model.endswith(".json") or os.sep in model:
+        raise InspectError(f"{model}: file not found")
+    raise InspectError(f"{model!r} is not a preset, a local path or a Hub id (owner/name); see `inspect presets`")
+
+
+def load_spec(model: str) -> ModelSpec:
+    """MODEL -> ModelSpec (the one entry point commands use)."""
+    src = resolve(model)
+    return from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor)

@@ -1,0 +1,140 @@
+"""Loading a tokenizer: from a local model directory (`tokenizer.json` plus the optional
+`tokenizer_config.json`, `chat_template.jinja`, `generation_config.json`), a `.gguf` file (rebuilt
+from its `tokenizer.ggml.*` metadata, inspector.tokenizer.gguf), or a Hugging Face Hub id (through
+inspector.hub). The offline default, Qwen2/Qwen2.5's byte-level BPE, is inspector.tokenizer.qwen_bpe.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import InspectError
+from inspector.files import read_json
+from inspector.hub import hub_snapshot, is_hub_id
+from inspector.tokenizer.gguf import load_gguf_tokenizer
+from inspector.tokenizer.text_tokenizer import TextTokenizer, one_line
+
+_HUB_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json", "generation_config.json", "config.json")
+
+
+def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> TextTokenizer:
+    """A tokenizer from a model directory, a `.gguf` file, a `tokenizer.json` file, or a Hub id like `Qwen/Qwen2.5-0.5B`."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _load_dir(path, label=text)
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return load_gguf_tokenizer(path)
+        if path.name.endswith(".json"):
+            return _load_dir(path.parent, label=text, tokenizer_file=path)
+        raise InspectError(f"{text}: not a tokenizer (expected a model directory, tokenizer.json or a .gguf file)")
+    if is_hub_id(text):
+        return _load_hub(text, revision)
+    raise InspectError(f"{text}: no such file or directory (and not a Hub id like 'Qwen/Qwen2.5-0.5B')")
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InspectError(f"{path}: expected a JSON object")
+    return data
+
+
+def _token_content(value: Any) -> str | None:
+    """tokenizer_config's special token entries are a string or {"content": ...}."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return value["content"]
+    return None
+
+
+def _int_list(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
+
+
+def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -> TextTokenizer:
+    from tokenizers import AddedToken, Tokenizer
+
+    tokenizer_file = tokenizer_file or directory / "tokenizer.json"
+    if not tokenizer_file.is_file():
+        extra = " (tokenizer.model/vocab-only tokenizers are not supported)" if (directory / "tokenizer.model").is_file() else ""
+        raise InspectError(f"{tokenizer_file}: not found{extra}")
+    try:
+        tok = Tokenizer.from_file(str(tokenizer_file))
+    except Exception as exc:
+        raise InspectError(f"{tokenizer_file}: not a valid tokenizer.json ({one_line(exc)})") from None
+    # A tokenizer.json may carry training-time padding/truncation (e.g. pad to 128): never for a trace.
+    tok.no_padding()
+    tok.no_truncation()
+
+    config = _read_json(directory / "tokenizer_config.json") or {}
+    # added_tokens_decoder entries the tokenizer.json lacks (only where the id is the next free one).
+    added = config.get("added_tokens_decoder")
+    if isinstance(added, dict):
+        entries = sorted((int(k), v) for k, v in added.items() if str(k).isdigit() and isinstance(v, dict))
+        for token_id, entry in entries:
+            content = entry.get("content")
+            if not isinstance(content, str) or tok.token_to_id(content) is not None:
+                continue
+            if token_id != tok.get_vocab_size(with_added_tokens=True):
+                continue
+            added_token = AddedToken(content, special=bool(entry.get("special", False)), normalized=bool(entry.get("normalized", False)))
+            (tok.add_special_tokens if entry.get("special") else tok.add_tokens)([added_token])
+
+    # Chat template: chat_template.jinja wins, then chat_template.json, then tokenizer_config.json.
+    template = None
+    jinja_file = directory / "chat_template.jinja"
+    if jinja_file.is_file():
+        try:
+            template = jinja_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InspectError(f"{jinja_file}: cannot read ({one_line(exc)})") from None
+    if template is None:
+        template = _pick_template((_read_json(directory / "chat_template.json") or {}).get("chat_template"))
+    if template is None:
+        template = _pick_template(config.get("chat_template"))
+
+    def token_id(value: Any) -> int | None:
+        content = _token_content(value)
+        return tok.token_to_id(content) if content is not None else None
+
+    eos: list[int] = []
+    first = token_id(config.get("eos_token"))
+    if first is not None:
+        eos.append(first)
+    gen = _read_json(directory / "generation_config.json") or {}
+    model_config = {} if gen else (_read_json(directory / "config.json") or {})
+    for i in _int_list(gen.get("eos_token_id")) or _int_list(model_config.get("eos_token_id")):
+        if i not in eos:
+            eos.append(i)
+    bos_id = token_id(config.get("bos_token"))  # (not generation_config's: Qwen lists one its tokenizer never adds)
+
+    return TextTokenizer(tokenizer=tok, eos_ids=tuple(eos), bos_id=bos_id, chat_template=template, source=label)
+
+
+def _pick_template(value: Any) -> str | None:
+    """A template string, or the 'default' one of a list of {'name', 'template'}."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list):
+        named = {t.get("name"): t.get("template") for t in value if isinstance(t, dict)}
+        chosen = named.get("default") or next((t for t in named.values() if isinstance(t, str)), None)
+        return chosen if isinstance(chosen, str) and chosen else None
+    return None
+
+
+def _load_hub(repo_id: str, revision: str | None) -> TextTokenizer:
+    directory = hub_snapshot(repo_id, list(_HUB_FILES), "tokenizer files", "tokenizer.json", revision)
+    return _load_dir(directory, label=f"{repo_id} (Hub)")
