@@ -55,3 +55,59 @@ def hf_from_gguf(directory: Path, name: str):
     model.load_state_dict(tensors, strict=False)
     model.tie_weights()
     return model.eval()
+
+
+# --------------------------------------------------------------------------- names on the meta device
+
+
+def hf_meta(cfg: dict):
+    """transformers' own model of a config dict (a deep copy: transformers rewrites rope dicts), on meta."""
+    import copy
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = copy.deepcopy(cfg)
+    config = AutoConfig.for_model(cfg.pop("model_type"), **{k: v for k, v in cfg.items() if k != "architectures"})
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def _pattern(source: str) -> "re.Pattern":
+    import re
+
+    return re.compile(re.escape(source).replace(r"\*", r"(\d+)"))
+
+
+def to_transformers_names(shapes: dict[str, tuple[int, ...]], model) -> dict[str, tuple[int, ...]]:
+    """Checkpoint names and shapes as transformers' own load-time conversions turn them into its
+    parameter names: its renamings, and its merges of per-expert tensors into one (E, ...) tensor
+    (transformers.conversion_mapping, applied here to shapes only)."""
+    import re
+
+    from transformers.conversion_mapping import get_model_conversion_mapping
+
+    out = dict(shapes)
+    for transform in get_model_conversion_mapping(model):
+        sources = transform.source_patterns if isinstance(transform.source_patterns, list) else [transform.source_patterns]
+        targets = transform.target_patterns if isinstance(transform.target_patterns, list) else [transform.target_patterns]
+        ops = [type(op).__name__ for op in getattr(transform, "operations", None) or []]
+        if not ops:  # a renaming
+            for src, dst in zip(sources, targets):
+                out = {re.sub(src, dst, name): shape for name, shape in out.items()}
+            continue
+        merged: dict[str, list] = {}
+        for src in sources:
+            pat = _pattern(src)
+            for name in [n for n in out if pat.search(n)]:
+                key = pat.sub(targets[0], name)
+                merged.setdefault(key, []).append(out.pop(name))
+        for key, parts in merged.items():
+            per_source = len(sources)
+            experts = len(parts) // per_source
+            first = parts[0]
+            if "Concatenate" in ops and per_source > 1:
+                shape = (experts, first[0] * per_source, *first[1:])
+            else:
+                shape = (experts, *first)
+            out[key.removesuffix(".weight") if not key.endswith(".weight") else key] = shape
+    return out

@@ -70,7 +70,7 @@ BAD = [
     ("wrong-type", tiny_config("llama", num_hidden_layers="two"), "'num_hidden_layers' must be an integer"),
     ("bool-as-int", tiny_config("llama", vocab_size=True), "'vocab_size' must be an integer"),
     ("bad-bool", tiny_config("llama", tie_word_embeddings="yes"), "'tie_word_embeddings' must be true or false"),
-    ("unknown-type", tiny_config("gpt_neox"), "model_type 'gpt_neox' is not supported (supported: "),
+    ("unknown-type", tiny_config("no_such_family"), "model_type 'no_such_family' is not supported (supported: "),
     ("no-model-type", {"hidden_size": 8}, "'model_type' is missing"),
     ("heads-not-divisible", tiny_config("llama", num_key_value_heads=3), "not a multiple of num_key_value_heads"),
     ("hidden-not-divisible", tiny_config("llama", hidden_size=30), "not a multiple of num_attention_heads"),

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from conftest import tiny_config
@@ -37,6 +39,7 @@ TINY = {
 
 
 def hf_meta_model(cfg: dict):
+    cfg = copy.deepcopy(cfg)  # transformers rewrites nested rope dicts in place
     fields = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures")}
     config = transformers.AutoConfig.for_model(cfg["model_type"], **fields)
     with torch.device("meta"):

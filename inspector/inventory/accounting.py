@@ -1,9 +1,12 @@
 """Accounting: the inventory grouped into table rows, and the totals block. Pure, no formatting.
 
-Rows follow seed 003's tables: one row per (component, group), counted once per repetition.
-Totals distinguish what a checkpoint stores (a tied LM head once) from the convention of seed
-003's Table 1.4 (the LM head counted separately), and embedding from non-embedding parameters
-(non-embedding = without the token embedding and without the LM head, the model cards' definition).
+Rows follow the tables of *Implementations of Large Language Models*: one row per (component,
+group), counted once per repetition (a layer, or a layer's expert). Totals distinguish what a
+checkpoint stores (a tied LM head once) from the convention of its Table 1.4 (the LM head counted
+separately), and embedding from non-embedding parameters (non-embedding = without the token
+embedding and without the LM head, the model cards' definition). Mixture-of-experts models add
+the parameters active per token; stored buffers and DeepSeek-V3's multi-token-prediction module
+are listed but not counted as the model's parameters.
 """
 
 from __future__ import annotations
@@ -11,19 +14,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from inspector.inventory.entry import WeightEntry
+from inspector.inventory.entry import EXPERTS, MTP, WeightEntry
 from inspector.inventory.model import inventory
 from inspector.spec.model import ModelSpec
+from inspector.spec.text import TextSpec
 from inspector.units import WEIGHT_BYTES_PER_PARAM
 
 KV_BYTES = 2  # the KV cache is counted in bf16
 
 COMPONENT_ORDER = ("vision_encoder", "projector", "language_model")
 
+ACTIVE_DEFINITION = ("embedding, every weight outside the routed experts, the shared experts, "
+                     "top-k of the routed experts in each MoE layer, and the LM head")
+
 
 @dataclass(frozen=True)
 class Row:
-    """One table row: a group of tensors repeated `repeat` times (once per layer)."""
+    """One table row: a group of tensors repeated `repeat` times (once per layer, or per expert)."""
 
     component: str
     name: str
@@ -32,10 +39,23 @@ class Row:
     params: int  # per repetition
     stored: bool = True  # False: a tied LM head, not stored in the checkpoint
     note: str = ""
+    parameter: bool = True  # False: a stored buffer, not a parameter
 
     @property
     def total(self) -> int:
         return self.params * self.repeat
+
+
+@dataclass(frozen=True)
+class MoETotals:
+    """Parameters of the mixture of experts: routed experts in all, and those a token uses."""
+
+    active_params: int
+    routed_expert_params: int
+    moe_layers: int
+    experts: int
+    top_k: int
+    definition: str = ACTIVE_DEFINITION
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class Totals:
     weight_bytes: dict[str, float]
     kv_cache_bytes_per_token: int
     tied_embeddings: bool
+    moe: MoETotals | None = None
+    extra: dict[str, int] = field(default_factory=dict)  # stored beside the model, not counted
 
 
 @dataclass(frozen=True)
@@ -58,62 +80,78 @@ class Accounting:
     entries: list[WeightEntry] = field(repr=False)
 
     def kv_cache_bytes(self, context: int, batch: int = 1) -> int:
-        return self.totals.kv_cache_bytes_per_token * context * batch
+        """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""
+        t = self.spec.text
+        per_layer = kv_bytes_per_token_layer(t)
+        return batch * per_layer * sum(min(context, t.window(i) or context) for i in range(t.num_layers))
+
+
+def kv_bytes_per_token_layer(t: TextSpec, dtype_bytes: int = KV_BYTES) -> int:
+    """What one token costs in one layer's cache: K and V per kv head, or MLA's compressed latent
+    (kv_lora_rank + the shared RoPE key), which is all an MLA cache needs to hold."""
+    if t.mla is not None:
+        return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim) * dtype_bytes
+    return 2 * t.num_kv_heads * t.head_dim * dtype_bytes
 
 
 def _template(e: WeightEntry) -> str:
-    """The entry's name with its layer index as N ('visual.merger.mlp.0' keeps its 0)."""
-    if e.layer is None:
-        return e.name
-    return re.sub(rf"\.{e.layer}\.", ".N.", e.name, count=1)
+    """The entry's name with its layer index as N and expert index as E."""
+    name = e.name
+    if e.layer is not None:
+        name = re.sub(rf"\.{e.layer}\.", ".N.", name, count=1)
+    if e.expert is not None:
+        name = re.sub(rf"\.{e.expert}\.", ".E.", name, count=1)
+    return name
 
 
 def rows_of(entries: list[WeightEntry]) -> list[Row]:
-    """Group entries into rows; a row's weights are those of its first repetition."""
-    order: list[tuple[str, str]] = []
-    first: dict[tuple[str, str], list[WeightEntry]] = {}
-    layers: dict[tuple[str, str], set] = {}
+    """Group entries into rows; a row's weights are those of its first repetition. Linear time."""
+    first: dict[tuple[str, str], tuple] = {}
+    weights: dict[tuple[str, str], list[WeightEntry]] = {}
+    repeats: dict[tuple[str, str], set] = {}
     for e in entries:
-        key = (e.component, e.group)
+        key, rep = (e.component, e.group), (e.layer, e.expert)
         if key not in first:
-            order.append(key)
-            first[key] = []
-            layers[key] = set()
-        layers[key].add(e.layer)
-        if e.layer is None or e.layer == min(x for x in layers[key] if x is not None):
-            first[key].append(e)
+            first[key], weights[key], repeats[key] = rep, [], set()
+        repeats[key].add(rep)
+        if rep == first[key]:
+            weights[key].append(e)
     rows = []
-    for key in order:
-        group = first[key]
-        repeat = len(layers[key])
-        stored = all(e.stored for e in group)
+    for key, group in weights.items():
         tied = next((e.tied_to for e in group if e.tied_to), None)
-        rows.append(
-            Row(
-                component=key[0],
-                name=key[1],
-                repeat=repeat,
-                weights=tuple((_template(e), e.shape) for e in group),
-                params=sum(e.numel for e in group),
-                stored=stored,
-                note=f"tied to {tied}: counted once, not stored" if tied else "",
-            )
-        )
+        rows.append(Row(
+            component=key[0], name=key[1], repeat=len(repeats[key]),
+            weights=tuple((_template(e), e.shape) for e in group),
+            params=sum(e.numel for e in group), stored=all(e.stored for e in group),
+            note=f"tied to {tied}: counted once, not stored" if tied else "",
+            parameter=all(e.parameter for e in group),
+        ))
     return rows
+
+
+def _moe_totals(t: TextSpec, entries: list[WeightEntry], total: int) -> MoETotals | None:
+    if t.moe is None or t.moe.top_k is None:
+        return None
+    routed = sum(e.numel for e in entries if e.group == EXPERTS and e.component != MTP and e.parameter)
+    layers = len(t.moe.layers)
+    inactive = routed * (t.moe.num_experts - t.moe.top_k) // t.moe.num_experts
+    return MoETotals(total - inactive, routed, layers, t.moe.num_experts, t.moe.top_k)
 
 
 def account(spec: ModelSpec) -> Accounting:
     entries = inventory(spec)
     rows = rows_of(entries)
     t = spec.text
-    stored = sum(e.numel for e in entries if e.stored)
-    untied = sum(e.numel for e in entries)
-    embedding = sum(e.numel for e in entries if e.stored and e.role in ("embed", "lm_head"))
+    counted = [e for e in entries if e.parameter and e.component != MTP]
+    stored = sum(e.numel for e in counted if e.stored)
+    untied = sum(e.numel for e in counted)
+    embedding = sum(e.numel for e in counted if e.stored and e.role in ("embed", "lm_head"))
     components: dict[str, int] = {}
     for name in COMPONENT_ORDER:
-        n = sum(e.numel for e in entries if e.stored and e.component == name)
-        if n or name == "language_model":
-            components[name] = n
+        count = sum(e.numel for e in counted if e.stored and e.component == name)
+        if count or name == "language_model":
+            components[name] = count
+    extra = {MTP: sum(e.numel for e in entries if e.component == MTP and e.parameter)} if t.mtp_layers else {}
     totals = Totals(
         total_params=stored,
         total_params_untied=untied,
@@ -121,7 +159,9 @@ def account(spec: ModelSpec) -> Accounting:
         non_embedding_params=stored - embedding,
         components=components,
         weight_bytes={k: stored * v for k, v in WEIGHT_BYTES_PER_PARAM.items()},
-        kv_cache_bytes_per_token=2 * t.num_layers * t.num_kv_heads * t.head_dim * KV_BYTES,
+        kv_cache_bytes_per_token=t.num_layers * kv_bytes_per_token_layer(t),
         tied_embeddings=t.tie_embeddings,
+        moe=_moe_totals(t, entries, stored),
+        extra=extra,
     )
     return Accounting(spec, rows, totals, entries)

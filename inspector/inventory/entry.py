@@ -16,9 +16,12 @@ LM = "language_model"
 class WeightEntry:
     """One expected tensor.
 
-    `group` is the row of seed 003's tables it belongs to; `role` is the family-independent
-    part it plays ("q.weight", "embed", ...); `stored` is False for a tied LM head, which the
-    checkpoint does not hold (`tied_to` names the tensor it shares).
+    `group` is the table row it belongs to; `role` is the family-independent part it plays
+    ("q.weight", "embed", ...); `expert` is the routed expert's index in a mixture of experts.
+    `stored` is False for a tied LM head, which the checkpoint does not hold (`tied_to` names the
+    tensor it shares). `parameter` is False for a buffer that checkpoints store (DeepSeek-V3's
+    router score bias). `optional` tensors may be absent from a checkpoint (DeepSeek-V3's
+    multi-token-prediction module).
     """
 
     name: str
@@ -29,16 +32,34 @@ class WeightEntry:
     layer: int | None = None
     stored: bool = True
     tied_to: str | None = None
+    expert: int | None = None
+    parameter: bool = True
+    optional: bool = False
 
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
 
 
-# Row names, in the order of seed 003's Table 1.2.
-EMBED, IN_NORM, ATTN, POST_NORM, MLP, FINAL_NORM, HEAD = (
-    "Embedding", "RMS norm (input)", "Attention layer", "RMS norm (post-attention)",
-    "MLP layer", "RMS norm (final)", "LM head",
-)
+# Row names, in the order of Table 1.2 of *Implementations of Large Language Models*, plus the rows
+# of the parts it does not show (positions, experts, the MTP module).
+EMBED, POS_EMBED, ATTN, MLP, HEAD = "Embedding", "Position embedding", "Attention layer", "MLP layer", "LM head"
+ROUTER, EXPERTS, SHARED_EXPERT, DENSE_MLP = "Router", "Experts (routed)", "Shared expert", "MLP layer (dense layers)"
+ROUTER_BIAS = "Router score-correction bias"
+MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
+MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
+
+_NORM_KIND = {"rms": "RMS norm", "rms_offset": "RMS norm", "layer": "Layer norm", "layer_no_bias": "Layer norm"}
+_NORM_PLACE = {"attn_norm": "input", "post_attn_norm": "after attention", "post_mlp_norm": "after MLP",
+               "final_norm": "final"}
 
 
+def norm_row(t, role: str) -> str:
+    """The row of a norm: its kind and where it sits ("RMS norm (input)", "Layer norm (final)")."""
+    if role == "mlp_norm":
+        place = {"sandwich": "pre-MLP", "parallel": "input, MLP"}.get(t.placement, "post-attention")
+    elif role == "attn_norm" and t.placement == "parallel" and t.parallel_norms == 2:
+        place = "input, attention"
+    else:
+        place = _NORM_PLACE[role]
+    return f"{_NORM_KIND[t.norm]} ({place})"

@@ -34,11 +34,11 @@ ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.
 # Inventory role -> module path of the parameter in TextModel ("{}" = layer index).
 ROLE_PARAMS: Mapping[str, str] = {
     "embed": "embed.weight",
-    "attn_norm": "layers.{}.attn_norm.weight",
-    "q_norm": "layers.{}.attn.q_norm.weight",
-    "k_norm": "layers.{}.attn.k_norm.weight",
-    "mlp_norm": "layers.{}.mlp_norm.weight",
-    "final_norm": "norm.weight",
+    "attn_norm.weight": "layers.{}.attn_norm.weight",
+    "q_norm.weight": "layers.{}.attn.q_norm.weight",
+    "k_norm.weight": "layers.{}.attn.k_norm.weight",
+    "mlp_norm.weight": "layers.{}.mlp_norm.weight",
+    "final_norm.weight": "norm.weight",
     "lm_head": "lm_head.weight",
 }
 ATTN_LINEARS = ("q", "k", "v", "qkv", "o")

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row
-from inspector.units import WEIGHT_BYTES_PER_PARAM, billions, human_bytes, n
+from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_bytes_per_token_layer
+from inspector.inventory.entry import MTP
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
+from inspector.units import billions, human_bytes, n
 
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
     "projector": "Projector / merger",
     "language_model": "Language model",
+    MTP: "Multi-token prediction module (stored beside the model, not counted in its total)",
 }
+SHOWN_COMPONENTS = (*COMPONENT_ORDER, MTP)
 
 
 def short_name(template: str) -> str:
@@ -32,7 +35,14 @@ def weights_cell(row: Row) -> list[str]:
 
 def params_cell(row: Row) -> str:
     text = f"{n(row.params)} × {row.repeat}" if row.repeat > 1 else n(row.params)
+    if not row.parameter:
+        return f"{text} (buffer, not a parameter)"
     return f"{text} (tied, not stored)" if not row.stored else text
+
+
+def counted(row: Row) -> bool:
+    """Whether a row adds to the subtotal: stored parameters only."""
+    return row.stored and row.parameter
 
 
 def _row_json(row: Row) -> dict[str, Any]:
@@ -64,8 +74,24 @@ def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
         "kv_cache_bytes_per_token": t.kv_cache_bytes_per_token,
         "kv_cache": {"context": context, "batch": batch, "dtype": "bf16",
                      "bytes": acc.kv_cache_bytes(context, batch)},
+        **_moe_json(acc),
+        **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
         "rows": [_row_json(r) for r in acc.rows],
     }
+
+
+def _moe_json(acc: Accounting) -> dict[str, Any]:
+    m = acc.totals.moe
+    if m is None:
+        return {}
+    return {"moe": {"active_params": m.active_params,
+                    "active_params_without_embedding": m.active_params - _input_embedding(acc),
+                    "active_definition": m.definition, "routed_expert_params": m.routed_expert_params,
+                    "experts": m.experts, "top_k": m.top_k, "moe_layers": m.moe_layers}}
+
+
+def _input_embedding(acc: Accounting) -> int:
+    return sum(e.numel for e in acc.entries if e.role == "embed")
 
 
 def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
@@ -83,14 +109,47 @@ def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, s
         rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
         vision = sum(v for c, v in t.components.items() if c != "language_model")
         rows.append(("Vision encoder + projector (seed Table 2.2 'Total')", n(vision)))
+    rows += _moe_rows(acc)
     rows += [(f"Weight memory, {k}", human_bytes(v)) for k, v in t.weight_bytes.items()]
-    rows.append((
-        "KV cache per token, bf16 (2 × layers × kv_heads × head_dim × 2 B)",
-        f"{n(t.kv_cache_bytes_per_token)} B "
-        f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × 2)",
-    ))
-    rows.append((f"KV cache, context {n(context)} × batch {batch}",
-                 human_bytes(acc.kv_cache_bytes(context, batch))))
+    rows += _kv_rows(acc, context, batch)
+    return rows
+
+
+def _moe_rows(acc: Accounting) -> list[tuple[str, str]]:
+    m, t = acc.totals.moe, acc.totals
+    rows: list[tuple[str, str]] = []
+    if m is not None:
+        share = m.routed_expert_params / t.total_params
+        rows += [
+            (f"Routed experts ({m.experts} per MoE layer × {m.moe_layers} MoE layers)",
+             f"{n(m.routed_expert_params)} ({billions(m.routed_expert_params)}, {share:.1%} of the total)"),
+            (f"Active parameters per token (top-{m.top_k} of {m.experts} routed experts; see the note)",
+             f"{n(m.active_params)} ({billions(m.active_params)})"),
+            ("Active parameters per token without the input embedding (the gpt-oss model card's convention)",
+             f"{n(m.active_params - _input_embedding(acc))} ({billions(m.active_params - _input_embedding(acc))})"),
+        ]
+    for name, count in t.extra.items():
+        rows.append((f"{COMPONENT_TITLES[name]}", f"{n(count)} ({billions(count)})"))
+    return rows
+
+
+def _kv_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
+    t, text = acc.totals, acc.spec.text
+    if text.mla is not None:
+        m = text.mla
+        rule = (f"{n(t.kv_cache_bytes_per_token)} B (MLA caches the compressed latent: "
+                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × 2)")
+        label = "KV cache per token, bf16 (layers × (kv_lora_rank + qk_rope_head_dim) × 2 B)"
+    else:
+        rule = (f"{n(t.kv_cache_bytes_per_token)} B "
+                f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × 2)")
+        label = "KV cache per token, bf16 (2 × layers × kv_heads × head_dim × 2 B)"
+    rows = [(label, rule)]
+    windowed = sum(1 for i in range(text.num_layers) if text.window(i))
+    what = f"KV cache, context {n(context)} × batch {batch}"
+    if windowed:
+        what += f" ({windowed} of {text.num_layers} layers keep only the last {n(text.sliding_window)} tokens)"
+    rows.append((what, human_bytes(acc.kv_cache_bytes(context, batch))))
     return rows
 
 
@@ -106,7 +165,7 @@ def _tie_note(acc: Accounting) -> str | None:
 
 def _component_keys(accs: list[Accounting]) -> list[str]:
     present = {r.component for a in accs for r in a.rows}
-    return [c for c in COMPONENT_ORDER if c in present]
+    return [c for c in SHOWN_COMPONENTS if c in present]
 
 
 def _merged_order(sequences: list[list[str]]) -> list[str]:
@@ -129,9 +188,9 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -
         keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
         title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
         if len(accs) == 1:
-            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), n(r.total) if r.stored else "0"]
+            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), n(r.total) if counted(r) else "0"]
                     for r in accs[0].rows if r.component == comp]
-            sub = sum(r.total for r in accs[0].rows if r.component == comp and r.stored)
+            sub = sum(r.total for r in accs[0].rows if r.component == comp and counted(r))
             rows.append(["Subtotal" if title else "Total", "", "", "", n(sub)])
             sections.append(Section(title, ["Layer", "Repeat", "Weight shapes", "Params", "Total"], rows))
         else:
@@ -147,7 +206,7 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -
                 rows.append(line)
             sub = ["Subtotal" if title else "Total (stored)"]
             for a in accs:
-                sub += ["", n(sum(r.total for r in a.rows if r.component == comp and r.stored))]
+                sub += ["", n(sum(r.total for r in a.rows if r.component == comp and counted(r)))]
             rows.append(sub)
             sections.append(Section(title, headers, rows))
 
@@ -157,6 +216,8 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -
     headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
     notes = [note for a in accs if (note := _tie_note(a))]
+    notes += [f"{a.spec.name}: active parameters per token = {a.totals.moe.definition}."
+              for a in accs if a.totals.moe is not None]
 
     payload = [params_json(a, context, batch) for a in accs]
     csv_rows = [

@@ -7,7 +7,7 @@ can be reported rather than silently dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from inspector.errors import InspectError
 
@@ -73,6 +73,21 @@ class ConfigReader:
                 f"{self.where}: field '{self._field(key)}' must be a string, got {value!r}"
             )
         return value
+
+    def first(self, keys: tuple[str, ...], kind: str, defaults: Mapping[str, Any] | None = None,
+              default: Any = None, **kw: Any) -> Any:
+        """The value of the first of `keys` present, read as `kind` ("int", "float", ...); else the
+        first of them in `defaults` (a config class's defaults); else `default`; else an error
+        naming the first key."""
+        for key in keys:
+            if self.has(key):
+                return getattr(self, kind)(key, **kw)
+        for key in keys:
+            if defaults and key in defaults:
+                return defaults[key]
+        if default is None:
+            raise InspectError(f"{self.where}: field '{self._field(keys[0])}' is missing")
+        return default
 
     def sub(self, key: str) -> "ConfigReader":
         self.used.add(key)

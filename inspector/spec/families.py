@@ -1,108 +1,283 @@
 """Per-family differences of decoder LLMs, as data.
 
 One `Family` record per Hugging Face `model_type`. It holds only what differs between families:
-which config keys switch biases on, whether q/k carry an RMSNorm, whether q/k/v and gate/up are
-fused into one matrix, and the checkpoint name of every tensor role. Nothing else in the package
-branches on a family's name; it reads these fields.
+which parts a decoder layer is made of (the attention kind, the MLP kind, the norm kind and where
+the norms sit), which config keys switch biases on, the names the config uses for standard fields,
+the defaults transformers' config class applies when a key is absent, and the checkpoint name of
+every tensor role. A family that reuses existing parts is one entry here; nothing else in the
+package branches on a family's name, it reads the spec fields these records resolve to.
 
-Name templates use `{}` for the layer index and are relative to the spec's `prefix`
-(empty for plain LLMs, `language_model.` for InternVL2's LLM).
+Name templates use `{i}` for the layer index and `{e}` for the expert index and are relative to
+the spec's `prefix` (empty for plain LLMs, `language_model.` for InternVL2's LLM). Linear roles get
+".weight"/".bias" appended; roles whose template already ends in a parameter name (fused expert
+tensors, attention sinks) are used as they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
-# Roles of the tensors a decoder LLM can have. Linear roles get ".weight"/".bias" appended.
-LLAMA_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "embed": "model.embed_tokens.weight",
-        "attn_norm": "model.layers.{}.input_layernorm.weight",
-        "q": "model.layers.{}.self_attn.q_proj",
-        "k": "model.layers.{}.self_attn.k_proj",
-        "v": "model.layers.{}.self_attn.v_proj",
-        "qkv": "model.layers.{}.self_attn.qkv_proj",
-        "o": "model.layers.{}.self_attn.o_proj",
-        "q_norm": "model.layers.{}.self_attn.q_norm.weight",
-        "k_norm": "model.layers.{}.self_attn.k_norm.weight",
-        "mlp_norm": "model.layers.{}.post_attention_layernorm.weight",
-        "gate": "model.layers.{}.mlp.gate_proj",
-        "up": "model.layers.{}.mlp.up_proj",
-        "gate_up": "model.layers.{}.mlp.gate_up_proj",
-        "down": "model.layers.{}.mlp.down_proj",
-        "final_norm": "model.norm.weight",
-        "lm_head": "lm_head.weight",
-    }
+# The parts a decoder layer can be composed of (the values of the Family fields below).
+ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
+MLP_KINDS = ("gated", "gated_fused", "plain")
+NORM_KINDS = ("rms", "rms_offset", "layer", "layer_no_bias")
+PLACEMENTS = ("pre", "sandwich", "post", "parallel")
+
+
+def _names(**roles: str) -> Mapping[str, str]:
+    return MappingProxyType(roles)
+
+
+def _extend(base: Mapping[str, str], **roles: str) -> Mapping[str, str]:
+    return MappingProxyType({**base, **roles})
+
+
+L = "model.layers.{i}."
+LLAMA_NAMES = _names(
+    embed="model.embed_tokens.weight",
+    attn_norm=L + "input_layernorm",
+    q=L + "self_attn.q_proj", k=L + "self_attn.k_proj", v=L + "self_attn.v_proj",
+    qkv=L + "self_attn.qkv_proj", o=L + "self_attn.o_proj",
+    q_norm=L + "self_attn.q_norm", k_norm=L + "self_attn.k_norm",
+    mlp_norm=L + "post_attention_layernorm",
+    gate=L + "mlp.gate_proj", up=L + "mlp.up_proj", gate_up=L + "mlp.gate_up_proj", down=L + "mlp.down_proj",
+    final_norm="model.norm",
+    lm_head="lm_head",
 )
-
-INTERNLM2_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "embed": "model.tok_embeddings.weight",
-        "attn_norm": "model.layers.{}.attention_norm.weight",
-        "qkv": "model.layers.{}.attention.wqkv",
-        "o": "model.layers.{}.attention.wo",
-        "mlp_norm": "model.layers.{}.ffn_norm.weight",
-        "gate": "model.layers.{}.feed_forward.w1",
-        "up": "model.layers.{}.feed_forward.w3",
-        "down": "model.layers.{}.feed_forward.w2",
-        "final_norm": "model.norm.weight",
-        "lm_head": "output.weight",
-    }
+# Gemma 2/3: a norm before and after both attention and MLP ("sandwich").
+GEMMA2_NAMES = _extend(
+    LLAMA_NAMES,
+    post_attn_norm=L + "post_attention_layernorm",
+    mlp_norm=L + "pre_feedforward_layernorm",
+    post_mlp_norm=L + "post_feedforward_layernorm",
+)
+OLMO2_NAMES = _extend(
+    LLAMA_NAMES, post_attn_norm=L + "post_attention_layernorm", post_mlp_norm=L + "post_feedforward_layernorm",
+)
+GLM4_NAMES = _extend(
+    LLAMA_NAMES, post_attn_norm=L + "post_self_attn_layernorm", post_mlp_norm=L + "post_mlp_layernorm",
+)
+STARCODER2_NAMES = _extend(LLAMA_NAMES, fc1=L + "mlp.c_fc", fc2=L + "mlp.c_proj")
+PHI_NAMES = _extend(
+    LLAMA_NAMES, o=L + "self_attn.dense", fc1=L + "mlp.fc1", fc2=L + "mlp.fc2",
+    q_norm=L + "self_attn.q_layernorm", k_norm=L + "self_attn.k_layernorm", final_norm="model.final_layernorm",
+)
+G = "transformer.h.{i}."
+GPT2_NAMES = _names(
+    embed="transformer.wte.weight", pos_embed="transformer.wpe.weight",
+    attn_norm=G + "ln_1", qkv=G + "attn.c_attn", o=G + "attn.c_proj",
+    mlp_norm=G + "ln_2", fc1=G + "mlp.c_fc", fc2=G + "mlp.c_proj",
+    final_norm="transformer.ln_f", lm_head="lm_head",
+)
+N = "gpt_neox.layers.{i}."
+GPT_NEOX_NAMES = _names(
+    embed="gpt_neox.embed_in.weight",
+    attn_norm=N + "input_layernorm", qkv=N + "attention.query_key_value", o=N + "attention.dense",
+    mlp_norm=N + "post_attention_layernorm", fc1=N + "mlp.dense_h_to_4h", fc2=N + "mlp.dense_4h_to_h",
+    final_norm="gpt_neox.final_layer_norm", lm_head="embed_out",
+)
+INTERNLM2_NAMES = _names(
+    embed="model.tok_embeddings.weight",
+    attn_norm=L + "attention_norm", qkv=L + "attention.wqkv", o=L + "attention.wo",
+    mlp_norm=L + "ffn_norm", gate=L + "feed_forward.w1", up=L + "feed_forward.w3", down=L + "feed_forward.w2",
+    final_norm="model.norm", lm_head="output",
+)
+# Mixture of experts: the router, experts stored one by one ({e}) or fused, shared experts.
+QWEN_MOE_NAMES = _extend(
+    LLAMA_NAMES,
+    router=L + "mlp.gate",
+    expert_gate=L + "mlp.experts.{e}.gate_proj", expert_up=L + "mlp.experts.{e}.up_proj",
+    expert_down=L + "mlp.experts.{e}.down_proj",
+    shared_gate=L + "mlp.shared_expert.gate_proj", shared_up=L + "mlp.shared_expert.up_proj",
+    shared_down=L + "mlp.shared_expert.down_proj", shared_expert_gate=L + "mlp.shared_expert_gate",
+)
+MIXTRAL_NAMES = _extend(
+    LLAMA_NAMES,
+    router=L + "block_sparse_moe.gate",
+    expert_gate=L + "block_sparse_moe.experts.{e}.w1", expert_up=L + "block_sparse_moe.experts.{e}.w3",
+    expert_down=L + "block_sparse_moe.experts.{e}.w2",
+)
+DEEPSEEK_NAMES = _extend(
+    QWEN_MOE_NAMES,
+    router_score_bias=L + "mlp.gate.e_score_correction_bias",
+    shared_gate=L + "mlp.shared_experts.gate_proj", shared_up=L + "mlp.shared_experts.up_proj",
+    shared_down=L + "mlp.shared_experts.down_proj",
+    q_a=L + "self_attn.q_a_proj", q_a_norm=L + "self_attn.q_a_layernorm", q_b=L + "self_attn.q_b_proj",
+    kv_a=L + "self_attn.kv_a_proj_with_mqa", kv_a_norm=L + "self_attn.kv_a_layernorm",
+    kv_b=L + "self_attn.kv_b_proj",
+    mtp_embed=L + "embed_tokens.weight", mtp_enorm=L + "enorm.weight", mtp_hnorm=L + "hnorm.weight",
+    mtp_eh_proj=L + "eh_proj.weight", mtp_head_norm=L + "shared_head.norm.weight",
+    mtp_head=L + "shared_head.head.weight",
+)
+GPT_OSS_NAMES = _extend(
+    LLAMA_NAMES,
+    sinks=L + "self_attn.sinks", router=L + "mlp.router",
+    experts_gate_up=L + "mlp.experts.gate_up_proj", experts_down=L + "mlp.experts.down_proj",
+    experts_gate_up_bias=L + "mlp.experts.gate_up_proj_bias", experts_down_bias=L + "mlp.experts.down_proj_bias",
+)
+LLAMA4_NAMES = _extend(
+    LLAMA_NAMES,
+    gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
+    router=L + "feed_forward.router",
+    experts_gate_up=L + "feed_forward.experts.gate_up_proj", experts_down=L + "feed_forward.experts.down_proj",
+    shared_gate=L + "feed_forward.shared_expert.gate_proj", shared_up=L + "feed_forward.shared_expert.up_proj",
+    shared_down=L + "feed_forward.shared_expert.down_proj",
 )
 
 
 @dataclass(frozen=True)
-class Family:
-    """What one `model_type` does differently.
+class MoEFamily:
+    """How a family's mixture-of-experts blocks are built and stored.
 
-    `qkv_bias` / `o_bias` / `mlp_bias` are either a bool (fixed by the architecture) or the
-    name of the config key that switches the bias on (read with default False).
+    `fused`: the checkpoint stores all experts of a layer as one tensor (E, ...), gate and up
+    interleaved in one (gpt-oss, Llama 4); otherwise one set of tensors per expert. `shared_expert`:
+    always one shared expert as wide as a routed one (Llama 4); other families size their shared
+    experts from config keys. `score_bias`: the router's `e_score_correction_bias` (a buffer that
+    checkpoints store, not a parameter).
+    """
+
+    fused: bool = False
+    shared_expert: bool = False
+    shared_expert_gate: bool = False
+    router_bias: bool = False
+    expert_bias: bool = False
+    score_bias: bool = False
+
+
+# Config keys of the standard fields, first found wins; a family's `keys` replace them.
+STANDARD_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "vocab_size": ("vocab_size",), "hidden_size": ("hidden_size",), "intermediate_size": ("intermediate_size",),
+    "num_layers": ("num_hidden_layers",), "num_heads": ("num_attention_heads",),
+    "num_kv_heads": ("num_key_value_heads",), "norm_eps": ("rms_norm_eps",), "hidden_act": ("hidden_act",),
+    "max_position_embeddings": ("max_position_embeddings",),
+    "num_experts": ("num_experts", "num_local_experts", "n_routed_experts"),
+    "top_k": ("num_experts_per_tok", "experts_per_token"),
+    "expert_intermediate": ("moe_intermediate_size",),
+    "dense_intermediate": ("intermediate_size",),
+})
+
+
+@dataclass(frozen=True)
+class Family:
+    """What one `model_type` does differently; see the module docstring.
+
+    `qkv_bias` / `o_bias` / `mlp_bias` are either a bool (fixed by the architecture) or the name of
+    the config key that switches the bias on (read with default False). `keys` lists config keys of
+    standard fields this family names differently (gpt2's `n_embd`); `defaults` holds transformers'
+    class defaults for keys a sparse config.json may omit.
     """
 
     model_type: str
     description: str
     names: Mapping[str, str] = field(default_factory=lambda: LLAMA_NAMES, hash=False)
+    attention: str = "qkv"  # ATTENTION_KINDS
+    mlp: str = "gated"  # MLP_KINDS
+    norm: str = "rms"  # NORM_KINDS; rms_offset is Gemma's x * (1 + w)
+    placement: str = "pre"  # PLACEMENTS
+    learned_positions: bool = False
     qkv_bias: bool | str = False
     o_bias: bool | str = False
     mlp_bias: bool | str = False
-    qk_norm: bool = False
-    fused_qkv: bool = False
-    fused_gate_up: bool = False
-    # InternLM2 interleaves q/k/v per kv group inside wqkv; Phi-3 stacks them [q; k; v].
-    qkv_layout: str = "stacked"
+    lm_head_bias: bool | str = False
+    qk_norm: str = ""  # "" | "head" (over d_h) | "full" (over all heads)
+    qk_norm_switch: str = ""  # the config key that turns qk_norm on, when it is optional
+    attention_sinks: bool = False
+    transposed_linears: bool = False  # GPT-2's Conv1D stores (in, out)
+    embed_scale: bool = False  # Gemma multiplies embeddings by sqrt(d)
+    parallel_norms: int = 1  # "parallel" placement: one shared norm, or two (GPT-NeoX)
+    sliding_pattern: int = 0  # every n-th layer full attention when no layer_types are given
+    moe: MoEFamily | None = None
+    keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def config_keys(self, fieldname: str) -> tuple[str, ...]:
+        """The config keys holding a standard field: the family's own names replace the usual ones."""
+        return self.keys.get(fieldname) or STANDARD_KEYS.get(fieldname, (fieldname,))
 
 
-FAMILIES: Mapping[str, Family] = MappingProxyType(
-    {
-        "llama": Family(
-            "llama",
-            "LLaMA 2/3/3.1/3.2, SmolLM2",
-            qkv_bias="attention_bias",
-            o_bias="attention_bias",
-            mlp_bias="mlp_bias",
-        ),
-        "mistral": Family("mistral", "Mistral"),
-        "qwen2": Family("qwen2", "Qwen2, Qwen2.5 (q/k/v biases)", qkv_bias=True),
-        "qwen3": Family(
-            "qwen3",
-            "Qwen3 (q/k RMSNorm, explicit head_dim)",
-            qkv_bias="attention_bias",
-            o_bias="attention_bias",
-            qk_norm=True,
-        ),
-        "phi3": Family(
-            "phi3", "Phi-3 (fused qkv_proj and gate_up_proj)", fused_qkv=True, fused_gate_up=True
-        ),
-        "internlm2": Family(
-            "internlm2",
-            "InternLM2 (fused, grouped wqkv; InternVL2's LLM)",
-            names=INTERNLM2_NAMES,
-            qkv_bias="bias",
-            o_bias="bias",
-            fused_qkv=True,
-            qkv_layout="grouped",
-        ),
-    }
-)
+def _keys(**fields: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType(fields)
+
+
+_EXPERTS_AT_INTERMEDIATE = _keys(expert_intermediate=("intermediate_size",))
+_GEMMA_DEFAULTS = MappingProxyType({"tie_word_embeddings": True, "hidden_act": "gelu_pytorch_tanh", "head_dim": 256})
+_GELU_TANH = _keys(hidden_act=("hidden_activation", "hidden_act"))
+
+FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
+    Family("llama", "LLaMA 2/3/3.1/3.2, SmolLM2", qkv_bias="attention_bias", o_bias="attention_bias",
+           mlp_bias="mlp_bias"),
+    Family("mistral", "Mistral"),
+    Family("qwen2", "Qwen2, Qwen2.5 (q/k/v biases)", qkv_bias=True),
+    Family("qwen3", "Qwen3 (q/k RMSNorm, explicit head_dim)", qkv_bias="attention_bias",
+           o_bias="attention_bias", qk_norm="head"),
+    Family("phi3", "Phi-3 (fused qkv_proj and gate_up_proj)", attention="qkv_fused", mlp="gated_fused"),
+    Family("internlm2", "InternLM2 (fused, grouped wqkv; InternVL2's LLM)", names=INTERNLM2_NAMES,
+           attention="qkv_grouped", qkv_bias="bias", o_bias="bias"),
+    Family("smollm3", "SmolLM3 (LLaMA layout, RoPE left out on every 4th layer)", qkv_bias="attention_bias",
+           o_bias="attention_bias", mlp_bias="mlp_bias", defaults={"tie_word_embeddings": True}),
+    Family("granite", "Granite (LLaMA layout with embedding, attention, residual and logit multipliers)",
+           qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias="mlp_bias"),
+    Family("gemma", "Gemma (GeGLU, (1 + w) RMSNorm, embeddings scaled by sqrt(d), tied head)",
+           norm="rms_offset", embed_scale=True, keys=_GELU_TANH, defaults=_GEMMA_DEFAULTS,
+           qkv_bias="attention_bias", o_bias="attention_bias"),
+    Family("gemma2", "Gemma 2 (sandwich norms, soft-capping, alternating sliding window)", names=GEMMA2_NAMES,
+           norm="rms_offset", placement="sandwich", embed_scale=True, keys=_GELU_TANH,
+           defaults=_GEMMA_DEFAULTS, sliding_pattern=2, qkv_bias="attention_bias", o_bias="attention_bias"),
+    Family("gemma3_text", "Gemma 3 text (sandwich norms, q/k norms, 5 local : 1 global layers)",
+           names=GEMMA2_NAMES, norm="rms_offset", placement="sandwich", embed_scale=True, qk_norm="head",
+           keys=_GELU_TANH, defaults=_GEMMA_DEFAULTS, sliding_pattern=6, qkv_bias="attention_bias",
+           o_bias="attention_bias"),
+    Family("olmo2", "OLMo 2 (norms after attention and MLP, q/k norms over all heads)", names=OLMO2_NAMES,
+           placement="post", qk_norm="full", qkv_bias="attention_bias", o_bias="attention_bias"),
+    Family("glm4", "GLM-4 (sandwich norms, fused gate_up, q/k/v biases, partial RoPE)", names=GLM4_NAMES,
+           placement="sandwich", mlp="gated_fused", qkv_bias="attention_bias", defaults={"attention_bias": True}),
+    Family("cohere2", "Cohere 2 (parallel attention and MLP after one LayerNorm without bias)",
+           norm="layer_no_bias", placement="parallel", sliding_pattern=4, qkv_bias="attention_bias",
+           o_bias="attention_bias", keys=_keys(norm_eps=("layer_norm_eps",)),
+           defaults={"tie_word_embeddings": True}),
+    Family("starcoder2", "StarCoder2 (LayerNorm with bias, GELU MLP, biases everywhere)",
+           names=STARCODER2_NAMES, mlp="plain", norm="layer", qkv_bias="use_bias", o_bias="use_bias",
+           mlp_bias="use_bias", keys=_keys(norm_eps=("norm_epsilon",)),
+           defaults={"tie_word_embeddings": True, "use_bias": True, "hidden_act": "gelu_pytorch_tanh"}),
+    Family("phi", "Phi-1/2 (parallel attention and MLP, partial RoPE, LM head bias)", names=PHI_NAMES,
+           mlp="plain", norm="layer", placement="parallel", qkv_bias=True, o_bias=True, mlp_bias=True,
+           lm_head_bias=True, qk_norm="head", qk_norm_switch="qk_layernorm",
+           keys=_keys(norm_eps=("layer_norm_eps",)), defaults={"hidden_act": "gelu_new"}),
+    Family("gpt2", "GPT-2 (learned positions, fused c_attn, Conv1D weights stored (in, out))",
+           names=GPT2_NAMES, attention="qkv_fused", mlp="plain", norm="layer", learned_positions=True,
+           qkv_bias=True, o_bias=True, mlp_bias=True, transposed_linears=True,
+           keys=_keys(hidden_size=("n_embd",), num_layers=("n_layer",), num_heads=("n_head",),
+                      intermediate_size=("n_inner",), max_position_embeddings=("n_positions",),
+                      norm_eps=("layer_norm_epsilon",), hidden_act=("activation_function",)),
+           defaults={"tie_word_embeddings": True, "activation_function": "gelu_new"}),
+    Family("gpt_neox", "GPT-NeoX, Pythia (parallel residual, per-head fused query_key_value)",
+           names=GPT_NEOX_NAMES, attention="qkv_per_head", mlp="plain", norm="layer", placement="parallel",
+           parallel_norms=2, qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias=True,
+           keys=_keys(norm_eps=("layer_norm_eps",)), defaults={"attention_bias": True, "hidden_act": "gelu"}),
+    Family("mixtral", "Mixtral (8 experts, top-2, in block_sparse_moe)", names=MIXTRAL_NAMES, keys=_EXPERTS_AT_INTERMEDIATE, moe=MoEFamily()),
+    Family("qwen2_moe", "Qwen1.5/2 MoE (shared expert with a sigmoid gate, q/k/v biases)",
+           names=QWEN_MOE_NAMES, qkv_bias=True, moe=MoEFamily(shared_expert_gate=True)),
+    Family("qwen3_moe", "Qwen3 MoE (q/k norms, decoder_sparse_step, mlp_only_layers)", names=QWEN_MOE_NAMES,
+           qk_norm="head", qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
+    Family("olmoe", "OLMoE (q/k norms over all heads, 64 experts)", names=QWEN_MOE_NAMES, keys=_EXPERTS_AT_INTERMEDIATE, qk_norm="full",
+           qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
+    Family("phimoe", "Phi-3.5-MoE (LayerNorm with bias, 16 experts)", names=_extend(MIXTRAL_NAMES), keys=_EXPERTS_AT_INTERMEDIATE,
+           norm="layer", qkv_bias="attention_bias", o_bias="attention_bias", lm_head_bias="lm_head_bias",
+           moe=MoEFamily()),
+    Family("deepseek_v2", "DeepSeek-V2 (multi-head latent attention, shared + routed experts)",
+           names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily()),
+    Family("deepseek_v3", "DeepSeek-V3/R1 (MLA, 1 shared + 256 routed experts, biased top-k routing)",
+           names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily(score_bias=True)),
+    Family("gpt_oss", "gpt-oss (attention sinks, biases everywhere, fused experts with biases)",
+           names=GPT_OSS_NAMES, qkv_bias="attention_bias", o_bias="attention_bias", attention_sinks=True,
+           sliding_pattern=2, defaults={"attention_bias": True}, keys=_EXPERTS_AT_INTERMEDIATE,
+           moe=MoEFamily(fused=True, router_bias=True, expert_bias=True)),
+    Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
+           names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
+           keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),
+           moe=MoEFamily(fused=True, shared_expert=True)),
+)})

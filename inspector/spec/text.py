@@ -1,18 +1,22 @@
 """The decoder LLM's spec: a frozen record of everything downstream needs from a (text) config.
 
 `text_spec_from_reader(reader, family)` reads the fields, applies the family's differences
-(`inspector.spec.families`) and works out derived values once (head_dim, kv groups, widths).
+(`inspector.spec.families`) and works out derived values once (head_dim, kv groups, widths, which
+layers are mixture-of-experts layers, each layer's attention window). The parts a decoder layer is
+made of are plain fields (`attention`, `mlp`, `norm`, `placement`); mixture of experts and
+multi-head latent attention are sub-records (`moe`, `mla`) that are None for other families.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
+from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, read_moe, read_no_rope_layers
+from inspector.spec.rope import read_rope
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class TextSpec:
     model_type: str
     vocab_size: int
     hidden_size: int
-    intermediate_size: int
+    intermediate_size: int  # the dense MLP width (dense layers of MoE models)
     num_layers: int
     num_heads: int
     num_kv_heads: int
@@ -31,21 +35,39 @@ class TextSpec:
     qkv_bias: bool
     o_bias: bool
     mlp_bias: bool
-    qk_norm: bool
-    fused_qkv: bool
-    fused_gate_up: bool
-    qkv_layout: str
-    rms_norm_eps: float
+    rms_norm_eps: float  # the eps of whichever norm the family uses
     rope_theta: float
     max_position_embeddings: int
     hidden_act: str = "silu"
+    attention: str = "qkv"  # families.ATTENTION_KINDS
+    mlp: str = "gated"  # families.MLP_KINDS
+    norm: str = "rms"  # families.NORM_KINDS
+    placement: str = "pre"  # families.PLACEMENTS
+    qk_norm_kind: str = ""  # "" | "head" | "full"
+    lm_head_bias: bool = False
+    learned_positions: bool = False
+    transposed_linears: bool = False
+    embed_scale: bool = False
+    parallel_norms: int = 1
+    attention_sinks: bool = False
+    partial_rotary_factor: float = 1.0
     rope_scaling: Mapping[str, Any] | None = field(default=None, compare=False)
+    rope_local_theta: float | None = None  # Gemma 3's sliding layers
     sliding_window: int | None = None
+    layer_types: tuple[str, ...] = ()  # per layer: "full" | "sliding" | "chunked"; () = all full
+    no_rope_layers: tuple[int, ...] = ()  # layers that skip RoPE (SmolLM3, Llama 4)
+    attn_softcap: float | None = None  # Gemma 2: tanh soft-capping of attention scores
+    final_softcap: float | None = None  # Gemma 2: tanh soft-capping of the logits
+    query_pre_attn_scalar: float | None = None  # Gemma 2/3: scores scaled by its -1/2 power
+    multipliers: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # embedding, attention, residual, logits
+    moe: MoESpec | None = None
+    mla: MLASpec | None = None
+    mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
     prefix: str = ""
     names: Mapping[str, str] = field(default_factory=lambda: FAMILIES["llama"].names, repr=False, compare=False)
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
-    torch_dtype: str | None = None
+    torch_dtype: str | None = field(default=None, compare=False)  # storage, not architecture
     # derived, filled in __post_init__
     q_dim: int = field(init=False)
     kv_dim: int = field(init=False)
@@ -53,22 +75,65 @@ class TextSpec:
 
     def __post_init__(self) -> None:
         assert self.num_heads % self.num_kv_heads == 0, "checked by text_spec_from_reader"
-        object.__setattr__(self, "q_dim", self.num_heads * self.head_dim)
+        q_head = self.mla.qk_head_dim if self.mla else self.head_dim
+        object.__setattr__(self, "q_dim", self.num_heads * q_head)
         object.__setattr__(self, "kv_dim", self.num_kv_heads * self.head_dim)
         object.__setattr__(self, "kv_groups", self.num_heads // self.num_kv_heads)
 
-    def name(self, role: str, layer: int | None = None, suffix: str = "") -> str:
+    # the first version's flags, derived from the parts
+    @property
+    def qk_norm(self) -> bool:
+        return bool(self.qk_norm_kind)
+
+    @property
+    def fused_qkv(self) -> bool:
+        return self.attention in ("qkv_fused", "qkv_grouped", "qkv_per_head")
+
+    @property
+    def fused_gate_up(self) -> bool:
+        return self.mlp == "gated_fused"
+
+    @property
+    def qkv_layout(self) -> str:
+        return {"qkv_grouped": "grouped", "qkv_per_head": "per_head"}.get(self.attention, "stacked")
+
+    @property
+    def attn_out_dim(self) -> int:
+        """Width of the concatenated heads that W_o maps back to d."""
+        return self.num_heads * (self.mla.v_head_dim if self.mla else self.head_dim)
+
+    def is_moe_layer(self, layer: int) -> bool:
+        return self.moe is not None and layer in self.moe.layer_set
+
+    def window(self, layer: int) -> int | None:
+        """The attention window of `layer` (None: it sees the whole context)."""
+        if self.layer_types:
+            return self.sliding_window if self.layer_types[layer] != "full" else None
+        return self.sliding_window
+
+    def name(self, role: str, layer: int | None = None, suffix: str = "", expert: int | None = None) -> str:
         """Checkpoint name of a tensor role, e.g. name("q", 3, ".weight")."""
-        template = self.prefix + self.names[role] + suffix
-        return template.format(layer) if layer is not None else template
+        return (self.prefix + self.names[role] + suffix).format(i=layer, e=expert)
 
 
-def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
-    """Read a decoder LLM's fields with `family`'s differences applied."""
-    hidden = r.int("hidden_size")
-    heads = r.int("num_attention_heads")
-    if r.has("head_dim"):
-        head_dim = r.int("head_dim")
+# --------------------------------------------------------------------------- reading
+
+
+def _get(r: ConfigReader, family: Family, fieldname: str, kind: str, default: Any = None, **kw: Any) -> Any:
+    """A standard field under whichever config key the family uses, else its class default."""
+    return r.first(family.config_keys(fieldname), kind, family.defaults, default, **kw)
+
+
+def _switch(r: ConfigReader, family: Family, setting: bool | str) -> bool:
+    if isinstance(setting, str) and not r.has(setting) and setting in family.defaults:
+        return bool(family.defaults[setting])
+    return flag(r, setting)
+
+
+def _heads(r: ConfigReader, family: Family, hidden: int) -> tuple[int, int, int]:
+    heads = _get(r, family, "num_heads", "int")
+    if r.has("head_dim") or "head_dim" in family.defaults:
+        head_dim = r.int("head_dim") if r.has("head_dim") else family.defaults["head_dim"]
     else:
         if hidden % heads:
             raise InspectError(
@@ -76,55 +141,86 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                 f"num_attention_heads ({heads}) and no head_dim is given"
             )
         head_dim = hidden // heads
-    kv_heads = r.int("num_key_value_heads", heads)
+    kv_heads = _get(r, family, "num_kv_heads", "int", heads)
     if heads % kv_heads:
         raise InspectError(
             f"{r.where}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})"
         )
-    rope_scaling = r.raw("rope_scaling")
-    if rope_scaling is not None and not isinstance(rope_scaling, dict):
-        raise InspectError(f"{r.where}: field '{r._field('rope_scaling')}' must be an object, got {rope_scaling!r}")
-    rope_theta = r.float("rope_theta", 10000.0)
-    rope_parameters = r.raw("rope_parameters")  # transformers >= 5 writes RoPE settings here instead
-    if isinstance(rope_parameters, dict) and "rope_theta" in rope_parameters:
-        rope_theta = float(rope_parameters["rope_theta"])
-        kind = rope_parameters.get("rope_type", rope_parameters.get("type", "default"))
-        if rope_scaling is None and (kind != "default" or "mrope_section" in rope_parameters):
-            rope_scaling = {k: v for k, v in rope_parameters.items() if k != "rope_theta"}
+    return heads, kv_heads, head_dim
+
+
+def _placement(r: ConfigReader, family: Family) -> str:
+    """GPT-NeoX's `use_parallel_residual: false` turns its parallel block into a plain pre-norm one."""
+    if family.placement == "parallel" and r.raw("use_parallel_residual", True) is False:
+        return "pre"
+    return family.placement
+
+
+def _sliding_window(r: ConfigReader) -> int | None:
     sliding = r.raw("sliding_window")
-    if sliding is not None and r.raw("use_sliding_window", True) is False:
-        sliding = None
+    if sliding is None or r.raw("use_sliding_window", True) is False:
+        return None
+    return r.int("sliding_window")
+
+
+def _multipliers(r: ConfigReader) -> tuple[float, float, float, float]:
+    """Granite's embedding/attention/residual multipliers and logits divisor, Cohere's logit scale."""
+    logits = 1.0 / r.float("logits_scaling") if r.has("logits_scaling") else r.float("logit_scale", 1.0)
+    return (r.float("embedding_multiplier", 1.0), r.float("attention_multiplier", 0.0) or 0.0,
+            r.float("residual_multiplier", 1.0), logits)
+
+
+def _softcap(r: ConfigReader, key: str) -> float | None:
+    return r.float(key) if r.has(key) else None
+
+
+def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
+    """Read a decoder LLM's fields with `family`'s differences applied."""
+    hidden = _get(r, family, "hidden_size", "int")
+    layers = _get(r, family, "num_layers", "int")
+    heads, kv_heads, head_dim = _heads(r, family, hidden)
+    mla = read_mla(r) if family.attention == "mla" else None
+    moe = read_moe(r, family, layers, hidden) if family.moe else None
+    inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
+                 4 * hidden if family.learned_positions else None)
+    theta, scaling, local_theta, partial = read_rope(r)
+    sliding = _sliding_window(r)
+    qk_norm = family.qk_norm if not family.qk_norm_switch else (family.qk_norm if r.bool(family.qk_norm_switch, False) else "")
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
+    eos = token_ids(r, "eos_token_id")
     return TextSpec(
-        model_type=family.model_type,
-        vocab_size=r.int("vocab_size"),
-        hidden_size=hidden,
-        intermediate_size=r.int("intermediate_size"),
-        num_layers=r.int("num_hidden_layers"),
-        num_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        tie_embeddings=r.bool("tie_word_embeddings", False),
-        qkv_bias=flag(r, family.qkv_bias),
-        o_bias=flag(r, family.o_bias),
-        mlp_bias=flag(r, family.mlp_bias),
-        qk_norm=family.qk_norm,
-        fused_qkv=family.fused_qkv,
-        fused_gate_up=family.fused_gate_up,
-        qkv_layout=family.qkv_layout,
-        rms_norm_eps=r.float("rms_norm_eps", 1e-6),
-        rope_theta=rope_theta,
-        max_position_embeddings=r.int("max_position_embeddings", 2048),
-        hidden_act=r.str("hidden_act", "silu"),
-        rope_scaling=MappingProxyType(dict(rope_scaling)) if rope_scaling else None,
-        sliding_window=sliding if isinstance(sliding, int) and not isinstance(sliding, bool) else None,
-        prefix=prefix,
-        names=family.names,
-        bos_token_id=(token_ids(r, "bos_token_id") or (None,))[0],
-        eos_token_ids=token_ids(r, "eos_token_id"),
-        torch_dtype=r.raw("torch_dtype") if isinstance(r.raw("torch_dtype"), str) else None,
+        model_type=family.model_type, vocab_size=_get(r, family, "vocab_size", "int"), hidden_size=hidden,
+        intermediate_size=inter, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
+        head_dim=mla.qk_head_dim if mla else head_dim,
+        tie_embeddings=r.bool("tie_word_embeddings", bool(family.defaults.get("tie_word_embeddings", False))),
+        qkv_bias=_switch(r, family, family.qkv_bias), o_bias=_switch(r, family, family.o_bias),
+        mlp_bias=_switch(r, family, family.mlp_bias), lm_head_bias=_switch(r, family, family.lm_head_bias),
+        rms_norm_eps=_get(r, family, "norm_eps", "float", 1e-6),
+        rope_theta=theta, max_position_embeddings=_get(r, family, "max_position_embeddings", "int", 2048),
+        hidden_act=_get(r, family, "hidden_act", "str", "silu"),
+        attention=family.attention, mlp=family.mlp, norm=family.norm, placement=_placement(r, family),
+        qk_norm_kind=qk_norm, learned_positions=family.learned_positions,
+        transposed_linears=family.transposed_linears, embed_scale=family.embed_scale,
+        parallel_norms=family.parallel_norms,
+        attention_sinks=family.attention_sinks, partial_rotary_factor=partial,
+        rope_scaling=scaling, rope_local_theta=local_theta, sliding_window=sliding,
+        layer_types=read_layer_types(r, layers, family.sliding_pattern if sliding else 0),
+        no_rope_layers=read_no_rope_layers(r, layers),
+        attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
+        query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
+        moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0) if mla else 0,
+        prefix=prefix, names=family.names,
+        bos_token_id=(token_ids(r, "bos_token_id") or (None,))[0], eos_token_ids=eos,
+        torch_dtype=_dtype_name(r),
     )
 
 
+def _dtype_name(r: ConfigReader) -> str | None:
+    """`torch_dtype` (transformers 4) or `dtype` (transformers 5), when it is a string."""
+    for key in ("torch_dtype", "dtype"):
+        value = r.raw(key)
+        if isinstance(value, str):
+            return value
+    return None

@@ -1,0 +1,133 @@
+"""What varies from layer to layer, and the two sub-records of the text spec: experts and latent attention.
+
+`MoESpec`: how many experts, how many a token uses, their width, shared experts, and which layers
+have experts at all (the families' rules: Qwen's `decoder_sparse_step` and `mlp_only_layers`,
+DeepSeek's `first_k_dense_replace`, Llama 4's `moe_layers` / `interleave_moe_layer_step`).
+`MLASpec`: DeepSeek's multi-head latent attention ranks. `read_layer_types`: each layer's attention
+(full, sliding window, chunked), from `layer_types` or the family's alternation rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inspector.errors import InspectError
+from inspector.spec.config_reader import ConfigReader
+from inspector.spec.families import Family
+
+@dataclass(frozen=True)
+class MoESpec:
+    """A mixture-of-experts block: `top_k` of `num_experts` routed experts per token, plus shared ones."""
+
+    num_experts: int
+    top_k: int | None  # None: the config does not say (no active-parameter count then)
+    expert_intermediate: int
+    shared_intermediate: int  # total width of the shared expert(s); 0 = none
+    shared_expert_gate: bool  # Qwen2-MoE: sigmoid(x W) scales the shared expert
+    router_bias: bool
+    expert_bias: bool
+    score_bias: bool  # DeepSeek-V3's e_score_correction_bias (a stored buffer)
+    fused: bool  # the checkpoint stores a layer's experts as one tensor
+    layers: tuple[int, ...]  # indices of the layers that have experts
+    layer_set: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layer_set", frozenset(self.layers))
+
+
+@dataclass(frozen=True)
+class MLASpec:
+    """Multi-head latent attention: q and kv go through low-rank latents; the cache holds the kv latent."""
+
+    q_lora_rank: int  # 0: q is projected directly
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+
+def _layer_list(r: ConfigReader, key: str, layers: int) -> list[int]:
+    value = r.raw(key, [])
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        raise InspectError(f"{r.where}: field '{r._field(key)}' must be a list of layer indices, got {value!r}")
+    bad = [i for i in value if not 0 <= i < layers]
+    if bad:
+        raise InspectError(f"{r.where}: field '{r._field(key)}' names layer {bad[0]}, but there are {layers} layers")
+    return value
+
+
+def _moe_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+    """Which layers have experts; every rule the families use, applied when its key is present."""
+    if r.has("moe_layers"):
+        return tuple(sorted(set(_layer_list(r, "moe_layers", layers))))
+    step = r.int("interleave_moe_layer_step", 1)
+    sparse = r.int("decoder_sparse_step", 1)
+    dense_only = set(_layer_list(r, "mlp_only_layers", layers))
+    first_dense = r.int("first_k_dense_replace", 0, minimum=0)
+    return tuple(i for i in range(layers)
+                 if (i + 1) % step == 0 and (i + 1) % sparse == 0 and i not in dense_only and i >= first_dense)
+
+
+def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
+    """The experts of an MoE family's config; None when it has none (num_experts 0)."""
+    assert family.moe is not None
+    experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0)
+    if experts == 0:
+        return None
+    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=0) or None
+    if top_k is not None and top_k > experts:
+        key = next(k for k in family.config_keys("top_k") if r.has(k))
+        raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
+    width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
+    if r.has("shared_expert_intermediate_size"):
+        shared = r.int("shared_expert_intermediate_size", minimum=0)
+    elif r.has("n_shared_experts"):
+        shared = r.int("n_shared_experts", minimum=0) * width
+    else:
+        shared = width if family.moe.shared_expert else 0
+    return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
+                   family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
+                   _moe_layers(r, layers))
+
+
+def read_mla(r: ConfigReader) -> MLASpec:
+    q_rank = r.raw("q_lora_rank")
+    return MLASpec(
+        q_lora_rank=0 if q_rank is None else r.int("q_lora_rank"),
+        kv_lora_rank=r.int("kv_lora_rank"), qk_nope_head_dim=r.int("qk_nope_head_dim"),
+        qk_rope_head_dim=r.int("qk_rope_head_dim"), v_head_dim=r.int("v_head_dim"),
+    )
+
+
+_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked"}
+
+
+def read_layer_types(r: ConfigReader, layers: int, pattern: int) -> tuple[str, ...]:
+    """Each layer's attention: `layer_types` when given, else every `pattern`-th layer full."""
+    value = r.raw("layer_types")
+    if value is not None:
+        if not isinstance(value, list) or len(value) != layers or any(v not in _LAYER_TYPES for v in value):
+            raise InspectError(
+                f"{r.where}: field '{r._field('layer_types')}' must list {layers} of "
+                f"{', '.join(_LAYER_TYPES)}, got {str(value)[:80]}"
+            )
+        types = tuple(_LAYER_TYPES[v] for v in value)
+        return () if all(t == "full" for t in types) else types
+    pattern = r.int("sliding_window_pattern", pattern) if pattern else 0
+    if not pattern:
+        return ()
+    return tuple("sliding" if (i + 1) % pattern else "full" for i in range(layers))
+
+
+def read_no_rope_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+    """Layers that skip RoPE: `no_rope_layers` holds one 0/1 flag per layer (0 = no RoPE)."""
+    value = r.raw("no_rope_layers")
+    if not value:
+        return ()
+    if not isinstance(value, list) or len(value) != layers or any(v not in (0, 1) for v in value):
+        raise InspectError(f"{r.where}: field '{r._field('no_rope_layers')}' must be {layers} flags of 0 or 1")
+    return tuple(i for i, v in enumerate(value) if v == 0)
