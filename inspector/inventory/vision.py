@@ -1,22 +1,33 @@
 """The tensor inventory of a vision tower and its projector (components `vision_encoder`, `projector`).
 
-Groups are the row names of seed 003's Table 2.2, in its order. Which rows exist and which tensors
-carry biases follow from the VisionSpec's plain fields; names come from its kind's name table.
+Groups are the row names of Table 2.2 of *Implementations of Large Language Models*, in its order,
+plus rows for the parts it does not show (norms before and after the blocks, Mllama's tile
+embeddings and gated global layers, DeepStack mergers, the image newline). Which tensors exist and
+which carry biases follow from the VisionSpec's plain fields; names come from its name table; the
+projector's layers are data (inspector.spec.vision_kinds.PROJECTORS).
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from inspector.inventory.entry import WeightEntry
 from inspector.spec.vision import VisionSpec
+from inspector.spec.vision_kinds import PROJECTORS
 
 VE, PROJ = "vision_encoder", "projector"
 
 # Row names of Table 2.2 (the two "Layer norm" and "Residual scale" rows of a block are told apart).
 CONV, CLS, POS = "Convolution", "Class embedding", "Positional embedding"
+TILE_POS, PRE_LN, POST_LN = "Tile position embeddings", "Layer norm (pre-encoder)", "Layer norm (post-encoder)"
 LN1, ATTN, RS1 = "Layer norm (pre-attention)", "Attention layer", "Residual scale (attention)"
 LN2, MLP, RS2 = "Layer norm (pre-MLP)", "MLP layer", "Residual scale (MLP)"
+GLOBAL, HEAD = "Gated global layer", "Attention-pooling head (unused)"
 MERGE_LN, MERGE_MLP = "Layer norm (merger)", "Merger MLP"
-VISION_ROWS = (CONV, CLS, POS, LN1, ATTN, RS1, LN2, MLP, RS2, MERGE_LN, MERGE_MLP)
+VISION_ROWS = (CONV, CLS, POS, TILE_POS, PRE_LN, LN1, ATTN, RS1, LN2, MLP, RS2, GLOBAL, POST_LN, HEAD,
+               MERGE_LN, MERGE_MLP)
+
+Entries = Iterator[WeightEntry]
 
 
 def _entry(v: VisionSpec, role: str, shape, component: str, group: str, layer=None, suffix=""):
@@ -24,55 +35,151 @@ def _entry(v: VisionSpec, role: str, shape, component: str, group: str, layer=No
                        f"vision.{role}{suffix}", layer)
 
 
-def _linear(v, role, out_f, in_f, component, group, layer=None, bias=True):
+def _linear(v, role, out_f, in_f, component, group, layer=None, bias=True) -> Entries:
     yield _entry(v, role, (out_f, in_f), component, group, layer, ".weight")
     if bias:
         yield _entry(v, role, (out_f,), component, group, layer, ".bias")
 
 
-def _norm(v, role, dim, component, group, layer=None, with_bias=None):
+def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries:
     bias = v.norm_type == "layer_norm" if with_bias is None else with_bias
     yield _entry(v, role, (dim,), component, group, layer, ".weight")
     if bias:
         yield _entry(v, role, (dim,), component, group, layer, ".bias")
 
 
-def _block(v: VisionSpec, i: int):
+# --------------------------------------------------------------------------- encoder
+
+
+def _attention(v: VisionSpec, i: int, p: str, group: str) -> Entries:
+    d = v.hidden_size
+    if v.attention == "fused":
+        yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, v.qkv_bias)
+    else:
+        for role in ("q", "k", "v"):
+            yield from _linear(v, p + role, d, d, VE, group, i, v.qkv_bias)
+    if v.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
+        yield from _norm(v, p + "q_norm", d, VE, group, i, with_bias=False)
+        yield from _norm(v, p + "k_norm", d, VE, group, i, with_bias=False)
+    yield from _linear(v, p + "proj", d, d, VE, group, i, v.o_bias)
+
+
+def _mlp(v: VisionSpec, i: int, p: str, group: str) -> Entries:
+    d, w, b = v.hidden_size, v.intermediate_size, v.mlp_bias
+    if v.mlp == "gated":
+        yield from _linear(v, p + "gate", w, d, VE, group, i, b)
+        yield from _linear(v, p + "up", w, d, VE, group, i, b)
+        yield from _linear(v, p + "down", d, w, VE, group, i, b)
+    else:
+        yield from _linear(v, p + "fc1", w, d, VE, group, i, b)
+        yield from _linear(v, p + "fc2", d, w, VE, group, i, b)
+
+
+def _block(v: VisionSpec, i: int) -> Entries:
     d = v.hidden_size
     yield from _norm(v, "norm1", d, VE, LN1, i)
-    yield from _linear(v, "qkv", 3 * d, d, VE, ATTN, i, v.qkv_bias)
-    if v.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
-        yield from _norm(v, "q_norm", d, VE, ATTN, i, with_bias=False)
-        yield from _norm(v, "k_norm", d, VE, ATTN, i, with_bias=False)
-    yield from _linear(v, "proj", d, d, VE, ATTN, i)
+    yield from _attention(v, i, "", ATTN)
     if v.layer_scale:
         yield _entry(v, "ls1", (d,), VE, RS1, i)
     yield from _norm(v, "norm2", d, VE, LN2, i)
-    yield from _linear(v, "fc1", v.intermediate_size, d, VE, MLP, i)
-    yield from _linear(v, "fc2", d, v.intermediate_size, VE, MLP, i)
+    yield from _mlp(v, i, "", MLP)
     if v.layer_scale:
         yield _entry(v, "ls2", (d,), VE, RS2, i)
 
 
-def vision_inventory(v: VisionSpec) -> list[WeightEntry]:
-    """Every tensor of the vision tower and the projector, in the row order of Table 2.2."""
+def _global_block(v: VisionSpec, i: int) -> Entries:
+    """Mllama's gated global layer: a block whose two branches are scaled by tanh(gate)."""
+    d = v.hidden_size
+    yield from _norm(v, "g_norm1", d, VE, GLOBAL, i)
+    yield from _attention(v, i, "g_", GLOBAL)
+    yield from _norm(v, "g_norm2", d, VE, GLOBAL, i)
+    yield from _mlp(v, i, "g_", GLOBAL)
+    yield _entry(v, "g_gate_attn", (1,), VE, GLOBAL, i)
+    yield _entry(v, "g_gate_ffn", (1,), VE, GLOBAL, i)
+
+
+def _embeddings(v: VisionSpec) -> Entries:
     d, p = v.hidden_size, v.patch_size
-    out: list[WeightEntry] = []
-    kernel = (v.temporal_patch_size, p, p) if v.temporal_patch_size > 1 else (p, p)
-    out.extend(_linear_conv(v, d, kernel))
+    if v.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
+        yield from _linear(v, "patch_embed", d, v.in_channels * p * p, VE, CONV, bias=v.conv_bias)
+    else:
+        kernel = (v.temporal_patch_size, p, p) if v.temporal_patch_size > 1 else (p, p)
+        yield _entry(v, "patch_embed", (d, v.in_channels, *kernel), VE, CONV, None, ".weight")
+        if v.conv_bias:
+            yield _entry(v, "patch_embed", (d,), VE, CONV, None, ".bias")
     if v.class_token:
-        out.append(_entry(v, "class_embed", (1, 1, d), VE, CLS))
-    if v.learned_pos:
-        out.append(_entry(v, "pos_embed", (1, v.num_positions, d), VE, POS))
+        yield _entry(v, "class_embed", (1, 1, d) if v.class_layout == "param" else (d,), VE, CLS)
+    if v.mask_token:
+        yield _entry(v, "mask_token", (1, 1, d), VE, CLS)
+    if v.pos_layout == "param":
+        yield _entry(v, "pos_embed", (1, v.num_positions, d), VE, POS)
+    elif v.pos_layout == "embedding":
+        yield _entry(v, "pos_embed", (v.num_positions, d), VE, POS, suffix=".weight")
+    elif v.pos_layout == "gated_tiles":
+        yield from _tile_positions(v)
+
+
+def _tile_positions(v: VisionSpec) -> Entries:
+    """Mllama: a gated (patches + 1, d) embedding, one (tiles * (patches + 1) * d) row per aspect
+    ratio, and gated per-tile embeddings before and after the local layers."""
+    d, n, t, rows = v.hidden_size, v.num_positions, v.max_num_tiles, v.num_aspect_ratios + 1
+    yield _entry(v, "pos_gate", (1,), VE, POS)
+    yield _entry(v, "pos_embed", (n, d), VE, POS)
+    yield _entry(v, "tile_pos", (rows, t * n * d), VE, TILE_POS, suffix=".weight")
+    for role in ("pre_tile", "post_tile"):
+        yield _entry(v, role + "_gate", (1,), VE, TILE_POS)
+        yield _entry(v, role, (rows, t * d), VE, TILE_POS, suffix=".weight")
+
+
+def _head(v: VisionSpec) -> Entries:
+    """SigLIP's attention-pooling head: built by transformers when vision_use_head, never used by a VLM."""
+    d = v.hidden_size
+    yield _entry(v, "head_probe", (1, 1, d), VE, HEAD)
+    yield _entry(v, "head_in", (3 * d, d), VE, HEAD, suffix="_weight")
+    yield _entry(v, "head_in", (3 * d,), VE, HEAD, suffix="_bias")
+    yield from _linear(v, "head_out", d, d, VE, HEAD)
+    yield from _norm(v, "head_norm", d, VE, HEAD, with_bias=True)
+    yield from _linear(v, "head_fc1", v.intermediate_size, d, VE, HEAD)
+    yield from _linear(v, "head_fc2", d, v.intermediate_size, VE, HEAD)
+
+
+def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
+    out = list(_embeddings(v))
+    if v.pre_norm:
+        out.extend(_norm(v, "pre_norm", v.hidden_size, VE, PRE_LN))
     for i in range(v.depth):
         out.extend(_block(v, i))
-    out.extend(_norm(v, "proj_norm", v.projector_norm_dim, PROJ, MERGE_LN, with_bias=True))
-    out.extend(_linear(v, "proj_fc1", v.projector_hidden, v.projector_in, PROJ, MERGE_MLP))
-    out.extend(_linear(v, "proj_fc2", v.out_hidden_size, v.projector_hidden, PROJ, MERGE_MLP))
+    for i in range(v.global_depth):
+        out.extend(_global_block(v, i))
+    if v.post_norm:
+        out.extend(_norm(v, "post_norm", v.hidden_size, VE, POST_LN))
+    if v.head:
+        out.extend(_head(v))
     return out
 
 
-def _linear_conv(v: VisionSpec, d: int, kernel: tuple[int, ...]):
-    yield _entry(v, "patch_embed", (d, v.in_channels, *kernel), VE, CONV, None, ".weight")
-    if v.conv_bias:
-        yield _entry(v, "patch_embed", (d,), VE, CONV, None, ".bias")
+# --------------------------------------------------------------------------- projector
+
+
+def projector_inventory(v: VisionSpec) -> list[WeightEntry]:
+    """The projector's stored layers, from its kind's layer list (dimension symbols -> v.dims)."""
+    out: list[WeightEntry] = []
+    dims = v.dims
+    for layer in PROJECTORS[v.projector].layers:
+        bias = v.projector_bias if layer.bias is None else layer.bias
+        for i in (range(len(v.deepstack_layers)) if layer.per == "deepstack" else (None,)):
+            if layer.op == "norm":
+                out.extend(_norm(v, layer.role, dims[layer.out], PROJ, layer.row, i,
+                                 with_bias=v.projector_norm == "layer_norm"))
+            elif layer.op == "linear":
+                out.extend(_linear(v, layer.role, dims[layer.out], dims[layer.inp], PROJ, layer.row, i, bias))
+            elif layer.op == "matrix":
+                out.append(_entry(v, layer.role, (dims[layer.inp], dims[layer.out]), PROJ, layer.row, i))
+            else:
+                out.append(_entry(v, layer.role, (dims[layer.out],), PROJ, layer.row, i))
+    return out
+
+
+def vision_inventory(v: VisionSpec) -> list[WeightEntry]:
+    """Every tensor of the vision tower and the projector, in the row order of Table 2.2."""
+    return encoder_inventory(v) + projector_inventory(v)

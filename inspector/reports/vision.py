@@ -77,6 +77,7 @@ def vision_config_section(specs: list[ModelSpec]) -> Section:
 def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:
     v = spec.vision
     out = {f.name: getattr(v, f.name) for f in fields(v) if f.name != "names"}
+    out.update(dims=dict(v.dims), image={k: list(x) if isinstance(x, tuple) else x for k, x in v.image.items()})
     out["tokens_per_tile"] = v.tokens_per_tile
     return out
 

@@ -1,8 +1,8 @@
 """A whole model's spec (`ModelSpec`): its LLM and, for vision-language models, its vision tower.
 
 `from_hf_config(cfg, name)` is the only entry from a parsed config.json. Vision-language wrappers
-(which nested key holds the LLM config, the LLM's checkpoint prefix, the vision kind) are data in
-WRAPPERS, like the decoder families.
+(which nested key holds the LLM config, the LLM's checkpoint names, the encoder and projector kinds)
+are data in inspector.spec.wrappers, like the decoder families.
 """
 
 from __future__ import annotations
@@ -16,37 +16,7 @@ from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import FAMILIES
 from inspector.spec.text import TextSpec, text_spec_from_reader
 from inspector.spec.vision import VisionSpec, vision_spec_from_config
-
-# --------------------------------------------------------------------------- wrappers (VLMs)
-
-
-@dataclass(frozen=True)
-class Wrapper:
-    """A vision-language `model_type` wrapping a decoder LLM and a vision tower."""
-
-    model_type: str
-    description: str
-    text_keys: tuple[str, ...]  # nested key(s) holding the LLM config; () = top level
-    text_model_type: str | None  # family of the LLM when the nested config does not say
-    prefix: str  # checkpoint prefix of the LLM's tensors
-    vision_kind: str
-
-
-WRAPPERS: Mapping[str, Wrapper] = MappingProxyType(
-    {
-        "qwen2_vl": Wrapper(
-            "qwen2_vl", "Qwen2-VL (ViT with 2D RoPE + patch merger, Qwen2 LLM)",
-            ("text_config",), "qwen2", "", "qwen2_vl",
-        ),
-        "internvl_chat": Wrapper(
-            "internvl_chat", "InternVL2 (InternViT + MLP projector, InternLM2/Qwen2/LLaMA LLM)",
-            ("llm_config",), None, "language_model.", "internvit",
-        ),
-    }
-)
-
-# Nested LLM configs sometimes carry their own wrapper-specific model_type.
-TEXT_MODEL_TYPE_ALIASES: Mapping[str, str] = MappingProxyType({"qwen2_vl_text": "qwen2"})
+from inspector.spec.wrappers import TEXT_MODEL_TYPE_ALIASES, WRAPPERS, Wrapper  # noqa: F401 (re-exported)
 
 
 def supported_model_types() -> list[str]:
@@ -64,6 +34,8 @@ class ModelSpec:
     text: TextSpec
     vision: VisionSpec | None = None
     ignored_keys: tuple[str, ...] = ()
+    cross_layers: tuple[int, ...] = ()  # Mllama: LLM layers that cross-attend to the image
+    embed_extra: int = 0  # Mllama: embedding rows beyond the LM head's vocabulary
 
     @property
     def is_vlm(self) -> bool:
@@ -91,32 +63,71 @@ def from_hf_config(
         return ModelSpec(name, source, model_type, str(architecture), text, None, top.unused())
 
     if model_type in WRAPPERS:
-        wrapper = WRAPPERS[model_type]
-        text_reader = top
-        for key in wrapper.text_keys:
-            if key in top.cfg:
-                text_reader = top.sub(key)
-                break
-        else:
-            if wrapper.text_keys and wrapper.text_model_type is None:
-                raise InspectError(f"{where}: field '{wrapper.text_keys[0]}' is missing")
-        if text_reader is not top and text_reader.has("model_type"):
-            inner = text_reader.str("model_type")
-            inner = TEXT_MODEL_TYPE_ALIASES.get(inner, inner)
-        else:
-            inner = wrapper.text_model_type or ""
-        if inner not in FAMILIES:
-            supported = ", ".join(sorted(FAMILIES))
-            raise InspectError(
-                f"{where}: language model type {inner!r} of {model_type} is not supported "
-                f"(supported: {supported})"
-            )
-        text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
-        if text_reader is not top and not text_reader.has("tie_word_embeddings") and top.has("tie_word_embeddings"):
-            # transformers 5 saves Qwen2-VL's tie flag at the top level, not in text_config
-            text = replace(text, tie_embeddings=top.bool("tie_word_embeddings", False))
-        vision = vision_spec_from_config(top, wrapper, text, preprocessor)
-        return ModelSpec(name, source, model_type, str(architecture), text, vision, top.unused())
+        return _vlm(top, WRAPPERS[model_type], name, source, where, str(architecture), preprocessor)
 
     supported = ", ".join(supported_model_types())
     raise InspectError(f"{where}: model_type {model_type!r} is not supported (supported: {supported})")
+
+
+def _text_reader(top: ConfigReader, wrapper: Wrapper, where: str) -> tuple[ConfigReader, str]:
+    """The LLM's config (nested, with the wrapper's class defaults under it) and its family."""
+    text_reader = top
+    for key in wrapper.text_keys:
+        if key in top.cfg:
+            top.sub(key)
+            nested = top.cfg[key]
+            if not isinstance(nested, dict):
+                raise InspectError(f"{where}: {key} must be a JSON object, got {type(nested).__name__}")
+            text_reader = ConfigReader({**wrapper.text_defaults, **nested}, where, key)
+            break
+    else:
+        if wrapper.text_keys and wrapper.text_model_type is None:
+            raise InspectError(f"{where}: field '{wrapper.text_keys[0]}' is missing")
+    if text_reader is not top and text_reader.has("model_type"):
+        inner = text_reader.str("model_type")
+        inner = TEXT_MODEL_TYPE_ALIASES.get(inner, inner)
+    else:
+        inner = wrapper.text_model_type or ""
+    if inner not in FAMILIES:
+        supported = ", ".join(sorted(FAMILIES))
+        raise InspectError(
+            f"{where}: language model type {inner!r} of {wrapper.model_type} is not supported "
+            f"(supported: {supported})"
+        )
+    return text_reader, inner
+
+
+def _renamed(names: Mapping[str, str], rename: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
+    out = dict(names)
+    for old, new in rename:
+        out = {role: new + t[len(old):] if t.startswith(old) else t for role, t in out.items()}
+    return MappingProxyType(out)
+
+
+def _cross_layers(reader: ConfigReader, key: str, layers: int) -> tuple[int, ...]:
+    if not key:
+        return ()
+    value = reader.raw(key, [])
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers
+                                              for i in value):
+        raise InspectError(f"{reader.where}: field '{reader._field(key)}' must list layer indices below {layers}, "
+                           f"got {str(value)[:60]}")
+    return tuple(sorted(set(value)))
+
+
+def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str, architecture: str,
+         preprocessor: Mapping[str, Any] | None) -> ModelSpec:
+    text_reader, inner = _text_reader(top, wrapper, where)
+    text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
+    if wrapper.text_rename:
+        text = replace(text, names=_renamed(text.names, wrapper.text_rename))
+    if text_reader is not top and not text_reader.has("tie_word_embeddings") and top.has("tie_word_embeddings"):
+        # transformers 5 saves the tie flag at the top level, not in text_config
+        text = replace(text, tie_embeddings=top.bool("tie_word_embeddings", False))
+    vision = vision_spec_from_config(top, wrapper, text, preprocessor)
+    cross = _cross_layers(text_reader, wrapper.cross_layers_key, text.num_layers)
+    for key in ("text_config", "vision_config", "llm_config", "tie_word_embeddings", "architectures",
+                "model_type", "_name_or_path", "image_grid_pinpoints", "vision_aspect_ratio", wrapper.feature_layer_key):
+        top.used.add(key)
+    return ModelSpec(name, source, wrapper.model_type, architecture, text, vision, top.unused(), cross,
+                     wrapper.embed_extra)

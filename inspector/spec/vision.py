@@ -1,10 +1,10 @@
 """Vision towers and projectors of vision-language models, as a frozen `VisionSpec`.
 
 `vision_spec_from_config(top, wrapper, text, preprocessor)` reads `vision_config` (and, for the
-image-token walkthrough, the top-level tiling fields or `preprocessor_config.json`) with the same
-typed, named-field errors as the LLM part. What differs between a Qwen2-VL ViT and an InternViT is
-data: one `VisionKind` record per kind (which config keys hold what, which tensors exist, their
-checkpoint names). Nothing downstream re-reads a config dict.
+image-token walkthrough, the top-level fields or `preprocessor_config.json`) with the same typed,
+named-field errors as the LLM part. What differs between encoders and projectors is data
+(inspector.spec.vision_kinds), resolved here once into plain fields; nothing downstream re-reads a
+config dict or branches on a kind's name.
 """
 
 from __future__ import annotations
@@ -15,138 +15,17 @@ from typing import Any, Mapping
 
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader
-
-# --------------------------------------------------------------------------- kinds (data)
-
-QWEN2_VL_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "patch_embed": "visual.patch_embed.proj",
-        "norm1": "visual.blocks.{}.norm1",
-        "qkv": "visual.blocks.{}.attn.qkv",
-        "proj": "visual.blocks.{}.attn.proj",
-        "norm2": "visual.blocks.{}.norm2",
-        "fc1": "visual.blocks.{}.mlp.fc1",
-        "fc2": "visual.blocks.{}.mlp.fc2",
-        "proj_norm": "visual.merger.ln_q",
-        "proj_fc1": "visual.merger.mlp.0",
-        "proj_fc2": "visual.merger.mlp.2",
-    }
-)
-
-INTERNVIT_NAMES: Mapping[str, str] = MappingProxyType(
-    {
-        "class_embed": "vision_model.embeddings.class_embedding",
-        "pos_embed": "vision_model.embeddings.position_embedding",
-        "patch_embed": "vision_model.embeddings.patch_embedding",
-        "norm1": "vision_model.encoder.layers.{}.norm1",
-        "qkv": "vision_model.encoder.layers.{}.attn.qkv",
-        "q_norm": "vision_model.encoder.layers.{}.attn.q_norm",
-        "k_norm": "vision_model.encoder.layers.{}.attn.k_norm",
-        "proj": "vision_model.encoder.layers.{}.attn.proj",
-        "ls1": "vision_model.encoder.layers.{}.ls1",
-        "norm2": "vision_model.encoder.layers.{}.norm2",
-        "fc1": "vision_model.encoder.layers.{}.mlp.fc1",
-        "fc2": "vision_model.encoder.layers.{}.mlp.fc2",
-        "ls2": "vision_model.encoder.layers.{}.ls2",
-        "proj_norm": "mlp1.0",
-        "proj_fc1": "mlp1.1",
-        "proj_fc2": "mlp1.3",
-    }
-)
-
-
-@dataclass(frozen=True)
-class VisionKind:
-    """What one kind of vision tower does differently, and where its config keeps each field.
-
-    `keys` maps a field to the config key(s) holding it, first found wins. A field absent from
-    `keys` takes its value from `fixed`. `projector` describes how the merged features reach the
-    LLM: "merger" (Qwen2-VL: LayerNorm on d_img, then concatenate n_merge^2 patches) or
-    "pixel_shuffle" (InternVL: concatenate, then LayerNorm on n_merge^2 * d_img).
-    """
-
-    kind: str
-    description: str
-    names: Mapping[str, str] = field(hash=False)
-    keys: Mapping[str, tuple[str, ...]] = field(hash=False)
-    fixed: Mapping[str, Any] = field(hash=False)
-    class_token: bool
-    learned_pos: bool
-    conv_bias: bool
-    layer_scale: bool
-    projector: str
-    position_encoding: str
-    tokens_rule: str  # "qwen2_vl_resize" | "internvl_tiles"
-
-
-VISION_KINDS: Mapping[str, VisionKind] = MappingProxyType(
-    {
-        "qwen2_vl": VisionKind(
-            "qwen2_vl",
-            "Qwen2-VL ViT: 3D-conv patch embed (no bias), 2D RoPE, LayerNorm blocks, QuickGELU MLP, patch merger",
-            QWEN2_VL_NAMES,
-            MappingProxyType({
-                "hidden_size": ("embed_dim",), "depth": ("depth",), "num_heads": ("num_heads",),
-                "mlp_ratio": ("mlp_ratio",), "patch_size": ("patch_size",),
-                "temporal_patch_size": ("temporal_patch_size",), "merge_size": ("spatial_merge_size",),
-                "in_channels": ("in_chans", "in_channels"), "out_hidden_size": ("hidden_size",),
-                "hidden_act": ("hidden_act",),
-            }),
-            MappingProxyType({"hidden_act": "quick_gelu", "in_channels": 3, "temporal_patch_size": 2,
-                              "merge_size": 2, "norm_type": "layer_norm", "qkv_bias": True,
-                              "qk_normalization": False, "projector_act": "gelu",
-                              # LayerNorm eps of transformers' Qwen2-VL blocks and merger; CLIP mean/std
-                              # of the published preprocessor_config.json (used when none is given)
-                              "norm_eps": 1e-6, "projector_norm_eps": 1e-6,
-                              "image_mean": (0.48145466, 0.4578275, 0.40821073),
-                              "image_std": (0.26862954, 0.26130258, 0.27577711)}),
-            class_token=False, learned_pos=False, conv_bias=False, layer_scale=False,
-            projector="merger", position_encoding="2D RoPE, nothing stored",
-            tokens_rule="qwen2_vl_resize",
-        ),
-        "internvit": VisionKind(
-            "internvit",
-            "InternViT: conv patch embed with bias, class token, learned position embedding, "
-            "layer scale (ls1/ls2), pixel-shuffle MLP projector",
-            INTERNVIT_NAMES,
-            MappingProxyType({
-                "hidden_size": ("hidden_size",), "depth": ("num_hidden_layers",),
-                "num_heads": ("num_attention_heads",), "intermediate_size": ("intermediate_size",),
-                "patch_size": ("patch_size",), "image_size": ("image_size",),
-                "in_channels": ("num_channels",), "norm_type": ("norm_type",), "qkv_bias": ("qkv_bias",),
-                "qk_normalization": ("qk_normalization",), "hidden_act": ("hidden_act",),
-                "norm_eps": ("layer_norm_eps",),
-            }),
-            MappingProxyType({"hidden_act": "gelu", "in_channels": 3, "temporal_patch_size": 1,
-                              "norm_type": "layer_norm", "qkv_bias": True, "qk_normalization": False,
-                              "projector_act": "gelu", "norm_eps": 1e-6,
-                              # mlp1's nn.LayerNorm keeps torch's default eps; InternVL's
-                              # build_transform normalizes with the ImageNet mean/std
-                              "projector_norm_eps": 1e-5,
-                              "image_mean": (0.485, 0.456, 0.406), "image_std": (0.229, 0.224, 0.225)}),
-            class_token=True, learned_pos=True, conv_bias=True, layer_scale=True,
-            projector="pixel_shuffle", position_encoding="learned absolute (1, 1 + (image/patch)^2, d_img)",
-            tokens_rule="internvl_tiles",
-        ),
-    }
-)
+from inspector.spec.image_facts import mean_std, preprocessor_pixels, read_facts, tiling_facts
+from inspector.spec.vision_kinds import ENCODERS, PROJECTORS, EncoderKind, ProjectorKind
 
 NORM_TYPES = ("layer_norm", "rms_norm")
-
-# Published Qwen2-VL image-processor defaults (used when no preprocessor_config.json is at hand).
-QWEN2_VL_PROCESSOR_DEFAULTS: Mapping[str, int] = MappingProxyType(
-    {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
-)
-
-
-# --------------------------------------------------------------------------- spec
 
 
 @dataclass(frozen=True)
 class VisionSpec:
     """A vision tower plus its projector, every derived width worked out once."""
 
-    kind: str
+    kind: str  # the encoder kind (inspector.spec.vision_kinds.ENCODERS)
     description: str
     hidden_size: int  # d_img
     depth: int
@@ -156,7 +35,7 @@ class VisionSpec:
     patch_size: int
     temporal_patch_size: int  # 1 = 2D conv
     in_channels: int
-    merge_size: int  # n_merge (InternVL: 1 / downsample_ratio)
+    merge_size: int  # n_merge: patches merged (or pooled) along each side into one token
     out_hidden_size: int  # d, the LLM's hidden size
     class_token: bool
     learned_pos: bool
@@ -167,16 +46,16 @@ class VisionSpec:
     norm_type: str
     layer_scale: bool
     hidden_act: str
-    projector: str
+    projector: str  # the projector kind (inspector.spec.vision_kinds.PROJECTORS)
     projector_in: int  # n_merge^2 * d_img
-    projector_norm_dim: int  # d_img for the Qwen2-VL merger, n_merge^2 * d_img for InternVL
+    projector_norm_dim: int  # width of the projector's norm (0 when it has none)
     projector_hidden: int  # width of the projector's first linear output
     projector_act: str
     position_encoding: str
     names: Mapping[str, str] = field(repr=False, compare=False)
     # image-token facts
     tokens_rule: str = ""
-    image_size: int | None = None  # InternVL tile size
+    image_size: int | None = None  # the encoder's input side (InternVL: the tile)
     min_pixels: int | None = None
     max_pixels: int | None = None
     pixels_source: str = ""
@@ -190,13 +69,37 @@ class VisionSpec:
     projector_norm_eps: float = 1e-6
     image_mean: tuple[float, ...] = ()
     image_std: tuple[float, ...] = ()
-    image_token_id: int | None = None  # Qwen2-VL <|image_pad|>; InternVL's <IMG_CONTEXT> lives in its tokenizer
+    image_token_id: int | None = None
     vision_start_token_id: int | None = None
     vision_end_token_id: int | None = None
+    # the parts of the encoder (inspector.spec.vision_kinds.EncoderKind)
+    patch_embed: str = "conv"
+    class_layout: str = ""  # "param" (1, 1, d) | "vector" (d,)
+    pos_layout: str = ""  # "param" | "embedding" | "gated_tiles"
+    rope: str = ""
+    pre_norm: bool = False
+    post_norm: bool = False
+    attention: str = "fused"
+    o_bias: bool = True
+    mlp: str = "plain"
+    mlp_bias: bool = True
+    mask_token: bool = False
+    head: bool = False
+    window_size: int = 0  # Qwen2.5-VL: attention windows of window_size pixels
+    fullatt_blocks: tuple[int, ...] = ()
+    deepstack_layers: tuple[int, ...] = ()  # Qwen3-VL: blocks whose output feeds a DeepStack merger
+    global_depth: int = 0  # Mllama: gated global layers after the local ones
+    max_num_tiles: int = 0  # Mllama: tile embeddings per aspect ratio
+    num_aspect_ratios: int = 0
+    feature_layers: tuple[int, ...] = ()  # Mllama: intermediate layers concatenated to the output
+    projector_norm: str = ""  # layer_norm | rms_norm | rms_offset
+    projector_bias: bool = True
+    dims: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)  # projector dimension symbols
+    image: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # image_facts.FACTS values
 
     @property
     def tokens_per_tile(self) -> int | None:
-        if self.image_size is None:
+        if self.image_size is None or self.tokens_rule != "internvl_tiles":
             return None
         side = self.image_size // self.patch_size
         return side * side // (self.merge_size * self.merge_size)
@@ -206,181 +109,228 @@ class VisionSpec:
         return template.format(layer) if layer is not None else template
 
 
-def _first_key(kind: VisionKind, reader, fieldname: str) -> str | None:
+# --------------------------------------------------------------------------- reading
+
+
+def _first_key(kind: EncoderKind, reader: ConfigReader, fieldname: str) -> str | None:
     for key in kind.keys.get(fieldname, ()):
         if reader.has(key):
             return key
     return None
 
 
-def _get(kind: VisionKind, reader, fieldname: str, typ: str, required: bool = True):
+def _get(kind: EncoderKind, reader: ConfigReader, fieldname: str, typ: str, required: bool = True):
+    """A vision field from its config key(s), else the kind's default; missing = one-line error."""
     key = _first_key(kind, reader, fieldname)
     if key is None:
-        if fieldname in kind.fixed:
-            return kind.fixed[fieldname]
-        keys = kind.keys.get(fieldname, (fieldname,))
+        if fieldname in kind.defaults:
+            return kind.defaults[fieldname]
         if required:
+            keys = kind.keys.get(fieldname, (fieldname,))
             raise InspectError(f"{reader.where}: field '{reader._field(keys[0])}' is missing")
         return None
+    if typ == "ints":
+        return _ints(reader, key)
+    if typ == "side":  # an int, or [h, w] with h == w (InternVL native writes [448, 448])
+        value = reader.raw(key)
+        if isinstance(value, list) and len(value) == 2 and value[0] == value[1]:
+            return _side(reader, key, value)
+        typ = "int"
     read = getattr(reader, typ)
     return read(key, False) if typ == "bool" else read(key)
 
 
-def _positive_ratio(reader, key: str, default: float) -> float:
-    value = reader.float(key, default)
-    if not 0 < value <= 1:
-        raise InspectError(f"{reader.where}: field '{reader._field(key)}' must be in (0, 1], got {value}")
-    return value
+def _side(reader: ConfigReader, key: str, value: list) -> int:
+    if not isinstance(value[0], int) or isinstance(value[0], bool) or value[0] < 1:
+        raise InspectError(f"{reader.where}: field '{reader._field(key)}' must be a size, got {value!r}")
+    return value[0]
 
 
-def _preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, where: str):
-    """min/max pixels of the Qwen2-VL image processor; checks its patch/merge sizes agree."""
-    if not pre:
-        d = QWEN2_VL_PROCESSOR_DEFAULTS
-        return d["min_pixels"], d["max_pixels"], "published Qwen2-VL processor defaults"
-    r = ConfigReader(dict(pre), f"{where} (preprocessor_config.json)")
-    size = pre.get("size") if isinstance(pre.get("size"), dict) else {}
-    sub = ConfigReader(size, r.where, "size") if size else None
-    if r.has("min_pixels"):
-        lo = r.int("min_pixels")
-    elif sub is not None and sub.has("shortest_edge"):
-        lo = sub.int("shortest_edge")
-    else:
-        lo = QWEN2_VL_PROCESSOR_DEFAULTS["min_pixels"]
-    if r.has("max_pixels"):
-        hi = r.int("max_pixels")
-    elif sub is not None and sub.has("longest_edge"):
-        hi = sub.int("longest_edge")
-    else:
-        hi = QWEN2_VL_PROCESSOR_DEFAULTS["max_pixels"]
-    if hi < lo:
-        raise InspectError(f"{r.where}: field 'max_pixels' ({hi}) is smaller than min_pixels ({lo})")
-    for key, value in (("patch_size", patch), ("merge_size", merge)):
-        if r.has(key) and r.int(key) != value:
-            raise InspectError(
-                f"{r.where}: field '{key}' is {r.int(key)} but the vision config says {value}"
-            )
-    return lo, hi, "preprocessor_config.json"
+def _ints(reader: ConfigReader, key: str) -> tuple:
+    value = reader.raw(key)
+    if not isinstance(value, list) or not all(isinstance(i, (int, list)) and not isinstance(i, bool) for i in value):
+        raise InspectError(f"{reader.where}: field '{reader._field(key)}' must be a list of integers, got {value!r}")
+    return tuple(tuple(i) if isinstance(i, list) else i for i in value)
 
 
-def _mean_std(kind: VisionKind, pre: Mapping[str, Any] | None, channels: int, where: str):
-    """image_mean / image_std: preprocessor_config.json's when given, else the kind's published ones."""
-    out = []
-    for key in ("image_mean", "image_std"):
-        value = (pre or {}).get(key, kind.fixed[key])
-        if (not isinstance(value, (list, tuple)) or len(value) != channels
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} numbers, got {value!r}")
-        if key == "image_std" and any(x <= 0 for x in value):
-            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {value!r}")
-        out.append(tuple(float(x) for x in value))
+def _switch(kind: EncoderKind, reader: ConfigReader, setting: bool | str) -> bool:
+    """A part that is fixed (bool) or switched by a config key ("key", or "!key" for its negation)."""
+    if isinstance(setting, bool):
+        return setting
+    key = setting.lstrip("!")
+    value = reader.bool(key, bool(kind.defaults.get(key, False)))
+    return not value if setting.startswith("!") else value
+
+
+def _intermediate(kind: EncoderKind, v: ConfigReader, d: int) -> int:
+    if _first_key(kind, v, "intermediate_size") or "intermediate_size" in kind.defaults:
+        return _get(kind, v, "intermediate_size", "int")
+    ratio = _get(kind, v, "mlp_ratio", "float")
+    if ratio <= 0 or not float(d * ratio).is_integer():
+        raise InspectError(f"{v.where}: field '{v._field('mlp_ratio')}' must give an integer MLP width, got {ratio}")
+    return int(d * ratio)
+
+
+def _merge(wrapper, top: ConfigReader, v: ConfigReader, grid: int) -> tuple[int, float | None]:
+    """n_merge, and the ratio 1/n_merge when the config states it that way."""
+    m = wrapper.merge
+    if m is None:
+        return 1, None
+    r = v if m.scope == "vision" else top
+    if m.how == "n":
+        return r.int(m.key, int(m.default) if m.default else None), None
+    value = r.float(m.key, m.default)
+    if m.how == "pool":  # tokens per image -> the pooling kernel
+        side = round(value ** 0.5)
+        if side * side != value or side < 1 or grid % side:
+            raise InspectError(f"{r.where}: field '{r._field(m.key)}' ({value:g}) must be a square dividing the "
+                               f"{grid}x{grid} patch grid")
+        return grid // side, None
+    if not 0 < value <= 1 or abs(1 / value - round(1 / value)) > 1e-9:
+        raise InspectError(f"{r.where}: field '{r._field(m.key)}' must be 1/n, got {value}")
+    return round(1 / value), value
+
+
+def _tokens_ids(top: ConfigReader, wrapper) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in wrapper.image_token_keys:
+        if top.has(key):
+            out["image_token_id"] = top.int(key, minimum=0)
+            break
+    for key in ("vision_start_token_id", "vision_end_token_id"):
+        if top.has(key):
+            out[key] = top.int(key, minimum=0)
     return out
 
 
-def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] | None = None) -> VisionSpec:
-    """Read `vision_config` of a VLM config (`top` is the top-level ConfigReader)."""
-    kind = VISION_KINDS[wrapper.vision_kind]
-    v = top.sub("vision_config")
-    where = top.where
+IGNORED_TOP = ("ps_version", "select_layer", "template", "use_backbone_lora", "use_llm_lora", "vision_token_id",
+               "video_token_id", "video_token_index", "auto_map", "_commit_hash", "torch_dtype", "dtype",
+               "transformers_version", "boi_token_index", "eoi_token_index", "initializer_range", "pad_token_id",
+               "projector_hidden_act", "vision_feature_select_strategy", "image_seq_length", "use_cache",
+               "_pad_token_id", "vocab_size")
 
+
+def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
+    """The encoder's fields, from the config where it says, else the kind's defaults."""
     d = _get(kind, v, "hidden_size", "int")
-    depth = _get(kind, v, "depth", "int")
     heads = _get(kind, v, "num_heads", "int")
-    if d % heads:
-        key = kind.keys["num_heads"][0]
-        raise InspectError(
-            f"{where}: field '{v._field(key)}' ({heads}) does not divide the vision hidden size ({d})"
-        )
-    if "intermediate_size" in kind.keys:
-        inter = _get(kind, v, "intermediate_size", "int")
-    else:
-        ratio = _get(kind, v, "mlp_ratio", "float")
-        if ratio <= 0 or not float(d * ratio).is_integer():
-            raise InspectError(f"{where}: field '{v._field('mlp_ratio')}' must give an integer MLP width, got {ratio}")
-        inter = int(d * ratio)
-    patch = _get(kind, v, "patch_size", "int")
-    t_patch = _get(kind, v, "temporal_patch_size", "int")
-    channels = _get(kind, v, "in_channels", "int")
+    head_dim = v.int("head_dim") if _first_key(kind, v, "head_dim") else d // heads
+    if not _first_key(kind, v, "head_dim") and d % heads:
+        raise InspectError(f"{v.where}: field '{v._field(_first_key(kind, v, 'num_heads') or 'num_heads')}' "
+                           f"({heads}) does not divide the vision hidden size ({d})")
     norm_type = _get(kind, v, "norm_type", "str")
     if norm_type not in NORM_TYPES:
-        raise InspectError(
-            f"{where}: field '{v._field('norm_type')}' must be one of {', '.join(NORM_TYPES)}, got {norm_type!r}"
-        )
-    qkv_bias = _get(kind, v, "qkv_bias", "bool")
-    qk_norm = _get(kind, v, "qk_normalization", "bool")
-    act = _get(kind, v, "hidden_act", "str")
-    norm_eps = _get(kind, v, "norm_eps", "float")
-    mean, std = _mean_std(kind, preprocessor if kind.tokens_rule == "qwen2_vl_resize" else None, channels, where)
-
-    image_size = None
-    num_positions = 0
-    downsample = None
-    if kind.projector == "merger":
-        merge = _get(kind, v, "merge_size", "int")
-        out_hidden = _get(kind, v, "out_hidden_size", "int")
-        if out_hidden != text.hidden_size:
-            raise InspectError(
-                f"{where}: field '{v._field('hidden_size')}' ({out_hidden}) must equal the LLM hidden_size "
-                f"({text.hidden_size}): it is the merger's output width"
-            )
-        proj_in = merge * merge * d
-        norm_dim, proj_hidden = d, proj_in
-    else:  # pixel shuffle
-        image_size = _get(kind, v, "image_size", "int")
-        if top.has("force_image_size"):
-            forced = top.int("force_image_size")
-            if forced != image_size:
-                raise InspectError(
-                    f"{where}: field 'force_image_size' ({forced}) differs from "
-                    f"'{v._field('image_size')}' ({image_size})"
-                )
-        if image_size % patch:
-            raise InspectError(
-                f"{where}: field '{v._field('image_size')}' ({image_size}) is not a multiple of patch_size ({patch})"
-            )
-        num_positions = (image_size // patch) ** 2 + (1 if kind.class_token else 0)
-        downsample = _positive_ratio(top, "downsample_ratio", 0.5)
-        inv = 1 / downsample
-        if abs(inv - round(inv)) > 1e-9:
-            raise InspectError(f"{where}: field 'downsample_ratio' must be 1/n, got {downsample}")
-        merge = round(inv)
-        if (image_size // patch) % merge:
-            raise InspectError(
-                f"{where}: field 'downsample_ratio' ({downsample}) does not divide the {image_size // patch}-patch grid"
-            )
-        out_hidden = text.hidden_size
-        proj_in = merge * merge * d
-        norm_dim, proj_hidden = proj_in, out_hidden
-
-    # image-token facts
-    extra: dict[str, Any] = {}
-    if kind.tokens_rule == "qwen2_vl_resize":
-        lo, hi, src = _preprocessor_pixels(preprocessor, patch, merge, where)
-        extra = dict(min_pixels=lo, max_pixels=hi, pixels_source=src)
-        extra.update({key: top.int(key, minimum=0) for key in
-                      ("image_token_id", "vision_start_token_id", "vision_end_token_id") if top.has(key)})
-    elif kind.tokens_rule == "internvl_tiles":
-        lo_t = top.int("min_dynamic_patch", 1)
-        hi_t = top.int("max_dynamic_patch", 12)
-        if hi_t < lo_t:
-            raise InspectError(f"{where}: field 'max_dynamic_patch' ({hi_t}) is smaller than min_dynamic_patch ({lo_t})")
-        extra = dict(image_size=image_size, min_tiles=lo_t, max_tiles=hi_t,
-                     use_thumbnail=top.bool("use_thumbnail", False),
-                     dynamic_tiles=top.bool("dynamic_image_size", False), downsample_ratio=downsample)
-    for key in ("ps_version", "select_layer", "template", "use_backbone_lora", "use_llm_lora",
-                "vision_start_token_id", "vision_end_token_id", "vision_token_id", "image_token_id",
-                "video_token_id", "auto_map", "_commit_hash", "torch_dtype", "transformers_version"):
-        top.used.add(key)
-
-    return VisionSpec(
-        kind=kind.kind, description=kind.description, hidden_size=d, depth=depth, num_heads=heads,
-        head_dim=d // heads, intermediate_size=inter, patch_size=patch, temporal_patch_size=t_patch,
-        in_channels=channels, merge_size=merge, out_hidden_size=out_hidden,
-        class_token=kind.class_token, learned_pos=kind.learned_pos, num_positions=num_positions,
-        conv_bias=kind.conv_bias, qkv_bias=qkv_bias, qk_norm=qk_norm, norm_type=norm_type,
-        layer_scale=kind.layer_scale, hidden_act=act, projector=kind.projector, projector_in=proj_in,
-        projector_norm_dim=norm_dim, projector_hidden=proj_hidden,
-        projector_act=kind.fixed["projector_act"], position_encoding=kind.position_encoding,
-        names=kind.names, tokens_rule=kind.tokens_rule, norm_eps=norm_eps,
-        projector_norm_eps=kind.fixed["projector_norm_eps"], image_mean=mean, image_std=std, **extra,
+        raise InspectError(f"{v.where}: field '{v._field('norm_type')}' must be one of {', '.join(NORM_TYPES)}, "
+                           f"got {norm_type!r}")
+    patch = _get(kind, v, "patch_size", "side")
+    image_size = _get(kind, v, "image_size", "side", required=False)
+    learned = bool(kind.positions) and _switch(kind, v, kind.learned_pos)
+    if _first_key(kind, v, "num_positions") or "num_positions" in kind.defaults:
+        positions = _get(kind, v, "num_positions", "int")
+    elif learned and image_size:
+        positions = (image_size // patch) ** 2 + (1 if kind.class_token else 0)
+    else:
+        positions = 0
+    aspect = _get(kind, v, "aspect_ratios", "ints", required=False) or ()
+    return dict(
+        kind=kind.kind, description=kind.description, hidden_size=d, depth=_get(kind, v, "depth", "int"),
+        num_heads=heads, head_dim=head_dim, intermediate_size=_intermediate(kind, v, d), patch_size=patch,
+        temporal_patch_size=_get(kind, v, "temporal_patch_size", "int", required=False) or 1,
+        in_channels=_get(kind, v, "in_channels", "int"), class_token=bool(kind.class_token), learned_pos=learned,
+        num_positions=positions if learned else 0, conv_bias=_switch(kind, v, kind.conv_bias),
+        qkv_bias=_get(kind, v, "qkv_bias", "bool"), qk_norm=_get(kind, v, "qk_norm", "bool"), norm_type=norm_type,
+        layer_scale=kind.layer_scale, hidden_act=_get(kind, v, "hidden_act", "str"),
+        norm_eps=_get(kind, v, "norm_eps", "float", required=False) or 1e-6, image_size=image_size,
+        patch_embed=kind.patch_embed, class_layout=kind.class_token, pos_layout=kind.positions if learned else "",
+        rope=kind.rope, pre_norm=kind.pre_norm, post_norm=_switch(kind, v, kind.post_norm),
+        attention=kind.attention, o_bias=kind.o_bias, mlp=kind.mlp, mlp_bias=kind.mlp_bias,
+        mask_token=_switch(kind, v, kind.mask_token), head=_switch(kind, v, kind.head),
+        window_size=(_get(kind, v, "window_size", "int") if kind.window_attention else 0),
+        fullatt_blocks=(_get(kind, v, "fullatt_blocks", "ints") if kind.window_attention else ()),
+        deepstack_layers=_get(kind, v, "deepstack", "ints", required=False) or (),
+        global_depth=_get(kind, v, "global_depth", "int", required=False) or 0,
+        max_num_tiles=_get(kind, v, "max_num_tiles", "int", required=False) or 0, num_aspect_ratios=len(aspect),
+        feature_layers=_get(kind, v, "feature_layers", "ints", required=False) or (),
+        position_encoding=_position_text(kind, learned),
     )
+
+
+def _position_text(kind: EncoderKind, learned: bool) -> str:
+    stored = {"param": "learned absolute (1, 1 + (image/patch)^2, d_img)", "embedding": "learned (positions, d_img)",
+              "gated_tiles": "learned, gated, plus tile embeddings per aspect ratio"}.get(kind.positions if learned else "")
+    rope = "2D RoPE" if kind.rope else ""
+    if stored and rope:
+        return f"{stored} plus {rope}"
+    return stored or (f"{rope}, nothing stored" if rope else "none")
+
+
+def _bias(wrapper, top: ConfigReader) -> bool:
+    setting = wrapper.projector_bias
+    if isinstance(setting, bool):
+        return setting
+    key, default = setting
+    return top.bool(key, default)
+
+
+def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, enc: dict, text) -> dict[str, Any]:
+    d, patch, image = enc["hidden_size"], enc["patch_size"], enc["image_size"]
+    grid = image // patch if image else 0
+    merge, ratio = _merge(wrapper, top, v, grid)
+    if grid and merge > 1 and grid % merge and wrapper.merge.how != "n":
+        raise InspectError(f"{top.where}: field '{wrapper.merge.key}' does not divide the {grid}-patch grid")
+    out = text.hidden_size
+    kind = ENCODERS[enc["kind"]]
+    out_key = _first_key(kind, v, "out_hidden_size")
+    if out_key and v.int(out_key) != out:
+        raise InspectError(
+            f"{top.where}: field '{v._field(out_key)}' ({v.int(out_key)}) must equal the LLM hidden_size "
+            f"({out}): it is the merger's output width"
+        )
+    taps = len(enc["feature_layers"])
+    dims = {"d": d, "m2d": merge * merge * d, "out": out, "inter": enc["intermediate_size"],
+            "feat": v.int("vision_output_dim") if v.has("vision_output_dim") else d * (1 + taps),
+            "p_in": v.int("projector_input_dim", out), "p_out": v.int("projector_output_dim", out),
+            "v_out": v.int("vision_output_dim", out)}
+    norm = next((dims[layer.out] for layer in pk.layers if layer.op == "norm" and not layer.per), 0)
+    first = next(dims[layer.out] for layer in pk.layers if layer.op in ("linear", "matrix"))
+    eps = {"vision": enc["norm_eps"], "text": text.rms_norm_eps}.get(pk.norm_eps, pk.norm_eps)
+    return dict(merge_size=merge, downsample_ratio=ratio, out_hidden_size=out, projector=pk.kind,
+                projector_in=dims["m2d"], projector_norm_dim=norm, projector_hidden=first, projector_act=pk.act,
+                projector_norm=pk.norm, projector_bias=_bias(wrapper, top), projector_norm_eps=float(eps),
+                dims=MappingProxyType(dims))
+
+
+def _image(wrapper, top: ConfigReader, v: ConfigReader, enc: dict, merge: int, pre) -> dict[str, Any]:
+    rule = wrapper.tokens_rule
+    out: dict[str, Any] = {"tokens_rule": rule, **_tokens_ids(top, wrapper)}
+    if rule == "qwen2_vl_resize":
+        lo, hi, src = preprocessor_pixels(pre, enc["patch_size"], merge, top.where)
+        out.update(min_pixels=lo, max_pixels=hi, pixels_source=src)
+    elif rule == "internvl_tiles":
+        if top.has("force_image_size") and top.int("force_image_size") != enc["image_size"]:
+            raise InspectError(f"{top.where}: field 'force_image_size' ({top.int('force_image_size')}) differs from "
+                               f"'{v._field('image_size')}' ({enc['image_size']})")
+        out.update(tiling_facts(top, pre, wrapper.image_defaults))
+    else:
+        out["image"] = read_facts(rule, top, v, pre)
+    return out
+
+
+def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapping[str, Any] | None = None) -> VisionSpec:
+    """Read `vision_config` of a VLM config (`top` is the top-level ConfigReader)."""
+    kind, pk = ENCODERS[wrapper.encoder], PROJECTORS[wrapper.projector]
+    v = top.sub("vision_config")
+    enc = _encoder(kind, v)
+    if kind.learned_pos is True and kind.positions and not enc["image_size"] and not enc["num_positions"]:
+        raise InspectError(f"{top.where}: field '{v._field(kind.keys['image_size'][0])}' is missing")
+    proj = _projector(pk, wrapper, top, v, enc, text)
+    image = _image(wrapper, top, v, enc, proj["merge_size"], preprocessor)
+    mean, std = mean_std(kind.defaults, preprocessor, enc["in_channels"], top.where)
+    for key in IGNORED_TOP:
+        top.used.add(key)
+    names = {**_prefixed(wrapper.vision_prefix, kind.names), **_prefixed(wrapper.projector_prefix, pk.names)}
+    return VisionSpec(**enc, **proj, **image, names=MappingProxyType(names), image_mean=mean, image_std=std)
+
+
+def _prefixed(prefix: str, names: Mapping[str, str]) -> dict[str, str]:
+    return {role: ".".join(p for p in (prefix, t) if p) for role, t in names.items()}

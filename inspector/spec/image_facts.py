@@ -1,0 +1,177 @@
+"""What an image processor does to an image, as facts the image-token rules read (no image is read).
+
+Each rule of inspector.image.rules names the facts it needs in `FACTS`: where each one is found
+(`preprocessor_config.json`, the top level of config.json or its `vision_config`, first found wins)
+and the published processor's value when none of them has it. `read_facts` reads them with typed,
+named-field errors. Qwen2-VL's pixel bounds and InternVL's tiling keep their typed VisionSpec
+fields (`preprocessor_pixels`, `tiling_facts`); the other rules get a frozen mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from inspector.errors import InspectError
+from inspector.spec.config_reader import ConfigReader
+
+# Published Qwen2-VL image-processor defaults (used when no preprocessor_config.json is at hand).
+QWEN2_VL_PROCESSOR_DEFAULTS: Mapping[str, int] = MappingProxyType(
+    {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One processor fact: `kind` int | float | bool | str | pairs (a list of [h, w]); `where` lists
+    "pre:key", "top:key" or "vision:key" (dotted keys reach into objects); `default` is the value of
+    the published processor."""
+
+    name: str
+    kind: str
+    where: tuple[str, ...]
+    default: Any = None
+
+
+_TILE = ("pre:size.height", "pre:size.shortest_edge", "vision:image_size")
+FACTS: Mapping[str, tuple[Fact, ...]] = MappingProxyType({
+    "gemma3_pan_and_scan": (
+        Fact("tile", "int", ("pre:size.height", "vision:image_size"), 896),
+        Fact("tokens_per_image", "int", ("top:mm_tokens_per_image", "pre:image_seq_length"), 256),
+        Fact("pan_and_scan", "bool", ("pre:do_pan_and_scan",), False),
+        Fact("min_crop", "int", ("pre:pan_and_scan_min_crop_size",), 256),
+        Fact("max_crops", "int", ("pre:pan_and_scan_max_num_crops",), 4),
+        Fact("min_ratio", "float", ("pre:pan_and_scan_min_ratio_to_activate",), 1.2),
+    ),
+    "llava_anyres": (
+        Fact("tile", "int", _TILE, 384),
+        Fact("pinpoints", "pairs", ("pre:image_grid_pinpoints", "top:image_grid_pinpoints"),
+             tuple((384 * h, 384 * w) for h in range(1, 7) for w in range(1, 7))),
+        Fact("strategy", "str", ("top:vision_feature_select_strategy",), "default"),
+        Fact("aspect", "str", ("top:vision_aspect_ratio", "pre:vision_aspect_ratio"), ""),
+    ),
+    "idefics3_split": (
+        Fact("longest", "int", ("pre:size.longest_edge",), 4 * 364),
+        Fact("tile", "int", ("pre:max_image_size.longest_edge", "vision:image_size"), 364),
+        Fact("split", "bool", ("pre:do_image_splitting",), True),
+    ),
+    "mllama_tiles": (
+        Fact("tile", "int", ("pre:size.height", "vision:image_size"), 560),
+        Fact("max_tiles", "int", ("pre:max_image_tiles", "vision:max_num_tiles"), 4),
+    ),
+    "pixtral_rows": (
+        Fact("longest", "int", ("pre:size.longest_edge", "vision:image_size"), 1024),
+    ),
+    "llama4_tiles": (
+        Fact("tile", "int", ("pre:size.height", "vision:image_size"), 336),
+        Fact("max_chunks", "int", ("pre:max_patches",), 16),
+        Fact("to_max_canvas", "bool", ("pre:resize_to_max_canvas",), False),
+    ),
+})
+
+_TYPES = {"int": int, "float": (int, float), "bool": bool, "str": str}
+
+
+def _lookup(source: Mapping[str, Any] | None, dotted: str) -> Any:
+    value: Any = source
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or value.get(part) is None:
+            return None
+        value = value[part]
+    return value
+
+
+def _check(fact: Fact, value: Any, where: str) -> Any:
+    if fact.kind == "pairs":
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, int) and x > 0
+                                                                               for x in p) for p in value)):
+            raise InspectError(f"{where}: must be a list of [height, width] pairs, got {str(value)[:60]}")
+        return tuple(tuple(p) for p in value)
+    if isinstance(value, bool) and fact.kind != "bool" or not isinstance(value, _TYPES[fact.kind]):
+        raise InspectError(f"{where}: must be {'a number' if fact.kind == 'float' else 'of type ' + fact.kind}, "
+                           f"got {value!r}")
+    if fact.kind in ("int", "float") and value <= 0:
+        raise InspectError(f"{where}: must be positive, got {value!r}")
+    return float(value) if fact.kind == "float" else value
+
+
+def read_facts(rule: str, top: ConfigReader, vision: ConfigReader, pre: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The facts `rule` needs, each from the first source that has it, else its published default."""
+    sources = {"pre": (pre, f"{top.where} (preprocessor_config.json)", ""), "top": (top.cfg, top.where, ""),
+               "vision": (vision.cfg, vision.where, vision.path + ".")}
+    out: dict[str, Any] = {}
+    for fact in FACTS.get(rule, ()):
+        value = fact.default
+        for place in fact.where:
+            scope, _, key = place.partition(":")
+            source, where, path = sources[scope]
+            found = _lookup(source, key)
+            if found is not None:
+                if scope == "top":
+                    top.used.add(key.split(".")[0])
+                value = _check(fact, found, f"{where}: field '{path}{key}'")
+                break
+        out[fact.name] = value
+    return MappingProxyType(out)
+
+
+def preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, where: str):
+    """min/max pixels of the Qwen2-VL image processor; checks its patch/merge sizes agree."""
+    if not pre:
+        d = QWEN2_VL_PROCESSOR_DEFAULTS
+        return d["min_pixels"], d["max_pixels"], "published Qwen2-VL processor defaults"
+    r = ConfigReader(dict(pre), f"{where} (preprocessor_config.json)")
+    size = pre.get("size") if isinstance(pre.get("size"), dict) else {}
+    sub = ConfigReader(size, r.where, "size") if size else None
+    if r.has("min_pixels"):
+        lo = r.int("min_pixels")
+    elif sub is not None and sub.has("shortest_edge"):
+        lo = sub.int("shortest_edge")
+    else:
+        lo = QWEN2_VL_PROCESSOR_DEFAULTS["min_pixels"]
+    if r.has("max_pixels"):
+        hi = r.int("max_pixels")
+    elif sub is not None and sub.has("longest_edge"):
+        hi = sub.int("longest_edge")
+    else:
+        hi = QWEN2_VL_PROCESSOR_DEFAULTS["max_pixels"]
+    if hi < lo:
+        raise InspectError(f"{r.where}: field 'max_pixels' ({hi}) is smaller than min_pixels ({lo})")
+    for key, value in (("patch_size", patch), ("merge_size", merge)):
+        if r.has(key) and r.int(key) != value:
+            raise InspectError(
+                f"{r.where}: field '{key}' is {r.int(key)} but the vision config says {value}"
+            )
+    return lo, hi, "preprocessor_config.json"
+
+
+def tiling_facts(top: ConfigReader, pre: Mapping[str, Any] | None,
+                 defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """InternVL's dynamic tiling: InternVL2 keeps it in config.json (min/max_dynamic_patch,
+    use_thumbnail, dynamic_image_size); transformers' InternVL processor in preprocessor_config.json
+    (crop_to_patches, min/max_patches). `defaults` are the wrapper's published values."""
+    p = ConfigReader(dict(pre or {}), f"{top.where} (preprocessor_config.json)")
+    lo = p.int("min_patches") if p.has("min_patches") else top.int("min_dynamic_patch", 1)
+    hi = p.int("max_patches") if p.has("max_patches") else top.int("max_dynamic_patch", 12)
+    if hi < lo:
+        raise InspectError(f"{top.where}: field 'max_dynamic_patch' ({hi}) is smaller than min_dynamic_patch ({lo})")
+    dynamic = (p.bool("crop_to_patches", True) if p.has("crop_to_patches")
+               else top.bool("dynamic_image_size", bool(defaults.get("dynamic_image_size", False))))
+    thumb = top.bool("use_thumbnail", bool(defaults.get("use_thumbnail", False)))
+    return dict(min_tiles=lo, max_tiles=hi, use_thumbnail=thumb, dynamic_tiles=dynamic)
+
+
+def mean_std(defaults: Mapping[str, Any], pre: Mapping[str, Any] | None, channels: int, where: str):
+    """image_mean / image_std: preprocessor_config.json's when given, else the kind's published ones."""
+    out = []
+    for key in ("image_mean", "image_std"):
+        value = (pre or {}).get(key, defaults[key])
+        if (not isinstance(value, (list, tuple)) or len(value) != channels
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
+            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} numbers, got {value!r}")
+        if key == "image_std" and any(x <= 0 for x in value):
+            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {value!r}")
+        out.append(tuple(float(x) for x in value))
+    return out
