@@ -113,6 +113,8 @@ def _embeddings(v: VisionSpec) -> Entries:
         yield _entry(v, "mask_token", (1, 1, d), VE, CLS)
     if v.pos_layout == "param":
         yield _entry(v, "pos_embed", (1, v.num_positions, d), VE, POS)
+    elif v.pos_layout == "table":
+        yield _entry(v, "pos_embed", (v.num_positions, d), VE, POS)
     elif v.pos_layout == "embedding":
         yield _entry(v, "pos_embed", (v.num_positions, d), VE, POS, suffix=".weight")
     elif v.pos_layout == "gated_tiles":
@@ -145,14 +147,15 @@ def _head(v: VisionSpec) -> Entries:
 
 def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
     out = list(_embeddings(v))
+    edge_bias = v.edge_norm == "layer_norm"
     if v.pre_norm:
-        out.extend(_norm(v, "pre_norm", v.hidden_size, VE, PRE_LN))
+        out.extend(_norm(v, "pre_norm", v.hidden_size, VE, PRE_LN, with_bias=edge_bias))
     for i in range(v.depth):
         out.extend(_block(v, i))
     for i in range(v.global_depth):
         out.extend(_global_block(v, i))
     if v.post_norm:
-        out.extend(_norm(v, "post_norm", v.hidden_size, VE, POST_LN))
+        out.extend(_norm(v, "post_norm", v.hidden_size, VE, POST_LN, with_bias=edge_bias))
     if v.head:
         out.extend(_head(v))
     return out

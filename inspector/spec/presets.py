@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
+from inspector.spec.vlm_presets import VLM_PRESETS
 
 QWEN_BPE = "qwen2-bpe"
 SHARED = "official config.json (copy under shared/reference/configs, see its SOURCES.md)"
@@ -172,6 +173,9 @@ _PRESETS += [
         "vision_config": _INTERNVIT_300M,
     }),
 ]
+
+_PRESETS += [Preset(hub_id, aliases, source, config, preprocessor, tokenizer)
+             for hub_id, aliases, source, config, preprocessor, tokenizer in VLM_PRESETS]
 
 _BY_KEY: dict[str, Preset] = {}
 for _p in _PRESETS:

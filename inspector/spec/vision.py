@@ -75,10 +75,11 @@ class VisionSpec:
     # the parts of the encoder (inspector.spec.vision_kinds.EncoderKind)
     patch_embed: str = "conv"
     class_layout: str = ""  # "param" (1, 1, d) | "vector" (d,)
-    pos_layout: str = ""  # "param" | "embedding" | "gated_tiles"
+    pos_layout: str = ""  # "param" | "table" | "embedding" | "gated_tiles"
     rope: str = ""
     pre_norm: bool = False
     post_norm: bool = False
+    edge_norm: str = ""  # the type of the pre/post norms (the blocks' own when "")
     attention: str = "fused"
     o_bias: bool = True
     mlp: str = "plain"
@@ -207,7 +208,7 @@ IGNORED_TOP = ("ps_version", "select_layer", "template", "use_backbone_lora", "u
                "video_token_id", "video_token_index", "auto_map", "_commit_hash", "torch_dtype", "dtype",
                "transformers_version", "boi_token_index", "eoi_token_index", "initializer_range", "pad_token_id",
                "projector_hidden_act", "vision_feature_select_strategy", "image_seq_length", "use_cache",
-               "_pad_token_id", "vocab_size")
+               "_pad_token_id", "vocab_size", "use_image_newline_parameter", "eos_token_id", "bos_token_id")
 
 
 def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
@@ -243,6 +244,7 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
         norm_eps=_get(kind, v, "norm_eps", "float", required=False) or 1e-6, image_size=image_size,
         patch_embed=kind.patch_embed, class_layout=kind.class_token, pos_layout=kind.positions if learned else "",
         rope=kind.rope, pre_norm=kind.pre_norm, post_norm=_switch(kind, v, kind.post_norm),
+        edge_norm=kind.edge_norm or norm_type,
         attention=kind.attention, o_bias=kind.o_bias, mlp=kind.mlp, mlp_bias=kind.mlp_bias,
         mask_token=_switch(kind, v, kind.mask_token), head=_switch(kind, v, kind.head),
         window_size=(_get(kind, v, "window_size", "int") if kind.window_attention else 0),
@@ -257,6 +259,7 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
 
 def _position_text(kind: EncoderKind, learned: bool) -> str:
     stored = {"param": "learned absolute (1, 1 + (image/patch)^2, d_img)", "embedding": "learned (positions, d_img)",
+              "table": "learned (1 + (image/patch)^2, d_img)",
               "gated_tiles": "learned, gated, plus tile embeddings per aspect ratio"}.get(kind.positions if learned else "")
     rope = "2D RoPE" if kind.rope else ""
     if stored and rope:
@@ -318,8 +321,9 @@ def _image(wrapper, top: ConfigReader, v: ConfigReader, enc: dict, merge: int, p
 
 def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapping[str, Any] | None = None) -> VisionSpec:
     """Read `vision_config` of a VLM config (`top` is the top-level ConfigReader)."""
-    kind, pk = ENCODERS[wrapper.encoder], PROJECTORS[wrapper.projector]
     v = top.sub("vision_config")
+    inner = v.raw("model_type")
+    kind, pk = ENCODERS[wrapper.encoder_for(inner if isinstance(inner, str) else None)], PROJECTORS[wrapper.projector]
     enc = _encoder(kind, v)
     if kind.learned_pos is True and kind.positions and not enc["image_size"] and not enc["num_positions"]:
         raise InspectError(f"{top.where}: field '{v._field(kind.keys['image_size'][0])}' is missing")
@@ -333,4 +337,5 @@ def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapp
 
 
 def _prefixed(prefix: str, names: Mapping[str, str]) -> dict[str, str]:
-    return {role: ".".join(p for p in (prefix, t) if p) for role, t in names.items()}
+    """Templates under `prefix`; one starting with "/" is relative to the model root instead."""
+    return {role: t[1:] if t.startswith("/") else ".".join(p for p in (prefix, t) if p) for role, t in names.items()}

@@ -39,11 +39,12 @@ class EncoderKind:
     patch_embed: str = "conv"  # "conv" (Conv2d/Conv3d) | "linear" (unfolded patches, Llama 4)
     conv_bias: bool | str = True
     class_token: str = ""  # "" | "param" (1, 1, d) | "vector" (d,)
-    positions: str = ""  # "" | "param" (1, n, d) | "embedding" (n, d) | "gated_tiles" (Mllama)
+    positions: str = ""  # "" | "param" (1, n, d) | "table" (n, d) | "embedding" (n, d) .weight | "gated_tiles"
     learned_pos: bool | str = True  # switch for `positions`
     rope: str = ""  # "" | "qwen2_vl" | "pixtral" | "llama4": 2D RoPE in attention, nothing stored
     pre_norm: bool = False
     post_norm: bool | str = False
+    edge_norm: str = ""  # the norm type before/after the blocks: "" = the blocks' own
     attention: str = "fused"  # "fused" qkv | "separate" q, k, v
     o_bias: bool = True
     mlp: str = "plain"  # "plain" fc1/act/fc2 | "gated" gate/up/down
@@ -156,13 +157,23 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            use_mean_pooling=True, use_mask_token=False, use_absolute_position_embeddings=True,
            image_mean=(0.485, 0.456, 0.406), image_std=(0.229, 0.224, 0.225)),
         class_token="param", positions="param", learned_pos="use_absolute_position_embeddings",
-        layer_scale=True, post_norm="!use_mean_pooling", attention="separate", mask_token="use_mask_token",
+        layer_scale=True, post_norm="!use_mean_pooling", edge_norm="layer_norm", attention="separate", mask_token="use_mask_token",
     ),
     EncoderKind(
         "siglip", "SigLIP ViT: conv patch embed with bias, learned position embedding, LayerNorm blocks with "
         "separate q/k/v, GELU (tanh) MLP, final LayerNorm",
         _SIGLIP_NAMES, _VIT_KEYS, _SIGLIP_DEFAULTS | {"image_mean": (0.5, 0.5, 0.5), "image_std": (0.5, 0.5, 0.5)},
         positions="embedding", post_norm=True, attention="separate", head="vision_use_head",
+    ),
+    EncoderKind(
+        "clip", "CLIP ViT: conv patch embed (no bias), class token, learned position embedding, LayerNorm before "
+        "the blocks, separate q/k/v, QuickGELU MLP, final LayerNorm",
+        _SIGLIP_NAMES | {"class_embed": "embeddings.class_embedding", "pre_norm": "pre_layrnorm"}, _VIT_KEYS,
+        _SIGLIP_DEFAULTS | {"patch_size": 32, "hidden_act": "quick_gelu", "norm_eps": 1e-5, "vision_use_head": False,
+                            "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                            "image_std": (0.26862954, 0.26130258, 0.27577711)},
+        conv_bias=False, class_token="vector", positions="embedding", pre_norm=True, post_norm=True,
+        attention="separate",
     ),
     EncoderKind(
         "idefics3", "SigLIP ViT as Idefics3/SmolVLM configure it: conv patch embed with bias, learned position "
@@ -216,7 +227,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
         _m(hidden_size=768, depth=34, num_heads=16, in_channels=3, intermediate_size=5632, image_size=448,
            patch_size=14, norm_eps=1e-5, hidden_act="gelu", norm_type="layer_norm", qkv_bias=True, qk_norm=False,
            image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),
-        patch_embed="linear", conv_bias=False, class_token="vector", positions="embedding", rope="llama4",
+        patch_embed="linear", conv_bias=False, class_token="vector", positions="table", rope="llama4",
         pre_norm=True, post_norm=True, attention="separate",
     ),
 )})
@@ -249,7 +260,7 @@ class ProjLayer:
 class ProjectorKind:
     kind: str
     description: str  # a template over the dims, for Table 2.1
-    names: Mapping[str, str] = field(hash=False)
+    names: Mapping[str, str] = field(hash=False)  # relative to the wrapper's projector prefix; "/x" = model root
     layers: tuple[ProjLayer, ...]
     norm: str = "layer_norm"  # layer_norm | rms_norm | rms_offset (Gemma's (1 + w))
     act: str = "gelu"
@@ -293,7 +304,7 @@ PROJECTORS: Mapping[str, ProjectorKind] = MappingProxyType({p.kind: p for p in (
         norm="rms_offset", norm_eps="vision"),
     ProjectorKind(
         "mlp", "Linear {d}->{out} -> GELU -> Linear {out}->{out}; image_newline ({out},) after each row of patches",
-        _m(proj_fc1="linear_1", proj_fc2="linear_2", newline="image_newline"),
+        _m(proj_fc1="linear_1", proj_fc2="linear_2", newline="/image_newline"),
         (ProjLayer("proj_fc1", "linear", "out", "d", None), ProjLayer("proj_fc2", "linear", "out", "out", None),
          ProjLayer("newline", "vector", "out", row=NEWLINE))),
     ProjectorKind(

@@ -74,6 +74,11 @@ class Wrapper:
     embed_extra: int = 0  # Mllama: 8 more embedding rows than the LM head
     cross_layers_key: str = ""  # Mllama: text-config key listing the cross-attention layers
     image_defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)  # published processor values
+    encoders: Mapping[str, str] = field(default_factory=dict, hash=False)  # vision_config.model_type -> encoder
+
+    def encoder_for(self, vision_model_type: str | None) -> str:
+        """The encoder kind: the one the vision config's own model_type names, else the wrapper's."""
+        return self.encoders.get(vision_model_type or "", self.encoder)
 
     @property
     def vision_kind(self) -> str:  # the first version's name for the encoder kind
@@ -82,6 +87,7 @@ class Wrapper:
 
 _LLAVA = dict(prefix="language_model.", vision_prefix="vision_tower.vision_model",
               projector_prefix="multi_modal_projector")
+_CLIP_OR_SIGLIP = MappingProxyType({"clip_vision_model": "clip", "siglip_vision_model": "siglip"})
 
 WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     Wrapper("qwen2_vl", "Qwen2-VL (ViT with 2D RoPE + patch merger, Qwen2 LLM)", ("text_config",), "qwen2", "",
@@ -107,10 +113,12 @@ WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
             merge=Merge("top", "mm_tokens_per_image", "pool", 256), text_defaults=GEMMA3_TEXT_DEFAULTS, **_LLAVA),
     Wrapper("llava_onevision", "LLaVA-OneVision (SigLIP, anyres tiles, 2-layer MLP, image_newline, Qwen2 LLM)",
             ("text_config",), "qwen2", encoder="siglip", projector="mlp", tokens_rule="llava_anyres",
-            projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer", **_LLAVA),
+            projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
+            encoders=_CLIP_OR_SIGLIP, **_LLAVA),
     Wrapper("llava_next", "LLaVA-NeXT (CLIP/SigLIP, anyres tiles, 2-layer MLP, image_newline)", ("text_config",),
-            "llama", encoder="siglip", projector="mlp", tokens_rule="llava_anyres",
-            projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer", **_LLAVA),
+            "llama", encoder="clip", projector="mlp", tokens_rule="llava_anyres",
+            projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
+            encoders=_CLIP_OR_SIGLIP, **_LLAVA),
     Wrapper("idefics3", "Idefics3 / SmolVLM (SigLIP, pixel-shuffle connector, image splitting, Llama LLM)",
             ("text_config",), "llama", "", "idefics3", "shuffle_linear", "idefics3_split", "model.vision_model",
             "model.connector", Merge("top", "scale_factor", default=2),
