@@ -44,6 +44,8 @@ class ImageTokens:
     patches: int  # patches through the encoder, all tiles
     tokens: int  # image tokens in the LLM sequence
     steps: list[Step] = field(default_factory=list)
+    specials: tuple[tuple[str, int], ...] = ()  # marker tokens the processor puts around them: (token, count)
+    cross_states: int = 0  # Mllama: rows the LLM cross-attends to (the image is not in its sequence)
 
 
 def parse_size(text: str) -> tuple[int, int]:

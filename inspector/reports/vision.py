@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
-from inspector.image.tokens import ImageTokens, image_tokens
+from inspector.image.rules import image_tokens, input_text, tokens_text
+from inspector.image.tokens import ImageTokens
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
+from inspector.spec.vision_kinds import PROJECTORS
 
 
 def _yes(flag: bool, detail: str = "") -> str:
@@ -15,29 +17,11 @@ def _yes(flag: bool, detail: str = "") -> str:
 
 
 def _projector(v) -> str:
-    if v.projector == "merger":
-        return (f"LayerNorm({v.projector_norm_dim}) -> concat {v.merge_size}x{v.merge_size} -> "
-                f"Linear {v.projector_in}->{v.projector_hidden} -> {v.projector_act.upper()} -> "
-                f"Linear {v.projector_hidden}->{v.out_hidden_size}")
-    return (f"pixel shuffle {v.downsample_ratio} (concat {v.merge_size}x{v.merge_size}) -> "
-            f"LayerNorm({v.projector_norm_dim}) -> Linear {v.projector_in}->{v.projector_hidden} -> "
-            f"{v.projector_act.upper()} -> Linear {v.projector_hidden}->{v.out_hidden_size}")
-
-
-def _image_input(v) -> str:
-    if v.tokens_rule == "qwen2_vl_resize":
-        return (f"resize to multiples of {v.patch_size * v.merge_size} within "
-                f"[{v.min_pixels:,}, {v.max_pixels:,}] pixels ({v.pixels_source})")
-    if v.dynamic_tiles:
-        thumb = " + thumbnail when > 1 tile" if v.use_thumbnail else ""
-        return f"{v.min_tiles}..{v.max_tiles} tiles of {v.image_size}x{v.image_size}{thumb}"
-    return f"one {v.image_size}x{v.image_size} tile"
-
-
-def _tokens_unit(v) -> str:
-    if v.tokens_rule == "qwen2_vl_resize":
-        return f"t*h*w / {v.merge_size ** 2} (224x224 -> {image_tokens(v, 224, 224, v.out_hidden_size).tokens})"
-    return f"{v.tokens_per_tile} per tile"
+    """The projector kind's description, its dimension symbols filled in."""
+    m = v.merge_size
+    return PROJECTORS[v.projector].description.format(
+        **v.dims, m=m, ratio=v.downsample_ratio or (1 / m), taps=len(v.deepstack_layers) or len(v.feature_layers),
+        deepstack=", ".join(str(i) for i in v.deepstack_layers))
 
 
 def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
@@ -60,8 +44,8 @@ def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
         ("qkv bias / q,k norm", f"{'yes' if v.qkv_bias else 'no'} / {'yes' if v.qk_norm else 'no'}"),
         ("vision activation", v.hidden_act),
         ("projector", _projector(v)),
-        ("image input", _image_input(v)),
-        ("image tokens", _tokens_unit(v)),
+        ("image input", input_text(v)),
+        ("image tokens", tokens_text(v, spec.text.hidden_size)),
     ]
 
 
@@ -90,9 +74,18 @@ def tokens_json(spec: ModelSpec, it: ImageTokens) -> dict[str, Any]:
         "model": spec.name, "image_size": [it.height, it.width], "rule": it.rule,
         "resized": list(it.resized), "tiles": it.tiles, "thumbnail": it.thumbnail,
         "tile_grid": list(it.tile_grid) if it.tile_grid else None, "grid_thw": list(it.grid),
-        "patches": it.patches, "tokens": it.tokens,
+        "patches": it.patches, "tokens": it.tokens, "specials": dict(it.specials),
+        **({"cross_attention_states": it.cross_states} if it.cross_states else {}),
         "steps": [asdict(s) for s in it.steps],
     }
+
+
+def _marker_rows(it: ImageTokens) -> list[list[str]]:
+    marks = [(t, n) for t, n in it.specials if n]
+    if not marks:
+        return []
+    text = ", ".join(f"{t} x {n}" for t, n in marks)
+    return [["Tokens", "marker tokens around them", "inserted by the processor", text]]
 
 
 def tokens_report(specs: list[ModelSpec], sizes: list[tuple[int, int]]) -> Report:
@@ -110,12 +103,14 @@ def tokens_report(specs: list[ModelSpec], sizes: list[tuple[int, int]]) -> Repor
             sections.append(Section(
                 f"{spec.name}: image {h}x{w} -> {it.tokens:,} tokens",
                 ["Step", "Quantity", "Rule", "Value"],
-                [[s.step, s.quantity, s.formula, s.value] for s in it.steps],
+                [[s.step, s.quantity, s.formula, s.value] for s in it.steps] + _marker_rows(it),
             ))
             payload.append(tokens_json(spec, it))
+            marks = sum(n for _, n in it.specials)
             summary.append([spec.name, f"{h}x{w}", f"{it.resized[0]}x{it.resized[1]}", it.tiles,
-                            f"{it.patches:,}", f"{it.tokens:,}"])
+                            f"{it.patches:,}", f"{it.tokens:,}", f"{marks:,}"])
     if len(summary) > 1:
-        sections.append(Section("Summary", ["Model", "Image (HxW)", "Resized", "Tiles", "Patches", "Tokens"], summary))
+        sections.append(Section("Summary", ["Model", "Image (HxW)", "Resized", "Tiles", "Patches", "Tokens",
+                                            "Marker tokens"], summary))
     return Report(sections, payload[0] if len(payload) == 1 else payload,
-                  ["model", "image", "resized", "tiles", "patches", "tokens"], summary)
+                  ["model", "image", "resized", "tiles", "patches", "tokens", "marker_tokens"], summary)
