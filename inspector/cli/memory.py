@@ -23,52 +23,53 @@ class MemoryFormat(str, Enum):
     deepspeed = "deepspeed"
 
 
-def _opt(*names: str, help: str, panel: str = SERVE, **kw):
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+def _opt(kind, default_help: str, *names: str, panel: str = SERVE, **kw):
+    return Annotated[kind, typer.Option(*names, help=default_help, rich_help_panel=panel, **kw)]
+
+
+ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False)]
+TrainOpt = _opt(Optional[str], "full | lora | qlora (default: serve).", "--train", panel=TRAIN)
+GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.", "--gpu")
+GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size).", "--gpus")
+NodesOpt = _opt(int, "Nodes (training).", "--nodes", panel=TRAIN)
+DtypeOpt = _opt(str, "Weights: bf16, fp16, fp8, int8, int4.", "--dtype")
+GroupOpt = _opt(int, "int4 scale group size.", "--group-size", min=1)
+WeightsOpt = _opt(Optional[Path], "A real checkpoint or GGUF: use its stored bytes.", "--weights")
+KvOpt = _opt(str, "KV cache: bf16, fp16, fp8, int8.", "--kv-dtype")
+BlockOpt = _opt(int, "Tokens per KV block (vLLM).", "--block-size", min=1)
+UtilOpt = _opt(float, "Share of GPU memory vLLM may use.", "--gpu-memory-utilization", min=0.01, max=1.0)
+LenOpt = _opt(Optional[int], "Context per request (default: max_position_embeddings).", "--max-model-len", min=1)
+BatchedOpt = _opt(int, "Tokens per scheduler step (the profiled prefill).", "--max-num-batched-tokens", min=1)
+SeqsOpt = _opt(int, "Sequences per step (rows of sampled logits).", "--max-num-seqs", min=1)
+OverheadOpt = _opt(float, "Non-torch allowance per GPU (CUDA context...).", "--overhead-gib", min=0.0)
+OptimOpt = _opt(str, "adamw (mixed precision), adamw-fp32, adam8bit, sgd.", "--optimizer", panel=TRAIN)
+ZeroOpt = _opt(int, "DeepSpeed ZeRO stage 0-3.", "--zero", panel=TRAIN)
+OffloadOpt = _opt(str, "none | optimizer | optimizer+params.", "--offload", panel=TRAIN)
+InitOpt = _opt(bool, "ZeRO-3 zero.Init.", "--zero-init/--no-zero-init", panel=TRAIN)
+SeqOpt = _opt(int, "Training sequence length s.", "--seq-len", panel=TRAIN, min=1)
+MicroOpt = _opt(int, "Micro-batch b per GPU.", "--micro-batch", panel=TRAIN, min=1)
+RecomputeOpt = _opt(str, "none | selective | full.", "--recompute", panel=TRAIN)
+AttnOpt = _opt(str, "flash (no s² scores) | eager.", "--attention", panel=TRAIN)
+RankOpt = _opt(int, "LoRA rank r.", "--lora-rank", panel=LORA)
+AlphaOpt = _opt(int, "LoRA alpha.", "--lora-alpha", panel=LORA)
+TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (default: peft's default for the "
+                  "family).", "--lora-targets", panel=LORA)
+DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
+BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
+DqOpt = _opt(bool, "QLoRA double quantization.", "--double-quant/--no-double-quant", panel=LORA)
+MemFormatOpt = Annotated[MemoryFormat, typer.Option("--format", "-f", help="table, md, json, csv, or deepspeed "
+                                                    "(DeepSpeed's own printout; --train full --zero 2|3).")]
 
 
 def memory(
-    model: Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False)],
-    train: Annotated[Optional[str], _opt("--train", help="full | lora | qlora (default: serve).", panel=TRAIN)] = None,
-    gpu: Annotated[str, _opt("--gpu", help="H100-80GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.")]
-    = "H100-80GB",
-    gpus: Annotated[int, _opt("--gpus", help="GPUs per node (serving: tensor parallel size).")] = 1,
-    nodes: Annotated[int, _opt("--nodes", help="Nodes (training).", panel=TRAIN)] = 1,
-    dtype: Annotated[str, _opt("--dtype", help="Weights: bf16, fp16, fp8, int8, int4.")] = "bf16",
-    group_size: Annotated[int, _opt("--group-size", help="int4 scale group size.", min=1)] = 128,
-    weights: Annotated[Optional[Path], _opt("--weights", help="A real checkpoint or GGUF: use its stored bytes.")]
-    = None,
-    kv_dtype: Annotated[str, _opt("--kv-dtype", help="KV cache: bf16, fp16, fp8, int8.")] = "bf16",
-    block_size: Annotated[int, _opt("--block-size", help="Tokens per KV block (vLLM).", min=1)] = 16,
-    utilization: Annotated[float, _opt("--gpu-memory-utilization", help="Share of GPU memory vLLM may use.",
-                                       min=0.01, max=1.0)] = 0.9,
-    max_model_len: Annotated[Optional[int], _opt("--max-model-len", help="Context per request (default: the "
-                                                 "config's max_position_embeddings).", min=1)] = None,
-    batched: Annotated[int, _opt("--max-num-batched-tokens", help="Tokens per scheduler step (the profiled "
-                                 "prefill).", min=1)] = 8192,
-    seqs: Annotated[int, _opt("--max-num-seqs", help="Sequences per step (rows of sampled logits).", min=1)] = 256,
-    overhead: Annotated[float, _opt("--overhead-gib", help="Non-torch allowance per GPU (CUDA context...).",
-                                    min=0.0)] = 0.5,
-    optimizer: Annotated[str, _opt("--optimizer", help="adamw (mixed precision), adamw-fp32, adam8bit, sgd.",
-                                   panel=TRAIN)] = "adamw",
-    zero: Annotated[int, _opt("--zero", help="DeepSpeed ZeRO stage 0-3.", panel=TRAIN)] = 0,
-    offload: Annotated[str, _opt("--offload", help="none | optimizer | optimizer+params.", panel=TRAIN)] = "none",
-    zero_init: Annotated[bool, _opt("--zero-init/--no-zero-init", help="ZeRO-3 zero.Init.", panel=TRAIN)] = True,
-    seq_len: Annotated[int, _opt("--seq-len", help="Training sequence length s.", panel=TRAIN, min=1)] = 2048,
-    micro_batch: Annotated[int, _opt("--micro-batch", help="Micro-batch b per GPU.", panel=TRAIN, min=1)] = 1,
-    recompute: Annotated[str, _opt("--recompute", help="none | selective | full.", panel=TRAIN)] = "none",
-    attention: Annotated[str, _opt("--attention", help="flash (no s² scores) | eager.", panel=TRAIN)] = "flash",
-    rank: Annotated[int, _opt("--lora-rank", help="LoRA rank r.", panel=LORA)] = 16,
-    alpha: Annotated[int, _opt("--lora-alpha", help="LoRA alpha.", panel=LORA)] = 32,
-    targets: Annotated[Optional[str], _opt("--lora-targets", help="Comma-separated module names, or all-linear "
-                                           "(default: peft's default for the family).", panel=LORA)] = None,
-    dora: Annotated[bool, _opt("--dora", help="DoRA (adds a magnitude vector per matrix).", panel=LORA)] = False,
-    lora_bias: Annotated[bool, _opt("--lora-bias", help="peft's lora_bias (a bias on B).", panel=LORA)] = False,
-    double_quant: Annotated[bool, _opt("--double-quant/--no-double-quant", help="QLoRA double quantization.",
-                                       panel=LORA)] = True,
-    format: Annotated[MemoryFormat, typer.Option("--format", "-f", help="table, md, json, csv, or deepspeed "
-                                                 "(DeepSpeed's own printout; --train full --zero 2|3).")]
-    = MemoryFormat.table,
+    model: ModelArg, train: TrainOpt = None, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
+    dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
+    max_num_batched_tokens: BatchedOpt = 8192, max_num_seqs: SeqsOpt = 256, overhead_gib: OverheadOpt = 0.5,
+    optimizer: OptimOpt = "adamw", zero: ZeroOpt = 0, offload: OffloadOpt = "none", zero_init: InitOpt = True,
+    seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1, recompute: RecomputeOpt = "none", attention: AttnOpt = "flash",
+    lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = MemoryFormat.table,
     output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
@@ -85,34 +86,43 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
+    _run(dict(locals()))
+
+
+def _run(a: dict) -> None:
     from inspector.errors import InspectError
     from inspector.inventory.accounting import account
     from inspector.memory.gpus import GIB
     from inspector.memory.gpus import gpu as find_gpu
     from inspector.spec.resolve import load_spec
 
-    if gpus < 1 or nodes < 1:
-        raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {gpus} --nodes {nodes}")
-    acc = account(load_spec(model))
-    device = find_gpu(gpu)
-    if train is None:
+    if a["gpus"] < 1 or a["nodes"] < 1:
+        raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {a['gpus']} --nodes {a['nodes']}")
+    acc = account(load_spec(a["model"]))
+    device = find_gpu(a["gpu"])
+    overhead = int(a["overhead_gib"] * GIB)
+    if a["train"] is None:
         from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
         from inspector.memory.serving import ServeOptions
 
-        stored = _stored_bytes(weights) if weights is not None else None
-        o = ServeOptions(check_dtype(dtype, SERVE_DTYPES, "--dtype"), check_dtype(kv_dtype, KV_DTYPES, "--kv-dtype"),
-                         group_size, block_size, utilization, max_model_len, batched, seqs, gpus * nodes,
-                         int(overhead * GIB), stored, str(weights) if weights else "")
-        _serve(acc, device, o, format, output)
+        weights = a["weights"]
+        o = ServeOptions(check_dtype(a["dtype"], SERVE_DTYPES, "--dtype"),
+                         check_dtype(a["kv_dtype"], KV_DTYPES, "--kv-dtype"), a["group_size"], a["block_size"],
+                         a["gpu_memory_utilization"], a["max_model_len"], a["max_num_batched_tokens"],
+                         a["max_num_seqs"], a["gpus"] * a["nodes"], overhead,
+                         _stored_bytes(weights) if weights is not None else None, str(weights or ""))
+        _serve(acc, device, o, a["format"], a["output"])
         return
     from inspector.memory.lora import LoraOptions
     from inspector.memory.training import TrainOptions
 
-    lora = LoraOptions(rank, alpha, tuple(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
-                       dora, lora_bias)
-    o = TrainOptions(train, optimizer, zero, offload, zero_init, gpus, nodes, seq_len, micro_batch, recompute,
-                     attention, lora, double_quant, int(overhead * GIB))
-    _train(acc, device, o, format, output)
+    targets = a["lora_targets"]
+    lora = LoraOptions(a["lora_rank"], a["lora_alpha"],
+                       tuple(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
+                       a["dora"], a["lora_bias"])
+    o = TrainOptions(a["train"], a["optimizer"], a["zero"], a["offload"], a["zero_init"], a["gpus"], a["nodes"],
+                     a["seq_len"], a["micro_batch"], a["recompute"], a["attention"], lora, a["double_quant"], overhead)
+    _train(acc, device, o, a["format"], a["output"])
 
 
 def _stored_bytes(path: Path) -> int:

@@ -81,7 +81,7 @@ def serving_verdict(acc: Accounting, s: serve_mod.Serving) -> Verdict:
     if s.one_request_bytes > s.kv_available:
         tips = _first(_serve_variants(acc, s.gpu, o, True), lambda r: r.one_request_bytes <= r.kv_available,
                       lambda r: f"{r.concurrency:.2f}x at {n(length)} tokens")
-        tips = (f"--max-model-len {s.largest_context}",) + tips
+        tips = (f"--max-model-len {s.largest_context}",) + tips[:MAX_SUGGESTIONS - 1]
         return Verdict(False, f"the weights fit, but one request of max_model_len {n(length)} needs "
                               f"{gib(s.one_request_bytes)} of KV cache and {gib(s.kv_available)} is left: vLLM "
                               f"would refuse to start; the longest request that fits is {n(s.largest_context)} "

@@ -11,8 +11,7 @@ layers, and a sliding layer holds at most its window (plus the tokens of one sch
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
@@ -71,7 +70,6 @@ class Serving:
     concurrency: float
     largest_context: int  # the longest request the KV memory holds, up to max_model_len
     one_request_bytes: int  # KV memory one request of max_model_len needs
-    notes: list[str] = field(default_factory=list)
 
     @property
     def activations(self) -> int:

@@ -11,7 +11,7 @@ from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict, gib
 from inspector.memory.serving import Serving
 from inspector.memory.training import Training
-from inspector.memory.zero import OFFLOADS, ZeroLayout, model_states
+from inspector.memory.zero import ZeroLayout, model_states
 from inspector.reports.render import Report, Section
 from inspector.units import n
 
@@ -62,7 +62,7 @@ def _groups_text(s: Serving) -> str:
 
 
 def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
-    o, t = s.options, acc.spec.text
+    o = s.options
     where = f"{o.tp} × {s.gpu.name}" if o.tp > 1 else s.gpu.name
     step = o.max_num_batched_tokens
     main = [
@@ -137,7 +137,7 @@ def _zero_table(tr: Training) -> Section:
         if ms is None:
             continue
         mark = " ←" if (stage, offload) == (o.zero, o.offload) else ""
-        rows.append([f"ZeRO-{stage}{mark}", offload, _b(ms.gpu), _b(ms.cpu), ms.formula])
+        rows.append([f"ZeRO-{stage}{mark}", offload, _b(ms.gpu), _b(ms.cpu) if ms.cpu else "", ms.formula])
     notes = [f"P = {n(tr.params)} parameters (a tied head once), L = {n(tr.largest_layer)} in the largest module; "
              f"{o.gpus_per_node} GPU(s) per node × {o.nodes} node(s). ZeRO-0 is {SOURCES['anatomy']}; ZeRO-2/3 are "
              f"{SOURCES['deepspeed']} to the byte; ZeRO-1 uses their accounting with the 16-bit gradients whole."]
@@ -153,12 +153,17 @@ def training_report(acc: Accounting, tr: Training, v: Verdict) -> Report:
     notes = [f"s = {n(o.seq_len)} tokens, b = {o.micro_batch} (micro-batch), h = {acc.spec.text.hidden_size}, "
              f"a = {acc.spec.text.num_heads} heads, V = {n(acc.spec.text.vocab_size)}; activations after "
              f"{SOURCES['korthikanti']}."]
+    moe = acc.spec.text.moe
+    if o.mode == "qlora" and moe is not None:
+        notes.append("bitsandbytes quantizes nn.Linear modules only: transformers 5 holds the routed experts as 3-D "
+                     "parameters, so they stay in 16-bit under QLoRA.")
     if o.attention == "flash" and o.recompute != "full":
         from inspector.memory.activations import eager_extra
 
         notes.append(f"FlashAttention never stores the s×s attention scores, so the 5·a·s²·b term is gone; with "
                      f"--attention eager they add {gib(eager_extra(acc.spec.text, o.seq_len, o.micro_batch))}.")
-    sections = [Section(f"{o.mode.upper() if o.mode != 'full' else 'Full'} fine-tuning of {acc.spec.name} on {where}",
+    title = {"full": "Full", "lora": "LoRA", "qlora": "QLoRA"}[o.mode]
+    sections = [Section(f"{title} fine-tuning of {acc.spec.name} on {where}",
                         ["Component", "Per GPU", "Per CPU", "Formula"], rows, notes)]
     if o.mode == "full":
         sections.append(_zero_table(tr))
@@ -203,4 +208,4 @@ def _training_json(acc: Accounting, tr: Training, v: Verdict) -> dict[str, Any]:
     return out
 
 
-__all__ = ["serving_report", "training_report", "vllm_lines", "OFFLOADS"]
+__all__ = ["serving_report", "training_report", "vllm_lines"]
