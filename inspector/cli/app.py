@@ -4,6 +4,7 @@ Examples:
     inspect params Qwen/Qwen2.5-1.5B
     inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     inspect config qwen3-0.6b --format json
+    inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from inspector.cli.memory import memory
 from inspector.cli.options import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
 from inspector.cli.tokens import tokens
 from inspector.cli.trace import run, trace
@@ -82,6 +84,7 @@ app.command()(tokens)
 app.command()(verify)
 app.command()(trace)
 app.command()(run)
+app.command()(memory)
 
 
 def main() -> None:

@@ -1,9 +1,12 @@
-"""The building blocks every reference model shares: Tap points, RMSNorm, RoPE (with the scalings
+"""The building blocks every reference model shares: Tap points and step notes, the norms (RMSNorm,
+Gemma's (1 + w) RMSNorm, LayerNorm with or without bias), RoPE (full or partial, with the scalings
 transformers implements), the KV cache and the causal mask of *Implementations of Large Language
 Models* section 1.2.5.
 
 A `Tap` is an identity module: a named point in a forward where a tracer's forward hook can see an
-intermediate value. With no hooks a Tap costs one Python call.
+intermediate value. With no hooks a Tap costs one Python call. Every module worth showing carries
+its own step note (`step_note`: the step of the document it illustrates and what happens there),
+set where the module is built; a tracer reads it, so no table elsewhere lists modules by name.
 """
 
 from __future__ import annotations
@@ -18,25 +21,55 @@ from inspector.errors import InspectError
 from inspector.spec.text import TextSpec
 
 
+def note(module: nn.Module, step: str, text: str) -> nn.Module:
+    """Give `module` its step note (what a trace says about its output) and return it."""
+    module.step_note = (step, text)
+    return module
+
+
 class Tap(nn.Identity):
     """A named point in a forward where a tracer's forward hook can see an intermediate value."""
 
+    def __init__(self, step: str = "", text: str = "") -> None:
+        super().__init__()
+        self.step_note = (step, text)
 
-# --------------------------------------------------------------------------- norm and RoPE
+
+# --------------------------------------------------------------------------- norms
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * w over the last dim (Appendix B.1), computed in float32."""
+    """x / sqrt(mean(x^2) + eps) * w over the last dim (Appendix B.1), computed in float32.
 
-    def __init__(self, dim: int, eps: float) -> None:
+    `offset`: Gemma's form, x_norm * (1 + w) in float32, with w stored as an offset from 1."""
+
+    def __init__(self, dim: int, eps: float, offset: bool = False) -> None:
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps, self.offset = eps, offset
+        self.weight = nn.Parameter(torch.zeros(dim) if offset else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.offset:
+            return (h * (1.0 + self.weight.float())).to(x.dtype)
         return self.weight * h.to(x.dtype)
+
+
+NORM_NAMES = {"rms": "RMS norm", "rms_offset": "RMS norm (1 + w)", "layer": "layer norm",
+              "layer_no_bias": "layer norm (no bias)"}
+
+
+def make_norm(spec: TextSpec, dim: int, step: str = "", text: str | None = None) -> nn.Module:
+    """The family's norm over `dim`, with its step note (default: the norm's name)."""
+    if spec.norm in ("rms", "rms_offset"):
+        norm: nn.Module = RMSNorm(dim, spec.rms_norm_eps, offset=spec.norm == "rms_offset")
+    else:
+        norm = nn.LayerNorm(dim, eps=spec.rms_norm_eps, bias=spec.norm == "layer")
+    return note(norm, step, NORM_NAMES[spec.norm] if text is None else text)
+
+
+# --------------------------------------------------------------------------- RoPE
 
 
 def rope_params(spec: TextSpec) -> dict[str, Any]:
@@ -49,6 +82,11 @@ def rope_params(spec: TextSpec) -> dict[str, Any]:
     return params
 
 
+def rotary_dim(spec: TextSpec) -> int:
+    """How many of each head's dimensions RoPE rotates (all of them unless partial_rotary_factor < 1)."""
+    return int(spec.head_dim * spec.partial_rotary_factor)
+
+
 def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.Tensor, float]:
     """theta_i of Appendix A with the spec's rope scaling, as transformers computes them.
 
@@ -56,7 +94,7 @@ def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.T
     "dynamic" (NTK) scaling, which raises the base once the sequence outgrows max_position_embeddings.
     """
     p = rope_params(spec)
-    kind, base, dim = p["rope_type"], float(p["rope_theta"]), spec.head_dim
+    kind, base, dim = p["rope_type"], float(p["rope_theta"]), rotary_dim(spec)
     max_pos = spec.max_position_embeddings
     exponents = torch.arange(0, dim, 2, dtype=torch.int64, device="cpu").float() / dim  # (d_h/2,)
     if kind == "default":
@@ -153,9 +191,14 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (b, heads, n, d_h); cos/sin: (b or 1, n, d_h), broadcast over heads."""
-    cos, sin = cos[:, None], sin[:, None]  # (b, 1, n, d_h)
-    return x * cos + rotate_half(x) * sin
+    """x: (b, heads, n, d_h); cos/sin: (b or 1, n, d_rot), broadcast over heads. With partial
+    rotary (d_rot < d_h) only the first d_rot dimensions rotate; the rest pass through."""
+    cos, sin = cos[:, None], sin[:, None]  # (b, 1, n, d_rot)
+    d_rot = cos.shape[-1]
+    if d_rot == x.shape[-1]:
+        return x * cos + rotate_half(x) * sin
+    rot, rest = x[..., :d_rot], x[..., d_rot:]  # (b, heads, n, d_rot), (b, heads, n, d_h - d_rot)
+    return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
 
 
 # --------------------------------------------------------------------------- cache and mask

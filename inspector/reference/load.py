@@ -37,9 +37,9 @@ def set_param(model: nn.Module, target: str, value: torch.Tensor) -> None:
 
 
 def fill(model: nn.Module, entries: Iterable[WeightEntry], source: TensorSource,
-         param_of: Callable[[str, int | None], str], dtype: torch.dtype, device: Any = "cpu",
+         param_of: Callable[[str, int | None, int | None], str], dtype: torch.dtype, device: Any = "cpu",
          what: str = "") -> None:
-    """Set each stored entry's parameter `param_of(role, layer)` of `model` from `source`.
+    """Set each stored entry's parameter `param_of(role, layer, expert)` of `model` from `source`.
 
     `what` ("vision ") names the part in messages. Every parameter must be filled: a parameter
     left on the meta device means the inventory and the model disagree."""
@@ -53,11 +53,13 @@ def fill(model: nn.Module, entries: Iterable[WeightEntry], source: TensorSource,
         found = source.shape(entry.name)
         if found != entry.shape:
             raise shape_error(entry.name, entry.shape, found)
-        set_param(model, param_of(entry.role, entry.layer), source.get(entry.name).to(device=device, dtype=dtype))
+        value = source.get(entry.name).to(device=device, dtype=dtype)
+        set_param(model, param_of(entry.role, entry.layer, entry.expert), value)
     if hasattr(model, "tie"):
         model.tie()
-    if hasattr(model, "rope"):
-        model.rope.to(device)
+    for module in model.modules():  # RoPE tables are buffers built on the CPU, not parameters
+        if isinstance(getattr(module, "inv_freq", None), torch.Tensor):
+            module.to(device)
     left = [name for name, p in model.named_parameters() if p.is_meta]
     if left:
         raise InspectError(f"{what or 'reference model '}parameters not filled from the inventory: {', '.join(left[:5])}")

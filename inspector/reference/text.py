@@ -1,16 +1,14 @@
-"""The reference decoder LLM: small nn.Modules built from a TextSpec, forwards that follow seed 003.
+"""The reference decoder LLM: small nn.Modules built from a TextSpec, forwards that follow the document.
 
-Steps of section 1.2.3: embedding (Step 4), per block RMSNorm -> Q/K/V -> RoPE -> masked attention
--> W_o -> residual (Step 5), RMSNorm -> SwiGLU -> residual (Step 6), N blocks (Step 7), final norm
-(Step 8), LM head to logits (b, n, n_v) (Step 9). The KV cache and causal mask are those of 1.2.5;
-RoPE is rotate-half (Appendix A). Family differences come from spec fields only.
+Steps of section 1.2.3 of *Implementations of Large Language Models*: embedding (Step 4), per block
+norm -> Q/K/V -> RoPE -> masked attention -> W_o -> residual (Step 5), norm -> MLP -> residual
+(Step 6), N blocks (Step 7), final norm (Step 8), LM head to logits (b, n, n_v) (Step 9). The KV
+cache and causal mask are those of 1.2.5; RoPE is rotate-half (Appendix A).
 
-Observing sub-steps: every value worth showing is the output of a named submodule. Linear layers,
-norms and blocks are modules already; values in the middle of a forward (q and k after RoPE, the
-masked scores, the softmax probabilities, the concatenated heads, the residual after attention)
-pass through a `Tap`, an identity module. A tracer registers forward hooks on
-`model.named_modules()` (e.g. `layers.3.attn.probs`) and removes them afterwards; with no hooks a
-Tap costs one Python call, so untraced runs pay nothing measurable.
+A layer is composed of parts picked by spec fields, never by family name: the attention kind
+(inspector.reference.attention), the feed-forward kind (inspector.reference.mlp), the norm kind
+and where the norms sit (`placement`: pre-norm, Gemma's sandwich, OLMo 2's post-norm, or parallel
+attention and MLP). New maths is one new part; a family that reuses parts needs no code here.
 
 `TextModel(spec, device="meta")` allocates nothing: a 405B spec builds and runs on meta in seconds.
 Parameters are named by role (`layers.{i}.attn.q.weight`); `param_name(role, layer)` maps an
@@ -19,145 +17,80 @@ inventory role to that name, which is how inspector.reference.load fills the mod
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import replace
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from inspector.errors import InspectError
-from inspector.reference.layers import KVCache, RMSNorm, RotaryEmbedding, Tap, apply_rope, causal_mask
+from inspector.reference.attention import ATTENTION_ROLES, attention_for
+from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
+from inspector.reference.mlp import MLP_ROLES, feed_forward_for
 from inspector.spec.text import TextSpec
 
-ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
-
-# Inventory role -> module path of the parameter in TextModel ("{}" = layer index).
-ROLE_PARAMS: Mapping[str, str] = {
-    "embed": "embed.weight",
-    "attn_norm.weight": "layers.{}.attn_norm.weight",
-    "q_norm.weight": "layers.{}.attn.q_norm.weight",
-    "k_norm.weight": "layers.{}.attn.k_norm.weight",
-    "mlp_norm.weight": "layers.{}.mlp_norm.weight",
-    "final_norm.weight": "norm.weight",
-    "lm_head": "lm_head.weight",
-}
-ATTN_LINEARS = ("q", "k", "v", "qkv", "o")
-MLP_LINEARS = ("gate", "up", "gate_up", "down")
+# Inventory roles that are not inside attention or the feed-forward part -> parameter path.
+TOP_ROLES = {"embed": "embed.weight", "pos_embed": "pos_embed.weight", "lm_head": "lm_head.weight",
+             "lm_head.bias": "lm_head.bias"}
+NORM_ROLES = ("attn_norm", "post_attn_norm", "mlp_norm", "post_mlp_norm")
 
 
-def param_name(role: str, layer: int | None = None) -> str:
+def param_name(role: str, layer: int | None = None, expert: int | None = None) -> str:
     """TextModel parameter name of an inventory role, e.g. ("q.weight", 3) -> "layers.3.attn.q.weight"."""
-    if role in ROLE_PARAMS:
-        return ROLE_PARAMS[role].format(layer)
-    module, _, kind = role.partition(".")
-    if module in ATTN_LINEARS:
-        return f"layers.{layer}.attn.{module}.{kind}"
-    if module in MLP_LINEARS:
-        return f"layers.{layer}.mlp.{module}.{kind}"
+    if role in TOP_ROLES:
+        return TOP_ROLES[role]
+    part, _, kind = role.partition(".")
+    if part == "final_norm":
+        return f"norm.{kind}"
+    if part in NORM_ROLES:
+        return f"layers.{layer}.{part}.{kind}"
+    if part in ATTENTION_ROLES:
+        return f"layers.{layer}.attn.{role}"
+    if part in MLP_ROLES:
+        return f"layers.{layer}.mlp.{MLP_ROLES[part](role, expert)}"
     raise InspectError(f"weight role {role!r} has no parameter in the reference model")
 
 
-# --------------------------------------------------------------------------- blocks
-
-
-class Attention(nn.Module):
-    """Step 5: Q/K/V projections, optional q/k norm, RoPE, GQA, masked softmax attention, W_o."""
-
-    def __init__(self, spec: TextSpec, layer: int) -> None:
-        super().__init__()
-        self.layer, self.n_h, self.n_kv, self.d_h = layer, spec.num_heads, spec.num_kv_heads, spec.head_dim
-        self.groups, self.layout, self.scale = spec.kv_groups, spec.qkv_layout, spec.head_dim**-0.5
-        d, bias = spec.hidden_size, spec.qkv_bias
-        if spec.fused_qkv:
-            self.qkv = nn.Linear(d, spec.q_dim + 2 * spec.kv_dim, bias=bias)
-        else:
-            self.q = nn.Linear(d, spec.q_dim, bias=bias)
-            self.k = nn.Linear(d, spec.kv_dim, bias=bias)
-            self.v = nn.Linear(d, spec.kv_dim, bias=bias)
-        self.q_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
-        self.k_norm = RMSNorm(spec.head_dim, spec.rms_norm_eps) if spec.qk_norm else None
-        self.o = nn.Linear(spec.q_dim, d, bias=spec.o_bias)
-        self.q_heads, self.k_heads, self.v_heads = Tap(), Tap(), Tap()
-        self.q_rope, self.k_rope, self.k_cache, self.v_cache = Tap(), Tap(), Tap(), Tap()
-        self.k_repeat, self.v_repeat = Tap(), Tap()
-        self.scores, self.probs, self.heads = Tap(), Tap(), Tap()
-
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h)."""
-        b, n, _ = x.shape
-        if not hasattr(self, "qkv"):
-            q = self.q(x).view(b, n, self.n_h, self.d_h)  # (b, n, n_h, d_h)
-            k = self.k(x).view(b, n, self.n_kv, self.d_h)  # (b, n, n_kv, d_h)
-            v = self.v(x).view(b, n, self.n_kv, self.d_h)  # (b, n, n_kv, d_h)
-            return q, k, v
-        qkv = self.qkv(x)  # (b, n, q_dim + 2 kv_dim)
-        if self.layout == "grouped":  # InternLM2 wqkv: per kv head [q x groups, k, v]
-            qkv = qkv.view(b, n, self.n_kv, self.groups + 2, self.d_h)  # (b, n, n_kv, groups+2, d_h)
-            q = qkv[..., : self.groups, :].reshape(b, n, self.n_h, self.d_h)  # (b, n, n_h, d_h)
-            return q, qkv[..., -2, :], qkv[..., -1, :]  # k, v: (b, n, n_kv, d_h)
-        q, k, v = qkv.split([self.n_h * self.d_h, self.n_kv * self.d_h, self.n_kv * self.d_h], dim=-1)
-        return (q.view(b, n, self.n_h, self.d_h), k.view(b, n, self.n_kv, self.d_h),  # (b, n, heads, d_h)
-                v.view(b, n, self.n_kv, self.d_h))
-
-    def forward(self, x, cos, sin, mask, cache: KVCache | None = None) -> torch.Tensor:
-        b, n, _ = x.shape
-        q, k, v = self.project(x)
-        if self.q_norm is not None:  # Qwen3: RMSNorm over d_h of each head, before RoPE
-            q, k = self.q_norm(q), self.k_norm(k)
-        q = self.q_heads(q.transpose(1, 2))  # (b, n_h, n, d_h)
-        k = self.k_heads(k.transpose(1, 2))  # (b, n_kv, n, d_h)
-        v = self.v_heads(v.transpose(1, 2))  # (b, n_kv, n, d_h)
-        q, k = self.q_rope(apply_rope(q, cos, sin)), self.k_rope(apply_rope(k, cos, sin))
-        if cache is not None:
-            k, v = cache.update(self.layer, k, v)  # (b, n_kv, t+n, d_h)
-            k, v = self.k_cache(k), self.v_cache(v)
-        k = self.k_repeat(k.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..
-        v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
-        scores = self.scores(q @ k.transpose(-2, -1) * self.scale + mask)  # (b, n_h, n, t+n)
-        probs = self.probs(scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype))  # (b, n_h, n, t+n)
-        heads = self.heads(probs @ v)  # (b, n_h, n, d_h)
-        return self.o(heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h))  # (b, n, d)
-
-
-class MLP(nn.Module):
-    """Step 6: down(act(gate(x)) * up(x)); Phi-3's gate_up holds gate rows first, then up rows."""
-
-    def __init__(self, spec: TextSpec) -> None:
-        super().__init__()
-        d, inter, bias = spec.hidden_size, spec.intermediate_size, spec.mlp_bias
-        if spec.hidden_act not in ACTIVATIONS:
-            raise InspectError(f"hidden_act {spec.hidden_act!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
-        self.act = ACTIVATIONS[spec.hidden_act]
-        if spec.fused_gate_up:
-            self.gate_up = nn.Linear(d, 2 * inter, bias=bias)
-        else:
-            self.gate = nn.Linear(d, inter, bias=bias)
-            self.up = nn.Linear(d, inter, bias=bias)
-        self.down = nn.Linear(inter, d, bias=bias)
-        self.gated = Tap()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "gate_up"):
-            gate, up = self.gate_up(x).chunk(2, dim=-1)  # (b, n, d_inter) each
-        else:
-            gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
-        return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
+# The norms each placement puts before/after attention and the feed-forward part.
+_NORMS = {
+    "pre": ("attn_norm", None, "mlp_norm", None),
+    "sandwich": ("attn_norm", "post_attn_norm", "mlp_norm", "post_mlp_norm"),
+    "post": (None, "post_attn_norm", None, "post_mlp_norm"),
+    "parallel": ("attn_norm", None, "mlp_norm", None),
+}
+_NORM_NOTES = {"attn_norm": "Step 5", "post_attn_norm": "Step 5", "mlp_norm": "Step 6", "post_mlp_norm": "Step 6"}
 
 
 class Block(nn.Module):
-    """One decoder layer (Steps 5 and 6), pre-norm, with both residual additions in sight."""
+    """One decoder layer (Steps 5 and 6), with both residual additions in sight."""
 
     def __init__(self, spec: TextSpec, layer: int) -> None:
         super().__init__()
-        self.attn_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
-        self.attn = Attention(spec, layer)
-        self.mlp_norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps)
-        self.mlp = MLP(spec)
-        self.after_attn = Tap()
+        self.placement = spec.placement
+        roles = _NORMS[spec.placement]
+        if spec.placement == "parallel" and spec.parallel_norms == 1:
+            roles = (roles[0], None, None, None)
+        for role in roles:
+            if role is not None:
+                setattr(self, role, make_norm(spec, spec.hidden_size, _NORM_NOTES[role]))
+        self.attn = attention_for(spec, layer)
+        self.mlp = feed_forward_for(spec, layer)
+        self.residual_scale = spec.multipliers[2]
+        self.after_attn = Tap("Step 5", "residual: x + attention")
+        note(self, "Step 7", "decoder layer output: x + FFN (residual)")
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None = None) -> torch.Tensor:
-        x = self.after_attn(x + self.attn(self.attn_norm(x), cos, sin, mask, cache))  # (b, n, d)
-        return x + self.mlp(self.mlp_norm(x))  # (b, n, d)
+    def _norm(self, role: str, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self, role)(x) if hasattr(self, role) else x
+
+    def forward(self, x, rope, mask, cache: KVCache | None = None) -> torch.Tensor:
+        s = self.residual_scale
+        if self.placement == "parallel":  # attention and MLP both read the (same or own) norm of x
+            h = self._norm("attn_norm", x)
+            m = self._norm("mlp_norm", x) if hasattr(self, "mlp_norm") else h
+            return x + self.attn(h, rope, mask, cache) + self.mlp(m)  # (b, n, d)
+        a = self._norm("post_attn_norm", self.attn(self._norm("attn_norm", x), rope, mask, cache))  # (b, n, d)
+        x = self.after_attn(x + s * a)  # (b, n, d)
+        return x + s * self._norm("post_mlp_norm", self.mlp(self._norm("mlp_norm", x)))  # (b, n, d)
 
 
 class TextModel(nn.Module):
@@ -167,11 +100,22 @@ class TextModel(nn.Module):
         super().__init__()
         self.spec = spec
         with torch.device(device):
-            self.embed = nn.Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype)
+            self.embed = note(nn.Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype),
+                              "Step 4", "embedding lookup: ids (b, n) -> (b, n, d)"
+                              + (" times sqrt(d)" if spec.embed_scale else ""))
+            if spec.learned_positions:
+                self.pos_embed = note(nn.Embedding(spec.max_position_embeddings, spec.hidden_size, dtype=dtype),
+                                      "Step 4", "learned position embedding added")
             self.layers = nn.ModuleList(Block(spec, i).to(dtype) for i in range(spec.num_layers))
-            self.norm = RMSNorm(spec.hidden_size, spec.rms_norm_eps).to(dtype)
-            self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False, dtype=dtype)
-        self.rope = RotaryEmbedding(spec)
+            final = "final RMS norm" if spec.norm == "rms" else "final " + make_norm(spec, 1).step_note[1]
+            self.norm = make_norm(spec, spec.hidden_size, "Step 8", final).to(dtype)
+            self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
+                                "Step 9", "LM head: logits (b, n, n_v)")
+        if not spec.learned_positions:
+            self.rope = note(RotaryEmbedding(spec), "Step 5", "RoPE cos, sin: (1, n, d_h) each")
+        if spec.rope_local_theta is not None:  # Gemma 3: sliding layers rotate with their own base
+            local = replace(spec, rope_theta=spec.rope_local_theta, rope_scaling=None)
+            self.rope_local = note(RotaryEmbedding(local), "Step 5", "RoPE cos, sin of the sliding layers")
         self.tie()
 
     def tie(self) -> None:
@@ -182,6 +126,26 @@ class TextModel(nn.Module):
     def new_cache(self) -> KVCache:
         return KVCache(self.spec.num_layers)
 
+    def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        t = self.spec
+        x = self.embed(ids)  # (b, n, d)
+        if t.embed_scale:
+            x = x * torch.tensor(t.hidden_size**0.5, dtype=x.dtype)
+        if t.multipliers[0] != 1.0:
+            x = x * t.multipliers[0]
+        if t.learned_positions:
+            x = x + self.pos_embed(positions)  # (b, n, d)
+        return x
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.spec
+        logits = self.lm_head(self.norm(x))  # (b, n, n_v)
+        if t.multipliers[3] != 1.0:
+            logits = logits * t.multipliers[3]
+        if t.final_softcap:
+            logits = torch.tanh(logits / t.final_softcap) * t.final_softcap
+        return logits
+
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None, embeds: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
         """`embeds` (b, n, d) replaces the embedding lookup (a VLM's text embeddings with image features
@@ -190,9 +154,13 @@ class TextModel(nn.Module):
         start = cache.length if cache is not None else 0
         if positions is None:
             positions = torch.arange(start, start + n, device=ids.device)  # (n,)
-        x = self.embed(ids) if embeds is None else embeds  # (b, n, d)
-        cos, sin = self.rope(positions, x.dtype)  # (1, n, d_h) each
-        mask = causal_mask(start, n, self.spec.sliding_window, x.dtype, ids.device)  # (1, 1, n, start+n)
-        for block in self.layers:
-            x = block(x, cos, sin, mask, cache)  # (b, n, d)
-        return self.lm_head(self.norm(x))  # (b, n, n_v)
+        x = self._embed(ids, positions) if embeds is None else embeds  # (b, n, d)
+        ropes = {key: getattr(self, name)(positions, x.dtype)  # cos, sin: (1, n, d_rot) each
+                 for key, name in (("", "rope"), ("local", "rope_local")) if hasattr(self, name)}
+        masks: dict[int | None, torch.Tensor] = {}
+        for i, block in enumerate(self.layers):
+            window = self.spec.window(i)
+            if window not in masks:
+                masks[window] = causal_mask(start, n, window, x.dtype, ids.device)  # (1, 1, n, start+n)
+            x = block(x, ropes, masks[window], cache)  # (b, n, d)
+        return self._logits(x)  # (b, n, n_v)

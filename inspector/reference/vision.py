@@ -283,7 +283,7 @@ def build_vision(v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.
     return InternViT(v, device, dtype)
 
 
-def vision_param_name(role: str, layer: int | None = None) -> str:
+def vision_param_name(role: str, layer: int | None = None, expert: int | None = None) -> str:
     """Inventory role "vision.qkv.weight" of block 3 -> "blocks.3.attn.qkv.weight"."""
     base, _, suffix = role.removeprefix("vision.").partition(".")
     if base not in VISION_PARAMS:

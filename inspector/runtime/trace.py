@@ -2,9 +2,9 @@
 
 `Recorder` registers a forward hook on every submodule of the model (the named layers and the
 `Tap` points inside attention and the MLP), stores only shapes and dtypes (never tensors), can
-time each module, and removes its hooks on exit. `trace_prompt` runs tokenization, the prefill
-forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows
-labelled with the seed 003 step each one illustrates. `collapse` folds repeated layers whose
+time each module, and removes its hooks on exit. Each record carries the step note its module was
+built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization, the prefill
+forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows. `collapse` folds repeated layers whose
 shapes equal layer 0's. No printing here; inspector.reports.trace renders.
 """
 
@@ -20,55 +20,7 @@ from torch import nn
 
 from inspector.errors import InspectError
 
-# Module path suffix -> (seed 003 step, what happens there). The first matching suffix wins.
-DESCRIPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("embed", "Step 4", "embedding lookup: ids (b, n) -> (b, n, d)"),
-    ("rope", "Step 5", "RoPE cos, sin: (1, n, d_h) each"),
-    ("attn_norm", "Step 5", "RMS norm"),
-    ("attn.qkv", "Step 5", "fused Q/K/V projection"),
-    ("attn.q", "Step 5", "Q = x W_Q (+ bias)"),
-    ("attn.k", "Step 5", "K = x W_K (+ bias)"),
-    ("attn.v", "Step 5", "V = x W_V (+ bias)"),
-    ("attn.q_norm", "Step 5", "q RMSNorm over d_h (before RoPE)"),
-    ("attn.k_norm", "Step 5", "k RMSNorm over d_h (before RoPE)"),
-    ("attn.q_heads", "Step 5", "Q reshaped and transposed to (b, n_h, n, d_h)"),
-    ("attn.k_heads", "Step 5", "K reshaped and transposed to (b, n_kv, n, d_h)"),
-    ("attn.v_heads", "Step 5", "V reshaped and transposed to (b, n_kv, n, d_h)"),
-    ("attn.q_rope", "Step 5", "RoPE applied to Q (rotate-half pairs)"),
-    ("attn.k_rope", "Step 5", "RoPE applied to K"),
-    ("attn.k_cache", "1.2.5.1", "K cache after appending: (b, n_kv, t+n, d_h)"),
-    ("attn.v_cache", "1.2.5.1", "V cache after appending: (b, n_kv, t+n, d_h)"),
-    ("attn.k_repeat", "Step 5", "GQA: K repeated to n_h heads"),
-    ("attn.v_repeat", "Step 5", "GQA: V repeated to n_h heads"),
-    ("attn.scores", "1.2.5.2", "Q K^T / sqrt(d_h) + causal mask"),
-    ("attn.probs", "Step 5", "attention weights: softmax over keys"),
-    ("attn.heads", "Step 5", "weighted sum of V, per head"),
-    ("attn.o", "Step 5", "heads concatenated to (b, n, d), then W_o"),
-    ("attn", "Step 5", "self-attention output"),
-    ("after_attn", "Step 5", "residual: x + attention"),
-    ("mlp_norm", "Step 6", "RMS norm"),
-    ("mlp.gate_up", "Step 6", "fused gate and up projections"),
-    ("mlp.gate", "Step 6", "gate projection"),
-    ("mlp.up", "Step 6", "up projection"),
-    ("mlp.gated", "Step 6", "silu(gate) * up"),
-    ("mlp.down", "Step 6", "down projection"),
-    ("mlp", "Step 6", "FFN output"),
-    ("norm", "Step 8", "final RMS norm"),
-    ("lm_head", "Step 9", "LM head: logits (b, n, n_v)"),
-)
 _LAYER = re.compile(r"^layers\.(\d+)(?:\.|$)")
-
-
-def describe(name: str) -> tuple[str, str]:
-    """(step, text) for a module path such as 'layers.3.attn.q'."""
-    layer = _LAYER.match(name)
-    rel = name[layer.end():] if layer else name
-    if layer and rel == "":
-        return "Step 7", "decoder layer output: x + FFN (residual)"
-    for suffix, step, text in DESCRIPTIONS:
-        if rel == suffix:
-            return step, text
-    return "", ""
 
 
 def _shapes(value: Any) -> tuple[tuple[int, ...], ...]:
@@ -157,7 +109,7 @@ class Recorder:
 
     def _post(self, name: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            step, text = describe(name)
+            step, text = getattr(module, "step_note", ("", ""))
             seconds = None
             start = self._starts.pop(name, None)
             if isinstance(start, float):

@@ -16,7 +16,7 @@ import torch
 from inspector.errors import InspectError
 from inspector.image.preprocess import StepLog, StepRecord
 from inspector.reference.vlm import VLM, load_vlm, require_vlm
-from inspector.runtime.trace import Recorder, describe
+from inspector.runtime.trace import Recorder
 from inspector.runtime.vlm_inputs import build_inputs
 from inspector.spec.model import ModelSpec
 
@@ -76,10 +76,6 @@ KIND_NOTES = {
 def step_note(kind: str, name: str) -> str:
     if name.startswith("vision.blocks.0."):
         return VISION_SUBSTEPS.get(name.removeprefix("vision.blocks.0."), "")
-    if name.startswith("text.layers.0."):
-        from inspector.runtime.trace import describe
-
-        return describe(name.removeprefix("text."))[1]
     if ".blocks." in name:
         return "encoder block: LayerNorm, attention" + (" x ls1" if kind == "internvit" else "") + \
             ", residual; LayerNorm, MLP" + (" x ls2" if kind == "internvit" else "") + ", residual"
@@ -98,7 +94,8 @@ def trace_vlm(model: VLM, prompt: str, image: Any, tokenizer=None) -> tuple[torc
     kind = model.spec.vision.kind
 
     def on_record(r) -> None:  # module outputs join the steps recorded outside modules, in order
-        log.steps.append(StepRecord(r.name, r.shapes[0] if r.shapes else (), step_note(kind, r.name), r.dtype))
+        text = r.text if r.name.startswith("text.layers.0.") else step_note(kind, r.name)
+        log.steps.append(StepRecord(r.name, r.shapes[0] if r.shapes else (), text, r.dtype))
 
     with torch.no_grad(), Recorder(model, include=TRACE_STEPS, on_record=on_record):
         logits = model(inputs.ids, inputs.pixel_values, inputs.grid_thw, inputs.image_token_id)

@@ -1,0 +1,172 @@
+"""`inspect memory`: will a model fit for serving (vLLM-style) or fine-tuning (full/ZeRO, LoRA, QLoRA)?"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inspector.cli.options import OutOpt
+
+SERVE = "Serving (the default)"
+TRAIN = "Training (--train)"
+LORA = "LoRA / QLoRA"
+
+
+class MemoryFormat(str, Enum):
+    table = "table"
+    md = "md"
+    json = "json"
+    csv = "csv"
+    deepspeed = "deepspeed"
+
+
+def _opt(kind, default_help: str, *names: str, panel: str = SERVE, **kw):
+    return Annotated[kind, typer.Option(*names, help=default_help, rich_help_panel=panel, **kw)]
+
+
+ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False)]
+TrainOpt = _opt(Optional[str], "full | lora | qlora (default: serve).", "--train", panel=TRAIN)
+GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.", "--gpu")
+GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size).", "--gpus")
+NodesOpt = _opt(int, "Nodes (training).", "--nodes", panel=TRAIN)
+DtypeOpt = _opt(str, "Weights: bf16, fp16, fp8, int8, int4.", "--dtype")
+GroupOpt = _opt(int, "int4 scale group size.", "--group-size", min=1)
+WeightsOpt = _opt(Optional[Path], "A real checkpoint or GGUF: use its stored bytes.", "--weights")
+KvOpt = _opt(str, "KV cache: bf16, fp16, fp8, int8.", "--kv-dtype")
+BlockOpt = _opt(int, "Tokens per KV block (vLLM).", "--block-size", min=1)
+UtilOpt = _opt(float, "Share of GPU memory vLLM may use.", "--gpu-memory-utilization", min=0.01, max=1.0)
+LenOpt = _opt(Optional[int], "Context per request (default: max_position_embeddings).", "--max-model-len", min=1)
+BatchedOpt = _opt(int, "Tokens per scheduler step (the profiled prefill).", "--max-num-batched-tokens", min=1)
+SeqsOpt = _opt(int, "Sequences per step (rows of sampled logits).", "--max-num-seqs", min=1)
+OverheadOpt = _opt(float, "Non-torch allowance per GPU (CUDA context...).", "--overhead-gib", min=0.0)
+OptimOpt = _opt(str, "adamw (mixed precision), adamw-fp32, adam8bit, sgd.", "--optimizer", panel=TRAIN)
+ZeroOpt = _opt(int, "DeepSpeed ZeRO stage 0-3.", "--zero", panel=TRAIN)
+OffloadOpt = _opt(str, "none | optimizer | optimizer+params.", "--offload", panel=TRAIN)
+InitOpt = _opt(bool, "ZeRO-3 zero.Init.", "--zero-init/--no-zero-init", panel=TRAIN)
+SeqOpt = _opt(int, "Training sequence length s.", "--seq-len", panel=TRAIN, min=1)
+MicroOpt = _opt(int, "Micro-batch b per GPU.", "--micro-batch", panel=TRAIN, min=1)
+RecomputeOpt = _opt(str, "none | selective | full.", "--recompute", panel=TRAIN)
+AttnOpt = _opt(str, "flash (no s² scores) | eager.", "--attention", panel=TRAIN)
+RankOpt = _opt(int, "LoRA rank r.", "--lora-rank", panel=LORA)
+AlphaOpt = _opt(int, "LoRA alpha.", "--lora-alpha", panel=LORA)
+TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (default: peft's default for the "
+                  "family).", "--lora-targets", panel=LORA)
+DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
+BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
+DqOpt = _opt(bool, "QLoRA double quantization.", "--double-quant/--no-double-quant", panel=LORA)
+MemFormatOpt = Annotated[MemoryFormat, typer.Option("--format", "-f", help="table, md, json, csv, or deepspeed "
+                                                    "(DeepSpeed's own printout; --train full --zero 2|3).")]
+
+
+def memory(
+    model: ModelArg, train: TrainOpt = None, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
+    dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
+    max_num_batched_tokens: BatchedOpt = 8192, max_num_seqs: SeqsOpt = 256, overhead_gib: OverheadOpt = 0.5,
+    optimizer: OptimOpt = "adamw", zero: ZeroOpt = 0, offload: OffloadOpt = "none", zero_init: InitOpt = True,
+    seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1, recompute: RecomputeOpt = "none", attention: AttnOpt = "flash",
+    lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = MemoryFormat.table,
+    output: OutOpt = None,
+) -> None:
+    """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
+
+    Serving prints the weights, the activation peak, the KV cache in vLLM's blocks and the lines
+    vLLM logs at start-up. Training prints model states (DeepSpeed's ZeRO estimators to the byte),
+    activations (Korthikanti et al.) and, for LoRA/QLoRA, peft's trainable-parameter line. Every
+    scenario ends with a verdict for --gpu and what would make it fit. No torch is imported.
+
+    Examples:
+      inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
+      inspect memory qwen2.5-7b-instruct --dtype int4 --kv-dtype fp8 --max-model-len 16384
+      inspect memory llama-3.1-8b --train full --zero 3 --gpus 8 --format deepspeed
+      inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
+      inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
+    """
+    _run(dict(locals()))
+
+
+def _run(a: dict) -> None:
+    from inspector.errors import InspectError
+    from inspector.inventory.accounting import account
+    from inspector.memory.gpus import GIB
+    from inspector.memory.gpus import gpu as find_gpu
+    from inspector.spec.resolve import load_spec
+
+    if a["gpus"] < 1 or a["nodes"] < 1:
+        raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {a['gpus']} --nodes {a['nodes']}")
+    acc = account(load_spec(a["model"]))
+    device = find_gpu(a["gpu"])
+    overhead = int(a["overhead_gib"] * GIB)
+    if a["train"] is None:
+        from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
+        from inspector.memory.serving import ServeOptions
+
+        weights = a["weights"]
+        o = ServeOptions(check_dtype(a["dtype"], SERVE_DTYPES, "--dtype"),
+                         check_dtype(a["kv_dtype"], KV_DTYPES, "--kv-dtype"), a["group_size"], a["block_size"],
+                         a["gpu_memory_utilization"], a["max_model_len"], a["max_num_batched_tokens"],
+                         a["max_num_seqs"], a["gpus"] * a["nodes"], overhead,
+                         _stored_bytes(weights) if weights is not None else None, str(weights or ""))
+        _serve(acc, device, o, a["format"], a["output"])
+        return
+    from inspector.memory.lora import LoraOptions
+    from inspector.memory.training import TrainOptions
+
+    targets = a["lora_targets"]
+    lora = LoraOptions(a["lora_rank"], a["lora_alpha"],
+                       tuple(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
+                       a["dora"], a["lora_bias"])
+    o = TrainOptions(a["train"], a["optimizer"], a["zero"], a["offload"], a["zero_init"], a["gpus"], a["nodes"],
+                     a["seq_len"], a["micro_batch"], a["recompute"], a["attention"], lora, a["double_quant"], overhead)
+    _train(acc, device, o, a["format"], a["output"])
+
+
+def _stored_bytes(path: Path) -> int:
+    from inspector.checkpoint.open import open_checkpoint
+
+    return open_checkpoint(path).total_bytes
+
+
+def _serve(acc, device, o, format: MemoryFormat, output) -> None:
+    from inspector.errors import InspectError
+    from inspector.memory.fit import serving_verdict
+    from inspector.memory.serving import plan
+    from inspector.reports.memory import serving_report
+    from inspector.reports.render import emit
+
+    if format == MemoryFormat.deepspeed:
+        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+    s = plan(acc, device, o)
+    emit(serving_report(acc, s, serving_verdict(acc, s)), format.value, output)
+
+
+def _train(acc, device, o, format: MemoryFormat, output) -> None:
+    from inspector.memory.fit import training_verdict
+    from inspector.memory.training import plan
+    from inspector.reports.memory import training_report
+    from inspector.reports.render import emit
+
+    tr = plan(acc, device, o)
+    if format == MemoryFormat.deepspeed:
+        _deepspeed(tr, output)
+        return
+    emit(training_report(acc, tr, training_verdict(acc, tr)), format.value, output)
+
+
+def _deepspeed(tr, output) -> None:
+    from inspector.errors import InspectError
+    from inspector.files import write_atomic
+    from inspector.memory.zero import deepspeed_printout
+
+    o = tr.options
+    if o.mode != "full":
+        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+    text = deepspeed_printout(tr.params, tr.largest_layer, o.gpus_per_node, o.nodes, o.zero)
+    if output is not None:
+        write_atomic(output, text)
+    else:
+        typer.echo(text, nl=False)

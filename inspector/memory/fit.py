@@ -1,0 +1,131 @@
+"""Verdicts: does a scenario fit the GPU, by how much is it short, and which changes would make it fit.
+
+"What would make it fit" is found by trying variants of the same scenario (a lower dtype, an fp8 KV
+cache, more GPUs, a larger preset GPU, a shorter context; a ZeRO stage, offload, recomputation, LoRA
+or QLoRA) and naming the first ones that fit, each with its figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+from inspector.errors import InspectError
+from inspector.inventory.accounting import Accounting
+from inspector.memory import serving as serve_mod
+from inspector.memory import training as train_mod
+from inspector.memory.gpus import GIB, Gpu, gpu_presets
+from inspector.memory.quant import KV_BYTES, SERVE_DTYPES, quantized_bytes
+from inspector.units import n
+
+MAX_SUGGESTIONS = 4
+
+
+@dataclass(frozen=True)
+class Verdict:
+    fits: bool
+    text: str
+    suggestions: tuple[str, ...] = ()
+
+
+def gib(x: float) -> str:
+    return f"{x / GIB:.2f} GiB"
+
+
+def _first(variants: Iterable[tuple[str, Callable[[], object]]], ok: Callable[[object], bool],
+           figure: Callable[[object], str]) -> tuple[str, ...]:
+    found: list[str] = []
+    for label, make in variants:
+        try:
+            result = make()
+        except InspectError:
+            continue
+        if ok(result):
+            found.append(f"{label} ({figure(result)})")
+        if len(found) == MAX_SUGGESTIONS:
+            break
+    return tuple(found)
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, context: bool):
+    cheaper = [d for d in SERVE_DTYPES if quantized_bytes(4096, 4096, d) < quantized_bytes(4096, 4096, o.dtype)]
+    if o.weights_bytes is None:
+        for d in cheaper:
+            yield f"--dtype {d}", lambda d=d: serve_mod.plan(acc, gpu, replace(o, dtype=d))
+    if context and KV_BYTES[o.kv_dtype] > 1:
+        yield "--kv-dtype fp8", lambda: serve_mod.plan(acc, gpu, replace(o, kv_dtype="fp8"))
+    for tp in (2, 4, 8, 16):
+        if tp > o.tp:
+            yield f"--gpus {tp} (tensor parallel)", lambda tp=tp: serve_mod.plan(acc, gpu, replace(o, tp=tp))
+    for g in gpu_presets():
+        if g.bytes > gpu.bytes:
+            yield f"--gpu {g.name}", lambda g=g: serve_mod.plan(acc, g, o)
+
+
+def serving_verdict(acc: Accounting, s: serve_mod.Serving) -> Verdict:
+    """Raises InspectError when not even one token fits (vLLM would not start at all)."""
+    o, length = s.options, s.max_model_len
+    if s.num_blocks == 0:
+        need = s.fixed + s.page_bytes * s.group_size
+        tips = _first(_serve_variants(acc, s.gpu, o, False), lambda r: r.num_blocks > 0,
+                      lambda r: f"{n(r.kv_tokens)} tokens of KV cache")
+        raise InspectError(
+            f"{acc.spec.name} cannot hold even one token of KV cache on {_gpus(s)}: weights {gib(s.weights.bytes)}"
+            f" + activations {gib(s.activations)} + overhead {gib(s.overhead.bytes)} leave "
+            f"{gib(max(s.kv_available, 0))} of the {gib(s.usable)} usable ({o.gpu_memory_utilization:g} × "
+            f"{gib(s.gpu.bytes)}): short by {gib(need - s.usable)}; "
+            + (f"would fit with: {'; '.join(tips)}" if tips else "no single change here makes it fit"))
+    if s.one_request_bytes > s.kv_available:
+        tips = _first(_serve_variants(acc, s.gpu, o, True), lambda r: r.one_request_bytes <= r.kv_available,
+                      lambda r: f"{r.concurrency:.2f}x at {n(length)} tokens")
+        tips = (f"--max-model-len {s.largest_context}",) + tips[:MAX_SUGGESTIONS - 1]
+        return Verdict(False, f"the weights fit, but one request of max_model_len {n(length)} needs "
+                              f"{gib(s.one_request_bytes)} of KV cache and {gib(s.kv_available)} is left: vLLM "
+                              f"would refuse to start; the longest request that fits is {n(s.largest_context)} "
+                              "tokens", tips)
+    return Verdict(True, f"fits on {_gpus(s)}: {gib(s.kv_available)} left for the KV cache, {n(s.kv_tokens)} "
+                         f"tokens, {s.concurrency:.2f}x requests of {n(length)} tokens at once")
+
+
+def _gpus(s: serve_mod.Serving) -> str:
+    return f"{s.options.tp} × {s.gpu.name}" if s.options.tp > 1 else s.gpu.name
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train_variants(acc: Accounting, gpu: Gpu, o: train_mod.TrainOptions):
+    def run(**changes):
+        return lambda: train_mod.plan(acc, gpu, replace(o, **changes))
+
+    if o.recompute != "full":
+        yield "--recompute full", run(recompute="full")
+    if o.mode == "full":
+        for stage in (1, 2, 3):
+            if stage > o.zero and o.gpus_per_node * o.nodes > 1:
+                yield f"--zero {stage}", run(zero=stage)
+        if o.offload != "optimizer+params":
+            yield "--zero 3 --offload optimizer", run(zero=3, offload="optimizer")
+            yield "--zero 3 --offload optimizer+params", run(zero=3, offload="optimizer+params")
+        for gpus in (2, 4, 8):
+            if gpus > o.gpus_per_node:
+                yield f"--gpus {gpus} --zero 3", run(gpus_per_node=gpus, zero=3)
+        yield "--train lora", run(mode="lora", zero=0, offload="none")
+    if o.mode != "qlora":
+        yield "--train qlora", run(mode="qlora", zero=0, offload="none")
+    if o.seq_len > 512:
+        yield f"--seq-len {o.seq_len // 2}", run(seq_len=o.seq_len // 2)
+
+
+def training_verdict(acc: Accounting, tr: train_mod.Training) -> Verdict:
+    total = tr.per_gpu
+    if total <= tr.gpu.bytes:
+        return Verdict(True, f"fits: {gib(total)} per GPU of {gib(tr.gpu.bytes)} ({tr.gpu.name}), "
+                             f"{gib(tr.gpu.bytes - total)} to spare")
+    tips = _first(_train_variants(acc, tr.gpu, tr.options), lambda r: r.per_gpu <= r.gpu.bytes,
+                  lambda r: f"{gib(r.per_gpu)} per GPU")
+    return Verdict(False, f"does not fit: {gib(total)} per GPU, {tr.gpu.name} has {gib(tr.gpu.bytes)}: short by "
+                          f"{gib(total - tr.gpu.bytes)}", tips)

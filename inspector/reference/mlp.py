@@ -1,0 +1,88 @@
+"""Feed-forward parts of the reference decoder (Step 6 of *Implementations of Large Language Models*).
+
+`MLP`: down(act(gate(x)) * up(x)) (SwiGLU with silu, GeGLU with a tanh GELU), gate and up as
+two matrices or one fused gate_up (gate rows first). `PlainMLP`: fc2(act(fc1(x))) with biases
+(GPT-2, GPT-NeoX, Phi-2, StarCoder2). `feed_forward_for(spec, layer)` picks the part.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.errors import InspectError
+from inspector.reference.attention import linear
+from inspector.reference.layers import Tap, note
+from inspector.spec.text import TextSpec
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "silu": F.silu, "swish": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": _gelu_tanh, "gelu_new": _gelu_tanh,
+    "relu": F.relu, "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+}
+
+# Inventory roles of the feed-forward part -> parameter path under `layers.{i}.mlp.` ("gate.weight").
+MLP_ROLES: dict[str, Callable[[str, int | None], str]] = {
+    part: (lambda role, expert: role) for part in ("gate", "up", "gate_up", "down", "fc1", "fc2")
+}
+
+
+def activation(spec: TextSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    if spec.hidden_act not in ACTIVATIONS:
+        raise InspectError(f"hidden_act {spec.hidden_act!r} is not supported (supported: {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[spec.hidden_act]
+
+
+class MLP(nn.Module):
+    """down(act(gate(x)) * up(x)); a fused gate_up holds the gate rows first, then the up rows."""
+
+    def __init__(self, spec: TextSpec, width: int) -> None:
+        super().__init__()
+        d, bias = spec.hidden_size, spec.mlp_bias
+        self.act = activation(spec)
+        if spec.mlp == "gated_fused":
+            self.gate_up = linear(spec, d, 2 * width, bias, "Step 6", "fused gate and up projections")
+        else:
+            self.gate = linear(spec, d, width, bias, "Step 6", "gate projection")
+            self.up = linear(spec, d, width, bias, "Step 6", "up projection")
+        self.down = linear(spec, width, d, bias, "Step 6", "down projection")
+        self.gated = Tap("Step 6", f"{spec.hidden_act}(gate) * up")
+        note(self, "Step 6", "FFN output")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "gate_up"):
+            gate, up = self.gate_up(x).chunk(2, dim=-1)  # (b, n, d_inter) each
+        else:
+            gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
+        return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
+
+
+class PlainMLP(nn.Module):
+    """fc2(act(fc1(x))): the two-matrix MLP of GPT-2 and its descendants."""
+
+    def __init__(self, spec: TextSpec, width: int) -> None:
+        super().__init__()
+        d, bias = spec.hidden_size, spec.mlp_bias
+        self.act = activation(spec)
+        self.fc1 = linear(spec, d, width, bias, "Step 6", "fc1 to d_inter")
+        self.activated = Tap("Step 6", f"{spec.hidden_act}(fc1)")
+        self.fc2 = linear(spec, width, d, bias, "Step 6", "fc2 back to d")
+        note(self, "Step 6", "FFN output")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activated(self.act(self.fc1(x))))  # (b, n, d)
+
+
+def feed_forward_for(spec: TextSpec, layer: int) -> nn.Module:
+    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts."""
+    if spec.is_moe_layer(layer):
+        raise InspectError(f"{spec.model_type}: the reference model has no forward pass for mixture-of-experts "
+                           "layers yet")
+    return (PlainMLP if spec.mlp == "plain" else MLP)(spec, spec.intermediate_size)

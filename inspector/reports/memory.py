@@ -1,0 +1,211 @@
+"""Reports of `inspect memory`: one table per scenario (a component, its bytes per GPU and on the
+CPU, and its formula), the KV cache and activation details, vLLM's start-up lines in its own words,
+peft's line, and the verdict. Number formatting lives here and in render only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspector.inventory.accounting import Accounting
+from inspector.memory.fit import Verdict, gib
+from inspector.memory.serving import Serving
+from inspector.memory.training import Training
+from inspector.memory.zero import ZeroLayout, model_states
+from inspector.reports.render import Report, Section
+from inspector.units import n
+
+SOURCES = {
+    "anatomy": "Hugging Face's \"Model training anatomy\" guide (18 B per parameter for mixed-precision AdamW)",
+    "deepspeed": "DeepSpeed's estimate_zero2/zero3_model_states_mem_needs (deepspeed.runtime.zero)",
+    "korthikanti": "Korthikanti et al. 2022, \"Reducing Activation Recomputation in Large Transformer Models\"",
+}
+
+
+def _b(x: int) -> str:
+    return f"{gib(x)} ({n(x)} B)"
+
+
+def _verdict_section(v: Verdict) -> Section:
+    rows = [["Verdict", v.text]]
+    rows += [["Would fit with", s] for s in v.suggestions]
+    return Section("Verdict", ["", ""], rows)
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def vllm_lines(s: Serving) -> list[str]:
+    """The lines vLLM logs at start-up, in its words (vllm/v1/worker/gpu_worker.py, vllm/v1/core/kv_cache_utils.py)."""
+    return [f"Available KV cache memory: {max(s.kv_available, 0) / 2**30:.2f} GiB",
+            f"GPU KV cache size: {s.kv_tokens:,} tokens",
+            f"Maximum concurrency for {s.max_model_len:,} tokens per request: {s.concurrency:.2f}x"]
+
+
+def _kv_rule(acc: Accounting, s: Serving) -> str:
+    t, o = acc.spec.text, s.options
+    width = s.token_layer_bytes
+    if t.mla is not None:
+        return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
+                f"{t.mla.qk_rope_head_dim}) × {width // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(width)} B")
+    heads = max(1, t.num_kv_heads // o.tp)
+    split = f" (of {t.num_kv_heads}, over {o.tp} GPUs)" if o.tp > 1 else ""
+    return (f"2 × kv_heads{split} × head_dim × {o.kv_dtype} = 2 × {heads} × {t.head_dim} × "
+            f"{width // (2 * heads * t.head_dim)} = {n(width)} B")
+
+
+def _groups_text(s: Serving) -> str:
+    kinds = []
+    for g in s.groups:
+        kinds.append(f"{len(g.layers)} {'sliding-window (' + n(g.window) + ')' if g.kind == 'sliding' else 'full'}")
+    return f"{len(s.groups)} group(s) of {s.group_size} layers: " + ", ".join(kinds)
+
+
+def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
+    o = s.options
+    where = f"{o.tp} × {s.gpu.name}" if o.tp > 1 else s.gpu.name
+    step = o.max_num_batched_tokens
+    main = [
+        ["GPU memory vLLM may use", _b(s.usable), f"{o.gpu_memory_utilization:g} × {gib(s.gpu.bytes)} ({s.gpu.source})"],
+        [s.weights.name, _b(s.weights.bytes), s.weights.formula],
+        [f"Activation peak (one step of {n(step)} tokens)", _b(s.activations), "max(layer peak, logits); see below"],
+        [s.overhead.name, _b(s.overhead.bytes), s.overhead.formula],
+        ["KV cache (the rest)", _b(max(s.kv_available, 0)), "usable − weights − activations − non-torch"],
+    ]
+    kv = [
+        ["Per token per layer (one GPU)", _kv_rule(acc, s)],
+        ["Per block per layer", f"block_size × per token = {o.block_size} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"],
+        ["Layout", _groups_text(s)],
+        ["Blocks", f"KV memory // block // layers per group = {n(max(s.kv_available, 0))} // {n(s.page_bytes)} // "
+                   f"{s.group_size} = {n(s.num_blocks)}"],
+        ["Tokens", f"blocks // groups × block_size = {n(s.num_blocks)} // {len(s.groups)} × {o.block_size} = "
+                   f"{n(s.kv_tokens)}"],
+        [f"One request of {n(s.max_model_len)} tokens (max_model_len)", _b(s.one_request_bytes)],
+        ["Largest context of one request", f"{n(s.largest_context)} tokens"
+         + (" (all of max_model_len)" if s.largest_context == s.max_model_len else " (KV memory limit)")],
+    ]
+    act = [[s.layer_peak.name, _b(s.layer_peak.bytes), s.layer_peak.formula],
+           [f"Logits of the sampled rows (min(T, max_num_seqs = {o.max_num_seqs}))", _b(s.logits.bytes),
+            s.logits.formula],
+           ["Logits of every position (a transformers forward)", _b(s.all_logits.bytes), s.all_logits.formula]]
+    act_notes = ["a = 2 bytes (16-bit activations), d = hidden size, V = vocabulary, T = tokens per step "
+                 "(--max-num-batched-tokens); FlashAttention keeps no T×T scores."]
+    if s.all_logits.bytes > s.layer_peak.bytes:
+        act_notes.append(f"The logits dominate: a forward that keeps all {n(step)} positions' logits (b, n, vocab) "
+                         f"in fp32 needs {gib(s.all_logits.bytes)}, {s.all_logits.bytes / s.layer_peak.bytes:.1f}× "
+                         "the layer peak; vLLM computes them only for the last position of each sequence.")
+    sections = [
+        Section(f"Serving {acc.spec.name} on {where} (vLLM-style paged KV cache, {o.kv_dtype} KV)",
+                ["Component", "Per GPU", "Formula"], main),
+        Section("KV cache", ["", ""], kv),
+        Section(f"Prefill activations ({n(step)} tokens per step)", ["Stage", "Bytes", "Formula"], act, act_notes),
+        Section("What vLLM would log at start-up", ["line"], [[line] for line in vllm_lines(s)]),
+        _verdict_section(v),
+    ]
+    return Report(sections, _serving_json(acc, s, v))
+
+
+def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
+    o = s.options
+    return {
+        "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.tp,
+        "dtype": o.dtype, "kv_dtype": o.kv_dtype, "block_size": o.block_size,
+        "gpu_memory_utilization": o.gpu_memory_utilization, "max_model_len": s.max_model_len,
+        "usable_bytes": s.usable, "weights_bytes": s.weights.bytes, "activation_bytes": s.activations,
+        "layer_peak_bytes": s.layer_peak.bytes, "logits_bytes": s.logits.bytes,
+        "all_logits_bytes": s.all_logits.bytes, "overhead_bytes": s.overhead.bytes,
+        "kv_cache_bytes": max(s.kv_available, 0), "kv_bytes_per_token_layer": s.token_layer_bytes,
+        "block_bytes_per_layer": s.page_bytes, "kv_groups": [[g.kind, g.window, len(g.layers)] for g in s.groups],
+        "layers_per_group": s.group_size, "num_blocks": s.num_blocks, "kv_cache_tokens": s.kv_tokens,
+        "max_concurrency": s.concurrency, "one_request_bytes": s.one_request_bytes,
+        "largest_context": s.largest_context, "vllm_log": vllm_lines(s),
+        "fits": v.fits, "verdict": v.text, "would_fit_with": list(v.suggestions),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _zero_table(tr: Training) -> Section:
+    o = tr.options
+    rows = []
+    for stage, offload in ((0, "none"), (1, "none"), (1, "optimizer"), (2, "none"), (2, "optimizer"),
+                           (3, "none"), (3, "optimizer"), (3, "optimizer+params")):
+        z = ZeroLayout(stage, offload, o.gpus_per_node, o.nodes, o.zero_init)
+        ms = model_states(tr.params, tr.largest_layer, z, o.optimizer) if o.optimizer != "adamw-fp32" or not stage \
+            else None
+        if ms is None:
+            continue
+        mark = " ←" if (stage, offload) == (o.zero, o.offload) else ""
+        rows.append([f"ZeRO-{stage}{mark}", offload, _b(ms.gpu), _b(ms.cpu) if ms.cpu else "", ms.formula])
+    notes = [f"P = {n(tr.params)} parameters (a tied head once), L = {n(tr.largest_layer)} in the largest module; "
+             f"{o.gpus_per_node} GPU(s) per node × {o.nodes} node(s). ZeRO-0 is {SOURCES['anatomy']}; ZeRO-2/3 are "
+             f"{SOURCES['deepspeed']} to the byte; ZeRO-1 uses their accounting with the 16-bit gradients whole."]
+    return Section("Model states by ZeRO stage (per GPU, per CPU)", ["Stage", "Offload", "Per GPU", "Per CPU",
+                                                                       "Formula"], rows, notes)
+
+
+def training_report(acc: Accounting, tr: Training, v: Verdict) -> Report:
+    o = tr.options
+    where = f"{o.gpus_per_node * o.nodes} × {tr.gpu.name}" if o.gpus_per_node * o.nodes > 1 else tr.gpu.name
+    rows = [[r.name, _b(r.gpu), _b(r.cpu) if r.cpu else "", r.formula] for r in tr.rows]
+    rows.append(["Total", _b(tr.per_gpu), _b(tr.cpu) if tr.cpu else "", ""])
+    notes = [f"s = {n(o.seq_len)} tokens, b = {o.micro_batch} (micro-batch), h = {acc.spec.text.hidden_size}, "
+             f"a = {acc.spec.text.num_heads} heads, V = {n(acc.spec.text.vocab_size)}; activations after "
+             f"{SOURCES['korthikanti']}."]
+    moe = acc.spec.text.moe
+    if o.mode == "qlora" and moe is not None:
+        notes.append("bitsandbytes quantizes nn.Linear modules only: transformers 5 holds the routed experts as 3-D "
+                     "parameters, so they stay in 16-bit under QLoRA.")
+    if o.attention == "flash" and o.recompute != "full":
+        from inspector.memory.activations import eager_extra
+
+        notes.append(f"FlashAttention never stores the s×s attention scores, so the 5·a·s²·b term is gone; with "
+                     f"--attention eager they add {gib(eager_extra(acc.spec.text, o.seq_len, o.micro_batch))}.")
+    title = {"full": "Full", "lora": "LoRA", "qlora": "QLoRA"}[o.mode]
+    sections = [Section(f"{title} fine-tuning of {acc.spec.name} on {where}",
+                        ["Component", "Per GPU", "Per CPU", "Formula"], rows, notes)]
+    if o.mode == "full":
+        sections.append(_zero_table(tr))
+    if tr.lora is not None:
+        sections.append(_lora_section(tr))
+    sections.append(_verdict_section(v))
+    return Report(sections, _training_json(acc, tr, v))
+
+
+def _lora_section(tr: Training) -> Section:
+    from inspector.memory.lora import peft_line
+
+    lc, o = tr.lora, tr.options.lora
+    rows = [[a.target, a.modules, n(a.trainable), a.formula] for a in lc.adapted]
+    notes = [f"peft: {peft_line(lc.trainable, lc.all_params)}",
+             f"r = {o.rank}, alpha = {o.alpha} (scaling alpha/r = {o.alpha / o.rank:g}, no effect on memory)"
+             + ("; DoRA adds a magnitude vector of `out` per matrix" if o.dora else "")
+             + ("; lora_bias gives B a bias of `out`" if o.bias else "")]
+    if lc.default_note:
+        notes.append(lc.default_note)
+    return Section("LoRA adapters (trainable)", ["Target", "Modules", "Trainable", "Formula"], rows, notes)
+
+
+def _training_json(acc: Accounting, tr: Training, v: Verdict) -> dict[str, Any]:
+    o = tr.options
+    out: dict[str, Any] = {
+        "model": acc.spec.name, "scenario": o.mode, "gpu": tr.gpu.name, "gpu_bytes": tr.gpu.bytes,
+        "gpus_per_node": o.gpus_per_node, "nodes": o.nodes, "optimizer": o.optimizer, "zero": o.zero,
+        "offload": o.offload, "seq_len": o.seq_len, "micro_batch": o.micro_batch, "recompute": o.recompute,
+        "attention": o.attention, "params": tr.params, "largest_layer_params": tr.largest_layer,
+        "rows": [{"name": r.name, "gpu_bytes": r.gpu, "cpu_bytes": r.cpu, "formula": r.formula} for r in tr.rows],
+        "per_gpu_bytes": tr.per_gpu, "cpu_bytes": tr.cpu,
+        "fits": v.fits, "verdict": v.text, "would_fit_with": list(v.suggestions),
+    }
+    if tr.lora is not None:
+        from inspector.memory.lora import peft_line
+
+        lc = tr.lora
+        out["lora"] = {"targets": list(lc.targets), "trainable": lc.trainable, "all_params": lc.all_params,
+                       "peft_line": peft_line(lc.trainable, lc.all_params),
+                       "adapted": {a.target: {"modules": a.modules, "trainable": a.trainable} for a in lc.adapted}}
+    return out
+
+
+__all__ = ["serving_report", "training_report", "vllm_lines"]
