@@ -22,9 +22,10 @@ def test_qwen2_vl_meta_md():
     rows = {cells[3]: cells[4] for cells in (re.split(r"\s*\|\s*", line) for line in r.output.splitlines())
             if len(cells) > 4}
     assert rows["image.patches"] == "(256, 1176)" and rows["vision.embedded"] == "(256, 1280)"
-    assert rows["vision.blocks.0-31"] == "(1, 256, 1280)" and rows["vision.merger.out"] == "(64, 1536)"
+    assert rows["vision.blocks.1-31"] == "(1, 256, 1280)" and rows["vision.merger.out"] == "(64, 1536)"
+    assert rows["vision.blocks.0.attn.probs"] == "(1, 16, 256, 256)"  # block 0 in full, like the text trace
     n = int(rows["tokens.expanded"].split(", ")[1].rstrip(")"))
-    assert rows["positions"] == f"(3, 1, {n})" and rows["text.layers.0-27"] == f"(1, {n}, 1536)"
+    assert rows["positions"] == f"(3, 1, {n})" and rows["text.layers.1-27"] == f"(1, {n}, 1536)"
 
 
 def test_internvl2_meta_json():
@@ -34,7 +35,7 @@ def test_internvl2_meta_json():
     shapes = {s["step"]: s["shape"] for s in json.loads(r.output)["steps"]}
     assert shapes["image.normalize"] == [1, 3, 448, 448]
     assert shapes["vision.patches"] == [1, 1024, 1024] and shapes["vision.embedded"] == [1, 1025, 1024]
-    assert shapes["vision.blocks.0-23"] == [1, 1025, 1024]
+    assert shapes["vision.blocks.1-23"] == [1, 1025, 1024]
     assert shapes["vision.merger.grouped"] == [1, 256, 4096] and shapes["vision.merger.out"] == [1, 256, 2048]
 
 

@@ -259,8 +259,10 @@ def test_internvl2_2b_meta_trace_shapes():
     assert [s.name for s in log.steps if re.fullmatch(r"vision\.blocks\.\d+", s.name)] == [f"vision.blocks.{i}" for i in range(24)]
     assert log.shape("vision.blocks.0.attn.qkv") == (1, 1025, 3072)  # block 0's sub-steps are shown
     assert log.shape("vision.blocks.0.attn.probs") == (1, 16, 1025, 1025)
-    assert not any(s.name.startswith("vision.blocks.1.") for s in log.steps)
-    assert log.shape("vision.no_class") == (1, 1024, 1024)
+    from inspector.runtime.vlm_trace import collapse_steps
+
+    assert not any(r.name.startswith("vision.blocks.1.") for r in collapse_steps(log.steps))  # folded
+    assert log.shape("vision.selected") == (1, 1024, 1024)  # class token dropped
     assert log.shape("vision.merger.grouped") == (1, 256, 4096)  # 256 tokens per 448x448 tile
     assert log.shape("vision.merger.out") == (1, 256, 2048)
     n = log.shape("tokens.expanded")[1]
@@ -326,9 +328,10 @@ def test_collapse_steps_folds_blocks():
     _, _, log = image_trace("Qwen/Qwen2-VL-2B-Instruct", "hi", image_size="224x224", device="meta")
     rows = collapse_steps(log.steps)
     names = [r.name for r in rows]
-    assert "vision.blocks.0-31" in names and "text.layers.0-27" in names and "vision.blocks.5" not in names
-    row = rows[names.index("vision.blocks.0-31")]
-    assert row.shape == (1, 256, 1280) and row.note.startswith("32 x ")
+    assert "vision.blocks.1-31" in names and "text.layers.1-27" in names and "vision.blocks.5" not in names
+    assert "vision.blocks.0.attn.probs" in names  # block 0 in full, as the text trace shows layer 0
+    row = rows[names.index("vision.blocks.1-31")]
+    assert row.shape == (1, 256, 1280) and row.text.startswith("31 x ")
     assert spec.text.num_layers == 28
 
 

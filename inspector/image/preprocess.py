@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from inspector.errors import InspectError
+from inspector.steps import Record
 from inspector.image.tokens import closest_grid, smart_resize
 from inspector.spec.vision import VisionSpec
 
@@ -33,14 +34,7 @@ Recorder = Callable[..., None]
 RGB_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "La")
 
 
-@dataclass(frozen=True)
-class StepRecord:
-    """One recorded step: a dotted name, the shape of its value, and a short note."""
-
-    name: str
-    shape: tuple[int, ...]
-    note: str = ""
-    dtype: str = ""
+StepRecord = Record  # the first version's name: one record type for every trace step
 
 
 @dataclass
@@ -52,7 +46,7 @@ class StepLog:
     def __call__(self, name: str, value: Any, note: str = "") -> None:
         shape = tuple(value.shape) if hasattr(value, "shape") else tuple(value)
         dtype = str(value.dtype).replace("torch.", "") if hasattr(value, "dtype") else ""
-        self.steps.append(StepRecord(name, tuple(int(d) for d in shape), note, dtype))
+        self.steps.append(Record(name, "", (tuple(int(d) for d in shape),), dtype, "Step 2", note))
 
     def names(self) -> list[str]:
         return [s.name for s in self.steps]
@@ -117,7 +111,7 @@ def synthetic_image(height: int, width: int) -> Any:
     return Image.fromarray(rgb, "RGB")
 
 
-def _normalize(image: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+def normalize(image: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (H, W, C) -> rescaled by 1/255 and normalized, as a float32 (C, H, W) tensor."""
     x = np.asarray(image, dtype=np.uint8).astype(np.float64) * (1 / 255)  # (H, W, C) in [0, 1]
     x = torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)  # (C, H, W)
@@ -143,7 +137,7 @@ def qwen2_vl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
     if record:
         record("image.resize", (h, w, 3), f"bicubic to multiples of {p}x{m}={p * m}: {how}")
-    x = _normalize(image, v.image_mean, v.image_std)  # (C, H, W)
+    x = normalize(image, v.image_mean, v.image_std)  # (C, H, W)
     if record:
         record("image.normalize", x, "x/255, then (x - mean) / std per channel, (C, H, W)")
 
@@ -201,14 +195,10 @@ def internvl_tiles(image: Any, v: VisionSpec, record: Recorder | None = None) ->
 def internvl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -> torch.Tensor:
     """RGB PIL image -> pixel_values (tiles, 3, S, S), ImageNet-normalized."""
     tiles = internvl_tiles(image, v, record)
-    pixel_values = torch.stack([_normalize(t, v.image_mean, v.image_std) for t in tiles])  # (tiles, C, S, S)
+    pixel_values = torch.stack([normalize(t, v.image_mean, v.image_std) for t in tiles])  # (tiles, C, S, S)
     if record:
         record("image.normalize", pixel_values, "x/255, then (x - mean) / std with ImageNet mean/std, (tiles, C, S, S)")
     return pixel_values
 
 
-def preprocess(image: Any, v: VisionSpec, record: Recorder | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(pixel_values, grid_thw or None) for either kind of vision tower."""
-    if v.tokens_rule == "qwen2_vl_resize":
-        return qwen2_vl_pixels(image, v, record)
-    return internvl_pixels(image, v, record), None
+_normalize = normalize  # the first version's name

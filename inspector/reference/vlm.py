@@ -1,11 +1,11 @@
-"""A whole vision-language model: text embeddings with image features scattered in, then the LLM.
+"""A whole vision-language model: the image's features in the LLM's sequence, then the LLM.
 
-The vision tower and projector (inspector.reference.vision) turn pixels into one row per image
-token; those rows replace the image-token rows of the text embeddings; Qwen2-VL's M-RoPE position
-ids (3, b, n) follow transformers' `get_rope_index`: text tokens count up on all three axes; an
-image's tokens take (t, row, column) of its merged grid offset by the position before it; the text
-after it resumes at that offset + max(h, w)/n_merge. The language model is
-inspector.reference.text.TextModel on those embeddings and positions.
+The tower and projector (inspector.reference.vision) turn pixels into one row per image token; those
+rows replace the image-token rows of the text embeddings (Mllama instead keeps them aside for its
+cross-attention layers). Qwen-VL's M-RoPE position ids (3, b, n) follow transformers'
+`get_rope_index`: text tokens count up on all three axes; an image's tokens take (t, row, column) of
+its merged grid offset by the position before it; the text after it resumes at that offset +
+max(h, w)/n_merge. The language model is inspector.reference.vlm_text.VLMTextModel.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from inspector.errors import InspectError
+from inspector.image.layout import ImageLayout
 from inspector.reference.layers import Tap
-from inspector.reference.load import fill, load_weights
-from inspector.reference.text import TextModel
+from inspector.reference.load import fill
+from inspector.reference.text import param_name
 from inspector.reference.vision import build_vision, load_vision_weights
+from inspector.reference.vlm_text import VLMTextModel
 from inspector.spec.model import ModelSpec
 
 
@@ -60,6 +62,13 @@ def mrope_positions(ids: torch.Tensor, grid_thw: torch.Tensor, image_token_id: i
     return out, deltas
 
 
+def image_blocks(is_image: torch.Tensor) -> torch.Tensor:
+    """(b, n): the index of the image each image token belongs to (runs of image tokens), -1 for text."""
+    previous = torch.nn.functional.pad(is_image, (1, 0))[:, :-1]
+    starts = is_image & ~previous
+    return torch.where(is_image, torch.cumsum(starts.int(), dim=1) - 1, -1)
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -71,26 +80,41 @@ class VLM(nn.Module):
         require_vlm(spec)
         self.spec = spec
         self.vision = build_vision(spec.vision, device, dtype)
-        self.text = TextModel(spec.text, device, dtype)
-        self.image_features, self.text_embeds, self.scattered, self.positions = Tap(), Tap(), Tap(), Tap()
+        self.text = VLMTextModel(spec, device, dtype)
+        self.image_features = Tap("Step 11", "image features, one row per image token (all tiles)")
+        self.text_embeds = Tap("Step 4", "text embeddings (b, n, d)")
+        self.scattered = Tap("Step 11", "image features scattered into the image-token rows")
+        self.positions = Tap("Step 5", "M-RoPE position ids (3, b, n): temporal, height, width")
+
+    def features(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None, layout: ImageLayout | None):
+        v = self.spec.vision
+        if v.tower == "packed":
+            return self.vision(pixel_values, grid_thw)
+        return self.vision.features(pixel_values, layout or ImageLayout((0, 0)))
 
     def forward(self, ids: torch.Tensor, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None,
-                image_token_id: int, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """ids (b, n) on the CPU -> logits (b, n, n_v); positions default to M-RoPE for Qwen2-VL."""
-        v, device = self.spec.vision, self.text.embed.weight.device
-        pixel_values = pixel_values.to(device)
-        feats = self.vision(pixel_values, grid_thw) if grid_thw is not None else self.vision(pixel_values)
-        feats = self.image_features(feats.reshape(-1, self.spec.text.hidden_size))  # (image tokens, d)
+                image_token_id: int, positions: torch.Tensor | None = None,
+                layout: ImageLayout | None = None) -> torch.Tensor:
+        """ids (b, n) on the CPU -> logits (b, n, n_v); positions default to M-RoPE for Qwen-VL."""
+        spec, device = self.spec, self.text.embed.weight.device
+        feats = self.features(pixel_values.to(device), grid_thw, layout)
+        feats = self.image_features(feats.reshape(-1, spec.text.hidden_size))  # (image tokens, d)
+        x = self.text_embeds(self.text.embed_ids(ids.to(device)))  # (b, n, d)
         is_image = ids == image_token_id  # (b, n)
-        if int(is_image.sum()) != feats.shape[0]:
-            raise InspectError(f"image tokens in the prompt ({int(is_image.sum())}) differ from image features ({feats.shape[0]})")
-        if positions is None and grid_thw is not None:
-            positions = mrope_positions(ids, grid_thw, image_token_id, v.merge_size)[0]  # (3, b, n)
-        x = self.text_embeds(self.text.embed(ids.to(device)))  # (b, n, d)
-        x = self.scattered(x.masked_scatter(is_image.to(device)[..., None], feats.to(x.dtype)))  # (b, n, d)
+        cross = feats[None] if spec.cross_layers else None
+        if cross is None:
+            if int(is_image.sum()) != feats.shape[0]:
+                raise InspectError(f"image tokens in the prompt ({int(is_image.sum())}) differ from image features "
+                                   f"({feats.shape[0]})")
+            x = self.scattered(x.masked_scatter(is_image.to(device)[..., None], feats.to(x.dtype)))  # (b, n, d)
+        if positions is None and grid_thw is not None and spec.text.rope_scaling and \
+                spec.text.rope_scaling.get("mrope_section"):
+            positions = mrope_positions(ids, grid_thw, image_token_id, spec.vision.merge_size)[0]  # (3, b, n)
         if positions is not None:
             positions = self.positions(positions.to(device))
-        return self.text(ids.to(device), embeds=x, positions=positions)  # (b, n, n_v)
+        deepstack = getattr(self.vision, "deepstack_out", None) or None
+        return self.text(ids.to(device), embeds=x, positions=positions, image_blocks=image_blocks(is_image).to(device),
+                         deepstack=deepstack, cross_states=cross)  # (b, n, n_v)
 
 
 def load_vlm(path: Any, spec: ModelSpec | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu") -> VLM:
@@ -98,14 +122,14 @@ def load_vlm(path: Any, spec: ModelSpec | None = None, dtype: torch.dtype = torc
     from pathlib import Path
 
     from inspector.checkpoint.tensors import open_source
+    from inspector.inventory.model import inventory
     from inspector.spec.resolve import load_spec
 
     path = Path(path)
     source = open_source(path)
     spec = spec or load_spec(str(path if path.is_dir() else path.parent))
     model = VLM(spec, device="meta", dtype=dtype)
-    load_weights(model.text, source, dtype, device)
+    text = [e for e in inventory(spec) if e.component == "language_model"]
+    fill(model.text, text, source, param_name, dtype, device)
     load_vision_weights(model.vision, source, dtype, device)
     return model.eval()
-
-

@@ -1,7 +1,7 @@
-"""The step table of an image trace: StepRecords (inspector.image.preprocess) -> a render.Report.
+"""The step table of an image trace: inspector.steps.Record rows -> a render.Report.
 
-Encoder blocks and decoder layers with one shape are collapsed into one row (`vision.blocks.0-31`).
-Pure: no model is run here.
+Encoder blocks and decoder layers whose shapes equal their layer 0's are folded into one row
+(`vision.blocks.1-31`), as in the text trace. Pure: no model is run here.
 """
 
 from __future__ import annotations
@@ -9,28 +9,31 @@ from __future__ import annotations
 from typing import Any
 
 from inspector.reports.render import Report, Section
-from inspector.spec.model import ModelSpec
 from inspector.runtime.vlm_trace import collapse_steps
+from inspector.spec.model import ModelSpec
 
-STAGES = (("image.", "Image"), ("tiling.", "Image"), ("tokens.", "Tokens"), ("vision.", "Vision encoder"),
-          ("image_features", "Projector"), ("text.", "Language model"))
+STAGES = (("image.", "Image"), ("tiling.", "Image"), ("tokens.", "Tokens"), ("vision.merger.", "Projector"),
+          ("vision.deepstack.", "Projector"), ("vision.", "Vision encoder"), ("image_features", "Projector"),
+          ("text.", "Language model"))
 
 
 def _stage(name: str) -> str:
-    if name.startswith("vision.merger."):
-        return "Projector"
     return next((label for prefix, label in STAGES if name.startswith(prefix)), "Merge into text")
+
+
+def _shape(r) -> str:
+    return "(" + ", ".join(str(d) for d in r.shape) + ")" if r.shapes else ""
 
 
 def image_trace_report(spec: ModelSpec, steps: list, device: str) -> Report:
     rows = collapse_steps(steps)
-    table = [[i + 1, _stage(r.name), r.name, "(" + ", ".join(str(d) for d in r.shape) + ")", r.note]
-             for i, r in enumerate(rows)]
+    table = [[i + 1, _stage(r.name), r.name, _shape(r), r.text or r.note] for i, r in enumerate(rows)]
     data: dict[str, Any] = {
         "model": spec.name, "device": device,
-        "steps": [{"step": r.name, "stage": _stage(r.name), "shape": list(r.shape), "note": r.note} for r in rows],
+        "steps": [{"step": r.name, "stage": _stage(r.name), "shape": list(r.shape), "note": r.text or r.note}
+                  for r in rows],
     }
     notes = ["shapes only (meta device)"] if device == "meta" else []
     section = Section(f"{spec.name}: image trace", ["#", "Stage", "Step", "Shape", "Note"], table, notes)
     return Report([section], data, ["step", "stage", "shape", "note"],
-                  [[r.name, _stage(r.name), "x".join(str(d) for d in r.shape), r.note] for r in rows])
+                  [[r.name, _stage(r.name), "x".join(str(d) for d in r.shape), r.text or r.note] for r in rows])

@@ -4,8 +4,9 @@
 `Tap` points inside attention and the MLP), stores only shapes and dtypes (never tensors), can
 time each module, and removes its hooks on exit. Each record carries the step note its module was
 built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization, the prefill
-forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows. `collapse` folds repeated layers whose
-shapes equal layer 0's. No printing here; inspector.reports.trace renders.
+forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows.
+Records and the folding of repeated layers (`collapse`) live in inspector.steps, shared with the
+image trace. No printing here; inspector.reports.trace renders.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from inspector.errors import InspectError
-
-_LAYER = re.compile(r"^layers\.(\d+)(?:\.|$)")
+from inspector.steps import Folded, Record, collapse  # noqa: F401 (the step record and folding, shared)
 
 
 def _shapes(value: Any) -> tuple[tuple[int, ...], ...]:
@@ -37,23 +37,6 @@ def _dtype(value: Any) -> str:
     if isinstance(value, (tuple, list)) and value:
         return _dtype(value[0])
     return ""
-
-
-@dataclass(frozen=True)
-class Record:
-    name: str
-    module: str
-    shapes: tuple[tuple[int, ...], ...]
-    dtype: str
-    step: str = ""
-    text: str = ""
-    note: str = ""
-    seconds: float | None = None
-
-    @property
-    def layer(self) -> int | None:
-        m = _LAYER.match(self.name)
-        return int(m.group(1)) if m else None
 
 
 class Recorder:
@@ -188,31 +171,3 @@ def trace_prompt(runtime, prompt: str, chat: bool = False, decode_steps: int = 0
 def _append_token(result: TraceResult, token: int | None, tok) -> None:
     result.next_tokens.append(token)
     result.next_strings.append(tok.decode([token]) if token is not None else "")
-
-
-def _signature(records: Iterable[Record]) -> tuple:
-    return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records)
-
-
-def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | tuple[int, int]]:
-    """Rows with repeated layers folded: a (first, last) range stands for layers whose shapes
-    equal layer 0's and are not in `show_layers` (default {0})."""
-    show = {0} if show_layers is None else show_layers
-    by_layer: dict[int, list[Record]] = {}
-    for r in rows:
-        if r.layer is not None:
-            by_layer.setdefault(r.layer, []).append(r)
-    base = _signature(by_layer.get(0, []))
-    folded = {i for i, recs in by_layer.items() if i not in show and _signature(recs) == base and i != 0}
-    if 0 not in show and 0 in by_layer:
-        folded.add(0)
-    out: list[Record | tuple[int, int]] = []
-    for r in rows:
-        layer = r.layer
-        if layer is None or layer not in folded:
-            out.append(r)
-        elif out and isinstance(out[-1], tuple) and out[-1][1] in (layer, layer - 1):
-            out[-1] = (out[-1][0], layer)
-        elif not (out and isinstance(out[-1], tuple) and out[-1][0] <= layer <= out[-1][1]):
-            out.append((layer, layer))
-    return out

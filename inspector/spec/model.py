@@ -36,6 +36,8 @@ class ModelSpec:
     ignored_keys: tuple[str, ...] = ()
     cross_layers: tuple[int, ...] = ()  # Mllama: LLM layers that cross-attend to the image
     embed_extra: int = 0  # Mllama: embedding rows beyond the LM head's vocabulary
+    image_attention: str = "causal"  # Gemma 3: "bidirectional" within each image
+    prompt_template: str = ""  # how the trace writes a prompt with an image (inspector.runtime.vlm_inputs)
 
     @property
     def is_vlm(self) -> bool:
@@ -130,4 +132,4 @@ def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str
                 "model_type", "_name_or_path", "image_grid_pinpoints", "vision_aspect_ratio", wrapper.feature_layer_key):
         top.used.add(key)
     return ModelSpec(name, source, wrapper.model_type, architecture, text, vision, top.unused(), cross,
-                     wrapper.embed_extra)
+                     wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template)

@@ -93,6 +93,8 @@ class VisionSpec:
     max_num_tiles: int = 0  # Mllama: tile embeddings per aspect ratio
     num_aspect_ratios: int = 0
     feature_layers: tuple[int, ...] = ()  # Mllama: intermediate layers concatenated to the output
+    tower: str = "tiles"  # how the reference model feeds the encoder (EncoderKind.tower)
+    class_at_end: bool = False
     projector_norm: str = ""  # layer_norm | rms_norm | rms_offset
     projector_bias: bool = True
     dims: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)  # projector dimension symbols
@@ -198,9 +200,9 @@ def _tokens_ids(top: ConfigReader, wrapper) -> dict[str, Any]:
         if top.has(key):
             out["image_token_id"] = top.int(key, minimum=0)
             break
-    for key in ("vision_start_token_id", "vision_end_token_id"):
+    for key, name in zip(wrapper.marker_keys, ("vision_start_token_id", "vision_end_token_id")):
         if top.has(key):
-            out[key] = top.int(key, minimum=0)
+            out[name] = top.int(key, minimum=0)
     return out
 
 
@@ -253,7 +255,7 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
         global_depth=_get(kind, v, "global_depth", "int", required=False) or 0,
         max_num_tiles=_get(kind, v, "max_num_tiles", "int", required=False) or 0, num_aspect_ratios=len(aspect),
         feature_layers=_get(kind, v, "feature_layers", "ints", required=False) or (),
-        position_encoding=_position_text(kind, learned),
+        position_encoding=_position_text(kind, learned), tower=kind.tower, class_at_end=kind.class_at_end,
     )
 
 

@@ -53,6 +53,8 @@ class EncoderKind:
     mask_token: bool | str = False  # InternVL native: an unused (1, 1, d) mask token
     head: bool | str = False  # SigLIP's attention-pooling head (unused by the VLMs)
     window_attention: bool = False  # Qwen2.5-VL: attention within windows except in full blocks
+    tower: str = "tiles"  # the reference forward: "packed" patches (Qwen) | "tiles" | "image" (Pixtral) | "mllama"
+    class_at_end: bool = False  # Llama 4 appends its class token after the patches
 
 
 _QWEN_KEYS = _m(hidden_size=("hidden_size",), depth=("depth",), num_heads=("num_heads",),
@@ -104,7 +106,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
         _m(hidden_act="quick_gelu", in_channels=3, temporal_patch_size=2, merge_size=2, norm_type="layer_norm",
            qkv_bias=True, qk_norm=False, norm_eps=1e-6,
            image_mean=(0.48145466, 0.4578275, 0.40821073), image_std=(0.26862954, 0.26130258, 0.27577711)),
-        conv_bias=False, learned_pos=False, rope="qwen2_vl",
+        conv_bias=False, learned_pos=False, rope="qwen2_vl", tower="packed",
     ),
     EncoderKind(
         "qwen2_5_vl", "Qwen2.5-VL ViT: 3D-conv patch embed (no bias), 2D RoPE, window attention except in "
@@ -114,7 +116,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            qkv_bias=True, qk_norm=False, norm_eps=1e-6, depth=32, hidden_size=3584, intermediate_size=3420,
            num_heads=16, patch_size=14, window_size=112, fullatt_blocks=(7, 15, 23, 31),
            image_mean=(0.48145466, 0.4578275, 0.40821073), image_std=(0.26862954, 0.26130258, 0.27577711)),
-        conv_bias=False, learned_pos=False, rope="qwen2_vl", mlp="gated", window_attention=True,
+        conv_bias=False, learned_pos=False, rope="qwen2_vl", mlp="gated", window_attention=True, tower="packed",
     ),
     EncoderKind(
         "qwen3_vl", "Qwen3-VL ViT: 3D-conv patch embed with bias, learned position embedding (interpolated) plus "
@@ -124,7 +126,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            norm_type="layer_norm", qkv_bias=True, qk_norm=False, norm_eps=1e-6, depth=27, hidden_size=1152,
            intermediate_size=4304, num_heads=16, patch_size=16, num_positions=2304, deepstack=(8, 16, 24),
            out_hidden_size=3584, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),
-        positions="embedding", rope="qwen2_vl",
+        positions="embedding", rope="qwen2_vl", tower="packed",
     ),
     EncoderKind(
         "internvit", "InternViT: conv patch embed with bias, class token, learned position embedding, "
@@ -196,7 +198,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            patch_size=16, hidden_act="gelu", norm_eps=1e-5, norm_type="rms_norm", qkv_bias=False, qk_norm=False,
            image_mean=(0.48145466, 0.4578275, 0.40821073), image_std=(0.26862954, 0.26130258, 0.27577711)),
         conv_bias=False, learned_pos=False, rope="pixtral", pre_norm=True, attention="separate", o_bias=False,
-        mlp="gated", mlp_bias=False,
+        mlp="gated", mlp_bias=False, tower="image",
     ),
     EncoderKind(
         "mllama", "Mllama ViT: conv patch embed (no bias), class token, gated position and tile embeddings, "
@@ -215,7 +217,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            aspect_ratios=((1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (3, 1), (4, 1)),
            image_mean=(0.48145466, 0.4578275, 0.40821073), image_std=(0.26862954, 0.26130258, 0.27577711)),
         conv_bias=False, class_token="vector", positions="gated_tiles", pre_norm=True, post_norm=True,
-        attention="separate", o_bias=False,
+        attention="separate", o_bias=False, tower="mllama",
     ),
     EncoderKind(
         "llama4", "Llama 4 ViT: unfolded patches through a linear (no bias), class token, learned position "
@@ -228,7 +230,7 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            patch_size=14, norm_eps=1e-5, hidden_act="gelu", norm_type="layer_norm", qkv_bias=True, qk_norm=False,
            image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),
         patch_embed="linear", conv_bias=False, class_token="vector", positions="table", rope="llama4",
-        pre_norm=True, post_norm=True, attention="separate",
+        pre_norm=True, post_norm=True, attention="separate", class_at_end=True,
     ),
 )})
 
