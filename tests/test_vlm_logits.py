@@ -170,7 +170,7 @@ def test_gemma3_tower_and_projector_match(gemma3, photo):
     pv, _, layout = pixels(photo, ours.spec.vision)
     with torch.no_grad():
         want = hf.model.get_image_features(pixel_values=pv).pooler_output
-        got = ours.vision.features(pv, layout)
+        got = ours.vision.features(pv, layout, None)
     assert got.reshape(want.shape).shape == want.shape and (got.reshape(want.shape) - want).abs().max() < TOL
 
 

@@ -48,7 +48,7 @@ def test_projector_rows_equal_the_token_rule(model, size, towers):
     pv, grid, layout = pixels(image, v)
     pv = pv.to("meta")  # the tower was built on meta: shapes only
     with torch.no_grad():
-        feats = towers[model](pv, grid) if v.tower == "packed" else towers[model].features(pv, layout)
+        feats = towers[model].features(pv, layout, grid)
     rows = feats.reshape(-1, spec.text.hidden_size).shape[0]
     assert rows == (it.cross_states or it.tokens)
 

@@ -20,12 +20,16 @@ def tokens(
     format: FormatOpt = Format.table,
     output: OutOpt = None,
 ) -> None:
-    """Image tokens of a vision-language model, step by step: resize or tiling, patch grid, merge.
+    """Image tokens of a vision-language model, step by step: resize or tiling, patch grid, merge or
+    pooling, and the marker tokens around them; the counts transformers' processors insert.
 
-    Qwen2-VL: resize within min/max pixels, grid t x h x w, tokens = t*h*w / n_merge^2.
-    InternVL2: dynamic 448x448 tiles (+ thumbnail), 256 tokens per tile.
+    Qwen2-VL/2.5-VL/3-VL: resize within min/max pixels, tokens = t*h*w / n_merge^2.
+    InternVL2/3: dynamic 448x448 tiles (+ thumbnail), 256 tokens per tile.
+    Gemma 3: 896x896 (+ pan-and-scan crops), 256 per image. LLaVA-OneVision: anyres tiles, image_newline.
+    SmolVLM/Idefics3: tiles + a global image. Llama 3.2 Vision: a tile canvas, read by cross-attention.
+    Mistral 3 (Pixtral): any size, [IMG_BREAK] per row. Llama 4: a tile canvas + a global tile.
 
-    Example: inspect tokens Qwen/Qwen2-VL-2B-Instruct OpenGVLab/InternVL2-2B --image-size 800x1300
+    Example: inspect tokens Qwen/Qwen2.5-VL-7B-Instruct google/gemma-3-4b-it --image-size 800x1300
     """
     from inspector.spec.resolve import load_spec
     from inspector.image.tokens import parse_size

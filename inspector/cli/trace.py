@@ -72,6 +72,7 @@ def trace(
       inspect trace "Hi" -m meta-llama/Llama-3.1-405B --device meta --decode-steps 2
       inspect trace "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf --layers all -f json
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
+      inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
     from inspector.reports.render import emit
 

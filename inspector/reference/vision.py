@@ -66,8 +66,10 @@ class _Tower(nn.Module):
         self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.depth))
         self.merger = PROJECTOR_MODULES[v.projector](v).to(dtype)
         self.patches = Tap("Step 6", "patch embeddings, flattened: (tiles, patches, d_img)")
-        self.embedded = Tap("Step 6", "class token and positions added: the encoder input")
-        self.selected = Tap("Step 10", "encoder output the projector reads (class token dropped)")
+        drops = v.class_token and v.image.get("strategy") != "full"
+        self.embedded = Tap("Step 6", ("class token and " if v.class_token else "") + "positions added: the encoder input"
+                            if v.pos_layout else "the encoder input")
+        self.selected = Tap("Step 10", "encoder output the projector reads" + (" (class token dropped)" if drops else ""))
 
 
 class TileViT(_Tower):
@@ -128,7 +130,7 @@ class TileViT(_Tower):
             return self.selected(x)
         return self.selected(x[:, :-1] if v.class_at_end else x[:, 1:])  # (tiles, patches, d_img)
 
-    def features(self, pixel_values: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
+    def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.select(self.encode(pixel_values)), layout)  # (image tokens, d)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -156,7 +158,7 @@ class ImageViT(_Tower):
             x = block(x, rope)  # (1, gh*gw, d_img)
         return self.selected(x[0]), (gh, gw)
 
-    def features(self, pixel_values: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
+    def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         x, grid = self.encode(pixel_values)
         return self.merger(x, ImageLayout(layout.size, grid))  # (tokens, d)
 

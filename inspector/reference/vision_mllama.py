@@ -86,5 +86,5 @@ class MllamaViT(nn.Module):
         x = torch.cat([x, *kept], dim=-1).reshape(tiles, length, -1)  # (tiles, n + pad, d * (1 + k))
         return self.selected(x[:, : v.num_positions])  # (tiles, n, d * (1 + k))
 
-    def features(self, pixel_values: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
+    def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.encode(pixel_values, layout), layout)  # (tiles * n, d)

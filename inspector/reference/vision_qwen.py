@@ -71,6 +71,9 @@ class QwenViT(nn.Module):
     def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         return self.merge(self.encode(pixel_values, grid_thw))  # (n_img/n_merge^2, d)
 
+    def features(self, pixel_values: torch.Tensor, layout: Any, grid_thw: torch.Tensor) -> torch.Tensor:
+        return self(pixel_values, grid_thw)  # (n_img/n_merge^2, d)
+
     def positions(self, grid_thw: torch.Tensor) -> torch.Tensor:
         """(row, column) of every patch, in the merge-window order of pixel_values: (n_img, 2)."""
         m, out = self.spec.merge_size, []

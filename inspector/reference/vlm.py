@@ -87,10 +87,7 @@ class VLM(nn.Module):
         self.positions = Tap("Step 5", "M-RoPE position ids (3, b, n): temporal, height, width")
 
     def features(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None, layout: ImageLayout | None):
-        v = self.spec.vision
-        if v.tower == "packed":
-            return self.vision(pixel_values, grid_thw)
-        return self.vision.features(pixel_values, layout or ImageLayout((0, 0)))
+        return self.vision.features(pixel_values, layout or ImageLayout((0, 0)), grid_thw)
 
     def forward(self, ids: torch.Tensor, pixel_values: torch.Tensor, grid_thw: torch.Tensor | None,
                 image_token_id: int, positions: torch.Tensor | None = None,

@@ -24,13 +24,19 @@ def _projector(v) -> str:
         deepstack=", ".join(str(i) for i in v.deepstack_layers))
 
 
+def _positions_shape(v) -> str:
+    shape = f"(1, {v.num_positions}, {v.hidden_size})" if v.pos_layout == "param" else \
+        f"({v.num_positions}, {v.hidden_size})"
+    return shape + (" + 2D RoPE" if v.rope else "") + (", gated, + tile embeddings" if v.pos_layout == "gated_tiles" else "")
+
+
 def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     v = spec.vision
     return [
         ("d_img (image embedding dimension, vision hidden size)", v.hidden_size),
-        ("Class token", _yes(v.class_token, "(1, 1, d_img)")),
-        ("Trainable position embeddings", _yes(v.learned_pos, f"(1, {v.num_positions}, {v.hidden_size})")
-         if v.learned_pos else f"No ({v.position_encoding})"),
+        ("Class token", _yes(v.class_token, "(1, 1, d_img)" if v.class_layout == "param" else "(d_img,)")),
+        ("Trainable position embeddings", _yes(v.learned_pos, _positions_shape(v)) if v.learned_pos
+         else f"No ({v.position_encoding})"),
         ("d (token embedding dimension, LLM hidden size)", spec.text.hidden_size),
         ("d_patch (patch size along height and width)", v.patch_size),
         ("d_t_patch (temporal patch size)", v.temporal_patch_size),

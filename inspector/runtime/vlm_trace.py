@@ -51,7 +51,8 @@ def collapse_steps(steps: list[Record]) -> list[Record]:
             note = f"{last - first + 1} x the same shapes as {kind} 0"
             top = by_name.get(f"{item.stack}.{first}")
             shapes = top.shapes if top is not None else ()
-            out.append(Record(f"{item.stack}.{first}-{last}", "", shapes, top.dtype if top else "", "", note))
+            span = f"{first}-{last}" if last > first else f"{first}"
+            out.append(Record(f"{item.stack}.{span}", "", shapes, top.dtype if top else "", "", note))
         else:
             out.append(item)
     return out
