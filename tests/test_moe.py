@@ -84,7 +84,7 @@ def test_moe_report_shows_expert_rows_and_definition():
     assert result.exit_code == 0
     out = result.stdout
     experts = next(line for line in out.splitlines() if line.startswith("| Experts (routed)"))
-    assert "| 6144 |" in experts and "mlp.experts.E.gate_proj.weight: (768, 2048)" in experts  # 128 x 48
+    assert "| 6144 " in experts and "mlp.experts.E.gate_proj.weight: (768, 2048)" in experts  # 128 x 48
     assert "Active parameters per token" in out and "top-k of the routed experts" in out
 
 
