@@ -98,7 +98,7 @@ def _entry_finding(e: WeightEntry, hit, scheme: QuantScheme | None) -> Finding:
         ok, want, note = _shape_ok(e, info, scheme)
     status = ("tied-stored" if not e.stored else "ok") if ok else "shape"
     params = (e.numel if e.parameter else 0) if ok else info.numel
-    return _found(e.name, status, want, stored, info, note, params)
+    return _found(e.name, status, e.shape if ok else want, stored, info, note, params)
 
 
 def _found(name: str, status: str, expected, stored: str, info: TensorInfo, note: str = "",
