@@ -34,17 +34,17 @@ def params(
     """Per-layer weight shapes and parameter totals (seed 003 Tables 1.2/1.4, 2.2 for VLMs).
 
     Several models are shown side by side. Totals: stored parameters (a tied LM head once),
-    the LM head counted separately, embedding / non-embedding, weight memory per dtype and
-    the KV cache.
+    the LM head counted separately, embedding / non-embedding, active parameters per token of
+    mixture-of-experts models, weight memory per dtype and the KV cache. A model_type without a
+    native family is built by transformers on the meta device (pip install "llm-inspector[hf]").
 
     Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     """
-    from inspector.inventory.accounting import account
-    from inspector.spec.resolve import load_spec
+    from inspector.inventory.load import account_model
     from inspector.reports.render import emit
     from inspector.reports.params import params_report
 
-    accs = [account(load_spec(m)) for m in models]
+    accs = [account_model(m) for m in models]
     emit(params_report(accs, context, batch), format.value, output)
 
 
