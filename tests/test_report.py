@@ -135,10 +135,23 @@ def test_page_is_self_contained_accessible_and_deterministic():
     page_ = parse(html)
     assert not {"script", "link", "img", "iframe", "object"} & page_.tags
     assert all(h.startswith("#") for h in page_.hrefs), [h for h in page_.hrefs if not h.startswith("#")]
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) and {h[1:] for h in page_.hrefs} <= set(ids)  # unique ids, no dead links
     assert not re.search(r"(src=|url\(\s*['\"]?(https?:|//)|@import)", html)
     assert all(page_.svg_titles.get(s) for s in page_.svgs), "every SVG needs a <title>"
     assert page_.texts > 200  # labels are <text>, selectable
     assert len(page_.svgs) >= 9
+
+
+def test_names_from_the_command_line_are_escaped(tmp_path):
+    from conftest import tiny_config
+
+    directory = tmp_path / '<img src=x onerror="alert(1)">'
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps(tiny_config("qwen2")))
+    html = render(str(directory))
+    assert "<img" not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert "img" not in parse(html).tags
 
 
 def test_cli_output_is_the_same_bytes_in_another_process(tmp_path):

@@ -251,7 +251,7 @@ def layer_flow(spec, kind: LayerKind, key: str, title: str, io: str, parallel: b
     x, out = Note(f"x {io}"), Note(f"to the next layer {io}")
     if parallel:
         return Flow(key, title, (x, *_parallel_steps(boxes), out), r)
-    split = next(i for i, (name, _) in enumerate(boxes) if name == "attn") + 1
+    split = next((i + 1 for i, (name, _) in enumerate(boxes) if name == "attn"), len(boxes))
     while split < len(boxes) and boxes[split][0] in AFTER_ATTENTION:
         split += 1
     first, second = [b for _, b in boxes[:split]], [b for _, b in boxes[split:]]
@@ -264,7 +264,7 @@ def _parallel_steps(boxes) -> tuple[Step, ...]:
     """GPT-J/NeoX/Phi-2: attention and MLP both read the (same or own) norm of x; one residual add."""
     one_norm = len(boxes) == 3 and boxes[0][0] not in ("attn", "ffn")
     shared, rest = [b for _, b in boxes[:1]] if one_norm else [], boxes[1:] if one_norm else boxes
-    cut = next(i for i, (name, _) in enumerate(rest) if name == "attn") + 1
+    cut = next((i + 1 for i, (name, _) in enumerate(rest) if name == "attn"), len(rest))
     branches = (tuple(b for _, b in rest[:cut]), tuple(b for _, b in rest[cut:]))
     return (*shared, Parallel(branches), Sum(1, "residual: x + attention + MLP"))
 
