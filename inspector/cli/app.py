@@ -5,23 +5,20 @@ Examples:
     inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     inspect config qwen3-0.6b --format json
     inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
+    inspect report Qwen/Qwen2.5-1.5B -o qwen.html
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from inspector.cli.memory import memory
-from inspector.cli.options import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.options import BatchOpt, ContextOpt, Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.report import report
 from inspector.cli.tokens import tokens
 from inspector.cli.trace import run, trace
 from inspector.cli.verify import verify
 from inspector.errors import InspectError
-
-ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
-BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 
 
 def params(
@@ -85,6 +82,7 @@ app.command()(verify)
 app.command()(trace)
 app.command()(run)
 app.command()(memory)
+app.command()(report)
 
 
 def main() -> None:
