@@ -31,6 +31,21 @@ def _check_directory(output: Path | None) -> None:
             raise InspectError(f"{output}: directory {directory} does not exist")
 
 
+def _native_spec(model: str):
+    """The spec the diagram is drawn from; a model_type without a native family has none."""
+    from inspector.errors import InspectError
+    from inspector.inventory.load import is_native
+    from inspector.spec.model import from_hf_config
+    from inspector.spec.resolve import resolve
+
+    src = resolve(model)
+    if not is_native(src.config):
+        raise InspectError(f"{src.where}: model_type {src.config.get('model_type')!r} has no native family, so "
+                           f"its architecture cannot be drawn; `inspect params {model}` counts it through "
+                           f"transformers")
+    return from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor)
+
+
 def _trace(model: str, weights: str | None, prompt: str):
     from inspector.runtime.prepare import prepare
     from inspector.runtime.trace import trace_prompt
@@ -66,7 +81,6 @@ def report(
     from inspector.files import write_atomic
     from inspector.inventory.accounting import account
     from inspector.reports.html import ModelPage, page
-    from inspector.spec.resolve import load_spec
 
     weights = weights or []
     if len(weights) > len(models):
@@ -76,7 +90,7 @@ def report(
     pages = []
     for i, model in enumerate(models):
         checkpoint = weights[i] if i < len(weights) else None
-        item = ModelPage(account(load_spec(model)))
+        item = ModelPage(account(_native_spec(model)))
         if checkpoint is not None:
             item.verify = verify(model, checkpoint)
         if trace is not None:
