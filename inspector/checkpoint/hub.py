@@ -1,94 +1,300 @@
 """Safetensors headers straight from the Hugging Face Hub, without downloading weights.
 
-This module owns :func:`read_hub_headers`, which asks ``huggingface_hub.get_safetensors_metadata``
-for a repo's safetensors headers (it range-reads the first bytes of each file, or of each shard
-named by ``model.safetensors.index.json``) and turns the answer into the same
-:class:`~inspector.checkpoint.records.CheckpointHeaders` the local readers return, index-vs-shard
-``problems`` included.
+:func:`read_hub_headers` returns the same :class:`~inspector.checkpoint.records.CheckpointHeaders`
+the local readers return (index-vs-shard ``problems`` included):
 
-The usual Hub settings apply, because ``huggingface_hub`` reads them: ``HF_TOKEN`` (or a saved
-login) for gated/private repos, ``HF_HUB_OFFLINE=1`` to forbid network access, ``HF_ENDPOINT``.
-Every failure (offline, no network, repo or revision not found, gated, no safetensors in the repo,
-an unparsable header, a timeout) raises :class:`~inspector.errors.InspectError` with one line
-that starts with the repo id. The whole call is bounded by ``timeout`` seconds, so a dead network
-cannot hang the CLI. ``huggingface_hub`` is imported only when a function runs.
+1. one GET of ``model.safetensors.index.json`` (its answer names the commit; a 404 means the single
+   ``model.safetensors``);
+2. one range read per shard, of bytes ``0..F-1`` where F is twice what the index says its tensor
+   entries need (at least 4 KiB; 64 KiB without an index), and a second read of the rest only when
+   the header is longer. The reads run on at most :data:`WORKERS` daemon threads; the first failure
+   stops the batch. A server that ignores ``Range`` has its answer cut after F bytes: a header read
+   never downloads a shard;
+3. every header is parsed by the hardened parser (:func:`~inspector.checkpoint.safetensors.parse_header_bytes`).
+
+The index and the raw headers are cached per commit beside huggingface_hub's cache of the repo
+(``$HF_HUB_CACHE/models--OWNER--NAME/.llm-inspector/``), so with ``HF_HUB_OFFLINE=1`` the same call
+works from the cache, and online a known commit costs one request. Requests follow inspector.hub's
+rules (bounded retries, Retry-After, a deadline per request); every failure is one InspectError line
+that starts with the repo id. HF_TOKEN, HF_ENDPOINT and HF_HOME apply as for huggingface_hub.
 """
 
 from __future__ import annotations
 
+import json
+import queue
+import re
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
-from inspector.checkpoint.sharded import cross_check
+from inspector.checkpoint.safetensors import MAX_HEADER_BYTES, header_length, parse_header_bytes
+from inspector.checkpoint.sharded import INDEX_NAME, MAX_INDEX_BYTES, cross_check, parse_index
 from inspector.errors import InspectError, printable
-from inspector.hub import describe
+from inspector.files import write_atomic
+from inspector.hub import Stopped, hub_get, hub_offline, with_retries
 
-__all__ = ["DEFAULT_TIMEOUT_S", "headers_from_repo_metadata", "read_hub_headers"]
+__all__ = ["WORKERS", "HubReadStats", "fetch_hub_headers", "read_hub_headers"]
 
-DEFAULT_TIMEOUT_S = 60.0
-
-
-def headers_from_repo_metadata(meta: Any) -> CheckpointHeaders:
-    """Convert a ``huggingface_hub`` ``SafetensorsRepoMetadata`` (or a look-alike) to headers.
-
-    Uses ``files_metadata[file].tensors[name]`` (``dtype``, ``shape``, ``data_offsets``) and
-    ``files_metadata[file].metadata``; ``weight_map`` and ``metadata`` (the index's) when sharded.
-    """
-    per_file: dict[str, dict[str, TensorInfo]] = {}
-    metadata: dict[str, Any] = {}
-    for fname in sorted(meta.files_metadata):
-        fmeta = meta.files_metadata[fname]
-        tensors = {}
-        for name, t in fmeta.tensors.items():
-            begin, end = t.data_offsets
-            tensors[name] = TensorInfo(
-                name=name,
-                shape=tuple(int(d) for d in t.shape),
-                dtype=str(t.dtype),
-                nbytes=int(end) - int(begin),
-                file=fname,
-            )
-        per_file[fname] = tensors
-        metadata[fname] = dict(fmeta.metadata or {})
-    weight_map = dict(meta.weight_map) if getattr(meta, "sharded", False) else None
-    if weight_map is not None:
-        metadata["model.safetensors.index.json"] = dict(meta.metadata or {})
-    merged, problems = cross_check(per_file, weight_map)
-    return CheckpointHeaders(merged, sorted(per_file), "safetensors", metadata, problems)
+SINGLE = "model.safetensors"
+WORKERS = 64
+FIRST_READ_MIN = 4096
+FIRST_READ_SINGLE = 64 * 1024
+FIRST_READ_MAX = 2**20
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def read_hub_headers(
-    repo_id: str, revision: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
-) -> CheckpointHeaders:
-    """Fetch a Hub repo's safetensors headers (no weights); see the module docstring.
+@dataclass
+class HubReadStats:
+    """What a header read cost: HTTP requests (redirects included), body bytes received, range
+    reads per file, and whether the answer came from the cache."""
 
-    ``timeout`` bounds the whole call in seconds; each HTTP request is also given at most that.
-    """
+    commit: str | None = None
+    requests: int = 0
+    body_bytes: int = 0
+    reads: dict[str, int] = field(default_factory=dict)
+    from_cache: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str | None, answer: Any) -> None:
+        with self._lock:
+            self.requests += answer.requests
+            self.body_bytes += len(answer.body)
+            if name is not None:
+                self.reads[name] = self.reads.get(name, 0) + 1
+
+
+def read_hub_headers(repo_id: str, revision: str | None = None, *, workers: int = WORKERS) -> CheckpointHeaders:
+    """A Hub repo's safetensors headers (no weights); see the module docstring."""
+    return fetch_hub_headers(repo_id, revision, workers=workers)[0]
+
+
+def fetch_hub_headers(repo_id: str, revision: str | None = None, *,
+                      workers: int = WORKERS) -> tuple[CheckpointHeaders, HubReadStats]:
+    """(headers, what reading them cost); see the module docstring."""
     if not isinstance(repo_id, str) or not repo_id.strip():
         raise InspectError(f"{printable(repo_id)!s}: not a repo id")
-    result: dict[str, Any] = {}
+    stats = HubReadStats()
+    if hub_offline():
+        commit = _cached_ref(repo_id, revision)
+        cached = _cache_load(repo_id, commit) if commit else None
+        if cached is None:
+            what = printable(repo_id if revision is None else f"{repo_id}@{revision}")
+            raise InspectError(f"{what}: the safetensors headers are not in the local cache and HF_HUB_OFFLINE is set")
+        stats.commit, stats.from_cache = commit, True
+        return _from_cache(repo_id, cached), stats
+    index_raw, commit = _fetch_index(repo_id, revision, stats)
+    stats.commit = commit
+    cached = _cache_load(repo_id, commit) if commit else None
+    if cached is not None and cached.get("index") == (index_raw.decode("utf-8", "replace") if index_raw else None):
+        stats.from_cache = True
+        _cache_ref_save(repo_id, revision, commit)
+        return _from_cache(repo_id, cached), stats
+    where = f"{printable(repo_id)}: {INDEX_NAME}"
+    weight_map, index_meta = parse_index(index_raw, where) if index_raw is not None else (None, {})
+    names = sorted(set(weight_map.values())) if weight_map is not None else [SINGLE]
+    for name in names:
+        _check_name(name, where)
+    raw = _read_all(repo_id, commit or revision, names, _first_reads(names, weight_map), workers, stats)
+    _cache_save(repo_id, revision, commit, index_raw, raw)
+    return _assemble(repo_id, weight_map, index_meta, raw), stats
+
+
+def _fetch_index(repo_id: str, revision: str | None, stats: HubReadStats) -> tuple[bytes | None, str | None]:
+    """(index bytes, or None when the repo has no index; the commit the Hub named)."""
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    def attempt() -> Any:
+        try:
+            return hub_get(repo_id, INDEX_NAME, revision, limit=MAX_INDEX_BYTES + 1)
+        except RemoteEntryNotFoundError as exc:  # no index: a single model.safetensors
+            return exc
+
+    answer = with_retries(repo_id, f"fetching {INDEX_NAME}", attempt)
+    if isinstance(answer, Exception):
+        return None, getattr(answer.response, "headers", {}).get("X-Repo-Commit")
+    stats.add(None, answer)
+    if len(answer.body) > MAX_INDEX_BYTES:
+        raise InspectError(f"{printable(repo_id)}: {INDEX_NAME} on the Hub is over {MAX_INDEX_BYTES} bytes")
+    return answer.body, answer.commit
+
+
+def _check_name(name: Any, where: str) -> None:
+    """A shard name from the index becomes part of a URL: plain relative file names only."""
+    bad = (not isinstance(name, str) or not name or name.startswith("/") or "\\" in name
+           or ".." in name.split("/") or any(ord(c) < 32 or c in "?#" for c in name))
+    if bad:
+        raise InspectError(f"{where}: refusing shard name {printable(json.dumps(name))}: not a plain file name")
+
+
+def _first_reads(names: list[str], weight_map: dict[str, str] | None) -> dict[str, int]:
+    """Bytes of each shard's first range read: twice the JSON its index entries need, at least 4 KiB."""
+    if weight_map is None:
+        return {n: FIRST_READ_SINGLE for n in names}
+    need = dict.fromkeys(names, 8 + 64)
+    for tensor, shard in weight_map.items():
+        need[shard] += len(tensor) + 96
+    return {n: min(FIRST_READ_MAX, max(FIRST_READ_MIN, -(-2 * need[n] // 4096) * 4096)) for n in names}
+
+
+def _read_one(repo_id: str, rev: str | None, name: str, first: int, stats: HubReadStats,
+              stop: threading.Event, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """(file size, the header's JSON bytes) of one shard: one range read, two if the header is longer."""
+    from huggingface_hub.errors import RemoteEntryNotFoundError
+
+    doing = f"reading the header of {name}" + (" (the index came through)" if name != SINGLE else "")
+
+    def attempt(begin: int, end: int) -> Any:
+        try:
+            return hub_get(repo_id, name, rev, limit=end - begin + 1, first=begin, last=end, headers=headers)
+        except RemoteEntryNotFoundError:
+            if name == SINGLE:
+                raise InspectError(f"{printable(repo_id)}: the repo has no {SINGLE} or {INDEX_NAME}") from None
+            raise
+
+    def get(begin: int, end: int) -> tuple[bytes, int | None]:
+        answer = with_retries(repo_id, doing, lambda: attempt(begin, end), stop=stop)
+        stats.add(name, answer)
+        data = answer.body[begin - answer.start:end - answer.start + 1]
+        if len(data) != end - begin + 1 and (answer.size is None or answer.size > begin + len(data)):
+            raise InspectError(f"{printable(repo_id)}: {doing}: the Hub sent {len(data)} of the "
+                               f"{end - begin + 1} bytes asked for")
+        return data, answer.size
+
+    head, size = get(0, first - 1)
+    label = f"{printable(repo_id)}: {name}"
+    if size is None:
+        raise InspectError(f"{label}: the Hub did not say how large the file is (no Content-Range or Content-Length)")
+    n = header_length(head[:8], size, label)
+    if 8 + n > len(head):
+        rest, _ = get(len(head), 8 + n - 1)
+        head += rest
+    return size, head[8:8 + n]
+
+
+def _read_all(repo_id: str, rev: str | None, names: list[str], first: dict[str, int], workers: int,
+              stats: HubReadStats) -> dict[str, tuple[int, bytes]]:
+    """Every shard's (size, header bytes), read concurrently on at most `workers` daemon threads."""
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in names:
+        todo.put(name)
+    done: queue.SimpleQueue[tuple[str, Any, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+    from huggingface_hub.utils import build_hf_headers
+
+    headers = build_hf_headers()  # once for the batch (it reads the token)
 
     def work() -> None:
-        try:
-            from huggingface_hub import get_safetensors_metadata
+        while not stop.is_set():
+            try:
+                name = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((name, _read_one(repo_id, rev, name, first[name], stats, stop, headers), None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.put((name, None, exc))
 
-            result["meta"] = get_safetensors_metadata(repo_id, revision=revision, timeout=timeout)
-        except BaseException as e:  # noqa: BLE001 - reported to the caller below
-            result["error"] = e
-
-    # A daemon thread lets us give up on a stalled connection; the CLI exits right after.
-    worker = threading.Thread(target=work, name="hub-headers", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    what = printable(repo_id if revision is None else f"{repo_id}@{revision}")
-    if worker.is_alive():
-        raise InspectError(
-            f"{what}: cannot reach the Hugging Face Hub (no answer within {timeout:g} s; offline?)"
-        )
-    if "error" in result:
-        raise InspectError(printable(describe(repo_id, result["error"], "fetching safetensors headers", revision))) from None
+    for i in range(max(1, min(workers, len(names)))):
+        threading.Thread(target=work, name=f"hub-header-{i}", daemon=True).start()
+    out: dict[str, tuple[int, bytes]] = {}
     try:
-        return headers_from_repo_metadata(result["meta"])
-    except (AttributeError, TypeError, ValueError) as e:
-        raise InspectError(f"{what}: unexpected answer from the Hugging Face Hub ({printable(e)})") from None
+        while len(out) < len(names):
+            try:
+                name, value, error = done.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if error is not None and not isinstance(error, Stopped):
+                raise error
+            out[name] = value
+    finally:
+        stop.set()  # on failure the other readers stop; daemon threads never hold the process
+    return out
+
+
+def _assemble(repo_id: str, weight_map: dict[str, str] | None, index_meta: dict[str, Any],
+              raw: dict[str, tuple[int, bytes]]) -> CheckpointHeaders:
+    per_file: dict[str, dict[str, TensorInfo]] = {}
+    metadata: dict[str, Any] = {INDEX_NAME: index_meta} if weight_map is not None else {}
+    for name in sorted(raw):
+        size, header = raw[name]
+        per_file[name], metadata[name] = parse_header_bytes(header, size, name)
+    merged, problems = cross_check(per_file, weight_map)
+    return CheckpointHeaders(merged, sorted(raw), "safetensors", metadata, problems)
+
+
+# --------------------------------------------------------------------------- the per-commit cache
+
+
+def _cache_root(repo_id: str) -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--")) / ".llm-inspector"
+
+
+def _ref_file(repo_id: str, revision: str | None) -> Path:
+    return _cache_root(repo_id) / "refs" / quote(revision or "main", safe="")
+
+
+def _cached_ref(repo_id: str, revision: str | None) -> str | None:
+    if revision and _COMMIT.match(revision):
+        return revision
+    try:
+        commit = _ref_file(repo_id, revision).read_text().strip()
+    except OSError:
+        return None
+    return commit if _COMMIT.match(commit) else None
+
+
+def _cache_load(repo_id: str, commit: str) -> dict | None:
+    if not _COMMIT.match(commit):
+        return None
+    try:
+        data = json.loads((_cache_root(repo_id) / f"headers-{commit}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("commit") == commit and isinstance(data.get("files"), dict) else None
+
+
+def _cache_ref_save(repo_id: str, revision: str | None, commit: str | None) -> None:
+    if commit and _COMMIT.match(commit) and not (revision and _COMMIT.match(revision)):
+        try:
+            _ref_file(repo_id, revision).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(_ref_file(repo_id, revision), commit)
+        except (OSError, InspectError):
+            pass  # a cache that cannot be written is only a slower next run
+
+
+def _cache_save(repo_id: str, revision: str | None, commit: str | None, index_raw: bytes | None,
+                raw: dict[str, tuple[int, bytes]]) -> None:
+    if not commit or not _COMMIT.match(commit):
+        return
+    try:
+        doc = {"version": 1, "repo": repo_id, "commit": commit,
+               "index": index_raw.decode("utf-8") if index_raw is not None else None,
+               "files": {n: {"size": s, "header": h.decode("utf-8")} for n, (s, h) in raw.items()}}
+        _cache_root(repo_id).mkdir(parents=True, exist_ok=True)
+        write_atomic(_cache_root(repo_id) / f"headers-{commit}.json", json.dumps(doc))
+    except (OSError, UnicodeDecodeError, InspectError):
+        return
+    _cache_ref_save(repo_id, revision, commit)
+
+
+def _from_cache(repo_id: str, data: dict) -> CheckpointHeaders:
+    """Headers rebuilt from the cache, through the same parsers as a fresh read."""
+    where = f"{printable(repo_id)}: cached {INDEX_NAME}"
+    index = data.get("index")
+    weight_map, index_meta = parse_index(index.encode("utf-8"), where) if isinstance(index, str) else (None, {})
+    raw: dict[str, tuple[int, bytes]] = {}
+    for name, entry in data["files"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or not isinstance(entry.get("header"), str):
+            raise InspectError(f"{printable(repo_id)}: the cached header of {printable(name)} is damaged; "
+                               f"delete {_cache_root(repo_id)}")
+        header = entry["header"].encode("utf-8")
+        if len(header) > MAX_HEADER_BYTES:
+            raise InspectError(f"{printable(repo_id)}: the cached header of {printable(name)} is too large")
+        raw[name] = (entry["size"], header)
+    return _assemble(repo_id, weight_map, index_meta, raw)
