@@ -52,7 +52,7 @@ class Ran:
     seconds: float
 
 
-def inspect(server: HubServer, home: Path, *args: str, **env: str) -> Ran:
+def cli(server: HubServer, home: Path, *args: str, **env: str) -> Ran:
     """`python -m inspector ARGS` as a user runs it, against the server, in HF_HOME=home."""
     start = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "inspector", *args], cwd=ROOT, env=server.env(home, **env),
@@ -306,7 +306,7 @@ def test_a_range_answered_with_the_whole_file_is_cut_short(server, repos, tmp_pa
     server.faults = [Fault("full", r"cdn .*file=model-0000[1-3]-of-00191")]
     server.reset_log()
     try:
-        r = inspect(server, tmp_path, "verify", L405, "-f", "json")
+        r = cli(server, tmp_path, "verify", L405, "-f", "json")
     finally:
         server.faults = []
     assert r.code == 0 and json.loads(r.out)["ok"], r.err
@@ -364,7 +364,7 @@ def _play(server: HubServer, home: Path, names: list[str]) -> dict[str, Ran]:
         server.faults.extend(table[name][0])
     env = {"HF_HUB_DOWNLOAD_TIMEOUT": TIMEOUT, "HF_HUB_ETAG_TIMEOUT": TIMEOUT, **table[names[0]][2]}
     if len(names) == 1:
-        return {names[0]: inspect(server, home, *table[names[0]][1], **env)}
+        return {names[0]: cli(server, home, *table[names[0]][1], **env)}
     argvs = [[a.replace("{home}", str(home)) for a in table[n][1]] for n in names]
     return dict(zip(names, batch(server, home, *argvs, **env)))
 

@@ -7,13 +7,13 @@ the local readers return (index-vs-shard ``problems`` included):
    ``model.safetensors``);
 2. one range read per shard, of bytes ``0..F-1`` where F is twice what the index says its tensor
    entries need (at least 4 KiB; 64 KiB without an index), and a second read of the rest only when
-   the header is longer. The reads run on at most :data:`WORKERS` daemon threads; the first failure
-   stops the batch. A server that ignores ``Range`` has its answer cut after F bytes: a header read
+   the header is longer. The reads run on at most :data:`WORKERS` daemon threads (started while the
+   index is fetched); the first failure stops the batch. A server that ignores ``Range`` has its answer cut after F bytes: a header read
    never downloads a shard;
 3. every header is parsed by the hardened parser (:func:`~inspector.checkpoint.safetensors.parse_header_bytes`).
 
 The index and the raw headers are cached per commit beside huggingface_hub's cache of the repo
-(``$HF_HUB_CACHE/models--OWNER--NAME/.llm-inspector/``), so with ``HF_HUB_OFFLINE=1`` the same call
+(inspector.checkpoint.hub_cache), so with ``HF_HUB_OFFLINE=1`` the same call
 works from the cache, and online a known commit costs one request. Requests follow inspector.hub's
 rules (bounded retries, Retry-After, a deadline per request); every failure is one InspectError line
 that starts with the repo id. HF_TOKEN, HF_ENDPOINT and HF_HOME apply as for huggingface_hub.
@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from functools import partial
+from typing import Any, Callable
 
 from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
 from inspector.checkpoint.safetensors import MAX_HEADER_BYTES, header_length, parse_header_bytes
 from inspector.checkpoint.sharded import INDEX_NAME, MAX_INDEX_BYTES, cross_check, parse_index
 from inspector.errors import InspectError, printable
-from inspector.files import write_atomic
-from inspector.hub import Stopped, hub_get, hub_offline, with_retries
+from inspector.checkpoint.hub_cache import cache_load, cache_ref_save, cache_root, cache_save, cached_ref
+from inspector.hub import hub_get, hub_offline, with_retries
 
 __all__ = ["WORKERS", "HubReadStats", "fetch_hub_headers", "read_hub_headers"]
 
@@ -44,7 +42,6 @@ WORKERS = 64
 FIRST_READ_MIN = 4096
 FIRST_READ_SINGLE = 64 * 1024
 FIRST_READ_MAX = 2**20
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -79,27 +76,34 @@ def fetch_hub_headers(repo_id: str, revision: str | None = None, *,
         raise InspectError(f"{printable(repo_id)!s}: not a repo id")
     stats = HubReadStats()
     if hub_offline():
-        commit = _cached_ref(repo_id, revision)
-        cached = _cache_load(repo_id, commit) if commit else None
+        commit = cached_ref(repo_id, revision)
+        cached = cache_load(repo_id, commit) if commit else None
         if cached is None:
             what = printable(repo_id if revision is None else f"{repo_id}@{revision}")
             raise InspectError(f"{what}: the safetensors headers are not in the local cache and HF_HUB_OFFLINE is set")
         stats.commit, stats.from_cache = commit, True
         return _from_cache(repo_id, cached), stats
-    index_raw, commit = _fetch_index(repo_id, revision, stats)
-    stats.commit = commit
-    cached = _cache_load(repo_id, commit) if commit else None
-    if cached is not None and cached.get("index") == (index_raw.decode("utf-8", "replace") if index_raw else None):
-        stats.from_cache = True
-        _cache_ref_save(repo_id, revision, commit)
-        return _from_cache(repo_id, cached), stats
-    where = f"{printable(repo_id)}: {INDEX_NAME}"
-    weight_map, index_meta = parse_index(index_raw, where) if index_raw is not None else (None, {})
-    names = sorted(set(weight_map.values())) if weight_map is not None else [SINGLE]
-    for name in names:
-        _check_name(name, where)
-    raw = _read_all(repo_id, commit or revision, names, _first_reads(names, weight_map), workers, stats)
-    _cache_save(repo_id, revision, commit, index_raw, raw)
+    readers = _Readers(workers)
+    try:
+        index_raw, commit = _fetch_index(repo_id, revision, stats)
+        stats.commit = commit
+        cached = cache_load(repo_id, commit) if commit else None
+        if cached is not None and cached.get("index") == (index_raw.decode("utf-8", "replace") if index_raw else None):
+            stats.from_cache = True
+            cache_ref_save(repo_id, revision, commit)
+            return _from_cache(repo_id, cached), stats
+        where = f"{printable(repo_id)}: {INDEX_NAME}"
+        weight_map, index_meta = parse_index(index_raw, where) if index_raw is not None else (None, {})
+        names = sorted(set(weight_map.values())) if weight_map is not None else [SINGLE]
+        for name in names:
+            _check_name(name, where)
+        from huggingface_hub.utils import build_hf_headers
+
+        headers, first, rev = build_hf_headers(), _first_reads(names, weight_map), commit or revision  # one token read
+        raw = readers.run({n: partial(_read_one, repo_id, rev, n, first[n], stats, headers=headers) for n in names})
+    finally:
+        readers.close()
+    cache_save(repo_id, revision, commit, index_raw, raw)
     return _assemble(repo_id, weight_map, index_meta, raw), stats
 
 
@@ -141,7 +145,7 @@ def _first_reads(names: list[str], weight_map: dict[str, str] | None) -> dict[st
 
 
 def _read_one(repo_id: str, rev: str | None, name: str, first: int, stats: HubReadStats,
-              stop: threading.Event, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+              stop: threading.Event, *, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """(file size, the header's JSON bytes) of one shard: one range read, two if the header is longer."""
     from huggingface_hub.errors import RemoteEntryNotFoundError
 
@@ -175,44 +179,59 @@ def _read_one(repo_id: str, rev: str | None, name: str, first: int, stats: HubRe
     return size, head[8:8 + n]
 
 
-def _read_all(repo_id: str, rev: str | None, names: list[str], first: dict[str, int], workers: int,
-              stats: HubReadStats) -> dict[str, tuple[int, bytes]]:
-    """Every shard's (size, header bytes), read concurrently on at most `workers` daemon threads."""
-    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
-    for name in names:
-        todo.put(name)
-    done: queue.SimpleQueue[tuple[str, Any, BaseException | None]] = queue.SimpleQueue()
-    stop = threading.Event()
-    from huggingface_hub.utils import build_hf_headers
+class _Readers:
+    """Up to `size` daemon threads that run the shard reads given to `run`; the first failure stops
+    the rest. A helper thread starts them, so the caller fetches the index meanwhile (starting a
+    thread waits for it to run: tens of milliseconds for 64 on a busy machine)."""
 
-    headers = build_hf_headers()  # once for the batch (it reads the token)
+    def __init__(self, size: int) -> None:
+        self.todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[str, Any, BaseException | None]] = queue.SimpleQueue()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.wanted, self.started = max(1, size), 0
+        threading.Thread(target=self._spawn, name="hub-header-start", daemon=True).start()
 
-    def work() -> None:
-        while not stop.is_set():
+    def _spawn(self) -> None:
+        while True:
+            with self.lock:
+                if self.started >= self.wanted:
+                    return
+                threading.Thread(target=self._work, name=f"hub-header-{self.started}", daemon=True).start()
+                self.started += 1
+
+    def _work(self) -> None:
+        while (task := self.todo.get()) is not None:
+            name, read = task
             try:
-                name = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                done.put((name, _read_one(repo_id, rev, name, first[name], stats, stop, headers), None))
+                self.done.put((name, read(self.stop), None))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                done.put((name, None, exc))
+                self.done.put((name, None, exc))
 
-    for i in range(max(1, min(workers, len(names)))):
-        threading.Thread(target=work, name=f"hub-header-{i}", daemon=True).start()
-    out: dict[str, tuple[int, bytes]] = {}
-    try:
-        while len(out) < len(names):
+    def run(self, tasks: dict[str, Callable[[threading.Event], Any]]) -> dict[str, Any]:
+        with self.lock:
+            self.wanted = min(self.wanted, max(1, len(tasks)))
+        for item in tasks.items():
+            self.todo.put(item)
+        out: dict[str, Any] = {}
+        while len(out) < len(tasks):
             try:
-                name, value, error = done.get(timeout=0.5)
+                name, value, error = self.done.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if error is not None and not isinstance(error, Stopped):
+            if error is not None:
+                self.stop.set()  # the other readers give up (Stopped) at their next request
                 raise error
             out[name] = value
-    finally:
-        stop.set()  # on failure the other readers stop; daemon threads never hold the process
-    return out
+        return out
+
+    def close(self) -> None:
+        """Stop the readers; daemon threads never hold the process, even on a silent Hub."""
+        self.stop.set()
+        with self.lock:
+            self.wanted = 0
+            for _ in range(self.started):
+                self.todo.put(None)
 
 
 def _assemble(repo_id: str, weight_map: dict[str, str] | None, index_meta: dict[str, Any],
@@ -226,63 +245,6 @@ def _assemble(repo_id: str, weight_map: dict[str, str] | None, index_meta: dict[
     return CheckpointHeaders(merged, sorted(raw), "safetensors", metadata, problems)
 
 
-# --------------------------------------------------------------------------- the per-commit cache
-
-
-def _cache_root(repo_id: str) -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--")) / ".llm-inspector"
-
-
-def _ref_file(repo_id: str, revision: str | None) -> Path:
-    return _cache_root(repo_id) / "refs" / quote(revision or "main", safe="")
-
-
-def _cached_ref(repo_id: str, revision: str | None) -> str | None:
-    if revision and _COMMIT.match(revision):
-        return revision
-    try:
-        commit = _ref_file(repo_id, revision).read_text().strip()
-    except OSError:
-        return None
-    return commit if _COMMIT.match(commit) else None
-
-
-def _cache_load(repo_id: str, commit: str) -> dict | None:
-    if not _COMMIT.match(commit):
-        return None
-    try:
-        data = json.loads((_cache_root(repo_id) / f"headers-{commit}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("commit") == commit and isinstance(data.get("files"), dict) else None
-
-
-def _cache_ref_save(repo_id: str, revision: str | None, commit: str | None) -> None:
-    if commit and _COMMIT.match(commit) and not (revision and _COMMIT.match(revision)):
-        try:
-            _ref_file(repo_id, revision).parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(_ref_file(repo_id, revision), commit)
-        except (OSError, InspectError):
-            pass  # a cache that cannot be written is only a slower next run
-
-
-def _cache_save(repo_id: str, revision: str | None, commit: str | None, index_raw: bytes | None,
-                raw: dict[str, tuple[int, bytes]]) -> None:
-    if not commit or not _COMMIT.match(commit):
-        return
-    try:
-        doc = {"version": 1, "repo": repo_id, "commit": commit,
-               "index": index_raw.decode("utf-8") if index_raw is not None else None,
-               "files": {n: {"size": s, "header": h.decode("utf-8")} for n, (s, h) in raw.items()}}
-        _cache_root(repo_id).mkdir(parents=True, exist_ok=True)
-        write_atomic(_cache_root(repo_id) / f"headers-{commit}.json", json.dumps(doc))
-    except (OSError, UnicodeDecodeError, InspectError):
-        return
-    _cache_ref_save(repo_id, revision, commit)
-
-
 def _from_cache(repo_id: str, data: dict) -> CheckpointHeaders:
     """Headers rebuilt from the cache, through the same parsers as a fresh read."""
     where = f"{printable(repo_id)}: cached {INDEX_NAME}"
@@ -292,7 +254,7 @@ def _from_cache(repo_id: str, data: dict) -> CheckpointHeaders:
     for name, entry in data["files"].items():
         if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or not isinstance(entry.get("header"), str):
             raise InspectError(f"{printable(repo_id)}: the cached header of {printable(name)} is damaged; "
-                               f"delete {_cache_root(repo_id)}")
+                               f"delete {cache_root(repo_id)}")
         header = entry["header"].encode("utf-8")
         if len(header) > MAX_HEADER_BYTES:
             raise InspectError(f"{printable(repo_id)}: the cached header of {printable(name)} is too large")
