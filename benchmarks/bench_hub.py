@@ -10,6 +10,8 @@ times; the server's log gives the requests and body bytes each run cost:
   - `get_safetensors_metadata(repo)`, called the way a user would (python -c, default arguments);
   - `inspect verify REPO --format json` (resolves the preset config, reads index + 191 headers,
     compares 1,137 tensors with the inventory);
+  - `inspect verify DIR --format json` on the same files on local disk: what the command costs
+    without any network (Python start-up, imports, the comparison);
   - the same two header reads timed inside one warm process (imports excluded), cold cache each time:
     `get_safetensors_metadata` and `inspector.checkpoint.hub.fetch_hub_headers`.
 
@@ -71,6 +73,7 @@ def main() -> None:
             contenders = {
                 "hf": [sys.executable, "-c", USER],
                 "ours": [sys.executable, "-m", "inspector", "verify", REPO, "--format", "json"],
+                "local": [sys.executable, "-m", "inspector", "verify", str(Path(tmp) / "repos" / REPO), "--format", "json"],
             }
             wall: dict[str, list[float]] = {k: [] for k in contenders}
             cost: dict[str, list[tuple[int, int]]] = {k: [] for k in contenders}
@@ -82,7 +85,7 @@ def main() -> None:
                     p = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
                     seconds = time.perf_counter() - start
                     assert p.returncode == 0, p.stderr[-2000:]
-                    if name == "ours":
+                    if name != "hf":
                         assert json.loads(p.stdout)["ok"]
                     if i:
                         wall[name].append(seconds)
@@ -101,10 +104,12 @@ def main() -> None:
     print("| contender | fresh process, s | in one process, s | requests | body bytes |")
     print("|---|---:|---:|---:|---:|")
     for name, label in (("hf", "`huggingface_hub.get_safetensors_metadata(repo)`"),
-                        ("ours", "`inspect verify REPO` (index + 191 headers + inventory check)")):
+                        ("ours", "`inspect verify REPO` (index + 191 headers + inventory check)"),
+                        ("local", "`inspect verify DIR`, the same files on local disk (no network)")):
         reqs = statistics.median(c[0] for c in cost[name])
         body = statistics.median(c[1] for c in cost[name])
-        print(f"| {label} | {spread(wall[name])} | {spread(inner[name])} | {reqs:.0f} | {body:,.0f} |")
+        inside = spread(inner[name]) if name in inner else ""
+        print(f"| {label} | {spread(wall[name])} | {inside} | {reqs:.0f} | {body:,.0f} |")
     inner_ratio = statistics.median(inner["ours"]) / statistics.median(inner["hf"])
     print(f"\nRatio ours / get_safetensors_metadata: {ours / hf:.2f} (fresh processes), "
           f"{inner_ratio:.2f} (header reads alone).")
