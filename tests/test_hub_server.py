@@ -101,7 +101,7 @@ def _big_metadata(shard: Path) -> None:
 
 
 FAULT_REPOS = ("r500", "r503", "r429-once", "r429", "r429-long", "reset", "truncate", "hang", "hang-shards",
-               "norev", "cfg-reset-once", "run-reset", "run-hang")
+               "norev", "cfg-reset-once", "run-reset", "run-hang", "noapi")
 TINY, SHARDED, SMOL = "org/tiny", "org/tiny-sharded", "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -335,6 +335,8 @@ def _scenarios() -> dict[str, tuple[list[Fault], list[str], dict[str, str]]]:
         "hang": ([Fault("hang", every("hang"))], ["params", "faults/hang"], {}),
         "hang-shards": ([Fault("hang", lfs("hang-shards"))], ["verify", "faults/hang-shards"], {}),
         "norev": ([], ["params", "faults/norev"], {}),
+        # a mirror that serves files but not the model API: the download goes ahead without the listing
+        "noapi": ([Fault("status", r"/api/models/faults/noapi", 404)], ["config", "faults/noapi"], {}),
         "missing": ([], ["config", "nobody/nothing"], {}),
         "gated-anonymous": ([], ["params", "gated/tiny"], {}),
         "gated-denied": ([], ["params", "gated/tiny"], {"HF_TOKEN": "hf_denied"}),
@@ -352,7 +354,7 @@ def _scenarios() -> dict[str, tuple[list[Fault], list[str], dict[str, str]]]:
 # Scenarios that share an environment run as one child process, one after the other (imports paid
 # once); the groups run concurrently. hang-shards also runs alone as `python -m inspector`, to show
 # that a process whose reads hang still exits at once.
-GROUPS = [["r500", "r429", "reset", "hang", "norev", "missing"],
+GROUPS = [["r500", "r429", "reset", "hang", "norev", "missing", "noapi"],
           ["r503", "r429-once", "r429-long", "truncate", "gated-anonymous", "cfg-reset-once"],
           ["run-reset", "cache-after-failure", "run-reset-again", "run-hang"], ["gated-denied"], ["gated-granted"],
           ["hang-shards"]]
@@ -465,6 +467,11 @@ def test_gated_repo_with_a_granted_token(faults, fault_server):
     mine = [e for e in fault_server.log if "gated/tiny" in e.path and e.method == "GET"]
     assert any(e.side == "hub" and e.auth == "Bearer hf_granted" for e in mine)
     assert all(e.auth is None for e in mine if e.side == "cdn"), "the token must not leave the Hub for the CDN"
+
+
+def test_an_endpoint_without_the_model_api_still_serves_files(faults):
+    r = result(faults, "noapi")
+    assert r.code == 0 and "llama" in r.out, r.err
 
 
 def test_a_connection_cut_once_is_retried(faults):

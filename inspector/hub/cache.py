@@ -109,7 +109,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
     With `required=False` a file the repo lacks (or that cannot be had offline) gives None.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 
     _quiet()
     try:
@@ -127,10 +127,19 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
         raise InspectError(f"{repo_id}: the Hub repo has no {filename}")
     doing = f"downloading {filename}"
 
-    def call(progress: Any) -> str:
-        return hf_hub_download(repo_id, filename, revision=revision, etag_timeout=answer_timeout(), tqdm_class=progress)
+    def call(progress: Any) -> str | None:
+        try:
+            return hf_hub_download(repo_id, filename, revision=revision, etag_timeout=answer_timeout(),
+                                   tqdm_class=progress)
+        except RemoteEntryNotFoundError:  # an endpoint without the model API: no listing said so
+            return None
 
-    return Path(_download(repo_id, doing, call, _probe(repo_id, filename, revision, doing), revision))
+    path = _download(repo_id, doing, call, _probe(repo_id, filename, revision, doing), revision)
+    if path is None:
+        if not required:
+            return None
+        raise InspectError(f"{repo_id}: the Hub repo has no {filename}")
+    return Path(path)
 
 
 def hub_snapshot(repo_id: str, patterns: list[str], what: str, must_have: str, revision: str | None = None,
