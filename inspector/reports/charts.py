@@ -17,7 +17,7 @@ from inspector.inventory.entry import (
 )
 from inspector.reports.markup import esc, tag
 from inspector.reports.svg import PATTERNS, Canvas, text_width
-from inspector.units import WEIGHT_BYTES_PER_PARAM, human_bytes, n
+from inspector.units import human_bytes, n
 
 CATEGORY = {EMBED: "Embedding", POS_EMBED: "Embedding", ATTN: "Attention", MLP: "MLP", DENSE_MLP: "MLP",
             EXPERTS: "Routed experts", ROUTER: "Router and shared experts",
@@ -50,12 +50,33 @@ def param_shares(acc: Accounting) -> list[tuple[str, int]]:
 
 
 def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[str, list[tuple[str, int]]]]:
-    """Inference memory per weight dtype: the weights, and the bf16 KV cache of context × batch."""
-    kv = acc.kv_cache_bytes(context, batch)
+    """The memory plan of `inspect memory`, per GPU, as (scenario, [(component, bytes)]) rows: serving
+    at bf16 and int4 (weights, prefill activations, the bf16 KV cache of context x batch), then
+    fine-tuning on one GPU: full with mixed-precision AdamW, LoRA r=16 and QLoRA (peft's default
+    targets; a family peft has no default for shows the serving rows only)."""
+    from inspector.errors import InspectError
+    from inspector.memory.gpus import gpu
+    from inspector.memory.serving import ServeOptions, plan as serve_plan
+    from inspector.memory.training import TrainOptions, plan as train_plan
+
+    device = gpu("H100-80GB")
+    kv = acc.kv_cache_bytes(context, batch) or 0
     kv_label = f"KV cache (bf16, {n(context)} tokens × batch {batch})"
-    total = acc.totals.total_params
-    return [(f"{dtype} weights", [("Weights", int(total * size)), (kv_label, kv)])
-            for dtype, size in WEIGHT_BYTES_PER_PARAM.items()]
+    out = []
+    for dtype in ("bf16", "int4"):
+        served = serve_plan(acc, device, ServeOptions(dtype=dtype, max_model_len=context))
+        out.append((f"Serve, {dtype} weights", [("Weights", served.weights.bytes),
+                                                ("Activations (prefill peak)", served.activations),
+                                                (kv_label, kv)]))
+    for label, options in (("Full fine-tune, mixed-precision AdamW", TrainOptions(seq_len=context)),
+                           ("LoRA r=16", TrainOptions(mode="lora", seq_len=context)),
+                           ("QLoRA r=16 (NF4 base)", TrainOptions(mode="qlora", seq_len=context))):
+        try:
+            trained = train_plan(acc, device, options)
+        except InspectError:  # e.g. no default LoRA targets for this family
+            continue
+        out.append((label, [(row.name, row.gpu) for row in trained.rows if row.gpu]))
+    return out
 
 
 def bar_chart(rows: list[tuple[str, int]], total: int, title: str, desc: str, ident: str) -> str:

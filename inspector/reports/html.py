@@ -148,8 +148,8 @@ def charts(acc: Accounting, i: int, context: int, batch: int) -> str:
     bars = bar_chart(shares, total, f"Where the {n(total)} parameters go",
                      "Parameters by part of the model: " + "; ".join(f"{k} {n(v)}" for k, v in shares), f"m{i}-params")
     scenarios = memory_scenarios(acc, context, batch)
-    stack = stacked_chart(scenarios, "Memory plan: weights and KV cache",
-                          "Inference memory per weight dtype, with the KV cache: "
+    stack = stacked_chart(scenarios, "Memory plan per GPU (as inspect memory)",
+                          "Serving and fine-tuning memory per GPU: "
                           + "; ".join(f"{s} {human_bytes(sum(b for _, b in rows))}" for s, rows in scenarios),
                           f"m{i}-memory")
     rows = [[s, name, n(size), human_bytes(size)] for s, rs in scenarios for name, size in rs]
