@@ -108,7 +108,7 @@ def test_presets_lists_sources():
     [
         ("{oops", "not valid JSON"),
         ('{"model_type": "llama"}', "field 'hidden_size' is missing"),
-        ('{"model_type": "bert"}', "model_type 'bert' is not supported"),
+        ('{"model_type": "no_such_family"}', "model_type 'no_such_family' is neither a native family nor known"),
     ],
     ids=["non-json", "missing-field", "unknown-family"],
 )

@@ -1,4 +1,6 @@
-"""Tests for inspector.checkpoint.hub: only the error paths and the metadata conversion (no network)."""
+"""inspector.hub's one-line errors, without a Hub: offline, a dead port, a silent socket, and `describe`
+on the exceptions huggingface_hub itself raises for the Hub's answers (hf_raise_for_status on real
+httpx responses). The Hub protocol end to end is tests/test_hub_server.py."""
 
 from __future__ import annotations
 
@@ -7,14 +9,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from inspector.errors import InspectError
-from inspector.checkpoint.hub import headers_from_repo_metadata, read_hub_headers
+from inspector.hub import describe
+from inspector.hub.failures import retry_after
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,39 +28,39 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 PROBE = """
-import sys, time
+import time
 from inspector.checkpoint.hub import read_hub_headers
 from inspector.errors import InspectError
 t = time.time()
 try:
-    read_hub_headers("Qwen/Foo", timeout={timeout})
+    read_hub_headers("Qwen/Foo")
     print("NO ERROR")
 except InspectError as e:
     print("InspectError|" + str(e) + "|%.1f" % (time.time() - t))
 """
 
 
-def test_offline_mode_is_one_line_error():
-    out = _run(PROBE.format(timeout=10), HF_HUB_OFFLINE="1")
+def test_offline_mode_is_one_line_error(tmp_path):
+    out = _run(PROBE, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path))
     kind, msg, _ = out.stdout.strip().split("|")
     assert kind == "InspectError", out.stderr
-    assert msg.startswith("Qwen/Foo: cannot reach the Hugging Face Hub"), msg
+    assert msg == "Qwen/Foo: the safetensors headers are not in the local cache and HF_HUB_OFFLINE is set"
 
 
-def test_dead_network_fails_fast():
-    # a port nothing listens on: the connection is refused at once
-    with socket.socket() as s:
+def test_dead_network_fails_fast(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    out = _run(PROBE.format(timeout=10), HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_OFFLINE="0")
+    out = _run(PROBE, HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path))
     kind, msg, secs = out.stdout.strip().split("|")
     assert kind == "InspectError", out.stderr
-    assert msg == "Qwen/Foo: cannot reach the Hugging Face Hub (offline?)"
+    assert msg == (f"Qwen/Foo: fetching model.safetensors.index.json: cannot reach the Hugging Face Hub at "
+                   f"http://127.0.0.1:{port} (offline?)")
     assert float(secs) < 10
 
 
-def test_silent_server_is_cut_off_by_the_timeout():
-    # a server that accepts connections and never answers: the call must give up on time
+def test_silent_server_is_cut_off_by_the_timeout(tmp_path):
+    """A server that accepts connections and never answers: given up after HF_HUB_DOWNLOAD_TIMEOUT."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
@@ -79,7 +79,7 @@ def test_silent_server_is_cut_off_by_the_timeout():
     t = threading.Thread(target=accept_forever, daemon=True)
     t.start()
     try:
-        out = _run(PROBE.format(timeout=2), HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_OFFLINE="0")
+        out = _run(PROBE, HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path), HF_HUB_DOWNLOAD_TIMEOUT="2")
     finally:
         stop.set()
         t.join()
@@ -88,118 +88,72 @@ def test_silent_server_is_cut_off_by_the_timeout():
         server.close()
     kind, msg, secs = out.stdout.strip().split("|")
     assert kind == "InspectError", out.stderr
-    assert msg.startswith("Qwen/Foo: cannot reach the Hugging Face Hub"), msg
+    assert msg == ("Qwen/Foo: fetching model.safetensors.index.json: no answer from the Hub within 2 s "
+                   "(it accepted the connection)")
     assert float(secs) < 6
 
 
-def test_hung_call_gives_up_in_process(monkeypatch):
-    import huggingface_hub
+def _hub_error(status: int, code: str | None = None, url: str = "https://huggingface.co/org/m/resolve/main/x",
+               **headers: str) -> Exception:
+    """The exception huggingface_hub raises for this answer of the Hub."""
+    import httpx2
+    from huggingface_hub.utils import hf_raise_for_status
 
-    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", lambda *a, **k: time.sleep(5))
-    t = time.time()
-    with pytest.raises(InspectError, match=r"^org/m: cannot reach the Hugging Face Hub \(no answer within 0.3 s"):
-        read_hub_headers("org/m", timeout=0.3)
-    assert time.time() - t < 2
+    if code:
+        headers["X-Error-Code"] = code
+    response = httpx2.Response(status, headers=headers, content=b"{}", request=httpx2.Request("GET", url))
+    try:
+        hf_raise_for_status(response)
+    except Exception as exc:  # noqa: BLE001 - the point
+        return exc
+    raise AssertionError("no error raised")
 
 
 @pytest.mark.parametrize(
-    "exc_name,needle",
+    "status,code,headers,reason",
     [
-        ("RepositoryNotFoundError", "no such model repo"),
-        ("GatedRepoError", "gated"),
-        ("RevisionNotFoundError", "no such revision"),
-        ("NotASafetensorsRepoError", "no model.safetensors"),
-        ("SafetensorsParsingError", "could not be parsed"),
-        ("OfflineModeIsEnabled", "HF_HUB_OFFLINE"),
+        (401, "GatedRepo", {}, "the repo is gated (HTTP 401): accept its terms on the Hub and set HF_TOKEN"),
+        (403, "GatedRepo", {}, "the repo is gated and this token has not been granted access (HTTP 403); "
+                               "ask for access on its page"),
+        (404, "RevisionNotFound", {}, "no such revision on the Hugging Face Hub"),
+        (404, "RepoNotFound", {}, "no such model repo on the Hugging Face Hub (or it is private; set HF_TOKEN)"),
+        (404, "EntryNotFound", {}, "the file is not in the repo"),
+        (503, None, {}, "the Hub answered HTTP 503 Service Unavailable"),
+        (429, None, {"Retry-After": "7"}, "the Hub is rate-limiting requests (HTTP 429, Retry-After 7 s)"),
     ],
+    ids=["gated-401", "gated-403", "revision", "repo", "entry", "503", "429"],
 )
-def test_hub_errors_become_one_line(monkeypatch, exc_name, needle):
-    import huggingface_hub
-    from huggingface_hub import errors as hf
+def test_hub_answers_become_one_line(status, code, headers, reason):
+    exc = _hub_error(status, code, **headers)
+    assert describe("org/m", exc, "fetching config.json", "v1") == f"org/m@v1: fetching config.json: {reason}"
 
-    cls = getattr(hf, exc_name)
 
-    def boom(*a, **k):
+def test_the_cause_of_a_wrapped_error_is_found():
+    """huggingface_hub wraps a failed HEAD in LocalEntryNotFoundError; the reason is its cause."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
         try:
-            raise cls("multi\nline message", response=SimpleNamespace(status_code=404, headers={}, request=None))
-        except TypeError:
-            raise cls("multi\nline message") from None
-
-    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", boom)
-    with pytest.raises(InspectError) as exc:
-        read_hub_headers("org/model", revision="v1", timeout=5)
-    msg = str(exc.value)
-    assert msg.startswith("org/model@v1: ") and needle in msg and "\n" not in msg
+            raise _hub_error(500)
+        except Exception as inner:
+            raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub") from inner
+    except Exception as outer:
+        line = describe("org/m", outer, "downloading config.json")
+    assert line == "org/m: downloading config.json: the Hub answered HTTP 500 Internal Server Error"
 
 
-def test_unexpected_exception(monkeypatch):
-    import huggingface_hub
-
-    def boom(*a, **k):
-        raise RuntimeError("weird\nthing")
-
-    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", boom)
-    with pytest.raises(InspectError) as exc:
-        read_hub_headers("org/model", timeout=5)
-    assert "\n" not in str(exc.value) and "RuntimeError" in str(exc.value)
+def test_unexpected_exception_is_one_line():
+    line = describe("org/m", RuntimeError("weird\nthing"), "reading headers")
+    assert line == "org/m: reading headers failed (RuntimeError: weird)"
 
 
-def _tensor(dtype, shape, begin):
-    from huggingface_hub.utils import TensorInfo as HubTensorInfo
+def test_retry_after_reads_seconds_and_dates():
+    from email.utils import formatdate
+    from types import SimpleNamespace
+    import time
 
-    size = {"F32": 4, "BF16": 2}[dtype]
-    n = 1
-    for d in shape:
-        n *= d
-    return HubTensorInfo(dtype=dtype, shape=list(shape), data_offsets=(begin, begin + n * size))
-
-
-def test_conversion_from_hub_metadata_sharded():
-    from huggingface_hub.utils import SafetensorsFileMetadata, SafetensorsRepoMetadata
-
-    f1 = SafetensorsFileMetadata(
-        metadata={"format": "pt"},
-        tensors={"model.embed_tokens.weight": _tensor("BF16", (10, 4), 0), "model.norm.weight": _tensor("F32", (4,), 80)},
-    )
-    f2 = SafetensorsFileMetadata(metadata={}, tensors={"lm_head.weight": _tensor("BF16", (10, 4), 0), "stray": _tensor("F32", (1,), 80)})
-    meta = SafetensorsRepoMetadata(
-        metadata={"total_size": 176},
-        sharded=True,
-        weight_map={
-            "model.embed_tokens.weight": "a.safetensors",
-            "model.norm.weight": "a.safetensors",
-            "lm_head.weight": "b.safetensors",
-            "missing": "b.safetensors",
-        },
-        files_metadata={"b.safetensors": f2, "a.safetensors": f1},
-    )
-    h = headers_from_repo_metadata(meta)
-    assert h.format == "safetensors" and h.files == ["a.safetensors", "b.safetensors"]
-    emb = h.tensors["model.embed_tokens.weight"]
-    assert emb.shape == (10, 4) and emb.dtype == "BF16" and emb.nbytes == 80 and emb.file == "a.safetensors"
-    assert h.metadata["model.safetensors.index.json"] == {"total_size": 176}
-    assert h.metadata["a.safetensors"] == {"format": "pt"}
-    assert sorted(h.problems) == [
-        '"missing": the index lists it in b.safetensors, but that shard does not hold it',
-        '"stray": in b.safetensors but not listed in the index',
-    ]
-
-
-def test_conversion_single_file_and_via_read_hub_headers(monkeypatch):
-    import huggingface_hub
-    from huggingface_hub.utils import SafetensorsFileMetadata, SafetensorsRepoMetadata
-
-    f = SafetensorsFileMetadata(metadata={}, tensors={"w": _tensor("F32", (2, 3), 0)})
-    meta = SafetensorsRepoMetadata(
-        metadata=None, sharded=False, weight_map={"w": "model.safetensors"}, files_metadata={"model.safetensors": f}
-    )
-    seen = {}
-
-    def fake(repo_id, revision=None, **kw):
-        seen.update(repo_id=repo_id, revision=revision, **kw)
-        return meta
-
-    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", fake)
-    h = read_hub_headers("org/m", revision="abc", timeout=7)
-    assert seen["repo_id"] == "org/m" and seen["revision"] == "abc" and seen["timeout"] == 7
-    assert h.problems == [] and h.tensors["w"].shape == (2, 3) and h.tensors["w"].nbytes == 24
+    assert retry_after(SimpleNamespace(headers={"Retry-After": "12"})) == 12
+    in_a_minute = retry_after(SimpleNamespace(headers={"Retry-After": formatdate(time.time() + 60, usegmt=True)}))
+    assert 55 < in_a_minute <= 61
+    assert retry_after(SimpleNamespace(headers={"Retry-After": "soon"})) is None
+    assert retry_after(SimpleNamespace(headers={})) is None

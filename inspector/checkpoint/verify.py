@@ -1,15 +1,18 @@
-"""Verification: the expected inventory of a spec compared, tensor by tensor, with checkpoint headers.
+"""Verification: the expected inventory of a model compared, tensor by tensor, with checkpoint headers.
 
-`compare(spec, headers)` is pure: it takes the inventory (the same one `params` uses) and the
-headers read by inspector.checkpoint / gguf_reader / remote, and returns a `VerifyResult` of
-findings. `open_inputs(model, weights)` resolves the command line's MODEL / --weights into a spec
-(or None when no inventory exists for the architecture) and headers. Headers only: tensor data is
-never read.
+`compare(expected, headers)` is pure: it takes the inventory (the same one `params` uses: a native
+family's, or transformers' on the meta device) and the headers read by inspector.checkpoint, and
+returns a `VerifyResult` of findings; inspector.checkpoint.matching knows the other layouts one
+tensor can be stored in (no base-model prefix, stacked experts, quantized). `open_inputs(model,
+weights)` resolves the command line's MODEL / --weights into what is expected (or None: listing
+only) and headers. Headers only: tensor data is never read.
 
 Statuses: ok, missing, unexpected, shape (mismatch), buffer (a known non-parameter buffer, not an
-error), tied (an absent LM head that the config ties to the embedding: fine), tied-stored (an LM
-head stored although the config says tied: reported). Index/shard inconsistencies found while
-reading come in as `problems`.
+error), quantization (a scale, zero point, g_idx or block tensor of a quantized weight: not a
+parameter), tied (an absent LM head that the config ties to the embedding: fine), tied-stored (an
+LM head stored although the config says tied: reported), optional-absent (DeepSeek-V3's
+multi-token-prediction layer, which checkpoints may leave out). Index/shard inconsistencies found
+while reading come in as `problems`. Every note the reports show is in `VerifyResult.notes`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inspector.checkpoint.matching import Expected, Finding, match
+from inspector.checkpoint.quantization import LOOKS_QUANTIZED, read_scheme
 from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
 from inspector.errors import InspectError
-from inspector.inventory.model import inventory
-from inspector.spec.model import ModelSpec, from_hf_config, supported_model_types
 from inspector.units import numel
 
 # Tensors some checkpoints carry that are buffers, not parameters.
@@ -36,23 +39,15 @@ BUFFER_PATTERNS = tuple(
     )
 )
 FAILING = ("missing", "unexpected", "shape", "tied-stored")
+FLOAT_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
-
-@dataclass(frozen=True)
-class Finding:
-    name: str  # Hugging Face name (for GGUF: the name it maps to, else the GGUF name)
-    status: str
-    expected: tuple[int, ...] | None = None
-    actual: tuple[int, ...] | None = None
-    dtype: str | None = None
-    stored_name: str | None = None  # the name in the file when it differs (GGUF)
-    stored_shape: tuple[int, ...] | None = None  # GGUF dimension order, as stored
+__all__ = ["Finding", "Expected", "VerifyResult", "compare", "open_inputs", "verify", "is_buffer"]
 
 
 @dataclass
 class DtypeStat:
     tensors: int = 0
-    params: int = 0
+    params: int = 0  # logical parameters stored in this dtype (quantization tensors hold none)
     nbytes: int = 0
 
 
@@ -68,10 +63,12 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     dtypes: dict[str, DtypeStat] = field(default_factory=dict)
     expected_params: int | None = None
-    checkpoint_params: int = 0
+    checkpoint_params: int = 0  # logical parameters the checkpoint holds (a packed weight: its logical count)
     stored_bytes: int = 0
     config_dtype: str | None = None
     notes: list[str] = field(default_factory=list)
+    quantization: str | None = None  # the method quantization_config names
+    origin: str = ""  # where the expected inventory comes from
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.findings if f.status == status)
@@ -88,93 +85,133 @@ def is_buffer(name: str) -> bool:
     return any(p.search(name) for p in BUFFER_PATTERNS)
 
 
-def _by_hf_name(headers: CheckpointHeaders, spec: ModelSpec | None) -> dict[str, tuple[str, TensorInfo]]:
+def _by_hf_name(headers: CheckpointHeaders, exp: Expected | None) -> dict[str, tuple[str, TensorInfo]]:
     """Checkpoint tensors keyed by Hugging Face name; GGUF names are mapped when a map exists."""
     if headers.format != "gguf":
         return {name: (name, info) for name, info in headers.tensors.items()}
     from inspector.checkpoint.gguf import gguf_layer_count, gguf_name_map
+    from inspector.checkpoint.gguf_experts import gguf_moe_role
 
-    mapping = gguf_name_map(spec.text.num_layers if spec else gguf_layer_count(headers))
-    prefix = spec.text.prefix if spec else ""
-    return {prefix + mapping.get(g, g) if g in mapping else g: (g, info) for g, info in headers.tensors.items()}
+    layers = 1 + max((e.layer for e in exp.entries if e.layer is not None), default=-1) if exp else 0
+    mapping = gguf_name_map(layers or gguf_layer_count(headers))
+    prefix = exp.entries[0].name[: exp.entries[0].name.find("model.")] if exp and "model." in exp.entries[0].name else ""
+    out = {}
+    for g, info in headers.tensors.items():
+        moe = gguf_moe_role(g) if exp and exp.role_name else None
+        if g in mapping:
+            out[prefix + mapping[g]] = (g, info)
+        elif moe and not moe[2]:
+            suffix = "" if moe[1] == "router_score_bias" else ".weight"
+            out[exp.role_name(moe[1], moe[0], suffix)] = (g, info)
+        else:
+            out[g] = (g, info)
+    return out
 
 
-def _dtype_stats(headers: CheckpointHeaders) -> dict[str, DtypeStat]:
+def _dtype_stats(findings: list[Finding]) -> dict[str, DtypeStat]:
     stats: dict[str, DtypeStat] = {}
-    for info in headers.tensors.values():
-        s = stats.setdefault(info.dtype, DtypeStat())
+    for f in findings:
+        if f.dtype is None:
+            continue
+        s = stats.setdefault(f.dtype, DtypeStat())
         s.tensors += 1
-        s.params += numel(info.shape)
-        s.nbytes += info.nbytes
+        s.params += f.params
+        s.nbytes += f.nbytes
     return dict(sorted(stats.items(), key=lambda kv: -kv[1].params))
 
 
-def compare(spec: ModelSpec | None, headers: CheckpointHeaders, checkpoint: str) -> VerifyResult:
-    """Findings for every expected and every stored tensor (listing only when spec is None)."""
+def _notes(r: VerifyResult, headers: CheckpointHeaders) -> list[str]:
+    """The notes both reports (table/md and JSON) show."""
+    notes = []
+    if r.format == "gguf":
+        notes.append("GGUF stores dimensions fastest-first (ne[0] first); shapes are compared in PyTorch "
+                     "order (reversed). Quantization types are shown as stored; parameters are logical "
+                     "element counts, bytes are what the file stores.")
+    want = FLOAT_DTYPES.get(r.config_dtype or "")
+    floats = {k for k in r.dtypes if k in ("F32", "F16", "BF16", "F64")}
+    if want and r.format != "gguf" and not r.quantization and floats and floats != {want}:
+        notes.append(f"config.json says dtype {r.config_dtype}; the checkpoint stores "
+                     f"{', '.join(sorted(floats))} (not an error: loaders convert)")
+    if r.quantization:
+        side = [f for f in r.findings if f.status == "quantization"]
+        notes.append(f"quantization_config: {r.quantization}; {len(side)} quantization tensors "
+                     f"({sum(f.nbytes for f in side):,} bytes) are not parameters; packed weights are "
+                     "counted as their logical parameters")
+    elif r.has_inventory:
+        looks = [f.name for f in r.findings if f.status == "unexpected" and f.name.endswith(LOOKS_QUANTIZED)]
+        if looks:
+            notes.append(f"{len(looks)} unexpected tensors look like quantization tensors ({looks[0]}, ...), "
+                         "but config.json has no quantization_config")
+    absent = [f for f in r.findings if f.status == "optional-absent"]
+    if absent:
+        notes.append(f"{len(absent)} optional tensors (the multi-token-prediction layer) are absent: fine")
+    return notes
+
+
+def compare(exp: Expected | None, headers: CheckpointHeaders, checkpoint: str) -> VerifyResult:
+    """Findings for every expected and every stored tensor (listing only when exp is None)."""
+    actual = _by_hf_name(headers, exp)
+    scheme = read_scheme(exp.quantization, exp.name) if exp else None
     result = VerifyResult(
-        model=spec.name if spec else None,
-        architecture=spec.architecture if spec else None,
-        checkpoint=checkpoint,
-        format=headers.format,
-        files=list(headers.files),
-        has_inventory=spec is not None,
-        problems=list(headers.problems),
-        dtypes=_dtype_stats(headers),
-        checkpoint_params=sum(numel(i.shape) for n, i in headers.tensors.items() if not is_buffer(n)),
-        stored_bytes=sum(i.nbytes for i in headers.tensors.values()),
-        config_dtype=spec.text.torch_dtype if spec else None,
+        model=exp.name if exp else None, architecture=exp.architecture if exp else None,
+        checkpoint=checkpoint, format=headers.format, files=list(headers.files), has_inventory=exp is not None,
+        problems=list(headers.problems), stored_bytes=sum(i.nbytes for i in headers.tensors.values()),
+        config_dtype=exp.config_dtype if exp else None, quantization=scheme.description if scheme else None,
+        origin=exp.origin if exp else "",
     )
-    actual = _by_hf_name(headers, spec)
-    if spec is None:
-        for name, (stored, info) in actual.items():
-            status = "buffer" if is_buffer(stored) else "listed"
-            result.findings.append(_finding(name, status, None, stored, info))
-        return result
-
-    expected = inventory(spec)
-    result.expected_params = sum(e.numel for e in expected if e.stored)
-    for e in expected:
-        hit = actual.pop(e.name, None)
-        stored, info = hit if hit else (None, None)
-        if not e.stored:
-            status = "tied" if info is None else "tied-stored"
-        elif info is None:
-            status = "missing"
-        else:
-            status = "ok" if tuple(info.shape) == tuple(e.shape) else "shape"
-        result.findings.append(_finding(e.name, status, e.shape, stored, info))
-    for name, (stored, info) in actual.items():
-        result.findings.append(_finding(name, "buffer" if is_buffer(stored) else "unexpected", None, stored, info))
+    if exp is None:
+        result.findings = [Finding(name, "buffer" if is_buffer(stored) else "listed", None, tuple(info.shape),
+                                   info.dtype, stored if stored != name else None,
+                                   tuple(info.stored_shape) if info.stored_shape else None,
+                                   params=0 if is_buffer(stored) else numel(info.shape), nbytes=info.nbytes)
+                           for name, (stored, info) in actual.items()]
+    else:
+        result.findings = match(exp, actual, scheme, is_buffer)
+        present = {f.name for f in result.findings if f.status != "optional-absent"}
+        result.expected_params = sum(e.numel for e in exp.entries if e.stored and e.parameter
+                                     and (not e.optional or e.name in present))
+    result.checkpoint_params = sum(f.params for f in result.findings)
+    result.dtypes = _dtype_stats(result.findings)
+    result.notes = _notes(result, headers)
     return result
-
-
-def _finding(name: str, status: str, expected, stored: str | None, info: TensorInfo | None) -> Finding:
-    return Finding(
-        name=name,
-        status=status,
-        expected=tuple(expected) if expected is not None else None,
-        actual=tuple(info.shape) if info else None,
-        dtype=info.dtype if info else None,
-        stored_name=stored if stored and stored != name else None,
-        stored_shape=tuple(info.stored_shape) if info and info.stored_shape else None,
-    )
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def _spec_or_listing(cfg: dict[str, Any], name: str, where: str) -> tuple[ModelSpec | None, str | None]:
-    """A spec, or (None, note) when no inventory exists for the config's architecture."""
-    model_type = cfg.get("model_type") if isinstance(cfg, dict) else None
-    if isinstance(model_type, str) and model_type not in supported_model_types():
-        arch = (cfg.get("architectures") or [model_type])[0]
+def _config_dtype(cfg: dict[str, Any]) -> str | None:
+    """`dtype` (transformers 5) or `torch_dtype` (transformers 4)."""
+    return next((cfg[k] for k in ("dtype", "torch_dtype") if isinstance(cfg.get(k), str)), None)
+
+
+def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str | None]:
+    """What a config promises: a native family's inventory, else transformers' on the meta device;
+    (None, note) when neither can say (listing only)."""
+    from inspector.inventory.load import is_native
+
+    if is_native(cfg):
+        from inspector.inventory.model import inventory
+        from inspector.spec.model import from_hf_config
+
+        spec = from_hf_config(cfg, name, where, where)
+        return Expected(spec.name, spec.architecture, inventory(spec), f"native family {spec.text.model_type}",
+                        _config_dtype(cfg), cfg.get("quantization_config"),
+                        lambda role, i, suffix: spec.text.name(role, i, suffix)), None
+    from inspector.inventory.transformers_meta import meta_account
+
+    model_type = cfg.get("model_type")
+    arch = (cfg.get("architectures") or [model_type])[0]
+    try:
+        acc = meta_account(cfg, name, where)
+    except InspectError as e:
         return None, (f"no expectation exists for architecture {arch} (model_type {model_type!r}): "
-                      f"listing the checkpoint's tensors only")
-    return from_hf_config(cfg, name, where, where), None
+                      f"listing the checkpoint's tensors only ({str(e).removeprefix(where + ': ')})")
+    return Expected(name, str(arch), acc.entries, acc.spec.origin, _config_dtype(cfg),
+                    cfg.get("quantization_config")), None
 
 
 def open_inputs(model: str | None, weights: str | None):
-    """(spec or None, headers, checkpoint label, notes) for `inspect verify MODEL [--weights PATH]`."""
+    """(expected or None, headers, checkpoint label, notes) for `inspect verify MODEL [--weights PATH]`."""
     from inspector.checkpoint.open import open_checkpoint
     from inspector.files import read_json
     from inspector.spec.resolve import resolve
@@ -217,14 +254,16 @@ def open_inputs(model: str | None, weights: str | None):
 
             headers = read_hub_headers(src.hub_id or model)
             cfg, name, where, label = src.config, src.name, src.where, f"hub:{src.hub_id or model}"
-    spec, note = _spec_or_listing(cfg, name, where)
+    expected, note = expected_of(cfg, name, where)
     if note:
         notes.append(note)
-    return spec, headers, label, notes
+    return expected, headers, label, notes
 
 
 def verify(model: str | None, weights: str | None = None) -> VerifyResult:
-    spec, headers, label, notes = open_inputs(model, weights)
-    result = compare(spec, headers, label)
-    result.notes.extend(notes)
+    expected, headers, label, notes = open_inputs(model, weights)
+    result = compare(expected, headers, label)
+    result.notes[:0] = notes
+    if expected is not None and not expected.origin.startswith("native"):
+        result.notes.insert(0, f"expected tensors: {expected.origin}")
     return result

@@ -5,23 +5,20 @@ Examples:
     inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     inspect config qwen3-0.6b --format json
     inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
+    inspect report Qwen/Qwen2.5-1.5B -o qwen.html
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from inspector.cli.memory import memory
-from inspector.cli.options import Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.options import BatchOpt, ContextOpt, Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.report import report
 from inspector.cli.tokens import tokens
 from inspector.cli.trace import run, trace
 from inspector.cli.verify import verify
 from inspector.errors import InspectError
-
-ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
-BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 
 
 def params(
@@ -34,17 +31,17 @@ def params(
     """Per-layer weight shapes and parameter totals (seed 003 Tables 1.2/1.4, 2.2 for VLMs).
 
     Several models are shown side by side. Totals: stored parameters (a tied LM head once),
-    the LM head counted separately, embedding / non-embedding, weight memory per dtype and
-    the KV cache.
+    the LM head counted separately, embedding / non-embedding, active parameters per token of
+    mixture-of-experts models, weight memory per dtype and the KV cache. A model_type without a
+    native family is built by transformers on the meta device (pip install "llm-inspector[hf]").
 
     Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     """
-    from inspector.inventory.accounting import account
-    from inspector.spec.resolve import load_spec
+    from inspector.inventory.load import account_model
     from inspector.reports.render import emit
     from inspector.reports.params import params_report
 
-    accs = [account(load_spec(m)) for m in models]
+    accs = [account_model(m) for m in models]
     emit(params_report(accs, context, batch), format.value, output)
 
 
@@ -85,6 +82,7 @@ app.command()(verify)
 app.command()(trace)
 app.command()(run)
 app.command()(memory)
+app.command()(report)
 
 
 def main() -> None:

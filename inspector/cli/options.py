@@ -26,6 +26,8 @@ OutOpt = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", dir_okay=False),
 ]
+ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
+BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 ModelsArg = Annotated[
     list[str],
     typer.Argument(help="Preset name or alias, local directory / config.json, or Hub id (owner/name).",

@@ -74,14 +74,20 @@ class Totals:
 
 @dataclass(frozen=True)
 class Accounting:
+    """Rows and totals of a model. `spec` is a ModelSpec for native families; for a model counted
+    through transformers (inspector.inventory.transformers_meta) it is a MetaModel, whose `text`
+    is None (no KV-cache estimate) and whose `origin` says where the inventory came from."""
+
     spec: ModelSpec
     rows: list[Row]
     totals: Totals
     entries: list[WeightEntry] = field(repr=False)
 
-    def kv_cache_bytes(self, context: int, batch: int = 1) -> int:
+    def kv_cache_bytes(self, context: int, batch: int = 1) -> int | None:
         """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""
         t = self.spec.text
+        if t is None:
+            return None
         per_layer = kv_bytes_per_token_layer(t)
         return batch * per_layer * sum(min(context, t.window(i) or context) for i in range(t.num_layers))
 
@@ -129,19 +135,19 @@ def rows_of(entries: list[WeightEntry]) -> list[Row]:
     return rows
 
 
-def _moe_totals(t: TextSpec, entries: list[WeightEntry], total: int) -> MoETotals | None:
-    if t.moe is None or t.moe.top_k is None:
+def moe_totals(entries: list[WeightEntry], total: int, experts: int, top_k: int | None,
+               moe_layers: int) -> MoETotals | None:
+    """Routed-expert parameters and those a token uses: all but (experts - top_k) / experts of them."""
+    if not experts or top_k is None:
         return None
     routed = sum(e.numel for e in entries if e.group == EXPERTS and e.component != MTP and e.parameter)
-    layers = len(t.moe.layers)
-    inactive = routed * (t.moe.num_experts - t.moe.top_k) // t.moe.num_experts
-    return MoETotals(total - inactive, routed, layers, t.moe.num_experts, t.moe.top_k)
+    inactive = routed * (experts - top_k) // experts
+    return MoETotals(total - inactive, routed, moe_layers, experts, top_k)
 
 
-def account(spec: ModelSpec) -> Accounting:
-    entries = inventory(spec)
-    rows = rows_of(entries)
-    t = spec.text
+def totals_of(entries: list[WeightEntry], tied: bool, kv_per_token: int,
+              moe: tuple[int, int | None, int] | None = None) -> Totals:
+    """The totals block of an inventory; `moe` is (experts, top_k, MoE layers) when the model has experts."""
     counted = [e for e in entries if e.parameter and e.component != MTP]
     stored = sum(e.numel for e in counted if e.stored)
     untied = sum(e.numel for e in counted)
@@ -151,17 +157,24 @@ def account(spec: ModelSpec) -> Accounting:
         count = sum(e.numel for e in counted if e.stored and e.component == name)
         if count or name == "language_model":
             components[name] = count
-    extra = {MTP: sum(e.numel for e in entries if e.component == MTP and e.parameter)} if t.mtp_layers else {}
-    totals = Totals(
+    mtp = sum(e.numel for e in entries if e.component == MTP and e.parameter)
+    return Totals(
         total_params=stored,
         total_params_untied=untied,
         embedding_params=embedding,
         non_embedding_params=stored - embedding,
         components=components,
         weight_bytes={k: stored * v for k, v in WEIGHT_BYTES_PER_PARAM.items()},
-        kv_cache_bytes_per_token=t.num_layers * kv_bytes_per_token_layer(t),
-        tied_embeddings=t.tie_embeddings,
-        moe=_moe_totals(t, entries, stored),
-        extra=extra,
+        kv_cache_bytes_per_token=kv_per_token,
+        tied_embeddings=tied,
+        moe=moe_totals(entries, stored, *moe) if moe else None,
+        extra={MTP: mtp} if mtp else {},
     )
-    return Accounting(spec, rows, totals, entries)
+
+
+def account(spec: ModelSpec) -> Accounting:
+    entries = inventory(spec)
+    t = spec.text
+    moe = (t.moe.num_experts, t.moe.top_k, len(t.moe.layers)) if t.moe is not None else None
+    totals = totals_of(entries, t.tie_embeddings, t.num_layers * kv_bytes_per_token_layer(t), moe)
+    return Accounting(spec, rows_of(entries), totals, entries)

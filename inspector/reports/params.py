@@ -71,10 +71,11 @@ def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
         "tied_embeddings": t.tied_embeddings,
         "components": dict(t.components),
         "weight_bytes": {k: int(v) for k, v in t.weight_bytes.items()},
-        "kv_cache_bytes_per_token": t.kv_cache_bytes_per_token,
-        "kv_cache": {"context": context, "batch": batch, "dtype": "bf16",
-                     "bytes": acc.kv_cache_bytes(context, batch)},
+        **({"kv_cache_bytes_per_token": t.kv_cache_bytes_per_token,
+            "kv_cache": {"context": context, "batch": batch, "dtype": "bf16",
+                         "bytes": acc.kv_cache_bytes(context, batch)}} if spec.text is not None else {}),
         **_moe_json(acc),
+        **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
         "rows": [_row_json(r) for r in acc.rows],
     }
@@ -88,6 +89,24 @@ def _moe_json(acc: Accounting) -> dict[str, Any]:
                     "active_params_without_embedding": m.active_params - _input_embedding(acc),
                     "active_definition": m.definition, "routed_expert_params": m.routed_expert_params,
                     "experts": m.experts, "top_k": m.top_k, "moe_layers": m.moe_layers}}
+
+
+def _origin_json(acc: Accounting) -> dict[str, Any]:
+    """Where the inventory came from, for a model counted through transformers."""
+    origin = getattr(acc.spec, "origin", None)
+    if origin is None:
+        return {}
+    return {"inventory": {"source": origin, "transformers_version": acc.spec.transformers_version,
+                          "model_class": acc.spec.class_name, "seconds": round(acc.spec.seconds, 3)}}
+
+
+def _origin_note(acc: Accounting) -> str | None:
+    origin = getattr(acc.spec, "origin", None)
+    if origin is None:
+        return None
+    extra = "".join(f"; {note}" for note in acc.spec.notes)
+    return (f"{acc.spec.name}: {origin}: {acc.spec.class_name} built in {acc.spec.seconds:.2f} s; "
+            f"no KV-cache estimate without a native family{extra}.")
 
 
 def _input_embedding(acc: Accounting) -> int:
@@ -135,6 +154,8 @@ def _moe_rows(acc: Accounting) -> list[tuple[str, str]]:
 
 def _kv_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
     t, text = acc.totals, acc.spec.text
+    if text is None:
+        return []
     if text.mla is not None:
         m = text.mla
         rule = (f"{n(t.kv_cache_bytes_per_token)} B (MLA caches the compressed latent: "
@@ -215,7 +236,8 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -
     labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
     headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
-    notes = [note for a in accs if (note := _tie_note(a))]
+    notes = [note for a in accs if (note := _origin_note(a))]
+    notes += [note for a in accs if (note := _tie_note(a))]
     notes += [f"{a.spec.name}: active parameters per token = {a.totals.moe.definition}."
               for a in accs if a.totals.moe is not None]
 

@@ -18,6 +18,8 @@ STATUS_TEXT = {
     "buffer": "buffer (not a parameter)",
     "tied": "absent: tied to the embedding (fine)",
     "tied-stored": "STORED although tie_word_embeddings is true",
+    "quantization": "quantization tensor (not a parameter)",
+    "optional-absent": "absent: optional (fine)",
     "listed": "",
 }
 
@@ -43,6 +45,10 @@ def verify_json(r: VerifyResult) -> dict[str, Any]:
         "tied_lm_head": next((f.status for f in r.findings if f.status in ("tied", "tied-stored")), None),
         "tied_but_stored": r.names("tied-stored"),
         "buffers": r.names("buffer"),
+        "quantization": r.quantization,
+        "quantization_tensors": r.names("quantization"),
+        "optional_absent": r.names("optional-absent"),
+        "expected_from": r.origin or None,
         "problems": r.problems,
         "checkpoint_params": r.checkpoint_params,
         "expected_params": r.expected_params,
@@ -52,7 +58,8 @@ def verify_json(r: VerifyResult) -> dict[str, Any]:
         "tensors": [
             {"name": f.name, "status": f.status, "expected": _list(f.expected), "actual": _list(f.actual),
              "dtype": f.dtype, **({"stored_name": f.stored_name} if f.stored_name else {}),
-             **({"stored_shape": list(f.stored_shape)} if f.stored_shape else {})}
+             **({"stored_shape": list(f.stored_shape)} if f.stored_shape else {}),
+             **({"stored_as": f.note} if f.note else {}), "params": f.params, "bytes": f.nbytes}
             for f in r.findings
         ],
         "notes": r.notes,
@@ -67,7 +74,8 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
     dtype_mix = ", ".join(f"{k} × {v.tensors}" for k, v in r.dtypes.items())
     summary = [
         ["Checkpoint", f"{r.checkpoint} ({r.format}, {len(r.files)} file{'s' if len(r.files) != 1 else ''})"],
-        ["Expected from", f"{r.model} ({r.architecture})" if r.has_inventory else "no inventory for this architecture"],
+        ["Expected from", f"{r.model} ({r.architecture}; {r.origin})" if r.has_inventory
+         else "no inventory for this architecture"],
     ]
     if r.has_inventory:
         summary += [
@@ -81,11 +89,18 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
             summary.append(["Tied LM head", STATUS_TEXT[tied.status]])
     else:
         summary.append(["Tensors", n(len(r.findings))])
+    if r.count("optional-absent"):
+        summary.append(["Optional tensors absent (fine)", n(r.count("optional-absent"))])
+    if r.quantization:
+        side = [f for f in r.findings if f.status == "quantization"]
+        summary += [["Quantization", r.quantization],
+                    ["Quantization tensors (not parameters)",
+                     f"{n(len(side))} ({human_bytes(sum(f.nbytes for f in side))})"]]
     summary += [
         ["Buffers (not parameters)", n(r.count("buffer"))],
         ["Index / shard problems", n(len(r.problems))],
         ["Dtypes", dtype_mix],
-        ["Parameters", f"checkpoint {n(r.checkpoint_params)}"
+        ["Parameters (logical)", f"checkpoint {n(r.checkpoint_params)}"
          + (f" / expected {n(r.expected_params)}" if r.expected_params is not None else "")],
         ["Stored bytes", f"{n(r.stored_bytes)} ({human_bytes(r.stored_bytes)})"],
         ["Result", ("OK" if r.ok else "MISMATCH") if r.has_inventory else ("listed" if r.ok else "PROBLEMS")],
@@ -93,32 +108,22 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
     sections = [Section("Verify", ["Check", "Result"], summary)]
 
     gguf = r.format == "gguf"
-    shown = [f for f in r.findings
-             if show_all or not r.has_inventory or f.status not in ("ok", "buffer", "listed")]
+    quiet = ("ok", "buffer", "listed", "quantization", "optional-absent")
+    shown = [f for f in r.findings if show_all or not r.has_inventory or f.status not in quiet]
     if shown:
-        headers = ["Tensor", "Status", "Expected", "Found", "Dtype"]
+        headers = ["Tensor", "Status", "Expected", "Found", "Dtype", "Stored as"]
         if gguf:
             headers += ["GGUF name", "GGUF shape (ne[0] first)"]
         rows = []
         for f in shown:
-            row = [f.name, STATUS_TEXT[f.status], _shape(f.expected), _shape(f.actual), f.dtype or ""]
+            row = [f.name, STATUS_TEXT[f.status], _shape(f.expected), _shape(f.actual), f.dtype or "",
+                   f.note or (f.stored_name if f.stored_name and not gguf else "")]
             if gguf:
                 row += [f.stored_name or (f.name if f.actual else ""), _shape(f.stored_shape)]
             rows.append(row)
         sections.append(Section("Tensors" if show_all or not r.has_inventory else "Findings", headers, rows))
     if r.problems:
         sections.append(Section("Index / shard problems", ["Problem"], [[p] for p in r.problems]))
-    sections.append(Section("Dtype mix", ["Dtype", "Tensors", "Parameters", "Bytes"],
+    sections.append(Section("Dtype mix", ["Dtype", "Tensors", "Logical parameters", "Bytes"],
                             [[k, n(v.tensors), n(v.params), n(v.nbytes)] for k, v in r.dtypes.items()]))
-    notes = list(r.notes)
-    if gguf:
-        notes.append("GGUF stores dimensions fastest-first (ne[0] first); shapes are compared in PyTorch "
-                     "order (reversed). Quantization types are shown as stored; parameters are logical "
-                     "element counts, bytes are what the file stores.")
-    if r.config_dtype and not gguf:
-        float_dtypes = {k for k in r.dtypes if k in ("F32", "F16", "BF16", "F64", "F8_E4M3", "F8_E5M2")}
-        want = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}.get(r.config_dtype)
-        if want and float_dtypes and float_dtypes != {want}:
-            notes.append(f"config.json says torch_dtype {r.config_dtype}; the checkpoint stores "
-                         f"{', '.join(sorted(float_dtypes))} (not an error: loaders convert)")
-    return Report(sections, verify_json(r), notes=notes)
+    return Report(sections, verify_json(r), notes=list(r.notes))

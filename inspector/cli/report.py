@@ -1,0 +1,103 @@
+"""`inspect report`: one self-contained HTML page per model (several side by side), with the
+architecture drawn, charts of where parameters and memory go, the params and config tables, and
+optionally the traced shapes (--trace) and the verified checkpoint (--weights)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inspector.cli.options import BatchOpt, ContextOpt, ModelsArg, OutOpt
+
+TracePromptOpt = Annotated[Optional[str], typer.Option(
+    "--trace", help="Trace this prompt through each model and show every step's shape (needs torch; the meta "
+                    "device without weights).", show_default=False)]
+WeightsListOpt = Annotated[Optional[list[str]], typer.Option(
+    "--weights", "-w", help="A checkpoint (.safetensors / .gguf file or directory) for a MODEL: verified tensor "
+                            "by tensor, and traced on its weights with --trace. Repeat for several models, "
+                            "in order.", show_default=False)]
+
+
+def _check_directory(output: Path | None) -> None:
+    """Fail before any work (a trace can take a while) when the output directory is missing."""
+    from inspector.errors import InspectError
+
+    if output is not None:
+        directory = output.parent if str(output.parent) else Path(".")
+        if not directory.is_dir():
+            raise InspectError(f"{output}: directory {directory} does not exist")
+
+
+def _native_spec(model: str):
+    """The spec the diagram is drawn from; a model_type without a native family has none."""
+    from inspector.errors import InspectError
+    from inspector.inventory.load import is_native
+    from inspector.spec.model import from_hf_config
+    from inspector.spec.resolve import resolve
+
+    src = resolve(model)
+    if not is_native(src.config):
+        raise InspectError(f"{src.where}: model_type {src.config.get('model_type')!r} has no native family, so "
+                           f"its architecture cannot be drawn; `inspect params {model}` counts it through "
+                           f"transformers")
+    return from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor)
+
+
+def _trace(model: str, weights: str | None, prompt: str):
+    from inspector.runtime.prepare import prepare
+    from inspector.runtime.trace import trace_prompt
+
+    return trace_prompt(prepare(model, weights), prompt)
+
+
+def report(
+    models: ModelsArg,
+    output: OutOpt = None,
+    trace: TracePromptOpt = None,
+    weights: WeightsListOpt = None,
+    context: ContextOpt = 4096,
+    batch: BatchOpt = 1,
+) -> None:
+    """One HTML page that works offline: the architecture drawn from the spec (in the style of
+    Figures 1.1, 2.1 and 2.2 of Implementations of Large Language Models), where the parameters and
+    the memory go, the params and config tables; --trace adds the traced shapes, --weights the
+    checkpoint verified tensor by tensor.
+
+    No script, no network: styles and SVG figures are inline; the same input gives the same bytes.
+
+    Several models are shown side by side.
+
+    Examples:
+      inspect report Qwen/Qwen2.5-1.5B -o qwen.html
+      inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html
+      inspect report qwen2.5-0.5b --trace "The capital of France is" -o traced.html
+      inspect report smollm2-135m --weights SmolLM2-135M-Instruct.Q4_1.gguf -o verified.html
+    """
+    from inspector.checkpoint.verify import verify
+    from inspector.errors import InspectError
+    from inspector.files import write_atomic
+    from inspector.inventory.accounting import account
+    from inspector.reports.html import ModelPage, page
+
+    weights = weights or []
+    if len(weights) > len(models):
+        raise InspectError(f"--weights is given {len(weights)} times for {len(models)} model(s): "
+                           f"at most one checkpoint per MODEL, in the same order")
+    _check_directory(output)
+    pages = []
+    for i, model in enumerate(models):
+        checkpoint = weights[i] if i < len(weights) else None
+        item = ModelPage(account(_native_spec(model)))
+        if checkpoint is not None:
+            item.verify = verify(model, checkpoint)
+        if trace is not None:
+            item.trace = _trace(model, checkpoint, trace)
+        pages.append(item)
+    text = page(pages, context, batch)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
