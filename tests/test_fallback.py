@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inspector.cli.app import app
+from inspector.spec.wrappers import WRAPPERS
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -83,7 +84,11 @@ def test_params_equals_transformers(model_type, tmp_path_factory):
         return
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["total_params"] == total
+    if model_type in WRAPPERS and not MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type].endswith("ForConditionalGeneration"):
+        # native VLMs whose causal-LM class in transformers is the language model alone (llama4, mllama)
+        assert data["components"]["language_model"] == total
+    else:
+        assert data["total_params"] == total
     native = "inventory" not in data
     assert native == (json.loads((directory / "config.json").read_text())["model_type"]
                       in __import__("inspector.spec.model", fromlist=["x"]).supported_model_types())

@@ -183,12 +183,9 @@ def _merge(wrapper, top: ConfigReader, v: ConfigReader, grid: int) -> tuple[int,
     if m.how == "n":
         return r.int(m.key, int(m.default) if m.default else None), None
     value = r.float(m.key, m.default)
-    if m.how == "pool":  # tokens per image -> the pooling kernel
-        side = round(value ** 0.5)
-        if side * side != value or side < 1 or grid % side:
-            raise InspectError(f"{r.where}: field '{r._field(m.key)}' ({value:g}) must be a square dividing the "
-                               f"{grid}x{grid} patch grid")
-        return grid // side, None
+    if m.how == "pool":  # tokens per image -> the pooling kernel (transformers: grid // isqrt(tokens))
+        side = int(value ** 0.5)
+        return max(1, grid // side) if side >= 1 else 1, None
     if not 0 < value <= 1 or abs(1 / value - round(1 / value)) > 1e-9:
         raise InspectError(f"{r.where}: field '{r._field(m.key)}' must be 1/n, got {value}")
     return round(1 / value), value
