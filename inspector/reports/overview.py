@@ -76,8 +76,9 @@ def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], a
                         f"#{f.key}")
               for i, (k, f) in enumerate(zip(kinds, flows))]
     proj_groups: dict[str, list] = {}
-    for e in _top(acc, PROJECTOR):
-        proj_groups.setdefault(e.group, []).append(e)
+    for e in acc.entries:  # every projector tensor, repeated ones too (Qwen3-VL's DeepStack mergers)
+        if e.component == PROJECTOR:
+            proj_groups.setdefault(e.group, []).append(e)
     proj = [part_of(f"{anchor}.p.{i}", g, es, "proj", note=f"{tokens} patches → 1 token" if i == 0 else "")
             for i, (g, es) in enumerate(proj_groups.items())]
     patch = f"{v.temporal_patch_size} × {v.patch_size} × {v.patch_size}" if v.temporal_patch_size > 1 else \
