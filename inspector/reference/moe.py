@@ -218,6 +218,8 @@ class MoE(nn.Module):
                                f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
         if m.shared_expert_gate:
             self.shared_gate = linear(spec, d, 1, False, "Step 6", "shared expert gate: sigmoid(x W) (b, n, 1)")
+        self.meta_stand_in = Tap("Step 6", "meta device, no routing decisions: expert 0 stands for the chosen "
+                                 "experts, run on all b n tokens for its shapes")
         self.combined = Tap("Step 6", "each token's experts summed with their weights"
                             + (" plus the shared expert" if m.shared_intermediate else "") + ": back to (b, n, d)")
         note(self, "Step 6", "mixture-of-experts output")
@@ -243,7 +245,7 @@ class MoE(nn.Module):
         """x (T, d), weights and ids (T, k) -> sum over each token's experts (T, d)."""
         out = torch.zeros_like(x)
         if x.is_meta:  # no routing decisions without values: expert 0 stands for them, on every token
-            return out + self.experts.run(0, x)
+            return out + self.meta_stand_in(self.experts.run(0, x))
         for e in counts.nonzero().flatten().tolist():
             token, slot = torch.where(ids == e)  # (m,) each: which tokens chose e, and in which of their k slots
             w = weights[token, slot, None]  # (m, 1)

@@ -2,10 +2,11 @@
 
 `Recorder` registers a forward hook on every submodule of the model (the named layers and the
 `Tap` points inside attention and the MLP), stores only shapes and dtypes (never tensors), can
-time each module, and removes its hooks on exit. Each record carries the step note its module was
+time each module, and removes its hooks on exit. A Tap built with `values=True` (an MoE layer's
+tokens per expert) also has its small output kept as a list of numbers, when the device has values. Each record carries the step note its module was
 built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization, the prefill
 forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows. `collapse` folds repeated layers whose
-shapes equal layer 0's. No printing here; inspector.reports.trace renders.
+shapes equal an earlier layer's. No printing here; inspector.reports.trace renders.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Record:
     text: str = ""
     note: str = ""
     seconds: float | None = None
+    data: tuple | None = None  # the values of a Tap marked record_values (None on meta)
 
     @property
     def layer(self) -> int | None:
@@ -90,7 +92,7 @@ class Recorder:
             for index, start, end in self._events:
                 r = self.records[index]
                 self.records[index] = Record(r.name, r.module, r.shapes, r.dtype, r.step, r.text, r.note,
-                                             start.elapsed_time(end) / 1000)
+                                             start.elapsed_time(end) / 1000, r.data)
             self._events.clear()
 
     def _now(self, device_type: str):
@@ -114,8 +116,11 @@ class Recorder:
             start = self._starts.pop(name, None)
             if isinstance(start, float):
                 seconds = time.perf_counter() - start
+            data = None
+            if getattr(module, "record_values", False) and isinstance(output, torch.Tensor) and not output.is_meta:
+                data = tuple(output.detach().cpu().tolist())
             self.records.append(Record(name, type(module).__name__, _shapes(output), _dtype(output), step, text,
-                                       seconds=seconds))
+                                       seconds=seconds, data=data))
             if self.on_record is not None:
                 self.on_record(self.records[-1])
             if start is not None and not isinstance(start, float):
@@ -190,29 +195,43 @@ def _append_token(result: TraceResult, token: int | None, tok) -> None:
     result.next_strings.append(tok.decode([token]) if token is not None else "")
 
 
+_EXPERT = re.compile(r"\.experts\.\d+$")
+
+
 def _signature(records: Iterable[Record]) -> tuple:
-    return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records)
+    """What must match layer 0 for a layer to fold: names, shapes and dtypes, leaving out the routed
+    experts (which of them run, on how many tokens, is data that differs from layer to layer)."""
+    return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records if not _EXPERT.search(r.name))
 
 
-def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | tuple[int, int]]:
-    """Rows with repeated layers folded: a (first, last) range stands for layers whose shapes
-    equal layer 0's and are not in `show_layers` (default {0})."""
+def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | tuple[int, int, int]]:
+    """Rows with repeated layers folded: a (first, last, shown) range stands for layers whose shapes
+    equal those of the earlier layer `shown`, printed in full. Layers in `show_layers` (default {0})
+    and the first layer of each kind (DeepSeek-V3's first MoE layer, Gemma's first global layer)
+    are printed in full."""
     show = {0} if show_layers is None else show_layers
     by_layer: dict[int, list[Record]] = {}
     for r in rows:
         if r.layer is not None:
             by_layer.setdefault(r.layer, []).append(r)
-    base = _signature(by_layer.get(0, []))
-    folded = {i for i, recs in by_layer.items() if i not in show and _signature(recs) == base and i != 0}
-    if 0 not in show and 0 in by_layer:
-        folded.add(0)
-    out: list[Record | tuple[int, int]] = []
+    first_of_kind: dict[tuple, int] = {}
+    folded: dict[int, int] = {}  # layer -> the layer shown in full that it repeats
+    for i in sorted(by_layer):
+        signature = _signature(by_layer[i])
+        if i not in show and signature in first_of_kind:
+            folded[i] = first_of_kind[signature]
+        else:
+            first_of_kind.setdefault(signature, i)
+    out: list[Record | tuple[int, int, int]] = []
     for r in rows:
         layer = r.layer
+        last = out[-1] if out else None
         if layer is None or layer not in folded:
             out.append(r)
-        elif out and isinstance(out[-1], tuple) and out[-1][1] in (layer, layer - 1):
-            out[-1] = (out[-1][0], layer)
-        elif not (out and isinstance(out[-1], tuple) and out[-1][0] <= layer <= out[-1][1]):
-            out.append((layer, layer))
+        elif isinstance(last, tuple) and last[0] <= layer <= last[1]:
+            continue
+        elif isinstance(last, tuple) and last[2] == folded[layer] and last[1] == layer - 1:
+            out[-1] = (last[0], layer, last[2])
+        else:
+            out.append((layer, layer, folded[layer]))
     return out
