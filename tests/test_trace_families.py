@@ -126,6 +126,9 @@ def test_latent_attention_cache_holds_the_latent(tmp_path_factory):
     assert "20 numbers" in step(data, "layers.0.attn.latent_cache")["description"]
     assert "layers.0.mlp.router" not in [s["name"] for s in data["steps"]]  # first_k_dense_replace
     assert sum(step(data, "layers.1.mlp.tokens_per_expert")["values"]) == 2 * n
+    grown = [next(s["shape"] for s in d["steps"] if s["name"] == "layers.0.attn.latent_cache")
+             for d in data["decode_steps"]]
+    assert grown == [[1, 1, n + 1, 16], [1, 1, n + 2, 16]]  # one latent per token, not K and V per head
 
 
 def test_sinks_softcap_and_window_masks_are_named_steps(tmp_path):

@@ -240,7 +240,9 @@ _MODEL_TYPES = {
     "qwen3": ("qwen3", "Qwen3ForCausalLM"),
     "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
 }
-# Config values a GGUF does not carry, as llama.cpp and transformers' config class both assume them.
+# Config values a GGUF does not carry, as llama.cpp and transformers' config class both assume them;
+# these architectures also take `{arch}.attention.sliding_window` (a llama/qwen2 file's is not used,
+# as transformers does not use it).
 _ARCH_CONFIG = {"gemma3": {"rope_local_base_freq": 10000.0}}
 
 
@@ -249,6 +251,12 @@ def _f32_clean(x: float) -> float:
     import numpy as np
 
     return float(str(np.float32(x)))
+
+
+def _arch_config(arch: str, md: dict[str, Any]) -> dict[str, Any]:
+    """The values of `_ARCH_CONFIG` and, for those architectures, the file's sliding window."""
+    window = md.get(f"{arch}.attention.sliding_window") if arch in _ARCH_CONFIG else None
+    return {**_ARCH_CONFIG.get(arch, {}), **({"sliding_window": int(window)} if window is not None else {})}
 
 
 def gguf_to_hf_config(headers_or_path: CheckpointHeaders | str | os.PathLike) -> dict[str, Any]:
@@ -311,10 +319,8 @@ def gguf_to_hf_config(headers_or_path: CheckpointHeaders | str | os.PathLike) ->
         "rope_theta": _f32_clean(float(md.get(f"{arch}.rope.freq_base", 10000.0))),
         "tie_word_embeddings": "output.weight" not in headers.tensors,
         "attention_bias": "blk.0.attn_q.bias" in headers.tensors,
-        **_ARCH_CONFIG.get(arch, {}),
+        **_arch_config(arch, md),
     }
-    if f"{arch}.attention.sliding_window" in md:
-        cfg["sliding_window"] = int(md[f"{arch}.attention.sliding_window"])
     for gguf_key, hf_key in (
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),
         ("tokenizer.ggml.eos_token_id", "eos_token_id"),

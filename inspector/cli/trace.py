@@ -157,6 +157,5 @@ def run(
         sys.stdout.write("\n\n")
     report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, ids, records, gens, method, routing.layers())
     if len(gens) > 1:
-        sweep = sweep_report(gens)
-        report.sections.append(sweep.sections[0])
+        report.sections.append(sweep_report(gens).sections[0])
     emit(report, format.value, output)

@@ -80,7 +80,8 @@ class Attention(nn.Module):
         self.v_heads = Tap("Step 5", "V reshaped and transposed to (b, n_kv, n, d_h)")
         partial = " (first {} of d_h)".format(int(spec.head_dim * spec.partial_rotary_factor)) \
             if spec.partial_rotary_factor < 1 else ""
-        self.q_rope = Tap("Step 5", f"RoPE applied to Q (rotate-half pairs){partial}")
+        pairs = "interleaved pairs (2i, 2i+1)" if spec.rope_interleaved else "rotate-half pairs"
+        self.q_rope = Tap("Step 5", f"RoPE applied to Q ({pairs}){partial}")
         self.k_rope = Tap("Step 5", f"RoPE applied to K{partial}")
         self.k_cache = Tap("1.2.5.1", "K cache after appending: (b, n_kv, t+n, d_h)")
         self.v_cache = Tap("1.2.5.1", "V cache after appending: (b, n_kv, t+n, d_h)")

@@ -147,9 +147,10 @@ class TextModel(nn.Module):
         return logits
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None, embeds: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+                positions: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
         """`embeds` (b, n, d) replaces the embedding lookup (a VLM's text embeddings with image features
-        scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n)."""
+        scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n); `last_only`
+        gives the logits of the last position only, (b, 1, n_v), all that generation samples from."""
         b, n = ids.shape
         start = cache.length if cache is not None else 0
         if positions is None:
@@ -163,4 +164,4 @@ class TextModel(nn.Module):
             if key not in masks:
                 masks[key] = causal_mask(start, n, key[0], x.dtype, ids.device, chunk=key[1])  # (1, 1, n, start+n)
             x = block(x, ropes, masks[key], cache)  # (b, n, d)
-        return self._logits(x)  # (b, n, n_v)
+        return self._logits(x[:, -1:] if last_only else x)  # (b, n or 1, n_v)

@@ -38,7 +38,8 @@ def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list[s
         if isinstance(item, tuple):
             first, last, shown = item
             label = f"layers {first}-{last}" if last > first else f"layer {first}"
-            rows.append(["Step 7", label, "Block", "", "", f"same shapes as layer {shown} (collapsed; --layers shows "
+            like = " or ".join(str(i) for i in shown)
+            rows.append(["Step 7", label, "Block", "", "", f"same shapes as layer {like} (collapsed; --layers shows "
                                                           "them)"])
             continue
         rows.append([item.step, item.name, item.module, shape_text(item.shapes), item.dtype, item.text])

@@ -144,7 +144,8 @@ class TraceResult:
     next_strings: list[str] = field(default_factory=list)
 
 
-DECODE_KEYS = ("embed", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.probs", "lm_head")
+DECODE_KEYS = ("embed", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.latent_cache",
+               "layers.0.attn.probs", "lm_head")
 
 
 def _choose(logits: torch.Tensor, settings, generator) -> int | None:
@@ -204,11 +205,11 @@ def _signature(records: Iterable[Record]) -> tuple:
     return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records if not _EXPERT.search(r.name))
 
 
-def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | tuple[int, int, int]]:
-    """Rows with repeated layers folded: a (first, last, shown) range stands for layers whose shapes
-    equal those of the earlier layer `shown`, printed in full. Layers in `show_layers` (default {0})
-    and the first layer of each kind (DeepSeek-V3's first MoE layer, Gemma's first global layer)
-    are printed in full."""
+def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | tuple[int, int, tuple[int, ...]]]:
+    """Rows with repeated layers folded: a (first, last, shown) range stands for consecutive layers
+    whose shapes each equal those of one of the earlier layers `shown`, printed in full. Layers in
+    `show_layers` (default {0}) and the first layer of each kind (DeepSeek-V3's first MoE layer,
+    Gemma's first global layer, gpt-oss's first full-attention layer) are printed in full."""
     show = {0} if show_layers is None else show_layers
     by_layer: dict[int, list[Record]] = {}
     for r in rows:
@@ -222,7 +223,7 @@ def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Re
             folded[i] = first_of_kind[signature]
         else:
             first_of_kind.setdefault(signature, i)
-    out: list[Record | tuple[int, int, int]] = []
+    out: list[Record | tuple[int, int, tuple[int, ...]]] = []
     for r in rows:
         layer = r.layer
         last = out[-1] if out else None
@@ -230,8 +231,8 @@ def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Re
             out.append(r)
         elif isinstance(last, tuple) and last[0] <= layer <= last[1]:
             continue
-        elif isinstance(last, tuple) and last[2] == folded[layer] and last[1] == layer - 1:
-            out[-1] = (last[0], layer, last[2])
+        elif isinstance(last, tuple) and last[1] == layer - 1:
+            out[-1] = (last[0], layer, tuple(sorted({*last[2], folded[layer]})))
         else:
-            out.append((layer, layer, folded[layer]))
+            out.append((layer, layer, (folded[layer],)))
     return out
