@@ -216,3 +216,13 @@ def test_trace_shows_the_sliding_window_and_collapses_by_kind(runtime):
     folded = [row for row in trace_rows(result, None) if row[0] == "Step 7" and row[2] == "Block" and not row[3]]
     assert [row[1] for row in folded] == ["layers 1-4", "layers 6-17"]
     assert "same shapes as layer 0 or 5" in folded[1][5]
+
+
+def test_verify_maps_gemma_norm_names(gguf_path):
+    """`inspect verify` on the GGUF: Gemma 3's four norms per layer map to the sandwich-norm names."""
+    from inspector.checkpoint.verify import verify
+
+    result = verify(str(gguf_path))
+    assert result.ok and not result.names("missing") and not result.names("unexpected")
+    assert result.count("ok") == 236
+    assert result.checkpoint_params == result.expected_params == 268_098_176

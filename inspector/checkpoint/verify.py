@@ -94,7 +94,8 @@ def _by_hf_name(headers: CheckpointHeaders, spec: ModelSpec | None) -> dict[str,
         return {name: (name, info) for name, info in headers.tensors.items()}
     from inspector.checkpoint.gguf import gguf_layer_count, gguf_name_map
 
-    mapping = gguf_name_map(spec.text.num_layers if spec else gguf_layer_count(headers))
+    mapping = gguf_name_map(spec.text.num_layers if spec else gguf_layer_count(headers),
+                            headers.metadata.get("general.architecture") or "llama")
     prefix = spec.text.prefix if spec else ""
     return {prefix + mapping.get(g, g) if g in mapping else g: (g, info) for g, info in headers.tensors.items()}
 
