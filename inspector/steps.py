@@ -5,7 +5,8 @@ repeated layers: shared by the text trace (inspector.runtime.trace) and the imag
 A record's name locates it: `layers.3.attn.q` (a text model), `vision.blocks.5`, `text.layers.0.mlp`
 (a VLM). Its `stack` is the part before the repeated index (`layers`, `vision.blocks`,
 `text.layers`) and `layer` the index; `collapse` folds, stack by stack, the layers whose records
-have the same shapes as that stack's layer 0.
+have the same shapes as an earlier layer of the same kind printed in full (layer 0, and the first
+layer of each other kind: DeepSeek-V3's first MoE layer, Gemma's first global layer).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Record:
     text: str = ""
     note: str = ""
     seconds: float | None = None
+    data: tuple | None = None  # the values of a Tap marked record_values (None on meta)
 
     @property
     def layer(self) -> int | None:
@@ -44,41 +46,54 @@ class Record:
 
 
 class Folded(tuple):
-    """(first, last): the layers of `stack` folded into one row."""
+    """(first, last): the layers of `stack` folded into one row; `shown` are the layers printed in full
+    whose shapes they repeat."""
 
     stack: str
+    shown: tuple[int, ...]
 
-    def __new__(cls, first: int, last: int, stack: str = "layers") -> "Folded":
+    def __new__(cls, first: int, last: int, stack: str = "layers", shown: tuple[int, ...] = (0,)) -> "Folded":
         obj = super().__new__(cls, (first, last))
-        obj.stack = stack
+        obj.stack, obj.shown = stack, shown
         return obj
 
 
+_EXPERT = re.compile(r"\.experts\.\d+$")
+
+
 def _signature(records: Iterable[Record]) -> tuple:
-    return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records)
+    """What must match for a layer to fold: names, shapes and dtypes, leaving out the routed experts
+    (which of them run, on how many tokens, is data that differs from layer to layer)."""
+    return tuple((_LAYER.sub("", r.name), r.shapes, r.dtype) for r in records if not _EXPERT.search(r.name))
 
 
 def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Record | Folded]:
-    """Rows with repeated layers folded: a Folded (first, last) range stands for layers of one stack
-    whose records have the shapes of that stack's layer 0 and are not in `show_layers` (default {0})."""
+    """Rows with repeated layers folded, stack by stack: a Folded (first, last) range stands for
+    consecutive layers whose shapes each equal those of an earlier layer printed in full. Layers in
+    `show_layers` (default {0}) and the first layer of each kind are printed in full."""
     show = {0} if show_layers is None else show_layers
     by_layer: dict[tuple[str, int], list[Record]] = {}
     for r in rows:
         if r.layer is not None:
             by_layer.setdefault((r.stack, r.layer), []).append(r)
-    folded = set()
-    for (stack, i), recs in by_layer.items():
-        base = _signature(by_layer.get((stack, 0), []))
-        if i not in show and (i == 0 or _signature(recs) == base):
-            folded.add((stack, i))
+    first_of_kind: dict[tuple, int] = {}
+    folded: dict[tuple[str, int], int] = {}  # (stack, layer) -> the layer shown in full that it repeats
+    for stack, i in sorted(by_layer, key=lambda k: (k[0], k[1])):
+        signature = (stack, _signature(by_layer[(stack, i)]))
+        if i not in show and signature in first_of_kind:
+            folded[(stack, i)] = first_of_kind[signature]
+        else:
+            first_of_kind.setdefault(signature, i)
     out: list[Record | Folded] = []
     for r in rows:
         key = (r.stack, r.layer)
         last = out[-1] if out and isinstance(out[-1], Folded) and out[-1].stack == r.stack else None
         if r.layer is None or key not in folded:
             out.append(r)
-        elif last is not None and last[1] in (r.layer, r.layer - 1):
-            out[-1] = Folded(last[0], r.layer, r.stack)
-        elif not (last is not None and last[0] <= r.layer <= last[1]):
-            out.append(Folded(r.layer, r.layer, r.stack))
+        elif last is not None and last[0] <= r.layer <= last[1]:
+            continue
+        elif last is not None and last[1] == r.layer - 1:
+            out[-1] = Folded(last[0], r.layer, r.stack, tuple(sorted({*last.shown, folded[key]})))
+        else:
+            out.append(Folded(r.layer, r.layer, r.stack, (folded[key],)))
     return out

@@ -21,10 +21,13 @@ def hf_tiny(cfg: dict, seed: int = 0):
     torch.manual_seed(seed)
     config = AutoConfig.for_model(**cfg)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.float32)
-    with torch.no_grad():  # norms start at ones; make them matter
+    with torch.no_grad():  # norms start at ones, selection biases at zero; make them matter
         for name, p in model.named_parameters():
             if "norm" in name or name.endswith(".bias"):
                 p.add_(0.1 * torch.randn_like(p))
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):  # DeepSeek-V3's router selection bias
+                b.add_(0.5 * torch.randn_like(b))
     return model.eval()
 
 

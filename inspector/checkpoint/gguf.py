@@ -5,7 +5,8 @@ This module owns
     ``.gguf`` file, read with the ``gguf`` package's ``GGUFReader`` (memory-mapped; no tensor is
     dequantized or copied);
   * :func:`gguf_to_hf_config`: a Hugging Face-style ``config.json`` dict built from the metadata;
-  * :func:`gguf_name_map`: GGUF tensor names -> Hugging Face llama/qwen2/qwen3 names;
+  * :func:`gguf_name_map`: GGUF tensor names -> Hugging Face llama/qwen2/qwen3/gemma3 names;
+  * :data:`GGUF_NORM_PLUS_ONE`: the architectures whose norm weights the file stores as 1 + w;
   * :func:`qk_row_permutation`: where llama.cpp moved the rows of ``attn_q``/``attn_k``.
 
 Shapes. GGUF stores dimensions fastest-varying first (``ne[0]`` first); ``TensorInfo.stored_shape``
@@ -27,6 +28,12 @@ so shape verification is unaffected, but values compared against the HF checkpoi
 un-permuted (``attn_k`` with the number of KV heads). transformers' GGUF loader does this (its
 ``LlamaTensorProcessor``); :func:`qk_row_permutation` gives the row mapping. Qwen2/Qwen3 GGUFs are
 not permuted (ggml uses NeoX-style RoPE for them).
+
+Gemma (``gemma``, ``gemma2``, ``gemma3``). Hugging Face's Gemma RMSNorm multiplies by (1 + w) and
+stores w; llama.cpp's converter writes 1 + w (so its norm is a plain x * w). A loader into the (1 + w)
+form subtracts 1 from every ``*norm.weight`` of these files (transformers' GGUF loader does the same).
+Gemma 3's GGUF carries no base for the RoPE of its sliding layers; llama.cpp and transformers both
+take 10000, written into the config here.
 
 Errors: a missing, truncated or otherwise unreadable GGUF raises
 :class:`~inspector.errors.InspectError` with one line naming the file. ``gguf`` is imported only
@@ -158,8 +165,20 @@ def open_gguf(path: str | os.PathLike) -> tuple[Any, CheckpointHeaders]:
 # --------------------------------------------------------------------------- names
 
 
-def gguf_name_map(n_layers: int) -> dict[str, str]:
-    """GGUF tensor name -> Hugging Face name, for llama-family models (llama, mistral, qwen2, qwen3).
+# Architectures whose per-layer norm names differ from llama's: Gemma 3's four norms per layer.
+_ARCH_NAMES = {
+    "gemma3": {
+        "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+        "post_attention_norm.weight": "post_attention_layernorm.weight",
+        "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
+    },
+}
+GGUF_NORM_PLUS_ONE = frozenset({"gemma", "gemma2", "gemma3"})
+
+
+def gguf_name_map(n_layers: int, arch: str = "llama") -> dict[str, str]:
+    """GGUF tensor name -> Hugging Face name, for llama-family models (llama, mistral, qwen2, qwen3)
+    and Gemma 3 (`arch` "gemma3": its sandwich norms).
 
     Covers embeddings, final norm, lm head, and per layer: both norms, q/k/v/o projections
     (weights and qwen2-style biases), qwen3's q/k norms, and the gated MLP.
@@ -185,6 +204,7 @@ def gguf_name_map(n_layers: int) -> dict[str, str]:
         "ffn_gate.weight": "mlp.gate_proj.weight",
         "ffn_up.weight": "mlp.up_proj.weight",
         "ffn_down.weight": "mlp.down_proj.weight",
+        **_ARCH_NAMES.get(arch, {}),
     }
     for i in range(n_layers):
         for g, h in per_layer.items():
@@ -218,7 +238,12 @@ _MODEL_TYPES = {
     "mistral": ("mistral", "MistralForCausalLM"),
     "qwen2": ("qwen2", "Qwen2ForCausalLM"),
     "qwen3": ("qwen3", "Qwen3ForCausalLM"),
+    "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
 }
+# Config values a GGUF does not carry, as llama.cpp and transformers' config class both assume them;
+# these architectures also take `{arch}.attention.sliding_window` (a llama/qwen2 file's is not used,
+# as transformers does not use it).
+_ARCH_CONFIG = {"gemma3": {"rope_local_base_freq": 10000.0}}
 
 
 def _f32_clean(x: float) -> float:
@@ -226,6 +251,12 @@ def _f32_clean(x: float) -> float:
     import numpy as np
 
     return float(str(np.float32(x)))
+
+
+def _arch_config(arch: str, md: dict[str, Any]) -> dict[str, Any]:
+    """The values of `_ARCH_CONFIG` and, for those architectures, the file's sliding window."""
+    window = md.get(f"{arch}.attention.sliding_window") if arch in _ARCH_CONFIG else None
+    return {**_ARCH_CONFIG.get(arch, {}), **({"sliding_window": int(window)} if window is not None else {})}
 
 
 def gguf_to_hf_config(headers_or_path: CheckpointHeaders | str | os.PathLike) -> dict[str, Any]:
@@ -288,6 +319,7 @@ def gguf_to_hf_config(headers_or_path: CheckpointHeaders | str | os.PathLike) ->
         "rope_theta": _f32_clean(float(md.get(f"{arch}.rope.freq_base", 10000.0))),
         "tie_word_embeddings": "output.weight" not in headers.tensors,
         "attention_bias": "blk.0.attn_q.bias" in headers.tensors,
+        **_arch_config(arch, md),
     }
     for gguf_key, hf_key in (
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),

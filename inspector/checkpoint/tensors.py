@@ -2,8 +2,9 @@
 
 Sources: a safetensors file, or a directory of them (sharded through model.safetensors.index.json),
 read with safetensors' mmap; a GGUF file, dequantized with the gguf package, its names mapped to
-Hugging Face names and llama.cpp's Q/K row permutation undone where the family says the file
-carries it. `open_source(path)` picks the source. Needs torch.
+Hugging Face names, llama.cpp's Q/K row permutation undone where the family says the file
+carries it, and Gemma's norms brought back from 1 + w to w. `open_source(path)` picks the source.
+Needs torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import torch
 
-from inspector.checkpoint.gguf import gguf_name_map, gguf_to_hf_config, open_gguf, qk_row_permutation
+from inspector.checkpoint.gguf import (
+    GGUF_NORM_PLUS_ONE, gguf_name_map, gguf_to_hf_config, open_gguf, qk_row_permutation,
+)
 from inspector.checkpoint.open import PICKLE_SUFFIXES, refuse_pickle
 from inspector.errors import InspectError
 
@@ -94,7 +97,8 @@ class GGUFSource(TensorSource):
         self.reader, headers = open_gguf(path)  # one parse serves the config and the tensors
         self.config = gguf_to_hf_config(headers)  # one-line InspectErrors for bad files and architectures
         self.arch = self.config["model_type"]
-        names = gguf_name_map(self.config["num_hidden_layers"])
+        self.gguf_arch = headers.metadata.get("general.architecture")
+        names = gguf_name_map(self.config["num_hidden_layers"], self.gguf_arch)
         self.tensors = {names[t.name]: t for t in self.reader.tensors if t.name in names}
         self.heads = {"q_proj": self.config["num_attention_heads"], "k_proj": self.config["num_key_value_heads"]}
 
@@ -113,6 +117,8 @@ class GGUFSource(TensorSource):
         projection = name.split(".")[-2]
         if self.arch == "llama" and projection in self.heads and w.dim() == 2:
             w = unpermute_rope_rows(w, self.heads[projection])
+        if self.gguf_arch in GGUF_NORM_PLUS_ONE and name.endswith("norm.weight"):
+            w = w - 1.0  # stored as 1 + w; the (1 + w) RMSNorm wants w
         return w
 
 

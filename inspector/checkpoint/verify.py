@@ -93,7 +93,7 @@ def _by_hf_name(headers: CheckpointHeaders, exp: Expected | None) -> dict[str, t
     from inspector.checkpoint.gguf_experts import gguf_moe_role
 
     layers = 1 + max((e.layer for e in exp.entries if e.layer is not None), default=-1) if exp else 0
-    mapping = gguf_name_map(layers or gguf_layer_count(headers))
+    mapping = gguf_name_map(layers or gguf_layer_count(headers), headers.metadata.get("general.architecture") or "llama")
     prefix = exp.entries[0].name[: exp.entries[0].name.find("model.")] if exp and "model." in exp.entries[0].name else ""
     out = {}
     for g, info in headers.tensors.items():

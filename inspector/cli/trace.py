@@ -51,7 +51,7 @@ def trace(
     chat: ChatOpt = False,
     decode_steps: Annotated[int, typer.Option("--decode-steps", help="Cached decode steps after the prompt.", min=0)] = 0,
     layers: Annotated[Optional[str], typer.Option("--layers", help="Layers to show in full, e.g. 0,5,10-12 or all "
-                                                  "(others collapse when their shapes equal layer 0's).")] = None,
+                                                  "(others collapse when their shapes equal an earlier layer's).")] = None,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
@@ -130,6 +130,7 @@ def run(
     from inspector.errors import InspectError
     from inspector.reports.render import emit
     from inspector.reports.trace import run_report, sweep_report
+    from inspector.runtime.routing import RoutingCounter
     from inspector.runtime.run import generate_all, prompt_ids, time_prefill
     from inspector.runtime.prepare import prepare
 
@@ -150,12 +151,12 @@ def run(
 
     if streaming:
         sys.stdout.write(prompts[0])
-    gens = generate_all(rt, prompts, temps, trials, max_new_tokens, top_k, top_p, seed, chat,
-                        on_token if streaming else None)
+    with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
+        gens = generate_all(rt, prompts, temps, trials, max_new_tokens, top_k, top_p, seed, chat,
+                            on_token if streaming else None)
     if streaming:
         sys.stdout.write("\n\n")
-    report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, ids, records, gens, method)
+    report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, ids, records, gens, method, routing.layers())
     if len(gens) > 1:
-        sweep = sweep_report(gens)
-        report.sections.append(sweep.sections[0])
+        report.sections.append(sweep_report(gens).sections[0])
     emit(report, format.value, output)

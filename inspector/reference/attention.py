@@ -2,9 +2,14 @@
 
 `Attention` covers every q/k/v layout the families use: separate projections, one stacked qkv
 matrix (Phi-3, GPT-2's Conv1D), InternLM2's grouped wqkv, GPT-NeoX's per-head interleaved
-query_key_value; q/k norms over each head or over all heads; partial RoPE, sliding windows, a
-RoPE base of their own for sliding layers, layers without RoPE; Gemma 2's soft-capped scores and
-query_pre_attn_scalar. `attention_for(spec, layer)` picks the part by `spec.attention`.
+query_key_value; q/k norms over each head or over all heads; partial RoPE (rotate-half or
+interleaved pairs), sliding windows and Llama 4's chunks, a RoPE base of their own for sliding
+layers, layers without RoPE; Gemma 2's soft-capped scores and query_pre_attn_scalar; gpt-oss's
+attention sinks (a learned per-head logit that joins each softmax and takes its share of the
+probability, then is dropped); Llama 4's weightless q/k L2 norm and the temperature of its NoPE
+layers. Soft-capping, window masks and sinks are named steps (Taps) with the shapes they produce.
+`attention_for(spec, layer)` picks the part by `spec.attention` (latent attention:
+inspector.reference.mla).
 """
 
 from __future__ import annotations
@@ -13,30 +18,25 @@ import torch
 from torch import nn
 
 from inspector.errors import InspectError
-from inspector.reference.layers import KVCache, Tap, apply_rope, make_norm, note
+from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
+from inspector.reference.mla import LatentAttention
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
-ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm"}
+ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"}
 
 
-class TransposedLinear(nn.Module):
-    """GPT-2's Conv1D: y = x W + b with W stored (in, out), the checkpoint's own layout."""
+class L2Norm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) over the last dim, no weight (Llama 4's q/k norm), in float32."""
 
-    def __init__(self, in_f: int, out_f: int, bias: bool = True) -> None:
+    def __init__(self, eps: float) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(in_f, out_f))
-        self.bias = nn.Parameter(torch.zeros(out_f)) if bias else None
+        self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x @ self.weight  # (..., out)
-        return y + self.bias if self.bias is not None else y
-
-
-def linear(spec: TextSpec, in_f: int, out_f: int, bias: bool, step: str, text: str) -> nn.Module:
-    """A projection in the family's stored layout, with its step note."""
-    layer = TransposedLinear(in_f, out_f, bias) if spec.transposed_linears else nn.Linear(in_f, out_f, bias=bias)
-    return note(layer, step, text)
+        h = x.float()
+        return (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x)
 
 
 class Attention(nn.Module):
@@ -51,6 +51,8 @@ class Attention(nn.Module):
         self.softcap, self.window = spec.attn_softcap, spec.window(layer)
         self.rope_key = "local" if spec.rope_local_theta is not None and self.window else ""
         self.use_rope = not spec.learned_positions and layer not in spec.no_rope_layers
+        self.interleaved, self.chunk = spec.rope_interleaved, spec.chunk(layer)
+        self.temperature = spec.attn_temperature if not self.use_rope else None
         d, bias, qd, kvd = spec.hidden_size, spec.qkv_bias, spec.q_dim, spec.kv_dim
         if spec.fused_qkv:
             self.qkv = linear(spec, d, qd + 2 * kvd, bias, "Step 5", "fused Q/K/V projection")
@@ -64,6 +66,10 @@ class Attention(nn.Module):
             where = "over all heads (n_h d_h)" if full else "over d_h"
             self.q_norm = make_norm(spec, qd if full else self.d_h, "Step 5", f"q norm {where} (before RoPE)")
             self.k_norm = make_norm(spec, kvd if full else self.d_h, "Step 5", f"k norm {where} (before RoPE)")
+        if spec.qk_l2_norm and self.use_rope:  # Llama 4: after RoPE, RoPE layers only
+            self.qk_l2 = note(L2Norm(spec.rms_norm_eps), "Step 5", "q and k L2-normalised per head (no weight)")
+        if spec.attention_sinks:
+            self.sinks = nn.Parameter(torch.zeros(self.n_h))  # (n_h,) one learned logit per head
         self.o = linear(spec, spec.attn_out_dim, d, spec.o_bias, "Step 5", "heads concatenated to (b, n, d), then W_o")
         self._taps(spec)
         note(self, "Step 5", "self-attention output")
@@ -74,7 +80,8 @@ class Attention(nn.Module):
         self.v_heads = Tap("Step 5", "V reshaped and transposed to (b, n_kv, n, d_h)")
         partial = " (first {} of d_h)".format(int(spec.head_dim * spec.partial_rotary_factor)) \
             if spec.partial_rotary_factor < 1 else ""
-        self.q_rope = Tap("Step 5", f"RoPE applied to Q (rotate-half pairs){partial}")
+        pairs = "interleaved pairs (2i, 2i+1)" if spec.rope_interleaved else "rotate-half pairs"
+        self.q_rope = Tap("Step 5", f"RoPE applied to Q ({pairs}){partial}")
         self.k_rope = Tap("Step 5", f"RoPE applied to K{partial}")
         self.k_cache = Tap("1.2.5.1", "K cache after appending: (b, n_kv, t+n, d_h)")
         self.v_cache = Tap("1.2.5.1", "V cache after appending: (b, n_kv, t+n, d_h)")
@@ -82,8 +89,23 @@ class Attention(nn.Module):
         self.v_repeat = Tap("Step 5", "GQA: V repeated to n_h heads")
         extra = f", tanh soft-capped at {self.softcap:g}" if self.softcap else ""
         window = f", sliding window {self.window}" if self.window else ""
+        window += f", chunks of {self.chunk}" if self.chunk else ""
+        if self.temperature:
+            self.q_temperature = Tap("Step 5", "NoPE layer: Q scaled by 1 + attn_scale * log(1 + floor((pos + 1) / "
+                                     "floor_scale))")
+        if self.softcap:
+            self.softcapped = Tap("1.2.5.2", f"soft-capping: c tanh(scores / c), c = {self.softcap:g}: (b, n_h, n, t+n)")
+        if self.window or self.chunk:
+            rule = (f"i - {self.window} < j <= i" if self.window else "") + \
+                (f"j // {self.chunk} == i // {self.chunk}, j <= i" if self.chunk else "")
+            self.window_mask = Tap("1.2.5.2", f"{'sliding-window' if self.window else 'chunked'} causal mask "
+                                   f"(1, 1, n, t+n): key j visible from query i when {rule}")
         self.scores = Tap("1.2.5.2", f"Q K^T / sqrt(d_h) + causal mask{window}{extra}")
-        self.probs = Tap("Step 5", "attention weights: softmax over keys")
+        if hasattr(self, "sinks"):
+            self.with_sinks = Tap("Step 5", "attention sinks: each head's learned logit appended as one more "
+                                  "key column (b, n_h, n, t+n+1); softmax over it, then the sink column dropped")
+        self.probs = Tap("Step 5", "attention weights: softmax over keys"
+                         + (" and the sink (rows sum to less than 1)" if hasattr(self, "sinks") else ""))
         self.heads = Tap("Step 5", "weighted sum of V, per head")
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,27 +138,52 @@ class Attention(nn.Module):
         v = self.v_heads(v.transpose(1, 2))  # (b, n_kv, n, d_h)
         if self.use_rope:
             cos, sin = ropes[self.rope_key]
-            q, k = self.q_rope(apply_rope(q, cos, sin)), self.k_rope(apply_rope(k, cos, sin))
+            q = self.q_rope(apply_rope(q, cos, sin, self.interleaved))
+            k = self.k_rope(apply_rope(k, cos, sin, self.interleaved))
+        if hasattr(self, "qk_l2"):
+            q, k = self.qk_l2(q), self.qk_l2(k)
+        if self.temperature:
+            q = self.q_temperature(q * self._temperature(mask.shape[-1] - n, n, q))  # (b, n_h, n, d_h)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (b, n_kv, t+n, d_h)
             k, v = self.k_cache(k), self.v_cache(v)
         k = self.k_repeat(k.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..
         v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
-        scores = q @ k.transpose(-2, -1) * self.scale  # (b, n_h, n, t+n)
-        if self.softcap:
-            scores = torch.tanh(scores / self.softcap) * self.softcap
-        scores = self.scores(scores + mask)  # (b, n_h, n, t+n)
-        probs = self.probs(scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype))  # (b, n_h, n, t+n)
-        heads = self.heads(probs @ v)  # (b, n_h, n, d_h)
+        heads = self.heads(self.attend(q, k, v, mask))  # (b, n_h, n, d_h)
         return self.o(heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h))  # (b, n, d)
 
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T * scale (soft-capped) + mask (+ sink column)) v: (b, n_h, n, d_v)."""
+        scores = q @ k.transpose(-2, -1) * self.scale  # (b, n_h, n, t+n)
+        if self.softcap:
+            scores = self.softcapped(torch.tanh(scores / self.softcap) * self.softcap)
+        if hasattr(self, "window_mask"):
+            mask = self.window_mask(mask)  # (1, 1, n, t+n)
+        scores = self.scores(scores + mask)  # (b, n_h, n, t+n)
+        if hasattr(self, "sinks"):
+            b, h, n, _ = scores.shape
+            sink = self.sinks.to(scores.dtype).view(1, h, 1, 1).expand(b, h, n, 1)  # (b, n_h, n, 1)
+            scores = self.with_sinks(torch.cat((scores, sink), dim=-1))  # (b, n_h, n, t+n+1)
+        probs = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)  # (b, n_h, n, t+n[+1])
+        if hasattr(self, "sinks"):
+            probs = probs[..., :-1]  # (b, n_h, n, t+n): the sink's share is dropped
+        return self.probs(probs) @ v  # (b, n_h, n, d_v)
 
-ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention, "qkv_per_head": Attention}
+    def _temperature(self, start: int, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Llama 4's per-position query scale on NoPE layers: (1, 1, n, 1)."""
+        attn_scale, floor_scale = self.temperature
+        pos = torch.arange(start, start + n, device=like.device, dtype=torch.float32)  # (n,)
+        scale = torch.log1p(torch.floor((pos + 1.0) / floor_scale)) * attn_scale + 1.0
+        return scale.view(1, 1, n, 1).to(like.dtype)
+
+
+ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention, "qkv_per_head": Attention,
+             "mla": LatentAttention}
 
 
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
-    if spec.attention not in ATTENTION or spec.attention_sinks:
+    if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
-                           f"{'attention sinks' if spec.attention_sinks else spec.attention + ' attention'} yet")
+                           f"{spec.attention} attention yet")
     return ATTENTION[spec.attention](spec, layer)

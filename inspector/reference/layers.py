@@ -1,7 +1,8 @@
-"""The building blocks every reference model shares: Tap points and step notes, the norms (RMSNorm,
-Gemma's (1 + w) RMSNorm, LayerNorm with or without bias), RoPE (full or partial, with the scalings
-transformers implements), the KV cache and the causal mask of *Implementations of Large Language
-Models* section 1.2.5.
+"""The building blocks every reference model shares: Tap points and step notes, projections in the
+family's stored layout (`linear`: nn.Linear, or GPT-2's Conv1D stored (in, out)), the norms (RMSNorm,
+Gemma's (1 + w) RMSNorm, LayerNorm with or without bias), RoPE (full or partial, rotate-half or
+interleaved pairs, with the scalings transformers implements), the KV cache and the causal mask
+(sliding window, Llama 4's chunks) of *Implementations of Large Language Models* section 1.2.5.
 
 A `Tap` is an identity module: a named point in a forward where a tracer's forward hook can see an
 intermediate value. With no hooks a Tap costs one Python call. Every module worth showing carries
@@ -28,11 +29,38 @@ def note(module: nn.Module, step: str, text: str) -> nn.Module:
 
 
 class Tap(nn.Identity):
-    """A named point in a forward where a tracer's forward hook can see an intermediate value."""
+    """A named point in a forward where a tracer's forward hook can see an intermediate value.
 
-    def __init__(self, step: str = "", text: str = "") -> None:
+    `values=True` marks a small tensor whose values are data worth keeping (an MoE layer's tokens
+    per expert): a tracer records them as well as the shape, when the device has values."""
+
+    def __init__(self, step: str = "", text: str = "", values: bool = False) -> None:
         super().__init__()
         self.step_note = (step, text)
+        if values:
+            self.record_values = True
+
+
+# --------------------------------------------------------------------------- projections
+
+
+class TransposedLinear(nn.Module):
+    """GPT-2's Conv1D: y = x W + b with W stored (in, out), the checkpoint's own layout."""
+
+    def __init__(self, in_f: int, out_f: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_f, out_f))
+        self.bias = nn.Parameter(torch.zeros(out_f)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x @ self.weight  # (..., out)
+        return y + self.bias if self.bias is not None else y
+
+
+def linear(spec: TextSpec, in_f: int, out_f: int, bias: bool, step: str, text: str) -> nn.Module:
+    """A projection in the family's stored layout, with its step note."""
+    layer = TransposedLinear(in_f, out_f, bias) if spec.transposed_linears else nn.Linear(in_f, out_f, bias=bias)
+    return note(layer, step, text)
 
 
 # --------------------------------------------------------------------------- norms
@@ -83,7 +111,10 @@ def rope_params(spec: TextSpec) -> dict[str, Any]:
 
 
 def rotary_dim(spec: TextSpec) -> int:
-    """How many of each head's dimensions RoPE rotates (all of them unless partial_rotary_factor < 1)."""
+    """How many of each head's dimensions RoPE rotates (all of them unless partial_rotary_factor < 1;
+    latent attention rotates only its separate RoPE part, qk_rope_head_dim)."""
+    if spec.mla is not None:
+        return spec.mla.qk_rope_head_dim
     return int(spec.head_dim * spec.partial_rotary_factor)
 
 
@@ -157,6 +188,8 @@ class RotaryEmbedding(nn.Module):
 
     M-RoPE (Qwen2-VL, `mrope_section` in the rope settings): positions (3, b, n) hold temporal,
     height and width ids; frequency i/2-pair j takes its angle from axis (section of j) % 3.
+    With `spec.rope_interleaved` the angles repeat pairwise (theta_0, theta_0, theta_1, ...), the
+    layout of `apply_rope(..., interleaved=True)`.
     """
 
     def __init__(self, spec: TextSpec) -> None:
@@ -164,6 +197,7 @@ class RotaryEmbedding(nn.Module):
         self.spec = spec
         self.dynamic = rope_params(spec)["rope_type"] == "dynamic"
         self.mrope_section = tuple(rope_params(spec).get("mrope_section") or ())
+        self.interleaved = spec.rope_interleaved
         inv_freq, self.attention_factor = inv_frequencies(spec)
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # (d_h/2,) always on CPU first
 
@@ -180,7 +214,10 @@ class RotaryEmbedding(nn.Module):
         else:
             pos = positions if positions.dim() == 2 else positions[None]  # (b or 1, n)
             freqs = pos[..., None].float() * inv_freq.to(pos.device)  # (b, n, d_h/2)
-        angles = torch.cat((freqs, freqs), dim=-1)  # (b, n, d_h): theta_i repeated for the rotate-half pairs
+        if self.interleaved:
+            angles = freqs.repeat_interleave(2, dim=-1)  # (b, n, d_h): theta_i for the pair (2i, 2i+1)
+        else:
+            angles = torch.cat((freqs, freqs), dim=-1)  # (b, n, d_h): theta_i repeated for the rotate-half pairs
         return (angles.cos() * self.attention_factor).to(dtype), (angles.sin() * self.attention_factor).to(dtype)
 
 
@@ -190,15 +227,23 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
+    """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...): the interleaved-pair form of rotate_half."""
+    return torch.stack((-x[..., 1::2], x[..., ::2]), dim=-1).flatten(-2)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleaved: bool = False) -> torch.Tensor:
     """x: (b, heads, n, d_h); cos/sin: (b or 1, n, d_rot), broadcast over heads. With partial
-    rotary (d_rot < d_h) only the first d_rot dimensions rotate; the rest pass through."""
+    rotary (d_rot < d_h) only the first d_rot dimensions rotate; the rest pass through.
+    `interleaved`: dimensions (2i, 2i+1) form a pair (GLM-4, Cohere 2, Llama 4, DeepSeek-V3),
+    not (i, i + d_rot/2); cos/sin then come from a RotaryEmbedding built with rope_interleaved."""
     cos, sin = cos[:, None], sin[:, None]  # (b, 1, n, d_rot)
     d_rot = cos.shape[-1]
+    turn = rotate_pairs if interleaved else rotate_half
     if d_rot == x.shape[-1]:
-        return x * cos + rotate_half(x) * sin
+        return x * cos + turn(x) * sin
     rot, rest = x[..., :d_rot], x[..., d_rot:]  # (b, heads, n, d_rot), (b, heads, n, d_h - d_rot)
-    return torch.cat((rot * cos + rotate_half(rot) * sin, rest), dim=-1)
+    return torch.cat((rot * cos + turn(rot) * sin, rest), dim=-1)
 
 
 # --------------------------------------------------------------------------- cache and mask
@@ -224,17 +269,21 @@ class KVCache:
         return k, v
 
 
-def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any) -> torch.Tensor:
+def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any,
+                chunk: int | None = None) -> torch.Tensor:
     """M of seed 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
 
-    0 where key j <= query i (and, with a sliding window, j > i - window), else the most
-    negative finite number of `dtype`. Shape (1, 1, n, start+n), broadcast over batch and heads.
+    0 where key j <= query i (and, with a sliding window, j > i - window; with Llama 4's chunks,
+    j in the same chunk as i), else the most negative finite number of `dtype`. Shape
+    (1, 1, n, start+n), broadcast over batch and heads.
     """
     i = torch.arange(start, start + n, device=device)[:, None]  # (n, 1) query positions
     j = torch.arange(start + n, device=device)[None, :]  # (1, start+n) key positions
     allowed = j <= i
     if window is not None:
         allowed = allowed & (j > i - window)
+    if chunk is not None:
+        allowed = allowed & (j // chunk == i // chunk)
     mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
     return mask[None, None]  # (1, 1, n, start+n)
 

@@ -5,6 +5,14 @@ checkpoint name is looked up in the source, its shape checked against the invent
 the requested dtype and set as the model parameter `param_of(entry)`. Only one tensor is in flight
 at a time. The text model and the vision tower both load through it. `load_model(path)` builds a
 TextModel on the meta device (no memory, no random init) and fills it.
+
+Experts: the reference model keeps them as the family's checkpoints store them (one module per
+expert, or gpt-oss's and Llama 4's fused tensors; inspector.reference.moe). A per-expert family saved
+by transformers 5 with `save_original_format=False` holds its internal fused layout instead,
+`...experts.gate_up_proj` (E, 2 d_e, d) (gate rows first) and `...experts.down_proj` (E, d, d_e);
+`FusedExpertsSplit` serves each expert's slice under the per-expert names. It covers families whose
+router keeps its name there (Qwen, OLMoE, DeepSeek); Mixtral and PhiMoE rename theirs, and such a
+save is refused with the names it lacks.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from torch import nn
 
 from inspector.checkpoint.tensors import GGUFSource, TensorSource, open_source
 from inspector.errors import InspectError
-from inspector.inventory.entry import WeightEntry
+from inspector.inventory.entry import MTP, WeightEntry
 from inspector.inventory.text import text_inventory
 from inspector.reference.text import TextModel, param_name
 from inspector.spec.model import from_hf_config
@@ -30,10 +38,14 @@ def shape_error(name: str, expected: tuple[int, ...], found: tuple[int, ...]) ->
 
 
 def set_param(model: nn.Module, target: str, value: torch.Tensor) -> None:
-    """Replace the parameter at dotted path `target` (a meta placeholder) by `value`, frozen."""
+    """Replace the parameter at dotted path `target` (a meta placeholder) by `value`, frozen; a
+    stored buffer (DeepSeek-V3's e_score_correction_bias) stays a buffer."""
     module_path, _, attr = target.rpartition(".")
     module = model.get_submodule(module_path) if module_path else model
-    setattr(module, attr, nn.Parameter(value, requires_grad=False))
+    if attr in module._buffers:
+        module._buffers[attr] = value
+    else:
+        setattr(module, attr, nn.Parameter(value, requires_grad=False))
 
 
 def fill(model: nn.Module, entries: Iterable[WeightEntry], source: TensorSource,
@@ -65,9 +77,54 @@ def fill(model: nn.Module, entries: Iterable[WeightEntry], source: TensorSource,
         raise InspectError(f"{what or 'reference model '}parameters not filled from the inventory: {', '.join(left[:5])}")
 
 
+class FusedExpertsSplit(TensorSource):
+    """Per-expert tensors (gate, up, down) served from transformers' fused expert tensors."""
+
+    _FUSED = {"expert_gate": ("experts.gate_up_proj", 0), "expert_up": ("experts.gate_up_proj", 1),
+              "expert_down": ("experts.down_proj", None)}
+
+    def __init__(self, source: TensorSource, entries: Iterable[WeightEntry]) -> None:
+        self.source, self.split, self._held = source, {}, {}
+        have = source.names()
+        for e in entries:
+            part, _, kind = e.role.partition(".")
+            if e.expert is None or e.name in have or part not in self._FUSED or kind != "weight" \
+                    or "experts." not in e.name:
+                continue
+            fused, half = self._FUSED[part]
+            name = e.name[: e.name.index("experts.")] + fused
+            if name in have:
+                self.split[e.name] = (name, e.expert, half)
+
+    def names(self) -> set[str]:
+        return self.source.names() | set(self.split)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name not in self.split:
+            return self.source.shape(name)
+        fused, _, half = self.split[name]
+        rows, cols = self.source.shape(fused)[1:]
+        return (rows // 2, cols) if half is not None else (rows, cols)
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self.split:
+            return self.source.get(name)
+        fused, expert, half = self.split[name]
+        if fused not in self._held:  # a layer's experts come in a run: hold its two fused tensors only
+            if len(self._held) == 2:
+                self._held.pop(next(iter(self._held)))
+            self._held[fused] = self.source.get(fused)
+        w = self._held[fused][expert]  # (2 d_e, d) or (d, d_e)
+        return w.chunk(2, dim=0)[half] if half is not None else w
+
+
 def load_weights(model: TextModel, source: TensorSource, dtype: torch.dtype, device: Any = "cpu") -> None:
-    """Set every parameter of a TextModel from `source`, entry by entry of its spec's inventory."""
-    fill(model, text_inventory(model.spec), source, param_name, dtype, device)
+    """Set every parameter of a TextModel from `source`, entry by entry of its spec's inventory
+    (DeepSeek-V3's multi-token-prediction module is stored, but no part of the forward pass)."""
+    entries = [e for e in text_inventory(model.spec) if e.component != MTP]
+    if model.spec.moe is not None and not model.spec.moe.fused:
+        source = FusedExpertsSplit(source, entries)
+    fill(model, entries, source, param_name, dtype, device)
 
 
 def load_model(path: str | Path | TensorSource, spec: TextSpec | None = None,

@@ -2,7 +2,8 @@
 
 `MLP`: down(act(gate(x)) * up(x)) (SwiGLU with silu, GeGLU with a tanh GELU), gate and up as
 two matrices or one fused gate_up (gate rows first). `PlainMLP`: fc2(act(fc1(x))) with biases
-(GPT-2, GPT-NeoX, Phi-2, StarCoder2). `feed_forward_for(spec, layer)` picks the part.
+(GPT-2, GPT-NeoX, Phi-2, StarCoder2). `inspector.reference.moe.feed_forward_for(spec, layer)` picks
+a layer's part: one of these, or a router and experts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.errors import InspectError
-from inspector.reference.attention import linear
-from inspector.reference.layers import Tap, note
+from inspector.reference.layers import Tap, linear, note
 from inspector.spec.text import TextSpec
 
 
@@ -78,11 +78,3 @@ class PlainMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.activated(self.act(self.fc1(x))))  # (b, n, d)
-
-
-def feed_forward_for(spec: TextSpec, layer: int) -> nn.Module:
-    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts."""
-    if spec.is_moe_layer(layer):
-        raise InspectError(f"{spec.model_type}: the reference model has no forward pass for mixture-of-experts "
-                           "layers yet")
-    return (PlainMLP if spec.mlp == "plain" else MLP)(spec, spec.intermediate_size)

@@ -6,7 +6,7 @@ norm -> Q/K/V -> RoPE -> masked attention -> W_o -> residual (Step 5), norm -> M
 cache and causal mask are those of 1.2.5; RoPE is rotate-half (Appendix A).
 
 A layer is composed of parts picked by spec fields, never by family name: the attention kind
-(inspector.reference.attention), the feed-forward kind (inspector.reference.mlp), the norm kind
+(inspector.reference.attention, .mla), the feed-forward kind (inspector.reference.mlp, .moe), the norm kind
 and where the norms sit (`placement`: pre-norm, Gemma's sandwich, OLMo 2's post-norm, or parallel
 attention and MLP). New maths is one new part; a family that reuses parts needs no code here.
 
@@ -26,7 +26,7 @@ from torch import nn
 from inspector.errors import InspectError
 from inspector.reference.attention import ATTENTION_ROLES, attention_for
 from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
-from inspector.reference.mlp import MLP_ROLES, feed_forward_for
+from inspector.reference.moe import FEED_FORWARD_ROLES, feed_forward_for
 from inspector.spec.text import TextSpec
 
 # Inventory roles that are not inside attention or the feed-forward part -> parameter path.
@@ -46,8 +46,8 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
         return f"layers.{layer}.{part}.{kind}"
     if part in ATTENTION_ROLES:
         return f"layers.{layer}.attn.{role}"
-    if part in MLP_ROLES:
-        return f"layers.{layer}.mlp.{MLP_ROLES[part](role, expert)}"
+    if part in FEED_FORWARD_ROLES:
+        return f"layers.{layer}.mlp.{FEED_FORWARD_ROLES[part](role, expert)}"
     raise InspectError(f"weight role {role!r} has no parameter in the reference model")
 
 
@@ -147,9 +147,10 @@ class TextModel(nn.Module):
         return logits
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None, embeds: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+                positions: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
         """`embeds` (b, n, d) replaces the embedding lookup (a VLM's text embeddings with image features
-        scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n)."""
+        scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n); `last_only`
+        gives the logits of the last position only, (b, 1, n_v), all that generation samples from."""
         b, n = ids.shape
         start = cache.length if cache is not None else 0
         if positions is None:
@@ -157,10 +158,10 @@ class TextModel(nn.Module):
         x = self._embed(ids, positions) if embeds is None else embeds  # (b, n, d)
         ropes = {key: getattr(self, name)(positions, x.dtype)  # cos, sin: (1, n, d_rot) each
                  for key, name in (("", "rope"), ("local", "rope_local")) if hasattr(self, name)}
-        masks: dict[int | None, torch.Tensor] = {}
+        masks: dict[tuple[int | None, int | None], torch.Tensor] = {}
         for i, block in enumerate(self.layers):
-            window = self.spec.window(i)
-            if window not in masks:
-                masks[window] = causal_mask(start, n, window, x.dtype, ids.device)  # (1, 1, n, start+n)
-            x = block(x, ropes, masks[window], cache)  # (b, n, d)
-        return self._logits(x)  # (b, n, n_v)
+            key = (self.spec.window(i), self.spec.chunk(i))
+            if key not in masks:
+                masks[key] = causal_mask(start, n, key[0], x.dtype, ids.device, chunk=key[1])  # (1, 1, n, start+n)
+            x = block(x, ropes, masks[key], cache)  # (b, n, d)
+        return self._logits(x[:, -1:] if last_only else x)  # (b, n or 1, n_v)

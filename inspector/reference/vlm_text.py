@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from inspector.reference.layers import RMSNorm, RotaryEmbedding, Tap, causal_mask, make_norm, note
-from inspector.reference.mlp import feed_forward_for
+from inspector.reference.moe import feed_forward_for
 from inspector.reference.text import TextModel
 from inspector.spec.model import ModelSpec
 from inspector.spec.text import TextSpec

@@ -1,5 +1,6 @@
 """Reports of `trace` and `run`: the step table (repeated layers collapsed), the cached decode
-steps, the per-layer timing dump, the generation figures and the temperature sweep table."""
+steps, the per-layer timing dump, the generation figures, the temperature sweep table, and for
+mixture-of-experts models the routing table (tokens each expert received, one row per MoE layer)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def _step_json(r: Record) -> dict[str, Any]:
            [list(s) for s in r.shapes], "dtype": r.dtype, "step": r.step, "description": r.text}
     if r.seconds is not None:
         out["seconds"] = r.seconds
+    if r.data is not None:
+        out["values"] = list(r.data)
     return out
 
 
@@ -33,9 +36,11 @@ def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list[s
              "ids: " + _token_note(result.tokens, result.token_strings)]]
     for item in collapse(result.rows, show_layers):
         if isinstance(item, tuple):
-            first, last = item
+            (first, last), shown = item, item.shown
             label = f"layers {first}-{last}" if last > first else f"layer {first}"
-            rows.append(["Step 7", label, "Block", "", "", "same shapes as layer 0 (collapsed; --layers shows them)"])
+            like = " or ".join(str(i) for i in shown)
+            rows.append(["Step 7", label, "Block", "", "", f"same shapes as layer {like} (collapsed; --layers shows "
+                                                          "them)"])
             continue
         rows.append([item.step, item.name, item.module, shape_text(item.shapes), item.dtype, item.text])
     token, text = result.next_tokens[0], result.next_strings[0]
@@ -58,12 +63,54 @@ def decode_rows(result: TraceResult) -> list[list[str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- routing
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def histogram(counts: list[int]) -> str:
+    """One character per expert, its height the expert's count relative to the busiest ('·' = none)."""
+    top = max(counts) if counts else 0
+    return "".join("·" if c == 0 else _BARS[min(len(_BARS) - 1, (c * len(_BARS) - 1) // top)] for c in counts)
+
+
+def routing_layers(records: list[Record]) -> list[tuple[int, int, list[int] | None]]:
+    """(layer, experts, counts or None on meta) of each MoE layer's tokens-per-expert step."""
+    return [(r.layer, r.shapes[0][0], list(r.data) if r.data is not None else None)
+            for r in records if r.name.endswith(".tokens_per_expert") and r.layer is not None]
+
+
+def routing_section(layers: list[tuple[int, int, list[int] | None]], title: str) -> Section:
+    rows: list[list[str]] = []
+    for layer, experts, counts in layers:
+        if counts is None:  # meta: one row for a run of layers
+            if rows and rows[-1][-1].startswith("meta") and rows[-1][1] == f"({experts},)":
+                rows[-1][0] = rows[-1][0].split("-")[0] + f"-{layer}"
+            else:
+                rows.append([str(layer), f"({experts},)", "", "", "meta device: shapes only, no routing decisions"])
+            continue
+        used = sum(1 for c in counts if c)
+        best = sorted(range(experts), key=lambda e: (-counts[e], e))[:5]
+        rows.append([str(layer), f"{used}/{experts}", str(sum(counts)),
+                     " ".join(f"{e}:{counts[e]}" for e in best if counts[e]), histogram(counts)])
+    return Section(title, ["Layer", "Experts used", "Choices", "Most chosen (expert:count)",
+                           "Tokens per expert (one bar per expert, by id)"], rows)
+
+
+def routing_data(layers: list[tuple[int, int, list[int] | None]]) -> list[dict[str, Any]]:
+    return [{"layer": layer, "experts": experts, "tokens_per_expert": counts} for layer, experts, counts in layers]
+
+
 def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Report:
     sections = [Section(
         f"Forward pass of {result.model} on {result.device} ({result.dtype}), {len(result.tokens)} tokens",
         ["Step", "Name", "Module", "Output shape", "Dtype", "What happens"],
         trace_rows(result, show_layers),
     )]
+    routing = routing_layers(result.rows)
+    if routing:
+        sections.append(routing_section(routing, "Routing of the prompt: tokens each expert received, per MoE layer "
+                                                  "(Step 6 with a router and experts)"))
     if result.decode:
         sections.append(Section("Cached decode steps (Step 11 with the KV cache of 1.2.5.1)",
                                 ["Step", "Name", "Output shape", "What happens"], decode_rows(result)))
@@ -76,6 +123,7 @@ def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Re
         "token_strings": result.token_strings,
         "steps": [_step_json(r) for r in result.rows],
         "next_token": result.next_tokens[0],
+        **({"routing": routing_data(routing)} if routing else {}),
         "decode_steps": [
             {"step": t, "fed": result.next_tokens[t - 1], "next_token": result.next_tokens[t],
              "steps": [_step_json(r) for r in recs]}
@@ -110,7 +158,9 @@ def dominant(records: list[Record], top: int = 5) -> list[tuple[str, float]]:
 
 
 def run_report(model: str, device: str, dtype: str, prompt_ids: list[int], records: list[Record],
-               generations: list[dict[str, Any]], timing_method: str) -> Report:
+               generations: list[dict[str, Any]], timing_method: str,
+               routing: list[tuple[int, int, list[int] | None]] | None = None) -> Report:
+    """The timed prefill, the generations and, for MoE models, the experts chosen while generating."""
     total = sum(r.seconds or 0 for r in records if r.layer is None or r.name == f"layers.{r.layer}")
     sections = [Section(f"Prefill of {len(prompt_ids)} tokens, layer by layer ({timing_method})",
                         ["Module", "Type", "Output shape", "Dtype", "Time (ms)"], layer_timing_rows(records))]
@@ -129,6 +179,10 @@ def run_report(model: str, device: str, dtype: str, prompt_ids: list[int], recor
         "dominant": [{"part": k, "seconds": v} for k, v in dom],
         "generations": generations,
     }
+    if routing:
+        sections.append(routing_section(routing, "Expert choices during generation, per MoE layer (the prompt "
+                                                  "and every new token)"))
+        data["routing"] = routing_data(routing)
     return Report(sections, data)
 
 

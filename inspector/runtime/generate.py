@@ -39,7 +39,7 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def _last_logits(model: TextModel, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    return model(ids, cache)[:, -1]  # (b, n_v)
+    return model(ids, cache, last_only=True)[:, -1]  # (b, n_v)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 `Recorder` registers a forward hook on every submodule of the model (the named layers and the
 `Tap` points inside attention and the MLP), stores only shapes and dtypes (never tensors), can
-time each module, and removes its hooks on exit. Each record carries the step note its module was
+time each module, and removes its hooks on exit. A Tap built with `values=True` (an MoE layer's
+tokens per expert) also has its small output kept as a list of numbers, when the device has values. Each record carries the step note its module was
 built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization, the prefill
 forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows.
 Records and the folding of repeated layers (`collapse`) live in inspector.steps, shared with the
@@ -73,7 +74,7 @@ class Recorder:
             for index, start, end in self._events:
                 r = self.records[index]
                 self.records[index] = Record(r.name, r.module, r.shapes, r.dtype, r.step, r.text, r.note,
-                                             start.elapsed_time(end) / 1000)
+                                             start.elapsed_time(end) / 1000, r.data)
             self._events.clear()
 
     def _now(self, device_type: str):
@@ -97,8 +98,11 @@ class Recorder:
             start = self._starts.pop(name, None)
             if isinstance(start, float):
                 seconds = time.perf_counter() - start
+            data = None
+            if getattr(module, "record_values", False) and isinstance(output, torch.Tensor) and not output.is_meta:
+                data = tuple(output.detach().cpu().tolist())
             self.records.append(Record(name, type(module).__name__, _shapes(output), _dtype(output), step, text,
-                                       seconds=seconds))
+                                       seconds=seconds, data=data))
             if self.on_record is not None:
                 self.on_record(self.records[-1])
             if start is not None and not isinstance(start, float):
@@ -122,7 +126,8 @@ class TraceResult:
     next_strings: list[str] = field(default_factory=list)
 
 
-DECODE_KEYS = ("embed", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.probs", "lm_head")
+DECODE_KEYS = ("embed", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.latent_cache",
+               "layers.0.attn.probs", "lm_head")
 
 
 def _choose(logits: torch.Tensor, settings, generator) -> int | None:

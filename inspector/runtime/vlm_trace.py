@@ -48,7 +48,7 @@ def collapse_steps(steps: list[Record]) -> list[Record]:
         if isinstance(item, Folded):
             first, last = item
             kind = "block" if item.stack.endswith("blocks") else "layer"
-            note = f"{last - first + 1} x the same shapes as {kind} 0"
+            note = f"{last - first + 1} x the same shapes as {kind} {' or '.join(map(str, item.shown))}"
             top = by_name.get(f"{item.stack}.{first}")
             shapes = top.shapes if top is not None else ()
             span = f"{first}-{last}" if last > first else f"{first}"

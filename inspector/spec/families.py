@@ -24,6 +24,9 @@ ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
 MLP_KINDS = ("gated", "gated_fused", "plain")
 NORM_KINDS = ("rms", "rms_offset", "layer", "layer_no_bias")
 PLACEMENTS = ("pre", "sandwich", "post", "parallel")
+# How a router turns its logits into top-k weights (the reference forward pass, inspector.reference.moe).
+ROUTING_RULES = ("softmax_topk", "topk_softmax", "sigmoid_grouped", "topk_sigmoid", "sparsemixer")
+EXPERT_ACTIVATIONS = ("gated", "clamped_swiglu")
 
 
 def _names(**roles: str) -> Mapping[str, str]:
@@ -144,6 +147,10 @@ class MoEFamily:
     router_bias: bool = False
     expert_bias: bool = False
     score_bias: bool = False
+    # -- routing, read by the reference forward pass only (spec.layers.RoutingSpec) --
+    routing: str = "softmax_topk"  # ROUTING_RULES
+    expert_act: str = "gated"  # EXPERT_ACTIVATIONS; clamped_swiglu: gpt-oss, gate/up interleaved
+    weight_input: bool = False  # Llama 4: the routing weight scales the expert's input, not its output
 
 
 # Config keys of the standard fields, first found wins; a family's `keys` replace them.
@@ -189,6 +196,12 @@ class Family:
     parallel_norms: int = 1  # "parallel" placement: one shared norm, or two (GPT-NeoX)
     sliding_pattern: int = 0  # every n-th layer full attention when no layer_types are given
     moe: MoEFamily | None = None
+    # -- attention details the reference forward pass reads (spec.text.TextSpec) --
+    rope_interleaved: bool | str = False  # RoPE rotates pairs (2i, 2i+1), not (i, i + d/2); str: config switch
+    rope_on: str = "all"  # "all" | "sliding": Cohere 2's full-attention layers have no RoPE
+    qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
+    temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
+    chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -232,11 +245,12 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("olmo2", "OLMo 2 (norms after attention and MLP, q/k norms over all heads)", names=OLMO2_NAMES,
            placement="post", qk_norm="full", qkv_bias="attention_bias", o_bias="attention_bias"),
     Family("glm4", "GLM-4 (sandwich norms, fused gate_up, q/k/v biases, partial RoPE)", names=GLM4_NAMES,
-           placement="sandwich", mlp="gated_fused", qkv_bias="attention_bias", defaults={"attention_bias": True}),
+           placement="sandwich", mlp="gated_fused", qkv_bias="attention_bias", defaults={"attention_bias": True},
+           rope_interleaved=True),
     Family("cohere2", "Cohere 2 (parallel attention and MLP after one LayerNorm without bias)",
            norm="layer_no_bias", placement="parallel", sliding_pattern=4, qkv_bias="attention_bias",
            o_bias="attention_bias", keys=_keys(norm_eps=("layer_norm_eps",)),
-           defaults={"tie_word_embeddings": True}),
+           defaults={"tie_word_embeddings": True}, rope_interleaved=True, rope_on="sliding"),
     Family("starcoder2", "StarCoder2 (LayerNorm with bias, GELU MLP, biases everywhere)",
            names=STARCODER2_NAMES, mlp="plain", norm="layer", qkv_bias="use_bias", o_bias="use_bias",
            mlp_bias="use_bias", keys=_keys(norm_eps=("norm_epsilon",)),
@@ -257,7 +271,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            parallel_norms=2, qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias=True,
            keys=_keys(norm_eps=("layer_norm_eps",), num_kv_heads=("num_attention_heads",)),
            defaults={"attention_bias": True, "hidden_act": "gelu"}),
-    Family("mixtral", "Mixtral (8 experts, top-2, in block_sparse_moe)", names=MIXTRAL_NAMES, keys=_EXPERTS_AT_INTERMEDIATE, moe=MoEFamily()),
+    Family("mixtral", "Mixtral (8 experts, top-2, in block_sparse_moe)", names=MIXTRAL_NAMES, keys=_EXPERTS_AT_INTERMEDIATE,
+           moe=MoEFamily(routing="topk_softmax")),
     Family("qwen2_moe", "Qwen1.5/2 MoE (shared expert with a sigmoid gate, q/k/v biases)",
            names=QWEN_MOE_NAMES, qkv_bias=True, moe=MoEFamily(shared_expert_gate=True)),
     Family("qwen3_moe", "Qwen3 MoE (q/k norms, decoder_sparse_step, mlp_only_layers)", names=QWEN_MOE_NAMES,
@@ -266,19 +281,25 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
     Family("phimoe", "Phi-3.5-MoE (LayerNorm with bias, 16 experts)", names=_extend(MIXTRAL_NAMES), keys=_EXPERTS_AT_INTERMEDIATE,
            norm="layer", qkv_bias="attention_bias", o_bias="attention_bias", lm_head_bias="lm_head_bias",
-           moe=MoEFamily()),
+           moe=MoEFamily(routing="sparsemixer"), defaults={"router_jitter_noise": 0.01}),
     Family("deepseek_v2", "DeepSeek-V2 (multi-head latent attention, shared + routed experts)",
            names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
-           moe=MoEFamily()),
+           moe=MoEFamily(routing="group_limited_greedy")),  # (a rule the reference forward pass lacks)
     Family("deepseek_v3", "DeepSeek-V3/R1 (MLA, 1 shared + 256 routed experts, biased top-k routing)",
            names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
-           moe=MoEFamily(score_bias=True)),
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), rope_interleaved="rope_interleave",
+           defaults={"n_group": 8, "topk_group": 4, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+                     "rope_interleave": True}),
     Family("gpt_oss", "gpt-oss (attention sinks, biases everywhere, fused experts with biases)",
            names=GPT_OSS_NAMES, qkv_bias="attention_bias", o_bias="attention_bias", attention_sinks=True,
            sliding_pattern=2, defaults={"attention_bias": True}, keys=_EXPERTS_AT_INTERMEDIATE,
-           moe=MoEFamily(fused=True, router_bias=True, expert_bias=True)),
+           moe=MoEFamily(fused=True, router_bias=True, expert_bias=True, routing="topk_softmax",
+                         expert_act="clamped_swiglu")),
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
            keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),
-           moe=MoEFamily(fused=True, shared_expert=True)),
+           moe=MoEFamily(fused=True, shared_expert=True, routing="topk_sigmoid", weight_input=True),
+           rope_interleaved=True, qk_l2_norm="use_qk_norm", temperature_tuning=True, chunked_attention=True,
+           defaults={"use_qk_norm": True, "no_rope_layer_interval": 4, "attention_chunk_size": 8192,
+                     "attn_temperature_tuning": True, "floor_scale": 8192, "attn_scale": 0.1}),
 )})

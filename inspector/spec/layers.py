@@ -3,7 +3,8 @@
 `MoESpec`: how many experts, how many a token uses, their width, shared experts, and which layers
 have experts at all (the families' rules: Qwen's `decoder_sparse_step` and `mlp_only_layers`,
 DeepSeek's `first_k_dense_replace`, Llama 4's `moe_layers` / `interleave_moe_layer_step`).
-`MLASpec`: DeepSeek's multi-head latent attention ranks. `read_layer_types`: each layer's attention
+`RoutingSpec` (inside MoESpec): how the router turns logits into top-k weights, read only by the
+reference forward pass. `MLASpec`: DeepSeek's multi-head latent attention ranks. `read_layer_types`: each layer's attention
 (full, sliding window, chunked), from `layer_types` or the family's alternation rule.
 """
 
@@ -14,6 +15,27 @@ from dataclasses import dataclass, field
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import Family
+
+@dataclass(frozen=True)
+class RoutingSpec:
+    """How a router picks and weighs its experts (inspector.reference.moe applies the rule).
+
+    `rule` (families.ROUTING_RULES): softmax over all experts then top-k (Qwen, OLMoE), top-k logits
+    then softmax over those k (Mixtral, gpt-oss), DeepSeek-V3's sigmoid scores with a selection bias
+    and grouped top-k, Llama 4's sigmoid of the top-k logits, PhiMoE's sparsemixer.
+    """
+
+    rule: str = "softmax_topk"
+    norm_topk_prob: bool = False  # renormalise the k weights to sum to 1
+    n_group: int = 1  # DeepSeek-V3: experts split into groups, the best `topk_group` groups kept
+    topk_group: int = 1
+    scaling: float = 1.0  # routed_scaling_factor: the routed experts' weights multiplied by it
+    jitter_eps: float = 0.0  # PhiMoE's sparsemixer threshold (router_jitter_noise)
+    weight_input: bool = False  # Llama 4: the weight scales the expert's input, not its output
+    expert_act: str = "gated"  # families.EXPERT_ACTIVATIONS
+    swiglu_alpha: float = 1.702  # gpt-oss clamped SwiGLU: gate * sigmoid(alpha * gate) * (up + 1)
+    swiglu_limit: float = 7.0  # gate clamped above, up clamped to [-limit, limit]
+
 
 @dataclass(frozen=True)
 class MoESpec:
@@ -29,6 +51,7 @@ class MoESpec:
     score_bias: bool  # DeepSeek-V3's e_score_correction_bias (a stored buffer)
     fused: bool  # the checkpoint stores a layer's experts as one tensor
     layers: tuple[int, ...]  # indices of the layers that have experts
+    routing: RoutingSpec = RoutingSpec()
     layer_set: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +114,26 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
         shared = width if family.moe.shared_expert else 0
     return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
-                   _moe_layers(r, layers))
+                   _moe_layers(r, layers), read_routing(r, family, experts))
+
+
+def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
+    """The routing rule (family data) and its settings (config keys, else the family's defaults)."""
+    m, d = family.moe, family.defaults
+
+    def get(key: str, kind: str, default):
+        return r.first((key,), kind, d, default)
+
+    groups = get("n_group", "int", 1) if m.routing == "sigmoid_grouped" else 1
+    if experts % groups:
+        raise InspectError(f"{r.where}: field '{r._field('n_group')}' ({groups}) does not divide the {experts} experts")
+    return RoutingSpec(
+        rule=m.routing, norm_topk_prob=r.bool("norm_topk_prob", bool(d.get("norm_topk_prob", False))),
+        n_group=groups, topk_group=get("topk_group", "int", 1) if groups > 1 else 1,
+        scaling=get("routed_scaling_factor", "float", 1.0), jitter_eps=get("router_jitter_noise", "float", 0.0),
+        weight_input=m.weight_input, expert_act=m.expert_act,
+        swiglu_alpha=get("swiglu_alpha", "float", 1.702), swiglu_limit=get("swiglu_limit", "float", 7.0),
+    )
 
 
 def read_mla(r: ConfigReader) -> MLASpec:
@@ -123,11 +165,14 @@ def read_layer_types(r: ConfigReader, layers: int, pattern: int) -> tuple[str, .
     return tuple("sliding" if (i + 1) % pattern else "full" for i in range(layers))
 
 
-def read_no_rope_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
-    """Layers that skip RoPE: `no_rope_layers` holds one 0/1 flag per layer (0 = no RoPE)."""
+def read_no_rope_layers(r: ConfigReader, layers: int, family: Family | None = None) -> tuple[int, ...]:
+    """Layers that skip RoPE: `no_rope_layers` holds one 0/1 flag per layer (0 = no RoPE); when it
+    is absent or empty, every `no_rope_layer_interval`-th layer (a key Llama 4's class defaults)."""
     value = r.raw("no_rope_layers")
     if not value:
-        return ()
+        defaults = family.defaults if family is not None else None
+        interval = r.first(("no_rope_layer_interval",), "int", defaults, 0) if family is not None else 0
+        return tuple(i for i in range(layers) if (i + 1) % interval == 0) if interval else ()
     if not isinstance(value, list) or len(value) != layers or any(v not in (0, 1) for v in value):
         raise InspectError(f"{r.where}: field '{r._field('no_rope_layers')}' must be {layers} flags of 0 or 1")
     return tuple(i for i, v in enumerate(value) if v == 0)

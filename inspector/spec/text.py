@@ -63,6 +63,11 @@ class TextSpec:
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
+    # -- attention details only the reference forward pass reads (families.Family has their sources) --
+    rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
+    attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
+    qk_l2_norm: bool = False  # Llama 4: weightless L2 (RMS) norm of q and k per head, RoPE layers only
+    attn_temperature: tuple[float, float] | None = None  # Llama 4 NoPE layers: (attn_scale, floor_scale)
     prefix: str = ""
     names: Mapping[str, str] = field(default_factory=lambda: FAMILIES["llama"].names, repr=False, compare=False)
     bos_token_id: int | None = None
@@ -110,6 +115,10 @@ class TextSpec:
         if self.layer_types:
             return self.sliding_window if self.layer_types[layer] != "full" else None
         return self.sliding_window
+
+    def chunk(self, layer: int) -> int | None:
+        """The attention chunk of a "chunked" layer (keys only from the query's own chunk), else None."""
+        return self.attention_chunk if self.layer_types and self.layer_types[layer] == "chunked" else None
 
     def name(self, role: str, layer: int | None = None, suffix: str = "", expert: int | None = None) -> str:
         """Checkpoint name of a tensor role, e.g. name("q", 3, ".weight")."""
@@ -170,6 +179,13 @@ def _multipliers(r: ConfigReader) -> tuple[float, float, float, float]:
             r.float("residual_multiplier", 1.0), logits)
 
 
+def _temperature(r: ConfigReader, family: Family) -> tuple[float, float] | None:
+    """Llama 4's attention temperature tuning of NoPE layers: (attn_scale, floor_scale), or None."""
+    if not family.temperature_tuning or not _switch(r, family, "attn_temperature_tuning"):
+        return None
+    return _get(r, family, "attn_scale", "float"), float(_get(r, family, "floor_scale", "int"))
+
+
 def _softcap(r: ConfigReader, key: str) -> float | None:
     return r.float(key) if r.has(key) else None
 
@@ -190,6 +206,13 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
     eos = token_ids(r, "eos_token_id")
+    layer_types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
+    no_rope = read_no_rope_layers(r, layers, family)
+    if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
+        no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
+    chunk = _get(r, family, "attention_chunk_size", "int", 0) if family.chunked_attention else 0
+    if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
+        layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
     return TextSpec(
         model_type=family.model_type, vocab_size=_get(r, family, "vocab_size", "int"), hidden_size=hidden,
         intermediate_size=inter, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
@@ -206,11 +229,13 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         parallel_norms=family.parallel_norms,
         attention_sinks=family.attention_sinks, partial_rotary_factor=partial,
         rope_scaling=scaling, rope_local_theta=local_theta, sliding_window=sliding,
-        layer_types=read_layer_types(r, layers, family.sliding_pattern if sliding else 0),
-        no_rope_layers=read_no_rope_layers(r, layers),
+        layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
         moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0) if mla else 0,
+        rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
+        qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
+        attn_temperature=_temperature(r, family),
         prefix=prefix, names=family.names,
         bos_token_id=(token_ids(r, "bos_token_id") or (None,))[0], eos_token_ids=eos,
         torch_dtype=_dtype_name(r),

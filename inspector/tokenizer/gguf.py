@@ -1,4 +1,6 @@
-"""A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata (byte-level BPE).
+"""A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE
+(`tokenizer.ggml.model` "gpt2") here, Gemma's SentencePiece BPE ("llama") in
+inspector.tokenizer.sentencepiece.
 
 `read_gguf_metadata` reads only the key/value section of a little-endian GGUF (v2/v3). It exists
 beside the `gguf` package's GGUFReader for speed: GGUFReader takes about 3 s on SmolLM2's file
@@ -17,6 +19,7 @@ from inspector.errors import InspectError
 
 from inspector.tokenizer.bytelevel import LLAMA3_SPLIT, O200K_SPLIT, QWEN2_SPLIT, QWEN35_SPLIT
 from inspector.tokenizer.bytelevel import BYTE_ALPHABET, add_tokens, byte_level, byte_level_bpe
+from inspector.tokenizer.sentencepiece import sentencepiece_tokenizer
 from inspector.tokenizer.text_tokenizer import TextTokenizer, one_line
 
 # llama.cpp's `tokenizer.ggml.pre` names -> how to split. "digits+gpt2" = every digit on its own,
@@ -119,15 +122,19 @@ def _parse_gguf_kv(buf, name: str) -> dict[str, Any]:
 
 
 def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
-    """The tokenizer a GGUF file describes (byte-level BPE, `tokenizer.ggml.model == "gpt2"`)."""
+    """The tokenizer a GGUF file describes: byte-level BPE (`tokenizer.ggml.model == "gpt2"`) or
+    Gemma's SentencePiece BPE ("llama")."""
     path = Path(path)
     meta = read_gguf_metadata(path)
     model = meta.get("tokenizer.ggml.model")
     tokens = meta.get("tokenizer.ggml.tokens")
     if model is None or not isinstance(tokens, list) or not tokens:
         raise InspectError(f"{path}: no tokenizer in the GGUF metadata (tokenizer.ggml.model/tokens missing)")
+    if model == "llama":
+        return _wrap(sentencepiece_tokenizer(meta, str(path)), meta, len(tokens), str(path))
     if model != "gpt2":
-        raise InspectError(f"{path}: GGUF tokenizer model {model!r} not supported (only byte-level BPE, 'gpt2')")
+        raise InspectError(f"{path}: GGUF tokenizer model {model!r} not supported (byte-level BPE 'gpt2', "
+                           "SentencePiece 'llama')")
     merges_raw = meta.get("tokenizer.ggml.merges")
     if not isinstance(merges_raw, list) or not merges_raw:
         raise InspectError(f"{path}: tokenizer.ggml.merges missing; cannot build a BPE tokenizer")
@@ -159,10 +166,15 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
         add_tokens(tok, added)
     except Exception as exc:
         raise InspectError(f"{path}: cannot build a BPE tokenizer from the GGUF metadata ({one_line(exc)})") from None
+    return _wrap(tok, meta, len(tokens), label)
+
+
+def _wrap(tok, meta: dict[str, Any], n_tokens: int, label: str) -> TextTokenizer:
+    """BOS/EOS as llama.cpp adds them, end-of-sequence ids and the chat template, around `tok`."""
 
     def known_id(key: str) -> int | None:
         value = meta.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(tokens) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n_tokens else None
 
     bos_id, eos_id = known_id("tokenizer.ggml.bos_token_id"), known_id("tokenizer.ggml.eos_token_id")
     eos = [eos_id] if eos_id is not None else []
