@@ -69,3 +69,24 @@ def write_atomic(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+def read_small_text(path: str | os.PathLike, what: str, max_bytes: int = 1 << 20) -> str:
+    """A small UTF-8 text file (a list of prompts, of chat turns, of expected answers), at most
+    `max_bytes`; only a regular file is opened, and every failure is one line naming `what` and the path."""
+    p = Path(path)
+    if not p.exists():
+        raise InspectError(f"{what} {path}: no such file")
+    if not p.is_file():
+        raise InspectError(f"{what} {path}: not a regular file")
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InspectError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise InspectError(f"{what} {path}: larger than {max_bytes:,} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InspectError(f"{what} {path}: not UTF-8 text") from None

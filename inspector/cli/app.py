@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import typer
 
+from inspector.cli.chat import chat
 from inspector.cli.memory import memory
 from inspector.cli.options import BatchOpt, ContextOpt, Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
 from inspector.cli.report import report
+from inspector.cli.run import run
 from inspector.cli.tokens import tokens
-from inspector.cli.trace import run, trace
+from inspector.cli.trace import trace
 from inspector.cli.verify import verify
 from inspector.errors import InspectError
 
@@ -83,6 +85,7 @@ app.command()(trace)
 app.command()(run)
 app.command()(memory)
 app.command()(report)
+app.command()(chat)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`inspect trace` and `inspect run`: the reference forward pass, traced or timed and generating."""
+"""`inspect trace`: the reference forward pass, step by step (`run` and `chat` live beside it)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
+                                         ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.runtime.prepare import DEFAULT_MODEL
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf file or Hub id.")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safetensors file/directory or .gguf "
-                                                   "holding the weights (default: beside MODEL's config).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else cpu; meta without weights), cpu, cuda, meta.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16, float16.")]
-TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / .gguf / Hub id to tokenize with.")]
-ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat template.")]
-TempOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy (argmax).", min=0.0)]
-TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens.", min=1)]
-TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Keep the smallest set reaching probability p.", min=0.0, max=1.0)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")]
 
 
 def parse_layers(text: str | None) -> set[int] | None:
@@ -42,7 +32,9 @@ def parse_layers(text: str | None) -> set[int] | None:
 
 
 def trace(
-    prompt: Annotated[str, typer.Argument(help="The text to run through the model.")],
+    prompts: Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several "
+                                                          "prompts make one left-padded batch.",
+                                                          show_default=False)] = None,
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -55,7 +47,11 @@ def trace(
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
+    min_p: MinPOpt = None,
     seed: SeedOpt = 0,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Trace N stand-in ids instead of a prompt "
+                                                   "(shapes depend only on N).", min=1)] = None,
+    threads: ThreadsOpt = None,
     image: Annotated[Optional[Path], typer.Option("--image", help="VLMs: an image file (any format PIL reads); "
                                                   "the image goes before the prompt.", dir_okay=False)] = None,
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
@@ -63,100 +59,64 @@ def trace(
     format: FormatOpt = Format.table,
     output: OutOpt = None,
 ) -> None:
-    """The forward pass layer by layer: every step's module, output shape and dtype (seed 003, Steps 3-11).
+    """The forward pass layer by layer: every step's module, output shape and dtype.
 
-    Without weights (a preset or bare config) it runs on the meta device: shapes only, no memory.
+    Steps 1-11 of *Implementations of Large Language Models*. Without weights (a preset or bare config) it runs on the meta device: shapes only, no memory.
+    Several prompts make one batch: left padding, the padding mask and position ids that skip it.
+    Without a tokenizer offline (Phi-3, Mistral, a bare config.json), meta traces stand-in ids.
 
     Examples:
       inspect trace "The capital of Singapore is"
+      inspect trace "Hi" "The capital of Singapore is" -m meta-llama/Llama-3.2-1B --chat
       inspect trace "Hi" -m meta-llama/Llama-3.1-405B --device meta --decode-steps 2
+      inspect trace --seq-len 4096 -m mistralai/Mistral-7B-v0.1
       inspect trace "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf --layers all -f json
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
     from inspector.reports.render import emit
 
+    prompts = _check_inputs(prompts, seq_len)
     if image is not None or image_size is not None:
-        from inspector.reports.vision_trace import image_trace_report
-        from inspector.runtime.prepare import locate
-        from inspector.runtime.vlm_trace import image_trace
-
-        if device == "auto":
-            device = "cpu" if locate(model, weights)[1] else "meta"
-        spec, _logits, log = image_trace(model, prompt, str(image) if image else None, image_size, device)
-        emit(image_trace_report(spec, log.steps, device), format.value, output)
+        _image_trace(model, weights, device, prompts, image, image_size, format, output)
         return
 
     from inspector.reports.trace import trace_report
-    from inspector.runtime.prepare import prepare
+    from inspector.runtime.prepare import prepare, use_threads
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.trace import trace_prompt
 
+    use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer)
-    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    result = trace_prompt(rt, prompt, chat, decode_steps, settings)
+    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
+    result = trace_prompt(rt, prompts, chat, decode_steps, settings, seq_len=seq_len)
     emit(trace_report(result, parse_layers(layers)), format.value, output)
 
 
-def run(
-    prompts: Annotated[list[str], typer.Argument(help="One or more prompts.", show_default=False)],
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
-    tokenizer: TokOpt = None,
-    chat: ChatOpt = False,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate.", min=1)] = 32,
-    temperature: TempOpt = 0.0,
-    temperatures: Annotated[Optional[str], typer.Option("--temperatures", help="Comma-separated sweep, e.g. 0,0.6,1,1.5 "
-                                                        "(seed 000's experiment); overrides --temperature.")] = None,
-    trials: Annotated[int, typer.Option("--trials", help="Generations per prompt and temperature (seed + trial).", min=1)] = 1,
-    top_k: TopKOpt = None,
-    top_p: TopPOpt = None,
-    seed: SeedOpt = 0,
-    format: FormatOpt = Format.table,
-    output: OutOpt = None,
-) -> None:
-    """Run the reference model (cuda when available): a timed layer-by-layer prefill, then generation.
+def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
+    from inspector.errors import InspectError
+    from inspector.runtime.batch import check_prompts
 
-    Streams the text, reports prefill and decode tokens/s and which layers dominate the time.
+    prompts = list(prompts or [])
+    if not prompts and seq_len is None:
+        raise InspectError("give a prompt (or --seq-len N to trace N stand-in ids)")
+    if prompts and seq_len is not None:
+        raise InspectError("give prompts or --seq-len, not both")
+    if prompts:
+        check_prompts(prompts)
+    return prompts
 
-    Examples:
-      inspect run "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf
-      inspect run "Who are you?" "The capital of Singapore is" -m ./Qwen2.5-0.5B --temperatures 0,0.6,1,1.5 --trials 3
-    """
-    import sys
 
+def _image_trace(model, weights, device, prompts, image, image_size, format, output) -> None:
     from inspector.errors import InspectError
     from inspector.reports.render import emit
-    from inspector.reports.trace import run_report, sweep_report
-    from inspector.runtime.routing import RoutingCounter
-    from inspector.runtime.run import generate_all, prompt_ids, time_prefill
-    from inspector.runtime.prepare import prepare
+    from inspector.reports.vision_trace import image_trace_report
+    from inspector.runtime.prepare import locate
+    from inspector.runtime.vlm_trace import image_trace
 
-    try:
-        temps = [float(t) for t in temperatures.split(",")] if temperatures else [temperature]
-    except ValueError:
-        raise InspectError(f"--temperatures {temperatures!r}: expected numbers like 0,0.6,1,1.5") from None
-    if any(t < 0 for t in temps):
-        raise InspectError("temperatures must be >= 0")
-    rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
-    ids = prompt_ids(rt, prompts[0], chat)
-    records, method = time_prefill(rt, ids)
-    streaming = format == Format.table and output is None and len(prompts) * len(temps) * trials == 1
-
-    def on_token(record, piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
-
-    if streaming:
-        sys.stdout.write(prompts[0])
-    with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
-        gens = generate_all(rt, prompts, temps, trials, max_new_tokens, top_k, top_p, seed, chat,
-                            on_token if streaming else None)
-    if streaming:
-        sys.stdout.write("\n\n")
-    report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, ids, records, gens, method, routing.layers())
-    if len(gens) > 1:
-        report.sections.append(sweep_report(gens).sections[0])
-    emit(report, format.value, output)
+    if len(prompts) != 1:
+        raise InspectError("--image traces one prompt")
+    if device == "auto":
+        device = "cpu" if locate(model, weights)[1] else "meta"
+    spec, _logits, log = image_trace(model, prompts[0], str(image) if image else None, image_size, device)
+    emit(image_trace_report(spec, log.steps, device), format.value, output)

@@ -250,7 +250,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave
 
 
 class KVCache:
-    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (seed 1.2.5.1)."""
+    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (seed 1.2.5.1).
+
+    `crop(t)` keeps the first t positions (a chat turn that reuses a prefix of the cache);
+    `reorder(rows)` picks batch rows (beam search: each kept beam continues from its parent's cache).
+    """
 
     def __init__(self, num_layers: int) -> None:
         self.k: list[torch.Tensor | None] = [None] * num_layers
@@ -268,14 +272,32 @@ class KVCache:
         self.k[layer], self.v[layer] = k, v
         return k, v
 
+    def crop(self, length: int) -> None:
+        """Forget every position from `length` on."""
+        if not 0 <= length <= self.length:
+            raise InspectError(f"KV cache: cannot crop {self.length} positions to {length}")
+        for i, (k, v) in enumerate(zip(self.k, self.v)):
+            if k is not None:
+                self.k[i], self.v[i] = (k[:, :, :length], v[:, :, :length]) if length else (None, None)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Batch row r becomes old row rows[r] (rows may repeat: a beam with two children)."""
+        for i, (k, v) in enumerate(zip(self.k, self.v)):
+            if k is not None:
+                index = rows.to(k.device)
+                self.k[i], self.v[i] = k.index_select(0, index), v.index_select(0, index)  # (b', n_kv, t, d_h)
+
 
 def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any,
-                chunk: int | None = None) -> torch.Tensor:
+                chunk: int | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
     """M of seed 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
 
     0 where key j <= query i (and, with a sliding window, j > i - window; with Llama 4's chunks,
     j in the same chunk as i), else the most negative finite number of `dtype`. Shape
-    (1, 1, n, start+n), broadcast over batch and heads.
+    (1, 1, n, start+n), broadcast over batch and heads. With `padding` (b, start+n), 1 for a real
+    token and 0 for a pad (Step 1's left padding), pad keys are masked too and the shape is
+    (b, 1, n, start+n). Windows and chunks count slots, as transformers does, so a left-padded row
+    sees the same keys as its unpadded self only while the window is longer than the sequence.
     """
     i = torch.arange(start, start + n, device=device)[:, None]  # (n, 1) query positions
     j = torch.arange(start + n, device=device)[None, :]  # (1, start+n) key positions
@@ -284,7 +306,9 @@ def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, devi
         allowed = allowed & (j > i - window)
     if chunk is not None:
         allowed = allowed & (j // chunk == i // chunk)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
-    return mask[None, None]  # (1, 1, n, start+n)
-
-
+    allowed = allowed[None, None]  # (1, 1, n, start+n)
+    if padding is not None:
+        if padding.shape[-1] != start + n:
+            raise InspectError(f"padding mask covers {padding.shape[-1]} positions, expected {start + n}")
+        allowed = allowed & padding.to(device=device, dtype=torch.bool)[:, None, None, :]  # (b, 1, n, start+n)
+    return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)

@@ -112,10 +112,13 @@ class TextModel(nn.Module):
             self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
                                 "Step 9", "LM head: logits (b, n, n_v)")
         if not spec.learned_positions:
-            self.rope = note(RotaryEmbedding(spec), "Step 5", "RoPE cos, sin: (1, n, d_h) each")
+            self.rope = note(RotaryEmbedding(spec), "Step 5",
+                             "RoPE cos, sin: (1, n, d_h) each; (b, n, d_h) for per-row positions")
         if spec.rope_local_theta is not None:  # Gemma 3: sliding layers rotate with their own base
             local = replace(spec, rope_theta=spec.rope_local_theta, rope_scaling=None)
             self.rope_local = note(RotaryEmbedding(local), "Step 5", "RoPE cos, sin of the sliding layers")
+        self.positions = Tap("Step 5", "position ids of the new tokens (left padding skipped)")
+        self.mask = Tap("1.2.5.2", "attention mask M: 0 where allowed, min where masked (causal, padding)")
         self.tie()
 
     def tie(self) -> None:
@@ -147,21 +150,32 @@ class TextModel(nn.Module):
         return logits
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None, embeds: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+                positions: torch.Tensor | None = None, last_only: bool = False,
+                padding: torch.Tensor | None = None) -> torch.Tensor:
         """`embeds` (b, n, d) replaces the embedding lookup (a VLM's text embeddings with image features
         scattered in); `positions` replaces arange, e.g. Qwen2-VL's M-RoPE ids (3, b, n); `last_only`
-        gives the logits of the last position only, (b, 1, n_v), all that generation samples from."""
+        gives the logits of the last position only, (b, 1, n_v), all that generation samples from.
+
+        `padding` (b, t+n): 1 for a real token, 0 for a pad, over the cached and the new positions
+        (Steps 1 and 3: a left-padded batch). Pad keys are masked, and position ids count only real
+        tokens, so each row sees what it would see alone.
+        """
         b, n = ids.shape
         start = cache.length if cache is not None else 0
         if positions is None:
-            positions = torch.arange(start, start + n, device=ids.device)  # (n,)
+            if padding is not None:  # (b, t+n): a row's first real token gets position 0
+                positions = (padding.long().cumsum(-1) - 1).clamp(min=0)[:, start:]  # (b, n)
+            else:
+                positions = torch.arange(start, start + n, device=ids.device)  # (n,)
         x = self._embed(ids, positions) if embeds is None else embeds  # (b, n, d)
-        ropes = {key: getattr(self, name)(positions, x.dtype)  # cos, sin: (1, n, d_rot) each
+        positions = self.positions(positions)  # (n,), (b, n) or M-RoPE's (3, b, n)
+        ropes = {key: getattr(self, name)(positions, x.dtype)  # cos, sin: (1 or b, n, d_rot) each
                  for key, name in (("", "rope"), ("local", "rope_local")) if hasattr(self, name)}
         masks: dict[tuple[int | None, int | None], torch.Tensor] = {}
         for i, block in enumerate(self.layers):
             key = (self.spec.window(i), self.spec.chunk(i))
-            if key not in masks:
-                masks[key] = causal_mask(start, n, key[0], x.dtype, ids.device, chunk=key[1])  # (1, 1, n, start+n)
+            if key not in masks:  # (1 or b, 1, n, start+n)
+                masks[key] = self.mask(causal_mask(start, n, key[0], x.dtype, ids.device, chunk=key[1],
+                                                   padding=padding))
             x = block(x, ropes, masks[key], cache)  # (b, n, d)
         return self._logits(x[:, -1:] if last_only else x)  # (b, n or 1, n_v)

@@ -1,6 +1,7 @@
-"""Reports of `trace` and `run`: the step table (repeated layers collapsed), the cached decode
-steps, the per-layer timing dump, the generation figures, the temperature sweep table, and for
-mixture-of-experts models the routing table (tokens each expert received, one row per MoE layer)."""
+"""The report of `trace`: the step table (left padding, the padding mask and position ids for a
+batch; repeated layers collapsed), the cached decode steps, the stand-in note when the ids are not
+real, and for mixture-of-experts models the routing table (tokens each expert received, one row per
+MoE layer), which `run`'s report (inspector.reports.run) shows too."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def shape_text(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ", ".join(str(s) for s in shapes)
 
 
-def _step_json(r: Record) -> dict[str, Any]:
+def step_json(r: Record) -> dict[str, Any]:
     out = {"name": r.name, "module": r.module, "shape": list(r.shapes[0]) if len(r.shapes) == 1 else
            [list(s) for s in r.shapes], "dtype": r.dtype, "step": r.step, "description": r.text}
     if r.seconds is not None:
@@ -30,10 +31,42 @@ def _token_note(tokens: list[int], strings: list[str], limit: int = 24) -> str:
     return " ".join(pairs) + more
 
 
-def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list[str]]:
-    n = len(result.tokens)
-    rows = [["Step 3", "tokenize", "tokenizer", f"(1, {n})", "int64",
-             "ids: " + _token_note(result.tokens, result.token_strings)]]
+def _positions(pads: int, n: int, limit: int = 12) -> str:
+    """A left-padded row's position ids: 0 under the padding, then 0, 1, 2, ... from its first token."""
+    ids = [0] * pads + list(range(n - pads))
+    shown = " ".join(str(i) for i in ids[:limit])
+    return shown + (f" … {ids[-1]}" if len(ids) > limit else "")
+
+
+def _batch_rows(result: TraceResult) -> list[list]:
+    """Steps 1 and 3 for the input: the ids of each row, the left padding and its mask."""
+    b, n = len(result.input_ids), len(result.input_ids[0])
+    pads = [n - len(r) for r in result.batch_tokens]
+    if result.stand_in:
+        shown = [" ".join(str(t) for t in ids[:24]) + (f" … (+{len(ids) - 24})" if len(ids) > 24 else "")
+                 for ids in result.batch_tokens]
+        return [["Step 3", "stand-in ids", "no tokenizer" if "offline" in result.stand_in else "--seq-len",
+                 f"({b}, {n})", "int64", shown if b > 1 else shown[0]]]
+    if b == 1:
+        return [["Step 3", "tokenize", "tokenizer", f"(1, {n})", "int64",
+                 "ids: " + _token_note(result.tokens, result.token_strings)]]
+    lines = [f"row {i}: " + (f"{p} pad + " if p else "") + _token_note(ids, strings, 12)
+             for i, (p, ids, strings) in enumerate(zip(pads, result.batch_tokens, result.batch_strings))]
+    rows = [["Step 3", "tokenize", "tokenizer", f"({b}, {n})", "int64", lines]]
+    if result.pad_id is not None:
+        lengths = ", ".join(str(len(r)) for r in result.batch_tokens)
+        rows.insert(0, ["Step 1", "left padding", "batch", f"({b}, {n})", "int64",
+                        f"rows of {lengths} tokens padded on the left to n = {n} with id {result.pad_id}, "
+                        "so every row's last token is in the last column"])
+        rows.append(["Step 3", "padding mask", "batch", f"({b}, {n})", "int64",
+                     [f"row {i}: " + "0" * p + "1" * (n - p) for i, p in enumerate(pads)]])
+        rows.append(["Step 3", "position ids", "batch", f"({b}, {n})", "int64",
+                     [f"row {i}: " + _positions(p, n) for i, p in enumerate(pads)]])
+    return rows
+
+
+def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list]:
+    rows = _batch_rows(result)
     for item in collapse(result.rows, show_layers):
         if isinstance(item, tuple):
             (first, last), shown = item, item.shown
@@ -43,22 +76,29 @@ def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list[s
                                                           "them)"])
             continue
         rows.append([item.step, item.name, item.module, shape_text(item.shapes), item.dtype, item.text])
-    token, text = result.next_tokens[0], result.next_strings[0]
-    note = f"next token {token} {text!r}" if token is not None else "meta device: shapes only, no values to sample"
-    rows.append(["Step 10", "sample", "argmax / sampling", "(1,)", "int64", note])
+    b = result.batch_size
+    chosen = result.batch_next[0] if result.batch_next else [None]
+    if chosen[0] is None:
+        note = "meta device: shapes only, no values to sample"
+    elif b == 1:
+        note = f"next token {chosen[0]} {result.next_strings[0]!r}"
+    else:
+        note = "next token per row: " + ", ".join(str(t) for t in chosen)
+    rows.append(["Step 10", "sample", "argmax / sampling", f"({b},)", "int64", note])
     return rows
 
 
 def decode_rows(result: TraceResult) -> list[list[str]]:
     rows = []
-    n = len(result.tokens)
+    n = len(result.input_ids[0]) if result.input_ids else len(result.tokens)
     for t, records in enumerate(result.decode, start=1):
-        fed = result.next_tokens[t - 1]
+        fed = result.batch_next[t - 1]
         for r in records:
             rows.append([f"decode {t}", r.name, shape_text(r.shapes), r.text])
         token = result.next_tokens[t]
-        rows.append([f"decode {t}", "sample", "(1,)",
-                     f"fed {fed}, cache now {n + t} positions; next token {token} {result.next_strings[t]!r}"
+        fed_text = str(fed[0]) if len(fed) == 1 else "[" + ", ".join(str(f) for f in fed) + "]"
+        rows.append([f"decode {t}", "sample", f"({len(fed)},)",
+                     f"fed {fed_text}, cache now {n + t} positions; next token {token} {result.next_strings[t]!r}"
                      if token is not None else f"cache now {n + t} positions (meta: no values)"])
     return rows
 
@@ -101,9 +141,39 @@ def routing_data(layers: list[tuple[int, int, list[int] | None]]) -> list[dict[s
     return [{"layer": layer, "experts": experts, "tokens_per_expert": counts} for layer, experts, counts in layers]
 
 
+def _trace_json(result: TraceResult, routing) -> dict[str, Any]:
+    data = {
+        "model": result.model,
+        "device": result.device,
+        "dtype": result.dtype,
+        "prompt": result.prompt_text,
+        "tokens": result.tokens,
+        "token_strings": result.token_strings,
+        "stand_in": result.stand_in or None,
+        "steps": [step_json(r) for r in result.rows],
+        "next_token": result.next_tokens[0],
+        **({"routing": routing_data(routing)} if routing else {}),
+        "decode_steps": [
+            {"step": t, "fed": result.batch_next[t - 1] if result.batch_size > 1 else result.next_tokens[t - 1],
+             "next_token": result.next_tokens[t], "steps": [step_json(r) for r in recs]}
+            for t, recs in enumerate(result.decode, start=1)
+        ],
+    }
+    if result.batch_size > 1:
+        n = len(result.input_ids[0])
+        data["batch"] = [{"prompt": p, "tokens": ids, "token_strings": strings, "pads": n - len(ids)}
+                         for p, ids, strings in zip(result.prompts, result.batch_tokens, result.batch_strings)]
+        data["input_ids"] = result.input_ids
+        data["pad_id"] = result.pad_id
+        data["next_tokens"] = result.batch_next[0]
+    return data
+
+
 def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Report:
+    b, n = result.batch_size, len(result.input_ids[0]) if result.input_ids else len(result.tokens)
+    shape = f"{n} tokens" if b == 1 else f"a batch of {b} rows x {n} positions"
     sections = [Section(
-        f"Forward pass of {result.model} on {result.device} ({result.dtype}), {len(result.tokens)} tokens",
+        f"Forward pass of {result.model} on {result.device} ({result.dtype}), {shape}",
         ["Step", "Name", "Module", "Output shape", "Dtype", "What happens"],
         trace_rows(result, show_layers),
     )]
@@ -114,87 +184,4 @@ def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Re
     if result.decode:
         sections.append(Section("Cached decode steps (Step 11 with the KV cache of 1.2.5.1)",
                                 ["Step", "Name", "Output shape", "What happens"], decode_rows(result)))
-    data = {
-        "model": result.model,
-        "device": result.device,
-        "dtype": result.dtype,
-        "prompt": result.prompt_text,
-        "tokens": result.tokens,
-        "token_strings": result.token_strings,
-        "steps": [_step_json(r) for r in result.rows],
-        "next_token": result.next_tokens[0],
-        **({"routing": routing_data(routing)} if routing else {}),
-        "decode_steps": [
-            {"step": t, "fed": result.next_tokens[t - 1], "next_token": result.next_tokens[t],
-             "steps": [_step_json(r) for r in recs]}
-            for t, recs in enumerate(result.decode, start=1)
-        ],
-    }
-    return Report(sections, data)
-
-
-# --------------------------------------------------------------------------- run
-
-
-def layer_timing_rows(records: list[Record]) -> list[list[str]]:
-    """Top-level modules (embedding, each layer, final norm, head) with shapes and times."""
-    rows = []
-    for r in records:
-        if r.name in ("embed", "norm", "lm_head", "rope") or (r.layer is not None and r.name == f"layers.{r.layer}"):
-            rows.append([r.name, r.module, shape_text(r.shapes), r.dtype, f"{(r.seconds or 0) * 1000:.3f}"])
-    return rows
-
-
-def dominant(records: list[Record], top: int = 5) -> list[tuple[str, float]]:
-    """Where the time goes, by kind of module summed over layers (attention, MLP, head, ...)."""
-    kinds: dict[str, float] = {}
-    for r in records:
-        if r.seconds is None:
-            continue
-        rel = r.name.split(".", 2)[2] if r.layer is not None and r.name.count(".") >= 2 else r.name
-        if rel in ("attn", "mlp", "attn_norm", "mlp_norm", "embed", "norm", "lm_head"):
-            kinds[rel] = kinds.get(rel, 0.0) + r.seconds
-    return sorted(kinds.items(), key=lambda kv: -kv[1])[:top]
-
-
-def run_report(model: str, device: str, dtype: str, prompt_ids: list[int], records: list[Record],
-               generations: list[dict[str, Any]], timing_method: str,
-               routing: list[tuple[int, int, list[int] | None]] | None = None) -> Report:
-    """The timed prefill, the generations and, for MoE models, the experts chosen while generating."""
-    total = sum(r.seconds or 0 for r in records if r.layer is None or r.name == f"layers.{r.layer}")
-    sections = [Section(f"Prefill of {len(prompt_ids)} tokens, layer by layer ({timing_method})",
-                        ["Module", "Type", "Output shape", "Dtype", "Time (ms)"], layer_timing_rows(records))]
-    dom = dominant(records)
-    if dom:
-        sections.append(Section("Where the prefill time goes (summed over layers)", ["Part", "Time (ms)", "Share"],
-                                [[k, f"{v * 1000:.2f}", f"{100 * v / total:.0f}%" if total else ""] for k, v in dom]))
-    rows = [[g["prompt"], g["temperature"], g["trial"] + 1, g["text"], g["tokens"], f"{g['prefill_tokens_per_s']:.1f}",
-             f"{g['decode_tokens_per_s']:.1f}", g["stop"]] for g in generations]
-    sections.append(Section("Generations", ["Prompt", "Temperature", "Trial", "Output", "New tokens",
-                                            "Prefill tok/s", "Decode tok/s", "Stop"], rows))
-    data = {
-        "model": model, "device": device, "dtype": dtype, "tokens": prompt_ids, "timing": timing_method,
-        "layers": [_step_json(r) for r in records
-                   if r.name in ("embed", "norm", "lm_head") or r.name == f"layers.{r.layer}"],
-        "dominant": [{"part": k, "seconds": v} for k, v in dom],
-        "generations": generations,
-    }
-    if routing:
-        sections.append(routing_section(routing, "Expert choices during generation, per MoE layer (the prompt "
-                                                  "and every new token)"))
-        data["routing"] = routing_data(routing)
-    return Report(sections, data)
-
-
-def sweep_report(generations: list[dict[str, Any]]) -> Report:
-    """Seed 000's experiment: one row per prompt and temperature, one column per trial."""
-    prompts = list(dict.fromkeys(g["prompt"] for g in generations))
-    temps = list(dict.fromkeys(g["temperature"] for g in generations))
-    trials = sorted({g["trial"] for g in generations})
-    rows = []
-    for p in prompts:
-        for t in temps:
-            outs = {g["trial"]: g["text"] for g in generations if g["prompt"] == p and g["temperature"] == t}
-            rows.append([p, t, *[outs.get(i, "") for i in trials]])
-    return Report([Section("Outputs by temperature", ["Prompt", "Temperature", *[f"Trial {i + 1}" for i in trials]],
-                           rows)], {"generations": generations})
+    return Report(sections, _trace_json(result, routing), notes=[result.stand_in] if result.stand_in else [])

@@ -3,7 +3,10 @@ the device and dtype, and the model built (on meta with no weights, or loaded by
 
 MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json]), a .gguf file
 (config, weights and tokenizer all inside), a preset or a Hub id. Without weights the model runs on
-the meta device (shapes only); a preset whose `tokenizer` is "qwen2-bpe" tokenizes offline.
+the meta device (shapes only). A preset whose `tokenizer` names a kind of
+inspector.tokenizer.packaged (Qwen2 BPE, Llama 3.2, SmolLM2) tokenizes offline; where no tokenizer
+can be had offline (a bare config.json, Phi-3, Mistral), the meta device traces stand-in ids and
+`Runtime.tokenizer_note` says so, while cpu/cuda, which need real ids, refuse in one line.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class Runtime:
     device: Any  # torch.device
     dtype: Any  # torch.dtype
     weights: str | None
+    tokenizer_note: str = ""  # why `tokenizer` is None (meta device only)
 
     @property
     def dtype_name(self) -> str:
@@ -69,14 +73,31 @@ def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
 
 
 def load_tokenizer_for(source: str, override: str | None = None):
-    from inspector.tokenizer.qwen_bpe import embedded_qwen_tokenizer
+    """The tokenizer of --tokenizer, else of a packaged kind (inspector.tokenizer.packaged), a path or a Hub id."""
     from inspector.tokenizer.load import load_tokenizer
+    from inspector.tokenizer.packaged import PACKAGED, packaged_tokenizer
 
     if override:
         return load_tokenizer(override)
-    if source == "qwen2-bpe":
-        return embedded_qwen_tokenizer()
+    if source in PACKAGED:
+        return packaged_tokenizer(source)
     return load_tokenizer(source)
+
+
+def _local_tokenizer(source: str) -> bool:
+    """Whether `source` is a tokenizer file or a directory holding one (a broken one must not be skipped)."""
+    path = Path(source).expanduser()
+    return path.is_file() or (path / "tokenizer.json").is_file()
+
+
+def tokenizer_or_note(source: str, override: str | None, device) -> tuple[Any, str]:
+    """(tokenizer, "") or, on the meta device when none can be had offline, (None, the reason)."""
+    try:
+        return load_tokenizer_for(source, override), ""
+    except InspectError as exc:
+        if device.type != "meta" or override or _local_tokenizer(source):
+            raise
+        return None, str(exc)
 
 
 def pick_device(device: str, has_weights: bool):
@@ -177,7 +198,7 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
     if need_weights and dev.type == "meta":
         raise InspectError("`run` generates text and needs real weights: --device meta gives shapes only (use `trace`)")
     torch_dtype = pick_dtype(dtype, dev, spec)
-    tok = load_tokenizer_for(tok_source, tokenizer)
+    tok, tok_note = tokenizer_or_note(tok_source, tokenizer, dev)
     if dev.type == "meta":
         net = TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
     else:
@@ -186,4 +207,33 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
         check_fits(spec, dev, torch_dtype)
         net = load_model(weights, spec.text, torch_dtype, dev)
     label = str(getattr(weights, "path", weights)) if weights is not None else None
-    return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None)
+    return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None, tok_note)
+
+
+def default_threads() -> int:
+    """Torch CPU threads when --threads is not given: OMP_NUM_THREADS if set, else half the usable cores.
+
+    On a machine whose other processes keep cores busy, an intra-op pool as wide as the machine
+    stalls at every barrier waiting for a descheduled thread (measured on 2 cores with one busy
+    neighbour: 2 threads decode at 0.5-1.3 tokens/s, 1 thread at 17.5); half the cores leaves room
+    for a neighbour at a small cost when the machine is quiet (docs/trace.md, "Threads").
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count (--threads, else `default_threads()`); returns it."""
+    import torch
+
+    n = default_threads() if threads is None else threads
+    if n < 1:
+        raise InspectError(f"--threads must be at least 1, got {n}")
+    torch.set_num_threads(n)
+    return n

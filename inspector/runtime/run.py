@@ -1,18 +1,19 @@
 """`inspect run`: a timed, layer-by-layer prefill of the reference model, then generation.
 
 `time_prefill` runs the first prompt once under a timing Recorder (CUDA events on a GPU, wall
-clock on the CPU). `generate_all` runs every prompt x temperature x trial with Appendix C sampling
-and calls `on_token` with each new piece of text, so the CLI can stream it. No printing here.
+clock on the CPU). `generate_all` runs every temperature x trial with Appendix C sampling, all
+prompts as one left-padded batch (inspector.runtime.batch), judges outputs against expected
+answers (inspector.runtime.experiment), and calls `on_token` with each new piece of the first
+prompt's text, so the CLI can stream it. No printing here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
 from inspector.errors import InspectError
-from inspector.runtime.generate import generate
 from inspector.runtime.sampling import SamplingSettings
 from inspector.runtime.trace import Record, Recorder
 
@@ -41,28 +42,55 @@ def time_prefill(runtime, ids: list[int], warmup: bool = True) -> tuple[list[Rec
 
 def generate_all(runtime, prompts: list[str], temperatures: list[float], trials: int, max_new_tokens: int,
                  top_k: int | None, top_p: float | None, seed: int, chat: bool,
-                 on_token: Callable[[dict[str, Any], str], None] | None = None) -> list[dict[str, Any]]:
-    tok = runtime.tokenizer
+                 on_token: Callable[[dict[str, Any], str], None] | None = None, min_p: float | None = None,
+                 expect: Mapping[str, tuple[str, ...] | None] | None = None) -> list[dict[str, Any]]:
+    """Every temperature x trial (seed + trial - 1) with all prompts as one left-padded batch.
+
+    Records are ordered by prompt, temperature, trial. Timings are the batch's: `prefill_tokens_per_s`
+    counts every row's real tokens, `decode_tokens_per_s` every row's new tokens after the first.
+    `expect` (prompt -> accepted answers) adds `correct` (True, False, or None when not judged).
+    """
+    from inspector.runtime.batch import Batch, encode_prompts, generate_batch
+    from inspector.runtime.experiment import is_correct
+
+    tok, model = runtime.tokenizer, runtime.model
     eos = tuple(tok.eos_ids) or runtime.spec.text.eos_token_ids
+    _, rows = encode_prompts(tok, prompts, chat, runtime.spec.text.vocab_size)
+    batch = Batch(rows, eos[0] if eos else 0)
     out = []
-    for prompt in prompts:
-        ids = prompt_ids(runtime, prompt, chat)
-        for temperature in temperatures:
-            for trial in range(trials):
-                settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed + trial)
-                gen = generate(runtime.model, ids, max_new_tokens, eos, settings)
-                record = {"prompt": prompt, "temperature": temperature, "trial": trial, "seed": seed + trial}
-                text = ""
-                for _ in gen:
-                    new = tok.decode(gen.tokens, skip_special_tokens=True)
-                    if on_token is not None and new.startswith(text):
-                        on_token(record, new[len(text):])
-                    text = new
-                record.update({
-                    "text": text, "token_ids": list(gen.tokens), "tokens": len(gen.tokens), "stop": gen.stop_reason,
-                    "prefill_s": gen.prefill_s, "decode_s": gen.decode_s,
-                    "prefill_tokens_per_s": len(ids) / gen.prefill_s if gen.prefill_s else 0.0,
-                    "decode_tokens_per_s": gen.decode_tokens_per_s,
+    for temperature in temperatures:
+        for trial in range(1, trials + 1):
+            settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed + trial - 1,
+                                        min_p=min_p)
+            meta = {"model": runtime.spec.name, "temperature": temperature, "trial": trial, "seed": seed + trial - 1}
+            res = generate_batch(model, batch, max_new_tokens, eos, settings,
+                                 _streamer(tok, {**meta, "prompt": prompts[0]}, on_token) if on_token else None)
+            for prompt, ids, tokens, stop in zip(prompts, rows, res.tokens, res.stops):
+                text = tok.decode(tokens, skip_special_tokens=True)
+                out.append({
+                    **meta, "prompt": prompt, "text": text, "token_ids": list(tokens), "tokens": len(tokens),
+                    "stop": stop, "stopped_at_once": stop == "eos" and len(tokens) == 1, "batch": len(rows),
+                    "prompt_tokens": len(ids), "prefill_s": res.prefill_s, "decode_s": res.decode_s,
+                    "prefill_tokens_per_s": sum(map(len, rows)) / res.prefill_s if res.prefill_s else 0.0,
+                    "decode_tokens_per_s": res.decode_tokens_per_s,
+                    "correct": is_correct(text, (expect or {}).get(prompt)),
                 })
-                out.append(record)
-    return out
+    order = {p: i for i, p in enumerate(prompts)}
+    return sorted(out, key=lambda g: (order[g["prompt"]], temperatures.index(g["temperature"]), g["trial"]))
+
+
+def _streamer(tok, record: dict[str, Any], on_token: Callable[[dict[str, Any], str], None]):
+    """An on_step callback that passes the first row's new text to on_token as it grows."""
+    tokens: list[int] = []
+    state = {"text": ""}
+
+    def on_step(chosen: list[int | None]) -> None:
+        if chosen[0] is None:
+            return
+        tokens.append(chosen[0])
+        now = tok.decode(tokens, skip_special_tokens=True)
+        if now.startswith(state["text"]):
+            on_token(record, now[len(state["text"]):])
+        state["text"] = now
+
+    return on_step

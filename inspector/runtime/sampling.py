@@ -1,8 +1,13 @@
-"""Choosing the next token from logits (seed 003, Step 10 and Appendix C).
+"""Choosing the next token from logits (Step 10 and Appendix C of *Implementations of Large
+Language Models*).
 
 Order: temperature scaling, then top-k, then top-p on the distribution renormalised after top-k,
-then renormalise and draw with a seeded torch.Generator. Temperature 0 is greedy (argmax).
-Masks are boolean "keep" tensors so tests and tracers can look at them.
+then min-p (keep tokens whose probability is at least min_p times the most likely one's), then
+renormalise and draw with a seeded torch.Generator. Temperature 0 is greedy (argmax). This is
+transformers' order (TemperatureLogitsWarper, TopK, TopP, then MinP). vLLM applies min-p before
+top-k/top-p, so with min-p and top-p together its top-p sees a different distribution. Since
+min-p compares each probability with the largest one, its own choice does not depend on where
+it sits. Masks are boolean "keep" tensors so tests and tracers can look at them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ class SamplingSettings:
     top_k: int | None = None  # None or 0 = no limit
     top_p: float | None = None  # None or 1.0 = no limit
     seed: int = 0
+    min_p: float | None = None  # None or 0 = no limit
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -28,6 +34,8 @@ class SamplingSettings:
             raise InspectError(f"top_k must be >= 0, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise InspectError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.min_p is not None and not 0 <= self.min_p <= 1:
+            raise InspectError(f"min_p must be in [0, 1], got {self.min_p}")
 
     @property
     def greedy(self) -> bool:
@@ -53,6 +61,11 @@ def top_p_mask(probs: torch.Tensor, p: float) -> torch.Tensor:
     return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
 
 
+def min_p_mask(probs: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Keep tokens whose probability is at least min_p times the row's largest (the top one always)."""
+    return probs >= min_p * probs.max(dim=-1, keepdim=True).values
+
+
 def next_token_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
     """The distribution actually sampled from: (..., n_v) logits -> (..., n_v) probabilities."""
     scaled = logits.float() / settings.temperature
@@ -61,6 +74,9 @@ def next_token_probs(logits: torch.Tensor, settings: SamplingSettings) -> torch.
     probs = scaled.softmax(dim=-1)
     if settings.top_p is not None and settings.top_p < 1:
         probs = probs * top_p_mask(probs, settings.top_p)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    if settings.min_p:
+        probs = probs * min_p_mask(probs, settings.min_p)
         probs = probs / probs.sum(dim=-1, keepdim=True)
     return probs
 

@@ -4,8 +4,9 @@
 `Tap` points inside attention and the MLP), stores only shapes and dtypes (never tensors), can
 time each module, and removes its hooks on exit. A Tap built with `values=True` (an MoE layer's
 tokens per expert) also has its small output kept as a list of numbers, when the device has values. Each record carries the step note its module was
-built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization, the prefill
-forward, the next-token choice and optional cached decode steps, and returns `TraceResult` rows.
+built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization (several
+prompts: one left-padded batch, inspector.runtime.batch), the prefill forward, the next-token choice
+and optional cached decode steps, and returns a `TraceResult`.
 Records and the folding of repeated layers (`collapse`) live in inspector.steps, shared with the
 image trace. No printing here; inspector.reports.trace renders.
 """
@@ -117,62 +118,99 @@ class TraceResult:
     model: str
     device: str
     dtype: str
-    tokens: list[int]
+    tokens: list[int]  # the first row's ids (the only row of a single prompt)
     token_strings: list[str]
     prompt_text: str
-    rows: list[Record] = field(default_factory=list)
+    rows: list[Record] = field(default_factory=list)  # the prefill's records, in execution order
     decode: list[list[Record]] = field(default_factory=list)
-    next_tokens: list[int | None] = field(default_factory=list)
+    next_tokens: list[int | None] = field(default_factory=list)  # the first row's chosen tokens
     next_strings: list[str] = field(default_factory=list)
+    batch_tokens: list[list[int]] = field(default_factory=list)  # every row's ids, unpadded
+    batch_strings: list[list[str]] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  # every row's text as run (after --chat)
+    input_ids: list[list[int]] = field(default_factory=list)  # (b, n), left-padded
+    pad_id: int | None = None
+    batch_next: list[list[int | None]] = field(default_factory=list)  # per step, every row's token
+    stand_in: str = ""  # the one-line note when the ids are stand-ins (no tokenizer offline, or --seq-len)
+
+    @property
+    def batch_size(self) -> int:
+        return max(len(self.batch_tokens), 1)
 
 
-DECODE_KEYS = ("embed", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.latent_cache",
+DECODE_KEYS = ("embed", "mask", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.latent_cache",
                "layers.0.attn.probs", "lm_head")
 
 
-def _choose(logits: torch.Tensor, settings, generator) -> int | None:
+def _choose(logits: torch.Tensor, settings, generator) -> list[int] | None:
     from inspector.runtime.sampling import sample
 
     if logits.device.type == "meta":
         return None
-    return int(sample(logits[:, -1], settings, generator)[0])
+    return sample(logits[:, -1], settings, generator).tolist()
 
 
-def trace_prompt(runtime, prompt: str, chat: bool = False, decode_steps: int = 0, settings=None) -> TraceResult:
-    """Tokenize, run the prefill forward under a Recorder, choose the next token, decode N steps."""
+def _inputs(runtime, prompts: list[str], chat: bool, seq_len: int | None):
+    """(texts, id rows, token strings, stand-in note) for the prompts or --seq-len."""
+    from inspector.runtime.batch import STAND_IN_NOTE, encode_prompts, stand_in_rows
+
+    tok, vocab = runtime.tokenizer, runtime.spec.text.vocab_size
+    if seq_len is None and tok is not None:
+        texts, rows = encode_prompts(tok, prompts, chat, vocab)
+        return texts, rows, [tok.token_strings(r) for r in rows], ""
+    if tok is None and runtime.device.type != "meta":
+        raise InspectError(f"{runtime.spec.name}: no tokenizer available offline; real weights need real ids")
+    rows = stand_in_rows(prompts, seq_len, vocab)
+    n = ", ".join(str(len(r)) for r in rows)
+    what = "N" if len(rows) == 1 else "the row lengths"
+    note = STAND_IN_NOTE.format(n=n, what=what) if tok is None else f"--seq-len {seq_len}: {n} stand-in ids"
+    return list(prompts) or [""], rows, [[f"<{t}>" for t in r] for r in rows], note
+
+
+def trace_prompt(runtime, prompt: str | list[str] | None, chat: bool = False, decode_steps: int = 0,
+                 settings=None, seq_len: int | None = None) -> TraceResult:
+    """Tokenize (several prompts: one left-padded batch), run the prefill forward under a Recorder,
+    choose the next tokens, decode N cached steps. With `seq_len` (or no tokenizer, on meta) the ids
+    are stand-ins: only their number matters for the shapes."""
+    from inspector.runtime.batch import Batch
     from inspector.runtime.generate import check_context
     from inspector.runtime.sampling import SamplingSettings
 
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
     tok, model, spec = runtime.tokenizer, runtime.model, runtime.spec.text
-    if not prompt:
-        raise InspectError("the prompt is empty")
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}]) if chat else prompt
-    ids = tok.encode_chat([{"role": "user", "content": prompt}]) if chat else tok.encode(prompt)
-    if not ids:
-        raise InspectError("the prompt gives no tokens")
-    check_context(spec, len(ids), decode_steps)
+    texts, rows, strings, note = _inputs(runtime, prompts, chat, seq_len)
+    check_context(spec, max(len(r) for r in rows), decode_steps)
     settings = settings or SamplingSettings()
     device = runtime.device
     generator = settings.generator(device) if device.type != "meta" else None
-    result = TraceResult(runtime.spec.name, str(device), runtime.dtype_name, ids, tok.token_strings(ids), text)
-    cache = model.new_cache()
-    x = torch.tensor([ids], device=device)  # (b, n)
+    pad_id = (tok.eos_ids[0] if tok is not None and tok.eos_ids else 0)
+    batch = Batch(rows, pad_id)
+    result = TraceResult(runtime.spec.name, str(device), runtime.dtype_name, rows[0], strings[0], texts[0],
+                         batch_tokens=rows, batch_strings=strings, prompts=texts,
+                         input_ids=batch.input_ids("cpu").tolist(), pad_id=pad_id if batch.padded else None,
+                         stand_in=note)
+    cache, padding = model.new_cache(), batch.padding(device)
+    x = batch.input_ids(device)  # (b, n)
     with torch.inference_mode():
         with Recorder(model) as rec:
-            logits = model(x, cache)  # (b, n, n_v)
+            logits = model(x, cache, padding=padding)  # (b, n, n_v)
         result.rows = rec.records
-        token = _choose(logits, settings, generator)
-        _append_token(result, token, tok)
+        chosen = _choose(logits, settings, generator)
+        _append_tokens(result, chosen, tok)
         for _ in range(decode_steps):
-            fed = token if token is not None else 0
+            fed = chosen if chosen is not None else [0] * len(rows)
+            if padding is not None:
+                padding = torch.cat((padding, torch.ones_like(padding[:, :1])), dim=1)  # (b, t+1)
             with Recorder(model) as rec:
-                logits = model(torch.tensor([[fed]], device=device), cache)  # (b, 1, n_v)
+                logits = model(torch.tensor(fed, device=device)[:, None], cache, padding=padding)  # (b, 1, n_v)
             result.decode.append([r for r in rec.records if r.name in DECODE_KEYS])
-            token = _choose(logits, settings, generator)
-            _append_token(result, token, tok)
+            chosen = _choose(logits, settings, generator)
+            _append_tokens(result, chosen, tok)
     return result
 
 
-def _append_token(result: TraceResult, token: int | None, tok) -> None:
-    result.next_tokens.append(token)
-    result.next_strings.append(tok.decode([token]) if token is not None else "")
+def _append_tokens(result: TraceResult, tokens: list[int] | None, tok) -> None:
+    result.batch_next.append(list(tokens) if tokens is not None else [None] * result.batch_size)
+    first = tokens[0] if tokens is not None else None
+    result.next_tokens.append(first)
+    result.next_strings.append(tok.decode([first]) if first is not None and tok is not None else "")

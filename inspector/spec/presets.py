@@ -17,6 +17,8 @@ from inspector.spec.preset_configs import RECORDS
 from inspector.spec.vlm_presets import VLM_PRESETS
 
 QWEN_BPE = "qwen2-bpe"
+LLAMA3 = "llama3"  # kinds of inspector.tokenizer.packaged.PACKAGED
+SMOLLM2 = "smollm2"
 
 
 def config_url(hub_id: str) -> str:
@@ -31,8 +33,8 @@ class Preset:
     source: str
     config: Mapping[str, Any] = field(repr=False)
     preprocessor: Mapping[str, Any] | None = field(default=None, repr=False)
-    # "qwen2-bpe": the offline Qwen2 BPE tokenizer (inspector.tokenizer.qwen_bpe.embedded_qwen_tokenizer);
-    # None: the tokenizer comes from the Hub repo, like the weights.
+    # A kind of inspector.tokenizer.packaged.PACKAGED ("qwen2-bpe", "llama3", "smollm2"): a tokenizer
+    # that an installed package ships, so it works offline; None: it comes from the Hub repo, like the weights.
     tokenizer: str | None = None
 
 
@@ -71,14 +73,14 @@ _PRESETS: list[Preset] = [
         tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=500000.0,
         max_position_embeddings=131072, rope_scaling={"factor": 32.0, **_LLAMA3_ROPE},
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
-        torch_dtype="bfloat16")),
+        torch_dtype="bfloat16"), tokenizer=LLAMA3),
     Preset("meta-llama/Llama-3.1-8B", ("llama-3.1-8b", "llama3.1-8b"), config_url("meta-llama/Llama-3.1-8B"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
         num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
         tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=500000.0,
         max_position_embeddings=131072, rope_scaling={"factor": 8.0, **_LLAMA3_ROPE},
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
-        torch_dtype="bfloat16")),
+        torch_dtype="bfloat16"), tokenizer=LLAMA3),
     Preset("meta-llama/Llama-3.1-405B", ("llama-3.1-405b", "llama3.1-405b"),
            config_url("meta-llama/Llama-3.1-405B"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=128256, hidden_size=16384, intermediate_size=53248,
@@ -86,7 +88,7 @@ _PRESETS: list[Preset] = [
         tie_word_embeddings=False, rms_norm_eps=1e-5, rope_theta=500000.0,
         max_position_embeddings=131072, rope_scaling={"factor": 8.0, **_LLAMA3_ROPE},
         attention_bias=False, mlp_bias=False, bos_token_id=128000, eos_token_id=128001,
-        torch_dtype="bfloat16")),
+        torch_dtype="bfloat16"), tokenizer=LLAMA3),
     Preset("mistralai/Mistral-7B-v0.1", ("mistral-7b",), config_url("mistralai/Mistral-7B-v0.1"), _decoder(
         "mistral", "MistralForCausalLM", vocab_size=32000, hidden_size=4096,
         intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -128,7 +130,7 @@ _PRESETS: list[Preset] = [
         num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
         tie_word_embeddings=True, rms_norm_eps=1e-5, rope_theta=100000.0,
         max_position_embeddings=8192, attention_bias=False, mlp_bias=False, bos_token_id=1,
-        eos_token_id=2, torch_dtype="bfloat16")),
+        eos_token_id=2, torch_dtype="bfloat16"), tokenizer=SMOLLM2),
 ]
 
 def _qwen2_vl(**fields: Any) -> dict[str, Any]:

