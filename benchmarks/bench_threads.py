@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from bench_stats import Stat, loadavg
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stats import Stat, loadavg  # noqa: E402
 
 PROMPT = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is"
 
@@ -73,5 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     main()

@@ -5,7 +5,9 @@
            cache on first use);
 
 both dequantized to the dtype given. For each model, all interleaved (run after run, so the variants
-share the machine's state), medians with the spread (min-max) over the runs:
+share the machine's state), medians with their spread (interquartile range / median); a ratio is
+printed only when both spreads are at most 10%, otherwise the script says the machine was busy
+instead of printing a number that means nothing:
 
   1. trace overhead: the same prefill forward with and without the Recorder's hooks;
   2. generation: `inspect run`'s loop (reference.generate) against transformers' `generate` on the
@@ -22,11 +24,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
+import os
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_stats import BUSY_SPREAD, Stat, loadavg, ratio  # noqa: E402
 
 PROMPT = "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is"
 
@@ -61,14 +67,17 @@ def interleaved(fns, runs: int, device: torch.device) -> list[list[float]]:
     return times
 
 
-def med(times: list[float], scale: float = 1e3) -> str:
-    """'median (min-max)' in ms (scale 1e3) or s (scale 1)."""
-    fmt = "{:.1f}" if scale == 1e3 else "{:.3f}"
-    return f"{fmt.format(statistics.median(times) * scale)} ({fmt.format(min(times) * scale)}-" \
-           f"{fmt.format(max(times) * scale)})"
+BUSY: list[str] = []  # the measurements whose spread says the machine was busy
 
 
-def bench_trace(rt, x, runs: int, device: torch.device) -> float:
+def stat(name: str, values: list[float]) -> Stat:
+    out = Stat(values)
+    if not out.steady:
+        BUSY.append(name)
+    return out
+
+
+def bench_trace(rt, x, runs: int, device: torch.device) -> Stat:
     from inspector.runtime.trace import Recorder
 
     def plain():
@@ -83,14 +92,14 @@ def bench_trace(rt, x, runs: int, device: torch.device) -> float:
         with torch.inference_mode(), Recorder(rt.model, timed=True):
             rt.model(x)
 
-    t_plain, t_trace, t_timed = interleaved([plain, traced, traced_timed], runs, device)
-    base = statistics.median(t_plain)
-    print("| forward of the prompt | median ms (min-max) | vs untraced |")
+    times = interleaved([plain, traced, traced_timed], runs, device)
+    t_plain, t_trace, t_timed = (stat(n, t) for n, t in zip(("untraced", "traced", "traced and timed"), times))
+    print("| forward of the prompt | median ms (±IQR/median) | vs untraced |")
     print("|---|---:|---:|")
-    print(f"| untraced | {med(t_plain)} | 1.00x |")
-    print(f"| traced (`inspect trace` recorder: shapes) | {med(t_trace)} | {statistics.median(t_trace) / base:.2f}x |")
-    print(f"| traced and timed (`inspect run` recorder) | {med(t_timed)} | {statistics.median(t_timed) / base:.2f}x |")
-    return statistics.median(t_trace)
+    print(f"| untraced | {t_plain.text(1e3)} | 1.00x |")
+    print(f"| traced (`inspect trace` recorder: shapes) | {t_trace.text(1e3)} | {ratio(t_trace, t_plain)} |")
+    print(f"| traced and timed (`inspect run` recorder) | {t_timed.text(1e3)} | {ratio(t_timed, t_plain)} |")
+    return t_trace
 
 
 def bench_generate(rt, path: Path, ids: list[int], new: int, runs: int, device: torch.device, dtype) -> None:
@@ -121,23 +130,23 @@ def bench_generate(rt, path: Path, ids: list[int], new: int, runs: int, device: 
     decode_rates = decode_rates[-runs:]
     theirs_decode = [(new - 1) / max(a - b, 1e-9) for a, b in zip(t_theirs, t_theirs_1)]
     same = last["ours"] == last[new][0, len(ids):].tolist()
-    ratio = statistics.median(t_theirs) / statistics.median(t_ours)
-    print(f"\n| generate {new} tokens (greedy, KV cache) | median s (min-max) | tokens/s | vs transformers |")
+    s_ours, s_theirs = stat("generate (ours)", t_ours), stat("generate (transformers)", t_theirs)
+    rate_ours, rate_theirs = Stat([new / t for t in t_ours]), Stat([new / t for t in t_theirs])
+    print(f"\n| generate {new} tokens (greedy, KV cache; {runs} runs) | median s (±IQR/median) | tokens/s | "
+          "vs transformers |")
     print("|---|---:|---:|---:|")
-    print(f"| `inspect run` loop (prefill + decode) | {med(t_ours, 1)} | {new / statistics.median(t_ours):.1f} | "
-          f"{ratio:.2f}x |")
-    print(f"| transformers `generate` | {med(t_theirs, 1)} | {new / statistics.median(t_theirs):.1f} | 1.00x |")
-    ours_rate, theirs_rate = statistics.median(decode_rates), statistics.median(theirs_decode)
-    print(f"\n| decode only (cached steps) | median tokens/s (min-max) | vs transformers |")
+    print(f"| `inspect run` loop (prefill + decode) | {s_ours.text(1, 3)} | {rate_ours.median:.1f} | "
+          f"{ratio(rate_ours, rate_theirs)} |")
+    print(f"| transformers `generate` | {s_theirs.text(1, 3)} | {rate_theirs.median:.1f} | 1.00x |")
+    d_ours, d_theirs = stat("decode (ours)", decode_rates), stat("decode (transformers)", theirs_decode)
+    print("\n| decode only (cached steps), from the same runs | median tokens/s (±IQR/median) | vs transformers |")
     print("|---|---:|---:|")
-    print(f"| `inspect run` loop | {ours_rate:.1f} ({min(decode_rates):.1f}-{max(decode_rates):.1f}) | "
-          f"{ours_rate / theirs_rate:.2f}x |")
-    print(f"| transformers `generate` (N tokens minus 1 token) | {theirs_rate:.1f} ({min(theirs_decode):.1f}-"
-          f"{max(theirs_decode):.1f}) | 1.00x |")
+    print(f"| `inspect run` loop | {d_ours.text()} | {ratio(d_ours, d_theirs)} |")
+    print(f"| transformers `generate` (N tokens minus 1 token) | {d_theirs.text()} | 1.00x |")
     print(f"\nSame greedy tokens as transformers: {same}.")
 
 
-def bench_torchlens(rt, x, runs: int, device: torch.device, t_trace: float) -> None:
+def bench_torchlens(rt, x, runs: int, device: torch.device, t_trace: Stat) -> None:
     """torchlens last: it wraps torch functions while it runs."""
     try:
         import torchlens
@@ -148,8 +157,9 @@ def bench_torchlens(rt, x, runs: int, device: torch.device, t_trace: float) -> N
                 torchlens.trace(rt.model, x, save=None, capture=CaptureOptions(unwrap_when_done=True))
 
         (t_lens,) = interleaved([lens], max(3, runs // 3), device)
-        print(f"\n| torchlens `trace` (no activations saved) | {med(t_lens)} ms | "
-              f"{statistics.median(t_lens) / t_trace:.1f}x our trace |")
+        lens_stat = stat("torchlens", t_lens)
+        print(f"\n| torchlens `trace` (no activations saved) | {lens_stat.text(1e3)} ms | "
+              f"{ratio(lens_stat, t_trace)} our trace |")
     except Exception as exc:  # not installed, or it fails on this model
         print(f"\ntorchlens not run: {type(exc).__name__}: {str(exc)[:120]}")
 
@@ -161,10 +171,11 @@ def main() -> None:
     ap.add_argument("--dtype", default=None, help="float32 (cpu default) or bfloat16 (cuda default)")
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: inspect's own)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from inspector.runtime.prepare import use_threads
+
+    use_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
 
@@ -176,11 +187,15 @@ def main() -> None:
         ids = rt.tokenizer.encode(PROMPT)
         x = torch.tensor([ids], device=device)
         print(f"\n## {rt.spec.name}: {device} {dtype}, prompt {len(ids)} tokens, {torch.get_num_threads()} threads, "
-              f"{args.runs} interleaved runs\n")
+              f"{args.runs} interleaved runs; load average {loadavg()}\n")
         t_trace = bench_trace(rt, x, args.runs, device)
-        bench_generate(rt, path, ids, args.new_tokens, max(3, args.runs // 3), device, dtype)
+        bench_generate(rt, path, ids, args.new_tokens, max(5, args.runs // 2), device, dtype)
         if model == "smollm2":
             bench_torchlens(rt, x, args.runs, device, t_trace)
+    print(f"\nLoad average at the end: {loadavg()}.")
+    if BUSY:
+        print(f"The machine was busy during {len(BUSY)} measurements ({', '.join(BUSY)}: spread above "
+              f"{BUSY_SPREAD:.0%}); the ratios marked 'not reported' would mean nothing: run again on a quiet machine.")
 
 
 if __name__ == "__main__":

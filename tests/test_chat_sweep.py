@@ -84,6 +84,9 @@ def test_judging_answers():
     assert is_correct(" between \u22121 and 1", tanh) is True and is_correct(" -1 and 10", tanh) is False
     assert is_correct(" Singapore.", expect["The capital of Singapore is"]) is True
     assert is_correct(" Singaporean food", expect["The capital of Singapore is"]) is False
+    capital = "The capital of Singapore is"
+    assert is_correct("The capital of Singapore is the largest city", expect[capital], capital) is False
+    assert is_correct("The capital of Singapore is Singapore.", expect[capital], capital) is True
     assert is_correct("I am a model", expect["Who are you?"]) is None
 
 

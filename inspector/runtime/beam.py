@@ -35,6 +35,7 @@ class BeamStep:
     step: int
     candidates: tuple[int, int]  # (K, n_v)
     kept: list[tuple[int, int, float]]  # (parent beam, token, cumulative log-probability) per live beam
+    # (none at the last step, where every candidate ends)
     finished: list[tuple[int, int, float]] = field(default_factory=list)  # (parent, token, final score)
 
 
@@ -68,7 +69,7 @@ class _Finished:
         best = scores.topk(k).indices.tolist()
         pool, flags = [*self.seqs, *seqs.tolist()], torch.cat((self.flags, fresh))
         self.seqs, self.scores, self.flags = [pool[i] for i in best], scores[best], flags[best]
-        return [i - k for i in best if i >= k]
+        return [i - k for i in best if i >= k and bool(flags[i])]
 
     def ranked(self) -> list[tuple[list[int], float]]:
         order = self.scores.argsort(descending=True).tolist()
@@ -121,7 +122,8 @@ def beam_search(model, prompt: Sequence[int], num_beams: int, max_new_tokens: in
         fresh = ends & (torch.arange(keep, device=device) < k)
         entered = done.merge(seqs, final + (~fresh).float() * _NEG, fresh)
         running, live = seqs[nxt], going[nxt]
-        steps.append(BeamStep(step + 1, (k, n_v), [(int(parent[i]), int(token[i]), float(going[i])) for i in nxt],
+        steps.append(BeamStep(step + 1, (k, n_v), [(int(parent[i]), int(token[i]), float(going[i])) for i in nxt
+                                                   if not bool(ends[i])],
                               [(int(parent[i]), int(token[i]), float(final[i])) for i in entered]))
         best_len = max_new_tokens if early_stopping == "never" and length_penalty > 0 else step + 1
         worst = float(done.scores.min()) if done.full else _NEG

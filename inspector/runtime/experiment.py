@@ -5,7 +5,8 @@ inference with vLLM on Qwen models": four Qwen models, four sampling temperature
 1.5), three trials each, on four prompts. `--prompts qwen-temperature-report` names it; the
 accepted answers below let the report mark each output. An output is correct when it contains an
 accepted answer as a whole word (case-insensitive; spaces around brackets and commas and the
-Unicode minus are normalised), which is lenient: "9 ... no, 12" counts. "Who are you?" has no
+Unicode minus are normalised) outside a repeat of the prompt, which is lenient: "9 ... no, 12"
+counts. "Who are you?" has no
 right answer and is not judged. `--expect FILE` (JSON: prompt -> list of answers, or null) gives
 answers for any prompt.
 """
@@ -96,11 +97,14 @@ def _normal(text: str) -> str:
     return " ".join(text.split())
 
 
-def is_correct(output: str, answers: tuple[str, ...] | None) -> bool | None:
-    """True/False when the prompt has accepted answers, None when it is not judged."""
+def is_correct(output: str, answers: tuple[str, ...] | None, prompt: str = "") -> bool | None:
+    """True/False when the prompt has accepted answers, None when it is not judged. Where the output
+    repeats the prompt ("The capital of Singapore is ..."), the repeat does not count."""
     if answers is None:
         return None
     text = _normal(output)
+    if prompt.strip():
+        text = text.replace(_normal(prompt), " ")
     return any(re.search(r"(?<![\w.])" + re.escape(_normal(a)) + r"(?!\w)", text) for a in answers)
 
 

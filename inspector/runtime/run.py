@@ -73,7 +73,7 @@ def generate_all(runtime, prompts: list[str], temperatures: list[float], trials:
                     "prompt_tokens": len(ids), "prefill_s": res.prefill_s, "decode_s": res.decode_s,
                     "prefill_tokens_per_s": sum(map(len, rows)) / res.prefill_s if res.prefill_s else 0.0,
                     "decode_tokens_per_s": res.decode_tokens_per_s,
-                    "correct": is_correct(text, (expect or {}).get(prompt)),
+                    "correct": is_correct(text, (expect or {}).get(prompt), prompt),
                 })
     order = {p: i for i, p in enumerate(prompts)}
     return sorted(out, key=lambda g: (order[g["prompt"]], temperatures.index(g["temperature"]), g["trial"]))
