@@ -84,7 +84,11 @@ PRESETS = [p.hub_id for p in all_presets()]
 
 @pytest.mark.parametrize("preset", PRESETS, ids=PRESETS)
 def test_every_preset_traces_offline_on_meta(preset):
-    data = trace_json("Hello there", "-m", preset)
+    result = runner.invoke(app, ["trace", "Hello there", "-m", preset, "--format", "json"])
+    if result.exit_code == 2 and ("has no forward pass for" in result.stderr or "is not supported" in result.stderr):
+        pytest.skip(f"no reference forward for this family yet: {result.stderr.strip()}")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
     assert data["device"] == "meta" and data["steps"][-1]["name"] == "lm_head"
     n = len(data["tokens"])
     assert data["steps"][-1]["shape"][:2] == [1, n]

@@ -19,6 +19,7 @@ does not, so it gives exactly the document's Step 2 text.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -90,8 +91,10 @@ PACKAGED: dict[str, Packaged] = {
 }
 
 
+@functools.lru_cache(maxsize=8)
 def packaged_tokenizer(kind: str) -> TextTokenizer:
-    """The tokenizer of `kind` from its package's files."""
+    """The tokenizer of `kind` from its package's files (built once per process: a sweep or a test
+    session asks for the same one many times, and Llama 3.2's takes about a second to parse)."""
     entry = PACKAGED.get(kind)
     if entry is None:
         raise InspectError(f"tokenizer kind {kind!r} is not known (known: {', '.join(PACKAGED)})")
