@@ -32,6 +32,21 @@ def test_padding_mask_combines_causality_and_padding():
     assert allowed[0, 3].tolist() == [False, False, True, True] and not allowed[0, :, :2].any()
 
 
+def test_trace_of_a_batch_shows_padding_mask_and_positions():
+    result = runner.invoke(app, ["trace", "Hi", "The capital of Singapore is", "-m", "qwen2.5-0.5b",
+                                 "--decode-steps", "1", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    shapes = {s["name"]: s["shape"] for s in data["steps"]}
+    assert [row["pads"] for row in data["batch"]] == [4, 0] and data["input_ids"][0][:4] == [data["pad_id"]] * 4
+    assert shapes["mask"] == [2, 1, 5, 5] and shapes["positions"] == [2, 5] and shapes["embed"] == [2, 5, 896]
+    assert shapes["layers.0.attn.probs"] == [2, 14, 5, 5] and shapes["lm_head"] == [2, 5, 151936]
+    decode = {s["name"]: s["shape"] for s in data["decode_steps"][0]["steps"]}
+    assert decode["mask"] == [2, 1, 1, 6] and decode["layers.0.attn.k_cache"] == [2, 2, 6, 64]
+    md = runner.invoke(app, ["trace", "Hi", "The capital of Singapore is", "-m", "qwen2.5-0.5b", "-f", "md"]).stdout
+    assert "row 0: 00001<br>row 1: 11111" in md and "row 0: 0 0 0 0 0<br>row 1: 0 1 2 3 4" in md
+
+
 def test_cache_crop_and_reorder():
     cache = KVCache(1)
     k = torch.arange(2 * 5, dtype=torch.float32).reshape(2, 1, 5, 1)

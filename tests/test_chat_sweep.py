@@ -73,6 +73,14 @@ def test_chat_cli_with_turns_file(tiny_dirs, smol_gguf, tmp_path):
     assert data[0]["reused"] == 0 and data[1]["reused"] > 0 and all(t["same_as_from_scratch"] for t in data)
 
 
+def test_chat_cli_interactive(tiny_dirs, smol_gguf):
+    result = runner.invoke(app, ["chat", "-m", tiny_dirs[0], "--tokenizer", smol_gguf, "-n", "3"],
+                           input="Hi\nAnd you?\n\n")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 2 and lines[0].startswith("[0 tokens reused, ") and "cache" in lines[1]
+
+
 def test_judging_answers():
     expect = PROMPT_SETS["qwen-temperature-report"].expect
     divisors, tanh = expect["How many positive whole-number divisors does 196 have?"], \

@@ -51,12 +51,12 @@ def run(
     expect: Annotated[Optional[str], typer.Option("--expect", help="JSON file: prompt -> list of accepted answers "
                                                   "(or null); marks each output correct or not.")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Tokens to generate "
-                                                          "[default: 32, or the prompt set's].", min=1)] = None,
+                                                          "(default 32, or the prompt set's).", min=1)] = None,
     temperature: TempOpt = 0.0,
     temperatures: Annotated[Optional[str], typer.Option("--temperatures", help="Comma-separated sweep, e.g. "
                                                         "0,0.6,1,1.5; overrides --temperature.")] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", help="Generations per temperature (seed + trial - 1) "
-                                                  "[default: 1, or the prompt set's].", min=1)] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", help="Generations per temperature (seed + trial - 1); "
+                                                  "default 1, or the prompt set's.", min=1)] = None,
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     min_p: MinPOpt = None,
