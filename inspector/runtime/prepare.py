@@ -214,9 +214,10 @@ def default_threads() -> int:
     """Torch CPU threads when --threads is not given: OMP_NUM_THREADS if set, else half the usable cores.
 
     On a machine whose other processes keep cores busy, an intra-op pool as wide as the machine
-    stalls at every barrier waiting for a descheduled thread (measured on 2 cores with one busy
-    neighbour: 2 threads decode at 0.5-1.3 tokens/s, 1 thread at 17.5); half the cores leaves room
-    for a neighbour at a small cost when the machine is quiet (docs/trace.md, "Threads").
+    stalls at every barrier waiting for a descheduled thread. SmolLM2 decoding on 2 cores, measured
+    by benchmarks/bench_threads.py: quiet, 1 thread 14.2 tokens/s and 2 threads 13.5; with one core
+    busy, 1 thread 13.9 and 2 threads 4.4. Half the cores leaves room for a neighbour at little
+    cost when the machine is quiet (docs/run.md, "Threads and a busy machine").
     """
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
