@@ -25,7 +25,7 @@ ROWS = [[5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8, 9], [9]]
 
 def test_padding_mask_combines_causality_and_padding():
     padding = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    m = causal_mask(0, 4, None, torch.float32, "cpu", padding)
+    m = causal_mask(0, 4, None, torch.float32, "cpu", padding=padding)
     assert m.shape == (2, 1, 4, 4)
     allowed = (m == 0)[:, 0]
     assert allowed[1].tolist() == torch.ones(4, 4).tril().bool().tolist()

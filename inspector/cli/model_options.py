@@ -13,7 +13,7 @@ WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safe
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else cpu; meta without weights), cpu, cuda, meta.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16, float16.")]
 TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / .gguf / Hub id to "
-                                                "tokenize with, or a packaged kind: qwen2-bpe, llama3, smollm2.")]
+                                                "tokenize with, or a packaged kind: qwen2-bpe, llama3, smollm2, gemma3.")]
 ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat template.")]
 TempOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy (argmax).", min=0.0)]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens.", min=1)]

@@ -123,6 +123,7 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
     from inspector.reports.render import emit
     from inspector.reports.run import ModelRun, run_report
     from inspector.runtime.prepare import prepare
+    from inspector.runtime.routing import RoutingCounter
     from inspector.runtime.run import generate_all, prompt_ids, time_prefill
 
     if weights is not None and len(models) > 1:
@@ -142,8 +143,10 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
             run.records, run.timing_method = time_prefill(rt, run.prompt_ids)
         if streaming:
             sys.stdout.write(texts[0])
-        run.generations = generate_all(rt, texts, temps, trials, n, top_k, top_p, seed, chat,
-                                       on_token if streaming else None, min_p=min_p, expect=answers)
+        with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
+            run.generations = generate_all(rt, texts, temps, trials, n, top_k, top_p, seed, chat,
+                                           on_token if streaming else None, min_p=min_p, expect=answers)
+        run.routing = routing.layers()
         if streaming:
             sys.stdout.write("\n\n")
         eos_text[rt.spec.name] = rt.tokenizer.eos_token or ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.reports.render import Report, Section
-from inspector.reports.trace import step_json, shape_text
+from inspector.reports.trace import routing_data, routing_section, shape_text, step_json
 from inspector.runtime.trace import Record
 
 GEN_FIELDS = ["model", "prompt", "temperature", "trial", "seed", "text", "correct", "tokens", "stop", "batch",
@@ -28,6 +28,7 @@ class ModelRun:
     prompt_ids: list[int] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     timing_method: str = ""
+    routing: list[tuple[int, int, list[int] | None]] = field(default_factory=list)  # MoE: tokens per expert
 
 
 def layer_timing_rows(records: list[Record]) -> list[list[str]]:
@@ -111,6 +112,12 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
     sweep = several or judged or len({(g["temperature"], g["trial"]) for g in gens}) > 1
     if sweep:
         sections.append(_summary_section(gens))
+    for run in runs:
+        if run.routing:
+            pads = " (with several prompts, the left padding is routed too)" if batch > 1 else ""
+            of = f", {run.model}" if several else ""
+            sections.append(routing_section(run.routing, "Expert choices during generation, per MoE layer (the prompt "
+                                                         f"and every new token){pads}{of}"))
     data: dict[str, Any] = {"runs": [_run_json(run) for run in runs], "generations": gens}
     if prompt_set:
         data["prompt_set"] = prompt_set
@@ -126,6 +133,8 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
 
 def _run_json(run: ModelRun) -> dict[str, Any]:
     out: dict[str, Any] = {"model": run.model, "device": run.device, "dtype": run.dtype, "threads": run.threads}
+    if run.routing:
+        out["routing"] = routing_data(run.routing)
     if run.records:
         out.update({"tokens": run.prompt_ids, "timing": run.timing_method,
                     "layers": [step_json(r) for r in run.records

@@ -123,7 +123,7 @@ def _sync(device: torch.device) -> None:
 
 @torch.inference_mode()
 def _forward_last(model, ids: torch.Tensor, cache, padding: torch.Tensor | None) -> torch.Tensor:
-    return model(ids, cache, padding=padding)[:, -1]  # (b, n_v)
+    return model(ids, cache, last_only=True, padding=padding)[:, -1]  # (b, n_v)
 
 
 def generate_batch(model, batch: Batch, max_new_tokens: int, eos_ids: Sequence[int] = (),

@@ -98,7 +98,7 @@ def beam_search(model, prompt: Sequence[int], num_beams: int, max_new_tokens: in
     eos = torch.tensor(list(eos_ids) or [-1], device=device)
     cache = model.new_cache()
     start = time.perf_counter()
-    logits = model(torch.tensor([list(prompt)], device=device), cache)[:, -1].float()  # (1, n_v)
+    logits = model(torch.tensor([list(prompt)], device=device), cache, last_only=True)[:, -1].float()  # (1, n_v)
     prefill_s = time.perf_counter() - start
     cache.reorder(torch.zeros(k, dtype=torch.long))  # K rows that share the prompt
     logits = logits.expand(k, -1)  # (K, n_v)

@@ -96,7 +96,7 @@ class Conversation:
         settings = SamplingSettings(self.settings.temperature, self.settings.top_k, self.settings.top_p,
                                     self.settings.seed + len(self.turns), self.settings.min_p)
         generator = settings.generator(device)
-        logits = self.model(torch.tensor([new], device=device), self.cache)[:, -1]  # (1, n_v)
+        logits = self.model(torch.tensor([new], device=device), self.cache, last_only=True)[:, -1]  # (1, n_v)
         self.cached += new
         tokens: list[int] = []
         text = ""

