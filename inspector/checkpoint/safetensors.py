@@ -338,11 +338,11 @@ def read_safetensors_file(
     call the file (default: the path as given). Raises InspectError for anything malformed.
     """
     label = str(path) if file_label is None else file_label
-    where = printable(label)
+    where = printable(path)  # the path as opened (the label may be a bare shard name)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            kind = "a directory" if os.path.isdir(path) else "not a regular file"
-            raise InspectError(f"{where}: is {kind}, not a safetensors file")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InspectError(f"{where}: is {files.kind_of(mode)}, not a safetensors file")
         with files.open_binary(path) as f:
             size = os.fstat(f.fileno()).st_size
             prefix = files.read_exact(f, 8)
@@ -352,15 +352,16 @@ def read_safetensors_file(
                     "8-byte header length"
                 )
             (n,) = struct.unpack("<Q", prefix)
+            # (the length is not shown: in a file that is not safetensors it is 8 of its bytes)
             if n > MAX_HEADER_BYTES:
                 raise InspectError(
-                    f"{where}: not a safetensors file: header length {n} is over the "
+                    f"{where}: not a safetensors file: its header length prefix is over the "
                     f"{MAX_HEADER_BYTES}-byte limit"
                 )
             if n > size - 8:
                 raise InspectError(
-                    f"{where}: not a safetensors file: header length {n} is more than the "
-                    f"{size - 8} bytes after the length prefix"
+                    f"{where}: not a safetensors file: its header length prefix is more than the "
+                    f"{size - 8:,} bytes after it"
                 )
             raw = files.read_exact(f, n)
     except InspectError:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
+from inspector.spec.rope import read_rope
 
 
 @dataclass(frozen=True)
@@ -81,16 +82,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         raise InspectError(
             f"{r.where}: num_attention_heads ({heads}) is not a multiple of num_key_value_heads ({kv_heads})"
         )
-    rope_scaling = r.raw("rope_scaling")
-    if rope_scaling is not None and not isinstance(rope_scaling, dict):
-        raise InspectError(f"{r.where}: field '{r._field('rope_scaling')}' must be an object, got {rope_scaling!r}")
-    rope_theta = r.float("rope_theta", 10000.0)
-    rope_parameters = r.raw("rope_parameters")  # transformers >= 5 writes RoPE settings here instead
-    if isinstance(rope_parameters, dict) and "rope_theta" in rope_parameters:
-        rope_theta = float(rope_parameters["rope_theta"])
-        kind = rope_parameters.get("rope_type", rope_parameters.get("type", "default"))
-        if rope_scaling is None and (kind != "default" or "mrope_section" in rope_parameters):
-            rope_scaling = {k: v for k, v in rope_parameters.items() if k != "rope_theta"}
+    rope_theta, rope_scaling = read_rope(r, head_dim)
     sliding = r.raw("sliding_window")
     if sliding is not None and r.raw("use_sliding_window", True) is False:
         sliding = None

@@ -9,12 +9,13 @@ checkpoint names). Nothing downstream re-reads a config dict.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
-from inspector.spec.config_reader import ConfigReader
+from inspector.spec.config_reader import ConfigReader, shown
 
 # --------------------------------------------------------------------------- kinds (data)
 
@@ -133,6 +134,9 @@ VISION_KINDS: Mapping[str, VisionKind] = MappingProxyType(
 
 NORM_TYPES = ("layer_norm", "rms_norm")
 
+# Bounds on sizes that allocate memory: pixels of an image or canvas (8192 x 8192), of a tile's side, tiles.
+MAX_IMAGE_PIXELS, MAX_TILE_SIZE, MAX_TILES = 1 << 26, 4096, 10_000
+
 # Published Qwen2-VL image-processor defaults (used when no preprocessor_config.json is at hand).
 QWEN2_VL_PROCESSOR_DEFAULTS: Mapping[str, int] = MappingProxyType(
     {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
@@ -233,6 +237,12 @@ def _positive_ratio(reader, key: str, default: float) -> float:
     return value
 
 
+def _tile_size(size: int, reader) -> int:
+    if size > MAX_TILE_SIZE:
+        raise reader.fail("image_size", f"must be at most {MAX_TILE_SIZE} (pixels a side of one tile)", size)
+    return size
+
+
 def _preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, where: str):
     """min/max pixels of the Qwen2-VL image processor; checks its patch/merge sizes agree."""
     if not pre:
@@ -242,9 +252,9 @@ def _preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, 
     size = pre.get("size") if isinstance(pre.get("size"), dict) else {}
     sub = ConfigReader(size, r.where, "size") if size else None
     if r.has("min_pixels"):
-        lo = r.int("min_pixels")
+        lo = r.int("min_pixels", maximum=MAX_IMAGE_PIXELS)
     elif sub is not None and sub.has("shortest_edge"):
-        lo = sub.int("shortest_edge")
+        lo = sub.int("shortest_edge", maximum=MAX_IMAGE_PIXELS)
     else:
         lo = QWEN2_VL_PROCESSOR_DEFAULTS["min_pixels"]
     if r.has("max_pixels"):
@@ -269,10 +279,11 @@ def _mean_std(kind: VisionKind, pre: Mapping[str, Any] | None, channels: int, wh
     for key in ("image_mean", "image_std"):
         value = (pre or {}).get(key, kind.fixed[key])
         if (not isinstance(value, (list, tuple)) or len(value) != channels
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} numbers, got {value!r}")
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)):
+            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} finite numbers, "
+                               f"got {shown(value)}")
         if key == "image_std" and any(x <= 0 for x in value):
-            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {value!r}")
+            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {shown(value)}")
         out.append(tuple(float(x) for x in value))
     return out
 
@@ -326,7 +337,7 @@ def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] 
         proj_in = merge * merge * d
         norm_dim, proj_hidden = d, proj_in
     else:  # pixel shuffle
-        image_size = _get(kind, v, "image_size", "int")
+        image_size = _tile_size(_get(kind, v, "image_size", "int"), v)
         if top.has("force_image_size"):
             forced = top.int("force_image_size")
             if forced != image_size:
@@ -360,8 +371,8 @@ def vision_spec_from_config(top, wrapper, text, preprocessor: Mapping[str, Any] 
         extra.update({key: top.int(key, minimum=0) for key in
                       ("image_token_id", "vision_start_token_id", "vision_end_token_id") if top.has(key)})
     elif kind.tokens_rule == "internvl_tiles":
-        lo_t = top.int("min_dynamic_patch", 1)
-        hi_t = top.int("max_dynamic_patch", 12)
+        lo_t = top.int("min_dynamic_patch", 1, maximum=MAX_TILES)
+        hi_t = top.int("max_dynamic_patch", 12, maximum=MAX_TILES)
         if hi_t < lo_t:
             raise InspectError(f"{where}: field 'max_dynamic_patch' ({hi_t}) is smaller than min_dynamic_patch ({lo_t})")
         extra = dict(image_size=image_size, min_tiles=lo_t, max_tiles=hi_t,
