@@ -39,14 +39,19 @@ def smollm2_gguf() -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def timed(tree: Path, args: list[str]) -> float:
+def timed(tree: Path, args: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + system) of one cold `inspect ARGS` run with this tree."""
     env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "inspector", *args], capture_output=True, env=env)
+    # (cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH)
+    proc = subprocess.Popen([sys.executable, "-m", "inspector", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env, cwd=tree)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{tree}: inspect {' '.join(args)} failed: {proc.stderr.decode()[-500:]}")
-    return elapsed
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{tree}: inspect {' '.join(args)} failed: {stderr.decode()[-500:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -65,7 +70,7 @@ def main() -> None:
             "verify SmolLM2 GGUF": ["verify", smollm2_gguf(), "--format", "json"],
             "verify 30-shard sparse": ["verify", str(sparse), "--format", "json"],
         }
-        times: dict[tuple[str, str], list[float]] = {(t, c): [] for t in trees for c in commands}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {(t, c): [] for t in trees for c in commands}
         for tree, path in trees.items():  # warm the page cache
             for args in commands.values():
                 timed(path, args)
@@ -73,22 +78,25 @@ def main() -> None:
             for name, args in commands.items():
                 for tree, path in trees.items():
                     times[(tree, name)].append(timed(path, args))
-    print(f"{opts.runs} cold runs each, interleaved; median seconds (min-max):\n")
-    print("| command | " + " | ".join(trees) + (" | after / before |" if len(trees) > 1 else " |"))
-    print("|---|" + "---:|" * (len(trees) + (1 if len(trees) > 1 else 0)))
+    print(f"{opts.runs} cold runs each, interleaved. Wall: median (min-max) seconds. CPU: median user+system "
+          "seconds of the process (steadier than wall time on a shared machine).\n")
+    print("| command | " + " | ".join(f"{t} wall | {t} CPU" for t in trees)
+          + (" | after / before (wall, CPU medians) |" if len(trees) > 1 else " |"))
+    print("|---|" + "---:|" * (2 * len(trees) + (1 if len(trees) > 1 else 0)))
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
     for name in commands:
         cells = []
         for tree in trees:
-            t = times[(tree, name)]
-            cells.append(f"{statistics.median(t):.3f} ({min(t):.3f}-{max(t):.3f})")
+            walls = [w for w, _ in times[(tree, name)]]
+            cells += [f"{med[(tree, name)][0]:.3f} ({min(walls):.3f}-{max(walls):.3f})", f"{med[(tree, name)][1]:.3f}"]
         ratio = ""
         if len(trees) > 1:
-            ratio = f" | {statistics.median(times[('after', name)]) / statistics.median(times[('before', name)]):.2f}"
+            a, b = med[("after", name)], med[("before", name)]
+            ratio = f" | {a[0] / b[0]:.2f}, {a[1] / b[1]:.2f}"
         print(f"| {name} | " + " | ".join(cells) + ratio + " |")
     for tree in trees:
-        v = statistics.median(times[(tree, "verify SmolLM2 GGUF")])
-        p = statistics.median(times[(tree, "params SmolLM2-135M")])
-        print(f"\n{tree}: verify GGUF / params of the same preset = {v / p:.2f}x")
+        v, p = med[(tree, "verify SmolLM2 GGUF")], med[(tree, "params SmolLM2-135M")]
+        print(f"\n{tree}: verify GGUF / params of the same preset = {v[0] / p[0]:.2f}x wall, {v[1] / p[1]:.2f}x CPU")
 
 
 if __name__ == "__main__":

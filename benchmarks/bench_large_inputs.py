@@ -6,6 +6,7 @@
   - `inspect tokens` for InternVL2-2B with max_dynamic_patch 10,000 (the tiling enumeration);
   - `inspect verify` of a GGUF whose block_count claims 10**9 layers (refused at once).
 Each command is given `--limit` seconds; one that does not finish is reported as such, not waited for.
+Needs GNU time at /usr/bin/time for the peak memory.
 
 Usage: python benchmarks/bench_large_inputs.py [--runs 3] [--limit 120]
 """
@@ -16,6 +17,7 @@ import argparse
 import copy
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -24,26 +26,44 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+GNU_TIME = "/usr/bin/time"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "tests"))
 
 
+def kill_tree(pid: int) -> None:
+    """Kill `pid`'s children (the python under GNU time), then `pid`."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    for child in [*children, pid]:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run(args: list[str], limit: float) -> tuple[float | None, int, int]:
-    """(seconds or None when over the limit, peak RSS in MiB, exit code) of `inspect ARGS`."""
+    """(seconds or None when over the limit, peak RSS in MiB, exit code) of `inspect ARGS`.
+
+    The peak RSS comes from GNU time (`/usr/bin/time -f %M`): a process forked from this one would
+    inherit this process's high-water mark (Linux keeps it across fork and exec)."""
     env = {**os.environ, "PYTHONPATH": str(HERE), "HF_HUB_OFFLINE": "1"}
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "inspector", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
-    deadline = start + limit
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return time.perf_counter() - start, usage.ru_maxrss // 1024, os.waitstatus_to_exitcode(status)
-        if time.perf_counter() > deadline:
-            proc.kill()
-            _, status, usage = os.wait4(proc.pid, 0)
-            return None, usage.ru_maxrss // 1024, -9
-        time.sleep(0.05)
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen([GNU_TIME, "-f", "%M", "-o", rss_file.name, sys.executable, "-m", "inspector", *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=HERE)
+        try:
+            code = proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc.pid)
+            proc.wait()
+            return None, -1, -9
+        elapsed = time.perf_counter() - start
+        lines = rss_file.read().split()
+    return elapsed, int(lines[-1]) // 1024 if lines else -1, code
 
 
 def inputs(tmp: Path) -> dict[str, list[str]]:
@@ -99,7 +119,8 @@ def main() -> None:
         done = [r[0] for r in rows if r[0] is not None]
         seconds = (f"{statistics.median(done):.2f} ({min(done):.2f}-{max(done):.2f})" if len(done) == len(rows)
                    else f"over {opts.limit:g} s in {len(rows) - len(done)} of {len(rows)} runs")
-        print(f"| {name} | {rows[-1][2]} | {seconds} | {max(r[1] for r in rows)} |")
+        rss = max(r[1] for r in rows)
+        print(f"| {name} | {rows[-1][2]} | {seconds} | {rss if rss >= 0 else 'n/a (killed)'} |")
 
 
 if __name__ == "__main__":
