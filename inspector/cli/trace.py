@@ -20,25 +20,52 @@ ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the mo
 TempOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy (argmax).", min=0.0)]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens.", min=1)]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Keep the smallest set reaching probability p.", min=0.0, max=1.0)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.", min=0, max=2**63 - 1)]
 
 
-def parse_layers(text: str | None) -> set[int] | None:
-    """'0,5,10-12' -> {0, 5, 10, 11, 12}; 'all' -> every layer (None means the default {0})."""
-    from inspector.errors import InspectError
+class LayerSet:
+    """Layer numbers given as ranges: membership without a set as large as the ranges."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.ranges = ranges
+
+    def __contains__(self, layer: object) -> bool:
+        return isinstance(layer, int) and any(lo <= layer <= hi for lo, hi in self.ranges)
+
+
+def parse_layers(text: str | None) -> LayerSet | None:
+    """'0,5,10-12' -> layers 0, 5, 10, 11, 12; 'all' -> every layer (None means the default: layer 0)."""
+    from inspector.errors import InspectError, printable
 
     if text is None:
         return None
     if text.strip() == "all":
-        return set(range(100_000))
-    layers: set[int] = set()
+        return LayerSet([(0, 2**63)])
+    ranges = []
+    for part in text.split(",")[:1000]:
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or len(lo) > 18 or len(hi) > 18:
+            raise InspectError(f"--layers {printable(repr(text))}: expected numbers and ranges like 0,5,10-12 or 'all'")
+        if int(hi or lo) < int(lo):
+            raise InspectError(f"--layers: range {printable(part.strip())} ends before it starts")
+        ranges.append((int(lo), int(hi or lo)))
+    return LayerSet(ranges)
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each a finite number >= 0."""
+    import math
+
+    from inspector.errors import InspectError, printable
+
     try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            layers.update(range(int(lo), int(hi or lo) + 1))
+        temps = [float(t) for t in text.split(",")]
     except ValueError:
-        raise InspectError(f"--layers {text!r}: expected numbers and ranges like 0,5,10-12 or 'all'") from None
-    return layers
+        raise InspectError(f"--temperatures {printable(repr(text))}: expected numbers like 0,0.6,1,1.5") from None
+    bad = [t for t in temps if not (math.isfinite(t) and t >= 0)]
+    if bad:
+        raise InspectError(f"--temperatures: each temperature must be a finite number >= 0, got {bad[0]}")
+    return temps
 
 
 def trace(
@@ -92,10 +119,11 @@ def trace(
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.trace import trace_prompt
 
-    rt = prepare(model, weights, device, dtype, tokenizer)
+    show = parse_layers(layers)  # before any work
     settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    rt = prepare(model, weights, device, dtype, tokenizer)
     result = trace_prompt(rt, prompt, chat, decode_steps, settings)
-    emit(trace_report(result, parse_layers(layers)), format.value, output)
+    emit(trace_report(result, show), format.value, output)
 
 
 def run(
@@ -127,22 +155,21 @@ def run(
     """
     import sys
 
-    from inspector.errors import InspectError
     from inspector.reports.render import emit
     from inspector.reports.trace import run_report, sweep_report
+    from inspector.runtime.generate import encode_prompt
     from inspector.runtime.routing import RoutingCounter
-    from inspector.runtime.run import generate_all, prompt_ids, time_prefill
     from inspector.runtime.prepare import prepare
+    from inspector.runtime.run import generate_all, time_prefill
 
-    try:
-        temps = [float(t) for t in temperatures.split(",")] if temperatures else [temperature]
-    except ValueError:
-        raise InspectError(f"--temperatures {temperatures!r}: expected numbers like 0,0.6,1,1.5") from None
-    if any(t < 0 for t in temps):
-        raise InspectError("temperatures must be >= 0")
-    rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
-    ids = prompt_ids(rt, prompts[0], chat)
-    records, method = time_prefill(rt, ids)
+    temps = parse_temperatures(temperatures) if temperatures else [temperature]
+    encoded: list[list[int]] = []
+
+    def check_prompts(spec, tok) -> None:  # before the weights load: every prompt fits the model
+        encoded.extend(encode_prompt(tok, spec.text, p, chat, max_new_tokens)[1] for p in prompts)
+
+    rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True, before_model=check_prompts)
+    records, method = time_prefill(rt, encoded[0])
     streaming = format == Format.table and output is None and len(prompts) * len(temps) * trials == 1
 
     def on_token(record, piece: str) -> None:
@@ -153,10 +180,11 @@ def run(
         sys.stdout.write(prompts[0])
     with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
         gens = generate_all(rt, prompts, temps, trials, max_new_tokens, top_k, top_p, seed, chat,
-                            on_token if streaming else None)
+                            on_token if streaming else None, encoded)
     if streaming:
         sys.stdout.write("\n\n")
-    report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, ids, records, gens, method, routing.layers())
+    report = run_report(rt.spec.name, str(rt.device), rt.dtype_name, encoded[0], records, gens, method,
+                        routing.layers())
     if len(gens) > 1:
         report.sections.append(sweep_report(gens).sections[0])
     emit(report, format.value, output)

@@ -4,7 +4,7 @@ mixture-of-experts models the routing table (tokens each expert received, one ro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Container
 
 from inspector.reports.render import Report, Section
 from inspector.runtime.trace import Record, TraceResult, collapse
@@ -30,7 +30,7 @@ def _token_note(tokens: list[int], strings: list[str], limit: int = 24) -> str:
     return " ".join(pairs) + more
 
 
-def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list[str]]:
+def trace_rows(result: TraceResult, show_layers: Container[int] | None) -> list[list[str]]:
     n = len(result.tokens)
     rows = [["Step 3", "tokenize", "tokenizer", f"(1, {n})", "int64",
              "ids: " + _token_note(result.tokens, result.token_strings)]]
@@ -101,7 +101,7 @@ def routing_data(layers: list[tuple[int, int, list[int] | None]]) -> list[dict[s
     return [{"layer": layer, "experts": experts, "tokens_per_expert": counts} for layer, experts, counts in layers]
 
 
-def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Report:
+def trace_report(result: TraceResult, show_layers: Container[int] | None = None) -> Report:
     sections = [Section(
         f"Forward pass of {result.model} on {result.device} ({result.dtype}), {len(result.tokens)} tokens",
         ["Step", "Name", "Module", "Output shape", "Dtype", "What happens"],

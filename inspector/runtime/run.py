@@ -1,8 +1,10 @@
 """`inspect run`: a timed, layer-by-layer prefill of the reference model, then generation.
 
-`time_prefill` runs the first prompt once under a timing Recorder (CUDA events on a GPU, wall
-clock on the CPU). `generate_all` runs every prompt x temperature x trial with Appendix C sampling
-and calls `on_token` with each new piece of text, so the CLI can stream it. No printing here.
+Prompts are encoded and checked against the model by `generate.encode_prompt` before any forward
+pass (the CLI does it before the weights are even loaded). `time_prefill` runs the first prompt once under a timing
+Recorder (CUDA events on a GPU, wall clock on the CPU). `generate_all` runs every prompt x
+temperature x trial with Appendix C sampling and calls `on_token` with each new piece of text, so
+the CLI can stream it. No printing here.
 """
 
 from __future__ import annotations
@@ -11,20 +13,13 @@ from typing import Any, Callable
 
 import torch
 
-from inspector.errors import InspectError
-from inspector.runtime.generate import generate
+from inspector.runtime.generate import encode_prompt, generate
 from inspector.runtime.sampling import SamplingSettings
 from inspector.runtime.trace import Record, Recorder
 
 
-def prompt_ids(runtime, prompt: str, chat: bool) -> list[int]:
-    if not prompt:
-        raise InspectError("the prompt is empty")
-    tok = runtime.tokenizer
-    ids = tok.encode_chat([{"role": "user", "content": prompt}]) if chat else tok.encode(prompt)
-    if not ids:
-        raise InspectError(f"the prompt {prompt!r} gives no tokens")
-    return ids
+def prompt_ids(runtime, prompt: str, chat: bool, new_tokens: int = 0) -> list[int]:
+    return encode_prompt(runtime.tokenizer, runtime.spec.text, prompt, chat, new_tokens)[1]
 
 
 def time_prefill(runtime, ids: list[int], warmup: bool = True) -> tuple[list[Record], str]:
@@ -41,12 +36,14 @@ def time_prefill(runtime, ids: list[int], warmup: bool = True) -> tuple[list[Rec
 
 def generate_all(runtime, prompts: list[str], temperatures: list[float], trials: int, max_new_tokens: int,
                  top_k: int | None, top_p: float | None, seed: int, chat: bool,
-                 on_token: Callable[[dict[str, Any], str], None] | None = None) -> list[dict[str, Any]]:
+                 on_token: Callable[[dict[str, Any], str], None] | None = None,
+                 encoded: list[list[int]] | None = None) -> list[dict[str, Any]]:
+    """Every prompt x temperature x trial; `encoded` are the prompts' ids when already encoded."""
     tok = runtime.tokenizer
     eos = tuple(tok.eos_ids) or runtime.spec.text.eos_token_ids
     out = []
-    for prompt in prompts:
-        ids = prompt_ids(runtime, prompt, chat)
+    for k, prompt in enumerate(prompts):
+        ids = encoded[k] if encoded is not None else prompt_ids(runtime, prompt, chat, max_new_tokens)
         for temperature in temperatures:
             for trial in range(trials):
                 settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed + trial)

@@ -7,6 +7,7 @@ Masks are boolean "keep" tensors so tests and tracers can look at them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -22,12 +23,14 @@ class SamplingSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise InspectError(f"temperature must be >= 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise InspectError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 0:
             raise InspectError(f"top_k must be >= 0, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise InspectError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.seed < 2**64:
+            raise InspectError(f"seed must be in [0, 2**64), got {self.seed}")
 
     @property
     def greedy(self) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 import torch
 from torch import nn
@@ -140,17 +140,11 @@ def _choose(logits: torch.Tensor, settings, generator) -> int | None:
 
 def trace_prompt(runtime, prompt: str, chat: bool = False, decode_steps: int = 0, settings=None) -> TraceResult:
     """Tokenize, run the prefill forward under a Recorder, choose the next token, decode N steps."""
-    from inspector.runtime.generate import check_context
+    from inspector.runtime.generate import encode_prompt
     from inspector.runtime.sampling import SamplingSettings
 
     tok, model, spec = runtime.tokenizer, runtime.model, runtime.spec.text
-    if not prompt:
-        raise InspectError("the prompt is empty")
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}]) if chat else prompt
-    ids = tok.encode_chat([{"role": "user", "content": prompt}]) if chat else tok.encode(prompt)
-    if not ids:
-        raise InspectError("the prompt gives no tokens")
-    check_context(spec, len(ids), decode_steps)
+    text, ids = encode_prompt(tok, spec, prompt, chat, decode_steps, "decode_steps")
     settings = settings or SamplingSettings()
     device = runtime.device
     generator = settings.generator(device) if device.type != "meta" else None

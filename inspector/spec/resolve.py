@@ -36,15 +36,25 @@ class ModelSource:
 def _local(path: Path, name: str) -> ModelSource:
     if path.is_dir():
         config_path = path / "config.json"
-        if not config_path.exists():
+        if not os.path.lexists(config_path):
             raise InspectError(f"{path}: no config.json in this directory")
         directory = path
     else:
         config_path, directory = path, path.parent
+        if path.suffix.lower() == ".gguf":
+            raise InspectError(f"{path}: is a GGUF file, not a config.json (`inspect verify`, `trace` and `run` "
+                               "read GGUF files)")
     cfg = read_json(config_path)
     pre_path = directory / "preprocessor_config.json"
-    pre = read_json(pre_path) if pre_path.exists() else None
-    return ModelSource(name, "local", cfg, str(config_path), directory, None, pre if isinstance(pre, dict) else None)
+    pre = _preprocessor(pre_path) if os.path.lexists(pre_path) else None
+    return ModelSource(name, "local", cfg, str(config_path), directory, None, pre)
+
+
+def _preprocessor(path: Path) -> dict[str, Any]:
+    pre = read_json(path)
+    if not isinstance(pre, dict):
+        raise InspectError(f"{path}: must be a JSON object, got {type(pre).__name__}")
+    return pre
 
 
 def resolve(model: str) -> ModelSource:
@@ -60,8 +70,10 @@ def resolve(model: str) -> ModelSource:
     if HUB_ID.match(model):
         config_path = hub_download(model, "config.json")
         cfg = read_json(config_path)
+        if not isinstance(cfg, dict):
+            raise InspectError(f"{config_path}: must be a JSON object, got {type(cfg).__name__}")
         pre_path = hub_download(model, "preprocessor_config.json", required=False) if cfg.get("vision_config") else None
-        pre = read_json(pre_path) if pre_path else None
+        pre = _preprocessor(pre_path) if pre_path else None
         return ModelSource(model, "hub", cfg, f"{model}/config.json", config_path.parent, model, pre)
     if model.endswith(".json") or os.sep in model:
         raise InspectError(f"{model}: file not found")

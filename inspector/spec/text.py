@@ -166,8 +166,10 @@ def _placement(r: ConfigReader, family: Family) -> str:
 
 
 def _sliding_window(r: ConfigReader) -> int | None:
-    sliding = r.raw("sliding_window")
-    if sliding is None or r.raw("use_sliding_window", True) is False:
+    """The window, when one is used (Qwen's `use_sliding_window: false` switches it off, whatever
+    `sliding_window` says); a window in use holds at least one token."""
+    r.used.add("sliding_window")
+    if r.cfg.get("sliding_window") is None or r.raw("use_sliding_window", True) is False:
         return None
     return r.int("sliding_window")
 
@@ -199,7 +201,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     moe = read_moe(r, family, layers, hidden) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
-    theta, scaling, local_theta, partial = read_rope(r)
+    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
     qk_norm = family.qk_norm if not family.qk_norm_switch else (family.qk_norm if r.bool(family.qk_norm_switch, False) else "")
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
