@@ -19,6 +19,11 @@ from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, 
 from inspector.spec.rope import read_rope
 
 
+# The deepest model this tool answers for: every layer is a row of tensors, and real models have a
+# few hundred; a config asking for a billion is refused rather than listed.
+MAX_LAYERS = 100_000
+
+
 @dataclass(frozen=True)
 class TextSpec:
     """A decoder LLM, family differences already resolved to plain fields."""
@@ -195,7 +200,7 @@ def _softcap(r: ConfigReader, key: str) -> float | None:
 def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
     """Read a decoder LLM's fields with `family`'s differences applied."""
     hidden = _get(r, family, "hidden_size", "int")
-    layers = _get(r, family, "num_layers", "int")
+    layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
     moe = read_moe(r, family, layers, hidden) if family.moe else None
