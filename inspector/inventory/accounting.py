@@ -73,6 +73,15 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class StoredCheckpoint:
+    """What a checkpoint file holds beside the logical counts: bytes per stored dtype/quant type."""
+
+    file: str
+    nbytes: int
+    dtypes: tuple[tuple[str, int, int, int], ...]  # (dtype, tensors, logical parameters, bytes)
+
+
+@dataclass(frozen=True)
 class Accounting:
     """Rows and totals of a model. `spec` is a ModelSpec for native families; for a model counted
     through transformers (inspector.inventory.transformers_meta) it is a MetaModel, whose `text`
@@ -82,6 +91,8 @@ class Accounting:
     rows: list[Row]
     totals: Totals
     entries: list[WeightEntry] = field(repr=False)
+    stored: StoredCheckpoint | None = None  # the checkpoint file named as MODEL, when one was
+
 
     def kv_cache_bytes(self, context: int, batch: int = 1) -> int | None:
         """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""

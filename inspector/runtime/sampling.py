@@ -1,4 +1,4 @@
-"""Choosing the next token from logits (seed 003, Step 10 and Appendix C).
+"""Choosing the next token from logits (Step 10 and Appendix C of *Implementations of Large Language Models*).
 
 Order: temperature scaling, then top-k, then top-p on the distribution renormalised after top-k,
 then renormalise and draw with a seeded torch.Generator. Temperature 0 is greedy (argmax).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from inspector.errors import InspectError
 from inspector.files import read_json
 from inspector.hub import HUB_ID, hub_download
 from inspector.spec.model import ModelSpec, from_hf_config
-from inspector.spec.presets import find_preset
+from inspector.spec.presets import find_preset, similar_presets
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class ModelSource:
     directory: Path | None = None
     hub_id: str | None = None
     preprocessor: dict[str, Any] | None = None
+    checkpoint: Path | None = None  # a GGUF or safetensors file named as MODEL: its weights are at hand
 
 
 def _local(path: Path, name: str) -> ModelSource:
@@ -41,9 +42,18 @@ def _local(path: Path, name: str) -> ModelSource:
         directory = path
     else:
         config_path, directory = path, path.parent
-        if path.suffix.lower() == ".gguf":
-            raise InspectError(f"{path}: is a GGUF file, not a config.json (`inspect verify`, `trace` and `run` "
-                               "read GGUF files)")
+        if path.suffix.lower() == ".gguf":  # the config is the file's own metadata
+            from inspector.checkpoint.gguf import read_gguf
+            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
+
+            return ModelSource(path.name, "gguf", gguf_to_hf_config(read_gguf(path)), str(path), directory,
+                               checkpoint=path)
+        if path.suffix.lower() == ".safetensors":  # the weights of the config.json beside them
+            config_path = directory / "config.json"
+            if not os.path.lexists(config_path):
+                raise InspectError(f"{path}: a safetensors file holds weights, not a config, and there is no "
+                                   f"config.json beside it (`inspect verify {path}` lists its tensors)")
+            return replace(_local(directory, name), checkpoint=path)
     cfg = read_json(config_path)
     pre_path = directory / "preprocessor_config.json"
     pre = _preprocessor(pre_path) if os.path.lexists(pre_path) else None
@@ -77,7 +87,13 @@ def resolve(model: str) -> ModelSource:
         return ModelSource(model, "hub", cfg, f"{model}/config.json", config_path.parent, model, pre)
     if model.endswith(".json") or os.sep in model:
         raise InspectError(f"{model}: file not found")
-    raise InspectError(f"{model!r} is not a preset, a local path or a Hub id (owner/name); see `inspect presets`")
+    raise InspectError(f"{model!r} is not a preset, a local path or a Hub id (owner/name).{_did_you_mean(model)} "
+                       "See `inspect presets`")
+
+
+def _did_you_mean(model: str) -> str:
+    close = similar_presets(model)
+    return f" Did you mean {' or '.join(close)}?" if close else ""
 
 
 def load_spec(model: str) -> ModelSpec:
