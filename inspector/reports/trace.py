@@ -14,7 +14,9 @@ def shape_text(shapes: tuple[tuple[int, ...], ...]) -> str:
     return ", ".join(str(s) for s in shapes)
 
 
-def _step_json(r: Record) -> dict[str, Any]:
+def step_json(r: Record) -> dict[str, Any]:
+    """The one JSON schema of a traced step, text or image trace: name, module, shape (a list, or a
+    list of lists for several outputs), dtype, step (of the document), description."""
     out = {"name": r.name, "module": r.module, "shape": list(r.shapes[0]) if len(r.shapes) == 1 else
            [list(s) for s in r.shapes], "dtype": r.dtype, "step": r.step, "description": r.text}
     if r.seconds is not None:
@@ -121,12 +123,12 @@ def trace_report(result: TraceResult, show_layers: Container[int] | None = None)
         "prompt": result.prompt_text,
         "tokens": result.tokens,
         "token_strings": result.token_strings,
-        "steps": [_step_json(r) for r in result.rows],
+        "steps": [step_json(r) for r in result.rows],
         "next_token": result.next_tokens[0],
         **({"routing": routing_data(routing)} if routing else {}),
         "decode_steps": [
             {"step": t, "fed": result.next_tokens[t - 1], "next_token": result.next_tokens[t],
-             "steps": [_step_json(r) for r in recs]}
+             "steps": [step_json(r) for r in recs]}
             for t, recs in enumerate(result.decode, start=1)
         ],
     }
@@ -174,7 +176,7 @@ def run_report(model: str, device: str, dtype: str, prompt_ids: list[int], recor
                                             "Prefill tok/s", "Decode tok/s", "Stop"], rows))
     data = {
         "model": model, "device": device, "dtype": dtype, "tokens": prompt_ids, "timing": timing_method,
-        "layers": [_step_json(r) for r in records
+        "layers": [step_json(r) for r in records
                    if r.name in ("embed", "norm", "lm_head") or r.name == f"layers.{r.layer}"],
         "dominant": [{"part": k, "seconds": v} for k, v in dom],
         "generations": generations,
