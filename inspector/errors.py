@@ -28,6 +28,22 @@ def printable(text: object) -> str:
     return s
 
 
+def one_line(exc: BaseException | str) -> str:
+    """An exception's message squeezed onto one line (at most 200 characters), control characters escaped."""
+    return printable(" ".join(str(exc).split())[:200])
+
+
 def quoted(name: str) -> str:
     """A tensor or key name, quoted, on one line."""
     return json.dumps(name)
+
+
+class InspectWarning(UserWarning):
+    """A value that is legal but odd (the CLI shows it as one `warning:` line on stderr)."""
+
+
+def warn(message: str) -> None:
+    """Warn once per message, in one line (see InspectWarning)."""
+    import warnings
+
+    warnings.warn(printable(message), InspectWarning, stacklevel=2)

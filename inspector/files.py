@@ -1,40 +1,98 @@
-"""File I/O every module shares: reading a JSON file, exact unbuffered binary reads, and writing a
-text file atomically; each failure is one InspectError line naming the file."""
+"""File I/O every module shares: the one bounded, regular-file-only reader, JSON parsing, exact
+unbuffered binary reads, and writing an output file; each failure is one InspectError line naming
+the file.
+
+Reading. Only regular files are opened: a FIFO, a device, a socket or a directory is refused before
+anything is opened (a FIFO would block forever, /dev/zero would never end), and the type is checked
+again on the open descriptor. Every whole-file read is bounded by :data:`LIMITS`, a size chosen per
+kind of file, far above any real file of that kind.
+
+Writing. :func:`write_atomic` replaces a regular file (or creates a new one) through a temporary file
+and a rename, with the umask's permissions (an existing file keeps its own). A symlink is followed:
+the file it points to is replaced, the link stays. Devices and FIFOs (``-o /dev/null``,
+``-o /dev/stdout``, a named pipe) are written directly, never replaced.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
+
+MIB = 1 << 20
+
+#: Largest file accepted, per kind of file, in bytes.
+LIMITS: dict[str, int] = {
+    "config": 32 * MIB,  # config.json, preprocessor/generation/tokenizer_config.json, chat_template.json
+    "index": 100_000_000,  # model.safetensors.index.json
+    "tokenizer": 512 * MIB,  # tokenizer.json (the largest real ones are tens of MB)
+    "template": 4 * MIB,  # chat_template.jinja
+    "ranks": 64 * MIB,  # tiktoken BPE ranks
+    "image": 256 * MIB,  # an image file
+    "list": 4 * MIB,  # a text file of prompts or chat turns, a JSON file of expected answers
+}
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; every failure is one line naming the file."""
+def kind_of(mode: int) -> str:
+    """What a non-regular file is, in words ("a FIFO (named pipe)")."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _refuse(path: Any, mode: int, what: str) -> InspectError:
+    return InspectError(f"{printable(path)}: is {kind_of(mode)}, not a regular file; expected {what}")
+
+
+def is_regular(path: str | os.PathLike) -> bool:
+    """True when path (links followed) is a regular file; False when missing or anything else."""
     try:
-        raw = path.read_bytes()
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def open_regular(path: str | os.PathLike, what: str = "a file"):
+    """Open a regular file unbuffered for reading; anything else is one InspectError line.
+
+    The type is checked before opening (opening some devices has effects) and again on the open
+    descriptor, with O_NONBLOCK so that a FIFO swapped in between cannot block the open.
+    """
+    where = printable(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _refuse(path, st.st_mode, what)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except InspectError:
+        raise
     except FileNotFoundError:
-        raise InspectError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InspectError(f"{path}: is a directory, expected a JSON file") from None
-    except OSError as exc:
-        raise InspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InspectError(f"{path}: not UTF-8 text, expected JSON") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InspectError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise InspectError(f"{where}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise InspectError(f"{where}: cannot read ({printable(getattr(exc, 'strerror', None) or exc)})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _refuse(path, mode, what)
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 def open_binary(path: str | os.PathLike):
-    """Open a file unbuffered for reading (a seam for tests that count bytes read)."""
-    return open(path, "rb", buffering=0)
+    """Open a regular file unbuffered for reading (a seam for tests that count bytes read)."""
+    return open_regular(path)
 
 
 def read_exact(f, n: int) -> bytes:
@@ -49,44 +107,152 @@ def read_exact(f, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same directory and a rename: readers see the
-    old file or the new one, never half of it."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+def read_bytes(path: str | os.PathLike, kind: str, what: str | None = None) -> bytes:
+    """The whole of a regular file, at most ``LIMITS[kind]`` bytes; anything else is one line."""
+    limit = LIMITS[kind]
+    what = what or f"a {kind} file"
+    with open_regular(path, what) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise InspectError(f"{printable(path)}: {size:,} bytes, over the {limit:,}-byte limit for {what}")
+            data = read_exact(f, min(size, limit) + 1)
+        except OSError as exc:
+            raise InspectError(f"{printable(path)}: cannot read ({printable(exc.strerror or exc)})") from None
+    if len(data) > limit:
+        raise InspectError(f"{printable(path)}: over the {limit:,}-byte limit for {what}")
+    return data
+
+
+def read_text(path: str | os.PathLike, kind: str, what: str | None = None) -> str:
+    """A regular file as UTF-8 text, bounded like :func:`read_bytes`."""
+    raw = read_bytes(path, kind, what)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InspectError(f"{printable(path)}: not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def read_small_text(path: str | os.PathLike, option: str) -> str:
+    """A small UTF-8 text file named by a command-line option (prompts, chat turns, expected answers);
+    a failure is one line starting with the option: "--turns t.txt: no such file"."""
+    try:
+        return read_text(path, "list", f"a text file for {option}")
+    except InspectError as exc:
+        raise InspectError(f"{option} {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Parse JSON text; a repeated key in an object is refused (which one was meant?)."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise InspectError(f"{where}: repeated key {printable(json.dumps(exc.args[0]))} in one JSON object "
+                           "(which one was meant?)") from None
+    except json.JSONDecodeError as exc:
+        raise InspectError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise InspectError(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer literal too long to convert
+        raise InspectError(f"{where}: not valid JSON ({printable(str(exc).splitlines()[0])})") from None
+
+
+def read_json(path: str | os.PathLike, kind: str = "config") -> Any:
+    """Parse a JSON file (a regular file, bounded by ``LIMITS[kind]``); every failure is one line."""
+    raw = read_bytes(path, kind, "a JSON file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InspectError(f"{printable(path)}: not UTF-8 text, expected JSON") from None
+    return parse_json(text, printable(path))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_direct(path: Path, data: bytes, st: os.stat_result | None) -> None:
+    """Write to a device, a FIFO or a /dev, /proc path (e.g. /dev/stdout) without replacing it."""
+    is_fifo = st is not None and stat.S_ISFIFO(st.st_mode)
+    append = st is not None and stat.S_ISREG(st.st_mode)  # /dev/stdout redirected to a file
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_APPEND if append else 0)
+    fd = os.open(path, flags | (os.O_NONBLOCK if is_fifo else 0))
+    try:
+        if is_fifo:
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _write_replacing(target: Path, data: bytes, st: os.stat_result | None) -> None:
+    directory = target.parent
     if not directory.is_dir():
-        raise InspectError(f"{path}: directory {directory} does not exist")
+        raise InspectError(f"{printable(target)}: directory {printable(directory)} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise InspectError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
-def read_small_text(path: str | os.PathLike, what: str, max_bytes: int = 1 << 20) -> str:
-    """A small UTF-8 text file (a list of prompts, of chat turns, of expected answers), at most
-    `max_bytes`; only a regular file is opened, and every failure is one line naming `what` and the path."""
-    p = Path(path)
-    if not p.exists():
-        raise InspectError(f"{what} {path}: no such file")
-    if not p.is_file():
-        raise InspectError(f"{what} {path}: not a regular file")
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write text to path: a regular file (or a new one) is replaced atomically (readers see the old
+    file or the new one, never half of it); devices and FIFOs are written directly; symlinks are
+    followed to their target. See the module docstring."""
+    path = Path(path)
+    data = text.encode("utf-8")
     try:
-        with open(p, "rb") as f:
-            raw = f.read(max_bytes + 1)
+        try:
+            st: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise InspectError(f"{printable(path)}: is a directory, cannot write a file there")
+        if st is not None and stat.S_ISSOCK(st.st_mode):
+            raise InspectError(f"{printable(path)}: is a socket, cannot write a file there")
+        special = st is not None and not stat.S_ISREG(st.st_mode)
+        if special or str(path.absolute()).startswith(("/dev/", "/proc/")):
+            _write_direct(path, data, st)
+        else:
+            _write_replacing(Path(os.path.realpath(path)), data, st)
+    except InspectError:
+        raise
+    except ValueError as exc:  # a NUL byte in the path
+        raise InspectError(f"{printable(path)}: cannot write ({printable(exc)})") from None
     except OSError as exc:
-        raise InspectError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
-    if len(raw) > max_bytes:
-        raise InspectError(f"{what} {path}: larger than {max_bytes:,} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InspectError(f"{what} {path}: not UTF-8 text") from None
+        reason = "a FIFO with no reader" if exc.errno == errno.ENXIO else (exc.strerror or str(exc))
+        raise InspectError(f"{printable(path)}: cannot write ({printable(reason)})") from None

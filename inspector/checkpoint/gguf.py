@@ -1,342 +1,336 @@
-"""GGUF headers: tensor infos and key/value metadata of a GGUF file, and how they map to Hugging Face.
+"""GGUF files: the one bounded reader of their headers, and the per-architecture GGUF facts.
 
 This module owns
-  * :func:`read_gguf`: the tensor list (names, shapes, quant types, stored bytes) and metadata of a
-    ``.gguf`` file, read with the ``gguf`` package's ``GGUFReader`` (memory-mapped; no tensor is
-    dequantized or copied);
-  * :func:`gguf_to_hf_config`: a Hugging Face-style ``config.json`` dict built from the metadata;
-  * :func:`gguf_name_map`: GGUF tensor names -> Hugging Face llama/qwen2/qwen3/gemma3 names;
-  * :data:`GGUF_NORM_PLUS_ONE`: the architectures whose norm weights the file stores as 1 + w;
-  * :func:`qk_row_permutation`: where llama.cpp moved the rows of ``attn_q``/``attn_k``.
+  * ``GGUF_ARCHITECTURES`` (the facts live in inspector.spec.families): what each llama.cpp
+    architecture is on the Hugging Face side;
+  * :func:`parse_gguf`: the key/value metadata and the tensor infos of a ``.gguf`` file, read by our
+    own bounded parser (a :class:`GGUFFile`); :func:`read_gguf` gives them as CheckpointHeaders;
+  * :meth:`GGUFFile.values`: a metadata array's values, long ones read from the file on demand (the
+    GGUF tokenizer reads its vocabulary this way).
+The mapping to Hugging Face (config, names) is inspector.checkpoint.gguf_hf. Tensor data is read by
+inspector.checkpoint.tensors through numpy.memmap at the offsets validated here and dequantized
+with ``gguf.quants`` (the gguf package serves for dequantization only).
+
+Bounds. Every count and length is checked against the bytes left in the file before anything is
+read or allocated, so a crafted count (an array of 2**62 items) fails at once. Long arrays (more
+than :data:`MAX_INLINE_ARRAY` items: the tokenizer's tokens, merges, scores) are skipped, their
+strings' lengths walked but nothing decoded, and kept as a :class:`GGUFArray` record (element type,
+length, file offset) that :meth:`GGUFFile.values` reads when asked. Tensor infos are validated: a
+known ggml type, at most 4 dimensions, ``ne[0]`` a multiple of the type's block size, the data
+offset a multiple of ``general.alignment`` (a power of two, default 32), inside the file, and no two
+tensors overlapping. Anything else is one InspectError line naming the file.
 
 Shapes. GGUF stores dimensions fastest-varying first (``ne[0]`` first); ``TensorInfo.stored_shape``
-keeps that order and ``TensorInfo.shape`` is its reverse, the PyTorch order, so
-``token_embd.weight`` stored as (576, 49152) has shape (49152, 576) like HF's
-``model.embed_tokens.weight``. ``TensorInfo.dtype`` and ``TensorInfo.quant`` are both the ggml type
-name (``"Q4_1"``, ``"Q8_0"``, ``"F32"``); ``nbytes`` is the bytes stored in the file.
+keeps that order and ``TensorInfo.shape`` is its reverse, the PyTorch order. ``dtype`` and
+``quant`` are both the ggml type name (``"Q4_1"``, ``"F32"``); ``nbytes`` the bytes in the file.
 
-Metadata. ``CheckpointHeaders.metadata`` is the GGUF key/value map with plain Python values. Arrays
-of up to :data:`MAX_INLINE_ARRAY` items are lists; longer ones (the tokenizer's tokens, merges,
-scores) are :class:`GGUFArray` records holding only the element type and length.
-
-Values versus shapes (important for whoever loads values later). For the ``llama`` architecture
-(which llama.cpp also uses for Mistral and SmolLM), llama.cpp's ``convert_hf_to_gguf.py`` permutes
-the rows of ``attn_q.weight`` and ``attn_k.weight`` (and their biases) within each head, to turn
-Hugging Face's "rotate half" RoPE layout into ggml's interleaved-pair layout: inside a head of
-``d`` rows, HF rows ``[0, d/2)`` and ``[d/2, d)`` are interleaved as pairs. Shapes are unchanged,
-so shape verification is unaffected, but values compared against the HF checkpoint must first be
-un-permuted (``attn_k`` with the number of KV heads). transformers' GGUF loader does this (its
-``LlamaTensorProcessor``); :func:`qk_row_permutation` gives the row mapping. Qwen2/Qwen3 GGUFs are
-not permuted (ggml uses NeoX-style RoPE for them).
-
-Gemma (``gemma``, ``gemma2``, ``gemma3``). Hugging Face's Gemma RMSNorm multiplies by (1 + w) and
-stores w; llama.cpp's converter writes 1 + w (so its norm is a plain x * w). A loader into the (1 + w)
-form subtracts 1 from every ``*norm.weight`` of these files (transformers' GGUF loader does the same).
-Gemma 3's GGUF carries no base for the RoPE of its sliding layers; llama.cpp and transformers both
-take 10000, written into the config here.
-
-Errors: a missing, truncated or otherwise unreadable GGUF raises
-:class:`~inspector.errors.InspectError` with one line naming the file. ``gguf`` is imported only
-inside the functions that need it.
+Values versus shapes. For architectures marked ``permuted_qk``, llama.cpp's converter
+permutes the rows of ``attn_q.weight`` and ``attn_k.weight`` within each head (HF's rotate-half RoPE
+to ggml's interleaved pairs): shapes are unchanged, values must be un-permuted with
+:func:`qk_row_permutation` (``attn_k`` with the number of KV heads), as transformers' GGUF loader does.
+Gemma's files store every norm weight as 1 + w (``norm_plus_one``): a loader into the (1 + w) form
+subtracts 1, as transformers' GGUF loader does.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 import os
-import re
-import stat
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+from inspector import files
 from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
+from inspector.errors import InspectError, printable, quoted
+from inspector.spec.families import GGUF_ARCHITECTURES, GGUFArch  # noqa: F401 (re-exported)
 
-from inspector.errors import InspectError, printable
 
-__all__ = [
-    "GGUFArray",
-    "MAX_INLINE_ARRAY",
-    "gguf_layer_count",
-    "gguf_name_map",
-    "gguf_to_hf_config",
-    "logical_param_count",
-    "open_gguf",
-    "qk_row_permutation",
-    "read_gguf",
-]
+__all__ = ["GGML_TYPES", "GGUF_ARCHITECTURES", "GGUFArch", "GGUFArray", "GGUFFile", "GGUFTensor",
+           "MAX_INLINE_ARRAY", "open_gguf", "parse_gguf", "read_gguf"]
 
-MAX_INLINE_ARRAY = 64
+# --------------------------------------------------------------------------- the format (facts)
+
+# GGUF value types: id -> (name, struct format; None for STRING and ARRAY).
+VALUE_TYPES: Mapping[int, tuple[str, str | None]] = MappingProxyType({
+    0: ("UINT8", "B"), 1: ("INT8", "b"), 2: ("UINT16", "H"), 3: ("INT16", "h"), 4: ("UINT32", "I"),
+    5: ("INT32", "i"), 6: ("FLOAT32", "f"), 7: ("BOOL", "?"), 8: ("STRING", None), 9: ("ARRAY", None),
+    10: ("UINT64", "Q"), 11: ("INT64", "q"), 12: ("FLOAT64", "d"),
+})
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+
+# ggml tensor types: id -> (name, elements per block, bytes per block) (ggml's type traits).
+GGML_TYPES: Mapping[int, tuple[str, int, int]] = MappingProxyType({
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40), 10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292), 16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110), 22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8),
+    28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56), 30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+})
+
+MAX_INLINE_ARRAY = 64  # longer metadata arrays are kept as GGUFArray records
+MAX_DIMS = 4  # ggml's GGML_MAX_DIMS
+MAX_NESTING = 8  # arrays of arrays
+DEFAULT_ALIGNMENT = 32
+_U64_LIMIT = 2**63
+_U32, _U64 = struct.Struct("<I"), struct.Struct("<Q")
+_MIN_SIZE = {_STRING: 8, _ARRAY: 12}  # smallest encoding of one element of each non-scalar type
 
 
 @dataclass(frozen=True)
 class GGUFArray:
-    """A long GGUF metadata array, kept as its element type and length only."""
+    """A long GGUF metadata array, kept as its element type, length and file offset (not read)."""
 
     elem_type: str
     length: int
+    offset: int = 0  # file offset of the first element
 
     def __len__(self) -> int:
         return self.length
 
 
-def _metadata_value(field: Any) -> Any:
-    from gguf import GGUFValueType
+@dataclass(frozen=True)
+class GGUFTensor:
+    """One tensor info, validated: ``offset`` is the absolute file offset of its data."""
 
-    types = list(field.types)
-    if types and types[0] == GGUFValueType.ARRAY:
-        n = len(field.data)
-        elem = types[-1].name if len(types) > 1 else "UNKNOWN"
-        if n > MAX_INLINE_ARRAY:
-            return GGUFArray(elem, n)
-    value = field.contents()
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    return value
+    name: str
+    ggml_type: int
+    quant: str
+    stored_shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(reversed(self.stored_shape))
+
+
+class _Bad(Exception):
+    """Internal: the header is malformed; the message says why (no file name yet)."""
+
+
+class _Reader:
+    """A bounded cursor over the mapped file: every read checks the bytes left first."""
+
+    def __init__(self, buf, size: int, pos: int = 0) -> None:
+        self.buf, self.size, self.pos = buf, size, pos
+
+    def need(self, n: int, what: str) -> int:
+        if n < 0 or n > self.size - self.pos:
+            raise _Bad(f"truncated or corrupt: {what} runs past the end of the file")
+        start = self.pos
+        self.pos += n
+        return start
+
+    def u32(self, what: str) -> int:
+        return _U32.unpack_from(self.buf, self.need(4, what))[0]
+
+    def u64(self, what: str) -> int:
+        return _U64.unpack_from(self.buf, self.need(8, what))[0]
+
+    def raw_string(self, what: str) -> bytes:
+        n = self.u64(what)
+        start = self.need(n, what)
+        return self.buf[start:start + n]
+
+    def name(self, what: str) -> str:
+        try:
+            return self.raw_string(what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Bad(f"{what} is not UTF-8") from None
+
+    def value(self, vtype: int, what: str, depth: int = 0) -> Any:
+        if vtype == _STRING:
+            return self.raw_string(what).decode("utf-8", "surrogateescape")
+        if vtype == _ARRAY:
+            return self.array(what, depth)
+        name_fmt = VALUE_TYPES.get(vtype)
+        if name_fmt is None:
+            raise _Bad(f"{what} has unknown value type {vtype}")
+        fmt = "<" + name_fmt[1]
+        return struct.unpack_from(fmt, self.buf, self.need(struct.calcsize(fmt), what))[0]
+
+    def array(self, what: str, depth: int) -> Any:
+        etype, n = self.u32(what), self.u64(what)
+        if etype not in VALUE_TYPES:
+            raise _Bad(f"{what} is an array of unknown value type {etype}")
+        if depth >= MAX_NESTING:
+            raise _Bad(f"{what} nests arrays more than {MAX_NESTING} deep")
+        fmt = VALUE_TYPES[etype][1]
+        size = struct.calcsize("<" + fmt) if fmt else _MIN_SIZE[etype]
+        if n * size > self.size - self.pos:
+            raise _Bad(f"truncated or corrupt: {what} ({n:,} items) runs past the end of the file")
+        if n <= MAX_INLINE_ARRAY:
+            if fmt:
+                return list(struct.unpack_from(f"<{n}{fmt}", self.buf, self.need(n * size, what)))
+            return [self.value(etype, what, depth + 1) for _ in range(n)]
+        start = self.pos
+        self.skip(etype, n, what, depth)
+        return GGUFArray(VALUE_TYPES[etype][0], n, start)
+
+    def skip(self, etype: int, n: int, what: str, depth: int) -> None:
+        fmt = VALUE_TYPES[etype][1]
+        if fmt:
+            self.need(n * struct.calcsize("<" + fmt), what)
+        elif etype == _STRING:  # walk the lengths; decode nothing
+            buf, end, pos, unpack = self.buf, self.size, self.pos, _U64.unpack_from
+            for _ in range(n):
+                if pos + 8 > end:
+                    raise _Bad(f"truncated or corrupt: {what} runs past the end of the file")
+                pos += 8 + unpack(buf, pos)[0]
+                if pos > end:
+                    raise _Bad(f"truncated or corrupt: {what} runs past the end of the file")
+            self.pos = pos
+        else:
+            for _ in range(n):
+                self.array(what, depth + 1)
+
+
+@dataclass
+class GGUFFile:
+    """A parsed GGUF header: metadata (long arrays as GGUFArray records) and validated tensor infos."""
+
+    path: str
+    size: int
+    version: int
+    alignment: int
+    data_offset: int
+    metadata: dict[str, Any]
+    value_types: dict[str, int]
+    tensors: list[GGUFTensor]
+
+    def values(self, key: str) -> list | None:
+        """A metadata array's values (a long one read from the file now); None when absent."""
+        value = self.metadata.get(key)
+        if not isinstance(value, GGUFArray):
+            return value if isinstance(value, list) else None
+        etype = next(k for k, (name, _) in VALUE_TYPES.items() if name == value.elem_type)
+        where = printable(self.path)
+        with files.open_regular(self.path, "a GGUF file") as f:
+            if os.fstat(f.fileno()).st_size != self.size:
+                raise InspectError(f"{where}: the file changed while it was being read")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                r = _Reader(buf, self.size, value.offset)
+                fmt = VALUE_TYPES[etype][1]
+                try:
+                    if fmt:
+                        n = value.length
+                        return list(struct.unpack_from(f"<{n}{fmt}", buf, r.need(n * struct.calcsize("<" + fmt), key)))
+                    return [r.value(etype, key, 1) for _ in range(value.length)]
+                except _Bad as exc:
+                    raise InspectError(f"{where}: not a valid GGUF file: {exc}") from None
+
+    def headers(self) -> CheckpointHeaders:
+        label = str(self.path)
+        tensors = {t.name: TensorInfo(t.name, t.shape, t.quant, t.nbytes, label, t.quant, t.stored_shape)
+                   for t in self.tensors}
+        return CheckpointHeaders(tensors, [label], "gguf", dict(self.metadata), [])
+
+
+def _header(r: _Reader, path: str) -> tuple[int, int, int]:
+    if r.size < 4 or bytes(r.buf[:4]) != b"GGUF":
+        raise InspectError(f"{printable(path)}: not a GGUF file (it does not start with the GGUF magic)")
+    r.pos = 4
+    version = r.u32("the version")
+    if version & 0xFFFF == 0:
+        raise _Bad("it is big-endian, which is not supported")
+    if version not in (2, 3):
+        raise _Bad(f"GGUF version {version} is not supported (versions 2 and 3 are)")
+    n_tensors, n_kv = r.u64("the tensor count"), r.u64("the key/value count")
+    if n_kv * 13 > r.size - r.pos or n_tensors * 24 > r.size - r.pos:
+        raise _Bad("truncated or corrupt: its tensor and key/value counts do not fit in the file")
+    return version, n_tensors, n_kv
+
+
+def _tensor_info(r: _Reader) -> tuple[str, tuple[int, ...], int, int]:
+    name = r.name("a tensor name")
+    n_dims = r.u32(f"tensor {quoted(name)}")
+    if n_dims > MAX_DIMS:
+        raise _Bad(f"tensor {quoted(name)} has {n_dims} dimensions (at most {MAX_DIMS})")
+    dims = struct.unpack_from(f"<{n_dims}Q", r.buf, r.need(8 * n_dims, f"tensor {quoted(name)}"))
+    ggml_type = r.u32(f"tensor {quoted(name)}")
+    if ggml_type not in GGML_TYPES:
+        raise _Bad(f"tensor {quoted(name)} has unknown ggml type {ggml_type}")
+    return name, dims, ggml_type, r.u64(f"tensor {quoted(name)}")
+
+
+def _validate_tensors(infos, alignment: int, data_offset: int, size: int) -> list[GGUFTensor]:
+    tensors: dict[str, GGUFTensor] = {}
+    for name, dims, ggml_type, offset in infos:
+        quant, block, type_size = GGML_TYPES[ggml_type]
+        if name in tensors:
+            raise _Bad(f"tensor {quoted(name)} appears twice")
+        if dims and dims[0] % block:
+            raise _Bad(f"tensor {quoted(name)}: {dims[0]} elements per row are not a whole number of "
+                       f"{quant} blocks of {block}")
+        numel = math.prod(dims)
+        if numel >= _U64_LIMIT:
+            raise _Bad(f"tensor {quoted(name)}: shape {list(dims)} is too large")
+        nbytes = numel // block * type_size
+        if offset % alignment:
+            raise _Bad(f"tensor {quoted(name)}: data offset {offset} is not a multiple of the alignment {alignment}")
+        if data_offset + offset + nbytes > size:
+            raise _Bad(f"tensor {quoted(name)} ({quant} {list(dims)}, {nbytes:,} bytes at offset {offset}) runs "
+                       f"past the end of the file; the file is truncated or corrupt")
+        tensors[name] = GGUFTensor(name, ggml_type, quant, tuple(dims), data_offset + offset, nbytes)
+    end, previous = 0, None
+    for t in sorted(tensors.values(), key=lambda t: (t.offset, t.nbytes)):
+        if t.offset < end:
+            raise _Bad(f"tensor {quoted(t.name)} overlaps tensor {quoted(previous)} in the file")
+        if t.nbytes:
+            end, previous = t.offset + t.nbytes, t.name
+    return list(tensors.values())
+
+
+def _parse(buf, size: int, path: str) -> GGUFFile:
+    r = _Reader(buf, size)
+    version, n_tensors, n_kv = _header(r, path)
+    metadata: dict[str, Any] = {}
+    types: dict[str, int] = {}
+    for _ in range(n_kv):
+        key = r.name("a metadata key")
+        if key in metadata:
+            raise _Bad(f"metadata key {quoted(key)} appears twice")
+        types[key] = r.u32(f"metadata {quoted(key)}")
+        metadata[key] = r.value(types[key], f"metadata {quoted(key)}")
+    infos = [_tensor_info(r) for _ in range(n_tensors)]
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if "general.alignment" in metadata and (types["general.alignment"] != _UINT32 or alignment <= 0
+                                            or alignment & (alignment - 1)):
+        raise _Bad(f"general.alignment {printable(alignment)} is not a power of two stored as UINT32")
+    data_offset = -(-r.pos // alignment) * alignment
+    tensors = _validate_tensors(infos, alignment, data_offset, size)
+    return GGUFFile(path, size, version, alignment, data_offset, metadata, types, tensors)
+
+
+def parse_gguf(path: str | os.PathLike) -> GGUFFile:
+    """Read and validate a GGUF file's header (metadata and tensor infos); no tensor data is read."""
+    where = printable(path)
+    with files.open_regular(path, "a GGUF file") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 4:
+            raise InspectError(f"{where}: not a GGUF file ({size} bytes)")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                return _parse(buf, size, str(path))
+            except _Bad as exc:
+                raise InspectError(f"{where}: not a valid GGUF file: {exc}") from None
+            except struct.error:  # the file shrank under the mapping
+                raise InspectError(f"{where}: not a valid GGUF file: truncated or corrupt") from None
 
 
 def read_gguf(path: str | os.PathLike) -> CheckpointHeaders:
-    """Read a GGUF file's tensor infos and metadata (no tensor data is read or dequantized)."""
-    return open_gguf(path)[1]
+    """A GGUF file's tensor infos and metadata as CheckpointHeaders (no tensor data is read)."""
+    return parse_gguf(path).headers()
 
 
-def open_gguf(path: str | os.PathLike) -> tuple[Any, CheckpointHeaders]:
-    """The gguf package's reader of `path` (memory-mapped) and its headers: one parse for both.
-
-    Parsing is the expensive part (seconds for a tokenizer's 49k-entry arrays), so callers that
-    also need tensor data (inspector.checkpoint.tensors) keep the reader rather than parsing again.
-    """
-    p = Path(path)
-    where = printable(path)
-    try:
-        st = p.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise InspectError(f"{where}: is not a regular file")
-        size = st.st_size
-        with open(p, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise InspectError(f"{where}: no such file") from None
-    except InspectError:
-        raise
-    except OSError as e:
-        raise InspectError(f"{where}: cannot read: {printable(e.strerror or e)}") from None
-    if magic != b"GGUF":
-        raise InspectError(f"{where}: not a GGUF file (it does not start with the GGUF magic)")
-
-    from gguf import GGUFReader
-
-    try:
-        reader = GGUFReader(p, "r")
-        metadata = {name: _metadata_value(fld) for name, fld in reader.fields.items()}
-        tensors: dict[str, TensorInfo] = {}
-        label = str(path)
-        for t in reader.tensors:
-            stored = tuple(int(d) for d in t.shape)
-            quant = t.tensor_type.name
-            nbytes = int(t.n_bytes)
-            start = int(t.data_offset)
-            if start + nbytes > size:
-                raise InspectError(
-                    f"{where}: tensor {t.name!r} runs past the end of the file "
-                    f"({start + nbytes} > {size} bytes); the file is truncated"
-                )
-            if t.name in tensors:
-                raise InspectError(f"{where}: tensor {t.name!r} appears twice")
-            tensors[t.name] = TensorInfo(
-                name=t.name,
-                shape=tuple(reversed(stored)),
-                dtype=quant,
-                nbytes=nbytes,
-                file=label,
-                quant=quant,
-                stored_shape=stored,
-            )
-    except InspectError:
-        raise
-    except MemoryError:
-        raise InspectError(f"{where}: not a valid GGUF file (implausible sizes in its header)") from None
-    except Exception as e:  # the gguf package raises many kinds on a corrupt file
-        detail = printable(str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise InspectError(f"{where}: not a valid GGUF file ({detail})") from None
-    return reader, CheckpointHeaders(tensors, [label], "gguf", metadata, [])
-
-
-# --------------------------------------------------------------------------- names
-
-
-# Architectures whose per-layer norm names differ from llama's: Gemma 3's four norms per layer.
-_ARCH_NAMES = {
-    "gemma3": {
-        "ffn_norm.weight": "pre_feedforward_layernorm.weight",
-        "post_attention_norm.weight": "post_attention_layernorm.weight",
-        "post_ffw_norm.weight": "post_feedforward_layernorm.weight",
-    },
-}
-GGUF_NORM_PLUS_ONE = frozenset({"gemma", "gemma2", "gemma3"})
-
-
-def gguf_name_map(n_layers: int, arch: str = "llama") -> dict[str, str]:
-    """GGUF tensor name -> Hugging Face name, for llama-family models (llama, mistral, qwen2, qwen3)
-    and Gemma 3 (`arch` "gemma3": its sandwich norms).
-
-    Covers embeddings, final norm, lm head, and per layer: both norms, q/k/v/o projections
-    (weights and qwen2-style biases), qwen3's q/k norms, and the gated MLP.
-    """
-    out = {
-        "token_embd.weight": "model.embed_tokens.weight",
-        "output_norm.weight": "model.norm.weight",
-        "output.weight": "lm_head.weight",
-    }
-    per_layer = {
-        "attn_norm.weight": "input_layernorm.weight",
-        "ffn_norm.weight": "post_attention_layernorm.weight",
-        "attn_q.weight": "self_attn.q_proj.weight",
-        "attn_k.weight": "self_attn.k_proj.weight",
-        "attn_v.weight": "self_attn.v_proj.weight",
-        "attn_output.weight": "self_attn.o_proj.weight",
-        "attn_q.bias": "self_attn.q_proj.bias",
-        "attn_k.bias": "self_attn.k_proj.bias",
-        "attn_v.bias": "self_attn.v_proj.bias",
-        "attn_output.bias": "self_attn.o_proj.bias",
-        "attn_q_norm.weight": "self_attn.q_norm.weight",
-        "attn_k_norm.weight": "self_attn.k_norm.weight",
-        "ffn_gate.weight": "mlp.gate_proj.weight",
-        "ffn_up.weight": "mlp.up_proj.weight",
-        "ffn_down.weight": "mlp.down_proj.weight",
-        **_ARCH_NAMES.get(arch, {}),
-    }
-    for i in range(n_layers):
-        for g, h in per_layer.items():
-            out[f"blk.{i}.{g}"] = f"model.layers.{i}.{h}"
-    return out
-
-
-def qk_row_permutation(n_rows: int, n_head: int) -> list[int]:
-    """Row mapping for llama-architecture ``attn_q``/``attn_k`` tensors.
-
-    ``perm[r]`` is the GGUF row that holds row ``r`` of the Hugging Face tensor, i.e.
-    ``hf = gguf[perm]``. Use the number of attention heads for ``attn_q`` and the number of KV
-    heads for ``attn_k``. Each head's ``d = n_rows / n_head`` rows are ``d/2`` interleaved pairs.
-    """
-    if n_head <= 0 or n_rows % n_head or (n_rows // n_head) % 2:
-        raise InspectError(f"cannot split {n_rows} rows into {n_head} heads of an even size")
-    d = n_rows // n_head
-    half = d // 2
-    perm = [0] * n_rows
-    for h in range(n_head):
-        for t in range(2):
-            for j in range(half):
-                perm[h * d + t * half + j] = h * d + 2 * j + t
-    return perm
-
-
-# --------------------------------------------------------------------------- config
-
-_MODEL_TYPES = {
-    "llama": ("llama", "LlamaForCausalLM"),
-    "mistral": ("mistral", "MistralForCausalLM"),
-    "qwen2": ("qwen2", "Qwen2ForCausalLM"),
-    "qwen3": ("qwen3", "Qwen3ForCausalLM"),
-    "gemma3": ("gemma3_text", "Gemma3ForCausalLM"),
-}
-# Config values a GGUF does not carry, as llama.cpp and transformers' config class both assume them;
-# these architectures also take `{arch}.attention.sliding_window` (a llama/qwen2 file's is not used,
-# as transformers does not use it).
-_ARCH_CONFIG = {"gemma3": {"rope_local_base_freq": 10000.0}}
-
-
-def _f32_clean(x: float) -> float:
-    """GGUF stores floats as float32; give the shortest decimal that is the same float32."""
-    import numpy as np
-
-    return float(str(np.float32(x)))
-
-
-def _arch_config(arch: str, md: dict[str, Any]) -> dict[str, Any]:
-    """The values of `_ARCH_CONFIG` and, for those architectures, the file's sliding window."""
-    window = md.get(f"{arch}.attention.sliding_window") if arch in _ARCH_CONFIG else None
-    return {**_ARCH_CONFIG.get(arch, {}), **({"sliding_window": int(window)} if window is not None else {})}
-
-
-def gguf_to_hf_config(headers_or_path: CheckpointHeaders | str | os.PathLike) -> dict[str, Any]:
-    """A Hugging Face-style ``config.json`` dict for a llama-family GGUF.
-
-    Uses ``general.architecture`` and ``{arch}.block_count``, ``.embedding_length``,
-    ``.feed_forward_length``, ``.attention.head_count``, ``.attention.head_count_kv``,
-    ``.attention.key_length``, ``.rope.freq_base``, ``.attention.layer_norm_rms_epsilon``,
-    ``.context_length``; ``vocab_size`` is the length of ``tokenizer.ggml.tokens``;
-    ``tie_word_embeddings`` is true when there is no ``output.weight`` tensor. RoPE scaling and
-    sliding windows are not carried over.
-    """
-    headers = (
-        headers_or_path
-        if isinstance(headers_or_path, CheckpointHeaders)
-        else read_gguf(headers_or_path)
-    )
-    where = printable(headers.files[0]) if headers.files else "GGUF"
-    if headers.format != "gguf":
-        raise InspectError(f"{where}: not a GGUF checkpoint")
-    md = headers.metadata
-    arch = md.get("general.architecture")
-    if arch not in _MODEL_TYPES:
-        raise InspectError(
-            f"{where}: GGUF architecture {arch!r} is not supported "
-            f"(supported: {', '.join(sorted(_MODEL_TYPES))})"
-        )
-    model_type, hf_arch = _MODEL_TYPES[arch]
-
-    def need(key: str) -> Any:
-        full = f"{arch}.{key}"
-        if full not in md:
-            raise InspectError(f"{where}: GGUF metadata has no {full}")
-        return md[full]
-
-    hidden = int(need("embedding_length"))
-    heads = int(need("attention.head_count"))
-    kv_heads = int(md.get(f"{arch}.attention.head_count_kv", heads))
-    tokens = md.get("tokenizer.ggml.tokens")
-    if tokens is not None:
-        vocab = len(tokens)
-    elif f"{arch}.vocab_size" in md:
-        vocab = int(md[f"{arch}.vocab_size"])
-    elif "token_embd.weight" in headers.tensors:
-        vocab = headers.tensors["token_embd.weight"].shape[0]
-    else:
-        raise InspectError(f"{where}: cannot tell the vocabulary size")
-    cfg: dict[str, Any] = {
-        "architectures": [hf_arch],
-        "model_type": model_type,
-        "hidden_size": hidden,
-        "intermediate_size": int(need("feed_forward_length")),
-        "num_hidden_layers": int(need("block_count")),
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "head_dim": int(md.get(f"{arch}.attention.key_length", hidden // heads)),
-        "vocab_size": vocab,
-        "max_position_embeddings": int(need("context_length")),
-        "rms_norm_eps": _f32_clean(float(need("attention.layer_norm_rms_epsilon"))),
-        "rope_theta": _f32_clean(float(md.get(f"{arch}.rope.freq_base", 10000.0))),
-        "tie_word_embeddings": "output.weight" not in headers.tensors,
-        "attention_bias": "blk.0.attn_q.bias" in headers.tensors,
-        **_arch_config(arch, md),
-    }
-    for gguf_key, hf_key in (
-        ("tokenizer.ggml.bos_token_id", "bos_token_id"),
-        ("tokenizer.ggml.eos_token_id", "eos_token_id"),
-        ("tokenizer.ggml.padding_token_id", "pad_token_id"),
-    ):
-        if gguf_key in md:
-            cfg[hf_key] = int(md[gguf_key])
-    return cfg
-
-
-def gguf_layer_count(headers: CheckpointHeaders) -> int:
-    """Number of ``blk.N`` layers the tensor names mention."""
-    layers = {int(m.group(1)) for n in headers.tensors if (m := re.match(r"blk\.(\d+)\.", n))}
-    return max(layers) + 1 if layers else 0
-
-
-def logical_param_count(headers: CheckpointHeaders) -> int:
-    """Parameters as the model sees them (quantization does not change the count)."""
-    return sum(math.prod(t.shape) for t in headers.tensors.values())
+def open_gguf(path: str | os.PathLike) -> tuple[GGUFFile, CheckpointHeaders]:
+    """The parsed file (for tensor data and long arrays) and its headers: one parse for both."""
+    parsed = parse_gguf(path)
+    return parsed, parsed.headers()

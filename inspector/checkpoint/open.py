@@ -45,15 +45,15 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
     Pickle checkpoints (.bin/.pt/.pth/.ckpt/.pkl) are refused, never unpickled.
     """
     p = Path(path)
-    if p.is_dir():
-        if (p / INDEX_NAME).is_file():
+    if p.is_dir():  # a special file among the candidates is refused by its reader, not skipped
+        if os.path.lexists(p / INDEX_NAME):
             return read_sharded(p)
-        if (p / "model.safetensors").is_file():
+        if os.path.lexists(p / "model.safetensors"):
             return _read_files(p, ["model.safetensors"])
-        found = sorted(c.name for c in p.glob("*.safetensors") if c.is_file())
+        found = sorted(c.name for c in p.glob("*.safetensors"))
         if found:
             return _read_files(p, found)
-        ggufs = sorted(c.name for c in p.glob("*.gguf") if c.is_file())
+        ggufs = sorted(c.name for c in p.glob("*.gguf"))
         if len(ggufs) == 1:
             from inspector.checkpoint.gguf import read_gguf
 
@@ -67,7 +67,7 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
         if pickles:
             raise refuse_pickle(pickles[0])
         raise InspectError(f"{printable(p)}: no safetensors or GGUF checkpoint in this directory")
-    if not p.exists():
+    if not os.path.lexists(p):
         raise InspectError(f"{printable(p)}: no such file or directory")
     suffix = p.suffix.lower()
     if suffix == ".safetensors":

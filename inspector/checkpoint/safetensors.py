@@ -331,14 +331,17 @@ def _parse_header(raw: bytes, data_size: int, file_label: str):
 
 def header_length(prefix: bytes, file_size: int, file_label: str) -> int:
     """The header length N from a file's first 8 bytes, checked against the limit and the file size."""
-    where, what = printable(file_label), "not a safetensors file: header length"
+    where = printable(file_label)
     if len(prefix) < 8:
         raise InspectError(f"{where}: not a safetensors file: {len(prefix)} bytes, shorter than the 8-byte header length")
     (n,) = struct.unpack("<Q", prefix[:8])
+    # the length is not shown: in a file that is not safetensors it is 8 of its bytes
     if n > MAX_HEADER_BYTES:
-        raise InspectError(f"{where}: {what} {n} is over the {MAX_HEADER_BYTES}-byte limit")
+        raise InspectError(f"{where}: not a safetensors file: its header length prefix is over the "
+                           f"{MAX_HEADER_BYTES}-byte limit")
     if n > file_size - 8:
-        raise InspectError(f"{where}: {what} {n} is more than the {file_size - 8} bytes after the length prefix")
+        raise InspectError(f"{where}: not a safetensors file: its header length prefix is more than the "
+                           f"{file_size - 8:,} bytes after it")
     return n
 
 
@@ -360,11 +363,11 @@ def read_safetensors_file(
     call the file (default: the path as given). Raises InspectError for anything malformed.
     """
     label = str(path) if file_label is None else file_label
-    where = printable(label)
+    where = printable(path)  # the path as opened (the label may be a bare shard name)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            kind = "a directory" if os.path.isdir(path) else "not a regular file"
-            raise InspectError(f"{where}: is {kind}, not a safetensors file")
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InspectError(f"{where}: is {files.kind_of(mode)}, not a safetensors file")
         with files.open_binary(path) as f:
             size = os.fstat(f.fileno()).st_size
             n = header_length(files.read_exact(f, 8), size, label)

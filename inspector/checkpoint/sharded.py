@@ -25,9 +25,11 @@ Shard names that come from inside the checkpoint (the index's ``weight_map``) ar
 absolute paths and ``..`` components are refused, and the resolved file must lie inside the
 checkpoint directory, so a symlink pointing elsewhere is refused too. One exception keeps Hugging
 Face cache snapshots usable: in ``<repo>/snapshots/<rev>/`` files are symlinks into
-``<repo>/blobs/``, which is allowed. Files found by listing a directory the user named (no index)
-are read wherever their symlinks point, like the file a user names directly. Only regular files
-are opened (never a FIFO or device, which could block or never end).
+``<repo>/blobs/``, which is allowed when ``blobs`` is a real directory (not itself a link) and the
+file lies directly in it. Every reader of a checkpoint (``verify``'s headers, ``run``/``trace``'s
+tensors) applies this one rule through :func:`safe_member`. Files found by listing a directory the
+user named (no index) are read wherever their symlinks point, like the file a user names directly.
+Only regular files are opened (never a FIFO or device, which could block or never end).
 
 """
 
@@ -36,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +47,22 @@ from inspector.errors import InspectError, printable, quoted
 from inspector import files
 
 INDEX_NAME = "model.safetensors.index.json"
-MAX_INDEX_BYTES = 100_000_000
+MAX_INDEX_BYTES = files.LIMITS["index"]  # the bound on an index, read from disk or from the Hub
 
 
 # --------------------------------------------------------------------------- shards and paths
 
 
-def _hf_cache_blobs(base: Path) -> Path | None:
-    """For a Hugging Face cache snapshot dir <repo>/snapshots/<rev>, the <repo>/blobs dir."""
-    if base.parent.name == "snapshots":
-        return base.parent.parent / "blobs"
-    return None
+def _hf_cache_blobs(base: Path) -> str | None:
+    """For a Hugging Face cache snapshot dir <repo>/snapshots/<rev>, the real path of <repo>/blobs,
+    only when that is a directory itself: a ``blobs`` that is a link could point anywhere."""
+    base = base.absolute()
+    if base.parent.name != "snapshots":
+        return None
+    blobs = base.parent.parent / "blobs"
+    if blobs.is_symlink() or not blobs.is_dir():
+        return None
+    return os.path.realpath(blobs)
 
 
 def safe_member(base: Path, name: str, source: str) -> Path:
@@ -73,11 +79,11 @@ def safe_member(base: Path, name: str, source: str) -> Path:
         raise InspectError(f"{source}: refusing shard path {shown}: it leaves the checkpoint directory")
     candidate = base / name
     real = os.path.realpath(candidate)
-    allowed = [os.path.realpath(base)]
-    blobs = _hf_cache_blobs(base.absolute())
-    if blobs is not None:
-        allowed.append(os.path.realpath(blobs))
-    if not any(real == a or real.startswith(a.rstrip(os.sep) + os.sep) for a in allowed):
+    root = os.path.realpath(base)
+    blobs = _hf_cache_blobs(base)
+    inside = real.startswith(root.rstrip(os.sep) + os.sep)
+    in_blobs = blobs is not None and os.path.dirname(real) == blobs  # the cache's blobs are flat
+    if not (inside or in_blobs):
         raise InspectError(
             f"{source}: refusing shard {shown}: it resolves to {printable(real)}, outside the "
             "checkpoint directory"
@@ -119,40 +125,19 @@ def cross_check(
 
 
 def read_index(index_path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """The weight_map and metadata of a ``model.safetensors.index.json`` (a regular file, bounded,
+    no repeated keys); every reader of an index goes through here."""
     where = printable(index_path)
-    try:
-        if not stat.S_ISREG(os.stat(index_path).st_mode):
-            raise InspectError(f"{where}: is not a regular file")
-        with files.open_binary(index_path) as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_INDEX_BYTES:
-                raise InspectError(f"{where}: index file is {size} bytes, over the limit")
-            raw = files.read_exact(f, size)
-    except InspectError:
-        raise
-    except FileNotFoundError:
-        raise InspectError(f"{where}: no such file") from None
-    except OSError as e:
-        raise InspectError(f"{where}: cannot read: {printable(e.strerror or e)}") from None
-    return parse_index(raw, where)
+    return parse_index(files.read_bytes(index_path, "index", "a safetensors index"), where)
 
 
 def parse_index(raw: bytes, where: str) -> tuple[dict[str, str], dict[str, Any]]:
     """(weight_map, metadata) of an index's bytes (read from disk or from the Hub); `where` names it."""
-    dup: list[str] = []
-
-    def hook(pairs):
-        d = {}
-        for k, v in pairs:
-            if k in d:
-                dup.append(k)
-            d[k] = v
-        return d
-
     try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=hook)
-    except (ValueError, RecursionError) as e:
-        raise InspectError(f"{where}: index is not valid JSON ({printable(e)})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InspectError(f"{where}: index is not UTF-8 text") from None
+    doc = files.parse_json(text, where)
     if not isinstance(doc, dict):
         raise InspectError(f"{where}: index is not a JSON object")
     wm = doc.get("weight_map")
@@ -161,8 +146,6 @@ def parse_index(raw: bytes, where: str) -> tuple[dict[str, str], dict[str, Any]]
     bad = [k for k, v in wm.items() if not isinstance(v, str)]
     if bad:
         raise InspectError(f"{where}: weight_map entry {quoted(bad[0])} is not a file name")
-    if dup:
-        raise InspectError(f"{where}: index has a repeated key {quoted(dup[0])}")
     meta = doc.get("metadata")
     return wm, meta if isinstance(meta, dict) else {}
 
@@ -183,7 +166,7 @@ def read_sharded(dir_or_index: str | os.PathLike) -> CheckpointHeaders:
     metadata: dict[str, Any] = {index_path.name: index_meta}
     for shard in shards:
         shard_path = safe_member(base, shard, source)
-        if not shard_path.is_file():
+        if not os.path.lexists(shard_path):
             raise InspectError(f"{source}: names shard {printable(shard)}, which is not in {printable(base)}")
         tensors, meta = read_safetensors_file(shard_path, shard)
         per_file[shard] = tensors

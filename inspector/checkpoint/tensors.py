@@ -1,24 +1,28 @@
 """Tensor data, one tensor at a time: name -> shape without reading data, name -> torch tensor.
 
 Sources: a safetensors file, or a directory of them (sharded through model.safetensors.index.json),
-read with safetensors' mmap; a GGUF file, dequantized with the gguf package, its names mapped to
-Hugging Face names, llama.cpp's Q/K row permutation undone where the family says the file
-carries it, and Gemma's norms brought back from 1 + w to w. `open_source(path)` picks the source.
-Needs torch.
+found and validated by inspector.checkpoint.open (the same hardened index reader, shard-name
+confinement and regular-file rule as `verify`), then read with safetensors' mmap; a GGUF file, its
+header read by inspector.checkpoint.gguf, tensor data mapped with numpy.memmap at the validated
+offsets and dequantized with `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
+Q/K row permutation undone where the architecture's facts say the file carries it, and Gemma's norms
+brought back from 1 + w to w.
+`open_source(path)` picks the source. Needs torch.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import torch
 
-from inspector.checkpoint.gguf import (
-    GGUF_NORM_PLUS_ONE, gguf_name_map, gguf_to_hf_config, open_gguf, qk_row_permutation,
-)
-from inspector.checkpoint.open import PICKLE_SUFFIXES, refuse_pickle
-from inspector.errors import InspectError
+from inspector import files
+from inspector.checkpoint.gguf import GGML_TYPES, GGUF_ARCHITECTURES, GGUFTensor, open_gguf
+from inspector.checkpoint.gguf_hf import gguf_name_map, gguf_to_hf_config, qk_row_permutation
+from inspector.checkpoint.open import PICKLE_SUFFIXES, open_checkpoint, refuse_pickle
+from inspector.checkpoint.records import CheckpointHeaders
+from inspector.errors import InspectError, one_line, printable
 
 
 # --------------------------------------------------------------------------- tensor sources
@@ -39,36 +43,25 @@ class TensorSource:
 
 
 class SafetensorsSource(TensorSource):
-    """One .safetensors file or a directory of shards (model.safetensors.index.json or *.safetensors)."""
+    """One .safetensors file or a directory of shards (model.safetensors.index.json or *.safetensors).
 
-    def __init__(self, path: Path) -> None:
+    ``headers`` (from open_checkpoint, when the caller already has them) say which file holds each
+    tensor; only those files are opened."""
+
+    def __init__(self, path: Path, headers: CheckpointHeaders | None = None) -> None:
         from safetensors import safe_open
 
-        if path.is_dir():
-            index = path / "model.safetensors.index.json"
-            if index.exists():
-                weight_map = json.loads(index.read_text()).get("weight_map", {})
-                files = sorted({path / f for f in weight_map.values()})
-            else:
-                files = sorted(path.glob("*.safetensors"))
-            if not files:
-                pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
-                if pickles:
-                    raise refuse_pickle(pickles[0])
-                raise InspectError(f"{path}: no .safetensors or .gguf weights in this directory")
-        else:
-            files = [path]
-        self.handles, self.where = [], {}
-        for file in files:
-            if not file.exists():
-                raise InspectError(f"{file}: shard named in the index is missing")
+        headers = headers or open_checkpoint(path)
+        # shard names are relative to the checkpoint directory (confined by safe_member when read)
+        base = path if path.is_dir() else path.parent if path.name.endswith(".index.json") else None
+        self.handles, self.where = {}, {}
+        for label in headers.files:
+            file = Path(label) if base is None else base / label
             try:
-                handle = safe_open(str(file), framework="pt")
-            except Exception as exc:
-                raise InspectError(f"{file}: not a readable safetensors file ({exc})") from None
-            self.handles.append(handle)
-            for name in handle.keys():
-                self.where[name] = handle
+                self.handles[label] = safe_open(os.path.realpath(file), framework="pt")
+            except Exception as exc:  # the header was validated; this is the file changing or unreadable
+                raise InspectError(f"{printable(file)}: not a readable safetensors file ({one_line(exc)})") from None
+        self.where = {name: self.handles[info.file] for name, info in headers.tensors.items()}
 
     def names(self) -> set[str]:
         return set(self.where)
@@ -93,43 +86,68 @@ class GGUFSource(TensorSource):
     """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.reader, headers = open_gguf(path)  # one parse serves the config and the tensors
+        self.path = Path(path)
+        self.file, headers = open_gguf(path)  # one parse serves the config and the tensors
         self.config = gguf_to_hf_config(headers)  # one-line InspectErrors for bad files and architectures
-        self.arch = self.config["model_type"]
-        self.gguf_arch = headers.metadata.get("general.architecture")
-        names = gguf_name_map(self.config["num_hidden_layers"], self.gguf_arch)
-        self.tensors = {names[t.name]: t for t in self.reader.tensors if t.name in names}
+        arch = headers.metadata["general.architecture"]
+        self.facts = GGUF_ARCHITECTURES[arch]
+        names = gguf_name_map(self.config["num_hidden_layers"], arch)
+        self.tensors: dict[str, GGUFTensor] = {names[t.name]: t for t in self.file.tensors if t.name in names}
         self.heads = {"q_proj": self.config["num_attention_heads"], "k_proj": self.config["num_key_value_heads"]}
+        self._data = None
 
     def names(self) -> set[str]:
         return set(self.tensors)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        return tuple(int(d) for d in reversed(self.tensors[name].shape.tolist()))  # GGUF lists dims innermost first
+        return self.tensors[name].shape  # GGUF lists dims innermost first; this is PyTorch order
+
+    def _bytes(self):
+        import numpy as np
+
+        if self._data is None:
+            with files.open_regular(self.path, "a GGUF file") as f:
+                if os.fstat(f.fileno()).st_size != self.file.size:
+                    raise InspectError(f"{printable(self.path)}: the file changed while it was being read")
+                self._data = np.memmap(f, dtype=np.uint8, mode="r")
+        return self._data
 
     def get(self, name: str) -> torch.Tensor:
+        import numpy as np
+        from gguf import GGMLQuantizationType
         from gguf.quants import dequantize
 
         t = self.tensors[name]
-        array = dequantize(t.data, t.tensor_type).reshape(self.shape(name))
+        raw = self._bytes()[t.offset:t.offset + t.nbytes]  # validated: aligned, inside the file
+        _, block, type_size = GGML_TYPES[t.ggml_type]
+        row_bytes = t.stored_shape[0] // block * type_size if t.stored_shape else type_size
+        try:
+            array = (dequantize(raw.reshape(-1, row_bytes), GGMLQuantizationType(t.ggml_type)) if t.nbytes
+                     else np.zeros(0, np.float32))
+        except NotImplementedError:
+            raise InspectError(f"{printable(self.path)}: tensor {t.name!r}: ggml type {t.quant} cannot be "
+                               "dequantized here") from None
+        array = array.reshape(self.shape(name))
         w = torch.from_numpy(array if array.flags.writeable else array.copy())  # F32 tensors are mmap views
         projection = name.split(".")[-2]
-        if self.arch == "llama" and projection in self.heads and w.dim() == 2:
+        if self.facts.permuted_qk and projection in self.heads and w.dim() == 2:
             w = unpermute_rope_rows(w, self.heads[projection])
-        if self.gguf_arch in GGUF_NORM_PLUS_ONE and name.endswith("norm.weight"):
+        if self.facts.norm_plus_one and name.endswith("norm.weight"):
             w = w - 1.0  # stored as 1 + w; the (1 + w) RMSNorm wants w
         return w
 
 
 def open_source(path: str | Path) -> TensorSource:
     path = Path(path)
-    if not path.exists():
-        raise InspectError(f"{path}: file not found")
-    if path.suffix in PICKLE_SUFFIXES:
+    if not os.path.lexists(path):
+        raise InspectError(f"{printable(path)}: file not found")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
         raise refuse_pickle(path)
-    if path.suffix == ".gguf":
+    if path.suffix.lower() == ".gguf":
         return GGUFSource(path)
-    if path.is_dir() or path.suffix == ".safetensors":
-        return SafetensorsSource(path)
-    raise InspectError(f"{path}: not a .safetensors or .gguf file, nor a directory of them")
+    if path.is_dir() or path.suffix == ".safetensors" or path.name.endswith(".index.json"):
+        headers = open_checkpoint(path)  # pickles refused, empty directories named, shards confined
+        if headers.format == "gguf":
+            return GGUFSource(Path(headers.files[0]))
+        return SafetensorsSource(path, headers)
+    raise InspectError(f"{printable(path)}: not a .safetensors or .gguf file, nor a directory of them")

@@ -17,6 +17,7 @@ while reading come in as `problems`. Every note the reports show is in `VerifyRe
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ def _by_hf_name(headers: CheckpointHeaders, exp: Expected | None) -> dict[str, t
     """Checkpoint tensors keyed by Hugging Face name; GGUF names are mapped when a map exists."""
     if headers.format != "gguf":
         return {name: (name, info) for name, info in headers.tensors.items()}
-    from inspector.checkpoint.gguf import gguf_layer_count, gguf_name_map
+    from inspector.checkpoint.gguf_hf import gguf_layer_count, gguf_name_map
     from inspector.checkpoint.gguf_experts import gguf_moe_role
 
     layers = 1 + max((e.layer for e in exp.entries if e.layer is not None), default=-1) if exp else 0
@@ -222,24 +223,29 @@ def open_inputs(model: str | None, weights: str | None):
     if weights is not None:
         headers = open_checkpoint(weights)
         label = str(weights)
-        if model is not None:
+        model_path = Path(model).expanduser() if model is not None else None
+        if model_path is not None and model_path.suffix.lower() == ".gguf" and os.path.lexists(model_path):
+            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
+
+            cfg, name, where = gguf_to_hf_config(open_checkpoint(model_path)), model_path.name, str(model_path)
+        elif model is not None:
             src = resolve(model)
             cfg, name, where = src.config, src.name, src.where
         elif headers.format == "gguf":
-            from inspector.checkpoint.gguf import gguf_to_hf_config
+            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
 
             cfg, name, where = gguf_to_hf_config(headers), Path(weights).name, str(weights)
         else:
             base = Path(weights) if Path(weights).is_dir() else Path(weights).parent
             config_path = base / "config.json"
-            if not config_path.is_file():
+            if not os.path.lexists(config_path):
                 notes.append(f"no config.json beside {weights}: listing the checkpoint's tensors only")
                 return None, headers, label, notes
             cfg, name, where = read_json(config_path), str(base), str(config_path)
     else:
         path = Path(model).expanduser()
-        if path.is_file() and path.suffix == ".gguf":
-            from inspector.checkpoint.gguf import gguf_to_hf_config
+        if path.suffix.lower() == ".gguf" and os.path.lexists(path):  # a special file is refused by the reader
+            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
 
             headers = open_checkpoint(path)
             cfg, name, where, label = gguf_to_hf_config(headers), path.name, str(path), str(path)

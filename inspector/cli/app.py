@@ -10,6 +10,8 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from inspector.cli.chat import chat
@@ -29,8 +31,10 @@ def params(
     output: OutOpt = None,
     context: ContextOpt = 4096,
     batch: BatchOpt = 1,
+    totals: Annotated[bool, typer.Option("--totals", help="Only the totals block (one table, several models side by "
+                                                         "side).")] = False,
 ) -> None:
-    """Per-layer weight shapes and parameter totals (seed 003 Tables 1.2/1.4, 2.2 for VLMs).
+    """Per-layer weight shapes and parameter totals (Tables 1.2 and 1.4 of Implementations of Large Language Models; 2.2 for VLMs).
 
     Several models are shown side by side. Totals: stored parameters (a tied LM head once),
     the LM head counted separately, embedding / non-embedding, active parameters per token of
@@ -44,11 +48,11 @@ def params(
     from inspector.reports.params import params_report
 
     accs = [account_model(m) for m in models]
-    emit(params_report(accs, context, batch), format.value, output)
+    emit(params_report(accs, context, batch, totals_only=totals), format.value, output)
 
 
 def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt = None) -> None:
-    """The configuration table (seed 003 Table 1.3; Table 2.1 for VLMs).
+    """The configuration table (Table 1.3 of Implementations of Large Language Models; Table 2.1 for VLMs).
 
     Example: inspect config meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B
     """
@@ -60,22 +64,48 @@ def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt =
 
 
 def presets(format: FormatOpt = Format.table, output: OutOpt = None) -> None:
-    """List the embedded presets (usable offline) with their aliases and sources."""
-    from inspector.spec.presets import all_presets
-    from inspector.reports.render import emit
+    """List the embedded presets (usable offline) with their aliases, parameter counts and sources."""
+    from inspector.inventory.accounting import account
+    from inspector.inventory.load import is_native
     from inspector.reports.params import presets_report
+    from inspector.reports.render import emit
+    from inspector.spec.model import from_hf_config
+    from inspector.spec.presets import all_presets
 
-    emit(presets_report(all_presets()), format.value, output)
+    found = all_presets()
+    counts = [account(from_hf_config(dict(p.config), p.hub_id, preprocessor=p.preprocessor)).totals.total_params
+              if is_native(p.config) else None for p in found]
+    emit(presets_report(found, counts), format.value, output)
 
 
 app = typer.Typer(
     cls=InspectGroup,
-    help="What is inside a transformer LLM or VLM: weights, parameter counts, checkpoints, forward passes.",
+    help="What is inside a transformer LLM or VLM: weights, parameter counts, checkpoints, memory, forward "
+         "passes. Also installed as `llm-inspect`; `python -m inspector` runs it too.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"llm-inspector {version('llm-inspector')}")
+        except PackageNotFoundError:  # run from a source tree that was not installed
+            typer.echo("llm-inspector (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """The options before any command."""
+
+
 app.command()(params)
 app.command()(config)
 app.command()(presets)

@@ -20,7 +20,7 @@ TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Keep the smallest set reaching probability p.", min=0.0, max=1.0)]
 MinPOpt = Annotated[Optional[float], typer.Option("--min-p", help="Keep tokens at least min_p times as likely as "
                                                   "the most likely one (after top-k and top-p).", min=0.0, max=1.0)]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.", min=0, max=2**63 - 1)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: OMP_NUM_THREADS, "
                                                    "else half the cores, which holds up when other processes are busy).",
                                                    min=1)]

@@ -1,9 +1,15 @@
-"""Shared pieces of the CLI: option aliases, the error-handling command group, output helpers."""
+"""Shared pieces of the CLI: option aliases, the error-handling command group, output helpers.
+
+Every way a command can fail ends in one line on stderr in one style, `error: ...`: a library error
+(exit 2), a usage error such as a bad option value (exit 2, the message click would have boxed), an
+internal error (exit 3). Library warnings (InspectWarning) are one `warning: ...` line each.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,7 +17,14 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from inspector.errors import InspectError
+try:  # typer vendors click (0.2x); older typers use click itself
+    from typer._click import exceptions as click_errors
+    from typer._click import echo
+except ImportError:  # pragma: no cover
+    from click import echo
+    from click import exceptions as click_errors
+
+from inspector.errors import InspectError, InspectWarning, one_line
 
 
 class Format(str, Enum):
@@ -39,8 +52,46 @@ def debug() -> bool:
     return os.environ.get("INSPECT_DEBUG", "") not in ("", "0")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    if issubclass(category, InspectWarning):
+        print(f"warning: {one_line(str(message))}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
+def usage_error_line(exc) -> str:
+    """A click usage error as one line: the command, what is wrong, where to look."""
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path}: " if ctx is not None else ""
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    message = one_line(exc.format_message()).replace("Value error, ", "")  # (pydantic's prefix)
+    return f"error: {where}{message}{hint}"
+
+
 class InspectGroup(TyperGroup):
-    """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1)."""
+    """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
+    usage errors into one line in the same style, and warnings into `warning:` lines."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", InspectWarning)
+            warnings.showwarning = _show_warning
+            try:
+                code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click_errors.NoArgsIsHelpError as exc:
+                echo(exc.ctx.get_help() if exc.ctx is not None else str(exc))
+                code = 2
+            except click_errors.ClickException as exc:
+                if debug():
+                    raise
+                echo(usage_error_line(exc), err=True)
+                code = exc.exit_code
+            except typer.Abort:
+                echo("aborted", err=True)
+                code = 1
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -57,9 +108,9 @@ class InspectGroup(TyperGroup):
             sys.stderr.close()
             ctx.exit(1)
         except Exception as exc:
-            # click's own exits and usage errors (typer vendors click) keep their behaviour.
+            # click's own exits and usage errors (typer vendors click) are handled in main().
             if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
-            typer.echo(f"error: internal error: {type(exc).__name__}: {exc} (set INSPECT_DEBUG=1 for a traceback)",
-                       err=True)
+            typer.echo(f"error: internal error: {type(exc).__name__}: {one_line(exc)} (set INSPECT_DEBUG=1 for a "
+                       "traceback)", err=True)
             ctx.exit(3)

@@ -11,23 +11,12 @@ import typer
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf "
                                                         "file or Hub id; repeat for a sweep over several models.",
                                                         show_default=False)]
-
-
-def parse_temperatures(text: str | None, default: tuple[float, ...]) -> list[float]:
-    if text is None:
-        return list(default)
-    try:
-        temps = [float(t) for t in text.split(",")]
-    except ValueError:
-        raise InspectError(f"--temperatures {text!r}: expected numbers like 0,0.6,1,1.5") from None
-    if any(t < 0 for t in temps):
-        raise InspectError(f"--temperatures {text!r}: temperatures must be >= 0")
-    return temps
 
 
 def parse_early_stopping(text: str) -> bool | str:
@@ -111,7 +100,8 @@ def _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, tempe
     return {
         "texts": texts, "set": chosen.name,
         "models": list(model or chosen.models or [None]),
-        "temps": parse_temperatures(temperatures, chosen.temperatures if prompt_set else (temperature,)),
+        "temps": (parse_temperatures(temperatures) if temperatures is not None
+                  else list(chosen.temperatures if prompt_set else (temperature,))),
         "n": max_new_tokens or (chosen.max_new_tokens if prompt_set else 32),
         "trials": trials or (chosen.trials if prompt_set else 1),
         "answers": {**chosen.expect, **(load_expect(expect, texts) if expect else {})},
@@ -124,7 +114,8 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
     from inspector.reports.run import ModelRun, run_report
     from inspector.runtime.prepare import prepare
     from inspector.runtime.routing import RoutingCounter
-    from inspector.runtime.run import generate_all, prompt_ids, time_prefill
+    from inspector.runtime.batch import encode_prompts
+    from inspector.runtime.run import generate_all, time_prefill
 
     if weights is not None and len(models) > 1:
         raise InspectError("--weights goes with one model; give each model as a checkpoint directory or .gguf")
@@ -136,16 +127,22 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
 
     runs, eos_text = [], {}
     for name in models:
-        rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True)
+        encoded: list[list[int]] = []
+
+        def check(spec, tok) -> None:  # before the weights load: every prompt fits the model
+            encoded[:] = encode_prompts(tok, spec.text, texts, chat, n)[1]
+
+        rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True, before_model=check)
         run = ModelRun(rt.spec.name, str(rt.device), rt.dtype_name, n_threads if rt.device.type == "cpu" else None)
         if len(models) == 1 and not set_name:  # a sweep's report is its table, not one prefill's timing
-            run.prompt_ids = prompt_ids(rt, texts[0], chat)
+            run.prompt_ids = encoded[0]
             run.records, run.timing_method = time_prefill(rt, run.prompt_ids)
         if streaming:
             sys.stdout.write(texts[0])
         with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
             run.generations = generate_all(rt, texts, temps, trials, n, top_k, top_p, seed, chat,
-                                           on_token if streaming else None, min_p=min_p, expect=answers)
+                                           on_token if streaming else None, min_p=min_p, expect=answers,
+                                           encoded=encoded)
         run.routing = routing.layers()
         if streaming:
             sys.stdout.write("\n\n")
@@ -159,14 +156,19 @@ def _beams(name, text, weights, device, dtype, tokenizer, chat, n, num_beams, le
            format, output) -> None:
     from inspector.reports.render import emit
     from inspector.reports.run import beam_report
+    from inspector.runtime.batch import encode_prompts
     from inspector.runtime.beam import beam_search
     from inspector.runtime.prepare import prepare
-    from inspector.runtime.run import prompt_ids
 
     if num_beams < 1:
         raise InspectError(f"--num-beams must be at least 1, got {num_beams}")
-    rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True)
-    ids = prompt_ids(rt, text, chat)
+    encoded: list[list[int]] = []
+
+    def check(spec, tok) -> None:  # before the weights load
+        encoded[:] = encode_prompts(tok, spec.text, [text], chat, n)[1]
+
+    rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True, before_model=check)
+    ids = encoded[0]
     eos = tuple(rt.tokenizer.eos_ids) or rt.spec.text.eos_token_ids
     result = beam_search(rt.model, ids, num_beams, n, eos, length_penalty, early_stopping)
     emit(beam_report(rt.spec.name, text, result, rt.tokenizer, num_beams, length_penalty, early_stopping),

@@ -1,4 +1,4 @@
-"""`inspect tokens`: how an image of a given size becomes LLM tokens (seed 003 section 2.1)."""
+"""`inspect tokens`: how an image of a given size becomes LLM tokens (section 2.1 of *Implementations of Large Language Models*)."""
 
 from __future__ import annotations
 

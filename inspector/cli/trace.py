@@ -13,22 +13,49 @@ from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
-def parse_layers(text: str | None) -> set[int] | None:
-    """'0,5,10-12' -> {0, 5, 10, 11, 12}; 'all' -> every layer (None means the default {0})."""
-    from inspector.errors import InspectError
+class LayerSet:
+    """Layer numbers given as ranges: membership without a set as large as the ranges."""
+
+    def __init__(self, ranges: list[tuple[int, int]]) -> None:
+        self.ranges = ranges
+
+    def __contains__(self, layer: object) -> bool:
+        return isinstance(layer, int) and any(lo <= layer <= hi for lo, hi in self.ranges)
+
+
+def parse_layers(text: str | None) -> LayerSet | None:
+    """'0,5,10-12' -> layers 0, 5, 10, 11, 12; 'all' -> every layer (None means the default: layer 0)."""
+    from inspector.errors import InspectError, printable
 
     if text is None:
         return None
     if text.strip() == "all":
-        return set(range(100_000))
-    layers: set[int] = set()
+        return LayerSet([(0, 2**63)])
+    ranges = []
+    for part in text.split(",")[:1000]:
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or len(lo) > 18 or len(hi) > 18:
+            raise InspectError(f"--layers {printable(repr(text))}: expected numbers and ranges like 0,5,10-12 or 'all'")
+        if int(hi or lo) < int(lo):
+            raise InspectError(f"--layers: range {printable(part.strip())} ends before it starts")
+        ranges.append((int(lo), int(hi or lo)))
+    return LayerSet(ranges)
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each a finite number >= 0."""
+    import math
+
+    from inspector.errors import InspectError, printable
+
     try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            layers.update(range(int(lo), int(hi or lo) + 1))
+        temps = [float(t) for t in text.split(",")]
     except ValueError:
-        raise InspectError(f"--layers {text!r}: expected numbers and ranges like 0,5,10-12 or 'all'") from None
-    return layers
+        raise InspectError(f"--temperatures {printable(repr(text))}: expected numbers like 0,0.6,1,1.5") from None
+    bad = [t for t in temps if not (math.isfinite(t) and t >= 0)]
+    if bad:
+        raise InspectError(f"--temperatures: each temperature must be a finite number >= 0, got {bad[0]}")
+    return temps
 
 
 def trace(
@@ -61,16 +88,15 @@ def trace(
 ) -> None:
     """The forward pass layer by layer: every step's module, output shape and dtype.
 
-    Steps 1-11 of *Implementations of Large Language Models*. Without weights (a preset or bare config) it runs on the meta device: shapes only, no memory.
-    Several prompts make one batch: left padding, the padding mask and position ids that skip it.
-    Without a tokenizer offline (Phi-3, Mistral, a bare config.json), meta traces stand-in ids.
+    Steps 1-11 of *Implementations of Large Language Models*. Without weights (a preset or bare config) it
+    runs on the meta device: shapes only. Several prompts make one batch: left padding, the padding mask and
+    position ids that skip it. Without a tokenizer offline (Phi-3, Mistral), meta traces stand-in ids.
 
     Examples:
       inspect trace "The capital of Singapore is"
       inspect trace "Hi" "The capital of Singapore is" -m meta-llama/Llama-3.2-1B --chat
       inspect trace "Hi" -m meta-llama/Llama-3.1-405B --device meta --decode-steps 2
       inspect trace --seq-len 4096 -m mistralai/Mistral-7B-v0.1
-      inspect trace "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf --layers all -f json
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
@@ -86,11 +112,12 @@ def trace(
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.trace import trace_prompt
 
+    show = parse_layers(layers)  # before any work
+    settings = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer)
-    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     result = trace_prompt(rt, prompts, chat, decode_steps, settings, seq_len=seq_len)
-    emit(trace_report(result, parse_layers(layers)), format.value, output)
+    emit(trace_report(result, show), format.value, output)
 
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:

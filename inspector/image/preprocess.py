@@ -1,4 +1,4 @@
-"""From an image file to the pixel tensor a vision tower reads (seed 003 section 2.1, Steps 2-4).
+"""From an image file to the pixel tensor a vision tower reads (*Implementations of Large Language Models* section 2.1, Steps 2-4).
 
 - `load_image(path)`: open with PIL and convert to RGB; anything unreadable or of an unsupported
   mode is one `InspectError` line naming the file. `synthetic_image(h, w)` stands in for
@@ -16,6 +16,7 @@ once per step; with `record=None` nothing is recorded. `StepLog` is a ready-made
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,10 +24,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, one_line, printable
 from inspector.steps import Record
 from inspector.image.tokens import closest_grid, smart_resize
-from inspector.spec.vision import VisionSpec
+from inspector.spec.vision import MAX_IMAGE_PIXELS, VisionSpec
 
 Recorder = Callable[..., None]
 
@@ -78,46 +79,73 @@ def to_rgb(image: Any, where: str = "image") -> Any:
 
 
 def load_image(path: str | Path) -> Any:
-    """Open an image file and return it as an RGB PIL image (Step 2, first bullet)."""
+    """Open an image file and return it as an RGB PIL image (Step 2, first bullet).
+
+    Only a regular file of at most LIMITS["image"] bytes is opened, and an image of more than
+    MAX_IMAGE_PIXELS pixels is refused before it is decoded."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    from inspector import files
+
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise InspectError(f"{path}: image file not found")
-    if path.is_dir():
-        raise InspectError(f"{path}: is a directory, not an image file")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: truncated files fail here, not later
-            image = img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InspectError(f"{path}: not a readable image ({reason})") from None
-    except Image.DecompressionBombError as exc:  # pragma: no cover - huge files only
-        raise InspectError(f"{path}: image too large ({exc})") from None
+    with files.open_regular(path, "an image file") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > files.LIMITS["image"]:
+            raise InspectError(f"{path}: {size:,} bytes, over the {files.LIMITS['image']:,}-byte limit for an image")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f) as img:
+                    check_pixels(img.height, img.width, str(path))
+                    img.load()  # decode now: truncated files fail here, not later
+                    image = img.copy()
+        except InspectError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InspectError(f"{path}: image too large ({one_line(exc)})") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InspectError(f"{path}: not a readable image ({printable(reason)})") from None
     return to_rgb(image, str(path))
 
 
+def check_pixels(height: int, width: int, what: str) -> None:
+    """Refuse an image (or a canvas) of more than MAX_IMAGE_PIXELS pixels, before allocating it."""
+    if height * width > MAX_IMAGE_PIXELS:
+        raise InspectError(f"{what}: {height}x{width} is {height * width:,} pixels, more than the "
+                           f"{MAX_IMAGE_PIXELS:,} (8192 x 8192) an image may have here")
+
+
 def synthetic_image(height: int, width: int) -> Any:
-    """A deterministic RGB test card of height x width: gradients in R and G, a checkerboard in B."""
+    """A deterministic RGB test card of height x width: gradients in R and G, a checkerboard in B.
+
+    Built in uint8 by broadcasting (3 bytes a pixel, no float planes)."""
     from PIL import Image
 
     if height < 1 or width < 1:
         raise InspectError(f"--image-size: sides must be positive, got {height}x{width}")
-    y = np.linspace(0, 255, height, dtype=np.float32)[:, None].repeat(width, 1)  # (H, W)
-    x = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)  # (H, W)
-    checker = ((np.arange(height)[:, None] // 16 + np.arange(width)[None, :] // 16) % 2) * 255  # (H, W)
-    rgb = np.stack([y, x, checker.astype(np.float32)], axis=-1).astype(np.uint8)  # (H, W, 3)
+    check_pixels(height, width, "--image-size")
+    rgb = np.empty((height, width, 3), dtype=np.uint8)  # (H, W, 3)
+    rgb[..., 0] = np.linspace(0, 255, height, dtype=np.float32).astype(np.uint8)[:, None]  # rows
+    rgb[..., 1] = np.linspace(0, 255, width, dtype=np.float32).astype(np.uint8)[None, :]  # columns
+    rgb[..., 2] = ((np.arange(height)[:, None] // 16 + np.arange(width)[None, :] // 16) % 2).astype(np.uint8) * 255
     return Image.fromarray(rgb, "RGB")
 
 
 def normalize(image: Any, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 (H, W, C) -> rescaled by 1/255 and normalized, as a float32 (C, H, W) tensor."""
-    x = np.asarray(image, dtype=np.uint8).astype(np.float64) * (1 / 255)  # (H, W, C) in [0, 1]
-    x = torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)  # (C, H, W)
+    pixels = np.asarray(image, dtype=np.uint8)  # (H, W, C)
+    rescaled = np.empty(pixels.shape, dtype=np.float32)  # (H, W, C)
+    for top in range(0, pixels.shape[0], 512):  # in float64 like the processors, 512 rows at a time
+        rescaled[top:top + 512] = pixels[top:top + 512].astype(np.float64) * (1 / 255)
+    x = torch.from_numpy(rescaled).permute(2, 0, 1)  # (C, H, W) in [0, 1]
     m = torch.tensor(mean, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
     s = torch.tensor(std, dtype=torch.float32)[:, None, None]  # (C, 1, 1)
-    return (x - m) / s  # (C, H, W)
+    return x.sub_(m).div_(s)  # (C, H, W), in place: (x - m) / s without two more copies
 
 
 # --------------------------------------------------------------------------- Qwen2-VL
@@ -133,6 +161,7 @@ def qwen2_vl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -
     if record:
         record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
     h, w, how = smart_resize(height, width, p * m, v.min_pixels, v.max_pixels)
+    check_pixels(h, w, "resized image")
     if (h, w) != (height, width):
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
     if record:
@@ -177,6 +206,7 @@ def internvl_tiles(image: Any, v: VisionSpec, record: Recorder | None = None) ->
         cols, rows = closest_grid(width, height, S, v.min_tiles, v.max_tiles)
     else:
         cols, rows = 1, 1
+    check_pixels(rows * S, cols * S, f"tiling {cols}x{rows} tiles of {S}")
     canvas = image.resize((cols * S, rows * S), resample=Image.Resampling.BICUBIC)
     if record:
         record("tiling.resize", (rows * S, cols * S, 3),

@@ -1,4 +1,4 @@
-"""How an image of a given size becomes LLM tokens, step by step (seed 003 section 2.1, Steps 2-11).
+"""How an image of a given size becomes LLM tokens, step by step (*Implementations of Large Language Models* section 2.1, Steps 2-11).
 
 Pure arithmetic on a VisionSpec; no image is read. Two rules, chosen by the spec's `tokens_rule`:
 
@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
 from inspector.spec.vision import VisionSpec
 
 MAX_ASPECT = 200  # the Qwen2-VL processor refuses more extreme aspect ratios
@@ -48,12 +48,18 @@ class ImageTokens:
     cross_states: int = 0  # Mllama: rows the LLM cross-attends to (the image is not in its sequence)
 
 
+MAX_SIDE = 1_000_000  # pixels on one side of an --image-size (images themselves: MAX_IMAGE_PIXELS)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'224x224' -> (224, 224) as (height, width)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    m = re.fullmatch(r"\s*(\d{1,12})\s*[xX×]\s*(\d{1,12})\s*", text)
     if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise InspectError(f"--image-size: expected HEIGHTxWIDTH in pixels (e.g. 224x224), got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+        raise InspectError(f"--image-size: expected HEIGHTxWIDTH in pixels (e.g. 224x224), got {printable(repr(text))}")
+    height, width = int(m.group(1)), int(m.group(2))
+    if max(height, width) > MAX_SIDE:
+        raise InspectError(f"--image-size: {height}x{width} has a side over {MAX_SIDE:,} pixels")
+    return height, width
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int, str]:
@@ -80,11 +86,24 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h, w, how
 
 
+def _first_seen(lo: int, hi: int):
+    """The (cols, rows) grids with lo <= cols*rows <= hi, in the order InternVL2's loop
+    `for n in lo..hi: for i in 1..n: for j in 1..n` first meets them, without its cubic work:
+    at n = lo every pair with both sides <= lo, then at each n > lo the pairs whose larger side is n."""
+    for i in range(1, lo + 1):
+        yield from ((i, j) for j in range(max(1, -(-lo // i)), min(lo, hi // i) + 1))
+    for n in range(lo + 1, hi + 1):
+        first = max(1, -(-lo // n))
+        yield from ((i, n) for i in range(first, min(n - 1, hi // n) + 1))
+        yield from ((n, j) for j in range(first, min(n, hi // n) + 1))
+
+
 def tile_candidates(lo: int, hi: int) -> list[tuple[int, int]]:
-    """All (cols, rows) grids with lo <= cols*rows <= hi, fewest tiles first."""
-    grids = {(c, r) for n in range(lo, hi + 1) for c in range(1, n + 1) for r in range(1, n + 1)
-             if lo <= c * r <= hi}
-    return sorted(grids, key=lambda g: g[0] * g[1])
+    """All (cols, rows) grids with lo <= cols*rows <= hi, fewest tiles first.
+
+    Grids with the same number of tiles keep the order of InternVL2's own set (built here from the
+    same insertion sequence), which its tie rule depends on. Work: O(hi log hi)."""
+    return sorted(set(_first_seen(lo, hi)), key=lambda g: g[0] * g[1])
 
 
 def closest_grid(width: int, height: int, tile: int, lo: int, hi: int) -> tuple[int, int]:

@@ -73,6 +73,15 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class StoredCheckpoint:
+    """What a checkpoint file holds beside the logical counts: bytes per stored dtype/quant type."""
+
+    file: str
+    nbytes: int
+    dtypes: tuple[tuple[str, int, int, int], ...]  # (dtype, tensors, logical parameters, bytes)
+
+
+@dataclass(frozen=True)
 class Accounting:
     """Rows and totals of a model. `spec` is a ModelSpec for native families; for a model counted
     through transformers (inspector.inventory.transformers_meta) it is a MetaModel, whose `text`
@@ -82,6 +91,8 @@ class Accounting:
     rows: list[Row]
     totals: Totals
     entries: list[WeightEntry] = field(repr=False)
+    stored: StoredCheckpoint | None = None  # the checkpoint file named as MODEL, when one was
+
 
     def kv_cache_bytes(self, context: int, batch: int = 1) -> int | None:
         """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""
@@ -148,16 +159,23 @@ def moe_totals(entries: list[WeightEntry], total: int, experts: int, top_k: int 
 def totals_of(entries: list[WeightEntry], tied: bool, kv_per_token: int,
               moe: tuple[int, int | None, int] | None = None) -> Totals:
     """The totals block of an inventory; `moe` is (experts, top_k, MoE layers) when the model has experts."""
-    counted = [e for e in entries if e.parameter and e.component != MTP]
-    stored = sum(e.numel for e in counted if e.stored)
-    untied = sum(e.numel for e in counted)
-    embedding = sum(e.numel for e in counted if e.stored and e.role in ("embed", "lm_head"))
-    components: dict[str, int] = {}
-    for name in COMPONENT_ORDER:
-        count = sum(e.numel for e in counted if e.stored and e.component == name)
-        if count or name == "language_model":
-            components[name] = count
-    mtp = sum(e.numel for e in entries if e.component == MTP and e.parameter)
+    untied = embedding = mtp = 0
+    by_component: dict[str, int] = {}
+    for e in entries:  # one pass: a 100,000-layer model has a million entries
+        if not e.parameter:
+            continue
+        size = e.numel
+        if e.component == MTP:
+            mtp += size
+            continue
+        untied += size
+        if e.stored:
+            by_component[e.component] = by_component.get(e.component, 0) + size
+            if e.role in ("embed", "lm_head"):
+                embedding += size
+    stored = sum(by_component.values())
+    components = {name: by_component.get(name, 0) for name in COMPONENT_ORDER
+                  if by_component.get(name) or name == "language_model"}
     return Totals(
         total_params=stored,
         total_params_untied=untied,

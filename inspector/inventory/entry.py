@@ -7,13 +7,12 @@ decoder LLM, Table 2.2 for a vision tower and its projector).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 LM = "language_model"
 
 
-@dataclass(frozen=True)
-class WeightEntry:
+class WeightEntry(NamedTuple):
     """One expected tensor.
 
     `group` is the table row it belongs to; `role` is the family-independent part it plays
@@ -21,7 +20,7 @@ class WeightEntry:
     `stored` is False for a tied LM head, which the checkpoint does not hold (`tied_to` names the
     tensor it shares). `parameter` is False for a buffer that checkpoints store (DeepSeek-V3's
     router score bias). `optional` tensors may be absent from a checkpoint (DeepSeek-V3's
-    multi-token-prediction module).
+    multi-token-prediction module). A NamedTuple: a 100,000-layer model has a million of them.
     """
 
     name: str

@@ -8,7 +8,10 @@ only path that imports torch.
 
 from __future__ import annotations
 
-from inspector.inventory.accounting import Accounting, account
+from dataclasses import replace
+from pathlib import Path
+
+from inspector.inventory.accounting import Accounting, StoredCheckpoint, account
 from inspector.spec.model import from_hf_config, supported_model_types
 from inspector.spec.resolve import resolve
 
@@ -23,7 +26,22 @@ def is_native(cfg) -> bool:
 def account_model(model: str) -> Accounting:
     src = resolve(model)
     if is_native(src.config):
-        return account(from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor))
-    from inspector.inventory.transformers_meta import meta_account
+        acc = account(from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor))
+    else:
+        from inspector.inventory.transformers_meta import meta_account
 
-    return meta_account(src.config, src.name, src.where)
+        acc = meta_account(src.config, src.name, src.where)
+    return replace(acc, stored=stored_checkpoint(src.checkpoint)) if src.checkpoint else acc
+
+
+def stored_checkpoint(path: Path) -> StoredCheckpoint:
+    """Bytes per dtype (GGUF: per quant type) of a checkpoint file, from its headers only."""
+    from inspector.checkpoint.open import open_checkpoint
+
+    headers = open_checkpoint(path)
+    by_dtype: dict[str, list[int]] = {}
+    for info in headers.tensors.values():
+        row = by_dtype.setdefault(info.dtype, [0, 0, 0])
+        row[0], row[1], row[2] = row[0] + 1, row[1] + info.numel, row[2] + info.nbytes
+    dtypes = tuple(sorted(((d, *v) for d, v in by_dtype.items()), key=lambda r: -r[3]))
+    return StoredCheckpoint(str(path), headers.total_bytes, dtypes)

@@ -9,7 +9,6 @@ embedding rows than its LM head (both facts of the ModelSpec).
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from inspector.inventory.entry import EMBED, LM, WeightEntry
 from inspector.inventory.text import text_inventory
@@ -50,7 +49,7 @@ def _language_model(spec: ModelSpec) -> list[WeightEntry]:
                 done.add(e.layer)
             continue
         if e.group == EMBED and spec.embed_extra:
-            e = replace(e, shape=(e.shape[0] + spec.embed_extra, *e.shape[1:]))
+            e = e._replace(shape=(e.shape[0] + spec.embed_extra, *e.shape[1:]))
         out.append(e)
     return out
 

@@ -250,7 +250,7 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave
 
 
 class KVCache:
-    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (seed 1.2.5.1).
+    """Per layer K and V after RoPE, (b, n_kv, t, d_h), grown by each forward (section 1.2.5.1).
 
     `crop(t)` keeps the first t positions (a chat turn that reuses a prefix of the cache);
     `reorder(rows)` picks batch rows (beam search: each kept beam continues from its parent's cache).
@@ -290,7 +290,7 @@ class KVCache:
 
 def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any,
                 chunk: int | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
-    """M of seed 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
+    """M of section 1.2.5.2 for queries at positions start..start+n-1 over keys 0..start+n-1.
 
     0 where key j <= query i (and, with a sliding window, j > i - window; with Llama 4's chunks,
     j in the same chunk as i), else the most negative finite number of `dtype`. Shape

@@ -1,4 +1,5 @@
-"""Reports of `params`, `config` and `presets`: accounting and specs laid out as seed 003's tables.
+"""Reports of `params`, `config` and `presets`: accounting and specs laid out as the tables of
+*Implementations of Large Language Models*.
 
 `params` with one model: the per-layer table (Tables 1.2/1.4, and 2.2 for VLMs, one section per
 component) and a totals block. With several models: the same side by side (Table 1.4 layout).
@@ -7,13 +8,14 @@ component) and a totals block. With several models: the same side by side (Table
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_bytes_per_token_layer
 from inspector.inventory.entry import MTP
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
-from inspector.units import billions, human_bytes, n
+from inspector.units import Count, billions, human_bytes, n, plural
 
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
@@ -77,6 +79,9 @@ def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
         **_moe_json(acc),
         **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
+        **({"stored_checkpoint": {"file": acc.stored.file, "bytes": acc.stored.nbytes,
+                                  "dtypes": {d: {"tensors": k, "params": p, "bytes": b}
+                                             for d, k, p, b in acc.stored.dtypes}}} if acc.stored else {}),
         "rows": [_row_json(r) for r in acc.rows],
     }
 
@@ -118,7 +123,7 @@ def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, s
     rows = [
         ("Total parameters (stored; a tied LM head counted once)",
          f"{n(t.total_params)} ({billions(t.total_params)})"),
-        ("Total with the LM head counted separately (seed Table 1.4 convention)",
+        ("Total with the LM head counted separately (as Table 1.4 of Implementations of Large Language Models)",
          f"{n(t.total_params_untied)} ({billions(t.total_params_untied)})"),
         ("Embedding parameters (token embedding + stored LM head)", n(t.embedding_params)),
         ("Non-embedding parameters (model-card definition)",
@@ -127,8 +132,12 @@ def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, s
     if len(t.components) > 1:
         rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
         vision = sum(v for c, v in t.components.items() if c != "language_model")
-        rows.append(("Vision encoder + projector (seed Table 2.2 'Total')", n(vision)))
+        rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language Models)", n(vision)))
     rows += _moe_rows(acc)
+    if acc.stored is not None:
+        kinds = "; ".join(f"{d}: {plural(k, 'tensor')}, {human_bytes(b)}" for d, k, _, b in acc.stored.dtypes)
+        rows.append((f"Stored in {Path(acc.stored.file).name} (bytes on disk, by stored type)",
+                     f"{human_bytes(acc.stored.nbytes)} ({kinds})"))
     rows += [(f"Weight memory, {k}", human_bytes(v)) for k, v in t.weight_bytes.items()]
     rows += _kv_rows(acc, context, batch)
     return rows
@@ -180,7 +189,7 @@ def _tie_note(acc: Accounting) -> str | None:
         return None
     return (f"{acc.spec.name}: tie_word_embeddings is true, so the LM head shares the token embedding "
             f"matrix. The checkpoint stores {n(t.total_params)} parameters; counting the head "
-            f"separately, as seed 003's Table 1.4 does, gives {n(t.total_params_untied)} "
+            f"separately, as Table 1.4 of Implementations of Large Language Models does, gives {n(t.total_params_untied)} "
             f"(+{n(t.total_params_untied - t.total_params)}).")
 
 
@@ -202,17 +211,18 @@ def _merged_order(sequences: list[list[str]]) -> list[str]:
     return keys
 
 
-def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -> Report:
+def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False) -> Report:
+    """The per-layer sections and the totals block (`totals_only`: the totals block alone)."""
     sections: list[Section] = []
     components = _component_keys(accs)
     for comp in components:
         keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
         title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
         if len(accs) == 1:
-            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), n(r.total) if counted(r) else "0"]
+            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), Count(r.total if counted(r) else 0)]
                     for r in accs[0].rows if r.component == comp]
             sub = sum(r.total for r in accs[0].rows if r.component == comp and counted(r))
-            rows.append(["Subtotal" if title else "Total", "", "", "", n(sub)])
+            rows.append(["Subtotal" if title else "Total", "", "", "", Count(sub)])
             sections.append(Section(title, ["Layer", "Repeat", "Weight shapes", "Params", "Total"], rows))
         else:
             headers = ["Layer"]
@@ -242,17 +252,35 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1) -
               for a in accs if a.totals.moe is not None]
 
     payload = [params_json(a, context, batch) for a in accs]
-    csv_rows = [
-        [a.spec.name, r.component, r.name, r.repeat, weights_cell(r), r.params, r.total, r.stored]
+    if totals_only:
+        sections = sections[-1:]
+    csv_rows = [] if totals_only else [
+        [a.spec.name, "layers", r.component, r.name, r.repeat, weights_cell(r), r.params, r.total, r.stored, ""]
         for a in accs for r in a.rows
     ]
+    for a, data in zip(accs, payload):  # every figure of the totals block, as a plain number
+        csv_rows += [[a.spec.name, "totals", "", key, "", "", "", "", "", value] for key, value in _figures(data)]
     return Report(
         sections,
         payload[0] if len(payload) == 1 else payload,
-        ["model", "component", "layer", "repeat", "weights", "params", "params_total", "stored"],
+        ["model", "section", "component", "name", "repeat", "weights", "params", "params_total", "stored", "value"],
         csv_rows,
         notes,
     )
+
+
+def _figures(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """The numbers of a params JSON payload outside its rows, as (dotted key, number)."""
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if key == "rows":
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += _figures(value, path + ".")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((path, value))
+    return out
 
 
 # --------------------------------------------------------------------------- config (Table 1.3)
@@ -263,7 +291,7 @@ def _text_config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     scaling = dict(t.rope_scaling) if t.rope_scaling else None
     return [
         ("family (model_type)", spec.model_type if not spec.is_vlm else f"{spec.model_type} / {t.model_type}"),
-        ("n_v (vocabulary size)", n(t.vocab_size)),
+        ("n_v (vocabulary size)", Count(t.vocab_size)),
         ("d (hidden size)", t.hidden_size),
         ("n_layers", t.num_layers),
         ("n_h (attention heads)", t.num_heads),
@@ -275,11 +303,11 @@ def _text_config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
         ("q/k/v bias", "yes" if t.qkv_bias else "no"),
         ("q/k RMSNorm", "yes" if t.qk_norm else "no"),
         ("fused qkv / gate_up", f"{'yes' if t.fused_qkv else 'no'} / {'yes' if t.fused_gate_up else 'no'}"),
-        ("rope theta", n(t.rope_theta) if float(t.rope_theta).is_integer() else t.rope_theta),
+        ("rope theta", Count(t.rope_theta) if float(t.rope_theta).is_integer() else t.rope_theta),
         ("rope scaling", ", ".join(f"{k}={v}" for k, v in scaling.items()) if scaling else "none"),
-        ("max positions", n(t.max_position_embeddings)),
+        ("max positions", Count(t.max_position_embeddings)),
         ("norm epsilon", f"{t.rms_norm_eps:g}"),
-        ("sliding window", n(t.sliding_window) if t.sliding_window else "none"),
+        ("sliding window", Count(t.sliding_window) if t.sliding_window else "none"),
     ]
 
 
@@ -317,11 +345,15 @@ def config_report(specs: list[ModelSpec]) -> Report:
     return Report(sections, payload[0] if len(payload) == 1 else payload)
 
 
-def presets_report(presets) -> Report:
-    rows = [[p.hub_id, ", ".join(p.aliases), p.config.get("model_type"), p.source] for p in presets]
+def presets_report(presets, counts: list[int | None]) -> Report:
+    """The presets with their stored parameter counts (None: no native family, `params` counts it
+    through transformers)."""
+    rows = [[p.hub_id, ", ".join(p.aliases), p.config.get("model_type"),
+             Count(c) if c is not None else "(through transformers)", p.source] for p, c in zip(presets, counts)]
     data = [{"hub_id": p.hub_id, "aliases": list(p.aliases), "model_type": p.config.get("model_type"),
-             "source": p.source} for p in presets]
-    return Report([Section("Embedded presets", ["Hub id", "Aliases", "model_type", "Source"], rows)], data)
+             "total_params": c, "source": p.source} for p, c in zip(presets, counts)]
+    return Report([Section("Embedded presets", ["Hub id", "Aliases", "model_type", "Parameters", "Source"], rows)],
+                  data)
 
 
 __all__ = ["params_report", "config_report", "presets_report"]

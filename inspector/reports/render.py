@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectError
 from inspector.files import write_atomic
+from inspector.units import Count
 
 FORMATS = ("table", "md", "json", "csv")
 
@@ -38,9 +40,12 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def _cell(value: Any, sep: str) -> str:
+def _cell(value: Any, sep: str, plain: bool = False) -> str:
+    """A cell as text; a Count gets thousands separators unless `plain` (CSV, for scripts)."""
     if isinstance(value, (list, tuple)):
-        return sep.join(str(v) for v in value)
+        return sep.join(_cell(v, sep, plain) for v in value)
+    if isinstance(value, Count):
+        return str(int(value)) if plain else f"{value:,}"
     return "" if value is None else str(value)
 
 
@@ -75,12 +80,23 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     if report.csv_headers:
         writer.writerow(report.csv_headers)
-        writer.writerows([[_cell(c, "; ") for c in r] for r in report.csv_rows])
+        writer.writerows([[_cell(c, "; ", plain=True) for c in r] for r in report.csv_rows])
     else:
         for s in report.sections:
             writer.writerow(["section", *s.headers])
-            writer.writerows([[s.title, *[_cell(c, "; ") for c in r]] for r in s.rows])
+            writer.writerows([[s.title, *[_cell(c, "; ", plain=True) for c in r]] for r in s.rows])
     return buf.getvalue()
+
+
+_NUMBER = re.compile(r"[\d,.()×x+%-]+")
+
+
+def _min_widths(headers: list[str], cells: list[list[str]]) -> list[int]:
+    """Columns of numbers are at least as wide as their longest number, so that none is split
+    (rich folds other columns where the console is narrow)."""
+    words = [[w for row in cells if i < len(row) for w in row[i].split()] for i in range(len(headers))]
+    return [max((len(w) for w in ws), default=0) if ws and all(_NUMBER.fullmatch(w) for w in ws) else 0
+            for ws in words]
 
 
 def to_rich(report: Report, console) -> None:
@@ -88,10 +104,11 @@ def to_rich(report: Report, console) -> None:
 
     for s in report.sections:
         table = Table(title=s.title or None, title_justify="left", show_lines=True)
-        for h in s.headers:
-            table.add_column(h, overflow="fold")
-        for r in s.rows:
-            table.add_row(*[_cell(c, "\n") for c in r])
+        cells = [[_cell(c, "\n") for c in r] for r in s.rows]
+        for h, width in zip(s.headers, _min_widths(s.headers, cells)):
+            table.add_column(h, overflow="fold", min_width=width)
+        for r in cells:
+            table.add_row(*r)
         console.print(table)
         for n in s.notes:
             console.print(f"  • {n}", highlight=False, markup=False)

@@ -5,7 +5,7 @@ MoE layer), which `run`'s report (inspector.reports.run) shows too."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Container
 
 from inspector.reports.render import Report, Section
 from inspector.runtime.trace import Record, TraceResult, collapse
@@ -16,6 +16,8 @@ def shape_text(shapes: tuple[tuple[int, ...], ...]) -> str:
 
 
 def step_json(r: Record) -> dict[str, Any]:
+    """The one JSON schema of a traced step, text or image trace: name, module, shape (a list, or a
+    list of lists for several outputs), dtype, step (of the document), description."""
     out = {"name": r.name, "module": r.module, "shape": list(r.shapes[0]) if len(r.shapes) == 1 else
            [list(s) for s in r.shapes], "dtype": r.dtype, "step": r.step, "description": r.text}
     if r.seconds is not None:
@@ -65,7 +67,7 @@ def _batch_rows(result: TraceResult) -> list[list]:
     return rows
 
 
-def trace_rows(result: TraceResult, show_layers: set[int] | None) -> list[list]:
+def trace_rows(result: TraceResult, show_layers: Container[int] | None) -> list[list]:
     rows = _batch_rows(result)
     for item in collapse(result.rows, show_layers):
         if isinstance(item, tuple):
@@ -169,7 +171,7 @@ def _trace_json(result: TraceResult, routing) -> dict[str, Any]:
     return data
 
 
-def trace_report(result: TraceResult, show_layers: set[int] | None = None) -> Report:
+def trace_report(result: TraceResult, show_layers: Container[int] | None = None) -> Report:
     b, n = result.batch_size, len(result.input_ids[0]) if result.input_ids else len(result.tokens)
     shape = f"{n} tokens" if b == 1 else f"a batch of {b} rows x {n} positions"
     sections = [Section(

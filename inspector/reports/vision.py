@@ -1,4 +1,4 @@
-"""Vision parts of the reports: seed 003's Table 2.1 (config) and the image-token walkthrough."""
+"""Vision parts of the reports: Table 2.1 of *Implementations of Large Language Models* (config) and the image-token walkthrough."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def vision_config_section(specs: list[ModelSpec]) -> Section:
     labels = [label for label, _ in vision_rows(vlm)]
     per_model = [dict(vision_rows(s)) if s.is_vlm else {} for s in specs]
     rows = [[label, *[d.get(label, "") for d in per_model]] for label in labels]
-    return Section("Vision encoder and projector (seed Table 2.1)", ["Configuration", *[s.name for s in specs]], rows)
+    return Section("Vision encoder and projector (Table 2.1 of Implementations of Large Language Models)", ["Configuration", *[s.name for s in specs]], rows)
 
 
 def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:

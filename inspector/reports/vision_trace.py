@@ -6,9 +6,11 @@ Encoder blocks and decoder layers whose shapes equal their layer 0's are folded 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from inspector.reports.render import Report, Section
+from inspector.reports.trace import step_json
 from inspector.runtime.vlm_trace import collapse_steps
 from inspector.spec.model import ModelSpec
 
@@ -30,10 +32,9 @@ def image_trace_report(spec: ModelSpec, steps: list, device: str) -> Report:
     table = [[i + 1, _stage(r.name), r.name, _shape(r), r.text or r.note] for i, r in enumerate(rows)]
     data: dict[str, Any] = {
         "model": spec.name, "device": device,
-        "steps": [{"step": r.name, "stage": _stage(r.name), "shape": list(r.shape), "note": r.text or r.note}
-                  for r in rows],
+        "steps": [{**step_json(replace(r, text=r.text or r.note)), "stage": _stage(r.name)} for r in rows],
     }
     notes = ["shapes only (meta device)"] if device == "meta" else []
     section = Section(f"{spec.name}: image trace", ["#", "Stage", "Step", "Shape", "Note"], table, notes)
-    return Report([section], data, ["step", "stage", "shape", "note"],
+    return Report([section], data, ["name", "stage", "shape", "description"],
                   [[r.name, _stage(r.name), "x".join(str(d) for d in r.shape), r.text or r.note] for r in rows])

@@ -37,21 +37,21 @@ def check_prompts(prompts: Sequence[str]) -> None:
             raise InspectError(f"{_label(i, len(prompts))} is empty")
 
 
-def encode_prompts(tok, prompts: Sequence[str], chat: bool, vocab_size: int) -> tuple[list[str], list[list[int]]]:
-    """(the texts as run, one id row per prompt); an empty prompt or an id past the model's vocabulary
-    is a one-line error naming the prompt."""
+def encode_prompts(tok, spec, prompts: Sequence[str], chat: bool, new_tokens: int = 0,
+                   what: str = "max_new_tokens") -> tuple[list[str], list[list[int]]]:
+    """(the texts as run, one id row per prompt), each checked by `generate.encode_prompt` (not empty,
+    inside the vocabulary, prompt + `new_tokens` within the context); errors name the prompt."""
+    from inspector.runtime.generate import encode_prompt
+
     check_prompts(prompts)
     texts, rows = [], []
     for i, prompt in enumerate(prompts):
-        messages = [{"role": "user", "content": prompt}]
-        text = tok.apply_chat_template(messages) if chat else prompt
-        ids = tok.encode_chat(messages) if chat else tok.encode(prompt)
-        if not ids:
-            raise InspectError(f"{_label(i, len(prompts))} ({prompt!r:.60}) gives no tokens")
-        bad = [t for t in ids if t >= vocab_size]
-        if bad:
-            raise InspectError(f"{_label(i, len(prompts))}: token {bad[0]} ({tok.token_strings([bad[0]])[0]!r}) is "
-                               f"outside the model's vocabulary of {vocab_size}")
+        try:
+            text, ids = encode_prompt(tok, spec, prompt, chat, new_tokens, what)
+        except InspectError as exc:
+            if len(prompts) == 1:
+                raise
+            raise InspectError(f"{_label(i, len(prompts))}: {exc}") from None
         texts.append(text)
         rows.append(ids)
     return texts, rows

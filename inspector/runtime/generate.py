@@ -14,21 +14,38 @@ from typing import Iterator, Sequence
 
 import torch
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
 from inspector.reference.layers import KVCache
 from inspector.reference.text import TextModel
 from inspector.runtime.sampling import SamplingSettings, sample
 from inspector.spec.text import TextSpec
 
 
-def check_context(spec: TextSpec, prompt_tokens: int, max_new_tokens: int) -> None:
-    """Refuse a run that would go past the model's max_position_embeddings."""
+def check_context(spec: TextSpec, prompt_tokens: int, max_new_tokens: int, what: str = "max_new_tokens") -> None:
+    """Refuse a run that would go past the model's max_position_embeddings (`what` names the new tokens)."""
     total = prompt_tokens + max_new_tokens
     if total > spec.max_position_embeddings:
         raise InspectError(
-            f"prompt ({prompt_tokens} tokens) + max_new_tokens ({max_new_tokens}) = {total} exceeds "
+            f"prompt ({prompt_tokens} tokens) + {what} ({max_new_tokens}) = {total} exceeds "
             f"the context length, max_position_embeddings = {spec.max_position_embeddings}"
         )
+
+
+def encode_prompt(tok, spec: TextSpec, prompt: str, chat: bool, new_tokens: int = 0,
+                  what: str = "max_new_tokens") -> tuple[str, list[int]]:
+    """(text fed to the tokenizer, ids) of a prompt, checked before any forward pass: not empty,
+    every id inside the model's vocabulary, prompt + `new_tokens` within its context (`what` names
+    the new tokens in the message)."""
+    if not prompt:
+        raise InspectError("the prompt is empty")
+    text, ids = tok.chat_prompt([{"role": "user", "content": prompt}]) if chat else (prompt, tok.encode(prompt))
+    if not ids:
+        raise InspectError(f"the prompt {printable(repr(prompt))} gives no tokens")
+    check_context(spec, len(ids), new_tokens, what)
+    if max(ids) >= spec.vocab_size:
+        raise InspectError(f"{tok.source or 'tokenizer'}: token id {max(ids)} is past the model's vocabulary of "
+                           f"{spec.vocab_size} (does the tokenizer belong to this model?)")
+    return text, ids
 
 
 def _sync(device: torch.device) -> None:

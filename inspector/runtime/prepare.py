@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from inspector.errors import InspectError
 from inspector.hub import hub_snapshot
@@ -50,7 +50,7 @@ def _has_safetensors(directory: Path | None) -> bool:
 def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
     """(spec, weights: a path, an opened GGUF source or None, tokenizer source) for MODEL / --weights."""
     path = Path(model).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
+    if path.suffix.lower() == ".gguf" and os.path.lexists(path):  # a special file is refused by the reader
         from inspector.checkpoint.tensors import GGUFSource
 
         source = GGUFSource(path)  # parsed once: config here, tensors when loading
@@ -85,9 +85,10 @@ def load_tokenizer_for(source: str, override: str | None = None):
 
 
 def _local_tokenizer(source: str) -> bool:
-    """Whether `source` is a tokenizer file or a directory holding one (a broken one must not be skipped)."""
+    """Whether `source` names a tokenizer file, or a directory with a `tokenizer.json` of any kind: a
+    broken or special file there is an error to report, never a reason to fall back to stand-ins."""
     path = Path(source).expanduser()
-    return path.is_file() or (path / "tokenizer.json").is_file()
+    return (os.path.lexists(path) and not path.is_dir()) or os.path.lexists(path / "tokenizer.json")
 
 
 def tokenizer_or_note(source: str, override: str | None, device) -> tuple[Any, str]:
@@ -122,10 +123,11 @@ def pick_dtype(dtype: str, device, spec: ModelSpec):
     if dtype == "auto":
         if device.type == "cuda":
             return torch.bfloat16
-        if device.type == "meta":
-            return getattr(torch, spec.text.torch_dtype or "bfloat16", torch.bfloat16)
+        if device.type == "meta":  # the config's dtype, when it is one a model runs in
+            return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+                    "float64": torch.float64}.get(spec.text.torch_dtype or "", torch.bfloat16)
         return torch.float32
-    return getattr(torch, dtype)
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
 def available_bytes(device) -> int | None:
@@ -178,8 +180,12 @@ def hub_weights(repo_id: str) -> str:
 
 
 def prepare(model: str | None, weights: str | None = None, device: str = "auto", dtype: str = "auto",
-            tokenizer: str | None = None, need_weights: bool = False) -> Runtime:
-    """Resolve, choose device/dtype, build or load the model, and load the tokenizer."""
+            tokenizer: str | None = None, need_weights: bool = False,
+            before_model: Callable[[ModelSpec, Any], None] | None = None) -> Runtime:
+    """Resolve, choose device/dtype, load the tokenizer, build or load the model.
+
+    `before_model(spec, tokenizer)` runs before the model is built or its weights loaded: the place
+    to check prompts against the model (context length, vocabulary) before any work."""
     from inspector.reference.text import TextModel
 
     pick_device(device, True)  # validate the device name (and cuda's presence) before any download
@@ -199,6 +205,8 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
         raise InspectError("`run` generates text and needs real weights: --device meta gives shapes only (use `trace`)")
     torch_dtype = pick_dtype(dtype, dev, spec)
     tok, tok_note = tokenizer_or_note(tok_source, tokenizer, dev)
+    if before_model is not None:
+        before_model(spec, tok)
     if dev.type == "meta":
         net = TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
     else:

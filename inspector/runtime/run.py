@@ -1,10 +1,12 @@
 """`inspect run`: a timed, layer-by-layer prefill of the reference model, then generation.
 
-`time_prefill` runs the first prompt once under a timing Recorder (CUDA events on a GPU, wall
-clock on the CPU). `generate_all` runs every temperature x trial with Appendix C sampling, all
-prompts as one left-padded batch (inspector.runtime.batch), judges outputs against expected
-answers (inspector.runtime.experiment), and calls `on_token` with each new piece of the first
-prompt's text, so the CLI can stream it. No printing here.
+Prompts are encoded and checked against the model (`generate.encode_prompt`) before any forward
+pass; the CLI does it before the weights are even loaded. `time_prefill` runs the first prompt once
+under a timing Recorder (CUDA events on a GPU, wall clock on the CPU). `generate_all` runs every
+temperature x trial with Appendix C sampling, all prompts as one left-padded batch
+(inspector.runtime.batch), judges outputs against expected answers (inspector.runtime.experiment),
+and calls `on_token` with each new piece of the first prompt's text, so the CLI can stream it. No
+printing here.
 """
 
 from __future__ import annotations
@@ -13,19 +15,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from inspector.errors import InspectError
+from inspector.runtime.generate import encode_prompt
 from inspector.runtime.sampling import SamplingSettings
 from inspector.runtime.trace import Record, Recorder
 
 
-def prompt_ids(runtime, prompt: str, chat: bool) -> list[int]:
-    if not prompt:
-        raise InspectError("the prompt is empty")
-    tok = runtime.tokenizer
-    ids = tok.encode_chat([{"role": "user", "content": prompt}]) if chat else tok.encode(prompt)
-    if not ids:
-        raise InspectError(f"the prompt {prompt!r} gives no tokens")
-    return ids
+def prompt_ids(runtime, prompt: str, chat: bool, new_tokens: int = 0) -> list[int]:
+    return encode_prompt(runtime.tokenizer, runtime.spec.text, prompt, chat, new_tokens)[1]
 
 
 def time_prefill(runtime, ids: list[int], warmup: bool = True) -> tuple[list[Record], str]:
@@ -43,19 +39,21 @@ def time_prefill(runtime, ids: list[int], warmup: bool = True) -> tuple[list[Rec
 def generate_all(runtime, prompts: list[str], temperatures: list[float], trials: int, max_new_tokens: int,
                  top_k: int | None, top_p: float | None, seed: int, chat: bool,
                  on_token: Callable[[dict[str, Any], str], None] | None = None, min_p: float | None = None,
-                 expect: Mapping[str, tuple[str, ...] | None] | None = None) -> list[dict[str, Any]]:
+                 expect: Mapping[str, tuple[str, ...] | None] | None = None,
+                 encoded: list[list[int]] | None = None) -> list[dict[str, Any]]:
     """Every temperature x trial (seed + trial - 1) with all prompts as one left-padded batch.
 
     Records are ordered by prompt, temperature, trial. Timings are the batch's: `prefill_tokens_per_s`
     counts every row's real tokens, `decode_tokens_per_s` every row's new tokens after the first.
-    `expect` (prompt -> accepted answers) adds `correct` (True, False, or None when not judged).
+    `expect` (prompt -> accepted answers) adds `correct` (True, False, or None when not judged);
+    `encoded` are the prompts' ids when already encoded and checked.
     """
     from inspector.runtime.batch import Batch, encode_prompts, generate_batch
     from inspector.runtime.experiment import is_correct
 
     tok, model = runtime.tokenizer, runtime.model
     eos = tuple(tok.eos_ids) or runtime.spec.text.eos_token_ids
-    _, rows = encode_prompts(tok, prompts, chat, runtime.spec.text.vocab_size)
+    rows = encoded or encode_prompts(tok, runtime.spec.text, prompts, chat, max_new_tokens)[1]
     batch = Batch(rows, eos[0] if eos else 0)
     out = []
     for temperature in temperatures:

@@ -1,5 +1,4 @@
-"""Choosing the next token from logits (Step 10 and Appendix C of *Implementations of Large
-Language Models*).
+"""Choosing the next token from logits (Step 10 and Appendix C of *Implementations of Large Language Models*).
 
 Order: temperature scaling, then top-k, then top-p on the distribution renormalised after top-k,
 then min-p (keep tokens whose probability is at least min_p times the most likely one's), then
@@ -12,6 +11,7 @@ it sits. Masks are boolean "keep" tensors so tests and tracers can look at them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -28,14 +28,16 @@ class SamplingSettings:
     min_p: float | None = None  # None or 0 = no limit
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise InspectError(f"temperature must be >= 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise InspectError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if self.top_k is not None and self.top_k < 0:
             raise InspectError(f"top_k must be >= 0, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise InspectError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.min_p is not None and not 0 <= self.min_p <= 1:
             raise InspectError(f"min_p must be in [0, 1], got {self.min_p}")
+        if not 0 <= self.seed < 2**64:
+            raise InspectError(f"seed must be in [0, 2**64), got {self.seed}")
 
     @property
     def greedy(self) -> bool:

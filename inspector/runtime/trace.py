@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 import torch
 from torch import nn
@@ -150,13 +150,13 @@ def _choose(logits: torch.Tensor, settings, generator) -> list[int] | None:
     return sample(logits[:, -1], settings, generator).tolist()
 
 
-def _inputs(runtime, prompts: list[str], chat: bool, seq_len: int | None):
+def _inputs(runtime, prompts: list[str], chat: bool, seq_len: int | None, decode_steps: int):
     """(texts, id rows, token strings, stand-in note) for the prompts or --seq-len."""
     from inspector.runtime.batch import STAND_IN_NOTE, encode_prompts, stand_in_rows
 
     tok, vocab = runtime.tokenizer, runtime.spec.text.vocab_size
     if seq_len is None and tok is not None:
-        texts, rows = encode_prompts(tok, prompts, chat, vocab)
+        texts, rows = encode_prompts(tok, runtime.spec.text, prompts, chat, decode_steps, "decode_steps")
         return texts, rows, [tok.token_strings(r) for r in rows], ""
     if tok is None and runtime.device.type != "meta":
         raise InspectError(f"{runtime.spec.name}: no tokenizer available offline; real weights need real ids")
@@ -178,7 +178,7 @@ def trace_prompt(runtime, prompt: str | list[str] | None, chat: bool = False, de
 
     prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
     tok, model, spec = runtime.tokenizer, runtime.model, runtime.spec.text
-    texts, rows, strings, note = _inputs(runtime, prompts, chat, seq_len)
+    texts, rows, strings, note = _inputs(runtime, prompts, chat, seq_len, decode_steps)
     check_context(spec, max(len(r) for r in rows), decode_steps)
     settings = settings or SamplingSettings()
     device = runtime.device

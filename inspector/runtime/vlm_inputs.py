@@ -28,7 +28,7 @@ from inspector.spec.model import ModelSpec
 
 QWEN2_VL_SYSTEM = "You are a helpful assistant."
 QWEN2_VL_IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
-# InternVL2-2B's added_tokens.json (shared/reference/configs/OpenGVLab__InternVL2-2B): its config names none
+# InternVL2-2B's added_tokens.json (https://huggingface.co/OpenGVLab/InternVL2-2B/blob/main/added_tokens.json): its config names none
 INTERNVL_IMG_START, INTERNVL_IMG_END, INTERNVL_IMG_CONTEXT = 92544, 92545, 92546
 
 

@@ -2,14 +2,52 @@
 
 `ConfigReader` is the only way the spec package reads a config.json (or a nested text/vision
 config): `int`, `float`, `bool`, `str`, `sub`, with the keys it read recorded so that unknown keys
-can be reported rather than silently dropped.
+can be reported rather than silently dropped. Numbers must be finite, integers within
+[minimum, maximum] (by default at most 2**31 - 1), strings where strings belong.
+
+`FIELD_RULES` holds the bounds that a field's meaning fixes whatever model it belongs to (an
+epsilon is positive, a dtype is a dtype name); they apply
+to a value found in the config however it is read, `raw` included.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import math
+import re
+from typing import Any, Callable, Mapping
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
+
+MAX_INT = 2**31 - 1
+
+_DTYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _positive_number(value: Any) -> str | None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    return None if ok else "must be a positive finite number"
+
+
+def _positive_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INT
+    return None if ok else f"must be an integer in [1, {MAX_INT}] or null"
+
+
+def _dtype_name(value: Any) -> str | None:
+    return None if isinstance(value, str) and _DTYPE_NAME.fullmatch(value) else "must be a dtype name such as \"bfloat16\""
+
+
+FIELD_RULES: dict[str, Callable[[Any], str | None]] = {
+    "rms_norm_eps": _positive_number,
+    "layer_norm_eps": _positive_number,
+    "torch_dtype": _dtype_name,
+}
+
+
+def shown(value: Any) -> str:
+    """A config value as messages show it: its JSON-ish repr, on one line, at most 80 characters."""
+    text = printable(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class ConfigReader:
@@ -24,28 +62,36 @@ class ConfigReader:
     def _field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def fail(self, key: str, problem: str, value: Any) -> InspectError:
+        """The one-line error for field `key`: `file: field 'key' problem, got value`."""
+        return InspectError(f"{self.where}: field '{self._field(key)}' {problem}, got {shown(value)}")
+
     def has(self, key: str) -> bool:
         return self.cfg.get(key) is not None
 
     def raw(self, key: str, default: Any = None) -> Any:
         self.used.add(key)
         value = self.cfg.get(key)
-        return default if value is None else value
+        if value is None:
+            return default
+        rule = FIELD_RULES.get(key)
+        problem = rule(value) if rule is not None else None
+        if problem:
+            raise self.fail(key, problem, value)
+        return value
 
-    def int(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def int(self, key: str, default: int | None = None, minimum: int = 1, maximum: int = MAX_INT) -> int:
         value = self.raw(key, default)
         if value is None:
             raise InspectError(f"{self.where}: field '{self._field(key)}' is missing")
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InspectError(
-                f"{self.where}: field '{self._field(key)}' must be an integer, got {value!r}"
-            )
+            raise self.fail(key, "must be an integer", value)
         if value < minimum:
-            raise InspectError(
-                f"{self.where}: field '{self._field(key)}' must be >= {minimum}, got {value}"
-            )
+            raise InspectError(f"{self.where}: field '{self._field(key)}' must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise InspectError(f"{self.where}: field '{self._field(key)}' must be at most {maximum:,}, got {value:,}")
         return value
 
     def float(self, key: str, default: float | None = None) -> float:
@@ -53,25 +99,25 @@ class ConfigReader:
         if value is None:
             raise InspectError(f"{self.where}: field '{self._field(key)}' is missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InspectError(
-                f"{self.where}: field '{self._field(key)}' must be a number, got {value!r}"
-            )
-        return float(value)
+            raise self.fail(key, "must be a number", value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(key, "must be a finite number", value)
+        return number
 
     def bool(self, key: str, default: bool) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
-            raise InspectError(
-                f"{self.where}: field '{self._field(key)}' must be true or false, got {value!r}"
-            )
+            raise self.fail(key, "must be true or false", value)
         return value
 
     def str(self, key: str, default: str | None = None) -> str:
         value = self.raw(key, default)
         if not isinstance(value, str):
-            raise InspectError(
-                f"{self.where}: field '{self._field(key)}' must be a string, got {value!r}"
-            )
+            raise self.fail(key, "must be a string", value)
         return value
 
     def first(self, keys: tuple[str, ...], kind: str, defaults: Mapping[str, Any] | None = None,
@@ -108,8 +154,6 @@ def token_ids(reader: ConfigReader, key: str) -> tuple[int, ...]:
     if value is None:
         return ()
     values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise InspectError(f"{reader.where}: field '{reader._field(key)}' must be token ids, got {value!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_INT for v in values):
+        raise reader.fail(key, "must be token ids (integers)", value)
     return tuple(values)
-
-

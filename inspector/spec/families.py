@@ -303,3 +303,36 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            defaults={"use_qk_norm": True, "no_rope_layer_interval": 4, "attention_chunk_size": 8192,
                      "attn_temperature_tuning": True, "floor_scale": 8192, "attn_scale": 0.1}),
 )})
+
+
+# --------------------------------------------------------------------------- GGUF architectures
+
+
+@dataclass(frozen=True)
+class GGUFArch:
+    """What a llama.cpp `general.architecture` is on the Hugging Face side (llama.cpp's
+    convert_hf_to_gguf.py and transformers' GGUF loader are the sources of these facts)."""
+
+    model_type: str
+    architecture: str
+    permuted_qk: bool = False  # attn_q/attn_k rows interleaved by llama.cpp's converter for its RoPE
+    norm_plus_one: bool = False  # Gemma: norm weights stored as 1 + w; the (1 + w) RMSNorm wants w
+    layer_names: Mapping[str, str] = field(default_factory=dict, hash=False)  # GGUF -> HF suffixes unlike llama's
+    config: Mapping[str, Any] = field(default_factory=dict, hash=False)  # config values the file does not carry
+    sliding_window: bool = False  # the file's `{arch}.attention.sliding_window` is the model's
+
+
+GGUF_ARCHITECTURES: Mapping[str, GGUFArch] = MappingProxyType({
+    "llama": GGUFArch("llama", "LlamaForCausalLM", permuted_qk=True),
+    "mistral": GGUFArch("mistral", "MistralForCausalLM"),
+    "qwen2": GGUFArch("qwen2", "Qwen2ForCausalLM"),
+    "qwen3": GGUFArch("qwen3", "Qwen3ForCausalLM"),
+    # Gemma 3: four norms per layer under their own names; no base for the sliding layers' RoPE in
+    # the file (llama.cpp and transformers both take 10000)
+    "gemma3": GGUFArch("gemma3_text", "Gemma3ForCausalLM", norm_plus_one=True, sliding_window=True,
+                       layer_names=MappingProxyType({
+                           "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+                           "post_attention_norm.weight": "post_attention_layernorm.weight",
+                           "post_ffw_norm.weight": "post_feedforward_layernorm.weight"}),
+                       config=MappingProxyType({"rope_local_base_freq": 10000.0})),
+})

@@ -9,12 +9,14 @@ fields (`preprocessor_pixels`, `tiling_facts`); the other rules get a frozen map
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
-from inspector.spec.config_reader import ConfigReader
+from inspector.spec.config_reader import ConfigReader, shown
 
 # Published Qwen2-VL image-processor defaults (used when no preprocessor_config.json is at hand).
 QWEN2_VL_PROCESSOR_DEFAULTS: Mapping[str, int] = MappingProxyType(
@@ -117,6 +119,10 @@ def read_facts(rule: str, top: ConfigReader, vision: ConfigReader, pre: Mapping[
     return MappingProxyType(out)
 
 
+# Bounds on sizes that allocate memory: pixels of an image or canvas (8192 x 8192), of a tile's side, tiles.
+MAX_IMAGE_PIXELS, MAX_TILE_SIZE, MAX_TILES = 1 << 26, 4096, 10_000
+
+
 def preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, where: str):
     """min/max pixels of the Qwen2-VL image processor; checks its patch/merge sizes agree."""
     if not pre:
@@ -126,9 +132,9 @@ def preprocessor_pixels(pre: Mapping[str, Any] | None, patch: int, merge: int, w
     size = pre.get("size") if isinstance(pre.get("size"), dict) else {}
     sub = ConfigReader(size, r.where, "size") if size else None
     if r.has("min_pixels"):
-        lo = r.int("min_pixels")
+        lo = r.int("min_pixels", maximum=MAX_IMAGE_PIXELS)
     elif sub is not None and sub.has("shortest_edge"):
-        lo = sub.int("shortest_edge")
+        lo = sub.int("shortest_edge", maximum=MAX_IMAGE_PIXELS)
     else:
         lo = QWEN2_VL_PROCESSOR_DEFAULTS["min_pixels"]
     if r.has("max_pixels"):
@@ -153,8 +159,10 @@ def tiling_facts(top: ConfigReader, pre: Mapping[str, Any] | None,
     use_thumbnail, dynamic_image_size); transformers' InternVL processor in preprocessor_config.json
     (crop_to_patches, min/max_patches). `defaults` are the wrapper's published values."""
     p = ConfigReader(dict(pre or {}), f"{top.where} (preprocessor_config.json)")
-    lo = p.int("min_patches") if p.has("min_patches") else top.int("min_dynamic_patch", 1)
-    hi = p.int("max_patches") if p.has("max_patches") else top.int("max_dynamic_patch", 12)
+    lo = (p.int("min_patches", maximum=MAX_TILES) if p.has("min_patches")
+          else top.int("min_dynamic_patch", 1, maximum=MAX_TILES))
+    hi = (p.int("max_patches", maximum=MAX_TILES) if p.has("max_patches")
+          else top.int("max_dynamic_patch", 12, maximum=MAX_TILES))
     if hi < lo:
         raise InspectError(f"{top.where}: field 'max_dynamic_patch' ({hi}) is smaller than min_dynamic_patch ({lo})")
     dynamic = (p.bool("crop_to_patches", True) if p.has("crop_to_patches")
@@ -169,9 +177,10 @@ def mean_std(defaults: Mapping[str, Any], pre: Mapping[str, Any] | None, channel
     for key in ("image_mean", "image_std"):
         value = (pre or {}).get(key, defaults[key])
         if (not isinstance(value, (list, tuple)) or len(value) != channels
-                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)):
-            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} numbers, got {value!r}")
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)):
+            raise InspectError(f"{where} (preprocessor_config.json): field '{key}' must be {channels} finite numbers, "
+                               f"got {shown(value)}")
         if key == "image_std" and any(x <= 0 for x in value):
-            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {value!r}")
+            raise InspectError(f"{where} (preprocessor_config.json): field 'image_std' must be positive, got {shown(value)}")
         out.append(tuple(float(x) for x in value))
     return out

@@ -9,6 +9,8 @@ The presets of the families beyond LLaMA/Qwen/Phi-3 live as data in `inspector.s
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -198,6 +200,24 @@ for _p in _PRESETS:
 
 def find_preset(name: str) -> Preset | None:
     return _BY_KEY.get(name.strip().lower())
+
+
+def similar_presets(name: str, limit: int = 3) -> list[str]:
+    """Hub ids of the presets whose id or alias is closest to `name` (for "did you mean")."""
+    import difflib
+
+    key = name.strip().lower()
+    tails = [k.rsplit("/", 1)[-1] for k in _BY_KEY]
+    close: list[str] = []
+    for variant in dict.fromkeys([key, re.sub(r"-(instruct|it|chat|hf|base)$", "", key)]):
+        close += difflib.get_close_matches(variant, _BY_KEY, n=limit * 3, cutoff=0.75)
+        close += difflib.get_close_matches(variant.rsplit("/", 1)[-1], tails, n=limit * 3, cutoff=0.75)
+    out: list[str] = []
+    for match in close:
+        hub_id = next(p.hub_id for k, p in _BY_KEY.items() if k == match or k.rsplit("/", 1)[-1] == match)
+        if hub_id not in out:
+            out.append(hub_id)
+    return out[:limit]
 
 
 def all_presets() -> list[Preset]:

@@ -19,6 +19,11 @@ from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, 
 from inspector.spec.rope import read_rope
 
 
+# The deepest model this tool answers for: every layer is a row of tensors, and real models have a
+# few hundred; a config asking for a billion is refused rather than listed.
+MAX_LAYERS = 100_000
+
+
 @dataclass(frozen=True)
 class TextSpec:
     """A decoder LLM, family differences already resolved to plain fields."""
@@ -166,8 +171,10 @@ def _placement(r: ConfigReader, family: Family) -> str:
 
 
 def _sliding_window(r: ConfigReader) -> int | None:
-    sliding = r.raw("sliding_window")
-    if sliding is None or r.raw("use_sliding_window", True) is False:
+    """The window, when one is used (Qwen's `use_sliding_window: false` switches it off, whatever
+    `sliding_window` says); a window in use holds at least one token."""
+    r.used.add("sliding_window")
+    if r.cfg.get("sliding_window") is None or r.raw("use_sliding_window", True) is False:
         return None
     return r.int("sliding_window")
 
@@ -193,13 +200,13 @@ def _softcap(r: ConfigReader, key: str) -> float | None:
 def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
     """Read a decoder LLM's fields with `family`'s differences applied."""
     hidden = _get(r, family, "hidden_size", "int")
-    layers = _get(r, family, "num_layers", "int")
+    layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
     moe = read_moe(r, family, layers, hidden) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
-    theta, scaling, local_theta, partial = read_rope(r)
+    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
     qk_norm = family.qk_norm if not family.qk_norm_switch else (family.qk_norm if r.bool(family.qk_norm_switch, False) else "")
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",

@@ -9,13 +9,16 @@ config dict or branches on a kind's name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader
-from inspector.spec.image_facts import mean_std, preprocessor_pixels, read_facts, tiling_facts
+from inspector.spec.image_facts import (  # noqa: F401 (the bounds are read from here too)
+    MAX_IMAGE_PIXELS, MAX_TILE_SIZE, MAX_TILES, mean_std, preprocessor_pixels, read_facts, tiling_facts,
+)
 from inspector.spec.vision_kinds import ENCODERS, PROJECTORS, EncoderKind, ProjectorKind
 
 NORM_TYPES = ("layer_norm", "rms_norm")
@@ -224,6 +227,9 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
                            f"got {norm_type!r}")
     patch = _get(kind, v, "patch_size", "side")
     image_size = _get(kind, v, "image_size", "side", required=False)
+    if image_size and image_size > MAX_TILE_SIZE:
+        raise v.fail(_first_key(kind, v, "image_size") or "image_size",
+                     f"must be at most {MAX_TILE_SIZE} (pixels a side of one tile)", image_size)
     learned = bool(kind.positions) and _switch(kind, v, kind.learned_pos)
     if _first_key(kind, v, "num_positions") or "num_positions" in kind.defaults:
         positions = _get(kind, v, "num_positions", "int")

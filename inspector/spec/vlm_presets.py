@@ -1,7 +1,7 @@
 """Embedded presets of today's vision-language models: config.json and preprocessor facts as data.
 
 Each entry is (Hub id, aliases, source, config, preprocessor facts, tokenizer). The numbers are
-those of the public files named in `source`; where a copy sits under shared/reference/configs the
+those of the public files named in `source`; where the test machine holds a copy of the file, the
 tests compare the preset with it field by field. inspector.spec.presets turns them into Presets.
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 HF = "https://huggingface.co/{}/blob/main/{}"
-SHARED = "official config.json (copy under shared/reference/configs, see its SOURCES.md)"
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 HALF = [0.5, 0.5, 0.5]
 
 
 def _src(repo: str, *files: str, shared: bool = False) -> str:
-    urls = ", ".join(HF.format(repo, f) for f in files)
-    return f"{SHARED}; {urls}" if shared else urls
+    """The public URLs of the files the numbers come from (`shared`: the tests also hold a copy)."""
+    return ", ".join(HF.format(repo, f) for f in files)
 
 
 QWEN2_5_VL_7B: dict[str, Any] = {

@@ -1,26 +1,23 @@
 """A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE
-(`tokenizer.ggml.model` "gpt2") here, Gemma's SentencePiece BPE ("llama") in
-inspector.tokenizer.sentencepiece.
+("gpt2"), or Gemma's SentencePiece-style BPE ("llama", inspector.tokenizer.sentencepiece).
 
-`read_gguf_metadata` reads only the key/value section of a little-endian GGUF (v2/v3). It exists
-beside the `gguf` package's GGUFReader for speed: GGUFReader takes about 3 s on SmolLM2's file
-(it maps every element of the 49k-entry token arrays), this reader about 0.09 s; a test checks that
-every `tokenizer.*` and `general.*` value equals GGUFReader's. Tensor data is never read here.
+The file is read by inspector.checkpoint.gguf, the one GGUF reader: its header is parsed (bounded,
+validated) once, and the long arrays (tokens, merges, token types) are read on demand from the
+offsets it recorded. Every field is checked for its type; tensor data is never read here.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
-from typing import Any
 
-from inspector.errors import InspectError
+from inspector.checkpoint.gguf import GGUFFile, parse_gguf
+from inspector.errors import InspectError, one_line, printable
 
 from inspector.tokenizer.bytelevel import LLAMA3_SPLIT, O200K_SPLIT, QWEN2_SPLIT, QWEN35_SPLIT
 from inspector.tokenizer.bytelevel import BYTE_ALPHABET, add_tokens, byte_level, byte_level_bpe
 from inspector.tokenizer.sentencepiece import sentencepiece_tokenizer
-from inspector.tokenizer.text_tokenizer import TextTokenizer, one_line
+from inspector.tokenizer.text_tokenizer import TextTokenizer
 
 # llama.cpp's `tokenizer.ggml.pre` names -> how to split. "digits+gpt2" = every digit on its own,
 # then GPT-2's split (what SmolLM/StarCoder's tokenizer.json does with Digits + ByteLevel).
@@ -47,101 +44,25 @@ GGUF_PRE_SPLITS: dict[str, tuple[str, bool]] = {
 
 _GGUF_CONTROL, _GGUF_USER_DEFINED = 3, 4
 
-# --------------------------------------------------------------------------------------------
-# GGUF: a byte-level BPE tokenizer from the file's metadata.
-
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
+_INT_TYPES = ("UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "UINT64", "INT64")
 
 
-def read_gguf_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The key/value metadata of a little-endian GGUF (v2/v3), without the tensor index.
-
-    We parse the header ourselves: `gguf.GGUFReader` builds numpy views for every string of a
-    vocabulary and takes seconds on a 49k-token file; this takes a few hundredths.
-    """
-    import mmap
-
-    try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            return _parse_gguf_kv(buf, str(path))
-    except InspectError:  # (a ValueError: must come before the generic handler below)
-        raise
-    except OSError as exc:
-        raise InspectError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError):
-        raise InspectError(f"{path}: truncated or corrupt GGUF metadata") from None
+def _array(g: GGUFFile, key: str, kind: type, required: bool = True) -> list | None:
+    """The values of a metadata array whose items must all be `kind` (str or int); None if absent."""
+    values = g.values(key)
+    if values is None:
+        if key in g.metadata or required:
+            what = "is not an array" if key in g.metadata else "is missing"
+            raise InspectError(f"{printable(g.path)}: GGUF metadata {key} {what}; cannot build a BPE tokenizer")
+        return None
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        noun = "strings" if kind is str else "integers"
+        raise InspectError(f"{printable(g.path)}: GGUF metadata {key} must be an array of {noun}")
+    return values
 
 
-def _parse_gguf_kv(buf, name: str) -> dict[str, Any]:
-    if len(buf) < 24 or buf[:4] != b"GGUF":
-        raise InspectError(f"{name}: not a GGUF file (bad magic)")
-    (version,) = struct.unpack_from("<I", buf, 4)
-    if version not in (2, 3):
-        raise InspectError(f"{name}: GGUF version {version} not supported (big-endian or v1 file?)")
-    _, kv_count = struct.unpack_from("<QQ", buf, 8)
-    pos = 24
-    unpack_from = struct.unpack_from
-
-    def read_str(pos: int) -> tuple[str, int]:
-        (n,) = unpack_from("<Q", buf, pos)
-        pos += 8
-        if pos + n > len(buf):
-            raise ValueError("string past end of file")
-        return bytes(buf[pos : pos + n]).decode("utf-8", errors="surrogateescape"), pos + n
-
-    def read_value(vtype: int, pos: int) -> tuple[Any, int]:
-        if vtype == _GGUF_STRING:
-            return read_str(pos)
-        if vtype in _GGUF_SCALARS:
-            fmt = _GGUF_SCALARS[vtype]
-            return unpack_from(fmt, buf, pos)[0], pos + struct.calcsize(fmt)
-        if vtype == _GGUF_ARRAY:
-            item_type, count = unpack_from("<IQ", buf, pos)
-            pos += 12
-            if item_type in _GGUF_SCALARS:
-                fmt = _GGUF_SCALARS[item_type]
-                size = struct.calcsize(fmt)
-                if pos + size * count > len(buf):
-                    raise ValueError("array past end of file")
-                return list(unpack_from(f"<{count}{fmt[1]}", buf, pos)), pos + size * count
-            items = []
-            for _ in range(count):
-                item, pos = read_value(item_type, pos)
-                items.append(item)
-            return items, pos
-        raise ValueError(f"unknown GGUF value type {vtype}")
-
-    meta: dict[str, Any] = {}
-    for _ in range(kv_count):
-        key, pos = read_str(pos)
-        (vtype,) = unpack_from("<I", buf, pos)
-        value, pos = read_value(vtype, pos + 4)
-        meta[key] = value
-    return meta
-
-
-def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
-    """The tokenizer a GGUF file describes: byte-level BPE (`tokenizer.ggml.model == "gpt2"`) or
-    Gemma's SentencePiece BPE ("llama")."""
-    path = Path(path)
-    meta = read_gguf_metadata(path)
-    model = meta.get("tokenizer.ggml.model")
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if model is None or not isinstance(tokens, list) or not tokens:
-        raise InspectError(f"{path}: no tokenizer in the GGUF metadata (tokenizer.ggml.model/tokens missing)")
-    if model == "llama":
-        return _wrap(sentencepiece_tokenizer(meta, str(path)), meta, len(tokens), str(path))
-    if model != "gpt2":
-        raise InspectError(f"{path}: GGUF tokenizer model {model!r} not supported (byte-level BPE 'gpt2', "
-                           "SentencePiece 'llama')")
-    merges_raw = meta.get("tokenizer.ggml.merges")
-    if not isinstance(merges_raw, list) or not merges_raw:
-        raise InspectError(f"{path}: tokenizer.ggml.merges missing; cannot build a BPE tokenizer")
-    types = meta.get("tokenizer.ggml.token_type") or []
-    if types and len(types) != len(tokens):
-        raise InspectError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}")
-
+def _vocab_and_merges(path: Path, tokens: list[str], types: list[int], merges_raw: list[str]):
+    """(vocab, added tokens, merge pairs) from the GGUF arrays."""
     added: list[tuple[str, bool]] = []
     vocab: dict[str, int] = {}
     for i, token in enumerate(tokens):
@@ -155,21 +76,54 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
     for m in merges_raw:
         left, sep, right = m.partition(" ")
         if not sep:
-            raise InspectError(f"{path}: tokenizer.ggml.merges entry {m!r} is not 'left right'")
+            raise InspectError(f"{path}: tokenizer.ggml.merges entry {printable(repr(m))} is not 'left right'")
         merges.append((left, right))
+    return vocab, added, merges
+
+
+def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
+    """The tokenizer a GGUF file describes: byte-level BPE (`tokenizer.ggml.model == "gpt2"`) or
+    Gemma's SentencePiece BPE ("llama")."""
+    path = Path(path)
+    g = parse_gguf(path)
+    meta = g.metadata
+    model = meta.get("tokenizer.ggml.model")
+    if model is None or "tokenizer.ggml.tokens" not in meta:
+        raise InspectError(f"{path}: no tokenizer in the GGUF metadata (tokenizer.ggml.model/tokens missing)")
+    if model == "llama":
+        tokens = _array(g, "tokenizer.ggml.tokens", str)
+        types = _array(g, "tokenizer.ggml.token_type", int, required=False)
+        full = {**meta, "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types}
+        return _wrap(sentencepiece_tokenizer(full, str(path)), meta, len(tokens), str(path))
+    if model != "gpt2":
+        raise InspectError(f"{path}: GGUF tokenizer model {printable(repr(model))} not supported (byte-level BPE "
+                           "'gpt2', SentencePiece 'llama')")
+    tokens = _array(g, "tokenizer.ggml.tokens", str)
+    merges_raw = _array(g, "tokenizer.ggml.merges", str)
+    if not tokens or not merges_raw:
+        raise InspectError(f"{path}: tokenizer.ggml.tokens or tokenizer.ggml.merges is empty; cannot build a BPE tokenizer")
+    types = _array(g, "tokenizer.ggml.token_type", int, required=False) or []
+    if types and len(types) != len(tokens):
+        raise InspectError(f"{path}: tokenizer.ggml.token_type has {len(types)} entries, tokens has {len(tokens)}")
+
+    vocab, added, merges = _vocab_and_merges(path, tokens, types, merges_raw)
 
     pre = meta.get("tokenizer.ggml.pre") or "default"
+    if not isinstance(pre, str):
+        raise InspectError(f"{path}: GGUF metadata tokenizer.ggml.pre must be a string, got {printable(repr(pre))}")
     split, ignore_merges = GGUF_PRE_SPLITS.get(pre, ("gpt2", False))
-    label = str(path) if pre in GGUF_PRE_SPLITS else f"{path} (pre-tokenizer {pre!r} unknown; split as GPT-2)"
+    label = str(path) if pre in GGUF_PRE_SPLITS else f"{path} (pre-tokenizer {printable(repr(pre))} unknown; split as GPT-2)"
     try:
         tok = byte_level_bpe(vocab, merges, split, ignore_merges=ignore_merges, nfc=False)
         add_tokens(tok, added)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - pyo3's PanicException is a BaseException
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         raise InspectError(f"{path}: cannot build a BPE tokenizer from the GGUF metadata ({one_line(exc)})") from None
     return _wrap(tok, meta, len(tokens), label)
 
 
-def _wrap(tok, meta: dict[str, Any], n_tokens: int, label: str) -> TextTokenizer:
+def _wrap(tok, meta: dict, n_tokens: int, label: str) -> TextTokenizer:
     """BOS/EOS as llama.cpp adds them, end-of-sequence ids and the chat template, around `tok`."""
 
     def known_id(key: str) -> int | None:

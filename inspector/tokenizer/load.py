@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import InspectError
-from inspector.files import read_json
+from inspector import files
+from inspector.errors import InspectError, printable
 from inspector.hub import hub_snapshot, is_hub_id
 from inspector.tokenizer.gguf import load_gguf_tokenizer
-from inspector.tokenizer.text_tokenizer import TextTokenizer, one_line
+from inspector.tokenizer.text_tokenizer import TextTokenizer, rust_call
 
 _HUB_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json", "generation_config.json", "config.json")
 
@@ -25,7 +25,7 @@ def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> Te
     path = Path(text).expanduser()
     if path.is_dir():
         return _load_dir(path, label=text)
-    if path.is_file():
+    if os.path.lexists(path):  # a special file is refused by the reader, by name
         if path.suffix.lower() == ".gguf":
             return load_gguf_tokenizer(path)
         if path.name.endswith(".json"):
@@ -37,11 +37,12 @@ def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> Te
 
 
 def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
+    """An optional JSON object beside the tokenizer (None when absent; a special file is refused)."""
+    if not os.path.lexists(path):
         return None
-    data = read_json(path)
+    data = files.read_json(path)
     if not isinstance(data, dict):
-        raise InspectError(f"{path}: expected a JSON object")
+        raise InspectError(f"{printable(path)}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -68,13 +69,11 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     from tokenizers import AddedToken, Tokenizer
 
     tokenizer_file = tokenizer_file or directory / "tokenizer.json"
-    if not tokenizer_file.is_file():
+    if not os.path.lexists(tokenizer_file):
         extra = " (tokenizer.model/vocab-only tokenizers are not supported)" if (directory / "tokenizer.model").is_file() else ""
         raise InspectError(f"{tokenizer_file}: not found{extra}")
-    try:
-        tok = Tokenizer.from_file(str(tokenizer_file))
-    except Exception as exc:
-        raise InspectError(f"{tokenizer_file}: not a valid tokenizer.json ({one_line(exc)})") from None
+    text = files.read_text(tokenizer_file, "tokenizer", "a tokenizer.json")  # regular file, bounded
+    tok = rust_call(lambda: Tokenizer.from_str(text), f"{printable(tokenizer_file)}: not a valid tokenizer.json")
     # A tokenizer.json may carry training-time padding/truncation (e.g. pad to 128): never for a trace.
     tok.no_padding()
     tok.no_truncation()
@@ -83,32 +82,31 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     # added_tokens_decoder entries the tokenizer.json lacks (only where the id is the next free one).
     added = config.get("added_tokens_decoder")
     if isinstance(added, dict):
-        entries = sorted((int(k), v) for k, v in added.items() if str(k).isdigit() and isinstance(v, dict))
+        entries = sorted((int(k), v) for k, v in added.items() if k.isascii() and k.isdigit() and isinstance(v, dict))
         for token_id, entry in entries:
             content = entry.get("content")
             if not isinstance(content, str) or tok.token_to_id(content) is not None:
                 continue
             if token_id != tok.get_vocab_size(with_added_tokens=True):
                 continue
-            added_token = AddedToken(content, special=bool(entry.get("special", False)), normalized=bool(entry.get("normalized", False)))
-            (tok.add_special_tokens if entry.get("special") else tok.add_tokens)([added_token])
+            added_token = AddedToken(content, special=entry.get("special") is True, normalized=entry.get("normalized") is True)
+            rust_call(lambda: (tok.add_special_tokens if entry.get("special") is True else tok.add_tokens)([added_token]),
+                      f"{printable(directory / 'tokenizer_config.json')}: cannot add token {printable(repr(content))}")
 
     # Chat template: chat_template.jinja wins, then chat_template.json, then tokenizer_config.json.
-    template = None
+    template, template_file = None, None
     jinja_file = directory / "chat_template.jinja"
-    if jinja_file.is_file():
-        try:
-            template = jinja_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InspectError(f"{jinja_file}: cannot read ({one_line(exc)})") from None
+    if os.path.lexists(jinja_file):
+        template, template_file = files.read_text(jinja_file, "template", "a chat template"), jinja_file
     if template is None:
         template = _pick_template((_read_json(directory / "chat_template.json") or {}).get("chat_template"))
+        template_file = directory / "chat_template.json"
     if template is None:
-        template = _pick_template(config.get("chat_template"))
+        template, template_file = _pick_template(config.get("chat_template")), directory / "tokenizer_config.json"
 
     def token_id(value: Any) -> int | None:
         content = _token_content(value)
-        return tok.token_to_id(content) if content is not None else None
+        return rust_call(lambda: tok.token_to_id(content), label) if content is not None else None
 
     eos: list[int] = []
     first = token_id(config.get("eos_token"))
@@ -121,7 +119,8 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
             eos.append(i)
     bos_id = token_id(config.get("bos_token"))  # (not generation_config's: Qwen lists one its tokenizer never adds)
 
-    return TextTokenizer(tokenizer=tok, eos_ids=tuple(eos), bos_id=bos_id, chat_template=template, source=label)
+    return TextTokenizer(tokenizer=tok, eos_ids=tuple(eos), bos_id=bos_id, chat_template=template, source=label,
+                         template_source=str(template_file) if template else "")
 
 
 def _pick_template(value: Any) -> str | None:

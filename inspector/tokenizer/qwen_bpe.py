@@ -60,10 +60,9 @@ def read_tiktoken_ranks(path: str | os.PathLike) -> dict[bytes, int]:
 
 
 def _read_bytes(path: str | os.PathLike, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise InspectError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    from inspector.files import read_bytes
+
+    return read_bytes(path, "ranks", what)
 
 
 def _parse_tiktoken_ranks(data: bytes, path: str | os.PathLike) -> dict[bytes, int]:
@@ -155,9 +154,13 @@ def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.Path
     raw = _read_bytes(ranks_path, "BPE ranks")
     cached = _qwen_cache_file(raw, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.is_file():
+        from inspector.files import read_text
+        from inspector.tokenizer.text_tokenizer import rust_call
+
         try:
-            return Tokenizer.from_file(str(cached))
-        except Exception:  # corrupt, or written by an incompatible tokenizers version: rebuild below
+            text = read_text(cached, "tokenizer", "a cached tokenizer")
+            return rust_call(lambda: Tokenizer.from_str(text), str(cached))
+        except InspectError:  # corrupt, or written by an incompatible tokenizers version: rebuild below
             pass
 
     ranks = _parse_tiktoken_ranks(raw, ranks_path)

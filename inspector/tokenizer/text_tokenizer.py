@@ -9,14 +9,48 @@ raises a one-line `InspectError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
+import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from inspector.tokenizer.bytelevel import BYTE_ALPHABET, byte_level_decode
-from inspector.errors import InspectError
+from inspector.errors import InspectError, one_line, printable
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null (Rust's panic hook prints a backtrace header there)."""
+    try:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def rust_call(fn: Callable[[], T], what: str, quiet: bool = True) -> T:
+    """Call into the Rust tokenizer; its errors and panics (pyo3's PanicException is not an
+    Exception) become one InspectError line: `what (reason)`."""
+    try:
+        with _quiet_stderr() if quiet else contextlib.nullcontext():
+            return fn()
+    except InspectError:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit
+        raise InspectError(f"{what} ({one_line(exc) or type(exc).__name__})") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -32,6 +66,7 @@ class TextTokenizer:
     bos_id: int | None = None
     chat_template: str | None = None
     source: str = ""
+    template_source: str = ""  # the file the chat template came from, when not `source`
 
     @property
     def vocab_size(self) -> int:
@@ -52,11 +87,15 @@ class TextTokenizer:
             raise InspectError(f"prompt: expected text, got {type(text).__name__}")
         if not text:
             raise InspectError("prompt: empty; give some text to tokenize")
-        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens).ids)
+        check_utf8(text, "prompt")
+        encoding = rust_call(lambda: self.tokenizer.encode(text, add_special_tokens=add_special_tokens),
+                             f"{self.source or 'tokenizer'}: cannot tokenize the prompt")
+        return list(encoding.ids)
 
     def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
         self._check_ids(ids)
-        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        return rust_call(lambda: self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens),
+                         f"{self.source or 'tokenizer'}: cannot decode ids", quiet=False)
 
     def token_strings(self, ids: list[int]) -> list[str]:
         """One display string per id: the token's own text.
@@ -88,13 +127,21 @@ class TextTokenizer:
             add_generation_prompt=add_generation_prompt,
             bos_token=self.bos_token,
             eos_token=self.eos_token,
-            source=self.source,
+            source=self.template_source or self.source,
             **extra,
         )
 
+    def chat_prompt(self, messages: list[dict], add_generation_prompt: bool = True, **extra: Any) -> tuple[str, list[int]]:
+        """The rendered chat prompt and its ids (no extra BOS: the template writes its own, as transformers does)."""
+        text = self.apply_chat_template(messages, add_generation_prompt, **extra)
+        if not text:
+            raise InspectError(f"{self.template_source or self.source or 'chat template'}: the chat template rendered nothing "
+                               "for these messages")
+        return text, self.encode(text, add_special_tokens=False)
+
     def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True, **extra: Any) -> list[int]:
-        """Token ids of the rendered chat prompt (no extra BOS: the template writes its own, as transformers does)."""
-        return self.encode(self.apply_chat_template(messages, add_generation_prompt, **extra), add_special_tokens=False)
+        """Token ids of the rendered chat prompt (see chat_prompt)."""
+        return self.chat_prompt(messages, add_generation_prompt, **extra)[1]
 
     # -- helpers --
 
@@ -102,7 +149,7 @@ class TextTokenizer:
         n = self.vocab_size
         for i in ids:
             if not isinstance(i, int) and not hasattr(i, "__index__"):
-                raise InspectError(f"token id {i!r}: not an integer")
+                raise InspectError(f"token id {printable(repr(i))}: not an integer")
             if not 0 <= int(i) < n:
                 raise InspectError(f"token id {int(i)}: out of range for a vocabulary of {n} ({self.source})")
 
@@ -119,6 +166,9 @@ class TextTokenizer:
         return cached
 
 
-def one_line(exc: BaseException | str) -> str:
-    """An exception's message squeezed onto one line (at most 200 characters)."""
-    return " ".join(str(exc).split())[:200]
+def check_utf8(text: str, what: str) -> None:
+    """Refuse text that cannot be UTF-8 (lone surrogates: how Python holds undecodable argv bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InspectError(f"{what}: not valid UTF-8 text (undecodable byte at character {exc.start})") from None
