@@ -378,7 +378,7 @@ def test_cli_config_table_2_1():
     assert (i["hidden_size"], i["class_token"], i["learned_pos"], i["patch_size"], i["temporal_patch_size"],
             i["merge_size"], i["depth"], i["layer_scale"]) == (1024, True, True, 14, 1, 2, 24, True)
     md = _run(["config", QWEN2B, INTERN2B, "--format", "md"]).output
-    assert "seed Table 2.1" in md and "Scaling residual" in md
+    assert "Table 2.1 of Implementations of Large Language Models" in md and "Scaling residual" in md
 
 
 def test_cli_tokens():
