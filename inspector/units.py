@@ -12,6 +12,9 @@ from typing import Iterable
 # Bytes per element of the torch dtypes the reference model runs in (by their torch names).
 TORCH_DTYPE_BYTES: dict[str, int] = {"float32": 4, "bfloat16": 2, "float16": 2}
 
+# Bytes per element of a KV cache, by the dtype it is kept in (params --kv-dtype).
+KV_DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1, "int8": 1}
+
 # Bytes per parameter of the weight-memory estimate in `params` (storage formats, not torch dtypes).
 WEIGHT_BYTES_PER_PARAM: dict[str, float] = {"fp32": 4, "bf16/fp16": 2, "fp8": 1, "int4": 0.5}
 

@@ -33,6 +33,8 @@ def params(
     batch: BatchOpt = 1,
     totals: Annotated[bool, typer.Option("--totals", help="Only the totals block (one table, several models side by "
                                                          "side).")] = False,
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype", metavar="[bf16|fp16|fp32|fp8|int8]",
+                                          help="The dtype of the KV-cache estimate.")] = "bf16",
 ) -> None:
     """Per-layer weight shapes and parameter totals (Tables 1.2 and 1.4 of Implementations of Large Language Models; 2.2 for VLMs).
 
@@ -44,11 +46,14 @@ def params(
     Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     """
     from inspector.inventory.load import account_model
-    from inspector.reports.render import emit
     from inspector.reports.params import params_report
+    from inspector.reports.render import emit
+    from inspector.units import KV_DTYPE_BYTES
 
     accs = [account_model(m) for m in models]
-    emit(params_report(accs, context, batch, totals_only=totals), format.value, output)
+    if kv_dtype not in KV_DTYPE_BYTES:
+        raise InspectError(f"--kv-dtype {kv_dtype!r}: choose from {', '.join(KV_DTYPE_BYTES)}")
+    emit(params_report(accs, context, batch, totals_only=totals, kv_dtype=kv_dtype), format.value, output)
 
 
 def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt = None) -> None:

@@ -10,8 +10,10 @@ import typer
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf file or Hub id.")]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safetensors file/directory or .gguf "
                                                    "holding the weights (default: beside MODEL's config).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else cpu; meta without weights), cpu, cuda, meta.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bfloat16 on cuda, float32 on cpu), float32, bfloat16, float16.")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="[auto|cpu|cuda|meta]",
+                                        help="auto: cuda, else cpu; meta (shapes only) when there are no weights.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="[auto|float32|bfloat16|float16]",
+                                       help="auto: bfloat16 on cuda, float32 on cpu.")]
 TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / .gguf / Hub id to "
                                                 "tokenize with, or a packaged kind: qwen2-bpe, llama3, smollm2, gemma3.")]
 ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat template.")]

@@ -22,6 +22,14 @@ class LayerSet:
     def __contains__(self, layer: object) -> bool:
         return isinstance(layer, int) and any(lo <= layer <= hi for lo, hi in self.ranges)
 
+    def check(self, layers: int, model: str) -> None:
+        """Refuse a layer the model does not have ('all' never does)."""
+        from inspector.errors import InspectError
+
+        beyond = [hi for lo, hi in self.ranges if layers <= hi < 2**63]
+        if beyond:
+            raise InspectError(f"--layers: {model} has layers 0-{layers - 1}; there is no layer {max(beyond)}")
+
 
 def parse_layers(text: str | None) -> LayerSet | None:
     """'0,5,10-12' -> layers 0, 5, 10, 11, 12; 'all' -> every layer (None means the default: layer 0)."""
@@ -115,7 +123,8 @@ def trace(
     show = parse_layers(layers)  # before any work
     settings = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     use_threads(threads)
-    rt = prepare(model, weights, device, dtype, tokenizer)
+    rt = prepare(model, weights, device, dtype, tokenizer,
+                 before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
     result = trace_prompt(rt, prompts, chat, decode_steps, settings, seq_len=seq_len)
     emit(trace_report(result, show), format.value, output)
 

@@ -94,12 +94,12 @@ class Accounting:
     stored: StoredCheckpoint | None = None  # the checkpoint file named as MODEL, when one was
 
 
-    def kv_cache_bytes(self, context: int, batch: int = 1) -> int | None:
+    def kv_cache_bytes(self, context: int, batch: int = 1, dtype_bytes: int = KV_BYTES) -> int | None:
         """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""
         t = self.spec.text
         if t is None:
             return None
-        per_layer = kv_bytes_per_token_layer(t)
+        per_layer = kv_bytes_per_token_layer(t, dtype_bytes)
         return batch * per_layer * sum(min(context, t.window(i) or context) for i in range(t.num_layers))
 
 

@@ -83,8 +83,8 @@ class Attention(nn.Module):
         pairs = "interleaved pairs (2i, 2i+1)" if spec.rope_interleaved else "rotate-half pairs"
         self.q_rope = Tap("Step 5", f"RoPE applied to Q ({pairs}){partial}")
         self.k_rope = Tap("Step 5", f"RoPE applied to K{partial}")
-        self.k_cache = Tap("1.2.5.1", "K cache after appending: (b, n_kv, t+n, d_h)")
-        self.v_cache = Tap("1.2.5.1", "V cache after appending: (b, n_kv, t+n, d_h)")
+        self.k_cache = Tap("KV cache", "K cache after appending: (b, n_kv, t+n, d_h)")
+        self.v_cache = Tap("KV cache", "V cache after appending: (b, n_kv, t+n, d_h)")
         self.k_repeat = Tap("Step 5", "GQA: K repeated to n_h heads")
         self.v_repeat = Tap("Step 5", "GQA: V repeated to n_h heads")
         extra = f", tanh soft-capped at {self.softcap:g}" if self.softcap else ""
@@ -94,13 +94,13 @@ class Attention(nn.Module):
             self.q_temperature = Tap("Step 5", "NoPE layer: Q scaled by 1 + attn_scale * log(1 + floor((pos + 1) / "
                                      "floor_scale))")
         if self.softcap:
-            self.softcapped = Tap("1.2.5.2", f"soft-capping: c tanh(scores / c), c = {self.softcap:g}: (b, n_h, n, t+n)")
+            self.softcapped = Tap("Mask", f"soft-capping: c tanh(scores / c), c = {self.softcap:g}: (b, n_h, n, t+n)")
         if self.window or self.chunk:
             rule = (f"i - {self.window} < j <= i" if self.window else "") + \
                 (f"j // {self.chunk} == i // {self.chunk}, j <= i" if self.chunk else "")
-            self.window_mask = Tap("1.2.5.2", f"{'sliding-window' if self.window else 'chunked'} causal mask "
+            self.window_mask = Tap("Mask", f"{'sliding-window' if self.window else 'chunked'} causal mask "
                                    f"(1, 1, n, t+n): key j visible from query i when {rule}")
-        self.scores = Tap("1.2.5.2", f"Q K^T / sqrt(d_h) + causal mask{window}{extra}")
+        self.scores = Tap("Mask", f"Q K^T / sqrt(d_h) + causal mask{window}{extra}")
         if hasattr(self, "sinks"):
             self.with_sinks = Tap("Step 5", "attention sinks: each head's learned logit appended as one more "
                                   "key column (b, n_h, n, t+n+1); softmax over it, then the sink column dropped")

@@ -73,13 +73,13 @@ class LatentAttention(nn.Module):
         self.q_heads = Tap("Step 5", "Q per head (b, n_h, n, d_nope + d_rope)")
         self.q_rope = Tap("Step 5", "RoPE applied to the RoPE part of Q (b, n_h, n, d_rope)")
         self.k_rope = Tap("Step 5", "RoPE applied to the shared RoPE key (b, 1, n, d_rope), one for all heads")
-        self.latent_cache = Tap("1.2.5.1", f"cache after appending: the latent (b, 1, t+n, kv_lora_rank); per token "
+        self.latent_cache = Tap("KV cache", f"cache after appending: the latent (b, 1, t+n, kv_lora_rank); per token "
                                 f"and layer it keeps {per_token} numbers (latent + RoPE key), not {full:,} for "
                                 "every head's K and V")
-        self.rope_cache = Tap("1.2.5.1", "cache after appending: the RoPE key (b, 1, t+n, d_rope)")
+        self.rope_cache = Tap("KV cache", "cache after appending: the RoPE key (b, 1, t+n, d_rope)")
         self.k_heads = Tap("Step 5", "K per head = [K_nope ; shared RoPE key]: (b, n_h, t+n, d_nope + d_rope)")
         self.v_heads = Tap("Step 5", "V per head from the latent: (b, n_h, t+n, d_v)")
-        self.scores = Tap("1.2.5.2", "Q K^T / sqrt(d_nope + d_rope) + causal mask")
+        self.scores = Tap("Mask", "Q K^T / sqrt(d_nope + d_rope) + causal mask")
         self.probs = Tap("Step 5", "attention weights: softmax over keys")
         self.heads = Tap("Step 5", "weighted sum of V, per head (b, n_h, n, d_v)")
 

@@ -118,7 +118,7 @@ class TextModel(nn.Module):
             local = replace(spec, rope_theta=spec.rope_local_theta, rope_scaling=None)
             self.rope_local = note(RotaryEmbedding(local), "Step 5", "RoPE cos, sin of the sliding layers")
         self.positions = Tap("Step 5", "position ids of the new tokens (left padding skipped)")
-        self.mask = Tap("1.2.5.2", "attention mask M: 0 where allowed, min where masked (causal, padding)")
+        self.mask = Tap("Mask", "attention mask M: 0 where allowed, min where masked (causal, padding)")
         self.tie()
 
     def tie(self) -> None:

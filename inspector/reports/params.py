@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_bytes_per_token_layer
 from inspector.inventory.entry import MTP
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
-from inspector.units import Count, billions, human_bytes, n, plural
+from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
 
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
@@ -59,7 +60,7 @@ def _row_json(row: Row) -> dict[str, Any]:
     }
 
 
-def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
+def params_json(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") -> dict[str, Any]:
     t, spec = acc.totals, acc.spec
     return {
         "model": spec.name,
@@ -73,9 +74,10 @@ def params_json(acc: Accounting, context: int, batch: int) -> dict[str, Any]:
         "tied_embeddings": t.tied_embeddings,
         "components": dict(t.components),
         "weight_bytes": {k: int(v) for k, v in t.weight_bytes.items()},
-        **({"kv_cache_bytes_per_token": t.kv_cache_bytes_per_token,
-            "kv_cache": {"context": context, "batch": batch, "dtype": "bf16",
-                         "bytes": acc.kv_cache_bytes(context, batch)}} if spec.text is not None else {}),
+        **({"kv_cache_bytes_per_token": t.kv_cache_bytes_per_token * KV_DTYPE_BYTES[kv_dtype] // 2,
+            "kv_cache": {"context": context, "batch": batch, "dtype": kv_dtype,
+                         "bytes": acc.kv_cache_bytes(context, batch, KV_DTYPE_BYTES[kv_dtype])}}
+           if spec.text is not None else {}),
         **_moe_json(acc),
         **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
@@ -118,7 +120,7 @@ def _input_embedding(acc: Accounting) -> int:
     return sum(e.numel for e in acc.entries if e.role == "embed")
 
 
-def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
+def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") -> list[tuple[str, str]]:
     t, text = acc.totals, acc.spec.text
     rows = [
         ("Total parameters (stored; a tied LM head counted once)",
@@ -139,7 +141,7 @@ def _totals_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, s
         rows.append((f"Stored in {Path(acc.stored.file).name} (bytes on disk, by stored type)",
                      f"{human_bytes(acc.stored.nbytes)} ({kinds})"))
     rows += [(f"Weight memory, {k}", human_bytes(v)) for k, v in t.weight_bytes.items()]
-    rows += _kv_rows(acc, context, batch)
+    rows += _kv_rows(acc, context, batch, kv_dtype)
     return rows
 
 
@@ -161,25 +163,27 @@ def _moe_rows(acc: Accounting) -> list[tuple[str, str]]:
     return rows
 
 
-def _kv_rows(acc: Accounting, context: int, batch: int) -> list[tuple[str, str]]:
+def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") -> list[tuple[str, str]]:
     t, text = acc.totals, acc.spec.text
     if text is None:
         return []
+    size = KV_DTYPE_BYTES[kv_dtype]
+    per_token = t.kv_cache_bytes_per_token * size // 2
     if text.mla is not None:
         m = text.mla
-        rule = (f"{n(t.kv_cache_bytes_per_token)} B (MLA caches the compressed latent: "
-                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × 2)")
-        label = "KV cache per token, bf16 (layers × (kv_lora_rank + qk_rope_head_dim) × 2 B)"
+        rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
+                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
+        label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
     else:
-        rule = (f"{n(t.kv_cache_bytes_per_token)} B "
-                f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × 2)")
-        label = "KV cache per token, bf16 (2 × layers × kv_heads × head_dim × 2 B)"
+        rule = (f"{n(per_token)} B "
+                f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × {size})")
+        label = f"KV cache per token, {kv_dtype} (2 × layers × kv_heads × head_dim × {size} B)"
     rows = [(label, rule)]
     windowed = sum(1 for i in range(text.num_layers) if text.window(i))
     what = f"KV cache, context {n(context)} × batch {batch}"
     if windowed:
         what += f" ({windowed} of {text.num_layers} layers keep only the last {n(text.sliding_window)} tokens)"
-    rows.append((what, human_bytes(acc.kv_cache_bytes(context, batch))))
+    rows.append((what, human_bytes(acc.kv_cache_bytes(context, batch, size))))
     return rows
 
 
@@ -211,8 +215,14 @@ def _merged_order(sequences: list[list[str]]) -> list[str]:
     return keys
 
 
-def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False) -> Report:
+def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False,
+                  kv_dtype: str = "bf16") -> Report:
     """The per-layer sections and the totals block (`totals_only`: the totals block alone)."""
+    for a in accs:
+        limit = a.spec.text.max_position_embeddings if a.spec.text is not None else None
+        if limit and context > limit:
+            warn(f"{a.spec.name}: --context {context:,} is past its max_position_embeddings ({limit:,}); "
+                 "the KV-cache figure is for a context the model was not trained for")
     sections: list[Section] = []
     components = _component_keys(accs)
     for comp in components:
@@ -233,7 +243,7 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
                 line: list[Any] = [key]
                 for a in accs:
                     row = next((r for r in a.rows if r.component == comp and r.name == key), None)
-                    line += [weights_cell(row), params_cell(row)] if row else ["None", "0"]
+                    line += [weights_cell(row), params_cell(row)] if row else ["—", "—"]
                 rows.append(line)
             sub = ["Subtotal" if title else "Total (stored)"]
             for a in accs:
@@ -241,8 +251,8 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
             rows.append(sub)
             sections.append(Section(title, headers, rows))
 
-    total_labels = [label for label, _ in _totals_rows(accs[0], context, batch)]
-    totals_by_model = [dict(_totals_rows(a, context, batch)) for a in accs]
+    total_labels = [label for label, _ in _totals_rows(accs[0], context, batch, kv_dtype)]
+    totals_by_model = [dict(_totals_rows(a, context, batch, kv_dtype)) for a in accs]
     labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
     headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
@@ -251,7 +261,7 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
     notes += [f"{a.spec.name}: active parameters per token = {a.totals.moe.definition}."
               for a in accs if a.totals.moe is not None]
 
-    payload = [params_json(a, context, batch) for a in accs]
+    payload = [params_json(a, context, batch, kv_dtype) for a in accs]
     if totals_only:
         sections = sections[-1:]
     csv_rows = [] if totals_only else [

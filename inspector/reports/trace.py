@@ -184,6 +184,6 @@ def trace_report(result: TraceResult, show_layers: Container[int] | None = None)
         sections.append(routing_section(routing, "Routing of the prompt: tokens each expert received, per MoE layer "
                                                   "(Step 6 with a router and experts)"))
     if result.decode:
-        sections.append(Section("Cached decode steps (Step 11 with the KV cache of 1.2.5.1)",
+        sections.append(Section("Cached decode steps (Step 11, each one new token through the KV cache)",
                                 ["Step", "Name", "Output shape", "What happens"], decode_rows(result)))
     return Report(sections, _trace_json(result, routing), notes=[result.stand_in] if result.stand_in else [])

@@ -189,6 +189,9 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
     from inspector.reference.text import TextModel
 
     pick_device(device, True)  # validate the device name (and cuda's presence) before any download
+    if need_weights and device == "meta":
+        raise InspectError("generating text needs real weights; --device meta gives shapes only: use `inspect trace "
+                           "... --device meta` for every step's shape")
     if dtype not in DTYPES:
         raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     spec, weights, tok_source = locate(model or DEFAULT_MODEL, weights)
