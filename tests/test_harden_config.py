@@ -145,7 +145,7 @@ def test_bad_config_refused_in_one_line(batch, case_id):
 def test_legal_but_odd_rope_values_warn_in_one_line(tmp_path):
     """A rope factor below 1 is legal (transformers warns): accepted, with one `warning:` line."""
     (tmp_path / "config.json").write_text(json.dumps(_llama(rope_scaling={"rope_type": "linear", "factor": 0.5})))
-    result = run_cases([{"id": "odd", "args": ["params", str(tmp_path), "-f", "json"]}])["odd"]
+    result = run_cases([{"id": "odd", "args": ["params", str(tmp_path), "-f", "json", "--context", "64"]}])["odd"]
     assert result.rc == 0, result.stderr
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("warning: ") and "rope_scaling.factor" in result.stderr
 
