@@ -18,6 +18,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 def pytest_addoption(parser):
     parser.addoption("--overwrite", action="store_true", help="Regenerate golden files instead of comparing.")
+    parser.addoption("--update-docs", action="store_true",
+                     help="Write the real output of each documented command back into README.md and docs/.")
 
 
 @pytest.fixture

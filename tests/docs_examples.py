@@ -1,0 +1,150 @@
+"""The commands shown in README.md and docs/*.md, parsed, run and compared with the output shown.
+
+Conventions of the docs (so that an example is one thing, and cannot drift):
+
+- A shell example is a fenced block whose info string starts with ``console``. Each line starting with
+  ``$ `` is a command (a trailing ``\\`` continues it); the lines after it, up to the next command,
+  are its output as the terminal shows it. A trailing ``# exit N`` comment gives the expected exit
+  code (default 0).
+- ``$ NAME=$(...)`` defines a variable for the rest of the page (the file of an installed package).
+- When a command's output is markdown (``--format md``), the block holds the command alone and the
+  rendered output follows between ``<!-- output -->`` and ``<!-- /output -->``.
+- Info-string words change the comparison: ``timings`` (decimal numbers are measurements and are not
+  compared), ``hub`` (needs the Hugging Face Hub: shown, not run), ``no-output`` (run, output not
+  shown), ``install`` (a pip command: not run by the suite).
+
+Comparison ignores the width of table padding and rules (terminal widths differ), and the directory
+of a page variable's path. ``pytest tests/test_docs_examples.py --update-docs`` writes the real
+outputs back into the pages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FENCE = re.compile(r"^```console([^\n]*)\n(.*?)^```\n", re.S | re.M)
+REGION = re.compile(r"\s*<!-- output -->\n(.*?)<!-- /output -->\n", re.S)
+ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\((.*)\)$", re.S)
+EXIT = re.compile(r"\s+#\s*exit (\d+)\s*$")
+DECIMAL = re.compile(r"\d[\d,]*\.\d+")
+COLUMNS = 100
+
+
+@dataclass
+class Example:
+    """One command of a page, the output the page shows, and where that output sits in the page."""
+
+    page: Path
+    line: int
+    command: str
+    exit_code: int
+    shown: str
+    span: tuple[int, int]  # character offsets of the shown output in the page text
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.name}:{self.line}"
+
+
+def _commands(body: str) -> list[tuple[int, str, int, int]]:
+    """(line offset, command, start, end of its output) for each `$ ` command of a console block body."""
+    lines, out, pos = body.splitlines(keepends=True), [], 0
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("$ "):
+            start_line, command = i, line[2:].rstrip("\n")
+            pos += len(line)
+            while command.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                command = command[:-1] + " " + lines[i].strip()
+                pos += len(lines[i])
+            out.append((start_line, command, pos, pos))
+        else:
+            pos += len(line)
+            if out:
+                out[-1] = (*out[-1][:3], pos)
+        i += 1
+    return out
+
+
+def parse(page: Path) -> list[Example]:
+    text = page.read_text(encoding="utf-8")
+    examples = []
+    for fence in FENCE.finditer(text):
+        flags = frozenset(fence.group(1).split())
+        body_start = fence.start(2)
+        first_line = text.count("\n", 0, body_start) + 1
+        found = _commands(fence.group(2))
+        region = REGION.match(text, fence.end())
+        for n, (offset, command, start, end) in enumerate(found):
+            code = EXIT.search(command)
+            command = EXIT.sub("", command) if code else command
+            span = (body_start + start, body_start + end)
+            into_region = region is not None and n == len(found) - 1 and start == end
+            if into_region:
+                span = region.span(1)
+            examples.append(Example(page, first_line + offset, command, int(code.group(1)) if code else 0,
+                                    text[span[0]:span[1]], span, flags | ({"md"} if into_region else set())))
+    return examples
+
+
+def environment(variables: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", COLUMNS=str(COLUMNS), NO_COLOR="1", TERM="dumb", **variables)
+    env.pop("INSPECT_DEBUG", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def define(example: Example, variables: dict[str, str]) -> bool:
+    """Run a `NAME=$(...)` line and remember its value; False when the line is not an assignment."""
+    match = ASSIGN.match(example.command)
+    if not match:
+        return False
+    done = subprocess.run(["bash", "-c", match.group(2)], capture_output=True, text=True,
+                          env=environment(variables), timeout=120)
+    assert done.returncode == 0, f"{example.id}: {match.group(2)} failed: {done.stderr}"
+    variables[match.group(1)] = done.stdout.strip()
+    return True
+
+
+def run(example: Example, variables: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """The command's exit code and what the terminal shows (stdout, then stderr), run in `cwd`, where
+    `fixtures/` is the repository's (the pages run from a clone's root)."""
+    if not (cwd / "fixtures").exists():
+        (cwd / "fixtures").symlink_to(ROOT / "fixtures")
+    done = subprocess.run(["bash", "-c", example.command], capture_output=True, text=True, cwd=cwd,
+                          env=environment(variables), timeout=600)
+    return done.returncode, done.stdout + done.stderr
+
+
+def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> str:
+    """What must agree between the page and a run: words and numbers, not padding or path prefixes."""
+    for value in sorted(variables.values(), key=len, reverse=True):
+        if "/" in value:
+            text = text.replace(str(Path(value).parent) + "/", "")
+    if "timings" in flags:
+        text = DECIMAL.sub("<t>", text)
+    text = re.sub(r"([-─━═]){3,}", r"\1\1\1", text)
+    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.strip().splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def shown_form(output: str, example: Example, variables: dict[str, str]) -> str:
+    """The output as the page should show it: page variables' directories dropped, one trailing newline."""
+    for value in sorted(variables.values(), key=len, reverse=True):
+        if "/" in value:
+            output = output.replace(str(Path(value).parent) + "/", "")
+    output = output.rstrip("\n") + "\n"
+    return ("\n" + output + "\n") if "md" in example.flags else output
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
