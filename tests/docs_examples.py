@@ -9,8 +9,8 @@ Conventions of the docs (so that an example is one thing, and cannot drift):
 - ``$ NAME=$(...)`` defines a variable for the rest of the page (the file of an installed package).
 - When a command's output is markdown (``--format md``), the block holds the command alone and the
   rendered output follows between ``<!-- output -->`` and ``<!-- /output -->``.
-- Info-string words change the comparison: ``timings`` (decimal numbers are measurements and are not
-  compared), ``hub`` (needs the Hugging Face Hub: shown, not run), ``no-output`` (run, output not
+- Info-string words change the comparison: ``timings`` (decimal numbers and percentages are measurements
+  and are not compared), ``hub`` (needs the Hugging Face Hub: shown, not run), ``no-output`` (run, output not
   shown), ``install`` (a pip command: not run by the suite).
 
 Comparison ignores the width of table padding and rules (terminal widths differ), and the directory
@@ -32,7 +32,7 @@ FENCE = re.compile(r"^```console([^\n]*)\n(.*?)^```\n", re.S | re.M)
 REGION = re.compile(r"\s*<!-- output -->\n(.*?)<!-- /output -->\n", re.S)
 ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\((.*)\)$", re.S)
 EXIT = re.compile(r"\s+#\s*exit (\d+)\s*$")
-DECIMAL = re.compile(r"\d[\d,]*\.\d+")
+DECIMAL = re.compile(r"\d[\d,]*\.\d+|\d+%")
 COLUMNS = 100
 
 
