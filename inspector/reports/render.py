@@ -91,12 +91,66 @@ def to_csv(report: Report) -> str:
 _NUMBER = re.compile(r"[\d,.()×x+%-]+")
 
 
-def _min_widths(headers: list[str], cells: list[list[str]]) -> list[int]:
-    """Columns of numbers are at least as wide as their longest number, so that none is split
-    (rich folds other columns where the console is narrow)."""
-    words = [[w for row in cells if i < len(row) for w in row[i].split()] for i in range(len(headers))]
-    return [max((len(w) for w in ws), default=0) if ws and all(_NUMBER.fullmatch(w) for w in ws) else 0
-            for ws in words]
+def _column_widths(headers: list[str], cells: list[list[str]], width: int) -> list[int] | None:
+    """Content widths for a table `width` columns wide: None when every cell fits on its lines.
+    Otherwise the widest wrappable column shrinks first, never below its longest word, so cells
+    break between words and never inside a tensor name or a number; only when the words cannot all
+    fit do names give up width (cut after a '.', '_', '/', ':' or '-' by `_wrap`), never numbers."""
+    columns = [[h, *(row[i] for row in cells if i < len(row))] for i, h in enumerate(headers)]
+    natural = [max(len(line) for cell in col for line in cell.splitlines() or [""]) for col in columns]
+    floor = [max((len(w) for cell in col[1:] for w in cell.split()), default=0) for col in columns]
+    floor = [max(f, min(len(h), 12)) for f, h in zip(floor, headers)]
+    room = width - (3 * len(headers) + 1)  # a border and two spaces of padding per column
+    widths = list(natural)
+    while sum(widths) > room:
+        shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
+        if not shrinkable:
+            break
+        i = max(shrinkable, key=lambda j: widths[j])
+        others = [widths[j] for j in range(len(widths)) if j != i]
+        target = max(floor[i], min(max(others, default=0), widths[i] - 1), widths[i] - (sum(widths) - room))
+        widths[i] = target if target < widths[i] else widths[i] - 1
+    keep = [max([8, *(len(w) for cell in col[1:] for w in cell.split() if _NUMBER.fullmatch(w))])
+            for col in columns]  # numbers are never cut, whatever else shares their column
+    pieces = [max([0, *(len(p) for cell in col for w in cell.split() for p in _BREAK.split(w))])
+              for col in columns]  # the longest run a name can be cut into at its boundaries
+    for floors in ([max(k, p) for k, p in zip(keep, pieces)], keep):
+        while sum(widths) > room and any(widths[i] > floors[i] for i in range(len(widths))):
+            i = max((i for i in range(len(widths)) if widths[i] > floors[i]), key=lambda j: widths[j])
+            widths[i] -= 1
+    return None if widths == natural else widths
+
+
+_BREAK = re.compile(r"(?<=[._/:-])")
+
+
+def _break_word(word: str, width: int) -> list[str]:
+    """A word longer than `width` in pieces that end after a '.', '_', '/', ':' or '-' where one fits
+    (`model.layers.0.` / `mlp.down_proj.weight`), cut at `width` only where none does."""
+    pieces, rest = [], word
+    while len(rest) > width:
+        cuts = [m.start() for m in _BREAK.finditer(rest, 1, width)] + ([width] if _BREAK.match(rest, width) else [])
+        cut = cuts[-1] if cuts else width
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return [*pieces, rest]
+
+
+def _wrap(cell: str, width: int) -> str:
+    """A cell's lines wrapped at spaces to `width`, long words broken at name boundaries."""
+    out = []
+    for line in cell.splitlines() or [""]:
+        current = ""
+        for word in line.split(" "):
+            for piece in _break_word(word, width):
+                joined = f"{current} {piece}" if current else piece
+                if len(joined) <= width or not current:
+                    current = joined
+                else:
+                    out.append(current)
+                    current = piece
+        out.append(current)
+    return "\n".join(out)
 
 
 def to_rich(report: Report, console) -> None:
@@ -105,8 +159,11 @@ def to_rich(report: Report, console) -> None:
     for s in report.sections:
         table = Table(title=s.title or None, title_justify="left", show_lines=True)
         cells = [[_cell(c, "\n") for c in r] for r in s.rows]
-        for h, width in zip(s.headers, _min_widths(s.headers, cells)):
-            table.add_column(h, overflow="fold", min_width=width)
+        widths = _column_widths(s.headers, cells, console.width)
+        if widths:
+            cells = [[_wrap(c, w) for c, w in zip(r, widths)] for r in cells]
+        for h, width in zip(s.headers, widths or [None] * len(s.headers)):
+            table.add_column(_wrap(h, width) if width else h, overflow="fold", width=width)
         for r in cells:
             table.add_row(*r)
         console.print(table)
