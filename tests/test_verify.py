@@ -139,7 +139,7 @@ def test_wrong_shape(tiny_dir):
     result, data = run_json(str(tiny_dir))
     assert result.exit_code == 1
     assert data["mismatched"] == [{"name": "model.layers.0.mlp.down_proj.weight", "expected": [32, 48], "actual": [32, 40]}]
-    table = runner.invoke(app, ["verify", str(tiny_dir)]).stdout
+    table = runner.invoke(app, ["verify", str(tiny_dir)], env={"COLUMNS": "120"}).stdout
     assert "SHAPE MISMATCH" in table
 
 

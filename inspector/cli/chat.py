@@ -12,6 +12,7 @@ from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.runtime.prepare import DEFAULT_MODEL
+from inspector.units import plural
 
 
 def chat(
@@ -87,7 +88,7 @@ def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> 
                           == turn.tokens)
         if live:
             same = f"; same as from scratch: {'yes' if checks[-1] else 'NO'}" if check else ""
-            sys.stdout.write(f"\n[{turn.reused} tokens reused, {turn.computed} computed, cache {turn.cache_length}, "
+            sys.stdout.write(f"\n[{plural(turn.reused, 'token')} reused, {turn.computed} computed, cache {turn.cache_length}, "
                              f"{turn.seconds:.2f} s{same}]\n")
             sys.stdout.flush()
     return checks

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from inspector.reports.markup import cell, esc, notes_list, table, tag
+from inspector.units import plural
 
 _INDEX = re.compile(r"\.\d+(?=\.)")
 _LAYER = re.compile(r"^layers\.\d+")
@@ -59,7 +60,7 @@ def trace_html(result: Any) -> str:
     note = f"next token {token} {text!r}" if token is not None else "meta device: shapes only, no values to sample"
     rows.append(tag("tr", "".join(tag("td", cell(v)) for v in ("Step 10", "sample", "argmax", "(1,)", "int64", note))))
     caption = (f"Forward pass of {result.model} on {result.device} ({result.dtype}), "
-               f"{len(result.tokens)} tokens of {result.prompt_text!r}")
+               f"{plural(len(result.tokens), 'token')} of {result.prompt_text!r}")
     head = tag("thead", tag("tr", "".join(tag("th", h) for h in HEADERS)))
     return tag("p", esc(caption)) + tag("table", head + tag("tbody", "".join(rows)), data_section="trace")
 

@@ -193,7 +193,11 @@ def render(report: Report, fmt: str, width: int | None = None) -> str:
 def emit(report: Report, fmt: str, output: Path | None = None) -> None:
     """Print the report to stdout (rich when fmt is table) or write it to `output` atomically."""
     if output is not None:
-        write_atomic(output, render(report, fmt))
+        text = render(report, fmt)
+        write_atomic(output, text)
+        import sys
+
+        sys.stderr.write(f"wrote {output} ({len(text.encode()):,} bytes, {fmt})\n")
         return
     if fmt == "table":
         from rich.console import Console

@@ -11,6 +11,7 @@ from typing import Any
 from inspector.reports.render import Report, Section
 from inspector.reports.trace import routing_data, routing_section, shape_text, step_json
 from inspector.runtime.trace import Record
+from inspector.units import plural
 
 GEN_FIELDS = ["model", "prompt", "temperature", "trial", "seed", "text", "correct", "tokens", "stop", "batch",
               "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"]
@@ -55,7 +56,7 @@ def dominant(records: list[Record], top: int = 5) -> list[tuple[str, float]]:
 def _prefill_sections(run: ModelRun) -> list[Section]:
     records = run.records
     total = sum(r.seconds or 0 for r in records if r.layer is None or r.name == f"layers.{r.layer}")
-    sections = [Section(f"Prefill of {len(run.prompt_ids)} tokens, layer by layer ({run.timing_method})",
+    sections = [Section(f"Prefill of {plural(len(run.prompt_ids), 'token')}, layer by layer ({run.timing_method})",
                         ["Module", "Type", "Output shape", "Dtype", "Time (ms)"], layer_timing_rows(records))]
     dom = dominant(records)
     if dom:
@@ -103,7 +104,7 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
                *(["Correct"] if judged else []), "New tokens", "Prefill tok/s", "Decode tok/s", "Stop"]
     rows = [[*([g["model"]] if several else []), g["prompt"], g["temperature"], g["trial"],
              output_text(g, (eos_text or {}).get(g["model"], "")), *([_mark(g["correct"])] if judged else []),
-             g["tokens"], f"{g['prefill_tokens_per_s']:.1f}", f"{g['decode_tokens_per_s']:.1f}", g["stop"]]
+             g["tokens"], f"{g['prefill_tokens_per_s']:.1f}", _decode_rate(g), g["stop"]]
             for g in gens]
     batch = max((g["batch"] for g in gens), default=1)
     notes = [f"all {batch} prompts run as one left-padded batch per temperature and trial; tokens/s are the "
@@ -192,3 +193,9 @@ def chat_report(model: str, turns, checks: list[bool] | None = None) -> Report:
     data = {"model": model, "turns": [{**t.__dict__, **({"same_as_from_scratch": checks[i]} if checks else {})}
                                       for i, t in enumerate(turns)]}
     return Report([Section(f"Conversation with {model} (KV cache kept between turns)", headers, rows)], data)
+
+
+def _decode_rate(g: dict[str, Any]) -> str:
+    """The decode rate, or a dash when no token came from a decode step (one new token at most:
+    the first comes from the prefill, so there is no rate to show)."""
+    return f"{g['decode_tokens_per_s']:.1f}" if g["tokens"] > 1 else "—"

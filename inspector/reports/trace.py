@@ -9,6 +9,7 @@ from typing import Any, Container
 
 from inspector.reports.render import Report, Section
 from inspector.runtime.trace import Record, TraceResult, collapse
+from inspector.units import plural
 
 
 def shape_text(shapes: tuple[tuple[int, ...], ...]) -> str:
@@ -173,7 +174,7 @@ def _trace_json(result: TraceResult, routing) -> dict[str, Any]:
 
 def trace_report(result: TraceResult, show_layers: Container[int] | None = None) -> Report:
     b, n = result.batch_size, len(result.input_ids[0]) if result.input_ids else len(result.tokens)
-    shape = f"{n} tokens" if b == 1 else f"a batch of {b} rows x {n} positions"
+    shape = plural(n, "token") if b == 1 else f"a batch of {b} rows x {n} positions"
     sections = [Section(
         f"Forward pass of {result.model} on {result.device} ({result.dtype}), {shape}",
         ["Step", "Name", "Module", "Output shape", "Dtype", "What happens"],
