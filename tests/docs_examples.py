@@ -64,7 +64,7 @@ def _commands(body: str) -> list[tuple[int, str, int, int]]:
             pos += len(line)
             while command.endswith("\\") and i + 1 < len(lines):
                 i += 1
-                command = command[:-1] + " " + lines[i].strip()
+                command = command[:-1].rstrip() + " " + lines[i].strip()
                 pos += len(lines[i])
             out.append((start_line, command, pos, pos))
         else:

@@ -1,0 +1,69 @@
+"""The docs checker itself (tests/docs_examples.py): what it reads as a command, its output and its
+exit code, and what its comparison ignores and what it does not."""
+
+from __future__ import annotations
+
+from docs_examples import normalize, parse, run
+
+PAGE = '''# A page
+
+```console
+$ A=$(echo /opt/pkg/file.gguf)
+$ echo one \\
+  two
+one two
+$ false  # exit 1
+```
+
+```console timings
+$ inspect params x --format md
+```
+
+<!-- output -->
+| a | 1.25 |
+<!-- /output -->
+
+```bash
+not a command
+```
+'''
+
+
+def test_commands_outputs_exit_codes_and_regions(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    examples = parse(page)
+    assert [e.command for e in examples] == ["A=$(echo /opt/pkg/file.gguf)", "echo one two", "false",
+                                             "inspect params x --format md"]
+    assert [e.exit_code for e in examples] == [0, 0, 1, 0]
+    assert examples[1].shown == "one two\n" and examples[2].shown == ""
+    assert examples[3].shown == "| a | 1.25 |\n" and {"md", "timings"} <= examples[3].flags
+    assert PAGE.count("\n", 0, examples[3].span[0]) == 15  # the region's first line
+
+
+def test_runs_in_a_directory_with_the_fixtures(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    echo = parse(page)[1]
+    assert run(echo, {}, tmp_path) == (0, "one two\n")
+    assert (tmp_path / "fixtures").is_symlink()
+
+
+def test_comparison_ignores_padding_and_package_directories_only():
+    variables = {"A": "/opt/pkg/file.gguf"}
+    flags = frozenset()
+    assert normalize("| x   | 1 |\n|-----|---|\n", flags, variables) == normalize("| x | 1 |\n|---|---|", flags, variables)
+    assert normalize("read /opt/pkg/file.gguf", flags, variables) == "read file.gguf"
+    assert normalize("| x | 12 |", flags, variables) != normalize("| x | 13 |", flags, variables)
+    assert normalize("took 1.25 s, 40%", frozenset({"timings"}), {}) == normalize("took 3.5 s, 7%", frozenset({"timings"}), {})
+    assert normalize("took 1.25 s", flags, {}) != normalize("took 3.5 s", flags, {})
+
+
+def test_shipped_fixture_checkpoints_are_what_the_builder_writes():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "fixtures" / "build.py"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
