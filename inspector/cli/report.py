@@ -101,3 +101,4 @@ def report(
         sys.stdout.write(text)
     else:
         write_atomic(output, text)
+        sys.stderr.write(f"wrote {output} ({len(text.encode()):,} bytes, html)\n")

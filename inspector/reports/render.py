@@ -99,7 +99,7 @@ def _column_widths(headers: list[str], cells: list[list[str]], width: int) -> li
     columns = [[h, *(row[i] for row in cells if i < len(row))] for i, h in enumerate(headers)]
     natural = [max(len(line) for cell in col for line in cell.splitlines() or [""]) for col in columns]
     floor = [max((len(w) for cell in col[1:] for w in cell.split()), default=0) for col in columns]
-    floor = [max(f, min(len(h), 12)) for f, h in zip(floor, headers)]
+    floor = [max([f, *(len(w) for w in h.split())]) for f, h in zip(floor, headers)]
     room = width - (3 * len(headers) + 1)  # a border and two spaces of padding per column
     widths = list(natural)
     while sum(widths) > room:

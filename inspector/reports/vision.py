@@ -10,6 +10,7 @@ from inspector.image.tokens import ImageTokens
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.spec.vision_kinds import PROJECTORS
+from inspector.units import Count, plural
 
 
 def _yes(flag: bool, detail: str = "") -> str:
@@ -107,14 +108,14 @@ def tokens_report(specs: list[ModelSpec], sizes: list[tuple[int, int]]) -> Repor
         for h, w in sizes:
             it = image_tokens(spec.vision, h, w, spec.text.hidden_size)
             sections.append(Section(
-                f"{spec.name}: image {h}x{w} -> {it.tokens:,} tokens",
+                f"{spec.name}: image {h}x{w} -> {plural(it.tokens, 'token')}",
                 ["Step", "Quantity", "Rule", "Value"],
                 [[s.step, s.quantity, s.formula, s.value] for s in it.steps] + _marker_rows(it),
             ))
             payload.append(tokens_json(spec, it))
             marks = sum(n for _, n in it.specials)
-            summary.append([spec.name, f"{h}x{w}", f"{it.resized[0]}x{it.resized[1]}", it.tiles,
-                            f"{it.patches:,}", f"{it.tokens:,}", f"{marks:,}"])
+            summary.append([spec.name, f"{h}x{w}", f"{it.resized[0]}x{it.resized[1]}", Count(it.tiles),
+                            Count(it.patches), Count(it.tokens), Count(marks)])
     if len(summary) > 1:
         sections.append(Section("Summary", ["Model", "Image (HxW)", "Resized", "Tiles", "Patches", "Tokens",
                                             "Marker tokens"], summary))
