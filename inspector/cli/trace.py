@@ -108,25 +108,24 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
-    from inspector.reports.render import emit
-
     prompts = _check_inputs(prompts, seq_len)
     if image is not None or image_size is not None:
         _image_trace(model, weights, device, prompts, image, image_size, format, output)
         return
 
+    from inspector.reports.render import emit
     from inspector.reports.trace import trace_report
     from inspector.runtime.prepare import prepare, use_threads
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.trace import trace_prompt
 
     show = parse_layers(layers)  # before any work
-    settings = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer,
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
-    result = trace_prompt(rt, prompts, chat, decode_steps, settings, seq_len=seq_len)
-    emit(trace_report(result, show), format.value, output)
+    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
+    emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
+         format.value, output)
 
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:

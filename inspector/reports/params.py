@@ -215,14 +215,19 @@ def _merged_order(sequences: list[list[str]]) -> list[str]:
     return keys
 
 
-def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False,
-                  kv_dtype: str = "bf16") -> Report:
-    """The per-layer sections and the totals block (`totals_only`: the totals block alone)."""
+def _warn_past_context(accs: list[Accounting], context: int) -> None:
+    """One warning per model whose max_position_embeddings is below the KV cache's context."""
     for a in accs:
         limit = a.spec.text.max_position_embeddings if a.spec.text is not None else None
         if limit and context > limit:
             warn(f"{a.spec.name}: --context {context:,} is past its max_position_embeddings ({limit:,}); "
                  "the KV-cache figure is for a context the model was not trained for")
+
+
+def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False,
+                  kv_dtype: str = "bf16") -> Report:
+    """The per-layer sections and the totals block (`totals_only`: the totals block alone)."""
+    _warn_past_context(accs, context)
     sections: list[Section] = []
     components = _component_keys(accs)
     for comp in components:
