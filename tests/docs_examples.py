@@ -125,11 +125,17 @@ def run(example: Example, variables: dict[str, str], cwd: Path) -> tuple[int, st
     return done.returncode, done.stdout + done.stderr
 
 
-def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> str:
-    """What must agree between the page and a run: words and numbers, not padding or path prefixes."""
+def _drop_directories(text: str, variables: dict[str, str]) -> str:
+    """`text` with the directory of each page variable's path left out (where pip put a package)."""
     for value in sorted(variables.values(), key=len, reverse=True):
         if "/" in value:
             text = text.replace(str(Path(value).parent) + "/", "")
+    return text
+
+
+def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> str:
+    """What must agree between the page and a run: words and numbers, not padding or path prefixes."""
+    text = _drop_directories(text, variables)
     if "timings" in flags:
         text = DECIMAL.sub("<t>", text)
     text = re.sub(r"([-─━═]){3,}", r"\1\1\1", text)
@@ -139,9 +145,7 @@ def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> st
 
 def shown_form(output: str, example: Example, variables: dict[str, str]) -> str:
     """The output as the page should show it: page variables' directories dropped, one trailing newline."""
-    for value in sorted(variables.values(), key=len, reverse=True):
-        if "/" in value:
-            output = output.replace(str(Path(value).parent) + "/", "")
+    output = _drop_directories(output, variables)
     output = output.rstrip("\n") + "\n"
     return ("\n" + output + "\n") if "md" in example.flags else output
 

