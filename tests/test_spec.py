@@ -21,10 +21,8 @@ def test_every_reference_config_parses(directory):
     assert spec.text.num_layers > 0 and spec.text.head_dim * spec.text.num_heads == spec.text.q_dim
 
 
-def test_reference_configs_present_or_skipped():
-    if not REFERENCE_CONFIGS.is_dir():
-        pytest.skip("../shared is absent")
-    assert len(REAL) >= 12
+def test_reference_configs_are_in_the_repository():
+    assert REFERENCE_CONFIGS.is_dir() and len(REAL) == 23
 
 
 ARCH_FIELDS = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",

@@ -21,6 +21,8 @@ from conftest import tiny_config
 from inspector.cli.app import app
 from inspector.checkpoint.verify import verify
 
+pytestmark = pytest.mark.xdist_group("smollm2-transformers")  # one load of the shared reference
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 st = pytest.importorskip("safetensors.torch")
@@ -41,17 +43,18 @@ def smollm_gguf() -> Path:
 
 
 @pytest.fixture(scope="module")
-def smollm_hf(smollm_gguf, tmp_path_factory):
+def smollm_hf(smollm_gguf, tmp_path_factory, smollm2_transformers):
     """The GGUF dequantized and saved by transformers: fp32 single file, sharded, and fp16."""
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(
-        smollm_gguf.parent, gguf_file=smollm_gguf.name, dtype=torch.float32
-    )
+    import copy
+
     # transformers will not re-save a GGUF-quantized model: copy the dequantized weights into a plain one.
-    config = loaded.config
+    config = copy.deepcopy(smollm2_transformers.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    model = transformers.LlamaForCausalLM(config)
-    model.load_state_dict(loaded.state_dict())
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(config)
+    model.load_state_dict(smollm2_transformers.state_dict(), assign=True)
+    model.tie_weights()
     root = tmp_path_factory.mktemp("smollm")
     model.save_pretrained(root / "single")
     model.save_pretrained(root / "sharded", max_shard_size="100MB")

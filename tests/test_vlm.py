@@ -17,19 +17,16 @@ from inspector.inventory.accounting import account
 from inspector.errors import InspectError
 from inspector.spec.resolve import load_spec
 from inspector.image.tokens import closest_grid, image_tokens, parse_size
+from conftest import REFERENCE_CONFIGS
 from inspector.spec.presets import get_preset
 from inspector.spec.model import from_hf_config
 from inspector.inventory.model import inventory
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "configs"
 QWEN2B, QWEN7B, INTERN2B = "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct", "OpenGVLab/InternVL2-2B"
 
 
 def shared_config(model: str, name: str = "config.json") -> dict:
-    path = SHARED / model.replace("/", "__") / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return json.loads(path.read_text())
+    return json.loads((REFERENCE_CONFIGS / model.replace("/", "__") / name).read_text())
 
 
 def preset_spec(model: str):

@@ -118,7 +118,7 @@ def test_published_model_card_counts(model, counts):
         assert _rounds_to(totals.non_embedding_params, non_embedding)
 
 
-EXACT = {  # exact counts derived from the stored configs (shared/reference/published_counts.md)
+EXACT = {  # exact counts derived from the stored configs (fixtures/reference/published_counts.md)
     "Qwen/Qwen2.5-1.5B": (1_543_714_304, 1_310_340_608),
     "Qwen/Qwen2.5-0.5B": (494_032_768, 357_898_112),
     "Qwen/Qwen3-0.6B": (596_049_920, 440_467_456),
