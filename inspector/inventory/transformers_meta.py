@@ -72,6 +72,7 @@ class MetaModel:
     text: None = None  # no native text spec: no KV-cache estimate
     vision: None = None
     notes: tuple[str, ...] = ()
+    saved_as: tuple[tuple[str, str, tuple[int, ...]], ...] = ()  # (in-memory name, saved name, saved shape)
 
     @property
     def is_vlm(self) -> bool:
@@ -190,19 +191,60 @@ def _ranges(layers: list[int]) -> str:
     return ", ".join(out)
 
 
-def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], str | None]:
-    """Names and shapes as transformers' save_pretrained writes them (its reverse conversions)."""
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _revert(model, tensors: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     from transformers.core_model_loading import revert_weight_conversion
 
+    return {k: tuple(v.shape) for k, v in revert_weight_conversion(model, dict(tensors)).items()}
+
+
+def _size_keeping(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple]]:
+    """Reverted names of the tensors whose reversion keeps their size, and for the others (found by
+    halving the set until one tensor is left) their in-memory name -> (saved name, saved shape)."""
+    reverted = _revert(model, tensors)
+    if sum(map(_numel, reverted.values())) == sum(t.numel() for t in tensors.values()):
+        return reverted, {}
+    if len(tensors) == 1:
+        (name, t), = tensors.items()
+        saved = ", ".join(reverted)
+        shape = next(iter(reverted.values())) if len(reverted) == 1 else (sum(map(_numel, reverted.values())),)
+        return {name: tuple(t.shape)}, {name: (saved, shape)}
+    items = list(tensors.items())
+    names, resized = {}, {}
+    for half in (dict(items[: len(items) // 2]), dict(items[len(items) // 2:])):
+        n, r = _size_keeping(model, half)
+        names.update(n)
+        resized.update(r)
+    return names, resized
+
+
+def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple], str | None]:
+    """Names and shapes as transformers' save_pretrained writes them (its reverse conversions), the
+    shapes always those built in memory: a conversion that changes a tensor's size on saving
+    (Inkling2 pads its LM head's vocabulary) keeps the in-memory name and shape, returned apart
+    (in-memory name -> (saved name, saved shape)) with a note."""
     try:
-        reverted = revert_weight_conversion(model, dict(tensors))
+        names, resized = _size_keeping(model, tensors)
     except Exception as e:  # a conversion that cannot run on the meta device: keep transformers' names
-        return {k: tuple(v.shape) for k, v in tensors.items()}, f"names as in memory ({_first_line(e)})"
-    return {k: tuple(v.shape) for k, v in reverted.items()}, None
+        return {k: tuple(v.shape) for k, v in tensors.items()}, {}, f"names as in memory ({_first_line(e)})"
+    notes = [f"{name} {_dims(tensors[name].shape)} is counted as built in memory; transformers saves it as "
+             f"{saved} {_dims(shape)}" for name, (saved, shape) in resized.items()]
+    return names, resized, "; ".join(notes) or None
 
 
-def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...]]:
-    """Every parameter (a tied one once, the others marked tied) and every stored buffer."""
+def _dims(shape) -> str:
+    return "(" + ", ".join(f"{d:,}" for d in shape) + ")"
+
+
+def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...], dict[str, tuple]]:
+    """Every parameter (a tied one once, the others marked tied) and every stored buffer; notes;
+    the tensors that transformers saves at another size (in-memory name -> saved name and shape)."""
     first: dict[int, str] = {}
     tied: dict[str, str] = {}
     params: dict[str, Any] = {}
@@ -213,15 +255,15 @@ def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...]]:
             first[id(p)] = name
             params[name] = p
     buffers = {k: v for k, v in model.state_dict().items() if k not in params and k not in tied}
-    names, note = _checkpoint_names(model, params)
+    names, resized, note = _checkpoint_names(model, params)
     entries = [_entry(n, s) for n, s in names.items()]
-    buffer_names, _ = _checkpoint_names(model, buffers) if buffers else ({}, None)
+    buffer_names, _, _ = _checkpoint_names(model, buffers) if buffers else ({}, {}, None)
     entries += [_entry(n, s, parameter=False) for n, s in buffer_names.items()]
     for name, source in tied.items():
         entries.append(_entry(name, tuple(params[source].shape), tied_to=source))
     place = {EMBED: 0, POS_EMBED: 0, PATCH_EMBED: 0, HEAD: 2}  # embeddings first, the head last
     entries.sort(key=lambda e: place.get(e.group, 1))  # stable: layers keep transformers' order
-    return _split_variants(entries), (note,) if note else ()
+    return _split_variants(entries), (note,) if note else (), resized
 
 
 def _moe_facts(config, entries: list[WeightEntry]) -> tuple[int, int | None, int] | None:
@@ -250,12 +292,12 @@ def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
             raise InspectError(
                 f"{where}: transformers {transformers.__version__} cannot build {model_type} from this config: "
                 f"{_first_line(e)}") from None
-        entries, notes = meta_entries(model)
+        entries, notes, resized = meta_entries(model)
     seconds = time.perf_counter() - start
     class_name = type(model).__name__
     architecture = (cfg.get("architectures") or [class_name])[0]
     meta = MetaModel(name, where, model_type, str(architecture), class_name, transformers.__version__, seconds,
-                     notes=notes)
+                     notes=notes, saved_as=tuple((k, *v) for k, v in resized.items()))
     tied = any(e.tied_to for e in entries)
     totals = totals_of(entries, tied, 0, _moe_facts(config, [e for e in entries if e.parameter]))
     return Accounting(meta, rows_of(entries), totals, entries)
