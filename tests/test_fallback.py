@@ -26,6 +26,7 @@ from inspector.spec.wrappers import WRAPPERS
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # noqa: E402
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING as IMAGE_TEXT_TO_TEXT  # noqa: E402
 
 runner = CliRunner()
 LAYERS_CAP = 4
@@ -49,8 +50,14 @@ def _shrunk(cfg: dict) -> dict:
 
 
 def _build(config):
+    """The causal LM, or for a fallback config with a vision part the whole vision-language model
+    (native llama4 and mllama are checked against their language model below)."""
+    auto = transformers.AutoModelForCausalLM
+    if (getattr(config, "vision_config", None) is not None and type(config) in IMAGE_TEXT_TO_TEXT
+            and config.model_type not in WRAPPERS):
+        auto = transformers.AutoModelForImageTextToText
     with torch.device("meta"):
-        return transformers.AutoModelForCausalLM.from_config(config)
+        return auto.from_config(config)
 
 
 @lru_cache(maxsize=None)

@@ -132,12 +132,17 @@ def _first_line(e: BaseException) -> str:
 
 def _build(transformers, config, cfg: dict[str, Any]):
     """The class config.json's `architectures` names (when transformers has it for this config),
-    else what transformers' causal-LM, image-text-to-text or base auto class builds; on meta."""
+    else what transformers' causal-LM, image-text-to-text or base auto class builds; on meta. A
+    config with a vision part (Qwen3.5, dots3_note: VLMs that transformers' causal-LM mapping also
+    lists, there as the LLM alone) builds the image-text-to-text class, which holds everything."""
     for arch in cfg.get("architectures") or []:
         cls = getattr(transformers, arch, None) if isinstance(arch, str) and arch.isidentifier() else None
         if isinstance(cls, type) and getattr(cls, "config_class", None) is type(config):
             return cls._from_config(config)
-    for auto in (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText, transformers.AutoModel):
+    autos = (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText, transformers.AutoModel)
+    if getattr(config, "vision_config", None) is not None:
+        autos = (autos[1], autos[0], autos[2])
+    for auto in autos:
         if type(config) in auto._model_mapping:
             return auto.from_config(config)
     raise InspectError(f"transformers has no model class for {type(config).__name__}")
