@@ -27,6 +27,7 @@ from inspector.inventory.accounting import Accounting, rows_of, totals_of
 from inspector.inventory.entry import (
     ATTN, EMBED, EXPERTS, HEAD, LM, MLP, POS_EMBED, ROUTER, SHARED_EXPERT, WeightEntry,
 )
+from inspector.inventory.meta_guard import bounded, safe_fields, sealed
 
 EXTRA = 'pip install "llm-inspector[hf]"'
 NORMS, MIXER, OTHER = "Norms", "Mixer (SSM, convolution or linear attention)", "Other"
@@ -117,7 +118,7 @@ def _config(transformers, cfg: dict[str, Any], model_type: str, where: str):
             f"{where}: model_type {model_type!r} is neither a native family nor known to transformers "
             f"{transformers.__version__} (a repository's own code is never run)"
         )
-    fields = {k: v for k, v in copy.deepcopy(cfg).items() if k not in ("auto_map", "model_type")}
+    fields = {k: v for k, v in copy.deepcopy(cfg).items() if k != "model_type"}
     config_class = CONFIG_MAPPING[model_type]
     try:  # transformers' own JSON convention for infinities ({"__float__": "Infinity"}), then its reader
         return config_class.from_dict(config_class._decode_special_floats(fields))
@@ -138,13 +139,13 @@ def _build(transformers, config, cfg: dict[str, Any]):
     for arch in cfg.get("architectures") or []:
         cls = getattr(transformers, arch, None) if isinstance(arch, str) and arch.isidentifier() else None
         if isinstance(cls, type) and getattr(cls, "config_class", None) is type(config):
-            return cls._from_config(config)
+            return cls._from_config(config, attn_implementation="eager")
     autos = (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText, transformers.AutoModel)
     if getattr(config, "vision_config", None) is not None:
         autos = (autos[1], autos[0], autos[2])
     for auto in autos:
         if type(config) in auto._model_mapping:
-            return auto.from_config(config)
+            return auto.from_config(config, attn_implementation="eager")
     raise InspectError(f"transformers has no model class for {type(config).__name__}")
 
 
@@ -284,9 +285,11 @@ def _moe_facts(config, entries: list[WeightEntry]) -> tuple[int, int | None, int
 def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
     """`params` for a model with no native family: transformers builds it on the meta device."""
     model_type = str(cfg.get("model_type"))
+    cfg = safe_fields(cfg, where)  # before transformers sees it: nothing that names code or a repository
+    bounded(cfg, where)  # before anything is built: no size that takes minutes to build
     torch, transformers = _imports(model_type, where)
     start = time.perf_counter()
-    with _quiet(transformers):
+    with _quiet(transformers), sealed():
         config = _config(transformers, cfg, model_type, where)
         try:
             with torch.device("meta"):
