@@ -26,7 +26,9 @@ from inspector.spec.wrappers import WRAPPERS
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # noqa: E402
-from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING as IMAGE_TEXT_TO_TEXT  # noqa: E402
+from transformers.models.auto.modeling_auto import (  # noqa: E402
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING as IMAGE_TEXT_TO_TEXT,
+)
 
 runner = CliRunner()
 LAYERS_CAP = 4

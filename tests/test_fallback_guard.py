@@ -47,7 +47,8 @@ def tripwires(monkeypatch):
         return tripped
 
     for module, attr in ((kernels, "get_kernel"), (hub_kernels, "get_kernel"), (hub_kernels, "lazy_load_kernel"),
-                         (hub_kernels, "load_and_register_attn_kernel"), (modeling_utils, "lazy_import_flash_attention"),
+                         (hub_kernels, "load_and_register_attn_kernel"),
+                         (modeling_utils, "lazy_import_flash_attention"),
                          (huggingface_hub, "hf_hub_download"), (huggingface_hub, "snapshot_download"),
                          (huggingface_hub.HfApi, "repo_exists"), (backbone_utils, "hf_api"),
                          (transformers.PreTrainedConfig, "get_config_dict")):
@@ -115,7 +116,7 @@ TOO_BIG = {
     "layers": ({"model_type": "bloom", "n_layer": 100_000}, "field 'n_layer' must be at most 1,000"),
     "nested-layers": ({"text_config": {"num_hidden_layers": 5_000}}, "field 'text_config.num_hidden_layers'"),
     "hidden-over-int32": ({"hidden_size": 2**40}, "field 'hidden_size' must be at most 2,147,483,647"),
-    "expert-blocks": ({"num_hidden_layers": 900, "num_experts": 1_000}, "900 layers x 1,000 experts"),
+    "expert-blocks": ({"num_hidden_layers": 900, "num_experts": 10_000}, "900 layers x 10,000 experts"),
     "estimate": ({"hidden_size": 2**30, "num_hidden_layers": 100}, "parameters (hidden_size 1,073,741,824"),
 }
 

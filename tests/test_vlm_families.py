@@ -151,7 +151,8 @@ NATIVE_IN_TRANSFORMERS = sorted(mt for mt in WRAPPERS if mt in CONFIG_MAPPING)
 def _meta_total(cfg: dict) -> int:
     config = CONFIG_MAPPING[cfg["model_type"]].from_dict({k: v for k, v in cfg.items() if k != "model_type"})
     with torch.device("meta"):
-        return sum(p.numel() for p in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]._from_config(config).parameters())
+        model = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]._from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.filterwarnings("ignore::inspector.errors.InspectWarning")  # qwen defaults: merger wider than the LLM

@@ -107,7 +107,8 @@ def main() -> int:
         except Timeout:
             row["status"] = "ref-timeout"
         except Exception as e:  # transformers cannot build its own default config
-            row["status"], row["note"] = "no-ref", f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
+            first = str(e).splitlines()[0][:80] if str(e) else ""
+            row["status"], row["note"] = "no-ref", f"{type(e).__name__}: {first}"
         if row["reference"] is not None:
             try:
                 (row["ours"], how), row["ours_s"] = _timed(lambda: ours(cfg, mt), args.timeout)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import re
 import time
 import warnings
@@ -197,13 +198,6 @@ def _ranges(layers: list[int]) -> str:
     return ", ".join(out)
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _revert(model, tensors: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     from transformers.core_model_loading import revert_weight_conversion
 
@@ -214,12 +208,12 @@ def _size_keeping(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, 
     """Reverted names of the tensors whose reversion keeps their size, and for the others (found by
     halving the set until one tensor is left) their in-memory name -> (saved name, saved shape)."""
     reverted = _revert(model, tensors)
-    if sum(map(_numel, reverted.values())) == sum(t.numel() for t in tensors.values()):
+    if sum(map(math.prod, reverted.values())) == sum(t.numel() for t in tensors.values()):
         return reverted, {}
     if len(tensors) == 1:
         (name, t), = tensors.items()
         saved = ", ".join(reverted)
-        shape = next(iter(reverted.values())) if len(reverted) == 1 else (sum(map(_numel, reverted.values())),)
+        shape = next(iter(reverted.values())) if len(reverted) == 1 else (sum(map(math.prod, reverted.values())),)
         return {name: tuple(t.shape)}, {name: (saved, shape)}
     items = list(tensors.items())
     names, resized = {}, {}
@@ -230,7 +224,8 @@ def _size_keeping(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, 
     return names, resized
 
 
-def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple], str | None]:
+def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple],
+                                                                str | None]:
     """Names and shapes as transformers' save_pretrained writes them (its reverse conversions), the
     shapes always those built in memory: a conversion that changes a tensor's size on saving
     (Inkling2 pads its LM head's vocabulary) keeps the in-memory name and shape, returned apart
