@@ -26,6 +26,9 @@ from inspector.spec.wrappers import WRAPPERS
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # noqa: E402
+from transformers.models.auto.modeling_auto import (  # noqa: E402
+    MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING as IMAGE_TEXT_TO_TEXT,
+)
 
 runner = CliRunner()
 LAYERS_CAP = 4
@@ -49,8 +52,14 @@ def _shrunk(cfg: dict) -> dict:
 
 
 def _build(config):
+    """The causal LM, or for a fallback config with a vision part the whole vision-language model
+    (native llama4 and mllama are checked against their language model below)."""
+    auto = transformers.AutoModelForCausalLM
+    if (getattr(config, "vision_config", None) is not None and type(config) in IMAGE_TEXT_TO_TEXT
+            and config.model_type not in WRAPPERS):
+        auto = transformers.AutoModelForImageTextToText
     with torch.device("meta"):
-        return transformers.AutoModelForCausalLM.from_config(config)
+        return auto.from_config(config)
 
 
 @lru_cache(maxsize=None)
@@ -129,3 +138,30 @@ def test_native_params_never_import_torch_or_transformers():
             "print([m for m in ('torch', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+TINY_INKLING2 = dict(num_hidden_layers=2, hidden_size=64, n_routed_experts=4, moe_intermediate_size=32,
+                     vocab_size=1000, unpadded_vocab_size=900, num_attention_heads=4, num_key_value_heads=2,
+                     head_dim=16, swa_num_attention_heads=4, swa_num_key_value_heads=2, swa_head_dim=16,
+                     eos_token_id=1)
+
+
+@pytest.mark.parametrize("model_type", ["inkling2_text", "inkling2_loop_text"])
+def test_counts_come_from_the_built_shapes_not_the_saved_ones(model_type):
+    """Inkling2 saves its LM head padded to vocab_size (1000 rows) but builds it with
+    unpadded_vocab_size (900): params counts the built model, verify expects the saved tensor."""
+    from inspector.checkpoint.verify import expected_of
+    from inspector.inventory.transformers_meta import meta_account
+
+    config = transformers.AutoConfig.for_model(model_type, **TINY_INKLING2)
+    with torch.device("meta"):
+        total = sum(p.numel() for p in transformers.AutoModelForCausalLM.from_config(config).parameters())
+    acc = meta_account(config.to_dict(), model_type, "config.json")
+    assert acc.totals.total_params == total
+    head = next(e for e in acc.entries if e.name == "lm_head.weight")
+    assert head.shape == (900, 64)
+    assert "saves it as model.llm.unembed.weight (1,000, 64)" in acc.spec.notes[0]
+    expected, note = expected_of(config.to_dict(), model_type, "config.json")
+    names = {e.name: e.shape for e in expected.entries}
+    assert names["model.llm.unembed.weight"] == (1000, 64) and "lm_head.weight" not in names
+    assert "counted as built in memory" in note

@@ -395,7 +395,6 @@ def _write_cfg(tmp_path, cfg) -> str:
 @pytest.mark.parametrize("mutate,needle", [
     (lambda c: c["vision_config"].pop("depth"), "vision_config.depth' is missing"),
     (lambda c: c["vision_config"].__setitem__("depth", "32"), "vision_config.depth' must be an integer"),
-    (lambda c: c["vision_config"].__setitem__("hidden_size", 999), "vision_config.hidden_size"),
     (lambda c: c.__setitem__("vision_config", [1, 2]), "vision_config must be a JSON object"),
     (lambda c: c.pop("vision_config"), "vision_config' is missing"),
 ])
@@ -406,6 +405,17 @@ def test_cli_malformed_qwen2_vl(tmp_path, mutate, needle):
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "config.json" in lines[0], r.output
+
+
+def test_cli_merger_wider_or_narrower_than_the_llm_warns(tmp_path):
+    """transformers builds a merger whose output width differs from the LLM's (Qwen2-VL's default config
+    does): counted as built, with a one-line warning."""
+    cfg = copy.deepcopy(TINY_QWEN2_VL)
+    cfg["vision_config"]["hidden_size"] = 999
+    r = _run(["params", _write_cfg(tmp_path, cfg), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    warning = [line for line in r.stderr.splitlines() if "vision_config.hidden_size" in line]
+    assert len(warning) == 1 and "(999) differs from the LLM hidden_size" in warning[0]
 
 
 @pytest.mark.parametrize("mutate,needle", [

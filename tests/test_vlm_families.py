@@ -4,7 +4,8 @@ Tiny configs switch each option on (window attention, DeepStack, SigLIP's poolin
 of SigLIP, q/k norms, mean pooling, projector biases, cross-attention layers, gated global layers).
 Our inventory names what published checkpoints store; transformers' own load-time renaming
 (tests/hf_vlm.load_names) turns them into its parameter names. transformers 5 reads a VLM's tie flag
-at the top level (the published files keep it in text_config), so the tiny configs state it there too.
+at the top level (the published files keep it in text_config), so the tiny configs state it there too;
+the rule itself (class defaults, text_config's True forwarded by some) is checked on the default configs.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from inspector.inventory.accounting import account
 from inspector.inventory.model import inventory
 from inspector.spec.model import from_hf_config
 
+torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from hf_vlm import compare, hf_config, hf_vlm  # noqa: E402
+from hf_vlm import compare, hf_vlm  # noqa: E402
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: E402
+from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING  # noqa: E402
+
+from inspector.spec.wrappers import WRAPPERS  # noqa: E402
 
 LLM = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
            num_key_value_heads=2, tie_word_embeddings=False, max_position_embeddings=256)
@@ -119,17 +125,11 @@ PUBLISHED = {  # the model cards' and Hub pages' parameter counts, in billions (
 }
 
 
-def _text_type(cfg: dict) -> str:
-    return hf_config(cfg).get_text_config().model_type
-
-
 @pytest.mark.parametrize("preset", VLM_PRESETS, ids=[p.hub_id for p in VLM_PRESETS])
 def test_preset_equals_transformers(preset):
+    # transformers 5's own rule, untouched: presets whose checkpoints store a head that the wrapper's class
+    # default would tie carry the top-level flag themselves (inspector.spec.vlm_presets.UNTIED_HEADS)
     cfg = copy.deepcopy(dict(preset.config))
-    if "text_config" in cfg and "tie_word_embeddings" not in cfg:
-        # transformers 5 reads the flag at the top level with the wrapper's class default; the published files
-        # (saved by transformers 4) keep it in text_config, whose own class default applies when absent
-        cfg["tie_word_embeddings"] = hf_config(cfg["text_config"] | {"model_type": _text_type(cfg)}).tie_word_embeddings
     model = hf_vlm(cfg)
     spec = from_hf_config(copy.deepcopy(dict(preset.config)), preset.hub_id, preprocessor=preset.preprocessor)
     compare(inventory(spec), model)
@@ -143,3 +143,46 @@ def test_every_new_model_type_has_a_preset():
     types = {p.config["model_type"] for p in VLM_PRESETS}
     assert {"qwen2_5_vl", "qwen3_vl", "gemma3", "llava_onevision", "internvl", "idefics3", "mllama", "mistral3",
             "llama4"} <= types
+
+
+NATIVE_IN_TRANSFORMERS = sorted(mt for mt in WRAPPERS if mt in CONFIG_MAPPING)
+
+
+def _meta_total(cfg: dict) -> int:
+    config = CONFIG_MAPPING[cfg["model_type"]].from_dict({k: v for k, v in cfg.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING[type(config)]._from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.filterwarnings("ignore::inspector.errors.InspectWarning")  # qwen defaults: merger wider than the LLM
+@pytest.mark.parametrize("model_type", NATIVE_IN_TRANSFORMERS)
+def test_default_config_equals_transformers(model_type):
+    """Each native VLM's default config (transformers' class defaults, to_dict) gives transformers' meta total:
+    the tie rule, and Qwen's default merger output (3584) narrower than the default LLM (8192, 4096)."""
+    cfg = CONFIG_MAPPING[model_type]().to_dict()
+    assert account(from_hf_config(copy.deepcopy(cfg), model_type)).totals.total_params == _meta_total(cfg)
+
+
+# (model_type, top-level flag or None for absent, text_config's flag, tied?) from configuration_*.py
+TIE_CASES = {
+    "mistral3-class-default-ties": ("mistral3", None, False, True),
+    "internvl-top-false-wins": ("internvl", False, True, False),
+    "qwen2_5_vl-text-true-forwarded": ("qwen2_5_vl", None, True, True),
+    "llava_onevision-text-true-forwarded": ("llava_onevision", False, True, True),
+    "llava_next-text-true-ignored": ("llava_next", None, True, False),
+    "qwen3_vl-text-true-ignored": ("qwen3_vl", None, True, False),
+}
+
+
+@pytest.mark.filterwarnings("ignore::inspector.errors.InspectWarning")
+@pytest.mark.parametrize("model_type,top,text,tied", list(TIE_CASES.values()), ids=list(TIE_CASES))
+def test_tie_rule_is_transformers(model_type, top, text, tied):
+    cfg = CONFIG_MAPPING[model_type]().to_dict()
+    cfg.pop("tie_word_embeddings", None)
+    if top is not None:
+        cfg["tie_word_embeddings"] = top
+    cfg["text_config"]["tie_word_embeddings"] = text
+    spec = from_hf_config(copy.deepcopy(cfg), model_type)
+    assert spec.text.tie_embeddings is tied
+    assert account(spec).totals.total_params == _meta_total(cfg)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import re
 import time
 import warnings
@@ -27,6 +28,7 @@ from inspector.inventory.accounting import Accounting, rows_of, totals_of
 from inspector.inventory.entry import (
     ATTN, EMBED, EXPERTS, HEAD, LM, MLP, POS_EMBED, ROUTER, SHARED_EXPERT, WeightEntry,
 )
+from inspector.inventory.meta_guard import bounded, safe_fields, sealed
 
 EXTRA = 'pip install "llm-inspector[hf]"'
 NORMS, MIXER, OTHER = "Norms", "Mixer (SSM, convolution or linear attention)", "Other"
@@ -72,6 +74,7 @@ class MetaModel:
     text: None = None  # no native text spec: no KV-cache estimate
     vision: None = None
     notes: tuple[str, ...] = ()
+    saved_as: tuple[tuple[str, str, tuple[int, ...]], ...] = ()  # (in-memory name, saved name, saved shape)
 
     @property
     def is_vlm(self) -> bool:
@@ -116,7 +119,7 @@ def _config(transformers, cfg: dict[str, Any], model_type: str, where: str):
             f"{where}: model_type {model_type!r} is neither a native family nor known to transformers "
             f"{transformers.__version__} (a repository's own code is never run)"
         )
-    fields = {k: v for k, v in copy.deepcopy(cfg).items() if k not in ("auto_map", "model_type")}
+    fields = {k: v for k, v in copy.deepcopy(cfg).items() if k != "model_type"}
     config_class = CONFIG_MAPPING[model_type]
     try:  # transformers' own JSON convention for infinities ({"__float__": "Infinity"}), then its reader
         return config_class.from_dict(config_class._decode_special_floats(fields))
@@ -131,14 +134,19 @@ def _first_line(e: BaseException) -> str:
 
 def _build(transformers, config, cfg: dict[str, Any]):
     """The class config.json's `architectures` names (when transformers has it for this config),
-    else what transformers' causal-LM, image-text-to-text or base auto class builds; on meta."""
+    else what transformers' causal-LM, image-text-to-text or base auto class builds; on meta. A
+    config with a vision part (Qwen3.5, dots3_note: VLMs that transformers' causal-LM mapping also
+    lists, there as the LLM alone) builds the image-text-to-text class, which holds everything."""
     for arch in cfg.get("architectures") or []:
         cls = getattr(transformers, arch, None) if isinstance(arch, str) and arch.isidentifier() else None
         if isinstance(cls, type) and getattr(cls, "config_class", None) is type(config):
-            return cls._from_config(config)
-    for auto in (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText, transformers.AutoModel):
+            return cls._from_config(config, attn_implementation="eager")
+    autos = (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText, transformers.AutoModel)
+    if getattr(config, "vision_config", None) is not None:
+        autos = (autos[1], autos[0], autos[2])
+    for auto in autos:
         if type(config) in auto._model_mapping:
-            return auto.from_config(config)
+            return auto.from_config(config, attn_implementation="eager")
     raise InspectError(f"transformers has no model class for {type(config).__name__}")
 
 
@@ -190,19 +198,54 @@ def _ranges(layers: list[int]) -> str:
     return ", ".join(out)
 
 
-def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], str | None]:
-    """Names and shapes as transformers' save_pretrained writes them (its reverse conversions)."""
+def _revert(model, tensors: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     from transformers.core_model_loading import revert_weight_conversion
 
+    return {k: tuple(v.shape) for k, v in revert_weight_conversion(model, dict(tensors)).items()}
+
+
+def _size_keeping(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple]]:
+    """Reverted names of the tensors whose reversion keeps their size, and for the others (found by
+    halving the set until one tensor is left) their in-memory name -> (saved name, saved shape)."""
+    reverted = _revert(model, tensors)
+    if sum(map(math.prod, reverted.values())) == sum(t.numel() for t in tensors.values()):
+        return reverted, {}
+    if len(tensors) == 1:
+        (name, t), = tensors.items()
+        saved = ", ".join(reverted)
+        shape = next(iter(reverted.values())) if len(reverted) == 1 else (sum(map(math.prod, reverted.values())),)
+        return {name: tuple(t.shape)}, {name: (saved, shape)}
+    items = list(tensors.items())
+    names, resized = {}, {}
+    for half in (dict(items[: len(items) // 2]), dict(items[len(items) // 2:])):
+        n, r = _size_keeping(model, half)
+        names.update(n)
+        resized.update(r)
+    return names, resized
+
+
+def _checkpoint_names(model, tensors: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple],
+                                                                str | None]:
+    """Names and shapes as transformers' save_pretrained writes them (its reverse conversions), the
+    shapes always those built in memory: a conversion that changes a tensor's size on saving
+    (Inkling2 pads its LM head's vocabulary) keeps the in-memory name and shape, returned apart
+    (in-memory name -> (saved name, saved shape)) with a note."""
     try:
-        reverted = revert_weight_conversion(model, dict(tensors))
+        names, resized = _size_keeping(model, tensors)
     except Exception as e:  # a conversion that cannot run on the meta device: keep transformers' names
-        return {k: tuple(v.shape) for k, v in tensors.items()}, f"names as in memory ({_first_line(e)})"
-    return {k: tuple(v.shape) for k, v in reverted.items()}, None
+        return {k: tuple(v.shape) for k, v in tensors.items()}, {}, f"names as in memory ({_first_line(e)})"
+    notes = [f"{name} {_dims(tensors[name].shape)} is counted as built in memory; transformers saves it as "
+             f"{saved} {_dims(shape)}" for name, (saved, shape) in resized.items()]
+    return names, resized, "; ".join(notes) or None
 
 
-def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...]]:
-    """Every parameter (a tied one once, the others marked tied) and every stored buffer."""
+def _dims(shape) -> str:
+    return "(" + ", ".join(f"{d:,}" for d in shape) + ")"
+
+
+def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...], dict[str, tuple]]:
+    """Every parameter (a tied one once, the others marked tied) and every stored buffer; notes;
+    the tensors that transformers saves at another size (in-memory name -> saved name and shape)."""
     first: dict[int, str] = {}
     tied: dict[str, str] = {}
     params: dict[str, Any] = {}
@@ -213,15 +256,15 @@ def meta_entries(model) -> tuple[list[WeightEntry], tuple[str, ...]]:
             first[id(p)] = name
             params[name] = p
     buffers = {k: v for k, v in model.state_dict().items() if k not in params and k not in tied}
-    names, note = _checkpoint_names(model, params)
+    names, resized, note = _checkpoint_names(model, params)
     entries = [_entry(n, s) for n, s in names.items()]
-    buffer_names, _ = _checkpoint_names(model, buffers) if buffers else ({}, None)
+    buffer_names, _, _ = _checkpoint_names(model, buffers) if buffers else ({}, {}, None)
     entries += [_entry(n, s, parameter=False) for n, s in buffer_names.items()]
     for name, source in tied.items():
         entries.append(_entry(name, tuple(params[source].shape), tied_to=source))
     place = {EMBED: 0, POS_EMBED: 0, PATCH_EMBED: 0, HEAD: 2}  # embeddings first, the head last
     entries.sort(key=lambda e: place.get(e.group, 1))  # stable: layers keep transformers' order
-    return _split_variants(entries), (note,) if note else ()
+    return _split_variants(entries), (note,) if note else (), resized
 
 
 def _moe_facts(config, entries: list[WeightEntry]) -> tuple[int, int | None, int] | None:
@@ -237,9 +280,11 @@ def _moe_facts(config, entries: list[WeightEntry]) -> tuple[int, int | None, int
 def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
     """`params` for a model with no native family: transformers builds it on the meta device."""
     model_type = str(cfg.get("model_type"))
+    cfg = safe_fields(cfg, where)  # before transformers sees it: nothing that names code or a repository
+    bounded(cfg, where)  # before anything is built: no size that takes minutes to build
     torch, transformers = _imports(model_type, where)
     start = time.perf_counter()
-    with _quiet(transformers):
+    with _quiet(transformers), sealed():
         config = _config(transformers, cfg, model_type, where)
         try:
             with torch.device("meta"):
@@ -250,12 +295,12 @@ def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
             raise InspectError(
                 f"{where}: transformers {transformers.__version__} cannot build {model_type} from this config: "
                 f"{_first_line(e)}") from None
-        entries, notes = meta_entries(model)
+        entries, notes, resized = meta_entries(model)
     seconds = time.perf_counter() - start
     class_name = type(model).__name__
     architecture = (cfg.get("architectures") or [class_name])[0]
     meta = MetaModel(name, where, model_type, str(architecture), class_name, transformers.__version__, seconds,
-                     notes=notes)
+                     notes=notes, saved_as=tuple((k, *v) for k, v in resized.items()))
     tied = any(e.tied_to for e in entries)
     totals = totals_of(entries, tied, 0, _moe_facts(config, [e for e in entries if e.parameter]))
     return Accounting(meta, rows_of(entries), totals, entries)

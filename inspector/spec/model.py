@@ -117,15 +117,25 @@ def _cross_layers(reader: ConfigReader, key: str, layers: int) -> tuple[int, ...
     return tuple(sorted(set(value)))
 
 
+def _tied(top: ConfigReader, text_reader: ConfigReader, wrapper: Wrapper) -> bool | None:
+    """transformers 5's rule for a nested LLM config: the top-level flag, else the wrapper's class
+    default; text_config's True also ties where the config class forwards it (Wrapper.tie_from_text).
+    None: the LLM config is the top level, or the wrapper is remote code (its own flag decides)."""
+    if text_reader is top or wrapper.tie_default is None:
+        return None
+    tied = top.bool("tie_word_embeddings", wrapper.tie_default)
+    return tied or (wrapper.tie_from_text and text_reader.bool("tie_word_embeddings", False))
+
+
 def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str, architecture: str,
          preprocessor: Mapping[str, Any] | None) -> ModelSpec:
     text_reader, inner = _text_reader(top, wrapper, where)
     text = text_spec_from_reader(text_reader, FAMILIES[inner], wrapper.prefix)
     if wrapper.text_rename:
         text = replace(text, names=_renamed(text.names, wrapper.text_rename))
-    if text_reader is not top and not text_reader.has("tie_word_embeddings") and top.has("tie_word_embeddings"):
-        # transformers 5 saves the tie flag at the top level, not in text_config
-        text = replace(text, tie_embeddings=top.bool("tie_word_embeddings", False))
+    tied = _tied(top, text_reader, wrapper)
+    if tied is not None:
+        text = replace(text, tie_embeddings=tied)
     vision = vision_spec_from_config(top, wrapper, text, preprocessor)
     cross = _cross_layers(text_reader, wrapper.cross_layers_key, text.num_layers)
     for key in ("text_config", "vision_config", "llm_config", "tie_word_embeddings", "architectures",

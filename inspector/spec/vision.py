@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, warn
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.image_facts import (  # noqa: F401 (the bounds are read from here too)
     MAX_IMAGE_PIXELS, MAX_TILE_SIZE, MAX_TILES, mean_std, preprocessor_pixels, read_facts, tiling_facts,
@@ -286,14 +286,15 @@ def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, e
     merge, ratio = _merge(wrapper, top, v, grid)
     if grid and merge > 1 and grid % merge and wrapper.merge.how != "n":
         raise InspectError(f"{top.where}: field '{wrapper.merge.key}' does not divide the {grid}-patch grid")
-    out = text.hidden_size
     kind = ENCODERS[enc["kind"]]
-    out_key = _first_key(kind, v, "out_hidden_size")
-    if out_key and v.int(out_key) != out:
-        raise InspectError(
-            f"{top.where}: field '{v._field(out_key)}' ({v.int(out_key)}) must equal the LLM hidden_size "
-            f"({out}): it is the merger's output width"
-        )
+    # the merger's output width: its own field where the encoder has one (transformers builds the last
+    # layer that wide whatever the LLM's width), else the LLM's hidden size
+    out = _get(kind, v, "out_hidden_size", "int", required=False) or text.hidden_size
+    if out != text.hidden_size:
+        out_key = _first_key(kind, v, "out_hidden_size") or kind.keys.get("out_hidden_size", ("out_hidden_size",))[0]
+        warn(f"{top.where}: field '{v._field(out_key)}' ({out}) differs from the LLM hidden_size "
+             f"({text.hidden_size}): the merger's output width; counted as transformers builds it, but its image "
+             f"features cannot enter the LLM")
     taps = len(enc["feature_layers"])
     dims = {"d": d, "m2d": merge * merge * d, "out": out, "inter": enc["intermediate_size"],
             "feat": v.int("vision_output_dim") if v.has("vision_output_dim") else d * (1 + taps),

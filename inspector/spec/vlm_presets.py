@@ -134,6 +134,7 @@ INTERNVL3_2B: dict[str, Any] = {
     "model_type": "internvl", "architectures": ["InternVLForConditionalGeneration"], "downsample_ratio": 0.5,
     "image_seq_length": 256, "image_token_id": 151667, "projector_hidden_act": "gelu", "torch_dtype": "bfloat16",
     "vision_feature_layer": -1, "vision_feature_select_strategy": "default",
+    "tie_word_embeddings": False,  # not in the Hub file; see UNTIED_HEADS
     "text_config": {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "bos_token_id": 151643,
                     "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 1536, "intermediate_size": 8960,
                     "max_position_embeddings": 32768, "max_window_layers": 70, "num_attention_heads": 12,
@@ -167,6 +168,7 @@ MISTRAL_SMALL_31: dict[str, Any] = {
     "model_type": "mistral3", "architectures": ["Mistral3ForConditionalGeneration"], "image_token_index": 10,
     "multimodal_projector_bias": False, "projector_hidden_act": "gelu", "spatial_merge_size": 2,
     "torch_dtype": "bfloat16", "vision_feature_layer": -1,
+    "tie_word_embeddings": False,  # not in the Hub file; see UNTIED_HEADS
     "text_config": {"model_type": "mistral", "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120,
                     "intermediate_size": 32768, "max_position_embeddings": 131072, "num_attention_heads": 32,
                     "num_hidden_layers": 40, "num_key_value_heads": 8, "rms_norm_eps": 1e-05,
@@ -177,6 +179,16 @@ MISTRAL_SMALL_31: dict[str, Any] = {
 }
 PIXTRAL_PRE = {"size": {"longest_edge": 1540}, "patch_size": {"height": 14, "width": 14},
                "image_mean": CLIP_MEAN, "image_std": CLIP_STD}
+
+# Presets whose Hub config.json leaves the top-level tie_word_embeddings out while transformers 5's
+# config class defaults it to True (InternVLConfig, Mistral3Config since transformers PR #43429), so
+# transformers would tie a head that the published checkpoint stores: the presets say False, as the
+# checkpoints hold it. Evidence: both Hub pages give the safetensors size with an untied head
+# (InternVL3-2B-hf 2.09B = 2,088,957,440 untied vs 1,855,986,176 tied; Mistral-Small-3.1 24.0B =
+# 24,011,361,280 untied vs 23,340,272,640 tied), and vllm-project/vllm#51063 reports Mistral-Small-3.1's
+# real language_model.lm_head.weight (131072 x 5120) discarded by the top-level default. The
+# model.safetensors.index.json files themselves were not read here (no Hub access).
+UNTIED_HEADS = ("OpenGVLab/InternVL3-2B-hf", "mistralai/Mistral-Small-3.1-24B-Instruct-2503")
 
 # (hub id, aliases, source, config, preprocessor facts, tokenizer)
 VLM_PRESETS: list[tuple[str, tuple[str, ...], str, dict[str, Any], dict[str, Any], str | None]] = [

@@ -78,6 +78,13 @@ class Wrapper:
     image_attention: str = "causal"  # "bidirectional": an image's tokens attend to each other both ways (Gemma 3)
     marker_keys: tuple[str, str] = ("vision_start_token_id", "vision_end_token_id")  # ids around the image tokens
     prompt_template: str = ""  # "qwen": Qwen's chat template with the embedded tokenizer; "": stand-in text ids
+    # transformers 5 ties the LM head to the embeddings when the TOP-level tie_word_embeddings says so
+    # (PreTrainedModel.get_expanded_tied_weights_keys reads the wrapper's own config): its config
+    # class's default when the file leaves it out; `tie_from_text`: the config class also turns it on
+    # when text_config says True (configuration_*.py: qwen2_vl, qwen2_5_vl, llava_onevision).
+    # None: not a transformers class (remote code); the LLM config's own flag decides.
+    tie_default: bool | None = False
+    tie_from_text: bool = False
 
     def encoder_for(self, vision_model_type: str | None) -> str:
         """The encoder kind: the one the vision config's own model_type names, else the wrapper's."""
@@ -95,30 +102,31 @@ _CLIP_OR_SIGLIP = MappingProxyType({"clip_vision_model": "clip", "siglip_vision_
 WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     Wrapper("qwen2_vl", "Qwen2-VL (ViT with 2D RoPE + patch merger, Qwen2 LLM)", ("text_config",), "qwen2", "",
             "qwen2_vl", "merger", "qwen2_vl_resize", "visual", "visual",
-            Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen"),
+            Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen", tie_from_text=True),
     Wrapper("qwen2_5_vl", "Qwen2.5-VL (window-attention ViT with RMSNorm and gated MLP, patch merger, Qwen2 LLM)",
             ("text_config",), "qwen2", "", "qwen2_5_vl", "merger_rms", "qwen2_vl_resize", "visual", "visual",
-            Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen"),
+            Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen", tie_from_text=True),
     Wrapper("qwen3_vl", "Qwen3-VL (ViT with learned + 2D RoPE positions, DeepStack mergers, Qwen3 LLM)",
             ("text_config",), "qwen3", "", "qwen3_vl", "merger_deepstack", "qwen2_vl_resize", "model.visual",
             "model.visual", Merge("vision", "spatial_merge_size", default=2),
             text_rename=(("model.", "model.language_model."),), prompt_template="qwen"),
     Wrapper("internvl_chat", "InternVL2 (InternViT + MLP projector, InternLM2/Qwen2/LLaMA LLM)", ("llm_config",),
             None, "language_model.", "internvit", "pixel_shuffle", "internvl_tiles", "vision_model", "",
-            Merge("top", "downsample_ratio", "ratio", 0.5)),
+            Merge("top", "downsample_ratio", "ratio", 0.5), tie_default=None),
     Wrapper("internvl", "InternVL3/3.5 in transformers' layout (InternViT, pixel-shuffle MLP projector, Qwen2/3 LLM)",
             ("text_config",), "qwen2", "", "internvl_vision", "pixel_shuffle_hf", "internvl_tiles",
             "model.vision_tower", "model.multi_modal_projector", Merge("top", "downsample_ratio", "ratio", 0.5),
             text_rename=(("model.", "model.language_model."),), feature_layer_key="vision_feature_layer",
-            image_defaults={"dynamic_image_size": True, "use_thumbnail": True}),
+            image_defaults={"dynamic_image_size": True, "use_thumbnail": True}, tie_default=True),
     Wrapper("gemma3", "Gemma 3 (SigLIP, average pooling to 256 tokens, Gemma 3 LLM)", ("text_config",),
             "gemma3_text", encoder="siglip", projector="avg_pool", tokens_rule="gemma3_pan_and_scan",
             merge=Merge("top", "mm_tokens_per_image", "pool", 256), text_defaults=GEMMA3_TEXT_DEFAULTS,
-            image_attention="bidirectional", marker_keys=("boi_token_index", "eoi_token_index"), **_LLAVA),
+            image_attention="bidirectional", marker_keys=("boi_token_index", "eoi_token_index"), tie_default=True,
+            **_LLAVA),
     Wrapper("llava_onevision", "LLaVA-OneVision (SigLIP, anyres tiles, 2-layer MLP, image_newline, Qwen2 LLM)",
             ("text_config",), "qwen2", encoder="siglip", projector="mlp", tokens_rule="llava_anyres",
             projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
-            encoders=_CLIP_OR_SIGLIP, **_LLAVA),
+            encoders=_CLIP_OR_SIGLIP, tie_from_text=True, **_LLAVA),
     Wrapper("llava_next", "LLaVA-NeXT (CLIP/SigLIP, anyres tiles, 2-layer MLP, image_newline)", ("text_config",),
             "llama", encoder="clip", projector="mlp", tokens_rule="llava_anyres",
             projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
@@ -136,7 +144,8 @@ WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     Wrapper("mistral3", "Mistral 3 (Pixtral ViT with 2D RoPE, patch merger, Mistral LLM)", ("text_config",),
             "mistral", "language_model.", "pixtral", "patch_merger", "pixtral_rows", "vision_tower",
             "multi_modal_projector", Merge("top", "spatial_merge_size", default=2),
-            projector_bias=("multimodal_projector_bias", False), feature_layer_key="vision_feature_layer"),
+            projector_bias=("multimodal_projector_bias", False), feature_layer_key="vision_feature_layer",
+            tie_default=True),
     Wrapper("llama4", "Llama 4 (ViT with 2D RoPE, pixel-shuffle adapter, MoE Llama 4 LLM)", ("text_config",),
             "llama4_text", "language_model.", "llama4", "llama4_adapter", "llama4_tiles", "vision_model", "",
             Merge("vision", "pixel_shuffle_ratio", "ratio", 0.5), marker_keys=("boi_token_index", "eoi_token_index")),
