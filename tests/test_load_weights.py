@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import tiny_config
-from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, smollm2_dir
+from hf_reference import SMOLLM2_GGUF, hf_from_gguf, hf_tiny, shared_gguf_readers, smollm2_dir
 from inspector.errors import InspectError
 from inspector.runtime.generate import check_context, generate
 from inspector.reference.load import load_model
@@ -109,7 +109,8 @@ def smollm2(tmp_path_factory, smollm2_transformers):
     from transformers import AutoTokenizer
 
     hf = smollm2_transformers
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF)
+    with shared_gguf_readers():
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF)
     converted = tmp_path_factory.mktemp("smollm2")
     # transformers refuses save_pretrained on a GGUF-loaded model: write its config and state dict
     hf.config.save_pretrained(converted)
