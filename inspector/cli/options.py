@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover
     from click import echo
     from click import exceptions as click_errors
 
-from inspector.errors import InspectError, InspectWarning, one_line
+from inspector.errors import InspectError, InspectWarning, one_line, visible
 
 
 class Format(str, Enum):
@@ -68,9 +68,28 @@ def usage_error_line(exc) -> str:
     return f"error: {where}{message}{hint}"
 
 
+def plain_help(command) -> None:
+    """Help shown as written: typer parses help text as rich markup, which would drop `[hf]` from
+    `pip install "llm-inspector[hf]"` (or fail on `[/b]`), so the markup in it is escaped, once,
+    when the command group is built."""
+    from rich.markup import escape
+
+    for obj in (command, *getattr(command, "params", ())):
+        for attr in ("help", "short_help", "epilog"):
+            text = getattr(obj, attr, None)
+            if isinstance(text, str):
+                setattr(obj, attr, escape(visible(text)))
+
+
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
-    usage errors into one line in the same style, and warnings into `warning:` lines."""
+    usage errors into one line in the same style, and warnings into `warning:` lines. Help text is
+    shown as written (`plain_help`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in (self, *self.commands.values()):
+            plain_help(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
