@@ -67,6 +67,16 @@ def one_line(exc: BaseException | str) -> str:
     return printable(" ".join(str(exc).split()), 200)
 
 
+def whole_number(value: object, what: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    """`value` as an int in [minimum, maximum] (a bool is not a number), else an InspectError naming
+    `what`: the checks an API function makes itself, so that Python callers get the CLI's."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= int(value) <= maximum:
+        raise InspectError(f"{what} must be a whole number from {minimum:,} to {maximum:,}, got {printable(repr(value), 60)}")
+    return int(value)
+
+
 def quoted(name: str) -> str:
     """A tensor or key name, quoted, on one line."""
     return json.dumps(name)

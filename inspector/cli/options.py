@@ -7,6 +7,8 @@ internal error (exit 3). Library warnings (InspectWarning) are one `warning: ...
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 import sys
 import warnings
@@ -24,7 +26,7 @@ except ImportError:  # pragma: no cover
     from click import echo
     from click import exceptions as click_errors
 
-from inspector.errors import InspectError, InspectWarning, one_line, visible
+from inspector.errors import InspectError, InspectWarning, one_line, printable, visible
 
 
 class Format(str, Enum):
@@ -81,6 +83,24 @@ def plain_help(command) -> None:
                 setattr(obj, attr, escape(visible(text)))
 
 
+def finite_numbers(command) -> None:
+    """Refuse nan and inf in every number option before the command runs (a range check lets inf
+    through, and `float()` reads "nan", "inf" and 400 nines): one line naming the option."""
+    callback = getattr(command, "callback", None)
+    if callback is None or getattr(callback, "_finite_checked", False):
+        return
+    options = {p.name: (getattr(p, "opts", None) or [p.name])[0] for p in getattr(command, "params", ())}
+
+    def checked(*args, **kwargs):
+        for name, value in kwargs.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InspectError(f"{options.get(name, name)}: expected a finite number, got {value}")
+        return callback(*args, **kwargs)
+
+    checked._finite_checked = True
+    command.callback = checked
+
+
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
     usage errors into one line in the same style, and warnings into `warning:` lines. Help text is
@@ -90,6 +110,7 @@ class InspectGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         for command in (self, *self.commands.values()):
             plain_help(command)
+            finite_numbers(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -130,6 +151,9 @@ class InspectGroup(TyperGroup):
             # click's own exits and usage errors (typer vendors click) are handled in main().
             if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path no file system holds
+                typer.echo(f"error: {printable(exc.filename or '', 80)}: file name too long", err=True)
+                ctx.exit(2)
             typer.echo(f"error: internal error: {type(exc).__name__}: {one_line(exc)} (set INSPECT_DEBUG=1 for a "
                        "traceback)", err=True)
             ctx.exit(3)

@@ -51,18 +51,18 @@ def parse_layers(text: str | None) -> LayerSet | None:
 
 
 def parse_temperatures(text: str) -> list[float]:
-    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each a finite number >= 0."""
-    import math
-
+    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each 0 (greedy) or a finite number of at least MIN_TEMPERATURE."""
     from inspector.errors import InspectError, printable
 
     try:
         temps = [float(t) for t in text.split(",")]
     except ValueError:
         raise InspectError(f"--temperatures {printable(repr(text))}: expected numbers like 0,0.6,1,1.5") from None
-    bad = [t for t in temps if not (math.isfinite(t) and t >= 0)]
-    if bad:
-        raise InspectError(f"--temperatures: each temperature must be a finite number >= 0, got {bad[0]}")
+    from inspector.runtime.sampling import temperature_problem
+
+    problem = next((p for p in map(temperature_problem, temps) if p), None)
+    if problem:
+        raise InspectError(f"--temperatures: each temperature {problem}")
     return temps
 
 

@@ -100,7 +100,7 @@ def retry_after(response: Any) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return float(value[:12])  # digits bounded (float() of a long string is slow)
     import email.utils
 
     try:

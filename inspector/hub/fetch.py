@@ -96,7 +96,7 @@ class Answer:
 
 def _read_capped(response: Any, limit: int) -> bytes:
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) <= limit:
+    if length.isdigit() and len(length) <= 20 and int(length) <= limit:
         return response.read()  # read to the end, so the connection goes back to the pool
     buf = bytearray()
     for chunk in response.iter_bytes():
@@ -109,7 +109,7 @@ def _read_capped(response: Any, limit: int) -> bytes:
 def _placement(r: Any, first: int | None, where: str) -> tuple[int, int | None]:
     """(offset of the body in the file, file size) of a 200 or 206 answer; InspectError if it makes no sense."""
     if r.status_code == 206:
-        m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", r.headers.get("Content-Range", ""))
+        m = re.fullmatch(r"\s*bytes\s+(\d{1,20})-(\d{1,20})/(\d{1,20}|\*)\s*", r.headers.get("Content-Range", ""))
         if not m or int(m.group(1)) != (first or 0):
             raise InspectError(f"{where}: the Hub answered a read of bytes {first}- with Content-Range "
                                f"{printable(r.headers.get('Content-Range'))!r}")
@@ -117,7 +117,7 @@ def _placement(r: Any, first: int | None, where: str) -> tuple[int, int | None]:
     if r.status_code != 200:
         raise InspectError(f"{where}: the Hub answered HTTP {r.status_code}, neither 200 nor 206")
     length = r.headers.get("Content-Length", "")
-    return 0, int(length) if length.isdigit() else None
+    return 0, int(length) if length.isdigit() and len(length) <= 20 else None
 
 
 def hub_get(repo_id: str, filename: str, revision: str | None, *, limit: int, first: int | None = None,

@@ -254,7 +254,10 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("starcoder2", "StarCoder2 (LayerNorm with bias, GELU MLP, biases everywhere)",
            names=STARCODER2_NAMES, mlp="plain", norm="layer", qkv_bias="use_bias", o_bias="use_bias",
            mlp_bias="use_bias", keys=_keys(norm_eps=("norm_epsilon",)),
-           defaults={"tie_word_embeddings": True, "use_bias": True, "hidden_act": "gelu_pytorch_tanh"}),
+           # Starcoder2Config's own bos/eos (50256) lie past its vocabulary (49152): a config saved
+           # from the class carries them, so they are accepted (spec/text.py `_special_ids`)
+           defaults={"tie_word_embeddings": True, "use_bias": True, "hidden_act": "gelu_pytorch_tanh",
+                     "bos_token_id": 50256, "eos_token_id": 50256}),
     Family("phi", "Phi-1/2 (parallel attention and MLP, partial RoPE, LM head bias)", names=PHI_NAMES,
            mlp="plain", norm="layer", placement="parallel", qkv_bias=True, o_bias=True, mlp_bias=True,
            lm_head_bias=True, qk_norm="head", qk_norm_switch="qk_layernorm",

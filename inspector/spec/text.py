@@ -193,6 +193,16 @@ def _temperature(r: ConfigReader, family: Family) -> tuple[float, float] | None:
     return _get(r, family, "attn_scale", "float"), float(_get(r, family, "floor_scale", "int"))
 
 
+def _special_ids(r: ConfigReader, family: Family, key: str, vocab: int) -> tuple[int, ...]:
+    """bos_token_id / eos_token_id: token ids inside the vocabulary (an id past it has no embedding
+    row), except the family's transformers class default (StarCoder2's lies past its vocabulary)."""
+    ids = token_ids(r, key)
+    outside = [i for i in ids if i >= vocab and i != family.defaults.get(key)]
+    if outside:
+        raise r.fail(key, f"must be a token id below vocab_size ({vocab:,})", r.raw(key))
+    return ids
+
+
 def _softcap(r: ConfigReader, key: str) -> float | None:
     return r.float(key) if r.has(key) else None
 
@@ -212,7 +222,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
-    eos = token_ids(r, "eos_token_id")
+    vocab = _get(r, family, "vocab_size", "int")
+    bos, eos = _special_ids(r, family, "bos_token_id", vocab), _special_ids(r, family, "eos_token_id", vocab)
     layer_types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
@@ -221,7 +232,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
         layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
     return TextSpec(
-        model_type=family.model_type, vocab_size=_get(r, family, "vocab_size", "int"), hidden_size=hidden,
+        model_type=family.model_type, vocab_size=vocab, hidden_size=hidden,
         intermediate_size=inter, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
         head_dim=mla.qk_head_dim if mla else head_dim,
         tie_embeddings=r.bool("tie_word_embeddings", bool(family.defaults.get("tie_word_embeddings", False))),
@@ -244,7 +255,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),
         prefix=prefix, names=family.names,
-        bos_token_id=(token_ids(r, "bos_token_id") or (None,))[0], eos_token_ids=eos,
+        bos_token_id=(bos or (None,))[0], eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
 
