@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from inspector.errors import InspectError, printable
+from inspector.hub.environment import check_hub_environment
 from inspector.hub.failures import answer_timeout, describe, endpoint, network_reason, retry_after
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -33,12 +34,10 @@ def hub_offline() -> bool:
 def hub_endpoint_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP probe of the Hub endpoint, so a dead network fails in seconds, not after retries."""
     import socket
-    from urllib.parse import urlparse
 
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
+    where = check_hub_environment()  # the endpoint HF_ENDPOINT names, or one line: never another host
     try:
-        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
+        socket.create_connection((where.host, where.port), timeout=timeout).close()
         return True
     except OSError:
         return False
@@ -161,6 +160,7 @@ def repo_listing(repo_id: str, revision: str | None = None) -> Listing | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    check_hub_environment()
     key = (repo_id, revision)
     if key not in _LISTINGS:
         def attempt() -> Listing | None:

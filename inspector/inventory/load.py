@@ -28,9 +28,12 @@ def check_fallback_config(cfg, where: str) -> None:
     native config's are: one line naming the field, never a KeyError from deep inside."""
     from inspector.spec.config_reader import ConfigReader
 
+    from inspector.hub.environment import check_hub_environment
+
     reader = ConfigReader(cfg, where)
     reader.str("model_type")
     reader.raw("architectures")
+    check_hub_environment()  # transformers imports huggingface_hub, which reads them
 
 
 def account_model(model: str) -> Accounting:
