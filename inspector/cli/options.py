@@ -8,6 +8,7 @@ internal error (exit 3). Library warnings (InspectWarning) are one `warning: ...
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import sys
@@ -54,11 +55,25 @@ def debug() -> bool:
     return os.environ.get("INSPECT_DEBUG", "") not in ("", "0")
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
-    if issubclass(category, InspectWarning):
-        print(f"warning: {one_line(str(message))}", file=sys.stderr)
-    else:
-        _default(message, category, filename, lineno, file, line)
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Every warning, ours or a dependency's, as one `warning:` line (never the source line under it)."""
+    what = "" if issubclass(category, InspectWarning) else f"{category.__name__}: "
+    print(f"warning: {what}{one_line(str(message))}", file=sys.stderr)
+
+
+class OneLineLogs(logging.Handler):
+    """Dependencies' log records (tokenizers, kernels, huggingface_hub, transformers) of level WARNING
+    and above as one `warning:` line each, without their tracebacks (Python's last-resort handler
+    would print them as they are, over several lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"warning: {record.name}: {one_line(record.getMessage())}\n")
+        except Exception:  # noqa: BLE001 - a log line must never fail the command
+            pass
 
 
 def usage_error_line(exc) -> str:
@@ -115,6 +130,8 @@ class InspectGroup(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        logs, root = OneLineLogs(), logging.getLogger()
+        root.addHandler(logs)
         with warnings.catch_warnings():
             warnings.simplefilter("default", InspectWarning)
             warnings.showwarning = _show_warning
@@ -131,6 +148,8 @@ class InspectGroup(TyperGroup):
             except typer.Abort:
                 echo("aborted", err=True)
                 code = 1
+            finally:
+                root.removeHandler(logs)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
