@@ -56,11 +56,11 @@ def chat(
     from inspector.runtime.sampling import SamplingSettings
 
     scripted = read_turns(turns) if turns is not None else None
+    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
     if not rt.tokenizer.chat_template:
         raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
-    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     conv = Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
     live = format == Format.table and output is None
     checks = _converse(conv, rt, scripted, live, check)

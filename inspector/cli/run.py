@@ -100,8 +100,8 @@ def _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, tempe
     return {
         "texts": texts, "set": chosen.name,
         "models": list(model or chosen.models or [None]),
-        "temps": (parse_temperatures(temperatures) if temperatures is not None
-                  else list(chosen.temperatures if prompt_set else (temperature,))),
+        "temps": parse_temperatures(temperatures if temperatures is not None  # each checked before any work
+                                    else ",".join(map(repr, chosen.temperatures if prompt_set else (temperature,)))),
         "n": max_new_tokens or (chosen.max_new_tokens if prompt_set else 32),
         "trials": trials or (chosen.trials if prompt_set else 1),
         "answers": {**chosen.expect, **(load_expect(expect, texts) if expect else {})},

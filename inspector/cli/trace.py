@@ -120,10 +120,10 @@ def trace(
     from inspector.runtime.trace import trace_prompt
 
     show = parse_layers(layers)  # before any work
+    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer,
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
-    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
          format.value, output)
 

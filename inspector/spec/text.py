@@ -261,9 +261,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
 
 
 def _dtype_name(r: ConfigReader) -> str | None:
-    """`torch_dtype` (transformers 4) or `dtype` (transformers 5), when it is a string."""
-    for key in ("torch_dtype", "dtype"):
-        value = r.raw(key)
-        if isinstance(value, str):
-            return value
-    return None
+    """`torch_dtype` (transformers 4) or `dtype` (transformers 5), when it is a string (both are
+    read, so FIELD_RULES checks whichever the config holds)."""
+    values = [r.raw(key) for key in ("torch_dtype", "dtype")]
+    return next((v for v in values if isinstance(v, str)), None)
