@@ -85,9 +85,11 @@ FIELD_RULES: dict[str, Callable[[Any], str | None]] = {
 
 
 def shown(value: Any) -> str:
-    """A config value as messages show it: its JSON-ish repr, on one line, at most 80 characters."""
-    text = printable(repr(value))
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A config value as messages show it: its JSON-ish repr, on one line, cut to about 80 characters
+    (with an ellipsis and its length: `printable`)."""
+    if isinstance(value, (list, dict)) and len(value) > 1000:  # repr() of a huge array is costly
+        return f"a {'list' if isinstance(value, list) else 'object'} of {len(value):,} items"
+    return printable(repr(value), 80)
 
 
 class ConfigReader:
