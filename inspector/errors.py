@@ -73,7 +73,8 @@ def whole_number(value: object, what: str, minimum: int = 0, maximum: int = 2**3
     import numbers
 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= int(value) <= maximum:
-        raise InspectError(f"{what} must be a whole number from {minimum:,} to {maximum:,}, got {printable(repr(value), 60)}")
+        raise InspectError(f"{what} must be a whole number from {minimum:,} to {maximum:,}, "
+                           f"got {printable(repr(value), 60)}")
     return int(value)
 
 

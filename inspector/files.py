@@ -62,7 +62,8 @@ def local_path(path: str | os.PathLike, what: str = "") -> Path:
     if b"\0" in raw:
         raise InspectError(f"{label}{printable(repr(text))}: a path cannot hold a NUL byte")
     if len(raw) > PATH_MAX:
-        raise InspectError(f"{label}{printable(text, 80)}: path of {len(raw):,} bytes, over the {PATH_MAX:,}-byte limit")
+        raise InspectError(f"{label}{printable(text, 80)}: path of {len(raw):,} bytes, over the "
+                           f"{PATH_MAX:,}-byte limit")
     longest = max(raw.split(b"/"), key=len)
     if len(longest) > NAME_MAX:
         raise InspectError(f"{label}{printable(text, 80)}: a name of {len(longest):,} bytes in this path, over the "

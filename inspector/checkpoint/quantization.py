@@ -116,8 +116,8 @@ def read_scheme(qc: Any, where: str) -> QuantScheme | None:
                            description=f"bitsandbytes {'4-bit ' + kind if four else '8-bit'}")
     if method == "fp8":
         block = _block(r, "weight_block_size")
-        return QuantScheme("fp8", 8, block=block,
-                           description=f"fp8 {r.str('fmt', 'e4m3')}" + (f", blocks {block[0]}x{block[1]}" if block else ""))
+        blocks = f", blocks {block[0]}x{block[1]}" if block else ""
+        return QuantScheme("fp8", 8, block=block, description=f"fp8 {r.str('fmt', 'e4m3')}{blocks}")
     if method == "compressed-tensors":
         return _compressed_tensors(r)
     if method == "mxfp4":

@@ -54,7 +54,8 @@ def gpu(name: str) -> Gpu:
     if m and float(m.group(1)) > 0:
         size = float(m.group(1))
         return Gpu(f"{size:g} GiB", gib_bytes(size, f"--gpu {printable(repr(name), 40)}"), "a size given in GiB")
-    raise InspectError(f"--gpu {printable(repr(name), 60)} is neither a preset ({', '.join(GPU_PRESETS)}) nor a size in GiB")
+    raise InspectError(f"--gpu {printable(repr(name), 60)} is neither a preset ({', '.join(GPU_PRESETS)}) "
+                       "nor a size in GiB")
 
 
 def gpu_presets() -> list[Gpu]:

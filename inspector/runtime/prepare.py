@@ -201,7 +201,8 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
     explicit_device = device
     if weights is None and (need_weights or explicit_device not in ("auto", "meta")):
         hub_id = (find_preset(model or DEFAULT_MODEL) or None)
-        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not local_path(model).exists() else None)
+        local = model is not None and local_path(model).exists()
+        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not local else None)
         if repo is None:
             raise InspectError(f"{spec.name}: no weights found (no *.safetensors beside its config.json); "
                                f"give --weights PATH, or use --device meta for shapes only")

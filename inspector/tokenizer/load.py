@@ -83,7 +83,8 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     # added_tokens_decoder entries the tokenizer.json lacks (only where the id is the next free one).
     added = config.get("added_tokens_decoder")
     if isinstance(added, dict):
-        entries = sorted((int(k), v) for k, v in added.items() if k.isascii() and k.isdigit() and len(k) <= 10 and isinstance(v, dict))
+        entries = sorted((int(k), v) for k, v in added.items()  # digits bounded before int()
+                         if k.isascii() and k.isdigit() and len(k) <= 10 and isinstance(v, dict))
         for token_id, entry in entries:
             content = entry.get("content")
             if not isinstance(content, str) or tok.token_to_id(content) is not None:
