@@ -130,6 +130,16 @@ def test_numbers_of_5000_digits_in_expect_and_configs(tmp_path):
     refused(["tokens", str(config_dir(tmp_path, cfg)), "--image-size", "800x600"], "vision_aspect_ratio")
 
 
+def test_digit_strings_from_options_and_environment(monkeypatch):
+    pytest.importorskip("torch")
+    from inspector.runtime.prepare import default_threads
+
+    refused(["trace", "Hi", "--layers", "\u00b2"], "--layers")  # "²".isdigit() is true, int("²") fails
+    refused(["trace", "Hi", "--layers", "1-" + "9" * 5000], "--layers")
+    monkeypatch.setenv("OMP_NUM_THREADS", "9" * 5000)
+    assert default_threads() >= 1
+
+
 # --------------------------------------------------------------------------- 13 and 21: sizes in GiB
 
 @pytest.mark.parametrize("args,needle", [

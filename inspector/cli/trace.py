@@ -42,7 +42,8 @@ def parse_layers(text: str | None) -> LayerSet | None:
     ranges = []
     for part in text.split(",")[:1000]:
         lo, dash, hi = part.strip().partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()) or len(lo) > 18 or len(hi) > 18:
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())) or len(lo) > 18 \
+                or len(hi) > 18:  # ASCII digits only: "²".isdigit() is true, int("²") fails
             raise InspectError(f"--layers {printable(repr(text))}: expected numbers and ranges like 0,5,10-12 or 'all'")
         if int(hi or lo) < int(lo):
             raise InspectError(f"--layers: range {printable(part.strip())} ends before it starts")

@@ -102,7 +102,7 @@ def retry_after(response: Any) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value[:12])  # digits bounded (float() of a long string is slow)
     import email.utils
 

@@ -95,7 +95,7 @@ class Answer:
 
 def _read_capped(response: Any, limit: int) -> bytes:
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and len(length) <= 20 and int(length) <= limit:
+    if length.isascii() and length.isdigit() and len(length) <= 20 and int(length) <= limit:
         return response.read()  # read to the end, so the connection goes back to the pool
     buf = bytearray()
     for chunk in response.iter_bytes():
@@ -116,7 +116,7 @@ def _placement(r: Any, first: int | None, where: str) -> tuple[int, int | None]:
     if r.status_code != 200:
         raise InspectError(f"{where}: the Hub answered HTTP {r.status_code}, neither 200 nor 206")
     length = r.headers.get("Content-Length", "")
-    return 0, int(length) if length.isdigit() and len(length) <= 20 else None
+    return 0, int(length) if length.isascii() and length.isdigit() and len(length) <= 20 else None
 
 
 def hub_get(repo_id: str, filename: str, revision: str | None, *, limit: int, first: int | None = None,

@@ -235,7 +235,7 @@ def default_threads() -> int:
     cost when the machine is quiet (docs/run.md, "Threads and a busy machine").
     """
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
+    if env.isascii() and env.isdigit() and len(env) <= 6 and int(env) > 0:  # digits bounded before int()
         return int(env)
     try:
         cores = len(os.sched_getaffinity(0))
