@@ -177,3 +177,11 @@ def test_messages_cut_and_escaped():
     assert len(printable(long)) < 300 and "(6,000,000 characters)" in printable(long)
     message = str(InspectError(f"field 'a' got {long}\n\x1b[2J"))
     assert len(message) < 2100 and "\n" not in message and "\x1b" not in message
+
+
+def test_html_escapes_markup_and_control_characters():
+    from inspector.reports.markup import esc, table
+
+    assert esc("a\x1b]0;t\x07<b>\"x\"") == "a\\x1b]0;t\\x07&lt;b&gt;&quot;x&quot;"
+    html = table(Section("t\x1b[2J", ["h"], [[h] for h in HOSTILE]))
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", html) and "[/b]" in html
