@@ -54,8 +54,6 @@ def load_prompts(name_or_file: str) -> PromptSet:
     """A named set, or a text file with one prompt per non-empty line (no expected answers)."""
     if name_or_file in PROMPT_SETS:
         return PROMPT_SETS[name_or_file]
-    from pathlib import Path
-
     from inspector.files import local_path, read_small_text
 
     if not local_path(name_or_file, "--prompts").exists():

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from inspector.checkpoint.gguf import GGUFFile, parse_gguf
-from inspector.errors import InspectError, one_line, printable
+from inspector.errors import InspectError, printable
 
 from inspector.tokenizer.bytelevel import LLAMA3_SPLIT, O200K_SPLIT, QWEN2_SPLIT, QWEN35_SPLIT
 from inspector.tokenizer.bytelevel import BYTE_ALPHABET, add_tokens, byte_level, byte_level_bpe
