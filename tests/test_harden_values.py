@@ -382,7 +382,7 @@ ROUTING = {  # (preset, changes, field named)
     "torch-dtype-float128": ("qwen2.5-0.5b", {"torch_dtype": "float128"}, "torch_dtype"),
     "dtype-float128": ("qwen2.5-0.5b", {"dtype": "float128"}, "dtype"),
     "bos-past-vocab": ("qwen2.5-0.5b", {"bos_token_id": 151936}, "bos_token_id"),
-    "eos-past-vocab": ("llama-3.2-1b", {"eos_token_id": [128001, 10**6]}, "eos_token_id"),
+    "bos-past-vocab-gemma": ("gemma-2-2b", {"bos_token_id": 256000}, "bos_token_id"),
     "architectures-object": ("qwen2.5-0.5b", {"architectures": {"a": 1}}, "architectures"),
 }
 
@@ -401,8 +401,10 @@ def test_values_that_cannot_be_meant_api():
     for preset, changes, field in ROUTING.values():
         with pytest.raises(InspectError, match=field):
             from_hf_config(preset_config(preset, **changes), "x")
-    # transformers' own Starcoder2Config puts bos/eos past its vocabulary: that default is accepted
+    # transformers' own Starcoder2Config puts bos past its vocabulary: that default is accepted
     from_hf_config(preset_config("starcoder2-3b", bos_token_id=50256, eos_token_id=50256), "x")
+    with pytest.raises(InspectError, match="bos_token_id"):
+        from_hf_config(preset_config("starcoder2-3b", bos_token_id=50257), "x")
 
 
 def test_beam_length_penalty_api(tiny_model):

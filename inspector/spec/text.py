@@ -193,14 +193,16 @@ def _temperature(r: ConfigReader, family: Family) -> tuple[float, float] | None:
     return _get(r, family, "attn_scale", "float"), float(_get(r, family, "floor_scale", "int"))
 
 
-def _special_ids(r: ConfigReader, family: Family, key: str, vocab: int) -> tuple[int, ...]:
-    """bos_token_id / eos_token_id: token ids inside the vocabulary (an id past it has no embedding
-    row), except the family's transformers class default (StarCoder2's lies past its vocabulary)."""
-    ids = token_ids(r, key)
-    outside = [i for i in ids if i >= vocab and i != family.defaults.get(key)]
-    if outside:
-        raise r.fail(key, f"must be a token id below vocab_size ({vocab:,})", r.raw(key))
-    return ids
+def _bos_id(r: ConfigReader, family: Family, vocab: int) -> int | None:
+    """bos_token_id: a token id inside the vocabulary (the id is fed to the model first: past the
+    vocabulary it has no embedding row), except the family's transformers class default, which a
+    config saved from the class with a smaller vocabulary carries (StarCoder2's lies past its own).
+    eos_token_id is not held to this: transformers' defaults put it past small vocabularies in
+    many families (OLMo 2, Phi-3, GLM-4...), and it is only compared with generated ids."""
+    ids = token_ids(r, "bos_token_id")
+    if ids and ids[0] >= vocab and ids[0] != family.defaults.get("bos_token_id"):
+        raise r.fail("bos_token_id", f"must be a token id below vocab_size ({vocab:,})", r.raw("bos_token_id"))
+    return ids[0] if ids else None
 
 
 def _softcap(r: ConfigReader, key: str) -> float | None:
@@ -223,7 +225,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
-    bos, eos = _special_ids(r, family, "bos_token_id", vocab), _special_ids(r, family, "eos_token_id", vocab)
+    bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
     layer_types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
@@ -255,7 +257,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),
         prefix=prefix, names=family.names,
-        bos_token_id=(bos or (None,))[0], eos_token_ids=eos,
+        bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
 
