@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -45,6 +46,29 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
+
+
+PATH_MAX = 4095  # bytes of a whole path (Linux PATH_MAX less the NUL)
+NAME_MAX = 255  # bytes of one path component
+
+
+def local_path(path: str | os.PathLike, what: str = "") -> Path:
+    """`path` as a Path (with ~ expanded), refused in one line when no file system could hold it:
+    a NUL byte, a name component over NAME_MAX bytes or a whole path over PATH_MAX (where
+    `Path.exists()` would raise ENAMETOOLONG, or ValueError). Every path a user gives goes through here."""
+    label = f"{what} " if what else ""
+    text = os.fspath(path)
+    raw = os.fsencode(text) if isinstance(text, str) else text
+    if b"\0" in raw:
+        raise InspectError(f"{label}{printable(repr(text))}: a path cannot hold a NUL byte")
+    if len(raw) > PATH_MAX:
+        raise InspectError(f"{label}{printable(text, 80)}: path of {len(raw):,} bytes, over the "
+                           f"{PATH_MAX:,}-byte limit")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise InspectError(f"{label}{printable(text, 80)}: a name of {len(longest):,} bytes in this path, over the "
+                           f"{NAME_MAX}-byte limit")
+    return Path(os.fsdecode(raw)).expanduser()
 
 
 def kind_of(mode: int) -> str:
@@ -155,8 +179,25 @@ class _DuplicateKey(Exception):
     pass
 
 
+MAX_JSON_DEPTH = 64  # configs nest a few levels; tokenizer.json fewer than ten
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """How deeply `text`'s arrays and objects nest (brackets inside strings aside), without parsing."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse_json(text: str, where: str) -> Any:
-    """Parse JSON text; a repeated key in an object is refused (which one was meant?)."""
+    """Parse JSON text: nesting bounded (MAX_JSON_DEPTH), a repeated key in an object refused (which
+    one was meant?), every failure one line."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise InspectError(f"{where}: not valid JSON here (nested more than {MAX_JSON_DEPTH} levels deep)")
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey as exc:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-_LAYER = re.compile(r"^((?:\w+\.)*?\w*(?:layers|blocks))\.(\d+)(?:\.|$)")
+_LAYER = re.compile(r"^((?:\w+\.)*?\w*(?:layers|blocks))\.(\d{1,9})(?:\.|$)")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ GGUF_MOE_ROLES: dict[str, tuple[str, bool]] = {
     "ffn_gate_inp_shexp.weight": ("shared_expert_gate", False),
     "exp_probs_b.bias": ("router_score_bias", False),
 }
-_BLOCK = re.compile(r"^blk\.(\d+)\.(.+)$")
+_BLOCK = re.compile(r"^blk\.(\d{1,9})\.(.+)$")  # digits bounded: int() of a 5,000-digit layer would fail
 
 
 def gguf_moe_role(name: str) -> tuple[int, str, bool] | None:

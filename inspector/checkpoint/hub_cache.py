@@ -18,6 +18,9 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def cache_root(repo_id: str) -> Path:
+    from inspector.hub.environment import check_hub_environment
+
+    check_hub_environment()
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--")) / ".llm-inspector"

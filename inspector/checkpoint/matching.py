@@ -26,7 +26,7 @@ from inspector.checkpoint.records import TensorInfo
 from inspector.inventory.entry import WeightEntry
 
 Stored = tuple[str, TensorInfo]  # (name in the file, header)
-_FUSED = re.compile(r"\.layers\.(\d+)\..*experts\.(gate_up_proj|down_proj)$")
+_FUSED = re.compile(r"\.layers\.(\d{1,9})\..*experts\.(gate_up_proj|down_proj)$")
 _FUSED_ROLES = {"gate_up_proj": ("expert_gate", "expert_up"), "down_proj": ("expert_down",)}
 
 

@@ -14,6 +14,7 @@ from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
 from inspector.checkpoint.safetensors import read_safetensors_file
 from inspector.checkpoint.sharded import INDEX_NAME, cross_check, read_sharded
 from inspector.errors import InspectError, printable
+from inspector.files import local_path
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -44,7 +45,7 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
       every ``*.safetensors`` in it (not recursive), else a single ``*.gguf``.
     Pickle checkpoints (.bin/.pt/.pth/.ckpt/.pkl) are refused, never unpickled.
     """
-    p = Path(path)
+    p = local_path(path)
     if p.is_dir():  # a special file among the candidates is refused by its reader, not skipped
         if os.path.lexists(p / INDEX_NAME):
             return read_sharded(p)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.errors import InspectError
+from inspector.spec.config_reader import ConfigReader
 
 PACKED, SIDE = "packed", "side"
 Shape = tuple[int, ...]
@@ -46,54 +47,79 @@ class QuantScheme:
     description: str = ""
 
 
-def _int(qc: dict, key: str, default: int, where: str) -> int:
-    value = qc.get(key, default)
+PACKED_BITS = (2, 3, 4, 8, 16)  # bits per packed value (32 // bits values per int32)
+MAX_BLOCK = 1 << 16
+
+
+def _bits(r: ConfigReader, key: str, default: int) -> int:
+    bits = r.int(key, default)
+    if bits not in PACKED_BITS:
+        raise r.fail(key, f"must be one of {', '.join(map(str, PACKED_BITS))}", bits)
+    return bits
+
+
+def _group_size(r: ConfigReader, default: int) -> int:
+    """-1 (or null): one group per row; else a positive group size."""
+    size = r.int("group_size", default, minimum=-1)
+    if size == 0:
+        raise r.fail("group_size", "must be -1 (no groups) or a positive integer", size)
+    return size
+
+
+def _block(r: ConfigReader, key: str) -> tuple[int, int] | None:
+    """A block shape [rows, cols] of two positive integers, or None when absent."""
+    value = r.raw(key)
     if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InspectError(f"{where}: field 'quantization_config.{key}' must be an integer, got {value!r}")
-    return value
+        return None
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= MAX_BLOCK for b in value)):
+        raise r.fail(key, f"must be two integers from 1 to {MAX_BLOCK:,}", value)
+    return value[0], value[1]
 
 
-def _compressed_tensors(qc: dict, where: str) -> QuantScheme:
-    groups = qc.get("config_groups") or {}
-    weights = next((g.get("weights") or {} for g in groups.values() if isinstance(g, dict)), {})
-    strategy = str(weights.get("strategy") or "tensor")
-    block = weights.get("block_structure")
-    bits = _int(weights, "num_bits", 8, where)
-    fmt = qc.get("format", "")
-    return QuantScheme("compressed-tensors", bits, _int(weights, "group_size", -1, where),
-                       tuple(block) if isinstance(block, list) and len(block) == 2 else None, strategy,
-                       f"compressed-tensors {fmt} {weights.get('type', '')}{bits} ({strategy})".replace("  ", " "))
+def _compressed_tensors(r: ConfigReader) -> QuantScheme:
+    """compressed-tensors: the first config group's `weights` (num_bits, group_size, strategy,
+    block_structure), each read with its type and range."""
+    groups = r.sub("config_groups") if r.has("config_groups") else None
+    weights = None
+    for name in (groups.cfg if groups is not None else {}):
+        group = groups.sub(name)
+        if group.has("weights"):
+            weights = group.sub("weights")
+            break
+    if weights is None:
+        weights = ConfigReader({}, r.where, f"{r.path}.config_groups")
+    strategy = weights.str("strategy", "tensor")
+    bits = _bits(weights, "num_bits", 8)
+    fmt = r.str("format", "")
+    kind = weights.str("type", "")
+    return QuantScheme("compressed-tensors", bits, _group_size(weights, -1), _block(weights, "block_structure"),
+                       strategy, f"compressed-tensors {fmt} {kind}{bits} ({strategy})".replace("  ", " "))
 
 
 def read_scheme(qc: Any, where: str) -> QuantScheme | None:
-    """The scheme of a config.json `quantization_config`; None when there is none."""
+    """The scheme of a config.json `quantization_config`; None when there is none. Every field is
+    read through a ConfigReader: a wrong type or a value out of range is one line naming it."""
     if qc is None:
         return None
     if not isinstance(qc, dict) or not isinstance(qc.get("quant_method"), str):
         raise InspectError(f"{where}: field 'quantization_config' must be an object with a 'quant_method'")
-    method = qc["quant_method"]
+    r = ConfigReader(qc, where, "quantization_config")
+    method = r.str("quant_method")
     if method in ("gptq", "awq"):
-        bits, group = _int(qc, "bits", 4, where), _int(qc, "group_size", 128, where)
-        if bits not in (2, 3, 4, 8):
-            raise InspectError(f"{where}: field 'quantization_config.bits' must be 2, 3, 4 or 8, got {bits}")
+        bits, group = _bits(r, "bits", 4), _group_size(r, 128)
         return QuantScheme(method, bits, group, description=f"{method} {bits}-bit, group size {group}")
     if method == "bitsandbytes":
-        four = bool(qc.get("load_in_4bit") or qc.get("_load_in_4bit"))
-        kind = qc.get("bnb_4bit_quant_type", "fp4") if four else "int8"
+        four = r.bool("load_in_4bit", False) or r.bool("_load_in_4bit", False)
+        kind = r.str("bnb_4bit_quant_type", "fp4") if four else "int8"
         return QuantScheme("bitsandbytes", 4 if four else 8, 64 if four else -1,
-                           description=f"bitsandbytes {'4-bit ' + str(kind) if four else '8-bit'}")
+                           description=f"bitsandbytes {'4-bit ' + kind if four else '8-bit'}")
     if method == "fp8":
-        block = qc.get("weight_block_size")
-        if block is not None and not (isinstance(block, list) and len(block) == 2
-                                      and all(isinstance(b, int) and b > 0 for b in block)):
-            raise InspectError(f"{where}: field 'quantization_config.weight_block_size' must be two "
-                               f"positive integers, got {block!r}")
-        return QuantScheme("fp8", 8, block=tuple(block) if block else None,
-                           description=f"fp8 {qc.get('fmt', 'e4m3')}" + (f", blocks {block[0]}x{block[1]}" if block else ""))
+        block = _block(r, "weight_block_size")
+        blocks = f", blocks {block[0]}x{block[1]}" if block else ""
+        return QuantScheme("fp8", 8, block=block, description=f"fp8 {r.str('fmt', 'e4m3')}{blocks}")
     if method == "compressed-tensors":
-        return _compressed_tensors(qc, where)
+        return _compressed_tensors(r)
     if method == "mxfp4":
         return QuantScheme("mxfp4", 4, 32, description="mxfp4 (blocks of 32 4-bit values, one uint8 scale)")
     return QuantScheme(method, description=f"{method} (layout not known here: its tensors are listed as found)")

@@ -188,7 +188,7 @@ def _config_dtype(cfg: dict[str, Any]) -> str | None:
 def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str | None]:
     """What a config promises: a native family's inventory, else transformers' on the meta device;
     (None, note) when neither can say (listing only)."""
-    from inspector.inventory.load import is_native
+    from inspector.inventory.load import check_fallback_config, is_native
 
     if is_native(cfg):
         from inspector.inventory.model import inventory
@@ -200,6 +200,7 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
                         lambda role, i, suffix: spec.text.name(role, i, suffix)), None
     from inspector.inventory.transformers_meta import meta_account
 
+    check_fallback_config(cfg, where)
     model_type = cfg.get("model_type")
     arch = (cfg.get("architectures") or [model_type])[0]
     try:
@@ -219,12 +220,14 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
 def open_inputs(model: str | None, weights: str | None):
     """(expected or None, headers, checkpoint label, notes) for `inspect verify MODEL [--weights PATH]`."""
     from inspector.checkpoint.open import open_checkpoint
-    from inspector.files import read_json
+    from inspector.files import local_path, read_json
     from inspector.spec.resolve import resolve
 
     if model is None and weights is None:
         raise InspectError("give MODEL (a directory, .gguf file, preset or Hub id) or --weights PATH")
     notes: list[str] = []
+    model = None if model is None else str(local_path(model, "MODEL"))
+    weights = None if weights is None else str(local_path(weights, "--weights"))
     if weights is not None:
         headers = open_checkpoint(weights)
         label = str(weights)

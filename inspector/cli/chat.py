@@ -12,6 +12,7 @@ from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.runtime.prepare import DEFAULT_MODEL
+from inspector.errors import visible
 from inspector.units import plural
 
 
@@ -55,11 +56,11 @@ def chat(
     from inspector.runtime.sampling import SamplingSettings
 
     scripted = read_turns(turns) if turns is not None else None
+    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
     if not rt.tokenizer.chat_template:
         raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
-    settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     conv = Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
     live = format == Format.table and output is None
     checks = _converse(conv, rt, scripted, live, check)
@@ -80,7 +81,7 @@ def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> 
     s = conv.settings
     for text in scripted if scripted is not None else _typed():
         if live and scripted is not None:
-            sys.stdout.write(f"> {text}\n")
+            sys.stdout.write(f"> {visible(text, tabs=True)}\n")
         turn = conv.say(text, on_token=_write if live else None)
         if check:
             fresh = SamplingSettings(s.temperature, s.top_k, s.top_p, s.seed + len(conv.turns) - 1, s.min_p)
@@ -95,7 +96,7 @@ def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> 
 
 
 def _write(piece: str) -> None:
-    sys.stdout.write(piece)
+    sys.stdout.write(visible(piece, tabs=True))  # generated text: no escape sequence reaches the terminal
     sys.stdout.flush()
 
 

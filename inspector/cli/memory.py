@@ -92,7 +92,7 @@ def memory(
 def _run(a: dict) -> None:
     from inspector.errors import InspectError
     from inspector.inventory.accounting import account
-    from inspector.memory.gpus import GIB
+    from inspector.memory.gpus import gib_bytes
     from inspector.memory.gpus import gpu as find_gpu
     from inspector.spec.resolve import load_spec
 
@@ -100,7 +100,7 @@ def _run(a: dict) -> None:
         raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {a['gpus']} --nodes {a['nodes']}")
     acc = account(load_spec(a["model"]))
     device = find_gpu(a["gpu"])
-    overhead = int(a["overhead_gib"] * GIB)
+    overhead = gib_bytes(a["overhead_gib"], "--overhead-gib")
     if a["train"] is None:
         from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
         from inspector.memory.serving import ServeOptions

@@ -7,6 +7,9 @@ internal error (exit 3). Library warnings (InspectWarning) are one `warning: ...
 
 from __future__ import annotations
 
+import errno
+import logging
+import math
 import os
 import sys
 import warnings
@@ -24,7 +27,7 @@ except ImportError:  # pragma: no cover
     from click import echo
     from click import exceptions as click_errors
 
-from inspector.errors import InspectError, InspectWarning, one_line
+from inspector.errors import InspectError, InspectWarning, one_line, printable, visible
 
 
 class Format(str, Enum):
@@ -52,11 +55,25 @@ def debug() -> bool:
     return os.environ.get("INSPECT_DEBUG", "") not in ("", "0")
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
-    if issubclass(category, InspectWarning):
-        print(f"warning: {one_line(str(message))}", file=sys.stderr)
-    else:
-        _default(message, category, filename, lineno, file, line)
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Every warning, ours or a dependency's, as one `warning:` line (never the source line under it)."""
+    what = "" if issubclass(category, InspectWarning) else f"{category.__name__}: "
+    print(f"warning: {what}{one_line(str(message))}", file=sys.stderr)
+
+
+class OneLineLogs(logging.Handler):
+    """Dependencies' log records (tokenizers, kernels, huggingface_hub, transformers) of level WARNING
+    and above as one `warning:` line each, without their tracebacks (Python's last-resort handler
+    would print them as they are, over several lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"warning: {record.name}: {one_line(record.getMessage())}\n")
+        except Exception:  # noqa: BLE001 - a log line must never fail the command
+            pass
 
 
 def usage_error_line(exc) -> str:
@@ -68,13 +85,53 @@ def usage_error_line(exc) -> str:
     return f"error: {where}{message}{hint}"
 
 
+def plain_help(command) -> None:
+    """Help shown as written: typer parses help text as rich markup, which would drop `[hf]` from
+    `pip install "llm-inspector[hf]"` (or fail on `[/b]`), so the markup in it is escaped, once,
+    when the command group is built."""
+    from rich.markup import escape
+
+    for obj in (command, *getattr(command, "params", ())):
+        for attr in ("help", "short_help", "epilog"):
+            text = getattr(obj, attr, None)
+            if isinstance(text, str):
+                setattr(obj, attr, escape(visible(text)))
+
+
+def finite_numbers(command) -> None:
+    """Refuse nan and inf in every number option before the command runs (a range check lets inf
+    through, and `float()` reads "nan", "inf" and 400 nines): one line naming the option."""
+    callback = getattr(command, "callback", None)
+    if callback is None or getattr(callback, "_finite_checked", False):
+        return
+    options = {p.name: (getattr(p, "opts", None) or [p.name])[0] for p in getattr(command, "params", ())}
+
+    def checked(*args, **kwargs):
+        for name, value in kwargs.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InspectError(f"{options.get(name, name)}: expected a finite number, got {value}")
+        return callback(*args, **kwargs)
+
+    checked._finite_checked = True
+    command.callback = checked
+
+
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
-    usage errors into one line in the same style, and warnings into `warning:` lines."""
+    usage errors into one line in the same style, and warnings into `warning:` lines. Help text is
+    shown as written (`plain_help`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for command in (self, *self.commands.values()):
+            plain_help(command)
+            finite_numbers(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        logs, root = OneLineLogs(), logging.getLogger()
+        root.addHandler(logs)
         with warnings.catch_warnings():
             warnings.simplefilter("default", InspectWarning)
             warnings.showwarning = _show_warning
@@ -91,6 +148,8 @@ class InspectGroup(TyperGroup):
             except typer.Abort:
                 echo("aborted", err=True)
                 code = 1
+            finally:
+                root.removeHandler(logs)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
@@ -111,6 +170,9 @@ class InspectGroup(TyperGroup):
             # click's own exits and usage errors (typer vendors click) are handled in main().
             if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path no file system holds
+                typer.echo(f"error: {printable(exc.filename or '', 80)}: file name too long", err=True)
+                ctx.exit(2)
             typer.echo(f"error: internal error: {type(exc).__name__}: {one_line(exc)} (set INSPECT_DEBUG=1 for a "
                        "traceback)", err=True)
             ctx.exit(3)

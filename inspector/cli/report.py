@@ -24,10 +24,11 @@ WeightsListOpt = Annotated[Optional[list[str]], typer.Option(
 def _check_directory(output: Path | None) -> None:
     """Fail before any work (a trace can take a while) when the output directory is missing."""
     from inspector.errors import InspectError
+    from inspector.files import local_path
 
     if output is not None:
         directory = output.parent if str(output.parent) else Path(".")
-        if not directory.is_dir():
+        if not local_path(directory, "--output").is_dir():
             raise InspectError(f"{output}: directory {directory} does not exist")
 
 

@@ -12,7 +12,7 @@ from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, 
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.cli.trace import parse_temperatures
-from inspector.errors import InspectError
+from inspector.errors import InspectError, visible
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf "
                                                         "file or Hub id; repeat for a sweep over several models.",
@@ -100,8 +100,8 @@ def _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, tempe
     return {
         "texts": texts, "set": chosen.name,
         "models": list(model or chosen.models or [None]),
-        "temps": (parse_temperatures(temperatures) if temperatures is not None
-                  else list(chosen.temperatures if prompt_set else (temperature,))),
+        "temps": parse_temperatures(temperatures if temperatures is not None  # each checked before any work
+                                    else ",".join(map(repr, chosen.temperatures if prompt_set else (temperature,)))),
         "n": max_new_tokens or (chosen.max_new_tokens if prompt_set else 32),
         "trials": trials or (chosen.trials if prompt_set else 1),
         "answers": {**chosen.expect, **(load_expect(expect, texts) if expect else {})},
@@ -122,7 +122,7 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
     streaming = (format == Format.table and output is None and len(texts) * len(temps) * trials * len(models) == 1)
 
     def on_token(record, piece: str) -> None:
-        sys.stdout.write(piece)
+        sys.stdout.write(visible(piece, tabs=True))  # no escape sequence reaches the terminal
         sys.stdout.flush()
 
     runs, eos_text = [], {}
@@ -138,7 +138,7 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
             run.prompt_ids = encoded[0]
             run.records, run.timing_method = time_prefill(rt, run.prompt_ids)
         if streaming:
-            sys.stdout.write(texts[0])
+            sys.stdout.write(visible(texts[0], tabs=True))
         with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
             run.generations = generate_all(rt, texts, temps, trials, n, top_k, top_p, seed, chat,
                                            on_token if streaming else None, min_p=min_p, expect=answers,

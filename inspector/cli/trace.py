@@ -42,7 +42,8 @@ def parse_layers(text: str | None) -> LayerSet | None:
     ranges = []
     for part in text.split(",")[:1000]:
         lo, dash, hi = part.strip().partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()) or len(lo) > 18 or len(hi) > 18:
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())) or len(lo) > 18 \
+                or len(hi) > 18:  # ASCII digits only: "²".isdigit() is true, int("²") fails
             raise InspectError(f"--layers {printable(repr(text))}: expected numbers and ranges like 0,5,10-12 or 'all'")
         if int(hi or lo) < int(lo):
             raise InspectError(f"--layers: range {printable(part.strip())} ends before it starts")
@@ -51,18 +52,18 @@ def parse_layers(text: str | None) -> LayerSet | None:
 
 
 def parse_temperatures(text: str) -> list[float]:
-    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each a finite number >= 0."""
-    import math
-
+    """'0,0.6,1' -> [0.0, 0.6, 1.0]; each 0 (greedy) or a finite number of at least MIN_TEMPERATURE."""
     from inspector.errors import InspectError, printable
 
     try:
         temps = [float(t) for t in text.split(",")]
     except ValueError:
         raise InspectError(f"--temperatures {printable(repr(text))}: expected numbers like 0,0.6,1,1.5") from None
-    bad = [t for t in temps if not (math.isfinite(t) and t >= 0)]
-    if bad:
-        raise InspectError(f"--temperatures: each temperature must be a finite number >= 0, got {bad[0]}")
+    from inspector.runtime.sampling import temperature_problem
+
+    problem = next((p for p in map(temperature_problem, temps) if p), None)
+    if problem:
+        raise InspectError(f"--temperatures: each temperature {problem}")
     return temps
 
 
@@ -120,10 +121,10 @@ def trace(
     from inspector.runtime.trace import trace_prompt
 
     show = parse_layers(layers)  # before any work
+    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer,
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
-    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
     emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
          format.value, output)
 

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from inspector.errors import InspectError, printable
+from inspector.hub.environment import check_hub_environment
 from inspector.hub.failures import answer_timeout, chain, describe
 from inspector.hub.fetch import BACKOFF_S, MAX_TRIES, hub_endpoint_reachable, hub_get, hub_offline, repo_listing, with_retries
 
 
 
 def _quiet() -> None:
+    """Checks the Hub's environment variables (before huggingface_hub reads them) and quiets its logger."""
     import logging
 
+    check_hub_environment()
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
@@ -108,10 +111,10 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
 
     With `required=False` a file the repo lacks (or that cannot be had offline) gives None.
     """
+    _quiet()  # first: it checks the variables huggingface_hub reads on import
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 
-    _quiet()
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, EntryNotFoundError, OSError, ValueError):
@@ -150,9 +153,9 @@ def hub_snapshot(repo_id: str, patterns: list[str], what: str, must_have: str, r
     `complete`). `what` names the files in messages ("weights"); `hint` ends the offline message."""
     from fnmatch import fnmatch
 
+    _quiet()  # first: it checks the variables huggingface_hub reads on import
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
-    _quiet()
     ok = lambda folder: any(folder.glob(must_have)) and (complete is None or complete(folder))  # noqa: E731
     try:
         cached = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True))

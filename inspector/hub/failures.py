@@ -7,17 +7,20 @@ import time
 from typing import Any
 
 from inspector.errors import printable
+from inspector.hub.environment import check_hub_environment
 
 
 def answer_timeout() -> float:
     """Seconds without an answer after which a request is reported as hung: huggingface_hub's own
     HF_HUB_DOWNLOAD_TIMEOUT (default 10)."""
+    check_hub_environment()
     from huggingface_hub import constants
 
     return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
 
 
 def endpoint() -> str:
+    check_hub_environment()
     from huggingface_hub import constants
 
     return constants.ENDPOINT
@@ -99,8 +102,8 @@ def retry_after(response: Any) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return float(value[:12])  # digits bounded (float() of a long string is slow)
     import email.utils
 
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from inspector.errors import InspectError, printable
+from inspector.hub.environment import check_hub_environment
 from inspector.hub.failures import answer_timeout, describe, endpoint, network_reason, retry_after
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -33,12 +34,10 @@ def hub_offline() -> bool:
 def hub_endpoint_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP probe of the Hub endpoint, so a dead network fails in seconds, not after retries."""
     import socket
-    from urllib.parse import urlparse
 
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = url.port or (443 if url.scheme == "https" else 80)
+    where = check_hub_environment()  # the endpoint HF_ENDPOINT names, or one line: never another host
     try:
-        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
+        socket.create_connection((where.host, where.port), timeout=timeout).close()
         return True
     except OSError:
         return False
@@ -96,7 +95,7 @@ class Answer:
 
 def _read_capped(response: Any, limit: int) -> bytes:
     length = response.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) <= limit:
+    if length.isascii() and length.isdigit() and len(length) <= 20 and int(length) <= limit:
         return response.read()  # read to the end, so the connection goes back to the pool
     buf = bytearray()
     for chunk in response.iter_bytes():
@@ -109,7 +108,7 @@ def _read_capped(response: Any, limit: int) -> bytes:
 def _placement(r: Any, first: int | None, where: str) -> tuple[int, int | None]:
     """(offset of the body in the file, file size) of a 200 or 206 answer; InspectError if it makes no sense."""
     if r.status_code == 206:
-        m = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", r.headers.get("Content-Range", ""))
+        m = re.fullmatch(r"\s*bytes\s+(\d{1,20})-(\d{1,20})/(\d{1,20}|\*)\s*", r.headers.get("Content-Range", ""))
         if not m or int(m.group(1)) != (first or 0):
             raise InspectError(f"{where}: the Hub answered a read of bytes {first}- with Content-Range "
                                f"{printable(r.headers.get('Content-Range'))!r}")
@@ -117,7 +116,7 @@ def _placement(r: Any, first: int | None, where: str) -> tuple[int, int | None]:
     if r.status_code != 200:
         raise InspectError(f"{where}: the Hub answered HTTP {r.status_code}, neither 200 nor 206")
     length = r.headers.get("Content-Length", "")
-    return 0, int(length) if length.isdigit() else None
+    return 0, int(length) if length.isascii() and length.isdigit() and len(length) <= 20 else None
 
 
 def hub_get(repo_id: str, filename: str, revision: str | None, *, limit: int, first: int | None = None,
@@ -161,6 +160,7 @@ def repo_listing(repo_id: str, revision: str | None = None) -> Listing | None:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    check_hub_environment()
     key = (repo_id, revision)
     if key not in _LISTINGS:
         def attempt() -> Listing | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from inspector.errors import whole_number
 from inspector.inventory.entry import EXPERTS, MTP, WeightEntry
 from inspector.inventory.model import inventory
 from inspector.spec.model import ModelSpec
@@ -96,6 +97,8 @@ class Accounting:
 
     def kv_cache_bytes(self, context: int, batch: int = 1, dtype_bytes: int = KV_BYTES) -> int | None:
         """KV cache bytes for `context` tokens: sliding-window layers hold at most their window."""
+        context, batch = whole_number(context, "context", 1, 2**40), whole_number(batch, "batch", 1, 2**40)
+        dtype_bytes = whole_number(dtype_bytes, "dtype_bytes", 1, 64)
         t = self.spec.text
         if t is None:
             return None

@@ -23,6 +23,19 @@ def is_native(cfg) -> bool:
     return not isinstance(model_type, str) or model_type in supported_model_types()
 
 
+def check_fallback_config(cfg, where: str) -> None:
+    """The fields the transformers fallback reads itself (model_type, architectures), checked as a
+    native config's are: one line naming the field, never a KeyError from deep inside."""
+    from inspector.spec.config_reader import ConfigReader
+
+    from inspector.hub.environment import check_hub_environment
+
+    reader = ConfigReader(cfg, where)
+    reader.str("model_type")
+    reader.raw("architectures")
+    check_hub_environment()  # transformers imports huggingface_hub, which reads them
+
+
 def account_model(model: str) -> Accounting:
     src = resolve(model)
     if is_native(src.config):
@@ -30,6 +43,7 @@ def account_model(model: str) -> Accounting:
     else:
         from inspector.inventory.transformers_meta import meta_account
 
+        check_fallback_config(src.config, src.where)
         acc = meta_account(src.config, src.name, src.where)
     return replace(acc, stored=stored_checkpoint(src.checkpoint)) if src.checkpoint else acc
 

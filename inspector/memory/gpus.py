@@ -7,13 +7,22 @@ marketing size.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
 
 GIB = 2**30
 MIB = 2**20
+MAX_GIB = 100_000  # no GPU (and no allowance) reaches 100,000 GiB; past it a size cannot be meant
+
+
+def gib_bytes(value: float, option: str) -> int:
+    """A size in GiB given on the command line, as bytes: a finite number in [0, MAX_GIB]."""
+    if not isinstance(value, (int, float)) or not (math.isfinite(value) and 0 <= value <= MAX_GIB):
+        raise InspectError(f"{option}: expected a size in GiB from 0 to {MAX_GIB:,}, got {printable(value, 40)}")
+    return int(value * GIB)
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,7 @@ _PRESETS: dict[str, tuple[int, str]] = {
     "RTX4090-24GB": (24564, "GeForce RTX 4090: 24,564 MiB"),
 }
 GPU_PRESETS = tuple(_PRESETS)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:gib|gb|g)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,12})?)\s*(?:gib|gb|g)?\s*$", re.IGNORECASE)
 
 
 def gpu(name: str) -> Gpu:
@@ -44,8 +53,9 @@ def gpu(name: str) -> Gpu:
     m = _SIZE.match(name)
     if m and float(m.group(1)) > 0:
         size = float(m.group(1))
-        return Gpu(f"{size:g} GiB", int(size * GIB), "a size given in GiB")
-    raise InspectError(f"--gpu {name!r} is neither a preset ({', '.join(GPU_PRESETS)}) nor a size in GiB")
+        return Gpu(f"{size:g} GiB", gib_bytes(size, f"--gpu {printable(repr(name), 40)}"), "a size given in GiB")
+    raise InspectError(f"--gpu {printable(repr(name), 60)} is neither a preset ({', '.join(GPU_PRESETS)}) "
+                       "nor a size in GiB")
 
 
 def gpu_presets() -> list[Gpu]:

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from inspector.checkpoint.tensors import GGUFSource, TensorSource, open_source
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
+from inspector.files import local_path
 from inspector.inventory.entry import MTP, WeightEntry
 from inspector.inventory.text import text_inventory
 from inspector.reference.text import TextModel, param_name
@@ -131,17 +132,34 @@ def load_model(path: str | Path | TensorSource, spec: TextSpec | None = None,
                dtype: torch.dtype | str = torch.float32, device: Any = "cpu") -> TextModel:
     """Build a TextModel for `spec` (read from the checkpoint's config when None) and fill it from
     `path`, or from an already opened TensorSource."""
-    if isinstance(dtype, str):
-        if dtype not in TORCH_DTYPE_BYTES:
-            raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(TORCH_DTYPE_BYTES)})")
-        dtype = getattr(torch, dtype)
-    source = path if isinstance(path, TensorSource) else open_source(Path(path))
+    if isinstance(dtype, torch.dtype):
+        dtype = str(dtype).removeprefix("torch.")
+    if dtype not in TORCH_DTYPE_BYTES:
+        raise InspectError(f"unknown dtype {printable(repr(dtype), 60)} (choose from {', '.join(TORCH_DTYPE_BYTES)})")
+    dtype, device = getattr(torch, dtype), torch_device(device)
+    source = path if isinstance(path, TensorSource) else open_source(local_path(path))
     if spec is None:
         spec = (from_hf_config(source.config, source.path.name, str(source.path)).text if isinstance(source, GGUFSource)
                 else spec_for(Path(path)))
     model = TextModel(spec, device="meta", dtype=dtype)
     load_weights(model, source, dtype, device)
     return model.eval()
+
+
+DEVICE_TYPES = ("cpu", "cuda", "meta")
+
+
+def torch_device(device: Any) -> torch.device:
+    """A device the reference model can run on: cpu, cuda (when present, "cuda:N" too) or meta."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        d = None
+    if d is None or d.type not in DEVICE_TYPES:
+        raise InspectError(f"unknown device {printable(repr(device), 60)} (choose from {', '.join(DEVICE_TYPES)})")
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise InspectError(f"device {d}: no CUDA device is available here (try cpu or meta)")
+    return d
 
 
 def spec_for(path: Path) -> TextSpec:

@@ -1,7 +1,7 @@
 """HTML and SVG markup: escaped elements, and report Sections as HTML tables.
 
 Every text and attribute value goes through `esc`, so nothing a config or a prompt holds can
-become markup. Attributes keep the order they are given in: the same call gives the same bytes.
+become markup (or a terminal escape sequence). Attributes keep the order they are given in: the same call gives the same bytes.
 """
 
 from __future__ import annotations
@@ -9,11 +9,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from inspector.errors import visible
 from inspector.reports.render import Section
 
 
 def esc(value: object) -> str:
-    return escape(str(value), quote=True)
+    """Text or an attribute value as HTML: markup escaped, control characters written out (a page
+    printed to a terminal carries no escape sequence)."""
+    return escape(visible(value, tabs=True), quote=True)
 
 
 def fmt(value: object) -> str:

@@ -4,6 +4,10 @@ GitHub markdown (tabulate), JSON or CSV, written to stdout or atomically to a fi
 Report builders (inspector.reports.*) decide what goes in the cells; this module only lays them
 out. A cell may be a list of lines: rich shows them on separate lines, markdown joins them with
 <br>, CSV with "; ".
+
+Every piece of text a report holds may come from input (a tensor name, a config value, a prompt),
+so every format shows it through `visible` (control characters escaped: no escape sequence reaches
+a terminal), and rich gets it as `Text`, never as markup: `[/b]` or `[red]x[/red]` is shown as written.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, visible
 from inspector.files import write_atomic
 from inspector.units import Count
 
@@ -46,7 +50,7 @@ def _cell(value: Any, sep: str, plain: bool = False) -> str:
         return sep.join(_cell(v, sep, plain) for v in value)
     if isinstance(value, Count):
         return str(int(value)) if plain else f"{value:,}"
-    return "" if value is None else str(value)
+    return "" if value is None else visible(value)
 
 
 def _md_cell(value: Any) -> str:
@@ -61,13 +65,14 @@ def to_markdown(report: Report) -> str:
     parts: list[str] = []
     for s in report.sections:
         if s.title:
-            parts.append(f"### {s.title}\n")
+            parts.append(f"### {_cell(s.title, ' ')}\n")
         rows = [[_md_cell(c) for c in r] for r in s.rows]
-        parts.append(tabulate(rows, headers=s.headers, tablefmt="github", disable_numparse=True))
-        parts.extend(["", *[f"- {n}" for n in s.notes]] if s.notes else [])
+        headers = [_md_cell(h) for h in s.headers]
+        parts.append(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+        parts.extend(["", *[f"- {_cell(n, ' ')}" for n in s.notes]] if s.notes else [])
         parts.append("")
     if report.notes:
-        parts.extend([f"- {n}" for n in report.notes] + [""])
+        parts.extend([f"- {_cell(n, ' ')}" for n in report.notes] + [""])
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -79,12 +84,12 @@ def to_csv(report: Report) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if report.csv_headers:
-        writer.writerow(report.csv_headers)
+        writer.writerow([_cell(h, "; ", plain=True) for h in report.csv_headers])
         writer.writerows([[_cell(c, "; ", plain=True) for c in r] for r in report.csv_rows])
     else:
         for s in report.sections:
-            writer.writerow(["section", *s.headers])
-            writer.writerows([[s.title, *[_cell(c, "; ", plain=True) for c in r]] for r in s.rows])
+            writer.writerow(["section", *[_cell(h, "; ", plain=True) for h in s.headers]])
+            writer.writerows([[_cell(s.title, "; "), *[_cell(c, "; ", plain=True) for c in r]] for r in s.rows])
     return buf.getvalue()
 
 
@@ -154,23 +159,27 @@ def _wrap(cell: str, width: int) -> str:
 
 
 def to_rich(report: Report, console) -> None:
+    """The report as rich tables on `console`. Every string goes in as `Text` (no markup, no emoji
+    codes), after `visible`: what a cell holds is shown as it is, whatever brackets it has."""
     from rich.table import Table
+    from rich.text import Text
 
     for s in report.sections:
-        table = Table(title=s.title or None, title_justify="left", show_lines=True)
+        table = Table(title=Text(_cell(s.title, " ")) if s.title else None, title_justify="left", show_lines=True)
         cells = [[_cell(c, "\n") for c in r] for r in s.rows]
-        widths = _column_widths(s.headers, cells, console.width)
+        headers = [_cell(h, " ") for h in s.headers]
+        widths = _column_widths(headers, cells, console.width)
         if widths:
             cells = [[_wrap(c, w) for c, w in zip(r, widths)] for r in cells]
-        for h, width in zip(s.headers, widths or [None] * len(s.headers)):
-            table.add_column(_wrap(h, width) if width else h, overflow="fold", width=width)
+        for h, width in zip(headers, widths or [None] * len(headers)):
+            table.add_column(Text(_wrap(h, width) if width else h), overflow="fold", width=width)
         for r in cells:
-            table.add_row(*r)
+            table.add_row(*[Text(c) for c in r])
         console.print(table)
         for n in s.notes:
-            console.print(f"  • {n}", highlight=False, markup=False)
+            console.print(Text(f"  • {_cell(n, ' ')}"))
     for n in report.notes:
-        console.print(f"• {n}", highlight=False, markup=False)
+        console.print(Text(f"• {_cell(n, ' ')}"))
 
 
 def render(report: Report, fmt: str, width: int | None = None) -> str:

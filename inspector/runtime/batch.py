@@ -133,7 +133,12 @@ def generate_batch(model, batch: Batch, max_new_tokens: int, eos_ids: Sequence[i
     end-of-sequence id; it is then fed pads (masked out) until every row has stopped."""
     from inspector.runtime.generate import check_context
 
+    from inspector.runtime.generate import check_ids
+
     settings = settings or SamplingSettings()
+    for row in batch.rows:
+        check_ids(row, "prompt", model.spec.vocab_size)
+    check_ids([batch.pad_id], "pad", model.spec.vocab_size)
     check_context(model.spec, max(len(r) for r in batch.rows), max_new_tokens)
     device = next(model.parameters()).device
     generator = settings.generator(device)

@@ -17,6 +17,7 @@ compare with on real weights (same best sequence, same score).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -83,6 +84,9 @@ def _check(num_beams: int, early_stopping: bool | str) -> None:
         raise InspectError(f"--early-stopping must be true, false or never, got {early_stopping!r}")
 
 
+MAX_LENGTH_PENALTY = 10  # transformers' examples use 0.6 to 2
+
+
 @torch.inference_mode()
 def beam_search(model, prompt: Sequence[int], num_beams: int, max_new_tokens: int, eos_ids: Sequence[int] = (),
                 length_penalty: float = 1.0, early_stopping: bool | str = False) -> BeamResult:
@@ -90,6 +94,10 @@ def beam_search(model, prompt: Sequence[int], num_beams: int, max_new_tokens: in
     from inspector.runtime.generate import check_context
 
     _check(num_beams, early_stopping)
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
+            or not (math.isfinite(length_penalty) and abs(length_penalty) <= MAX_LENGTH_PENALTY):
+        raise InspectError(f"--length-penalty must be a number from -{MAX_LENGTH_PENALTY} to {MAX_LENGTH_PENALTY}, "
+                           f"got {length_penalty}")  # length ** penalty: NaN ranks nothing, a big one overflows
     if not prompt:
         raise InspectError("the prompt is empty: at least one token is needed")
     check_context(model.spec, len(prompt), max_new_tokens)

@@ -13,12 +13,11 @@ answers for any prompt.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from inspector.errors import InspectError
+from inspector.errors import InspectError, printable
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,9 @@ def load_prompts(name_or_file: str) -> PromptSet:
     """A named set, or a text file with one prompt per non-empty line (no expected answers)."""
     if name_or_file in PROMPT_SETS:
         return PROMPT_SETS[name_or_file]
-    from pathlib import Path
+    from inspector.files import local_path, read_small_text
 
-    from inspector.files import read_small_text
-
-    if not Path(name_or_file).exists():
+    if not local_path(name_or_file, "--prompts").exists():
         raise InspectError(f"--prompts {name_or_file!r}: not a prompt set (known: {', '.join(PROMPT_SETS)}) "
                            "and no such file")
     prompts = tuple(line.strip() for line in read_small_text(name_or_file, "--prompts").splitlines() if line.strip())
@@ -70,13 +67,9 @@ def load_prompts(name_or_file: str) -> PromptSet:
 
 def load_expect(path: str, prompts: list[str]) -> dict[str, tuple[str, ...] | None]:
     """--expect FILE: a JSON object, prompt -> list of accepted answers (or null: not judged)."""
-    from inspector.files import read_small_text
+    from inspector.files import parse_json, read_small_text
 
-    text = read_small_text(path, "--expect")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InspectError(f"--expect {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = parse_json(read_small_text(path, "--expect"), f"--expect {printable(path)}")
     if not isinstance(data, dict):
         raise InspectError(f"--expect {path}: expected a JSON object, prompt -> list of accepted answers")
     out: dict[str, tuple[str, ...] | None] = {}

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from inspector.errors import InspectError, printable
+from inspector.errors import InspectError, printable, whole_number
 from inspector.reference.layers import KVCache
 from inspector.reference.text import TextModel
 from inspector.runtime.sampling import SamplingSettings, sample
@@ -22,7 +22,9 @@ from inspector.spec.text import TextSpec
 
 
 def check_context(spec: TextSpec, prompt_tokens: int, max_new_tokens: int, what: str = "max_new_tokens") -> None:
-    """Refuse a run that would go past the model's max_position_embeddings (`what` names the new tokens)."""
+    """Refuse a run that would go past the model's max_position_embeddings (`what` names the new
+    tokens; a negative or non-integer count is refused too)."""
+    max_new_tokens = whole_number(max_new_tokens, what)
     total = prompt_tokens + max_new_tokens
     if total > spec.max_position_embeddings:
         raise InspectError(
@@ -46,6 +48,17 @@ def encode_prompt(tok, spec: TextSpec, prompt: str, chat: bool, new_tokens: int 
         raise InspectError(f"{tok.source or 'tokenizer'}: token id {max(ids)} is past the model's vocabulary of "
                            f"{spec.vocab_size} (does the tokenizer belong to this model?)")
     return text, ids
+
+
+def check_ids(ids: Sequence[int], what: str = "prompt", vocab_size: int = 2**31) -> list[int]:
+    """Token ids a caller hands in: integers from 0 to `vocab_size` - 1 (an id past the embedding
+    table would index out of range)."""
+    out = []
+    for i in ids:
+        if isinstance(i, torch.Tensor) and i.numel() == 1:
+            i = i.item()
+        out.append(whole_number(i, f"{what} token id", 0, vocab_size - 1))
+    return out
 
 
 def _sync(device: torch.device) -> None:
@@ -76,6 +89,10 @@ class Generation:
     def __post_init__(self) -> None:
         if not self.prompt:
             raise InspectError("the prompt is empty: at least one token is needed")
+        self.prompt = check_ids(self.prompt, "prompt", self.model.spec.vocab_size)
+        self.eos_ids = tuple(check_ids(self.eos_ids, "eos"))
+        if not isinstance(self.settings, SamplingSettings):
+            raise InspectError(f"settings must be a SamplingSettings, got {type(self.settings).__name__}")
         check_context(self.model.spec, len(self.prompt), self.max_new_tokens)
 
     @property

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from inspector.errors import InspectError
+from inspector.files import local_path
 from inspector.hub import hub_snapshot
 from inspector.spec.model import ModelSpec, from_hf_config
 from inspector.spec.presets import find_preset
@@ -49,7 +50,9 @@ def _has_safetensors(directory: Path | None) -> bool:
 
 def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
     """(spec, weights: a path, an opened GGUF source or None, tokenizer source) for MODEL / --weights."""
-    path = Path(model).expanduser()
+    path = local_path(model, "MODEL")
+    if weights is not None:
+        local_path(weights, "--weights")
     if path.suffix.lower() == ".gguf" and os.path.lexists(path):  # a special file is refused by the reader
         from inspector.checkpoint.tensors import GGUFSource
 
@@ -87,7 +90,7 @@ def load_tokenizer_for(source: str, override: str | None = None):
 def _local_tokenizer(source: str) -> bool:
     """Whether `source` names a tokenizer file, or a directory with a `tokenizer.json` of any kind: a
     broken or special file there is an error to report, never a reason to fall back to stand-ins."""
-    path = Path(source).expanduser()
+    path = local_path(source, "tokenizer")
     return (os.path.lexists(path) and not path.is_dir()) or os.path.lexists(path / "tokenizer.json")
 
 
@@ -198,7 +201,8 @@ def prepare(model: str | None, weights: str | None = None, device: str = "auto",
     explicit_device = device
     if weights is None and (need_weights or explicit_device not in ("auto", "meta")):
         hub_id = (find_preset(model or DEFAULT_MODEL) or None)
-        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not Path(model).exists() else None)
+        local = model is not None and local_path(model).exists()
+        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not local else None)
         if repo is None:
             raise InspectError(f"{spec.name}: no weights found (no *.safetensors beside its config.json); "
                                f"give --weights PATH, or use --device meta for shapes only")
@@ -231,7 +235,7 @@ def default_threads() -> int:
     cost when the machine is quiet (docs/run.md, "Threads and a busy machine").
     """
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
+    if env.isascii() and env.isdigit() and len(env) <= 6 and int(env) > 0:  # digits bounded before int()
         return int(env)
     try:
         cores = len(os.sched_getaffinity(0))

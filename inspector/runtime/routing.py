@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-_TAP = re.compile(r"^layers\.(\d+)\.mlp\.tokens_per_expert$")
+_TAP = re.compile(r"^layers\.(\d{1,9})\.mlp\.tokens_per_expert$")
 
 
 class RoutingCounter:

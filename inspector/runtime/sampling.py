@@ -19,6 +19,20 @@ import torch
 from inspector.errors import InspectError
 
 
+# Logits are divided by the temperature: below this (a subnormal such as 1e-320 included) the
+# quotient overflows float32 to inf and the softmax gives NaN. Temperature 0 is greedy.
+MIN_TEMPERATURE = 1e-6
+
+
+def temperature_problem(t: float) -> str | None:
+    """Why `t` cannot be a sampling temperature, or None."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        return f"must be a finite number >= 0, got {t}"
+    if 0 < t < MIN_TEMPERATURE:
+        return f"must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {t:g}"
+    return None
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     temperature: float = 0.0  # 0 = greedy
@@ -28,8 +42,9 @@ class SamplingSettings:
     min_p: float | None = None  # None or 0 = no limit
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise InspectError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        problem = temperature_problem(self.temperature)
+        if problem:
+            raise InspectError(f"temperature {problem}")
         if self.top_k is not None and self.top_k < 0:
             raise InspectError(f"top_k must be >= 0, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:

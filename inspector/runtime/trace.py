@@ -176,6 +176,11 @@ def trace_prompt(runtime, prompt: str | list[str] | None, chat: bool = False, de
     from inspector.runtime.generate import check_context
     from inspector.runtime.sampling import SamplingSettings
 
+    from inspector.errors import whole_number
+
+    decode_steps = whole_number(decode_steps, "decode_steps")
+    if seq_len is not None:
+        seq_len = whole_number(seq_len, "seq_len", 1)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
     tok, model, spec = runtime.tokenizer, runtime.model, runtime.spec.text
     texts, rows, strings, note = _inputs(runtime, prompts, chat, seq_len, decode_steps)

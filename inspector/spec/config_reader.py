@@ -13,14 +13,11 @@ to a value found in the config however it is read, `raw` included.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Callable, Mapping
 
 from inspector.errors import InspectError, printable
 
 MAX_INT = 2**31 - 1
-
-_DTYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def _positive_number(value: Any) -> str | None:
@@ -33,21 +30,66 @@ def _positive_int(value: Any) -> str | None:
     return None if ok else f"must be an integer in [1, {MAX_INT}] or null"
 
 
+def _non_negative_number(value: Any) -> str | None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    return None if ok else "must be a finite number >= 0"
+
+
+# what transformers writes as `torch_dtype` / `dtype`: torch's dtype names (and "auto")
+TORCH_DTYPE_NAMES = frozenset({
+    "auto", "float16", "half", "bfloat16", "float32", "float", "float64", "double", "int8", "uint8", "int16",
+    "int32", "int64", "bool", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+    "float4_e2m1fn_x2", "complex64", "complex128"})
+
+
 def _dtype_name(value: Any) -> str | None:
-    return None if isinstance(value, str) and _DTYPE_NAME.fullmatch(value) else "must be a dtype name such as \"bfloat16\""
+    if isinstance(value, str) and value.removeprefix("torch.") in TORCH_DTYPE_NAMES:
+        return None
+    return "must be a torch dtype name such as \"bfloat16\""
+
+
+def _architectures(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(v, str) and 0 < len(v) <= 200 for v in value)
+    return None if ok else "must be a list of class names (strings)"
+
+
+def _aspect_ratio(value: Any) -> str | None:
+    """LLaVA-OneVision's `vision_aspect_ratio`: "anyres_max_N" caps the tiles at N (digits bounded before int())."""
+    if not isinstance(value, str):
+        return "must be a string such as \"anyres_max_9\""
+    n = value.removeprefix("anyres_max_")
+    if n != value and not (n.isascii() and n.isdigit() and len(n) <= 4 and int(n) >= 1):
+        return "must be anyres_max_N with N a whole number from 1 to 9999"
+    return None
 
 
 FIELD_RULES: dict[str, Callable[[Any], str | None]] = {
+    "vision_aspect_ratio": _aspect_ratio,
     "rms_norm_eps": _positive_number,
     "layer_norm_eps": _positive_number,
     "torch_dtype": _dtype_name,
+    "dtype": _dtype_name,
+    "architectures": _architectures,
+    # mixture of experts: experts per token, expert groups, router noise, SwiGLU clamp
+    "num_experts_per_tok": _positive_int,
+    "experts_per_token": _positive_int,
+    "n_group": _positive_int,
+    "topk_group": _positive_int,
+    "router_jitter_noise": _non_negative_number,
+    "swiglu_limit": _positive_number,
+    "routed_scaling_factor": _positive_number,
+    # soft-capping divides by the cap: 0 would be a division by zero (null switches it off)
+    "attn_logit_softcapping": _positive_number,
+    "final_logit_softcapping": _positive_number,
 }
 
 
 def shown(value: Any) -> str:
-    """A config value as messages show it: its JSON-ish repr, on one line, at most 80 characters."""
-    text = printable(repr(value))
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A config value as messages show it: its JSON-ish repr, on one line, cut to about 80 characters
+    (with an ellipsis and its length: `printable`)."""
+    if isinstance(value, (list, dict)) and len(value) > 1000:  # repr() of a huge array is costly
+        return f"a {'list' if isinstance(value, list) else 'object'} of {len(value):,} items"
+    return printable(repr(value), 80)
 
 
 class ConfigReader:

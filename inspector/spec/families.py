@@ -229,7 +229,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("internlm2", "InternLM2 (fused, grouped wqkv; InternVL2's LLM)", names=INTERNLM2_NAMES,
            attention="qkv_grouped", qkv_bias="bias", o_bias="bias"),
     Family("smollm3", "SmolLM3 (LLaMA layout, RoPE left out on every 4th layer)", qkv_bias="attention_bias",
-           o_bias="attention_bias", mlp_bias="mlp_bias", defaults={"tie_word_embeddings": True}),
+           o_bias="attention_bias", mlp_bias="mlp_bias",
+           defaults={"tie_word_embeddings": True, "bos_token_id": 128000}),  # (past a small vocabulary: accepted)
     Family("granite", "Granite (LLaMA layout with embedding, attention, residual and logit multipliers)",
            qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias="mlp_bias"),
     Family("gemma", "Gemma (GeGLU, (1 + w) RMSNorm, embeddings scaled by sqrt(d), tied head)",
@@ -254,7 +255,10 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("starcoder2", "StarCoder2 (LayerNorm with bias, GELU MLP, biases everywhere)",
            names=STARCODER2_NAMES, mlp="plain", norm="layer", qkv_bias="use_bias", o_bias="use_bias",
            mlp_bias="use_bias", keys=_keys(norm_eps=("norm_epsilon",)),
-           defaults={"tie_word_embeddings": True, "use_bias": True, "hidden_act": "gelu_pytorch_tanh"}),
+           # Starcoder2Config's own bos (50256) lies past its vocabulary (49152): a config saved from
+           # the class carries it, so it is accepted (spec/text.py `_bos_id`)
+           defaults={"tie_word_embeddings": True, "use_bias": True, "hidden_act": "gelu_pytorch_tanh",
+                     "bos_token_id": 50256}),
     Family("phi", "Phi-1/2 (parallel attention and MLP, partial RoPE, LM head bias)", names=PHI_NAMES,
            mlp="plain", norm="layer", placement="parallel", qkv_bias=True, o_bias=True, mlp_bias=True,
            lm_head_bias=True, qk_norm="head", qk_norm_switch="qk_layernorm",
@@ -265,7 +269,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            keys=_keys(hidden_size=("n_embd",), num_layers=("n_layer",), num_heads=("n_head",), num_kv_heads=("n_head",),
                       intermediate_size=("n_inner",), max_position_embeddings=("n_positions",),
                       norm_eps=("layer_norm_epsilon",), hidden_act=("activation_function",)),
-           defaults={"tie_word_embeddings": True, "activation_function": "gelu_new"}),
+           defaults={"tie_word_embeddings": True, "activation_function": "gelu_new", "bos_token_id": 50256}),
     Family("gpt_neox", "GPT-NeoX, Pythia (parallel residual, per-head fused query_key_value)",
            names=GPT_NEOX_NAMES, attention="qkv_per_head", mlp="plain", norm="layer", placement="parallel",
            parallel_norms=2, qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias=True,

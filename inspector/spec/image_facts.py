@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
-from inspector.spec.config_reader import ConfigReader, shown
+from inspector.spec.config_reader import FIELD_RULES, ConfigReader, shown
 
 # Published Qwen2-VL image-processor defaults (used when no preprocessor_config.json is at hand).
 QWEN2_VL_PROCESSOR_DEFAULTS: Mapping[str, int] = MappingProxyType(
@@ -114,6 +114,10 @@ def read_facts(rule: str, top: ConfigReader, vision: ConfigReader, pre: Mapping[
                 if scope == "top":
                     top.used.add(key.split(".")[0])
                 value = _check(fact, found, f"{where}: field '{path}{key}'")
+                rule = FIELD_RULES.get(key.rsplit(".", 1)[-1])  # what the field's meaning fixes
+                problem = rule(found) if rule is not None else None
+                if problem:
+                    raise InspectError(f"{where}: field '{path}{key}' {problem}, got {shown(found)}")
                 break
         out[fact.name] = value
     return MappingProxyType(out)

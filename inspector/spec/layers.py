@@ -101,7 +101,7 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
     experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0)
     if experts == 0:
         return None
-    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=0) or None
+    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=1) or None
     if top_k is not None and top_k > experts:
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
@@ -127,9 +127,13 @@ def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
     groups = get("n_group", "int", 1) if m.routing == "sigmoid_grouped" else 1
     if experts % groups:
         raise InspectError(f"{r.where}: field '{r._field('n_group')}' ({groups}) does not divide the {experts} experts")
+    kept_groups = get("topk_group", "int", 1) if groups > 1 else 1
+    if kept_groups > groups:  # the router keeps the best topk_group of n_group groups
+        raise InspectError(f"{r.where}: field '{r._field('topk_group')}' ({kept_groups}) exceeds "
+                           f"'{r._field('n_group')}' ({groups})")
     return RoutingSpec(
         rule=m.routing, norm_topk_prob=r.bool("norm_topk_prob", bool(d.get("norm_topk_prob", False))),
-        n_group=groups, topk_group=get("topk_group", "int", 1) if groups > 1 else 1,
+        n_group=groups, topk_group=kept_groups,
         scaling=get("routed_scaling_factor", "float", 1.0), jitter_eps=get("router_jitter_noise", "float", 0.0),
         weight_input=m.weight_input, expert_act=m.expert_act,
         swiglu_alpha=get("swiglu_alpha", "float", 1.702), swiglu_limit=get("swiglu_limit", "float", 7.0),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectError
-from inspector.files import read_json
+from inspector.files import local_path, read_json
 from inspector.hub import HUB_ID, hub_download
 from inspector.spec.model import ModelSpec, from_hf_config
 from inspector.spec.presets import find_preset, similar_presets
@@ -69,7 +69,7 @@ def _preprocessor(path: Path) -> dict[str, Any]:
 
 def resolve(model: str) -> ModelSource:
     """MODEL -> ModelSource. Order: an existing local path, a preset, then a Hub id."""
-    path = Path(model).expanduser()
+    path = local_path(model, "MODEL")
     if path.exists():
         return _local(path, model)
     preset = find_preset(model)

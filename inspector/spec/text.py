@@ -193,6 +193,18 @@ def _temperature(r: ConfigReader, family: Family) -> tuple[float, float] | None:
     return _get(r, family, "attn_scale", "float"), float(_get(r, family, "floor_scale", "int"))
 
 
+def _bos_id(r: ConfigReader, family: Family, vocab: int) -> int | None:
+    """bos_token_id: a token id inside the vocabulary (the id is fed to the model first: past the
+    vocabulary it has no embedding row), except the family's transformers class default, which a
+    config saved from the class with a smaller vocabulary carries (StarCoder2's lies past its own).
+    eos_token_id is not held to this: transformers' defaults put it past small vocabularies in
+    many families (OLMo 2, Phi-3, GLM-4...), and it is only compared with generated ids."""
+    ids = token_ids(r, "bos_token_id")
+    if ids and ids[0] >= vocab and ids[0] != family.defaults.get("bos_token_id"):
+        raise r.fail("bos_token_id", f"must be a token id below vocab_size ({vocab:,})", r.raw("bos_token_id"))
+    return ids[0] if ids else None
+
+
 def _softcap(r: ConfigReader, key: str) -> float | None:
     return r.float(key) if r.has(key) else None
 
@@ -212,7 +224,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
-    eos = token_ids(r, "eos_token_id")
+    vocab = _get(r, family, "vocab_size", "int")
+    bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
     layer_types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
@@ -221,7 +234,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
         layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
     return TextSpec(
-        model_type=family.model_type, vocab_size=_get(r, family, "vocab_size", "int"), hidden_size=hidden,
+        model_type=family.model_type, vocab_size=vocab, hidden_size=hidden,
         intermediate_size=inter, num_layers=layers, num_heads=heads, num_kv_heads=kv_heads,
         head_dim=mla.qk_head_dim if mla else head_dim,
         tie_embeddings=r.bool("tie_word_embeddings", bool(family.defaults.get("tie_word_embeddings", False))),
@@ -244,15 +257,13 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),
         prefix=prefix, names=family.names,
-        bos_token_id=(token_ids(r, "bos_token_id") or (None,))[0], eos_token_ids=eos,
+        bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
 
 
 def _dtype_name(r: ConfigReader) -> str | None:
-    """`torch_dtype` (transformers 4) or `dtype` (transformers 5), when it is a string."""
-    for key in ("torch_dtype", "dtype"):
-        value = r.raw(key)
-        if isinstance(value, str):
-            return value
-    return None
+    """`torch_dtype` (transformers 4) or `dtype` (transformers 5), when it is a string (both are
+    read, so FIELD_RULES checks whichever the config holds)."""
+    values = [r.raw(key) for key in ("torch_dtype", "dtype")]
+    return next((v for v in values if isinstance(v, str)), None)

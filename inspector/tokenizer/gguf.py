@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 from inspector.checkpoint.gguf import GGUFFile, parse_gguf
-from inspector.errors import InspectError, one_line, printable
+from inspector.errors import InspectError, printable
 
 from inspector.tokenizer.bytelevel import LLAMA3_SPLIT, O200K_SPLIT, QWEN2_SPLIT, QWEN35_SPLIT
 from inspector.tokenizer.bytelevel import BYTE_ALPHABET, add_tokens, byte_level, byte_level_bpe
 from inspector.tokenizer.sentencepiece import sentencepiece_tokenizer
-from inspector.tokenizer.text_tokenizer import TextTokenizer
+from inspector.tokenizer.text_tokenizer import TextTokenizer, rust_call
 
 # llama.cpp's `tokenizer.ggml.pre` names -> how to split. "digits+gpt2" = every digit on its own,
 # then GPT-2's split (what SmolLM/StarCoder's tokenizer.json does with Digits + ByteLevel).
@@ -81,6 +81,16 @@ def _vocab_and_merges(path: Path, tokens: list[str], types: list[int], merges_ra
     return vocab, added, merges
 
 
+def _check_merges(path: Path, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
+    """Both sides of every merge and what it makes must be tokens: the Rust BPE builder panics on a
+    merge whose result is not one (a multi-line report on stderr), and refuses one whose side is not."""
+    for left, right in merges:
+        missing = next((t for t in (left, right, left + right) if t not in vocab), None)
+        if missing is not None:
+            raise InspectError(f"{path}: tokenizer.ggml.merges entry {printable(repr(f'{left} {right}'))}: "
+                               f"{printable(repr(missing))} is not a token of tokenizer.ggml.tokens")
+
+
 def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
     """The tokenizer a GGUF file describes: byte-level BPE (`tokenizer.ggml.model == "gpt2"`) or
     Gemma's SentencePiece BPE ("llama")."""
@@ -113,13 +123,15 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
         raise InspectError(f"{path}: GGUF metadata tokenizer.ggml.pre must be a string, got {printable(repr(pre))}")
     split, ignore_merges = GGUF_PRE_SPLITS.get(pre, ("gpt2", False))
     label = str(path) if pre in GGUF_PRE_SPLITS else f"{path} (pre-tokenizer {printable(repr(pre))} unknown; split as GPT-2)"
-    try:
+    _check_merges(path, vocab, merges)
+
+    def build():
         tok = byte_level_bpe(vocab, merges, split, ignore_merges=ignore_merges, nfc=False)
         add_tokens(tok, added)
-    except BaseException as exc:  # noqa: BLE001 - pyo3's PanicException is a BaseException
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise
-        raise InspectError(f"{path}: cannot build a BPE tokenizer from the GGUF metadata ({one_line(exc)})") from None
+        return tok
+
+    # rust_call: a panic's multi-line report on fd 2 is silenced, the panic itself is one line
+    tok = rust_call(build, f"{path}: cannot build a BPE tokenizer from the GGUF metadata")
     return _wrap(tok, meta, len(tokens), label)
 
 

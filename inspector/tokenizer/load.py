@@ -12,6 +12,7 @@ from typing import Any
 
 from inspector import files
 from inspector.errors import InspectError, printable
+from inspector.files import local_path
 from inspector.hub import hub_snapshot, is_hub_id
 from inspector.tokenizer.gguf import load_gguf_tokenizer
 from inspector.tokenizer.text_tokenizer import TextTokenizer, rust_call
@@ -22,7 +23,7 @@ _HUB_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", 
 def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> TextTokenizer:
     """A tokenizer from a model directory, a `.gguf` file, a `tokenizer.json` file, or a Hub id like `Qwen/Qwen2.5-0.5B`."""
     text = str(source)
-    path = Path(text).expanduser()
+    path = local_path(text, "tokenizer")
     if path.is_dir():
         return _load_dir(path, label=text)
     if os.path.lexists(path):  # a special file is refused by the reader, by name
@@ -82,7 +83,8 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     # added_tokens_decoder entries the tokenizer.json lacks (only where the id is the next free one).
     added = config.get("added_tokens_decoder")
     if isinstance(added, dict):
-        entries = sorted((int(k), v) for k, v in added.items() if k.isascii() and k.isdigit() and isinstance(v, dict))
+        entries = sorted((int(k), v) for k, v in added.items()  # digits bounded before int()
+                         if k.isascii() and k.isdigit() and len(k) <= 10 and isinstance(v, dict))
         for token_id, entry in entries:
             content = entry.get("content")
             if not isinstance(content, str) or tok.token_to_id(content) is not None:

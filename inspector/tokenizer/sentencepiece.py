@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from inspector.errors import InspectError
+from inspector.tokenizer.text_tokenizer import rust_call
 
 _CONTROL, _USER_DEFINED = 3, 4
 SENTENCEPIECE_ARCHS = ("gemma", "gemma2", "gemma3")
@@ -57,11 +58,10 @@ def sentencepiece_tokenizer(meta: dict[str, Any], where: str) -> Any:
     unk_id = meta.get("tokenizer.ggml.unknown_token_id")
     unk = tokens[unk_id] if isinstance(unk_id, int) and 0 <= unk_id < len(tokens) else None
     vocab = {token: i for i, token in enumerate(tokens)}
-    try:
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=recovered_merges(tokens), unk_token=unk, fuse_unk=True,
-                                   byte_fallback=True))
-    except Exception as exc:
-        raise InspectError(f"{where}: cannot build a SentencePiece BPE from the GGUF vocabulary ({exc})") from None
+    merges = recovered_merges(tokens)
+    tok = rust_call(lambda: Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True,
+                                                 byte_fallback=True)),
+                    f"{where}: cannot build a SentencePiece BPE from the GGUF vocabulary")
     tok.normalizer = normalizers.Replace(" ", "\u2581")
     tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
