@@ -91,4 +91,4 @@ def warn(message: str) -> None:
     """Warn once per message, in one line (see InspectWarning)."""
     import warnings
 
-    warnings.warn(printable(message), InspectWarning, stacklevel=2)
+    warnings.warn(printable(message, MESSAGE_LIMIT), InspectWarning, stacklevel=2)

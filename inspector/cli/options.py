@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
     from click import echo
     from click import exceptions as click_errors
 
-from inspector.errors import InspectError, InspectWarning, one_line, printable, visible
+from inspector.errors import MESSAGE_LIMIT, InspectError, InspectWarning, one_line, printable, visible
 
 
 class Format(str, Enum):
@@ -57,8 +57,10 @@ def debug() -> bool:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Every warning, ours or a dependency's, as one `warning:` line (never the source line under it)."""
-    what = "" if issubclass(category, InspectWarning) else f"{category.__name__}: "
-    print(f"warning: {what}{one_line(str(message))}", file=sys.stderr)
+    ours = issubclass(category, InspectWarning)  # ours are whole sentences, bounded when raised
+    what = "" if ours else f"{category.__name__}: "
+    text = printable(" ".join(str(message).split()), MESSAGE_LIMIT) if ours else one_line(str(message))
+    print(f"warning: {what}{text}", file=sys.stderr)
 
 
 class OneLineLogs(logging.Handler):
