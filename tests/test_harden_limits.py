@@ -1,0 +1,81 @@
+"""Counts, sizes and pools that a config, an option or a file could make as large as it likes are
+bounded by inspector.limits before any work, and every limit is stated in docs/architecture.md.
+
+Causes of the hardening issue covered here: 3 (expert, shared-expert, group and MTP counts bounded
+only by 2**31 - 1), and the documentation of every limit.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector import limits
+from inspector.errors import InspectError
+from inspector.spec.model import from_hf_config
+from inspector.spec.presets import get_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _preset(name: str, text: bool = False, **changes) -> dict:
+    cfg = copy.deepcopy(get_preset(name).config)
+    (cfg["text_config"] if text else cfg).update(changes)
+    return cfg
+
+
+COUNTS = {  # id -> (config, the field the error names)
+    "mixtral-experts": (_preset("mixtral-8x7b", num_local_experts=10**9), "num_local_experts"),
+    "qwen2-moe-experts": (_preset("qwen1.5-moe-a2.7b", num_experts=10**9), "num_experts"),
+    "deepseek-v3-experts": (_preset("deepseek-v3", n_routed_experts=10**9), "n_routed_experts"),
+    "olmoe-experts-just-over": (_preset("olmoe-1b-7b", num_experts=limits.MAX_EXPERTS + 1), "num_experts"),
+    "gpt-oss-fused-experts": (_preset("gpt-oss-20b", num_local_experts=10**9), "num_local_experts"),
+    "llama4-fused-experts": (_preset("llama-4-scout", text=True, num_local_experts=2**31 - 1), "num_local_experts"),
+    "qwen3-moe-top-k": (_preset("qwen3-30b-a3b", num_experts_per_tok=10**9), "num_experts_per_tok"),
+    "deepseek-v3-mtp": (_preset("deepseek-v3", num_nextn_predict_layers=2**31 - 1), "num_nextn_predict_layers"),
+    "deepseek-v3-shared": (_preset("deepseek-v3", n_shared_experts=10**9), "n_shared_experts"),
+    "deepseek-v3-topk-group": (_preset("deepseek-v3", topk_group=10**6), "topk_group"),
+    "deepseek-v3-groups": (_preset("deepseek-v3", n_group=2**31 - 1), "n_group"),
+    "layers-times-experts": (_preset("qwen3-30b-a3b", num_experts=4096, num_hidden_layers=64), "num_experts"),
+}
+
+
+@pytest.mark.parametrize("name", list(COUNTS))
+def test_counts_are_bounded_before_any_work(name):
+    cfg, field = COUNTS[name]
+    start = time.perf_counter()
+    with pytest.raises(InspectError, match=re.escape(field)):
+        from_hf_config(cfg, name, where="config.json")
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_largest_real_counts_pass():
+    spec = from_hf_config(_preset("deepseek-v3"), "deepseek-v3")
+    assert spec.text.moe.num_experts == 256 and spec.text.mtp_layers == 1
+    spec = from_hf_config(_preset("qwen3-30b-a3b", num_experts=limits.MAX_EXPERTS, num_hidden_layers=16), "x")
+    assert spec.text.moe.num_experts == limits.MAX_EXPERTS
+
+
+def test_every_limit_is_stated_in_the_docs():
+    """Each constant of inspector.limits appears, with its value, in docs/architecture.md's Limits."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text[text.index("## Limits"):]
+    for name in dir(limits):
+        if not name.isupper():
+            continue
+        value = getattr(limits, name)
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:,g}"
+        assert f"`{name}`" in section, name
+        row = next(line for line in section.splitlines() if f"`{name}`" in line)
+        assert shown in row or (isinstance(value, int) and value % 1024 == 0 and _binary(value) in row), (name, row)
+
+
+def _binary(value: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value % size == 0:
+            return f"{value // size:,} {unit}"
+    return str(value)
