@@ -79,3 +79,35 @@ def _binary(value: int) -> str:
         if value % size == 0:
             return f"{value // size:,} {unit}"
     return str(value)
+
+
+# --------------------------------------------------------------------------- cause 4: stacked experts
+
+
+def _expected_moe():
+    from inspector.checkpoint.matching import Expected
+    from inspector.inventory.model import inventory
+
+    spec = from_hf_config(_preset("qwen3-30b-a3b"), "qwen3-30b-a3b")  # 48 layers x 128 experts x 3
+    return Expected("qwen3-30b-a3b", "qwen3_moe", inventory(spec))
+
+
+@pytest.mark.parametrize("layout", ["gguf", "fused"])
+def test_matching_stacked_experts_is_linear(layout):
+    """40,000 stacked-expert tensors against an 18,000-expert inventory: one look-up each (it was a
+    scan of the whole inventory per tensor: minutes)."""
+    from inspector.checkpoint.matching import match
+    from inspector.checkpoint.records import TensorInfo
+
+    exp = _expected_moe()
+    name = "blk.{}.ffn_gate_exps.weight" if layout == "gguf" else "model.layers.{}.mlp.experts.gate_up_proj"
+    actual = {}
+    for i in range(40_000):
+        stored = name.format(i)
+        key = f"model.layers.{i}.mlp.experts.gate_proj" if layout == "gguf" else stored  # as the GGUF map names it
+        actual[key] = (stored, TensorInfo(stored, (0, 768, 2048), "F32", 0, "x.gguf"))
+    start = time.perf_counter()
+    findings = match(exp, actual, None, lambda n: False)
+    assert time.perf_counter() - start < 2.0
+    stacked = [f for f in findings if "stacked" in f.note]
+    assert len(stacked) == 48 and all(f.status == "shape" for f in stacked)  # zero experts, not 128
