@@ -130,8 +130,9 @@ def trace(
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
     from inspector.errors import InspectError
-    from inspector.runtime.batch import check_prompts
+    from inspector.runtime.batch import check_prompts, check_seq_len
 
+    check_seq_len(seq_len)
     prompts = list(prompts or [])
     if not prompts and seq_len is None:
         raise InspectError("give a prompt (or --seq-len N to trace N stand-in ids)")
