@@ -213,6 +213,8 @@ def confined(directory: str | os.PathLike, path: str | os.PathLike, what: str = 
     blobs = hf_cache_blobs(directory)
     if blobs is not None and os.path.dirname(real) == blobs:  # the cache's blobs are flat
         return Path(path)
+    if not is_regular(real) and os.path.exists(real):
+        return Path(path)  # a device, FIFO or directory: its reader refuses it by kind, unopened
     raise InspectError(f"{printable(path)}: refusing {what}: it is a link to {printable(real)}, outside "
                        f"{printable(directory)}")
 

@@ -91,7 +91,7 @@ def batch(tmp_path_factory):
     d = root / "zero-listed"
     d.mkdir()
     (d / "model.safetensors").symlink_to("/dev/zero")
-    trace("zero-listed", d, "a link to /dev/zero, outside")  # a listed file is confined to its directory
+    trace("zero-listed", d, "character device")
     d = _checkpoint(root / "index-list", cfg, tensors)
     (d / "model.safetensors.index.json").write_text("[1, 2]")
     trace("index-list", d, "not a JSON object")
