@@ -8,6 +8,7 @@ only by 2**31 - 1), and the documentation of every limit.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from pathlib import Path
@@ -111,3 +112,20 @@ def test_matching_stacked_experts_is_linear(layout):
     assert time.perf_counter() - start < 2.0
     stacked = [f for f in findings if "stacked" in f.note]
     assert len(stacked) == 48 and all(f.status == "shape" for f in stacked)  # zero experts, not 128
+
+
+def test_verify_of_a_gguf_of_forty_thousand_stacked_expert_tensors(tmp_path):
+    """The issue's file: 40,000 zero-size `blk.N.ffn_gate_exps` tensors and block_count 40,000 (a
+    360,000-entry inventory). It kept verify past 60 s; now it answers (a mismatch) in seconds."""
+    from gguf_bytes import F32, LLAMA_META, llama_tensors, tiny_llama
+    from harden import run_cases
+
+    meta = [(k, t, 40_000 if k == "llama.block_count" else v) for k, t, v in LLAMA_META]
+    tensors = llama_tensors() + [(f"blk.{i}.ffn_gate_exps.weight", (8, 16, 0), F32) for i in range(40_000)]
+    (tmp_path / "experts.gguf").write_bytes(tiny_llama(meta, tensors))
+    out = tmp_path / "out.json"
+    r = run_cases([{"id": "gguf", "args": ["verify", str(tmp_path / "experts.gguf"), "-f", "json", "-o", str(out)]}],
+                  timeout=30, budget_mb=3072)["gguf"]
+    assert r.rc == 1 and r.seconds < 20, (r.rc, r.seconds, r.stderr[-2000:])
+    doc = json.loads(out.read_text())
+    assert doc["matched"] == 11 and doc["tensors_not_listed"] > 0
