@@ -67,25 +67,28 @@ def generate_all(runtime, prompts: list[str], temperatures: list[float], trials:
             for n, (texts, chunk) in enumerate(chunks):
                 stream = _streamer(tok, {**meta, "prompt": prompts[0]}, on_token) if on_token and n == 0 else None
                 res = generate_batch(model, Batch(chunk, eos[0] if eos else 0), max_new_tokens, eos, settings, stream)
-                out += [_record(tok, meta, prompt, ids, tokens, stop, chunk, res, expect)
-                        for prompt, ids, tokens, stop in zip(texts, chunk, res.tokens, res.stops)]
+                out += _records(tok, meta, texts, chunk, res, expect)
     order = {p: i for i, p in enumerate(prompts)}
     return sorted(out, key=lambda g: (order[g["prompt"]], temperatures.index(g["temperature"]), g["trial"]))
 
 
-def _record(tok, meta: dict[str, Any], prompt: str, ids: list[int], tokens: list[int], stop: str,
-            chunk: list[list[int]], res, expect) -> dict[str, Any]:
+def _records(tok, meta: dict[str, Any], prompts: list[str], chunk: list[list[int]], res,
+             expect) -> list[dict[str, Any]]:
+    """One record per row of a batch (`chunk`, the id rows of `prompts`) and its result `res`."""
     from inspector.runtime.experiment import is_correct
 
-    text = tok.decode(tokens, skip_special_tokens=True)
-    return {
-        **meta, "prompt": prompt, "text": text, "token_ids": list(tokens), "tokens": len(tokens),
-        "stop": stop, "stopped_at_once": stop == "eos" and len(tokens) == 1, "batch": len(chunk),
-        "prompt_tokens": len(ids), "prefill_s": res.prefill_s, "decode_s": res.decode_s,
-        "prefill_tokens_per_s": sum(map(len, chunk)) / res.prefill_s if res.prefill_s else 0.0,
-        "decode_tokens_per_s": res.decode_tokens_per_s,
-        "correct": is_correct(text, (expect or {}).get(prompt), prompt),
-    }
+    out = []
+    for prompt, ids, tokens, stop in zip(prompts, chunk, res.tokens, res.stops):
+        text = tok.decode(tokens, skip_special_tokens=True)
+        out.append({
+            **meta, "prompt": prompt, "text": text, "token_ids": list(tokens), "tokens": len(tokens),
+            "stop": stop, "stopped_at_once": stop == "eos" and len(tokens) == 1, "batch": len(chunk),
+            "prompt_tokens": len(ids), "prefill_s": res.prefill_s, "decode_s": res.decode_s,
+            "prefill_tokens_per_s": sum(map(len, chunk)) / res.prefill_s if res.prefill_s else 0.0,
+            "decode_tokens_per_s": res.decode_tokens_per_s,
+            "correct": is_correct(text, (expect or {}).get(prompt), prompt),
+        })
+    return out
 
 
 def _streamer(tok, record: dict[str, Any], on_token: Callable[[dict[str, Any], str], None]):
