@@ -188,3 +188,19 @@ def test_the_header_cache_skips_a_planted_link(tmp_path, monkeypatch):
     os.unlink(refs / "main")
     hub_cache.cache_ref_save("o/n", None, "f" * 40)
     assert hub_cache.cached_ref("o/n", None) == "f" * 40
+
+
+def test_the_tokenizer_cache_never_writes_or_reads_through_a_link(tmp_path):
+    from inspector.tokenizer import qwen_bpe
+
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "qwen2-tokenizer-x.json").symlink_to(victim)
+    qwen_bpe._write_cache(cache / "qwen2-tokenizer-x.json", "{}")
+    assert victim.read_text() == "precious"
+    with pytest.raises(OSError):
+        read_private(cache / "qwen2-tokenizer-x.json", "tokenizer")
+    qwen_bpe._write_cache(cache / "qwen2-tokenizer-y.json", "{}")
+    assert (cache / "qwen2-tokenizer-y.json").read_text() == "{}"

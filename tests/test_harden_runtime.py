@@ -56,12 +56,14 @@ def test_beams_seq_len_and_threads_on_the_command_line():
         {"id": "beams-0", "args": ["run", "hi", *model, "--num-beams", "0"]},
         {"id": "seq-len", "args": ["trace", *model, "--device", "meta", "--seq-len", str(10**9)]},
         {"id": "seq-len-0", "args": ["trace", *model, "--device", "meta", "--seq-len", "0"]},
+        {"id": "trace-prompts", "args": ["trace", *(["hi"] * (limits.PROMPT_BATCH + 1)), *model, "--device", "meta"]},
     ]
     results = run_cases(cases, timeout=20)
     assert_refused(results["beams"], "--num-beams", f"{limits.MAX_BEAMS}", "100,000")
     assert_refused(results["beams-0"], "--num-beams")
     assert_refused(results["seq-len"], "--seq-len", f"{limits.MAX_SEQ_LEN:,}")
     assert_refused(results["seq-len-0"], "--seq-len")
+    assert_refused(results["trace-prompts"], "one batch", f"at most {limits.PROMPT_BATCH}")
     assert all(r.seconds < 5 for r in results.values()), {k: r.seconds for k, r in results.items()}
 
 

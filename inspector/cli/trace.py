@@ -140,6 +140,11 @@ def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
         raise InspectError("give prompts or --seq-len, not both")
     if prompts:
         check_prompts(prompts)
+    from inspector.limits import PROMPT_BATCH
+
+    if len(prompts) > PROMPT_BATCH:
+        raise InspectError(f"trace runs its prompts as one batch, at most {PROMPT_BATCH}; got {len(prompts):,} "
+                           "(`inspect run --prompts FILE` runs a longer list in batches)")
     return prompts
 
 
