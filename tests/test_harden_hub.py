@@ -148,3 +148,43 @@ def test_deadline_values_out_of_range_are_refused(monkeypatch, value):
         deadline_s()
     monkeypatch.setenv("INSPECT_HUB_DEADLINE", "2.5")
     assert deadline_s() == 2.5
+
+
+@pytest.mark.parametrize("method, url, headers, ok", [
+    ("HEAD", "{hub}/o/n/resolve/main/config.json", {"ETag": '"' + GOOD + '"', "X-Repo-Commit": GOOD}, True),
+    ("HEAD", "{hub}/o/n/resolve/main/config.json", {"ETag": '"../x"'}, False),
+    ("GET", "{hub}/o/n/resolve/main/config.json", {"ETag": '"../x"'}, False),
+    ("GET", "{hub}/api/models/o/n/tree/main", {"ETag": 'W/"5b1c-xyz"'}, True),  # the Hub's API ETags are opaque
+    ("GET", "https://cdn-lfs.example/repos/ab/cd", {"ETag": '"0cc175b9c0f1b6a831c399e269772661"'}, True),  # S3 md5
+    ("GET", "https://cdn-lfs.example/repos/ab/cd", {"X-Linked-Etag": '"../x"'}, False),
+    ("GET", "https://cdn-lfs.example/repos/ab/cd", {"X-Repo-Commit": "main"}, False),
+])
+def test_which_answers_are_checked(monkeypatch, method, url, headers, ok):
+    import httpx2
+
+    from inspector.hub import guard
+
+    monkeypatch.setattr(guard, "_hub_origin", lambda: ("https", "hub.example"))
+    request = httpx2.Request(method, url.format(hub="https://hub.example"))
+    response = httpx2.Response(200, headers=headers, request=request)
+    if ok:
+        guard.check_answer(response)
+    else:
+        with pytest.raises(InspectError, match="not a 40- or 64-digit hex id"):
+            guard.check_answer(response)
+
+
+def test_a_model_info_sha_is_checked_and_its_body_kept(monkeypatch):
+    import httpx2
+
+    from inspector.hub import guard
+
+    monkeypatch.setattr(guard, "_hub_origin", lambda: ("https", "hub.example"))
+    request = httpx2.Request("GET", "https://hub.example/api/models/o/n/revision/main")
+    body = json.dumps({"sha": GOOD, "siblings": []}).encode()
+    response = httpx2.Response(200, content=body, request=request)
+    guard.check_answer(response)
+    assert response.json()["sha"] == GOOD
+    bad = httpx2.Response(200, content=json.dumps({"sha": "../../x"}).encode(), request=request)
+    with pytest.raises(InspectError, match="model info 'sha'"):
+        guard.check_answer(bad)

@@ -107,7 +107,8 @@ def _model_info_sha(response: Any) -> Any:
 
 
 def guard_session() -> None:
-    """Install huggingface_hub's default HTTP client plus `check_answer` (once per process)."""
+    """Add `check_answer` to the clients huggingface_hub makes (its factory's, a user's own factory
+    kept), once per process."""
     if _INSTALLED:
         return
     with _LOCK:
@@ -116,9 +117,13 @@ def guard_session() -> None:
         from huggingface_hub import set_client_factory
         from huggingface_hub.utils import _http
 
+        previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
+
         def factory() -> Any:
-            client = _http.default_client_factory()
-            client.event_hooks["response"] = [*client.event_hooks.get("response", []), check_answer]
+            client = previous()
+            hooks = client.event_hooks.get("response", [])
+            if check_answer not in hooks:
+                client.event_hooks["response"] = [*hooks, check_answer]
             return client
 
         set_client_factory(factory)
