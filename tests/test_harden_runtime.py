@@ -39,7 +39,7 @@ def test_threads_are_capped_at_the_usable_cores(threads, monkeypatch):
 
 
 @pytest.mark.parametrize("value, expected", [("1000000", "2"), ("abc", "2"), ("0", "2"), ("-3", "2"), ("1", "1"),
-                                             (" 2 ", " 2 "), ("9" * 40, "2")])
+                                             (" 2 ", " 2 "), ("9" * 40, "2"), ("\u00b2", "2")])
 def test_thread_variables_are_sanitised_before_torch_reads_them(monkeypatch, value, expected):
     monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1})
     for name in prepare.THREAD_VARIABLES:

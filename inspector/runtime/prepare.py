@@ -232,7 +232,7 @@ def default_threads() -> int:
     """
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     cores = usable_cores()
-    if env.isdigit() and len(env) < 8 and int(env) > 0:
+    if env.isascii() and env.isdigit() and len(env) < 8 and int(env) > 0:
         return min(int(env), cores)
     return max(1, cores // 2)
 
@@ -257,7 +257,7 @@ def sanitize_thread_env() -> None:
         if value is None:
             continue
         text = value.strip()
-        if not (text.isdigit() and len(text) < 8 and 1 <= int(text) <= cores):
+        if not (text.isascii() and text.isdigit() and len(text) < 8 and 1 <= int(text) <= cores):
             os.environ[name] = str(cores)
 
 
