@@ -65,6 +65,10 @@ DRIPS = {  # name -> (fault, argv): the deadline is 2 s
     "drip-body": (Fault("drip", r"GET hub /slow/drip-body/resolve/main/config.json", delay=1.0), ["params", "slow/drip-body"]),
     "drip-headers": (Fault("drip-headers", r"/api/models/slow/drip-headers", delay=0.3), ["params", "slow/drip-headers"]),
     "drip-shard": (Fault("drip", r"GET cdn /lfs/slow/drip-shard/", delay=1.0), ["verify", "slow/drip-shard"]),
+    "drip-head": (Fault("drip-headers", r"HEAD hub /slow/drip-head/resolve/main/config.json", delay=0.3),
+                  ["config", "slow/drip-head"]),  # huggingface_hub's own request, under our watch
+    "drip-weights": (Fault("drip", r"GET cdn /lfs/slow/drip-weights/", delay=1.0),
+                     ["run", "hi", "-n", "1", "-m", "slow/drip-weights"]),
 }
 
 

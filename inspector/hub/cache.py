@@ -12,7 +12,7 @@ from typing import Any, Callable
 from inspector.errors import InspectError, printable
 from inspector.limits import HUB_MIN_RATE
 from inspector.hub.failures import answer_timeout, chain, describe
-from inspector.hub.guard import DEADLINE_ENV, deadline_s, guard_session
+from inspector.hub.guard import DEADLINE_ENV, abandon_transfers, deadline_s, guard_session, resume_transfers
 from inspector.hub.fetch import BACKOFF_S, MAX_TRIES, hub_endpoint_reachable, hub_get, hub_offline, repo_listing, with_retries
 
 
@@ -64,6 +64,7 @@ def watched(repo_id: str, doing: str, call: Callable[[Any], Any], probe: Callabl
         except BaseException as exc:  # noqa: BLE001 - reported below
             box["error"] = exc
 
+    resume_transfers()
     worker = threading.Thread(target=run, name="hub-download", daemon=True)
     worker.start()
     limit, start, total = 2 * answer_timeout(), time.monotonic(), deadline_s()
@@ -71,6 +72,7 @@ def watched(repo_id: str, doing: str, call: Callable[[Any], Any], probe: Callabl
         worker.join(0.05)
         allowed = total + sum(bar.total or 0 for bar in state["bars"]) / HUB_MIN_RATE
         if worker.is_alive() and time.monotonic() - start > allowed:
+            abandon_transfers()  # huggingface_hub's worker threads return, so the process can exit
             raise InspectError(f"{printable(repo_id)}: {doing}: not complete after {allowed:.1f} s ({DEADLINE_ENV} "
                                f"{total:g} s, plus the announced bytes at {HUB_MIN_RATE // 1024} KiB/s)")
         busy = any(bar.total and bar.got < bar.total for bar in state["bars"])

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from inspector.errors import InspectError, printable
 from inspector.hub.failures import answer_timeout, describe, endpoint, network_reason, retry_after
-from inspector.hub.guard import guard_session, within_deadline
+from inspector.hub.guard import guard_session, resume_transfers, within_deadline
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 MAX_TRIES = 3
@@ -55,6 +55,7 @@ def with_retries(repo_id: str, doing: str, attempt: Callable[[], Any], stop: thr
     from huggingface_hub.errors import HfHubHTTPError
 
     guard_session()
+    resume_transfers()  # a download given up earlier in this process does not hold this request back
     for n in range(1, tries + 1):
         if stop is not None and stop.is_set():
             raise Stopped

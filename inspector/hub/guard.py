@@ -15,6 +15,10 @@ raised before a byte of the answer is written.
 `deadline_s` is the total time one request may take (INSPECT_HUB_DEADLINE, default
 :data:`DEADLINE_S`): a server that drips its headers or body a byte at a time never trips a read
 timeout, so `within_deadline` runs a request on a daemon thread and gives up on it at the deadline.
+huggingface_hub's snapshot downloads run on worker threads the interpreter waits for at exit, so a
+download given up (inspector.hub.cache.watched) also calls `abandon_transfers`: every connection the
+session opened is shut down (a read blocked on a dripping server returns at once) and the session
+starts no new request until `resume_transfers`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import json
 import math
 import os
 import re
+import socket
 import threading
+import weakref
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -36,6 +42,45 @@ HEX_ID = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 MODEL_INFO = re.compile(r"/api/models/[^/]+/[^/]+(?:/revision/[^/]+)?/?")
 _INSTALLED: list[bool] = []
 _LOCK = threading.Lock()
+_ABANDONED = threading.Event()
+_SOCKETS: "weakref.WeakSet[socket.socket]" = weakref.WeakSet()
+
+
+class _RecordingBackend:
+    """httpcore's network backend, noting every socket it opens (see `abandon_transfers`)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
+        stream = self.inner.connect_tcp(*args, **kwargs)
+        sock = stream.get_extra_info("socket")
+        if sock is not None:
+            _SOCKETS.add(sock)
+        return stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def abandon_transfers() -> None:
+    """Give up every transfer of the session: no new request starts, open connections are shut down."""
+    _ABANDONED.set()
+    for sock in list(_SOCKETS):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def resume_transfers() -> None:
+    _ABANDONED.clear()
+
+
+def _check_request(request: Any) -> None:
+    if _ABANDONED.is_set():
+        raise InspectError(f"{printable(urlsplit(str(request.url)).path)}: not requested, the download was given up "
+                           f"at its deadline ({DEADLINE_ENV})")
 
 
 def deadline_s() -> float:
@@ -124,6 +169,10 @@ def guard_session() -> None:
             hooks = client.event_hooks.get("response", [])
             if check_answer not in hooks:
                 client.event_hooks["response"] = [*hooks, check_answer]
+                client.event_hooks["request"] = [*client.event_hooks.get("request", []), _check_request]
+            pool = getattr(getattr(client, "_transport", None), "_pool", None)
+            if pool is not None and hasattr(pool, "_network_backend"):  # httpx's default transport
+                pool._network_backend = _RecordingBackend(pool._network_backend)
             return client
 
         set_client_factory(factory)
