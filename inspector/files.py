@@ -7,7 +7,16 @@ anything is opened (a FIFO would block forever, /dev/zero would never end), and 
 again on the open descriptor. Every whole-file read is bounded by :data:`LIMITS`, a size chosen per
 kind of file, far above any real file of that kind.
 
-Writing. :func:`write_atomic` replaces a regular file (or creates a new one) through a temporary file
+Confinement. A file found inside a model directory (config.json, weights, tokenizer files, a chat
+template) is read only when its real path stays inside that directory, or, in a Hugging Face cache
+snapshot (``<repo>/snapshots/<rev>/``), lies directly in the repo's real ``blobs`` directory
+(:func:`confined`): a link to a private file is refused, never read. A file the user names itself is
+read wherever it is.
+
+Writing. :func:`write_private` writes a file of our own caches: a symlink (or anything but a regular
+file) at the target or among its directories below the cache root is refused, and the file is
+written to a temporary file beside it and renamed over it, so a planted link is never followed.
+:func:`write_atomic` replaces a regular file (or creates a new one) through a temporary file
 and a rename, with the umask's permissions (an existing file keeps its own). A symlink is followed:
 the file it points to is replaced, the link stays. Devices and FIFOs (``-o /dev/null``,
 ``-o /dev/stdout``, a named pipe) are written directly, never replaced.
@@ -221,7 +230,90 @@ def read_json(path: str | os.PathLike, kind: str = "config") -> Any:
     return parse_json(text, printable(path))
 
 
+# --------------------------------------------------------------------------- confinement
+
+
+def hf_cache_blobs(directory: str | os.PathLike) -> str | None:
+    """For a Hugging Face cache snapshot dir <repo>/snapshots/<rev>, the real path of <repo>/blobs,
+    only when that is a directory itself: a ``blobs`` that is a link could point anywhere."""
+    base = Path(directory).absolute()
+    if base.parent.name != "snapshots":
+        return None
+    blobs = base.parent.parent / "blobs"
+    if blobs.is_symlink() or not blobs.is_dir():
+        return None
+    return os.path.realpath(blobs)
+
+
+def confined(directory: str | os.PathLike, path: str | os.PathLike, what: str = "a file") -> Path:
+    """`path` (a file in `directory`), refused in one line when its real path leaves the directory's
+    real path, other than directly into a cache snapshot's ``blobs`` (see the module docstring)."""
+    real, root = os.path.realpath(path), os.path.realpath(directory)
+    if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        return Path(path)
+    blobs = hf_cache_blobs(directory)
+    if blobs is not None and os.path.dirname(real) == blobs:  # the cache's blobs are flat
+        return Path(path)
+    if not is_regular(real) and os.path.exists(real):
+        return Path(path)  # a device, FIFO or directory: its reader refuses it by kind, unopened
+    raise InspectError(f"{printable(path)}: refusing {what}: it is a link to {printable(real)}, outside "
+                       f"{printable(directory)}")
+
+
 # --------------------------------------------------------------------------- writing
+
+
+def _what(mode: int) -> str:
+    return "a symlink" if stat.S_ISLNK(mode) else kind_of(mode)
+
+
+def write_private(path: str | os.PathLike, text: str, root: str | os.PathLike) -> None:
+    """Write `text` to `path` under `root` (a cache of ours) without following any link: the target
+    and every directory from `root` down to it must be real (no symlink); they are created as needed.
+    Written to a temporary file in the same directory and renamed over the target. InspectError when
+    a link (or a non-regular target) is in the way; OSError when the disk says no."""
+    path, root = Path(path), Path(root)
+    rel = path.relative_to(root)
+    root.mkdir(parents=True, exist_ok=True)  # the cache root is the user's setting (HF_HUB_CACHE)
+    current = root
+    for part in rel.parts[:-1]:
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            os.mkdir(current)
+            st = os.lstat(current)
+        if not stat.S_ISDIR(st.st_mode):
+            raise InspectError(f"{printable(current)}: is {_what(st.st_mode)}, not a directory: refusing to write "
+                               "the cache file there")
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise InspectError(f"{printable(path)}: is {_what(st.st_mode)}, not a regular file: refusing to replace it")
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+        os.replace(tmp, path)  # a link put there meanwhile is replaced itself, never its target
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_private(path: str | os.PathLike, kind: str = "config") -> bytes:
+    """A file of our own caches, opened with O_NOFOLLOW (a planted link is not read), bounded by
+    LIMITS[kind]; OSError when it is missing, a link or unreadable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        data = read_exact(f, LIMITS[kind] + 1)
+    if len(data) > LIMITS[kind]:
+        raise OSError(f"{path}: over {LIMITS[kind]} bytes")
+    return data
 
 
 def _umask() -> int:

@@ -43,13 +43,13 @@ def gguf_file(metadata: list[tuple[str, Any, Any]], tensors: list[tuple[str, tup
               raw_kv: bytes = b"") -> bytes:
     """metadata: (key, type, value); tensors: (name, stored dims (ne[0] first), ggml type, offset)."""
     n_tensors, n_kv = counts if counts is not None else (len(tensors), len(metadata) + (1 if raw_kv else 0))
-    out = b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv)
+    out = bytearray(b"GGUF" + struct.pack("<IQQ", version, n_tensors, n_kv))  # appended in place: fast at 40,000
     out += b"".join(string(k) + struct.pack("<I", type_code(t)) + value(t, v) for k, t, v in metadata) + raw_kv
     for name, dims, ggml_type, offset in tensors:
         out += string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
         out += struct.pack("<IQ", ggml_type, offset)
     out += b"\0" * (-len(out) % alignment)
-    return out + data
+    return bytes(out) + data
 
 
 LLAMA_META = [

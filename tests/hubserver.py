@@ -28,7 +28,9 @@ huggingface_hub treats the ETag as an opaque id.
 Knobs (attributes, changeable while running): ``latency_s`` (slept before every answer),
 ``bandwidth`` (bytes/s per response body), ``tree_page_size``, and ``faults``: a list of
 :class:`Fault` (500/503/429 with ``Retry-After``, a reset mid-body, a truncated body, a Range request
-answered with 200 and the whole file, a request accepted and never answered). Every request is
+answered with 200 and the whole file, a request accepted and never answered) and a hostile server's
+answers (ETag, X-Linked-Etag or X-Repo-Commit replaced, a model info's ``sha`` replaced, headers or
+body dripped a byte at a time). Every request is
 logged (:class:`Logged`), with the body bytes actually sent and the peak number in flight.
 """
 
@@ -59,8 +61,10 @@ class Fault:
     """One misbehaviour. ``kind``: "status" (answer ``status``, with ``Retry-After`` when set),
     "reset" (send the headers and half the body, then reset the connection), "truncate" (half the
     body, then close cleanly), "full" (ignore ``Range``: 200 and the whole file), "hang" (accept and
-    never answer). ``match`` is a regex searched in "METHOD side path?query" (side: hub or cdn);
-    ``times`` limits it to the first N matching requests."""
+    never answer), "headers" (the answer's headers replaced by ``headers``), "sha" (a model info's
+    ``sha`` is ``value``), "drip" (the body a byte every ``delay`` s), "drip-headers" (the status line
+    and headers a byte every ``delay`` s). ``match`` is a regex searched in "METHOD side path?query"
+    (side: hub or cdn); ``times`` limits it to the first N matching requests."""
 
     kind: str
     match: str = ""
@@ -68,6 +72,9 @@ class Fault:
     retry_after: int | None = None
     times: int | None = None
     hits: int = 0
+    headers: dict = field(default_factory=dict)
+    value: str = ""
+    delay: float = 0.0
 
 
 @dataclass
@@ -257,14 +264,14 @@ class HubServer:
         start = time.monotonic()
         parts = urlsplit(h.path)
         side = h.server.side  # type: ignore[attr-defined]
-        state = {"status": 0, "sent": 0}
+        state: dict = {"status": 0, "sent": 0, "fault": None}
         with self._lock:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if self.latency_s:
                 time.sleep(self.latency_s)
-            fault = self._fault(f"{method} {side} {unquote(parts.path)}?{parts.query}")
+            fault = state["fault"] = self._fault(f"{method} {side} {unquote(parts.path)}?{parts.query}")
             if fault is not None and fault.kind == "hang":
                 self._stop.wait()
                 raise _Cut
@@ -341,6 +348,8 @@ class HubServer:
             "likes": 0, "tags": ["safetensors"], "library_name": "transformers", "siblings": siblings,
             "usedStorage": sum(e.size for e in repo.files.values()),
         }
+        if state["fault"] is not None and state["fault"].kind == "sha":
+            info["sha"] = state["fault"].value
         self._json(h, state, info, {"X-Repo-Commit": commit})
 
     def _tree(self, h, repo_id: str, rev: str, sub: str, query: dict, state: dict) -> None:
@@ -424,11 +433,7 @@ class HubServer:
             length, status = end - begin + 1, 206
             headers["Content-Range"] = f"bytes {begin}-{end}/{size}"
         headers["Content-Length"] = str(length)
-        state["status"] = status
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.end_headers()
+        self._head(h, state, status, headers)
         if method == "HEAD":
             return
         cut = length // 2 if fault is not None and fault.kind in ("reset", "truncate") else None
@@ -444,7 +449,37 @@ class HubServer:
         if cut is not None:
             self._drop(h, reset=fault.kind == "reset")
 
+    def _head(self, h, state: dict, status: int, headers: dict) -> None:
+        """The status line and headers, with a "headers" fault's replacements, dripped for "drip-headers"."""
+        fault = state["fault"]
+        if fault is not None and fault.kind == "headers":
+            headers = {**headers, **fault.headers}
+        state["status"] = status
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        if fault is None or fault.kind != "drip-headers":
+            h.end_headers()
+            return
+        h._headers_buffer.append(b"\r\n")
+        data = b"".join(h._headers_buffer)
+        h._headers_buffer = []
+        for i in range(len(data)):
+            if self._stop.wait(fault.delay):
+                raise _Cut
+            h.wfile.write(data[i:i + 1])
+            h.wfile.flush()
+
     def _write(self, h, data: bytes, state: dict) -> None:
+        fault = state["fault"]
+        if fault is not None and fault.kind == "drip":
+            for i in range(len(data)):
+                if self._stop.wait(fault.delay):
+                    raise _Cut
+                h.wfile.write(data[i:i + 1])
+                h.wfile.flush()
+                state["sent"] += 1
+            return
         h.wfile.write(data)
         state["sent"] += len(data)
         if self.bandwidth:
@@ -460,12 +495,7 @@ class HubServer:
         raise _Cut
 
     def _send(self, h, state: dict, status: int, headers: dict, body: bytes, method: str) -> None:
-        state["status"] = status
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
+        self._head(h, state, status, {**headers, "Content-Length": str(len(body))})
         if method != "HEAD" and body:
             self._write(h, body, state)
 

@@ -135,8 +135,11 @@ def test_min_p_keeps_tokens_near_the_top():
 def test_default_threads(monkeypatch):
     from inspector.runtime import prepare
 
+    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert prepare.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1000000")  # never more than the cores
+    assert prepare.default_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1})
     assert prepare.default_threads() == 1
@@ -144,7 +147,7 @@ def test_default_threads(monkeypatch):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "Hi", "", "-m", "{gguf}"], "prompt 2 of 2 is empty"),
-    (["run", "Hi", "-m", "{gguf}", "--num-beams", "0"], "--num-beams must be at least 1, got 0"),
+    (["run", "Hi", "-m", "{gguf}", "--num-beams", "0"], "--num-beams must be between 1 and 64, got 0"),
     (["chat", "-m", "{gguf}", "--turns", "/nonexistent/turns.txt"], "--turns /nonexistent/turns.txt: no such file"),
     (["trace", "Hi", "", "-m", "qwen2.5-0.5b"], "prompt 2 of 2 is empty"),
     (["run", "--prompts", "no-such-set"], "not a prompt set"),

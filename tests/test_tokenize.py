@@ -414,7 +414,7 @@ def qwen_tokenizer_json(qwen, tmp_path_factory):
 @pytest.fixture
 def qwen_dir(qwen_tokenizer_json, tmp_path):
     """A Qwen2.5-instruct-shaped model folder built from the embedded tokenizer."""
-    (tmp_path / "tokenizer.json").symlink_to(qwen_tokenizer_json)
+    shutil.copy(qwen_tokenizer_json, tmp_path / "tokenizer.json")  # a link out of the folder would be refused
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "Qwen2Tokenizer", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
         "bos_token": None, "chat_template": "CONFIG TEMPLATE {{ messages[0]['content'] }}",
@@ -427,7 +427,7 @@ def qwen_dir(qwen_tokenizer_json, tmp_path):
 @pytest.fixture
 def small_dir(minilm_dir, tmp_path):
     """A folder with a small tokenizer.json and our own config files around it."""
-    (tmp_path / "tokenizer.json").symlink_to(minilm_dir / "tokenizer.json")
+    shutil.copy(minilm_dir / "tokenizer.json", tmp_path / "tokenizer.json")  # a link out would be refused
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({
         "eos_token": {"content": "[SEP]", "special": True}, "bos_token": "[CLS]",
         "chat_template": [{"name": "tool_use", "template": "TOOLS"}, {"name": "default", "template": "CONFIG {{ messages[0]['content'] }}"}],

@@ -69,6 +69,11 @@ class _Targets:
         self.by_name = {e.name: e for e in entries}
         self.prefixes = _prefixes(entries)
         self.hits: dict[str, tuple[str, TensorInfo, str | None]] = {}
+        # per-expert entries by (layer, role): a stacked tensor finds its layer's experts in one look-up
+        self.experts: dict[tuple[int, str], list[WeightEntry]] = {}
+        for e in entries:
+            if e.expert is not None and e.layer is not None:
+                self.experts.setdefault((e.layer, e.role), []).append(e)
 
     def find(self, name: str, found_too: bool = False) -> str | None:
         candidates = [name, *(p + name for p in self.prefixes),
@@ -116,16 +121,14 @@ def _stack_roles(name: str, stored: str) -> tuple[int, tuple[str, ...]] | None:
     return (int(m.group(1)), _FUSED_ROLES[m.group(2)]) if m else None
 
 
-def _stack(name: str, stored: str, info: TensorInfo, entries: list[WeightEntry],
-           t: _Targets) -> tuple[str, Finding] | None:
+def _stack(name: str, stored: str, info: TensorInfo, t: _Targets) -> tuple[str, Finding] | None:
     """(first entry covered, finding) for a stacked-experts tensor covering the per-expert entries
     of its layer; None when it covers none."""
     found = _stack_roles(name, stored)
     if found is None:
         return None
     layer, roles = found
-    covered = [e for r in roles for e in entries
-               if e.layer == layer and e.expert is not None and e.role == f"{r}.weight" and e.name not in t.hits]
+    covered = [e for r in roles for e in t.experts.get((layer, f"{r}.weight"), ()) if e.name not in t.hits]
     if not covered:
         return None
     experts = len({e.expert for e in covered})
@@ -159,7 +162,7 @@ def match(exp: Expected, actual: dict[str, Stored], scheme: QuantScheme | None, 
             rest[name] = (stored, info)
     stacks: dict[str, Finding] = {}
     for name, (stored, info) in list(rest.items()):
-        found = _stack(name, stored, info, exp.entries, t)
+        found = _stack(name, stored, info, t)
         if found is not None:
             stacks[found[0]] = found[1]
             del rest[name]

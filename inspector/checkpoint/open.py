@@ -14,7 +14,7 @@ from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
 from inspector.checkpoint.safetensors import read_safetensors_file
 from inspector.checkpoint.sharded import INDEX_NAME, cross_check, read_sharded
 from inspector.errors import InspectError, printable
-from inspector.files import local_path
+from inspector.files import confined, local_path
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -22,8 +22,9 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 def _read_files(base: Path, names: list[str]) -> CheckpointHeaders:
     per_file: dict[str, dict[str, TensorInfo]] = {}
     metadata: dict[str, Any] = {}
-    for name in names:  # found by listing a directory the user named: symlinks are followed
-        per_file[name], metadata[name] = read_safetensors_file(base / name, name)
+    for name in names:  # found by listing a directory the user named: confined to it
+        path = confined(base, base / name, "a weights file of the checkpoint directory")
+        per_file[name], metadata[name] = read_safetensors_file(path, name)
     merged, problems = cross_check(per_file, None)
     return CheckpointHeaders(merged, list(names), "safetensors", metadata, problems)
 
@@ -47,8 +48,8 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
     """
     p = local_path(path)
     if p.is_dir():  # a special file among the candidates is refused by its reader, not skipped
-        if os.path.lexists(p / INDEX_NAME):
-            return read_sharded(p)
+        if os.path.lexists(p / INDEX_NAME):  # every file found in the directory is confined to it
+            return read_sharded(confined(p, p / INDEX_NAME, "the checkpoint directory's index"))
         if os.path.lexists(p / "model.safetensors"):
             return _read_files(p, ["model.safetensors"])
         found = sorted(c.name for c in p.glob("*.safetensors"))
@@ -58,7 +59,7 @@ def open_checkpoint(path: str | os.PathLike) -> CheckpointHeaders:
         if len(ggufs) == 1:
             from inspector.checkpoint.gguf import read_gguf
 
-            return read_gguf(p / ggufs[0])
+            return read_gguf(confined(p, p / ggufs[0], "the checkpoint directory's GGUF file"))
         if len(ggufs) > 1:
             raise InspectError(
                 f"{printable(p)}: holds {len(ggufs)} GGUF files ({', '.join(ggufs[:4])}"

@@ -28,7 +28,8 @@ Face cache snapshots usable: in ``<repo>/snapshots/<rev>/`` files are symlinks i
 ``<repo>/blobs/``, which is allowed when ``blobs`` is a real directory (not itself a link) and the
 file lies directly in it. Every reader of a checkpoint (``verify``'s headers, ``run``/``trace``'s
 tensors) applies this one rule through :func:`safe_member`. Files found by listing a directory the
-user named (no index) are read wherever their symlinks point, like the file a user names directly.
+user named (no index) are held to the same rule (inspector.files.confined); only a file the user
+names directly is read wherever its symlink points.
 Only regular files are opened (never a FIFO or device, which could block or never end).
 
 """
@@ -53,18 +54,6 @@ MAX_INDEX_BYTES = files.LIMITS["index"]  # the bound on an index, read from disk
 # --------------------------------------------------------------------------- shards and paths
 
 
-def _hf_cache_blobs(base: Path) -> str | None:
-    """For a Hugging Face cache snapshot dir <repo>/snapshots/<rev>, the real path of <repo>/blobs,
-    only when that is a directory itself: a ``blobs`` that is a link could point anywhere."""
-    base = base.absolute()
-    if base.parent.name != "snapshots":
-        return None
-    blobs = base.parent.parent / "blobs"
-    if blobs.is_symlink() or not blobs.is_dir():
-        return None
-    return os.path.realpath(blobs)
-
-
 def safe_member(base: Path, name: str, source: str) -> Path:
     """Resolve a file name found inside a checkpoint, refusing anything outside ``base``."""
     shown = printable(name)
@@ -80,7 +69,7 @@ def safe_member(base: Path, name: str, source: str) -> Path:
     candidate = base / name
     real = os.path.realpath(candidate)
     root = os.path.realpath(base)
-    blobs = _hf_cache_blobs(base)
+    blobs = files.hf_cache_blobs(base)
     inside = real.startswith(root.rstrip(os.sep) + os.sep)
     in_blobs = blobs is not None and os.path.dirname(real) == blobs  # the cache's blobs are flat
     if not (inside or in_blobs):

@@ -124,6 +124,9 @@ app.command()(chat)
 
 
 def main() -> None:
+    from inspector.runtime.prepare import sanitize_thread_env
+
+    sanitize_thread_env()
     app()
 
 

@@ -12,7 +12,7 @@ from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt
 from inspector.runtime.prepare import DEFAULT_MODEL
-from inspector.errors import visible
+from inspector.errors import InspectError, visible
 from inspector.units import plural
 
 
@@ -101,12 +101,28 @@ def _write(piece: str) -> None:
 
 
 def _typed():
-    """User messages typed at the terminal, until an empty line or end of input."""
+    """User messages typed at the terminal (or piped), until an empty line or end of input; a line
+    is read at most MAX_STDIN_LINE characters (inspector.limits), a longer one is refused."""
+    from inspector.limits import MAX_STDIN_LINE
+
     while True:
-        try:
-            line = input("> ")
-        except EOFError:
-            return
+        if sys.stdin.isatty():
+            try:
+                line = input("> ")
+            except EOFError:
+                return
+        else:
+            _write("> ")
+            line = sys.stdin.readline(MAX_STDIN_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_STDIN_LINE and not line.endswith("\n"):
+                raise InspectError(f"stdin: a line of more than {MAX_STDIN_LINE:,} characters (the limit for one "
+                                   "chat message)")
+            line = line.rstrip("\r\n")
+        if len(line) > MAX_STDIN_LINE:
+            raise InspectError(f"stdin: a line of more than {MAX_STDIN_LINE:,} characters (the limit for one "
+                               "chat message)")
         if not line.strip():
             return
         yield line

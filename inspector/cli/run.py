@@ -157,11 +157,10 @@ def _beams(name, text, weights, device, dtype, tokenizer, chat, n, num_beams, le
     from inspector.reports.render import emit
     from inspector.reports.run import beam_report
     from inspector.runtime.batch import encode_prompts
-    from inspector.runtime.beam import beam_search
+    from inspector.runtime.beam import beam_search, check_beams
     from inspector.runtime.prepare import prepare
 
-    if num_beams < 1:
-        raise InspectError(f"--num-beams must be at least 1, got {num_beams}")
+    check_beams(num_beams)
     encoded: list[list[int]] = []
 
     def check(spec, tok) -> None:  # before the weights load

@@ -131,8 +131,9 @@ def trace(
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
     from inspector.errors import InspectError
-    from inspector.runtime.batch import check_prompts
+    from inspector.runtime.batch import check_prompts, check_seq_len
 
+    check_seq_len(seq_len)
     prompts = list(prompts or [])
     if not prompts and seq_len is None:
         raise InspectError("give a prompt (or --seq-len N to trace N stand-in ids)")
@@ -140,6 +141,11 @@ def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
         raise InspectError("give prompts or --seq-len, not both")
     if prompts:
         check_prompts(prompts)
+    from inspector.limits import PROMPT_BATCH
+
+    if len(prompts) > PROMPT_BATCH:
+        raise InspectError(f"trace runs its prompts as one batch, at most {PROMPT_BATCH}; got {len(prompts):,} "
+                           "(`inspect run --prompts FILE` runs a longer list in batches)")
     return prompts
 
 

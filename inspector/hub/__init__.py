@@ -16,6 +16,9 @@ The rules (a user should not wait on a dead Hub longer than on a slow one):
   transfer is under way (its metadata requests, or a file whose answer never starts) is abandoned,
   and one probe request says why; a transfer under way is bounded by huggingface_hub's own read
   timeout and resume retries.
+* every request has a total deadline (INSPECT_HUB_DEADLINE, default 300 s; a download gets the
+  deadline plus its announced bytes at HUB_MIN_RATE), and every answer's ids that would become cache
+  paths (ETag, X-Linked-Etag, X-Repo-Commit, a model info's sha) are checked first (inspector.hub.guard).
 `describe` turns any exception huggingface_hub or httpx raises into one line starting with the repo.
 huggingface_hub is imported only inside the functions that need it.
 """

@@ -11,7 +11,9 @@ from typing import Any, Callable
 
 from inspector.errors import InspectError, printable
 from inspector.hub.environment import check_hub_environment
+from inspector.limits import HUB_MIN_RATE
 from inspector.hub.failures import answer_timeout, chain, describe
+from inspector.hub.guard import DEADLINE_ENV, abandon_transfers, deadline_s, guard_session, resume_transfers
 from inspector.hub.fetch import BACKOFF_S, MAX_TRIES, hub_endpoint_reachable, hub_get, hub_offline, repo_listing, with_retries
 
 
@@ -54,7 +56,8 @@ def _progress_class(state: dict[str, Any]):
 def watched(repo_id: str, doing: str, call: Callable[[Any], Any], probe: Callable[[], None]) -> Any:
     """call(progress_class) on a daemon thread, abandoned when nothing arrives for 2 x the answer
     timeout while no transfer is under way (a transfer under way is bounded by huggingface_hub's own
-    read timeout and retries); then probe() (one request that raises the reason) or a 'stalled' line."""
+    read timeout and retries); then probe() (one request that raises the reason) or a 'stalled' line.
+    The whole call has a deadline: deadline_s() plus the bytes announced so far at HUB_MIN_RATE."""
     box: dict[str, Any] = {}
     state: dict[str, Any] = {"last": time.monotonic(), "bars": []}
 
@@ -64,11 +67,17 @@ def watched(repo_id: str, doing: str, call: Callable[[Any], Any], probe: Callabl
         except BaseException as exc:  # noqa: BLE001 - reported below
             box["error"] = exc
 
+    resume_transfers()
     worker = threading.Thread(target=run, name="hub-download", daemon=True)
     worker.start()
-    limit = 2 * answer_timeout()
+    limit, start, total = 2 * answer_timeout(), time.monotonic(), deadline_s()
     while worker.is_alive():
         worker.join(0.05)
+        allowed = total + sum(bar.total or 0 for bar in state["bars"]) / HUB_MIN_RATE
+        if worker.is_alive() and time.monotonic() - start > allowed:
+            abandon_transfers()  # huggingface_hub's worker threads return, so the process can exit
+            raise InspectError(f"{printable(repo_id)}: {doing}: not complete after {allowed:.1f} s ({DEADLINE_ENV} "
+                               f"{total:g} s, plus the announced bytes at {HUB_MIN_RATE // 1024} KiB/s)")
         busy = any(bar.total and bar.got < bar.total for bar in state["bars"])
         if busy:
             state["last"] = time.monotonic()
@@ -115,6 +124,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 
+    guard_session()
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, EntryNotFoundError, OSError, ValueError):
@@ -156,6 +166,7 @@ def hub_snapshot(repo_id: str, patterns: list[str], what: str, must_have: str, r
     _quiet()  # first: it checks the variables huggingface_hub reads on import
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
+    guard_session()
     ok = lambda folder: any(folder.glob(must_have)) and (complete is None or complete(folder))  # noqa: E731
     try:
         cached = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True))

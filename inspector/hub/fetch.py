@@ -14,6 +14,7 @@ from typing import Any, Callable
 from inspector.errors import InspectError, printable
 from inspector.hub.environment import check_hub_environment
 from inspector.hub.failures import answer_timeout, describe, endpoint, network_reason, retry_after
+from inspector.hub.guard import guard_session, resume_transfers, within_deadline
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 MAX_TRIES = 3
@@ -52,11 +53,13 @@ def with_retries(repo_id: str, doing: str, attempt: Callable[[], Any], stop: thr
     """attempt() under the rules of the module docstring; every failure is one InspectError line."""
     from huggingface_hub.errors import HfHubHTTPError
 
+    guard_session()
+    resume_transfers()  # a download given up earlier in this process does not hold this request back
     for n in range(1, tries + 1):
         if stop is not None and stop.is_set():
             raise Stopped
         try:
-            return attempt()
+            return within_deadline(f"{printable(repo_id)}: {doing}", attempt)
         except (InspectError, Stopped):
             raise
         except HfHubHTTPError as exc:
@@ -131,6 +134,7 @@ def hub_get(repo_id: str, filename: str, revision: str | None, *, limit: int, fi
     from huggingface_hub import get_session, hf_hub_url, hf_raise_for_status
     from huggingface_hub.utils import build_hf_headers
 
+    guard_session()
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
     headers = {**(build_hf_headers() if headers is None else headers), "Accept-Encoding": "identity"}
     if first is not None:

@@ -11,7 +11,8 @@ multi-token-prediction layer is not built by transformers and is left out here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from typing import NamedTuple
 
 from inspector.inventory.accounting import Accounting
 from inspector.inventory.entry import EMBED, EXPERTS, HEAD, LM, MTP, POS_EMBED, ROUTER, WeightEntry
@@ -30,13 +31,13 @@ LINEAR_ROUTERS = frozenset({"phimoe", "llama4_text"})
 EXPERT_TARGETS = ("experts.gate_up_proj", "experts.down_proj")
 
 
-@dataclass(frozen=True)
-class Module:
+class Module(NamedTuple):
     """One module with its direct parameters.
 
     `leaf` is the name peft's target_modules match (`q_proj`); for the experts' 3-D parameters it
     is one of EXPERT_TARGETS. `in_features`/`out_features` are those of one matrix; `experts` is
-    how many matrices a 3-D parameter stacks (1 for a Linear).
+    how many matrices a 3-D parameter stacks (1 for a Linear). A NamedTuple: a 100,000-layer model
+    has a million of them.
     """
 
     path: str
@@ -87,7 +88,7 @@ def runtime_modules(acc: Accounting) -> list[Module]:
     for path, entries in grouped.items():
         first = entries[0]
         kind = _kind(first, linear_router)
-        params = sum(e.numel for e in entries)
+        params = math.prod(first.shape) if len(entries) == 1 else sum(math.prod(e.shape) for e in entries)
         if kind == EXPERT_PARAMS:
             out.extend(_expert_params(acc, path, first.layer, params))
             continue

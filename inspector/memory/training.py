@@ -139,9 +139,10 @@ def _nf4_base_bytes(acc: Accounting, modules: list[Module], fmt: str) -> tuple[i
     return total, quantized
 
 
-def plan(acc: Accounting, gpu: Gpu, o: TrainOptions) -> Training:
+def plan(acc: Accounting, gpu: Gpu, o: TrainOptions, modules: list[Module] | None = None) -> Training:
+    """The training plan; `modules` (runtime_modules(acc)) when the caller has them already."""
     check(o)
-    modules = runtime_modules(acc)
+    modules = runtime_modules(acc) if modules is None else modules
     params, largest = acc.totals.total_params, largest_layer_params(modules)
     lc = None
     if o.mode == "full":

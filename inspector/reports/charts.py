@@ -56,13 +56,14 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
     targets; a family peft has no default for shows the serving rows only)."""
     from inspector.errors import InspectError
     from inspector.memory.gpus import gpu
+    from inspector.memory.modules import runtime_modules
     from inspector.memory.serving import ServeOptions, plan as serve_plan
     from inspector.memory.training import TrainOptions, plan as train_plan
 
     device = gpu("H100-80GB")
     kv = acc.kv_cache_bytes(context, batch) or 0
     kv_label = f"KV cache (bf16, {n(context)} tokens × batch {batch})"
-    out = []
+    out, modules = [], runtime_modules(acc)  # once for the three training plans (100,000 layers: seconds)
     for dtype in ("bf16", "int4"):
         served = serve_plan(acc, device, ServeOptions(dtype=dtype, max_model_len=context))
         out.append((f"Serve, {dtype} weights", [("Weights", served.weights.bytes),
@@ -72,7 +73,7 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
                            ("LoRA r=16", TrainOptions(mode="lora", seq_len=context)),
                            ("QLoRA r=16 (NF4 base)", TrainOptions(mode="qlora", seq_len=context))):
         try:
-            trained = train_plan(acc, device, options)
+            trained = train_plan(acc, device, options, modules)
         except InspectError:  # e.g. no default LoRA targets for this family
             continue
         out.append((label, [(row.name, row.gpu) for row in trained.rows if row.gpu]))

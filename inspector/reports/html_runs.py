@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from inspector.limits import MAX_ROWS
 from inspector.reports.markup import cell, esc, notes_list, table, tag
 from inspector.units import plural
 
 _INDEX = re.compile(r"\.\d+(?=\.)")
 _LAYER = re.compile(r"^layers\.\d+")
 HEADERS = ["Step", "Name", "Module", "Output shape", "Dtype", "What happens"]
-MAX_FINDINGS = 2000
+MAX_FINDINGS = MAX_ROWS  # the page lists as many findings as a table or md report (inspector.limits)
 
 
 def _shape(shapes) -> str:

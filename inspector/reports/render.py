@@ -8,6 +8,14 @@ out. A cell may be a list of lines: rich shows them on separate lines, markdown 
 Every piece of text a report holds may come from input (a tensor name, a config value, a prompt),
 so every format shows it through `visible` (control characters escaped: no escape sequence reaches
 a terminal), and rich gets it as `Text`, never as markup: `[/b]` or `[red]x[/red]` is shown as written.
+
+A table lists at most MAX_ROWS rows in the formats people read (table, md) and MAX_DATA_ROWS in
+those scripts read (json, csv) (inspector.limits), so a hostile count (a config of 100,000 layers, a
+checkpoint of 200,000 unexpected tensors) cannot make the output grow without bound: `capped` cuts
+each section's rows, the CSV rows and every list in the JSON payload, and says how many were left
+out (a section note; `<key>_not_listed` beside a JSON list; a warning line on stderr). Totals are the
+builders' and are computed over everything before the cut. A builder may stop at MAX_DATA_ROWS
+itself and say how many it left out (`Section.not_listed`, a `<key>_not_listed` key).
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspector.errors import InspectError, visible
+from inspector.errors import InspectError, visible, warn
 from inspector.files import write_atomic
+from inspector.limits import MAX_DATA_ROWS, MAX_ROWS
 from inspector.units import Count
 
 FORMATS = ("table", "md", "json", "csv")
@@ -33,6 +42,7 @@ class Section:
     headers: list[str]
     rows: list[list[Any]]
     notes: list[str] = field(default_factory=list)
+    not_listed: int = 0  # rows a builder left out already (it built at most MAX_ROWS)
 
 
 @dataclass
@@ -42,6 +52,57 @@ class Report:
     csv_headers: list[str] = field(default_factory=list)
     csv_rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def row_limit(fmt: str) -> int:
+    """Rows a table lists in `fmt`: MAX_ROWS for table and md, MAX_DATA_ROWS for json and csv."""
+    return MAX_ROWS if fmt in ("table", "md") else MAX_DATA_ROWS
+
+
+def _not_listed(n: int, limit: int) -> str:
+    return f"{n:,} more rows not listed (at most {limit:,} are; the totals count every row)"
+
+
+def _cap_data(data: Any, cut: list[int], limit: int = MAX_DATA_ROWS) -> Any:
+    """The JSON payload with every list over `limit` cut, and `<key>_not_listed` beside it."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key.endswith("_not_listed") and isinstance(value, int) and value > 0:
+                cut.append(value)  # a builder that listed at most MAX_ROWS itself
+            out[key] = _cap_data(value, cut, limit)
+            if isinstance(value, list) and len(value) > limit:
+                out[f"{key}_not_listed"] = len(value) - limit + data.get(f"{key}_not_listed", 0)
+        return out
+    if isinstance(data, list):
+        if len(data) > limit:
+            cut.append(len(data) - limit)
+        return [_cap_data(v, cut, limit) for v in data[:limit]]
+    return data
+
+
+def capped(report: Report, fmt: str) -> Report:
+    """The report with at most row_limit(fmt) rows per table (see the module docstring); only the
+    parts `fmt` shows are looked at."""
+    limit, cut = row_limit(fmt), []
+    sections = []
+    shows_sections = fmt in ("table", "md") or (fmt == "csv" and not report.csv_headers)
+    for s in report.sections if shows_sections else ():
+        left = max(0, len(s.rows) - limit) + s.not_listed
+        if left:
+            cut.append(left)
+            s = Section(s.title, s.headers, s.rows[:limit], [*s.notes, _not_listed(left, limit)])
+        sections.append(s)
+    csv_rows = report.csv_rows if fmt == "csv" else []
+    if len(csv_rows) > limit:
+        cut.append(len(csv_rows) - limit)
+        csv_rows = csv_rows[:limit]
+    data = _cap_data(report.data, cut, limit) if fmt == "json" else report.data
+    if cut:
+        warn(f"{max(cut):,} rows not listed: {fmt} output lists at most {limit:,} rows of a table "
+             "(the totals count every row)")
+    return Report(sections if shows_sections else report.sections, data, report.csv_headers, csv_rows,
+                  report.notes)
 
 
 def _cell(value: Any, sep: str, plain: bool = False) -> str:
@@ -183,7 +244,8 @@ def to_rich(report: Report, console) -> None:
 
 
 def render(report: Report, fmt: str, width: int | None = None) -> str:
-    """The report as text in `fmt` (rich tables rendered without colour)."""
+    """The report as text in `fmt` (rich tables rendered without colour), at most MAX_ROWS rows a table."""
+    report = capped(report, fmt)
     if fmt == "md":
         return to_markdown(report)
     if fmt == "json":
@@ -211,7 +273,7 @@ def emit(report: Report, fmt: str, output: Path | None = None) -> None:
     if fmt == "table":
         from rich.console import Console
 
-        to_rich(report, Console())
+        to_rich(capped(report, fmt), Console())
     else:
         import sys
 

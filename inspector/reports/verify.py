@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inspector.limits import MAX_DATA_ROWS
 from inspector.reports.render import Report, Section
 from inspector.units import human_bytes, n
 from inspector.checkpoint.verify import VerifyResult
@@ -60,8 +61,10 @@ def verify_json(r: VerifyResult) -> dict[str, Any]:
              "dtype": f.dtype, **({"stored_name": f.stored_name} if f.stored_name else {}),
              **({"stored_shape": list(f.stored_shape)} if f.stored_shape else {}),
              **({"stored_as": f.note} if f.note else {}), "params": f.params, "bytes": f.nbytes}
-            for f in r.findings
+            for f in r.findings[:MAX_DATA_ROWS]  # the render lists no more (inspector.limits)
         ],
+        **({"tensors_not_listed": len(r.findings) - MAX_DATA_ROWS} if len(r.findings) > MAX_DATA_ROWS
+           else {}),
         "notes": r.notes,
     }
 
@@ -115,13 +118,14 @@ def verify_report(r: VerifyResult, show_all: bool = False) -> Report:
         if gguf:
             headers += ["GGUF name", "GGUF shape (ne[0] first)"]
         rows = []
-        for f in shown:
+        for f in shown[:MAX_DATA_ROWS]:  # the render lists no more (inspector.limits)
             row = [f.name, STATUS_TEXT[f.status], _shape(f.expected), _shape(f.actual), f.dtype or "",
                    f.note or (f.stored_name if f.stored_name and not gguf else "")]
             if gguf:
                 row += [f.stored_name or (f.name if f.actual else ""), _shape(f.stored_shape)]
             rows.append(row)
-        sections.append(Section("Tensors" if show_all or not r.has_inventory else "Findings", headers, rows))
+        sections.append(Section("Tensors" if show_all or not r.has_inventory else "Findings", headers, rows,
+                                not_listed=max(0, len(shown) - MAX_DATA_ROWS)))
     if r.problems:
         sections.append(Section("Index / shard problems", ["Problem"], [[p] for p in r.problems]))
     sections.append(Section("Dtype mix", ["Dtype", "Tensors", "Logical parameters", "Bytes"],

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from inspector.errors import InspectError
+from inspector.limits import MAX_SEQ_LEN
 from inspector.runtime.sampling import SamplingSettings, sample
 
 STAND_IN_NOTE = "no tokenizer available offline: {n} stand-in ids; shapes depend only on {what}"
@@ -57,8 +58,15 @@ def encode_prompts(tok, spec, prompts: Sequence[str], chat: bool, new_tokens: in
     return texts, rows
 
 
+def check_seq_len(seq_len: int | None) -> None:
+    """--seq-len: at least 1 and at most MAX_SEQ_LEN stand-in ids (inspector.limits)."""
+    if seq_len is not None and not 1 <= seq_len <= MAX_SEQ_LEN:
+        raise InspectError(f"--seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {seq_len:,}")
+
+
 def stand_in_rows(prompts: Sequence[str], seq_len: int | None, vocab_size: int) -> list[list[int]]:
     """Ids for shapes only: `seq_len` ids, or one per UTF-8 byte of each prompt (modulo the vocabulary)."""
+    check_seq_len(seq_len)
     if seq_len is not None:
         return [[i % vocab_size for i in range(seq_len)] for _ in (prompts or [""])]
     for i, prompt in enumerate(prompts):

@@ -25,6 +25,7 @@ from typing import Sequence
 import torch
 
 from inspector.errors import InspectError
+from inspector.limits import MAX_BEAMS
 
 _NEG = -1.0e9  # transformers' "cannot be chosen" score
 
@@ -77,9 +78,14 @@ class _Finished:
         return [(self.seqs[i], float(self.scores[i])) for i in order if bool(self.flags[i])]
 
 
+def check_beams(num_beams: int) -> None:
+    """--num-beams: 1 to MAX_BEAMS (inspector.limits); each beam is a row of the batch."""
+    if not 1 <= num_beams <= MAX_BEAMS:
+        raise InspectError(f"--num-beams must be between 1 and {MAX_BEAMS}, got {num_beams:,}")
+
+
 def _check(num_beams: int, early_stopping: bool | str) -> None:
-    if num_beams < 1:
-        raise InspectError(f"--num-beams must be at least 1, got {num_beams}")
+    check_beams(num_beams)
     if early_stopping not in (True, False, "never"):
         raise InspectError(f"--early-stopping must be true, false or never, got {early_stopping!r}")
 

