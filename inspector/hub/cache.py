@@ -124,6 +124,7 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 
+    _quiet()  # again: importing huggingface_hub sets its logger's level
     guard_session()
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
@@ -166,6 +167,7 @@ def hub_snapshot(repo_id: str, patterns: list[str], what: str, must_have: str, r
     _quiet()  # first: it checks the variables huggingface_hub reads on import
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
+    _quiet()  # again: importing huggingface_hub sets its logger's level
     guard_session()
     ok = lambda folder: any(folder.glob(must_have)) and (complete is None or complete(folder))  # noqa: E731
     try:

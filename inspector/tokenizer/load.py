@@ -99,17 +99,7 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
             rust_call(lambda: (tok.add_special_tokens if entry.get("special") is True else tok.add_tokens)([added_token]),
                       f"{printable(directory / 'tokenizer_config.json')}: cannot add token {printable(repr(content))}")
 
-    # Chat template: chat_template.jinja wins, then chat_template.json, then tokenizer_config.json.
-    template, template_file = None, None
-    jinja_file = directory / "chat_template.jinja"
-    if os.path.lexists(jinja_file):
-        files.confined(directory, jinja_file, "the model directory's chat_template.jinja")
-        template, template_file = files.read_text(jinja_file, "template", "a chat template"), jinja_file
-    if template is None:
-        template = _pick_template((_read_json(directory / "chat_template.json") or {}).get("chat_template"))
-        template_file = directory / "chat_template.json"
-    if template is None:
-        template, template_file = _pick_template(config.get("chat_template")), directory / "tokenizer_config.json"
+    template, template_file = _chat_template(directory, config)
 
     def token_id(value: Any) -> int | None:
         content = _token_content(value)
@@ -128,6 +118,19 @@ def _load_dir(directory: Path, label: str, tokenizer_file: Path | None = None) -
 
     return TextTokenizer(tokenizer=tok, eos_ids=tuple(eos), bos_id=bos_id, chat_template=template, source=label,
                          template_source=str(template_file) if template else "")
+
+
+def _chat_template(directory: Path, config: dict) -> tuple[str | None, Path]:
+    """The chat template and its file: chat_template.jinja wins, then chat_template.json, then
+    tokenizer_config.json's."""
+    jinja_file = directory / "chat_template.jinja"
+    if os.path.lexists(jinja_file):
+        files.confined(directory, jinja_file, "the model directory's chat_template.jinja")
+        return files.read_text(jinja_file, "template", "a chat template"), jinja_file
+    template = _pick_template((_read_json(directory / "chat_template.json") or {}).get("chat_template"))
+    if template is not None:
+        return template, directory / "chat_template.json"
+    return _pick_template(config.get("chat_template")), directory / "tokenizer_config.json"
 
 
 def _pick_template(value: Any) -> str | None:
