@@ -70,7 +70,7 @@ def edits(request):
 def test_documented_command_prints_what_the_page_shows(page, n, workdirs, edits, request):
     update = request.config.getoption("--update-docs")
     if update and os.environ.get("PYTEST_XDIST_WORKER"):
-        pytest.fail("--update-docs writes the pages from one process: run it with -p no:xdist")
+        pytest.fail("--update-docs writes the pages from one process: run it with -n 0")
     examples = parse(page)
     example = examples[n]
     if "torch" in example.flags:
@@ -85,7 +85,7 @@ def test_documented_command_prints_what_the_page_shows(page, n, workdirs, edits,
             edits.setdefault(page, []).append((example, shown_form(output, example, variables)))
             return
         pytest.fail(_difference(example, output, variables)
-                    + "\n(pytest tests/test_docs_examples.py -p no:xdist --update-docs rewrites the pages)")
+                    + "\n(pytest tests/test_docs_examples.py -n 0 --update-docs rewrites the pages)")
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)
