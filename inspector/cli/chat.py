@@ -122,7 +122,7 @@ def _write(piece: str) -> None:
     sys.stdout.flush()
 
 
-def _typed(live: bool):
+def _typed(live: bool = False):
     """User messages typed at the terminal (with readline's line editing and history) or piped (each
     echoed after the prompt marker when `live`), until an empty line, /exit or end of input; a piped
     line is read at most MAX_STDIN_LINE characters (inspector.limits), a longer one is refused."""
