@@ -1,6 +1,7 @@
 """Multi-turn chat with KV-cache reuse (same tokens as from scratch), the Week 7 Report's sweep as
 one command (prompt set, expected answers, several models, summary, md/json/csv), min-p, threads,
-and one-line errors for bad input."""
+one-line errors for bad input, and chat at a terminal
+(banner, readline) and piped (echoed lines, /exit, the mark on a reply cut at -n)."""
 
 from __future__ import annotations
 
@@ -187,3 +188,60 @@ def test_expect_file_errors(tmp_path):
     bad.write_text('{"Hi": "x"}')
     with pytest.raises(InspectError, match="must be a non-empty list of strings or null"):
         load_expect(str(bad), ["Hi"])
+
+
+# ---- chat at a terminal and piped: banner, readline, echo, /exit, the cut marker
+
+class _Terminal(io.StringIO):
+    """Typed input: stdin that says it is a terminal (input() reads it, writing the prompt to stdout)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_chat_piped_lines_are_echoed_and_exit_ends(tiny_dirs, smol_gguf):
+    result = runner.invoke(app, ["chat", "-m", tiny_dirs[0], "--tokenizer", smol_gguf, "-n", "2"],
+                           input="Hi\nAnd you?\n/exit\nNot said\n")
+    assert result.exit_code == 0, result.output
+    echoed = [line for line in result.stdout.splitlines() if line.startswith("> ")]
+    assert echoed == ["> Hi", "> And you?"]
+    assert "Chat with" not in result.stderr  # no banner when stdin is not a terminal
+    md = runner.invoke(app, ["chat", "-m", tiny_dirs[0], "--tokenizer", smol_gguf, "-n", "2", "-f", "md"],
+                       input="Hi\n")
+    assert md.exit_code == 0, md.output
+    assert md.stdout.startswith("### Conversation with") and "> " not in md.stdout  # only the table
+
+
+def test_chat_marks_a_reply_cut_at_the_token_limit(tiny_dirs, smol_gguf):
+    result = runner.invoke(app, ["chat", "-m", tiny_dirs[0], "--tokenizer", smol_gguf, "-n", "2"], input="Hi\n")
+    assert result.exit_code == 0, result.output
+    reply, figures = result.stdout.splitlines()[1:3]  # a random tiny model never says its end token in 2 tokens
+    assert reply.endswith(" […]") and "; cut at -n 2]" in figures
+    data = json.loads(runner.invoke(app, ["chat", "-m", tiny_dirs[0], "--tokenizer", smol_gguf, "-n", "2",
+                                          "-f", "json"], input="Hi\n").stdout)["turns"][0]
+    assert data["stop"] == "max_new_tokens" and "[…]" not in data["reply"]  # the data keeps the reply as it was
+
+
+def test_chat_table_marks_only_cut_replies():
+    from inspector.reports.run import chat_report
+    from inspector.runtime.chat import Turn
+
+    turns = [Turn("Hi", "Hello.", [1, 2], 10, 0, 10, 11, 0.1, "eos"),
+             Turn("More", "Well, the", [3, 4], 20, 11, 9, 22, 0.1, "max_new_tokens")]
+    rows = chat_report("m", turns).sections[0].rows
+    assert [row[2] for row in rows] == ["Hello.", "Well, the […]"]
+
+
+def test_chat_at_a_terminal_has_a_banner_and_readline(tiny_dirs, smol_gguf, monkeypatch, capsys):
+    import sys
+
+    from inspector.cli.chat import chat
+
+    monkeypatch.delitem(sys.modules, "readline", raising=False)
+    monkeypatch.setattr(sys, "stdin", _Terminal("Hi\n"))  # then end of input, as Ctrl-D
+    chat(model=tiny_dirs[0], tokenizer=smol_gguf, max_new_tokens=2, device="cpu")
+    out, err = capsys.readouterr()
+    assert err.startswith("Chat with ") and "context 512 tokens" in err and "/exit or Ctrl-D" in err
+    assert out.startswith("> ") and "> Hi" not in out  # the prompt, not an echo of what was typed
+    assert out.count("\n[0 tokens reused") == 1
+    assert "readline" in sys.modules or sys.platform == "win32"  # line editing and history for input()

@@ -15,6 +15,8 @@ from inspector.runtime.prepare import DEFAULT_MODEL
 from inspector.errors import InspectError, visible
 from inspector.units import plural
 
+EXIT = ("/exit", "/quit")  # a typed or piped line that ends the chat
+
 
 def chat(
     model: ModelOpt = DEFAULT_MODEL,
@@ -41,8 +43,11 @@ def chat(
 
     Each turn re-applies the chat template to the whole conversation, keeps the longest prefix
     already in the cache, computes only the new tokens, and prints: tokens reused, tokens computed,
-    cache length, time. Type a message per line; an empty line or end of input ends the chat.
-    With --format md/json/csv or --output, the turns are written as a table at the end.
+    cache length, time. Type a message per line (with line editing and history at a terminal);
+    an empty line, /exit or end of input (Ctrl-D) ends the chat. At a terminal a one-line banner on
+    stderr names the model and its context length; piped messages are echoed after the "> ".
+    A reply cut at --max-new-tokens ends with " […]". With --format md/json/csv or --output, the
+    turns are written as a table at the end.
 
     Examples:
       inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf
@@ -63,6 +68,8 @@ def chat(
         raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
     conv = Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
     live = format == Format.table and output is None
+    if scripted is None and sys.stdin.isatty():
+        _banner(rt.spec, max_new_tokens)
     checks = _converse(conv, rt, scripted, live, check)
     if not conv.turns:
         raise InspectError("no messages: nothing to answer")
@@ -74,14 +81,14 @@ def chat(
 def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
     """Say each message (typed or scripted), streaming replies and per-turn figures when `live`;
     with `check`, whether each reply equals the one computed from an empty cache."""
-    from inspector.runtime.chat import from_scratch
+    from inspector.runtime.chat import CUT, from_scratch
     from inspector.runtime.sampling import SamplingSettings
 
     checks: list[bool] = []
     s = conv.settings
-    for text in scripted if scripted is not None else _typed():
+    for text in scripted if scripted is not None else _typed(live):
         if live and scripted is not None:
-            sys.stdout.write(f"> {visible(text, tabs=True)}\n")
+            _echo(text)
         turn = conv.say(text, on_token=_write if live else None)
         if check:
             fresh = SamplingSettings(s.temperature, s.top_k, s.top_p, s.seed + len(conv.turns) - 1, s.min_p)
@@ -89,10 +96,25 @@ def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> 
                           == turn.tokens)
         if live:
             same = f"; same as from scratch: {'yes' if checks[-1] else 'NO'}" if check else ""
+            if turn.cut:
+                sys.stdout.write(CUT)
+            cut = f"; cut at -n {conv.max_new_tokens}" if turn.cut else ""
             sys.stdout.write(f"\n[{plural(turn.reused, 'token')} reused, {turn.computed} computed, cache {turn.cache_length}, "
-                             f"{turn.seconds:.2f} s{same}]\n")
+                             f"{turn.seconds:.2f} s{cut}{same}]\n")
             sys.stdout.flush()
     return checks
+
+
+def _banner(spec, max_new_tokens: int) -> None:
+    """One line on stderr before the first prompt at a terminal (stdout keeps only the conversation)."""
+    sys.stderr.write(f"Chat with {visible(spec.name)}: context {spec.text.max_position_embeddings:,} tokens, replies up to "
+                     f"{plural(max_new_tokens, 'token')} (-n). An empty line, /exit or Ctrl-D ends it.\n")
+    sys.stderr.flush()
+
+
+def _echo(text: str) -> None:
+    """A message that was not typed at the terminal, after the prompt marker, so a transcript shows it."""
+    sys.stdout.write(f"> {visible(text, tabs=True)}\n")
 
 
 def _write(piece: str) -> None:
@@ -100,19 +122,26 @@ def _write(piece: str) -> None:
     sys.stdout.flush()
 
 
-def _typed():
-    """User messages typed at the terminal (or piped), until an empty line or end of input; a line
-    is read at most MAX_STDIN_LINE characters (inspector.limits), a longer one is refused."""
+def _typed(live: bool = False):
+    """User messages typed at the terminal (with readline's line editing and history) or piped (each
+    echoed after the prompt marker when `live`), until an empty line, /exit or end of input; a piped
+    line is read at most MAX_STDIN_LINE characters (inspector.limits), a longer one is refused."""
     from inspector.limits import MAX_STDIN_LINE
 
+    tty = sys.stdin.isatty()
+    if tty:
+        try:
+            import readline  # noqa: F401  input() gets line editing and history once it is imported
+        except ImportError:  # not built on every platform (Windows)
+            pass
     while True:
-        if sys.stdin.isatty():
+        if tty:
             try:
                 line = input("> ")
             except EOFError:
+                sys.stdout.write("\n")  # Ctrl-D leaves the cursor after the prompt
                 return
         else:
-            _write("> ")
             line = sys.stdin.readline(MAX_STDIN_LINE + 1)
             if not line:
                 return
@@ -123,6 +152,8 @@ def _typed():
         if len(line) > MAX_STDIN_LINE:
             raise InspectError(f"stdin: a line of more than {MAX_STDIN_LINE:,} characters (the limit for one "
                                "chat message)")
-        if not line.strip():
+        if not line.strip() or line.strip() in EXIT:
             return
+        if live and not tty:
+            _echo(line)
         yield line

@@ -184,8 +184,10 @@ def beam_report(model: str, prompt: str, result, tok, num_beams: int, length_pen
 def chat_report(model: str, turns, checks: list[bool] | None = None) -> Report:
     """One row per turn: the reply, the prompt tokens reused from the KV cache and computed, the cache."""
     headers = ["Turn", "User", "Reply", "Prompt tokens", "Reused", "Computed", "Cache length", "Time (s)"]
-    rows = [[i + 1, t.user, t.reply, t.prompt_tokens, t.reused, t.computed, t.cache_length, f"{t.seconds:.2f}"]
-            for i, t in enumerate(turns)]
+    from inspector.runtime.chat import CUT
+
+    rows = [[i + 1, t.user, t.reply + (CUT if t.cut else ""), t.prompt_tokens, t.reused, t.computed, t.cache_length,
+             f"{t.seconds:.2f}"] for i, t in enumerate(turns)]
     if checks is not None:
         headers.append("Same as from scratch")
         for row, ok in zip(rows, checks):

@@ -23,6 +23,8 @@ import torch
 from inspector.errors import InspectError
 from inspector.runtime.sampling import SamplingSettings, sample
 
+CUT = " […]"  # shown after a reply that the token limit cut (the live stream, the table and md Reply column)
+
 
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
@@ -44,6 +46,11 @@ class Turn:
     cache_length: int  # positions in the cache after the turn
     seconds: float  # prefill of the computed tokens + generation
     stop: str  # "eos" | "max_new_tokens"
+
+    @property
+    def cut(self) -> bool:
+        """Whether the token limit, not an end token, stopped the reply."""
+        return self.stop == "max_new_tokens"
 
 
 @dataclass
