@@ -129,7 +129,7 @@ def test_a_dripped_answer_ends_at_the_deadline(hostile, name):
     ran, _, _ = hostile
     err = _one_line(ran[name])
     assert "INSPECT_HUB_DEADLINE" in err and ("slow/" + name) in err, err
-    assert ran[name]["seconds"] < 8, ran[name]
+    assert ran[name]["seconds"] < 60, ran[name]  # the bound: no hang (a drip would run for minutes)
 
 
 def test_a_bad_deadline_value_is_one_line(hostile):
