@@ -51,7 +51,7 @@ def test_counts_are_bounded_before_any_work(name):
     start = time.perf_counter()
     with pytest.raises(InspectError, match=re.escape(field)):
         from_hf_config(cfg, name, where="config.json")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # refused before the inventory is built (unbounded: minutes)
 
 
 def test_the_largest_real_counts_pass():
@@ -109,7 +109,7 @@ def test_matching_stacked_experts_is_linear(layout):
         actual[key] = (stored, TensorInfo(stored, (0, 768, 2048), "F32", 0, "x.gguf"))
     start = time.perf_counter()
     findings = match(exp, actual, None, lambda n: False)
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 15  # indexed (the quadratic scan took over 90 s)
     stacked = [f for f in findings if "stacked" in f.note]
     assert len(stacked) == 48 and all(f.status == "shape" for f in stacked)  # zero experts, not 128
 

@@ -36,7 +36,7 @@ def test_every_format_lists_at_most_its_limit(fmt, csv_rows):
         warnings.simplefilter("always")
         text = render(_report(csv_rows), fmt, width=120)
     seconds = time.perf_counter() - start
-    assert seconds < 3.0, seconds
+    assert seconds < 20, seconds  # the uncapped table took minutes
     left = N - limit
     assert any(f"{left:,} rows not listed" in str(w.message) for w in caught), [str(w.message) for w in caught]
     if fmt == "json":

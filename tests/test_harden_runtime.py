@@ -64,7 +64,7 @@ def test_beams_seq_len_and_threads_on_the_command_line():
     assert_refused(results["seq-len"], "--seq-len", f"{limits.MAX_SEQ_LEN:,}")
     assert_refused(results["seq-len-0"], "--seq-len")
     assert_refused(results["trace-prompts"], "one batch", f"at most {limits.PROMPT_BATCH}")
-    assert all(r.seconds < 5 for r in results.values()), {k: r.seconds for k, r in results.items()}
+    assert all(r.seconds < 15 for r in results.values()), {k: r.seconds for k, r in results.items()}
 
 
 def test_a_long_prompt_list_runs_in_batches_with_the_same_greedy_results(tmp_path):
