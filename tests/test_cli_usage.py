@@ -62,3 +62,103 @@ def test_closed_stdout_pipe_exits_0_quietly(fmt):
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+# ---- options that do not apply to the chosen mode (memory)
+
+@pytest.mark.parametrize("args, message", [
+    (["--zero", "3"], "error: --zero (--train full) does not apply to serving; drop it or choose that mode"),
+    (["--offload", "optimizer"], "error: --offload (--train full) does not apply to serving"),
+    (["--no-zero-init"], "error: --zero-init (--train full) does not apply to serving"),
+    (["--optimizer", "sgd"], "error: --optimizer (--train full or --train lora or --train qlora) does not apply to "
+                             "serving"),
+    (["--seq-len", "512"], "error: --seq-len (--train full or --train lora or --train qlora) does not apply"),
+    (["--micro-batch", "2"], "error: --micro-batch ("),
+    (["--recompute", "full"], "error: --recompute ("),
+    (["--attention", "eager"], "error: --attention ("),
+    (["--lora-rank", "8"], "error: --lora-rank (--train lora or --train qlora) does not apply to serving"),
+    (["--lora-alpha", "8"], "error: --lora-alpha ("),
+    (["--lora-targets", "q_proj"], "error: --lora-targets ("),
+    (["--dora"], "error: --dora ("),
+    (["--lora-bias"], "error: --lora-bias ("),
+    (["--train", "lora", "--double-quant"], "error: --double-quant (--train qlora) does not apply to --train lora"),
+    (["--train", "qlora", "--zero", "2"], "error: --zero (--train full) does not apply to --train qlora"),
+    (["--train", "full", "--lora-rank", "8", "--dtype", "int4"],
+     "error: --dtype (serving), --lora-rank (--train lora or --train qlora) do not apply to --train full; drop them"),
+    (["--train", "full", "--group-size", "64"], "error: --group-size (serving) does not apply to --train full"),
+    (["--train", "full", "--weights", "x.gguf"], "error: --weights (serving) does not apply"),
+    (["--train", "lora", "--kv-dtype", "fp8"], "error: --kv-dtype (serving)"),
+    (["--train", "full", "--block-size", "32"], "error: --block-size (serving)"),
+    (["--train", "full", "--gpu-memory-utilization", "0.5"], "error: --gpu-memory-utilization (serving)"),
+    (["--train", "full", "--max-model-len", "64"], "error: --max-model-len (serving)"),
+    (["--train", "full", "--max-num-batched-tokens", "64"], "error: --max-num-batched-tokens (serving)"),
+    (["--train", "full", "--max-num-seqs", "64"], "error: --max-num-seqs (serving)"),
+])
+def test_memory_refuses_an_option_of_another_mode(args, message):
+    result = invoke("memory", "qwen3-0.6b", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train", "full", "--no-zero-init"], "warning: --zero-init applies to --zero 3 only; ignored with --zero 0"),
+    (["--group-size", "64"], "warning: --group-size applies to --dtype int4 only; ignored with --dtype bf16"),
+])
+def test_memory_warns_on_an_unused_sub_option(args, message):
+    result = invoke("memory", "qwen3-0.6b", *args, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == message
+
+
+@pytest.mark.parametrize("args", [
+    ["--gpu", "L4-24GB", "--gpus", "2", "--nodes", "1", "--overhead-gib", "1"],
+    ["--train", "full", "--gpu", "L4-24GB", "--gpus", "8", "--zero", "3", "--no-zero-init", "--offload", "optimizer"],
+    ["--train", "qlora", "--no-double-quant", "--lora-rank", "8", "--dora", "--seq-len", "512"],
+    ["--dtype", "int4", "--group-size", "64", "--kv-dtype", "fp8"],
+])
+def test_memory_takes_the_options_of_its_mode(args):
+    result = invoke("memory", "qwen3-0.6b", *args, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+# ---- help: flags without a metavar, choices listed, usage metavars
+
+def _commands():
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+USAGE = {"params": "params [OPTIONS] MODEL...", "config": "config [OPTIONS] MODEL...", "presets": "presets [OPTIONS]",
+         "tokens": "tokens [OPTIONS] MODEL...", "verify": "verify [OPTIONS] [MODEL]",
+         "trace": "trace [OPTIONS] [PROMPT]...", "run": "run [OPTIONS] [PROMPT]...", "memory": "memory [OPTIONS] MODEL",
+         "report": "report [OPTIONS] MODEL...", "chat": "chat [OPTIONS]"}
+
+
+@pytest.mark.parametrize("command", [None, *USAGE])
+def test_help_shows_flags_choices_and_metavars(command):
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output
+    assert "{" not in result.output.split("\n\n")[0] + result.output.splitlines()[1]
+    if command:
+        assert f"Usage: root {USAGE[command]}" in result.output
+    assert set(_commands()) == set(USAGE)
+
+
+def test_memory_help_lists_choices_and_shares_the_hardware_panel():
+    out = runner.invoke(app, ["memory", "--help"], env={"COLUMNS": "200"}).output
+    for option, choices in [("--train", "<full|lora|qlora>"), ("--zero", "<0|1|2|3>"),
+                            ("--offload", "<none|optimizer|optimizer+params>"), ("--dtype", "[bf16|fp16|fp8|int8|int4]")]:
+        line = next(x for x in out.splitlines() if f"│ {option} " in x)
+        assert choices in line, line
+    hardware = out.split("Hardware (serving and training)")[1].split("╰")[0]
+    assert "--gpu " in hardware and "--gpus " in hardware
+
+
+def test_flags_take_no_value():
+    result = invoke("params", "qwen2.5-1.5b", "--totals", "true")
+    assert result.exit_code == 2 and "'true'" in result.stderr  # a flag: `true` is read as a second model
+    result = invoke("params", "qwen2.5-1.5b", "--totals", "-f", "json")
+    assert result.exit_code == 0, result.output

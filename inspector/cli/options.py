@@ -47,7 +47,7 @@ BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-ca
 ModelsArg = Annotated[
     list[str],
     typer.Argument(help="Preset name or alias, local directory / config.json, or Hub id (owner/name).",
-                   show_default=False),
+                   show_default=False, metavar="MODEL..."),
 ]
 
 
@@ -100,6 +100,27 @@ def plain_help(command) -> None:
                 setattr(obj, attr, escape(visible(text)))
 
 
+def help_metavars(command) -> None:
+    """A flag is shown as `--totals` (or `--chat/--no-chat`), without the `<bool>` that typer's help puts
+    beside it, which reads as if it took a value; an argument with a metavar (`MODEL...`) is shown in the
+    usage line as written, not as typer's `{models}...`."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif getattr(param, "param_type_name", "") == "argument" and param.metavar:
+            param.get_usage_pieces = lambda ctx, shown=param.metavar: [shown]
+    get_help_option = getattr(command, "get_help_option", None)
+    if get_help_option is not None and not getattr(get_help_option, "_bare", False):
+        def bare_help_option(ctx):
+            option = get_help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        bare_help_option._bare = True
+        command.get_help_option = bare_help_option
+
+
 def finite_numbers(command) -> None:
     """Refuse nan and inf in every number option before the command runs (a range check lets inf
     through, and `float()` reads "nan", "inf" and 400 nines): one line naming the option."""
@@ -144,6 +165,7 @@ class InspectGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         for command in (self, *self.commands.values()):
             plain_help(command)
+            help_metavars(command)
             finite_numbers(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):

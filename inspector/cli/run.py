@@ -28,7 +28,7 @@ def parse_early_stopping(text: str) -> bool | str:
 
 def run(
     prompts: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts (one batch).",
-                                                          show_default=False)] = None,
+                                                          show_default=False, metavar="[PROMPT]...")] = None,
     model: ModelsOpt = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",

@@ -70,7 +70,7 @@ def parse_temperatures(text: str) -> list[float]:
 def trace(
     prompts: Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several "
                                                           "prompts make one left-padded batch.",
-                                                          show_default=False)] = None,
+                                                          show_default=False, metavar="[PROMPT]...")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",

@@ -13,7 +13,8 @@ def verify(
     model: Annotated[
         Optional[str],
         typer.Argument(help="A checkpoint directory (config.json + safetensors), a .gguf file, "
-                            "a preset or a Hub id (headers fetched by range reads).", show_default=False),
+                            "a preset or a Hub id (headers fetched by range reads).", show_default=False,
+                      metavar="[MODEL]"),
     ] = None,
     weights: Annotated[
         Optional[str],
