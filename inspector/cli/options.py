@@ -37,11 +37,33 @@ class Format(str, Enum):
     csv = "csv"
 
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format: table (rich), md, json or csv.")]
+FormatOpt = Annotated[Optional[Format], typer.Option(
+    "--format", "-f", help="Output format: table (rich), md, json or csv (default: from -o's extension, .md, .json "
+                           "or .csv, else table; a --format the extension contradicts is used, with a warning).",
+    show_default=False)]
 OutOpt = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", dir_okay=False),
 ]
+EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def output_format(fmt, output: Path | None, kind: type[Enum] = Format):
+    """The format to write: --format as given, else the one -o's extension names (.md, .json, .csv), else
+    table. --format and an extension that disagree: --format wins, with one warning line. An extension
+    naming a format the command lacks (.html outside `report`) is refused."""
+    from inspector.errors import warn
+
+    ext = output.suffix.lower() if output is not None else ""
+    by_ext = EXTENSION_FORMATS.get(ext)
+    if by_ext is not None and by_ext not in kind.__members__:
+        raise InspectError(f"-o {printable(output, 80)}: this command writes "
+                           f"{', '.join(kind.__members__)}, not {by_ext} (`inspect report` writes HTML)")
+    if fmt is None:
+        return kind(by_ext or "table")
+    if by_ext is not None and by_ext != fmt.value:
+        warn(f"--format {fmt.value} given, so {output} holds {fmt.value} although its extension says {by_ext}")
+    return fmt
 ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 ModelsArg = Annotated[

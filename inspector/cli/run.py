@@ -10,7 +10,7 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible
 
@@ -57,7 +57,7 @@ def run(
     early_stopping: Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
                                                 "false (no live beam can win) or never.")] = "false",
     threads: ThreadsOpt = None,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Run the reference model (cuda when available): a timed layer-by-layer prefill, then generation.
@@ -73,6 +73,7 @@ def run(
     """
     from inspector.runtime.prepare import use_threads
 
+    format = output_format(format, output)
     plan = _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials)
     stopping = parse_early_stopping(early_stopping)
     n_threads = use_threads(threads)

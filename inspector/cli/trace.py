@@ -9,7 +9,7 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
                                          ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
@@ -92,7 +92,7 @@ def trace(
                                                   "the image goes before the prompt.", dir_okay=False)] = None,
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
                                                       "instead of a file.")] = None,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """The forward pass layer by layer: every step's module, output shape and dtype.
@@ -109,6 +109,7 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
+    format = output_format(format, output)
     prompts = _check_inputs(prompts, seq_len)
     if image is not None or image_size is not None:
         _image_trace(model, weights, device, prompts, image, image_size, format, output)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import FormatOpt, OutOpt, output_format
 
 
 def verify(
@@ -22,7 +22,7 @@ def verify(
                                              "MODEL, else from a config.json beside it.", show_default=False),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every tensor, not only the findings.")] = False,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Check a checkpoint tensor by tensor against the inventory its config promises.
@@ -40,6 +40,7 @@ def verify(
     from inspector.reports.verify import verify_report
     from inspector.checkpoint.verify import verify as run_verify
 
+    format = output_format(format, output)
     result = run_verify(model, weights)
     emit(verify_report(result, show_all), format.value, output)
     if not result.ok:
