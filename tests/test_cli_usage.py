@@ -268,3 +268,45 @@ def test_verify_run_and_chat_format_from_extension(tmp_path):
     result = invoke("chat", "-m", gguf, "--turns", str(turns), "-n", "1", "--threads", "1", "-o", str(out))
     assert result.exit_code == 0, result.output
     json.loads(out.read_text())
+
+
+# ---- options that do not apply to the chosen mode (run, trace)
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--top-k", "3", "-t", "0.5"],
+     "error: --temperature, --top-k do not apply to beam search (--num-beams); drop them"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--temperatures", "0,1"], "error: --temperatures does"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--trials", "2"], "error: --trials does not apply"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--top-p", "0.5"], "error: --top-p does not apply"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--min-p", "0.5"], "error: --min-p does not apply"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--seed", "3"], "error: --seed does not apply"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--num-beams", "2", "--expect", "e.json"], "error: --expect does not apply"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--length-penalty", "2"],
+     "error: --length-penalty does not apply without --num-beams; drop it"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--early-stopping", "true"], "error: --early-stopping does not apply without"),
+    (["trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--decode-steps", "2", "--chat"],
+     "error: --chat, --decode-steps do not apply to an image trace (--image, --image-size); drop them"),
+    *[(["trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", *extra],
+       f"error: {'--temperature' if extra[0] == '-t' else extra[0]} does not apply")
+      for extra in (["--layers", "0"], ["--dtype", "float32"], ["--tokenizer", "qwen2-bpe"], ["-t", "1"],
+                    ["--top-k", "2"], ["--top-p", "0.5"], ["--min-p", "0.1"], ["--seed", "2"], ["--threads", "1"])],
+])
+def test_run_and_trace_refuse_an_option_of_another_mode(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_image_trace_takes_its_own_options(tmp_path):
+    out = tmp_path / "i.json"
+    result = invoke("trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--device", "meta", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    json.loads(out.read_text())
+
+
+def test_run_warns_when_temperatures_override_temperature():
+    gguf = _smollm2_gguf()
+    result = invoke("run", "Hi", "-m", gguf, "-n", "1", "--threads", "1", "-t", "0.5", "--temperatures", "0",
+                    "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert "warning: --temperatures 0 overrides --temperature 0.5" in result.stderr.splitlines()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import OutOpt, output_format
+from inspector.cli.options import OutOpt, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
 SERVE = "Serving (the default)"
@@ -153,14 +153,9 @@ MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora"
 def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
     """Refuse the options given for a mode other than `mode` in one line; warn where a sub-option
     of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4)."""
-    try:  # typer vendors click (0.2x)
-        from typer._click.core import ParameterSource
-    except ImportError:  # pragma: no cover
-        from click.core import ParameterSource
     from inspector.errors import InspectError, warn
 
-    given = {p.name: p.opts[0] for p in ctx.command.params
-             if ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+    given = given_options(ctx)
     wrong = [f"{opt} ({' or '.join(MODE_NAMES[m] for m in OPTION_MODES[name])})" for name, opt in given.items()
              if name in OPTION_MODES and mode not in OPTION_MODES[name]]
     if wrong:

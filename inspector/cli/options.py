@@ -48,6 +48,27 @@ OutOpt = Annotated[
 EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
 
 
+def given_options(ctx) -> dict[str, str]:
+    """The options typed on the command line (not left at their defaults): parameter name -> its flag."""
+    try:  # typer vendors click (0.2x)
+        from typer._click.core import ParameterSource
+    except ImportError:  # pragma: no cover
+        from click.core import ParameterSource
+
+    return {p.name: p.opts[0] for p in ctx.command.params
+            if p.param_type_name == "option" and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+
+
+def refuse_options(ctx, names, where: str) -> None:
+    """One line naming every option of `names` that was given although it does not apply `where`
+    (e.g. 'with --image'): an option silently ignored would read as if it had worked."""
+    given = given_options(ctx)
+    wrong = [given[name] for name in names if name in given]
+    if wrong:
+        verb, them = ("does", "it") if len(wrong) == 1 else ("do", "them")
+        raise InspectError(f"{', '.join(wrong)} {verb} not apply {where}; drop {them}")
+
+
 def output_format(fmt, output: Path | None, kind: type[Enum] = Format):
     """The format to write: --format as given, else the one -o's extension names (.md, .json, .csv), else
     table. --format and an extension that disagree: --format wins, with one warning line. An extension

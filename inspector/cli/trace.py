@@ -9,7 +9,7 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
                                          ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
+from inspector.cli.options import Format, FormatOpt, OutOpt, output_format, refuse_options
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
@@ -68,6 +68,7 @@ def parse_temperatures(text: str) -> list[float]:
 
 
 def trace(
+    ctx: typer.Context,
     prompts: Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several "
                                                           "prompts make one left-padded batch.",
                                                           show_default=False, metavar="[PROMPT]...")] = None,
@@ -110,6 +111,8 @@ def trace(
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
     format = output_format(format, output)
+    if image is not None or image_size is not None:
+        refuse_options(ctx, TEXT_ONLY, "to an image trace (--image, --image-size)")
     prompts = _check_inputs(prompts, seq_len)
     if image is not None or image_size is not None:
         _image_trace(model, weights, device, prompts, image, image_size, format, output)
@@ -128,6 +131,11 @@ def trace(
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
     emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
          format.value, output)
+
+
+# What an image trace (--image, --image-size) does not use: it runs one prefill in its own dtype.
+TEXT_ONLY = ("dtype", "tokenizer", "chat", "decode_steps", "layers", "temperature", "top_k", "top_p", "min_p", "seed",
+             "seq_len", "threads")
 
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
