@@ -16,7 +16,8 @@ import typer
 
 from inspector.cli.chat import chat
 from inspector.cli.memory import memory
-from inspector.cli.options import BatchOpt, ContextOpt, Format, FormatOpt, InspectGroup, ModelsArg, OutOpt
+from inspector.cli.options import (BatchOpt, ContextOpt, FormatOpt, InspectGroup, ModelsArg, OutOpt,
+                                   output_format)
 from inspector.cli.report import report
 from inspector.cli.run import run
 from inspector.cli.tokens import tokens
@@ -27,7 +28,7 @@ from inspector.errors import InspectError
 
 def params(
     models: ModelsArg,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
     context: ContextOpt = 4096,
     batch: BatchOpt = 1,
@@ -50,13 +51,14 @@ def params(
     from inspector.reports.render import emit
     from inspector.units import KV_DTYPE_BYTES
 
+    format = output_format(format, output)
     accs = [account_model(m) for m in models]
     if kv_dtype not in KV_DTYPE_BYTES:
         raise InspectError(f"--kv-dtype {kv_dtype!r}: choose from {', '.join(KV_DTYPE_BYTES)}")
     emit(params_report(accs, context, batch, totals_only=totals, kv_dtype=kv_dtype), format.value, output)
 
 
-def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt = None) -> None:
+def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -> None:
     """The configuration table (Table 1.3 of Implementations of Large Language Models; Table 2.1 for VLMs).
 
     Example: inspect config meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B
@@ -65,10 +67,10 @@ def config(models: ModelsArg, format: FormatOpt = Format.table, output: OutOpt =
     from inspector.reports.render import emit
     from inspector.reports.params import config_report
 
-    emit(config_report([load_spec(m) for m in models]), format.value, output)
+    emit(config_report([load_spec(m) for m in models]), output_format(format, output).value, output)
 
 
-def presets(format: FormatOpt = Format.table, output: OutOpt = None) -> None:
+def presets(format: FormatOpt = None, output: OutOpt = None) -> None:
     """List the embedded presets (usable offline) with their aliases, parameter counts and sources."""
     from inspector.inventory.accounting import account
     from inspector.inventory.load import is_native
@@ -77,6 +79,7 @@ def presets(format: FormatOpt = Format.table, output: OutOpt = None) -> None:
     from inspector.spec.model import from_hf_config
     from inspector.spec.presets import all_presets
 
+    format = output_format(format, output)
     found = all_presets()
     counts = [account(from_hf_config(dict(p.config), p.hub_id, preprocessor=p.preprocessor)).totals.total_params
               if is_native(p.config) else None for p in found]

@@ -10,7 +10,7 @@ import typer
 
 from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
 from inspector.runtime.prepare import DEFAULT_MODEL
 from inspector.errors import InspectError, visible
 from inspector.units import plural
@@ -36,7 +36,7 @@ def chat(
     min_p: MinPOpt = None,
     seed: SeedOpt = 0,
     threads: ThreadsOpt = None,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Talk to the model; each turn reuses the KV cache of the conversation so far.
@@ -60,6 +60,7 @@ def chat(
     from inspector.runtime.prepare import prepare, use_threads
     from inspector.runtime.sampling import SamplingSettings
 
+    format = output_format(format, output)
     scripted = read_turns(turns) if turns is not None else None
     settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
     use_threads(threads)

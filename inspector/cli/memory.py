@@ -8,11 +8,49 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import OutOpt
+from inspector.cli.options import OutOpt, given_options, output_format
 
+HARDWARE = "Hardware (serving and training)"
 SERVE = "Serving (the default)"
 TRAIN = "Training (--train)"
 LORA = "LoRA / QLoRA"
+
+
+class Train(str, Enum):
+    full = "full"
+    lora = "lora"
+    qlora = "qlora"
+
+
+class Zero(str, Enum):  # DeepSpeed's ZeRO stages, read as numbers
+    none = "0"
+    optimizer = "1"
+    gradients = "2"
+    params = "3"
+
+
+class Offload(str, Enum):
+    none = "none"
+    optimizer = "optimizer"
+    optimizer_params = "optimizer+params"
+
+
+class Optimizer(str, Enum):
+    adamw = "adamw"
+    adamw_fp32 = "adamw-fp32"
+    adam8bit = "adam8bit"
+    sgd = "sgd"
+
+
+class Recompute(str, Enum):
+    none = "none"
+    selective = "selective"
+    full = "full"
+
+
+class Attention(str, Enum):
+    flash = "flash"
+    eager = "eager"
 
 
 class MemoryFormat(str, Enum):
@@ -27,49 +65,54 @@ def _opt(kind, default_help: str, *names: str, panel: str = SERVE, **kw):
     return Annotated[kind, typer.Option(*names, help=default_help, rich_help_panel=panel, **kw)]
 
 
-ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False)]
-TrainOpt = _opt(Optional[str], "full | lora | qlora (default: serve).", "--train", panel=TRAIN)
-GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.", "--gpu")
-GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size).", "--gpus")
-NodesOpt = _opt(int, "Nodes (training).", "--nodes", panel=TRAIN)
-DtypeOpt = _opt(str, "Weights: bf16, fp16, fp8, int8, int4.", "--dtype")
-GroupOpt = _opt(int, "int4 scale group size.", "--group-size", min=1)
+ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False,
+                                              metavar="MODEL")]
+TrainOpt = _opt(Optional[Train], "Fine-tune instead of serving (default: serve).", "--train", panel=TRAIN)
+GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.", "--gpu",
+              panel=HARDWARE)
+GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size).", "--gpus", panel=HARDWARE)
+NodesOpt = _opt(int, "Nodes.", "--nodes", panel=HARDWARE)
+DtypeOpt = _opt(str, "Weights.", "--dtype", metavar="[bf16|fp16|fp8|int8|int4]")
+GroupOpt = _opt(int, "int4 scale group size (--dtype int4).", "--group-size", min=1)
 WeightsOpt = _opt(Optional[Path], "A real checkpoint or GGUF: use its stored bytes.", "--weights")
-KvOpt = _opt(str, "KV cache: bf16, fp16, fp8, int8.", "--kv-dtype")
+KvOpt = _opt(str, "KV cache.", "--kv-dtype", metavar="[bf16|fp16|fp8|int8]")
 BlockOpt = _opt(int, "Tokens per KV block (vLLM).", "--block-size", min=1)
 UtilOpt = _opt(float, "Share of GPU memory vLLM may use.", "--gpu-memory-utilization", min=0.01, max=1.0)
 LenOpt = _opt(Optional[int], "Context per request (default: max_position_embeddings).", "--max-model-len", min=1)
 BatchedOpt = _opt(int, "Tokens per scheduler step (the profiled prefill).", "--max-num-batched-tokens", min=1)
 SeqsOpt = _opt(int, "Sequences per step (rows of sampled logits).", "--max-num-seqs", min=1)
-OverheadOpt = _opt(float, "Non-torch allowance per GPU (CUDA context...).", "--overhead-gib", min=0.0)
-OptimOpt = _opt(str, "adamw (mixed precision), adamw-fp32, adam8bit, sgd.", "--optimizer", panel=TRAIN)
-ZeroOpt = _opt(int, "DeepSpeed ZeRO stage 0-3.", "--zero", panel=TRAIN)
-OffloadOpt = _opt(str, "none | optimizer | optimizer+params.", "--offload", panel=TRAIN)
-InitOpt = _opt(bool, "ZeRO-3 zero.Init.", "--zero-init/--no-zero-init", panel=TRAIN)
+OverheadOpt = _opt(float, "Non-torch allowance per GPU (CUDA context...).", "--overhead-gib", min=0.0, panel=HARDWARE)
+OptimOpt = _opt(Optimizer, "adamw is mixed precision (--train full).", "--optimizer", panel=TRAIN)
+ZeroOpt = _opt(Zero, "DeepSpeed ZeRO stage (--train full).", "--zero", panel=TRAIN)
+OffloadOpt = _opt(Offload, "DeepSpeed offload to CPU (--train full).", "--offload", panel=TRAIN)
+InitOpt = _opt(bool, "ZeRO-3 zero.Init (--train full --zero 3).", "--zero-init/--no-zero-init", panel=TRAIN)
 SeqOpt = _opt(int, "Training sequence length s.", "--seq-len", panel=TRAIN, min=1)
 MicroOpt = _opt(int, "Micro-batch b per GPU.", "--micro-batch", panel=TRAIN, min=1)
-RecomputeOpt = _opt(str, "none | selective | full.", "--recompute", panel=TRAIN)
-AttnOpt = _opt(str, "flash (no s² scores) | eager.", "--attention", panel=TRAIN)
+RecomputeOpt = _opt(Recompute, "Activation recomputation.", "--recompute", panel=TRAIN)
+AttnOpt = _opt(Attention, "flash keeps no s² scores.", "--attention", panel=TRAIN)
 RankOpt = _opt(int, "LoRA rank r.", "--lora-rank", panel=LORA)
 AlphaOpt = _opt(int, "LoRA alpha.", "--lora-alpha", panel=LORA)
 TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (default: peft's default for the "
                   "family).", "--lora-targets", panel=LORA)
 DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
 BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
-DqOpt = _opt(bool, "QLoRA double quantization.", "--double-quant/--no-double-quant", panel=LORA)
-MemFormatOpt = Annotated[MemoryFormat, typer.Option("--format", "-f", help="table, md, json, csv, or deepspeed "
-                                                    "(DeepSpeed's own printout; --train full --zero 2|3).")]
+DqOpt = _opt(bool, "QLoRA double quantization (--train qlora).", "--double-quant/--no-double-quant", panel=LORA)
+MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
+    "--format", "-f", help="table, md, json, csv, or deepspeed (DeepSpeed's own printout; --train full --zero 2|3). "
+                           "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
 
 
 def memory(
-    model: ModelArg, train: TrainOpt = None, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
+    ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
+    overhead_gib: OverheadOpt = 0.5, train: TrainOpt = None,
     dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
     block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
-    max_num_batched_tokens: BatchedOpt = 8192, max_num_seqs: SeqsOpt = 256, overhead_gib: OverheadOpt = 0.5,
-    optimizer: OptimOpt = "adamw", zero: ZeroOpt = 0, offload: OffloadOpt = "none", zero_init: InitOpt = True,
-    seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1, recompute: RecomputeOpt = "none", attention: AttnOpt = "flash",
+    max_num_batched_tokens: BatchedOpt = 8192, max_num_seqs: SeqsOpt = 256,
+    optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
+    zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
+    recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = MemoryFormat.table,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
@@ -78,6 +121,7 @@ def memory(
     vLLM logs at start-up. Training prints model states (DeepSpeed's ZeRO estimators to the byte),
     activations (Korthikanti et al.) and, for LoRA/QLoRA, peft's trainable-parameter line. Every
     scenario ends with a verdict for --gpu and what would make it fit. No torch is imported.
+    An option of another mode (--zero without --train full, --dtype with --train) is refused.
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
@@ -86,7 +130,42 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
-    _run(dict(locals()))
+    format = output_format(format, output, MemoryFormat)
+    options = dict(locals())
+    check_modes(options.pop("ctx"), train.value if train is not None else "serve", zero.value, dtype)
+    _run(options)
+
+
+# The modes each option applies to; an option given on the command line for another mode is refused.
+TRAINING = ("full", "lora", "qlora")
+SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
+                "max_model_len", "max_num_batched_tokens", "max_num_seqs")
+OPTION_MODES = {
+    **{name: ("serve",) for name in SERVING_ONLY},
+    **{name: TRAINING for name in ("optimizer", "seq_len", "micro_batch", "recompute", "attention")},
+    **{name: ("full",) for name in ("zero", "offload", "zero_init")},
+    **{name: ("lora", "qlora") for name in ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")},
+    "double_quant": ("qlora",),
+}
+MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora"}
+
+
+def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
+    """Refuse the options given for a mode other than `mode` in one line; warn where a sub-option
+    of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4)."""
+    from inspector.errors import InspectError, warn
+
+    given = given_options(ctx)
+    wrong = [f"{opt} ({' or '.join(MODE_NAMES[m] for m in OPTION_MODES[name])})" for name, opt in given.items()
+             if name in OPTION_MODES and mode not in OPTION_MODES[name]]
+    if wrong:
+        verb, them = ("does", "it") if len(wrong) == 1 else ("do", "them")
+        raise InspectError(f"{', '.join(wrong)} {verb} not apply to {MODE_NAMES[mode]}; drop {them} or choose "
+                           "that mode")
+    if "zero_init" in given and zero != "3":
+        warn(f"--zero-init applies to --zero 3 only; ignored with --zero {zero}")
+    if "group_size" in given and dtype != "int4":
+        warn(f"--group-size applies to --dtype int4 only; ignored with --dtype {dtype}")
 
 
 def _run(a: dict) -> None:
@@ -101,7 +180,7 @@ def _run(a: dict) -> None:
     acc = account(load_spec(a["model"]))
     device = find_gpu(a["gpu"])
     overhead = gib_bytes(a["overhead_gib"], "--overhead-gib")
-    if a["train"] is None:
+    if a["train"] is None:  # serving
         from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
         from inspector.memory.serving import ServeOptions
 
@@ -120,8 +199,9 @@ def _run(a: dict) -> None:
     lora = LoraOptions(a["lora_rank"], a["lora_alpha"],
                        tuple(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
                        a["dora"], a["lora_bias"])
-    o = TrainOptions(a["train"], a["optimizer"], a["zero"], a["offload"], a["zero_init"], a["gpus"], a["nodes"],
-                     a["seq_len"], a["micro_batch"], a["recompute"], a["attention"], lora, a["double_quant"], overhead)
+    o = TrainOptions(a["train"].value, a["optimizer"].value, int(a["zero"].value), a["offload"].value, a["zero_init"],
+                     a["gpus"], a["nodes"], a["seq_len"], a["micro_batch"], a["recompute"].value, a["attention"].value,
+                     lora, a["double_quant"], overhead)
     _train(acc, device, o, a["format"], a["output"])
 
 

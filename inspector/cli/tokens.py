@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.options import Format, FormatOpt, ModelsArg, OutOpt
+from inspector.cli.options import FormatOpt, ModelsArg, OutOpt, output_format
 
 ImageSizeOpt = Annotated[
     list[str],
@@ -17,7 +17,7 @@ ImageSizeOpt = Annotated[
 def tokens(
     models: ModelsArg,
     image_size: ImageSizeOpt = ["224x224"],  # noqa: B006 (typer needs a literal default)
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Image tokens of a vision-language model, step by step: resize or tiling, patch grid, merge or
@@ -36,5 +36,6 @@ def tokens(
     from inspector.reports.render import emit
     from inspector.reports.vision import tokens_report
 
+    format = output_format(format, output)
     sizes = [parse_size(s) for s in image_size]
     emit(tokens_report([load_spec(m) for m in models], sizes), format.value, output)

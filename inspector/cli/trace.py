@@ -9,7 +9,7 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
                                          ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import Format, FormatOpt, OutOpt, output_format, refuse_options
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
@@ -68,9 +68,10 @@ def parse_temperatures(text: str) -> list[float]:
 
 
 def trace(
+    ctx: typer.Context,
     prompts: Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several "
                                                           "prompts make one left-padded batch.",
-                                                          show_default=False)] = None,
+                                                          show_default=False, metavar="[PROMPT]...")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -92,7 +93,7 @@ def trace(
                                                   "the image goes before the prompt.", dir_okay=False)] = None,
     image_size: Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
                                                       "instead of a file.")] = None,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """The forward pass layer by layer: every step's module, output shape and dtype.
@@ -109,6 +110,9 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
+    format = output_format(format, output)
+    if image is not None or image_size is not None:
+        refuse_options(ctx, TEXT_ONLY, "to an image trace (--image, --image-size)")
     prompts = _check_inputs(prompts, seq_len)
     if image is not None or image_size is not None:
         _image_trace(model, weights, device, prompts, image, image_size, format, output)
@@ -127,6 +131,11 @@ def trace(
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
     emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
          format.value, output)
+
+
+# What an image trace (--image, --image-size) does not use: it runs one prefill in its own dtype.
+TEXT_ONLY = ("dtype", "tokenizer", "chat", "decode_steps", "layers", "temperature", "top_k", "top_p", "min_p", "seed",
+             "seq_len", "threads")
 
 
 def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:

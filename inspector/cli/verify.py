@@ -6,14 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import Format, FormatOpt, OutOpt
+from inspector.cli.options import FormatOpt, OutOpt, output_format
 
 
 def verify(
     model: Annotated[
         Optional[str],
         typer.Argument(help="A checkpoint directory (config.json + safetensors), a .gguf file, "
-                            "a preset or a Hub id (headers fetched by range reads).", show_default=False),
+                            "a preset or a Hub id (headers fetched by range reads).", show_default=False,
+                      metavar="[MODEL]"),
     ] = None,
     weights: Annotated[
         Optional[str],
@@ -21,7 +22,7 @@ def verify(
                                              "MODEL, else from a config.json beside it.", show_default=False),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every tensor, not only the findings.")] = False,
-    format: FormatOpt = Format.table,
+    format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Check a checkpoint tensor by tensor against the inventory its config promises.
@@ -39,6 +40,7 @@ def verify(
     from inspector.reports.verify import verify_report
     from inspector.checkpoint.verify import verify as run_verify
 
+    format = output_format(format, output)
     result = run_verify(model, weights)
     emit(verify_report(result, show_all), format.value, output)
     if not result.ok:
