@@ -260,7 +260,7 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
     total_labels = [label for label, _ in _totals_rows(accs[0], context, batch, kv_dtype)]
     totals_by_model = [dict(_totals_rows(a, context, batch, kv_dtype)) for a in accs]
     labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
-    headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
+    headers = ["Figure", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Figure", "Value"]  # the title says Totals
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
     notes = [note for a in accs if (note := _origin_note(a))]
     notes += [note for a in accs if (note := _tie_note(a))]
