@@ -178,6 +178,10 @@ def test_totals_only_and_presets_parameters():
     result = invoke("params", "qwen2.5-1.5b", "llama3.2-1b", "--totals", "-f", "md")
     assert result.exit_code == 0 and result.stdout.startswith("### Totals")
     assert "Attention layer" not in result.stdout and "1,543,714,304" in result.stdout
+    for args in (["qwen2.5-1.5b", "llama3.2-1b"], ["qwen2.5-1.5b"]):  # "Totals" once: the title, not the header too
+        for fmt in ("md", "table"):
+            out = invoke("params", *args, "--totals", "-f", fmt).stdout
+            assert out.count("Totals") == 1, out[:300]
     presets = json.loads(invoke("presets", "-f", "json").stdout)
     assert {p["hub_id"]: p["total_params"] for p in presets}["Qwen/Qwen2.5-1.5B"] == 1_543_714_304
 

@@ -27,3 +27,30 @@ def test_python_snippets_run_as_documented(doc):
         globs = test.globs  # the next block sees this one's names, as in a notebook
     results = runner.summarize(verbose=False)
     assert results.attempted > 20 and results.failed == 0, f"{results.failed} snippet(s) of {doc} differ"
+
+
+def test_cited_documents_are_introduced():
+    """Every Table and Figure number cited in the README, the docs or the code (help, table titles)
+    is in docs/documents.md, which names the documents by title (no file names); the pages citing
+    *Implementations of Large Language Models* or the *Week 7 Report* link to it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "documents.md").read_text()
+    texts = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "inspector").rglob("*.py")]
+    def numbers(text: str) -> set[tuple[str, str]]:  # ("Table", "1.3") for "Table 1.3", "Tables 1.3 and 2.1"
+        out = set()
+        for kind, group in re.findall(r"(Table|Figure)s? ((?:[0-9]\.[0-9](?:, | and )?)+)", text):
+            out.update((kind, x) for x in re.findall(r"[0-9]\.[0-9]", group))
+        return out
+
+    cited = set().union(*(numbers(path.read_text()) for path in texts))
+    assert len(cited) >= 9 and not sorted(cited - numbers(page))
+    assert "Implementations of Large Language Models" in page and "Week 7 Report" in page
+    assert not re.search(r"\.txt\b|seeds/", page)
+    for path in [root / "README.md", *(root / "docs").glob("*.md")]:
+        text = path.read_text()
+        if path.name not in ("documents.md", "api.md", "architecture.md", "memory.md", "verify.md") and (
+                "Implementations of Large Language Models" in text or "Week 7 Report" in text):
+            assert "documents.md" in text, f"{path.name} cites the documents without linking docs/documents.md"

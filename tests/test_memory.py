@@ -367,3 +367,23 @@ def test_memory_does_not_import_torch():
         " if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_vlm_all_linear_targets_name_the_merger_modules():
+    """A VLM's all-linear LoRA targets name modules transformers has (`merger.mlp.0`), never a bare
+    Sequential index (`0`, `2`): checked against the model's named modules on the meta device."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    result = runner.invoke(app, ["memory", "Qwen/Qwen2-VL-2B-Instruct", "--train", "lora", "--lora-targets",
+                                 "all-linear", "--format", "md"])
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("### LoRA adapters")[1].split("\n\n")[1]
+    targets = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert "merger.mlp.0" in targets and "merger.mlp.2" in targets
+    assert not [t for t in targets if t.isdigit()]
+    config = transformers.AutoConfig.from_pretrained(REFERENCE_CONFIGS / "Qwen__Qwen2-VL-2B-Instruct")
+    with torch.device("meta"):
+        model = transformers.Qwen2VLForConditionalGeneration(config)
+    linears = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    for target in targets:
+        assert any(name == target or name.endswith("." + target) for name in linears), target

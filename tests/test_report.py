@@ -258,3 +258,67 @@ def test_trace_section_folds_repeated_layers(tmp_path):
     assert [r[1].replace("layers.0.", "layers.N.") for r in layer0] == [r[1] for r in folded[:-1]]
     assert [r[3] for r in layer0] == [r[3] for r in folded[:-1]] and folded[-1][1] == "layers.N"
     assert len(folded) > 20 and any(r[1] == "lm_head" and r[3] == "(1, 5, 151936)" for r in rows)
+
+
+# --------------------------------------------------------------------------- the page agrees with itself
+
+
+QWEN25_VL = REFERENCE_CONFIGS / "Qwen__Qwen2.5-VL-7B-Instruct"
+
+
+def test_every_count_on_the_page_is_grouped():
+    """The "Total" column and the config table's counts read like every other number (1,234,567)."""
+    tables = parse(render(str(QWEN25_VL))).tables
+    for section in ("Vision encoder", "Projector / merger", "Language model"):
+        rows = tables[section][1:]  # the config table's "Language model" section follows its subtotal
+        rows = rows[:next(i for i, row in enumerate(rows) if row[0] in ("Subtotal", "Total")) + 1]
+        totals = [row[-1] for row in rows if row[-1]]
+        assert totals and all(re.fullmatch(r"\d{1,3}(,\d{3})*", t) for t in totals), (section, totals)
+    vocab = json.loads((QWEN25_VL / "config.json").read_text())["vocab_size"]
+    assert f"{vocab:,}" in render(str(QWEN25_VL)) and ">152064<" not in render(str(QWEN25_VL))
+
+
+def test_headings_show_code_not_backticks():
+    html = render("qwen2.5-0.5b")
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "`" not in text
+    assert "<h2>Key figures (as <code>inspect params --format json</code>)</h2>" in html
+
+
+def test_qwen25_vl_vision_block_is_drawn_from_its_spec():
+    """A gated MLP (gate, up, down), windowed attention except in fullatt_block_indexes, RMS norms:
+    the published config and transformers' module classes on the meta device say so."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from transformers import AutoConfig
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as m
+
+    cfg = json.loads((QWEN25_VL / "config.json").read_text())["vision_config"]
+    full, depth = cfg["fullatt_block_indexes"], cfg["depth"]
+    with torch.device("meta"):
+        vision = m.Qwen2_5_VisionTransformerPretrainedModel._from_config(
+            AutoConfig.from_pretrained(QWEN25_VL).vision_config)
+    block = vision.blocks[0]
+    assert {"gate_proj", "up_proj", "down_proj"} <= {k for k, _ in block.mlp.named_children()}
+    assert "RMSNorm" in type(block.norm1).__name__ and "RMSNorm" in type(vision.merger.ln_q).__name__
+
+    html = render(str(QWEN25_VL))
+    start = html.index('id="m0-vblock0"')
+    drawn = re.sub(r"<[^>]+>", "|", html[start:html.index("</svg>", start)])
+    assert "SiLU(x W_gate) ⊙ (x W_up), then W_down" in drawn and "between the two linears" not in drawn
+    assert f"in {depth - len(full)} of {depth} blocks" in drawn and "over all patches" not in drawn
+    assert f"full attention only in blocks {full[0]}, {full[1]}, …, {full[-1]}" in drawn
+    assert "RMS norm (pre-attention)" in drawn and "Layer norm" not in drawn
+    assert "RMS norm (merger)" in html and "Layer norm (merger)" not in html
+    # Qwen2-VL's blocks are LayerNorm, QuickGELU fc1/fc2 and attend over all patches: its words stay
+    qwen2 = render("qwen2-vl-2b")
+    assert "Layer norm (pre-attention)" in qwen2 and "over all patches" in qwen2 and "between the two linears" in qwen2
+
+
+def test_memory_chart_names_its_kv_cache():
+    """The report's memory plan sizes the KV cache for a context; `inspect memory` gives it the rest
+    of the GPU: the chart's words say which."""
+    html = render("qwen2.5-0.5b")
+    assert "Memory plan per GPU (as inspect memory)" not in html
+    assert "Memory per GPU (H100-80GB) with a KV cache of 4,096 tokens × batch 1" in html
+    assert "<code>inspect memory</code> instead gives the KV cache all the memory the GPU has left" in html

@@ -267,3 +267,15 @@ def test_verify_does_not_import_torch(smollm_gguf):
             f"r = CliRunner().invoke(app, ['verify', {str(smollm_gguf)!r}]); assert r.exit_code == 0, r.output;"
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_safetensors_file_expectation_names_the_config_beside_it(tiny_dir):
+    """`inspect verify model.safetensors`: the tensors expected come from the config.json beside the
+    file, and the "Expected from" row says so (not the safetensors file, which is what is checked)."""
+    weights = tiny_dir / "model.safetensors"
+    result = CliRunner().invoke(app, ["verify", str(weights), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in result.stdout.splitlines()
+            if line.startswith("| ")}
+    assert rows["Expected from"].startswith(str(tiny_dir / "config.json") + " (")
+    assert rows["Checkpoint"].startswith(str(weights) + " (")

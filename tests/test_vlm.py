@@ -258,7 +258,7 @@ def test_internvl_rms_norm_and_qk_norm_rows():
     assert names["vision_model.embeddings.position_embedding"] == (1, 17, 32)
     rows = {r.name: r.params for r in account(from_hf_config(cfg, "t")).rows if r.component == "vision_encoder"}
     assert rows["Attention layer"] == 3 * 32 * 32 + 96 + 32 * 32 + 32 + 2 * 32
-    assert rows["Layer norm (pre-attention)"] == 32
+    assert rows["RMS norm (pre-attention)"] == 32  # the row names the norm the config asks for
 
 
 # --------------------------------------------------------------------------- image tokens

@@ -262,6 +262,8 @@ def open_inputs(model: str | None, weights: str | None):
             assert src.directory is not None
             headers = open_checkpoint(path if path.suffix == ".safetensors" else src.directory)
             cfg, name, where, label = src.config, src.name, src.where, str(path)
+            if path.suffix.lower() == ".safetensors":  # the expectation is the config.json beside the file
+                name = src.where
         else:
             src = resolve(model)
             from inspector.checkpoint.hub import read_hub_headers

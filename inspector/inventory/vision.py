@@ -41,7 +41,14 @@ def _linear(v, role, out_f, in_f, component, group, layer=None, bias=True) -> En
         yield _entry(v, role, (out_f,), component, group, layer, ".bias")
 
 
+_NORM_ROW = {"rms_norm": "RMS norm", "rms_offset": "RMS norm"}  # other kinds keep "Layer norm"
+
+
 def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries:
+    kind = {"pre_norm": v.edge_norm, "post_norm": v.edge_norm}.get(role, v.norm_type) if component == VE \
+        else v.projector_norm
+    if kind in _NORM_ROW and group.startswith("Layer norm"):  # the row says which norm the spec has
+        group = _NORM_ROW[kind] + group[len("Layer norm"):]
     bias = v.norm_type == "layer_norm" if with_bias is None else with_bias
     yield _entry(v, role, (dim,), component, group, layer, ".weight")
     if bias:

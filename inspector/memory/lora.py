@@ -100,6 +100,19 @@ def resolve_targets(model_type: str, name: str, modules: list[Module], o: LoraOp
     return default, f"peft's default targets for {model_type}: {', '.join(default)}"
 
 
+def _shown_name(m: Module) -> str:
+    """A module's target name: its last name, or for a bare index (a Sequential's `0`) the path up to
+    two names above it (`merger.mlp.0`), which matches the same modules by path suffix."""
+    parts = m.path.split(".")
+    if not parts[-1].isdigit():
+        return m.leaf
+    named, start = 0, len(parts)
+    while start > 0 and named < 2:
+        start -= 1
+        named += not parts[start].isdigit()
+    return ".".join(parts[start:])
+
+
 def _matches(m: Module, target: str) -> bool:
     return m.leaf == target or m.path == target or m.path.endswith("." + target)
 
@@ -155,7 +168,7 @@ def count(model_type: str, name: str, modules: list[Module], base_params: int, o
     names = [t for t in targets if t not in EXPERT_TARGETS]
     all_linear = names == [ALL_LINEAR]
     if all_linear:
-        names = list(dict.fromkeys(m.leaf for m in modules if m.kind == LINEAR and not m.output_embedding))
+        names = list(dict.fromkeys(_shown_name(m) for m in modules if m.kind == LINEAR and not m.output_embedding))
         names += [k for k in PEFT_MOE_RENAMES.get(model_type, {}) if k not in names]
     names, renamed = _moe_renames(model_type, names)
     if not all_linear:

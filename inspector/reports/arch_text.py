@@ -73,8 +73,12 @@ def attention_ops(spec, layers: tuple[int, ...]) -> tuple[str, ...]:
     """Lines of text for what happens between the projections and W_o."""
     if not _is_text(spec):
         extras = [x for x, on in (("q/k norm", spec.qk_norm), ("qkv bias", spec.qkv_bias)) if on]
-        return (f"positions: {spec.position_encoding}",
-                "softmax(q kᵀ / √d_h) v over all patches (no causal mask)" + "".join(f" · {x}" for x in extras))
+        lines = [f"positions: {spec.position_encoding}",
+                 f"softmax(q kᵀ / √d_h) v over {_vision_scope(spec, layers)} (no causal mask)"
+                 + "".join(f" · {x}" for x in extras)]
+        if spec.window_size and spec.fullatt_blocks:
+            lines.append("full attention only in " + layers_text(tuple(sorted(spec.fullatt_blocks))).replace("layer", "block", 1))
+        return tuple(lines)
     t = spec
     if t.mla is not None:
         first = f"RoPE on {t.mla.qk_rope_head_dim} of {t.mla.qk_head_dim} q/k dims"
@@ -105,17 +109,28 @@ def attention_ops(spec, layers: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def _vision_scope(spec, layers: tuple[int, ...]) -> str:
+    """Which patches a vision block attends to: all of them, or windows (Qwen2.5-VL's
+    window_size, except in its fullatt_block_indexes)."""
+    if not spec.window_size:
+        return "all patches"
+    windowed = [i for i in layers if i not in spec.fullatt_blocks]
+    if not windowed:
+        return "all patches"
+    scope = f"windows of {spec.window_size} × {spec.window_size} pixels"
+    return scope if len(windowed) == len(layers) else f"{scope} in {len(windowed)} of {len(layers)} blocks"
+
+
 def mlp_title(spec, entries) -> str:
     width = spec.intermediate_size
-    if not _is_text(spec):
-        return f"MLP ({_act(spec.hidden_act)}): d_img → {n(width)} → d_img"
-    gated = spec.mlp != "plain"
-    return f"MLP ({'gated, ' if gated else ''}{_act(spec.hidden_act)}): d → {n(width)} → d"
+    gated = spec.mlp != "plain"  # text: "gated"/"plain"...; vision kinds: "gated" gate/up/down or "plain" fc1/fc2
+    d = "d" if _is_text(spec) else "d_img"
+    return f"MLP ({'gated, ' if gated else ''}{_act(spec.hidden_act)}): {d} → {n(width)} → {d}"
 
 
 def mlp_ops(spec) -> tuple[str, ...]:
     act = _act(spec.hidden_act)
-    if _is_text(spec) and spec.mlp != "plain":
+    if spec.mlp != "plain":
         return (f"{act}(x W_gate) ⊙ (x W_up), then W_down",)
     return (f"{act} between the two linears",)
 

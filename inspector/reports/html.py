@@ -20,7 +20,7 @@ from inspector.reports.overview import describe, model_figures
 from inspector.reports.params import config_report, params_json, params_report
 from inspector.reports.render import Section
 from inspector.reports.html_runs import trace_html, verify_html
-from inspector.reports.markup import esc, notes_list, table, tag, void
+from inspector.reports.markup import esc, notes_list, prose, table, tag, void
 from inspector.reports.svg import DEFS
 from inspector.units import human_bytes, n
 
@@ -148,13 +148,17 @@ def charts(acc: Accounting, i: int, context: int, batch: int) -> str:
     bars = bar_chart(shares, total, f"Where the {n(total)} parameters go",
                      "Parameters by part of the model: " + "; ".join(f"{k} {n(v)}" for k, v in shares), f"m{i}-params")
     scenarios = memory_scenarios(acc, context, batch)
-    stack = stacked_chart(scenarios, "Memory plan per GPU (as inspect memory)",
-                          "Serving and fine-tuning memory per GPU: "
+    what = f"a KV cache of {n(context)} tokens × batch {batch}"
+    stack = stacked_chart(scenarios, f"Memory per GPU (H100-80GB) with {what}",
+                          f"Serving and fine-tuning memory per GPU with {what}: "
                           + "; ".join(f"{s} {human_bytes(sum(b for _, b in rows))}" for s, rows in scenarios),
                           f"m{i}-memory")
     rows = [[s, name, n(size), human_bytes(size)] for s, rs in scenarios for name, size in rs]
     plan = table(Section("", ["Scenario", "Component", "Bytes", "Size"], rows), f"memory-{i}")
-    return bars + stack + plan
+    note = tag("p", prose(f"The KV cache here holds {n(context)} tokens × batch {batch}; `inspect memory` "
+                          "instead gives the KV cache all the memory the GPU has left and says how many "
+                          "tokens that holds."), class_="sub")
+    return bars + stack + note + plan
 
 
 def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
@@ -175,12 +179,12 @@ def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
         sections.append(("verify", "Checkpoint verified (as `inspect verify`)",
                          _cols([verify_html(m.verify) if m.verify else "" for m in models], names)))
     nav = tag("nav", "".join(tag("a", esc(title.split(" (")[0]), href=f"#{key}") for key, title, _ in sections))
-    body = "".join(tag("section", tag("h2", esc(title)) + html, id=key) for key, title, html in sections)
+    body = "".join(tag("section", tag("h2", prose(title)) + html, id=key) for key, title, html in sections)
     title = " vs ".join(names)
     sub = " · ".join((f"{a.spec.name}: " if len(accs) > 1 else "") + f"{a.spec.architecture} ({a.spec.model_type}), "
                      f"{n(a.totals.total_params)} parameters" for a in accs)
     header = tag("header", tag("h1", esc(title)) + tag("p", esc(sub), class_="sub") + nav)
-    footer = tag("footer", esc(f"Made by llm-inspector {VERSION} (`inspect report`). The figures are drawn from "
+    footer = tag("footer", prose(f"Made by llm-inspector {VERSION} (`inspect report`). The figures are drawn from "
                                "each model's configuration, in the style of Figures 1.1, 2.1 and 2.2 of "
                                "Implementations of Large Language Models. No script, no network."))
     head = (void("meta", charset="utf-8") + void("meta", name="viewport", content="width=device-width")

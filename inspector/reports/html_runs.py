@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from inspector.limits import MAX_ROWS
-from inspector.reports.markup import cell, esc, notes_list, table, tag
+from inspector.reports.markup import cell, esc, notes_list, prose, table, tag
 from inspector.units import plural
 
 _INDEX = re.compile(r"\.\d+(?=\.)")
@@ -96,7 +96,7 @@ def verify_html(result: Any) -> str:
     body = tag("table", tag("thead", tag("tr", "".join(tag("th", h) for h in headers))) + tag("tbody", "".join(rows)),
                data_section="tensors")
     dropped = len(failing) - MAX_FINDINGS
-    note = tag("p", esc(f"… and {dropped} more failing tensors (see `inspect verify --format json`)")) if dropped > 0 else ""
+    note = tag("p", prose(f"… and {dropped} more failing tensors (see `inspect verify --format json`)")) if dropped > 0 else ""
     return "".join(parts) + tag("h3", "Every tensor, matched or not") + body + note + notes_list(report.notes)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from inspector.errors import visible
 from inspector.reports.render import Section
+from inspector.units import Count
 
 
 def esc(value: object) -> str:
@@ -48,10 +49,21 @@ def void(element: str, **kw: object) -> str:
 
 
 def cell(value: Any) -> str:
-    """A table cell's content: lists become lines."""
+    """A table cell's content: lists become lines; a Count gets thousands separators, as in the
+    terminal and markdown tables (render's rule)."""
     if isinstance(value, (list, tuple)):
-        return "<br>".join(esc(v) for v in value)
+        return "<br>".join(cell(v) for v in value)
+    if isinstance(value, Count):
+        return esc(f"{value:,}")
     return esc("" if value is None else value)
+
+
+def prose(text: str) -> str:
+    """A heading or a line of text: escaped, with `code` spans as <code> (no literal backticks)."""
+    parts = esc(text).split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick stays as written
+        return esc(text)
+    return "".join(tag("code", p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def table(section: Section, ident: str = "") -> str:

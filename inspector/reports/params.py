@@ -14,6 +14,7 @@ from typing import Any
 from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_bytes_per_token_layer
 from inspector.inventory.entry import MTP
+from inspector.reports.arch_text import layers_text
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
@@ -259,7 +260,7 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
     total_labels = [label for label, _ in _totals_rows(accs[0], context, batch, kv_dtype)]
     totals_by_model = [dict(_totals_rows(a, context, batch, kv_dtype)) for a in accs]
     labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
-    headers = ["Totals", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Totals", ""]
+    headers = ["Figure", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Figure", "Value"]  # the title says Totals
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
     notes = [note for a in accs if (note := _origin_note(a))]
     notes += [note for a in accs if (note := _tie_note(a))]
@@ -311,7 +312,7 @@ def _text_config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
         ("n_layers", t.num_layers),
         ("n_h (attention heads)", t.num_heads),
         ("n_kvheads (key/value heads)", t.num_kv_heads),
-        ("d_inter (MLP size)", t.intermediate_size),
+        ("d_inter (MLP size)", _dense_width(t)),
         ("d_h (head dim)", t.head_dim),
         ("kv groups (n_h / n_kvheads)", t.kv_groups),
         ("tied embeddings", "yes" if t.tie_embeddings else "no"),
@@ -326,6 +327,70 @@ def _text_config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     ]
 
 
+def _dense_layers(t) -> tuple[int, ...]:
+    return tuple(i for i in range(t.num_layers) if not t.is_moe_layer(i))
+
+
+def _dense_width(t) -> Any:
+    """The plain MLP's width where some layer has one; an MoE model with experts in every layer has none."""
+    dense = _dense_layers(t)
+    if not dense:
+        return "none: every layer has experts"
+    return t.intermediate_size if len(dense) == t.num_layers else f"{t.intermediate_size} ({layers_text(dense)})"
+
+
+def _moe_config_rows(t) -> list[tuple[str, Any]]:
+    """Experts, from the spec's MoESpec (rows only for models that have experts)."""
+    m = t.moe
+    if m is None:
+        return []
+    dense = _dense_layers(t)
+    return [
+        ("experts (routed, per MoE layer)", m.num_experts),
+        ("top-k (experts per token)", m.top_k if m.top_k is not None else "not given"),
+        ("expert width (d_inter per expert)", m.expert_intermediate),
+        ("shared experts (total width)", m.shared_intermediate or "none"),
+        ("layers with experts", f"{len(m.layers)} of {t.num_layers}: {layers_text(m.layers)}" if m.layers else "none"),
+        ("dense MLP layers", f"{len(dense)}: {layers_text(dense)}" if dense else "none"),
+    ]
+
+
+def _mla_config_rows(t) -> list[tuple[str, Any]]:
+    """Multi-head latent attention ranks, from the spec's MLASpec."""
+    a = t.mla
+    if a is None:
+        return []
+    return [
+        ("q_lora_rank (q latent)", a.q_lora_rank or "none: q projected directly"),
+        ("kv_lora_rank (kv latent, cached)", a.kv_lora_rank),
+        ("qk head dim (nope + rope)", f"{a.qk_nope_head_dim} + {a.qk_rope_head_dim}"),
+        ("v head dim", a.v_head_dim),
+    ]
+
+
+_ATTENTION_WORDS = {"full": "full", "sliding": "sliding window", "chunked": "chunked"}
+
+
+def _layer_types_rows(t) -> list[tuple[str, Any]]:
+    """Which layers attend how, from the spec's per-layer attention (rows only where layers differ)."""
+    if not t.layer_types:
+        return []
+    kinds: dict[str, list[int]] = {}
+    for i, kind in enumerate(t.layer_types):
+        kinds.setdefault(kind, []).append(i)
+    parts = []
+    for kind, layers in kinds.items():
+        size = t.sliding_window if kind == "sliding" else t.attention_chunk if kind == "chunked" else None
+        what = _ATTENTION_WORDS.get(kind, kind) + (f" {size}" if size else "")
+        parts.append(f"{what} on {layers_text(tuple(layers))}")
+    return [("attention per layer", "; ".join(parts))]
+
+
+def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
+    t = spec.text
+    return [*_text_config_rows(spec), *_moe_config_rows(t), *_mla_config_rows(t), *_layer_types_rows(t)]
+
+
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:
     t = spec.text
     out = {
@@ -338,14 +403,27 @@ def _spec_json(spec: ModelSpec) -> dict[str, Any]:
             "max_position_embeddings", "sliding_window", "hidden_act")},
     }
     out["text"]["rope_scaling"] = dict(t.rope_scaling) if t.rope_scaling else None
+    out["text"]["dense_mlp_layers"] = list(_dense_layers(t))
+    if t.moe is not None:
+        m = t.moe
+        out["text"]["moe"] = {"num_experts": m.num_experts, "top_k": m.top_k,
+                              "expert_intermediate_size": m.expert_intermediate,
+                              "shared_intermediate_size": m.shared_intermediate, "layers": list(m.layers)}
+    if t.mla is not None:
+        a = t.mla
+        out["text"]["mla"] = {"q_lora_rank": a.q_lora_rank or None, "kv_lora_rank": a.kv_lora_rank,
+                              "qk_nope_head_dim": a.qk_nope_head_dim, "qk_rope_head_dim": a.qk_rope_head_dim,
+                              "v_head_dim": a.v_head_dim}
+    if t.layer_types:
+        out["text"]["layer_types"] = list(t.layer_types)
     if spec.ignored_keys:
         out["ignored_keys"] = list(spec.ignored_keys)
     return out
 
 
 def config_report(specs: list[ModelSpec]) -> Report:
-    per_model = [dict(_text_config_rows(s)) for s in specs]
-    labels = [label for label, _ in _text_config_rows(specs[0])]
+    per_model = [dict(_config_rows(s)) for s in specs]
+    labels = _merged_order([[label for label, _ in _config_rows(s)] for s in specs])
     rows = [[label, *[d.get(label, "") for d in per_model]] for label in labels]
     sections = [Section("Language model" if any(s.is_vlm for s in specs) else "",
                         ["Configuration", *[s.name for s in specs]], rows)]

@@ -157,16 +157,18 @@ def to_csv(report: Report) -> str:
 _NUMBER = re.compile(r"[\d,.()×x+%-]+")
 
 
-def _column_widths(headers: list[str], cells: list[list[str]], width: int) -> list[int] | None:
+def _column_widths(headers: list[str], cells: list[list[str]], width: int, pad_edge: bool = True
+                   ) -> tuple[list[int] | None, bool]:
     """Content widths for a table `width` columns wide: None when every cell fits on its lines.
     Otherwise the widest wrappable column shrinks first, never below its longest word, so cells
     break between words and never inside a tensor name or a number; only when the words cannot all
-    fit do names give up width (cut after a '.', '_', '/', ':' or '-' by `_wrap`), never numbers."""
+    fit do names give up width (cut after a '.', '/' or ':' by `_wrap`; hyphenated words after a
+    hyphen), never numbers."""
     columns = [[h, *(row[i] for row in cells if i < len(row))] for i, h in enumerate(headers)]
     natural = [max(len(line) for cell in col for line in cell.splitlines() or [""]) for col in columns]
     floor = [max((len(w) for cell in col[1:] for w in cell.split()), default=0) for col in columns]
     floor = [max([f, *(len(w) for w in h.split())]) for f, h in zip(floor, headers)]
-    room = width - (3 * len(headers) + 1)  # a border and two spaces of padding per column
+    room = width - (3 * len(headers) + 1) + (0 if pad_edge else 2)  # a border and two spaces of padding per column
     widths = list(natural)
     while sum(widths) > room:
         shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
@@ -178,25 +180,46 @@ def _column_widths(headers: list[str], cells: list[list[str]], width: int) -> li
         widths[i] = target if target < widths[i] else widths[i] - 1
     keep = [max([8, *(len(w) for cell in col[1:] for w in cell.split() if _NUMBER.fullmatch(w))])
             for col in columns]  # numbers are never cut, whatever else shares their column
-    pieces = [max([0, *(len(p) for cell in col for w in cell.split() for p in _BREAK.split(w))])
+    pieces = [max([0, *(len(p) for cell in col for w in cell.split() for p in _breaks(w).split(w))])
               for col in columns]  # the longest run a name can be cut into at its boundaries
-    for floors in ([max(k, p) for k, p in zip(keep, pieces)], keep):
+    whole = [max(k, p) for k, p in zip(keep, pieces)]
+    soft = [max([k, *(len(p) for cell in col for w in cell.split() for p in _SOFT_PIECES.split(w))])
+            for k, col in zip(keep, columns)]  # the pieces of a last resort: cut after '_' or '-' as well
+    for floors in (whole, soft, keep):
         while sum(widths) > room and any(widths[i] > floors[i] for i in range(len(widths))):
             i = max((i for i in range(len(widths)) if widths[i] > floors[i]), key=lambda j: widths[j])
             widths[i] -= 1
-    return None if widths == natural else widths
+    names_whole = all(w >= min(f, nat) for w, f, nat in zip(widths, whole, natural))
+    return (None if widths == natural else widths), names_whole
 
 
-_BREAK = re.compile(r"(?<=[._/:-])")
+_NAME_BREAK = re.compile(r"(?<=[./:])")  # never after '_' or '-' in a name: they sit inside an identifier (q_a_proj)
+_PROSE_BREAK = re.compile(r"(?<=[./:])|(?<=[A-Za-z]-)")  # a word without '_' may also break after a hyphen
+
+
+_LAST_RESORT = re.compile(r"(?<=[_-])")  # a table too narrow for a name's longest piece: between its words
+_SOFT_PIECES = re.compile(r"(?<=[./:_-])")
+
+
+def _breaks(word: str) -> re.Pattern:
+    """Where a word may be cut: a name (it has a '_') only after '.', '/' or ':'; a hyphenated word
+    ("(post-attention)") after its hyphen too."""
+    return _NAME_BREAK if "_" in word else _PROSE_BREAK
 
 
 def _break_word(word: str, width: int) -> list[str]:
-    """A word longer than `width` in pieces that end after a '.', '_', '/', ':' or '-' where one fits
+    """A word longer than `width` in pieces that end after a '.', '/' or ':' where one fits (a
+    hyphenated word also after its hyphen; inside an identifier, after '_', only where the table has
+    no room for its longest piece: `_column_widths` gives up the outer padding first)
     (`model.layers.0.` / `mlp.down_proj.weight`), cut at `width` only where none does."""
     pieces, rest = [], word
     while len(rest) > width:
-        cuts = [m.start() for m in _BREAK.finditer(rest, 1, width)] + ([width] if _BREAK.match(rest, width) else [])
-        cut = cuts[-1] if cuts else width
+        cut = width
+        for pattern in (_breaks(word), _LAST_RESORT):  # inside an identifier only when no boundary fits
+            cuts = [m.start() for m in pattern.finditer(rest, 1, width)] + ([width] if pattern.match(rest, width) else [])
+            if cuts:
+                cut = cuts[-1]
+                break
         pieces.append(rest[:cut])
         rest = rest[cut:]
     return [*pieces, rest]
@@ -226,10 +249,14 @@ def to_rich(report: Report, console) -> None:
     from rich.text import Text
 
     for s in report.sections:
-        table = Table(title=Text(_cell(s.title, " ")) if s.title else None, title_justify="left", show_lines=True)
         cells = [[_cell(c, "\n") for c in r] for r in s.rows]
         headers = [_cell(h, " ") for h in s.headers]
-        widths = _column_widths(headers, cells, console.width)
+        widths, whole = _column_widths(headers, cells, console.width)
+        pad_edge = whole or not (tight := _column_widths(headers, cells, console.width, pad_edge=False))[1]
+        if not pad_edge:  # the table's outer padding gives way before a name is cut inside a piece
+            widths = tight[0]
+        table = Table(title=Text(_cell(s.title, " ")) if s.title else None, title_justify="left", show_lines=True,
+                      pad_edge=pad_edge)
         if widths:
             cells = [[_wrap(c, w) for c, w in zip(r, widths)] for r in cells]
         for h, width in zip(headers, widths or [None] * len(headers)):
