@@ -26,10 +26,13 @@ def parse_early_stopping(text: str) -> bool | str:
     return value
 
 
+PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="One or more prompts (one batch).",
+                                                          show_default=False, metavar="[PROMPT]...")]
+
+
 def run(
     ctx: typer.Context,
-    prompts: Annotated[Optional[list[str]], typer.Argument(help="One or more prompts (one batch).",
-                                                          show_default=False, metavar="[PROMPT]...")] = None,
+    prompts: PromptsArg = None,
     model: ModelsOpt = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -76,12 +79,7 @@ def run(
 
     format = output_format(format, output)
     stopping = parse_early_stopping(early_stopping)
-    if num_beams is not None:
-        refuse_options(ctx, SAMPLING_ONLY, "to beam search (--num-beams)")
-    else:
-        refuse_options(ctx, BEAMS_ONLY, "without --num-beams")
-    if temperatures is not None and "temperature" in given_options(ctx):
-        warn(f"--temperatures {temperatures} overrides --temperature {temperature}")
+    _check_mode(ctx, num_beams is not None, temperatures, temperature)
     plan = _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials)
     n_threads = use_threads(threads)
     if num_beams is not None:
@@ -92,6 +90,17 @@ def run(
         return
     _generate(plan["models"], plan["texts"], weights, device, dtype, tokenizer, chat, plan["n"], plan["temps"],
               plan["trials"], top_k, top_p, min_p, seed, plan["answers"], n_threads, plan["set"], format, output)
+
+
+def _check_mode(ctx: typer.Context, beams: bool, temperatures: str | None, temperature: float) -> None:
+    """The options of the mode not chosen (sampling or beam search) refused; a sweep over a single
+    temperature said once."""
+    if beams:
+        refuse_options(ctx, SAMPLING_ONLY, "to beam search (--num-beams)")
+    else:
+        refuse_options(ctx, BEAMS_ONLY, "without --num-beams")
+    if temperatures is not None and "temperature" in given_options(ctx):
+        warn(f"--temperatures {temperatures} overrides --temperature {temperature}")
 
 
 # Options of one mode: sampling (the default) or beam search (--num-beams); the other mode's are refused.

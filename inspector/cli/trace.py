@@ -67,11 +67,14 @@ def parse_temperatures(text: str) -> list[float]:
     return temps
 
 
+PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several prompts "
+                                                          "make one left-padded batch.",
+                                                          show_default=False, metavar="[PROMPT]...")]
+
+
 def trace(
     ctx: typer.Context,
-    prompts: Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several "
-                                                          "prompts make one left-padded batch.",
-                                                          show_default=False, metavar="[PROMPT]...")] = None,
+    prompts: PromptsArg = None,
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -113,10 +116,9 @@ def trace(
     format = output_format(format, output)
     if image is not None or image_size is not None:
         refuse_options(ctx, TEXT_ONLY, "to an image trace (--image, --image-size)")
-    prompts = _check_inputs(prompts, seq_len)
-    if image is not None or image_size is not None:
-        _image_trace(model, weights, device, prompts, image, image_size, format, output)
+        _image_trace(model, weights, device, _check_inputs(prompts, seq_len), image, image_size, format, output)
         return
+    prompts = _check_inputs(prompts, seq_len)
 
     from inspector.reports.render import emit
     from inspector.reports.trace import trace_report
@@ -124,8 +126,7 @@ def trace(
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.trace import trace_prompt
 
-    show = parse_layers(layers)  # before any work
-    sampling = SamplingSettings(temperature, top_k, top_p, seed, min_p)
+    show, sampling = parse_layers(layers), SamplingSettings(temperature, top_k, top_p, seed, min_p)  # before any work
     use_threads(threads)
     rt = prepare(model, weights, device, dtype, tokenizer,
                  before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
