@@ -40,9 +40,13 @@ def pytest_collection_modifyitems(config, items):
     worker. The documented commands are the exception: each is independent of the others, and they
     are the longest tests, so they spread over the workers one by one. A module may name its own
     group (several modules sharing one session fixture do)."""
+    named = {id(item) for item in items if item.get_closest_marker("xdist_group") is not None}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None and item.module.__name__ != "test_docs_examples":
+        if id(item) not in named and item.module.__name__ != "test_docs_examples":
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    # longest first, so that no long test starts last: the modules sharing a heavy fixture (they name
+    # their group), then the documented commands, then the rest, each in collection order
+    items.sort(key=lambda item: 0 if id(item) in named else 1 if item.module.__name__ == "test_docs_examples" else 2)
 
 
 def pytest_addoption(parser):
