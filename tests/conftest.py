@@ -44,9 +44,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if id(item) not in named and item.module.__name__ != "test_docs_examples":
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    # longest first, so that no long test starts last: the modules sharing a heavy fixture (they name
-    # their group), then the documented commands, then the rest, each in collection order
-    items.sort(key=lambda item: 0 if id(item) in named else 1 if item.module.__name__ == "test_docs_examples" else 2)
 
 
 def pytest_addoption(parser):
