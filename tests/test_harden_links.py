@@ -39,6 +39,21 @@ def _link(path: Path, target: Path) -> None:
     path.symlink_to(target)
 
 
+# reads the chat template and the tokenizer config
+CHAT_TRACE = ["trace", "hi", "-m", "DIR", "--chat", "--device", "meta", "-f", "json"]
+# name -> (the file of the model directory linked out of it, its private target, the command that reads it)
+OUTSIDE = {
+    "config": ("config.json", "config.json", ["params", "DIR", "-f", "json"]),
+    "template": ("chat_template.jinja", "secret.jinja", CHAT_TRACE),
+    "tokconfig": ("tokenizer_config.json", "tokenizer_config.json", CHAT_TRACE),
+    "weights": ("model.safetensors", "w.safetensors", ["verify", "DIR", "-f", "json"]),
+    "listed": ("part-a.safetensors", "w.safetensors", ["verify", "DIR", "-f", "json"]),
+    "gguf": ("model.gguf", "w.safetensors", ["verify", "DIR", "-f", "json"]),
+    "index": ("model.safetensors.index.json", "config.json", ["verify", "DIR", "-f", "json"]),
+    "pre": ("preprocessor_config.json", "pre.json", ["config", "DIR", "-f", "json"]),
+}
+
+
 @pytest.fixture(scope="module")
 def links(tmp_path_factory):
     root = tmp_path_factory.mktemp("links")
@@ -58,30 +73,10 @@ def links(tmp_path_factory):
     def case(name: str, args: list[str]) -> None:
         cases.append({"id": name, "args": args})
 
-    d = dirs["config"] = _model_dir(root, "config")
-    _link(d / "config.json", private / "config.json")
-    case("config", ["params", str(d), "-f", "json"])
-    d = dirs["template"] = _model_dir(root, "template")
-    _link(d / "chat_template.jinja", private / "secret.jinja")
-    case("template", ["trace", "hi", "-m", str(d), "--chat", "--device", "meta", "-f", "json"])
-    d = dirs["tokconfig"] = _model_dir(root, "tokconfig")
-    _link(d / "tokenizer_config.json", private / "tokenizer_config.json")
-    case("tokconfig", ["trace", "hi", "-m", str(d), "--chat", "--device", "meta", "-f", "json"])
-    d = dirs["weights"] = _model_dir(root, "weights")
-    _link(d / "model.safetensors", private / "w.safetensors")
-    case("weights", ["verify", str(d), "-f", "json"])
-    d = dirs["listed"] = _model_dir(root, "listed")
-    _link(d / "part-a.safetensors", private / "w.safetensors")
-    case("listed", ["verify", str(d), "-f", "json"])
-    d = dirs["gguf"] = _model_dir(root, "gguf")
-    _link(d / "model.gguf", private / "w.safetensors")
-    case("gguf", ["verify", str(d), "-f", "json"])
-    d = dirs["index"] = _model_dir(root, "index")
-    _link(d / "model.safetensors.index.json", private / "config.json")
-    case("index", ["verify", str(d), "-f", "json"])
-    d = dirs["pre"] = _model_dir(root, "pre")
-    _link(d / "preprocessor_config.json", private / "pre.json")
-    case("pre", ["config", str(d), "-f", "json"])
+    for name, (link, target, args) in OUTSIDE.items():
+        d = dirs[name] = _model_dir(root, name)
+        _link(d / link, private / target)
+        case(name, [str(d) if a == "DIR" else a for a in args])
     d = dirs["inside"] = _model_dir(root, "inside")  # a link that stays inside is fine
     (d / "sub").mkdir()
     (d / "config.json").rename(d / "sub" / "config.json")
@@ -91,9 +86,7 @@ def links(tmp_path_factory):
     yield results, private, dirs
 
 
-NEEDLES = {"config": "config.json", "template": "chat_template.jinja", "tokconfig": "tokenizer_config.json",
-           "weights": "model.safetensors", "listed": "part-a.safetensors", "gguf": "model.gguf",
-           "index": "model.safetensors.index.json", "pre": "preprocessor_config.json"}
+NEEDLES = {name: link for name, (link, _, _) in OUTSIDE.items()}
 
 
 @pytest.mark.parametrize("name", list(NEEDLES))
