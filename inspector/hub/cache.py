@@ -19,10 +19,9 @@ from inspector.hub.fetch import BACKOFF_S, MAX_TRIES, hub_endpoint_reachable, hu
 
 
 def _quiet() -> None:
-    """Checks the Hub's environment variables (before huggingface_hub reads them) and quiets its logger."""
+    """Quiets huggingface_hub's logger; after its import, which sets the logger's level."""
     import logging
 
-    check_hub_environment()
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
@@ -120,11 +119,11 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None, requi
 
     With `required=False` a file the repo lacks (or that cannot be had offline) gives None.
     """
-    _quiet()  # first: it checks the variables huggingface_hub reads on import
+    check_hub_environment()  # first: huggingface_hub reads these variables on import
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RemoteEntryNotFoundError
 
-    _quiet()  # again: importing huggingface_hub sets its logger's level
+    _quiet()
     guard_session()
     try:
         return Path(hf_hub_download(repo_id, filename, revision=revision, local_files_only=True))
@@ -164,10 +163,10 @@ def hub_snapshot(repo_id: str, patterns: list[str], what: str, must_have: str, r
     `complete`). `what` names the files in messages ("weights"); `hint` ends the offline message."""
     from fnmatch import fnmatch
 
-    _quiet()  # first: it checks the variables huggingface_hub reads on import
+    check_hub_environment()  # first: huggingface_hub reads these variables on import
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
-    _quiet()  # again: importing huggingface_hub sets its logger's level
+    _quiet()
     guard_session()
     ok = lambda folder: any(folder.glob(must_have)) and (complete is None or complete(folder))  # noqa: E731
     try:
