@@ -287,19 +287,12 @@ def write_private(path: str | os.PathLike, text: str, root: str | os.PathLike) -
             raise InspectError(f"{printable(current)}: is {_what(st.st_mode)}, not a directory: refusing to write "
                                "the cache file there")
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise InspectError(f"{printable(path)}: is {_what(st.st_mode)}, not a regular file: refusing to replace it")
+        st: os.stat_result | None = os.lstat(path)
     except FileNotFoundError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-        os.replace(tmp, path)  # a link put there meanwhile is replaced itself, never its target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InspectError(f"{printable(path)}: is {_what(st.st_mode)}, not a regular file: refusing to replace it")
+    _write_replacing(path, text.encode("utf-8"), st)  # a link put there meanwhile is replaced, never its target
 
 
 def read_private(path: str | os.PathLike, kind: str = "config") -> bytes:
