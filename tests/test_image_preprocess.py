@@ -53,9 +53,9 @@ def _saved(tmp_path, image, name="photo.png"):
 def test_qwen2_vl_pixels_match_transformers_processor(tmp_path, qwen_vision, name, max_pixels):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    v = qwen_vision if max_pixels is None else dataclasses.replace(qwen_vision, max_pixels=max_pixels)
+    v = qwen_vision if max_pixels is None else dataclasses.replace(qwen_vision, image=dataclasses.replace(qwen_vision.image, max_pixels=max_pixels))
     photo = _photo(name)
-    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": v.min_pixels, "longest_edge": v.max_pixels},
+    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": v.image.min_pixels, "longest_edge": v.image.max_pixels},
                                     image_mean=list(v.image_mean), image_std=list(v.image_std))
     want = proc(images=photo, return_tensors="pt")
     pv, grid = qwen2_vl_pixels(load_image(_saved(tmp_path, photo)), v)
@@ -71,7 +71,7 @@ def test_qwen2_vl_small_image_is_scaled_up_to_min_pixels(qwen_vision):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     photo = _photo("chelsea").crop((100, 100, 130, 120))  # 20 x 30
-    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": qwen_vision.min_pixels, "longest_edge": qwen_vision.max_pixels})
+    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": qwen_vision.image.min_pixels, "longest_edge": qwen_vision.image.max_pixels})
     want = proc(images=photo, return_tensors="pt")
     pv, grid = qwen2_vl_pixels(photo, qwen_vision)
     assert grid.tolist() == want["image_grid_thw"].tolist()
@@ -92,9 +92,9 @@ def test_qwen2_vl_patch_rows_follow_merge_windows(qwen_vision):
     """Row k of pixel_values is the patch at (row, col) of the merge-window order; check two by hand."""
     image = synthetic_image(56, 56)  # 4 x 4 patches, 2 x 2 windows
     pv, _ = qwen2_vl_pixels(image, qwen_vision)
-    from inspector.image.preprocess import _normalize
+    from inspector.image.preprocess import normalize
 
-    x = _normalize(image, qwen_vision.image_mean, qwen_vision.image_std)  # (3, 56, 56)
+    x = normalize(image, qwen_vision.image_mean, qwen_vision.image_std)  # (3, 56, 56)
     # row 2 = first window, its second row, first column -> patch (1, 0); row 4 = second window's first patch (0, 2)
     for row, (pr, pc) in ((2, (1, 0)), (4, (0, 2))):
         patch = x[:, pr * 14:(pr + 1) * 14, pc * 14:(pc + 1) * 14]  # (C, 14, 14)

@@ -16,7 +16,8 @@ import pytest
 from inspector.inventory.accounting import account
 from inspector.errors import InspectError
 from inspector.spec.resolve import load_spec
-from inspector.image.tokens import closest_grid, image_tokens, parse_size
+from inspector.image.rules import image_tokens
+from inspector.image.tokens import closest_grid, parse_size
 from conftest import REFERENCE_CONFIGS
 from inspector.spec.presets import get_preset
 from inspector.spec.model import from_hf_config
@@ -306,7 +307,7 @@ def test_qwen2_vl_grid_matches_transformers_image_processor(size):
 def test_qwen2_vl_defaults_without_preprocessor():
     cfg = shared_config(QWEN2B)
     v = from_hf_config(cfg, QWEN2B).vision
-    assert (v.min_pixels, v.max_pixels) == (3136, 12845056) and "default" in v.pixels_source
+    assert (v.image.min_pixels, v.image.max_pixels) == (3136, 12845056) and "default" in v.image.pixels_source
 
 
 def test_qwen2_vl_aspect_limit():
@@ -439,7 +440,7 @@ def test_local_dir_reads_preprocessor(tmp_path):
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(
         {"min_pixels": 3136, "max_pixels": 200_704, "patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}))
     spec = load_spec(_write_cfg(tmp_path, TINY_QWEN2_VL))
-    assert spec.vision.max_pixels == 200_704
+    assert spec.vision.image.max_pixels == 200_704
     it = image_tokens(spec.vision, 1080, 1920, 64)
     assert it.resized[0] * it.resized[1] <= 200_704
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"patch_size": 16}))

@@ -16,8 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 torch.set_num_threads(1)
 
-from inspector.image.pixels import pixels  # noqa: E402
-from inspector.image.rules import image_tokens  # noqa: E402
+from inspector.image.rules import image_pixels, image_tokens  # noqa: E402
 from inspector.reference.vlm import load_vlm  # noqa: E402
 
 TOL = 1e-4
@@ -74,7 +73,7 @@ def qwen25(tmp_path_factory):
 
 def test_qwen2_5_vl_window_attention_tower_matches(qwen25, photo):
     hf, ours = qwen25
-    pv, grid, _ = pixels(photo, ours.spec.vision)
+    pv, grid, _ = image_pixels(photo, ours.spec.vision)
     assert grid.tolist()[0][1:] != [4, 4]  # more than one 4x4-merge-group window: windows matter
     with torch.no_grad():
         want = hf.model.visual(pv, grid_thw=grid).pooler_output
@@ -86,7 +85,7 @@ def test_qwen2_5_vl_window_attention_tower_matches(qwen25, photo):
 def test_qwen2_5_vl_logits_match(qwen25, photo):
     hf, ours = qwen25
     v = ours.spec.vision
-    pv, grid, _ = pixels(photo, v)
+    pv, grid, _ = image_pixels(photo, v)
     n = image_tokens(v, photo.size[1], photo.size[0], 64).tokens
     ids = torch.tensor([[1, 17, 33, 251] + [250] * n + [252, 40, 41, 42, 2]])
     with torch.no_grad():
@@ -105,7 +104,7 @@ def test_qwen2_5_vl_pixels_match_transformers(photo):
     proc = Qwen2VLImageProcessorPil(size={"shortest_edge": PRE25["min_pixels"], "longest_edge": PRE25["max_pixels"]},
                                     patch_size=14, merge_size=2, temporal_patch_size=2)
     out = proc(images=[photo], return_tensors="pt")
-    pv, grid, _ = pixels(photo, v)
+    pv, grid, _ = image_pixels(photo, v)
     assert torch.equal(grid, out["image_grid_thw"]) and (pv - out["pixel_values"]).abs().max() < 1e-5
 
 
@@ -161,13 +160,13 @@ def test_gemma3_pixels_match_transformers(gemma3, photo):
     _, ours = gemma3
     proc = Gemma3ImageProcessorPil(size=PRE3["size"], image_mean=PRE3["image_mean"], image_std=PRE3["image_std"])
     want = proc(images=[photo], return_tensors="pt")["pixel_values"]
-    got = pixels(photo, ours.spec.vision)[0]
+    got = image_pixels(photo, ours.spec.vision)[0]
     assert got.shape == want.shape == (1, 3, 56, 56) and (got - want).abs().max() < 1e-5
 
 
 def test_gemma3_tower_and_projector_match(gemma3, photo):
     hf, ours = gemma3
-    pv, _, layout = pixels(photo, ours.spec.vision)
+    pv, _, layout = image_pixels(photo, ours.spec.vision)
     with torch.no_grad():
         want = hf.model.get_image_features(pixel_values=pv).pooler_output
         got = ours.vision.features(pv, layout, None)
@@ -176,7 +175,7 @@ def test_gemma3_tower_and_projector_match(gemma3, photo):
 
 def test_gemma3_logits_match_with_bidirectional_image(gemma3, photo):
     hf, ours = gemma3
-    pv, _, layout = pixels(photo, ours.spec.vision)
+    pv, _, layout = image_pixels(photo, ours.spec.vision)
     ids = torch.tensor([[1, 17, 33, 250] + [252] * 4 + [251, 40, 41, 42, 43, 44, 45, 2]])  # longer than the window
     token_types = (ids == 252).int()
     with torch.no_grad():

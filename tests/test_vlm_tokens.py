@@ -13,7 +13,7 @@ import copy
 import pytest
 
 from inspector.errors import InspectError
-from inspector.image.rules import TOKEN_RULES, image_tokens
+from inspector.image.rules import RULES, image_tokens
 from inspector.image.tokens import parse_size
 from inspector.spec.model import from_hf_config
 from inspector.spec.presets import get_preset
@@ -132,15 +132,15 @@ def test_qwen_resize(model, size):
     v = spec.vision
     pre = p.preprocessor
     h, w = parse_size(size)
-    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": v.min_pixels, "longest_edge": v.max_pixels},
+    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": v.image.min_pixels, "longest_edge": v.image.max_pixels},
                                     patch_size=pre["patch_size"], merge_size=pre["merge_size"], temporal_patch_size=2)
     out = proc(images=[Image.new("RGB", (w, h))], return_tensors="np")
     it = image_tokens(v, h, w, spec.text.hidden_size)
     assert tuple(int(x) for x in out["image_grid_thw"][0]) == it.grid
-    assert it.tokens == out["pixel_values"].shape[0] // v.merge_size ** 2
+    assert it.tokens == out["pixel_values"].shape[0] // v.projector.merge_size ** 2
 
 
 def test_every_rule_has_a_checked_preset():
     checked = {"qwen2_vl_resize", "internvl_tiles", "gemma3_pan_and_scan", "llava_anyres", "idefics3_split",
                "mllama_tiles", "pixtral_rows", "llama4_tiles"}
-    assert set(TOKEN_RULES) == checked
+    assert set(RULES) == checked

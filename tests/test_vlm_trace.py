@@ -14,9 +14,8 @@ torch = pytest.importorskip("torch")
 
 from inspector.errors import InspectError  # noqa: E402
 from inspector.image.layout import ImageLayout  # noqa: E402
-from inspector.image.pixels import pixels  # noqa: E402
 from inspector.image.preprocess import synthetic_image  # noqa: E402
-from inspector.image.rules import image_tokens  # noqa: E402
+from inspector.image.rules import image_pixels, image_tokens  # noqa: E402
 from inspector.reference.vision import build_vision  # noqa: E402
 from inspector.runtime.vlm_trace import collapse_steps, image_trace  # noqa: E402
 from inspector.spec.resolve import load_spec  # noqa: E402
@@ -46,7 +45,7 @@ def test_projector_rows_equal_the_token_rule(model, size, towers):
         it = image_tokens(v, h, w, spec.text.hidden_size)
     except InspectError:  # Pixtral refuses images smaller than one merged patch, as its processor does
         return
-    pv, grid, layout = pixels(image, v)
+    pv, grid, layout = image_pixels(image, v)
     pv = pv.to("meta")  # the tower was built on meta: shapes only
     with torch.no_grad():
         feats = towers[model].features(pv, layout, grid)
@@ -61,7 +60,7 @@ def test_meta_trace_pixels_to_logits(model):
     assert logits.shape == (1, n, spec.text.vocab_size)
     names = [r.name for r in collapse_steps(log.steps)]
     assert names[0] == "image.rgb" and names[-1] == "text.lm_head"
-    assert any(x.startswith("vision.blocks.1-") for x in names) or spec.vision.depth == 1
+    assert any(x.startswith("vision.blocks.1-") for x in names) or spec.vision.encoder.depth == 1
     assert "image_features" in names
 
 

@@ -1,25 +1,26 @@
 """From an RGB image to the pixel tensor a vision tower reads, for every image-token rule (Steps 2-4).
 
-One table (`PIXELS`) keyed by the spec's `tokens_rule`, beside inspector.image.rules' table of token
-counts: each entry resizes / tiles / pads the image the way its processor does (the geometry comes
-from inspector.image.tiling, the same functions the token counts use), rescales by 1/255,
-normalizes with the spec's mean/std, and returns (pixel_values, grid_thw or None, ImageLayout).
-Qwen2-VL's patchify and InternVL's tiles live in inspector.image.preprocess. Each step is reported
-to an optional `record(name, tensor_or_shape, note)` callable.
+One function per rule (each rule's `ImageRule.pixels` in inspector.image.rules): it resizes / tiles /
+pads the image the way its processor does (the geometry comes from inspector.image.tiling, the same
+functions the token counts use); inspector.image.preprocess rescales by 1/255, normalizes with the
+spec's mean/std and stacks the tiles, and holds Qwen2-VL's patchify and InternVL's tiles. Each
+returns (pixel_values, grid_thw or None, ImageLayout) and reports each step to an optional
+`record(name, tensor_or_shape, note)` callable. torch is imported when an image is read, not here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from inspector.image import tiling
 from inspector.image.layout import ImageLayout
-from inspector.image.preprocess import Recorder, internvl_pixels, normalize, qwen2_vl_pixels
 from inspector.spec.vision import VisionSpec
 
-Result = tuple[torch.Tensor, "torch.Tensor | None", ImageLayout]
+if TYPE_CHECKING:
+    import torch
+
+Recorder = Callable[..., None]  # record(name, tensor_or_shape, note="")
+Result = tuple["torch.Tensor", "torch.Tensor | None", ImageLayout]
 
 
 def _resize(image: Any, height: int, width: int, resample: str) -> Any:
@@ -44,11 +45,10 @@ def _crops(image: Any, rows: int, cols: int, tile: int) -> list[Any]:
     return [image.crop((c * tile, r * tile, (c + 1) * tile, (r + 1) * tile)) for r in range(rows) for c in range(cols)]
 
 
-def _stack(tiles: list[Any], v: VisionSpec, record: Recorder | None, note: str) -> torch.Tensor:
-    pixel_values = torch.stack([normalize(t, v.image_mean, v.image_std) for t in tiles])  # (tiles, C, S, S)
-    if record:
-        record("image.normalize", pixel_values, f"x/255, then (x - mean) / std: {note}")
-    return pixel_values
+def _stack(tiles: list[Any], v: VisionSpec, record: Recorder | None, note: str, pad_to: int = 0) -> torch.Tensor:
+    from inspector.image.preprocess import stack_tiles
+
+    return stack_tiles(tiles, v, record, note, pad_to)
 
 
 def _size(image: Any, record: Recorder | None) -> tuple[int, int]:
@@ -62,12 +62,16 @@ def _size(image: Any, record: Recorder | None) -> tuple[int, int]:
 
 
 def qwen(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
+    from inspector.image.preprocess import qwen2_vl_pixels
+
     size = (image.size[1], image.size[0])
     pixel_values, grid_thw = qwen2_vl_pixels(image, v, record)
     return pixel_values, grid_thw, ImageLayout(size)
 
 
 def internvl(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
+    from inspector.image.preprocess import internvl_pixels
+
     size = (image.size[1], image.size[0])
     pixel_values = internvl_pixels(image, v, record)
     return pixel_values, None, ImageLayout(size, tile_count=pixel_values.shape[0])
@@ -77,20 +81,20 @@ def gemma3(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
     f = v.image
     h, w = _size(image, record)
     tiles = [image]
-    if f["pan_and_scan"]:
-        n_h, n_w, ch, cw = tiling.pan_and_scan(h, w, f["min_crop"], f["max_crops"], f["min_ratio"])
+    if f.pan_and_scan:
+        n_h, n_w, ch, cw = tiling.pan_and_scan(h, w, f.min_crop, f.max_crops, f.min_ratio)
         tiles += [image.crop((c * cw, r * ch, (c + 1) * cw, (r + 1) * ch)) for r in range(n_h) for c in range(n_w)]
-    tiles = [_resize(t, f["tile"], f["tile"], "BILINEAR") for t in tiles]
+    tiles = [_resize(t, f.tile, f.tile, "BILINEAR") for t in tiles]
     if record:
-        record("image.resize", (len(tiles), f["tile"], f["tile"], 3),
-               f"the image{' and its pan-and-scan crops' if len(tiles) > 1 else ''}, bilinear to {f['tile']}x{f['tile']}")
+        record("image.resize", (len(tiles), f.tile, f.tile, 3),
+               f"the image{' and its pan-and-scan crops' if len(tiles) > 1 else ''}, bilinear to {f.tile}x{f.tile}")
     return _stack(tiles, v, record, "(images, C, S, S)"), None, ImageLayout((h, w), tile_count=len(tiles))
 
 
 def llava(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
-    f, tile = v.image, v.image["tile"]
+    f, tile = v.image, v.image.tile
     h, w = _size(image, record)
-    best_h, best_w = tiling.best_resolution(h, w, f["pinpoints"])
+    best_h, best_w = tiling.best_resolution(h, w, f.pinpoints)
     scale = min(best_w / w, best_h / h)
     fit_h, fit_w = min(best_h, max(1, int(h * scale + 0.5))), min(best_w, max(1, int(w * scale + 0.5)))
     canvas = _pad(_resize(image, fit_h, fit_w, "BICUBIC"), best_h, best_w, center=True)
@@ -104,11 +108,11 @@ def llava(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
 
 
 def idefics3(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
-    f, tile = v.image, v.image["tile"]
+    f, tile = v.image, v.image.tile
     h, w = _size(image, record)
-    rh, rw = tiling.idefics3_resize(h, w, f["longest"])
+    rh, rw = tiling.idefics3_resize(h, w, f.longest)
     rows = cols = 0
-    if f["split"]:
+    if f.split:
         rh, rw = tiling.idefics3_split_size(rh, rw, tile)
         if rh > tile or rw > tile:
             rows, cols = rh // tile, rw // tile
@@ -121,19 +125,17 @@ def idefics3(image: Any, v: VisionSpec, record: Recorder | None = None) -> Resul
 
 
 def mllama(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
-    f, tile = v.image, v.image["tile"]
+    f, tile = v.image, v.image.tile
     h, w = _size(image, record)
-    canvas_h, canvas_w = tiling.mllama_canvas(h, w, f["max_tiles"], tile)
+    canvas_h, canvas_w = tiling.mllama_canvas(h, w, f.max_tiles, tile)
     fit_h, fit_w = tiling.fit_to_canvas(h, w, canvas_h, canvas_w, tile)
     rows, cols = canvas_h // tile, canvas_w // tile
     tiles = _crops(_pad(_resize(image, fit_h, fit_w, "BILINEAR"), canvas_h, canvas_w), rows, cols, tile)
-    pixel_values = _stack(tiles, v, record, "(tiles, C, S, S)")
-    pad = f["max_tiles"] - len(tiles)
-    pixel_values = torch.cat([pixel_values, pixel_values.new_zeros(pad, *pixel_values.shape[1:])])
+    pixel_values = _stack(tiles, v, record, "(tiles, C, S, S)", pad_to=f.max_tiles)
     if record:
         record("tiling.tiles", pixel_values, f"{rows}x{cols} tiles of a {canvas_h}x{canvas_w} canvas, padded to "
-               f"max_image_tiles {f['max_tiles']}")
-    aspect = 1 + tiling_arrangements(f["max_tiles"]).index((rows, cols))
+               f"max_image_tiles {f.max_tiles}")
+    aspect = 1 + tiling_arrangements(f.max_tiles).index((rows, cols))
     return pixel_values, None, ImageLayout((h, w), tiles=(rows, cols), aspect_id=aspect, tile_count=len(tiles))
 
 
@@ -144,15 +146,15 @@ def tiling_arrangements(max_tiles: int) -> list[tuple[int, int]]:
 
 def pixtral(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
     h, w = _size(image, record)
-    rh, rw = tiling.pixtral_size(h, w, v.image["longest"], v.patch_size * v.merge_size)
+    rh, rw = tiling.pixtral_size(h, w, v.image.longest, v.encoder.patch_size * v.projector.merge_size)
     pixel_values = _stack([_resize(image, rh, rw, "BICUBIC")], v, record, "(1, C, H', W')")
-    return pixel_values, None, ImageLayout((h, w), grid=(rh // v.patch_size, rw // v.patch_size))
+    return pixel_values, None, ImageLayout((h, w), grid=(rh // v.encoder.patch_size, rw // v.encoder.patch_size))
 
 
 def llama4(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
-    f, tile = v.image, v.image["tile"]
+    f, tile = v.image, v.image.tile
     h, w = _size(image, record)
-    canvas_h, canvas_w = tiling.llama4_canvas(h, w, f["max_chunks"], tile, f["to_max_canvas"])
+    canvas_h, canvas_w = tiling.llama4_canvas(h, w, f.max_chunks, tile, f.to_max_canvas)
     fit_h, fit_w = tiling.fit_without_distortion(h, w, canvas_h, canvas_w)
     rows, cols = canvas_h // tile, canvas_w // tile
     tiles = _crops(_pad(_resize(image, fit_h, fit_w, "BILINEAR"), canvas_h, canvas_w), rows, cols, tile)
@@ -163,14 +165,3 @@ def llama4(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
                if len(tiles) > 1 else ""))
     return _stack(tiles, v, record, "(tiles, C, S, S)"), None, ImageLayout((h, w), tiles=(rows, cols),
                                                                           tile_count=len(tiles))
-
-
-PIXELS: dict[str, Callable[..., Result]] = {
-    "qwen2_vl_resize": qwen, "internvl_tiles": internvl, "gemma3_pan_and_scan": gemma3, "llava_anyres": llava,
-    "idefics3_split": idefics3, "mllama_tiles": mllama, "pixtral_rows": pixtral, "llama4_tiles": llama4,
-}
-
-
-def pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
-    """(pixel_values, grid_thw or None, layout) for any vision tower, by the spec's rule."""
-    return PIXELS[v.tokens_rule](image, v, record)

@@ -19,30 +19,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from inspector.errors import InspectError, one_line, printable
 from inspector.steps import Record
+from inspector.image.pixels import Recorder
 from inspector.image.tokens import closest_grid, smart_resize
-from inspector.spec.vision import MAX_IMAGE_PIXELS, VisionSpec
+from inspector.spec.image_facts import MAX_IMAGE_PIXELS
+from inspector.spec.vision import VisionSpec
 
-Recorder = Callable[..., None]
 
 # PIL modes we turn into RGB (as transformers' convert_to_rgb does: alpha composited onto white).
 RGB_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "La")
 
 
-StepRecord = Record  # the first version's name: one record type for every trace step
-
-
 @dataclass
 class StepLog:
-    """A recorder: `log(name, tensor_or_shape, note=...)` appends a StepRecord to `log.steps`."""
+    """A recorder: `log(name, tensor_or_shape, note=...)` appends a Record to `log.steps`."""
 
-    steps: list[StepRecord] = field(default_factory=list)
+    steps: list[Record] = field(default_factory=list)
 
     def __call__(self, name: str, value: Any, note: str = "") -> None:
         shape = tuple(value.shape) if hasattr(value, "shape") else tuple(value)
@@ -155,12 +153,11 @@ def qwen2_vl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -
     """RGB PIL image -> pixel_values (t*h*w, C*d_t_patch*d_patch^2) and grid_thw (1, 3)."""
     from PIL import Image
 
-    assert v.min_pixels is not None and v.max_pixels is not None, "a qwen2_vl_resize spec"
-    p, m, tp = v.patch_size, v.merge_size, v.temporal_patch_size
+    p, m, tp = v.encoder.patch_size, v.projector.merge_size, v.encoder.temporal_patch_size
     width, height = image.size
     if record:
         record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
-    h, w, how = smart_resize(height, width, p * m, v.min_pixels, v.max_pixels)
+    h, w, how = smart_resize(height, width, p * m, v.image.min_pixels, v.image.max_pixels)
     check_pixels(h, w, "resized image")
     if (h, w) != (height, width):
         image = image.resize((w, h), resample=Image.Resampling.BICUBIC)
@@ -197,23 +194,23 @@ def internvl_tiles(image: Any, v: VisionSpec, record: Recorder | None = None) ->
     thumbnail of the whole image when there is more than one tile (use_thumbnail)."""
     from PIL import Image
 
-    S = v.image_size
+    S = v.encoder.image_size
     assert S is not None, "an internvl_tiles spec"
     width, height = image.size
     if record:
         record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
-    if v.dynamic_tiles:
-        cols, rows = closest_grid(width, height, S, v.min_tiles, v.max_tiles)
+    if v.image.dynamic_tiles:
+        cols, rows = closest_grid(width, height, S, v.image.min_tiles, v.image.max_tiles)
     else:
         cols, rows = 1, 1
     check_pixels(rows * S, cols * S, f"tiling {cols}x{rows} tiles of {S}")
     canvas = image.resize((cols * S, rows * S), resample=Image.Resampling.BICUBIC)
     if record:
         record("tiling.resize", (rows * S, cols * S, 3),
-               f"grid {cols}x{rows} (cols x rows) of {v.min_tiles}..{v.max_tiles} tiles, closest to aspect "
+               f"grid {cols}x{rows} (cols x rows) of {v.image.min_tiles}..{v.image.max_tiles} tiles, closest to aspect "
                f"{width / height:.3f}; bicubic to (rows*{S}, cols*{S})")
     tiles = [canvas.crop((c * S, r * S, (c + 1) * S, (r + 1) * S)) for r in range(rows) for c in range(cols)]
-    thumb = v.use_thumbnail and len(tiles) > 1
+    thumb = v.image.use_thumbnail and len(tiles) > 1
     if thumb:
         tiles.append(image.resize((S, S), resample=Image.Resampling.BICUBIC))
     if record:
@@ -231,4 +228,16 @@ def internvl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -
     return pixel_values
 
 
-_normalize = normalize  # the first version's name
+
+
+# --------------------------------------------------------------------------- tiles of the other rules
+
+
+def stack_tiles(tiles: list[Any], v: VisionSpec, record: Recorder | None, note: str, pad_to: int = 0) -> torch.Tensor:
+    """The tiles (PIL images) normalized and stacked (tiles, C, S, S); zero tiles added up to `pad_to`."""
+    pixel_values = torch.stack([normalize(t, v.image_mean, v.image_std) for t in tiles])  # (tiles, C, S, S)
+    if record:
+        record("image.normalize", pixel_values, f"x/255, then (x - mean) / std: {note}")
+    if pad_to > len(tiles):
+        pixel_values = torch.cat([pixel_values, pixel_values.new_zeros(pad_to - len(tiles), *pixel_values.shape[1:])])
+    return pixel_values

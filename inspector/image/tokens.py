@@ -1,6 +1,7 @@
 """How an image of a given size becomes LLM tokens, step by step (*Implementations of Large Language Models* section 2.1, Steps 2-11).
 
-Pure arithmetic on a VisionSpec; no image is read. Two rules, chosen by the spec's `tokens_rule`:
+Pure arithmetic on a VisionSpec; no image is read. The records (`Step`, `ImageTokens`) and the token
+counts of the first two rules (their `ImageRule`s are in inspector.image.rules):
 
 - `qwen2_vl_resize`: resize both sides to multiples of d_patch * n_merge, keeping the pixel count
   within [min_pixels, max_pixels] (the Qwen2-VL image processor's `smart_resize` rule); the grid is
@@ -124,50 +125,55 @@ def _n(x: int) -> str:
     return f"{x:,}"
 
 
-def _qwen2_vl(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
-    assert v.min_pixels is not None and v.max_pixels is not None
-    factor = v.patch_size * v.merge_size
-    h, w, how = smart_resize(height, width, factor, v.min_pixels, v.max_pixels)
+def tile_tokens(v: VisionSpec) -> int:
+    """InternVL: image tokens of one tile, (image_size / patch)^2 / n_merge^2."""
+    side = (v.encoder.image_size or 0) // v.encoder.patch_size
+    return side * side // (v.projector.merge_size * v.projector.merge_size)
+
+
+def qwen2_vl_resize(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    factor = v.encoder.patch_size * v.projector.merge_size
+    h, w, how = smart_resize(height, width, factor, v.image.min_pixels, v.image.max_pixels)
     t = 1  # one image; it is repeated d_t_patch times along time to fill one temporal patch
-    gh, gw = h // v.patch_size, w // v.patch_size
+    gh, gw = h // v.encoder.patch_size, w // v.encoder.patch_size
     patches = t * gh * gw
-    m2 = v.merge_size ** 2
+    m2 = v.projector.merge_size ** 2
     tokens = patches // m2
-    vec = v.in_channels * v.temporal_patch_size * v.patch_size ** 2
+    vec = v.encoder.in_channels * v.encoder.temporal_patch_size * v.encoder.patch_size ** 2
     steps = [
         Step("Step 2", "input image (H x W)", "", f"{height} x {width} ({_n(height * width)} pixels)"),
-        Step("Step 2", "resize factor", "d_patch x n_merge", f"{v.patch_size} x {v.merge_size} = {factor}"),
-        Step("Step 2", "pixel bounds", f"[min_pixels, max_pixels] ({v.pixels_source})",
-             f"[{_n(v.min_pixels)}, {_n(v.max_pixels)}]"),
+        Step("Step 2", "resize factor", "d_patch x n_merge", f"{v.encoder.patch_size} x {v.projector.merge_size} = {factor}"),
+        Step("Step 2", "pixel bounds", f"[min_pixels, max_pixels] ({v.image.pixels_source})",
+             f"[{_n(v.image.min_pixels)}, {_n(v.image.max_pixels)}]"),
         Step("Step 2", "resized image (H' x W')", how, f"{h} x {w} ({_n(h * w)} pixels)"),
         Step("Step 3", "temporal duplication", "image tiled d_t_patch times; t_grid = 1",
-             f"(2, C, H', W') -> t_grid = {t}" if v.temporal_patch_size == 2 else f"t_grid = {t}"),
-        Step("Step 3", "grid (t_grid x h_grid x w_grid)", f"H'/{v.patch_size} x W'/{v.patch_size}",
+             f"(2, C, H', W') -> t_grid = {t}" if v.encoder.temporal_patch_size == 2 else f"t_grid = {t}"),
+        Step("Step 3", "grid (t_grid x h_grid x w_grid)", f"H'/{v.encoder.patch_size} x W'/{v.encoder.patch_size}",
              f"{t} x {gh} x {gw}"),
         Step("Step 3", "patches n_img", "t_grid * h_grid * w_grid", _n(patches)),
         Step("Step 4", "patch vector length", "C * d_t_patch * d_patch^2",
-             f"{v.in_channels} * {v.temporal_patch_size} * {v.patch_size}^2 = {_n(vec)}"),
+             f"{v.encoder.in_channels} * {v.encoder.temporal_patch_size} * {v.encoder.patch_size}^2 = {_n(vec)}"),
         Step("Step 5", "image tokens", "t_grid * h_grid * w_grid / n_merge^2", f"{_n(patches)} / {m2} = {_n(tokens)}"),
-        Step("Step 6", "after the 3D convolution", "(n_img, d_img)", f"({_n(patches)}, {v.hidden_size})"),
-        Step("Step 10", "after the encoder blocks", f"{v.depth} blocks, shape kept", f"({_n(patches)}, {v.hidden_size})"),
-        Step("Step 11", "merged groups", "(n_img / n_merge^2, n_merge^2 * d_img)", f"({_n(tokens)}, {v.projector_in})"),
+        Step("Step 6", "after the 3D convolution", "(n_img, d_img)", f"({_n(patches)}, {v.encoder.hidden_size})"),
+        Step("Step 10", "after the encoder blocks", f"{v.encoder.depth} blocks, shape kept", f"({_n(patches)}, {v.encoder.hidden_size})"),
+        Step("Step 11", "merged groups", "(n_img / n_merge^2, n_merge^2 * d_img)", f"({_n(tokens)}, {v.projector.in_size})"),
         Step("Step 11", "merger output (LLM input)", "(n_img / n_merge^2, d)", f"({_n(tokens)}, {text_d})"),
     ]
-    return ImageTokens(height, width, v.tokens_rule, (h, w), 1, False, None, (t, gh, gw), patches, tokens, steps)
+    return ImageTokens(height, width, v.image.rule, (h, w), 1, False, None, (t, gh, gw), patches, tokens, steps)
 
 
-def _internvl(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
-    tile = v.image_size
+def internvl_tiles(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    tile = v.encoder.image_size
     assert tile is not None
-    side = tile // v.patch_size
-    per_tile = v.tokens_per_tile or 0
+    side = tile // v.encoder.patch_size
+    per_tile = tile_tokens(v)
     steps = [Step("Input", "input image (H x W)", "", f"{height} x {width}, aspect W/H = {width / height:.4f}")]
-    if v.dynamic_tiles:
-        cands = tile_candidates(v.min_tiles, v.max_tiles)
-        cols, rows = closest_grid(width, height, tile, v.min_tiles, v.max_tiles)
+    if v.image.dynamic_tiles:
+        cands = tile_candidates(v.image.min_tiles, v.image.max_tiles)
+        cols, rows = closest_grid(width, height, tile, v.image.min_tiles, v.image.max_tiles)
         steps += [
             Step("Tiling", "candidate grids (cols x rows)",
-                 f"min_dynamic_patch <= cols*rows <= max_dynamic_patch ({v.min_tiles}..{v.max_tiles})",
+                 f"min_dynamic_patch <= cols*rows <= max_dynamic_patch ({v.image.min_tiles}..{v.image.max_tiles})",
                  f"{len(cands)} grids"),
             Step("Tiling", "chosen grid", "closest aspect ratio cols/rows (ties: larger grid if the image "
                  "covers > half of it)", f"{cols} x {rows} (ratio {cols / rows:.4f})"),
@@ -176,35 +182,25 @@ def _internvl(v: VisionSpec, height: int, width: int, text_d: int) -> ImageToken
         cols, rows = 1, 1
         steps.append(Step("Tiling", "dynamic tiling", "dynamic_image_size is false", "one tile"))
     n_tiles = cols * rows
-    thumb = v.use_thumbnail and n_tiles > 1
+    thumb = v.image.use_thumbnail and n_tiles > 1
     total = n_tiles + (1 if thumb else 0)
     resized = (rows * tile, cols * tile)
     patches = total * side * side
     tokens = total * per_tile
-    m = v.merge_size
+    m = v.projector.merge_size
     steps += [
         Step("Tiling", "resized canvas (H' x W')", f"rows*{tile} x cols*{tile}", f"{resized[0]} x {resized[1]}"),
-        Step("Tiling", "tiles", f"cols*rows{' + thumbnail (use_thumbnail, only when tiles > 1)' if v.use_thumbnail else ''}",
+        Step("Tiling", "tiles", f"cols*rows{' + thumbnail (use_thumbnail, only when tiles > 1)' if v.image.use_thumbnail else ''}",
              f"{n_tiles} + 1 = {total}" if thumb else f"{total}"),
-        Step("Encoder", "patches per tile", f"({tile}/{v.patch_size})^2", f"{side} x {side} = {_n(side * side)}"),
-        Step("Encoder", "sequence per tile", "patches + class token" if v.class_token else "patches",
-             _n(side * side + (1 if v.class_token else 0))),
+        Step("Encoder", "patches per tile", f"({tile}/{v.encoder.patch_size})^2", f"{side} x {side} = {_n(side * side)}"),
+        Step("Encoder", "sequence per tile", "patches + class token" if v.encoder.class_token else "patches",
+             _n(side * side + (1 if v.encoder.class_token else 0))),
         Step("Encoder", "patches, all tiles", "tiles * patches per tile", _n(patches)),
         Step("Projector", "tokens per tile",
-             f"pixel shuffle {v.downsample_ratio}: patches * downsample_ratio^2 (class token dropped)",
-             f"{_n(side * side)} / {m * m} = {_n(per_tile)}, width {v.projector_in}"),
+             f"pixel shuffle {v.projector.downsample_ratio}: patches * downsample_ratio^2 (class token dropped)",
+             f"{_n(side * side)} / {m * m} = {_n(per_tile)}, width {v.projector.in_size}"),
         Step("Projector", "mlp1 output per tile", "(tokens per tile, d)", f"({_n(per_tile)}, {text_d})"),
         Step("Total", "image tokens", "tiles * tokens per tile", f"{total} * {_n(per_tile)} = {_n(tokens)}"),
     ]
-    return ImageTokens(height, width, v.tokens_rule, resized, total, thumb, (cols, rows),
+    return ImageTokens(height, width, v.image.rule, resized, total, thumb, (cols, rows),
                        (1, side, side), patches, tokens, steps)
-
-
-RULES = {"qwen2_vl_resize": _qwen2_vl, "internvl_tiles": _internvl}
-
-
-def image_tokens(v: VisionSpec, height: int, width: int, text_hidden: int) -> ImageTokens:
-    """The walkthrough for one image of height x width pixels."""
-    if height < 1 or width < 1:
-        raise InspectError(f"image size must be positive, got {height}x{width}")
-    return RULES[v.tokens_rule](v, height, width, text_hidden)

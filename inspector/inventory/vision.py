@@ -45,11 +45,11 @@ _NORM_ROW = {"rms_norm": "RMS norm", "rms_offset": "RMS norm"}  # other kinds ke
 
 
 def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries:
-    kind = {"pre_norm": v.edge_norm, "post_norm": v.edge_norm}.get(role, v.norm_type) if component == VE \
-        else v.projector_norm
+    kind = {"pre_norm": v.encoder.edge_norm, "post_norm": v.encoder.edge_norm}.get(role, v.encoder.norm_type) if component == VE \
+        else v.projector.norm
     if kind in _NORM_ROW and group.startswith("Layer norm"):  # the row says which norm the spec has
         group = _NORM_ROW[kind] + group[len("Layer norm"):]
-    bias = v.norm_type == "layer_norm" if with_bias is None else with_bias
+    bias = v.encoder.norm_type == "layer_norm" if with_bias is None else with_bias
     yield _entry(v, role, (dim,), component, group, layer, ".weight")
     if bias:
         yield _entry(v, role, (dim,), component, group, layer, ".bias")
@@ -59,21 +59,21 @@ def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries
 
 
 def _attention(v: VisionSpec, i: int, p: str, group: str) -> Entries:
-    d = v.hidden_size
-    if v.attention == "fused":
-        yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, v.qkv_bias)
+    d = v.encoder.hidden_size
+    if v.encoder.attention == "fused":
+        yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, v.encoder.qkv_bias)
     else:
         for role in ("q", "k", "v"):
-            yield from _linear(v, p + role, d, d, VE, group, i, v.qkv_bias)
-    if v.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
+            yield from _linear(v, p + role, d, d, VE, group, i, v.encoder.qkv_bias)
+    if v.encoder.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
         yield from _norm(v, p + "q_norm", d, VE, group, i, with_bias=False)
         yield from _norm(v, p + "k_norm", d, VE, group, i, with_bias=False)
-    yield from _linear(v, p + "proj", d, d, VE, group, i, v.o_bias)
+    yield from _linear(v, p + "proj", d, d, VE, group, i, v.encoder.o_bias)
 
 
 def _mlp(v: VisionSpec, i: int, p: str, group: str) -> Entries:
-    d, w, b = v.hidden_size, v.intermediate_size, v.mlp_bias
-    if v.mlp == "gated":
+    d, w, b = v.encoder.hidden_size, v.encoder.intermediate_size, v.encoder.mlp_bias
+    if v.encoder.mlp == "gated":
         yield from _linear(v, p + "gate", w, d, VE, group, i, b)
         yield from _linear(v, p + "up", w, d, VE, group, i, b)
         yield from _linear(v, p + "down", d, w, VE, group, i, b)
@@ -83,20 +83,20 @@ def _mlp(v: VisionSpec, i: int, p: str, group: str) -> Entries:
 
 
 def _block(v: VisionSpec, i: int) -> Entries:
-    d = v.hidden_size
+    d = v.encoder.hidden_size
     yield from _norm(v, "norm1", d, VE, LN1, i)
     yield from _attention(v, i, "", ATTN)
-    if v.layer_scale:
+    if v.encoder.layer_scale:
         yield _entry(v, "ls1", (d,), VE, RS1, i)
     yield from _norm(v, "norm2", d, VE, LN2, i)
     yield from _mlp(v, i, "", MLP)
-    if v.layer_scale:
+    if v.encoder.layer_scale:
         yield _entry(v, "ls2", (d,), VE, RS2, i)
 
 
 def _global_block(v: VisionSpec, i: int) -> Entries:
     """Mllama's gated global layer: a block whose two branches are scaled by tanh(gate)."""
-    d = v.hidden_size
+    d = v.encoder.hidden_size
     yield from _norm(v, "g_norm1", d, VE, GLOBAL, i)
     yield from _attention(v, i, "g_", GLOBAL)
     yield from _norm(v, "g_norm2", d, VE, GLOBAL, i)
@@ -106,32 +106,32 @@ def _global_block(v: VisionSpec, i: int) -> Entries:
 
 
 def _embeddings(v: VisionSpec) -> Entries:
-    d, p = v.hidden_size, v.patch_size
-    if v.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
-        yield from _linear(v, "patch_embed", d, v.in_channels * p * p, VE, CONV, bias=v.conv_bias)
+    d, p = v.encoder.hidden_size, v.encoder.patch_size
+    if v.encoder.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
+        yield from _linear(v, "patch_embed", d, v.encoder.in_channels * p * p, VE, CONV, bias=v.encoder.conv_bias)
     else:
-        kernel = (v.temporal_patch_size, p, p) if v.temporal_patch_size > 1 else (p, p)
-        yield _entry(v, "patch_embed", (d, v.in_channels, *kernel), VE, CONV, None, ".weight")
-        if v.conv_bias:
+        kernel = (v.encoder.temporal_patch_size, p, p) if v.encoder.temporal_patch_size > 1 else (p, p)
+        yield _entry(v, "patch_embed", (d, v.encoder.in_channels, *kernel), VE, CONV, None, ".weight")
+        if v.encoder.conv_bias:
             yield _entry(v, "patch_embed", (d,), VE, CONV, None, ".bias")
-    if v.class_token:
-        yield _entry(v, "class_embed", (1, 1, d) if v.class_layout == "param" else (d,), VE, CLS)
-    if v.mask_token:
+    if v.encoder.class_token:
+        yield _entry(v, "class_embed", (1, 1, d) if v.encoder.class_layout == "param" else (d,), VE, CLS)
+    if v.encoder.mask_token:
         yield _entry(v, "mask_token", (1, 1, d), VE, CLS)
-    if v.pos_layout == "param":
-        yield _entry(v, "pos_embed", (1, v.num_positions, d), VE, POS)
-    elif v.pos_layout == "table":
-        yield _entry(v, "pos_embed", (v.num_positions, d), VE, POS)
-    elif v.pos_layout == "embedding":
-        yield _entry(v, "pos_embed", (v.num_positions, d), VE, POS, suffix=".weight")
-    elif v.pos_layout == "gated_tiles":
+    if v.encoder.pos_layout == "param":
+        yield _entry(v, "pos_embed", (1, v.encoder.num_positions, d), VE, POS)
+    elif v.encoder.pos_layout == "table":
+        yield _entry(v, "pos_embed", (v.encoder.num_positions, d), VE, POS)
+    elif v.encoder.pos_layout == "embedding":
+        yield _entry(v, "pos_embed", (v.encoder.num_positions, d), VE, POS, suffix=".weight")
+    elif v.encoder.pos_layout == "gated_tiles":
         yield from _tile_positions(v)
 
 
 def _tile_positions(v: VisionSpec) -> Entries:
     """Mllama: a gated (patches + 1, d) embedding, one (tiles * (patches + 1) * d) row per aspect
     ratio, and gated per-tile embeddings before and after the local layers."""
-    d, n, t, rows = v.hidden_size, v.num_positions, v.max_num_tiles, v.num_aspect_ratios + 1
+    d, n, t, rows = v.encoder.hidden_size, v.encoder.num_positions, v.encoder.max_num_tiles, v.encoder.num_aspect_ratios + 1
     yield _entry(v, "pos_gate", (1,), VE, POS)
     yield _entry(v, "pos_embed", (n, d), VE, POS)
     yield _entry(v, "tile_pos", (rows, t * n * d), VE, TILE_POS, suffix=".weight")
@@ -142,28 +142,28 @@ def _tile_positions(v: VisionSpec) -> Entries:
 
 def _head(v: VisionSpec) -> Entries:
     """SigLIP's attention-pooling head: built by transformers when vision_use_head, never used by a VLM."""
-    d = v.hidden_size
+    d = v.encoder.hidden_size
     yield _entry(v, "head_probe", (1, 1, d), VE, HEAD)
     yield _entry(v, "head_in", (3 * d, d), VE, HEAD, suffix="_weight")
     yield _entry(v, "head_in", (3 * d,), VE, HEAD, suffix="_bias")
     yield from _linear(v, "head_out", d, d, VE, HEAD)
     yield from _norm(v, "head_norm", d, VE, HEAD, with_bias=True)
-    yield from _linear(v, "head_fc1", v.intermediate_size, d, VE, HEAD)
-    yield from _linear(v, "head_fc2", d, v.intermediate_size, VE, HEAD)
+    yield from _linear(v, "head_fc1", v.encoder.intermediate_size, d, VE, HEAD)
+    yield from _linear(v, "head_fc2", d, v.encoder.intermediate_size, VE, HEAD)
 
 
 def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
     out = list(_embeddings(v))
-    edge_bias = v.edge_norm == "layer_norm"
-    if v.pre_norm:
-        out.extend(_norm(v, "pre_norm", v.hidden_size, VE, PRE_LN, with_bias=edge_bias))
-    for i in range(v.depth):
+    edge_bias = v.encoder.edge_norm == "layer_norm"
+    if v.encoder.pre_norm:
+        out.extend(_norm(v, "pre_norm", v.encoder.hidden_size, VE, PRE_LN, with_bias=edge_bias))
+    for i in range(v.encoder.depth):
         out.extend(_block(v, i))
-    for i in range(v.global_depth):
+    for i in range(v.encoder.global_depth):
         out.extend(_global_block(v, i))
-    if v.post_norm:
-        out.extend(_norm(v, "post_norm", v.hidden_size, VE, POST_LN, with_bias=edge_bias))
-    if v.head:
+    if v.encoder.post_norm:
+        out.extend(_norm(v, "post_norm", v.encoder.hidden_size, VE, POST_LN, with_bias=edge_bias))
+    if v.encoder.head:
         out.extend(_head(v))
     return out
 
@@ -172,15 +172,15 @@ def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
 
 
 def projector_inventory(v: VisionSpec) -> list[WeightEntry]:
-    """The projector's stored layers, from its kind's layer list (dimension symbols -> v.dims)."""
+    """The projector's stored layers, from its kind's layer list (dimension symbols -> v.projector.dims)."""
     out: list[WeightEntry] = []
-    dims = v.dims
-    for layer in PROJECTORS[v.projector].layers:
-        bias = v.projector_bias if layer.bias is None else layer.bias
-        for i in (range(len(v.deepstack_layers)) if layer.per == "deepstack" else (None,)):
+    dims = v.projector.dims
+    for layer in PROJECTORS[v.projector.kind].layers:
+        bias = v.projector.bias if layer.bias is None else layer.bias
+        for i in (range(len(v.encoder.deepstack_layers)) if layer.per == "deepstack" else (None,)):
             if layer.op == "norm":
                 out.extend(_norm(v, layer.role, dims[layer.out], PROJ, layer.row, i,
-                                 with_bias=v.projector_norm == "layer_norm"))
+                                 with_bias=v.projector.norm == "layer_norm"))
             elif layer.op == "linear":
                 out.extend(_linear(v, layer.role, dims[layer.out], dims[layer.inp], PROJ, layer.row, i, bias))
             elif layer.op == "matrix":

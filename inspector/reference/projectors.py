@@ -20,6 +20,7 @@ from inspector.image import tiling
 from inspector.image.layout import ImageLayout
 from inspector.reference.layers import Tap, note
 from inspector.reference.vision_blocks import pixel_shuffle, vision_norm
+from inspector.spec.image_facts import LlavaAnyres
 from inspector.spec.vision import VisionSpec
 
 
@@ -32,17 +33,17 @@ class Projector(nn.Module):
 
     def __init__(self, v: VisionSpec) -> None:
         super().__init__()
-        self.spec, dims, b = v, v.dims, v.projector_bias
+        self.spec, dims, b = v, v.projector.dims, v.projector.bias
         self.grouped = Tap("Step 11", "n_merge^2 neighbouring patches concatenated")
         self.hidden = Tap("Step 11", "first linear + GELU")
         self.out = Tap("Step 11", "projector output, one row per image token")
-        if v.projector_norm_dim:
-            self.norm = note(vision_norm(v.projector_norm, v.projector_norm_dim, v.projector_norm_eps), "Step 11",
+        if v.projector.norm_size:
+            self.norm = note(vision_norm(v.projector.norm, v.projector.norm_size, v.projector.norm_eps), "Step 11",
                              "projector norm")
         self.build(dims, b)
 
     def build(self, dims: dict[str, int], bias: bool) -> None:  # the two-linear MLP most kinds share
-        self.fc1 = _linear(self.spec.projector_in, dims["m2d"], True, "first linear")
+        self.fc1 = _linear(self.spec.projector.in_size, dims["m2d"], True, "first linear")
         self.fc2 = _linear(dims["m2d"], dims["out"], True, "second linear")
 
     def mlp(self, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ class QwenMerger(Projector):
     """Qwen2-VL/2.5-VL/3-VL: norm over d_img, n_merge^2 window neighbours (adjacent rows) concatenated, MLP."""
 
     def forward(self, x: torch.Tensor, layout: Any = None) -> torch.Tensor:
-        x = self.grouped(self.norm(x).view(-1, self.spec.projector_in))  # (n_img/m^2, m^2 d_img)
+        x = self.grouped(self.norm(x).view(-1, self.spec.projector.in_size))  # (n_img/m^2, m^2 d_img)
         return self.mlp(x)  # (n_img/m^2, d)
 
 
@@ -61,7 +62,7 @@ class DeepstackMerger(QwenMerger):
     """Qwen3-VL's DeepStack merger: the same MLP with its norm after the concatenation (m^2 d_img)."""
 
     def forward(self, x: torch.Tensor, layout: Any = None) -> torch.Tensor:
-        return self.mlp(self.norm(x.view(-1, self.spec.projector_in)))  # (n_img/m^2, d)
+        return self.mlp(self.norm(x.view(-1, self.spec.projector.in_size)))  # (n_img/m^2, d)
 
 
 class ShuffleMLP(Projector):
@@ -74,8 +75,8 @@ class ShuffleMLP(Projector):
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
         tiles, n, d = x.shape
         side = math.isqrt(n)
-        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.merge_size))  # (tiles, n/m^2, m^2 d)
-        return self.mlp(self.norm(x)).reshape(-1, self.spec.out_hidden_size)  # (tiles * n/m^2, d)
+        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.projector.merge_size))  # (tiles, n/m^2, m^2 d)
+        return self.mlp(self.norm(x)).reshape(-1, self.spec.projector.out_hidden_size)  # (tiles * n/m^2, d)
 
 
 class AvgPool(Projector):
@@ -86,7 +87,7 @@ class AvgPool(Projector):
 
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
         tiles, n, d = x.shape
-        side, m = math.isqrt(n), self.spec.merge_size
+        side, m = math.isqrt(n), self.spec.projector.merge_size
         x = x.transpose(1, 2).reshape(tiles, d, side, side)  # (tiles, d_img, side, side)
         x = self.grouped(F.avg_pool2d(x, m, m).flatten(2).transpose(1, 2))  # (tiles, (side/m)^2, d_img)
         return self.out(torch.matmul(self.norm(x), self.weight).type_as(x)).reshape(-1, self.weight.shape[1])
@@ -111,7 +112,7 @@ class LlavaMLP(Projector):
         h, w = tiling.unpad(*layout.size, grid.shape[1], grid.shape[2])
         top, left = (grid.shape[1] - h) // 2, (grid.shape[2] - w) // 2
         grid = grid[:, top:top + h, left:left + w]  # (d, h, w)
-        aspect = self.spec.image.get("aspect", "")
+        aspect = self.spec.image.aspect if isinstance(self.spec.image, LlavaAnyres) else ""
         if aspect.startswith("anyres_max_"):
             h2, w2, ratio = tiling.capped(h, w, int(aspect.removeprefix("anyres_max_")), side)
             if ratio > 1.1:
@@ -130,8 +131,8 @@ class ShuffleLinear(Projector):
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
         tiles, n, d = x.shape
         side = math.isqrt(n)
-        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.merge_size))  # (tiles, n/m^2, m^2 d)
-        return self.out(self.fc1(x)).reshape(-1, self.spec.out_hidden_size)  # (tiles * n/m^2, d)
+        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.projector.merge_size))  # (tiles, n/m^2, m^2 d)
+        return self.out(self.fc1(x)).reshape(-1, self.spec.projector.out_hidden_size)  # (tiles * n/m^2, d)
 
 
 class LinearProjector(Projector):
@@ -141,7 +142,7 @@ class LinearProjector(Projector):
         self.fc1 = _linear(dims["feat"], dims["out"], True, "projection to the LLM width: cross-attention states")
 
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
-        return self.out(self.fc1(x)).reshape(-1, self.spec.out_hidden_size)  # (tiles * (n + 1), d)
+        return self.out(self.fc1(x)).reshape(-1, self.spec.projector.out_hidden_size)  # (tiles * (n + 1), d)
 
 
 class PatchMerger(Projector):
@@ -154,7 +155,7 @@ class PatchMerger(Projector):
         self.fc2 = _linear(dims["out"], dims["out"], bias, "second linear")
 
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
-        (h, w), m, d = layout.grid, self.spec.merge_size, x.shape[-1]
+        (h, w), m, d = layout.grid, self.spec.projector.merge_size, x.shape[-1]
         grid = self.norm(x).reshape(h, w, d).permute(2, 0, 1)[None]  # (1, d_img, h, w)
         x = F.unfold(grid, kernel_size=m, stride=m).view(d * m * m, -1).t()  # (h/m * w/m, m^2 d_img)
         return self.mlp(self.merge(self.grouped(x)))  # (tokens, d)
@@ -172,9 +173,9 @@ class Llama4Adapter(Projector):
     def forward(self, x: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
         tiles, n, d = x.shape
         side = math.isqrt(n)
-        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.merge_size))  # (tiles, n/m^2, m^2 d)
+        x = self.grouped(pixel_shuffle(x.reshape(tiles, side, side, d), self.spec.projector.merge_size))  # (tiles, n/m^2, m^2 d)
         x = self.hidden(F.gelu(self.adapt_fc2(F.gelu(self.adapt_fc1(x)))))  # (tiles, n/m^2, p_out)
-        return self.out(self.fc1(x)).reshape(-1, self.spec.out_hidden_size)  # (tiles * n/m^2, d)
+        return self.out(self.fc1(x)).reshape(-1, self.spec.projector.out_hidden_size)  # (tiles * n/m^2, d)
 
 
 PROJECTOR_MODULES: dict[str, type[Projector]] = {

@@ -32,6 +32,7 @@ from inspector.reference.vision_blocks import VisionBlock, block_mask, llama4_ro
 from inspector.reference.vision_blocks import pixel_shuffle, quick_gelu  # noqa: F401 (re-exported)
 from inspector.reference.vision_mllama import MllamaViT
 from inspector.reference.vision_qwen import QwenViT
+from inspector.spec.image_facts import LlavaAnyres
 from inspector.spec.vision import VisionSpec
 
 
@@ -40,36 +41,41 @@ class _Tower(nn.Module):
 
     def __init__(self, v: VisionSpec, dtype: torch.dtype) -> None:
         super().__init__()
-        self.spec, d, p = v, v.hidden_size, v.patch_size
-        if v.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
-            self.patch_embed = nn.Linear(v.in_channels * p * p, d, bias=v.conv_bias, dtype=dtype)
+        self.spec, d, p = v, v.encoder.hidden_size, v.encoder.patch_size
+        if v.encoder.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
+            self.patch_embed = nn.Linear(v.encoder.in_channels * p * p, d, bias=v.encoder.conv_bias, dtype=dtype)
         else:
-            self.patch_embed = nn.Conv2d(v.in_channels, d, p, stride=p, bias=v.conv_bias, dtype=dtype)
+            self.patch_embed = nn.Conv2d(v.encoder.in_channels, d, p, stride=p, bias=v.encoder.conv_bias, dtype=dtype)
         note(self.patch_embed, "Step 6", "patch embedding (convolution, stride = kernel)")
-        if v.class_token:
-            shape = (1, 1, d) if v.class_layout == "param" else (d,)
+        if v.encoder.class_token:
+            shape = (1, 1, d) if v.encoder.class_layout == "param" else (d,)
             self.class_embed = nn.Parameter(torch.zeros(*shape, dtype=dtype))
-        if v.mask_token:
+        if v.encoder.mask_token:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))  # stored, unused by the VLM
-        if v.pos_layout == "param":
-            self.pos_embed = nn.Parameter(torch.zeros(1, v.num_positions, d, dtype=dtype))
-        elif v.pos_layout == "table":
-            self.pos_embed = nn.Parameter(torch.zeros(v.num_positions, d, dtype=dtype))
-        elif v.pos_layout == "embedding":
-            self.pos_embed = nn.Embedding(v.num_positions, d, dtype=dtype)
-        if v.pre_norm:
-            self.pre_norm = note(vision_norm(v.edge_norm, d, v.norm_eps).to(dtype), "Step 6", "norm before the blocks")
-        if v.post_norm:
-            self.post_norm = note(vision_norm(v.edge_norm, d, v.norm_eps).to(dtype), "Step 10", "norm after the blocks")
-        if v.head:
+        if v.encoder.pos_layout == "param":
+            self.pos_embed = nn.Parameter(torch.zeros(1, v.encoder.num_positions, d, dtype=dtype))
+        elif v.encoder.pos_layout == "table":
+            self.pos_embed = nn.Parameter(torch.zeros(v.encoder.num_positions, d, dtype=dtype))
+        elif v.encoder.pos_layout == "embedding":
+            self.pos_embed = nn.Embedding(v.encoder.num_positions, d, dtype=dtype)
+        if v.encoder.pre_norm:
+            self.pre_norm = note(vision_norm(v.encoder.edge_norm, d, v.encoder.norm_eps).to(dtype), "Step 6", "norm before the blocks")
+        if v.encoder.post_norm:
+            self.post_norm = note(vision_norm(v.encoder.edge_norm, d, v.encoder.norm_eps).to(dtype), "Step 10", "norm after the blocks")
+        if v.encoder.head:
             self.head = _unused_head(v, dtype)
-        self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.depth))
-        self.merger = PROJECTOR_MODULES[v.projector](v).to(dtype)
+        self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.encoder.depth))
+        self.merger = PROJECTOR_MODULES[v.projector.kind](v).to(dtype)
         self.patches = Tap("Step 6", "patch embeddings, flattened: (tiles, patches, d_img)")
-        drops = v.class_token and v.image.get("strategy") != "full"
-        self.embedded = Tap("Step 6", ("class token and " if v.class_token else "") + "positions added: the encoder input"
-                            if v.pos_layout else "the encoder input")
+        drops = v.encoder.class_token and not _keeps_class(v)
+        self.embedded = Tap("Step 6", ("class token and " if v.encoder.class_token else "") + "positions added: the encoder input"
+                            if v.encoder.pos_layout else "the encoder input")
         self.selected = Tap("Step 10", "encoder output the projector reads" + (" (class token dropped)" if drops else ""))
+
+
+def _keeps_class(v: VisionSpec) -> bool:
+    """LLaVA's "full" vision_feature_select_strategy: the projector reads the class token too."""
+    return isinstance(v.image, LlavaAnyres) and v.image.strategy == "full"
 
 
 class TileViT(_Tower):
@@ -84,29 +90,29 @@ class TileViT(_Tower):
         """(1, [1 +] gh*gw, d): the learned positions, bicubic-resized when the grid is not the config's."""
         v = self.spec
         table = self.pos_embed.weight if isinstance(self.pos_embed, nn.Embedding) else self.pos_embed
-        table = table.reshape(1, -1, v.hidden_size)  # (1, n, d)
-        cls = 1 if v.class_token else 0
-        side = v.image_size // v.patch_size
-        head, grid = (table[:, :cls], table[:, cls:]) if not v.class_at_end else (table[:, -1:], table[:, :-1])
+        table = table.reshape(1, -1, v.encoder.hidden_size)  # (1, n, d)
+        cls = 1 if v.encoder.class_token else 0
+        side = v.encoder.image_size // v.encoder.patch_size
+        head, grid = (table[:, :cls], table[:, cls:]) if not v.encoder.class_at_end else (table[:, -1:], table[:, :-1])
         if (gh, gw) != (side, side):
             g = grid.float().reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, d, side, side)
             g = F.interpolate(g, size=(gh, gw), mode="bicubic", align_corners=False)  # (1, d, gh, gw)
             grid = g.flatten(2).transpose(1, 2).to(table.dtype)  # (1, gh*gw, d)
-        return torch.cat([grid, head] if v.class_at_end else [head, grid], dim=1)
+        return torch.cat([grid, head] if v.encoder.class_at_end else [head, grid], dim=1)
 
     def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         v = self.spec
         x = pixel_values.to(self.patch_embed.weight.dtype)
-        tiles, gh, gw = x.shape[0], x.shape[-2] // v.patch_size, x.shape[-1] // v.patch_size
-        if v.patch_embed == "linear":
-            x = self.patch_embed(F.unfold(x, v.patch_size, stride=v.patch_size).transpose(1, 2))  # (tiles, n, d)
+        tiles, gh, gw = x.shape[0], x.shape[-2] // v.encoder.patch_size, x.shape[-1] // v.encoder.patch_size
+        if v.encoder.patch_embed == "linear":
+            x = self.patch_embed(F.unfold(x, v.encoder.patch_size, stride=v.encoder.patch_size).transpose(1, 2))  # (tiles, n, d)
         else:
             x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (tiles, n, d)
         x = self.patches(x)
-        if v.class_token:
+        if v.encoder.class_token:
             cls = self.class_embed.reshape(1, 1, -1).expand(tiles, 1, -1)  # (tiles, 1, d)
-            x = torch.cat([x, cls] if v.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
-        if v.pos_layout:
+            x = torch.cat([x, cls] if v.encoder.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
+        if v.encoder.pos_layout:
             x = x + self.position_embedding(gh, gw)  # (tiles, [1 +] n, d)
         return self.embedded(x), gh, gw
 
@@ -114,21 +120,21 @@ class TileViT(_Tower):
         """Steps 6-10: (tiles, C, S, S) -> (tiles, [1 +] patches, d_img)."""
         v = self.spec
         x, _, _ = self.embed(pixel_values)
-        if v.pre_norm:
+        if v.encoder.pre_norm:
             x = self.pre_norm(x)
-        rope = llama4_rope(v).to(x.device) if v.rope == "llama4" else None
+        rope = llama4_rope(v).to(x.device) if v.encoder.rope == "llama4" else None
         for block in self.blocks:
             x = block(x, rope)  # (tiles, [1 +] n, d_img)
-        if v.post_norm:
+        if v.encoder.post_norm:
             x = self.post_norm(x)
         return x
 
     def select(self, x: torch.Tensor) -> torch.Tensor:
         """The class token leaves before the projector (kept only by LLaVA's "full" feature strategy)."""
         v = self.spec
-        if not v.class_token or v.image.get("strategy") == "full":
+        if not v.encoder.class_token or _keeps_class(v):
             return self.selected(x)
-        return self.selected(x[:, :-1] if v.class_at_end else x[:, 1:])  # (tiles, patches, d_img)
+        return self.selected(x[:, :-1] if v.encoder.class_at_end else x[:, 1:])  # (tiles, patches, d_img)
 
     def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.select(self.encode(pixel_values)), layout)  # (image tokens, d)
@@ -136,7 +142,7 @@ class TileViT(_Tower):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         x = self.select(self.encode(pixel_values))
         side = math.isqrt(x.shape[1])
-        return self.merger(x, ImageLayout((0, 0), (side, side))).reshape(x.shape[0], -1, self.spec.out_hidden_size)
+        return self.merger(x, ImageLayout((0, 0), (side, side))).reshape(x.shape[0], -1, self.spec.projector.out_hidden_size)
 
 
 class ImageViT(_Tower):
@@ -151,7 +157,7 @@ class ImageViT(_Tower):
         x = self.patch_embed(pixel_values.to(self.patch_embed.weight.dtype))  # (1, d_img, gh, gw)
         gh, gw = x.shape[-2:]
         x = self.patches(x.flatten(2).transpose(1, 2))  # (1, gh*gw, d_img)
-        x = self.embedded(self.pre_norm(x)) if v.pre_norm else self.embedded(x)
+        x = self.embedded(self.pre_norm(x)) if v.encoder.pre_norm else self.embedded(x)
         rows, cols = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
         rope = rope_2d(v, torch.stack([rows.flatten(), cols.flatten()], -1), x.dtype, x.device)
         for block in self.blocks:
@@ -165,7 +171,7 @@ class ImageViT(_Tower):
 
 def _unused_head(v: VisionSpec, dtype: torch.dtype) -> nn.Module:
     """SigLIP's attention-pooling head: stored in checkpoints, never used by the VLM."""
-    d, w = v.hidden_size, v.intermediate_size
+    d, w = v.encoder.hidden_size, v.encoder.intermediate_size
     head = nn.Module()
     head.probe = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))
     head.in_proj_weight = nn.Parameter(torch.zeros(3 * d, d, dtype=dtype))
@@ -199,7 +205,7 @@ VISION_PARAMS: dict[str, str] = {
 
 
 def build_vision(v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> nn.Module:
-    return TOWERS[v.tower](v, device, dtype)
+    return TOWERS[v.encoder.tower](v, device, dtype)
 
 
 def vision_param_name(role: str, layer: int | None = None, expert: int | None = None) -> str:

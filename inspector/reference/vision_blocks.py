@@ -53,8 +53,8 @@ def rope_2d(v: VisionSpec, positions: torch.Tensor, dtype: torch.dtype, device: 
     Qwen2-VL: theta_i = 10000^(-i/(d_h/2)), i = 0, 2, ...; row angles fill the first quarter of the
     pairs, column angles the second. Pixtral: theta_i = 10000^(-i/d_h); rows take the even
     frequencies, columns the odd ones."""
-    d_h = v.head_dim
-    if v.rope == "pixtral":
+    d_h = v.encoder.head_dim
+    if v.encoder.rope == "pixtral":
         inv = 1.0 / VISION_ROPE_THETA ** (torch.arange(0, d_h, 2, dtype=torch.float32) / d_h)  # (d_h/2,)
         angles = torch.cat([positions[:, :1].float() * inv[0::2], positions[:, 1:].float() * inv[1::2]], dim=-1)
     else:
@@ -68,10 +68,10 @@ def rope_2d(v: VisionSpec, positions: torch.Tensor, dtype: torch.dtype, device: 
 def llama4_rope(v: VisionSpec) -> torch.Tensor:
     """Llama 4's vision RoPE as complex rotations (n + 1, d_h/2): patch (x + 1, y + 1) frequencies on
     interleaved pairs; the class token (last) does not rotate."""
-    side = v.image_size // v.patch_size
+    side = v.encoder.image_size // v.encoder.patch_size
     idx = torch.arange(side * side)
     x, y = torch.cat([idx % side, torch.tensor([-1])]), torch.cat([idx // side, torch.tensor([-1])])
-    half = v.head_dim // 2
+    half = v.encoder.head_dim // 2
     freq = 1.0 / VISION_ROPE_THETA ** (torch.arange(0, half, 2)[: half // 2].float() / half)  # (d_h/4,)
     fx = ((x + 1)[:, None] * freq).repeat_interleave(2, dim=-1)  # (n+1, d_h/2)
     fy = ((y + 1)[:, None] * freq).repeat_interleave(2, dim=-1)
@@ -98,17 +98,17 @@ class VisionAttention(nn.Module):
 
     def __init__(self, v: VisionSpec) -> None:
         super().__init__()
-        d = v.hidden_size
-        self.n_h, self.d_h, self.scale = v.num_heads, v.head_dim, v.head_dim**-0.5
+        d = v.encoder.hidden_size
+        self.n_h, self.d_h, self.scale = v.encoder.num_heads, v.encoder.head_dim, v.encoder.head_dim**-0.5
         inner = self.n_h * self.d_h
-        if v.attention == "fused":
-            self.qkv = note(nn.Linear(d, 3 * inner, bias=v.qkv_bias), "Step 8", "fused q, k, v projection")
+        if v.encoder.attention == "fused":
+            self.qkv = note(nn.Linear(d, 3 * inner, bias=v.encoder.qkv_bias), "Step 8", "fused q, k, v projection")
         else:
             for role in ("q", "k", "v"):
-                setattr(self, role, note(nn.Linear(d, inner, bias=v.qkv_bias), "Step 8", f"{role} projection"))
-        self.q_norm = RMSNorm(inner, v.norm_eps) if v.qk_norm else None  # InternViT: RMSNorm, weight only
-        self.k_norm = RMSNorm(inner, v.norm_eps) if v.qk_norm else None
-        self.proj = note(nn.Linear(inner, d, bias=v.o_bias), "Step 8", "heads concatenated, output projection W_o")
+                setattr(self, role, note(nn.Linear(d, inner, bias=v.encoder.qkv_bias), "Step 8", f"{role} projection"))
+        self.q_norm = RMSNorm(inner, v.encoder.norm_eps) if v.encoder.qk_norm else None  # InternViT: RMSNorm, weight only
+        self.k_norm = RMSNorm(inner, v.encoder.norm_eps) if v.encoder.qk_norm else None
+        self.proj = note(nn.Linear(inner, d, bias=v.encoder.o_bias), "Step 8", "heads concatenated, output projection W_o")
         self.q_rope = Tap("Step 7", "2D RoPE applied to q")
         self.k_rope = Tap("Step 7", "2D RoPE applied to k")
         self.probs = Tap("Step 8", "attention weights: softmax over the patches")
@@ -140,14 +140,14 @@ class VisionMLP(nn.Module):
 
     def __init__(self, v: VisionSpec) -> None:
         super().__init__()
-        d, w, bias = v.hidden_size, v.intermediate_size, v.mlp_bias
-        self.act = activation(v.hidden_act)
-        if v.mlp == "gated":
+        d, w, bias = v.encoder.hidden_size, v.encoder.intermediate_size, v.encoder.mlp_bias
+        self.act = activation(v.encoder.hidden_act)
+        if v.encoder.mlp == "gated":
             self.gate = note(nn.Linear(d, w, bias=bias), "Step 9", "gate projection")
             self.up = note(nn.Linear(d, w, bias=bias), "Step 9", "up projection")
             self.down = note(nn.Linear(w, d, bias=bias), "Step 9", "down projection; residual follows")
         else:
-            self.fc1 = note(nn.Linear(d, w, bias=bias), "Step 9", f"fc1 to the MLP width, then {v.hidden_act}")
+            self.fc1 = note(nn.Linear(d, w, bias=bias), "Step 9", f"fc1 to the MLP width, then {v.encoder.hidden_act}")
             self.fc2 = note(nn.Linear(w, d, bias=bias), "Step 9", "fc2 back to d_img; residual follows")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,11 +162,11 @@ class VisionBlock(nn.Module):
 
     def __init__(self, v: VisionSpec, gated: bool = False) -> None:
         super().__init__()
-        d = v.hidden_size
-        self.norm1, self.attn = vision_norm(v.norm_type, d, v.norm_eps), VisionAttention(v)
-        self.norm2, self.mlp = vision_norm(v.norm_type, d, v.norm_eps), VisionMLP(v)
-        self.ls1 = nn.Parameter(torch.ones(d)) if v.layer_scale else None
-        self.ls2 = nn.Parameter(torch.ones(d)) if v.layer_scale else None
+        d = v.encoder.hidden_size
+        self.norm1, self.attn = vision_norm(v.encoder.norm_type, d, v.encoder.norm_eps), VisionAttention(v)
+        self.norm2, self.mlp = vision_norm(v.encoder.norm_type, d, v.encoder.norm_eps), VisionMLP(v)
+        self.ls1 = nn.Parameter(torch.ones(d)) if v.encoder.layer_scale else None
+        self.ls2 = nn.Parameter(torch.ones(d)) if v.encoder.layer_scale else None
         self.gate_attn = nn.Parameter(torch.zeros(1)) if gated else None
         self.gate_ffn = nn.Parameter(torch.zeros(1)) if gated else None
         self.after_attn = Tap("Step 10", "residual: x + attention")

@@ -24,7 +24,7 @@ from inspector.spec.vision import VisionSpec
 def window_order(v: VisionSpec, grid_thw: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     """Qwen2.5-VL: the merge groups reordered window by window (windows of window_size pixels, row by
     row), and each window's size in patches."""
-    m, win = v.merge_size, v.window_size // v.merge_size // v.patch_size
+    m, win = v.projector.merge_size, v.encoder.window_size // v.projector.merge_size // v.encoder.patch_size
     order, sizes, offset = [], [], 0
     for t, h, w in grid_thw.tolist():
         gh, gw = h // m, w // m
@@ -52,15 +52,15 @@ class QwenViT(nn.Module):
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.spec = v
-        p, tp = v.patch_size, v.temporal_patch_size
+        p, tp = v.encoder.patch_size, v.encoder.temporal_patch_size
         with torch.device(device):
-            self.patch_embed = note(nn.Conv3d(v.in_channels, v.hidden_size, (tp, p, p), stride=(tp, p, p),
-                                              bias=v.conv_bias, dtype=dtype), "Step 6", "3D convolution")
-            if v.pos_layout == "embedding":
-                self.pos_embed = nn.Embedding(v.num_positions, v.hidden_size, dtype=dtype)
-            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.depth))
+            self.patch_embed = note(nn.Conv3d(v.encoder.in_channels, v.encoder.hidden_size, (tp, p, p), stride=(tp, p, p),
+                                              bias=v.encoder.conv_bias, dtype=dtype), "Step 6", "3D convolution")
+            if v.encoder.pos_layout == "embedding":
+                self.pos_embed = nn.Embedding(v.encoder.num_positions, v.encoder.hidden_size, dtype=dtype)
+            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.encoder.depth))
             self.merger = QwenMerger(v).to(dtype)
-            self.deepstack = nn.ModuleList(DeepstackMerger(_postshuffle(v)).to(dtype) for _ in v.deepstack_layers)
+            self.deepstack = nn.ModuleList(DeepstackMerger(_postshuffle(v)).to(dtype) for _ in v.encoder.deepstack_layers)
         self.patches = Tap("Step 6", "patches as 3D-conv input (n_img, C, d_t_patch, d_patch, d_patch)")
         self.embedded = Tap("Step 6", "3D convolution, stride = kernel: (n_img, d_img)")
         self.positioned = Tap("Step 7", "learned position embedding, interpolated to the grid, added")
@@ -76,7 +76,7 @@ class QwenViT(nn.Module):
 
     def positions(self, grid_thw: torch.Tensor) -> torch.Tensor:
         """(row, column) of every patch, in the merge-window order of pixel_values: (n_img, 2)."""
-        m, out = self.spec.merge_size, []
+        m, out = self.spec.projector.merge_size, []
         for t, h, w in grid_thw.tolist():
             rows = torch.arange(h)[:, None].expand(h, w)  # (h, w)
             cols = torch.arange(w)[None, :].expand(h, w)  # (h, w)
@@ -87,8 +87,8 @@ class QwenViT(nn.Module):
 
     def learned_positions(self, grid_thw: torch.Tensor) -> torch.Tensor:
         """Qwen3-VL: the (side x side) position table bilinearly resized to each grid, merge-window order."""
-        v, m = self.spec, self.spec.merge_size
-        side = int(v.num_positions ** 0.5)
+        v, m = self.spec, self.spec.projector.merge_size
+        side = int(v.encoder.num_positions ** 0.5)
         table = self.pos_embed.weight.reshape(side, side, -1).permute(2, 0, 1)[None]  # (1, d, side, side)
         out = []
         for t, h, w in grid_thw.tolist():
@@ -99,27 +99,27 @@ class QwenViT(nn.Module):
 
     def encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         """Steps 6-10: patch embedding, positions and the encoder blocks, (n_img, d_img)."""
-        v, unit = self.spec, self.spec.merge_size ** 2
-        x = pixel_values.view(-1, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size)
+        v, unit = self.spec, self.spec.projector.merge_size ** 2
+        x = pixel_values.view(-1, v.encoder.in_channels, v.encoder.temporal_patch_size, v.encoder.patch_size, v.encoder.patch_size)
         x = self.patches(x.to(self.patch_embed.weight.dtype))  # (n_img, C, d_t_patch, d_patch, d_patch): Step 6
-        x = self.embedded(self.patch_embed(x).view(-1, v.hidden_size))  # (n_img, d_img)
+        x = self.embedded(self.patch_embed(x).view(-1, v.encoder.hidden_size))  # (n_img, d_img)
         if hasattr(self, "pos_embed"):
             x = self.positioned(x + self.learned_positions(grid_thw).to(x.device, x.dtype))  # (n_img, d_img)
         cos, sin = rope_2d(v, self.positions(grid_thw), x.dtype, x.device)  # (1, n_img, d_h) each: Step 7
         self.rope(cos)
         images = (grid_thw[:, 0] * grid_thw[:, 1] * grid_thw[:, 2]).tolist()
         full, windowed, order = block_mask(images, x.dtype, x.device), None, None
-        if v.window_size:
+        if v.encoder.window_size:
             order, sizes = window_order(v, grid_thw)
             x, cos, sin = (_merge_order(t, order, unit) for t in (x, cos, sin))
             windowed = block_mask(sizes, x.dtype, x.device)
             self.windows(x)
         x, self.deepstack_out = x[None], []  # (1, n_img, d_img): the images are one packed sequence
         for i, block in enumerate(self.blocks):  # Steps 8-10
-            full_attention = not v.window_size or i in v.fullatt_blocks
+            full_attention = not v.encoder.window_size or i in v.encoder.fullatt_blocks
             x = block(x, (cos, sin), full if full_attention else windowed)  # (1, n_img, d_img)
-            if i in v.deepstack_layers:
-                self.deepstack_out.append(self.deepstack[v.deepstack_layers.index(i)](x[0]))
+            if i in v.encoder.deepstack_layers:
+                self.deepstack_out.append(self.deepstack[v.encoder.deepstack_layers.index(i)](x[0]))
         self._order = order
         return x[0]  # (n_img, d_img)
 
@@ -138,4 +138,4 @@ def _postshuffle(v: VisionSpec) -> VisionSpec:
     """The DeepStack mergers' spec: a LayerNorm over n_merge^2 d_img (after the concatenation)."""
     from dataclasses import replace
 
-    return replace(v, projector_norm_dim=v.projector_in)
+    return replace(v, projector=replace(v.projector, norm_size=v.projector.in_size))

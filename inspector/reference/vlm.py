@@ -106,7 +106,7 @@ class VLM(nn.Module):
             x = self.scattered(x.masked_scatter(is_image.to(device)[..., None], feats.to(x.dtype)))  # (b, n, d)
         if positions is None and grid_thw is not None and spec.text.rope_scaling and \
                 spec.text.rope_scaling.get("mrope_section"):
-            positions = mrope_positions(ids, grid_thw, image_token_id, spec.vision.merge_size)[0]  # (3, b, n)
+            positions = mrope_positions(ids, grid_thw, image_token_id, spec.vision.projector.merge_size)[0]  # (3, b, n)
         if positions is not None:
             positions = self.positions(positions.to(device))
         deepstack = getattr(self.vision, "deepstack_out", None) or None

@@ -172,7 +172,7 @@ def _parts(spec, entries, kind: str, repeat: int, prefix: str) -> dict[str, Part
 
 
 def attention_group(spec, entries: list[WeightEntry], layers: tuple[int, ...], key: str) -> Group:
-    """`spec` is a TextSpec or a VisionSpec: both give heads and head_dim for the notes."""
+    """`spec` is a TextSpec or an EncoderSpec: both give heads and head_dim for the notes."""
     parts = _parts(spec, entries, "attn", len(layers), key)
     return Group(key, attention_title(spec), "attn", _counted(entries),
                  _arrange(parts, ATTN_LAYOUT, attention_ops(spec, layers)))

@@ -71,8 +71,8 @@ def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], a
     for e in top:
         groups.setdefault(e.group, []).append(e)
     other = [part_of(f"{anchor}.v.{i}", g, es, "vision") for i, (g, es) in enumerate(groups.items())]
-    tokens = v.merge_size * v.merge_size
-    blocks = [layer_box(k, f"{anchor}.vlayers{i}", "Vision block", "attention + MLP", f"(n_patches, {v.hidden_size})",
+    tokens = v.projector.merge_size * v.projector.merge_size
+    blocks = [layer_box(k, f"{anchor}.vlayers{i}", "Vision block", "attention + MLP", f"(n_patches, {v.encoder.hidden_size})",
                         f"#{f.key}")
               for i, (k, f) in enumerate(zip(kinds, flows))]
     proj_groups: dict[str, list] = {}
@@ -81,10 +81,10 @@ def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], a
             proj_groups.setdefault(e.group, []).append(e)
     proj = [part_of(f"{anchor}.p.{i}", g, es, "proj", note=f"{tokens} patches → 1 token" if i == 0 else "")
             for i, (g, es) in enumerate(proj_groups.items())]
-    patch = f"{v.temporal_patch_size} × {v.patch_size} × {v.patch_size}" if v.temporal_patch_size > 1 else \
-        f"{v.patch_size} × {v.patch_size}"
-    steps = [Note(f"image ({v.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
-             Note(f"image tokens (n_img, {v.out_hidden_size}) → the LLM's sequence")]
+    patch = f"{v.encoder.temporal_patch_size} × {v.encoder.patch_size} × {v.encoder.patch_size}" if v.encoder.temporal_patch_size > 1 else \
+        f"{v.encoder.patch_size} × {v.encoder.patch_size}"
+    steps = [Note(f"image ({v.encoder.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
+             Note(f"image tokens (n_img, {v.projector.out_hidden_size}) → the LLM's sequence")]
     return Flow(f"{anchor}-vision", "Vision encoder and projector", tuple(steps)), other + proj
 
 
@@ -95,8 +95,8 @@ def model_figures(acc: Accounting, anchor: str) -> Figures:
     if acc.spec.vision is None:
         return Figures((column,), tuple(flows), tuple(other))
     vkinds = layer_kinds(acc.entries, VISION)
-    vflows = [layer_flow(acc.spec.vision, k, f"{anchor}-vblock{i}", f"Vision block × {len(k.layers)} "
-                         f"({layers_text(k.layers)})", f"(n_patches, {acc.spec.vision.hidden_size})")
+    vflows = [layer_flow(acc.spec.vision.encoder, k, f"{anchor}-vblock{i}", f"Vision block × {len(k.layers)} "
+                         f"({layers_text(k.layers)})", f"(n_patches, {acc.spec.vision.encoder.hidden_size})")
               for i, k in enumerate(vkinds)]
     vcolumn, vother = _vision_column(acc, vkinds, vflows, anchor)
     return Figures((vcolumn, column), tuple(flows + vflows), tuple(vother + other))
@@ -107,7 +107,7 @@ def describe(acc: Accounting) -> str:
     t, s = acc.spec.text, acc.spec
     what = f"{s.name}: {t.num_layers} decoder layers, d {t.hidden_size}, {billions(acc.totals.total_params)} parameters"
     if s.vision is not None:
-        what += f"; a vision encoder of {s.vision.depth} blocks and a projector beside the LLM"
+        what += f"; a vision encoder of {s.vision.encoder.depth} blocks and a projector beside the LLM"
     if t.moe is not None:
         what += f"; {t.moe.num_experts} routed experts in {len(t.moe.layers)} layers"
     return what + "."

@@ -6,8 +6,9 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from inspector.image.rules import image_tokens, input_text, tokens_text
-from inspector.image.tokens import ImageTokens
+from inspector.image.tokens import ImageTokens, tile_tokens
 from inspector.reports.render import Report, Section
+from inspector.spec.image_facts import InternVLTiles
 from inspector.spec.model import ModelSpec
 from inspector.spec.vision_kinds import PROJECTORS
 from inspector.units import Count, plural
@@ -19,37 +20,37 @@ def _yes(flag: bool, detail: str = "") -> str:
 
 def _projector(v) -> str:
     """The projector kind's description, its dimension symbols filled in."""
-    m = v.merge_size
-    return PROJECTORS[v.projector].description.format(
-        **v.dims, m=m, ratio=v.downsample_ratio or (1 / m), taps=len(v.deepstack_layers) or len(v.feature_layers),
-        deepstack=", ".join(str(i) for i in v.deepstack_layers))
+    m = v.projector.merge_size
+    return PROJECTORS[v.projector.kind].description.format(
+        **v.projector.dims, m=m, ratio=v.projector.downsample_ratio or (1 / m), taps=len(v.encoder.deepstack_layers) or len(v.encoder.feature_layers),
+        deepstack=", ".join(str(i) for i in v.encoder.deepstack_layers))
 
 
 def _positions_shape(v) -> str:
-    shape = f"(1, {v.num_positions}, {v.hidden_size})" if v.pos_layout == "param" else \
-        f"({v.num_positions}, {v.hidden_size})"
-    return shape + (" + 2D RoPE" if v.rope else "") + (", gated, + tile embeddings" if v.pos_layout == "gated_tiles" else "")
+    shape = f"(1, {v.encoder.num_positions}, {v.encoder.hidden_size})" if v.encoder.pos_layout == "param" else \
+        f"({v.encoder.num_positions}, {v.encoder.hidden_size})"
+    return shape + (" + 2D RoPE" if v.encoder.rope else "") + (", gated, + tile embeddings" if v.encoder.pos_layout == "gated_tiles" else "")
 
 
 def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     v = spec.vision
     return [
-        ("d_img (image embedding dimension, vision hidden size)", v.hidden_size),
-        ("Class token", _yes(v.class_token, "(1, 1, d_img)" if v.class_layout == "param" else "(d_img,)")),
-        ("Trainable position embeddings", _yes(v.learned_pos, _positions_shape(v)) if v.learned_pos
-         else f"No ({v.position_encoding})"),
+        ("d_img (image embedding dimension, vision hidden size)", v.encoder.hidden_size),
+        ("Class token", _yes(v.encoder.class_token, "(1, 1, d_img)" if v.encoder.class_layout == "param" else "(d_img,)")),
+        ("Trainable position embeddings", _yes(v.encoder.learned_pos, _positions_shape(v)) if v.encoder.learned_pos
+         else f"No ({v.encoder.position_encoding})"),
         ("d (token embedding dimension, LLM hidden size)", spec.text.hidden_size),
-        ("d_patch (patch size along height and width)", v.patch_size),
-        ("d_t_patch (temporal patch size)", v.temporal_patch_size),
-        ("n_merge (patches merged along each dimension)", v.merge_size),
-        ("Encoder repetitions (vision blocks)", v.depth),
-        ("Scaling residual (layer scale ls1/ls2)", _yes(v.layer_scale)),
-        ("vision tower", v.kind),
-        ("vision heads x head dim", f"{v.num_heads} x {v.head_dim}"),
-        ("vision MLP size", v.intermediate_size),
-        ("vision norm", v.norm_type),
-        ("qkv bias / q,k norm", f"{'yes' if v.qkv_bias else 'no'} / {'yes' if v.qk_norm else 'no'}"),
-        ("vision activation", v.hidden_act),
+        ("d_patch (patch size along height and width)", v.encoder.patch_size),
+        ("d_t_patch (temporal patch size)", v.encoder.temporal_patch_size),
+        ("n_merge (patches merged along each dimension)", v.projector.merge_size),
+        ("Encoder repetitions (vision blocks)", v.encoder.depth),
+        ("Scaling residual (layer scale ls1/ls2)", _yes(v.encoder.layer_scale)),
+        ("vision tower", v.encoder.kind),
+        ("vision heads x head dim", f"{v.encoder.num_heads} x {v.encoder.head_dim}"),
+        ("vision MLP size", v.encoder.intermediate_size),
+        ("vision norm", v.encoder.norm_type),
+        ("qkv bias / q,k norm", f"{'yes' if v.encoder.qkv_bias else 'no'} / {'yes' if v.encoder.qk_norm else 'no'}"),
+        ("vision activation", v.encoder.hidden_act),
         ("projector", _projector(v)),
         ("image input", input_text(v)),
         ("image tokens", tokens_text(v, spec.text.hidden_size)),
@@ -65,12 +66,40 @@ def vision_config_section(specs: list[ModelSpec]) -> Section:
     return Section("Vision encoder and projector (Table 2.1 of Implementations of Large Language Models)", ["Configuration", *[s.name for s in specs]], rows)
 
 
+# `params --json`'s "vision" object keeps its first, flat layout: these keys in this order. The
+# projector's fields carry a "projector_" prefix there; the first two rules' facts are top-level keys
+# (their defaults below for the other rules), the other rules' facts are the "image" object.
+_JSON_KEYS = (
+    "kind description hidden_size depth num_heads head_dim intermediate_size patch_size temporal_patch_size "
+    "in_channels merge_size out_hidden_size class_token learned_pos num_positions conv_bias qkv_bias qk_norm "
+    "norm_type layer_scale hidden_act projector projector_in projector_norm_dim projector_hidden projector_act "
+    "position_encoding tokens_rule image_size min_pixels max_pixels pixels_source min_tiles max_tiles "
+    "use_thumbnail dynamic_tiles downsample_ratio norm_eps projector_norm_eps image_mean image_std image_token_id "
+    "vision_start_token_id vision_end_token_id patch_embed class_layout pos_layout rope pre_norm post_norm "
+    "edge_norm attention o_bias mlp mlp_bias mask_token head window_size fullatt_blocks deepstack_layers "
+    "global_depth max_num_tiles num_aspect_ratios feature_layers tower class_at_end projector_norm projector_bias "
+    "dims image tokens_per_tile"
+).split()
+_PROJECTOR_KEYS = {"kind": "projector", "in_size": "projector_in", "norm_size": "projector_norm_dim",
+                   "hidden_size": "projector_hidden", "act": "projector_act", "norm": "projector_norm",
+                   "bias": "projector_bias", "norm_eps": "projector_norm_eps"}
+_TOP_FACT_DEFAULTS = dict(min_pixels=None, max_pixels=None, pixels_source="", min_tiles=1, max_tiles=1,
+                          use_thumbnail=False, dynamic_tiles=False)
+
+
 def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:
     v = spec.vision
-    out = {f.name: getattr(v, f.name) for f in fields(v) if f.name != "names"}
-    out.update(dims=dict(v.dims), image={k: list(x) if isinstance(x, tuple) else x for k, x in v.image.items()})
-    out["tokens_per_tile"] = v.tokens_per_tile
-    return out
+    facts = {f.name: getattr(v.image, f.name) for f in fields(v.image)}
+    values: dict[str, Any] = {f.name: getattr(v.encoder, f.name) for f in fields(v.encoder)}
+    values.update({_PROJECTOR_KEYS.get(f.name, f.name): getattr(v.projector, f.name) for f in fields(v.projector)})
+    values.update(_TOP_FACT_DEFAULTS, **(facts if v.image.top_level else {}))
+    values.update(
+        tokens_rule=v.image.rule, image_mean=v.image_mean, image_std=v.image_std, image_token_id=v.image_token_id,
+        vision_start_token_id=v.vision_start_token_id, vision_end_token_id=v.vision_end_token_id,
+        dims=dict(v.projector.dims),
+        image={} if v.image.top_level else {k: list(x) if isinstance(x, tuple) else x for k, x in facts.items()},
+        tokens_per_tile=tile_tokens(v) if isinstance(v.image, InternVLTiles) and v.encoder.image_size else None)
+    return {key: values[key] for key in _JSON_KEYS}
 
 
 # --------------------------------------------------------------------------- image tokens

@@ -21,8 +21,7 @@ import torch
 
 from inspector.errors import InspectError
 from inspector.image.layout import ImageLayout
-from inspector.image.pixels import pixels
-from inspector.image.rules import image_tokens
+from inspector.image.rules import image_pixels, image_tokens
 from inspector.reference.vlm import require_vlm
 from inspector.spec.model import ModelSpec
 
@@ -85,7 +84,7 @@ def build_inputs(spec: ModelSpec, prompt: str, image: Any, tokenizer=None, recor
     v = spec.vision
     height, width = image.size[1], image.size[0]
     count = image_tokens(v, height, width, spec.text.hidden_size).tokens
-    pixel_values, grid_thw, layout = pixels(image, v, record)
+    pixel_values, grid_thw, layout = image_pixels(image, v, record)
     if spec.prompt_template == "qwen":
         if v.image_token_id is None:
             raise InspectError(f"{spec.name}: config has no image_token_id")

@@ -1,32 +1,30 @@
-"""Vision towers and projectors of vision-language models, as a frozen `VisionSpec`.
+"""Vision towers and projectors of vision-language models, as a frozen `VisionSpec` of small records.
 
 `vision_spec_from_config(top, wrapper, text, preprocessor)` reads `vision_config` (and, for the
 image-token walkthrough, the top-level fields or `preprocessor_config.json`) with the same typed,
 named-field errors as the LLM part. What differs between encoders and projectors is data
-(inspector.spec.vision_kinds), resolved here once into plain fields; nothing downstream re-reads a
-config dict or branches on a kind's name.
+(inspector.spec.vision_kinds), resolved here once into an `EncoderSpec` and a `ProjectorSpec`; the
+image-token rule's facts are its own typed record (inspector.spec.image_facts). Nothing downstream
+re-reads a config dict or branches on a kind's name.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError, warn
 from inspector.spec.config_reader import ConfigReader
-from inspector.spec.image_facts import (  # noqa: F401 (the bounds are read from here too)
-    MAX_IMAGE_PIXELS, MAX_TILE_SIZE, MAX_TILES, mean_std, preprocessor_pixels, read_facts, tiling_facts,
-)
+from inspector.spec.image_facts import MAX_TILE_SIZE, RuleFacts, Sources, mean_std
 from inspector.spec.vision_kinds import ENCODERS, PROJECTORS, EncoderKind, ProjectorKind
 
 NORM_TYPES = ("layer_norm", "rms_norm")
 
 
 @dataclass(frozen=True)
-class VisionSpec:
-    """A vision tower plus its projector, every derived width worked out once."""
+class EncoderSpec:
+    """The vision tower: patching, widths, depth, heads, norms, positions and which parts it has."""
 
     kind: str  # the encoder kind (inspector.spec.vision_kinds.ENCODERS)
     description: str
@@ -38,8 +36,7 @@ class VisionSpec:
     patch_size: int
     temporal_patch_size: int  # 1 = 2D conv
     in_channels: int
-    merge_size: int  # n_merge: patches merged (or pooled) along each side into one token
-    out_hidden_size: int  # d, the LLM's hidden size
+    image_size: int | None  # the encoder's input side (InternVL: the tile)
     class_token: bool
     learned_pos: bool
     num_positions: int  # rows of the learned position embedding (0 when none)
@@ -47,35 +44,11 @@ class VisionSpec:
     qkv_bias: bool
     qk_norm: bool
     norm_type: str
+    norm_eps: float
     layer_scale: bool
     hidden_act: str
-    projector: str  # the projector kind (inspector.spec.vision_kinds.PROJECTORS)
-    projector_in: int  # n_merge^2 * d_img
-    projector_norm_dim: int  # width of the projector's norm (0 when it has none)
-    projector_hidden: int  # width of the projector's first linear output
-    projector_act: str
     position_encoding: str
-    names: Mapping[str, str] = field(repr=False, compare=False)
-    # image-token facts
-    tokens_rule: str = ""
-    image_size: int | None = None  # the encoder's input side (InternVL: the tile)
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    pixels_source: str = ""
-    min_tiles: int = 1
-    max_tiles: int = 1
-    use_thumbnail: bool = False
-    dynamic_tiles: bool = False
-    downsample_ratio: float | None = None
-    # forward-pass facts (the reference model and the image preprocessor)
-    norm_eps: float = 1e-6
-    projector_norm_eps: float = 1e-6
-    image_mean: tuple[float, ...] = ()
-    image_std: tuple[float, ...] = ()
-    image_token_id: int | None = None
-    vision_start_token_id: int | None = None
-    vision_end_token_id: int | None = None
-    # the parts of the encoder (inspector.spec.vision_kinds.EncoderKind)
+    # the parts (inspector.spec.vision_kinds.EncoderKind)
     patch_embed: str = "conv"
     class_layout: str = ""  # "param" (1, 1, d) | "vector" (d,)
     pos_layout: str = ""  # "param" | "table" | "embedding" | "gated_tiles"
@@ -98,17 +71,39 @@ class VisionSpec:
     feature_layers: tuple[int, ...] = ()  # Mllama: intermediate layers concatenated to the output
     tower: str = "tiles"  # how the reference model feeds the encoder (EncoderKind.tower)
     class_at_end: bool = False
-    projector_norm: str = ""  # layer_norm | rms_norm | rms_offset
-    projector_bias: bool = True
-    dims: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)  # projector dimension symbols
-    image: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # image_facts.FACTS values
 
-    @property
-    def tokens_per_tile(self) -> int | None:
-        if self.image_size is None or self.tokens_rule != "internvl_tiles":
-            return None
-        side = self.image_size // self.patch_size
-        return side * side // (self.merge_size * self.merge_size)
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    """The connector from encoder features to LLM token embeddings: its kind, merge and widths."""
+
+    kind: str  # the projector kind (inspector.spec.vision_kinds.PROJECTORS)
+    merge_size: int  # n_merge: patches merged (or pooled) along each side into one token
+    downsample_ratio: float | None  # 1/n_merge when the config states it that way
+    out_hidden_size: int  # d, the LLM's hidden size
+    in_size: int  # n_merge^2 * d_img
+    norm_size: int  # width of the projector's norm (0 when it has none)
+    hidden_size: int  # width of the first linear output
+    act: str
+    norm: str  # layer_norm | rms_norm | rms_offset
+    bias: bool
+    norm_eps: float
+    dims: Mapping[str, int] = field(repr=False, compare=False)  # dimension symbols (vision_kinds.ProjLayer)
+
+
+@dataclass(frozen=True)
+class VisionSpec:
+    """A vision tower plus its projector, the image-token rule's facts, and the image's token ids."""
+
+    encoder: EncoderSpec
+    projector: ProjectorSpec
+    image: RuleFacts  # the image-token rule's facts; `image.rule` names the rule (inspector.image.rules)
+    image_mean: tuple[float, ...]
+    image_std: tuple[float, ...]
+    names: Mapping[str, str] = field(repr=False, compare=False)
+    image_token_id: int | None = None
+    vision_start_token_id: int | None = None
+    vision_end_token_id: int | None = None
 
     def name(self, role: str, layer: int | None = None, suffix: str = "") -> str:
         template = self.names[role] + suffix
@@ -213,7 +208,7 @@ IGNORED_TOP = ("ps_version", "select_layer", "template", "use_backbone_lora", "u
                "_pad_token_id", "vocab_size", "use_image_newline_parameter", "eos_token_id", "bos_token_id")
 
 
-def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
+def _encoder(kind: EncoderKind, v: ConfigReader) -> EncoderSpec:
     """The encoder's fields, from the config where it says, else the kind's defaults."""
     d = _get(kind, v, "hidden_size", "int")
     heads = _get(kind, v, "num_heads", "int")
@@ -238,7 +233,7 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> dict[str, Any]:
     else:
         positions = 0
     aspect = _get(kind, v, "aspect_ratios", "ints", required=False) or ()
-    return dict(
+    return EncoderSpec(
         kind=kind.kind, description=kind.description, hidden_size=d, depth=_get(kind, v, "depth", "int"),
         num_heads=heads, head_dim=head_dim, intermediate_size=_intermediate(kind, v, d), patch_size=patch,
         temporal_patch_size=_get(kind, v, "temporal_patch_size", "int", required=False) or 1,
@@ -280,13 +275,14 @@ def _bias(wrapper, top: ConfigReader) -> bool:
     return top.bool(key, default)
 
 
-def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, enc: dict, text) -> dict[str, Any]:
-    d, patch, image = enc["hidden_size"], enc["patch_size"], enc["image_size"]
+def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, enc: EncoderSpec,
+               text) -> ProjectorSpec:
+    d, patch, image = enc.hidden_size, enc.patch_size, enc.image_size
     grid = image // patch if image else 0
     merge, ratio = _merge(wrapper, top, v, grid)
     if grid and merge > 1 and grid % merge and wrapper.merge.how != "n":
         raise InspectError(f"{top.where}: field '{wrapper.merge.key}' does not divide the {grid}-patch grid")
-    kind = ENCODERS[enc["kind"]]
+    kind = ENCODERS[enc.kind]
     # the merger's output width: its own field where the encoder has one (transformers builds the last
     # layer that wide whatever the LLM's width), else the LLM's hidden size
     out = _get(kind, v, "out_hidden_size", "int", required=False) or text.hidden_size
@@ -295,34 +291,16 @@ def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, e
         warn(f"{top.where}: field '{v._field(out_key)}' ({out}) differs from the LLM hidden_size "
              f"({text.hidden_size}): the merger's output width; counted as transformers builds it, but its image "
              f"features cannot enter the LLM")
-    taps = len(enc["feature_layers"])
-    dims = {"d": d, "m2d": merge * merge * d, "out": out, "inter": enc["intermediate_size"],
+    taps = len(enc.feature_layers)
+    dims = {"d": d, "m2d": merge * merge * d, "out": out, "inter": enc.intermediate_size,
             "feat": v.int("vision_output_dim") if v.has("vision_output_dim") else d * (1 + taps),
             "p_in": v.int("projector_input_dim", out), "p_out": v.int("projector_output_dim", out),
             "v_out": v.int("vision_output_dim", out)}
     norm = next((dims[layer.out] for layer in pk.layers if layer.op == "norm" and not layer.per), 0)
     first = next(dims[layer.out] for layer in pk.layers if layer.op in ("linear", "matrix"))
-    eps = {"vision": enc["norm_eps"], "text": text.rms_norm_eps}.get(pk.norm_eps, pk.norm_eps)
-    return dict(merge_size=merge, downsample_ratio=ratio, out_hidden_size=out, projector=pk.kind,
-                projector_in=dims["m2d"], projector_norm_dim=norm, projector_hidden=first, projector_act=pk.act,
-                projector_norm=pk.norm, projector_bias=_bias(wrapper, top), projector_norm_eps=float(eps),
-                dims=MappingProxyType(dims))
-
-
-def _image(wrapper, top: ConfigReader, v: ConfigReader, enc: dict, merge: int, pre) -> dict[str, Any]:
-    rule = wrapper.tokens_rule
-    out: dict[str, Any] = {"tokens_rule": rule, **_tokens_ids(top, wrapper)}
-    if rule == "qwen2_vl_resize":
-        lo, hi, src = preprocessor_pixels(pre, enc["patch_size"], merge, top.where)
-        out.update(min_pixels=lo, max_pixels=hi, pixels_source=src)
-    elif rule == "internvl_tiles":
-        if top.has("force_image_size") and top.int("force_image_size") != enc["image_size"]:
-            raise InspectError(f"{top.where}: field 'force_image_size' ({top.int('force_image_size')}) differs from "
-                               f"'{v._field('image_size')}' ({enc['image_size']})")
-        out.update(tiling_facts(top, pre, wrapper.image_defaults))
-    else:
-        out["image"] = read_facts(rule, top, v, pre)
-    return out
+    eps = {"vision": enc.norm_eps, "text": text.rms_norm_eps}.get(pk.norm_eps, pk.norm_eps)
+    return ProjectorSpec(pk.kind, merge, ratio, out, dims["m2d"], norm, first, pk.act, pk.norm, _bias(wrapper, top),
+                         float(eps), MappingProxyType(dims))
 
 
 def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapping[str, Any] | None = None) -> VisionSpec:
@@ -331,15 +309,17 @@ def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapp
     inner = v.raw("model_type")
     kind, pk = ENCODERS[wrapper.encoder_for(inner if isinstance(inner, str) else None)], PROJECTORS[wrapper.projector]
     enc = _encoder(kind, v)
-    if kind.learned_pos is True and kind.positions and not enc["image_size"] and not enc["num_positions"]:
+    if kind.learned_pos is True and kind.positions and not enc.image_size and not enc.num_positions:
         raise InspectError(f"{top.where}: field '{v._field(kind.keys['image_size'][0])}' is missing")
     proj = _projector(pk, wrapper, top, v, enc, text)
-    image = _image(wrapper, top, v, enc, proj["merge_size"], preprocessor)
-    mean, std = mean_std(kind.defaults, preprocessor, enc["in_channels"], top.where)
+    ids = _tokens_ids(top, wrapper)
+    image = wrapper.image.read(Sources(top, v, preprocessor, enc.patch_size, enc.image_size, proj.merge_size,
+                                       wrapper.image_defaults))
+    mean, std = mean_std(kind.defaults, preprocessor, enc.in_channels, top.where)
     for key in IGNORED_TOP:
         top.used.add(key)
     names = {**_prefixed(wrapper.vision_prefix, kind.names), **_prefixed(wrapper.projector_prefix, pk.names)}
-    return VisionSpec(**enc, **proj, **image, names=MappingProxyType(names), image_mean=mean, image_std=std)
+    return VisionSpec(enc, proj, image, mean, std, MappingProxyType(names), **ids)
 
 
 def _prefixed(prefix: str, names: Mapping[str, str]) -> dict[str, str]:

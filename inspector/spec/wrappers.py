@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from inspector.spec.image_facts import (
+    Gemma3PanAndScan, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
+    RuleFacts,
+)
+
 # Nested LLM configs often carry their own wrapper-specific model_type: the family they are.
 TEXT_MODEL_TYPE_ALIASES: Mapping[str, str] = MappingProxyType({
     "qwen2_vl_text": "qwen2", "qwen2_5_vl_text": "qwen2", "qwen3_vl_text": "qwen3",
@@ -62,7 +67,7 @@ class Wrapper:
     prefix: str  # checkpoint prefix of the LLM's tensors
     encoder: str
     projector: str
-    tokens_rule: str
+    image: type[RuleFacts]  # the image-token rule's facts (inspector.spec.image_facts); rules in inspector.image.rules
     vision_prefix: str = ""
     projector_prefix: str = ""
     merge: Merge | None = None
@@ -90,10 +95,6 @@ class Wrapper:
         """The encoder kind: the one the vision config's own model_type names, else the wrapper's."""
         return self.encoders.get(vision_model_type or "", self.encoder)
 
-    @property
-    def vision_kind(self) -> str:  # the first version's name for the encoder kind
-        return self.encoder
-
 
 _LLAVA = dict(prefix="language_model.", vision_prefix="vision_tower.vision_model",
               projector_prefix="multi_modal_projector")
@@ -101,52 +102,52 @@ _CLIP_OR_SIGLIP = MappingProxyType({"clip_vision_model": "clip", "siglip_vision_
 
 WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     Wrapper("qwen2_vl", "Qwen2-VL (ViT with 2D RoPE + patch merger, Qwen2 LLM)", ("text_config",), "qwen2", "",
-            "qwen2_vl", "merger", "qwen2_vl_resize", "visual", "visual",
+            "qwen2_vl", "merger", QwenResize, "visual", "visual",
             Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen", tie_from_text=True),
     Wrapper("qwen2_5_vl", "Qwen2.5-VL (window-attention ViT with RMSNorm and gated MLP, patch merger, Qwen2 LLM)",
-            ("text_config",), "qwen2", "", "qwen2_5_vl", "merger_rms", "qwen2_vl_resize", "visual", "visual",
+            ("text_config",), "qwen2", "", "qwen2_5_vl", "merger_rms", QwenResize, "visual", "visual",
             Merge("vision", "spatial_merge_size", default=2), prompt_template="qwen", tie_from_text=True),
     Wrapper("qwen3_vl", "Qwen3-VL (ViT with learned + 2D RoPE positions, DeepStack mergers, Qwen3 LLM)",
-            ("text_config",), "qwen3", "", "qwen3_vl", "merger_deepstack", "qwen2_vl_resize", "model.visual",
+            ("text_config",), "qwen3", "", "qwen3_vl", "merger_deepstack", QwenResize, "model.visual",
             "model.visual", Merge("vision", "spatial_merge_size", default=2),
             text_rename=(("model.", "model.language_model."),), prompt_template="qwen"),
     Wrapper("internvl_chat", "InternVL2 (InternViT + MLP projector, InternLM2/Qwen2/LLaMA LLM)", ("llm_config",),
-            None, "language_model.", "internvit", "pixel_shuffle", "internvl_tiles", "vision_model", "",
+            None, "language_model.", "internvit", "pixel_shuffle", InternVLTiles, "vision_model", "",
             Merge("top", "downsample_ratio", "ratio", 0.5), tie_default=None),
     Wrapper("internvl", "InternVL3/3.5 in transformers' layout (InternViT, pixel-shuffle MLP projector, Qwen2/3 LLM)",
-            ("text_config",), "qwen2", "", "internvl_vision", "pixel_shuffle_hf", "internvl_tiles",
+            ("text_config",), "qwen2", "", "internvl_vision", "pixel_shuffle_hf", InternVLTiles,
             "model.vision_tower", "model.multi_modal_projector", Merge("top", "downsample_ratio", "ratio", 0.5),
             text_rename=(("model.", "model.language_model."),), feature_layer_key="vision_feature_layer",
             image_defaults={"dynamic_image_size": True, "use_thumbnail": True}, tie_default=True),
     Wrapper("gemma3", "Gemma 3 (SigLIP, average pooling to 256 tokens, Gemma 3 LLM)", ("text_config",),
-            "gemma3_text", encoder="siglip", projector="avg_pool", tokens_rule="gemma3_pan_and_scan",
+            "gemma3_text", encoder="siglip", projector="avg_pool", image=Gemma3PanAndScan,
             merge=Merge("top", "mm_tokens_per_image", "pool", 256), text_defaults=GEMMA3_TEXT_DEFAULTS,
             image_attention="bidirectional", marker_keys=("boi_token_index", "eoi_token_index"), tie_default=True,
             **_LLAVA),
     Wrapper("llava_onevision", "LLaVA-OneVision (SigLIP, anyres tiles, 2-layer MLP, image_newline, Qwen2 LLM)",
-            ("text_config",), "qwen2", encoder="siglip", projector="mlp", tokens_rule="llava_anyres",
+            ("text_config",), "qwen2", encoder="siglip", projector="mlp", image=LlavaAnyres,
             projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
             encoders=_CLIP_OR_SIGLIP, tie_from_text=True, **_LLAVA),
     Wrapper("llava_next", "LLaVA-NeXT (CLIP/SigLIP, anyres tiles, 2-layer MLP, image_newline)", ("text_config",),
-            "llama", encoder="clip", projector="mlp", tokens_rule="llava_anyres",
+            "llama", encoder="clip", projector="mlp", image=LlavaAnyres,
             projector_bias=("multimodal_projector_bias", True), feature_layer_key="vision_feature_layer",
             encoders=_CLIP_OR_SIGLIP, **_LLAVA),
     Wrapper("idefics3", "Idefics3 / SmolVLM (SigLIP, pixel-shuffle connector, image splitting, Llama LLM)",
-            ("text_config",), "llama", "", "idefics3", "shuffle_linear", "idefics3_split", "model.vision_model",
+            ("text_config",), "llama", "", "idefics3", "shuffle_linear", Idefics3Split, "model.vision_model",
             "model.connector", Merge("top", "scale_factor", default=2),
             text_rename=(("model.", "model.text_model."),)),
     Wrapper("smolvlm", "SmolVLM 2 (SigLIP, pixel-shuffle connector, image splitting, Llama LLM)", ("text_config",),
-            "llama", "", "idefics3", "shuffle_linear", "idefics3_split", "model.vision_model", "model.connector",
+            "llama", "", "idefics3", "shuffle_linear", Idefics3Split, "model.vision_model", "model.connector",
             Merge("top", "scale_factor", default=2), text_rename=(("model.", "model.text_model."),)),
     Wrapper("mllama", "Llama 3.2 Vision (tiled ViT with gated global layers, cross-attention layers in the LLM)",
-            ("text_config",), "llama", "language_model.", "mllama", "linear", "mllama_tiles", "vision_model",
+            ("text_config",), "llama", "language_model.", "mllama", "linear", MllamaTiles, "vision_model",
             "multi_modal_projector", embed_extra=8, cross_layers_key="cross_attention_layers"),
     Wrapper("mistral3", "Mistral 3 (Pixtral ViT with 2D RoPE, patch merger, Mistral LLM)", ("text_config",),
-            "mistral", "language_model.", "pixtral", "patch_merger", "pixtral_rows", "vision_tower",
+            "mistral", "language_model.", "pixtral", "patch_merger", PixtralRows, "vision_tower",
             "multi_modal_projector", Merge("top", "spatial_merge_size", default=2),
             projector_bias=("multimodal_projector_bias", False), feature_layer_key="vision_feature_layer",
             tie_default=True),
     Wrapper("llama4", "Llama 4 (ViT with 2D RoPE, pixel-shuffle adapter, MoE Llama 4 LLM)", ("text_config",),
-            "llama4_text", "language_model.", "llama4", "llama4_adapter", "llama4_tiles", "vision_model", "",
+            "llama4_text", "language_model.", "llama4", "llama4_adapter", Llama4Tiles, "vision_model", "",
             Merge("vision", "pixel_shuffle_ratio", "ratio", 0.5), marker_keys=("boi_token_index", "eoi_token_index")),
 )})
