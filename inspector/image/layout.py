@@ -1,12 +1,16 @@
 """`ImageLayout`: what the preprocessing decided for one image, as the projector and the LLM need it.
 
 A plain record (no torch): the original size, the patch grid of one encoder input, the tile grid of
-anyres/canvas tiling, Mllama's aspect-ratio id and how many tiles are real.
+anyres/canvas tiling, Mllama's aspect-ratio id and how many tiles are real. `Recorder` is the
+callable each preprocessing step reports to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+Recorder = Callable[..., None]  # record(name, tensor_or_shape, note="")
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,15 @@ returns (pixel_values, grid_thw or None, ImageLayout) and reports each step to a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from inspector.image import tiling
-from inspector.image.layout import ImageLayout
+from inspector.image.layout import ImageLayout, Recorder
 from inspector.spec.vision import VisionSpec
 
 if TYPE_CHECKING:
     import torch
 
-Recorder = Callable[..., None]  # record(name, tensor_or_shape, note="")
 Result = tuple["torch.Tensor", "torch.Tensor | None", ImageLayout]
 
 

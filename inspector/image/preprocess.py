@@ -26,7 +26,7 @@ import torch
 
 from inspector.errors import InspectError, one_line, printable
 from inspector.steps import Record
-from inspector.image.pixels import Recorder
+from inspector.image.layout import Recorder
 from inspector.image.tokens import closest_grid, smart_resize
 from inspector.spec.image_facts import MAX_IMAGE_PIXELS
 from inspector.spec.vision import VisionSpec

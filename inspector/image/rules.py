@@ -21,7 +21,8 @@ from typing import Any, Callable, Mapping
 from inspector.errors import InspectError
 from inspector.image import pixels as pix
 from inspector.image import tiling
-from inspector.image.pixels import Recorder, Result
+from inspector.image.layout import Recorder
+from inspector.image.pixels import Result
 from inspector.image.tokens import ImageTokens, Step, internvl_tiles, qwen2_vl_resize, tile_tokens
 from inspector.spec.image_facts import (
     Gemma3PanAndScan, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
@@ -39,11 +40,12 @@ def _input(height: int, width: int) -> Step:
 
 
 def _encoder(v: VisionSpec, per_tile: int, tiles: int, seq: int) -> list[Step]:
+    enc = v.encoder
     return [
-        Step("Step 3", "patches per tile", f"(side / {v.encoder.patch_size})^2", _n(per_tile)),
-        Step("Step 6", "encoder input per tile", "patches" + (" + class token" if v.encoder.class_token else ""), _n(seq)),
-        Step("Step 10", "after the encoder blocks", f"{v.encoder.depth} blocks" + (f" + {v.encoder.global_depth} gated global"
-             if v.encoder.global_depth else "") + ", shape kept", f"({tiles}, {_n(seq)}, {v.encoder.hidden_size})"),
+        Step("Step 3", "patches per tile", f"(side / {enc.patch_size})^2", _n(per_tile)),
+        Step("Step 6", "encoder input per tile", "patches" + (" + class token" if enc.class_token else ""), _n(seq)),
+        Step("Step 10", "after the encoder blocks", f"{enc.depth} blocks" + (f" + {enc.global_depth} gated global"
+             if enc.global_depth else "") + ", shape kept", f"({tiles}, {_n(seq)}, {enc.hidden_size})"),
     ]
 
 
@@ -51,6 +53,7 @@ def _encoder(v: VisionSpec, per_tile: int, tiles: int, seq: int) -> list[Step]:
 
 
 def gemma3(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    proj = v.projector
     f = v.image
     tile, per_image = f.tile, f.tokens_per_image
     n_h = n_w = 0
@@ -66,8 +69,8 @@ def gemma3(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
              Step("Step 2", "resized (H' x W')", "each image and crop to the square tile, aspect not kept",
                   f"{1 + crops} x ({tile} x {tile})"),
              *_encoder(v, side * side, 1 + crops, side * side),
-             Step("Step 11", "average pooling", f"{v.projector.merge_size} x {v.projector.merge_size} windows of the {side} x {side} grid",
-                  f"{side // v.projector.merge_size} x {side // v.projector.merge_size} = {_n(per_image)} per image"),
+             Step("Step 11", "average pooling", f"{proj.merge_size} x {proj.merge_size} windows of the {side} x {side} grid",
+                  f"{side // proj.merge_size} x {side // proj.merge_size} = {_n(per_image)} per image"),
              Step("Step 11", "projector output", "RMSNorm, then x W", f"({_n(tokens)}, {text_d})"),
              Step("Tokens", "image tokens", f"{per_image} per image or crop, each between <start_of_image> and "
                   "<end_of_image>", f"{1 + crops} * {per_image} = {_n(tokens)}")]
@@ -203,6 +206,7 @@ def pixtral(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
 
 
 def llama4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    proj = v.projector
     f = v.image
     tile = f.tile
     canvas_h, canvas_w = tiling.llama4_canvas(height, width, f.max_chunks, tile, f.to_max_canvas)
@@ -211,7 +215,7 @@ def llama4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     chunks = r_h * r_w
     tiles = chunks + (1 if chunks > 1 else 0)
     side = tile // v.encoder.patch_size
-    per_tile = side * side // (v.projector.merge_size ** 2)
+    per_tile = side * side // (proj.merge_size ** 2)
     tokens = tiles * per_tile
     steps = [_input(height, width),
              Step("Step 2", "canvas", f"at most {f.max_chunks} tiles of {tile}: least upscaling, then smallest",
@@ -220,8 +224,8 @@ def llama4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
              Step("Step 2", "tiles", "canvas tiles + a global tile (the whole image) when more than one",
                   f"{chunks} + {tiles - chunks}"),
              *_encoder(v, side * side, tiles, side * side + 1),
-             Step("Step 11", "pixel shuffle", f"class token dropped; {v.projector.merge_size} x {v.projector.merge_size} -> one token",
-                  f"{_n(per_tile)} per tile, width {v.projector.in_size}"),
+             Step("Step 11", "pixel shuffle", f"class token dropped; {proj.merge_size} x {proj.merge_size} -> one token",
+                  f"{_n(per_tile)} per tile, width {proj.in_size}"),
              Step("Step 11", "projector output", "adapter MLP, then Linear", f"({_n(tokens)}, {text_d})"),
              Step("Tokens", "image tokens", "<|patch|> per token; <|tile_x_separator|> between tiles of a row, "
                   "<|tile_y_separator|> after each row, <|image|> before the global tile", f"{tiles} * {per_tile} = "

@@ -3,8 +3,8 @@
 Groups are the row names of Table 2.2 of *Implementations of Large Language Models*, in its order,
 plus rows for the parts it does not show (norms before and after the blocks, Mllama's tile
 embeddings and gated global layers, DeepStack mergers, the image newline). Which tensors exist and
-which carry biases follow from the VisionSpec's plain fields; names come from its name table; the
-projector's layers are data (inspector.spec.vision_kinds.PROJECTORS).
+which carry biases follow from the spec's EncoderSpec and ProjectorSpec; names come from its name
+table; the projector's layers are data (inspector.spec.vision_kinds.PROJECTORS).
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ _NORM_ROW = {"rms_norm": "RMS norm", "rms_offset": "RMS norm"}  # other kinds ke
 
 
 def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries:
-    kind = {"pre_norm": v.encoder.edge_norm, "post_norm": v.encoder.edge_norm}.get(role, v.encoder.norm_type) if component == VE \
+    enc = v.encoder
+    kind = {"pre_norm": enc.edge_norm, "post_norm": enc.edge_norm}.get(role, enc.norm_type) if component == VE \
         else v.projector.norm
     if kind in _NORM_ROW and group.startswith("Layer norm"):  # the row says which norm the spec has
         group = _NORM_ROW[kind] + group[len("Layer norm"):]
-    bias = v.encoder.norm_type == "layer_norm" if with_bias is None else with_bias
+    bias = enc.norm_type == "layer_norm" if with_bias is None else with_bias
     yield _entry(v, role, (dim,), component, group, layer, ".weight")
     if bias:
         yield _entry(v, role, (dim,), component, group, layer, ".bias")
@@ -59,21 +60,23 @@ def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries
 
 
 def _attention(v: VisionSpec, i: int, p: str, group: str) -> Entries:
-    d = v.encoder.hidden_size
-    if v.encoder.attention == "fused":
-        yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, v.encoder.qkv_bias)
+    enc = v.encoder
+    d = enc.hidden_size
+    if enc.attention == "fused":
+        yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, enc.qkv_bias)
     else:
         for role in ("q", "k", "v"):
-            yield from _linear(v, p + role, d, d, VE, group, i, v.encoder.qkv_bias)
-    if v.encoder.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
+            yield from _linear(v, p + role, d, d, VE, group, i, enc.qkv_bias)
+    if enc.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
         yield from _norm(v, p + "q_norm", d, VE, group, i, with_bias=False)
         yield from _norm(v, p + "k_norm", d, VE, group, i, with_bias=False)
-    yield from _linear(v, p + "proj", d, d, VE, group, i, v.encoder.o_bias)
+    yield from _linear(v, p + "proj", d, d, VE, group, i, enc.o_bias)
 
 
 def _mlp(v: VisionSpec, i: int, p: str, group: str) -> Entries:
-    d, w, b = v.encoder.hidden_size, v.encoder.intermediate_size, v.encoder.mlp_bias
-    if v.encoder.mlp == "gated":
+    enc = v.encoder
+    d, w, b = enc.hidden_size, enc.intermediate_size, enc.mlp_bias
+    if enc.mlp == "gated":
         yield from _linear(v, p + "gate", w, d, VE, group, i, b)
         yield from _linear(v, p + "up", w, d, VE, group, i, b)
         yield from _linear(v, p + "down", d, w, VE, group, i, b)
@@ -106,32 +109,34 @@ def _global_block(v: VisionSpec, i: int) -> Entries:
 
 
 def _embeddings(v: VisionSpec) -> Entries:
-    d, p = v.encoder.hidden_size, v.encoder.patch_size
-    if v.encoder.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
-        yield from _linear(v, "patch_embed", d, v.encoder.in_channels * p * p, VE, CONV, bias=v.encoder.conv_bias)
+    enc = v.encoder
+    d, p = enc.hidden_size, enc.patch_size
+    if enc.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
+        yield from _linear(v, "patch_embed", d, enc.in_channels * p * p, VE, CONV, bias=enc.conv_bias)
     else:
-        kernel = (v.encoder.temporal_patch_size, p, p) if v.encoder.temporal_patch_size > 1 else (p, p)
-        yield _entry(v, "patch_embed", (d, v.encoder.in_channels, *kernel), VE, CONV, None, ".weight")
-        if v.encoder.conv_bias:
+        kernel = (enc.temporal_patch_size, p, p) if enc.temporal_patch_size > 1 else (p, p)
+        yield _entry(v, "patch_embed", (d, enc.in_channels, *kernel), VE, CONV, None, ".weight")
+        if enc.conv_bias:
             yield _entry(v, "patch_embed", (d,), VE, CONV, None, ".bias")
-    if v.encoder.class_token:
-        yield _entry(v, "class_embed", (1, 1, d) if v.encoder.class_layout == "param" else (d,), VE, CLS)
-    if v.encoder.mask_token:
+    if enc.class_token:
+        yield _entry(v, "class_embed", (1, 1, d) if enc.class_layout == "param" else (d,), VE, CLS)
+    if enc.mask_token:
         yield _entry(v, "mask_token", (1, 1, d), VE, CLS)
-    if v.encoder.pos_layout == "param":
-        yield _entry(v, "pos_embed", (1, v.encoder.num_positions, d), VE, POS)
-    elif v.encoder.pos_layout == "table":
-        yield _entry(v, "pos_embed", (v.encoder.num_positions, d), VE, POS)
-    elif v.encoder.pos_layout == "embedding":
-        yield _entry(v, "pos_embed", (v.encoder.num_positions, d), VE, POS, suffix=".weight")
-    elif v.encoder.pos_layout == "gated_tiles":
+    if enc.pos_layout == "param":
+        yield _entry(v, "pos_embed", (1, enc.num_positions, d), VE, POS)
+    elif enc.pos_layout == "table":
+        yield _entry(v, "pos_embed", (enc.num_positions, d), VE, POS)
+    elif enc.pos_layout == "embedding":
+        yield _entry(v, "pos_embed", (enc.num_positions, d), VE, POS, suffix=".weight")
+    elif enc.pos_layout == "gated_tiles":
         yield from _tile_positions(v)
 
 
 def _tile_positions(v: VisionSpec) -> Entries:
     """Mllama: a gated (patches + 1, d) embedding, one (tiles * (patches + 1) * d) row per aspect
     ratio, and gated per-tile embeddings before and after the local layers."""
-    d, n, t, rows = v.encoder.hidden_size, v.encoder.num_positions, v.encoder.max_num_tiles, v.encoder.num_aspect_ratios + 1
+    enc = v.encoder
+    d, n, t, rows = enc.hidden_size, enc.num_positions, enc.max_num_tiles, enc.num_aspect_ratios + 1
     yield _entry(v, "pos_gate", (1,), VE, POS)
     yield _entry(v, "pos_embed", (n, d), VE, POS)
     yield _entry(v, "tile_pos", (rows, t * n * d), VE, TILE_POS, suffix=".weight")
@@ -153,17 +158,18 @@ def _head(v: VisionSpec) -> Entries:
 
 
 def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
+    enc = v.encoder
     out = list(_embeddings(v))
-    edge_bias = v.encoder.edge_norm == "layer_norm"
-    if v.encoder.pre_norm:
-        out.extend(_norm(v, "pre_norm", v.encoder.hidden_size, VE, PRE_LN, with_bias=edge_bias))
-    for i in range(v.encoder.depth):
+    edge_bias = enc.edge_norm == "layer_norm"
+    if enc.pre_norm:
+        out.extend(_norm(v, "pre_norm", enc.hidden_size, VE, PRE_LN, with_bias=edge_bias))
+    for i in range(enc.depth):
         out.extend(_block(v, i))
-    for i in range(v.encoder.global_depth):
+    for i in range(enc.global_depth):
         out.extend(_global_block(v, i))
-    if v.encoder.post_norm:
-        out.extend(_norm(v, "post_norm", v.encoder.hidden_size, VE, POST_LN, with_bias=edge_bias))
-    if v.encoder.head:
+    if enc.post_norm:
+        out.extend(_norm(v, "post_norm", enc.hidden_size, VE, POST_LN, with_bias=edge_bias))
+    if enc.head:
         out.extend(_head(v))
     return out
 
@@ -173,14 +179,15 @@ def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
 
 def projector_inventory(v: VisionSpec) -> list[WeightEntry]:
     """The projector's stored layers, from its kind's layer list (dimension symbols -> v.projector.dims)."""
+    proj = v.projector
     out: list[WeightEntry] = []
-    dims = v.projector.dims
-    for layer in PROJECTORS[v.projector.kind].layers:
-        bias = v.projector.bias if layer.bias is None else layer.bias
+    dims = proj.dims
+    for layer in PROJECTORS[proj.kind].layers:
+        bias = proj.bias if layer.bias is None else layer.bias
         for i in (range(len(v.encoder.deepstack_layers)) if layer.per == "deepstack" else (None,)):
             if layer.op == "norm":
                 out.extend(_norm(v, layer.role, dims[layer.out], PROJ, layer.row, i,
-                                 with_bias=v.projector.norm == "layer_norm"))
+                                 with_bias=proj.norm == "layer_norm"))
             elif layer.op == "linear":
                 out.extend(_linear(v, layer.role, dims[layer.out], dims[layer.inp], PROJ, layer.row, i, bias))
             elif layer.op == "matrix":

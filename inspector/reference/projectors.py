@@ -29,16 +29,17 @@ def _linear(n_in: int, n_out: int, bias: bool, text: str) -> nn.Module:
 
 
 class Projector(nn.Module):
-    """The layers of a projector kind, built from the spec's dimension symbols (VisionSpec.dims)."""
+    """The layers of a projector kind, built from the spec's dimension symbols (ProjectorSpec.dims)."""
 
     def __init__(self, v: VisionSpec) -> None:
+        proj = v.projector
         super().__init__()
-        self.spec, dims, b = v, v.projector.dims, v.projector.bias
+        self.spec, dims, b = v, proj.dims, proj.bias
         self.grouped = Tap("Step 11", "n_merge^2 neighbouring patches concatenated")
         self.hidden = Tap("Step 11", "first linear + GELU")
         self.out = Tap("Step 11", "projector output, one row per image token")
-        if v.projector.norm_size:
-            self.norm = note(vision_norm(v.projector.norm, v.projector.norm_size, v.projector.norm_eps), "Step 11",
+        if proj.norm_size:
+            self.norm = note(vision_norm(proj.norm, proj.norm_size, proj.norm_eps), "Step 11",
                              "projector norm")
         self.build(dims, b)
 

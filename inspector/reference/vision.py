@@ -1,6 +1,6 @@
 """The reference vision towers, built from a VisionSpec (*Implementations of Large Language Models* section 2.1, Steps 6-11).
 
-Which tower a spec gets is data (`VisionSpec.tower`, one entry of `TOWERS`):
+Which tower a spec gets is data (`EncoderSpec.tower`, one entry of `TOWERS`):
 - "packed": Qwen-VL's packed patches (inspector.reference.vision_qwen.QwenViT);
 - "tiles": square encoder inputs (tiles, C, S, S): InternViT, SigLIP, CLIP, Idefics3 and Llama 4. Conv
   (or unfolded Linear) patch embedding, class token, learned positions, norm before the blocks,
@@ -40,36 +40,37 @@ class _Tower(nn.Module):
     """The parts every non-packed tower shares: patch embedding, class token, positions, the norms."""
 
     def __init__(self, v: VisionSpec, dtype: torch.dtype) -> None:
+        enc = v.encoder
         super().__init__()
-        self.spec, d, p = v, v.encoder.hidden_size, v.encoder.patch_size
-        if v.encoder.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
-            self.patch_embed = nn.Linear(v.encoder.in_channels * p * p, d, bias=v.encoder.conv_bias, dtype=dtype)
+        self.spec, d, p = v, enc.hidden_size, enc.patch_size
+        if enc.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
+            self.patch_embed = nn.Linear(enc.in_channels * p * p, d, bias=enc.conv_bias, dtype=dtype)
         else:
-            self.patch_embed = nn.Conv2d(v.encoder.in_channels, d, p, stride=p, bias=v.encoder.conv_bias, dtype=dtype)
+            self.patch_embed = nn.Conv2d(enc.in_channels, d, p, stride=p, bias=enc.conv_bias, dtype=dtype)
         note(self.patch_embed, "Step 6", "patch embedding (convolution, stride = kernel)")
-        if v.encoder.class_token:
-            shape = (1, 1, d) if v.encoder.class_layout == "param" else (d,)
+        if enc.class_token:
+            shape = (1, 1, d) if enc.class_layout == "param" else (d,)
             self.class_embed = nn.Parameter(torch.zeros(*shape, dtype=dtype))
-        if v.encoder.mask_token:
+        if enc.mask_token:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))  # stored, unused by the VLM
-        if v.encoder.pos_layout == "param":
-            self.pos_embed = nn.Parameter(torch.zeros(1, v.encoder.num_positions, d, dtype=dtype))
-        elif v.encoder.pos_layout == "table":
-            self.pos_embed = nn.Parameter(torch.zeros(v.encoder.num_positions, d, dtype=dtype))
-        elif v.encoder.pos_layout == "embedding":
-            self.pos_embed = nn.Embedding(v.encoder.num_positions, d, dtype=dtype)
-        if v.encoder.pre_norm:
-            self.pre_norm = note(vision_norm(v.encoder.edge_norm, d, v.encoder.norm_eps).to(dtype), "Step 6", "norm before the blocks")
-        if v.encoder.post_norm:
-            self.post_norm = note(vision_norm(v.encoder.edge_norm, d, v.encoder.norm_eps).to(dtype), "Step 10", "norm after the blocks")
-        if v.encoder.head:
+        if enc.pos_layout == "param":
+            self.pos_embed = nn.Parameter(torch.zeros(1, enc.num_positions, d, dtype=dtype))
+        elif enc.pos_layout == "table":
+            self.pos_embed = nn.Parameter(torch.zeros(enc.num_positions, d, dtype=dtype))
+        elif enc.pos_layout == "embedding":
+            self.pos_embed = nn.Embedding(enc.num_positions, d, dtype=dtype)
+        if enc.pre_norm:
+            self.pre_norm = note(vision_norm(enc.edge_norm, d, enc.norm_eps).to(dtype), "Step 6", "norm before the blocks")
+        if enc.post_norm:
+            self.post_norm = note(vision_norm(enc.edge_norm, d, enc.norm_eps).to(dtype), "Step 10", "norm after the blocks")
+        if enc.head:
             self.head = _unused_head(v, dtype)
-        self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.encoder.depth))
+        self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(enc.depth))
         self.merger = PROJECTOR_MODULES[v.projector.kind](v).to(dtype)
         self.patches = Tap("Step 6", "patch embeddings, flattened: (tiles, patches, d_img)")
-        drops = v.encoder.class_token and not _keeps_class(v)
-        self.embedded = Tap("Step 6", ("class token and " if v.encoder.class_token else "") + "positions added: the encoder input"
-                            if v.encoder.pos_layout else "the encoder input")
+        drops = enc.class_token and not _keeps_class(v)
+        self.embedded = Tap("Step 6", ("class token and " if enc.class_token else "") + "positions added: the encoder input"
+                            if enc.pos_layout else "the encoder input")
         self.selected = Tap("Step 10", "encoder output the projector reads" + (" (class token dropped)" if drops else ""))
 
 
@@ -89,30 +90,32 @@ class TileViT(_Tower):
     def position_embedding(self, gh: int, gw: int) -> torch.Tensor:
         """(1, [1 +] gh*gw, d): the learned positions, bicubic-resized when the grid is not the config's."""
         v = self.spec
+        enc = v.encoder
         table = self.pos_embed.weight if isinstance(self.pos_embed, nn.Embedding) else self.pos_embed
-        table = table.reshape(1, -1, v.encoder.hidden_size)  # (1, n, d)
-        cls = 1 if v.encoder.class_token else 0
-        side = v.encoder.image_size // v.encoder.patch_size
-        head, grid = (table[:, :cls], table[:, cls:]) if not v.encoder.class_at_end else (table[:, -1:], table[:, :-1])
+        table = table.reshape(1, -1, enc.hidden_size)  # (1, n, d)
+        cls = 1 if enc.class_token else 0
+        side = enc.image_size // enc.patch_size
+        head, grid = (table[:, :cls], table[:, cls:]) if not enc.class_at_end else (table[:, -1:], table[:, :-1])
         if (gh, gw) != (side, side):
             g = grid.float().reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, d, side, side)
             g = F.interpolate(g, size=(gh, gw), mode="bicubic", align_corners=False)  # (1, d, gh, gw)
             grid = g.flatten(2).transpose(1, 2).to(table.dtype)  # (1, gh*gw, d)
-        return torch.cat([grid, head] if v.encoder.class_at_end else [head, grid], dim=1)
+        return torch.cat([grid, head] if enc.class_at_end else [head, grid], dim=1)
 
     def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         v = self.spec
+        enc = v.encoder
         x = pixel_values.to(self.patch_embed.weight.dtype)
-        tiles, gh, gw = x.shape[0], x.shape[-2] // v.encoder.patch_size, x.shape[-1] // v.encoder.patch_size
-        if v.encoder.patch_embed == "linear":
-            x = self.patch_embed(F.unfold(x, v.encoder.patch_size, stride=v.encoder.patch_size).transpose(1, 2))  # (tiles, n, d)
+        tiles, gh, gw = x.shape[0], x.shape[-2] // enc.patch_size, x.shape[-1] // enc.patch_size
+        if enc.patch_embed == "linear":
+            x = self.patch_embed(F.unfold(x, enc.patch_size, stride=enc.patch_size).transpose(1, 2))  # (tiles, n, d)
         else:
             x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (tiles, n, d)
         x = self.patches(x)
-        if v.encoder.class_token:
+        if enc.class_token:
             cls = self.class_embed.reshape(1, 1, -1).expand(tiles, 1, -1)  # (tiles, 1, d)
-            x = torch.cat([x, cls] if v.encoder.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
-        if v.encoder.pos_layout:
+            x = torch.cat([x, cls] if enc.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
+        if enc.pos_layout:
             x = x + self.position_embedding(gh, gw)  # (tiles, [1 +] n, d)
         return self.embedded(x), gh, gw
 

@@ -1,7 +1,7 @@
 """The parts every reference vision encoder is built from (*Implementations of Large Language Models*
 section 2.1, Steps 6-10): the patch embedding, the encoder block (norm, attention, residual, norm,
 MLP, residual, with optional layer scale or tanh gates), and the 2D rotary embeddings of Qwen2-VL,
-Pixtral and Llama 4. Which part a tower gets is read from VisionSpec fields, never from a kind's name.
+Pixtral and Llama 4. Which part a tower gets is read from EncoderSpec fields, never from a kind's name.
 
 Values worth showing pass through a `Tap` (an identity a tracer hooks by name, e.g.
 `blocks.0.attn.probs`); every module carries its step note (inspector.reference.layers.note).
@@ -97,18 +97,19 @@ class VisionAttention(nn.Module):
     softmax over every patch (no causal mask; `mask` keeps images or windows apart), W_o."""
 
     def __init__(self, v: VisionSpec) -> None:
+        enc = v.encoder
         super().__init__()
-        d = v.encoder.hidden_size
-        self.n_h, self.d_h, self.scale = v.encoder.num_heads, v.encoder.head_dim, v.encoder.head_dim**-0.5
+        d = enc.hidden_size
+        self.n_h, self.d_h, self.scale = enc.num_heads, enc.head_dim, enc.head_dim**-0.5
         inner = self.n_h * self.d_h
-        if v.encoder.attention == "fused":
-            self.qkv = note(nn.Linear(d, 3 * inner, bias=v.encoder.qkv_bias), "Step 8", "fused q, k, v projection")
+        if enc.attention == "fused":
+            self.qkv = note(nn.Linear(d, 3 * inner, bias=enc.qkv_bias), "Step 8", "fused q, k, v projection")
         else:
             for role in ("q", "k", "v"):
-                setattr(self, role, note(nn.Linear(d, inner, bias=v.encoder.qkv_bias), "Step 8", f"{role} projection"))
-        self.q_norm = RMSNorm(inner, v.encoder.norm_eps) if v.encoder.qk_norm else None  # InternViT: RMSNorm, weight only
-        self.k_norm = RMSNorm(inner, v.encoder.norm_eps) if v.encoder.qk_norm else None
-        self.proj = note(nn.Linear(inner, d, bias=v.encoder.o_bias), "Step 8", "heads concatenated, output projection W_o")
+                setattr(self, role, note(nn.Linear(d, inner, bias=enc.qkv_bias), "Step 8", f"{role} projection"))
+        self.q_norm = RMSNorm(inner, enc.norm_eps) if enc.qk_norm else None  # InternViT: RMSNorm, weight only
+        self.k_norm = RMSNorm(inner, enc.norm_eps) if enc.qk_norm else None
+        self.proj = note(nn.Linear(inner, d, bias=enc.o_bias), "Step 8", "heads concatenated, output projection W_o")
         self.q_rope = Tap("Step 7", "2D RoPE applied to q")
         self.k_rope = Tap("Step 7", "2D RoPE applied to k")
         self.probs = Tap("Step 8", "attention weights: softmax over the patches")
@@ -139,15 +140,16 @@ class VisionMLP(nn.Module):
     """Step 9: fc2(act(fc1(x))), or the gated down(act(gate(x)) * up(x)) of Qwen2.5-VL and Pixtral."""
 
     def __init__(self, v: VisionSpec) -> None:
+        enc = v.encoder
         super().__init__()
-        d, w, bias = v.encoder.hidden_size, v.encoder.intermediate_size, v.encoder.mlp_bias
-        self.act = activation(v.encoder.hidden_act)
-        if v.encoder.mlp == "gated":
+        d, w, bias = enc.hidden_size, enc.intermediate_size, enc.mlp_bias
+        self.act = activation(enc.hidden_act)
+        if enc.mlp == "gated":
             self.gate = note(nn.Linear(d, w, bias=bias), "Step 9", "gate projection")
             self.up = note(nn.Linear(d, w, bias=bias), "Step 9", "up projection")
             self.down = note(nn.Linear(w, d, bias=bias), "Step 9", "down projection; residual follows")
         else:
-            self.fc1 = note(nn.Linear(d, w, bias=bias), "Step 9", f"fc1 to the MLP width, then {v.encoder.hidden_act}")
+            self.fc1 = note(nn.Linear(d, w, bias=bias), "Step 9", f"fc1 to the MLP width, then {enc.hidden_act}")
             self.fc2 = note(nn.Linear(w, d, bias=bias), "Step 9", "fc2 back to d_img; residual follows")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,12 +163,13 @@ class VisionBlock(nn.Module):
     global layers by tanh(gate_attn) / tanh(gate_ffn)."""
 
     def __init__(self, v: VisionSpec, gated: bool = False) -> None:
+        enc = v.encoder
         super().__init__()
-        d = v.encoder.hidden_size
-        self.norm1, self.attn = vision_norm(v.encoder.norm_type, d, v.encoder.norm_eps), VisionAttention(v)
-        self.norm2, self.mlp = vision_norm(v.encoder.norm_type, d, v.encoder.norm_eps), VisionMLP(v)
-        self.ls1 = nn.Parameter(torch.ones(d)) if v.encoder.layer_scale else None
-        self.ls2 = nn.Parameter(torch.ones(d)) if v.encoder.layer_scale else None
+        d = enc.hidden_size
+        self.norm1, self.attn = vision_norm(enc.norm_type, d, enc.norm_eps), VisionAttention(v)
+        self.norm2, self.mlp = vision_norm(enc.norm_type, d, enc.norm_eps), VisionMLP(v)
+        self.ls1 = nn.Parameter(torch.ones(d)) if enc.layer_scale else None
+        self.ls2 = nn.Parameter(torch.ones(d)) if enc.layer_scale else None
         self.gate_attn = nn.Parameter(torch.zeros(1)) if gated else None
         self.gate_ffn = nn.Parameter(torch.zeros(1)) if gated else None
         self.after_attn = Tap("Step 10", "residual: x + attention")

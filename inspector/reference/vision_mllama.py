@@ -24,11 +24,12 @@ from inspector.spec.vision import VisionSpec
 
 class MllamaViT(nn.Module):
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        enc = v.encoder
         super().__init__()
         self.spec = v
-        d, n, t, rows = v.encoder.hidden_size, v.encoder.num_positions, v.encoder.max_num_tiles, v.encoder.num_aspect_ratios + 1
+        d, n, t, rows = enc.hidden_size, enc.num_positions, enc.max_num_tiles, enc.num_aspect_ratios + 1
         with torch.device(device):
-            self.patch_embed = note(nn.Conv2d(v.encoder.in_channels, d, v.encoder.patch_size, stride=v.encoder.patch_size, bias=False,
+            self.patch_embed = note(nn.Conv2d(enc.in_channels, d, enc.patch_size, stride=enc.patch_size, bias=False,
                                               dtype=dtype), "Step 6", "patch embedding (convolution)")
             self.class_embed = nn.Parameter(torch.zeros(d, dtype=dtype))
             self.pos_embed = nn.Parameter(torch.zeros(n, d, dtype=dtype))
@@ -37,10 +38,10 @@ class MllamaViT(nn.Module):
             self.pre_tile, self.post_tile = nn.Embedding(rows, t * d, dtype=dtype), nn.Embedding(rows, t * d, dtype=dtype)
             self.pre_tile_gate = nn.Parameter(torch.zeros(1, dtype=dtype))
             self.post_tile_gate = nn.Parameter(torch.zeros(1, dtype=dtype))
-            self.pre_norm = vision_norm("layer_norm", d, v.encoder.norm_eps).to(dtype)
-            self.post_norm = vision_norm("layer_norm", d, v.encoder.norm_eps).to(dtype)
-            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.encoder.depth))
-            self.global_blocks = nn.ModuleList(VisionBlock(v, gated=True).to(dtype) for _ in range(v.encoder.global_depth))
+            self.pre_norm = vision_norm("layer_norm", d, enc.norm_eps).to(dtype)
+            self.post_norm = vision_norm("layer_norm", d, enc.norm_eps).to(dtype)
+            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(enc.depth))
+            self.global_blocks = nn.ModuleList(VisionBlock(v, gated=True).to(dtype) for _ in range(enc.global_depth))
             self.merger = PROJECTOR_MODULES[v.projector.kind](v).to(dtype)
         self.patches = Tap("Step 6", "patch embeddings per tile: (tiles, patches, d_img)")
         self.embedded = Tap("Step 6", "tile, class and position embeddings added; patches padded to a multiple of 8")
@@ -63,12 +64,13 @@ class MllamaViT(nn.Module):
 
     def encode(self, pixel_values: torch.Tensor, layout: ImageLayout) -> torch.Tensor:
         v = self.spec
-        tiles, d = pixel_values.shape[0], v.encoder.hidden_size
+        enc = v.encoder
+        tiles, d = pixel_values.shape[0], enc.hidden_size
         x = self.patches(self.patch_embed(pixel_values.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2))
         x = self._tile_embed(self.pre_tile, self.pre_tile_gate, x, layout.aspect_id)  # (tiles, n-1, d)
         x = torch.cat([self.class_embed.reshape(1, 1, d).expand(tiles, 1, d), x], dim=1)  # (tiles, n, d)
         g = self.pos_gate.tanh()
-        tile_pos = self.tile_pos(torch.tensor([layout.aspect_id], device=x.device)).reshape(tiles, v.encoder.num_positions, d)
+        tile_pos = self.tile_pos(torch.tensor([layout.aspect_id], device=x.device)).reshape(tiles, enc.num_positions, d)
         x = self.pre_norm(x + (1 - g) * self.pos_embed + g * tile_pos)  # (tiles, n, d)
         pad = (8 - x.shape[1] % 8) % 8
         x = self.embedded(F.pad(x, (0, 0, 0, pad)))  # (tiles, n + pad, d)
@@ -76,7 +78,7 @@ class MllamaViT(nn.Module):
         mask = self._mask(tiles, length, layout.tile_count, x.dtype, x.device)
         x, kept = x.reshape(1, tiles * length, d), []
         for i, block in enumerate(self.blocks):
-            if i in v.encoder.feature_layers:
+            if i in enc.feature_layers:
                 kept.append(x)
             x = block(x, None, mask)  # (1, tiles*(n+pad), d)
         x = self.local(self.post_norm(x)).reshape(tiles, length, d)
@@ -84,7 +86,7 @@ class MllamaViT(nn.Module):
         for block in self.global_blocks:
             x = block(x, None, mask)  # (1, tiles*(n+pad), d)
         x = torch.cat([x, *kept], dim=-1).reshape(tiles, length, -1)  # (tiles, n + pad, d * (1 + k))
-        return self.selected(x[:, : v.encoder.num_positions])  # (tiles, n, d * (1 + k))
+        return self.selected(x[:, : enc.num_positions])  # (tiles, n, d * (1 + k))
 
     def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.encode(pixel_values, layout), layout)  # (tiles * n, d)

@@ -50,17 +50,18 @@ class QwenViT(nn.Module):
     """pixel_values (n_img, C*d_t_patch*d_patch^2) and grid_thw (images, 3) -> (n_img/n_merge^2, d)."""
 
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        enc = v.encoder
         super().__init__()
         self.spec = v
-        p, tp = v.encoder.patch_size, v.encoder.temporal_patch_size
+        p, tp = enc.patch_size, enc.temporal_patch_size
         with torch.device(device):
-            self.patch_embed = note(nn.Conv3d(v.encoder.in_channels, v.encoder.hidden_size, (tp, p, p), stride=(tp, p, p),
-                                              bias=v.encoder.conv_bias, dtype=dtype), "Step 6", "3D convolution")
-            if v.encoder.pos_layout == "embedding":
-                self.pos_embed = nn.Embedding(v.encoder.num_positions, v.encoder.hidden_size, dtype=dtype)
-            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(v.encoder.depth))
+            self.patch_embed = note(nn.Conv3d(enc.in_channels, enc.hidden_size, (tp, p, p), stride=(tp, p, p),
+                                              bias=enc.conv_bias, dtype=dtype), "Step 6", "3D convolution")
+            if enc.pos_layout == "embedding":
+                self.pos_embed = nn.Embedding(enc.num_positions, enc.hidden_size, dtype=dtype)
+            self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(enc.depth))
             self.merger = QwenMerger(v).to(dtype)
-            self.deepstack = nn.ModuleList(DeepstackMerger(_postshuffle(v)).to(dtype) for _ in v.encoder.deepstack_layers)
+            self.deepstack = nn.ModuleList(DeepstackMerger(_postshuffle(v)).to(dtype) for _ in enc.deepstack_layers)
         self.patches = Tap("Step 6", "patches as 3D-conv input (n_img, C, d_t_patch, d_patch, d_patch)")
         self.embedded = Tap("Step 6", "3D convolution, stride = kernel: (n_img, d_img)")
         self.positioned = Tap("Step 7", "learned position embedding, interpolated to the grid, added")
@@ -100,26 +101,27 @@ class QwenViT(nn.Module):
     def encode(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         """Steps 6-10: patch embedding, positions and the encoder blocks, (n_img, d_img)."""
         v, unit = self.spec, self.spec.projector.merge_size ** 2
-        x = pixel_values.view(-1, v.encoder.in_channels, v.encoder.temporal_patch_size, v.encoder.patch_size, v.encoder.patch_size)
+        enc = v.encoder
+        x = pixel_values.view(-1, enc.in_channels, enc.temporal_patch_size, enc.patch_size, enc.patch_size)
         x = self.patches(x.to(self.patch_embed.weight.dtype))  # (n_img, C, d_t_patch, d_patch, d_patch): Step 6
-        x = self.embedded(self.patch_embed(x).view(-1, v.encoder.hidden_size))  # (n_img, d_img)
+        x = self.embedded(self.patch_embed(x).view(-1, enc.hidden_size))  # (n_img, d_img)
         if hasattr(self, "pos_embed"):
             x = self.positioned(x + self.learned_positions(grid_thw).to(x.device, x.dtype))  # (n_img, d_img)
         cos, sin = rope_2d(v, self.positions(grid_thw), x.dtype, x.device)  # (1, n_img, d_h) each: Step 7
         self.rope(cos)
         images = (grid_thw[:, 0] * grid_thw[:, 1] * grid_thw[:, 2]).tolist()
         full, windowed, order = block_mask(images, x.dtype, x.device), None, None
-        if v.encoder.window_size:
+        if enc.window_size:
             order, sizes = window_order(v, grid_thw)
             x, cos, sin = (_merge_order(t, order, unit) for t in (x, cos, sin))
             windowed = block_mask(sizes, x.dtype, x.device)
             self.windows(x)
         x, self.deepstack_out = x[None], []  # (1, n_img, d_img): the images are one packed sequence
         for i, block in enumerate(self.blocks):  # Steps 8-10
-            full_attention = not v.encoder.window_size or i in v.encoder.fullatt_blocks
+            full_attention = not enc.window_size or i in enc.fullatt_blocks
             x = block(x, (cos, sin), full if full_attention else windowed)  # (1, n_img, d_img)
-            if i in v.encoder.deepstack_layers:
-                self.deepstack_out.append(self.deepstack[v.encoder.deepstack_layers.index(i)](x[0]))
+            if i in enc.deepstack_layers:
+                self.deepstack_out.append(self.deepstack[enc.deepstack_layers.index(i)](x[0]))
         self._order = order
         return x[0]  # (n_img, d_img)
 

@@ -66,13 +66,14 @@ def _llm_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], anch
 
 def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], anchor: str) -> tuple[Flow, list[Part]]:
     v = acc.spec.vision
+    enc = v.encoder
     top = _top(acc, VISION)
     groups: dict[str, list] = {}
     for e in top:
         groups.setdefault(e.group, []).append(e)
     other = [part_of(f"{anchor}.v.{i}", g, es, "vision") for i, (g, es) in enumerate(groups.items())]
     tokens = v.projector.merge_size * v.projector.merge_size
-    blocks = [layer_box(k, f"{anchor}.vlayers{i}", "Vision block", "attention + MLP", f"(n_patches, {v.encoder.hidden_size})",
+    blocks = [layer_box(k, f"{anchor}.vlayers{i}", "Vision block", "attention + MLP", f"(n_patches, {enc.hidden_size})",
                         f"#{f.key}")
               for i, (k, f) in enumerate(zip(kinds, flows))]
     proj_groups: dict[str, list] = {}
@@ -81,9 +82,9 @@ def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], a
             proj_groups.setdefault(e.group, []).append(e)
     proj = [part_of(f"{anchor}.p.{i}", g, es, "proj", note=f"{tokens} patches → 1 token" if i == 0 else "")
             for i, (g, es) in enumerate(proj_groups.items())]
-    patch = f"{v.encoder.temporal_patch_size} × {v.encoder.patch_size} × {v.encoder.patch_size}" if v.encoder.temporal_patch_size > 1 else \
-        f"{v.encoder.patch_size} × {v.encoder.patch_size}"
-    steps = [Note(f"image ({v.encoder.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
+    patch = f"{enc.temporal_patch_size} × {enc.patch_size} × {enc.patch_size}" if enc.temporal_patch_size > 1 else \
+        f"{enc.patch_size} × {enc.patch_size}"
+    steps = [Note(f"image ({enc.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
              Note(f"image tokens (n_img, {v.projector.out_hidden_size}) → the LLM's sequence")]
     return Flow(f"{anchor}-vision", "Vision encoder and projector", tuple(steps)), other + proj
 

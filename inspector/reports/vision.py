@@ -20,37 +20,40 @@ def _yes(flag: bool, detail: str = "") -> str:
 
 def _projector(v) -> str:
     """The projector kind's description, its dimension symbols filled in."""
-    m = v.projector.merge_size
-    return PROJECTORS[v.projector.kind].description.format(
-        **v.projector.dims, m=m, ratio=v.projector.downsample_ratio or (1 / m), taps=len(v.encoder.deepstack_layers) or len(v.encoder.feature_layers),
+    proj = v.projector
+    m = proj.merge_size
+    return PROJECTORS[proj.kind].description.format(
+        **proj.dims, m=m, ratio=proj.downsample_ratio or (1 / m), taps=len(v.encoder.deepstack_layers) or len(v.encoder.feature_layers),
         deepstack=", ".join(str(i) for i in v.encoder.deepstack_layers))
 
 
 def _positions_shape(v) -> str:
-    shape = f"(1, {v.encoder.num_positions}, {v.encoder.hidden_size})" if v.encoder.pos_layout == "param" else \
-        f"({v.encoder.num_positions}, {v.encoder.hidden_size})"
-    return shape + (" + 2D RoPE" if v.encoder.rope else "") + (", gated, + tile embeddings" if v.encoder.pos_layout == "gated_tiles" else "")
+    enc = v.encoder
+    shape = f"(1, {enc.num_positions}, {enc.hidden_size})" if enc.pos_layout == "param" else \
+        f"({enc.num_positions}, {enc.hidden_size})"
+    return shape + (" + 2D RoPE" if enc.rope else "") + (", gated, + tile embeddings" if enc.pos_layout == "gated_tiles" else "")
 
 
 def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     v = spec.vision
+    enc = v.encoder
     return [
-        ("d_img (image embedding dimension, vision hidden size)", v.encoder.hidden_size),
-        ("Class token", _yes(v.encoder.class_token, "(1, 1, d_img)" if v.encoder.class_layout == "param" else "(d_img,)")),
-        ("Trainable position embeddings", _yes(v.encoder.learned_pos, _positions_shape(v)) if v.encoder.learned_pos
-         else f"No ({v.encoder.position_encoding})"),
+        ("d_img (image embedding dimension, vision hidden size)", enc.hidden_size),
+        ("Class token", _yes(enc.class_token, "(1, 1, d_img)" if enc.class_layout == "param" else "(d_img,)")),
+        ("Trainable position embeddings", _yes(enc.learned_pos, _positions_shape(v)) if enc.learned_pos
+         else f"No ({enc.position_encoding})"),
         ("d (token embedding dimension, LLM hidden size)", spec.text.hidden_size),
-        ("d_patch (patch size along height and width)", v.encoder.patch_size),
-        ("d_t_patch (temporal patch size)", v.encoder.temporal_patch_size),
+        ("d_patch (patch size along height and width)", enc.patch_size),
+        ("d_t_patch (temporal patch size)", enc.temporal_patch_size),
         ("n_merge (patches merged along each dimension)", v.projector.merge_size),
-        ("Encoder repetitions (vision blocks)", v.encoder.depth),
-        ("Scaling residual (layer scale ls1/ls2)", _yes(v.encoder.layer_scale)),
-        ("vision tower", v.encoder.kind),
-        ("vision heads x head dim", f"{v.encoder.num_heads} x {v.encoder.head_dim}"),
-        ("vision MLP size", v.encoder.intermediate_size),
-        ("vision norm", v.encoder.norm_type),
-        ("qkv bias / q,k norm", f"{'yes' if v.encoder.qkv_bias else 'no'} / {'yes' if v.encoder.qk_norm else 'no'}"),
-        ("vision activation", v.encoder.hidden_act),
+        ("Encoder repetitions (vision blocks)", enc.depth),
+        ("Scaling residual (layer scale ls1/ls2)", _yes(enc.layer_scale)),
+        ("vision tower", enc.kind),
+        ("vision heads x head dim", f"{enc.num_heads} x {enc.head_dim}"),
+        ("vision MLP size", enc.intermediate_size),
+        ("vision norm", enc.norm_type),
+        ("qkv bias / q,k norm", f"{'yes' if enc.qkv_bias else 'no'} / {'yes' if enc.qk_norm else 'no'}"),
+        ("vision activation", enc.hidden_act),
         ("projector", _projector(v)),
         ("image input", input_text(v)),
         ("image tokens", tokens_text(v, spec.text.hidden_size)),

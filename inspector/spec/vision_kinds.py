@@ -7,7 +7,7 @@ rotary positions, norms before and after the blocks, fused or separate q/k/v, pl
 layer scale, gated global layers), the config keys of each field with transformers' class defaults
 for a sparse config.json, and the checkpoint name of every tensor role relative to the prefix the
 wrapper (inspector.spec.wrappers) puts it under. Nothing else in the package branches on a kind's
-name: it reads the VisionSpec fields these records resolve to.
+name: it reads the EncoderSpec and ProjectorSpec fields these records resolve to (inspector.spec.vision).
 
 A part switched by the config is written as a key name ("use_mean_pooling"), negated with "!";
 the key's default sits in `defaults`.
@@ -243,7 +243,7 @@ DEEPSTACK, NEWLINE, PATCH_MERGER, ADAPTER = "DeepStack mergers", "Image newline"
 
 @dataclass(frozen=True)
 class ProjLayer:
-    """One stored layer of a projector. `out`/`inp` are dimension symbols (see VisionSpec.dims):
+    """One stored layer of a projector. `out`/`inp` are dimension symbols (see ProjectorSpec.dims):
     d (d_img), m2d (n_merge^2 d_img), out (LLM d), inter (encoder MLP width), feat (concatenated
     encoder features), p_in / p_out (Llama 4's adapter widths), v_out (its output width).
     `op`: norm | linear | matrix (a bare (inp, out) weight) | vector (a bare (out,) parameter).

@@ -3,8 +3,9 @@
 One `Wrapper` record per model_type holds what differs: the nested key of the LLM config (and the
 family when it does not say), the checkpoint names of the LLM (a prefix, or a rewrite of the family's
 templates), the encoder and projector kinds (inspector.spec.vision_kinds) with their checkpoint
-prefixes, where the merge factor lives, the config key of the image token, and the image-token rule
-(inspector.image.rules). A new VLM that reuses existing parts is one entry here.
+prefixes, where the merge factor lives, the config key of the image token, and the facts record of
+its image-token rule (inspector.spec.image_facts; the rule itself: inspector.image.rules.RULES). A new
+VLM that reuses existing parts is one entry here.
 """
 
 from __future__ import annotations
