@@ -145,9 +145,9 @@ def tiling_arrangements(max_tiles: int) -> list[tuple[int, int]]:
 
 def pixtral(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
     h, w = _size(image, record)
-    rh, rw = tiling.pixtral_size(h, w, v.image.longest, v.encoder.patch_size * v.projector.merge_size)
+    rh, rw = tiling.pixtral_size(h, w, v.image.longest, v.encoder.embed.patch_size * v.projector.merge_size)
     pixel_values = _stack([_resize(image, rh, rw, "BICUBIC")], v, record, "(1, C, H', W')")
-    return pixel_values, None, ImageLayout((h, w), grid=(rh // v.encoder.patch_size, rw // v.encoder.patch_size))
+    return pixel_values, None, ImageLayout((h, w), grid=(rh // v.encoder.embed.patch_size, rw // v.encoder.embed.patch_size))
 
 
 def llama4(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:

@@ -153,7 +153,7 @@ def qwen2_vl_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -
     """RGB PIL image -> pixel_values (t*h*w, C*d_t_patch*d_patch^2) and grid_thw (1, 3)."""
     from PIL import Image
 
-    p, m, tp = v.encoder.patch_size, v.projector.merge_size, v.encoder.temporal_patch_size
+    p, m, tp = v.encoder.embed.patch_size, v.projector.merge_size, v.encoder.embed.temporal_patch_size
     width, height = image.size
     if record:
         record("image.rgb", (height, width, 3), "image converted to RGB, (H, W, C)")
@@ -194,7 +194,7 @@ def internvl_tiles(image: Any, v: VisionSpec, record: Recorder | None = None) ->
     thumbnail of the whole image when there is more than one tile (use_thumbnail)."""
     from PIL import Image
 
-    S = v.encoder.image_size
+    S = v.encoder.embed.image_size
     assert S is not None, "an internvl_tiles spec"
     width, height = image.size
     if record:

@@ -42,8 +42,8 @@ def _input(height: int, width: int) -> Step:
 def _encoder(v: VisionSpec, per_tile: int, tiles: int, seq: int) -> list[Step]:
     enc = v.encoder
     return [
-        Step("Step 3", "patches per tile", f"(side / {enc.patch_size})^2", _n(per_tile)),
-        Step("Step 6", "encoder input per tile", "patches" + (" + class token" if enc.class_token else ""), _n(seq)),
+        Step("Step 3", "patches per tile", f"(side / {enc.embed.patch_size})^2", _n(per_tile)),
+        Step("Step 6", "encoder input per tile", "patches" + (" + class token" if enc.embed.class_token else ""), _n(seq)),
         Step("Step 10", "after the encoder blocks", f"{enc.depth} blocks" + (f" + {enc.global_depth} gated global"
              if enc.global_depth else "") + ", shape kept", f"({tiles}, {_n(seq)}, {enc.hidden_size})"),
     ]
@@ -60,7 +60,7 @@ def gemma3(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     if f.pan_and_scan:
         n_h, n_w, crop_h, crop_w = tiling.pan_and_scan(height, width, f.min_crop, f.max_crops, f.min_ratio)
     crops = n_h * n_w
-    side = tile // v.encoder.patch_size
+    side = tile // v.encoder.embed.patch_size
     tokens = per_image * (1 + crops)
     steps = [_input(height, width),
              Step("Step 2", "pan-and-scan crops", "do_pan_and_scan" + (f": min ratio {f.min_ratio}, crops >= "
@@ -85,13 +85,13 @@ def gemma3(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
 def llava_anyres(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     f = v.image
     tile = f.tile
-    side = tile // v.encoder.patch_size
+    side = tile // v.encoder.embed.patch_size
     best_h, best_w = tiling.best_resolution(height, width, f.pinpoints)
     grid_rows, grid_cols = best_h // tile, best_w // tile
     rows, cols = tiling.unpad(height, width, side * grid_rows, side * grid_cols)
     max_tiles = int(f.aspect.removeprefix("anyres_max_")) if f.aspect.startswith("anyres_max_") else None
     rows2, cols2, ratio = tiling.capped(rows, cols, max_tiles, side)
-    base = side * side + (1 if v.encoder.class_token else 0)
+    base = side * side + (1 if v.encoder.embed.class_token else 0)
     drop = 1 if f.strategy == "default" else 0
     tokens = base + rows2 * cols2 + rows2 - drop
     tiles = grid_rows * grid_cols + 1
@@ -118,7 +118,7 @@ def llava_anyres(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTo
 def idefics3(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     f = v.image
     tile, m = f.tile, v.projector.merge_size
-    side = v.encoder.image_size // v.encoder.patch_size
+    side = v.encoder.embed.image_size // v.encoder.embed.patch_size
     per_tile = side * side // (m * m)
     h, w = tiling.idefics3_resize(height, width, f.longest)
     rows = cols = 0
@@ -156,7 +156,7 @@ def mllama(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     canvas_h, canvas_w = tiling.mllama_canvas(height, width, max_tiles, tile)
     h, w = tiling.fit_to_canvas(height, width, canvas_h, canvas_w, tile)
     tiles = (canvas_h // tile) * (canvas_w // tile)
-    side = tile // v.encoder.patch_size
+    side = tile // v.encoder.embed.patch_size
     seq = side * side + 1
     states = max_tiles * seq
     steps = [_input(height, width),
@@ -180,7 +180,7 @@ def mllama(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
 
 
 def pixtral(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
-    p, m = v.encoder.patch_size, v.projector.merge_size
+    p, m = v.encoder.embed.patch_size, v.projector.merge_size
     h, w = tiling.pixtral_size(height, width, v.image.longest, p * m)
     gh, gw = h // p, w // p
     rows, cols = gh // m, gw // m
@@ -214,7 +214,7 @@ def llama4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     r_h, r_w = canvas_h // tile, canvas_w // tile
     chunks = r_h * r_w
     tiles = chunks + (1 if chunks > 1 else 0)
-    side = tile // v.encoder.patch_size
+    side = tile // v.encoder.embed.patch_size
     per_tile = side * side // (proj.merge_size ** 2)
     tokens = tiles * per_tile
     steps = [_input(height, width),
@@ -260,12 +260,12 @@ class ImageRule:
 
 
 def _resize_text(v: VisionSpec) -> str:
-    return f"resize to multiples of {v.encoder.patch_size * v.projector.merge_size} within " \
+    return f"resize to multiples of {v.encoder.embed.patch_size * v.projector.merge_size} within " \
            f"[{v.image.min_pixels:,}, {v.image.max_pixels:,}] pixels ({v.image.pixels_source})"
 
 
 def _tiles_text(v: VisionSpec) -> str:
-    side = v.encoder.image_size
+    side = v.encoder.embed.image_size
     if not v.image.dynamic_tiles:
         return f"one {side}x{side} tile"
     thumb = " + thumbnail when > 1 tile" if v.image.use_thumbnail else ""
@@ -292,7 +292,7 @@ RULES: Mapping[str, ImageRule] = MappingProxyType({r.name: r for r in (
               lambda v, it: f"1 placeholder; {it.cross_states:,} cross-attention states"),
     ImageRule(PixtralRows, pixtral, pix.pixtral,
               lambda v: f"any size, longest edge at most {v.image.longest}, sides multiples of "
-                        f"{v.encoder.patch_size * v.projector.merge_size}"),
+                        f"{v.encoder.embed.patch_size * v.projector.merge_size}"),
     ImageRule(Llama4Tiles, llama4, pix.llama4,
               lambda v: f"canvas of up to {v.image.max_chunks} tiles of {v.image.tile}x{v.image.tile} + a global tile"),
 )})

@@ -127,34 +127,35 @@ def _n(x: int) -> str:
 
 def tile_tokens(v: VisionSpec) -> int:
     """InternVL: image tokens of one tile, (image_size / patch)^2 / n_merge^2."""
-    side = (v.encoder.image_size or 0) // v.encoder.patch_size
+    side = (v.encoder.embed.image_size or 0) // v.encoder.embed.patch_size
     return side * side // (v.projector.merge_size * v.projector.merge_size)
 
 
 def qwen2_vl_resize(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     proj = v.projector
     enc = v.encoder
-    factor = enc.patch_size * proj.merge_size
+    emb = enc.embed
+    factor = emb.patch_size * proj.merge_size
     h, w, how = smart_resize(height, width, factor, v.image.min_pixels, v.image.max_pixels)
     t = 1  # one image; it is repeated d_t_patch times along time to fill one temporal patch
-    gh, gw = h // enc.patch_size, w // enc.patch_size
+    gh, gw = h // emb.patch_size, w // emb.patch_size
     patches = t * gh * gw
     m2 = proj.merge_size ** 2
     tokens = patches // m2
-    vec = enc.in_channels * enc.temporal_patch_size * enc.patch_size ** 2
+    vec = emb.in_channels * emb.temporal_patch_size * emb.patch_size ** 2
     steps = [
         Step("Step 2", "input image (H x W)", "", f"{height} x {width} ({_n(height * width)} pixels)"),
-        Step("Step 2", "resize factor", "d_patch x n_merge", f"{enc.patch_size} x {proj.merge_size} = {factor}"),
+        Step("Step 2", "resize factor", "d_patch x n_merge", f"{emb.patch_size} x {proj.merge_size} = {factor}"),
         Step("Step 2", "pixel bounds", f"[min_pixels, max_pixels] ({v.image.pixels_source})",
              f"[{_n(v.image.min_pixels)}, {_n(v.image.max_pixels)}]"),
         Step("Step 2", "resized image (H' x W')", how, f"{h} x {w} ({_n(h * w)} pixels)"),
         Step("Step 3", "temporal duplication", "image tiled d_t_patch times; t_grid = 1",
-             f"(2, C, H', W') -> t_grid = {t}" if enc.temporal_patch_size == 2 else f"t_grid = {t}"),
-        Step("Step 3", "grid (t_grid x h_grid x w_grid)", f"H'/{enc.patch_size} x W'/{enc.patch_size}",
+             f"(2, C, H', W') -> t_grid = {t}" if emb.temporal_patch_size == 2 else f"t_grid = {t}"),
+        Step("Step 3", "grid (t_grid x h_grid x w_grid)", f"H'/{emb.patch_size} x W'/{emb.patch_size}",
              f"{t} x {gh} x {gw}"),
         Step("Step 3", "patches n_img", "t_grid * h_grid * w_grid", _n(patches)),
         Step("Step 4", "patch vector length", "C * d_t_patch * d_patch^2",
-             f"{enc.in_channels} * {enc.temporal_patch_size} * {enc.patch_size}^2 = {_n(vec)}"),
+             f"{emb.in_channels} * {emb.temporal_patch_size} * {emb.patch_size}^2 = {_n(vec)}"),
         Step("Step 5", "image tokens", "t_grid * h_grid * w_grid / n_merge^2", f"{_n(patches)} / {m2} = {_n(tokens)}"),
         Step("Step 6", "after the 3D convolution", "(n_img, d_img)", f"({_n(patches)}, {enc.hidden_size})"),
         Step("Step 10", "after the encoder blocks", f"{enc.depth} blocks, shape kept", f"({_n(patches)}, {enc.hidden_size})"),
@@ -166,9 +167,10 @@ def qwen2_vl_resize(v: VisionSpec, height: int, width: int, text_d: int) -> Imag
 
 def internvl_tiles(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
     enc = v.encoder
-    tile = enc.image_size
+    emb = enc.embed
+    tile = emb.image_size
     assert tile is not None
-    side = tile // enc.patch_size
+    side = tile // emb.patch_size
     per_tile = tile_tokens(v)
     steps = [Step("Input", "input image (H x W)", "", f"{height} x {width}, aspect W/H = {width / height:.4f}")]
     if v.image.dynamic_tiles:
@@ -195,9 +197,9 @@ def internvl_tiles(v: VisionSpec, height: int, width: int, text_d: int) -> Image
         Step("Tiling", "resized canvas (H' x W')", f"rows*{tile} x cols*{tile}", f"{resized[0]} x {resized[1]}"),
         Step("Tiling", "tiles", f"cols*rows{' + thumbnail (use_thumbnail, only when tiles > 1)' if v.image.use_thumbnail else ''}",
              f"{n_tiles} + 1 = {total}" if thumb else f"{total}"),
-        Step("Encoder", "patches per tile", f"({tile}/{enc.patch_size})^2", f"{side} x {side} = {_n(side * side)}"),
-        Step("Encoder", "sequence per tile", "patches + class token" if enc.class_token else "patches",
-             _n(side * side + (1 if enc.class_token else 0))),
+        Step("Encoder", "patches per tile", f"({tile}/{emb.patch_size})^2", f"{side} x {side} = {_n(side * side)}"),
+        Step("Encoder", "sequence per tile", "patches + class token" if emb.class_token else "patches",
+             _n(side * side + (1 if emb.class_token else 0))),
         Step("Encoder", "patches, all tiles", "tiles * patches per tile", _n(patches)),
         Step("Projector", "tokens per tile",
              f"pixel shuffle {v.projector.downsample_ratio}: patches * downsample_ratio^2 (class token dropped)",

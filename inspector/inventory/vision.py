@@ -110,25 +110,26 @@ def _global_block(v: VisionSpec, i: int) -> Entries:
 
 def _embeddings(v: VisionSpec) -> Entries:
     enc = v.encoder
-    d, p = enc.hidden_size, enc.patch_size
-    if enc.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
-        yield from _linear(v, "patch_embed", d, enc.in_channels * p * p, VE, CONV, bias=enc.conv_bias)
+    emb = enc.embed
+    d, p = enc.hidden_size, emb.patch_size
+    if emb.patch_embed == "linear":  # unfolded patches through a Linear (Llama 4)
+        yield from _linear(v, "patch_embed", d, emb.in_channels * p * p, VE, CONV, bias=emb.conv_bias)
     else:
-        kernel = (enc.temporal_patch_size, p, p) if enc.temporal_patch_size > 1 else (p, p)
-        yield _entry(v, "patch_embed", (d, enc.in_channels, *kernel), VE, CONV, None, ".weight")
-        if enc.conv_bias:
+        kernel = (emb.temporal_patch_size, p, p) if emb.temporal_patch_size > 1 else (p, p)
+        yield _entry(v, "patch_embed", (d, emb.in_channels, *kernel), VE, CONV, None, ".weight")
+        if emb.conv_bias:
             yield _entry(v, "patch_embed", (d,), VE, CONV, None, ".bias")
-    if enc.class_token:
-        yield _entry(v, "class_embed", (1, 1, d) if enc.class_layout == "param" else (d,), VE, CLS)
-    if enc.mask_token:
+    if emb.class_token:
+        yield _entry(v, "class_embed", (1, 1, d) if emb.class_layout == "param" else (d,), VE, CLS)
+    if emb.mask_token:
         yield _entry(v, "mask_token", (1, 1, d), VE, CLS)
-    if enc.pos_layout == "param":
-        yield _entry(v, "pos_embed", (1, enc.num_positions, d), VE, POS)
-    elif enc.pos_layout == "table":
-        yield _entry(v, "pos_embed", (enc.num_positions, d), VE, POS)
-    elif enc.pos_layout == "embedding":
-        yield _entry(v, "pos_embed", (enc.num_positions, d), VE, POS, suffix=".weight")
-    elif enc.pos_layout == "gated_tiles":
+    if emb.pos_layout == "param":
+        yield _entry(v, "pos_embed", (1, emb.num_positions, d), VE, POS)
+    elif emb.pos_layout == "table":
+        yield _entry(v, "pos_embed", (emb.num_positions, d), VE, POS)
+    elif emb.pos_layout == "embedding":
+        yield _entry(v, "pos_embed", (emb.num_positions, d), VE, POS, suffix=".weight")
+    elif emb.pos_layout == "gated_tiles":
         yield from _tile_positions(v)
 
 
@@ -136,7 +137,7 @@ def _tile_positions(v: VisionSpec) -> Entries:
     """Mllama: a gated (patches + 1, d) embedding, one (tiles * (patches + 1) * d) row per aspect
     ratio, and gated per-tile embeddings before and after the local layers."""
     enc = v.encoder
-    d, n, t, rows = enc.hidden_size, enc.num_positions, enc.max_num_tiles, enc.num_aspect_ratios + 1
+    d, n, t, rows = enc.hidden_size, enc.embed.num_positions, enc.embed.max_num_tiles, enc.embed.num_aspect_ratios + 1
     yield _entry(v, "pos_gate", (1,), VE, POS)
     yield _entry(v, "pos_embed", (n, d), VE, POS)
     yield _entry(v, "tile_pos", (rows, t * n * d), VE, TILE_POS, suffix=".weight")

@@ -41,24 +41,25 @@ class _Tower(nn.Module):
 
     def __init__(self, v: VisionSpec, dtype: torch.dtype) -> None:
         enc = v.encoder
+        emb = enc.embed
         super().__init__()
-        self.spec, d, p = v, enc.hidden_size, enc.patch_size
-        if enc.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
-            self.patch_embed = nn.Linear(enc.in_channels * p * p, d, bias=enc.conv_bias, dtype=dtype)
+        self.spec, d, p = v, enc.hidden_size, emb.patch_size
+        if emb.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
+            self.patch_embed = nn.Linear(emb.in_channels * p * p, d, bias=emb.conv_bias, dtype=dtype)
         else:
-            self.patch_embed = nn.Conv2d(enc.in_channels, d, p, stride=p, bias=enc.conv_bias, dtype=dtype)
+            self.patch_embed = nn.Conv2d(emb.in_channels, d, p, stride=p, bias=emb.conv_bias, dtype=dtype)
         note(self.patch_embed, "Step 6", "patch embedding (convolution, stride = kernel)")
-        if enc.class_token:
-            shape = (1, 1, d) if enc.class_layout == "param" else (d,)
+        if emb.class_token:
+            shape = (1, 1, d) if emb.class_layout == "param" else (d,)
             self.class_embed = nn.Parameter(torch.zeros(*shape, dtype=dtype))
-        if enc.mask_token:
+        if emb.mask_token:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, d, dtype=dtype))  # stored, unused by the VLM
-        if enc.pos_layout == "param":
-            self.pos_embed = nn.Parameter(torch.zeros(1, enc.num_positions, d, dtype=dtype))
-        elif enc.pos_layout == "table":
-            self.pos_embed = nn.Parameter(torch.zeros(enc.num_positions, d, dtype=dtype))
-        elif enc.pos_layout == "embedding":
-            self.pos_embed = nn.Embedding(enc.num_positions, d, dtype=dtype)
+        if emb.pos_layout == "param":
+            self.pos_embed = nn.Parameter(torch.zeros(1, emb.num_positions, d, dtype=dtype))
+        elif emb.pos_layout == "table":
+            self.pos_embed = nn.Parameter(torch.zeros(emb.num_positions, d, dtype=dtype))
+        elif emb.pos_layout == "embedding":
+            self.pos_embed = nn.Embedding(emb.num_positions, d, dtype=dtype)
         if enc.pre_norm:
             self.pre_norm = note(vision_norm(enc.edge_norm, d, enc.norm_eps).to(dtype), "Step 6", "norm before the blocks")
         if enc.post_norm:
@@ -68,9 +69,9 @@ class _Tower(nn.Module):
         self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(enc.depth))
         self.merger = PROJECTOR_MODULES[v.projector.kind](v).to(dtype)
         self.patches = Tap("Step 6", "patch embeddings, flattened: (tiles, patches, d_img)")
-        drops = enc.class_token and not _keeps_class(v)
-        self.embedded = Tap("Step 6", ("class token and " if enc.class_token else "") + "positions added: the encoder input"
-                            if enc.pos_layout else "the encoder input")
+        drops = emb.class_token and not _keeps_class(v)
+        self.embedded = Tap("Step 6", ("class token and " if emb.class_token else "") + "positions added: the encoder input"
+                            if emb.pos_layout else "the encoder input")
         self.selected = Tap("Step 10", "encoder output the projector reads" + (" (class token dropped)" if drops else ""))
 
 
@@ -91,31 +92,33 @@ class TileViT(_Tower):
         """(1, [1 +] gh*gw, d): the learned positions, bicubic-resized when the grid is not the config's."""
         v = self.spec
         enc = v.encoder
+        emb = enc.embed
         table = self.pos_embed.weight if isinstance(self.pos_embed, nn.Embedding) else self.pos_embed
         table = table.reshape(1, -1, enc.hidden_size)  # (1, n, d)
-        cls = 1 if enc.class_token else 0
-        side = enc.image_size // enc.patch_size
-        head, grid = (table[:, :cls], table[:, cls:]) if not enc.class_at_end else (table[:, -1:], table[:, :-1])
+        cls = 1 if emb.class_token else 0
+        side = emb.image_size // emb.patch_size
+        head, grid = (table[:, :cls], table[:, cls:]) if not emb.class_at_end else (table[:, -1:], table[:, :-1])
         if (gh, gw) != (side, side):
             g = grid.float().reshape(1, side, side, -1).permute(0, 3, 1, 2)  # (1, d, side, side)
             g = F.interpolate(g, size=(gh, gw), mode="bicubic", align_corners=False)  # (1, d, gh, gw)
             grid = g.flatten(2).transpose(1, 2).to(table.dtype)  # (1, gh*gw, d)
-        return torch.cat([grid, head] if enc.class_at_end else [head, grid], dim=1)
+        return torch.cat([grid, head] if emb.class_at_end else [head, grid], dim=1)
 
     def embed(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, int, int]:
         v = self.spec
         enc = v.encoder
+        emb = enc.embed
         x = pixel_values.to(self.patch_embed.weight.dtype)
-        tiles, gh, gw = x.shape[0], x.shape[-2] // enc.patch_size, x.shape[-1] // enc.patch_size
-        if enc.patch_embed == "linear":
-            x = self.patch_embed(F.unfold(x, enc.patch_size, stride=enc.patch_size).transpose(1, 2))  # (tiles, n, d)
+        tiles, gh, gw = x.shape[0], x.shape[-2] // emb.patch_size, x.shape[-1] // emb.patch_size
+        if emb.patch_embed == "linear":
+            x = self.patch_embed(F.unfold(x, emb.patch_size, stride=emb.patch_size).transpose(1, 2))  # (tiles, n, d)
         else:
             x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (tiles, n, d)
         x = self.patches(x)
-        if enc.class_token:
+        if emb.class_token:
             cls = self.class_embed.reshape(1, 1, -1).expand(tiles, 1, -1)  # (tiles, 1, d)
-            x = torch.cat([x, cls] if enc.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
-        if enc.pos_layout:
+            x = torch.cat([x, cls] if emb.class_at_end else [cls, x], dim=1)  # (tiles, 1 + n, d)
+        if emb.pos_layout:
             x = x + self.position_embedding(gh, gw)  # (tiles, [1 +] n, d)
         return self.embedded(x), gh, gw
 
@@ -125,7 +128,7 @@ class TileViT(_Tower):
         x, _, _ = self.embed(pixel_values)
         if v.encoder.pre_norm:
             x = self.pre_norm(x)
-        rope = llama4_rope(v).to(x.device) if v.encoder.rope == "llama4" else None
+        rope = llama4_rope(v).to(x.device) if v.encoder.embed.rope == "llama4" else None
         for block in self.blocks:
             x = block(x, rope)  # (tiles, [1 +] n, d_img)
         if v.encoder.post_norm:
@@ -135,9 +138,9 @@ class TileViT(_Tower):
     def select(self, x: torch.Tensor) -> torch.Tensor:
         """The class token leaves before the projector (kept only by LLaVA's "full" feature strategy)."""
         v = self.spec
-        if not v.encoder.class_token or _keeps_class(v):
+        if not v.encoder.embed.class_token or _keeps_class(v):
             return self.selected(x)
-        return self.selected(x[:, :-1] if v.encoder.class_at_end else x[:, 1:])  # (tiles, patches, d_img)
+        return self.selected(x[:, :-1] if v.encoder.embed.class_at_end else x[:, 1:])  # (tiles, patches, d_img)
 
     def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.select(self.encode(pixel_values)), layout)  # (image tokens, d)

@@ -54,7 +54,7 @@ def rope_2d(v: VisionSpec, positions: torch.Tensor, dtype: torch.dtype, device: 
     pairs, column angles the second. Pixtral: theta_i = 10000^(-i/d_h); rows take the even
     frequencies, columns the odd ones."""
     d_h = v.encoder.head_dim
-    if v.encoder.rope == "pixtral":
+    if v.encoder.embed.rope == "pixtral":
         inv = 1.0 / VISION_ROPE_THETA ** (torch.arange(0, d_h, 2, dtype=torch.float32) / d_h)  # (d_h/2,)
         angles = torch.cat([positions[:, :1].float() * inv[0::2], positions[:, 1:].float() * inv[1::2]], dim=-1)
     else:
@@ -68,7 +68,7 @@ def rope_2d(v: VisionSpec, positions: torch.Tensor, dtype: torch.dtype, device: 
 def llama4_rope(v: VisionSpec) -> torch.Tensor:
     """Llama 4's vision RoPE as complex rotations (n + 1, d_h/2): patch (x + 1, y + 1) frequencies on
     interleaved pairs; the class token (last) does not rotate."""
-    side = v.encoder.image_size // v.encoder.patch_size
+    side = v.encoder.embed.image_size // v.encoder.embed.patch_size
     idx = torch.arange(side * side)
     x, y = torch.cat([idx % side, torch.tensor([-1])]), torch.cat([idx // side, torch.tensor([-1])])
     half = v.encoder.head_dim // 2

@@ -25,11 +25,12 @@ from inspector.spec.vision import VisionSpec
 class MllamaViT(nn.Module):
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
         enc = v.encoder
+        emb = enc.embed
         super().__init__()
         self.spec = v
-        d, n, t, rows = enc.hidden_size, enc.num_positions, enc.max_num_tiles, enc.num_aspect_ratios + 1
+        d, n, t, rows = enc.hidden_size, emb.num_positions, emb.max_num_tiles, emb.num_aspect_ratios + 1
         with torch.device(device):
-            self.patch_embed = note(nn.Conv2d(enc.in_channels, d, enc.patch_size, stride=enc.patch_size, bias=False,
+            self.patch_embed = note(nn.Conv2d(emb.in_channels, d, emb.patch_size, stride=emb.patch_size, bias=False,
                                               dtype=dtype), "Step 6", "patch embedding (convolution)")
             self.class_embed = nn.Parameter(torch.zeros(d, dtype=dtype))
             self.pos_embed = nn.Parameter(torch.zeros(n, d, dtype=dtype))
@@ -49,13 +50,13 @@ class MllamaViT(nn.Module):
         self.selected = Tap("Step 10", "last output + intermediate layers concatenated, padding removed")
 
     def _tile_embed(self, table: nn.Embedding, gate: nn.Parameter, x: torch.Tensor, aspect_id: int) -> torch.Tensor:
-        emb = table(torch.tensor([aspect_id], device=table.weight.device)).reshape(self.spec.encoder.max_num_tiles, 1, -1)
+        emb = table(torch.tensor([aspect_id], device=table.weight.device)).reshape(self.spec.encoder.embed.max_num_tiles, 1, -1)
         return x + emb * gate.tanh()  # (tiles, n, d)
 
     def _mask(self, tiles: int, length: int, real: int, dtype: torch.dtype, device: Any) -> torch.Tensor | None:
         """Padded tiles and padding patches neither attend nor are attended to."""
         keep = torch.zeros(tiles, length, dtype=torch.bool)
-        keep[:real, : self.spec.encoder.num_positions] = True
+        keep[:real, : self.spec.encoder.embed.num_positions] = True
         keep = keep.flatten()
         if bool(keep.all()):
             return None
@@ -70,7 +71,7 @@ class MllamaViT(nn.Module):
         x = self._tile_embed(self.pre_tile, self.pre_tile_gate, x, layout.aspect_id)  # (tiles, n-1, d)
         x = torch.cat([self.class_embed.reshape(1, 1, d).expand(tiles, 1, d), x], dim=1)  # (tiles, n, d)
         g = self.pos_gate.tanh()
-        tile_pos = self.tile_pos(torch.tensor([layout.aspect_id], device=x.device)).reshape(tiles, enc.num_positions, d)
+        tile_pos = self.tile_pos(torch.tensor([layout.aspect_id], device=x.device)).reshape(tiles, enc.embed.num_positions, d)
         x = self.pre_norm(x + (1 - g) * self.pos_embed + g * tile_pos)  # (tiles, n, d)
         pad = (8 - x.shape[1] % 8) % 8
         x = self.embedded(F.pad(x, (0, 0, 0, pad)))  # (tiles, n + pad, d)
@@ -86,7 +87,7 @@ class MllamaViT(nn.Module):
         for block in self.global_blocks:
             x = block(x, None, mask)  # (1, tiles*(n+pad), d)
         x = torch.cat([x, *kept], dim=-1).reshape(tiles, length, -1)  # (tiles, n + pad, d * (1 + k))
-        return self.selected(x[:, : enc.num_positions])  # (tiles, n, d * (1 + k))
+        return self.selected(x[:, : enc.embed.num_positions])  # (tiles, n, d * (1 + k))
 
     def features(self, pixel_values: torch.Tensor, layout: ImageLayout, grid_thw: Any = None) -> torch.Tensor:
         return self.merger(self.encode(pixel_values, layout), layout)  # (tiles * n, d)

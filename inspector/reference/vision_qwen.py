@@ -24,7 +24,7 @@ from inspector.spec.vision import VisionSpec
 def window_order(v: VisionSpec, grid_thw: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     """Qwen2.5-VL: the merge groups reordered window by window (windows of window_size pixels, row by
     row), and each window's size in patches."""
-    m, win = v.projector.merge_size, v.encoder.window_size // v.projector.merge_size // v.encoder.patch_size
+    m, win = v.projector.merge_size, v.encoder.window_size // v.projector.merge_size // v.encoder.embed.patch_size
     order, sizes, offset = [], [], 0
     for t, h, w in grid_thw.tolist():
         gh, gw = h // m, w // m
@@ -51,14 +51,15 @@ class QwenViT(nn.Module):
 
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
         enc = v.encoder
+        emb = enc.embed
         super().__init__()
         self.spec = v
-        p, tp = enc.patch_size, enc.temporal_patch_size
+        p, tp = emb.patch_size, emb.temporal_patch_size
         with torch.device(device):
-            self.patch_embed = note(nn.Conv3d(enc.in_channels, enc.hidden_size, (tp, p, p), stride=(tp, p, p),
-                                              bias=enc.conv_bias, dtype=dtype), "Step 6", "3D convolution")
-            if enc.pos_layout == "embedding":
-                self.pos_embed = nn.Embedding(enc.num_positions, enc.hidden_size, dtype=dtype)
+            self.patch_embed = note(nn.Conv3d(emb.in_channels, enc.hidden_size, (tp, p, p), stride=(tp, p, p),
+                                              bias=emb.conv_bias, dtype=dtype), "Step 6", "3D convolution")
+            if emb.pos_layout == "embedding":
+                self.pos_embed = nn.Embedding(emb.num_positions, enc.hidden_size, dtype=dtype)
             self.blocks = nn.ModuleList(VisionBlock(v).to(dtype) for _ in range(enc.depth))
             self.merger = QwenMerger(v).to(dtype)
             self.deepstack = nn.ModuleList(DeepstackMerger(_postshuffle(v)).to(dtype) for _ in enc.deepstack_layers)
@@ -89,7 +90,7 @@ class QwenViT(nn.Module):
     def learned_positions(self, grid_thw: torch.Tensor) -> torch.Tensor:
         """Qwen3-VL: the (side x side) position table bilinearly resized to each grid, merge-window order."""
         v, m = self.spec, self.spec.projector.merge_size
-        side = int(v.encoder.num_positions ** 0.5)
+        side = int(v.encoder.embed.num_positions ** 0.5)
         table = self.pos_embed.weight.reshape(side, side, -1).permute(2, 0, 1)[None]  # (1, d, side, side)
         out = []
         for t, h, w in grid_thw.tolist():
@@ -102,7 +103,8 @@ class QwenViT(nn.Module):
         """Steps 6-10: patch embedding, positions and the encoder blocks, (n_img, d_img)."""
         v, unit = self.spec, self.spec.projector.merge_size ** 2
         enc = v.encoder
-        x = pixel_values.view(-1, enc.in_channels, enc.temporal_patch_size, enc.patch_size, enc.patch_size)
+        emb = enc.embed
+        x = pixel_values.view(-1, emb.in_channels, emb.temporal_patch_size, emb.patch_size, emb.patch_size)
         x = self.patches(x.to(self.patch_embed.weight.dtype))  # (n_img, C, d_t_patch, d_patch, d_patch): Step 6
         x = self.embedded(self.patch_embed(x).view(-1, enc.hidden_size))  # (n_img, d_img)
         if hasattr(self, "pos_embed"):

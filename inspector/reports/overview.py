@@ -67,6 +67,7 @@ def _llm_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], anch
 def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], anchor: str) -> tuple[Flow, list[Part]]:
     v = acc.spec.vision
     enc = v.encoder
+    emb = enc.embed
     top = _top(acc, VISION)
     groups: dict[str, list] = {}
     for e in top:
@@ -82,9 +83,9 @@ def _vision_column(acc: Accounting, kinds: list[LayerKind], flows: list[Flow], a
             proj_groups.setdefault(e.group, []).append(e)
     proj = [part_of(f"{anchor}.p.{i}", g, es, "proj", note=f"{tokens} patches → 1 token" if i == 0 else "")
             for i, (g, es) in enumerate(proj_groups.items())]
-    patch = f"{enc.temporal_patch_size} × {enc.patch_size} × {enc.patch_size}" if enc.temporal_patch_size > 1 else \
-        f"{enc.patch_size} × {enc.patch_size}"
-    steps = [Note(f"image ({enc.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
+    patch = f"{emb.temporal_patch_size} × {emb.patch_size} × {emb.patch_size}" if emb.temporal_patch_size > 1 else \
+        f"{emb.patch_size} × {emb.patch_size}"
+    steps = [Note(f"image ({emb.in_channels}, H, W) → patches of {patch}"), *other, *blocks, *proj,
              Note(f"image tokens (n_img, {v.projector.out_hidden_size}) → the LLM's sequence")]
     return Flow(f"{anchor}-vision", "Vision encoder and projector", tuple(steps)), other + proj
 

@@ -29,22 +29,24 @@ def _projector(v) -> str:
 
 def _positions_shape(v) -> str:
     enc = v.encoder
-    shape = f"(1, {enc.num_positions}, {enc.hidden_size})" if enc.pos_layout == "param" else \
-        f"({enc.num_positions}, {enc.hidden_size})"
-    return shape + (" + 2D RoPE" if enc.rope else "") + (", gated, + tile embeddings" if enc.pos_layout == "gated_tiles" else "")
+    emb = enc.embed
+    shape = f"(1, {emb.num_positions}, {enc.hidden_size})" if emb.pos_layout == "param" else \
+        f"({emb.num_positions}, {enc.hidden_size})"
+    return shape + (" + 2D RoPE" if emb.rope else "") + (", gated, + tile embeddings" if emb.pos_layout == "gated_tiles" else "")
 
 
 def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     v = spec.vision
     enc = v.encoder
+    emb = enc.embed
     return [
         ("d_img (image embedding dimension, vision hidden size)", enc.hidden_size),
-        ("Class token", _yes(enc.class_token, "(1, 1, d_img)" if enc.class_layout == "param" else "(d_img,)")),
-        ("Trainable position embeddings", _yes(enc.learned_pos, _positions_shape(v)) if enc.learned_pos
+        ("Class token", _yes(emb.class_token, "(1, 1, d_img)" if emb.class_layout == "param" else "(d_img,)")),
+        ("Trainable position embeddings", _yes(emb.learned_pos, _positions_shape(v)) if emb.learned_pos
          else f"No ({enc.position_encoding})"),
         ("d (token embedding dimension, LLM hidden size)", spec.text.hidden_size),
-        ("d_patch (patch size along height and width)", enc.patch_size),
-        ("d_t_patch (temporal patch size)", enc.temporal_patch_size),
+        ("d_patch (patch size along height and width)", emb.patch_size),
+        ("d_t_patch (temporal patch size)", emb.temporal_patch_size),
         ("n_merge (patches merged along each dimension)", v.projector.merge_size),
         ("Encoder repetitions (vision blocks)", enc.depth),
         ("Scaling residual (layer scale ls1/ls2)", _yes(enc.layer_scale)),
@@ -94,6 +96,7 @@ def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:
     v = spec.vision
     facts = {f.name: getattr(v.image, f.name) for f in fields(v.image)}
     values: dict[str, Any] = {f.name: getattr(v.encoder, f.name) for f in fields(v.encoder)}
+    values.update({f.name: getattr(v.encoder.embed, f.name) for f in fields(v.encoder.embed)})
     values.update({_PROJECTOR_KEYS.get(f.name, f.name): getattr(v.projector, f.name) for f in fields(v.projector)})
     values.update(_TOP_FACT_DEFAULTS, **(facts if v.image.top_level else {}))
     values.update(
@@ -101,7 +104,7 @@ def vision_spec_json(spec: ModelSpec) -> dict[str, Any]:
         vision_start_token_id=v.vision_start_token_id, vision_end_token_id=v.vision_end_token_id,
         dims=dict(v.projector.dims),
         image={} if v.image.top_level else {k: list(x) if isinstance(x, tuple) else x for k, x in facts.items()},
-        tokens_per_tile=tile_tokens(v) if isinstance(v.image, InternVLTiles) and v.encoder.image_size else None)
+        tokens_per_tile=tile_tokens(v) if isinstance(v.image, InternVLTiles) and v.encoder.embed.image_size else None)
     return {key: values[key] for key in _JSON_KEYS}
 
 

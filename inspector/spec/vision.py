@@ -23,54 +23,60 @@ NORM_TYPES = ("layer_norm", "rms_norm")
 
 
 @dataclass(frozen=True)
+class PatchEmbedSpec:
+    """How pixels become the encoder's input sequence: patching, class token and positions."""
+
+    patch_size: int
+    temporal_patch_size: int  # 1 = 2D conv
+    in_channels: int
+    image_size: int | None  # the encoder's input side (InternVL: the tile)
+    patch_embed: str = "conv"  # "conv" | "linear" (unfolded patches)
+    conv_bias: bool = True
+    class_token: bool = False
+    class_layout: str = ""  # "param" (1, 1, d) | "vector" (d,)
+    class_at_end: bool = False
+    mask_token: bool = False
+    learned_pos: bool = False
+    pos_layout: str = ""  # "param" | "table" | "embedding" | "gated_tiles"
+    num_positions: int = 0  # rows of the learned position embedding (0 when none)
+    rope: str = ""  # 2D RoPE in attention: "qwen2_vl" | "pixtral" | "llama4"
+    max_num_tiles: int = 0  # Mllama: tile embeddings per aspect ratio
+    num_aspect_ratios: int = 0
+
+
+@dataclass(frozen=True)
 class EncoderSpec:
-    """The vision tower: patching, widths, depth, heads, norms, positions and which parts it has."""
+    """The vision tower: its input embedding, widths, depth, heads, norms, and which parts its blocks have."""
 
     kind: str  # the encoder kind (inspector.spec.vision_kinds.ENCODERS)
     description: str
+    embed: PatchEmbedSpec
     hidden_size: int  # d_img
     depth: int
     num_heads: int
     head_dim: int
     intermediate_size: int
-    patch_size: int
-    temporal_patch_size: int  # 1 = 2D conv
-    in_channels: int
-    image_size: int | None  # the encoder's input side (InternVL: the tile)
-    class_token: bool
-    learned_pos: bool
-    num_positions: int  # rows of the learned position embedding (0 when none)
-    conv_bias: bool
-    qkv_bias: bool
-    qk_norm: bool
+    hidden_act: str
     norm_type: str
     norm_eps: float
-    layer_scale: bool
-    hidden_act: str
-    position_encoding: str
-    # the parts (inspector.spec.vision_kinds.EncoderKind)
-    patch_embed: str = "conv"
-    class_layout: str = ""  # "param" (1, 1, d) | "vector" (d,)
-    pos_layout: str = ""  # "param" | "table" | "embedding" | "gated_tiles"
-    rope: str = ""
+    position_encoding: str  # the positions in words (Table 2.1, the figures)
+    qkv_bias: bool = True
+    qk_norm: bool = False
+    attention: str = "fused"  # "fused" qkv | "separate" q, k, v
+    o_bias: bool = True
+    mlp: str = "plain"  # "plain" fc1/fc2 | "gated" gate/up/down
+    mlp_bias: bool = True
+    layer_scale: bool = False
     pre_norm: bool = False
     post_norm: bool = False
     edge_norm: str = ""  # the type of the pre/post norms (the blocks' own when "")
-    attention: str = "fused"
-    o_bias: bool = True
-    mlp: str = "plain"
-    mlp_bias: bool = True
-    mask_token: bool = False
-    head: bool = False
+    head: bool = False  # SigLIP's attention-pooling head (unused by the VLMs)
     window_size: int = 0  # Qwen2.5-VL: attention windows of window_size pixels
     fullatt_blocks: tuple[int, ...] = ()
     deepstack_layers: tuple[int, ...] = ()  # Qwen3-VL: blocks whose output feeds a DeepStack merger
     global_depth: int = 0  # Mllama: gated global layers after the local ones
-    max_num_tiles: int = 0  # Mllama: tile embeddings per aspect ratio
-    num_aspect_ratios: int = 0
     feature_layers: tuple[int, ...] = ()  # Mllama: intermediate layers concatenated to the output
     tower: str = "tiles"  # how the reference model feeds the encoder (EncoderKind.tower)
-    class_at_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,27 +239,27 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> EncoderSpec:
     else:
         positions = 0
     aspect = _get(kind, v, "aspect_ratios", "ints", required=False) or ()
+    embed = PatchEmbedSpec(
+        patch, _get(kind, v, "temporal_patch_size", "int", required=False) or 1, _get(kind, v, "in_channels", "int"),
+        image_size, kind.patch_embed, _switch(kind, v, kind.conv_bias), bool(kind.class_token), kind.class_token,
+        kind.class_at_end, _switch(kind, v, kind.mask_token), learned, kind.positions if learned else "",
+        positions if learned else 0, kind.rope, _get(kind, v, "max_num_tiles", "int", required=False) or 0,
+        len(aspect))
     return EncoderSpec(
-        kind=kind.kind, description=kind.description, hidden_size=d, depth=_get(kind, v, "depth", "int"),
-        num_heads=heads, head_dim=head_dim, intermediate_size=_intermediate(kind, v, d), patch_size=patch,
-        temporal_patch_size=_get(kind, v, "temporal_patch_size", "int", required=False) or 1,
-        in_channels=_get(kind, v, "in_channels", "int"), class_token=bool(kind.class_token), learned_pos=learned,
-        num_positions=positions if learned else 0, conv_bias=_switch(kind, v, kind.conv_bias),
-        qkv_bias=_get(kind, v, "qkv_bias", "bool"), qk_norm=_get(kind, v, "qk_norm", "bool"), norm_type=norm_type,
-        layer_scale=kind.layer_scale, hidden_act=_get(kind, v, "hidden_act", "str"),
-        norm_eps=_get(kind, v, "norm_eps", "float", required=False) or 1e-6, image_size=image_size,
-        patch_embed=kind.patch_embed, class_layout=kind.class_token, pos_layout=kind.positions if learned else "",
-        rope=kind.rope, pre_norm=kind.pre_norm, post_norm=_switch(kind, v, kind.post_norm),
-        edge_norm=kind.edge_norm or norm_type,
-        attention=kind.attention, o_bias=kind.o_bias, mlp=kind.mlp, mlp_bias=kind.mlp_bias,
-        mask_token=_switch(kind, v, kind.mask_token), head=_switch(kind, v, kind.head),
+        kind=kind.kind, description=kind.description, embed=embed, hidden_size=d, depth=_get(kind, v, "depth", "int"),
+        num_heads=heads, head_dim=head_dim, intermediate_size=_intermediate(kind, v, d),
+        hidden_act=_get(kind, v, "hidden_act", "str"), norm_type=norm_type,
+        norm_eps=_get(kind, v, "norm_eps", "float", required=False) or 1e-6,
+        position_encoding=_position_text(kind, learned), qkv_bias=_get(kind, v, "qkv_bias", "bool"),
+        qk_norm=_get(kind, v, "qk_norm", "bool"), attention=kind.attention, o_bias=kind.o_bias, mlp=kind.mlp,
+        mlp_bias=kind.mlp_bias, layer_scale=kind.layer_scale, pre_norm=kind.pre_norm,
+        post_norm=_switch(kind, v, kind.post_norm), edge_norm=kind.edge_norm or norm_type,
+        head=_switch(kind, v, kind.head),
         window_size=(_get(kind, v, "window_size", "int") if kind.window_attention else 0),
         fullatt_blocks=(_get(kind, v, "fullatt_blocks", "ints") if kind.window_attention else ()),
         deepstack_layers=_get(kind, v, "deepstack", "ints", required=False) or (),
         global_depth=_get(kind, v, "global_depth", "int", required=False) or 0,
-        max_num_tiles=_get(kind, v, "max_num_tiles", "int", required=False) or 0, num_aspect_ratios=len(aspect),
-        feature_layers=_get(kind, v, "feature_layers", "ints", required=False) or (),
-        position_encoding=_position_text(kind, learned), tower=kind.tower, class_at_end=kind.class_at_end,
+        feature_layers=_get(kind, v, "feature_layers", "ints", required=False) or (), tower=kind.tower,
     )
 
 
@@ -277,7 +283,7 @@ def _bias(wrapper, top: ConfigReader) -> bool:
 
 def _projector(pk: ProjectorKind, wrapper, top: ConfigReader, v: ConfigReader, enc: EncoderSpec,
                text) -> ProjectorSpec:
-    d, patch, image = enc.hidden_size, enc.patch_size, enc.image_size
+    d, patch, image = enc.hidden_size, enc.embed.patch_size, enc.embed.image_size
     grid = image // patch if image else 0
     merge, ratio = _merge(wrapper, top, v, grid)
     if grid and merge > 1 and grid % merge and wrapper.merge.how != "n":
@@ -309,13 +315,13 @@ def vision_spec_from_config(top: ConfigReader, wrapper, text, preprocessor: Mapp
     inner = v.raw("model_type")
     kind, pk = ENCODERS[wrapper.encoder_for(inner if isinstance(inner, str) else None)], PROJECTORS[wrapper.projector]
     enc = _encoder(kind, v)
-    if kind.learned_pos is True and kind.positions and not enc.image_size and not enc.num_positions:
+    if kind.learned_pos is True and kind.positions and not enc.embed.image_size and not enc.embed.num_positions:
         raise InspectError(f"{top.where}: field '{v._field(kind.keys['image_size'][0])}' is missing")
     proj = _projector(pk, wrapper, top, v, enc, text)
     ids = _tokens_ids(top, wrapper)
-    image = wrapper.image.read(Sources(top, v, preprocessor, enc.patch_size, enc.image_size, proj.merge_size,
+    image = wrapper.image.read(Sources(top, v, preprocessor, enc.embed.patch_size, enc.embed.image_size, proj.merge_size,
                                        wrapper.image_defaults))
-    mean, std = mean_std(kind.defaults, preprocessor, enc.in_channels, top.where)
+    mean, std = mean_std(kind.defaults, preprocessor, enc.embed.in_channels, top.where)
     for key in IGNORED_TOP:
         top.used.add(key)
     names = {**_prefixed(wrapper.vision_prefix, kind.names), **_prefixed(wrapper.projector_prefix, pk.names)}
