@@ -32,8 +32,8 @@ class Projector(nn.Module):
     """The layers of a projector kind, built from the spec's dimension symbols (ProjectorSpec.dims)."""
 
     def __init__(self, v: VisionSpec) -> None:
-        proj = v.projector
         super().__init__()
+        proj = v.projector
         self.spec, dims, b = v, proj.dims, proj.bias
         self.grouped = Tap("Step 11", "n_merge^2 neighbouring patches concatenated")
         self.hidden = Tap("Step 11", "first linear + GELU")

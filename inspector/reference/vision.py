@@ -40,9 +40,9 @@ class _Tower(nn.Module):
     """The parts every non-packed tower shares: patch embedding, class token, positions, the norms."""
 
     def __init__(self, v: VisionSpec, dtype: torch.dtype) -> None:
+        super().__init__()
         enc = v.encoder
         emb = enc.embed
-        super().__init__()
         self.spec, d, p = v, enc.hidden_size, emb.patch_size
         if emb.patch_embed == "linear":  # Llama 4: unfolded patches through a Linear
             self.patch_embed = nn.Linear(emb.in_channels * p * p, d, bias=emb.conv_bias, dtype=dtype)

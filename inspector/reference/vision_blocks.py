@@ -97,8 +97,8 @@ class VisionAttention(nn.Module):
     softmax over every patch (no causal mask; `mask` keeps images or windows apart), W_o."""
 
     def __init__(self, v: VisionSpec) -> None:
-        enc = v.encoder
         super().__init__()
+        enc = v.encoder
         d = enc.hidden_size
         self.n_h, self.d_h, self.scale = enc.num_heads, enc.head_dim, enc.head_dim**-0.5
         inner = self.n_h * self.d_h
@@ -140,8 +140,8 @@ class VisionMLP(nn.Module):
     """Step 9: fc2(act(fc1(x))), or the gated down(act(gate(x)) * up(x)) of Qwen2.5-VL and Pixtral."""
 
     def __init__(self, v: VisionSpec) -> None:
-        enc = v.encoder
         super().__init__()
+        enc = v.encoder
         d, w, bias = enc.hidden_size, enc.intermediate_size, enc.mlp_bias
         self.act = activation(enc.hidden_act)
         if enc.mlp == "gated":
@@ -163,8 +163,8 @@ class VisionBlock(nn.Module):
     global layers by tanh(gate_attn) / tanh(gate_ffn)."""
 
     def __init__(self, v: VisionSpec, gated: bool = False) -> None:
-        enc = v.encoder
         super().__init__()
+        enc = v.encoder
         d = enc.hidden_size
         self.norm1, self.attn = vision_norm(enc.norm_type, d, enc.norm_eps), VisionAttention(v)
         self.norm2, self.mlp = vision_norm(enc.norm_type, d, enc.norm_eps), VisionMLP(v)

@@ -24,9 +24,9 @@ from inspector.spec.vision import VisionSpec
 
 class MllamaViT(nn.Module):
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
         enc = v.encoder
         emb = enc.embed
-        super().__init__()
         self.spec = v
         d, n, t, rows = enc.hidden_size, emb.num_positions, emb.max_num_tiles, emb.num_aspect_ratios + 1
         with torch.device(device):

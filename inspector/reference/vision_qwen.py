@@ -50,9 +50,9 @@ class QwenViT(nn.Module):
     """pixel_values (n_img, C*d_t_patch*d_patch^2) and grid_thw (images, 3) -> (n_img/n_merge^2, d)."""
 
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
         enc = v.encoder
         emb = enc.embed
-        super().__init__()
         self.spec = v
         p, tp = emb.patch_size, emb.temporal_patch_size
         with torch.device(device):
