@@ -15,7 +15,7 @@ import pytest
 
 from inspector.inventory.accounting import account
 from inspector.errors import InspectError
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.image.tokens import closest_grid, image_tokens, parse_size
 from conftest import REFERENCE_CONFIGS
 from inspector.spec.presets import get_preset

