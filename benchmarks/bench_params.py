@@ -78,7 +78,7 @@ print(acc.totals.total_params, time.perf_counter() - start, acc.spec.seconds)
 NATIVE_SNIPPET = """
 import sys, time
 start = time.perf_counter()
-from inspector.inventory.load import account_model
+from inspector.source import account_model
 acc = account_model(sys.argv[1])
 print(acc.totals.total_params, time.perf_counter() - start)
 """

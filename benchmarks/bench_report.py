@@ -26,7 +26,7 @@ from pathlib import Path
 
 from inspector.inventory.accounting import account
 from inspector.reports.html import ModelPage, page
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 
 SHARED = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "configs"
 # Models without a preset are read from a directory holding their published config.json (copied

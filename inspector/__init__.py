@@ -26,14 +26,14 @@ from inspector.inventory.model import inventory
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "load_spec": "inspector.spec.resolve",
+    "load_spec": "inspector.source",
     "from_hf_config": "inspector.spec.model",
     "ModelSpec": "inspector.spec.model",
     "TextSpec": "inspector.spec.text",
     "WeightEntry": "inspector.inventory.entry",
     "account": "inspector.inventory.accounting",
     "open_checkpoint": "inspector.checkpoint.open",
-    "verify": "inspector.checkpoint.verify",
+    "verify": "inspector.source",
     # the torch parts
     "prepare": "inspector.runtime.prepare",
     "load_model": "inspector.reference.load",

@@ -77,13 +77,13 @@ def smollm2_repos(single: Path, sharded: Path, shards: int = 3) -> bool:
     from safetensors.torch import save_file
 
     from hf_reference import SMOLLM2_GGUF, smollm2_dir
-    from inspector.checkpoint.tensors import GGUFSource
-    from inspector.tokenizer.gguf import load_gguf_tokenizer
+    from inspector.checkpoint.tensors import open_source
+    from inspector.tokenizer.ggml import load_gguf_tokenizer
 
     source_dir = smollm2_dir()
     if source_dir is None:
         return False
-    src = GGUFSource(source_dir / SMOLLM2_GGUF)
+    src = open_source(source_dir / SMOLLM2_GGUF)
     state = {n: src.get(n).to(torch.bfloat16).contiguous() for n in sorted(src.names())}
     tok = load_gguf_tokenizer(source_dir / SMOLLM2_GGUF)
     names = list(state)
@@ -113,7 +113,7 @@ def smollm2_repos(single: Path, sharded: Path, shards: int = 3) -> bool:
 def llama405b_tensors() -> list[tuple[str, tuple[int, ...]]]:
     """(name, shape) of every stored tensor, from the preset's inventory, in state-dict order."""
     from inspector.inventory.model import inventory
-    from inspector.spec.resolve import load_spec
+    from inspector.source import load_spec
 
     entries = [e for e in inventory(load_spec("meta-llama/Llama-3.1-405B")) if e.stored]
 

@@ -132,9 +132,9 @@ def reference(request, gguf_path) -> dict:
 
 @pytest.fixture(scope="module")
 def source(gguf_path):
-    from inspector.checkpoint.tensors import GGUFSource
+    from inspector.checkpoint.tensors import open_source
 
-    return GGUFSource(gguf_path)
+    return open_source(gguf_path)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +224,7 @@ def test_trace_shows_the_sliding_window_and_collapses_by_kind(runtime):
 
 def test_verify_maps_gemma_norm_names(gguf_path):
     """`inspect verify` on the GGUF: Gemma 3's four norms per layer map to the sandwich-norm names."""
-    from inspector.checkpoint.verify import verify
+    from inspector.source import verify
 
     result = verify(str(gguf_path))
     assert result.ok and not result.names("missing") and not result.names("unexpected")

@@ -129,15 +129,15 @@ def test_a_cache_snapshot_may_link_into_its_blobs_only(tmp_path):
 
 
 def test_a_hub_config_linked_out_of_the_cache_is_refused(tmp_path, monkeypatch):
-    from inspector.spec import resolve
+    from inspector import source
 
     _, snap = _snapshot(tmp_path)
     outside = tmp_path / "private.json"
     outside.write_text(json.dumps(tiny_config("llama")))
     (snap / "config.json").symlink_to(outside)
-    monkeypatch.setattr(resolve, "hub_download", lambda repo, name, **kw: snap / name)
+    monkeypatch.setattr(source, "hub_download", lambda repo, name, **kw: snap / name)
     with pytest.raises(InspectError, match="config.json: refusing the cached config.json"):
-        resolve.resolve("org/x")
+        source.resolve("org/x")
 
 
 def test_cache_writes_never_follow_a_planted_link(tmp_path):

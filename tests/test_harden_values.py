@@ -118,7 +118,7 @@ def test_layer_numbers_of_5000_digits(tmp_path):
     for fmt in ("json", "table"):
         result = CliRunner().invoke(app, ["verify", str(d), "-f", fmt], env=ENV)
         assert result.exit_code in (0, 1) and "Traceback" not in result.stderr, result.output[-500:]
-    from inspector.checkpoint.gguf_experts import gguf_moe_role
+    from inspector.checkpoint.gguf_hf import gguf_moe_role
 
     assert gguf_moe_role(f"blk.{n}.ffn_gate_exps.weight") is None
 
@@ -295,16 +295,16 @@ def test_rust_panic_on_merges_is_one_line(tmp_path):
 
 
 def test_dependency_warnings_and_logs_are_one_line(monkeypatch):
-    import inspector.spec.resolve as resolve
+    import inspector.source as source
 
-    real = resolve.load_spec
+    real = source.load_spec
 
     def noisy(model):
         logging.getLogger("kernels._internals.validate").warning("Kernel 'x' was built\nfrom a dirty tree")
         warnings.warn("a dependency's\nwarning", UserWarning)
         return real(model)
 
-    monkeypatch.setattr(resolve, "load_spec", noisy)
+    monkeypatch.setattr(source, "load_spec", noisy)
     result = CliRunner().invoke(app, ["config", "qwen2.5-0.5b", "-f", "json"], env=ENV)
     assert result.exit_code == 0
     lines = result.stderr.splitlines()

@@ -1,5 +1,5 @@
-"""The examples in each command's --help run offline as written (the packaged SmolLM2 GGUF standing
-in for the file they name); only those naming a local directory or a photo of the user's are left
+"""The examples in each command's --help run offline as written (the packaged SmolLM2 GGUF file
+standing in for the $SMOL they name); only those naming a local directory or a photo of the user's are left
 out, since no such file exists here."""
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def test_help_example_runs(command, example, tmp_path, monkeypatch):
     if any(local in example for local in LOCAL):
         pytest.skip(f"names a file of the user's: {example}")
     args = shlex.split(example)[1:]
-    if any(a.endswith(".gguf") for a in args) or command in ("trace", "run", "chat"):
+    if "$SMOL" in args or command in ("trace", "run", "chat"):
         pytest.importorskip("torch")
-    args = [str(smollm2_gguf_path()) if a == "SmolLM2-135M-Instruct.Q4_1.gguf" else a for a in args]
+    args = [str(smollm2_gguf_path()) if a == "$SMOL" else a for a in args]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "questions.txt").write_text("What is the capital of France?\n")
     if command in ("run", "chat"):

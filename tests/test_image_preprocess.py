@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from inspector.errors import InspectError
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.image.preprocess import (StepLog, internvl_pixels, internvl_tiles, load_image,
                                         qwen2_vl_pixels, synthetic_image, to_rgb)
 

@@ -18,7 +18,7 @@ from inspector.memory.modules import EXPERT_TARGETS, largest_layer_params, runti
 from inspector.memory.zero import ZeroLayout, deepspeed_printout, zero2, zero3
 from inspector.spec.families import FAMILIES
 from inspector.spec.model import WRAPPERS, from_hf_config
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 
 os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed imports on a CPU-only box with its CPU accelerator
 os.environ.setdefault("DS_BUILD_OPS", "0")

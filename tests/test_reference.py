@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from conftest import tiny_config
 from hf_reference import hf_tiny
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.reference.load import load_model
 from inspector.reference.text import TextModel
 from inspector.reference.layers import causal_mask, inv_frequencies

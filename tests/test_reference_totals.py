@@ -13,7 +13,7 @@ import pytest
 
 from conftest import REFERENCE_CONFIGS
 from inspector.inventory.accounting import account
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 
 
 def stated_totals() -> list[tuple[str, int]]:

@@ -25,7 +25,7 @@ from inspector.reports.html import ModelPage, page
 from inspector.spec.model import from_hf_config
 from inspector.spec.model import supported_model_types
 from inspector.spec.presets import all_presets
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from report_dom import check_against_params_json, parse
 
 runner = CliRunner()
@@ -220,7 +220,7 @@ def test_weights_section_lists_every_tensor_matched_or_not(tmp_path):
     import numpy as np
 
     from conftest import tiny_config
-    from inspector.checkpoint.verify import verify
+    from inspector.source import verify
     from inspector.inventory.model import inventory
     from inspector.reports.verify import verify_json
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import REFERENCE_CONFIGS, reference_config_dirs, tiny_config
 from inspector.errors import InspectError
-from inspector.spec.resolve import load_spec, resolve
+from inspector.source import load_spec, resolve
 from inspector.spec.presets import all_presets, find_preset
 from inspector.spec.model import from_hf_config
 

@@ -570,7 +570,7 @@ def test_template_helpers_and_errors():
 
 def test_imports_are_lazy():
     code = (
-        "import sys, inspector.tokenizer.load, inspector.tokenizer.qwen_bpe, inspector.tokenizer.gguf, inspector.tokenizer.bytelevel, inspector.tokenizer.chat; "
+        "import sys, inspector.tokenizer.load, inspector.tokenizer.qwen_bpe, inspector.tokenizer.ggml, inspector.tokenizer.bytelevel, inspector.tokenizer.chat; "
         "print(sorted(m for m in ('tokenizers', 'jinja2', 'huggingface_hub', 'gguf', 'transformers', 'tiktoken') "
         "if m in sys.modules))"
     )

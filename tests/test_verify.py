@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from conftest import tiny_config
 from inspector.cli.app import app
-from inspector.checkpoint.verify import verify
+from inspector.source import verify
 
 pytestmark = pytest.mark.xdist_group("smollm2-transformers")  # one load of the shared reference
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inspector.checkpoint.verify import verify
+from inspector.source import verify
 from inspector.cli.app import app
 
 torch = pytest.importorskip("torch")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from inspector.errors import InspectError
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.image.preprocess import StepLog, qwen2_vl_pixels, synthetic_image
 from inspector.image.preprocess import load_image as load_image_rgb
 from inspector.reference.vision import InternViT, load_vision_weights, pixel_shuffle

@@ -15,7 +15,7 @@ import pytest
 
 from inspector.inventory.accounting import account
 from inspector.errors import InspectError
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.image.rules import image_tokens
 from inspector.image.tokens import closest_grid, parse_size
 from conftest import REFERENCE_CONFIGS

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import tiny_config
 from inspector.inventory.accounting import account
-from inspector.spec.resolve import load_spec
+from inspector.source import load_spec
 from inspector.spec.presets import all_presets
 from inspector.spec.model import from_hf_config
 from inspector.inventory.entry import MTP

@@ -4,8 +4,11 @@
   value checked (an integer where an integer belongs, in range; finite positive floats);
 * :func:`gguf_name_map` / :func:`gguf_to_hf_name`: GGUF tensor names -> Hugging Face names, mapped one
   name at a time (nothing is built per layer up front, whatever ``block_count`` says);
+* :func:`gguf_moe_role`: llama.cpp's mixture-of-experts tensor names, by role (``GGUF_MOE_ROLES``);
 * :func:`qk_row_permutation`: where llama.cpp moved the rows of ``attn_q``/``attn_k`` (see
-  inspector.checkpoint.gguf on which architectures carry it).
+  inspector.checkpoint.gguf on which architectures carry it);
+* :func:`open_gguf_checkpoint`: a GGUF file parsed once into a `GGUFCheckpoint` (its config, its
+  headers, its tensor records), which serves both the spec and the tensor data.
 The per-architecture facts live in ``GGUF_ARCHITECTURES`` in inspector.spec.families.
 """
 
@@ -16,9 +19,11 @@ import os
 import re
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
-from inspector.checkpoint.gguf import GGUF_ARCHITECTURES, GGUFArray, read_gguf
+from inspector.checkpoint.gguf import GGUF_ARCHITECTURES, GGUFArray, GGUFFile, open_gguf, read_gguf
 from inspector.checkpoint.records import CheckpointHeaders
 from inspector.errors import InspectError, printable
 
@@ -210,6 +215,34 @@ def gguf_name_map(n_layers: int, arch: str = "llama") -> GGUFNameMap:
     return GGUFNameMap(n_layers, arch)
 
 
+# llama.cpp stores a layer's routed experts stacked, one tensor per projection (`blk.N.ffn_gate_exps`
+# of shape (E, I, H) in PyTorch order), where Hugging Face checkpoints store one tensor per expert.
+# The other MoE tensors (router, shared expert, DeepSeek's score bias) are one-to-one. Roles are those
+# of the family name templates (inspector.spec.families), so one table serves every MoE family.
+# GGUF name after "blk.N." -> (role in the family name templates, stacked over the experts)
+GGUF_MOE_ROLES: dict[str, tuple[str, bool]] = {
+    "ffn_gate_inp.weight": ("router", False),
+    "ffn_gate_exps.weight": ("expert_gate", True),
+    "ffn_up_exps.weight": ("expert_up", True),
+    "ffn_down_exps.weight": ("expert_down", True),
+    "ffn_gate_shexp.weight": ("shared_gate", False),
+    "ffn_up_shexp.weight": ("shared_up", False),
+    "ffn_down_shexp.weight": ("shared_down", False),
+    "ffn_gate_inp_shexp.weight": ("shared_expert_gate", False),
+    "exp_probs_b.bias": ("router_score_bias", False),
+}
+_MOE_BLOCK = re.compile(r"^blk\.(\d{1,9})\.(.+)$")  # digits bounded: int() of a 5,000-digit layer would fail
+
+
+def gguf_moe_role(name: str) -> tuple[int, str, bool] | None:
+    """(layer, role, stacked) of a GGUF MoE tensor name, or None for any other tensor."""
+    m = _MOE_BLOCK.match(name)
+    if m is None or m.group(2) not in GGUF_MOE_ROLES:
+        return None
+    role, stacked = GGUF_MOE_ROLES[m.group(2)]
+    return int(m.group(1)), role, stacked
+
+
 def qk_row_permutation(n_rows: int, n_head: int) -> list[int]:
     """Row mapping for llama-architecture ``attn_q``/``attn_k`` tensors.
 
@@ -233,3 +266,21 @@ def gguf_layer_count(headers: CheckpointHeaders) -> int:
 def logical_param_count(headers: CheckpointHeaders) -> int:
     """Parameters as the model sees them (quantization does not change the count)."""
     return sum(math.prod(t.shape) for t in headers.tensors.values())
+
+
+@dataclass(frozen=True)
+class GGUFCheckpoint:
+    """A GGUF file parsed once: the parsed file (tensor offsets, long arrays), its headers, and the
+    Hugging Face config its metadata implies. No tensor data is read."""
+
+    path: Path
+    file: GGUFFile
+    headers: CheckpointHeaders
+    config: dict[str, Any]
+
+
+def open_gguf_checkpoint(path: str | os.PathLike) -> GGUFCheckpoint:
+    """Parse a GGUF file once for its config and its tensors (one-line InspectErrors for bad files
+    and unsupported architectures)."""
+    file, headers = open_gguf(path)
+    return GGUFCheckpoint(Path(path), file, headers, gguf_to_hf_config(headers))

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from inspector.checkpoint.gguf_experts import gguf_moe_role
+from inspector.checkpoint.gguf_hf import gguf_moe_role
 from inspector.checkpoint.quantization import PACKED, QuantScheme, classify, packed_shape, side_shape
 from inspector.checkpoint.records import TensorInfo
 from inspector.inventory.entry import WeightEntry

@@ -7,7 +7,8 @@ header read by inspector.checkpoint.gguf, tensor data mapped with numpy.memmap a
 offsets and dequantized with `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
 Q/K row permutation undone where the architecture's facts say the file carries it, and Gemma's norms
 brought back from 1 + w to w.
-`open_source(path)` picks the source. Needs torch.
+`open_source(path)` picks the source through inspector.checkpoint.open's FORMATS table (each row
+names its TensorSource class here). Needs torch.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 import torch
 
 from inspector import files
-from inspector.checkpoint.gguf import GGML_TYPES, GGUF_ARCHITECTURES, GGUFTensor, open_gguf
-from inspector.checkpoint.gguf_hf import gguf_name_map, gguf_to_hf_config, qk_row_permutation
-from inspector.checkpoint.open import PICKLE_SUFFIXES, open_checkpoint, refuse_pickle
+from inspector.checkpoint.gguf import GGML_TYPES, GGUF_ARCHITECTURES, GGUFTensor
+from inspector.checkpoint.gguf_hf import GGUFCheckpoint, gguf_name_map, open_gguf_checkpoint, qk_row_permutation
+from inspector.checkpoint.open import format_named, format_of, open_checkpoint
 from inspector.checkpoint.records import CheckpointHeaders
 from inspector.errors import InspectError, one_line, printable
 
@@ -40,6 +41,10 @@ class TensorSource:
     def get(self, name: str) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def load(cls, path: Path, headers: CheckpointHeaders | None) -> TensorSource:
+        """The source of the checkpoint at ``path`` (``headers``: when the caller read them)."""
+        raise NotImplementedError
 
 
 class SafetensorsSource(TensorSource):
@@ -63,6 +68,10 @@ class SafetensorsSource(TensorSource):
                 raise InspectError(f"{printable(file)}: not a readable safetensors file ({one_line(exc)})") from None
         self.where = {name: self.handles[info.file] for name, info in headers.tensors.items()}
 
+    @classmethod
+    def load(cls, path: Path, headers: CheckpointHeaders | None) -> SafetensorsSource:
+        return cls(path, headers)
+
     def names(self) -> set[str]:
         return set(self.where)
 
@@ -83,18 +92,22 @@ def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 
 class GGUFSource(TensorSource):
-    """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names."""
+    """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.file, headers = open_gguf(path)  # one parse serves the config and the tensors
-        self.config = gguf_to_hf_config(headers)  # one-line InspectErrors for bad files and architectures
-        arch = headers.metadata["general.architecture"]
+    Built on the file as parsed once (`open_gguf_checkpoint`): the same parse gave the config."""
+
+    def __init__(self, checkpoint: GGUFCheckpoint) -> None:
+        self.path, self.file, self.config = checkpoint.path, checkpoint.file, checkpoint.config
+        arch = checkpoint.headers.metadata["general.architecture"]
         self.facts = GGUF_ARCHITECTURES[arch]
         names = gguf_name_map(self.config["num_hidden_layers"], arch)
         self.tensors: dict[str, GGUFTensor] = {names[t.name]: t for t in self.file.tensors if t.name in names}
         self.heads = {"q_proj": self.config["num_attention_heads"], "k_proj": self.config["num_key_value_heads"]}
         self._data = None
+
+    @classmethod
+    def load(cls, path: Path, headers: CheckpointHeaders | None) -> GGUFSource:
+        return cls(open_gguf_checkpoint(Path(headers.files[0]) if headers else path))
 
     def names(self) -> set[str]:
         return set(self.tensors)
@@ -138,16 +151,14 @@ class GGUFSource(TensorSource):
 
 
 def open_source(path: str | Path) -> TensorSource:
+    """The tensor source of a checkpoint file (by its FORMATS row) or directory (by what it holds)."""
     path = Path(path)
     if not os.path.lexists(path):
         raise InspectError(f"{printable(path)}: file not found")
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise refuse_pickle(path)
-    if path.suffix.lower() == ".gguf":
-        return GGUFSource(path)
-    if path.is_dir() or path.suffix == ".safetensors" or path.name.endswith(".index.json"):
+    fmt = format_of(path)
+    if fmt is not None:
+        return fmt.tensor_source(path)  # a pickle is refused by its row
+    if path.is_dir():
         headers = open_checkpoint(path)  # pickles refused, empty directories named, shards confined
-        if headers.format == "gguf":
-            return GGUFSource(Path(headers.files[0]))
-        return SafetensorsSource(path, headers)
+        return format_named(headers.format).tensor_source(path, headers)
     raise InspectError(f"{printable(path)}: not a .safetensors or .gguf file, nor a directory of them")

@@ -3,9 +3,10 @@
 `compare(expected, headers)` is pure: it takes the inventory (the same one `params` uses: a native
 family's, or transformers' on the meta device) and the headers read by inspector.checkpoint, and
 returns a `VerifyResult` of findings; inspector.checkpoint.matching knows the other layouts one
-tensor can be stored in (no base-model prefix, stacked experts, quantized). `open_inputs(model,
-weights)` resolves the command line's MODEL / --weights into what is expected (or None: listing
-only) and headers. Headers only: tensor data is never read.
+tensor can be stored in (no base-model prefix, stacked experts, quantized). `verify_checkpoint`
+takes `VerifyInputs` that inspector.source resolved from the command line's MODEL / --weights (the
+config that says what is expected, or None: listing only, and the headers). Headers only: tensor
+data is never read.
 
 Statuses: ok, missing, unexpected, shape (mismatch), buffer (a known non-parameter buffer, not an
 error), quantization (a scale, zero point, g_idx or block tensor of a quantized weight: not a
@@ -17,10 +18,8 @@ while reading come in as `problems`. Every note the reports show is in `VerifyRe
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from inspector.checkpoint.matching import Expected, Finding, match
@@ -42,7 +41,7 @@ BUFFER_PATTERNS = tuple(
 FAILING = ("missing", "unexpected", "shape", "tied-stored")
 FLOAT_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
-__all__ = ["Finding", "Expected", "VerifyResult", "compare", "open_inputs", "verify", "is_buffer"]
+__all__ = ["Finding", "Expected", "VerifyInputs", "VerifyResult", "compare", "verify_checkpoint", "is_buffer"]
 
 
 @dataclass
@@ -90,8 +89,7 @@ def _by_hf_name(headers: CheckpointHeaders, exp: Expected | None) -> dict[str, t
     """Checkpoint tensors keyed by Hugging Face name; GGUF names are mapped when a map exists."""
     if headers.format != "gguf":
         return {name: (name, info) for name, info in headers.tensors.items()}
-    from inspector.checkpoint.gguf_hf import gguf_layer_count, gguf_name_map
-    from inspector.checkpoint.gguf_experts import gguf_moe_role
+    from inspector.checkpoint.gguf_hf import gguf_layer_count, gguf_moe_role, gguf_name_map
 
     layers = 1 + max((e.layer for e in exp.entries if e.layer is not None), default=-1) if exp else 0
     mapping = gguf_name_map(layers or gguf_layer_count(headers), headers.metadata.get("general.architecture") or "llama")
@@ -217,69 +215,25 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
                     cfg.get("quantization_config")), "; ".join(acc.spec.notes) or None
 
 
-def open_inputs(model: str | None, weights: str | None):
-    """(expected or None, headers, checkpoint label, notes) for `inspect verify MODEL [--weights PATH]`."""
-    from inspector.checkpoint.open import open_checkpoint
-    from inspector.files import local_path, read_json
-    from inspector.spec.resolve import resolve
+@dataclass(frozen=True)
+class VerifyInputs:
+    """What a verification compares, as inspector.source resolved it from MODEL and --weights: the
+    checkpoint's headers and label, and the config that promises an inventory (None: listing only),
+    with its name and file for messages."""
 
-    if model is None and weights is None:
-        raise InspectError("give MODEL (a directory, .gguf file, preset or Hub id) or --weights PATH")
-    notes: list[str] = []
-    model = None if model is None else str(local_path(model, "MODEL"))
-    weights = None if weights is None else str(local_path(weights, "--weights"))
-    if weights is not None:
-        headers = open_checkpoint(weights)
-        label = str(weights)
-        model_path = Path(model).expanduser() if model is not None else None
-        if model_path is not None and model_path.suffix.lower() == ".gguf" and os.path.lexists(model_path):
-            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
-
-            cfg, name, where = gguf_to_hf_config(open_checkpoint(model_path)), model_path.name, str(model_path)
-        elif model is not None:
-            src = resolve(model)
-            cfg, name, where = src.config, src.name, src.where
-        elif headers.format == "gguf":
-            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
-
-            cfg, name, where = gguf_to_hf_config(headers), Path(weights).name, str(weights)
-        else:
-            base = Path(weights) if Path(weights).is_dir() else Path(weights).parent
-            config_path = base / "config.json"
-            if not os.path.lexists(config_path):
-                notes.append(f"no config.json beside {weights}: listing the checkpoint's tensors only")
-                return None, headers, label, notes
-            cfg, name, where = read_json(config_path), str(base), str(config_path)
-    else:
-        path = Path(model).expanduser()
-        if path.suffix.lower() == ".gguf" and os.path.lexists(path):  # a special file is refused by the reader
-            from inspector.checkpoint.gguf_hf import gguf_to_hf_config
-
-            headers = open_checkpoint(path)
-            cfg, name, where, label = gguf_to_hf_config(headers), path.name, str(path), str(path)
-        elif path.exists():
-            src = resolve(model)
-            assert src.directory is not None
-            headers = open_checkpoint(path if path.suffix == ".safetensors" else src.directory)
-            cfg, name, where, label = src.config, src.name, src.where, str(path)
-            if path.suffix.lower() == ".safetensors":  # the expectation is the config.json beside the file
-                name = src.where
-        else:
-            src = resolve(model)
-            from inspector.checkpoint.hub import read_hub_headers
-
-            headers = read_hub_headers(src.hub_id or model)
-            cfg, name, where, label = src.config, src.name, src.where, f"hub:{src.hub_id or model}"
-    expected, note = expected_of(cfg, name, where)
-    if note:
-        notes.append(note)
-    return expected, headers, label, notes
+    headers: CheckpointHeaders
+    label: str
+    config: Any
+    name: str = ""
+    where: str = ""
+    notes: tuple[str, ...] = ()
 
 
-def verify(model: str | None, weights: str | None = None) -> VerifyResult:
-    expected, headers, label, notes = open_inputs(model, weights)
-    result = compare(expected, headers, label)
-    result.notes[:0] = notes
+def verify_checkpoint(inputs: VerifyInputs) -> VerifyResult:
+    """The findings for already-resolved inputs; the notes say where the expectation came from."""
+    expected, note = expected_of(inputs.config, inputs.name, inputs.where) if inputs.config is not None else (None, None)
+    result = compare(expected, inputs.headers, inputs.label)
+    result.notes[:0] = [*inputs.notes, *([note] if note else [])]
     if expected is not None and not expected.origin.startswith("native"):
         result.notes.insert(0, f"expected tensors: {expected.origin}")
     return result

@@ -46,7 +46,7 @@ def params(
 
     Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     """
-    from inspector.inventory.load import account_model
+    from inspector.source import account_model
     from inspector.reports.params import params_report
     from inspector.reports.render import emit
     from inspector.units import KV_DTYPE_BYTES
@@ -63,7 +63,7 @@ def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -
 
     Example: inspect config meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B
     """
-    from inspector.spec.resolve import load_spec
+    from inspector.source import load_spec
     from inspector.reports.render import emit
     from inspector.reports.params import config_report
 

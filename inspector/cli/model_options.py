@@ -7,14 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf file or Hub id.")]
-WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safetensors file/directory or .gguf "
-                                                   "holding the weights (default: beside MODEL's config).")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, checkpoint directory, GGUF file or Hub id.")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safetensors file/directory or GGUF "
+                                                   "file holding the weights (default: beside MODEL's config).")]
 DeviceOpt = Annotated[str, typer.Option("--device", metavar="[auto|cpu|cuda|meta]",
                                         help="auto: cuda, else cpu; meta (shapes only) when there are no weights.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="[auto|float32|bfloat16|float16]",
                                        help="auto: bfloat16 on cuda, float32 on cpu.")]
-TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / .gguf / Hub id to "
+TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / GGUF file / Hub id to "
                                                 "tokenize with, or a packaged kind: qwen2-bpe, llama3, smollm2, gemma3.")]
 ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat template.")]
 TempOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy (argmax).", min=0.0)]

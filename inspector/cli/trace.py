@@ -163,7 +163,7 @@ def _image_trace(model, weights, device, prompts, image, image_size, format, out
     from inspector.errors import InspectError
     from inspector.reports.render import emit
     from inspector.reports.vision_trace import image_trace_report
-    from inspector.runtime.prepare import locate
+    from inspector.source import locate
     from inspector.runtime.vlm_trace import image_trace
 
     if len(prompts) != 1:

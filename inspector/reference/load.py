@@ -164,6 +164,6 @@ def torch_device(device: Any) -> torch.device:
 
 def spec_for(path: Path) -> TextSpec:
     """The TextSpec of a safetensors checkpoint, from the config.json beside it."""
-    from inspector.spec.resolve import load_spec
+    from inspector.spec.model import spec_of_directory
 
-    return load_spec(str(path if path.is_dir() else path.parent)).text
+    return spec_of_directory(path if path.is_dir() else path.parent).text

@@ -120,11 +120,11 @@ def load_vlm(path: Any, spec: ModelSpec | None = None, dtype: torch.dtype = torc
 
     from inspector.checkpoint.tensors import open_source
     from inspector.inventory.model import inventory
-    from inspector.spec.resolve import load_spec
+    from inspector.spec.model import spec_of_directory
 
     path = Path(path)
     source = open_source(path)
-    spec = spec or load_spec(str(path if path.is_dir() else path.parent))
+    spec = spec or spec_of_directory(path if path.is_dir() else path.parent)
     model = VLM(spec, device="meta", dtype=dtype)
     text = [e for e in inventory(spec) if e.component == "language_model"]
     fill(model.text, text, source, param_name, dtype, device)

@@ -1,8 +1,8 @@
 """Everything `trace` and `run` need before a forward pass: the spec, the weights, the tokenizer,
 the device and dtype, and the model built (on meta with no weights, or loaded by inventory names).
 
-MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json]), a .gguf file
-(config, weights and tokenizer all inside), a preset or a Hub id. Without weights the model runs on
+MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json]), a GGUF file
+(config, weights and tokenizer all inside), a preset or a Hub id (inspector.source.locate says which). Without weights the model runs on
 the meta device (shapes only). A preset whose `tokenizer` names a kind of
 inspector.tokenizer.packaged (Qwen2 BPE, Llama 3.2, SmolLM2) tokenizes offline; where no tokenizer
 can be had offline (a bare config.json, Phi-3, Mistral), the meta device traces stand-in ids and
@@ -19,9 +19,9 @@ from typing import Any, Callable
 from inspector.errors import InspectError
 from inspector.files import local_path
 from inspector.hub import hub_snapshot
-from inspector.spec.model import ModelSpec, from_hf_config
+from inspector.source import locate
+from inspector.spec.model import ModelSpec
 from inspector.spec.presets import find_preset
-from inspector.spec.resolve import ModelSource, resolve
 from inspector.units import TORCH_DTYPE_BYTES, human_bytes
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -42,37 +42,6 @@ class Runtime:
     @property
     def dtype_name(self) -> str:
         return str(self.dtype).removeprefix("torch.")
-
-
-def _has_safetensors(directory: Path | None) -> bool:
-    return directory is not None and any(directory.glob("*.safetensors"))
-
-
-def locate(model: str, weights: str | None) -> tuple[ModelSpec, Any, str]:
-    """(spec, weights: a path, an opened GGUF source or None, tokenizer source) for MODEL / --weights."""
-    path = local_path(model, "MODEL")
-    if weights is not None:
-        local_path(weights, "--weights")
-    if path.suffix.lower() == ".gguf" and os.path.lexists(path):  # a special file is refused by the reader
-        from inspector.checkpoint.tensors import GGUFSource
-
-        source = GGUFSource(path)  # parsed once: config here, tensors when loading
-        spec = from_hf_config(source.config, path.name, str(path), str(path))
-        return spec, weights or source, str(path)
-    src: ModelSource = resolve(model)
-    spec = from_hf_config(src.config, src.name, src.where, src.where, preprocessor=src.preprocessor)
-    if weights is None and _has_safetensors(src.directory):
-        weights = str(src.directory)
-    preset = find_preset(model) if src.kind == "preset" else None
-    if preset is not None and preset.tokenizer:
-        tok = preset.tokenizer
-    elif src.directory is not None and (src.directory / "tokenizer.json").exists():
-        tok = str(src.directory)
-    elif isinstance(weights, str) and Path(weights).suffix == ".gguf":
-        tok = weights
-    else:
-        tok = src.hub_id or model
-    return spec, weights, tok
 
 
 def load_tokenizer_for(source: str, override: str | None = None):

@@ -69,7 +69,7 @@ def image_trace(model: str, prompt: str, image: str | None = None, image_size: s
 
     from inspector.image.preprocess import load_image, synthetic_image
     from inspector.image.tokens import parse_size
-    from inspector.spec.resolve import load_spec
+    from inspector.source import load_spec
 
     if (image is None) == (image_size is None):
         raise InspectError("give exactly one of --image FILE or --image-size HEIGHTxWIDTH")

@@ -1,17 +1,22 @@
 """A whole model's spec (`ModelSpec`): its LLM and, for vision-language models, its vision tower.
 
-`from_hf_config(cfg, name)` is the only entry from a parsed config.json. Vision-language wrappers
+`from_hf_config(cfg, name)` is the only entry from a parsed config.json; `read_config_files` reads a
+local model directory's config.json and preprocessor_config.json (what inspector.source resolves a
+directory MODEL with, and what the reference loader reads beside its weights). Vision-language wrappers
 (which nested key holds the LLM config, the LLM's checkpoint names, the encoder and projector kinds)
 are data in inspector.spec.wrappers, like the decoder families.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
+from inspector.files import confined, read_json
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import FAMILIES
 from inspector.spec.text import TextSpec, text_spec_from_reader
@@ -143,3 +148,33 @@ def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str
         top.used.add(key)
     return ModelSpec(name, source, wrapper.model_type, architecture, text, vision, top.unused(), cross,
                      wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template)
+
+
+def read_preprocessor(path: Path) -> dict[str, Any]:
+    """A preprocessor_config.json, which must be a JSON object."""
+    pre = read_json(path)
+    if not isinstance(pre, dict):
+        raise InspectError(f"{path}: must be a JSON object, got {type(pre).__name__}")
+    return pre
+
+
+def read_config_files(directory: Path, config_path: Path | None = None) -> tuple[Any, Path, dict[str, Any] | None]:
+    """(config, its file, preprocessor config or None) of a local model: ``config_path`` as the user
+    named it, else the directory's own config.json, which must be there. Files found in the
+    directory, not named by the user, are confined to it."""
+    if config_path is None:
+        config_path = directory / "config.json"
+        if not os.path.lexists(config_path):
+            raise InspectError(f"{directory}: no config.json in this directory")
+        confined(directory, config_path, "the model directory's config.json")
+    cfg = read_json(config_path)
+    pre_path = directory / "preprocessor_config.json"
+    pre = read_preprocessor(confined(directory, pre_path, "the model directory's preprocessor_config.json")) \
+        if os.path.lexists(pre_path) else None
+    return cfg, config_path, pre
+
+
+def spec_of_directory(directory: Path) -> ModelSpec:
+    """The spec of a checkpoint directory, from its config.json (the name is the directory)."""
+    cfg, config_path, pre = read_config_files(directory)
+    return from_hf_config(cfg, str(directory), str(config_path), str(config_path), pre)

@@ -1,6 +1,6 @@
 """Loading a tokenizer: from a local model directory (`tokenizer.json` plus the optional
-`tokenizer_config.json`, `chat_template.jinja`, `generation_config.json`), a `.gguf` file (rebuilt
-from its `tokenizer.ggml.*` metadata, inspector.tokenizer.gguf), or a Hugging Face Hub id (through
+`tokenizer_config.json`, `chat_template.jinja`, `generation_config.json`), a GGUF file (rebuilt
+from its `tokenizer.ggml.*` metadata, inspector.tokenizer.ggml), or a Hugging Face Hub id (through
 inspector.hub). The offline default, Qwen2/Qwen2.5's byte-level BPE, is inspector.tokenizer.qwen_bpe.
 """
 
@@ -11,28 +11,30 @@ from pathlib import Path
 from typing import Any
 
 from inspector import files
+from inspector.checkpoint.open import GGUF, format_of
 from inspector.errors import InspectError, printable
 from inspector.files import local_path
 from inspector.hub import hub_snapshot, is_hub_id
-from inspector.tokenizer.gguf import load_gguf_tokenizer
+from inspector.tokenizer.ggml import load_gguf_tokenizer
 from inspector.tokenizer.text_tokenizer import TextTokenizer, rust_call
 
 _HUB_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json", "generation_config.json", "config.json")
 
 
 def load_tokenizer(source: str | os.PathLike, revision: str | None = None) -> TextTokenizer:
-    """A tokenizer from a model directory, a `.gguf` file, a `tokenizer.json` file, or a Hub id like `Qwen/Qwen2.5-0.5B`."""
+    """A tokenizer from a model directory, a GGUF file, a `tokenizer.json` file, or a Hub id like `Qwen/Qwen2.5-0.5B`."""
     text = str(source)
     path = local_path(text, "tokenizer")
     if path.is_dir():
         return _load_dir(path, label=text)
     if os.path.lexists(path):  # a special file is refused by the reader, by name
-        if path.suffix.lower() == ".gguf":
+        if format_of(path) is GGUF:
             return load_gguf_tokenizer(path)
         if path.name.endswith(".json"):
             return _load_dir(path.parent, label=text, tokenizer_file=path)
-        raise InspectError(f"{text}: not a tokenizer (expected a model directory, tokenizer.json or a .gguf file)")
-    if is_hub_id(text):
+        raise InspectError(f"{text}: not a tokenizer (expected a model directory, tokenizer.json or a "
+                           f"{GGUF.suffixes[0]} file)")
+    if is_hub_id(text) and format_of(text) is not GGUF:  # a GGUF file's name, not a repo
         return _load_hub(text, revision)
     raise InspectError(f"{text}: no such file or directory (and not a Hub id like 'Qwen/Qwen2.5-0.5B')")
 

