@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
+from inspector.cli.options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
 from inspector.runtime.prepare import DEFAULT_MODEL

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
+from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
                                          ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
 from inspector.cli.options import Format, FormatOpt, OutOpt, output_format, refuse_options
 from inspector.runtime.prepare import DEFAULT_MODEL
