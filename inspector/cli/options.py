@@ -50,7 +50,10 @@ EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "c
 
 
 def given_options(ctx) -> dict[str, str]:
-    """The options typed on the command line (not left at their defaults): parameter name -> its flag."""
+    """The options typed on the command line (not left at their defaults): parameter name -> its flag;
+    none for a command called as a function (`ctx` None)."""
+    if ctx is None:
+        return {}
     try:  # typer vendors click (0.2x)
         from typer._click.core import ParameterSource
     except ImportError:  # pragma: no cover
@@ -61,13 +64,11 @@ def given_options(ctx) -> dict[str, str]:
 
 
 def refuse_options(ctx, names, where: str) -> None:
-    """One line naming every option of `names` that was given although it does not apply `where`
-    (e.g. 'with --image'): an option silently ignored would read as if it had worked."""
-    given = given_options(ctx)
-    wrong = [given[name] for name in names if name in given]
-    if wrong:
-        verb, them = ("does", "it") if len(wrong) == 1 else ("do", "them")
-        raise InspectError(f"{', '.join(wrong)} {verb} not apply {where}; drop {them}")
+    """One line naming every option of `names` typed on the command line although it does not apply
+    `where` (inspector.runtime.refusals)."""
+    from inspector.runtime.refusals import refuse
+
+    refuse(given_options(ctx), names, where)
 
 
 def output_format(fmt, output: Path | None, kind: type[Enum] = Format):

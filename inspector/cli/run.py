@@ -105,7 +105,7 @@ def run(
         _beams(plan, choice, BeamSettings(num_beams=num_beams, length_penalty=length_penalty,
                                           early_stopping=stopping), format, output)
     else:
-        _generate(plan, choice, format, output)
+        _generate(plan, choice, given_options(ctx), format, output)
 
 
 def _beams(plan, choice, beams, format: Format, output) -> None:
@@ -118,12 +118,15 @@ def _beams(plan, choice, beams, format: Format, output) -> None:
                      beams.early_stopping), format.value, output)
 
 
-def _generate(plan, choice, format: Format, output) -> None:
-    """Generation streamed to the terminal when there is one output to show and no other format."""
+def _generate(plan, choice, given: dict[str, str], format: Format, output) -> None:
+    """Generation streamed to the terminal when there is one output to show and no other format; the
+    options typed (`given`) that greedy decoding would ignore refused first."""
     from inspector.reports.render import emit
     from inspector.reports.run import run_report
+    from inspector.runtime.refusals import refuse_when_greedy
     from inspector.runtime.run import run_models
 
+    refuse_when_greedy(given, plan.temperatures)
     streaming = format == Format.table and output is None and plan.generations == 1
     runs = run_models(plan, choice, _write if streaming else None)
     if streaming:
