@@ -294,8 +294,14 @@ def test_verify_run_and_chat_format_from_extension(tmp_path):
     (["trace", "--seq-len", "8", "-m", "qwen2.5-0.5b", "--chat"],
      "error: --chat does not apply to --seq-len (stand-in ids have no chat template); drop it"),
     (["trace", "hi", "-m", "qwen2.5-0.5b", "-t", "0.7", "--top-k", "5"],
-     "error: --temperature, --top-k do not apply on the meta device (shapes only: no values to sample from); "
-     "drop them"),
+     "error: --temperature, --top-k do not apply on the meta device (shapes only: no weights loaded, no values to "
+     "sample from); drop them"),
+    (["trace", "hi", "-m", "qwen2.5-0.5b", "--device", "meta", "--weights", "w.safetensors"],
+     "error: --weights does not apply on the meta device"),
+    (["trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--device", "meta", "-w", "w.safetensors"],
+     "error: --weights does not apply on the meta device"),
+    (["trace", "--seq-len", "8", "-m", "qwen2.5-0.5b", "--tokenizer", "qwen2-bpe"],
+     "error: --tokenizer does not apply to --seq-len on the meta device (stand-in ids, nothing decoded); drop it"),
     (["trace", "hi", "-m", "qwen2.5-0.5b", "--seed", "3", "--device", "meta"],
      "error: --seed does not apply to greedy decoding (temperature 0: nothing is drawn); drop it"),
     (["trace", "hi", "-m", "mistralai/Mistral-7B-v0.1", "--chat"],

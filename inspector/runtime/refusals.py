@@ -3,8 +3,9 @@ says why, instead of being silently ignored. `refuse` takes the options typed on
 (parameter name -> flag); an option left at its default is never refused. The tables say which
 options each path ignores: an image trace has no tokenizer, template, decode steps, layer choice or
 sampling of its own; `--seq-len` stand-in ids and the stand-ins used without a tokenizer have no chat
-template; the meta device has no values to sample from; greedy decoding (temperature 0) draws
-nothing, so top-k, top-p, min-p and the seed change nothing. No torch here.
+template; the meta device loads no weights and has no values to sample from (nor decodes stand-in
+ids); greedy decoding (temperature 0) draws nothing, so top-k, top-p, min-p and the seed change
+nothing. No torch here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from inspector.errors import InspectError
 
 IMAGE_TRACE = ("tokenizer", "chat", "decode_steps", "layers", "temperature", "top_k", "top_p", "min_p", "seed",
                "seq_len")
-SAMPLING = ("temperature", "top_k", "top_p", "min_p", "seed")
+META = ("weights", "temperature", "top_k", "top_p", "min_p", "seed")
 GREEDY_IGNORES = ("top_k", "top_p", "min_p", "seed")
 
 

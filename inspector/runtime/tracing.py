@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from inspector.errors import InspectError
 from inspector.runtime.prepare import ModelChoice, load_runtime, use_threads
-from inspector.runtime.refusals import IMAGE_TRACE, SAMPLING, refuse, refuse_when_greedy
+from inspector.runtime.refusals import IMAGE_TRACE, META, refuse, refuse_when_greedy
 from inspector.runtime.sampling import SamplingSettings
 
 
@@ -71,6 +71,8 @@ def trace_model(choice: ModelChoice, options: TraceOptions):
         if options.seq_len is not None:
             refuse(given, ("chat",), "to --seq-len (stand-in ids have no chat template)")
         refuse_when_greedy(given, (options.sampling.temperature,))
+    if choice.device == "meta":
+        _refuse_on_meta(options)
     prompts = check_inputs(options.prompts, options.seq_len)
     use_threads(choice.threads)
     if options.is_image:
@@ -84,10 +86,17 @@ def trace_model(choice: ModelChoice, options: TraceOptions):
             refuse(given, ("chat",), "to stand-in ids (no tokenizer available offline)")
 
     rt = load_runtime(choice, before_model=before_model)
-    if rt.device.type == "meta":
-        refuse(given, SAMPLING, "on the meta device (shapes only: no values to sample from)")
+    if rt.device.type == "meta":  # --device auto without weights
+        _refuse_on_meta(options)
     return trace_prompt(rt, list(prompts), options.chat, options.decode_steps, options.sampling,
                         seq_len=options.seq_len)
+
+
+def _refuse_on_meta(options: TraceOptions) -> None:
+    """On the meta device nothing is loaded or sampled, and stand-in ids of --seq-len are not decoded."""
+    refuse(options.given, META, "on the meta device (shapes only: no weights loaded, no values to sample from)")
+    if options.seq_len is not None:
+        refuse(options.given, ("tokenizer",), "to --seq-len on the meta device (stand-in ids, nothing decoded)")
 
 
 def check_inputs(prompts: tuple[str, ...], seq_len: int | None) -> tuple[str, ...]:
