@@ -4,7 +4,7 @@ models, temperatures and trials with expected answers; beam search."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -13,6 +13,9 @@ from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, Format, FormatO
                                    output_format, refuse_options)
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible, warn
+
+if TYPE_CHECKING:
+    from inspector.runtime.experiment import PromptSet
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, .gguf "
                                                         "file or Hub id; repeat for a sweep over several models.",
@@ -155,9 +158,10 @@ SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min
 BEAMS_ONLY = ("length_penalty", "early_stopping")
 
 
-def _prompts(prompts: list[str] | None, prompt_set: str | None, temperature: float) -> tuple[PromptSet, tuple[str, ...]]:
+def _prompts(prompts: list[str] | None, prompt_set: str | None,
+             temperature: float) -> tuple[PromptSet, tuple[str, ...]]:
     """The prompt set (without --prompts, one that holds only the defaults: --temperature, one trial,
-    32 new tokens) and every prompt to run, its own first."""
+    32 new tokens) and every prompt to run: the set's, then those on the command line."""
     from inspector.runtime.batch import check_prompts
     from inspector.runtime.experiment import PromptSet, load_prompts
 
