@@ -239,7 +239,7 @@ def test_chat_at_a_terminal_has_a_banner_and_readline(tiny_dirs, smol_gguf, monk
 
     monkeypatch.delitem(sys.modules, "readline", raising=False)
     monkeypatch.setattr(sys, "stdin", _Terminal("Hi\n"))  # then end of input, as Ctrl-D
-    chat(model=tiny_dirs[0], tokenizer=smol_gguf, max_new_tokens=2, device="cpu")
+    chat(None, model=tiny_dirs[0], tokenizer=smol_gguf, max_new_tokens=2, device="cpu")
     out, err = capsys.readouterr()
     assert err.startswith("Chat with ") and "context 512 tokens" in err and "/exit or Ctrl-D" in err
     assert out.startswith("> ") and "> Hi" not in out  # the prompt, not an echo of what was typed

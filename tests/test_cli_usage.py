@@ -288,8 +288,30 @@ def test_verify_run_and_chat_format_from_extension(tmp_path):
      "error: --chat, --decode-steps do not apply to an image trace (--image, --image-size); drop them"),
     *[(["trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", *extra],
        f"error: {'--temperature' if extra[0] == '-t' else extra[0]} does not apply")
-      for extra in (["--layers", "0"], ["--dtype", "float32"], ["--tokenizer", "qwen2-bpe"], ["-t", "1"],
-                    ["--top-k", "2"], ["--top-p", "0.5"], ["--min-p", "0.1"], ["--seed", "2"], ["--threads", "1"])],
+      for extra in (["--layers", "0"], ["--tokenizer", "qwen2-bpe"], ["-t", "1"], ["--top-k", "2"],
+                    ["--top-p", "0.5"], ["--min-p", "0.1"], ["--seed", "2"], ["--seq-len", "4"])],
+    # options a path cannot honour: one line naming the option and why, exit 2
+    (["trace", "--seq-len", "8", "-m", "qwen2.5-0.5b", "--chat"],
+     "error: --chat does not apply to --seq-len (stand-in ids have no chat template); drop it"),
+    (["trace", "hi", "-m", "qwen2.5-0.5b", "-t", "0.7", "--top-k", "5"],
+     "error: --temperature, --top-k do not apply on the meta device (shapes only: no weights loaded, no values to "
+     "sample from); drop them"),
+    (["trace", "hi", "-m", "qwen2.5-0.5b", "--device", "meta", "--weights", "w.safetensors"],
+     "error: --weights does not apply on the meta device"),
+    (["trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--device", "meta", "-w", "w.safetensors"],
+     "error: --weights does not apply on the meta device"),
+    (["trace", "--seq-len", "8", "-m", "qwen2.5-0.5b", "--tokenizer", "qwen2-bpe"],
+     "error: --tokenizer does not apply to --seq-len on the meta device (stand-in ids, nothing decoded); drop it"),
+    (["trace", "hi", "-m", "qwen2.5-0.5b", "--seed", "3", "--device", "meta"],
+     "error: --seed does not apply to greedy decoding (temperature 0: nothing is drawn); drop it"),
+    (["trace", "hi", "-m", "mistralai/Mistral-7B-v0.1", "--chat"],
+     "error: --chat does not apply to stand-in ids (no tokenizer available offline); drop it"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--top-p", "0.5", "--min-p", "0.1"],
+     "error: --top-p, --min-p do not apply to greedy decoding (temperature 0: nothing is drawn); drop them"),
+    (["run", "hi", "-m", "qwen3-0.6b", "--temperatures", "0,0", "--top-k", "3"],
+     "error: --top-k does not apply to greedy decoding"),
+    (["chat", "-m", "qwen3-0.6b", "--top-k", "3", "--seed", "1"],
+     "error: --top-k, --seed do not apply to greedy decoding (temperature 0: nothing is drawn); drop them"),
 ])
 def test_run_and_trace_refuse_an_option_of_another_mode(args, message):
     result = invoke(*args)
@@ -301,7 +323,19 @@ def test_image_trace_takes_its_own_options(tmp_path):
     out = tmp_path / "i.json"
     result = invoke("trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--device", "meta", "-o", str(out))
     assert result.exit_code == 0, result.output
-    json.loads(out.read_text())
+    steps = json.loads(out.read_text())["steps"]
+    assert {s["dtype"] for s in steps if s["name"].startswith("text.")} == {"float32"}
+
+
+def test_image_trace_honours_dtype_and_threads(tmp_path):
+    """--dtype and --threads on the image path: the model is built in the dtype asked for (compared
+    with transformers in test_vision_reference), the threads set as for a text trace."""
+    out = tmp_path / "i.json"
+    result = invoke("trace", "hi", "-m", "qwen2-vl-2b", "--image-size", "224x224", "--device", "meta",
+                    "--dtype", "float16", "--threads", "1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    steps = json.loads(out.read_text())["steps"]
+    assert {s["dtype"] for s in steps if s["name"].startswith(("text.", "vision.blocks"))} == {"float16"}
 
 
 def test_run_warns_when_temperatures_override_temperature():

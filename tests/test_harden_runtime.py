@@ -70,6 +70,7 @@ def test_beams_seq_len_and_threads_on_the_command_line():
 def test_a_long_prompt_list_runs_in_batches_with_the_same_greedy_results(tmp_path):
     from hf_reference import hf_tiny
 
+    from inspector.generations import RunPlan
     from inspector.reference.load import load_model
     from inspector.runtime.run import generate_all
 
@@ -81,13 +82,13 @@ def test_a_long_prompt_list_runs_in_batches_with_the_same_greedy_results(tmp_pat
     rows = [[(7 * i + j) % 100 + 2 for j in range(1 + i % 5)] for i in range(7)]
     prompts = [f"p{i}" for i in range(7)]
 
-    def run(size: int) -> list[dict]:
-        return generate_all(runtime, prompts, [0.0], 1, 5, None, None, 0, False, encoded=rows, batch_size=size)
+    def run(size: int):
+        return generate_all(runtime, RunPlan(tuple(prompts), max_new_tokens=5), encoded=rows, batch_size=size)
 
     whole, chunked = run(256), run(3)
-    assert [g["token_ids"] for g in whole] == [g["token_ids"] for g in chunked]
-    assert [g["prompt"] for g in chunked] == prompts
-    assert {g["batch"] for g in whole} == {7} and [g["batch"] for g in chunked] == [3, 3, 3, 3, 3, 3, 1]
+    assert [g.token_ids for g in whole] == [g.token_ids for g in chunked]
+    assert [g.prompt for g in chunked] == prompts
+    assert {g.batch for g in whole} == {7} and [g.batch for g in chunked] == [3, 3, 3, 3, 3, 3, 1]
 
 
 def test_a_chat_line_on_stdin_is_bounded(monkeypatch):

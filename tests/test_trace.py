@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,7 @@ def test_trace_real_weights_picks_paris(smollm_runtime):
 
 
 def test_run_greedy_and_sweep(smollm_runtime):
+    from inspector.generations import RunPlan
     from inspector.runtime.run import generate_all, time_prefill
 
     ids = smollm_runtime.tokenizer.encode("The capital of France is")
@@ -96,13 +98,14 @@ def test_run_greedy_and_sweep(smollm_runtime):
     layer_times = [r.seconds for r in records if r.name.startswith("layers.") and r.name.count(".") == 1]
     assert len(layer_times) == 30 and all(t > 0 for t in layer_times) and method.startswith("wall clock")
     pieces = []
-    gens = generate_all(smollm_runtime, ["The capital of France is"], [0.0, 1.0], 2, 6, None, 0.9, 7, False,
-                        on_token=lambda rec, piece: pieces.append(piece))
-    greedy = [g for g in gens if g["temperature"] == 0.0]
-    assert greedy[0]["text"].startswith(" Paris") and greedy[0]["text"] == greedy[1]["text"]
+    plan = RunPlan(("The capital of France is",), temperatures=(0.0, 1.0), trials=2, max_new_tokens=6, top_p=0.9,
+                   seed=7)
+    gens = generate_all(smollm_runtime, plan, on_token=pieces.append)
+    greedy = [g for g in gens if g.temperature == 0.0]
+    assert greedy[0].text.startswith(" Paris") and greedy[0].text == greedy[1].text
     assert "".join(pieces).startswith(" Paris")
-    again = generate_all(smollm_runtime, ["The capital of France is"], [1.0], 2, 6, None, 0.9, 7, False)
-    assert [g["token_ids"] for g in again] == [g["token_ids"] for g in gens if g["temperature"] == 1.0]
+    again = generate_all(smollm_runtime, replace(plan, temperatures=(1.0,)))
+    assert [g.token_ids for g in again] == [g.token_ids for g in gens if g.temperature == 1.0]
 
 
 def test_run_cli_json(tmp_path):

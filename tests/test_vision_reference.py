@@ -20,7 +20,9 @@ from inspector.image.preprocess import load_image as load_image_rgb
 from inspector.reference.vision import InternViT, load_vision_weights, pixel_shuffle
 from inspector.reference.vlm import VLM, load_vlm, mrope_positions
 from inspector.runtime.vlm_inputs import build_inputs
-from inspector.runtime.vlm_trace import image_trace, trace_vlm
+from inspector.runtime.prepare import ModelChoice, load_runtime
+from inspector.runtime.tracing import TraceOptions, trace_model
+from inspector.runtime.vlm_trace import trace_vlm
 
 IMAGE, START, END, VIDEO = 250, 251, 252, 253
 
@@ -325,7 +327,8 @@ def test_collapse_steps_folds_blocks():
     from inspector.runtime.vlm_trace import collapse_steps
 
     spec = load_spec("Qwen/Qwen2-VL-2B-Instruct")
-    _, _, log = image_trace("Qwen/Qwen2-VL-2B-Instruct", "hi", image_size="224x224", device="meta")
+    log = trace_model(ModelChoice("Qwen/Qwen2-VL-2B-Instruct", device="meta"),
+                      TraceOptions(prompts=("hi",), image_size="224x224")).log
     rows = collapse_steps(log.steps)
     names = [r.name for r in rows]
     assert "vision.blocks.1-31" in names and "text.layers.1-27" in names and "vision.blocks.5" not in names
@@ -352,28 +355,57 @@ def test_image_trace_local_weights(tiny_qwen2_vl, chelsea, tmp_path):
     hf.save_pretrained(path)
     photo = tmp_path / "cat.png"
     _small(chelsea, 56, 84).save(photo)
-    _, logits, log = image_trace(str(path), "hi", image=str(photo), tokenizer=_TinyTokenizer())
+    rt = load_runtime(ModelChoice(str(path), device="cpu"), image=True)
+    logits, log = trace_vlm(rt.model, "hi", load_image_rgb(photo), _TinyTokenizer())
     ids = torch.tensor([_TinyTokenizer().encode(
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
         "<|vision_start|>" + "<|image_pad|>" * 6 + "<|vision_end|>hi<|im_end|>\n<|im_start|>assistant\n")])
     pv, grid = qwen2_vl_pixels(load_image_rgb(photo), load_spec(str(path)).vision)
     with torch.no_grad():
         want = hf(input_ids=ids, pixel_values=pv, image_grid_thw=grid, mm_token_type_ids=(ids == IMAGE).int()).logits
+    assert rt.dtype == torch.float32  # auto: an image trace runs in float32 on every device
     assert logits.shape == want.shape and (logits - want).abs().max() < 1e-4
     assert log.shape("vision.merger.out") == (6, 64) and log.shape("positions") == (3, 1, ids.shape[1])
     assert len(collapse_steps(log.steps)) < len(log.steps)
     # the embedded Qwen tokenizer's ids do not fit this model: one clear line
     with pytest.raises(InspectError, match="image_token_id 250"):
-        image_trace(str(path), "hi", image=str(photo))
+        trace_model(ModelChoice(str(path), device="cpu"), TraceOptions(prompts=("hi",), image=str(photo)))
+
+
+def test_image_trace_honours_dtype(tiny_qwen2_vl, chelsea, tmp_path):
+    """--dtype bfloat16 on the image path: the VLM is loaded in bfloat16 and its logits follow
+    transformers' model in bfloat16."""
+    import copy
+
+    hf, _, _ = tiny_qwen2_vl
+    path = tmp_path / "m"
+    hf.save_pretrained(path)
+    image = _small(chelsea, 56, 84)
+    rt = load_runtime(ModelChoice(str(path), device="cpu", dtype="bfloat16"), image=True)
+    assert rt.dtype == torch.bfloat16 and {p.dtype for p in rt.model.parameters()} == {torch.bfloat16}
+    logits, log = trace_vlm(rt.model, "hi", image, _TinyTokenizer())
+    assert log.steps[-1].dtype == "bfloat16"
+    ids = torch.tensor([_TinyTokenizer().encode(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|>" + "<|image_pad|>" * 6 + "<|vision_end|>hi<|im_end|>\n<|im_start|>assistant\n")])
+    pv, grid = qwen2_vl_pixels(image, load_spec(str(path)).vision)
+    half = copy.deepcopy(hf).to(torch.bfloat16)
+    with torch.no_grad():
+        want = half(input_ids=ids, pixel_values=pv.to(torch.bfloat16), image_grid_thw=grid,
+                    mm_token_type_ids=(ids == IMAGE).int()).logits.float()
+        full = hf(input_ids=ids, pixel_values=pv, image_grid_thw=grid, mm_token_type_ids=(ids == IMAGE).int()).logits
+    err = (logits.float() - want).abs().max()
+    assert err < 0.1 and err < 2 * (want - full).abs().max() + 1e-2, (err, (want - full).abs().max())
 
 
 @pytest.mark.parametrize("kwargs,needle", [
     (dict(model="Qwen/Qwen2.5-0.5B-Instruct", image_size="224x224"), "text-only model"),
     (dict(model="Qwen/Qwen2-VL-2B-Instruct", image="/nonexistent/cat.jpg"), "cat.jpg: image file not found"),
-    (dict(model="Qwen/Qwen2-VL-2B-Instruct"), "exactly one of --image"),
+    (dict(model="Qwen/Qwen2-VL-2B-Instruct", image="a.png", image_size="224x224"), "exactly one of --image"),
     (dict(model="Qwen/Qwen2-VL-2B-Instruct", image_size="224by224"), "--image-size: expected HEIGHTxWIDTH"),
     (dict(model="Qwen/Qwen2-VL-2B-Instruct", image_size="224x224", device="cpu"), "use --device meta"),
 ])
 def test_image_trace_errors(kwargs, needle):
+    image = {k: kwargs.pop(k) for k in ("image", "image_size") if k in kwargs}
     with pytest.raises(InspectError, match=re.escape(needle)):
-        image_trace(prompt="hi", **kwargs)
+        trace_model(ModelChoice(**{"device": "meta", **kwargs}), TraceOptions(prompts=("hi",), **image))

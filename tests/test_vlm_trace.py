@@ -17,7 +17,9 @@ from inspector.image.layout import ImageLayout  # noqa: E402
 from inspector.image.preprocess import synthetic_image  # noqa: E402
 from inspector.image.rules import image_pixels, image_tokens  # noqa: E402
 from inspector.reference.vision import build_vision  # noqa: E402
-from inspector.runtime.vlm_trace import collapse_steps, image_trace  # noqa: E402
+from inspector.runtime.prepare import ModelChoice  # noqa: E402
+from inspector.runtime.tracing import TraceOptions, trace_model  # noqa: E402
+from inspector.runtime.vlm_trace import collapse_steps  # noqa: E402
 from inspector.source import load_spec  # noqa: E402
 
 PRESETS = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-8B-Instruct", "google/gemma-3-4b-it",
@@ -25,6 +27,12 @@ PRESETS = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-8B-Instruct", "google/g
            "meta-llama/Llama-3.2-11B-Vision-Instruct", "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
            "meta-llama/Llama-4-Scout-17B-16E-Instruct"]
 SIZES = ["300x2400", "2400x300"]  # very wide, very tall (the trace test runs 600x1000; tiny sizes: test_vlm_tokens)
+
+
+def image_trace(model: str, prompt: str, image_size: str, device: str = "meta"):
+    """(spec, logits, step log) of `inspect trace PROMPT -m MODEL --image-size HxW --device meta`."""
+    done = trace_model(ModelChoice(model, device=device), TraceOptions(prompts=(prompt,), image_size=image_size))
+    return done.spec, done.logits, done.log
 
 
 @pytest.fixture(scope="module")

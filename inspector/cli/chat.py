@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
-                                         TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
+from inspector.cli.options import (DeviceOpt, DtypeOpt, Format, FormatOpt, MinPOpt, ModelOpt, OutOpt, SeedOpt,
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
+                                   output_format)
 from inspector.runtime.prepare import DEFAULT_MODEL
 from inspector.errors import InspectError, visible
 from inspector.units import plural
@@ -19,6 +19,7 @@ EXIT = ("/exit", "/quit")  # a typed or piped line that ends the chat
 
 
 def chat(
+    ctx: typer.Context,
     model: ModelOpt = DEFAULT_MODEL,
     turns: Annotated[Optional[Path], typer.Option("--turns", help="A text file, one user message per line "
                                                   "(instead of typing them).", dir_okay=False)] = None,
@@ -53,25 +54,23 @@ def chat(
       inspect chat -m $SMOL
       inspect chat -m $SMOL --turns questions.txt --check -f md
     """
-    from inspector.errors import InspectError
     from inspector.reports.render import emit
     from inspector.reports.run import chat_report
-    from inspector.runtime.chat import Conversation, read_turns
-    from inspector.runtime.prepare import prepare, use_threads
+    from inspector.runtime.chat import read_turns, start_chat
+    from inspector.runtime.prepare import ModelChoice
+    from inspector.runtime.refusals import refuse_when_greedy
     from inspector.runtime.sampling import SamplingSettings
 
     format = output_format(format, output)
     scripted = read_turns(turns) if turns is not None else None
     settings = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, min_p=min_p)
-    use_threads(threads)
-    rt = prepare(model, weights, device, dtype, tokenizer, need_weights=True)
-    if not rt.tokenizer.chat_template:
-        raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
-    conv = Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
+    refuse_when_greedy(given_options(ctx), (temperature,))
+    rt, conv = start_chat(ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer,
+                                      threads=threads), settings, max_new_tokens, system)
     live = format == Format.table and output is None
     if scripted is None and sys.stdin.isatty():
         _banner(rt.spec, max_new_tokens)
-    checks = _converse(conv, rt, scripted, live, check)
+    checks = _converse(conv, scripted, live, check)
     if not conv.turns:
         raise InspectError("no messages: nothing to answer")
     if live:  # the replies and per-turn figures are on the terminal already
@@ -79,22 +78,18 @@ def chat(
     emit(chat_report(rt.spec.name, conv.turns, checks if check else None), format.value, output)
 
 
-def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
+def _converse(conv, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
     """Say each message (typed or scripted), streaming replies and per-turn figures when `live`;
     with `check`, whether each reply equals the one computed from an empty cache."""
-    from inspector.runtime.chat import CUT, from_scratch
-    from inspector.runtime.sampling import SamplingSettings
+    from inspector.runtime.chat import CUT
 
     checks: list[bool] = []
-    s = conv.settings
     for text in scripted if scripted is not None else _typed(live):
         if live and scripted is not None:
             _echo(text)
         turn = conv.say(text, on_token=_write if live else None)
         if check:
-            fresh = SamplingSettings(s.temperature, s.top_k, s.top_p, s.seed + len(conv.turns) - 1, s.min_p)
-            checks.append(from_scratch(rt.model, rt.tokenizer, conv.messages[:-1], conv.max_new_tokens, fresh)
-                          == turn.tokens)
+            checks.append(conv.same_as_from_scratch())
         if live:
             same = f"; same as from scratch: {'yes' if checks[-1] else 'NO'}" if check else ""
             if turn.cut:

@@ -130,10 +130,33 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
+    from inspector.errors import InspectError
+    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest, TrainRequest
+    from inspector.memory.lora import LoraOptions
+
     format = output_format(format, output, MemoryFormat)
-    options = dict(locals())
-    check_modes(options.pop("ctx"), train.value if train is not None else "serve", zero.value, dtype)
-    _run(options)
+    check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
+    if format == MemoryFormat.deepspeed and train != Train.full:
+        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+    training = None if train is None else TrainRequest(
+        mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value, zero_init=zero_init,
+        seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value, attention=attention.value,
+        lora=LoraOptions(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
+                         bias=lora_bias),
+        double_quant=double_quant)
+    request = MemoryRequest(
+        model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib),
+        serve=ServeRequest(dtype=dtype, group_size=group_size, weights=weights, kv_dtype=kv_dtype,
+                           block_size=block_size, gpu_memory_utilization=gpu_memory_utilization,
+                           max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
+                           max_num_seqs=max_num_seqs),
+        train=training)
+    _emit(request, format, output)
+
+
+def _targets(text: str | None) -> tuple[str, ...] | None:
+    """--lora-targets q_proj,v_proj -> the names; None: peft's default for the family."""
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
 
 
 # The modes each option applies to; an option given on the command line for another mode is refused.
@@ -168,85 +191,27 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
         warn(f"--group-size applies to --dtype int4 only; ignored with --dtype {dtype}")
 
 
-def _run(a: dict) -> None:
-    from inspector.errors import InspectError
-    from inspector.inventory.accounting import account
-    from inspector.memory.gpus import gib_bytes
-    from inspector.memory.gpus import gpu as find_gpu
-    from inspector.source import load_spec
-
-    if a["gpus"] < 1 or a["nodes"] < 1:
-        raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {a['gpus']} --nodes {a['nodes']}")
-    acc = account(load_spec(a["model"]))
-    device = find_gpu(a["gpu"])
-    overhead = gib_bytes(a["overhead_gib"], "--overhead-gib")
-    if a["train"] is None:  # serving
-        from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
-        from inspector.memory.serving import ServeOptions
-
-        weights = a["weights"]
-        o = ServeOptions(check_dtype(a["dtype"], SERVE_DTYPES, "--dtype"),
-                         check_dtype(a["kv_dtype"], KV_DTYPES, "--kv-dtype"), a["group_size"], a["block_size"],
-                         a["gpu_memory_utilization"], a["max_model_len"], a["max_num_batched_tokens"],
-                         a["max_num_seqs"], a["gpus"] * a["nodes"], overhead,
-                         _stored_bytes(weights) if weights is not None else None, str(weights or ""))
-        _serve(acc, device, o, a["format"], a["output"])
-        return
-    from inspector.memory.lora import LoraOptions
-    from inspector.memory.training import TrainOptions
-
-    targets = a["lora_targets"]
-    lora = LoraOptions(a["lora_rank"], a["lora_alpha"],
-                       tuple(x.strip() for x in targets.split(",") if x.strip()) if targets else None,
-                       a["dora"], a["lora_bias"])
-    o = TrainOptions(a["train"].value, a["optimizer"].value, int(a["zero"].value), a["offload"].value, a["zero_init"],
-                     a["gpus"], a["nodes"], a["seq_len"], a["micro_batch"], a["recompute"].value, a["attention"].value,
-                     lora, a["double_quant"], overhead)
-    _train(acc, device, o, a["format"], a["output"])
-
-
-def _stored_bytes(path: Path) -> int:
-    from inspector.checkpoint.open import open_checkpoint
-
-    return open_checkpoint(path).total_bytes
-
-
-def _serve(acc, device, o, format: MemoryFormat, output) -> None:
-    from inspector.errors import InspectError
-    from inspector.memory.fit import serving_verdict
-    from inspector.memory.serving import plan
-    from inspector.reports.memory import serving_report
+def _emit(request, format: MemoryFormat, output) -> None:
+    from inspector.memory.estimate import estimate
     from inspector.reports.render import emit
 
-    if format == MemoryFormat.deepspeed:
-        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
-    s = plan(acc, device, o)
-    emit(serving_report(acc, s, serving_verdict(acc, s)), format.value, output)
+    est = estimate(request)
+    if format == MemoryFormat.deepspeed:  # --train full (checked by `memory`)
+        from inspector.files import write_atomic
+        from inspector.memory.zero import deepspeed_printout
 
-
-def _train(acc, device, o, format: MemoryFormat, output) -> None:
-    from inspector.memory.fit import training_verdict
-    from inspector.memory.training import plan
-    from inspector.reports.memory import training_report
-    from inspector.reports.render import emit
-
-    tr = plan(acc, device, o)
-    if format == MemoryFormat.deepspeed:
-        _deepspeed(tr, output)
+        tr, o = est.training, est.training.options
+        text = deepspeed_printout(tr.params, tr.largest_layer, o.gpus_per_node, o.nodes, o.zero)
+        if output is not None:
+            write_atomic(output, text)
+        else:
+            typer.echo(text, nl=False)
         return
-    emit(training_report(acc, tr, training_verdict(acc, tr)), format.value, output)
+    if est.serving is not None:
+        from inspector.reports.memory import serving_report
 
-
-def _deepspeed(tr, output) -> None:
-    from inspector.errors import InspectError
-    from inspector.files import write_atomic
-    from inspector.memory.zero import deepspeed_printout
-
-    o = tr.options
-    if o.mode != "full":
-        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
-    text = deepspeed_printout(tr.params, tr.largest_layer, o.gpus_per_node, o.nodes, o.zero)
-    if output is not None:
-        write_atomic(output, text)
+        emit(serving_report(est.acc, est.serving, est.verdict), format.value, output)
     else:
-        typer.echo(text, nl=False)
+        from inspector.reports.memory import training_report
+
+        emit(training_report(est.acc, est.training, est.verdict), format.value, output)

@@ -1,4 +1,5 @@
-"""Shared pieces of the CLI: option aliases, the error-handling command group, output helpers.
+"""Shared pieces of the CLI: option aliases (those of trace, run and chat among them), the error-handling
+command group, output helpers.
 
 Every way a command can fail ends in one line on stderr in one style, `error: ...`: a library error
 (exit 2), a usage error such as a bad option value (exit 2, the message click would have boxed), an
@@ -49,7 +50,10 @@ EXTENSION_FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".csv": "c
 
 
 def given_options(ctx) -> dict[str, str]:
-    """The options typed on the command line (not left at their defaults): parameter name -> its flag."""
+    """The options typed on the command line (not left at their defaults): parameter name -> its flag;
+    none for a command called as a function (`ctx` None)."""
+    if ctx is None:
+        return {}
     try:  # typer vendors click (0.2x)
         from typer._click.core import ParameterSource
     except ImportError:  # pragma: no cover
@@ -60,13 +64,11 @@ def given_options(ctx) -> dict[str, str]:
 
 
 def refuse_options(ctx, names, where: str) -> None:
-    """One line naming every option of `names` that was given although it does not apply `where`
-    (e.g. 'with --image'): an option silently ignored would read as if it had worked."""
-    given = given_options(ctx)
-    wrong = [given[name] for name in names if name in given]
-    if wrong:
-        verb, them = ("does", "it") if len(wrong) == 1 else ("do", "them")
-        raise InspectError(f"{', '.join(wrong)} {verb} not apply {where}; drop {them}")
+    """One line naming every option of `names` typed on the command line although it does not apply
+    `where` (inspector.runtime.refusals)."""
+    from inspector.runtime.refusals import refuse
+
+    refuse(given_options(ctx), names, where)
 
 
 def output_format(fmt, output: Path | None, kind: type[Enum] = Format):
@@ -92,6 +94,31 @@ ModelsArg = Annotated[
     typer.Argument(help="Preset name or alias, local directory / config.json, or Hub id (owner/name).",
                    show_default=False, metavar="MODEL..."),
 ]
+
+
+# --------------------------------------------------------------------------- trace, run and chat
+# The model and where it runs, the tokenizer, sampling (Appendix C order: temperature, top-k, top-p,
+# min-p) and the CPU threads.
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset, checkpoint directory, GGUF file or Hub id.")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", "-w", help="Safetensors file/directory or GGUF "
+                                                   "file holding the weights (default: beside MODEL's config).")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="[auto|cpu|cuda|meta]",
+                                        help="auto: cuda, else cpu; meta (shapes only) when there are no weights.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="[auto|float32|bfloat16|float16]",
+                                       help="auto: bfloat16 on cuda, float32 on cpu.")]
+TokOpt = Annotated[Optional[str], typer.Option("--tokenizer", help="Directory / tokenizer.json / GGUF file / Hub id to "
+                                                "tokenize with, or a packaged kind: qwen2-bpe, llama3, smollm2, gemma3.")]
+ChatOpt = Annotated[bool, typer.Option("--chat", help="Wrap the prompt in the model's chat template.")]
+TempOpt = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy (argmax).", min=0.0)]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", help="Keep the k most likely tokens.", min=1)]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", help="Keep the smallest set reaching probability p.", min=0.0, max=1.0)]
+MinPOpt = Annotated[Optional[float], typer.Option("--min-p", help="Keep tokens at least min_p times as likely as "
+                                                  "the most likely one (after top-k and top-p).", min=0.0, max=1.0)]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the sampling generator.", min=0, max=2**63 - 1)]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: OMP_NUM_THREADS, "
+                                                   "else half the cores, which holds up when other processes are busy).",
+                                                   min=1)]
 
 
 def debug() -> bool:

@@ -4,15 +4,18 @@ models, temperatures and trials with expected answers; beam search."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, SeedOpt, TempOpt, ThreadsOpt,
-                                         TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, given_options, output_format, refuse_options
+from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, Format, FormatOpt, MinPOpt, OutOpt, SeedOpt,
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
+                                   output_format, refuse_options)
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible, warn
+
+if TYPE_CHECKING:
+    from inspector.runtime.experiment import PromptSet
 
 ModelsOpt = Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Preset, checkpoint directory, GGUF "
                                                         "file or Hub id; repeat for a sweep over several models.",
@@ -28,6 +31,22 @@ def parse_early_stopping(text: str) -> bool | str:
 
 PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="One or more prompts (one batch).",
                                                           show_default=False, metavar="[PROMPT]...")]
+PromptSetOpt = Annotated[Optional[str], typer.Option("--prompts", help="A named prompt set (qwen-temperature-report: "
+                                                     "the Week 7 Report's experiment) or a file, one prompt per line.")]
+ExpectOpt = Annotated[Optional[str], typer.Option("--expect", help="JSON file: prompt -> list of accepted answers "
+                                                  "(or null); marks each output correct or not.")]
+NewTokensOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Tokens to generate "
+                                                     "(default 32, or the prompt set's).", min=1)]
+TemperaturesOpt = Annotated[Optional[str], typer.Option("--temperatures", help="Comma-separated sweep, e.g. "
+                                                        "0,0.6,1,1.5; overrides --temperature.")]
+TrialsOpt = Annotated[Optional[int], typer.Option("--trials", help="Generations per temperature (seed + trial - 1); "
+                                                  "default 1, or the prompt set's.", min=1)]
+BeamsOpt = Annotated[Optional[int], typer.Option("--num-beams", help="Beam search with K beams (one prompt) "
+                                                 "instead of sampling.")]
+LengthPenaltyOpt = Annotated[float, typer.Option("--length-penalty", help="Beam score = sum log p / "
+                                                 "length ** this.")]
+EarlyStoppingOpt = Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
+                                               "false (no live beam can win) or never.")]
 
 
 def run(
@@ -39,27 +58,19 @@ def run(
     dtype: DtypeOpt = "auto",
     tokenizer: TokOpt = None,
     chat: ChatOpt = False,
-    prompt_set: Annotated[Optional[str], typer.Option("--prompts", help="A named prompt set (qwen-temperature-report: "
-                                                      "the Week 7 Report's experiment) or a file, one prompt per line.")] = None,
-    expect: Annotated[Optional[str], typer.Option("--expect", help="JSON file: prompt -> list of accepted answers "
-                                                  "(or null); marks each output correct or not.")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Tokens to generate "
-                                                          "(default 32, or the prompt set's).", min=1)] = None,
+    prompt_set: PromptSetOpt = None,
+    expect: ExpectOpt = None,
+    max_new_tokens: NewTokensOpt = None,
     temperature: TempOpt = 0.0,
-    temperatures: Annotated[Optional[str], typer.Option("--temperatures", help="Comma-separated sweep, e.g. "
-                                                        "0,0.6,1,1.5; overrides --temperature.")] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", help="Generations per temperature (seed + trial - 1); "
-                                                  "default 1, or the prompt set's.", min=1)] = None,
+    temperatures: TemperaturesOpt = None,
+    trials: TrialsOpt = None,
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     min_p: MinPOpt = None,
     seed: SeedOpt = 0,
-    num_beams: Annotated[Optional[int], typer.Option("--num-beams", help="Beam search with K beams (one prompt) "
-                                                     "instead of sampling.")] = None,
-    length_penalty: Annotated[float, typer.Option("--length-penalty", help="Beam score = sum log p / "
-                                                  "length ** this.")] = 1.0,
-    early_stopping: Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
-                                                "false (no live beam can win) or never.")] = "false",
+    num_beams: BeamsOpt = None,
+    length_penalty: LengthPenaltyOpt = 1.0,
+    early_stopping: EarlyStoppingOpt = "false",
     threads: ThreadsOpt = None,
     format: FormatOpt = None,
     output: OutOpt = None,
@@ -75,21 +86,60 @@ def run(
       inspect run --prompts qwen-temperature-report -m ./Qwen2.5-0.5B -m ./Qwen3-0.6B -f md
       inspect run "The capital of France is" -m $SMOL --num-beams 4
     """
-    from inspector.runtime.prepare import use_threads
+    from inspector.generations import RunPlan
+    from inspector.runtime.experiment import load_expect
+    from inspector.runtime.prepare import ModelChoice
 
     format = output_format(format, output)
     stopping = parse_early_stopping(early_stopping)
     _check_mode(ctx, num_beams is not None, temperatures, temperature)
-    plan = _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials)
-    n_threads = use_threads(threads)
+    chosen, texts = _prompts(prompts, prompt_set, temperature)
+    plan = RunPlan(
+        prompts=texts, prompt_set=chosen.name, models=tuple(model or chosen.models or [None]),
+        temperatures=tuple(parse_temperatures(  # each checked before any work
+            temperatures if temperatures is not None else ",".join(map(repr, chosen.temperatures)))),
+        max_new_tokens=max_new_tokens or chosen.max_new_tokens, trials=trials or chosen.trials,
+        expect={**chosen.expect, **(load_expect(expect, list(texts)) if expect else {})},
+        chat=chat, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed)
+    choice = ModelChoice(weights=weights, device=device, dtype=dtype, tokenizer=tokenizer, threads=threads)
     if num_beams is not None:
-        if len(plan["texts"]) != 1 or len(plan["models"]) != 1:
-            raise InspectError("--num-beams runs one prompt on one model")
-        _beams(plan["models"][0], plan["texts"][0], weights, device, dtype, tokenizer, chat, plan["n"], num_beams,
-               length_penalty, stopping, format, output)
-        return
-    _generate(plan["models"], plan["texts"], weights, device, dtype, tokenizer, chat, plan["n"], plan["temps"],
-              plan["trials"], top_k, top_p, min_p, seed, plan["answers"], n_threads, plan["set"], format, output)
+        from inspector.runtime.beam import BeamSettings
+
+        _beams(plan, choice, BeamSettings(num_beams=num_beams, length_penalty=length_penalty,
+                                          early_stopping=stopping), format, output)
+    else:
+        _generate(plan, choice, given_options(ctx), format, output)
+
+
+def _beams(plan, choice, beams, format: Format, output) -> None:
+    from inspector.reports.render import emit
+    from inspector.reports.run import beam_report
+    from inspector.runtime.beam import run_beams
+
+    done = run_beams(plan, choice, beams)
+    emit(beam_report(done.model, done.prompt, done.result, done.tokenizer, beams.num_beams, beams.length_penalty,
+                     beams.early_stopping), format.value, output)
+
+
+def _generate(plan, choice, given: dict[str, str], format: Format, output) -> None:
+    """Generation streamed to the terminal when there is one output to show and no other format; the
+    options typed (`given`) that greedy decoding would ignore refused first."""
+    from inspector.reports.render import emit
+    from inspector.reports.run import run_report
+    from inspector.runtime.refusals import refuse_when_greedy
+    from inspector.runtime.run import run_models
+
+    refuse_when_greedy(given, plan.temperatures)
+    streaming = format == Format.table and output is None and plan.generations == 1
+    runs = run_models(plan, choice, _write if streaming else None)
+    if streaming:
+        sys.stdout.write("\n\n")
+    emit(run_report(runs, plan.prompt_set), format.value, output)
+
+
+def _write(piece: str) -> None:
+    sys.stdout.write(visible(piece, tabs=True))  # no escape sequence reaches the terminal
+    sys.stdout.flush()
 
 
 def _check_mode(ctx: typer.Context, beams: bool, temperatures: str | None, temperature: float) -> None:
@@ -108,89 +158,16 @@ SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min
 BEAMS_ONLY = ("length_penalty", "early_stopping")
 
 
-def _plan(prompts, model, prompt_set, expect, max_new_tokens, temperature, temperatures, trials) -> dict:
-    """Prompts, models, temperatures, trials, length and expected answers: the options, else the
-    prompt set's, else one of each."""
+def _prompts(prompts: list[str] | None, prompt_set: str | None,
+             temperature: float) -> tuple[PromptSet, tuple[str, ...]]:
+    """The prompt set (without --prompts, one that holds only the defaults: --temperature, one trial,
+    32 new tokens) and every prompt to run: the set's, then those on the command line."""
     from inspector.runtime.batch import check_prompts
-    from inspector.runtime.experiment import PromptSet, load_expect, load_prompts
+    from inspector.runtime.experiment import PromptSet, load_prompts
 
-    chosen = load_prompts(prompt_set) if prompt_set else PromptSet("", "", (), {})
-    texts = [*chosen.prompts, *(prompts or [])]
+    chosen = load_prompts(prompt_set) if prompt_set else PromptSet("", "", (), {}, temperatures=(temperature,))
+    texts = (*chosen.prompts, *(prompts or []))
     if not texts:
         raise InspectError("give a prompt, or --prompts NAME|FILE")
     check_prompts(texts)
-    return {
-        "texts": texts, "set": chosen.name,
-        "models": list(model or chosen.models or [None]),
-        "temps": parse_temperatures(temperatures if temperatures is not None  # each checked before any work
-                                    else ",".join(map(repr, chosen.temperatures if prompt_set else (temperature,)))),
-        "n": max_new_tokens or (chosen.max_new_tokens if prompt_set else 32),
-        "trials": trials or (chosen.trials if prompt_set else 1),
-        "answers": {**chosen.expect, **(load_expect(expect, texts) if expect else {})},
-    }
-
-
-def _generate(models, texts, weights, device, dtype, tokenizer, chat, n, temps, trials, top_k, top_p, min_p, seed,
-              answers, n_threads, set_name, format, output) -> None:
-    from inspector.reports.render import emit
-    from inspector.reports.run import ModelRun, run_report
-    from inspector.runtime.prepare import prepare
-    from inspector.runtime.routing import RoutingCounter
-    from inspector.runtime.batch import encode_prompts
-    from inspector.runtime.run import generate_all, time_prefill
-
-    if weights is not None and len(models) > 1:
-        raise InspectError("--weights goes with one model; give each model as a checkpoint directory or GGUF file")
-    streaming = (format == Format.table and output is None and len(texts) * len(temps) * trials * len(models) == 1)
-
-    def on_token(record, piece: str) -> None:
-        sys.stdout.write(visible(piece, tabs=True))  # no escape sequence reaches the terminal
-        sys.stdout.flush()
-
-    runs, eos_text = [], {}
-    for name in models:
-        encoded: list[list[int]] = []
-
-        def check(spec, tok) -> None:  # before the weights load: every prompt fits the model
-            encoded[:] = encode_prompts(tok, spec.text, texts, chat, n)[1]
-
-        rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True, before_model=check)
-        run = ModelRun(rt.spec.name, str(rt.device), rt.dtype_name, n_threads if rt.device.type == "cpu" else None)
-        if len(models) == 1 and not set_name:  # a sweep's report is its table, not one prefill's timing
-            run.prompt_ids = encoded[0]
-            run.records, run.timing_method = time_prefill(rt, run.prompt_ids)
-        if streaming:
-            sys.stdout.write(visible(texts[0], tabs=True))
-        with RoutingCounter(rt.model) as routing:  # MoE models: how often each expert was chosen
-            run.generations = generate_all(rt, texts, temps, trials, n, top_k, top_p, seed, chat,
-                                           on_token if streaming else None, min_p=min_p, expect=answers,
-                                           encoded=encoded)
-        run.routing = routing.layers()
-        if streaming:
-            sys.stdout.write("\n\n")
-        eos_text[rt.spec.name] = rt.tokenizer.eos_token or ""
-        runs.append(run)
-        del rt  # one model in memory at a time
-    emit(run_report(runs, eos_text, set_name), format.value, output)
-
-
-def _beams(name, text, weights, device, dtype, tokenizer, chat, n, num_beams, length_penalty, early_stopping,
-           format, output) -> None:
-    from inspector.reports.render import emit
-    from inspector.reports.run import beam_report
-    from inspector.runtime.batch import encode_prompts
-    from inspector.runtime.beam import beam_search, check_beams
-    from inspector.runtime.prepare import prepare
-
-    check_beams(num_beams)
-    encoded: list[list[int]] = []
-
-    def check(spec, tok) -> None:  # before the weights load
-        encoded[:] = encode_prompts(tok, spec.text, [text], chat, n)[1]
-
-    rt = prepare(name, weights, device, dtype, tokenizer, need_weights=True, before_model=check)
-    ids = encoded[0]
-    eos = tuple(rt.tokenizer.eos_ids) or rt.spec.text.eos_token_ids
-    result = beam_search(rt.model, ids, num_beams, n, eos, length_penalty, early_stopping)
-    emit(beam_report(rt.spec.name, text, result, rt.tokenizer, num_beams, length_penalty, early_stopping),
-         format.value, output)
+    return chosen, texts

@@ -7,33 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
-                                         ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, output_format, refuse_options
+from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, FormatOpt, MinPOpt, ModelOpt, OutOpt, SeedOpt,
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
+                                   output_format)
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
-class LayerSet:
-    """Layer numbers given as ranges: membership without a set as large as the ranges."""
-
-    def __init__(self, ranges: list[tuple[int, int]]) -> None:
-        self.ranges = ranges
-
-    def __contains__(self, layer: object) -> bool:
-        return isinstance(layer, int) and any(lo <= layer <= hi for lo, hi in self.ranges)
-
-    def check(self, layers: int, model: str) -> None:
-        """Refuse a layer the model does not have ('all' never does)."""
-        from inspector.errors import InspectError
-
-        beyond = [hi for lo, hi in self.ranges if layers <= hi < 2**63]
-        if beyond:
-            raise InspectError(f"--layers: {model} has layers 0-{layers - 1}; there is no layer {max(beyond)}")
-
-
-def parse_layers(text: str | None) -> LayerSet | None:
-    """'0,5,10-12' -> layers 0, 5, 10, 11, 12; 'all' -> every layer (None means the default: layer 0)."""
+def parse_layers(text: str | None):
+    """'0,5,10-12' -> layers 0, 5, 10, 11, 12; 'all' -> every layer (None means the default: layer 0);
+    a LayerSet of inspector.runtime.tracing."""
     from inspector.errors import InspectError, printable
+    from inspector.runtime.tracing import LayerSet
 
     if text is None:
         return None
@@ -70,6 +54,15 @@ def parse_temperatures(text: str) -> list[float]:
 PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="The text to run through the model; several prompts "
                                                           "make one left-padded batch.",
                                                           show_default=False, metavar="[PROMPT]...")]
+DecodeStepsOpt = Annotated[int, typer.Option("--decode-steps", help="Cached decode steps after the prompt.", min=0)]
+LayersOpt = Annotated[Optional[str], typer.Option("--layers", help="Layers to show in full, e.g. 0,5,10-12 or all "
+                                                  "(others collapse when their shapes equal an earlier layer's).")]
+SeqLenOpt = Annotated[Optional[int], typer.Option("--seq-len", help="Trace N stand-in ids instead of a prompt "
+                                                  "(shapes depend only on N).", min=1)]
+ImageOpt = Annotated[Optional[Path], typer.Option("--image", help="VLMs: an image file (any format PIL reads); "
+                                                  "the image goes before the prompt.", dir_okay=False)]
+ImageSizeOpt = Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
+                                                     "instead of a file.")]
 
 
 def trace(
@@ -81,21 +74,17 @@ def trace(
     dtype: DtypeOpt = "auto",
     tokenizer: TokOpt = None,
     chat: ChatOpt = False,
-    decode_steps: Annotated[int, typer.Option("--decode-steps", help="Cached decode steps after the prompt.", min=0)] = 0,
-    layers: Annotated[Optional[str], typer.Option("--layers", help="Layers to show in full, e.g. 0,5,10-12 or all "
-                                                  "(others collapse when their shapes equal an earlier layer's).")] = None,
+    decode_steps: DecodeStepsOpt = 0,
+    layers: LayersOpt = None,
     temperature: TempOpt = 0.0,
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     min_p: MinPOpt = None,
     seed: SeedOpt = 0,
-    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Trace N stand-in ids instead of a prompt "
-                                                   "(shapes depend only on N).", min=1)] = None,
+    seq_len: SeqLenOpt = None,
     threads: ThreadsOpt = None,
-    image: Annotated[Optional[Path], typer.Option("--image", help="VLMs: an image file (any format PIL reads); "
-                                                  "the image goes before the prompt.", dir_okay=False)] = None,
-    image_size: Annotated[Optional[str], typer.Option("--image-size", help="VLMs: a synthetic HEIGHTxWIDTH image "
-                                                      "instead of a file.")] = None,
+    image: ImageOpt = None,
+    image_size: ImageSizeOpt = None,
     format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
@@ -113,62 +102,24 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
-    format = output_format(format, output)
-    if image is not None or image_size is not None:
-        refuse_options(ctx, TEXT_ONLY, "to an image trace (--image, --image-size)")
-        _image_trace(model, weights, device, _check_inputs(prompts, seq_len), image, image_size, format, output)
-        return
-    prompts = _check_inputs(prompts, seq_len)
-
     from inspector.reports.render import emit
-    from inspector.reports.trace import trace_report
-    from inspector.runtime.prepare import prepare, use_threads
+    from inspector.runtime.prepare import ModelChoice
     from inspector.runtime.sampling import SamplingSettings
-    from inspector.runtime.trace import trace_prompt
+    from inspector.runtime.tracing import TraceOptions, trace_model
 
-    show, sampling = parse_layers(layers), SamplingSettings(temperature, top_k, top_p, seed, min_p)  # before any work
-    use_threads(threads)
-    rt = prepare(model, weights, device, dtype, tokenizer,
-                 before_model=lambda spec, tok: show.check(spec.text.num_layers, spec.name) if show else None)
-    emit(trace_report(trace_prompt(rt, prompts, chat, decode_steps, sampling, seq_len=seq_len), show),
-         format.value, output)
+    format = output_format(format, output)
+    options = TraceOptions(  # parsed and checked before any work
+        prompts=tuple(prompts or ()), seq_len=seq_len, chat=chat, decode_steps=decode_steps,
+        layers=parse_layers(layers), sampling=SamplingSettings(temperature, top_k, top_p, seed, min_p),
+        image=str(image) if image is not None else None, image_size=image_size, given=given_options(ctx))
+    choice = ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer,
+                         threads=threads)
+    result = trace_model(choice, options)
+    if options.is_image:
+        from inspector.reports.vision_trace import image_trace_report
 
+        emit(image_trace_report(result.spec, result.log.steps, result.device), format.value, output)
+    else:
+        from inspector.reports.trace import trace_report
 
-# What an image trace (--image, --image-size) does not use: it runs one prefill in its own dtype.
-TEXT_ONLY = ("dtype", "tokenizer", "chat", "decode_steps", "layers", "temperature", "top_k", "top_p", "min_p", "seed",
-             "seq_len", "threads")
-
-
-def _check_inputs(prompts: list[str] | None, seq_len: int | None) -> list[str]:
-    from inspector.errors import InspectError
-    from inspector.runtime.batch import check_prompts, check_seq_len
-
-    check_seq_len(seq_len)
-    prompts = list(prompts or [])
-    if not prompts and seq_len is None:
-        raise InspectError("give a prompt (or --seq-len N to trace N stand-in ids)")
-    if prompts and seq_len is not None:
-        raise InspectError("give prompts or --seq-len, not both")
-    if prompts:
-        check_prompts(prompts)
-    from inspector.limits import PROMPT_BATCH
-
-    if len(prompts) > PROMPT_BATCH:
-        raise InspectError(f"trace runs its prompts as one batch, at most {PROMPT_BATCH}; got {len(prompts):,} "
-                           "(`inspect run --prompts FILE` runs a longer list in batches)")
-    return prompts
-
-
-def _image_trace(model, weights, device, prompts, image, image_size, format, output) -> None:
-    from inspector.errors import InspectError
-    from inspector.reports.render import emit
-    from inspector.reports.vision_trace import image_trace_report
-    from inspector.source import locate
-    from inspector.runtime.vlm_trace import image_trace
-
-    if len(prompts) != 1:
-        raise InspectError("--image traces one prompt")
-    if device == "auto":
-        device = "cpu" if locate(model, weights)[1] else "meta"
-    spec, _logits, log = image_trace(model, prompts[0], str(image) if image else None, image_size, device)
-    emit(image_trace_report(spec, log.steps, device), format.value, output)
+        emit(trace_report(result, options.layers), format.value, output)

@@ -5,9 +5,10 @@ turns of a conversation with their KV-cache reuse. Only cells here; render lays 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from typing import Any
 
+from inspector.generations import Generation, ModelRun
 from inspector.reports.render import Report, Section
 from inspector.reports.trace import routing_data, routing_section, shape_text, step_json
 from inspector.runtime.trace import Record
@@ -15,21 +16,6 @@ from inspector.units import plural
 
 GEN_FIELDS = ["model", "prompt", "temperature", "trial", "seed", "text", "correct", "tokens", "stop", "batch",
               "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"]
-
-
-@dataclass
-class ModelRun:
-    """One model's part of a run: its timed prefill (optional) and its generations."""
-
-    model: str
-    device: str
-    dtype: str
-    threads: int | None
-    generations: list[dict[str, Any]] = field(default_factory=list)
-    prompt_ids: list[int] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
-    timing_method: str = ""
-    routing: list[tuple[int, int, list[int] | None]] = field(default_factory=list)  # MoE: tokens per expert
 
 
 def layer_timing_rows(records: list[Record]) -> list[list[str]]:
@@ -65,9 +51,9 @@ def _prefill_sections(run: ModelRun) -> list[Section]:
     return sections
 
 
-def output_text(g: dict[str, Any], eos_text: str = "") -> str:
-    if g["text"] or not g.get("stopped_at_once"):
-        return g["text"]
+def output_text(g: Generation, eos_text: str = "") -> str:
+    if g.text or not g.stopped_at_once:
+        return g.text
     return f"(stopped at once: {eos_text or 'end of sequence'})"
 
 
@@ -75,22 +61,22 @@ def _mark(correct: bool | None) -> str:
     return "" if correct is None else ("yes" if correct else "no")
 
 
-def _summary_section(gens: list[dict[str, Any]]) -> Section:
+def _summary_section(gens: list[Generation]) -> Section:
     from inspector.runtime.experiment import summarize
 
-    prompts = list(dict.fromkeys(g["prompt"] for g in gens))
+    prompts = list(dict.fromkeys(g.prompt for g in gens))
     rows = []
     for s in summarize(gens):
         acc = f"{s.correct}/{s.judged} ({100 * s.correct / s.judged:.0f}%)" if s.judged else "not judged"
         rows.append([s.model, s.temperature, acc, ", ".join(str(s.distinct.get(p, 0)) for p in prompts)])
-    trials = max(g["trial"] for g in gens)
+    trials = max(g.trial for g in gens)
     return Section("Summary: accuracy and distinct outputs", ["Model", "Temperature", "Correct",
                                                               f"Distinct outputs of {trials} trials, per prompt"],
                    rows, notes=["prompts in order: " + " | ".join(prompts),
                                 "temperature 0 is greedy: every trial gives the same output (1 distinct)"])
 
 
-def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, prompt_set: str = "") -> Report:
+def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
     """Per model: the timed prefill (when measured), then the generations of all models, then a summary
     when there is more than one trial, temperature, model or any expected answer."""
     sections: list[Section] = []
@@ -98,19 +84,20 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
         if run.records:
             sections.extend(_prefill_sections(run))
     gens = [g for run in runs for g in run.generations]
+    eos_text = {run.model: run.eos_text for run in runs}
     several = len(runs) > 1
-    judged = any(g.get("correct") is not None for g in gens)
+    judged = any(g.correct is not None for g in gens)
     headers = [*(["Model"] if several else []), "Prompt", "Temperature", "Trial", "Output",
                *(["Correct"] if judged else []), "New tokens", "Prefill tok/s", "Decode tok/s", "Stop"]
-    rows = [[*([g["model"]] if several else []), g["prompt"], g["temperature"], g["trial"],
-             output_text(g, (eos_text or {}).get(g["model"], "")), *([_mark(g["correct"])] if judged else []),
-             g["tokens"], f"{g['prefill_tokens_per_s']:.1f}", _decode_rate(g), g["stop"]]
+    rows = [[*([g.model] if several else []), g.prompt, g.temperature, g.trial,
+             output_text(g, eos_text.get(g.model, "")), *([_mark(g.correct)] if judged else []),
+             g.tokens, f"{g.prefill_tokens_per_s:.1f}", _decode_rate(g), g.stop]
             for g in gens]
-    batch = max((g["batch"] for g in gens), default=1)
+    batch = max((g.batch for g in gens), default=1)
     notes = [f"all {batch} prompts run as one left-padded batch per temperature and trial; tokens/s are the "
              "batch's (every row's tokens)"] if batch > 1 else []
     sections.append(Section("Generations", headers, rows, notes=notes))
-    sweep = several or judged or len({(g["temperature"], g["trial"]) for g in gens}) > 1
+    sweep = several or judged or len({(g.temperature, g.trial) for g in gens}) > 1
     if sweep:
         sections.append(_summary_section(gens))
     for run in runs:
@@ -119,7 +106,7 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
             of = f", {run.model}" if several else ""
             sections.append(routing_section(run.routing, "Expert choices during generation, per MoE layer (the prompt "
                                                          f"and every new token){pads}{of}"))
-    data: dict[str, Any] = {"runs": [_run_json(run) for run in runs], "generations": gens}
+    data: dict[str, Any] = {"runs": [_run_json(run) for run in runs], "generations": [asdict(g) for g in gens]}
     if prompt_set:
         data["prompt_set"] = prompt_set
     if len(runs) == 1:  # the single-model keys of earlier versions stay at the top
@@ -128,7 +115,7 @@ def run_report(runs: list[ModelRun], eos_text: dict[str, str] | None = None, pro
         from inspector.runtime.experiment import summarize
 
         data["summary"] = [s.__dict__ for s in summarize(gens)]
-    csv_rows = [[g[k] for k in GEN_FIELDS] for g in gens]
+    csv_rows = [[getattr(g, k) for k in GEN_FIELDS] for g in gens]
     return Report(sections, data, csv_headers=GEN_FIELDS, csv_rows=csv_rows)
 
 
@@ -197,7 +184,7 @@ def chat_report(model: str, turns, checks: list[bool] | None = None) -> Report:
     return Report([Section(f"Conversation with {model} (KV cache kept between turns)", headers, rows)], data)
 
 
-def _decode_rate(g: dict[str, Any]) -> str:
+def _decode_rate(g: Generation) -> str:
     """The decode rate, or a dash when no token came from a decode step (one new token at most:
     the first comes from the prefill, so there is no rate to show)."""
-    return f"{g['decode_tokens_per_s']:.1f}" if g["tokens"] > 1 else "—"
+    return f"{g.decode_tokens_per_s:.1f}" if g.tokens > 1 else "—"

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
 
 from inspector.errors import InspectError
+from inspector.generations import RunPlan
 from inspector.limits import MAX_BEAMS
+from inspector.runtime.prepare import ModelChoice
 
 _NEG = -1.0e9  # transformers' "cannot be chosen" score
 
@@ -152,3 +154,44 @@ def beam_search(model, prompt: Sequence[int], num_beams: int, max_new_tokens: in
     if not hyps:
         raise InspectError("beam search finished no hypothesis (max_new_tokens is 0?)")
     return BeamResult(hyps[0][0], hyps[0][1], hyps, steps, prefill_s, decode_s)
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """`inspect run --num-beams K`: the beams, the length penalty and when to stop (True, False or "never")."""
+
+    num_beams: int
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False
+
+
+@dataclass(frozen=True)
+class BeamRun:
+    """A beam search of one prompt on one model, with the tokenizer that decodes its hypotheses."""
+
+    model: str
+    prompt: str
+    result: BeamResult
+    tokenizer: object  # inspector.tokenizer.text_tokenizer.TextTokenizer
+
+
+def run_beams(plan: RunPlan, choice: ModelChoice, beams: BeamSettings) -> BeamRun:
+    """What `inspect run --num-beams K` does: the plan's one prompt on its one model, checked before
+    the weights load."""
+    from inspector.runtime.batch import encode_prompts
+    from inspector.runtime.prepare import load_runtime, use_threads
+
+    use_threads(choice.threads)
+    if len(plan.prompts) != 1 or len(plan.models) != 1:
+        raise InspectError("--num-beams runs one prompt on one model")
+    check_beams(beams.num_beams)
+    encoded: list[list[int]] = []
+
+    def check(spec, tok) -> None:  # before the weights load
+        encoded[:] = encode_prompts(tok, spec.text, plan.prompts, plan.chat, plan.max_new_tokens)[1]
+
+    rt = load_runtime(replace(choice, model=plan.models[0]), need_weights=True, before_model=check)
+    eos = tuple(rt.tokenizer.eos_ids) or rt.spec.text.eos_token_ids
+    result = beam_search(rt.model, encoded[0], beams.num_beams, plan.max_new_tokens, eos, beams.length_penalty,
+                         beams.early_stopping)
+    return BeamRun(rt.spec.name, plan.prompts[0], result, rt.tokenizer)

@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from inspector.errors import InspectError
+from inspector.runtime.prepare import ModelChoice, Runtime
 from inspector.runtime.sampling import SamplingSettings, sample
 
 CUT = " […]"  # shown after a reply that the token limit cut (the live stream, the table and md Reply column)
@@ -97,6 +98,14 @@ class Conversation:
         self.turns.append(turn)
         return turn
 
+    def same_as_from_scratch(self) -> bool:
+        """Whether the last reply's tokens equal those of its whole prompt run from an empty cache with
+        the same seed (the check of `inspect chat --check`)."""
+        s = self.settings
+        fresh = SamplingSettings(s.temperature, s.top_k, s.top_p, s.seed + len(self.turns) - 1, s.min_p)
+        return from_scratch(self.model, self.tokenizer, self.messages[:-1], self.max_new_tokens,
+                            fresh) == self.turns[-1].tokens
+
     @torch.inference_mode()
     def _generate(self, new: list[int], on_token: Callable[[str], None] | None) -> list[int]:
         device = next(self.model.parameters()).device
@@ -130,6 +139,19 @@ def from_scratch(model, tokenizer, messages: list[dict], max_new_tokens: int,
     ids = tokenizer.encode_chat(messages)
     eos = tuple(tokenizer.eos_ids) or model.spec.eos_token_ids
     return list(generate(model, ids, max_new_tokens, eos, settings or SamplingSettings()))
+
+
+def start_chat(choice: ModelChoice, settings: SamplingSettings, max_new_tokens: int,
+               system: str | None = None) -> tuple[Runtime, Conversation]:
+    """What `inspect chat` starts from: the runtime of `choice` with real weights, and an empty
+    conversation. A tokenizer without a chat template is refused."""
+    from inspector.runtime.prepare import load_runtime, use_threads
+
+    use_threads(choice.threads)
+    rt = load_runtime(choice, need_weights=True)
+    if not rt.tokenizer.chat_template:
+        raise InspectError(f"{rt.spec.name}: the tokenizer has no chat template ({rt.tokenizer.source})")
+    return rt, Conversation(rt.model, rt.tokenizer, max_new_tokens, settings, system)
 
 
 def read_turns(path) -> list[str]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 from inspector.errors import InspectError, printable
+from inspector.generations import Generation
 
 
 @dataclass(frozen=True)
@@ -110,17 +111,17 @@ class Summary:
     distinct: dict[str, int] = field(default_factory=dict)  # prompt -> distinct outputs among the trials
 
 
-def summarize(generations: list[dict[str, Any]]) -> list[Summary]:
+def summarize(generations: list[Generation]) -> list[Summary]:
     """Per model and temperature: correct / judged outputs, and distinct outputs per prompt."""
     out: dict[tuple[str, float], Summary] = {}
     texts: dict[tuple[str, float, str], set[str]] = {}
     for g in generations:
-        key = (g["model"], g["temperature"])
+        key = (g.model, g.temperature)
         s = out.setdefault(key, Summary(*key, 0, 0))
-        if g.get("correct") is not None:
+        if g.correct is not None:
             s.judged += 1
-            s.correct += int(g["correct"])
-        texts.setdefault((*key, g["prompt"]), set()).add(g["text"])
+            s.correct += int(g.correct)
+        texts.setdefault((*key, g.prompt), set()).add(g.text)
     for (model, temperature, prompt), seen in texts.items():
         out[(model, temperature)].distinct[prompt] = len(seen)
     return list(out.values())

@@ -151,47 +151,94 @@ def hub_weights(repo_id: str) -> str:
     return str(hub_snapshot(repo_id, patterns, "weights", "*.safetensors", hint=hint, complete=_all_shards))
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """What `trace`, `run` and `chat` run and where: MODEL, --weights, --device, --dtype, --tokenizer
+    and the CPU threads (None: `default_threads()`)."""
+
+    model: str | None = None  # None: DEFAULT_MODEL
+    weights: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    tokenizer: str | None = None
+    threads: int | None = None
+
+
 def prepare(model: str | None, weights: str | None = None, device: str = "auto", dtype: str = "auto",
             tokenizer: str | None = None, need_weights: bool = False,
             before_model: Callable[[ModelSpec, Any], None] | None = None) -> Runtime:
-    """Resolve, choose device/dtype, load the tokenizer, build or load the model.
+    """Resolve, choose device/dtype, load the tokenizer, build or load the text model (the Python API's
+    spelling of `load_runtime`)."""
+    return load_runtime(ModelChoice(model, weights, device, dtype, tokenizer), need_weights, before_model)
+
+
+def load_runtime(choice: ModelChoice, need_weights: bool = False,
+                 before_model: Callable[[ModelSpec, Any], None] | None = None, image: bool = False) -> Runtime:
+    """Resolve, choose device/dtype, load the tokenizer, build or load the model: the text model, or with
+    `image` the vision-language model (which tokenizes its own prompt, so no tokenizer is loaded; its
+    `auto` dtype is float32 on every device).
 
     `before_model(spec, tokenizer)` runs before the model is built or its weights loaded: the place
     to check prompts against the model (context length, vocabulary) before any work."""
-    from inspector.reference.text import TextModel
-
+    model, device, dtype = choice.model or DEFAULT_MODEL, choice.device, choice.dtype
     pick_device(device, True)  # validate the device name (and cuda's presence) before any download
     if need_weights and device == "meta":
         raise InspectError("generating text needs real weights; --device meta gives shapes only: use `inspect trace "
                            "... --device meta` for every step's shape")
     if dtype not in DTYPES:
         raise InspectError(f"unknown dtype {dtype!r} (choose from {', '.join(DTYPES)})")
-    spec, weights, tok_source = locate(model or DEFAULT_MODEL, weights)
-    explicit_device = device
-    if weights is None and (need_weights or explicit_device not in ("auto", "meta")):
-        hub_id = (find_preset(model or DEFAULT_MODEL) or None)
-        local = model is not None and local_path(model).exists()
-        repo = hub_id.hub_id if hub_id else (model if model and "/" in model and not local else None)
-        if repo is None:
-            raise InspectError(f"{spec.name}: no weights found (no *.safetensors beside its config.json); "
-                               f"give --weights PATH, or use --device meta for shapes only")
-        weights = hub_weights(repo)
+    spec, weights, tok_source = locate(model, choice.weights)
+    if image:
+        from inspector.reference.vlm import require_vlm
+
+        require_vlm(spec)
+    if weights is None and (need_weights or device not in ("auto", "meta")):
+        weights = _hub_weights_for(choice.model, spec)
     dev = pick_device(device, weights is not None)
     if need_weights and dev.type == "meta":
         raise InspectError("`run` generates text and needs real weights: --device meta gives shapes only (use `trace`)")
-    torch_dtype = pick_dtype(dtype, dev, spec)
-    tok, tok_note = tokenizer_or_note(tok_source, tokenizer, dev)
+    if image:
+        torch_dtype, tok, tok_note = pick_dtype("float32" if dtype == "auto" else dtype, dev, spec), None, ""
+    else:
+        torch_dtype = pick_dtype(dtype, dev, spec)
+        tok, tok_note = tokenizer_or_note(tok_source, choice.tokenizer, dev)
     if before_model is not None:
         before_model(spec, tok)
-    if dev.type == "meta":
-        net = TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
-    else:
-        from inspector.reference.load import load_model
-
-        check_fits(spec, dev, torch_dtype)
-        net = load_model(weights, spec.text, torch_dtype, dev)
+    net = _build(spec, weights, dev, torch_dtype, image)
     label = str(getattr(weights, "path", weights)) if weights is not None else None
     return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None, tok_note)
+
+
+def _hub_weights_for(model: str | None, spec: ModelSpec) -> str:
+    """The weights of MODEL from the Hub when it names a repo (a preset's or an owner/name id)."""
+    preset = find_preset(model or DEFAULT_MODEL)
+    local = model is not None and local_path(model).exists()
+    repo = preset.hub_id if preset else (model if model and "/" in model and not local else None)
+    if repo is None:
+        raise InspectError(f"{spec.name}: no weights found (no *.safetensors beside its config.json); "
+                           f"give --weights PATH, or use --device meta for shapes only")
+    return hub_weights(repo)
+
+
+def _build(spec: ModelSpec, weights: Any, dev, torch_dtype, image: bool):
+    """The model on the meta device (shapes only), else checked against the device's memory and loaded."""
+    if image:
+        from inspector.reference.vlm import VLM, load_vlm
+
+        if dev.type == "meta":
+            return VLM(spec, device="meta", dtype=torch_dtype)
+        if not isinstance(weights, str):
+            raise InspectError(f"{spec.name}: an image trace loads safetensors weights, not {weights.path.name}")
+        check_fits(spec, dev, torch_dtype)
+        return load_vlm(weights, spec, torch_dtype, dev)
+    from inspector.reference.text import TextModel
+
+    if dev.type == "meta":
+        return TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
+    from inspector.reference.load import load_model
+
+    check_fits(spec, dev, torch_dtype)
+    return load_model(weights, spec.text, torch_dtype, dev)
 
 
 def default_threads() -> int:

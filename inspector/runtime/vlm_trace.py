@@ -4,8 +4,8 @@
 rows (the record type of the text trace): preprocessing steps are recorded by a callable, module
 steps by forward hooks on every module that carries a step note (inspector.reference.layers.note /
 Tap), removed in `finally`. `collapse_steps` folds repeated encoder blocks and decoder layers with
-inspector.steps.collapse, the text trace's folding. `image_trace(...)` is what
-`inspect trace PROMPT --image ...` runs.
+inspector.steps.collapse, the text trace's folding. `inspect trace PROMPT --image ...` builds the
+model with inspector.runtime.prepare.load_runtime (inspector.runtime.tracing).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from typing import Any
 
 import torch
 
-from inspector.errors import InspectError
 from inspector.image.preprocess import StepLog
-from inspector.reference.vlm import VLM, load_vlm, require_vlm
+from inspector.reference.vlm import VLM
 from inspector.runtime.trace import Recorder
 from inspector.runtime.vlm_inputs import build_inputs
-from inspector.spec.model import ModelSpec
 from inspector.steps import Folded, Record, collapse
 
 
@@ -58,30 +56,9 @@ def collapse_steps(steps: list[Record]) -> list[Record]:
     return out
 
 
-def image_trace(model: str, prompt: str, image: str | None = None, image_size: str | None = None,
-                device: str = "cpu", dtype: torch.dtype = torch.float32,
-                tokenizer=None) -> tuple[ModelSpec, torch.Tensor, StepLog]:
-    """What `inspect trace PROMPT --model M --image FILE | --image-size HxW [--device meta]` runs.
-
-    On meta, any spec works (shapes only); otherwise `model` must be a local directory with
-    safetensors weights. Every bad input is one InspectError line."""
-    from pathlib import Path
-
+def read_image(image: str | None, image_size: str | None):
+    """The picture of --image FILE, else a synthetic one of --image-size HEIGHTxWIDTH."""
     from inspector.image.preprocess import load_image, synthetic_image
     from inspector.image.tokens import parse_size
-    from inspector.source import load_spec
 
-    if (image is None) == (image_size is None):
-        raise InspectError("give exactly one of --image FILE or --image-size HEIGHTxWIDTH")
-    spec = load_spec(model)
-    require_vlm(spec)
-    picture = load_image(image) if image is not None else synthetic_image(*parse_size(image_size))
-    if device == "meta":
-        vlm = VLM(spec, device="meta", dtype=dtype)
-    else:
-        path = Path(model)
-        if not (path.is_dir() and any(path.glob("*.safetensors"))):
-            raise InspectError(f"{model}: no local safetensors weights to run on {device}; use --device meta for shapes only")
-        vlm = load_vlm(path, spec, dtype, device)
-    logits, log = trace_vlm(vlm, prompt, picture, tokenizer)
-    return spec, logits, log
+    return load_image(image) if image is not None else synthetic_image(*parse_size(image_size))
