@@ -275,7 +275,7 @@ def decoder_flows(acc: Accounting, kinds: list[LayerKind], anchor: str) -> list[
     for i, kind in enumerate(kinds):
         title = f"Decoder layer × {len(kind.layers)} ({layers_text(kind.layers)})"
         flows.append(layer_flow(t, kind, f"{anchor}-layer{i}", title, f"(b, n, {t.hidden_size})",
-                                parallel=t.placement == "parallel"))
+                                parallel=t.placement.parallel))
     return flows
 
 
