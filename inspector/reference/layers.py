@@ -91,7 +91,7 @@ class RMSNorm(nn.Module):
 
 class LayerNorm(nn.LayerNorm):
     """(x - mean) / sqrt(var + eps) * w (+ b) over the last dim; `offset`: the weight is stored as an
-    offset from 1 and the norm multiplies by (1 + w), in float32 (NVIDIA's LayerNorm1P form)."""
+    offset from 1 and the norm multiplies by (1 + w), in the input's dtype (NVIDIA's LayerNorm1P)."""
 
     def __init__(self, dim: int, eps: float, offset: bool = False, bias: bool = True) -> None:
         super().__init__(dim, eps=eps, bias=bias)
@@ -102,8 +102,7 @@ class LayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.offset:
             return super().forward(x)
-        bias = None if self.bias is None else self.bias.float()
-        return F.layer_norm(x.float(), self.normalized_shape, 1.0 + self.weight.float(), bias, self.eps).to(x.dtype)
+        return F.layer_norm(x, self.normalized_shape, self.weight + 1.0, self.bias, self.eps)
 
 
 def make_norm(spec: TextSpec, dim: int, step: str = "", text: str | None = None) -> nn.Module:
