@@ -34,23 +34,23 @@ class Site(NamedTuple):
 
 def _linear(at: Site, role: str, out_f: int, in_f: int, bias: bool) -> Entries:
     """A projection from `in_f` to `out_f` features (GPT-2's Conv1D stores it transposed), with its bias."""
-    t, i, e = at.t, at.layer, at.expert
+    t, i, c, group, e = at
     shape = (in_f, out_f) if t.transposed_linears else (out_f, in_f)
-    yield WeightEntry(t.name(role, i, ".weight", e), shape, at.component, at.group, role + ".weight", i, expert=e)
+    yield WeightEntry(t.name(role, i, ".weight", e), shape, c, group, role + ".weight", i, expert=e)
     if bias:
-        yield WeightEntry(t.name(role, i, ".bias", e), (out_f,), at.component, at.group, role + ".bias", i, expert=e)
+        yield WeightEntry(t.name(role, i, ".bias", e), (out_f,), c, group, role + ".bias", i, expert=e)
 
 
 def _norm(at: Site, role: str, dim: int) -> Entries:
     """A norm of the spec's kind over `dim` features: its weight, and its bias when the kind has one."""
-    t, i = at.t, at.layer
-    yield WeightEntry(t.name(role, i, ".weight"), (dim,), at.component, at.group, role + ".weight", i)
+    t, i, c, group, _ = at
+    yield WeightEntry(t.name(role, i, ".weight"), (dim,), c, group, role + ".weight", i)
     if t.norm.bias:
-        yield WeightEntry(t.name(role, i, ".bias"), (dim,), at.component, at.group, role + ".bias", i)
+        yield WeightEntry(t.name(role, i, ".bias"), (dim,), c, group, role + ".bias", i)
 
 
 def _layer_norms(t: TextSpec, i: int | None, c: str, roles: tuple[str, ...]) -> Entries:
-    """The norms over d that the placement puts at one point of a layer, each in its own row."""
+    """The norms over d at one point of the model (a placement's, or the final one), each in its own row."""
     for role in roles:
         yield from _norm(Site(t, i, c, norm_row(t, role)), role, t.hidden_size)
 
@@ -150,6 +150,7 @@ def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
 
 
 # --------------------------------------------------------------------------- layers and model
+
 
 def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
     """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part."""

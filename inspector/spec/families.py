@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from inspector.spec.norms import NORMS
+
 # The parts a decoder layer can be composed of (the values of the Family fields below; the norm
 # kinds, their placements and the q/k norms are the tables of inspector.spec.norms).
 ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
@@ -318,10 +320,14 @@ class GGUFArch:
     model_type: str
     architecture: str
     permuted_qk: bool = False  # attn_q/attn_k rows interleaved by llama.cpp's converter for its RoPE
-    norm_plus_one: bool = False  # Gemma: norm weights stored as 1 + w; the (1 + w) RMSNorm wants w
     layer_names: Mapping[str, str] = field(default_factory=dict, hash=False)  # GGUF -> HF suffixes unlike llama's
     config: Mapping[str, Any] = field(default_factory=dict, hash=False)  # config values the file does not carry
     sliding_window: bool = False  # the file's `{arch}.attention.sliding_window` is the model's
+
+    @property
+    def norm_plus_one(self) -> bool:
+        """llama.cpp's converter stores the weight of a (1 + w) norm (Gemma's) as 1 + w; the model wants w."""
+        return NORMS[FAMILIES[self.model_type].norm].offset
 
 
 GGUF_ARCHITECTURES: Mapping[str, GGUFArch] = MappingProxyType({
@@ -331,7 +337,7 @@ GGUF_ARCHITECTURES: Mapping[str, GGUFArch] = MappingProxyType({
     "qwen3": GGUFArch("qwen3", "Qwen3ForCausalLM"),
     # Gemma 3: four norms per layer under their own names; no base for the sliding layers' RoPE in
     # the file (llama.cpp and transformers both take 10000)
-    "gemma3": GGUFArch("gemma3_text", "Gemma3ForCausalLM", norm_plus_one=True, sliding_window=True,
+    "gemma3": GGUFArch("gemma3_text", "Gemma3ForCausalLM", sliding_window=True,
                        layer_names=MappingProxyType({
                            "ffn_norm.weight": "pre_feedforward_layernorm.weight",
                            "post_attention_norm.weight": "post_attention_layernorm.weight",
