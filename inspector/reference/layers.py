@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from inspector.errors import InspectError
+from inspector.spec.norms import NormKind
 from inspector.spec.text import TextSpec
 
 
@@ -105,12 +106,15 @@ class LayerNorm(nn.LayerNorm):
         return F.layer_norm(x, self.normalized_shape, self.weight + 1.0, self.bias, self.eps)
 
 
+def norm_module(kind: NormKind, dim: int, eps: float) -> nn.Module:
+    """A norm of `kind` over `dim`: RMSNorm or LayerNorm, with the bias and offset the record says."""
+    norm_class = RMSNorm if kind.rms else LayerNorm
+    return norm_class(dim, eps, offset=kind.offset, bias=kind.bias)
+
+
 def make_norm(spec: TextSpec, dim: int, step: str = "", text: str | None = None) -> nn.Module:
     """The spec's kind of norm over `dim`, with its step note (default: the kind's label)."""
-    kind = spec.norm
-    norm_class = RMSNorm if kind.rms else LayerNorm
-    norm = norm_class(dim, spec.rms_norm_eps, offset=kind.offset, bias=kind.bias)
-    return note(norm, step, kind.label if text is None else text)
+    return note(norm_module(spec.norm, dim, spec.rms_norm_eps), step, spec.norm.label if text is None else text)
 
 
 # --------------------------------------------------------------------------- RoPE
