@@ -52,17 +52,16 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
     raise InspectError(f"weight role {role!r} has no parameter in the reference model")
 
 
-_NORM_NOTES = {"attn_norm": "Step 5", "post_attn_norm": "Step 5", "mlp_norm": "Step 6", "post_mlp_norm": "Step 6"}
-
-
 class Block(nn.Module):
     """One decoder layer (Steps 5 and 6), with both residual additions in sight."""
 
     def __init__(self, spec: TextSpec, layer: int) -> None:
         super().__init__()
-        self.parallel = spec.placement.parallel
-        for role in spec.placement.roles:  # the norms the placement puts in a layer (inspector.spec.norms)
-            setattr(self, role, make_norm(spec, spec.hidden_size, _NORM_NOTES[role]))
+        p = spec.placement  # its norms around attention (Step 5) and the MLP (Step 6), inspector.spec.norms
+        self.parallel = p.parallel
+        for step, roles in (("Step 5", p.before_attn + p.after_attn), ("Step 6", p.before_mlp + p.after_mlp)):
+            for role in roles:
+                setattr(self, role, make_norm(spec, spec.hidden_size, step))
         self.attn = attention_for(spec, layer)
         self.mlp = feed_forward_for(spec, layer)
         self.residual_scale = spec.multipliers[2]
