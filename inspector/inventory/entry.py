@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from inspector.spec.norms import FINAL_PLACE
+
 LM = "language_model"
 
 
@@ -48,17 +50,9 @@ ROUTER_BIAS = "Router score-correction bias"
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
 
-_NORM_KIND = {"rms": "RMS norm", "rms_offset": "RMS norm", "layer": "Layer norm", "layer_no_bias": "Layer norm"}
-_NORM_PLACE = {"attn_norm": "input", "post_attn_norm": "after attention", "post_mlp_norm": "after MLP",
-               "final_norm": "final"}
-
 
 def norm_row(t, role: str) -> str:
-    """The row of a norm: its kind and where it sits ("RMS norm (input)", "Layer norm (final)")."""
-    if role == "mlp_norm":
-        place = {"sandwich": "pre-MLP", "parallel": "input, MLP"}.get(t.placement, "post-attention")
-    elif role == "attn_norm" and t.placement == "parallel" and t.parallel_norms == 2:
-        place = "input, attention"
-    else:
-        place = _NORM_PLACE[role]
-    return f"{_NORM_KIND[t.norm]} ({place})"
+    """The row of a norm: its kind and where it sits ("RMS norm (input)", "Layer norm (final)"),
+    both from the spec's records (inspector.spec.norms)."""
+    place = FINAL_PLACE if role == "final_norm" else t.placement.places[role]
+    return f"{t.norm.row} ({place})"

@@ -1,14 +1,16 @@
 """The inventory of a decoder LLM: every tensor its checkpoint holds, in checkpoint order.
 
-A layer is composed of parts picked by the spec: the norms its placement puts where, the attention
-kind (separate, fused, grouped or per-head q/k/v, or multi-head latent attention), and the feed-
-forward kind (a gated or plain MLP, or a router plus experts). Names are those of the published
+A layer is composed of parts picked by the spec: the norms its placement puts where (records of
+inspector.spec.norms: the kind says whether a norm has a bias, the placement where it sits), the
+attention kind (separate, fused, grouped or per-head q/k/v, or multi-head latent attention), and
+the feed-forward kind (a gated or plain MLP, or a router plus experts). A part's tensors go to one
+`Site` (layer, component, table row, expert). Names are those of the published
 Hugging Face checkpoints, from the family's name templates. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
@@ -19,134 +21,145 @@ from inspector.spec.text import TextSpec
 Entries = Iterator[WeightEntry]
 
 
-def _linear(t: TextSpec, role: str, layer: int | None, group: str, out_f: int, in_f: int, bias: bool,
-            component: str = LM, expert: int | None = None) -> Entries:
+class Site(NamedTuple):
+    """Where a part's tensors go: the spec that names them, their layer, their component and table
+    row, and the routed expert they belong to (None outside the experts)."""
+
+    t: TextSpec
+    layer: int | None
+    component: str
+    group: str
+    expert: int | None = None
+
+
+def _linear(at: Site, role: str, out_f: int, in_f: int, bias: bool) -> Entries:
+    """A projection from `in_f` to `out_f` features (GPT-2's Conv1D stores it transposed), with its bias."""
+    t, i, c, group, e = at
     shape = (in_f, out_f) if t.transposed_linears else (out_f, in_f)
-    yield WeightEntry(t.name(role, layer, ".weight", expert), shape, component, group, role + ".weight", layer,
-                      expert=expert)
+    yield WeightEntry(t.name(role, i, ".weight", e), shape, c, group, role + ".weight", i, expert=e)
     if bias:
-        yield WeightEntry(t.name(role, layer, ".bias", expert), (out_f,), component, group, role + ".bias", layer,
-                          expert=expert)
+        yield WeightEntry(t.name(role, i, ".bias", e), (out_f,), c, group, role + ".bias", i, expert=e)
 
 
-def _norm(t: TextSpec, role: str, layer: int | None, group: str, dim: int, component: str = LM) -> Entries:
-    yield WeightEntry(t.name(role, layer, ".weight"), (dim,), component, group, role + ".weight", layer)
-    if t.norm == "layer":
-        yield WeightEntry(t.name(role, layer, ".bias"), (dim,), component, group, role + ".bias", layer)
+def _norm(at: Site, role: str, dim: int) -> Entries:
+    """A norm of the spec's kind over `dim` features: its weight, and its bias when the kind has one."""
+    t, i, c, group, _ = at
+    yield WeightEntry(t.name(role, i, ".weight"), (dim,), c, group, role + ".weight", i)
+    if t.norm.bias:
+        yield WeightEntry(t.name(role, i, ".bias"), (dim,), c, group, role + ".bias", i)
 
 
-def _raw(t: TextSpec, role: str, layer: int, group: str, shape: tuple[int, ...], component: str = LM,
-         parameter: bool = True) -> WeightEntry:
+def _layer_norms(t: TextSpec, i: int | None, c: str, roles: tuple[str, ...]) -> Entries:
+    """The norms over d at one point of the model (a placement's, or the final one), each in its own row."""
+    for role in roles:
+        yield from _norm(Site(t, i, c, norm_row(t, role)), role, t.hidden_size)
+
+
+def _raw(at: Site, role: str, shape: tuple[int, ...], parameter: bool = True) -> WeightEntry:
     """A tensor whose template is its full name (fused experts, sinks, buffers)."""
-    return WeightEntry(t.name(role, layer), shape, component, group, role, layer, parameter=parameter)
+    return WeightEntry(at.t.name(role, at.layer), shape, at.component, at.group, role, at.layer, parameter=parameter)
 
 
 # --------------------------------------------------------------------------- attention
 
 
 def _attention(t: TextSpec, i: int, c: str) -> Entries:
-    d, bias = t.hidden_size, t.qkv_bias
+    d, bias, at = t.hidden_size, t.qkv_bias, Site(t, i, c, ATTN)
     if t.mla is not None:
-        yield from _mla(t, i, c)
+        yield from _mla(at)
     elif t.fused_qkv:
-        yield from _linear(t, "qkv", i, ATTN, t.q_dim + 2 * t.kv_dim, d, bias, c)
+        yield from _linear(at, "qkv", t.q_dim + 2 * t.kv_dim, d, bias)
     else:
-        yield from _linear(t, "q", i, ATTN, t.q_dim, d, bias, c)
-        yield from _linear(t, "k", i, ATTN, t.kv_dim, d, bias, c)
-        yield from _linear(t, "v", i, ATTN, t.kv_dim, d, bias, c)
-    yield from _linear(t, "o", i, ATTN, d, t.attn_out_dim, t.o_bias, c)
-    if t.qk_norm_kind:
-        full = t.qk_norm_kind == "full"
-        yield from _norm(t, "q_norm", i, ATTN, t.q_dim if full else t.head_dim, c)
-        yield from _norm(t, "k_norm", i, ATTN, t.kv_dim if full else t.head_dim, c)
+        yield from _linear(at, "q", t.q_dim, d, bias)
+        yield from _linear(at, "k", t.kv_dim, d, bias)
+        yield from _linear(at, "v", t.kv_dim, d, bias)
+    yield from _linear(at, "o", d, t.attn_out_dim, t.o_bias)
+    if t.qk_norm_kind is not None:
+        per_head = t.qk_norm_kind.per_head
+        yield from _norm(at, "q_norm", t.head_dim if per_head else t.q_dim)
+        yield from _norm(at, "k_norm", t.head_dim if per_head else t.kv_dim)
     if t.attention_sinks:
-        yield _raw(t, "sinks", i, ATTN, (t.num_heads,), c)
+        yield _raw(at, "sinks", (t.num_heads,))
 
 
-def _mla(t: TextSpec, i: int, c: str) -> Entries:
+def _mla(at: Site) -> Entries:
     """q through a low-rank latent (or directly), kv through one shared latent plus a RoPE key."""
+    t = at.t
     m, d, h = t.mla, t.hidden_size, t.num_heads
     if m.q_lora_rank:
-        yield from _linear(t, "q_a", i, ATTN, m.q_lora_rank, d, t.qkv_bias, c)
-        yield from _norm(t, "q_a_norm", i, ATTN, m.q_lora_rank, c)
-        yield from _linear(t, "q_b", i, ATTN, h * m.qk_head_dim, m.q_lora_rank, False, c)
+        yield from _linear(at, "q_a", m.q_lora_rank, d, t.qkv_bias)
+        yield from _norm(at, "q_a_norm", m.q_lora_rank)
+        yield from _linear(at, "q_b", h * m.qk_head_dim, m.q_lora_rank, False)
     else:
-        yield from _linear(t, "q", i, ATTN, h * m.qk_head_dim, d, False, c)
-    yield from _linear(t, "kv_a", i, ATTN, m.kv_lora_rank + m.qk_rope_head_dim, d, t.qkv_bias, c)
-    yield from _norm(t, "kv_a_norm", i, ATTN, m.kv_lora_rank, c)
-    yield from _linear(t, "kv_b", i, ATTN, h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, False, c)
+        yield from _linear(at, "q", h * m.qk_head_dim, d, False)
+    yield from _linear(at, "kv_a", m.kv_lora_rank + m.qk_rope_head_dim, d, t.qkv_bias)
+    yield from _norm(at, "kv_a_norm", m.kv_lora_rank)
+    yield from _linear(at, "kv_b", h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, False)
 
 
 # --------------------------------------------------------------------------- feed-forward
 
 
-def _mlp(t: TextSpec, i: int, group: str, width: int, c: str, prefix: str = "", bias: bool | None = None) -> Entries:
-    d = t.hidden_size
+def _mlp(at: Site, width: int, prefix: str = "", bias: bool | None = None) -> Entries:
+    t, d = at.t, at.t.hidden_size
     bias = t.mlp_bias if bias is None else bias
     if t.mlp == "plain":
-        yield from _linear(t, "fc1", i, group, width, d, bias, c)
-        yield from _linear(t, "fc2", i, group, d, width, bias, c)
+        yield from _linear(at, "fc1", width, d, bias)
+        yield from _linear(at, "fc2", d, width, bias)
         return
     if t.mlp == "gated_fused" and not prefix:
-        yield from _linear(t, "gate_up", i, group, 2 * width, d, bias, c)
+        yield from _linear(at, "gate_up", 2 * width, d, bias)
     else:
-        yield from _linear(t, prefix + "gate", i, group, width, d, bias, c)
-        yield from _linear(t, prefix + "up", i, group, width, d, bias, c)
-    yield from _linear(t, prefix + "down", i, group, d, width, bias, c)
+        yield from _linear(at, prefix + "gate", width, d, bias)
+        yield from _linear(at, prefix + "up", width, d, bias)
+    yield from _linear(at, prefix + "down", d, width, bias)
 
 
 def _experts(t: TextSpec, i: int, c: str) -> Entries:
     """Router, routed experts (one by one, or fused as stored), shared expert(s)."""
     m, d = t.moe, t.hidden_size
-    yield from _linear(t, "router", i, ROUTER, m.num_experts, d, m.router_bias, c)
+    yield from _linear(Site(t, i, c, ROUTER), "router", m.num_experts, d, m.router_bias)
     if m.score_bias:
-        yield _raw(t, "router_score_bias", i, ROUTER_BIAS, (m.num_experts,), c, parameter=False)
+        yield _raw(Site(t, i, c, ROUTER_BIAS), "router_score_bias", (m.num_experts,), parameter=False)
     if m.fused:
-        e, w = m.num_experts, m.expert_intermediate
-        yield _raw(t, "experts_gate_up", i, EXPERTS, (e, d, 2 * w), c)
+        e, w, at = m.num_experts, m.expert_intermediate, Site(t, i, c, EXPERTS)
+        yield _raw(at, "experts_gate_up", (e, d, 2 * w))
         if m.expert_bias:
-            yield _raw(t, "experts_gate_up_bias", i, EXPERTS, (e, 2 * w), c)
-        yield _raw(t, "experts_down", i, EXPERTS, (e, w, d), c)
+            yield _raw(at, "experts_gate_up_bias", (e, 2 * w))
+        yield _raw(at, "experts_down", (e, w, d))
         if m.expert_bias:
-            yield _raw(t, "experts_down_bias", i, EXPERTS, (e, d), c)
+            yield _raw(at, "experts_down_bias", (e, d))
     else:
         for e in range(m.num_experts):
-            yield from _linear(t, "expert_gate", i, EXPERTS, m.expert_intermediate, d, m.expert_bias, c, e)
-            yield from _linear(t, "expert_up", i, EXPERTS, m.expert_intermediate, d, m.expert_bias, c, e)
-            yield from _linear(t, "expert_down", i, EXPERTS, d, m.expert_intermediate, m.expert_bias, c, e)
+            at = Site(t, i, c, EXPERTS, e)
+            yield from _linear(at, "expert_gate", m.expert_intermediate, d, m.expert_bias)
+            yield from _linear(at, "expert_up", m.expert_intermediate, d, m.expert_bias)
+            yield from _linear(at, "expert_down", d, m.expert_intermediate, m.expert_bias)
     if m.shared_intermediate:
-        yield from _mlp(t, i, SHARED_EXPERT, m.shared_intermediate, c, prefix="shared_", bias=False)
+        shared = Site(t, i, c, SHARED_EXPERT)
+        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=False)
         if m.shared_expert_gate:
-            yield from _linear(t, "shared_expert_gate", i, SHARED_EXPERT, 1, d, False, c)
+            yield from _linear(shared, "shared_expert_gate", 1, d, False)
 
 
 def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
     if t.is_moe_layer(i) or (c == MTP and t.moe is not None):
         yield from _experts(t, i, c)
     else:
-        yield from _mlp(t, i, DENSE_MLP if t.moe is not None else MLP, t.intermediate_size, c)
+        yield from _mlp(Site(t, i, c, DENSE_MLP if t.moe is not None else MLP), t.intermediate_size)
 
 
 # --------------------------------------------------------------------------- layers and model
 
-# The norms each placement puts in a layer, in checkpoint order around attention and feed-forward.
-_BEFORE_ATTN = {"pre": ("attn_norm",), "sandwich": ("attn_norm",), "post": (), "parallel": ("attn_norm",)}
-_AFTER_ATTN = {"pre": (), "sandwich": ("post_attn_norm",), "post": ("post_attn_norm",), "parallel": ()}
-_BEFORE_MLP = {"pre": ("mlp_norm",), "sandwich": ("mlp_norm",), "post": (), "parallel": ("mlp_norm",)}
-_AFTER_MLP = {"pre": (), "sandwich": ("post_mlp_norm",), "post": ("post_mlp_norm",), "parallel": ()}
-
 
 def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
-    d, p = t.hidden_size, t.placement
-    before_mlp = _BEFORE_MLP[p] if p != "parallel" or t.parallel_norms == 2 else ()
-    for role in _BEFORE_ATTN[p]:
-        yield from _norm(t, role, i, norm_row(t, role), d, c)
+    """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part."""
+    p = t.placement
+    yield from _layer_norms(t, i, c, p.before_attn)
     yield from _attention(t, i, c)
-    for role in _AFTER_ATTN[p] + before_mlp:
-        yield from _norm(t, role, i, norm_row(t, role), d, c)
+    yield from _layer_norms(t, i, c, p.after_attn + p.before_mlp)
     yield from _feed_forward(t, i, c)
-    for role in _AFTER_MLP[p]:
-        yield from _norm(t, role, i, norm_row(t, role), d, c)
+    yield from _layer_norms(t, i, c, p.after_mlp)
 
 
 def _mtp(t: TextSpec, i: int) -> Entries:
@@ -172,7 +185,7 @@ def text_inventory(t: TextSpec) -> list[WeightEntry]:
                                "pos_embed"))
     for i in range(t.num_layers):
         out.extend(_layer(t, i))
-    out.extend(_norm(t, "final_norm", None, norm_row(t, "final_norm"), t.hidden_size))
+    out.extend(_layer_norms(t, None, LM, ("final_norm",)))
     tied = embed if t.tie_embeddings else None
     out.append(WeightEntry(t.name("lm_head", suffix=".weight"), (t.vocab_size, t.hidden_size), LM, HEAD,
                            "lm_head", stored=not tied, tied_to=tied))

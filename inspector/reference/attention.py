@@ -60,12 +60,11 @@ class Attention(nn.Module):
             self.q = linear(spec, d, qd, bias, "Step 5", "Q = x W_Q (+ bias)")
             self.k = linear(spec, d, kvd, bias, "Step 5", "K = x W_K (+ bias)")
             self.v = linear(spec, d, kvd, bias, "Step 5", "V = x W_V (+ bias)")
-        self.qk_norm = spec.qk_norm_kind
-        if self.qk_norm:
-            full = self.qk_norm == "full"
-            where = "over all heads (n_h d_h)" if full else "over d_h"
-            self.q_norm = make_norm(spec, qd if full else self.d_h, "Step 5", f"q norm {where} (before RoPE)")
-            self.k_norm = make_norm(spec, kvd if full else self.d_h, "Step 5", f"k norm {where} (before RoPE)")
+        self.qk_norm = spec.qk_norm_kind  # inspector.spec.norms.QK_NORMS: over each head, or over all heads
+        if self.qk_norm is not None:
+            per_head, where = self.qk_norm.per_head, self.qk_norm.scope
+            self.q_norm = make_norm(spec, self.d_h if per_head else qd, "Step 5", f"q norm {where} (before RoPE)")
+            self.k_norm = make_norm(spec, self.d_h if per_head else kvd, "Step 5", f"k norm {where} (before RoPE)")
         if spec.qk_l2_norm and self.use_rope:  # Llama 4: after RoPE, RoPE layers only
             self.qk_l2 = note(L2Norm(spec.rms_norm_eps), "Step 5", "q and k L2-normalised per head (no weight)")
         if spec.attention_sinks:
@@ -123,10 +122,10 @@ class Attention(nn.Module):
             q, k, v = (qkv[..., j, :].reshape(b, n, h * dh) for j in range(3))  # (b, n, n_h d_h) each
         else:  # stacked [q; k; v]
             q, k, v = self.qkv(x).split([h * dh, kv * dh, kv * dh], dim=-1)
-        if self.qk_norm == "full":  # OLMo 2: one norm over all heads
+        if self.qk_norm is not None and not self.qk_norm.per_head:  # OLMo 2: one norm over all heads
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
-        if self.qk_norm == "head":  # Qwen3, Gemma 3: a norm over d_h of each head
+        if self.qk_norm is not None and self.qk_norm.per_head:  # Qwen3, Gemma 3: a norm over d_h of each head
             q, k = self.q_norm(q), self.k_norm(k)
         return q, k, v
 

@@ -1,6 +1,7 @@
 """The building blocks every reference model shares: Tap points and step notes, projections in the
-family's stored layout (`linear`: nn.Linear, or GPT-2's Conv1D stored (in, out)), the norms (RMSNorm,
-Gemma's (1 + w) RMSNorm, LayerNorm with or without bias), RoPE (full or partial, rotate-half or
+family's stored layout (`linear`: nn.Linear, or GPT-2's Conv1D stored (in, out)), the norms (RMSNorm
+and LayerNorm, each with or without a bias and with the weight used as is or as Gemma's offset
+from 1, as the spec's `NormKind` record says), RoPE (full or partial, rotate-half or
 interleaved pairs, with the scalings transformers implements), the KV cache and the causal mask
 (sliding window, Llama 4's chunks) of *Implementations of Large Language Models* section 1.2.5.
 
@@ -16,9 +17,11 @@ import math
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from inspector.errors import InspectError
+from inspector.spec.norms import NormKind
 from inspector.spec.text import TextSpec
 
 
@@ -67,34 +70,51 @@ def linear(spec: TextSpec, in_f: int, out_f: int, bias: bool, step: str, text: s
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2) + eps) * w over the last dim (Appendix B.1), computed in float32.
+    """x / sqrt(mean(x^2) + eps) * w (+ b) over the last dim (Appendix B.1), computed in float32.
 
     `offset`: Gemma's form, x_norm * (1 + w) in float32, with w stored as an offset from 1."""
 
-    def __init__(self, dim: int, eps: float, offset: bool = False) -> None:
+    def __init__(self, dim: int, eps: float, offset: bool = False, bias: bool = False) -> None:
         super().__init__()
         self.eps, self.offset = eps, offset
         self.weight = nn.Parameter(torch.zeros(dim) if offset else torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.offset:
-            return (h * (1.0 + self.weight.float())).to(x.dtype)
-        return self.weight * h.to(x.dtype)
+            y = (h * (1.0 + self.weight.float())).to(x.dtype)
+        else:
+            y = self.weight * h.to(x.dtype)
+        return y if self.bias is None else y + self.bias
 
 
-NORM_NAMES = {"rms": "RMS norm", "rms_offset": "RMS norm (1 + w)", "layer": "layer norm",
-              "layer_no_bias": "layer norm (no bias)"}
+class LayerNorm(nn.LayerNorm):
+    """(x - mean) / sqrt(var + eps) * w (+ b) over the last dim; `offset`: the weight is stored as an
+    offset from 1 and the norm multiplies by (1 + w), in the input's dtype (NVIDIA's LayerNorm1P)."""
+
+    def __init__(self, dim: int, eps: float, offset: bool = False, bias: bool = True) -> None:
+        super().__init__(dim, eps=eps, bias=bias)
+        self.offset = offset
+        if offset:
+            nn.init.zeros_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.offset:
+            return super().forward(x)
+        return F.layer_norm(x, self.normalized_shape, self.weight + 1.0, self.bias, self.eps)
+
+
+def norm_module(kind: NormKind, dim: int, eps: float) -> nn.Module:
+    """A norm of `kind` over `dim`: RMSNorm or LayerNorm, with the bias and offset the record says."""
+    norm_class = RMSNorm if kind.rms else LayerNorm
+    return norm_class(dim, eps, offset=kind.offset, bias=kind.bias)
 
 
 def make_norm(spec: TextSpec, dim: int, step: str = "", text: str | None = None) -> nn.Module:
-    """The family's norm over `dim`, with its step note (default: the norm's name)."""
-    if spec.norm in ("rms", "rms_offset"):
-        norm: nn.Module = RMSNorm(dim, spec.rms_norm_eps, offset=spec.norm == "rms_offset")
-    else:
-        norm = nn.LayerNorm(dim, eps=spec.rms_norm_eps, bias=spec.norm == "layer")
-    return note(norm, step, NORM_NAMES[spec.norm] if text is None else text)
+    """The spec's kind of norm over `dim`, with its step note (default: the kind's label)."""
+    return note(norm_module(spec.norm, dim, spec.rms_norm_eps), step, spec.norm.label if text is None else text)
 
 
 # --------------------------------------------------------------------------- RoPE

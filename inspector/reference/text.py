@@ -7,8 +7,8 @@ cache and causal mask are those of 1.2.5; RoPE is rotate-half (Appendix A).
 
 A layer is composed of parts picked by spec fields, never by family name: the attention kind
 (inspector.reference.attention, .mla), the feed-forward kind (inspector.reference.mlp, .moe), the norm kind
-and where the norms sit (`placement`: pre-norm, Gemma's sandwich, OLMo 2's post-norm, or parallel
-attention and MLP). New maths is one new part; a family that reuses parts needs no code here.
+and where the norms sit (the `Placement` record: pre-norm, Gemma's sandwich, OLMo 2's post-norm, or
+parallel attention and MLP). New maths is one new part; a family that reuses parts needs no code here.
 
 `TextModel(spec, device="meta")` allocates nothing: a 405B spec builds and runs on meta in seconds.
 Parameters are named by role (`layers.{i}.attn.q.weight`); `param_name(role, layer)` maps an
@@ -27,12 +27,13 @@ from inspector.errors import InspectError
 from inspector.reference.attention import ATTENTION_ROLES, attention_for
 from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
 from inspector.reference.moe import FEED_FORWARD_ROLES, feed_forward_for
+from inspector.spec.norms import PLACEMENTS
 from inspector.spec.text import TextSpec
 
 # Inventory roles that are not inside attention or the feed-forward part -> parameter path.
 TOP_ROLES = {"embed": "embed.weight", "pos_embed": "pos_embed.weight", "lm_head": "lm_head.weight",
              "lm_head.bias": "lm_head.bias"}
-NORM_ROLES = ("attn_norm", "post_attn_norm", "mlp_norm", "post_mlp_norm")
+NORM_ROLES = frozenset(role for p in PLACEMENTS.values() for role in p.roles)  # a layer's norms
 
 
 def param_name(role: str, layer: int | None = None, expert: int | None = None) -> str:
@@ -51,28 +52,16 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
     raise InspectError(f"weight role {role!r} has no parameter in the reference model")
 
 
-# The norms each placement puts before/after attention and the feed-forward part.
-_NORMS = {
-    "pre": ("attn_norm", None, "mlp_norm", None),
-    "sandwich": ("attn_norm", "post_attn_norm", "mlp_norm", "post_mlp_norm"),
-    "post": (None, "post_attn_norm", None, "post_mlp_norm"),
-    "parallel": ("attn_norm", None, "mlp_norm", None),
-}
-_NORM_NOTES = {"attn_norm": "Step 5", "post_attn_norm": "Step 5", "mlp_norm": "Step 6", "post_mlp_norm": "Step 6"}
-
-
 class Block(nn.Module):
     """One decoder layer (Steps 5 and 6), with both residual additions in sight."""
 
     def __init__(self, spec: TextSpec, layer: int) -> None:
         super().__init__()
-        self.placement = spec.placement
-        roles = _NORMS[spec.placement]
-        if spec.placement == "parallel" and spec.parallel_norms == 1:
-            roles = (roles[0], None, None, None)
-        for role in roles:
-            if role is not None:
-                setattr(self, role, make_norm(spec, spec.hidden_size, _NORM_NOTES[role]))
+        p = spec.placement  # its norms around attention (Step 5) and the MLP (Step 6), inspector.spec.norms
+        self.parallel = p.parallel
+        for step, roles in (("Step 5", p.before_attn + p.after_attn), ("Step 6", p.before_mlp + p.after_mlp)):
+            for role in roles:
+                setattr(self, role, make_norm(spec, spec.hidden_size, step))
         self.attn = attention_for(spec, layer)
         self.mlp = feed_forward_for(spec, layer)
         self.residual_scale = spec.multipliers[2]
@@ -84,7 +73,7 @@ class Block(nn.Module):
 
     def forward(self, x, rope, mask, cache: KVCache | None = None) -> torch.Tensor:
         s = self.residual_scale
-        if self.placement == "parallel":  # attention and MLP both read the (same or own) norm of x
+        if self.parallel:  # attention and MLP both read the (same or own) norm of x
             h = self._norm("attn_norm", x)
             m = self._norm("mlp_norm", x) if hasattr(self, "mlp_norm") else h
             return x + self.attn(h, rope, mask, cache) + self.mlp(m)  # (b, n, d)
@@ -107,8 +96,7 @@ class TextModel(nn.Module):
                 self.pos_embed = note(nn.Embedding(spec.max_position_embeddings, spec.hidden_size, dtype=dtype),
                                       "Step 4", "learned position embedding added")
             self.layers = nn.ModuleList(Block(spec, i).to(dtype) for i in range(spec.num_layers))
-            final = "final RMS norm" if spec.norm == "rms" else "final " + make_norm(spec, 1).step_note[1]
-            self.norm = make_norm(spec, spec.hidden_size, "Step 8", final).to(dtype)
+            self.norm = make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label).to(dtype)
             self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
                                 "Step 9", "LM head: logits (b, n, n_v)")
         if not spec.learned_positions:

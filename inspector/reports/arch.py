@@ -20,6 +20,7 @@ from inspector.reports.arch_text import (
     attention_ops, attention_title, ffn_short, layers_text, mlp_ops, mlp_title, moe_ops, moe_title, role_note,
     role_title,
 )
+from inspector.spec.norms import PLACEMENTS
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,9 @@ def _counted(entries) -> int:
 # --------------------------------------------------------------------------- a layer
 
 
-AFTER_ATTENTION = ("post_attn_norm", "ls1")  # parts that belong to the attention half of a layer
+# Parts that belong to the attention half of a layer: the norms a placement puts after attention
+# (inspector.spec.norms), a vision block's layer scale.
+AFTER_ATTENTION = (*dict.fromkeys(role for p in PLACEMENTS.values() for role in p.after_attn), "ls1")
 
 
 def _segments(entries) -> list[tuple[str, list[WeightEntry]]]:
@@ -275,7 +278,7 @@ def decoder_flows(acc: Accounting, kinds: list[LayerKind], anchor: str) -> list[
     for i, kind in enumerate(kinds):
         title = f"Decoder layer × {len(kind.layers)} ({layers_text(kind.layers)})"
         flows.append(layer_flow(t, kind, f"{anchor}-layer{i}", title, f"(b, n, {t.hidden_size})",
-                                parallel=t.placement == "parallel"))
+                                parallel=t.placement.parallel))
     return flows
 
 

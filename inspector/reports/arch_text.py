@@ -44,8 +44,8 @@ def role_note(spec, role: str) -> str:
     kv, mla, moe = spec.num_kv_heads, spec.mla, spec.moe
     notes = {"q": f"{h} heads × {spec.q_dim // h}", "k": f"{kv} kv heads × {d_h}", "v": f"{kv} kv heads × {d_h}",
              "qkv": f"{h} q + 2 × {kv} kv heads × {d_h}", "o": f"{h} heads × {spec.attn_out_dim // h} → d",
-             "q_norm": "per head" if spec.qk_norm_kind == "head" else "over the full width",
-             "k_norm": "per head" if spec.qk_norm_kind == "head" else "over the full width",
+             "q_norm": spec.qk_norm_kind.label if spec.qk_norm_kind else "",
+             "k_norm": spec.qk_norm_kind.label if spec.qk_norm_kind else "",
              "sinks": "one learned logit per head"}
     if mla is not None:
         notes.update(q_a=f"latent {mla.q_lora_rank}", q_b=f"{h} heads × {mla.qk_head_dim}",

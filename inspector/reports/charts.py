@@ -16,6 +16,7 @@ from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, MLP, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, SHARED_EXPERT,
 )
 from inspector.reports.markup import esc, tag
+from inspector.spec.norms import NORM_ROWS
 from inspector.reports.svg import PATTERNS, Canvas, text_width
 from inspector.units import human_bytes, n
 
@@ -23,7 +24,6 @@ CATEGORY = {EMBED: "Embedding", POS_EMBED: "Embedding", ATTN: "Attention", MLP: 
             EXPERTS: "Routed experts", ROUTER: "Router and shared experts",
             SHARED_EXPERT: "Router and shared experts", ROUTER_BIAS: "Router and shared experts", HEAD: "LM head"}
 COMPONENT_CATEGORY = {"vision_encoder": "Vision encoder", "projector": "Projector"}
-NORM_PREFIXES = ("RMS norm", "Layer norm")
 ORDER = ("Vision encoder", "Projector", "Embedding", "Attention", "MLP", "Routed experts",
          "Router and shared experts", "Norms", "LM head")
 
@@ -35,7 +35,7 @@ def category(component: str, group: str) -> str:
         return COMPONENT_CATEGORY[component]
     if group in CATEGORY:
         return CATEGORY[group]
-    return "Norms" if group.startswith(NORM_PREFIXES) else group
+    return "Norms" if group.startswith(NORM_ROWS) else group  # "RMS norm (input)", "Layer norm (final)"
 
 
 def param_shares(acc: Accounting) -> list[tuple[str, int]]:

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-# The parts a decoder layer can be composed of (the values of the Family fields below).
+from inspector.spec.norms import NORMS
+
+# The parts a decoder layer can be composed of (the values of the Family fields below; the norm
+# kinds, their placements and the q/k norms are the tables of inspector.spec.norms).
 ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
 MLP_KINDS = ("gated", "gated_fused", "plain")
-NORM_KINDS = ("rms", "rms_offset", "layer", "layer_no_bias")
-PLACEMENTS = ("pre", "sandwich", "post", "parallel")
 # How a router turns its logits into top-k weights (the reference forward pass, inspector.reference.moe).
 ROUTING_RULES = ("softmax_topk", "topk_softmax", "sigmoid_grouped", "topk_sigmoid", "sparsemixer")
 EXPERT_ACTIVATIONS = ("gated", "clamped_swiglu")
@@ -181,19 +182,18 @@ class Family:
     names: Mapping[str, str] = field(default_factory=lambda: LLAMA_NAMES, hash=False)
     attention: str = "qkv"  # ATTENTION_KINDS
     mlp: str = "gated"  # MLP_KINDS
-    norm: str = "rms"  # NORM_KINDS; rms_offset is Gemma's x * (1 + w)
-    placement: str = "pre"  # PLACEMENTS
+    norm: str = "rms"  # norms.NORMS; rms_offset is Gemma's x * (1 + w)
+    placement: str = "pre"  # norms.PLACEMENTS
     learned_positions: bool = False
     qkv_bias: bool | str = False
     o_bias: bool | str = False
     mlp_bias: bool | str = False
     lm_head_bias: bool | str = False
-    qk_norm: str = ""  # "" | "head" (over d_h) | "full" (over all heads)
+    qk_norm: str = ""  # "" or norms.QK_NORMS: "head" (over d_h) | "full" (over all heads)
     qk_norm_switch: str = ""  # the config key that turns qk_norm on, when it is optional
     attention_sinks: bool = False
     transposed_linears: bool = False  # GPT-2's Conv1D stores (in, out)
     embed_scale: bool = False  # Gemma multiplies embeddings by sqrt(d)
-    parallel_norms: int = 1  # "parallel" placement: one shared norm, or two (GPT-NeoX)
     sliding_pattern: int = 0  # every n-th layer full attention when no layer_types are given
     moe: MoEFamily | None = None
     # -- attention details the reference forward pass reads (spec.text.TextSpec) --
@@ -271,8 +271,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
                       norm_eps=("layer_norm_epsilon",), hidden_act=("activation_function",)),
            defaults={"tie_word_embeddings": True, "activation_function": "gelu_new", "bos_token_id": 50256}),
     Family("gpt_neox", "GPT-NeoX, Pythia (parallel residual, per-head fused query_key_value)",
-           names=GPT_NEOX_NAMES, attention="qkv_per_head", mlp="plain", norm="layer", placement="parallel",
-           parallel_norms=2, qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias=True,
+           names=GPT_NEOX_NAMES, attention="qkv_per_head", mlp="plain", norm="layer",
+           placement="parallel_two_norms", qkv_bias="attention_bias", o_bias="attention_bias", mlp_bias=True,
            keys=_keys(norm_eps=("layer_norm_eps",), num_kv_heads=("num_attention_heads",)),
            defaults={"attention_bias": True, "hidden_act": "gelu"}),
     Family("mixtral", "Mixtral (8 experts, top-2, in block_sparse_moe)", names=MIXTRAL_NAMES, keys=_EXPERTS_AT_INTERMEDIATE,
@@ -320,10 +320,14 @@ class GGUFArch:
     model_type: str
     architecture: str
     permuted_qk: bool = False  # attn_q/attn_k rows interleaved by llama.cpp's converter for its RoPE
-    norm_plus_one: bool = False  # Gemma: norm weights stored as 1 + w; the (1 + w) RMSNorm wants w
     layer_names: Mapping[str, str] = field(default_factory=dict, hash=False)  # GGUF -> HF suffixes unlike llama's
     config: Mapping[str, Any] = field(default_factory=dict, hash=False)  # config values the file does not carry
     sliding_window: bool = False  # the file's `{arch}.attention.sliding_window` is the model's
+
+    @property
+    def norm_plus_one(self) -> bool:
+        """llama.cpp's converter stores the weight of a (1 + w) norm (Gemma's) as 1 + w; the model wants w."""
+        return NORMS[FAMILIES[self.model_type].norm].offset
 
 
 GGUF_ARCHITECTURES: Mapping[str, GGUFArch] = MappingProxyType({
@@ -333,7 +337,7 @@ GGUF_ARCHITECTURES: Mapping[str, GGUFArch] = MappingProxyType({
     "qwen3": GGUFArch("qwen3", "Qwen3ForCausalLM"),
     # Gemma 3: four norms per layer under their own names; no base for the sliding layers' RoPE in
     # the file (llama.cpp and transformers both take 10000)
-    "gemma3": GGUFArch("gemma3_text", "Gemma3ForCausalLM", norm_plus_one=True, sliding_window=True,
+    "gemma3": GGUFArch("gemma3_text", "Gemma3ForCausalLM", sliding_window=True,
                        layer_names=MappingProxyType({
                            "ffn_norm.weight": "pre_feedforward_layernorm.weight",
                            "post_attention_norm.weight": "post_attention_layernorm.weight",

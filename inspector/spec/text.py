@@ -3,8 +3,10 @@
 `text_spec_from_reader(reader, family)` reads the fields, applies the family's differences
 (`inspector.spec.families`) and works out derived values once (head_dim, kv groups, widths, which
 layers are mixture-of-experts layers, each layer's attention window). The parts a decoder layer is
-made of are plain fields (`attention`, `mlp`, `norm`, `placement`); mixture of experts and
-multi-head latent attention are sub-records (`moe`, `mla`) that are None for other families.
+made of are plain fields (`attention`, `mlp`); its norms are the records of `inspector.spec.norms`
+(`norm`, `placement`, `qk_norm_kind`), looked up once here, so a family naming a norm that the
+tables lack is refused when its config is read. Mixture of experts and multi-head latent attention
+are sub-records (`moe`, `mla`) that are None for other families.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
 from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, read_moe, read_no_rope_layers
+from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
 
 
@@ -47,14 +50,13 @@ class TextSpec:
     hidden_act: str = "silu"
     attention: str = "qkv"  # families.ATTENTION_KINDS
     mlp: str = "gated"  # families.MLP_KINDS
-    norm: str = "rms"  # families.NORM_KINDS
-    placement: str = "pre"  # families.PLACEMENTS
-    qk_norm_kind: str = ""  # "" | "head" | "full"
+    norm: NormKind = NORMS["rms"]
+    placement: Placement = PLACEMENTS["pre"]
+    qk_norm_kind: QKNorm | None = None  # a norm of q and k before RoPE, per head or over all heads
     lm_head_bias: bool = False
     learned_positions: bool = False
     transposed_linears: bool = False
     embed_scale: bool = False
-    parallel_norms: int = 1
     attention_sinks: bool = False
     partial_rotary_factor: float = 1.0
     rope_scaling: Mapping[str, Any] | None = field(default=None, compare=False)
@@ -94,7 +96,7 @@ class TextSpec:
     # the first version's flags, derived from the parts
     @property
     def qk_norm(self) -> bool:
-        return bool(self.qk_norm_kind)
+        return self.qk_norm_kind is not None
 
     @property
     def fused_qkv(self) -> bool:
@@ -164,11 +166,19 @@ def _heads(r: ConfigReader, family: Family, hidden: int) -> tuple[int, int, int]
     return heads, kv_heads, head_dim
 
 
-def _placement(r: ConfigReader, family: Family) -> str:
-    """GPT-NeoX's `use_parallel_residual: false` turns its parallel block into a plain pre-norm one."""
-    if family.placement == "parallel" and r.raw("use_parallel_residual", True) is False:
-        return "pre"
-    return family.placement
+def _placement(r: ConfigReader, family: Family) -> Placement:
+    """The family's norm placement; GPT-NeoX's `use_parallel_residual: false` turns its parallel
+    block into a plain pre-norm one."""
+    place = placement(family.placement, f"family '{family.model_type}'")
+    if place.parallel and r.raw("use_parallel_residual", True) is False:
+        return PLACEMENTS["pre"]
+    return place
+
+
+def _qk_norm(r: ConfigReader, family: Family) -> QKNorm | None:
+    """The family's q/k norm, unless its config switch (Phi's `qk_layernorm`) leaves it off."""
+    kind = qk_norm(family.qk_norm, f"family '{family.model_type}'")
+    return None if family.qk_norm_switch and not r.bool(family.qk_norm_switch, False) else kind
 
 
 def _sliding_window(r: ConfigReader) -> int | None:
@@ -221,7 +231,6 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                  4 * hidden if family.learned_positions else None)
     theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
-    qk_norm = family.qk_norm if not family.qk_norm_switch else (family.qk_norm if r.bool(family.qk_norm_switch, False) else "")
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
@@ -244,10 +253,9 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         rms_norm_eps=_get(r, family, "norm_eps", "float", 1e-6),
         rope_theta=theta, max_position_embeddings=_get(r, family, "max_position_embeddings", "int", 2048),
         hidden_act=_get(r, family, "hidden_act", "str", "silu"),
-        attention=family.attention, mlp=family.mlp, norm=family.norm, placement=_placement(r, family),
-        qk_norm_kind=qk_norm, learned_positions=family.learned_positions,
+        attention=family.attention, mlp=family.mlp, norm=norm_kind(family.norm, f"family '{family.model_type}'"),
+        placement=_placement(r, family), qk_norm_kind=_qk_norm(r, family), learned_positions=family.learned_positions,
         transposed_linears=family.transposed_linears, embed_scale=family.embed_scale,
-        parallel_norms=family.parallel_norms,
         attention_sinks=family.attention_sinks, partial_rotary_factor=partial,
         rope_scaling=scaling, rope_local_theta=local_theta, sliding_window=sliding,
         layer_types=layer_types, no_rope_layers=no_rope,

@@ -1,13 +1,15 @@
 """Embedded presets of today's vision-language models: config.json and preprocessor facts as data.
 
-Each entry is (Hub id, aliases, source, config, preprocessor facts, tokenizer). The numbers are
-those of the public files named in `source`; where the test machine holds a copy of the file, the
-tests compare the preset with it field by field. inspector.spec.presets turns them into Presets.
+Each entry is a `Preset` with its preprocessor facts. The numbers are those of the public files
+named in `source`; where the test machine holds a copy of the file, the tests compare the preset
+with it field by field. inspector.spec.presets registers them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from inspector.spec.preset_configs import QWEN_BPE, Preset
 
 HF = "https://huggingface.co/{}/blob/main/{}"
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
@@ -190,32 +192,31 @@ PIXTRAL_PRE = {"size": {"longest_edge": 1540}, "patch_size": {"height": 14, "wid
 # model.safetensors.index.json files themselves were not read here (no Hub access).
 UNTIED_HEADS = ("OpenGVLab/InternVL3-2B-hf", "mistralai/Mistral-Small-3.1-24B-Instruct-2503")
 
-# (hub id, aliases, source, config, preprocessor facts, tokenizer)
-VLM_PRESETS: list[tuple[str, tuple[str, ...], str, dict[str, Any], dict[str, Any], str | None]] = [
-    ("Qwen/Qwen2.5-VL-7B-Instruct", ("qwen2.5-vl-7b", "qwen2.5-vl-7b-instruct"),
+VLM_PRESETS: list[Preset] = [
+    Preset("Qwen/Qwen2.5-VL-7B-Instruct", ("qwen2.5-vl-7b", "qwen2.5-vl-7b-instruct"),
      _src("Qwen/Qwen2.5-VL-7B-Instruct", "config.json", "preprocessor_config.json", shared=True),
-     QWEN2_5_VL_7B, QWEN2_5_VL_PRE, "qwen2-bpe"),
-    ("Qwen/Qwen3-VL-8B-Instruct", ("qwen3-vl-8b", "qwen3-vl-8b-instruct"),
+     QWEN2_5_VL_7B, QWEN2_5_VL_PRE, QWEN_BPE),
+    Preset("Qwen/Qwen3-VL-8B-Instruct", ("qwen3-vl-8b", "qwen3-vl-8b-instruct"),
      _src("Qwen/Qwen3-VL-8B-Instruct", "config.json", "preprocessor_config.json", shared=True),
-     QWEN3_VL_8B, QWEN3_VL_PRE, "qwen2-bpe"),
-    ("google/gemma-3-4b-it", ("gemma-3-4b-it", "gemma3-4b"),
+     QWEN3_VL_8B, QWEN3_VL_PRE, QWEN_BPE),
+    Preset("google/gemma-3-4b-it", ("gemma-3-4b-it", "gemma3-4b"),
      _src("google/gemma-3-4b-it", "config.json", "preprocessor_config.json", shared=True), GEMMA3_4B, GEMMA3_PRE,
      None),
-    ("meta-llama/Llama-4-Scout-17B-16E-Instruct", ("llama-4-scout", "llama4-scout"),
+    Preset("meta-llama/Llama-4-Scout-17B-16E-Instruct", ("llama-4-scout", "llama4-scout"),
      _src("meta-llama/Llama-4-Scout-17B-16E-Instruct", "config.json", "preprocessor_config.json", shared=True),
      LLAMA4_SCOUT, LLAMA4_PRE, None),
-    ("meta-llama/Llama-3.2-11B-Vision-Instruct", ("llama-3.2-11b-vision", "llama3.2-11b-vision"),
+    Preset("meta-llama/Llama-3.2-11B-Vision-Instruct", ("llama-3.2-11b-vision", "llama3.2-11b-vision"),
      _src("meta-llama/Llama-3.2-11B-Vision-Instruct", "config.json", "preprocessor_config.json"),
      LLAMA32_11B_VISION, MLLAMA_PRE, None),
-    ("llava-hf/llava-onevision-qwen2-7b-ov-hf", ("llava-onevision-7b", "llava-onevision-qwen2-7b-ov"),
+    Preset("llava-hf/llava-onevision-qwen2-7b-ov-hf", ("llava-onevision-7b", "llava-onevision-qwen2-7b-ov"),
      _src("llava-hf/llava-onevision-qwen2-7b-ov-hf", "config.json", "preprocessor_config.json"),
      LLAVA_ONEVISION_7B, LLAVA_ONEVISION_PRE, None),
-    ("OpenGVLab/InternVL3-2B-hf", ("internvl3-2b", "internvl3-2b-hf"),
+    Preset("OpenGVLab/InternVL3-2B-hf", ("internvl3-2b", "internvl3-2b-hf"),
      _src("OpenGVLab/InternVL3-2B-hf", "config.json", "preprocessor_config.json"), INTERNVL3_2B, INTERNVL3_PRE, None),
-    ("HuggingFaceTB/SmolVLM-Instruct", ("smolvlm-instruct", "smolvlm-2b"),
+    Preset("HuggingFaceTB/SmolVLM-Instruct", ("smolvlm-instruct", "smolvlm-2b"),
      _src("HuggingFaceTB/SmolVLM-Instruct", "config.json", "preprocessor_config.json"), SMOLVLM_INSTRUCT,
      SMOLVLM_PRE, None),
-    ("mistralai/Mistral-Small-3.1-24B-Instruct-2503", ("mistral-small-3.1", "mistral-small-3.1-24b"),
+    Preset("mistralai/Mistral-Small-3.1-24B-Instruct-2503", ("mistral-small-3.1", "mistral-small-3.1-24b"),
      _src("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "config.json", "preprocessor_config.json"),
      MISTRAL_SMALL_31, PIXTRAL_PRE, None),
 ]
