@@ -125,7 +125,7 @@ def test_verify_of_a_gguf_of_forty_thousand_stacked_expert_tensors(tmp_path):
     (tmp_path / "experts.gguf").write_bytes(tiny_llama(meta, tensors))
     out = tmp_path / "out.json"
     r = run_cases([{"id": "gguf", "args": ["verify", str(tmp_path / "experts.gguf"), "-f", "json", "-o", str(out)]}],
-                  timeout=30, budget_mb=3072)["gguf"]
-    assert r.rc == 1 and r.seconds < 20, (r.rc, r.seconds, r.stderr[-2000:])
+                  timeout=120, budget_mb=3072)["gguf"]  # a hang guard, not a speed test: about 10 s on 2 cores
+    assert r.rc == 1, (r.rc, r.seconds, r.stderr[-2000:])
     doc = json.loads(out.read_text())
     assert doc["matched"] == 11 and doc["tensors_not_listed"] > 0
