@@ -18,7 +18,8 @@ from inspector.image.pixels import pixels  # noqa: E402
 from inspector.image.preprocess import synthetic_image  # noqa: E402
 from inspector.image.rules import image_tokens  # noqa: E402
 from inspector.reference.vision import build_vision  # noqa: E402
-from inspector.runtime.vlm_trace import collapse_steps, image_trace  # noqa: E402
+from inspector.runtime.vlm_trace import image_trace  # noqa: E402
+from inspector.steps import collapse_steps  # noqa: E402
 from inspector.spec.resolve import load_spec  # noqa: E402
 
 PRESETS = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-8B-Instruct", "google/gemma-3-4b-it",

@@ -82,7 +82,8 @@ def chat(
 def _converse(conv, rt, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
     """Say each message (typed or scripted), streaming replies and per-turn figures when `live`;
     with `check`, whether each reply equals the one computed from an empty cache."""
-    from inspector.runtime.chat import CUT, from_scratch
+    from inspector.reports.run import CUT
+    from inspector.runtime.chat import from_scratch
     from inspector.runtime.sampling import SamplingSettings
 
     checks: list[bool] = []

@@ -101,19 +101,17 @@ def _moe_json(acc: Accounting) -> dict[str, Any]:
 
 def _origin_json(acc: Accounting) -> dict[str, Any]:
     """Where the inventory came from, for a model counted through transformers."""
-    origin = getattr(acc.spec, "origin", None)
-    if origin is None:
+    if acc.origin.native:
         return {}
-    return {"inventory": {"source": origin, "transformers_version": acc.spec.transformers_version,
+    return {"inventory": {"source": str(acc.origin), "transformers_version": acc.spec.transformers_version,
                           "model_class": acc.spec.class_name, "seconds": round(acc.spec.seconds, 3)}}
 
 
 def _origin_note(acc: Accounting) -> str | None:
-    origin = getattr(acc.spec, "origin", None)
-    if origin is None:
+    if acc.origin.native:
         return None
     extra = "".join(f"; {note}" for note in acc.spec.notes)
-    return (f"{acc.spec.name}: {origin}: {acc.spec.class_name} built in {acc.spec.seconds:.2f} s; "
+    return (f"{acc.spec.name}: {acc.origin}: {acc.spec.class_name} built in {acc.spec.seconds:.2f} s; "
             f"no KV-cache estimate without a native family{extra}.")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Container
 
 from inspector.reports.render import Report, Section
-from inspector.runtime.trace import Record, TraceResult, collapse
+from inspector.steps import Record, TraceResult, collapse
 from inspector.units import plural
 
 

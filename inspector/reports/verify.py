@@ -49,7 +49,7 @@ def verify_json(r: VerifyResult) -> dict[str, Any]:
         "quantization": r.quantization,
         "quantization_tensors": r.names("quantization"),
         "optional_absent": r.names("optional-absent"),
-        "expected_from": r.origin or None,
+        "expected_from": str(r.origin) if r.origin is not None else None,
         "problems": r.problems,
         "checkpoint_params": r.checkpoint_params,
         "expected_params": r.expected_params,

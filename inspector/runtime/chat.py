@@ -23,8 +23,6 @@ import torch
 from inspector.errors import InspectError
 from inspector.runtime.sampling import SamplingSettings, sample
 
-CUT = " […]"  # shown after a reply that the token limit cut (the live stream, the table and md Reply column)
-
 
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = 0

@@ -18,7 +18,8 @@ import torch
 from inspector.limits import PROMPT_BATCH
 from inspector.runtime.generate import encode_prompt
 from inspector.runtime.sampling import SamplingSettings
-from inspector.runtime.trace import Record, Recorder
+from inspector.runtime.trace import Recorder
+from inspector.steps import Record
 
 
 def prompt_ids(runtime, prompt: str, chat: bool, new_tokens: int = 0) -> list[int]:
