@@ -1,4 +1,6 @@
-"""The records of a trace: one per step of a forward pass or of an image's preprocessing, a text trace's result, and the folding of repeated layers.
+"""The records of a trace: one per step, a text trace's result, and the folding of repeated layers.
+
+A step is one of a forward pass or of an image's preprocessing.
 
 Shared by the text trace (inspector.runtime.trace), the image trace (inspector.runtime.vlm_trace)
 and the reports that render them (inspector.reports.trace, .vision_trace, .run). Plain data, no torch.

@@ -19,7 +19,7 @@ import typer.main
 from typer.models import CommandInfo, Default
 
 from inspector.cli.options import (BatchOpt, ContextOpt, FormatOpt, InspectGroup, ModelsArg, OutOpt,
-                                   finite_numbers, help_metavars, output_format, plain_help)
+                                   command, finite_numbers, help_metavars, output_format, plain_help)
 from inspector.errors import InspectError
 
 # Every command, in the order `inspect --help` lists them: name -> (module, function). A command's
@@ -39,6 +39,7 @@ COMMANDS = {
 }
 
 
+@command
 def params(
     models: ModelsArg,
     format: FormatOpt = None,
@@ -71,6 +72,7 @@ def params(
     emit(params_report(accs, context, batch, totals_only=totals, kv_dtype=kv_dtype), format.value, output)
 
 
+@command
 def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -> None:
     """The configuration table (Table 1.3 of Implementations of Large Language Models; Table 2.1 for VLMs).
 
@@ -83,6 +85,7 @@ def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -
     emit(config_report([load_spec(m) for m in models]), output_format(format, output).value, output)
 
 
+@command
 def presets(format: FormatOpt = None, output: OutOpt = None) -> None:
     """List the embedded presets (usable offline) with their aliases, parameter counts and sources."""
     from inspector.inventory.accounting import account
@@ -144,6 +147,8 @@ class LazyGroup(InspectGroup):
 
 
 def _build_command(function: Callable):
+    if not getattr(function, "typer_command", False):
+        raise TypeError(f"{function.__module__}.{function.__name__} is in COMMANDS but not marked @command")
     info = CommandInfo(callback=function, options_metavar="[OPTIONS]", rich_help_panel=Default(None))
     command = typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
                                                rich_markup_mode=app.rich_markup_mode)

@@ -10,7 +10,7 @@ import typer
 
 from inspector.cli.model_options import (DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, output_format
+from inspector.cli.options import Format, FormatOpt, OutOpt, command, output_format
 from inspector.runtime.prepare import DEFAULT_MODEL
 from inspector.errors import InspectError, visible
 from inspector.units import plural
@@ -18,6 +18,7 @@ from inspector.units import plural
 EXIT = ("/exit", "/quit")  # a typed or piped line that ends the chat
 
 
+@command
 def chat(
     model: ModelOpt = DEFAULT_MODEL,
     turns: Annotated[Optional[Path], typer.Option("--turns", help="A text file, one user message per line "

@@ -1,5 +1,7 @@
-"""Options shared by `trace`, `run` and `chat`: the model and where it runs, the tokenizer, sampling
-(Appendix C order: temperature, top-k, top-p, min-p) and the CPU threads."""
+"""Options shared by `trace`, `run` and `chat`: the model and where it runs, the tokenizer, sampling, threads.
+
+Sampling options come in Appendix C's order: temperature, top-k, top-p, min-p.
+"""
 
 from __future__ import annotations
 

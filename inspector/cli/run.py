@@ -1,5 +1,7 @@
-"""`inspect run`: the reference model generating, timed; several prompts as one batch; sweeps over
-models, temperatures and trials with expected answers; beam search."""
+"""`inspect run`: the reference model generating, timed, with batches, sweeps and beam search.
+
+Several prompts run as one batch; sweeps go over models, temperatures and trials with expected answers.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, SeedOpt, TempOpt, ThreadsOpt,
                                          TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, given_options, output_format, refuse_options
+from inspector.cli.options import (Format, FormatOpt, OutOpt, command, given_options, output_format,
+                                   refuse_options)
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible, warn
 
@@ -30,6 +33,7 @@ PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="One or more pro
                                                           show_default=False, metavar="[PROMPT]...")]
 
 
+@command
 def run(
     ctx: typer.Context,
     prompts: PromptsArg = None,

@@ -9,7 +9,7 @@ import typer
 
 from inspector.cli.model_options import (ChatOpt, DeviceOpt, DtypeOpt, MinPOpt, ModelOpt, SeedOpt, TempOpt,
                                          ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt)
-from inspector.cli.options import Format, FormatOpt, OutOpt, output_format, refuse_options
+from inspector.cli.options import Format, FormatOpt, OutOpt, command, output_format, refuse_options
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
@@ -72,6 +72,7 @@ PromptsArg = Annotated[Optional[list[str]], typer.Argument(help="The text to run
                                                           show_default=False, metavar="[PROMPT]...")]
 
 
+@command
 def trace(
     ctx: typer.Context,
     prompts: PromptsArg = None,

@@ -1,5 +1,7 @@
-"""How an image becomes LLM tokens, for every VLM: one table of rules (`TOKEN_RULES`), dispatched by
-the spec's `tokens_rule`. Pure arithmetic on a VisionSpec, torch-free (*Implementations of Large Language Models* section 2.1, Steps 2-11).
+"""How an image becomes LLM tokens, for every VLM: one table of rules (`TOKEN_RULES`), pure arithmetic.
+
+Dispatched by the spec's `tokens_rule`. Pure arithmetic on a VisionSpec, torch-free (*Implementations of
+Large Language Models* section 2.1, Steps 2-11).
 
 Qwen2-VL's resize and InternVL's tiles live in inspector.image.tokens; the rules here add Gemma 3
 (896x896 + optional pan-and-scan crops, average pooling to 256 tokens), LLaVA-NeXT/OneVision (anyres

@@ -1,4 +1,6 @@
-"""How an image of a given size becomes LLM tokens, step by step (*Implementations of Large Language Models* section 2.1, Steps 2-11).
+"""How an image of a given size becomes LLM tokens, step by step.
+
+*Implementations of Large Language Models* section 2.1, Steps 2-11.
 
 Pure arithmetic on a VisionSpec; no image is read. Two rules, chosen by the spec's `tokens_rule`:
 

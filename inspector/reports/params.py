@@ -1,5 +1,6 @@
-"""Reports of `params`, `config` and `presets`: accounting and specs laid out as the tables of
-*Implementations of Large Language Models*.
+"""Reports of `params`, `config` and `presets`: accounting and specs laid out as the book's tables.
+
+The tables are those of *Implementations of Large Language Models*.
 
 `params` with one model: the per-layer table (Tables 1.2/1.4, and 2.2 for VLMs, one section per
 component) and a totals block. With several models: the same side by side (Table 1.4 layout).

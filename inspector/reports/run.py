@@ -1,7 +1,10 @@
-"""Reports of `run` and `chat`: the per-layer timing of a prefill, where its time goes, the
-generations (model x prompt x temperature x trial, with correct or not), the sweep summary
-(accuracy and distinct outputs per model and temperature), the steps of a beam search, and the
-turns of a conversation with their KV-cache reuse. Only cells here; render lays them out."""
+"""Reports of `run` and `chat`: prefill timing, generations, the sweep summary, beam steps, conversation turns.
+
+The per-layer timing of a prefill and where its time goes, the generations (model x prompt x temperature x
+trial, with correct or not), the sweep summary (accuracy and distinct outputs per model and temperature), the
+steps of a beam search, and the turns of a conversation with their KV-cache reuse. Only cells here; render
+lays them out.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Report of `inspect verify`: a summary, the findings that need attention (all with --all), the
-checkpoint's dtype mix, and the JSON contract {ok, matched, missing, unexpected, mismatched,
-checkpoint_params, expected_params, ...}."""
+"""Report of `inspect verify`: a summary, the findings that need attention, the dtype mix, the JSON contract.
+
+The findings that need attention (all with --all), the checkpoint's dtype mix, and the JSON contract {ok,
+matched, missing, unexpected, mismatched, checkpoint_params, expected_params, ...}.
+"""
 
 from __future__ import annotations
 
