@@ -1,6 +1,6 @@
-"""Accounting: the inventory grouped into table rows, and the totals block. Pure, no formatting.
+"""Accounting: the inventory grouped into table rows, the totals block, and where the inventory came from.
 
-Rows follow the tables of *Implementations of Large Language Models*: one row per (component,
+Pure, no formatting. Rows follow the tables of *Implementations of Large Language Models*: one row per (component,
 group), counted once per repetition (a layer, or a layer's expert). Totals distinguish what a
 checkpoint stores (a tied LM head once) from the convention of its Table 1.4 (the LM head counted
 separately), and embedding from non-embedding parameters (non-embedding = without the token
