@@ -18,6 +18,7 @@ import typer
 import typer.main
 from typer.models import CommandInfo, Default
 
+from inspector.cli.coercion import plain_coercion
 from inspector.cli.options import (BatchOpt, ContextOpt, FormatOpt, InspectGroup, ModelsArg, OutOpt,
                                    command, finite_numbers, help_metavars, output_format, plain_help)
 from inspector.errors import InspectError
@@ -140,6 +141,7 @@ class LazyGroup(InspectGroup):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        plain_coercion(self)
         self.commands = LazyCommands(_build_command)
 
     def list_commands(self, ctx) -> list[str]:
@@ -155,6 +157,7 @@ def _build_command(function: Callable):
     plain_help(command)
     help_metavars(command)
     finite_numbers(command)
+    plain_coercion(command)
     return command
 
 
