@@ -101,7 +101,7 @@ def report(runs: int, trees, jobs, walls, cpus, load: tuple[str, str]) -> None:
     stats = {}
     for i, (name, args, tree, label) in enumerate(jobs):
         wall, cpu = Stat(walls[i]), Stat(cpus[i])
-        stats[(name, label)] = wall
+        stats[(name, label)] = wall, cpu
         total, ours = modules(tree, args)
         print(f"| `{name}` | {label} | {wall.median:.3f} | ±{wall.spread:.0%} | {min(walls[i]):.3f}-{max(walls[i]):.3f} "
               f"| {cpu.median:.3f} | {total} ({ours}) |")
@@ -109,7 +109,10 @@ def report(runs: int, trees, jobs, walls, cpus, load: tuple[str, str]) -> None:
         print()
         for name in COMMANDS:
             if name != "python -c pass":
-                print(f"- `{name}`, this tree / {trees[1][1]}: {ratio(stats[(name, 'this tree')], stats[(name, trees[1][1])])}")
+                (wall, cpu), (base_wall, base_cpu) = stats[(name, "this tree")], stats[(name, trees[1][1])]
+                print(f"- `{name}`, this tree / {trees[1][1]}: wall {ratio(wall, base_wall)}; CPU {ratio(cpu, base_cpu)} "
+                      f"(CPU medians {cpu.median:.3f} / {base_cpu.median:.3f} s, spread ±{cpu.spread:.0%} / "
+                      f"±{base_cpu.spread:.0%})")
 
 
 if __name__ == "__main__":
