@@ -189,7 +189,6 @@ def _root(
     """The options before any command."""
 
 
-
 def main() -> None:
     from inspector.runtime.prepare import sanitize_thread_env
 
