@@ -1,6 +1,7 @@
-"""File I/O every module shares: the one bounded, regular-file-only reader, JSON parsing, exact
-unbuffered binary reads, and writing an output file; each failure is one InspectError line naming
-the file.
+"""File I/O every module shares: bounded reads of regular files, JSON parsing, exact reads, atomic writes.
+
+The one bounded, regular-file-only reader, JSON parsing, exact unbuffered binary reads, and writing an
+output file; each failure is one InspectError line naming the file.
 
 Reading. Only regular files are opened: a FIFO, a device, a socket or a directory is refused before
 anything is opened (a FIFO would block forever, /dev/zero would never end), and the type is checked

@@ -1,6 +1,7 @@
-"""Every bound the tool puts on a count, a size, a thread pool or a wait that a config, an option, a
-file or a server could otherwise make as large as it likes. Each is far above any real model or use,
-and each is stated in docs/architecture.md ("Limits"); tests/test_harden_limits.py checks that the
+"""Every bound on a count, a size, a thread pool or a wait that input could otherwise make as large as it likes.
+
+The bounds are on what a config, an option, a file or a server could set. Each is far above any real model
+or use, and each is stated in docs/architecture.md ("Limits"); tests/test_harden_limits.py checks that the
 two agree. File sizes per kind of file are in inspector.files.LIMITS.
 """
 

@@ -1,6 +1,9 @@
-"""One record per step of a traced forward pass or of an image's preprocessing, and the folding of
-repeated layers: shared by the text trace (inspector.runtime.trace) and the image trace
-(inspector.runtime.vlm_trace). Plain data, no torch.
+"""The records of a trace: one per step, a text trace's result, and the folding of repeated layers.
+
+A step is one of a forward pass or of an image's preprocessing.
+
+Shared by the text trace (inspector.runtime.trace), the image trace (inspector.runtime.vlm_trace)
+and the reports that render them (inspector.reports.trace, .vision_trace, .run). Plain data, no torch.
 
 A record's name locates it: `layers.3.attn.q` (a text model), `vision.blocks.5`, `text.layers.0.mlp`
 (a VLM). Its `stack` is the part before the repeated index (`layers`, `vision.blocks`,
@@ -12,7 +15,7 @@ layer of each other kind: DeepSeek-V3's first MoE layer, Gemma's first global la
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 _LAYER = re.compile(r"^((?:\w+\.)*?\w*(?:layers|blocks))\.(\d{1,9})(?:\.|$)")
@@ -97,3 +100,50 @@ def collapse(rows: list[Record], show_layers: set[int] | None = None) -> list[Re
         else:
             out.append(Folded(r.layer, r.layer, r.stack, (folded[key],)))
     return out
+
+
+def collapse_steps(steps: list[Record]) -> list[Record]:
+    """The steps with every stack's layers 1..N folded into one row when their shapes equal layer 0's
+    (`vision.blocks.1-31`, `text.layers.1-27`); Records in, Records out."""
+    out: list[Record] = []
+    by_name = {r.name: r for r in steps}
+    for item in collapse(steps):
+        if isinstance(item, Folded):
+            first, last = item
+            kind = "block" if item.stack.endswith("blocks") else "layer"
+            note = f"{last - first + 1} x the same shapes as {kind} {' or '.join(map(str, item.shown))}"
+            top = by_name.get(f"{item.stack}.{first}")
+            shapes = top.shapes if top is not None else ()
+            span = f"{first}-{last}" if last > first else f"{first}"
+            out.append(Record(f"{item.stack}.{span}", "", shapes, top.dtype if top else "", "", note))
+        else:
+            out.append(item)
+    return out
+
+
+@dataclass
+class TraceResult:
+    """What `trace_prompt` (inspector.runtime.trace) returns: the prompts' ids, the prefill's records,
+    the decode steps' records and the chosen tokens."""
+
+    model: str
+    device: str
+    dtype: str
+    tokens: list[int]  # the first row's ids (the only row of a single prompt)
+    token_strings: list[str]
+    prompt_text: str
+    rows: list[Record] = field(default_factory=list)  # the prefill's records, in execution order
+    decode: list[list[Record]] = field(default_factory=list)
+    next_tokens: list[int | None] = field(default_factory=list)  # the first row's chosen tokens
+    next_strings: list[str] = field(default_factory=list)
+    batch_tokens: list[list[int]] = field(default_factory=list)  # every row's ids, unpadded
+    batch_strings: list[list[str]] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  # every row's text as run (after --chat)
+    input_ids: list[list[int]] = field(default_factory=list)  # (b, n), left-padded
+    pad_id: int | None = None
+    batch_next: list[list[int | None]] = field(default_factory=list)  # per step, every row's token
+    stand_in: str = ""  # the one-line note when the ids are stand-ins (no tokenizer offline, or --seq-len)
+
+    @property
+    def batch_size(self) -> int:
+        return max(len(self.batch_tokens), 1)

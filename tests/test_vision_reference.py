@@ -261,7 +261,7 @@ def test_internvl2_2b_meta_trace_shapes():
     assert [s.name for s in log.steps if re.fullmatch(r"vision\.blocks\.\d+", s.name)] == [f"vision.blocks.{i}" for i in range(24)]
     assert log.shape("vision.blocks.0.attn.qkv") == (1, 1025, 3072)  # block 0's sub-steps are shown
     assert log.shape("vision.blocks.0.attn.probs") == (1, 16, 1025, 1025)
-    from inspector.runtime.vlm_trace import collapse_steps
+    from inspector.steps import collapse_steps
 
     assert not any(r.name.startswith("vision.blocks.1.") for r in collapse_steps(log.steps))  # folded
     assert log.shape("vision.selected") == (1, 1024, 1024)  # class token dropped
@@ -324,7 +324,7 @@ def test_recorder_costs_nothing_when_absent(tiny_qwen2_vl, chelsea):
 
 
 def test_collapse_steps_folds_blocks():
-    from inspector.runtime.vlm_trace import collapse_steps
+    from inspector.steps import collapse_steps
 
     spec = load_spec("Qwen/Qwen2-VL-2B-Instruct")
     log = trace_model(ModelChoice("Qwen/Qwen2-VL-2B-Instruct", device="meta"),
@@ -348,7 +348,7 @@ class _TinyTokenizer:
 
 
 def test_image_trace_local_weights(tiny_qwen2_vl, chelsea, tmp_path):
-    from inspector.runtime.vlm_trace import collapse_steps
+    from inspector.steps import collapse_steps
 
     hf, _, _ = tiny_qwen2_vl
     path = tmp_path / "m"

@@ -19,8 +19,8 @@ from inspector.image.rules import image_pixels, image_tokens  # noqa: E402
 from inspector.reference.vision import build_vision  # noqa: E402
 from inspector.runtime.prepare import ModelChoice  # noqa: E402
 from inspector.runtime.tracing import TraceOptions, trace_model  # noqa: E402
-from inspector.runtime.vlm_trace import collapse_steps  # noqa: E402
 from inspector.source import load_spec  # noqa: E402
+from inspector.steps import collapse_steps  # noqa: E402
 
 PRESETS = ["Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-8B-Instruct", "google/gemma-3-4b-it",
            "llava-hf/llava-onevision-qwen2-7b-ov-hf", "OpenGVLab/InternVL3-2B-hf", "HuggingFaceTB/SmolVLM-Instruct",

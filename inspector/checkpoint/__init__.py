@@ -1,1 +1,1 @@
-"""checkpoint"""
+"""What a checkpoint holds, read from its headers (safetensors, GGUF, the Hub), and tensor data for the reference model."""

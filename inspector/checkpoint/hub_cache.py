@@ -1,10 +1,12 @@
-"""The per-commit cache of Hub safetensors headers (inspector.checkpoint.hub): the index and the raw
-header bytes of every file, in one JSON file per commit beside huggingface_hub's cache of the repo
-(``$HF_HUB_CACHE/models--OWNER--NAME/.llm-inspector/headers-COMMIT.json``), and which commit a
+"""The per-commit cache of Hub safetensors headers (inspector.checkpoint.hub), one JSON file per commit.
+
+The index and the raw header bytes of every file, in one JSON file per commit beside huggingface_hub's cache of
+the repo (``$HF_HUB_CACHE/models--OWNER--NAME/.llm-inspector/headers-COMMIT.json``), and which commit a
 revision named last (``refs/REVISION``). Written atomically and never through a link (a symlink at
 a cache file or among its directories is refused: inspector.files.write_private), read with
 O_NOFOLLOW; a file that cannot be written only makes the next run slower; what is read back goes
-through the same parsers as a fresh read."""
+through the same parsers as a fresh read.
+"""
 
 from __future__ import annotations
 

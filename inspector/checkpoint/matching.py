@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from inspector.checkpoint.gguf_hf import gguf_moe_role
 from inspector.checkpoint.quantization import PACKED, QuantScheme, classify, packed_shape, side_shape
 from inspector.checkpoint.records import TensorInfo
 from inspector.inventory.entry import WeightEntry
+
+if TYPE_CHECKING:
+    from inspector.inventory.accounting import Origin
 
 Stored = tuple[str, TensorInfo]  # (name in the file, header)
 _FUSED = re.compile(r"\.layers\.(\d{1,9})\..*experts\.(gate_up_proj|down_proj)$")
@@ -51,7 +54,7 @@ class Expected:
     name: str
     architecture: str
     entries: list[WeightEntry]
-    origin: str = ""
+    origin: Origin | None = None
     config_dtype: str | None = None
     quantization: object = None  # config.json's quantization_config, unparsed
     role_name: Callable[[str, int, str], str] | None = None  # (role, layer, suffix) -> name (native)

@@ -1,4 +1,4 @@
-"""Checkpoint headers: which tensors a checkpoint on disk holds, read without touching the weights.
+"""Sharded safetensors checkpoints: the index, cross-checked against the shard headers, and confinement.
 
 This module owns reading a sharded safetensors checkpoint: :func:`read_sharded` reads a
 ``model.safetensors.index.json`` and cross-checks it against the shard headers; :func:`safe_member`
@@ -31,7 +31,6 @@ tensors) applies this one rule through :func:`safe_member`. Files found by listi
 user named (no index) are held to the same rule (inspector.files.confined); only a file the user
 names directly is read wherever its symlink points.
 Only regular files are opened (never a FIFO or device, which could block or never end).
-
 """
 
 from __future__ import annotations

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.checkpoint.matching import Expected, Finding, match
 from inspector.checkpoint.quantization import LOOKS_QUANTIZED, read_scheme
 from inspector.checkpoint.records import CheckpointHeaders, TensorInfo
 from inspector.errors import InspectError
 from inspector.units import numel
+
+if TYPE_CHECKING:
+    from inspector.inventory.accounting import Origin
 
 # Tensors some checkpoints carry that are buffers, not parameters.
 BUFFER_PATTERNS = tuple(
@@ -68,7 +71,7 @@ class VerifyResult:
     config_dtype: str | None = None
     notes: list[str] = field(default_factory=list)
     quantization: str | None = None  # the method quantization_config names
-    origin: str = ""  # where the expected inventory comes from
+    origin: Origin | None = None  # where the expected inventory comes from
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.findings if f.status == status)
@@ -156,7 +159,7 @@ def compare(exp: Expected | None, headers: CheckpointHeaders, checkpoint: str) -
         checkpoint=checkpoint, format=headers.format, files=list(headers.files), has_inventory=exp is not None,
         problems=list(headers.problems), stored_bytes=sum(i.nbytes for i in headers.tensors.values()),
         config_dtype=exp.config_dtype if exp else None, quantization=scheme.description if scheme else None,
-        origin=exp.origin if exp else "",
+        origin=exp.origin if exp else None,
     )
     if exp is None:
         result.findings = [Finding(name, "buffer" if is_buffer(stored) else "listed", None, tuple(info.shape),
@@ -186,6 +189,7 @@ def _config_dtype(cfg: dict[str, Any]) -> str | None:
 def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str | None]:
     """What a config promises: a native family's inventory, else transformers' on the meta device;
     (None, note) when neither can say (listing only)."""
+    from inspector.inventory.accounting import Counter, Origin
     from inspector.inventory.load import check_fallback_config, is_native
 
     if is_native(cfg):
@@ -193,7 +197,7 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
         from inspector.spec.model import from_hf_config
 
         spec = from_hf_config(cfg, name, where, where)
-        return Expected(spec.name, spec.architecture, inventory(spec), f"native family {spec.text.model_type}",
+        return Expected(spec.name, spec.architecture, inventory(spec), Origin(Counter.NATIVE, spec.text.model_type),
                         _config_dtype(cfg), cfg.get("quantization_config"),
                         lambda role, i, suffix: spec.text.name(role, i, suffix)), None
     from inspector.inventory.transformers_meta import meta_account
@@ -211,7 +215,7 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
     saved = {name: (to, shape) for name, to, shape in acc.spec.saved_as}
     entries = [e._replace(name=saved[e.name][0], shape=saved[e.name][1]) if e.name in saved else e
                for e in acc.entries]
-    return Expected(name, str(arch), entries, acc.spec.origin, _config_dtype(cfg),
+    return Expected(name, str(arch), entries, acc.origin, _config_dtype(cfg),
                     cfg.get("quantization_config")), "; ".join(acc.spec.notes) or None
 
 
@@ -234,6 +238,6 @@ def verify_checkpoint(inputs: VerifyInputs) -> VerifyResult:
     expected, note = expected_of(inputs.config, inputs.name, inputs.where) if inputs.config is not None else (None, None)
     result = compare(expected, inputs.headers, inputs.label)
     result.notes[:0] = [*inputs.notes, *([note] if note else [])]
-    if expected is not None and not expected.origin.startswith("native"):
+    if expected is not None and expected.origin is not None and not expected.origin.native:
         result.notes.insert(0, f"expected tensors: {expected.origin}")
     return result

@@ -1,4 +1,4 @@
-"""The `inspect` command line: one thin function per command, no logic beyond wiring.
+"""The `inspect` command line: the command group, which imports a command's module only when that command runs.
 
 Examples:
     inspect params Qwen/Qwen2.5-1.5B
@@ -10,22 +10,37 @@ Examples:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated
 
 import typer
+import typer.main
+from typer.models import CommandInfo, Default
 
-from inspector.cli.chat import chat
-from inspector.cli.memory import memory
+from inspector.cli.coercion import plain_coercion
 from inspector.cli.options import (BatchOpt, ContextOpt, FormatOpt, InspectGroup, ModelsArg, OutOpt,
-                                   output_format)
-from inspector.cli.report import report
-from inspector.cli.run import run
-from inspector.cli.tokens import tokens
-from inspector.cli.trace import trace
-from inspector.cli.verify import verify
+                                   command, finite_numbers, help_metavars, output_format, plain_help)
 from inspector.errors import InspectError
 
+# Every command, in the order `inspect --help` lists them: name -> (module, function). A command's
+# module is imported when the command runs or a help page shows it, so `inspect params` imports
+# neither the trace nor the memory commands (nor what they import).
+COMMANDS = {
+    "params": ("inspector.cli.app", "params"),
+    "config": ("inspector.cli.app", "config"),
+    "presets": ("inspector.cli.app", "presets"),
+    "tokens": ("inspector.cli.tokens", "tokens"),
+    "verify": ("inspector.cli.verify", "verify"),
+    "trace": ("inspector.cli.trace", "trace"),
+    "run": ("inspector.cli.run", "run"),
+    "memory": ("inspector.cli.memory", "memory"),
+    "report": ("inspector.cli.report", "report"),
+    "chat": ("inspector.cli.chat", "chat"),
+}
 
+
+@command
 def params(
     models: ModelsArg,
     format: FormatOpt = None,
@@ -58,6 +73,7 @@ def params(
     emit(params_report(accs, context, batch, totals_only=totals, kv_dtype=kv_dtype), format.value, output)
 
 
+@command
 def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -> None:
     """The configuration table (Table 1.3 of Implementations of Large Language Models; Table 2.1 for VLMs).
 
@@ -70,6 +86,7 @@ def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -
     emit(config_report([load_spec(m) for m in models]), output_format(format, output).value, output)
 
 
+@command
 def presets(format: FormatOpt = None, output: OutOpt = None) -> None:
     """List the embedded presets (usable offline) with their aliases, parameter counts and sources."""
     from inspector.inventory.accounting import account
@@ -86,8 +103,66 @@ def presets(format: FormatOpt = None, output: OutOpt = None) -> None:
     emit(presets_report(found, counts), format.value, output)
 
 
+class LazyCommands(MutableMapping):
+    """The group's commands by name (COMMANDS' order), each imported and built on first use."""
+
+    def __init__(self, build: Callable[[Callable], object]) -> None:
+        self._build = build
+        self._built: dict[str, object] = {}
+        self._names = list(COMMANDS)
+
+    def __getitem__(self, name: str):
+        if name not in self._built:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            module, function = COMMANDS[name]
+            self._built[name] = self._build(getattr(importlib.import_module(module), function))
+        return self._built[name]
+
+    def __setitem__(self, name: str, command) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class LazyGroup(InspectGroup):
+    """InspectGroup whose commands are built from COMMANDS when first asked for, as `app.command()`
+    would build them, with help shown as written (inspector.cli.options)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        plain_coercion(self)
+        self.commands = LazyCommands(_build_command)
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(self.commands)
+
+
+def _build_command(function: Callable):
+    if not getattr(function, "typer_command", False):
+        raise TypeError(f"{function.__module__}.{function.__name__} is in COMMANDS but not marked @command")
+    info = CommandInfo(callback=function, options_metavar="[OPTIONS]", rich_help_panel=Default(None))
+    command = typer.main.get_command_from_info(info, pretty_exceptions_short=app.pretty_exceptions_short,
+                                               rich_markup_mode=app.rich_markup_mode)
+    plain_help(command)
+    help_metavars(command)
+    finite_numbers(command)
+    plain_coercion(command)
+    return command
+
+
 app = typer.Typer(
-    cls=InspectGroup,
+    cls=LazyGroup,
     help="What is inside a transformer LLM or VLM: weights, parameter counts, checkpoints, memory, forward "
          "passes. Also installed as `llm-inspect`; `python -m inspector` runs it too.",
     no_args_is_help=True,
@@ -112,18 +187,6 @@ def _root(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """The options before any command."""
-
-
-app.command()(params)
-app.command()(config)
-app.command()(presets)
-app.command()(tokens)
-app.command()(verify)
-app.command()(trace)
-app.command()(run)
-app.command()(memory)
-app.command()(report)
-app.command()(chat)
 
 
 def main() -> None:

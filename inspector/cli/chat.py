@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from inspector.cli.options import (DeviceOpt, DtypeOpt, Format, FormatOpt, MinPOpt, ModelOpt, OutOpt, SeedOpt,
-                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
-                                   output_format)
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, command,
+                                   given_options, output_format)
 from inspector.runtime.prepare import DEFAULT_MODEL
 from inspector.errors import InspectError, visible
 from inspector.units import plural
@@ -18,6 +18,7 @@ from inspector.units import plural
 EXIT = ("/exit", "/quit")  # a typed or piped line that ends the chat
 
 
+@command
 def chat(
     ctx: typer.Context,
     model: ModelOpt = DEFAULT_MODEL,
@@ -81,7 +82,7 @@ def chat(
 def _converse(conv, scripted: list[str] | None, live: bool, check: bool) -> list[bool]:
     """Say each message (typed or scripted), streaming replies and per-turn figures when `live`;
     with `check`, whether each reply equals the one computed from an empty cache."""
-    from inspector.runtime.chat import CUT
+    from inspector.reports.run import CUT
 
     checks: list[bool] = []
     for text in scripted if scripted is not None else _typed(live):

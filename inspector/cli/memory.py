@@ -1,4 +1,4 @@
-"""`inspect memory`: will a model fit for serving (vLLM-style) or fine-tuning (full/ZeRO, LoRA, QLoRA)?"""
+"""`inspect memory`: will a model fit for serving (vLLM-style) or fine-tuning (full/ZeRO, LoRA, QLoRA)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import OutOpt, given_options, output_format
+from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
 SERVE = "Serving (the default)"
@@ -102,6 +102,7 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
                            "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
 
 
+@command
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     overhead_gib: OverheadOpt = 0.5, train: TrainOpt = None,

@@ -87,6 +87,15 @@ def output_format(fmt, output: Path | None, kind: type[Enum] = Format):
     if by_ext is not None and by_ext != fmt.value:
         warn(f"--format {fmt.value} given, so {output} holds {fmt.value} although its extension says {by_ext}")
     return fmt
+
+
+def command(function):
+    """Marks a typer command: its parameters are the command's options (exempt from the rule of at most 8
+    parameters). cli/app.py's COMMANDS names every marked function and builds it when it is first used."""
+    function.typer_command = True
+    return function
+
+
 ContextOpt = Annotated[int, typer.Option("--context", help="Context length for the KV-cache estimate.", min=1)]
 BatchOpt = Annotated[int, typer.Option("--batch", help="Batch size for the KV-cache estimate.", min=1)]
 ModelsArg = Annotated[

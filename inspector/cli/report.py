@@ -1,6 +1,8 @@
-"""`inspect report`: one self-contained HTML page per model (several side by side), with the
-architecture drawn, charts of where parameters and memory go, the params and config tables, and
-optionally the traced shapes (--trace) and the verified checkpoint (--weights)."""
+"""`inspect report`: one self-contained HTML page per model (several side by side).
+
+The page holds the architecture drawn, charts of where parameters and memory go, the params and config
+tables, and optionally the traced shapes (--trace) and the verified checkpoint (--weights).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import EXTENSION_FORMATS, BatchOpt, ContextOpt, ModelsArg, OutOpt
+from inspector.cli.options import EXTENSION_FORMATS, BatchOpt, ContextOpt, ModelsArg, OutOpt, command
 
 TracePromptOpt = Annotated[Optional[str], typer.Option(
     "--trace", help="Trace this prompt through each model and show every step's shape (needs torch; the meta "
@@ -57,6 +59,7 @@ def _trace(model: str, weights: str | None, prompt: str):
     return trace_prompt(prepare(model, weights), prompt)
 
 
+@command
 def report(
     models: ModelsArg,
     output: OutOpt = None,

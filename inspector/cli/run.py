@@ -1,5 +1,7 @@
-"""`inspect run`: the reference model generating, timed; several prompts as one batch; sweeps over
-models, temperatures and trials with expected answers; beam search."""
+"""`inspect run`: the reference model generating, timed, with batches, sweeps and beam search.
+
+Several prompts run as one batch; sweeps go over models, temperatures and trials with expected answers.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, Format, FormatOpt, MinPOpt, OutOpt, SeedOpt,
-                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
-                                   output_format, refuse_options)
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, command,
+                                   given_options, output_format, refuse_options)
 from inspector.cli.trace import parse_temperatures
 from inspector.errors import InspectError, visible, warn
 
@@ -49,6 +51,7 @@ EarlyStoppingOpt = Annotated[str, typer.Option("--early-stopping", help="Beam se
                                                "false (no live beam can win) or never.")]
 
 
+@command
 def run(
     ctx: typer.Context,
     prompts: PromptsArg = None,

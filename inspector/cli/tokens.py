@@ -1,4 +1,7 @@
-"""`inspect tokens`: how an image of a given size becomes LLM tokens (section 2.1 of *Implementations of Large Language Models*)."""
+"""`inspect tokens`: how an image of a given size becomes LLM tokens.
+
+Section 2.1 of *Implementations of Large Language Models*.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.options import FormatOpt, ModelsArg, OutOpt, output_format
+from inspector.cli.options import FormatOpt, ModelsArg, OutOpt, command, output_format
 
 ImageSizeOpt = Annotated[
     list[str],
@@ -14,6 +17,7 @@ ImageSizeOpt = Annotated[
 ]
 
 
+@command
 def tokens(
     models: ModelsArg,
     image_size: ImageSizeOpt = ["224x224"],  # noqa: B006 (typer needs a literal default)

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from inspector.cli.options import (ChatOpt, DeviceOpt, DtypeOpt, FormatOpt, MinPOpt, ModelOpt, OutOpt, SeedOpt,
-                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, given_options,
-                                   output_format)
+                                   TempOpt, ThreadsOpt, TokOpt, TopKOpt, TopPOpt, WeightsOpt, command,
+                                   given_options, output_format)
 from inspector.runtime.prepare import DEFAULT_MODEL
 
 
@@ -65,6 +65,7 @@ ImageSizeOpt = Annotated[Optional[str], typer.Option("--image-size", help="VLMs:
                                                      "instead of a file.")]
 
 
+@command
 def trace(
     ctx: typer.Context,
     prompts: PromptsArg = None,

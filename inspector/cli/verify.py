@@ -6,9 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.cli.options import FormatOpt, OutOpt, output_format
+from inspector.cli.options import FormatOpt, OutOpt, command, output_format
 
 
+@command
 def verify(
     model: Annotated[
         Optional[str],

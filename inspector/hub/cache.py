@@ -1,5 +1,7 @@
-"""Downloads into huggingface_hub's cache (`hub_download`, `hub_snapshot`), watched so that a stalled
-download is abandoned with one line (see inspector.hub); a cached copy is used first."""
+"""Downloads into huggingface_hub's cache (`hub_download`, `hub_snapshot`), a cached copy first.
+
+Each download is watched so that a stalled one is abandoned with one line (see inspector.hub).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""What went wrong with a Hub request, in one line: `describe` picks the most telling exception of a chain
-(huggingface_hub's HTTP errors first, then httpx's transport errors) and names the repo and the step."""
+"""What went wrong with a Hub request, in one line naming the repo and the step.
+
+`describe` picks the most telling exception of a chain (huggingface_hub's HTTP errors first, then
+httpx's transport errors).
+"""
 
 from __future__ import annotations
 

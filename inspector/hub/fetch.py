@@ -1,6 +1,9 @@
-"""Requests to the Hub under one set of rules (see inspector.hub): `with_retries` runs one attempt
-after another, `hub_get` is one GET of a file or a byte range of it (huggingface_hub's session, URL
-and headers), `repo_listing` asks once per repo for the commit and the file list."""
+"""Requests to the Hub under one set of rules (see inspector.hub): retries, GETs of files or byte ranges, listings.
+
+`with_retries` runs one attempt after another, `hub_get` is one GET of a file or a byte range of it
+(huggingface_hub's session, URL and headers), `repo_listing` asks once per repo for the commit and the
+file list.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What the Hub answers is checked before huggingface_hub builds a path from it, and every request has
-a total deadline.
+"""What the Hub answers, checked before huggingface_hub builds a path from it; a total deadline per request.
 
 huggingface_hub names its cache files after strings the server sends: ``blobs/<ETag>``,
 ``<ETag>.lock``, ``snapshots/<X-Repo-Commit>/`` and ``.no_exist/<X-Repo-Commit>/``, and a snapshot

@@ -1,4 +1,6 @@
-"""From an image file to the pixel tensor a vision tower reads (*Implementations of Large Language Models* section 2.1, Steps 2-4).
+"""From an image file to the pixel tensor a vision tower reads.
+
+*Implementations of Large Language Models* section 2.1, Steps 2-4.
 
 - `load_image(path)`: open with PIL and convert to RGB; anything unreadable or of an unsupported
   mode is one `InspectError` line naming the file. `synthetic_image(h, w)` stands in for

@@ -1,8 +1,9 @@
-"""How an image becomes LLM tokens, for every VLM: one `ImageRule` record per image-token rule in `RULES`
-(its typed facts, token count, pixel function, Table 2.1 line and marker tokens), looked up by the
-name its facts record carries (`spec.vision.image.rule`). Pure arithmetic on a VisionSpec, torch-free
-(*Implementations of Large Language Models* section 2.1, Steps 2-11); the pixel functions
-(inspector.image.pixels) import torch when called.
+"""How an image becomes LLM tokens, for every VLM: one `ImageRule` record per image-token rule, pure arithmetic.
+
+`RULES` holds one `ImageRule` per rule (its typed facts, token count, pixel function, Table 2.1 line and
+marker tokens), looked up by the name its facts record carries (`spec.vision.image.rule`). Pure arithmetic
+on a VisionSpec, torch-free (*Implementations of Large Language Models* section 2.1, Steps 2-11); the
+pixel functions (inspector.image.pixels) import torch when called.
 
 Qwen2-VL's resize and InternVL's tiles are counted in inspector.image.tokens; the counts here add Gemma 3
 (896x896 + optional pan-and-scan crops, average pooling to 256 tokens), LLaVA-NeXT/OneVision (anyres

@@ -1,4 +1,6 @@
-"""How an image of a given size becomes LLM tokens, step by step (*Implementations of Large Language Models* section 2.1, Steps 2-11).
+"""How an image of a given size becomes LLM tokens, step by step.
+
+*Implementations of Large Language Models* section 2.1, Steps 2-11.
 
 Pure arithmetic on a VisionSpec; no image is read. The records (`Step`, `ImageTokens`) and the token
 counts of the first two rules (their `ImageRule`s are in inspector.image.rules):

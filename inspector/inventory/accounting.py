@@ -1,6 +1,6 @@
-"""Accounting: the inventory grouped into table rows, and the totals block. Pure, no formatting.
+"""Accounting: the inventory grouped into table rows, the totals block, and where the inventory came from.
 
-Rows follow the tables of *Implementations of Large Language Models*: one row per (component,
+Pure, no formatting. Rows follow the tables of *Implementations of Large Language Models*: one row per (component,
 group), counted once per repetition (a layer, or a layer's expert). Totals distinguish what a
 checkpoint stores (a tied LM head once) from the convention of its Table 1.4 (the LM head counted
 separately), and embedding from non-embedding parameters (non-embedding = without the token
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 
 from inspector.errors import whole_number
 from inspector.inventory.entry import EXPERTS, MTP, WeightEntry
@@ -82,16 +83,42 @@ class StoredCheckpoint:
     dtypes: tuple[tuple[str, int, int, int], ...]  # (dtype, tensors, logical parameters, bytes)
 
 
+class Counter(Enum):
+    """What listed an inventory's tensors."""
+
+    NATIVE = "native"  # a native family (inspector.inventory.model)
+    TRANSFORMERS = "transformers"  # transformers on the meta device (inspector.inventory.transformers_meta)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an inventory came from: `name` is the native family's model_type, or the version of
+    transformers (major.minor) that built the model on the meta device."""
+
+    counter: Counter
+    name: str
+
+    @property
+    def native(self) -> bool:
+        return self.counter is Counter.NATIVE
+
+    def __str__(self) -> str:
+        if self.native:
+            return f"native family {self.name}"
+        return f"inventory from transformers {self.name} on the meta device (no native family)"
+
+
 @dataclass(frozen=True)
 class Accounting:
-    """Rows and totals of a model. `spec` is a ModelSpec for native families; for a model counted
-    through transformers (inspector.inventory.transformers_meta) it is a MetaModel, whose `text`
-    is None (no KV-cache estimate) and whose `origin` says where the inventory came from."""
+    """Rows and totals of a model, and the `origin` of its inventory. `spec` is a ModelSpec for native
+    families; for a model counted through transformers (inspector.inventory.transformers_meta) it is a
+    MetaModel, whose `text` is None (no KV-cache estimate)."""
 
     spec: ModelSpec
     rows: list[Row]
     totals: Totals
     entries: list[WeightEntry] = field(repr=False)
+    origin: Origin
     stored: StoredCheckpoint | None = None  # the checkpoint file named as MODEL, when one was
 
 
@@ -198,4 +225,4 @@ def account(spec: ModelSpec) -> Accounting:
     t = spec.text
     moe = (t.moe.num_experts, t.moe.top_k, len(t.moe.layers)) if t.moe is not None else None
     totals = totals_of(entries, t.tie_embeddings, t.num_layers * kv_bytes_per_token_layer(t), moe)
-    return Accounting(spec, rows_of(entries), totals, entries)
+    return Accounting(spec, rows_of(entries), totals, entries, Origin(Counter.NATIVE, t.model_type))

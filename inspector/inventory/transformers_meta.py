@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.errors import InspectError, printable
-from inspector.inventory.accounting import Accounting, rows_of, totals_of
+from inspector.inventory.accounting import Accounting, Counter, Origin, rows_of, totals_of
 from inspector.inventory.entry import (
     ATTN, EMBED, EXPERTS, HEAD, LM, MLP, POS_EMBED, ROUTER, SHARED_EXPERT, WeightEntry,
 )
@@ -79,11 +79,6 @@ class MetaModel:
     @property
     def is_vlm(self) -> bool:
         return False
-
-    @property
-    def origin(self) -> str:
-        version = ".".join(self.transformers_version.split(".")[:2])
-        return f"inventory from transformers {version} on the meta device (no native family)"
 
 
 def _imports(model_type: str, where: str):
@@ -303,4 +298,5 @@ def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
                      notes=notes, saved_as=tuple((k, *v) for k, v in resized.items()))
     tied = any(e.tied_to for e in entries)
     totals = totals_of(entries, tied, 0, _moe_facts(config, [e for e in entries if e.parameter]))
-    return Accounting(meta, rows_of(entries), totals, entries)
+    version = ".".join(transformers.__version__.split(".")[:2])
+    return Accounting(meta, rows_of(entries), totals, entries, Origin(Counter.TRANSFORMERS, version))

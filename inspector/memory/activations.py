@@ -1,5 +1,6 @@
-"""Activation memory: the peak of one prefill forward pass (serving), and what training stores for
-the backward pass (Korthikanti et al.), each with the formula it comes from.
+"""Activation memory: the peak of one prefill (serving), and what training stores for the backward pass.
+
+Training follows Korthikanti et al.; each figure comes with the formula it comes from.
 
 Prefill, in 16-bit (a = 2 bytes) over T tokens, split over `tp` tensor-parallel GPUs:
     layer peak = T · a · (2·d + max(attention width, MLP width) / tp)

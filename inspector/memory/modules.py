@@ -1,5 +1,6 @@
-"""The inventory seen as the modules transformers builds from it: what LoRA can adapt, what QLoRA
-quantizes, and which module is DeepSpeed's "largest layer".
+"""The inventory seen as the modules transformers builds from it (for LoRA, QLoRA and DeepSpeed).
+
+What LoRA can adapt, what QLoRA quantizes, and which module is DeepSpeed's "largest layer".
 
 transformers 5 holds a mixture-of-experts layer's routed experts as one module with two 3-D
 parameters, `gate_up_proj` (E, 2·I, d) and `down_proj` (E, d, I), whatever the checkpoint's layout

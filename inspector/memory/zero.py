@@ -1,5 +1,7 @@
-"""Model states of full fine-tuning: the Hugging Face memory-anatomy count (no ZeRO) and DeepSpeed's
-ZeRO estimators, restated to the byte, plus a ZeRO-1 row in the same accounting.
+"""Model states of full fine-tuning: the Hugging Face memory-anatomy count and DeepSpeed's ZeRO estimators.
+
+The anatomy count has no ZeRO; the ZeRO estimators are restated to the byte, plus a ZeRO-1 row in the same
+accounting.
 
 Without ZeRO (the Hugging Face "Model training anatomy" guide): mixed-precision AdamW keeps fp32 and
 16-bit weights (6 B), fp32 gradients (4 B) and two fp32 Adam states (8 B): 18 B per parameter; fp32

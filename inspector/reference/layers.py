@@ -1,9 +1,10 @@
-"""The building blocks every reference model shares: Tap points and step notes, projections in the
-family's stored layout (`linear`: nn.Linear, or GPT-2's Conv1D stored (in, out)), the norms (RMSNorm
-and LayerNorm, each with or without a bias and with the weight used as is or as Gemma's offset
-from 1, as the spec's `NormKind` record says), RoPE (full or partial, rotate-half or
-interleaved pairs, with the scalings transformers implements), the KV cache and the causal mask
-(sliding window, Llama 4's chunks) of *Implementations of Large Language Models* section 1.2.5.
+"""The building blocks every reference model shares: Taps, projections, norms, RoPE, the KV cache, the mask.
+
+Tap points and step notes, projections in the family's stored layout (`linear`: nn.Linear, or GPT-2's
+Conv1D stored (in, out)), the norms (RMSNorm and LayerNorm, each with or without a bias and with the weight
+used as is or as Gemma's offset from 1, as the spec's `NormKind` record says), RoPE (full or partial,
+rotate-half or interleaved pairs, with the scalings transformers implements), the KV cache and the causal
+mask (sliding window, Llama 4's chunks) of *Implementations of Large Language Models* section 1.2.5.
 
 A `Tap` is an identity module: a named point in a forward where a tracer's forward hook can see an
 intermediate value. With no hooks a Tap costs one Python call. Every module worth showing carries

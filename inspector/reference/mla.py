@@ -1,5 +1,6 @@
-"""Multi-head latent attention (DeepSeek-V2/V3): Step 5 of *Implementations of Large Language Models*
-with K and V drawn from one small latent per token.
+"""Multi-head latent attention (DeepSeek-V2/V3): K and V drawn from one small latent per token.
+
+Step 5 of *Implementations of Large Language Models* with a latent KV.
 
 Q goes down to a latent of `q_lora_rank` (normalised) and back up to every head, or is projected
 directly when there is no q latent. K and V share one compressed latent c_KV of `kv_lora_rank`

@@ -1,5 +1,6 @@
-"""Mixture-of-experts feed-forward (Step 6 of *Implementations of Large Language Models* when the FFN
-is a router plus experts), and `feed_forward_for`, which picks a layer's feed-forward part.
+"""Mixture-of-experts feed-forward, and `feed_forward_for`, which picks a layer's feed-forward part.
+
+Step 6 of *Implementations of Large Language Models* when the FFN is a router plus experts.
 
 A router scores every token against E experts (logits (b, n, E)); the family's rule
 (spec.moe.routing, families.ROUTING_RULES) turns the logits into k weights and expert ids per token

@@ -1,4 +1,6 @@
-"""The reference vision towers, built from a VisionSpec (*Implementations of Large Language Models* section 2.1, Steps 6-11).
+"""The reference vision towers, built from a VisionSpec.
+
+*Implementations of Large Language Models* section 2.1, Steps 6-11.
 
 Which tower a spec gets is data (`EncoderSpec.tower`, one entry of `TOWERS`):
 - "packed": Qwen-VL's packed patches (inspector.reference.vision_qwen.QwenViT);

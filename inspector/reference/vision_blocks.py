@@ -1,7 +1,9 @@
-"""The parts every reference vision encoder is built from (*Implementations of Large Language Models*
-section 2.1, Steps 6-10): the patch embedding, the encoder block (norm, attention, residual, norm,
-MLP, residual, with optional layer scale or tanh gates), and the 2D rotary embeddings of Qwen2-VL,
-Pixtral and Llama 4. Which part a tower gets is read from EncoderSpec fields, never from a kind's name.
+"""The parts every reference vision encoder is built from: patch embedding, encoder block, 2D rotary embeddings.
+
+*Implementations of Large Language Models* section 2.1, Steps 6-10: the patch embedding, the encoder block
+(norm, attention, residual, norm, MLP, residual, with optional layer scale or tanh gates), and the 2D rotary
+embeddings of Qwen2-VL, Pixtral and Llama 4. Which part a tower gets is read from EncoderSpec fields, never
+from a kind's name.
 
 Values worth showing pass through a `Tap` (an identity a tracer hooks by name, e.g.
 `blocks.0.attn.probs`); every module carries its step note (inspector.reference.layers.note).

@@ -1,4 +1,6 @@
-"""The Qwen-VL vision towers on packed patches (Qwen2-VL, Qwen2.5-VL, Qwen3-VL; *Implementations of Large Language Models* section 2.1).
+"""The Qwen-VL vision towers on packed patches (Qwen2-VL, Qwen2.5-VL, Qwen3-VL).
+
+*Implementations of Large Language Models* section 2.1.
 
 pixel_values (n_img, C*d_t_patch*d_patch^2) and grid_thw (images, 3) -> (n_img/n_merge^2, d):
 3D-conv patch embedding (Step 6), Qwen3-VL's learned position embedding interpolated to each grid,

@@ -1,5 +1,7 @@
-"""The words of the architecture figures: box titles by tensor role, notes with head counts, and
-the operation lines (RoPE, softmax, gating, routing), all worked out from spec fields.
+"""The words of the architecture figures: box titles, notes with head counts, operation lines.
+
+Box titles go by tensor role; the operation lines (RoPE, softmax, gating, routing) are all worked out from
+spec fields.
 
 `spec` is a TextSpec (decoder LLM) or an EncoderSpec (vision tower); the few fields they do not
 share are read with getattr defaults, never by model name.

@@ -1,5 +1,6 @@
-"""Drawing flows (inspector.reports.arch) as SVG in the style of the book's figures: boxes top to
-bottom joined by arrows, residual adds on a lane at the left, containers for attention and the
+"""Drawing flows (inspector.reports.arch) as SVG in the style of the book's figures.
+
+Boxes top to bottom joined by arrows, residual adds on a lane at the left, containers for attention and the
 feed-forward part, routed experts fanned out from the router.
 
 Every box is a <g class="part"> with data-params / data-repeat (and data-counted when it adds to

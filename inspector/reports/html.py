@@ -33,7 +33,7 @@ except metadata.PackageNotFoundError:  # running from a checkout that is not ins
 @dataclass
 class ModelPage:
     acc: Accounting
-    trace: Any = None  # inspector.runtime.trace.TraceResult
+    trace: Any = None  # inspector.steps.TraceResult
     verify: Any = None  # inspector.checkpoint.verify.VerifyResult
 
 

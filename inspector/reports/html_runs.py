@@ -14,6 +14,7 @@ from typing import Any
 
 from inspector.limits import MAX_ROWS
 from inspector.reports.markup import cell, esc, notes_list, prose, table, tag
+from inspector.steps import collapse
 from inspector.units import plural
 
 _INDEX = re.compile(r"\.\d+(?=\.)")
@@ -32,9 +33,7 @@ def _step_row(r, name: str | None = None) -> str:
 
 
 def trace_html(result: Any) -> str:
-    """`result` is an inspector.runtime.trace.TraceResult (torch is loaded when there is one)."""
-    from inspector.runtime.trace import collapse
-
+    """`result` is an inspector.steps.TraceResult."""
     by_layer: dict[int, list] = {}
     for r in result.rows:
         if r.layer is not None:

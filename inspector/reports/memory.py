@@ -1,6 +1,7 @@
-"""Reports of `inspect memory`: one table per scenario (a component, its bytes per GPU and on the
-CPU, and its formula), the KV cache and activation details, vLLM's start-up lines in its own words,
-peft's line, and the verdict. Number formatting lives here and in render only.
+"""Reports of `inspect memory`: one table per scenario, the KV cache and activation details, the verdict.
+
+Each scenario's table has a component, its bytes per GPU and on the CPU, and its formula; vLLM's start-up
+lines are shown in its own words, and peft's line. Number formatting lives here and in render only.
 """
 
 from __future__ import annotations

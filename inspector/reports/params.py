@@ -1,5 +1,6 @@
-"""Reports of `params`, `config` and `presets`: accounting and specs laid out as the tables of
-*Implementations of Large Language Models*.
+"""Reports of `params`, `config` and `presets`: accounting and specs laid out as the book's tables.
+
+The tables are those of *Implementations of Large Language Models*.
 
 `params` with one model: the per-layer table (Tables 1.2/1.4, and 2.2 for VLMs, one section per
 component) and a totals block. With several models: the same side by side (Table 1.4 layout).
@@ -101,19 +102,17 @@ def _moe_json(acc: Accounting) -> dict[str, Any]:
 
 def _origin_json(acc: Accounting) -> dict[str, Any]:
     """Where the inventory came from, for a model counted through transformers."""
-    origin = getattr(acc.spec, "origin", None)
-    if origin is None:
+    if acc.origin.native:
         return {}
-    return {"inventory": {"source": origin, "transformers_version": acc.spec.transformers_version,
+    return {"inventory": {"source": str(acc.origin), "transformers_version": acc.spec.transformers_version,
                           "model_class": acc.spec.class_name, "seconds": round(acc.spec.seconds, 3)}}
 
 
 def _origin_note(acc: Accounting) -> str | None:
-    origin = getattr(acc.spec, "origin", None)
-    if origin is None:
+    if acc.origin.native:
         return None
     extra = "".join(f"; {note}" for note in acc.spec.notes)
-    return (f"{acc.spec.name}: {origin}: {acc.spec.class_name} built in {acc.spec.seconds:.2f} s; "
+    return (f"{acc.spec.name}: {acc.origin}: {acc.spec.class_name} built in {acc.spec.seconds:.2f} s; "
             f"no KV-cache estimate without a native family{extra}.")
 
 

@@ -1,5 +1,7 @@
-"""Output formats: a `Report` (titled sections of rows, plus a JSON payload) as a rich table,
-GitHub markdown (tabulate), JSON or CSV, written to stdout or atomically to a file.
+"""Output formats: a `Report` as a rich table, GitHub markdown, JSON or CSV, to stdout or a file.
+
+A `Report` is titled sections of rows plus a JSON payload; markdown is tabulate's GitHub format; a file is
+written atomically.
 
 Report builders (inspector.reports.*) decide what goes in the cells; this module only lays them
 out. A cell may be a list of lines: rich shows them on separate lines, markdown joins them with

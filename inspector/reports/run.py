@@ -1,19 +1,23 @@
-"""Reports of `run` and `chat`: the per-layer timing of a prefill, where its time goes, the
-generations (model x prompt x temperature x trial, with correct or not), the sweep summary
-(accuracy and distinct outputs per model and temperature), the steps of a beam search, and the
-turns of a conversation with their KV-cache reuse. Only cells here; render lays them out."""
+"""Reports of `run` and `chat`: prefill timing, generations, the sweep summary, beam steps, conversation turns.
+
+The per-layer timing of a prefill and where its time goes, the generations (model x prompt x temperature x
+trial, with correct or not), the sweep summary (accuracy and distinct outputs per model and temperature), the
+steps of a beam search, and the turns of a conversation with their KV-cache reuse. Only cells here; render
+lays them out.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from inspector.generations import Generation, ModelRun
 from inspector.reports.render import Report, Section
 from inspector.reports.trace import routing_data, routing_section, shape_text, step_json
-from inspector.runtime.trace import Record
+from inspector.steps import Record
 from inspector.units import plural
 
+CUT = " […]"  # shown after a reply that the token limit cut (the live stream, the table and md Reply column)
 GEN_FIELDS = ["model", "prompt", "temperature", "trial", "seed", "text", "correct", "tokens", "stop", "batch",
               "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"]
 
@@ -61,9 +65,32 @@ def _mark(correct: bool | None) -> str:
     return "" if correct is None else ("yes" if correct else "no")
 
 
-def _summary_section(gens: list[Generation]) -> Section:
-    from inspector.runtime.experiment import summarize
+@dataclass
+class Summary:
+    model: str
+    temperature: float
+    correct: int
+    judged: int
+    distinct: dict[str, int] = field(default_factory=dict)  # prompt -> distinct outputs among the trials
 
+
+def summarize(generations: list[Generation]) -> list[Summary]:
+    """Per model and temperature: correct / judged outputs, and distinct outputs per prompt."""
+    out: dict[tuple[str, float], Summary] = {}
+    texts: dict[tuple[str, float, str], set[str]] = {}
+    for g in generations:
+        key = (g.model, g.temperature)
+        s = out.setdefault(key, Summary(*key, 0, 0))
+        if g.correct is not None:
+            s.judged += 1
+            s.correct += int(g.correct)
+        texts.setdefault((*key, g.prompt), set()).add(g.text)
+    for (model, temperature, prompt), seen in texts.items():
+        out[(model, temperature)].distinct[prompt] = len(seen)
+    return list(out.values())
+
+
+def _summary_section(gens: list[Generation]) -> Section:
     prompts = list(dict.fromkeys(g.prompt for g in gens))
     rows = []
     for s in summarize(gens):
@@ -112,8 +139,6 @@ def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
     if len(runs) == 1:  # the single-model keys of earlier versions stay at the top
         data = {**_run_json(runs[0]), **data}
     if sweep:
-        from inspector.runtime.experiment import summarize
-
         data["summary"] = [s.__dict__ for s in summarize(gens)]
     csv_rows = [[getattr(g, k) for k in GEN_FIELDS] for g in gens]
     return Report(sections, data, csv_headers=GEN_FIELDS, csv_rows=csv_rows)
@@ -171,8 +196,6 @@ def beam_report(model: str, prompt: str, result, tok, num_beams: int, length_pen
 def chat_report(model: str, turns, checks: list[bool] | None = None) -> Report:
     """One row per turn: the reply, the prompt tokens reused from the KV cache and computed, the cache."""
     headers = ["Turn", "User", "Reply", "Prompt tokens", "Reused", "Computed", "Cache length", "Time (s)"]
-    from inspector.runtime.chat import CUT
-
     rows = [[i + 1, t.user, t.reply + (CUT if t.cut else ""), t.prompt_tokens, t.reused, t.computed, t.cache_length,
              f"{t.seconds:.2f}"] for i, t in enumerate(turns)]
     if checks is not None:

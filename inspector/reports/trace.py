@@ -1,14 +1,16 @@
-"""The report of `trace`: the step table (left padding, the padding mask and position ids for a
-batch; repeated layers collapsed), the cached decode steps, the stand-in note when the ids are not
-real, and for mixture-of-experts models the routing table (tokens each expert received, one row per
-MoE layer), which `run`'s report (inspector.reports.run) shows too."""
+"""The report of `trace`: the step table, the cached decode steps, and the routing table of MoE models.
+
+The step table shows left padding, the padding mask and position ids for a batch, with repeated layers
+collapsed; the stand-in note says when the ids are not real; the routing table (tokens each expert received,
+one row per MoE layer) is shown by `run`'s report (inspector.reports.run) too.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Container
 
 from inspector.reports.render import Report, Section
-from inspector.runtime.trace import Record, TraceResult, collapse
+from inspector.steps import Record, TraceResult, collapse
 from inspector.units import plural
 
 

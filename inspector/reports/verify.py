@@ -1,6 +1,8 @@
-"""Report of `inspect verify`: a summary, the findings that need attention (all with --all), the
-checkpoint's dtype mix, and the JSON contract {ok, matched, missing, unexpected, mismatched,
-checkpoint_params, expected_params, ...}."""
+"""Report of `inspect verify`: a summary, the findings that need attention, the dtype mix, the JSON contract.
+
+The findings that need attention (all with --all), the checkpoint's dtype mix, and the JSON contract {ok,
+matched, missing, unexpected, mismatched, checkpoint_params, expected_params, ...}.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def verify_json(r: VerifyResult) -> dict[str, Any]:
         "quantization": r.quantization,
         "quantization_tensors": r.names("quantization"),
         "optional_absent": r.names("optional-absent"),
-        "expected_from": r.origin or None,
+        "expected_from": str(r.origin) if r.origin is not None else None,
         "problems": r.problems,
         "checkpoint_params": r.checkpoint_params,
         "expected_params": r.expected_params,

@@ -1,4 +1,7 @@
-"""Vision parts of the reports: Table 2.1 of *Implementations of Large Language Models* (config) and the image-token walkthrough."""
+"""Vision parts of the reports: the config table of VLMs (Table 2.1) and the image-token walkthrough.
+
+Table 2.1 is that of *Implementations of Large Language Models*.
+"""
 
 from __future__ import annotations
 

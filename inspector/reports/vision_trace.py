@@ -11,8 +11,8 @@ from typing import Any
 
 from inspector.reports.render import Report, Section
 from inspector.reports.trace import step_json
-from inspector.runtime.vlm_trace import collapse_steps
 from inspector.spec.model import ModelSpec
+from inspector.steps import collapse_steps
 
 STAGES = (("image.", "Image"), ("tiling.", "Image"), ("tokens.", "Tokens"), ("vision.merger.", "Projector"),
           ("vision.deepstack.", "Projector"), ("vision.", "Vision encoder"), ("image_features", "Projector"),

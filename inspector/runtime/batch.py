@@ -1,5 +1,6 @@
-"""Several prompts as one batch (Steps 1 and 3 of *Implementations of Large Language Models*):
-left padding, the padding mask, and generation that stops row by row.
+"""Several prompts as one batch: left padding, the padding mask, and generation that stops row by row.
+
+Steps 1 and 3 of *Implementations of Large Language Models*.
 
 A decoder-only model continues the *last* position of each row, so shorter rows are padded on
 the left: every row's last real token sits in the last column, and the padding is masked out of

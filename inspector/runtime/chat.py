@@ -1,9 +1,10 @@
-"""A multi-turn conversation that keeps its KV cache between turns (section 1.2.5.1 of
-*Implementations of Large Language Models*).
+"""A multi-turn conversation that keeps its KV cache between turns.
+
+Section 1.2.5.1 of *Implementations of Large Language Models*.
 
 Each turn re-renders the chat template over the whole conversation and tokenizes it. The new ids
 are not simply appended to what the cache holds: the template may end every prompt with a
-generation header (Qwen2's "<|im_start|>assistant\\n"), close the previous reply with its own end
+generation header (Qwen2's "<|im_start|>assistant\n"), close the previous reply with its own end
 token, re-tokenize the reply text differently from the ids that were sampled, or rewrite earlier
 turns (a template that drops a reasoning model's <think> block from past replies, or Llama 3.2
 Instruct's system header with today's date). So the cache keeps the ids it holds; a turn finds the
@@ -23,8 +24,6 @@ import torch
 from inspector.errors import InspectError
 from inspector.runtime.prepare import ModelChoice, Runtime
 from inspector.runtime.sampling import SamplingSettings, sample
-
-CUT = " […]"  # shown after a reply that the token limit cut (the live stream, the table and md Reply column)
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:

@@ -14,11 +14,10 @@ answers for any prompt.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 from inspector.errors import InspectError, printable
-from inspector.generations import Generation
 
 
 @dataclass(frozen=True)
@@ -100,28 +99,3 @@ def is_correct(output: str, answers: tuple[str, ...] | None, prompt: str = "") -
     if prompt.strip():
         text = text.replace(_normal(prompt), " ")
     return any(re.search(r"(?<![\w.])" + re.escape(_normal(a)) + r"(?!\w)", text) for a in answers)
-
-
-@dataclass
-class Summary:
-    model: str
-    temperature: float
-    correct: int
-    judged: int
-    distinct: dict[str, int] = field(default_factory=dict)  # prompt -> distinct outputs among the trials
-
-
-def summarize(generations: list[Generation]) -> list[Summary]:
-    """Per model and temperature: correct / judged outputs, and distinct outputs per prompt."""
-    out: dict[tuple[str, float], Summary] = {}
-    texts: dict[tuple[str, float, str], set[str]] = {}
-    for g in generations:
-        key = (g.model, g.temperature)
-        s = out.setdefault(key, Summary(*key, 0, 0))
-        if g.correct is not None:
-            s.judged += 1
-            s.correct += int(g.correct)
-        texts.setdefault((*key, g.prompt), set()).add(g.text)
-    for (model, temperature, prompt), seen in texts.items():
-        out[(model, temperature)].distinct[prompt] = len(seen)
-    return list(out.values())

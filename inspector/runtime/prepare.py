@@ -1,5 +1,7 @@
-"""Everything `trace` and `run` need before a forward pass: the spec, the weights, the tokenizer,
-the device and dtype, and the model built (on meta with no weights, or loaded by inventory names).
+"""Everything `trace` and `run` need before a forward pass: spec, weights, tokenizer, device, the model built.
+
+The device and dtype are chosen, and the model is built on meta with no weights, or loaded by inventory
+names.
 
 MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json]), a GGUF file
 (config, weights and tokenizer all inside), a preset or a Hub id (inspector.source.locate says which). Without weights the model runs on

@@ -1,5 +1,7 @@
-"""How often each expert was chosen while `inspect run` generates: forward hooks on every MoE layer's
-tokens-per-expert step (inspector.reference.moe), summed over the prompt and every decoded token.
+"""How often each expert was chosen while `inspect run` generates, from hooks on every MoE layer.
+
+Forward hooks on every MoE layer's tokens-per-expert step (inspector.reference.moe), summed over the
+prompt and every decoded token.
 
 `RoutingCounter(model)` is a context manager; the hooks only add the counts the model already
 computed (kept on the device, read once at the end) and are removed on exit. No printing here.

@@ -23,7 +23,8 @@ from inspector.limits import PROMPT_BATCH
 from inspector.runtime.generate import encode_prompt
 from inspector.runtime.prepare import ModelChoice
 from inspector.runtime.sampling import SamplingSettings
-from inspector.runtime.trace import Record, Recorder
+from inspector.runtime.trace import Recorder
+from inspector.steps import Record
 
 
 def prompt_ids(runtime, prompt: str, chat: bool, new_tokens: int = 0) -> list[int]:

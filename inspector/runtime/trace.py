@@ -7,22 +7,21 @@ tokens per expert) also has its small output kept as a list of numbers, when the
 built with (inspector.reference.layers.note / Tap). `trace_prompt` runs tokenization (several
 prompts: one left-padded batch, inspector.runtime.batch), the prefill forward, the next-token choice
 and optional cached decode steps, and returns a `TraceResult`.
-Records and the folding of repeated layers (`collapse`) live in inspector.steps, shared with the
-image trace. No printing here; inspector.reports.trace renders.
+Records, `TraceResult` and the folding of repeated layers live in inspector.steps (torch-free), shared
+with the image trace and the reports. No printing here; inspector.reports.trace renders.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Container
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from inspector.errors import InspectError
-from inspector.steps import Folded, Record, collapse  # noqa: F401 (the step record and folding, shared)
+from inspector.steps import Record, TraceResult
 
 
 def _shapes(value: Any) -> tuple[tuple[int, ...], ...]:
@@ -111,31 +110,6 @@ class Recorder:
             return None  # a hook that returns a value would replace the output
 
         return hook
-
-
-@dataclass
-class TraceResult:
-    model: str
-    device: str
-    dtype: str
-    tokens: list[int]  # the first row's ids (the only row of a single prompt)
-    token_strings: list[str]
-    prompt_text: str
-    rows: list[Record] = field(default_factory=list)  # the prefill's records, in execution order
-    decode: list[list[Record]] = field(default_factory=list)
-    next_tokens: list[int | None] = field(default_factory=list)  # the first row's chosen tokens
-    next_strings: list[str] = field(default_factory=list)
-    batch_tokens: list[list[int]] = field(default_factory=list)  # every row's ids, unpadded
-    batch_strings: list[list[str]] = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)  # every row's text as run (after --chat)
-    input_ids: list[list[int]] = field(default_factory=list)  # (b, n), left-padded
-    pad_id: int | None = None
-    batch_next: list[list[int | None]] = field(default_factory=list)  # per step, every row's token
-    stand_in: str = ""  # the one-line note when the ids are stand-ins (no tokenizer offline, or --seq-len)
-
-    @property
-    def batch_size(self) -> int:
-        return max(len(self.batch_tokens), 1)
 
 
 DECODE_KEYS = ("embed", "mask", "layers.0.attn.k_cache", "layers.0.attn.v_cache", "layers.0.attn.latent_cache",

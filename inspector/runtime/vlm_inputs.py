@@ -1,6 +1,7 @@
-"""A VLM's input sequence: the prompt with one image placeholder, the image preprocessed, the
-placeholder expanded to the number of image tokens (*Implementations of Large Language Models*
-section 2.1, Steps 1-5).
+"""A VLM's input sequence: the prompt with its image placeholder expanded, and the image preprocessed.
+
+The prompt has one image placeholder; the image is preprocessed; the placeholder is expanded to the number
+of image tokens (*Implementations of Large Language Models* section 2.1, Steps 1-5).
 
 The number of image tokens comes from the image-token rule (inspector.image.rules), the same count
 `inspect tokens` shows and transformers' processors insert; the model then checks that its

@@ -3,9 +3,9 @@
 `trace_vlm(...)` runs everything and returns the logits and a `StepLog` of inspector.steps.Record
 rows (the record type of the text trace): preprocessing steps are recorded by a callable, module
 steps by forward hooks on every module that carries a step note (inspector.reference.layers.note /
-Tap), removed in `finally`. `collapse_steps` folds repeated encoder blocks and decoder layers with
-inspector.steps.collapse, the text trace's folding. `inspect trace PROMPT --image ...` builds the
-model with inspector.runtime.prepare.load_runtime (inspector.runtime.tracing).
+Tap), removed in `finally`. inspector.steps.collapse_steps folds repeated encoder blocks and decoder
+layers for the report. `inspect trace PROMPT --image ...` builds the model with
+inspector.runtime.prepare.load_runtime (inspector.runtime.tracing).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from inspector.image.preprocess import StepLog
 from inspector.reference.vlm import VLM
 from inspector.runtime.trace import Recorder
 from inspector.runtime.vlm_inputs import build_inputs
-from inspector.steps import Folded, Record, collapse
 
 
 def noted_modules(model: torch.nn.Module) -> re.Pattern:
@@ -35,25 +34,6 @@ def trace_vlm(model: VLM, prompt: str, image: Any, tokenizer=None) -> tuple[torc
     with torch.no_grad(), Recorder(model, include=noted_modules(model), on_record=log.steps.append):
         logits = model(inputs.ids, inputs.pixel_values, inputs.grid_thw, inputs.image_token_id, layout=inputs.layout)
     return logits, log
-
-
-def collapse_steps(steps: list[Record]) -> list[Record]:
-    """The steps with every stack's layers 1..N folded into one row when their shapes equal layer 0's
-    (`vision.blocks.1-31`, `text.layers.1-27`); Records in, Records out."""
-    out: list[Record] = []
-    by_name = {r.name: r for r in steps}
-    for item in collapse(steps):
-        if isinstance(item, Folded):
-            first, last = item
-            kind = "block" if item.stack.endswith("blocks") else "layer"
-            note = f"{last - first + 1} x the same shapes as {kind} {' or '.join(map(str, item.shown))}"
-            top = by_name.get(f"{item.stack}.{first}")
-            shapes = top.shapes if top is not None else ()
-            span = f"{first}-{last}" if last > first else f"{first}"
-            out.append(Record(f"{item.stack}.{span}", "", shapes, top.dtype if top else "", "", note))
-        else:
-            out.append(item)
-    return out
 
 
 def read_image(image: str | None, image_size: str | None):

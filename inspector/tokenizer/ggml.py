@@ -1,5 +1,6 @@
-"""A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata: byte-level BPE
-("gpt2"), or Gemma's SentencePiece-style BPE ("llama", inspector.tokenizer.sentencepiece).
+"""A `tokenizers` tokenizer rebuilt from a GGUF file's `tokenizer.ggml.*` metadata.
+
+Byte-level BPE ("gpt2"), or Gemma's SentencePiece-style BPE ("llama", inspector.tokenizer.sentencepiece).
 
 The file is read by the one GGUF reader, inspector.checkpoint's `gguf` module: its header is
 parsed (bounded, validated) once, and the long arrays (tokens, merges, token types) are read on

@@ -1,7 +1,9 @@
-"""Loading a tokenizer: from a local model directory (`tokenizer.json` plus the optional
-`tokenizer_config.json`, `chat_template.jinja`, `generation_config.json`), a GGUF file (rebuilt
-from its `tokenizer.ggml.*` metadata, inspector.tokenizer.ggml), or a Hugging Face Hub id (through
-inspector.hub). The offline default, Qwen2/Qwen2.5's byte-level BPE, is inspector.tokenizer.qwen_bpe.
+"""Loading a tokenizer: from a local model directory, a GGUF file or a Hub id.
+
+From a local model directory (`tokenizer.json` plus the optional `tokenizer_config.json`,
+`chat_template.jinja`, `generation_config.json`), a GGUF file (rebuilt from its `tokenizer.ggml.*` metadata,
+inspector.tokenizer.ggml), or a Hugging Face Hub id (through inspector.hub). The offline default,
+Qwen2/Qwen2.5's byte-level BPE, is inspector.tokenizer.qwen_bpe.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Tokenizers that work offline because an installed package ships their files: one table,
-keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
+"""Tokenizers that work offline because an installed package ships their files: one table.
+
+The table is keyed by the tokenizer kind a preset names (`Preset.tokenizer`).
 
 | kind        | files                                                          | chat format                     |
 |-------------|----------------------------------------------------------------|---------------------------------|

@@ -1,5 +1,6 @@
-"""A SentencePiece-style BPE tokenizer (llama.cpp's `tokenizer.ggml.model == "llama"`) rebuilt, with
-the `tokenizers` library, from already-parsed GGUF metadata values.
+"""A SentencePiece-style BPE tokenizer (llama.cpp's `tokenizer.ggml.model == "llama"`) rebuilt.
+
+Rebuilt with the `tokenizers` library from already-parsed GGUF metadata values.
 
 What a Gemma GGUF gives: the vocabulary in id order (a space is spelled "▁"), one score and one
 type per token (1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte `<0xNN>`), and no merges.
