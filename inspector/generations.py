@@ -1,5 +1,6 @@
-"""Records of `inspect run`, below both `runtime/` (which fills them) and `reports/` (which lays them
-out): `RunPlan` (what to generate: prompts, models, temperatures, trials, length, sampling, expected
+"""Records of `inspect run`: what to generate, each generation, and each model's run; no torch.
+
+They sit below both `runtime/` (which fills them) and `reports/` (which lays them out): `RunPlan` (what to generate: prompts, models, temperatures, trials, length, sampling, expected
 answers), `Generation` (one prompt at one temperature and trial, and what came out) and `ModelRun`
 (one model's timed prefill, its generations and its experts' routing). No torch here.
 """

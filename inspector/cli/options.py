@@ -1,5 +1,6 @@
-"""Shared pieces of the CLI: option aliases (those of trace, run and chat among them), the error-handling
-command group, output helpers.
+"""Shared pieces of the CLI: option aliases, the error-handling command group, the `@command` marker, output helpers.
+
+The option aliases include those of trace, run and chat.
 
 Every way a command can fail ends in one line on stderr in one style, `error: ...`: a library error
 (exit 2), a usage error such as a bad option value (exit 2, the message click would have boxed), an

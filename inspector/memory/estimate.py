@@ -1,4 +1,6 @@
-"""What `inspect memory` computes: a `MemoryRequest` (the model, the hardware, and the serving or the
+"""What `inspect memory` computes: a `MemoryRequest` turned by `estimate` into an `Estimate` with its verdict.
+
+A `MemoryRequest` (the model, the hardware, and the serving or the
 training options as given) turned by `estimate` into an `Estimate`: the model's accounting and the
 serving or training plan (inspector.memory.serving, inspector.memory.training), with its verdict for
 the GPU (inspector.memory.fit) on demand. Each value is checked here, before any plan, with the option it came

@@ -1,5 +1,6 @@
-"""Options a path of `trace`, `run` or `chat` cannot honour, refused in one line that names them and
-says why, instead of being silently ignored. `refuse` takes the options typed on the command line
+"""Options a path of `trace`, `run` or `chat` cannot honour, refused in one line instead of ignored.
+
+The line names them and says why. `refuse` takes the options typed on the command line
 (parameter name -> flag); an option left at its default is never refused. The tables say which
 options each path ignores: an image trace has no tokenizer, template, decode steps, layer choice or
 sampling of its own; `--seq-len` stand-in ids and the stand-ins used without a tokenizer have no chat

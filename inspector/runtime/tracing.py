@@ -1,4 +1,6 @@
-"""What `inspect trace` runs: a text trace (`inspector.runtime.trace.trace_prompt`) or an image trace
+"""What `inspect trace` runs: a text or an image trace of a `ModelChoice`, as a `TraceOptions` record says.
+
+A text trace (`inspector.runtime.trace.trace_prompt`) or an image trace
 (`inspector.runtime.vlm_trace.trace_vlm`), both through the one `load_runtime`
 (inspector.runtime.prepare). `trace_model` takes a `ModelChoice` and a `TraceOptions` record and
 refuses each option typed on the command line that its path cannot honour (inspector.runtime.refusals)
