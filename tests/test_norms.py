@@ -86,3 +86,19 @@ def test_every_family_names_entries_of_the_tables():
     for family in FAMILIES.values():
         assert family.norm in NORMS and family.placement in PLACEMENTS, family.model_type
         assert not family.qk_norm or family.qk_norm in QK_NORMS, family.model_type
+
+
+@pytest.mark.parametrize("part, value", [("attention", "qkv_sideways"), ("mlp", "gated_twice")])
+def test_a_family_naming_a_part_that_does_not_exist_fails_when_built(part, value):
+    from inspector.spec.families import Family
+
+    with pytest.raises(ValueError, match=f"family part '{part}': '{value}' is not one of"):
+        Family("toy", "a toy family", **{part: value})
+
+
+@pytest.mark.parametrize("part, value", [("routing", "coin_toss"), ("expert_act", "cubic")])
+def test_an_moe_family_naming_a_rule_that_does_not_exist_fails_when_built(part, value):
+    from inspector.spec.families import MoEFamily
+
+    with pytest.raises(ValueError, match=f"family part '{part}': '{value}' is not one of"):
+        MoEFamily(**{part: value})

@@ -17,7 +17,8 @@ from inspector.errors import InspectError
 from inspector.source import load_spec
 from inspector.image.preprocess import StepLog, qwen2_vl_pixels, synthetic_image
 from inspector.image.preprocess import load_image as load_image_rgb
-from inspector.reference.vision import InternViT, load_vision_weights, pixel_shuffle
+from inspector.reference.vision import TileViT, load_vision_weights
+from inspector.reference.vision_blocks import pixel_shuffle
 from inspector.reference.vlm import VLM, load_vlm, mrope_positions
 from inspector.runtime.vlm_inputs import build_inputs
 from inspector.runtime.prepare import ModelChoice, load_runtime
@@ -234,7 +235,7 @@ def test_internvit_and_mlp1_match_transformers_native_internvl(vision):
         for p in hf.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     spec = from_hf_config(cfg, "tiny-internvl")
-    ours = InternViT(spec.vision, device="meta")
+    ours = TileViT(spec.vision, device="meta")
     load_vision_weights(ours, _DictSource(_original_vision_tensors(hf.state_dict())), torch.float32)
     pixels = torch.randn(3, 3, 56, 56)  # 3 tiles
     with torch.no_grad():
@@ -247,7 +248,7 @@ def test_internvit_and_mlp1_match_transformers_native_internvl(vision):
 
 def test_internvit_position_embedding_interpolates_other_grids():
     spec = load_spec("OpenGVLab/InternVL2-2B")
-    model = InternViT(spec.vision, device="meta")
+    model = TileViT(spec.vision, device="meta")
     assert model.position_embedding(32, 32).shape == (1, 1025, 1024)
     assert model.position_embedding(16, 24).shape == (1, 1 + 16 * 24, 1024)
 

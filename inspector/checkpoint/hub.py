@@ -46,20 +46,16 @@ FIRST_READ_MAX = 2**20
 
 @dataclass
 class HubReadStats:
-    """What a header read cost: HTTP requests (redirects included), body bytes received, range
-    reads per file, and whether the answer came from the cache."""
+    """What a header read cost: the commit read, HTTP requests (redirects included) and range reads per file."""
 
     commit: str | None = None
     requests: int = 0
-    body_bytes: int = 0
     reads: dict[str, int] = field(default_factory=dict)
-    from_cache: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str | None, answer: Any) -> None:
         with self._lock:
             self.requests += answer.requests
-            self.body_bytes += len(answer.body)
             if name is not None:
                 self.reads[name] = self.reads.get(name, 0) + 1
 
@@ -81,7 +77,7 @@ def fetch_hub_headers(repo_id: str, revision: str | None = None, *,
         if cached is None:
             what = printable(repo_id if revision is None else f"{repo_id}@{revision}")
             raise InspectError(f"{what}: the safetensors headers are not in the local cache and HF_HUB_OFFLINE is set")
-        stats.commit, stats.from_cache = commit, True
+        stats.commit = commit
         return _from_cache(repo_id, cached), stats
     readers = _Readers(workers)
     try:
@@ -89,7 +85,6 @@ def fetch_hub_headers(repo_id: str, revision: str | None = None, *,
         stats.commit = commit
         cached = cache_load(repo_id, commit) if commit else None
         if cached is not None and cached.get("index") == (index_raw.decode("utf-8", "replace") if index_raw else None):
-            stats.from_cache = True
             cache_ref_save(repo_id, revision, commit)
             return _from_cache(repo_id, cached), stats
         where = f"{printable(repo_id)}: {INDEX_NAME}"

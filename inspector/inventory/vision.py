@@ -24,8 +24,6 @@ LN1, ATTN, RS1 = "Layer norm (pre-attention)", "Attention layer", "Residual scal
 LN2, MLP, RS2 = "Layer norm (pre-MLP)", "MLP layer", "Residual scale (MLP)"
 GLOBAL, HEAD = "Gated global layer", "Attention-pooling head (unused)"
 MERGE_LN, MERGE_MLP = "Layer norm (merger)", "Merger MLP"
-VISION_ROWS = (CONV, CLS, POS, TILE_POS, PRE_LN, LN1, ATTN, RS1, LN2, MLP, RS2, GLOBAL, POST_LN, HEAD,
-               MERGE_LN, MERGE_MLP)
 
 Entries = Iterator[WeightEntry]
 

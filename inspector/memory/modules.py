@@ -54,10 +54,6 @@ class Module(NamedTuple):
     component: str = LM
     router: bool = False  # an nn.Linear subclass, which bitsandbytes does not quantize
 
-    @property
-    def weight_numel(self) -> int:
-        return self.experts * self.in_features * self.out_features
-
 
 def _path(e: WeightEntry) -> str:
     if e.group == EXPERTS and ".experts." in e.name:

@@ -31,7 +31,6 @@ from inspector.reference.layers import Tap, note
 from inspector.reference.load import fill
 from inspector.reference.projectors import PROJECTOR_MODULES, PROJECTOR_PARAMS, ImageLayout
 from inspector.reference.vision_blocks import VisionBlock, block_mask, llama4_rope, rope_2d, vision_norm
-from inspector.reference.vision_blocks import pixel_shuffle, quick_gelu  # noqa: F401 (re-exported)
 from inspector.reference.vision_mllama import MllamaViT
 from inspector.reference.vision_qwen import QwenViT
 from inspector.spec.image_facts import LlavaAnyres
@@ -88,7 +87,6 @@ class TileViT(_Tower):
     def __init__(self, v: VisionSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
         with torch.device(device):
             super().__init__(v, dtype)
-        self.no_class = self.selected  # the first version's name of this step
 
     def position_embedding(self, gh: int, gw: int) -> torch.Tensor:
         """(1, [1 +] gh*gw, d): the learned positions, bicubic-resized when the grid is not the config's."""
@@ -192,8 +190,6 @@ def _unused_head(v: VisionSpec, dtype: torch.dtype) -> nn.Module:
 # --------------------------------------------------------------------------- building and loading
 
 TOWERS = {"packed": QwenViT, "tiles": TileViT, "image": ImageViT, "mllama": MllamaViT}
-InternViT = TileViT  # the first version's name
-Qwen2VLVision = QwenViT
 
 # Inventory role -> parameter path in the towers ("{}" = block index).
 _BLOCK = {"norm1": "norm1", "norm2": "norm2", "qkv": "attn.qkv", "q": "attn.q", "k": "attn.k", "v": "attn.v",

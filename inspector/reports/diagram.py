@@ -222,7 +222,7 @@ def overview_svg(columns: tuple[Flow, ...], title: str, desc: str, ident: str) -
         placed.append((flow, draw_flow(c, flow, x, 56, w, fill=True), x, w))
         x += w + 3 * GAP
     if len(placed) == 2:
-        (_, vboxes, vx, vw), (llm, lboxes, lx, lw) = placed
+        (_, vboxes, vx, vw), (_, lboxes, _, _) = placed
         end = vboxes["end"]
         embed = next(k for k in lboxes if k.endswith(".embed"))
         ex, ey, ew, eh = lboxes[embed]

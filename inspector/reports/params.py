@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import warn
-from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_bytes_per_token_layer
+from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row
 from inspector.inventory.entry import MTP
 from inspector.reports.arch_text import layers_text
 from inspector.reports.render import Report, Section
@@ -121,7 +121,7 @@ def _input_embedding(acc: Accounting) -> int:
 
 
 def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") -> list[tuple[str, str]]:
-    t, text = acc.totals, acc.spec.text
+    t = acc.totals
     rows = [
         ("Total parameters (stored; a tied LM head counted once)",
          f"{n(t.total_params)} ({billions(t.total_params)})"),

@@ -7,8 +7,8 @@ MODEL can be a checkpoint directory (config.json + safetensors [+ tokenizer.json
 (config, weights and tokenizer all inside), a preset or a Hub id (inspector.source.locate says which). Without weights the model runs on
 the meta device (shapes only). A preset whose `tokenizer` names a kind of
 inspector.tokenizer.packaged (Qwen2 BPE, Llama 3.2, SmolLM2) tokenizes offline; where no tokenizer
-can be had offline (a bare config.json, Phi-3, Mistral), the meta device traces stand-in ids and
-`Runtime.tokenizer_note` says so, while cpu/cuda, which need real ids, refuse in one line.
+can be had offline (a bare config.json, Phi-3, Mistral), the meta device traces stand-in ids (the
+trace's note says so), while cpu/cuda, which need real ids, refuse in one line.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ class Runtime:
     device: Any  # torch.device
     dtype: Any  # torch.dtype
     weights: str | None
-    tokenizer_note: str = ""  # why `tokenizer` is None (meta device only)
 
     @property
     def dtype_name(self) -> str:
@@ -65,14 +64,14 @@ def _local_tokenizer(source: str) -> bool:
     return (os.path.lexists(path) and not path.is_dir()) or os.path.lexists(path / "tokenizer.json")
 
 
-def tokenizer_or_note(source: str, override: str | None, device) -> tuple[Any, str]:
-    """(tokenizer, "") or, on the meta device when none can be had offline, (None, the reason)."""
+def tokenizer_or_none(source: str, override: str | None, device) -> Any:
+    """The tokenizer or, on the meta device when none can be had offline, None (stand-in ids)."""
     try:
-        return load_tokenizer_for(source, override), ""
-    except InspectError as exc:
+        return load_tokenizer_for(source, override)
+    except InspectError:
         if device.type != "meta" or override or _local_tokenizer(source):
             raise
-        return None, str(exc)
+        return None
 
 
 def pick_device(device: str, has_weights: bool):
@@ -200,15 +199,15 @@ def load_runtime(choice: ModelChoice, need_weights: bool = False,
     if need_weights and dev.type == "meta":
         raise InspectError("`run` generates text and needs real weights: --device meta gives shapes only (use `trace`)")
     if image:
-        torch_dtype, tok, tok_note = pick_dtype("float32" if dtype == "auto" else dtype, dev, spec), None, ""
+        torch_dtype, tok = pick_dtype("float32" if dtype == "auto" else dtype, dev, spec), None
     else:
         torch_dtype = pick_dtype(dtype, dev, spec)
-        tok, tok_note = tokenizer_or_note(tok_source, choice.tokenizer, dev)
+        tok = tokenizer_or_none(tok_source, choice.tokenizer, dev)
     if before_model is not None:
         before_model(spec, tok)
     net = _build(spec, weights, dev, torch_dtype, image)
     label = str(getattr(weights, "path", weights)) if weights is not None else None
-    return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None, tok_note)
+    return Runtime(spec, net, tok, dev, torch_dtype, label if dev.type != "meta" else None)
 
 
 def _hub_weights_for(model: str | None, spec: ModelSpec) -> str:

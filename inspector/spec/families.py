@@ -21,12 +21,14 @@ from typing import Any, Mapping
 
 from inspector.spec.norms import NORMS
 
-# The parts a decoder layer can be composed of (the values of the Family fields below; the norm
-# kinds, their placements and the q/k norms are the tables of inspector.spec.norms).
+# The parts a decoder layer can be composed of (the values of the Family fields below, checked when the
+# table is built; the norm kinds, their placements and the q/k norms are the tables of inspector.spec.norms).
 ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
 MLP_KINDS = ("gated", "gated_fused", "plain")
-# How a router turns its logits into top-k weights (the reference forward pass, inspector.reference.moe).
-ROUTING_RULES = ("softmax_topk", "topk_softmax", "sigmoid_grouped", "topk_sigmoid", "sparsemixer")
+# How a router turns its logits into top-k weights: every rule a family may name (the reference forward
+# pass, inspector.reference.moe's ROUTES, refuses in one line a rule it does not implement yet).
+ROUTING_RULES = ("softmax_topk", "topk_softmax", "sigmoid_grouped", "topk_sigmoid", "sparsemixer",
+                 "group_limited_greedy")
 EXPERT_ACTIVATIONS = ("gated", "clamped_swiglu")
 
 
@@ -153,6 +155,16 @@ class MoEFamily:
     expert_act: str = "gated"  # EXPERT_ACTIVATIONS; clamped_swiglu: gpt-oss, gate/up interleaved
     weight_input: bool = False  # Llama 4: the routing weight scales the expert's input, not its output
 
+    def __post_init__(self) -> None:
+        _one_of("routing", self.routing, ROUTING_RULES)
+        _one_of("expert_act", self.expert_act, EXPERT_ACTIVATIONS)
+
+
+def _one_of(part: str, value: str, kinds: tuple[str, ...]) -> None:
+    """A family entry naming a part that does not exist fails when the table is built, not in a forward pass."""
+    if value not in kinds:
+        raise ValueError(f"family part {part!r}: {value!r} is not one of {', '.join(kinds)}")
+
 
 # Config keys of the standard fields, first found wins; a family's `keys` replace them.
 STANDARD_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
@@ -204,6 +216,10 @@ class Family:
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _one_of("attention", self.attention, ATTENTION_KINDS)
+        _one_of("mlp", self.mlp, MLP_KINDS)
 
     def config_keys(self, fieldname: str) -> tuple[str, ...]:
         """The config keys holding a standard field: the family's own names replace the usual ones."""

@@ -107,10 +107,6 @@ class TextSpec:
         return self.mlp == "gated_fused"
 
     @property
-    def qkv_layout(self) -> str:
-        return {"qkv_grouped": "grouped", "qkv_per_head": "per_head"}.get(self.attention, "stacked")
-
-    @property
     def attn_out_dim(self) -> int:
         """Width of the concatenated heads that W_o maps back to d."""
         return self.num_heads * (self.mla.v_head_dim if self.mla else self.head_dim)
