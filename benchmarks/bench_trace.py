@@ -173,7 +173,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: inspect's own)")
     args = ap.parse_args()
-    from inspector.runtime.prepare import use_threads
+    from inspector.runtime.threads import use_threads
 
     use_threads(args.threads)
     device = torch.device(args.device)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectError
 from inspector.files import confined, local_path, read_json
-from inspector.hub import HUB_ID, hub_download
 from inspector.spec.model import ModelSpec, from_hf_config, read_config_files, read_preprocessor
 from inspector.spec.presets import find_preset, similar_presets
 
@@ -73,6 +72,8 @@ def _local(path: Path, name: str) -> ModelSource:
 
 
 def _hub(model: str) -> ModelSource:
+    from inspector.hub import hub_download  # not imported for a preset or a local path (cold start)
+
     config_path = hub_download(model, "config.json")
     cfg = read_json(confined(config_path.parent, config_path, "the cached config.json"))
     if not isinstance(cfg, dict):
@@ -95,6 +96,8 @@ def resolve(model: str) -> ModelSource:
         pre = dict(preset.preprocessor) if preset.preprocessor else None
         return ModelSource(preset.hub_id, "preset", json.loads(json.dumps(preset.config)),
                            f"preset {preset.hub_id}", None, preset.hub_id, pre, tokenizer=preset.tokenizer or None)
+    from inspector.hub import HUB_ID
+
     if HUB_ID.match(model):
         return _hub(model)
     if model.endswith(".json") or os.sep in model:

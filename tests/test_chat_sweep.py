@@ -134,16 +134,16 @@ def test_min_p_keeps_tokens_near_the_top():
 
 
 def test_default_threads(monkeypatch):
-    from inspector.runtime import prepare
+    from inspector.runtime import threads
 
-    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert prepare.default_threads() == 3
+    assert threads.default_threads() == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "1000000")  # never more than the cores
-    assert prepare.default_threads() == 4
+    assert threads.default_threads() == 4
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert prepare.default_threads() == 1
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert threads.default_threads() == 1
 
 
 @pytest.mark.parametrize("args, message", [

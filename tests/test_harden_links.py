@@ -135,7 +135,9 @@ def test_a_hub_config_linked_out_of_the_cache_is_refused(tmp_path, monkeypatch):
     outside = tmp_path / "private.json"
     outside.write_text(json.dumps(tiny_config("llama")))
     (snap / "config.json").symlink_to(outside)
-    monkeypatch.setattr(source, "hub_download", lambda repo, name, **kw: snap / name)
+    import inspector.hub
+
+    monkeypatch.setattr(inspector.hub, "hub_download", lambda repo, name, **kw: snap / name)
     with pytest.raises(InspectError, match="config.json: refusing the cached config.json"):
         source.resolve("org/x")
 

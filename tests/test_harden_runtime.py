@@ -14,7 +14,7 @@ from harden import assert_refused, run_cases
 
 from inspector import limits
 from inspector.errors import InspectError, InspectWarning
-from inspector.runtime import prepare
+from inspector.runtime import threads as cores
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -28,24 +28,24 @@ def threads():
 
 
 def test_threads_are_capped_at_the_usable_cores(threads, monkeypatch):
-    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0, 1})
     with pytest.warns(InspectWarning, match="100,000 is more than the 2 usable cores"):
-        assert prepare.use_threads(100_000) == 2
+        assert cores.use_threads(100_000) == 2
     assert torch.get_num_threads() <= 2
     monkeypatch.setenv("OMP_NUM_THREADS", "1000000")
-    assert prepare.use_threads(None) == 2
+    assert cores.use_threads(None) == 2
     with pytest.raises(InspectError, match="--threads must be at least 1"):
-        prepare.use_threads(0)
+        cores.use_threads(0)
 
 
 @pytest.mark.parametrize("value, expected", [("1000000", "2"), ("abc", "2"), ("0", "2"), ("-3", "2"), ("1", "1"),
                                              (" 2 ", " 2 "), ("9" * 40, "2"), ("\u00b2", "2")])
 def test_thread_variables_are_sanitised_before_torch_reads_them(monkeypatch, value, expected):
-    monkeypatch.setattr(prepare.os, "sched_getaffinity", lambda pid: {0, 1})
-    for name in prepare.THREAD_VARIABLES:
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0, 1})
+    for name in cores.THREAD_VARIABLES:
         monkeypatch.setenv(name, value)
-    prepare.sanitize_thread_env()
-    assert all(prepare.os.environ[name] == expected for name in prepare.THREAD_VARIABLES)
+    cores.sanitize_thread_env()
+    assert all(cores.os.environ[name] == expected for name in cores.THREAD_VARIABLES)
 
 
 def test_beams_seq_len_and_threads_on_the_command_line():

@@ -132,7 +132,7 @@ def test_numbers_of_5000_digits_in_expect_and_configs(tmp_path):
 
 def test_digit_strings_from_options_and_environment(monkeypatch):
     pytest.importorskip("torch")
-    from inspector.runtime.prepare import default_threads
+    from inspector.runtime.threads import default_threads
 
     refused(["trace", "Hi", "--layers", "\u00b2"], "--layers")  # "²".isdigit() is true, int("²") fails
     refused(["trace", "Hi", "--layers", "1-" + "9" * 5000], "--layers")

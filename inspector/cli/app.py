@@ -190,7 +190,7 @@ def _root(
 
 
 def main() -> None:
-    from inspector.runtime.prepare import sanitize_thread_env
+    from inspector.runtime.threads import sanitize_thread_env
 
     sanitize_thread_env()
     app()

@@ -179,7 +179,8 @@ def run_beams(plan: RunPlan, choice: ModelChoice, beams: BeamSettings) -> BeamRu
     """What `inspect run --num-beams K` does: the plan's one prompt on its one model, checked before
     the weights load."""
     from inspector.runtime.batch import encode_prompts
-    from inspector.runtime.prepare import load_runtime, use_threads
+    from inspector.runtime.prepare import load_runtime
+    from inspector.runtime.threads import use_threads
 
     use_threads(choice.threads)
     if len(plan.prompts) != 1 or len(plan.models) != 1:

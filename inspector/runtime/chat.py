@@ -144,7 +144,8 @@ def start_chat(choice: ModelChoice, settings: SamplingSettings, max_new_tokens: 
                system: str | None = None) -> tuple[Runtime, Conversation]:
     """What `inspect chat` starts from: the runtime of `choice` with real weights, and an empty
     conversation. A tokenizer without a chat template is refused."""
-    from inspector.runtime.prepare import load_runtime, use_threads
+    from inspector.runtime.prepare import load_runtime
+    from inspector.runtime.threads import use_threads
 
     use_threads(choice.threads)
     rt = load_runtime(choice, need_weights=True)

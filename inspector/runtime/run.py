@@ -49,7 +49,8 @@ def run_models(plan: RunPlan, choice: ModelChoice, on_token: Callable[[str], Non
     set: a sweep's report is its table), then `generate_all`. With `on_token`, the prompt and then each
     new piece of text go to it as they come (one generation only)."""
     from inspector.runtime.batch import encode_prompts
-    from inspector.runtime.prepare import load_runtime, use_threads
+    from inspector.runtime.prepare import load_runtime
+    from inspector.runtime.threads import use_threads
     from inspector.runtime.routing import RoutingCounter
 
     threads = use_threads(choice.threads)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
-from inspector.runtime.prepare import ModelChoice, load_runtime, use_threads
+from inspector.runtime.prepare import ModelChoice, load_runtime
+from inspector.runtime.threads import use_threads
 from inspector.runtime.refusals import IMAGE_TRACE, META, refuse, refuse_when_greedy
 from inspector.runtime.sampling import SamplingSettings
 
