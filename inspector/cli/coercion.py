@@ -7,7 +7,7 @@ right type, a flag's bool) comes out the same without it: `plain_coercion(comman
 a coercion that returns such a value at once and hands any other to the coercion typer would have
 built (which then imports pydantic), so every error message stays typer's. tests/test_cli_coercion.py
 holds every option of every command against typer's own result. A typer without this hook
-(`typer._coercion`) keeps its own coercion throughout.
+(`typer._coercion`), or of another minor version than the tested one, keeps its own coercion throughout.
 """
 
 from __future__ import annotations
@@ -63,11 +63,25 @@ def plain_value(annotation: Any, info: Any, value: Any, ctx: Any = None) -> Any:
     return _UNSURE
 
 
-try:  # typer 0.29's coercion hook; another typer keeps its own coercion throughout
-    from typer._coercion import RuntimeParam, build_runtime_param
-except ImportError:  # pragma: no cover
-    RuntimeParam = None
-else:
+# The hook is typer's private API: used only with the typer minor version tests/test_cli_coercion.py holds
+# against typer's own coercion (the pin of the test extra); any other typer keeps its own coercion throughout.
+TESTED_TYPER = "0.29."
+
+
+def _typer_hook():
+    import typer
+
+    if not typer.__version__.startswith(TESTED_TYPER):
+        return None, None
+    try:
+        from typer._coercion import RuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover
+        return None, None
+    return RuntimeParam, build_runtime_param
+
+
+RuntimeParam, build_runtime_param = _typer_hook()
+if RuntimeParam is not None:
     @dataclass(frozen=True)
     class PlainFirst(RuntimeParam):
         """A plain value at once; any other to the coercion typer would have built (`descriptor`)."""
