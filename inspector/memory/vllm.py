@@ -1,0 +1,311 @@
+"""vLLM's own start-up arithmetic: usable memory, profile-run peak, non-torch memory, KV blocks and tokens.
+
+Pure arithmetic (no torch). Every term of the result carries a status: "exact" (vLLM's formula,
+no measurement involved), "calibrated" (a published measurement, cited), "assumed" (a modelling
+choice, with the setting that changes it) or "input" (given by the caller, e.g. weights).
+
+vLLM read for this model (file paths in vllm-project/vllm):
+- V1: vllm/v1/worker/gpu_worker.py ``determine_available_memory`` (requested = total x util;
+  available = requested - weights - torch peak increase - non-torch increase; a set
+  ``kv_cache_memory_bytes`` returns that figure and skips the arithmetic, PR 21489),
+  vllm/v1/worker/gpu_model_runner.py ``profile_run`` / ``_dummy_run`` / ``_dummy_sampler_run``,
+  vllm/utils (``memory_profiling``, ``MemorySnapshot``), vllm/v1/core/kv_cache_utils.py
+  (page size per layer, blocks = available // page // layers, max concurrency),
+  vllm/engine/arg_utils.py ``get_batch_defaults`` (max_num_batched_tokens / max_num_seqs).
+- V0: vllm/worker/worker.py ``determine_num_available_blocks`` (PRs 9352, 10511, 12126),
+  vllm/worker/model_runner.py ``profile_run``, vllm/worker/cache_engine.py ``get_cache_block_size``,
+  vllm/config.py ``SchedulerConfig`` (max_num_batched_tokens defaults).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+GIB = 2**30
+
+EXACT = "exact"
+CALIBRATED = "calibrated"
+ASSUMED = "assumed"
+INPUT = "input"
+
+LLMD_TABLE = (
+    "https://github.com/llm-d/llm-d-benchmark/blob/04be4178aaa80c7f759d96f41f3db3207a1658a1/"
+    "config_explorer/empirical-vllm-memory-results.md"
+)
+PR_12126 = "https://github.com/vllm-project/vllm/pull/12126"
+PR_21489 = "https://github.com/vllm-project/vllm/pull/21489"
+ARG_UTILS = "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.get_batch_defaults"
+V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig.__post_init__ (v0.6.x)"
+
+# Bytes per vocab-wide logit of the sampler warm-up (V1 ``_dummy_sampler_run``: max_num_seqs rows,
+# temperature, top-k = vocab-1 and top-p, so the sort path: bf16 and fp32 logits, sorted values,
+# int64 indices, softmax, cumulative sum, masks, scatter, exponential draw). Calibrated on llm-d's
+# H100 table (vLLM v0.11.0, 1024 rows, 8192 batched tokens), rows that are NOT cases A1/A2:
+#   Qwen3-32B 5.64 GiB (vocab 151,936, hidden 5120) -> 38.38 B; Llama-3.3-70B-FP8 TP2 4.84 GiB
+#   (vocab 128,256, hidden 8192) -> 38.55 B; gpt-oss-20b and gpt-oss-120b 7.38 GiB (vocab 201,088,
+#   hidden 2880) -> 38.25 B each, after the batch's final hidden states are taken off; mean 38.36.
+# The "MoE is higher" of llm-d's table is the larger vocabulary. Not covered: Mistral-Small-3.2
+# (vision-language, mistral tokenizer mode), 2.12 GiB, i.e. 17 B per logit.
+SAMPLER_BYTES_PER_LOGIT = 38.36
+
+# Non-torch memory (cuBLAS/NCCL workspaces and the like, outside torch's allocator), per GPU, GiB.
+# V1 (llm-d table, vLLM v0.11.0, H100), rows other than A1/A2: TP1 gpt-oss-20b 0.13, gpt-oss-120b
+# 0.13, Qwen3-32B 0.14, Mistral-Small-3.2 0.14 (median 0.135); TP2 Llama-3.3-70B-FP8 0.55,
+# Qwen3-32B 0.54 (mean 0.545; TP > 2 assumed the same).
+V1_NON_TORCH_GIB = {1: 0.135, 2: 0.545}
+# V0 after PR 12126 (Jan 2025, the last V0 profiler): 0.16 GiB, Llama-3.2-11B-Vision on H100, TP1.
+V0_NON_TORCH_GIB = 0.16
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of vLLM's budget: bytes, how we know them, and where from."""
+
+    name: str
+    bytes: int
+    status: str
+    source: str
+
+    @property
+    def gib(self) -> float:
+        return self.bytes / GIB
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The few model dimensions vLLM's arithmetic needs (per model, before tensor parallelism)."""
+
+    vocab: int
+    hidden: int
+    intermediate: int  # the MLP width a token goes through (MoE: the activated experts' width)
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    dtype_bytes: int = 2  # activations and logits (bf16/fp16)
+    kv_dtype_bytes: int = 2  # --kv-cache-dtype (fp8: 1)
+
+    @classmethod
+    def from_text_spec(cls, spec, dtype_bytes: int = 2, kv_dtype_bytes: int = 2) -> ModelDims:
+        """Dimensions from the project's TextSpec (inspector/spec/text.py)."""
+        width = spec.intermediate_size
+        if spec.moe is not None:
+            width = getattr(spec.moe, "expert_intermediate_size", width) * getattr(spec.moe, "top_k", 1)
+        return cls(
+            vocab=spec.vocab_size, hidden=spec.hidden_size, intermediate=width, layers=spec.num_layers,
+            heads=spec.num_heads, kv_heads=spec.num_kv_heads, head_dim=spec.head_dim,
+            dtype_bytes=dtype_bytes, kv_dtype_bytes=kv_dtype_bytes,
+        )
+
+    def kv_heads_per_rank(self, tp: int) -> int:
+        """KV heads one rank holds: split by TP, replicated when there are fewer heads than ranks."""
+        return max(1, self.kv_heads // tp)
+
+
+@dataclass(frozen=True)
+class Device:
+    """The GPU as torch sees it: name and ``torch.cuda.mem_get_info()[1]`` in bytes."""
+
+    name: str
+    total_bytes: int
+
+    @property
+    def big(self) -> bool:
+        """vLLM's larger batch defaults: >= 70 GiB and not an A100 (arg_utils, PR 17885)."""
+        return self.total_bytes >= 70 * GIB and "a100" not in self.name.lower()
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    """The vLLM flags that size the KV cache; None means vLLM's default for engine, usage and GPU."""
+
+    engine: str = "vllm-v1"  # "vllm-v1" | "vllm-v0"
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int = 4096
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    block_size: int = 16
+    enforce_eager: bool = False
+    kv_cache_memory: int | None = None  # --kv-cache-memory BYTES (kv_cache_memory_bytes)
+    tp: int = 1
+    usage: str = "serve"  # "serve" (OpenAI server) | "llm" (the LLM class)
+    enable_chunked_prefill: bool | None = None  # V0 only; V1 always chunks
+    non_torch_bytes: int | None = None  # a measured figure, e.g. read from a log
+
+
+@dataclass(frozen=True)
+class VllmBudget:
+    """What vLLM would log at start-up, term by term."""
+
+    settings: VllmSettings
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    terms: tuple[Term, ...]
+    kv_cache_bytes: int
+    page_bytes: int  # one block of one layer (V1 page size); V0's block spans all layers
+    num_gpu_blocks: int
+    kv_cache_tokens: int
+    max_concurrency: float
+    notes: tuple[str, ...] = field(default=())
+
+    def term(self, name: str) -> Term:
+        return next(t for t in self.terms if t.name == name)
+
+
+def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, str]:
+    """max_num_batched_tokens and max_num_seqs as vLLM picks them, with the rule that picked them."""
+    if settings.engine == "vllm-v1":
+        llm = settings.usage == "llm"
+        if device.big:
+            tokens, seqs = (16384, 1024) if llm else (8192, 1024)
+        else:
+            tokens, seqs = (8192, 256) if llm else (2048, 256)
+        rule = f"{ARG_UTILS}: {'>= 70 GiB, not A100' if device.big else 'other GPUs'}, usage {settings.usage}"
+    else:
+        seqs = 256
+        if v0_chunked(settings):
+            tokens, rule = 512, f"{V0_SCHEDULER}: chunked prefill -> 512"
+        else:
+            tokens, rule = max(settings.max_model_len, 2048), f"{V0_SCHEDULER}: max(max_model_len, 2048)"
+    tokens = settings.max_num_batched_tokens or tokens
+    seqs = settings.max_num_seqs or seqs
+    return tokens, seqs, rule
+
+
+def v0_chunked(settings: VllmSettings) -> bool:
+    """V0 (v0.6.x) turned chunked prefill on by itself for the API server past a 32K context (assumed 32000)."""
+    if settings.enable_chunked_prefill is not None:
+        return settings.enable_chunked_prefill
+    return settings.usage == "serve" and settings.max_model_len > 32000
+
+
+def forward_peak_bytes(dims: ModelDims, tokens: int, tp: int) -> int:
+    """The dummy forward's peak over ``tokens`` tokens: at the gated MLP of one layer.
+
+    Live at once, per token: the residual and the normed input (hidden each), the gate/up output
+    (2 x intermediate / tp) and the activation output (intermediate / tp). Assumed: torch's caching
+    allocator reuses everything else, and attention's scratch is smaller (true for GQA models).
+    """
+    per_token = 2 * dims.hidden + 3 * dims.intermediate // tp
+    return tokens * per_token * dims.dtype_bytes
+
+
+def sampler_peak_bytes(dims: ModelDims, rows: int, tokens: int) -> int:
+    """The sampler warm-up: ``rows`` vocab-wide logits through the sort path, plus the batch's hidden states."""
+    logits = rows * dims.vocab * SAMPLER_BYTES_PER_LOGIT
+    return int(logits) + tokens * dims.hidden * dims.dtype_bytes
+
+
+def activation_term(dims: ModelDims, settings: VllmSettings, tokens: int, seqs: int) -> Term:
+    """The profile run's torch peak increase: the larger of the dummy forward and the sampler warm-up."""
+    rows = min(seqs, tokens)
+    forward = forward_peak_bytes(dims, tokens, settings.tp)
+    sampler = sampler_peak_bytes(dims, rows, tokens)
+    where = "forward" if forward >= sampler else "sampler warm-up"
+    source = (
+        f"max(dummy forward over {tokens:,} tokens = {forward / GIB:.2f} GiB [assumed: MLP peak, "
+        f"--max-num-batched-tokens], sampler warm-up over {rows:,} rows = {sampler / GIB:.2f} GiB "
+        f"[calibrated: {SAMPLER_BYTES_PER_LOGIT} B/logit, {LLMD_TABLE}, rows other than A1/A2; "
+        f"--max-num-seqs]); peak at the {where}"
+    )
+    return Term("activation_peak", max(forward, sampler), CALIBRATED if where != "forward" else ASSUMED, source)
+
+
+def non_torch_term(settings: VllmSettings) -> Term:
+    """Memory outside torch's allocator that the profile run adds (CUDA/NCCL workspaces)."""
+    if settings.non_torch_bytes is not None:
+        return Term("non_torch", settings.non_torch_bytes, INPUT, "given (e.g. read from the log)")
+    if settings.engine == "vllm-v1":
+        gib = V1_NON_TORCH_GIB[1] if settings.tp == 1 else V1_NON_TORCH_GIB[2]
+        status = CALIBRATED if settings.tp <= 2 else ASSUMED
+        return Term("non_torch", int(gib * GIB), status, f"{LLMD_TABLE} (TP{min(settings.tp, 2)}, rows other than A1/A2)")
+    source = f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1); builds of Dec 2024 (PR 10511) logged far more"
+    return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if settings.tp == 1 else ASSUMED, source)
+
+
+def cuda_graph_term(settings: VllmSettings) -> Term:
+    """CUDA-graph memory taken off the KV budget: none in the versions modelled (captured after the KV cache)."""
+    if settings.enforce_eager:
+        return Term("cuda_graphs", 0, EXACT, "--enforce-eager: no CUDA graphs")
+    return Term(
+        "cuda_graphs", 0, EXACT,
+        "captured after the KV cache is allocated, inside the util budget's slack (llm-d table column "
+        "'CUDA Graph': -0.88 to +1.03 GiB, not subtracted from KV)",
+    )
+
+
+def page_bytes(dims: ModelDims, settings: VllmSettings) -> int:
+    """One KV block of one layer on one rank: block_size x (K and V) x kv heads x head dim x dtype."""
+    return settings.block_size * 2 * dims.kv_heads_per_rank(settings.tp) * dims.head_dim * dims.kv_dtype_bytes
+
+
+def kv_blocks(kv_bytes: int, dims: ModelDims, settings: VllmSettings) -> int:
+    """vLLM's block count: available // page // layers (V1), available // (page x layers) (V0): the same floor."""
+    if kv_bytes <= 0:
+        return 0
+    return int(kv_bytes // page_bytes(dims, settings) // dims.layers)
+
+
+def max_concurrency(blocks: int, settings: VllmSettings) -> float:
+    """Requests of max_model_len tokens the cache holds, as vLLM logs it."""
+    if settings.engine == "vllm-v1":
+        return blocks / math.ceil(settings.max_model_len / settings.block_size)
+    return blocks * settings.block_size / settings.max_model_len
+
+
+def budget_terms(dims: ModelDims, settings: VllmSettings, device: Device, weights_bytes: int) -> tuple[Term, ...]:
+    """Requested memory and everything taken off it before the KV cache."""
+    tokens, seqs, rule = batch_defaults(settings, device)
+    requested = int(device.total_bytes * settings.gpu_memory_utilization)
+    return (
+        Term("gpu_total", device.total_bytes, INPUT, "torch.cuda.mem_get_info()[1]"),
+        Term("requested", requested, EXACT, f"gpu_total x gpu_memory_utilization {settings.gpu_memory_utilization}"),
+        Term("weights", weights_bytes, INPUT, "bytes loaded per rank (checkpoint as stored)"),
+        activation_term(dims, settings, tokens, seqs),
+        non_torch_term(settings),
+        cuda_graph_term(settings),
+        Term("batch_defaults", tokens, EXACT if settings.max_num_batched_tokens is None else INPUT,
+             f"max_num_batched_tokens {tokens:,}, max_num_seqs {seqs:,}: {rule}"),
+    )
+
+
+def vllm_budget(dims: ModelDims, settings: VllmSettings, device: Device, weights_bytes: int) -> VllmBudget:
+    """vLLM's KV budget at start-up: available KV bytes, blocks, tokens and max concurrency."""
+    if settings.engine not in ("vllm-v1", "vllm-v0"):
+        raise ValueError(f"engine: expected vllm-v1 or vllm-v0, got {settings.engine!r}")
+    terms = budget_terms(dims, settings, device, weights_bytes)
+    tokens, seqs, _ = batch_defaults(settings, device)
+    notes: list[str] = []
+    if settings.kv_cache_memory is not None:
+        if settings.engine != "vllm-v1":
+            raise ValueError("--kv-cache-memory is a vLLM V1 option (kv_cache_memory_bytes, PR 21489)")
+        kv = settings.kv_cache_memory
+        terms += (Term("kv_cache", kv, INPUT, f"--kv-cache-memory: fixed KV budget, util and profiling skipped ({PR_21489})"),)
+    else:
+        by = {t.name: t.bytes for t in terms}
+        kv = by["requested"] - by["weights"] - by["activation_peak"] - by["non_torch"] - by["cuda_graphs"]
+        terms += (Term("kv_cache", kv, CALIBRATED, "requested - weights - activation_peak - non_torch - cuda_graphs"),)
+    blocks = kv_blocks(kv, dims, settings)
+    kv_tokens = blocks * settings.block_size
+    if kv_tokens < settings.max_model_len:
+        notes.append(
+            f"vLLM refuses to start: max_model_len {settings.max_model_len:,} > {kv_tokens:,} tokens of KV cache"
+        )
+    return VllmBudget(
+        settings=settings, max_num_batched_tokens=tokens, max_num_seqs=seqs, terms=terms, kv_cache_bytes=kv,
+        page_bytes=page_bytes(dims, settings), num_gpu_blocks=blocks, kv_cache_tokens=kv_tokens,
+        max_concurrency=max_concurrency(blocks, settings), notes=tuple(notes),
+    )
+
+
+def blocks_for_logged_gib(logged_gib: float, dims: ModelDims, settings: VllmSettings) -> range:
+    """Block counts consistent with a KV size vLLM logged rounded to 2 decimals (GiB = 2^30 B)."""
+    low = kv_blocks(math.ceil((logged_gib - 0.005) * GIB), dims, settings)
+    high = kv_blocks(math.floor((logged_gib + 0.005) * GIB) - 1, dims, settings)
+    return range(low, high + 1)
+
+
+def with_kv_cache_memory(settings: VllmSettings, kv_bytes: int) -> VllmSettings:
+    """The same settings with ``--kv-cache-memory BYTES``."""
+    return replace(settings, kv_cache_memory=kv_bytes)
