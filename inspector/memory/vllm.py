@@ -85,17 +85,20 @@ class ModelDims:
     head_dim: int
     dtype_bytes: int = 2  # activations and logits (bf16/fp16)
     kv_dtype_bytes: int = 2  # --kv-cache-dtype (fp8: 1)
+    experts_top_k: int = 0  # MoE: routed experts per token (0: dense MLP)
+    expert_intermediate: int = 0  # MoE: one expert's width
+    mla_width: int = 0  # MLA: kv_lora_rank + qk_rope_head_dim, one latent "head" cached per token
 
     @classmethod
     def from_text_spec(cls, spec, dtype_bytes: int = 2, kv_dtype_bytes: int = 2) -> ModelDims:
         """Dimensions from the project's TextSpec (inspector/spec/text.py)."""
-        width = spec.intermediate_size
-        if spec.moe is not None:
-            width = getattr(spec.moe, "expert_intermediate_size", width) * getattr(spec.moe, "top_k", 1)
+        moe, mla = spec.moe, spec.mla
         return cls(
-            vocab=spec.vocab_size, hidden=spec.hidden_size, intermediate=width, layers=spec.num_layers,
-            heads=spec.num_heads, kv_heads=spec.num_kv_heads, head_dim=spec.head_dim,
+            vocab=spec.vocab_size, hidden=spec.hidden_size, intermediate=spec.intermediate_size,
+            layers=spec.num_layers, heads=spec.num_heads, kv_heads=spec.num_kv_heads, head_dim=spec.head_dim,
             dtype_bytes=dtype_bytes, kv_dtype_bytes=kv_dtype_bytes,
+            experts_top_k=(moe.top_k or 0) if moe else 0, expert_intermediate=moe.expert_intermediate if moe else 0,
+            mla_width=(mla.kv_lora_rank + mla.qk_rope_head_dim) if mla else 0,
         )
 
     def kv_heads_per_rank(self, tp: int) -> int:
@@ -174,20 +177,27 @@ def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, st
 
 
 def v0_chunked(settings: VllmSettings) -> bool:
-    """V0 (v0.6.x) turned chunked prefill on by itself for the API server past a 32K context (assumed 32000)."""
+    """V0 turns chunked prefill on by itself past a 32K context (arg_utils ``_set_default_args_v0``: > 32768)."""
     if settings.enable_chunked_prefill is not None:
         return settings.enable_chunked_prefill
-    return settings.usage == "serve" and settings.max_model_len > 32000
+    return settings.max_model_len > 32768
 
 
 def forward_peak_bytes(dims: ModelDims, tokens: int, tp: int) -> int:
-    """The dummy forward's peak over ``tokens`` tokens: at the gated MLP of one layer.
+    """The dummy forward's peak over ``tokens`` tokens: inside one layer's MLP, at its down projection.
 
-    Live at once, per token: the residual and the normed input (hidden each), the gate/up output
-    (2 x intermediate / tp) and the activation output (intermediate / tp). Assumed: torch's caching
-    allocator reuses everything else, and attention's scratch is smaller (true for GQA models).
+    vLLM's gated MLPs (vllm/model_executor/models/llama.py ``LlamaMLP.forward`` and its copies) bind
+    the gate/up output to a name that lives until the method returns, so during ``down_proj`` these
+    are live per token: the residual and the MLP's input (hidden each), gate/up (2 x I / tp), the
+    activation output (I / tp) and the down projection's output (hidden). MoE layers (vLLM's
+    fused_moe): top_k x (gate/up 2N/tp + activation N/tp + per-expert output hidden) instead.
+    Assumed: torch's caching allocator reuses every other activation (attention's scratch is
+    smaller for GQA models); the figure is the increase of ``allocated_bytes.all.peak``.
     """
-    per_token = 2 * dims.hidden + 3 * dims.intermediate // tp
+    if dims.experts_top_k:
+        per_token = 2 * dims.hidden + dims.experts_top_k * (3 * dims.expert_intermediate // tp + dims.hidden)
+    else:
+        per_token = 3 * dims.hidden + 3 * dims.intermediate // tp
     return tokens * per_token * dims.dtype_bytes
 
 
@@ -198,18 +208,29 @@ def sampler_peak_bytes(dims: ModelDims, rows: int, tokens: int) -> int:
 
 
 def activation_term(dims: ModelDims, settings: VllmSettings, tokens: int, seqs: int) -> Term:
-    """The profile run's torch peak increase: the larger of the dummy forward and the sampler warm-up."""
+    """The profile run's torch peak increase: the larger of the dummy forward and the sampler warm-up.
+
+    V1 ``profile_run``: ``_dummy_run(max_num_tokens)`` then ``_dummy_sampler_run`` over the last token
+    of each of min(max_num_seqs, tokens) dummy requests. V0 ``profile_run``: max_num_seqs dummy
+    sequences sharing max_num_batched_tokens, sampled with top_p 0.99 and top_k vocab - 1. The
+    sampler's bytes per logit are measured on V1 only; for V0 they are assumed the same.
+    """
     rows = min(seqs, tokens)
     forward = forward_peak_bytes(dims, tokens, settings.tp)
     sampler = sampler_peak_bytes(dims, rows, tokens)
-    where = "forward" if forward >= sampler else "sampler warm-up"
+    by_sampler = sampler > forward
+    if not by_sampler:
+        status = ASSUMED
+    else:
+        status = CALIBRATED if settings.engine == "vllm-v1" else ASSUMED
     source = (
-        f"max(dummy forward over {tokens:,} tokens = {forward / GIB:.2f} GiB [assumed: MLP peak, "
+        f"max(dummy forward over {tokens:,} tokens = {forward / GIB:.2f} GiB [assumed: MLP peak; "
         f"--max-num-batched-tokens], sampler warm-up over {rows:,} rows = {sampler / GIB:.2f} GiB "
-        f"[calibrated: {SAMPLER_BYTES_PER_LOGIT} B/logit, {LLMD_TABLE}, rows other than A1/A2; "
-        f"--max-num-seqs]); peak at the {where}"
+        f"[{SAMPLER_BYTES_PER_LOGIT} B/logit calibrated on vLLM V1, {LLMD_TABLE}, rows other than A1/A2"
+        f"{'; assumed the same in V0' if settings.engine == 'vllm-v0' else ''}; --max-num-seqs]); "
+        f"peak at the {'sampler warm-up' if by_sampler else 'forward'}"
     )
-    return Term("activation_peak", max(forward, sampler), CALIBRATED if where != "forward" else ASSUMED, source)
+    return Term("activation_peak", max(forward, sampler), status, source)
 
 
 def non_torch_term(settings: VllmSettings) -> Term:
@@ -236,7 +257,14 @@ def cuda_graph_term(settings: VllmSettings) -> Term:
 
 
 def page_bytes(dims: ModelDims, settings: VllmSettings) -> int:
-    """One KV block of one layer on one rank: block_size x (K and V) x kv heads x head dim x dtype."""
+    """One KV block of one layer on one rank: block_size x (K and V) x kv heads x head dim x dtype.
+
+    vllm/v1/kv_cache_interface.py ``FullAttentionSpec.page_size_bytes`` (V0: cache_engine.py
+    ``get_cache_block_size``, the same times the layers). MLA caches one latent per token, no K/V pair,
+    the same on every rank (``MLAAttentionSpec``).
+    """
+    if dims.mla_width:
+        return settings.block_size * dims.mla_width * dims.kv_dtype_bytes
     return settings.block_size * 2 * dims.kv_heads_per_rank(settings.tp) * dims.head_dim * dims.kv_dtype_bytes
 
 
