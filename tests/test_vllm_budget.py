@@ -196,3 +196,21 @@ def test_v1_blocks_tokens_and_concurrency_from_logged_kv():
     assert logged["num_gpu_blocks"] in vllm.blocks_for_logged_gib(logged["kv_gib"], dims, settings)
     assert logged["num_gpu_blocks"] * settings.block_size == logged["kv_tokens"]
     assert f"{vllm.max_concurrency(logged['num_gpu_blocks'], settings):.2f}x" == logged["max_concurrency"]
+
+
+def test_json_fields():
+    _, result = budget("A1")
+    fields = result.json_fields()
+    assert set(fields) == {
+        "gpu_total_bytes", "weights_bytes", "activation_peak_bytes", "non_torch_bytes",
+        "kv_cache_bytes", "kv_cache_tokens", "max_concurrency",
+    }
+    assert fields["kv_cache_tokens"] == result.num_gpu_blocks * 128
+
+
+def test_no_torch_import():
+    import subprocess
+    import sys
+
+    code = "import sys, inspector.memory.vllm; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

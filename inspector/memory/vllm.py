@@ -36,7 +36,9 @@ LLMD_TABLE = (
 PR_12126 = "https://github.com/vllm-project/vllm/pull/12126"
 PR_21489 = "https://github.com/vllm-project/vllm/pull/21489"
 ARG_UTILS = "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.get_batch_defaults"
-V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig.__post_init__ (v0.6.x)"
+# V0 (v0.6.x): max(max_model_len, 2048) without chunked prefill; 512 with it (vLLM docs, "Performance and
+# Tuning": "512 is the default max_num_batched_tokens for chunked prefill"; later V0 builds: 2048).
+V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig (v0.6.x)"
 
 # Bytes per vocab-wide logit of the sampler warm-up (V1 ``_dummy_sampler_run``: max_num_seqs rows,
 # temperature, top-k = vocab-1 and top-p, so the sort path: bf16 and fp32 logits, sorted values,
@@ -154,6 +156,18 @@ class VllmBudget:
 
     def term(self, name: str) -> Term:
         return next(t for t in self.terms if t.name == name)
+
+    def json_fields(self) -> dict[str, int | float]:
+        """The per-GPU keys issue 27 adds to `inspect memory --json`."""
+        return {
+            "gpu_total_bytes": self.term("gpu_total").bytes,
+            "weights_bytes": self.term("weights").bytes,
+            "activation_peak_bytes": self.term("activation_peak").bytes,
+            "non_torch_bytes": self.term("non_torch").bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "max_concurrency": round(self.max_concurrency, 2),
+        }
 
 
 def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, str]:
