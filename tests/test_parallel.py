@@ -221,7 +221,7 @@ def test_experts_split_by_tp_or_whole_by_ep():
 # --------------------------------------------------------------------------- identities over real configs
 
 
-@pytest.mark.parametrize("lay", LAYOUTS, ids=lambda lay: lay.label().replace(" ", ""))
+@pytest.mark.parametrize("lay", LAYOUTS, ids=lambda lay: lay.label().replace(" ", "").replace("×", "x"))
 @pytest.mark.parametrize("name", CONFIGS)
 def test_ranks_add_up_to_the_model_plus_copies_and_padding(name, lay):
     acc = acc_of(name)
@@ -235,9 +235,11 @@ def test_ranks_add_up_to_the_model_plus_copies_and_padding(name, lay):
     assert sum(r.elements for r in plan.ranks) == own + copy + padding
     assert sum(r.weights_bytes for r in plan.ranks) == 2 * (own + copy + padding)
     assert len(plan.ranks) == lay.world
-    if lay.dp == 1 and lay.tp == 1:
-        assert copy == (acc.spec.text.vocab_size * acc.spec.text.hidden_size
-                        if acc.spec.text.tie_embeddings and lay.pp > 1 else 0)
+    if lay.dp == 1 and lay.tp == 1:  # copies: the last stage's tied head, the vision tower on later stages
+        t = acc.spec.text
+        vision = sum(v for k, v in acc.totals.components.items() if k != "language_model")
+        tied = t.vocab_size * t.hidden_size if t.tie_embeddings and lay.pp > 1 else 0
+        assert copy == tied + (lay.pp - 1) * vision
 
 
 # --------------------------------------------------------------------------- the smallest layout

@@ -30,7 +30,8 @@ Pure arithmetic over an Accounting's entries; each rule is vLLM's (vllm-project/
 Every rank's elements are split into its `own` share of the model's one copy, `copy` (replicated
 tensors, kv-head replicas, DP replicas) and `padding` (vocab rows past the vocabulary), so that the
 owns of all ranks add up to the model's parameters exactly. Vision towers and projectors are placed on
-the first stage, matrices split over TP when their rows divide (vLLM's default
+every stage (vLLM's VLMs build `self.visual` in `__init__` whatever the stage, qwen2_vl.py; the
+first stage's counts as the one copy), matrices split over TP when their rows divide (vLLM's default
 mm_encoder_tp_mode="weights" shards most towers' linears): an assumption, marked in `RankPlan.notes`.
 DeepSeek-V3's multi-token-prediction layer is left out (vLLM loads it only for speculative decoding),
 as are stored buffers (the router score-correction bias).
@@ -79,7 +80,7 @@ class Layout:
         return self.tp * self.dp
 
     def label(self) -> str:
-        parts = [f"TP {self.tp}"] + ([f"PP {self.pp}"] if self.pp > 1 else []) + ([f"DP {self.dp}"] if self.dp > 1 else [])
+        parts = [f"TP {self.tp}"] + [f"{k} {v}" for k, v in (("PP", self.pp), ("DP", self.dp)) if v > 1]
         return " × ".join(parts) + (f" with EP {self.moe_size}" if self.ep else "")
 
 
@@ -281,9 +282,10 @@ def _expert(e: WeightEntry, t, r: _Rank) -> tuple[int, int, int]:
 def share(e: WeightEntry, acc: Accounting, r: _Rank) -> tuple[int, int, int]:
     """(own, copy, padding) elements of tensor `e` on one rank of its stage."""
     t, lay = acc.spec.text, r.lay
-    if e.component != LM:  # vision tower, projector: assumed TP-sharded linears
+    if e.component != LM:  # vision tower, projector: assumed TP-sharded linears, a copy past the first stage
         rows = e.shape[0]
-        return _split(e.numel, lay.tp, r) if len(e.shape) >= 2 and rows % lay.tp == 0 else _whole(e.numel, r)
+        o, c, p = _split(e.numel, lay.tp, r) if len(e.shape) >= 2 and rows % lay.tp == 0 else _whole(e.numel, r)
+        return (o, c, p) if r.first else (0, o + c, p)
     base = _base(e)
     if e.role == "embed" or e.group == HEAD:
         return _vocab(e, t.vocab_size, r, tied_copy=not e.stored)
@@ -311,7 +313,9 @@ def _stage_entries(acc: Accounting, lay: Layout, pp_rank: int) -> Iterable[Weigh
     for e in acc.entries:
         if not e.parameter or e.component == MTP:
             continue
-        if e.component != LM or e.role in ("embed", "pos_embed"):
+        if e.component != LM:  # vision tower and projector: built on every stage (qwen2_vl.py and others)
+            yield e
+        elif e.role in ("embed", "pos_embed"):
             if first:
                 yield e
         elif e.layer is not None:
@@ -365,8 +369,8 @@ def rank_plan(acc: Accounting, lay: Layout, width: Callable[[WeightEntry], int] 
                          for tp_rank in range(lay.tp))
     notes = ()
     if any(e.component != LM for e in acc.entries):
-        notes = ("vision tower and projector: on the first stage, matrices split over TP (assumed: vLLM's default "
-                 "mm_encoder_tp_mode='weights'; 'data' replicates them)",)
+        notes = ("vision tower and projector: on every pipeline stage, matrices split over TP (assumed: vLLM's "
+                 "default mm_encoder_tp_mode='weights'; 'data' replicates them)",)
     return RankPlan(acc.spec.name, lay, tuple(ranks), acc.totals.total_params, notes)
 
 
