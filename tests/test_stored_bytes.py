@@ -267,6 +267,9 @@ BAD = {
         "g": {"weights": {"num_bits": 8, "type": "float", "strategy": "row"}}}}, "strategy", "row"),
     "ct-group-size": ({"quant_method": "compressed-tensors", "config_groups": {
         "g": {"weights": {"num_bits": 4, "type": "int", "strategy": "group"}}}}, "group_size", "None"),
+    "ct-format": ({"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized", "config_groups": {
+        "g": {"weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 16}}}},
+                  "format", "nvfp4-pack-quantized"),
     "unknown-method": ({"quant_method": "hqq"}, "quant_method", "hqq"),
     "not-object": (["fp8"], "quantization_config", ""),
 }

@@ -63,6 +63,8 @@ TORCH_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 MX_BLOCK = 32  # OCP MX spec v1.0: 32 E2M1 values share one E8M0 scale
 BNB_BLOCK, BNB_NESTED_BLOCK = 64, 256  # bitsandbytes Params4bit blocksize 64; double-quant blocksize 256
 BNB_OFFSET_REPR = 18  # characters of nested_offset's repr in the quant_state JSON (assumed; 16-19 seen)
+# compressed-tensors formats with a layout here (nvfp4-pack-quantized, marlin-24, sparse formats are not)
+CT_FORMATS = ("float-quantized", "int-quantized", "naive-quantized", "pack-quantized")
 METHODS = ("mxfp4", "fp8", "fbgemm_fp8", "compressed-tensors", "awq", "gptq", "bitsandbytes")
 
 
@@ -192,6 +194,9 @@ def _ct_plan(r: ConfigReader, base: str) -> Plan:
     kind = weights.str("type", "int")
     if kind not in ("int", "float"):
         raise weights.fail("type", "must be 'int' or 'float'", kind)
+    fmt = r.str("format", "float-quantized" if kind == "float" else "int-quantized")
+    if fmt not in CT_FORMATS:
+        raise r.fail("format", f"is not one whose layout is known here ({', '.join(CT_FORMATS)})", fmt)
     strategy = weights.str("strategy", "tensor")
     if strategy not in ("tensor", "channel", "group", "block"):
         raise weights.fail("strategy", "must be one of tensor, channel, group, block", strategy)
@@ -202,7 +207,7 @@ def _ct_plan(r: ConfigReader, base: str) -> Plan:
     static = acts is not None and not acts.bool("dynamic", False)
     actorder = weights.raw("actorder")
     return Plan("compressed-tensors", base, scheme.bits, scheme.group_size, scheme.block, static,
-                _patterns(r, "ignore"), True, strategy=strategy, ct_format=r.str("format", "float-quantized"),
+                _patterns(r, "ignore"), True, strategy=strategy, ct_format=fmt,
                 ct_float=kind == "float", asymmetric=not weights.bool("symmetric", True),
                 g_idx=actorder in ("group", True))
 
