@@ -48,8 +48,13 @@ def _parts(sw: StoredWeights) -> dict:
 
 @pytest.mark.parametrize("case", REFS, ids=[c["id"] for c in REFS])
 def test_published_sizes(case):
-    sw = _stored(_config(case["config"]))
+    cfg = _config(case["config"])
+    for key in ("torch_dtype", "quantization_config"):
+        cfg = {**cfg, key: case[key]} if key in case else cfg
+    sw = _stored(cfg)
     count = sum(len(t.parts) for t in sw.tensors)
+    if "gb_2dp" in case:  # a model card's size in GB (10^9 B) to two decimals
+        assert round(sw.total_bytes / 1e9, 2) == case["gb_2dp"]
     if "tensor_bytes" in case:
         assert sw.total_bytes == case["tensor_bytes"]
     if "tensors" in case:
@@ -117,8 +122,8 @@ def test_project_checkpoints(name):
     directory = FIXTURES / "checkpoints" / name
     sw = _stored(json.loads((directory / "config.json").read_text()))
     header = _header(directory / "model.safetensors")
-    ours = {k: v for k, v in _parts(sw).items() if not any(t.mtp and k in {p.name for p in t.parts}
-                                                           for t in sw.tensors)}
+    # the project's writer stores neither the MTP layer nor AutoGPTQ's zero biases
+    ours = {p.name: (list(p.shape), p.dtype) for t in sw.tensors if not t.mtp for p in t.parts if p.loaded}
     assert ours == {k: (v["shape"], v["dtype"]) for k, v in header.items()}
     assert sw.model_bytes == sum(v["data_offsets"][1] - v["data_offsets"][0] for v in header.values())
 
@@ -220,6 +225,20 @@ def test_compressed_tensors_ignore_routers():
     ignored = _quantized_names({**cfg, "quantization_config": {**qc, "ignore": ["lm_head", "re:.*mlp.gate$"]}})
     assert not routers & ignored and "lm_head.weight" not in ignored
     assert "model.layers.0.mlp.experts.0.gate_proj.weight" in ignored
+
+
+def test_gptq_zero_biases():
+    """AutoGPTQ/optimum write an F16 bias per quantized Linear; GPTQModel (meta.quantizer) does not;
+    a Linear with its own bias (Qwen2's q/k/v) keeps only that one. vLLM skips the extra ones."""
+    qc = {"quant_method": "gptq", "bits": 4, "group_size": 128}
+    sw = _stored(_llama(qc))
+    assert sw.skipped_bytes == 32 * (4096 + 1024 + 1024 + 4096 + 2 * 11008 + 4096) * 2  # sum of out x 2 B
+    assert sw.model_bytes == sw.total_bytes - sw.skipped_bytes
+    assert _stored(_llama({**qc, "meta": {"quantizer": ["gptqmodel:2.2.0"]}})).skipped_bytes == 0
+    qwen = _config("reference/configs/Qwen__Qwen2.5-7B-Instruct/config.json")
+    parts = _parts(_stored({**qwen, "quantization_config": qc}))
+    assert parts["model.layers.0.self_attn.q_proj.bias"] == ([3584], "BF16")
+    assert parts["model.layers.0.self_attn.o_proj.bias"] == ([3584], "F16")
 
 
 def test_gptq_lm_head_and_block_modules():

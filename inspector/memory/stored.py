@@ -27,7 +27,8 @@ gpt-oss/Llama-4 checkpoint layout, are E such matrices):
   fp8 tensor weight F8_E4M3 + weight_scale_inv F32 (); static activations add activation_scale F32 ()
   fbgemm_fp8 weight F8_E4M3 (out, in) + weight_scale F32 (out, 1)
   gptq       qweight I32 (⌈in·bits/32⌉, out), qzeros I32 (G, ⌈out·bits/32⌉), scales F16 (G, out),
-             g_idx I32 (in,); G = ⌈in/group_size⌉ (1 when group_size is -1)
+             g_idx I32 (in,); G = ⌈in/group_size⌉ (1 when group_size is -1); AutoGPTQ and optimum
+             also write an F16 bias (out,) for a Linear without one (vLLM skips it on load)
   awq        qweight I32 (in, ⌈out·bits/32⌉), qzeros I32 (G, ⌈out·bits/32⌉), scales F16 (G, out)
   bnb 4-bit  weight U8 (⌈n/2⌉, 1), absmax F32 (⌈n/64⌉,) | with double quant U8 (⌈n/64⌉,) +
              nested_absmax F32 (⌈blocks/256⌉,) + nested_quant_map F32 (256,); quant_map F32 (16,);
@@ -75,6 +76,7 @@ class Part:
     name: str
     shape: Shape
     dtype: str
+    loaded: bool = True  # False: stored but skipped by vLLM's loader (AutoGPTQ's zero biases)
 
     @property
     def nbytes(self) -> int:
@@ -116,6 +118,7 @@ class Plan:
     ct_float: bool = True  # compressed-tensors weights type float (fp8) vs int
     asymmetric: bool = False
     g_idx: bool = False  # gptq desc_act / compressed-tensors actorder: g_idx stored
+    zero_bias: bool = False  # gptq written by AutoGPTQ/optimum: an F16 bias (out,) per Linear, even without one
     double_quant: bool = False
     quant_type: str = "nf4"
 
@@ -136,9 +139,15 @@ class StoredWeights:
         return sum(t.nbytes for t in self.tensors if t.mtp)
 
     @property
+    def skipped_bytes(self) -> int:
+        """Stored parts vLLM's loader skips (the zero biases AutoGPTQ writes)."""
+        return sum(p.nbytes for t in self.tensors for p in t.parts if not p.loaded)
+
+    @property
     def model_bytes(self) -> int:
-        """What a plain load holds: the total without the MTP module."""
-        return self.total_bytes - self.mtp_bytes
+        """What a plain vLLM load holds: the total without the MTP module and the skipped parts."""
+        return self.total_bytes - self.mtp_bytes - sum(
+            p.nbytes for t in self.tensors if not t.mtp for p in t.parts if not p.loaded)
 
     @property
     def quantized_bytes(self) -> int:
@@ -234,7 +243,8 @@ def read_plan(qc: Any, base: str, where: str) -> Plan | None:
                     double_quant=r.bool("bnb_4bit_use_double_quant", False))
     if m in ("gptq", "awq"):
         return Plan(m, base, scheme.bits, scheme.group_size, skip=skip, lm_head=r.bool("lm_head", False),
-                    only=_block_modules(r), g_idx=m == "gptq", asymmetric=True)
+                    only=_block_modules(r), g_idx=m == "gptq", asymmetric=True,
+                    zero_bias=m == "gptq" and not _gptqmodel(r))
     if m == "fp8":
         act = r.str("activation_scheme", "dynamic")
         if act not in ("dynamic", "static"):
@@ -243,6 +253,15 @@ def read_plan(qc: Any, base: str, where: str) -> Plan | None:
         return Plan(m, base, 8, block=scheme.block, static_input=act == "static", skip=skip + ignored,
                     skip_given=given or bool(ignored))
     return Plan(m, base, 8 if m == "fbgemm_fp8" else 4, skip=skip, skip_given=given)
+
+
+def _gptqmodel(r: ConfigReader) -> bool:
+    """Written by GPTQModel (its config names it in meta.quantizer), which stores biases only where the
+    model has them; AutoGPTQ and optimum build every QuantLinear with bias=True (an F16 zero bias)."""
+    meta = r.raw("meta")
+    quantizer = meta.get("quantizer") if isinstance(meta, dict) else None
+    names = quantizer if isinstance(quantizer, list) else [quantizer]
+    return any(isinstance(q, str) and q.startswith("gptqmodel") for q in names)
 
 
 def _block_modules(r: ConfigReader) -> tuple[str, ...]:
@@ -464,13 +483,15 @@ def _plain(e: WeightEntry, dtype: str) -> StoredTensor:
     return StoredTensor(e.name, dtype, False, (Part(e.name, e.shape, dtype),), e.component == MTP)
 
 
-def stored_tensor(e: WeightEntry, plan: Plan | None, transposed: bool = False) -> StoredTensor:
-    """One inventory tensor as the checkpoint stores it."""
+def stored_tensor(e: WeightEntry, plan: Plan | None, transposed: bool = False, biased: bool = False) -> StoredTensor:
+    """One inventory tensor as the checkpoint stores it; `biased`: the model has this Linear's bias."""
     if plan is None or not quantized(e, plan):
         return _plain(e, plan.base if plan is not None else "BF16")
     lead, out, cols = _mat(e, transposed)
-    parts = tuple(LAYOUTS[plan.method](e, lead, out, cols, plan))
-    return StoredTensor(e.name, label(plan), True, parts, e.component == MTP)
+    parts = LAYOUTS[plan.method](e, lead, out, cols, plan)
+    if plan.zero_bias and not biased:
+        parts.append(Part(_stem(e) + ".bias", (*lead, out), "F16", loaded=False))
+    return StoredTensor(e.name, label(plan), True, tuple(parts), e.component == MTP)
 
 
 def stored_weights(acc: Accounting, cfg: dict[str, Any], where: str = "config.json") -> StoredWeights:
@@ -483,4 +504,6 @@ def stored_weights(acc: Accounting, cfg: dict[str, Any], where: str = "config.js
     transposed = bool(getattr(text, "transposed_linears", False))
     if plan is None:
         return StoredWeights(None, tuple(_plain(e, base) for e in acc.entries if e.stored))
-    return StoredWeights(plan, tuple(stored_tensor(e, plan, transposed) for e in acc.entries if e.stored))
+    biases = {e.name[: -len(".bias")] for e in acc.entries if e.name.endswith(".bias")}
+    return StoredWeights(plan, tuple(stored_tensor(e, plan, transposed, _stem(e) in biases)
+                                     for e in acc.entries if e.stored))
