@@ -49,7 +49,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.checkpoint.quantization import packed_shape, read_scheme, side_shape
+from inspector.checkpoint.quantization import QuantScheme, packed_shape, read_scheme, side_shape
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
 from inspector.inventory.entry import EMBED, EXPERTS, HEAD, MTP, MTP_HEAD, POS_EMBED, ROUTER, WeightEntry
@@ -63,7 +63,8 @@ TORCH_DTYPES = {"bfloat16": "BF16", "float16": "F16", "float32": "F32", "half": 
 TORCH_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
 MX_BLOCK = 32  # OCP MX spec v1.0: 32 E2M1 values share one E8M0 scale
 BNB_BLOCK, BNB_NESTED_BLOCK = 64, 256  # bitsandbytes Params4bit blocksize 64; double-quant blocksize 256
-BNB_OFFSET_REPR = 18  # characters of nested_offset's repr in the quant_state JSON (assumed; 16-19 seen)
+BNB_OFFSET_REPR = 19  # characters of nested_offset's float repr in the quant_state JSON (assumed; bitsandbytes
+#                       0.50.2 on CPU wrote 17 to 20: tests/test_stored_bytes.py allows ±3 bytes per Linear)
 # compressed-tensors formats with a layout here (nvfp4-pack-quantized, marlin-24, sparse formats are not)
 CT_FORMATS = ("float-quantized", "int-quantized", "naive-quantized", "pack-quantized")
 METHODS = ("mxfp4", "fp8", "fbgemm_fp8", "compressed-tensors", "awq", "gptq", "bitsandbytes")
@@ -110,7 +111,6 @@ class Plan:
     static_input: bool = False  # a stored activation/input scale per Linear
     skip: tuple[str, ...] = ()  # module-name patterns left unquantized
     skip_given: bool = False  # the config lists them (transformers then adds no default lm_head skip)
-    ct_regex_skip: bool = False  # compressed-tensors `ignore` semantics (exact names, `re:` regexes)
     lm_head: bool = False  # gptq: lm_head quantized too
     only: tuple[str, ...] = ()  # gptq modules_in_block_to_quantize (leaf names)
     strategy: str = "tensor"  # compressed-tensors weights strategy
@@ -125,6 +125,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class StoredWeights:
+    """Every stored tensor of a model under its plan (None: no quantization_config), and the totals."""
+
     plan: Plan | None
     tensors: tuple[StoredTensor, ...]
 
@@ -215,8 +217,8 @@ def _ct_plan(r: ConfigReader, base: str) -> Plan:
         raise weights.fail("block_structure", "must be two integers with strategy 'block'", None)
     static = acts is not None and not acts.bool("dynamic", False)
     actorder = weights.raw("actorder")
-    return Plan("compressed-tensors", base, scheme.bits, scheme.group_size, scheme.block, static,
-                _patterns(r, "ignore"), True, strategy=strategy, ct_format=fmt,
+    return Plan("compressed-tensors", base, scheme.bits, scheme.group_size, scheme.block, static_input=static,
+                skip=_patterns(r, "ignore"), skip_given=True, strategy=strategy, ct_format=fmt,
                 ct_float=kind == "float", asymmetric=not weights.bool("symmetric", True),
                 g_idx=actorder in ("group", True))
 
@@ -358,7 +360,7 @@ def _groups(size: int, cols: int) -> int:
 
 
 def _mxfp4(e: WeightEntry, lead: Shape, out: int, cols: int, plan: Plan) -> list[Part]:
-    scheme = read_scheme({"quant_method": "mxfp4"}, "")
+    scheme = QuantScheme("mxfp4", 4, MX_BLOCK)
     stem = _stem(e)
     return [Part(stem + "_blocks", packed_shape(scheme, "blocks", (*lead, cols, out)), "U8"),
             Part(stem + "_scales", side_shape(scheme, "mx_scales", (*lead, cols, out)), "U8")]
