@@ -24,7 +24,8 @@ Byte layouts (out × in is the logical Linear weight; 3-D fused experts (E, in, 
 gpt-oss/Llama-4 checkpoint layout, are E such matrices):
   mxfp4      X_blocks U8 (E, out, in/32, 16) + X_scales U8 (E, out, in/32): 4.25 bits per weight
   fp8 block  weight F8_E4M3 (out, in) + weight_scale_inv F32 (⌈out/b0⌉, ⌈in/b1⌉)
-  fp8 tensor weight F8_E4M3 + weight_scale_inv F32 (); static activations add activation_scale F32 ()
+  fp8 tensor weight F8_E4M3 + weight_scale F32 (); static activations add input_scale F32 () (vLLM's fp8
+             docs / AutoFP8; transformers' FP8Linear names them weight_scale_inv / activation_scale)
   fbgemm_fp8 weight F8_E4M3 (out, in) + weight_scale F32 (out, 1)
   gptq       qweight I32 (⌈in·bits/32⌉, out), qzeros I32 (G, ⌈out·bits/32⌉), scales F16 (G, out),
              g_idx I32 (in,); G = ⌈in/group_size⌉ (1 when group_size is -1); AutoGPTQ and optimum
@@ -373,11 +374,11 @@ def _fp8(e: WeightEntry, lead: Shape, out: int, cols: int, plan: Plan) -> list[P
     elif plan.block:
         b0, b1 = plan.block
         scale = Part(stem + ".weight_scale_inv", (*lead, math.ceil(out / b0), math.ceil(cols / b1)), "F32")
-    else:
-        scale = Part(stem + ".weight_scale_inv", lead, "F32")
+    else:  # per tensor: vLLM's documented fp8 layout (AutoFP8) names it weight_scale
+        scale = Part(stem + ".weight_scale", lead, "F32")
     parts = [Part(stem + ".weight", (*lead, out, cols), "F8_E4M3"), scale]
     if plan.static_input:
-        parts.append(Part(stem + ".activation_scale", lead, "F32"))
+        parts.append(Part(stem + ".input_scale", lead, "F32"))
     return parts
 
 
