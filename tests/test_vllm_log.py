@@ -246,6 +246,12 @@ LINE_CASES = {
                           "GiB for peak activation, 0.02 GiB for non-torch memory, and 0.68 GiB for CUDAGraph memory. "
                           "Current kv cache memory in use is 9232221491 bytes.", "kv_cache_in_use_bytes",
                           9232221491, None),
+    "kv-size-and-concurrency-on-one-line": ("(EngineCore_DP0 pid=1) INFO 08-13 11:29:38 [kv_cache_utils.py:1882] GPU KV "
+                                            "cache size: 394,633 tokens, Maximum concurrency for 10,240 tokens per "
+                                            "request: 38.54x", "max_concurrency", 38.54, None),
+    "negative-kv-v0": ("INFO 03-01 10:00:00 worker.py:267] model weights take 6.59GiB; non_torch_memory takes 2.18GiB; "
+                       "PyTorch activation peak memory takes 4.93GiB; the rest of the memory reserved for KV Cache is "
+                       "-0.22GiB.", "available_kv_gib", -0.22, None),
 }
 
 
