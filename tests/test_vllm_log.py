@@ -381,3 +381,23 @@ def test_no_torch_import():
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_settings_from_namespace_args_and_config_precedence():
+    text = ("INFO 03-05 12:00:00 api_server.py:912] args: Namespace(host=None, port=8000, model='org/m-awq', "
+            "max_model_len=4096, gpu_memory_utilization=0.85, max_num_seqs=64, block_size=16, enforce_eager=True, "
+            "tensor_parallel_size=2, pipeline_parallel_size=1, quantization='awq', kv_cache_dtype='fp8', "
+            "max_num_batched_tokens=None, served_model_name=['m'])\n"
+            "INFO 03-05 12:00:05 llm_engine.py:234] Initializing an LLM engine (v0.6.4.post1) with config: "
+            "model='/models/m', dtype=torch.float16, max_seq_len=2048, tensor_parallel_size=2, quantization=awq, "
+            "enforce_eager=True, kv_cache_dtype=fp8\n")
+    s = parse_vllm_log(text).settings
+    # the config line (line 2) wins over the arguments (line 1) where both speak
+    assert (s.model.value, s.model.line) == ("/models/m", 2)
+    assert (s.max_model_len.value, s.max_model_len.line) == (2048, 2)
+    assert (s.dtype.value, s.quantization.value, s.enforce_eager.value) == ("float16", "awq", True)
+    assert (s.gpu_memory_utilization.value, s.gpu_memory_utilization.line) == (0.85, 1)
+    assert (s.max_num_seqs.value, s.block_size.value, s.pipeline_parallel_size.value) == (64, 16, 1)
+    assert s.max_num_batched_tokens is None  # "None" in the arguments is no value
+    log = parse_vllm_log(text)
+    assert (log.version.value, log.engine.value, log.engine.line) == ("0.6.4.post1", "V0", 2)

@@ -444,8 +444,9 @@ def _settings_of(message: str, line: int, state: _State) -> None:
             for regex in regexes:
                 match = regex.search(body)
                 if match is not None:
-                    text = next(g for g in match.groups() if g is not None)
-                    state.setting(name, _setting_value(name, text), line, rank)
+                    value = _setting_value(name, next(g for g in match.groups() if g is not None))
+                    if value is not None or rank == 0:  # an argument left None is the default, not a value
+                        state.setting(name, value, line, rank)
                     break
     for needle, regex, name in _SETTING_LINES:
         if needle in message:
