@@ -481,14 +481,16 @@ def _identity_of(message: str, line: int, state: _State) -> None:
 
 # --------------------------------------------------------------------------- reading
 
-_ANY_NEEDLE = re.compile("|".join(
+# A line that can hold anything read here; the engine markers are looked for only until one is found.
+_USEFUL = re.compile("|".join(
     [_NEEDLES.pattern, "with config:", "non-default args:", r"args: Namespace\(", "version", "LLM engine", "NVIDIA",
-     "AMD", "EngineCore", "Worker", r"\.py:", "GB", "GiB"]
-    + [re.escape(needle) for needle, _, _ in _SETTING_LINES]))
+     "AMD"] + [re.escape(needle) for needle, _, _ in _SETTING_LINES]))
 
 
 def _read_line(line: str, number: int, state: _State) -> None:
-    if not _ANY_NEEDLE.search(line):
+    if not _USEFUL.search(line):
+        if state.engine_hint is None:
+            _identity_of(line, number, state)
         return
     prefix, message = _split_prefix(line)
     if _NEEDLES.search(message):
@@ -522,8 +524,11 @@ def parse_vllm_log(text: str, where: str = "the log", truncated: bool = False) -
         rows.pop()  # the newline that ends the last line
     number = 0
     for number, raw in enumerate(rows, 1):
-        for part in raw[:MAX_LINE].split("\r"):  # a progress bar rewrites its line with \r
-            _read_line(_ANSI.sub("", part), number, state)
+        raw = raw[:MAX_LINE]
+        if "\x1b" in raw:
+            raw = _ANSI.sub("", raw)
+        for part in raw.split("\r") if "\r" in raw else (raw,):  # a progress bar rewrites its line with \r
+            _read_line(part, number, state)
     processes = tuple(Process(label, *state.process[label], Figures(**state.figures[label]))
                       for label in state.process if state.figures[label])
     settings = {name: logged for name, (_, logged) in state.settings.items()}
