@@ -140,7 +140,8 @@ class Adapters:
 
 def counts_saved(t: TextSpec, adapters: Adapters | None) -> bool:
     """Whether `saved_layer` describes this model: dense RMSNorm decoders with q/k/v attention."""
-    dense = t.moe is None and t.mla is None and t.norm.rms and t.qk_norm_kind is None and t.mlp != "plain"
+    dense = t.moe is None and t.mla is None and t.norm.rms and not t.norm.offset and t.qk_norm_kind is None \
+        and t.mlp != "plain" and t.hidden_act == "silu"
     names = adapters.names if adapters is not None else ()
     return dense and t.placement == PLACEMENTS["pre"] and all(name in ADAPTER_INPUTS for name in names)
 
@@ -186,7 +187,23 @@ def saved_model_extra(t: TextSpec, adapters: Adapters | None) -> int:
     labels = 8  # nll_loss keeps the int64 targets
     if adapters is None:
         return 8 + (f * h + f + 2 * a * h) + rope + labels
-    return rope + labels  # the final norm's (f·h + f), less the first layer's fp32 copy that is not kept
+    # the final norm's (f·h + f), less the first layer's fp32 copy that is not kept; without adapters in
+    # attention, the first layer's attention needs no gradient and keeps nothing either
+    if any(ADAPTER_INPUTS[name].startswith("attn") for name in adapters.names):
+        return rope + labels
+    return rope + labels - _first_layer_unsaved(t, adapters.names)
+
+
+def _first_layer_unsaved(t: TextSpec, names: tuple[str, ...]) -> int:
+    """Without adapters in attention, the first layer's residual stream needs no gradient up to its
+    MLP: its attention and second norm keep nothing, and of gate, up and silu(gate) the MLP keeps
+    only what an adapted gate or up needs (silu keeps gate, the product keeps up and silu(gate))."""
+    a, f = ACT_BYTES, 4
+    attention = a * (2 * t.q_dim + 2 * t.kv_dim) + f * t.num_heads
+    gate = any(name in ("gate_proj", "gate_up_proj") for name in names)
+    up = any(name in ("up_proj", "gate_up_proj") for name in names)
+    kept = (2 if gate else 0) + (1 if up else 0)  # gate and up (for an adapted gate), silu(gate) (for up)
+    return attention + (f * t.hidden_size + f) + (3 - kept) * a * t.intermediate_size
 
 
 def saved_training_terms(t: TextSpec, seq: int, batch: int, recompute: str, adapters: Adapters | None

@@ -88,8 +88,14 @@ class Training:
         return sum(r.gpu for r in self.rows if phase in r.phases)
 
     @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases this plan has: the recompute phase only under --recompute full."""
+        recompute = any(r.phases == (RECOMPUTE_PHASE,) for r in self.rows)
+        return tuple(p for p in PHASES if p != RECOMPUTE_PHASE or recompute)
+
+    @property
     def peak_phase(self) -> str:
-        return max(PHASES, key=self.phase_bytes)
+        return max(self.phases, key=self.phase_bytes)
 
     @property
     def per_gpu(self) -> int:
@@ -124,10 +130,9 @@ def _shared_rows(acc: Accounting, o: TrainOptions, adapters: Adapters | None) ->
     t = acc.spec.text
     if o.activations == "saved" and o.attention == "flash" and counts_saved(t, adapters):
         terms = saved_training_terms(t, o.seq_len, o.micro_batch, o.recompute, adapters)
-        loss = loss_peak(t, o.seq_len, o.micro_batch)
-    else:
-        terms = training_terms(t, o.seq_len, o.micro_batch, o.recompute, o.attention)
-        terms, loss = terms[:-1], terms[-1]
+    else:  # Korthikanti et al.: eager attention, MoE, MLA and other norms or MLPs
+        terms = training_terms(t, o.seq_len, o.micro_batch, o.recompute, o.attention)[:-1]
+    loss = loss_peak(t, o.seq_len, o.micro_batch)
     rows = [Row(terms[0].name, terms[0].bytes, 0, terms[0].formula, (LOSS, RECOMPUTE_PHASE))]
     rows += [Row(x.name, x.bytes, 0, x.formula, (RECOMPUTE_PHASE,)) for x in terms[1:]]
     rows.append(Row(loss.name, loss.bytes, 0, loss.formula, (LOSS,)))
