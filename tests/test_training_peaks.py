@@ -224,3 +224,14 @@ def test_saved_activations_counted_by_autograd(tmp_path, name, adapters):
 def test_precision_field_is_a_record_field():
     o = replace(TrainOptions(), precision="bf16")
     assert o.precision == "bf16" and TrainOptions().precision == "mixed"
+
+
+def test_autocast_lora_keeps_fp32_states_and_16_bit_inputs():
+    """Under torch.autocast peft skips its input cast (peft.tuners.lora.layer: requires_conversion = not
+    torch.is_autocast_enabled()), so the adapters read the 16-bit input; the states stay fp32."""
+    lora = LoraOptions(rank=16, targets=LLAMA_TARGETS)
+    rows = {p: {r.name.split(" (")[0]: r.gpu for r in _plan("llama-3.2-1b", mode="lora", lora=lora,
+                                                             precision=p).rows}
+            for p in ("mixed", "autocast", "bf16")}
+    assert rows["autocast"]["Adapter optimizer states"] == rows["mixed"]["Adapter optimizer states"] == 8 * 3_407_872
+    assert rows["autocast"]["Activations"] == rows["bf16"]["Activations"] < rows["mixed"]["Activations"]

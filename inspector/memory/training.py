@@ -7,7 +7,9 @@ adapters of a 16-bit model to fp32). QLoRA: the same with the base's Linear weig
 (`inspector.memory.quant`), the embedding, the LM head and every non-Linear parameter in 16-bit.
 
 `precision`: "mixed" (the default) keeps fp32 master weights, gradients and Adam moments (for LoRA,
-peft's fp32 adapters on the 16-bit base); "bf16" is torch's AdamW on bf16 parameters: weights,
+peft's fp32 adapters on the 16-bit base, in a loop without autocast: each adapter keeps an fp32 copy of
+its input); "autocast" is the same under torch.autocast (HF Trainer's bf16=True: the adapters read
+the 16-bit input); "bf16" is torch's AdamW on bf16 parameters: weights,
 gradients and both moments in bf16 (8 B per parameter), the adapters too (peft's
 autocast_adapter_dtype=False).
 
@@ -34,7 +36,10 @@ from inspector.memory.zero import OPTIMIZER_NAMES, OPTIMIZERS, ZeroLayout, model
 from inspector.units import n
 
 MODES = ("full", "lora", "qlora")
-PRECISIONS = ("mixed", "bf16")
+# mixed: fp32 master states (LoRA: peft's fp32 adapters, a plain loop without autocast, so each adapter
+#   reads an fp32 copy of its input); autocast: the same states under torch.autocast(bf16) (HF Trainer's
+#   bf16=True), where the adapters read the 16-bit input; bf16: everything in bf16 (autocast_adapter_dtype=False)
+PRECISIONS = ("mixed", "autocast", "bf16")
 # phases of one training step whose live bytes are summed; the peak is the largest
 LOSS, RECOMPUTE_PHASE, STEP = "start of backward", "recompute", "optimizer step"
 PHASES = (LOSS, RECOMPUTE_PHASE, STEP)
@@ -196,7 +201,7 @@ def _adapters(acc: Accounting, o: TrainOptions, modules: list[Module], params: i
 
 def _adapters_record(lc: LoraCount, o: TrainOptions) -> Adapters:
     names = tuple(a.target.split(" ")[0] for a in lc.adapted if a.modules)
-    return Adapters(names, o.lora.rank, 2 if o.precision == "bf16" else 4)
+    return Adapters(names, o.lora.rank, 4 if o.precision == "mixed" else 2)
 
 
 def _nf4_base_bytes(acc: Accounting, modules: list[Module], fmt: str) -> tuple[int, int]:
