@@ -16,7 +16,7 @@ from inspector.inventory.accounting import account
 from inspector.memory.activations import LOSS_PER_LOGIT, Adapters, saved_layer, saved_model_extra
 from inspector.memory.gpus import gpu
 from inspector.memory.lora import LoraOptions
-from inspector.memory.training import LOSS, PHASES, STEP, TrainOptions, plan
+from inspector.memory.training import LOSS, STEP, TrainOptions, plan
 from inspector.source import load_spec
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "training"
@@ -83,10 +83,11 @@ def _measurements() -> list[dict]:
 def test_published_measurement(case):
     """Each case says its tolerance and why (fixtures/training/README.md); nothing is fitted to it."""
     o = case["options"]
-    lora = LoraOptions(rank=o["lora_rank"], targets=tuple(o["lora_targets"])) if "lora_rank" in o else LoraOptions()
+    lora = LoraOptions(rank=o["lora_rank"], targets=tuple(o["lora_targets"])) if "lora_rank" in o \
+        else LoraOptions()
     local = FIXTURES / case["model"]
-    tr = _plan(str(local) if local.is_dir() else case["model"], mode=o["mode"], precision=o["precision"], seq_len=o["seq_len"],
-               micro_batch=o["micro_batch"], lora=lora, overhead_bytes=0)  # max_memory_allocated has no context
+    tr = _plan(str(local) if local.is_dir() else case["model"], mode=o["mode"], precision=o["precision"],
+               seq_len=o["seq_len"], micro_batch=o["micro_batch"], lora=lora, overhead_bytes=0)  # max_memory_allocated has no context
     ours, measured = tr.per_gpu, case["measured_bytes"]
     if "params" in case:  # the run's own parameter count, as it logged it
         assert tr.params == case["params"]

@@ -174,8 +174,9 @@ def saved_layer(t: TextSpec, adapters: Adapters | None) -> tuple[int, str]:
     extra, what = _adapter_inputs(t, adapters)
     if down and adapters.dtype_bytes == 2:
         what += " (down_proj's input: the product)"
-    return norms + attention + mlp + extra, (f"2 norms × (f·h + f) + a·(2·q + 2·kv) + f·heads + 3·a·I + {what} = "
-                                             f"{norms} + {attention} + {mlp} + {extra}")
+    formula = (f"2 norms × (f·h + f) + a·(2·q + 2·kv) + f·heads + 3·a·I + {what} = "
+               f"{norms} + {attention} + {mlp} + {extra}")
+    return norms + attention + mlp + extra, formula
 
 
 def saved_model_extra(t: TextSpec, adapters: Adapters | None) -> int:

@@ -152,8 +152,8 @@ def training_report(acc: Accounting, tr: Training, v: Verdict) -> Report:
     rows = [[r.name, _b(r.gpu), _b(r.cpu) if r.cpu else "", r.formula] for r in tr.rows]
     rows.append([f"Peak (the largest phase: {tr.peak_phase})", _b(tr.per_gpu), _b(tr.cpu) if tr.cpu else "",
                  "max over phases, not the sum of the rows"])
-    korthikanti = any(r.name.startswith("Activations (") and "transformers" not in r.name and "checkpoints" not in r.name
-                      for r in tr.rows)
+    korthikanti = any(r.name.startswith("Activations (") and "transformers" not in r.name
+                      and "checkpoints" not in r.name for r in tr.rows)
     heads = f"a = {acc.spec.text.num_heads} heads" if korthikanti else f"heads = {acc.spec.text.num_heads}"
     notes = [f"s = {n(o.seq_len)} tokens, b = {o.micro_batch} (micro-batch), h = {acc.spec.text.hidden_size}, "
              f"{heads}, V = {n(acc.spec.text.vocab_size)}; activations "
