@@ -87,7 +87,8 @@ def test_published_measurement(case):
         else LoraOptions()
     local = FIXTURES / case["model"]
     tr = _plan(str(local) if local.is_dir() else case["model"], mode=o["mode"], precision=o["precision"],
-               seq_len=o["seq_len"], micro_batch=o["micro_batch"], lora=lora, overhead_bytes=0)  # max_memory_allocated has no context
+               seq_len=o["seq_len"], micro_batch=o["micro_batch"], lora=lora,
+               overhead_bytes=0)  # max_memory_allocated does not see the CUDA context
     ours, measured = tr.per_gpu, case["measured_bytes"]
     if "params" in case:  # the run's own parameter count, as it logged it
         assert tr.params == case["params"]
