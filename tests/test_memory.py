@@ -245,17 +245,23 @@ def test_hf_anatomy_bytes_per_parameter(optimizer, per_param):
 @pytest.mark.parametrize("recompute,attention", [("none", "eager"), ("none", "flash"), ("selective", "eager"),
                                                  ("full", "eager")])
 def test_korthikanti_activations(recompute, attention):
+    """Korthikanti et al.'s count: the fallback (eager attention, MoE, MLA...) and activations="korthikanti"."""
+    from inspector.inventory.accounting import account
+    from inspector.memory.gpus import gpu
+    from inspector.memory.training import TrainOptions, plan
+    from inspector.source import load_spec
+
     s, b, h, a, layers, vocab = 4096, 2, 2048, 32, 16, 128256  # Llama-3.2-1B
-    data = run_json("llama-3.2-1b", "--train", "full", "--seq-len", str(s), "--micro-batch", str(b),
-                    "--recompute", recompute, "--attention", attention)
-    rows = {r["name"].split(" (")[0]: r["gpu_bytes"] for r in data["rows"]}
+    tr = plan(account(load_spec("llama-3.2-1b")), gpu("H100-80GB"), TrainOptions(
+        seq_len=s, micro_batch=b, recompute=recompute, attention=attention, activations="korthikanti"))
+    rows = {r.name.split(" (")[0]: r.gpu for r in tr.rows}
     full_layer = s * b * h * (34 + 5 * a * s / h)
     per_layer = {"none": full_layer if attention == "eager" else 34 * s * b * h, "selective": 34 * s * b * h,
                  "full": 2 * s * b * h}[recompute]
     assert rows["Activations"] == layers * per_layer
     if recompute == "full":
         assert rows["One layer recomputed during backward"] == full_layer
-    assert rows["Logits in fp32 for the loss"] == 4 * s * b * vocab
+    assert rows["Logits and cross-entropy at the start of backward"] == 14 * s * b * vocab
 
 
 def test_zero1_partitions_only_the_fp32_states():
@@ -280,7 +286,7 @@ def _flags(suggestion: str) -> list[str]:
 
 @pytest.mark.parametrize("args", [
     ["llama-3.1-8b", "--train", "full", "--gpu", "A100-40GB"],
-    ["llama-3.1-8b", "--train", "lora", "--gpu", "RTX4090-24GB", "--seq-len", "8192"],
+    ["llama-3.1-8b", "--train", "lora", "--gpu", "RTX4090-24GB", "--seq-len", "4096"],
     ["llama-3.1-8b", "--gpu", "L4-24GB", "--max-model-len", "131072"],
 ])
 def test_every_suggestion_fits_when_followed(args):

@@ -150,10 +150,19 @@ def training_report(acc: Accounting, tr: Training, v: Verdict) -> Report:
     o = tr.options
     where = f"{o.gpus_per_node * o.nodes} × {tr.gpu.name}" if o.gpus_per_node * o.nodes > 1 else tr.gpu.name
     rows = [[r.name, _b(r.gpu), _b(r.cpu) if r.cpu else "", r.formula] for r in tr.rows]
-    rows.append(["Total", _b(tr.per_gpu), _b(tr.cpu) if tr.cpu else "", ""])
+    rows.append([f"Peak (the largest phase: {tr.peak_phase})", _b(tr.per_gpu), _b(tr.cpu) if tr.cpu else "",
+                 "max over phases, not the sum of the rows"])
+    korthikanti = any(r.name.startswith("Activations (") and "transformers" not in r.name
+                      and "checkpoints" not in r.name for r in tr.rows)
+    heads = f"a = {acc.spec.text.num_heads} heads" if korthikanti else f"heads = {acc.spec.text.num_heads}"
     notes = [f"s = {n(o.seq_len)} tokens, b = {o.micro_batch} (micro-batch), h = {acc.spec.text.hidden_size}, "
-             f"a = {acc.spec.text.num_heads} heads, V = {n(acc.spec.text.vocab_size)}; activations after "
-             f"{SOURCES['korthikanti']}."]
+             f"{heads}, V = {n(acc.spec.text.vocab_size)}; activations "
+             + (f"after {SOURCES['korthikanti']}." if korthikanti else
+                "as transformers and torch's autograd keep them (f = 4 B fp32, a = 2 B, q/kv = query/key-value "
+                "widths, I = MLP width)."),
+             "Phases: " + "; ".join(f"{p} {_b(tr.phase_bytes(p))}" for p in tr.phases)
+             + ". Gradients exist only at the optimizer step (zero_grad sets them to None); the loss's 14 B per "
+               "logit (16-bit logits, log_softmax's fp32 output, two fp32 gradients) peak at the start of backward."]
     moe = acc.spec.text.moe
     if o.mode == "qlora" and moe is not None:
         notes.append("bitsandbytes quantizes nn.Linear modules only: transformers 5 holds the routed experts as 3-D "
@@ -195,8 +204,10 @@ def _training_json(acc: Accounting, tr: Training, v: Verdict) -> dict[str, Any]:
         "gpus_per_node": o.gpus_per_node, "nodes": o.nodes, "optimizer": o.optimizer, "zero": o.zero,
         "offload": o.offload, "seq_len": o.seq_len, "micro_batch": o.micro_batch, "recompute": o.recompute,
         "attention": o.attention, "params": tr.params, "largest_layer_params": tr.largest_layer,
-        "rows": [{"name": r.name, "gpu_bytes": r.gpu, "cpu_bytes": r.cpu, "formula": r.formula} for r in tr.rows],
-        "per_gpu_bytes": tr.per_gpu, "cpu_bytes": tr.cpu,
+        "rows": [{"name": r.name, "gpu_bytes": r.gpu, "cpu_bytes": r.cpu, "formula": r.formula,
+                  "phases": list(r.phases)} for r in tr.rows],
+        "per_gpu_bytes": tr.per_gpu, "cpu_bytes": tr.cpu, "precision": o.precision, "peak_phase": tr.peak_phase,
+        "phase_bytes": {p: tr.phase_bytes(p) for p in tr.phases},
         "fits": v.fits, "verdict": v.text, "would_fit_with": list(v.suggestions),
     }
     if tr.lora is not None:
