@@ -22,12 +22,14 @@ from inspector.memory.training import Training
 
 @dataclass(frozen=True)
 class Hardware:
-    """--gpu (a name or a size in GiB), --gpus per node, --nodes, --overhead-gib per GPU."""
+    """--gpu (a name or a size in GiB), --gpus per node, --nodes, --overhead-gib per GPU (None: 0.5 GiB
+    for training, vLLM's measured non-torch memory for serving), --gpu-memory-gib (torch's total)."""
 
     gpu: str = "H100-80GB"
     gpus: int = 1
     nodes: int = 1
-    overhead_gib: float = 0.5
+    overhead_gib: float | None = None
+    gpu_memory_gib: float | None = None
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,15 @@ class ServeRequest:
     block_size: int = 16
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
-    max_num_batched_tokens: int = 8192
-    max_num_seqs: int = 256
+    max_num_batched_tokens: int | None = None  # None: vLLM's default for the engine and the GPU
+    max_num_seqs: int | None = None
+    dtype_given: bool = False  # --dtype given: a what-if override of the stored widths
+    tp: int | None = None  # None: --gpus × --nodes
+    pp: int = 1
+    ep: bool = False
+    engine: str = "vllm-v1"
+    enforce_eager: bool = False
+    kv_cache_memory: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class TrainRequest:
     attention: str = "flash"
     lora: LoraOptions = field(default_factory=LoraOptions)
     double_quant: bool = True
+    precision: str = "mixed"
 
 
 @dataclass(frozen=True)
@@ -95,19 +105,24 @@ class Estimate:
 def estimate(request: MemoryRequest) -> Estimate:
     """The plan of `request` and whether it fits; every bad value is one InspectError line."""
     from inspector.inventory.accounting import account
-    from inspector.memory.gpus import gib_bytes, gpu
-    from inspector.source import load_spec
+    from inspector.memory.gpus import gib_bytes, gpu, gpu_memory_gib
+    from inspector.source import resolve
 
     hw = request.hardware
     if hw.gpus < 1 or hw.nodes < 1:
         raise InspectError(f"--gpus and --nodes must be at least 1, got --gpus {hw.gpus} --nodes {hw.nodes}")
-    acc = account(load_spec(request.model))
+    src = resolve(request.model)
+    acc = account(src.spec())
     device = gpu(hw.gpu)
-    overhead = gib_bytes(hw.overhead_gib, "--overhead-gib")
+    if hw.gpu_memory_gib is not None:
+        device = gpu_memory_gib(hw.gpu_memory_gib, device)
+    overhead = None if hw.overhead_gib is None else gib_bytes(hw.overhead_gib, "--overhead-gib")
     if request.train is None:
         from inspector.memory.serving import plan
 
-        return Estimate(acc, plan(acc, device, _serve_options(request.serve, hw, overhead)), None)
+        options = _serve_options(request.serve, hw, overhead, _stored_widths(acc, src))
+        return Estimate(acc, plan(acc, device, options), None)
+    overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
     from inspector.memory.training import TrainOptions
     from inspector.memory.training import plan as train_plan
 
@@ -115,25 +130,54 @@ def estimate(request: MemoryRequest) -> Estimate:
     training = train_plan(acc, device, TrainOptions(
         mode=t.mode, optimizer=t.optimizer, zero=t.zero, offload=t.offload, zero_init=t.zero_init,
         gpus_per_node=hw.gpus, nodes=hw.nodes, seq_len=t.seq_len, micro_batch=t.micro_batch, recompute=t.recompute,
-        attention=t.attention, lora=t.lora, double_quant=t.double_quant, overhead_bytes=overhead))
+        attention=t.attention, lora=t.lora, double_quant=t.double_quant, overhead_bytes=overhead,
+        precision=t.precision))
     return Estimate(acc, None, training)
 
 
-def _serve_options(s: ServeRequest, hw: Hardware, overhead: int):
+def _stored_widths(acc: Accounting, src):
+    """The bytes per element of each tensor as config.json's quantization_config stores it; None for an
+    unquantized model (vLLM's --dtype auto loads it in 16 bits) or a config stored_weights cannot read."""
+    from inspector.memory.serving import StoredWidths
+    from inspector.memory.stored import stored_weights
+
+    cfg = src.config if isinstance(src.config, dict) else None
+    if not cfg or not cfg.get("quantization_config"):
+        return None
+    sw = stored_weights(acc, cfg, src.where)
+    numels = {e.name: e.numel for e in acc.entries}
+    widths = {}
+    for st in sw.tensors:
+        numel = numels.get(st.name, 0)
+        if numel:
+            widths[st.name] = sum(p.nbytes for p in st.parts if p.loaded) / numel
+    label = " + ".join(sw.by_label())
+    return StoredWidths(widths, label)
+
+
+def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, stored):
     """ServeOptions (inspector.memory.serving) of the request: the dtypes checked, tensor parallel over
-    every GPU, the stored bytes of --weights read from its headers."""
+    --tp (else every GPU), the stored bytes of --weights read from its headers."""
     from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
     from inspector.memory.serving import ServeOptions
 
     dtype = check_dtype(s.dtype, SERVE_DTYPES, "--dtype")
     kv_dtype = check_dtype(s.kv_dtype, KV_DTYPES, "--kv-dtype")
-    stored = None
+    if s.engine not in ("vllm-v1", "vllm-v0"):
+        raise InspectError(f"--engine {s.engine!r} is not one of vllm-v1, vllm-v0")
+    if s.kv_cache_memory is not None and s.engine != "vllm-v1":
+        raise InspectError("--kv-cache-memory is a vLLM V1 option (kv_cache_memory_bytes): use --engine vllm-v1")
+    tp = s.tp if s.tp is not None else hw.gpus * hw.nodes
+    if tp < 1 or s.pp < 1:
+        raise InspectError(f"--tp and --pp must be at least 1, got --tp {tp} --pp {s.pp}")
+    weights = None
     if s.weights is not None:
         from inspector.checkpoint.open import open_checkpoint
 
-        stored = open_checkpoint(s.weights).total_bytes
+        weights = open_checkpoint(s.weights).total_bytes
     return ServeOptions(dtype=dtype, kv_dtype=kv_dtype, group_size=s.group_size, block_size=s.block_size,
                         gpu_memory_utilization=s.gpu_memory_utilization, max_model_len=s.max_model_len,
                         max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
-                        tp=hw.gpus * hw.nodes, overhead_bytes=overhead, weights_bytes=stored,
-                        weights_source=str(s.weights or ""))
+                        tp=tp, pp=s.pp, ep=s.ep, engine=s.engine, enforce_eager=s.enforce_eager,
+                        kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights,
+                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored)

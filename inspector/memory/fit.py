@@ -54,44 +54,71 @@ def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, contex
     cheaper = [d for d in SERVE_DTYPES if quantized_bytes(4096, 4096, d) < quantized_bytes(4096, 4096, o.dtype)]
     if o.weights_bytes is None:
         for d in cheaper:
-            yield f"--dtype {d}", lambda d=d: serve_mod.plan(acc, gpu, replace(o, dtype=d))
+            yield f"--dtype {d}", lambda d=d: serve_mod.plan(acc, gpu, replace(o, dtype=d, dtype_given=True))
     if context and KV_BYTES[o.kv_dtype] > 1:
         yield "--kv-dtype fp8", lambda: serve_mod.plan(acc, gpu, replace(o, kv_dtype="fp8"))
-    for tp in (2, 4, 8, 16):
-        if tp > o.tp:
-            yield f"--gpus {tp} (tensor parallel)", lambda tp=tp: serve_mod.plan(acc, gpu, replace(o, tp=tp))
     for g in gpu_presets():
-        if g.bytes > gpu.bytes:
+        if g.total > gpu.total:
             yield f"--gpu {g.name}", lambda g=g: serve_mod.plan(acc, g, o)
 
 
+def _starts(s: serve_mod.Serving) -> bool:
+    """vLLM starts: some KV blocks, and one request of max_model_len fits the cache."""
+    return s.num_blocks > 0 and s.one_request_bytes <= s.kv_available
+
+
+def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
+    """"fits on 8 × H100-80GB with TP 8": the fewest GPUs (TP within a node, then PP) on which vLLM
+    starts with these settings; None when no layout up to TP 8 × PP 16 does (or --weights fixes the bytes)."""
+    from inspector.memory.parallel import smallest_layout as search
+
+    o = s.options
+    if o.weights_bytes is not None:
+        return None
+
+    def fits(ranks) -> bool:
+        lay = ranks.layout
+        return _starts(serve_mod.plan(acc, s.gpu, replace(o, tp=lay.tp, pp=lay.pp, ep=o.ep and lay.tp > 1)))
+
+    try:
+        return search(acc, fits, s.gpu.name)[1]
+    except InspectError:
+        return None
+
+
+def _shortfall(acc: Accounting, s: serve_mod.Serving) -> str:
+    o = s.options
+    need = s.fixed + s.page_bytes * s.group_size
+    return (f"does not fit: {acc.spec.name} cannot hold even one token of KV cache on {_gpus(s)}: weights "
+            f"{gib(s.weights.bytes)} + activation peak {gib(s.activations)} + non-torch {gib(s.overhead.bytes)} leave "
+            f"{gib(max(s.kv_available, 0))} of the {gib(s.usable)} usable ({o.gpu_memory_utilization:g} × "
+            f"{gib(s.gpu.total)}): short by {gib(need - s.usable)}")
+
+
 def serving_verdict(acc: Accounting, s: serve_mod.Serving) -> Verdict:
-    """Raises InspectError when not even one token fits (vLLM would not start at all)."""
+    """Fits, or why not and what would: a cheaper dtype, an fp8 KV cache, a larger GPU, the smallest layout."""
     o, length = s.options, s.max_model_len
+    if _starts(s):
+        return Verdict(True, f"fits on {_gpus(s)}: {gib(s.kv_available)} left for the KV cache, {n(s.kv_tokens)} "
+                             f"tokens, {s.concurrency:.2f}x requests of {n(length)} tokens at once")
+    layout = smallest_layout(acc, s)
+    where = f"; {layout}" if layout else ""
     if s.num_blocks == 0:
-        need = s.fixed + s.page_bytes * s.group_size
         tips = _first(_serve_variants(acc, s.gpu, o, False), lambda r: r.num_blocks > 0,
                       lambda r: f"{n(r.kv_tokens)} tokens of KV cache")
-        raise InspectError(
-            f"{acc.spec.name} cannot hold even one token of KV cache on {_gpus(s)}: weights {gib(s.weights.bytes)}"
-            f" + activations {gib(s.activations)} + overhead {gib(s.overhead.bytes)} leave "
-            f"{gib(max(s.kv_available, 0))} of the {gib(s.usable)} usable ({o.gpu_memory_utilization:g} × "
-            f"{gib(s.gpu.bytes)}): short by {gib(need - s.usable)}; "
-            + (f"would fit with: {'; '.join(tips)}" if tips else "no single change here makes it fit"))
-    if s.one_request_bytes > s.kv_available:
-        tips = _first(_serve_variants(acc, s.gpu, o, True), lambda r: r.one_request_bytes <= r.kv_available,
-                      lambda r: f"{r.concurrency:.2f}x at {n(length)} tokens")
-        tips = (f"--max-model-len {s.largest_context}",) + tips[:MAX_SUGGESTIONS - 1]
-        return Verdict(False, f"the weights fit, but one request of max_model_len {n(length)} needs "
-                              f"{gib(s.one_request_bytes)} of KV cache and {gib(s.kv_available)} is left: vLLM "
-                              f"would refuse to start; the longest request that fits is {n(s.largest_context)} "
-                              "tokens", tips)
-    return Verdict(True, f"fits on {_gpus(s)}: {gib(s.kv_available)} left for the KV cache, {n(s.kv_tokens)} "
-                         f"tokens, {s.concurrency:.2f}x requests of {n(length)} tokens at once")
+        return Verdict(False, _shortfall(acc, s) + where, tips)
+    tips = _first(_serve_variants(acc, s.gpu, o, True), lambda r: r.one_request_bytes <= r.kv_available,
+                  lambda r: f"{r.concurrency:.2f}x at {n(length)} tokens")
+    tips = (f"--max-model-len {s.largest_context}",) + tips[:MAX_SUGGESTIONS - 1]
+    return Verdict(False, f"does not fit: the weights fit, but one request of max_model_len {n(length)} needs "
+                          f"{gib(s.one_request_bytes)} of KV cache and {gib(s.kv_available)} is left: vLLM "
+                          f"would refuse to start; the longest request that fits is {n(s.largest_context)} "
+                          f"tokens{where}", tips)
 
 
 def _gpus(s: serve_mod.Serving) -> str:
-    return f"{s.options.tp} × {s.gpu.name}" if s.options.tp > 1 else s.gpu.name
+    lay = s.options.layout
+    return f"{lay.world} × {s.gpu.name} ({lay.label()})" if lay.world > 1 else s.gpu.name
 
 
 # --------------------------------------------------------------------------- training
@@ -121,11 +148,11 @@ def _train_variants(acc: Accounting, gpu: Gpu, o: train_mod.TrainOptions):
 
 
 def training_verdict(acc: Accounting, tr: train_mod.Training) -> Verdict:
-    total = tr.per_gpu
-    if total <= tr.gpu.bytes:
-        return Verdict(True, f"fits: {gib(total)} per GPU of {gib(tr.gpu.bytes)} ({tr.gpu.name}), "
-                             f"{gib(tr.gpu.bytes - total)} to spare")
-    tips = _first(_train_variants(acc, tr.gpu, tr.options), lambda r: r.per_gpu <= r.gpu.bytes,
+    total, cap = tr.per_gpu, tr.gpu.total  # torch's total: what max_memory_allocated can reach
+    if total <= cap:
+        return Verdict(True, f"fits: {gib(total)} per GPU of {gib(cap)} ({tr.gpu.name}, as torch reports it), "
+                             f"{gib(cap - total)} to spare")
+    tips = _first(_train_variants(acc, tr.gpu, tr.options), lambda r: r.per_gpu <= r.gpu.total,
                   lambda r: f"{gib(r.per_gpu)} per GPU")
-    return Verdict(False, f"does not fit: {gib(total)} per GPU, {tr.gpu.name} has {gib(tr.gpu.bytes)}: short by "
-                          f"{gib(total - tr.gpu.bytes)}", tips)
+    return Verdict(False, f"does not fit: {gib(total)} per GPU, {tr.gpu.name} has {gib(cap)} (as torch reports "
+                          f"it): short by {gib(total - cap)}", tips)

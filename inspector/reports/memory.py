@@ -49,7 +49,7 @@ def _kv_rule(acc: Accounting, s: Serving) -> str:
     if t.mla is not None:
         return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
                 f"{t.mla.qk_rope_head_dim}) × {width // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(width)} B")
-    heads = max(1, t.num_kv_heads // o.tp)
+    heads = max(1, t.num_kv_heads // o.tp)  # vLLM replicates a kv head over tp // kv_heads ranks
     split = f" (of {t.num_kv_heads}, over {o.tp} GPUs)" if o.tp > 1 else ""
     return (f"2 × kv_heads{split} × head_dim × {o.kv_dtype} = 2 × {heads} × {t.head_dim} × "
             f"{width // (2 * heads * t.head_dim)} = {n(width)} B")
@@ -62,18 +62,43 @@ def _groups_text(s: Serving) -> str:
     return f"{len(s.groups)} group(s) of {s.group_size} layers: " + ", ".join(kinds)
 
 
-def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
-    o = s.options
-    where = f"{o.tp} × {s.gpu.name}" if o.tp > 1 else s.gpu.name
-    step = o.max_num_batched_tokens
-    main = [
-        ["GPU memory vLLM may use", _b(s.usable), f"{o.gpu_memory_utilization:g} × {gib(s.gpu.bytes)} ({s.gpu.source})"],
-        [s.weights.name, _b(s.weights.bytes), s.weights.formula],
-        [f"Activation peak (one step of {n(step)} tokens)", _b(s.activations), "max(layer peak, logits); see below"],
-        [s.overhead.name, _b(s.overhead.bytes), s.overhead.formula],
-        ["KV cache (the rest)", _b(max(s.kv_available, 0)), "usable − weights − activations − non-torch"],
+def _gpu_status(s: Serving) -> str:
+    g = s.gpu
+    return {"calibrated": "calibrated", "assumed": "assumed (--gpu-memory-gib)", "given": "input"}.get(
+        g.torch_status, "input")
+
+
+def _short(text: str) -> str:
+    """A source as the table cites it: the long llm-d URL as [llm-d] (the notes give it in full)."""
+    from inspector.memory.vllm import LLMD_TABLE
+
+    return text.replace(LLMD_TABLE, "[llm-d]")
+
+
+def _main_rows(s: Serving) -> list[list[str]]:
+    o, b = s.options, s.budget
+    act, kv = b.term("activation_peak"), b.term("kv_cache")
+    act_status = act.status + (" (--max-num-batched-tokens, --max-num-seqs)" if act.status == "assumed" else "")
+    nt = b.term("non_torch")
+    nt_status = nt.status + (" (--overhead-gib)" if nt.status == "assumed" else "")
+    gpu_source = s.gpu.torch_source or s.gpu.source
+    return [
+        ["GPU total (torch)", _b(s.gpu.total), _gpu_status(s), f"torch.cuda.mem_get_info()[1]: {gpu_source}"],
+        ["GPU memory vLLM may use", _b(s.usable), "exact", f"{o.gpu_memory_utilization:g} × {gib(s.gpu.total)}"],
+        [s.weights.name, _b(s.weights.bytes), s.weights_status if o.weights_bytes is None else "exact",
+         s.weights.formula],
+        [f"Activation peak (profile run, {n(b.max_num_batched_tokens)} tokens)", _b(s.activations), act_status,
+         _short(act.source)],
+        [s.overhead.name, _b(s.overhead.bytes), nt_status, _short(nt.source)],
+        ["CUDA graphs", _b(b.term("cuda_graphs").bytes), "exact", b.term("cuda_graphs").source],
+        ["KV cache (the rest)", _b(max(s.kv_available, 0)), kv.status if kv.status != "calibrated" else
+         "from the terms above", kv.source],
     ]
-    kv = [
+
+
+def _kv_rows(acc: Accounting, s: Serving) -> list[list[str]]:
+    o = s.options
+    return [
         ["Per token per layer (one GPU)", _kv_rule(acc, s)],
         ["Per block per layer", f"block_size × per token = {o.block_size} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"],
         ["Layout", _groups_text(s)],
@@ -85,41 +110,69 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
         ["Largest context of one request", f"{n(s.largest_context)} tokens"
          + (" (all of max_model_len)" if s.largest_context == s.max_model_len else " (KV memory limit)")],
     ]
-    act = [[s.layer_peak.name, _b(s.layer_peak.bytes), s.layer_peak.formula],
-           [f"Logits of the sampled rows (min(T, max_num_seqs = {o.max_num_seqs}))", _b(s.logits.bytes),
-            s.logits.formula],
-           ["Logits of every position (a transformers forward)", _b(s.all_logits.bytes), s.all_logits.formula]]
-    act_notes = ["a = 2 bytes (16-bit activations), d = hidden size, V = vocabulary, T = tokens per step "
-                 "(--max-num-batched-tokens); FlashAttention keeps no T×T scores."]
-    if s.all_logits.bytes > s.layer_peak.bytes:
-        act_notes.append(f"The logits dominate: a forward that keeps all {n(step)} positions' logits (b, n, vocab) "
-                         f"in fp32 needs {gib(s.all_logits.bytes)}, {s.all_logits.bytes / s.layer_peak.bytes:.1f}× "
-                         "the layer peak; vLLM computes them only for the last position of each sequence.")
+
+
+def _ranks_section(acc: Accounting, s: Serving) -> Section:
+    """One row per distinct rank (ranks holding the same bytes and layers are merged)."""
+    rows: list[list[str]] = []
+    for r in s.ranks.ranks:
+        key = [f"layers {r.layers[0]}-{r.layers[1] - 1}", _b(int(r.weights_bytes)), f"{n(r.kv_bytes_per_token)} B"]
+        if rows and rows[-1][1:] == key and rows[-1][0].startswith(f"PP {r.pp_rank} "):
+            rows[-1][0] = f"PP {r.pp_rank} TP {rows[-1][0].split('TP ')[1].split('-')[0]}-{r.tp_rank}"
+        else:
+            rows.append([f"PP {r.pp_rank} TP {r.tp_rank}", *key])
+    notes = list(s.ranks.notes) if acc.spec.is_vlm else []
+    notes.append("vLLM sizes the KV cache on every rank from the same budget; the rank with the most weights "
+                 "(the one in the table above) decides.")
+    return Section(f"Per rank ({s.ranks.layout.label()})", ["Ranks", "Layers", "Weights", "KV per token (its layers)"],
+                   rows, notes)
+
+
+def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
+    from inspector.memory.vllm import LLMD_TABLE
+
+    o, b = s.options, s.budget
+    lay = o.layout
+    where = f"{lay.world} × {s.gpu.name}" if lay.world > 1 else s.gpu.name
+    setup = f"{lay.label()}, " if lay.world > 1 else ""
+    notes = ["Status: exact = vLLM's formula, no measurement; calibrated = a published measurement (its source "
+             "named); assumed = a modelling choice (the flag that changes it); input = given.",
+             f"[llm-d] = llm-d/llm-d-benchmark, \"Empirical vLLM memory results\" ({LLMD_TABLE})."]
+    notes += list(b.notes)
     sections = [
-        Section(f"Serving {acc.spec.name} on {where} (vLLM-style paged KV cache, {o.kv_dtype} KV)",
-                ["Component", "Per GPU", "Formula"], main),
-        Section("KV cache", ["", ""], kv),
-        Section(f"Prefill activations ({n(step)} tokens per step)", ["Stage", "Bytes", "Formula"], act, act_notes),
-        Section("What vLLM would log at start-up", ["line"], [[line] for line in vllm_lines(s)]),
-        _verdict_section(v),
+        Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, paged KV cache, {o.kv_dtype} KV)",
+                ["Component", "Per GPU", "Status", "Source / formula"], _main_rows(s), notes),
+        Section("KV cache", ["", ""], _kv_rows(acc, s)),
     ]
+    if lay.world > 1:
+        sections.append(_ranks_section(acc, s))
+    sections += [Section("What vLLM would log at start-up", ["line"], [[line] for line in vllm_lines(s)]),
+                 _verdict_section(v)]
     return Report(sections, _serving_json(acc, s, v))
 
 
 def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
-    o = s.options
+    o, b = s.options, s.budget
     return {
-        "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.tp,
+        "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.gpus,
+        "tp": o.tp, "pp": o.pp, "ep": o.ep, "engine": o.engine,
         "dtype": o.dtype, "kv_dtype": o.kv_dtype, "block_size": o.block_size,
         "gpu_memory_utilization": o.gpu_memory_utilization, "max_model_len": s.max_model_len,
+        "max_num_batched_tokens": b.max_num_batched_tokens, "max_num_seqs": b.max_num_seqs,
         "usable_bytes": s.usable, "weights_bytes": s.weights.bytes, "activation_bytes": s.activations,
         "layer_peak_bytes": s.layer_peak.bytes, "logits_bytes": s.logits.bytes,
         "all_logits_bytes": s.all_logits.bytes, "overhead_bytes": s.overhead.bytes,
+        "gpu_total_bytes": s.gpu.total, "activation_peak_bytes": s.activations, "non_torch_bytes": s.overhead.bytes,
         "kv_cache_bytes": max(s.kv_available, 0), "kv_bytes_per_token_layer": s.token_layer_bytes,
         "block_bytes_per_layer": s.page_bytes, "kv_groups": [[g.kind, g.window, len(g.layers)] for g in s.groups],
         "layers_per_group": s.group_size, "num_blocks": s.num_blocks, "kv_cache_tokens": s.kv_tokens,
         "max_concurrency": s.concurrency, "one_request_bytes": s.one_request_bytes,
         "largest_context": s.largest_context, "vllm_log": vllm_lines(s),
+        "terms": [{"name": t.name, "bytes": t.bytes, "status": t.status, "source": t.source} for t in b.terms],
+        "gpu_total_status": s.gpu.torch_status or "input", "weights_status": s.weights_status,
+        "ranks": [{"pp_rank": r.pp_rank, "tp_rank": r.tp_rank, "dp_rank": r.dp_rank, "layers": list(r.layers),
+                   "weights_bytes": int(r.weights_bytes), "kv_bytes_per_token": r.kv_bytes_per_token}
+                  for r in s.ranks.ranks],
         "fits": v.fits, "verdict": v.text, "would_fit_with": list(v.suggestions),
     }
 
@@ -201,6 +254,7 @@ def _training_json(acc: Accounting, tr: Training, v: Verdict) -> dict[str, Any]:
     o = tr.options
     out: dict[str, Any] = {
         "model": acc.spec.name, "scenario": o.mode, "gpu": tr.gpu.name, "gpu_bytes": tr.gpu.bytes,
+        "gpu_total_bytes": tr.gpu.total,
         "gpus_per_node": o.gpus_per_node, "nodes": o.nodes, "optimizer": o.optimizer, "zero": o.zero,
         "offload": o.offload, "seq_len": o.seq_len, "micro_batch": o.micro_batch, "recompute": o.recompute,
         "attention": o.attention, "params": tr.params, "largest_layer_params": tr.largest_layer,
