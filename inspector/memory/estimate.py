@@ -93,8 +93,7 @@ class Estimate:
 
     @property
     def verdict(self) -> Verdict:
-        """Whether it fits on the GPU and, if not, what would (an InspectError when not even one
-        token of the KV cache fits: vLLM would not start)."""
+        """Whether it fits on the GPU and, if not, what would (a non-fit is an answer, not an error)."""
         from inspector.memory.fit import serving_verdict, training_verdict
 
         if self.serving is not None:

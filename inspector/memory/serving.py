@@ -142,7 +142,8 @@ def entry_width(o: ServeOptions) -> tuple[Callable[[WeightEntry], float], str, s
             return 2
 
         what = (f"--dtype {o.dtype} (what-if): layer matrices at {rule}, the rest at 2 B"
-                if o.dtype not in ("bf16", "fp16") else f"--dtype {o.dtype}: 2 B per parameter")
+                if o.dtype not in ("bf16", "fp16") else f"--dtype {o.dtype}: 2 B per parameter" if o.dtype_given
+                else "2 B per parameter (no quantization_config: vLLM's --dtype auto loads 16 bits)")
         return width, what, "exact" if o.dtype in ("bf16", "fp16") else "assumed (--dtype)"
     return o.stored, f"as stored ({o.stored.label}; config.json's quantization_config)", "exact"
 
