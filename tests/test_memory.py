@@ -485,3 +485,39 @@ def test_docs_table_of_vllm_logs(case, command, figure, logged, ours):
             assert abs(diff) * 2**30 <= 0.02 * data["gpu_total_bytes"]
     else:
         assert f"{value:,}" == ours
+
+
+def test_precision_reaches_training():
+    mixed = run_json("llama-3.2-1b", "--train", "lora")
+    bf16 = run_json("llama-3.2-1b", "--train", "lora", "--precision", "bf16")
+    assert mixed["precision"] == "mixed" and bf16["precision"] == "bf16"
+    assert bf16["per_gpu_bytes"] < mixed["per_gpu_bytes"]
+
+
+def test_training_does_not_fit_is_an_answer():
+    args = ["memory", "llama-3.1-8b", "--train", "full", "--gpu", "A100-40GB"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--check"]).exit_code == 1
+
+
+def test_pipeline_stages_hold_their_layers():
+    one = run_json("llama-3.1-8b", "--max-model-len", "16000")
+    two = run_json("llama-3.1-8b", "--max-model-len", "16000", "--pp", "2")
+    assert [r["layers"] for r in two["ranks"]] == [[0, 16], [16, 32]]
+    assert two["layers_per_group"] == 16 and two["weights_bytes"] < one["weights_bytes"]
+    assert two["kv_cache_tokens"] > 2 * one["kv_cache_tokens"]
+
+
+def test_expert_parallel_moves_whole_experts():
+    tp = run_json(ref_dir("Qwen__Qwen3-30B-A3B"), "--tp", "4")
+    ep = run_json(ref_dir("Qwen__Qwen3-30B-A3B"), "--tp", "4", "--ep")
+    assert ep["ep"] and not tp["ep"]
+    assert abs(ep["weights_bytes"] - tp["weights_bytes"]) < 0.02 * tp["weights_bytes"]
+
+
+def test_enforce_eager_and_engine_v0():
+    eager = run_json("llama-3.1-8b", "--enforce-eager", "--max-model-len", "8192")
+    assert next(t for t in eager["terms"] if t["name"] == "cuda_graphs")["source"].startswith("--enforce-eager")
+    v0 = run_json("llama-3.1-8b", "--engine", "vllm-v0", "--max-model-len", "8192")
+    assert v0["engine"] == "vllm-v0" and v0["max_num_batched_tokens"] == 8192 and v0["max_num_seqs"] == 256
+    assert v0["max_concurrency"] == v0["kv_cache_tokens"] / 8192  # V0 logs tokens / max_model_len

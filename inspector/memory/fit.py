@@ -70,18 +70,24 @@ def _starts(s: serve_mod.Serving) -> bool:
 def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
     """"fits on 8 × H100-80GB with TP 8": the fewest GPUs (TP within a node, then PP) on which vLLM
     starts with these settings; None when no layout up to TP 8 × PP 16 does (or --weights fixes the bytes)."""
+    from inspector.memory.parallel import candidate_layouts
     from inspector.memory.parallel import smallest_layout as search
 
     o = s.options
     if o.weights_bytes is not None:
         return None
+    # the largest rank holds at least its even share: layouts with fewer GPUs cannot fit (not tried)
+    free = s.usable - s.activations - s.overhead.bytes
+    least = serve_mod.total_weights(acc, o) / max(free, 1)
+    layouts = [lay for lay in candidate_layouts(ep=o.ep) if lay.world >= least]
 
     def fits(ranks) -> bool:
         lay = ranks.layout
-        return _starts(serve_mod.plan(acc, s.gpu, replace(o, tp=lay.tp, pp=lay.pp, ep=o.ep and lay.tp > 1)))
+        return _starts(serve_mod.plan(acc, s.gpu, replace(o, tp=lay.tp, pp=lay.pp, ep=lay.ep), ranks))
 
+    width = serve_mod.entry_width(o)[0]
     try:
-        return search(acc, fits, s.gpu.name)[1]
+        return search(acc, fits, s.gpu.name, layouts, width, KV_BYTES[o.kv_dtype])[1]
     except InspectError:
         return None
 

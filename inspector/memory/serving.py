@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
-from inspector.inventory.entry import EMBED, HEAD, LM, POS_EMBED, ROUTER, ROUTER_BIAS, WeightEntry
+from inspector.inventory.entry import EMBED, HEAD, LM, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, WeightEntry
 from inspector.memory.activations import Term, prefill_terms
 from inspector.memory.gpus import Gpu
 from inspector.memory.parallel import Layout, RankPlan, RankShare, check_layout, rank_plan
@@ -232,6 +232,14 @@ def concurrency(groups, size: int, page: int, num_blocks: int, length: int, o: S
 # --------------------------------------------------------------------------- the plan
 
 
+def total_weights(acc: Accounting, o: ServeOptions) -> int:
+    """The model's one copy of the weights at o's widths (--weights: the stored total)."""
+    if o.weights_bytes is not None:
+        return o.weights_bytes
+    width = entry_width(o)[0]
+    return round(sum(width(e) * e.numel for e in acc.entries if e.parameter and e.stored and e.component != MTP))
+
+
 def settings(o: ServeOptions, length: int) -> VllmSettings:
     return VllmSettings(
         engine=o.engine, gpu_memory_utilization=o.gpu_memory_utilization, max_model_len=length,
@@ -239,12 +247,14 @@ def settings(o: ServeOptions, length: int) -> VllmSettings:
         enforce_eager=o.enforce_eager, kv_cache_memory=o.kv_cache_memory, tp=o.tp, non_torch_bytes=o.overhead_bytes)
 
 
-def plan(acc: Accounting, gpu: Gpu, o: ServeOptions) -> Serving:
+def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:
+    """vLLM's start-up budget for `o` on `gpu`; `ranks`: the rank plan of o's layout, when already made."""
     t = acc.spec.text
     check_layout(acc, o.layout)
     length = o.max_model_len or t.max_position_embeddings
     width, what, status = entry_width(o)
-    ranks = rank_plan(acc, o.layout, width, KV_BYTES[o.kv_dtype])
+    if ranks is None or ranks.layout != o.layout:
+        ranks = rank_plan(acc, o.layout, width, KV_BYTES[o.kv_dtype])
     dims = ModelDims.from_text_spec(t, kv_dtype_bytes=KV_BYTES[o.kv_dtype])
     device, vs = Device(gpu.name, gpu.total), settings(o, length)
     free = vllm_budget(dims, vs, device, 0).kv_cache_bytes  # the budget before the weights
