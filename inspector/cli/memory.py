@@ -136,7 +136,8 @@ def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
     train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = Engine.v1,
-    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, dtype: DtypeOpt = "bf16",
+    group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
     block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
     max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
     optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
@@ -169,8 +170,7 @@ def memory(
     from inspector.memory.lora import LoraOptions
 
     format = output_format(format, output, MemoryFormat)
-    check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
-    given = given_options(ctx)
+    given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     if "tp" in given and "gpus" in given and tp != gpus * nodes:
         raise InspectError(f"--tp {tp} and --gpus {gpus}: serving, --gpus is the tensor parallel size; give one")
     if format == MemoryFormat.deepspeed and train != Train.full:
@@ -214,9 +214,10 @@ OPTION_MODES = {
 MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora"}
 
 
-def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
+def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:
     """Refuse the options given for a mode other than `mode` in one line; warn where a sub-option
-    of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4)."""
+    of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4).
+    Returns the options given on the command line."""
     from inspector.errors import InspectError, warn
 
     given = given_options(ctx)
@@ -230,6 +231,7 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
         warn(f"--zero-init applies to --zero 3 only; ignored with --zero {zero}")
     if "group_size" in given and dtype != "int4":
         warn(f"--group-size applies to --dtype int4 only; ignored with --dtype {dtype}")
+    return given
 
 
 def _emit(request, format: MemoryFormat, output) -> bool:

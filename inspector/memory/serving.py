@@ -2,7 +2,8 @@
 
 vLLM (v1) gives the KV cache `torch's total × gpu_memory_utilization − weights − activation peak −
 non-torch memory` (the terms come from inspector.memory.vllm, each marked exact, calibrated or
-assumed; the weights per rank from inspector.memory.parallel at the checkpoint's stored widths), cuts it into blocks of `block_size` tokens (one block holds, per layer,
+assumed; the weights per rank from inspector.memory.parallel at the checkpoint's stored widths),
+cuts it into blocks of `block_size` tokens (one block holds, per layer,
 2 × block_size × kv_heads × head_dim × dtype bytes; an MLA layer holds block_size × (kv_lora_rank +
 qk_rope_head_dim) × dtype), and logs what that buys: "GPU KV cache size: N tokens" and "Maximum
 concurrency for L tokens per request: X.XXx". Layers of one attention kind share a block table;

@@ -100,7 +100,8 @@ def _kv_rows(acc: Accounting, s: Serving) -> list[list[str]]:
     o = s.options
     return [
         ["Per token per layer (one GPU)", _kv_rule(acc, s)],
-        ["Per block per layer", f"block_size × per token = {o.block_size} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"],
+        ["Per block per layer",
+         f"block_size × per token = {o.block_size} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"],
         ["Layout", _groups_text(s)],
         ["Blocks", f"KV memory // block // layers per group = {n(max(s.kv_available, 0))} // {n(s.page_bytes)} // "
                    f"{s.group_size} = {n(s.num_blocks)}"],
