@@ -166,8 +166,7 @@ def memory(
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
     from inspector.errors import InspectError
-    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest, TrainRequest
-    from inspector.memory.lora import LoraOptions
+    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest, TrainRequest, lora_options
 
     format = output_format(format, output, MemoryFormat)
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
@@ -178,7 +177,7 @@ def memory(
     training = None if train is None else TrainRequest(
         mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value, zero_init=zero_init,
         seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value, attention=attention.value,
-        lora=LoraOptions(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
+        lora=lora_options(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
                          bias=lora_bias),
         double_quant=double_quant, precision=precision.value)
     request = MemoryRequest(

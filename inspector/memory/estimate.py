@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict
-from inspector.memory.lora import LoraOptions
-from inspector.memory.serving import Serving
-from inspector.memory.training import Training
+
+if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, training's when training
+    from inspector.memory.lora import LoraOptions
+    from inspector.memory.serving import Serving
+    from inspector.memory.training import Training
+
+
+def lora_options(**given) -> LoraOptions:
+    """LoraOptions (inspector.memory.lora, loaded only when training) of the options given."""
+    from inspector.memory.lora import LoraOptions
+
+    return LoraOptions(**given)
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,7 @@ class TrainRequest:
     micro_batch: int = 1
     recompute: str = "none"
     attention: str = "flash"
-    lora: LoraOptions = field(default_factory=LoraOptions)
+    lora: LoraOptions = field(default_factory=lora_options)
     double_quant: bool = True
     precision: str = "mixed"
 
@@ -137,12 +147,12 @@ def estimate(request: MemoryRequest) -> Estimate:
 def _stored_widths(acc: Accounting, src):
     """The bytes per element of each tensor as config.json's quantization_config stores it; None for an
     unquantized model (vLLM's --dtype auto loads it in 16 bits) or a config stored_weights cannot read."""
-    from inspector.memory.serving import StoredWidths
-    from inspector.memory.stored import stored_weights
-
     cfg = src.config if isinstance(src.config, dict) else None
     if not cfg or not cfg.get("quantization_config"):
         return None
+    from inspector.memory.serving import StoredWidths
+    from inspector.memory.stored import stored_weights
+
     sw = stored_weights(acc, cfg, src.where)
     numels = {e.name: e.numel for e in acc.entries}
     widths = {}

@@ -8,15 +8,17 @@ or QLoRA) and naming the first ones that fit, each with its figure.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
-from inspector.memory import serving as serve_mod
-from inspector.memory import training as train_mod
 from inspector.memory.gpus import GIB, Gpu, gpu_presets
 from inspector.memory.quant import KV_BYTES, SERVE_DTYPES, quantized_bytes
 from inspector.units import n
+
+if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, training's when training
+    from inspector.memory import serving as serve_mod
+    from inspector.memory import training as train_mod
 
 MAX_SUGGESTIONS = 4
 
@@ -51,6 +53,8 @@ def _first(variants: Iterable[tuple[str, Callable[[], object]]], ok: Callable[[o
 
 
 def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, context: bool):
+    from inspector.memory import serving as serve_mod
+
     cheaper = [d for d in SERVE_DTYPES if quantized_bytes(4096, 4096, d) < quantized_bytes(4096, 4096, o.dtype)]
     if o.weights_bytes is None:
         for d in cheaper:
@@ -70,6 +74,7 @@ def _starts(s: serve_mod.Serving) -> bool:
 def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
     """"fits on 8 × H100-80GB with TP 8": the fewest GPUs (TP within a node, then PP) on which vLLM
     starts with these settings; None when no layout up to TP 8 × PP 16 does (or --weights fixes the bytes)."""
+    from inspector.memory import serving as serve_mod
     from inspector.memory.parallel import candidate_layouts
     from inspector.memory.parallel import smallest_layout as search
 
@@ -131,6 +136,8 @@ def _gpus(s: serve_mod.Serving) -> str:
 
 
 def _train_variants(acc: Accounting, gpu: Gpu, o: train_mod.TrainOptions):
+    from inspector.memory import training as train_mod
+
     def run(**changes):
         return lambda: train_mod.plan(acc, gpu, replace(o, **changes))
 

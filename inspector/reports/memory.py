@@ -6,15 +6,16 @@ lines are shown in its own words, and peft's line. Number formatting lives here 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict, gib
-from inspector.memory.serving import Serving
-from inspector.memory.training import Training
-from inspector.memory.zero import ZeroLayout, model_states
 from inspector.reports.render import Report, Section
 from inspector.units import n
+
+if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, training's when training
+    from inspector.memory.serving import Serving
+    from inspector.memory.training import Training
 
 SOURCES = {
     "anatomy": "Hugging Face's \"Model training anatomy\" guide (18 B per parameter for mixed-precision AdamW)",
@@ -182,6 +183,8 @@ def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
 
 
 def _zero_table(tr: Training) -> Section:
+    from inspector.memory.zero import ZeroLayout, model_states
+
     o = tr.options
     rows = []
     for stage, offload in ((0, "none"), (1, "none"), (1, "optimizer"), (2, "none"), (2, "optimizer"),
