@@ -521,3 +521,8 @@ def test_enforce_eager_and_engine_v0():
     v0 = run_json("llama-3.1-8b", "--engine", "vllm-v0", "--max-model-len", "8192")
     assert v0["engine"] == "vllm-v0" and v0["max_num_batched_tokens"] == 8192 and v0["max_num_seqs"] == 256
     assert v0["max_concurrency"] == v0["kv_cache_tokens"] / 8192  # V0 logs tokens / max_model_len
+
+
+def test_kv_cache_memory_beyond_the_gpu_does_not_fit():
+    data = run_json("llama-3.1-8b", "--max-model-len", "8192", "--kv-cache-memory", str(70 * 2**30))
+    assert not data["fits"] and "--kv-cache-memory 70.00 GiB exceed" in data["verdict"]

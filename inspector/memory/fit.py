@@ -66,9 +66,18 @@ def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, contex
             yield f"--gpu {g.name}", lambda g=g: serve_mod.plan(acc, g, o)
 
 
+def _overcommitted(s: serve_mod.Serving) -> int:
+    """--kv-cache-memory skips vLLM's check: the bytes by which weights, peak and the fixed KV budget
+    exceed the GPU's total (0 when they do not)."""
+    if s.options.kv_cache_memory is None:
+        return 0
+    return max(0, s.fixed + s.kv_available - s.gpu.total)
+
+
 def _starts(s: serve_mod.Serving) -> bool:
-    """vLLM starts: some KV blocks, and one request of max_model_len fits the cache."""
-    return s.num_blocks > 0 and s.one_request_bytes <= s.kv_available
+    """vLLM starts: some KV blocks, one request of max_model_len fits the cache, and a fixed KV budget
+    (--kv-cache-memory) fits beside the weights."""
+    return s.num_blocks > 0 and s.one_request_bytes <= s.kv_available and not _overcommitted(s)
 
 
 def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
@@ -114,6 +123,11 @@ def serving_verdict(acc: Accounting, s: serve_mod.Serving) -> Verdict:
                              f"tokens, {s.concurrency:.2f}x requests of {n(length)} tokens at once")
     layout = smallest_layout(acc, s)
     where = f"; {layout}" if layout else ""
+    if _overcommitted(s):
+        return Verdict(False, f"does not fit: weights {gib(s.weights.bytes)} + activation peak {gib(s.activations)} "
+                              f"+ non-torch {gib(s.overhead.bytes)} + --kv-cache-memory {gib(s.kv_available)} exceed "
+                              f"the {gib(s.gpu.total)} of {s.gpu.name} by {gib(_overcommitted(s))}: vLLM would run "
+                              "out of memory allocating the KV cache")
     if s.num_blocks == 0:
         tips = _first(_serve_variants(acc, s.gpu, o, False), lambda r: r.num_blocks > 0,
                       lambda r: f"{n(r.kv_tokens)} tokens of KV cache")
