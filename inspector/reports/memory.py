@@ -139,7 +139,7 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     setup = f"{lay.label()}, " if lay.world > 1 else ""
     notes = ["Status: exact = vLLM's formula, no measurement; calibrated = a published measurement (its source "
              "named); assumed = a modelling choice (the flag that changes it); input = given.",
-             f"[llm-d] = llm-d/llm-d-benchmark, \"Empirical vLLM memory results\" ({LLMD_TABLE})."]
+             f"[llm-d] = llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md ({LLMD_TABLE})."]
     notes += list(b.notes)
     sections = [
         Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, paged KV cache, {o.kv_dtype} KV)",
