@@ -174,3 +174,10 @@ def test_explain_imports_no_torch():
             "'--model', 'llama-3.1-8b', '--format', 'json']); assert r.exit_code == 0, r.output; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV, cwd=ROOT)
+
+
+def test_a_gpu_option_is_set_against_the_logged_total():
+    data = explain(str(LOGS / "v0-pr10511-llama3-8b-h100-tp1.log"), "--model", "llama-3.1-8b", "--gpu", "H100-80GB")
+    t = terms(data)["gpu_total"]
+    assert t["logged"] == 79.22 and t["ours"] == pytest.approx(79.18) and t["status"] == "calibrated"
+    assert data["gpu_total_bytes"] == round(79.22 * GIB)  # the log's total sizes the rest

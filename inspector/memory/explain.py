@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inspector.errors import InspectError
@@ -276,7 +276,7 @@ def log_settings(log: VllmLog, req: ExplainRequest, src) -> tuple[VllmSettings, 
     return settings, rows
 
 
-def gpu_device(log: VllmLog, req: ExplainRequest) -> tuple[Device | None, Setting, int | None]:
+def gpu_device(log: VllmLog, req: ExplainRequest) -> tuple[Device | None, Setting, Any]:
     """The GPU vLLM sized against: the log's torch total first; else --gpu-memory-gib; else --gpu's.
     Also the total the options give (to compare with the log's), or None."""
     from inspector.memory.gpus import gpu, gpu_memory_gib
@@ -288,10 +288,10 @@ def gpu_device(log: VllmLog, req: ExplainRequest) -> tuple[Device | None, Settin
     if logged is not None:
         device = Device(name, round(float(logged.value) * GIB))
         return device, Setting("gpu_total", f"{logged.value} GiB", f"log line {logged.line}"), \
-            (given.total if given is not None else None)
+            given
     if given is not None:
         opt = "--gpu-memory-gib" if req.gpu_memory_gib is not None else f"--gpu {req.gpu}"
-        return Device(name, given.total), Setting("gpu_total", f"{given.total / GIB:.2f} GiB", opt), given.total
+        return Device(name, given.total), Setting("gpu_total", f"{given.total / GIB:.2f} GiB", opt), given
     return None, Setting("gpu_total", None, "not in the log: --gpu or --gpu-memory-gib gives it"), None
 
 
@@ -407,8 +407,6 @@ def _why_text(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, e
 
 
 def _with_why(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, engine: str) -> Row:
-    from dataclasses import replace
-
     if row.difference is None or _gap(row) < 0.05:
         return row
     if row.term == "kv_cache":
@@ -515,13 +513,8 @@ def block_checks(log: VllmLog, settings: VllmSettings, dims: ModelDims | None) -
         implied = int(blocks) * settings.block_size
         out.append(Check("tokens", f"blocks x block size {settings.block_size}", f"{implied:,}", f"{int(tokens):,}",
                          implied == int(tokens)))
-    conc, length = _val(m, "max_concurrency"), _val(m, "concurrency_tokens")
-    if conc is not None and length and (tokens is not None or blocks is not None):
-        count = tokens if tokens is not None else blocks * settings.block_size
-        per = length if settings.engine == "vllm-v0" else math.ceil(length / settings.block_size) * settings.block_size
-        implied = count / per
-        out.append(Check("max concurrency", f"tokens / {'max_model_len' if settings.engine == 'vllm-v0' else 'blocks per request x block size'} ({int(per):,})",
-                         f"{implied:.2f}x", f"{conc}x", abs(implied - conc) <= 0.005 + 1e-9))
+    if tokens is not None or blocks is not None:
+        out += _concurrency_check(m, settings, tokens if tokens is not None else blocks * settings.block_size)
     if m.kv_tokens_limit is not None:
         limit = int(m.kv_tokens_limit.value)
         out.append(Check("refusal", "max_model_len > KV tokens", f"{settings.max_model_len:,} > {limit:,}",
@@ -529,10 +522,22 @@ def block_checks(log: VllmLog, settings: VllmSettings, dims: ModelDims | None) -
     return out
 
 
+def _concurrency_check(m: Figures, settings: VllmSettings, tokens: float) -> list[Check]:
+    """V0: tokens / max_model_len; V1: blocks / blocks per request (the request rounded up to whole blocks)."""
+    conc, length = _val(m, "max_concurrency"), _val(m, "concurrency_tokens")
+    if conc is None or not length:
+        return []
+    if settings.engine == "vllm-v0":
+        per, what = length, "max_model_len"
+    else:
+        per, what = math.ceil(length / settings.block_size) * settings.block_size, "blocks per request x block size"
+    implied = tokens / per
+    return [Check("max concurrency", f"tokens / {what} ({int(per):,})", f"{implied:.2f}x", f"{conc}x",
+                  abs(implied - conc) <= ROUND + 1e-9)]
+
+
 def non_torch_check(log: VllmLog, ours: Ours, model, device: Device | None) -> list[Check]:
     """Our KV again, with the log's own non-torch figure in place of our default."""
-    from dataclasses import replace
-
     fig = log.ranks[0].figures if log.ranks else log.memory
     nt, kv = _val(fig, "non_torch_gib"), _val(fig, "available_kv_gib")
     if ours.budget is None or nt is None or kv is None or model is None or device is None:
@@ -540,8 +545,8 @@ def non_torch_check(log: VllmLog, ours: Ours, model, device: Device | None) -> l
     settings = replace(ours.budget.settings, non_torch_bytes=round(nt * GIB))
     budget = vllm_budget(model[0], settings, device, model[1])
     implied = budget.kv_cache_bytes / GIB
-    return [Check("our KV with the log's non-torch", f"ours with non-torch {nt} GiB; agrees within 2% of the GPU total", f"{implied:.3f} GiB",
-                  f"{kv} GiB", abs(implied - kv) <= 0.02 * device.total_bytes / GIB)]
+    return [Check("our KV with the log's non-torch", f"ours with non-torch {nt} GiB; agrees within 2% of the GPU total",
+                  f"{implied:.3f} GiB", f"{kv} GiB", abs(implied - kv) <= 0.02 * device.total_bytes / GIB)]
 
 
 # --------------------------------------------------------------------------- the whole explanation
@@ -571,7 +576,7 @@ def explain_log(req: ExplainRequest) -> Explanation:
     log = read_vllm_log(req.log)
     found, src = find_model(log, req.model)
     settings, rows = log_settings(log, req, src)
-    device, total_setting, option_total = gpu_device(log, req)
+    device, total_setting, option_gpu = gpu_device(log, req)
     kv_dtype = next(s.value for s in rows if s.name == "kv_cache_dtype")
     model = model_terms(src, settings.tp, kv_dtype) if src is not None else None
     ours = our_terms(settings, device, model)
@@ -581,8 +586,8 @@ def explain_log(req: ExplainRequest) -> Explanation:
     for i, proc in enumerate(procs or [None]):
         fig = proc.figures if proc is not None else Figures()
         table += gib_rows(_rank_label(proc, many) if proc else "", fig, ours, device, settings.engine, i == 0)
-    if option_total is not None and log.gpu_total_gib is not None:
-        table = [_option_total(r, option_total) if r.term == "gpu_total" else r for r in table]
+    if option_gpu is not None:
+        table = [_option_total(r, option_gpu) if r.term == "gpu_total" else r for r in table]
     table = _kv_from_counts(table, log, settings, model[0] if model else None)
     table += count_rows(log, ours)
     checks = [c for p in procs for c in sum_checks(p.figures, _rank_label(p, many))]
@@ -596,19 +601,19 @@ def explain_log(req: ExplainRequest) -> Explanation:
                        _needs(found, device), tuple(notes), log.lines, log.truncated)
 
 
-def _option_total(row: Row, total: int) -> Row:
-    """The GPU-total row when an option names a card too: ours is that card's figure, set against the log's."""
-    from dataclasses import replace
-
-    mine = total / GIB
-    why = "" if abs(mine - (row.logged or 0)) < 0.005 else \
-        "the log prints torch's total on that card; ours is the --gpu figure (the log's is used for the rest)"
-    return replace(row, ours=mine, ours_bytes=total, status="calibrated", source="--gpu / --gpu-memory-gib", why=why)
+def _option_total(row: Row, gpu) -> Row:
+    """The GPU-total row when --gpu / --gpu-memory-gib names a card: ours is its torch total (with that
+    figure's status and source), set against the log's when the log prints one."""
+    mine = gpu.total / GIB
+    why = ""
+    if row.logged is not None and abs(mine - row.logged) >= 0.005:
+        why = "the log prints torch's total on that card; ours is the option's figure (the log's is used for the rest)"
+    return replace(row, ours=mine, ours_bytes=gpu.total, status=gpu.torch_status or "input",
+                   source=gpu.torch_source or gpu.source, why=why)
 
 
 def _kv_from_counts(table: list[Row], log: VllmLog, settings: VllmSettings, dims: ModelDims | None) -> list[Row]:
     """When the log prints blocks or tokens but no KV bytes: the KV bytes they imply, in the KV row."""
-    from dataclasses import replace
     from inspector.memory.vllm import page_bytes
 
     m = log.memory
