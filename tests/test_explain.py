@@ -181,3 +181,10 @@ def test_a_gpu_option_is_set_against_the_logged_total():
     t = terms(data)["gpu_total"]
     assert t["logged"] == 79.22 and t["ours"] == pytest.approx(79.18) and t["status"] == "calibrated"
     assert data["gpu_total_bytes"] == round(79.22 * GIB)  # the log's total sizes the rest
+
+
+def test_a_utilization_printed_with_two_decimals_is_read_as_a_range():
+    # vLLM 0.8 prints "total_gpu_memory (23.58GiB) x gpu_memory_utilization (0.94) = 22.29GiB": 0.945 printed as 0.94
+    data = explain(str(LOGS / "v0-issue15340-deepseek-r1-gguf-rtx3090-multi.log"))
+    found = [c for c in data["checks"] if c["check"].startswith("usable")]
+    assert found and all(c["agrees"] for c in found) and "printed rounding" in found[0]["implied"]

@@ -456,6 +456,18 @@ def _val(fig: Figures, name: str) -> float | None:
     return None if got is None else float(got.value)
 
 
+def _usable_check(total: float, util: float, usable: float, at: str) -> Check:
+    """usable = total x utilization. Each is printed rounded (V0 prints the utilization with 2 decimals,
+    so --gpu-memory-utilization 0.945 reads "0.94"): they agree when the ranges the printed figures
+    stand for meet."""
+    implied = total * util
+    low, high = (total - ROUND) * (util - ROUND), (total + ROUND) * (util + ROUND)
+    exact = _agree(implied, usable, 2)
+    agrees = exact or (low <= usable + ROUND and usable - ROUND <= high)
+    text = f"{implied:.3f} GiB" if exact else f"{implied:.3f} GiB ({low:.2f} to {high:.2f} with the printed rounding)"
+    return Check("usable" + at, "total x utilization", text, f"{usable} GiB", agrees)
+
+
 def sum_checks(fig: Figures, rank: str) -> list[Check]:
     """requested = total x util; KV = requested - the other terms (each wording of the summary)."""
     v = {name: _val(fig, name) for name in ("total_gpu_gib", "gpu_memory_utilization", "requested_gib",
@@ -465,9 +477,7 @@ def sum_checks(fig: Figures, rank: str) -> list[Check]:
     at = f" ({rank})" if rank else ""
     out = []
     if None not in (v["total_gpu_gib"], v["gpu_memory_utilization"], v["requested_gib"]):
-        implied = v["total_gpu_gib"] * v["gpu_memory_utilization"]
-        out.append(Check("usable" + at, "total x utilization", f"{implied:.3f} GiB", f"{v['requested_gib']} GiB",
-                         _agree(implied, v["requested_gib"], 2)))
+        out.append(_usable_check(v["total_gpu_gib"], v["gpu_memory_utilization"], v["requested_gib"], at))
     kv = v["available_kv_gib"]
     parts = [v[n] for n in ("requested_gib", "profiled_weights_gib", "non_torch_gib", "activation_peak_gib")]
     if kv is not None and None not in parts:
