@@ -188,3 +188,12 @@ def test_a_utilization_printed_with_two_decimals_is_read_as_a_range():
     data = explain(str(LOGS / "v0-issue15340-deepseek-r1-gguf-rtx3090-multi.log"))
     found = [c for c in data["checks"] if c["check"].startswith("usable")]
     assert found and all(c["agrees"] for c in found) and "printed rounding" in found[0]["implied"]
+
+
+def test_a_vision_language_log_blocks_reproduced_and_the_encoder_named():
+    data = explain(str(LOGS / "v0-pr12126-llama32-11b-vision-h100.log"), "--model", "llama-3.2-11b-vision",
+                   "--max-model-len", "65536")
+    t, c = terms(data), checks(data)
+    assert abs(t["weights"]["difference"]) < 0.05  # 19.86 GiB logged, the vision tower included
+    assert c["blocks from the logged KV"]["agrees"] and c["blocks from the logged KV"]["logged"] == "6,001"
+    assert "vision encoder" in t["activation_peak"]["why"] and not c["our KV with the log's non-torch"]["agrees"]

@@ -213,7 +213,9 @@ def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
     plan = rank_plan(acc, Layout(tp=tp), width=_width(stored))
     weights = int(plan.largest.weights_bytes)
     how = "stored" if stored.plan is None else f"stored ({stored.plan.method})"
-    return dims, weights, f"{src.name}: parameters as the checkpoint is {how}, per rank as vLLM loads them at TP {tp}"
+    vision = " (the vision tower included)" if acc.spec.vision is not None else ""
+    return dims, weights, (f"{src.name}: parameters{vision} as the checkpoint is {how}, per rank as vLLM loads "
+                           f"them at TP {tp}")
 
 
 # --------------------------------------------------------------------------- the settings
@@ -397,7 +399,9 @@ def _why_text(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, e
                 f"quantized or not, plus buffers such as the rotary cache)")
     if name == "activation_peak":
         where = row.source.rsplit("peak at the ", 1)[-1] if "peak at the " in row.source else "profile run"
-        return f"ours is the {where} ({row.status}); vLLM measured torch's peak increase in its profile run"
+        vision = "vision tower included" in ours.weights_source
+        return (f"ours is the {where} ({row.status}); vLLM measured torch's peak increase in its profile run"
+                + ("; the vision encoder's profile (dummy images) is not modelled yet" if vision else ""))
     if name == "non_torch":
         tp = ours.budget.settings.tp if ours.budget is not None else 1
         return _non_torch_why(logged[name][0], engine, tp)
