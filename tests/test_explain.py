@@ -197,3 +197,8 @@ def test_a_vision_language_log_blocks_reproduced_and_the_encoder_named():
     assert abs(t["weights"]["difference"]) < 0.05  # 19.86 GiB logged, the vision tower included
     assert c["blocks from the logged KV"]["agrees"] and c["blocks from the logged KV"]["logged"] == "6,001"
     assert "vision encoder" in t["activation_peak"]["why"] and not c["our KV with the log's non-torch"]["agrees"]
+
+
+def test_cuda_graph_profiling_of_newer_vllm_is_named():
+    data = explain(str(LOGS / "v1-lmcache3430-qwen3-8b.log"))
+    assert any("CUDA-graph memory" in n and "0.52 GiB" in n and "0.9543" in n for n in data["notes"])

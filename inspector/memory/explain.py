@@ -608,6 +608,7 @@ def explain_log(req: ExplainRequest) -> Explanation:
     checks += block_checks(log, settings, model[0] if model else None)
     checks += non_torch_check(log, ours, model, device)
     notes = list(ours.budget.notes) if ours.budget is not None else []
+    notes += _graph_notes(log.memory)
     if settings.tp > 1:
         notes.append(f"ours is the largest rank at TP {settings.tp}; vLLM sizes the KV cache by its smallest rank")
     return Explanation(str(req.log), str(log.version.value) if log.version else None, settings.engine, found,
@@ -642,3 +643,14 @@ def _kv_from_counts(table: list[Row], log: VllmLog, settings: VllmSettings, dims
     if row.difference is not None and abs(row.difference) >= 0.05:
         row = replace(row, why="follows from the terms above (the log does not break them down)")
     return table[:at] + [row] + table[at + 1:]
+
+
+def _graph_notes(m: Figures) -> list[str]:
+    """vLLM >= 0.21 profiles CUDA-graph memory before sizing the KV cache; vllm.py does not subtract it yet."""
+    est, util = m.cuda_graph_estimated_gib, m.utilization_without_graphs
+    if est is None and util is None:
+        return []
+    said = [f"estimated {est.value} GiB (line {est.line})"] if est is not None else []
+    said += [f"--gpu-memory-utilization {util.value} without it (line {util.line})"] if util is not None else []
+    return [f"this vLLM profiles CUDA-graph memory and takes it off the KV budget ({'; '.join(said)}); "
+            "our budget does not subtract CUDA graphs yet"]
