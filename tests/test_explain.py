@@ -47,7 +47,8 @@ def test_every_fixture_log_is_explained(log, fmt):
 
 
 def test_a5_tp1_reproduced_term_by_term():
-    data = explain(str(LOGS / "v0-pr10511-llama3-8b-h100-tp1.log"), "--model", "llama-3.1-8b", "--max-model-len", "8192")
+    data = explain(str(LOGS / "v0-pr10511-llama3-8b-h100-tp1.log"), "--model", "llama-3.1-8b",
+                   "--max-model-len", "8192")
     t = terms(data)
     assert data["engine"] == "vllm-v0" and data["gpu_total_bytes"] == round(79.22 * GIB)
     assert t["gpu_total"]["logged"] == 79.22 and t["requested"]["logged"] == 71.29
@@ -86,7 +87,8 @@ def test_a6_blocks_from_the_logged_kv_bytes(log, blocks, tokens, length):
     low, _, high = found["implied"].replace(",", "").partition(" to ")
     assert int(low) <= blocks <= int(high)
     assert c["available KV"]["agrees"] and c["max concurrency"]["agrees"]
-    assert {"name": "max_model_len", "value": length} in [{k: s[k] for k in ("name", "value")} for s in data["settings"]]
+    used = [{k: s[k] for k in ("name", "value")} for s in data["settings"]]
+    assert {"name": "max_model_len", "value": length} in used
     assert t["blocks"]["logged"] == blocks and t["activation_peak"]["implied"].startswith("peak_torch_memory")
     assert abs(t["kv_cache"]["difference"]) * GIB / data["gpu_total_bytes"] < 0.02  # within 2% of the GPU
     if tokens:
