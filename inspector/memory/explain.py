@@ -382,9 +382,14 @@ def _gap(row: Row) -> float:
 
 def _non_torch_why(logged: float, engine: str, settings_tp: int) -> str:
     if engine == "vllm-v0" and logged > 0.3:
-        tp = " and the NCCL buffers under TP" if settings_tp > 1 else ""
-        return (f"the log's non-torch {logged:.2f} GiB counts the CUDA context{tp} (V0 builds before PR 12126, "
-                f"Jan 2025); our default is {V0_NON_TORCH_GIB} GiB, the last V0 profiler's (PR 12126's log)")
+        # vLLM PR 11809 (Jan 2025): earlier builds took device-used minus torch's *allocated* bytes as
+        # non-torch; PR 10511's build measured it from a baseline taken in init_device (issue 12059).
+        tp = ", and the NCCL/custom all-reduce buffers set up after that baseline" if settings_tp > 1 else ""
+        return (f"the log's non-torch {logged:.2f} GiB is device-used minus torch's allocated bytes (V0 before "
+                f"PRs 11809/12126, Jan 2025): v0.6.4 counted from zero (the CUDA context in it); the Dec 2024 "
+                f"build (PR 10511) from init_device, so the allocator's reserved-but-free bytes, cuBLAS "
+                f"workspaces and lazily loaded kernels{tp}; our default is {V0_NON_TORCH_GIB} GiB, the last "
+                f"V0 profiler's (PR 12126's log)")
     return "ours is a published measurement (see source); non-torch memory depends on the build, the GPU and TP"
 
 
