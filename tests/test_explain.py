@@ -72,6 +72,8 @@ def test_a5_tp2_per_gpu():
     assert t["weights"]["logged"] == 7.48 and abs(t["weights"]["difference"]) < 0.05
     assert abs(t["activation_peak"]["ours"] - 1.26) < 0.05  # TP-invariant, as logged
     assert t["non_torch"]["logged"] == 3.58 and "NCCL" in t["non_torch"]["why"]
+    # what PR 10511's build counted (vLLM PR 11809's description): allocated, not reserved, bytes
+    assert "allocated bytes" in t["non_torch"]["why"] and "reserved-but-free" in t["non_torch"]["why"]
     assert any("largest rank at TP 2" in n for n in data["notes"])
 
 

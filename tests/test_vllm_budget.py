@@ -75,6 +75,15 @@ def test_a5_v0_default_non_torch_misses_by_the_pr_10511_excess():
     assert 1.5 < diff < 1.8  # 2.07 % of 79.22 GiB: just outside the 2 % bound
 
 
+def test_a5_v0_non_torch_default_is_not_tuned_to_the_pr_10511_build():
+    """The V0 default stays PR 12126's 0.16 GiB at TP 1 and 2; its source names why A5's build logged more."""
+    _, tp1 = budget("A5")
+    _, tp2 = budget("A5-tp2")
+    assert tp1.term("non_torch").bytes == tp2.term("non_torch").bytes == int(vllm.V0_NON_TORCH_GIB * GIB)
+    source = tp1.term("non_torch").source
+    assert vllm.PR_10511 in source and vllm.PR_11809 in source and vllm.PR_12126 in source
+
+
 def test_a5_activation_does_not_shrink_with_tp():
     """The logged 1.26 GiB holds at TP 1 and TP 2: the peak is the sampler warm-up, not the forward."""
     _, tp1 = budget("A5")

@@ -57,7 +57,21 @@ SAMPLER_BYTES_PER_LOGIT = 38.36
 # Qwen3-32B 0.54 (mean 0.545; TP > 2 assumed the same).
 V1_NON_TORCH_GIB = {1: 0.135, 2: 0.545}
 # V0 after PR 12126 (Jan 2025, the last V0 profiler): 0.16 GiB, Llama-3.2-11B-Vision on H100, TP1.
+# Earlier V0 builds measured a different quantity, so their logged figure is not this one (no public
+# log of those builds other than the cases themselves, hence no default per build):
+# - v0.6.3/0.6.4 (PR 9352): (device used - torch allocated) after the profile run, from zero: the
+#   CUDA context counts (A6: 0.35 GiB on an RTX 3090).
+# - Dec 2024 (PR 10511's branch, v0.6.5): device used after the profile (after gc + empty_cache)
+#   - the used memory at init_device (taken BEFORE init_worker_distributed_environment) - weights
+#   - the profile's change in torch's *allocated* bytes. So it counts the caching allocator's
+#   reserved-but-free bytes (PR 11809: "allocated_bytes.all.current does not include ... cudaMalloc
+#   but cannot be released"; fixed to memory_reserved), torch tensors allocated outside load_model,
+#   cuBLAS/lazily loaded kernels, and under TP the NCCL/custom all-reduce set-up. A5 logs 1.79 GiB
+#   (TP2 3.58). Later builds take the snapshot after NCCL init ("Now take memory snapshot after NCCL
+#   is initialized", vllm/v1/worker/gpu_worker.py init_device), so NCCL is not counted at all.
 V0_NON_TORCH_GIB = 0.16
+PR_10511 = "https://github.com/vllm-project/vllm/pull/10511"
+PR_11809 = "https://github.com/vllm-project/vllm/pull/11809"
 
 
 @dataclass(frozen=True)
@@ -255,7 +269,8 @@ def non_torch_term(settings: VllmSettings) -> Term:
         gib = V1_NON_TORCH_GIB[1] if settings.tp == 1 else V1_NON_TORCH_GIB[2]
         status = CALIBRATED if settings.tp <= 2 else ASSUMED
         return Term("non_torch", int(gib * GIB), status, f"{LLMD_TABLE} (TP{min(settings.tp, 2)}, rows other than A1/A2)")
-    source = f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1); builds of Dec 2024 (PR 10511) logged far more"
+    source = (f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1); the Dec 2024 build ({PR_10511}) "
+              f"logged far more: it subtracted torch's allocated, not reserved, bytes and counted NCCL ({PR_11809})")
     return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if settings.tp == 1 else ASSUMED, source)
 
 
