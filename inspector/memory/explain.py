@@ -380,16 +380,18 @@ def _gap(row: Row) -> float:
     return abs(row.difference or 0.0)
 
 
-def _non_torch_why(logged: float, engine: str, settings_tp: int) -> str:
+def _non_torch_why(logged: float, engine: str, settings_tp: int, from_zero: bool) -> str:
+    """Why a V0 log's non-torch differs: what that build's profiler counted (vLLM PRs 9352, 10511, 11809)."""
     if engine == "vllm-v0" and logged > 0.3:
-        # vLLM PR 11809 (Jan 2025): earlier builds took device-used minus torch's *allocated* bytes as
-        # non-torch; PR 10511's build measured it from a baseline taken in init_device (issue 12059).
+        ours = f"our default is {V0_NON_TORCH_GIB} GiB, the last V0 profiler's (PR 12126's log)"
+        if from_zero:  # v0.6.3/0.6.4 (PR 9352): device used - torch allocated after the profile
+            return (f"the log's non-torch {logged:.2f} GiB counts the CUDA context (v0.6.4: device used minus "
+                    f"torch's allocated bytes, from zero; V0 before PR 12126, Jan 2025); {ours}")
+        # PR 10511's build: baseline at init_device, before the distributed set-up (issue 12059)
         tp = ", and the NCCL/custom all-reduce buffers set up after that baseline" if settings_tp > 1 else ""
-        return (f"the log's non-torch {logged:.2f} GiB is device-used minus torch's allocated bytes (V0 before "
-                f"PRs 11809/12126, Jan 2025): v0.6.4 counted from zero (the CUDA context in it); the Dec 2024 "
-                f"build (PR 10511) from init_device, so the allocator's reserved-but-free bytes, cuBLAS "
-                f"workspaces and lazily loaded kernels{tp}; our default is {V0_NON_TORCH_GIB} GiB, the last "
-                f"V0 profiler's (PR 12126's log)")
+        return (f"the log's non-torch {logged:.2f} GiB is the Dec 2024 build's (PR 10511): device used since "
+                f"init_device minus weights and torch's allocated bytes, so the allocator's reserved-but-free "
+                f"bytes, cuBLAS and lazily loaded kernels{tp} (PR 11809 then subtracted reserved bytes); {ours}")
     return "ours is a published measurement (see source); non-torch memory depends on the build, the GPU and TP"
 
 
@@ -409,7 +411,8 @@ def _why_text(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, e
                 + ("; the vision encoder's profile (dummy images) is not modelled yet" if vision else ""))
     if name == "non_torch":
         tp = ours.budget.settings.tp if ours.budget is not None else 1
-        return _non_torch_why(logged[name][0], engine, tp)
+        from_zero = logged.get("activation_peak", (0.0, 0, ""))[2].startswith("peak_torch_memory")
+        return _non_torch_why(logged[name][0], engine, tp, from_zero)
     if name == "cuda_graphs":
         return "captured after the KV cache is sized in the versions modelled: not taken off the KV budget"
     return ""
