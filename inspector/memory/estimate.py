@@ -62,6 +62,7 @@ class ServeRequest:
     engine: str = "vllm-v1"
     enforce_eager: bool = False
     kv_cache_memory: int | None = None
+    images_per_prompt: int | None = None  # vLLM's --limit-mm-per-prompt image=N (VLMs only)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ def estimate(request: MemoryRequest) -> Estimate:
     if request.train is None:
         from inspector.memory.serving import plan
 
+        if request.serve.images_per_prompt is not None and acc.spec.vision is None:
+            raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
         options = _serve_options(request.serve, hw, overhead, _stored_widths(acc, src))
         return Estimate(acc, plan(acc, device, options), None)
     overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
@@ -189,4 +192,5 @@ def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, stored):
                         max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                         tp=tp, pp=s.pp, ep=s.ep, engine=s.engine, enforce_eager=s.enforce_eager,
                         kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights,
-                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored)
+                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored,
+                        images_per_prompt=s.images_per_prompt)
