@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inspector.cli.app import app
+from inspector.image.rules import largest_image
 from inspector.memory import vllm_vision as vv
 from inspector.memory.vllm import GIB, Device, ModelDims, VllmSettings, vllm_budget
 from inspector.source import resolve
@@ -23,7 +24,8 @@ LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "vllm" / "logs"
 
 def dims(name: str) -> ModelDims:
     spec = resolve(name).spec()
-    return replace(ModelDims.from_text_spec(spec.text), vision=vv.from_vision_spec(spec.vision, spec.text.hidden_size))
+    d = spec.text.hidden_size
+    return replace(ModelDims.from_text_spec(spec.text), vision=vv.from_vision_spec(spec.vision, largest_image(spec.vision, d), d))
 
 
 # --------------------------------------------------------------------------- the largest image
@@ -136,7 +138,18 @@ def test_cli_images_per_prompt_refused(extra):
     assert len(r.output.strip().splitlines()) == 1, r.output
 
 
-def test_no_torch():
+def test_no_torch_and_no_image_layer_on_text_models():
+    """Pure arithmetic; serving a text model does not import the image layer (cold start)."""
     code = ("import sys; import inspector.memory.vllm_vision, inspector.memory.vllm; "
-            "assert 'torch' not in sys.modules")
+            "assert 'torch' not in sys.modules; from typer.testing import CliRunner; from inspector.cli.app import app; "
+            "r = CliRunner().invoke(app, ['memory', 'llama-3.1-8b', '-f', 'json']); assert r.exit_code == 0, r.output; "
+            "assert 'inspector.image.rules' not in sys.modules and 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_the_image_layer_no_encoder_term():
+    """memory sits below image: a caller that passes no largest_image gets the text budget only."""
+    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest, estimate
+
+    est = estimate(MemoryRequest(model="qwen2.5-vl-7b", hardware=Hardware(), serve=ServeRequest(), train=None))
+    assert "vision_encoder_profile" not in [t.name for t in est.serving.budget.terms]

@@ -191,10 +191,17 @@ def memory(
                            max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
                            max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
                            engine=engine.value, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
-                           images_per_prompt=images_per_prompt),
+                           images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
     if not _emit(request, format, output) and check:
         raise typer.Exit(1)
+
+
+def largest_image(vision, text_hidden: int):
+    """The image layer's largest image for a vision-language model (imported only when one is served)."""
+    from inspector.image.rules import largest_image as largest
+
+    return largest(vision, text_hidden)
 
 
 def _targets(text: str | None) -> tuple[str, ...] | None:

@@ -14,7 +14,7 @@ layers, and a sliding layer holds at most its window (plus the tokens of one sch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
 from inspector.inventory.entry import EMBED, HEAD, LM, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, WeightEntry
@@ -50,6 +50,7 @@ class ServeOptions:
     dtype_given: bool = False  # --dtype given: a what-if width for the layers' matrices
     stored: StoredWidths | None = None  # the checkpoint's widths per tensor (config.json's quantization_config)
     images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
+    largest_image: Any = None  # a VLM's largest image (inspector.image ImageTokens); None: no encoder profile
 
     @property
     def layout(self) -> Layout:
@@ -291,11 +292,11 @@ def model_dims(acc: Accounting, o: ServeOptions) -> ModelDims:
     from dataclasses import replace
 
     dims = ModelDims.from_text_spec(acc.spec.text, kv_dtype_bytes=KV_BYTES[o.kv_dtype])
-    if acc.spec.vision is None:
+    if acc.spec.vision is None or o.largest_image is None:
         return dims
     from inspector.memory.vllm_vision import from_vision_spec
 
-    return replace(dims, vision=from_vision_spec(acc.spec.vision, acc.spec.text.hidden_size))
+    return replace(dims, vision=from_vision_spec(acc.spec.vision, o.largest_image, acc.spec.text.hidden_size))
 
 
 def _with_step(o: ServeOptions, step: int) -> ServeOptions:

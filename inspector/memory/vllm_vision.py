@@ -31,11 +31,6 @@ BUDGET_SOURCE = ("vllm/multimodal/budget.py MultiModalBudget._get_max_items and 
                  "vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget")
 ENC_DEC_SOURCE = "vllm/worker/enc_dec_model_runner.py profile_run (V0): one image set per dummy sequence"
 
-# Side lengths tried for the largest image: covers every rule's cap (Qwen's max_pixels squares, tile
-# canvases up to 12 tiles of 448, Pixtral's longest edge); the rule itself caps what it accepts.
-_SIDES = (224, 336, 384, 448, 560, 672, 896, 1024, 1120, 1344, 1540, 1792, 2048, 2240, 2688, 3584, 4096, 5376, 8192)
-
-
 @dataclass(frozen=True)
 class VisionDims:
     """The vision tower's widths and the largest image's sequence, as vLLM's profile run feeds it."""
@@ -59,28 +54,11 @@ class VisionDims:
     dtype_bytes: int = 2
 
 
-def largest_image(v, text_hidden: int):
-    """The ImageTokens of the image with the most encoder positions, then tokens, among the sizes tried."""
-    from inspector.errors import InspectError
-    from inspector.image.rules import image_tokens
-
-    best = None
-    for h in _SIDES:
-        for w in _SIDES:
-            try:
-                it = image_tokens(v, h, w, text_hidden)
-            except (InspectError, ValueError):
-                continue
-            key = (it.patches * max(1, it.tiles), it.tokens + it.cross_states, -h * w)
-            if best is None or key > best[0]:
-                best = (key, it)
-    return best[1]
-
-
-def from_vision_spec(v, text_hidden: int, dtype_bytes: int = 2) -> VisionDims:
-    """VisionDims from the project's VisionSpec (inspector/spec/vision.py) and the LLM's hidden size."""
+def from_vision_spec(v, it, text_hidden: int, dtype_bytes: int = 2) -> VisionDims:
+    """VisionDims from the project's VisionSpec (inspector/spec/vision.py), the ImageTokens of the largest
+    image (inspector.image.rules.largest_image: the image layer sits above memory, so the caller gives
+    it) and the LLM's hidden size."""
     e, p = v.encoder, v.projector
-    it = largest_image(v, text_hidden)
     side = (e.embed.image_size or 0) // e.embed.patch_size
     if e.tower == "mllama":  # every tile padded to max_tiles, class token per tile, positions padded to 8
         per_tile = side * side + 1
