@@ -100,7 +100,10 @@ def profile_items(vd: VisionDims, engine: str, batch: tuple[int, int, int], limi
         n = max(1, min(seqs, tokens // (t * per_prompt)))
         return ItemCount(n * per_prompt, per_prompt, f"vllm/worker/model_runner.py profile_run (V0): {n} seqs x {per_prompt}")
     limit = limit or V1_DEFAULT_LIMIT
-    budget = min(max(tokens, t), max(tokens, t))  # compute budget, cache size: both default to max_num_batched_tokens
+    # compute budget max(max_num_encoder_input_tokens, t) and cache size max(encoder_cache_size, t): both
+    # scheduler values default to max_num_batched_tokens, so the two are equal and the budget is either
+    compute, cache = max(tokens, t), max(tokens, t)
+    budget = min(compute, cache)
     per_prompt = max(1, min(limit, max_len // t))
     items = max(1, min(budget // t, seqs * per_prompt))
     rule = (f"{BUDGET_SOURCE}: min(encoder budget {budget:,} // {t:,} tokens, {seqs} seqs x {per_prompt} per prompt)"
