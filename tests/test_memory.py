@@ -481,7 +481,7 @@ def test_docs_table_of_vllm_logs(case, command, figure, logged, ours):
         diff = value / 2**30 - float(logged.split()[0])
         if figure == "weights":
             assert abs(diff) <= 0.05
-        if figure == "available KV" and case != "A5":
+        if figure == "available KV" and case != "A5" and not case.startswith("PR 12126"):  # both named in the docs
             assert abs(diff) * 2**30 <= 0.02 * data["gpu_total_bytes"]
     else:
         assert f"{value:,}" == ours

@@ -93,6 +93,9 @@ EngineOpt = _opt(Engine, "vLLM engine whose start-up arithmetic to follow.", "--
 EagerOpt = _opt(bool, "vLLM's --enforce-eager: no CUDA graphs.", "--enforce-eager")
 KvMemOpt = _opt(Optional[int], "vLLM's --kv-cache-memory: a fixed KV budget in bytes per GPU (V1).",
                 "--kv-cache-memory", metavar="BYTES", min=1, show_default=False)
+ImagesOpt = _opt(Optional[int], "Images per prompt for a vision-language model (vLLM's --limit-mm-per-prompt; "
+                 "default: vLLM's, 999 in V1, 1 in V0): the profile run encodes that many largest images.",
+                 "--images-per-prompt", min=1, show_default=False)
 PrecisionOpt = _opt(Precision, "mixed: fp32 masters and states; autocast: LoRA adapters read 16-bit inputs; "
                     "bf16: pure bf16 AdamW.", "--precision", panel=TRAIN)
 NodesOpt = _opt(int, "Nodes.", "--nodes", panel=HARDWARE)
@@ -136,7 +139,7 @@ def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
     train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = Engine.v1,
-    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, dtype: DtypeOpt = "bf16",
+    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16",
     group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
     block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
     max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
@@ -187,10 +190,18 @@ def memory(
                            block_size=block_size, gpu_memory_utilization=gpu_memory_utilization,
                            max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
                            max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
-                           engine=engine.value, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory),
+                           engine=engine.value, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
+                           images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
     if not _emit(request, format, output) and check:
         raise typer.Exit(1)
+
+
+def largest_image(vision, text_hidden: int):
+    """The image layer's largest image for a vision-language model (imported only when one is served)."""
+    from inspector.image.rules import largest_image as largest
+
+    return largest(vision, text_hidden)
 
 
 def _targets(text: str | None) -> tuple[str, ...] | None:
@@ -202,7 +213,7 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
                 "max_model_len", "max_num_batched_tokens", "max_num_seqs", "tp", "pp", "ep", "engine",
-                "enforce_eager", "kv_cache_memory")
+                "enforce_eager", "kv_cache_memory", "images_per_prompt")
 OPTION_MODES = {
     **{name: ("serve",) for name in SERVING_ONLY},
     **{name: TRAINING for name in ("optimizer", "seq_len", "micro_batch", "recompute", "attention", "precision")},

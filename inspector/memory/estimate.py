@@ -9,9 +9,9 @@ from in the message. No torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
@@ -62,6 +62,10 @@ class ServeRequest:
     engine: str = "vllm-v1"
     enforce_eager: bool = False
     kv_cache_memory: int | None = None
+    images_per_prompt: int | None = None  # vLLM's --limit-mm-per-prompt image=N (VLMs only)
+    # the image layer's largest_image(vision, text_hidden) (inspector.image.rules, above memory: the CLI
+    # passes it); None: a vision-language model gets no encoder profile term
+    largest_image: Callable[[Any, int], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,12 @@ def estimate(request: MemoryRequest) -> Estimate:
     if request.train is None:
         from inspector.memory.serving import plan
 
+        if request.serve.images_per_prompt is not None and acc.spec.vision is None:
+            raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
         options = _serve_options(request.serve, hw, overhead, _stored_widths(acc, src))
+        if acc.spec.vision is not None and request.serve.largest_image is not None:
+            options = replace(options, largest_image=request.serve.largest_image(acc.spec.vision,
+                                                                                 acc.spec.text.hidden_size))
         return Estimate(acc, plan(acc, device, options), None)
     overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
     from inspector.memory.training import TrainOptions
@@ -189,4 +198,5 @@ def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, stored):
                         max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                         tp=tp, pp=s.pp, ep=s.ep, engine=s.engine, enforce_eager=s.enforce_eager,
                         kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights,
-                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored)
+                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored,
+                        images_per_prompt=s.images_per_prompt)

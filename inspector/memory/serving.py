@@ -14,7 +14,7 @@ layers, and a sliding layer holds at most its window (plus the tokens of one sch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
 from inspector.inventory.entry import EMBED, HEAD, LM, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, WeightEntry
@@ -49,6 +49,8 @@ class ServeOptions:
     weights_source: str = ""
     dtype_given: bool = False  # --dtype given: a what-if width for the layers' matrices
     stored: StoredWidths | None = None  # the checkpoint's widths per tensor (config.json's quantization_config)
+    images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
+    largest_image: Any = None  # a VLM's largest image (inspector.image ImageTokens); None: no encoder profile
 
     @property
     def layout(self) -> Layout:
@@ -245,7 +247,8 @@ def settings(o: ServeOptions, length: int) -> VllmSettings:
     return VllmSettings(
         engine=o.engine, gpu_memory_utilization=o.gpu_memory_utilization, max_model_len=length,
         max_num_batched_tokens=o.max_num_batched_tokens, max_num_seqs=o.max_num_seqs, block_size=o.block_size,
-        enforce_eager=o.enforce_eager, kv_cache_memory=o.kv_cache_memory, tp=o.tp, non_torch_bytes=o.overhead_bytes)
+        enforce_eager=o.enforce_eager, kv_cache_memory=o.kv_cache_memory, tp=o.tp, non_torch_bytes=o.overhead_bytes,
+        images_per_prompt=o.images_per_prompt)
 
 
 def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:
@@ -256,7 +259,7 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
     width, what, status = entry_width(o)
     if ranks is None or ranks.layout != o.layout:
         ranks = rank_plan(acc, o.layout, width, KV_BYTES[o.kv_dtype])
-    dims = ModelDims.from_text_spec(t, kv_dtype_bytes=KV_BYTES[o.kv_dtype])
+    dims = model_dims(acc, o)
     device, vs = Device(gpu.name, gpu.total), settings(o, length)
     free = vllm_budget(dims, vs, device, 0).kv_cache_bytes  # the budget before the weights
     rank = deciding_rank(acc, o, ranks, free) if o.kv_cache_memory is None else ranks.largest
@@ -282,6 +285,18 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
         largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
         request_bytes(groups, length, page, o_steps), budget, ranks, status,
     )
+
+
+def model_dims(acc: Accounting, o: ServeOptions) -> ModelDims:
+    """vLLM's dimensions of the model: the text stack, and the vision tower of a vision-language model."""
+    from dataclasses import replace
+
+    dims = ModelDims.from_text_spec(acc.spec.text, kv_dtype_bytes=KV_BYTES[o.kv_dtype])
+    if acc.spec.vision is None or o.largest_image is None:
+        return dims
+    from inspector.memory.vllm_vision import from_vision_spec
+
+    return replace(dims, vision=from_vision_spec(acc.spec.vision, o.largest_image, acc.spec.text.hidden_size))
 
 
 def _with_step(o: ServeOptions, step: int) -> ServeOptions:

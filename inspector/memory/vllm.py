@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from inspector.memory.vllm_vision import VisionDims, encoder_peak, profile_items
+
 GIB = 2**30
 
 EXACT = "exact"
@@ -104,6 +106,7 @@ class ModelDims:
     experts_top_k: int = 0  # MoE: routed experts per token (0: dense MLP)
     expert_intermediate: int = 0  # MoE: one expert's width
     mla_width: int = 0  # MLA: kv_lora_rank + qk_rope_head_dim, one latent "head" cached per token
+    vision: VisionDims | None = None  # a vision-language model's tower (vllm_vision.from_vision_spec)
 
     @classmethod
     def from_text_spec(cls, spec, dtype_bytes: int = 2, kv_dtype_bytes: int = 2) -> ModelDims:
@@ -151,6 +154,7 @@ class VllmSettings:
     usage: str = "serve"  # "serve" (OpenAI server) | "llm" (the LLM class)
     enable_chunked_prefill: bool | None = None  # V0 only; V1 always chunks
     non_torch_bytes: int | None = None  # a measured figure, e.g. read from a log
+    images_per_prompt: int | None = None  # --limit-mm-per-prompt image=N; None: 1 (V0), 999 (V1)
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,36 @@ def activation_term(dims: ModelDims, settings: VllmSettings, tokens: int, seqs: 
         f"{'; assumed the same in V0' if settings.engine == 'vllm-v0' else ''}; --max-num-seqs]); "
         f"peak at the {'sampler warm-up' if by_sampler else 'forward'}"
     )
-    return Term("activation_peak", max(forward, sampler), status, source)
+    text_peak = max(forward, sampler)
+    if dims.vision is None:
+        return Term("activation_peak", text_peak, status, source)
+    vision = vision_term(dims, settings, (tokens, seqs))
+    cache = vision_profile(dims, settings, (tokens, seqs))[1].cache
+    peak = max(vision.bytes, cache + text_peak)
+    source = (f"max(vision encoder profile {vision.bytes / GIB:.2f} GiB, encoder cache {cache / GIB:.2f} GiB + "
+              f"text peak {text_peak / GIB:.2f} GiB); text peak = {source}")
+    return Term("activation_peak", peak, ASSUMED if peak == vision.bytes else status, source)
+
+
+def vision_profile(dims: ModelDims, settings: VllmSettings, batch: tuple[int, int]):
+    """(ItemCount, EncoderPeak) of the profile run's dummy image batch; batch = (max_num_batched_tokens, max_num_seqs)."""
+    count = profile_items(dims.vision, settings.engine, (batch[0], batch[1], settings.max_model_len),
+                          settings.images_per_prompt)
+    return count, encoder_peak(dims.vision, count.items)
+
+
+def vision_term(dims: ModelDims, settings: VllmSettings, batch: tuple[int, int]) -> Term:
+    """The vision encoder's profile-run peak: the largest image times the items vLLM encodes at once."""
+    vd = dims.vision
+    count, ep = vision_profile(dims, settings, batch)
+    source = (
+        f"{count.items} image(s) of {vd.image[0]}x{vd.image[1]} (the largest the processor accepts: "
+        f"{vd.seq_per_item:,} encoder positions, {vd.tokens_per_item:,} tokens each) [{count.rule}; "
+        f"--images-per-prompt]; encoder peak = kept {ep.kept / GIB:.2f} GiB + largest block "
+        f"{ep.layer_peak / GIB:.2f} GiB ({vd.attention} attention) [assumed]; then {ep.cache / GIB:.2f} GiB of merged "
+        f"embeddings stay in the encoder cache through the text dummy run"
+    )
+    return Term("vision_encoder_profile", ep.peak, ASSUMED, source)
 
 
 def non_torch_term(settings: VllmSettings) -> Term:
@@ -320,6 +353,7 @@ def budget_terms(dims: ModelDims, settings: VllmSettings, device: Device, weight
         Term("requested", requested, EXACT, f"gpu_total x gpu_memory_utilization {settings.gpu_memory_utilization}"),
         Term("weights", weights_bytes, INPUT, "bytes loaded per rank (checkpoint as stored)"),
         activation_term(dims, settings, tokens, seqs),
+        *((vision_term(dims, settings, (tokens, seqs)),) if dims.vision is not None else ()),
         non_torch_term(settings),
         cuda_graph_term(settings),
         Term("batch_defaults", tokens, EXACT if settings.max_num_batched_tokens is None else INPUT,

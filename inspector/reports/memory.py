@@ -76,6 +76,13 @@ def _short(text: str) -> str:
     return text.replace(LLMD_TABLE, "[llm-d]")
 
 
+def _vision_rows(b) -> list[list[str]]:
+    """A vision-language model's encoder profile (inside the activation peak above, not added to it)."""
+    vision = [t for t in b.terms if t.name == "vision_encoder_profile"]
+    return [["  of which: vision encoder profile", _b(t.bytes), f"{t.status} (--images-per-prompt)", t.source]
+            for t in vision]
+
+
 def _main_rows(s: Serving) -> list[list[str]]:
     o, b = s.options, s.budget
     act, kv = b.term("activation_peak"), b.term("kv_cache")
@@ -90,6 +97,7 @@ def _main_rows(s: Serving) -> list[list[str]]:
          s.weights.formula],
         [f"Activation peak (profile run, {n(b.max_num_batched_tokens)} tokens)", _b(s.activations), act_status,
          _short(act.source)],
+        *_vision_rows(b),
         [s.overhead.name, _b(s.overhead.bytes), nt_status, _short(nt.source)],
         ["CUDA graphs", _b(b.term("cuda_graphs").bytes), "exact", b.term("cuda_graphs").source],
         ["KV cache (the rest)", _b(max(s.kv_available, 0)), kv.status if kv.status != "calibrated" else
@@ -154,6 +162,15 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
 
 
 def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
+    out = _serving_json_keys(acc, s, v)
+    vision = [t for t in s.budget.terms if t.name == "vision_encoder_profile"]
+    if vision:  # vision-language models only: the encoder's profile peak (part of activation_peak_bytes)
+        out["vision_encoder_profile_bytes"] = vision[0].bytes
+        out["images_per_prompt"] = s.options.images_per_prompt
+    return out
+
+
+def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
     o, b = s.options, s.budget
     return {
         "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.gpus,
