@@ -9,15 +9,14 @@ from in the message. No torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict
-from inspector.memory.lora import LoraOptions
 from inspector.memory.serving import Serving
-from inspector.memory.training import Training
+from inspector.memory.training import TrainOptions, Training
 
 
 @dataclass(frozen=True)
@@ -46,31 +45,14 @@ class ServeRequest:
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    """The fine-tuning options as given: the mode (full, lora, qlora) and its optimizer, ZeRO stage,
-    offload, activations and adapters."""
-
-    mode: str = "full"
-    optimizer: str = "adamw"
-    zero: int = 0
-    offload: str = "none"
-    zero_init: bool = True
-    seq_len: int = 2048
-    micro_batch: int = 1
-    recompute: str = "none"
-    attention: str = "flash"
-    lora: LoraOptions = field(default_factory=LoraOptions)
-    double_quant: bool = True
-
-
-@dataclass(frozen=True)
 class MemoryRequest:
-    """`inspect memory MODEL`: serving (`train` None) or fine-tuning on the hardware."""
+    """`inspect memory MODEL`: serving (`train` None) or fine-tuning on the hardware (the training options
+    as given; their GPUs, nodes and overhead are the hardware's, filled in by `estimate`)."""
 
     model: str
     hardware: Hardware = field(default_factory=Hardware)
     serve: ServeRequest = field(default_factory=ServeRequest)
-    train: TrainRequest | None = None
+    train: TrainOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -108,15 +90,10 @@ def estimate(request: MemoryRequest) -> Estimate:
         from inspector.memory.serving import plan
 
         return Estimate(acc, plan(acc, device, _serve_options(request.serve, hw, overhead)), None)
-    from inspector.memory.training import TrainOptions
     from inspector.memory.training import plan as train_plan
 
-    t = request.train
-    training = train_plan(acc, device, TrainOptions(
-        mode=t.mode, optimizer=t.optimizer, zero=t.zero, offload=t.offload, zero_init=t.zero_init,
-        gpus_per_node=hw.gpus, nodes=hw.nodes, seq_len=t.seq_len, micro_batch=t.micro_batch, recompute=t.recompute,
-        attention=t.attention, lora=t.lora, double_quant=t.double_quant, overhead_bytes=overhead))
-    return Estimate(acc, None, training)
+    options = replace(request.train, gpus_per_node=hw.gpus, nodes=hw.nodes, overhead_bytes=overhead)
+    return Estimate(acc, None, train_plan(acc, device, options))
 
 
 def _serve_options(s: ServeRequest, hw: Hardware, overhead: int):
