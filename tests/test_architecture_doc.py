@@ -4,22 +4,11 @@ every module under inspector/ is listed, with the first line of its docstring, a
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("architecture_tool", ROOT / "tools" / "architecture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-architecture = _tool()
+from architecture_tool import architecture
 
 
 @pytest.mark.parametrize("module", [m.as_posix() for m in architecture.modules()])

@@ -8,8 +8,9 @@ texts and example file names; this test holds the code to the rule, the grep the
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
+
+from architecture_tool import architecture
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "inspector"
@@ -17,14 +18,6 @@ MAX_PARAMETERS = 8
 GGUF_HOME = ("checkpoint/", "source.py")  # the only places that may name the suffix
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("architecture_tool", ROOT / "tools" / "architecture.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-architecture = _tool()
 LAYERS = architecture.layers(architecture.DOC.read_text(encoding="utf-8"))
 RANK = {name: i for i, name in enumerate(LAYERS)}
 MODULES = {".".join(("inspector", *m.with_suffix("").parts)).removesuffix(".__init__"): m for m in architecture.modules()}

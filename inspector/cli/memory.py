@@ -169,7 +169,9 @@ def memory(
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
     from inspector.errors import InspectError
-    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest, TrainRequest, lora_options
+    from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
+    from inspector.memory.lora import LoraOptions
+    from inspector.memory.training import TrainOptions
 
     format = output_format(format, output, MemoryFormat)
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
@@ -177,10 +179,10 @@ def memory(
         raise InspectError(f"--tp {tp} and --gpus {gpus}: serving, --gpus is the tensor parallel size; give one")
     if format == MemoryFormat.deepspeed and train != Train.full:
         raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
-    training = None if train is None else TrainRequest(
+    training = None if train is None else TrainOptions(
         mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value, zero_init=zero_init,
         seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value, attention=attention.value,
-        lora=lora_options(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
+        lora=LoraOptions(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
                          bias=lora_bias),
         double_quant=double_quant, precision=precision.value)
     request = MemoryRequest(

@@ -18,16 +18,8 @@ from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict
 
 if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, training's when training
-    from inspector.memory.lora import LoraOptions
     from inspector.memory.serving import Serving
-    from inspector.memory.training import Training
-
-
-def lora_options(**given) -> LoraOptions:
-    """LoraOptions (inspector.memory.lora, loaded only when training) of the options given."""
-    from inspector.memory.lora import LoraOptions
-
-    return LoraOptions(**given)
+    from inspector.memory.training import TrainOptions, Training
 
 
 @dataclass(frozen=True)
@@ -69,32 +61,14 @@ class ServeRequest:
 
 
 @dataclass(frozen=True)
-class TrainRequest:
-    """The fine-tuning options as given: the mode (full, lora, qlora) and its optimizer, ZeRO stage,
-    offload, activations and adapters."""
-
-    mode: str = "full"
-    optimizer: str = "adamw"
-    zero: int = 0
-    offload: str = "none"
-    zero_init: bool = True
-    seq_len: int = 2048
-    micro_batch: int = 1
-    recompute: str = "none"
-    attention: str = "flash"
-    lora: LoraOptions = field(default_factory=lora_options)
-    double_quant: bool = True
-    precision: str = "mixed"
-
-
-@dataclass(frozen=True)
 class MemoryRequest:
-    """`inspect memory MODEL`: serving (`train` None) or fine-tuning on the hardware."""
+    """`inspect memory MODEL`: serving (`train` None) or fine-tuning on the hardware (the training options
+    as given; their GPUs, nodes and overhead are the hardware's, filled in by `estimate`)."""
 
     model: str
     hardware: Hardware = field(default_factory=Hardware)
     serve: ServeRequest = field(default_factory=ServeRequest)
-    train: TrainRequest | None = None
+    train: TrainOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -140,17 +114,11 @@ def estimate(request: MemoryRequest) -> Estimate:
             options = replace(options, largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
         return Estimate(acc, plan(acc, device, options), None)
-    overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
-    from inspector.memory.training import TrainOptions
     from inspector.memory.training import plan as train_plan
 
-    t = request.train
-    training = train_plan(acc, device, TrainOptions(
-        mode=t.mode, optimizer=t.optimizer, zero=t.zero, offload=t.offload, zero_init=t.zero_init,
-        gpus_per_node=hw.gpus, nodes=hw.nodes, seq_len=t.seq_len, micro_batch=t.micro_batch, recompute=t.recompute,
-        attention=t.attention, lora=t.lora, double_quant=t.double_quant, overhead_bytes=overhead,
-        precision=t.precision))
-    return Estimate(acc, None, training)
+    overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
+    options = replace(request.train, gpus_per_node=hw.gpus, nodes=hw.nodes, overhead_bytes=overhead)
+    return Estimate(acc, None, train_plan(acc, device, options))
 
 
 def _stored_widths(acc: Accounting, src):
