@@ -67,7 +67,7 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
     for dtype in ("bf16", "int4"):
         served = serve_plan(acc, device, ServeOptions(dtype=dtype, max_model_len=context))
         out.append((f"Serve, {dtype} weights", [("Weights", served.weights.bytes),
-                                                ("Activations (prefill peak)", served.activations),
+                                                ("Activations (vLLM profile-run peak)", served.activations),
                                                 (kv_label, kv)]))
     for label, options in (("Full fine-tune, mixed-precision AdamW", TrainOptions(seq_len=context)),
                            ("LoRA r=16", TrainOptions(mode="lora", seq_len=context)),
