@@ -109,7 +109,7 @@ def estimate(request: MemoryRequest) -> Estimate:
 
         if request.serve.images_per_prompt is not None and acc.spec.vision is None:
             raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
-        options = _serve_options(request.serve, hw, overhead, _stored_widths(acc, src))
+        options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve))
         if acc.spec.vision is not None and request.serve.largest_image is not None:
             options = replace(options, largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
@@ -119,6 +119,39 @@ def estimate(request: MemoryRequest) -> Estimate:
     overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
     options = replace(request.train, gpus_per_node=hw.gpus, nodes=hw.nodes, overhead_bytes=overhead)
     return Estimate(acc, None, train_plan(acc, device, options))
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """What the serving plan counts the weights from: widths per tensor (the headers', else
+    quantization_config's; None: 16 bits), or a checkpoint's total split evenly, and why."""
+
+    stored: Any = None
+    total: int | None = None
+    source: str = ""
+    notes: tuple[str, ...] = ()
+
+
+def _weights(acc: Accounting, src, s: ServeRequest) -> _Weights:
+    """The checkpoint's own headers when at hand (--weights, a local checkpoint, a Hub repo; see
+    inspector.memory.headers), else config.json's quantization_config; --dtype (a what-if) reads none."""
+    if s.dtype_given:
+        return _Weights(notes=(f"--weights {s.weights} not read: --dtype is a what-if over it",) if s.weights else ())
+    from inspector.memory.headers import HeaderMismatch, checkpoint_at_hand, header_widths
+
+    hand = checkpoint_at_hand(src, s.weights)
+    if hand.headers is None:
+        why = (f"{hand.why}: widths from config.json instead",) if hand.why else ()
+        return _Weights(_stored_widths(acc, src), notes=why)
+    cfg = src.config if isinstance(src.config, dict) else {}
+    try:
+        return _Weights(header_widths(acc, cfg, hand.headers, hand.label))
+    except HeaderMismatch as exc:
+        if s.weights is None:  # a checkpoint MODEL holds: the config's widths, said why
+            why = (f"{exc}: widths from config.json instead (`inspect verify` lists the tensors)",)
+            return _Weights(_stored_widths(acc, src), notes=why)
+        return _Weights(None, hand.headers.total_bytes, str(s.weights),
+                        (f"{exc}: its stored total is split evenly over the GPUs",))
 
 
 def _stored_widths(acc: Accounting, src):
@@ -141,7 +174,7 @@ def _stored_widths(acc: Accounting, src):
     return StoredWidths(widths, label)
 
 
-def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, stored):
+def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, weights: _Weights):
     """ServeOptions (inspector.memory.serving) of the request: the dtypes checked, tensor parallel over
     --tp (else every GPU), the stored bytes of --weights read from its headers."""
     from inspector.memory.quant import KV_DTYPES, SERVE_DTYPES, check_dtype
@@ -156,15 +189,10 @@ def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, stored):
     tp = s.tp if s.tp is not None else hw.gpus * hw.nodes
     if tp < 1 or s.pp < 1:
         raise InspectError(f"--tp and --pp must be at least 1, got --tp {tp} --pp {s.pp}")
-    weights = None
-    if s.weights is not None:
-        from inspector.checkpoint.open import open_checkpoint
-
-        weights = open_checkpoint(s.weights).total_bytes
     return ServeOptions(dtype=dtype, kv_dtype=kv_dtype, group_size=s.group_size, block_size=s.block_size,
                         gpu_memory_utilization=s.gpu_memory_utilization, max_model_len=s.max_model_len,
                         max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
                         tp=tp, pp=s.pp, ep=s.ep, engine=s.engine, enforce_eager=s.enforce_eager,
-                        kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights,
-                        weights_source=str(s.weights or ""), dtype_given=s.dtype_given, stored=stored,
-                        images_per_prompt=s.images_per_prompt)
+                        kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights.total,
+                        weights_source=weights.source, dtype_given=s.dtype_given, stored=weights.stored,
+                        weights_notes=weights.notes, images_per_prompt=s.images_per_prompt)

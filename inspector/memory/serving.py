@@ -45,10 +45,11 @@ class ServeOptions:
     enforce_eager: bool = False
     kv_cache_memory: int | None = None  # --kv-cache-memory BYTES
     overhead_bytes: int | None = None  # --overhead-gib: the non-torch figure given; None: vLLM's measured one
-    weights_bytes: int | None = None  # stored bytes of a real checkpoint (--weights)
+    weights_bytes: int | None = None  # a checkpoint's stored total, split evenly (--weights not matching the config)
     weights_source: str = ""
     dtype_given: bool = False  # --dtype given: a what-if width for the layers' matrices
-    stored: StoredWidths | None = None  # the checkpoint's widths per tensor (config.json's quantization_config)
+    stored: StoredWidths | None = None  # widths per tensor: the checkpoint's headers, else its quantization_config
+    weights_notes: tuple[str, ...] = ()  # why the headers at hand were not used per tensor
     images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
     largest_image: Any = None  # a VLM's largest image (inspector.image ImageTokens); None: no encoder profile
 
@@ -63,12 +64,15 @@ class ServeOptions:
 
 @dataclass(frozen=True)
 class StoredWidths:
-    """Bytes per element of each stored tensor as config.json says it is stored (quantized widths are
-    fractional: packed values and their scales over the tensor's elements), and what it is called."""
+    """Bytes per element of each stored tensor (quantized widths are fractional: packed values and
+    their scales over the tensor's elements), what it is called, and where it comes from: the
+    checkpoint's headers (inspector.memory.headers) or config.json's quantization_config."""
 
     widths: dict[str, float]
     label: str  # "mxfp4 + BF16", ...
     default: float = 2.0
+    source: str = "config.json's quantization_config"  # or "safetensors headers of PATH" / "... of hub:ID"
+    notes: tuple[str, ...] = ()
 
     def __call__(self, e: WeightEntry) -> float:
         return self.widths.get(e.name, self.default)
@@ -148,12 +152,29 @@ def entry_width(o: ServeOptions) -> tuple[Callable[[WeightEntry], float], str, s
                 if o.dtype not in ("bf16", "fp16") else f"--dtype {o.dtype}: 2 B per parameter" if o.dtype_given
                 else "2 B per parameter (no quantization_config: vLLM's --dtype auto loads 16 bits)")
         return width, what, "exact" if o.dtype in ("bf16", "fp16") else "assumed (--dtype)"
-    return o.stored, f"as stored ({o.stored.label}; config.json's quantization_config)", "exact"
+    return o.stored, f"as stored ({o.stored.label}; {o.stored.source})", "exact"
+
+
+def weights_source(o: ServeOptions) -> str:
+    """Where the weights' widths come from, in words (the report's and the JSON's `weights_source`)."""
+    if o.dtype_given:
+        return f"--dtype {o.dtype} (what-if)"
+    if o.weights_bytes is not None:
+        return f"stored total of {o.weights_source}, split evenly"
+    if o.stored is not None:
+        return o.stored.source
+    return "config.json (no quantization_config: 16 bits per parameter)"
+
+
+def weights_status(o: ServeOptions, status: str) -> str:
+    if o.weights_bytes is not None:
+        return "exact" if o.gpus == 1 else "assumed (even split: the headers do not match config.json)"
+    return status
 
 
 def weight_term(acc: Accounting, o: ServeOptions, rank: RankShare, what: str) -> Term:
-    """The weights of the rank that decides the KV cache (vLLM's per-rank split), or a real checkpoint's
-    stored bytes split evenly over the GPUs (--weights)."""
+    """The weights of the rank that decides the KV cache (vLLM's per-rank split), or a checkpoint's
+    stored total split evenly over the GPUs (--weights whose tensors do not match the config)."""
     if o.weights_bytes is not None:
         return Term("Weights", cdiv(o.weights_bytes, o.gpus),
                     f"stored bytes of {o.weights_source}" + (f" / {o.gpus} GPUs" if o.gpus > 1 else ""))
@@ -283,7 +304,7 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
         available, token_bytes, page, groups, size, num_blocks, tokens,
         tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
         largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
-        request_bytes(groups, length, page, o_steps), budget, ranks, status,
+        request_bytes(groups, length, page, o_steps), budget, ranks, weights_status(o, status),
     )
 
 

@@ -93,8 +93,7 @@ def _main_rows(s: Serving) -> list[list[str]]:
     return [
         ["GPU total (torch)", _b(s.gpu.total), _gpu_status(s), f"torch.cuda.mem_get_info()[1]: {gpu_source}"],
         ["GPU memory vLLM may use", _b(s.usable), "exact", f"{o.gpu_memory_utilization:g} × {gib(s.gpu.total)}"],
-        [s.weights.name, _b(s.weights.bytes), s.weights_status if o.weights_bytes is None else "exact",
-         s.weights.formula],
+        [s.weights.name, _b(s.weights.bytes), s.weights_status, s.weights.formula],
         [f"Activation peak (profile run, {n(b.max_num_batched_tokens)} tokens)", _b(s.activations), act_status,
          _short(act.source)],
         *_vision_rows(b),
@@ -138,6 +137,12 @@ def _ranks_section(acc: Accounting, s: Serving) -> Section:
                    rows, notes)
 
 
+def _weights_notes(o) -> list[str]:
+    """How the weights were read: the headers matched (what was left out), or why they were not used."""
+    stored = o.stored.notes if o.stored is not None and not o.dtype_given else ()
+    return [f"Weights: {note}." for note in (*stored, *o.weights_notes)]
+
+
 def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     from inspector.memory.vllm import LLMD_TABLE
 
@@ -148,6 +153,7 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     notes = ["Status: exact = vLLM's formula, no measurement; calibrated = a published measurement (its source "
              "named); assumed = a modelling choice (the flag that changes it); input = given.",
              f"[llm-d] = llm-d/llm-d-benchmark, config_explorer/empirical-vllm-memory-results.md ({LLMD_TABLE})."]
+    notes += _weights_notes(o)
     notes += list(b.notes)
     sections = [
         Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, paged KV cache, {o.kv_dtype} KV)",
@@ -171,6 +177,8 @@ def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
 
 
 def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
+    from inspector.memory.serving import weights_source
+
     o, b = s.options, s.budget
     return {
         "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.gpus,
@@ -189,6 +197,7 @@ def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any
         "largest_context": s.largest_context, "vllm_log": vllm_lines(s),
         "terms": [{"name": t.name, "bytes": t.bytes, "status": t.status, "source": t.source} for t in b.terms],
         "gpu_total_status": s.gpu.torch_status or "input", "weights_status": s.weights_status,
+        "weights_source": weights_source(o), "weights_notes": _weights_notes(o),
         "ranks": [{"pp_rank": r.pp_rank, "tp_rank": r.tp_rank, "dp_rank": r.dp_rank, "layers": list(r.layers),
                    "weights_bytes": int(r.weights_bytes), "kv_bytes_per_token": r.kv_bytes_per_token}
                   for r in s.ranks.ranks],
