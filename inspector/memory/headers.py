@@ -1,4 +1,4 @@
-"""Weights per tensor from the checkpoint's own headers (safetensors, local or on the Hub; GGUF), matched as `verify` matches them.
+"""Weights per tensor from the checkpoint's own headers (local, Hub or GGUF), matched to the model as `verify` does.
 
 `checkpoint_at_hand(src, weights)` finds the headers `inspect memory` can read without the tensor
 data: --weights PATH, a safetensors or GGUF file named as MODEL, a local MODEL directory holding
