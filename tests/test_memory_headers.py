@@ -121,6 +121,31 @@ def test_gptq_fixture_counts_its_stored_bytes_and_vocab_padding():
     assert run_json(GPTQ, "--dtype", "fp16")["weights_bytes"] == 2 * (86_976 + 2 * 27 * 64)
 
 
+def test_gptq_tp2_keeps_column_parallel_g_idx_whole(tmp_path):
+    """TP 2 (docs/memory.md works it out): per rank 64 padded rows of embedding and head (2 × 8,192 B), the
+    final norm (128 B); per layer the norms (256 B), half the Linears' 23,360 stored bytes, and the g_idx
+    (in × 4 B) of q, k, v, gate and up whole (vLLM sizes g_idx by the rank's input): 5 × 64 × 4 / 2 more.
+    config.json's quantization_config alone (no safetensors beside it) gives the same bytes."""
+    per_layer = 256 + 23_360 // 2 + 5 * 64 * 4 // 2
+    data = run_json(GPTQ, "--tp", 2)
+    assert [r["weights_bytes"] for r in data["ranks"]] == [2 * 8192 + 128 + 2 * per_layer] * 2 == [41_664] * 2
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text((GPTQ / "config.json").read_text())
+    from_config = run_json(bare, "--tp", 2)
+    assert from_config["weights_bytes"] == 41_664 and from_config["weights_source"] == "config.json's quantization_config"
+
+
+def test_kept_bytes_follow_vllms_gptq_and_per_channel_layouts():
+    from inspector.memory.serving import kept_bytes
+
+    assert kept_bytes((64, 64), "x.g_idx", (64,), 256) == (0, 256)  # whole under a column split
+    assert kept_bytes((128, 64), "x.weight_scale", (128, 1), 512) == (512, 0)  # per-channel: whole under a row split
+    assert kept_bytes((128, 64), "x.weight_scale", (), 4) == (4, 4)  # per-tensor: whole either way
+    assert kept_bytes((128, 64), "x.scales", (2, 128), 512) == (0, 0)  # group scales split with the weight
+    assert kept_bytes((128, 64), "x.scales", (2, 128), 512, desc_act=True) == (512, 0)  # act-order row-parallel
+
+
 def test_tensors_the_model_does_not_define_are_left_out_and_f32_counts_16_bits(tmp_path):
     tensors = {**plain("F32"), "model.layers.0.self_attn.rotary_emb.inv_freq": ("F32", (8,)),
                "model.mtp.proj.weight": ("BF16", (64, 64))}

@@ -160,18 +160,24 @@ def _stored_widths(acc: Accounting, src):
     cfg = src.config if isinstance(src.config, dict) else None
     if not cfg or not cfg.get("quantization_config"):
         return None
-    from inspector.memory.serving import StoredWidths
+    from inspector.memory.serving import StoredWidths, kept_bytes
     from inspector.memory.stored import stored_weights
 
     sw = stored_weights(acc, cfg, src.where)
     numels = {e.name: e.numel for e in acc.entries}
-    widths = {}
+    shapes = {e.name: e.shape for e in acc.entries}
+    qc = cfg["quantization_config"]
+    desc_act = isinstance(qc, dict) and qc.get("desc_act") is True
+    widths, kept = {}, {}
     for st in sw.tensors:
         numel = numels.get(st.name, 0)
         if numel:
             widths[st.name] = sum(p.nbytes for p in st.parts if p.loaded) / numel
+            sides = [kept_bytes(shapes[st.name], p.name, p.shape, p.nbytes, desc_act) for p in st.parts if p.loaded]
+            if any(a or b for a, b in sides):
+                kept[st.name] = (sum(a for a, _ in sides), sum(b for _, b in sides))
     label = " + ".join(sw.by_label())
-    return StoredWidths(widths, label)
+    return StoredWidths(widths, label, kept=kept)
 
 
 def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, weights: _Weights):

@@ -122,22 +122,37 @@ def _mismatch(result, headers: CheckpointHeaders, label: str) -> str | None:
     return f"{label} do not match config.json: {'; '.join(parts)}" if parts else None
 
 
-def _entry_bytes(acc: Accounting, findings) -> tuple[dict[str, float], int]:
-    """Stored bytes per entry (a stack's bytes shared by its experts' elements) and how many 32-bit
-    float tensors count at 16 bits."""
-    numel = {e.name: e.numel for e in acc.entries}
-    out: dict[str, float] = {}
-    narrowed = 0
+@dataclass
+class _Bytes:
+    """Stored bytes per entry, the parts kept whole under a TP split (serving.kept_bytes), and how many
+    32-bit float tensors count at 16 bits."""
+
+    per_entry: dict[str, float]
+    kept: dict[str, tuple[float, float]]
+    narrowed: int = 0
+
+
+def _entry_bytes(acc: Accounting, findings, desc_act: bool) -> _Bytes:
+    """Each entry's stored bytes (a stack's bytes shared by its experts' elements)."""
+    from inspector.memory.serving import kept_bytes
+
+    entries = {e.name: e for e in acc.entries}
+    out = _Bytes({}, {})
     for f in findings:
         if f.status not in COUNTED or not f.entries:
             continue
+        numel = sum(entries[n].numel for n in f.entries) or 1
         nbytes = f.nbytes
         if f.status == "ok" and f.dtype in WIDE_FLOATS:
-            nbytes, narrowed = SIXTEEN_BITS * sum(numel[n] for n in f.entries), narrowed + 1
-        total = sum(numel[n] for n in f.entries) or 1
+            nbytes, out.narrowed = SIXTEEN_BITS * numel, out.narrowed + 1
         for name in f.entries:
-            out[name] = out.get(name, 0.0) + nbytes * numel[name] / total
-    return out, narrowed
+            out.per_entry[name] = out.per_entry.get(name, 0.0) + nbytes * entries[name].numel / numel
+        if f.status == "quantization" and len(f.entries) == 1:
+            e = entries[f.entries[0]]
+            by_in, by_out = kept_bytes(e.shape, f.stored_name or f.name, tuple(f.actual or ()), nbytes, desc_act)
+            was = out.kept.get(e.name, (0, 0))
+            out.kept[e.name] = (was[0] + by_in, was[1] + by_out)
+    return out
 
 
 def _label(findings) -> str:
@@ -174,15 +189,17 @@ def header_widths(acc: Accounting, cfg: dict[str, Any], headers: CheckpointHeade
     mismatch = _mismatch(result, headers, label)
     if mismatch:
         raise HeaderMismatch(mismatch)
-    nbytes, narrowed = _entry_bytes(acc, result.findings)
+    qc = cfg.get("quantization_config")
+    counted = _entry_bytes(acc, result.findings, isinstance(qc, dict) and qc.get("desc_act") is True)
+    nbytes, narrowed = counted.per_entry, counted.narrowed
     widths = {e.name: nbytes[e.name] / e.numel for e in acc.entries if e.name in nbytes and e.numel}
     for e in acc.entries:  # a tied head shares its embedding's tensor (and width)
         if not e.stored and e.tied_to in widths:
             widths[e.name] = widths[e.tied_to]
     notes = [f"{label}: {sum(1 for f in result.findings if f.status in COUNTED and f.entries):,} stored tensors "
-             f"matched to the model's {len(acc.entries):,} as `inspect verify` matches them"]
+             f"matched to the model's {len(acc.entries):,} tensors as `inspect verify` matches them"]
     if narrowed:
         notes.append(f"{narrowed} tensors stored in 32 bits count 2 B per element: vLLM's --dtype auto loads 32-bit "
                      "checkpoints in 16 bits")
     notes += _skipped_note(result.findings, acc)
-    return StoredWidths(widths, _label(result.findings), source=label, notes=tuple(notes))
+    return StoredWidths(widths, _label(result.findings), source=label, notes=tuple(notes), kept=counted.kept)

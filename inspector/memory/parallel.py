@@ -219,6 +219,11 @@ class _Rank:
     last: bool
 
 
+def split_axis(e: WeightEntry) -> str:
+    """The dimension of a tensor that TP splits: "in" for row-parallel layers (o, down), "out" for the rest."""
+    return "in" if _base(e) in _ROW_ROLES + _EXPERT_ROW else "out"
+
+
 def _base(e: WeightEntry) -> str:
     """The role without its .weight/.bias suffix."""
     return e.role.rsplit(".", 1)[0] if e.role.endswith((".weight", ".bias")) else e.role
@@ -340,9 +345,15 @@ def _rank(acc: Accounting, lay: Layout, coords: tuple[int, int, int], entries: l
     t = acc.spec.text
     r = _Rank(lay, tp_rank, dp_rank, pp_rank == 0, pp_rank == lay.pp - 1)
     own = copy = pad = nbytes = 0
+    # a quantized tensor's parts along the dimension TP does not split (GPTQ's g_idx of a column-parallel
+    # layer, a per-channel scale of a row-parallel one) stay whole on every rank holding a share of it
+    kept = getattr(width, "kept_whole", None)
     for e in entries:
         o, c, p = share(e, acc, r)
-        own, copy, pad, nbytes = own + o, copy + c, pad + p, nbytes + (o + c + p) * width(e)
+        held = o + c + p
+        own, copy, pad, nbytes = own + o, copy + c, pad + p, nbytes + held * width(e)
+        if kept is not None and 0 < held < e.numel:
+            nbytes += kept(e, split_axis(e)) * (1 - held / e.numel)
     start, end = pp_indices(t.num_layers, pp_rank, lay.pp, lay.partition)
     heads, kv = _kv_token(acc, lay, end - start, kv_width)
     experts = 0

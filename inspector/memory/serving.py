@@ -13,7 +13,9 @@ layers, and a sliding layer holds at most its window (plus the tokens of one sch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
@@ -73,12 +75,45 @@ class StoredWidths:
     default: float = 2.0
     source: str = "config.json's quantization_config"  # or "safetensors headers of PATH" / "... of hub:ID"
     notes: tuple[str, ...] = ()
+    # per tensor, bytes of parts a rank keeps whole when TP splits the tensor along (in, out): see kept_bytes
+    kept: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __call__(self, e: WeightEntry) -> float:
         return self.widths.get(e.name, self.default)
 
+    def kept_whole(self, e: WeightEntry, axis: str) -> float:
+        """Bytes of `e`'s parts that every rank holding a share keeps whole when TP splits `axis`."""
+        by_in, by_out = self.kept.get(e.name, (0.0, 0.0))
+        return by_in if axis == "in" else by_out
+
     def __hash__(self) -> int:
         return id(self)
+
+
+def kept_bytes(shape: tuple[int, ...], part: str, part_shape: tuple[int, ...], nbytes: int,
+               desc_act: bool = False) -> tuple[int, int]:
+    """(bytes kept whole when TP splits the input dimension, when it splits the output) of one stored part
+    of a Linear weight of `shape` (out, in), as vLLM's quantized linear methods allocate them per rank:
+    a scalar (per-tensor scale) whole either way; a vector along the input only (GPTQ's `g_idx`: a
+    RowvLLMParameter of input_size_per_partition, vllm/model_executor/layers/quantization/gptq.py)
+    whole under a column split; a vector along the output only (a per-channel scale, (out,) or (out, 1))
+    whole under a row split; with GPTQ's desc_act, scales and qzeros stay whole under a row split
+    (gptq.py: scale_and_zero_input_dim is None for act-order row-parallel layers). Packed weights and
+    group scales (both dimensions) split with the weight."""
+    if len(shape) != 2:
+        return 0, 0
+    out, inp = shape
+    size = math.prod(part_shape)
+    dims = [d for d in part_shape if d != 1]
+    if size == 1:
+        return nbytes, nbytes
+    if desc_act and part.endswith(("scales", "qzeros")):
+        return nbytes, 0
+    if len(dims) != 1:
+        return 0, 0
+    if part.endswith("g_idx") or (dims[0] == inp and dims[0] != out):
+        return 0, nbytes
+    return (nbytes, 0) if dims[0] == out else (0, 0)
 
 
 @dataclass(frozen=True)
