@@ -147,8 +147,7 @@ def memory(
     zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
     recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None,
-    output: OutOpt = None,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -168,23 +167,22 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
-    from inspector.errors import InspectError
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
-    from inspector.memory.lora import LoraOptions
-    from inspector.memory.training import TrainOptions
 
     format = output_format(format, output, MemoryFormat)
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
-    if "tp" in given and "gpus" in given and tp != gpus * nodes:
-        raise InspectError(f"--tp {tp} and --gpus {gpus}: serving, --gpus is the tensor parallel size; give one")
-    if format == MemoryFormat.deepspeed and train != Train.full:
-        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
-    training = None if train is None else TrainOptions(
-        mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value, zero_init=zero_init,
-        seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value, attention=attention.value,
-        lora=LoraOptions(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
-                         bias=lora_bias),
-        double_quant=double_quant, precision=precision.value)
+    _check_together(given, tp, (gpus, nodes), format, train)
+    training = None
+    if train is not None:  # training's modules load only for training (cold start of serving)
+        from inspector.memory.lora import LoraOptions
+        from inspector.memory.training import TrainOptions
+
+        training = TrainOptions(
+            mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value,
+            zero_init=zero_init, seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value,
+            attention=attention.value, lora=LoraOptions(rank=lora_rank, alpha=lora_alpha,
+                                                        targets=_targets(lora_targets), dora=dora, bias=lora_bias),
+            double_quant=double_quant, precision=precision.value)
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
                                        gpu_memory_gib=gpu_memory_gib),
@@ -197,6 +195,18 @@ def memory(
         train=training)
     if not _emit(request, format, output) and check:
         raise typer.Exit(1)
+
+
+def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
+                    train: Train | None) -> None:
+    """Options that contradict each other: --tp against --gpus × --nodes (`gpus`), --format deepspeed
+    without --train full."""
+    from inspector.errors import InspectError
+
+    if "tp" in given and "gpus" in given and tp != gpus[0] * gpus[1]:
+        raise InspectError(f"--tp {tp} and --gpus {gpus[0]}: serving, --gpus is the tensor parallel size; give one")
+    if format == MemoryFormat.deepspeed and train != Train.full:
+        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
 
 
 def largest_image(vision, text_hidden: int):

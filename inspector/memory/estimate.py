@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from inspector.errors import InspectError
 from inspector.inventory.accounting import Accounting
@@ -121,8 +121,7 @@ def estimate(request: MemoryRequest) -> Estimate:
     return Estimate(acc, None, train_plan(acc, device, options))
 
 
-@dataclass(frozen=True)
-class _Weights:
+class _Weights(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """What the serving plan counts the weights from: widths per tensor (the headers', else
     quantization_config's; None: 16 bits), or a checkpoint's total split evenly, and why."""
 
@@ -137,6 +136,8 @@ def _weights(acc: Accounting, src, s: ServeRequest) -> _Weights:
     inspector.memory.headers), else config.json's quantization_config; --dtype (a what-if) reads none."""
     if s.dtype_given:
         return _Weights(notes=(f"--weights {s.weights} not read: --dtype is a what-if over it",) if s.weights else ())
+    if src.kind == "preset" and s.weights is None:  # no files at hand (and no header module to import)
+        return _Weights(_stored_widths(acc, src))
     from inspector.memory.headers import HeaderMismatch, checkpoint_at_hand, header_widths
 
     hand = checkpoint_at_hand(src, s.weights)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from inspector.memory.vllm_vision import VisionDims, encoder_peak, profile_items
+if TYPE_CHECKING:  # the vision tower's arithmetic loads only for a vision-language model (cold start)
+    from inspector.memory.vllm_vision import VisionDims
 
 GIB = 2**30
 
@@ -275,6 +277,8 @@ def activation_term(dims: ModelDims, settings: VllmSettings, tokens: int, seqs: 
 
 def vision_profile(dims: ModelDims, settings: VllmSettings, batch: tuple[int, int]):
     """(ItemCount, EncoderPeak) of the profile run's dummy image batch; batch = (max_num_batched_tokens, max_num_seqs)."""
+    from inspector.memory.vllm_vision import encoder_peak, profile_items
+
     count = profile_items(dims.vision, settings.engine, (batch[0], batch[1], settings.max_model_len),
                           settings.images_per_prompt)
     return count, encoder_peak(dims.vision, count.items)
