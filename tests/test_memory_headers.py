@@ -7,6 +7,7 @@ Every expected figure below is worked out by hand from the tensors each test wri
 from __future__ import annotations
 
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -215,3 +216,35 @@ def test_a_hub_repo_without_safetensors_falls_back_to_the_config(tmp_path):
     assert data["weights_bytes"] == 2 * PARAMS
     assert data["weights_source"] == "config.json (no quantization_config: 16 bits per parameter)"
     assert data["weights_notes"][0].startswith("Weights: headers of hub:org/cfg not read (org/cfg: ")
+
+
+def test_headers_and_quantization_config_agree_on_gpt_oss(tmp_path):
+    """gpt-oss-20b (MXFP4 experts, bf16 rest): a header holding the tensors quantization_config implies (a sparse
+    file: no data) gives, through verify's matching, the bytes stored.py gives from the config alone, per rank
+    too; TP 1 is the published index's total_size, 13,761,264,768 B."""
+    from inspector.inventory.accounting import account
+    from inspector.memory.stored import stored_weights
+    from inspector.source import resolve
+
+    ref = ROOT / "fixtures" / "reference" / "configs" / "openai__gpt-oss-20b"
+    d = tmp_path / "oss"
+    d.mkdir()
+    (d / "config.json").write_text((ref / "config.json").read_text())
+    src = resolve(str(d))
+    parts = {p.name: (p.dtype, p.shape) for st in stored_weights(account(src.spec()), src.config).tensors
+             for p in st.parts}
+    header, offset = {}, 0
+    for name, (dtype, shape) in parts.items():
+        size = SIZE[dtype] * math.prod(shape)
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    with open(d / "model.safetensors", "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        f.truncate(8 + len(raw) + offset)
+    for tp in (1, 2):
+        ours, config = run_json(d, "--tp", tp, "--gpu", "H100-80GB"), run_json(ref, "--tp", tp, "--gpu", "H100-80GB")
+        assert ours["weights_source"] == f"safetensors headers of {d}"
+        assert config["weights_source"] == "config.json's quantization_config"
+        assert [r["weights_bytes"] for r in ours["ranks"]] == [r["weights_bytes"] for r in config["ranks"]]
+    assert run_json(d, "--gpu", "H100-80GB")["weights_bytes"] == 13_761_264_768 == offset
