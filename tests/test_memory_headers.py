@@ -167,8 +167,8 @@ def test_headers_that_miss_a_tensor_fall_back_in_one_stated_line(tmp_path):
     data = json.loads(result.stdout)
     assert data["weights_source"] == "config.json (no quantization_config: 16 bits per parameter)"
     assert data["weights_notes"] == [
-        f"Weights: safetensors headers of {d} do not match config.json: 1 tensors of config.json missing "
-        "(model.layers.1.mlp.up_proj.weight): widths from config.json instead (`inspect verify` lists the tensors)."]
+        f"safetensors headers of {d} do not match config.json: 1 tensors of config.json missing "
+        "(model.layers.1.mlp.up_proj.weight): widths from config.json instead (`inspect verify` lists the tensors)"]
     text = runner.invoke(app, ["memory", str(d), "--gpu", "1"]).output
     assert "do not match config.json" in " ".join(text.split())
 
@@ -215,7 +215,7 @@ def test_a_hub_repo_without_safetensors_falls_back_to_the_config(tmp_path):
     data = _hub_memory(tmp_path, "org/cfg")
     assert data["weights_bytes"] == 2 * PARAMS
     assert data["weights_source"] == "config.json (no quantization_config: 16 bits per parameter)"
-    assert data["weights_notes"][0].startswith("Weights: headers of hub:org/cfg not read (org/cfg: ")
+    assert data["weights_notes"][0].startswith("headers of hub:org/cfg not read (org/cfg: ")
 
 
 def test_headers_and_quantization_config_agree_on_gpt_oss(tmp_path):

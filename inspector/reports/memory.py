@@ -137,10 +137,10 @@ def _ranks_section(acc: Accounting, s: Serving) -> Section:
                    rows, notes)
 
 
-def _weights_notes(o) -> list[str]:
+def _weights_notes(o, prefix: str = "Weights: ", end: str = ".") -> list[str]:
     """How the weights were read: the headers matched (what was left out), or why they were not used."""
     stored = o.stored.notes if o.stored is not None and not o.dtype_given else ()
-    return [f"Weights: {note}." for note in (*stored, *o.weights_notes)]
+    return [f"{prefix}{note}{end}" for note in (*stored, *o.weights_notes)]
 
 
 def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
@@ -197,7 +197,7 @@ def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any
         "largest_context": s.largest_context, "vllm_log": vllm_lines(s),
         "terms": [{"name": t.name, "bytes": t.bytes, "status": t.status, "source": t.source} for t in b.terms],
         "gpu_total_status": s.gpu.torch_status or "input", "weights_status": s.weights_status,
-        "weights_source": weights_source(o), "weights_notes": _weights_notes(o),
+        "weights_source": weights_source(o), "weights_notes": _weights_notes(o, "", ""),
         "ranks": [{"pp_rank": r.pp_rank, "tp_rank": r.tp_rank, "dp_rank": r.dp_rank, "layers": list(r.layers),
                    "weights_bytes": int(r.weights_bytes), "kv_bytes_per_token": r.kv_bytes_per_token}
                   for r in s.ranks.ranks],
