@@ -167,7 +167,7 @@ def test_headers_that_miss_a_tensor_fall_back_in_one_stated_line(tmp_path):
     data = json.loads(result.stdout)
     assert data["weights_source"] == "config.json (no quantization_config: 16 bits per parameter)"
     assert data["weights_notes"] == [
-        f"safetensors headers of {d} do not match config.json: 1 tensors of config.json missing "
+        f"safetensors headers of {d} do not match config.json: 1 tensor of config.json missing "
         "(model.layers.1.mlp.up_proj.weight): widths from config.json instead (`inspect verify` lists the tensors)"]
     text = runner.invoke(app, ["memory", str(d), "--gpu", "1"]).output
     assert "do not match config.json" in " ".join(text.split())

@@ -113,7 +113,7 @@ def _mismatch(result, headers: CheckpointHeaders, label: str) -> str | None:
              for f in result.findings if f.status == "shape"]
     parts = []
     if missing:
-        parts.append(f"{len(missing)} tensors of config.json missing ({', '.join(missing[:2])}"
+        parts.append(f"{len(missing)} tensor{'s' * (len(missing) != 1)} of config.json missing ({', '.join(missing[:2])}"
                      f"{', ...' if len(missing) > 2 else ''})")
     if shape:
         parts.append(f"{len(shape)} of another shape ({shape[0]}{', ...' if len(shape) > 1 else ''})")
