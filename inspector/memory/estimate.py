@@ -9,7 +9,7 @@ from in the message. No torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -22,8 +22,7 @@ if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, 
     from inspector.memory.training import TrainOptions, Training
 
 
-@dataclass(frozen=True)
-class Hardware:
+class Hardware(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """--gpu (a name or a size in GiB), --gpus per node, --nodes, --overhead-gib per GPU (None: 0.5 GiB
     for training, vLLM's measured non-torch memory for serving), --gpu-memory-gib (torch's total)."""
 
@@ -34,8 +33,7 @@ class Hardware:
     gpu_memory_gib: float | None = None
 
 
-@dataclass(frozen=True)
-class ServeRequest:
+class ServeRequest(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """The serving options as given (vLLM's names); --weights: a checkpoint whose stored bytes count."""
 
     dtype: str = "bf16"
@@ -60,19 +58,17 @@ class ServeRequest:
     largest_image: Callable[[Any, int], Any] | None = None
 
 
-@dataclass(frozen=True)
-class MemoryRequest:
+class MemoryRequest(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """`inspect memory MODEL`: serving (`train` None) or fine-tuning on the hardware (the training options
     as given; their GPUs, nodes and overhead are the hardware's, filled in by `estimate`)."""
 
     model: str
-    hardware: Hardware = field(default_factory=Hardware)
-    serve: ServeRequest = field(default_factory=ServeRequest)
+    hardware: Hardware = Hardware()
+    serve: ServeRequest = ServeRequest()
     train: TrainOptions | None = None
 
 
-@dataclass(frozen=True)
-class Estimate:
+class Estimate(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """The accounting and the serving or the training plan (the other None)."""
 
     acc: Accounting
