@@ -107,7 +107,7 @@ def estimate(request: MemoryRequest) -> Estimate:
             raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
         options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve))
         if acc.spec.vision is not None and request.serve.largest_image is not None:
-            options = replace(options, largest_image=request.serve.largest_image(acc.spec.vision,
+            options = options._replace(largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
         return Estimate(acc, plan(acc, device, options), None)
     from inspector.memory.training import plan as train_plan

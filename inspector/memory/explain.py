@@ -564,7 +564,7 @@ def non_torch_check(log: VllmLog, ours: Ours, model, device: Device | None) -> l
     nt, kv = _val(fig, "non_torch_gib"), _val(fig, "available_kv_gib")
     if ours.budget is None or nt is None or kv is None or model is None or device is None:
         return []
-    settings = replace(ours.budget.settings, non_torch_bytes=round(nt * GIB))
+    settings = ours.budget.settings._replace(non_torch_bytes=round(nt * GIB))
     budget = vllm_budget(model[0], settings, device, model[1])
     implied = budget.kv_cache_bytes / GIB
     return [Check("our KV with the log's non-torch", f"ours with non-torch {nt} GiB; agrees within 2% of the GPU total",

@@ -58,9 +58,9 @@ def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, contex
     cheaper = [d for d in SERVE_DTYPES if quantized_bytes(4096, 4096, d) < quantized_bytes(4096, 4096, o.dtype)]
     if o.weights_bytes is None:
         for d in cheaper:
-            yield f"--dtype {d}", lambda d=d: serve_mod.plan(acc, gpu, replace(o, dtype=d, dtype_given=True))
+            yield f"--dtype {d}", lambda d=d: serve_mod.plan(acc, gpu, o._replace(dtype=d, dtype_given=True))
     if context and KV_BYTES[o.kv_dtype] > 1:
-        yield "--kv-dtype fp8", lambda: serve_mod.plan(acc, gpu, replace(o, kv_dtype="fp8"))
+        yield "--kv-dtype fp8", lambda: serve_mod.plan(acc, gpu, o._replace(kv_dtype="fp8"))
     for g in gpu_presets():
         if g.total > gpu.total:
             yield f"--gpu {g.name}", lambda g=g: serve_mod.plan(acc, g, o)
@@ -97,7 +97,7 @@ def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
 
     def fits(ranks) -> bool:
         lay = ranks.layout
-        return _starts(serve_mod.plan(acc, s.gpu, replace(o, tp=lay.tp, pp=lay.pp, ep=lay.ep), ranks))
+        return _starts(serve_mod.plan(acc, s.gpu, o._replace(tp=lay.tp, pp=lay.pp, ep=lay.ep), ranks))
 
     width = serve_mod.entry_width(o)[0]
     try:

@@ -20,7 +20,7 @@ vLLM read for this model (file paths in vllm-project/vllm):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # the vision tower's arithmetic loads only for a vision-language model (cold start)
@@ -138,8 +138,7 @@ class Device(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (c
         return self.total_bytes >= 70 * GIB and "a100" not in self.name.lower()
 
 
-@dataclass(frozen=True)
-class VllmSettings:
+class VllmSettings(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """The vLLM flags that size the KV cache; None means vLLM's default for engine, usage and GPU."""
 
     engine: str = "vllm-v1"  # "vllm-v1" | "vllm-v0"
@@ -400,4 +399,4 @@ def blocks_for_logged_gib(logged_gib: float, dims: ModelDims, settings: VllmSett
 
 def with_kv_cache_memory(settings: VllmSettings, kv_bytes: int) -> VllmSettings:
     """The same settings with ``--kv-cache-memory BYTES``."""
-    return replace(settings, kv_cache_memory=kv_bytes)
+    return settings._replace(kv_cache_memory=kv_bytes)
