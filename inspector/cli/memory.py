@@ -102,7 +102,8 @@ NodesOpt = _opt(int, "Nodes.", "--nodes", panel=HARDWARE)
 DtypeOpt = _opt(str, "Weights, as a what-if (default: as the checkpoint stores them).", "--dtype",
                metavar="[bf16|fp16|fp8|int8|int4]")
 GroupOpt = _opt(int, "int4 scale group size (--dtype int4).", "--group-size", min=1)
-WeightsOpt = _opt(Optional[Path], "A real checkpoint or GGUF: use its stored bytes.", "--weights")
+WeightsOpt = _opt(Optional[Path], "A checkpoint (safetensors file, index or directory, or GGUF) whose headers give "
+                  "each tensor's stored bytes (default: MODEL's own, when it holds or is one).", "--weights")
 KvOpt = _opt(str, "KV cache.", "--kv-dtype", metavar="[bf16|fp16|fp8|int8]")
 BlockOpt = _opt(int, "Tokens per KV block (vLLM).", "--block-size", min=1)
 UtilOpt = _opt(float, "Share of GPU memory vLLM may use.", "--gpu-memory-utilization", min=0.01, max=1.0)
