@@ -346,7 +346,7 @@ def test_too_big_is_an_answer_with_the_shortfall_and_the_fix():
     assert not data["fits"] and "short by" in data["verdict"] and "cannot hold even one token" in data["verdict"]
     assert data["would_fit_with"][0].startswith("--dtype fp8 (")
     assert any(s.startswith("--dtype int4 (") for s in data["would_fit_with"])
-    assert "fits on 12 × A100-80GB with TP 4 × PP 3" in data["verdict"]
+    assert "fits on 16 × A100-80GB with TP 8 × PP 2" in data["verdict"]  # two nodes: TP in a node, PP across
     assert runner.invoke(app, [*args, "--check"]).exit_code == 1
     assert runner.invoke(app, ["memory", "qwen2.5-0.5b", "--check"]).exit_code == 0
 
