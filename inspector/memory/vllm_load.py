@@ -51,6 +51,9 @@ MROPE_FACTOR = 4  # rotary_embedding/mrope.py MRotaryEmbedding: cache_max_positi
 MX_BLOCK = 32  # OCP MX: 32 values per E8M0 scale
 HOPPER_SCALE_ROWS = 2 * 8 * 2 * 8  # triton_kernels swizzle_mxfp4_scale_hopper: 2·num_warps·2·8, num_warps 8
 HOPPER_SCALE_COLS = 2
+# triton_kernels HopperMXValueLayout.swizzle_data (mma_version 3): the (N, K/2) bytes of each expert are padded
+# to multiples of 1·2·4·2·1 = 16 rows and 4·2·4·1·1 = 32 columns (k_tile × warp_tile × threads × scott × contig)
+HOPPER_VALUE_ROWS, HOPPER_VALUE_COLS = 16, 32
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,13 @@ def hopper_scales(experts: int, inter: int, hidden: int) -> int:
     return experts * (w13 + w2)
 
 
+def hopper_value_padding(experts: int, inter: int, hidden: int) -> int:
+    """Bytes the swizzled values (HopperMXValueLayout) add over the unswizzled U8 values (0 for gpt-oss)."""
+    def pad(n: int, k: int) -> int:
+        return round_up(n, HOPPER_VALUE_ROWS) * round_up(k, HOPPER_VALUE_COLS) - n * k
+    return experts * (pad(2 * inter, hidden // 2) + pad(hidden, inter // 2))
+
+
 def moe_share(acc: Accounting, layout: Layout, stage: tuple[int, int] | None) -> tuple[int, int, int]:
     """(MoE layers on the stage, experts per rank, intermediate per partition) as FusedMoE builds them."""
     moe = acc.spec.text.moe
@@ -227,6 +237,11 @@ def mxfp4_extras(acc: Accounting, layout: Layout, stage, capability, env: Mappin
             VLLM + "quantization/utils/mxfp4_utils.py _swizzle_mxfp4; triton_kernels tensor_details/layout_details/"
             "hopper_scale.py HopperMXScaleLayout.swizzle_data" + ("" if status == b.status else
                                                                   " (Blackwell's Triton layout not read: Hopper's assumed)")))
+        values = layers * hopper_value_padding(experts, inter_p, hidden_p)
+        if values:
+            out.append(LoadExtra("MXFP4 swizzled values padded (rows → ×16, bytes → ×32)", values, status,
+                                 "triton_kernels hopper_value.py HopperMXValueLayout.swizzle_data (the U8 originals "
+                                 "are deleted: only the padding is extra)"))
     return out
 
 
