@@ -242,3 +242,15 @@ def test_gpu_presets_carry_their_compute_capability():
     assert gpu("24").capability is None and gpu_memory_gib(79.0).capability is None
     assert gpu_memory_gib(79.0, gpu("A100-80GB")).capability == (8, 0)
     assert set(CAPABILITIES) <= {g for g in CAPABILITIES}
+
+
+def test_compressed_tensors_fp8_scales_are_allocated_float32_per_rank():
+    """RedHatAI's FP8-dynamic stores bf16 (out, 1) scales; vLLM's create_fp8_scale_parameter makes them float32.
+    Column-parallel scales split over TP, row-parallel (o, down) stay whole."""
+    cfg = _config({"config": "RedHatAI__Llama-3.3-70B-Instruct-FP8-dynamic.json"})
+    acc = _acc(cfg)
+    one = [x for x in load_extras(acc, cfg, (9, 0)) if "float32" in x.name]
+    two = [x for x in load_extras(acc, cfg, (9, 0), Layout(tp=2)) if "float32" in x.name]
+    assert [x.bytes for x in one] == [80 * (10240 + 8192 + 2 * 28672 + 8192) * 2]
+    assert [x.bytes for x in two] == [80 * ((10240 + 2 * 28672) // 2 + 8192 + 8192) * 2]
+    assert not any("float32" in x.name for x in load_extras(acc, cfg, (8, 6)))

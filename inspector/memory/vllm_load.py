@@ -24,6 +24,8 @@ Covered:
   FP8 on GPUs below compute capability 8.9  (Marlin weight-only): the weight repacks to the same
         bytes, the scales become the model dtype expanded to per-channel (block: per output column
         per k-block) (quantization/utils/marlin_utils_fp8.py `prepare_fp8_layer_for_marlin`).
+  compressed-tensors FP8 (8.9 and up)  scales stored in the model dtype are allocated float32
+        (quantization/utils/fp8_utils.py `create_fp8_scale_parameter`); column-parallel ones split by TP.
   MLA with a quantized kv_b_proj  a 16-bit copy of kv_b_proj (W_UK_T, W_UV) made at load
         (attention/backends/mla `process_weights_after_loading`; views when kv_b_proj is unquantized).
 Statuses: "exact" (vLLM's arithmetic as read), "assumed" (not read, or a choice the flag in the source
@@ -280,6 +282,33 @@ def fp8_extras(acc: Accounting, sw: StoredWeights, layout: Layout, stage, capabi
                       + ("; compressed-tensors W8A16Fp8 assumed the same" if ct else ""))]
 
 
+# Linear roles whose output dim is whole on every rank (RowParallelLinear: o, down; parallel.py's row roles):
+# their per-channel scales are not split by TP.
+ROW_ROLES = ("o", "down", "fc2", "shared_down", "expert_down", "experts_down")
+CT_SCALE_SRC = (VLLM + "quantization/utils/fp8_utils.py create_fp8_scale_parameter (torch.float32), used by "
+                "compressed_tensors/schemes/compressed_tensors_w8a8_fp8.py CompressedTensorsW8A8Fp8.create_weights")
+
+
+def ct_scale_growth(acc: Accounting, sw: StoredWeights, layout: Layout, stage, capability) -> list[LoadExtra]:
+    """compressed-tensors W8A8 FP8 checkpoints store scales in the model dtype; vLLM allocates them float32
+    (on GPUs with FP8, 8.9+; below, Marlin turns them back into the model dtype)."""
+    plan = sw.plan
+    if plan.method != "compressed-tensors" or plan.bits != 8 or not plan.ct_float or (capability or HOPPER) < (8, 9):
+        return []
+    entries = {e.name: e for e in acc.entries}
+    grow = 0
+    for st in sw.tensors:
+        e = entries.get(st.name)
+        if not st.quantized or e is None or (stage and e.layer is not None and not stage[0] <= e.layer < stage[1]):
+            continue
+        scales = [p for p in st.parts if p.name.endswith("weight_scale") and p.dtype in ("BF16", "F16")]
+        elems = sum(p.nbytes // 2 for p in scales)
+        base = e.role.rsplit(".", 1)[0] if e.role.endswith((".weight", ".bias")) else e.role
+        grow += elems * 2 // (1 if base in ROW_ROLES or plan.strategy == "tensor" else layout.tp)
+    return [LoadExtra(f"compressed-tensors FP8 scales allocated float32 (stored {sw.plan.base}; strategy "
+                      f"{plan.strategy})", grow, EXACT, CT_SCALE_SRC)]
+
+
 def mla_extras(acc: Accounting, sw: StoredWeights, layout: Layout, stage) -> list[LoadExtra]:
     """MLA backends keep a 16-bit W_UK_T/W_UV made from a dequantized kv_b_proj (views when unquantized)."""
     t = acc.spec.text
@@ -312,5 +341,6 @@ def load_extras(acc: Accounting, cfg: Mapping[str, Any], capability: tuple[int, 
     if sw.plan.method == "mxfp4":
         out += mxfp4_extras(acc, layout, stage, capability, env or {})
     out += fp8_extras(acc, sw, layout, stage, capability)
+    out += ct_scale_growth(acc, sw, layout, stage, capability)
     out += mla_extras(acc, sw, layout, stage)
     return tuple(x for x in out if x.bytes)
