@@ -254,3 +254,17 @@ def test_compressed_tensors_fp8_scales_are_allocated_float32_per_rank():
     assert [x.bytes for x in one] == [80 * (10240 + 8192 + 2 * 28672 + 8192) * 2]
     assert [x.bytes for x in two] == [80 * ((10240 + 2 * 28672) // 2 + 8192 + 8192) * 2]
     assert not any("float32" in x.name for x in load_extras(acc, cfg, (8, 6)))
+
+
+def test_bitsandbytes_double_quant_absmax_becomes_float32():
+    cfg = _config("meta-llama/Llama-3.1-8B")
+    cfg["quantization_config"] = {"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                                  "bnb_4bit_use_double_quant": True}
+    acc = _acc(cfg)
+    (bnb,) = [x for x in load_extras(acc, cfg, (9, 0)) if "bitsandbytes" in x.name]
+    sw = stored_weights(acc, cfg)
+    absmax = sum(p.nbytes for t in sw.tensors for p in t.parts if p.name.endswith(".absmax"))
+    nested = sum(p.nbytes for t in sw.tensors for p in t.parts if "nested" in p.name)
+    assert bnb.bytes == 3 * absmax - nested and 0.1 * GIB < bnb.bytes < 0.4 * GIB
+    cfg["quantization_config"]["bnb_4bit_use_double_quant"] = False
+    assert not any("bitsandbytes" in x.name for x in load_extras(_acc(cfg), cfg, (9, 0)))

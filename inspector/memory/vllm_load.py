@@ -26,6 +26,8 @@ Covered:
         per k-block) (quantization/utils/marlin_utils_fp8.py `prepare_fp8_layer_for_marlin`).
   compressed-tensors FP8 (8.9 and up)  scales stored in the model dtype are allocated float32
         (quantization/utils/fp8_utils.py `create_fp8_scale_parameter`); column-parallel ones split by TP.
+  bitsandbytes 4-bit, double quant  the nested absmax dequantized to float32 at load
+        (model_loader/bitsandbytes_loader.py `_dequantize_dq`).
   MLA with a quantized kv_b_proj  a 16-bit copy of kv_b_proj (W_UK_T, W_UV) made at load
         (attention/backends/mla `process_weights_after_loading`; views when kv_b_proj is unquantized).
 Statuses: "exact" (vLLM's arithmetic as read), "assumed" (not read, or a choice the flag in the source
@@ -309,6 +311,38 @@ def ct_scale_growth(acc: Accounting, sw: StoredWeights, layout: Layout, stage, c
                       f"{plan.strategy})", grow, EXACT, CT_SCALE_SRC)]
 
 
+BNB_SRC = VLLM.replace("layers/", "") + "model_loader/bitsandbytes_loader.py BitsAndBytesModelLoader._dequantize_dq"
+
+
+def bnb_extras(sw: StoredWeights, layout: Layout, stage) -> list[LoadExtra]:
+    """bitsandbytes 4-bit with double quantization: vLLM dequantizes the nested absmax at load ("comes at the
+    cost of increased memory usage"): U8 absmax + nested absmax/map become one float32 absmax per 64 weights."""
+    if sw.plan.method != "bitsandbytes" or sw.plan.bits != 4 or not sw.plan.double_quant:
+        return []
+    grow = 0
+    for st in sw.tensors:
+        layer = _layer_of(st.name)
+        if stage and layer is not None and not stage[0] <= layer < stage[1]:
+            continue
+        for p in st.parts:
+            if p.name.endswith(".absmax") and p.dtype == "U8":
+                grow += p.nbytes * 3  # 1 B → 4 B per block of 64
+            elif p.name.endswith((".nested_absmax", ".nested_quant_map")):
+                grow -= p.nbytes
+    return [LoadExtra("bitsandbytes double-quant absmax dequantized to float32 at load (one per 64 weights)",
+                      grow // layout.tp, EXACT if layout.tp == 1 else ASSUMED,
+                      BNB_SRC + ("" if layout.tp == 1 else "; split evenly over TP (assumed)"))]
+
+
+def _layer_of(name: str) -> int | None:
+    """The decoder layer index in a tensor name (".layers.N."), None outside the layers."""
+    marker = ".layers."
+    if marker not in name:
+        return None
+    digits = name.split(marker, 1)[1].split(".", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
 def mla_extras(acc: Accounting, sw: StoredWeights, layout: Layout, stage) -> list[LoadExtra]:
     """MLA backends keep a 16-bit W_UK_T/W_UV made from a dequantized kv_b_proj (views when unquantized)."""
     t = acc.spec.text
@@ -342,5 +376,6 @@ def load_extras(acc: Accounting, cfg: Mapping[str, Any], capability: tuple[int, 
         out += mxfp4_extras(acc, layout, stage, capability, env or {})
     out += fp8_extras(acc, sw, layout, stage, capability)
     out += ct_scale_growth(acc, sw, layout, stage, capability)
+    out += bnb_extras(sw, layout, stage)
     out += mla_extras(acc, sw, layout, stage)
     return tuple(x for x in out if x.bytes)
