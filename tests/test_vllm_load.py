@@ -268,3 +268,22 @@ def test_bitsandbytes_double_quant_absmax_becomes_float32():
     assert bnb.bytes == 3 * absmax - nested and 0.1 * GIB < bnb.bytes < 0.4 * GIB
     cfg["quantization_config"]["bnb_4bit_use_double_quant"] = False
     assert not any("bitsandbytes" in x.name for x in load_extras(_acc(cfg), cfg, (9, 0)))
+
+
+def test_gptq_frees_g_idx_and_on_marlin_the_symmetric_qzeros():
+    cfg = _config("meta-llama/Llama-3.1-8B")
+    cfg["quantization_config"] = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+    acc = _acc(cfg)
+    sw = stored_weights(acc, cfg)
+    parts = [p for t in sw.tensors for p in t.parts]
+    qzeros = sum(p.nbytes for p in parts if p.name.endswith(".qzeros"))
+    g_idx = sum(p.nbytes for p in parts if p.name.endswith(".g_idx"))
+    (ampere,) = [x for x in load_extras(acc, cfg, (8, 6)) if "GPTQ" in x.name]
+    (turing,) = [x for x in load_extras(acc, cfg, (7, 5)) if "GPTQ" in x.name]
+    (hopper,) = [x for x in load_extras(acc, cfg, (9, 0)) if "GPTQ" in x.name]
+    assert (ampere.bytes, ampere.status) == (-(qzeros + g_idx), EXACT)
+    assert turing.bytes == -g_idx and "exllama" in turing.name
+    assert hopper.bytes == ampere.bytes and hopper.status == ASSUMED and "Machete" in hopper.name
+    cfg["quantization_config"]["desc_act"] = True
+    (act,) = [x for x in load_extras(_acc(cfg), cfg, (8, 6)) if "GPTQ" in x.name]
+    assert act.bytes == -qzeros

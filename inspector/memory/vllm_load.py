@@ -28,6 +28,9 @@ Covered:
         (quantization/utils/fp8_utils.py `create_fp8_scale_parameter`); column-parallel ones split by TP.
   bitsandbytes 4-bit, double quant  the nested absmax dequantized to float32 at load
         (model_loader/bitsandbytes_loader.py `_dequantize_dq`).
+  GPTQ  g_idx (without act-order) and, on Marlin, the symmetric qzeros are replaced by empty tensors after
+        loading: negative bytes (quantization/gptq_marlin.py, kernels/mixed_precision/marlin.py). AWQ on
+        Marlin repacks weights and zero points to the same bytes: no record.
   MLA with a quantized kv_b_proj  a 16-bit copy of kv_b_proj (W_UK_T, W_UV) made at load
         (attention/backends/mla `process_weights_after_loading`; views when kv_b_proj is unquantized).
 Statuses: "exact" (vLLM's arithmetic as read), "assumed" (not read, or a choice the flag in the source
@@ -334,6 +337,39 @@ def bnb_extras(sw: StoredWeights, layout: Layout, stage) -> list[LoadExtra]:
                       BNB_SRC + ("" if layout.tp == 1 else "; split evenly over TP (assumed)"))]
 
 
+GPTQ_SRC = (VLLM + "quantization/gptq_marlin.py GPTQMarlinLinearMethod + kernels/mixed_precision/marlin.py "
+            "MarlinLinearKernel.process_weights_after_loading; quantization/gptq.py GPTQLinearMethod")
+MARLIN_GROUPS = (-1, 32, 64, 128)  # gptq_marlin.py: the group sizes (and 4/8 bits, sym) Marlin takes
+
+
+def gptq_extras(sw: StoredWeights, cfg: Mapping[str, Any], layout: Layout, stage, capability) -> list[LoadExtra]:
+    """GPTQ: the loaded g_idx (no act-order) and, on Marlin (8.0+, symmetric, 4/8 bits, Marlin group sizes), the
+    qzeros are replaced by empty tensors after loading: bytes the checkpoint stores but the GPU no longer holds."""
+    qc = cfg.get("quantization_config") or {}
+    if sw.plan.method != "gptq":
+        return []
+    marlin = ((capability or HOPPER) >= (8, 0) and qc.get("sym", True) and sw.plan.bits in (4, 8)
+              and sw.plan.group_size in MARLIN_GROUPS)
+    act_order = bool(qc.get("desc_act", False))
+    names = (".qzeros",) * bool(marlin) + (".g_idx",) * (not act_order)
+    freed = 0
+    for st in sw.tensors:
+        layer = _layer_of(st.name)
+        if stage and layer is not None and not stage[0] <= layer < stage[1]:
+            continue
+        freed += sum(p.nbytes for p in st.parts if p.name.endswith(names)) if names else 0
+    what = " and ".join(n.strip(".") for n in names)
+    if not freed:
+        return []
+    machete = marlin and (capability or HOPPER)[0] == 9  # gptq_marlin picks MacheteLinearKernel on SM90
+    kernel = "Machete, taken as Marlin" if machete else "Marlin" if marlin else "exllama"
+    exact = layout.tp == 1 and not machete and capability is not None
+    return [LoadExtra(f"GPTQ {what} replaced by empty tensors after loading ({kernel} kernel)", -(freed // layout.tp),
+                      EXACT if exact else ASSUMED,
+                      GPTQ_SRC + ("" if layout.tp == 1 else "; split evenly over TP (assumed)")
+                      + ("; Machete's own process_weights_after_loading not read" if machete else ""))]
+
+
 def _layer_of(name: str) -> int | None:
     """The decoder layer index in a tensor name (".layers.N."), None outside the layers."""
     marker = ".layers."
@@ -377,5 +413,6 @@ def load_extras(acc: Accounting, cfg: Mapping[str, Any], capability: tuple[int, 
     out += fp8_extras(acc, sw, layout, stage, capability)
     out += ct_scale_growth(acc, sw, layout, stage, capability)
     out += bnb_extras(sw, layout, stage)
+    out += gptq_extras(sw, cfg, layout, stage, capability)
     out += mla_extras(acc, sw, layout, stage)
     return tuple(x for x in out if x.bytes)
