@@ -398,14 +398,15 @@ def mla_extras(acc: Accounting, sw: StoredWeights, layout: Layout, stage) -> lis
 
 def load_extras(acc: Accounting, cfg: Mapping[str, Any], capability: tuple[int, int] | None = None,
                 layout: Layout = Layout(), stage: tuple[int, int] | None = None,
-                env: Mapping[str, str] | None = None) -> tuple[LoadExtra, ...]:
+                env: Mapping[str, str] | None = None, stored: StoredWeights | None = None) -> tuple[LoadExtra, ...]:
     """Bytes one rank allocates at load beyond its checkpoint share. `capability`: the GPU's CUDA compute
     capability (inspector.memory.gpus Gpu.capability; None assumes Hopper); `stage`: the rank's [start,
-    end) layers under PP (None: all); `env`: vLLM's environment variables that pick MoE kernels."""
+    end) layers under PP (None: all); `env`: vLLM's environment variables that pick MoE kernels; `stored`:
+    stored_weights(acc, cfg) when already made (else made here)."""
     out = list(rope_caches(acc, cfg))
     if not cfg.get("quantization_config"):
         return tuple(out)
-    sw = stored_weights(acc, dict(cfg))
+    sw = stored if stored is not None else stored_weights(acc, dict(cfg))
     if sw.plan is None:
         return tuple(out)
     if sw.plan.method == "mxfp4":
