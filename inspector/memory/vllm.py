@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from inspector.memory import vllm_versions
+from inspector.memory.vllm_graphs import PER_GRAPH_SOURCE, RUNNER, SIZES, graph_estimate, graph_plan
 from inspector.memory.vllm_vision import VisionDims, encoder_peak, profile_items
 
 GIB = 2**30
@@ -155,6 +157,12 @@ class VllmSettings:
     enable_chunked_prefill: bool | None = None  # V0 only; V1 always chunks
     non_torch_bytes: int | None = None  # a measured figure, e.g. read from a log
     images_per_prompt: int | None = None  # --limit-mm-per-prompt image=N; None: 1 (V0), 999 (V1)
+    vllm_version: str | None = None  # --vllm-version; None: the newest release modelled that has the engine
+
+    @property
+    def release(self) -> vllm_versions.VllmVersion:
+        """The vLLM release whose arithmetic applies (vllm_versions.EPOCHS), checked against the engine."""
+        return vllm_versions.resolve(self.vllm_version, self.engine)
 
 
 @dataclass(frozen=True)
@@ -192,11 +200,16 @@ def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, st
     """max_num_batched_tokens and max_num_seqs as vLLM picks them, with the rule that picked them."""
     if settings.engine == "vllm-v1":
         llm = settings.usage == "llm"
-        if device.big:
+        epoch = settings.release.epoch
+        if epoch.v1_batch == vllm_versions.FLAT:
+            tokens, seqs = (8192, 256) if llm else (2048, 256)
+            rule = f"vLLM {epoch.text} _set_default_args_v1: one rule for every GPU, usage {settings.usage}"
+        elif device.big:
             tokens, seqs = (16384, 1024) if llm else (8192, 1024)
         else:
             tokens, seqs = (8192, 256) if llm else (2048, 256)
-        rule = f"{ARG_UTILS}: {'>= 70 GiB, not A100' if device.big else 'other GPUs'}, usage {settings.usage}"
+        if epoch.v1_batch != vllm_versions.FLAT:
+            rule = f"{ARG_UTILS}: {'>= 70 GiB, not A100' if device.big else 'other GPUs'}, usage {settings.usage}"
     else:
         seqs = 256
         if v0_chunked(settings):
@@ -302,20 +315,53 @@ def non_torch_term(settings: VllmSettings) -> Term:
         gib = V1_NON_TORCH_GIB[1] if settings.tp == 1 else V1_NON_TORCH_GIB[2]
         status = CALIBRATED if settings.tp <= 2 else ASSUMED
         return Term("non_torch", int(gib * GIB), status, f"{LLMD_TABLE} (TP{min(settings.tp, 2)}, rows other than A1/A2)")
-    source = (f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1); the Dec 2024 build ({PR_10511}) "
-              f"logged far more: it subtracted torch's allocated, not reserved, bytes and counted NCCL ({PR_11809})")
-    return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if settings.tp == 1 else ASSUMED, source)
+    epoch = settings.release.epoch
+    source = f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1)" + V0_ACCOUNTING[epoch.non_torch_v0]
+    calibrated = settings.tp == 1 and epoch.non_torch_v0 == vllm_versions.PR12126
+    return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if calibrated else ASSUMED, source)
 
 
-def cuda_graph_term(settings: VllmSettings) -> Term:
-    """CUDA-graph memory taken off the KV budget: none in the versions modelled (captured after the KV cache)."""
+# What V0's non-torch figure measured in each accounting epoch (vllm_versions.EPOCHS), for the term's source.
+V0_ACCOUNTING = {
+    vllm_versions.FROM_ZERO: ("; vLLM 0.6.3/0.6.4 measured it from zero (device used - torch allocated after the "
+                              "profile), so it also counts the CUDA context: assumed the same figure (--overhead-gib)"),
+    vllm_versions.PR10511: (f"; the Dec 2024 build ({PR_10511}) subtracted torch's allocated, not reserved, bytes and "
+                            f"counted NCCL ({PR_11809}): it logged far more; assumed the same figure (--overhead-gib)"),
+    vllm_versions.PR12126: "",
+}
+
+
+def cuda_graph_term(settings: VllmSettings, dims: ModelDims | None = None, batch: tuple[int, int] | None = None) -> Term:
+    """CUDA-graph memory taken off the KV budget: vLLM's estimate from v0.21.0 on (``vllm_graphs``), none before.
+
+    ``batch`` = (max_num_batched_tokens, max_num_seqs). Without ``dims`` or ``batch`` the v0.21+ figure
+    cannot be formed and the term is 0, marked assumed.
+    """
     if settings.enforce_eager:
         return Term("cuda_graphs", 0, EXACT, "--enforce-eager: no CUDA graphs")
-    return Term(
-        "cuda_graphs", 0, EXACT,
-        "captured after the KV cache is allocated, inside the util budget's slack (llm-d table column "
-        "'CUDA Graph': -0.88 to +1.03 GiB, not subtracted from KV)",
+    release = settings.release
+    if not release.graphs_profiled:
+        return Term(
+            "cuda_graphs", 0, EXACT,
+            f"vLLM {release.text}: graphs captured after the KV cache is allocated, inside the util budget's slack "
+            "(llm-d table column 'CUDA Graph': -0.88 to +1.03 GiB, not subtracted from KV); "
+            "profiled and subtracted from v0.21.0 (--vllm-version)",
+        )
+    if dims is None or batch is None:
+        return Term("cuda_graphs", 0, ASSUMED, f"vLLM {release.text} subtracts its CUDA-graph estimate; "
+                    "not formed here (no model dimensions)")
+    plan = graph_plan(batch[1], batch[0])
+    first = {mode: forward_peak_bytes(dims, max(sizes), settings.tp) for mode, sizes in plan.modes()}
+    estimate = graph_estimate(plan, first)
+    source = (
+        f"vLLM {release.text} ({release.epoch.source.split(';')[0]}): {plan.log_line()} [{SIZES}: max_num_seqs "
+        f"{batch[1]:,}; FULL_AND_PIECEWISE assumed (attention backend with full decode graphs)]; estimate = first "
+        f"capture {max(first.values()) / GIB:.2f} GiB [assumed: one forward over the largest size] + "
+        f"{sum(len(s) - 1 for _, s in plan.modes())} graphs x per-graph figure [calibrated: {PER_GRAPH_SOURCE}] "
+        f"({RUNNER}); --enforce-eager: 0; VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 or --vllm-version < 0.21: "
+        f"not subtracted"
     )
+    return Term("cuda_graphs", estimate, CALIBRATED, source)
 
 
 def page_bytes(dims: ModelDims, settings: VllmSettings) -> int:
@@ -355,7 +401,7 @@ def budget_terms(dims: ModelDims, settings: VllmSettings, device: Device, weight
         activation_term(dims, settings, tokens, seqs),
         *((vision_term(dims, settings, (tokens, seqs)),) if dims.vision is not None else ()),
         non_torch_term(settings),
-        cuda_graph_term(settings),
+        cuda_graph_term(settings, dims, (tokens, seqs)),
         Term("batch_defaults", tokens, EXACT if settings.max_num_batched_tokens is None else INPUT,
              f"max_num_batched_tokens {tokens:,}, max_num_seqs {seqs:,}: {rule}"),
     )
@@ -377,6 +423,11 @@ def vllm_budget(dims: ModelDims, settings: VllmSettings, device: Device, weights
         by = {t.name: t.bytes for t in terms}
         kv = by["requested"] - by["weights"] - by["activation_peak"] - by["non_torch"] - by["cuda_graphs"]
         terms += (Term("kv_cache", kv, CALIBRATED, "requested - weights - activation_peak - non_torch - cuda_graphs"),)
+    graphs = next(t for t in terms if t.name == "cuda_graphs").bytes
+    if graphs and settings.kv_cache_memory is None:
+        util = settings.gpu_memory_utilization
+        notes.append(f"vLLM {settings.release.text} logs: --gpu-memory-utilization={util:.4f} is equivalent to "
+                     f"{util - graphs / device.total_bytes:.4f} without CUDA graph memory profiling")
     blocks = kv_blocks(kv, dims, settings)
     kv_tokens = blocks * settings.block_size
     if kv_tokens < settings.max_model_len:

@@ -1,0 +1,142 @@
+"""vLLM's start-up arithmetic by release: which engine, batch defaults, non-torch accounting and CUDA-graph profiling.
+
+One table, ``EPOCHS``: each row is the first release whose start-up arithmetic differs from the row
+before, with the source that shows the change. ``resolve(version, engine)`` picks the row for a
+``--vllm-version`` and checks an explicit ``--engine`` against the engines that release has.
+Pure data and lookups (no torch).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from inspector.errors import InspectError
+
+V0, V1 = "vllm-v0", "vllm-v1"
+
+# Non-torch accounting epochs (what "non_torch_memory" measured; /work/notes27/a5.md has the reading).
+FROM_ZERO = "from-zero"  # v0.6.3/0.6.4: (device used - torch allocated) after the profile run, CUDA context included
+PR10511 = "pr10511"  # Dec 2024: used since init_device (before NCCL) - weights - torch *allocated* change
+PR12126 = "pr12126"  # Jan 2025 on: MemorySnapshot, (used - torch reserved) increase since init_device
+V1_SNAPSHOT = "v1-snapshot"  # V1: the same snapshot, taken after NCCL is initialised
+
+# V1 batch defaults (vllm/engine/arg_utils.py): before PR 17885 one rule for every GPU; from it, by device.
+FLAT = "flat"  # serve 2048 / LLM class 8192 tokens, 256 sequences on every GPU
+BY_DEVICE = "by-device"  # >= 70 GiB and not A100: serve 8192 / LLM 16384 tokens, 1024 sequences; else as FLAT
+
+VLLM = "https://github.com/vllm-project/vllm"
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """The first vLLM release of one start-up arithmetic, and what that arithmetic is."""
+
+    since: tuple[int, int, int]
+    engines: tuple[str, ...]  # the engines this release has; the first is its default
+    non_torch_v0: str  # V0's non-torch accounting in this release
+    v1_batch: str  # V1's batch-default rule in this release
+    graphs_profiled: bool  # CUDA-graph memory estimated before the KV cache and taken off it (V1)
+    source: str
+
+    @property
+    def text(self) -> str:
+        return ".".join(map(str, self.since))
+
+
+EPOCHS: tuple[Epoch, ...] = (
+    Epoch((0, 6, 3), (V0,), FROM_ZERO, FLAT, False,
+          f"{VLLM}/pull/9352 (v0.6.3/0.6.4 'Memory profiling results: ... non_torch_memory' counted from zero; "
+          f"case A6, {VLLM}/issues/10517)"),
+    Epoch((0, 6, 5), (V0,), PR10511, FLAT, False,
+          f"{VLLM}/pull/10511 (Dec 2024: baseline at init_device before NCCL, torch's allocated bytes; case A5)"),
+    Epoch((0, 7, 0), (V0, V1), PR12126, FLAT, False,
+          f"{VLLM}/pull/11809 and {VLLM}/pull/12126 (Jan 2025: reserved bytes, MemorySnapshot); V1 opt-in "
+          "(VLLM_USE_V1=1) with _set_default_args_v1's one rule: 2048 tokens (serve) / 8192 (LLM), 256 sequences"),
+    Epoch((0, 8, 0), (V1, V0), PR12126, FLAT, False,
+          "vLLM v0.8.0 release notes: V1 on by default (VLLM_USE_V1=0 for V0)"),
+    Epoch((0, 9, 0), (V1, V0), PR12126, BY_DEVICE, False,
+          f"{VLLM}/pull/17885 (get_batch_defaults: >= 70 GiB and not A100 -> 8192/16384 tokens, 1024 sequences; "
+          "first release with it assumed 0.9.0)"),
+    Epoch((0, 11, 0), (V1,), PR12126, BY_DEVICE, False,
+          "vLLM v0.11.0: V0 removed (V1 only); llm-d's H100 table (cases A1, A2) ran v0.11.0"),
+    Epoch((0, 21, 0), (V1,), PR12126, BY_DEVICE, True,
+          "vllm/v1/worker/gpu_worker.py log 'CUDA graph memory profiling is enabled (default since v0.21.0)' "
+          f"(fixtures/vllm/logs v1-club3090-104, v1-lmcache3430); profile_cudagraph_memory from {VLLM}/pull/30515; "
+          "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 turns it off"),
+)
+
+# The newest release modelled (the default of --vllm-version): the newest whose start-up log was read,
+# gpustack/runner pull request 251 (vLLM 0.27.1: "Profiling CUDA graph memory: PIECEWISE=16 (largest=16)",
+# "Estimated CUDA graph memory: 0.36 GiB total"): the v0.21.0 row still holds.
+NEWEST = "0.27.1"
+NEWEST_SOURCE = "https://github.com/gpustack/runner/pull/251 (a vLLM 0.27.1 start-up log)"
+# The last release with V0 (V0 removed in 0.11.0): the version --engine vllm-v0 alone stands for.
+LAST_V0 = "0.10.2"
+
+
+@dataclass(frozen=True)
+class VllmVersion:
+    """A vLLM release as modelled: its number, the epoch it falls in, and the engine used."""
+
+    text: str
+    number: tuple[int, int, int]
+    epoch: Epoch
+    engine: str
+    given: bool  # --vllm-version was given (else the default for the engine)
+
+    @property
+    def graphs_profiled(self) -> bool:
+        return self.engine == V1 and self.epoch.graphs_profiled
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    """``0.12``, ``v0.11.0``, ``0.21.0rc1``, ``0.11.0+cu128`` -> (major, minor, patch); one-line error otherwise."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+.]?[A-Za-z0-9.+-]*)?", text.strip())
+    if not match:
+        raise InspectError(f"--vllm-version {text!r}: expected X.Y or X.Y.Z (e.g. 0.11.0)")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+def epoch_of(number: tuple[int, int, int]) -> Epoch:
+    """The table's row for a release: the last row at or before it."""
+    rows = [e for e in EPOCHS if e.since <= number]
+    if not rows:
+        first = EPOCHS[0].text
+        raise InspectError(f"--vllm-version {'.'.join(map(str, number))}: releases before {first} are not modelled "
+                           f"(their profiler predates {VLLM}/pull/9352)")
+    return rows[-1]
+
+
+def resolve(version: str | None, engine: str | None) -> VllmVersion:
+    """The release and engine to follow: --vllm-version (default: the newest modelled, or the last with V0
+    when only --engine vllm-v0 is given) and --engine (default: the release's own), checked together."""
+    if engine is not None and engine not in (V0, V1):
+        raise InspectError(f"--engine {engine!r} is not one of {V1}, {V0}")
+    given = version is not None
+    text = version.strip().removeprefix("v") if given else (LAST_V0 if engine == V0 else NEWEST)
+    number = parse_version(text)
+    epoch = epoch_of(number)
+    if engine is not None and engine not in epoch.engines:
+        has = " and ".join(e.removeprefix("vllm-").upper() for e in epoch.engines)
+        raise InspectError(f"--engine {engine} contradicts --vllm-version {text}: that release has {has} only "
+                           f"(V1 from 0.7.0, the default from 0.8.0; V0 until 0.10)")
+    return VllmVersion(text, number, epoch, engine or epoch.engines[0], given)
+
+
+def from_log(version: str | None, engine: str | None, graph_line: bool) -> VllmVersion:
+    """The release a log shows: its version line, else >= 0.21 when it logs CUDA-graph memory profiling,
+    else the newest release of its engine. Never an error: a log's own version is what it is."""
+    if version is not None:
+        try:
+            number = parse_version(version)
+            epoch = epoch_of(number)
+        except InspectError:
+            number = None
+        if number is not None:
+            use = engine if engine in epoch.engines else epoch.engines[0]
+            return VllmVersion(version, number, epoch, use, True)
+    if graph_line:
+        epoch = next(e for e in EPOCHS if e.graphs_profiled)
+        return VllmVersion(f">= {epoch.text}", epoch.since, epoch, V1, True)
+    return resolve(None, engine)
