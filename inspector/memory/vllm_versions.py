@@ -124,19 +124,24 @@ def resolve(version: str | None, engine: str | None) -> VllmVersion:
     return VllmVersion(text, number, epoch, engine or epoch.engines[0], given)
 
 
-def from_log(version: str | None, engine: str | None, graph_line: bool) -> VllmVersion:
-    """The release a log shows: its version line, else >= 0.21 when it logs CUDA-graph memory profiling,
-    else the newest release of its engine. Never an error: a log's own version is what it is."""
+def from_log(version: str | None, engine: str | None, graph_line: bool, sized_without_graphs: bool = False) -> VllmVersion:
+    """The release a log shows: its version line; else >= 0.21 when it logs CUDA-graph memory profiling;
+    else, for a V1 log that sizes its KV cache without that line, the last row before 0.21; else the newest
+    release of its engine. Never an error: a log's own version is what it is."""
+    number = None
     if version is not None:
         try:
             number = parse_version(version)
             epoch = epoch_of(number)
         except InspectError:
             number = None
-        if number is not None:
-            use = engine if engine in epoch.engines else epoch.engines[0]
-            return VllmVersion(version, number, epoch, use, True)
+    if number is not None:
+        use = engine if engine in epoch.engines else epoch.engines[0]
+        return VllmVersion(version, number, epoch, use, True)
+    graphs = next(e for e in EPOCHS if e.graphs_profiled)
     if graph_line:
-        epoch = next(e for e in EPOCHS if e.graphs_profiled)
-        return VllmVersion(f">= {epoch.text}", epoch.since, epoch, V1, True)
+        return VllmVersion(f">= {graphs.text}", graphs.since, graphs, V1, True)
+    if sized_without_graphs and engine != V0:
+        before = EPOCHS[EPOCHS.index(graphs) - 1]
+        return VllmVersion(f"< {graphs.text}", before.since, before, V1, True)
     return resolve(None, engine)
