@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from inspector.memory import vllm_versions
-from inspector.memory.vllm_graphs import PER_GRAPH_SOURCE, RUNNER, SIZES, graph_estimate, graph_plan
+from inspector.memory.vllm_graphs import PER_GRAPH_BYTES, PER_GRAPH_SOURCE, RUNNER, SIZES, graph_estimate, graph_plan
 from inspector.memory.vllm_vision import VisionDims, encoder_peak, profile_items
 
 GIB = 2**30
@@ -353,13 +353,12 @@ def cuda_graph_term(settings: VllmSettings, dims: ModelDims | None = None, batch
     plan = graph_plan(batch[1], batch[0])
     first = {mode: forward_peak_bytes(dims, max(sizes), settings.tp) for mode, sizes in plan.modes()}
     estimate = graph_estimate(plan, first)
+    graphs = sum(len(s) - 1 for _, s in plan.modes())
     source = (
-        f"vLLM {release.text} ({release.epoch.source.split(';')[0]}): {plan.log_line()} [{SIZES}: max_num_seqs "
-        f"{batch[1]:,}; FULL_AND_PIECEWISE assumed (attention backend with full decode graphs)]; estimate = first "
-        f"capture {max(first.values()) / GIB:.2f} GiB [assumed: one forward over the largest size] + "
-        f"{sum(len(s) - 1 for _, s in plan.modes())} graphs x per-graph figure [calibrated: {PER_GRAPH_SOURCE}] "
-        f"({RUNNER}); --enforce-eager: 0; VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 or --vllm-version < 0.21: "
-        f"not subtracted"
+        f"vLLM {release.text} (>= 0.21.0: estimated before the KV cache, {RUNNER}): {plan.log_line()} "
+        f"[{SIZES}, max_num_seqs {batch[1]:,}; FULL_AND_PIECEWISE assumed]; first capture "
+        f"{max(first.values()) / GIB:.2f} GiB [assumed: a forward over the largest size] + {graphs} x "
+        f"{PER_GRAPH_BYTES / 2**20:.2f} MiB a graph [calibrated: {PER_GRAPH_SOURCE}]; --enforce-eager: 0"
     )
     return Term("cuda_graphs", estimate, CALIBRATED, source)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 MIB = 2**20
 GIB = 2**30
 
-RUNNER = "vllm-project/vllm vllm/v1/worker/gpu_model_runner.py profile_cudagraph_memory"
-SIZES = "vllm-project/vllm vllm/config/vllm.py _set_cudagraph_sizes"
+RUNNER = "vllm gpu_model_runner.py profile_cudagraph_memory"
+SIZES = "vllm config/vllm.py _set_cudagraph_sizes"
 
 # The second capture's cost (vLLM's per-graph figure): mostly the CUDA graphs' own driver memory, since a
 # smaller size reuses the first capture's pool blocks. Not derivable from the model's dimensions here.
@@ -39,8 +39,7 @@ SIZES = "vllm-project/vllm vllm/config/vllm.py _set_cudagraph_sizes"
 # named, "PIECEWISE=16 (largest=16)", 0.36 GiB) implies ~24 MiB a graph; vLLM issue 50780 reports FULL graphs of
 # ~24 MiB each on hybrid (GDN) models. So: calibrated on dense attention models, several times higher elsewhere.
 PER_GRAPH_BYTES = int(5.77 * MIB)
-PER_GRAPH_SOURCE = ("https://github.com/LMCache/LMCache/issues/3430 (Qwen3-8B, 84 graphs, 0.52 GiB); "
-                    "cross-checked on https://github.com/noonghunna/club-3090/issues/104 (0.49 GiB a rank)")
+PER_GRAPH_SOURCE = "LMCache issue 3430, Qwen3-8B: 84 graphs, 0.52 GiB; club-3090 issue 104: 0.49 GiB a rank"
 DRIVER_FLOOR = MIB  # vLLM: "Use at least 1 MiB per graph for driver overhead"
 
 
