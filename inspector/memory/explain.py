@@ -296,6 +296,11 @@ def log_release(log: VllmLog, engine: str):
     if sized is not None:
         return release, (f"assumed: log line {sized.line} sizes the KV cache with no CUDA-graph profiling line, "
                          "so before v0.21.0")
+    if engine == "vllm-v0" and m.peak_torch_gib is not None and log.version is None:
+        from inspector.memory.vllm_versions import resolve
+
+        return resolve("0.6.4", engine), (f"assumed: log line {m.peak_torch_gib.line} is the 'Memory profiling "
+                                          "results: ... peak_torch_memory' one-liner of v0.6.3/0.6.4 (PR 9352)")
     return release, "assumed: the newest release modelled with the engine (--vllm-version in `inspect memory`)"
 
 
