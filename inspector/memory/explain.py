@@ -296,12 +296,27 @@ def log_release(log: VllmLog, engine: str):
     if sized is not None:
         return release, (f"assumed: log line {sized.line} sizes the KV cache with no CUDA-graph profiling line, "
                          "so before v0.21.0")
-    if engine == "vllm-v0" and m.peak_torch_gib is not None and log.version is None:
+    v0 = _v0_wording(m) if engine == "vllm-v0" and log.version is None else None
+    if v0 is not None:
         from inspector.memory.vllm_versions import resolve
 
-        return resolve("0.6.4", engine), (f"assumed: log line {m.peak_torch_gib.line} is the 'Memory profiling "
-                                          "results: ... peak_torch_memory' one-liner of v0.6.3/0.6.4 (PR 9352)")
+        return resolve(v0[0], engine), v0[1]
     return release, "assumed: the newest release modelled with the engine (--vllm-version in `inspect memory`)"
+
+
+def _v0_wording(m: Figures) -> tuple[str, str] | None:
+    """A V0 log without a version line: the release its profiling lines' wording belongs to (notes27-vlog.md)."""
+    if m.peak_torch_gib is not None:
+        return "0.6.4", (f"assumed: log line {m.peak_torch_gib.line} is the 'Memory profiling results: ... "
+                         "peak_torch_memory' one-liner of v0.6.3/0.6.4 (PR 9352)")
+    weights, act = m.profiled_weights_gib, m.activation_peak_gib
+    if weights is None or act is None:
+        return None
+    if weights.line != act.line:
+        return "0.6.5", (f"assumed: log lines {weights.line}-{act.line} are the 'Memory profiling results:' block "
+                         "with one figure a line of PR 10511's build (Dec 2024)")
+    return "0.7.0", (f"assumed: log line {act.line} is the one-line summary 'model weights take ...; non_torch_memory "
+                     "takes ...' of PR 12126 on (v0.7.0)")
 
 
 def gpu_device(log: VllmLog, req: ExplainRequest) -> tuple[Device | None, Setting, Any]:
