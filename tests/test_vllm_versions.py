@@ -125,12 +125,12 @@ def test_graph_estimate_against_the_logs(case):
     ("v1-issue42510-llama31-8b-config.log", "0.14.1", V1),
     ("v0-issue10517-llama31-8b-rtx3090-20k.log", "0.6.4", V0),
     ("v0-dynamo288-qwen25-7b-config.log", "0.7.2", V0),
-], ids=["lmcache3430", "club1087", "runai67", "issue42510", "issue10517", "dynamo288"])
+    ("v0-pr10511-llama3-8b-h100-tp1.log", "0.6.5", V0),
+    ("v0-pr12126-llama32-11b-vision-h100.log", "0.7.0", V0),
+], ids=["lmcache3430", "club1087", "runai67", "issue42510", "issue10517", "dynamo288", "pr10511", "pr12126"])
 def test_release_from_the_log(name, version, engine):
-    from inspector.memory.explain import log_release
-
     log = read_vllm_log(FIXTURES / "logs" / name)
-    release, where = log_release(log, engine)
+    release, where = vllm_versions.release_of_log(log, engine)
     assert (release.text, release.engine) == (version, engine) and where
 
 

@@ -22,6 +22,7 @@ from inspector.errors import InspectError
 from inspector.memory.vllm import (GIB, Device, ModelDims, VllmBudget, VllmSettings, V0_NON_TORCH_GIB,
                                    blocks_for_logged_gib, vllm_budget)
 from inspector.memory.vllm_log import Figures, Logged, VllmLog, read_vllm_log
+from inspector.memory.vllm_versions import release_of_log
 
 NEEDS_MODEL = "needs the model's config"
 NEEDS_TOTAL = "needs the GPU's total"
@@ -267,7 +268,7 @@ def log_settings(log: VllmLog, req: ExplainRequest, src) -> tuple[VllmSettings, 
     tokens = _first(_from_log(s.max_num_batched_tokens)) or (None, "vLLM's default for the engine and GPU")
     seqs = _first(_from_log(s.max_num_seqs)) or (None, "vLLM's default for the engine and GPU")
     eager = _first(_from_log(s.enforce_eager)) or (False, "vLLM's default")
-    release, release_from = log_release(log, engine)
+    release, release_from = release_of_log(log, engine)
     settings = VllmSettings(engine=release.engine, gpu_memory_utilization=float(util[0]), max_model_len=mml[0],
                             max_num_batched_tokens=tokens[0], max_num_seqs=seqs[0], block_size=int(block[0]),
                             enforce_eager=bool(eager[0]), tp=tp[0], vllm_version=".".join(map(str, release.number)))
@@ -278,45 +279,6 @@ def log_settings(log: VllmLog, req: ExplainRequest, src) -> tuple[VllmSettings, 
             Setting("max_num_batched_tokens", tokens[0], tokens[1]), Setting("max_num_seqs", seqs[0], seqs[1]),
             Setting("enforce_eager", eager[0], eager[1]))
     return settings, rows
-
-
-def log_release(log: VllmLog, engine: str):
-    """The vLLM release whose arithmetic the log follows (vllm_versions.from_log), and where that came from."""
-    from inspector.memory.vllm_versions import from_log
-
-    m = log.memory
-    graph_line = m.cuda_graph_estimated_gib or m.utilization_without_graphs
-    sized = (m.available_kv_gib or m.kv_cache_tokens) if engine == "vllm-v1" and graph_line is None else None
-    release = from_log(str(log.version.value) if log.version else None, engine, graph_line is not None,
-                       sized is not None)
-    if log.version is not None and release.text == str(log.version.value):
-        return release, f"log line {log.version.line}"
-    if graph_line is not None:
-        return release, f"log line {graph_line.line} (CUDA graph memory profiling: default since v0.21.0)"
-    if sized is not None:
-        return release, (f"assumed: log line {sized.line} sizes the KV cache with no CUDA-graph profiling line, "
-                         "so before v0.21.0")
-    v0 = _v0_wording(m) if engine == "vllm-v0" and log.version is None else None
-    if v0 is not None:
-        from inspector.memory.vllm_versions import resolve
-
-        return resolve(v0[0], engine), v0[1]
-    return release, "assumed: the newest release modelled with the engine (--vllm-version in `inspect memory`)"
-
-
-def _v0_wording(m: Figures) -> tuple[str, str] | None:
-    """A V0 log without a version line: the release its profiling lines' wording belongs to (notes27-vlog.md)."""
-    if m.peak_torch_gib is not None:
-        return "0.6.4", (f"assumed: log line {m.peak_torch_gib.line} is the 'Memory profiling results: ... "
-                         "peak_torch_memory' one-liner of v0.6.3/0.6.4 (PR 9352)")
-    weights, act = m.profiled_weights_gib, m.activation_peak_gib
-    if weights is None or act is None:
-        return None
-    if weights.line != act.line:
-        return "0.6.5", (f"assumed: log lines {weights.line}-{act.line} are the 'Memory profiling results:' block "
-                         "with one figure a line of PR 10511's build (Dec 2024)")
-    return "0.7.0", (f"assumed: log line {act.line} is the one-line summary 'model weights take ...; non_torch_memory "
-                     "takes ...' of PR 12126 on (v0.7.0)")
 
 
 def gpu_device(log: VllmLog, req: ExplainRequest) -> tuple[Device | None, Setting, Any]:

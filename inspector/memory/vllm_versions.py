@@ -145,3 +145,41 @@ def from_log(version: str | None, engine: str | None, graph_line: bool, sized_wi
         before = EPOCHS[EPOCHS.index(graphs) - 1]
         return VllmVersion(f"< {graphs.text}", before.since, before, V1, True)
     return resolve(None, engine)
+
+
+def release_of_log(log, engine: str) -> tuple[VllmVersion, str]:
+    """The release a read log (inspector.memory.vllm_log.VllmLog) follows, and where that came from: its
+    version line; the CUDA-graph profiling line (>= 0.21); a V1 KV-cache line without it (< 0.21); a V0
+    log's profiling wording; else the newest release modelled with the engine."""
+    m = log.memory
+    graph_line = m.cuda_graph_estimated_gib or m.utilization_without_graphs
+    sized = (m.available_kv_gib or m.kv_cache_tokens) if engine == V1 and graph_line is None else None
+    version = str(log.version.value) if log.version else None
+    release = from_log(version, engine, graph_line is not None, sized is not None)
+    if version is not None and release.text == version:
+        return release, f"log line {log.version.line}"
+    if graph_line is not None:
+        return release, f"log line {graph_line.line} (CUDA graph memory profiling: default since v0.21.0)"
+    if sized is not None:
+        return release, (f"assumed: log line {sized.line} sizes the KV cache with no CUDA-graph profiling line, "
+                         "so before v0.21.0")
+    v0 = _v0_wording(m) if engine == V0 and version is None else None
+    if v0 is not None:
+        return resolve(v0[0], engine), v0[1]
+    return release, "assumed: the newest release modelled with the engine (--vllm-version in `inspect memory`)"
+
+
+def _v0_wording(m) -> tuple[str, str] | None:
+    """A V0 log without a version line: the release its profiling lines' wording belongs to (the log formats
+    by version are in the vlog helper's notes: the 0.6.4 one-liner, PR 10511's block, PR 12126's summary)."""
+    if m.peak_torch_gib is not None:
+        return "0.6.4", (f"assumed: log line {m.peak_torch_gib.line} is the 'Memory profiling results: ... "
+                         "peak_torch_memory' one-liner of v0.6.3/0.6.4 (PR 9352)")
+    weights, act = m.profiled_weights_gib, m.activation_peak_gib
+    if weights is None or act is None:
+        return None
+    if weights.line != act.line:
+        return "0.6.5", (f"assumed: log lines {weights.line}-{act.line} are the 'Memory profiling results:' block "
+                         "with one figure a line of PR 10511's build (Dec 2024)")
+    return "0.7.0", (f"assumed: log line {act.line} is the one-line summary 'model weights take ...; non_torch_memory "
+                     "takes ...' of PR 12126 on (v0.7.0)")
