@@ -46,6 +46,14 @@ def test_each_release_row(epoch):
         assert vllm.batch_defaults(v1, H100)[:2] == ((2048, 256) if epoch.v1_batch == vllm_versions.FLAT else (8192, 1024))
 
 
+@pytest.mark.parametrize("version,big", [("0.7.0", False), ("0.8.5", True), ("0.9.0", False)])
+def test_v1_batch_defaults_on_an_a100_80gb_by_release(version, big):
+    """PR 12369 named H100/H200; PR 17073 took every card of >= 70 GiB; PR 17885 took the A100 out again."""
+    a100 = Device("NVIDIA A100-SXM4-80GB", round(79.15 * GIB))
+    got = vllm.batch_defaults(VllmSettings(engine=V1, vllm_version=version), a100)
+    assert got[:2] == ((8192, 1024) if big else (2048, 256)) and version in got[2]
+
+
 def test_table_is_ordered_and_defaults_stated():
     assert [e.since for e in EPOCHS] == sorted({e.since for e in EPOCHS})
     assert vllm_versions.resolve(None, None).text == vllm_versions.NEWEST

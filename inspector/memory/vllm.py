@@ -40,9 +40,10 @@ LLMD_TABLE = (
 PR_12126 = "https://github.com/vllm-project/vllm/pull/12126"
 PR_21489 = "https://github.com/vllm-project/vllm/pull/21489"
 ARG_UTILS = "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.get_batch_defaults"
-# V0 (v0.6.x): max(max_model_len, 2048) without chunked prefill; 512 with it (vLLM docs, "Performance and
-# Tuning": "512 is the default max_num_batched_tokens for chunked prefill"; later V0 builds: 2048).
-V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig (v0.6.x)"
+# V0: max(max_model_len, 2048) without chunked prefill; with it 512 up to v0.6.4 (vLLM docs, "Performance and
+# Tuning": "512 is the default max_num_batched_tokens for chunked prefill"), 2048 from PR 10544 (Nov 2024)
+# on (vllm_versions.EPOCHS' v0_chunked_tokens).
+V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig"
 
 # Bytes per vocab-wide logit of the sampler warm-up (V1 ``_dummy_sampler_run``: max_num_seqs rows,
 # temperature, top-k = vocab-1 and top-p, so the sort path: bf16 and fp32 logits, sorted values,
@@ -198,27 +199,37 @@ class VllmBudget:
 
 def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, str]:
     """max_num_batched_tokens and max_num_seqs as vLLM picks them, with the rule that picked them."""
+    epoch = settings.release.epoch
     if settings.engine == "vllm-v1":
+        big, why = v1_large_defaults(epoch.v1_batch, device)
         llm = settings.usage == "llm"
-        epoch = settings.release.epoch
-        if epoch.v1_batch == vllm_versions.FLAT:
-            tokens, seqs = (8192, 256) if llm else (2048, 256)
-            rule = f"vLLM {epoch.text} _set_default_args_v1: one rule for every GPU, usage {settings.usage}"
-        elif device.big:
+        if big:
             tokens, seqs = (16384, 1024) if llm else (8192, 1024)
         else:
             tokens, seqs = (8192, 256) if llm else (2048, 256)
-        if epoch.v1_batch != vllm_versions.FLAT:
-            rule = f"{ARG_UTILS}: {'>= 70 GiB, not A100' if device.big else 'other GPUs'}, usage {settings.usage}"
+        rule = f"{ARG_UTILS} (vLLM {epoch.text}: {why}), usage {settings.usage}"
     else:
         seqs = 256
         if v0_chunked(settings):
-            tokens, rule = 512, f"{V0_SCHEDULER}: chunked prefill -> 512"
+            tokens = epoch.v0_chunked_tokens
+            rule = f"{V0_SCHEDULER}: chunked prefill -> {tokens} (vLLM {epoch.text})"
         else:
             tokens, rule = max(settings.max_model_len, 2048), f"{V0_SCHEDULER}: max(max_model_len, 2048)"
     tokens = settings.max_num_batched_tokens or tokens
     seqs = settings.max_num_seqs or seqs
     return tokens, seqs, rule
+
+
+def v1_large_defaults(rule: str, device: Device) -> tuple[bool, str]:
+    """Whether V1's larger batch defaults apply on ``device`` under a release's rule (vllm_versions), and why."""
+    name = device.name.lower()
+    if rule == vllm_versions.BY_NAME:
+        return "h100" in name or "h200" in name, "H100/H200 by name, PR 12369"
+    if rule == vllm_versions.BY_MEMORY:
+        return device.total_bytes >= 70 * GIB, ">= 70 GiB, PR 17073"
+    if rule == vllm_versions.BY_DEVICE:
+        return device.big, ">= 70 GiB, not A100, PR 17885" + ("" if device.big else ": other GPUs")
+    return False, "one rule for every GPU"
 
 
 def v0_chunked(settings: VllmSettings) -> bool:

@@ -21,9 +21,11 @@ PR10511 = "pr10511"  # Dec 2024: used since init_device (before NCCL) - weights 
 PR12126 = "pr12126"  # Jan 2025 on: MemorySnapshot, (used - torch reserved) increase since init_device
 V1_SNAPSHOT = "v1-snapshot"  # V1: the same snapshot, taken after NCCL is initialised
 
-# V1 batch defaults (vllm/engine/arg_utils.py): before PR 17885 one rule for every GPU; from it, by device.
+# V1 batch defaults (vllm/engine/arg_utils.py _set_default_args_v1, later get_batch_defaults), by release:
 FLAT = "flat"  # serve 2048 / LLM class 8192 tokens, 256 sequences on every GPU
-BY_DEVICE = "by-device"  # >= 70 GiB and not A100: serve 8192 / LLM 16384 tokens, 1024 sequences; else as FLAT
+BY_NAME = "h100-h200"  # PR 12369: "h100"/"h200" in the device name -> serve 8192 / LLM 16384 tokens, 1024 sequences
+BY_MEMORY = "70gib"  # PR 17073: any GPU of >= 70 GiB (A100-80GB included) gets the larger defaults
+BY_DEVICE = "70gib-not-a100"  # PR 17885: >= 70 GiB and not A100
 
 VLLM = "https://github.com/vllm-project/vllm"
 
@@ -35,6 +37,7 @@ class Epoch:
     since: tuple[int, int, int]
     engines: tuple[str, ...]  # the engines this release has; the first is its default
     non_torch_v0: str  # V0's non-torch accounting in this release
+    v0_chunked_tokens: int  # V0's max_num_batched_tokens when chunked prefill is on
     v1_batch: str  # V1's batch-default rule in this release
     graphs_profiled: bool  # CUDA-graph memory estimated before the KV cache and taken off it (V1)
     source: str
@@ -45,22 +48,24 @@ class Epoch:
 
 
 EPOCHS: tuple[Epoch, ...] = (
-    Epoch((0, 6, 3), (V0,), FROM_ZERO, FLAT, False,
+    Epoch((0, 6, 3), (V0,), FROM_ZERO, 512, FLAT, False,
           f"{VLLM}/pull/9352 (v0.6.3/0.6.4 'Memory profiling results: ... non_torch_memory' counted from zero; "
-          f"case A6, {VLLM}/issues/10517)"),
-    Epoch((0, 6, 5), (V0,), PR10511, FLAT, False,
-          f"{VLLM}/pull/10511 (Dec 2024: baseline at init_device before NCCL, torch's allocated bytes; case A5)"),
-    Epoch((0, 7, 0), (V0, V1), PR12126, FLAT, False,
+          f"case A6, {VLLM}/issues/10517); chunked prefill 512 tokens (docs 'Performance and Tuning')"),
+    Epoch((0, 6, 5), (V0,), PR10511, 2048, FLAT, False,
+          f"{VLLM}/pull/10511 (Dec 2024: baseline at init_device before NCCL, torch's allocated bytes; case A5); "
+          f"{VLLM}/pull/10544 (chunked prefill 512 -> 2048 tokens, Nov 2024)"),
+    Epoch((0, 7, 0), (V0, V1), PR12126, 2048, BY_NAME, False,
           f"{VLLM}/pull/11809 and {VLLM}/pull/12126 (Jan 2025: reserved bytes, MemorySnapshot); V1 opt-in "
-          "(VLLM_USE_V1=1) with _set_default_args_v1's one rule: 2048 tokens (serve) / 8192 (LLM), 256 sequences"),
-    Epoch((0, 8, 0), (V1, V0), PR12126, FLAT, False,
+          f"(VLLM_USE_V1=1); {VLLM}/pull/12369 (Jan 2025: larger V1 defaults on H100/H200 by name)"),
+    Epoch((0, 8, 0), (V1, V0), PR12126, 2048, BY_NAME, False,
           "vLLM v0.8.0 release notes: V1 on by default (VLLM_USE_V1=0 for V0)"),
-    Epoch((0, 9, 0), (V1, V0), PR12126, BY_DEVICE, False,
-          f"{VLLM}/pull/17885 (get_batch_defaults: >= 70 GiB and not A100 -> 8192/16384 tokens, 1024 sequences; "
-          "first release with it assumed 0.9.0)"),
-    Epoch((0, 11, 0), (V1,), PR12126, BY_DEVICE, False,
+    Epoch((0, 8, 5), (V1, V0), PR12126, 2048, BY_MEMORY, False,
+          f"{VLLM}/pull/17073 (Apr 2025: the larger defaults for every GPU of >= 70 GiB; first release assumed 0.8.5)"),
+    Epoch((0, 9, 0), (V1, V0), PR12126, 2048, BY_DEVICE, False,
+          f"{VLLM}/pull/17885 (May 2025: not on A100, whatever its memory; first release assumed 0.9.0)"),
+    Epoch((0, 11, 0), (V1,), PR12126, 2048, BY_DEVICE, False,
           "vLLM v0.11.0: V0 removed (V1 only); llm-d's H100 table (cases A1, A2) ran v0.11.0"),
-    Epoch((0, 21, 0), (V1,), PR12126, BY_DEVICE, True,
+    Epoch((0, 21, 0), (V1,), PR12126, 2048, BY_DEVICE, True,
           "vllm/v1/worker/gpu_worker.py log 'CUDA graph memory profiling is enabled (default since v0.21.0)' "
           f"(fixtures/vllm/logs v1-club3090-104, v1-lmcache3430); profile_cudagraph_memory from {VLLM}/pull/30515; "
           "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 turns it off"),
