@@ -27,19 +27,20 @@ GIB = 2**30
 RUNNER = "vllm gpu_model_runner.py profile_cudagraph_memory"
 SIZES = "vllm config/vllm.py _set_cudagraph_sizes"
 
-# The second capture's cost (vLLM's per-graph figure): mostly the CUDA graphs' own driver memory, since a
-# smaller size reuses the first capture's pool blocks. Not derivable from the model's dimensions here.
-# Calibrated on the one public log that shows both the graph counts and a model whose config is known:
-# LMCache issue 3430 (https://github.com/LMCache/LMCache/issues/3430, fixtures/vllm/logs/v1-lmcache3430-qwen3-8b.log):
-# Qwen3-8B on a 24 GB card, "PIECEWISE=51 (largest=512), FULL=35 (largest=256)", "Estimated CUDA graph
-# memory: 0.52 GiB total": (0.52 GiB - first capture 48 MiB [forward over 512 tokens]) / (50 + 34) = 5.77 MiB.
-# Cross-check (not used to fit): club-3090 issue 104 (fixtures/vllm/logs/v1-club3090-104-…), Qwen3.6-27B int4,
-# TP 2, RTX 3090: (0.8800 - 0.8592) x 23.58 GiB = 0.49 GiB per rank for the same default counts: 5.3-5.9 MiB a
-# graph for a first capture of 0-50 MiB. Spread seen elsewhere: gpustack/runner PR 251 (vLLM 0.27.1, model not
-# named, "PIECEWISE=16 (largest=16)", 0.36 GiB) implies ~24 MiB a graph; vLLM issue 50780 reports FULL graphs of
-# ~24 MiB each on hybrid (GDN) models. So: calibrated on dense attention models, several times higher elsewhere.
+# The second capture's cost (vLLM's per-graph figure): the CUDA graphs' own driver memory and the buffers a
+# captured graph keeps, since a smaller size reuses the first capture's pool blocks. Not derivable from the
+# model's dimensions here. Calibrated on the one public log that shows the graph counts, the estimate and a
+# dense model whose config is known: LMCache issue 3430 (https://github.com/LMCache/LMCache/issues/3430,
+# fixtures/vllm/logs/v1-lmcache3430-qwen3-8b.log): Qwen3-8B on a 24 GB card, "PIECEWISE=51 (largest=512),
+# FULL=35 (largest=256)", "Estimated CUDA graph memory: 0.52 GiB total": (0.52 GiB - first capture 48 MiB
+# [a forward over 512 tokens]) / (50 + 34) = 5.77 MiB. So it holds for dense attention models (assumed beyond
+# Qwen3-8B). Hybrid models with speculative decoding cost 4 to 6 times more a graph (drafter graphs, Gated
+# DeltaNet kernels): club-3090 issue 104 "PIECEWISE=5 (largest=16)", 0.13 GiB (<= 33 MiB a graph), club-3090
+# PR 44 "PIECEWISE=7 (largest=32)", 0.17 GiB (<= 29 MiB), gpustack/runner PR 251 (vLLM 0.27.1) "PIECEWISE=16
+# (largest=16)", 0.36 GiB (<= 24.6 MiB), vLLM issue 50780 (~24 MiB a FULL graph): not modelled (fixtures/vllm/
+# graphs.json lists them).
 PER_GRAPH_BYTES = int(5.77 * MIB)
-PER_GRAPH_SOURCE = "LMCache issue 3430, Qwen3-8B: 84 graphs, 0.52 GiB; club-3090 issue 104: 0.49 GiB a rank"
+PER_GRAPH_SOURCE = "LMCache issue 3430, Qwen3-8B: 84 graphs, 0.52 GiB; dense attention models"
 DRIVER_FLOOR = MIB  # vLLM: "Use at least 1 MiB per graph for driver overhead"
 
 
