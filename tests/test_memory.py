@@ -307,7 +307,7 @@ def test_serving_fits_verdict_and_table():
     result = runner.invoke(app, ["memory", "qwen2.5-0.5b", "--gpu", "RTX4090-24GB"])
     assert result.exit_code == 0, result.output
     assert "GPU KV cache size:" in result.output and "Maximum concurrency for 32,768 tokens" in result.output
-    assert "(vllm-v1, paged KV cache, bf16 KV)" in result.output and "Available KV cache memory" in result.output
+    assert "(vllm-v1, vLLM 0.27.1, paged KV cache," in result.output and "Available KV cache memory" in result.output
 
 
 # --------------------------------------------------------------------------- bad input
