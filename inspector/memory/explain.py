@@ -16,7 +16,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from inspector.errors import InspectError
 from inspector.memory.vllm import (GIB, Device, ModelDims, VllmBudget, VllmSettings, V0_NON_TORCH_GIB,
@@ -41,6 +41,12 @@ class ExplainRequest:
     gpu_memory_gib: float | None = None  # --gpu-memory-gib: torch's total
     tp: int | None = None  # --tp: when the log does not state tensor_parallel_size
     max_model_len: int | None = None  # --max-model-len: when the log does not state it
+    max_num_seqs: int | None = None  # --max-num-seqs: when the log does not state it
+    max_num_batched_tokens: int | None = None  # --max-num-batched-tokens: when the log does not state it
+    images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
+    # the image layer's largest_image(vision, text_hidden) (inspector.image.rules, above memory: the CLI
+    # passes it); None: a vision-language model's encoder profile is left out
+    largest_image: Callable[[Any, int], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,8 +206,9 @@ def _width(stored) -> Any:
     return width
 
 
-def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
-    """Dimensions, the largest rank's weight bytes, and where the weights figure comes from."""
+def model_terms(src, tp: int, kv_dtype: Any, largest_image=None) -> tuple[ModelDims, int, str]:
+    """Dimensions (a vision-language model's tower with them, when `largest_image` is given), the largest
+    rank's weight bytes, and where the weights figure comes from."""
     from inspector.inventory.load import account_config
     from inspector.memory.parallel import Layout, rank_plan
     from inspector.memory.stored import stored_weights
@@ -211,6 +218,11 @@ def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
     text = acc.spec.text
     kv_bytes = _dtype_bytes(kv_dtype) if kv_dtype not in (None, "auto") else 2
     dims = ModelDims.from_text_spec(text, kv_dtype_bytes=kv_bytes)
+    if acc.spec.vision is not None and largest_image is not None:
+        from inspector.memory.vllm_vision import from_vision_spec
+
+        image = largest_image(acc.spec.vision, text.hidden_size)
+        dims = replace(dims, vision=from_vision_spec(acc.spec.vision, image, text.hidden_size))
     plan = rank_plan(acc, Layout(tp=tp), width=_width(stored))
     weights = int(plan.largest.weights_bytes)
     how = "stored" if stored.plan is None else f"stored ({stored.plan.method})"
@@ -224,6 +236,11 @@ def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
 
 def _from_log(logged: Logged | None, what: str = "log line") -> tuple[Any, str] | None:
     return None if logged is None else (logged.value, f"{what} {logged.line}")
+
+
+def _given(value: Any, option: str) -> tuple[Any, str] | None:
+    """An option that stands in for what the log does not state."""
+    return None if value is None else (value, option)
 
 
 def _first(*found: tuple[Any, str] | None) -> tuple[Any, str] | None:
@@ -265,13 +282,16 @@ def log_settings(log: VllmLog, req: ExplainRequest, src) -> tuple[VllmSettings, 
     tp = _tp(log, req)
     block = _first(_from_log(s.block_size)) or (16, "vLLM's default (CUDA)")
     kv_dtype = _first(_from_log(s.kv_cache_dtype)) or ("auto", "vLLM's default")
-    tokens = _first(_from_log(s.max_num_batched_tokens)) or (None, "vLLM's default for the engine and GPU")
-    seqs = _first(_from_log(s.max_num_seqs)) or (None, "vLLM's default for the engine and GPU")
+    tokens = _first(_from_log(s.max_num_batched_tokens), _given(req.max_num_batched_tokens, "--max-num-batched-tokens")) \
+        or (None, "vLLM's default for the engine and GPU")
+    seqs = _first(_from_log(s.max_num_seqs), _given(req.max_num_seqs, "--max-num-seqs")) \
+        or (None, "vLLM's default for the engine and GPU")
     eager = _first(_from_log(s.enforce_eager)) or (False, "vLLM's default")
     release, release_from = release_of_log(log, engine)
     settings = VllmSettings(engine=release.engine, gpu_memory_utilization=float(util[0]), max_model_len=mml[0],
                             max_num_batched_tokens=tokens[0], max_num_seqs=seqs[0], block_size=int(block[0]),
-                            enforce_eager=bool(eager[0]), tp=tp[0], vllm_version=".".join(map(str, release.number)))
+                            enforce_eager=bool(eager[0]), tp=tp[0], vllm_version=".".join(map(str, release.number)),
+                            images_per_prompt=req.images_per_prompt)
     rows = (Setting("engine", engine, engine_from), Setting("vllm_version", release.text, release_from),
             Setting("gpu_memory_utilization", util[0], util[1]),
             Setting("max_model_len", mml[0], mml[1]), Setting("tensor_parallel_size", tp[0], tp[1]),
@@ -410,8 +430,12 @@ def _why_text(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, e
     if name == "activation_peak":
         where = row.source.rsplit("peak at the ", 1)[-1] if "peak at the " in row.source else "profile run"
         vision = "vision tower included" in ours.weights_source
+        encoder = row.source.startswith("max(vision encoder profile")
+        where = "vision encoder's profile" if encoder and row.status == "assumed" else where
         return (f"ours is the {where} ({row.status}); vLLM measured torch's peak increase in its profile run"
-                + ("; the vision encoder's profile (dummy images) is not modelled yet" if vision else ""))
+                + ("; the vision encoder's profile over vLLM's dummy images is in ours (assumed liveness: "
+                   "the images per prompt and max_num_seqs set how many)" if encoder else
+                   "; the vision encoder's profile needs the image layer (the CLI gives it)" if vision else ""))
     if name == "non_torch":
         tp = ours.budget.settings.tp if ours.budget is not None else 1
         from_zero = logged.get("activation_peak", (0.0, 0, ""))[2].startswith("peak_torch_memory")
@@ -608,7 +632,7 @@ def explain_log(req: ExplainRequest) -> Explanation:
     settings, rows = log_settings(log, req, src)
     device, total_setting, option_gpu = gpu_device(log, req)
     kv_dtype = next(s.value for s in rows if s.name == "kv_cache_dtype")
-    model = model_terms(src, settings.tp, kv_dtype) if src is not None else None
+    model = model_terms(src, settings.tp, kv_dtype, req.largest_image) if src is not None else None
     ours = our_terms(settings, device, model)
     procs = [p for p in log.ranks if logged_terms(p.figures)] or list(log.ranks[:1])
     many = len(procs) > 1
