@@ -37,7 +37,7 @@ REGION = re.compile(r"\s*<!-- output -->\n(.*?)<!-- /output -->\n", re.S)
 ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\((.*)\)$", re.S)
 EXIT = re.compile(r"\s+#\s*exit (\d+)\s*$")
 DECIMAL = re.compile(r"\d[\d,]*\.\d+|\d+%")
-VERSION = re.compile(r"\b(transformers|torch|peft|deepspeed|llm-inspector) \d+(?:\.\d+)+\S*")
+VERSION = re.compile(r"(?<![-\w])(transformers|torch|peft|deepspeed|llm-inspector) \d+(?:\.\d+)+\S*")
 WROTE = re.compile(r"(^wrote \S+ \()\d[\d,]* bytes", re.M)
 COLUMNS = 100
 

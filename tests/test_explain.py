@@ -213,6 +213,20 @@ def test_a_vision_language_log_blocks_reproduced_and_the_encoder_named():
     assert "vision encoder" in t["activation_peak"]["why"] and not c["our KV with the log's non-torch"]["agrees"]
 
 
+def test_the_vision_encoder_profile_is_ours_as_in_memory():
+    """With the options the log lacks (PR 12126 ran --max-num-seqs 128), explain's activation peak is the
+    one `inspect memory` predicts for the same settings: the vision encoder's profile over dummy images."""
+    args = ["--max-model-len", "65536", "--max-num-seqs", "128"]
+    data = explain(str(LOGS / "v0-pr12126-llama32-11b-vision-h100.log"), "--model", "llama-3.2-11b-vision", *args)
+    result = CliRunner().invoke(app, ["memory", "llama-3.2-11b-vision", "--vllm-version", "0.7.0", "--gpu-memory-gib",
+                                      "79.22", "--enforce-eager", *args, "-f", "json"], env=ENV)
+    assert result.exit_code == 0, result.output[-2000:]
+    peak = terms(data)["activation_peak"]
+    assert peak["ours"] == pytest.approx(json.loads(result.stdout)["activation_peak_bytes"] / GIB, abs=0.005)
+    assert "vision encoder's profile" in peak["why"] and peak["status"] == "assumed"
+    assert next(s for s in data["settings"] if s["name"] == "max_num_seqs")["from"] == "--max-num-seqs"
+
+
 def test_cuda_graph_profiling_of_newer_vllm_is_named():
     data = explain(str(LOGS / "v1-lmcache3430-qwen3-8b.log"))
     assert any("CUDA-graph memory" in n and "0.52 GiB" in n and "0.9543" in n for n in data["notes"])

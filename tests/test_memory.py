@@ -307,7 +307,7 @@ def test_serving_fits_verdict_and_table():
     result = runner.invoke(app, ["memory", "qwen2.5-0.5b", "--gpu", "RTX4090-24GB"])
     assert result.exit_code == 0, result.output
     assert "GPU KV cache size:" in result.output and "Maximum concurrency for 32,768 tokens" in result.output
-    assert "(vllm-v1, paged KV cache, bf16 KV)" in result.output and "Available KV cache memory" in result.output
+    assert "(vllm-v1, vLLM 0.27.1, paged KV cache," in result.output and "Available KV cache memory" in result.output
 
 
 # --------------------------------------------------------------------------- bad input
@@ -346,7 +346,7 @@ def test_too_big_is_an_answer_with_the_shortfall_and_the_fix():
     assert not data["fits"] and "short by" in data["verdict"] and "cannot hold even one token" in data["verdict"]
     assert data["would_fit_with"][0].startswith("--dtype fp8 (")
     assert any(s.startswith("--dtype int4 (") for s in data["would_fit_with"])
-    assert "fits on 12 × A100-80GB with TP 4 × PP 3" in data["verdict"]
+    assert "fits on 16 × A100-80GB with TP 8 × PP 2" in data["verdict"]  # two nodes: TP in a node, PP across
     assert runner.invoke(app, [*args, "--check"]).exit_code == 1
     assert runner.invoke(app, ["memory", "qwen2.5-0.5b", "--check"]).exit_code == 0
 

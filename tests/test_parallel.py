@@ -267,8 +267,8 @@ def test_smallest_layout_names_the_fewest_gpus_whose_largest_rank_fits(name, sen
 
 def test_smallest_layout_skips_layouts_vllm_refuses_and_says_when_none_fits():
     plan, text = smallest_layout(acc_of("Qwen__Qwen2.5-7B-Instruct"), weights_fit(3 * GIB), "L4-24GB")
-    assert text == "fits on 6 × L4-24GB with TP 2 × PP 3"  # TP 8 is refused (28 heads), TP 4 × PP 2 too big
+    assert text == "fits on 8 × L4-24GB with TP 4 × PP 2"  # TP 8 is refused (28 heads: not a multiple of 8)
     with pytest.raises(InspectError) as err:
         smallest_layout(acc_of("Qwen__Qwen2.5-7B-Instruct"), weights_fit(0), "L4-24GB")
-    assert "\n" not in str(err.value) and "no layout up to TP 8 × PP 16 fits on L4-24GB" in str(err.value)
+    assert "\n" not in str(err.value) and "no layout up to 16 nodes of 8 fits on L4-24GB" in str(err.value)
     assert "num_attention_heads (28)" in str(err.value)

@@ -145,7 +145,9 @@ def test_batch_defaults_per_engine_and_gpu():
     v0 = VllmSettings(engine="vllm-v0", max_model_len=20000)
     assert vllm.batch_defaults(v0, l4)[:2] == (20000, 256)
     assert vllm.batch_defaults(VllmSettings(engine="vllm-v0", max_model_len=1024), l4)[:2] == (2048, 256)
-    assert vllm.batch_defaults(VllmSettings(engine="vllm-v0", max_model_len=35000), l4)[:2] == (512, 256)
+    assert vllm.batch_defaults(VllmSettings(engine="vllm-v0", max_model_len=35000, vllm_version="0.6.4"), l4)[:2] \
+        == (512, 256)  # chunked prefill past 32K: 512 tokens up to v0.6.4, 2048 from PR 10544 on
+    assert vllm.batch_defaults(VllmSettings(engine="vllm-v0", max_model_len=35000), l4)[:2] == (2048, 256)
 
 
 def test_tp_splits_kv_heads_and_replicates_when_fewer():

@@ -32,13 +32,24 @@ TpOpt = Annotated[Optional[int], typer.Option(
     "--tp", help="Tensor parallel size, when the log does not state it.", min=1, show_default=False)]
 LenOpt = Annotated[Optional[int], typer.Option(
     "--max-model-len", help="Context per request, when the log does not state it.", min=1, show_default=False)]
+SeqsOpt = Annotated[Optional[int], typer.Option(
+    "--max-num-seqs", help="vLLM's max_num_seqs, when the log does not state it (the sampler warm-up's rows, a "
+                           "vision model's dummy images).", min=1, show_default=False)]
+BatchedOpt = Annotated[Optional[int], typer.Option(
+    "--max-num-batched-tokens", help="vLLM's max_num_batched_tokens, when the log does not state it.", min=1,
+    show_default=False)]
+ImagesOpt = Annotated[Optional[int], typer.Option(
+    "--images-per-prompt", help="A vision-language model's images per prompt (vLLM's --limit-mm-per-prompt "
+                                "image=N; default: vLLM's).", min=1, show_default=False)]
 FormatOpt = Annotated[Optional[ExplainFormat], typer.Option(
     "--format", "-f", help="table, md or json (default: from -o's extension, else table).", show_default=False)]
 
 
 @command
 def explain(log: LogArg, model: ModelOpt = None, gpu: GpuOpt = None, gpu_memory_gib: GpuGibOpt = None,
-            tp: TpOpt = None, max_model_len: LenOpt = None, format: FormatOpt = None, output: OutOpt = None) -> None:
+            tp: TpOpt = None, max_model_len: LenOpt = None, max_num_seqs: SeqsOpt = None,
+            max_num_batched_tokens: BatchedOpt = None, images_per_prompt: ImagesOpt = None,
+            format: FormatOpt = None, output: OutOpt = None) -> None:
     """Reproduce a vLLM start-up log's memory figures term by term, and say where we differ and why.
 
     Reads the log's version, engine, settings, GPU total and memory lines (usable memory, weights,
@@ -53,12 +64,17 @@ def explain(log: LogArg, model: ModelOpt = None, gpu: GpuOpt = None, gpu_memory_
     Examples:
       inspect explain ./vllm-serve.log
       inspect explain ./vllm-serve.log --model meta-llama/Llama-3.1-8B --gpu H100-80GB --format md
+      inspect explain ./vllm-serve.log --model meta-llama/Llama-3.2-11B-Vision --max-num-seqs 128
     """
     from inspector.memory.explain import ExplainRequest, explain_log
     from inspector.reports.explain import explain_report
     from inspector.reports.render import emit
 
     fmt = output_format(format, output, ExplainFormat)
-    found = explain_log(ExplainRequest(log=str(log), model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tp=tp,
-                                       max_model_len=max_model_len))
+    from inspector.cli.memory import largest_image
+
+    found = explain_log(ExplainRequest(
+        log=str(log), model=model, gpu=gpu, gpu_memory_gib=gpu_memory_gib, tp=tp, max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+        images_per_prompt=images_per_prompt, largest_image=largest_image))
     emit(explain_report(found), fmt.value, output)

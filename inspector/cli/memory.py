@@ -89,7 +89,11 @@ CheckOpt = _opt(bool, "Exit 1 when it does not fit (for scripts); without it a n
 TpOpt = _opt(Optional[int], "Tensor parallel size (default: --gpus × --nodes).", "--tp", show_default=False)
 PpOpt = _opt(int, "Pipeline parallel size.", "--pp")
 EpOpt = _opt(bool, "vLLM's --enable-expert-parallel: whole experts per rank (EP = TP).", "--ep")
-EngineOpt = _opt(Engine, "vLLM engine whose start-up arithmetic to follow.", "--engine")
+EngineOpt = _opt(Optional[Engine], "vLLM engine whose start-up arithmetic to follow (default: the release's own; "
+                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0).", "--engine", show_default=False)
+VersionOpt = _opt(Optional[str], "vLLM release whose start-up arithmetic to follow (engine, batch defaults, "
+                  "non-torch accounting, CUDA-graph profiling from 0.21.0); default 0.27.1, the newest modelled "
+                  "(0.10.2 with --engine vllm-v0).", "--vllm-version", metavar="X.Y[.Z]", show_default=False)
 EagerOpt = _opt(bool, "vLLM's --enforce-eager: no CUDA graphs.", "--enforce-eager")
 KvMemOpt = _opt(Optional[int], "vLLM's --kv-cache-memory: a fixed KV budget in bytes per GPU (V1).",
                 "--kv-cache-memory", metavar="BYTES", min=1, show_default=False)
@@ -139,7 +143,7 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
-    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = Engine.v1,
+    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
     enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16",
     group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
     block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
@@ -191,7 +195,7 @@ def memory(
                            block_size=block_size, gpu_memory_utilization=gpu_memory_utilization,
                            max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
                            max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
-                           engine=engine.value, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
+                           engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
     if not _emit(request, format, output) and check:
@@ -225,7 +229,7 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
 # The modes each option applies to; an option given on the command line for another mode is refused.
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
-                "max_model_len", "max_num_batched_tokens", "max_num_seqs", "tp", "pp", "ep", "engine",
+                "max_model_len", "max_num_batched_tokens", "max_num_seqs", "tp", "pp", "ep", "engine", "vllm_version",
                 "enforce_eager", "kv_cache_memory", "images_per_prompt")
 OPTION_MODES = {
     **{name: ("serve",) for name in SERVING_ONLY},

@@ -49,7 +49,8 @@ class ServeRequest(NamedTuple):  # a NamedTuple: cheaper to define than a datacl
     tp: int | None = None  # None: --gpus × --nodes
     pp: int = 1
     ep: bool = False
-    engine: str = "vllm-v1"
+    engine: str | None = None  # None: the release's own (--vllm-version)
+    vllm_version: str | None = None  # None: the newest modelled (vllm_versions.NEWEST; LAST_V0 with --engine vllm-v0)
     enforce_eager: bool = False
     kv_cache_memory: int | None = None
     images_per_prompt: int | None = None  # vLLM's --limit-mm-per-prompt image=N (VLMs only)
@@ -185,9 +186,10 @@ def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, weights:
 
     dtype = check_dtype(s.dtype, SERVE_DTYPES, "--dtype")
     kv_dtype = check_dtype(s.kv_dtype, KV_DTYPES, "--kv-dtype")
-    if s.engine not in ("vllm-v1", "vllm-v0"):
-        raise InspectError(f"--engine {s.engine!r} is not one of vllm-v1, vllm-v0")
-    if s.kv_cache_memory is not None and s.engine != "vllm-v1":
+    from inspector.memory.vllm_versions import resolve
+
+    release = resolve(s.vllm_version, s.engine)  # one error line for a bad or contradicting version/engine
+    if s.kv_cache_memory is not None and release.engine != "vllm-v1":
         raise InspectError("--kv-cache-memory is a vLLM V1 option (kv_cache_memory_bytes): use --engine vllm-v1")
     tp = s.tp if s.tp is not None else hw.gpus * hw.nodes
     if tp < 1 or s.pp < 1:
@@ -195,7 +197,7 @@ def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, weights:
     return ServeOptions(dtype=dtype, kv_dtype=kv_dtype, group_size=s.group_size, block_size=s.block_size,
                         gpu_memory_utilization=s.gpu_memory_utilization, max_model_len=s.max_model_len,
                         max_num_batched_tokens=s.max_num_batched_tokens, max_num_seqs=s.max_num_seqs,
-                        tp=tp, pp=s.pp, ep=s.ep, engine=s.engine, enforce_eager=s.enforce_eager,
-                        kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead, weights_bytes=weights.total,
-                        weights_source=weights.source, dtype_given=s.dtype_given, stored=weights.stored,
-                        weights_notes=weights.notes, images_per_prompt=s.images_per_prompt)
+                        tp=tp, pp=s.pp, ep=s.ep, engine=release.engine, vllm_version=release.text,
+                        enforce_eager=s.enforce_eager, kv_cache_memory=s.kv_cache_memory, overhead_bytes=overhead,
+                        weights_bytes=weights.total, weights_source=weights.source, dtype_given=s.dtype_given,
+                        stored=weights.stored, weights_notes=weights.notes, images_per_prompt=s.images_per_prompt)

@@ -16,12 +16,13 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from inspector.errors import InspectError
 from inspector.memory.vllm import (GIB, Device, ModelDims, VllmBudget, VllmSettings, V0_NON_TORCH_GIB,
                                    blocks_for_logged_gib, vllm_budget)
 from inspector.memory.vllm_log import Figures, Logged, VllmLog, read_vllm_log
+from inspector.memory.vllm_versions import release_of_log
 
 NEEDS_MODEL = "needs the model's config"
 NEEDS_TOTAL = "needs the GPU's total"
@@ -40,6 +41,12 @@ class ExplainRequest:
     gpu_memory_gib: float | None = None  # --gpu-memory-gib: torch's total
     tp: int | None = None  # --tp: when the log does not state tensor_parallel_size
     max_model_len: int | None = None  # --max-model-len: when the log does not state it
+    max_num_seqs: int | None = None  # --max-num-seqs: when the log does not state it
+    max_num_batched_tokens: int | None = None  # --max-num-batched-tokens: when the log does not state it
+    images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
+    # the image layer's largest_image(vision, text_hidden) (inspector.image.rules, above memory: the CLI
+    # passes it); None: a vision-language model's encoder profile is left out
+    largest_image: Callable[[Any, int], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,8 +206,9 @@ def _width(stored) -> Any:
     return width
 
 
-def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
-    """Dimensions, the largest rank's weight bytes, and where the weights figure comes from."""
+def model_terms(src, tp: int, kv_dtype: Any, largest_image=None) -> tuple[ModelDims, int, str]:
+    """Dimensions (a vision-language model's tower with them, when `largest_image` is given), the largest
+    rank's weight bytes, and where the weights figure comes from."""
     from inspector.inventory.load import account_config
     from inspector.memory.parallel import Layout, rank_plan
     from inspector.memory.stored import stored_weights
@@ -210,6 +218,11 @@ def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
     text = acc.spec.text
     kv_bytes = _dtype_bytes(kv_dtype) if kv_dtype not in (None, "auto") else 2
     dims = ModelDims.from_text_spec(text, kv_dtype_bytes=kv_bytes)
+    if acc.spec.vision is not None and largest_image is not None:
+        from inspector.memory.vllm_vision import from_vision_spec
+
+        image = largest_image(acc.spec.vision, text.hidden_size)
+        dims = replace(dims, vision=from_vision_spec(acc.spec.vision, image, text.hidden_size))
     plan = rank_plan(acc, Layout(tp=tp), width=_width(stored))
     weights = int(plan.largest.weights_bytes)
     how = "stored" if stored.plan is None else f"stored ({stored.plan.method})"
@@ -223,6 +236,11 @@ def model_terms(src, tp: int, kv_dtype: Any) -> tuple[ModelDims, int, str]:
 
 def _from_log(logged: Logged | None, what: str = "log line") -> tuple[Any, str] | None:
     return None if logged is None else (logged.value, f"{what} {logged.line}")
+
+
+def _given(value: Any, option: str) -> tuple[Any, str] | None:
+    """An option that stands in for what the log does not state."""
+    return None if value is None else (value, option)
 
 
 def _first(*found: tuple[Any, str] | None) -> tuple[Any, str] | None:
@@ -264,13 +282,18 @@ def log_settings(log: VllmLog, req: ExplainRequest, src) -> tuple[VllmSettings, 
     tp = _tp(log, req)
     block = _first(_from_log(s.block_size)) or (16, "vLLM's default (CUDA)")
     kv_dtype = _first(_from_log(s.kv_cache_dtype)) or ("auto", "vLLM's default")
-    tokens = _first(_from_log(s.max_num_batched_tokens)) or (None, "vLLM's default for the engine and GPU")
-    seqs = _first(_from_log(s.max_num_seqs)) or (None, "vLLM's default for the engine and GPU")
+    tokens = _first(_from_log(s.max_num_batched_tokens), _given(req.max_num_batched_tokens, "--max-num-batched-tokens")) \
+        or (None, "vLLM's default for the engine and GPU")
+    seqs = _first(_from_log(s.max_num_seqs), _given(req.max_num_seqs, "--max-num-seqs")) \
+        or (None, "vLLM's default for the engine and GPU")
     eager = _first(_from_log(s.enforce_eager)) or (False, "vLLM's default")
-    settings = VllmSettings(engine=engine, gpu_memory_utilization=float(util[0]), max_model_len=mml[0],
+    release, release_from = release_of_log(log, engine)
+    settings = VllmSettings(engine=release.engine, gpu_memory_utilization=float(util[0]), max_model_len=mml[0],
                             max_num_batched_tokens=tokens[0], max_num_seqs=seqs[0], block_size=int(block[0]),
-                            enforce_eager=bool(eager[0]), tp=tp[0])
-    rows = (Setting("engine", engine, engine_from), Setting("gpu_memory_utilization", util[0], util[1]),
+                            enforce_eager=bool(eager[0]), tp=tp[0], vllm_version=".".join(map(str, release.number)),
+                            images_per_prompt=req.images_per_prompt)
+    rows = (Setting("engine", engine, engine_from), Setting("vllm_version", release.text, release_from),
+            Setting("gpu_memory_utilization", util[0], util[1]),
             Setting("max_model_len", mml[0], mml[1]), Setting("tensor_parallel_size", tp[0], tp[1]),
             Setting("block_size", block[0], block[1]), Setting("kv_cache_dtype", kv_dtype[0], kv_dtype[1]),
             Setting("max_num_batched_tokens", tokens[0], tokens[1]), Setting("max_num_seqs", seqs[0], seqs[1]),
@@ -338,7 +361,7 @@ def logged_terms(fig: Figures) -> dict[str, tuple[float, int, str]]:
     out: dict[str, tuple[float, int, str]] = {}
     pairs = {"gpu_total": fig.total_gpu_gib, "requested": fig.requested_gib,
              "weights": fig.profiled_weights_gib or fig.weights_gib, "activation_peak": fig.activation_peak_gib,
-             "non_torch": fig.non_torch_gib, "cuda_graphs": fig.cuda_graph_gib,
+             "non_torch": fig.non_torch_gib, "cuda_graphs": fig.cuda_graph_estimated_gib or fig.cuda_graph_gib,
              "kv_cache": fig.available_kv_gib or fig.kv_cache_in_use_gib}
     for name, got in pairs.items():
         if got is not None:
@@ -407,14 +430,23 @@ def _why_text(row: Row, logged: dict[str, tuple[float, int, str]], ours: Ours, e
     if name == "activation_peak":
         where = row.source.rsplit("peak at the ", 1)[-1] if "peak at the " in row.source else "profile run"
         vision = "vision tower included" in ours.weights_source
+        encoder = row.source.startswith("max(vision encoder profile")
+        where = "vision encoder's profile" if encoder and row.status == "assumed" else where
         return (f"ours is the {where} ({row.status}); vLLM measured torch's peak increase in its profile run"
-                + ("; the vision encoder's profile (dummy images) is not modelled yet" if vision else ""))
+                + ("; the vision encoder's profile over vLLM's dummy images is in ours (assumed liveness: "
+                   "the images per prompt and max_num_seqs set how many)" if encoder else
+                   "; the vision encoder's profile needs the image layer (the CLI gives it)" if vision else ""))
     if name == "non_torch":
         tp = ours.budget.settings.tp if ours.budget is not None else 1
         from_zero = logged.get("activation_peak", (0.0, 0, ""))[2].startswith("peak_torch_memory")
         return _non_torch_why(logged[name][0], engine, tp, from_zero)
     if name == "cuda_graphs":
-        return "captured after the KV cache is sized in the versions modelled: not taken off the KV budget"
+        if ours.terms[name][1] == "assumed" and ours.terms[name][0] == 0:
+            return "ours needs the model's dimensions (--model) for vLLM's estimate"
+        if ours.terms[name][0] == 0:
+            return "before v0.21.0 the graphs are captured after the KV cache is sized: not taken off the KV budget"
+        return ("vLLM extrapolates two captures per mode; our per-graph figure is calibrated on dense models "
+                "(several times higher on hybrid/MoE models, vLLM issue 50780)")
     return ""
 
 
@@ -600,7 +632,7 @@ def explain_log(req: ExplainRequest) -> Explanation:
     settings, rows = log_settings(log, req, src)
     device, total_setting, option_gpu = gpu_device(log, req)
     kv_dtype = next(s.value for s in rows if s.name == "kv_cache_dtype")
-    model = model_terms(src, settings.tp, kv_dtype) if src is not None else None
+    model = model_terms(src, settings.tp, kv_dtype, req.largest_image) if src is not None else None
     ours = our_terms(settings, device, model)
     procs = [p for p in log.ranks if logged_terms(p.figures)] or list(log.ranks[:1])
     many = len(procs) > 1
@@ -615,6 +647,7 @@ def explain_log(req: ExplainRequest) -> Explanation:
     checks = [c for p in procs for c in sum_checks(p.figures, _rank_label(p, many))]
     checks += block_checks(log, settings, model[0] if model else None)
     checks += non_torch_check(log, ours, model, device)
+    checks += graph_checks(log, ours, device)
     notes = list(ours.budget.notes) if ours.budget is not None else []
     notes += _graph_notes(log.memory)
     if settings.tp > 1:
@@ -653,6 +686,27 @@ def _kv_from_counts(table: list[Row], log: VllmLog, settings: VllmSettings, dims
     return table[:at] + [row] + table[at + 1:]
 
 
+def graph_checks(log: VllmLog, ours: Ours, device: Device | None) -> list[Check]:
+    """vLLM >= 0.21's CUDA-graph lines against ours: the estimate, the utilization equivalence
+    ((util - util without graphs) x GPU total = the estimate) and, where logged, the capture's actual pool."""
+    m = log.ranks[0].figures if log.ranks else log.memory
+    est, u0 = _val(m, "cuda_graph_estimated_gib"), _val(m, "utilization_without_graphs")
+    util = ours.budget.settings.gpu_memory_utilization if ours.budget is not None else _val(log.memory, "gpu_memory_utilization")
+    mine = ours.terms.get("cuda_graphs", (0, "", ""))[0] / GIB
+    out = []
+    if u0 is not None and util is not None and device is not None:
+        implied = (util - u0) * device.total_bytes / GIB
+        out.append(Check("CUDA graphs from the utilization equivalence",
+                         f"(util {util} - {u0} without graph profiling) x total {device.total_bytes / GIB:.2f} GiB",
+                         f"{implied:.3f} GiB", f"{est} GiB estimated" if est is not None else f"ours {mine:.3f} GiB",
+                         None if est is None and not mine else abs(implied - (est if est is not None else mine)) <= 0.05))
+    actual = _val(m, "cuda_graph_gib")
+    if actual is not None and est is not None:
+        out.append(Check("CUDA graph pool: actual against vLLM's estimate", "the capture after the KV cache",
+                         f"{actual} GiB actual", f"{est} GiB estimated", None))
+    return out
+
+
 def _graph_notes(m: Figures) -> list[str]:
     """vLLM >= 0.21 profiles CUDA-graph memory before sizing the KV cache; vllm.py does not subtract it yet."""
     est, util = m.cuda_graph_estimated_gib, m.utilization_without_graphs
@@ -660,5 +714,5 @@ def _graph_notes(m: Figures) -> list[str]:
         return []
     said = [f"estimated {est.value} GiB (line {est.line})"] if est is not None else []
     said += [f"--gpu-memory-utilization {util.value} without it (line {util.line})"] if util is not None else []
-    return [f"this vLLM profiles CUDA-graph memory and takes it off the KV budget ({'; '.join(said)}); "
-            "our budget does not subtract CUDA graphs yet"]
+    return [f"this vLLM (>= 0.21) profiles CUDA-graph memory and takes it off the KV budget ({'; '.join(said)}); "
+            "so do we (vllm_graphs: vLLM's capture sizes and modes, a calibrated per-graph figure)"]

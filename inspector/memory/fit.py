@@ -81,7 +81,7 @@ def _starts(s: serve_mod.Serving) -> bool:
 
 def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
     """"fits on 8 × H100-80GB with TP 8": the fewest GPUs (TP within a node, then PP) on which vLLM
-    starts with these settings; None when no layout up to TP 8 × PP 16 does (or --weights fixes the bytes)."""
+    starts with these settings; None when no layout up to 16 nodes of 8 does (or --weights fixes the bytes)."""
     from inspector.memory import serving as serve_mod
     from inspector.memory.parallel import candidate_layouts
     from inspector.memory.parallel import smallest_layout as search

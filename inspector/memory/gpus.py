@@ -47,6 +47,7 @@ class Gpu(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold
     torch_bytes: int | None = None
     torch_source: str = ""
     torch_status: str = ""
+    capability: tuple[int, int] | None = None  # CUDA compute capability (major, minor); None: not known
 
     @property
     def total(self) -> int:
@@ -107,6 +108,17 @@ _MORE_PRESETS: dict[str, Preset] = {
                            "logs); public logs in the code corpus, no issue URL"),
 }
 ALL_PRESETS = GPU_PRESETS + tuple(_MORE_PRESETS)
+
+# CUDA compute capability of each card (what torch.cuda.get_device_capability() returns), from NVIDIA's
+# table https://developer.nvidia.com/cuda-gpus: H100 and H200 9.0 (Hopper), A100 8.0 and A10 / RTX 3090
+# 8.6 (Ampere), L4 / L40 / RTX 4090 8.9 (Ada). vLLM picks kernels by it (FP8 natively from 8.9, the MXFP4
+# MoE backend: Marlin below 9.0, Triton on 9.x). MI300X is ROCm (gfx942): no CUDA capability, None.
+# A bare size or `--gpu-memory-gib` alone names no card: None (inspector.memory.vllm_load assumes 9.0).
+CAPABILITIES: dict[str, tuple[int, int]] = {
+    "H100-80GB": (9, 0), "H200-141GB": (9, 0), "A100-80GB": (8, 0), "A100-40GB": (8, 0),
+    "L4-24GB": (8, 9), "RTX4090-24GB": (8, 9), "RTX3090-24GB": (8, 6), "A10-24GB": (8, 6), "L40-48GB": (8, 9),
+}
+CAPABILITY_SOURCE = "NVIDIA's compute-capability table, https://developer.nvidia.com/cuda-gpus"
 _SIZE = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,12})?)\s*(?:gib|gb|g)?\s*$", re.IGNORECASE)
 
 
@@ -122,7 +134,7 @@ def torch_total(p: Preset) -> tuple[int, str, str]:
 
 def _preset(key: str, p: Preset) -> Gpu:
     total, status, source = torch_total(p)
-    return Gpu(key, p.smi_mib * MIB, p.smi_source, total, source, status)
+    return Gpu(key, p.smi_mib * MIB, p.smi_source, total, source, status, CAPABILITIES.get(key))
 
 
 def gpu(name: str) -> Gpu:
@@ -148,7 +160,7 @@ def gpu_memory_gib(value: float, base: Gpu | None = None) -> Gpu:
     source = f"{OVERRIDE_FLAG} {value:g}: torch.cuda.mem_get_info()[1] as given"
     if base is None:
         return Gpu(f"{value:g} GiB", total, source, total, source, GIVEN)
-    return Gpu(base.name, base.bytes, base.source, total, source, GIVEN)
+    return Gpu(base.name, base.bytes, base.source, total, source, GIVEN, base.capability)
 
 
 def gpu_presets() -> list[Gpu]:

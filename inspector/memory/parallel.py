@@ -47,8 +47,13 @@ from inspector.inventory.accounting import Accounting
 from inspector.inventory.entry import HEAD, LM, MTP, WeightEntry
 
 VOCAB_PADDING = 64  # vocab_parallel_embedding.py: DEFAULT_VOCAB_PADDING_SIZE
-SEARCH_TP = (1, 2, 4, 8)  # one node: vLLM's docs put TP within a node, PP across nodes
-SEARCH_MAX_PP = 16
+# The smallest layout is searched the way vLLM's docs deploy ("Distributed inference and serving": tensor
+# parallel within a node, pipeline parallel across nodes): 1, 2, 4 or 8 GPUs of one node, then whole nodes
+# of GPUS_PER_NODE with TP filling each node and one pipeline stage per node. At a GPU count, the widest TP
+# vLLM accepts for the model comes first (a narrower TP with more stages when the heads do not divide).
+GPUS_PER_NODE = 8
+SEARCH_TP = (1, 2, 4, 8)
+SEARCH_MAX_NODES = 16
 
 _Q_ROLES = ("q", "q_b", "kv_b", "sinks")  # split by query heads
 _KV_ROLES = ("k", "v")
@@ -386,16 +391,18 @@ def rank_plan(acc: Accounting, lay: Layout, width: Callable[[WeightEntry], int] 
 # --------------------------------------------------------------------------- the smallest layout
 
 
-def candidate_layouts(tps: tuple[int, ...] = SEARCH_TP, max_pp: int = SEARCH_MAX_PP, ep: bool = False) -> list[Layout]:
-    """Layouts by GPU count, TP before PP at equal count (TP within a node, PP across nodes)."""
-    found = [Layout(tp, pp, ep=ep and tp > 1) for tp in tps for pp in range(1, max_pp + 1)]
-    return sorted(found, key=lambda lay: (lay.world, lay.pp))
+def candidate_layouts(max_nodes: int = SEARCH_MAX_NODES, ep: bool = False) -> list[Layout]:
+    """Layouts by GPU count: 1, 2, 4 and 8 GPUs of one node, then 2 to max_nodes whole nodes; at each count
+    the widest TP first (TP within a node, PP across nodes)."""
+    worlds = [w for w in SEARCH_TP if w <= GPUS_PER_NODE] + [GPUS_PER_NODE * k for k in range(2, max_nodes + 1)]
+    return [Layout(tp, world // tp, ep=ep and tp > 1)
+            for world in worlds for tp in sorted(SEARCH_TP, reverse=True) if tp <= world and world % tp == 0]
 
 
 def smallest_layout(acc: Accounting, fits: Callable[[RankPlan], bool], gpu_name: str = "GPU",
                     layouts: Iterable[Layout] | None = None,
                     width: Callable[[WeightEntry], int] = _two_bytes, kv_width: int = 2) -> tuple[RankPlan, str]:
-    """The first layout (fewest GPUs) whose plan `fits` (a per-rank budget test), and its sentence
+    """The first layout (fewest GPUs, see candidate_layouts) whose plan `fits` (a per-rank budget test), and its sentence
     ("fits on 8 × H100-80GB with TP 8"). Layouts vLLM refuses for this model are skipped; when none
     fits, one InspectError line says why, naming the first refusal."""
     refused: list[str] = []
@@ -408,7 +415,7 @@ def smallest_layout(acc: Accounting, fits: Callable[[RankPlan], bool], gpu_name:
         if fits(plan):
             return plan, f"fits on {lay.world} × {gpu_name} with {lay.label()}"
     why = f" (skipped {refused[0]}{f', and {len(refused) - 1} more' if len(refused) > 1 else ''})" if refused else ""
-    raise _fail(acc, f"no layout up to TP {max(SEARCH_TP)} × PP {SEARCH_MAX_PP} fits on {gpu_name}{why}")
+    raise _fail(acc, f"no layout up to {SEARCH_MAX_NODES} nodes of {GPUS_PER_NODE} fits on {gpu_name}{why}")
 
 
 def weights_fit(budget_bytes: int) -> Callable[[RankPlan], bool]:

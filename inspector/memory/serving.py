@@ -43,6 +43,7 @@ class ServeOptions(NamedTuple):  # a NamedTuple: cheaper to define than a datacl
     pp: int = 1
     ep: bool = False
     engine: str = "vllm-v1"
+    vllm_version: str | None = None  # --vllm-version (vllm_versions); None: the newest modelled with the engine
     enforce_eager: bool = False
     kv_cache_memory: int | None = None  # --kv-cache-memory BYTES
     overhead_bytes: int | None = None  # --overhead-gib: the non-torch figure given; None: vLLM's measured one
@@ -301,7 +302,7 @@ def settings(o: ServeOptions, length: int) -> VllmSettings:
         engine=o.engine, gpu_memory_utilization=o.gpu_memory_utilization, max_model_len=length,
         max_num_batched_tokens=o.max_num_batched_tokens, max_num_seqs=o.max_num_seqs, block_size=o.block_size,
         enforce_eager=o.enforce_eager, kv_cache_memory=o.kv_cache_memory, tp=o.tp, non_torch_bytes=o.overhead_bytes,
-        images_per_prompt=o.images_per_prompt)
+        images_per_prompt=o.images_per_prompt, vllm_version=o.vllm_version)
 
 
 def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:

@@ -23,6 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
+from inspector.memory import vllm_versions
+from inspector.memory.vllm_graphs import PER_GRAPH_BYTES, PER_GRAPH_SOURCE, RUNNER, SIZES, graph_estimate, graph_plan
+
 if TYPE_CHECKING:  # the vision tower's arithmetic loads only for a vision-language model (cold start)
     from inspector.memory.vllm_vision import VisionDims
 
@@ -40,9 +43,10 @@ LLMD_TABLE = (
 PR_12126 = "https://github.com/vllm-project/vllm/pull/12126"
 PR_21489 = "https://github.com/vllm-project/vllm/pull/21489"
 ARG_UTILS = "vllm-project/vllm vllm/engine/arg_utils.py EngineArgs.get_batch_defaults"
-# V0 (v0.6.x): max(max_model_len, 2048) without chunked prefill; 512 with it (vLLM docs, "Performance and
-# Tuning": "512 is the default max_num_batched_tokens for chunked prefill"; later V0 builds: 2048).
-V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig (v0.6.x)"
+# V0: max(max_model_len, 2048) without chunked prefill; with it 512 up to v0.6.4 (vLLM docs, "Performance and
+# Tuning": "512 is the default max_num_batched_tokens for chunked prefill"), 2048 from PR 10544 (Nov 2024)
+# on (vllm_versions.EPOCHS' v0_chunked_tokens).
+V0_SCHEDULER = "vllm-project/vllm vllm/config.py SchedulerConfig"
 
 # Bytes per vocab-wide logit of the sampler warm-up (V1 ``_dummy_sampler_run``: max_num_seqs rows,
 # temperature, top-k = vocab-1 and top-p, so the sort path: bf16 and fp32 logits, sorted values,
@@ -154,6 +158,12 @@ class VllmSettings(NamedTuple):  # a NamedTuple: cheaper to define than a datacl
     enable_chunked_prefill: bool | None = None  # V0 only; V1 always chunks
     non_torch_bytes: int | None = None  # a measured figure, e.g. read from a log
     images_per_prompt: int | None = None  # --limit-mm-per-prompt image=N; None: 1 (V0), 999 (V1)
+    vllm_version: str | None = None  # --vllm-version; None: the newest release modelled that has the engine
+
+    @property
+    def release(self) -> vllm_versions.VllmVersion:
+        """The vLLM release whose arithmetic applies (vllm_versions.EPOCHS), checked against the engine."""
+        return vllm_versions.resolve(self.vllm_version, self.engine)
 
 
 class VllmBudget(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
@@ -188,22 +198,37 @@ class VllmBudget(NamedTuple):  # a NamedTuple: cheaper to define than a dataclas
 
 def batch_defaults(settings: VllmSettings, device: Device) -> tuple[int, int, str]:
     """max_num_batched_tokens and max_num_seqs as vLLM picks them, with the rule that picked them."""
+    epoch = settings.release.epoch
     if settings.engine == "vllm-v1":
+        big, why = v1_large_defaults(epoch.v1_batch, device)
         llm = settings.usage == "llm"
-        if device.big:
+        if big:
             tokens, seqs = (16384, 1024) if llm else (8192, 1024)
         else:
             tokens, seqs = (8192, 256) if llm else (2048, 256)
-        rule = f"{ARG_UTILS}: {'>= 70 GiB, not A100' if device.big else 'other GPUs'}, usage {settings.usage}"
+        rule = f"{ARG_UTILS} (vLLM {epoch.text}: {why}), usage {settings.usage}"
     else:
         seqs = 256
         if v0_chunked(settings):
-            tokens, rule = 512, f"{V0_SCHEDULER}: chunked prefill -> 512"
+            tokens = epoch.v0_chunked_tokens
+            rule = f"{V0_SCHEDULER}: chunked prefill -> {tokens} (vLLM {epoch.text})"
         else:
             tokens, rule = max(settings.max_model_len, 2048), f"{V0_SCHEDULER}: max(max_model_len, 2048)"
     tokens = settings.max_num_batched_tokens or tokens
     seqs = settings.max_num_seqs or seqs
     return tokens, seqs, rule
+
+
+def v1_large_defaults(rule: str, device: Device) -> tuple[bool, str]:
+    """Whether V1's larger batch defaults apply on ``device`` under a release's rule (vllm_versions), and why."""
+    name = device.name.lower()
+    if rule == vllm_versions.BY_NAME:
+        return "h100" in name or "h200" in name, "H100/H200 by name, PR 12369"
+    if rule == vllm_versions.BY_MEMORY:
+        return device.total_bytes >= 70 * GIB, ">= 70 GiB, PR 17073"
+    if rule == vllm_versions.BY_DEVICE:
+        return device.big, ">= 70 GiB, not A100, PR 17885" + ("" if device.big else ": other GPUs")
+    return False, "one rule for every GPU"
 
 
 def v0_chunked(settings: VllmSettings) -> bool:
@@ -302,20 +327,53 @@ def non_torch_term(settings: VllmSettings) -> Term:
         gib = V1_NON_TORCH_GIB[1] if settings.tp == 1 else V1_NON_TORCH_GIB[2]
         status = CALIBRATED if settings.tp <= 2 else ASSUMED
         return Term("non_torch", int(gib * GIB), status, f"{LLMD_TABLE} (TP{min(settings.tp, 2)}, rows other than A1/A2)")
-    source = (f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1); the Dec 2024 build ({PR_10511}) "
-              f"logged far more: it subtracted torch's allocated, not reserved, bytes and counted NCCL ({PR_11809})")
-    return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if settings.tp == 1 else ASSUMED, source)
+    epoch = settings.release.epoch
+    source = f"{PR_12126} (V0 after PR 12126: Llama-3.2-11B-Vision, H100, TP1)" + V0_ACCOUNTING[epoch.non_torch_v0]
+    calibrated = settings.tp == 1 and epoch.non_torch_v0 == vllm_versions.PR12126
+    return Term("non_torch", int(V0_NON_TORCH_GIB * GIB), CALIBRATED if calibrated else ASSUMED, source)
 
 
-def cuda_graph_term(settings: VllmSettings) -> Term:
-    """CUDA-graph memory taken off the KV budget: none in the versions modelled (captured after the KV cache)."""
+# What V0's non-torch figure measured in each accounting epoch (vllm_versions.EPOCHS), for the term's source.
+V0_ACCOUNTING = {
+    vllm_versions.FROM_ZERO: ("; vLLM 0.6.3/0.6.4 measured it from zero (device used - torch allocated after the "
+                              "profile), so it also counts the CUDA context: assumed the same figure (--overhead-gib)"),
+    vllm_versions.PR10511: (f"; the Dec 2024 build ({PR_10511}) subtracted torch's allocated, not reserved, bytes and "
+                            f"counted NCCL ({PR_11809}): it logged far more; assumed the same figure (--overhead-gib)"),
+    vllm_versions.PR12126: "",
+}
+
+
+def cuda_graph_term(settings: VllmSettings, dims: ModelDims | None = None, batch: tuple[int, int] | None = None) -> Term:
+    """CUDA-graph memory taken off the KV budget: vLLM's estimate from v0.21.0 on (``vllm_graphs``), none before.
+
+    ``batch`` = (max_num_batched_tokens, max_num_seqs). Without ``dims`` or ``batch`` the v0.21+ figure
+    cannot be formed and the term is 0, marked assumed.
+    """
     if settings.enforce_eager:
         return Term("cuda_graphs", 0, EXACT, "--enforce-eager: no CUDA graphs")
-    return Term(
-        "cuda_graphs", 0, EXACT,
-        "captured after the KV cache is allocated, inside the util budget's slack (llm-d table column "
-        "'CUDA Graph': -0.88 to +1.03 GiB, not subtracted from KV)",
+    release = settings.release
+    if not release.graphs_profiled:
+        return Term(
+            "cuda_graphs", 0, EXACT,
+            f"vLLM {release.text}: graphs captured after the KV cache is allocated, inside the util budget's slack "
+            "(llm-d table column 'CUDA Graph': -0.88 to +1.03 GiB, not subtracted from KV); "
+            "profiled and subtracted from v0.21.0 (--vllm-version)",
+        )
+    if dims is None or batch is None:
+        return Term("cuda_graphs", 0, ASSUMED, f"vLLM {release.text} subtracts its CUDA-graph estimate; "
+                    "not formed here (no model dimensions)")
+    plan = graph_plan(batch[1], batch[0])
+    first = {mode: forward_peak_bytes(dims, max(sizes), settings.tp) for mode, sizes in plan.modes()}
+    estimate = graph_estimate(plan, first)
+    graphs = sum(len(s) - 1 for _, s in plan.modes())
+    source = (
+        f"vLLM {release.text} (>= 0.21.0: estimated before the KV cache, {RUNNER}): {plan.log_line()} "
+        f"[{SIZES}, max_num_seqs {batch[1]:,}; FULL_AND_PIECEWISE assumed]; first capture "
+        f"{max(first.values()) / GIB:.2f} GiB [assumed: a forward over the largest size] + {graphs} x "
+        f"{PER_GRAPH_BYTES / 2**20:.2f} MiB a graph [calibrated: {PER_GRAPH_SOURCE}]; --enforce-eager: 0"
     )
+    dense = not dims.experts_top_k and dims.vision is None  # the per-graph figure was measured on a dense model
+    return Term("cuda_graphs", estimate, CALIBRATED if dense else ASSUMED, source)
 
 
 def page_bytes(dims: ModelDims, settings: VllmSettings) -> int:
@@ -355,7 +413,7 @@ def budget_terms(dims: ModelDims, settings: VllmSettings, device: Device, weight
         activation_term(dims, settings, tokens, seqs),
         *((vision_term(dims, settings, (tokens, seqs)),) if dims.vision is not None else ()),
         non_torch_term(settings),
-        cuda_graph_term(settings),
+        cuda_graph_term(settings, dims, (tokens, seqs)),
         Term("batch_defaults", tokens, EXACT if settings.max_num_batched_tokens is None else INPUT,
              f"max_num_batched_tokens {tokens:,}, max_num_seqs {seqs:,}: {rule}"),
     )
@@ -377,6 +435,11 @@ def vllm_budget(dims: ModelDims, settings: VllmSettings, device: Device, weights
         by = {t.name: t.bytes for t in terms}
         kv = by["requested"] - by["weights"] - by["activation_peak"] - by["non_torch"] - by["cuda_graphs"]
         terms += (Term("kv_cache", kv, CALIBRATED, "requested - weights - activation_peak - non_torch - cuda_graphs"),)
+    graphs = next(t for t in terms if t.name == "cuda_graphs").bytes
+    if graphs and settings.kv_cache_memory is None:
+        util = settings.gpu_memory_utilization
+        notes.append(f"vLLM {settings.release.text} logs: --gpu-memory-utilization={util:.4f} is equivalent to "
+                     f"{util - graphs / device.total_bytes:.4f} without CUDA graph memory profiling")
     blocks = kv_blocks(kv, dims, settings)
     kv_tokens = blocks * settings.block_size
     if kv_tokens < settings.max_model_len:

@@ -98,7 +98,7 @@ def _main_rows(s: Serving) -> list[list[str]]:
          _short(act.source)],
         *_vision_rows(b),
         [s.overhead.name, _b(s.overhead.bytes), nt_status, _short(nt.source)],
-        ["CUDA graphs", _b(b.term("cuda_graphs").bytes), "exact", b.term("cuda_graphs").source],
+        ["CUDA graphs", _b(b.term("cuda_graphs").bytes), b.term("cuda_graphs").status, b.term("cuda_graphs").source],
         ["KV cache (the rest)", _b(max(s.kv_available, 0)), kv.status if kv.status != "calibrated" else
          "from the terms above", kv.source],
     ]
@@ -156,7 +156,7 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     notes += _weights_notes(o)
     notes += list(b.notes)
     sections = [
-        Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, paged KV cache, {o.kv_dtype} KV)",
+        Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, vLLM {o.vllm_version or 'newest'}, paged KV cache, {o.kv_dtype} KV)",
                 ["Component", "Per GPU", "Status", "Source / formula"], _main_rows(s), notes),
         Section("KV cache", ["", ""], _kv_rows(acc, s)),
     ]
@@ -182,7 +182,7 @@ def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any
     o, b = s.options, s.budget
     return {
         "model": acc.spec.name, "scenario": "serve", "gpu": s.gpu.name, "gpu_bytes": s.gpu.bytes, "gpus": o.gpus,
-        "tp": o.tp, "pp": o.pp, "ep": o.ep, "engine": o.engine,
+        "tp": o.tp, "pp": o.pp, "ep": o.ep, "engine": o.engine, "vllm_version": o.vllm_version,
         "dtype": o.dtype, "kv_dtype": o.kv_dtype, "block_size": o.block_size,
         "gpu_memory_utilization": o.gpu_memory_utilization, "max_model_len": s.max_model_len,
         "max_num_batched_tokens": b.max_num_batched_tokens, "max_num_seqs": b.max_num_seqs,
