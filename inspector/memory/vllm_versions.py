@@ -9,7 +9,7 @@ Pure data and lookups (no torch).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inspector.errors import InspectError
 
@@ -30,8 +30,7 @@ BY_DEVICE = "70gib-not-a100"  # PR 17885: >= 70 GiB and not A100
 VLLM = "https://github.com/vllm-project/vllm"
 
 
-@dataclass(frozen=True)
-class Epoch:
+class Epoch(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """The first vLLM release of one start-up arithmetic, and what that arithmetic is."""
 
     since: tuple[int, int, int]
@@ -80,8 +79,7 @@ NEWEST_SOURCE = "https://github.com/gpustack/runner/pull/251 (a vLLM 0.27.1 star
 LAST_V0 = "0.10.2"
 
 
-@dataclass(frozen=True)
-class VllmVersion:
+class VllmVersion(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """A vLLM release as modelled: its number, the epoch it falls in, and the engine used."""
 
     text: str
