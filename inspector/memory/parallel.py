@@ -39,7 +39,6 @@ as are stored buffers (the router score-correction bias).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterable, NamedTuple
 
 from inspector.errors import InspectError
@@ -64,8 +63,7 @@ _EXPERT_ROW = ("expert_down", "experts_down")
 _EXPERT_BIAS_WHOLE = ("experts_down_bias",)
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """--tensor-parallel-size, --pipeline-parallel-size, --data-parallel-size and
     --enable-expert-parallel (EP = tp × dp); `partition` is VLLM_PP_LAYER_PARTITION (layers per stage)."""
 
@@ -109,8 +107,7 @@ class RankShare(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass
         return self.own + self.copy + self.padding
 
 
-@dataclass(frozen=True)
-class RankPlan:
+class RankPlan(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """Every rank of a layout; `model_params` is the model's one copy (the owns add up to it)."""
 
     model: str
