@@ -91,7 +91,7 @@ PARAMS = 2 * 128 * 64 + 64 + 2 * (2 * 64 + 64 * 64 * 2 + 32 * 64 * 2 + 3 * 128 *
 def test_a_local_directory_is_counted_from_its_headers(tmp_path):
     d = model_dir(tmp_path, plain())
     data = run_json(d)
-    assert data["weights_bytes"] == 2 * PARAMS == 2 * 90_432
+    assert data["checkpoint_weights_bytes"] == 2 * PARAMS == 2 * 90_432
     assert data["weights_status"] == "exact" and data["weights_source"] == f"safetensors headers of {d}"
     assert "matched to the model's" in data["weights_notes"][0]
 
@@ -102,24 +102,24 @@ def test_awq_per_tensor_widths_and_tp2_per_rank_bytes(tmp_path):
     the vocab-parallel embedding and head (64 rows each) and keeps the norms whole."""
     d = model_dir(tmp_path, awq(), quantization_config=AWQ, torch_dtype="float16")
     one = run_json(d)
-    assert one["weights_bytes"] == 2 * 128 * 64 * 2 + 64 * 2 + 2 * (AWQ_LAYER + NORMS) == 76_032
+    assert one["checkpoint_weights_bytes"] == 2 * 128 * 64 * 2 + 64 * 2 + 2 * (AWQ_LAYER + NORMS) == 76_032
     assert one["weights_source"] == f"safetensors headers of {d}" and one["weights_status"] == "exact"
     two = run_json(d, "--tp", 2)
     per_rank = 2 * 64 * 64 * 2 + 64 * 2 + 2 * (AWQ_LAYER // 2 + NORMS)
     assert [r["weights_bytes"] for r in two["ranks"]] == [per_rank, per_rank] == [38_336, 38_336]
-    assert two["weights_bytes"] == per_rank
+    assert two["checkpoint_weights_bytes"] == per_rank
     what_if = run_json(d, "--tp", 2, "--dtype", "bf16")  # --dtype wins over the headers
     bf16_rank = 2 * 64 * 64 * 2 + 64 * 2 + 2 * (36_864 * 2 // 2 + NORMS)  # 36,864 Linear elements per layer
-    assert what_if["weights_bytes"] == bf16_rank == 90_752 and what_if["weights_source"] == "--dtype bf16 (what-if)"
+    assert what_if["checkpoint_weights_bytes"] == bf16_rank == 90_752 and what_if["weights_source"] == "--dtype bf16 (what-if)"
 
 
 def test_gptq_fixture_counts_its_stored_bytes_and_vocab_padding():
     """fixtures/checkpoints/tiny-llama-gptq: 73,216 stored bytes; vLLM pads the 101-row embedding and head
     to 128 rows (F16: 2 × 27 × 64 × 2 B more)."""
     data = run_json(GPTQ)
-    assert data["weights_bytes"] == 73_216 + 2 * 27 * 64 * 2
+    assert data["checkpoint_weights_bytes"] == 73_216 + 2 * 27 * 64 * 2
     assert data["weights_source"] == f"safetensors headers of {GPTQ}"
-    assert run_json(GPTQ, "--dtype", "fp16")["weights_bytes"] == 2 * (86_976 + 2 * 27 * 64)
+    assert run_json(GPTQ, "--dtype", "fp16")["checkpoint_weights_bytes"] == 2 * (86_976 + 2 * 27 * 64)
 
 
 def test_gptq_tp2_keeps_column_parallel_g_idx_whole(tmp_path):
@@ -134,7 +134,7 @@ def test_gptq_tp2_keeps_column_parallel_g_idx_whole(tmp_path):
     bare.mkdir()
     (bare / "config.json").write_text((GPTQ / "config.json").read_text())
     from_config = run_json(bare, "--tp", 2)
-    assert from_config["weights_bytes"] == 41_664 and from_config["weights_source"] == "config.json's quantization_config"
+    assert from_config["checkpoint_weights_bytes"] == 41_664 and from_config["weights_source"] == "config.json's quantization_config"
 
 
 def test_kept_bytes_follow_vllms_gptq_and_per_channel_layouts():
@@ -152,7 +152,7 @@ def test_tensors_the_model_does_not_define_are_left_out_and_f32_counts_16_bits(t
                "model.mtp.proj.weight": ("BF16", (64, 64))}
     d = model_dir(tmp_path, tensors)
     data = run_json(d)
-    assert data["weights_bytes"] == 2 * PARAMS
+    assert data["checkpoint_weights_bytes"] == 2 * PARAMS
     notes = " ".join(data["weights_notes"])
     assert "2 stored tensors the model does not define or share (8,224 B" in notes
     assert "stored in 32 bits count 2 B per element" in notes
@@ -177,11 +177,11 @@ def test_weights_path_uses_the_same_mechanism_or_splits_an_unmatched_total(tmp_p
     awq_file = model_dir(tmp_path, awq(), "q") / "model.safetensors"
     d = model_dir(tmp_path, plain(), quantization_config=AWQ, torch_dtype="float16")
     data = run_json(d, "--weights", awq_file, "--tp", 2)
-    assert data["weights_bytes"] == 38_336 and data["weights_source"] == f"safetensors headers of {awq_file}"
+    assert data["checkpoint_weights_bytes"] == 38_336 and data["weights_source"] == f"safetensors headers of {awq_file}"
     other = tmp_path / "other.safetensors"
     total = write_safetensors(other, {"a": ("F16", (101, 32)), "b": ("I32", (7,))})
     split = run_json(d, "--weights", other, "--tp", 2)
-    assert split["weights_bytes"] == total // 2 and split["weights_status"].startswith("assumed (even split")
+    assert split["checkpoint_weights_bytes"] == total // 2 and split["weights_status"].startswith("assumed (even split")
     assert split["weights_source"] == f"stored total of {other}, split evenly"
 
 
@@ -204,7 +204,7 @@ def test_a_hub_repo_is_counted_from_its_headers_read_by_range(tmp_path):
     repo.mkdir(parents=True)
     model_dir(repo, awq(), "awq", quantization_config=AWQ, torch_dtype="float16")
     data = _hub_memory(tmp_path, "org/awq")
-    assert data["weights_bytes"] == 76_032 and data["weights_source"] == "safetensors headers of hub:org/awq"
+    assert data["checkpoint_weights_bytes"] == 76_032 and data["weights_source"] == "safetensors headers of hub:org/awq"
     assert data["reads"], "the header was read from the Hub"
 
 
@@ -213,7 +213,7 @@ def test_a_hub_repo_without_safetensors_falls_back_to_the_config(tmp_path):
     repo.mkdir(parents=True)
     (repo / "config.json").write_text(json.dumps(CONFIG))
     data = _hub_memory(tmp_path, "org/cfg")
-    assert data["weights_bytes"] == 2 * PARAMS
+    assert data["checkpoint_weights_bytes"] == 2 * PARAMS
     assert data["weights_source"] == "config.json (no quantization_config: 16 bits per parameter)"
     assert data["weights_notes"][0].startswith("headers of hub:org/cfg not read (org/cfg: ")
 
@@ -247,4 +247,4 @@ def test_headers_and_quantization_config_agree_on_gpt_oss(tmp_path):
         assert ours["weights_source"] == f"safetensors headers of {d}"
         assert config["weights_source"] == "config.json's quantization_config"
         assert [r["weights_bytes"] for r in ours["ranks"]] == [r["weights_bytes"] for r in config["ranks"]]
-    assert run_json(d, "--gpu", "H100-80GB")["weights_bytes"] == 13_761_264_768 == offset
+    assert run_json(d, "--gpu", "H100-80GB")["checkpoint_weights_bytes"] == 13_761_264_768 == offset

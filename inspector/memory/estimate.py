@@ -107,6 +107,7 @@ def estimate(request: MemoryRequest) -> Estimate:
         if request.serve.images_per_prompt is not None and acc.spec.vision is None:
             raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
         options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve))
+        options = options._replace(extras=_load_extras(acc, src, device.capability, request.serve.dtype_given))
         if acc.spec.vision is not None and request.serve.largest_image is not None:
             options = options._replace(largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
@@ -116,6 +117,22 @@ def estimate(request: MemoryRequest) -> Estimate:
     overhead = gib_bytes(0.5, "--overhead-gib") if overhead is None else overhead
     options = replace(request.train, gpus_per_node=hw.gpus, nodes=hw.nodes, overhead_bytes=overhead)
     return Estimate(acc, None, train_plan(acc, device, options))
+
+
+def _load_extras(acc: Accounting, src, capability, dtype_given: bool):
+    """vllm_load.load_extras bound to the model's config.json and the GPU's compute capability: what vLLM
+    allocates at load beyond the checkpoint, per (layout, stage). A --dtype what-if keeps the RoPE caches
+    only (its quantization is not the checkpoint's)."""
+    cfg = src.config if isinstance(src.config, dict) else {}
+    if dtype_given:
+        cfg = {k: v for k, v in cfg.items() if k != "quantization_config"}
+
+    def extras(layout, stage):
+        from inspector.memory.vllm_load import load_extras
+
+        return load_extras(acc, cfg, capability, layout, stage)
+
+    return extras
 
 
 class _Weights(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)

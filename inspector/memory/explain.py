@@ -206,9 +206,10 @@ def _width(stored) -> Any:
     return width
 
 
-def model_terms(src, tp: int, kv_dtype: Any, largest_image=None) -> tuple[ModelDims, int, str]:
+def model_terms(src, tp: int, kv_dtype: Any, largest_image=None, capability=None) -> tuple[ModelDims, int, str]:
     """Dimensions (a vision-language model's tower with them, when `largest_image` is given), the largest
-    rank's weight bytes, and where the weights figure comes from."""
+    rank's weight bytes with what vLLM allocates at load beyond them (inspector.memory.vllm_load, on a GPU
+    of `capability`; None assumes Hopper), and where the weights figure comes from."""
     from inspector.inventory.load import account_config
     from inspector.memory.parallel import Layout, rank_plan
     from inspector.memory.stored import stored_weights
@@ -223,12 +224,16 @@ def model_terms(src, tp: int, kv_dtype: Any, largest_image=None) -> tuple[ModelD
 
         image = largest_image(acc.spec.vision, text.hidden_size)
         dims = replace(dims, vision=from_vision_spec(acc.spec.vision, image, text.hidden_size))
+    from inspector.memory.vllm_load import load_extras
+
     plan = rank_plan(acc, Layout(tp=tp), width=_width(stored))
-    weights = int(plan.largest.weights_bytes)
+    extras = load_extras(acc, src.config, capability, Layout(tp=tp), stored=stored)
+    weights = int(plan.largest.weights_bytes) + sum(x.bytes for x in extras)
     how = "stored" if stored.plan is None else f"stored ({stored.plan.method})"
     vision = " (the vision tower included)" if acc.spec.vision is not None else ""
+    loaded = "".join(f" + {x.name}" for x in extras)
     return dims, weights, (f"{src.name}: parameters{vision} as the checkpoint is {how}, per rank as vLLM loads "
-                           f"them at TP {tp}")
+                           f"them at TP {tp}{loaded}")
 
 
 # --------------------------------------------------------------------------- the settings
@@ -632,7 +637,8 @@ def explain_log(req: ExplainRequest) -> Explanation:
     settings, rows = log_settings(log, req, src)
     device, total_setting, option_gpu = gpu_device(log, req)
     kv_dtype = next(s.value for s in rows if s.name == "kv_cache_dtype")
-    model = model_terms(src, settings.tp, kv_dtype, req.largest_image) if src is not None else None
+    capability = getattr(option_gpu, "capability", None)
+    model = model_terms(src, settings.tp, kv_dtype, req.largest_image, capability) if src is not None else None
     ours = our_terms(settings, device, model)
     procs = [p for p in log.ranks if logged_terms(p.figures)] or list(log.ranks[:1])
     many = len(procs) > 1

@@ -21,6 +21,11 @@ if TYPE_CHECKING:  # serving's modules (vllm, parallel) load only when serving, 
     from inspector.memory import training as train_mod
 
 MAX_SUGGESTIONS = 4
+# What the CUDA context and torch hold before vLLM's start-up check, which refuses a utilization whose
+# share of the GPU exceeds the free memory ("Free memory on device (78.57/79.18 GiB) on startup is less
+# than desired GPU memory utilization", vllm/v1/worker/gpu_worker.py init_device): 0.61 GiB in every
+# H100 row of llm-d's table (vLLM v0.11.0; calibrated, and assumed the same on other GPUs).
+STARTUP_USED_BYTES = int(0.61 * GIB)
 
 
 class Verdict(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
@@ -63,6 +68,25 @@ def _serve_variants(acc: Accounting, gpu: Gpu, o: serve_mod.ServeOptions, contex
     for g in gpu_presets():
         if g.total > gpu.total:
             yield f"--gpu {g.name}", lambda g=g: serve_mod.plan(acc, g, o)
+
+
+def utilization_tip(acc: Accounting, s: serve_mod.Serving, ok: Callable[[object], bool]) -> str | None:
+    """The smallest --gpu-memory-utilization (in steps of 0.01, up to what the free memory at start-up
+    allows) at which `ok` holds, with its KV tokens; None when none does."""
+    from inspector.memory import serving as serve_mod
+
+    o = s.options
+    if o.kv_cache_memory is not None:
+        return None
+    ceiling = int((s.gpu.total - STARTUP_USED_BYTES) / s.gpu.total * 100) / 100
+    util = round(o.gpu_memory_utilization + 0.01, 2)
+    while util <= ceiling:
+        r = serve_mod.plan(acc, s.gpu, o._replace(gpu_memory_utilization=util), s.ranks)
+        if ok(r):
+            return f"--gpu-memory-utilization {util:g} ({n(r.kv_tokens)} tokens of KV cache; at most {ceiling:g}: " \
+                   f"the CUDA context holds about {gib(STARTUP_USED_BYTES)} before vLLM starts)"
+        util = round(util + 0.01, 2)
+    return None
 
 
 def _overcommitted(s: serve_mod.Serving) -> int:
@@ -128,12 +152,16 @@ def serving_verdict(acc: Accounting, s: serve_mod.Serving) -> Verdict:
                               f"the {gib(s.gpu.total)} of {s.gpu.name} by {gib(_overcommitted(s))}: vLLM would run "
                               "out of memory allocating the KV cache")
     if s.num_blocks == 0:
+        util = utilization_tip(acc, s, _starts)
         tips = _first(_serve_variants(acc, s.gpu, o, False), lambda r: r.num_blocks > 0,
                       lambda r: f"{n(r.kv_tokens)} tokens of KV cache")
+        tips = ((util,) if util else ()) + tips[:MAX_SUGGESTIONS - (1 if util else 0)]
         return Verdict(False, _shortfall(acc, s) + where, tips)
+    util = utilization_tip(acc, s, _starts)
     tips = _first(_serve_variants(acc, s.gpu, o, True), lambda r: r.one_request_bytes <= r.kv_available,
                   lambda r: f"{r.concurrency:.2f}x at {n(length)} tokens")
-    tips = (f"--max-model-len {s.largest_context}",) + tips[:MAX_SUGGESTIONS - 1]
+    first = (f"--max-model-len {s.largest_context}",) + ((util,) if util else ())
+    tips = first + tips[:MAX_SUGGESTIONS - len(first)]
     return Verdict(False, f"does not fit: the weights fit, but one request of max_model_len {n(length)} needs "
                           f"{gib(s.one_request_bytes)} of KV cache and {gib(s.kv_available)} is left: vLLM "
                           f"would refuse to start; the longest request that fits is {n(s.largest_context)} "

@@ -25,7 +25,7 @@ from inspector.memory.gpus import Gpu
 from inspector.memory.parallel import Layout, RankPlan, RankShare, check_layout, rank_plan
 from inspector.memory.quant import FORMATS, KV_BYTES, quantized_bytes
 from inspector.memory.vllm import Device, ModelDims, VllmBudget, VllmSettings, vllm_budget
-from inspector.units import n
+from inspector.units import human_bytes, n
 
 _UNQUANTIZED_GROUPS = (EMBED, POS_EMBED, HEAD, ROUTER, ROUTER_BIAS)
 
@@ -54,6 +54,9 @@ class ServeOptions(NamedTuple):  # a NamedTuple: cheaper to define than a datacl
     weights_notes: tuple[str, ...] = ()  # why the headers at hand were not used per tensor
     images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
     largest_image: Any = None  # a VLM's largest image (inspector.image ImageTokens); None: no encoder profile
+    # what vLLM allocates at load beyond the checkpoint, per rank: (layout, stage layers) -> vllm_load.LoadExtra
+    # records (inspector.memory.vllm_load.load_extras bound to the model's config and the GPU); None: nothing
+    extras: Callable[[Layout, tuple[int, int] | None], tuple[Any, ...]] | None = None
 
     @property
     def layout(self) -> Layout:
@@ -147,6 +150,7 @@ class Serving(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (
     budget: VllmBudget  # vLLM's terms, each marked exact / calibrated / assumed / input
     ranks: RankPlan
     weights_status: str = "exact"
+    load_extras: tuple[Any, ...] = ()  # vllm_load.LoadExtra records counted in `weights` (per rank)
 
     @property
     def activations(self) -> int:
@@ -205,17 +209,21 @@ def weights_status(o: ServeOptions, status: str) -> str:
     return status
 
 
-def weight_term(acc: Accounting, o: ServeOptions, rank: RankShare, what: str) -> Term:
+def weight_term(acc: Accounting, o: ServeOptions, rank: RankShare, what: str, extras: tuple = ()) -> Term:
     """The weights of the rank that decides the KV cache (vLLM's per-rank split), or a checkpoint's
-    stored total split evenly over the GPUs (--weights whose tensors do not match the config)."""
+    stored total split evenly over the GPUs (--weights whose tensors do not match the config), plus what
+    vLLM allocates at load beyond the checkpoint (`extras`: RoPE caches, quantization transforms)."""
+    added = sum(x.bytes for x in extras)
+    loaded = "".join(f"; {'+' if x.bytes >= 0 else '−'} {human_bytes(abs(x.bytes))} {x.name} ({x.status})"
+                     for x in extras)
     if o.weights_bytes is not None:
-        return Term("Weights", cdiv(o.weights_bytes, o.gpus),
-                    f"stored bytes of {o.weights_source}" + (f" / {o.gpus} GPUs" if o.gpus > 1 else ""))
+        return Term("Weights", cdiv(o.weights_bytes, o.gpus) + added,
+                    f"stored bytes of {o.weights_source}" + (f" / {o.gpus} GPUs" if o.gpus > 1 else "") + loaded)
     formula = f"{n(acc.totals.total_params)} parameters, {what}"
     if o.gpus > 1:
         formula += (f"; rank PP {rank.pp_rank} TP {rank.tp_rank} of {o.layout.label()} (the fewest KV blocks): "
                     "vocab-parallel embedding and head, kv heads and norms replicated as vLLM loads them")
-    return Term("Weights", round(rank.weights_bytes), formula)
+    return Term("Weights", round(rank.weights_bytes) + added, formula + loaded)
 
 
 def deciding_rank(acc: Accounting, o: ServeOptions, ranks: RankPlan, usable_less_fixed: int) -> RankShare:
@@ -317,8 +325,9 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
     device, vs = Device(gpu.name, gpu.total), settings(o, length)
     free = vllm_budget(dims, vs, device, 0).kv_cache_bytes  # the budget before the weights
     rank = deciding_rank(acc, o, ranks, free) if o.kv_cache_memory is None else ranks.largest
-    weights = weight_term(acc, o, rank, what)
     stage = rank.layers
+    extras = o.extras(o.layout, stage if o.pp > 1 else None) if o.extras is not None else ()
+    weights = weight_term(acc, o, rank, what, extras)
     budget = vllm_budget(dims, vs, device, weights.bytes)
     step, seqs = budget.max_num_batched_tokens, budget.max_num_seqs
     layer_peak, logits = prefill_terms(t, step, min(step, seqs), o.tp)
@@ -337,7 +346,7 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
         available, token_bytes, page, groups, size, num_blocks, tokens,
         tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
         largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
-        request_bytes(groups, length, page, o_steps), budget, ranks, weights_status(o, status),
+        request_bytes(groups, length, page, o_steps), budget, ranks, weights_status(o, status), extras,
     )
 
 

@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from inspector.inventory.accounting import Accounting
 from inspector.memory.parallel import Layout, local_experts
-from inspector.memory.stored import StoredWeights, stored_weights
+
+if TYPE_CHECKING:  # stored.py loads only for a quantized checkpoint (cold start of `memory` on a preset)
+    from inspector.memory.stored import StoredWeights
 
 EXACT, ASSUMED = "exact", "assumed"
 HOPPER = (9, 0)
@@ -406,6 +408,8 @@ def load_extras(acc: Accounting, cfg: Mapping[str, Any], capability: tuple[int, 
     out = list(rope_caches(acc, cfg))
     if not cfg.get("quantization_config"):
         return tuple(out)
+    from inspector.memory.stored import stored_weights
+
     sw = stored if stored is not None else stored_weights(acc, dict(cfg))
     if sw.plan is None:
         return tuple(out)

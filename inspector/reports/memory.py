@@ -198,6 +198,9 @@ def _serving_json_keys(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any
         "terms": [{"name": t.name, "bytes": t.bytes, "status": t.status, "source": t.source} for t in b.terms],
         "gpu_total_status": s.gpu.torch_status or "input", "weights_status": s.weights_status,
         "weights_source": weights_source(o), "weights_notes": _weights_notes(o, "", ""),
+        "checkpoint_weights_bytes": s.weights.bytes - sum(x.bytes for x in s.load_extras),
+        "load_extras": [{"name": x.name, "bytes": x.bytes, "status": x.status, "source": x.source}
+                        for x in s.load_extras],
         "ranks": [{"pp_rank": r.pp_rank, "tp_rank": r.tp_rank, "dp_rank": r.dp_rank, "layers": list(r.layers),
                    "weights_bytes": int(r.weights_bytes), "kv_bytes_per_token": r.kv_bytes_per_token}
                   for r in s.ranks.ranks],
