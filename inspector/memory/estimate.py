@@ -127,10 +127,19 @@ def _load_extras(acc: Accounting, src, capability, dtype_given: bool):
     if dtype_given:
         cfg = {k: v for k, v in cfg.items() if k != "quantization_config"}
 
+    made: dict = {}  # per (layout, stage): the verdict's variants and layout search ask again and again
+
     def extras(layout, stage):
         from inspector.memory.vllm_load import load_extras
 
-        return load_extras(acc, cfg, capability, layout, stage)
+        if "stored" not in made and cfg.get("quantization_config"):
+            from inspector.memory.stored import stored_weights
+
+            made["stored"] = stored_weights(acc, cfg)
+        key = (tuple(layout), stage)
+        if key not in made:
+            made[key] = load_extras(acc, cfg, capability, layout, stage, stored=made.get("stored"))
+        return made[key]
 
     return extras
 

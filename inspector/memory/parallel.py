@@ -339,21 +339,48 @@ def _kv_token(acc: Accounting, lay: Layout, layers: int, kv_width: int) -> tuple
     return heads, layers * 2 * heads * t.head_dim * kv_width
 
 
-def _rank(acc: Accounting, lay: Layout, coords: tuple[int, int, int], entries: list[WeightEntry],
-          width: Callable[[WeightEntry], int], kv_width: int) -> RankShare:
+class _Alike(NamedTuple):
+    """Tensors of one stage that every rank splits alike (same role, kind and shape: e.g. one expert
+    matrix of every layer), with their summed bytes per element and kept-whole bytes."""
+
+    entry: WeightEntry  # one of them: what `share` reads
+    numel: int  # of one tensor
+    count: int
+    width: float  # Σ width(e) over the tensors
+    kept: float  # Σ kept_whole(e, split_axis(e)) over the tensors
+
+
+def _alike(entries: list[WeightEntry], width: Callable[[WeightEntry], float], ep: bool) -> list[_Alike]:
+    """`entries` grouped by what `share` reads: a stage of 10^5 expert tensors is a few dozen groups."""
+    kept = getattr(width, "kept_whole", None)
+    groups: dict[tuple, list] = {}
+    for e in entries:
+        key = (e.role, e.component, e.group, e.shape, e.stored, e.expert if ep else None)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = [e, e.numel, 0, 0.0, 0.0]
+        g[2] += 1
+        g[3] += width(e)
+        if kept is not None:
+            g[4] += kept(e, split_axis(e))
+    return [_Alike(*g) for g in groups.values()]
+
+
+def _rank(acc: Accounting, lay: Layout, coords: tuple[int, int, int], groups: list[_Alike],
+          kv_width: int) -> RankShare:
     pp_rank, dp_rank, tp_rank = coords
     t = acc.spec.text
     r = _Rank(lay, tp_rank, dp_rank, pp_rank == 0, pp_rank == lay.pp - 1)
     own = copy = pad = nbytes = 0
-    # a quantized tensor's parts along the dimension TP does not split (GPTQ's g_idx of a column-parallel
-    # layer, a per-channel scale of a row-parallel one) stay whole on every rank holding a share of it
-    kept = getattr(width, "kept_whole", None)
-    for e in entries:
-        o, c, p = share(e, acc, r)
+    for g in groups:
+        o, c, p = share(g.entry, acc, r)
         held = o + c + p
-        own, copy, pad, nbytes = own + o, copy + c, pad + p, nbytes + held * width(e)
-        if kept is not None and 0 < held < e.numel:
-            nbytes += kept(e, split_axis(e)) * (1 - held / e.numel)
+        own, copy, pad = own + o * g.count, copy + c * g.count, pad + p * g.count
+        nbytes += held * g.width
+        # a quantized tensor's parts along the dimension TP does not split (GPTQ's g_idx of a column-parallel
+        # layer, a per-channel scale of a row-parallel one) stay whole on every rank holding a share of it
+        if g.kept and 0 < held < g.numel:
+            nbytes += g.kept * (1 - held / g.numel)
     start, end = pp_indices(t.num_layers, pp_rank, lay.pp, lay.partition)
     heads, kv = _kv_token(acc, lay, end - start, kv_width)
     experts = 0
@@ -374,10 +401,9 @@ def rank_plan(acc: Accounting, lay: Layout, width: Callable[[WeightEntry], int] 
     check_layout(acc, lay)
     ranks = []
     for pp_rank in range(lay.pp):
-        entries = list(_stage_entries(acc, lay, pp_rank))
+        groups = _alike(list(_stage_entries(acc, lay, pp_rank)), width, lay.ep)
         for dp_rank in range(lay.dp):
-            ranks.extend(_rank(acc, lay, (pp_rank, dp_rank, tp_rank), entries, width, kv_width)
-                         for tp_rank in range(lay.tp))
+            ranks.extend(_rank(acc, lay, (pp_rank, dp_rank, tp_rank), groups, kv_width) for tp_rank in range(lay.tp))
     notes = ()
     if any(e.component != LM for e in acc.entries):
         notes = ("vision tower and projector: on every pipeline stage, matrices split over TP (assumed: vLLM's "
