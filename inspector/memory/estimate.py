@@ -106,8 +106,9 @@ def estimate(request: MemoryRequest) -> Estimate:
 
         if request.serve.images_per_prompt is not None and acc.spec.vision is None:
             raise InspectError(f"--images-per-prompt applies to vision-language models; {request.model} has no vision tower")
-        options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve))
-        options = options._replace(extras=_load_extras(acc, src, device.capability, request.serve.dtype_given))
+        sw = _stored(acc, src)
+        options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve, sw))
+        options = options._replace(extras=_load_extras(acc, src, device.capability, request.serve.dtype_given, sw))
         if acc.spec.vision is not None and request.serve.largest_image is not None:
             options = options._replace(largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
@@ -119,26 +120,21 @@ def estimate(request: MemoryRequest) -> Estimate:
     return Estimate(acc, None, train_plan(acc, device, options))
 
 
-def _load_extras(acc: Accounting, src, capability, dtype_given: bool):
-    """vllm_load.load_extras bound to the model's config.json and the GPU's compute capability: what vLLM
-    allocates at load beyond the checkpoint, per (layout, stage). A --dtype what-if keeps the RoPE caches
-    only (its quantization is not the checkpoint's)."""
+def _load_extras(acc: Accounting, src, capability, dtype_given: bool, sw):
+    """vllm_load.load_extras bound to the model's config.json, its stored weights `sw` (None: unquantized)
+    and the GPU's compute capability: what vLLM allocates at load beyond the checkpoint, per (layout,
+    stage). A --dtype what-if keeps the RoPE caches only (its quantization is not the checkpoint's)."""
     cfg = src.config if isinstance(src.config, dict) else {}
     if dtype_given:
-        cfg = {k: v for k, v in cfg.items() if k != "quantization_config"}
-
+        cfg, sw = {k: v for k, v in cfg.items() if k != "quantization_config"}, None
     made: dict = {}  # per (layout, stage): the verdict's variants and layout search ask again and again
 
     def extras(layout, stage):
         from inspector.memory.vllm_load import load_extras
 
-        if "stored" not in made and cfg.get("quantization_config"):
-            from inspector.memory.stored import stored_weights
-
-            made["stored"] = stored_weights(acc, cfg)
         key = (tuple(layout), stage)
         if key not in made:
-            made[key] = load_extras(acc, cfg, capability, layout, stage, stored=made.get("stored"))
+            made[key] = load_extras(acc, cfg, capability, layout, stage, stored=sw)
         return made[key]
 
     return extras
@@ -154,54 +150,49 @@ class _Weights(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass 
     notes: tuple[str, ...] = ()
 
 
-def _weights(acc: Accounting, src, s: ServeRequest) -> _Weights:
+def _weights(acc: Accounting, src, s: ServeRequest, sw) -> _Weights:
     """The checkpoint's own headers when at hand (--weights, a local checkpoint, a Hub repo; see
     inspector.memory.headers), else config.json's quantization_config; --dtype (a what-if) reads none."""
     if s.dtype_given:
         return _Weights(notes=(f"--weights {s.weights} not read: --dtype is a what-if over it",) if s.weights else ())
     if src.kind == "preset" and s.weights is None:  # no files at hand (and no header module to import)
-        return _Weights(_stored_widths(acc, src))
+        return _Weights(_stored_widths(acc, src, sw))
     from inspector.memory.headers import HeaderMismatch, checkpoint_at_hand, header_widths
 
     hand = checkpoint_at_hand(src, s.weights)
     if hand.headers is None:
         why = (f"{hand.why}: widths from config.json instead",) if hand.why else ()
-        return _Weights(_stored_widths(acc, src), notes=why)
+        return _Weights(_stored_widths(acc, src, sw), notes=why)
     cfg = src.config if isinstance(src.config, dict) else {}
     try:
         return _Weights(header_widths(acc, cfg, hand.headers, hand.label))
     except HeaderMismatch as exc:
         if s.weights is None:  # a checkpoint MODEL holds: the config's widths, said why
             why = (f"{exc}: widths from config.json instead (`inspect verify` lists the tensors)",)
-            return _Weights(_stored_widths(acc, src), notes=why)
+            return _Weights(_stored_widths(acc, src, sw), notes=why)
         return _Weights(None, hand.headers.total_bytes, str(s.weights),
                         (f"{exc}: its stored total is split evenly over the GPUs",))
 
 
-def _stored_widths(acc: Accounting, src):
-    """The bytes per element of each tensor as config.json's quantization_config stores it; None for an
-    unquantized model (vLLM's --dtype auto loads it in 16 bits) or a config stored_weights cannot read."""
+def _stored(acc: Accounting, src):
+    """config.json's quantization_config read into stored bytes per tensor (inspector.memory.stored), made
+    once per estimate for the weights' widths and vLLM's load extras; None for an unquantized model."""
     cfg = src.config if isinstance(src.config, dict) else None
     if not cfg or not cfg.get("quantization_config"):
         return None
-    from inspector.memory.serving import StoredWidths, kept_bytes
     from inspector.memory.stored import stored_weights
 
-    sw = stored_weights(acc, cfg, src.where)
-    numels = {e.name: e.numel for e in acc.entries}
-    shapes = {e.name: e.shape for e in acc.entries}
-    qc = cfg["quantization_config"]
-    desc_act = isinstance(qc, dict) and qc.get("desc_act") is True
-    widths, kept = {}, {}
-    for st in sw.tensors:
-        numel = numels.get(st.name, 0)
-        if numel:
-            widths[st.name] = sum(p.nbytes for p in st.parts if p.loaded) / numel
-            sides = [kept_bytes(shapes[st.name], p.name, p.shape, p.nbytes, desc_act) for p in st.parts if p.loaded]
-            if any(a or b for a, b in sides):
-                kept[st.name] = (sum(a for a, _ in sides), sum(b for _, b in sides))
-    label = " + ".join(sw.by_label())
-    return StoredWidths(widths, label, kept=kept)
+    return stored_weights(acc, cfg, src.where)
+
+
+def _stored_widths(acc: Accounting, src, sw):
+    """The bytes per element of each tensor as config.json's quantization_config stores it; None for an
+    unquantized model (vLLM's --dtype auto loads it in 16 bits)."""
+    if sw is None:
+        return None
+    from inspector.memory.serving import stored_widths
+
+    return stored_widths(acc, src.config, sw)
 
 
 def _serve_options(s: ServeRequest, hw: Hardware, overhead: int | None, weights: _Weights):

@@ -194,18 +194,6 @@ def _dtype_bytes(value: Any, default: int = 2) -> int:
     return default
 
 
-def _width(stored) -> Any:
-    """Bytes per element of each inventory tensor as the checkpoint stores it (quantized: stored / numel)."""
-    by_name = {t.name: t for t in stored.tensors}
-
-    def width(entry) -> float:
-        t = by_name.get(entry.name)
-        numel = math.prod(entry.shape) or 1
-        return t.nbytes / numel if t is not None else 2
-
-    return width
-
-
 def model_terms(src, tp: int, kv_dtype: Any, largest_image=None, capability=None) -> tuple[ModelDims, int, str]:
     """Dimensions (a vision-language model's tower with them, when `largest_image` is given), the largest
     rank's weight bytes with what vLLM allocates at load beyond them (inspector.memory.vllm_load, on a GPU
@@ -226,7 +214,11 @@ def model_terms(src, tp: int, kv_dtype: Any, largest_image=None, capability=None
         dims = replace(dims, vision=from_vision_spec(acc.spec.vision, image, text.hidden_size))
     from inspector.memory.vllm_load import load_extras
 
-    plan = rank_plan(acc, Layout(tp=tp), width=_width(stored))
+    from inspector.memory.serving import stored_widths
+
+    # the widths `inspect memory` loads: quantized tensors as stored, everything else 16 bits (vLLM --dtype auto)
+    widths = stored_widths(acc, src.config, stored) if src.config.get("quantization_config") else None
+    plan = rank_plan(acc, Layout(tp=tp), widths) if widths is not None else rank_plan(acc, Layout(tp=tp))
     extras = load_extras(acc, src.config, capability, Layout(tp=tp), stored=stored)
     weights = int(plan.largest.weights_bytes) + sum(x.bytes for x in extras)
     how = "stored" if stored.plan is None else f"stored ({stored.plan.method})"

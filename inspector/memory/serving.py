@@ -119,6 +119,25 @@ def kept_bytes(shape: tuple[int, ...], part: str, part_shape: tuple[int, ...], n
     return (nbytes, 0) if dims[0] == out else (0, 0)
 
 
+def stored_widths(acc: Accounting, cfg: dict, sw) -> StoredWidths:
+    """StoredWidths of stored.stored_weights' result `sw`: each tensor's loaded parts' bytes over its
+    elements (parts vLLM does not load, e.g. AutoGPTQ's zero biases, left out), and the parts kept whole
+    when TP splits the tensor (kept_bytes)."""
+    numels = {e.name: e.numel for e in acc.entries}
+    shapes = {e.name: e.shape for e in acc.entries}
+    qc = cfg.get("quantization_config")
+    desc_act = isinstance(qc, dict) and qc.get("desc_act") is True
+    widths, kept = {}, {}
+    for st in sw.tensors:
+        numel = numels.get(st.name, 0)
+        if numel:
+            widths[st.name] = sum(p.nbytes for p in st.parts if p.loaded) / numel
+            sides = [kept_bytes(shapes[st.name], p.name, p.shape, p.nbytes, desc_act) for p in st.parts if p.loaded]
+            if any(a or b for a, b in sides):
+                kept[st.name] = (sum(a for a, _ in sides), sum(b for _, b in sides))
+    return StoredWidths(widths, " + ".join(sw.by_label()), kept=kept)
+
+
 class KvGroup(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """One KV cache group of vLLM: layers of one attention kind sharing a block table."""
 
