@@ -40,10 +40,11 @@ def test_params_imports_no_other_command():
 
 def test_serving_a_preset_imports_only_the_serving_arithmetic():
     """Cold start (issue 27): `memory PRESET` loads neither training's modules, nor the vision tower's profile
-    (a text model), nor the checkpoint-header reader (a preset has no files)."""
+    or the image layer (a text model), nor the checkpoint-header reader (a preset has no files), nor torch."""
     loaded = _modules(["memory", "qwen2.5-0.5b", "-f", "json"])
     unneeded = {"inspector.memory.training", "inspector.memory.lora", "inspector.memory.zero",
-                "inspector.memory.modules", "inspector.memory.vllm_vision", "inspector.memory.headers",
+                "inspector.memory.modules", "inspector.memory.vllm_vision", "inspector.image.rules",
+                "inspector.memory.headers",
                 "inspector.checkpoint.verify", "inspector.checkpoint.open", "torch"}
     assert not loaded & unneeded, f"memory imported {sorted(loaded & unneeded)}"
     assert {"inspector.memory.serving", "inspector.memory.vllm", "inspector.memory.parallel"} <= loaded
