@@ -40,6 +40,11 @@ class WarmCli:
     def __init__(self, env: dict[str, str]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="inspect-warm-"))
         sock = str(self.dir / "s")
+        import inspector
+
+        # the package the tests import, wherever it is installed from (this file runs as a script from tests/)
+        package = str(Path(inspector.__file__).resolve().parents[1])
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, (package, env.get("PYTHONPATH"))))}
         self.server = subprocess.Popen([sys.executable, __file__, sock], env=env, stdin=subprocess.DEVNULL,
                                        stdout=subprocess.PIPE, text=True)
         ready = self.server.stdout.readline()
