@@ -27,6 +27,7 @@ class FlopsRequest:
     experts_per_token: float | None = None  # None: top_k
     weight_bytes: float = 2.0  # bf16 weights
     kv_bytes: int = 2  # bf16 KV cache
+    sliding_cache: bool = True  # sliding-window layers cache only their window (transformers, vLLM)
 
 
 def ledgers(acc, req: FlopsRequest) -> dict[str, Ledger]:
@@ -34,7 +35,7 @@ def ledgers(acc, req: FlopsRequest) -> dict[str, Ledger]:
     k = req.experts_per_token
     return {"prefill": ledger(acc, prefill(req.seq_len, req.batch, False, k)),
             "prefill_last_logits": ledger(acc, prefill(req.seq_len, req.batch, True, k)),
-            "decode": ledger(acc, decode(req.context, req.batch, k))}
+            "decode": ledger(acc, decode(req.context, req.batch, k, req.sliding_cache))}
 
 
 def row_flops(acc, req: FlopsRequest) -> dict[tuple[str, str], dict[str, float]]:

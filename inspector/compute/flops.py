@@ -39,13 +39,18 @@ MAX_TOKENS = 2**40
 class Pass:
     """One forward pass: `new` tokens per sequence after `cached` ones already in the KV cache, for
     `batch` sequences; logits at every new position or (`last_logits`) at the last one only.
-    `experts_per_token`: routed experts each token runs in an MoE layer (None: the model's top_k)."""
+    `experts_per_token`: routed experts each token runs in an MoE layer (None: the model's top_k).
+    `sliding_cache`: a sliding-window layer's cache keeps only its last window - 1 tokens
+    (transformers' DynamicSlidingWindowLayer; vLLM frees the blocks past the window), so a cached
+    pass computes scores over min(cached, window - 1) + new keys there; without it, over all of them
+    (the reference model's cache keeps every token)."""
 
     new: int
     cached: int = 0
     batch: int = 1
     last_logits: bool = False
     experts_per_token: float | None = None
+    sliding_cache: bool = False
 
     def __post_init__(self) -> None:
         whole_number(self.new, "tokens", 1, MAX_TOKENS)
@@ -67,10 +72,10 @@ def prefill(tokens: int, batch: int = 1, last_logits: bool = False, experts_per_
     return Pass(tokens, 0, batch, last_logits, experts_per_token)
 
 
-def decode(context: int, batch: int = 1, experts_per_token: float | None = None) -> Pass:
+def decode(context: int, batch: int = 1, experts_per_token: float | None = None, sliding_cache: bool = False) -> Pass:
     """One decode step at context `context`: one new token per sequence attends to the `context`
-    cached tokens and itself (context + 1 keys)."""
-    return Pass(1, context, batch, True, experts_per_token)
+    cached tokens and itself (context + 1 keys; `Pass.sliding_cache` caps sliding-window layers)."""
+    return Pass(1, context, batch, True, experts_per_token, sliding_cache)
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,10 @@ def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
     """Q K^T and P V of one layer, (as computed: every query against every key; as needed)."""
     d_qk, d_v = t.head_dim, (t.mla.v_head_dim if t.mla else t.head_dim)
     per_pair = 2 * step.batch * t.num_heads * (d_qk + d_v)  # one query against one key, all heads
-    computed = per_pair * step.new * (step.cached + step.new)
+    cached, window = step.cached, t.window(layer)
+    if step.sliding_cache and window and cached:
+        cached = min(cached, window - 1)
+    computed = per_pair * step.new * (cached + step.new)
     return computed, per_pair * visible_keys(step, t.window(layer), t.chunk(layer))
 
 

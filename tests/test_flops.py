@@ -1,0 +1,258 @@
+"""The FLOPs ledger (inspector.compute) against independent counts: torch's FlopCounterMode over the reference
+model and over transformers' eager model on the meta device (prefill at two lengths, one decode step),
+a brute-force count of the keys a query may see, training as forward + backward counted by torch, and
+the published figures of PaLM and Megatron-LM (fixtures/compute/, sources in its README)."""
+
+from __future__ import annotations
+
+import inspect as pyinspect
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, tiny_config
+from inspector.compute.conventions import (
+    decode_bytes, megatron_flops, megatron_iteration_flops, train_flops, train_flops_6nd,
+)
+from inspector.compute.flops import Pass, decode, ledger, prefill, visible_keys
+from inspector.errors import InspectError
+from inspector.inventory.accounting import account
+from inspector.spec.model import from_hf_config
+from inspector.spec.presets import get_preset
+
+torch = pytest.importorskip("torch")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from test_reference_families import CASES  # noqa: E402  tiny configs of every family with a reference forward
+
+PUBLISHED = json.loads((ROOT / "fixtures" / "compute" / "published.json").read_text())
+BATCH, LENGTHS, CONTEXT = 2, (5, 9), 9
+# real shapes on meta: dense, sliding windows, soft-capping, plain MLP + transposed linears + learned
+# positions, MoE, fused experts with biases and sinks, a VLM's language model
+PRESETS = ("llama-3.1-8b", "gemma-3-1b-it", "gemma-2-2b", "gpt2", "phi-2", "qwen3-30b-a3b", "gpt-oss-20b",
+           "qwen2-vl-2b")
+DENSE_PRESETS = ("llama-3.1-8b", "gemma-3-1b-it", "gemma-2-2b", "gpt2", "phi-2", "qwen3-0.6b")
+
+
+def preset_acc(name: str):
+    p = get_preset(name)
+    return account(from_hf_config(p.config, p.hub_id))
+
+
+def counted(fn) -> int:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
+def reference_meta(spec):
+    from inspector.reference.text import TextModel
+
+    try:
+        model = TextModel(spec.text, device="meta").eval()
+    except InspectError as e:
+        if "no forward pass" in str(e):
+            pytest.skip(str(e))
+        raise
+    return model.requires_grad_(False)  # torch's module tracker needs grad_fns on tensors that require grad
+
+
+def ids(n: int):
+    return torch.zeros(BATCH, n, dtype=torch.long, device="meta")
+
+
+def reference_counts(spec) -> tuple[list[int], int]:
+    """FlopCounterMode over the reference forward on meta: prefills of LENGTHS, a decode step at CONTEXT."""
+    model = reference_meta(spec)
+    with torch.no_grad():
+        prefills = [counted(lambda: model(ids(n))) for n in LENGTHS]
+        cache = model.new_cache()
+        model(ids(CONTEXT), cache=cache)
+        step = counted(lambda: model(ids(1), cache=cache))
+    return prefills, step
+
+
+def ledger_counts(acc, load: float | None = None, sliding_cache: bool = False) -> tuple[list[int], int]:
+    prefills = [ledger(acc, Pass(n, 0, BATCH, False, load)).computed for n in LENGTHS]
+    return prefills, ledger(acc, decode(CONTEXT, BATCH, load, sliding_cache)).computed
+
+
+def meta_load(acc) -> float | None:
+    """On meta the reference runs expert 0 on every token (no routing decisions): one expert per token."""
+    return 1 if acc.spec.text.moe is not None else None
+
+
+# --------------------------------------------------------------------------- the issue's figure
+
+
+def test_llama_8b_prefill_figure():
+    acc = preset_acc("llama-3.1-8b")
+    t, book = acc.spec.text, ledger(acc, prefill(128))
+    assert book.computed == 1_929_782_493_184
+    matmul = sum(e.numel for e in acc.entries if len(e.shape) == 2 and e.role != "embed")
+    assert book.computed == 2 * 128 * matmul + 4 * t.num_layers * 128**2 * t.hidden_size
+    model = reference_meta(acc.spec)
+    with torch.no_grad():
+        assert counted(lambda: model(torch.zeros(1, 128, dtype=torch.long, device="meta"))) == book.computed
+
+
+# --------------------------------------------------------------------------- the reference model on meta
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_reference_tiny_families(case):
+    spec = from_hf_config(CASES[case], case)
+    acc = account(spec)
+    assert reference_counts(spec) == ledger_counts(acc, meta_load(acc))
+
+
+@pytest.mark.parametrize("name", PRESETS, ids=PRESETS)
+def test_reference_presets(name):
+    acc = preset_acc(name)
+    assert reference_counts(acc.spec) == ledger_counts(acc, meta_load(acc))
+
+
+# --------------------------------------------------------------------------- transformers, eager, on meta
+
+
+def hf_meta(cfg: dict):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager")
+    return model.eval().requires_grad_(False)
+
+
+def hf_counts(model) -> tuple[list[int], int]:
+    """FlopCounterMode over transformers' forward, attention_mask and position_ids given (on meta it
+    cannot infer them): prefills of LENGTHS, then one token after a cache of CONTEXT."""
+    cache_arg = "cache" if "cache" in pyinspect.signature(model.forward).parameters else "past_key_values"
+
+    def run(n: int, start: int = 0, cache=None):
+        mask = torch.ones(BATCH, start + n, dtype=torch.long, device="meta")
+        pos = torch.arange(start, start + n, device="meta")[None].expand(BATCH, n)
+        extra = {cache_arg: cache} if cache is not None else {}
+        return model(input_ids=ids(n), attention_mask=mask, position_ids=pos, use_cache=True, **extra)
+
+    with torch.no_grad():
+        prefills = [counted(lambda: run(n)) for n in LENGTHS]
+        out = run(CONTEXT)
+        cache = out.past_key_values
+        step = counted(lambda: run(1, CONTEXT, cache))
+    return prefills, step
+
+
+DENSE_CASES = [c for c in CASES if from_hf_config(CASES[c], c).text.moe is None]
+
+
+@pytest.mark.parametrize("case", DENSE_CASES, ids=DENSE_CASES)
+def test_transformers_eager_tiny(case):
+    """The spec is read from the config transformers saves (class defaults written out, as in a
+    published config.json: a tiny dict leaves GLM-4's head_dim to its class default of 128)."""
+    pytest.importorskip("transformers")
+    model = hf_meta(CASES[case])
+    acc = account(from_hf_config(model.config.to_dict(), case))
+    assert hf_counts(model) == ledger_counts(acc, sliding_cache=True)
+
+
+@pytest.mark.parametrize("name", DENSE_PRESETS, ids=DENSE_PRESETS)
+def test_transformers_eager_presets(name):
+    pytest.importorskip("transformers")
+    assert hf_counts(hf_meta(get_preset(name).config)) == ledger_counts(preset_acc(name), sliding_cache=True)
+
+
+# --------------------------------------------------------------------------- as needed
+
+
+def brute_visible(step: Pass, window: int | None, chunk: int | None) -> int:
+    """Keys each new query may see, pair by pair."""
+    total = 0
+    for i in range(step.cached, step.cached + step.new):
+        for j in range(i + 1):
+            if (window is None or j > i - window) and (chunk is None or j // chunk == i // chunk):
+                total += 1
+    return total
+
+
+@pytest.mark.parametrize("cached,new", [(0, 1), (0, 7), (0, 40), (5, 1), (33, 1), (3, 20), (17, 9)])
+@pytest.mark.parametrize("window,chunk", [(None, None), (4, None), (8, None), (None, 4), (None, 16)])
+def test_visible_keys(cached, new, window, chunk):
+    step = Pass(new, cached)
+    assert visible_keys(step, window, chunk) == brute_visible(step, window, chunk)
+
+
+def test_as_needed_caps_and_routes():
+    acc = preset_acc("gemma-3-1b-it")  # 5 of 6 layers slide over 512 keys
+    t, n = acc.spec.text, 4096
+    book = ledger(acc, prefill(n))
+    per_pair = 2 * t.num_heads * 2 * t.head_dim
+    full = sum(1 for i in range(t.num_layers) if t.window(i) is None)
+    attention = per_pair * (full * n * (n + 1) // 2 + (t.num_layers - full) * brute_visible(prefill(n), 512, None))
+    rows = book.by_row()
+    attn_computed = rows[("language_model", "Attention layer")].computed
+    assert rows[("language_model", "Attention layer")].needed == attn_computed - per_pair * t.num_layers * n * n + \
+        attention
+    moe = preset_acc("qwen3-30b-a3b")  # top 8 of 128 experts
+    routed = ledger(moe, prefill(16)).by_row()[("language_model", "Experts (routed)")]
+    uniform = ledger(moe, prefill(16, experts_per_token=1)).by_row()[("language_model", "Experts (routed)")]
+    assert routed.needed == routed.computed == 8 * uniform.computed
+
+
+# --------------------------------------------------------------------------- training
+
+
+TRAIN_CASES = {"llama": tiny_config("llama"), "gemma2": CASES["gemma2"], "phi": CASES["phi"]}
+
+
+@pytest.mark.parametrize("name", list(TRAIN_CASES), ids=list(TRAIN_CASES))
+def test_training_is_three_forwards(name):
+    """Forward + backward counted by torch on meta (every parameter trainable) = 3 forwards. Dense
+    families only: on meta an MoE layer's router output is unused (expert 0 stands in), so torch
+    runs no backward through the router."""
+    spec = from_hf_config(TRAIN_CASES[name], name)
+    acc = account(spec)
+    model = reference_meta(spec).requires_grad_(True)
+    n = LENGTHS[1]
+    counted_train = counted(lambda: model(ids(n)).sum().backward())
+    assert counted_train == 3 * ledger(acc, Pass(n, 0, BATCH, False, meta_load(acc))).computed
+    assert train_flops(acc, BATCH * n, n, experts_per_token=meta_load(acc)).computed == counted_train
+
+
+def test_megatron_equation_3():
+    """The ledger with full recomputation equals Narayanan et al.'s eq. 3 on the GPT-3 175B shape."""
+    fig = PUBLISHED["megatron_gpt3_175b"]
+    cfg = fig["config"]
+    acc = account(from_hf_config(cfg, "gpt3-175b"))
+    b, s = 1536, fig["seq_len"]
+    ours = train_flops(acc, b * s, s, recompute=True).computed
+    assert ours == megatron_iteration_flops(b, s, cfg["n_layer"], cfg["n_embd"], cfg["vocab_size"])
+    assert acc.totals.total_params == pytest.approx(fig["params"], rel=0.01)
+    published = megatron_flops(fig["params"], fig["tokens"])
+    assert megatron_flops(acc.totals.total_params, fig["tokens"]) == pytest.approx(published, rel=0.03)
+    days = published / (fig["gpus"] * fig["tflops_per_gpu"] * 1e12) / 86400
+    assert days == pytest.approx(fig["days"], rel=0.03)
+
+
+def test_palm_6nd():
+    fig = PUBLISHED["palm_540b"]
+    acc = account(from_hf_config(fig["config"], "palm-540b"))
+    assert acc.totals.total_params == pytest.approx(fig["params"], rel=0.01)
+    assert train_flops_6nd(fig["params"], fig["tokens"]) == pytest.approx(fig["train_flops"], rel=0.03)
+    train = train_flops(acc, fig["tokens"], 2048)
+    assert train.convention("6ND") == pytest.approx(fig["train_flops"], rel=0.03)
+
+
+# --------------------------------------------------------------------------- bytes per decode step
+
+
+def test_decode_bytes_llama_8b():
+    acc = preset_acc("llama-3.1-8b")
+    t = acc.spec.text
+    read = decode_bytes(acc, decode(4096))
+    embed = t.vocab_size * t.hidden_size
+    assert read.weight_params == acc.totals.total_params - embed + t.hidden_size  # one embedding row
+    assert read.kv_bytes == 2 * t.num_layers * t.num_kv_heads * t.head_dim * 2 * 4096
+    assert read.intensity == read.flops_needed / (read.weight_bytes + read.kv_bytes)
+    with pytest.raises(InspectError):
+        decode_bytes(acc, prefill(8))
