@@ -258,3 +258,44 @@ def test_decode_bytes_llama_8b():
     assert read.intensity == read.flops_needed / (read.weight_bytes + read.kv_bytes)
     with pytest.raises(InspectError):
         decode_bytes(acc, prefill(8))
+
+
+# --------------------------------------------------------------------------- vision towers and projectors
+
+
+VLM_PRESETS = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen3-VL-8B-Instruct",
+               "google/gemma-3-4b-it", "llava-hf/llava-onevision-qwen2-7b-ov-hf", "OpenGVLab/InternVL3-2B-hf",
+               "HuggingFaceTB/SmolVLM-Instruct", "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+               "meta-llama/Llama-4-Scout-17B-16E-Instruct")
+
+
+@pytest.mark.parametrize("model", VLM_PRESETS, ids=[m.split("/")[1] for m in VLM_PRESETS])
+def test_vision_tower_and_projector(model):
+    """FlopCounterMode over the reference tower and projector on meta (one image, two sizes: one tile
+    or several) == the vision rows of the ledger."""
+    from inspector.compute.flops import vision_ledger, vision_pass
+    from inspector.image.preprocess import synthetic_image
+    from inspector.image.rules import image_pixels, image_tokens
+    from inspector.reference.vision import build_vision
+    from inspector.source import load_spec
+
+    spec = load_spec(model)
+    v, acc = spec.vision, account(spec)
+    tower = build_vision(v, device="meta").requires_grad_(False)
+    for h, w in ((448, 448), (300, 700)):
+        pv, grid, layout = image_pixels(synthetic_image(h, w), v)
+        with torch.no_grad():
+            got = counted(lambda: tower.features(pv.to("meta"), layout, grid))
+        book = vision_ledger(acc, vision_pass(v, image_tokens(v, h, w, spec.text.hidden_size)))
+        assert got == book.computed == book.needed
+        assert {r.component for r in book.rows if r.computed} == {"vision_encoder", "projector"}
+
+
+def test_mllama_vision_is_refused():
+    from inspector.compute.flops import vision_pass
+    from inspector.image.rules import image_tokens
+    from inspector.source import load_spec
+
+    v = load_spec("meta-llama/Llama-3.2-11B-Vision-Instruct").vision
+    with pytest.raises(InspectError, match="Mllama"):
+        vision_pass(v, image_tokens(v, 448, 448, 4096))

@@ -254,3 +254,76 @@ def forward_flops(acc, step: Pass) -> tuple[float, float]:
     """(as computed, as needed) FLOPs of the whole pass."""
     book = ledger(acc, step)
     return book.computed, book.needed
+
+
+# --------------------------------------------------------------------------- vision tower and projector
+
+
+@dataclass(frozen=True)
+class VisionPass:
+    """What the images of one request put through the tower: `sequences` encoder sequences (tiles,
+    or one packed image) of `length` positions each (patches, plus a class token where the tower has
+    one), `patches` patch-embedding rows in all, and `projector_rows` rows each projector matrix sees."""
+
+    sequences: int
+    length: int
+    patches: int
+    projector_rows: int
+
+
+def vision_ledger(acc, vp: VisionPass) -> Ledger:
+    """The vision encoder's and projector's rows for `vp`, as computed (= as needed: a tower attends
+    both ways, every position to every position of its sequence). Exact against FlopCounterMode for
+    towers whose blocks all attend over whole sequences and whose projector sees `projector_rows`
+    (Qwen2-VL, Qwen2.5-VL as the reference computes it: full scores, windows by mask; Qwen3-VL, Gemma 3,
+    InternVL, SmolVLM, Pixtral, Llama 4); Mllama's tiles and gated global layers and LLaVA-OneVision's
+    feature layer and anyres rows are not modelled."""
+    v = acc.spec.vision
+    if v is None:
+        raise InspectError(f"{acc.spec.name} has no vision tower")
+    enc = v.encoder
+    sums = {(r.component, r.name): 0 for r in acc.rows if r.component != LM}
+    for e in acc.entries:
+        if e.component == LM or "pos_embed" in e.role or "class_embed" in e.role:  # added, not multiplied
+            continue
+        size = matmul_size(e, acc.spec.text)
+        rows = vp.patches if e.role.endswith("patch_embed.weight") else \
+            vp.projector_rows if e.component == PROJECTOR else vp.sequences * vp.length
+        sums[(e.component, e.group)] += 2 * size * rows
+    attention = 4 * enc.num_heads * enc.head_dim * vp.length**2 * vp.sequences  # Q K^T and P V
+    sums[(VISION, ATTN)] += attention * (enc.depth + enc.global_depth)
+    rows = tuple(RowFlops(c, name, value, value) for (c, name), value in sums.items())
+    return Ledger(Pass(vp.sequences * vp.length), rows)
+
+
+VISION, PROJECTOR = "vision_encoder", "projector"
+PER_PATCH_PROJECTORS = frozenset({"mlp"})  # LLaVA's MLP projects every patch; unpadding and newlines come after
+
+
+def vision_pass(v, it) -> VisionPass:
+    """The VisionPass of one image: `v` its VisionSpec, `it` the ImageTokens of inspector.image.rules
+    (tiles, patches in all, image tokens). The tower runs each tile as a sequence (a packed Qwen or
+    Pixtral image is one sequence), with the class token where it has one; the projector sees every
+    image token (LLaVA's MLP: every patch)."""
+    if v.encoder.tower == "mllama":
+        raise InspectError("Mllama's tiled tower (gated global layers, padded tiles) has no FLOPs ledger yet")
+    tiles = max(it.tiles, 1)
+    per_tile = it.patches // tiles
+    cls = 1 if v.encoder.embed.class_token else 0
+    rows = it.patches if v.projector.kind in PER_PATCH_PROJECTORS else it.tokens
+    return VisionPass(tiles, per_tile + cls, it.patches, rows)
+
+
+def merged(text: Ledger, *images: Ledger) -> Ledger:
+    """A text ledger with the vision rows of each image's ledger added (rows keyed as `params`'s)."""
+    extra: dict[tuple[str, str], list[float]] = {}
+    for book in images:
+        for r in book.rows:
+            cell = extra.setdefault(r.key, [0, 0])
+            cell[0] += r.computed
+            cell[1] += r.needed
+    rows = tuple(RowFlops(r.component, r.name, r.computed + extra.get(r.key, (0, 0))[0],
+                          r.needed + extra.get(r.key, (0, 0))[1]) for r in text.rows)
+    counted = {key for key, cell in extra.items() if cell[0]}
+    skipped = tuple(s for s in text.skipped if tuple(s.split(": ", 1)) not in counted)
+    return Ledger(text.step, rows, skipped)
