@@ -299,3 +299,48 @@ def test_mllama_vision_is_refused():
     v = load_spec("meta-llama/Llama-3.2-11B-Vision-Instruct").vision
     with pytest.raises(InspectError, match="Mllama"):
         vision_pass(v, image_tokens(v, 448, 448, 4096))
+
+
+MOE_CASES = [c for c in CASES if from_hf_config(CASES[c], c).text.moe is not None]
+
+
+@pytest.mark.parametrize("case", MOE_CASES, ids=MOE_CASES)
+def test_moe_at_top_k_on_cpu(case):
+    """With values (tiny random weights on CPU) the router really picks top_k distinct experts per token,
+    and FlopCounterMode over the reference == the ledger at its default load, top_k."""
+    from inspector.reference.text import TextModel
+
+    torch.manual_seed(0)
+    spec = from_hf_config(CASES[case], case)
+    model = TextModel(spec.text).eval().requires_grad_(False)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    tokens = torch.randint(0, spec.text.vocab_size, (BATCH, LENGTHS[1]))
+    with torch.no_grad():
+        got = counted(lambda: model(tokens))
+    assert got == ledger(account(spec), prefill(LENGTHS[1], BATCH)).computed
+
+
+def test_figures_of_inspect_flops():
+    """The JSON figures issue 22 names, each equal to its ledger; a VLM's image adds its tower once per sequence."""
+    from inspector.compute.figures import FlopsRequest, flops_figures, row_flops
+    from inspector.compute.flops import merged, vision_ledger, vision_pass
+    from inspector.image.rules import image_tokens
+    from inspector.source import load_spec
+
+    acc = preset_acc("llama-3.1-8b")
+    fig = flops_figures(acc, FlopsRequest(128, 1, 4096, train_tokens=10**9, recompute=True))
+    assert fig["prefill_flops"] == 1_929_782_493_184
+    assert fig["prefill_flops_last_logits"] == ledger(acc, prefill(128, last_logits=True)).computed
+    assert fig["decode_flops"] == ledger(acc, decode(4096)).computed
+    assert fig["train_flops_6nd"] == 6 * acc.totals.total_params * 10**9
+    assert fig["train_flops"] == train_flops(acc, 10**9, 128, recompute=True).computed
+    spec = load_spec("Qwen/Qwen2-VL-2B-Instruct")
+    vlm = account(spec)
+    vp = vision_pass(spec.vision, image_tokens(spec.vision, 448, 448, spec.text.hidden_size))
+    image = vision_ledger(vlm, vp)
+    req = FlopsRequest(300, 2, 1000, images=(vp,))
+    assert flops_figures(vlm, req)["prefill_flops"] == ledger(vlm, prefill(300, 2)).computed + 2 * image.computed
+    rows = row_flops(vlm, req)
+    assert set(rows) == {(r.component, r.name) for r in vlm.rows}
+    assert sum(cell["prefill"] for cell in rows.values()) == merged(ledger(vlm, prefill(300, 2)), image, image).computed

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.compute.conventions import decode_bytes, forward_conventions, train_flops
-from inspector.compute.flops import Ledger, decode, ledger, prefill
+from inspector.compute.flops import Ledger, VisionPass, decode, ledger, merged, prefill, vision_ledger
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,16 @@ class FlopsRequest:
     weight_bytes: float = 2.0  # bf16 weights
     kv_bytes: int = 2  # bf16 KV cache
     sliding_cache: bool = True  # sliding-window layers cache only their window (transformers, vLLM)
+    images: tuple[VisionPass, ...] = ()  # images in the prompt (flops.vision_pass): their tower and projector
 
 
 def ledgers(acc, req: FlopsRequest) -> dict[str, Ledger]:
-    """The three ledgers: prefill (logits at every position), prefill (last logits), decode."""
+    """The three ledgers: prefill (logits at every position), prefill (last logits), decode. The
+    prefills include the tower and projector of each image of each sequence (`req.images`)."""
     k = req.experts_per_token
-    return {"prefill": ledger(acc, prefill(req.seq_len, req.batch, False, k)),
-            "prefill_last_logits": ledger(acc, prefill(req.seq_len, req.batch, True, k)),
+    images = [vision_ledger(acc, vp) for vp in req.images for _ in range(req.batch)]
+    return {"prefill": merged(ledger(acc, prefill(req.seq_len, req.batch, False, k)), *images),
+            "prefill_last_logits": merged(ledger(acc, prefill(req.seq_len, req.batch, True, k)), *images),
             "decode": ledger(acc, decode(req.context, req.batch, k, req.sliding_cache))}
 
 

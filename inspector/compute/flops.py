@@ -17,9 +17,10 @@ Not counted, as FlopCounterMode does not count them: embedding lookups, norms, R
 activations, soft-capping, residual adds, biases, routing (top-k, sigmoid). "As needed" counts the
 same projections, but each query only against the keys it may see (causal: keys 0..p; a sliding
 window caps it at the window; Llama 4's chunks at the query's own chunk), and each MLA latent
-expanded once (when it enters the cache). Vision towers, projectors, Mllama's cross-attention layers
-and DeepSeek-V3's multi-token-prediction module are not run by a text forward: their rows count 0
-(`Ledger.skipped` names them).
+expanded once (when it enters the cache). A text forward does not run the vision tower and projector
+(`Ledger.skipped` names their rows), Mllama's cross-attention layers or DeepSeek-V3's
+multi-token-prediction module: their rows count 0. `vision_ledger` counts a tower and projector for
+one image (`vision_pass`), and `merged` adds it to the text ledger.
 """
 
 from __future__ import annotations
