@@ -359,3 +359,16 @@ def test_figures_of_inspect_flops():
     rows = row_flops(vlm, req)
     assert set(rows) == {(r.component, r.name) for r in vlm.rows}
     assert sum(cell["prefill"] for cell in rows.values()) == merged(ledger(vlm, prefill(300, 2)), image, image).computed
+
+
+def test_palm_convention_is_the_exact_count_of_a_tied_model():
+    """On PaLM's shape (shared embeddings, no biases) the exact training count is PaLM's 6N + 12LHQT
+    with N all parameters but the norms' (the embedding is a lookup, its transpose the LM head)."""
+    fig = PUBLISHED["palm_540b"]
+    acc = account(from_hf_config(fig["config"], "palm-540b"))
+    t, seq, tokens = acc.spec.text, 2048, 2048 * 1000
+    norms = sum(e.numel for e in acc.entries if len(e.shape) == 1)
+    train = train_flops(acc, tokens, seq)
+    palm = train.convention("PaLM")
+    assert palm == (6 * acc.totals.total_params + 12 * t.num_layers * t.num_heads * t.head_dim * seq) * tokens
+    assert train.computed == palm - 6 * norms * tokens
