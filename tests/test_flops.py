@@ -372,3 +372,18 @@ def test_palm_convention_is_the_exact_count_of_a_tied_model():
     palm = train.convention("PaLM")
     assert palm == (6 * acc.totals.total_params + 12 * t.num_layers * t.num_heads * t.head_dim * seq) * tokens
     assert train.computed == palm - 6 * norms * tokens
+
+
+def test_sdpa_on_meta_counts_the_full_score_matrix():
+    """torch's SDPA, causal or not, is counted on meta as Q K^T and P V over every key: "as computed".
+    (On CPU torch 2.13's flash kernel for CPU has no FLOPs formula: FlopCounterMode counts 0 there.)"""
+    import torch.nn.functional as F
+
+    acc = account(from_hf_config(CASES["llama"], "llama"))
+    t = acc.spec.text
+    q = torch.zeros(BATCH, t.num_heads, LENGTHS[1], t.head_dim, device="meta")
+    from inspector.compute.flops import attention_flops
+
+    computed, needed = attention_flops(t, 0, Pass(LENGTHS[1], 0, BATCH))
+    for causal in (False, True):
+        assert counted(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=causal)) == computed > needed
