@@ -303,8 +303,10 @@ def test_vision_tower_and_projector(model):
         pv, grid, layout = image_pixels(synthetic_image(h, w), v)
         with torch.no_grad():
             got = counted(lambda: tower.features(pv.to("meta"), layout, grid))
-        book = vision_ledger(acc, vision_pass(v, image_tokens(v, h, w, spec.text.hidden_size)))
-        assert got == book.computed == book.needed
+        vp = vision_pass(v, image_tokens(v, h, w, spec.text.hidden_size))
+        book = vision_ledger(acc, vp)
+        assert got == book.computed
+        assert (book.needed < book.computed) == bool(vp.windows)  # only Qwen2.5-VL's windows save work
         assert {r.component for r in book.rows if r.computed} == {"vision_encoder", "projector"}
 
 
@@ -387,3 +389,23 @@ def test_sdpa_on_meta_counts_the_full_score_matrix():
     computed, needed = attention_flops(t, 0, Pass(LENGTHS[1], 0, BATCH))
     for causal in (False, True):
         assert counted(lambda: F.scaled_dot_product_attention(q, q, q, is_causal=causal)) == computed > needed
+
+
+def test_qwen25_vl_windows_as_needed():
+    """Qwen2.5-VL: the windows vision_pass lays over the grid are those of the reference's window_order
+    (an independent implementation in torch), and its windowed blocks need only their windows."""
+    from inspector.compute.flops import vision_ledger, vision_pass
+    from inspector.image.rules import image_tokens
+    from inspector.reference.vision_qwen import window_order
+    from inspector.source import load_spec
+
+    spec = load_spec("Qwen/Qwen2.5-VL-7B-Instruct")
+    v, acc = spec.vision, account(spec)
+    it = image_tokens(v, 300, 700, spec.text.hidden_size)
+    vp = vision_pass(v, it)
+    assert list(vp.windows) == window_order(v, torch.tensor([it.grid]))[1]
+    book = vision_ledger(acc, vp).by_row()[("vision_encoder", "Attention layer")]
+    enc = v.encoder
+    per_pair, windowed = 4 * enc.num_heads * enc.head_dim, enc.depth - len(enc.fullatt_blocks)
+    full = len(enc.fullatt_blocks) * vp.length**2 + windowed * sum(w * w for w in vp.windows)
+    assert book.needed - book.computed == per_pair * full - per_pair * enc.depth * vp.length**2

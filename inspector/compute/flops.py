@@ -264,12 +264,14 @@ def forward_flops(acc, step: Pass) -> tuple[float, float]:
 class VisionPass:
     """What the images of one request put through the tower: `sequences` encoder sequences (tiles,
     or one packed image) of `length` positions each (patches, plus a class token where the tower has
-    one), `patches` patch-embedding rows in all, and `projector_rows` rows each projector matrix sees."""
+    one), `patches` patch-embedding rows in all, and `projector_rows` rows each projector matrix sees.
+    `windows`: Qwen2.5-VL's attention windows, patches in each (its windowed blocks need only those)."""
 
     sequences: int
     length: int
     patches: int
     projector_rows: int
+    windows: tuple[int, ...] = ()
 
 
 def vision_ledger(acc, vp: VisionPass) -> Ledger:
@@ -277,8 +279,9 @@ def vision_ledger(acc, vp: VisionPass) -> Ledger:
     both ways, every position to every position of its sequence). Exact against FlopCounterMode for
     towers whose blocks all attend over whole sequences and whose projector sees `projector_rows`
     (Qwen2-VL, Qwen2.5-VL as the reference computes it: full scores, windows by mask; Qwen3-VL, Gemma 3,
-    InternVL, SmolVLM, Pixtral, Llama 4); Mllama's tiles and gated global layers and LLaVA-OneVision's
-    feature layer and anyres rows are not modelled."""
+    InternVL, SmolVLM, Pixtral, Llama 4, LLaVA-OneVision); as needed, Qwen2.5-VL's windowed blocks
+    attend within `vp.windows` only. Mllama's tower is not modelled. One image per pass: the reference
+    packs several images of a request into one sequence with a block mask (computed over all of them)."""
     v = acc.spec.vision
     if v is None:
         raise InspectError(f"{acc.spec.name} has no vision tower")
@@ -291,9 +294,13 @@ def vision_ledger(acc, vp: VisionPass) -> Ledger:
         rows = vp.patches if e.role.endswith("patch_embed.weight") else \
             vp.projector_rows if e.component == PROJECTOR else vp.sequences * vp.length
         sums[(e.component, e.group)] += 2 * size * rows
-    attention = 4 * enc.num_heads * enc.head_dim * vp.length**2 * vp.sequences  # Q K^T and P V
-    sums[(VISION, ATTN)] += attention * (enc.depth + enc.global_depth)
-    rows = tuple(RowFlops(c, name, value, value) for (c, name), value in sums.items())
+    per_pair = 4 * enc.num_heads * enc.head_dim  # Q K^T and P V, one query against one key
+    layers = enc.depth + enc.global_depth
+    computed = per_pair * vp.length**2 * vp.sequences * layers
+    windowed = enc.depth - len(enc.fullatt_blocks) if vp.windows else 0
+    needed = computed - per_pair * windowed * (vp.length**2 * vp.sequences - sum(w * w for w in vp.windows))
+    rows = tuple(RowFlops(c, name, value + (computed if (c, name) == (VISION, ATTN) else 0),
+                          value + (needed if (c, name) == (VISION, ATTN) else 0)) for (c, name), value in sums.items())
     return Ledger(Pass(vp.sequences * vp.length), rows)
 
 
@@ -312,7 +319,20 @@ def vision_pass(v, it) -> VisionPass:
     per_tile = it.patches // tiles
     cls = 1 if v.encoder.embed.class_token else 0
     rows = it.patches if v.projector.kind in PER_PATCH_PROJECTORS else it.tokens
-    return VisionPass(tiles, per_tile + cls, it.patches, rows)
+    return VisionPass(tiles, per_tile + cls, it.patches, rows, qwen_windows(v, it.grid) if v.encoder.window_size else ())
+
+
+def qwen_windows(v, grid: tuple[int, int, int]) -> tuple[int, ...]:
+    """Qwen2.5-VL's windows over a (t, h, w) patch grid, patches in each: window_size pixels a side,
+    laid over the grid of merged tokens row by row, the last row and column of windows cut short."""
+    m = v.projector.merge_size
+    win = v.encoder.window_size // m // v.encoder.embed.patch_size  # merged tokens a side
+    t, h, w = grid
+
+    def spans(n: int) -> list[int]:
+        return [win] * (n // win) + ([n % win] if n % win else [])
+
+    return tuple(a * b * m * m for _ in range(t) for a in spans(h // m) for b in spans(w // m))
 
 
 def merged(text: Ledger, *images: Ledger) -> Ledger:
