@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect as pyinspect
 import json
-from pathlib import Path
 
 import pytest
 
@@ -40,9 +39,10 @@ CASES = {**CASES, **EXTRA_CASES}
 NOT_IN_TRANSFORMERS = {"internlm2"}
 PUBLISHED = json.loads((ROOT / "fixtures" / "compute" / "published.json").read_text())
 BATCH, LENGTHS, CONTEXT = 2, (5, 9), 9
-# Real shapes on meta, beside the tiny configs of every family (CASES): plain MLP, transposed linears and learned positions (GPT-2), MoE (Qwen3-30B-A3B, the first 4 of its
-# 48 alike layers), fused experts with biases and sinks (gpt-oss), a VLM's language model (Qwen2-VL);
-# Llama-3.1-8B in test_llama_8b_prefill_figure.
+# Real shapes on meta, beside the tiny configs of every family (CASES): plain MLP, transposed linears
+# and learned positions (GPT-2), MoE (Qwen3-30B-A3B, the first 4 of its 48 alike layers), fused experts
+# with biases and sinks (gpt-oss), a VLM's language model (Qwen2-VL); Llama-3.1-8B in
+# test_llama_8b_prefill_figure.
 PRESETS = {"gpt2": None, "qwen3-30b-a3b": 4, "gpt-oss-20b": None, "qwen2-vl-2b": None}
 DENSE_PRESETS = ("llama-3.1-8b", "gemma-2-2b", "gpt2")
 

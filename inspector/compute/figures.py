@@ -1,4 +1,4 @@
-"""The figures `inspect flops` reports for one model: prefill, decode and training FLOPs, as one record of plain numbers.
+"""The figures `inspect flops` reports for one model: prefill, decode and training FLOPs as plain numbers.
 
 Pure arithmetic over inspector.compute.flops and .conventions; the keys are those of the JSON
 output that issue 22 asks for (`prefill_flops`, `prefill_flops_last_logits`, `decode_flops`,

@@ -319,7 +319,8 @@ def vision_pass(v, it) -> VisionPass:
     per_tile = it.patches // tiles
     cls = 1 if v.encoder.embed.class_token else 0
     rows = it.patches if v.projector.kind in PER_PATCH_PROJECTORS else it.tokens
-    return VisionPass(tiles, per_tile + cls, it.patches, rows, qwen_windows(v, it.grid) if v.encoder.window_size else ())
+    windows = qwen_windows(v, it.grid) if v.encoder.window_size else ()
+    return VisionPass(tiles, per_tile + cls, it.patches, rows, windows)
 
 
 def qwen_windows(v, grid: tuple[int, int, int]) -> tuple[int, ...]:
