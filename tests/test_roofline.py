@@ -17,8 +17,9 @@ import pytest
 from inspector.compute import hardware as hwmod
 from inspector.compute.machine import as_hardware, measure_machine
 from inspector.compute.roofline import (
-    BARE, COMPUTE, DEFAULT_MBU, DEFAULT_MFU, MEMORY, DecodeLine, Efficiency, Setup, Shape, Work,
-    achieved_mbu, allreduce_s, decode, decode_line, prefill, ridge_batch, train_time,
+    BARE, COMPUTE, DEFAULT_MBU, DEFAULT_MFU, MEMORY, DecodeLine, Efficiency, Request, Setup, Shape, Work,
+    achieved_mbu, allreduce_s, decode, decode_line, inference, inference_json, per_gpu, prefill, ridge_batch,
+    train_time,
 )
 from inspector.errors import InspectError
 from inspector.inventory.accounting import account
@@ -149,3 +150,26 @@ def test_machine_roofline_is_positive_and_quick():
     hw = as_hardware(roof)
     assert hw.memory_gb_s == roof.copy_gb_s and hw.tflops["fp32"] > 0
     assert time.perf_counter() - t0 < 30  # a generous cap: this only catches a runaway loop
+
+
+def test_inference_on_every_preset_and_its_json():
+    """The entry point `inspect flops --gpu` calls: TTFT, TPOT, tokens/s per preset; fp8 skips the cards
+    without FP8 Tensor Cores (A100, A10, RTX 3090: Ampere). Hand arithmetic on an A100, bare roofline:
+    a 7B bf16 model, prompt 512, batch 4 at KV 1 MB per sequence: TPOT = (14e9 + 4e6) B / 2,039 GB/s."""
+    p, kv = 7e9, 1e6
+    at_b = Work(4 * 2 * p, 2 * p + 4 * kv)
+    request = Request(Work(2 * p * 512, 2 * p), 512, at_b, 4, Work(5 * 2 * p, 2 * p + 5 * kv))
+    a100 = inference(request, Setup(hwmod.hardware("A100-80GB"), "bf16", BARE))
+    assert a100.tpot_s == pytest.approx((2 * p + 4 * kv) / 2039e9)
+    assert a100.tokens_per_s == pytest.approx(4 / a100.tpot_s)
+    assert a100.ttft_s == pytest.approx(2 * p * 512 / 312e12)
+    r = 312e12 / 2039e9
+    assert a100.ridge_batch == pytest.approx(r * 2 * p / (2 * p - r * kv))
+    keys = inference_json(a100)
+    assert {"ttft_s", "tpot_s", "tokens_per_s", "prefill_bound", "decode_bound", "ridge_batch"} <= set(keys)
+    assert (keys["prefill_bound"], keys["decode_bound"]) == (COMPUTE, MEMORY)
+    done, skipped = per_gpu(request, "fp8")
+    assert set(skipped) == {"A100-80GB", "A100-40GB", "A10-24GB", "RTX3090-24GB"}
+    assert [d.gpu for d in done] == [n for n in ALL_PRESETS if n not in skipped]
+    h100, h200 = done[0], done[1]
+    assert h100.ttft_s == pytest.approx(h200.ttft_s) and h200.tpot_s < h100.tpot_s  # same compute, more bandwidth

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from inspector.compute.hardware import DTYPE_BYTES, Hardware, dtype_key, link_for, peak_tflops
+from inspector.compute.hardware import DTYPE_BYTES, HARDWARE, Hardware, dtype_key, link_for, peak_tflops
 from inspector.errors import InspectError
 
 # gpt-fast (pytorch-labs/gpt-fast README, "Benchmarks"): Llama-2-7B bf16, batch 1, one A100-80GB
@@ -230,3 +230,65 @@ def achieved_mfu(tokens_per_s: float, flops_per_token: float, hw: Hardware, dtyp
 def activation_bytes(dtype: str) -> int:
     """Bytes per element of a dtype (what the TP all-reduces carry)."""
     return DTYPE_BYTES[dtype_key(dtype)]
+
+
+class Request(NamedTuple):
+    """What `inspect flops --gpu` asks of the roofline: the prefill's work over `prompt_tokens` (batch × N),
+    one decode step's work at `batch` and context T, optionally the decode step at batch + 1 (same T,
+    for the ridge batch) and the shape the TP all-reduces carry."""
+
+    prefill: Work
+    prompt_tokens: int
+    decode: Work
+    batch: int = 1
+    decode_next: Work | None = None
+    shape: Shape | None = None
+
+
+class Inference(NamedTuple):
+    """The roofline answer on one GPU: TTFT, TPOT, output tokens/s, each phase's step, the ridge batch
+    (None: never compute-bound at this context, or not asked) and the efficiencies' source."""
+
+    gpu: str
+    ttft_s: float
+    tpot_s: float
+    tokens_per_s: float
+    prefill: StepTime
+    decode: StepTime
+    ridge_batch: float | None
+    efficiency: str
+
+
+def inference(request: Request, setup: Setup) -> Inference:
+    """Prefill and decode of `request` on `setup`; the ridge batch from the two decode steps when given."""
+    first = prefill(request.prefill, request.prompt_tokens, setup, request.shape)
+    step = decode(request.decode, request.batch, setup, request.shape)
+    ridge = None
+    if request.decode_next is not None:
+        per_seq = request.decode_next.bytes - request.decode.bytes
+        fixed = request.decode.bytes - request.batch * per_seq
+        line = DecodeLine(fixed, per_seq, request.decode_next.flops - request.decode.flops)
+        ridge = ridge_batch(line, setup)
+    return Inference(setup.hardware.name, first.step.seconds, step.step.seconds, step.tokens_per_s,
+                     first.step, step.step, ridge, setup.efficiency.source)
+
+
+def inference_json(result: Inference) -> dict[str, object]:
+    """The JSON keys of issue 22 (`ttft_s`, `tpot_s`, `tokens_per_s`) and the bounds beside them."""
+    return {"gpu": result.gpu, "ttft_s": result.ttft_s, "tpot_s": result.tpot_s, "tokens_per_s": result.tokens_per_s,
+            "prefill_bound": result.prefill.bound, "decode_bound": result.decode.bound,
+            "ridge_batch": result.ridge_batch, "ridge_intensity": result.decode.ridge,
+            "decode_intensity": result.decode.intensity, "efficiency": result.efficiency}
+
+
+def per_gpu(request: Request, dtype: str = "bf16", efficiency: Efficiency = Efficiency(),
+            tp: int = 1) -> tuple[list[Inference], dict[str, str]]:
+    """The roofline on every GPU preset, in the table's order; the presets skipped, with why (no Tensor
+    Core peak for the dtype, no interconnect for `tp` GPUs)."""
+    done, skipped = [], {}
+    for name, hw in HARDWARE.items():
+        try:
+            done.append(inference(request, Setup(hw, dtype, efficiency, tp)))
+        except InspectError as e:
+            skipped[name] = str(e)
+    return done, skipped
