@@ -149,6 +149,8 @@ def test_machine_roofline_is_positive_and_quick():
     assert measure_machine() is roof  # kept for the process
     hw = as_hardware(roof)
     assert hw.memory_gb_s == roof.copy_gb_s and hw.tflops["fp32"] > 0
+    step = decode(Work(2e9, 2e9), 1, Setup(hw, "float32", BARE)).step  # 1 FLOP per byte: memory-bound on a CPU
+    assert step.seconds == pytest.approx(max(2e9 / (roof.copy_gb_s * 1e9), 2e9 / (roof.matmul_gflops * 1e9)))
     assert time.perf_counter() - t0 < 30  # a generous cap: this only catches a runaway loop
 
 

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from inspector.compute.hardware import Hardware
+from inspector.errors import InspectError
 
 COPY_BYTES = 32 * 2**20  # 64 MiB touched (source and destination): past the last-level cache of most CPUs
 MATMUL_N = 1024
@@ -73,7 +74,7 @@ def measure_machine(budget_s: float = DEFAULT_BUDGET_S, backend: str | None = No
     `inspect run` computes with), else numpy (no torch import for a pure-arithmetic command)."""
     backend = backend or ("torch" if "torch" in sys.modules else "numpy")
     if backend not in ("torch", "numpy"):
-        raise ValueError(f"backend {backend!r}: expected 'torch' or 'numpy'")
+        raise InspectError(f"backend {backend!r}: expected 'torch' or 'numpy'")
     if backend in _CACHE:
         return _CACHE[backend]
     start = time.perf_counter()
