@@ -81,7 +81,8 @@ def measure_machine(budget_s: float = DEFAULT_BUDGET_S, backend: str | None = No
     copy, matmul = _kernels(backend)
     copy_s = _best(copy, start + budget_s / 3)
     matmul_s = _best(matmul, start + budget_s)
-    how = (f"{backend}: best of up to 5 runs after a warm-up, within {budget_s:g} s; copy of {COPY_BYTES // 2**20} MiB float32 "
+    how = (f"{backend}: best of up to 5 runs after a warm-up, within {budget_s:g} s; "
+           f"copy of {COPY_BYTES // 2**20} MiB float32 "
            f"(2 × {COPY_BYTES // 2**20} MiB moved), matmul float32 {MATMUL_N}×{MATMUL_N} @ {MATMUL_N}×{MATMUL_N} "
            f"(2·{MATMUL_N}³ FLOPs)")
     roof = MachineRoof(2 * COPY_BYTES / copy_s / 1e9, 2 * MATMUL_N**3 / matmul_s / 1e9, backend, how,

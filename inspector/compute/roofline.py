@@ -200,7 +200,8 @@ def ridge_batch(line: DecodeLine, setup: Setup) -> float | None:
     return r * line.fixed_bytes / margin
 
 
-def train_time(total_flops: float, gpus: int, setup: Setup | None = None, tflops_per_gpu: float | None = None) -> Training:
+def train_time(total_flops: float, gpus: int, setup: Setup | None = None,
+               tflops_per_gpu: float | None = None) -> Training:
     """Days and GPU-hours of `total_flops` on `gpus` GPUs, at `tflops_per_gpu` (achieved, e.g. Megatron's
     141) or, without it, at the setup's peak × MFU."""
     _positive(gpus, "GPUs")
