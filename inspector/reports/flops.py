@@ -22,6 +22,8 @@ BYTES_NOTE = ("bytes per decode step: every language-model weight once except th
               "only the batch's rows are read (a tied LM head reads the table whole), plus the KV cache at the "
               "context; the roofline uses the same bytes")
 SOURCES = {"2N": RULE_2N, "Kaplan": KAPLAN, "6ND": RULE_6N, "PaLM": PALM, "8TP": MEGATRON}
+SHORT = {"2N": "Kaplan et al. 2020 (2N)", "Kaplan": "Kaplan et al. 2020, §2.1", "6ND": "Kaplan et al. 2020; PaLM",
+         "PaLM": "PaLM, Appendix B", "8TP": "Megatron-LM, eq. 4"}
 
 
 def _g(x: float) -> str:
@@ -56,10 +58,13 @@ def _bytes_status(d: dict) -> str:
 
 
 def _conventions_section(d: dict) -> Section:
-    rows = [[name, _g(v), SOURCES[name.split(",")[0]]] for name, v in d["conventions"].items()]
-    for name, v in d.get("train_conventions", {}).items():
-        rows.append([f"training: {name}", _g(v), SOURCES[name.split(",")[0]]])
-    return Section("Conventions (prefill; training over --train-tokens)", ["Convention", "FLOPs", "Source"], rows)
+    named = [(name, v) for name, v in d["conventions"].items()]
+    named += [(f"training: {name}", v) for name, v in d.get("train_conventions", {}).items()]
+    keys = [name.removeprefix("training: ").split(",")[0] for name, _ in named]
+    rows = [[name, _g(v), SHORT[k]] for (name, v), k in zip(named, keys)]
+    notes = [SOURCES[k] for k in dict.fromkeys(keys)]
+    return Section("Conventions (prefill; training over --train-tokens)", ["Convention", "FLOPs", "Source"], rows,
+                   notes)
 
 
 def _roofline_section(d: dict) -> Section:
@@ -85,7 +90,7 @@ def _training_section(d: dict) -> Section:
     notes = []
     if "train_days" in d:
         rows += [["train_days", f"{d['train_days']:.2f}", d["train_days_status"], d["train_rate_source"]],
-                 ["train_gpu_hours", f"{d['train_gpu_hours']:,.0f}", d["train_days_status"], f"{d['gpus']} GPUs"]]
+                 ["train_gpu_hours", f"{d['train_gpu_hours']:,.0f}", d["train_days_status"], f"{n(d['gpus'])} GPUs"]]
         notes = [f"days by {k}: {v:.2f}" for k, v in d["train_days_conventions"].items()]
     return Section(f"Training over {n(d['train_tokens'])} tokens (sequences of {n(d['seq_len'])})",
                    ["Figure", "Value", "Status", "What"], rows, notes)
