@@ -95,7 +95,7 @@ def flops(model: ModelArg, seq_len: SeqOpt = 2048, batch: BatchOpt = 1, context:
     Examples:
       inspect flops llama-3.1-8b --seq-len 128
       inspect flops llama-3.1-8b --batch 8 --context 4096 --gpu H100-80GB
-      inspect flops gpt3.json --seq-len 2048 --train-tokens 300e9 --gpus 1536 --tflops 141 --recompute full
+      inspect flops llama-3.1-8b --seq-len 8192 --train-tokens 15e12 --gpus 1024 --gpu H100-80GB --mfu 0.4
     """
     fmt = output_format(format, output, FlopsFormat)
     query = FlopsQuery(model=model, seq_len=seq_len, batch=batch, context=context, gpu=gpu, tp=tp, dtype=dtype,
