@@ -1,5 +1,7 @@
 """The FLOPs ledger (inspector.compute) against independent counts: torch's FlopCounterMode over the reference
-model and over transformers' eager model on the meta device (prefill at two lengths, one decode step),
+model and over transformers' eager model (prefill at two lengths, one decode step): every family tiny on CPU
+with random weights (the same ops, several times faster than meta; MoE routed for real), real shapes on the
+meta device;
 a brute-force count of the keys a query may see, training as forward + backward counted by torch, and
 the published figures of PaLM and Megatron-LM (fixtures/compute/, sources in its README)."""
 
