@@ -51,7 +51,9 @@ def _roofline(acc, req: FlopsRequest, figures: dict, roof: Roof) -> dict[str, An
     nxt = flops_figures(acc, replace(req, batch=req.batch + 1, train_tokens=None, images=()))
     t = acc.spec.text
     shape = Shape(t.num_layers, t.hidden_size, activation_bytes(roof.dtype)) if roof.tp > 1 else None
-    request = Request(prefill=Work(figures["prefill_flops_last_logits"], figures["decode_weight_bytes"]),
+    # a prefill reads the weights once and writes the KV cache of its batch x N tokens
+    written = acc.kv_cache_bytes(req.seq_len, req.batch, req.kv_bytes)
+    request = Request(prefill=Work(figures["prefill_flops_last_logits"], figures["decode_weight_bytes"] + written),
                       prompt_tokens=req.batch * req.seq_len,
                       decode=Work(figures["decode_flops"], figures["decode_bytes"]), batch=req.batch,
                       decode_next=Work(nxt["decode_flops"], nxt["decode_bytes"]), shape=shape)
