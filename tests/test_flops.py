@@ -7,6 +7,7 @@ the published figures of PaLM and Megatron-LM (fixtures/compute/, sources in its
 
 from __future__ import annotations
 
+import copy
 import inspect as pyinspect
 import json
 
@@ -57,10 +58,13 @@ def preset_acc(name: str, layers: int | None = None):
 
 
 def first_layers(config: dict, layers: int | None) -> dict:
-    """A config cut to its first `layers` layers (its per-layer lists too); None: as it is."""
+    """A config cut to its first `layers` layers (its per-layer lists too); None: as it is. A deep copy:
+    transformers writes into the nested dicts it is given (rope_theta into rope_scaling), and a preset's
+    config is shared by every test of the process."""
+    cfg = copy.deepcopy(dict(config))
     if not layers:
-        return dict(config)
-    cfg = dict(config, num_hidden_layers=layers)
+        return cfg
+    cfg["num_hidden_layers"] = layers
     if isinstance(cfg.get("layer_types"), list):
         cfg["layer_types"] = cfg["layer_types"][:layers]
     return cfg
