@@ -30,35 +30,53 @@ class MachineRoof(NamedTuple):
     backend: str
     how: str
     seconds: float
+    device: str = "cpu"
+    dtype: str = "fp32"
 
 
 _CACHE: dict[str, MachineRoof] = {}
 
 
-def _best(run: Callable[[], Any], deadline: float, at_most: int = 5) -> float:
+def _best(run: Callable[[], Any], deadline: float, at_most: int = 5, sync: Callable[[], Any] = lambda: None) -> float:
     """The shortest of up to `at_most` runs after one warm-up, stopping at `deadline` (perf_counter)
-    once one run is timed."""
+    once one run is timed; `sync` waits for an asynchronous device (cuda) before each clock read."""
     run()
+    sync()
     best = float("inf")
     for _ in range(at_most):
         t0 = time.perf_counter()
         run()
+        sync()
         best = min(best, time.perf_counter() - t0)
         if time.perf_counter() > deadline:
             break
     return best
 
 
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def _torch_kernels(device: str, dtype: str, scale: int = 1) -> tuple[Callable[[], Any], Callable[[], Any],
+                                                                     Callable[[], Any]]:
+    """torch's copy (float32, COPY_BYTES·scale²) and `dtype` matmul (MATMUL_N·scale) on `device`, and the
+    device's sync."""
+    import torch
+
+    count, kind, n = COPY_BYTES * scale**2 // 4, getattr(torch, TORCH_DTYPES[dtype]), MATMUL_N * scale
+    src = torch.ones(count, dtype=torch.float32, device=device)
+    dst = torch.empty(count, dtype=torch.float32, device=device)
+    a = torch.rand(n, n, device=device).to(kind)
+    b = torch.rand(n, n, device=device).to(kind)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    return (lambda: dst.copy_(src)), (lambda: torch.mm(a, b)), sync
+
+
 def _kernels(backend: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     """The copy and the matmul of one library, on arrays allocated here."""
     count = COPY_BYTES // 4
     if backend == "torch":
-        import torch
-
-        src, dst = torch.ones(count, dtype=torch.float32), torch.empty(count, dtype=torch.float32)
-        a = torch.rand(MATMUL_N, MATMUL_N, dtype=torch.float32)
-        b = torch.rand(MATMUL_N, MATMUL_N, dtype=torch.float32)
-        return (lambda: dst.copy_(src)), (lambda: torch.mm(a, b))
+        copy, matmul, _ = _torch_kernels("cpu", "fp32")
+        return copy, matmul
     import numpy as np
 
     src_np, dst_np = np.ones(count, dtype=np.float32), np.empty(count, dtype=np.float32)
@@ -91,7 +109,32 @@ def measure_machine(budget_s: float = DEFAULT_BUDGET_S, backend: str | None = No
     return roof
 
 
+def measure_device(device: str = "cpu", dtype: str = "fp32", budget_s: float = DEFAULT_BUDGET_S) -> MachineRoof:
+    """What `measure_machine` measures, with torch on `device` (cpu or cuda) and the matmul in `dtype`
+    (fp32, bf16, fp16: the dtype the model runs in), once per process and (device, dtype). On cuda the
+    copy moves 16× the bytes and a 4× larger matmul (a 1024² matmul is launch-bound
+    there), with a synchronize before each clock read."""
+    key = f"torch:{device}:{dtype}"
+    if key in _CACHE:
+        return _CACHE[key]
+    if dtype not in TORCH_DTYPES:
+        raise InspectError(f"dtype {dtype!r}: expected one of {', '.join(TORCH_DTYPES)}")
+    scale = 4 if device.startswith("cuda") else 1
+    start = time.perf_counter()
+    copy, matmul, sync = _torch_kernels(device, dtype, scale)
+    copy_s = _best(copy, start + budget_s / 3, sync=sync)
+    matmul_s = _best(matmul, start + budget_s, sync=sync)
+    moved, n = COPY_BYTES * scale**2, MATMUL_N * scale
+    how = (f"torch on {device}: best of up to 5 runs after a warm-up, within {budget_s:g} s; copy of "
+           f"{moved // 2**20} MiB float32 (2 × {moved // 2**20} MiB moved), matmul {dtype} {n}×{n} @ {n}×{n} "
+           f"(2·{n}³ FLOPs)")
+    roof = MachineRoof(2 * moved / copy_s / 1e9, 2 * n**3 / matmul_s / 1e9, "torch", how,
+                       time.perf_counter() - start, device, dtype)
+    _CACHE[key] = roof
+    return roof
+
+
 def as_hardware(roof: MachineRoof) -> Hardware:
-    """The measured machine as a Hardware record (float32 only; no interconnect), for the roofline."""
-    return Hardware("this machine (measured)", {"fp32": roof.matmul_gflops / 1000}, roof.copy_gb_s, (),
+    """The measured machine as a Hardware record (its matmul dtype only; no interconnect), for the roofline."""
+    return Hardware("this machine (measured)", {roof.dtype: roof.matmul_gflops / 1000}, roof.copy_gb_s, (),
                     "measured in this process", roof.how)
