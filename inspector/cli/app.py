@@ -37,6 +37,7 @@ COMMANDS = {
     "run": ("inspector.cli.run", "run"),
     "memory": ("inspector.cli.memory", "memory"),
     "flops": ("inspector.cli.flops", "flops"),
+    "bench": ("inspector.cli.bench", "bench"),
     "explain": ("inspector.cli.explain", "explain"),
     "report": ("inspector.cli.report", "report"),
     "chat": ("inspector.cli.chat", "chat"),
