@@ -68,3 +68,13 @@ def test_cuda_row(tmp_path):
     assert row["device"].startswith("cuda") and row["dtype"] == "bf16"
     p = row["points"][0]
     assert p["measured"]["prefill_ms"] > 0 and p["predicted"]["prefill_ms"] > 0
+
+
+def test_machine_record_in_the_model_dtype():
+    """measure_device keeps one record per (device, dtype); as_hardware keys its peak by that dtype."""
+    from inspector.compute.hardware import peak_tflops
+    from inspector.compute.machine import MachineRoof, as_hardware, measure_device
+
+    roof = MachineRoof(10.0, 500.0, "torch", "by hand", 0.0, "cuda", "bf16")
+    assert peak_tflops(as_hardware(roof), "bf16") == 0.5
+    assert measure_device("cpu", "fp32", budget_s=0.05) is measure_device("cpu", "fp32")
