@@ -4,7 +4,8 @@ The figures are achieved ones (best of up to five runs after a warm-up, all with
 roofline built on them takes MFU = MBU = 1 (inspector.compute.roofline.BARE). The copy moves 32 MiB
 (read once, written once: 2 × 32 MiB counted per copy; a write-allocate cache reads the destination too,
 so the true traffic may be higher and this figure is a lower bound on the bus). The matmul is float32
-n × n by n × n, 2n³ FLOPs. numpy or torch is imported inside the function, never at module import.
+n × n by n × n, 2n³ FLOPs; `measure_device` runs the same with torch on cpu or cuda and the matmul in
+the dtype a model runs in (bf16, fp16). numpy or torch is imported inside the function, never at module import.
 """
 
 from __future__ import annotations
