@@ -50,6 +50,17 @@ def test_serving_a_preset_imports_only_the_serving_arithmetic():
     assert {"inspector.memory.serving", "inspector.memory.vllm", "inspector.memory.parallel"} <= loaded
 
 
+def test_flops_is_pure_arithmetic():
+    """`flops PRESET --gpu G` (issue 22): the ledger and the roofline load no torch, no other command, no memory
+    estimate; cold start like `params`."""
+    loaded = _modules(["flops", "llama-3.2-1b", "--gpu", "H100-80GB", "--train-tokens", "1e9", "--gpus", "8",
+                       "-f", "json"])
+    unneeded = {"torch", "inspector.cli.memory", "inspector.cli.run", "inspector.memory", "inspector.runtime.trace",
+                "inspector.compute.machine", "inspector.checkpoint.verify", "inspector.reference"}
+    assert not loaded & unneeded, f"flops imported {sorted(loaded & unneeded)}"
+    assert {"inspector.compute.flops", "inspector.compute.roofline", "inspector.reports.flops"} <= loaded
+
+
 def test_help_builds_every_command():
     from typer.testing import CliRunner
 

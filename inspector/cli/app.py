@@ -5,6 +5,7 @@ Examples:
     inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
     inspect config qwen3-0.6b --format json
     inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
+    inspect flops llama-3.1-8b --seq-len 128 --gpu H100-80GB
     inspect report Qwen/Qwen2.5-1.5B -o qwen.html
 """
 
@@ -35,6 +36,8 @@ COMMANDS = {
     "trace": ("inspector.cli.trace", "trace"),
     "run": ("inspector.cli.run", "run"),
     "memory": ("inspector.cli.memory", "memory"),
+    "flops": ("inspector.cli.flops", "flops"),
+    "bench": ("inspector.cli.bench", "bench"),
     "explain": ("inspector.cli.explain", "explain"),
     "report": ("inspector.cli.report", "report"),
     "chat": ("inspector.cli.chat", "chat"),
