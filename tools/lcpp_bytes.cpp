@@ -67,7 +67,7 @@ int main(int argc, char ** argv) {
     llama_backend_init();
     auto mp = llama_model_default_params();
     mp.n_gpu_layers = 0;
-    mp.use_mmap = atoi(argv[11]) != 0;
+    mp.load_mode = atoi(argv[11]) ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
     llama_model * model = llama_model_load_from_file(argv[1], mp);
     if (!model) return 3;
     auto cp = llama_context_default_params();

@@ -70,11 +70,18 @@ def grid(model: str) -> list[dict]:
             add(n_seq_max=4, kv_unified=uni, fa=fa)
             add(n_seq_max=4, kv_unified=uni, fa=fa, n_ctx=1000)
         add(n_seq_max=2, kv_unified=False, fa=fa, n_ctx=8192)
-    # SWA cache at full size
-    for fa in ("off", "on"):
-        add(swa_full=True, fa=fa)
-        add(swa_full=True, fa=fa, n_ctx=512)
-        add(swa_full=True, fa=fa, n_seq_max=4)
+    # SWA cache at full size (the C API's and llama-cpp-python's default; llama-server's is off)
+    if model.startswith("gemma"):
+        for n_ctx in (512, 1000, 4096, 8192):
+            for fa in ("off", "on"):
+                for nb, nub in ((512, 512), (64, 64)):
+                    add(swa_full=True, fa=fa, n_ctx=n_ctx, n_batch=nb, n_ubatch=nub)
+        for fa in ("off", "on"):
+            add(swa_full=True, fa=fa, n_seq_max=4)
+            add(swa_full=True, fa=fa, n_seq_max=4, kv_unified=True)
+            add(swa_full=True, fa=fa, n_ctx=TRAINED[model])
+    else:
+        add(swa_full=True)
     # flash attention left to llama.cpp (auto)
     add(fa="auto")
     # no mmap
@@ -156,12 +163,37 @@ def parse(text: str) -> dict:
 # --------------------------------------------------------------------------- children
 
 
+_LOG_KEEP = []
+
+
+def set_log(debug: bool) -> None:
+    """Write llama.cpp's log to fd 2 as it comes: every level, or all but DEBUG (and the CONT
+    fragments that continue a DEBUG line), which is what llama.cpp's own tools print by default."""
+    import ctypes
+
+    import llama_cpp as L
+
+    state = {"last": 1}
+
+    @L.llama_log_callback
+    def cb(level, text, user_data):
+        if level != 5:
+            state["last"] = level
+        eff = state["last"] if level == 5 else level
+        if debug or eff != 1:  # GGML_LOG_LEVEL_DEBUG = 1 in this ggml
+            os.write(2, text)
+
+    _LOG_KEEP.append(cb)
+    L.llama_log_set(cb, ctypes.c_void_p(0))
+
+
 def child_load(s: dict) -> None:
     import llama_cpp as L
 
+    set_log(s.get("debug", False))
     L.llama_backend_init()
     mp = L.llama_model_default_params()
-    mp.use_mmap = s["use_mmap"]
+    mp.load_mode = 1 if s["use_mmap"] else 0  # LLAMA_LOAD_MODE_MMAP or _NONE (--no-mmap)
     mp.n_gpu_layers = 0
     model = L.llama_model_load_from_file(s["path"].encode(), mp)
     if not model:
@@ -219,6 +251,7 @@ QUANT_TYPES = ["Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q4_K_M", "Q4_K_S", "Q4_0", "
 def child_quantize(s: dict) -> None:
     import llama_cpp as L
 
+    set_log(False)
     L.llama_backend_init()
     qp = L.llama_model_quantize_default_params()
     qp.nthread = 2
@@ -292,6 +325,64 @@ def cmd_quantize_run(only: str | None, types: list[str]) -> None:
                   flush=True)
 
 
+BYTES_BIN = "/tmp/lcpp_bytes"  # tools/lcpp_bytes.cpp, built as its header says
+GRAPH_KEEP = {  # graph dumps kept as fixtures (gzip), by settings tag suffix
+    "-c4096-b512-ub512-faoff-kf16-vf16-s1", "-c4096-b512-ub512-faon-kf16-vf16-s1",
+    "-c4096-b512-ub512-faoff-kf16-vf16-s1-swafull", "-c4096-b512-ub512-faon-kf16-vf16-s1-swafull",
+    "-c4096-b256-ub128-faoff-kf16-vf16-s1", "-c4096-b512-ub512-faoff-kf16-vf16-s4",
+    "-c4096-b512-ub512-faon-kq8_0-vq8_0-s1",
+}
+
+
+def cmd_bytes(only: str | None) -> None:
+    """Exact bytes (llama_get_memory_breakdown) and the reserve graph for every setting of the grid;
+    the graph is replayed through tools/gallocr_sim.py and the result stored beside the exact bytes."""
+    import gzip
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gallocr_sim
+
+    for model, path in MODELS.items():
+        if only and only not in model:
+            continue
+        for s in grid(model):
+            name = tag(model, s)
+            args = [BYTES_BIN, path, str(s["n_ctx"]), str(s["n_batch"]), str(s["n_ubatch"]),
+                    "1" if s["fa"] == "on" else "0", s["type_k"], s["type_v"], str(s["n_seq_max"]),
+                    "1" if s["kv_unified"] else "0", "1" if s["swa_full"] else "0",
+                    "1" if s["use_mmap"] else "0", "1"]
+            if s["fa"] == "auto":
+                continue  # lcpp_bytes takes on/off only
+            with tempfile.NamedTemporaryFile("w+", suffix=".txt", delete=False) as tf:
+                p = subprocess.run(args, stdout=tf, stderr=subprocess.DEVNULL)
+                gpath = tf.name
+            text = open(gpath).read()
+            exact = {}
+            for line in text.splitlines():
+                if line.startswith("BYTES "):
+                    parts = line.split()
+                    exact[parts[1]] = {k: int(v) for k, v in (x.split("=") for x in parts[2:])}
+            head, _, leafs, nodes, by_ptr = gallocr_sim.load(gpath)
+            sim = gallocr_sim.simulate(leafs, nodes, by_ptr) if nodes else None
+            gallocr_sim.VIEW_ADDR = True
+            sim_va = gallocr_sim.simulate(leafs, nodes, by_ptr) if nodes else None
+            gallocr_sim.VIEW_ADDR = False
+            jpath = OUT / "runs" / f"{name}.json"
+            rec = json.loads(jpath.read_text()) if jpath.exists() else {"settings": s}
+            rec["exact_bytes"] = {"rc": p.returncode, "by_buffer_type": exact, "graph": head,
+                                  "sim_compute": sim, "sim_compute_view_addr": sim_va,
+                                  "command": " ".join(["/tmp/lcpp_bytes"] + args[1:])}
+            jpath.write_text(json.dumps(rec, indent=1) + "\n")
+            if any(name.endswith(k) for k in GRAPH_KEEP):
+                (OUT / "graphs").mkdir(exist_ok=True)
+                with gzip.open(OUT / "graphs" / f"{name}.txt.gz", "wt", compresslevel=9) as g:
+                    g.write(text)
+            os.unlink(gpath)
+            comp = exact.get("CPU", {}).get("compute")
+            print(f"{name} compute={comp} sim={sim} sim_va={sim_va} {'OK' if comp == sim else 'DIFF'}", flush=True)
+
+
 def main() -> None:
     a = sys.argv[1:]
     if a and a[0] == "--one":
@@ -303,6 +394,8 @@ def main() -> None:
         only = a[a.index("--only") + 1]
     if a[0] == "buffers":
         cmd_buffers(only)
+    elif a[0] == "bytes":
+        cmd_bytes(only)
     elif a[0] == "generate":
         cmd_generate()
     elif a[0] == "quantize":
