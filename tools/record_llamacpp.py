@@ -111,8 +111,7 @@ RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) lay
                    r"R \((\w+)\):\s+([\d.]+) MiB, S \((\w+)\):\s+([\d.]+) MiB")
 ISWA_RE = re.compile(r"^llama_kv_cache_iswa: creating\s+(non-SWA|SWA) KV cache, size = (\d+) cells")
 KEYVAL_RE = re.compile(r"^(llama_context|print_info|llama_kv_cache\w*):\s+([\w .()\-/]+?)\s+=\s+(.+)$")
-NODES_RE = re.compile(r"graph nodes\s+=\s+(\d+)")
-SPLITS_RE = re.compile(r"graph splits\s+=\s+(\d+)")
+NODES_RE = re.compile(r"graph(?: \([^)]*\))?: nodes = ([\d /]+), splits = ([\d /]+),")
 KIND = {"model": "model", "output": "output", "compute": "compute", "KV": "kv", "RS": "rs"}
 
 
@@ -149,10 +148,7 @@ def parse(text: str) -> dict:
             continue
         m = NODES_RE.search(line)
         if m:
-            nodes = int(m.group(1))
-        m = SPLITS_RE.search(line)
-        if m:
-            splits = m.group(1) if splits is None else splits
+            nodes, splits = m.group(1).strip(), m.group(2).strip()
         m = KEYVAL_RE.match(line)
         if m and m.group(1) == "llama_context":
             info[m.group(2).strip()] = m.group(3).strip()
@@ -275,6 +271,14 @@ def run_child(kind: str, s: dict, log: Path) -> tuple[int, str, float]:
     return p.returncode, p.stdout.decode(), time.time() - t0
 
 
+def cmd_reparse() -> None:
+    """Re-parse every saved log into its run JSON (keeps exact_bytes)."""
+    for jpath in sorted((OUT / "runs").glob("*.json")):
+        rec = json.loads(jpath.read_text())
+        rec.update(parse((OUT / rec["log"]).read_text(errors="replace")))
+        jpath.write_text(json.dumps(rec, indent=1) + "\n")
+
+
 def cmd_buffers(only: str | None) -> None:
     for model, path in MODELS.items():
         if only and only not in model:
@@ -394,6 +398,8 @@ def main() -> None:
         only = a[a.index("--only") + 1]
     if a[0] == "buffers":
         cmd_buffers(only)
+    elif a[0] == "reparse":
+        cmd_reparse()
     elif a[0] == "bytes":
         cmd_bytes(only)
     elif a[0] == "generate":
