@@ -5,8 +5,10 @@ llama.cpp's compute buffer byte for byte. Research aid for issue 23, not the pac
     python tools/graph_proto.py            # every recorded run it covers, against the exact bytes
     python tools/graph_proto.py --diff GRAPH.txt.gz   # compare node by node with a dumped graph
 
-Covered: one KV stream (n_seq_max 1, or kv_unified), K/V f16, bf16 or f32 (no quantized K: that adds
-the Hadamard rotation nodes), flash attention on or off, any n_ctx / n_batch / n_ubatch, swa_full.
+Covered: every recorded setting: KV streams (n_seq_max, kv_unified), K/V types (quantized K or V add
+the Hadamard rotation nodes; f32 K/V with flash attention add casts to f16), flash attention on or off,
+n_ctx / n_batch / n_ubatch, swa_full. Views of the KV cache are built only where they feed a computed
+tensor (the cache's own reshapes for several streams hold no compute memory and are left out).
 """
 
 from __future__ import annotations
@@ -76,26 +78,46 @@ def build(model: str, s: dict) -> Builder:
     hp = HP[model]
     E, T, hd, H, Hkv = hp["E"], None, hp["hd"], hp["n_head"], hp["n_head_kv"]
     n_ctx_pad = pad(s["n_ctx"], 256)
+    if not s["kv_unified"]:
+        n_ctx_pad = pad(n_ctx_pad // s["n_seq_max"], 256) * s["n_seq_max"]
     n_batch = min(s["n_ctx"], s["n_batch"])
     T = min(n_batch, s["n_ubatch"], n_ctx_pad)
     fa = s["fa"] in ("on", "auto")
     kvd = Hkv * hd
-    base = n_ctx_pad
+    base = n_ctx_pad if s["kv_unified"] else n_ctx_pad // s["n_seq_max"]  # cells per stream
     caches = {"base": base}
     if hp["n_swa"]:
         caches["swa"] = base if s["swa_full"] else pad(min(base, hp["n_swa"] * (s["n_seq_max"] if s["kv_unified"] else 1) + T), 256)
     mtype = "f16" if fa else "f32"
     b = Builder()
+    quant = lambda t: t not in ("f16", "bf16", "f32")  # noqa: E731
+    rot_k, rot_v = quant(s["type_k"]) and hd % 64 == 0, quant(s["type_v"]) and hd % 64 == 0
+    nrot_k = 64
+    while hd % (nrot_k * 2) == 0:
+        nrot_k *= 2
+    ns = 1 if s["kv_unified"] else s["n_seq_max"]  # KV streams
     inp_tokens = b.leaf("inp_tokens", "i32", (T,))
     b.leaf("inp_embd", "f32", (E, T))
-    inp_pos = b.leaf("inp_pos", "i32", (T,))
-    inputs = {}
-    for c in (["swa", "base"] if hp["n_swa"] else ["base"]):
+    order = ["swa", "base"] if hp["n_swa"] else ["base"]
+    inputs, rots = {}, {}
+    for n, c in enumerate(order):
+        kr = b.leaf("attn_inp_k_rot", "f32", (nrot_k, nrot_k)) if rot_k else None
+        if n == 0:
+            inp_pos = b.leaf("inp_pos", "i32", (T,))
+        vr = b.leaf("attn_inp_v_rot", "f32", (64, 64)) if rot_v else None
+        rots[c] = (kr, vr)
         k_idxs = b.leaf("attn_inp_k_idxs", "i64", (T,))
         v_idxs = b.leaf("attn_inp_v_idxs", "i64", (T * kvd,) if not fa else (T,))
-        mask = b.leaf("attn_inp_kq_mask", mtype, (caches[c], T))
+        mask = b.leaf("attn_inp_kq_mask", mtype, (caches[c], T // ns, 1, ns))
         inputs[c] = (k_idxs, v_idxs, mask)
     b.leaf("out_ids", "i32", (T,))
+    def had(x, rot):  # llama_mul_mat_hadamard: reshape to rows of the rotation size, MUL_MAT, reshape back
+        n = rot.ne[0]
+        numel = x.ne[0] * x.ne[1] * x.ne[2] * x.ne[3]
+        r = b.view("RESHAPE", "(reshaped)", x, (n, numel // n))
+        m = b.op("MUL_MAT", "hadamard", "f32", (n, numel // n), rot, r)
+        return b.view("RESHAPE", "(reshaped)", m, x.ne)
+
     w = b.leaf("weight", "f32", (1,), ext=True)  # all weights: external, never allocated
     ck = {il: b.leaf(f"cache_k_l{il}", s["type_k"], (kvd, 1), ext=True) for il in range(hp["n_layer"])}
     cv = {il: b.leaf(f"cache_v_l{il}", s["type_v"], (kvd, 1), ext=True) for il in range(hp["n_layer"])}
@@ -111,6 +133,7 @@ def build(model: str, s: dict) -> Builder:
         c = "swa" if is_swa else "base"
         n_kv = caches[c]
         k_idxs, v_idxs, mask = inputs[c]
+        kr, vr = rots[c]
         x = b.op("RMS_NORM", f"norm-{il}", "f32", (E, T), inpL)
         x = b.op("MUL", f"attn_norm-{il}", "f32", (E, T), x, w)
         q = b.op("MUL_MAT", f"Qcur-{il}", "f32", (H * hd, T), w, x)
@@ -120,20 +143,32 @@ def build(model: str, s: dict) -> Builder:
             q = b.op("MUL", f"Qcur_normed-{il}", "f32", (hd, H, T), q, w)
             q = b.op("ROPE", f"Qcur-{il}", "f32", (hd, H, T), q, inp_pos)
             q = b.op("SCALE", f"node_q_{il}", "f32", (hd, H, T), q)
+            if kr:
+                q = had(q, kr)
             k = b.op("MUL_MAT", f"Kcur-{il}", "f32", (kvd, T), w, x)
             k = b.view("RESHAPE", f"Kcur-{il}", k, (hd, Hkv, T))
             k = b.op("RMS_NORM", f"norm-{il}", "f32", (hd, Hkv, T), k)
             k = b.op("MUL", f"Kcur_normed-{il}", "f32", (hd, Hkv, T), k, w)
             k = b.op("ROPE", f"Kcur-{il}", "f32", (hd, Hkv, T), k, inp_pos)
+            if kr:
+                k = had(k, kr)
             v = b.op("MUL_MAT", f"Vcur-{il}", "f32", (kvd, T), w, x)
             v = b.view("RESHAPE", f"Vcur-{il}", v, (hd, Hkv, T))
+            if vr:
+                v = had(v, vr)
         else:
             q = b.op("ROPE", f"Qcur-{il}", "f32", (hd, H, T), q, inp_pos)
+            if kr:
+                q = had(q, kr)
             v = b.op("MUL_MAT", f"Vcur-{il}", "f32", (kvd, T), w, x)
             v = b.view("RESHAPE", f"Vcur-{il}", v, (hd, Hkv, T))
+            if vr:
+                v = had(v, vr)
             k = b.op("MUL_MAT", f"Kcur-{il}", "f32", (kvd, T), w, x)
             k = b.view("RESHAPE", f"Kcur-{il}", k, (hd, Hkv, T))
             k = b.op("ROPE", f"Kcur-{il}", "f32", (hd, Hkv, T), k, inp_pos)
+            if kr:
+                k = had(k, kr)
         kv_ = b.view("VIEW", f"Kcur-{il} (view)", k, (kvd, T))
         kc = ck[il]
         kset = b.view("SET_ROWS", "k set_rows", kc, (kvd, n_kv))
@@ -148,18 +183,18 @@ def build(model: str, s: dict) -> Builder:
             vp = b.permute("cache_v (permuted)", vv, (0, 2, 1, 3))
             kvw = b.view("VIEW", "cache_k (view)", kc, (hd, Hkv, n_kv))
             kp = b.permute("cache_k (permuted)", kvw, (0, 2, 1, 3))
-            qv = b.view("VIEW", "q (view)", q, (hd, H, T))
+            qv = b.view("VIEW", "q (view)", q, (hd, H, T // ns, ns))
             qp = b.permute("q (permuted)", qv, (0, 2, 1, 3))
-            kq = b.op("MUL_MAT", f"kq-{il}", "f32", (n_kv, T, H), kp, qp)
-            kq = b.op("SOFT_MAX", f"kq_soft_max-{il}", "f32", (n_kv, T, H), kq, mask)
-            kqv = b.op("MUL_MAT", f"kqv-{il}", "f32", (hd, T, H), vp, kq)
+            kq = b.op("MUL_MAT", f"kq-{il}", "f32", (n_kv, T // ns, H, ns), kp, qp)
+            kq = b.op("SOFT_MAX", f"kq_soft_max-{il}", "f32", (n_kv, T // ns, H, ns), kq, mask)
+            kqv = b.op("MUL_MAT", f"kqv-{il}", "f32", (hd, T // ns, H, ns), vp, kq)
             kqvp = b.permute("kqv (permuted)", kqv, (0, 2, 1, 3))
             o = b.op("CONT", f"kqv_out-{il}", "f32", (H * hd, T), kqvp)
         else:
             v1 = b.view("VIEW", f"Vcur-{il} (view)", v, (kvd, T))
             vset = b.view("SET_ROWS", "v set_rows", cv[il], (kvd, n_kv))
             vset.srcs = [v1.ptr, v_idxs.ptr, cv[il].ptr]
-            qv = b.view("VIEW", "q (view)", q, (hd, H, T))
+            qv = b.view("VIEW", "q (view)", q, (hd, H, T // ns, ns))
             qp = b.permute("q (permuted)", qv, (0, 2, 1, 3))
             kvw = b.view("VIEW", "cache_k (view)", kc, (hd, Hkv, n_kv))
             kp = b.permute("cache_k (permuted)", kvw, (0, 2, 1, 3))
@@ -171,8 +206,10 @@ def build(model: str, s: dict) -> Builder:
             if s["type_v"] == "f32":
                 vp = b.op("CPY", "v (copy)", "f16", vp.ne, vp)
                 vp.srcs.append(vp.ptr)
-            fo = b.op("FLASH_ATTN_EXT", f"fa-{il}", "f32", (hd, H, T), qp, kp, vp, mask)
+            fo = b.op("FLASH_ATTN_EXT", f"fa-{il}", "f32", (hd, H, T // ns, ns), qp, kp, vp, mask)
             o = b.view("RESHAPE", f"kqv_out-{il}", fo, (H * hd, T))
+            if vr:
+                o = had(o, vr)
         a = b.op("MUL_MAT", f"attn_out-{il}", "f32", (E, T), w, o)
         # the last layer keeps only the output rows (all of them while reserving): two GET_ROWS
         if last:
@@ -200,8 +237,7 @@ def build(model: str, s: dict) -> Builder:
 
 
 def covered(s: dict) -> bool:
-    return (s["type_k"] in ("f16", "bf16", "f32") and s["type_v"] in ("f16", "bf16", "f32")
-            and (s["n_seq_max"] == 1 or s["kv_unified"]))
+    return True
 
 
 def main() -> None:
