@@ -68,8 +68,8 @@ def parse_log(text: str) -> dict:
         if m:
             rest = m.group(6)
             conv = re.search(r"converting to (\w+)", rest)
-            out["lines"].append({"name": m.group(3), "shape": m.group(4), "from": m.group(5),
-                                 "to": conv.group(1) if conv else m.group(5), "text": rest.strip()})
+            out["lines"].append({"name": m.group(3), "from": m.group(5),
+                                 "to": conv.group(1) if conv else m.group(5)})
         for key in ("model size", "quant size"):
             if key in line and "MiB" in line:
                 out[key.replace(" ", "_")] = line.split(":", 1)[1].strip() if ":" in line else line
@@ -77,6 +77,27 @@ def parse_log(text: str) -> dict:
             out["fallback"] = line.strip()
     out["warnings"] = [l.strip() for l in text.splitlines() if l.startswith("warning:") or "falling back" in l]
     return out
+
+
+def dumps(d: dict) -> str:
+    """JSON with one line per tensor (and per printout line), to keep the fixtures small."""
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            body = ",\n".join("  " + json.dumps(x) for x in v)
+            parts.append(f" {json.dumps(k)}: [\n{body}\n ]")
+        elif k == "printout":
+            inner = []
+            for k2, v2 in v.items():
+                if isinstance(v2, list) and v2 and isinstance(v2[0], dict):
+                    body = ",\n".join("   " + json.dumps(x) for x in v2)
+                    inner.append(f"  {json.dumps(k2)}: [\n{body}\n  ]")
+                else:
+                    inner.append(f"  {json.dumps(k2)}: {json.dumps(v2)}")
+            parts.append(f" {json.dumps(k)}: {{\n" + ",\n".join(inner) + "\n }")
+        else:
+            parts.append(f" {json.dumps(k)}: {json.dumps(v)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def main() -> None:
@@ -92,8 +113,7 @@ def main() -> None:
         d["quantize_log"] = os.path.basename(lp)
         d["printout"] = parse_log(open(lp, errors="replace").read())
     with open(out, "w") as f:
-        json.dump(d, f, indent=1)
-        f.write("\n")
+        f.write(dumps(d))
     print(f"{os.path.basename(path)}: {d['n_tensors']} tensors {d['type_counts']} "
           f"{d['tensor_mib']:.2f} MiB file {d['file_bytes']} bpw {d['bpw_tensor_bytes']:.4f}")
 
