@@ -47,6 +47,7 @@ LIMITS: dict[str, int] = {
     "ranks": 64 * MIB,  # tiktoken BPE ranks
     "image": 256 * MIB,  # an image file
     "list": 4 * MIB,  # a text file of prompts or chat turns, a JSON file of expected answers
+    "log": 64 * MIB,  # the head of a server log read for its start-up lines (inspector/memory/vllm_log.py)
 }
 
 _KINDS = (

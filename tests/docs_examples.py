@@ -37,7 +37,7 @@ REGION = re.compile(r"\s*<!-- output -->\n(.*?)<!-- /output -->\n", re.S)
 ASSIGN = re.compile(r"^([A-Z][A-Z0-9_]*)=\$\((.*)\)$", re.S)
 EXIT = re.compile(r"\s+#\s*exit (\d+)\s*$")
 DECIMAL = re.compile(r"\d[\d,]*\.\d+|\d+%")
-VERSION = re.compile(r"\b(transformers|torch|peft|deepspeed|llm-inspector) \d+(?:\.\d+)+\S*")
+VERSION = re.compile(r"(?<![-\w])(transformers|torch|peft|deepspeed|llm-inspector) \d+(?:\.\d+)+\S*")
 WROTE = re.compile(r"(^wrote \S+ \()\d[\d,]* bytes", re.M)
 COLUMNS = 100
 
@@ -109,6 +109,33 @@ def environment(variables: dict[str, str]) -> dict[str, str]:
     return env
 
 
+_WARM: list = []
+
+
+def _warm_path() -> str | None:
+    """The directory of the warm `inspect` shim (tests/warm_cli.py), started once per test process;
+    None when INSPECT_DOCS_COLD=1 asks for the installed `inspect` in every command."""
+    if os.environ.get("INSPECT_DOCS_COLD") == "1":
+        return None
+    if not _WARM:
+        import atexit
+
+        from warm_cli import WarmCli
+
+        _WARM.append(WarmCli(environment({})))
+        atexit.register(_WARM[0].close)
+    return str(_WARM[0].dir)
+
+
+def command_environment(variables: dict[str, str]) -> dict[str, str]:
+    """The environment of a page's command: the pages' own, the warm `inspect` first on PATH."""
+    env = environment(variables)
+    warm = _warm_path()
+    if warm is not None:
+        env["PATH"] = f"{warm}{os.pathsep}{env['PATH']}"
+    return env
+
+
 def define(example: Example, variables: dict[str, str]) -> bool:
     """Run a `NAME=$(...)` line and remember its value; False when the line is not an assignment."""
     match = ASSIGN.match(example.command)
@@ -127,7 +154,7 @@ def run(example: Example, variables: dict[str, str], cwd: Path) -> tuple[int, st
     if not (cwd / "fixtures").exists():
         (cwd / "fixtures").symlink_to(ROOT / "fixtures")
     done = subprocess.run(["bash", "-c", example.command], capture_output=True, text=True, cwd=cwd,
-                          env=environment(variables), timeout=600)
+                          env=command_environment(variables), timeout=600)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -38,6 +38,17 @@ def test_params_imports_no_other_command():
     assert "inspector.inventory.accounting" in loaded
 
 
+def test_serving_a_preset_imports_only_the_serving_arithmetic():
+    """Cold start (issue 27): `memory PRESET` loads neither training's modules, nor the vision tower's profile
+    (a text model), nor the checkpoint-header reader (a preset has no files)."""
+    loaded = _modules(["memory", "qwen2.5-0.5b", "-f", "json"])
+    unneeded = {"inspector.memory.training", "inspector.memory.lora", "inspector.memory.zero",
+                "inspector.memory.modules", "inspector.memory.vllm_vision", "inspector.memory.headers",
+                "inspector.checkpoint.verify", "inspector.checkpoint.open", "torch"}
+    assert not loaded & unneeded, f"memory imported {sorted(loaded & unneeded)}"
+    assert {"inspector.memory.serving", "inspector.memory.vllm", "inspector.memory.parallel"} <= loaded
+
+
 def test_help_builds_every_command():
     from typer.testing import CliRunner
 

@@ -322,3 +322,18 @@ def test_memory_chart_names_its_kv_cache():
     assert "Memory plan per GPU (as inspect memory)" not in html
     assert "Memory per GPU (H100-80GB) with a KV cache of 4,096 tokens × batch 1" in html
     assert "<code>inspect memory</code> instead gives the KV cache all the memory the GPU has left" in html
+
+
+def test_memory_chart_stacks_each_training_peak_not_the_sum_of_every_row():
+    """The page's fine-tuning bars are `inspect memory --train`'s peak phase: their segments add up to the
+    plan's per-GPU peak, and name the phase."""
+    from inspector.memory.gpus import gpu
+    from inspector.memory.training import TrainOptions, plan
+    from inspector.reports.charts import memory_scenarios
+
+    acc = account(load_spec("qwen2.5-0.5b"))
+    scenarios = dict(memory_scenarios(acc, 4096, 1))
+    for mode, label in (("full", "Full fine-tune, mixed-precision AdamW"), ("lora", "LoRA r=16")):
+        trained = plan(acc, gpu("H100-80GB"), TrainOptions(mode=mode, seq_len=4096))
+        rows = scenarios[f"{label} (peak: {trained.peak_phase})"]
+        assert sum(b for _, b in rows) == trained.per_gpu

@@ -45,6 +45,8 @@ class Finding:
     note: str = ""  # how it is stored: packed, stacked experts, quantization part
     params: int = 0  # logical parameters it holds
     nbytes: int = 0
+    entries: tuple[str, ...] = ()  # the expected entries whose stored bytes it holds (its own, a side
+    #                                tensor's base weight, a stack's experts); () for one not expected
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,14 @@ def _entry_finding(e: WeightEntry, hit, scheme: QuantScheme | None) -> Finding:
         ok, want, note = _shape_ok(e, info, scheme)
     status = ("tied-stored" if not e.stored else "ok") if ok else "shape"
     params = (e.numel if e.parameter else 0) if ok else info.numel
-    return _found(e.name, status, e.shape if ok else want, stored, info, note, params)
+    return _found(e.name, status, e.shape if ok else want, stored, info, note, params, (e.name,))
 
 
 def _found(name: str, status: str, expected, stored: str, info: TensorInfo, note: str = "",
-           params: int = 0) -> Finding:
+           params: int = 0, entries: tuple[str, ...] = ()) -> Finding:
     return Finding(name, status, tuple(expected) if expected is not None else None, tuple(info.shape),
                    info.dtype, stored if stored != name else None,
-                   tuple(info.stored_shape) if info.stored_shape else None, note, params, info.nbytes)
+                   tuple(info.stored_shape) if info.stored_shape else None, note, params, info.nbytes, entries)
 
 
 def _stack_roles(name: str, stored: str) -> tuple[int, tuple[str, ...]] | None:
@@ -142,7 +144,8 @@ def _stack(name: str, stored: str, info: TensorInfo, t: _Targets) -> tuple[str, 
     ok = tuple(info.shape) == want
     note = f"{experts} experts' {' + '.join(r.removeprefix('expert_') for r in roles)} stacked"
     return covered[0].name, _found(name, "ok" if ok else "shape", want, stored, info, note,
-                                   sum(e.numel for e in covered) if ok else info.numel)
+                                   sum(e.numel for e in covered) if ok else info.numel,
+                                   tuple(e.name for e in covered))
 
 
 def match(exp: Expected, actual: dict[str, Stored], scheme: QuantScheme | None, is_buffer) -> list[Finding]:
@@ -181,7 +184,7 @@ def match(exp: Expected, actual: dict[str, Stored], scheme: QuantScheme | None, 
             want = side_shape(scheme, part, e.shape)
             ok = want is None or tuple(info.shape) == want
             out.append(_found(stored, "quantization" if ok else "shape", want, stored, info,
-                              f"{scheme.description}: {part} of {e.name}"))
+                              f"{scheme.description}: {part} of {e.name}", entries=(e.name,)))
     for name, (stored, info) in rest.items():
         buffer = is_buffer(stored)
         out.append(_found(name, "buffer" if buffer else "unexpected", None, stored, info,

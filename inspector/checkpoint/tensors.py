@@ -91,6 +91,17 @@ def unpermute_rope_rows(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     return w[qk_row_permutation(w.shape[0], n_heads)]
 
 
+DEQUANT_CALLS = 16  # gguf.quants dequantizes 16 rows per numpy call: rows of 1/256 of a tensor make 16 calls
+
+
+def _chunk_blocks(n_blocks: int) -> int:
+    """Quantization blocks per row handed to gguf.quants: blocks are independent, so the tensor's bytes are
+    cut into about 16 x DEQUANT_CALLS equal rows (a divisor of n_blocks) instead of its own rows, so that a
+    tensor of a million rows is a few numpy calls, not sixty thousand."""
+    target = max(1, n_blocks // (16 * DEQUANT_CALLS))
+    return next(k for k in range(target, 0, -1) if n_blocks % k == 0)
+
+
 class GGUFSource(TensorSource):
     """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names.
 
@@ -132,11 +143,10 @@ class GGUFSource(TensorSource):
 
         t = self.tensors[name]
         raw = self._bytes()[t.offset:t.offset + t.nbytes]  # validated: aligned, inside the file
-        _, block, type_size = GGML_TYPES[t.ggml_type]
-        row_bytes = t.stored_shape[0] // block * type_size if t.stored_shape else type_size
+        type_size = GGML_TYPES[t.ggml_type][2]
         try:
-            array = (dequantize(raw.reshape(-1, row_bytes), GGMLQuantizationType(t.ggml_type)) if t.nbytes
-                     else np.zeros(0, np.float32))
+            array = (dequantize(raw.reshape(-1, _chunk_blocks(t.nbytes // type_size) * type_size),
+                                GGMLQuantizationType(t.ggml_type)) if t.nbytes else np.zeros(0, np.float32))
         except NotImplementedError:
             raise InspectError(f"{printable(self.path)}: tensor {t.name!r}: ggml type {t.quant} cannot be "
                                "dequantized here") from None

@@ -44,7 +44,8 @@ BUFFER_PATTERNS = tuple(
 FAILING = ("missing", "unexpected", "shape", "tied-stored")
 FLOAT_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
-__all__ = ["Finding", "Expected", "VerifyInputs", "VerifyResult", "compare", "verify_checkpoint", "is_buffer"]
+__all__ = ["Finding", "Expected", "VerifyInputs", "VerifyResult", "compare", "verify_checkpoint", "is_buffer",
+           "native_expected"]
 
 
 @dataclass
@@ -186,6 +187,12 @@ def _config_dtype(cfg: dict[str, Any]) -> str | None:
     return next((cfg[k] for k in ("dtype", "torch_dtype") if isinstance(cfg.get(k), str)), None)
 
 
+def native_expected(spec, entries: list, origin: Origin, cfg: dict[str, Any]) -> Expected:
+    """What a native family's inventory (`entries` of `spec`, e.g. an Accounting's) expects of a checkpoint."""
+    return Expected(spec.name, spec.architecture, entries, origin, _config_dtype(cfg), cfg.get("quantization_config"),
+                    lambda role, i, suffix: spec.text.name(role, i, suffix))
+
+
 def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str | None]:
     """What a config promises: a native family's inventory, else transformers' on the meta device;
     (None, note) when neither can say (listing only)."""
@@ -197,9 +204,7 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
         from inspector.spec.model import from_hf_config
 
         spec = from_hf_config(cfg, name, where, where)
-        return Expected(spec.name, spec.architecture, inventory(spec), Origin(Counter.NATIVE, spec.text.model_type),
-                        _config_dtype(cfg), cfg.get("quantization_config"),
-                        lambda role, i, suffix: spec.text.name(role, i, suffix)), None
+        return native_expected(spec, inventory(spec), Origin(Counter.NATIVE, spec.text.model_type), cfg), None
     from inspector.inventory.transformers_meta import meta_account
 
     check_fallback_config(cfg, where)

@@ -53,6 +53,17 @@ class Attention(str, Enum):
     eager = "eager"
 
 
+class Engine(str, Enum):
+    v1 = "vllm-v1"
+    v0 = "vllm-v0"
+
+
+class Precision(str, Enum):
+    mixed = "mixed"
+    autocast = "autocast"
+    bf16 = "bf16"
+
+
 class MemoryFormat(str, Enum):
     table = "table"
     md = "md"
@@ -68,20 +79,46 @@ def _opt(kind, default_help: str, *names: str, panel: str = SERVE, **kw):
 ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.json, or Hub id.", show_default=False,
                                               metavar="MODEL")]
 TrainOpt = _opt(Optional[Train], "Fine-tune instead of serving (default: serve).", "--train", panel=TRAIN)
-GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB, or a size in GiB.", "--gpu",
-              panel=HARDWARE)
-GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size).", "--gpus", panel=HARDWARE)
+GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB (also RTX3090-24GB, "
+              "A10-24GB, L40-48GB, MI300X-192GB), or a size in GiB.", "--gpu", panel=HARDWARE)
+GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size unless --tp).", "--gpus", panel=HARDWARE)
+GpuGibOpt = _opt(Optional[float], "The GPU's total as torch reports it (torch.cuda.mem_get_info()[1]), in GiB: "
+                 "any other card.", "--gpu-memory-gib", panel=HARDWARE, show_default=False)
+CheckOpt = _opt(bool, "Exit 1 when it does not fit (for scripts); without it a non-fit is an answer (exit 0).",
+                "--check", panel=HARDWARE)
+TpOpt = _opt(Optional[int], "Tensor parallel size (default: --gpus × --nodes).", "--tp", show_default=False)
+PpOpt = _opt(int, "Pipeline parallel size.", "--pp")
+EpOpt = _opt(bool, "vLLM's --enable-expert-parallel: whole experts per rank (EP = TP).", "--ep")
+EngineOpt = _opt(Optional[Engine], "vLLM engine whose start-up arithmetic to follow (default: the release's own; "
+                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0).", "--engine", show_default=False)
+VersionOpt = _opt(Optional[str], "vLLM release whose start-up arithmetic to follow (engine, batch defaults, "
+                  "non-torch accounting, CUDA-graph profiling from 0.21.0); default 0.27.1, the newest modelled "
+                  "(0.10.2 with --engine vllm-v0).", "--vllm-version", metavar="X.Y[.Z]", show_default=False)
+EagerOpt = _opt(bool, "vLLM's --enforce-eager: no CUDA graphs.", "--enforce-eager")
+KvMemOpt = _opt(Optional[int], "vLLM's --kv-cache-memory: a fixed KV budget in bytes per GPU (V1).",
+                "--kv-cache-memory", metavar="BYTES", min=1, show_default=False)
+ImagesOpt = _opt(Optional[int], "Images per prompt for a vision-language model (vLLM's --limit-mm-per-prompt; "
+                 "default: vLLM's, 999 in V1, 1 in V0): the profile run encodes that many largest images.",
+                 "--images-per-prompt", min=1, show_default=False)
+PrecisionOpt = _opt(Precision, "mixed: fp32 masters and states; autocast: LoRA adapters read 16-bit inputs; "
+                    "bf16: pure bf16 AdamW.", "--precision", panel=TRAIN)
 NodesOpt = _opt(int, "Nodes.", "--nodes", panel=HARDWARE)
-DtypeOpt = _opt(str, "Weights.", "--dtype", metavar="[bf16|fp16|fp8|int8|int4]")
+DtypeOpt = _opt(str, "Weights, as a what-if (default: as the checkpoint stores them).", "--dtype",
+               metavar="[bf16|fp16|fp8|int8|int4]")
 GroupOpt = _opt(int, "int4 scale group size (--dtype int4).", "--group-size", min=1)
-WeightsOpt = _opt(Optional[Path], "A real checkpoint or GGUF: use its stored bytes.", "--weights")
+WeightsOpt = _opt(Optional[Path], "A checkpoint (safetensors file, index or directory, or GGUF) whose headers give "
+                  "each tensor's stored bytes (default: MODEL's own, when it holds or is one).", "--weights")
 KvOpt = _opt(str, "KV cache.", "--kv-dtype", metavar="[bf16|fp16|fp8|int8]")
 BlockOpt = _opt(int, "Tokens per KV block (vLLM).", "--block-size", min=1)
 UtilOpt = _opt(float, "Share of GPU memory vLLM may use.", "--gpu-memory-utilization", min=0.01, max=1.0)
 LenOpt = _opt(Optional[int], "Context per request (default: max_position_embeddings).", "--max-model-len", min=1)
-BatchedOpt = _opt(int, "Tokens per scheduler step (the profiled prefill).", "--max-num-batched-tokens", min=1)
-SeqsOpt = _opt(int, "Sequences per step (rows of sampled logits).", "--max-num-seqs", min=1)
-OverheadOpt = _opt(float, "Non-torch allowance per GPU (CUDA context...).", "--overhead-gib", min=0.0, panel=HARDWARE)
+BatchedOpt = _opt(Optional[int], "Tokens per scheduler step (the profiled prefill; default: vLLM's for the engine "
+                  "and GPU).", "--max-num-batched-tokens", min=1, show_default=False)
+SeqsOpt = _opt(Optional[int], "Sequences per step (rows of sampled logits; default: vLLM's).", "--max-num-seqs",
+               min=1, show_default=False)
+OverheadOpt = _opt(Optional[float], "Non-torch memory per GPU (training: CUDA context allowance, default 0.5; "
+                   "serving: default vLLM's measured figure).", "--overhead-gib", min=0.0, panel=HARDWARE,
+                   show_default=False)
 OptimOpt = _opt(Optimizer, "adamw is mixed precision (--train full).", "--optimizer", panel=TRAIN)
 ZeroOpt = _opt(Zero, "DeepSpeed ZeRO stage (--train full).", "--zero", panel=TRAIN)
 OffloadOpt = _opt(Offload, "DeepSpeed offload to CPU (--train full).", "--offload", panel=TRAIN)
@@ -105,55 +142,83 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 @command
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
-    overhead_gib: OverheadOpt = 0.5, train: TrainOpt = None,
-    dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
+    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
+    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16",
+    group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
     block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
-    max_num_batched_tokens: BatchedOpt = 8192, max_num_seqs: SeqsOpt = 256,
+    max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
     optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
     zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
     recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None,
-    output: OutOpt = None,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
-    Serving prints the weights, the activation peak, the KV cache in vLLM's blocks and the lines
-    vLLM logs at start-up. Training prints model states (DeepSpeed's ZeRO estimators to the byte),
-    activations (Korthikanti et al.) and, for LoRA/QLoRA, peft's trainable-parameter line. Every
-    scenario ends with a verdict for --gpu and what would make it fit. No torch is imported.
+    Serving follows vLLM's start-up arithmetic: torch's GPU total × utilization, the weights per
+    rank as the checkpoint stores them, the profile-run peak and non-torch memory, the KV cache in
+    vLLM's blocks, and the lines vLLM logs; each term is marked exact, calibrated or assumed.
+    Training prints model states (DeepSpeed's ZeRO estimators to the byte), activations, the loss
+    peak and, for LoRA/QLoRA, peft's trainable-parameter line. Every scenario ends with a verdict
+    (a non-fit exits 0; --check makes it exit 1) and what would make it fit. No torch is imported.
     An option of another mode (--zero without --train full, --dtype with --train) is refused.
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
       inspect memory qwen2.5-7b-instruct --dtype int4 --kv-dtype fp8 --max-model-len 16384
+      inspect memory deepseek-ai/DeepSeek-V3 --gpu H200-141GB --tp 8 --check
       inspect memory llama-3.1-8b --train full --zero 3 --gpus 8 --format deepspeed
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
     """
-    from inspector.errors import InspectError
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
-    from inspector.memory.lora import LoraOptions
-    from inspector.memory.training import TrainOptions
 
     format = output_format(format, output, MemoryFormat)
-    check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
-    if format == MemoryFormat.deepspeed and train != Train.full:
-        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
-    training = None if train is None else TrainOptions(
-        mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value, zero_init=zero_init,
-        seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value, attention=attention.value,
-        lora=LoraOptions(rank=lora_rank, alpha=lora_alpha, targets=_targets(lora_targets), dora=dora,
-                         bias=lora_bias),
-        double_quant=double_quant)
+    given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
+    _check_together(given, tp, (gpus, nodes), format, train)
+    training = None
+    if train is not None:  # training's modules load only for training (cold start of serving)
+        from inspector.memory.lora import LoraOptions
+        from inspector.memory.training import TrainOptions
+
+        training = TrainOptions(
+            mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value,
+            zero_init=zero_init, seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value,
+            attention=attention.value, lora=LoraOptions(rank=lora_rank, alpha=lora_alpha,
+                                                        targets=_targets(lora_targets), dora=dora, bias=lora_bias),
+            double_quant=double_quant, precision=precision.value)
     request = MemoryRequest(
-        model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib),
+        model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
+                                       gpu_memory_gib=gpu_memory_gib),
         serve=ServeRequest(dtype=dtype, group_size=group_size, weights=weights, kv_dtype=kv_dtype,
                            block_size=block_size, gpu_memory_utilization=gpu_memory_utilization,
                            max_model_len=max_model_len, max_num_batched_tokens=max_num_batched_tokens,
-                           max_num_seqs=max_num_seqs),
+                           max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
+                           engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
+                           images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
-    _emit(request, format, output)
+    if not _emit(request, format, output) and check:
+        raise typer.Exit(1)
+
+
+def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
+                    train: Train | None) -> None:
+    """Options that contradict each other: --tp against --gpus × --nodes (`gpus`), --format deepspeed
+    without --train full."""
+    from inspector.errors import InspectError
+
+    if "tp" in given and "gpus" in given and tp != gpus[0] * gpus[1]:
+        raise InspectError(f"--tp {tp} and --gpus {gpus[0]}: serving, --gpus is the tensor parallel size; give one")
+    if format == MemoryFormat.deepspeed and train != Train.full:
+        raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+
+
+def largest_image(vision, text_hidden: int):
+    """The image layer's largest image for a vision-language model (imported only when one is served)."""
+    from inspector.image.rules import largest_image as largest
+
+    return largest(vision, text_hidden)
 
 
 def _targets(text: str | None) -> tuple[str, ...] | None:
@@ -164,10 +229,11 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
 # The modes each option applies to; an option given on the command line for another mode is refused.
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
-                "max_model_len", "max_num_batched_tokens", "max_num_seqs")
+                "max_model_len", "max_num_batched_tokens", "max_num_seqs", "tp", "pp", "ep", "engine", "vllm_version",
+                "enforce_eager", "kv_cache_memory", "images_per_prompt")
 OPTION_MODES = {
     **{name: ("serve",) for name in SERVING_ONLY},
-    **{name: TRAINING for name in ("optimizer", "seq_len", "micro_batch", "recompute", "attention")},
+    **{name: TRAINING for name in ("optimizer", "seq_len", "micro_batch", "recompute", "attention", "precision")},
     **{name: ("full",) for name in ("zero", "offload", "zero_init")},
     **{name: ("lora", "qlora") for name in ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")},
     "double_quant": ("qlora",),
@@ -175,9 +241,10 @@ OPTION_MODES = {
 MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora"}
 
 
-def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
+def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:
     """Refuse the options given for a mode other than `mode` in one line; warn where a sub-option
-    of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4)."""
+    of the chosen mode goes unused (--zero-init without --zero 3, --group-size without int4).
+    Returns the options given on the command line."""
     from inspector.errors import InspectError, warn
 
     given = given_options(ctx)
@@ -191,9 +258,11 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> None:
         warn(f"--zero-init applies to --zero 3 only; ignored with --zero {zero}")
     if "group_size" in given and dtype != "int4":
         warn(f"--group-size applies to --dtype int4 only; ignored with --dtype {dtype}")
+    return given
 
 
-def _emit(request, format: MemoryFormat, output) -> None:
+def _emit(request, format: MemoryFormat, output) -> bool:
+    """Print the report; whether it fits (the DeepSpeed printout: True)."""
     from inspector.memory.estimate import estimate
     from inspector.reports.render import emit
 
@@ -208,12 +277,14 @@ def _emit(request, format: MemoryFormat, output) -> None:
             write_atomic(output, text)
         else:
             typer.echo(text, nl=False)
-        return
+        return True
+    verdict = est.verdict
     if est.serving is not None:
         from inspector.reports.memory import serving_report
 
-        emit(serving_report(est.acc, est.serving, est.verdict), format.value, output)
+        emit(serving_report(est.acc, est.serving, verdict), format.value, output)
     else:
         from inspector.reports.memory import training_report
 
-        emit(training_report(est.acc, est.training, est.verdict), format.value, output)
+        emit(training_report(est.acc, est.training, verdict), format.value, output)
+    return verdict.fits

@@ -323,3 +323,26 @@ def tokens_text(v: VisionSpec, text_hidden: int) -> str:
     it = image_tokens(v, 224, 224, text_hidden)
     unit = RULES[v.image.rule].unit(v, it)
     return f"{unit} (224x224 -> {it.tokens:,})" if unit else f"224x224 -> {it.tokens:,}"
+
+
+# Side lengths tried for the largest image: they cover every rule's cap (Qwen's max_pixels squares, tile
+# canvases up to 12 tiles of 448, Pixtral's longest edge 1540); the rule itself caps what it accepts.
+_SIDES = (224, 336, 384, 448, 560, 672, 896, 1024, 1120, 1344, 1540, 1792, 2048, 2240, 2688, 3584, 4096, 5376, 8192)
+
+
+def largest_image(v: VisionSpec, text_hidden: int) -> ImageTokens:
+    """The image with the most encoder positions (then tokens) the processor accepts, among sizes up to
+    8192 x 8192: what vLLM's dummy data uses (the processors' get_image_size_with_most_features)."""
+    best: tuple[tuple[int, int, int], ImageTokens] | None = None
+    for h in _SIDES:
+        for w in _SIDES:
+            try:
+                it = image_tokens(v, h, w, text_hidden)
+            except InspectError:
+                continue
+            key = (it.patches, it.tokens + it.cross_states, -h * w)
+            if best is None or key > best[0]:
+                best = (key, it)
+    if best is None:
+        raise InspectError(f"{v.image.rule}: no image size between 224 and 8192 pixels a side is accepted")
+    return best[1]

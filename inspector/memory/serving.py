@@ -1,7 +1,9 @@
-"""Serving like vLLM: weights, an activation allowance, and a paged KV cache in what is left.
+"""Serving like vLLM: weights per rank, the profile-run peak, and a paged KV cache in what is left.
 
-vLLM (v1) gives the KV cache `total × gpu_memory_utilization − weights − activation peak −
-non-torch memory`, cuts it into blocks of `block_size` tokens (one block holds, per layer,
+vLLM (v1) gives the KV cache `torch's total × gpu_memory_utilization − weights − activation peak −
+non-torch memory` (the terms come from inspector.memory.vllm, each marked exact, calibrated or
+assumed; the weights per rank from inspector.memory.parallel at the checkpoint's stored widths),
+cuts it into blocks of `block_size` tokens (one block holds, per layer,
 2 × block_size × kv_heads × head_dim × dtype bytes; an MLA layer holds block_size × (kv_lora_rank +
 qk_rope_head_dim) × dtype), and logs what that buys: "GPU KV cache size: N tokens" and "Maximum
 concurrency for L tokens per request: X.XXx". Layers of one attention kind share a block table;
@@ -11,37 +13,113 @@ layers, and a sliding layer holds at most its window (plus the tokens of one sch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
-from inspector.errors import InspectError
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
 from inspector.inventory.accounting import Accounting, kv_bytes_per_token_layer
 from inspector.inventory.entry import EMBED, HEAD, LM, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, WeightEntry
 from inspector.memory.activations import Term, prefill_terms
-from inspector.memory.gpus import GIB, Gpu
+from inspector.memory.gpus import Gpu
+from inspector.memory.parallel import Layout, RankPlan, RankShare, check_layout, rank_plan
 from inspector.memory.quant import FORMATS, KV_BYTES, quantized_bytes
-from inspector.units import n
+from inspector.memory.vllm import Device, ModelDims, VllmBudget, VllmSettings, vllm_budget
+from inspector.units import human_bytes, n
 
 _UNQUANTIZED_GROUPS = (EMBED, POS_EMBED, HEAD, ROUTER, ROUTER_BIAS)
 
 
-@dataclass(frozen=True)
-class ServeOptions:
+class ServeOptions(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     dtype: str = "bf16"
     kv_dtype: str = "bf16"
     group_size: int = 128
     block_size: int = 16
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None  # None: the config's max_position_embeddings
-    max_num_batched_tokens: int = 8192
-    max_num_seqs: int = 256
+    max_num_batched_tokens: int | None = None  # None: vLLM's default for the engine and the GPU
+    max_num_seqs: int | None = None
     tp: int = 1
-    overhead_bytes: int = GIB // 2
-    weights_bytes: int | None = None  # stored bytes of a real checkpoint (--weights)
+    pp: int = 1
+    ep: bool = False
+    engine: str = "vllm-v1"
+    vllm_version: str | None = None  # --vllm-version (vllm_versions); None: the newest modelled with the engine
+    enforce_eager: bool = False
+    kv_cache_memory: int | None = None  # --kv-cache-memory BYTES
+    overhead_bytes: int | None = None  # --overhead-gib: the non-torch figure given; None: vLLM's measured one
+    weights_bytes: int | None = None  # a checkpoint's stored total, split evenly (--weights not matching the config)
     weights_source: str = ""
+    dtype_given: bool = False  # --dtype given: a what-if width for the layers' matrices
+    stored: StoredWidths | None = None  # widths per tensor: the checkpoint's headers, else its quantization_config
+    weights_notes: tuple[str, ...] = ()  # why the headers at hand were not used per tensor
+    images_per_prompt: int | None = None  # --images-per-prompt (vLLM's --limit-mm-per-prompt image=N)
+    largest_image: Any = None  # a VLM's largest image (inspector.image ImageTokens); None: no encoder profile
+    # what vLLM allocates at load beyond the checkpoint, per rank: (layout, stage layers) -> vllm_load.LoadExtra
+    # records (inspector.memory.vllm_load.load_extras bound to the model's config and the GPU); None: nothing
+    extras: Callable[[Layout, tuple[int, int] | None], tuple[Any, ...]] | None = None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(tp=self.tp, pp=self.pp, ep=self.ep)
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp
 
 
 @dataclass(frozen=True)
-class KvGroup:
+class StoredWidths:
+    """Bytes per element of each stored tensor (quantized widths are fractional: packed values and
+    their scales over the tensor's elements), what it is called, and where it comes from: the
+    checkpoint's headers (inspector.memory.headers) or config.json's quantization_config."""
+
+    widths: dict[str, float]
+    label: str  # "mxfp4 + BF16", ...
+    default: float = 2.0
+    source: str = "config.json's quantization_config"  # or "safetensors headers of PATH" / "... of hub:ID"
+    notes: tuple[str, ...] = ()
+    # per tensor, bytes of parts a rank keeps whole when TP splits the tensor along (in, out): see kept_bytes
+    kept: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def __call__(self, e: WeightEntry) -> float:
+        return self.widths.get(e.name, self.default)
+
+    def kept_whole(self, e: WeightEntry, axis: str) -> float:
+        """Bytes of `e`'s parts that every rank holding a share keeps whole when TP splits `axis`."""
+        by_in, by_out = self.kept.get(e.name, (0.0, 0.0))
+        return by_in if axis == "in" else by_out
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def kept_bytes(shape: tuple[int, ...], part: str, part_shape: tuple[int, ...], nbytes: int,
+               desc_act: bool = False) -> tuple[int, int]:
+    """(bytes kept whole when TP splits the input dimension, when it splits the output) of one stored part
+    of a Linear weight of `shape` (out, in), as vLLM's quantized linear methods allocate them per rank:
+    a scalar (per-tensor scale) whole either way; a vector along the input only (GPTQ's `g_idx`: a
+    RowvLLMParameter of input_size_per_partition, vllm/model_executor/layers/quantization/gptq.py)
+    whole under a column split; a vector along the output only (a per-channel scale, (out,) or (out, 1))
+    whole under a row split; with GPTQ's desc_act, scales and qzeros stay whole under a row split
+    (gptq.py: scale_and_zero_input_dim is None for act-order row-parallel layers). Packed weights and
+    group scales (both dimensions) split with the weight."""
+    if len(shape) != 2:
+        return 0, 0
+    out, inp = shape
+    size = math.prod(part_shape)
+    dims = [d for d in part_shape if d != 1]
+    if size == 1:
+        return nbytes, nbytes
+    if desc_act and part.endswith(("scales", "qzeros")):
+        return nbytes, 0
+    if len(dims) != 1:
+        return 0, 0
+    if part.endswith("g_idx") or (dims[0] == inp and dims[0] != out):
+        return 0, nbytes
+    return (nbytes, 0) if dims[0] == out else (0, 0)
+
+
+class KvGroup(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     """One KV cache group of vLLM: layers of one attention kind sharing a block table."""
 
     kind: str  # "full" | "sliding"
@@ -49,8 +127,7 @@ class KvGroup:
     layers: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Serving:
+class Serving(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
     options: ServeOptions
     gpu: Gpu
     max_model_len: int
@@ -70,10 +147,14 @@ class Serving:
     concurrency: float
     largest_context: int  # the longest request the KV memory holds, up to max_model_len
     one_request_bytes: int  # KV memory one request of max_model_len needs
+    budget: VllmBudget  # vLLM's terms, each marked exact / calibrated / assumed / input
+    ranks: RankPlan
+    weights_status: str = "exact"
+    load_extras: tuple[Any, ...] = ()  # vllm_load.LoadExtra records counted in `weights` (per rank)
 
     @property
     def activations(self) -> int:
-        return max(self.layer_peak.bytes, self.logits.bytes)
+        return self.budget.term("activation_peak").bytes
 
     @property
     def fixed(self) -> int:
@@ -93,28 +174,66 @@ def _quantized(e: WeightEntry) -> bool:
             and not e.name.endswith(".bias"))
 
 
-def weight_term(acc: Accounting, o: ServeOptions) -> Term:
-    """The weights one GPU holds: matrices split over `tp`, 1-D tensors replicated."""
+def entry_width(o: ServeOptions) -> tuple[Callable[[WeightEntry], float], str, str]:
+    """Bytes per element of each tensor as vLLM loads it, the rule in words, and its status: the
+    checkpoint's stored widths (config.json's quantization_config) by default, --dtype as a what-if."""
+    if o.dtype_given or o.stored is None:
+        rule = FORMATS[o.dtype].rule.format(group=o.group_size)
+
+        def width(e: WeightEntry) -> float:
+            if _quantized(e):
+                return quantized_bytes(e.numel, e.shape[-1], o.dtype, o.group_size) / e.numel
+            return 2
+
+        what = (f"--dtype {o.dtype} (what-if): layer matrices at {rule}, the rest at 2 B"
+                if o.dtype not in ("bf16", "fp16") else f"--dtype {o.dtype}: 2 B per parameter" if o.dtype_given
+                else "2 B per parameter (no quantization_config: vLLM's --dtype auto loads 16 bits)")
+        return width, what, "exact" if o.dtype in ("bf16", "fp16") else "assumed (--dtype)"
+    return o.stored, f"as stored ({o.stored.label}; {o.stored.source})", "exact"
+
+
+def weights_source(o: ServeOptions) -> str:
+    """Where the weights' widths come from, in words (the report's and the JSON's `weights_source`)."""
+    if o.dtype_given:
+        return f"--dtype {o.dtype} (what-if)"
     if o.weights_bytes is not None:
-        return Term("Weights", cdiv(o.weights_bytes, o.tp),
-                    f"stored bytes of {o.weights_source}" + (f" / {o.tp} GPUs" if o.tp > 1 else ""))
-    split = replicated = quantized = 0
-    for e in acc.entries:
-        if not (e.parameter and e.stored and e.component != MTP):
-            continue
-        size = quantized_bytes(e.numel, e.shape[-1], o.dtype, o.group_size) if _quantized(e) else 2 * e.numel
-        quantized += e.numel if _quantized(e) else 0
-        if len(e.shape) >= 2:
-            split += size
-        else:
-            replicated += size
-    rule = FORMATS[o.dtype].rule.format(group=o.group_size)
-    formula = (f"{n(quantized)} layer weights at {o.dtype} ({rule}); the other "
-               f"{n(acc.totals.total_params - quantized)} at 2 B" if o.dtype not in ("bf16", "fp16")
-               else f"{n(acc.totals.total_params)} × 2 B")
-    if o.tp > 1:
-        formula += f"; matrices / {o.tp} GPUs, norms replicated"
-    return Term(f"Weights ({o.dtype})", cdiv(split, o.tp) + replicated, formula)
+        return f"stored total of {o.weights_source}, split evenly"
+    if o.stored is not None:
+        return o.stored.source
+    return "config.json (no quantization_config: 16 bits per parameter)"
+
+
+def weights_status(o: ServeOptions, status: str) -> str:
+    if o.weights_bytes is not None:
+        return "exact" if o.gpus == 1 else "assumed (even split: the headers do not match config.json)"
+    return status
+
+
+def weight_term(acc: Accounting, o: ServeOptions, rank: RankShare, what: str, extras: tuple = ()) -> Term:
+    """The weights of the rank that decides the KV cache (vLLM's per-rank split), or a checkpoint's
+    stored total split evenly over the GPUs (--weights whose tensors do not match the config), plus what
+    vLLM allocates at load beyond the checkpoint (`extras`: RoPE caches, quantization transforms)."""
+    added = sum(x.bytes for x in extras)
+    loaded = "".join(f"; {'+' if x.bytes >= 0 else '−'} {human_bytes(abs(x.bytes))} {x.name} ({x.status})"
+                     for x in extras)
+    if o.weights_bytes is not None:
+        return Term("Weights", cdiv(o.weights_bytes, o.gpus) + added,
+                    f"stored bytes of {o.weights_source}" + (f" / {o.gpus} GPUs" if o.gpus > 1 else "") + loaded)
+    formula = f"{n(acc.totals.total_params)} parameters, {what}"
+    if o.gpus > 1:
+        formula += (f"; rank PP {rank.pp_rank} TP {rank.tp_rank} of {o.layout.label()} (the fewest KV blocks): "
+                    "vocab-parallel embedding and head, kv heads and norms replicated as vLLM loads them")
+    return Term("Weights", round(rank.weights_bytes) + added, formula + loaded)
+
+
+def deciding_rank(acc: Accounting, o: ServeOptions, ranks: RankPlan, usable_less_fixed: int) -> RankShare:
+    """The rank with the fewest KV blocks (vLLM takes the minimum over ranks): per stage the rank with
+    the most weights, then the stage whose budget left over its layers' KV per block is smallest."""
+    def blocks(r: RankShare) -> float:
+        w = cdiv(o.weights_bytes, o.gpus) if o.weights_bytes is not None else r.weights_bytes
+        return (usable_less_fixed - w) / max(1, r.kv_bytes_per_token)
+
+    return min(ranks.ranks, key=lambda r: (blocks(r), -r.weights_bytes))
 
 
 # --------------------------------------------------------------------------- KV cache layout
@@ -129,21 +248,11 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
     return 2 * max(1, t.num_kv_heads // o.tp) * t.head_dim * width
 
 
-def check_tp(acc: Accounting, tp: int) -> None:
-    t = acc.spec.text
-    if t.num_heads % tp:
-        raise InspectError(f"{acc.spec.name}: num_attention_heads ({t.num_heads}) is not divisible by "
-                           f"{tp} GPUs (tensor parallel size)")
-    if t.mla is None and t.num_kv_heads % tp and tp % t.num_kv_heads:
-        raise InspectError(f"{acc.spec.name}: num_key_value_heads ({t.num_kv_heads}) and {tp} GPUs "
-                           "(tensor parallel size): neither divides the other")
-
-
-def kv_groups(acc: Accounting) -> tuple[tuple[KvGroup, ...], int]:
-    """vLLM's KV cache groups and the number of layers per group."""
+def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[tuple[KvGroup, ...], int]:
+    """vLLM's KV cache groups and the number of layers per group (of one pipeline stage's `layers`)."""
     t = acc.spec.text
     by_kind: dict[tuple[str, int | None], list[int]] = {}
-    for i in range(t.num_layers):
+    for i in range(*(layers or (0, t.num_layers))):
         w = None if t.mla is not None else t.window(i)
         by_kind.setdefault(("sliding", w) if w else ("full", None), []).append(i)
     if len(by_kind) == 1:
@@ -188,26 +297,71 @@ def concurrency(groups, size: int, page: int, num_blocks: int, length: int, o: S
 # --------------------------------------------------------------------------- the plan
 
 
-def plan(acc: Accounting, gpu: Gpu, o: ServeOptions) -> Serving:
+def total_weights(acc: Accounting, o: ServeOptions) -> int:
+    """The model's one copy of the weights at o's widths (--weights: the stored total)."""
+    if o.weights_bytes is not None:
+        return o.weights_bytes
+    width = entry_width(o)[0]
+    return round(sum(width(e) * e.numel for e in acc.entries if e.parameter and e.stored and e.component != MTP))
+
+
+def settings(o: ServeOptions, length: int) -> VllmSettings:
+    return VllmSettings(
+        engine=o.engine, gpu_memory_utilization=o.gpu_memory_utilization, max_model_len=length,
+        max_num_batched_tokens=o.max_num_batched_tokens, max_num_seqs=o.max_num_seqs, block_size=o.block_size,
+        enforce_eager=o.enforce_eager, kv_cache_memory=o.kv_cache_memory, tp=o.tp, non_torch_bytes=o.overhead_bytes,
+        images_per_prompt=o.images_per_prompt, vllm_version=o.vllm_version)
+
+
+def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:
+    """vLLM's start-up budget for `o` on `gpu`; `ranks`: the rank plan of o's layout, when already made."""
     t = acc.spec.text
-    check_tp(acc, o.tp)
+    check_layout(acc, o.layout)
     length = o.max_model_len or t.max_position_embeddings
-    usable = int(gpu.bytes * o.gpu_memory_utilization)
-    weights = weight_term(acc, o)
-    step = o.max_num_batched_tokens
-    layer_peak, logits = prefill_terms(t, step, min(step, o.max_num_seqs), o.tp)
+    width, what, status = entry_width(o)
+    if ranks is None or ranks.layout != o.layout:
+        ranks = rank_plan(acc, o.layout, width, KV_BYTES[o.kv_dtype])
+    dims = model_dims(acc, o)
+    device, vs = Device(gpu.name, gpu.total), settings(o, length)
+    free = vllm_budget(dims, vs, device, 0).kv_cache_bytes  # the budget before the weights
+    rank = deciding_rank(acc, o, ranks, free) if o.kv_cache_memory is None else ranks.largest
+    stage = rank.layers
+    extras = o.extras(o.layout, stage if o.pp > 1 else None) if o.extras is not None else ()
+    weights = weight_term(acc, o, rank, what, extras)
+    budget = vllm_budget(dims, vs, device, weights.bytes)
+    step, seqs = budget.max_num_batched_tokens, budget.max_num_seqs
+    layer_peak, logits = prefill_terms(t, step, min(step, seqs), o.tp)
     _, all_logits = prefill_terms(t, step, step, o.tp)
-    overhead = Term("Non-torch memory (CUDA context, NCCL, cuBLAS workspaces)", o.overhead_bytes,
-                    "allowance, --overhead-gib")
-    groups, size = kv_groups(acc)
+    non_torch = budget.term("non_torch")
+    overhead = Term("Non-torch memory (NCCL, cuBLAS workspaces)", non_torch.bytes, non_torch.source)
+    groups, size = kv_groups(acc, stage)
     token_bytes = token_layer_bytes(acc, o)
     page = o.block_size * token_bytes
-    available = usable - weights.bytes - max(layer_peak.bytes, logits.bytes) - overhead.bytes
+    available = budget.kv_cache_bytes
     num_blocks = max(0, available // page // size)
+    tokens = num_blocks // len(groups) * o.block_size
+    o_steps = o if o.max_num_batched_tokens == step else _with_step(o, step)
     return Serving(
-        o, gpu, length, usable, weights, layer_peak, logits, all_logits, overhead, available, token_bytes, page,
-        groups, size, num_blocks, num_blocks // len(groups) * o.block_size,
-        concurrency(groups, size, page, num_blocks, length, o),
-        largest_context(groups, page, available, o, length) if available > 0 else 0,
-        request_bytes(groups, length, page, o),
+        o, gpu, length, budget.term("requested").bytes, weights, layer_peak, logits, all_logits, overhead,
+        available, token_bytes, page, groups, size, num_blocks, tokens,
+        tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
+        largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
+        request_bytes(groups, length, page, o_steps), budget, ranks, weights_status(o, status), extras,
     )
+
+
+def model_dims(acc: Accounting, o: ServeOptions) -> ModelDims:
+    """vLLM's dimensions of the model: the text stack, and the vision tower of a vision-language model."""
+    from dataclasses import replace
+
+    dims = ModelDims.from_text_spec(acc.spec.text, kv_dtype_bytes=KV_BYTES[o.kv_dtype])
+    if acc.spec.vision is None or o.largest_image is None:
+        return dims
+    from inspector.memory.vllm_vision import from_vision_spec
+
+    return replace(dims, vision=from_vision_spec(acc.spec.vision, o.largest_image, acc.spec.text.hidden_size))
+
+
+def _with_step(o: ServeOptions, step: int) -> ServeOptions:
+    """The options with vLLM's max_num_batched_tokens filled in (sliding windows hold a step's tokens)."""
+    return o._replace(max_num_batched_tokens=step)

@@ -53,7 +53,8 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
     """The memory plan of `inspect memory`, per GPU, as (scenario, [(component, bytes)]) rows: serving
     at bf16 and int4 (weights, prefill activations, the bf16 KV cache of context x batch), then
     fine-tuning on one GPU: full with mixed-precision AdamW, LoRA r=16 and QLoRA (peft's default
-    targets; a family peft has no default for shows the serving rows only)."""
+    targets; a family peft has no default for shows the serving rows only), each the rows of its peak
+    phase (inspector.memory.training: the start of backward, the recompute or the optimizer step)."""
     from inspector.errors import InspectError
     from inspector.memory.gpus import gpu
     from inspector.memory.modules import runtime_modules
@@ -67,7 +68,7 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
     for dtype in ("bf16", "int4"):
         served = serve_plan(acc, device, ServeOptions(dtype=dtype, max_model_len=context))
         out.append((f"Serve, {dtype} weights", [("Weights", served.weights.bytes),
-                                                ("Activations (prefill peak)", served.activations),
+                                                ("Activations (vLLM profile-run peak)", served.activations),
                                                 (kv_label, kv)]))
     for label, options in (("Full fine-tune, mixed-precision AdamW", TrainOptions(seq_len=context)),
                            ("LoRA r=16", TrainOptions(mode="lora", seq_len=context)),
@@ -76,7 +77,9 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
             trained = train_plan(acc, device, options, modules)
         except InspectError:  # e.g. no default LoRA targets for this family
             continue
-        out.append((label, [(row.name, row.gpu) for row in trained.rows if row.gpu]))
+        phase = trained.peak_phase  # the peak is the largest phase, not the sum of every row
+        out.append((f"{label} (peak: {phase})", [(row.name, row.gpu) for row in trained.rows
+                                                  if row.gpu and phase in row.phases]))
     return out
 
 
