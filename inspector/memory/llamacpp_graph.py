@@ -83,9 +83,11 @@ class Tensor:
 
     __slots__ = ("id", "op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "vs", "srcs")
 
-    def __init__(self, op, name, typ, ne, nb, flags, ext, vs, srcs):
+    def __init__(self, op, name, typ, ne, nb, flags, vs, srcs):
         self.id, self.op, self.name, self.type = None, op, name, typ
-        self.ne, self.nb, self.flags, self.ext, self.vs, self.srcs = ne, nb, flags, ext, vs, list(srcs)
+        self.ne, self.nb, self.flags, self.vs, self.srcs = ne, nb, flags, vs, list(srcs)
+        # external (weights, KV cache and their views): never allocated in the compute buffer
+        self.ext = vs.ext if vs is not None else (op == "NONE" and not flags)
         size = ELEMENT_BYTES.get(typ, 1)
         self.nbytes = size * ne[0] * ne[1] * ne[2] * ne[3]
 
@@ -110,16 +112,16 @@ class Graph:
     def leaf(self, name, typ, ne, ext=False) -> Tensor:
         ne = tuple(ne) + (1,) * (4 - len(ne))
         return self._add(Tensor("NONE", name, typ, ne, self._strides(typ, ne), 0 if ext else FLAG_INPUT,
-                                ext, None, ()), True)
+                                None, ()), True)
 
     def op(self, op, name, typ, ne, *srcs, flags=FLAG_COMPUTE) -> Tensor:
         ne = tuple(ne) + (1,) * (4 - len(ne))
-        return self._add(Tensor(op, name, typ, ne, self._strides(typ, ne), flags, False, None, srcs), False)
+        return self._add(Tensor(op, name, typ, ne, self._strides(typ, ne), flags, None, srcs), False)
 
     def view(self, op, name, src, ne, nb=None, srcs=None) -> Tensor:
         ne = tuple(ne) + (1,) * (4 - len(ne))
         root = src.vs if src.vs is not None else src
-        t = Tensor(op, name, src.type, ne, nb or self._strides(src.type, ne), FLAG_COMPUTE, root.ext, root,
+        t = Tensor(op, name, src.type, ne, nb or self._strides(src.type, ne), FLAG_COMPUTE, root,
                    srcs if srcs is not None else (src,))
         return self._add(t, False)
 

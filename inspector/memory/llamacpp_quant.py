@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from inspector.checkpoint.gguf import GGML_TYPES
+from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
 
 # target name -> (llama_ftype id (include/llama.h), default ggml type (llama_ftype_get_default_type))
 FTYPES = {
@@ -320,3 +320,20 @@ def quantize_plan(tensors, target: str, st: State, data_offset: int, alignment: 
     file_bytes = data_offset + sum((t.nbytes + alignment - 1) // alignment * alignment for t in out)
     n_el = sum(tensor_bytes("F32", t.ne) // 4 for t in out)
     return QuantPlan(target, tuple(out), data, file_bytes, n_el, tuple(warn))
+
+
+def state_from_gguf(f: GGUFFile) -> State:
+    """The model facts the rules read, from the header (llama_model::load_hparams)."""
+    m, arch = f.metadata, f.metadata["general.architecture"]
+    n_layer, n_head = m[f"{arch}.block_count"], m[f"{arch}.attention.head_count"]
+    n_head_kv = m.get(f"{arch}.attention.head_count_kv", n_head)
+    # LLM_TYPE_70B: a llama with 80 layers and grouped-query attention (load_hparams, LLM_ARCH_LLAMA)
+    is_70b = arch == "llama" and n_layer == 80 and n_head != n_head_kv
+    return State(n_layer=n_layer, n_gqa=n_head // n_head_kv, n_expert=m.get(f"{arch}.expert_count", 0),
+                 falcon=arch == "falcon", is_70b=is_70b)
+
+
+def quantize_gguf(f: GGUFFile, target: str) -> QuantPlan:
+    """What ``llama-quantize --allow-requantize FILE out.gguf TARGET`` writes (no imatrix, default options)."""
+    tensors = [(t.name, t.stored_shape, t.quant) for t in f.tensors]
+    return quantize_plan(tensors, target, state_from_gguf(f), f.data_offset, f.alignment)
