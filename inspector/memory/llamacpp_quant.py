@@ -256,6 +256,7 @@ class QuantTensor:
     ggml_type: str
     nbytes: int
     fell_back: bool  # the rules' type did not fit the row (tensor_type_fallback)
+    offset: int  # absolute file offset of its data (each tensor padded to the alignment)
 
 
 @dataclass(frozen=True)
@@ -297,27 +298,27 @@ def tensor_bytes(typ: str, ne: tuple) -> int:
 
 
 def quantize_plan(tensors, target: str, st: State, data_offset: int, alignment: int = 32) -> QuantPlan:
-    """Entry point: ``tensors`` are (name, ne, current upper-case ggml type) in file order."""
+    """Entry point: ``tensors`` are (name, ne, current upper-case ggml type); the result is in the output's order."""
     target = target.upper()
     if target not in FTYPES:
         raise ValueError(f"unknown llama.cpp quantization type {target!r} (known: {', '.join(FTYPES)})")
     names = [t[0] for t in tensors]
     st.has_tied = "output.weight" not in names
     st.n_wv = sum(1 for n in names if category(n) == "attn_v")
-    chosen = {}
+    out, warn, offset = [], [], data_offset
+    # visited and written in weights_map order (llama_model_loader's std::map with weight_name_comparer)
     for name, ne, current in sorted(tensors, key=lambda t: _order(t[0])):
-        chosen[name] = tensor_type(target, name, tuple(ne), current, st)
-    out, warn = [], []
-    for name, ne, current in tensors:
-        rule, typ = chosen[name]
-        out.append(QuantTensor(name, tuple(ne), ggml_name(typ), tensor_bytes(typ, ne), rule != typ))
+        rule, typ = tensor_type(target, name, tuple(ne), current, st)
+        nbytes = tensor_bytes(typ, ne)
+        out.append(QuantTensor(name, tuple(ne), ggml_name(typ), nbytes, rule != typ, offset))
+        offset += (nbytes + alignment - 1) // alignment * alignment
     n_fell = sum(t.fell_back for t in out)
     if n_fell:
         warn.append(f"{n_fell} of {len(out)} tensor(s) required fallback quantization")
     if target in NEEDS_IMATRIX:
         warn.append(f"{target}: llama_model_quantize needs an importance matrix for this type (not modelled)")
     data = sum(t.nbytes for t in out)
-    file_bytes = data_offset + sum((t.nbytes + alignment - 1) // alignment * alignment for t in out)
+    file_bytes = offset
     n_el = sum(tensor_bytes("F32", t.ne) // 4 for t in out)
     return QuantPlan(target, tuple(out), data, file_bytes, n_el, tuple(warn))
 
