@@ -213,8 +213,9 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
     return [cache("non-SWA", base, hp.n_layer - n_swa_layers), cache("SWA", swa, n_swa_layers)]
 
 
-def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSettings) -> GraphShape:
-    """The reserve graph's inputs: n_tokens = min(n_ctx, n_ubatch), caches in the order layer 0 onward uses them."""
+def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSettings, n_out: int) -> GraphShape:
+    """One reserve graph's inputs: n_out outputs, n_tokens = n_out rounded up to a multiple of n_seq_max
+    (graph_reserve), the caches in the order layer 0 onward uses them."""
     by = {c.swa: c.cells for c in caches}
     if hp.n_swa:
         pattern = ARCHS[hp.arch].swa_pattern
@@ -225,7 +226,7 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
         cells = (("base", by[""]),)
     return GraphShape(arch=hp.arch, n_layer=hp.n_layer, n_embd=hp.n_embd, n_ff=hp.n_ff, n_head=hp.n_head,
                       n_head_kv=hp.n_head_kv, head_dim=hp.head_dim_k, n_vocab=hp.n_vocab,
-                      n_tokens=min(ctx.n_ctx, ctx.n_ubatch), n_stream=ctx.n_stream, cells=cells,
+                      n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream, cells=cells,
                       flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v)
 
 
@@ -264,8 +265,11 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
     out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV) for c in caches]
     if hp.arch in ARCHS:
-        out.append(Buffer("sched_reserve", "CPU", "compute", compute_bytes(graph_shape(hp, ctx, caches, s)),
-                          SRC_COMPUTE))
+        # sched_reserve: the pp graph (min(n_ctx, n_ubatch) tokens and outputs), the tg graph (n_seq_max of
+        # each), pp again; the buffer only grows: the largest of the allocations
+        pp = compute_bytes(graph_shape(hp, ctx, caches, s, min(ctx.n_ctx, ctx.n_ubatch)))
+        tg = compute_bytes(graph_shape(hp, ctx, caches, s, s.n_seq_max))
+        out.append(Buffer("sched_reserve", "CPU", "compute", max(pp, tg), SRC_COMPUTE))
     else:
         warn.append(f"compute buffer: no graph template for architecture {hp.arch!r} (covered: {', '.join(ARCHS)})")
     return Prediction(ctx, tuple(out), tuple(caches), tuple(warn))

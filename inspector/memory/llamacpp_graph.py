@@ -70,7 +70,8 @@ class GraphShape:
     n_head_kv: int
     head_dim: int
     n_vocab: int
-    n_tokens: int  # tokens reserved: min(n_ctx, n_ubatch)
+    n_tokens: int  # tokens reserved: min(n_ctx, n_ubatch) rounded up to a multiple of n_seq_max (graph_reserve)
+    n_outputs: int  # outputs reserved: min(n_ctx, n_ubatch) (n_outputs_max = n_batch >= n_ubatch)
     n_stream: int  # KV streams (1 when unified)
     cells: tuple  # (("swa", n), ("base", n)): KV cells per cache, in the order the layers first use them
     flash_attn: bool
@@ -168,7 +169,7 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
         mask = g.leaf("attn_inp_kq_mask", mask_type, (cells, T // s.n_stream, 1, s.n_stream))
         inp[cache] = {"cells": cells, "k_rot": k_rot, "v_rot": v_rot, "k_idxs": k_idxs, "v_idxs": v_idxs,
                       "mask": mask}
-    inp["out_ids"] = g.leaf("out_ids", "i32", (T,))
+    inp["out_ids"] = g.leaf("out_ids", "i32", (s.n_outputs,))
     return inp
 
 
@@ -246,7 +247,8 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
     o = (_attn_flash if s.flash_attn else _attn_scores)(g, s, q, kc, vc, ctx)
     att = g.op("MUL_MAT", "attn_out", "f32", (E, T), w, o)
     last = il == s.n_layer - 1
-    if last:  # the last layer keeps the output rows (all of them while reserving): two GET_ROWS
+    if last:  # the last layer keeps the output rows (applied even when all rows are outputs): two GET_ROWS
+        T = s.n_outputs
         att = g.op("GET_ROWS", "out rows", "f32", (E, T), att, ctx["out_ids"])
     if a.post_norms:
         att = g.op("RMS_NORM", "norm", "f32", (E, T), att)
@@ -284,9 +286,10 @@ def build_graph(s: GraphShape) -> Graph:
         swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
         ctx["cache"] = inp["swa" if swa else "base"]
         cur = _layer(g, s, a, il, cur, ctx)
-    x = g.op("RMS_NORM", "norm", "f32", (E, T), cur)
-    x = g.op("MUL", "result_norm", "f32", (E, T), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
-    g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, T), w, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    R = s.n_outputs
+    x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
+    x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
     return g
 
 
