@@ -136,3 +136,30 @@ def test_rerun_llamacpp(model, s, gguf_files):
     pred = predict_buffers(f, settings(s))
     assert [(b.device, b.kind, b.mib) for b in pred.buffers] == \
         [(b["device"], b["kind"], b["mib"]) for b in got["buffers"]]
+
+
+def _heldback():
+    out = []
+    for path in sorted((FX / "heldback").glob("exact_bytes-*.json")):
+        data = json.loads(path.read_text())
+        out += [(f"seed{data['seed']}-{i}", r) for i, r in enumerate(data["runs"])]
+    return out
+
+
+HELD = _heldback()
+
+
+@pytest.mark.parametrize("run", [r for _, r in HELD], ids=[i for i, _ in HELD])
+def test_heldback_exact_bytes(run, gguf_files):
+    """Random settings outside the grid (tools/record_lcpp_heldback.py): llama.cpp's exact bytes per buffer type,
+    including n_ubatch not a multiple of n_seq_max (graph_reserve rounds n_tokens up) and n_ubatch < n_seq_max
+    (the token-generation reserve graph is the larger one)."""
+    s = dict(run["settings"])
+    pred = predict_buffers(gguf_files(s.pop("model")), settings(s))
+    by = run["by_buffer_type"]
+    for b in pred.buffers:
+        if b.kind in ("model", "repack"):
+            assert b.nbytes == by[b.device]["model"], b
+        elif b.kind == "compute":
+            assert b.nbytes == by["CPU"]["compute"]
+    assert sum(c.nbytes for c in pred.kv_caches) == by["CPU"]["context"]

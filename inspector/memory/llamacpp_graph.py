@@ -205,8 +205,8 @@ def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
     v2 = g.view("RESHAPE", "v", v1, (1, kvd * T))
     cvr = g.view("RESHAPE", "cache_v", vc, (1, kvd * n_kv))
     g.view("SET_ROWS", "cache_v set", vc, (1, kvd * n_kv), srcs=(v2, cache["v_idxs"], cvr))
-    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (n_kv, Hkv, hd)), (0, 2, 1, 3))
-    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv)), (0, 2, 1, 3))
+    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (n_kv, Hkv, hd, ns)), (0, 2, 1, 3))
+    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
     qp = g.permute("q", g.view("VIEW", "q", q, (hd, H, T // ns, ns)), (0, 2, 1, 3))
     kq = g.op("MUL_MAT", "kq", "f32", (n_kv, T // ns, H, ns), kp, qp)
     kq = g.op("SOFT_MAX", "kq_soft_max", "f32", kq.ne, kq, cache["mask"])
@@ -215,17 +215,18 @@ def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
 
 
 def _attn_flash(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
-    """Flash attention: one FLASH_ATTN_EXT; f32 caches cast to f16 (ggml_cast); V rotated back if quantized."""
+    """Flash attention: one FLASH_ATTN_EXT; f32 caches cast to f16 (ggml_cast, every stream's view: get_k/get_v
+    view all n_stream streams); V rotated back if quantized."""
     T, hd, H, Hkv, ns = s.n_tokens, s.head_dim, s.n_head, s.n_head_kv, s.n_stream
     cache, n_kv, kvd = ctx["cache"], ctx["cache"]["cells"], s.n_head_kv * s.head_dim
     v1 = g.view("VIEW", "v", ctx["v"], (kvd, T))
     g.view("SET_ROWS", "cache_v set", vc, (kvd, n_kv), srcs=(v1, cache["v_idxs"], vc))
     qp = g.permute("q", g.view("VIEW", "q", q, (hd, H, T // ns, ns)), (0, 2, 1, 3))
-    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv)), (0, 2, 1, 3))
+    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
     if s.type_k == "f32":
         kp = g.op("CPY", "k f16", "f16", kp.ne, kp)
         kp.srcs.append(kp)
-    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (hd, Hkv, n_kv)), (0, 2, 1, 3))
+    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
     if s.type_v == "f32":
         vp = g.op("CPY", "v f16", "f16", vp.ne, vp)
         vp.srcs.append(vp)
