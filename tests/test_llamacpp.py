@@ -105,7 +105,8 @@ def test_refusals(gguf_files):
 
 def test_unknown_architecture_has_no_graph():
     shape = GraphShape(arch="mamba", n_layer=1, n_embd=8, n_ff=8, n_head=1, n_head_kv=1, head_dim=8, n_vocab=8,
-                       n_tokens=8, n_outputs=8, n_stream=1, cells=(("base", 256),), flash_attn=True, type_k="f16", type_v="f16")
+                       n_tokens=8, n_outputs=8, n_stream=1, cells=(("base", 256),), flash_attn=True, type_k="f16",
+                       type_v="f16")
     with pytest.raises(ValueError, match="no llama.cpp graph template"):
         compute_bytes(shape)
 

@@ -16,7 +16,8 @@ import pytest
 
 from conftest import smollm2_gguf_path
 from inspector.checkpoint.gguf import parse_gguf
-from inspector.memory.llamacpp_quant import State, fallback, quantize_gguf, quantize_plan, use_more_bits
+from inspector.memory.llamacpp_quant import (State, fallback, quantize_gguf, quantize_inventory, quantize_plan,
+                                             use_more_bits)
 
 QD = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "quantize"
 OUTPUTS = sorted(p for p in QD.glob("*.json") if not p.stem.endswith("-ORIGINAL"))
@@ -94,3 +95,27 @@ def test_fallback(typ, ne0, expected):
 def test_unknown_type():
     with pytest.raises(ValueError, match="unknown llama.cpp quantization type"):
         quantize_plan([("a.weight", (32, 32), "F32")], "Q7_K", State(n_layer=1, n_gqa=1), 0)
+
+
+CONFIGS = [("gemma-3-270m", "gemma3", "gemma-3-270m-q4_k_m"),
+           ("smollm2-135m-instruct", "llama", "smollm2-135m-instruct-q4_1")]
+
+
+@pytest.mark.parametrize("config,arch,model", CONFIGS, ids=[c for c, _, _ in CONFIGS])
+@pytest.mark.parametrize("target", ["Q4_K_M", "Q8_0", "Q3_K_M", "IQ4_XS"])
+def test_from_config_alone(config, arch, model, target):
+    """A config's inventory (inspector.inventory) mapped to GGUF names gives the same per-tensor types and bytes
+    as llama_model_quantize's output of the real file (the header's size is not known from a config)."""
+    from inspector.inventory.load import account_config
+
+    cfg = json.loads((QD.parent / "configs" / f"{config}.json").read_text())
+    entries = account_config(cfg, config, config).entries
+    st = State(n_layer=cfg["num_hidden_layers"], n_gqa=cfg["num_attention_heads"] // cfg["num_key_value_heads"])
+    plan = quantize_inventory(entries, arch, st, target)
+    rec = json.loads((QD / f"{model}-{target}.json").read_text())
+    assert [(t.name, t.ggml_type.lower(), t.nbytes) for t in plan.tensors] == \
+        [(t["name"], t["ggml_type"], t["bytes"]) for t in rec["tensors"]]
+    assert plan.tensor_bytes == rec["tensor_bytes"]
+    if (config, target) == ("gemma-3-270m", "Q4_K_M"):  # the issue's figures, from the config alone
+        assert plan.counts() == {"f32": 109, "q5_0": 81, "q8_0": 10, "q4_K": 27, "q6_K": 9}
+        assert f"{plan.tensor_bytes / 2**20:.2f}" == "235.16"

@@ -226,7 +226,8 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
         cells = (("base", by[""]),)
     return GraphShape(arch=hp.arch, n_layer=hp.n_layer, n_embd=hp.n_embd, n_ff=hp.n_ff, n_head=hp.n_head,
                       n_head_kv=hp.n_head_kv, head_dim=hp.head_dim_k, n_vocab=hp.n_vocab,
-                      n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream, cells=cells,
+                      n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
+                      cells=cells,
                       flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v)
 
 
@@ -250,7 +251,8 @@ def _check(hp: HParams, s: LlamaCppSettings, ctx: Context) -> list[str]:
         raise ValueError("quantized V cache was requested, but this requires Flash Attention")  # llama-context.cpp
     warn = []
     if hp.n_ctx_train and ctx.n_ctx_seq > hp.n_ctx_train:
-        warn.append(f"n_ctx_seq ({ctx.n_ctx_seq}) > n_ctx_train ({hp.n_ctx_train}) -- possible training context overflow")
+        warn.append(f"n_ctx_seq ({ctx.n_ctx_seq}) > n_ctx_train ({hp.n_ctx_train}) -- "
+                    "possible training context overflow")
     return warn
 
 

@@ -338,3 +338,35 @@ def quantize_gguf(f: GGUFFile, target: str) -> QuantPlan:
     """What ``llama-quantize --allow-requantize FILE out.gguf TARGET`` writes (no imatrix, default options)."""
     tensors = [(t.name, t.stored_shape, t.quant) for t in f.tensors]
     return quantize_plan(tensors, target, state_from_gguf(f), f.data_offset, f.alignment)
+
+
+def gguf_tensors_from_inventory(entries, gguf_arch: str, n_layer: int) -> tuple[list, list]:
+    """The tensors convert_hf_to_gguf.py would write for an inventory (WeightEntry: HF name, PyTorch shape):
+    (GGUF name, ne, type) with 1-D tensors F32 and the rest F16 (its default ``--outtype`` for 16-bit
+    checkpoints; only the norms' type survives quantization), and the HF names with no GGUF name."""
+    from inspector.checkpoint.gguf_hf import gguf_name_map
+
+    to_gguf = {hf: g for g, hf in gguf_name_map(n_layer, gguf_arch).items()}
+    tensors, unmapped = [], []
+    for e in entries:
+        if not e.stored or e.tied_to is not None:
+            continue
+        name = to_gguf.get(e.name)
+        if name is None:
+            unmapped.append(e.name)
+            continue
+        ne = tuple(reversed(e.shape))
+        tensors.append((name, ne, "F32" if len(ne) == 1 else "F16"))
+    return tensors, unmapped
+
+
+def quantize_inventory(entries, gguf_arch: str, st: State, target: str) -> QuantPlan:
+    """Quantization on paper from a config's inventory: types and tensor bytes exact as for a GGUF; the file's
+    header (metadata, tokenizer, tensor infos) is not known from a config, so ``file_bytes`` counts the
+    tensor data only (each tensor padded to 32 B) and a warning says so."""
+    tensors, unmapped = gguf_tensors_from_inventory(entries, gguf_arch, st.n_layer)
+    plan = quantize_plan(tensors, target, st, 0)
+    warn = list(plan.warnings) + ["file_bytes: tensor data only; the GGUF header is not known from a config"]
+    if unmapped:
+        warn.append(f"{len(unmapped)} tensor(s) without a GGUF name left out, e.g. {unmapped[0]}")
+    return QuantPlan(plan.target, plan.tensors, plan.tensor_bytes, plan.file_bytes, plan.n_elements, tuple(warn))
