@@ -18,7 +18,7 @@ import pytest
 
 from conftest import smollm2_gguf_path
 from inspector.checkpoint.gguf import parse_gguf
-from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers
+from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout, to_json
 from inspector.memory.llamacpp_graph import GraphShape, compute_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,12 @@ def test_buffers_equal_llamacpp_printout(run, gguf_files):
             for c in pred.kv_caches] == \
         [(c["cells"], c["layers"], c["seqs"], c["type_k"], c["mib"], c["k_mib"], c["type_v"], c["v_mib"])
          for c in rec["kv_caches"]]
+    # the lines themselves, character for character, as in the saved log
+    log = (FX / "logs" / f"{run.stem}.log").read_text().splitlines()
+    wanted = ("load_tensors:", "llama_context:", "llama_kv_cache", "sched_reserve:")
+    assert printout(pred) == [ln for ln in log if ln.startswith(wanted) and ("buffer size" in ln or "size =" in ln
+                                                                             or "creating" in ln)]
+    assert to_json(pred)["buffers"][-1]["mib"] == rec["buffers"][-1]["mib"]
     assert pred.context.n_ctx == int(rec["context"]["n_ctx"])
     assert pred.context.n_ubatch == int(rec["context"]["n_ubatch"])
     exact = rec.get("exact_bytes", {}).get("by_buffer_type")

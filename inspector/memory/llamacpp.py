@@ -281,3 +281,49 @@ def _pad_kv(c: KVCache) -> int:
     """The KV buffer: each layer's K and V tensors padded to 32 B (equal to the sum for these shapes)."""
     per_k, per_v = c.k_bytes // c.layers, c.v_bytes // c.layers
     return c.layers * (_pad(per_k, CPU_ALIGNMENT) + _pad(per_v, CPU_ALIGNMENT))
+
+
+# the formats of the lines printed (LLAMA_LOG_INFO in load_tensors, llama_context, llama_kv_cache(_iswa),
+# sched_reserve; the same files as above)
+_BUFFER_LINE = {"model": "{func}: {device:>12} model buffer size = {mib:>8} MiB",
+                "repack": "{func}: {device:>12} model buffer size = {mib:>8} MiB",
+                "output": "{func}: {device:>10}  output buffer size = {mib:>8} MiB",
+                "kv": "{func}: {device:>10} KV buffer size = {mib:>8} MiB",
+                "compute": "{func}: {device:>10} compute buffer size = {mib:>8} MiB"}
+
+
+def kv_line(c: KVCache) -> str:
+    """``llama_kv_cache: size = ...``: cells per stream, layers, n_seq_max/n_stream, K and V."""
+    return (f"llama_kv_cache: size = {c.mib():>7} MiB ({c.cells:6d} cells, {c.layers:3d} layers, "
+            f"{c.n_seq_max:2d}/{c.n_stream} seqs), K ({c.type_k}): {c.mib('k'):>7} MiB, "
+            f"V ({c.type_v}): {c.mib('v'):>7} MiB")
+
+
+def printout(pred: Prediction) -> list[str]:
+    """The memory lines llama.cpp prints for this load, in its order and words (CPU only)."""
+    lines, caches = [], list(pred.kv_caches)
+    for b in pred.buffers:
+        if b.kind == "kv":
+            c = caches.pop(0)
+            if c.swa:
+                label = "non-SWA" if c.swa == "non-SWA" else "    SWA"
+                lines.append(f"llama_kv_cache_iswa: creating {label} KV cache, size = {c.cells} cells")
+            lines.append(_BUFFER_LINE["kv"].format(func=b.func, device=b.device, mib=b.mib))
+            lines.append(kv_line(c))
+        else:
+            lines.append(_BUFFER_LINE[b.kind].format(func=b.func, device=b.device, mib=b.mib))
+    return lines
+
+
+def to_json(pred: Prediction) -> dict:
+    """The JSON of the issue: ``buffers`` (device, kind, mib as printed, bytes, status, source), the KV caches,
+    the resolved context and the warnings."""
+    return {"buffers": [{"func": b.func, "device": b.device, "kind": b.kind, "mib": b.mib, "bytes": b.nbytes,
+                         "status": b.status, "source": b.source} for b in pred.buffers],
+            "kv_caches": [{"cache": c.swa or "KV", "cells": c.cells, "layers": c.layers,
+                           "seqs": f"{c.n_seq_max}/{c.n_stream}", "type_k": c.type_k, "k_bytes": c.k_bytes,
+                           "type_v": c.type_v, "v_bytes": c.v_bytes, "mib": c.mib()} for c in pred.kv_caches],
+            "context": {"n_ctx": pred.context.n_ctx, "n_ctx_seq": pred.context.n_ctx_seq,
+                        "n_batch": pred.context.n_batch, "n_ubatch": pred.context.n_ubatch,
+                        "n_stream": pred.context.n_stream, "flash_attn": pred.context.flash_attn},
+            "warnings": list(pred.warnings)}
