@@ -175,7 +175,7 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
 
 def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
     """Q, K, V of one layer, roped, normed and rotated as the architecture does."""
-    T, hd, kvd, w, pos = s.n_tokens, s.head_dim, s.n_head_kv * s.head_dim, ctx["w"], ctx["pos"]
+    T, hd, w, pos = s.n_tokens, s.head_dim, ctx["w"], ctx["pos"]
     rot_k, rot_v = ctx["cache"]["k_rot"], ctx["cache"]["v_rot"]
     out = {}
     for which in a.qkv_order:
@@ -192,7 +192,6 @@ def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
         if which == "q" and a.q_scale:
             t = g.op("SCALE", "q scaled", "f32", t.ne, t)
         out[which] = g.hadamard(t, rot_k) if rot_k else t
-    assert kvd == s.n_head_kv * hd
     return out["q"], out["k"], out["v"]
 
 
