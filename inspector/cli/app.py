@@ -35,6 +35,7 @@ COMMANDS = {
     "trace": ("inspector.cli.trace", "trace"),
     "run": ("inspector.cli.run", "run"),
     "memory": ("inspector.cli.memory", "memory"),
+    "quant": ("inspector.cli.quant", "quant"),
     "explain": ("inspector.cli.explain", "explain"),
     "report": ("inspector.cli.report", "report"),
     "chat": ("inspector.cli.chat", "chat"),

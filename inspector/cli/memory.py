@@ -11,6 +11,7 @@ import typer
 from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
+LLAMACPP = "llama.cpp (--engine llama.cpp; CPU)"
 SERVE = "Serving (the default)"
 TRAIN = "Training (--train)"
 LORA = "LoRA / QLoRA"
@@ -56,6 +57,13 @@ class Attention(str, Enum):
 class Engine(str, Enum):
     v1 = "vllm-v1"
     v0 = "vllm-v0"
+    llama_cpp = "llama.cpp"
+
+
+class FlashAttn(str, Enum):  # llama.cpp's --flash-attn
+    on = "on"
+    off = "off"
+    auto = "auto"
 
 
 class Precision(str, Enum):
@@ -90,7 +98,8 @@ TpOpt = _opt(Optional[int], "Tensor parallel size (default: --gpus × --nodes)."
 PpOpt = _opt(int, "Pipeline parallel size.", "--pp")
 EpOpt = _opt(bool, "vLLM's --enable-expert-parallel: whole experts per rank (EP = TP).", "--ep")
 EngineOpt = _opt(Optional[Engine], "vLLM engine whose start-up arithmetic to follow (default: the release's own; "
-                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0).", "--engine", show_default=False)
+                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0), or llama.cpp: the buffers it allocates for a "
+                 "GGUF (or MODEL's config with --quant), in its own words.", "--engine", show_default=False)
 VersionOpt = _opt(Optional[str], "vLLM release whose start-up arithmetic to follow (engine, batch defaults, "
                   "non-torch accounting, CUDA-graph profiling from 0.21.0); default 0.27.1, the newest modelled "
                   "(0.10.2 with --engine vllm-v0).", "--vllm-version", metavar="X.Y[.Z]", show_default=False)
@@ -134,6 +143,37 @@ TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (d
 DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
 BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
 DqOpt = _opt(bool, "QLoRA double quantization (--train qlora).", "--double-quant/--no-double-quant", panel=LORA)
+QuantOpt = _opt(Optional[str], "A llama-quantize type (Q4_K_M, Q8_0, ...): MODEL's tensors as llama-quantize would "
+                "write them (a config's, or a GGUF's requantized).", "--quant", panel=LLAMACPP, metavar="TYPE",
+                show_default=False)
+CtxSizeOpt = _opt(int, "llama.cpp's --ctx-size (0: the trained length); padded to 256 as llama.cpp does.", "--ctx-size",
+                  panel=LLAMACPP, min=0)
+LBatchOpt = _opt(int, "llama.cpp's --batch-size (logical batch; capped by the context).", "--batch-size",
+                 panel=LLAMACPP, min=1)
+UBatchOpt = _opt(int, "llama.cpp's --ubatch-size (physical batch: the compute buffer's token count).",
+                 "--ubatch-size", panel=LLAMACPP, min=1)
+ParallelOpt = _opt(int, "llama.cpp's --parallel: sequences (n_seq_max).", "--parallel", panel=LLAMACPP, min=1)
+UnifiedOpt = _opt(bool, "llama.cpp's --kv-unified: one KV stream for all sequences (default off, the C API's).",
+                  "--kv-unified/--no-kv-unified", panel=LLAMACPP)
+FlashOpt = _opt(FlashAttn, "llama.cpp's --flash-attn; auto resolves to on for the CPU backend.", "--flash-attn",
+                panel=LLAMACPP)
+CacheKOpt = _opt(str, "llama.cpp's --cache-type-k.", "--cache-type-k", panel=LLAMACPP,
+                 metavar="[f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl]")
+CacheVOpt = _opt(str, "llama.cpp's --cache-type-v (a quantized V needs flash attention).", "--cache-type-v",
+                 panel=LLAMACPP, metavar="[f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl]")
+SwaFullOpt = _opt(bool, "llama.cpp's --swa-full: SWA caches as large as the context. Default off, llama-server's; the "
+                  "C API (llama_context_default_params) and llama-cpp-python default to on.",
+                  "--swa-full/--no-swa-full", panel=LLAMACPP)
+NoMmapOpt = _opt(bool, "llama.cpp's --no-mmap: weights read into an allocated CPU buffer.", "--no-mmap",
+                 panel=LLAMACPP)
+NglOpt = _opt(Optional[int], "llama.cpp's --n-gpu-layers (GPU offload: not modelled yet).", "--n-gpu-layers",
+              panel=LLAMACPP, show_default=False)
+OtOpt = _opt(Optional[str], "llama.cpp's --override-tensor (GPU offload: not modelled yet).", "--override-tensor",
+             panel=LLAMACPP, show_default=False)
+CpuMoeOpt = _opt(Optional[int], "llama.cpp's --n-cpu-moe (GPU offload: not modelled yet).", "--n-cpu-moe",
+                 panel=LLAMACPP, show_default=False)
+SplitOpt = _opt(Optional[str], "llama.cpp's --tensor-split (GPU offload: not modelled yet).", "--tensor-split",
+                panel=LLAMACPP, show_default=False)
 MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
     "--format", "-f", help="table, md, json, csv, or deepspeed (DeepSpeed's own printout; --train full --zero 2|3). "
                            "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
@@ -152,7 +192,12 @@ def memory(
     zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
     recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None, output: OutOpt = None,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096,
+    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1, kv_unified: UnifiedOpt = False,
+    flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16", cache_type_v: CacheVOpt = "f16",
+    swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False, n_gpu_layers: NglOpt = None,
+    override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, tensor_split: SplitOpt = None,
+    format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -171,11 +216,27 @@ def memory(
       inspect memory llama-3.1-8b --train full --zero 3 --gpus 8 --format deepspeed
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
+      inspect memory model.gguf --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
     """
+    format = output_format(format, output, MemoryFormat)
+    if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
+        from inspector.memory.llamacpp import LlamaCppSettings
+        from inspector.memory.llamacpp_model import LlamaCppRequest
+
+        _llamacpp_options(ctx, format)
+        settings = LlamaCppSettings(
+            n_ctx=ctx_size, n_batch=batch_size, n_ubatch=ubatch_size, n_seq_max=parallel, kv_unified=kv_unified,
+            flash_attn=flash_attn.value, type_k=cache_type_k, type_v=cache_type_v, swa_full=swa_full,
+            use_mmap=not no_mmap)
+        return _emit_llamacpp(LlamaCppRequest(model=model, quant=quant, settings=settings), format, output)
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
 
-    format = output_format(format, output, MemoryFormat)
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
+    llama = [opt for name, opt in given.items() if name in LLAMACPP_ONLY]
+    if llama:
+        from inspector.errors import InspectError
+
+        raise InspectError(f"{', '.join(llama)} {'applies' if len(llama) == 1 else 'apply'} to --engine llama.cpp only")
     _check_together(given, tp, (gpus, nodes), format, train)
     training = None
     if train is not None:  # training's modules load only for training (cold start of serving)
@@ -212,6 +273,36 @@ def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: 
         raise InspectError(f"--tp {tp} and --gpus {gpus[0]}: serving, --gpus is the tensor parallel size; give one")
     if format == MemoryFormat.deepspeed and train != Train.full:
         raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+
+
+# llama.cpp's options: refused on the vLLM and training paths; offload ones refused on llama.cpp's (not modelled)
+LLAMACPP_ONLY = ("quant", "ctx_size", "batch_size", "ubatch_size", "parallel", "kv_unified", "flash_attn",
+                 "cache_type_k", "cache_type_v", "swa_full", "no_mmap", "n_gpu_layers", "override_tensor",
+                 "n_cpu_moe", "tensor_split")
+OFFLOAD = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split", "gpu", "gpus", "gpu_memory_gib")
+
+
+def _llamacpp_options(ctx, format: MemoryFormat) -> None:
+    """One line for an option that does not apply to --engine llama.cpp (vLLM's, training's, GPU offload)."""
+    from inspector.errors import InspectError
+
+    given = given_options(ctx)
+    offload = [opt for name, opt in given.items() if name in OFFLOAD]
+    if offload:
+        raise InspectError(f"{', '.join(offload)}: GPU offload is not modelled yet (llama.cpp on the CPU only)")
+    other = [opt for name, opt in given.items() if name not in LLAMACPP_ONLY + ("engine", "format", "output")]
+    if other:
+        raise InspectError(f"{', '.join(other)} {'does' if len(other) == 1 else 'do'} not apply to --engine llama.cpp")
+    if format not in (MemoryFormat.table, MemoryFormat.md, MemoryFormat.json):
+        raise InspectError(f"--format {format.value}: --engine llama.cpp writes table, md or json")
+
+
+def _emit_llamacpp(request, format: MemoryFormat, output) -> None:
+    from inspector.memory.llamacpp_model import llamacpp_memory
+    from inspector.reports.llamacpp import llamacpp_report
+    from inspector.reports.render import emit
+
+    emit(llamacpp_report(llamacpp_memory(request)), format.value, output)
 
 
 def largest_image(vision, text_hidden: int):
