@@ -183,21 +183,21 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
-    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
-    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16",
-    group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
-    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
-    max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
-    optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
-    zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
-    recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
+    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None,
+    vllm_version: VersionOpt = None, enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None,
+    images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128,
+    weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16", block_size: BlockOpt = 16,
+    gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None, max_num_batched_tokens: BatchedOpt = None,
+    max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed, optimizer: OptimOpt = Optimizer.adamw,
+    zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none, zero_init: InitOpt = True, seq_len: SeqOpt = 2048,
+    micro_batch: MicroOpt = 1, recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
     lora_bias: BiasOpt = False, double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096,
-    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1, kv_unified: UnifiedOpt = False,
-    flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16", cache_type_v: CacheVOpt = "f16",
-    swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False, n_gpu_layers: NglOpt = None,
-    override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, tensor_split: SplitOpt = None,
-    format: MemFormatOpt = None, output: OutOpt = None,
+    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1,
+    kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
+    cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
+    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None,
+    tensor_split: SplitOpt = None, format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -208,6 +208,7 @@ def memory(
     peak and, for LoRA/QLoRA, peft's trainable-parameter line. Every scenario ends with a verdict
     (a non-fit exits 0; --check makes it exit 1) and what would make it fit. No torch is imported.
     An option of another mode (--zero without --train full, --dtype with --train) is refused.
+    --engine llama.cpp: the buffers llama.cpp allocates for a GGUF, in its own words (CPU; docs/llamacpp.md).
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
@@ -220,35 +221,12 @@ def memory(
     """
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
-        from inspector.memory.llamacpp import LlamaCppSettings
-        from inspector.memory.llamacpp_model import LlamaCppRequest
-
-        _llamacpp_options(ctx, format)
-        settings = LlamaCppSettings(
-            n_ctx=ctx_size, n_batch=batch_size, n_ubatch=ubatch_size, n_seq_max=parallel, kv_unified=kv_unified,
-            flash_attn=flash_attn.value, type_k=cache_type_k, type_v=cache_type_v, swa_full=swa_full,
-            use_mmap=not no_mmap)
-        return _emit_llamacpp(LlamaCppRequest(model=model, quant=quant, settings=settings), format, output)
+        return _emit_llamacpp(ctx, dict(locals()), format, output)
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
 
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
-    llama = [opt for name, opt in given.items() if name in LLAMACPP_ONLY]
-    if llama:
-        from inspector.errors import InspectError
-
-        raise InspectError(f"{', '.join(llama)} {'applies' if len(llama) == 1 else 'apply'} to --engine llama.cpp only")
     _check_together(given, tp, (gpus, nodes), format, train)
-    training = None
-    if train is not None:  # training's modules load only for training (cold start of serving)
-        from inspector.memory.lora import LoraOptions
-        from inspector.memory.training import TrainOptions
-
-        training = TrainOptions(
-            mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value,
-            zero_init=zero_init, seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value,
-            attention=attention.value, lora=LoraOptions(rank=lora_rank, alpha=lora_alpha,
-                                                        targets=_targets(lora_targets), dora=dora, bias=lora_bias),
-            double_quant=double_quant, precision=precision.value)
+    training = _training(dict(locals())) if train is not None else None
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
                                        gpu_memory_gib=gpu_memory_gib),
@@ -263,6 +241,21 @@ def memory(
         raise typer.Exit(1)
 
 
+def _training(o: dict):
+    """--train: the command's arguments (`o`, by name) as TrainOptions; training's modules load only for
+    training (cold start of serving)."""
+    from inspector.memory.lora import LoraOptions
+    from inspector.memory.training import TrainOptions
+
+    return TrainOptions(
+        mode=o["train"].value, optimizer=o["optimizer"].value, zero=int(o["zero"].value), offload=o["offload"].value,
+        zero_init=o["zero_init"], seq_len=o["seq_len"], micro_batch=o["micro_batch"], recompute=o["recompute"].value,
+        attention=o["attention"].value, lora=LoraOptions(rank=o["lora_rank"], alpha=o["lora_alpha"],
+                                                         targets=_targets(o["lora_targets"]), dora=o["dora"],
+                                                         bias=o["lora_bias"]),
+        double_quant=o["double_quant"], precision=o["precision"].value)
+
+
 def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
                     train: Train | None) -> None:
     """Options that contradict each other: --tp against --gpus × --nodes (`gpus`), --format deepspeed
@@ -275,10 +268,6 @@ def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: 
         raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
 
 
-# llama.cpp's options: refused on the vLLM and training paths; offload ones refused on llama.cpp's (not modelled)
-LLAMACPP_ONLY = ("quant", "ctx_size", "batch_size", "ubatch_size", "parallel", "kv_unified", "flash_attn",
-                 "cache_type_k", "cache_type_v", "swa_full", "no_mmap", "n_gpu_layers", "override_tensor",
-                 "n_cpu_moe", "tensor_split")
 OFFLOAD = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split", "gpu", "gpus", "gpu_memory_gib")
 
 
@@ -297,11 +286,19 @@ def _llamacpp_options(ctx, format: MemoryFormat) -> None:
         raise InspectError(f"--format {format.value}: --engine llama.cpp writes table, md or json")
 
 
-def _emit_llamacpp(request, format: MemoryFormat, output) -> None:
-    from inspector.memory.llamacpp_model import llamacpp_memory
+def _emit_llamacpp(ctx, opts: dict, format: MemoryFormat, output) -> None:
+    """--engine llama.cpp: the options (`opts`: the command's arguments by name) as LlamaCppSettings, the report."""
+    from inspector.memory.llamacpp import LlamaCppSettings
+    from inspector.memory.llamacpp_model import LlamaCppRequest, llamacpp_memory
     from inspector.reports.llamacpp import llamacpp_report
     from inspector.reports.render import emit
 
+    _llamacpp_options(ctx, format)
+    settings = LlamaCppSettings(
+        n_ctx=opts["ctx_size"], n_batch=opts["batch_size"], n_ubatch=opts["ubatch_size"], n_seq_max=opts["parallel"],
+        kv_unified=opts["kv_unified"], flash_attn=opts["flash_attn"].value, type_k=opts["cache_type_k"],
+        type_v=opts["cache_type_v"], swa_full=opts["swa_full"], use_mmap=not opts["no_mmap"])
+    request = LlamaCppRequest(model=opts["model"], quant=opts["quant"], settings=settings)
     emit(llamacpp_report(llamacpp_memory(request)), format.value, output)
 
 
@@ -317,6 +314,10 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
 
 
+# llama.cpp's options: refused on the vLLM and training paths; offload ones refused on llama.cpp's (not modelled)
+LLAMACPP_ONLY = ("quant", "ctx_size", "batch_size", "ubatch_size", "parallel", "kv_unified", "flash_attn",
+                 "cache_type_k", "cache_type_v", "swa_full", "no_mmap", "n_gpu_layers", "override_tensor",
+                 "n_cpu_moe", "tensor_split")
 # The modes each option applies to; an option given on the command line for another mode is refused.
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
@@ -328,8 +329,10 @@ OPTION_MODES = {
     **{name: ("full",) for name in ("zero", "offload", "zero_init")},
     **{name: ("lora", "qlora") for name in ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")},
     "double_quant": ("qlora",),
+    **{name: ("llama.cpp",) for name in LLAMACPP_ONLY},
 }
-MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora"}
+MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora",
+              "llama.cpp": "--engine llama.cpp"}
 
 
 def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:

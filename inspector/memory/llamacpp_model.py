@@ -1,4 +1,4 @@
-"""What `inspect memory --engine llama.cpp` and `inspect quant` compute for a MODEL: a GGUF file, or a config quantized on paper.
+"""What `inspect memory --engine llama.cpp` and `inspect quant` compute for a GGUF, or a config quantized on paper.
 
 The one entry point each command calls: :func:`llamacpp_memory` (a :class:`LlamaCppRequest` -> a
 :class:`LlamaCppEstimate`: llama.cpp's buffers, :mod:`inspector.memory.llamacpp`) and :func:`quantize_model`
@@ -122,6 +122,9 @@ def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
     for flag, typ in (("--cache-type-k", req.settings.type_k), ("--cache-type-v", req.settings.type_v)):
         if typ not in KV_TYPES:
             raise InspectError(f"{flag} {typ!r}: not a KV cache type llama.cpp takes here (known: {', '.join(KV_TYPES)})")
+    if req.settings.type_v not in ("f32", "f16", "bf16") and req.settings.flash_attn == "off":
+        raise InspectError(f"--cache-type-v {req.settings.type_v} with --flash-attn off: llama.cpp refuses it "
+                           "(quantized V cache was requested, but this requires Flash Attention)")
     f, origin, notes = _read(req)
     try:
         pred = predict_buffers(f, req.settings)

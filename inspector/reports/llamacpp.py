@@ -1,4 +1,4 @@
-"""Reports of `inspect memory --engine llama.cpp` (llama.cpp's buffers, its own lines) and `inspect quant` (per-tensor types).
+"""Reports of `inspect memory --engine llama.cpp` (llama.cpp's buffers in its words) and `inspect quant` (tensor types).
 
 The buffers are shown as llama.cpp prints them (function, device, kind, MiB with two decimals) beside the
 exact bytes; the JSON payload is :func:`inspector.memory.llamacpp.to_json` with the model, what it was read
