@@ -133,6 +133,7 @@ def _commands():
 USAGE = {"params": "params [OPTIONS] MODEL...", "config": "config [OPTIONS] MODEL...", "presets": "presets [OPTIONS]",
          "tokens": "tokens [OPTIONS] MODEL...", "verify": "verify [OPTIONS] [MODEL]",
          "trace": "trace [OPTIONS] [PROMPT]...", "run": "run [OPTIONS] [PROMPT]...", "memory": "memory [OPTIONS] MODEL",
+         "quant": "quant [OPTIONS] MODEL TYPE",
          "explain": "explain [OPTIONS] LOG", "report": "report [OPTIONS] MODEL...", "chat": "chat [OPTIONS]"}
 
 

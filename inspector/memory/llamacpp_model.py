@@ -42,7 +42,10 @@ class LlamaCppEstimate:
 
 
 def is_gguf(model: str) -> bool:
-    return model.lower().endswith(".gguf") and Path(model).is_file()
+    """MODEL names a GGUF file (its header is read as it is: any architecture, no Hugging Face config needed)."""
+    from inspector.checkpoint.open import GGUF, format_of
+
+    return Path(model).is_file() and format_of(model) is GGUF
 
 
 def _known_type(target: str) -> str:
