@@ -217,7 +217,7 @@ def memory(
       inspect memory llama-3.1-8b --train full --zero 3 --gpus 8 --format deepspeed
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
-      inspect memory model.gguf --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
+      inspect memory $SMOL --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
     """
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)

@@ -26,7 +26,7 @@ def quant(model: QuantModelArg, type: TypeArg, format: FormatOpt = None, output:
     config the GGUF header (metadata, tokenizer) is not known: the file's bytes are the tensor data.
 
     Examples:
-      inspect quant model.gguf Q4_K_M
+      inspect quant $SMOL Q4_K_M
       inspect quant smollm2-135m Q8_0 --format json
     """
     from inspector.memory.llamacpp_model import quantize_model
