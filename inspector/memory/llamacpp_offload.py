@@ -1,0 +1,173 @@
+"""llama.cpp's GPU offload rules (-ngl, --n-cpu-moe, -ot, --tensor-split) as data, and a plan that fits them to GPUs.
+
+Pure arithmetic on the parsed GGUF header, like :mod:`inspector.memory.llamacpp`. Sources: the llama.cpp that
+llama-cpp-python 0.3.36 vendors (ggml-org/llama.cpp@0c1e57098; paths relative to it). Read from the source
+only: this machine has no GPU, so the GPU figures are not checked against a printout. Status of each figure:
+
+- **exact** (checked on CPU, where -ngl has no effect): every CPU figure, equal to llama.cpp's exact bytes;
+- **source** (read from the source, not measured): which device each weight and KV layer goes to; the CUDA
+  model and KV buffer bytes (ggml/src/ggml-cuda/ggml-cuda.cu: alignment 128, quantized rows padded to 512);
+- **assumed**: the compute buffer of a GPU (``Placement.gpu_compute``, default: the CPU compute buffer of the
+  same settings; the graph is the same, its allocation on CUDA is not modelled), the CUDA_Host compute buffer
+  (not modelled), the name of the CPU-side model buffer on a GPU build (CPU_Mapped here; see notes).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from bisect import bisect_right
+
+from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
+from inspector.memory.llamacpp import (CPU_ALIGNMENT, LlamaCppSettings, _pad, _repacked, hparams, kv_caches,
+                                       predict_buffers, resolve_context)
+from inspector.memory.llamacpp_graph import ARCHS
+
+# common/common.h LLM_FFN_EXPS_REGEX: the MoE expert tensors (--cpu-moe, --n-cpu-moe)
+FFN_EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
+# common/common.h llm_ffn_block_regex: --n-cpu-moe N adds "blk\.<i><FFN_EXPS_REGEX>" = CPU for i in 0..N-1
+NCMOE_PATTERN = r"blk\.{i}" + FFN_EXPS_REGEX
+CUDA_ALIGNMENT = 128  # ggml-cuda.cu ggml_backend_cuda_buffer_type_get_alignment
+CUDA_ROW_PADDING = 512  # ggml-cuda/common.cuh MATRIX_ROW_PADDING (get_alloc_size pads quantized rows to it)
+# src/llama-arch.cpp tensor table: LLM_TENSOR_LAYER_INPUT (always on the CPU: load_tensors "dev_input") and
+# LLM_TENSOR_LAYER_OUTPUT (on the device of layer n_layer) names; all blk.N.* are REPEATING (layer N)
+INPUT_TENSORS = ("token_embd", "token_embd_norm", "token_types", "position_embd", "per_layer_token_embd")
+OUTPUT_TENSORS = ("output", "output_norm", "cls", "cls_out")
+SRC_PLACE = "src/llama-model.cpp load_tensors (i_gpu_start, act_gpu_layers, splits); src/llama-model-loader.cpp"
+SRC_KV = "src/llama-kv-cache.cpp: with offload_kqv each layer's K/V on model.dev_layer(il)"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The offload flags: -ngl, the GPUs' names, -ts proportions, -ot (pattern, device) pairs, --n-cpu-moe."""
+
+    n_gpu_layers: int = 0  # -ngl; -1: all (llama_model::n_gpu_layers: n_layer + 1)
+    gpus: tuple = ()  # device names, e.g. ("CUDA0",); () = a CPU-only build: -ngl has no effect
+    tensor_split: tuple = ()  # -ts; () = by free memory (load_tensors), here: equal
+    overrides: tuple = ()  # -ot, ((regex, device), ...), checked first, in order (first match wins)
+    n_cpu_moe: int = 0
+    gpu_compute: tuple = ()  # assumed compute buffer per GPU (bytes); () = the CPU compute buffer each
+
+
+def layer_devices(n_layer: int, p: Placement) -> list[str]:
+    """The device of layers 0..n_layer (index n_layer: the output layer), as load_tensors assigns them."""
+    ngl = n_layer + 1 if p.n_gpu_layers < 0 else p.n_gpu_layers
+    i_gpu_start = max(n_layer + 1 - ngl, 0)  # the last ngl layers, the output layer counted as one
+    act = min(ngl, n_layer + 1) if p.gpus else 0
+    split = list(p.tensor_split) or [1.0] * len(p.gpus)
+    total, cum = sum(split), []
+    for x in split:
+        cum.append((cum[-1] if cum else 0.0) + x)
+    cum = [c / total for c in cum] if p.gpus else []
+    out = []
+    for il in range(n_layer + 1):
+        if il < i_gpu_start or il - i_gpu_start >= act:
+            out.append("CPU")
+        else:  # std::upper_bound over the normalized cumulative splits
+            out.append(p.gpus[min(bisect_right(cum, (il - i_gpu_start) / act), len(p.gpus) - 1)])
+    return out
+
+
+def all_overrides(p: Placement) -> list[tuple[str, str]]:
+    """-ot pairs then --n-cpu-moe's (common/arg.cpp adds them in argument order; we paste -ot first)."""
+    return list(p.overrides) + [(NCMOE_PATTERN.format(i=i), "CPU") for i in range(p.n_cpu_moe)]
+
+
+def tensor_layer(name: str, n_layer: int) -> int:
+    """The layer a weight belongs to: blk.N -> N; the output tensors -> n_layer; the input tensors -> -1 (CPU)."""
+    m = re.match(r"blk\.(\d+)\.", name)
+    if m:
+        return int(m.group(1))
+    return n_layer if name.rsplit(".", 1)[0] in OUTPUT_TENSORS else -1
+
+
+def tensor_devices(f: GGUFFile, p: Placement) -> dict[str, str]:
+    """Each weight's device: the first -ot / --n-cpu-moe pattern that std::regex_search finds, else its layer's."""
+    n_layer = hparams(f).n_layer
+    devs, ovr = layer_devices(n_layer, p), [(re.compile(a), d) for a, d in all_overrides(p)]
+    out = {}
+    for t in f.tensors:
+        dev = next((d for rx, d in ovr if rx.search(t.name)), None)
+        if dev is None:
+            il = tensor_layer(t.name, n_layer)
+            dev = "CPU" if il < 0 else devs[il]
+        out[t.name] = dev
+    return out
+
+
+def cuda_alloc_size(t) -> int:
+    """ggml_backend_cuda_buffer_type_get_alloc_size: a quantized tensor gets its last row padded to 512 elements."""
+    _, blck, size = GGML_TYPES[t.ggml_type]
+    ne0 = t.stored_shape[0]
+    extra = 0
+    if blck > 1 and ne0 % CUDA_ROW_PADDING:
+        extra = (CUDA_ROW_PADDING - ne0 % CUDA_ROW_PADDING) // blck * size
+    return t.nbytes + extra
+
+
+@dataclass
+class DeviceTotal:
+    """One device's bytes by kind (model, repack, kv, output, compute) with each kind's status."""
+
+    device: str
+    parts: dict = field(default_factory=dict)  # kind -> bytes
+    status: dict = field(default_factory=dict)  # kind -> exact / source / assumed
+
+    def add(self, kind: str, nbytes: int, status: str) -> None:
+        self.parts[kind] = self.parts.get(kind, 0) + nbytes
+        self.status[kind] = status
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+
+def _model_bytes(f: GGUFFile, s: LlamaCppSettings, where: dict, tot: dict) -> None:
+    """CPU: mmap range (or padded sum) of its non-repacked weights plus CPU_REPACK; a GPU: padded alloc sizes."""
+    cpu = [t for t in f.tensors if where[t.name] == "CPU"]
+    rest = [t for t in cpu if not _repacked(t, s)]
+    if rest:
+        n = (max(t.offset + t.nbytes for t in rest) - min(t.offset for t in rest) if s.use_mmap
+             else sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rest))
+        tot["CPU"].add("model", n, "exact")
+    rep = [t for t in cpu if _repacked(t, s)]
+    if rep:
+        tot["CPU"].add("repack", sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rep), "exact")
+    for t in f.tensors:
+        if where[t.name] != "CPU":
+            tot[where[t.name]].add("model", _pad(cuda_alloc_size(t), CUDA_ALIGNMENT), "source")
+
+
+def _kv_bytes(f: GGUFFile, s: LlamaCppSettings, devs: list, tot: dict) -> None:
+    """Each cache's per-layer K+V bytes on that layer's device (iSWA: SWA layers are (il + 1) % pattern != 0)."""
+    hp = hparams(f)
+    ctx = resolve_context(hp, s)
+    caches = {c.swa: c for c in kv_caches(hp, ctx, s, ctx.n_ubatch)}
+    pattern = ARCHS[hp.arch].swa_pattern if hp.n_swa else 0
+    for il in range(hp.n_layer):
+        key = "" if not pattern else ("SWA" if (il + 1) % pattern else "non-SWA")
+        c = caches[key]
+        align = CPU_ALIGNMENT if devs[il] == "CPU" else CUDA_ALIGNMENT
+        n = _pad(c.k_bytes // c.layers, align) + _pad(c.v_bytes // c.layers, align)
+        tot[devs[il]].add("kv", n, "exact" if devs[il] == "CPU" else "source")
+
+
+def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, DeviceTotal]:
+    """Per device (CPU first, then the GPUs): model, repack, KV, output and compute bytes for this placement."""
+    base = replace(s, n_gpu_layers=0, override_tensor=(), n_cpu_moe=0)
+    pred = predict_buffers(f, base)
+    tot = {d: DeviceTotal(d) for d in ("CPU",) + tuple(p.gpus)}
+    devs = layer_devices(hparams(f).n_layer, p)
+    _model_bytes(f, s, tensor_devices(f, p), tot)
+    _kv_bytes(f, s, devs, tot)
+    for b in pred.buffers:  # the output buffer lives in host memory (the output device's host buffer type)
+        if b.kind == "output":
+            tot["CPU"].add("output", b.nbytes, "exact")
+    compute = next((b.nbytes for b in pred.buffers if b.kind == "compute"), 0)
+    if not p.gpus:
+        tot["CPU"].add("compute", compute, "exact")
+    elif any(d == "CPU" for d in devs[:-1]):  # layers left on the CPU run there: assumed the same buffer
+        tot["CPU"].add("compute", compute, "assumed")
+    for i, g in enumerate(p.gpus):
+        tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
+    return tot
