@@ -168,6 +168,81 @@ def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, D
         tot["CPU"].add("compute", compute, "exact")
     elif any(d == "CPU" for d in devs[:-1]):  # layers left on the CPU run there: assumed the same buffer
         tot["CPU"].add("compute", compute, "assumed")
-    for i, g in enumerate(p.gpus):
-        tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
+    for i, g in enumerate(p.gpus):  # a GPU without layers: assumed none (llama.cpp may still reserve a little)
+        if g in devs:
+            tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
     return tot
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the plan fits into: each GPU's memory and the host RAM, in bytes, and the GPUs' names."""
+
+    gpu_bytes: tuple  # one entry per GPU
+    ram_bytes: int
+    names: tuple = ()  # () = CUDA0, CUDA1, ... (ggml-cuda's device names)
+
+    def gpu_names(self) -> tuple:
+        return self.names or tuple(f"CUDA{i}" for i in range(len(self.gpu_bytes)))
+
+
+def is_moe(f: GGUFFile) -> bool:
+    """Whether the file has expert tensors that --n-cpu-moe can keep on the CPU (LLM_FFN_EXPS_REGEX)."""
+    rx = re.compile(FFN_EXPS_REGEX)
+    return any(rx.search(t.name) for t in f.tensors)
+
+
+def _placement(hw: Hardware, ngl: int, ncmoe: int) -> Placement:
+    split = tuple(hw.gpu_bytes) if len(hw.gpu_bytes) > 1 else ()
+    return Placement(n_gpu_layers=ngl, gpus=hw.gpu_names(), tensor_split=split, n_cpu_moe=ncmoe)
+
+
+def fits(tot: dict, hw: Hardware) -> bool:
+    """Every GPU's total within its memory and the CPU's within the RAM."""
+    gpus = dict(zip(hw.gpu_names(), hw.gpu_bytes))
+    return tot["CPU"].total <= hw.ram_bytes and all(tot[g].total <= b for g, b in gpus.items())
+
+
+def search(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> tuple:
+    """The largest -ngl that fits (more layers first); for an MoE file at full offload, the smallest --n-cpu-moe.
+
+    Returns (Placement, totals) or (None, the totals of -ngl 0) when not even the CPU placement fits."""
+    n_layer = hparams(f).n_layer
+    tries = [(n_layer + 1, 0)]
+    if is_moe(f):
+        tries += [(n_layer + 1, n) for n in range(1, n_layer + 1)]
+    tries += [(n, n_layer if is_moe(f) else 0) for n in range(n_layer, -1, -1)]
+    for ngl, ncmoe in tries:
+        p = _placement(hw, ngl, ncmoe)
+        tot = device_totals(f, s, p)
+        if fits(tot, hw):
+            return p, tot
+    return None, device_totals(f, s, _placement(hw, 0, 0))
+
+
+def flags(p: Placement, s: LlamaCppSettings) -> list[str]:
+    """The llama-server / llama-cli flags of this placement (common/arg.cpp spellings)."""
+    out = ["-c", str(s.n_ctx), "-ngl", str(p.n_gpu_layers)]
+    if p.n_cpu_moe:
+        out += ["--n-cpu-moe", str(p.n_cpu_moe)]
+    if p.tensor_split:  # -ts N0,N1,...: proportions (std::stof each)
+        out += ["-ts", ",".join(f"{x / min(p.tensor_split):g}" for x in p.tensor_split)]
+    if p.overrides:  # -ot <tensor name pattern>=<buffer type>,...
+        out += ["-ot", ",".join(f"{a}={d}" for a, d in p.overrides)]
+    return out
+
+
+def plan(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> dict:
+    """The JSON plan: flags to paste, layers offloaded, per-device totals with each part's status."""
+    p, tot = search(f, s, hw)
+    n_layer = hparams(f).n_layer
+    devices = [{"device": d.device, "bytes": d.total, "mib": f"{d.total / (1 << 20):.2f}",
+                "parts": dict(d.parts), "status": dict(d.status)} for d in tot.values()]
+    if p is None:
+        return {"fits": False, "devices": devices, "flags": None,
+                "reason": "not even -ngl 0 fits the RAM given"}
+    return {"fits": True, "flags": flags(p, s), "n_gpu_layers": p.n_gpu_layers, "n_layer": n_layer,
+            "output_layer_on_gpu": p.n_gpu_layers > n_layer if p.gpus else False,
+            "n_cpu_moe": p.n_cpu_moe, "moe": is_moe(f), "devices": devices,
+            "sources": {"placement": SRC_PLACE, "kv": SRC_KV,
+                        "gpu_compute": "assumed: the CPU compute buffer of the same settings (not modelled)"}}
