@@ -138,3 +138,24 @@ def test_override_tensor_to_cpu(gguf_files):  # noqa: F811
     where = tensor_devices(f, Placement(-1, ("CUDA0",), overrides=((r"ffn_down", "CPU"),)))
     assert {d for n, d in where.items() if "ffn_down" in n} == {"CPU"}
     assert where["blk.0.ffn_up.weight"] == "CUDA0"
+
+
+def test_tied_output_copied_to_the_gpu(gguf_files):  # noqa: F811
+    """Neither file has output.weight: at -ngl n_layer + 1 the output layer's duplicate of token_embd is a second
+    copy on the GPU (its CUDA alloc size, 128-aligned), and token_embd itself stays on the CPU (input layer)."""
+    f = gguf_files(SMOL)
+    embd = next(t for t in f.tensors if t.name == "token_embd.weight")
+    full = device_totals(f, LlamaCppSettings(), Placement(31, ("CUDA0",)))
+    part = device_totals(f, LlamaCppSettings(), Placement(30, ("CUDA0",)))
+    assert full["CPU"].parts["model"] == embd.nbytes  # the mmap range of token_embd alone
+    norm = next(t for t in f.tensors if t.name == "output_norm.weight")
+    assert full["CUDA0"].parts["model"] - part["CUDA0"].parts["model"] == \
+        -(-embd.nbytes // 128) * 128 + -(-norm.nbytes // 128) * 128
+
+
+def test_gpu_build_has_no_cpu_repack(gguf_files):  # noqa: F811
+    """With a GPU, CPU-side weights pick the host buffer type first (then plain CPU under mmap): no CPU_REPACK."""
+    f = gguf_files("gemma-3-270m-q4_k_m")
+    cpu_only = device_totals(f, LlamaCppSettings(), Placement(5, ()))
+    gpu = device_totals(f, LlamaCppSettings(), Placement(5, ("CUDA0",)))
+    assert "repack" in cpu_only["CPU"].parts and "repack" not in gpu["CPU"].parts

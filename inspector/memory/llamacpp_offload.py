@@ -122,20 +122,40 @@ class DeviceTotal:
         return sum(self.parts.values())
 
 
-def _model_bytes(f: GGUFFile, s: LlamaCppSettings, where: dict, tot: dict) -> None:
-    """CPU: mmap range (or padded sum) of its non-repacked weights plus CPU_REPACK; a GPU: padded alloc sizes."""
-    cpu = [t for t in f.tensors if where[t.name] == "CPU"]
-    rest = [t for t in cpu if not _repacked(t, s)]
+def _cpu_model_bytes(f: GGUFFile, s: LlamaCppSettings, cpu: list, gpu_build: bool, tot: dict) -> None:
+    """The CPU-side weights. CPU-only build: CPU_Mapped (mmap range) or CPU (padded sum), and CPU_REPACK.
+
+    A GPU build puts the GPU's host buffer type (CUDA_Host) first in the CPU list (make_cpu_buft_list), so
+    select_weight_buft never reaches CPU_REPACK; with mmap the loader swaps the host type for the plain CPU type
+    ("avoid using a host buffer when using mmap", llama_model_loader::create_tensor): CPU_Mapped, no repack;
+    without mmap: CUDA_Host, allocated (the CPU type's alignment 32 and alloc size, ggml-cuda.cu)."""
+    rep = [t for t in cpu if not gpu_build and _repacked(t, s)]
+    rest = [t for t in cpu if t not in rep]
+    status = "source" if gpu_build else "exact"
     if rest:
         n = (max(t.offset + t.nbytes for t in rest) - min(t.offset for t in rest) if s.use_mmap
              else sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rest))
-        tot["CPU"].add("model", n, "exact")
-    rep = [t for t in cpu if _repacked(t, s)]
+        tot["CPU"].add("model", n, status)
     if rep:
-        tot["CPU"].add("repack", sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rep), "exact")
+        tot["CPU"].add("repack", sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rep), status)
+
+
+def _model_bytes(f: GGUFFile, s: LlamaCppSettings, p: Placement, tot: dict) -> None:
+    """CPU weights (above); a GPU's weights: each CUDA alloc size padded to 128 (ggml_backend_alloc_ctx_tensors).
+
+    A tied output matrix (no output.weight: token_embd created again with TENSOR_DUPLICATED as the output layer's
+    tensor) is a second copy when the output layer's buffer type differs from token_embd's: on the GPU at
+    -ngl > n_layer (llama_model_loader::create_tensor: the duplicate is shared only within one buffer type)."""
+    where = tensor_devices(f, p)
+    _cpu_model_bytes(f, s, [t for t in f.tensors if where[t.name] == "CPU"], bool(p.gpus), tot)
     for t in f.tensors:
         if where[t.name] != "CPU":
             tot[where[t.name]].add("model", _pad(cuda_alloc_size(t), CUDA_ALIGNMENT), "source")
+    names = {t.name for t in f.tensors}
+    out_dev = layer_devices(hparams(f).n_layer, p)[-1]
+    if "output.weight" not in names and out_dev != "CPU" and "token_embd.weight" in names:
+        embd = next(t for t in f.tensors if t.name == "token_embd.weight")
+        tot[out_dev].add("model", _pad(cuda_alloc_size(embd), CUDA_ALIGNMENT), "source")
 
 
 def _kv_bytes(f: GGUFFile, s: LlamaCppSettings, devs: list, tot: dict) -> None:
@@ -158,7 +178,7 @@ def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, D
     pred = predict_buffers(f, base)
     tot = {d: DeviceTotal(d) for d in ("CPU",) + tuple(p.gpus)}
     devs = layer_devices(hparams(f).n_layer, p)
-    _model_bytes(f, s, tensor_devices(f, p), tot)
+    _model_bytes(f, s, p, tot)
     _kv_bytes(f, s, devs, tot)
     for b in pred.buffers:  # the output buffer lives in host memory (the output device's host buffer type)
         if b.kind == "output":
