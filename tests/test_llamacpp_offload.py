@@ -149,7 +149,9 @@ def test_tied_output_copied_to_the_gpu(gguf_files):  # noqa: F811
     out_only = device_totals(f, LlamaCppSettings(), Placement(1, ("CUDA0",)))  # -ngl 1: the output layer first
     assert full["CPU"].parts["model"] == embd.nbytes  # the mmap range of token_embd alone
     norm = next(t for t in f.tensors if t.name == "output_norm.weight")
-    assert out_only["CUDA0"].parts["model"] == -(-embd.nbytes // 128) * 128 + -(-norm.nbytes // 128) * 128
+    # q8_0 rows of 576: the last row padded to 1024 elements (MATRIX_ROW_PADDING 512): 448 / 32 * 34 bytes more
+    assert embd.quant == "Q8_0" and embd.stored_shape[0] == 576
+    assert out_only["CUDA0"].parts["model"] == -(-(embd.nbytes + 448 // 32 * 34) // 128) * 128 + norm.nbytes
 
 
 def test_gpu_build_has_no_cpu_repack(gguf_files):  # noqa: F811
