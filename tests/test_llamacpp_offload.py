@@ -160,3 +160,23 @@ def test_gpu_build_has_no_cpu_repack(gguf_files):  # noqa: F811
     cpu_only = device_totals(f, LlamaCppSettings(), Placement(5, ()))
     gpu = device_totals(f, LlamaCppSettings(), Placement(5, ("CUDA0",)))
     assert "repack" in cpu_only["CPU"].parts and "repack" not in gpu["CPU"].parts
+
+
+def test_cli_plan_json():
+    """`inspect memory GGUF --engine llama.cpp --gpu-memory-gib G [--gpus N] --format json`: the plan."""
+    from typer.testing import CliRunner
+
+    from conftest import smollm2_gguf_path
+    from inspector.cli.app import app
+
+    base = ["memory", str(smollm2_gguf_path()), "--engine", "llama.cpp", "--format", "json"]
+    runs = [CliRunner().invoke(app, base + ["--gpu-memory-gib", g]) for g in ("8", "0.2")]
+    assert [r.exit_code for r in runs] == [0, 0], [r.output for r in runs]
+    full, part = (json.loads(r.stdout) for r in runs)
+    assert full["flags"] == ["-c", "4096", "-ngl", "31"] and full["ram_checked"] is False
+    assert 0 < part["n_gpu_layers"] < 31 and part["devices"][1]["bytes"] <= 0.2 * GIB
+    _accepts(part["flags"], {"CPU", "CUDA0"})
+    two = CliRunner().invoke(app, base + ["--gpu-memory-gib", "0.1", "--gpus", "2"])
+    assert two.exit_code == 0 and "-ts" in json.loads(two.stdout)["flags"]
+    bad = CliRunner().invoke(app, base + ["--n-gpu-layers", "3"])
+    assert bad.exit_code == 2 and "GPU offload is not modelled yet" in bad.output

@@ -269,6 +269,7 @@ def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: 
 
 
 OFFLOAD = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split", "gpu", "gpus", "gpu_memory_gib")
+PLAN = ("gpu_memory_gib", "gpus")  # the offload plan (inspector.memory.llamacpp_offload): each GPU's GiB, how many
 
 
 def _llamacpp_options(ctx, format: MemoryFormat) -> None:
@@ -276,10 +277,14 @@ def _llamacpp_options(ctx, format: MemoryFormat) -> None:
     from inspector.errors import InspectError
 
     given = given_options(ctx)
-    offload = [opt for name, opt in given.items() if name in OFFLOAD]
+    offload = [opt for name, opt in given.items() if name in OFFLOAD and name not in PLAN]
     if offload:
-        raise InspectError(f"{', '.join(offload)}: GPU offload is not modelled yet (llama.cpp on the CPU only)")
-    other = [opt for name, opt in given.items() if name not in LLAMACPP_ONLY + ("engine", "format", "output")]
+        raise InspectError(f"{', '.join(offload)}: GPU offload is not modelled yet beyond the plan "
+                           "(--gpu-memory-gib GiB [--gpus N] gives the largest -ngl and the flags to paste)")
+    if "gpus" in given and "gpu_memory_gib" not in given:
+        raise InspectError("--gpus with --engine llama.cpp: the offload plan needs --gpu-memory-gib GiB")
+    other = [opt for name, opt in given.items()
+             if name not in LLAMACPP_ONLY + PLAN + ("engine", "format", "output")]
     if other:
         raise InspectError(f"{', '.join(other)} {'does' if len(other) == 1 else 'do'} not apply to --engine llama.cpp")
     if format not in (MemoryFormat.table, MemoryFormat.md, MemoryFormat.json):
@@ -299,6 +304,12 @@ def _emit_llamacpp(ctx, opts: dict, format: MemoryFormat, output) -> None:
         kv_unified=opts["kv_unified"], flash_attn=opts["flash_attn"].value, type_k=opts["cache_type_k"],
         type_v=opts["cache_type_v"], swa_full=opts["swa_full"], use_mmap=not opts["no_mmap"])
     request = LlamaCppRequest(model=opts["model"], quant=opts["quant"], settings=settings)
+    if opts["gpu_memory_gib"] is not None:
+        from inspector.memory.llamacpp_model import llamacpp_plan
+        from inspector.reports.llamacpp import plan_report
+
+        gpu_bytes = (int(opts["gpu_memory_gib"] * 2**30),) * opts["gpus"]
+        return emit(plan_report(opts["model"], llamacpp_plan(request, gpu_bytes)), format.value, output)
     emit(llamacpp_report(llamacpp_memory(request)), format.value, output)
 
 

@@ -137,3 +137,16 @@ def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
     if overflow:
         raise InspectError(f"llama_context: {overflow[0]} (--ctx-size at most the trained length)")
     return LlamaCppEstimate(req.model, origin, pred, notes)
+
+
+def llamacpp_plan(req: LlamaCppRequest, gpu_bytes: tuple, ram_bytes: int | None = None) -> dict:
+    """The offload plan (inspector.memory.llamacpp_offload.plan) for MODEL on GPUs of ``gpu_bytes`` each; the RAM
+    is not checked when ``ram_bytes`` is None. The same checks as :func:`llamacpp_memory` first."""
+    from inspector.memory.llamacpp_offload import Hardware, plan
+
+    est = llamacpp_memory(req)
+    f, _, _ = _read(req)
+    out = plan(f, req.settings, Hardware(tuple(gpu_bytes), ram_bytes if ram_bytes is not None else 1 << 62))
+    out.update(model=req.model, read_as=est.origin, ram_checked=ram_bytes is not None,
+               gpu_bytes=list(gpu_bytes), warnings=list(est.prediction.warnings))
+    return out

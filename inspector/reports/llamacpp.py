@@ -70,3 +70,19 @@ def quant_report(model: str, plan: QuantPlan) -> Report:
                    Section("tensors by type", ["ggml type", "tensors"], counts),
                    Section("per tensor", ["tensor", "ne", "ggml type", "bytes", "fell back"], rows)],
                   data, notes=list(plan.warnings))
+
+
+def plan_report(model: str, plan: dict) -> Report:
+    """The offload plan: the flags to paste, the layers on the GPUs, per device the bytes by kind and status."""
+    head = [["flags", " ".join(plan["flags"]) if plan["fits"] else "(nothing fits)"],
+            ["GPU layers", f"{plan.get('n_gpu_layers', 0)} of {plan.get('n_layer', '?')} + output"],
+            ["--n-cpu-moe", str(plan.get("n_cpu_moe", 0)) if plan.get("moe") else "(not an MoE model)"],
+            ["RAM", "checked" if plan["ram_checked"] else "not checked"]]
+    rows = [[d["device"], kind, f"{b / 2**20:.2f}", n(b), d["status"][kind]]
+            for d in plan["devices"] for kind, b in d["parts"].items()]
+    rows += [[d["device"], "total", d["mib"], n(d["bytes"]), ""] for d in plan["devices"]]
+    notes = ["from llama.cpp's source (ggml-org/llama.cpp@0c1e57098), not measured on a GPU; a GPU's compute "
+             "buffer is assumed equal to the CPU one of the same settings"]
+    return Report([Section(f"llama.cpp offload plan: {model}", ["", ""], head, notes),
+                   Section("per device", ["device", "buffer", "MiB", "bytes", "status"], rows)],
+                  plan, notes=list(plan.get("warnings", [])))
