@@ -31,16 +31,24 @@ SMOL = "smollm2-135m-instruct-q4_1"
 # -ncmoe/--n-cpu-moe L2767 (int >= 0); -ts/--tensor-split L2831 (split on [,/]+, stof each);
 # -ot/--override-tensor L2754 ("<regex>=<buffer type>", comma-separated; buffer type a device's buft name);
 # -c/--ctx-size (int)
+# -c L1639, -b L1669, -ub L1676, -np L2544 (ints); -fa L1754 on|off|auto; -ctk/-ctv L2437/L2450 (cache types);
+# -lm/--load-mode L2691 (auto|none|mmap|mlock|mmap+mlock|dio); --swa-full L1690 and -kvu L1724 take no value
 ACCEPTED = {"-ngl", "--gpu-layers", "--n-gpu-layers", "-ncmoe", "--n-cpu-moe", "-ts", "--tensor-split",
-            "-ot", "--override-tensor", "-c", "--ctx-size"}
+            "-ot", "--override-tensor", "-c", "--ctx-size", "-b", "-ub", "-np", "-fa", "-ctk", "-ctv", "-lm"}
+SWITCHES = {"--swa-full", "-kvu"}
+CACHE_TYPES = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"}  # arg.cpp kv_cache_types
 
 
 def _accepts(flags: list[str], bufts: set[str]) -> None:
     """The value syntax of common/arg.cpp for the flags a plan pastes."""
+    flags = [x for x in flags if x not in SWITCHES]
     assert len(flags) % 2 == 0
     for name, value in zip(flags[::2], flags[1::2]):
         assert name in ACCEPTED, name
-        if name in ("-ngl", "-c", "--n-cpu-moe"):
+        if name in ("-fa", "-lm", "-ctk", "-ctv"):
+            assert value in {"-fa": {"on", "off", "auto"}, "-lm": {"auto", "none", "mmap", "mlock", "mmap+mlock", "dio"},
+                             "-ctk": CACHE_TYPES, "-ctv": CACHE_TYPES}[name], (name, value)
+        elif name in ("-ngl", "-c", "--n-cpu-moe", "-b", "-ub", "-np"):
             assert value in ("auto", "all") if not re.fullmatch(r"\d+", value) else int(value) >= 0
         elif name == "-ts":
             assert all(float(x) > 0 for x in re.split(r"[,/]+", value))
@@ -173,10 +181,21 @@ def test_cli_plan_json():
     runs = [CliRunner().invoke(app, base + ["--gpu-memory-gib", g]) for g in ("8", "0.2")]
     assert [r.exit_code for r in runs] == [0, 0], [r.output for r in runs]
     full, part = (json.loads(r.stdout) for r in runs)
-    assert full["flags"] == ["-c", "4096", "-ngl", "31"] and full["ram_checked"] is False
+    assert full["flags"][-2:] == ["-ngl", "31"] and full["ram_checked"] is False
+    assert full["flags"][:2] == ["-c", "4096"] and "-lm" not in full["flags"]
     assert 0 < part["n_gpu_layers"] < 31 and part["devices"][1]["bytes"] <= 0.2 * GIB
     _accepts(part["flags"], {"CPU", "CUDA0"})
     two = CliRunner().invoke(app, base + ["--gpu-memory-gib", "0.1", "--gpus", "2"])
     assert two.exit_code == 0 and "-ts" in json.loads(two.stdout)["flags"]
     bad = CliRunner().invoke(app, base + ["--n-gpu-layers", "3"])
     assert bad.exit_code == 2 and "GPU offload is not modelled yet" in bad.output
+
+
+def test_flags_carry_the_settings(gguf_files):  # noqa: F811
+    """The pasted flags reproduce the settings the plan was sized for (KV and compute depend on them)."""
+    s = LlamaCppSettings(n_ctx=8192, n_ubatch=256, n_seq_max=2, kv_unified=True, flash_attn="on", type_k="q8_0",
+                         type_v="q8_0", swa_full=True, use_mmap=False)
+    fl = plan(gguf_files("gemma-3-270m-q4_k_m"), s, Hardware((8 * 10**9,), 16 * GIB))["flags"]
+    _accepts(fl, {"CPU", "CUDA0"})
+    assert " ".join(fl) == ("-c 8192 -b 2048 -ub 256 -np 2 -fa on -ctk q8_0 -ctv q8_0 -kvu --swa-full -lm none "
+                            "-ngl 19")

@@ -241,8 +241,14 @@ def search(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> tuple:
 
 
 def flags(p: Placement, s: LlamaCppSettings) -> list[str]:
-    """The llama-server / llama-cli flags of this placement (common/arg.cpp spellings)."""
-    out = ["-c", str(s.n_ctx), "-ngl", str(p.n_gpu_layers)]
+    """The llama-server / llama-cli flags of this placement and settings (common/arg.cpp spellings: -c L1639,
+    -b L1669, -ub L1676, --swa-full L1690, -kvu L1724, -fa L1754, -ctk/-ctv L2437/L2450, -np L2544,
+    -lm/--load-mode L2691: this llama.cpp has no --no-mmap)."""
+    out = ["-c", str(s.n_ctx), "-b", str(s.n_batch), "-ub", str(s.n_ubatch), "-np", str(s.n_seq_max),
+           "-fa", s.flash_attn, "-ctk", s.type_k, "-ctv", s.type_v]
+    out += (["-kvu"] if s.kv_unified else []) + (["--swa-full"] if s.swa_full else [])
+    out += [] if s.use_mmap else ["-lm", "none"]
+    out += ["-ngl", str(p.n_gpu_layers)]
     if p.n_cpu_moe:
         out += ["--n-cpu-moe", str(p.n_cpu_moe)]
     if p.tensor_split:  # -ts N0,N1,...: proportions (std::stof each)
