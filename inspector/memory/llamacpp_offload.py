@@ -8,8 +8,8 @@ only: this machine has no GPU, so the GPU figures are not checked against a prin
 - **source** (read from the source, not measured): which device each weight and KV layer goes to; the CUDA
   model and KV buffer bytes (ggml/src/ggml-cuda/ggml-cuda.cu: alignment 128, quantized rows padded to 512);
 - **assumed**: the compute buffer of a GPU (``Placement.gpu_compute``, default: the CPU compute buffer of the
-  same settings; the graph is the same, its allocation on CUDA is not modelled), the CUDA_Host compute buffer
-  (not modelled), the name of the CPU-side model buffer on a GPU build (CPU_Mapped here; see notes).
+  same settings; the graph is the same, its allocation on CUDA is not modelled), the CPU compute buffer beside
+  a partial offload (the same figure), the CUDA_Host compute buffer (not modelled, not counted).
 """
 
 from __future__ import annotations
