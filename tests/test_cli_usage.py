@@ -134,8 +134,7 @@ USAGE = {"params": "params [OPTIONS] MODEL...", "config": "config [OPTIONS] MODE
          "tokens": "tokens [OPTIONS] MODEL...", "verify": "verify [OPTIONS] [MODEL]",
          "trace": "trace [OPTIONS] [PROMPT]...", "run": "run [OPTIONS] [PROMPT]...", "memory": "memory [OPTIONS] MODEL",
          "explain": "explain [OPTIONS] LOG", "report": "report [OPTIONS] MODEL...", "chat": "chat [OPTIONS]",
-         "flops": "flops [OPTIONS] MODEL",
-         "bench": "bench [OPTIONS] MODEL"}
+         "flops": "flops [OPTIONS] MODEL", "bench": "bench [OPTIONS] MODEL", "quant": "quant [OPTIONS] MODEL TYPE"}
 
 
 @pytest.mark.parametrize("command", [None, *USAGE])

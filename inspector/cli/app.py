@@ -38,6 +38,7 @@ COMMANDS = {
     "memory": ("inspector.cli.memory", "memory"),
     "flops": ("inspector.cli.flops", "flops"),
     "bench": ("inspector.cli.bench", "bench"),
+    "quant": ("inspector.cli.quant", "quant"),
     "explain": ("inspector.cli.explain", "explain"),
     "report": ("inspector.cli.report", "report"),
     "chat": ("inspector.cli.chat", "chat"),

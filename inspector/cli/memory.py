@@ -11,6 +11,7 @@ import typer
 from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
+LLAMACPP = "llama.cpp (--engine llama.cpp; CPU)"
 SERVE = "Serving (the default)"
 TRAIN = "Training (--train)"
 LORA = "LoRA / QLoRA"
@@ -56,6 +57,13 @@ class Attention(str, Enum):
 class Engine(str, Enum):
     v1 = "vllm-v1"
     v0 = "vllm-v0"
+    llama_cpp = "llama.cpp"
+
+
+class FlashAttn(str, Enum):  # llama.cpp's --flash-attn
+    on = "on"
+    off = "off"
+    auto = "auto"
 
 
 class Precision(str, Enum):
@@ -90,7 +98,8 @@ TpOpt = _opt(Optional[int], "Tensor parallel size (default: --gpus × --nodes)."
 PpOpt = _opt(int, "Pipeline parallel size.", "--pp")
 EpOpt = _opt(bool, "vLLM's --enable-expert-parallel: whole experts per rank (EP = TP).", "--ep")
 EngineOpt = _opt(Optional[Engine], "vLLM engine whose start-up arithmetic to follow (default: the release's own; "
-                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0).", "--engine", show_default=False)
+                 "V0 before 0.8.0, V1 from it, V1 only from 0.11.0), or llama.cpp: the buffers it allocates for a "
+                 "GGUF (or MODEL's config with --quant), in its own words.", "--engine", show_default=False)
 VersionOpt = _opt(Optional[str], "vLLM release whose start-up arithmetic to follow (engine, batch defaults, "
                   "non-torch accounting, CUDA-graph profiling from 0.21.0); default 0.27.1, the newest modelled "
                   "(0.10.2 with --engine vllm-v0).", "--vllm-version", metavar="X.Y[.Z]", show_default=False)
@@ -134,6 +143,37 @@ TargetsOpt = _opt(Optional[str], "Comma-separated module names, or all-linear (d
 DoraOpt = _opt(bool, "DoRA (adds a magnitude vector per matrix).", "--dora", panel=LORA)
 BiasOpt = _opt(bool, "peft's lora_bias (a bias on B).", "--lora-bias", panel=LORA)
 DqOpt = _opt(bool, "QLoRA double quantization (--train qlora).", "--double-quant/--no-double-quant", panel=LORA)
+QuantOpt = _opt(Optional[str], "A llama-quantize type (Q4_K_M, Q8_0, ...): MODEL's tensors as llama-quantize would "
+                "write them (a config's, or a GGUF's requantized).", "--quant", panel=LLAMACPP, metavar="TYPE",
+                show_default=False)
+CtxSizeOpt = _opt(int, "llama.cpp's --ctx-size (0: the trained length); padded to 256 as llama.cpp does.", "--ctx-size",
+                  panel=LLAMACPP, min=0)
+LBatchOpt = _opt(int, "llama.cpp's --batch-size (logical batch; capped by the context).", "--batch-size",
+                 panel=LLAMACPP, min=1)
+UBatchOpt = _opt(int, "llama.cpp's --ubatch-size (physical batch: the compute buffer's token count).",
+                 "--ubatch-size", panel=LLAMACPP, min=1)
+ParallelOpt = _opt(int, "llama.cpp's --parallel: sequences (n_seq_max).", "--parallel", panel=LLAMACPP, min=1)
+UnifiedOpt = _opt(bool, "llama.cpp's --kv-unified: one KV stream for all sequences (default off, the C API's).",
+                  "--kv-unified/--no-kv-unified", panel=LLAMACPP)
+FlashOpt = _opt(FlashAttn, "llama.cpp's --flash-attn; auto resolves to on for the CPU backend.", "--flash-attn",
+                panel=LLAMACPP)
+CacheKOpt = _opt(str, "llama.cpp's --cache-type-k.", "--cache-type-k", panel=LLAMACPP,
+                 metavar="[f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl]")
+CacheVOpt = _opt(str, "llama.cpp's --cache-type-v (a quantized V needs flash attention).", "--cache-type-v",
+                 panel=LLAMACPP, metavar="[f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl]")
+SwaFullOpt = _opt(bool, "llama.cpp's --swa-full: SWA caches as large as the context. Default off, llama-server's; the "
+                  "C API (llama_context_default_params) and llama-cpp-python default to on.",
+                  "--swa-full/--no-swa-full", panel=LLAMACPP)
+NoMmapOpt = _opt(bool, "llama.cpp's --no-mmap: weights read into an allocated CPU buffer.", "--no-mmap",
+                 panel=LLAMACPP)
+NglOpt = _opt(Optional[int], "llama.cpp's --n-gpu-layers (GPU offload: not modelled yet).", "--n-gpu-layers",
+              panel=LLAMACPP, show_default=False)
+OtOpt = _opt(Optional[str], "llama.cpp's --override-tensor (GPU offload: not modelled yet).", "--override-tensor",
+             panel=LLAMACPP, show_default=False)
+CpuMoeOpt = _opt(Optional[int], "llama.cpp's --n-cpu-moe (GPU offload: not modelled yet).", "--n-cpu-moe",
+                 panel=LLAMACPP, show_default=False)
+SplitOpt = _opt(Optional[str], "llama.cpp's --tensor-split (GPU offload: not modelled yet).", "--tensor-split",
+                panel=LLAMACPP, show_default=False)
 MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
     "--format", "-f", help="table, md, json, csv, or deepspeed (DeepSpeed's own printout; --train full --zero 2|3). "
                            "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
@@ -143,16 +183,21 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
     gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
-    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
-    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16",
-    group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
-    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
-    max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
-    optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
-    zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
-    recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
+    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None,
+    vllm_version: VersionOpt = None, enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None,
+    images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128,
+    weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16", block_size: BlockOpt = 16,
+    gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None, max_num_batched_tokens: BatchedOpt = None,
+    max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed, optimizer: OptimOpt = Optimizer.adamw,
+    zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none, zero_init: InitOpt = True, seq_len: SeqOpt = 2048,
+    micro_batch: MicroOpt = 1, recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
     lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, format: MemFormatOpt = None, output: OutOpt = None,
+    lora_bias: BiasOpt = False, double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096,
+    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1,
+    kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
+    cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
+    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None,
+    tensor_split: SplitOpt = None, format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -163,6 +208,7 @@ def memory(
     peak and, for LoRA/QLoRA, peft's trainable-parameter line. Every scenario ends with a verdict
     (a non-fit exits 0; --check makes it exit 1) and what would make it fit. No torch is imported.
     An option of another mode (--zero without --train full, --dtype with --train) is refused.
+    --engine llama.cpp: the buffers llama.cpp allocates for a GGUF, in its own words (CPU; docs/llamacpp.md).
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
@@ -171,23 +217,16 @@ def memory(
       inspect memory llama-3.1-8b --train full --zero 3 --gpus 8 --format deepspeed
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
+      inspect memory $SMOL --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
     """
+    format = output_format(format, output, MemoryFormat)
+    if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
+        return _emit_llamacpp(ctx, dict(locals()), format, output)
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
 
-    format = output_format(format, output, MemoryFormat)
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
-    training = None
-    if train is not None:  # training's modules load only for training (cold start of serving)
-        from inspector.memory.lora import LoraOptions
-        from inspector.memory.training import TrainOptions
-
-        training = TrainOptions(
-            mode=train.value, optimizer=optimizer.value, zero=int(zero.value), offload=offload.value,
-            zero_init=zero_init, seq_len=seq_len, micro_batch=micro_batch, recompute=recompute.value,
-            attention=attention.value, lora=LoraOptions(rank=lora_rank, alpha=lora_alpha,
-                                                        targets=_targets(lora_targets), dora=dora, bias=lora_bias),
-            double_quant=double_quant, precision=precision.value)
+    training = _training(dict(locals())) if train is not None else None
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
                                        gpu_memory_gib=gpu_memory_gib),
@@ -202,6 +241,21 @@ def memory(
         raise typer.Exit(1)
 
 
+def _training(o: dict):
+    """--train: the command's arguments (`o`, by name) as TrainOptions; training's modules load only for
+    training (cold start of serving)."""
+    from inspector.memory.lora import LoraOptions
+    from inspector.memory.training import TrainOptions
+
+    return TrainOptions(
+        mode=o["train"].value, optimizer=o["optimizer"].value, zero=int(o["zero"].value), offload=o["offload"].value,
+        zero_init=o["zero_init"], seq_len=o["seq_len"], micro_batch=o["micro_batch"], recompute=o["recompute"].value,
+        attention=o["attention"].value, lora=LoraOptions(rank=o["lora_rank"], alpha=o["lora_alpha"],
+                                                         targets=_targets(o["lora_targets"]), dora=o["dora"],
+                                                         bias=o["lora_bias"]),
+        double_quant=o["double_quant"], precision=o["precision"].value)
+
+
 def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
                     train: Train | None) -> None:
     """Options that contradict each other: --tp against --gpus × --nodes (`gpus`), --format deepspeed
@@ -212,6 +266,51 @@ def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: 
         raise InspectError(f"--tp {tp} and --gpus {gpus[0]}: serving, --gpus is the tensor parallel size; give one")
     if format == MemoryFormat.deepspeed and train != Train.full:
         raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
+
+
+OFFLOAD = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split", "gpu", "gpus", "gpu_memory_gib")
+PLAN = ("gpu_memory_gib", "gpus")  # the offload plan (inspector.memory.llamacpp_offload): each GPU's GiB, how many
+
+
+def _llamacpp_options(ctx, format: MemoryFormat) -> None:
+    """One line for an option that does not apply to --engine llama.cpp (vLLM's, training's, GPU offload)."""
+    from inspector.errors import InspectError
+
+    given = given_options(ctx)
+    offload = [opt for name, opt in given.items() if name in OFFLOAD and name not in PLAN]
+    if offload:
+        raise InspectError(f"{', '.join(offload)}: GPU offload is not modelled yet beyond the plan "
+                           "(--gpu-memory-gib GiB [--gpus N] gives the largest -ngl and the flags to paste)")
+    if "gpus" in given and "gpu_memory_gib" not in given:
+        raise InspectError("--gpus with --engine llama.cpp: the offload plan needs --gpu-memory-gib GiB")
+    other = [opt for name, opt in given.items()
+             if name not in LLAMACPP_ONLY + PLAN + ("engine", "format", "output")]
+    if other:
+        raise InspectError(f"{', '.join(other)} {'does' if len(other) == 1 else 'do'} not apply to --engine llama.cpp")
+    if format not in (MemoryFormat.table, MemoryFormat.md, MemoryFormat.json):
+        raise InspectError(f"--format {format.value}: --engine llama.cpp writes table, md or json")
+
+
+def _emit_llamacpp(ctx, opts: dict, format: MemoryFormat, output) -> None:
+    """--engine llama.cpp: the options (`opts`: the command's arguments by name) as LlamaCppSettings, the report."""
+    from inspector.memory.llamacpp import LlamaCppSettings
+    from inspector.memory.llamacpp_model import LlamaCppRequest, llamacpp_memory
+    from inspector.reports.llamacpp import llamacpp_report
+    from inspector.reports.render import emit
+
+    _llamacpp_options(ctx, format)
+    settings = LlamaCppSettings(
+        n_ctx=opts["ctx_size"], n_batch=opts["batch_size"], n_ubatch=opts["ubatch_size"], n_seq_max=opts["parallel"],
+        kv_unified=opts["kv_unified"], flash_attn=opts["flash_attn"].value, type_k=opts["cache_type_k"],
+        type_v=opts["cache_type_v"], swa_full=opts["swa_full"], use_mmap=not opts["no_mmap"])
+    request = LlamaCppRequest(model=opts["model"], quant=opts["quant"], settings=settings)
+    if opts["gpu_memory_gib"] is not None:
+        from inspector.memory.llamacpp_model import llamacpp_plan
+        from inspector.reports.llamacpp import plan_report
+
+        gpu_bytes = (int(opts["gpu_memory_gib"] * 2**30),) * opts["gpus"]
+        return emit(plan_report(opts["model"], llamacpp_plan(request, gpu_bytes)), format.value, output)
+    emit(llamacpp_report(llamacpp_memory(request)), format.value, output)
 
 
 def largest_image(vision, text_hidden: int):
@@ -226,6 +325,10 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
     return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
 
 
+# llama.cpp's options: refused on the vLLM and training paths; offload ones refused on llama.cpp's (not modelled)
+LLAMACPP_ONLY = ("quant", "ctx_size", "batch_size", "ubatch_size", "parallel", "kv_unified", "flash_attn",
+                 "cache_type_k", "cache_type_v", "swa_full", "no_mmap", "n_gpu_layers", "override_tensor",
+                 "n_cpu_moe", "tensor_split")
 # The modes each option applies to; an option given on the command line for another mode is refused.
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",
@@ -237,8 +340,10 @@ OPTION_MODES = {
     **{name: ("full",) for name in ("zero", "offload", "zero_init")},
     **{name: ("lora", "qlora") for name in ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")},
     "double_quant": ("qlora",),
+    **{name: ("llama.cpp",) for name in LLAMACPP_ONLY},
 }
-MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora"}
+MODE_NAMES = {"serve": "serving", "full": "--train full", "lora": "--train lora", "qlora": "--train qlora",
+              "llama.cpp": "--engine llama.cpp"}
 
 
 def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:

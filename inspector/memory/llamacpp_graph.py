@@ -1,0 +1,426 @@
+"""llama.cpp's compute buffer on paper: the reserve graph rebuilt from hyperparameters, and ggml-alloc replayed over it.
+
+Pure arithmetic (no llama.cpp, no torch). Sources, all in ggml-org/llama.cpp@0c1e57098 (the llama.cpp that
+llama-cpp-python 0.3.36 vendors):
+
+* what is reserved: ``llama_context::sched_reserve`` / ``graph_reserve`` (src/llama-context.cpp): the
+  prompt-processing graph at ``n_tokens = min(n_ctx, n_ubatch)`` tokens, all of them outputs, with the KV
+  views over every cell (``init_full``); the token-generation graph is smaller and the buffer only grows;
+* the graph: the architecture's builder (src/models/llama.cpp, src/models/gemma3.cpp) and the graph inputs
+  and attention (src/llama-graph.cpp: ``build_attn``, ``build_attn_mha``, ``llama_mul_mat_hadamard``,
+  ``build_inp_*``), written here as one layer template with per-architecture switches (:data:`ARCHS`);
+* the allocator: ``ggml_gallocr_alloc_graph_impl`` and ``ggml_dyn_tallocr`` (ggml/src/ggml-alloc.c), one
+  CPU buffer (alignment 32, no maximum size), replayed by :class:`Allocator`.
+
+Checked against llama.cpp's exact compute bytes (``llama_get_memory_breakdown``) for all 149 recorded runs
+of fixtures/llamacpp (tests/test_llamacpp.py). Covered: the ``llama`` and ``gemma3`` architectures, CPU only.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+ALIGN = 32  # TENSOR_ALIGNMENT, ggml/src/ggml-impl.h: the CPU buffer type's alignment
+# ggml_op_can_inplace (ggml/src/ggml-alloc.c): ops whose result may take a source's memory
+INPLACE_OPS = frozenset({"FILL", "SCALE", "DIAG_MASK_ZERO", "DIAG_MASK_INF", "ADD", "ADD_ID", "ADD1", "SUB",
+                         "MUL", "DIV", "SQR", "SQRT", "LOG", "UNARY", "ROPE", "ROPE_BACK", "SILU_BACK",
+                         "RMS_NORM", "RMS_NORM_BACK", "CLAMP", "SOFT_MAX", "SOFT_MAX_BACK"})
+FLAG_INPUT, FLAG_OUTPUT, FLAG_COMPUTE = 1, 2, 16  # GGML_TENSOR_FLAG_* (ggml/include/ggml.h)
+# bytes per element of the types the graph allocates (quantized caches are views, never allocated)
+ELEMENT_BYTES = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4, "i64": 8}
+UNQUANTIZED = frozenset({"f32", "f16", "bf16"})
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The switches of one architecture's layer template (its src/models/<arch>.cpp builder)."""
+
+    embed_scale: bool  # inp_scaled = embd * sqrt(n_embd) (gemma3)
+    qk_norm: bool  # per-head RMS norm of Q and K before RoPE (gemma3)
+    q_scale: bool  # Q scaled after RoPE (gemma3: by 1/sqrt(query_pre_attn_scalar))
+    qkv_order: str  # the order the projections are built in: "qvk" (llama) or "qkv" (gemma3)
+    post_norms: bool  # post-attention and post-FFN RMS norms (gemma3)
+    swa_pattern: int  # every swa_pattern-th layer is full attention (0: no SWA); llama-model.cpp load_hparams
+
+
+ARCHS = {
+    # src/models/llama.cpp (graph dumped in fixtures/llamacpp/graphs/smollm2-*)
+    "llama": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                  swa_pattern=0),
+    # src/models/gemma3.cpp; set_swa_pattern(6) in llama-model.cpp (LLM_ARCH_GEMMA3)
+    "gemma3": Arch(embed_scale=True, qk_norm=True, q_scale=True, qkv_order="qkv", post_norms=True,
+                   swa_pattern=6),
+}
+
+
+def pad(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass(frozen=True)
+class GraphShape:
+    """What the reserve graph depends on: hyperparameters and the resolved context settings."""
+
+    arch: str
+    n_layer: int
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_vocab: int
+    n_tokens: int  # tokens reserved: min(n_ctx, n_ubatch) rounded up to a multiple of n_seq_max (graph_reserve)
+    n_outputs: int  # outputs reserved: min(n_ctx, n_ubatch) (n_outputs_max = n_batch >= n_ubatch)
+    n_stream: int  # KV streams (1 when unified)
+    cells: tuple  # (("swa", n), ("base", n)): KV cells per cache, in the order the layers first use them
+    flash_attn: bool
+    type_k: str
+    type_v: str
+
+
+class Tensor:
+    """One graph tensor: what the allocator needs (op, type, shape, strides, flags, view source, sources)."""
+
+    __slots__ = ("id", "op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "vs", "srcs")
+
+    def __init__(self, op, name, typ, ne, nb, flags, vs, srcs):
+        self.id, self.op, self.name, self.type = None, op, name, typ
+        self.ne, self.nb, self.flags, self.vs, self.srcs = ne, nb, flags, vs, list(srcs)
+        # external (weights, KV cache and their views): never allocated in the compute buffer
+        self.ext = vs.ext if vs is not None else (op == "NONE" and not flags)
+        size = ELEMENT_BYTES.get(typ, 1)
+        self.nbytes = size * ne[0] * ne[1] * ne[2] * ne[3]
+
+
+class Graph:
+    """Leafs and nodes in ggml's order, built with ggml-like helpers."""
+
+    def __init__(self):
+        self.leafs, self.nodes = [], []
+        self._ids = itertools.count()
+
+    def _add(self, t: Tensor, leaf: bool) -> Tensor:
+        t.id = next(self._ids)
+        (self.leafs if leaf else self.nodes).append(t)
+        return t
+
+    @staticmethod
+    def _strides(typ, ne):
+        s = ELEMENT_BYTES.get(typ, 1)
+        return (s, s * ne[0], s * ne[0] * ne[1], s * ne[0] * ne[1] * ne[2])
+
+    def leaf(self, name, typ, ne, ext=False) -> Tensor:
+        ne = tuple(ne) + (1,) * (4 - len(ne))
+        return self._add(Tensor("NONE", name, typ, ne, self._strides(typ, ne), 0 if ext else FLAG_INPUT,
+                                None, ()), True)
+
+    def op(self, op, name, typ, ne, *srcs, flags=FLAG_COMPUTE) -> Tensor:
+        ne = tuple(ne) + (1,) * (4 - len(ne))
+        return self._add(Tensor(op, name, typ, ne, self._strides(typ, ne), flags, None, srcs), False)
+
+    def view(self, op, name, src, ne, nb=None, srcs=None) -> Tensor:
+        ne = tuple(ne) + (1,) * (4 - len(ne))
+        root = src.vs if src.vs is not None else src
+        t = Tensor(op, name, src.type, ne, nb or self._strides(src.type, ne), FLAG_COMPUTE, root,
+                   srcs if srcs is not None else (src,))
+        return self._add(t, False)
+
+    def permute(self, name, src, axes) -> Tensor:
+        """ggml_permute: dimension i of src goes to position axes[i]."""
+        ne, nb = [0] * 4, [0] * 4
+        for i, ax in enumerate(axes):
+            ne[ax], nb[ax] = src.ne[i], src.nb[i]
+        return self.view("PERMUTE", name, src, ne, nb)
+
+    def hadamard(self, x, rot) -> Tensor:
+        """llama_mul_mat_hadamard (src/llama-graph.cpp): reshape to rows of the rotation size, MUL_MAT, back."""
+        n = rot.ne[0]
+        numel = x.ne[0] * x.ne[1] * x.ne[2] * x.ne[3]
+        r = self.view("RESHAPE", "rot in", x, (n, numel // n))
+        m = self.op("MUL_MAT", "hadamard", "f32", (n, numel // n), rot, r)
+        return self.view("RESHAPE", "rot out", m, x.ne)
+
+
+def rotation_size(head_dim: int) -> int:
+    """llama_kv_cache::build_input_k_rot: the largest power of two >= 64 that divides head_dim."""
+    n = 64
+    while head_dim % (n * 2) == 0:
+        n *= 2
+    return n
+
+
+def build_inputs(g: Graph, s: GraphShape) -> dict:
+    """The input leafs in the order ggml discovers them (llm_graph_input_*, src/llama-graph.cpp)."""
+    T, kvd = s.n_tokens, s.n_head_kv * s.head_dim
+    rot_k = s.type_k not in UNQUANTIZED and s.head_dim % 64 == 0
+    rot_v = s.type_v not in UNQUANTIZED and s.head_dim % 64 == 0
+    inp = {"tokens": g.leaf("inp_tokens", "i32", (T,))}
+    g.leaf("inp_embd", "f32", (s.n_embd, T))  # built beside inp_tokens, unused, allocated and never freed
+    mask_type = "f16" if s.flash_attn else "f32"
+    for n, (cache, cells) in enumerate(s.cells):
+        k_rot = g.leaf("attn_inp_k_rot", "f32", (rotation_size(s.head_dim),) * 2) if rot_k else None
+        if n == 0:
+            inp["pos"] = g.leaf("inp_pos", "i32", (T,))
+        v_rot = g.leaf("attn_inp_v_rot", "f32", (64, 64)) if rot_v else None
+        k_idxs = g.leaf("attn_inp_k_idxs", "i64", (T,))
+        # V written transposed (no flash attention): one index per element
+        v_idxs = g.leaf("attn_inp_v_idxs", "i64", (T,) if s.flash_attn else (T * kvd,))
+        mask = g.leaf("attn_inp_kq_mask", mask_type, (cells, T // s.n_stream, 1, s.n_stream))
+        inp[cache] = {"cells": cells, "k_rot": k_rot, "v_rot": v_rot, "k_idxs": k_idxs, "v_idxs": v_idxs,
+                      "mask": mask}
+    inp["out_ids"] = g.leaf("out_ids", "i32", (s.n_outputs,))
+    return inp
+
+
+def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
+    """Q, K, V of one layer, roped, normed and rotated as the architecture does."""
+    T, hd, w, pos = s.n_tokens, s.head_dim, ctx["w"], ctx["pos"]
+    rot_k, rot_v = ctx["cache"]["k_rot"], ctx["cache"]["v_rot"]
+    out = {}
+    for which in a.qkv_order:
+        heads = s.n_head if which == "q" else s.n_head_kv
+        t = g.op("MUL_MAT", which, "f32", (heads * hd, T), w, x)
+        t = g.view("RESHAPE", which, t, (hd, heads, T))
+        if which == "v":
+            out["v"] = g.hadamard(t, rot_v) if rot_v else t
+            continue
+        if a.qk_norm:
+            t = g.op("RMS_NORM", "norm", "f32", t.ne, t)
+            t = g.op("MUL", which + " normed", "f32", t.ne, t, w)
+        t = g.op("ROPE", which, "f32", t.ne, t, pos)
+        if which == "q" and a.q_scale:
+            t = g.op("SCALE", "q scaled", "f32", t.ne, t)
+        out[which] = g.hadamard(t, rot_k) if rot_k else t
+    return out["q"], out["k"], out["v"]
+
+
+def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
+    """No flash attention: V stored transposed, kq = K^T Q (f32), soft_max in place, kqv, CONT."""
+    T, hd, H, Hkv, ns = s.n_tokens, s.head_dim, s.n_head, s.n_head_kv, s.n_stream
+    cache, n_kv, kvd = ctx["cache"], ctx["cache"]["cells"], s.n_head_kv * s.head_dim
+    v = ctx["v"]
+    v1 = g.view("RESHAPE", "v", v, (kvd, T))
+    v2 = g.view("RESHAPE", "v", v1, (1, kvd * T))
+    cvr = g.view("RESHAPE", "cache_v", vc, (1, kvd * n_kv))
+    g.view("SET_ROWS", "cache_v set", vc, (1, kvd * n_kv), srcs=(v2, cache["v_idxs"], cvr))
+    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (n_kv, Hkv, hd, ns)), (0, 2, 1, 3))
+    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
+    qp = g.permute("q", g.view("VIEW", "q", q, (hd, H, T // ns, ns)), (0, 2, 1, 3))
+    kq = g.op("MUL_MAT", "kq", "f32", (n_kv, T // ns, H, ns), kp, qp)
+    kq = g.op("SOFT_MAX", "kq_soft_max", "f32", kq.ne, kq, cache["mask"])
+    kqv = g.op("MUL_MAT", "kqv", "f32", (hd, T // ns, H, ns), vp, kq)
+    return g.op("CONT", "kqv_out", "f32", (H * hd, T), g.permute("kqv", kqv, (0, 2, 1, 3)))
+
+
+def _attn_flash(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
+    """Flash attention: one FLASH_ATTN_EXT; f32 caches cast to f16 (ggml_cast, every stream's view: get_k/get_v
+    view all n_stream streams); V rotated back if quantized."""
+    T, hd, H, Hkv, ns = s.n_tokens, s.head_dim, s.n_head, s.n_head_kv, s.n_stream
+    cache, n_kv, kvd = ctx["cache"], ctx["cache"]["cells"], s.n_head_kv * s.head_dim
+    v1 = g.view("VIEW", "v", ctx["v"], (kvd, T))
+    g.view("SET_ROWS", "cache_v set", vc, (kvd, n_kv), srcs=(v1, cache["v_idxs"], vc))
+    qp = g.permute("q", g.view("VIEW", "q", q, (hd, H, T // ns, ns)), (0, 2, 1, 3))
+    kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
+    if s.type_k == "f32":
+        kp = g.op("CPY", "k f16", "f16", kp.ne, kp)
+        kp.srcs.append(kp)
+    vp = g.permute("cache_v", g.view("VIEW", "cache_v", vc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
+    if s.type_v == "f32":
+        vp = g.op("CPY", "v f16", "f16", vp.ne, vp)
+        vp.srcs.append(vp)
+    fo = g.op("FLASH_ATTN_EXT", "fa", "f32", (hd, H, T // ns, ns), qp, kp, vp, cache["mask"])
+    o = g.view("RESHAPE", "kqv_out", fo, (H * hd, T))
+    return g.hadamard(o, cache["v_rot"]) if cache["v_rot"] else o
+
+
+def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
+    """One transformer block (build_norm, build_attn, build_ffn as the architecture's builder calls them)."""
+    T, E, w = s.n_tokens, s.n_embd, ctx["w"]
+    x = g.op("RMS_NORM", "norm", "f32", (E, T), inpL)
+    x = g.op("MUL", "attn_norm", "f32", (E, T), x, w)
+    q, k, ctx["v"] = _qkv(g, s, a, x, ctx)
+    kc, vc = ctx["k_cache"][il], ctx["v_cache"][il]
+    kv_ = g.view("VIEW", "k", k, (s.n_head_kv * s.head_dim, T))
+    g.view("SET_ROWS", "cache_k set", kc, (s.n_head_kv * s.head_dim, ctx["cache"]["cells"]),
+           srcs=(kv_, ctx["cache"]["k_idxs"], kc))
+    o = (_attn_flash if s.flash_attn else _attn_scores)(g, s, q, kc, vc, ctx)
+    att = g.op("MUL_MAT", "attn_out", "f32", (E, T), w, o)
+    last = il == s.n_layer - 1
+    if last:  # the last layer keeps the output rows (applied even when all rows are outputs): two GET_ROWS
+        T = s.n_outputs
+        att = g.op("GET_ROWS", "out rows", "f32", (E, T), att, ctx["out_ids"])
+    if a.post_norms:
+        att = g.op("RMS_NORM", "norm", "f32", (E, T), att)
+        att = g.op("MUL", "attn_post_norm", "f32", (E, T), att, w)
+    if last:
+        inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
+    sa = g.op("ADD", "ffn_inp", "f32", (E, T), att, inpL)
+    x = g.op("RMS_NORM", "norm", "f32", (E, T), sa)
+    x = g.op("MUL", "ffn_norm", "f32", (E, T), x, w)
+    gate = g.op("MUL_MAT", "ffn_gate", "f32", (s.n_ff, T), w, x)
+    up = g.op("MUL_MAT", "ffn_up", "f32", (s.n_ff, T), w, x)
+    x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), gate, up)
+    x = g.op("MUL_MAT", "ffn_out", "f32", (E, T), w, x)
+    if a.post_norms:
+        x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
+        x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
+    return g.op("ADD", "l_out", "f32", (E, T), x, sa)
+
+
+def build_graph(s: GraphShape) -> Graph:
+    """The prompt-processing reserve graph of the architecture, node for node as llama.cpp builds it."""
+    a = ARCHS[s.arch]
+    g = Graph()
+    inp = build_inputs(g, s)
+    kvd = s.n_head_kv * s.head_dim
+    w = g.leaf("weights", "f32", (1,), ext=True)  # every weight: outside the compute buffer
+    ctx = {"w": w, "pos": inp["pos"], "out_ids": inp["out_ids"],
+           "k_cache": [g.leaf(f"cache_k_l{il}", s.type_k, (kvd, 1), ext=True) for il in range(s.n_layer)],
+           "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)]}
+    T, E = s.n_tokens, s.n_embd
+    cur = g.op("GET_ROWS", "embd", "f32", (E, T), w, inp["tokens"])
+    if a.embed_scale:
+        cur = g.op("SCALE", "inp_scaled", "f32", (E, T), cur)
+    for il in range(s.n_layer):
+        swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
+        ctx["cache"] = inp["swa" if swa else "base"]
+        cur = _layer(g, s, a, il, cur, ctx)
+    R = s.n_outputs
+    x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
+    x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    return g
+
+
+class _Blocks:
+    """ggml_dyn_tallocr with one chunk: free blocks sorted by offset, the last one endless."""
+
+    def __init__(self):
+        self.blocks = [[0, 1 << 62]]
+        self.max_size = 0
+
+    def alloc(self, size: int) -> int:
+        """Best fit among the free blocks except the last; else the last (which grows the buffer)."""
+        size = pad(size)
+        best, best_size = len(self.blocks) - 1, None
+        for i, (_, sz) in enumerate(self.blocks[:-1]):
+            if sz >= size and (best_size is None or sz <= best_size):
+                best, best_size = i, sz
+        off = self.blocks[best][0]
+        self.blocks[best][0] += size
+        self.blocks[best][1] -= size
+        if self.blocks[best][1] == 0:
+            del self.blocks[best]
+        self.max_size = max(self.max_size, off + size)
+        return off
+
+    def free(self, off: int, size: int) -> None:
+        """Merge with a neighbouring free block, else insert sorted by address."""
+        size = pad(size)
+        for i, b in enumerate(self.blocks):
+            if b[0] + b[1] == off:
+                b[1] += size
+                if i < len(self.blocks) - 1 and b[0] + b[1] == self.blocks[i + 1][0]:
+                    b[1] += self.blocks[i + 1][1]
+                    del self.blocks[i + 1]
+                return
+            if off + size == b[0]:
+                b[0], b[1] = off, b[1] + size
+                if i > 0 and self.blocks[i - 1][0] + self.blocks[i - 1][1] == b[0]:
+                    self.blocks[i - 1][1] += b[1]
+                    del self.blocks[i]
+                return
+        j = 0
+        while j < len(self.blocks) and self.blocks[j][0] < off:
+            j += 1
+        self.blocks.insert(j, [off, size])
+
+
+class Allocator:
+    """ggml_gallocr_alloc_graph_impl over one graph: leafs, inputs, then nodes with in-place reuse and frees."""
+
+    def __init__(self):
+        self.mem = _Blocks()
+        self.allocated, self.addr, self.children, self.views = set(), {}, {}, {}
+
+    def _reuse(self, t: Tensor) -> bool:
+        """ggml_gallocr_allocate_node: take an owned, single-use source's memory for an in-place op."""
+        for p in t.srcs:
+            if p.id not in self.allocated or p.flags & FLAG_OUTPUT or (p.vs and p.vs.flags & FLAG_OUTPUT):
+                continue
+            if p.type != t.type or p.ne != t.ne or p.nb != t.nb:
+                continue
+            if self.children.get(p.id, 0) != 1 or self.views.get(p.id, 0) != 0:
+                continue
+            owner = p
+            if p.vs is not None:
+                v = p.vs
+                if self.views.get(v.id, 0) != 1 or self.children.get(v.id, 0) != 0:
+                    continue
+                owner = v
+                # the view's own (never set) address, 0: llama.cpp's behaviour while reserving
+                self.addr[t.id] = self.addr.get(p.id) or 0
+            else:
+                self.addr[t.id] = self.addr[p.id]
+            self.allocated.discard(p.id)
+            self.allocated.discard(owner.id)
+            extra = pad(owner.nbytes) - pad(t.nbytes)
+            if extra > 0:
+                self.mem.free(self.addr[owner.id] + pad(t.nbytes), extra)
+            return True
+        return False
+
+    def allocate(self, t: Tensor) -> None:
+        if t.ext or t.id in self.allocated or t.vs is not None:
+            return
+        self.allocated.add(t.id)
+        if t.op in INPLACE_OPS and self._reuse(t):
+            return
+        self.addr[t.id] = self.mem.alloc(t.nbytes)
+
+    def _release(self, p: Tensor) -> None:
+        self.children[p.id] -= 1
+        if self.children[p.id] or self.views.get(p.id, 0):
+            return
+        if p.vs is not None:
+            v = p.vs
+            self.views[v.id] -= 1
+            if not self.views[v.id] and not self.children.get(v.id, 0) and v.id in self.allocated:
+                self._free(v)
+        elif p.id in self.allocated:
+            self._free(p)
+
+    def _free(self, t: Tensor) -> None:
+        if t.flags & FLAG_OUTPUT:
+            return
+        self.mem.free(self.addr[t.id], t.nbytes)
+        self.allocated.discard(t.id)
+
+    def run(self, g: Graph) -> int:
+        """The buffer size: the highest end ever used (ggml_gallocr_get_buffer_size)."""
+        for t in g.leafs:
+            self.allocate(t)
+        for t in g.nodes:
+            if t.vs is not None and t.op != "NONE":
+                self.views[t.vs.id] = self.views.get(t.vs.id, 0) + 1
+            if t.flags & FLAG_INPUT:
+                self.allocate(t)
+            for p in t.srcs:
+                self.children[p.id] = self.children.get(p.id, 0) + 1
+                if p.flags & FLAG_INPUT:
+                    self.allocate(p)
+        for t in g.nodes:
+            for p in t.srcs:
+                self.allocate(p)
+            self.allocate(t)
+            for p in t.srcs:
+                self._release(p)
+        return self.mem.max_size
+
+
+def compute_bytes(s: GraphShape) -> int:
+    """llama.cpp's CPU compute buffer in bytes: the allocator replayed over the rebuilt reserve graph."""
+    if s.arch not in ARCHS:
+        raise ValueError(f"no llama.cpp graph template for architecture {s.arch!r} (covered: {', '.join(ARCHS)})")
+    return Allocator().run(build_graph(s))

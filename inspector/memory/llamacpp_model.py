@@ -1,0 +1,152 @@
+"""What `inspect memory --engine llama.cpp` and `inspect quant` compute for a GGUF, or a config quantized on paper.
+
+The one entry point each command calls: :func:`llamacpp_memory` (a :class:`LlamaCppRequest` -> a
+:class:`LlamaCppEstimate`: llama.cpp's buffers, :mod:`inspector.memory.llamacpp`) and :func:`quantize_model`
+(MODEL, TYPE -> a :class:`~inspector.memory.llamacpp_quant.QuantPlan`, :mod:`inspector.memory.llamacpp_quant`).
+A GGUF is read from its header; a config (a preset, a directory or config.json, a safetensors
+checkpoint's config) goes through the project's inventory mapped to GGUF names, and for ``memory`` a
+GGUF header is assembled from it: the hyperparameters llama.cpp reads (``<arch>.*`` keys) and the tensors
+that llama-quantize would write. Input llama.cpp refuses becomes one :class:`InspectError` line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspector.checkpoint.gguf import GGML_TYPES, GGUF_ARCHITECTURES, GGUFFile, GGUFTensor, parse_gguf
+from inspector.errors import InspectError
+from inspector.memory.llamacpp import KV_TYPES, LlamaCppSettings, Prediction, predict_buffers
+from inspector.memory.llamacpp_quant import FTYPES, QuantPlan, State, quantize_gguf, quantize_inventory
+
+_TYPE_IDS = {name: i for i, (name, _, _) in GGML_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class LlamaCppRequest:
+    """`inspect memory MODEL --engine llama.cpp`: the model, an optional llama-quantize type, the settings."""
+
+    model: str
+    quant: str | None
+    settings: LlamaCppSettings
+
+
+@dataclass(frozen=True)
+class LlamaCppEstimate:
+    """The prediction, what MODEL was read as, and the notes of that reading (quantization on paper)."""
+
+    model: str
+    origin: str  # "GGUF header", "GGUF header, quantized on paper to Q4_K_M", "config, quantized on paper to ..."
+    prediction: Prediction
+    notes: tuple  # str
+
+
+def is_gguf(model: str) -> bool:
+    """MODEL names a GGUF file (its header is read as it is: any architecture, no Hugging Face config needed)."""
+    from inspector.checkpoint.open import GGUF, format_of
+
+    return Path(model).is_file() and format_of(model) is GGUF
+
+
+def _known_type(target: str) -> str:
+    up = target.upper()
+    if up not in FTYPES:
+        raise InspectError(f"unknown llama.cpp quantization type {target!r}; known: {', '.join(FTYPES)}")
+    return up
+
+
+def _gguf_arch(model_type: str, model: str) -> str:
+    for arch, facts in GGUF_ARCHITECTURES.items():
+        if facts.model_type == model_type:
+            return arch
+    known = ", ".join(sorted({f.model_type for f in GGUF_ARCHITECTURES.values()}))
+    raise InspectError(f"{model}: model_type {model_type!r} has no llama.cpp architecture here (known: {known})")
+
+
+def _plan_from_config(model: str, target: str):
+    """(QuantPlan, TextSpec, GGUF arch) of a config's inventory quantized to ``target``."""
+    from inspector.source import account_model
+
+    acc = account_model(model)
+    text = acc.spec.text
+    if text is None:
+        raise InspectError(f"{model}: no text model to quantize")
+    arch = _gguf_arch(acc.spec.model_type, model)
+    st = State(n_layer=text.num_layers, n_gqa=text.num_heads // text.num_kv_heads)
+    return quantize_inventory(acc.entries, arch, st, target), text, arch
+
+
+def quantize_model(model: str, target: str) -> QuantPlan:
+    """`inspect quant MODEL TYPE`: what llama-quantize writes, from a GGUF's header or a config's inventory."""
+    target = _known_type(target)
+    if is_gguf(model):
+        return quantize_gguf(parse_gguf(model), target)
+    return _plan_from_config(model, target)[0]
+
+
+def _header_from_config(text, arch: str, plan: QuantPlan) -> GGUFFile:
+    """The GGUF header llama.cpp would read: load_hparams' keys from the config, the plan's tensors (offsets
+    from 0: the mapped range does not depend on where the data starts)."""
+    meta = {"general.architecture": arch, f"{arch}.block_count": text.num_layers,
+            f"{arch}.embedding_length": text.hidden_size, f"{arch}.feed_forward_length": text.intermediate_size,
+            f"{arch}.attention.head_count": text.num_heads, f"{arch}.attention.head_count_kv": text.num_kv_heads,
+            f"{arch}.attention.key_length": text.head_dim, f"{arch}.attention.value_length": text.head_dim,
+            f"{arch}.context_length": text.max_position_embeddings, f"{arch}.vocab_size": text.vocab_size}
+    if text.sliding_window:
+        meta[f"{arch}.attention.sliding_window"] = text.sliding_window
+    tensors = [GGUFTensor(t.name, _TYPE_IDS[t.ggml_type.upper()], t.ggml_type.upper(), t.ne, t.offset, t.nbytes)
+               for t in plan.tensors]
+    return GGUFFile(path="<config>", size=plan.file_bytes, version=3, alignment=32, data_offset=0,
+                    metadata=meta, value_types={}, tensors=tensors)
+
+
+def _read(req: LlamaCppRequest) -> tuple[GGUFFile, str, tuple]:
+    """MODEL as the GGUF header llama.cpp loads, what it was read as, and notes."""
+    if is_gguf(req.model):
+        f = parse_gguf(req.model)
+        if req.quant is None:
+            return f, "GGUF header", ()
+        plan = quantize_gguf(f, _known_type(req.quant))
+        tensors = [GGUFTensor(t.name, _TYPE_IDS[t.ggml_type.upper()], t.ggml_type.upper(), t.ne, t.offset, t.nbytes)
+                   for t in plan.tensors]
+        quantized = GGUFFile(f.path, plan.file_bytes, f.version, f.alignment, f.data_offset, f.metadata,
+                             f.value_types, tensors)
+        return quantized, f"GGUF header, quantized on paper to {plan.target}", plan.warnings
+    if req.quant is None:
+        raise InspectError(f"{req.model}: not a GGUF file; give --quant TYPE (a llama.cpp type such as Q4_K_M) "
+                           "to quantize its config on paper")
+    plan, text, arch = _plan_from_config(req.model, _known_type(req.quant))
+    return _header_from_config(text, arch, plan), f"config, quantized on paper to {plan.target}", plan.warnings
+
+
+def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
+    """Every buffer llama.cpp prints loading MODEL with the settings (CPU only). A context over the trained
+    length is refused (exit 2) with llama.cpp's own warning line."""
+    for flag, typ in (("--cache-type-k", req.settings.type_k), ("--cache-type-v", req.settings.type_v)):
+        if typ not in KV_TYPES:
+            raise InspectError(f"{flag} {typ!r}: not a KV cache type llama.cpp takes here (known: {', '.join(KV_TYPES)})")
+    if req.settings.type_v not in ("f32", "f16", "bf16") and req.settings.flash_attn == "off":
+        raise InspectError(f"--cache-type-v {req.settings.type_v} with --flash-attn off: llama.cpp refuses it "
+                           "(quantized V cache was requested, but this requires Flash Attention)")
+    f, origin, notes = _read(req)
+    try:
+        pred = predict_buffers(f, req.settings)
+    except (ValueError, NotImplementedError) as e:
+        raise InspectError(str(e)) from None
+    overflow = [w for w in pred.warnings if "n_ctx_train" in w]
+    if overflow:
+        raise InspectError(f"llama_context: {overflow[0]} (--ctx-size at most the trained length)")
+    return LlamaCppEstimate(req.model, origin, pred, notes)
+
+
+def llamacpp_plan(req: LlamaCppRequest, gpu_bytes: tuple, ram_bytes: int | None = None) -> dict:
+    """The offload plan (inspector.memory.llamacpp_offload.plan) for MODEL on GPUs of ``gpu_bytes`` each; the RAM
+    is not checked when ``ram_bytes`` is None. The same checks as :func:`llamacpp_memory` first."""
+    from inspector.memory.llamacpp_offload import Hardware, plan
+
+    est = llamacpp_memory(req)
+    f, _, _ = _read(req)
+    out = plan(f, req.settings, Hardware(tuple(gpu_bytes), ram_bytes if ram_bytes is not None else 1 << 62))
+    out.update(model=req.model, read_as=est.origin, ram_checked=ram_bytes is not None,
+               gpu_bytes=list(gpu_bytes), warnings=list(est.prediction.warnings))
+    return out
