@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from bisect import bisect_right
 
 from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
-from inspector.memory.llamacpp import (CPU_ALIGNMENT, LlamaCppSettings, _pad, _repacked, hparams, kv_caches,
-                                       predict_buffers, resolve_context)
+from inspector.memory.llamacpp import (CPU_ALIGNMENT, Buffer, LlamaCppSettings, _pad, _repacked, hparams,
+                                       kv_caches, predict_buffers, resolve_context)
 from inspector.memory.llamacpp_graph import ARCHS
 
 # common/common.h LLM_FFN_EXPS_REGEX: the MoE expert tensors (--cpu-moe, --n-cpu-moe)
@@ -112,6 +112,7 @@ class DeviceTotal:
     device: str
     parts: dict = field(default_factory=dict)  # kind -> bytes
     status: dict = field(default_factory=dict)  # kind -> exact / source / assumed
+    kv_caches: dict = field(default_factory=dict)  # cache ("" / "SWA" / "non-SWA") -> KV bytes on this device
 
     def add(self, kind: str, nbytes: int, status: str) -> None:
         self.parts[kind] = self.parts.get(kind, 0) + nbytes
@@ -158,18 +159,24 @@ def _model_bytes(f: GGUFFile, s: LlamaCppSettings, p: Placement, tot: dict) -> N
         tot[out_dev].add("model", _pad(cuda_alloc_size(embd), CUDA_ALIGNMENT), "source")
 
 
-def _kv_bytes(f: GGUFFile, s: LlamaCppSettings, devs: list, tot: dict) -> None:
-    """Each cache's per-layer K+V bytes on that layer's device (iSWA: SWA layers are (il + 1) % pattern != 0)."""
+def layer_kv(f: GGUFFile, s: LlamaCppSettings) -> list:
+    """Each layer's KV cache (il 0..n_layer-1) as (cache key, KVCache): iSWA's SWA layers are those with
+    (il + 1) % pattern != 0 (key "SWA"), the others "non-SWA"; a model without SWA: key ""."""
     hp = hparams(f)
     ctx = resolve_context(hp, s)
     caches = {c.swa: c for c in kv_caches(hp, ctx, s, ctx.n_ubatch)}
     pattern = ARCHS[hp.arch].swa_pattern if hp.n_swa else 0
-    for il in range(hp.n_layer):
-        key = "" if not pattern else ("SWA" if (il + 1) % pattern else "non-SWA")
-        c = caches[key]
+    keys = ["" if not pattern else ("SWA" if (il + 1) % pattern else "non-SWA") for il in range(hp.n_layer)]
+    return [(k, caches[k]) for k in keys]
+
+
+def _kv_bytes(f: GGUFFile, s: LlamaCppSettings, devs: list, tot: dict) -> None:
+    """Each cache's per-layer K+V bytes on that layer's device."""
+    for il, (key, c) in enumerate(layer_kv(f, s)):
         align = CPU_ALIGNMENT if devs[il] == "CPU" else CUDA_ALIGNMENT
         n = _pad(c.k_bytes // c.layers, align) + _pad(c.v_bytes // c.layers, align)
         tot[devs[il]].add("kv", n, "exact" if devs[il] == "CPU" else "source")
+        tot[devs[il]].kv_caches[key] = tot[devs[il]].kv_caches.get(key, 0) + n
 
 
 def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, DeviceTotal]:
@@ -192,6 +199,52 @@ def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, D
         if g in devs:
             tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
     return tot
+
+
+SRC_HOST = ("src/llama-model.cpp make_cpu_buft_list (the GPU's host type first); llama-model-loader.cpp "
+            "create_tensor (mmap: the plain CPU type instead)")
+SRC_GPU_MODEL = "ggml-cuda.cu ggml_backend_cuda_buffer_type: alignment 128, quantized rows padded to 512 elements"
+SRC_OUTPUT_HOST = "src/llama-context.cpp output_reserve: the output device's host buffer type (CUDA_Host on a GPU)"
+SRC_GPU_COMPUTE = "assumed: the CPU compute buffer of the same settings (a GPU's graph allocation is not modelled)"
+
+
+def _cpu_buffer_lines(s: LlamaCppSettings, t: DeviceTotal, gpu_build: bool) -> list[Buffer]:
+    """The CPU side's model buffers by name: CPU_Mapped / CPU and CPU_REPACK (CPU build), CPU_Mapped or
+    CUDA_Host (a GPU build: no repack)."""
+    out = []
+    if "model" in t.parts:
+        name = "CPU_Mapped" if s.use_mmap else ("CUDA_Host" if gpu_build else "CPU")
+        out.append(Buffer("load_tensors", name, "model", t.parts["model"], SRC_HOST if gpu_build else SRC_PLACE,
+                          t.status["model"]))
+    if "repack" in t.parts:
+        out.append(Buffer("load_tensors", "CPU_REPACK", "repack", t.parts["repack"], SRC_PLACE, t.status["repack"]))
+    return out
+
+
+def device_buffers(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[Buffer]:
+    """Every buffer line llama.cpp would print for this placement, per device, in its words: model (GPUs, then
+    the CPU side), output (CPU, or CUDA_Host when the output layer is on a GPU), KV per cache per device, compute
+    per device. With no GPU this is the CPU printout (-ngl has no effect). The order of the lines within a
+    kind follows llama.cpp's buffer-type maps and is not verified on a GPU."""
+    tot = device_totals(f, s, p)
+    gpus = [tot[g] for g in p.gpus]
+    out = [Buffer("load_tensors", g.device, "model", g.parts["model"], SRC_GPU_MODEL, g.status["model"])
+           for g in gpus if "model" in g.parts]
+    out += _cpu_buffer_lines(s, tot["CPU"], bool(p.gpus))
+    on_gpu = layer_devices(hparams(f).n_layer, p)[-1] != "CPU"
+    out.append(Buffer("llama_context", "CUDA_Host" if on_gpu else "CPU", "output", tot["CPU"].parts["output"],
+                      SRC_OUTPUT_HOST, "source" if on_gpu else "exact"))
+    keys = list(dict.fromkeys(k for t in tot.values() for k in t.kv_caches))
+    for key in sorted(keys, key=lambda k: k == "SWA"):  # llama_kv_cache_iswa: the non-SWA cache first
+        for t in gpus + [tot["CPU"]]:
+            if key in t.kv_caches:
+                out.append(Buffer("llama_kv_cache", t.device, "kv", t.kv_caches[key], SRC_KV,
+                                  t.status["kv"]))
+    for t in gpus + [tot["CPU"]]:
+        if "compute" in t.parts:
+            src = SRC_GPU_COMPUTE if t.status["compute"] == "assumed" else "sched_reserve (CPU graph)"
+            out.append(Buffer("sched_reserve", t.device, "compute", t.parts["compute"], src, t.status["compute"]))
+    return out
 
 
 @dataclass(frozen=True)
@@ -260,15 +313,20 @@ def flags(p: Placement, s: LlamaCppSettings) -> list[str]:
 
 def plan(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> dict:
     """The JSON plan: flags to paste, layers offloaded, per-device totals with each part's status."""
+    return plan_and_placement(f, s, hw)[0]
+
+
+def plan_and_placement(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> tuple:
+    """(the JSON plan, its Placement or None when nothing fits)."""
     p, tot = search(f, s, hw)
     n_layer = hparams(f).n_layer
     devices = [{"device": d.device, "bytes": d.total, "mib": f"{d.total / (1 << 20):.2f}",
                 "parts": dict(d.parts), "status": dict(d.status)} for d in tot.values()]
     if p is None:
         return {"fits": False, "devices": devices, "flags": None,
-                "reason": "not even -ngl 0 fits the RAM given"}
+                "reason": "not even -ngl 0 fits the RAM given"}, None
     return {"fits": True, "flags": flags(p, s), "n_gpu_layers": p.n_gpu_layers, "n_layer": n_layer,
             "output_layer_on_gpu": p.n_gpu_layers > n_layer if p.gpus else False,
             "n_cpu_moe": p.n_cpu_moe, "moe": is_moe(f), "devices": devices,
             "sources": {"placement": SRC_PLACE, "kv": SRC_KV,
-                        "gpu_compute": "assumed: the CPU compute buffer of the same settings (not modelled)"}}
+                        "gpu_compute": "assumed: the CPU compute buffer of the same settings (not modelled)"}}, p
