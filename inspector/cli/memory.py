@@ -11,7 +11,7 @@ import typer
 from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
-LLAMACPP = "llama.cpp (--engine llama.cpp; CPU)"
+LLAMACPP = "llama.cpp (--engine llama.cpp)"
 SERVE = "Serving (the default)"
 TRAIN = "Training (--train)"
 LORA = "LoRA / QLoRA"
@@ -166,14 +166,23 @@ SwaFullOpt = _opt(bool, "llama.cpp's --swa-full: SWA caches as large as the cont
                   "--swa-full/--no-swa-full", panel=LLAMACPP)
 NoMmapOpt = _opt(bool, "llama.cpp's --no-mmap: weights read into an allocated CPU buffer.", "--no-mmap",
                  panel=LLAMACPP)
-NglOpt = _opt(Optional[int], "llama.cpp's --n-gpu-layers (GPU offload: not modelled yet).", "--n-gpu-layers",
-              panel=LLAMACPP, show_default=False)
-OtOpt = _opt(Optional[str], "llama.cpp's --override-tensor (GPU offload: not modelled yet).", "--override-tensor",
-             panel=LLAMACPP, show_default=False)
-CpuMoeOpt = _opt(Optional[int], "llama.cpp's --n-cpu-moe (GPU offload: not modelled yet).", "--n-cpu-moe",
-                 panel=LLAMACPP, show_default=False)
-SplitOpt = _opt(Optional[str], "llama.cpp's --tensor-split (GPU offload: not modelled yet).", "--tensor-split",
-                panel=LLAMACPP, show_default=False)
+NglOpt = _opt(Optional[str], "llama.cpp's -ngl: N layers counted from the output layer, all (or -1), or auto (the "
+              "offload plan: the largest N that fits). Needs a GPU (--gpu / --gpu-memory-gib); without one it has "
+              "no effect, as on llama.cpp's CPU build.", "--n-gpu-layers", "-ngl", "--gpu-layers", panel=LLAMACPP,
+              metavar="N|all|auto", show_default=False)
+OtOpt = _opt(Optional[list[str]], "llama.cpp's -ot PATTERN=DEVICE[,...] (repeatable): weights whose name the regex "
+             "finds go to CPU or CUDA<i>; first match wins.", "--override-tensor", "-ot", panel=LLAMACPP,
+             show_default=False)
+CpuMoeOpt = _opt(Optional[int], "llama.cpp's --n-cpu-moe N: the MoE expert weights of layers 0..N-1 stay on the CPU.",
+                 "--n-cpu-moe", "-ncmoe", panel=LLAMACPP, min=0, show_default=False)
+SplitOpt = _opt(Optional[str], "llama.cpp's -ts: proportions of the offloaded layers per GPU, e.g. 3,1 (default: "
+                "by each GPU's memory).", "--tensor-split", "-ts", panel=LLAMACPP, show_default=False)
+RamOpt = _opt(Optional[float], "Host RAM in GiB (llama.cpp offload): the CPU side must fit it (default: not checked).",
+              "--ram-gib", panel=LLAMACPP, min=0.0, show_default=False)
+RamBwOpt = _opt(Optional[float], "Host memory bandwidth in GB/s for the decode tokens/s bound (default: assumed 51.2, "
+                "two channels of DDR4-3200).", "--ram-bandwidth-gbs", panel=LLAMACPP, min=0.001, show_default=False)
+MbuOpt = _opt(float, "Memory-bandwidth utilization for the decode tokens/s bound (1.0: the roofline bound).", "--mbu",
+              panel=LLAMACPP, min=0.01, max=1.0)
 MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
     "--format", "-f", help="table, md, json, csv, or deepspeed (DeepSpeed's own printout; --train full --zero 2|3). "
                            "Default: from -o's extension (.md, .json, .csv), else table.", show_default=False)]
@@ -197,7 +206,8 @@ def memory(
     kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
     cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
     n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None,
-    tensor_split: SplitOpt = None, format: MemFormatOpt = None, output: OutOpt = None,
+    tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None, mbu: MbuOpt = 1.0,
+    format: MemFormatOpt = None, output: OutOpt = None,
 ) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -208,7 +218,9 @@ def memory(
     peak and, for LoRA/QLoRA, peft's trainable-parameter line. Every scenario ends with a verdict
     (a non-fit exits 0; --check makes it exit 1) and what would make it fit. No torch is imported.
     An option of another mode (--zero without --train full, --dtype with --train) is refused.
-    --engine llama.cpp: the buffers llama.cpp allocates for a GGUF, in its own words (CPU; docs/llamacpp.md).
+    --engine llama.cpp: the buffers llama.cpp allocates for a GGUF, in its own words, per device with
+    -ngl/-ot/--n-cpu-moe/-ts and --gpu; --gpu alone: the offload plan (largest -ngl that fits) and its decode
+    tokens/s bound (docs/llamacpp.md; GPU rules read from llama.cpp's source, not measured on a GPU).
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
@@ -218,6 +230,7 @@ def memory(
       inspect memory llama-3.2-1b --train lora --lora-rank 8 --lora-targets q_proj
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
       inspect memory $SMOL --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
+      inspect memory $SMOL --engine llama.cpp --gpu RTX4090-24GB -ngl 20
     """
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
@@ -268,48 +281,42 @@ def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: 
         raise InspectError("--format deepspeed is DeepSpeed's ZeRO printout: pass --train full --zero 2 or 3")
 
 
-OFFLOAD = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split", "gpu", "gpus", "gpu_memory_gib")
-PLAN = ("gpu_memory_gib", "gpus")  # the offload plan (inspector.memory.llamacpp_offload): each GPU's GiB, how many
+PLACEMENT = ("n_gpu_layers", "override_tensor", "n_cpu_moe", "tensor_split")  # llama.cpp's offload flags
+GPU_NAMED = ("gpu", "gpus", "gpu_memory_gib")
 
 
-def _llamacpp_options(ctx, format: MemoryFormat) -> None:
-    """One line for an option that does not apply to --engine llama.cpp (vLLM's, training's, GPU offload)."""
+def _llamacpp_options(ctx, format: MemoryFormat) -> dict:
+    """One line for an option that does not apply to --engine llama.cpp (vLLM's, training's); the options given."""
     from inspector.errors import InspectError
 
     given = given_options(ctx)
-    offload = [opt for name, opt in given.items() if name in OFFLOAD and name not in PLAN]
-    if offload:
-        raise InspectError(f"{', '.join(offload)}: GPU offload is not modelled yet beyond the plan "
-                           "(--gpu-memory-gib GiB [--gpus N] gives the largest -ngl and the flags to paste)")
-    if "gpus" in given and "gpu_memory_gib" not in given:
-        raise InspectError("--gpus with --engine llama.cpp: the offload plan needs --gpu-memory-gib GiB")
     other = [opt for name, opt in given.items()
-             if name not in LLAMACPP_ONLY + PLAN + ("engine", "format", "output")]
+             if name not in LLAMACPP_ONLY + GPU_NAMED + ("engine", "format", "output")]
     if other:
         raise InspectError(f"{', '.join(other)} {'does' if len(other) == 1 else 'do'} not apply to --engine llama.cpp")
     if format not in (MemoryFormat.table, MemoryFormat.md, MemoryFormat.json):
         raise InspectError(f"--format {format.value}: --engine llama.cpp writes table, md or json")
+    return given
 
 
 def _emit_llamacpp(ctx, opts: dict, format: MemoryFormat, output) -> None:
-    """--engine llama.cpp: the options (`opts`: the command's arguments by name) as LlamaCppSettings, the report."""
+    """--engine llama.cpp: the options (`opts`: the command's arguments by name) as LlamaCppSettings; the CPU
+    report, or with a GPU named / an offload flag / --ram-gib, the offload report (cli.llamacpp_offload)."""
     from inspector.memory.llamacpp import LlamaCppSettings
     from inspector.memory.llamacpp_model import LlamaCppRequest, llamacpp_memory
     from inspector.reports.llamacpp import llamacpp_report
     from inspector.reports.render import emit
 
-    _llamacpp_options(ctx, format)
+    given = _llamacpp_options(ctx, format)
     settings = LlamaCppSettings(
         n_ctx=opts["ctx_size"], n_batch=opts["batch_size"], n_ubatch=opts["ubatch_size"], n_seq_max=opts["parallel"],
         kv_unified=opts["kv_unified"], flash_attn=opts["flash_attn"].value, type_k=opts["cache_type_k"],
         type_v=opts["cache_type_v"], swa_full=opts["swa_full"], use_mmap=not opts["no_mmap"])
     request = LlamaCppRequest(model=opts["model"], quant=opts["quant"], settings=settings)
-    if opts["gpu_memory_gib"] is not None:
-        from inspector.memory.llamacpp_model import llamacpp_plan
-        from inspector.reports.llamacpp import plan_report
+    if set(given) & set(PLACEMENT + GPU_NAMED + ("ram_gib", "ram_bandwidth_gbs", "mbu")):
+        from inspector.cli.llamacpp_offload import emit_offload
 
-        gpu_bytes = (int(opts["gpu_memory_gib"] * 2**30),) * opts["gpus"]
-        return emit(plan_report(opts["model"], llamacpp_plan(request, gpu_bytes)), format.value, output)
+        return emit_offload(request, opts, given, format.value, output)
     emit(llamacpp_report(llamacpp_memory(request)), format.value, output)
 
 
@@ -328,7 +335,7 @@ def _targets(text: str | None) -> tuple[str, ...] | None:
 # llama.cpp's options: refused on the vLLM and training paths; offload ones refused on llama.cpp's (not modelled)
 LLAMACPP_ONLY = ("quant", "ctx_size", "batch_size", "ubatch_size", "parallel", "kv_unified", "flash_attn",
                  "cache_type_k", "cache_type_v", "swa_full", "no_mmap", "n_gpu_layers", "override_tensor",
-                 "n_cpu_moe", "tensor_split")
+                 "n_cpu_moe", "tensor_split", "ram_gib", "ram_bandwidth_gbs", "mbu")
 # The modes each option applies to; an option given on the command line for another mode is refused.
 TRAINING = ("full", "lora", "qlora")
 SERVING_ONLY = ("dtype", "group_size", "weights", "kv_dtype", "block_size", "gpu_memory_utilization",

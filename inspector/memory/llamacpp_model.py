@@ -142,11 +142,67 @@ def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
 def llamacpp_plan(req: LlamaCppRequest, gpu_bytes: tuple, ram_bytes: int | None = None) -> dict:
     """The offload plan (inspector.memory.llamacpp_offload.plan) for MODEL on GPUs of ``gpu_bytes`` each; the RAM
     is not checked when ``ram_bytes`` is None. The same checks as :func:`llamacpp_memory` first."""
-    from inspector.memory.llamacpp_offload import Hardware, plan
+    return llamacpp_offload(OffloadRequest(req, tuple(gpu_bytes), ram_bytes=ram_bytes)).data
 
-    est = llamacpp_memory(req)
-    f, _, _ = _read(req)
-    out = plan(f, req.settings, Hardware(tuple(gpu_bytes), ram_bytes if ram_bytes is not None else 1 << 62))
-    out.update(model=req.model, read_as=est.origin, ram_checked=ram_bytes is not None,
-               gpu_bytes=list(gpu_bytes), warnings=list(est.prediction.warnings))
-    return out
+
+@dataclass(frozen=True)
+class OffloadRequest:
+    """GPU offload: the GPUs' bytes (one per GPU, named CUDA0..), their cards (preset names, for the report), the
+    host RAM (None: not checked), and a placement (-ngl, -ot, ...; None: search the plan)."""
+
+    request: LlamaCppRequest
+    gpu_bytes: tuple
+    cards: tuple = ()
+    ram_bytes: int | None = None
+    placement: object = None  # inspector.memory.llamacpp_offload.Placement
+
+
+@dataclass(frozen=True)
+class OffloadResult:
+    """The JSON (a plan, or the buffers of a given placement), the GGUF read, and the placement (None: no fit)."""
+
+    data: dict
+    gguf: GGUFFile
+    placement: object
+
+
+def _devices_json(f: GGUFFile, s: LlamaCppSettings, p, limits: dict) -> dict:
+    """Per-device buffers (llama.cpp's words), totals with status, whether each fits, the printout, the flags."""
+    from inspector.memory.llamacpp_offload import device_buffers, device_totals, flags, offload_printout
+
+    bufs = device_buffers(f, s, p)
+    devices = [{"device": d.device, "bytes": d.total, "mib": f"{d.total / 2**20:.2f}", "parts": dict(d.parts),
+                "status": dict(d.status), "limit_bytes": limits.get(d.device),
+                "fits": None if limits.get(d.device) is None else d.total <= limits[d.device]}
+               for d in device_totals(f, s, p).values()]
+    return {"buffers": [{"func": b.func, "device": b.device, "kind": b.kind, "mib": b.mib, "bytes": b.nbytes,
+                         "status": b.status, "source": b.source} for b in bufs],
+            "devices": devices, "fits": all(d["fits"] is not False for d in devices),
+            "flags": flags(p, s) if p.gpus else None, "printout": offload_printout(f, s, p)}
+
+
+def llamacpp_offload(o: OffloadRequest) -> OffloadResult:
+    """The plan (largest -ngl that fits, :func:`inspector.memory.llamacpp_offload.plan`) or, for a given
+    placement, llama.cpp's buffers per device. The same checks as :func:`llamacpp_memory` first."""
+    from inspector.memory.llamacpp_offload import Hardware, plan_and_placement
+
+    est = llamacpp_memory(o.request)
+    f, s = _read(o.request)[0], o.request.settings
+    names = tuple(f"CUDA{i}" for i in range(len(o.gpu_bytes)))
+    head = {"model": o.request.model, "engine": "llama.cpp", "read_as": est.origin,
+            "gpus": [{"device": d, "card": c, "bytes": b} for d, c, b in zip(names, o.cards or names, o.gpu_bytes)],
+            "ram_checked": o.ram_bytes is not None, "ram_bytes": o.ram_bytes}
+    limits = dict(zip(names, o.gpu_bytes)) | ({"CPU": o.ram_bytes} if o.ram_bytes is not None else {})
+    if o.placement is None:
+        data, p = plan_and_placement(f, s, Hardware(tuple(o.gpu_bytes), o.ram_bytes if o.ram_bytes is not None
+                                                    else 1 << 62))
+        data.update(head, mode="plan", gpu_bytes=list(o.gpu_bytes))
+    else:
+        p = o.placement
+        data = {**head, "mode": "placement", "n_gpu_layers": p.n_gpu_layers, **_devices_json(f, s, p, limits)}
+    if p is not None and o.placement is None:  # the plan's placement, line by line
+        dev = _devices_json(f, s, p, limits)
+        data.update(buffers=dev["buffers"], printout=dev["printout"], devices=dev["devices"])
+    data["warnings"] = list(est.prediction.warnings)
+    data["notes"] = list(est.notes)
+    return OffloadResult(data, f, p)

@@ -221,6 +221,13 @@ def _cpu_buffer_lines(s: LlamaCppSettings, t: DeviceTotal, gpu_build: bool) -> l
     return out
 
 
+def _kv_buffers(tot: dict, gpus: list) -> list[tuple[str, Buffer]]:
+    """(cache key, KV buffer) per cache (llama_kv_cache_iswa: the non-SWA cache first), per device (GPUs, CPU)."""
+    keys = list(dict.fromkeys(k for t in tot.values() for k in t.kv_caches))
+    return [(key, Buffer("llama_kv_cache", t.device, "kv", t.kv_caches[key], SRC_KV, t.status["kv"]))
+            for key in sorted(keys, key=lambda k: k == "SWA") for t in gpus + [tot["CPU"]] if key in t.kv_caches]
+
+
 def device_buffers(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[Buffer]:
     """Every buffer line llama.cpp would print for this placement, per device, in its words: model (GPUs, then
     the CPU side), output (CPU, or CUDA_Host when the output layer is on a GPU), KV per cache per device, compute
@@ -234,12 +241,7 @@ def device_buffers(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[Buffe
     on_gpu = layer_devices(hparams(f).n_layer, p)[-1] != "CPU"
     out.append(Buffer("llama_context", "CUDA_Host" if on_gpu else "CPU", "output", tot["CPU"].parts["output"],
                       SRC_OUTPUT_HOST, "source" if on_gpu else "exact"))
-    keys = list(dict.fromkeys(k for t in tot.values() for k in t.kv_caches))
-    for key in sorted(keys, key=lambda k: k == "SWA"):  # llama_kv_cache_iswa: the non-SWA cache first
-        for t in gpus + [tot["CPU"]]:
-            if key in t.kv_caches:
-                out.append(Buffer("llama_kv_cache", t.device, "kv", t.kv_caches[key], SRC_KV,
-                                  t.status["kv"]))
+    out += [b for _, b in _kv_buffers(tot, gpus)]
     for t in gpus + [tot["CPU"]]:
         if "compute" in t.parts:
             src = SRC_GPU_COMPUTE if t.status["compute"] == "assumed" else "sched_reserve (CPU graph)"
@@ -330,3 +332,34 @@ def plan_and_placement(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> tuple:
             "n_cpu_moe": p.n_cpu_moe, "moe": is_moe(f), "devices": devices,
             "sources": {"placement": SRC_PLACE, "kv": SRC_KV,
                         "gpu_compute": "assumed: the CPU compute buffer of the same settings (not modelled)"}}, p
+
+
+
+def offload_printout(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[str]:
+    """The lines llama.cpp would print for :func:`device_buffers`, in its formats (the CPU printout's; the
+    offload lines of src/llama-model.cpp load_tensors). The order of lines within a kind is not verified."""
+    from inspector.memory.llamacpp import _BUFFER_LINE, kv_line
+
+    hp, lines = hparams(f), []
+    if p.gpus:  # load_tensors, with llama_supports_gpu_offload(): n_gpu = min(ngl, n_layer)
+        ngl = hp.n_layer + 1 if p.n_gpu_layers < 0 else p.n_gpu_layers
+        n_gpu = min(ngl, hp.n_layer)
+        lines += ["load_tensors: offloading output layer to GPU"] if n_gpu > 0 else []
+        lines.append(f"load_tensors: offloading {max(n_gpu - 1, 0)} repeating layers to GPU")
+        lines.append(f"load_tensors: offloaded {min(ngl, hp.n_layer + 1)}/{hp.n_layer + 1} layers to GPU")
+    line = _BUFFER_LINE
+    lines += [line[b.kind].format(func=b.func, device=b.device, mib=b.mib) for b in device_buffers(f, s, p)
+              if b.kind in ("model", "repack", "output")]
+    ctx = resolve_context(hp, s)
+    caches = {c.swa: c for c in kv_caches(hp, ctx, s, ctx.n_ubatch)}
+    tot = device_totals(f, s, p)
+    kv = _kv_buffers(tot, [tot[g] for g in p.gpus])
+    for key in dict.fromkeys(k for k, _ in kv):
+        if key:
+            label = "non-SWA" if key == "non-SWA" else "    SWA"
+            lines.append(f"llama_kv_cache_iswa: creating {label} KV cache, size = {caches[key].cells} cells")
+        lines += [line["kv"].format(func=b.func, device=b.device, mib=b.mib) for k, b in kv if k == key]
+        lines.append(kv_line(caches[key]))
+    lines += [line[b.kind].format(func=b.func, device=b.device, mib=b.mib) for b in device_buffers(f, s, p)
+              if b.kind == "compute"]
+    return lines

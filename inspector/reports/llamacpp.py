@@ -72,17 +72,54 @@ def quant_report(model: str, plan: QuantPlan) -> Report:
                   data, notes=list(plan.warnings))
 
 
-def plan_report(model: str, plan: dict) -> Report:
-    """The offload plan: the flags to paste, the layers on the GPUs, per device the bytes by kind and status."""
-    head = [["flags", " ".join(plan["flags"]) if plan["fits"] else "(nothing fits)"],
-            ["GPU layers", f"{plan.get('n_gpu_layers', 0)} of {plan.get('n_layer', '?')} + output"],
-            ["--n-cpu-moe", str(plan.get("n_cpu_moe", 0)) if plan.get("moe") else "(not an MoE model)"],
-            ["RAM", "checked" if plan["ram_checked"] else "not checked"]]
-    rows = [[d["device"], kind, f"{b / 2**20:.2f}", n(b), d["status"][kind]]
-            for d in plan["devices"] for kind, b in d["parts"].items()]
-    rows += [[d["device"], "total", d["mib"], n(d["bytes"]), ""] for d in plan["devices"]]
-    notes = ["from llama.cpp's source (ggml-org/llama.cpp@0c1e57098), not measured on a GPU; a GPU's compute "
-             "buffer is assumed equal to the CPU one of the same settings"]
-    return Report([Section(f"llama.cpp offload plan: {model}", ["", ""], head, notes),
-                   Section("per device", ["device", "buffer", "MiB", "bytes", "status"], rows)],
-                  plan, notes=list(plan.get("warnings", [])))
+UNVERIFIED = ("GPU placement, CUDA buffer sizes and the GPU compute buffer are read from llama.cpp's source "
+              "(ggml-org/llama.cpp@0c1e57098), not checked on a GPU (status source / assumed); CPU figures are exact "
+              "against llama.cpp's CPU build")
+
+
+def _head(d: dict) -> list[list[str]]:
+    """The placement in a few rows: flags to paste, layers on GPUs, RAM checked, fit."""
+    ngl = d.get("n_gpu_layers")
+    rows = [["mode", "offload plan (largest -ngl that fits)" if d["mode"] == "plan" else "the placement given"],
+            ["GPUs", ", ".join(f"{g['device']} {g['card']} ({g['bytes'] / 2**30:.2f} GiB)" for g in d["gpus"])
+             or "none (llama.cpp's CPU build: -ngl has no effect)"],
+            ["flags", " ".join(d["flags"]) if d.get("flags") else "-"],
+            ["-ngl", "all (-1)" if ngl == -1 else str(ngl if ngl is not None else "-")],
+            ["RAM", f"checked against {d['ram_bytes'] / 2**30:.2f} GiB" if d["ram_checked"] else "not checked "
+             "(--ram-gib)"],
+            ["fits", "yes" if d.get("fits") else "no" + (f" ({d['reason']})" if d.get("reason") else "")]]
+    if d["mode"] == "plan" and d.get("moe"):
+        rows.insert(4, ["--n-cpu-moe", str(d.get("n_cpu_moe", 0))])
+    return rows
+
+
+def _decode_section(dec: dict) -> Section:
+    """The decode tokens/s bound: per device bytes read per token, bandwidth (status), time per token."""
+    rows = [[r["device"], n(r["weights_bytes"]), n(r["kv_bytes"]),
+             "?" if r["gb_s"] is None else f"{r['gb_s']:g}", r["bandwidth_status"],
+             "-" if r["seconds_per_token"] is None else f"{r['seconds_per_token'] * 1e3:.3f}"] for r in dec["devices"]]
+    tps = dec["tokens_per_s"]
+    rows.append(["tokens/s", "", "", "", dec["status"], "-" if tps is None else f"at most {tps:.1f}"])
+    notes = [f"{dec['what']}; MBU {dec['mbu']:g}; KV read at n_ctx_seq {dec['n_ctx_seq']}"]
+    notes += [f"{r['device']}: {r['bandwidth_source']}" for r in dec["devices"]]
+    notes += [f"no bound: {dec['reason']}"] if dec.get("reason") else []
+    return Section("decode tokens/s bound (batch 1)", ["device", "weight bytes/token", "KV bytes/token", "GB/s",
+                                                       "status", "ms/token"], rows, notes)
+
+
+def offload_report(d: dict) -> Report:
+    """llama.cpp with GPUs (or offload flags): the placement, buffers per device in llama.cpp's words with their
+    status, per-device totals against each device's memory, the decode bound, the lines llama.cpp would print."""
+    rows = [[b["func"], b["device"], KIND_WORDS[b["kind"]], b["mib"], n(b["bytes"]), b["status"]]
+            for b in d.get("buffers", [])]
+    totals = [[x["device"], x["mib"], n(x["bytes"]),
+               "-" if x.get("limit_bytes") is None else f"{x['limit_bytes'] / 2**20:.2f}",
+               {True: "yes", False: "NO", None: "-"}[x.get("fits")]] for x in d["devices"]]
+    sections = [Section(f"llama.cpp offload: {d['model']}", ["", ""], _head(d), [UNVERIFIED]),
+                Section("llama.cpp buffers per device", ["function", "device", "buffer", "MiB (as printed)", "bytes",
+                                                         "status"], rows),
+                Section("per device", ["device", "MiB", "bytes", "limit MiB", "fits"], totals)]
+    if d.get("decode"):
+        sections.append(_decode_section(d["decode"]))
+    sections.append(Section("llama.cpp would print", ["line"], [[line] for line in d.get("printout", [])]))
+    return Report(sections, d, notes=list(d.get("warnings", [])))
