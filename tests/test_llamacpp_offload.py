@@ -187,8 +187,8 @@ def test_cli_plan_json():
     _accepts(part["flags"], {"CPU", "CUDA0"})
     two = CliRunner().invoke(app, base + ["--gpu-memory-gib", "0.1", "--gpus", "2"])
     assert two.exit_code == 0 and "-ts" in json.loads(two.stdout)["flags"]
-    bad = CliRunner().invoke(app, base + ["--n-gpu-layers", "3"])
-    assert bad.exit_code == 2 and "GPU offload is not modelled yet" in bad.output
+    bad = CliRunner().invoke(app, base + ["--n-gpu-layers", "-3"])
+    assert bad.exit_code == 2 and "--n-gpu-layers -3" in bad.output
 
 
 def test_flags_carry_the_settings(gguf_files):  # noqa: F811
