@@ -181,3 +181,114 @@ def test_memory_llamacpp_imports_no_vllm_modules_and_vllm_no_llamacpp():
     llama = _modules(["memory", str(smollm2_gguf_path()), "--engine", "llama.cpp", "-f", "json"])
     assert "inspector.memory.llamacpp" in llama and "torch" not in llama
     assert not {"inspector.memory.estimate", "inspector.memory.serving", "inspector.memory.training"} & llama
+
+
+# --- GPU offload from the CLI (-ngl, -ot, --n-cpu-moe, -ts with --gpu). No GPU here: the placement rules are
+# llama.cpp's source (tests/test_llamacpp_offload.py pins them); on the CPU -ngl must change nothing.
+NGL_RUNS = [("gemma-3-270m-q4_k_m-c4096-b512-ub512-faon-kf16-vf16-s1-nommap", "99"),
+            ("gemma-3-270m-q4_k_m-c1000-b512-ub512-faoff-kf16-vf16-s4-unified", "all"),
+            ("smollm2-135m-instruct-q4_1-c4096-b256-ub128-faon-kf16-vf16-s1", "7")]
+# SmolLM2-135M: 30 layers, 3 KV heads of 64, f16 -> K+V per layer at 4096 cells = 2 * 4096 * 3 * 64 * 2 B = 3 MiB
+SMOL_KV_LAYER = 2 * 4096 * 3 * 64 * 2
+
+
+def _json(args: list[str]) -> dict:
+    result = _invoke(["memory", str(smollm2_gguf_path()), "--engine", "llama.cpp", *args, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("run,ngl", NGL_RUNS, ids=[f"{r}-ngl{n}" for r, n in NGL_RUNS])
+def test_ngl_without_a_gpu_leaves_the_printout(run, ngl):
+    """llama.cpp's CPU build ignores -ngl: the buffers and their bytes are the recorded printout's; one warning."""
+    rec = json.loads((FX / "runs" / f"{run}.json").read_text())
+    result = _invoke(["memory", _path(rec["model"]), "--engine", "llama.cpp", *_flags(rec["settings"]), "-ngl", ngl,
+                      "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [(b["func"], b["device"], b["kind"], b["mib"]) for b in data["buffers"]] == \
+        [(b["func"], b["device"], b["kind"], b["mib"]) for b in rec["buffers"]]
+    assert [line for line in data["printout"] if "buffer size" in line] == [b["line"] for b in rec["buffers"]]
+    exact = rec["exact_bytes"]["by_buffer_type"]
+    output = next(b["bytes"] for b in data["buffers"] if b["kind"] == "output")
+    assert sum(b["bytes"] for b in data["buffers"]) == sum(sum(v.values()) for v in exact.values()) + output
+    assert [d["device"] for d in data["devices"]] == ["CPU"] and data["flags"] is None
+    assert {b["status"] for b in data["buffers"]} == {"exact"}
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and "no GPU named" in warning[0] and "no effect" in warning[0]
+
+
+def test_ngl_on_one_gpu_buffers_per_device():
+    """-ngl 10 on an RTX 4090: the output layer and layers 21..29 on CUDA0 (counted from the end), so 9 layers'
+    KV there; token_embd stays in CPU_Mapped; the output buffer in CUDA_Host; every row keeps its status."""
+    data = _json(["--gpu", "RTX4090-24GB", "-ngl", "10"])
+    kv = {b["device"]: b["bytes"] for b in data["buffers"] if b["kind"] == "kv"}
+    assert kv == {"CUDA0": 9 * SMOL_KV_LAYER, "CPU": 21 * SMOL_KV_LAYER}
+    assert {(b["device"], b["kind"]) for b in data["buffers"]} == {
+        ("CUDA0", "model"), ("CPU_Mapped", "model"), ("CUDA_Host", "output"), ("CUDA0", "kv"), ("CPU", "kv"),
+        ("CUDA0", "compute"), ("CPU", "compute")}
+    status = {(b["device"], b["kind"]): b["status"] for b in data["buffers"]}
+    assert status[("CPU", "kv")] == "exact" and status[("CUDA0", "model")] == "source"
+    assert status[("CUDA0", "compute")] == "assumed"
+    by_dev = {d["device"]: d for d in data["devices"]}
+    assert by_dev["CUDA0"]["bytes"] == sum(b["bytes"] for b in data["buffers"] if b["device"] == "CUDA0")
+    assert by_dev["CUDA0"]["fits"] is True and by_dev["CPU"]["fits"] is None and data["ram_checked"] is False
+    assert "load_tensors: offloaded 10/31 layers to GPU" in data["printout"]
+    assert data["flags"][-2:] == ["-ngl", "10"]
+
+
+def test_two_gpus_split_by_memory_and_by_ts():
+    """Default split: by each GPU's memory (load_tensors: free memory); torch's totals 79.18 and 23.64 GiB put
+    layer il on CUDA0 while il/31 < 79.18/102.82 = 0.770: layers 0..23. -ts 1,1: il/31 < 0.5: layers 0..15."""
+    kv = lambda d: {b["device"]: b["bytes"] for b in d["buffers"] if b["kind"] == "kv"}  # noqa: E731
+    by_mem = _json(["--gpu", "H100-80GB,RTX4090-24GB", "-ngl", "all"])
+    assert kv(by_mem) == {"CUDA0": 24 * SMOL_KV_LAYER, "CUDA1": 6 * SMOL_KV_LAYER}
+    even = _json(["--gpu", "H100-80GB", "--gpus", "2", "-ngl", "-1", "-ts", "1,1", "-ot", r"blk\.0\.=CPU"])
+    assert kv(even) == {"CUDA0": 16 * SMOL_KV_LAYER, "CUDA1": 14 * SMOL_KV_LAYER}
+    from test_llamacpp_offload import _accepts
+
+    _accepts(even["flags"], {"CPU", "CUDA0", "CUDA1"})
+    assert even["flags"][even["flags"].index("-ts") + 1] == "1,1" and "-ot" in even["flags"]
+
+
+def test_plan_from_a_preset_and_ram():
+    """--gpu alone: the plan (all 31 layers fit an L4); --ram-gib is checked (JSON ram_checked)."""
+    from test_llamacpp_offload import _accepts
+
+    plan = _json(["--gpu", "L4-24GB", "--ram-gib", "16"])
+    assert plan["mode"] == "plan" and plan["fits"] and plan["n_gpu_layers"] == 31 and plan["ram_checked"]
+    _accepts(plan["flags"], {"CPU", "CUDA0"})
+    assert plan["decode"]["tokens_per_s"] > 0 and plan["decode"]["status"] == "upper bound"
+    tight = _json(["--gpu-memory-gib", "0.2", "--ram-gib", "0.1"])
+    assert tight["fits"] is False and tight["flags"] is None and "decode" not in tight
+
+
+def test_decode_bound_against_hand_arithmetic():
+    """The bound from datasheet numbers, by hand: SmolLM2 whole on one H100 SXM (3.35 TB/s, NVIDIA's H100
+    datasheet) reads every weight there (token_embd as the tied output matrix) and 30 layers of KV at 4096 cells;
+    the CPU reads one token_embd row (get_rows) at the assumed 51.2 GB/s (2 channels x 3200 MT/s x 8 B).
+    On the CPU alone at --ram-bandwidth-gbs 20 --mbu 0.5: the same bytes plus the row, at 10 GB/s."""
+    from inspector.checkpoint.gguf import parse_gguf
+
+    f = parse_gguf(str(smollm2_gguf_path()))
+    weights = sum(t.nbytes for t in f.tensors)
+    embd = next(t for t in f.tensors if t.name == "token_embd.weight")
+    row = embd.nbytes // 49152  # one of n_vocab rows
+    kv = 30 * SMOL_KV_LAYER
+    gpu = _json(["--gpu", "H100-80GB", "-ngl", "all"])["decode"]
+    assert gpu["tokens_per_s"] == pytest.approx(1 / ((weights + kv) / 3350e9 + row / 51.2e9), rel=1e-9)
+    cpu = _json(["-ngl", "0", "--ram-bandwidth-gbs", "20", "--mbu", "0.5"])["decode"]
+    assert cpu["tokens_per_s"] == pytest.approx(1 / ((weights + row + kv) / 10e9), rel=1e-9)
+    assert cpu["devices"][0]["bandwidth_status"] == "given"
+    size = _json(["--gpu-memory-gib", "8", "-ngl", "all"])["decode"]
+    assert size["tokens_per_s"] is None and "no datasheet bandwidth" in size["reason"]
+
+
+def test_offload_path_imports_no_torch():
+    """The offload report and its bound are pure arithmetic (no torch, no vLLM serving modules)."""
+    from test_cli_imports import _modules
+
+    mods = _modules(["memory", str(smollm2_gguf_path()), "--engine", "llama.cpp", "--gpu", "RTX4090-24GB",
+                     "-ngl", "10", "-f", "json"])
+    assert {"inspector.compute.llamacpp_speed", "inspector.memory.llamacpp_offload"} <= mods
+    assert "torch" not in mods and not {"inspector.memory.estimate", "inspector.memory.serving"} & mods

@@ -303,11 +303,12 @@ def flags(p: Placement, s: LlamaCppSettings) -> list[str]:
            "-fa", s.flash_attn, "-ctk", s.type_k, "-ctv", s.type_v]
     out += (["-kvu"] if s.kv_unified else []) + (["--swa-full"] if s.swa_full else [])
     out += [] if s.use_mmap else ["-lm", "none"]
-    out += ["-ngl", str(p.n_gpu_layers)]
+    out += ["-ngl", "all" if p.n_gpu_layers < 0 else str(p.n_gpu_layers)]  # arg.cpp: -1 is 'auto' (--fit)
     if p.n_cpu_moe:
         out += ["--n-cpu-moe", str(p.n_cpu_moe)]
     if p.tensor_split:  # -ts N0,N1,...: proportions (std::stof each)
-        out += ["-ts", ",".join(f"{x / min(p.tensor_split):g}" for x in p.tensor_split)]
+        low = min(x for x in p.tensor_split if x > 0)
+        out += ["-ts", ",".join(f"{x / low:g}" for x in p.tensor_split)]
     if p.overrides:  # -ot <tensor name pattern>=<buffer type>,...
         out += ["-ot", ",".join(f"{a}={d}" for a, d in p.overrides)]
     return out
