@@ -199,3 +199,45 @@ def test_flags_carry_the_settings(gguf_files):  # noqa: F811
     _accepts(fl, {"CPU", "CUDA0"})
     assert " ".join(fl) == ("-c 8192 -b 2048 -ub 256 -np 2 -fa on -ctk q8_0 -ctv q8_0 -kvu --swa-full -lm none "
                             "-ngl 19")
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[p.stem for p in RUNS])
+def test_device_buffers_without_a_gpu_are_the_cpu_printout(run, gguf_files):  # noqa: F811
+    """The per-device lines with no GPU (any -ngl) are llama.cpp's recorded lines, word for word."""
+    from inspector.memory.llamacpp_offload import device_buffers, offload_printout
+
+    rec = json.loads(run.read_text())
+    f, s = gguf_files(rec["model"]), settings(rec["settings"])
+    bufs = device_buffers(f, s, Placement(n_gpu_layers=20))
+    assert [(b.func, b.device, b.kind, b.mib) for b in bufs] == \
+        [(b["func"], b["device"], b["kind"], b["mib"]) for b in rec["buffers"]]
+    lines = offload_printout(f, s, Placement(n_gpu_layers=20))
+    assert [x for x in lines if "buffer size" in x] == [b["line"] for b in rec["buffers"]]
+    assert [x for x in lines if x.startswith("llama_kv_cache: size")] == [c["line"] for c in rec["kv_caches"]]
+
+
+def test_kv_per_cache_per_device(gguf_files):  # noqa: F811
+    """Gemma 3 (iSWA, pattern 6: layers 5, 11, 17 non-SWA): -ngl 10 puts the output layer and layers 9..17 on
+    CUDA0 (i_gpu_start = 19 - 10 = 9), so two non-SWA layers (11, 17 of 3) and 7 SWA layers (of 15) there; each
+    cache's devices sum to its size."""
+    from inspector.memory.llamacpp_offload import device_buffers
+
+    f = gguf_files("gemma-3-270m-q4_k_m")
+    s = LlamaCppSettings(n_ctx=4096)
+    bufs = [b for b in device_buffers(f, s, Placement(10, ("CUDA0",))) if b.kind == "kv"]
+    cpu = [b for b in device_buffers(f, s, Placement()) if b.kind == "kv"]  # non-SWA first, then SWA
+    assert [b.device for b in bufs] == ["CUDA0", "CPU", "CUDA0", "CPU"]
+    assert bufs[0].nbytes == cpu[0].nbytes * 2 // 3 and bufs[2].nbytes == cpu[1].nbytes * 7 // 15
+    assert bufs[0].nbytes + bufs[1].nbytes == cpu[0].nbytes and bufs[2].nbytes + bufs[3].nbytes == cpu[1].nbytes
+
+
+def test_decode_reads_only_the_experts_used(gguf_files):  # noqa: F811
+    """An MoE token reads expert_used_count / expert_count of each expert tensor (assumed; batch 1)."""
+    from inspector.compute.llamacpp_speed import weight_bytes_read
+
+    f = _moe(gguf_files(SMOL))
+    f = dataclasses.replace(f, metadata={**f.metadata, "llama.expert_count": 8, "llama.expert_used_count": 2})
+    exps = sum(t.nbytes for t in f.tensors if "exps" in t.name)
+    dense = weight_bytes_read(dataclasses.replace(f, tensors=[t for t in f.tensors if "exps" not in t.name]),
+                              Placement())
+    assert weight_bytes_read(f, Placement())["CPU"] == dense["CPU"] + exps // 4
