@@ -1,4 +1,4 @@
-"""`inspect memory FILE.gguf --engine llama.cpp` with GPUs or offload flags: buffers per device or the plan, and a speed bound.
+"""`inspect memory GGUF --engine llama.cpp` with GPUs or offload flags: buffers per device or the plan, a speed bound.
 
 The flags are llama.cpp's (common/arg.cpp of ggml-org/llama.cpp@0c1e57098): ``-ngl N|all|auto`` (a negative
 N other than -1 refused), ``-ot PATTERN=DEVICE,...``, ``--n-cpu-moe N``, ``-ts a,b`` (split on ``[,/]+``).

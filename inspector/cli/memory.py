@@ -205,10 +205,9 @@ def memory(
     batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1,
     kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
     cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
-    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None,
-    tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None, mbu: MbuOpt = 1.0,
-    format: MemFormatOpt = None, output: OutOpt = None,
-) -> None:
+    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0,
+    tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None,
+    format: MemFormatOpt = None, output: OutOpt = None) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
     Serving follows vLLM's start-up arithmetic: torch's GPU total × utilization, the weights per
@@ -218,9 +217,7 @@ def memory(
     peak and, for LoRA/QLoRA, peft's trainable-parameter line. Every scenario ends with a verdict
     (a non-fit exits 0; --check makes it exit 1) and what would make it fit. No torch is imported.
     An option of another mode (--zero without --train full, --dtype with --train) is refused.
-    --engine llama.cpp: the buffers llama.cpp allocates for a GGUF, in its own words, per device with
-    -ngl/-ot/--n-cpu-moe/-ts and --gpu; --gpu alone: the offload plan (largest -ngl that fits) and its decode
-    tokens/s bound (docs/llamacpp.md; GPU rules read from llama.cpp's source, not measured on a GPU).
+    --engine llama.cpp: llama.cpp's buffers for a GGUF, per device with --gpu -ngl; the offload plan (docs/llamacpp.md).
 
     Examples:
       inspect memory Qwen/Qwen2.5-7B-Instruct --gpu L4-24GB
