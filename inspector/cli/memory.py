@@ -88,7 +88,8 @@ ModelArg = Annotated[str, typer.Argument(help="Preset, local directory / config.
                                               metavar="MODEL")]
 TrainOpt = _opt(Optional[Train], "Fine-tune instead of serving (default: serve).", "--train", panel=TRAIN)
 GpuOpt = _opt(str, "H100-80GB, H200-141GB, A100-80GB, A100-40GB, L4-24GB, RTX4090-24GB (also RTX3090-24GB, "
-              "A10-24GB, L40-48GB, MI300X-192GB), or a size in GiB.", "--gpu", panel=HARDWARE)
+              "A10-24GB, L40-48GB, MI300X-192GB), or a size in GiB (--engine llama.cpp: several, comma-separated).",
+              "--gpu", panel=HARDWARE)
 GpusOpt = _opt(int, "GPUs per node (serving: the tensor parallel size unless --tp).", "--gpus", panel=HARDWARE)
 GpuGibOpt = _opt(Optional[float], "The GPU's total as torch reports it (torch.cuda.mem_get_info()[1]), in GiB: "
                  "any other card.", "--gpu-memory-gib", panel=HARDWARE, show_default=False)

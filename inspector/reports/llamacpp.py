@@ -42,7 +42,7 @@ def llamacpp_report(est: LlamaCppEstimate) -> Report:
     kv = [[x.swa or "KV", x.cells, x.layers, f"{x.n_seq_max}/{x.n_stream}", x.type_k, x.mib("k"), x.type_v,
            x.mib("v"), x.mib()] for x in pred.kv_caches]
     notes = [f"read as: {est.origin}; n_ctx {c.n_ctx}, n_ctx_seq {c.n_ctx_seq}, n_batch {c.n_batch}, "
-             f"n_ubatch {c.n_ubatch}, flash_attn {'on' if c.flash_attn else 'off'}; CPU only (no offload modelled)"]
+             f"n_ubatch {c.n_ubatch}, flash_attn {'on' if c.flash_attn else 'off'}; CPU build (GPU offload: --gpu with -ngl)"]
     sections = [Section("llama.cpp buffers (CPU)", ["function", "device", "buffer", "MiB (as printed)", "bytes",
                                                     "status"], rows, notes + list(est.notes)),
                 Section("KV caches", ["cache", "cells", "layers", "seqs", "K type", "K MiB", "V type", "V MiB",
