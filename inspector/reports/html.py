@@ -17,7 +17,7 @@ from inspector.inventory.accounting import Accounting
 from inspector.reports.charts import bar_chart, memory_scenarios, param_shares, stacked_chart
 from inspector.reports.diagram import flow_svg, overview_svg
 from inspector.reports.overview import describe, model_figures
-from inspector.reports.params import config_report, params_json, params_report
+from inspector.reports.params import ParamsOptions, config_report, params_json, params_report
 from inspector.reports.render import Section
 from inspector.reports.html_runs import trace_html, verify_html
 from inspector.reports.markup import esc, notes_list, prose, table, tag, void
@@ -169,7 +169,7 @@ def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
         ("figures", "Key figures (as `inspect params --format json`)", figures_table(accs, context, batch)),
         ("charts", "Where the parameters and the memory go",
          _cols([charts(a, i, context, batch) for i, a in enumerate(accs)], names)),
-        ("params", "Parameters, layer by layer (as `inspect params`)", _report_html(params_report(accs, context, batch))),
+        ("params", "Parameters, layer by layer (as `inspect params`)", _report_html(params_report(accs, ParamsOptions(context, batch)))),
         ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
     if any(m.trace is not None for m in models):
