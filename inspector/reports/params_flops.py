@@ -15,7 +15,7 @@ from inspector.compute.figures import FlopsRequest, ledgers, row_flops
 from inspector.units import n
 
 # What the column counts, in one sentence (the same definitions as `inspect flops`).
-DEFINITION = ("FLOPs as computed: every projection 2 × its weight's numel per token, the full score matrix "
+DEFINITION = ("as computed: every projection 2 × its weight's numel per token, the full score matrix "
               "(QKᵀ and PV over every key), MoE at top_k experts per token, the LM head at every position; "
               "not counted (nor by torch's FlopCounterMode): embedding lookup, norms, RoPE, softmax, "
               "activations, biases")
