@@ -58,8 +58,8 @@ BATCH, LENGTHS, CONTEXT = 2, (5, 9), 9
 # Real shapes on meta, beside the tiny configs of every family (CASES, which cover every family): MoE
 # (Qwen3-30B-A3B), fused experts with biases, sinks and alternating sliding windows (gpt-oss), a VLM's
 # language model with M-RoPE (Qwen2-VL). The first layers of each, one of every layer kind (gpt-oss: a
-# sliding and a full one; all layers of a kind alike): the shapes are real, the time small. A run over every text preset at full size matched too
-# (not in the suite). Llama-3.1-8B in test_llama_8b_prefill_figure.
+# sliding and a full one; all layers of a kind alike): the shapes are real, the time small. A run over every
+# text preset at full size matched too (not in the suite). Llama-3.1-8B in test_llama_8b_prefill_figure.
 PRESETS = {"qwen3-30b-a3b": 1, "gpt-oss-20b": 2, "qwen2-vl-2b": 1}
 # transformers' eager model on meta, a real shape (2 layers: gemma-2's sliding and global layer both). A run
 # over every dense preset matched too (not in the suite); Llama-3.1-8B's shape is test_llama_8b_prefill_figure's.

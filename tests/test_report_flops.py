@@ -51,7 +51,8 @@ def test_llama_8b_prefill_is_the_issue_figure():
     assert f"Where the {LLAMA_8B_N128:,} FLOPs of a prefill of 128 tokens × batch 1 go" in html
     decode = bars(html, "m0-flops-decode")
     assert decode[SCORES] == 2 * 32 * 32 * (128 + 128) * 129  # one query against 129 keys, QKᵀ and PV, 32 layers
-    assert sum(decode.values()) == ledgers(account(load_spec("llama-3.1-8b")), FlopsRequest(128, 1, 128))["decode"].computed
+    book = ledgers(account(load_spec("llama-3.1-8b")), FlopsRequest(128, 1, 128))["decode"]
+    assert sum(decode.values()) == book.computed
 
 
 @pytest.mark.parametrize("model", ["qwen3-30b-a3b", "deepseek-ai/DeepSeek-V3", "gemma-3-1b-it", "qwen2-vl-2b",

@@ -170,7 +170,8 @@ def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
         ("figures", "Key figures (as `inspect params --format json`)", figures_table(accs, context, batch)),
         ("charts", "Where the parameters, the memory and the FLOPs go",
          _cols([charts(a, i, context, batch) for i, a in enumerate(accs)], names)),
-        ("params", "Parameters, layer by layer (as `inspect params`)", _report_html(params_report(accs, ParamsOptions(context, batch)))),
+        ("params", "Parameters, layer by layer (as `inspect params`)",
+         _report_html(params_report(accs, ParamsOptions(context, batch)))),
         ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
     if any(m.trace is not None for m in models):
