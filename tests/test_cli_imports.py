@@ -36,6 +36,15 @@ def test_params_imports_no_other_command():
               "inspector.memory", "inspector.runtime.trace", "inspector.checkpoint.verify", "torch"}
     assert not loaded & others, f"params imported {sorted(loaded & others)}"
     assert "inspector.inventory.accounting" in loaded
+    assert not {m for m in loaded if m.startswith("inspector.compute")}, "params without --flops loaded the ledger"
+
+
+def test_params_flops_is_pure_arithmetic():
+    """`params --flops` (issue 22): the FLOPs column comes from the ledger, no torch, no other command."""
+    loaded = _modules(["params", "smollm2-135m", "--flops", "-f", "json"])
+    unneeded = {"torch", "inspector.cli.flops", "inspector.reference", "inspector.compute.machine", "inspector.memory"}
+    assert not loaded & unneeded, f"params --flops imported {sorted(loaded & unneeded)}"
+    assert {"inspector.compute.figures", "inspector.reports.params_flops"} <= loaded
 
 
 def test_serving_a_preset_imports_only_the_serving_arithmetic():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 import typer.main
@@ -56,26 +56,43 @@ def params(
                                                          "side).")] = False,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", metavar="[bf16|fp16|fp32|fp8|int8]",
                                           help="The dtype of the KV-cache estimate.")] = "bf16",
+    flops: Annotated[bool, typer.Option("--flops", help="A FLOPs column: each row's FLOPs for a prefill of --seq-len "
+                                                        "tokens × --batch, as computed (as `inspect flops`).")] = False,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Prompt tokens N of the --flops prefill "
+                                                   "[default: 2048, as inspect flops].", min=1, max=2**31,
+                                                   show_default=False)] = None,
 ) -> None:
     """Per-layer weight shapes and parameter totals (Tables 1.2 and 1.4 of Implementations of Large Language Models; 2.2 for VLMs).
 
     Several models are shown side by side. Totals: stored parameters (a tied LM head once),
     the LM head counted separately, embedding / non-embedding, active parameters per token of
-    mixture-of-experts models, weight memory per dtype and the KV cache. A model_type without a
-    native family is built by transformers on the meta device (pip install "llm-inspector[hf]").
+    mixture-of-experts models, weight memory per dtype and the KV cache. --flops adds each row's
+    FLOPs for a prefill of --seq-len tokens (as computed: what torch's FlopCounterMode counts). A
+    model_type without a native family is built by transformers on the meta device
+    (pip install "llm-inspector[hf]").
 
-    Example: inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
+    Examples:
+      inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
+      inspect params llama-3.1-8b --flops --seq-len 128
     """
     from inspector.source import account_model
-    from inspector.reports.params import params_report
+    from inspector.reports.params import ParamsOptions, params_report
     from inspector.reports.render import emit
     from inspector.units import KV_DTYPE_BYTES
 
     format = output_format(format, output)
+    if seq_len is not None and not flops:
+        raise InspectError(f"--seq-len {seq_len}: it sets the prefill of the FLOPs column; add --flops")
     accs = [account_model(m) for m in models]
     if kv_dtype not in KV_DTYPE_BYTES:
         raise InspectError(f"--kv-dtype {kv_dtype!r}: choose from {', '.join(KV_DTYPE_BYTES)}")
-    emit(params_report(accs, context, batch, totals_only=totals, kv_dtype=kv_dtype), format.value, output)
+    column = None
+    if flops:
+        from inspector.reports.params_flops import FlopsColumn
+
+        column = FlopsColumn(batch=batch, **({"seq_len": seq_len} if seq_len else {}))
+    options = ParamsOptions(context=context, batch=batch, totals_only=totals, kv_dtype=kv_dtype, flops=column)
+    emit(params_report(accs, options), format.value, output)
 
 
 @command

@@ -1,4 +1,4 @@
-"""Charts in hand-written SVG: where the parameters go, and the memory plan.
+"""Charts in hand-written SVG: where the parameters go, and the memory plan (the FLOPs: charts_flops).
 
 `param_shares(acc)` sorts every counted parameter into a category (embedding, attention, MLP,
 routed experts, router and shared experts, norms, LM head, vision encoder, projector); the shares
@@ -83,8 +83,11 @@ def memory_scenarios(acc: Accounting, context: int, batch: int) -> list[tuple[st
     return out
 
 
-def bar_chart(rows: list[tuple[str, int]], total: int, title: str, desc: str, ident: str) -> str:
-    """Horizontal bars, one per row, each labelled with its name, count and share (colour is extra)."""
+def bar_chart(rows: list[tuple[str, int]], total: int, title: str, desc: str, ident: str,
+              palette: dict[str, int] | None = None) -> str:
+    """Horizontal bars, one per row, each labelled with its name, count and share (colour is extra:
+    a category's colour is its place in ORDER, or in `palette` when given)."""
+    palette = palette if palette is not None else {k: i for i, k in enumerate(ORDER)}
     c = Canvas()
     label_w = max(text_width(label, "text") for label, _ in rows) + 16
     top = max(v for _, v in rows) or 1
@@ -93,7 +96,7 @@ def bar_chart(rows: list[tuple[str, int]], total: int, title: str, desc: str, id
         y = 34 + i * ROW_H
         w = max(BAR_W * value / top, 1.5)
         share = f"{n(value)} ({value / total:.1%})" if total else n(value)
-        colour = ORDER.index(label) if label in ORDER else i  # one colour per category on every page
+        colour = palette.get(label, i)  # one colour per category on every page
         c.group([tag("title", esc(f"{label}: {share}")),
                  tag("text", esc(label), x=label_w, y=y + 15, class_="t", text_anchor="end"),
                  tag("rect", x=label_w + 8, y=y + 3, width=w, height=ROW_H - 8, class_=f"bar c{colour % 9}"),

@@ -1,9 +1,9 @@
 """`inspect report`: one self-contained HTML page for one model, or several side by side.
 
 Styles are inline, there is no script and nothing is fetched: the page works offline and from a
-file. The architecture figures (inspector.reports.diagram), the charts (inspector.reports.charts)
-and the tables (`params` and `config`, from inspector.reports.params' own builders) are built from
-the accounting; the trace and verify parts (inspector.reports.html_runs) only when asked for. The
+file. The architecture figures (inspector.reports.diagram), the charts (inspector.reports.charts and
+.charts_flops) and the tables (`params` and `config`, from inspector.reports.params' own builders) are
+built from the accounting; the trace and verify parts (inspector.reports.html_runs) only when asked for. The
 same input gives the same bytes: no timestamps, no random ids, fixed orders.
 """
 
@@ -15,9 +15,10 @@ from typing import Any
 
 from inspector.inventory.accounting import Accounting
 from inspector.reports.charts import bar_chart, memory_scenarios, param_shares, stacked_chart
+from inspector.reports.charts_flops import flops_charts
 from inspector.reports.diagram import flow_svg, overview_svg
 from inspector.reports.overview import describe, model_figures
-from inspector.reports.params import config_report, params_json, params_report
+from inspector.reports.params import ParamsOptions, config_report, params_json, params_report
 from inspector.reports.render import Section
 from inspector.reports.html_runs import trace_html, verify_html
 from inspector.reports.markup import esc, notes_list, prose, table, tag, void
@@ -158,7 +159,7 @@ def charts(acc: Accounting, i: int, context: int, batch: int) -> str:
     note = tag("p", prose(f"The KV cache here holds {n(context)} tokens × batch {batch}; `inspect memory` "
                           "instead gives the KV cache all the memory the GPU has left and says how many "
                           "tokens that holds."), class_="sub")
-    return bars + stack + note + plan
+    return bars + stack + note + plan + flops_charts(acc, i, context, batch)
 
 
 def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
@@ -167,9 +168,10 @@ def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
     sections = [
         ("architecture", "Architecture", _cols([architecture(a, i) for i, a in enumerate(accs)], names)),
         ("figures", "Key figures (as `inspect params --format json`)", figures_table(accs, context, batch)),
-        ("charts", "Where the parameters and the memory go",
+        ("charts", "Where the parameters, the memory and the FLOPs go",
          _cols([charts(a, i, context, batch) for i, a in enumerate(accs)], names)),
-        ("params", "Parameters, layer by layer (as `inspect params`)", _report_html(params_report(accs, context, batch))),
+        ("params", "Parameters, layer by layer (as `inspect params`)",
+         _report_html(params_report(accs, ParamsOptions(context, batch)))),
         ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
     if any(m.trace is not None for m in models):

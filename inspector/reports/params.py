@@ -9,8 +9,9 @@ component) and a totals block. With several models: the same side by side (Table
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row
@@ -19,6 +20,9 @@ from inspector.reports.arch_text import layers_text
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
+
+if TYPE_CHECKING:  # --flops only: params without it loads no FLOPs arithmetic (cold start)
+    from inspector.reports.params_flops import FlopsColumn, ModelFlops
 
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
@@ -215,49 +219,41 @@ def _merged_order(sequences: list[list[str]]) -> list[str]:
     return keys
 
 
-def _warn_past_context(accs: list[Accounting], context: int) -> None:
-    """One warning per model whose max_position_embeddings is below the KV cache's context."""
+def _warn_past_context(accs: list[Accounting], context: int, flag: str = "--context",
+                       what: str = "the KV-cache figure") -> None:
+    """One warning per model whose max_position_embeddings is below `context` (given as `flag`)."""
     for a in accs:
         limit = a.spec.text.max_position_embeddings if a.spec.text is not None else None
         if limit and context > limit:
-            warn(f"{a.spec.name}: --context {context:,} is past its max_position_embeddings ({limit:,}); "
-                 "the KV-cache figure is for a context the model was not trained for")
+            warn(f"{a.spec.name}: {flag} {context:,} is past its max_position_embeddings ({limit:,}); "
+                 f"{what} is for a context the model was not trained for")
 
 
-def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, totals_only: bool = False,
-                  kv_dtype: str = "bf16") -> Report:
+@dataclass(frozen=True)
+class ParamsOptions:
+    """What `inspect params` was asked beside the models: the KV cache's context, batch and dtype, the
+    totals block alone, and `flops` (--flops: a FLOPs column, a prefill of flops.seq_len tokens)."""
+
+    context: int = 4096
+    batch: int = 1
+    totals_only: bool = False
+    kv_dtype: str = "bf16"
+    flops: FlopsColumn | None = None
+
+
+def params_report(accs: list[Accounting], options: ParamsOptions = ParamsOptions()) -> Report:
     """The per-layer sections and the totals block (`totals_only`: the totals block alone)."""
-    _warn_past_context(accs, context)
-    sections: list[Section] = []
-    components = _component_keys(accs)
-    for comp in components:
-        keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
-        title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
-        if len(accs) == 1:
-            rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), Count(r.total if counted(r) else 0)]
-                    for r in accs[0].rows if r.component == comp]
-            sub = sum(r.total for r in accs[0].rows if r.component == comp and counted(r))
-            rows.append(["Subtotal" if title else "Total", "", "", "", Count(sub)])
-            sections.append(Section(title, ["Layer", "Repeat", "Weight shapes", "Params", "Total"], rows))
-        else:
-            headers = ["Layer"]
-            for a in accs:
-                headers += [f"{a.spec.name} weights", f"{a.spec.name} params"]
-            rows = []
-            for key in keys:
-                line: list[Any] = [key]
-                for a in accs:
-                    row = next((r for r in a.rows if r.component == comp and r.name == key), None)
-                    line += [weights_cell(row), params_cell(row)] if row else ["—", "—"]
-                rows.append(line)
-            sub = ["Subtotal" if title else "Total (stored)"]
-            for a in accs:
-                sub += ["", n(sum(r.total for r in a.rows if r.component == comp and counted(r)))]
-            rows.append(sub)
-            sections.append(Section(title, headers, rows))
-
-    total_labels = [label for label, _ in _totals_rows(accs[0], context, batch, kv_dtype)]
-    totals_by_model = [dict(_totals_rows(a, context, batch, kv_dtype)) for a in accs]
+    o = options
+    _warn_past_context(accs, o.context)
+    if o.flops:
+        _warn_past_context(accs, o.flops.seq_len, "--seq-len", "the FLOPs column")
+    flops = _flops(accs, o.flops)
+    sections = _layer_sections(accs, flops)
+    total_labels = [label for label, _ in _totals_rows(accs[0], o.context, o.batch, o.kv_dtype)]
+    totals_by_model = [dict(_totals_rows(a, o.context, o.batch, o.kv_dtype)) for a in accs]
+    if flops:
+        for d, f in zip(totals_by_model, flops):
+            d[f.col.title()] = f"{n(f.total)} ({f.total:.3e})"
     labels = total_labels + [l for d in totals_by_model for l in d if l not in total_labels]
     headers = ["Figure", *[a.spec.name for a in accs]] if len(accs) > 1 else ["Figure", "Value"]  # the title says Totals
     sections.append(Section("Totals", headers, [[l, *[d.get(l, "") for d in totals_by_model]] for l in labels]))
@@ -265,23 +261,106 @@ def params_report(accs: list[Accounting], context: int = 4096, batch: int = 1, t
     notes += [note for a in accs if (note := _tie_note(a))]
     notes += [f"{a.spec.name}: active parameters per token = {a.totals.moe.definition}."
               for a in accs if a.totals.moe is not None]
+    notes += _flops_notes(accs, flops)
 
-    payload = [params_json(a, context, batch, kv_dtype) for a in accs]
-    if totals_only:
+    payload = [_payload(a, o, f) for a, f in zip(accs, flops or [None] * len(accs))]
+    if o.totals_only:
         sections = sections[-1:]
-    csv_rows = [] if totals_only else [
+    headers, csv_rows = _csv(accs, payload, o.totals_only, flops)
+    return Report(sections, payload[0] if len(payload) == 1 else payload, headers, csv_rows, notes)
+
+
+def _flops(accs: list[Accounting], col: FlopsColumn | None) -> list[ModelFlops] | None:
+    """Each model's FLOPs column (--flops), else None."""
+    if col is None:
+        return None
+    from inspector.reports.params_flops import model_flops
+
+    return [model_flops(a, col) for a in accs]
+
+
+def _flops_notes(accs: list[Accounting], flops: list[ModelFlops] | None) -> list[str]:
+    if not flops:
+        return []
+    from inspector.reports.params_flops import flops_notes
+
+    return flops_notes([a.spec.name for a in accs], flops)
+
+
+def _layer_sections(accs: list[Accounting], flops: list[ModelFlops] | None) -> list[Section]:
+    """One section per component (its rows; several models side by side), with the FLOPs column."""
+    sections: list[Section] = []
+    components = _component_keys(accs)
+    for comp in components:
+        title = COMPONENT_TITLES[comp] if len(components) > 1 else ""
+        if len(accs) == 1:
+            sections.append(_one_model_section(accs[0], comp, title, flops[0] if flops else None))
+        else:
+            sections.append(_side_by_side_section(accs, comp, title, flops))
+    return sections
+
+
+def _one_model_section(acc: Accounting, comp: str, title: str, flops: ModelFlops | None) -> Section:
+    rows = [[r.name, r.repeat, weights_cell(r), params_cell(r), Count(r.total if counted(r) else 0)]
+            + ([Count(flops.by_row[(r.component, r.name)])] if flops else [])
+            for r in acc.rows if r.component == comp]
+    sub = sum(r.total for r in acc.rows if r.component == comp and counted(r))
+    rows.append(["Subtotal" if title else "Total", "", "", "", Count(sub)]
+                + ([Count(sum(flops.by_row[(r.component, r.name)] for r in acc.rows if r.component == comp))] if flops else []))
+    headers = ["Layer", "Repeat", "Weight shapes", "Params", "Total"] + ([flops.col.header()] if flops else [])
+    return Section(title, headers, rows)
+
+
+def _side_by_side_section(accs: list[Accounting], comp: str, title: str, flops: list[ModelFlops] | None) -> Section:
+    keys = _merged_order([[r.name for r in a.rows if r.component == comp] for a in accs])
+    headers = ["Layer"]
+    for a in accs:
+        headers += [f"{a.spec.name} weights", f"{a.spec.name} params"] + ([f"{a.spec.name} FLOPs"] if flops else [])
+    rows = []
+    for key in keys:
+        line: list[Any] = [key]
+        for i, a in enumerate(accs):
+            row = next((r for r in a.rows if r.component == comp and r.name == key), None)
+            line += [weights_cell(row), params_cell(row)] if row else ["—", "—"]
+            if flops:
+                line.append(Count(flops[i].by_row[(row.component, row.name)]) if row else "—")
+        rows.append(line)
+    sub = ["Subtotal" if title else "Total (stored)"]
+    for i, a in enumerate(accs):
+        sub += ["", n(sum(r.total for r in a.rows if r.component == comp and counted(r)))]
+        if flops:
+            sub.append(n(sum(flops[i].by_row[(r.component, r.name)] for r in a.rows if r.component == comp)))
+    rows.append(sub)
+    return Section(title, headers, rows)
+
+
+def _payload(acc: Accounting, o: ParamsOptions, flops: ModelFlops | None) -> dict[str, Any]:
+    """params_json, with --flops the `flops` block and each row's `prefill_flops`."""
+    data = params_json(acc, o.context, o.batch, o.kv_dtype)
+    if flops:
+        data["flops"] = flops.json()
+        for r, row in zip(acc.rows, data["rows"]):
+            row["prefill_flops"] = flops.by_row[(r.component, r.name)]
+    return data
+
+
+CSV_HEADERS = ["model", "section", "component", "name", "repeat", "weights", "params", "params_total", "stored",
+               "value"]
+
+
+def _csv(accs: list[Accounting], payload: list[dict], totals_only: bool,
+         flops: list[ModelFlops] | None) -> tuple[list[str], list[list[Any]]]:
+    """The CSV headers and rows: one per params row (with --flops its prefill_flops), then every figure of
+    the totals block as a plain number."""
+    extra = [""] if flops else []
+    rows = [] if totals_only else [
         [a.spec.name, "layers", r.component, r.name, r.repeat, weights_cell(r), r.params, r.total, r.stored, ""]
-        for a in accs for r in a.rows
+        + ([flops[i].by_row[(r.component, r.name)]] if flops else [])
+        for i, a in enumerate(accs) for r in a.rows
     ]
     for a, data in zip(accs, payload):  # every figure of the totals block, as a plain number
-        csv_rows += [[a.spec.name, "totals", "", key, "", "", "", "", "", value] for key, value in _figures(data)]
-    return Report(
-        sections,
-        payload[0] if len(payload) == 1 else payload,
-        ["model", "section", "component", "name", "repeat", "weights", "params", "params_total", "stored", "value"],
-        csv_rows,
-        notes,
-    )
+        rows += [[a.spec.name, "totals", "", key, "", "", "", "", "", value] + extra for key, value in _figures(data)]
+    return CSV_HEADERS + (["prefill_flops"] if flops else []), rows
 
 
 def _figures(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
