@@ -49,9 +49,9 @@ LengthPenaltyOpt = Annotated[float, typer.Option("--length-penalty", help="Beam 
                                                  "length ** this.")]
 EarlyStoppingOpt = Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
                                                "false (no live beam can win) or never.")]
-PredictOpt = Annotated[bool, typer.Option("--predict/--no-predict", help="Beside the measured prefill and decode "
-                                          "times, this machine's roofline of them (a copy test and a matmul, "
-                                          "measured once, about 0.3 s) from the FLOPs ledger.")]
+NoPredictOpt = Annotated[bool, typer.Option("--no-predict", help="Leave out this machine's roofline beside the "
+                                            "measured prefill and decode times (measuring it, a copy test and a "
+                                            "matmul, takes about 0.3 s).")]
 
 
 @command
@@ -78,7 +78,7 @@ def run(
     length_penalty: LengthPenaltyOpt = 1.0,
     early_stopping: EarlyStoppingOpt = "false",
     threads: ThreadsOpt = None,
-    predict: PredictOpt = True,
+    no_predict: NoPredictOpt = False,
     format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
@@ -114,7 +114,7 @@ def run(
         _beams(plan, choice, BeamSettings(num_beams=num_beams, length_penalty=length_penalty,
                                           early_stopping=stopping), format, output)
     else:
-        _generate(plan, choice, given_options(ctx), format, output, predict)
+        _generate(plan, choice, given_options(ctx), format, output, not no_predict)
 
 
 def _beams(plan, choice, beams, format: Format, output) -> None:
@@ -160,7 +160,7 @@ def _check_mode(ctx: typer.Context, beams: bool, temperatures: str | None, tempe
 
 
 # Options of one mode: sampling (the default) or beam search (--num-beams); the other mode's are refused.
-SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min_p", "seed", "expect", "predict")
+SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min_p", "seed", "expect", "no_predict")
 BEAMS_ONLY = ("length_penalty", "early_stopping")
 
 
