@@ -25,6 +25,7 @@ from inspector.runtime.prepare import DEFAULT_MODEL, ModelChoice
 from inspector.runtime.sampling import SamplingSettings
 from inspector.runtime.trace import Recorder
 from inspector.steps import Record
+from inspector.units import plural
 
 
 def prompt_ids(runtime, prompt: str, chat: bool, new_tokens: int = 0) -> list[int]:
@@ -152,10 +153,12 @@ def roofline_beside(runtime, model: str, batches: list[tuple[int, int, Any]]) ->
         pred = predict(acc, shape, roof)
     except InspectError as exc:
         return {"status": f"no prediction: {exc}"}
-    sync = " with a cuda synchronize" if runtime.device.type == "cuda" else ""
+    sync = (" with a cuda synchronize" if runtime.device.type == "cuda"
+            else f"; {plural(torch.get_num_threads(), 'CPU thread')}, the machine's matmul and copy measured with them")
     return {"status": STATUS, "machine": machine_json(roof),
-            "measured": f"the fastest of {count} run{'s' * (count != 1)} of the first batch ({rows} × {width} "
-                        f"tokens); wall clock, perf_counter{sync}",
+            "measured": f"the first batch ({rows} × {width} tokens), "
+                        f"{'one run' if count == 1 else f'the fastest of its {count} runs (temperatures × trials)'}"
+                        f"; wall clock, perf_counter{sync}",
             "prefill": _beside(pred, "prefill", "prefill_ms", prefill_s, rows * width,
                                {"batch": rows, "tokens": width}),
             "decode": _beside(pred, "decode", "decode_ms_per_token", step_s, rows,
