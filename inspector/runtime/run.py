@@ -154,7 +154,7 @@ def roofline_beside(runtime, model: str, batches: list[tuple[int, int, Any]]) ->
     except InspectError as exc:
         return {"status": f"no prediction: {exc}"}
     sync = (" with a cuda synchronize" if runtime.device.type == "cuda"
-            else f"; {plural(torch.get_num_threads(), 'CPU thread')}, the machine's matmul and copy measured with them")
+            else f"; {plural(torch.get_num_threads(), 'CPU thread')} (the machine's copy and matmul ran on as many)")
     return {"status": STATUS, "machine": machine_json(roof),
             "measured": f"the first batch ({rows} × {width} tokens), "
                         f"{'one run' if count == 1 else f'the fastest of its {count} runs (temperatures × trials)'}"
