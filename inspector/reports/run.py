@@ -165,8 +165,8 @@ def roofline_section(r: dict[str, Any], of: str = "") -> Section:
         f"a decode step reads the weights once and each row's KV cache at the mean context of the "
         f"{plural(dec['steps'], 'step')} timed ({dec['flops']:,.0f} FLOPs, {dec['bytes']:,.0f} bytes)",
         f"measured: {r['measured']}",
-        f"of the roofline: predicted / measured, the share of this machine's achieved peak (an MFU for a "
-        f"compute-bound step, an MBU for a memory-bound one)",
+        "of the roofline: predicted / measured, the share of this machine's achieved peak (an MFU for a "
+        "compute-bound step, an MBU for a memory-bound one)",
         f"status: {r['status']}; {m['how']}",
         "--no-predict leaves the prediction out (measuring the machine takes about 0.3 s)"]
     return Section(f"Measured beside the roofline of this machine{of} ({m['device']}, {m['dtype']}: copy "

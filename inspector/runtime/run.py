@@ -6,8 +6,9 @@ forward pass, and before the weights are even loaded. `time_prefill` runs the fi
 under a timing Recorder (CUDA events on a GPU, wall clock on the CPU). `generate_all` runs every
 temperature x trial with Appendix C sampling, the prompts as left-padded batches of at most
 PROMPT_BATCH rows (inspector.runtime.batch, inspector.limits), judges outputs against expected answers (inspector.runtime.experiment),
-and calls `on_token` with each new piece of the first prompt's text, so the CLI can stream it. No
-printing here.
+and calls `on_token` with each new piece of the first prompt's text, so the CLI can stream it.
+`roofline_beside` puts the first batch's prefill and decode step beside this machine's roofline of them
+(inspector.compute.predict, the machine measured once per process). No printing here.
 """
 
 from __future__ import annotations
