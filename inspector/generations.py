@@ -74,3 +74,4 @@ class ModelRun:
     records: list[Any] = field(default_factory=list)  # inspector.steps.Record rows of the timed prefill
     timing_method: str = ""
     routing: list[tuple[int, int, list[int] | None]] = field(default_factory=list)  # MoE: tokens per expert
+    roofline: dict[str, Any] = field(default_factory=dict)  # the first batch's timings beside this machine's roofline

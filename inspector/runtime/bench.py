@@ -3,8 +3,8 @@
 The model loads through `load_runtime` (as `inspect run` loads it). For each batch B and context T: a
 prefill of B × T seeded random token ids (logits at the last position only, as generation asks), then
 `new_tokens` decode steps one token each; wall clock with a cuda synchronize around each. The
-prediction is the ledger's FLOPs and bytes (inspector.compute.figures, weights and KV cache in the dtype
-the model runs in) through the roofline of this device measured once per process
+prediction (inspector.compute.predict, shared with `inspect run`) is the ledger's FLOPs and bytes (weights
+and KV cache in the dtype the model runs in) through the roofline of this device measured once per process
 (inspector.compute.machine.measure_device: achieved copy GB/s and matmul FLOP/s in that dtype, so the
 efficiencies are 1: roofline.BARE). A decode step is predicted at the mean context of the steps timed.
 Peak memory: torch.cuda.max_memory_allocated on cuda (reset per point), else the process's peak RSS
@@ -20,12 +20,10 @@ from typing import Any
 
 import torch
 
-from inspector.compute.figures import FlopsRequest, flops_figures
-from inspector.compute.machine import MachineRoof, as_hardware, measure_device
-from inspector.compute.roofline import BARE, Request, Setup, Work, inference
+from inspector.compute.hardware import dtype_key
+from inspector.compute.machine import measure_device
+from inspector.compute.predict import STATUS, StepShape, implied, machine_json, predict
 from inspector.runtime.prepare import ModelChoice
-
-DTYPE_KEYS = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 @dataclass(frozen=True)
@@ -70,35 +68,6 @@ def time_point(model, device, ids: torch.Tensor, new_tokens: int) -> tuple[float
     return prefill_s, (time.perf_counter() - t0) / max(1, new_tokens)
 
 
-def predict(acc, point: dict[str, int], dtype_bytes: int, setup: Setup) -> dict[str, Any]:
-    """The roofline of one point: prefill of batch × context (last logits; reads the weights, writes the KV
-    cache) and a decode step at the mean context of the steps timed."""
-    b, n, new = point["batch"], point["context"], point["new_tokens"]
-    mean_context = n + (new - 1) // 2
-    req = FlopsRequest(seq_len=n, batch=b, context=mean_context, weight_bytes=dtype_bytes, kv_bytes=dtype_bytes)
-    fig = flops_figures(acc, req)
-    written = acc.kv_cache_bytes(n, b, dtype_bytes)
-    pre = Work(fig["prefill_flops_last_logits"], fig["decode_weight_bytes"] + written)
-    dec = Work(fig["decode_flops"], fig["decode_bytes"])
-    inf = inference(Request(prefill=pre, prompt_tokens=b * n, decode=dec, batch=b), setup)
-    return {"prefill_flops": pre.flops, "prefill_bytes": pre.bytes, "decode_flops": dec.flops,
-            "decode_bytes": dec.bytes, "decode_context": mean_context,
-            "prefill_ms": inf.ttft_s * 1e3, "decode_ms_per_token": inf.tpot_s * 1e3,
-            "prefill_bound": inf.prefill.bound, "decode_bound": inf.decode.bound}
-
-
-def implied(pred: dict[str, Any], measured: dict[str, Any], roof: MachineRoof) -> dict[str, float]:
-    """MFU and MBU the measurement implies against this device's measured peaks."""
-    pre_s, dec_s = measured["prefill_ms"] / 1e3, measured["decode_ms_per_token"] / 1e3
-    flops_s, bytes_s = roof.matmul_gflops * 1e9, roof.copy_gb_s * 1e9
-    return {"prefill_mfu": pred["prefill_flops"] / pre_s / flops_s,
-            "prefill_mbu": pred["prefill_bytes"] / pre_s / bytes_s,
-            "decode_mfu": pred["decode_flops"] / dec_s / flops_s,
-            "decode_mbu": pred["decode_bytes"] / dec_s / bytes_s,
-            "prefill_measured_over_predicted": measured["prefill_ms"] / pred["prefill_ms"],
-            "decode_measured_over_predicted": measured["decode_ms_per_token"] / pred["decode_ms_per_token"]}
-
-
 def device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -117,10 +86,8 @@ def bench(choice: ModelChoice, plan: BenchPlan) -> dict[str, Any]:
     use_threads(choice.threads)
     rt = load_runtime(choice, need_weights=True)
     acc = account_model(choice.model or rt.spec.name)
-    dkey = DTYPE_KEYS[rt.dtype]
+    dkey = dtype_key(rt.dtype_name)
     roof = measure_device(rt.device.type, dkey)
-    setup = Setup(as_hardware(roof), dkey, BARE)
-    nbytes = torch.empty((), dtype=rt.dtype).element_size()
     gen = torch.Generator().manual_seed(plan.seed)
     vocab = rt.spec.text.vocab_size
     time_point(rt.model, rt.device, torch.randint(0, vocab, (1, 4), generator=gen).to(rt.device), 1)  # warm-up
@@ -134,12 +101,11 @@ def bench(choice: ModelChoice, plan: BenchPlan) -> dict[str, Any]:
             peak, how = peak_bytes(rt.device)
             point = {"batch": b, "context": n, "new_tokens": plan.new_tokens}
             measured = {"prefill_ms": pre_s * 1e3, "decode_ms_per_token": dec_s * 1e3, "peak_memory_bytes": peak}
-            pred = predict(acc, point, nbytes, setup)
+            pred = predict(acc, StepShape(b, n, plan.new_tokens), roof)
             points.append({**point, "measured": measured, "predicted": pred, "implied": implied(pred, measured, roof)})
     return {"model": rt.spec.name, "device": str(rt.device), "device_name": device_name(rt.device),
             "dtype": dkey, "weights": rt.weights, "peak_memory_how": how if points else None,
-            "roofline": {"copy_gb_s": roof.copy_gb_s, "matmul_gflops": roof.matmul_gflops, "dtype": roof.dtype,
-                         "how": roof.how, "status": "measured (this process); efficiencies 1 (achieved peaks)"},
+            "roofline": {**machine_json(roof), "status": STATUS},
             "points": points, "timing": "wall clock, perf_counter" + (" with cuda synchronize"
                                                                        if rt.device.type == "cuda" else "")}
 
