@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
 from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes
+from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 
 MIB = 1 << 20
 CPU_ALIGNMENT = 32  # ggml-cpu's buffer type alignment (TENSOR_ALIGNMENT, ggml/src/ggml-impl.h)
@@ -116,6 +117,21 @@ class HParams:
     n_vocab: int
     n_ctx_train: int
     n_swa: int
+    recurrent: Recurrent | None = None  # the recurrent layers of a hybrid model (llamacpp_recurrent)
+
+
+# llm_arch_is_recurrent / llm_arch_is_hybrid (src/llama-arch.cpp): a recurrent state beside (or instead of) the KV
+# cache; only the architectures of llamacpp_recurrent.RECURRENT have it modelled
+RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "jamba", "falcon-h1",
+                             "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe",
+                             "qwen3next", "kimi-linear", "bailingmoe3", "qwen35", "qwen35moe", "minimax-01"})
+
+
+def _scalar(v, default):
+    """A per-layer array key (e.g. lfm2's head_count_kv) as its largest value (n_embd_v_gqa_max), else the value."""
+    if v is None:
+        return default
+    return max(v) if isinstance(v, (list, tuple)) else v
 
 
 def hparams(f: GGUFFile) -> HParams:
@@ -128,11 +144,13 @@ def hparams(f: GGUFFile) -> HParams:
     n_embd, n_head = key("embedding_length"), key("attention.head_count")
     embd = next(t for t in f.tensors if t.name == "token_embd.weight")
     return HParams(arch=arch, n_layer=key("block_count"), n_embd=n_embd, n_ff=key("feed_forward_length"),
-                   n_head=n_head, n_head_kv=key("attention.head_count_kv", n_head),
+                   n_head=n_head, n_head_kv=_scalar(key("attention.head_count_kv"), n_head),
                    head_dim_k=key("attention.key_length", n_embd // n_head),
                    head_dim_v=key("attention.value_length", n_embd // n_head),
                    n_vocab=key("vocab_size", embd.stored_shape[1]), n_ctx_train=key("context_length"),
-                   n_swa=key("attention.sliding_window", 0) if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0)
+                   n_swa=key("attention.sliding_window", ARCHS[arch].swa_default)
+                   if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
+                   recurrent=recurrent(m, arch, key("block_count"), n_embd))
 
 
 def _pad(n: int, a: int) -> int:
@@ -165,15 +183,29 @@ def resolve_context(hp: HParams, s: LlamaCppSettings) -> Context:
     return Context(n_ctx, n_ctx_seq, n_batch, n_ubatch, n_stream, s.flash_attn in ("on", "auto"))
 
 
+def _repackable(t, s: LlamaCppSettings) -> bool:
+    """A 2-D weight of a type with a repacked layout for this CPU and rows a multiple of 8."""
+    return len(t.stored_shape) == 2 and t.quant in REPACK_TYPES[s.cpu] and t.stored_shape[1] % REPACK_ROWS == 0
+
+
 def _repacked(t, s: LlamaCppSettings) -> bool:
     """CPU_REPACK takes a 2-D weight used by MUL_MAT (not token_embd: GET_ROWS) of a repackable type."""
-    return (len(t.stored_shape) == 2 and t.name != "token_embd.weight" and t.quant in REPACK_TYPES[s.cpu]
-            and t.stored_shape[1] % REPACK_ROWS == 0)
+    return t.name != "token_embd.weight" and _repackable(t, s)
+
+
+def _tied_output(f: GGUFFile, s: LlamaCppSettings) -> list:
+    """A file without output.weight uses token_embd as the output matrix: created a second time with
+    TENSOR_DUPLICATED, whose buffer type is chosen as the output's (MUL_MAT, llama_model_loader::create_tensor,
+    src/llama-model-loader.cpp), so a repackable token_embd also gets a copy in CPU_REPACK (the GET_ROWS copy stays)."""
+    names = {t.name for t in f.tensors}
+    if "output.weight" in names:
+        return []
+    return [t for t in f.tensors if t.name == "token_embd.weight" and _repackable(t, s)]
 
 
 def model_buffers(f: GGUFFile, s: LlamaCppSettings) -> list[Buffer]:
     """CPU_Mapped (the file range of the tensors it holds) or CPU (no mmap: each tensor padded), then CPU_REPACK."""
-    repack = [t for t in f.tensors if _repacked(t, s)]
+    repack = [t for t in f.tensors if _repacked(t, s)] + _tied_output(f, s)
     rest = [t for t in f.tensors if not _repacked(t, s)]
     out = []
     if s.use_mmap:  # buffer_from_host_ptr over [min offset, max end) (get_mapping_range)
@@ -203,8 +235,8 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
         v = _row_bytes(s.type_v, vd) * cells * ctx.n_stream * layers
         return KVCache(swa, cells, layers, s.n_seq_max, ctx.n_stream, s.type_k, s.type_v, k, v)
 
-    if not hp.n_swa:
-        return [cache("", ctx.n_ctx_seq, hp.n_layer)]
+    if not hp.n_swa:  # a hybrid model's attention cache holds only its attention layers (filter_attn)
+        return [cache("", ctx.n_ctx_seq, hp.n_layer - (len(hp.recurrent.layers) if hp.recurrent else 0))]
     pattern = ARCHS[hp.arch].swa_pattern
     n_swa_layers = sum(1 for il in range(hp.n_layer) if (il + 1) % pattern != 0)
     base = ctx.n_ctx_seq
@@ -239,6 +271,7 @@ class Prediction:
     buffers: tuple  # Buffer, in llama.cpp's print order
     kv_caches: tuple  # KVCache
     warnings: tuple  # str
+    rs_caches: tuple = ()  # RSCache: the recurrent state of a hybrid model (llama_memory_recurrent)
 
 
 def _check(hp: HParams, s: LlamaCppSettings, ctx: Context) -> list[str]:
@@ -266,6 +299,11 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     # output_reserve(n_seq_max): n_vocab floats per output (no embeddings output)
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
     out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV) for c in caches]
+    rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
+    out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
+    if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
+        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} (modelled: lfm2); "
+                    "the KV cache counts every layer")
     if hp.arch in ARCHS:
         # sched_reserve: the pp graph (min(n_ctx, n_ubatch) tokens and outputs), the tg graph (n_seq_max of
         # each), pp again; the buffer only grows: the largest of the allocations
@@ -274,7 +312,7 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
         out.append(Buffer("sched_reserve", "CPU", "compute", max(pp, tg), SRC_COMPUTE))
     else:
         warn.append(f"compute buffer: no graph template for architecture {hp.arch!r} (covered: {', '.join(ARCHS)})")
-    return Prediction(ctx, tuple(out), tuple(caches), tuple(warn))
+    return Prediction(ctx, tuple(out), tuple(caches), tuple(warn), tuple(rs))
 
 
 def _pad_kv(c: KVCache) -> int:
@@ -301,9 +339,11 @@ def kv_line(c: KVCache) -> str:
 
 def printout(pred: Prediction) -> list[str]:
     """The memory lines llama.cpp prints for this load, in its order and words (CPU only)."""
-    lines, caches = [], list(pred.kv_caches)
+    lines, caches, states = [], list(pred.kv_caches), list(pred.rs_caches)
     for b in pred.buffers:
-        if b.kind == "kv":
+        if b.kind == "rs":
+            lines += rs_lines(states.pop(0), b.device)
+        elif b.kind == "kv":
             c = caches.pop(0)
             if c.swa:
                 label = "non-SWA" if c.swa == "non-SWA" else "    SWA"
@@ -323,6 +363,9 @@ def to_json(pred: Prediction) -> dict:
             "kv_caches": [{"cache": c.swa or "KV", "cells": c.cells, "layers": c.layers,
                            "seqs": f"{c.n_seq_max}/{c.n_stream}", "type_k": c.type_k, "k_bytes": c.k_bytes,
                            "type_v": c.type_v, "v_bytes": c.v_bytes, "mib": c.mib()} for c in pred.kv_caches],
+            "rs_caches": [{"cells": c.cells, "layers": c.layers, "seqs": c.n_seq_max, "type_r": "f32",
+                           "r_bytes": c.r_bytes, "type_s": "f32", "s_bytes": c.s_bytes, "mib": c.mib()}
+                          for c in pred.rs_caches],
             "context": {"n_ctx": pred.context.n_ctx, "n_ctx_seq": pred.context.n_ctx_seq,
                         "n_batch": pred.context.n_batch, "n_ubatch": pred.context.n_ubatch,
                         "n_stream": pred.context.n_stream, "flash_attn": pred.context.flash_attn},

@@ -42,6 +42,15 @@ class Arch:
     qkv_order: str  # the order the projections are built in: "qvk" (llama) or "qkv" (gemma3)
     post_norms: bool  # post-attention and post-FFN RMS norms (gemma3)
     swa_pattern: int  # every swa_pattern-th layer is full attention (0: no SWA); llama-model.cpp load_hparams
+    qkv_bias: bool = False  # Q, K, V biases added after each projection (build_qkv, wq_b/wk_b/wv_b: qwen2)
+    attn_softcap: bool = False  # kq scaled, tanh, scaled back before soft_max without flash attention (build_attn_mha,
+    #                             hparams.attn_soft_cap; with flash attention it is an op parameter: no node)
+    final_softcap: bool = False  # logits scaled, tanh, scaled back (gemma2: final_logit_softcapping)
+    swa_default: int = 0  # n_swa when the GGUF has no attention.sliding_window key (load_arch_hparams)
+    fused_qkv: bool = False  # one attn_qkv projection, Q/K/V strided views of it (build_qkv's fused path: phi3);
+    #                          V is then not contiguous: ggml_cont before the transposed V store (no flash attention)
+    ffn_fused_up: bool = False  # ffn_up gives gate and up in one 2*n_ff matrix, GLU splits it (LLM_FFN_SEQ: phi3)
+    residual_first: bool = False  # the block's last ADD takes the residual as its first source (phi3)
 
 
 ARCHS = {
@@ -51,6 +60,19 @@ ARCHS = {
     # src/models/gemma3.cpp; set_swa_pattern(6) in llama-model.cpp (LLM_ARCH_GEMMA3)
     "gemma3": Arch(embed_scale=True, qk_norm=True, q_scale=True, qkv_order="qkv", post_norms=True,
                    swa_pattern=6),
+    # src/models/gemma2.cpp: gemma3's block without the Q/K norms, attention and final logit soft-capping;
+    # load_swa_pattern(ml, 2), n_swa 4096 unless the GGUF says (graph dumped from a synthetic GGUF)
+    "gemma2": Arch(embed_scale=True, qk_norm=False, q_scale=True, qkv_order="qkv", post_norms=True,
+                   swa_pattern=2, attn_softcap=True, final_softcap=True, swa_default=4096),
+    # src/models/phi3.cpp: fused QKV, Q scaled after RoPE, fused up/gate FFN (synthetic GGUF, ditto)
+    "phi3": Arch(embed_scale=False, qk_norm=False, q_scale=True, qkv_order="qvk", post_norms=False,
+                 swa_pattern=0, fused_qkv=True, ffn_fused_up=True, residual_first=True),
+    # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
+    "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                  swa_pattern=0, qkv_bias=True),
+    # src/models/qwen3.cpp: llama's block with per-head Q/K RMS norms before RoPE (synthetic GGUF, ditto)
+    "qwen3": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
+                  swa_pattern=0),
 }
 
 
@@ -173,15 +195,29 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
     return inp
 
 
+def _project(g: Graph, s: GraphShape, a: Arch, x, w, which: str, fused):
+    """One of Q, K, V as build_qkv makes it, [hd, heads, T]: its own matmul (+ bias), reshaped, or a strided view
+    of the fused QKV matmul."""
+    T, hd = s.n_tokens, s.head_dim
+    heads = s.n_head if which == "q" else s.n_head_kv
+    if fused is not None:
+        return g.view("VIEW", which, fused, (hd, heads, T), (4, 4 * hd, fused.nb[1], fused.nb[1] * T))
+    t = g.op("MUL_MAT", which, "f32", (heads * hd, T), w, x)
+    if a.qkv_bias:
+        t = g.op("ADD", which + " bias", "f32", t.ne, t, w)
+    return g.view("RESHAPE", which, t, (hd, heads, T))
+
+
 def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
-    """Q, K, V of one layer, roped, normed and rotated as the architecture does."""
-    T, hd, w, pos = s.n_tokens, s.head_dim, ctx["w"], ctx["pos"]
+    """Q, K, V of one layer, roped, normed and rotated as the architecture does (in the graph's order)."""
+    w, pos = ctx["w"], ctx["pos"]
     rot_k, rot_v = ctx["cache"]["k_rot"], ctx["cache"]["v_rot"]
+    fused = None
+    if a.fused_qkv:
+        fused = g.op("MUL_MAT", "wqkv", "f32", (s.head_dim * (s.n_head + 2 * s.n_head_kv), s.n_tokens), w, x)
     out = {}
     for which in a.qkv_order:
-        heads = s.n_head if which == "q" else s.n_head_kv
-        t = g.op("MUL_MAT", which, "f32", (heads * hd, T), w, x)
-        t = g.view("RESHAPE", which, t, (hd, heads, T))
+        t = _project(g, s, a, x, w, which, fused)
         if which == "v":
             out["v"] = g.hadamard(t, rot_v) if rot_v else t
             continue
@@ -200,7 +236,10 @@ def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
     T, hd, H, Hkv, ns = s.n_tokens, s.head_dim, s.n_head, s.n_head_kv, s.n_stream
     cache, n_kv, kvd = ctx["cache"], ctx["cache"]["cells"], s.n_head_kv * s.head_dim
     v = ctx["v"]
-    v1 = g.view("RESHAPE", "v", v, (kvd, T))
+    if ctx["arch"].fused_qkv:  # a strided view of the fused projection: copied contiguous first
+        v1 = g.op("CONT", "v cont", "f32", (kvd, T), v)
+    else:
+        v1 = g.view("RESHAPE", "v", v, (kvd, T))
     v2 = g.view("RESHAPE", "v", v1, (1, kvd * T))
     cvr = g.view("RESHAPE", "cache_v", vc, (1, kvd * n_kv))
     g.view("SET_ROWS", "cache_v set", vc, (1, kvd * n_kv), srcs=(v2, cache["v_idxs"], cvr))
@@ -208,6 +247,9 @@ def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
     kp = g.permute("cache_k", g.view("VIEW", "cache_k", kc, (hd, Hkv, n_kv, ns)), (0, 2, 1, 3))
     qp = g.permute("q", g.view("VIEW", "q", q, (hd, H, T // ns, ns)), (0, 2, 1, 3))
     kq = g.op("MUL_MAT", "kq", "f32", (n_kv, T // ns, H, ns), kp, qp)
+    if ctx["arch"].attn_softcap:  # in place: ggml_scale, ggml_tanh, ggml_scale
+        for op in ("SCALE", "UNARY", "SCALE"):
+            kq = g.op(op, "kq softcap", "f32", kq.ne, kq)
     kq = g.op("SOFT_MAX", "kq_soft_max", "f32", kq.ne, kq, cache["mask"])
     kqv = g.op("MUL_MAT", "kqv", "f32", (hd, T // ns, H, ns), vp, kq)
     return g.op("CONT", "kqv_out", "f32", (H * hd, T), g.permute("kqv", kqv, (0, 2, 1, 3)))
@@ -258,14 +300,17 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), att, inpL)
     x = g.op("RMS_NORM", "norm", "f32", (E, T), sa)
     x = g.op("MUL", "ffn_norm", "f32", (E, T), x, w)
-    gate = g.op("MUL_MAT", "ffn_gate", "f32", (s.n_ff, T), w, x)
-    up = g.op("MUL_MAT", "ffn_up", "f32", (s.n_ff, T), w, x)
-    x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), gate, up)
+    if a.ffn_fused_up:
+        x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), g.op("MUL_MAT", "ffn_up", "f32", (2 * s.n_ff, T), w, x))
+    else:
+        gate = g.op("MUL_MAT", "ffn_gate", "f32", (s.n_ff, T), w, x)
+        up = g.op("MUL_MAT", "ffn_up", "f32", (s.n_ff, T), w, x)
+        x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), gate, up)
     x = g.op("MUL_MAT", "ffn_out", "f32", (E, T), w, x)
     if a.post_norms:
         x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
         x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
-    return g.op("ADD", "l_out", "f32", (E, T), x, sa)
+    return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
 
 
 def build_graph(s: GraphShape) -> Graph:
@@ -275,7 +320,7 @@ def build_graph(s: GraphShape) -> Graph:
     inp = build_inputs(g, s)
     kvd = s.n_head_kv * s.head_dim
     w = g.leaf("weights", "f32", (1,), ext=True)  # every weight: outside the compute buffer
-    ctx = {"w": w, "pos": inp["pos"], "out_ids": inp["out_ids"],
+    ctx = {"w": w, "pos": inp["pos"], "out_ids": inp["out_ids"], "arch": a,
            "k_cache": [g.leaf(f"cache_k_l{il}", s.type_k, (kvd, 1), ext=True) for il in range(s.n_layer)],
            "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)]}
     T, E = s.n_tokens, s.n_embd
@@ -289,7 +334,12 @@ def build_graph(s: GraphShape) -> Graph:
     R = s.n_outputs
     x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
     x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
-    g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    out = FLAG_COMPUTE | (0 if a.final_softcap else FLAG_OUTPUT)
+    x = g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=out)
+    if a.final_softcap:  # in place on the logits; the last one is the output
+        x = g.op("SCALE", "logits scaled", "f32", x.ne, x)
+        x = g.op("UNARY", "logits tanh", "f32", x.ne, x)
+        g.op("SCALE", "result_output", "f32", x.ne, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
     return g
 
 

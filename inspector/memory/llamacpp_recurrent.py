@@ -1,0 +1,94 @@
+"""The recurrent state llama.cpp keeps for hybrid and recurrent models (``llama_memory_recurrent``): R and S per layer.
+
+Pure arithmetic. Sources, in ggml-org/llama.cpp@0c1e57098 (the llama.cpp llama-cpp-python 0.3.36 vendors):
+
+* which layers are recurrent: the architecture's ``load_arch_hparams`` (src/models/lfm2.cpp:
+  ``is_recr_impl[il] = n_head_kv(il) == 0``, the per-layer ``attention.head_count_kv`` array);
+* the widths: ``llama_hparams::n_embd_r`` / ``n_embd_s`` (src/llama-hparams.cpp): LFM2's short convolution keeps
+  ``n_embd * (shortconv.l_cache - 1)`` floats of R per cell and no S (``ssm_d_state * ssm_d_inner = 0``);
+* the sizes: ``llama_memory_recurrent::llama_memory_recurrent`` (src/llama-memory-recurrent.cpp): per recurrent
+  layer an R tensor ``[n_embd_r, mem_size * (1 + n_rs_seq)]`` and an S tensor ``[n_embd_s, ...]`` (f32, the types
+  ``llama_model::create_memory`` passes), ``mem_size = max(1, n_seq_max)`` cells; one CPU buffer per buffer type,
+  each tensor padded to 32 B; its size line counts every layer of the model.
+
+Checked against llama.cpp's printouts and exact bytes for a synthetic LFM2 GGUF (fixtures/llamacpp/synth,
+tests/test_llamacpp_archs.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1 << 20
+F32 = 4
+ALIGN = 32  # the CPU buffer type's alignment (ggml_backend_alloc_ctx_tensors_from_buft pads each tensor)
+SRC_RS = "src/llama-memory-recurrent.cpp llama_memory_recurrent::llama_memory_recurrent; src/llama-hparams.cpp n_embd_r/n_embd_s"
+
+
+@dataclass(frozen=True)
+class Recurrent:
+    """Which layers keep a recurrent state and how wide it is (per cell, in floats)."""
+
+    layers: tuple  # indices of the recurrent layers
+    n_embd_r: int
+    n_embd_s: int
+
+
+@dataclass(frozen=True)
+class RSCache:
+    """One ``llama_memory_recurrent: size = ...`` line: cells, layers (all of the model's), R and S bytes."""
+
+    cells: int
+    layers: int
+    n_seq_max: int
+    n_rs_seq: int
+    r_bytes: int
+    s_bytes: int
+    buffer_bytes: int  # the RS buffer: each layer's R and S tensors padded to 32 B
+
+    @property
+    def nbytes(self) -> int:
+        return self.r_bytes + self.s_bytes
+
+    def mib(self, which: str = "") -> str:
+        n = {"r": self.r_bytes, "s": self.s_bytes, "p": 0}.get(which, self.nbytes)
+        return f"{n / MIB:.2f}"
+
+
+def _lfm2(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
+    kv = meta.get("lfm2.attention.head_count_kv")
+    heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
+    return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
+                     n_embd_r=n_embd * (meta["lfm2.shortconv.l_cache"] - 1), n_embd_s=0)
+
+
+# architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
+RECURRENT = {"lfm2": _lfm2}
+
+
+def recurrent(meta: dict, arch: str, n_layer: int, n_embd: int) -> Recurrent | None:
+    """The recurrent layout of a hybrid/recurrent architecture, or None (no recurrent state, or not modelled)."""
+    rule = RECURRENT.get(arch)
+    return rule(meta, n_layer, n_embd) if rule else None
+
+
+def _pad(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def rs_cache(rec: Recurrent, n_layer: int, n_seq_max: int, n_rs_seq: int = 0) -> RSCache:
+    """llama_memory_recurrent: max(1, n_seq_max) cells, (1 + n_rs_seq) rows per cell, f32 R and S per layer."""
+    cells = max(1, n_seq_max)
+    rows = cells * (1 + n_rs_seq)
+    r, s = rec.n_embd_r * rows * F32, rec.n_embd_s * rows * F32
+    n = len(rec.layers)
+    return RSCache(cells=cells, layers=n_layer, n_seq_max=n_seq_max, n_rs_seq=n_rs_seq, r_bytes=n * r, s_bytes=n * s,
+                   buffer_bytes=n * (_pad(r) + _pad(s)))
+
+
+def rs_lines(c: RSCache, device: str = "CPU") -> list[str]:
+    """The two lines llama_memory_recurrent prints (buffer, then size with R, S and P)."""
+    return [f"llama_memory_recurrent: {device:>10} RS buffer size = {c.buffer_bytes / MIB:8.2f} MiB",
+            f"llama_memory_recurrent: size = {c.mib():>7} MiB ({c.cells:6d} cells, {c.layers:3d} layers, "
+            f"{c.n_seq_max:2d} seqs {c.n_rs_seq:2d} rs_seq), R (f32): {c.mib('r'):>7} MiB, "
+            f"S (f32): {c.mib('s'):>7} MiB, P (f32): {c.mib('p'):>7} MiB"]

@@ -1,0 +1,157 @@
+"""Write tiny synthetic GGUFs (zero weights, small dims, valid hyperparameters) for llama.cpp architectures.
+
+Used as llama.cpp oracle inputs for the buffer predictor (fixtures/llamacpp/synth/, README there):
+
+    python tools/lcpp_synth.py /tmp/lcpp-synth          # one <name>.gguf per entry of SPECS
+
+Runs in the project's Python with the ``gguf`` package (0.19.0). The files are not committed; their headers
+(everything before the tensor data, gzip) are, as fixtures/llamacpp/synth/headers/<name>.gguf.head.gz.
+Deterministic: zero weights, fixed metadata, so the same command writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import gguf
+
+E, H, HKV, HD, F, V = 128, 2, 1, 64, 256, 320  # hidden, heads, KV heads, head dim, FFN, vocab
+Q, KV = H * HD, HKV * HD
+
+
+def _vocab(w: gguf.GGUFWriter) -> None:
+    """A SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then filler pieces."""
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["<|endoftext|>"]
+    toks += [f"tok{i}" for i in range(V - len(toks))]  # (phi3's vocab loader looks <|endoftext|> up by name)
+    types = [2, 3, 3] + [6] * 256 + [3] + [1] * (V - 260)
+    w.add_tokenizer_model("llama")
+    w.add_token_list(toks)
+    w.add_token_scores([0.0] * V)
+    w.add_token_types(types)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+
+
+def _dense(n: int, extra=()) -> list:
+    """token_embd, output_norm and n llama-style blocks (+ per-layer extras (suffix, ne))."""
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i in range(n):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+              (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E)), (b + "ffn_norm.weight", (E,)),
+              (b + "ffn_gate.weight", (E, F)), (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+        t += [(b + s, ne) for s, ne in extra]
+    return t
+
+
+def _common(arch: str, n_layer: int, **kv) -> dict:
+    d = {"context_length": 8192, "embedding_length": E, "block_count": n_layer, "feed_forward_length": F,
+         "attention.head_count": H, "attention.head_count_kv": HKV, "attention.layer_norm_rms_epsilon": 1e-6,
+         "rope.freq_base": 10000.0}
+    d.update(kv)
+    return d
+
+
+def _lfm2() -> tuple:
+    kinds = [0, 1, 0, 1]  # KV heads per layer: 0 = short-convolution (recurrent) layer
+    t = [("token_embd.weight", (E, V)), ("token_embd_norm.weight", (E,))]
+    for i, hk in enumerate(kinds):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (E,)), (b + "ffn_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
+              (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+        if hk:
+            t += [(b + "attn_q_norm.weight", (HD,)), (b + "attn_k_norm.weight", (HD,)), (b + "attn_q.weight", (E, Q)),
+                  (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E))]
+        else:
+            t += [(b + "shortconv.conv.weight", (3, E)), (b + "shortconv.in_proj.weight", (E, 3 * E)),
+                  (b + "shortconv.out_proj.weight", (E, E))]
+    return _common("lfm2", 4, **{"attention.head_count_kv": kinds, "shortconv.l_cache": 3}), t
+
+
+def specs() -> dict:
+    """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
+    out = {}
+    qkv_b = [("attn_q.bias", (Q,)), ("attn_k.bias", (KV,)), ("attn_v.bias", (KV,))]
+    out["qwen2-tiny"] = ("qwen2", _common("qwen2", 3), _dense(3, qkv_b) + [("output.weight", (E, V))], "q8_0")
+    qk_norm = [("attn_q_norm.weight", (HD,)), ("attn_k_norm.weight", (HD,))]
+    out["qwen3-tiny"] = ("qwen3", _common("qwen3", 3, **{"attention.key_length": HD, "attention.value_length": HD}),
+                         _dense(3, qk_norm), "q4_0")
+    post = [("post_attention_norm.weight", (E,)), ("post_ffw_norm.weight", (E,))]
+    out["gemma2-tiny"] = ("gemma2", _common("gemma2", 4, **{
+        "attention.key_length": HD, "attention.value_length": HD, "attention.sliding_window": 64,
+        "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0}), _dense(4, post), "f16")
+    phi = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):
+        b = f"blk.{i}."
+        phi += [(b + "attn_norm.weight", (E,)), (b + "attn_qkv.weight", (E, Q + 2 * KV)),
+                (b + "attn_output.weight", (Q, E)), (b + "ffn_norm.weight", (E,)),
+                (b + "ffn_up.weight", (E, 2 * F)), (b + "ffn_down.weight", (F, E))]
+    out["phi3-tiny"] = ("phi3", _common("phi3", 3, **{"rope.dimension_count": HD}), phi, "q8_0")
+    kv, t = _lfm2()
+    out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
+    return out
+
+
+def _add(w: gguf.GGUFWriter, name: str, ne: tuple, mtype: str) -> None:
+    shape = tuple(reversed(ne))  # numpy order: ne0 last
+    qt = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(mtype)
+    if len(ne) == 1 or "conv.weight" in name:
+        w.add_tensor(name, np.zeros(shape, np.float32))
+    elif qt is not None and ne[0] % 32 == 0:
+        w.add_tensor(name, gguf.quants.quantize(np.zeros(shape, np.float32), qt), raw_dtype=qt)
+    else:
+        w.add_tensor(name, np.zeros(shape, np.float16))
+
+
+def write(name: str, spec: tuple, folder: Path) -> Path:
+    arch, kv, tensors, mtype = spec
+    path = folder / f"{name}.gguf"
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name(name)
+    for k, v in kv.items():
+        key = f"{arch}.{k}"
+        if isinstance(v, list):
+            w.add_array(key, v)
+        elif isinstance(v, float):
+            w.add_float32(key, v)
+        else:
+            w.add_uint32(key, v)
+    _vocab(w)
+    for tname, ne in tensors:
+        _add(w, tname, ne, mtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def header_bytes(path: Path) -> bytes:
+    """Everything before the tensor data (the data offset, as gguf.GGUFReader reads it)."""
+    r = gguf.GGUFReader(str(path))
+    return path.read_bytes()[:r.data_offset]
+
+
+def main() -> None:
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/lcpp-synth")
+    folder.mkdir(parents=True, exist_ok=True)
+    heads = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "synth" / "headers"
+    heads.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for name, spec in specs().items():
+        p = write(name, spec, folder)
+        (heads / f"{name}.gguf.head.gz").write_bytes(gzip.compress(header_bytes(p), mtime=0))
+        index[name] = {"arch": spec[0], "file_bytes": p.stat().st_size,
+                       "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        print(name, p, p.stat().st_size)
+    (heads.parent / "files.json").write_text(json.dumps(index, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
