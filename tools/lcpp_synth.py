@@ -93,6 +93,17 @@ def specs() -> dict:
                 (b + "attn_output.weight", (Q, E)), (b + "ffn_norm.weight", (E,)),
                 (b + "ffn_up.weight", (E, 2 * F)), (b + "ffn_down.weight", (F, E))]
     out["phi3-tiny"] = ("phi3", _common("phi3", 3, **{"rope.dimension_count": HD}), phi, "q8_0")
+    moe = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i in range(3):
+        b = f"blk.{i}."
+        moe += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+                (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E)), (b + "attn_q_norm.weight", (HD,)),
+                (b + "attn_k_norm.weight", (HD,)), (b + "ffn_norm.weight", (E,)), (b + "ffn_gate_inp.weight", (E, 4)),
+                (b + "ffn_gate_exps.weight", (E, 64, 4)), (b + "ffn_up_exps.weight", (E, 64, 4)),
+                (b + "ffn_down_exps.weight", (64, E, 4))]
+    out["qwen3moe-tiny"] = ("qwen3moe", _common("qwen3moe", 3, **{
+        "attention.key_length": HD, "attention.value_length": HD, "expert_count": 4, "expert_used_count": 2,
+        "expert_feed_forward_length": 64}), moe, "q4_0")
     kv, t = _lfm2()
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
     return out

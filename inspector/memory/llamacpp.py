@@ -118,6 +118,9 @@ class HParams:
     n_ctx_train: int
     n_swa: int
     recurrent: Recurrent | None = None  # the recurrent layers of a hybrid model (llamacpp_recurrent)
+    n_expert: int = 0  # MoE: expert_count, expert_used_count, expert_feed_forward_length (0: dense)
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
 
 
 # llm_arch_is_recurrent / llm_arch_is_hybrid (src/llama-arch.cpp): a recurrent state beside (or instead of) the KV
@@ -150,7 +153,9 @@ def hparams(f: GGUFFile) -> HParams:
                    n_vocab=key("vocab_size", embd.stored_shape[1]), n_ctx_train=key("context_length"),
                    n_swa=key("attention.sliding_window", ARCHS[arch].swa_default)
                    if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
-                   recurrent=recurrent(m, arch, key("block_count"), n_embd))
+                   recurrent=recurrent(m, arch, key("block_count"), n_embd),
+                   n_expert=key("expert_count", 0), n_expert_used=key("expert_used_count", 0),
+                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0))
 
 
 def _pad(n: int, a: int) -> int:
@@ -184,8 +189,10 @@ def resolve_context(hp: HParams, s: LlamaCppSettings) -> Context:
 
 
 def _repackable(t, s: LlamaCppSettings) -> bool:
-    """A 2-D weight of a type with a repacked layout for this CPU and rows a multiple of 8."""
-    return len(t.stored_shape) == 2 and t.quant in REPACK_TYPES[s.cpu] and t.stored_shape[1] % REPACK_ROWS == 0
+    """A 2-D weight (MUL_MAT) or 3-D expert weight (MUL_MAT_ID) of a type with a repacked layout for this CPU and
+    rows a multiple of 8 (extra_buffer_type::supports_op, ggml-cpu/repack.cpp)."""
+    return (len(t.stored_shape) in (2, 3) and t.quant in REPACK_TYPES[s.cpu]
+            and t.stored_shape[1] % REPACK_ROWS == 0)
 
 
 def _repacked(t, s: LlamaCppSettings) -> bool:
@@ -259,8 +266,9 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
     return GraphShape(arch=hp.arch, n_layer=hp.n_layer, n_embd=hp.n_embd, n_ff=hp.n_ff, n_head=hp.n_head,
                       n_head_kv=hp.n_head_kv, head_dim=hp.head_dim_k, n_vocab=hp.n_vocab,
                       n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
-                      cells=cells,
-                      flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v)
+                      cells=cells, flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v,
+                      n_expert=hp.n_expert, n_expert_used=hp.n_expert_used,
+                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if hp.n_expert_used else 0))
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ ARCHS = {
     # src/models/phi3.cpp: fused QKV, Q scaled after RoPE, fused up/gate FFN (synthetic GGUF, ditto)
     "phi3": Arch(embed_scale=False, qk_norm=False, q_scale=True, qkv_order="qvk", post_norms=False,
                  swa_pattern=0, fused_qkv=True, ffn_fused_up=True, residual_first=True),
+    # src/models/qwen3moe.cpp: qwen3's attention, build_moe_ffn (softmax gating, normalized top-k weights)
+    "qwen3moe": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
+                     swa_pattern=0),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -99,6 +102,9 @@ class GraphShape:
     flash_attn: bool
     type_k: str
     type_v: str
+    n_expert: int = 0  # MoE: experts, experts used per token, expert FFN width (0: dense FFN)
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
 
 
 class Tensor:
@@ -300,17 +306,48 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), att, inpL)
     x = g.op("RMS_NORM", "norm", "f32", (E, T), sa)
     x = g.op("MUL", "ffn_norm", "f32", (E, T), x, w)
+    x = (_moe_ffn if s.n_expert else _ffn)(g, s, a, x, w)
+    if a.post_norms:
+        x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
+        x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
+    return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
+
+
+def _ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
+    """build_ffn, gated (LLM_FFN_PAR: gate and up, GLU, down) or with gate and up fused in one matrix (SEQ)."""
+    T = x.ne[1]
     if a.ffn_fused_up:
         x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), g.op("MUL_MAT", "ffn_up", "f32", (2 * s.n_ff, T), w, x))
     else:
         gate = g.op("MUL_MAT", "ffn_gate", "f32", (s.n_ff, T), w, x)
         up = g.op("MUL_MAT", "ffn_up", "f32", (s.n_ff, T), w, x)
         x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), gate, up)
-    x = g.op("MUL_MAT", "ffn_out", "f32", (E, T), w, x)
-    if a.post_norms:
-        x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
-        x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
-    return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
+    return g.op("MUL_MAT", "ffn_out", "f32", (s.n_embd, T), w, x)
+
+
+def _moe_ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
+    """build_moe_ffn (src/llama-graph.cpp) with softmax gating and normalized top-k weights (qwen3moe): router
+    logits, soft_max, argsort, top-k view, weights (get_rows, sum_rows, clamp, div), gate/up/down MUL_MAT_ID,
+    GLU, weighting, then the experts' rows added up."""
+    T, E, n, k, f = x.ne[1], s.n_embd, s.n_expert, s.n_expert_used, s.n_ff_exp
+    probs = g.op("SOFT_MAX", "ffn_moe_probs", "f32", (n, T), g.op("MUL_MAT", "ffn_moe_logits", "f32", (n, T), w, x))
+    probs_r = g.view("RESHAPE", "probs", probs, (1, n, T))
+    order = g.op("ARGSORT", "ffn_moe_argsort", "i32", (n, T), probs)
+    topk = g.view("VIEW", "ffn_moe_topk", order, (k, T), (4, 4 * n, 4 * n * T, 4 * n * T))
+    wts = g.view("RESHAPE", "weights", g.op("GET_ROWS", "ffn_moe_weights", "f32", (1, k, T), probs_r, topk), (k, T))
+    total = g.op("CLAMP", "sum clamped", "f32", (1, T), g.op("SUM_ROWS", "ffn_moe_weights_sum", "f32", (1, T), wts))
+    wts = g.view("RESHAPE", "weights norm", g.op("DIV", "ffn_moe_weights_norm", "f32", (k, T), wts, total), (1, k, T))
+    xr = g.view("RESHAPE", "x", x, (E, 1, T))
+    gate = g.op("MUL_MAT_ID", "ffn_moe_gate", "f32", (f, k, T), w, xr, topk)
+    up = g.op("MUL_MAT_ID", "ffn_moe_up", "f32", (f, k, T), w, xr, topk)
+    h = g.op("GLU", "ffn_moe_glu", "f32", (f, k, T), gate, up)
+    down = g.op("MUL_MAT_ID", "ffn_moe_down", "f32", (E, k, T), w, h, topk)
+    y = g.op("MUL", "ffn_moe_weighted", "f32", (E, k, T), down, wts)
+    nb = (4, 4 * E * k, 4 * E * k * T, 4 * E * k * T)
+    out = g.view("VIEW", "expert 0", y, (E, T), nb)
+    for i in range(1, k):
+        out = g.op("ADD", "ffn_moe_out", "f32", (E, T), out, g.view("VIEW", f"expert {i}", y, (E, T), nb))
+    return out
 
 
 def build_graph(s: GraphShape) -> Graph:
