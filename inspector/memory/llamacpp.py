@@ -268,7 +268,9 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                       n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
                       cells=cells, flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v,
                       n_expert=hp.n_expert, n_expert_used=hp.n_expert_used,
-                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if hp.n_expert_used else 0))
+                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if hp.n_expert_used else 0),
+                      n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
+                      n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0)
 
 
 @dataclass(frozen=True)

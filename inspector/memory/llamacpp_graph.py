@@ -51,6 +51,7 @@ class Arch:
     #                          V is then not contiguous: ggml_cont before the transposed V store (no flash attention)
     ffn_fused_up: bool = False  # ffn_up gives gate and up in one 2*n_ff matrix, GLU splits it (LLM_FFN_SEQ: phi3)
     residual_first: bool = False  # the block's last ADD takes the residual as its first source (phi3)
+    attn_residual_first: bool = False  # the attention/mixer residual ADD takes the residual first (lfm2)
 
 
 ARCHS = {
@@ -70,6 +71,10 @@ ARCHS = {
     # src/models/qwen3moe.cpp: qwen3's attention, build_moe_ffn (softmax gating, normalized top-k weights)
     "qwen3moe": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
                      swa_pattern=0),
+    # src/models/lfm2.cpp: hybrid, short-convolution blocks (recurrent layers: n_head_kv 0) and qwen3-like
+    # attention (Q/K norms), both residual ADDs residual-first (synthetic GGUF, ditto)
+    "lfm2": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
+                 swa_pattern=0, residual_first=True, attn_residual_first=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -105,6 +110,9 @@ class GraphShape:
     n_expert: int = 0  # MoE: experts, experts used per token, expert FFN width (0: dense FFN)
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    n_seqs: int = 1  # sequences in the reserved ubatch (n_seq_max): the recurrent blocks work per sequence
+    recurrent_layers: tuple = ()  # hybrid models: the layers with a recurrent state instead of attention
+    n_embd_r: int = 0  # floats of recurrent state R per sequence (llama_hparams::n_embd_r)
 
 
 class Tensor:
@@ -186,6 +194,9 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
     inp = {"tokens": g.leaf("inp_tokens", "i32", (T,))}
     g.leaf("inp_embd", "f32", (s.n_embd, T))  # built beside inp_tokens, unused, allocated and never freed
     mask_type = "f16" if s.flash_attn else "f32"
+    rs_first = 0 in s.recurrent_layers  # rs_s_copy is discovered with the first recurrent layer
+    if rs_first:
+        inp["s_copy"] = g.leaf("rs_s_copy", "i32", (max(1, s.n_seqs),))
     for n, (cache, cells) in enumerate(s.cells):
         k_rot = g.leaf("attn_inp_k_rot", "f32", (rotation_size(s.head_dim),) * 2) if rot_k else None
         if n == 0:
@@ -197,6 +208,8 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
         mask = g.leaf("attn_inp_kq_mask", mask_type, (cells, T // s.n_stream, 1, s.n_stream))
         inp[cache] = {"cells": cells, "k_rot": k_rot, "v_rot": v_rot, "k_idxs": k_idxs, "v_idxs": v_idxs,
                       "mask": mask}
+    if s.recurrent_layers and not rs_first:
+        inp["s_copy"] = g.leaf("rs_s_copy", "i32", (max(1, s.n_seqs),))
     inp["out_ids"] = g.leaf("out_ids", "i32", (s.n_outputs,))
     return inp
 
@@ -282,19 +295,83 @@ def _attn_flash(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
     return g.hadamard(o, cache["v_rot"]) if cache["v_rot"] else o
 
 
-def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
-    """One transformer block (build_norm, build_attn, build_ffn as the architecture's builder calls them)."""
-    T, E, w = s.n_tokens, s.n_embd, ctx["w"]
-    x = g.op("RMS_NORM", "norm", "f32", (E, T), inpL)
-    x = g.op("MUL", "attn_norm", "f32", (E, T), x, w)
+def _attention(g: Graph, s: GraphShape, a: Arch, il: int, x, ctx) -> Tensor:
+    """build_qkv, the KV stores and build_attn (scores or flash attention) up to the output projection."""
     q, k, ctx["v"] = _qkv(g, s, a, x, ctx)
     kc, vc = ctx["k_cache"][il], ctx["v_cache"][il]
-    kv_ = g.view("VIEW", "k", k, (s.n_head_kv * s.head_dim, T))
+    kv_ = g.view("VIEW", "k", k, (s.n_head_kv * s.head_dim, s.n_tokens))
     g.view("SET_ROWS", "cache_k set", kc, (s.n_head_kv * s.head_dim, ctx["cache"]["cells"]),
            srcs=(kv_, ctx["cache"]["k_idxs"], kc))
     o = (_attn_flash if s.flash_attn else _attn_scores)(g, s, q, kc, vc, ctx)
-    att = g.op("MUL_MAT", "attn_out", "f32", (E, T), w, o)
+    # build_attn expands the attention into the graph; the output projection joins it later (deferred)
+    return lambda: g.op("MUL_MAT", "attn_out", "f32", (s.n_embd, s.n_tokens), ctx["w"], o)
+
+
+def _rs_read(g: Graph, s: GraphShape, il: int, ctx) -> Tensor:
+    """llm_graph_context::build_rs: the layer's state rows gathered through rs_s_copy (the zeroing scale and the
+    extra rows' copy act on the cache: no compute memory), reshaped to the conv window [d_conv, n_embd, n_seqs].
+    In the graph before the block's own nodes: build_rs expands them at once."""
+    S, cache = max(1, s.n_seqs), ctx["r_cache"][il]
+    states = g.view("RESHAPE", "states", cache, (s.n_embd_r, S))
+    g.view("SCALE", "state zero", g.view("VIEW", "state zero", states, (s.n_embd_r,)), (s.n_embd_r,))
+    if "s_main" not in ctx:  # the s_copy views are made once (build_rs_inp_impl) and shared by the layers
+        ctx["s_main"] = g.view("VIEW", "s_copy main", ctx["s_copy"], (S,))
+    rows = g.op("GET_ROWS", "states", "f32", (s.n_embd_r, S), states, ctx["s_main"])
+    if "s_extra" not in ctx:
+        ctx["s_extra"] = g.view("VIEW", "s_copy extra", ctx["s_copy"], (0,))
+    extra = g.op("GET_ROWS", "states extra", "f32", (s.n_embd_r, 0), states, ctx["s_extra"])
+    dst = g.view("VIEW", "states extra dst", cache, (s.n_embd_r, 0))
+    g.view("CPY", "states extra store", dst, (s.n_embd_r, 0), srcs=(extra, dst))
+    return g.view("RESHAPE", "conv", rows, (s.n_embd_r // s.n_embd, s.n_embd, S))
+
+
+def _shortconv(g: Graph, s: GraphShape, il: int, x, ctx) -> Tensor:
+    """LFM2's short-convolution block (src/models/lfm2.cpp build_shortconv_block): in_proj split in three (b, c, x),
+    b*x transposed after the conv state, the new state stored, ssm_conv, c*conv, out_proj."""
+    E, S = s.n_embd, max(1, s.n_seqs)
+    T, d_conv, w, conv = s.n_tokens // S, s.n_embd_r // s.n_embd, ctx["w"], ctx["conv"]
+    xr = g.view("RESHAPE", "x", x, (E, T, S))
+    bcx = g.op("MUL_MAT", "in_proj", "f32", (3 * E, T, S), w, xr)
+    nb = (4, bcx.nb[1], bcx.nb[2], bcx.nb[3])
+    b, xx = (g.view("VIEW", n, bcx, (E, T, S), nb) for n in ("b", "x"))
+    bx = g.op("MUL", "bx", "f32", (E, T, S), b, xx)
+    bxt = g.view("TRANSPOSE", "bx t", bx, (T, E, S), (bx.nb[1], 4, bx.nb[2], bx.nb[3]))
+    cat = g.op("CONCAT", "conv in", "f32", (d_conv + T, E, S), conv, bxt)
+    snap = g.view("VIEW", "conv snap", cat, (d_conv, E, S), cat.nb)
+    dst = g.view("VIEW", "conv state dst", ctx["r_cache"][il], (s.n_embd_r, S))
+    g.view("CPY", "conv state store", dst, (s.n_embd_r, S), srcs=(snap, dst))
+
+    def finish():  # reached only from the block's output (the state store above was expanded at once)
+        c = g.view("VIEW", "c", bcx, (E, T, S), nb)
+        y = g.op("MUL", "y", "f32", (E, T, S), c, g.op("SSM_CONV", "conv", "f32", (E, T, S), cat, w))
+        y = g.op("MUL_MAT", "out_proj", "f32", (E, T, S), w, y)
+        return g.view("RESHAPE", "out_proj", y, (E, T * S))
+
+    return finish
+
+
+def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
+    """One block's head (build_norm, then build_attn or the recurrent block up to what they expand into the graph);
+    returns the tail (output projection, residual, build_ffn), which the graph reaches only later: a following
+    recurrent layer's state reads (build_rs) come before it."""
+    T, E, w = s.n_tokens, s.n_embd, ctx["w"]
+    x = g.op("RMS_NORM", "norm", "f32", (E, T), inpL)
+    x = g.op("MUL", "attn_norm", "f32", (E, T), x, w)
+    finish = _shortconv(g, s, il, x, ctx) if il in s.recurrent_layers else _attention(g, s, a, il, x, ctx)
+    return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)
+
+
+def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) -> Tensor:
+    """The block's output (finish), the last layer's output rows, post norms, residual, FFN and residual."""
+    T, E, w = s.n_tokens, s.n_embd, ctx["w"]
     last = il == s.n_layer - 1
+    if last and a.attn_residual_first:  # ADD(residual rows, block rows): ggml visits the residual's rows first
+        T = s.n_outputs
+        inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
+        att = g.op("GET_ROWS", "out rows", "f32", (E, T), finish(), ctx["out_ids"])
+        last = False
+    else:
+        att = finish()
     if last:  # the last layer keeps the output rows (applied even when all rows are outputs): two GET_ROWS
         T = s.n_outputs
         att = g.op("GET_ROWS", "out rows", "f32", (E, T), att, ctx["out_ids"])
@@ -303,7 +380,7 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx) -> Tensor:
         att = g.op("MUL", "attn_post_norm", "f32", (E, T), att, w)
     if last:
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
-    sa = g.op("ADD", "ffn_inp", "f32", (E, T), att, inpL)
+    sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
     x = g.op("RMS_NORM", "norm", "f32", (E, T), sa)
     x = g.op("MUL", "ffn_norm", "f32", (E, T), x, w)
     x = (_moe_ffn if s.n_expert else _ffn)(g, s, a, x, w)
@@ -359,15 +436,22 @@ def build_graph(s: GraphShape) -> Graph:
     w = g.leaf("weights", "f32", (1,), ext=True)  # every weight: outside the compute buffer
     ctx = {"w": w, "pos": inp["pos"], "out_ids": inp["out_ids"], "arch": a,
            "k_cache": [g.leaf(f"cache_k_l{il}", s.type_k, (kvd, 1), ext=True) for il in range(s.n_layer)],
-           "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)]}
+           "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)],
+           "r_cache": [g.leaf(f"cache_r_l{il}", "f32", (s.n_embd_r, 1), ext=True) for il in range(s.n_layer)],
+           "s_copy": inp.get("s_copy")}
     T, E = s.n_tokens, s.n_embd
     cur = g.op("GET_ROWS", "embd", "f32", (E, T), w, inp["tokens"])
     if a.embed_scale:
         cur = g.op("SCALE", "inp_scaled", "f32", (E, T), cur)
+    tail = None
     for il in range(s.n_layer):
         swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
         ctx["cache"] = inp["swa" if swa else "base"]
-        cur = _layer(g, s, a, il, cur, ctx)
+        if il in s.recurrent_layers:  # build_rs expands the state reads before the previous block's tail
+            ctx["conv"] = _rs_read(g, s, il, ctx)
+        cur = tail() if tail else cur
+        tail = _layer(g, s, a, il, cur, ctx)
+    cur = tail()
     R = s.n_outputs
     x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
     x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
