@@ -104,6 +104,15 @@ def specs() -> dict:
     out["qwen3moe-tiny"] = ("qwen3moe", _common("qwen3moe", 3, **{
         "attention.key_length": HD, "attention.value_length": HD, "expert_count": 4, "expert_used_count": 2,
         "expert_feed_forward_length": 64}), moe, "q4_0")
+    out["mistral3-tiny"] = ("mistral3", _common("mistral3", 3), _dense(3), "q4_0")
+    olmo = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):
+        b = f"blk.{i}."
+        olmo += [(b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)),
+                 (b + "attn_output.weight", (Q, E)), (b + "attn_q_norm.weight", (Q,)), (b + "attn_k_norm.weight", (KV,)),
+                 (b + "post_attention_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
+                 (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
+    out["olmo2-tiny"] = ("olmo2", _common("olmo2", 3), olmo, "f16")
     kv, t = _lfm2()
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
     return out

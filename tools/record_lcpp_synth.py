@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "llamacpp" / "synth"
 SYNTH = Path("/tmp/lcpp-synth")
 NAMES = ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tiny", "qwen3moe-tiny")
+NAMES_2 = ("mistral3-tiny", "olmo2-tiny")  # added later, drawn with their own held-back seed (24)
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -87,7 +88,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES:
+    for name in NAMES + NAMES_2:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -108,9 +109,9 @@ def cmd_runs(only: str | None) -> None:
             print(t, rc, erc, " ".join(f"{b['device']}/{b['kind']}={b['mib']}" for b in rec["buffers"]), flush=True)
 
 
-def draw(rng: random.Random) -> dict:
+def draw(rng: random.Random, names: tuple = NAMES) -> dict:
     fa = rng.choice(["on", "off"])
-    return dict(model=rng.choice(NAMES), n_ctx=rng.choice([64, 200, 700, 1234, 2048, 2500, 6000]),
+    return dict(model=rng.choice(names), n_ctx=rng.choice([64, 200, 700, 1234, 2048, 2500, 6000]),
                 n_batch=rng.choice([100, 128, 300, 512, 1024, 4096]),
                 n_ubatch=rng.choice([1, 7, 32, 96, 100, 256, 512, 1000]), n_seq_max=rng.choice([1, 1, 2, 3, 5]),
                 kv_unified=rng.choice([False, True]), fa=fa,
@@ -123,7 +124,7 @@ def cmd_heldback(seed: int, count: int) -> None:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        s = draw(rng)
+        s = draw(rng, NAMES if seed == 23 else NAMES_2)
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue

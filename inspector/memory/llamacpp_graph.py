@@ -52,6 +52,8 @@ class Arch:
     ffn_fused_up: bool = False  # ffn_up gives gate and up in one 2*n_ff matrix, GLU splits it (LLM_FFN_SEQ: phi3)
     residual_first: bool = False  # the block's last ADD takes the residual as its first source (phi3)
     attn_residual_first: bool = False  # the attention/mixer residual ADD takes the residual first (lfm2)
+    pre_norms: bool = True  # RMS norm before attention and before the FFN (olmo2 has none: post norms only)
+    qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
 
 ARCHS = {
@@ -75,6 +77,12 @@ ARCHS = {
     # attention (Q/K norms), both residual ADDs residual-first (synthetic GGUF, ditto)
     "lfm2": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
                  swa_pattern=0, residual_first=True, attn_residual_first=True),
+    # src/models/mistral3.cpp: llama's block (no attention temperature scaling unless the GGUF sets it)
+    "mistral3": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                     swa_pattern=0),
+    # src/models/olmo2.cpp: no pre-norms, Q/K normed over the full width (build_qkv reshape=false), post norms
+    "olmo2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=True,
+                  swa_pattern=0, pre_norms=False, qk_norm_full=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -224,6 +232,8 @@ def _project(g: Graph, s: GraphShape, a: Arch, x, w, which: str, fused):
     t = g.op("MUL_MAT", which, "f32", (heads * hd, T), w, x)
     if a.qkv_bias:
         t = g.op("ADD", which + " bias", "f32", t.ne, t, w)
+    if a.qk_norm_full and which != "v":
+        t = g.op("MUL", which + " normed", "f32", t.ne, g.op("RMS_NORM", "norm", "f32", t.ne, t), w)
     return g.view("RESHAPE", which, t, (hd, heads, T))
 
 
@@ -355,8 +365,9 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
     returns the tail (output projection, residual, build_ffn), which the graph reaches only later: a following
     recurrent layer's state reads (build_rs) come before it."""
     T, E, w = s.n_tokens, s.n_embd, ctx["w"]
-    x = g.op("RMS_NORM", "norm", "f32", (E, T), inpL)
-    x = g.op("MUL", "attn_norm", "f32", (E, T), x, w)
+    x = inpL
+    if a.pre_norms:
+        x = g.op("MUL", "attn_norm", "f32", (E, T), g.op("RMS_NORM", "norm", "f32", (E, T), x), w)
     finish = _shortconv(g, s, il, x, ctx) if il in s.recurrent_layers else _attention(g, s, a, il, x, ctx)
     return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)
 
@@ -381,8 +392,9 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     if last:
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
-    x = g.op("RMS_NORM", "norm", "f32", (E, T), sa)
-    x = g.op("MUL", "ffn_norm", "f32", (E, T), x, w)
+    x = sa
+    if a.pre_norms:
+        x = g.op("MUL", "ffn_norm", "f32", (E, T), g.op("RMS_NORM", "norm", "f32", (E, T), x), w)
     x = (_moe_ffn if s.n_expert else _ffn)(g, s, a, x, w)
     if a.post_norms:
         x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
