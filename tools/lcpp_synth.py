@@ -74,6 +74,26 @@ def _lfm2() -> tuple:
     return _common("lfm2", 4, **{"attention.head_count_kv": kinds, "shortconv.l_cache": 3}), t
 
 
+def _granite_hybrid() -> tuple:
+    """Mamba-2 layers (n_head_kv 0) and attention layers; d_inner 256, d_state 16, 1 group, 4 SSM heads, d_conv 4."""
+    kinds, di, ds, nh, dc = [0, 1, 0, 1], 256, 16, 4, 4
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i, hk in enumerate(kinds):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (E,)), (b + "ffn_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
+              (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+        if hk:
+            t += [(b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)),
+                  (b + "attn_output.weight", (Q, E))]
+        else:
+            t += [(b + "ssm_in.weight", (E, 2 * di + 2 * ds + nh)), (b + "ssm_conv1d.weight", (dc, di + 2 * ds)),
+                  (b + "ssm_conv1d.bias", (di + 2 * ds,)), (b + "ssm_dt.bias", (nh,)), (b + "ssm_a", (1, nh)),
+                  (b + "ssm_d", (1, nh)), (b + "ssm_norm.weight", (di, 1)), (b + "ssm_out.weight", (di, E))]
+    return _common("granitehybrid", 4, **{"attention.head_count_kv": kinds, "ssm.conv_kernel": dc,
+                                          "ssm.inner_size": di, "ssm.state_size": ds, "ssm.time_step_rank": nh,
+                                          "ssm.group_count": 1}), t
+
+
 def specs() -> dict:
     """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
     out = {}
@@ -113,6 +133,8 @@ def specs() -> dict:
                  (b + "post_attention_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
                  (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
     out["olmo2-tiny"] = ("olmo2", _common("olmo2", 3), olmo, "f16")
+    kv, t = _granite_hybrid()
+    out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     kv, t = _lfm2()
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
     return out
@@ -121,7 +143,7 @@ def specs() -> dict:
 def _add(w: gguf.GGUFWriter, name: str, ne: tuple, mtype: str) -> None:
     shape = tuple(reversed(ne))  # numpy order: ne0 last
     qt = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(mtype)
-    if len(ne) == 1 or "conv.weight" in name:
+    if len(ne) == 1 or "conv.weight" in name or "conv1d" in name or name.endswith(("ssm_a", "ssm_d", "ssm_norm.weight")):
         w.add_tensor(name, np.zeros(shape, np.float32))
     elif qt is not None and ne[0] % 32 == 0:
         w.add_tensor(name, gguf.quants.quantize(np.zeros(shape, np.float32), qt), raw_dtype=qt)

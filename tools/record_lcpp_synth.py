@@ -29,6 +29,7 @@ OUT = ROOT / "fixtures" / "llamacpp" / "synth"
 SYNTH = Path("/tmp/lcpp-synth")
 NAMES = ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tiny", "qwen3moe-tiny")
 NAMES_2 = ("mistral3-tiny", "olmo2-tiny")  # added later, drawn with their own held-back seed (24)
+NAMES_3 = ("granitehybrid-tiny",)  # seed 25
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -88,7 +89,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES + NAMES_2:
+    for name in NAMES + NAMES_2 + NAMES_3:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -124,7 +125,7 @@ def cmd_heldback(seed: int, count: int) -> None:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        s = draw(rng, NAMES if seed == 23 else NAMES_2)
+        s = draw(rng, {23: NAMES, 24: NAMES_2}.get(seed, NAMES_3))
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue

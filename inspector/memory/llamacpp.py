@@ -312,7 +312,7 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
     if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
-        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} (modelled: lfm2); "
+        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} (modelled: lfm2, granitehybrid); "
                     "the KV cache counts every layer")
     if hp.arch in ARCHS:
         # sched_reserve: the pp graph (min(n_ctx, n_ubatch) tokens and outputs), the tg graph (n_seq_max of

@@ -5,14 +5,15 @@ Pure arithmetic. Sources, in ggml-org/llama.cpp@0c1e57098 (the llama.cpp llama-c
 * which layers are recurrent: the architecture's ``load_arch_hparams`` (src/models/lfm2.cpp:
   ``is_recr_impl[il] = n_head_kv(il) == 0``, the per-layer ``attention.head_count_kv`` array);
 * the widths: ``llama_hparams::n_embd_r`` / ``n_embd_s`` (src/llama-hparams.cpp): LFM2's short convolution keeps
-  ``n_embd * (shortconv.l_cache - 1)`` floats of R per cell and no S (``ssm_d_state * ssm_d_inner = 0``);
+  ``n_embd * (shortconv.l_cache - 1)`` floats of R per cell and no S (``ssm_d_state * ssm_d_inner = 0``); a Mamba-2
+  layer (granitehybrid) ``(d_conv - 1) * (d_inner + 2 n_group d_state)`` of R and ``d_state * d_inner`` of S;
 * the sizes: ``llama_memory_recurrent::llama_memory_recurrent`` (src/llama-memory-recurrent.cpp): per recurrent
   layer an R tensor ``[n_embd_r, mem_size * (1 + n_rs_seq)]`` and an S tensor ``[n_embd_s, ...]`` (f32, the types
   ``llama_model::create_memory`` passes), ``mem_size = max(1, n_seq_max)`` cells; one CPU buffer per buffer type,
   each tensor padded to 32 B; its size line counts every layer of the model.
 
-Checked against llama.cpp's printouts and exact bytes for a synthetic LFM2 GGUF (fixtures/llamacpp/synth,
-tests/test_llamacpp_archs.py).
+Checked against llama.cpp's printouts and exact bytes for synthetic LFM2 and Granite-hybrid GGUFs
+(fixtures/llamacpp/synth, tests/test_llamacpp_archs.py).
 """
 
 from __future__ import annotations
@@ -62,8 +63,24 @@ def _lfm2(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
                      n_embd_r=n_embd * (meta["lfm2.shortconv.l_cache"] - 1), n_embd_s=0)
 
 
+def _mamba2_hybrid(arch: str):
+    """Mamba-2 layers where head_count_kv is 0 (src/models/granite-hybrid.cpp: ``is_recr_impl[i] = n_head_kv(i) == 0``):
+    R = (d_conv - 1) * (d_inner + 2 * n_group * d_state) (the conv states), S = d_state * d_inner (the SSM states)."""
+
+    def rule(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
+        kv = meta.get(f"{arch}.attention.head_count_kv")
+        heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
+        d_conv, d_inner = meta[f"{arch}.ssm.conv_kernel"], meta[f"{arch}.ssm.inner_size"]
+        d_state, n_group = meta[f"{arch}.ssm.state_size"], meta.get(f"{arch}.ssm.group_count", 0)
+        return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
+                         n_embd_r=(d_conv - 1) * (d_inner + 2 * n_group * d_state) if d_conv else 0,
+                         n_embd_s=d_state * d_inner)
+
+    return rule
+
+
 # architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
-RECURRENT = {"lfm2": _lfm2}
+RECURRENT = {"lfm2": _lfm2, "granitehybrid": _mamba2_hybrid("granitehybrid")}
 
 
 def recurrent(meta: dict, arch: str, n_layer: int, n_embd: int) -> Recurrent | None:
