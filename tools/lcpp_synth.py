@@ -94,6 +94,25 @@ def _granite_hybrid() -> tuple:
                                           "ssm.group_count": 1}), t
 
 
+def _gpt_oss() -> tuple:
+    """gpt-oss (openai-moe): SWA every other layer (n_swa 64), Q/K/V/O biases, attention sinks, 4 experts with
+    biases (2 used, expert FFN 64), untied output, 4 layers."""
+    n, f = 4, 64
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(4):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (E,)), (b + "post_attention_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)),
+              (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)), (b + "attn_q.bias", (Q,)),
+              (b + "attn_k.bias", (KV,)), (b + "attn_v.bias", (KV,)), (b + "attn_output.weight", (Q, E)),
+              (b + "attn_output.bias", (E,)), (b + "attn_sinks.weight", (H,)), (b + "ffn_gate_inp.weight", (E, n)),
+              (b + "ffn_gate_inp.bias", (n,)), (b + "ffn_gate_exps.weight", (E, f, n)), (b + "ffn_gate_exps.bias", (f, n)),
+              (b + "ffn_up_exps.weight", (E, f, n)), (b + "ffn_up_exps.bias", (f, n)),
+              (b + "ffn_down_exps.weight", (f, E, n)), (b + "ffn_down_exps.bias", (E, n))]
+    return ("gpt-oss", _common("gpt-oss", 4, **{"attention.key_length": HD, "attention.value_length": HD,
+                                                 "attention.sliding_window": 64, "expert_count": n,
+                                                 "expert_used_count": 2, "expert_feed_forward_length": f}), t, "q8_0")
+
+
 def specs() -> dict:
     """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
     out = {}
@@ -133,6 +152,7 @@ def specs() -> dict:
                  (b + "post_attention_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
                  (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
     out["olmo2-tiny"] = ("olmo2", _common("olmo2", 3), olmo, "f16")
+    out["gpt-oss-tiny"] = _gpt_oss()
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     kv, t = _lfm2()
@@ -143,7 +163,7 @@ def specs() -> dict:
 def _add(w: gguf.GGUFWriter, name: str, ne: tuple, mtype: str) -> None:
     shape = tuple(reversed(ne))  # numpy order: ne0 last
     qt = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(mtype)
-    if len(ne) == 1 or "conv.weight" in name or "conv1d" in name or name.endswith(("ssm_a", "ssm_d", "ssm_norm.weight")):
+    if len(ne) == 1 or name.endswith(".bias") or "conv.weight" in name or "conv1d" in name or name.endswith(("ssm_a", "ssm_d", "ssm_norm.weight")):
         w.add_tensor(name, np.zeros(shape, np.float32))
     elif qt is not None and ne[0] % 32 == 0:
         w.add_tensor(name, gguf.quants.quantize(np.zeros(shape, np.float32), qt), raw_dtype=qt)

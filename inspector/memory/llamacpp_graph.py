@@ -53,6 +53,11 @@ class Arch:
     residual_first: bool = False  # the block's last ADD takes the residual as its first source (phi3)
     attn_residual_first: bool = False  # the attention/mixer residual ADD takes the residual first (lfm2)
     pre_norms: bool = True  # RMS norm before attention and before the FFN (olmo2 has none: post norms only)
+    wo_bias: bool = False  # attention output projection bias added (build_attn wo_b: gpt-oss)
+    out_rows_at_end: bool = False  # output rows selected once after the last layer, not inside it (gpt-oss)
+    moe_gating: str = "softmax"  # build_moe_ffn gating: softmax over all experts then normalized top-k weights
+    #                              (qwen3moe), or "softmax_weight": softmax over the top-k logits only (gpt-oss)
+    moe_bias: bool = False  # router and expert biases (ADD, ADD_ID: gpt-oss)
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
 
@@ -83,6 +88,11 @@ ARCHS = {
     # src/models/olmo2.cpp: no pre-norms, Q/K normed over the full width (build_qkv reshape=false), post norms
     "olmo2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=True,
                   swa_pattern=0, pre_norms=False, qk_norm_full=True),
+    # src/models/openai-moe.cpp: SWA every other layer, Q/K/V/O biases, sinks (no node), biased experts with
+    # softmax over the selected logits, output rows taken after the last layer (synthetic GGUF, ditto)
+    "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                    swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
+                    moe_bias=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -314,7 +324,11 @@ def _attention(g: Graph, s: GraphShape, a: Arch, il: int, x, ctx) -> Tensor:
            srcs=(kv_, ctx["cache"]["k_idxs"], kc))
     o = (_attn_flash if s.flash_attn else _attn_scores)(g, s, q, kc, vc, ctx)
     # build_attn expands the attention into the graph; the output projection joins it later (deferred)
-    return lambda: g.op("MUL_MAT", "attn_out", "f32", (s.n_embd, s.n_tokens), ctx["w"], o)
+    def finish():
+        out = g.op("MUL_MAT", "attn_out", "f32", (s.n_embd, s.n_tokens), ctx["w"], o)
+        return g.op("ADD", "attn_out biased", "f32", out.ne, out, ctx["w"]) if a.wo_bias else out
+
+    return finish
 
 
 def _rs_read(g: Graph, s: GraphShape, il: int, ctx) -> Tensor:
@@ -375,7 +389,7 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
 def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) -> Tensor:
     """The block's output (finish), the last layer's output rows, post norms, residual, FFN and residual."""
     T, E, w = s.n_tokens, s.n_embd, ctx["w"]
-    last = il == s.n_layer - 1
+    last = il == s.n_layer - 1 and not a.out_rows_at_end
     if last and a.attn_residual_first:  # ADD(residual rows, block rows): ggml visits the residual's rows first
         T = s.n_outputs
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
@@ -414,28 +428,47 @@ def _ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
     return g.op("MUL_MAT", "ffn_out", "f32", (s.n_embd, T), w, x)
 
 
-def _moe_ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
-    """build_moe_ffn (src/llama-graph.cpp) with softmax gating and normalized top-k weights (qwen3moe): router
-    logits, soft_max, argsort, top-k view, weights (get_rows, sum_rows, clamp, div), gate/up/down MUL_MAT_ID,
-    GLU, weighting, then the experts' rows added up."""
-    T, E, n, k, f = x.ne[1], s.n_embd, s.n_expert, s.n_expert_used, s.n_ff_exp
-    probs = g.op("SOFT_MAX", "ffn_moe_probs", "f32", (n, T), g.op("MUL_MAT", "ffn_moe_logits", "f32", (n, T), w, x))
+def _moe_weights(g: Graph, s: GraphShape, a: Arch, x, w) -> tuple:
+    """build_moe_ffn's router: logits (+ bias), top-k by argsort, the selected experts' weights (softmax over all
+    experts then normalized, or softmax over the selected logits); returns (top-k view, weights [1, k, T])."""
+    T, n, k = x.ne[1], s.n_expert, s.n_expert_used
+    probs = g.op("MUL_MAT", "ffn_moe_logits", "f32", (n, T), w, x)
+    if a.moe_bias:
+        probs = g.op("ADD", "ffn_moe_logits_biased", "f32", (n, T), probs, w)
+    if a.moe_gating == "softmax":
+        probs = g.op("SOFT_MAX", "ffn_moe_probs", "f32", (n, T), probs)
     probs_r = g.view("RESHAPE", "probs", probs, (1, n, T))
     order = g.op("ARGSORT", "ffn_moe_argsort", "i32", (n, T), probs)
     topk = g.view("VIEW", "ffn_moe_topk", order, (k, T), (4, 4 * n, 4 * n * T, 4 * n * T))
-    wts = g.view("RESHAPE", "weights", g.op("GET_ROWS", "ffn_moe_weights", "f32", (1, k, T), probs_r, topk), (k, T))
+    wts = g.op("GET_ROWS", "ffn_moe_weights", "f32", (1, k, T), probs_r, topk)
+    if a.moe_gating == "softmax_weight":
+        wts = g.op("SOFT_MAX", "ffn_moe_weights_softmax", "f32", (k, T), g.view("RESHAPE", "weights", wts, (k, T)))
+        return topk, g.view("RESHAPE", "weights", wts, (1, k, T))
+    wts = g.view("RESHAPE", "weights", wts, (k, T))
     total = g.op("CLAMP", "sum clamped", "f32", (1, T), g.op("SUM_ROWS", "ffn_moe_weights_sum", "f32", (1, T), wts))
-    wts = g.view("RESHAPE", "weights norm", g.op("DIV", "ffn_moe_weights_norm", "f32", (k, T), wts, total), (1, k, T))
+    wts = g.op("DIV", "ffn_moe_weights_norm", "f32", (k, T), wts, total)
+    return topk, g.view("RESHAPE", "weights norm", wts, (1, k, T))
+
+
+def _moe_ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
+    """build_moe_ffn (src/llama-graph.cpp): the router (_moe_weights), gate/up/down MUL_MAT_ID (+ ADD_ID biases),
+    GLU, weighting, then the experts' rows added up (views ordered before the adds)."""
+    T, E, k, f = x.ne[1], s.n_embd, s.n_expert_used, s.n_ff_exp
+    topk, wts = _moe_weights(g, s, a, x, w)
     xr = g.view("RESHAPE", "x", x, (E, 1, T))
-    gate = g.op("MUL_MAT_ID", "ffn_moe_gate", "f32", (f, k, T), w, xr, topk)
-    up = g.op("MUL_MAT_ID", "ffn_moe_up", "f32", (f, k, T), w, xr, topk)
-    h = g.op("GLU", "ffn_moe_glu", "f32", (f, k, T), gate, up)
-    down = g.op("MUL_MAT_ID", "ffn_moe_down", "f32", (E, k, T), w, h, topk)
-    y = g.op("MUL", "ffn_moe_weighted", "f32", (E, k, T), down, wts)
+
+    def expert_mm(name, rows, src):
+        t = g.op("MUL_MAT_ID", name, "f32", (rows, k, T), w, src, topk)
+        return g.op("ADD_ID", name + " biased", "f32", t.ne, t, w, topk) if a.moe_bias else t
+
+    gate = expert_mm("ffn_moe_gate", f, xr)
+    h = g.op("GLU", "ffn_moe_glu", "f32", (f, k, T), gate, expert_mm("ffn_moe_up", f, xr))
+    y = g.op("MUL", "ffn_moe_weighted", "f32", (E, k, T), expert_mm("ffn_moe_down", E, h), wts)
     nb = (4, 4 * E * k, 4 * E * k * T, 4 * E * k * T)
-    out = g.view("VIEW", "expert 0", y, (E, T), nb)
-    for i in range(1, k):
-        out = g.op("ADD", "ffn_moe_out", "f32", (E, T), out, g.view("VIEW", f"expert {i}", y, (E, T), nb))
+    views = [g.view("VIEW", f"expert {i}", y, (E, T), nb) for i in range(k)]
+    out = views[0]
+    for v in views[1:]:
+        out = g.op("ADD", "ffn_moe_out", "f32", (E, T), out, v)
     return out
 
 
@@ -464,6 +497,8 @@ def build_graph(s: GraphShape) -> Graph:
         cur = tail() if tail else cur
         tail = _layer(g, s, a, il, cur, ctx)
     cur = tail()
+    if a.out_rows_at_end:  # one GET_ROWS on the last layer's output (openai-moe.cpp)
+        cur = g.op("GET_ROWS", "out rows", "f32", (E, s.n_outputs), cur, inp["out_ids"])
     R = s.n_outputs
     x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
     x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
