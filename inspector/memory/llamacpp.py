@@ -7,10 +7,12 @@ as printed (two decimals) and the llama.cpp function each rule comes from.
 
 Sources: ggml-org/llama.cpp@0c1e57098, the llama.cpp that llama-cpp-python 0.3.36 vendors (paths
 relative to it). Every rule was checked against llama.cpp's printouts and exact bytes
-(``llama_get_memory_breakdown``) for 151 settings of two real GGUFs (fixtures/llamacpp; README there):
-every figure below is **exact** on CPU. Not yet modelled (fields present, documented): GPU offload
-(``n_gpu_layers``, ``override_tensor``, ``n_cpu_moe``, tensor split); the compute buffer covers the
-architectures of :data:`inspector.memory.llamacpp_graph.ARCHS` only; recurrent and hybrid memories.
+(``llama_get_memory_breakdown``) for 151 settings of two real GGUFs and for synthetic GGUFs of more
+architectures (fixtures/llamacpp, fixtures/llamacpp/synth; READMEs there): every figure below is **exact** on
+CPU. Not yet modelled (fields present, documented): GPU offload (``n_gpu_layers``, ``override_tensor``,
+``n_cpu_moe``, tensor split); the compute buffer covers the architectures of
+:data:`inspector.memory.llamacpp_graph.ARCHS` only; the recurrent state those of
+:data:`inspector.memory.llamacpp_recurrent.RECURRENT` (others of :data:`RECURRENT_ARCHS` get a warning).
 """
 
 from __future__ import annotations

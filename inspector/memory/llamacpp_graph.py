@@ -6,14 +6,18 @@ llama-cpp-python 0.3.36 vendors):
 * what is reserved: ``llama_context::sched_reserve`` / ``graph_reserve`` (src/llama-context.cpp): the
   prompt-processing graph at ``n_tokens = min(n_ctx, n_ubatch)`` tokens, all of them outputs, with the KV
   views over every cell (``init_full``); the token-generation graph is smaller and the buffer only grows;
-* the graph: the architecture's builder (src/models/llama.cpp, src/models/gemma3.cpp) and the graph inputs
-  and attention (src/llama-graph.cpp: ``build_attn``, ``build_attn_mha``, ``llama_mul_mat_hadamard``,
-  ``build_inp_*``), written here as one layer template with per-architecture switches (:data:`ARCHS`);
+* the graph: the architecture's builder (src/models/<arch>.cpp) and the graph inputs, attention, MoE and
+  recurrent-state helpers (src/llama-graph.cpp: ``build_qkv``, ``build_attn``, ``build_attn_mha``,
+  ``build_moe_ffn``, ``build_rs``, ``llama_mul_mat_hadamard``, ``build_inp_*``), written here as one layer
+  template with per-architecture switches (:data:`ARCHS`), in the order ggml's graph expansion visits the nodes;
 * the allocator: ``ggml_gallocr_alloc_graph_impl`` and ``ggml_dyn_tallocr`` (ggml/src/ggml-alloc.c), one
   CPU buffer (alignment 32, no maximum size), replayed by :class:`Allocator`.
 
-Checked against llama.cpp's exact compute bytes (``llama_get_memory_breakdown``) for all 149 recorded runs
-of fixtures/llamacpp (tests/test_llamacpp.py). Covered: the ``llama`` and ``gemma3`` architectures, CPU only.
+Checked against llama.cpp's exact compute bytes (``llama_get_memory_breakdown``): all 149 recorded runs and
+260 held-back settings of the two real GGUFs (llama, gemma3; tests/test_llamacpp.py), and for tiny synthetic
+GGUFs of qwen2, qwen3, qwen3moe, gemma2, phi3, mistral3, olmo2, gpt-oss and lfm2 (hybrid) 14 printouts each plus
+held-back random settings (fixtures/llamacpp/synth, tests/test_llamacpp_archs.py). CPU only; other
+architectures (e.g. granitehybrid's Mamba-2 blocks) have no template: their compute buffer is "not modelled".
 """
 
 from __future__ import annotations
