@@ -110,3 +110,26 @@ def test_heldback_exact_bytes(name, i, run, synth):
     if not _modelled(FILES[s["model"]]["arch"]):
         by = {k: dict(v, compute=0) for k, v in by.items()}
     assert got == by
+
+
+GUARDS = [("mistral3-tiny", "mistral3.attention.temperature_scale", 0.1),
+          ("olmo2-tiny", "olmo2.attention.sliding_window", 4096),
+          ("lfm2-tiny", "lfm2.attention.sliding_window", 512),
+          ("llama-moe-tiny", "llama.expert_shared_feed_forward_length", 64),
+          ("qwen2-tiny", "qwen2.expert_count", 4),
+          ("gemma2-tiny", "gemma2.attention.sliding_window_pattern", 3)]
+
+
+@pytest.mark.parametrize("name,key,value", GUARDS, ids=[k for _, k, _ in GUARDS])
+def test_graph_changing_keys_leave_compute_not_modelled(name, key, value, synth):
+    """A key that makes llama.cpp build another graph (read in load_arch_hparams / the builder) is not guessed:
+    the compute buffer is left out with a warning (and a KV cache that llama.cpp would split is marked)."""
+    import dataclasses
+
+    f = synth(name)
+    g = dataclasses.replace(f, metadata={**f.metadata, key: value})
+    pred = predict_buffers(g, LlamaCppSettings(n_ctx=4096, n_batch=512, n_ubatch=512, flash_attn="on"))
+    assert [b.kind for b in pred.buffers if b.kind == "compute"] == []
+    assert any(w.startswith("compute buffer:") and key in w or "expert" in w for w in pred.warnings)
+    kv = {b.status for b in pred.buffers if b.kind == "kv"}
+    assert kv == ({"not modelled"} if key.endswith(".attention.sliding_window") else {"exact"})

@@ -153,6 +153,16 @@ def specs() -> dict:
                  (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
     out["olmo2-tiny"] = ("olmo2", _common("olmo2", 3), olmo, "f16")
     out["gpt-oss-tiny"] = _gpt_oss()
+    mix = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):
+        b = f"blk.{i}."
+        mix += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+                (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E)), (b + "ffn_norm.weight", (E,)),
+                (b + "ffn_gate_inp.weight", (E, 4)), (b + "ffn_gate_exps.weight", (E, 64, 4)),
+                (b + "ffn_up_exps.weight", (E, 64, 4)), (b + "ffn_down_exps.weight", (64, E, 4))]
+    # Mixtral-style: arch llama with experts; the expert width is feed_forward_length (llama.cpp's llama loader)
+    out["llama-moe-tiny"] = ("llama", _common("llama", 3, **{"feed_forward_length": 64, "expert_count": 4,
+                                                            "expert_used_count": 2}), mix, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     kv, t = _lfm2()

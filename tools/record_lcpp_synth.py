@@ -31,6 +31,7 @@ NAMES = ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tiny", "q
 NAMES_2 = ("mistral3-tiny", "olmo2-tiny")  # added later, drawn with their own held-back seed (24)
 NAMES_3 = ("granitehybrid-tiny",)  # seed 25
 NAMES_4 = ("gpt-oss-tiny",)  # seed 26
+NAMES_5 = ("llama-moe-tiny",)  # seed 27
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -90,7 +91,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4:
+    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -126,7 +127,7 @@ def cmd_heldback(seed: int, count: int) -> None:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        s = draw(rng, {23: NAMES, 24: NAMES_2, 25: NAMES_3}.get(seed, NAMES_4))
+        s = draw(rng, {23: NAMES, 24: NAMES_2, 25: NAMES_3, 26: NAMES_4}.get(seed, NAMES_5))
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
-from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes
+from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes, unmodelled
 from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 
 MIB = 1 << 20
@@ -270,7 +270,8 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                       n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
                       cells=cells, flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v,
                       n_expert=hp.n_expert, n_expert_used=hp.n_expert_used,
-                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if hp.n_expert_used else 0),
+                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if ARCHS[hp.arch].n_ff_exp_from_used
+                                               and hp.n_expert_used else hp.n_ff),
                       n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
                       n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0)
 
@@ -310,20 +311,27 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out = model_buffers(f, s)
     # output_reserve(n_seq_max): n_vocab floats per output (no embeddings output)
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
-    out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV) for c in caches]
+    kv_status = "exact"
+    swa_key = f"{hp.arch}.attention.sliding_window"
+    if hp.arch in ARCHS and "attention.sliding_window" in ARCHS[hp.arch].unmodelled_keys and f.metadata.get(swa_key):
+        kv_status = "not modelled"  # olmo3 / lfm2 with a window: llama.cpp keeps SWA and non-SWA caches
+        warn.append(f"KV cache: {swa_key} = {f.metadata[swa_key]}: llama.cpp splits the cache into SWA and "
+                    "non-SWA caches for this architecture, not modelled; the single cache shown is not its size")
+    out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV, kv_status) for c in caches]
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
     if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
         warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} (modelled: lfm2, granitehybrid); "
                     "the KV cache counts every layer")
-    if hp.arch in ARCHS:
+    why = unmodelled(hp.arch, f.metadata, hp.n_expert)
+    if not why:
         # sched_reserve: the pp graph (min(n_ctx, n_ubatch) tokens and outputs), the tg graph (n_seq_max of
         # each), pp again; the buffer only grows: the largest of the allocations
         pp = compute_bytes(graph_shape(hp, ctx, caches, s, min(ctx.n_ctx, ctx.n_ubatch)))
         tg = compute_bytes(graph_shape(hp, ctx, caches, s, s.n_seq_max))
         out.append(Buffer("sched_reserve", "CPU", "compute", max(pp, tg), SRC_COMPUTE))
     else:
-        warn.append(f"compute buffer: no graph template for architecture {hp.arch!r} (covered: {', '.join(ARCHS)})")
+        warn.append(f"compute buffer: {why}")
     return Prediction(ctx, tuple(out), tuple(caches), tuple(warn), tuple(rs))
 
 

@@ -62,13 +62,19 @@ class Arch:
     moe_gating: str = "softmax"  # build_moe_ffn gating: softmax over all experts then normalized top-k weights
     #                              (qwen3moe), or "softmax_weight": softmax over the top-k logits only (gpt-oss)
     moe_bias: bool = False  # router and expert biases (ADD, ADD_ID: gpt-oss)
+    moe: bool = False  # experts (expert_count > 0) modelled for this architecture (checked on a synthetic GGUF)
+    n_ff_exp_from_used: bool = False  # no expert_feed_forward_length: n_ff / n_expert_used (qwen3moe), else n_ff
+    # keys (under the arch prefix) that change the graph when present and nonzero; not modelled: "not modelled"
+    unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
+                              "leading_dense_block_count")
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
 
 ARCHS = {
     # src/models/llama.cpp (graph dumped in fixtures/llamacpp/graphs/smollm2-*)
+    # (the llama entry also covers Mixtral-style experts: build_moe_ffn, softmax, normalized; synthetic GGUF)
     "llama": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
-                  swa_pattern=0),
+                  swa_pattern=0, moe=True),
     # src/models/gemma3.cpp; set_swa_pattern(6) in llama-model.cpp (LLM_ARCH_GEMMA3)
     "gemma3": Arch(embed_scale=True, qk_norm=True, q_scale=True, qkv_order="qkv", post_norms=True,
                    swa_pattern=6),
@@ -81,22 +87,24 @@ ARCHS = {
                  swa_pattern=0, fused_qkv=True, ffn_fused_up=True, residual_first=True),
     # src/models/qwen3moe.cpp: qwen3's attention, build_moe_ffn (softmax gating, normalized top-k weights)
     "qwen3moe": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
-                     swa_pattern=0),
+                     swa_pattern=0, moe=True, n_ff_exp_from_used=True),
     # src/models/lfm2.cpp: hybrid, short-convolution blocks (recurrent layers: n_head_kv 0) and qwen3-like
     # attention (Q/K norms), both residual ADDs residual-first (synthetic GGUF, ditto)
     "lfm2": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
-                 swa_pattern=0, residual_first=True, attn_residual_first=True),
+                 swa_pattern=0, residual_first=True, attn_residual_first=True,
+                 unmodelled_keys=Arch.unmodelled_keys + ("attention.sliding_window", "expert_count")),
     # src/models/mistral3.cpp: llama's block (no attention temperature scaling unless the GGUF sets it)
     "mistral3": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
-                     swa_pattern=0),
+                     swa_pattern=0, unmodelled_keys=Arch.unmodelled_keys + ("attention.temperature_scale",)),
     # src/models/olmo2.cpp: no pre-norms, Q/K normed over the full width (build_qkv reshape=false), post norms
     "olmo2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=True,
-                  swa_pattern=0, pre_norms=False, qk_norm_full=True),
+                  swa_pattern=0, pre_norms=False, qk_norm_full=True,
+                  unmodelled_keys=Arch.unmodelled_keys + ("attention.sliding_window",)),  # olmo3: iSWA
     # src/models/openai-moe.cpp: SWA every other layer, Q/K/V/O biases, sinks (no node), biased experts with
     # softmax over the selected logits, output rows taken after the last layer (synthetic GGUF, ditto)
     "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                     swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
-                    moe_bias=True),
+                    moe_bias=True, moe=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -639,6 +647,20 @@ class Allocator:
             for p in t.srcs:
                 self._release(p)
         return self.mem.max_size
+
+
+def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
+    """Why this GGUF's graph is not modelled ("" when it is): no template, experts where none are modelled, or a
+    key that changes the graph (Arch.unmodelled_keys)."""
+    a = ARCHS.get(arch)
+    if a is None:
+        return f"no graph template for architecture {arch!r} (covered: {', '.join(ARCHS)})"
+    if n_expert and not a.moe:
+        return f"experts (expert_count {n_expert}) are not modelled for architecture {arch!r}"
+    for k in a.unmodelled_keys:
+        if meta.get(f"{arch}.{k}"):
+            return f"{arch}.{k} = {meta[f'{arch}.{k}']} changes the graph and is not modelled"
+    return ""
 
 
 def compute_bytes(s: GraphShape) -> int:
