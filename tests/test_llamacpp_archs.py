@@ -120,6 +120,18 @@ GUARDS = [("mistral3-tiny", "mistral3.attention.temperature_scale", 0.1),
           ("gemma2-tiny", "gemma2.attention.sliding_window_pattern", 3)]
 
 
+def test_default_swa_pattern_key_changes_nothing(synth):
+    """gemma2.attention.sliding_window_pattern equal to gemma2's own pattern (2, or its per-layer flags)."""
+    import dataclasses
+
+    f = synth("gemma2-tiny")
+    s = LlamaCppSettings(n_ctx=4096, n_batch=512, n_ubatch=512, flash_attn="on")
+    base = predict_buffers(f, s).buffers
+    for v in (2, [True, False, True, False]):
+        g = dataclasses.replace(f, metadata={**f.metadata, "gemma2.attention.sliding_window_pattern": v})
+        assert predict_buffers(g, s).buffers == base
+
+
 @pytest.mark.parametrize("name,key,value", GUARDS, ids=[k for _, k, _ in GUARDS])
 def test_graph_changing_keys_leave_compute_not_modelled(name, key, value, synth):
     """A key that makes llama.cpp build another graph (read in load_arch_hparams / the builder) is not guessed:

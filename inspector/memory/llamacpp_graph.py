@@ -658,9 +658,18 @@ def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
     if n_expert and not a.moe:
         return f"experts (expert_count {n_expert}) are not modelled for architecture {arch!r}"
     for k in a.unmodelled_keys:
-        if meta.get(f"{arch}.{k}"):
-            return f"{arch}.{k} = {meta[f'{arch}.{k}']} changes the graph and is not modelled"
+        v = meta.get(f"{arch}.{k}")
+        if v and not (k == "attention.sliding_window_pattern" and _default_pattern(a, v, meta.get(f"{arch}.block_count"))):
+            return f"{arch}.{k} = {v} changes the graph and is not modelled"
     return ""
+
+
+def _default_pattern(a: Arch, v, n_layer) -> bool:
+    """load_swa_pattern: a sliding_window_pattern key equal to the architecture's own pattern (an int, or the
+    per-layer flags it gives) changes nothing."""
+    if isinstance(v, (list, tuple)):
+        return a.swa_pattern > 0 and [bool(x) for x in v] == [(il + 1) % a.swa_pattern != 0 for il in range(len(v))]
+    return v == a.swa_pattern
 
 
 def compute_bytes(s: GraphShape) -> int:
