@@ -311,12 +311,10 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out = model_buffers(f, s)
     # output_reserve(n_seq_max): n_vocab floats per output (no embeddings output)
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
-    kv_status = "exact"
-    swa_key = f"{hp.arch}.attention.sliding_window"
-    if hp.arch in ARCHS and "attention.sliding_window" in ARCHS[hp.arch].unmodelled_keys and f.metadata.get(swa_key):
-        kv_status = "not modelled"  # olmo3 / lfm2 with a window: llama.cpp keeps SWA and non-SWA caches
-        warn.append(f"KV cache: {swa_key} = {f.metadata[swa_key]}: llama.cpp splits the cache into SWA and "
-                    "non-SWA caches for this architecture, not modelled; the single cache shown is not its size")
+    kv_why = _kv_unmodelled(hp.arch, f.metadata)
+    kv_status = "not modelled" if kv_why else "exact"
+    if kv_why:
+        warn.append(f"KV cache: {kv_why}")
     out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV, kv_status) for c in caches]
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
@@ -333,6 +331,19 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     else:
         warn.append(f"compute buffer: {why}")
     return Prediction(ctx, tuple(out), tuple(caches), tuple(warn), tuple(rs))
+
+
+def _kv_unmodelled(arch: str, meta: dict) -> str:
+    """A window or layer pattern that makes llama.cpp split the KV cache differently from the modelled one."""
+    a = ARCHS.get(arch)
+    if a is None:
+        return ""
+    swa = f"{arch}.attention.sliding_window"
+    if "attention.sliding_window" in a.unmodelled_keys and meta.get(swa):  # olmo3, lfm2 with a window: iSWA
+        return (f"{swa} = {meta[swa]}: llama.cpp splits the cache into SWA and non-SWA caches for this "
+                "architecture, not modelled; the single cache shown is not its size")
+    why = unmodelled(arch, {k: v for k, v in meta.items() if k.endswith("sliding_window_pattern")}, 0)
+    return f"{why}: the SWA/non-SWA layer counts shown assume the architecture's own pattern" if why else ""
 
 
 def _pad_kv(c: KVCache) -> int:
