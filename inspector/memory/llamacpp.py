@@ -273,7 +273,8 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                       n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if ARCHS[hp.arch].n_ff_exp_from_used
                                                and hp.n_expert_used else hp.n_ff),
                       n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
-                      n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0)
+                      n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0,
+                      ssm=hp.recurrent.ssm if hp.recurrent else ())
 
 
 @dataclass(frozen=True)

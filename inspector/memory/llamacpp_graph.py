@@ -11,7 +11,7 @@ llama-cpp-python 0.3.36 vendors):
   ``build_moe_ffn``, ``build_rs``, ``llama_mul_mat_hadamard``, ``build_inp_*``), written here as one layer
   template with per-architecture switches (:data:`ARCHS`), in the order ggml's graph expansion visits the nodes;
 * the allocator: ``ggml_gallocr_alloc_graph_impl`` and ``ggml_dyn_tallocr`` (ggml/src/ggml-alloc.c), one
-  CPU buffer (alignment 32, no maximum size), replayed by :class:`Allocator`.
+  CPU buffer (alignment 32, no maximum size), replayed by :class:`inspector.memory.llamacpp_alloc.Allocator`.
 
 Checked against llama.cpp's exact compute bytes (``llama_get_memory_breakdown``): all 149 recorded runs and
 260 held-back settings of the two real GGUFs (llama, gemma3; tests/test_llamacpp.py), and for tiny synthetic
@@ -25,12 +25,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-ALIGN = 32  # TENSOR_ALIGNMENT, ggml/src/ggml-impl.h: the CPU buffer type's alignment
-# ggml_op_can_inplace (ggml/src/ggml-alloc.c): ops whose result may take a source's memory
-INPLACE_OPS = frozenset({"FILL", "SCALE", "DIAG_MASK_ZERO", "DIAG_MASK_INF", "ADD", "ADD_ID", "ADD1", "SUB",
-                         "MUL", "DIV", "SQR", "SQRT", "LOG", "UNARY", "ROPE", "ROPE_BACK", "SILU_BACK",
-                         "RMS_NORM", "RMS_NORM_BACK", "CLAMP", "SOFT_MAX", "SOFT_MAX_BACK"})
-FLAG_INPUT, FLAG_OUTPUT, FLAG_COMPUTE = 1, 2, 16  # GGML_TENSOR_FLAG_* (ggml/include/ggml.h)
+from inspector.memory.llamacpp_alloc import FLAG_COMPUTE, FLAG_INPUT, FLAG_OUTPUT, Allocator
+
 # bytes per element of the types the graph allocates (quantized caches are views, never allocated)
 ELEMENT_BYTES = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4, "i64": 8}
 UNQUANTIZED = frozenset({"f32", "f16", "bf16"})
@@ -67,6 +63,7 @@ class Arch:
     # keys (under the arch prefix) that change the graph when present and nonzero; not modelled: "not modelled"
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                               "leading_dense_block_count")
+    false_keys: tuple = ()  # keys that change the graph when present and false
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
 
@@ -105,6 +102,12 @@ ARCHS = {
     "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                     swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
                     moe_bias=True, moe=True),
+    # src/models/granite-hybrid.cpp: Mamba-2 blocks (n_head_kv 0: build_mamba2_layer, src/models/mamba-base.cpp)
+    # and llama-like attention blocks; no residual/embedding/logit scales unless the GGUF sets them
+    "granitehybrid": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                          swa_pattern=0, unmodelled_keys=Arch.unmodelled_keys + (
+                              "residual_scale", "embedding_scale", "logit_scale", "expert_count"),
+                          false_keys=("rope.scaling.finetuned",)),  # false: no RoPE (NoPE), no inp_pos
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
@@ -112,10 +115,6 @@ ARCHS = {
     "qwen3": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0),
 }
-
-
-def pad(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,7 @@ class GraphShape:
     n_seqs: int = 1  # sequences in the reserved ubatch (n_seq_max): the recurrent blocks work per sequence
     recurrent_layers: tuple = ()  # hybrid models: the layers with a recurrent state instead of attention
     n_embd_r: int = 0  # floats of recurrent state R per sequence (llama_hparams::n_embd_r)
+    ssm: tuple = ()  # Mamba-2 layers: (d_conv, d_inner, d_state, n_group, n_ssm_head) (ssm.* keys)
 
 
 class Tensor:
@@ -358,7 +358,8 @@ def _rs_read(g: Graph, s: GraphShape, il: int, ctx) -> Tensor:
     extra = g.op("GET_ROWS", "states extra", "f32", (s.n_embd_r, 0), states, ctx["s_extra"])
     dst = g.view("VIEW", "states extra dst", cache, (s.n_embd_r, 0))
     g.view("CPY", "states extra store", dst, (s.n_embd_r, 0), srcs=(extra, dst))
-    return g.view("RESHAPE", "conv", rows, (s.n_embd_r // s.n_embd, s.n_embd, S))
+    d_conv = s.ssm[0] - 1 if s.ssm else s.n_embd_r // s.n_embd  # Mamba-2: ssm.conv_kernel; LFM2: l_cache
+    return g.view("RESHAPE", "conv", rows, (d_conv, s.n_embd_r // d_conv, S))
 
 
 def _shortconv(g: Graph, s: GraphShape, il: int, x, ctx) -> Tensor:
@@ -386,6 +387,52 @@ def _shortconv(g: Graph, s: GraphShape, il: int, x, ctx) -> Tensor:
     return finish
 
 
+def _mamba2(g: Graph, s: GraphShape, il: int, x, ctx):
+    """A Mamba-2 block (src/models/mamba-base.cpp build_mamba2_layer): ssm_in, the conv over the state and xBC
+    (state stored), then build_rs on the SSM state with ssm_conv (+ bias, silu), dt (+ bias) and ssm_scan (final
+    state stored); the rest (y + x*D, gated by z, grouped RMS norm, ssm_out) is reached from the block's output."""
+    d_conv, d_inner, d_state, n_group, n_head = s.ssm
+    S, w = max(1, s.n_seqs), ctx["w"]
+    T, hd, cd = s.n_tokens // S, d_inner // n_head, d_inner + 2 * n_group * d_state
+    zx = g.op("MUL_MAT", "ssm_in", "f32", (2 * d_inner + 2 * n_group * d_state + n_head, s.n_tokens), w, x)
+    zx = g.view("RESHAPE", "zxBCdt", zx, (zx.ne[0], T, S))
+    nb = (4, zx.nb[1], zx.nb[2], zx.nb[3])
+    xbc = g.view("VIEW", "xBC", zx, (cd, T, S), nb)
+    cat = g.op("CONCAT", "conv_x", "f32", (d_conv - 1 + T, cd, S), ctx["conv"],
+               g.view("TRANSPOSE", "xBC t", xbc, (T, cd, S), (zx.nb[1], 4, zx.nb[2], zx.nb[3])))
+    _store(g, ctx["r_cache"][il], g.view("VIEW", "last conv", cat, (d_conv - 1, cd, S), cat.nb), (s.n_embd_r, S))
+    states = g.view("RESHAPE", "ssm states", ctx["s_cache"][il], (d_state * d_inner, S))
+    g.view("SCALE", "state zero", g.view("VIEW", "state zero", states, (d_state * d_inner,)), (d_state * d_inner,))
+    ssm = g.view("RESHAPE", "ssm", states, (d_state, hd, n_head, S))
+    xbc = g.op("SSM_CONV", "ssm_conv", "f32", (cd, T, S), cat, w)
+    xbc = g.op("UNARY", "silu", "f32", xbc.ne, g.op("ADD", "conv bias", "f32", xbc.ne, xbc, w))
+    xs = g.view("VIEW", "x", xbc, (hd, n_head, T, S), (4, 4 * hd, xbc.nb[1], xbc.nb[2]))
+    dt = g.op("CONT", "dt", "f32", (n_head, T, S), g.view("VIEW", "dt", zx, (n_head, T, S), nb))
+    dt = g.op("ADD", "dt bias", "f32", dt.ne, dt, w)
+    bc = [g.view("VIEW", n, xbc, (d_state, n_group, T, S), (4, 4 * d_state, xbc.nb[1], xbc.nb[2])) for n in "BC"]
+    y_ssm = g.op("SSM_SCAN", "ssm_scan", "f32", (d_inner * T * S + d_state * d_inner * S,), ssm, xs, dt, w,
+                 *bc, ctx["s_main"])
+    extra = g.op("GET_ROWS", "states extra", "f32", (d_state * d_inner, 0), states, ctx["s_extra"])
+    _store(g, ctx["s_cache"][il], extra, (d_state * d_inner, 0))
+    _store(g, ctx["s_cache"][il], g.view("VIEW", "final state", y_ssm, (d_state * d_inner, S)), (d_state * d_inner, S))
+
+    def finish():
+        z = g.op("CONT", "z", "f32", (hd, n_head, T, S), g.view("VIEW", "z", zx, (hd, n_head, T, S), nb))
+        y = g.view("VIEW", "y", y_ssm, (hd, n_head, T, S))
+        y = g.op("ADD", "y_add_d", "f32", y.ne, y, g.op("MUL", "x D", "f32", xs.ne, xs, w))
+        y = g.view("RESHAPE", "y", g.op("GLU", "y gated", "f32", y.ne, z, y), (d_inner // n_group, n_group, T, S))
+        y = g.op("MUL", "ssm_norm", "f32", y.ne, g.op("RMS_NORM", "norm", "f32", y.ne, y), w)
+        return g.op("MUL_MAT", "ssm_out", "f32", (s.n_embd, T * S), w, g.view("RESHAPE", "y", y, (d_inner, T * S)))
+
+    return finish
+
+
+def _store(g: Graph, cache, src, ne) -> None:
+    """ggml_cpy of src into a view of a state cache (no compute memory: the destination is the cache)."""
+    dst = g.view("VIEW", "state dst", cache, ne)
+    g.view("CPY", "state store", dst, ne, srcs=(src, dst))
+
+
 def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
     """One block's head (build_norm, then build_attn or the recurrent block up to what they expand into the graph);
     returns the tail (output projection, residual, build_ffn), which the graph reaches only later: a following
@@ -394,7 +441,10 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
     x = inpL
     if a.pre_norms:
         x = g.op("MUL", "attn_norm", "f32", (E, T), g.op("RMS_NORM", "norm", "f32", (E, T), x), w)
-    finish = _shortconv(g, s, il, x, ctx) if il in s.recurrent_layers else _attention(g, s, a, il, x, ctx)
+    if il in s.recurrent_layers:
+        finish = (_mamba2 if s.ssm else _shortconv)(g, s, il, x, ctx)
+    else:
+        finish = _attention(g, s, a, il, x, ctx)
     return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)
 
 
@@ -495,6 +545,7 @@ def build_graph(s: GraphShape) -> Graph:
            "k_cache": [g.leaf(f"cache_k_l{il}", s.type_k, (kvd, 1), ext=True) for il in range(s.n_layer)],
            "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)],
            "r_cache": [g.leaf(f"cache_r_l{il}", "f32", (s.n_embd_r, 1), ext=True) for il in range(s.n_layer)],
+           "s_cache": [g.leaf(f"cache_s_l{il}", "f32", (1, 1), ext=True) for il in range(s.n_layer)],
            "s_copy": inp.get("s_copy")}
     T, E = s.n_tokens, s.n_embd
     cur = g.op("GET_ROWS", "embd", "f32", (E, T), w, inp["tokens"])
@@ -523,132 +574,6 @@ def build_graph(s: GraphShape) -> Graph:
     return g
 
 
-class _Blocks:
-    """ggml_dyn_tallocr with one chunk: free blocks sorted by offset, the last one endless."""
-
-    def __init__(self):
-        self.blocks = [[0, 1 << 62]]
-        self.max_size = 0
-
-    def alloc(self, size: int) -> int:
-        """Best fit among the free blocks except the last; else the last (which grows the buffer)."""
-        size = pad(size)
-        best, best_size = len(self.blocks) - 1, None
-        for i, (_, sz) in enumerate(self.blocks[:-1]):
-            if sz >= size and (best_size is None or sz <= best_size):
-                best, best_size = i, sz
-        off = self.blocks[best][0]
-        self.blocks[best][0] += size
-        self.blocks[best][1] -= size
-        if self.blocks[best][1] == 0:
-            del self.blocks[best]
-        self.max_size = max(self.max_size, off + size)
-        return off
-
-    def free(self, off: int, size: int) -> None:
-        """Merge with a neighbouring free block, else insert sorted by address."""
-        size = pad(size)
-        for i, b in enumerate(self.blocks):
-            if b[0] + b[1] == off:
-                b[1] += size
-                if i < len(self.blocks) - 1 and b[0] + b[1] == self.blocks[i + 1][0]:
-                    b[1] += self.blocks[i + 1][1]
-                    del self.blocks[i + 1]
-                return
-            if off + size == b[0]:
-                b[0], b[1] = off, b[1] + size
-                if i > 0 and self.blocks[i - 1][0] + self.blocks[i - 1][1] == b[0]:
-                    self.blocks[i - 1][1] += b[1]
-                    del self.blocks[i]
-                return
-        j = 0
-        while j < len(self.blocks) and self.blocks[j][0] < off:
-            j += 1
-        self.blocks.insert(j, [off, size])
-
-
-class Allocator:
-    """ggml_gallocr_alloc_graph_impl over one graph: leafs, inputs, then nodes with in-place reuse and frees."""
-
-    def __init__(self):
-        self.mem = _Blocks()
-        self.allocated, self.addr, self.children, self.views = set(), {}, {}, {}
-
-    def _reuse(self, t: Tensor) -> bool:
-        """ggml_gallocr_allocate_node: take an owned, single-use source's memory for an in-place op."""
-        for p in t.srcs:
-            if p.id not in self.allocated or p.flags & FLAG_OUTPUT or (p.vs and p.vs.flags & FLAG_OUTPUT):
-                continue
-            if p.type != t.type or p.ne != t.ne or p.nb != t.nb:
-                continue
-            if self.children.get(p.id, 0) != 1 or self.views.get(p.id, 0) != 0:
-                continue
-            owner = p
-            if p.vs is not None:
-                v = p.vs
-                if self.views.get(v.id, 0) != 1 or self.children.get(v.id, 0) != 0:
-                    continue
-                owner = v
-                # the view's own (never set) address, 0: llama.cpp's behaviour while reserving
-                self.addr[t.id] = self.addr.get(p.id) or 0
-            else:
-                self.addr[t.id] = self.addr[p.id]
-            self.allocated.discard(p.id)
-            self.allocated.discard(owner.id)
-            extra = pad(owner.nbytes) - pad(t.nbytes)
-            if extra > 0:
-                self.mem.free(self.addr[owner.id] + pad(t.nbytes), extra)
-            return True
-        return False
-
-    def allocate(self, t: Tensor) -> None:
-        if t.ext or t.id in self.allocated or t.vs is not None:
-            return
-        self.allocated.add(t.id)
-        if t.op in INPLACE_OPS and self._reuse(t):
-            return
-        self.addr[t.id] = self.mem.alloc(t.nbytes)
-
-    def _release(self, p: Tensor) -> None:
-        self.children[p.id] -= 1
-        if self.children[p.id] or self.views.get(p.id, 0):
-            return
-        if p.vs is not None:
-            v = p.vs
-            self.views[v.id] -= 1
-            if not self.views[v.id] and not self.children.get(v.id, 0) and v.id in self.allocated:
-                self._free(v)
-        elif p.id in self.allocated:
-            self._free(p)
-
-    def _free(self, t: Tensor) -> None:
-        if t.flags & FLAG_OUTPUT:
-            return
-        self.mem.free(self.addr[t.id], t.nbytes)
-        self.allocated.discard(t.id)
-
-    def run(self, g: Graph) -> int:
-        """The buffer size: the highest end ever used (ggml_gallocr_get_buffer_size)."""
-        for t in g.leafs:
-            self.allocate(t)
-        for t in g.nodes:
-            if t.vs is not None and t.op != "NONE":
-                self.views[t.vs.id] = self.views.get(t.vs.id, 0) + 1
-            if t.flags & FLAG_INPUT:
-                self.allocate(t)
-            for p in t.srcs:
-                self.children[p.id] = self.children.get(p.id, 0) + 1
-                if p.flags & FLAG_INPUT:
-                    self.allocate(p)
-        for t in g.nodes:
-            for p in t.srcs:
-                self.allocate(p)
-            self.allocate(t)
-            for p in t.srcs:
-                self._release(p)
-        return self.mem.max_size
-
-
 def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
     """Why this GGUF's graph is not modelled ("" when it is): no template, experts where none are modelled, or a
     key that changes the graph (Arch.unmodelled_keys)."""
@@ -661,6 +586,9 @@ def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
         v = meta.get(f"{arch}.{k}")
         if v and not (k == "attention.sliding_window_pattern" and _default_pattern(a, v, meta.get(f"{arch}.block_count"))):
             return f"{arch}.{k} = {v} changes the graph and is not modelled"
+    for k in a.false_keys:
+        if meta.get(f"{arch}.{k}", True) is False:
+            return f"{arch}.{k} = false changes the graph and is not modelled"
     return ""
 
 

@@ -33,6 +33,7 @@ class Recurrent:
     layers: tuple  # indices of the recurrent layers
     n_embd_r: int
     n_embd_s: int
+    ssm: tuple = ()  # Mamba-2: (d_conv, d_inner, d_state, n_group, n_ssm_head), for the graph
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ def _mamba2_hybrid(arch: str):
         d_state, n_group = meta[f"{arch}.ssm.state_size"], meta.get(f"{arch}.ssm.group_count", 0)
         return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
                          n_embd_r=(d_conv - 1) * (d_inner + 2 * n_group * d_state) if d_conv else 0,
-                         n_embd_s=d_state * d_inner)
+                         n_embd_s=d_state * d_inner,
+                         ssm=(d_conv, d_inner, d_state, n_group, meta.get(f"{arch}.ssm.time_step_rank", 0)))
 
     return rule
 
