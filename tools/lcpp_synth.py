@@ -105,7 +105,8 @@ def _gpt_oss() -> tuple:
               (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)), (b + "attn_q.bias", (Q,)),
               (b + "attn_k.bias", (KV,)), (b + "attn_v.bias", (KV,)), (b + "attn_output.weight", (Q, E)),
               (b + "attn_output.bias", (E,)), (b + "attn_sinks.weight", (H,)), (b + "ffn_gate_inp.weight", (E, n)),
-              (b + "ffn_gate_inp.bias", (n,)), (b + "ffn_gate_exps.weight", (E, f, n)), (b + "ffn_gate_exps.bias", (f, n)),
+              (b + "ffn_gate_inp.bias", (n,)), (b + "ffn_gate_exps.weight", (E, f, n)),
+              (b + "ffn_gate_exps.bias", (f, n)),
               (b + "ffn_up_exps.weight", (E, f, n)), (b + "ffn_up_exps.bias", (f, n)),
               (b + "ffn_down_exps.weight", (f, E, n)), (b + "ffn_down_exps.bias", (E, n))]
     return ("gpt-oss", _common("gpt-oss", 4, **{"attention.key_length": HD, "attention.value_length": HD,
@@ -148,7 +149,8 @@ def specs() -> dict:
     for i in range(3):
         b = f"blk.{i}."
         olmo += [(b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)),
-                 (b + "attn_output.weight", (Q, E)), (b + "attn_q_norm.weight", (Q,)), (b + "attn_k_norm.weight", (KV,)),
+                 (b + "attn_output.weight", (Q, E)), (b + "attn_q_norm.weight", (Q,)),
+                 (b + "attn_k_norm.weight", (KV,)),
                  (b + "post_attention_norm.weight", (E,)), (b + "ffn_gate.weight", (E, F)),
                  (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
     out["olmo2-tiny"] = ("olmo2", _common("olmo2", 3), olmo, "f16")
@@ -165,6 +167,10 @@ def specs() -> dict:
                                                             "expert_used_count": 2}), mix, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
+    # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)
+    scaled = dict(kv, **{"embedding_scale": 12.0, "residual_scale": 0.22, "logit_scale": 8.0,
+                         "attention.scale": 0.0078125, "rope.scaling.finetuned": False})
+    out["granitehybrid-scaled-tiny"] = ("granitehybrid", scaled, t, "f16")
     kv, t = _lfm2()
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
     return out
@@ -173,7 +179,8 @@ def specs() -> dict:
 def _add(w: gguf.GGUFWriter, name: str, ne: tuple, mtype: str) -> None:
     shape = tuple(reversed(ne))  # numpy order: ne0 last
     qt = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(mtype)
-    if len(ne) == 1 or name.endswith(".bias") or "conv.weight" in name or "conv1d" in name or name.endswith(("ssm_a", "ssm_d", "ssm_norm.weight")):
+    f32 = name.endswith((".bias", "ssm_a", "ssm_d", "ssm_norm.weight")) or "conv.weight" in name or "conv1d" in name
+    if len(ne) == 1 or f32:
         w.add_tensor(name, np.zeros(shape, np.float32))
     elif qt is not None and ne[0] % 32 == 0:
         w.add_tensor(name, gguf.quants.quantize(np.zeros(shape, np.float32), qt), raw_dtype=qt)
@@ -188,7 +195,9 @@ def write(name: str, spec: tuple, folder: Path) -> Path:
     w.add_name(name)
     for k, v in kv.items():
         key = f"{arch}.{k}"
-        if isinstance(v, list):
+        if isinstance(v, bool):
+            w.add_bool(key, v)
+        elif isinstance(v, list):
             w.add_array(key, v)
         elif isinstance(v, float):
             w.add_float32(key, v)

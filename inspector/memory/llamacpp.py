@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
-from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes, unmodelled
+from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes, graph_extras, unmodelled
 from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 
 MIB = 1 << 20
@@ -123,6 +123,7 @@ class HParams:
     n_expert: int = 0  # MoE: expert_count, expert_used_count, expert_feed_forward_length (0: dense)
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    extras: frozenset = frozenset()  # GGUF keys that add graph nodes (llamacpp_graph.graph_extras)
 
 
 # llm_arch_is_recurrent / llm_arch_is_hybrid (src/llama-arch.cpp): a recurrent state beside (or instead of) the KV
@@ -157,7 +158,7 @@ def hparams(f: GGUFFile) -> HParams:
                    if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
                    recurrent=recurrent(m, arch, key("block_count"), n_embd),
                    n_expert=key("expert_count", 0), n_expert_used=key("expert_used_count", 0),
-                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0))
+                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0), extras=graph_extras(arch, m))
 
 
 def _pad(n: int, a: int) -> int:
@@ -274,7 +275,7 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                                                and hp.n_expert_used else hp.n_ff),
                       n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
                       n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0,
-                      ssm=hp.recurrent.ssm if hp.recurrent else ())
+                      ssm=hp.recurrent.ssm if hp.recurrent else (), extras=hp.extras)
 
 
 @dataclass(frozen=True)

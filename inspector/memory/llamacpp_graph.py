@@ -64,6 +64,7 @@ class Arch:
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                               "leading_dense_block_count")
     false_keys: tuple = ()  # keys that change the graph when present and false
+    granite_keys: bool = False  # residual_scale, logit_scale and rope.scaling.finetuned read (granite family)
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
 
@@ -103,12 +104,12 @@ ARCHS = {
                     swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
                     moe_bias=True, moe=True),
     # src/models/granite-hybrid.cpp: Mamba-2 blocks (n_head_kv 0: build_mamba2_layer, src/models/mamba-base.cpp)
-    # and llama-like attention blocks; no residual/embedding/logit scales unless the GGUF sets them
+    # and llama-like attention blocks; residual and logit scales, NoPE (synthetic GGUFs with and without them)
     "granitehybrid": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
-                          swa_pattern=0, unmodelled_keys=Arch.unmodelled_keys + (
-                              "residual_scale", "embedding_scale", "logit_scale", "expert_count"),
-                          false_keys=("rope.scaling.finetuned",)),  # false: no RoPE (NoPE), no inp_pos
-    # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF, fixtures/llamacpp/synth)
+                          swa_pattern=0, unmodelled_keys=Arch.unmodelled_keys + ("expert_count",),
+                          granite_keys=True),
+    # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
+    # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qkv_bias=True),
     # src/models/qwen3.cpp: llama's block with per-head Q/K RMS norms before RoPE (synthetic GGUF, ditto)
@@ -143,6 +144,9 @@ class GraphShape:
     recurrent_layers: tuple = ()  # hybrid models: the layers with a recurrent state instead of attention
     n_embd_r: int = 0  # floats of recurrent state R per sequence (llama_hparams::n_embd_r)
     ssm: tuple = ()  # Mamba-2 layers: (d_conv, d_inner, d_state, n_group, n_ssm_head) (ssm.* keys)
+    # GGUF keys that add nodes: "embedding_scale" (build_inp_embd, any arch), "residual_scale", "logit_scale" and
+    # "nope" (rope.scaling.finetuned false: no RoPE, no inp_pos) where the builder reads them (Arch.granite_keys)
+    extras: frozenset = frozenset()
 
 
 class Tensor:
@@ -230,7 +234,7 @@ def build_inputs(g: Graph, s: GraphShape) -> dict:
     for n, (cache, cells) in enumerate(s.cells):
         k_rot = g.leaf("attn_inp_k_rot", "f32", (rotation_size(s.head_dim),) * 2) if rot_k else None
         if n == 0:
-            inp["pos"] = g.leaf("inp_pos", "i32", (T,))
+            inp["pos"] = None if "nope" in s.extras else g.leaf("inp_pos", "i32", (T,))
         v_rot = g.leaf("attn_inp_v_rot", "f32", (64, 64)) if rot_v else None
         k_idxs = g.leaf("attn_inp_k_idxs", "i64", (T,))
         # V written transposed (no flash attention): one index per element
@@ -275,7 +279,8 @@ def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
         if a.qk_norm:
             t = g.op("RMS_NORM", "norm", "f32", t.ne, t)
             t = g.op("MUL", which + " normed", "f32", t.ne, t, w)
-        t = g.op("ROPE", which, "f32", t.ne, t, pos)
+        if pos is not None:
+            t = g.op("ROPE", which, "f32", t.ne, t, pos)
         if which == "q" and a.q_scale:
             t = g.op("SCALE", "q scaled", "f32", t.ne, t)
         out[which] = g.hadamard(t, rot_k) if rot_k else t
@@ -308,7 +313,7 @@ def _attn_scores(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
 
 def _attn_flash(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
     """Flash attention: one FLASH_ATTN_EXT; f32 caches cast to f16 (ggml_cast, every stream's view: get_k/get_v
-    view all n_stream streams); V rotated back if quantized."""
+    view all n_stream streams). (A quantized V is rotated back in build_attn, after the expanded kqv_out.)"""
     T, hd, H, Hkv, ns = s.n_tokens, s.head_dim, s.n_head, s.n_head_kv, s.n_stream
     cache, n_kv, kvd = ctx["cache"], ctx["cache"]["cells"], s.n_head_kv * s.head_dim
     v1 = g.view("VIEW", "v", ctx["v"], (kvd, T))
@@ -324,7 +329,7 @@ def _attn_flash(g: Graph, s: GraphShape, q, kc, vc, ctx) -> Tensor:
         vp.srcs.append(vp)
     fo = g.op("FLASH_ATTN_EXT", "fa", "f32", (hd, H, T // ns, ns), qp, kp, vp, cache["mask"])
     o = g.view("RESHAPE", "kqv_out", fo, (H * hd, T))
-    return g.hadamard(o, cache["v_rot"]) if cache["v_rot"] else o
+    return o
 
 
 def _attention(g: Graph, s: GraphShape, a: Arch, il: int, x, ctx) -> Tensor:
@@ -336,8 +341,10 @@ def _attention(g: Graph, s: GraphShape, a: Arch, il: int, x, ctx) -> Tensor:
            srcs=(kv_, ctx["cache"]["k_idxs"], kc))
     o = (_attn_flash if s.flash_attn else _attn_scores)(g, s, q, kc, vc, ctx)
     # build_attn expands the attention into the graph; the output projection joins it later (deferred)
-    def finish():
-        out = g.op("MUL_MAT", "attn_out", "f32", (s.n_embd, s.n_tokens), ctx["w"], o)
+    v_rot = ctx["cache"]["v_rot"]
+
+    def finish():  # the rotation back of a quantized V (llama_mul_mat_hadamard), wo, wo_b
+        out = g.op("MUL_MAT", "attn_out", "f32", (s.n_embd, s.n_tokens), ctx["w"], g.hadamard(o, v_rot) if v_rot else o)
         return g.op("ADD", "attn_out biased", "f32", out.ne, out, ctx["w"]) if a.wo_bias else out
 
     return finish
@@ -465,6 +472,8 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     if a.post_norms:
         att = g.op("RMS_NORM", "norm", "f32", (E, T), att)
         att = g.op("MUL", "attn_post_norm", "f32", (E, T), att, w)
+    if "residual_scale" in s.extras:  # granite: the block's output scaled before each residual ADD
+        att = g.op("SCALE", "residual scaled", "f32", (E, T), att)
     if last:
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
@@ -475,6 +484,8 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     if a.post_norms:
         x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
         x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
+    if "residual_scale" in s.extras:
+        x = g.op("SCALE", "residual scaled", "f32", (E, T), x)
     return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
 
 
@@ -541,7 +552,7 @@ def build_graph(s: GraphShape) -> Graph:
     inp = build_inputs(g, s)
     kvd = s.n_head_kv * s.head_dim
     w = g.leaf("weights", "f32", (1,), ext=True)  # every weight: outside the compute buffer
-    ctx = {"w": w, "pos": inp["pos"], "out_ids": inp["out_ids"], "arch": a,
+    ctx = {"w": w, "pos": inp.get("pos"), "out_ids": inp["out_ids"], "arch": a,
            "k_cache": [g.leaf(f"cache_k_l{il}", s.type_k, (kvd, 1), ext=True) for il in range(s.n_layer)],
            "v_cache": [g.leaf(f"cache_v_l{il}", s.type_v, (kvd, 1), ext=True) for il in range(s.n_layer)],
            "r_cache": [g.leaf(f"cache_r_l{il}", "f32", (s.n_embd_r, 1), ext=True) for il in range(s.n_layer)],
@@ -549,6 +560,8 @@ def build_graph(s: GraphShape) -> Graph:
            "s_copy": inp.get("s_copy")}
     T, E = s.n_tokens, s.n_embd
     cur = g.op("GET_ROWS", "embd", "f32", (E, T), w, inp["tokens"])
+    if "embedding_scale" in s.extras:  # build_inp_embd: f_embedding_scale
+        cur = g.op("SCALE", "embd scaled", "f32", (E, T), cur)
     if a.embed_scale:
         cur = g.op("SCALE", "inp_scaled", "f32", (E, T), cur)
     tail = None
@@ -565,13 +578,28 @@ def build_graph(s: GraphShape) -> Graph:
     R = s.n_outputs
     x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
     x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
-    out = FLAG_COMPUTE | (0 if a.final_softcap else FLAG_OUTPUT)
+    logit_scale = "logit_scale" in s.extras
+    out = FLAG_COMPUTE | (0 if a.final_softcap or logit_scale else FLAG_OUTPUT)
     x = g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=out)
+    if logit_scale:  # granite: logits / logit_scale, in place; the scaled logits are the output
+        g.op("SCALE", "result_output", "f32", x.ne, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
     if a.final_softcap:  # in place on the logits; the last one is the output
         x = g.op("SCALE", "logits scaled", "f32", x.ne, x)
         x = g.op("UNARY", "logits tanh", "f32", x.ne, x)
         g.op("SCALE", "result_output", "f32", x.ne, x, flags=FLAG_COMPUTE | FLAG_OUTPUT)
     return g
+
+
+def graph_extras(arch: str, meta: dict) -> frozenset:
+    """The GGUF keys that add nodes to the graph (GraphShape.extras)."""
+    a, out = ARCHS.get(arch), set()
+    if meta.get(f"{arch}.embedding_scale"):
+        out.add("embedding_scale")
+    if a is not None and a.granite_keys:
+        out |= {k for k in ("residual_scale", "logit_scale") if meta.get(f"{arch}.{k}")}
+        if meta.get(f"{arch}.rope.scaling.finetuned", True) is False:
+            out.add("nope")
+    return frozenset(out)
 
 
 def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
@@ -584,7 +612,7 @@ def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
         return f"experts (expert_count {n_expert}) are not modelled for architecture {arch!r}"
     for k in a.unmodelled_keys:
         v = meta.get(f"{arch}.{k}")
-        if v and not (k == "attention.sliding_window_pattern" and _default_pattern(a, v, meta.get(f"{arch}.block_count"))):
+        if v and not (k == "attention.sliding_window_pattern" and _default_pattern(a, v)):
             return f"{arch}.{k} = {v} changes the graph and is not modelled"
     for k in a.false_keys:
         if meta.get(f"{arch}.{k}", True) is False:
@@ -592,7 +620,7 @@ def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
     return ""
 
 
-def _default_pattern(a: Arch, v, n_layer) -> bool:
+def _default_pattern(a: Arch, v) -> bool:
     """load_swa_pattern: a sliding_window_pattern key equal to the architecture's own pattern (an int, or the
     per-layer flags it gives) changes nothing."""
     if isinstance(v, (list, tuple)):

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 MIB = 1 << 20
 F32 = 4
 ALIGN = 32  # the CPU buffer type's alignment (ggml_backend_alloc_ctx_tensors_from_buft pads each tensor)
-SRC_RS = "src/llama-memory-recurrent.cpp llama_memory_recurrent::llama_memory_recurrent; src/llama-hparams.cpp n_embd_r/n_embd_s"
+SRC_RS = ("src/llama-memory-recurrent.cpp llama_memory_recurrent::llama_memory_recurrent; "
+          "src/llama-hparams.cpp n_embd_r/n_embd_s")
 
 
 @dataclass(frozen=True)
