@@ -165,6 +165,9 @@ def specs() -> dict:
     # Mixtral-style: arch llama with experts; the expert width is feed_forward_length (llama.cpp's llama loader)
     out["llama-moe-tiny"] = ("llama", _common("llama", 3, **{"feed_forward_length": 64, "expert_count": 4,
                                                             "expert_used_count": 2}), mix, "q8_0")
+    out["granite-tiny"] = ("granite", _common("granite", 3, **{
+        "logit_scale": 8.0, "residual_scale": 0.22, "embedding_scale": 12.0, "attention.scale": 0.0078125}),
+        _dense(3), "q4_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

@@ -108,6 +108,9 @@ ARCHS = {
     "granitehybrid": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                           swa_pattern=0, unmodelled_keys=Arch.unmodelled_keys + ("expert_count",),
                           granite_keys=True),
+    # src/models/granite.cpp: llama's block with the granite scales (embedding, residual, logit: required key)
+    "granite": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                    swa_pattern=0, granite_keys=True, unmodelled_keys=Arch.unmodelled_keys + ("deepstack_mapping",)),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
