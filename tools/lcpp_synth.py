@@ -168,6 +168,19 @@ def specs() -> dict:
     out["granite-tiny"] = ("granite", _common("granite", 3, **{
         "logit_scale": 8.0, "residual_scale": 0.22, "embedding_scale": 12.0, "attention.scale": 0.0078125}),
         _dense(3), "q4_0")
+    q2m = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):
+        b = f"blk.{i}."
+        q2m += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+                (b + "attn_v.weight", (E, KV)), (b + "attn_q.bias", (Q,)), (b + "attn_k.bias", (KV,)),
+                (b + "attn_v.bias", (KV,)), (b + "attn_output.weight", (Q, E)), (b + "ffn_norm.weight", (E,)),
+                (b + "ffn_gate_inp.weight", (E, 4)), (b + "ffn_gate_exps.weight", (E, 64, 4)),
+                (b + "ffn_up_exps.weight", (E, 64, 4)), (b + "ffn_down_exps.weight", (64, E, 4)),
+                (b + "ffn_gate_inp_shexp.weight", (E,)), (b + "ffn_gate_shexp.weight", (E, 128)),
+                (b + "ffn_up_shexp.weight", (E, 128)), (b + "ffn_down_shexp.weight", (128, E))]
+    out["qwen2moe-tiny"] = ("qwen2moe", _common("qwen2moe", 3, **{
+        "expert_count": 4, "expert_used_count": 2, "expert_feed_forward_length": 64,
+        "expert_shared_feed_forward_length": 128}), q2m, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

@@ -34,6 +34,7 @@ NAMES_4 = ("gpt-oss-tiny",)  # seed 26
 NAMES_5 = ("llama-moe-tiny",)  # seed 27
 NAMES_6 = ("granitehybrid-scaled-tiny",)  # seed 28
 NAMES_7 = ("granite-tiny",)  # seed 29
+NAMES_8 = ("qwen2moe-tiny",)  # seed 30
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -93,7 +94,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5 + NAMES_6 + NAMES_7:
+    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5 + NAMES_6 + NAMES_7 + NAMES_8:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -129,7 +130,8 @@ def cmd_heldback(seed: int, count: int) -> None:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        s = draw(rng, {23: NAMES, 24: NAMES_2, 25: NAMES_3, 26: NAMES_4, 27: NAMES_5, 28: NAMES_6}.get(seed, NAMES_7))
+        names = {23: NAMES, 24: NAMES_2, 25: NAMES_3, 26: NAMES_4, 27: NAMES_5, 28: NAMES_6, 29: NAMES_7}
+        s = draw(rng, names.get(seed, NAMES_8))
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue

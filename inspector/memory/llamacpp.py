@@ -123,6 +123,7 @@ class HParams:
     n_expert: int = 0  # MoE: expert_count, expert_used_count, expert_feed_forward_length (0: dense)
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    n_ff_shexp: int = 0  # expert_shared_feed_forward_length (0: absent)
     extras: frozenset = frozenset()  # GGUF keys that add graph nodes (llamacpp_graph.graph_extras)
 
 
@@ -158,7 +159,8 @@ def hparams(f: GGUFFile) -> HParams:
                    if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
                    recurrent=recurrent(m, arch, key("block_count"), n_embd),
                    n_expert=key("expert_count", 0), n_expert_used=key("expert_used_count", 0),
-                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0), extras=graph_extras(arch, m))
+                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0), extras=graph_extras(arch, m),
+                   n_ff_shexp=key("expert_shared_feed_forward_length", 0))
 
 
 def _pad(n: int, a: int) -> int:
@@ -275,7 +277,8 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                                                and hp.n_expert_used else hp.n_ff),
                       n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
                       n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0,
-                      ssm=hp.recurrent.ssm if hp.recurrent else (), extras=hp.extras)
+                      ssm=hp.recurrent.ssm if hp.recurrent else (), extras=hp.extras,
+                      n_ff_shexp=hp.n_ff_shexp or hp.n_ff)
 
 
 @dataclass(frozen=True)

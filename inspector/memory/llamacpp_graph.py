@@ -22,6 +22,7 @@ architectures (e.g. granitehybrid's Mamba-2 blocks) have no template: their comp
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -59,6 +60,8 @@ class Arch:
     #                              (qwen3moe), or "softmax_weight": softmax over the top-k logits only (gpt-oss)
     moe_bias: bool = False  # router and expert biases (ADD, ADD_ID: gpt-oss)
     moe: bool = False  # experts (expert_count > 0) modelled for this architecture (checked on a synthetic GGUF)
+    moe_norm_w: bool = True  # softmax gating: the top-k weights normalized to sum 1 (build_moe_ffn norm_w)
+    moe_shared: bool = False  # a shared expert FFN gated by sigmoid(x . gate_inp_shexp), added (qwen2moe)
     n_ff_exp_from_used: bool = False  # no expert_feed_forward_length: n_ff / n_expert_used (qwen3moe), else n_ff
     # keys (under the arch prefix) that change the graph when present and nonzero; not modelled: "not modelled"
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
@@ -111,6 +114,12 @@ ARCHS = {
     # src/models/granite.cpp: llama's block with the granite scales (embedding, residual, logit: required key)
     "granite": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                     swa_pattern=0, granite_keys=True, unmodelled_keys=Arch.unmodelled_keys + ("deepstack_mapping",)),
+    # src/models/qwen2moe.cpp: qwen2's attention (Q/K/V biases), experts with softmax gating and unnormalized
+    # top-k weights, a sigmoid-gated shared expert (synthetic GGUF, ditto)
+    "qwen2moe": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                     swa_pattern=0, qkv_bias=True, moe=True, n_ff_exp_from_used=True, moe_norm_w=False,
+                     moe_shared=True,
+                     unmodelled_keys=("attention.sliding_window_pattern", "leading_dense_block_count")),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -143,6 +152,7 @@ class GraphShape:
     n_expert: int = 0  # MoE: experts, experts used per token, expert FFN width (0: dense FFN)
     n_expert_used: int = 0
     n_ff_exp: int = 0
+    n_ff_shexp: int = 0  # the shared expert's FFN width (expert_shared_feed_forward_length, default n_ff)
     n_seqs: int = 1  # sequences in the reserved ubatch (n_seq_max): the recurrent blocks work per sequence
     recurrent_layers: tuple = ()  # hybrid models: the layers with a recurrent state instead of attention
     n_embd_r: int = 0  # floats of recurrent state R per sequence (llama_hparams::n_embd_r)
@@ -520,6 +530,8 @@ def _moe_weights(g: Graph, s: GraphShape, a: Arch, x, w) -> tuple:
     if a.moe_gating == "softmax_weight":
         wts = g.op("SOFT_MAX", "ffn_moe_weights_softmax", "f32", (k, T), g.view("RESHAPE", "weights", wts, (k, T)))
         return topk, g.view("RESHAPE", "weights", wts, (1, k, T))
+    if not a.moe_norm_w:
+        return topk, wts
     wts = g.view("RESHAPE", "weights", wts, (k, T))
     total = g.op("CLAMP", "sum clamped", "f32", (1, T), g.op("SUM_ROWS", "ffn_moe_weights_sum", "f32", (1, T), wts))
     wts = g.op("DIV", "ffn_moe_weights_norm", "f32", (k, T), wts, total)
@@ -545,6 +557,11 @@ def _moe_ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
     out = views[0]
     for v in views[1:]:
         out = g.op("ADD", "ffn_moe_out", "f32", (E, T), out, v)
+    if a.moe_shared:  # qwen2moe: + shared FFN * sigmoid(x . w) (sigmoid as silu(g) / g)
+        shared = _ffn(g, dataclasses.replace(s, n_ff=s.n_ff_shexp), a, x, w)
+        gi = g.op("MUL_MAT", "ffn_shexp_gate_inp", "f32", (1, T), w, x)
+        gate = g.op("DIV", "ffn_shexp_gate", "f32", (1, T), g.op("UNARY", "silu", "f32", (1, T), gi), gi)
+        out = g.op("ADD", "ffn_out", "f32", (E, T), out, g.op("MUL", "ffn_shexp_out", "f32", (E, T), shared, gate))
     return out
 
 
