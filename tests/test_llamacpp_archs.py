@@ -69,11 +69,22 @@ def _modelled(arch: str) -> bool:
     return arch in ARCHS
 
 
+_PREDICTIONS = {}
+
+
+def _predict(synth, rec: dict):
+    """One prediction per recorded run, shared by the printout and the exact-bytes tests."""
+    key = (rec["model"], json.dumps(rec["settings"], sort_keys=True))
+    if key not in _PREDICTIONS:
+        _PREDICTIONS[key] = predict_buffers(synth(rec["model"]), settings(rec["settings"]))
+    return _PREDICTIONS[key]
+
+
 @pytest.mark.parametrize("run", RUNS, ids=[p.stem for p in RUNS])
 def test_buffers_equal_llamacpp_printout(run, synth):
     rec = json.loads(run.read_text())
     assert rec["rc"] == 0
-    pred = predict_buffers(synth(rec["model"]), settings(rec["settings"]))
+    pred = _predict(synth, rec)
     want = [(b["device"], b["kind"], b["mib"]) for b in rec["buffers"]]
     got = [(b.device, b.kind, b.mib) for b in pred.buffers]
     if not _modelled(FILES[rec["model"]]["arch"]):  # compute buffer not modelled: said so, the rest exact
@@ -94,7 +105,7 @@ def test_buffers_equal_llamacpp_printout(run, synth):
 def test_exact_bytes(run, synth):
     rec = json.loads(run.read_text())
     by = rec["exact_bytes"]["by_buffer_type"]
-    got = _exact(predict_buffers(synth(rec["model"]), settings(rec["settings"])))
+    got = _exact(_predict(synth, rec))
     if not _modelled(FILES[rec["model"]]["arch"]):
         by = {k: dict(v, compute=0) for k, v in by.items()}
     assert got == by
