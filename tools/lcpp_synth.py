@@ -181,6 +181,7 @@ def specs() -> dict:
     out["qwen2moe-tiny"] = ("qwen2moe", _common("qwen2moe", 3, **{
         "expert_count": 4, "expert_used_count": 2, "expert_feed_forward_length": 64,
         "expert_shared_feed_forward_length": 128}), q2m, "q8_0")
+    out["smollm3-tiny"] = ("smollm3", _common("smollm3", 4), _dense(4), "q4_0")  # layer 3: no RoPE
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

@@ -67,6 +67,7 @@ class Arch:
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                               "leading_dense_block_count")
     false_keys: tuple = ()  # keys that change the graph when present and false
+    no_rope_step: int = 0  # every no_rope_step-th layer skips RoPE (smollm3: n_no_rope_layer_step 4)
     granite_keys: bool = False  # residual_scale, logit_scale and rope.scaling.finetuned read (granite family)
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
 
@@ -120,6 +121,9 @@ ARCHS = {
                      swa_pattern=0, qkv_bias=True, moe=True, n_ff_exp_from_used=True, moe_norm_w=False,
                      moe_shared=True,
                      unmodelled_keys=("attention.sliding_window_pattern", "leading_dense_block_count")),
+    # src/models/smollm3.cpp: llama's block without RoPE on every 4th layer (synthetic GGUF, ditto)
+    "smollm3": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                    swa_pattern=0, no_rope_step=4),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -292,7 +296,7 @@ def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
         if a.qk_norm:
             t = g.op("RMS_NORM", "norm", "f32", t.ne, t)
             t = g.op("MUL", which + " normed", "f32", t.ne, t, w)
-        if pos is not None:
+        if pos is not None and not (a.no_rope_step and (ctx["il"] + 1) % a.no_rope_step == 0):
             t = g.op("ROPE", which, "f32", t.ne, t, pos)
         if which == "q" and a.q_scale:
             t = g.op("SCALE", "q scaled", "f32", t.ne, t)
@@ -587,7 +591,7 @@ def build_graph(s: GraphShape) -> Graph:
     tail = None
     for il in range(s.n_layer):
         swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
-        ctx["cache"] = inp["swa" if swa else "base"]
+        ctx["cache"], ctx["il"] = inp["swa" if swa else "base"], il
         if il in s.recurrent_layers:  # build_rs expands the state reads before the previous block's tail
             ctx["conv"] = _rs_read(g, s, il, ctx)
         cur = tail() if tail else cur
