@@ -182,6 +182,16 @@ def specs() -> dict:
         "expert_count": 4, "expert_used_count": 2, "expert_feed_forward_length": 64,
         "expert_shared_feed_forward_length": 128}), q2m, "q8_0")
     out["smollm3-tiny"] = ("smollm3", _common("smollm3", 4), _dense(4), "q4_0")  # layer 3: no RoPE
+    olmoe = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):  # multi-head attention (2 KV heads): the K norm is n_embd wide
+        b = f"blk.{i}."
+        olmoe += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, Q)),
+                  (b + "attn_v.weight", (E, Q)), (b + "attn_output.weight", (Q, E)), (b + "attn_q_norm.weight", (E,)),
+                  (b + "attn_k_norm.weight", (E,)), (b + "ffn_norm.weight", (E,)), (b + "ffn_gate_inp.weight", (E, 4)),
+                  (b + "ffn_gate_exps.weight", (E, 64, 4)), (b + "ffn_up_exps.weight", (E, 64, 4)),
+                  (b + "ffn_down_exps.weight", (64, E, 4))]
+    out["olmoe-tiny"] = ("olmoe", _common("olmoe", 3, **{"attention.head_count_kv": 2, "feed_forward_length": 64,
+                                                        "expert_count": 4, "expert_used_count": 2}), olmoe, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

@@ -124,6 +124,10 @@ ARCHS = {
     # src/models/smollm3.cpp: llama's block without RoPE on every 4th layer (synthetic GGUF, ditto)
     "smollm3": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                     swa_pattern=0, no_rope_step=4),
+    # src/models/olmoe.cpp: pre-norms, Q/K normed over the full width, experts (softmax, unnormalized top-k,
+    # expert width n_ff) (synthetic GGUF, ditto)
+    "olmoe": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                  swa_pattern=0, qk_norm_full=True, moe=True, moe_norm_w=False),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
