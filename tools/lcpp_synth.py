@@ -192,6 +192,17 @@ def specs() -> dict:
                   (b + "ffn_down_exps.weight", (64, E, 4))]
     out["olmoe-tiny"] = ("olmoe", _common("olmoe", 3, **{"attention.head_count_kv": 2, "feed_forward_length": 64,
                                                         "expert_count": 4, "expert_used_count": 2}), olmoe, "q8_0")
+    sc2 = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output_norm.bias", (E,))]
+    for i in range(3):
+        b = f"blk.{i}."
+        sc2 += [(b + "attn_norm.weight", (E,)), (b + "attn_norm.bias", (E,)), (b + "attn_q.weight", (E, Q)),
+                (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)), (b + "attn_q.bias", (Q,)),
+                (b + "attn_k.bias", (KV,)), (b + "attn_v.bias", (KV,)), (b + "attn_output.weight", (Q, E)),
+                (b + "attn_output.bias", (E,)), (b + "ffn_norm.weight", (E,)), (b + "ffn_norm.bias", (E,)),
+                (b + "ffn_up.weight", (E, F)), (b + "ffn_up.bias", (F,)), (b + "ffn_down.weight", (F, E)),
+                (b + "ffn_down.bias", (E,))]
+    out["starcoder2-tiny"] = ("starcoder2", _common("starcoder2", 3, **{"attention.layer_norm_epsilon": 1e-5}),
+                              sc2, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

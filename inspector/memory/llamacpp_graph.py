@@ -67,6 +67,8 @@ class Arch:
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                               "leading_dense_block_count")
     false_keys: tuple = ()  # keys that change the graph when present and false
+    layer_norm: bool = False  # LayerNorm with bias (NORM, MUL, ADD) for the pre-norms and the output norm (starcoder2)
+    ffn_plain: bool = False  # ungated FFN with biases: up (+b), GELU, down (+b) (LLM_FFN_GELU, LLM_FFN_SEQ: starcoder2)
     no_rope_step: int = 0  # every no_rope_step-th layer skips RoPE (smollm3: n_no_rope_layer_step 4)
     granite_keys: bool = False  # residual_scale, logit_scale and rope.scaling.finetuned read (granite family)
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
@@ -128,6 +130,9 @@ ARCHS = {
     # expert width n_ff) (synthetic GGUF, ditto)
     "olmoe": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                   swa_pattern=0, qk_norm_full=True, moe=True, moe_norm_w=False),
+    # src/models/starcoder2.cpp: LayerNorms with bias, Q/K/V/O biases, plain GELU FFN with biases (synthetic GGUF)
+    "starcoder2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                       swa_pattern=0, qkv_bias=True, wo_bias=True, layer_norm=True, ffn_plain=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -468,7 +473,7 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
     T, E, w = s.n_tokens, s.n_embd, ctx["w"]
     x = inpL
     if a.pre_norms:
-        x = g.op("MUL", "attn_norm", "f32", (E, T), g.op("RMS_NORM", "norm", "f32", (E, T), x), w)
+        x = _norm(g, a, x, w)
     if il in s.recurrent_layers:
         finish = (_mamba2 if s.ssm else _shortconv)(g, s, il, x, ctx)
     else:
@@ -500,7 +505,7 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
     x = sa
     if a.pre_norms:
-        x = g.op("MUL", "ffn_norm", "f32", (E, T), g.op("RMS_NORM", "norm", "f32", (E, T), x), w)
+        x = _norm(g, a, x, w)
     x = (_moe_ffn if s.n_expert else _ffn)(g, s, a, x, w)
     if a.post_norms:
         x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
@@ -510,9 +515,23 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
 
 
+def _norm(g: Graph, a: Arch, x, w, flags=FLAG_COMPUTE) -> Tensor:
+    """build_norm: RMS norm times the weight, or LayerNorm times the weight plus the bias; the last node carries
+    the flags (the output norm is a graph output)."""
+    if a.layer_norm:
+        x = g.op("MUL", "norm_w", "f32", x.ne, g.op("NORM", "norm", "f32", x.ne, x), w)
+        return g.op("ADD", "norm_b", "f32", x.ne, x, w, flags=flags)
+    return g.op("MUL", "norm_w", "f32", x.ne, g.op("RMS_NORM", "norm", "f32", x.ne, x), w, flags=flags)
+
+
 def _ffn(g: Graph, s: GraphShape, a: Arch, x, w) -> Tensor:
-    """build_ffn, gated (LLM_FFN_PAR: gate and up, GLU, down) or with gate and up fused in one matrix (SEQ)."""
+    """build_ffn, gated (LLM_FFN_PAR: gate and up, GLU, down) or with gate and up fused in one matrix (SEQ), or
+    plain with biases (up + b, GELU, down + b)."""
     T = x.ne[1]
+    if a.ffn_plain:
+        x = g.op("ADD", "ffn_up_b", "f32", (s.n_ff, T), g.op("MUL_MAT", "ffn_up", "f32", (s.n_ff, T), w, x), w)
+        x = g.op("MUL_MAT", "ffn_down", "f32", (s.n_embd, T), w, g.op("UNARY", "gelu", "f32", x.ne, x))
+        return g.op("ADD", "ffn_out", "f32", x.ne, x, w)
     if a.ffn_fused_up:
         x = g.op("GLU", "ffn_glu", "f32", (s.n_ff, T), g.op("MUL_MAT", "ffn_up", "f32", (2 * s.n_ff, T), w, x))
     else:
@@ -604,8 +623,7 @@ def build_graph(s: GraphShape) -> Graph:
     if a.out_rows_at_end:  # one GET_ROWS on the last layer's output (openai-moe.cpp)
         cur = g.op("GET_ROWS", "out rows", "f32", (E, s.n_outputs), cur, inp["out_ids"])
     R = s.n_outputs
-    x = g.op("RMS_NORM", "norm", "f32", (E, R), cur)
-    x = g.op("MUL", "result_norm", "f32", (E, R), x, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
+    x = _norm(g, a, cur, w, flags=FLAG_COMPUTE | FLAG_OUTPUT)
     logit_scale = "logit_scale" in s.extras
     out = FLAG_COMPUTE | (0 if a.final_softcap or logit_scale else FLAG_OUTPUT)
     x = g.op("MUL_MAT", "result_output", "f32", (s.n_vocab, R), w, x, flags=out)
