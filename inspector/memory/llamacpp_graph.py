@@ -470,10 +470,7 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
     """One block's head (build_norm, then build_attn or the recurrent block up to what they expand into the graph);
     returns the tail (output projection, residual, build_ffn), which the graph reaches only later: a following
     recurrent layer's state reads (build_rs) come before it."""
-    T, E, w = s.n_tokens, s.n_embd, ctx["w"]
-    x = inpL
-    if a.pre_norms:
-        x = _norm(g, a, x, w)
+    x = _norm(g, a, inpL, ctx["w"]) if a.pre_norms else inpL
     if il in s.recurrent_layers:
         finish = (_mamba2 if s.ssm else _shortconv)(g, s, il, x, ctx)
     else:
