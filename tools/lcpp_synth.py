@@ -203,6 +203,14 @@ def specs() -> dict:
                 (b + "ffn_down.bias", (E,))]
     out["starcoder2-tiny"] = ("starcoder2", _common("starcoder2", 3, **{"attention.layer_norm_epsilon": 1e-5}),
                               sc2, "q8_0")
+    glm = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,)), ("output.weight", (E, V))]
+    for i in range(3):
+        b = f"blk.{i}."
+        glm += [(b + "attn_norm.weight", (E,)), (b + "attn_qkv.weight", (E, Q + 2 * KV)),
+                (b + "attn_qkv.bias", (Q + 2 * KV,)), (b + "attn_output.weight", (Q, E)),
+                (b + "post_attention_norm.weight", (E,)), (b + "ffn_norm.weight", (E,)),
+                (b + "ffn_up.weight", (E, 2 * F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
+    out["glm4-tiny"] = ("glm4", _common("glm4", 3, **{"rope.dimension_count": HD}), glm, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

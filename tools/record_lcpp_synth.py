@@ -38,6 +38,7 @@ NAMES_8 = ("qwen2moe-tiny",)  # seed 30
 NAMES_9 = ("smollm3-tiny",)  # seed 31
 NAMES_10 = ("olmoe-tiny",)  # seed 32
 NAMES_11 = ("starcoder2-tiny",)  # seed 33
+NAMES_12 = ("glm4-tiny",)  # seed 34
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -97,7 +98,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5 + NAMES_6 + NAMES_7 + NAMES_8 + NAMES_9 + NAMES_10 + NAMES_11:
+    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5 + NAMES_6 + NAMES_7 + NAMES_8 + NAMES_9 + NAMES_10 + NAMES_11 + NAMES_12:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -134,8 +135,8 @@ def cmd_heldback(seed: int, count: int) -> None:
     out = []
     for _ in range(count):
         names = {23: NAMES, 24: NAMES_2, 25: NAMES_3, 26: NAMES_4, 27: NAMES_5, 28: NAMES_6, 29: NAMES_7,
-                 30: NAMES_8, 31: NAMES_9, 32: NAMES_10}
-        s = draw(rng, names.get(seed, NAMES_11))
+                 30: NAMES_8, 31: NAMES_9, 32: NAMES_10, 33: NAMES_11}
+        s = draw(rng, names.get(seed, NAMES_12))
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue

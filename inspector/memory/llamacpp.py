@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
+from inspector.checkpoint.gguf import GGUFFile
 from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes, graph_extras, unmodelled
 from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 

@@ -133,6 +133,11 @@ ARCHS = {
     # src/models/starcoder2.cpp: LayerNorms with bias, Q/K/V/O biases, plain GELU FFN with biases (synthetic GGUF)
     "starcoder2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
                        swa_pattern=0, qkv_bias=True, wo_bias=True, layer_norm=True, ffn_plain=True),
+    # src/models/glm4.cpp: fused QKV with bias, pre- and post-norms, fused gate/up FFN (synthetic GGUF, ditto);
+    # M-RoPE (rope.dimension_sections) and NextN layers not modelled
+    "glm4": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=True,
+                 swa_pattern=0, fused_qkv=True, qkv_bias=True, ffn_fused_up=True,
+                 unmodelled_keys=Arch.unmodelled_keys + ("rope.dimension_sections", "nextn_predict_layers")),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -296,6 +301,8 @@ def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
     fused = None
     if a.fused_qkv:
         fused = g.op("MUL_MAT", "wqkv", "f32", (s.head_dim * (s.n_head + 2 * s.n_head_kv), s.n_tokens), w, x)
+        if a.qkv_bias:  # wqkv_b
+            fused = g.op("ADD", "wqkv_b", "f32", fused.ne, fused, w)
     out = {}
     for which in a.qkv_order:
         t = _project(g, s, a, x, w, which, fused)
