@@ -27,18 +27,14 @@ import record_llamacpp as rl  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "llamacpp" / "synth"
 SYNTH = Path("/tmp/lcpp-synth")
-NAMES = ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tiny", "qwen3moe-tiny")
-NAMES_2 = ("mistral3-tiny", "olmo2-tiny")  # added later, drawn with their own held-back seed (24)
-NAMES_3 = ("granitehybrid-tiny",)  # seed 25
-NAMES_4 = ("gpt-oss-tiny",)  # seed 26
-NAMES_5 = ("llama-moe-tiny",)  # seed 27
-NAMES_6 = ("granitehybrid-scaled-tiny",)  # seed 28
-NAMES_7 = ("granite-tiny",)  # seed 29
-NAMES_8 = ("qwen2moe-tiny",)  # seed 30
-NAMES_9 = ("smollm3-tiny",)  # seed 31
-NAMES_10 = ("olmoe-tiny",)  # seed 32
-NAMES_11 = ("starcoder2-tiny",)  # seed 33
-NAMES_12 = ("glm4-tiny",)  # seed 34
+# the synthetic files by held-back seed: each group's held-back settings were drawn (and recorded) before its
+# graph template was written
+GROUPS = {23: ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tiny", "qwen3moe-tiny"),
+          24: ("mistral3-tiny", "olmo2-tiny"), 25: ("granitehybrid-tiny",), 26: ("gpt-oss-tiny",),
+          27: ("llama-moe-tiny",), 28: ("granitehybrid-scaled-tiny",), 29: ("granite-tiny",),
+          30: ("qwen2moe-tiny",), 31: ("smollm3-tiny",), 32: ("olmoe-tiny",), 33: ("starcoder2-tiny",),
+          34: ("glm4-tiny",)}
+NAMES = tuple(n for g in GROUPS.values() for n in g)
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
 RS_RE = re.compile(r"^(\w+): size =\s+([\d.]+) MiB \(\s*(\d+) cells,\s+(\d+) layers,\s+(\d+) seqs\s+(\d+) rs_seq\), "
@@ -98,7 +94,7 @@ def exact(path: str, s: dict, dump: bool = False) -> tuple[int, dict, str, str]:
 
 
 def cmd_runs(only: str | None) -> None:
-    for name in NAMES + NAMES_2 + NAMES_3 + NAMES_4 + NAMES_5 + NAMES_6 + NAMES_7 + NAMES_8 + NAMES_9 + NAMES_10 + NAMES_11 + NAMES_12:
+    for name in NAMES:
         path = SYNTH / f"{name}.gguf"
         if (only and only != name) or not path.exists():
             continue
@@ -119,7 +115,7 @@ def cmd_runs(only: str | None) -> None:
             print(t, rc, erc, " ".join(f"{b['device']}/{b['kind']}={b['mib']}" for b in rec["buffers"]), flush=True)
 
 
-def draw(rng: random.Random, names: tuple = NAMES) -> dict:
+def draw(rng: random.Random, names: tuple) -> dict:
     fa = rng.choice(["on", "off"])
     return dict(model=rng.choice(names), n_ctx=rng.choice([64, 200, 700, 1234, 2048, 2500, 6000]),
                 n_batch=rng.choice([100, 128, 300, 512, 1024, 4096]),
@@ -134,9 +130,7 @@ def cmd_heldback(seed: int, count: int) -> None:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        names = {23: NAMES, 24: NAMES_2, 25: NAMES_3, 26: NAMES_4, 27: NAMES_5, 28: NAMES_6, 29: NAMES_7,
-                 30: NAMES_8, 31: NAMES_9, 32: NAMES_10, 33: NAMES_11}
-        s = draw(rng, names.get(seed, NAMES_12))
+        s = draw(rng, GROUPS[seed])
         path = SYNTH / f"{s['model']}.gguf"
         if not path.exists():
             continue
