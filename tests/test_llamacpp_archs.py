@@ -156,3 +156,22 @@ def test_graph_changing_keys_leave_compute_not_modelled(name, key, value, synth)
     assert any(w.startswith("compute buffer:") and key in w or "expert" in w for w in pred.warnings)
     kv = {b.status for b in pred.buffers if b.kind == "kv"}
     assert kv == ({"not modelled"} if "sliding_window" in key else {"exact"})
+
+
+GRAPHS = sorted((SYN / "graphs").glob("*.json.gz"))
+
+
+@pytest.mark.parametrize("path", GRAPHS, ids=[p.name[:-8] for p in GRAPHS])
+def test_reserve_graph_equals_llamacpp_node_by_node(path, synth):
+    """The rebuilt prompt-processing reserve graph (n_ctx 512, n_ubatch 512) against llama.cpp's own
+    (llama_graph_reserve, dumped by tools/lcpp_bytes.cpp): every node's op, type and shape in graph order, and the
+    input leafs in leaf order."""
+    from inspector.memory.llamacpp import graph_shape, hparams, kv_caches, resolve_context
+    from inspector.memory.llamacpp_graph import build_graph
+
+    rec = json.loads(gzip.decompress(path.read_bytes()))
+    hp, s = hparams(synth(rec["model"])), settings(rec["settings"])
+    ctx = resolve_context(hp, s)
+    g = build_graph(graph_shape(hp, ctx, kv_caches(hp, ctx, s, ctx.n_ubatch), s, min(ctx.n_ctx, ctx.n_ubatch)))
+    assert [[t.op, t.type, list(t.ne)] for t in g.nodes] == rec["nodes"]
+    assert [[t.op, t.type, list(t.ne)] for t in g.leafs if not t.ext] == rec["input_leafs"]

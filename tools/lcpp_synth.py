@@ -211,6 +211,14 @@ def specs() -> dict:
                 (b + "post_attention_norm.weight", (E,)), (b + "ffn_norm.weight", (E,)),
                 (b + "ffn_up.weight", (E, 2 * F)), (b + "ffn_down.weight", (F, E)), (b + "post_ffw_norm.weight", (E,))]
     out["glm4-tiny"] = ("glm4", _common("glm4", 3, **{"rope.dimension_count": HD}), glm, "q8_0")
+    coh = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i in range(4):
+        b = f"blk.{i}."
+        coh += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+                (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E)), (b + "ffn_gate.weight", (E, F)),
+                (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+    out["cohere2-tiny"] = ("cohere2", _common("cohere2", 4, **{  # layers 0-2 SWA (RoPE), 3 full (no RoPE)
+        "attention.sliding_window": 64, "logit_scale": 0.25, "attention.layer_norm_epsilon": 1e-5}), coh, "q8_0")
     kv, t = _granite_hybrid()
     out["granitehybrid-tiny"] = ("granitehybrid", kv, t, "f16")
     # as Granite 4.0-H GGUFs are: embedding, residual, logit and attention scales set, no RoPE (NoPE)

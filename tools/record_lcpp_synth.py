@@ -5,6 +5,7 @@
     /work/venv-lcpp/bin/python tools/record_lcpp_synth.py heldback SEED N  # exact bytes of random settings
     /work/venv-lcpp/bin/python tools/record_lcpp_synth.py graph NAME SETTING_TAG  # dump one reserve graph
     /work/venv-lcpp/bin/python tools/record_lcpp_synth.py reparse          # re-parse the saved logs
+    /work/venv-lcpp/bin/python tools/record_lcpp_synth.py graphs           # graphs/: node lists at n_ctx 512
 
 Each printout is a subprocess of tools/record_llamacpp.py (``--one load``: the C API, llama.cpp's log at every
 level but DEBUG); the exact bytes come from /tmp/lcpp_bytes (tools/lcpp_bytes.cpp, built as
@@ -33,7 +34,7 @@ GROUPS = {23: ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tin
           24: ("mistral3-tiny", "olmo2-tiny"), 25: ("granitehybrid-tiny",), 26: ("gpt-oss-tiny",),
           27: ("llama-moe-tiny",), 28: ("granitehybrid-scaled-tiny",), 29: ("granite-tiny",),
           30: ("qwen2moe-tiny",), 31: ("smollm3-tiny",), 32: ("olmoe-tiny",), 33: ("starcoder2-tiny",),
-          34: ("glm4-tiny",)}
+          34: ("glm4-tiny",), 35: ("cohere2-tiny",)}
 NAMES = tuple(n for g in GROUPS.values() for n in g)
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
@@ -141,6 +142,31 @@ def cmd_heldback(seed: int, count: int) -> None:
     print(len(out), "settings")
 
 
+LINE_RE = re.compile(r"(LEAF|NODE) (\d+) op=(\S+) name=(.*?) type=(\S+) ne=(\S+) .*flags=(\d+) ext=(\d)")
+
+
+def cmd_graphs() -> None:
+    """graphs/<name>-fa<off|on>.json.gz: the reserve graph at n_ctx 512, n_ubatch 512, one sequence, f16 KV: each
+    node's op, type and ne in graph order, and the input leafs (op, type, ne) in leaf order."""
+    import gzip
+
+    (OUT / "graphs").mkdir(parents=True, exist_ok=True)
+    for name in NAMES:
+        for fa in ("off", "on"):
+            s = dict(BASE, n_ctx=512, n_batch=512, n_ubatch=512, fa=fa)
+            _, _, cmd, text = exact(str(SYNTH / f"{name}.gguf"), s, dump=True)
+            nodes, leafs = [], []
+            for m in map(LINE_RE.match, text.splitlines()):
+                if m and m.group(1) == "NODE":
+                    nodes.append([m.group(3), m.group(5), [int(x) for x in m.group(6).split(",")]])
+                elif m and m.group(8) == "0":
+                    leafs.append([m.group(3), m.group(5), [int(x) for x in m.group(6).split(",")]])
+            rec = {"model": name, "settings": s, "command": cmd + " 1", "input_leafs": leafs, "nodes": nodes}
+            (OUT / "graphs" / f"{name}-fa{fa}.json.gz").write_bytes(
+                gzip.compress(json.dumps(rec).encode(), mtime=0))
+            print(name, fa, len(nodes), "nodes")
+
+
 def cmd_graph(name: str, t: str) -> None:
     s = next(s for s in grid() if rl.tag(name, s) == t)
     _, _, _, text = exact(str(SYNTH / f"{name}.gguf"), s, dump=True)
@@ -162,6 +188,8 @@ def main() -> None:
         cmd_runs(a[1] if len(a) > 1 else None)
     elif a[0] == "heldback":
         cmd_heldback(int(a[1]), int(a[2]))
+    elif a[0] == "graphs":
+        cmd_graphs()
     elif a[0] == "graph":
         cmd_graph(a[1], a[2])
 

@@ -69,6 +69,10 @@ class Arch:
     false_keys: tuple = ()  # keys that change the graph when present and false
     layer_norm: bool = False  # LayerNorm with bias (NORM, MUL, ADD) for the pre-norms and the output norm (starcoder2)
     ffn_plain: bool = False  # ungated FFN with biases: up (+b), GELU, down (+b) (LLM_FFN_GELU, LLM_FFN_SEQ: starcoder2)
+    norm_bias: bool = True  # the LayerNorms add a bias (cohere2's do not)
+    parallel: bool = False  # attention and FFN both from the block's norm, added to the residual (cohere2)
+    rope_swa_only: bool = False  # RoPE on the sliding-window layers only (cohere2)
+    logit_scale_key: bool = False  # logits scaled by the logit_scale key (cohere2; granite via granite_keys)
     no_rope_step: int = 0  # every no_rope_step-th layer skips RoPE (smollm3: n_no_rope_layer_step 4)
     granite_keys: bool = False  # residual_scale, logit_scale and rope.scaling.finetuned read (granite family)
     qk_norm_full: bool = False  # Q and K RMS-normed over their full width before the per-head reshape (olmo2)
@@ -106,7 +110,7 @@ ARCHS = {
                   unmodelled_keys=Arch.unmodelled_keys + ("attention.sliding_window",)),  # olmo3: iSWA
     # src/models/openai-moe.cpp: SWA every other layer, Q/K/V/O biases, sinks (no node), biased experts with
     # softmax over the selected logits, output rows taken after the last layer (synthetic GGUF, ditto)
-    "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+    "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qkv", post_norms=False,
                     swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
                     moe_bias=True, moe=True),
     # src/models/granite-hybrid.cpp: Mamba-2 blocks (n_head_kv 0: build_mamba2_layer, src/models/mamba-base.cpp)
@@ -138,6 +142,11 @@ ARCHS = {
     "glm4": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=True,
                  swa_pattern=0, fused_qkv=True, qkv_bias=True, ffn_fused_up=True,
                  unmodelled_keys=Arch.unmodelled_keys + ("rope.dimension_sections", "nextn_predict_layers")),
+    # src/models/cohere2.cpp: LayerNorm without bias, parallel attention and FFN, SWA every 4th layer full with
+    # RoPE on the SWA layers only, logits scaled (synthetic GGUF, ditto)
+    "cohere2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qkv", post_norms=False,
+                    swa_pattern=4, layer_norm=True, norm_bias=False, parallel=True, rope_swa_only=True,
+                    logit_scale_key=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -312,7 +321,8 @@ def _qkv(g: Graph, s: GraphShape, a: Arch, x, ctx) -> tuple:
         if a.qk_norm:
             t = g.op("RMS_NORM", "norm", "f32", t.ne, t)
             t = g.op("MUL", which + " normed", "f32", t.ne, t, w)
-        if pos is not None and not (a.no_rope_step and (ctx["il"] + 1) % a.no_rope_step == 0):
+        no_rope = (a.no_rope_step and (ctx["il"] + 1) % a.no_rope_step == 0) or (a.rope_swa_only and not ctx["swa"])
+        if pos is not None and not no_rope:
             t = g.op("ROPE", which, "f32", t.ne, t, pos)
         if which == "q" and a.q_scale:
             t = g.op("SCALE", "q scaled", "f32", t.ne, t)
@@ -482,7 +492,26 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
         finish = (_mamba2 if s.ssm else _shortconv)(g, s, il, x, ctx)
     else:
         finish = _attention(g, s, a, il, x, ctx)
+    if a.parallel:
+        return lambda: _parallel_tail(g, s, a, il, inpL, finish, ctx, x)
     return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)
+
+
+def _parallel_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx, x) -> Tensor:
+    """cohere2's block: FFN of the block's norm x, plus the residual, plus the attention output (the last layer
+    keeps the output rows of all three)."""
+    w, rows = ctx["w"], il == s.n_layer - 1
+    E, T = s.n_embd, s.n_outputs if rows else s.n_tokens
+    if rows:
+        x = g.op("GET_ROWS", "ffn_inp rows", "f32", (E, T), x, ctx["out_ids"])
+    y = _ffn(g, s, a, x, w)
+    if rows:
+        inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
+    y = g.op("ADD", "ffn + residual", "f32", (E, T), y, inpL)
+    att = finish()
+    if rows:
+        att = g.op("GET_ROWS", "out rows", "f32", (E, T), att, ctx["out_ids"])
+    return g.op("ADD", "l_out", "f32", (E, T), y, att)
 
 
 def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) -> Tensor:
@@ -523,8 +552,9 @@ def _norm(g: Graph, a: Arch, x, w, flags=FLAG_COMPUTE) -> Tensor:
     """build_norm: RMS norm times the weight, or LayerNorm times the weight plus the bias; the last node carries
     the flags (the output norm is a graph output)."""
     if a.layer_norm:
-        x = g.op("MUL", "norm_w", "f32", x.ne, g.op("NORM", "norm", "f32", x.ne, x), w)
-        return g.op("ADD", "norm_b", "f32", x.ne, x, w, flags=flags)
+        x = g.op("MUL", "norm_w", "f32", x.ne, g.op("NORM", "norm", "f32", x.ne, x), w,
+                 flags=FLAG_COMPUTE if a.norm_bias else flags)
+        return g.op("ADD", "norm_b", "f32", x.ne, x, w, flags=flags) if a.norm_bias else x
     return g.op("MUL", "norm_w", "f32", x.ne, g.op("RMS_NORM", "norm", "f32", x.ne, x), w, flags=flags)
 
 
@@ -618,7 +648,7 @@ def build_graph(s: GraphShape) -> Graph:
     tail = None
     for il in range(s.n_layer):
         swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
-        ctx["cache"], ctx["il"] = inp["swa" if swa else "base"], il
+        ctx["cache"], ctx["il"], ctx["swa"] = inp["swa" if swa else "base"], il, swa
         if il in s.recurrent_layers:  # build_rs expands the state reads before the previous block's tail
             ctx["conv"] = _rs_read(g, s, il, ctx)
         cur = tail() if tail else cur
@@ -645,8 +675,10 @@ def graph_extras(arch: str, meta: dict) -> frozenset:
     a, out = ARCHS.get(arch), set()
     if meta.get(f"{arch}.embedding_scale"):
         out.add("embedding_scale")
+    if a is not None and (a.granite_keys or a.logit_scale_key) and meta.get(f"{arch}.logit_scale"):
+        out.add("logit_scale")
     if a is not None and a.granite_keys:
-        out |= {k for k in ("residual_scale", "logit_scale") if meta.get(f"{arch}.{k}")}
+        out |= {k for k in ("residual_scale",) if meta.get(f"{arch}.{k}")}
         if meta.get(f"{arch}.rope.scaling.finetuned", True) is False:
             out.add("nope")
     return frozenset(out)
