@@ -175,3 +175,16 @@ def test_reserve_graph_equals_llamacpp_node_by_node(path, synth):
     g = build_graph(graph_shape(hp, ctx, kv_caches(hp, ctx, s, ctx.n_ubatch), s, min(ctx.n_ctx, ctx.n_ubatch)))
     assert [[t.op, t.type, list(t.ne)] for t in g.nodes] == rec["nodes"]
     assert [[t.op, t.type, list(t.ne)] for t in g.leafs if not t.ext] == rec["input_leafs"]
+
+
+def test_unchecked_architecture_kv_is_assumed_and_compute_not_modelled(synth):
+    """An architecture with no template (here qwen2's header renamed to exaone4): compute left out, the KV cache
+    shown as the generic single cache and marked assumed; model and output stay exact."""
+    import dataclasses
+
+    f = synth("qwen2-tiny")
+    meta = {("exaone4" + k[len("qwen2"):] if k.startswith("qwen2.") else k): v for k, v in f.metadata.items()}
+    g = dataclasses.replace(f, metadata={**meta, "general.architecture": "exaone4"})
+    pred = predict_buffers(g, LlamaCppSettings(n_ctx=4096, n_batch=512, n_ubatch=512, flash_attn="on"))
+    assert {b.kind: b.status for b in pred.buffers} == {"model": "exact", "output": "exact", "kv": "assumed"}
+    assert any(w.startswith("compute buffer: no graph template") for w in pred.warnings)

@@ -316,10 +316,7 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out = model_buffers(f, s)
     # output_reserve(n_seq_max): n_vocab floats per output (no embeddings output)
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
-    kv_why = _kv_unmodelled(hp.arch, f.metadata)
-    kv_status = "not modelled" if kv_why else "exact"
-    if kv_why:
-        warn.append(f"KV cache: {kv_why}")
+    kv_status = _kv_status(hp.arch, f.metadata, warn)
     out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV, kv_status) for c in caches]
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
@@ -336,6 +333,20 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     else:
         warn.append(f"compute buffer: {why}")
     return Prediction(ctx, tuple(out), tuple(caches), tuple(warn), tuple(rs))
+
+
+def _kv_status(arch: str, meta: dict, warn: list) -> str:
+    """exact (an architecture checked against llama.cpp), not modelled (a key makes llama.cpp split the cache
+    otherwise) or assumed (an architecture never checked: the generic single cache); warnings say why."""
+    why = _kv_unmodelled(arch, meta)
+    if why:
+        warn.append(f"KV cache: {why}")
+        return "not modelled"
+    if arch not in ARCHS and arch not in RECURRENT_ARCHS:
+        warn.append(f"KV cache: architecture {arch!r} not checked against llama.cpp: assumed one cache over "
+                    "every layer, n_head_kv x head dim wide (MLA, KV sharing or sliding windows would differ)")
+        return "assumed"
+    return "exact"
 
 
 def _kv_unmodelled(arch: str, meta: dict) -> str:
