@@ -165,7 +165,7 @@ GRAPHS = sorted((SYN / "graphs").glob("*.json.gz"))
 def test_reserve_graph_equals_llamacpp_node_by_node(path, synth):
     """The rebuilt prompt-processing reserve graph (n_ctx 512, n_ubatch 512) against llama.cpp's own
     (llama_graph_reserve, dumped by tools/lcpp_bytes.cpp): every node's op, type and shape in graph order, and the
-    input leafs in leaf order."""
+    input leafs in leaf order; each node's flags too (an output is never freed)."""
     from inspector.memory.llamacpp import graph_shape, hparams, kv_caches, resolve_context
     from inspector.memory.llamacpp_graph import build_graph
 
@@ -173,7 +173,7 @@ def test_reserve_graph_equals_llamacpp_node_by_node(path, synth):
     hp, s = hparams(synth(rec["model"])), settings(rec["settings"])
     ctx = resolve_context(hp, s)
     g = build_graph(graph_shape(hp, ctx, kv_caches(hp, ctx, s, ctx.n_ubatch), s, min(ctx.n_ctx, ctx.n_ubatch)))
-    assert [[t.op, t.type, list(t.ne)] for t in g.nodes] == rec["nodes"]
+    assert [[t.op, t.type, list(t.ne), t.flags] for t in g.nodes] == rec["nodes"]
     assert [[t.op, t.type, list(t.ne)] for t in g.leafs if not t.ext] == rec["input_leafs"]
 
 

@@ -24,8 +24,8 @@ E, H, HKV, HD, F, V = 128, 2, 1, 64, 256, 320  # hidden, heads, KV heads, head d
 Q, KV = H * HD, HKV * HD
 
 
-def _vocab(w: gguf.GGUFWriter) -> None:
-    """A SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then filler pieces."""
+def _vocab(w: gguf.GGUFWriter, V: int) -> None:
+    """A SentencePiece-style vocabulary of V pieces: <unk>, <s>, </s>, the 256 byte tokens, then filler pieces."""
     toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["<|endoftext|>"]
     toks += [f"tok{i}" for i in range(V - len(toks))]  # (phi3's vocab loader looks <|endoftext|> up by name)
     types = [2, 3, 3] + [6] * 256 + [3] + [1] * (V - 260)
@@ -230,6 +230,27 @@ def specs() -> dict:
     return out
 
 
+def _with_dims(dims: dict, names: tuple) -> dict:
+    """specs() built with other dimensions (hidden, heads, KV heads, head dim, FFN, vocab), the chosen entries
+    renamed <arch>-wide: checks that nothing was tuned to the tiny dims (Q width != hidden, GQA 4, head dim 128,
+    a larger vocabulary)."""
+    g = globals()
+    saved = {k: g[k] for k in ("E", "H", "HKV", "HD", "F", "V", "Q", "KV")}
+    g.update(dims)
+    g.update(Q=g["H"] * g["HD"], KV=g["HKV"] * g["HD"])
+    try:
+        built = specs()
+    finally:
+        g.update(saved)
+    return {n.replace("-tiny", "-wide"): built[n] for n in names}
+
+
+def wide_specs() -> dict:
+    out = _with_dims(dict(E=256, H=4, HKV=1, HD=128, F=512, V=2048), ("qwen3-tiny", "gemma2-tiny", "gpt-oss-tiny"))
+    out.update(_with_dims(dict(E=256, H=2, HKV=1, HD=128, F=512, V=2048), ("lfm2-tiny",)))  # lfm2: Q = hidden
+    return out
+
+
 def _add(w: gguf.GGUFWriter, name: str, ne: tuple, mtype: str) -> None:
     shape = tuple(reversed(ne))  # numpy order: ne0 last
     qt = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}.get(mtype)
@@ -257,7 +278,7 @@ def write(name: str, spec: tuple, folder: Path) -> Path:
             w.add_float32(key, v)
         else:
             w.add_uint32(key, v)
-    _vocab(w)
+    _vocab(w, next(ne[1] for n, ne in tensors if n == "token_embd.weight"))
     for tname, ne in tensors:
         _add(w, tname, ne, mtype)
     w.write_header_to_file()
@@ -279,7 +300,7 @@ def main() -> None:
     heads = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "synth" / "headers"
     heads.mkdir(parents=True, exist_ok=True)
     index = {}
-    for name, spec in specs().items():
+    for name, spec in {**specs(), **wide_specs()}.items():
         p = write(name, spec, folder)
         (heads / f"{name}.gguf.head.gz").write_bytes(gzip.compress(header_bytes(p), mtime=0))
         index[name] = {"arch": spec[0], "file_bytes": p.stat().st_size,

@@ -34,7 +34,8 @@ GROUPS = {23: ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tin
           24: ("mistral3-tiny", "olmo2-tiny"), 25: ("granitehybrid-tiny",), 26: ("gpt-oss-tiny",),
           27: ("llama-moe-tiny",), 28: ("granitehybrid-scaled-tiny",), 29: ("granite-tiny",),
           30: ("qwen2moe-tiny",), 31: ("smollm3-tiny",), 32: ("olmoe-tiny",), 33: ("starcoder2-tiny",),
-          34: ("glm4-tiny",), 35: ("cohere2-tiny",)}
+          34: ("glm4-tiny",), 35: ("cohere2-tiny",),
+          36: ("qwen3-wide", "gemma2-wide", "gpt-oss-wide", "lfm2-wide")}
 NAMES = tuple(n for g in GROUPS.values() for n in g)
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)
@@ -147,7 +148,8 @@ LINE_RE = re.compile(r"(LEAF|NODE) (\d+) op=(\S+) name=(.*?) type=(\S+) ne=(\S+)
 
 def cmd_graphs() -> None:
     """graphs/<name>-fa<off|on>.json.gz: the reserve graph at n_ctx 512, n_ubatch 512, one sequence, f16 KV: each
-    node's op, type and ne in graph order, and the input leafs (op, type, ne) in leaf order."""
+    node's op, type, ne and flags (1 input, 2 output, 16 compute) in graph order, and the input leafs (op, type,
+    ne) in leaf order."""
     import gzip
 
     (OUT / "graphs").mkdir(parents=True, exist_ok=True)
@@ -158,7 +160,7 @@ def cmd_graphs() -> None:
             nodes, leafs = [], []
             for m in map(LINE_RE.match, text.splitlines()):
                 if m and m.group(1) == "NODE":
-                    nodes.append([m.group(3), m.group(5), [int(x) for x in m.group(6).split(",")]])
+                    nodes.append([m.group(3), m.group(5), [int(x) for x in m.group(6).split(",")], int(m.group(7))])
                 elif m and m.group(8) == "0":
                     leafs.append([m.group(3), m.group(5), [int(x) for x in m.group(6).split(",")]])
             rec = {"model": name, "settings": s, "command": cmd + " 1", "input_leafs": leafs, "nodes": nodes}

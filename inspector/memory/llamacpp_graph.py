@@ -56,6 +56,7 @@ class Arch:
     pre_norms: bool = True  # RMS norm before attention and before the FFN (olmo2 has none: post norms only)
     wo_bias: bool = False  # attention output projection bias added (build_attn wo_b: gpt-oss)
     out_rows_at_end: bool = False  # output rows selected once after the last layer, not inside it (gpt-oss)
+    h_nextn_output: bool = False  # the last layer's output is a graph output (res->t_h_nextn, set_outputs: gpt-oss)
     moe_gating: str = "softmax"  # build_moe_ffn gating: softmax over all experts then normalized top-k weights
     #                              (qwen3moe), or "softmax_weight": softmax over the top-k logits only (gpt-oss)
     moe_bias: bool = False  # router and expert biases (ADD, ADD_ID: gpt-oss)
@@ -111,7 +112,8 @@ ARCHS = {
     # src/models/openai-moe.cpp: SWA every other layer, Q/K/V/O biases, sinks (no node), biased experts with
     # softmax over the selected logits, output rows taken after the last layer (synthetic GGUF, ditto)
     "gpt-oss": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qkv", post_norms=False,
-                    swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, moe_gating="softmax_weight",
+                    swa_pattern=2, qkv_bias=True, wo_bias=True, out_rows_at_end=True, h_nextn_output=True,
+                    moe_gating="softmax_weight",
                     moe_bias=True, moe=True),
     # src/models/granite-hybrid.cpp: Mamba-2 blocks (n_head_kv 0: build_mamba2_layer, src/models/mamba-base.cpp)
     # and llama-like attention blocks; residual and logit scales, NoPE (synthetic GGUFs with and without them)
@@ -654,6 +656,8 @@ def build_graph(s: GraphShape) -> Graph:
         cur = tail() if tail else cur
         tail = _layer(g, s, a, il, cur, ctx)
     cur = tail()
+    if a.h_nextn_output:  # never freed: it stays alive below the logits
+        cur.flags |= FLAG_OUTPUT
     if a.out_rows_at_end:  # one GET_ROWS on the last layer's output (openai-moe.cpp)
         cur = g.op("GET_ROWS", "out rows", "f32", (E, s.n_outputs), cur, inp["out_ids"])
     R = s.n_outputs
