@@ -54,6 +54,8 @@ def _common(arch: str, n_layer: int, **kv) -> dict:
     d = {"context_length": 8192, "embedding_length": E, "block_count": n_layer, "feed_forward_length": F,
          "attention.head_count": H, "attention.head_count_kv": HKV, "attention.layer_norm_rms_epsilon": 1e-6,
          "rope.freq_base": 10000.0}
+    if H * HD != E:  # head dim not n_embd / n_head (the -wide files): say it
+        d.update({"attention.key_length": HD, "attention.value_length": HD})
     d.update(kv)
     return d
 
@@ -76,7 +78,7 @@ def _lfm2() -> tuple:
 
 def _granite_hybrid() -> tuple:
     """Mamba-2 layers (n_head_kv 0) and attention layers; d_inner 256, d_state 16, 1 group, 4 SSM heads, d_conv 4."""
-    kinds, di, ds, nh, dc = [0, 1, 0, 1], 256, 16, 4, 4
+    kinds, di, ds, nh, dc = [0, 1, 0, 1], 2 * E, 16, 4, 4  # granite-hybrid.cpp asserts d_inner = 2 n_embd
     t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
     for i, hk in enumerate(kinds):
         b = f"blk.{i}."
@@ -245,9 +247,22 @@ def _with_dims(dims: dict, names: tuple) -> dict:
     return {n.replace("-tiny", "-wide"): built[n] for n in names}
 
 
+WIDE = dict(E=256, H=4, HKV=1, HD=128, F=512, V=2048)  # Q = 512 != hidden 256
+WIDE_Q = dict(E=256, H=2, HKV=1, HD=128, F=512, V=2048)  # Q = hidden, for builders that require it
+
+
 def wide_specs() -> dict:
-    out = _with_dims(dict(E=256, H=4, HKV=1, HD=128, F=512, V=2048), ("qwen3-tiny", "gemma2-tiny", "gpt-oss-tiny"))
-    out.update(_with_dims(dict(E=256, H=2, HKV=1, HD=128, F=512, V=2048), ("lfm2-tiny",)))  # lfm2: Q = hidden
+    out = _with_dims(WIDE, ("qwen3-tiny", "gemma2-tiny", "gpt-oss-tiny"))
+    out.update(_with_dims(WIDE_Q, ("lfm2-tiny",)))
+    return out
+
+
+def wide_specs_2() -> dict:
+    """The other architectures at the wide dimensions (added after wide_specs; own held-back seed)."""
+    out = _with_dims(WIDE, ("qwen3moe-tiny", "glm4-tiny", "granite-tiny", "smollm3-tiny", "mistral3-tiny",
+                            "llama-moe-tiny", "granitehybrid-tiny"))
+    out.update(_with_dims(WIDE_Q, ("phi3-tiny", "olmo2-tiny", "qwen2-tiny", "qwen2moe-tiny", "starcoder2-tiny",
+                                   "cohere2-tiny", "olmoe-tiny")))
     return out
 
 
@@ -300,7 +315,7 @@ def main() -> None:
     heads = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "synth" / "headers"
     heads.mkdir(parents=True, exist_ok=True)
     index = {}
-    for name, spec in {**specs(), **wide_specs()}.items():
+    for name, spec in {**specs(), **wide_specs(), **wide_specs_2()}.items():
         p = write(name, spec, folder)
         (heads / f"{name}.gguf.head.gz").write_bytes(gzip.compress(header_bytes(p), mtime=0))
         index[name] = {"arch": spec[0], "file_bytes": p.stat().st_size,
