@@ -116,6 +116,26 @@ def _gpt_oss() -> tuple:
                                                  "expert_used_count": 2, "expert_feed_forward_length": f}), t, "q8_0")
 
 
+def _lfm2moe() -> tuple:
+    """LFM2-MoE: lfm2's layers, layer 0 dense (leading_dense_block_count 1), the others 4 experts (2 used, 64 wide)
+    with sigmoid gating (expert_gating_func 2) and a selection bias (exp_probs_b)."""
+    kv, t = _lfm2()
+    moe = []
+    for name, ne in t:
+        i = int(name.split(".")[1]) if name.startswith("blk.") else -1
+        if i >= 1 and name.endswith(("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")):
+            continue
+        moe.append((name, ne))
+    for i in range(1, 4):
+        b = f"blk.{i}."
+        moe += [(b + "ffn_gate_inp.weight", (E, 4)), (b + "ffn_gate_exps.weight", (E, 64, 4)),
+                (b + "ffn_up_exps.weight", (E, 64, 4)), (b + "ffn_down_exps.weight", (64, E, 4)),
+                (b + "exp_probs_b.bias", (4,))]
+    kv = dict(kv, **{"leading_dense_block_count": 1, "expert_count": 4, "expert_used_count": 2,
+                     "expert_feed_forward_length": 64, "expert_gating_func": 2})
+    return kv, moe
+
+
 def specs() -> dict:
     """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
     out = {}
@@ -229,6 +249,8 @@ def specs() -> dict:
     out["granitehybrid-scaled-tiny"] = ("granitehybrid", scaled, t, "f16")
     kv, t = _lfm2()
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
+    kv, t = _lfm2moe()
+    out["lfm2moe-tiny"] = ("lfm2moe", kv, t, "f16")
     return out
 
 

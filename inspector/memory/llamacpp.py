@@ -124,6 +124,7 @@ class HParams:
     n_expert_used: int = 0
     n_ff_exp: int = 0
     n_ff_shexp: int = 0  # expert_shared_feed_forward_length (0: absent)
+    n_dense_lead: int = 0  # leading_dense_block_count
     extras: frozenset = frozenset()  # GGUF keys that add graph nodes (llamacpp_graph.graph_extras)
 
 
@@ -160,7 +161,8 @@ def hparams(f: GGUFFile) -> HParams:
                    recurrent=recurrent(m, arch, key("block_count"), n_embd),
                    n_expert=key("expert_count", 0), n_expert_used=key("expert_used_count", 0),
                    n_ff_exp=_scalar(key("expert_feed_forward_length"), 0), extras=graph_extras(arch, m),
-                   n_ff_shexp=key("expert_shared_feed_forward_length", 0))
+                   n_ff_shexp=key("expert_shared_feed_forward_length", 0),
+                   n_dense_lead=key("leading_dense_block_count", 0))
 
 
 def _pad(n: int, a: int) -> int:
@@ -278,7 +280,7 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
                       n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
                       n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0,
                       ssm=hp.recurrent.ssm if hp.recurrent else (), extras=hp.extras,
-                      n_ff_shexp=hp.n_ff_shexp or hp.n_ff)
+                      n_ff_shexp=hp.n_ff_shexp or hp.n_ff, n_dense_lead=hp.n_dense_lead)
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,8 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
     if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
-        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} (modelled: lfm2, granitehybrid); "
+        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} "
+                    "(modelled: lfm2, lfm2moe, granitehybrid); "
                     "the KV cache counts every layer")
     why = unmodelled(hp.arch, f.metadata, hp.n_expert)
     if not why:

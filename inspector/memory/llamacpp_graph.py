@@ -62,9 +62,11 @@ class Arch:
     moe_bias: bool = False  # router and expert biases (ADD, ADD_ID: gpt-oss)
     moe: bool = False  # experts (expert_count > 0) modelled for this architecture (checked on a synthetic GGUF)
     moe_norm_w: bool = True  # softmax gating: the top-k weights normalized to sum 1 (build_moe_ffn norm_w)
+    moe_selection_bias: bool = False  # exp_probs_b added to the gate probabilities for the top-k choice (lfm2moe)
     moe_shared: bool = False  # a shared expert FFN gated by sigmoid(x . gate_inp_shexp), added (qwen2moe)
     n_ff_exp_from_used: bool = False  # no expert_feed_forward_length: n_ff / n_expert_used (qwen3moe), else n_ff
     # keys (under the arch prefix) that change the graph when present and nonzero; not modelled: "not modelled"
+    # (expert_gating_func other than softmax (1) / sigmoid (2) is checked in unmodelled)
     unmodelled_keys: tuple = ("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                               "leading_dense_block_count")
     false_keys: tuple = ()  # keys that change the graph when present and false
@@ -149,6 +151,13 @@ ARCHS = {
     "cohere2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qkv", post_norms=False,
                     swa_pattern=4, layer_norm=True, norm_bias=False, parallel=True, rope_swa_only=True,
                     logit_scale_key=True),
+    # src/models/lfm2moe.cpp (lfm2's graph): leading dense layers, then experts with the GGUF's gating function
+    # (sigmoid here), a selection bias and normalized weights (synthetic GGUF, ditto)
+    "lfm2moe": Arch(embed_scale=False, qk_norm=True, q_scale=False, qkv_order="qvk", post_norms=False,
+                    swa_pattern=0, residual_first=True, attn_residual_first=True, moe=True,
+                    moe_selection_bias=True,
+                    unmodelled_keys=("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
+                                     "attention.sliding_window")),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -182,6 +191,7 @@ class GraphShape:
     n_expert_used: int = 0
     n_ff_exp: int = 0
     n_ff_shexp: int = 0  # the shared expert's FFN width (expert_shared_feed_forward_length, default n_ff)
+    n_dense_lead: int = 0  # MoE models: the first layers with a dense FFN (leading_dense_block_count)
     n_seqs: int = 1  # sequences in the reserved ubatch (n_seq_max): the recurrent blocks work per sequence
     recurrent_layers: tuple = ()  # hybrid models: the layers with a recurrent state instead of attention
     n_embd_r: int = 0  # floats of recurrent state R per sequence (llama_hparams::n_embd_r)
@@ -496,7 +506,9 @@ def _layer(g: Graph, s: GraphShape, a: Arch, il: int, inpL, ctx):
         finish = _attention(g, s, a, il, x, ctx)
     if a.parallel:
         return lambda: _parallel_tail(g, s, a, il, inpL, finish, ctx, x)
-    return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)
+    if s.n_expert and il >= s.n_dense_lead:  # build_moe_ffn's expands reach the tail up to the experts now
+        return _layer_tail(g, s, a, il, inpL, finish, ctx)
+    return lambda: _layer_tail(g, s, a, il, inpL, finish, ctx)()
 
 
 def _parallel_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx, x) -> Tensor:
@@ -516,8 +528,10 @@ def _parallel_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx,
     return g.op("ADD", "l_out", "f32", (E, T), y, att)
 
 
-def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) -> Tensor:
-    """The block's output (finish), the last layer's output rows, post norms, residual, FFN and residual."""
+def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx):
+    """The block's output (finish), the last layer's output rows, post norms, residual and the FFN's norm; an MoE
+    FFN too (build_moe_ffn expands its nodes into the graph at once). Returns the rest (a dense FFN, post norm,
+    residual), which the graph reaches only from the next layer."""
     T, E, w = s.n_tokens, s.n_embd, ctx["w"]
     last = il == s.n_layer - 1 and not a.out_rows_at_end
     if last and a.attn_residual_first:  # ADD(residual rows, block rows): ggml visits the residual's rows first
@@ -538,16 +552,19 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx) ->
     if last:
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
-    x = sa
-    if a.pre_norms:
-        x = _norm(g, a, x, w)
-    x = (_moe_ffn if s.n_expert else _ffn)(g, s, a, x, w)
+    x = _norm(g, a, sa, w) if a.pre_norms else sa
+    moe = s.n_expert and il >= s.n_dense_lead
+    x = _moe_ffn(g, s, a, x, w) if moe else x
+    return lambda: _layer_end(g, s, a, sa, x if moe else _ffn(g, s, a, x, w), w)
+
+
+def _layer_end(g: Graph, s: GraphShape, a: Arch, sa, x, w) -> Tensor:
+    """After the FFN: post norm, residual scale, the residual ADD (l_out)."""
     if a.post_norms:
-        x = g.op("RMS_NORM", "norm", "f32", (E, T), x)
-        x = g.op("MUL", "ffn_post_norm", "f32", (E, T), x, w)
+        x = g.op("MUL", "ffn_post_norm", "f32", x.ne, g.op("RMS_NORM", "norm", "f32", x.ne, x), w)
     if "residual_scale" in s.extras:
-        x = g.op("SCALE", "residual scaled", "f32", (E, T), x)
-    return g.op("ADD", "l_out", "f32", (E, T), *((sa, x) if a.residual_first else (x, sa)))
+        x = g.op("SCALE", "residual scaled", "f32", x.ne, x)
+    return g.op("ADD", "l_out", "f32", x.ne, *((sa, x) if a.residual_first else (x, sa)))
 
 
 def _norm(g: Graph, a: Arch, x, w, flags=FLAG_COMPUTE) -> Tensor:
@@ -584,13 +601,17 @@ def _moe_weights(g: Graph, s: GraphShape, a: Arch, x, w) -> tuple:
     probs = g.op("MUL_MAT", "ffn_moe_logits", "f32", (n, T), w, x)
     if a.moe_bias:
         probs = g.op("ADD", "ffn_moe_logits_biased", "f32", (n, T), probs, w)
-    if a.moe_gating == "softmax":
+    gating = "sigmoid" if "sigmoid_gating" in s.extras else a.moe_gating
+    if gating == "softmax":
         probs = g.op("SOFT_MAX", "ffn_moe_probs", "f32", (n, T), probs)
+    elif gating == "sigmoid":
+        probs = g.op("UNARY", "ffn_moe_probs", "f32", (n, T), probs)
     probs_r = g.view("RESHAPE", "probs", probs, (1, n, T))
-    order = g.op("ARGSORT", "ffn_moe_argsort", "i32", (n, T), probs)
+    select = g.op("ADD", "ffn_moe_probs_biased", "f32", (n, T), probs, w) if a.moe_selection_bias else probs
+    order = g.op("ARGSORT", "ffn_moe_argsort", "i32", (n, T), select)
     topk = g.view("VIEW", "ffn_moe_topk", order, (k, T), (4, 4 * n, 4 * n * T, 4 * n * T))
     wts = g.op("GET_ROWS", "ffn_moe_weights", "f32", (1, k, T), probs_r, topk)
-    if a.moe_gating == "softmax_weight":
+    if gating == "softmax_weight":
         wts = g.op("SOFT_MAX", "ffn_moe_weights_softmax", "f32", (k, T), g.view("RESHAPE", "weights", wts, (k, T)))
         return topk, g.view("RESHAPE", "weights", wts, (1, k, T))
     if not a.moe_norm_w:
@@ -685,6 +706,8 @@ def graph_extras(arch: str, meta: dict) -> frozenset:
         out |= {k for k in ("residual_scale",) if meta.get(f"{arch}.{k}")}
         if meta.get(f"{arch}.rope.scaling.finetuned", True) is False:
             out.add("nope")
+    if a is not None and a.moe and meta.get(f"{arch}.expert_gating_func") == 2:  # ..._GATING_FUNC_TYPE_SIGMOID
+        out.add("sigmoid_gating")
     return frozenset(out)
 
 
@@ -700,6 +723,9 @@ def unmodelled(arch: str, meta: dict, n_expert: int) -> str:
         v = meta.get(f"{arch}.{k}")
         if v and not (k == "attention.sliding_window_pattern" and _default_pattern(a, v)):
             return f"{arch}.{k} = {v} changes the graph and is not modelled"
+    if meta.get(f"{arch}.expert_gating_func", 1) not in (1, 2) or (
+            meta.get(f"{arch}.expert_gating_func") == 2 and not a.moe_selection_bias):
+        return f"{arch}.expert_gating_func = {meta.get(f'{arch}.expert_gating_func')} is not modelled for {arch!r}"
     for k in a.false_keys:
         if meta.get(f"{arch}.{k}", True) is False:
             return f"{arch}.{k} = false changes the graph and is not modelled"

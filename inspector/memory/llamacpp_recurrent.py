@@ -58,11 +58,16 @@ class RSCache:
         return f"{n / MIB:.2f}"
 
 
-def _lfm2(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
-    kv = meta.get("lfm2.attention.head_count_kv")
-    heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
-    return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
-                     n_embd_r=n_embd * (meta["lfm2.shortconv.l_cache"] - 1), n_embd_s=0)
+def _shortconv(arch: str):
+    """LFM2 / LFM2-MoE: short-convolution layers where head_count_kv is 0; R = n_embd * (l_cache - 1), no S."""
+
+    def rule(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
+        kv = meta.get(f"{arch}.attention.head_count_kv")
+        heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
+        return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
+                         n_embd_r=n_embd * (meta[f"{arch}.shortconv.l_cache"] - 1), n_embd_s=0)
+
+    return rule
 
 
 def _mamba2_hybrid(arch: str):
@@ -83,7 +88,8 @@ def _mamba2_hybrid(arch: str):
 
 
 # architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
-RECURRENT = {"lfm2": _lfm2, "granitehybrid": _mamba2_hybrid("granitehybrid")}
+RECURRENT = {"lfm2": _shortconv("lfm2"), "lfm2moe": _shortconv("lfm2moe"),
+             "granitehybrid": _mamba2_hybrid("granitehybrid")}
 
 
 def recurrent(meta: dict, arch: str, n_layer: int, n_embd: int) -> Recurrent | None:
