@@ -136,6 +136,23 @@ def _lfm2moe() -> tuple:
     return kv, moe
 
 
+def _mamba2() -> tuple:
+    """Pure Mamba-2 (recurrent only, no attention, no FFN), keys as convert_hf_to_gguf writes them (head_count 0,
+    feed_forward_length 0): d_inner 2 x hidden, d_state 16, 1 group, 4 SSM heads, d_conv 4, 3 layers."""
+    di, ds, nh, dc = 2 * E, 16, 4, 4
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i in range(3):
+        b = f"blk.{i}."
+        t += [(b + "attn_norm.weight", (E,)), (b + "ssm_in.weight", (E, 2 * di + 2 * ds + nh)),
+              (b + "ssm_conv1d.weight", (dc, di + 2 * ds)), (b + "ssm_conv1d.bias", (di + 2 * ds,)),
+              (b + "ssm_dt.bias", (nh,)), (b + "ssm_a", (1, nh)), (b + "ssm_d", (1, nh)),
+              (b + "ssm_norm.weight", (di, 1)), (b + "ssm_out.weight", (di, E))]
+    kv = {"context_length": 8192, "embedding_length": E, "block_count": 3, "feed_forward_length": 0,
+          "attention.head_count": 0, "attention.layer_norm_rms_epsilon": 1e-5, "ssm.conv_kernel": dc,
+          "ssm.inner_size": di, "ssm.state_size": ds, "ssm.time_step_rank": nh, "ssm.group_count": 1}
+    return kv, t
+
+
 def specs() -> dict:
     """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
     out = {}
@@ -251,6 +268,8 @@ def specs() -> dict:
     out["lfm2-tiny"] = ("lfm2", kv, t, "f16")
     kv, t = _lfm2moe()
     out["lfm2moe-tiny"] = ("lfm2moe", kv, t, "f16")
+    kv, t = _mamba2()
+    out["mamba2-tiny"] = ("mamba2", kv, t, "f16")
     return out
 
 

@@ -153,8 +153,8 @@ def hparams(f: GGUFFile) -> HParams:
     embd = next(t for t in f.tensors if t.name == "token_embd.weight")
     return HParams(arch=arch, n_layer=key("block_count"), n_embd=n_embd, n_ff=key("feed_forward_length"),
                    n_head=n_head, n_head_kv=_scalar(key("attention.head_count_kv"), n_head),
-                   head_dim_k=key("attention.key_length", n_embd // n_head),
-                   head_dim_v=key("attention.value_length", n_embd // n_head),
+                   head_dim_k=key("attention.key_length", n_embd // n_head if n_head else 0),
+                   head_dim_v=key("attention.value_length", n_embd // n_head if n_head else 0),
                    n_vocab=key("vocab_size", embd.stored_shape[1]), n_ctx_train=key("context_length"),
                    n_swa=key("attention.sliding_window", ARCHS[arch].swa_default)
                    if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
@@ -249,8 +249,11 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
         v = _row_bytes(s.type_v, vd) * cells * ctx.n_stream * layers
         return KVCache(swa, cells, layers, s.n_seq_max, ctx.n_stream, s.type_k, s.type_v, k, v)
 
+    n_attn = hp.n_layer - (len(hp.recurrent.layers) if hp.recurrent else 0)
+    if not n_attn:  # a recurrent model (llm_arch_is_recurrent): llama_memory_recurrent only, no KV cache
+        return []
     if not hp.n_swa:  # a hybrid model's attention cache holds only its attention layers (filter_attn)
-        return [cache("", ctx.n_ctx_seq, hp.n_layer - (len(hp.recurrent.layers) if hp.recurrent else 0))]
+        return [cache("", ctx.n_ctx_seq, n_attn)]
     pattern = ARCHS[hp.arch].swa_pattern
     n_swa_layers = sum(1 for il in range(hp.n_layer) if (il + 1) % pattern != 0)
     base = ctx.n_ctx_seq
@@ -269,7 +272,7 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
         cells = ((first, by["SWA" if first == "swa" else "non-SWA"]),) + (
             (("base", by["non-SWA"]),) if first == "swa" else (("swa", by["SWA"]),))
     else:
-        cells = (("base", by[""]),)
+        cells = (("base", by[""]),) if by else ()
     return GraphShape(arch=hp.arch, n_layer=hp.n_layer, n_embd=hp.n_embd, n_ff=hp.n_ff, n_head=hp.n_head,
                       n_head_kv=hp.n_head_kv, head_dim=hp.head_dim_k, n_vocab=hp.n_vocab,
                       n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
@@ -324,7 +327,7 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
     if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
         warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} "
-                    "(modelled: lfm2, lfm2moe, granitehybrid); "
+                    "(modelled: lfm2, lfm2moe, granitehybrid, mamba2); "
                     "the KV cache counts every layer")
     why = unmodelled(hp.arch, f.metadata, hp.n_expert)
     if not why:

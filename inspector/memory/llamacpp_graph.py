@@ -56,6 +56,7 @@ class Arch:
     pre_norms: bool = True  # RMS norm before attention and before the FFN (olmo2 has none: post norms only)
     wo_bias: bool = False  # attention output projection bias added (build_attn wo_b: gpt-oss)
     out_rows_at_end: bool = False  # output rows selected once after the last layer, not inside it (gpt-oss)
+    no_ffn: bool = False  # the block is the mixer and its residual only, no FFN (mamba2)
     h_nextn_output: bool = False  # the last layer's output is a graph output (res->t_h_nextn, set_outputs: gpt-oss)
     moe_gating: str = "softmax"  # build_moe_ffn gating: softmax over all experts then normalized top-k weights
     #                              (qwen3moe), or "softmax_weight": softmax over the top-k logits only (gpt-oss)
@@ -158,6 +159,10 @@ ARCHS = {
                     moe_selection_bias=True,
                     unmodelled_keys=("attention.sliding_window_pattern", "expert_shared_feed_forward_length",
                                      "attention.sliding_window")),
+    # src/models/mamba.cpp (LLM_ARCH_MAMBA2 branch): recurrent only, each block a norm, a Mamba-2 mixer
+    # (build_mamba2_layer) and the residual (synthetic GGUF, ditto)
+    "mamba2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
+                   swa_pattern=0, no_ffn=True),
     # src/models/qwen2.cpp: llama's block with Q/K/V biases (graph dumped from a synthetic GGUF,
     # fixtures/llamacpp/synth)
     "qwen2": Arch(embed_scale=False, qk_norm=False, q_scale=False, qkv_order="qvk", post_norms=False,
@@ -552,6 +557,8 @@ def _layer_tail(g: Graph, s: GraphShape, a: Arch, il: int, inpL, finish, ctx):
     if last:
         inpL = g.op("GET_ROWS", "inp rows", "f32", (E, T), inpL, ctx["out_ids"])
     sa = g.op("ADD", "ffn_inp", "f32", (E, T), *((inpL, att) if a.attn_residual_first else (att, inpL)))
+    if a.no_ffn:  # mamba2: the residual ADD is the layer's output
+        return lambda: sa
     x = _norm(g, a, sa, w) if a.pre_norms else sa
     moe = s.n_expert and il >= s.n_dense_lead
     x = _moe_ffn(g, s, a, x, w) if moe else x
@@ -671,7 +678,7 @@ def build_graph(s: GraphShape) -> Graph:
     tail = None
     for il in range(s.n_layer):
         swa = a.swa_pattern and (il + 1) % a.swa_pattern != 0
-        ctx["cache"], ctx["il"], ctx["swa"] = inp["swa" if swa else "base"], il, swa
+        ctx["cache"], ctx["il"], ctx["swa"] = inp.get("swa" if swa else "base"), il, swa
         if il in s.recurrent_layers:  # build_rs expands the state reads before the previous block's tail
             ctx["conv"] = _rs_read(g, s, il, ctx)
         cur = tail() if tail else cur

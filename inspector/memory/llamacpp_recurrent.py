@@ -70,12 +70,13 @@ def _shortconv(arch: str):
     return rule
 
 
-def _mamba2_hybrid(arch: str):
-    """Mamba-2 layers where head_count_kv is 0 (src/models/granite-hybrid.cpp: ``is_recr_impl[i] = n_head_kv(i) == 0``):
-    R = (d_conv - 1) * (d_inner + 2 * n_group * d_state) (the conv states), S = d_state * d_inner (the SSM states)."""
+def _mamba2_hybrid(arch: str, pure: bool = False):
+    """Mamba-2 layers where head_count_kv is 0 (src/models/granite-hybrid.cpp: ``is_recr_impl[i] = n_head_kv(i) == 0``),
+    or every layer (``pure``: mamba2, llm_arch_is_recurrent): R = (d_conv - 1) * (d_inner + 2 * n_group * d_state)
+    (the conv states), S = d_state * d_inner (the SSM states)."""
 
     def rule(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
-        kv = meta.get(f"{arch}.attention.head_count_kv")
+        kv = 0 if pure else meta.get(f"{arch}.attention.head_count_kv")
         heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
         d_conv, d_inner = meta[f"{arch}.ssm.conv_kernel"], meta[f"{arch}.ssm.inner_size"]
         d_state, n_group = meta[f"{arch}.ssm.state_size"], meta.get(f"{arch}.ssm.group_count", 0)
@@ -89,7 +90,7 @@ def _mamba2_hybrid(arch: str):
 
 # architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
 RECURRENT = {"lfm2": _shortconv("lfm2"), "lfm2moe": _shortconv("lfm2moe"),
-             "granitehybrid": _mamba2_hybrid("granitehybrid")}
+             "granitehybrid": _mamba2_hybrid("granitehybrid"), "mamba2": _mamba2_hybrid("mamba2", pure=True)}
 
 
 def recurrent(meta: dict, arch: str, n_layer: int, n_embd: int) -> Recurrent | None:
