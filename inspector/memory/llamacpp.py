@@ -324,7 +324,9 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     kv_status = _kv_status(hp.arch, f.metadata, warn)
     out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV, kv_status) for c in caches]
     rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
-    out += [Buffer("llama_memory_recurrent", "CPU", "rs", c.buffer_bytes, SRC_RS) for c in rs]
+    # the recurrent state is part of the model's memory beside the KV cache (the issue's kind "kv"); its function
+    # (llama_memory_recurrent) tells it apart, and llama.cpp prints it as an "RS buffer"
+    out += [Buffer("llama_memory_recurrent", "CPU", "kv", c.buffer_bytes, SRC_RS) for c in rs]
     if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
         warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} "
                     "(modelled: lfm2, lfm2moe, granitehybrid, mamba2); "
@@ -394,7 +396,7 @@ def printout(pred: Prediction) -> list[str]:
     """The memory lines llama.cpp prints for this load, in its order and words (CPU only)."""
     lines, caches, states = [], list(pred.kv_caches), list(pred.rs_caches)
     for b in pred.buffers:
-        if b.kind == "rs":
+        if b.func == "llama_memory_recurrent":
             lines += rs_lines(states.pop(0), b.device)
         elif b.kind == "kv":
             c = caches.pop(0)
