@@ -1,12 +1,13 @@
-"""llama.cpp's buffers for more architectures (qwen2, qwen3, gemma2, phi3, lfm2, ...) against llama.cpp itself.
+"""llama.cpp's buffers for more architectures (qwen2/3, MoEs, gemma2, phi3, gpt-oss, hybrids, ...) against llama.cpp.
 
-The oracle: tiny synthetic GGUFs (tools/lcpp_synth.py: zero weights, small dims, valid hyperparameters) loaded
-by llama.cpp (llama-cpp-python 0.3.36) at several settings; its printouts and exact bytes
-(``llama_get_memory_breakdown``) are fixtures/llamacpp/synth/ (README there). The GGUFs are not committed:
-their headers are, and each test rebuilds the file as the header plus a sparse zero data area of the
-recorded size (the predictor reads the header only). Every buffer line must equal the printout to the
-0.01 MiB shown and the exact bytes; the held-back settings (heldback/, never looked at while the
-templates were written) must equal the exact bytes.
+The oracle: synthetic GGUFs (tools/lcpp_synth.py: zero weights, small dims, valid hyperparameters; 20
+architectures, "-tiny" and "-wide" dimensions) loaded by llama.cpp (llama-cpp-python 0.3.36) at 14 settings each;
+its printouts, exact bytes (``llama_get_memory_breakdown``) and reserve graphs are fixtures/llamacpp/synth/
+(README there). The GGUFs are not committed: their headers are, and each test rebuilds the file as the header
+plus a sparse zero data area of the recorded size (the predictor reads the header only). Every buffer line must
+equal the printout to the 0.01 MiB shown and the exact bytes; the reserve graph must equal llama.cpp's node by
+node; the held-back settings (heldback/, recorded before the templates were written) must equal the exact bytes.
+Keys that would change the graph leave the compute buffer "not modelled" rather than guessed.
 """
 
 from __future__ import annotations
