@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inspector.checkpoint.gguf import GGUFFile
-from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes, graph_extras, unmodelled
+from inspector.memory.llamacpp_archs import ARCHS, graph_extras, unmodelled
+from inspector.memory.llamacpp_graph import GraphShape, compute_bytes
 from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 
 MIB = 1 << 20
