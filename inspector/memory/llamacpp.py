@@ -7,18 +7,22 @@ as printed (two decimals) and the llama.cpp function each rule comes from.
 
 Sources: ggml-org/llama.cpp@0c1e57098, the llama.cpp that llama-cpp-python 0.3.36 vendors (paths
 relative to it). Every rule was checked against llama.cpp's printouts and exact bytes
-(``llama_get_memory_breakdown``) for 151 settings of two real GGUFs (fixtures/llamacpp; README there):
-every figure below is **exact** on CPU. Not yet modelled (fields present, documented): GPU offload
-(``n_gpu_layers``, ``override_tensor``, ``n_cpu_moe``, tensor split); the compute buffer covers the
-architectures of :data:`inspector.memory.llamacpp_graph.ARCHS` only; recurrent and hybrid memories.
+(``llama_get_memory_breakdown``) for 151 settings of two real GGUFs and for synthetic GGUFs of more
+architectures (fixtures/llamacpp, fixtures/llamacpp/synth; READMEs there): every figure below is **exact** on
+CPU. Not yet modelled (fields present, documented): GPU offload (``n_gpu_layers``, ``override_tensor``,
+``n_cpu_moe``, tensor split); the compute buffer covers the architectures of
+:data:`inspector.memory.llamacpp_graph.ARCHS` only; the recurrent state those of
+:data:`inspector.memory.llamacpp_recurrent.RECURRENT` (others of :data:`RECURRENT_ARCHS` get a warning).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
-from inspector.memory.llamacpp_graph import ARCHS, GraphShape, compute_bytes
+from inspector.checkpoint.gguf import GGUFFile
+from inspector.memory.llamacpp_archs import ARCHS, graph_extras, unmodelled
+from inspector.memory.llamacpp_graph import GraphShape, compute_bytes
+from inspector.memory.llamacpp_recurrent import SRC_RS, Recurrent, recurrent, rs_cache, rs_lines
 
 MIB = 1 << 20
 CPU_ALIGNMENT = 32  # ggml-cpu's buffer type alignment (TENSOR_ALIGNMENT, ggml/src/ggml-impl.h)
@@ -116,6 +120,27 @@ class HParams:
     n_vocab: int
     n_ctx_train: int
     n_swa: int
+    recurrent: Recurrent | None = None  # the recurrent layers of a hybrid model (llamacpp_recurrent)
+    n_expert: int = 0  # MoE: expert_count, expert_used_count, expert_feed_forward_length (0: dense)
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
+    n_ff_shexp: int = 0  # expert_shared_feed_forward_length (0: absent)
+    n_dense_lead: int = 0  # leading_dense_block_count
+    extras: frozenset = frozenset()  # GGUF keys that add graph nodes (llamacpp_graph.graph_extras)
+
+
+# llm_arch_is_recurrent / llm_arch_is_hybrid (src/llama-arch.cpp): a recurrent state beside (or instead of) the KV
+# cache; only the architectures of llamacpp_recurrent.RECURRENT have it modelled
+RECURRENT_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7", "jamba", "falcon-h1",
+                             "plamo2", "granitehybrid", "lfm2", "lfm2moe", "nemotron_h", "nemotron_h_moe",
+                             "qwen3next", "kimi-linear", "bailingmoe3", "qwen35", "qwen35moe", "minimax-01"})
+
+
+def _scalar(v, default):
+    """A per-layer array key (e.g. lfm2's head_count_kv) as its largest value (n_embd_v_gqa_max), else the value."""
+    if v is None:
+        return default
+    return max(v) if isinstance(v, (list, tuple)) else v
 
 
 def hparams(f: GGUFFile) -> HParams:
@@ -128,11 +153,17 @@ def hparams(f: GGUFFile) -> HParams:
     n_embd, n_head = key("embedding_length"), key("attention.head_count")
     embd = next(t for t in f.tensors if t.name == "token_embd.weight")
     return HParams(arch=arch, n_layer=key("block_count"), n_embd=n_embd, n_ff=key("feed_forward_length"),
-                   n_head=n_head, n_head_kv=key("attention.head_count_kv", n_head),
-                   head_dim_k=key("attention.key_length", n_embd // n_head),
-                   head_dim_v=key("attention.value_length", n_embd // n_head),
+                   n_head=n_head, n_head_kv=_scalar(key("attention.head_count_kv"), n_head),
+                   head_dim_k=key("attention.key_length", n_embd // n_head if n_head else 0),
+                   head_dim_v=key("attention.value_length", n_embd // n_head if n_head else 0),
                    n_vocab=key("vocab_size", embd.stored_shape[1]), n_ctx_train=key("context_length"),
-                   n_swa=key("attention.sliding_window", 0) if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0)
+                   n_swa=key("attention.sliding_window", ARCHS[arch].swa_default)
+                   if ARCHS.get(arch) and ARCHS[arch].swa_pattern else 0,
+                   recurrent=recurrent(m, arch, key("block_count"), n_embd),
+                   n_expert=key("expert_count", 0), n_expert_used=key("expert_used_count", 0),
+                   n_ff_exp=_scalar(key("expert_feed_forward_length"), 0), extras=graph_extras(arch, m),
+                   n_ff_shexp=key("expert_shared_feed_forward_length", 0),
+                   n_dense_lead=key("leading_dense_block_count", 0))
 
 
 def _pad(n: int, a: int) -> int:
@@ -165,15 +196,31 @@ def resolve_context(hp: HParams, s: LlamaCppSettings) -> Context:
     return Context(n_ctx, n_ctx_seq, n_batch, n_ubatch, n_stream, s.flash_attn in ("on", "auto"))
 
 
+def _repackable(t, s: LlamaCppSettings) -> bool:
+    """A 2-D weight (MUL_MAT) or 3-D expert weight (MUL_MAT_ID) of a type with a repacked layout for this CPU and
+    rows a multiple of 8 (extra_buffer_type::supports_op, ggml-cpu/repack.cpp)."""
+    return (len(t.stored_shape) in (2, 3) and t.quant in REPACK_TYPES[s.cpu]
+            and t.stored_shape[1] % REPACK_ROWS == 0)
+
+
 def _repacked(t, s: LlamaCppSettings) -> bool:
     """CPU_REPACK takes a 2-D weight used by MUL_MAT (not token_embd: GET_ROWS) of a repackable type."""
-    return (len(t.stored_shape) == 2 and t.name != "token_embd.weight" and t.quant in REPACK_TYPES[s.cpu]
-            and t.stored_shape[1] % REPACK_ROWS == 0)
+    return t.name != "token_embd.weight" and _repackable(t, s)
+
+
+def _tied_output(f: GGUFFile, s: LlamaCppSettings) -> list:
+    """A file without output.weight uses token_embd as the output matrix: created a second time with
+    TENSOR_DUPLICATED, whose buffer type is chosen as the output's (MUL_MAT, llama_model_loader::create_tensor,
+    src/llama-model-loader.cpp), so a repackable token_embd also gets a copy in CPU_REPACK (the GET_ROWS copy stays)."""
+    names = {t.name for t in f.tensors}
+    if "output.weight" in names:
+        return []
+    return [t for t in f.tensors if t.name == "token_embd.weight" and _repackable(t, s)]
 
 
 def model_buffers(f: GGUFFile, s: LlamaCppSettings) -> list[Buffer]:
     """CPU_Mapped (the file range of the tensors it holds) or CPU (no mmap: each tensor padded), then CPU_REPACK."""
-    repack = [t for t in f.tensors if _repacked(t, s)]
+    repack = [t for t in f.tensors if _repacked(t, s)] + _tied_output(f, s)
     rest = [t for t in f.tensors if not _repacked(t, s)]
     out = []
     if s.use_mmap:  # buffer_from_host_ptr over [min offset, max end) (get_mapping_range)
@@ -203,8 +250,11 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
         v = _row_bytes(s.type_v, vd) * cells * ctx.n_stream * layers
         return KVCache(swa, cells, layers, s.n_seq_max, ctx.n_stream, s.type_k, s.type_v, k, v)
 
-    if not hp.n_swa:
-        return [cache("", ctx.n_ctx_seq, hp.n_layer)]
+    n_attn = hp.n_layer - (len(hp.recurrent.layers) if hp.recurrent else 0)
+    if not n_attn:  # a recurrent model (llm_arch_is_recurrent): llama_memory_recurrent only, no KV cache
+        return []
+    if not hp.n_swa:  # a hybrid model's attention cache holds only its attention layers (filter_attn)
+        return [cache("", ctx.n_ctx_seq, n_attn)]
     pattern = ARCHS[hp.arch].swa_pattern
     n_swa_layers = sum(1 for il in range(hp.n_layer) if (il + 1) % pattern != 0)
     base = ctx.n_ctx_seq
@@ -223,12 +273,18 @@ def graph_shape(hp: HParams, ctx: Context, caches: list[KVCache], s: LlamaCppSet
         cells = ((first, by["SWA" if first == "swa" else "non-SWA"]),) + (
             (("base", by["non-SWA"]),) if first == "swa" else (("swa", by["SWA"]),))
     else:
-        cells = (("base", by[""]),)
+        cells = (("base", by[""]),) if by else ()
     return GraphShape(arch=hp.arch, n_layer=hp.n_layer, n_embd=hp.n_embd, n_ff=hp.n_ff, n_head=hp.n_head,
                       n_head_kv=hp.n_head_kv, head_dim=hp.head_dim_k, n_vocab=hp.n_vocab,
                       n_tokens=-(-n_out // s.n_seq_max) * s.n_seq_max, n_outputs=n_out, n_stream=ctx.n_stream,
-                      cells=cells,
-                      flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v)
+                      cells=cells, flash_attn=ctx.flash_attn, type_k=s.type_k, type_v=s.type_v,
+                      n_expert=hp.n_expert, n_expert_used=hp.n_expert_used,
+                      n_ff_exp=hp.n_ff_exp or (hp.n_ff // hp.n_expert_used if ARCHS[hp.arch].n_ff_exp_from_used
+                                               and hp.n_expert_used else hp.n_ff),
+                      n_seqs=s.n_seq_max, recurrent_layers=hp.recurrent.layers if hp.recurrent else (),
+                      n_embd_r=hp.recurrent.n_embd_r if hp.recurrent else 0,
+                      ssm=hp.recurrent.ssm if hp.recurrent else (), extras=hp.extras,
+                      n_ff_shexp=hp.n_ff_shexp or hp.n_ff, n_dense_lead=hp.n_dense_lead)
 
 
 @dataclass(frozen=True)
@@ -239,6 +295,7 @@ class Prediction:
     buffers: tuple  # Buffer, in llama.cpp's print order
     kv_caches: tuple  # KVCache
     warnings: tuple  # str
+    rs_caches: tuple = ()  # RSCache: the recurrent state of a hybrid model (llama_memory_recurrent)
 
 
 def _check(hp: HParams, s: LlamaCppSettings, ctx: Context) -> list[str]:
@@ -265,16 +322,53 @@ def predict_buffers(f: GGUFFile, s: LlamaCppSettings) -> Prediction:
     out = model_buffers(f, s)
     # output_reserve(n_seq_max): n_vocab floats per output (no embeddings output)
     out.append(Buffer("llama_context", "CPU", "output", hp.n_vocab * s.n_seq_max * 4, SRC_OUTPUT))
-    out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV) for c in caches]
-    if hp.arch in ARCHS:
+    kv_status = _kv_status(hp.arch, f.metadata, warn)
+    out += [Buffer("llama_kv_cache", "CPU", "kv", _pad_kv(c), SRC_KV, kv_status) for c in caches]
+    rs = [rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)] if hp.recurrent else []
+    # the recurrent state is part of the model's memory beside the KV cache (the issue's kind "kv"); its function
+    # (llama_memory_recurrent) tells it apart, and llama.cpp prints it as an "RS buffer"
+    out += [Buffer("llama_memory_recurrent", "CPU", "kv", c.buffer_bytes, SRC_RS) for c in rs]
+    if hp.arch in RECURRENT_ARCHS and not hp.recurrent:
+        warn.append(f"recurrent state: not modelled for architecture {hp.arch!r} "
+                    "(modelled: lfm2, lfm2moe, granitehybrid, mamba2); "
+                    "the KV cache counts every layer")
+    why = unmodelled(hp.arch, f.metadata, hp.n_expert)
+    if not why:
         # sched_reserve: the pp graph (min(n_ctx, n_ubatch) tokens and outputs), the tg graph (n_seq_max of
         # each), pp again; the buffer only grows: the largest of the allocations
         pp = compute_bytes(graph_shape(hp, ctx, caches, s, min(ctx.n_ctx, ctx.n_ubatch)))
         tg = compute_bytes(graph_shape(hp, ctx, caches, s, s.n_seq_max))
         out.append(Buffer("sched_reserve", "CPU", "compute", max(pp, tg), SRC_COMPUTE))
     else:
-        warn.append(f"compute buffer: no graph template for architecture {hp.arch!r} (covered: {', '.join(ARCHS)})")
-    return Prediction(ctx, tuple(out), tuple(caches), tuple(warn))
+        warn.append(f"compute buffer: {why}")
+    return Prediction(ctx, tuple(out), tuple(caches), tuple(warn), tuple(rs))
+
+
+def _kv_status(arch: str, meta: dict, warn: list) -> str:
+    """exact (an architecture checked against llama.cpp), not modelled (a key makes llama.cpp split the cache
+    otherwise) or assumed (an architecture never checked: the generic single cache); warnings say why."""
+    why = _kv_unmodelled(arch, meta)
+    if why:
+        warn.append(f"KV cache: {why}")
+        return "not modelled"
+    if arch not in ARCHS and arch not in RECURRENT_ARCHS:
+        warn.append(f"KV cache: architecture {arch!r} not checked against llama.cpp: assumed one cache over "
+                    "every layer, n_head_kv x head dim wide (MLA, KV sharing or sliding windows would differ)")
+        return "assumed"
+    return "exact"
+
+
+def _kv_unmodelled(arch: str, meta: dict) -> str:
+    """A window or layer pattern that makes llama.cpp split the KV cache differently from the modelled one."""
+    a = ARCHS.get(arch)
+    if a is None:
+        return ""
+    swa = f"{arch}.attention.sliding_window"
+    if "attention.sliding_window" in a.unmodelled_keys and meta.get(swa):  # olmo3, lfm2 with a window: iSWA
+        return (f"{swa} = {meta[swa]}: llama.cpp splits the cache into SWA and non-SWA caches for this "
+                "architecture, not modelled; the single cache shown is not its size")
+    why = unmodelled(arch, {k: v for k, v in meta.items() if k.endswith("sliding_window_pattern")}, 0)
+    return f"{why}: the SWA/non-SWA layer counts shown assume the architecture's own pattern" if why else ""
 
 
 def _pad_kv(c: KVCache) -> int:
@@ -301,9 +395,11 @@ def kv_line(c: KVCache) -> str:
 
 def printout(pred: Prediction) -> list[str]:
     """The memory lines llama.cpp prints for this load, in its order and words (CPU only)."""
-    lines, caches = [], list(pred.kv_caches)
+    lines, caches, states = [], list(pred.kv_caches), list(pred.rs_caches)
     for b in pred.buffers:
-        if b.kind == "kv":
+        if b.func == "llama_memory_recurrent":
+            lines += rs_lines(states.pop(0), b.device)
+        elif b.kind == "kv":
             c = caches.pop(0)
             if c.swa:
                 label = "non-SWA" if c.swa == "non-SWA" else "    SWA"
@@ -323,6 +419,9 @@ def to_json(pred: Prediction) -> dict:
             "kv_caches": [{"cache": c.swa or "KV", "cells": c.cells, "layers": c.layers,
                            "seqs": f"{c.n_seq_max}/{c.n_stream}", "type_k": c.type_k, "k_bytes": c.k_bytes,
                            "type_v": c.type_v, "v_bytes": c.v_bytes, "mib": c.mib()} for c in pred.kv_caches],
+            "rs_caches": [{"cells": c.cells, "layers": c.layers, "seqs": c.n_seq_max, "type_r": "f32",
+                           "r_bytes": c.r_bytes, "type_s": "f32", "s_bytes": c.s_bytes, "mib": c.mib()}
+                          for c in pred.rs_caches],
             "context": {"n_ctx": pred.context.n_ctx, "n_ctx_seq": pred.context.n_ctx_seq,
                         "n_batch": pred.context.n_batch, "n_ubatch": pred.context.n_ubatch,
                         "n_stream": pred.context.n_stream, "flash_attn": pred.context.flash_attn},
