@@ -202,6 +202,9 @@ def measure(ours: Ours | None, lw: LlamaWorker | None, cells: list[Cell], reps: 
         for k, cell in enumerate(cells):
             for side in (sides if (rep + k) % 2 == 0 else sides[::-1]):
                 getattr(cell, side).append(one(cell, side))
+            print(f"{cell.model} threads {cell.threads} round {rep + 1}/{reps}: decode tok/s "
+                  + ", ".join(f"{s} {getattr(cell, s)[-1]['decode_tok_s']:.1f}" for s in sides)
+                  + f"; load {loadavg()}", file=sys.stderr, flush=True)
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:
@@ -246,7 +249,8 @@ def agreement_rows(cells: list[Cell]) -> list[str]:
         diff = first_difference(o["tokens"], x["tokens"])
         same = "yes" if diff is None else f"no, from token {diff}"
         own = "same" if x["own_ids"] == x.get("ids", x["own_ids"]) else "differs"
-        rows.append(f"| {NAMES[c.model]} | {len(o['tokens'])} | {same} | {own} | {o['text']!r} | {x['text']!r} |")
+        rows.append(f"| {NAMES[c.model]} | {len(o['tokens'])} / {len(x['tokens'])} | {same} | {own} | {o['text']!r} | "
+                    f"{x['text']!r} |")
     return rows
 
 
@@ -261,7 +265,8 @@ def report(cells: list[Cell], header: list[str]) -> None:
     print("\n".join(rate_rows(cells, "prefill_tok_s")))
     rows = agreement_rows(cells)
     if rows:
-        print("\n| model | new tokens | same greedy tokens | llama.cpp's own prompt ids | ours | llama.cpp |")
+        print("\n| model | new tokens (ours / llama.cpp) | same greedy tokens | llama.cpp's own prompt ids | ours | "
+              "llama.cpp |")
         print("|---|---:|---|---|---|---|")
         print("\n".join(rows))
 

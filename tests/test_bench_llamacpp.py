@@ -70,4 +70,4 @@ def test_llama_side_agrees_on_smollm2(bench, capsys):
     ours, theirs = cells[0].ours[0], cells[0].llama[0]
     assert theirs["tokens"] == ours["tokens"] and theirs["own_ids"] == theirs["ids"]
     assert (theirs["n_p_eval"], theirs["n_eval"]) == (5, 2)  # the prompt once, then tokens after the first
-    assert "| SmolLM2-135M-Instruct Q4_1 | 3 | yes | same |" in capsys.readouterr().out
+    assert "| SmolLM2-135M-Instruct Q4_1 | 3 / 3 | yes | same |" in capsys.readouterr().out
