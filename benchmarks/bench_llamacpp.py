@@ -174,6 +174,7 @@ class Cell:
 
     model: str
     threads: int
+    ids: list[int] = field(default_factory=list)  # the prompt's ids, fed to both sides
     ours: list[dict] = field(default_factory=list)
     llama: list[dict] = field(default_factory=list)
 
@@ -248,7 +249,7 @@ def agreement_rows(cells: list[Cell]) -> list[str]:
         o, x = c.ours[-1], c.llama[-1]
         diff = first_difference(o["tokens"], x["tokens"])
         same = "yes" if diff is None else f"no, from token {diff}"
-        own = "same" if x["own_ids"] == x.get("ids", x["own_ids"]) else "differs"
+        own = "same" if x["own_ids"] == c.ids else "differs"
         rows.append(f"| {NAMES[c.model]} | {len(o['tokens'])} / {len(x['tokens'])} | {same} | {own} | {o['text']!r} | "
                     f"{x['text']!r} |")
     return rows
@@ -296,16 +297,13 @@ def run_model(model: str, args, python: str | None) -> list[Cell]:
     path = gguf(model)
     ours = load_ours(path, args.prompt, args.new_tokens)
     lw = LlamaWorker(python, path, args.n_ctx, args.flash_attn) if python else None
-    cells = [Cell(model, int(t)) for t in args.threads.split(",")]
+    cells = [Cell(model, int(t), ours.ids) for t in args.threads.split(",")]
     try:
         measure(ours, lw, cells, args.reps, args.new_tokens)
     finally:
         if lw is not None:
             args.llama_info = lw.info
             lw.close()
-    for c in cells:
-        for x in c.llama:
-            x["ids"] = ours.ids
     args.prompt_tokens[model] = len(ours.ids)
     return cells
 

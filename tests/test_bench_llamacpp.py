@@ -49,7 +49,7 @@ def test_counters_and_ratios(bench):
     rec = {"tokens": [1, 2, 3, 4, 5], "n_eval": 4, "t_eval_ms": 80.0, "n_p_eval": 6, "t_p_eval_ms": 30.0,
            "wall_decode_s": 0.1}
     assert bench.llama_rates(rec) == {"decode_tok_s": 50.0, "prefill_tok_s": 200.0, "wall_decode_tok_s": 40.0}
-    cell = bench.Cell("gemma3", 2, ours=[{"decode_tok_s": v} for v in (10.0, 12.0, 11.0)],
+    cell = bench.Cell("gemma3", 2, [2, 3], ours=[{"decode_tok_s": v} for v in (10.0, 12.0, 11.0)],
                       llama=[{"decode_tok_s": v, "wall_decode_tok_s": v} for v in (50.0, 40.0, 55.0)])
     assert bench.paired(cell, "decode_tok_s").values == [0.2, 0.3, 0.2]
     row = bench.rate_rows([cell], "decode_tok_s")[0]
@@ -68,6 +68,6 @@ def test_llama_side_agrees_on_smollm2(bench, capsys):
     cells = bench.main(["--models", "smollm2", "--threads", "1", "--reps", "1", "--new-tokens", "3",
                         "--llama-python", _llama_python()])
     ours, theirs = cells[0].ours[0], cells[0].llama[0]
-    assert theirs["tokens"] == ours["tokens"] and theirs["own_ids"] == theirs["ids"]
+    assert theirs["tokens"] == ours["tokens"] and theirs["own_ids"] == cells[0].ids
     assert (theirs["n_p_eval"], theirs["n_eval"]) == (5, 2)  # the prompt once, then tokens after the first
     assert "| SmolLM2-135M-Instruct Q4_1 | 3 / 3 | yes | same |" in capsys.readouterr().out
