@@ -55,11 +55,26 @@ def _known_type(target: str) -> str:
     return up
 
 
+# Hugging Face model_type -> llama.cpp architecture for a config quantized on paper, beyond the inverse of
+# GGUF_ARCHITECTURES (the GGUF loader's table, left as it is). Only where the header synthesized below carries
+# every key llama.cpp reads for that architecture's buffers and the tensors keep the llama names
+# (checked: tests/test_llamacpp_config_archs.py, the config path = the GGUF path on the synthetic GGUF):
+# - smollm3: llama's keys and tensor names; its NoPE layers are fixed in llama.cpp (src/models/smollm3.cpp L5:
+#   n_no_rope_layer_step = 4, whatever the config's no_rope_layer_interval), nothing else read.
+# Not mapped (a key or a tensor name the synthesized header would not carry right): granite (its four scale
+# keys are written only when present in the config, which TextSpec does not tell), cohere2 (logit_scale, the
+# window pattern), MoE families (stacked expert tensors), gemma2/olmo2/starcoder2/phi3/glm4 (other tensor
+# names), lfm2/granitemoehybrid (shortconv/ssm keys, per-layer head_count_kv).
+CONFIG_ARCHS = {"smollm3": "smollm3"}
+
+
 def _gguf_arch(model_type: str, model: str) -> str:
     for arch, facts in GGUF_ARCHITECTURES.items():
         if facts.model_type == model_type:
             return arch
-    known = ", ".join(sorted({f.model_type for f in GGUF_ARCHITECTURES.values()}))
+    if model_type in CONFIG_ARCHS:
+        return CONFIG_ARCHS[model_type]
+    known = ", ".join(sorted({f.model_type for f in GGUF_ARCHITECTURES.values()} | set(CONFIG_ARCHS)))
     raise InspectError(f"{model}: model_type {model_type!r} has no llama.cpp architecture here (known: {known})")
 
 
