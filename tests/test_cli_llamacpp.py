@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,26 @@ def test_compute_not_modelled_for_another_architecture(tmp_path):
     assert {b["kind"]: b["status"] for b in data["buffers"]} == {"model": "exact", "output": "exact", "kv": "assumed",
                                                                  "compute": "not modelled"}
     assert any(w.startswith("compute buffer: no graph template for architecture 'bloom'") for w in data["warnings"])
+
+
+def test_offload_keeps_not_modelled_and_assumed(tmp_path):
+    """With -ngl and a GPU, an architecture without a template keeps its statuses per device: the compute
+    buffer of each device that runs layers is stated as not modelled (no bytes, none counted in the totals),
+    the KV cache assumed on both devices; the table renders."""
+    gguf = str(_synth_file(tmp_path, "qwen2-tiny", "bloom"))
+    args = ["memory", gguf, "--engine", "llama.cpp", "-ngl", "3", "--gpu", "RTX4090-24GB"]
+    result = _invoke(args + ["-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    compute = [(b["device"], b["status"], b["bytes"]) for b in data["buffers"] if b["kind"] == "compute"]
+    assert compute == [("CUDA0", "not modelled", None), ("CPU", "not modelled", None)]
+    assert {b["device"]: b["status"] for b in data["buffers"] if b["kind"] == "kv"} == {"CPU": "assumed",
+                                                                                      "CUDA0": "assumed"}
+    assert all("compute" not in d["parts"] and d["status"]["compute"] == "not modelled" for d in data["devices"])
+    assert any(w.startswith("compute buffer: no graph template") for w in data["warnings"])
+    result = _invoke(args + ["-f", "md"])
+    row = r"\|\s*sched_reserve\s*\|\s*CPU\s*\|\s*compute\s*\|\s*not modelled\s*\|\s*-\s*\|\s*not modelled\s*\|"
+    assert result.exit_code == 0 and re.search(row, result.stdout)
 
 
 QUANT = [("gemma", "Q4_K_M"), ("gemma", "Q8_0"), ("smollm2", "Q6_K"), ("smollm2", "IQ4_XS")]

@@ -185,13 +185,17 @@ def _devices_json(f: GGUFFile, s: LlamaCppSettings, p, limits: dict) -> dict:
     """Per-device buffers (llama.cpp's words), totals with status, whether each fits, the printout, the flags."""
     from inspector.memory.llamacpp_offload import device_buffers, device_totals, flags, offload_printout
 
-    bufs = device_buffers(f, s, p)
+    bufs, tot = device_buffers(f, s, p), device_totals(f, s, p)
     devices = [{"device": d.device, "bytes": d.total, "mib": f"{d.total / 2**20:.2f}", "parts": dict(d.parts),
                 "status": dict(d.status), "limit_bytes": limits.get(d.device),
                 "fits": None if limits.get(d.device) is None else d.total <= limits[d.device]}
-               for d in device_totals(f, s, p).values()]
+               for d in tot.values()]
+    # a compute buffer whose graph is not modelled: stated per device, with no size (as on the CPU report)
+    missing = [{"func": "sched_reserve", "device": d.device, "kind": "compute", "mib": None, "bytes": None,
+                "status": "not modelled", "source": "no graph template (see the warnings)"}
+               for d in [tot[g] for g in p.gpus] + [tot["CPU"]] if d.status.get("compute") == "not modelled"]
     return {"buffers": [{"func": b.func, "device": b.device, "kind": b.kind, "mib": b.mib, "bytes": b.nbytes,
-                         "status": b.status, "source": b.source} for b in bufs],
+                         "status": b.status, "source": b.source} for b in bufs] + missing,
             "devices": devices, "fits": all(d["fits"] is not False for d in devices),
             "flags": flags(p, s) if p.gpus else None, "printout": offload_printout(f, s, p)}
 

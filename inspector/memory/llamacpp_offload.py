@@ -210,18 +210,35 @@ def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, D
     devs = layer_devices(hparams(f).n_layer, p)
     _model_bytes(f, s, p, tot)
     _kv_bytes(f, s, devs, tot)
+    kv = next((b.status for b in pred.buffers if b.kind == "kv"), "exact")  # assumed / not modelled: kept
+    for t in tot.values():
+        if "kv" in t.status and kv != "exact":
+            t.status["kv"] = kv
     for b in pred.buffers:  # the output buffer lives in host memory (the output device's host buffer type)
         if b.kind == "output":
             tot["CPU"].add("output", b.nbytes, "exact")
-    compute = next((b.nbytes for b in pred.buffers if b.kind == "compute"), 0)
+    _compute(pred, p, devs, tot)
+    return tot
+
+
+def _compute(pred, p: Placement, devs: list, tot: dict) -> None:
+    """The compute buffer per device; a graph not modelled (no CPU compute buffer predicted): no bytes, the
+    status "not modelled" on each device that would hold one (the prediction's warning says why)."""
+    compute = next((b.nbytes for b in pred.buffers if b.kind == "compute"), None)
+
+    def put(t: DeviceTotal, nbytes: int, status: str) -> None:
+        if compute is None:
+            t.status["compute"] = "not modelled"
+        else:
+            t.add("compute", nbytes, status)
+
     if not p.gpus:
-        tot["CPU"].add("compute", compute, "exact")
+        put(tot["CPU"], compute, "exact")
     elif any(d == "CPU" for d in devs[:-1]):  # layers left on the CPU run there: assumed the same buffer
-        tot["CPU"].add("compute", compute, "assumed")
+        put(tot["CPU"], compute, "assumed")
     for i, g in enumerate(p.gpus):  # a GPU without layers: assumed none (llama.cpp may still reserve a little)
         if g in devs:
-            tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
-    return tot
+            put(tot[g], p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
 
 
 SRC_HOST = ("src/llama-model.cpp make_cpu_buft_list (the GPU's host type first); llama-model-loader.cpp "
