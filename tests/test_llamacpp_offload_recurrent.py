@@ -116,3 +116,15 @@ def test_mamba2_has_no_kv_cache_and_its_state_splits_by_layer(synth):
     assert _rs(bufs) == {"CPU": 2 * per_layer, "CUDA0": per_layer}
     assert {b.device: b.status for b in bufs if b.func == "llama_memory_recurrent"} == {"CPU": "exact",
                                                                                        "CUDA0": "source"}
+
+
+def test_decode_reads_each_recurrent_layers_state_on_its_device(synth):
+    """The decode bound's state bytes: a recurrent layer reads one sequence's R and S (f32) on its layer's
+    device, an attention layer its K and V stream; mamba2-tiny at -ngl 2: layers 0, 1 on the CPU, 2 on CUDA0."""
+    from inspector.compute.llamacpp_speed import kv_bytes_read
+
+    s = LlamaCppSettings(n_ctx=4096, n_batch=512, n_ubatch=512, n_seq_max=2, flash_attn="on")
+    assert kv_bytes_read(synth("mamba2-tiny"), s, Placement(2, ("CUDA0",))) == {"CPU": 2 * (864 + 4096) * 4,
+                                                                               "CUDA0": (864 + 4096) * 4}
+    got = kv_bytes_read(synth("lfm2-tiny"), s, Placement(3, ("CUDA0",)))  # KV: 2048 cells per stream x 64 x 2 B
+    assert got == {"CPU": 256 * 4 + 2 * 2048 * 64 * 2, "CUDA0": 256 * 4 + 2 * 2048 * 64 * 2}
