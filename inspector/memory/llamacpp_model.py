@@ -61,11 +61,16 @@ def _known_type(target: str) -> str:
 # (checked: tests/test_llamacpp_config_archs.py, the config path = the GGUF path on the synthetic GGUF):
 # - smollm3: llama's keys and tensor names; its NoPE layers are fixed in llama.cpp (src/models/smollm3.cpp L5:
 #   n_no_rope_layer_step = 4, whatever the config's no_rope_layer_interval), nothing else read.
-# Not mapped (a key or a tensor name the synthesized header would not carry right): granite (its four scale
-# keys are written only when present in the config, which TextSpec does not tell), cohere2 (logit_scale, the
+# - granite: llama's tensor names; the four scales as the converter writes them (GRANITE_SCALES).
+# Not mapped (a key or a tensor name the synthesized header would not carry right): cohere2 (logit_scale, the
 # window pattern), MoE families (stacked expert tensors), gemma2/olmo2/starcoder2/phi3/glm4 (other tensor
 # names), lfm2/granitemoehybrid (shortconv/ssm keys, per-layer head_count_kv).
-CONFIG_ARCHS = {"smollm3": "smollm3"}
+CONFIG_ARCHS = {"smollm3": "smollm3", "granite": "granite"}
+# convert_hf_to_gguf (conversion/granite.py L38-49, llama.cpp@0c1e57098) writes each scale only when the config
+# has it, non-zero: config key -> GGUF key. llama.cpp adds a scale node whenever embedding_scale/residual_scale
+# is present (src/models/granite.cpp L8-9, L250, L310) and requires logit_scale (L7).
+GRANITE_SCALES = {"attention_multiplier": "attention.scale", "embedding_multiplier": "embedding_scale",
+                  "residual_multiplier": "residual_scale", "logits_scaling": "logit_scale"}
 
 
 def _gguf_arch(model_type: str, model: str) -> str:
@@ -99,7 +104,22 @@ def quantize_model(model: str, target: str) -> QuantPlan:
     return _plan_from_config(model, target)[0]
 
 
-def _header_from_config(text, arch: str, plan: QuantPlan) -> GGUFFile:
+def _arch_keys(model: str, text, arch: str) -> dict:
+    """The keys of an architecture beyond llama's, from the raw config as the converter reads them (granite)."""
+    if arch != "granite":
+        return {}
+    from inspector.source import resolve
+
+    cfg = resolve(model).config
+    if not cfg.get("logits_scaling"):
+        raise InspectError(f"{model}: a granite config without logits_scaling: llama.cpp requires granite.logit_scale")
+    if text.head_dim * text.num_heads != text.hidden_size:  # conversion/granite.py L33: head_dim is dropped
+        raise InspectError(f"{model}: head_dim {text.head_dim} x {text.num_heads} heads != hidden_size "
+                           f"{text.hidden_size}: llama.cpp's granite converter ignores head_dim")
+    return {f"{arch}.{k}": cfg[c] for c, k in GRANITE_SCALES.items() if cfg.get(c)}
+
+
+def _header_from_config(text, arch: str, plan: QuantPlan, extra: dict | None = None) -> GGUFFile:
     """The GGUF header llama.cpp would read: load_hparams' keys from the config, the plan's tensors (offsets
     from 0: the mapped range does not depend on where the data starts)."""
     meta = {"general.architecture": arch, f"{arch}.block_count": text.num_layers,
@@ -109,6 +129,7 @@ def _header_from_config(text, arch: str, plan: QuantPlan) -> GGUFFile:
             f"{arch}.context_length": text.max_position_embeddings, f"{arch}.vocab_size": text.vocab_size}
     if text.sliding_window:
         meta[f"{arch}.attention.sliding_window"] = text.sliding_window
+    meta.update(extra or {})
     tensors = [GGUFTensor(t.name, _TYPE_IDS[t.ggml_type.upper()], t.ggml_type.upper(), t.ne, t.offset, t.nbytes)
                for t in plan.tensors]
     return GGUFFile(path="<config>", size=plan.file_bytes, version=3, alignment=32, data_offset=0,
@@ -131,7 +152,8 @@ def _read(req: LlamaCppRequest) -> tuple[GGUFFile, str, tuple]:
         raise InspectError(f"{req.model}: not a GGUF file; give --quant TYPE (a llama.cpp type such as Q4_K_M) "
                            "to quantize its config on paper")
     plan, text, arch = _plan_from_config(req.model, _known_type(req.quant))
-    return _header_from_config(text, arch, plan), f"config, quantized on paper to {plan.target}", plan.warnings
+    header = _header_from_config(text, arch, plan, _arch_keys(req.model, text, arch))
+    return header, f"config, quantized on paper to {plan.target}", plan.warnings
 
 
 def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
