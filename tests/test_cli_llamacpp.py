@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -90,13 +91,79 @@ def test_config_with_quant_reproduces_the_issue_printout():
     assert data["read_as"] == "config, quantized on paper to Q4_K_M"
 
 
-def test_compute_not_modelled_for_another_architecture():
+SYN = FX / "synth"
+
+
+def _synth_file(tmp_path, name: str, arch: str | None = None) -> Path:
+    """A synthetic GGUF of fixtures/llamacpp/synth (its header + sparse zeros up to the recorded size); ``arch``
+    renames its architecture in place (a name of the same length: the strings are length-prefixed)."""
+    import gzip
+
+    files = json.loads((SYN / "files.json").read_text())
+    head = gzip.decompress((SYN / "headers" / f"{name}.gguf.head.gz").read_bytes())
+    if arch is not None:
+        old = files[name]["arch"].encode()
+        assert len(arch) == len(old)
+        head = head.replace(old, arch.encode())
+    path = tmp_path / f"{name}-{arch or 'as-recorded'}.gguf"
+    path.write_bytes(head)
+    with open(path, "r+b") as f:
+        f.truncate(files[name]["file_bytes"])
+    return path
+
+
+def test_compute_exact_for_qwen2(tmp_path):
+    """qwen2 has a graph template: the compute buffer of a config quantized on paper is exact, and through the CLI
+    the synthetic qwen2 GGUF's buffers equal llama.cpp's exact bytes (fixtures/llamacpp/synth/runs)."""
     result = _invoke(["memory", "qwen2.5-0.5b", "--engine", "llama.cpp", "--quant", "Q8_0", "-f", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     compute = [b for b in data["buffers"] if b["kind"] == "compute"]
+    assert len(compute) == 1 and compute[0]["status"] == "exact" and compute[0]["bytes"] > 0
+    assert [b["kind"] for b in data["buffers"]] == ["model", "output", "kv", "compute"]  # Q8_0: no repack on x86
+    assert not [w for w in data["warnings"] if w.startswith("compute buffer")]
+    rec = json.loads((SYN / "runs" / "qwen2-tiny-c4096-b512-ub512-faon-kf16-vf16-s1.json").read_text())
+    result = _invoke(["memory", str(_synth_file(tmp_path, "qwen2-tiny")), "--engine", "llama.cpp",
+                      *_flags(rec["settings"]), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    got = {b["kind"]: b["bytes"] for b in json.loads(result.stdout)["buffers"]}
+    by = rec["exact_bytes"]["by_buffer_type"]
+    assert (got["model"], got["kv"], got["compute"]) == (by["CPU_Mapped"]["model"], by["CPU"]["context"],
+                                                         by["CPU"]["compute"])
+
+
+def test_compute_not_modelled_for_another_architecture(tmp_path):
+    """An architecture without a graph template (the synthetic qwen2 header renamed to bloom): the compute
+    buffer is stated as not modelled with a reason, the KV cache marked assumed; model and output stay exact."""
+    result = _invoke(["memory", str(_synth_file(tmp_path, "qwen2-tiny", "bloom")), "--engine", "llama.cpp",
+                      "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    compute = [b for b in data["buffers"] if b["kind"] == "compute"]
     assert compute and compute[0]["status"] == "not modelled" and compute[0]["bytes"] is None
-    assert [b["kind"] for b in data["buffers"] if b["status"] == "exact"] == ["model", "output", "kv"]  # Q8_0: no CPU_REPACK on x86
+    assert {b["kind"]: b["status"] for b in data["buffers"]} == {"model": "exact", "output": "exact", "kv": "assumed",
+                                                                 "compute": "not modelled"}
+    assert any(w.startswith("compute buffer: no graph template for architecture 'bloom'") for w in data["warnings"])
+
+
+def test_offload_keeps_not_modelled_and_assumed(tmp_path):
+    """With -ngl and a GPU, an architecture without a template keeps its statuses per device: the compute
+    buffer of each device that runs layers is stated as not modelled (no bytes, none counted in the totals),
+    the KV cache assumed on both devices; the table renders."""
+    gguf = str(_synth_file(tmp_path, "qwen2-tiny", "bloom"))
+    args = ["memory", gguf, "--engine", "llama.cpp", "-ngl", "3", "--gpu", "RTX4090-24GB"]
+    result = _invoke(args + ["-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    compute = [(b["device"], b["status"], b["bytes"]) for b in data["buffers"] if b["kind"] == "compute"]
+    assert compute == [("CUDA0", "not modelled", None), ("CPU", "not modelled", None)]
+    assert {b["device"]: b["status"] for b in data["buffers"] if b["kind"] == "kv"} == {"CPU": "assumed",
+                                                                                      "CUDA0": "assumed"}
+    assert all("compute" not in d["parts"] and d["status"]["compute"] == "not modelled" for d in data["devices"])
+    assert any(w.startswith("compute buffer: no graph template") for w in data["warnings"])
+    result = _invoke(args + ["-f", "md"])
+    row = r"\|\s*sched_reserve\s*\|\s*CPU\s*\|\s*compute\s*\|\s*not modelled\s*\|\s*-\s*\|\s*not modelled\s*\|"
+    assert result.exit_code == 0 and re.search(row, result.stdout)
 
 
 QUANT = [("gemma", "Q4_K_M"), ("gemma", "Q8_0"), ("smollm2", "Q6_K"), ("smollm2", "IQ4_XS")]

@@ -219,15 +219,16 @@ def test_device_buffers_without_a_gpu_are_the_cpu_printout(run, gguf_files):  # 
 def test_kv_per_cache_per_device(gguf_files):  # noqa: F811
     """Gemma 3 (iSWA, pattern 6: layers 5, 11, 17 non-SWA): -ngl 10 puts the output layer and layers 9..17 on
     CUDA0 (i_gpu_start = 19 - 10 = 9), so two non-SWA layers (11, 17 of 3) and 7 SWA layers (of 15) there; each
-    cache's devices sum to its size."""
+    cache's devices sum to its size. Within a cache the buffers come in buffer-type name order ("CPU" < "CUDA0":
+    the std::map with strcmp in src/llama-kv-cache.cpp L104-110)."""
     from inspector.memory.llamacpp_offload import device_buffers
 
     f = gguf_files("gemma-3-270m-q4_k_m")
     s = LlamaCppSettings(n_ctx=4096)
     bufs = [b for b in device_buffers(f, s, Placement(10, ("CUDA0",))) if b.kind == "kv"]
     cpu = [b for b in device_buffers(f, s, Placement()) if b.kind == "kv"]  # non-SWA first, then SWA
-    assert [b.device for b in bufs] == ["CUDA0", "CPU", "CUDA0", "CPU"]
-    assert bufs[0].nbytes == cpu[0].nbytes * 2 // 3 and bufs[2].nbytes == cpu[1].nbytes * 7 // 15
+    assert [b.device for b in bufs] == ["CPU", "CUDA0", "CPU", "CUDA0"]
+    assert bufs[1].nbytes == cpu[0].nbytes * 2 // 3 and bufs[3].nbytes == cpu[1].nbytes * 7 // 15
     assert bufs[0].nbytes + bufs[1].nbytes == cpu[0].nbytes and bufs[2].nbytes + bufs[3].nbytes == cpu[1].nbytes
 
 

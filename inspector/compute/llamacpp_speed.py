@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inspector.checkpoint.gguf import GGUFFile
 from inspector.memory.llamacpp import LlamaCppSettings, hparams, resolve_context
-from inspector.memory.llamacpp_offload import (FFN_EXPS_REGEX, Placement, layer_devices, layer_kv, tensor_devices,
-                                               tensor_layer)
+from inspector.memory.llamacpp_offload import (FFN_EXPS_REGEX, Placement, layer_devices, layer_kv, layer_rs,
+                                               tensor_devices, tensor_layer)
 
 # Two channels of DDR4-3200 (a common desktop): 3,200 MT/s x 8 bytes per transfer (a 64-bit channel) x 2
 # channels = 51.2 GB/s peak (JEDEC JESD79-4 DDR4 speed bins: DDR4-3200 = 3200 MT/s). An assumption about the
@@ -95,8 +95,10 @@ def kv_bytes_read(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, i
     """Per device, the K and V bytes one sequence's token reads at the context: each layer's stream, whole."""
     devs = layer_devices(hparams(f).n_layer, p)
     out: dict[str, int] = {}
-    for il, (_, c) in enumerate(layer_kv(f, s)):
+    for il, _, c in layer_kv(f, s):
         out[devs[il]] = out.get(devs[il], 0) + (c.k_bytes + c.v_bytes) // (c.layers * c.n_stream)
+    for il, r, st in layer_rs(f, replace(s, n_seq_max=1)):  # a recurrent layer: one sequence's R and S state
+        out[devs[il]] = out.get(devs[il], 0) + r + st
     return out
 
 

@@ -9,8 +9,11 @@ Sources: ggml-org/llama.cpp@0c1e57098, the llama.cpp that llama-cpp-python 0.3.3
 relative to it). Every rule was checked against llama.cpp's printouts and exact bytes
 (``llama_get_memory_breakdown``) for 151 settings of two real GGUFs and for synthetic GGUFs of more
 architectures (fixtures/llamacpp, fixtures/llamacpp/synth; READMEs there): every figure below is **exact** on
-CPU. Not yet modelled (fields present, documented): GPU offload (``n_gpu_layers``, ``override_tensor``,
-``n_cpu_moe``, tensor split); the compute buffer covers the architectures of
+CPU. This module predicts the CPU build's buffers (what llama.cpp allocates with no GPU, where -ngl has no
+effect); GPU offload (-ngl, -ot, --n-cpu-moe, --tensor-split: buffers per device, read from the source) is
+:mod:`inspector.memory.llamacpp_offload`, built on :func:`pad`, :func:`repacked` and :data:`BUFFER_LINE` here,
+so the ``n_gpu_layers``/``override_tensor``/``n_cpu_moe`` fields of :class:`LlamaCppSettings` must stay at
+their defaults in :func:`predict_buffers`. The compute buffer covers the architectures of
 :data:`inspector.memory.llamacpp_graph.ARCHS` only; the recurrent state those of
 :data:`inspector.memory.llamacpp_recurrent.RECURRENT` (others of :data:`RECURRENT_ARCHS` get a warning).
 """
@@ -60,7 +63,7 @@ class LlamaCppSettings:
     swa_full: bool = False  # llama-server's default; the C API's llama_context_default_params() has true
     use_mmap: bool = True
     cpu: str = "x86-avx512"  # which weight types CPU_REPACK takes (REPACK_TYPES)
-    # not yet modelled (CPU only): any value but these defaults raises NotImplementedError
+    # the CPU build's buffers take these defaults (else NotImplementedError); offload: llamacpp_offload.Placement
     n_gpu_layers: int = 0
     override_tensor: tuple = ()
     n_cpu_moe: int = 0
@@ -166,7 +169,8 @@ def hparams(f: GGUFFile) -> HParams:
                    n_dense_lead=key("leading_dense_block_count", 0))
 
 
-def _pad(n: int, a: int) -> int:
+def pad(n: int, a: int) -> int:
+    """n rounded up to a multiple of a (GGML_PAD)."""
     return (n + a - 1) // a * a
 
 
@@ -187,11 +191,11 @@ def resolve_context(hp: HParams, s: LlamaCppSettings) -> Context:
     n_ctx = s.n_ctx or hp.n_ctx_train
     n_batch = min(n_ctx, s.n_batch)  # causal attention
     n_ubatch = min(n_batch, s.n_ubatch or n_batch)
-    n_ctx = _pad(n_ctx, CTX_PAD)
+    n_ctx = pad(n_ctx, CTX_PAD)
     if s.kv_unified:
         n_ctx_seq, n_stream = n_ctx, 1
     else:
-        n_ctx_seq, n_stream = _pad(n_ctx // s.n_seq_max, CTX_PAD), s.n_seq_max
+        n_ctx_seq, n_stream = pad(n_ctx // s.n_seq_max, CTX_PAD), s.n_seq_max
         n_ctx = n_ctx_seq * s.n_seq_max
     return Context(n_ctx, n_ctx_seq, n_batch, n_ubatch, n_stream, s.flash_attn in ("on", "auto"))
 
@@ -203,7 +207,7 @@ def _repackable(t, s: LlamaCppSettings) -> bool:
             and t.stored_shape[1] % REPACK_ROWS == 0)
 
 
-def _repacked(t, s: LlamaCppSettings) -> bool:
+def repacked(t, s: LlamaCppSettings) -> bool:
     """CPU_REPACK takes a 2-D weight used by MUL_MAT (not token_embd: GET_ROWS) of a repackable type."""
     return t.name != "token_embd.weight" and _repackable(t, s)
 
@@ -220,17 +224,17 @@ def _tied_output(f: GGUFFile, s: LlamaCppSettings) -> list:
 
 def model_buffers(f: GGUFFile, s: LlamaCppSettings) -> list[Buffer]:
     """CPU_Mapped (the file range of the tensors it holds) or CPU (no mmap: each tensor padded), then CPU_REPACK."""
-    repack = [t for t in f.tensors if _repacked(t, s)] + _tied_output(f, s)
-    rest = [t for t in f.tensors if not _repacked(t, s)]
+    repack = [t for t in f.tensors if repacked(t, s)] + _tied_output(f, s)
+    rest = [t for t in f.tensors if not repacked(t, s)]
     out = []
     if s.use_mmap:  # buffer_from_host_ptr over [min offset, max end) (get_mapping_range)
         size = max(t.offset + t.nbytes for t in rest) - min(t.offset for t in rest)
         out.append(Buffer("load_tensors", "CPU_Mapped", "model", size, SRC_MODEL + " (mmap range)"))
     else:  # ggml_backend_alloc_ctx_tensors_from_buft
-        size = sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rest)
+        size = sum(pad(t.nbytes, CPU_ALIGNMENT) for t in rest)
         out.append(Buffer("load_tensors", "CPU", "model", size, SRC_MODEL + " (allocated, no mmap)"))
     if repack:
-        out.append(Buffer("load_tensors", "CPU_REPACK", "repack", sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in repack),
+        out.append(Buffer("load_tensors", "CPU_REPACK", "repack", sum(pad(t.nbytes, CPU_ALIGNMENT) for t in repack),
                           "ggml/src/ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type; " + SRC_MODEL))
     return out
 
@@ -259,7 +263,7 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
     n_swa_layers = sum(1 for il in range(hp.n_layer) if (il + 1) % pattern != 0)
     base = ctx.n_ctx_seq
     # llama_kv_cache_iswa: size_swa = PAD(min(size_base, n_swa * (unified ? n_seq_max : 1) + n_ubatch), 256)
-    swa = base if s.swa_full else _pad(min(base, hp.n_swa * (s.n_seq_max if s.kv_unified else 1) + ubatch), CTX_PAD)
+    swa = base if s.swa_full else pad(min(base, hp.n_swa * (s.n_seq_max if s.kv_unified else 1) + ubatch), CTX_PAD)
     return [cache("non-SWA", base, hp.n_layer - n_swa_layers), cache("SWA", swa, n_swa_layers)]
 
 
@@ -300,7 +304,8 @@ class Prediction:
 
 def _check(hp: HParams, s: LlamaCppSettings, ctx: Context) -> list[str]:
     if s.n_gpu_layers or s.override_tensor or s.n_cpu_moe:
-        raise NotImplementedError("GPU offload (-ngl, -ot, --n-cpu-moe) is not modelled yet: CPU only")
+        raise NotImplementedError("predict_buffers is the CPU build's buffers: GPU offload (-ngl, -ot, "
+                                  "--n-cpu-moe) is llamacpp_offload.device_buffers")
     for t in (s.type_k, s.type_v):
         if t not in KV_TYPES:
             raise ValueError(f"unknown KV cache type {t!r} (known: {', '.join(KV_TYPES)})")
@@ -374,12 +379,12 @@ def _kv_unmodelled(arch: str, meta: dict) -> str:
 def _pad_kv(c: KVCache) -> int:
     """The KV buffer: each layer's K and V tensors padded to 32 B (equal to the sum for these shapes)."""
     per_k, per_v = c.k_bytes // c.layers, c.v_bytes // c.layers
-    return c.layers * (_pad(per_k, CPU_ALIGNMENT) + _pad(per_v, CPU_ALIGNMENT))
+    return c.layers * (pad(per_k, CPU_ALIGNMENT) + pad(per_v, CPU_ALIGNMENT))
 
 
 # the formats of the lines printed (LLAMA_LOG_INFO in load_tensors, llama_context, llama_kv_cache(_iswa),
 # sched_reserve; the same files as above)
-_BUFFER_LINE = {"model": "{func}: {device:>12} model buffer size = {mib:>8} MiB",
+BUFFER_LINE = {"model": "{func}: {device:>12} model buffer size = {mib:>8} MiB",
                 "repack": "{func}: {device:>12} model buffer size = {mib:>8} MiB",
                 "output": "{func}: {device:>10}  output buffer size = {mib:>8} MiB",
                 "kv": "{func}: {device:>10} KV buffer size = {mib:>8} MiB",
@@ -404,10 +409,10 @@ def printout(pred: Prediction) -> list[str]:
             if c.swa:
                 label = "non-SWA" if c.swa == "non-SWA" else "    SWA"
                 lines.append(f"llama_kv_cache_iswa: creating {label} KV cache, size = {c.cells} cells")
-            lines.append(_BUFFER_LINE["kv"].format(func=b.func, device=b.device, mib=b.mib))
+            lines.append(BUFFER_LINE["kv"].format(func=b.func, device=b.device, mib=b.mib))
             lines.append(kv_line(c))
         else:
-            lines.append(_BUFFER_LINE[b.kind].format(func=b.func, device=b.device, mib=b.mib))
+            lines.append(BUFFER_LINE[b.kind].format(func=b.func, device=b.device, mib=b.mib))
     return lines
 
 

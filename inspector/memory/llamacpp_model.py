@@ -55,11 +55,31 @@ def _known_type(target: str) -> str:
     return up
 
 
+# Hugging Face model_type -> llama.cpp architecture for a config quantized on paper, beyond the inverse of
+# GGUF_ARCHITECTURES (the GGUF loader's table, left as it is). Only where the header synthesized below carries
+# every key llama.cpp reads for that architecture's buffers and the tensors keep the llama names
+# (checked: tests/test_llamacpp_config_archs.py, the config path = the GGUF path on the synthetic GGUF):
+# - smollm3: llama's keys and tensor names; its NoPE layers are fixed in llama.cpp (src/models/smollm3.cpp L5:
+#   n_no_rope_layer_step = 4, whatever the config's no_rope_layer_interval), nothing else read.
+# - granite: llama's tensor names; the four scales as the converter writes them (GRANITE_SCALES).
+# Not mapped (a key or a tensor name the synthesized header would not carry right): cohere2 (logit_scale, the
+# window pattern), MoE families (stacked expert tensors), gemma2/olmo2/starcoder2/phi3/glm4 (other tensor
+# names), lfm2/granitemoehybrid (shortconv/ssm keys, per-layer head_count_kv).
+CONFIG_ARCHS = {"smollm3": "smollm3", "granite": "granite"}
+# convert_hf_to_gguf (conversion/granite.py L38-49, llama.cpp@0c1e57098) writes each scale only when the config
+# has it, non-zero: config key -> GGUF key. llama.cpp adds a scale node whenever embedding_scale/residual_scale
+# is present (src/models/granite.cpp L8-9, L250, L310) and requires logit_scale (L7).
+GRANITE_SCALES = {"attention_multiplier": "attention.scale", "embedding_multiplier": "embedding_scale",
+                  "residual_multiplier": "residual_scale", "logits_scaling": "logit_scale"}
+
+
 def _gguf_arch(model_type: str, model: str) -> str:
     for arch, facts in GGUF_ARCHITECTURES.items():
         if facts.model_type == model_type:
             return arch
-    known = ", ".join(sorted({f.model_type for f in GGUF_ARCHITECTURES.values()}))
+    if model_type in CONFIG_ARCHS:
+        return CONFIG_ARCHS[model_type]
+    known = ", ".join(sorted({f.model_type for f in GGUF_ARCHITECTURES.values()} | set(CONFIG_ARCHS)))
     raise InspectError(f"{model}: model_type {model_type!r} has no llama.cpp architecture here (known: {known})")
 
 
@@ -84,7 +104,22 @@ def quantize_model(model: str, target: str) -> QuantPlan:
     return _plan_from_config(model, target)[0]
 
 
-def _header_from_config(text, arch: str, plan: QuantPlan) -> GGUFFile:
+def _arch_keys(model: str, text, arch: str) -> dict:
+    """The keys of an architecture beyond llama's, from the raw config as the converter reads them (granite)."""
+    if arch != "granite":
+        return {}
+    from inspector.source import resolve
+
+    cfg = resolve(model).config
+    if not cfg.get("logits_scaling"):
+        raise InspectError(f"{model}: a granite config without logits_scaling: llama.cpp requires granite.logit_scale")
+    if text.head_dim * text.num_heads != text.hidden_size:  # conversion/granite.py L33: head_dim is dropped
+        raise InspectError(f"{model}: head_dim {text.head_dim} x {text.num_heads} heads != hidden_size "
+                           f"{text.hidden_size}: llama.cpp's granite converter ignores head_dim")
+    return {f"{arch}.{k}": cfg[c] for c, k in GRANITE_SCALES.items() if cfg.get(c)}
+
+
+def _header_from_config(text, arch: str, plan: QuantPlan, extra: dict | None = None) -> GGUFFile:
     """The GGUF header llama.cpp would read: load_hparams' keys from the config, the plan's tensors (offsets
     from 0: the mapped range does not depend on where the data starts)."""
     meta = {"general.architecture": arch, f"{arch}.block_count": text.num_layers,
@@ -94,6 +129,7 @@ def _header_from_config(text, arch: str, plan: QuantPlan) -> GGUFFile:
             f"{arch}.context_length": text.max_position_embeddings, f"{arch}.vocab_size": text.vocab_size}
     if text.sliding_window:
         meta[f"{arch}.attention.sliding_window"] = text.sliding_window
+    meta.update(extra or {})
     tensors = [GGUFTensor(t.name, _TYPE_IDS[t.ggml_type.upper()], t.ggml_type.upper(), t.ne, t.offset, t.nbytes)
                for t in plan.tensors]
     return GGUFFile(path="<config>", size=plan.file_bytes, version=3, alignment=32, data_offset=0,
@@ -116,7 +152,8 @@ def _read(req: LlamaCppRequest) -> tuple[GGUFFile, str, tuple]:
         raise InspectError(f"{req.model}: not a GGUF file; give --quant TYPE (a llama.cpp type such as Q4_K_M) "
                            "to quantize its config on paper")
     plan, text, arch = _plan_from_config(req.model, _known_type(req.quant))
-    return _header_from_config(text, arch, plan), f"config, quantized on paper to {plan.target}", plan.warnings
+    header = _header_from_config(text, arch, plan, _arch_keys(req.model, text, arch))
+    return header, f"config, quantized on paper to {plan.target}", plan.warnings
 
 
 def llamacpp_memory(req: LlamaCppRequest) -> LlamaCppEstimate:
@@ -170,13 +207,17 @@ def _devices_json(f: GGUFFile, s: LlamaCppSettings, p, limits: dict) -> dict:
     """Per-device buffers (llama.cpp's words), totals with status, whether each fits, the printout, the flags."""
     from inspector.memory.llamacpp_offload import device_buffers, device_totals, flags, offload_printout
 
-    bufs = device_buffers(f, s, p)
+    bufs, tot = device_buffers(f, s, p), device_totals(f, s, p)
     devices = [{"device": d.device, "bytes": d.total, "mib": f"{d.total / 2**20:.2f}", "parts": dict(d.parts),
                 "status": dict(d.status), "limit_bytes": limits.get(d.device),
                 "fits": None if limits.get(d.device) is None else d.total <= limits[d.device]}
-               for d in device_totals(f, s, p).values()]
+               for d in tot.values()]
+    # a compute buffer whose graph is not modelled: stated per device, with no size (as on the CPU report)
+    missing = [{"func": "sched_reserve", "device": d.device, "kind": "compute", "mib": None, "bytes": None,
+                "status": "not modelled", "source": "no graph template (see the warnings)"}
+               for d in [tot[g] for g in p.gpus] + [tot["CPU"]] if d.status.get("compute") == "not modelled"]
     return {"buffers": [{"func": b.func, "device": b.device, "kind": b.kind, "mib": b.mib, "bytes": b.nbytes,
-                         "status": b.status, "source": b.source} for b in bufs],
+                         "status": b.status, "source": b.source} for b in bufs] + missing,
             "devices": devices, "fits": all(d["fits"] is not False for d in devices),
             "flags": flags(p, s) if p.gpus else None, "printout": offload_printout(f, s, p)}
 

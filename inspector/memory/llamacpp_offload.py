@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from bisect import bisect_right
 
 from inspector.checkpoint.gguf import GGML_TYPES, GGUFFile
-from inspector.memory.llamacpp import (CPU_ALIGNMENT, Buffer, LlamaCppSettings, _pad, _repacked, hparams,
-                                       kv_caches, predict_buffers, resolve_context)
+from inspector.memory.llamacpp import (BUFFER_LINE, CPU_ALIGNMENT, Buffer, LlamaCppSettings, hparams, kv_caches,
+                                       kv_line, pad, predict_buffers, repacked, resolve_context)
 from inspector.memory.llamacpp_graph import ARCHS
+from inspector.memory.llamacpp_recurrent import rs_cache, rs_lines
 
 # common/common.h LLM_FFN_EXPS_REGEX: the MoE expert tensors (--cpu-moe, --n-cpu-moe)
 FFN_EXPS_REGEX = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
@@ -35,6 +36,7 @@ INPUT_TENSORS = ("token_embd", "token_embd_norm", "token_types", "position_embd"
 OUTPUT_TENSORS = ("output", "output_norm", "cls", "cls_out")
 SRC_PLACE = "src/llama-model.cpp load_tensors (i_gpu_start, act_gpu_layers, splits); src/llama-model-loader.cpp"
 SRC_KV = "src/llama-kv-cache.cpp: with offload_kqv each layer's K/V on model.dev_layer(il)"
+SRC_RS_DEV = "src/llama-memory-recurrent.cpp L77-96: with offload_kqv each recurrent layer's R/S on model.dev_layer(i)"
 
 
 @dataclass(frozen=True)
@@ -130,15 +132,15 @@ def _cpu_model_bytes(f: GGUFFile, s: LlamaCppSettings, cpu: list, gpu_build: boo
     select_weight_buft never reaches CPU_REPACK; with mmap the loader swaps the host type for the plain CPU type
     ("avoid using a host buffer when using mmap", llama_model_loader::create_tensor): CPU_Mapped, no repack;
     without mmap: CUDA_Host, allocated (the CPU type's alignment 32 and alloc size, ggml-cuda.cu)."""
-    rep = [t for t in cpu if not gpu_build and _repacked(t, s)]
+    rep = [t for t in cpu if not gpu_build and repacked(t, s)]
     rest = [t for t in cpu if t not in rep]
     status = "source" if gpu_build else "exact"
     if rest:
         n = (max(t.offset + t.nbytes for t in rest) - min(t.offset for t in rest) if s.use_mmap
-             else sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rest))
+             else sum(pad(t.nbytes, CPU_ALIGNMENT) for t in rest))
         tot["CPU"].add("model", n, status)
     if rep:
-        tot["CPU"].add("repack", sum(_pad(t.nbytes, CPU_ALIGNMENT) for t in rep), status)
+        tot["CPU"].add("repack", sum(pad(t.nbytes, CPU_ALIGNMENT) for t in rep), status)
 
 
 def _model_bytes(f: GGUFFile, s: LlamaCppSettings, p: Placement, tot: dict) -> None:
@@ -151,32 +153,53 @@ def _model_bytes(f: GGUFFile, s: LlamaCppSettings, p: Placement, tot: dict) -> N
     _cpu_model_bytes(f, s, [t for t in f.tensors if where[t.name] == "CPU"], bool(p.gpus), tot)
     for t in f.tensors:
         if where[t.name] != "CPU":
-            tot[where[t.name]].add("model", _pad(cuda_alloc_size(t), CUDA_ALIGNMENT), "source")
+            tot[where[t.name]].add("model", pad(cuda_alloc_size(t), CUDA_ALIGNMENT), "source")
     names = {t.name for t in f.tensors}
     out_dev = layer_devices(hparams(f).n_layer, p)[-1]
     if "output.weight" not in names and out_dev != "CPU" and "token_embd.weight" in names:
         embd = next(t for t in f.tensors if t.name == "token_embd.weight")
-        tot[out_dev].add("model", _pad(cuda_alloc_size(embd), CUDA_ALIGNMENT), "source")
+        tot[out_dev].add("model", pad(cuda_alloc_size(embd), CUDA_ALIGNMENT), "source")
 
 
 def layer_kv(f: GGUFFile, s: LlamaCppSettings) -> list:
-    """Each layer's KV cache (il 0..n_layer-1) as (cache key, KVCache): iSWA's SWA layers are those with
-    (il + 1) % pattern != 0 (key "SWA"), the others "non-SWA"; a model without SWA: key ""."""
+    """Each attention layer's KV cache as (il, cache key, KVCache): iSWA's SWA layers are those with
+    (il + 1) % pattern != 0 (key "SWA"), the others "non-SWA"; a model without SWA: key "". A hybrid's
+    recurrent layers have none (llama_memory_hybrid's attention filter); a recurrent-only model: []."""
     hp = hparams(f)
     ctx = resolve_context(hp, s)
     caches = {c.swa: c for c in kv_caches(hp, ctx, s, ctx.n_ubatch)}
+    if not caches:
+        return []
+    recr = set(hp.recurrent.layers) if hp.recurrent else set()
     pattern = ARCHS[hp.arch].swa_pattern if hp.n_swa else 0
     keys = ["" if not pattern else ("SWA" if (il + 1) % pattern else "non-SWA") for il in range(hp.n_layer)]
-    return [(k, caches[k]) for k in keys]
+    return [(il, k, caches[k]) for il, k in enumerate(keys) if il not in recr]
+
+
+def layer_rs(f: GGUFFile, s: LlamaCppSettings) -> list:
+    """Each recurrent layer's state as (il, R bytes, S bytes): llama_memory_recurrent's per-layer f32 tensors
+    ``[n_embd_r, mem_size]`` and ``[n_embd_s, mem_size]``, mem_size = max(1, n_seq_max) (n_rs_seq 0)."""
+    hp = hparams(f)
+    if not hp.recurrent:
+        return []
+    rows = max(1, s.n_seq_max)
+    return [(il, hp.recurrent.n_embd_r * rows * 4, hp.recurrent.n_embd_s * rows * 4) for il in hp.recurrent.layers]
 
 
 def _kv_bytes(f: GGUFFile, s: LlamaCppSettings, devs: list, tot: dict) -> None:
-    """Each cache's per-layer K+V bytes on that layer's device."""
-    for il, (key, c) in enumerate(layer_kv(f, s)):
+    """Each cache's per-layer K+V bytes on that layer's device; each recurrent layer's R+S bytes on its device
+    (cache key "RS"): src/llama-memory-recurrent.cpp L77-96, with offload_kqv a layer's R/S tensors go to the
+    buffer type of model.dev_layer(i), one buffer per buffer type, each tensor padded to its alignment."""
+    for il, key, c in layer_kv(f, s):
         align = CPU_ALIGNMENT if devs[il] == "CPU" else CUDA_ALIGNMENT
-        n = _pad(c.k_bytes // c.layers, align) + _pad(c.v_bytes // c.layers, align)
+        n = pad(c.k_bytes // c.layers, align) + pad(c.v_bytes // c.layers, align)
         tot[devs[il]].add("kv", n, "exact" if devs[il] == "CPU" else "source")
         tot[devs[il]].kv_caches[key] = tot[devs[il]].kv_caches.get(key, 0) + n
+    for il, r, st in layer_rs(f, s):
+        align = CPU_ALIGNMENT if devs[il] == "CPU" else CUDA_ALIGNMENT
+        n = pad(r, align) + pad(st, align)
+        tot[devs[il]].add("kv", n, "exact" if devs[il] == "CPU" else "source")
+        tot[devs[il]].kv_caches["RS"] = tot[devs[il]].kv_caches.get("RS", 0) + n
 
 
 def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, DeviceTotal]:
@@ -187,18 +210,35 @@ def device_totals(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> dict[str, D
     devs = layer_devices(hparams(f).n_layer, p)
     _model_bytes(f, s, p, tot)
     _kv_bytes(f, s, devs, tot)
+    kv = next((b.status for b in pred.buffers if b.kind == "kv"), "exact")  # assumed / not modelled: kept
+    for t in tot.values():
+        if "kv" in t.status and kv != "exact":
+            t.status["kv"] = kv
     for b in pred.buffers:  # the output buffer lives in host memory (the output device's host buffer type)
         if b.kind == "output":
             tot["CPU"].add("output", b.nbytes, "exact")
-    compute = next((b.nbytes for b in pred.buffers if b.kind == "compute"), 0)
+    _compute(pred, p, devs, tot)
+    return tot
+
+
+def _compute(pred, p: Placement, devs: list, tot: dict) -> None:
+    """The compute buffer per device; a graph not modelled (no CPU compute buffer predicted): no bytes, the
+    status "not modelled" on each device that would hold one (the prediction's warning says why)."""
+    compute = next((b.nbytes for b in pred.buffers if b.kind == "compute"), None)
+
+    def put(t: DeviceTotal, nbytes: int, status: str) -> None:
+        if compute is None:
+            t.status["compute"] = "not modelled"
+        else:
+            t.add("compute", nbytes, status)
+
     if not p.gpus:
-        tot["CPU"].add("compute", compute, "exact")
+        put(tot["CPU"], compute, "exact")
     elif any(d == "CPU" for d in devs[:-1]):  # layers left on the CPU run there: assumed the same buffer
-        tot["CPU"].add("compute", compute, "assumed")
+        put(tot["CPU"], compute, "assumed")
     for i, g in enumerate(p.gpus):  # a GPU without layers: assumed none (llama.cpp may still reserve a little)
         if g in devs:
-            tot[g].add("compute", p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
-    return tot
+            put(tot[g], p.gpu_compute[i] if p.gpu_compute else compute, "assumed")
 
 
 SRC_HOST = ("src/llama-model.cpp make_cpu_buft_list (the GPU's host type first); llama-model-loader.cpp "
@@ -221,11 +261,18 @@ def _cpu_buffer_lines(s: LlamaCppSettings, t: DeviceTotal, gpu_build: bool) -> l
     return out
 
 
+_CACHE_ORDER = {"": 0, "non-SWA": 0, "SWA": 1, "RS": 2}  # llama_kv_cache_iswa: base then SWA; hybrid: KV then RS
+
+
 def _kv_buffers(tot: dict, gpus: list) -> list[tuple[str, Buffer]]:
-    """(cache key, KV buffer) per cache (llama_kv_cache_iswa: the non-SWA cache first), per device (GPUs, CPU)."""
-    keys = list(dict.fromkeys(k for t in tot.values() for k in t.kv_caches))
-    return [(key, Buffer("llama_kv_cache", t.device, "kv", t.kv_caches[key], SRC_KV, t.status["kv"]))
-            for key in sorted(keys, key=lambda k: k == "SWA") for t in gpus + [tot["CPU"]] if key in t.kv_caches]
+    """(cache key, buffer) per cache (the non-SWA cache first, the recurrent state "RS" last), per device in
+    the order of each cache's buft -> context map (std::map by buffer type name, strcmp: "CPU" < "CUDA0";
+    src/llama-kv-cache.cpp L104-110, src/llama-memory-recurrent.cpp L41-47)."""
+    keys = sorted(dict.fromkeys(k for t in tot.values() for k in t.kv_caches), key=_CACHE_ORDER.get)
+    devs = sorted(gpus + [tot["CPU"]], key=lambda t: t.device)
+    return [(key, Buffer("llama_memory_recurrent" if key == "RS" else "llama_kv_cache", t.device, "kv",
+                         t.kv_caches[key], SRC_RS_DEV if key == "RS" else SRC_KV, t.status["kv"]))
+            for key in keys for t in devs if key in t.kv_caches]
 
 
 def device_buffers(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[Buffer]:
@@ -339,8 +386,6 @@ def plan_and_placement(f: GGUFFile, s: LlamaCppSettings, hw: Hardware) -> tuple:
 def offload_printout(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[str]:
     """The lines llama.cpp would print for :func:`device_buffers`, in its formats (the CPU printout's; the
     offload lines of src/llama-model.cpp load_tensors). The order of lines within a kind is not verified."""
-    from inspector.memory.llamacpp import _BUFFER_LINE, kv_line
-
     hp, lines = hparams(f), []
     if p.gpus:  # load_tensors, with llama_supports_gpu_offload(): n_gpu = min(ngl, n_layer)
         ngl = hp.n_layer + 1 if p.n_gpu_layers < 0 else p.n_gpu_layers
@@ -348,7 +393,7 @@ def offload_printout(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[str
         lines += ["load_tensors: offloading output layer to GPU"] if n_gpu > 0 else []
         lines.append(f"load_tensors: offloading {max(n_gpu - 1, 0)} repeating layers to GPU")
         lines.append(f"load_tensors: offloaded {min(ngl, hp.n_layer + 1)}/{hp.n_layer + 1} layers to GPU")
-    line = _BUFFER_LINE
+    line = BUFFER_LINE
     lines += [line[b.kind].format(func=b.func, device=b.device, mib=b.mib) for b in device_buffers(f, s, p)
               if b.kind in ("model", "repack", "output")]
     ctx = resolve_context(hp, s)
@@ -356,6 +401,11 @@ def offload_printout(f: GGUFFile, s: LlamaCppSettings, p: Placement) -> list[str
     tot = device_totals(f, s, p)
     kv = _kv_buffers(tot, [tot[g] for g in p.gpus])
     for key in dict.fromkeys(k for k, _ in kv):
+        if key == "RS":  # llama_memory_recurrent: one RS buffer line per device, then its size line
+            rs = rs_cache(hp.recurrent, hp.n_layer, s.n_seq_max)
+            lines += [rs_lines(replace(rs, buffer_bytes=b.nbytes), b.device)[0] for k, b in kv if k == key]
+            lines.append(rs_lines(rs)[1])
+            continue
         if key:
             label = "non-SWA" if key == "non-SWA" else "    SWA"
             lines.append(f"llama_kv_cache_iswa: creating {label} KV cache, size = {caches[key].cells} cells")

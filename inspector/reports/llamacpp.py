@@ -110,8 +110,8 @@ def _decode_section(dec: dict) -> Section:
 def offload_report(d: dict) -> Report:
     """llama.cpp with GPUs (or offload flags): the placement, buffers per device in llama.cpp's words with their
     status, per-device totals against each device's memory, the decode bound, the lines llama.cpp would print."""
-    rows = [[b["func"], b["device"], KIND_WORDS[b["kind"]], b["mib"], n(b["bytes"]), b["status"]]
-            for b in d.get("buffers", [])]
+    rows = [[b["func"], b["device"], KIND_WORDS[b["kind"]], b["mib"] or "not modelled",
+             "-" if b["bytes"] is None else n(b["bytes"]), b["status"]] for b in d.get("buffers", [])]
     totals = [[x["device"], x["mib"], n(x["bytes"]),
                "-" if x.get("limit_bytes") is None else f"{x['limit_bytes'] / 2**20:.2f}",
                {True: "yes", False: "NO", None: "-"}[x.get("fits")]] for x in d["devices"]]
