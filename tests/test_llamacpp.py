@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,15 +129,16 @@ HELD_BACK = [
 
 @pytest.mark.parametrize("model,s", HELD_BACK, ids=[m for m, _ in HELD_BACK])
 def test_rerun_llamacpp(model, s, gguf_files):
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama_cpp (llama-cpp-python) is not installed in this environment")
+    python = os.environ.get("LLAMA_PYTHON") or (sys.executable if importlib.util.find_spec("llama_cpp") else None)
+    if python is None:
+        pytest.skip("llama_cpp (llama-cpp-python) is not installed here; set LLAMA_PYTHON to a Python that has it")
     f = gguf_files(model)
     tool = ROOT / "tools" / "record_llamacpp.py"
     spec = importlib.util.spec_from_file_location("record_llamacpp", tool)
     recorder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recorder)
     arg = json.dumps(dict(s, n_threads=2, path=f.path))
-    p = subprocess.run([sys.executable, str(tool), "--one", "load", arg], capture_output=True, text=True,
+    p = subprocess.run([python, str(tool), "--one", "load", arg], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     got = recorder.parse(p.stderr)
