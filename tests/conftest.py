@@ -44,61 +44,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if id(item) not in named and item.module.__name__ != "test_docs_examples":
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        _longest_first(items)
-
-
-# Seconds on one core (measured on two busy cores, relative figures) of the scopes that take longest: a
-# pytest-xdist group, or one documented command (by its page and what it runs, see _docs_seconds). Every
-# other scope counts SMALL_TEST seconds a test. Refresh with `pytest -n 2 --durations=0` when a
-# scope's weight changes a lot: the order only needs the heavy scopes roughly right.
-HEAVY_SCOPES = {
-    "test_offline_presets": 86, "smollm2-transformers": 47, "test_fallback": 36, "gemma3-transformers": 30,
-    "test_tokenize": 21, "test_help_examples": 18, "test_harden_config": 17, "test_cli_usage": 16,
-    "hub-server": 16, "test_flops": 13, "test_cli_llamacpp": 12, "test_harden_hub": 11, "test_stored_bytes": 10,
-    "test_report": 9, "test_vlm_families": 8, "test_harden_rows": 8, "test_trace_families": 8,
-    "test_harden_values": 7, "test_memory": 7, "test_harden_limits": 6, "test_weights": 6, "test_cli": 6,
-}
-SMALL_TEST = 0.05
-
-
-def _docs_seconds(item) -> float:
-    """A rough weight of one documented command: a model's generation (run, chat, bench) and Gemma 3's
-    262,144-token vocabulary cost seconds; a shape or a count costs about one."""
-    import re
-
-    from docs_examples import parse
-
-    if "n" not in item.callspec.params:
-        return SMALL_TEST
-    command = parse(item.callspec.params["page"])[item.callspec.params["n"]].command
-    generates = bool(re.search(r"inspect (run|chat|bench)\b", command))
-    return 1.0 + 5.0 * generates + 6.0 * ("$GEMMA" in command and (generates or "inspect trace" in command))
-
-
-def _longest_first(items) -> None:
-    """Order the scopes that pytest-xdist hands out (`--dist loadgroup --no-loadscope-reorder`) longest
-    first, so that the run ends on short ones and neither worker waits long for the other at the end
-    (pytest-xdist's own order, by number of tests, put the documented commands, one test a scope and
-    the longest tests of the suite, last). A scope's tests keep their order."""
-    def scope(item):
-        if item.module.__name__ == "test_docs_examples" and hasattr(item, "callspec"):
-            return item.nodeid
-        mark = item.get_closest_marker("xdist_group")
-        return mark.args[0] if mark.args else mark.kwargs.get("name", "default")
-
-    seconds: dict[str, float] = {}
-    first: dict[str, int] = {}
-    for i, item in enumerate(items):
-        name = scope(item)
-        first.setdefault(name, i)
-        if name == item.nodeid:
-            seconds[name] = _docs_seconds(item)
-        else:
-            seconds[name] = seconds.get(name, 0.0) + SMALL_TEST
-    for name in seconds:
-        seconds[name] = max(seconds[name], HEAVY_SCOPES.get(name, 0.0))
-    items.sort(key=lambda item: (-seconds[scope(item)], first[scope(item)]))
 
 
 def pytest_addoption(parser):
