@@ -17,8 +17,10 @@ Comparison ignores what differs between machines and days, and nothing else: the
 padding and rules (terminal widths differ), the directory of a page variable's path, where the clone,
 Python, the home and the temporary directory are, the versions of transformers, torch, peft,
 deepspeed and llm-inspector, the byte count in a `wrote FILE (N bytes` line (a page embeds the paths
-it was given), and in ``timings`` blocks the order of table rows (rows sorted by a measured time). ``pytest tests/test_docs_examples.py --update-docs`` writes the real
-outputs back into the pages.
+it was given), and in ``timings`` blocks the order of table rows (rows sorted by a measured time) and
+where a text line wraps (a terminal wraps a note at a width that depends on the digits of the measured
+numbers in it). ``pytest tests/test_docs_examples.py --update-docs`` writes the real outputs back into
+the pages.
 """
 
 from __future__ import annotations
@@ -216,8 +218,23 @@ def normalize(text: str, flags: frozenset[str], variables: dict[str, str]) -> st
         text = DECIMAL.sub("<t>", text)
     text = re.sub(r"([-─━═]){3,}", r"\1\1\1", text)
     lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.strip().splitlines()]
+    if "timings" in flags:
+        lines = _unwrapped(lines)
     lines = [line for line in lines if line]
     return "\n".join(_unordered_rows(lines) if "timings" in flags else lines)
+
+
+def _unwrapped(lines: list[str]) -> list[str]:
+    """Each run of text lines (not table lines, not blank) as one line: a terminal wraps a long note at
+    a width that depends on the digits of the measured numbers in it, so in a timings block where a
+    line breaks is not compared; the words and their order are."""
+    out: list[str] = []
+    for line in lines:
+        if line and not line.startswith(TABLE) and out and out[-1] and not out[-1].startswith(TABLE):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+    return out
 
 
 def shown_form(output: str, example: Example, variables: dict[str, str]) -> str:

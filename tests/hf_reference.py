@@ -42,6 +42,7 @@ def smollm2_dir() -> Path | None:
 
 
 _READERS: dict = {}
+_NAME_MAPS: dict = {}
 
 
 @contextlib.contextmanager
@@ -49,23 +50,48 @@ def shared_gguf_readers():
     """Inside the block, the gguf library's reader parses each file once. transformers parses a GGUF
     with it for the config, again for the weights and again for the tokenizer, and each parse of
     a large vocabulary takes seconds (Gemma 3's 262,144 tokens: about 10 s): the references share one
-    parse per file (path, size and modification time) and process. Nothing else is changed."""
+    parse per file (path, size and modification time) and process. The shared reader reads the file
+    through a plain numpy view of its memory map (the same bytes, read-only: numpy.memmap's own
+    Python-level indexing and view hooks, run for each of the vocabulary's million small reads, were
+    most of a parse), and gguf's tensor-name map of an architecture and layer count (a pure function,
+    rebuilt by transformers for each module) is built once. Nothing transformers computes is changed."""
     import gguf
 
-    original = gguf.GGUFReader
+    original, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
 
     def shared(path, mode="r"):
         st = os.stat(path)
         key = (os.fspath(path), mode, st.st_size, st.st_mtime_ns)
         if key not in _READERS:
-            _READERS[key] = original(path, mode)
+            _READERS[key] = _plain_view_reader(original)(path, mode)
         return _READERS[key]
 
-    gguf.GGUFReader = shared
+    def shared_name_map(arch, n_blocks):
+        if (arch, n_blocks) not in _NAME_MAPS:
+            _NAME_MAPS[arch, n_blocks] = name_map(arch, n_blocks)
+        return _NAME_MAPS[arch, n_blocks]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = shared, shared_name_map
     try:
         yield
     finally:
-        gguf.GGUFReader = original
+        gguf.GGUFReader, gguf.get_tensor_name_map = original, name_map
+
+
+def _plain_view_reader(reader_class):
+    """gguf's reader class, holding its file's memory map (`data`) as a plain ndarray view of it."""
+    import numpy as np
+
+    class PlainViewReader(reader_class):
+        @property
+        def data(self):
+            return self._plain
+
+        @data.setter
+        def data(self, mapped):
+            self._plain = np.asarray(mapped)  # a view: the map stays open through its `base`
+
+    return PlainViewReader
 
 
 def hf_from_gguf(directory: Path, name: str):

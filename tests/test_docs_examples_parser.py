@@ -86,3 +86,22 @@ def test_comparison_ignores_machines_versions_and_measured_order_only():
     assert normalize(table, flags, {}) != normalize(swapped, flags, {})  # order counts outside timings
     other = "| Module | ms |\n|---|---|\n| attn | 0.7 |\n| norm | 1.1 |\n"
     assert normalize(table, timings, {}) != normalize(other, timings, {})  # the rows themselves still count
+
+
+def test_timings_ignore_where_a_note_wraps_and_number_widths_not_the_words():
+    """A terminal wraps a note line at a width that depends on the digits of its measured numbers, and pads
+    a table's columns to its widest number: in a timings block neither counts; every word still does."""
+    timings = frozenset({"timings"})
+    shown = ("bench x: measured\n┏━━━┳━━━━━━┓\n┃ B ┃ ms   ┃\n┡━━━╇━━━━━━┩\n│ 1 │ 57.6 │\n└───┴──────┘\n"
+             "  • roofline: copy 45.9 GB/s; best of up to\n5 runs after a warm-up\n  • peak memory: RSS\n")
+    real = ("bench x: measured\n┏━━━┳━━━━━━━┓\n┃ B ┃ ms    ┃\n┡━━━╇━━━━━━━┩\n│ 1 │ 157.6 │\n└───┴───────┘\n"
+            "  • roofline: copy 5.9 GB/s; best of up to 5\nruns after a warm-up\n  • peak memory: RSS\n")
+    assert normalize(shown, timings, {}) == normalize(real, timings, {})
+    assert normalize(shown, frozenset(), {}) != normalize(real, frozenset(), {})  # outside timings, lines count
+    for changed in (real.replace("up to 5", "up to 6"), real.replace("after a", "before a"),
+                    real.replace("runs after", "after runs"), real.replace("• peak memory: RSS\n", ""),
+                    real.replace("│ 1 │", "│ 2 │")):
+        assert normalize(shown, timings, {}) != normalize(changed, timings, {})
+    # a wrapped note does not run into a table, nor across a blank line
+    assert normalize("a\n| x |\nb\n", timings, {}) != normalize("a b\n| x |\n", timings, {})
+    assert normalize("a\n\nb\n", timings, {}) != normalize("a b\n", timings, {})

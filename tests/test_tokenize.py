@@ -242,7 +242,10 @@ def smol(smol_path):
 @pytest.fixture(scope="module")
 def smol_hf(smol_path):
     transformers = pytest.importorskip("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(smol_path.parent), gguf_file=smol_path.name)
+    from hf_reference import shared_gguf_readers
+
+    with shared_gguf_readers():  # one parse of the file for transformers' config and tokenizer reads
+        return transformers.AutoTokenizer.from_pretrained(str(smol_path.parent), gguf_file=smol_path.name)
 
 
 @pytest.mark.parametrize("text", list(CORPUS.values()), ids=list(CORPUS))

@@ -8,7 +8,8 @@ and redirections: it hands its argv, working directory, environment and its stdi
 code. The child sets the working directory, the environment and argv and runs `inspector.cli.main`,
 as the installed `inspect` would; its output goes straight to the shim's descriptors. The server only
 imports before it forks (no torch op has started a thread pool), so each child starts as a fresh
-process would, less the imports.
+process would, less the imports (the inspector package and the libraries its commands import lazily,
+PRELOAD, except those that read the environment when imported).
 """
 
 from __future__ import annotations
@@ -113,11 +114,37 @@ def _answer(conn: socket.socket, pid: int) -> None:
         conn.close()
 
 
-def serve(sock: str) -> None:
-    import torch  # noqa: F401  (the imports every child would otherwise repeat)
+# What the commands import lazily, imported here once instead of in each child: torch._dynamo (torch
+# imports it, with sympy, on the first random initialisation of a module's weights under a device
+# context: a second of every command that builds a model), the libraries of the reports, readers and
+# tokenizers. Not huggingface_hub nor transformers (which imports it): huggingface_hub reads its
+# environment variables when it is imported, and a command's own environment must be the one it reads.
+PRELOAD = ("torch._dynamo", "numpy", "rich.console", "rich.table", "rich.markdown", "tabulate", "wcwidth",
+           "tokenizers", "gguf", "jinja2", "safetensors.torch", "yaml", "PIL.Image")
 
-    import inspector.cli.app  # noqa: F401
-    import inspector.runtime.prepare  # noqa: F401
+
+def _preload() -> None:
+    """Import torch, every module of the inspector package and PRELOAD (each one that is installed)."""
+    import importlib
+    import pkgutil
+
+    import torch  # noqa: F401
+
+    import inspector
+
+    names = [m.name for m in pkgutil.walk_packages(inspector.__path__, "inspector.") if not m.name.endswith("__main__")]
+    for name in [*names, *PRELOAD]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    if "huggingface_hub" in sys.modules:
+        raise RuntimeError("the warm server imported huggingface_hub: it would read the server's environment, "
+                           "not each command's")
+
+
+def serve(sock: str) -> None:
+    _preload()
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock)
