@@ -1,0 +1,82 @@
+"""Report of `inspect verify --adapter`: a summary, the findings (every tensor with --all), rank and alpha per module, the JSON contract.
+
+The JSON contract: {ok, adapter, format, base, matched, missing, unexpected, mismatched,
+absent_targets, trainable, stored_trainable, peft_line, modules_to_save, ranks, tensors, notes}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspector.limits import MAX_DATA_ROWS
+from inspector.memory.adapter_verify import AdapterResult
+from inspector.memory.lora import peft_line
+from inspector.reports.render import Report, Section
+from inspector.reports.verify import STATUS_TEXT
+from inspector.units import human_bytes, n
+
+
+def _shape(s) -> str:
+    return "" if s is None else str(tuple(s))
+
+
+def _names(r: AdapterResult, status: str) -> list[str]:
+    return [f.name for f in r.findings if f.status == status]
+
+
+def adapter_json(r: AdapterResult) -> dict[str, Any]:
+    return {
+        "ok": r.ok, "adapter": r.adapter, "format": r.format, "base": r.base, "architecture": r.architecture,
+        "matched": r.count("ok"), "missing": _names(r, "missing"), "unexpected": _names(r, "unexpected"),
+        "mismatched": [{"name": f.name, "expected": list(f.expected), "actual": list(f.actual), "note": f.note}
+                       for f in r.findings if f.status == "shape"],
+        "absent_targets": r.absent_targets, "trainable": r.trainable, "stored_trainable": r.stored_trainable,
+        "base_params": r.base_params, "peft_line": peft_line(r.trainable, r.base_params + r.trainable),
+        "stored_bytes": r.stored_bytes,
+        "modules_to_save": [{"module": m, "params": p, "bytes": b} for m, p, b in r.copies],
+        "ranks": {k: len(v) for k, v in r.ranks.items()},
+        "tensors": [{"name": f.name, "status": f.status, "expected": _list(f.expected), "actual": _list(f.actual),
+                     "dtype": f.dtype, **({"stored_name": f.stored_name} if f.stored_name else {}),
+                     **({"note": f.note} if f.note else {}), "params": f.params, "bytes": f.nbytes}
+                    for f in r.findings[:MAX_DATA_ROWS]],
+        **({"tensors_not_listed": len(r.findings) - MAX_DATA_ROWS} if len(r.findings) > MAX_DATA_ROWS else {}),
+        "notes": r.notes,
+    }
+
+
+def _list(shape):
+    return list(shape) if shape is not None else None
+
+
+def _summary(r: AdapterResult) -> list[list[str]]:
+    copies = ", ".join(f"{m} ({n(p)} params, {human_bytes(b)})" for m, p, b in r.copies)
+    return [
+        ["Adapter", f"{r.adapter} ({r.format})"],
+        ["Base", f"{r.base} ({r.architecture})"],
+        ["Matched", n(r.count("ok"))],
+        ["Missing", n(r.count("missing"))],
+        ["Unexpected", n(r.count("unexpected"))],
+        ["Shape mismatches", n(r.count("shape"))],
+        ["Config names the base lacks", ", ".join(r.absent_targets) or "none"],
+        ["Rank and alpha", "; ".join(f"{k} × {len(v)}" for k, v in r.ranks.items()) or "none"],
+        ["modules_to_save copies", copies or "none"],
+        ["Trainable parameters", f"{n(r.trainable)} (file: {n(r.stored_trainable)})"],
+        ["peft", peft_line(r.trainable, r.base_params + r.trainable)],
+        ["Stored bytes", f"{n(r.stored_bytes)} ({human_bytes(r.stored_bytes)})"],
+        ["Result", "OK" if r.ok else "MISMATCH"],
+    ]
+
+
+def adapter_report(r: AdapterResult, show_all: bool = False) -> Report:
+    sections = [Section("Verify adapter", ["Check", "Result"], _summary(r))]
+    shown = [f for f in r.findings if show_all or f.status != "ok" or f.note.startswith("modules_to_save")]
+    if shown:
+        gguf = r.format == "gguf"
+        headers = ["Tensor", "Status", "Expected", "Found", "Dtype", "Note"] + (["GGUF name"] if gguf else [])
+        rows = [[f.name, STATUS_TEXT[f.status], _shape(f.expected), _shape(f.actual), f.dtype or "", f.note]
+                + ([f.stored_name or ""] if gguf else []) for f in shown[:MAX_DATA_ROWS]]
+        sections.append(Section("Tensors" if show_all else "Findings", headers, rows,
+                                not_listed=max(0, len(shown) - MAX_DATA_ROWS)))
+    if r.absent_targets:
+        sections.append(Section("Config names the base lacks", ["Name"], [[t] for t in r.absent_targets]))
+    return Report(sections, adapter_json(r), notes=list(r.notes))
