@@ -191,3 +191,41 @@ def test_fused_modules_experts_and_embeddings(tmp_path, name):
     code, data = verify_json("--adapter", str(tmp_path / "adapter"))
     assert code == 0, data
     assert data["trainable"] == data["stored_trainable"] == trainable
+
+
+# --------------------------------------------------------------------------- a GGUF LoRA (llama.cpp)
+
+
+def _gguf_lora(path: Path, bad_rank: bool = False) -> Path:
+    """A LoRA as llama.cpp's convert_lora_to_gguf.py writes one (general.type adapter, adapter.type lora,
+    adapter.lora.alpha; `<base tensor>.lora_a` shaped (r, in) and `.lora_b` (out, r) as numpy arrays),
+    written with the gguf library, on SmolLM2-135M's q (576 × 576) and v (192 × 576) projections."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_type(gguf.GGUFType.ADAPTER)
+    w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 16.0)
+    for i in range(30):
+        for name, out in (("attn_q", 576), ("attn_v", 192)):
+            rank = 4 if bad_rank and (i, name) == (3, "attn_q") else 8
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_a", np.zeros((rank, 576), np.float32))
+            w.add_tensor(f"blk.{i}.{name}.weight.lora_b", np.zeros((out, 8), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_lora_against_the_real_smollm2(tmp_path):
+    good = _gguf_lora(tmp_path / "good.gguf")
+    code, data = verify_json("--adapter", str(good), "-m", str(smollm2_gguf_path()))
+    assert code == 0 and data["format"] == "gguf" and data["matched"] == 120
+    assert data["trainable"] == 30 * 8 * (576 + 576 + 576 + 192)
+    bad = _gguf_lora(tmp_path / "bad.gguf", bad_rank=True)
+    code, data = verify_json("--adapter", str(bad), "-m", str(smollm2_gguf_path()))
+    assert code == 1 and data["mismatched"][0]["name"].endswith("layers.3.self_attn.q_proj.lora_B.weight")
+    code, out = verify("--adapter", str(good))
+    assert code == 2 and "a GGUF LoRA names no base model" in _one_line(out)

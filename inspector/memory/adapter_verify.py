@@ -13,7 +13,7 @@ names with inspector.checkpoint.gguf_hf, and the prediction is the same with the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from inspector.checkpoint.matching import Finding
@@ -131,6 +131,8 @@ def check_adapter(files: AdapterFiles, acc: Accounting, base: str) -> AdapterRes
     pl = plan(c, modules, weights)
     r = AdapterResult(files.path, files.format, base, acc.spec.architecture, c)
     r.findings = _compare(pl, stored, {m.path for m in modules}, weights)
+    if files.format == "gguf":  # the rank comes from the file's lora_a, not from a config
+        r.findings = [replace(f, note=f.note.replace("the config says r=", "its lora_a has rank ")) for f in r.findings]
     r.absent_targets, r.trainable, r.ranks = pl.absent_targets, pl.trainable, _ranks(pl)
     trainable = {p.name for p in pl.tensors if p.trainable}
     r.stored_trainable = sum(f.params for f in r.findings if f.name in trainable and f.actual is not None)
