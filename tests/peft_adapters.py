@@ -16,8 +16,9 @@ from pathlib import Path
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def make_adapter(cfg: dict, directory: Path, base: str, **lora) -> int:
-    """peft's adapter of `cfg` (a config.json dict) saved in `directory`; returns peft's trainable count."""
+def make_adapter(cfg: dict, directory: Path, base: str, **lora) -> tuple[int, int]:
+    """peft's adapter of `cfg` (a config.json dict) saved in `directory`; returns peft's
+    get_nb_trainable_parameters(): (trainable, all params)."""
     import peft
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -26,14 +27,14 @@ def make_adapter(cfg: dict, directory: Path, base: str, **lora) -> int:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     wrapped = peft.get_peft_model(model, peft.LoraConfig(**lora))
-    trainable = wrapped.get_nb_trainable_parameters()[0]
+    counts = wrapped.get_nb_trainable_parameters()
     wrapped.to_empty(device="cpu")
     wrapped.save_pretrained(str(directory))
     path = directory / "adapter_config.json"
     saved = json.loads(path.read_text())
     saved["base_model_name_or_path"] = base
     path.write_text(json.dumps(saved, indent=2))
-    return trainable
+    return counts
 
 
 def smollm2_config() -> dict:

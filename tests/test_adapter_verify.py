@@ -38,10 +38,10 @@ VARIANTS = {
 
 
 @pytest.fixture(scope="module")
-def adapters(tmp_path_factory) -> dict[str, tuple[Path, int]]:
-    """Each variant's directory and peft's trainable count, made once for the module."""
+def adapters(tmp_path_factory) -> dict[str, tuple[Path, int, int]]:
+    """Each variant's directory and peft's (trainable, all params), made once for the module."""
     root = tmp_path_factory.mktemp("adapters")
-    return {name: (root / name, make_adapter(smollm2_config(), root / name, SMOLLM2, **kw))
+    return {name: (root / name, *make_adapter(smollm2_config(), root / name, SMOLLM2, **kw))
             for name, kw in VARIANTS.items()}
 
 
@@ -57,7 +57,7 @@ def verify_json(*args: str):
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_peft_adapter_matches_the_real_smollm2(adapters, name):
-    directory, trainable = adapters[name]
+    directory, trainable, _ = adapters[name]
     code, data = verify_json("--adapter", str(directory), "-m", str(smollm2_gguf_path()))
     assert code == 0, data
     assert data["ok"] and not data["missing"] and not data["unexpected"] and not data["mismatched"]
@@ -65,11 +65,11 @@ def test_peft_adapter_matches_the_real_smollm2(adapters, name):
 
 
 def test_base_from_adapter_config_and_peft_line(adapters):
-    directory, trainable = adapters["r8-qv-lm_head"]
+    directory, trainable, all_params = adapters["r8-qv-lm_head"]
     code, data = verify_json("--adapter", str(directory))  # base_model_name_or_path: the preset
     assert code == 0 and data["base"] == SMOLLM2
     assert data["modules_to_save"] == [{"module": "lm_head", "params": 49152 * 576, "bytes": 49152 * 576 * 2}]
-    assert data["peft_line"].startswith(f"trainable params: {trainable:,} ||")
+    assert data["peft_line"].startswith(f"trainable params: {trainable:,} || all params: {all_params:,} ||")
 
 
 def test_ranks_and_alphas_per_module(adapters):
@@ -187,7 +187,7 @@ def test_fused_modules_experts_and_embeddings(tmp_path, name):
     base = tmp_path / "base"
     base.mkdir()
     (base / "config.json").write_text(json.dumps(cfg))
-    trainable = make_adapter(cfg, tmp_path / "adapter", str(base), **lora)
+    trainable, _ = make_adapter(cfg, tmp_path / "adapter", str(base), **lora)
     code, data = verify_json("--adapter", str(tmp_path / "adapter"))
     assert code == 0, data
     assert data["trainable"] == data["stored_trainable"] == trainable
@@ -229,3 +229,20 @@ def test_gguf_lora_against_the_real_smollm2(tmp_path):
     assert code == 1 and data["mismatched"][0]["name"].endswith("layers.3.self_attn.q_proj.lora_B.weight")
     code, out = verify("--adapter", str(good))
     assert code == 2 and "a GGUF LoRA names no base model" in _one_line(out)
+
+
+# --------------------------------------------------------------------------- params BASE --adapter DIR
+
+
+def test_params_with_adapter(adapters):
+    directory, trainable, all_params = adapters["r8-qv-lm_head"]
+    result = runner.invoke(app, ["params", SMOLLM2, "--adapter", str(directory), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    a = json.loads(result.output)["adapter"]
+    assert a["ok"] and a["trainable"] == trainable and a["unmerged_params"] == all_params
+    # merged: LoRA folds into the base; the saved copy of the tied head becomes a head of its own
+    assert a["merged_params"] == 134_515_008 + 49152 * 576
+    assert [(r["target"], r["modules"], r["rank"]) for r in a["rows"]] == [
+        ("q_proj", 30, 8), ("v_proj", 30, 8), ("lm_head (modules_to_save)", 1, 0)]
+    result = runner.invoke(app, ["params", SMOLLM2, "qwen2.5-0.5b", "--adapter", str(directory)])
+    assert result.exit_code == 2 and "give one MODEL" in result.output

@@ -158,23 +158,28 @@ def _module_tensors(c: AdapterConfig, m: Module) -> list[Planned]:
     return out
 
 
-def _expert_tensors(c: AdapterConfig, modules: list[Module]) -> list[Planned]:
-    """target_parameters on the experts' 3-D parameters; nested wrappers, the first named innermost."""
-    out: list[Planned] = []
+def expert_groups(c: AdapterConfig, modules: list[Module]) -> dict[str, list[Module]]:
+    """The experts parameters `target_parameters` names, by their parent module, in the config's order."""
     by_parent: dict[str, list[Module]] = {}
     for m in modules:
         if m.kind == EXPERT_PARAMS and any(m.path.endswith("." + t) or m.path == t for t in c.target_parameters):
             by_parent.setdefault(m.path.rsplit(".", 1)[0], []).append(m)
     order = {t.rsplit(".", 1)[-1]: i for i, t in enumerate(c.target_parameters)}
-    for parent, ms in by_parent.items():
-        ms = sorted(ms, key=lambda m: order.get(m.path.rsplit(".", 1)[-1], 0))
-        for i, m in enumerate(ms):
-            r = int(pattern_value(c.rank_pattern, m.path, c.rank))
-            a = float(pattern_value(c.alpha_pattern, m.path, c.alpha))
-            key = PREFIX + parent + ".base_layer" * (len(ms) - 1 - i)
-            er = m.experts * r
-            out += [Planned(key + ".lora_A.weight", (er, m.in_features), m.path, "lora_A", r, a),
-                    Planned(key + ".lora_B.weight", (m.out_features, er), m.path, "lora_B", r, a)]
+    return {k: sorted(ms, key=lambda m: order.get(m.path.rsplit(".", 1)[-1], 0)) for k, ms in by_parent.items()}
+
+
+def expert_tensors(c: AdapterConfig, parent: str, ms: list[Module]) -> list[Planned]:
+    """One parent's nested ParamWrappers, `ms` in wrapping order (the first innermost). peft saves
+    target_parameters as a set, so the wrapping order is not in adapter_config.json: the caller
+    tries the orders against the file (inspector.memory.adapter_verify)."""
+    out: list[Planned] = []
+    for i, m in enumerate(ms):
+        r = int(pattern_value(c.rank_pattern, m.path, c.rank))
+        a = float(pattern_value(c.alpha_pattern, m.path, c.alpha))
+        key = PREFIX + parent + ".base_layer" * (len(ms) - 1 - i)
+        er = m.experts * r
+        out += [Planned(key + ".lora_A.weight", (er, m.in_features), m.path, "lora_A", r, a),
+                Planned(key + ".lora_B.weight", (m.out_features, er), m.path, "lora_B", r, a)]
     return out
 
 
@@ -215,7 +220,8 @@ def plan(c: AdapterConfig, modules: list[Module], weights: dict[str, tuple[int, 
             if m.kind == EMBEDDING:
                 tensors.append(Planned(PREFIX + m.path + ".base_layer.weight", (m.in_features, m.out_features),
                                        m.path, "base_layer"))
-    tensors += _expert_tensors(c, modules)
+    for parent, ms in expert_groups(c, modules).items():
+        tensors += expert_tensors(c, parent, ms)
     tensors += _copies(c, modules, weights)
     return Plan(tensors, _absent(c, modules))
 
@@ -233,4 +239,5 @@ def _absent(c: AdapterConfig, modules: list[Module]) -> list[str]:
     return absent
 
 
-__all__ = ["AdapterConfig", "Plan", "Planned", "PREFIX", "adapted", "parse_config", "pattern_value", "plan"]
+__all__ = ["AdapterConfig", "Plan", "Planned", "PREFIX", "adapted", "expert_groups", "expert_tensors", "parse_config",
+           "pattern_value", "plan"]

@@ -13,13 +13,15 @@ names with inspector.checkpoint.gguf_hf, and the prediction is the same with the
 from __future__ import annotations
 
 import re
+from itertools import permutations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from inspector.checkpoint.matching import Finding
 from inspector.checkpoint.records import TensorInfo
 from inspector.errors import InspectError
-from inspector.memory.adapter import PREFIX, AdapterConfig, Plan, Planned, parse_config, plan
+from inspector.memory.adapter import (PREFIX, AdapterConfig, Plan, Planned, expert_groups, expert_tensors,
+                                      parse_config, plan)
 from inspector.memory.modules import runtime_modules
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ class AdapterResult:
     copies: list[tuple[str, int, int]] = field(default_factory=list)  # modules_to_save: (module, params, bytes)
     ranks: dict[str, list[str]] = field(default_factory=dict)  # "r=8, alpha=16" -> modules
     notes: list[str] = field(default_factory=list)
+    planned: list[Planned] = field(default_factory=list)  # what the config and the base predict
+    merged_params: int = 0  # the base with the adapter merged in: a copied tied head becomes its own
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.findings if f.status == status)
@@ -110,6 +114,21 @@ def _compare(pl: Plan, stored: dict[str, tuple[str, TensorInfo]], known: set[str
     return findings
 
 
+def _orient_experts(c: AdapterConfig, pl: Plan, modules: list, stored: dict[str, Any]) -> Plan:
+    """Each experts module's wrapping order that the file bears out (peft keeps no order: see
+    inspector.memory.adapter.expert_tensors); at most 4 parameters per module, 24 orders."""
+    tensors = list(pl.tensors)
+    for parent, ms in expert_groups(c, modules).items():
+        if not 1 < len(ms) <= 4:
+            continue
+        first = expert_tensors(c, parent, ms)
+        best = max((expert_tensors(c, parent, list(order)) for order in permutations(ms)),
+                   key=lambda ts: sum(1 for t in ts if t.name in stored and tuple(stored[t.name][1].shape) == t.shape))
+        where = tensors.index(first[0])
+        tensors[where: where + len(first)] = best
+    return replace(pl, tensors=tensors)
+
+
 def _ranks(pl: Plan) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for p in pl.tensors:
@@ -128,7 +147,7 @@ def check_adapter(files: AdapterFiles, acc: Accounting, base: str) -> AdapterRes
     stored = _stored(files, acc)
     cfg = files.config if files.format == "peft" else _gguf_config(files, stored)
     c = parse_config(cfg)
-    pl = plan(c, modules, weights)
+    pl = _orient_experts(c, plan(c, modules, weights), modules, stored)
     r = AdapterResult(files.path, files.format, base, acc.spec.architecture, c)
     r.findings = _compare(pl, stored, {m.path for m in modules}, weights)
     if files.format == "gguf":  # the rank comes from the file's lora_a, not from a config
@@ -139,7 +158,9 @@ def check_adapter(files: AdapterFiles, acc: Accounting, base: str) -> AdapterRes
     r.base_params, r.stored_bytes = acc.totals.total_params, files.headers.total_bytes
     r.copies = [(p.module, f.params, f.nbytes) for p in pl.tensors if p.kind == "copy"
                 for f in r.findings if f.name == p.name and f.actual is not None]
-    r.notes = _notes(r, files)
+    r.planned, r.notes = pl.tensors, _notes(r, files)
+    tied = {m.path for m in modules if m.output_embedding} if acc.totals.tied_embeddings else set()
+    r.merged_params = r.base_params + sum(p.params for p in pl.tensors if p.kind == "copy" and p.module in tied)
     return r
 
 

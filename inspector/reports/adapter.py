@@ -80,3 +80,56 @@ def adapter_report(r: AdapterResult, show_all: bool = False) -> Report:
     if r.absent_targets:
         sections.append(Section("Config names the base lacks", ["Name"], [[t] for t in r.absent_targets]))
     return Report(sections, adapter_json(r), notes=list(r.notes))
+
+
+def _groups(r: AdapterResult) -> dict[tuple[str, int, float], list]:
+    """The predicted tensors grouped by target name (the module's last name), rank and alpha."""
+    groups: dict[tuple[str, int, float], list] = {}
+    for p in r.planned:
+        if p.trainable:
+            leaf = p.module.rsplit(".", 1)[-1]
+            groups.setdefault((leaf if p.kind != "copy" else f"{leaf} (modules_to_save)", p.rank, p.alpha),
+                              []).append(p)
+    return groups
+
+
+def adapter_rows(r: AdapterResult) -> Section:
+    """The adapter's rows, to sit beside the base's in `params`: per target, its modules, shapes and count."""
+    rows = []
+    for (target, rank, alpha), ps in _groups(r).items():
+        modules = len({p.module for p in ps})
+        shapes = {p.kind: _shape(p.shape) for p in ps}
+        extra = ", ".join(k for k in ("magnitude", "bias") if k in shapes)
+        rows.append([target, n(modules), str(rank) if rank else "", f"{alpha:g}" if rank else "",
+                     shapes.get("lora_A", ""), shapes.get("lora_B", shapes.get("copy", "")), extra,
+                     n(sum(p.params for p in ps))])
+    rows.append(["Total (trainable)", "", "", "", "", "", "", n(r.trainable)])
+    return Section("Adapter", ["Target", "Modules", "r", "alpha", "lora_A", "lora_B / copy", "Also", "Parameters"],
+                   rows)
+
+
+def adapter_totals(r: AdapterResult) -> list[list[str]]:
+    return [["Adapter parameters", n(r.trainable)],
+            ["Base + adapter, unmerged (peft's all params)", n(r.base_params + r.trainable)],
+            ["Merged into the base", n(r.merged_params)],
+            ["Adapter file", f"{n(r.stored_bytes)} bytes ({human_bytes(r.stored_bytes)})"],
+            ["Adapter check", "OK" if r.ok else "MISMATCH (see inspect verify --adapter)"]]
+
+
+def adapter_payload(r: AdapterResult) -> dict[str, Any]:
+    return {"adapter": r.adapter, "ok": r.ok, "trainable": r.trainable, "unmerged_params": r.base_params + r.trainable,
+            "merged_params": r.merged_params, "stored_bytes": r.stored_bytes,
+            "rows": [{"target": t, "rank": k, "alpha": a, "modules": len({p.module for p in ps}),
+                      "params": sum(p.params for p in ps)} for (t, k, a), ps in _groups(r).items()]}
+
+
+def with_adapter(report: Report, r: AdapterResult) -> Report:
+    """`params BASE --adapter DIR`: the base's report with the adapter's rows and totals beside."""
+    sections = list(report.sections) + [adapter_rows(r), Section("Adapter totals", ["Figure", "Value"],
+                                                                 adapter_totals(r))]
+    data = {**report.data, "adapter": adapter_payload(r)} if isinstance(report.data, dict) else report.data
+    notes = list(report.notes) + list(r.notes)
+    if r.merged_params != r.base_params:
+        notes.append("merged: the saved copy of a tied LM head becomes a head of its own, so the merged model "
+                     "is larger than the base")
+    return Report(sections, data, report.csv_headers, report.csv_rows, notes)
