@@ -55,3 +55,58 @@ def check(request: AdapterRequest) -> AdapterResult:
 
 
 __all__ = ["AdapterOpt", "AdapterRequest", "BaseOpt", "check"]
+
+
+MaxLorasOpt = Annotated[Optional[int], typer.Option(
+    "--max-loras", help="vLLM's --max-loras with --adapter: adapters in one batch [default: 1, vLLM's].",
+    show_default=False)]
+MaxRankOpt = Annotated[Optional[int], typer.Option(
+    "--max-lora-rank", help="vLLM's --max-lora-rank with --adapter [default: 16, vLLM's].", show_default=False)]
+MaxCpuOpt = Annotated[Optional[int], typer.Option(
+    "--max-cpu-loras", help="vLLM's --max-cpu-loras with --adapter [default: --max-loras].", show_default=False)]
+
+
+@dataclass(frozen=True)
+class ServeLora:
+    """`memory MODEL --adapter DIR` serving: the adapter and vLLM's LoRA flags as given (None: vLLM's default)."""
+
+    request: AdapterRequest
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
+    max_cpu_loras: int | None = None
+
+    def add_to(self, report, est):
+        """The serving report with vLLM's LoRA stacks and CPU cache beside (inspector.memory.vllm_lora)."""
+        from inspector.memory.modules import runtime_modules
+        from inspector.memory.vllm_lora import VllmLoraOptions, vllm_lora
+        from inspector.reports.adapter import with_vllm_lora
+
+        result = check(self.request)
+        o = VllmLoraOptions(**{k: v for k, v in (("max_loras", self.max_loras), ("max_lora_rank", self.max_lora_rank),
+                                                 ("max_cpu_loras", self.max_cpu_loras)) if v is not None},
+                            tp=est.serving.ranks.layout.tp)
+        rank = max((p.rank for p in result.planned if p.rank), default=0)
+        lora = vllm_lora(runtime_modules(est.acc), rank, result.trainable, o)
+        return with_vllm_lora(report, result, lora, est.serving)
+
+
+def train_lora(request: AdapterRequest):
+    """`memory MODEL --adapter DIR --train lora|qlora`: the adapter's r, alpha, targets, DoRA and lora_bias
+    as LoraOptions (what it leaves out, rank_pattern and modules_to_save, is said in a warning)."""
+    from inspector.checkpoint.adapter import read_adapter
+    from inspector.errors import warn
+    from inspector.memory.adapter import parse_config
+    from inspector.memory.lora import ALL_LINEAR, LoraOptions
+
+    files = read_adapter(request.adapter)
+    c = parse_config(files.config)
+    if isinstance(c.targets, str) and c.targets != ALL_LINEAR:
+        raise InspectError(f"--adapter {request.adapter}: target_modules is a regex ({c.targets!r}); --train counts "
+                           "a list of names (see `inspect verify --adapter` for what it adapts)")
+    left = [k for k, v in (("rank_pattern", c.rank_pattern), ("alpha_pattern", c.alpha_pattern),
+                           ("modules_to_save", c.modules_to_save), ("target_parameters", c.target_parameters)) if v]
+    if left:
+        warn(f"--adapter {request.adapter}: the training estimate uses r={c.rank} everywhere and leaves out "
+             f"{', '.join(left)}; `inspect verify --adapter` counts them")
+    targets = (ALL_LINEAR,) if c.targets == ALL_LINEAR else tuple(c.targets or ())
+    return LoraOptions(rank=c.rank, alpha=int(c.alpha), targets=targets or None, dora=c.dora, bias=c.lora_bias)

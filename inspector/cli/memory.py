@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from inspector.cli.adapters import AdapterOpt, MaxCpuOpt, MaxLorasOpt, MaxRankOpt
 from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
@@ -208,7 +209,8 @@ def memory(
     cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
     n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0,
     tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None,
-    format: MemFormatOpt = None, output: OutOpt = None) -> None:
+    adapter: AdapterOpt = None, max_loras: MaxLorasOpt = None, max_lora_rank: MaxRankOpt = None,
+    max_cpu_loras: MaxCpuOpt = None, format: MemFormatOpt = None, output: OutOpt = None) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
     Serving follows vLLM's start-up arithmetic: torch's GPU total × utilization, the weights per
@@ -229,6 +231,7 @@ def memory(
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
       inspect memory $SMOL --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
       inspect memory $SMOL --engine llama.cpp --gpu RTX4090-24GB -ngl 20
+      inspect memory HuggingFaceTB/SmolLM2-135M-Instruct --adapter ./my-lora --max-loras 4 --gpu L4-24GB
     """
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
@@ -237,6 +240,7 @@ def memory(
 
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
+    serve_lora = _adapter(dict(locals()), given)
     training = _training(dict(locals())) if train is not None else None
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
@@ -248,7 +252,7 @@ def memory(
                            engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
-    if not _emit(request, format, output) and check:
+    if not _emit(request, format, output, serve_lora) and check:
         raise typer.Exit(1)
 
 
@@ -261,10 +265,43 @@ def _training(o: dict):
     return TrainOptions(
         mode=o["train"].value, optimizer=o["optimizer"].value, zero=int(o["zero"].value), offload=o["offload"].value,
         zero_init=o["zero_init"], seq_len=o["seq_len"], micro_batch=o["micro_batch"], recompute=o["recompute"].value,
-        attention=o["attention"].value, lora=LoraOptions(rank=o["lora_rank"], alpha=o["lora_alpha"],
-                                                         targets=_targets(o["lora_targets"]), dora=o["dora"],
-                                                         bias=o["lora_bias"]),
+        attention=o["attention"].value, lora=_adapter_lora(o) or LoraOptions(
+            rank=o["lora_rank"], alpha=o["lora_alpha"], targets=_targets(o["lora_targets"]), dora=o["dora"],
+            bias=o["lora_bias"]),
         double_quant=o["double_quant"], precision=o["precision"].value)
+
+
+LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")
+VLLM_LORA = ("max_loras", "max_lora_rank", "max_cpu_loras")
+
+
+def _adapter(o: dict, given: dict):
+    """--adapter: serving, a ServeLora (vLLM's LoRA memory added to the report); training, None (the adapter
+    sets r, alpha and the targets in `_training`). Flags that contradict it are refused in one line."""
+    from inspector.errors import InspectError
+
+    if o["adapter"] is None:
+        extra = [given[k] for k in VLLM_LORA if k in given]
+        if extra:
+            raise InspectError(f"{', '.join(extra)}: vLLM's LoRA flags apply with --adapter DIR")
+        return None
+    from inspector.cli.adapters import AdapterRequest, ServeLora
+
+    if o["train"] is not None:
+        clash = [given[k] for k in LORA_FLAGS + VLLM_LORA if k in given]
+        if clash:
+            raise InspectError(f"{', '.join(clash)} and --adapter: the adapter's config sets r, alpha and the targets")
+        return None
+    return ServeLora(AdapterRequest(o["adapter"], o["model"]), o["max_loras"], o["max_lora_rank"], o["max_cpu_loras"])
+
+
+def _adapter_lora(o: dict):
+    """--adapter with --train lora|qlora: the adapter's LoraOptions, else None."""
+    if o.get("adapter") is None:
+        return None
+    from inspector.cli.adapters import AdapterRequest, train_lora
+
+    return train_lora(AdapterRequest(o["adapter"], o["model"]))
 
 
 def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
@@ -371,8 +408,9 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:
     return given
 
 
-def _emit(request, format: MemoryFormat, output) -> bool:
-    """Print the report; whether it fits (the DeepSpeed printout: True)."""
+def _emit(request, format: MemoryFormat, output, serve_lora=None) -> bool:
+    """Print the report; whether it fits (the DeepSpeed printout: True). `serve_lora` (cli.adapters.ServeLora)
+    adds vLLM's LoRA memory to the serving report."""
     from inspector.memory.estimate import estimate
     from inspector.reports.render import emit
 
@@ -392,7 +430,8 @@ def _emit(request, format: MemoryFormat, output) -> bool:
     if est.serving is not None:
         from inspector.reports.memory import serving_report
 
-        emit(serving_report(est.acc, est.serving, verdict), format.value, output)
+        report = serving_report(est.acc, est.serving, verdict)
+        emit(serve_lora.add_to(report, est) if serve_lora else report, format.value, output)
     else:
         from inspector.reports.memory import training_report
 

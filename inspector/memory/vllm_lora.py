@@ -1,0 +1,91 @@
+"""The GPU and CPU memory vLLM reserves to serve LoRA adapters (`--enable-lora`), from its source.
+
+vLLM wraps every linear layer of the language model, whichever modules an adapter targets
+(vllm/lora/utils.py `get_supported_lora_modules`: "In vLLM, all linear layers support LoRA";
+vllm/lora/model_manager.py `_create_lora_modules` replaces each module `_match_target_modules`
+accepts), and each wrapper allocates zeroed stacks when the model is loaded, before the KV cache is
+sized (vllm/lora/layers/base_linear.py `create_lora_weights`): per slice of the layer, A
+(max_loras, 1, max_lora_rank, in) and B (max_loras, 1, out, max_lora_rank), in lora_dtype ("auto":
+the model's dtype). A fused qkv_proj or gate_up_proj has one slice per original module, so the sum
+over the original modules (q, k, v, ...) is the same: max_loras × max_lora_rank × (in + out) each.
+Defaults (vllm/config/lora.py LoRAConfig): max_lora_rank 16 (one of 1, 8, 16, 32, 64, 128, 256,
+320, 512), max_loras 1, max_cpu_loras = max_loras; an adapter of a rank above max_lora_rank is
+refused when loaded. The CPU cache holds up to max_cpu_loras adapters as loaded (their tensors in
+lora_dtype). Not counted here: the embedding and LM-head wrappers of models that declare
+`embedding_modules`, the fused-MoE experts' LoRA stacks, and the profile run's dummy adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inspector.errors import InspectError
+from inspector.inventory.entry import LM
+from inspector.memory.modules import LINEAR, ROUTER_KIND, Module
+
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm/config/lora.py MaxLoRARanks
+DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank
+DEFAULT_MAX_LORAS = 1  # vllm/config/lora.py LoRAConfig.max_loras
+
+
+@dataclass(frozen=True)
+class VllmLoraOptions:
+    """vLLM's LoRA flags; `dtype_bytes` is lora_dtype's width (auto: the model's), `tp` the tensor parallel size."""
+
+    max_loras: int = DEFAULT_MAX_LORAS
+    max_lora_rank: int = DEFAULT_MAX_LORA_RANK
+    max_cpu_loras: int | None = None  # None: max_loras
+    dtype_bytes: int = 2
+    tp: int = 1
+
+
+@dataclass(frozen=True)
+class LoraBufferRow:
+    target: str  # the module's last name
+    modules: int
+    in_features: int
+    out_features: int
+    nbytes: int  # all of them, all ranks together
+
+
+@dataclass(frozen=True)
+class VllmLora:
+    options: VllmLoraOptions
+    rows: tuple[LoraBufferRow, ...]
+    gpu_bytes: int  # per GPU (tp > 1: assumed an even split)
+    cpu_bytes: int  # the CPU cache: max_cpu_loras adapters of this one's size
+    adapter_rank: int
+
+
+def _check(o: VllmLoraOptions, adapter_rank: int) -> int:
+    if o.max_lora_rank not in MAX_LORA_RANKS:
+        raise InspectError(f"--max-lora-rank {o.max_lora_rank}: vLLM accepts {', '.join(map(str, MAX_LORA_RANKS))}")
+    if o.max_loras < 1:
+        raise InspectError(f"--max-loras {o.max_loras}: must be at least 1")
+    cpu = o.max_loras if o.max_cpu_loras is None else o.max_cpu_loras
+    if cpu < o.max_loras:
+        raise InspectError(f"--max-cpu-loras {cpu}: vLLM requires at least --max-loras ({o.max_loras})")
+    if adapter_rank > o.max_lora_rank:
+        allowed = next((r for r in MAX_LORA_RANKS if r >= adapter_rank), None)
+        raise InspectError(f"the adapter's rank {adapter_rank} is above --max-lora-rank {o.max_lora_rank}: vLLM refuses "
+                           f"to load it{f'; pass --max-lora-rank {allowed}' if allowed else ''}")
+    return cpu
+
+
+def vllm_lora(modules: list[Module], adapter_rank: int, adapter_params: int, o: VllmLoraOptions) -> VllmLora:
+    """vLLM's LoRA stacks for a base of `modules` serving adapters of rank up to o.max_lora_rank;
+    `adapter_params` (one adapter's tensors) sizes the CPU cache."""
+    cpu = _check(o, adapter_rank)
+    rows: dict[tuple[str, int, int], int] = {}
+    for m in modules:
+        if m.kind in (LINEAR, ROUTER_KIND) and not m.output_embedding and m.component == LM and m.experts == 1:
+            key = (m.leaf, m.in_features, m.out_features)
+            rows[key] = rows.get(key, 0) + 1
+    out = tuple(LoraBufferRow(leaf, count, i, f, count * o.max_loras * o.max_lora_rank * (i + f) * o.dtype_bytes)
+                for (leaf, i, f), count in rows.items())
+    total = sum(r.nbytes for r in out)
+    return VllmLora(o, out, -(-total // o.tp), cpu * adapter_params * o.dtype_bytes, adapter_rank)
+
+
+__all__ = ["DEFAULT_MAX_LORAS", "DEFAULT_MAX_LORA_RANK", "MAX_LORA_RANKS", "LoraBufferRow", "VllmLora",
+           "VllmLoraOptions", "vllm_lora"]
