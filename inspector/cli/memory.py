@@ -193,24 +193,24 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 @command
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
-    gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
-    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None,
-    vllm_version: VersionOpt = None, enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None,
-    images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128,
-    weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16", block_size: BlockOpt = 16,
-    gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None, max_num_batched_tokens: BatchedOpt = None,
-    max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed, optimizer: OptimOpt = Optimizer.adamw,
-    zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none, zero_init: InitOpt = True, seq_len: SeqOpt = 2048,
-    micro_batch: MicroOpt = 1, recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
-    lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096,
-    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1,
-    kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
-    cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
-    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0,
-    tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None,
-    adapter: AdapterOpt = None, max_loras: MaxLorasOpt = None, max_lora_rank: MaxRankOpt = None,
-    max_cpu_loras: MaxCpuOpt = None, format: MemFormatOpt = None, output: OutOpt = None) -> None:
+    gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False, train: TrainOpt = None,
+    tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
+    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None,
+    dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
+    max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
+    optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
+    zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
+    recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash, lora_rank: RankOpt = 16,
+    lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False, lora_bias: BiasOpt = False,
+    double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096, batch_size: LBatchOpt = 2048,
+    ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1, kv_unified: UnifiedOpt = False,
+    flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16", cache_type_v: CacheVOpt = "f16",
+    swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False, n_gpu_layers: NglOpt = None,
+    override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0, tensor_split: SplitOpt = None,
+    ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None, adapter: AdapterOpt = None,
+    max_loras: MaxLorasOpt = None, max_lora_rank: MaxRankOpt = None, max_cpu_loras: MaxCpuOpt = None,
+    format: MemFormatOpt = None, output: OutOpt = None) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
     Serving follows vLLM's start-up arithmetic: torch's GPU total × utilization, the weights per
@@ -231,7 +231,6 @@ def memory(
       inspect memory llama-3.1-8b --train qlora --lora-targets all-linear --gpu RTX4090-24GB
       inspect memory $SMOL --engine llama.cpp --ctx-size 8192 --cache-type-k q8_0 --flash-attn on
       inspect memory $SMOL --engine llama.cpp --gpu RTX4090-24GB -ngl 20
-      inspect memory HuggingFaceTB/SmolLM2-135M-Instruct --adapter ./my-lora --max-loras 4 --gpu L4-24GB
     """
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
@@ -240,8 +239,6 @@ def memory(
 
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
-    serve_lora = _adapter(dict(locals()), given)
-    training = _training(dict(locals())) if train is not None else None
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
                                        gpu_memory_gib=gpu_memory_gib),
@@ -251,8 +248,8 @@ def memory(
                            max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
                            engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
-        train=training)
-    if not _emit(request, format, output, serve_lora) and check:
+        train=_training(dict(locals())) if train is not None else None)
+    if not _emit(request, format, output, _adapter(dict(locals()), given)) and check:
         raise typer.Exit(1)
 
 

@@ -1,4 +1,4 @@
-"""Report of `inspect verify --adapter`: a summary, the findings (every tensor with --all), rank and alpha per module, the JSON contract.
+"""Reports of adapters: `verify --adapter` (findings, ranks, JSON), `params --adapter` and `memory --adapter` rows.
 
 The JSON contract: {ok, adapter, format, base, matched, missing, unexpected, mismatched,
 absent_targets, trainable, stored_trainable, peft_line, modules_to_save, ranks, tensors, notes}.
