@@ -246,3 +246,46 @@ def test_params_with_adapter(adapters):
         ("q_proj", 30, 8), ("v_proj", 30, 8), ("lm_head (modules_to_save)", 1, 0)]
     result = runner.invoke(app, ["params", SMOLLM2, "qwen2.5-0.5b", "--adapter", str(directory)])
     assert result.exit_code == 2 and "give one MODEL" in result.output
+
+
+# --------------------------------------------------------------------------- memory MODEL --adapter DIR
+
+
+def _memory_json(*args: str):
+    result = runner.invoke(app, ["memory", SMOLLM2, *args, "--format", "json"])
+    return result.exit_code, result.output
+
+
+def test_memory_serving_counts_vllms_lora_stacks(adapters):
+    """vLLM wraps every linear layer of the decoder (vllm/lora/utils.py get_supported_lora_modules) with
+    A (max_loras, 1, max_lora_rank, in) and B (max_loras, 1, out, max_lora_rank) in the model's dtype
+    (vllm/lora/layers/base_linear.py): summed over transformers' own nn.Linear modules of SmolLM2."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**smollm2_config()))
+    linears = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and name != "lm_head"]
+    expected = sum(4 * 16 * (m.in_features + m.out_features) * 2 for m in linears)
+    code, out = _memory_json("--adapter", str(adapters["r8-qv"][0]), "--max-loras", "4", "--gpu", "L4-24GB")
+    assert code == 0, out
+    lora = json.loads(out[out.index("{"):])["lora"]
+    assert lora["gpu_bytes"] == expected and lora["rank"] == 8 and lora["ok"]
+    assert lora["modules"] == {n: 30 for n in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                  "down_proj")}
+
+
+def test_memory_serving_refuses_a_rank_above_max_lora_rank(adapters):
+    code, out = _memory_json("--adapter", str(adapters["r16-all-linear-patterns"][0]), "--max-lora-rank", "8")
+    assert code == 2 and "pass --max-lora-rank 16" in _one_line(out)
+    code, out = _memory_json("--max-loras", "2")
+    assert code == 2 and "apply with --adapter" in _one_line(out)
+
+
+def test_memory_training_takes_r_and_targets_from_the_adapter(adapters):
+    directory, trainable, all_params = adapters["dora-r8"]
+    code, out = _memory_json("--adapter", str(directory), "--train", "lora")
+    assert code == 0, out
+    lora = json.loads(out[out.index("{"):])["lora"]
+    assert lora["trainable"] == trainable and lora["all_params"] == all_params
+    code, out = _memory_json("--adapter", str(directory), "--train", "lora", "--lora-rank", "4")
+    assert code == 2 and "the adapter's config sets r" in _one_line(out)
