@@ -47,6 +47,7 @@ def smollm2_config() -> dict:
 
 
 if __name__ == "__main__":  # the docs' adapter: r 8 on q_proj and v_proj, lm_head saved whole
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the clone's inspector, for the preset
     out = Path(sys.argv[1])
     make_adapter(smollm2_config(), out, SMOLLM2, r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
                  modules_to_save=["lm_head"])
