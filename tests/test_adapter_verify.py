@@ -177,7 +177,12 @@ TINY = {
                                       head_dim=8, decoder_sparse_step=1),
                           dict(r=2, target_modules=["q_proj"],
                                target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])),
-    "llama-embedding-lora_bias": (tiny_config("llama"), dict(r=4, target_modules=["embed_tokens"])),
+    "llama-embedding": (tiny_config("llama"), dict(r=4, target_modules=["embed_tokens"])),
+    "llama-lora_bias": (tiny_config("llama"), dict(r=4, target_modules=["q_proj", "o_proj"], lora_bias=True)),
+    "llama-regex": (tiny_config("llama"), dict(r=4, target_modules=r".*layers\.1\..*_proj")),
+    "llama-layers_to_transform": (tiny_config("llama"), dict(r=4, target_modules=["q_proj", "v_proj"],
+                                                             layers_to_transform=[1])),
+    "llama-exclude": (tiny_config("llama"), dict(r=4, target_modules="all-linear", exclude_modules=["down_proj"])),
 }
 
 
