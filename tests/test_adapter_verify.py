@@ -249,6 +249,8 @@ def test_params_with_adapter(adapters):
     assert a["merged_params"] == 134_515_008 + 49152 * 576
     assert [(r["target"], r["modules"], r["rank"]) for r in a["rows"]] == [
         ("q_proj", 30, 8), ("v_proj", 30, 8), ("lm_head (modules_to_save)", 1, 0)]
+    result = runner.invoke(app, ["params", SMOLLM2, "--adapter", str(directory), "--format", "csv"])
+    assert f"{SMOLLM2},adapter_totals,,adapter.trainable,,,,,,{trainable}" in result.output.splitlines()
     result = runner.invoke(app, ["params", SMOLLM2, "qwen2.5-0.5b", "--adapter", str(directory)])
     assert result.exit_code == 2 and "give one MODEL" in result.output
 

@@ -132,7 +132,25 @@ def with_adapter(report: Report, r: AdapterResult) -> Report:
     if r.merged_params != r.base_params:
         notes.append("merged: the saved copy of a tied LM head becomes a head of its own, so the merged model "
                      "is larger than the base")
-    return Report(sections, data, report.csv_headers, report.csv_rows, notes)
+    return Report(sections, data, report.csv_headers, report.csv_rows + _csv_rows(report, r), notes)
+
+
+def _csv_rows(report: Report, r: AdapterResult) -> list[list[Any]]:
+    """The adapter's rows in params' CSV columns (model, section, component, name, repeat, weights, params,
+    params_total, stored, value): one per target, then the totals as values."""
+    if not report.csv_rows or len(report.csv_headers) != 10:
+        return []
+    model = report.csv_rows[0][0]
+    rows: list[list[Any]] = []
+    for (target, _, _), ps in _groups(r).items():
+        modules = len({p.module for p in ps})
+        total = sum(p.params for p in ps)
+        shapes = "; ".join(f"{p.kind}: {_shape(p.shape)}" for p in ps if p.module == ps[0].module)
+        rows.append([model, "adapter", "adapter", target, modules, shapes, total // modules, total, True, ""])
+    for key, value in (("trainable", r.trainable), ("unmerged_params", r.base_params + r.trainable),
+                       ("merged_params", r.merged_params), ("stored_bytes", r.stored_bytes)):
+        rows.append([model, "adapter_totals", "", f"adapter.{key}", "", "", "", "", "", value])
+    return rows
 
 
 def with_vllm_lora(report: Report, r: AdapterResult, lora, serving) -> Report:
