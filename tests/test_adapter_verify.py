@@ -296,3 +296,27 @@ def test_memory_training_takes_r_and_targets_from_the_adapter(adapters):
     assert lora["trainable"] == trainable and lora["all_params"] == all_params
     code, out = _memory_json("--adapter", str(directory), "--train", "lora", "--lora-rank", "4")
     assert code == 2 and "the adapter's config sets r" in _one_line(out)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"r": "eight"}, "r must be a positive number, got 'eight'"),
+    ({"peft_type": "IA3"}, "peft_type 'IA3'; only LoRA adapters (LORA) are read"),
+    ({"target_modules": 5}, "target_modules must be a string or a list of strings, got 5"),
+    ({"rank_pattern": {"q_proj": "x"}}, "rank_pattern must map module names to numbers"),
+], ids=["r", "peft_type", "target_modules", "rank_pattern"])
+def test_bad_adapter_config_values(adapters, tmp_path, change, message):
+    bad = tmp_path / "a"
+    shutil.copytree(adapters["r8-qv"][0], bad)
+    config = json.loads((bad / "adapter_config.json").read_text())
+    (bad / "adapter_config.json").write_text(json.dumps({**config, **change}))
+    code, out = verify("--adapter", str(bad))
+    assert code == 2 and message in _one_line(out)
+
+
+def test_adapter_flags_that_do_not_go_together(adapters):
+    code, out = verify("--adapter", str(adapters["r8-qv"][0]), "--weights", str(smollm2_gguf_path()))
+    assert code == 2 and "not both" in _one_line(out)
+    code, out = verify(str(smollm2_gguf_path()), "-m", SMOLLM2)
+    assert code == 2 and "give it with --adapter DIR" in _one_line(out)
+    code, out = verify("--adapter", str(smollm2_gguf_path()))
+    assert code == 2 and "not a LoRA adapter" in _one_line(out)
