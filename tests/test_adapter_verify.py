@@ -275,8 +275,13 @@ def test_memory_serving_counts_vllms_lora_stacks(adapters):
     expected = sum(4 * 16 * (m.in_features + m.out_features) * 2 for m in linears)
     code, out = _memory_json("--adapter", str(adapters["r8-qv"][0]), "--max-loras", "4", "--gpu", "L4-24GB")
     assert code == 0, out
-    lora = json.loads(out[out.index("{"):])["lora"]
+    data = json.loads(out[out.index("{"):])
+    lora = data["lora"]
     assert lora["gpu_bytes"] == expected and lora["rank"] == 8 and lora["ok"]
+    # allocated when the model loads, so it comes out of the KV cache (a load extra of the weights term)
+    code, plain = _memory_json("--gpu", "L4-24GB")
+    assert data["kv_cache_bytes"] == json.loads(plain)["kv_cache_bytes"] - expected
+    assert data["load_extras"][-1]["bytes"] == expected
     assert lora["modules"] == {n: 30 for n in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
                                                   "down_proj")}
 

@@ -75,19 +75,54 @@ class ServeLora:
     max_lora_rank: int | None = None
     max_cpu_loras: int | None = None
 
-    def add_to(self, report, est):
-        """The serving report with vLLM's LoRA stacks and CPU cache beside (inspector.memory.vllm_lora)."""
-        from inspector.memory.modules import runtime_modules
-        from inspector.memory.vllm_lora import VllmLoraOptions, vllm_lora
-        from inspector.reports.adapter import with_vllm_lora
+    def options(self, tp: int = 1):
+        from inspector.memory.vllm_lora import VllmLoraOptions
+
+        given = (("max_loras", self.max_loras), ("max_lora_rank", self.max_lora_rank),
+                 ("max_cpu_loras", self.max_cpu_loras))
+        return VllmLoraOptions(**{k: v for k, v in given if v is not None}, tp=tp)
+
+    def prepare(self) -> PreparedLora:
+        """The adapter read and checked against its base once, and vLLM's flags checked against its rank."""
+        from inspector.memory.vllm_lora import vllm_lora
 
         result = check(self.request)
-        o = VllmLoraOptions(**{k: v for k, v in (("max_loras", self.max_loras), ("max_lora_rank", self.max_lora_rank),
-                                                 ("max_cpu_loras", self.max_cpu_loras)) if v is not None},
-                            tp=est.serving.ranks.layout.tp)
         rank = max((p.rank for p in result.planned if p.rank), default=0)
-        lora = vllm_lora(runtime_modules(est.acc), rank, result.trainable, o)
-        return with_vllm_lora(report, result, lora, est.serving)
+        vllm_lora([], rank, 0, self.options())  # refuses a rank above --max-lora-rank, bad flags
+        return PreparedLora(self, result, rank)
+
+
+@dataclass(frozen=True)
+class PreparedLora:
+    """A checked adapter to serve: called as ServeRequest.lora, it adds vLLM's LoRA stacks to each rank's
+    load extras (so the KV cache and the verdict count them); `add_to` adds their table to the report."""
+
+    flags: ServeLora
+    result: AdapterResult
+    rank: int
+
+    def __call__(self, acc, base_extras):
+        from inspector.memory.modules import runtime_modules
+        from inspector.memory.vllm_lora import load_extra, vllm_lora
+
+        modules = runtime_modules(acc)
+
+        def extras(layout, stage):
+            base = tuple(base_extras(layout, stage)) if base_extras is not None else ()
+            lora = vllm_lora(modules, self.rank, self.result.trainable, self.flags.options(layout.tp), stage)
+            return base + (load_extra(lora),)
+
+        return extras
+
+    def add_to(self, report, est):
+        """The serving report with vLLM's LoRA stacks per module and the CPU adapter cache beside."""
+        from inspector.memory.modules import runtime_modules
+        from inspector.memory.vllm_lora import vllm_lora
+        from inspector.reports.adapter import with_vllm_lora
+
+        tp = est.serving.ranks.layout.tp
+        lora = vllm_lora(runtime_modules(est.acc), self.rank, self.result.trainable, self.flags.options(tp))
+        return with_vllm_lora(report, self.result, lora)
 
 
 def train_lora(request: AdapterRequest):

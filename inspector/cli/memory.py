@@ -289,7 +289,8 @@ def _adapter(o: dict, given: dict):
         if clash:
             raise InspectError(f"{', '.join(clash)} and --adapter: the adapter's config sets r, alpha and the targets")
         return None
-    return ServeLora(AdapterRequest(o["adapter"], o["model"]), o["max_loras"], o["max_lora_rank"], o["max_cpu_loras"])
+    flags = ServeLora(AdapterRequest(o["adapter"], o["model"]), o["max_loras"], o["max_lora_rank"], o["max_cpu_loras"])
+    return flags.prepare()
 
 
 def _adapter_lora(o: dict):
@@ -406,10 +407,13 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:
 
 
 def _emit(request, format: MemoryFormat, output, serve_lora=None) -> bool:
-    """Print the report; whether it fits (the DeepSpeed printout: True). `serve_lora` (cli.adapters.ServeLora)
-    adds vLLM's LoRA memory to the serving report."""
+    """Print the report; whether it fits (the DeepSpeed printout: True). `serve_lora` (cli.adapters.PreparedLora)
+    adds vLLM's LoRA stacks to the serving estimate and their table to its report."""
     from inspector.memory.estimate import estimate
     from inspector.reports.render import emit
+
+    if serve_lora is not None:
+        request = request._replace(serve=request.serve._replace(lora=serve_lora))
 
     est = estimate(request)
     if format == MemoryFormat.deepspeed:  # --train full (checked by `memory`)

@@ -72,12 +72,16 @@ def _check(o: VllmLoraOptions, adapter_rank: int) -> int:
     return cpu
 
 
-def vllm_lora(modules: list[Module], adapter_rank: int, adapter_params: int, o: VllmLoraOptions) -> VllmLora:
+def vllm_lora(modules: list[Module], adapter_rank: int, adapter_params: int, o: VllmLoraOptions,
+              stage: tuple[int, int] | None = None) -> VllmLora:
     """vLLM's LoRA stacks for a base of `modules` serving adapters of rank up to o.max_lora_rank;
-    `adapter_params` (one adapter's tensors) sizes the CPU cache."""
+    `adapter_params` (one adapter's tensors) sizes the CPU cache; `stage`: a pipeline rank's [start, end)
+    layers (None: all)."""
     cpu = _check(o, adapter_rank)
     rows: dict[tuple[str, int, int], int] = {}
     for m in modules:
+        if stage is not None and (m.layer is None or not stage[0] <= m.layer < stage[1]):
+            continue
         if m.kind in (LINEAR, ROUTER_KIND) and not m.output_embedding and m.component == LM and m.experts == 1:
             key = (m.leaf, m.in_features, m.out_features)
             rows[key] = rows.get(key, 0) + 1
@@ -87,5 +91,16 @@ def vllm_lora(modules: list[Module], adapter_rank: int, adapter_params: int, o: 
     return VllmLora(o, out, -(-total // o.tp), cpu * adapter_params * o.dtype_bytes, adapter_rank)
 
 
-__all__ = ["DEFAULT_MAX_LORAS", "DEFAULT_MAX_LORA_RANK", "MAX_LORA_RANKS", "LoraBufferRow", "VllmLora",
+def load_extra(lora: VllmLora):
+    """The stacks as one rank's vllm_load.LoadExtra record (counted in the weights term of `memory`)."""
+    from inspector.memory.vllm_load import ASSUMED, EXACT, LoadExtra
+
+    o = lora.options
+    return LoadExtra(f"LoRA stacks (--max-loras {o.max_loras} × --max-lora-rank {o.max_lora_rank}, every linear "
+                     "layer)", lora.gpu_bytes, EXACT if o.tp == 1 else ASSUMED,
+                     "vllm/lora/layers/base_linear.py create_lora_weights" + ("" if o.tp == 1 else
+                                                                             "; split evenly over --tp (assumed)"))
+
+
+__all__ = ["load_extra", "DEFAULT_MAX_LORAS", "DEFAULT_MAX_LORA_RANK", "MAX_LORA_RANKS", "LoraBufferRow", "VllmLora",
            "VllmLoraOptions", "vllm_lora"]

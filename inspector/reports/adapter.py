@@ -153,22 +153,20 @@ def _csv_rows(report: Report, r: AdapterResult) -> list[list[Any]]:
     return rows
 
 
-def with_vllm_lora(report: Report, r: AdapterResult, lora, serving) -> Report:
-    """`memory MODEL --adapter DIR`: the serving report with vLLM's LoRA stacks (GPU) and adapter cache (CPU)."""
+def with_vllm_lora(report: Report, r: AdapterResult, lora) -> Report:
+    """`memory MODEL --adapter DIR`: the serving report (whose weights term counts the stacks, as a load
+    extra) with vLLM's LoRA stacks per module and the CPU adapter cache."""
     o = lora.options
     rows = [[row.target, n(row.modules), f"{row.in_features} + {row.out_features}",
              f"{row.modules} × {o.max_loras} × {o.max_lora_rank} × ({row.in_features} + {row.out_features}) × "
              f"{o.dtype_bytes} B", human_bytes(row.nbytes)] for row in lora.rows]
-    rows.append(["Total (per GPU)" + (f", tp {o.tp}" if o.tp > 1 else ""), "", "", "", human_bytes(lora.gpu_bytes)])
-    kv_after = serving.kv_available - lora.gpu_bytes
-    share = kv_after / serving.kv_available if serving.kv_available > 0 else 0.0
+    rows.append(["Total (per GPU)" + (f", tp {o.tp}, assumed an even split" if o.tp > 1 else ""), "", "", "",
+                 human_bytes(lora.gpu_bytes)])
     figures = [
         ["Adapter", f"{r.adapter} (rank {lora.adapter_rank}; check: {'OK' if r.ok else 'MISMATCH'})"],
         ["--max-loras / --max-lora-rank / --max-cpu-loras",
          f"{o.max_loras} / {o.max_lora_rank} / {o.max_cpu_loras if o.max_cpu_loras is not None else o.max_loras}"],
-        ["LoRA stacks on the GPU (exact: vllm/lora/layers/base_linear.py)", human_bytes(lora.gpu_bytes)],
-        ["KV cache memory left after them", f"{human_bytes(max(0, kv_after))} (was {human_bytes(serving.kv_available)})"],
-        ["KV cache tokens after them (assumed: in proportion)", n(int(serving.kv_tokens * max(0.0, share)))],
+        ["LoRA stacks on the GPU (in the weights term above)", human_bytes(lora.gpu_bytes)],
         ["CPU adapter cache (assumed: --max-cpu-loras adapters of this size)", human_bytes(lora.cpu_bytes)],
     ]
     sections = list(report.sections) + [
@@ -178,10 +176,10 @@ def with_vllm_lora(report: Report, r: AdapterResult, lora, serving) -> Report:
     if isinstance(data, dict):
         data = {**data, "lora": {"adapter": r.adapter, "ok": r.ok, "rank": lora.adapter_rank, "max_loras": o.max_loras,
                                  "max_lora_rank": o.max_lora_rank, "gpu_bytes": lora.gpu_bytes,
-                                 "cpu_bytes": lora.cpu_bytes, "kv_available_after": kv_after,
-                                 "modules": {row.target: row.modules for row in lora.rows}}}
+                                 "cpu_bytes": lora.cpu_bytes, "modules": {row.target: row.modules for row in lora.rows}}}
     notes = list(report.notes) + [
         "vLLM wraps every linear layer of the language model whichever modules the adapter targets, and allocates "
         "each one's A and B stacks for --max-loras adapters of --max-lora-rank when the model loads, before the KV "
-        "cache is sized; the embedding/LM-head and fused-MoE LoRA stacks are not counted here"]
+        "cache is sized (counted in the weights, as a load extra); the embedding/LM-head and fused-MoE LoRA stacks "
+        "are not counted"]
     return Report(sections, data, report.csv_headers, report.csv_rows, notes)
