@@ -1,4 +1,4 @@
-"""`inspect verify`: the expected tensor inventory checked against a checkpoint's headers."""
+"""`inspect verify`: the expected tensor inventory checked against a checkpoint's headers (or a LoRA adapter's)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from inspector.errors import InspectError
 from inspector.cli.adapters import AdapterOpt, BaseOpt
 from inspector.cli.options import FormatOpt, OutOpt, command, output_format
+from inspector.errors import InspectError
 
 
 @command

@@ -24,8 +24,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.checkpoint.matching import Finding
-from inspector.checkpoint.records import TensorInfo
 from inspector.errors import InspectError
 from inspector.memory.modules import EMBEDDING, EXPERT_PARAMS, LINEAR, Module
 
