@@ -286,6 +286,24 @@ def test_memory_serving_counts_vllms_lora_stacks(adapters):
                                                   "down_proj")}
 
 
+def test_memory_serving_lora_stacks_under_tensor_parallelism(adapters):
+    """--tp 3 (SmolLM2's 9 query and 3 KV heads split in 3): column-parallel layers keep A's whole in and
+    B's out/3, the row-parallel o_proj and down_proj A's in/3 and B's whole out (vllm/lora/layers)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**smollm2_config()))
+    expected = 0
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and name != "lm_head":
+            row = name.endswith(("o_proj", "down_proj"))
+            per_rank = (m.in_features // 3 + m.out_features) if row else (m.in_features + m.out_features // 3)
+            expected += 16 * per_rank * 2
+    code, out = _memory_json("--adapter", str(adapters["r8-qv"][0]), "--gpus", "3")
+    assert code == 0, out
+    assert json.loads(out[out.index("{"):])["lora"]["gpu_bytes"] == expected
+
+
 def test_memory_serving_refuses_a_rank_above_max_lora_rank(adapters):
     code, out = _memory_json("--adapter", str(adapters["r16-all-linear-patterns"][0]), "--max-lora-rank", "8")
     assert code == 2 and "pass --max-lora-rank 16" in _one_line(out)

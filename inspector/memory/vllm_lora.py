@@ -26,6 +26,12 @@ from inspector.memory.modules import LINEAR, ROUTER_KIND, Module
 MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm/config/lora.py MaxLoRARanks
 DEFAULT_MAX_LORA_RANK = 16  # vllm/config/lora.py LoRAConfig.max_lora_rank
 DEFAULT_MAX_LORAS = 1  # vllm/config/lora.py LoRAConfig.max_loras
+# The linear layers vLLM's model files build as RowParallelLinear (the projections back to the hidden size:
+# vllm/model_executor/models/llama.py o_proj and down_proj; phi/gpt-neox dense, opt out_proj/fc2, gpt2 c_proj,
+# ...). Under tensor parallelism their LoRA A holds in/tp columns (vllm/lora/layers/row_parallel_linear.py:
+# input_size = input_size_per_partition) and B the whole out; every other layer is column-parallel: A the whole
+# in, B out/tp (vllm/lora/layers/base_linear.py: output_size per partition).
+ROW_PARALLEL = frozenset({"o_proj", "down_proj", "dense", "out_proj", "fc2", "c_proj", "dense_4h_to_h", "w2", "wo"})
 
 
 @dataclass(frozen=True)
@@ -43,16 +49,16 @@ class VllmLoraOptions:
 class LoraBufferRow:
     target: str  # the module's last name
     modules: int
-    in_features: int
-    out_features: int
-    nbytes: int  # all of them, all ranks together
+    in_features: int  # per rank: a row-parallel layer's in / tp
+    out_features: int  # per rank: a column-parallel layer's out / tp
+    nbytes: int  # all of them, on one rank
 
 
 @dataclass(frozen=True)
 class VllmLora:
     options: VllmLoraOptions
     rows: tuple[LoraBufferRow, ...]
-    gpu_bytes: int  # per GPU (tp > 1: assumed an even split)
+    gpu_bytes: int  # per GPU
     cpu_bytes: int  # the CPU cache: max_cpu_loras adapters of this one's size
     adapter_rank: int
 
@@ -83,12 +89,13 @@ def vllm_lora(modules: list[Module], adapter_rank: int, adapter_params: int, o: 
         if stage is not None and (m.layer is None or not stage[0] <= m.layer < stage[1]):
             continue
         if m.kind in (LINEAR, ROUTER_KIND) and not m.output_embedding and m.component == LM and m.experts == 1:
-            key = (m.leaf, m.in_features, m.out_features)
+            row = m.leaf in ROW_PARALLEL
+            key = (m.leaf, -(-m.in_features // o.tp) if row else m.in_features,
+                   m.out_features if row else -(-m.out_features // o.tp))
             rows[key] = rows.get(key, 0) + 1
     out = tuple(LoraBufferRow(leaf, count, i, f, count * o.max_loras * o.max_lora_rank * (i + f) * o.dtype_bytes)
                 for (leaf, i, f), count in rows.items())
-    total = sum(r.nbytes for r in out)
-    return VllmLora(o, out, -(-total // o.tp), cpu * adapter_params * o.dtype_bytes, adapter_rank)
+    return VllmLora(o, out, sum(r.nbytes for r in out), cpu * adapter_params * o.dtype_bytes, adapter_rank)
 
 
 def load_extra(lora: VllmLora):
@@ -96,10 +103,11 @@ def load_extra(lora: VllmLora):
     from inspector.memory.vllm_load import ASSUMED, EXACT, LoadExtra
 
     o = lora.options
+    known = all(r.target in ROW_PARALLEL or r.target.endswith("_proj") for r in lora.rows)
     return LoadExtra(f"LoRA stacks (--max-loras {o.max_loras} × --max-lora-rank {o.max_lora_rank}, every linear "
-                     "layer)", lora.gpu_bytes, EXACT if o.tp == 1 else ASSUMED,
-                     "vllm/lora/layers/base_linear.py create_lora_weights" + ("" if o.tp == 1 else
-                                                                             "; split evenly over --tp (assumed)"))
+                     "layer)", lora.gpu_bytes, EXACT if o.tp == 1 or known else ASSUMED,
+                     "vllm/lora/layers/base_linear.py create_lora_weights, row_parallel_linear.py" +
+                     ("" if o.tp == 1 or known else "; the tensor-parallel split of unfamiliar layer names assumed"))
 
 
 __all__ = ["load_extra", "DEFAULT_MAX_LORAS", "DEFAULT_MAX_LORA_RANK", "MAX_LORA_RANKS", "LoraBufferRow", "VllmLora",

@@ -160,7 +160,8 @@ def with_vllm_lora(report: Report, r: AdapterResult, lora) -> Report:
     rows = [[row.target, n(row.modules), f"{row.in_features} + {row.out_features}",
              f"{row.modules} × {o.max_loras} × {o.max_lora_rank} × ({row.in_features} + {row.out_features}) × "
              f"{o.dtype_bytes} B", human_bytes(row.nbytes)] for row in lora.rows]
-    rows.append(["Total (per GPU)" + (f", tp {o.tp}, assumed an even split" if o.tp > 1 else ""), "", "", "",
+    rows.append(["Total (per GPU)" + (f", tp {o.tp}: column-parallel B and row-parallel A split" if o.tp > 1 else ""),
+                 "", "", "",
                  human_bytes(lora.gpu_bytes)])
     figures = [
         ["Adapter", f"{r.adapter} (rank {lora.adapter_rank}; check: {'OK' if r.ok else 'MISMATCH'})"],
