@@ -19,6 +19,7 @@ import typer
 import typer.main
 from typer.models import CommandInfo, Default
 
+from inspector.cli.adapters import AdapterOpt
 from inspector.cli.coercion import plain_coercion
 from inspector.cli.options import (BatchOpt, ContextOpt, FormatOpt, InspectGroup, ModelsArg, OutOpt,
                                    command, finite_numbers, help_metavars, output_format, plain_help)
@@ -61,6 +62,7 @@ def params(
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help="Prompt tokens N of the --flops prefill "
                                                    "[default: 2048, as inspect flops].", min=1, max=2**31,
                                                    show_default=False)] = None,
+    adapter: AdapterOpt = None,
 ) -> None:
     """Per-layer weight shapes and parameter totals (Tables 1.2 and 1.4 of Implementations of Large Language Models; 2.2 for VLMs).
 
@@ -74,6 +76,7 @@ def params(
     Examples:
       inspect params meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B --format md
       inspect params llama-3.1-8b --flops --seq-len 128
+      inspect params HuggingFaceTB/SmolLM2-135M-Instruct --adapter ./my-lora
     """
     from inspector.source import account_model
     from inspector.reports.params import ParamsOptions, params_report
@@ -92,7 +95,20 @@ def params(
 
         column = FlopsColumn(batch=batch, **({"seq_len": seq_len} if seq_len else {}))
     options = ParamsOptions(context=context, batch=batch, totals_only=totals, kv_dtype=kv_dtype, flops=column)
-    emit(params_report(accs, options), format.value, output)
+    report = params_report(accs, options)
+    if adapter is not None:
+        report = _with_adapter(report, adapter, models)
+    emit(report, format.value, output)
+
+
+def _with_adapter(report, adapter: str, models: list[str]):
+    """`params BASE --adapter DIR`: the adapter's rows and totals beside the base's."""
+    from inspector.cli.adapters import AdapterRequest, check
+    from inspector.reports.adapter import with_adapter
+
+    if len(models) != 1:
+        raise InspectError(f"--adapter: give one MODEL, the adapter's base (got {len(models)})")
+    return with_adapter(report, check(AdapterRequest(adapter, models[0])))
 
 
 @command

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from inspector.cli.adapters import AdapterOpt, MaxCpuOpt, MaxLorasOpt, MaxRankOpt
 from inspector.cli.options import OutOpt, command, given_options, output_format
 
 HARDWARE = "Hardware (serving and training)"
@@ -192,22 +193,23 @@ MemFormatOpt = Annotated[Optional[MemoryFormat], typer.Option(
 @command
 def memory(
     ctx: typer.Context, model: ModelArg, gpu: GpuOpt = "H100-80GB", gpus: GpusOpt = 1, nodes: NodesOpt = 1,
-    gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False,
-    train: TrainOpt = None, tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None,
-    vllm_version: VersionOpt = None, enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None,
-    images_per_prompt: ImagesOpt = None, dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128,
-    weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16", block_size: BlockOpt = 16,
-    gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None, max_num_batched_tokens: BatchedOpt = None,
-    max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed, optimizer: OptimOpt = Optimizer.adamw,
-    zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none, zero_init: InitOpt = True, seq_len: SeqOpt = 2048,
-    micro_batch: MicroOpt = 1, recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash,
-    lora_rank: RankOpt = 16, lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False,
-    lora_bias: BiasOpt = False, double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096,
-    batch_size: LBatchOpt = 2048, ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1,
-    kv_unified: UnifiedOpt = False, flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16",
-    cache_type_v: CacheVOpt = "f16", swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False,
-    n_gpu_layers: NglOpt = None, override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0,
-    tensor_split: SplitOpt = None, ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None,
+    gpu_memory_gib: GpuGibOpt = None, overhead_gib: OverheadOpt = None, check: CheckOpt = False, train: TrainOpt = None,
+    tp: TpOpt = None, pp: PpOpt = 1, ep: EpOpt = False, engine: EngineOpt = None, vllm_version: VersionOpt = None,
+    enforce_eager: EagerOpt = False, kv_cache_memory: KvMemOpt = None, images_per_prompt: ImagesOpt = None,
+    dtype: DtypeOpt = "bf16", group_size: GroupOpt = 128, weights: WeightsOpt = None, kv_dtype: KvOpt = "bf16",
+    block_size: BlockOpt = 16, gpu_memory_utilization: UtilOpt = 0.9, max_model_len: LenOpt = None,
+    max_num_batched_tokens: BatchedOpt = None, max_num_seqs: SeqsOpt = None, precision: PrecisionOpt = Precision.mixed,
+    optimizer: OptimOpt = Optimizer.adamw, zero: ZeroOpt = Zero.none, offload: OffloadOpt = Offload.none,
+    zero_init: InitOpt = True, seq_len: SeqOpt = 2048, micro_batch: MicroOpt = 1,
+    recompute: RecomputeOpt = Recompute.none, attention: AttnOpt = Attention.flash, lora_rank: RankOpt = 16,
+    lora_alpha: AlphaOpt = 32, lora_targets: TargetsOpt = None, dora: DoraOpt = False, lora_bias: BiasOpt = False,
+    double_quant: DqOpt = True, quant: QuantOpt = None, ctx_size: CtxSizeOpt = 4096, batch_size: LBatchOpt = 2048,
+    ubatch_size: UBatchOpt = 512, parallel: ParallelOpt = 1, kv_unified: UnifiedOpt = False,
+    flash_attn: FlashOpt = FlashAttn.auto, cache_type_k: CacheKOpt = "f16", cache_type_v: CacheVOpt = "f16",
+    swa_full: SwaFullOpt = False, no_mmap: NoMmapOpt = False, n_gpu_layers: NglOpt = None,
+    override_tensor: OtOpt = None, n_cpu_moe: CpuMoeOpt = None, mbu: MbuOpt = 1.0, tensor_split: SplitOpt = None,
+    ram_gib: RamOpt = None, ram_bandwidth_gbs: RamBwOpt = None, adapter: AdapterOpt = None,
+    max_loras: MaxLorasOpt = None, max_lora_rank: MaxRankOpt = None, max_cpu_loras: MaxCpuOpt = None,
     format: MemFormatOpt = None, output: OutOpt = None) -> None:
     """Will it fit? GPU memory for serving (vLLM-style paged KV cache) or fine-tuning.
 
@@ -237,7 +239,6 @@ def memory(
 
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
-    training = _training(dict(locals())) if train is not None else None
     request = MemoryRequest(
         model=model, hardware=Hardware(gpu=gpu, gpus=gpus, nodes=nodes, overhead_gib=overhead_gib,
                                        gpu_memory_gib=gpu_memory_gib),
@@ -247,8 +248,8 @@ def memory(
                            max_num_seqs=max_num_seqs, dtype_given="dtype" in given, tp=tp, pp=pp, ep=ep,
                            engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
-        train=training)
-    if not _emit(request, format, output) and check:
+        train=_training(dict(locals())) if train is not None else None)
+    if not _emit(request, format, output, _adapter(dict(locals()), given)) and check:
         raise typer.Exit(1)
 
 
@@ -261,10 +262,44 @@ def _training(o: dict):
     return TrainOptions(
         mode=o["train"].value, optimizer=o["optimizer"].value, zero=int(o["zero"].value), offload=o["offload"].value,
         zero_init=o["zero_init"], seq_len=o["seq_len"], micro_batch=o["micro_batch"], recompute=o["recompute"].value,
-        attention=o["attention"].value, lora=LoraOptions(rank=o["lora_rank"], alpha=o["lora_alpha"],
-                                                         targets=_targets(o["lora_targets"]), dora=o["dora"],
-                                                         bias=o["lora_bias"]),
+        attention=o["attention"].value, lora=_adapter_lora(o) or LoraOptions(
+            rank=o["lora_rank"], alpha=o["lora_alpha"], targets=_targets(o["lora_targets"]), dora=o["dora"],
+            bias=o["lora_bias"]),
         double_quant=o["double_quant"], precision=o["precision"].value)
+
+
+LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_targets", "dora", "lora_bias")
+VLLM_LORA = ("max_loras", "max_lora_rank", "max_cpu_loras")
+
+
+def _adapter(o: dict, given: dict):
+    """--adapter: serving, a ServeLora (vLLM's LoRA memory added to the report); training, None (the adapter
+    sets r, alpha and the targets in `_training`). Flags that contradict it are refused in one line."""
+    from inspector.errors import InspectError
+
+    if o["adapter"] is None:
+        extra = [given[k] for k in VLLM_LORA if k in given]
+        if extra:
+            raise InspectError(f"{', '.join(extra)}: vLLM's LoRA flags apply with --adapter DIR")
+        return None
+    from inspector.cli.adapters import AdapterRequest, ServeLora
+
+    if o["train"] is not None:
+        clash = [given[k] for k in LORA_FLAGS + VLLM_LORA if k in given]
+        if clash:
+            raise InspectError(f"{', '.join(clash)} and --adapter: the adapter's config sets r, alpha and the targets")
+        return None
+    flags = ServeLora(AdapterRequest(o["adapter"], o["model"]), o["max_loras"], o["max_lora_rank"], o["max_cpu_loras"])
+    return flags.prepare()
+
+
+def _adapter_lora(o: dict):
+    """--adapter with --train lora|qlora: the adapter's LoraOptions, else None."""
+    if o.get("adapter") is None:
+        return None
+    from inspector.cli.adapters import AdapterRequest, train_lora
+
+    return train_lora(AdapterRequest(o["adapter"], o["model"]))
 
 
 def _check_together(given: dict, tp: int | None, gpus: tuple[int, int], format: MemoryFormat,
@@ -371,10 +406,14 @@ def check_modes(ctx, mode: str, zero: str, dtype: str) -> dict:
     return given
 
 
-def _emit(request, format: MemoryFormat, output) -> bool:
-    """Print the report; whether it fits (the DeepSpeed printout: True)."""
+def _emit(request, format: MemoryFormat, output, serve_lora=None) -> bool:
+    """Print the report; whether it fits (the DeepSpeed printout: True). `serve_lora` (cli.adapters.PreparedLora)
+    adds vLLM's LoRA stacks to the serving estimate and their table to its report."""
     from inspector.memory.estimate import estimate
     from inspector.reports.render import emit
+
+    if serve_lora is not None:
+        request = request._replace(serve=request.serve._replace(lora=serve_lora))
 
     est = estimate(request)
     if format == MemoryFormat.deepspeed:  # --train full (checked by `memory`)
@@ -392,7 +431,8 @@ def _emit(request, format: MemoryFormat, output) -> bool:
     if est.serving is not None:
         from inspector.reports.memory import serving_report
 
-        emit(serving_report(est.acc, est.serving, verdict), format.value, output)
+        report = serving_report(est.acc, est.serving, verdict)
+        emit(serve_lora.add_to(report, est) if serve_lora else report, format.value, output)
     else:
         from inspector.reports.memory import training_report
 

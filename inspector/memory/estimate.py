@@ -57,6 +57,9 @@ class ServeRequest(NamedTuple):  # a NamedTuple: cheaper to define than a datacl
     # the image layer's largest_image(vision, text_hidden) (inspector.image.rules, above memory: the CLI
     # passes it); None: a vision-language model gets no encoder profile term
     largest_image: Callable[[Any, int], Any] | None = None
+    # --adapter: (accounting, the load extras of `_load_extras`) -> the same with vLLM's LoRA stacks added
+    # per rank (inspector.cli.adapters ServeLora.extras); None: no LoRA
+    lora: Callable[[Any, Any], Any] | None = None
 
 
 class MemoryRequest(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (cold start)
@@ -109,6 +112,8 @@ def estimate(request: MemoryRequest) -> Estimate:
         sw = _stored(acc, src)
         options = _serve_options(request.serve, hw, overhead, _weights(acc, src, request.serve, sw))
         options = options._replace(extras=_load_extras(acc, src, device.capability, request.serve.dtype_given, sw))
+        if request.serve.lora is not None:
+            options = options._replace(extras=request.serve.lora(acc, options.extras))
         if acc.spec.vision is not None and request.serve.largest_image is not None:
             options = options._replace(largest_image=request.serve.largest_image(acc.spec.vision,
                                                                                  acc.spec.text.hidden_size))
