@@ -173,7 +173,7 @@ def model_facts(model: str, tokenizer: bool = True) -> ModelFacts:
         facts.notes.append(f"{model}: checkpoint headers not read ({e}): tensors from the config's inventory")
     if headers is not None:
         facts.tensors = hf_named(headers)
-        facts.tensors_from = "checkpoint headers" if src.kind != "hub" else f"checkpoint headers (range reads of {src.where.removesuffix('/config.json')})"
+        facts.tensors_from = "checkpoint headers" + (" (Hub range reads)" if src.kind == "hub" else "")
         facts.params_checkpoint = headers.total_params
     facts.quantization = _quantization(src, headers)
     _inventory(facts)
