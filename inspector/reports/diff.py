@@ -150,13 +150,20 @@ def _template(a: TokenizerFacts, b: TokenizerFacts, names: tuple[str, str]) -> l
         tofile=f"{names[1]} chat template" + ("" if tb else " (none)"), lineterm="\n")]
 
 
+def _label(model: str) -> str:
+    """A column heading: a path's file or directory name, a preset or Hub id as given."""
+    import os
+
+    return os.path.basename(model.rstrip("/\\")) or model if os.sep in model else model
+
+
 def compare(a: ModelFacts, b: ModelFacts) -> ModelDiff:
     """What differs between A and B (headers, configs and tokenizers only; weights: see `with_weights`)."""
     d = ModelDiff(a.name, b.name, notes=[*a.notes, *b.notes])
     d.config = _config(a.config, b.config)
     if a.tensors is not None and b.tensors is not None:
         d.tensors = _tensors(a, b)
-        d.notes.append(f"tensors: {a.name} from {a.tensors_from}; {b.name} from {b.tensors_from}")
+        d.notes.append(f"tensors: {_label(a.name)} from {a.tensors_from}; {_label(b.name)} from {b.tensors_from}")
     if a.quantization != b.quantization:
         d.quantization = (a.quantization, b.quantization)
     d.params = _params(a, b)
@@ -180,13 +187,6 @@ def _weights_section(d: ModelDiff) -> Section:
              f"tensors compared one pair at a time, GGUF dequantized to float32"]
     return Section("Weights: relative change ‖A−B‖/‖A‖ per layer", ["Layer", "Tensors", "Changed", "Relative change"],
                    rows, notes)
-
-
-def _label(model: str) -> str:
-    """A column heading: a path's file or directory name, a preset or Hub id as given."""
-    import os
-
-    return os.path.basename(model.rstrip("/\\")) or model if os.sep in model else model
 
 
 def _sections(d: ModelDiff) -> list[Section]:
@@ -228,7 +228,7 @@ def diff_report(d: ModelDiff) -> Report:
     """The diff as a Report: one section per kind that differs."""
     notes = list(d.notes)
     if d.same:
-        notes.insert(0, f"{d.a} and {d.b}: no differences" + (" (weights included)" if d.weights is not None else ""))
+        notes.insert(0, f"{_label(d.a)} and {_label(d.b)}: no differences" + (" (weights included)" if d.weights is not None else ""))
     return Report(_sections(d), _data(d), notes=notes)
 
 
