@@ -160,7 +160,7 @@ def _tiny_checkpoint(directory: Path, scale: dict[str, float] | None = None) -> 
     from safetensors.numpy import save_file
 
     cfg = tiny_config("llama")
-    directory.mkdir()
+    directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps({**cfg, "architectures": ["LlamaForCausalLM"]}))
     rng = np.random.default_rng(0)
     entries = [e for e in account(from_hf_config(cfg, "tiny")).entries if e.stored]
@@ -238,3 +238,31 @@ def test_diff_without_weights_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+# --------------------------------------------------------------------------- Hub ids, by range reads
+
+
+def test_two_hub_repos_by_range_reads(tmp_path):
+    """Both sides Hub ids on the test server (tests/hubserver.py): headers by range reads, and --weights
+    reads each tensor's own bytes (never a whole shard), with the same figure numpy gives."""
+    from hubserver import HubServer
+
+    name = "model.layers.0.self_attn.q_proj.weight"
+    a = _tiny_checkpoint(tmp_path / "hub" / "org" / "base")
+    _tiny_checkpoint(tmp_path / "hub" / "org" / "tuned", {name: 0.5})
+    with HubServer(tmp_path / "hub") as server:
+        done = subprocess.run([sys.executable, "-m", "inspector", "diff", "org/base", "org/tuned", "--weights", "-f",
+                               "json"], cwd=ROOT, env=server.env(tmp_path / "home", PYTHONPATH=str(ROOT)),
+                              capture_output=True, text=True, timeout=120)
+        reads = [e for e in server.log if e.path.endswith("model.safetensors") and e.method == "GET"]
+    assert done.returncode == 1, done.stderr
+    rows = {r["layer"]: r for r in json.loads(done.stdout)["weights"]}
+    layer = [v for k, v in a.items() if ".layers.0." in k]
+    expected = 0.5 * np.linalg.norm(a[name].astype(np.float64)) / np.sqrt(sum(np.sum(v.astype(np.float64) ** 2)
+                                                                               for v in layer))
+    assert rows["layers.0"]["changed_tensors"] == [name]
+    assert rows["layers.0"]["relative_change"] == pytest.approx(float(expected), rel=1e-6)
+    assert all(r["changed"] == 0 for k, r in rows.items() if k != "layers.0")
+    size = (tmp_path / "hub" / "org" / "base" / "model.safetensors").stat().st_size
+    assert reads and all(e.range is not None and e.sent < size for e in reads), reads

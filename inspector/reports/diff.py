@@ -252,7 +252,8 @@ def diff_html(d: ModelDiff) -> str:
 
 
 def _tensor_source(facts: ModelFacts):
-    """The tensor data of MODEL's checkpoint (torch): a GGUF parsed once, a safetensors file or directory."""
+    """The tensor data of MODEL's checkpoint (torch): a GGUF parsed once, a safetensors file or directory,
+    a Hub repo's safetensors (range reads, one tensor at a time)."""
     from inspector.checkpoint.open import format_of
     from inspector.checkpoint.tensors import open_source
     from inspector.errors import InspectError
@@ -262,9 +263,13 @@ def _tensor_source(facts: ModelFacts):
         return format_of(src.checkpoint).opened_source(src.opened)
     if src.kind == "local" and (src.checkpoint is not None or facts.params_checkpoint is not None):
         return open_source(src.checkpoint or src.directory)
-    what = {"preset": "a preset (a config, no weights)", "hub": "a Hub id (download it and give the directory)"}
+    if src.kind == "hub" and facts.params_checkpoint is not None:
+        from inspector.checkpoint.hub_tensors import HubSafetensorsSource
+
+        return HubSafetensorsSource(src.hub_id or src.name)
+    what = {"preset": "a preset (a config, no weights)", "hub": "a Hub id whose safetensors headers cannot be read"}
     raise InspectError(f"--weights: {facts.name} is {what.get(src.kind, 'without weights')}; --weights compares "
-                       "two local checkpoints (safetensors or GGUF)")
+                       "two checkpoints (local safetensors or GGUF, or a Hub repo's safetensors by range reads)")
 
 
 def with_weights(d: ModelDiff, a: ModelFacts, b: ModelFacts) -> ModelDiff:
