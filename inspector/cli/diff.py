@@ -23,8 +23,9 @@ class DiffFormat(str, Enum):
 DiffFormatOpt = Annotated[Optional[DiffFormat], typer.Option(
     "--format", "-f", help="Output format: table (rich), md, json or html (a self-contained page; default: from "
                            "-o's extension, .md, .json or .html, else table).", show_default=False)]
-ModelArg = Annotated[str, typer.Argument(help="Preset, checkpoint directory, safetensors or GGUF file, or Hub id.",
-                                         show_default=False)]
+_MODEL_HELP = "Preset, checkpoint directory, safetensors or GGUF file, or Hub id."
+ModelA = Annotated[str, typer.Argument(help=_MODEL_HELP + " The model diffed from.", show_default=False, metavar="A")]
+ModelB = Annotated[str, typer.Argument(help=_MODEL_HELP + " The model diffed to.", show_default=False, metavar="B")]
 WeightsFlag = Annotated[bool, typer.Option(
     "--weights", help="Also compare the weights: the relative change ‖A−B‖/‖A‖ per layer, one tensor pair at a "
                       "time (both models local checkpoints, safetensors or GGUF; needs torch).")]
@@ -69,8 +70,8 @@ def run_diff(request: DiffRequest):
 
 @command
 def diff(
-    a: ModelArg,
-    b: ModelArg,
+    a: ModelA,
+    b: ModelB,
     weights: WeightsFlag = False,
     format: DiffFormatOpt = None,
     output: OutOpt = None,
