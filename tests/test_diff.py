@@ -246,18 +246,26 @@ def test_diff_without_weights_imports_no_torch():
 def test_two_hub_repos_by_range_reads(tmp_path):
     """Both sides Hub ids on the test server (tests/hubserver.py): headers by range reads, and --weights
     reads each tensor's own bytes (never a whole shard), with the same figure numpy gives."""
+    from hub_repos import tiny_tokenizer
     from hubserver import HubServer
 
     name = "model.layers.0.self_attn.q_proj.weight"
     a = _tiny_checkpoint(tmp_path / "hub" / "org" / "base")
     _tiny_checkpoint(tmp_path / "hub" / "org" / "tuned", {name: 0.5})
+    tiny_tokenizer(tmp_path / "hub" / "org" / "base", 101)
+    tiny_tokenizer(tmp_path / "hub" / "org" / "tuned", 90)
+    words = [len(json.loads((tmp_path / "hub" / "org" / r / "tokenizer.json").read_text())["model"]["vocab"])
+             for r in ("base", "tuned")]
     with HubServer(tmp_path / "hub") as server:
         done = subprocess.run([sys.executable, "-m", "inspector", "diff", "org/base", "org/tuned", "--weights", "-f",
                                "json"], cwd=ROOT, env=server.env(tmp_path / "home", PYTHONPATH=str(ROOT)),
                               capture_output=True, text=True, timeout=120)
         reads = [e for e in server.log if e.path.endswith("model.safetensors") and e.method == "GET"]
     assert done.returncode == 1, done.stderr
-    rows = {r["layer"]: r for r in json.loads(done.stdout)["weights"]}
+    data = json.loads(done.stdout)
+    assert data["tokenizer"] == [{"what": "vocab size (added tokens included)", "a": words[0], "b": words[1]}]
+    assert data["tensors"] == [] and data["config"] == []
+    rows = {r["layer"]: r for r in data["weights"]}
     layer = [v for k, v in a.items() if ".layers.0." in k]
     expected = 0.5 * np.linalg.norm(a[name].astype(np.float64)) / np.sqrt(sum(np.sum(v.astype(np.float64) ** 2)
                                                                                for v in layer))

@@ -150,7 +150,7 @@ def tokenizer_facts(source: str) -> TokenizerFacts:
 
 
 def _tokenizer(facts: ModelFacts) -> None:
-    source = facts.source.tokenizer
+    source = facts.source.tokenizer or (facts.source.hub_id if facts.source.kind == "hub" else None)
     if source is None:
         facts.notes.append(f"{facts.name}: no tokenizer at hand offline (no tokenizer.json, packaged kind or GGUF)")
         return
