@@ -274,3 +274,20 @@ def test_two_hub_repos_by_range_reads(tmp_path):
     assert all(r["changed"] == 0 for k, r in rows.items() if k != "layers.0")
     size = (tmp_path / "hub" / "org" / "base" / "model.safetensors").stat().st_size
     assert reads and all(e.range is not None and e.sent < size for e in reads), reads
+
+
+def test_weights_of_different_shapes_are_counted_not_compared(tmp_path):
+    _tiny_checkpoint(tmp_path / "a")
+    from safetensors.numpy import load_file, save_file
+
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "config.json", tmp_path / "b" / "config.json")
+    tensors = load_file(str(tmp_path / "a" / "model.safetensors"))
+    tensors["model.norm.weight"] = np.ones(7, np.float32)  # another shape
+    del tensors["lm_head.weight"]
+    save_file(tensors, str(tmp_path / "b" / "model.safetensors"))
+    data = payload(diff(str(tmp_path / "a"), str(tmp_path / "b"), "--weights", "-f", "json"))
+    assert {(r["name"], r["change"]) for r in data["tensors"]} == {("model.norm.weight", "shape"),
+                                                                    ("lm_head.weight", "removed")}
+    assert "--weights: 2 tensors not compared" in " ".join(data["notes"])
+    assert all(r["changed"] == 0 for r in data["weights"])

@@ -280,6 +280,10 @@ def with_weights(d: ModelDiff, a: ModelFacts, b: ModelFacts) -> ModelDiff:
     names_b = sb.names()
     common = [n for n in sorted(sa.names()) if n in names_b and tuple(sa.shape(n)) == tuple(sb.shape(n))]
     d.weights = compare_weights(sa, sb, sorted(common, key=_layer_order))
+    skipped = len(sa.names() | names_b) - len(common)
+    if skipped:
+        d.notes.append(f"--weights: {skipped} tensors not compared (in one model only, or of another shape: "
+                       "see the tensor rows)")
     return d
 
 
