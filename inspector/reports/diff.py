@@ -232,20 +232,28 @@ def diff_report(d: ModelDiff) -> Report:
     return Report(_sections(d), _data(d), notes=notes)
 
 
-def diff_html(d: ModelDiff) -> str:
-    """The diff as one self-contained HTML page (the report's styles; no script, no network)."""
-    from inspector.reports.html import CSS
-    from inspector.reports.markup import esc, notes_list, table, tag, void
+def diff_section_html(d: ModelDiff) -> str:
+    """The diff as HTML sections (tables, the template diff in <pre>, the notes): what `diff_html` wraps in a
+    page, and what an `inspect report` page could hold as its diff section."""
+    from inspector.reports.markup import esc, notes_list, table, tag
 
     report = diff_report(d)
     body = "".join(tag("section", table(s)) for s in report.sections if not s.title.startswith("Chat template"))
     if d.template:
         body += tag("section", tag("h3", "Chat template (unified diff)") + tag("pre", esc("\n".join(d.template))))
-    body += tag("section", notes_list(report.notes))
-    title = f"{d.a} vs {d.b}: differences"
+    return body + tag("section", notes_list(report.notes))
+
+
+def diff_html(d: ModelDiff) -> str:
+    """The diff as one self-contained HTML page (the report's styles; no script, no network)."""
+    from inspector.reports.html import CSS
+    from inspector.reports.markup import esc, tag, void
+
+    title = f"{_label(d.a)} vs {_label(d.b)}: differences"
     head = void("meta", charset="utf-8") + tag("title", esc(f"{title}: llm-inspector diff")) + tag("style", CSS)
     header = tag("header", tag("h1", esc(title)))
-    return "<!DOCTYPE html>\n" + tag("html", tag("head", head) + tag("body", header + tag("main", body)), lang="en") + "\n"
+    return ("<!DOCTYPE html>\n" + tag("html", tag("head", head) + tag("body", header + tag("main", diff_section_html(d))),
+                                      lang="en") + "\n")
 
 
 # --------------------------------------------------------------------------- --weights
