@@ -291,3 +291,12 @@ def test_weights_of_different_shapes_are_counted_not_compared(tmp_path):
                                                                     ("lm_head.weight", "removed")}
     assert "--weights: 2 tensors not compared" in " ".join(data["notes"])
     assert all(r["changed"] == 0 for r in data["weights"])
+
+
+def test_a_checkpoint_with_nans_against_itself_is_the_same(tmp_path):
+    """Bit for bit: a NaN (a broken fine-tune's) equals itself, so a model is the same as itself."""
+    name = "model.layers.0.mlp.down_proj.weight"
+    _tiny_checkpoint(tmp_path / "a", {name: float("nan")})
+    result = diff(str(tmp_path / "a"), str(tmp_path / "a"), "--weights", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert all(r["changed"] == 0 for r in payload(result)["weights"])

@@ -58,10 +58,21 @@ def _norm_sq(x: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(x.reshape(-1), dtype=torch.float64)) ** 2
 
 
+_BITS = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}
+
+
+def _equal(ta: torch.Tensor, tb: torch.Tensor) -> bool:
+    """Bit for bit when the dtypes agree (a NaN equals itself; -0.0 and 0.0 differ), else by value."""
+    if ta.dtype == tb.dtype and ta.dtype.is_floating_point and ta.element_size() in _BITS:
+        view = _BITS[ta.element_size()]
+        return torch.equal(ta.contiguous().view(view), tb.contiguous().view(view))
+    return torch.equal(ta, tb)
+
+
 def _pair(a: TensorSource, b: TensorSource, name: str) -> tuple[bool, float, float]:
     """(equal, ‖A−B‖², ‖A‖²) of one tensor pair, one pair in memory."""
     ta, tb = a.get(name), b.get(name)
-    if torch.equal(ta, tb):
+    if _equal(ta, tb):
         return True, 0.0, _norm_sq(ta)
     diff = ta.to(torch.float32) - tb.to(torch.float32)
     return False, _norm_sq(diff), _norm_sq(ta)
