@@ -28,7 +28,7 @@ ModelA = Annotated[str, typer.Argument(help=_MODEL_HELP + " The model diffed fro
 ModelB = Annotated[str, typer.Argument(help=_MODEL_HELP + " The model diffed to.", show_default=False, metavar="B")]
 WeightsFlag = Annotated[bool, typer.Option(
     "--weights", help="Also compare the weights: the relative change ‖A−B‖/‖A‖ per layer, one tensor pair at a "
-                      "time (both models local checkpoints, safetensors or GGUF; needs torch).")]
+                      "time (local safetensors or GGUF checkpoints, or a Hub repo's safetensors by HTTP range reads; needs torch).")]
 
 
 @dataclass(frozen=True)
