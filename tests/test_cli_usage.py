@@ -132,6 +132,7 @@ def _commands():
 
 USAGE = {"params": "params [OPTIONS] MODEL...", "config": "config [OPTIONS] MODEL...", "presets": "presets [OPTIONS]",
          "tokens": "tokens [OPTIONS] MODEL...", "verify": "verify [OPTIONS] [MODEL]",
+         "diff": "diff [OPTIONS] A B",
          "trace": "trace [OPTIONS] [PROMPT]...", "run": "run [OPTIONS] [PROMPT]...", "memory": "memory [OPTIONS] MODEL",
          "explain": "explain [OPTIONS] LOG", "report": "report [OPTIONS] MODEL...", "chat": "chat [OPTIONS]",
          "flops": "flops [OPTIONS] MODEL", "bench": "bench [OPTIONS] MODEL", "quant": "quant [OPTIONS] MODEL TYPE"}

@@ -34,6 +34,7 @@ COMMANDS = {
     "presets": ("inspector.cli.app", "presets"),
     "tokens": ("inspector.cli.tokens", "tokens"),
     "verify": ("inspector.cli.verify", "verify"),
+    "diff": ("inspector.cli.diff", "diff"),
     "trace": ("inspector.cli.trace", "trace"),
     "run": ("inspector.cli.run", "run"),
     "memory": ("inspector.cli.memory", "memory"),
