@@ -343,3 +343,25 @@ def test_adapter_flags_that_do_not_go_together(adapters):
     assert code == 2 and "give it with --adapter DIR" in _one_line(out)
     code, out = verify("--adapter", str(smollm2_gguf_path()))
     assert code == 2 and "not a LoRA adapter" in _one_line(out)
+
+
+# --------------------------------------------------------------------------- report MODEL --adapter DIR
+
+
+def test_report_with_adapter(adapters, tmp_path):
+    """The page's adapter section holds params' rows and totals (peft's counts) and the merged size."""
+    import html
+    import re
+
+    directory, trainable, all_params = adapters["r8-qv-lm_head"]
+    out = tmp_path / "a.html"
+    result = runner.invoke(app, ["report", SMOLLM2, "--adapter", str(directory), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    section = page[page.index('id="adapter"'):]
+    text = html.unescape(re.sub(r"<[^>]+>", "|", section))
+    assert f"|{trainable:,}|" in text and f"|{all_params:,}|" in text
+    merged = 134_515_008 + 49152 * 576  # the copied tied head becomes a head of its own
+    assert f"|{merged:,}|" in text and f"|{merged * 2 / 2**20:.2f} MiB|" in text
+    result = runner.invoke(app, ["report", SMOLLM2, "--adapter", str(directory), "--adapter", str(directory)])
+    assert result.exit_code == 2 and "--adapter is given 2 times for 1 model(s)" in result.output

@@ -150,6 +150,21 @@ def test_markdown_and_html(tmp_path):
     assert 'data-section="Config keys that differ"' in page and "<pre>--- smollm2-135m chat template" in page
 
 
+def test_report_with_diff_holds_the_same_section(tmp_path):
+    """`inspect report A B --diff`: the page's diff section is the one `inspect diff -o x.html` writes,
+    after the two models' own sections; --diff needs exactly two models."""
+    standalone, out = tmp_path / "diff.html", tmp_path / "report.html"
+    assert diff("smollm2-135m", "qwen2.5-0.5b", "-o", str(standalone)).exit_code == 1
+    result = runner.invoke(app, ["report", "smollm2-135m", "qwen2.5-0.5b", "--diff", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page, alone = out.read_text(), standalone.read_text()
+    body = alone[alone.index("<main>") + len("<main>"):alone.index("</main>")]
+    section = page[page.index('<section id="diff">'):]
+    assert body in section and '<a href="#diff">Differences</a>' in page and "<script" not in page
+    result = runner.invoke(app, ["report", "smollm2-135m", "--diff"])
+    assert result.exit_code == 2 and "--diff: give two MODELs" in result.output
+
+
 # --------------------------------------------------------------------------- safetensors checkpoints
 
 

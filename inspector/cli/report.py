@@ -21,6 +21,13 @@ WeightsListOpt = Annotated[Optional[list[str]], typer.Option(
     "--weights", "-w", help="A checkpoint (safetensors or GGUF file, or a directory) for a MODEL: verified tensor "
                             "by tensor, and traced on its weights with --trace. Repeat for several models, "
                             "in order.", show_default=False)]
+AdapterListOpt = Annotated[Optional[list[str]], typer.Option(
+    "--adapter", help="A LoRA adapter of a MODEL (a peft directory, a GGUF LoRA file or a Hub id): checked against "
+                      "it, its rows beside the base's and the merged size (as `inspect params --adapter`). Repeat "
+                      "for several models, in order.", show_default=False)]
+DiffFlag = Annotated[bool, typer.Option(
+    "--diff", help="With two MODELs: a section of what differs between them (as `inspect diff A B`, headers "
+                   "only).")]
 
 
 def _check_directory(output: Path | None) -> None:
@@ -59,12 +66,41 @@ def _trace(model: str, weights: str | None, prompt: str):
     return trace_prompt(prepare(model, weights), prompt)
 
 
+def _per_model(flag: str, given: list[str] | None, models: list[str]) -> list[str | None]:
+    """A repeated option's values, one per MODEL in order (None for the models after the last)."""
+    from inspector.errors import InspectError
+
+    given = given or []
+    if len(given) > len(models):
+        raise InspectError(f"{flag} is given {len(given)} times for {len(models)} model(s): at most one per "
+                           f"MODEL, in the same order")
+    return given + [None] * (len(models) - len(given))
+
+
+def _diff(models: list[str]):
+    from inspector.errors import InspectError
+    from inspector.reports.diff import compare, diff_section_html
+    from inspector.reports.diff_facts import model_facts
+
+    if len(models) != 2:
+        raise InspectError(f"--diff: give two MODELs, A and B (got {len(models)})")
+    return diff_section_html(compare(model_facts(models[0]), model_facts(models[1])))
+
+
+def _adapter(model: str, adapter: str):
+    from inspector.cli.adapters import AdapterRequest, check
+
+    return check(AdapterRequest(adapter, model))
+
+
 @command
 def report(
     models: ModelsArg,
     output: OutOpt = None,
     trace: TracePromptOpt = None,
     weights: WeightsListOpt = None,
+    adapter: AdapterListOpt = None,
+    diff: DiffFlag = False,
     context: ContextOpt = 4096,
     batch: BatchOpt = 1,
 ) -> None:
@@ -82,28 +118,28 @@ def report(
       inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html
       inspect report qwen2.5-0.5b --trace "The capital of France is" -o traced.html
       inspect report smollm2-135m --weights $SMOL -o verified.html
+      inspect report HuggingFaceTB/SmolLM2-135M --adapter ./my-lora -o adapter.html
+      inspect report smollm2-135m qwen2.5-0.5b --diff -o diff.html
     """
     from inspector.source import verify
-    from inspector.errors import InspectError
     from inspector.files import write_atomic
     from inspector.inventory.accounting import account
     from inspector.reports.html import ModelPage, page
 
-    weights = weights or []
-    if len(weights) > len(models):
-        raise InspectError(f"--weights is given {len(weights)} times for {len(models)} model(s): "
-                           f"at most one checkpoint per MODEL, in the same order")
+    checkpoints, adapters = _per_model("--weights", weights, models), _per_model("--adapter", adapter, models)
     _check_directory(output)
+    differences = _diff(models) if diff else None
     pages = []
-    for i, model in enumerate(models):
-        checkpoint = weights[i] if i < len(weights) else None
+    for model, checkpoint, lora in zip(models, checkpoints, adapters):
         item = ModelPage(account(_native_spec(model)))
         if checkpoint is not None:
             item.verify = verify(model, checkpoint)
+        if lora is not None:
+            item.adapter = _adapter(model, lora)
         if trace is not None:
             item.trace = _trace(model, checkpoint, trace)
         pages.append(item)
-    text = page(pages, context, batch)
+    text = page(pages, context, batch, differences)
     if output is None:
         sys.stdout.write(text)
     else:

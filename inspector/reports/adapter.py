@@ -123,6 +123,15 @@ def adapter_payload(r: AdapterResult) -> dict[str, Any]:
                       "params": sum(p.params for p in ps)} for (t, k, a), ps in _groups(r).items()]}
 
 
+def adapter_sections(r: AdapterResult, bytes_per_param: float = 2.0) -> list[Section]:
+    """`report MODEL --adapter DIR`: the adapter's rows and totals (as `params --adapter`), plus the merged
+    size at `bytes_per_param` (2: bf16/fp16, the dtype peft's merge_and_unload keeps for a bf16 base)."""
+    merged = ["Merged size (bf16/fp16, 2 B a parameter)" if bytes_per_param == 2.0
+              else f"Merged size ({bytes_per_param:g} B a parameter)",
+              human_bytes(r.merged_params * bytes_per_param)]
+    return [adapter_rows(r), Section("Adapter totals", ["Figure", "Value"], adapter_totals(r) + [merged])]
+
+
 def with_adapter(report: Report, r: AdapterResult) -> Report:
     """`params BASE --adapter DIR`: the base's report with the adapter's rows and totals beside."""
     sections = list(report.sections) + [adapter_rows(r), Section("Adapter totals", ["Figure", "Value"],

@@ -36,6 +36,7 @@ class ModelPage:
     acc: Accounting
     trace: Any = None  # inspector.steps.TraceResult
     verify: Any = None  # inspector.checkpoint.verify.VerifyResult
+    adapter: Any = None  # inspector.memory.adapter_verify.AdapterResult (report --adapter)
 
 
 CSS = """
@@ -162,7 +163,32 @@ def charts(acc: Accounting, i: int, context: int, batch: int) -> str:
     return bars + stack + note + plan + flops_charts(acc, i, context, batch)
 
 
-def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
+def _adapter_html(result) -> str:
+    from inspector.reports.adapter import adapter_sections
+
+    return "".join(table(s) for s in adapter_sections(result)) + notes_list(result.notes)
+
+
+def _optional_sections(models: list[ModelPage], names: list[str], diff: str | None) -> list[tuple[str, str, str]]:
+    """The sections that only some pages have: trace, verify, adapter, diff."""
+    sections = []
+    if any(m.trace is not None for m in models):
+        sections.append(("trace", "Traced forward pass (as `inspect trace`)",
+                         _cols([trace_html(m.trace) if m.trace else "" for m in models], names)))
+    if any(m.verify is not None for m in models):
+        sections.append(("verify", "Checkpoint verified (as `inspect verify`)",
+                         _cols([verify_html(m.verify) if m.verify else "" for m in models], names)))
+    if any(m.adapter is not None for m in models):
+        sections.append(("adapter", "LoRA adapter (as `inspect params --adapter`)",
+                         _cols([_adapter_html(m.adapter) if m.adapter else "" for m in models], names)))
+    if diff is not None:
+        sections.append(("diff", "Differences (as `inspect diff`)", diff))
+    return sections
+
+
+def page(models: list[ModelPage], context: int = 4096, batch: int = 1, diff: str | None = None) -> str:
+    """The page; `diff` (inspector.reports.diff.diff_section_html of the two models) adds a differences
+    section (as HTML, so that this module needs not import reports.diff, which takes its CSS from here)."""
     accs = [m.acc for m in models]
     names = [a.spec.name for a in accs]
     sections = [
@@ -174,12 +200,7 @@ def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
          _report_html(params_report(accs, ParamsOptions(context, batch)))),
         ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
-    if any(m.trace is not None for m in models):
-        sections.append(("trace", "Traced forward pass (as `inspect trace`)",
-                         _cols([trace_html(m.trace) if m.trace else "" for m in models], names)))
-    if any(m.verify is not None for m in models):
-        sections.append(("verify", "Checkpoint verified (as `inspect verify`)",
-                         _cols([verify_html(m.verify) if m.verify else "" for m in models], names)))
+    sections += _optional_sections(models, names, diff)
     nav = tag("nav", "".join(tag("a", esc(title.split(" (")[0]), href=f"#{key}") for key, title, _ in sections))
     body = "".join(tag("section", tag("h2", prose(title)) + html, id=key) for key, title, html in sections)
     title = " vs ".join(names)
