@@ -365,3 +365,44 @@ def test_report_with_adapter(adapters, tmp_path):
     assert f"|{merged:,}|" in text and f"|{merged * 2 / 2**20:.2f} MiB|" in text
     result = runner.invoke(app, ["report", SMOLLM2, "--adapter", str(directory), "--adapter", str(directory)])
     assert result.exit_code == 2 and "--adapter is given 2 times for 1 model(s)" in result.output
+
+
+# --------------------------------------------------------------------------- a Hub adapter, by range reads
+
+
+def test_hub_adapter_by_range_reads(adapters, tmp_path):
+    """`--adapter owner/name` on the test Hub (tests/hubserver.py): the config downloaded, the safetensors
+    header read by range (every GET of adapter_model.safetensors ranged and smaller than the file); the
+    same count as peft's; a repo without an adapter is one line, exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    from hubserver import HubServer
+
+    root = Path(__file__).resolve().parents[1]
+    directory, trainable, _ = adapters["r8-qv"]
+    repo = tmp_path / "hub" / "org" / "lora"
+    shutil.copytree(directory, repo)
+    cfg = json.loads((repo / "adapter_config.json").read_text())
+    (repo / "adapter_config.json").write_text(json.dumps({**cfg, "base_model_name_or_path": "smollm2-135m"}))
+    (tmp_path / "hub" / "org" / "empty").mkdir()
+    (tmp_path / "hub" / "org" / "empty" / "README.md").write_text("no adapter here\n")
+    with HubServer(tmp_path / "hub") as server:
+        env = server.env(tmp_path / "home", PYTHONPATH=str(root))
+        env.pop("HF_HUB_OFFLINE", None)
+
+        def run(*args):
+            return subprocess.run([sys.executable, "-m", "inspector", "verify", *args], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)
+
+        done = run("--adapter", "org/lora", "--format", "json")
+        missing = run("--adapter", "org/empty")
+        reads = [e for e in server.log if e.path.endswith("adapter_model.safetensors") and e.method == "GET"]
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["ok"] and data["trainable"] == trainable and data["base"] == "smollm2-135m"
+    size = os.path.getsize(repo / "adapter_model.safetensors")
+    assert reads and all(e.range is not None and e.sent < size for e in reads), reads
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+    assert "org/empty: the Hub repo has no adapter_config.json" in missing.stderr

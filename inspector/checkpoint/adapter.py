@@ -7,6 +7,9 @@ unpickled. llama.cpp's convert_lora_to_gguf.py writes one GGUF file with `genera
 `adapter.type = lora`, `adapter.lora.alpha` and tensors `<gguf name>.lora_a` / `.lora_b`
 (https://github.com/ggml-org/llama.cpp/blob/master/convert_lora_to_gguf.py). Headers only: the
 safetensors header and the GGUF tensor table are read with bounded reads (inspector.checkpoint.open).
+A Hub id (`owner/name`, no such local path) is read the same way over HTTP: adapter_config.json
+through huggingface_hub's cache, the safetensors header by range reads (inspector.checkpoint.hub),
+both at the commit the Hub names first.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ def _peft_config(directory: Path) -> dict[str, Any]:
     if not os.path.lexists(config_path):
         raise InspectError(f"--adapter {printable(directory)}: no {CONFIG_NAME} (a peft adapter directory "
                            f"holds {CONFIG_NAME} and {WEIGHTS_NAME})")
-    cfg = read_json(confined(directory, config_path, f"the adapter's {CONFIG_NAME}"))
+    return _checked_config(read_json(confined(directory, config_path, f"the adapter's {CONFIG_NAME}")), config_path)
+
+
+def _checked_config(cfg: Any, config_path: Path | str) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise InspectError(f"{printable(config_path)}: must be a JSON object, got {type(cfg).__name__}")
     kind = cfg.get("peft_type", "LORA")
@@ -74,10 +80,39 @@ def _gguf_adapter(path: Path) -> AdapterFiles:
     return AdapterFiles(str(path), cfg, headers, "gguf", None)
 
 
+def _hub_adapter(repo_id: str) -> AdapterFiles:
+    """A peft adapter on the Hub: its config downloaded (a small file, cached), its safetensors header
+    read by range (never the weights), both at one commit."""
+    from inspector.checkpoint.hub import read_hub_file_header
+    from inspector.hub import hub_download, hub_offline, repo_listing
+
+    if hub_offline():
+        raise InspectError(f"--adapter {printable(repo_id)}: not a local path, and a Hub adapter's header is read "
+                           f"over HTTP but HF_HUB_OFFLINE is set")
+    listing = repo_listing(repo_id)
+    commit = listing.commit if listing is not None else None
+    if listing is not None:
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if name not in listing.files:
+                if name == WEIGHTS_NAME and PICKLE_NAME in listing.files:
+                    raise refuse_pickle(Path(f"{repo_id}/{PICKLE_NAME}"))
+                raise InspectError(f"--adapter {printable(repo_id)}: the Hub repo has no {name} (a peft adapter "
+                                   f"holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+    config_path = hub_download(repo_id, CONFIG_NAME, commit)
+    cfg = _checked_config(read_json(config_path), f"{repo_id}/{CONFIG_NAME}")
+    base = cfg.get("base_model_name_or_path")
+    return AdapterFiles(repo_id, cfg, read_hub_file_header(repo_id, WEIGHTS_NAME, commit), "peft",
+                        base if isinstance(base, str) and base else None)
+
+
 def read_adapter(path: str) -> AdapterFiles:
-    """`--adapter PATH`: a peft adapter directory, or a GGUF LoRA file. Every failure is one line."""
+    """`--adapter PATH`: a peft adapter directory, a GGUF LoRA file, or a Hub id. Every failure is one line."""
+    from inspector.hub import is_hub_id
+
     p = local_path(path, "--adapter")
     if not os.path.lexists(p):
+        if is_hub_id(path):
+            return _hub_adapter(path)
         raise InspectError(f"--adapter {printable(p)}: no such file or directory")
     if not p.is_dir():
         if format_of(p) is GGUF:

@@ -35,7 +35,7 @@ from inspector.errors import InspectError, printable
 from inspector.checkpoint.hub_cache import cache_load, cache_ref_save, cache_root, cache_save, cached_ref
 from inspector.hub import hub_get, hub_offline, with_retries
 
-__all__ = ["WORKERS", "HubReadStats", "fetch_hub_headers", "read_hub_headers"]
+__all__ = ["WORKERS", "HubReadStats", "fetch_hub_headers", "read_hub_file_header", "read_hub_headers"]
 
 SINGLE = "model.safetensors"
 WORKERS = 64
@@ -102,6 +102,16 @@ def fetch_hub_headers(repo_id: str, revision: str | None = None, *,
     return _assemble(repo_id, weight_map, index_meta, raw), stats
 
 
+def read_hub_file_header(repo_id: str, filename: str, revision: str | None = None) -> CheckpointHeaders:
+    """The header of one named safetensors file of a Hub repo (an adapter's adapter_model.safetensors),
+    by the same range reads as a shard's: FIRST_READ_SINGLE bytes, the rest only when the header is longer."""
+    _check_name(filename, f"{printable(repo_id)}: {printable(filename)}")
+    size, header = _read_one(repo_id, revision, filename, FIRST_READ_SINGLE, HubReadStats(), threading.Event(),
+                             shard=False)
+    tensors, meta = parse_header_bytes(header, size, filename)
+    return CheckpointHeaders(tensors, [filename], "safetensors", {filename: meta}, [])
+
+
 def _fetch_index(repo_id: str, revision: str | None, stats: HubReadStats) -> tuple[bytes | None, str | None]:
     """(index bytes, or None when the repo has no index; the commit the Hub named)."""
     from huggingface_hub.errors import RemoteEntryNotFoundError
@@ -140,11 +150,11 @@ def _first_reads(names: list[str], weight_map: dict[str, str] | None) -> dict[st
 
 
 def _read_one(repo_id: str, rev: str | None, name: str, first: int, stats: HubReadStats,
-              stop: threading.Event, *, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+              stop: threading.Event, *, headers: dict[str, str] | None = None, shard: bool = True) -> tuple[int, bytes]:
     """(file size, the header's JSON bytes) of one shard: one range read, two if the header is longer."""
     from huggingface_hub.errors import RemoteEntryNotFoundError
 
-    doing = f"reading the header of {name}" + (" (the index came through)" if name != SINGLE else "")
+    doing = f"reading the header of {name}" + (" (the index came through)" if name != SINGLE and shard else "")
 
     def attempt(begin: int, end: int) -> Any:
         try:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from inspector.memory.adapter_verify import AdapterResult
 
 AdapterOpt = Annotated[Optional[str], typer.Option(
-    "--adapter", help="A LoRA adapter: a peft directory (adapter_config.json + adapter_model.safetensors) or a GGUF "
-                      "LoRA file; checked against its base (verify), its rows beside the base's (params), served or "
+    "--adapter", help="A LoRA adapter: a peft directory (adapter_config.json + adapter_model.safetensors), a "
+                      "GGUF LoRA file, or a Hub id (its safetensors header read by range); checked against its base (verify), its rows beside the base's (params), served or "
                       "trained with the base (memory).", show_default=False)]
 BaseOpt = Annotated[Optional[str], typer.Option(
     "--base", "-m", help="The adapter's base model (a preset, a path or a Hub id); default: the "
