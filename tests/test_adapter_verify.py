@@ -201,7 +201,7 @@ def test_fused_modules_experts_and_embeddings(tmp_path, name):
 # --------------------------------------------------------------------------- a GGUF LoRA (llama.cpp)
 
 
-def _gguf_lora(path: Path, bad_rank: bool = False) -> Path:
+def _gguf_lora(path: Path, bad_rank: bool = False, embedding: str | None = None) -> Path:
     """A LoRA as llama.cpp's convert_lora_to_gguf.py writes one (general.type adapter, adapter.type lora,
     adapter.lora.alpha; `<base tensor>.lora_a` shaped (r, in) and `.lora_b` (out, r) as numpy arrays),
     written with the gguf library, on SmolLM2-135M's q (576 × 576) and v (192 × 576) projections."""
@@ -217,6 +217,10 @@ def _gguf_lora(path: Path, bad_rank: bool = False) -> Path:
             rank = 4 if bad_rank and (i, name) == (3, "attn_q") else 8
             w.add_tensor(f"blk.{i}.{name}.weight.lora_a", np.zeros((rank, 576), np.float32))
             w.add_tensor(f"blk.{i}.{name}.weight.lora_b", np.zeros((out, 8), np.float32))
+    if embedding is not None:  # convert_lora_to_gguf.py writes token_embd's lora_a transposed: (49152, r)
+        a = (49152, 8) if embedding == "transposed" else (8, 49152)
+        w.add_tensor("token_embd.weight.lora_a", np.zeros(a, np.float32))
+        w.add_tensor("token_embd.weight.lora_b", np.zeros((576, 8), np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -234,6 +238,24 @@ def test_gguf_lora_against_the_real_smollm2(tmp_path):
     assert code == 1 and data["mismatched"][0]["name"].endswith("layers.3.self_attn.q_proj.lora_B.weight")
     code, out = verify("--adapter", str(good))
     assert code == 2 and "a GGUF LoRA names no base model" in _one_line(out)
+
+
+def test_gguf_lora_token_embedding_is_transposed(tmp_path):
+    """llama.cpp's token_embd lora_a is stored (num, r) (convert_lora_to_gguf.py: lora_a.T; llama-adapter.cpp
+    checks model ne[1] == a.ne[1]): read as peft's lora_embedding_A (r, num); peft's lora_embedding_B is
+    (dim, r), so the embedding adds r·(num + dim) parameters. Stored the other way round: a mismatch."""
+    base = str(smollm2_gguf_path())
+    code, data = verify_json("--adapter", str(_gguf_lora(tmp_path / "e.gguf", embedding="transposed")), "-m", base)
+    assert code == 0, data
+    rows = {t["name"]: t for t in data["tensors"]}
+    a = rows["base_model.model.model.embed_tokens.lora_embedding_A"]
+    assert a["actual"] == [8, 49152] and a["stored_name"] == "token_embd.weight.lora_a" and "transposed" in a["note"]
+    assert rows["base_model.model.model.embed_tokens.lora_embedding_B"]["actual"] == [576, 8]
+    assert data["trainable"] == 30 * 8 * (576 + 576 + 576 + 192) + 8 * (49152 + 576)
+    code, data = verify_json("--adapter", str(_gguf_lora(tmp_path / "n.gguf", embedding="plain")), "-m", base)
+    assert code == 1 and [m["name"] for m in data["mismatched"]] == [
+        "base_model.model.model.embed_tokens.lora_embedding_A"]
+    assert "llama.cpp expects token_embd's lora_a transposed" in data["mismatched"][0]["note"]
 
 
 # --------------------------------------------------------------------------- params BASE --adapter DIR

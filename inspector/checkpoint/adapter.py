@@ -73,7 +73,9 @@ def _gguf_adapter(path: Path) -> AdapterFiles:
     if meta.get("general.type") != "adapter" or meta.get("adapter.type") != "lora":
         raise InspectError(f"--adapter {printable(path)}: a GGUF file but not a LoRA adapter (general.type "
                            f"{meta.get('general.type')!r}, adapter.type {meta.get('adapter.type')!r})")
-    ranks = {t.shape[0] for n, t in headers.tensors.items() if n.endswith(".lora_a") and t.shape}
+    # the token embedding's lora_a is stored transposed, (num, r) (see inspector.memory.adapter_verify)
+    ranks = {t.shape[-1 if n.endswith("token_embd.weight.lora_a") else 0] for n, t in headers.tensors.items()
+             if n.endswith(".lora_a") and t.shape}
     alpha = meta.get("adapter.lora.alpha")
     cfg = {"peft_type": "LORA", "r": min(ranks) if ranks else 0, "lora_alpha": alpha,
            "general.architecture": meta.get("general.architecture")}

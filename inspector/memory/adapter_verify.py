@@ -60,6 +60,16 @@ class AdapterResult:
         return not self.absent_targets and not any(f.status in FAILING for f in self.findings)
 
 
+# llama.cpp keeps the token embedding's LoRA A transposed: convert_lora_to_gguf.py writes `lora_a.T` for
+# "token_embd.weight" (numpy (num, r), ggml ne [r, num]), and src/llama-adapter.cpp checks, for a name that ends
+# in "token_embd.weight", model ne[0] == b.ne[1] and model ne[1] == a.ne[1] (see llm_build_inp_embd)
+# (https://github.com/ggml-org/llama.cpp/blob/master/convert_lora_to_gguf.py, .../src/llama-adapter.cpp).
+GGUF_EMBEDDING = "token_embd.weight"
+EMBEDDING_NOTE = "stored transposed, (num, r), as llama.cpp keeps token_embd's lora_a; shown as peft's (r, num)"
+EMBEDDING_REFUSED = ("llama.cpp expects token_embd's lora_a transposed, (num, r) (convert_lora_to_gguf.py "
+                     "writes lora_a.T); shown here un-transposed, as peft's (r, num)")
+
+
 def _module_of(name: str) -> str:
     """The base module path a stored adapter key belongs to."""
     body = name[len(PREFIX):] if name.startswith(PREFIX) else name
@@ -151,7 +161,7 @@ def check_adapter(files: AdapterFiles, acc: Accounting, base: str) -> AdapterRes
     r = AdapterResult(files.path, files.format, base, acc.spec.architecture, c)
     r.findings = _compare(pl, stored, {m.path for m in modules}, weights)
     if files.format == "gguf":  # the rank comes from the file's lora_a, not from a config
-        r.findings = [replace(f, note=f.note.replace("the config says r=", "its lora_a has rank ")) for f in r.findings]
+        r.findings = [_gguf_note(f) for f in r.findings]
     r.absent_targets, r.trainable, r.ranks = pl.absent_targets, pl.trainable, _ranks(pl)
     trainable = {p.name for p in pl.tensors if p.trainable}
     r.stored_trainable = sum(f.params for f in r.findings if f.name in trainable and f.actual is not None)
@@ -162,6 +172,16 @@ def check_adapter(files: AdapterFiles, acc: Accounting, base: str) -> AdapterRes
     tied = {m.path for m in modules if m.output_embedding} if acc.totals.tied_embeddings else set()
     r.merged_params = r.base_params + sum(p.params for p in pl.tensors if p.kind == "copy" and p.module in tied)
     return r
+
+
+def _gguf_note(f: Finding) -> Finding:
+    """A GGUF LoRA's finding: its rank is its lora_a's; the embedding's lora_a is shown as peft's (r, num)
+    and said to be stored transposed, or, not transposed, that llama.cpp refuses it."""
+    note = f.note.replace("the config says r=", "its lora_a has rank ")
+    if f.stored_name and f.stored_name.endswith(GGUF_EMBEDDING + ".lora_a"):
+        untransposed = f.status == "shape" and f.actual is not None and tuple(f.actual[::-1]) == tuple(f.expected)
+        note = "; ".join(x for x in (note, EMBEDDING_REFUSED if untransposed else EMBEDDING_NOTE) if x)
+    return replace(f, note=note)
 
 
 def _notes(r: AdapterResult, files: AdapterFiles) -> list[str]:
@@ -197,6 +217,11 @@ def _stored(files: AdapterFiles, acc: Accounting) -> dict[str, tuple[str, Tensor
             out[name] = (name, info)
             continue
         module = prefix + hf[: -len(".weight")] if hf.endswith(".weight") else prefix + hf
+        if base.endswith(GGUF_EMBEDDING):  # peft's lora_embedding_A/B; lora_a stored transposed, (num, r)
+            if part == "lora_a" and len(info.shape) == 2:
+                info = replace(info, shape=info.shape[::-1], stored_shape=info.shape)
+            out[PREFIX + module + (".lora_embedding_A" if part == "lora_a" else ".lora_embedding_B")] = (name, info)
+            continue
         out[PREFIX + module + (".lora_A.weight" if part == "lora_a" else ".lora_B.weight")] = (name, info)
     return out
 
@@ -205,10 +230,13 @@ def _gguf_config(files: AdapterFiles, stored: dict[str, tuple[str, TensorInfo]])
     """peft's keys for a GGUF LoRA: its modules as full names, each lora_a's rank as rank_pattern."""
     modules, ranks = [], {}
     for key, (_, info) in stored.items():
-        if key.endswith(".lora_A.weight") and info.shape:
-            module = key[len(PREFIX): -len(".lora_A.weight")]
+        suffix = next((x for x in (".lora_A.weight", ".lora_embedding_A") if key.endswith(x)), None)
+        if suffix is not None and info.shape:
+            module = key[len(PREFIX): -len(suffix)]
             modules.append(module)
-            ranks[re.escape(module)] = info.shape[0]
+            b = stored.get(PREFIX + module + ".lora_embedding_B", (None, None))[1]
+            # the embedding's rank from its lora_b (dim, r), which llama.cpp stores as peft does
+            ranks[re.escape(module)] = b.shape[-1] if suffix == ".lora_embedding_A" and b and b.shape else info.shape[0]
     alpha = files.config.get("lora_alpha")
     return {"r": max(ranks.values(), default=1), "lora_alpha": alpha if isinstance(alpha, (int, float)) and alpha > 0
             else 1, "target_modules": modules, "rank_pattern": ranks}
