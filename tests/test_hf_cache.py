@@ -100,3 +100,27 @@ def test_qwen3_next_state_shapes():
     assert shapes["recurrent_states[0]"] == (recurrent, "float32")
     full = m.layers[3]
     assert full.kv_elements_per_token == 2 * cfg["num_key_value_heads"] * cfg["head_dim"]
+
+
+def test_minimax_linear_state_kept_beside_the_layers():
+    """MiniMax keeps each lightning-attention layer's K^T V state in MiniMaxCache.linear_cache, a
+    list beside the cache's layers: heads x head_dim x head_dim per sequence, one per linear layer."""
+    cfg = _default("minimax", num_hidden_layers=4,
+                   layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"])
+    m = measure_cache(cfg)
+    assert m.kv_line() == "2 of 4 layers keep a KV cache"
+    head_dim = cfg["head_dim"] or cfg["hidden_size"] // cfg["num_attention_heads"]
+    linear = [layer for layer in m.layers if layer.kind == "linear"]
+    assert [layer.index for layer in linear] == [0, 2]
+    assert all(layer.state_elements == cfg["num_attention_heads"] * head_dim * head_dim for layer in linear)
+
+
+def test_shared_key_value_tensor_counted_once():
+    """DeepSeek-V4's compressed-attention layers keep values as the keys (one tensor): one copy
+    of head_dim per token, in a sliding window."""
+    cfg = _default("deepseek_v4", num_hidden_layers=2, layer_types=["heavily_compressed_attention",
+                                                                    "compressed_sparse_attention"],
+                   mlp_layer_types=["hash_moe", "moe"])
+    m = measure_cache(cfg)
+    assert [layer.kv_elements_per_token for layer in m.layers] == [cfg["head_dim"]] * 2
+    assert all(layer.kind == "sliding" and layer.window == cfg["sliding_window"] for layer in m.layers)

@@ -138,20 +138,34 @@ def _tensor_states(torch, layer, name: str) -> list[tuple[str, Any]]:
 
 
 def _kv_tensors(torch, layer) -> list[tuple[str, Any, int]]:
-    """(name, tensor, its token axis) of the per-token tensors a cache layer holds."""
+    """(name, tensor, its token axis) of the per-token tensors a cache layer holds; a tensor held
+    twice is counted once (DeepSeek-V4's compressed-attention layers keep values as the keys)."""
     out = []
     for name, axis in (("keys", -2), ("values", -2), ("indexer_keys", 1)):
         t = getattr(layer, name, None)
-        if isinstance(t, torch.Tensor) and t.dim() >= 3 and t.numel() > 0:
+        if isinstance(t, torch.Tensor) and t.dim() >= 3 and t.numel() > 0 and all(t is not o for _, o, _ in out):
             out.append((name, t, axis))
     return out
 
 
-def _read_layer(torch, index: int, layer) -> LayerCache:
-    cls = type(layer).__name__
-    states = _tensor_states(torch, layer, "conv_states") + _tensor_states(torch, layer, "recurrent_states")
+def _kind(layer, kv: list, states: list) -> str:
+    """The kind of the first class in the layer's MRO that KINDS names (a model's own cache layer,
+    such as DeepSeek-V4's compressed-attention ones, subclasses transformers'); a layer that holds
+    nothing after the forward is "none" whatever its class."""
+    if not kv and not states:
+        return "none"
+    named = next((KINDS[c.__name__] for c in type(layer).__mro__ if c.__name__ in KINDS), None)
+    if named in ("none", None) or (named in ("full", "sliding", "indexed") and states):
+        return "hybrid" if kv and states else "linear" if states else "full"
+    return named
+
+
+def _read_layer(torch, index: int, layer, extra: list[tuple[str, Any]]) -> LayerCache:
+    """One cache layer; `extra` are state tensors the cache keeps for this layer outside it."""
+    cls = type(layer).__name__ if layer is not None else "(none)"
+    states = _tensor_states(torch, layer, "conv_states") + _tensor_states(torch, layer, "recurrent_states") + extra
     kv = _kv_tensors(torch, layer)
-    kind = KINDS.get(cls) or ("hybrid" if kv and states else "linear" if states else "full" if kv else "none")
+    kind = _kind(layer, kv, states)
     per_token = 0
     for _, t, axis in kv:
         if t.shape[0] != 1:
@@ -164,6 +178,18 @@ def _read_layer(torch, index: int, layer) -> LayerCache:
         index, cls, kind, per_token, window, state_bytes, sum(t.numel() for _, t in states),
         tuple((n, tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in states),
         tuple((n, tuple(t.shape)) for n, t, _ in kv))
+
+
+def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
+    """Per-layer state a cache keeps in lists of its own beside its layers (MiniMax's
+    `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each linear layer)."""
+    out: dict[int, list[tuple[str, Any]]] = {}
+    for name, value in vars(cache).items():
+        if name != "layers" and isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
+            for i, t in enumerate(value):
+                if isinstance(t, torch.Tensor):
+                    out.setdefault(i, []).append((name, t))
+    return out
 
 
 def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
@@ -188,13 +214,22 @@ def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
     return cache, notes
 
 
-def _layers_of(cache) -> list:
-    """The per-layer cache objects (a model with encoder and decoder caches: the decoder's)."""
+def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
+    """Every decoder layer's cache (a model with encoder and decoder caches: the decoder's), as
+    many as the model has layers (a cache that made layer objects lazily may hold fewer)."""
     cache = getattr(cache, "self_attention_cache", cache)
     layers = getattr(cache, "layers", None)
     if layers is None:
         raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
-    return list(layers)
+    side = _side_states(torch, cache)
+    count = max(len(layers), num_layers or 0, max(side, default=-1) + 1)
+    return tuple(_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, []))
+                 for i in range(count))
+
+
+def _num_layers(config) -> int | None:
+    n = getattr(config.get_text_config(decoder=True), "num_hidden_layers", None)
+    return n if isinstance(n, int) else None
 
 
 def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
@@ -218,7 +253,7 @@ def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: 
                                f"meta device: {_first_line(e)}") from None
     if cache is None:
         raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = tuple(_read_layer(torch, i, layer) for i, layer in enumerate(_layers_of(cache)))
+    layers = _read_cache(torch, cache, _num_layers(config))
     return CacheMeasure(model_type, type(model).__name__, transformers.__version__, dtype_bytes, layers,
                         time.perf_counter() - start, notes)
 
