@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers")
 
 from inspector.inventory.accounting import kv_bytes_per_token_layer  # noqa: E402
 from inspector.inventory.load import account_config  # noqa: E402
-from inspector.runtime.hf_cache import measure_cache  # noqa: E402
+from inspector.runtime.hf_cache import describe, measure_cache  # noqa: E402
 
 CONTEXT = 8192  # longer than the windows below, so the sliding layers' cap matters
 
@@ -113,6 +113,7 @@ def test_minimax_linear_state_kept_beside_the_layers():
     linear = [layer for layer in m.layers if layer.kind == "linear"]
     assert [layer.index for layer in linear] == [0, 2]
     assert all(layer.state_elements == cfg["num_attention_heads"] * head_dim * head_dim for layer in linear)
+    assert describe(m, 1024)[0].endswith("(MiniMaxForCausalLM): 2 of 4 layers keep a KV cache")
 
 
 def test_shared_key_value_tensor_counted_once():

@@ -27,7 +27,7 @@ transformers holds them in (it keeps SSM and GDN recurrent states in float32 eve
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inspector.errors import InspectError
@@ -223,8 +223,9 @@ def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
         raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
     side = _side_states(torch, cache)
     count = max(len(layers), num_layers or 0, max(side, default=-1) + 1)
-    return tuple(_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, []))
-                 for i in range(count))
+    read = [_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, [])) for i in range(count)]
+    name = type(cache).__name__  # a layer the cache made no object for: its state is the cache's own
+    return tuple(r if r.cache_class != "(none)" else replace(r, cache_class=name) for r in read)
 
 
 def _num_layers(config) -> int | None:
