@@ -22,6 +22,10 @@ SOURCE_VLLM = ("vllm/platforms/interface.py _align_hybrid_block_size; vllm/v1/kv
                "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator/DtypeCalculator")
 
 
+# config.json's trained length under transformers' names (Kimi-Linear's config says model_max_length)
+LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "model_max_length", "max_sequence_length", "seq_length")
+
+
 class HfServe(NamedTuple):
     """The serving options that apply to a model served through transformers' measure (vLLM's names)."""
 
@@ -128,7 +132,7 @@ def hf_memory(cfg: dict, acc, where: str, s: HfServe) -> HfMemory:
     from inspector.runtime.hf_cache import measure_cache
 
     kv_bytes = KV_BYTES[check_dtype(s.kv_dtype, KV_DTYPES, "--kv-dtype")]
-    length = s.max_model_len or _int(text_fields(cfg), "max_position_embeddings", "n_positions")
+    length = s.max_model_len or _int(text_fields(cfg), *LENGTH_FIELDS)
     if not length:
         raise InspectError(f"{where}: no max_position_embeddings: give --max-model-len")
     settings = _settings(s, length)
