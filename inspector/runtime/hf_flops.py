@@ -115,6 +115,13 @@ def _run(torch, model, kwargs: dict[str, Any], tokens: int) -> tuple[int, int, A
                 ("run without an attention mask (its recurrent mask reads values, which meta has not)",))
 
 
+def _cache_argument(model) -> str:
+    """`cache` (transformers 5.25 renamed it; `past_key_values` is deprecated there) or `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
     """One token at position `context` against the cache a forward of `context` tokens filled."""
     try:
@@ -122,7 +129,7 @@ def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | N
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         if cache is None:
             return None, None, ("no decode figure: transformers returned no cache",)
-        step = {**_inputs(torch, batch, 1, context), "use_cache": True, "past_key_values": cache}
+        step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
         flops, head, _, notes = _run(torch, model, step, context + 1)
         return flops, head, notes
     except Exception as e:  # a model's cached step may need values meta has not
