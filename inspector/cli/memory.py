@@ -236,7 +236,6 @@ def memory(
     if _transformers_path(model):  # no native family: transformers' own cache on meta (the `hf` extra)
         return _emit_transformers(ctx, dict(locals()), format, output)
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
-
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
     training = _training(dict(locals())) if train is not None else None
@@ -250,8 +249,7 @@ def memory(
                            engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=training)
-    if not _emit(request, format, output) and check:
-        raise typer.Exit(1)
+    _exit_on_check(_emit(request, format, output), check)
 
 
 # What applies to a model served through transformers' measure (inspector.runtime.hf_answer); others are refused.
@@ -286,7 +284,12 @@ def _emit_transformers(ctx, o: dict, format: MemoryFormat, output) -> None:
     src = resolve(o["model"])
     result = hf_memory(src.config, account_model(o["model"]), src.where, serve)
     emit(memory_report(result), format.value, output)
-    if o["check"] and not result.fits:
+    _exit_on_check(result.fits, o["check"])
+
+
+def _exit_on_check(fits: bool, check: bool) -> None:
+    """--check: exit 1 when it does not fit."""
+    if check and not fits:
         raise typer.Exit(1)
 
 
