@@ -65,6 +65,31 @@ def test_too_little_memory_refuses_to_start():
     assert plan.num_blocks == 1 and any(n.startswith("vLLM refuses") for n in plan.notes)
 
 
+NO_TORCH = """
+import sys
+sys.modules["torch"] = None  # `import torch` raises ModuleNotFoundError, as when it is not installed
+from inspector.cli import main
+sys.argv = ["inspect", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [["memory", "--gpu", "H100-80GB"], ["flops", "--seq-len", "128"]])
+def test_without_torch_one_line_names_the_extra(command, tmp_path):
+    """No torch: a model with no native family gets one line naming the `hf` extra, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen3_next", "num_hidden_layers": 4}))
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, command[0], str(tmp_path), *command[1:]],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=root,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)})
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.count("\n") == 1 and 'pip install "llm-inspector[hf]"' in done.stderr, done.stderr
+
+
 # ---------------------------------------------------------------------- through transformers on meta
 
 torch = pytest.importorskip("torch")
