@@ -330,3 +330,25 @@ def test_sweep_memory_and_flops_answer_or_say_why(model_type, tmp_path):
             assert result.stderr.count("\n") == 1, result.stderr
         else:
             assert json.loads(result.stdout)[key] is not None
+
+
+SERVED = ["gemma-3-1b-it", "gpt-oss-20b", "command-r7b", "olmoe-1b-7b", "deepseek-v2-lite"]
+
+
+@pytest.mark.parametrize("preset", SERVED)
+def test_native_serving_and_the_hybrid_layout_agree(preset):
+    """No silent difference in vLLM's layout: on the memory the native serving plan leaves for the KV cache,
+    the layout over transformers' measured layers gives the same blocks, tokens and concurrency (full,
+    sliding-window and MLA layers; vLLM's groups of equally many layers)."""
+    from inspector.memory.estimate import MemoryRequest, estimate
+    from inspector.runtime.hf_answer import HfServe, hybrid_input
+    from inspector.source import resolve
+
+    s = estimate(MemoryRequest(model=preset)).serving
+    cfg = resolve(preset).config
+    inp = hybrid_input(measure_cache(cfg), cfg["model_type"], s.max_model_len, s.budget.max_num_batched_tokens,
+                       HfServe(), 2)
+    plan = hybrid_plan(inp, s.kv_available)
+    assert (plan.page, plan.group_size, len(plan.groups)) == (s.page_bytes, s.group_size, len(s.groups))
+    assert (plan.num_blocks, plan.kv_tokens) == (s.num_blocks, s.kv_tokens)
+    assert plan.concurrency == pytest.approx(s.concurrency, rel=1e-12)
