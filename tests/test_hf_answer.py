@@ -352,3 +352,11 @@ def test_native_serving_and_the_hybrid_layout_agree(preset):
     assert (plan.page, plan.group_size, len(plan.groups)) == (s.page_bytes, s.group_size, len(s.groups))
     assert (plan.num_blocks, plan.kv_tokens) == (s.num_blocks, s.kv_tokens)
     assert plan.concurrency == pytest.approx(s.concurrency, rel=1e-12)
+
+
+def test_check_exits_1_when_vllm_would_not_start(config_dirs):
+    """A non-fit is an answer (exit 0); --check makes it exit 1 (qwen3_next's 4 layers hold 13 GiB of weights)."""
+    result = runner.invoke(app, ["memory", config_dirs["qwen3_next"], "--gpu", "8", "-f", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["fits"] is False, result.output
+    result = runner.invoke(app, ["memory", config_dirs["qwen3_next"], "--gpu", "8", "--check", "-f", "json"])
+    assert result.exit_code == 1, result.output
