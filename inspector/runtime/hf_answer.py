@@ -22,8 +22,11 @@ SOURCE_VLLM = ("vllm/platforms/interface.py _align_hybrid_block_size; vllm/v1/kv
                "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator/DtypeCalculator")
 
 
-# config.json's trained length under transformers' names (Kimi-Linear's config says model_max_length)
-LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "model_max_length", "max_sequence_length", "seq_length")
+# config.json's trained length: the smallest of the keys vLLM reads (vllm/config/model.py _get_and_verify_max_len,
+# `possible_keys`), and 2048 when none is there (its `default_max_len`, logged as a warning)
+LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                 "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+DEFAULT_MAX_LEN = 2048
 
 
 class HfServe(NamedTuple):
@@ -132,9 +135,11 @@ def hf_memory(cfg: dict, acc, where: str, s: HfServe) -> HfMemory:
     from inspector.runtime.hf_cache import measure_cache
 
     kv_bytes = KV_BYTES[check_dtype(s.kv_dtype, KV_DTYPES, "--kv-dtype")]
-    length = s.max_model_len or _int(text_fields(cfg), *LENGTH_FIELDS)
-    if not length:
-        raise InspectError(f"{where}: no max_position_embeddings: give --max-model-len")
+    t = text_fields(cfg)
+    length = s.max_model_len or min((_int(t, key) for key in LENGTH_FIELDS if _int(t, key)), default=0)
+    notes = () if length else (f"max_model_len {DEFAULT_MAX_LEN:,}: config.json names no length, vLLM assumes "
+                               f"{DEFAULT_MAX_LEN:,} (_get_and_verify_max_len); --max-model-len sets it",)
+    length = length or DEFAULT_MAX_LEN
     settings = _settings(s, length)
     device = _device(s)
     measure = measure_cache(cfg, where, dtype_bytes=kv_bytes)
@@ -142,9 +147,10 @@ def hf_memory(cfg: dict, acc, where: str, s: HfServe) -> HfMemory:
     budget = vllm_budget(model_dims(cfg, measure, kv_bytes), settings, device, weights)
     inp = hybrid_input(measure, str(cfg.get("model_type")), length, budget.max_num_batched_tokens, s, kv_bytes)
     plan = hybrid_plan(inp, budget.kv_cache_bytes)
-    quantized = ("weights: the transformers-meta inventory at 16 bits (assumed: config.json's quantization_config "
-                 "is not read on this path)",) if cfg.get("quantization_config") else ()
-    return HfMemory(acc, measure, budget, plan, inp, weights, length, quantized)
+    if cfg.get("quantization_config"):
+        notes += ("weights: the transformers-meta inventory at 16 bits (assumed: config.json's quantization_config "
+                  "is not read on this path)",)
+    return HfMemory(acc, measure, budget, plan, inp, weights, length, notes)
 
 
 def path_line(version: str, class_name: str) -> str:
