@@ -183,6 +183,9 @@ def test_memory_kv_and_state_equal_transformers_cache(name, config_dirs):
     kv, state, kv_layers = _cache_oracle(SAMPLE[name])
     assert (data["kv_bytes_per_token"], data["state_bytes_per_sequence"], data["kv_layers"]) == (kv, state, kv_layers)
     assert kv + state > 0 and data["path"] == "transformers" and data["kv_cache_bytes"] > 0
+    # vLLM's blocks and logged tokens (kv_cache_utils: available // page // group_size; blocks // groups x block)
+    assert data["num_blocks"] == data["kv_cache_bytes"] // data["page_bytes"] // data["group_size"]
+    assert data["kv_cache_tokens"] == data["num_blocks"] // data["groups"] * data["block_size"]
 
 
 @pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "nemotron_h"])

@@ -200,14 +200,14 @@ def memory_report(r: HfMemory) -> Report:
         ["groups x layers per group", f"{len(p.groups)} x {p.group_size}"], ["blocks", f"{p.num_blocks:,}"],
         ["GPU KV cache size (tokens)", f"{p.kv_tokens:,}"], ["one request (bytes)", f"{p.request_bytes:,}"],
         ["maximum concurrency", f"{p.concurrency:.2f}x"], ["fits", "yes" if r.fits else "no"]], list(p.notes))
-    data = {"path": "transformers", "transformers_version": m.transformers_version, "class": m.class_name,
+    data = {**b.json_fields(), "path": "transformers", "transformers_version": m.transformers_version, "class": m.class_name,
             "params": r.acc.totals.total_params, "weights_bytes": r.weights, "layers": len(m.layers),
             "kv_layers": m.kv_layers, "kv_bytes_per_token": m.kv_bytes_per_token(),
             "kv_bytes_per_sequence": m.kv_bytes_per_sequence(r.max_model_len),
             "state_bytes_per_sequence": m.state_bytes_per_sequence(),
             "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
-            "num_blocks": p.num_blocks, "kv_cache_tokens": p.kv_tokens, "max_concurrency": round(p.concurrency, 2),
-            "fits": r.fits, **b.json_fields(), "kv_cache_bytes": b.kv_cache_bytes}
+            "groups": len(p.groups), "group_size": p.group_size, "num_blocks": p.num_blocks, "kv_cache_tokens": p.kv_tokens, "max_concurrency": round(p.concurrency, 2),
+            "fits": r.fits, "kv_cache_bytes": b.kv_cache_bytes}
     return Report([kinds, budget, layout], data, notes=[path_line(m.transformers_version, m.class_name)])
 
 
