@@ -195,6 +195,7 @@ def memory_report(r: HfMemory) -> Report:
                      ["term", "GiB", "status", "source"],
                      [[t.name, f"{t.gib:.2f}", t.status, t.source] for t in terms], list(r.weight_notes))
     layout = Section("vLLM hybrid cache layout", ["what", "value"], [
+        ["parameters (as `params` counts them)", f"{r.acc.totals.total_params:,}"],
         ["block size (tokens)", f"{p.block_size:,}"], ["page (bytes, every layer)", f"{p.page:,}"],
         ["attention page before padding", f"{p.attention_page:,}"], ["state page before padding", f"{p.state_page:,}"],
         ["groups x layers per group", f"{len(p.groups)} x {p.group_size}"], ["blocks", f"{p.num_blocks:,}"],
@@ -218,7 +219,8 @@ def flops_report(m, acc) -> Report:
     if m.decode is not None:
         rows.append([f"decode (1 token at context {m.context:,}, batch {m.batch})", f"{m.decode:,}",
                      f"{m.decode_head:,}", f"{m.decode / m.batch:,.0f}"])
-    notes = ["as computed: torch's FlopCounterMode over transformers' forward (2 FLOPs per multiply-add, the full "
+    notes = [f"parameters: {acc.totals.total_params:,} (as `params` counts them)",
+             "as computed: torch's FlopCounterMode over transformers' forward (2 FLOPs per multiply-add, the full "
              "score matrix, logits at every position)", *m.notes]
     section = Section("FLOPs (torch.utils.flop_counter.FlopCounterMode)", ["pass", "FLOPs", "of which lm_head",
                                                                           "per token"], rows, notes)
