@@ -363,3 +363,25 @@ def test_check_exits_1_when_vllm_would_not_start(config_dirs):
     assert result.exit_code == 0 and json.loads(result.stdout)["fits"] is False, result.output
     result = runner.invoke(app, ["memory", config_dirs["qwen3_next"], "--gpu", "8", "--check", "-f", "json"])
     assert result.exit_code == 1, result.output
+
+
+NATIVE_FLOPS = [
+    pytest.param(_default("llama", num_hidden_layers=2), id="llama"),
+    pytest.param(_default("qwen3", num_hidden_layers=2), id="qwen3"),
+    pytest.param(_default("gemma3_text", num_hidden_layers=6, sliding_window=32), id="gemma3_text-sliding"),
+    pytest.param(_default("qwen3_moe", num_hidden_layers=2), id="qwen3_moe"),
+]
+
+
+@pytest.mark.parametrize("cfg", NATIVE_FLOPS)
+def test_native_ledger_and_transformers_flops_agree(cfg):
+    """No silent difference in FLOPs: the native ledger "as computed" (logits at every position; a decode
+    step's sliding layers over transformers' capped cache) equals the transformers path on the same config
+    (dense, sliding-window and MoE at top_k)."""
+    from inspector.compute.flops import decode, forward_flops, prefill
+    from inspector.runtime.hf_flops import measure_flops
+
+    acc = account_config(cfg, cfg["model_type"], "config.json")
+    m = measure_flops(cfg, "config.json", 128, 64)
+    assert m.prefill == forward_flops(acc, prefill(128))[0]
+    assert m.decode == forward_flops(acc, decode(64, sliding_cache=True))[0]
