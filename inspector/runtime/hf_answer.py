@@ -147,6 +147,9 @@ def hf_memory(cfg: dict, acc, where: str, s: HfServe) -> HfMemory:
     budget = vllm_budget(model_dims(cfg, measure, kv_bytes), settings, device, weights)
     inp = hybrid_input(measure, str(cfg.get("model_type")), length, budget.max_num_batched_tokens, s, kv_bytes)
     plan = hybrid_plan(inp, budget.kv_cache_bytes)
+    if isinstance(cfg.get("vision_config"), dict):
+        notes += ("a vision-language model: vLLM's encoder profile run and encoder cache are not counted here "
+                  "(assumed 0; the native path models them)",)
     if cfg.get("quantization_config"):
         notes += ("weights: the transformers-meta inventory at 16 bits (assumed: config.json's quantization_config "
                   "is not read on this path)",)
