@@ -324,7 +324,11 @@ def _sweep_types():
 def test_sweep_memory_and_flops_answer_or_say_why(model_type, tmp_path):
     """Each default config: `memory` and `flops` exit 0 with a figure, or 2 with one line (transformers
     cannot run it on meta either: the reasons are listed in the notes of issue 24)."""
-    (tmp_path / "config.json").write_text(json.dumps(_default(model_type)))
+    try:
+        cfg = _default(model_type)
+    except Exception as e:  # transformers' own default fails its validation (gemma4_assistant in 5.25)
+        pytest.skip(f"transformers cannot make a default {model_type} config: {str(e).splitlines()[0]}")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
     for args, key in ((["memory", str(tmp_path), "--gpu", "H100-80GB"], "kv_cache_bytes"),
                       (["flops", str(tmp_path), "--seq-len", "128", "--context", "16"], "prefill_flops")):
         result = runner.invoke(app, [*args, "-f", "json"])
