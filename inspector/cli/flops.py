@@ -91,6 +91,8 @@ def flops(model: ModelArg, seq_len: SeqOpt = 2048, batch: BatchOpt = 1, context:
     roofline (time to first token, time per output token, tokens/s, the bound, the batch where decode
     turns compute-bound) at calibrated efficiencies (--mfu/--mbu override them); --train-tokens the
     training FLOPs, and with --gpus and --tflops (or --gpu and --mfu) the days. No torch is imported.
+    A model with no native family (the `hf` extra): torch's FlopCounterMode around transformers' forward
+    on the meta device, a prefill and one decode step (no roofline or training options).
 
     Examples:
       inspect flops llama-3.1-8b --seq-len 128
