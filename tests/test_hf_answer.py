@@ -389,3 +389,17 @@ def test_native_ledger_and_transformers_flops_agree(cfg):
     m = measure_flops(cfg, "config.json", 128, 64)
     assert m.prefill == forward_flops(acc, prefill(128))[0]
     assert m.decode == forward_flops(acc, decode(64, sliding_cache=True))[0]
+
+
+@pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "jamba", "falcon_h1", "nemotron_h", "deepseek_v32",
+                                  "gemma3n_text"])
+def test_grown_cache_decodes_like_a_full_fill(name, monkeypatch):
+    """The decode step against a short forward's cache grown to the context costs what it costs against a
+    cache filled by a forward of the whole context (which Mamba1's per-token reference scan makes slow)."""
+    from inspector.runtime import hf_flops
+
+    cfg = SAMPLE[name]
+    grown = hf_flops.measure_flops(cfg, "config.json", 8, 40)
+    monkeypatch.setattr(hf_flops, "FILL", 10**6)  # never grown: the whole context is run
+    filled = hf_flops.measure_flops(cfg, "config.json", 8, 40)
+    assert grown.decode == filled.decode and grown.decode is not None

@@ -9,7 +9,8 @@ tracker would hook them) (2 FLOPs per multiply-add, the full score matrix:
 
 - prefill: one forward of `seq_len` tokens per sequence (`batch` sequences), logits at every position
   as transformers computes them by default;
-- decode: a forward of `context` tokens that fills transformers' own cache (not counted), then one
+- decode: transformers' own cache of `context` tokens (a short forward's cache grown to `context` tokens
+  where its layers are transformers' plain ones, else a forward of all of them; not counted), then one
   token at position `context` read against it (counted). A model whose cached step cannot run on
   meta gets no decode figure and a note saying why.
 """
@@ -122,11 +123,53 @@ def _cache_argument(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
-    """One token at position `context` against the cache a forward of `context` tokens filled."""
-    try:
-        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True}, context)
+FILL = 4  # tokens of the short forward whose cache is grown to the context (`_grown`)
+GROWN = {"DynamicLayer": False, "DynamicSlidingWindowLayer": True, "DynamicIndexedLayer": False,
+         "LinearAttentionLayer": None, "DummyLayer": None, "LinearAttentionAndFullAttentionLayer": False,
+         "LinearAttentionAndSlidingWindowAttentionLayer": True}  # class -> capped at its window (None: nothing per token)
+
+
+def _grown(torch, cache, context: int) -> bool:
+    """Grow each layer of a cache filled with FILL tokens to `context` tokens, as meta tensors: keys, values
+    (and an indexer's keys) along their token axis, a sliding layer to its window - 1 and its count of tokens
+    seen to `context`. Only transformers' own layer classes above, whose only bookkeeping is that count; any
+    other cache (or a count that does not read `context` afterwards) returns False: the slow fill is used."""
+    layers = getattr(cache, "layers", None)
+    if type(cache).__name__ != "DynamicCache" or not layers or any(type(x).__name__ not in GROWN for x in layers):
+        return False
+    for layer in layers:
+        sliding = GROWN[type(layer).__name__]
+        if sliding is None:
+            continue
+        tokens = min(context, layer.sliding_window - 1) if sliding else context
+        for name, axis in (("keys", -2), ("values", -2), ("indexer_keys", 1)):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor) and t.dim() >= 3:
+                shape = list(t.shape)
+                shape[axis] = tokens
+                setattr(layer, name, torch.empty(shape, dtype=t.dtype, device="meta"))
+        if sliding:
+            layer.cumulative_length = context
+    return all(x.get_seq_length() == context for x in layers if GROWN[type(x).__name__] is not None)
+
+
+def _filled(torch, model, batch: int, context: int):
+    """transformers' cache after `context` tokens: a forward of FILL tokens grown (`_grown`; a model whose
+    recurrent layers loop per token on meta, such as Mamba1's reference scan, fills in seconds), else a
+    forward of all `context` tokens."""
+    if context > FILL:
+        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True}, FILL)
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        if cache is not None and _grown(torch, cache, context):
+            return cache
+    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True}, context)
+    return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
+def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
+    """One token at position `context` against transformers' cache of `context` tokens (`_filled`)."""
+    try:
+        cache = _filled(torch, model, batch, context)
         if cache is None:
             return None, None, ("no decode figure: transformers returned no cache",)
         step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
