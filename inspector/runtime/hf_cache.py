@@ -31,8 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inspector.errors import InspectError
-from inspector.inventory.meta_guard import bounded, safe_fields, sealed
-from inspector.inventory.transformers_meta import _build, _config, _first_line, _imports, _quiet
+from inspector.inventory.transformers_meta import MetaBuild, build_meta
 
 TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
 KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
@@ -234,29 +233,23 @@ def _num_layers(config) -> int | None:
 
 
 def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
-                  tokens: int = TOKENS) -> CacheMeasure:
-    """Build `cfg` with transformers on meta, run `tokens` tokens, and read its cache layer by layer."""
-    model_type = str(cfg.get("model_type"))
-    cfg = safe_fields(cfg, where)
-    bounded(cfg, where)
-    torch, transformers = _imports(model_type, where)
+                  tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
+    """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
+    read its cache layer by layer."""
+    built = built or build_meta(cfg, where)
+    torch, model = built.torch, built.model
     start = time.perf_counter()
-    with _quiet(transformers), sealed():
-        config = _config(transformers, cfg, model_type, where)
+    with built.room():
         try:
-            with torch.device("meta"):
-                model = _build(transformers, config, cfg).to(torch.bfloat16).eval()
+            model.to(torch.bfloat16).eval()
             cache, notes = _forward(torch, model, tokens)
-        except InspectError as e:
-            raise InspectError(f"{where}: {e}") from None
         except Exception as e:
-            raise InspectError(f"{where}: transformers {transformers.__version__} cannot run {model_type} on the "
-                               f"meta device: {_first_line(e)}") from None
+            raise built.failed(e) from None
     if cache is None:
         raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = _read_cache(torch, cache, _num_layers(config))
-    return CacheMeasure(model_type, type(model).__name__, transformers.__version__, dtype_bytes, layers,
-                        time.perf_counter() - start, notes)
+    layers = _read_cache(torch, cache, _num_layers(built.config))
+    return CacheMeasure(built.model_type, type(model).__name__, built.transformers.__version__, dtype_bytes, layers,
+                        built.seconds + time.perf_counter() - start, notes)
 
 
 def describe(m: CacheMeasure, context: int) -> list[str]:

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.errors import InspectError
-from inspector.inventory.meta_guard import bounded, safe_fields, sealed
-from inspector.inventory.transformers_meta import _build, _config, _first_line, _imports, _quiet
+from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
 
 
 @dataclass(frozen=True)
@@ -179,28 +178,22 @@ def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | N
         return None, None, (f"no decode figure: transformers' cached step does not run on meta: {_first_line(e)}",)
 
 
-def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1) -> FlopsMeasure:
-    """Build `cfg` on meta with transformers and count a prefill of `seq_len` tokens and one decoded token
-    at `context` cached tokens, `batch` sequences each."""
-    model_type = str(cfg.get("model_type"))
-    cfg = safe_fields(cfg, where)
-    bounded(cfg, where)
-    torch, transformers = _imports(model_type, where)
+def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
+                  built: MetaBuild | None = None) -> FlopsMeasure:
+    """Build `cfg` on meta with transformers (or take `built`, the same build) and count a prefill of
+    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each."""
+    built = built or build_meta(cfg, where)
+    torch, model = built.torch, built.model
     start = time.perf_counter()
-    with _quiet(transformers), sealed():
-        config = _config(transformers, cfg, model_type, where)
+    with built.room():
         try:
-            with torch.device("meta"):
-                model = _build(transformers, config, cfg).to(torch.bfloat16).eval().requires_grad_(False)
+            model.to(torch.bfloat16).eval().requires_grad_(False)
             prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True},
                                            seq_len)
-        except InspectError as e:
-            raise InspectError(f"{where}: {e}") from None
         except Exception as e:
-            raise InspectError(f"{where}: transformers {transformers.__version__} cannot run {model_type} on the "
-                               f"meta device: {_first_line(e)}") from None
+            raise built.failed(e) from None
         decode, decode_head, more = _decode(torch, model, batch, context)
     notes += getattr(model, "inspector_notes", ())
-    return FlopsMeasure(model_type, type(model).__name__, transformers.__version__, seq_len, batch, context,
-                        prefill, head, decode, decode_head, time.perf_counter() - start,
+    return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
+                        context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,
                         tuple(dict.fromkeys(notes + more)))
