@@ -38,18 +38,28 @@ def _check_directory(output: Path | None) -> None:
             raise InspectError(f"{output}: directory {directory} does not exist")
 
 
-def _native_spec(model: str):
-    """The spec the diagram is drawn from; a model_type without a native family has none."""
+REPORT_TOKENS = 16  # the stand-in ids of the module shapes of a model with no native family
+
+
+def _model_page(model: str, trace: str | None):
+    """A ModelPage: a native family's spec to draw; else transformers' module shapes on meta (the `hf` extra)."""
     from inspector.errors import InspectError
-    from inspector.inventory.load import is_native
-    from inspector.source import resolve
+    from inspector.inventory.accounting import account
+    from inspector.inventory.load import check_fallback_config, is_native
+    from inspector.reports.html import ModelPage
+    from inspector.source import account_model, resolve
 
     src = resolve(model)
-    if not is_native(src.config):
-        raise InspectError(f"{src.where}: model_type {src.config.get('model_type')!r} has no native family, so "
-                           f"its architecture cannot be drawn; `inspect params {model}` counts it through "
-                           f"transformers")
-    return src.spec()
+    if is_native(src.config):
+        return ModelPage(account(src.spec()))
+    if trace is not None:
+        raise InspectError(f"--trace: {model} has no native family; its page shows transformers' module shapes "
+                           f"for {REPORT_TOKENS} stand-in ids instead (leave --trace out for it)")
+    from inspector.runtime.hf_trace import hf_trace
+
+    check_fallback_config(src.config, src.where)
+    modules = hf_trace(src.config, src.name, src.where, REPORT_TOKENS)
+    return ModelPage(account_model(model), modules=modules)
 
 
 def _trace(model: str, weights: str | None, prompt: str):
@@ -86,8 +96,7 @@ def report(
     from inspector.source import verify
     from inspector.errors import InspectError
     from inspector.files import write_atomic
-    from inspector.inventory.accounting import account
-    from inspector.reports.html import ModelPage, page
+    from inspector.reports.html import page
 
     weights = weights or []
     if len(weights) > len(models):
@@ -97,7 +106,7 @@ def report(
     pages = []
     for i, model in enumerate(models):
         checkpoint = weights[i] if i < len(weights) else None
-        item = ModelPage(account(_native_spec(model)))
+        item = _model_page(model, trace)
         if checkpoint is not None:
             item.verify = verify(model, checkpoint)
         if trace is not None:

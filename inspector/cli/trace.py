@@ -109,6 +109,8 @@ def trace(
     from inspector.runtime.tracing import TraceOptions, trace_model
 
     format = output_format(format, output)
+    if _no_native_family(model, weights):  # transformers' forward on meta (the `hf` extra)
+        return _transformers_trace(ctx, dict(locals()), format)
     options = TraceOptions(  # parsed and checked before any work
         prompts=tuple(prompts or ()), seq_len=seq_len, chat=chat, decode_steps=decode_steps,
         layers=parse_layers(layers), sampling=SamplingSettings(temperature, top_k, top_p, seed, min_p),
@@ -124,3 +126,47 @@ def trace(
         from inspector.reports.trace import trace_report
 
         emit(trace_report(result, options.layers), format.value, output)
+
+
+# What applies to a model traced through transformers on meta (inspector.runtime.hf_trace); others are refused.
+TRANSFORMERS_PATH = ("model", "device", "dtype", "seq_len", "layers", "format", "output")
+
+
+def _no_native_family(model: str, weights: str | None) -> bool:
+    """Whether MODEL (without --weights) has no native family: then transformers traces it on meta."""
+    from inspector.inventory.load import is_native
+    from inspector.source import resolve
+
+    return weights is None and not is_native(resolve(model).config)
+
+
+def _transformers_trace(ctx, o: dict, format) -> None:
+    """`trace` through transformers on the meta device: --seq-len N stand-in ids, module shapes only."""
+    from inspector.errors import InspectError
+    from inspector.inventory.load import check_fallback_config
+    from inspector.reports.hf_trace import hf_trace_report
+    from inspector.reports.render import emit
+    from inspector.runtime.batch import check_seq_len
+    from inspector.runtime.hf_trace import DTYPES, hf_trace
+    from inspector.source import resolve
+
+    model = o["model"]
+    other = [opt for name, opt in given_options(ctx).items() if name not in TRANSFORMERS_PATH]
+    if o["prompts"]:
+        other.insert(0, "PROMPT")
+    if other:
+        raise InspectError(f"{', '.join(other)}: {model} has no native family; traced through transformers on "
+                           "the meta device, only --seq-len N, --layers, --dtype and --device meta apply")
+    if o["device"] not in ("auto", "meta"):
+        raise InspectError(f"--device {o['device']}: {model} has no native family; transformers traces it on the "
+                           "meta device only (--device meta)")
+    if o["dtype"] not in DTYPES:
+        raise InspectError(f"--dtype {o['dtype']!r}: expected one of auto, float32, bfloat16, float16")
+    if o["seq_len"] is None:
+        raise InspectError(f"{model} has no native family: give --seq-len N (transformers traces N stand-in ids)")
+    check_seq_len(o["seq_len"])
+    layers = parse_layers(o["layers"])
+    src = resolve(model)
+    check_fallback_config(src.config, src.where)
+    emit(hf_trace_report(hf_trace(src.config, src.name, src.where, o["seq_len"], o["dtype"]), layers),
+         format.value, o["output"])

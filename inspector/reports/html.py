@@ -20,6 +20,7 @@ from inspector.reports.diagram import flow_svg, overview_svg
 from inspector.reports.overview import describe, model_figures
 from inspector.reports.params import ParamsOptions, config_report, params_json, params_report
 from inspector.reports.render import Section
+from inspector.reports.hf_trace import module_tree_html
 from inspector.reports.html_runs import trace_html, verify_html
 from inspector.reports.markup import esc, notes_list, prose, table, tag, void
 from inspector.reports.svg import DEFS
@@ -36,6 +37,7 @@ class ModelPage:
     acc: Accounting
     trace: Any = None  # inspector.steps.TraceResult
     verify: Any = None  # inspector.checkpoint.verify.VerifyResult
+    modules: Any = None  # inspector.runtime.hf_trace.HfTrace: a model with no native family (no spec to draw)
 
 
 CSS = """
@@ -162,18 +164,34 @@ def charts(acc: Accounting, i: int, context: int, batch: int) -> str:
     return bars + stack + note + plan + flops_charts(acc, i, context, batch)
 
 
+NO_CHARTS = ("No native family: the charts need one. Through transformers, `inspect memory` and `inspect flops` "
+             "give its cache and FLOPs.")
+
+
+def _native_parts(models: list[ModelPage], context: int, batch: int) -> tuple[list[str], list[str], str]:
+    """Architecture and charts per model (a model with no native family: its module tree with shapes,
+    and no charts), and the config table of the native ones."""
+    arch = [module_tree_html(m.modules) if m.modules is not None else architecture(m.acc, i)
+            for i, m in enumerate(models)]
+    drawn = [tag("p", prose(NO_CHARTS), class_="sub") if m.modules is not None else charts(m.acc, i, context, batch)
+             for i, m in enumerate(models)]
+    specs = [m.acc.spec for m in models if m.modules is None]
+    return arch, drawn, _report_html(config_report(specs)) if specs else ""
+
+
 def page(models: list[ModelPage], context: int = 4096, batch: int = 1) -> str:
     accs = [m.acc for m in models]
     names = [a.spec.name for a in accs]
+    arch, drawn, config = _native_parts(models, context, batch)
     sections = [
-        ("architecture", "Architecture", _cols([architecture(a, i) for i, a in enumerate(accs)], names)),
+        ("architecture", "Architecture", _cols(arch, names)),
         ("figures", "Key figures (as `inspect params --format json`)", figures_table(accs, context, batch)),
-        ("charts", "Where the parameters, the memory and the FLOPs go",
-         _cols([charts(a, i, context, batch) for i, a in enumerate(accs)], names)),
+        ("charts", "Where the parameters, the memory and the FLOPs go", _cols(drawn, names)),
         ("params", "Parameters, layer by layer (as `inspect params`)",
          _report_html(params_report(accs, ParamsOptions(context, batch)))),
-        ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
+    if config:
+        sections.append(("config", "Configuration (as `inspect config`)", config))
     if any(m.trace is not None for m in models):
         sections.append(("trace", "Traced forward pass (as `inspect trace`)",
                          _cols([trace_html(m.trace) if m.trace else "" for m in models], names)))
