@@ -103,14 +103,14 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
+    format = output_format(format, output)
+    if _no_native_family(model, weights):  # transformers' forward on meta (the `hf` extra)
+        return _transformers_trace(ctx, dict(locals()), format)
     from inspector.reports.render import emit
     from inspector.runtime.prepare import ModelChoice
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.tracing import TraceOptions, trace_model
 
-    format = output_format(format, output)
-    if _no_native_family(model, weights):  # transformers' forward on meta (the `hf` extra)
-        return _transformers_trace(ctx, dict(locals()), format)
     options = TraceOptions(  # parsed and checked before any work
         prompts=tuple(prompts or ()), seq_len=seq_len, chat=chat, decode_steps=decode_steps,
         layers=parse_layers(layers), sampling=SamplingSettings(temperature, top_k, top_p, seed, min_p),
@@ -146,7 +146,7 @@ def _transformers_trace(ctx, o: dict, format) -> None:
     from inspector.inventory.load import check_fallback_config
     from inspector.reports.hf_trace import hf_trace_report
     from inspector.reports.render import emit
-    from inspector.runtime.batch import check_seq_len
+    from inspector.limits import MAX_SEQ_LEN
     from inspector.runtime.hf_trace import DTYPES, hf_trace
     from inspector.source import resolve
 
@@ -164,8 +164,9 @@ def _transformers_trace(ctx, o: dict, format) -> None:
         raise InspectError(f"--dtype {o['dtype']!r}: expected one of auto, float32, bfloat16, float16")
     if o["seq_len"] is None:
         raise InspectError(f"{model} has no native family: give --seq-len N (transformers traces N stand-in ids)")
-    check_seq_len(o["seq_len"])
-    layers = parse_layers(o["layers"])
+    if not 1 <= o["seq_len"] <= MAX_SEQ_LEN:  # inspector.runtime.batch.check_seq_len's rule (that module needs torch)
+        raise InspectError(f"--seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {o['seq_len']:,}")
+    layers = parse_layers(o["layers"]) if o["layers"] is not None else None  # (LayerSet's module needs torch)
     src = resolve(model)
     check_fallback_config(src.config, src.where)
     emit(hf_trace_report(hf_trace(src.config, src.name, src.where, o["seq_len"], o["dtype"]), layers),

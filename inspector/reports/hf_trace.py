@@ -36,7 +36,8 @@ def _short(name: str) -> str:
     """A module tree's label: indented by depth, the last part of the name (a layer: `layers.3`)."""
     parts = name.split(".")
     tail = ".".join(parts[-2:]) if len(parts) > 1 and parts[-1][:1].isdigit() else parts[-1]
-    return "  " * (len(parts) - len(tail.split("."))) + tail
+    above = parts[:len(parts) - len(tail.split("."))]  # a numbered layer is one level with its list's name
+    return "  " * sum(1 for p in above if not p[:1].isdigit()) + tail
 
 
 def module_rows(trace: Any, show_layers: Container[int] | None = None, tree: bool = False) -> list[list[str]]:
