@@ -169,5 +169,7 @@ def _transformers_trace(ctx, o: dict, format) -> None:
     layers = parse_layers(o["layers"]) if o["layers"] is not None else None  # (LayerSet's module needs torch)
     src = resolve(model)
     check_fallback_config(src.config, src.where)
-    emit(hf_trace_report(hf_trace(src.config, src.name, src.where, o["seq_len"], o["dtype"]), layers),
-         format.value, o["output"])
+    result = hf_trace(src.config, src.name, src.where, o["seq_len"], o["dtype"])
+    if layers is not None:
+        layers.check(1 + max((r.layer for r in result.rows if r.layer is not None), default=-1), model)
+    emit(hf_trace_report(result, layers), format.value, o["output"])
