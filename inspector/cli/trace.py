@@ -95,6 +95,9 @@ def trace(
     runs on the meta device: shapes only. Several prompts make one batch: left padding, the padding mask and
     position ids that skip it. Without a tokenizer offline (Phi-3, Mistral), meta traces stand-in ids.
 
+    A model with no native family (the `hf` extra): the forward that transformers runs on meta, with
+    every module's input and output shapes (--seq-len N only).
+
     Examples:
       inspect trace "The capital of Singapore is"
       inspect trace "Hi" "The capital of Singapore is" -m meta-llama/Llama-3.2-1B --chat
