@@ -205,3 +205,41 @@ def test_report_refuses_trace_for_a_model_with_no_native_family(config_dirs, tmp
     result = runner.invoke(app, ["report", config_dirs["glm4_moe"], "--trace", "Hi", "-o", str(tmp_path / "p.html")])
     assert result.exit_code == 2 and "--trace" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "p.html").exists()
+
+
+# Item 4, no silent difference between the paths: a native family traced natively and through transformers
+# (inspector.runtime.hf_trace on the same config) gives the same shapes, module for module (llama-style names).
+NATIVE_TO_HF = {"embed": "model.embed_tokens", "lm_head": "lm_head", "attn.q": "self_attn.q_proj",
+                "attn.k": "self_attn.k_proj", "attn.v": "self_attn.v_proj", "attn.o": "self_attn.o_proj",
+                "mlp.gate": "mlp.gate_proj", "mlp.up": "mlp.up_proj", "mlp.down": "mlp.down_proj"}
+
+
+def _hf_name(name: str) -> str | None:
+    if name in NATIVE_TO_HF:
+        return NATIVE_TO_HF[name]
+    head, _, rest = name.partition(".")
+    index, _, part = rest.partition(".")
+    if head == "layers" and index.isdigit():
+        return f"model.layers.{index}" + (f".{NATIVE_TO_HF[part]}" if part in NATIVE_TO_HF else "" if not part
+                                          else "?")
+    return None
+
+
+@pytest.mark.parametrize("preset", ["qwen2.5-0.5b", "llama-3.2-1b"])
+def test_native_and_transformers_paths_give_the_same_shapes(preset, tmp_path):
+    """The preset's config.json with 2 layers, traced natively (CLI) and through transformers (hf_trace)."""
+    from inspector.runtime.hf_trace import hf_trace
+    from inspector.source import resolve
+
+    cfg = {**resolve(preset).config, "num_hidden_layers": 2}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    result = runner.invoke(app, ["trace", "-m", str(tmp_path), "--device", "meta", "--seq-len", str(N), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    native = {s["name"]: s["shape"] for s in json.loads(result.stdout)["steps"]}
+    hf = {}
+    for r in hf_trace(cfg, preset, "config.json", N).records:
+        hf.setdefault(r.record.name, list(r.record.shapes[0]))
+    pairs = [(name, _hf_name(name)) for name in native if _hf_name(name) in hf]
+    assert len(pairs) == 2 + 8 * 2  # embed, head; per layer q k v o gate up down and the block
+    for name, other in pairs:
+        assert native[name] == hf[other], (name, other)
