@@ -322,7 +322,7 @@ def _sweep_types():
 @pytest.mark.skipif(not SWEEP, reason="every causal-LM default config at full size: INSPECTOR_HF_SWEEP=1 (minutes)")
 @pytest.mark.parametrize("model_type", _sweep_types() if SWEEP else [])
 def test_sweep_memory_and_flops_answer_or_say_why(model_type, tmp_path):
-    """Each default config: `memory` and `flops` exit 0 with a figure, or 2 with one line (transformers
+    """Each default config: `memory`, `flops` and `trace --seq-len 16` exit 0 with a figure, or 2 with one line (transformers
     cannot run it on meta either: the reasons are listed in the notes of issue 24)."""
     try:
         cfg = _default(model_type)
@@ -330,7 +330,8 @@ def test_sweep_memory_and_flops_answer_or_say_why(model_type, tmp_path):
         pytest.skip(f"transformers cannot make a default {model_type} config: {str(e).splitlines()[0]}")
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     for args, key in ((["memory", str(tmp_path), "--gpu", "H100-80GB"], "kv_cache_bytes"),
-                      (["flops", str(tmp_path), "--seq-len", "128", "--context", "16"], "prefill_flops")):
+                      (["flops", str(tmp_path), "--seq-len", "128", "--context", "16"], "prefill_flops"),
+                      (["trace", "-m", str(tmp_path), "--device", "meta", "--seq-len", "16"], "steps")):
         result = runner.invoke(app, [*args, "-f", "json"])
         assert result.exit_code in (0, 2), result.output
         if result.exit_code == 2:
