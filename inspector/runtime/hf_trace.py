@@ -85,19 +85,37 @@ def _hook(torch, out: list[HfRecord], name: str):
     return hook
 
 
-def _forward(torch, model, seq_len: int) -> tuple[str, ...]:
-    """One forward of `seq_len` stand-in ids; rerun without a mask when a recurrent mask reads values."""
+ATTEMPTS = (  # (attention mask, use_cache, position ids, the note when this one answered)
+    (True, True, True, ""),
+    (False, True, True, "run without an attention mask (the masked forward does not run on meta: its mask code "
+                        "reads values)"),
+    (False, False, False, "run with the ids alone: no cache, attention mask or position ids (the fuller forward "
+                          "does not run on meta; transformers' default positions 0..N-1)"),
+)
+
+
+def _forward(torch, model, seq_len: int, records: list) -> tuple[str, ...]:
+    """One forward of `seq_len` stand-in ids with transformers' cache, an all-ones mask and positions
+    0..N-1; when a mask path reads values (`.item()`, which meta cannot answer), again without the mask,
+    then with the ids alone (BERT-like decoders look for packed sequences in the positions): the same
+    shapes for one unpadded sequence (an all-Mamba cache that cannot size masks, too). Records of a failed
+    try are dropped; when every try fails, the first one's error is raised."""
     ids = torch.zeros(1, seq_len, dtype=torch.long, device="meta")
-    kwargs = {"input_ids": ids, "position_ids": torch.arange(seq_len, device="meta")[None], "use_cache": True}
-    with torch.no_grad():
+    first: BaseException | None = None
+    for i, (masked, cached, positioned, note) in enumerate(ATTEMPTS):
+        kwargs = {"use_cache": cached}
+        if masked:
+            kwargs["attention_mask"] = torch.ones(1, seq_len, dtype=torch.long, device="meta")
+        if positioned:
+            kwargs["position_ids"] = torch.arange(seq_len, device="meta")[None]
+        records.clear()
         try:
-            model(**kwargs, attention_mask=torch.ones(1, seq_len, dtype=torch.long, device="meta"))
-            return ()
-        except (RuntimeError, NotImplementedError) as e:
-            if "meta" not in str(e):
-                raise
-        model(**kwargs, attention_mask=None)
-    return ("run without an attention mask (its recurrent mask reads values, which meta has not)",)
+            with torch.no_grad():
+                model(input_ids=ids, **kwargs)
+            return (note,) if note else ()
+        except Exception as e:  # transformers raises many kinds; the first one is the one reported
+            first = first if i else e
+    raise first
 
 
 def hf_trace(cfg: dict[str, Any], name: str, where: str, seq_len: int, dtype: str = "auto") -> HfTrace:
@@ -113,7 +131,7 @@ def hf_trace(cfg: dict[str, Any], name: str, where: str, seq_len: int, dtype: st
             model.to(getattr(torch, width)).eval()
             handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
                        for n, m in model.named_modules() if n]
-            notes = _forward(torch, model, seq_len)
+            notes = _forward(torch, model, seq_len, records)
         except Exception as e:
             raise built.failed(e) from None
         finally:
