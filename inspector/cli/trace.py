@@ -94,9 +94,7 @@ def trace(
     Steps 1-11 of *Implementations of Large Language Models*. Without weights (a preset or bare config) it
     runs on the meta device: shapes only. Several prompts make one batch: left padding, the padding mask and
     position ids that skip it. Without a tokenizer offline (Phi-3, Mistral), meta traces stand-in ids.
-
-    A model with no native family (the `hf` extra): the forward that transformers runs on meta, with
-    every module's input and output shapes (--seq-len N only).
+    No native family (the `hf` extra): transformers' forward on meta, every module's shapes (--seq-len N only).
 
     Examples:
       inspect trace "The capital of Singapore is"
@@ -118,8 +116,7 @@ def trace(
         prompts=tuple(prompts or ()), seq_len=seq_len, chat=chat, decode_steps=decode_steps,
         layers=parse_layers(layers), sampling=SamplingSettings(temperature, top_k, top_p, seed, min_p),
         image=str(image) if image is not None else None, image_size=image_size, given=given_options(ctx))
-    choice = ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer,
-                         threads=threads)
+    choice = ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer, threads=threads)
     result = trace_model(choice, options)
     if options.is_image:
         from inspector.reports.vision_trace import image_trace_report
