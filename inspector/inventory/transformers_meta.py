@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import re
 import time
@@ -272,11 +273,56 @@ def _moe_facts(config, entries: list[WeightEntry]) -> tuple[int, int | None, int
     return experts, top_k, len(layers)
 
 
-def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
-    """`params` for a model with no native family: transformers builds it on the meta device."""
+@dataclass(frozen=True)
+class MetaBuild:
+    """A model transformers built from a guarded config on the meta device, with what built it: the one
+    build `params`, `memory`, `flops`, `trace` and `report` share for a model with no native family."""
+
+    torch: Any
+    transformers: Any
+    config: Any  # transformers' config object
+    model: Any  # the nn.Module, on meta
+    cfg: dict  # config.json's fields as they reached transformers (`safe_fields`)
+    model_type: str
+    where: str
+    seconds: float
+
+    @contextlib.contextmanager
+    def room(self):
+        """transformers quiet, offline and without Hub kernels: where a forward of the built model runs."""
+        with _quiet(self.transformers), sealed():
+            yield
+
+    def failed(self, e: BaseException, what: str = "run") -> InspectError:
+        """One line for an exception transformers raised running the model."""
+        if isinstance(e, InspectError):
+            return InspectError(f"{self.where}: {e}")
+        return InspectError(f"{self.where}: transformers {self.transformers.__version__} cannot {what} "
+                            f"{self.model_type} on the meta device: {_first_line(e)}")
+
+
+_LAST: list[tuple[str, MetaBuild]] = []  # the last build, by its config's text: a command builds once
+
+
+def _key(cfg: dict[str, Any], where: str) -> str | None:
+    try:
+        return json.dumps([cfg, where], sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def build_meta(cfg: dict[str, Any], where: str) -> MetaBuild:
+    """Build a config's model with transformers on the meta device: fields that name code dropped, sizes
+    bounded, offline, eager attention (`safe_fields`, `bounded`, `sealed`); one line naming the `hf`
+    extra without torch/transformers, one line when transformers cannot read or build it. The last
+    build is kept (meta tensors: no memory) and given again for the same config, so `memory` (params,
+    then the cache) and `flops` build the model once."""
     model_type = str(cfg.get("model_type"))
     cfg = safe_fields(cfg, where)  # before transformers sees it: nothing that names code or a repository
     bounded(cfg, where)  # before anything is built: no size that takes minutes to build
+    key = _key(cfg, where)
+    if key is not None and _LAST and _LAST[0][0] == key:
+        return _LAST[0][1]
     torch, transformers = _imports(model_type, where)
     start = time.perf_counter()
     with _quiet(transformers), sealed():
@@ -290,13 +336,26 @@ def meta_account(cfg: dict[str, Any], name: str, where: str) -> Accounting:
             raise InspectError(
                 f"{where}: transformers {transformers.__version__} cannot build {model_type} from this config: "
                 f"{_first_line(e)}") from None
-        entries, notes, resized = meta_entries(model)
-    seconds = time.perf_counter() - start
+    built = MetaBuild(torch, transformers, config, model, cfg, model_type, where, time.perf_counter() - start)
+    if key is not None:
+        _LAST[:] = [(key, built)]
+    return built
+
+
+def meta_account(cfg: dict[str, Any], name: str, where: str, built: MetaBuild | None = None) -> Accounting:
+    """`params` for a model with no native family: transformers builds it on the meta device (or `built`,
+    the same build another command made)."""
+    built = built or build_meta(cfg, where)
+    start = time.perf_counter()
+    with built.room():
+        entries, notes, resized = meta_entries(built.model)
+    seconds = built.seconds + time.perf_counter() - start
+    transformers, model, model_type = built.transformers, built.model, built.model_type
     class_name = type(model).__name__
-    architecture = (cfg.get("architectures") or [class_name])[0]
+    architecture = (built.cfg.get("architectures") or [class_name])[0]
     meta = MetaModel(name, where, model_type, str(architecture), class_name, transformers.__version__, seconds,
                      notes=notes, saved_as=tuple((k, *v) for k, v in resized.items()))
     tied = any(e.tied_to for e in entries)
-    totals = totals_of(entries, tied, 0, _moe_facts(config, [e for e in entries if e.parameter]))
+    totals = totals_of(entries, tied, 0, _moe_facts(built.config, [e for e in entries if e.parameter]))
     version = ".".join(transformers.__version__.split(".")[:2])
     return Accounting(meta, rows_of(entries), totals, entries, Origin(Counter.TRANSFORMERS, version))

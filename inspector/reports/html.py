@@ -20,6 +20,7 @@ from inspector.reports.diagram import flow_svg, overview_svg
 from inspector.reports.overview import describe, model_figures
 from inspector.reports.params import ParamsOptions, config_report, params_json, params_report
 from inspector.reports.render import Section
+from inspector.reports.hf_trace import module_tree_html
 from inspector.reports.html_runs import trace_html, verify_html
 from inspector.reports.markup import esc, notes_list, prose, table, tag, void
 from inspector.reports.svg import DEFS
@@ -37,6 +38,7 @@ class ModelPage:
     trace: Any = None  # inspector.steps.TraceResult
     verify: Any = None  # inspector.checkpoint.verify.VerifyResult
     adapter: Any = None  # inspector.memory.adapter_verify.AdapterResult (report --adapter)
+    modules: Any = None  # inspector.runtime.hf_trace.HfTrace: a model with no native family (no spec to draw)
 
 
 CSS = """
@@ -186,20 +188,36 @@ def _optional_sections(models: list[ModelPage], names: list[str], diff: str | No
     return sections
 
 
+NO_CHARTS = ("No native family: the charts need one. Through transformers, `inspect memory` and `inspect flops` "
+             "give its cache and FLOPs.")
+
+
+def _native_parts(models: list[ModelPage], context: int, batch: int) -> tuple[list[str], list[str], str]:
+    """Architecture and charts per model (a model with no native family: its module tree with shapes,
+    and no charts), and the config table of the native ones."""
+    arch = [module_tree_html(m.modules) if m.modules is not None else architecture(m.acc, i)
+            for i, m in enumerate(models)]
+    drawn = [tag("p", prose(NO_CHARTS), class_="sub") if m.modules is not None else charts(m.acc, i, context, batch)
+             for i, m in enumerate(models)]
+    specs = [m.acc.spec for m in models if m.modules is None]
+    return arch, drawn, _report_html(config_report(specs)) if specs else ""
+
+
 def page(models: list[ModelPage], context: int = 4096, batch: int = 1, diff: str | None = None) -> str:
     """The page; `diff` (inspector.reports.diff.diff_section_html of the two models) adds a differences
     section (as HTML, so that this module needs not import reports.diff, which takes its CSS from here)."""
     accs = [m.acc for m in models]
     names = [a.spec.name for a in accs]
+    arch, drawn, config = _native_parts(models, context, batch)
     sections = [
-        ("architecture", "Architecture", _cols([architecture(a, i) for i, a in enumerate(accs)], names)),
+        ("architecture", "Architecture", _cols(arch, names)),
         ("figures", "Key figures (as `inspect params --format json`)", figures_table(accs, context, batch)),
-        ("charts", "Where the parameters, the memory and the FLOPs go",
-         _cols([charts(a, i, context, batch) for i, a in enumerate(accs)], names)),
+        ("charts", "Where the parameters, the memory and the FLOPs go", _cols(drawn, names)),
         ("params", "Parameters, layer by layer (as `inspect params`)",
          _report_html(params_report(accs, ParamsOptions(context, batch)))),
-        ("config", "Configuration (as `inspect config`)", _report_html(config_report([a.spec for a in accs]))),
     ]
+    if config:
+        sections.append(("config", "Configuration (as `inspect config`)", config))
     sections += _optional_sections(models, names, diff)
     nav = tag("nav", "".join(tag("a", esc(title.split(" (")[0]), href=f"#{key}") for key, title, _ in sections))
     body = "".join(tag("section", tag("h2", prose(title)) + html, id=key) for key, title, html in sections)

@@ -1,0 +1,268 @@
+"""KV-cache and recurrent-state bytes of any model transformers builds, read from its own cache after a meta forward.
+
+transformers (the `hf` extra) builds the model from its config on the meta device (no memory, no
+weights: the same build as `params` uses for a model with no native family,
+`inspector.inventory.transformers_meta`), runs a forward of a few tokens with `use_cache=True`, and
+the cache object it returns (`outputs.cache`; `past_key_values` in transformers before 5.x) is read
+layer by layer. Only shapes are read, never values. In transformers 5.25 (`cache_utils.py`,
+`DYNAMIC_LAYER_TYPE_MAPPING`) a `DynamicCache` holds one layer object per decoder layer:
+
+- `DynamicLayer` ("full_attention"): keys and values `[batch, kv_heads, tokens, head_dim]`
+  (MLA models such as DeepSeek-V3 store the latent as keys and the RoPE key as values);
+- `DynamicSlidingWindowLayer` ("sliding_attention", "chunked_attention"): the same, at most a window;
+- `DynamicIndexedLayer` ("indexed_attention": DeepSeek-V3.2, GLM MoE DSA): keys, values and the
+  sparse-attention indexer's keys `[batch, tokens, index_head_dim]`;
+- `LinearAttentionLayer` ("linear_attention", "conv": Gated DeltaNet, Mamba2, short convolutions):
+  no per-token cache, a fixed `conv_states` and `recurrent_states` per sequence;
+- `LinearAttentionAndFullAttentionLayer` / `...SlidingWindowAttentionLayer` ("hybrid": Falcon-H1,
+  whose layers run attention and Mamba side by side): both;
+- `DummyLayer` ("moe", "mlp", or a layer that reuses another's KV): nothing.
+
+Per-token KV bytes are exact at the requested width (`dtype_bytes`, bf16 = 2 by default): the
+tensors' elements divided by the tokens they hold. State bytes are per sequence at the widths
+transformers holds them in (it keeps SSM and GDN recurrent states in float32 even in a bf16 model);
+`state_elements` gives the element counts to price them at another width.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from inspector.errors import InspectError
+from inspector.inventory.transformers_meta import MetaBuild, build_meta
+
+TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
+KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
+
+# cache layer class name -> kind; a class not named here is read by its attributes.
+KINDS = {
+    "DynamicLayer": "full", "StaticLayer": "full",
+    "DynamicSlidingWindowLayer": "sliding", "StaticSlidingWindowLayer": "sliding",
+    "DynamicIndexedLayer": "indexed", "StaticIndexedLayer": "indexed",
+    "LinearAttentionLayer": "linear",
+    "LinearAttentionAndFullAttentionLayer": "hybrid", "LinearAttentionAndStaticFullAttentionLayer": "hybrid",
+    "LinearAttentionAndSlidingWindowAttentionLayer": "hybrid_sliding",
+    "LinearAttentionAndStaticSlidingWindowAttentionLayer": "hybrid_sliding",
+    "DummyLayer": "none",
+}
+
+
+@dataclass(frozen=True)
+class LayerCache:
+    """One decoder layer's cache as transformers holds it."""
+
+    index: int
+    cache_class: str
+    kind: str
+    kv_elements_per_token: int  # keys + values (+ indexer keys) of one token of one sequence
+    window: int | None  # tokens a sliding layer keeps at most (None: the whole context)
+    state_bytes: int  # conv + recurrent state of one sequence, at transformers' widths
+    state_elements: int
+    state_shapes: tuple[tuple[str, tuple[int, ...], str], ...] = ()  # (name, shape for one sequence, dtype)
+    kv_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (name, shape after TOKENS tokens, batch 1)
+
+    @property
+    def keeps_kv(self) -> bool:
+        return self.kv_elements_per_token > 0
+
+
+@dataclass(frozen=True)
+class KindSummary:
+    """The layers of one kind (and one per-token size and window) and what each keeps."""
+
+    kind: str
+    cache_class: str
+    layers: tuple[int, ...]
+    kv_bytes_per_token: int  # per layer
+    window: int | None
+    state_bytes: int  # per layer, per sequence
+
+
+@dataclass(frozen=True)
+class CacheMeasure:
+    """What a model's cache holds, measured from transformers' own cache after a meta forward."""
+
+    model_type: str
+    class_name: str
+    transformers_version: str
+    dtype_bytes: int
+    layers: tuple[LayerCache, ...]
+    seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def kv_layers(self) -> int:
+        return sum(1 for layer in self.layers if layer.keeps_kv)
+
+    def kv_line(self) -> str:
+        """'16 of 64 layers keep a KV cache' (or 'all 32 layers ...')."""
+        n, m = self.kv_layers, len(self.layers)
+        return f"all {m} layers keep a KV cache" if n == m else f"{n} of {m} layers keep a KV cache"
+
+    def kv_bytes_per_token(self) -> int:
+        """One token in every layer's cache, windows not applied (the cost of a short context)."""
+        return sum(layer.kv_elements_per_token for layer in self.layers) * self.dtype_bytes
+
+    def kv_bytes_per_sequence(self, context: int) -> int:
+        """One sequence of `context` tokens: a sliding layer holds at most its window."""
+        return self.dtype_bytes * sum(
+            layer.kv_elements_per_token * min(context, layer.window or context) for layer in self.layers)
+
+    def state_bytes_per_sequence(self) -> int:
+        """The fixed conv + recurrent state of one sequence, over all layers."""
+        return sum(layer.state_bytes for layer in self.layers)
+
+    def by_kind(self) -> tuple[KindSummary, ...]:
+        groups: dict[tuple, list[LayerCache]] = {}
+        for layer in self.layers:
+            key = (layer.kind, layer.cache_class, layer.kv_elements_per_token, layer.window, layer.state_bytes)
+            groups.setdefault(key, []).append(layer)
+        return tuple(KindSummary(kind, cls, tuple(x.index for x in members), per * self.dtype_bytes, window, state)
+                     for (kind, cls, per, window, state), members in groups.items())
+
+
+def _tensor_states(torch, layer, name: str) -> list[tuple[str, Any]]:
+    """`conv_states` / `recurrent_states`: a dict of state index -> tensor (or list of tensors)."""
+    states = getattr(layer, name, None)
+    out = []
+    if isinstance(states, dict):
+        for key, value in states.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            out += [(f"{name}[{key}]", v) for v in values if isinstance(v, torch.Tensor)]
+    elif isinstance(states, torch.Tensor):
+        out.append((name, states))
+    return out
+
+
+def _kv_tensors(torch, layer) -> list[tuple[str, Any, int]]:
+    """(name, tensor, its token axis) of the per-token tensors a cache layer holds; a tensor held
+    twice is counted once (DeepSeek-V4's compressed-attention layers keep values as the keys)."""
+    out = []
+    for name, axis in (("keys", -2), ("values", -2), ("indexer_keys", 1)):
+        t = getattr(layer, name, None)
+        if isinstance(t, torch.Tensor) and t.dim() >= 3 and t.numel() > 0 and all(t is not o for _, o, _ in out):
+            out.append((name, t, axis))
+    return out
+
+
+def _kind(layer, kv: list, states: list) -> str:
+    """The kind of the first class in the layer's MRO that KINDS names (a model's own cache layer,
+    such as DeepSeek-V4's compressed-attention ones, subclasses transformers'); a layer that holds
+    nothing after the forward is "none" whatever its class."""
+    if not kv and not states:
+        return "none"
+    named = next((KINDS[c.__name__] for c in type(layer).__mro__ if c.__name__ in KINDS), None)
+    if named in ("none", None) or (named in ("full", "sliding", "indexed") and states):
+        return "hybrid" if kv and states else "linear" if states else "full"
+    return named
+
+
+def _read_layer(torch, index: int, layer, extra: list[tuple[str, Any]]) -> LayerCache:
+    """One cache layer; `extra` are state tensors the cache keeps for this layer outside it."""
+    cls = type(layer).__name__ if layer is not None else "(none)"
+    states = _tensor_states(torch, layer, "conv_states") + _tensor_states(torch, layer, "recurrent_states") + extra
+    kv = _kv_tensors(torch, layer)
+    kind = _kind(layer, kv, states)
+    per_token = 0
+    for _, t, axis in kv:
+        if t.shape[0] != 1:
+            raise InspectError(f"cache layer {index} ({cls}) holds a batch of {t.shape[0]}, not 1")
+        per_token += t.numel() // t.shape[axis]
+    window = getattr(layer, "sliding_window", None)
+    window = int(window) if isinstance(window, int) and kind in ("sliding", "hybrid_sliding") else None
+    state_bytes = sum(t.numel() * t.element_size() for _, t in states)
+    return LayerCache(
+        index, cls, kind, per_token, window, state_bytes, sum(t.numel() for _, t in states),
+        tuple((n, tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in states),
+        tuple((n, tuple(t.shape)) for n, t, _ in kv))
+
+
+def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
+    """Per-layer state a cache keeps in lists of its own beside its layers (MiniMax's
+    `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each linear layer)."""
+    out: dict[int, list[tuple[str, Any]]] = {}
+    for name, value in vars(cache).items():
+        if name != "layers" and isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
+            for i, t in enumerate(value):
+                if isinstance(t, torch.Tensor):
+                    out.setdefault(i, []).append((name, t))
+    return out
+
+
+def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
+    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Hybrid models'
+    recurrent masks ask whether the mask is all ones (`.item()`, which the meta device cannot
+    answer): they are run again without a mask, which means the same for one unpadded sequence."""
+    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
+    positions = torch.arange(tokens, device="meta")[None]
+    mask = torch.ones(1, tokens, dtype=torch.long, device="meta")
+    notes: tuple[str, ...] = ()
+    with torch.no_grad():
+        try:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        except RuntimeError as e:
+            if "meta" not in str(e):
+                raise
+            out = model(input_ids=ids, attention_mask=None, position_ids=positions, use_cache=True)
+            notes = ("run without an attention mask (its recurrent mask reads values, which meta has not)",)
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    return cache, notes
+
+
+def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
+    """Every decoder layer's cache (a model with encoder and decoder caches: the decoder's), as
+    many as the model has layers (a cache that made layer objects lazily may hold fewer)."""
+    cache = getattr(cache, "self_attention_cache", cache)
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
+    side = _side_states(torch, cache)
+    count = max(len(layers), num_layers or 0, max(side, default=-1) + 1)
+    read = [_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, [])) for i in range(count)]
+    name = type(cache).__name__  # a layer the cache made no object for: its state is the cache's own
+    return tuple(r if r.cache_class != "(none)" else replace(r, cache_class=name) for r in read)
+
+
+def _num_layers(config) -> int | None:
+    n = getattr(config.get_text_config(decoder=True), "num_hidden_layers", None)
+    return n if isinstance(n, int) else None
+
+
+def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
+                  tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
+    """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
+    read its cache layer by layer."""
+    built = built or build_meta(cfg, where)
+    torch, model = built.torch, built.model
+    start = time.perf_counter()
+    with built.room():
+        try:
+            model.to(torch.bfloat16).eval()
+            cache, notes = _forward(torch, model, tokens)
+        except Exception as e:
+            raise built.failed(e) from None
+    if cache is None:
+        raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
+    layers = _read_cache(torch, cache, _num_layers(built.config))
+    return CacheMeasure(built.model_type, type(model).__name__, built.transformers.__version__, dtype_bytes, layers,
+                        built.seconds + time.perf_counter() - start, notes)
+
+
+def describe(m: CacheMeasure, context: int) -> list[str]:
+    """Lines for a report: per kind, then the totals at `context` tokens."""
+    lines = [f"from transformers {m.transformers_version} on the meta device ({m.class_name}): {m.kv_line()}"]
+    for k in m.by_kind():
+        what = []
+        if k.kv_bytes_per_token:
+            what.append(f"{k.kv_bytes_per_token:,} B KV per token" + (f" (window {k.window:,})" if k.window else ""))
+        if k.state_bytes:
+            what.append(f"{k.state_bytes:,} B state per sequence")
+        lines.append(f"  {k.kind} ({k.cache_class}) x{len(k.layers)}: " + (", ".join(what) or "no cache"))
+    lines.append(f"  per sequence of {context:,} tokens: {m.kv_bytes_per_sequence(context):,} B KV + "
+                 f"{m.state_bytes_per_sequence():,} B state")
+    return lines
+

@@ -1,0 +1,199 @@
+"""FLOPs of any model transformers builds, counted by torch's FlopCounterMode around a meta-device forward.
+
+The model is built on the meta device exactly as `params` and `hf_cache.measure_cache` build it for a
+model with no native family (inspector.inventory.transformers_meta: guarded config, offline, eager
+attention, bf16). torch.utils.flop_counter.FlopCounterMode counts the matmuls, convolutions and
+attention kernels of the forward from shapes alone (parameters need no gradient: its module
+tracker would hook them) (2 FLOPs per multiply-add, the full score matrix:
+"as computed" in `inspect flops`' words), which the meta device gives without memory or values:
+
+- prefill: one forward of `seq_len` tokens per sequence (`batch` sequences), logits at every position
+  as transformers computes them by default;
+- decode: transformers' own cache of `context` tokens (a short forward's cache grown to `context` tokens
+  where its layers are transformers' plain ones, else a forward of all of them; not counted), then one
+  token at position `context` read against it (counted). A model whose cached step cannot run on
+  meta gets no decode figure and a note saying why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from inspector.errors import InspectError
+from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
+
+
+@dataclass(frozen=True)
+class FlopsMeasure:
+    """FlopCounterMode's totals for a prefill and a decode step of a transformers model on meta."""
+
+    model_type: str
+    class_name: str
+    transformers_version: str
+    seq_len: int
+    batch: int
+    context: int
+    prefill: int  # FLOPs of the prefill forward, all `batch` sequences
+    prefill_head: int  # of which the output head (lm_head) over every position
+    decode: int | None  # FLOPs of one decoded token per sequence at `context` cached tokens (None: not run)
+    decode_head: int | None
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+def _head_flops(counts: dict[str, dict[Any, int]]) -> int:
+    """FLOPs FlopCounterMode attributes to the output head (a module path ending in `lm_head`)."""
+    return sum(sum(ops.values()) for name, ops in counts.items() if name.split(".")[-1] == "lm_head")
+
+
+TOP_K_FIELDS = ("num_experts_per_tok", "num_experts_per_token", "moe_topk", "top_k", "moe_k")
+
+
+def _top_k(config) -> int | None:
+    text = config.get_text_config(decoder=True)
+    for name in TOP_K_FIELDS:
+        value = getattr(text, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _routed_per_token(model, config, counts: dict[str, dict[Any, int]]) -> tuple[int, tuple[str, ...]]:
+    """FLOPs per token of the routed experts FlopCounterMode saw none of: on meta a router's choice has
+    no values, so transformers' expert loop runs no expert. Each token runs top_k experts (assumed: no
+    capacity drop), each 2 FLOPs per weight of one expert (stacked `[experts, out, in]` tensors)."""
+    prefix, top_k, total, skipped = type(model).__name__, _top_k(config), 0, 0
+    for name, module in model.named_modules():
+        if not name.endswith("experts"):
+            continue
+        stacked = [p for p in module.parameters(recurse=False) if p.dim() == 3]
+        if not stacked or sum(counts.get(f"{prefix}.{name}", {}).values()):
+            continue
+        if top_k is None:
+            skipped += 1
+            continue
+        total += 2 * top_k * sum(p.numel() for p in stacked) // stacked[0].shape[0]
+    notes = (f"routed experts added at top_k {top_k} per token (meta cannot route; FlopCounterMode saw the "
+             "shared parts and the router only)",) if total else ()
+    if skipped:
+        notes += (f"{skipped} expert modules not counted: no top_k field in the config",)
+    return total, notes
+
+
+def _inputs(torch, batch: int, tokens: int, start: int = 0) -> dict[str, Any]:
+    return {"input_ids": torch.zeros(batch, tokens, dtype=torch.long, device="meta"),
+            "position_ids": torch.arange(start, start + tokens, device="meta")[None].expand(batch, tokens)}
+
+
+def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
+    """(total FLOPs, the head's, the output) of one forward under FlopCounterMode, the routed experts
+    added (`_routed_per_token`; their notes kept on the model for the caller)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        out = model(**kwargs)
+    counts = counter.get_flop_counts()
+    routed, notes = _routed_per_token(model, model.config, counts)
+    model.inspector_notes = notes
+    return counter.get_total_flops() + routed * kwargs["input_ids"].numel(), _head_flops(counts), out
+
+
+def _run(torch, model, kwargs: dict[str, Any], tokens: int) -> tuple[int, int, Any, tuple[str, ...]]:
+    """A counted forward with an all-ones mask; rerun without one when a recurrent mask reads values
+    (`.item()`, which meta cannot answer): the same for unpadded sequences (as hf_cache does)."""
+    batch = kwargs["input_ids"].shape[0]
+    try:
+        return (*_counted(torch, model, {**kwargs, "attention_mask": torch.ones(
+            batch, tokens, dtype=torch.long, device="meta")}), ())
+    except Exception as e:  # RuntimeError or NotImplementedError, by torch version
+        if "meta" not in str(e):
+            raise
+        return (*_counted(torch, model, {**kwargs, "attention_mask": None}),
+                ("run without an attention mask (its recurrent mask reads values, which meta has not)",))
+
+
+def _cache_argument(model) -> str:
+    """`cache` (transformers 5.25 renamed it; `past_key_values` is deprecated there) or `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+FILL = 4  # tokens of the short forward whose cache is grown to the context (`_grown`)
+GROWN = {"DynamicLayer": False, "DynamicSlidingWindowLayer": True, "DynamicIndexedLayer": False,
+         "LinearAttentionLayer": None, "DummyLayer": None, "LinearAttentionAndFullAttentionLayer": False,
+         "LinearAttentionAndSlidingWindowAttentionLayer": True}  # class -> capped at its window (None: nothing per token)
+
+
+def _grown(torch, cache, context: int) -> bool:
+    """Grow each layer of a cache filled with FILL tokens to `context` tokens, as meta tensors: keys, values
+    (and an indexer's keys) along their token axis, a sliding layer to its window - 1 and its count of tokens
+    seen to `context`. Only transformers' own layer classes above, whose only bookkeeping is that count; any
+    other cache (or a count that does not read `context` afterwards) returns False: the slow fill is used."""
+    layers = getattr(cache, "layers", None)
+    if type(cache).__name__ != "DynamicCache" or not layers or any(type(x).__name__ not in GROWN for x in layers):
+        return False
+    for layer in layers:
+        sliding = GROWN[type(layer).__name__]
+        if sliding is None:
+            continue
+        tokens = min(context, layer.sliding_window - 1) if sliding else context
+        for name, axis in (("keys", -2), ("values", -2), ("indexer_keys", 1)):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor) and t.dim() >= 3:
+                shape = list(t.shape)
+                shape[axis] = tokens
+                setattr(layer, name, torch.empty(shape, dtype=t.dtype, device="meta"))
+        if sliding:
+            layer.cumulative_length = context
+    return all(x.get_seq_length() == context for x in layers if GROWN[type(x).__name__] is not None)
+
+
+def _filled(torch, model, batch: int, context: int):
+    """transformers' cache after `context` tokens: a forward of FILL tokens grown (`_grown`; a model whose
+    recurrent layers loop per token on meta, such as Mamba1's reference scan, fills in seconds), else a
+    forward of all `context` tokens."""
+    if context > FILL:
+        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True}, FILL)
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        if cache is not None and _grown(torch, cache, context):
+            return cache
+    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True}, context)
+    return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
+def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
+    """One token at position `context` against transformers' cache of `context` tokens (`_filled`)."""
+    try:
+        cache = _filled(torch, model, batch, context)
+        if cache is None:
+            return None, None, ("no decode figure: transformers returned no cache",)
+        step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
+        flops, head, _, notes = _run(torch, model, step, context + 1)
+        return flops, head, notes
+    except Exception as e:  # a model's cached step may need values meta has not
+        return None, None, (f"no decode figure: transformers' cached step does not run on meta: {_first_line(e)}",)
+
+
+def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
+                  built: MetaBuild | None = None) -> FlopsMeasure:
+    """Build `cfg` on meta with transformers (or take `built`, the same build) and count a prefill of
+    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each."""
+    built = built or build_meta(cfg, where)
+    torch, model = built.torch, built.model
+    start = time.perf_counter()
+    with built.room():
+        try:
+            model.to(torch.bfloat16).eval().requires_grad_(False)
+            prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True},
+                                           seq_len)
+        except Exception as e:
+            raise built.failed(e) from None
+        decode, decode_head, more = _decode(torch, model, batch, context)
+    notes += getattr(model, "inspector_notes", ())
+    return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
+                        context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,
+                        tuple(dict.fromkeys(notes + more)))

@@ -1,0 +1,143 @@
+"""Per-module shapes of a transformers forward on the meta device, for a model with no native family.
+
+transformers (the `hf` extra) builds the model from its config on meta (`build_meta` of
+inspector.inventory.transformers_meta: the build `params`, `memory` and `flops` use), a forward hook
+on every submodule records its qualified name, class, input and output tensor shapes and dtype
+(shapes only, never values; hooks removed after), and one forward of N stand-in ids runs with
+`use_cache=True`. Inputs are the tensors passed positionally and those passed as `hidden_states`,
+`input_ids`, `inputs_embeds`, `x` or `input` (masks, positions and caches are not listed). Outputs
+are every tensor of the returned value (tuples, lists and transformers' ModelOutput dicts; a cache
+object is skipped). The records are `inspector.steps.Record`s, so the reports fold repeated layers
+as for a native trace.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.inventory.transformers_meta import build_meta
+from inspector.steps import Record
+
+INPUT_KWARGS = ("hidden_states", "input_ids", "inputs_embeds", "x", "input")
+DTYPES = {"auto": "bfloat16", "bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
+          "fp32": "float32", "float32": "float32"}  # meta with --dtype auto: bf16, as the native meta trace
+
+
+@dataclass(frozen=True)
+class HfRecord:
+    """One module's call: a Record (name, class, output shapes, dtype) and its input shapes."""
+
+    record: Record
+    inputs: tuple[tuple[int, ...], ...]
+
+
+@dataclass
+class HfTrace:
+    """What `hf_trace` returns: the records of one forward, in the order the modules finished."""
+
+    model: str
+    model_type: str
+    class_name: str
+    transformers_version: str
+    dtype: str
+    seq_len: int
+    stand_in: str
+    records: list[HfRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    tree: tuple[str, ...] = ()  # every submodule's qualified name, parents first (named_modules' order)
+
+    @property
+    def rows(self) -> list[Record]:
+        return [r.record for r in self.records]
+
+    def path_line(self) -> str:
+        """The one line naming the path that answered."""
+        version = ".".join(self.transformers_version.split(".")[:2])
+        return f"from transformers {version} on the meta device ({self.class_name}; no native family)"
+
+
+def _tensors(torch, value: Any, depth: int = 0) -> list[Any]:
+    """The tensors of a module's output: a tensor, tuples/lists/dicts of them (ModelOutput is a dict)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 4:
+        return []
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _tensors(torch, v, depth + 1)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(torch, v, depth + 1)]
+    return []
+
+
+def _hook(torch, out: list[HfRecord], name: str):
+    def hook(module, args, kwargs, output) -> None:
+        given = [a for a in args if isinstance(a, torch.Tensor)]
+        given += [kwargs[k] for k in INPUT_KWARGS if isinstance(kwargs.get(k), torch.Tensor)]
+        produced = _tensors(torch, output)
+        dtype = str(produced[0].dtype).removeprefix("torch.") if produced else ""
+        out.append(HfRecord(Record(name, type(module).__name__, tuple(tuple(t.shape) for t in produced), dtype),
+                            tuple(tuple(t.shape) for t in given)))
+        return None  # a hook that returns a value would replace the output
+
+    return hook
+
+
+ATTEMPTS = (  # (attention mask, use_cache, position ids, the note when this one answered)
+    (True, True, True, ""),
+    (False, True, True, "run without an attention mask (the masked forward does not run on meta: its mask code "
+                        "reads values)"),
+    (False, False, False, "run with the ids alone: no cache, attention mask or position ids (the fuller forward "
+                          "does not run on meta; transformers' default positions 0..N-1)"),
+)
+
+
+def _forward(torch, model, seq_len: int, records: list) -> tuple[str, ...]:
+    """One forward of `seq_len` stand-in ids with transformers' cache, an all-ones mask and positions
+    0..N-1; when a mask path reads values (`.item()`, which meta cannot answer), again without the mask,
+    then with the ids alone (BERT-like decoders look for packed sequences in the positions): the same
+    shapes for one unpadded sequence (an all-Mamba cache that cannot size masks, too). Records of a failed
+    try are dropped; when every try fails, the first one's error is raised."""
+    ids = torch.zeros(1, seq_len, dtype=torch.long, device="meta")
+    first: BaseException | None = None
+    for i, (masked, cached, positioned, note) in enumerate(ATTEMPTS):
+        kwargs = {"use_cache": cached}
+        if masked:
+            kwargs["attention_mask"] = torch.ones(1, seq_len, dtype=torch.long, device="meta")
+        if positioned:
+            kwargs["position_ids"] = torch.arange(seq_len, device="meta")[None]
+        records.clear()
+        try:
+            with torch.no_grad():
+                model(input_ids=ids, **kwargs)
+            return (note,) if note else ()
+        except Exception as e:  # transformers raises many kinds; the first one is the one reported
+            first = first if i else e
+    raise first
+
+
+def hf_trace(cfg: dict[str, Any], name: str, where: str, seq_len: int, dtype: str = "auto") -> HfTrace:
+    """Build `cfg` with transformers on meta, hook every module, run `seq_len` stand-in ids."""
+    built = build_meta(cfg, where)
+    torch, model = built.torch, built.model
+    width = DTYPES[dtype]
+    start = time.perf_counter()
+    records: list[HfRecord] = []
+    handles = []
+    with built.room():
+        try:
+            model.to(getattr(torch, width)).eval()
+            handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
+                       for n, m in model.named_modules() if n]
+            notes = _forward(torch, model, seq_len, records)
+        except Exception as e:
+            raise built.failed(e) from None
+        finally:
+            for handle in handles:
+                handle.remove()
+    stand_in = f"{seq_len} stand-in ids (no tokenizer on this path): shapes depend only on their number"
+    return HfTrace(name, built.model_type, type(model).__name__, built.transformers.__version__, width, seq_len,
+                   stand_in, records, built.seconds + time.perf_counter() - start, notes,
+                   tuple(n for n, _ in model.named_modules() if n))
