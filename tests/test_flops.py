@@ -34,6 +34,10 @@ EXTRA_CASES = {
     "qwen3": tiny_config("qwen3", head_dim=8), "phi3": tiny_config("phi3", pad_token_id=0),
     "gpt2": {"model_type": "gpt2", "vocab_size": 101, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64},
     "internlm2": tiny_config("internlm2"),  # not in transformers (remote code): the reference only
+    "qwen3_next": tiny_config("qwen3_next", head_dim=8, num_hidden_layers=4, linear_num_key_heads=2,
+                              linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
+                              num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                              shared_expert_intermediate_size=16),  # no reference forward yet: skipped
     "deepseek_v2": tiny_config("deepseek_v2", n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
                                kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4,
                                v_head_dim=8, num_key_value_heads=4, first_k_dense_replace=1, n_shared_experts=1),

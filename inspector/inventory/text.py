@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
+    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
 from inspector.spec.text import TextSpec
@@ -69,8 +69,8 @@ def _attention(t: TextSpec, i: int, c: str) -> Entries:
         yield from _mla(at)
     elif t.fused_qkv:
         yield from _linear(at, "qkv", t.q_dim + 2 * t.kv_dim, d, bias)
-    else:
-        yield from _linear(at, "q", t.q_dim, d, bias)
+    else:  # a gated attention's q_proj yields the query and its output gate, head by head
+        yield from _linear(at, "q", 2 * t.q_dim if t.attn_output_gate else t.q_dim, d, bias)
         yield from _linear(at, "k", t.kv_dim, d, bias)
         yield from _linear(at, "v", t.kv_dim, d, bias)
     yield from _linear(at, "o", d, t.attn_out_dim, t.o_bias)
@@ -95,6 +95,26 @@ def _mla(at: Site) -> Entries:
     yield from _linear(at, "kv_a", m.kv_lora_rank + m.qk_rope_head_dim, d, t.qkv_bias)
     yield from _norm(at, "kv_a_norm", m.kv_lora_rank)
     yield from _linear(at, "kv_b", h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, False)
+
+
+def _gated_deltanet(t: TextSpec, i: int, c: str) -> Entries:
+    """A Gated DeltaNet token mixer: input projections (q, k, v, the output gate z, the update
+    strength b and the decay a; fused into two or stored as four), the depthwise convolution over
+    q, k and v, the per-head decay parameters, the gated norm over a value head and the output."""
+    g, d, at = t.linear, t.hidden_size, Site(t, i, c, LINEAR_ATTN)
+    yield _raw(at, "gdn_conv", (g.conv_dim, 1, g.conv_kernel))
+    if g.kind == "gdn_fused":
+        yield from _linear(at, "gdn_qkvz", 2 * g.key_dim + 2 * g.value_dim, d, False)
+        yield from _linear(at, "gdn_ba", 2 * g.value_heads, d, False)
+    else:
+        yield from _linear(at, "gdn_qkv", g.conv_dim, d, False)
+        yield from _linear(at, "gdn_z", g.value_dim, d, False)
+        yield from _linear(at, "gdn_b", g.value_heads, d, False)
+        yield from _linear(at, "gdn_a", g.value_heads, d, False)
+    yield _raw(at, "gdn_dt_bias", (g.value_heads,))
+    yield _raw(at, "gdn_a_log", (g.value_heads,))
+    yield WeightEntry(t.name("gdn_norm", i, ".weight"), (g.value_head_dim,), c, LINEAR_ATTN, "gdn_norm.weight", i)
+    yield from _linear(at, "gdn_out", d, g.value_dim, False)
 
 
 # --------------------------------------------------------------------------- feed-forward
@@ -156,7 +176,7 @@ def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
     """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part."""
     p = t.placement
     yield from _layer_norms(t, i, c, p.before_attn)
-    yield from _attention(t, i, c)
+    yield from (_gated_deltanet if t.is_linear_layer(i) else _attention)(t, i, c)
     yield from _layer_norms(t, i, c, p.after_attn + p.before_mlp)
     yield from _feed_forward(t, i, c)
     yield from _layer_norms(t, i, c, p.after_mlp)

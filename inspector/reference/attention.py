@@ -182,6 +182,9 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
+    if spec.linear is not None:
+        raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
+                           "Gated DeltaNet linear attention yet")
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

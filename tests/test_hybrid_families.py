@@ -1,0 +1,98 @@
+"""Hybrid linear-attention families (Qwen3-Next): names, shapes and totals against transformers on the
+meta device, the public config's totals against the model card, and the KV and state bytes against the
+tensors transformers' own cache holds after a forward.
+
+Oracles: transformers 5.25 (meta-device models, a real bf16 forward of a tiny model on CPU), the model
+card's published totals and transformers' default-config cache figures (fixtures/hybrid/qwen3_next.json,
+with their sources)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, tiny_config
+from inspector.inventory.accounting import account, kv_line, linear_state
+from inspector.spec.model import from_hf_config
+from inspector.spec.presets import get_preset
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+FIGURES = json.loads((ROOT / "fixtures" / "hybrid" / "qwen3_next.json").read_text())
+TINY_GDN = dict(head_dim=8, linear_num_key_heads=2, linear_num_value_heads=4, linear_key_head_dim=8,
+                linear_value_head_dim=8, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
+                shared_expert_intermediate_size=16)
+
+
+def real_config() -> dict:
+    return dict(get_preset("qwen3-next-80b-a3b").config)
+
+
+def rounds_to(value: int, published: str) -> bool:
+    """The card's figure in billions, rounded or cut to its digits (as tests/test_moe.py reads cards)."""
+    shown = float(published.rstrip("B"))
+    return round(value / 1e9) == shown or shown <= value / 1e9 < shown + 1
+
+
+def test_public_config_totals_equal_transformers_and_the_card():
+    """(Names and shapes of the whole public config against transformers on meta: the preset's case of
+    tests/test_weights.py::test_presets_equal_transformers_on_meta; of a tiny one: tests/test_families.py.)"""
+    acc = account(from_hf_config(real_config(), "qwen3-next"))
+    t = acc.totals
+    assert t.total_params == FIGURES["transformers_meta_total"]
+    card = FIGURES["model_card"]
+    assert rounds_to(t.total_params, card["total"])
+    assert rounds_to(t.non_embedding_params, card["non_embedding"])
+    # the card's "3B activated": active without the embedding and the LM head is 3.25B
+    assert rounds_to(t.moe.active_params - t.embedding_params, card["active"])
+
+
+def test_default_config_kv_and_state_equal_transformers_cache_figures():
+    spec = from_hf_config(transformers.AutoConfig.for_model("qwen3_next").to_dict(), "default")
+    fig = FIGURES["transformers_default_cache"]
+    assert account(spec).totals.kv_cache_bytes_per_token == fig["kv_bytes_per_token_bf16"]
+    assert linear_state(spec.text).bytes_per_sequence == fig["state_bytes_per_sequence"]
+    assert kv_line(spec.text) == f"{fig['kv_layers']} of {fig['layers']} layers keep a KV cache"
+
+
+def _cache(cfg: dict, tokens: int):
+    config = transformers.AutoConfig.for_model(**cfg)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+@pytest.mark.parametrize("layer_types", [None, ["linear_attention", "full_attention", "full_attention",
+                                                "linear_attention", "linear_attention"]], ids=["interval", "listed"])
+def test_kv_and_state_bytes_equal_transformers_cache_tensors(layer_types):
+    cfg = tiny_config("qwen3_next", num_hidden_layers=5, **TINY_GDN,
+                      **({"layer_types": layer_types} if layer_types else {}))
+    tokens = 3
+    cache = _cache(cfg, tokens)
+    kv = conv = recurrent = 0
+    kv_layers = []
+    for i, layer in enumerate(cache.layers):
+        if hasattr(layer, "recurrent_states"):
+            conv += sum(v.numel() * v.element_size() for v in layer.conv_states.values())
+            recurrent += sum(v.numel() * v.element_size() for v in layer.recurrent_states.values())
+        else:
+            kv_layers.append(i)
+            kv += (layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size())
+    spec = from_hf_config(cfg, "tiny")
+    state = linear_state(spec.text)
+    assert list(spec.text.kv_layers) == kv_layers
+    assert account(spec).totals.kv_cache_bytes_per_token * tokens == kv
+    assert account(spec).kv_cache_bytes(tokens) == kv
+    assert state.layers * state.conv_bytes == conv and state.layers * state.recurrent_bytes == recurrent
+
+
+def test_bad_layer_types_one_line(tmp_path):
+    from inspector.errors import InspectError
+
+    cfg = tiny_config("qwen3_next", num_hidden_layers=2, layer_types=["linear_attention", "sliding_attention"])
+    with pytest.raises(InspectError, match="layer_types.*must list 2 of full_attention, linear_attention"):
+        from_hf_config(cfg, "bad")
