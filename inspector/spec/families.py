@@ -326,6 +326,23 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256,
                      "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
                      "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
+    # Qwen3.5 text models (the language models of Qwen3.5 / Qwen3.6): Qwen3-Next's layout with the Gated
+    # DeltaNet's projections stored as four (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a); dense or MoE.
+    # Class defaults: transformers Qwen3_5TextConfig / Qwen3_5MoeTextConfig (5.25); the MoE router always
+    # renormalises its top-k (Qwen3_5MoeTopKRouter).
+    Family("qwen3_5_text", "Qwen3.5 text (hybrid: Gated DeltaNet with split projections + gated attention)",
+           names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
+           o_bias="attention_bias", linear_attention="gdn_split", attn_output_gate=True,
+           defaults={"full_attention_interval": 4, "head_dim": 256, "linear_conv_kernel_dim": 4,
+                     "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_num_key_heads": 16,
+                     "linear_num_value_heads": 32}),
+    Family("qwen3_5_moe_text", "Qwen3.5 MoE text (hybrid Gated DeltaNet + gated attention, experts in every layer)",
+           names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
+           o_bias="attention_bias", moe=MoEFamily(shared_expert_gate=True), linear_attention="gdn_split",
+           attn_output_gate=True,  # no dense MLP anywhere: its config class has no intermediate_size
+           defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256, "intermediate_size": 0,
+                     "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+                     "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
     Family("olmoe", "OLMoE (q/k norms over all heads, 64 experts)", names=QWEN_MOE_NAMES, keys=_EXPERTS_AT_INTERMEDIATE, qk_norm="full",
            qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
     Family("phimoe", "Phi-3.5-MoE (LayerNorm with bias, 16 experts)", names=_extend(MIXTRAL_NAMES), keys=_EXPERTS_AT_INTERMEDIATE,
