@@ -137,3 +137,26 @@ def test_reference_forward_equals_transformers_prefill_and_cached_decode(case, t
         assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
         assert (torch.stack(mine, 1) - got[:, 6:]).abs().max().item() < tol
     assert cache.length == 11 and cache.state[0].shape == (2, 4, 8, 8) and cache.conv[0].shape == (2, 64, 4)
+
+
+@pytest.mark.filterwarnings("ignore::inspector.errors.InspectWarning")  # default merger wider than the LLM
+@pytest.mark.parametrize("model_type", ["qwen3_5", "qwen3_5_moe"])
+def test_qwen3_5_wrappers_names_and_shapes_equal_transformers(model_type):
+    """The Qwen3.5 VLMs' default configs (4 of their text layers) against transformers' state dict on meta.
+    Routed experts are compared in total: transformers holds them fused (E, 2I, d), checkpoints one by one.
+    (transformers' conversion mapping of qwen3_5 renames model.language_model. to model., for its text-only
+    class: names are compared directly here, not through it.)"""
+    from inspector.inventory.model import inventory
+
+    cfg = transformers.AutoConfig.for_model(model_type).to_dict()
+    cfg["text_config"]["num_hidden_layers"] = 4
+    cfg["text_config"]["layer_types"] = cfg["text_config"]["layer_types"][:4]
+    config = type(transformers.AutoConfig.for_model(model_type)).from_dict(cfg)
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(config)
+    theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    spec = from_hf_config(cfg, model_type)
+    ours = {e.name: e.shape for e in inventory(spec) if e.stored}
+    routed = {k for k in ours if ".experts." in k}
+    assert {k: v for k, v in ours.items() if k not in routed} == {k: v for k, v in theirs.items() if ".experts." not in k}
+    assert account(spec).totals.total_params == sum(p.numel() for p in model.parameters())
