@@ -160,3 +160,21 @@ def test_qwen3_5_wrappers_names_and_shapes_equal_transformers(model_type):
     routed = {k for k in ours if ".experts." in k}
     assert {k: v for k, v in ours.items() if k not in routed} == {k: v for k, v in theirs.items() if ".experts." not in k}
     assert account(spec).totals.total_params == sum(p.numel() for p in model.parameters())
+
+
+def test_left_padded_row_equals_its_unpadded_self():
+    """Pads are zeroed before a Gated DeltaNet layer (as transformers' apply_mask_to_padding_states does), so
+    they leave its conv and recurrent states at zero: a left-padded row gives its unpadded logits."""
+    from inspector.reference.text import TextModel
+
+    spec = from_hf_config(FORWARD["qwen3_next"], "tiny").text
+    torch.manual_seed(0)
+    model = TextModel(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+        ids = torch.randint(0, spec.vocab_size, (1, 8), generator=torch.Generator().manual_seed(3))
+        alone = model(ids)
+        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
+        padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
+        assert (model(padded, padding=padding)[:, 3:] - alone).abs().max().item() < 1e-4

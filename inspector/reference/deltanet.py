@@ -112,6 +112,9 @@ class GatedDeltaNet(nn.Module):
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
+        keys = torch.arange(n, device=x.device)
+        real = mask[:, 0, keys, mask.shape[-1] - n + keys] == 0  # (1 or b, n): a pad cannot see itself
+        x = x * real[..., None].to(x.dtype)  # pads zeroed, so they leave the state at zero (transformers does too)
         qkv, z, beta_in, a = self.project(x)
         conv, state = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
         qkv, conv = self.convolve(qkv, conv)  # (b, n, conv_dim)
