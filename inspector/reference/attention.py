@@ -112,13 +112,16 @@ class Attention(nn.Module):
         if getattr(self, "gated", False):
             self.gated_out = Tap("Step 5", "heads concatenated, times sigmoid(gate): (b, n, n_h d_h)")
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h)."""
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h), and a gated attention's output gate
+        (b, n, n_h d_h) or None."""
         b, n, _ = x.shape
         h, kv, dh = self.n_h, self.n_kv, self.d_h
+        gate = None
         if getattr(self, "gated", False):  # per head [q | gate]: (b, n, n_h, 2 d_h)
-            q, self.gate = self.q(x).view(b, n, h, 2 * dh).chunk(2, dim=-1)  # (b, n, n_h, d_h) each
-            q, k, v = q.reshape(b, n, h * dh), self.k(x), self.v(x)  # (b, n, n_h d_h), (b, n, n_kv d_h) x2
+            q, gate = self.q(x).view(b, n, h, 2 * dh).chunk(2, dim=-1)  # (b, n, n_h, d_h) each
+            q, gate = q.reshape(b, n, h * dh), gate.reshape(b, n, h * dh)  # (b, n, n_h d_h) each
+            k, v = self.k(x), self.v(x)  # (b, n, n_kv d_h) x2
         elif not hasattr(self, "qkv"):
             q, k, v = self.q(x), self.k(x), self.v(x)  # (b, n, n_h d_h), (b, n, n_kv d_h) x2
         elif self.layout == "qkv_grouped":  # InternLM2 wqkv: per kv head [q x groups, k, v]
@@ -135,11 +138,11 @@ class Attention(nn.Module):
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
         if self.qk_norm is not None and self.qk_norm.per_head:  # Qwen3, Gemma 3: a norm over d_h of each head
             q, k = self.q_norm(q), self.k_norm(k)
-        return q, k, v
+        return q, k, v, gate
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = self.project(x)
+        q, k, v, gate = self.project(x)
         q = self.q_heads(q.transpose(1, 2))  # (b, n_h, n, d_h)
         k = self.k_heads(k.transpose(1, 2))  # (b, n_kv, n, d_h)
         v = self.v_heads(v.transpose(1, 2))  # (b, n_kv, n, d_h)
@@ -158,8 +161,8 @@ class Attention(nn.Module):
         v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
         heads = self.heads(self.attend(q, k, v, mask))  # (b, n_h, n, d_h)
         out = heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h)  # (b, n, n_h d_h)
-        if getattr(self, "gated", False):
-            out = self.gated_out(out * torch.sigmoid(self.gate.reshape(b, n, -1)))  # (b, n, n_h d_h)
+        if gate is not None:
+            out = self.gated_out(out * torch.sigmoid(gate))  # (b, n, n_h d_h)
         return self.o(out)  # (b, n, d)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

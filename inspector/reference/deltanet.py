@@ -63,9 +63,11 @@ class GatedDeltaNet(nn.Module):
         self.gdn_conv = nn.Parameter(torch.zeros(g.conv_dim, 1, g.conv_kernel))  # depthwise: one filter a channel
         self.gdn_dt_bias = nn.Parameter(torch.ones(g.value_heads))
         self.gdn_a_log = nn.Parameter(torch.zeros(g.value_heads))
-        self.gdn_norm = note(GatedRMSNorm(g.value_head_dim, spec.rms_norm_eps), "GDN", "RMS norm over d_v, gated by SiLU(z)")
+        self.gdn_norm = note(GatedRMSNorm(g.value_head_dim, spec.rms_norm_eps), "GDN",
+                             "RMS norm over d_v, gated by SiLU(z)")
         self.gdn_out = linear(spec, g.value_dim, d, False, "GDN", "heads concatenated, then W_out")
-        self.conv_out = Tap("GDN", f"causal depthwise conv ({g.conv_kernel} taps) + SiLU over q, k, v: (b, n, conv_dim)")
+        self.conv_out = Tap("GDN", f"causal depthwise conv ({g.conv_kernel} taps) + SiLU over q, k, v: "
+                                   "(b, n, conv_dim)")
         self.conv_state = Tap("Linear state", f"conv state: the last {g.conv_kernel} inputs (b, conv_dim, kernel)")
         self.rec_state = Tap("Linear state", "recurrent state S (b, h_v, d_k, d_v), float32")
         self.heads = Tap("GDN", "delta-rule outputs o_t = S_t^T q_t: (b, n, h_v, d_v)")
