@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, tiny_config
 from inspector.inventory.accounting import account, kv_line, linear_state
+from inspector.inventory.entry import MTP
 from inspector.spec.model import from_hf_config
 from inspector.spec.presets import get_preset
 
@@ -156,7 +157,7 @@ def test_qwen3_5_wrappers_names_and_shapes_equal_transformers(model_type):
         model = transformers.AutoModelForImageTextToText.from_config(config)
     theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     spec = from_hf_config(cfg, model_type)
-    ours = {e.name: e.shape for e in inventory(spec) if e.stored}
+    ours = {e.name: e.shape for e in inventory(spec) if e.stored and e.component != MTP}
     routed = {k for k in ours if ".experts." in k}
     assert {k: v for k, v in ours.items() if k not in routed} == {k: v for k, v in theirs.items() if ".experts." not in k}
     assert account(spec).totals.total_params == sum(p.numel() for p in model.parameters())
@@ -178,3 +179,17 @@ def test_left_padded_row_equals_its_unpadded_self():
         padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
         padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
         assert (model(padded, padding=padding)[:, 3:] - alone).abs().max().item() < 1e-4
+
+
+def test_mtp_module_stored_beside_the_model():
+    """Qwen3-Next's checkpoint keeps a multi-token-prediction module under mtp.* (names as vLLM's
+    qwen3_next_mtp.py loads them): listed as optional, outside the model's total (transformers drops it on load)."""
+    acc = account(from_hf_config(real_config(), "qwen3-next"))
+    mtp = [e for e in acc.entries if e.component == MTP]
+    names = {e.name for e in mtp}
+    assert {"mtp.fc.weight", "mtp.norm.weight", "mtp.pre_fc_norm_hidden.weight", "mtp.pre_fc_norm_embedding.weight",
+            "mtp.layers.0.self_attn.q_proj.weight", "mtp.layers.0.mlp.experts.511.down_proj.weight",
+            "mtp.layers.0.mlp.shared_expert_gate.weight"} <= names
+    assert all(e.optional for e in mtp) and not any(".linear_attn." in n for n in names)
+    assert acc.totals.total_params == FIGURES["transformers_meta_total"]
+    assert acc.totals.extra[MTP] == sum(e.numel for e in mtp)

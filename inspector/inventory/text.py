@@ -196,6 +196,23 @@ def _mtp(t: TextSpec, i: int) -> Entries:
         yield WeightEntry(t.name(role, i), shape, MTP, MTP_HEAD, role, i, optional=True)
 
 
+def _qwen_mtp(t: TextSpec, i: int) -> Entries:
+    """Qwen3-Next / Qwen3.5's multi-token-prediction module j = i - num_layers, stored under mtp.*: the norms of
+    the embedding and of the hidden state, fc (2d -> d), one full-attention decoder layer, a final norm
+    (vLLM qwen3_next_mtp.py; the embedding and LM head are the model's)."""
+    d, j = t.hidden_size, i - t.num_layers
+    for role, name, shape in (("mtp_enorm", "pre_fc_norm_embedding.weight", (d,)),
+                              ("mtp_hnorm", "pre_fc_norm_hidden.weight", (d,)), ("mtp_eh_proj", "fc.weight", (d, 2 * d))):
+        if j == 0:
+            yield WeightEntry("mtp." + name, shape, MTP, MTP_PROJ, role, i, optional=True)
+    layer = t.name("attn_norm", i).split(f".{i}.")[0] + f".{i}."  # e.g. model.layers.48.
+    for e in _layer(t, i, MTP):
+        yield WeightEntry(e.name.replace(layer, f"mtp.layers.{j}.", 1), e.shape, MTP, e.group, e.role, e.layer,
+                          expert=e.expert, parameter=e.parameter, optional=True)
+    if j == t.mtp_layers - 1:
+        yield WeightEntry("mtp.norm.weight", (d,), MTP, MTP_HEAD, "mtp_head_norm", i, optional=True)
+
+
 def text_inventory(t: TextSpec) -> list[WeightEntry]:
     """Every tensor of a decoder LLM, tied LM head included (with stored=False)."""
     embed = t.name("embed")
@@ -211,6 +228,7 @@ def text_inventory(t: TextSpec) -> list[WeightEntry]:
                            "lm_head", stored=not tied, tied_to=tied))
     if t.lm_head_bias:
         out.append(WeightEntry(t.name("lm_head", suffix=".bias"), (t.vocab_size,), LM, HEAD, "lm_head.bias"))
+    mtp = _qwen_mtp if t.mtp_naming == "qwen" else _mtp
     for i in range(t.num_layers, t.num_layers + t.mtp_layers):
-        out.extend(_mtp(t, i))
+        out.extend(mtp(t, i))
     return out

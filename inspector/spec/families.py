@@ -232,6 +232,10 @@ class Family:
     # -- hybrid linear attention (Qwen3-Next, Qwen3.5) --
     linear_attention: str = ""  # LINEAR_ATTENTION_KINDS; "" = every layer is softmax attention
     attn_output_gate: bool = False  # q_proj also yields a per-channel gate: o_proj(attn * sigmoid(gate))
+    # Qwen3-Next / Qwen3.5 checkpoints store a multi-token-prediction module under mtp.* (vLLM
+    # model_executor/models/qwen3_next_mtp.py: fc, pre_fc_norm_hidden, pre_fc_norm_embedding, layers.{j}, norm);
+    # its layer count is the first of these keys, else 1 (vLLM's default for num_nextn_predict_layers)
+    mtp_keys: tuple[str, ...] = ()
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -249,6 +253,7 @@ def _keys(**fields: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(fields)
 
 
+_QWEN_MTP_KEYS = ("mtp_num_hidden_layers", "num_nextn_predict_layers")
 _EXPERTS_AT_INTERMEDIATE = _keys(expert_intermediate=("intermediate_size",))
 _GEMMA_DEFAULTS = MappingProxyType({"tie_word_embeddings": True, "hidden_act": "gelu_pytorch_tanh", "head_dim": 256})
 _GELU_TANH = _keys(hidden_act=("hidden_activation", "hidden_act"))
@@ -322,7 +327,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("qwen3_next", "Qwen3-Next (hybrid: Gated DeltaNet + gated attention, zero-centred norms, MoE)",
            names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
            o_bias="attention_bias", moe=MoEFamily(shared_expert_gate=True), linear_attention="gdn_fused",
-           attn_output_gate=True,
+           attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,
            defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256,
                      "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
                      "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
@@ -332,14 +337,14 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     # renormalises its top-k (Qwen3_5MoeTopKRouter).
     Family("qwen3_5_text", "Qwen3.5 text (hybrid: Gated DeltaNet with split projections + gated attention)",
            names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
-           o_bias="attention_bias", linear_attention="gdn_split", attn_output_gate=True,
+           o_bias="attention_bias", linear_attention="gdn_split", attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,
            defaults={"full_attention_interval": 4, "head_dim": 256, "linear_conv_kernel_dim": 4,
                      "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_num_key_heads": 16,
                      "linear_num_value_heads": 32}),
     Family("qwen3_5_moe_text", "Qwen3.5 MoE text (hybrid Gated DeltaNet + gated attention, experts in every layer)",
            names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
            o_bias="attention_bias", moe=MoEFamily(shared_expert_gate=True), linear_attention="gdn_split",
-           attn_output_gate=True,  # no dense MLP anywhere: its config class has no intermediate_size
+           attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,  # no dense MLP: its config class has no intermediate_size
            defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256, "intermediate_size": 0,
                      "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
                      "linear_num_key_heads": 16, "linear_num_value_heads": 32}),

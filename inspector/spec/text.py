@@ -73,6 +73,7 @@ class TextSpec:
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
+    mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
     linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
@@ -273,7 +274,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
         linear=linear, attn_output_gate=family.attn_output_gate,
-        moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0,
+        moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
+        mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),
@@ -281,6 +283,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
+    """Multi-token-prediction layers stored beside the model: DeepSeek's num_nextn_predict_layers (MLA
+    families), or the first of the family's `mtp_keys` (Qwen3-Next, Qwen3.5; 1 when none is given)."""
+    if family.mtp_keys:
+        return r.first(family.mtp_keys, "int", None, 1, minimum=0, maximum=MAX_MTP_LAYERS)
+    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0
 
 
 def _dtype_name(r: ConfigReader) -> str | None:
