@@ -237,10 +237,12 @@ def ledger(acc, step: Pass) -> Ledger:
         sums[(component, group)][0] += 2 * size * computed
         sums[(component, group)][1] += 2 * size * needed
     for i in range(t.num_layers):
-        if i not in acc.spec.cross_layers:
+        if i not in acc.spec.cross_layers and not t.is_linear_layer(i):
             computed, needed = attention_flops(t, i, step)
             sums[(LM, ATTN)][0] += computed
             sums[(LM, ATTN)][1] += needed
+    if t.linear is not None and t.linear.layers:  # projections and the conv are counted; the recurrence is not
+        skipped = (*skipped, f"{LM}: Gated DeltaNet recurrence (state update and readout, not counted)")
     rows = tuple(RowFlops(c, name, _exact(v[0]), _exact(v[1])) for (c, name), v in sums.items())
     return Ledger(step, rows, skipped)
 

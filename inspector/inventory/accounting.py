@@ -23,6 +23,11 @@ from inspector.spec.text import TextSpec
 from inspector.units import WEIGHT_BYTES_PER_PARAM
 
 KV_BYTES = 2  # the KV cache is counted in bf16
+# Gated DeltaNet state widths as transformers 5.25 holds them (models/qwen3_next/modeling_qwen3_next.py):
+# torch_chunk_gated_delta_rule casts q, k and v to float32 and builds the recurrent state in that dtype
+# (4 B); the convolution state holds the layer's inputs in the model dtype (KV_BYTES, bf16). Measured equal
+# to transformers' own cache tensors after a forward (tests/test_hybrid_families.py).
+RECURRENT_STATE_BYTES = 4
 
 COMPONENT_ORDER = ("vision_encoder", "projector", "language_model")
 
@@ -130,7 +135,42 @@ class Accounting:
         if t is None:
             return None
         per_layer = kv_bytes_per_token_layer(t, dtype_bytes)
-        return batch * per_layer * sum(min(context, t.window(i) or context) for i in range(t.num_layers))
+        return batch * per_layer * sum(min(context, t.window(i) or context) for i in t.kv_layers)
+
+
+@dataclass(frozen=True)
+class LayerState:
+    """What one linear-attention layer keeps per sequence: its convolution and recurrent states."""
+
+    layers: int  # how many layers keep it
+    conv_shape: tuple[int, int]  # (channels, positions)
+    recurrent_shape: tuple[int, int, int]  # (value heads, key head dim, value head dim)
+    conv_bytes: int  # per layer and sequence
+    recurrent_bytes: int
+
+    @property
+    def bytes_per_layer(self) -> int:
+        return self.conv_bytes + self.recurrent_bytes
+
+    @property
+    def bytes_per_sequence(self) -> int:
+        return self.layers * self.bytes_per_layer
+
+
+def linear_state(t: TextSpec, conv_bytes: int = KV_BYTES,
+                 recurrent_bytes: int = RECURRENT_STATE_BYTES) -> LayerState | None:
+    """The fixed per-sequence state of a hybrid model's linear-attention layers (None: it has none)."""
+    g = t.linear
+    if g is None or not g.layers:
+        return None
+    return LayerState(len(g.layers), (g.conv_dim, g.conv_kernel), (g.value_heads, g.key_head_dim, g.value_head_dim),
+                      g.conv_state_elements() * conv_bytes, g.recurrent_state_elements() * recurrent_bytes)
+
+
+def kv_line(t: TextSpec) -> str:
+    """"12 of 48 layers keep a KV cache", or "all 32 layers keep a KV cache"."""
+    kv, layers = len(t.kv_layers), t.num_layers
+    return f"all {layers} layers keep a KV cache" if kv == layers else f"{kv} of {layers} layers keep a KV cache"
 
 
 def kv_bytes_per_token_layer(t: TextSpec, dtype_bytes: int = KV_BYTES) -> int:
@@ -224,5 +264,5 @@ def account(spec: ModelSpec) -> Accounting:
     entries = inventory(spec)
     t = spec.text
     moe = (t.moe.num_experts, t.moe.top_k, len(t.moe.layers)) if t.moe is not None else None
-    totals = totals_of(entries, t.tie_embeddings, t.num_layers * kv_bytes_per_token_layer(t), moe)
+    totals = totals_of(entries, t.tie_embeddings, len(t.kv_layers) * kv_bytes_per_token_layer(t), moe)
     return Accounting(spec, rows_of(entries), totals, entries, Origin(Counter.NATIVE, t.model_type))

@@ -47,6 +47,7 @@ class WeightEntry(NamedTuple):
 EMBED, POS_EMBED, ATTN, MLP, HEAD = "Embedding", "Position embedding", "Attention layer", "MLP layer", "LM head"
 ROUTER, EXPERTS, SHARED_EXPERT, DENSE_MLP = "Router", "Experts (routed)", "Shared expert", "MLP layer (dense layers)"
 ROUTER_BIAS = "Router score-correction bias"
+LINEAR_ATTN = "Linear attention layer (Gated DeltaNet)"
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
 

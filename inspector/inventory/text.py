@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
+    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
 from inspector.spec.text import TextSpec
@@ -69,8 +69,8 @@ def _attention(t: TextSpec, i: int, c: str) -> Entries:
         yield from _mla(at)
     elif t.fused_qkv:
         yield from _linear(at, "qkv", t.q_dim + 2 * t.kv_dim, d, bias)
-    else:
-        yield from _linear(at, "q", t.q_dim, d, bias)
+    else:  # a gated attention's q_proj yields the query and its output gate, head by head
+        yield from _linear(at, "q", 2 * t.q_dim if t.attn_output_gate else t.q_dim, d, bias)
         yield from _linear(at, "k", t.kv_dim, d, bias)
         yield from _linear(at, "v", t.kv_dim, d, bias)
     yield from _linear(at, "o", d, t.attn_out_dim, t.o_bias)
@@ -95,6 +95,26 @@ def _mla(at: Site) -> Entries:
     yield from _linear(at, "kv_a", m.kv_lora_rank + m.qk_rope_head_dim, d, t.qkv_bias)
     yield from _norm(at, "kv_a_norm", m.kv_lora_rank)
     yield from _linear(at, "kv_b", h * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, False)
+
+
+def _gated_deltanet(t: TextSpec, i: int, c: str) -> Entries:
+    """A Gated DeltaNet token mixer: input projections (q, k, v, the output gate z, the update
+    strength b and the decay a; fused into two or stored as four), the depthwise convolution over
+    q, k and v, the per-head decay parameters, the gated norm over a value head and the output."""
+    g, d, at = t.linear, t.hidden_size, Site(t, i, c, LINEAR_ATTN)
+    yield _raw(at, "gdn_conv", (g.conv_dim, 1, g.conv_kernel))
+    if g.kind == "gdn_fused":
+        yield from _linear(at, "gdn_qkvz", 2 * g.key_dim + 2 * g.value_dim, d, False)
+        yield from _linear(at, "gdn_ba", 2 * g.value_heads, d, False)
+    else:
+        yield from _linear(at, "gdn_qkv", g.conv_dim, d, False)
+        yield from _linear(at, "gdn_z", g.value_dim, d, False)
+        yield from _linear(at, "gdn_b", g.value_heads, d, False)
+        yield from _linear(at, "gdn_a", g.value_heads, d, False)
+    yield _raw(at, "gdn_dt_bias", (g.value_heads,))
+    yield _raw(at, "gdn_a_log", (g.value_heads,))
+    yield WeightEntry(t.name("gdn_norm", i, ".weight"), (g.value_head_dim,), c, LINEAR_ATTN, "gdn_norm.weight", i)
+    yield from _linear(at, "gdn_out", d, g.value_dim, False)
 
 
 # --------------------------------------------------------------------------- feed-forward
@@ -156,7 +176,7 @@ def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
     """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part."""
     p = t.placement
     yield from _layer_norms(t, i, c, p.before_attn)
-    yield from _attention(t, i, c)
+    yield from (_gated_deltanet if t.is_linear_layer(i) else _attention)(t, i, c)
     yield from _layer_norms(t, i, c, p.after_attn + p.before_mlp)
     yield from _feed_forward(t, i, c)
     yield from _layer_norms(t, i, c, p.after_mlp)
@@ -176,6 +196,23 @@ def _mtp(t: TextSpec, i: int) -> Entries:
         yield WeightEntry(t.name(role, i), shape, MTP, MTP_HEAD, role, i, optional=True)
 
 
+def _qwen_mtp(t: TextSpec, i: int) -> Entries:
+    """Qwen3-Next / Qwen3.5's multi-token-prediction module j = i - num_layers, stored under mtp.*: the norms of
+    the embedding and of the hidden state, fc (2d -> d), one full-attention decoder layer, a final norm
+    (vLLM qwen3_next_mtp.py; the embedding and LM head are the model's)."""
+    d, j = t.hidden_size, i - t.num_layers
+    for role, name, shape in (("mtp_enorm", "pre_fc_norm_embedding.weight", (d,)),
+                              ("mtp_hnorm", "pre_fc_norm_hidden.weight", (d,)), ("mtp_eh_proj", "fc.weight", (d, 2 * d))):
+        if j == 0:
+            yield WeightEntry("mtp." + name, shape, MTP, MTP_PROJ, role, i, optional=True)
+    layer = t.name("attn_norm", i).split(f".{i}.")[0] + f".{i}."  # e.g. model.layers.48.
+    for e in _layer(t, i, MTP):
+        yield WeightEntry(e.name.replace(layer, f"mtp.layers.{j}.", 1), e.shape, MTP, e.group, e.role, e.layer,
+                          expert=e.expert, parameter=e.parameter, optional=True)
+    if j == t.mtp_layers - 1:
+        yield WeightEntry("mtp.norm.weight", (d,), MTP, MTP_HEAD, "mtp_head_norm", i, optional=True)
+
+
 def text_inventory(t: TextSpec) -> list[WeightEntry]:
     """Every tensor of a decoder LLM, tied LM head included (with stored=False)."""
     embed = t.name("embed")
@@ -191,6 +228,7 @@ def text_inventory(t: TextSpec) -> list[WeightEntry]:
                            "lm_head", stored=not tied, tied_to=tied))
     if t.lm_head_bias:
         out.append(WeightEntry(t.name("lm_head", suffix=".bias"), (t.vocab_size,), LM, HEAD, "lm_head.bias"))
+    mtp = _qwen_mtp if t.mtp_naming == "qwen" else _mtp
     for i in range(t.num_layers, t.num_layers + t.mtp_layers):
-        out.extend(_mtp(t, i))
+        out.extend(mtp(t, i))
     return out

@@ -18,13 +18,14 @@ import torch
 from torch import nn
 
 from inspector.errors import InspectError
+from inspector.reference.deltanet import DELTANET_ROLES, GatedDeltaNet
 from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
 from inspector.reference.mla import LatentAttention
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
 ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
-                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"}
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES
 
 
 class L2Norm(nn.Module):
@@ -57,7 +58,9 @@ class Attention(nn.Module):
         if spec.fused_qkv:
             self.qkv = linear(spec, d, qd + 2 * kvd, bias, "Step 5", "fused Q/K/V projection")
         else:
-            self.q = linear(spec, d, qd, bias, "Step 5", "Q = x W_Q (+ bias)")
+            self.gated = spec.attn_output_gate  # Qwen3-Next: W_Q also yields a gate on the heads' output
+            self.q = linear(spec, d, 2 * qd if self.gated else qd, bias, "Step 5",
+                            "Q and its output gate, per head [q | gate] = x W_Q" if self.gated else "Q = x W_Q (+ bias)")
             self.k = linear(spec, d, kvd, bias, "Step 5", "K = x W_K (+ bias)")
             self.v = linear(spec, d, kvd, bias, "Step 5", "V = x W_V (+ bias)")
         self.qk_norm = spec.qk_norm_kind  # inspector.spec.norms.QK_NORMS: over each head, or over all heads
@@ -106,12 +109,20 @@ class Attention(nn.Module):
         self.probs = Tap("Step 5", "attention weights: softmax over keys"
                          + (" and the sink (rows sum to less than 1)" if hasattr(self, "sinks") else ""))
         self.heads = Tap("Step 5", "weighted sum of V, per head")
+        if getattr(self, "gated", False):
+            self.gated_out = Tap("Step 5", "heads concatenated, times sigmoid(gate): (b, n, n_h d_h)")
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h)."""
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """x (b, n, d) -> q (b, n, n_h, d_h), k and v (b, n, n_kv, d_h), and a gated attention's output gate
+        (b, n, n_h d_h) or None."""
         b, n, _ = x.shape
         h, kv, dh = self.n_h, self.n_kv, self.d_h
-        if not hasattr(self, "qkv"):
+        gate = None
+        if getattr(self, "gated", False):  # per head [q | gate]: (b, n, n_h, 2 d_h)
+            q, gate = self.q(x).view(b, n, h, 2 * dh).chunk(2, dim=-1)  # (b, n, n_h, d_h) each
+            q, gate = q.reshape(b, n, h * dh), gate.reshape(b, n, h * dh)  # (b, n, n_h d_h) each
+            k, v = self.k(x), self.v(x)  # (b, n, n_kv d_h) x2
+        elif not hasattr(self, "qkv"):
             q, k, v = self.q(x), self.k(x), self.v(x)  # (b, n, n_h d_h), (b, n, n_kv d_h) x2
         elif self.layout == "qkv_grouped":  # InternLM2 wqkv: per kv head [q x groups, k, v]
             qkv = self.qkv(x).view(b, n, kv, self.groups + 2, dh)  # (b, n, n_kv, groups+2, d_h)
@@ -127,11 +138,11 @@ class Attention(nn.Module):
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
         if self.qk_norm is not None and self.qk_norm.per_head:  # Qwen3, Gemma 3: a norm over d_h of each head
             q, k = self.q_norm(q), self.k_norm(k)
-        return q, k, v
+        return q, k, v, gate
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = self.project(x)
+        q, k, v, gate = self.project(x)
         q = self.q_heads(q.transpose(1, 2))  # (b, n_h, n, d_h)
         k = self.k_heads(k.transpose(1, 2))  # (b, n_kv, n, d_h)
         v = self.v_heads(v.transpose(1, 2))  # (b, n_kv, n, d_h)
@@ -149,7 +160,10 @@ class Attention(nn.Module):
         k = self.k_repeat(k.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h): kv head h serves q heads h*g..
         v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
         heads = self.heads(self.attend(q, k, v, mask))  # (b, n_h, n, d_h)
-        return self.o(heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h))  # (b, n, d)
+        out = heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h)  # (b, n, n_h d_h)
+        if gate is not None:
+            out = self.gated_out(out * torch.sigmoid(gate))  # (b, n, n_h d_h)
+        return self.o(out)  # (b, n, d)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """softmax(q k^T * scale (soft-capped) + mask (+ sink column)) v: (b, n_h, n, d_v)."""
@@ -182,6 +196,8 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
+    if spec.is_linear_layer(layer):
+        return GatedDeltaNet(spec, layer)
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

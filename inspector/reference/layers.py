@@ -280,11 +280,20 @@ class KVCache:
     def __init__(self, num_layers: int) -> None:
         self.k: list[torch.Tensor | None] = [None] * num_layers
         self.v: list[torch.Tensor | None] = [None] * num_layers
+        # Linear-attention layers (Gated DeltaNet) keep a fixed state instead: the convolution's last
+        # inputs (b, conv_dim, kernel) and the recurrent state (b, h_v, d_k, d_v), and the tokens seen.
+        self.conv: list[torch.Tensor | None] = [None] * num_layers
+        self.state: list[torch.Tensor | None] = [None] * num_layers
+        self.seen = 0
 
     @property
     def length(self) -> int:
         """Tokens already cached: the position of the next token."""
-        return 0 if self.k[0] is None else self.k[0].shape[2]
+        return next((k.shape[2] for k in self.k if k is not None), self.seen)
+
+    def update_state(self, layer: int, conv: torch.Tensor, state: torch.Tensor, seen: int) -> None:
+        """A linear-attention layer's state after `seen` tokens in all."""
+        self.conv[layer], self.state[layer], self.seen = conv, state, seen
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.k[layer] is not None:
@@ -297,6 +306,11 @@ class KVCache:
         """Forget every position from `length` on."""
         if not 0 <= length <= self.length:
             raise InspectError(f"KV cache: cannot crop {self.length} positions to {length}")
+        if length == 0:  # an empty cache: linear-attention states start again from zero
+            self.conv, self.state, self.seen = [None] * len(self.conv), [None] * len(self.state), 0
+        elif length != self.length and any(s is not None for s in self.state):
+            raise InspectError(f"KV cache: a linear-attention state holds all {self.length} positions at once; "
+                               f"it cannot be cropped to {length}")
         for i, (k, v) in enumerate(zip(self.k, self.v)):
             if k is not None:
                 self.k[i], self.v[i] = (k[:, :, :length], v[:, :, :length]) if length else (None, None)
@@ -307,6 +321,10 @@ class KVCache:
             if k is not None:
                 index = rows.to(k.device)
                 self.k[i], self.v[i] = k.index_select(0, index), v.index_select(0, index)  # (b', n_kv, t, d_h)
+        for i, (conv, state) in enumerate(zip(self.conv, self.state)):
+            if conv is not None:
+                index = rows.to(conv.device)
+                self.conv[i], self.state[i] = conv.index_select(0, index), state.index_select(0, index)
 
 
 def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any,

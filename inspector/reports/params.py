@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.errors import warn
-from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row
+from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_line, linear_state
 from inspector.inventory.entry import MTP
 from inspector.reports.arch_text import layers_text
 from inspector.reports.render import Report, Section
@@ -84,6 +84,7 @@ def params_json(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16
             "kv_cache": {"context": context, "batch": batch, "dtype": kv_dtype,
                          "bytes": acc.kv_cache_bytes(context, batch, KV_DTYPE_BYTES[kv_dtype])}}
            if spec.text is not None else {}),
+        **_state_json(spec.text),
         **_moe_json(acc),
         **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
@@ -92,6 +93,19 @@ def params_json(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16
                                              for d, k, p, b in acc.stored.dtypes}}} if acc.stored else {}),
         "rows": [_row_json(r) for r in acc.rows],
     }
+
+
+def _state_json(text) -> dict[str, Any]:
+    """Hybrid models: the layers with a KV cache and the linear-attention state (conv in bf16, recurrent
+    in fp32, as transformers holds them)."""
+    state = linear_state(text) if text is not None else None
+    if state is None:
+        return {}
+    return {"kv_layers": len(text.kv_layers), "kv_layers_line": kv_line(text),
+            "linear_state": {"layers": state.layers, "conv_shape": list(state.conv_shape),
+                             "recurrent_shape": list(state.recurrent_shape), "conv_bytes_per_layer": state.conv_bytes,
+                             "recurrent_bytes_per_layer": state.recurrent_bytes,
+                             "bytes_per_sequence": state.bytes_per_sequence}}
 
 
 def _moe_json(acc: Accounting) -> dict[str, Any]:
@@ -180,15 +194,29 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
         label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
     else:
         rule = (f"{n(per_token)} B "
-                f"(2 × {text.num_layers} × {text.num_kv_heads} × {text.head_dim} × {size})")
+                f"(2 × {len(text.kv_layers)} × {text.num_kv_heads} × {text.head_dim} × {size})")
         label = f"KV cache per token, {kv_dtype} (2 × layers × kv_heads × head_dim × {size} B)"
     rows = [(label, rule)]
+    rows.extend(_state_rows(text))
     windowed = sum(1 for i in range(text.num_layers) if text.window(i))
     what = f"KV cache, context {n(context)} × batch {batch}"
     if windowed:
         what += f" ({windowed} of {text.num_layers} layers keep only the last {n(text.sliding_window)} tokens)"
     rows.append((what, human_bytes(acc.kv_cache_bytes(context, batch, size))))
     return rows
+
+
+def _state_rows(text) -> list[tuple[str, str]]:
+    """Hybrid models: which layers keep a KV cache, and the fixed state the others keep per sequence."""
+    state = linear_state(text)
+    if state is None:
+        return []
+    (ch, pos), (h, dk, dv) = state.conv_shape, state.recurrent_shape
+    per_layer = (f"{n(state.bytes_per_layer)} B per layer: conv {ch} × {pos} × {state.conv_bytes // (ch * pos)} B "
+                 f"+ recurrent {h} × {dk} × {dv} × {state.recurrent_bytes // (h * dk * dv)} B (fp32)")
+    return [("Layers with a KV cache", kv_line(text)),
+            (f"Linear-attention state per sequence ({state.layers} Gated DeltaNet layers, as transformers holds it)",
+             f"{n(state.bytes_per_sequence)} B ({human_bytes(state.bytes_per_sequence)}; {per_layer})")]
 
 
 def _tie_note(acc: Accounting) -> str | None:
@@ -464,9 +492,27 @@ def _layer_types_rows(t) -> list[tuple[str, Any]]:
     return [("attention per layer", "; ".join(parts))]
 
 
+def _linear_config_rows(t) -> list[tuple[str, Any]]:
+    """Hybrid models: which layers are Gated DeltaNet and its sizes (the spec's LinearAttnSpec)."""
+    g = t.linear
+    if g is None:
+        return []
+    full = t.kv_layers
+    return [
+        ("attention per layer", f"Gated DeltaNet on {len(g.layers)}: {layers_text(g.layers)}; "
+                                f"gated full attention on {len(full)}: {layers_text(full)}" if full else
+                                f"Gated DeltaNet on all {len(g.layers)}"),
+        ("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
+        ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
+        ("linear attention conv kernel", g.conv_kernel),
+        ("KV cache", kv_line(t)),
+    ]
+
+
 def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     t = spec.text
-    return [*_text_config_rows(spec), *_moe_config_rows(t), *_mla_config_rows(t), *_layer_types_rows(t)]
+    return [*_text_config_rows(spec), *_moe_config_rows(t), *_mla_config_rows(t), *_layer_types_rows(t),
+            *_linear_config_rows(t)]
 
 
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:

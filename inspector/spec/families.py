@@ -24,6 +24,11 @@ from inspector.spec.norms import NORMS
 # The parts a decoder layer can be composed of (the values of the Family fields below, checked when the
 # table is built; the norm kinds, their placements and the q/k norms are the tables of inspector.spec.norms).
 ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
+# Linear-attention (token-mixer) kinds of hybrid families, for the layers `layer_types` marks
+# "linear_attention": Gated DeltaNet with one fused qkvz and one fused ba projection (Qwen3-Next,
+# transformers models/qwen3_next Qwen3NextGatedDeltaNet) or with four separate ones (Qwen3.5,
+# transformers models/qwen3_5 Qwen3_5GatedDeltaNet: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a).
+LINEAR_ATTENTION_KINDS = ("", "gdn_fused", "gdn_split")
 MLP_KINDS = ("gated", "gated_fused", "plain")
 # How a router turns its logits into top-k weights: every rule a family may name (the reference forward
 # pass, inspector.reference.moe's ROUTES, refuses in one line a rule it does not implement yet).
@@ -123,6 +128,16 @@ GPT_OSS_NAMES = _extend(
     experts_gate_up=L + "mlp.experts.gate_up_proj", experts_down=L + "mlp.experts.down_proj",
     experts_gate_up_bias=L + "mlp.experts.gate_up_proj_bias", experts_down_bias=L + "mlp.experts.down_proj_bias",
 )
+# Qwen3-Next: gated full attention in every `full_attention_interval`-th layer, Gated DeltaNet in the
+# others (transformers models/qwen3_next/modeling_qwen3_next.py, Qwen3NextGatedDeltaNet's parameters).
+GDN = L + "linear_attn."
+QWEN3_NEXT_NAMES = _extend(
+    QWEN_MOE_NAMES,
+    gdn_qkvz=GDN + "in_proj_qkvz", gdn_ba=GDN + "in_proj_ba",
+    gdn_qkv=GDN + "in_proj_qkv", gdn_z=GDN + "in_proj_z", gdn_b=GDN + "in_proj_b", gdn_a=GDN + "in_proj_a",
+    gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
+    gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
+)
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -214,12 +229,20 @@ class Family:
     qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
+    # -- hybrid linear attention (Qwen3-Next, Qwen3.5) --
+    linear_attention: str = ""  # LINEAR_ATTENTION_KINDS; "" = every layer is softmax attention
+    attn_output_gate: bool = False  # q_proj also yields a per-channel gate: o_proj(attn * sigmoid(gate))
+    # Qwen3-Next / Qwen3.5 checkpoints store a multi-token-prediction module under mtp.* (vLLM
+    # model_executor/models/qwen3_next_mtp.py: fc, pre_fc_norm_hidden, pre_fc_norm_embedding, layers.{j}, norm);
+    # its layer count is the first of these keys, else 1 (vLLM's default for num_nextn_predict_layers)
+    mtp_keys: tuple[str, ...] = ()
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         _one_of("attention", self.attention, ATTENTION_KINDS)
         _one_of("mlp", self.mlp, MLP_KINDS)
+        _one_of("linear_attention", self.linear_attention, LINEAR_ATTENTION_KINDS)
 
     def config_keys(self, fieldname: str) -> tuple[str, ...]:
         """The config keys holding a standard field: the family's own names replace the usual ones."""
@@ -230,6 +253,7 @@ def _keys(**fields: tuple[str, ...]) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(fields)
 
 
+_QWEN_MTP_KEYS = ("mtp_num_hidden_layers", "num_nextn_predict_layers")
 _EXPERTS_AT_INTERMEDIATE = _keys(expert_intermediate=("intermediate_size",))
 _GEMMA_DEFAULTS = MappingProxyType({"tie_word_embeddings": True, "hidden_act": "gelu_pytorch_tanh", "head_dim": 256})
 _GELU_TANH = _keys(hidden_act=("hidden_activation", "hidden_act"))
@@ -297,6 +321,33 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            names=QWEN_MOE_NAMES, qkv_bias=True, moe=MoEFamily(shared_expert_gate=True)),
     Family("qwen3_moe", "Qwen3 MoE (q/k norms, decoder_sparse_step, mlp_only_layers)", names=QWEN_MOE_NAMES,
            qk_norm="head", qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
+    # Qwen3-Next: zero-centred RMS norms ((1 + w), weights stored as offsets), gated attention with
+    # per-head q/k norms over a quarter of head_dim rotated, Gated DeltaNet in 3 of 4 layers, 512
+    # experts plus a gated shared expert. Class defaults: transformers Qwen3NextConfig (5.25).
+    Family("qwen3_next", "Qwen3-Next (hybrid: Gated DeltaNet + gated attention, zero-centred norms, MoE)",
+           names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
+           o_bias="attention_bias", moe=MoEFamily(shared_expert_gate=True), linear_attention="gdn_fused",
+           attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,
+           defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256,
+                     "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+                     "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
+    # Qwen3.5 text models (the language models of Qwen3.5 / Qwen3.6): Qwen3-Next's layout with the Gated
+    # DeltaNet's projections stored as four (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a); dense or MoE.
+    # Class defaults: transformers Qwen3_5TextConfig / Qwen3_5MoeTextConfig (5.25); the MoE router always
+    # renormalises its top-k (Qwen3_5MoeTopKRouter).
+    Family("qwen3_5_text", "Qwen3.5 text (hybrid: Gated DeltaNet with split projections + gated attention)",
+           names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
+           o_bias="attention_bias", linear_attention="gdn_split", attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,
+           defaults={"full_attention_interval": 4, "head_dim": 256, "linear_conv_kernel_dim": 4,
+                     "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_num_key_heads": 16,
+                     "linear_num_value_heads": 32}),
+    Family("qwen3_5_moe_text", "Qwen3.5 MoE text (hybrid Gated DeltaNet + gated attention, experts in every layer)",
+           names=QWEN3_NEXT_NAMES, norm="rms_offset", qk_norm="head", qkv_bias="attention_bias",
+           o_bias="attention_bias", moe=MoEFamily(shared_expert_gate=True), linear_attention="gdn_split",
+           attn_output_gate=True, mtp_keys=_QWEN_MTP_KEYS,  # no dense MLP: its config class has no intermediate_size
+           defaults={"full_attention_interval": 4, "norm_topk_prob": True, "head_dim": 256, "intermediate_size": 0,
+                     "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+                     "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
     Family("olmoe", "OLMoE (q/k norms over all heads, 64 experts)", names=QWEN_MOE_NAMES, keys=_EXPERTS_AT_INTERMEDIATE, qk_norm="full",
            qkv_bias="attention_bias", o_bias="attention_bias", moe=MoEFamily()),
     Family("phimoe", "Phi-3.5-MoE (LayerNorm with bias, 16 experts)", names=_extend(MIXTRAL_NAMES), keys=_EXPERTS_AT_INTERMEDIATE,

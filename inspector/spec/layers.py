@@ -187,3 +187,73 @@ def read_no_rope_layers(r: ConfigReader, layers: int, family: Family | None = No
     if not isinstance(value, list) or len(value) != layers or any(v not in (0, 1) for v in value):
         raise InspectError(f"{r.where}: field '{r._field('no_rope_layers')}' must be {layers} flags of 0 or 1")
     return tuple(i for i, v in enumerate(value) if v == 0)
+
+
+@dataclass(frozen=True)
+class LinearAttnSpec:
+    """Gated DeltaNet (Qwen3-Next, Qwen3.5): per layer a short causal depthwise convolution over
+    q, k and v, then a delta-rule recurrence whose state is one (key_head_dim x value_head_dim)
+    matrix per value head. A sequence keeps that state and the convolution's last inputs, not a
+    KV cache (transformers' LinearAttentionLayer: conv_states, recurrent_states)."""
+
+    kind: str  # families.LINEAR_ATTENTION_KINDS: "gdn_fused" | "gdn_split"
+    key_heads: int
+    value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+    layers: tuple[int, ...]  # the layers that are linear attention
+
+    @property
+    def key_dim(self) -> int:
+        return self.key_heads * self.key_head_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.value_heads * self.value_head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """The channels the convolution runs over: q, k and v side by side."""
+        return 2 * self.key_dim + self.value_dim
+
+    def conv_state_elements(self) -> int:
+        """The convolution state of one sequence: conv_dim channels x conv_kernel positions (what
+        transformers holds; vLLM and llama.cpp keep conv_kernel - 1 of them)."""
+        return self.conv_dim * self.conv_kernel
+
+    def recurrent_state_elements(self) -> int:
+        """The delta-rule state of one sequence: value_heads matrices of key_head_dim x value_head_dim."""
+        return self.value_heads * self.key_head_dim * self.value_head_dim
+
+
+_MIXER_TYPES = ("full_attention", "linear_attention")
+
+
+def read_linear_layers(r: ConfigReader, layers: int, defaults) -> tuple[int, ...]:
+    """Which layers are linear attention: `layer_types` when given, else every
+    `full_attention_interval`-th layer full (transformers Qwen3NextConfig's rule)."""
+    value = r.raw("layer_types")
+    if value is not None:
+        if not isinstance(value, list) or len(value) != layers or any(v not in _MIXER_TYPES for v in value):
+            raise InspectError(f"{r.where}: field '{r._field('layer_types')}' must list {layers} of "
+                               f"{', '.join(_MIXER_TYPES)}, got {str(value)[:80]}")
+        return tuple(i for i, v in enumerate(value) if v == "linear_attention")
+    interval = r.first(("full_attention_interval",), "int", defaults, 4, minimum=1)
+    return tuple(i for i in range(layers) if (i + 1) % interval)
+
+
+def read_linear_attention(r: ConfigReader, family: Family, layers: int) -> LinearAttnSpec:
+    """The Gated DeltaNet sizes (config keys, else the family's class defaults) and its layers."""
+    d = family.defaults
+
+    def get(key: str) -> int:
+        return r.first((key,), "int", d, None, minimum=1)
+
+    spec = LinearAttnSpec(family.linear_attention, get("linear_num_key_heads"), get("linear_num_value_heads"),
+                          get("linear_key_head_dim"), get("linear_value_head_dim"), get("linear_conv_kernel_dim"),
+                          read_linear_layers(r, layers, d))
+    if spec.value_heads % spec.key_heads:
+        raise InspectError(f"{r.where}: field '{r._field('linear_num_value_heads')}' ({spec.value_heads}) is not "
+                           f"a multiple of 'linear_num_key_heads' ({spec.key_heads})")
+    return spec

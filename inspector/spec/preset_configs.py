@@ -75,6 +75,17 @@ MOE: list[Preset] = [
         norm_topk_prob=True, num_attention_heads=32, num_experts=128, num_experts_per_tok=8, num_hidden_layers=48,
         num_key_value_heads=4, rms_norm_eps=1e-06, rope_scaling=None, rope_theta=1000000.0, sliding_window=None,
         tie_word_embeddings=False, torch_dtype="bfloat16", use_sliding_window=False, vocab_size=151936)),
+    # Qwen3-Next: layer_types left out, as in the release (every 4th layer full attention by
+    # full_attention_interval); its multi-token-prediction tensors (mtp.*) are not part of the model.
+    _preset("Qwen/Qwen3-Next-80B-A3B-Instruct", ("qwen3-next-80b-a3b",), _cfg(
+        "qwen3_next", "Qwen3NextForCausalLM", attention_bias=False, bos_token_id=151643, decoder_sparse_step=1,
+        eos_token_id=151645, full_attention_interval=4, head_dim=256, hidden_act="silu", hidden_size=2048,
+        intermediate_size=5120, linear_conv_kernel_dim=4, linear_key_head_dim=128, linear_num_key_heads=16,
+        linear_num_value_heads=32, linear_value_head_dim=128, max_position_embeddings=262144, mlp_only_layers=[],
+        moe_intermediate_size=512, norm_topk_prob=True, num_attention_heads=16, num_experts=512,
+        num_experts_per_tok=10, num_hidden_layers=48, num_key_value_heads=2, partial_rotary_factor=0.25,
+        rms_norm_eps=1e-06, rope_scaling=None, rope_theta=10000000, shared_expert_intermediate_size=512,
+        tie_word_embeddings=False, torch_dtype="bfloat16", use_sliding_window=False, vocab_size=151936)),
     _preset("deepseek-ai/DeepSeek-V3", ("deepseek-v3",), _cfg(
         "deepseek_v3", "DeepseekV3ForCausalLM", attention_bias=False, bos_token_id=0, eos_token_id=1,
         first_k_dense_replace=3, hidden_act="silu", hidden_size=7168, intermediate_size=18432, kv_lora_rank=512,

@@ -18,7 +18,9 @@ from inspector.errors import InspectError
 from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
-from inspector.spec.layers import MLASpec, MoESpec, read_layer_types, read_mla, read_moe, read_no_rope_layers
+from inspector.spec.layers import (
+    LinearAttnSpec, MLASpec, MoESpec, read_layer_types, read_linear_attention, read_mla, read_moe, read_no_rope_layers,
+)
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
 
@@ -71,6 +73,9 @@ class TextSpec:
     moe: MoESpec | None = None
     mla: MLASpec | None = None
     mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
+    mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
+    linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
+    attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
@@ -110,6 +115,16 @@ class TextSpec:
     def attn_out_dim(self) -> int:
         """Width of the concatenated heads that W_o maps back to d."""
         return self.num_heads * (self.mla.v_head_dim if self.mla else self.head_dim)
+
+    def is_linear_layer(self, layer: int) -> bool:
+        """A linear-attention (Gated DeltaNet) layer: it keeps a fixed state, not a KV cache."""
+        return self.linear is not None and layer in self.linear.layers
+
+    @property
+    def kv_layers(self) -> tuple[int, ...]:
+        """The layers that keep a KV cache (all but the linear-attention ones)."""
+        linear = set(self.linear.layers) if self.linear is not None else set()
+        return tuple(i for i in range(self.num_layers) if i not in linear)
 
     def is_moe_layer(self, layer: int) -> bool:
         return self.moe is not None and layer in self.moe.layer_set
@@ -232,7 +247,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
     bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
-    layer_types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
+    linear = read_linear_attention(r, family, layers) if family.linear_attention else None
+    layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
         no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
@@ -257,7 +273,9 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        moe=moe, mla=mla, mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0,
+        linear=linear, attn_output_gate=family.attn_output_gate,
+        moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
+        mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
         attn_temperature=_temperature(r, family),
@@ -265,6 +283,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
+    """Multi-token-prediction layers stored beside the model: DeepSeek's num_nextn_predict_layers (MLA
+    families), or the first of the family's `mtp_keys` (Qwen3-Next, Qwen3.5; 1 when none is given)."""
+    if family.mtp_keys:
+        return r.first(family.mtp_keys, "int", None, 1, minimum=0, maximum=MAX_MTP_LAYERS)
+    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0
 
 
 def _dtype_name(r: ConfigReader) -> str | None:

@@ -128,6 +128,19 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
            out_hidden_size=3584, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),
         positions="embedding", rope="qwen2_vl", tower="packed",
     ),
+    # Qwen3.5's tower (transformers models/qwen3_5 Qwen3_5VisionModel): Qwen3-VL's without DeepStack mergers;
+    # the config class still carries deepstack_visual_indexes, which the model does not read.
+    EncoderKind(
+        "qwen3_5", "Qwen3.5 ViT: Qwen3-VL's (3D-conv patch embed with bias, learned + 2D RoPE positions, "
+        "LayerNorm blocks, GELU (tanh) MLP), no DeepStack taps",
+        _QWEN_BLOCKS | {"fc1": "blocks.{}.mlp.linear_fc1", "fc2": "blocks.{}.mlp.linear_fc2"},
+        _m(**{k: v for k, v in _QWEN_KEYS.items() if k != "deepstack"}),
+        _m(hidden_act="gelu_pytorch_tanh", in_channels=3, temporal_patch_size=2, merge_size=2,
+           norm_type="layer_norm", qkv_bias=True, qk_norm=False, norm_eps=1e-6, depth=27, hidden_size=1152,
+           intermediate_size=4304, num_heads=16, patch_size=16, num_positions=2304, deepstack=(),
+           out_hidden_size=3584, image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),
+        positions="embedding", rope="qwen2_vl", tower="packed",
+    ),
     EncoderKind(
         "internvit", "InternViT: conv patch embed with bias, class token, learned position embedding, "
         "layer scale (ls1/ls2)",

@@ -112,6 +112,16 @@ WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
             ("text_config",), "qwen3", "", "qwen3_vl", "merger_deepstack", QwenResize, "model.visual",
             "model.visual", Merge("vision", "spatial_merge_size", default=2),
             text_rename=(("model.", "model.language_model."),), prompt_template="qwen"),
+    # Qwen3.5 / Qwen3.6: Qwen3-VL's vision tower without DeepStack before a hybrid Gated DeltaNet LLM
+    # (transformers models/qwen3_5, models/qwen3_5_moe).
+    Wrapper("qwen3_5", "Qwen3.5 (Qwen3-VL's ViT and merger, hybrid Gated DeltaNet LLM)",
+            ("text_config",), "qwen3_5_text", "", "qwen3_5", "merger_deepstack", QwenResize, "model.visual",
+            "model.visual", Merge("vision", "spatial_merge_size", default=2),
+            text_rename=(("model.", "model.language_model."),), prompt_template="qwen"),
+    Wrapper("qwen3_5_moe", "Qwen3.5 MoE (Qwen3-VL's ViT and merger, hybrid Gated DeltaNet MoE LLM)",
+            ("text_config",), "qwen3_5_moe_text", "", "qwen3_5", "merger_deepstack", QwenResize, "model.visual",
+            "model.visual", Merge("vision", "spatial_merge_size", default=2),
+            text_rename=(("model.", "model.language_model."),), prompt_template="qwen"),
     Wrapper("internvl_chat", "InternVL2 (InternViT + MLP projector, InternLM2/Qwen2/LLaMA LLM)", ("llm_config",),
             None, "language_model.", "internvit", "pixel_shuffle", InternVLTiles, "vision_model", "",
             Merge("top", "downsample_ratio", "ratio", 0.5), tie_default=None),

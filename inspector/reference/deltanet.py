@@ -1,0 +1,133 @@
+"""Gated DeltaNet, the linear attention of the hybrid families (Qwen3-Next, Qwen3.5).
+
+Per layer: the input is projected to q, k, v (grouped: each of the h_k key heads serves h_v / h_k value
+heads), an output gate z, an update strength b and a decay a; a causal depthwise convolution of
+`conv_kernel` taps runs over q, k and v with SiLU; q and k are L2-normalised per head and q scaled by
+d_k^-1/2. A per-head state S (d_k x d_v) then goes token by token (the delta rule with a decay):
+S <- S exp(g_t); S <- S + k_t (beta_t (v_t - S^T k_t))^T; o_t = S^T q_t, with beta = sigmoid(b) and
+g = -exp(A_log) softplus(a + dt_bias). The heads' outputs go through an RMS norm over d_v gated by
+SiLU(z), then out_proj. The cache keeps the convolution's last `conv_kernel` inputs and S (float32), not
+K and V: a fixed size per sequence whatever its length. The recurrence is written as transformers'
+torch_recurrent_gated_delta_rule computes it one token at a time (its prefill runs the equal chunked form).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inspector.reference.layers import KVCache, Tap, linear, note
+from inspector.spec.text import TextSpec
+
+# Inventory roles of the Gated DeltaNet part (its parameters live under `layers.{i}.attn.`).
+DELTANET_ROLES = {"gdn_qkvz", "gdn_ba", "gdn_qkv", "gdn_z", "gdn_b", "gdn_a", "gdn_conv", "gdn_dt_bias",
+                  "gdn_a_log", "gdn_norm", "gdn_out"}
+
+
+class GatedRMSNorm(nn.Module):
+    """RMS norm over d_v (weight w, not an offset), then times SiLU(z), in float32."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+        return (h * F.silu(z.float())).to(x.dtype)
+
+
+def l2_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / sqrt(sum(x^2) + eps) over the last dim (the eps of transformers' l2norm)."""
+    return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True) + eps)
+
+
+class GatedDeltaNet(nn.Module):
+    """One Gated DeltaNet token mixer; its roles (DELTANET_ROLES) are its parameter names."""
+
+    def __init__(self, spec: TextSpec, layer: int) -> None:
+        super().__init__()
+        g, d = spec.linear, spec.hidden_size
+        self.layer, self.kind, self.kernel = layer, g.kind, g.conv_kernel
+        self.h_k, self.h_v, self.d_k, self.d_v = g.key_heads, g.value_heads, g.key_head_dim, g.value_head_dim
+        self.key_dim, self.value_dim, self.conv_dim = g.key_dim, g.value_dim, g.conv_dim
+        if g.kind == "gdn_fused":
+            self.gdn_qkvz = linear(spec, d, 2 * g.key_dim + 2 * g.value_dim, False, "GDN", "q, k, v, z per key head")
+            self.gdn_ba = linear(spec, d, 2 * g.value_heads, False, "GDN", "b, a per key head")
+        else:
+            self.gdn_qkv = linear(spec, d, g.conv_dim, False, "GDN", "q, k, v = x W_qkv")
+            self.gdn_z = linear(spec, d, g.value_dim, False, "GDN", "output gate z = x W_z")
+            self.gdn_b = linear(spec, d, g.value_heads, False, "GDN", "update strength b = x W_b")
+            self.gdn_a = linear(spec, d, g.value_heads, False, "GDN", "decay input a = x W_a")
+        self.gdn_conv = nn.Parameter(torch.zeros(g.conv_dim, 1, g.conv_kernel))  # depthwise: one filter a channel
+        self.gdn_dt_bias = nn.Parameter(torch.ones(g.value_heads))
+        self.gdn_a_log = nn.Parameter(torch.zeros(g.value_heads))
+        self.gdn_norm = note(GatedRMSNorm(g.value_head_dim, spec.rms_norm_eps), "GDN",
+                             "RMS norm over d_v, gated by SiLU(z)")
+        self.gdn_out = linear(spec, g.value_dim, d, False, "GDN", "heads concatenated, then W_out")
+        self.conv_out = Tap("GDN", f"causal depthwise conv ({g.conv_kernel} taps) + SiLU over q, k, v: "
+                                   "(b, n, conv_dim)")
+        self.conv_state = Tap("Linear state", f"conv state: the last {g.conv_kernel} inputs (b, conv_dim, kernel)")
+        self.rec_state = Tap("Linear state", "recurrent state S (b, h_v, d_k, d_v), float32")
+        self.heads = Tap("GDN", "delta-rule outputs o_t = S_t^T q_t: (b, n, h_v, d_v)")
+        note(self, "GDN", "Gated DeltaNet output")
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (b, n, d) -> qkv (b, n, conv_dim) as [q | k | v], z (b, n, h_v, d_v), b and a (b, n, h_v)."""
+        b, n, _ = x.shape
+        if self.kind != "gdn_fused":
+            z = self.gdn_z(x).view(b, n, self.h_v, self.d_v)  # (b, n, h_v, d_v)
+            return self.gdn_qkv(x), z, self.gdn_b(x), self.gdn_a(x)
+        r = self.h_v // self.h_k  # value heads per key head
+        qkvz = self.gdn_qkvz(x).view(b, n, self.h_k, 2 * self.d_k + 2 * r * self.d_v)  # (b, n, h_k, per key head)
+        q, k, v, z = qkvz.split([self.d_k, self.d_k, r * self.d_v, r * self.d_v], dim=-1)
+        ba = self.gdn_ba(x).view(b, n, self.h_k, 2 * r)  # (b, n, h_k, 2r)
+        beta_in, a = ba.split([r, r], dim=-1)  # (b, n, h_k, r) each
+        qkv = torch.cat([q.reshape(b, n, -1), k.reshape(b, n, -1), v.reshape(b, n, -1)], dim=-1)  # (b, n, conv_dim)
+        return qkv, z.reshape(b, n, self.h_v, self.d_v), beta_in.reshape(b, n, self.h_v), a.reshape(b, n, self.h_v)
+
+    def convolve(self, qkv: torch.Tensor, conv: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Causal depthwise conv over (previous inputs | new inputs); returns (b, n, conv_dim) and the new state."""
+        b, n, c = qkv.shape
+        past = conv if conv is not None else qkv.new_zeros(b, c, self.kernel)  # (b, conv_dim, kernel)
+        inputs = torch.cat([past, qkv.transpose(1, 2)], dim=-1)  # (b, conv_dim, kernel + n)
+        out = F.conv1d(inputs[..., 1:], self.gdn_conv, groups=c)  # (b, conv_dim, n): kernel - 1 past inputs
+        return self.conv_out(F.silu(out).transpose(1, 2)), inputs[..., -self.kernel:]  # (b, n, conv_dim)
+
+    def recur(self, q, k, v, beta, decay, state):
+        """The delta rule token by token in float32: q, k (b, n, h_v, d_k), v (b, n, h_v, d_v), beta and
+        decay (b, n, h_v); state (b, h_v, d_k, d_v) or None -> outputs (b, n, h_v, d_v), final state."""
+        b, n, h, _ = v.shape
+        S = state if state is not None else v.new_zeros(b, h, self.d_k, self.d_v, dtype=torch.float32)
+        q, k, v, beta, decay = (t.float() for t in (q, k, v, beta, decay))
+        q = l2_normalise(q) * self.d_k**-0.5
+        k = l2_normalise(k)
+        out = []
+        for t in range(n):
+            S = S * decay[:, t].exp()[..., None, None]  # (b, h_v, d_k, d_v): the decay
+            remembered = (S * k[:, t, :, :, None]).sum(-2)  # (b, h_v, d_v): S^T k_t
+            delta = (v[:, t] - remembered) * beta[:, t, :, None]  # (b, h_v, d_v)
+            S = S + k[:, t, :, :, None] * delta[:, :, None, :]  # (b, h_v, d_k, d_v): + k_t delta^T
+            out.append((S * q[:, t, :, :, None]).sum(-2))  # (b, h_v, d_v): S^T q_t
+        return torch.stack(out, dim=1), S  # (b, n, h_v, d_v)
+
+    def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
+        b, n, _ = x.shape
+        keys = torch.arange(n, device=x.device)
+        real = mask[:, 0, keys, mask.shape[-1] - n + keys] == 0  # (1 or b, n): a pad cannot see itself
+        x = x * real[..., None].to(x.dtype)  # pads zeroed, so they leave the state at zero (transformers does too)
+        qkv, z, beta_in, a = self.project(x)
+        conv, state = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
+        qkv, conv = self.convolve(qkv, conv)  # (b, n, conv_dim)
+        q, k, v = qkv.split([self.key_dim, self.key_dim, self.value_dim], dim=-1)
+        r = self.h_v // self.h_k
+        q = q.reshape(b, n, self.h_k, self.d_k).repeat_interleave(r, dim=2)  # (b, n, h_v, d_k)
+        k = k.reshape(b, n, self.h_k, self.d_k).repeat_interleave(r, dim=2)  # (b, n, h_v, d_k)
+        v = v.reshape(b, n, self.h_v, self.d_v)  # (b, n, h_v, d_v)
+        decay = -self.gdn_a_log.float().exp() * F.softplus(a.float() + self.gdn_dt_bias)  # (b, n, h_v), <= 0
+        heads, state = self.recur(q, k, v, beta_in.sigmoid(), decay, state)
+        if cache is not None:
+            cache.update_state(self.layer, self.conv_state(conv), self.rec_state(state), mask.shape[-1])  # t+n seen
+        heads = self.heads(heads.to(x.dtype))  # (b, n, h_v, d_v)
+        return self.gdn_out(self.gdn_norm(heads, z).reshape(b, n, self.value_dim))  # (b, n, d)
