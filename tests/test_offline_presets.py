@@ -86,7 +86,8 @@ PRESETS = [p.hub_id for p in all_presets()]
 @pytest.mark.parametrize("preset", PRESETS, ids=PRESETS)
 def test_every_preset_traces_offline_on_meta(preset):
     result = runner.invoke(app, ["trace", "Hello there", "-m", preset, "--format", "json"])
-    if result.exit_code == 2 and ("has no forward pass for" in result.stderr or "is not supported" in result.stderr):
+    if result.exit_code == 2 and any(why in result.stderr for why in (
+            "has no forward pass for", "is not supported", "has no native family")):
         pytest.skip(f"no reference forward for this family yet: {result.stderr.strip()}")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
