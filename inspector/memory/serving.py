@@ -170,6 +170,7 @@ class Serving(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (
     ranks: RankPlan
     weights_status: str = "exact"
     load_extras: tuple[Any, ...] = ()  # vllm_load.LoadExtra records counted in `weights` (per rank)
+    hybrid: Any = None  # vllm_hybrid.HybridPlan of a spec with Gated DeltaNet layers (state pages), else None
 
     @property
     def activations(self) -> int:
@@ -362,13 +363,38 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
     num_blocks = max(0, available // page // size)
     tokens = num_blocks // len(groups) * o.block_size
     o_steps = o if o.max_num_batched_tokens == step else _with_step(o, step)
+    kv = (page, num_blocks, tokens,
+          tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
+          largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
+          request_bytes(groups, length, page, o_steps))
+    seed = _hybrid(acc, o, stage, token_bytes, length, step, available)
+    if seed is not None:  # vLLM's hybrid allocator: one page size for attention blocks and state pages
+        p = seed.plan
+        kv = (p.page, p.num_blocks, p.kv_tokens, p.concurrency, seed.largest, p.request_bytes)
+        size = p.group_size
     return Serving(
         o, gpu, length, budget.term("requested").bytes, weights, layer_peak, logits, all_logits, overhead,
-        available, token_bytes, page, groups, size, num_blocks, tokens,
-        tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
-        largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
-        request_bytes(groups, length, page, o_steps), budget, ranks, weights_status(o, status), extras,
+        available, token_bytes, kv[0], groups, size, kv[1], kv[2], kv[3], kv[4], kv[5], budget, ranks,
+        weights_status(o, status), extras, seed.plan if seed is not None else None,
     )
+
+
+def _hybrid(acc: Accounting, o: ServeOptions, stage, token_bytes: int, length: int, step: int, available: int):
+    """The Serving fields of a spec with linear-attention layers, as vLLM's hybrid allocator lays them out
+    (memory.native_hybrid); None for any other spec. `plan`'s other fields are recomputed by the caller."""
+    from inspector.memory import native_hybrid
+
+    inp = native_hybrid.hybrid_input(acc.spec.text, stage or (0, acc.spec.text.num_layers), token_bytes,
+                                     KV_BYTES[o.kv_dtype], o.tp, length, step, o.block_size)
+    if inp is None:
+        return None
+    return _HybridSeed(inp, native_hybrid.plan_of(inp, available), native_hybrid.largest_context(inp, available))
+
+
+class _HybridSeed(NamedTuple):
+    inp: Any
+    plan: Any
+    largest: int
 
 
 def model_dims(acc: Accounting, o: ServeOptions) -> ModelDims:

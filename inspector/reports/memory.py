@@ -56,7 +56,29 @@ def _kv_rule(acc: Accounting, s: Serving) -> str:
             f"{width // (2 * heads * t.head_dim)} = {n(width)} B")
 
 
+def _group_count(s: Serving) -> int:
+    return len(s.hybrid.groups) if s.hybrid is not None else len(s.groups)
+
+
+def _hybrid_notes(acc: Accounting, s: Serving) -> list[str]:
+    """What the hybrid allocator did, in vLLM's words, and the state's widths (memory.native_hybrid)."""
+    from inspector.inventory.accounting import kv_line
+    from inspector.runtime.hf_answer import SOURCE_VLLM
+
+    if s.hybrid is None:
+        return []
+    return [f"{kv_line(acc.spec.text)}; the other layers are Gated DeltaNet: one state page per sequence "
+            "(conv state of kernel - 1 inputs and the recurrent state, both in the model's dtype: "
+            "--mamba-cache-dtype auto; assumed 16-bit), padded to the attention page, the attention block "
+            f"size raised until its page holds a layer's state ({SOURCE_VLLM}); status: exact (vLLM's formulas).",
+            *s.hybrid.notes]
+
+
 def _groups_text(s: Serving) -> str:
+    if s.hybrid is not None:
+        p = s.hybrid
+        kinds = [f"{len(g.layers)} {'state' if g.kind == 'state' else g.kind}" for g in p.groups]
+        return f"{len(p.groups)} group(s) of {p.group_size} layers: " + ", ".join(kinds)
     kinds = []
     for g in s.groups:
         kinds.append(f"{len(g.layers)} {'sliding-window (' + n(g.window) + ')' if g.kind == 'sliding' else 'full'}")
@@ -105,15 +127,21 @@ def _main_rows(s: Serving) -> list[list[str]]:
 
 
 def _kv_rows(acc: Accounting, s: Serving) -> list[list[str]]:
-    o = s.options
+    block = s.hybrid.block_size if s.hybrid is not None else s.options.block_size
+    per_block = [["Per block per layer",
+                  f"block_size × per token = {block} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"]]
+    if s.hybrid is not None:
+        p = s.hybrid
+        per_block = [["Attention page (one block of one layer)", f"{block} × {n(s.token_layer_bytes)} = "
+                      f"{n(p.attention_page)} B"],
+                     ["State page (one sequence of one linear layer)", f"{n(p.state_page)} B, padded to {n(p.page)} B"]]
     return [
         ["Per token per layer (one GPU)", _kv_rule(acc, s)],
-        ["Per block per layer",
-         f"block_size × per token = {o.block_size} × {n(s.token_layer_bytes)} = {n(s.page_bytes)} B"],
+        *per_block,
         ["Layout", _groups_text(s)],
         ["Blocks", f"KV memory // block // layers per group = {n(max(s.kv_available, 0))} // {n(s.page_bytes)} // "
                    f"{s.group_size} = {n(s.num_blocks)}"],
-        ["Tokens", f"blocks // groups × block_size = {n(s.num_blocks)} // {len(s.groups)} × {o.block_size} = "
+        ["Tokens", f"blocks // groups × block_size = {n(s.num_blocks)} // {_group_count(s)} × {block} = "
                    f"{n(s.kv_tokens)}"],
         [f"One request of {n(s.max_model_len)} tokens (max_model_len)", _b(s.one_request_bytes)],
         ["Largest context of one request", f"{n(s.largest_context)} tokens"
@@ -158,7 +186,7 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     sections = [
         Section(f"Serving {acc.spec.name} on {where} ({setup}{o.engine}, vLLM {o.vllm_version or 'newest'}, paged KV cache, {o.kv_dtype} KV)",
                 ["Component", "Per GPU", "Status", "Source / formula"], _main_rows(s), notes),
-        Section("KV cache", ["", ""], _kv_rows(acc, s)),
+        Section("KV cache", ["", ""], _kv_rows(acc, s), _hybrid_notes(acc, s)),
     ]
     if lay.world > 1:
         sections.append(_ranks_section(acc, s))
@@ -167,8 +195,23 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
     return Report(sections, _serving_json(acc, s, v))
 
 
+def _hybrid_json(acc: Accounting, s: Serving) -> dict[str, Any]:
+    """The keys the transformers path gives a hybrid model (runtime.hf_answer), from the spec and the plan."""
+    from inspector.inventory.accounting import kv_bytes_per_token_layer, linear_state
+
+    t, p = acc.spec.text, s.hybrid
+    state = linear_state(t)
+    return {"path": "native", "kv_layers": len(t.kv_layers),
+            "kv_bytes_per_token": len(t.kv_layers) * kv_bytes_per_token_layer(t),
+            "state_bytes_per_sequence": state.bytes_per_sequence if state is not None else 0,
+            "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
+            "groups": len(p.groups), "group_size": p.group_size, "hybrid_notes": list(p.notes)}
+
+
 def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
     out = _serving_json_keys(acc, s, v)
+    if s.hybrid is not None:  # a spec with Gated DeltaNet layers: vLLM's hybrid allocator's figures
+        out.update(_hybrid_json(acc, s))
     vision = [t for t in s.budget.terms if t.name == "vision_encoder_profile"]
     if vision:  # vision-language models only: the encoder's profile peak (part of activation_peak_bytes)
         out["vision_encoder_profile_bytes"] = vision[0].bytes

@@ -1,0 +1,51 @@
+"""vLLM's hybrid allocator for a native spec with Gated DeltaNet layers: state pages, raised block size, groups.
+
+The spec's layers are handed to inspector.memory.vllm_hybrid (the arithmetic the transformers path uses):
+attention layers by their KV elements per token on one GPU, linear-attention layers by the state tensors
+transformers keeps for one sequence (conv_states (conv_dim, kernel), recurrent_states (value_heads,
+key_head_dim, value_head_dim)). Under tensor parallelism vLLM splits the GDN heads over the GPUs
+(vllm/model_executor/layers/mamba/mamba_utils.py `gated_delta_net_state_shape` divides the conv dim and
+the value heads by tp_world_size), so the state tensors are divided by tp here (exact for head counts tp divides).
+"""
+
+from __future__ import annotations
+
+from inspector.memory.vllm_hybrid import AttnLayer, HybridInput, HybridPlan, StateLayer, hybrid_plan
+
+# vLLM's `--mamba-cache-dtype auto` keeps the states in the model's dtype (MambaStateDtypeCalculator); the model
+# dtype is taken as 16-bit (assumed: --dtype bf16/fp16, the width vLLM loads an unquantized checkpoint at)
+MODEL_DTYPE_BYTES = 2
+
+
+def hybrid_input(t, stage: tuple[int, int], token_bytes: int, kv_width: int, tp: int, length: int,
+                 step: int, block_size: int) -> HybridInput | None:
+    """The stage's layers as vLLM's hybrid allocator sees them (None: the stage has no linear layer)."""
+    g = t.linear
+    if g is None or not any(t.is_linear_layer(i) for i in range(*stage)):
+        return None
+    elements = token_bytes // kv_width
+    attention = tuple(AttnLayer(i, elements, None if t.mla is not None else t.window(i))
+                      for i in range(*stage) if not t.is_linear_layer(i))
+    conv = (max(1, g.conv_dim // tp), g.conv_kernel)
+    recurrent = (max(1, g.value_heads // tp), g.key_head_dim, g.value_head_dim)
+    states = tuple(StateLayer(i, (("conv_states", conv, "bfloat16"), ("recurrent_states", recurrent, "bfloat16")))
+                   for i in range(*stage) if t.is_linear_layer(i))
+    return HybridInput(attention, states, length, step, block_size, kv_width, MODEL_DTYPE_BYTES)
+
+
+def largest_context(inp: HybridInput, available: int) -> int:
+    """The longest request (up to max_model_len) whose pages fit in `available` (vLLM's binary search)."""
+    def need(length: int) -> int:
+        return hybrid_plan(inp._replace(max_model_len=length), available).request_bytes
+
+    if available <= 0 or need(1) > available:
+        return 0
+    lo, hi = 1, inp.max_model_len
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if need(mid) <= available else (lo, mid - 1)
+    return lo
+
+
+def plan_of(inp: HybridInput, available: int) -> HybridPlan:
+    return hybrid_plan(inp, available)
