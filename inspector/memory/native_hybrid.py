@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from inspector.memory.vllm_hybrid import AttnLayer, HybridInput, HybridPlan, StateLayer, hybrid_plan
 
+SOURCE_VLLM = ("vllm/platforms/interface.py _align_hybrid_block_size; vllm/v1/kv_cache_interface.py MambaSpec; "
+               "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator/DtypeCalculator")
+
 # vLLM's `--mamba-cache-dtype auto` keeps the states in the model's dtype (MambaStateDtypeCalculator); the model
 # dtype is taken as 16-bit (assumed: --dtype bf16/fp16, the width vLLM loads an unquantized checkpoint at)
 MODEL_DTYPE_BYTES = 2

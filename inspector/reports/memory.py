@@ -63,7 +63,7 @@ def _group_count(s: Serving) -> int:
 def _hybrid_notes(acc: Accounting, s: Serving) -> list[str]:
     """What the hybrid allocator did, in vLLM's words, and the state's widths (memory.native_hybrid)."""
     from inspector.inventory.accounting import kv_line
-    from inspector.runtime.hf_answer import SOURCE_VLLM
+    from inspector.memory.native_hybrid import SOURCE_VLLM
 
     if s.hybrid is None:
         return []
