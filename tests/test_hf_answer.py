@@ -125,18 +125,10 @@ SAMPLE = {
 }
 
 
-# qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, and
-# the native path does not yet price vLLM's GDN state page (memory/vllm_hybrid) nor the delta-rule recurrence's
-# FLOPs. Its transformers-path checks are kept as strict expected failures until the native path does.
-NATIVE_SINCE_M24N = pytest.mark.xfail(strict=True, reason="qwen3_next is native since m24n: the native memory/flops "
-                                      "path has no vLLM GDN state page and skips the recurrence FLOPs")
-
-
+# qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
+# vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
+# (compute.flops.deltanet_flops); the checks below hold on either path.
 NATIVE = ("qwen3_next",)  # sample configs a native family answers (the same figures through the spec)
-
-
-def _sample(names) -> list:
-    return [pytest.param(n, marks=NATIVE_SINCE_M24N) if n == "qwen3_next" else n for n in names]
 
 
 def _build(cfg: dict):
@@ -267,7 +259,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
 FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "deepseek_v32", "gemma3n_text"]
 
 
-@pytest.mark.parametrize("name", _sample(FLOPS))
+@pytest.mark.parametrize("name", FLOPS)
 def test_flops_equal_flop_counter(name, config_dirs):
     result = runner.invoke(app, ["flops", config_dirs[name], "--seq-len", "128", "--context", "64", "-f", "json"])
     assert result.exit_code == 0, result.output

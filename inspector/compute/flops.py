@@ -200,6 +200,35 @@ def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
     return computed, per_pair * visible_keys(step, t.window(layer), t.chunk(layer))
 
 
+# --------------------------------------------------------------------------- Gated DeltaNet
+
+GDN_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk_size (models/qwen3_next/modeling_qwen3_next.py)
+
+
+def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
+    """(as computed, as needed) FLOPs of all Gated DeltaNet layers beyond their projections and the conv's
+    n outputs. As computed = FlopCounterMode over transformers' torch fallback (and the reference): a
+    prefill runs torch_chunk_gated_delta_rule, padded to chunks of C = 64, whose matmuls per value head
+    and chunk are (k beta) k^T and q k^T (C x d_k x C each), reads of the state W S and q S (C x d_k x
+    d_v each), scores x new values (C x C x d_v) and the state update k^T u (d_k x C x d_v); its
+    triangular solves are not counted by FlopCounterMode (no flop formula for them), and a decode token
+    (cached > 0, new == 1) runs torch_recurrent_gated_delta_rule, elementwise only: 0. The conv computes
+    n + kernel - 1 outputs on a fresh sequence (causal_conv1d_fn pads both sides) and n + 1 on a cached
+    one (causal_conv1d_update). As needed: the delta rule token by token, S^T k, k delta^T and S^T q
+    (3 d_k d_v multiply-adds per head and token), and the conv's n outputs (counted with the projections)."""
+    g, b, n = t.linear, step.batch, step.new
+    layers = len(g.layers)
+    extra = g.conv_kernel - 1 if step.cached == 0 else 1
+    conv = 2 * b * extra * g.conv_dim * g.conv_kernel
+    recurrent = step.cached > 0 and n == 1
+    padded = -(-n // GDN_CHUNK) * GDN_CHUNK
+    c, dk, dv = GDN_CHUNK, g.key_head_dim, g.value_head_dim
+    chunked = 0 if recurrent else 2 * padded * (2 * c * dk + c * dv + 3 * dk * dv)
+    computed = layers * (conv + b * g.value_heads * chunked)
+    needed = layers * b * g.value_heads * n * 2 * 3 * dk * dv
+    return computed, needed
+
+
 # --------------------------------------------------------------------------- the ledger
 
 
@@ -241,8 +270,11 @@ def ledger(acc, step: Pass) -> Ledger:
             computed, needed = attention_flops(t, i, step)
             sums[(LM, ATTN)][0] += computed
             sums[(LM, ATTN)][1] += needed
-    if t.linear is not None and t.linear.layers:  # projections and the conv are counted; the recurrence is not
-        skipped = (*skipped, f"{LM}: Gated DeltaNet recurrence (state update and readout, not counted)")
+    if t.linear is not None and t.linear.layers:  # the recurrence and the conv's extra outputs, on the conv's row
+        row = next((e.component, e.group) for e in acc.entries if e.role == "gdn_conv")
+        computed, needed = deltanet_flops(t, step)
+        sums[row][0] += computed
+        sums[row][1] += needed
     rows = tuple(RowFlops(c, name, _exact(v[0]), _exact(v[1])) for (c, name), v in sums.items())
     return Ledger(step, rows, skipped)
 

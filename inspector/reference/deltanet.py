@@ -43,6 +43,36 @@ def l2_normalise(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True) + eps)
 
 
+CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk_size (and FLA's chunk_gated_delta_rule)
+
+
+def chunked_delta_rule(q, k, v, beta, decay, S, chunk: int = CHUNK):
+    """The delta rule over chunks of `chunk` tokens (the WY/UT form transformers' torch fallback runs for a
+    prefill): within a chunk, a unit lower-triangular system turns the token-by-token updates into
+    matmuls; between chunks, the state carries over. The sequence is padded with zeros (beta 0, decay 0)
+    to a multiple of `chunk`. Inputs as `recur`'s after normalisation, float32; returns (b, n, h, d_v), S."""
+    b, n, h, d_v = v.shape
+    pad = (-n) % chunk
+    q, k, v = (F.pad(x.transpose(1, 2), (0, 0, 0, pad)) for x in (q, k, v))  # (b, h, N, d)
+    beta, decay = (F.pad(x.transpose(1, 2), (0, pad)) for x in (beta, decay))  # (b, h, N)
+    m = (n + pad) // chunk
+    q, k, v = (x.reshape(b, h, m, chunk, x.shape[-1]) for x in (q, k, v))
+    beta, g = beta.reshape(b, h, m, chunk, 1), decay.reshape(b, h, m, chunk).cumsum(-1)  # g: decay so far
+    later = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).triu(1)
+    between = (g[..., :, None] - g[..., None, :]).masked_fill(later, float("-inf")).exp()  # exp(g_i - g_j), j <= i
+    system = (k * beta) @ k.transpose(-1, -2) * between  # its strict lower part: how token j's update reaches i
+    values = torch.linalg.solve_triangular(system, v * beta, upper=False, unitriangular=True)
+    reads = torch.linalg.solve_triangular(system, k * beta * g.exp()[..., None], upper=False, unitriangular=True)
+    scores = q @ k.transpose(-1, -2) * between  # (b, h, m, C, C): within the chunk, causal
+    q_in, k_out = q * g.exp()[..., None], k * (g[..., -1:] - g).exp()[..., None]
+    out = []
+    for i in range(m):
+        fresh = values[:, :, i] - reads[:, :, i] @ S  # (b, h, C, d_v): what the state does not predict yet
+        out.append(q_in[:, :, i] @ S + scores[:, :, i] @ fresh)
+        S = S * g[:, :, i, -1].exp()[..., None, None] + k_out[:, :, i].transpose(-1, -2) @ fresh
+    return torch.stack(out, dim=2).reshape(b, h, m * chunk, d_v)[:, :, :n].transpose(1, 2), S
+
+
 class GatedDeltaNet(nn.Module):
     """One Gated DeltaNet token mixer; its roles (DELTANET_ROLES) are its parameter names."""
 
@@ -88,11 +118,17 @@ class GatedDeltaNet(nn.Module):
         return qkv, z.reshape(b, n, self.h_v, self.d_v), beta_in.reshape(b, n, self.h_v), a.reshape(b, n, self.h_v)
 
     def convolve(self, qkv: torch.Tensor, conv: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Causal depthwise conv over (previous inputs | new inputs); returns (b, n, conv_dim) and the new state."""
+        """Causal depthwise conv; returns (b, n, conv_dim) and the new state (the last `kernel` inputs). Run as
+        transformers runs it (its FLOPs are those FlopCounterMode counts there): a fresh sequence pads
+        kernel - 1 zeros on both sides and keeps the first n of n + kernel - 1 outputs; a cached one convolves
+        (kernel past | n new) inputs and keeps the last n of n + 1 outputs (causal_conv1d_fn / _update)."""
         b, n, c = qkv.shape
         past = conv if conv is not None else qkv.new_zeros(b, c, self.kernel)  # (b, conv_dim, kernel)
         inputs = torch.cat([past, qkv.transpose(1, 2)], dim=-1)  # (b, conv_dim, kernel + n)
-        out = F.conv1d(inputs[..., 1:], self.gdn_conv, groups=c)  # (b, conv_dim, n): kernel - 1 past inputs
+        if conv is None:
+            out = F.conv1d(qkv.transpose(1, 2), self.gdn_conv, padding=self.kernel - 1, groups=c)[..., :n]
+        else:
+            out = F.conv1d(inputs, self.gdn_conv, groups=c)[..., -n:]  # (b, conv_dim, n)
         return self.conv_out(F.silu(out).transpose(1, 2)), inputs[..., -self.kernel:]  # (b, n, conv_dim)
 
     def recur(self, q, k, v, beta, decay, state):
@@ -103,6 +139,8 @@ class GatedDeltaNet(nn.Module):
         q, k, v, beta, decay = (t.float() for t in (q, k, v, beta, decay))
         q = l2_normalise(q) * self.d_k**-0.5
         k = l2_normalise(k)
+        if state is None or n > 1:  # transformers' condition for its chunked form (prefill; recurrent: decode)
+            return chunked_delta_rule(q, k, v, beta, decay, S)
         out = []
         for t in range(n):
             S = S * decay[:, t].exp()[..., None, None]  # (b, h_v, d_k, d_v): the decay
