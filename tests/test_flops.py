@@ -503,3 +503,23 @@ def test_qwen25_vl_windows_as_needed():
     per_pair, windowed = 4 * enc.num_heads * enc.head_dim, enc.depth - len(enc.fullatt_blocks)
     full = len(enc.fullatt_blocks) * vp.length**2 + windowed * sum(w * w for w in vp.windows)
     assert book.needed - book.computed == per_pair * full - per_pair * enc.depth * vp.length**2
+
+
+# --------------------------------------------------------------------------- Gated DeltaNet over chunks
+
+HYBRIDS = [c for c in CASES if from_hf_config(CASES[c], c).text.linear is not None]
+
+
+@pytest.mark.parametrize("case", HYBRIDS, ids=HYBRIDS)
+def test_deltanet_prefill_over_several_chunks(case):
+    """A prefill of 130 tokens runs the chunked delta rule over 3 chunks of 64 (padded; transformers'
+    torch_chunk_gated_delta_rule), then a decode token the recurrent form: FlopCounterMode over the
+    reference on meta == the ledger (recurrence and the conv's padded outputs included)."""
+    spec = from_hf_config(CASES[case], case)
+    model, acc = reference_meta(spec), account(spec)
+    with torch.no_grad(), uniform_experts(spec.text.moe.top_k if spec.text.moe else None):
+        cache = model.new_cache()
+        prefill_count = counted(lambda: model(ids(130), cache=cache))
+        step = counted(lambda: model(ids(1), cache=cache))
+    assert prefill_count == ledger(acc, Pass(130, 0, BATCH)).computed
+    assert step == ledger(acc, Pass(1, 130, BATCH)).computed
