@@ -7,8 +7,9 @@ d_k^-1/2. A per-head state S (d_k x d_v) then goes token by token (the delta rul
 S <- S exp(g_t); S <- S + k_t (beta_t (v_t - S^T k_t))^T; o_t = S^T q_t, with beta = sigmoid(b) and
 g = -exp(A_log) softplus(a + dt_bias). The heads' outputs go through an RMS norm over d_v gated by
 SiLU(z), then out_proj. The cache keeps the convolution's last `conv_kernel` inputs and S (float32), not
-K and V: a fixed size per sequence whatever its length. The recurrence is written as transformers'
-torch_recurrent_gated_delta_rule computes it one token at a time (its prefill runs the equal chunked form).
+K and V: a fixed size per sequence whatever its length. The recurrence runs as transformers' torch fallback
+runs it, so FlopCounterMode counts the same matmuls: a prefill in the chunked form (torch_chunk_gated_delta_rule,
+chunks of 64, `chunked_delta_rule`), a decode token one step at a time (torch_recurrent_gated_delta_rule).
 """
 
 from __future__ import annotations

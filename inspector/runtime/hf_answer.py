@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from inspector.errors import InspectError
+from inspector.memory.native_hybrid import SOURCE_VLLM
 from inspector.memory.vllm_hybrid import AttnLayer, HybridInput, HybridPlan, StateLayer, hybrid_plan, state_bytes
 from inspector.reports.render import Report, Section
 
 KDA = ("kimi_linear",)  # vLLM's kda_state_dtype: the recurrent state in float32 (mamba_utils.py)
-SOURCE_VLLM = ("vllm/platforms/interface.py _align_hybrid_block_size; vllm/v1/kv_cache_interface.py MambaSpec; "
-               "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator/DtypeCalculator")
 
 
 # config.json's trained length: the smallest of the keys vLLM reads (vllm/config/model.py _get_and_verify_max_len,
