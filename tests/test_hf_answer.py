@@ -219,6 +219,21 @@ def test_state_page_is_vllms(name, config_dirs):
     assert json.loads(result.stdout)["vllm_state_page_bytes"] == expected
 
 
+@pytest.mark.parametrize("tp", [2, 4])
+def test_native_state_page_splits_over_tp(tp, config_dirs):
+    """vLLM's gated_delta_net_state_shape divides conv_dim and the value heads by tp (mamba_utils.py)."""
+    c = SAMPLE["qwen3_next"]
+    conv_dim = 2 * c["linear_key_head_dim"] * c["linear_num_key_heads"] + \
+        c["linear_value_head_dim"] * c["linear_num_value_heads"]
+    expected = ((c["linear_conv_kernel_dim"] - 1) * conv_dim // tp * 2 +
+                c["linear_num_value_heads"] // tp * c["linear_value_head_dim"] * c["linear_key_head_dim"] * 2)
+    result = runner.invoke(app, ["memory", config_dirs["qwen3_next"], "--tp", str(tp), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["vllm_state_page_bytes"] == expected
+    assert data["page_bytes"] == data["block_size"] * data["kv_bytes_per_token_layer"] >= expected
+
+
 def test_memory_table_says_the_path_and_the_kv_layers(config_dirs):
     """qwen3_next answers natively (no transformers path line) with vLLM's hybrid layout and its log line."""
     result = runner.invoke(app, ["memory", config_dirs["qwen3_next"], "-f", "md"])
