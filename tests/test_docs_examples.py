@@ -40,7 +40,8 @@ class _Workdirs:
         self.root, self.done = root, {}
         # under pytest-xdist, root is <basetemp>/popen-gwN/docsM: <basetemp> is this run's, shared by its workers
         worker = os.environ.get("PYTEST_XDIST_WORKER")
-        self.shared = root.parent.parent / "docs-definitions" if worker and root.parent.name == f"popen-{worker}" else None
+        shared = worker and root.parent.name == f"popen-{worker}"
+        self.shared = root.parent.parent / "docs-definitions" if shared else None
 
     def prepare(self, page: Path, examples: list[Example], upto: int) -> tuple[Path, dict[str, str]]:
         cwd, variables, ran = self.done.setdefault(page, (self.root / page.stem, {}, set()))
