@@ -138,16 +138,37 @@ def command_environment(variables: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def define(example: Example, variables: dict[str, str]) -> bool:
-    """Run a `NAME=$(...)` line and remember its value; False when the line is not an assignment."""
+def define(example: Example, variables: dict[str, str], shared: Path | None = None) -> bool:
+    """Run a `NAME=$(...)` line and remember its value; False when the line is not an assignment.
+
+    With `shared` (a directory all pytest-xdist workers of one run see), the line runs once per run:
+    the first worker to need it runs it under a file lock and stores its value, the others read it
+    (docs/verify.md's `python tests/peft_adapters.py ...` costs ~7 s, mostly importing peft)."""
     match = ASSIGN.match(example.command)
     if not match:
         return False
-    done = subprocess.run(["bash", "-c", match.group(2)], capture_output=True, text=True,
-                          env=environment(variables), timeout=120)
-    assert done.returncode == 0, f"{example.id}: {match.group(2)} failed: {done.stderr}"
-    variables[match.group(1)] = done.stdout.strip()
+    if shared is None:
+        variables[match.group(1)] = _defined(example, match.group(2), variables)
+        return True
+    import fcntl
+    import hashlib
+
+    key = hashlib.sha256(repr((match.group(2), sorted(variables.items()))).encode()).hexdigest()[:24]
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        value = shared / f"{key}.value"
+        if not value.exists():
+            value.write_text(_defined(example, match.group(2), variables), encoding="utf-8")
+        variables[match.group(1)] = value.read_text(encoding="utf-8")
     return True
+
+
+def _defined(example: Example, command: str, variables: dict[str, str]) -> str:
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                          env=environment(variables), timeout=120)
+    assert done.returncode == 0, f"{example.id}: {command} failed: {done.stderr}"
+    return done.stdout.strip()
 
 
 def run(example: Example, variables: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -78,3 +78,32 @@ def test_help_builds_every_command():
     shown = CliRunner().invoke(app, ["--help"])
     assert shown.exit_code == 0
     assert all(f" {name} " in shown.stdout for name in COMMANDS)
+
+
+DYNAMO = """
+import sys
+import torch
+from inspector.reference.text import TextModel
+from inspector.spec.presets import find_preset
+from inspector.spec.model import from_hf_config
+spec = from_hf_config(find_preset("smollm2-135m").config, "smollm2").text
+meta = TextModel(spec, device="meta")
+print("torch._dynamo" in sys.modules)
+cpu = TextModel(spec, device="cpu")
+for name in ("embed",):
+    a, b = getattr(meta, name).weight, getattr(cpu, name).weight
+    print(a.shape == b.shape, a.dtype == b.dtype, a.requires_grad == b.requires_grad, a.device.type)
+print(meta.lm_head.weight is meta.embed.weight)
+"""
+
+
+def test_a_model_built_on_meta_skips_the_random_init_that_imports_dynamo():
+    """`inspect run`/`trace` build the TextModel on meta and then load or trace it: the embedding's random
+    init has no values to set there, and its normal_ imports torch._dynamo (~1.4 s a command). On meta the
+    embedding has the shape, dtype and requires_grad it has on cpu (where the random init still runs),
+    and stays tied to the LM head."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", DYNAMO],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "True", "meta", "True"]

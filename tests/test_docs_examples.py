@@ -38,6 +38,10 @@ class _Workdirs:
 
     def __init__(self, root: Path):
         self.root, self.done = root, {}
+        # under pytest-xdist, root is <basetemp>/popen-gwN/docsM: <basetemp> is this run's, shared by its workers
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        shared = worker and root.parent.name == f"popen-{worker}"
+        self.shared = root.parent.parent / "docs-definitions" if shared else None
 
     def prepare(self, page: Path, examples: list[Example], upto: int) -> tuple[Path, dict[str, str]]:
         cwd, variables, ran = self.done.setdefault(page, (self.root / page.stem, {}, set()))
@@ -45,7 +49,7 @@ class _Workdirs:
         for n, example in enumerate(examples[:upto]):
             if n in ran or not _is_setup(example) or SKIP.keys() & example.flags:
                 continue
-            if not define(example, variables):
+            if not define(example, variables, self.shared):
                 code, output = run(example, variables, cwd)
                 assert code == example.exit_code, f"setup {example.id}: `{example.command}` exited {code}:\n{output[-2000:]}"
             ran.add(n)

@@ -249,3 +249,24 @@ def test_config_for_non_gguf_refused(tmp_path):
     save_file({"a": np.zeros(1, np.float32)}, str(p))
     with pytest.raises(InspectError, match="not a GGUF"):
         gguf_to_hf_config(open_checkpoint(p))
+
+
+def test_q8_0_dequantized_bit_for_bit_as_gguf_quants():
+    """GGUFSource's own Q8_0 path (one torch pass) equals gguf.quants.dequantize bit for bit, on random
+    blocks whose f16 scales include subnormals, infinities and NaNs (NaN payloads compared too)."""
+    import numpy as np
+    import torch
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    from inspector.checkpoint.tensors import dequantize_q8_0
+
+    raw = np.random.default_rng(0).integers(0, 256, size=40_000 * 34, dtype=np.uint8)
+    raw[:34 * 6].reshape(6, 34)[:, :2] = np.array([0x0001, 0x7C00, 0xFC00, 0x7E00, 0x0000, 0x8000],  # subnormal,
+                                                    np.uint16).view(np.uint8).reshape(6, 2)  # +-inf, NaN, +-0
+    raw.flags.writeable = False  # as the file's read-only mapping
+    ours = dequantize_q8_0(raw)
+    with np.errstate(invalid="ignore"):  # inf * 0
+        theirs = dequantize(raw.reshape(-1, 34), GGMLQuantizationType.Q8_0)
+    assert ours.shape == (40_000, 32)
+    assert torch.equal(ours.view(torch.int32), torch.from_numpy(theirs.reshape(-1, 32)).view(torch.int32))

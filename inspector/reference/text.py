@@ -82,6 +82,14 @@ class Block(nn.Module):
         return x + s * self._norm("post_mlp_norm", self.mlp(self._norm("mlp_norm", x)))  # (b, n, d)
 
 
+def _embedding(n: int, d: int, dtype: torch.dtype, device: Any) -> nn.Embedding:
+    """nn.Embedding(n, d); on the meta device without its random init, which has no values to set there
+    and whose normal_ imports torch._dynamo (~1.4 s of every `inspect run`/`trace`, which build on meta)."""
+    if torch.device(device).type == "meta":
+        return nn.Embedding(n, d, _weight=torch.empty(n, d, dtype=dtype, device="meta"))
+    return nn.Embedding(n, d, dtype=dtype)
+
+
 class TextModel(nn.Module):
     """Token ids (b, n) -> logits (b, n, n_v), Steps 4 to 9; with a KVCache, n new tokens after it."""
 
@@ -89,11 +97,11 @@ class TextModel(nn.Module):
         super().__init__()
         self.spec = spec
         with torch.device(device):
-            self.embed = note(nn.Embedding(spec.vocab_size, spec.hidden_size, dtype=dtype),
+            self.embed = note(_embedding(spec.vocab_size, spec.hidden_size, dtype, device),
                               "Step 4", "embedding lookup: ids (b, n) -> (b, n, d)"
                               + (" times sqrt(d)" if spec.embed_scale else ""))
             if spec.learned_positions:
-                self.pos_embed = note(nn.Embedding(spec.max_position_embeddings, spec.hidden_size, dtype=dtype),
+                self.pos_embed = note(_embedding(spec.max_position_embeddings, spec.hidden_size, dtype, device),
                                       "Step 4", "learned position embedding added")
             self.layers = nn.ModuleList(Block(spec, i).to(dtype) for i in range(spec.num_layers))
             self.norm = make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label).to(dtype)

@@ -31,10 +31,17 @@ def recovered_merges(tokens: Sequence[str]) -> list[tuple[str, str]]:
     """Every (left, right) split of a token into two tokens, best first: by the merged token's
     position in the file, then by a longer left part."""
     position = {token: i for i, token in enumerate(tokens)}  # a repeated token keeps its last id
+    # without repeats the dict's own order is the file order; with them, sort by the kept id
+    order = position if len(position) == len(tokens) else sorted(position, key=position.__getitem__)
     merges: list[tuple[str, str]] = []
-    for token, i in sorted(position.items(), key=lambda item: item[1]):
-        splits = [(token[:j], token[j:]) for j in range(len(token) - 1, 0, -1)]
-        merges.extend(pair for pair in splits if pair[0] in position and pair[1] in position)
+    add = merges.append
+    for token in order:  # the right part is cut only when the left part is a token (Gemma: 0.6 s less)
+        for j in range(len(token) - 1, 0, -1):
+            left = token[:j]
+            if left in position:
+                right = token[j:]
+                if right in position:
+                    add((left, right))
     return merges
 
 
