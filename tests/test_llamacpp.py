@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import smollm2_gguf_path
+from llamacpp_records import settings
 from inspector.checkpoint.gguf import parse_gguf
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout, to_json
 from inspector.memory.llamacpp_graph import GraphShape, compute_bytes
@@ -48,12 +49,6 @@ def gguf_files():
 
     return get
 
-
-def settings(s: dict) -> LlamaCppSettings:
-    """The recorded settings (tools/record_llamacpp.py) as the predictor's record."""
-    return LlamaCppSettings(n_ctx=s["n_ctx"], n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_seq_max=s["n_seq_max"],
-                            kv_unified=s["kv_unified"], flash_attn=s["fa"], type_k=s["type_k"], type_v=s["type_v"],
-                            swa_full=s["swa_full"], use_mmap=s["use_mmap"])
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[p.stem for p in RUNS])

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from inspector.checkpoint.gguf import parse_gguf
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout
 from inspector.memory.llamacpp_graph import ARCHS
+from llamacpp_records import FILES, SYN, settings, synth_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
-SYN = ROOT / "fixtures" / "llamacpp" / "synth"
-FILES = json.loads((SYN / "files.json").read_text())
 RUNS = sorted((SYN / "runs").glob("*.json"))
 HELD = [(p.stem, i, r) for p in sorted((SYN / "heldback").glob("*.json"))
         for i, r in enumerate(json.loads(p.read_text())["runs"])]
@@ -37,20 +35,11 @@ def synth(tmp_path_factory):
 
     def get(name: str):
         if name not in cache:
-            path = folder / f"{name}.gguf"
-            path.write_bytes(gzip.decompress((SYN / "headers" / f"{name}.gguf.head.gz").read_bytes()))
-            with open(path, "r+b") as f:
-                f.truncate(FILES[name]["file_bytes"])
-            cache[name] = parse_gguf(path)
+            cache[name] = synth_gguf(folder, name)
         return cache[name]
 
     return get
 
-
-def settings(s: dict) -> LlamaCppSettings:
-    return LlamaCppSettings(n_ctx=s["n_ctx"], n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_seq_max=s["n_seq_max"],
-                            kv_unified=s["kv_unified"], flash_attn=s["fa"], type_k=s["type_k"], type_v=s["type_v"],
-                            swa_full=s["swa_full"], use_mmap=s["use_mmap"])
 
 
 def _exact(pred) -> dict:

@@ -10,20 +10,18 @@ model_type keeps its one-line error.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from inspector.checkpoint.gguf import parse_gguf
 from inspector.cli.app import app
 from inspector.memory.llamacpp import LlamaCppSettings
 from inspector.memory.llamacpp_model import LlamaCppRequest, llamacpp_memory
+from llamacpp_records import SYN, synth_gguf
+from llamacpp_records import settings as _settings
 
-SYN = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "synth"
-FILES = json.loads((SYN / "files.json").read_text())
 # smollm3 (-tiny and -wide: head_dim 128 with 4 heads of a 256 hidden); granite -tiny only (its converter drops
 # head_dim, so granite-wide's 4 x 128 heads on a 256 hidden has no config)
 RUNS = sorted(p for p in (SYN / "runs").glob("*.json") if p.name.startswith(("smollm3-", "granite-tiny-")))
@@ -65,21 +63,12 @@ def synth(tmp_path_factory):
 
     def get(name: str):
         if name not in cache:
-            path = root / f"{name}.gguf"
-            path.write_bytes(gzip.decompress((SYN / "headers" / f"{name}.gguf.head.gz").read_bytes()))
-            with open(path, "r+b") as f:
-                f.truncate(FILES[name]["file_bytes"])
-            f = parse_gguf(path)
+            f = synth_gguf(root, name)
             cache[name] = f, _config(root / name, f)
         return cache[name]
 
     return get
 
-
-def _settings(s: dict) -> LlamaCppSettings:
-    return LlamaCppSettings(n_ctx=s["n_ctx"], n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_seq_max=s["n_seq_max"],
-                            kv_unified=s["kv_unified"], flash_attn=s["fa"], type_k=s["type_k"], type_v=s["type_v"],
-                            swa_full=s["swa_full"], use_mmap=s["use_mmap"])
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[p.stem for p in RUNS])

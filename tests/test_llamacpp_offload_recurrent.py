@@ -10,18 +10,15 @@ buffer type; a hybrid's attention layers keep their KV cache on their device, a 
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
 import pytest
 
-from inspector.checkpoint.gguf import parse_gguf
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout
 from inspector.memory.llamacpp_offload import Placement, device_buffers, device_totals, offload_printout
+from llamacpp_records import FILES, SYN, synth_gguf
+from llamacpp_records import settings as _settings
 
-SYN = Path(__file__).resolve().parent.parent / "fixtures" / "llamacpp" / "synth"
-FILES = json.loads((SYN / "files.json").read_text())
 RECURRENT = ("lfm2-", "lfm2moe-", "granitehybrid-", "mamba2-")
 RUNS = sorted(p for p in (SYN / "runs").glob("*.json") if p.name.startswith(RECURRENT))
 
@@ -33,20 +30,11 @@ def synth(tmp_path_factory):
 
     def get(name: str):
         if name not in cache:
-            path = folder / f"{name}.gguf"
-            path.write_bytes(gzip.decompress((SYN / "headers" / f"{name}.gguf.head.gz").read_bytes()))
-            with open(path, "r+b") as f:
-                f.truncate(FILES[name]["file_bytes"])
-            cache[name] = parse_gguf(path)
+            cache[name] = synth_gguf(folder, name)
         return cache[name]
 
     return get
 
-
-def _settings(s: dict) -> LlamaCppSettings:
-    return LlamaCppSettings(n_ctx=s["n_ctx"], n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_seq_max=s["n_seq_max"],
-                            kv_unified=s["kv_unified"], flash_attn=s["fa"], type_k=s["type_k"], type_v=s["type_v"],
-                            swa_full=s["swa_full"], use_mmap=s["use_mmap"])
 
 
 def test_the_recurrent_fixtures_are_there():
