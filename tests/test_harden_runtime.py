@@ -91,6 +91,38 @@ def test_a_long_prompt_list_runs_in_batches_with_the_same_greedy_results(tmp_pat
     assert {g.batch for g in whole} == {7} and [g.batch for g in chunked] == [3, 3, 3, 3, 3, 3, 1]
 
 
+def test_temperatures_and_trials_sharing_a_batch_draw_what_batches_of_their_own_draw(tmp_path):
+    """generate_all puts several (temperature, trial) runs of a prompt chunk in one batch, each run's rows
+    sampled with its own generator: the tokens equal those of one batch per run (batch_size = the prompts),
+    sampled and greedy alike, whether all runs share one batch or two share each."""
+    from hf_reference import hf_tiny
+
+    from inspector.generations import RunPlan
+    from inspector.reference.load import load_model
+    from inspector.runtime.batch import Batch, RowGroup, generate_batch
+    from inspector.runtime.run import generate_all
+    from inspector.runtime.sampling import SamplingSettings
+
+    cfg = tiny_config("llama", vocab_size=101, max_position_embeddings=64)
+    hf_tiny(cfg, seed=5).save_pretrained(tmp_path, safe_serialization=True)
+    model = load_model(tmp_path)
+    tok = SimpleNamespace(eos_ids=[1], decode=lambda ids, skip_special_tokens=True: " ".join(map(str, ids)))
+    runtime = SimpleNamespace(tokenizer=tok, model=model, spec=SimpleNamespace(name="tiny", text=model.spec))
+    rows = [[(5 * i + j) % 100 + 2 for j in range(2 + 2 * i)] for i in range(3)]
+    plan = RunPlan(("a", "b", "c"), max_new_tokens=8, temperatures=(0.0, 1.5, 3.0), trials=2, top_k=50, seed=11)
+
+    def run(size: int):
+        return generate_all(runtime, plan, encoded=rows, batch_size=size)
+
+    alone, shared, pairs = run(3), run(256), run(6)
+    assert [g.token_ids for g in shared] == [g.token_ids for g in alone] == [g.token_ids for g in pairs]
+    assert {g.batch for g in alone} == {3} and {g.batch for g in shared} == {18} and {g.batch for g in pairs} == {6}
+    sampled = {g.token_ids for g in alone if g.temperature == 3.0 and g.prompt == "a"}
+    assert len(sampled) == 2  # the two trials differ: each run has its own seed
+    with pytest.raises(InspectError, match=r"row groups of \[2, 2\] rows do not cover a batch of 3 rows"):
+        generate_batch(model, Batch(rows), 2, groups=[RowGroup(SamplingSettings(), 2)] * 2)
+
+
 def test_a_chat_line_on_stdin_is_bounded(monkeypatch):
     from inspector.cli.chat import _typed
 

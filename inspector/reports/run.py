@@ -129,8 +129,7 @@ def run_report(runs: list[ModelRun], prompt_set: str = "") -> Report:
              g.tokens, f"{g.prefill_tokens_per_s:.1f}", _decode_rate(g), g.stop]
             for g in gens]
     batch = max((g.batch for g in gens), default=1)
-    notes = [f"all {batch} prompts run as one left-padded batch per temperature and trial; tokens/s are the "
-             "batch's (every row's tokens)"] if batch > 1 else []
+    notes = [_batch_note(batch, len({g.prompt for g in gens}))] if batch > 1 else []
     sections.append(Section("Generations", headers, rows, notes=notes))
     sweep = several or judged or len({(g.temperature, g.trial) for g in gens}) > 1
     if sweep:
@@ -248,6 +247,18 @@ def chat_report(model: str, turns, checks: list[bool] | None = None) -> Report:
     data = {"model": model, "turns": [{**t.__dict__, **({"same_as_from_scratch": checks[i]} if checks else {})}
                                       for i, t in enumerate(turns)]}
     return Report([Section(f"Conversation with {model} (KV cache kept between turns)", headers, rows)], data)
+
+
+def _batch_note(batch: int, prompts: int) -> str:
+    """How the generations were batched (runtime.run.generate_all): several temperature x trial runs share
+    a batch when the prompts leave room for them."""
+    rates = "tokens/s are the batch's (every row's tokens)"
+    if batch == prompts:
+        return f"all {batch} prompts run as one left-padded batch per temperature and trial; {rates}"
+    if batch < prompts:
+        return f"the prompts run as left-padded batches of {batch} per temperature and trial; {rates}"
+    return (f"all {prompts} {'prompt' if prompts == 1 else 'prompts'} run {batch // prompts} times (temperatures x "
+            f"trials) in one left-padded batch of {batch} rows, each run sampled with its own seeded generator; {rates}")
 
 
 def _decode_rate(g: Generation) -> str:

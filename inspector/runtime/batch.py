@@ -8,7 +8,10 @@ attention (inspector.reference.layers.causal_mask) with position ids that start 
 first real token (inspector.reference.text.TextModel.forward). This is what transformers does with
 `padding_side="left"`. `encode_prompts` turns texts into id rows (or stand-in ids when no
 tokenizer is at hand); `Batch` pads them; `generate_batch` samples every row at once, feeds a pad
-to rows that have stopped, and reports each row's tokens and stop reason. No printing here.
+to rows that have stopped, and reports each row's tokens and stop reason. Consecutive rows can form
+`RowGroup`s, each sampled with its own settings and its own seeded generator, so that several
+temperatures and trials share one batch (one read of the weights per step) and draw exactly what
+they would draw as batches of their own. No printing here.
 """
 
 from __future__ import annotations
@@ -110,6 +113,14 @@ class Batch:
         return torch.tensor([[0] * (n - len(r)) + [1] * len(r) for r in self.rows], device=device)
 
 
+@dataclass(frozen=True)
+class RowGroup:
+    """`rows` consecutive rows of a batch sampled with `settings` and a generator of their own."""
+
+    settings: SamplingSettings
+    rows: int
+
+
 @dataclass
 class BatchResult:
     tokens: list[list[int]]  # new tokens per row, up to and including its stop token
@@ -130,6 +141,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _drawer(groups: Sequence[RowGroup], device) -> Callable[[torch.Tensor], list[int]]:
+    """Next ids of every row: each group samples its own rows of the (b, n_v) logits with its own
+    generator, seeded once, in the order a batch of only those rows would draw them."""
+    generators = [g.settings.generator(device) for g in groups]
+
+    def draw(logits: torch.Tensor) -> list[int]:
+        chosen, start = [], 0
+        for group, generator in zip(groups, generators):
+            chosen += sample(logits[start:start + group.rows], group.settings, generator).tolist()  # (rows,)
+            start += group.rows
+        return chosen
+
+    return draw
+
+
 @torch.inference_mode()
 def _forward_last(model, ids: torch.Tensor, cache, padding: torch.Tensor | None) -> torch.Tensor:
     return model(ids, cache, last_only=True, padding=padding)[:, -1]  # (b, n_v)
@@ -137,21 +163,26 @@ def _forward_last(model, ids: torch.Tensor, cache, padding: torch.Tensor | None)
 
 def generate_batch(model, batch: Batch, max_new_tokens: int, eos_ids: Sequence[int] = (),
                    settings: SamplingSettings | None = None,
-                   on_step: Callable[[list[int | None]], None] | None = None) -> BatchResult:
+                   on_step: Callable[[list[int | None]], None] | None = None,
+                   groups: Sequence[RowGroup] | None = None) -> BatchResult:
     """Prefill the padded batch once, then one cached step for all rows at a time. A row stops at an
-    end-of-sequence id; it is then fed pads (masked out) until every row has stopped."""
+    end-of-sequence id; it is then fed pads (masked out) until every row has stopped. `groups` (their
+    rows adding up to the batch's) sample their rows each with their own settings and generator;
+    without them every row is sampled with `settings`."""
     from inspector.runtime.generate import check_context
 
     from inspector.runtime.generate import check_ids
 
-    settings = settings or SamplingSettings()
     for row in batch.rows:
         check_ids(row, "prompt", model.spec.vocab_size)
     check_ids([batch.pad_id], "pad", model.spec.vocab_size)
     check_context(model.spec, max(len(r) for r in batch.rows), max_new_tokens)
-    device = next(model.parameters()).device
-    generator = settings.generator(device)
     b = len(batch.rows)
+    groups = list(groups) if groups else [RowGroup(settings or SamplingSettings(), b)]
+    if sum(g.rows for g in groups) != b or any(g.rows < 1 for g in groups):
+        raise InspectError(f"row groups of {[g.rows for g in groups]} rows do not cover a batch of {b} rows")
+    device = next(model.parameters()).device
+    draw = _drawer(groups, device)
     result = BatchResult([[] for _ in range(b)], ["max_new_tokens"] * b)
     done = [False] * b
     cache, padding = model.new_cache(), batch.padding(device)
@@ -160,7 +191,7 @@ def generate_batch(model, batch: Batch, max_new_tokens: int, eos_ids: Sequence[i
     _sync(device)
     result.prefill_s = time.perf_counter() - start
     for step in range(max_new_tokens):
-        chosen = sample(logits, settings, generator).tolist()  # (b,)
+        chosen = draw(logits)  # b ids
         fed, shown = [], []
         for row, token in enumerate(chosen):
             if done[row]:

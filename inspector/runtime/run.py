@@ -91,35 +91,40 @@ def generate_all(runtime, plan: RunPlan, on_token: Callable[[str], None] | None 
                  batches: list[tuple[int, int, Any]] | None = None) -> list[Generation]:
     """Every temperature x trial (seed + trial - 1) of the plan with its prompts as left-padded batches
     of at most `batch_size` rows (PROMPT_BATCH: a prompt file of 20,000 lines is not one 10 GB batch).
-    Greedy results do not depend on the batching; a sampled batch draws from its own generator of the
-    seed. `on_token` gets each new piece of the first prompt's text.
+    The prompts go in chunks of at most `batch_size`; as many (temperature, trial) runs of a chunk as
+    fit in `batch_size` rows share one batch, each run's rows sampled with its own generator of its
+    seed (batch.RowGroup): the weights are read once per step for all of them, and every run draws
+    what it would draw in a batch of its own. Greedy results do not depend on the batching.
 
     Generations are ordered by prompt, temperature, trial. Timings are the batch's: the prefill rate
     counts every row's real tokens, the decode rate every row's new tokens after the first. `encoded`
     are the prompts' ids when already encoded and checked. `batches`, when given, gets (chunk index,
-    padded width, BatchResult) of every batch run.
+    padded width, BatchResult) of every batch run. `on_token` gets each new piece of the first
+    prompt's text in the first run.
     """
-    from inspector.runtime.batch import Batch, encode_prompts, generate_batch
+    from inspector.runtime.batch import Batch, RowGroup, encode_prompts, generate_batch
 
     tok, model, prompts = runtime.tokenizer, runtime.model, list(plan.prompts)
     eos = tuple(tok.eos_ids) or runtime.spec.text.eos_token_ids
     rows = encoded or encode_prompts(tok, runtime.spec.text, prompts, plan.chat, plan.max_new_tokens)[1]
     size = max(1, batch_size)
     chunks = [(prompts[i:i + size], rows[i:i + size]) for i in range(0, len(rows), size)]
+    runs = [_Meta(runtime.spec.name, temperature, trial, plan.seed + trial - 1)
+            for temperature in plan.temperatures for trial in range(1, plan.trials + 1)]
     out = []
-    for temperature in plan.temperatures:
-        for trial in range(1, plan.trials + 1):
-            seed = plan.seed + trial - 1
-            settings = SamplingSettings(temperature=temperature, top_k=plan.top_k, top_p=plan.top_p, seed=seed,
-                                        min_p=plan.min_p)
-            meta = _Meta(runtime.spec.name, temperature, trial, seed)
-            for n, (texts, chunk) in enumerate(chunks):
-                stream = _streamer(tok, on_token) if on_token and n == 0 else None
-                batch = Batch(chunk, eos[0] if eos else 0)
-                res = generate_batch(model, batch, plan.max_new_tokens, eos, settings, stream)
-                if batches is not None:
-                    batches.append((n, batch.width, res))
-                out += _generations(tok, meta, texts, chunk, res, plan.expect)
+    for n, (texts, chunk) in enumerate(chunks):
+        together = max(1, size // len(chunk))  # runs of this chunk in one batch
+        for first in range(0, len(runs), together):
+            metas = runs[first:first + together]
+            groups = [RowGroup(SamplingSettings(temperature=m.temperature, top_k=plan.top_k, top_p=plan.top_p,
+                                                seed=m.seed, min_p=plan.min_p), len(chunk)) for m in metas]
+            stream = _streamer(tok, on_token) if on_token and n == 0 and first == 0 else None
+            batch = Batch(chunk * len(metas), eos[0] if eos else 0)
+            res = generate_batch(model, batch, plan.max_new_tokens, eos, on_step=stream, groups=groups)
+            if batches is not None:
+                batches.append((n, batch.width, res))
+            for i, meta in enumerate(metas):
+                out += _generations(tok, meta, texts, batch.rows, res, plan.expect, i * len(chunk))
     order = {p: i for i, p in enumerate(prompts)}
     return sorted(out, key=lambda g: (order[g.prompt], plan.temperatures.index(g.temperature), g.trial))
 
@@ -182,7 +187,7 @@ def _beside(pred: dict[str, Any], step: str, key: str, seconds: float | None, to
 
 @dataclass(frozen=True)
 class _Meta:
-    """What every generation of one temperature and trial shares."""
+    """What every generation of one temperature and trial (one run) shares."""
 
     model: str
     temperature: float
@@ -190,19 +195,21 @@ class _Meta:
     seed: int
 
 
-def _generations(tok, meta: _Meta, prompts: list[str], chunk: list[list[int]], res,
-                 expect: Mapping[str, tuple[str, ...] | None]) -> list[Generation]:
-    """One generation per row of a batch (`chunk`, the id rows of `prompts`) and its result `res`."""
+def _generations(tok, meta: _Meta, prompts: list[str], batch_rows: list[list[int]], res,
+                 expect: Mapping[str, tuple[str, ...] | None], offset: int = 0) -> list[Generation]:
+    """One generation per prompt of one run (`meta`) whose rows start at `offset` in a batch (`batch_rows`,
+    its id rows) and its result `res`; timings and the batch size are the whole batch's."""
     from inspector.runtime.experiment import is_correct
 
     out = []
-    for prompt, ids, tokens, stop in zip(prompts, chunk, res.tokens, res.stops):
+    for i, prompt in enumerate(prompts):
+        ids, tokens, stop = batch_rows[offset + i], res.tokens[offset + i], res.stops[offset + i]
         text = tok.decode(tokens, skip_special_tokens=True)
         out.append(Generation(
             meta.model, meta.temperature, meta.trial, meta.seed, prompt=prompt, text=text, token_ids=tuple(tokens),
-            tokens=len(tokens), stop=stop, stopped_at_once=stop == "eos" and len(tokens) == 1, batch=len(chunk),
-            prompt_tokens=len(ids), prefill_s=res.prefill_s, decode_s=res.decode_s,
-            prefill_tokens_per_s=sum(map(len, chunk)) / res.prefill_s if res.prefill_s else 0.0,
+            tokens=len(tokens), stop=stop, stopped_at_once=stop == "eos" and len(tokens) == 1,
+            batch=len(batch_rows), prompt_tokens=len(ids), prefill_s=res.prefill_s, decode_s=res.decode_s,
+            prefill_tokens_per_s=sum(map(len, batch_rows)) / res.prefill_s if res.prefill_s else 0.0,
             decode_tokens_per_s=res.decode_tokens_per_s, correct=is_correct(text, expect.get(prompt), prompt)))
     return out
 
