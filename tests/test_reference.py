@@ -151,3 +151,19 @@ def test_405b_forward_on_meta():
     assert logits.shape == (1, 8, 128256) and logits.is_meta
     assert sum(p.numel() for p in model.parameters()) == 405_853_388_800
     assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3_next"])
+@pytest.mark.parametrize("device, dtype", [("meta", torch.bfloat16), ("cpu", torch.float16), ("cpu", torch.float32)])
+def test_built_in_its_dtype_with_the_default_dtype_restored(family, device, dtype):
+    """TextModel builds its blocks with `dtype` as the default dtype (no conversion pass): every floating
+    parameter and buffer comes out in `dtype`, as `.to(dtype)` gave, and the default dtype is restored."""
+    from test_families import TINY
+
+    cfg = TINY[family] if family in TINY else tiny_config(family)
+    spec = from_hf_config(dict(cfg), family).text
+    model = TextModel(spec, device=device, dtype=dtype)
+    floating = {t.dtype for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()
+                and not any(t is b for b in model.rope.buffers())}
+    assert floating == {dtype} and torch.get_default_dtype() == torch.float32
+    assert {t.device.type for t in model.parameters()} == {device}

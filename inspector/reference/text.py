@@ -17,8 +17,9 @@ inventory role to that name, which is how inspector.reference.load fills the mod
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -90,6 +91,26 @@ def _embedding(n: int, d: int, dtype: torch.dtype, device: Any) -> nn.Embedding:
     return nn.Embedding(n, d, dtype=dtype)
 
 
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Floating tensors made without a dtype are made in `dtype` inside the block (restored after)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _in_dtype(module: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """`module` with every floating parameter and buffer in `dtype`; converted only where one is not
+    (`.to` walks every submodule: 3.7 s of the 80B Qwen3-Next's 24,576 experts on meta)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if any(t.is_floating_point() and t.dtype != dtype for t in tensors):
+        return module.to(dtype)
+    return module
+
+
 class TextModel(nn.Module):
     """Token ids (b, n) -> logits (b, n, n_v), Steps 4 to 9; with a KVCache, n new tokens after it."""
 
@@ -103,8 +124,9 @@ class TextModel(nn.Module):
             if spec.learned_positions:
                 self.pos_embed = note(_embedding(spec.max_position_embeddings, spec.hidden_size, dtype, device),
                                       "Step 4", "learned position embedding added")
-            self.layers = nn.ModuleList(Block(spec, i).to(dtype) for i in range(spec.num_layers))
-            self.norm = make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label).to(dtype)
+            with _default_dtype(dtype):  # built in `dtype`: no second pass over every module to convert it
+                self.layers = nn.ModuleList(_in_dtype(Block(spec, i), dtype) for i in range(spec.num_layers))
+                self.norm = _in_dtype(make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label), dtype)
             self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
                                 "Step 9", "LM head: logits (b, n, n_v)")
         if not spec.learned_positions:
