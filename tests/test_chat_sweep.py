@@ -108,7 +108,7 @@ def test_sweep_two_models_with_expectations(tiny_dirs, smol_gguf, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     gens = data["generations"]
-    assert len(gens) == 2 * 4 * 2 * 2 and {g["batch"] for g in gens} == {4}
+    assert len(gens) == 2 * 4 * 2 * 2 and {g["batch"] for g in gens} == {16}  # 4 prompts x 4 (temperature, trial) runs
     assert {g["trial"] for g in gens} == {1, 2}
     judged = {g["prompt"] for g in gens if g["correct"] is not None}
     assert judged == {"How many positive whole-number divisors does 196 have?", "The capital of Singapore is",
