@@ -9,6 +9,7 @@ unreadable input exits 2 with one line.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -20,7 +21,9 @@ from conftest import smollm2_gguf_path, tiny_config
 from inspector.cli.app import app
 from peft_adapters import SMOLLM2, make_adapter, smollm2_config
 
-pytest.importorskip("peft")
+# peft is imported by the fixtures that use it, not here: both pytest-xdist workers collect every module,
+# and peft's import (transformers' model modules, bitsandbytes) costs seconds in each.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("peft") is None, reason="peft is not installed")
 st = pytest.importorskip("safetensors.torch")
 torch = pytest.importorskip("torch")
 
