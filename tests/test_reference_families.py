@@ -60,6 +60,15 @@ CASES = {
                                num_experts_per_tok=1, intermediate_size_mlp=40, interleave_moe_layer_step=2,
                                attention_chunk_size=4, floor_scale=3, attn_scale=0.5, pad_token_id=0),
 }
+# issue 24 (helper moe4): 2025-26 MoE families
+CASES.update({
+    # GLM-4.5: DeepSeek-V3's biased sigmoid routing (two groups here) over GQA with q/k/v biases and q/k norms,
+    # rotate-half RoPE over half of each head
+    "glm4_moe": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=8,
+                            num_experts_per_tok=3, n_group=2, topk_group=1, moe_intermediate_size=16,
+                            n_shared_experts=1, routed_scaling_factor=2.5, use_qk_norm=True, attention_bias=True,
+                            partial_rotary_factor=0.5, pad_token_id=0),
+})
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))

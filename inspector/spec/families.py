@@ -373,6 +373,17 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            rope_interleaved=True, qk_l2_norm="use_qk_norm", temperature_tuning=True, chunked_attention=True,
            defaults={"use_qk_norm": True, "no_rope_layer_interval": 4, "attention_chunk_size": 8192,
                      "attn_temperature_tuning": True, "floor_scale": 8192, "attn_scale": 0.1}),
+    # --- issue 24 (helper moe4): 2025-26 MoE families, one block ---
+    # GLM-4.5/4.6/4.7 (transformers models/glm4_moe, 5.25): DeepSeek-V3's router (sigmoid scores, selection
+    # bias, grouped top-k, scaled) and shared experts after first_k_dense_replace dense layers, over plain
+    # GQA attention with q/k/v biases (attention_bias), o_proj without, optional per-head q/k norms
+    # (use_qk_norm), rotate-half RoPE over half of each head (partial_rotary_factor 0.5, its class default).
+    # Checkpoints store the MTP layer as model.layers.{L}.* (DeepSeek's layout). Defaults: Glm4MoeConfig.
+    Family("glm4_moe", "GLM-4.5/4.6/4.7 MoE (sigmoid routing with selection bias, shared experts, partial RoPE)",
+           names=DEEPSEEK_NAMES, qkv_bias="attention_bias", qk_norm="head", qk_norm_switch="use_qk_norm",
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
+           defaults={"n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0, "norm_topk_prob": True,
+                     "first_k_dense_replace": 1, "n_shared_experts": 1, "partial_rotary_factor": 0.5}),
 )})
 
 

