@@ -125,6 +125,7 @@ TINY.update({
     "glm4_moe-qk-norm-bias": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=2, first_k_dense_replace=0,
                                          n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
                                          use_qk_norm=True, attention_bias=True, n_group=2, topk_group=1),
+    "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=4, num_experts_per_tok=2, rotary_dim=4),
 })
 
 

@@ -26,15 +26,16 @@ def figures(family: str) -> dict:
     return json.loads((ROOT / "fixtures" / "moe2026" / f"{family}.json").read_text())
 
 
-def rounds_to(value: int, published: str) -> bool:
-    """The card's figure in billions, rounded or cut to its digits (as tests/test_moe.py reads cards)."""
-    shown = float(published.rstrip("B"))
-    return round(value / 1e9) == shown or shown <= value / 1e9 < shown + 1
+def rounds_to(value: int, published: str, step: float = 1) -> bool:
+    """The card's figure in billions, rounded or cut to its digits (as tests/test_moe.py reads cards); `step`:
+    the card's rounding in billions (MiniMax's "230 billion" is rounded to tens)."""
+    shown, billions = float(published.rstrip("B")), value / 1e9
+    return round(billions / step) * step == shown or shown <= billions < shown + step
 
 
 # family -> the reading of the card's "active" that it matches: active without the embedding and the LM head
 # ("non-embedding active", as Qwen3-Next's card; tests/test_hybrid_families.py)
-CARDS = {"glm4_moe": "glm-4.5-air"}
+CARDS = {"glm4_moe": "glm-4.5-air", "minimax_m2": "minimax-m2"}
 
 
 @pytest.mark.parametrize("family", list(CARDS), ids=list(CARDS))
@@ -43,14 +44,32 @@ def test_public_config_totals_equal_transformers_and_the_card(family):
     t = account(from_hf_config(dict(get_preset(CARDS[family]).config), family)).totals
     assert t.total_params == fig["transformers_meta_total"]
     card = fig["model_card"]
-    assert rounds_to(t.total_params, card["total"])
+    assert rounds_to(t.total_params, card["total"], card.get("total_step_billions", 1))
     if "active" in card:
         assert rounds_to(t.moe.active_params - t.embedding_params, card["active"])
+
+
+def test_minimax_checkpoint_listing_is_parameters_biases_and_fp8_block_scales():
+    """The published tensor list of MiniMax-M2.7's FP8 checkpoint (same architecture): its numel sum is our
+    parameters + the selection-bias buffers + one scale per 128 x 128 block of each quantized Linear weight."""
+    from inspector.inventory.model import inventory
+
+    listing = figures("minimax_m2")["checkpoint_listing"]
+    cfg = {**get_preset("minimax-m2").config, "max_position_embeddings": 204800}
+    spec = from_hf_config(cfg, "minimax-m2.7")
+    entries = [e for e in inventory(spec) if e.stored]
+    buffers = sum(e.numel for e in entries if not e.parameter)
+    kept = ("router.weight", "lm_head", "embed")  # modules_to_not_convert (gate, lm_head); the embedding is no Linear
+    scales = sum(-(-e.shape[0] // 128) * -(-e.shape[1] // 128) for e in entries
+                 if len(e.shape) == 2 and e.role not in kept)
+    assert account(spec).totals.total_params + buffers + scales == listing["stored_numel"]
 
 
 KV_CASES = {
     "glm4_moe": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=4,
                             num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1, pad_token_id=0),
+    "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=4, num_experts_per_tok=2, rotary_dim=4,
+                              intermediate_size=16, bos_token_id=1, eos_token_id=2),
 }
 
 

@@ -68,6 +68,9 @@ CASES.update({
                             num_experts_per_tok=3, n_group=2, topk_group=1, moe_intermediate_size=16,
                             n_shared_experts=1, routed_scaling_factor=2.5, use_qk_norm=True, attention_bias=True,
                             partial_rotary_factor=0.5, pad_token_id=0),
+    # MiniMax-M2: biased sigmoid routing without groups, q/k norms over all heads, RoPE over rotary_dim of d_h
+    "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=6, num_experts_per_tok=2, rotary_dim=4,
+                              intermediate_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2),
 })
 
 

@@ -138,6 +138,8 @@ QWEN3_NEXT_NAMES = _extend(
     gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
     gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
 )
+# MiniMax-M2: Mixtral's block_sparse_moe layout plus the selection bias, stored beside the router (not in it)
+MINIMAX_M2_NAMES = _extend(MIXTRAL_NAMES, router_score_bias=L + "block_sparse_moe.e_score_correction_bias")
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -384,6 +386,15 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
            defaults={"n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0, "norm_topk_prob": True,
                      "first_k_dense_replace": 1, "n_shared_experts": 1, "partial_rotary_factor": 0.5}),
+    # MiniMax-M2 (transformers models/minimax_m2, 5.25): every layer MoE (experts as wide as intermediate_size,
+    # no shared expert), sigmoid scores with a selection bias, top-k renormalised (no groups, no scaling); q/k RMS
+    # norms over the full projected width (all heads at once, as OLMo 2); rotate-half RoPE over `rotary_dim` of
+    # each head (the released configs' legacy field: partial factor rotary_dim / head_dim). Defaults:
+    # MiniMaxM2Config.
+    Family("minimax_m2", "MiniMax-M2 (sigmoid routing with selection bias, q/k norms over all heads, partial RoPE)",
+           names=MINIMAX_M2_NAMES, qk_norm="full", moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
+           keys=_keys(expert_intermediate=("intermediate_size",), rotary_dim=("rotary_dim",)),
+           defaults={"norm_topk_prob": True, "head_dim": 128, "bos_token_id": 200034}),
 )})
 
 

@@ -152,6 +152,19 @@ MOE += [
         partial_rotary_factor=0.5, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=1000000,
         routed_scaling_factor=1.0, tie_word_embeddings=False, topk_group=1, torch_dtype="bfloat16",
         use_qk_norm=False, vocab_size=151552)),
+    # MiniMax-M2: the architecture block of its config.json as a public test quotes it byte for byte (code search,
+    # find_string '"max_position_embeddings": 196608,'; attn_type_list: 62 ones, every layer full attention), the
+    # same fields as MiniMax-M2.7's full config.json in a public model report (which adds max_position_embeddings
+    # 204800). Left out: mlp_intermediate_size (8192; no tensor uses it) and the MTP keys (use_mtp,
+    # num_mtp_modules 3, mtp_transformer_layers 1: transformers builds no MTP module and the listed M2.7
+    # checkpoint stores none).
+    _preset("MiniMaxAI/MiniMax-M2", ("minimax-m2",), _cfg(
+        "minimax_m2", "MiniMaxM2ForCausalLM", attn_type_list=[1] * 62, head_dim=128, hidden_act="silu",
+        hidden_size=3072, intermediate_size=1536, max_position_embeddings=196608, num_attention_heads=48,
+        num_experts_per_tok=8, num_hidden_layers=62, num_key_value_heads=8, num_local_experts=256,
+        qk_norm_type="per_layer", rms_norm_eps=1e-06, rope_theta=5000000, rotary_dim=64, scoring_func="sigmoid",
+        shared_intermediate_size=0, sliding_window=None, tie_word_embeddings=False, use_qk_norm=True,
+        use_routing_bias=True, vocab_size=200064)),
 ]
 
 _GEMMA2_2B_LAYERS = 26

@@ -240,8 +240,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     moe = read_moe(r, family, layers, hidden) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
-    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim,
-                                                     family.defaults.get("partial_rotary_factor", 1.0))
+    rope_dim = mla.qk_rope_head_dim if mla else head_dim
+    theta, scaling, local_theta, partial = read_rope(r, rope_dim, _partial_default(r, family, rope_dim))
     sliding = _sliding_window(r)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
@@ -284,6 +284,15 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+def _partial_default(r: ConfigReader, family: Family, head_dim: int) -> float:
+    """The rotary fraction when the config names none: MiniMax-M2's legacy `rotary_dim` (rotated dimensions of
+    a head; transformers MiniMaxM2Config turns it into rotary_dim / head_dim), else the family's class default."""
+    keys = family.keys.get("rotary_dim", ())
+    if keys and r.has(keys[0]):
+        return r.int(keys[0], minimum=1) / head_dim
+    return family.defaults.get("partial_rotary_factor", 1.0)
 
 
 def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
