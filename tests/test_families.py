@@ -126,6 +126,11 @@ TINY.update({
                                          n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
                                          use_qk_norm=True, attention_bias=True, n_group=2, topk_group=1),
     "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=4, num_experts_per_tok=2, rotary_dim=4),
+    "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=4, moe_k=2, moe_intermediate_size=24,
+                                moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=2),
+    "ernie4_5_moe-bias-interval": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=4, moe_k=2,
+                                              moe_intermediate_size=24, moe_layer_start_index=0, moe_layer_interval=2,
+                                              use_bias=True, tie_word_embeddings=True),
 })
 
 

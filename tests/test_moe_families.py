@@ -35,7 +35,7 @@ def rounds_to(value: int, published: str, step: float = 1) -> bool:
 
 # family -> the reading of the card's "active" that it matches: active without the embedding and the LM head
 # ("non-embedding active", as Qwen3-Next's card; tests/test_hybrid_families.py)
-CARDS = {"glm4_moe": "glm-4.5-air", "minimax_m2": "minimax-m2"}
+CARDS = {"glm4_moe": "glm-4.5-air", "minimax_m2": "minimax-m2", "ernie4_5_moe": "ernie-4.5-21b-a3b"}
 
 
 @pytest.mark.parametrize("family", list(CARDS), ids=list(CARDS))
@@ -70,6 +70,8 @@ KV_CASES = {
                             num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1, pad_token_id=0),
     "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=4, num_experts_per_tok=2, rotary_dim=4,
                               intermediate_size=16, bos_token_id=1, eos_token_id=2),
+    "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=3, moe_num_experts=4, moe_k=2, moe_intermediate_size=16,
+                                moe_num_shared_experts=1),
 }
 
 
@@ -90,3 +92,39 @@ def test_kv_bytes_equal_transformers_cache_tensors(case):
     acc = account(from_hf_config(cfg, case))
     assert acc.totals.kv_cache_bytes_per_token * tokens == kv
     assert acc.kv_cache_bytes(tokens) == kv
+
+
+FORWARD = ("glm4_moe", "minimax_m2", "ernie4_5_moe")  # tiny configs of tests/test_reference_families.py
+
+
+@pytest.mark.parametrize("case", FORWARD, ids=FORWARD)
+def test_reference_forward_every_weight_perturbed_equals_transformers(case, tmp_path):
+    """Logits of the reference model against transformers (fp32, eager) with every weight and selection bias
+    perturbed (logits of a few units, routers that really choose): prefill of 11 tokens, then a prefill of 7 and
+    4 decode steps against transformers' own cached decode."""
+    from hf_reference import hf_tiny
+    from inspector.reference.load import load_model
+    from test_reference_families import CASES
+
+    cfg = CASES[case]
+    hf = hf_tiny(cfg)
+    with torch.no_grad():
+        for name, p in [*hf.named_parameters(), *hf.named_buffers()]:
+            if p.is_floating_point() and "rotary_emb" not in name:  # RoPE frequencies are not weights
+                p.add_(0.3 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ours = load_model(tmp_path)
+    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = hf(ids).logits, ours(ids)
+        assert expected.abs().max().item() > 1
+        tol = 2e-5 * expected.abs().max().item()  # fp32 sums in another order
+        assert (expected - got).abs().max().item() < tol
+        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
+        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
+        past = getattr(out, "cache", None) or out.past_key_values
+        for j in range(7, 11):
+            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
+            theirs.append(out.logits[:, -1])
+            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
+        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol

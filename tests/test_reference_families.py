@@ -71,6 +71,11 @@ CASES.update({
     # MiniMax-M2: biased sigmoid routing without groups, q/k norms over all heads, RoPE over rotary_dim of d_h
     "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=6, num_experts_per_tok=2, rotary_dim=4,
                               intermediate_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2),
+    # ERNIE 4.5: softmax routing with a selection bias for the choice only, shared experts with biases (use_bias),
+    # experts in layers 1-2 of 4, interleaved RoPE, LM head bias
+    "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=6, moe_k=2, moe_intermediate_size=16,
+                                moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=2,
+                                use_bias=True, pad_token_id=0),
 })
 
 

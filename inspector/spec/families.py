@@ -138,6 +138,13 @@ QWEN3_NEXT_NAMES = _extend(
     gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
     gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
 )
+# ERNIE 4.5 MoE: Qwen's per-expert layout, shared experts under shared_experts, the selection bias in moe_statics
+# (transformers conversion_mapping: mlp.moe_statics.e_score_correction_bias is the checkpoint's name)
+ERNIE_MOE_NAMES = _extend(
+    QWEN_MOE_NAMES, router_score_bias=L + "mlp.moe_statics.e_score_correction_bias",
+    shared_gate=L + "mlp.shared_experts.gate_proj", shared_up=L + "mlp.shared_experts.up_proj",
+    shared_down=L + "mlp.shared_experts.down_proj",
+)
 # MiniMax-M2: Mixtral's block_sparse_moe layout plus the selection bias, stored beside the router (not in it)
 MINIMAX_M2_NAMES = _extend(MIXTRAL_NAMES, router_score_bias=L + "block_sparse_moe.e_score_correction_bias")
 LLAMA4_NAMES = _extend(
@@ -171,6 +178,9 @@ class MoEFamily:
     routing: str = "softmax_topk"  # ROUTING_RULES
     expert_act: str = "gated"  # EXPERT_ACTIVATIONS; clamped_swiglu: gpt-oss, gate/up interleaved
     weight_input: bool = False  # Llama 4: the routing weight scales the expert's input, not its output
+    # -- issue 24 (helper moe4) --
+    shared_bias: bool = False  # the shared experts carry the MLP's biases (ERNIE 4.5's use_bias)
+    score_bias_param: bool = False  # ERNIE 4.5: the selection bias is a frozen (1, E) parameter, not an (E,) buffer
 
     def __post_init__(self) -> None:
         _one_of("routing", self.routing, ROUTING_RULES)
@@ -395,6 +405,19 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            names=MINIMAX_M2_NAMES, qk_norm="full", moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
            keys=_keys(expert_intermediate=("intermediate_size",), rotary_dim=("rotary_dim",)),
            defaults={"norm_topk_prob": True, "head_dim": 128, "bos_token_id": 200034}),
+    # ERNIE 4.5 MoE (transformers models/ernie4_5_moe, 5.25): softmax router whose top-k is chosen with a selection
+    # bias added (moe_statics, a frozen (1, E) parameter) and renormalised; experts from moe_layer_start_index to
+    # moe_layer_end_index (-1: the last layer) every moe_layer_interval-th layer, moe_num_shared_experts shared
+    # experts as wide as a routed one; use_bias switches biases on q/k/v/o, the MLPs (shared experts too) and the
+    # LM head; RoPE on interleaved pairs (GLM style, in float32). Defaults: Ernie4_5_MoeConfig.
+    Family("ernie4_5_moe", "ERNIE 4.5 MoE (softmax routing with selection bias, shared experts, interleaved RoPE)",
+           names=ERNIE_MOE_NAMES, qkv_bias="use_bias", o_bias="use_bias", mlp_bias="use_bias",
+           lm_head_bias="use_bias", rope_interleaved=True,
+           moe=MoEFamily(score_bias=True, shared_bias=True, score_bias_param=True),
+           keys=_keys(num_experts=("moe_num_experts",), top_k=("moe_k",), n_shared_experts=("moe_num_shared_experts",)),
+           defaults={"tie_word_embeddings": True, "norm_topk_prob": True, "moe_num_shared_experts": 2,
+                     "moe_layer_start_index": 1, "moe_layer_end_index": -1, "moe_layer_interval": 1,
+                     "bos_token_id": 1}),
 )})
 
 

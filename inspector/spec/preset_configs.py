@@ -165,6 +165,19 @@ MOE += [
         qk_norm_type="per_layer", rms_norm_eps=1e-06, rope_theta=5000000, rotary_dim=64, scoring_func="sigmoid",
         shared_intermediate_size=0, sliding_window=None, tie_word_embeddings=False, use_qk_norm=True,
         use_routing_bias=True, vocab_size=200064)),
+    # ERNIE-4.5-21B-A3B-PT: no verbatim copy of its config.json was found by the code search; its architecture
+    # fields as three public test fixtures quote them, all agreeing: Ascend atb_llm's ERNIE-MoE config test
+    # (find_string '"moe_layer_start_index": 1,': 28 layers, hidden 2560, FFN 12288, expert 1536, 64 experts top-6,
+    # 2 shared, layers 1-27, 20 heads, 4 KV heads, vocab 103424, rope_theta 500000, eps 1e-5, bos 1, eos 2, pad 0),
+    # an mlx-swift fixture of the same model (use_bias false, tie_word_embeddings true) and llm_memory_calculator's
+    # ERNIE_45_21B_A3B (head_dim 128, tied). Its MTP layer (num_nextn_predict_layers 1) is not listed.
+    _preset("baidu/ERNIE-4.5-21B-A3B-PT", ("ernie-4.5-21b-a3b",), _cfg(
+        "ernie4_5_moe", "Ernie4_5_MoeForCausalLM", bos_token_id=1, eos_token_id=2, hidden_act="silu",
+        hidden_size=2560, intermediate_size=12288, max_position_embeddings=131072, moe_intermediate_size=1536,
+        moe_k=6, moe_layer_end_index=27, moe_layer_interval=1, moe_layer_start_index=1, moe_num_experts=64,
+        moe_num_shared_experts=2, num_attention_heads=20, num_hidden_layers=28, num_key_value_heads=4,
+        pad_token_id=0, rms_norm_eps=1e-05, rope_theta=500000.0, tie_word_embeddings=True, torch_dtype="bfloat16",
+        use_bias=False, vocab_size=103424)),
 ]
 
 _GEMMA2_2B_LAYERS = 26
