@@ -46,7 +46,9 @@ def default_config(model_type: str) -> dict:
 
 # Glm4MoeConfig's defaults have 96 heads of hidden 4096 and no head_dim: transformers floors 4096 / 96 to 42
 # (q_proj 4032 wide), which we refuse (not a multiple); every published GLM-4.5/4.6/4.7 config gives head_dim 128.
-DEFAULT_CONFIG_FIXES = {"glm4_moe": {"head_dim": 128}}
+# HunYuanMoEV1Config's default head_dim is None, which its attention reads as is (getattr finds the attribute):
+# transformers 5.25 cannot build its own default config; 4096 / 32 = 128 is what a None head_dim means elsewhere.
+DEFAULT_CONFIG_FIXES = {"glm4_moe": {"head_dim": 128}, "hunyuan_v1_moe": {"head_dim": 128}}
 
 
 def assert_matches_transformers(cfg: dict) -> None:
@@ -131,6 +133,10 @@ TINY.update({
     "ernie4_5_moe-bias-interval": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=4, moe_k=2,
                                               moe_intermediate_size=24, moe_layer_start_index=0, moe_layer_interval=2,
                                               use_bias=True, tie_word_embeddings=True),
+    "hunyuan_v1_moe": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=4, moe_topk=2,
+                                  rope_scaling={"type": "dynamic", "alpha": 1000.0, "factor": 1.0}),
+    "hunyuan_v1_moe-lists-bias": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=4, moe_topk=[2, 2],
+                                             attention_bias=True, tie_word_embeddings=True),
 })
 
 

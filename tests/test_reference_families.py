@@ -76,6 +76,10 @@ CASES.update({
     "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=6, moe_k=2, moe_intermediate_size=16,
                                 moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=2,
                                 use_bias=True, pad_token_id=0),
+    # Hunyuan-A13B: softmax top-k plus an always-on shared expert, q/k norms after RoPE, NTK-alpha RoPE, biases
+    "hunyuan_v1_moe": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=6, moe_topk=[2, 2], intermediate_size=16,
+                                  attention_bias=True, rope_scaling={"type": "dynamic", "alpha": 100.0, "factor": 1.0},
+                                  pad_token_id=0),
 })
 
 

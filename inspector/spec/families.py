@@ -145,6 +145,13 @@ ERNIE_MOE_NAMES = _extend(
     shared_gate=L + "mlp.shared_experts.gate_proj", shared_up=L + "mlp.shared_experts.up_proj",
     shared_down=L + "mlp.shared_experts.down_proj",
 )
+# Hunyuan-A13B (transformers hunyuan_v1_moe; its conversion mapping is qwen2_moe's): the router is mlp.gate.wg, the
+# always-present shared expert mlp.shared_mlp, the q/k norms query_layernorm / key_layernorm
+HUNYUAN_MOE_NAMES = _extend(
+    QWEN_MOE_NAMES, router=L + "mlp.gate.wg", q_norm=L + "self_attn.query_layernorm",
+    k_norm=L + "self_attn.key_layernorm", shared_gate=L + "mlp.shared_mlp.gate_proj",
+    shared_up=L + "mlp.shared_mlp.up_proj", shared_down=L + "mlp.shared_mlp.down_proj",
+)
 # MiniMax-M2: Mixtral's block_sparse_moe layout plus the selection bias, stored beside the router (not in it)
 MINIMAX_M2_NAMES = _extend(MIXTRAL_NAMES, router_score_bias=L + "block_sparse_moe.e_score_correction_bias")
 LLAMA4_NAMES = _extend(
@@ -241,6 +248,7 @@ class Family:
     qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
+    qk_norm_after_rope: bool = False  # Hunyuan: the per-head q/k norms come after RoPE, not before
     # -- hybrid linear attention (Qwen3-Next, Qwen3.5) --
     linear_attention: str = ""  # LINEAR_ATTENTION_KINDS; "" = every layer is softmax attention
     attn_output_gate: bool = False  # q_proj also yields a per-channel gate: o_proj(attn * sigmoid(gate))
@@ -418,6 +426,16 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            defaults={"tie_word_embeddings": True, "norm_topk_prob": True, "moe_num_shared_experts": 2,
                      "moe_layer_start_index": 1, "moe_layer_end_index": -1, "moe_layer_interval": 1,
                      "bos_token_id": 1}),
+    # Hunyuan-A13B (transformers models/hunyuan_v1_moe, 5.25): every layer MoE, experts and the one shared
+    # expert (shared_mlp) as wide as intermediate_size (transformers reads neither moe_intermediate_size nor
+    # num_shared_expert), softmax top-k renormalised; per-head q/k RMS norms applied after RoPE; attention_bias
+    # on q/k/v/o; num_experts / moe_topk may be per-layer lists (equal values read as one). RoPE "dynamic" with
+    # a fixed NTK alpha: base * alpha^(d/(d-2)). Defaults: HunYuanMoEV1Config.
+    Family("hunyuan_v1_moe", "Hunyuan-A13B MoE (shared expert, q/k norms after RoPE, NTK-alpha RoPE)",
+           names=HUNYUAN_MOE_NAMES, qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head",
+           qk_norm_after_rope=True, moe=MoEFamily(shared_expert=True),
+           keys=_keys(top_k=("moe_topk",), expert_intermediate=("intermediate_size",)),
+           defaults={"norm_topk_prob": True, "num_experts": 1, "moe_topk": 1, "bos_token_id": 1}),
 )})
 
 

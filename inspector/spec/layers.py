@@ -113,11 +113,10 @@ def _moe_span(r: ConfigReader, family: Family, layers: int) -> tuple[int, int]:
 def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
     """The experts of an MoE family's config; None when it has none (num_experts 0)."""
     assert family.moe is not None
-    experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0,
-                      maximum=MAX_EXPERTS)
+    experts = _every_layer(r, family, "num_experts", 0, minimum=0, maximum=MAX_EXPERTS)
     if experts == 0:
         return None
-    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=1, maximum=MAX_EXPERTS) or None
+    top_k = _every_layer(r, family, "top_k", 0, minimum=1, maximum=MAX_EXPERTS) or None
     if top_k is not None and top_k > experts:
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
@@ -138,6 +137,19 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
                    moe_layers, read_routing(r, family, experts), shared_bias=family.moe.shared_bias,
                    score_bias_param=family.moe.score_bias_param)
+
+
+def _every_layer(r: ConfigReader, family: Family, fieldname: str, default: int, **kw) -> int:
+    """An int field that Hunyuan may give per layer (`moe_topk: [8, 8, ...]`): a list of one repeated value is
+    that value; different values per layer are refused in one line (every layer is built alike here)."""
+    keys = family.config_keys(fieldname)
+    key = next((k for k in keys if r.has(k)), None)
+    value = r.raw(key) if key else None
+    if not isinstance(value, list):
+        return r.first(keys, "int", family.defaults, default, **kw)
+    if not value or any(v != value[0] for v in value):
+        raise r.fail(key, "must give one value for every layer (per-layer values are not supported)", value)
+    return ConfigReader({key: value[0]}, r.where, r.path).int(key, **kw)
 
 
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:

@@ -178,6 +178,20 @@ MOE += [
         moe_num_shared_experts=2, num_attention_heads=20, num_hidden_layers=28, num_key_value_heads=4,
         pad_token_id=0, rms_norm_eps=1e-05, rope_theta=500000.0, tie_word_embeddings=True, torch_dtype="bfloat16",
         use_bias=False, vocab_size=103424)),
+    # Hunyuan-A13B-Instruct: no verbatim copy of its config.json was found by the code search; its architecture
+    # fields as public fixtures quote them, agreeing: an MLX-Swift HunyuanTestFixtures.hunyuanA13BMoEConfigJSON
+    # (find_string '"use_mixed_mlp_moe": true,': 32 layers, hidden 4096, intermediate 3072 (moe_intermediate_size
+    # 32 x 3072), 64 experts, moe_topk 32 x 8, num_shared_expert 32 x 1, 32 heads, 8 KV heads, head dim 128, vocab
+    # 128167, tied, qk norm, rope_theta 10000 with NTK alpha 1000) and a profiler test's HUNYUAN_MOE_LIST_CONFIG.
+    # max_position_embeddings is in neither (left to the class default).
+    _preset("tencent/Hunyuan-A13B-Instruct", ("hunyuan-a13b",), _cfg(
+        "hunyuan_v1_moe", "HunYuanMoEV1ForCausalLM", attention_bias=False, head_dim=128, hidden_act="silu",
+        hidden_size=4096, intermediate_size=3072, moe_intermediate_size=[3072] * 32, moe_topk=[8] * 32,
+        num_attention_heads=32, num_experts=64, num_hidden_layers=32, num_key_value_heads=8,
+        num_shared_expert=[1] * 32, rms_norm_eps=1e-05,
+        rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}, rope_theta=10000.0,
+        tie_word_embeddings=True, torch_dtype="bfloat16", use_cla=False, use_mixed_mlp_moe=True, use_qk_norm=True,
+        vocab_size=128167)),
 ]
 
 _GEMMA2_2B_LAYERS = 26

@@ -111,10 +111,13 @@ def _check_scaling(s: ConfigReader, theta: float, head_dim: int | None, max_pos:
     kind = s.cfg.get("rope_type", s.cfg.get("type", "default"))
     if not isinstance(kind, str):
         raise s.fail("rope_type", "must be a string", kind)
-    for key in REQUIRED.get(kind, ()):
+    ntk_alpha = kind == "dynamic" and s.cfg.get("alpha") is not None  # Hunyuan: a fixed alpha stretches the base
+    for key in () if ntk_alpha else REQUIRED.get(kind, ()):
         if s.cfg.get(key) is None:
             raise InspectError(f"{s.where}: field '{s._field(key)}' is missing (rope_type {kind!r} needs it)")
-    if "factor" in REQUIRED.get(kind, ()):
+    if ntk_alpha:
+        _positive(s, "alpha")
+    if "factor" in REQUIRED.get(kind, ()) and s.cfg.get("factor") is not None:
         factor = _positive(s, "factor")
         if factor < 1:
             warn(f"{s.where}: field '{s._field('factor')}' is {factor:g}, below 1 (transformers expects >= 1)")

@@ -80,6 +80,7 @@ class TextSpec:
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
     qk_l2_norm: bool = False  # Llama 4: weightless L2 (RMS) norm of q and k per head, RoPE layers only
+    qk_norm_after_rope: bool = False  # Hunyuan: the per-head q/k norms follow RoPE
     attn_temperature: tuple[float, float] | None = None  # Llama 4 NoPE layers: (attn_scale, floor_scale)
     prefix: str = ""
     names: Mapping[str, str] = field(default_factory=lambda: FAMILIES["llama"].names, repr=False, compare=False)
@@ -279,7 +280,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
-        attn_temperature=_temperature(r, family),
+        attn_temperature=_temperature(r, family), qk_norm_after_rope=family.qk_norm_after_rope,
         prefix=prefix, names=family.names,
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
