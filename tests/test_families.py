@@ -137,6 +137,9 @@ TINY.update({
                                   rope_scaling={"type": "dynamic", "alpha": 1000.0, "factor": 1.0}),
     "hunyuan_v1_moe-lists-bias": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=4, moe_topk=[2, 2],
                                              attention_bias=True, tie_word_embeddings=True),
+    "olmo3": tiny_config("olmo3", num_hidden_layers=4, sliding_window=8),
+    "olmo3-bias-listed": tiny_config("olmo3", num_hidden_layers=3, sliding_window=8, attention_bias=True,
+                                     layer_types=["full_attention", "sliding_attention", "full_attention"]),
 })
 
 

@@ -80,6 +80,11 @@ CASES.update({
     "hunyuan_v1_moe": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=6, moe_topk=[2, 2], intermediate_size=16,
                                   attention_bias=True, rope_scaling={"type": "dynamic", "alpha": 100.0, "factor": 1.0},
                                   pad_token_id=0),
+    # OLMo 3: OLMo 2's layer, 3 sliding-window : 1 full layers, YaRN (legacy rope_scaling) on the full layers only
+    "olmo3": tiny_config("olmo3", num_hidden_layers=4, sliding_window=4, rope_theta=500000.0,
+                         rope_scaling={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8,
+                                       "attention_factor": 1.2, "beta_fast": 32.0, "beta_slow": 1.0},
+                         pad_token_id=0),
 })
 
 

@@ -249,6 +249,7 @@ class Family:
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
     qk_norm_after_rope: bool = False  # Hunyuan: the per-head q/k norms come after RoPE, not before
+    sliding_rope_plain: bool = False  # OLMo 3: rope_scaling is the full-attention layers'; sliding ones rotate plainly
     # -- hybrid linear attention (Qwen3-Next, Qwen3.5) --
     linear_attention: str = ""  # LINEAR_ATTENTION_KINDS; "" = every layer is softmax attention
     attn_output_gate: bool = False  # q_proj also yields a per-channel gate: o_proj(attn * sigmoid(gate))
@@ -436,6 +437,13 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            qk_norm_after_rope=True, moe=MoEFamily(shared_expert=True),
            keys=_keys(top_k=("moe_topk",), expert_intermediate=("intermediate_size",)),
            defaults={"norm_topk_prob": True, "num_experts": 1, "moe_topk": 1, "bos_token_id": 1}),
+    # OLMo 3 (transformers models/olmo3, 5.25): OLMo 2's layer (norms after attention and MLP, q/k norms over all
+    # heads) with sliding-window layers, every 4th layer full when layer_types is absent; a legacy rope_scaling
+    # (YaRN in the released configs) applies to the full-attention layers only, the sliding ones rotate with the
+    # plain rope_theta (Olmo3Config.convert_rope_params_to_dict). Defaults: Olmo3Config.
+    Family("olmo3", "OLMo 3 (OLMo 2 layout, 3 sliding-window : 1 full layers, YaRN on the full layers)",
+           names=OLMO2_NAMES, placement="post", qk_norm="full", qkv_bias="attention_bias", o_bias="attention_bias",
+           sliding_pattern=4, sliding_rope_plain=True),
 )})
 
 

@@ -269,6 +269,26 @@ DENSE: list[Preset] = [
         vocab_size=256000)),
 ]
 
+# --- issue 24 (helper moe4) ---
+# OLMo 3 7B (base, allenai/Olmo-3-1025-7B): no verbatim copy of its config.json was found by the code search; its
+# architecture fields as public code quotes them, agreeing: mini-sglang's Olmo 3 config test (find_string
+# '"attention_factor": 1.2079441541679836,': hidden 4096, FFN 11008, 32 heads, 32 KV heads, eps 1e-6, max positions
+# 65536, rope_theta 500000 with YaRN factor 8 over 8192 (attention_factor 1.2079441541679836, beta 32/1), sliding
+# window 4096, 3 sliding : 1 full, untied, vocab 100278), prime-rl's _olmo3_7b_debug_config (pad 100277) and a
+# tiny-model script built after allenai/Olmo-3-7B-Think (eos 100257); 32 layers as an MLX-Swift olmo-3-7b test
+# has them. Its total, 7,298,011,136, is the Hub's count for a fine-tune of this base (fixtures/moe2026/olmo3.json).
+DENSE += [
+    _preset("allenai/Olmo-3-1025-7B", ("olmo-3-7b",), _cfg(
+        "olmo3", "Olmo3ForCausalLM", attention_bias=False, eos_token_id=100257, hidden_act="silu", hidden_size=4096,
+        intermediate_size=11008, layer_types=["full_attention" if (i + 1) % 4 == 0 else "sliding_attention" for i in range(32)],
+        max_position_embeddings=65536, num_attention_heads=32, num_hidden_layers=32, num_key_value_heads=32,
+        pad_token_id=100277, rms_norm_eps=1e-06,
+        rope_scaling={"attention_factor": 1.2079441541679836, "beta_fast": 32.0, "beta_slow": 1.0, "factor": 8.0,
+                      "original_max_position_embeddings": 8192, "rope_type": "yarn"},
+        rope_theta=500000, sliding_window=4096, tie_word_embeddings=False, torch_dtype="bfloat16",
+        vocab_size=100278)),
+]
+
 # No native family: counted through transformers on the meta device (`pip install "llm-inspector[hf]"`).
 # GLM-4-9B-chat-hf is model_type "glm" (one norm per sub-layer); "glm4" is the later GLM-4-0414 layout.
 FALLBACK: list[Preset] = [

@@ -243,6 +243,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
                  4 * hidden if family.learned_positions else None)
     rope_dim = mla.qk_rope_head_dim if mla else head_dim
     theta, scaling, local_theta, partial = read_rope(r, rope_dim, _partial_default(r, family, rope_dim))
+    if family.sliding_rope_plain and scaling and local_theta is None:  # OLMo 3: YaRN on the full layers only
+        local_theta = theta
     sliding = _sliding_window(r)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
