@@ -100,7 +100,7 @@ def _sparsemixer(logits, bias, r: RoutingSpec, k: int):
 
 
 ROUTES: dict[str, tuple[Route, str]] = {
-    "softmax_topk": (_softmax_topk, "softmax over the E logits, top k (a selection bias, if any, for the choice only)"),
+    "softmax_topk": (_softmax_topk, "softmax over the E logits, top k"),
     "topk_softmax": (_topk_softmax, "top k logits, softmax over those k"),
     "sigmoid_grouped": (_sigmoid_grouped, "sigmoid scores, top k among the best groups (selection bias for the "
                                           "choice only), renormalised, times routed_scaling_factor"),
@@ -211,7 +211,9 @@ class MoE(nn.Module):
         if m.score_bias:
             shape = (1, m.num_experts) if m.score_bias_param else (m.num_experts,)  # ERNIE 4.5 stores (1, E)
             self.register_buffer("score_bias", torch.zeros(shape))  # e_score_correction_bias
-        self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {ROUTES[r.rule][1]}")
+        rule = ROUTES[r.rule][1] + (" (the selection bias added for the choice only)"
+                                    if m.score_bias and "bias" not in ROUTES[r.rule][1] else "")  # ERNIE 4.5
+        self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {rule}")
         self.topk_ids = Tap("Step 6", "chosen expert ids (b, n, k)")
         self.tokens_per_expert = Tap("Step 6", f"tokens each of the {m.num_experts} experts received (E,)", values=True)
         glu = _glu(spec)
