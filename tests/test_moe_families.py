@@ -137,3 +137,27 @@ def test_reference_forward_every_weight_perturbed_equals_transformers(case, tmp_
             theirs.append(out.logits[:, -1])
             mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
         assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+
+
+@pytest.mark.parametrize("case", FORWARD, ids=FORWARD)
+def test_rope_frequencies_of_the_legacy_config_equal_transformers(case):
+    """The config as a release writes it (legacy rope_scaling / rotary_dim / NTK alpha, not transformers 5's
+    per-layer-type rope_parameters) read into the same RoPE tables transformers builds: OLMo 3's YaRN on the
+    full layers and plain RoPE on the sliding ones, MiniMax-M2's rotary_dim, Hunyuan's NTK alpha, GLM's half."""
+    from dataclasses import replace
+
+    from hf_reference import hf_tiny
+    from inspector.reference.layers import inv_frequencies
+    from test_reference_families import CASES
+
+    cfg = CASES[case]
+    theirs = {name.rpartition(".")[2]: buf for name, buf in hf_tiny(cfg).model.rotary_emb.named_buffers()
+              if name.endswith("inv_freq") and "original" not in name}
+    t = from_hf_config(cfg, case).text
+    ours = {"inv_freq": inv_frequencies(t)[0]}
+    if t.rope_local_theta is not None:
+        local = replace(t, rope_theta=t.rope_local_theta, rope_scaling=None)
+        ours = {"full_attention_inv_freq": ours["inv_freq"], "sliding_attention_inv_freq": inv_frequencies(local)[0]}
+    assert set(ours) == set(theirs)
+    for name, freq in ours.items():
+        assert torch.allclose(freq, theirs[name].float(), rtol=1e-6, atol=0), name
