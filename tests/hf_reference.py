@@ -27,7 +27,7 @@ def hf_tiny(cfg: dict, seed: int = 0):
         for name, p in model.named_parameters():
             if "norm" in name or name.endswith(".bias"):
                 p.add_(0.1 * torch.randn_like(p))
-        for name, b in model.named_buffers():
+        for name, b in [*model.named_buffers(), *model.named_parameters()]:  # ERNIE 4.5 keeps it as a parameter
             if name.endswith("e_score_correction_bias"):  # DeepSeek-V3's router selection bias
                 b.add_(0.5 * torch.randn_like(b))
     return model.eval()

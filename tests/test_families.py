@@ -40,7 +40,15 @@ def default_config(model_type: str) -> dict:
         cfg["moe_layers"] = [i for i in cfg["moe_layers"] if i < LAYERS_CAP]
     if cfg.get("first_k_dense_replace"):
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 2)
+    cfg.update(DEFAULT_CONFIG_FIXES.get(model_type, {}))
     return cfg
+
+
+# Glm4MoeConfig's defaults have 96 heads of hidden 4096 and no head_dim: transformers floors 4096 / 96 to 42
+# (q_proj 4032 wide), which we refuse (not a multiple); every published GLM-4.5/4.6/4.7 config gives head_dim 128.
+# HunYuanMoEV1Config's default head_dim is None, which its attention reads as is (getattr finds the attribute):
+# transformers 5.25 cannot build its own default config; 4096 / 32 = 128 is what a None head_dim means elsewhere.
+DEFAULT_CONFIG_FIXES = {"glm4_moe": {"head_dim": 128}, "hunyuan_v1_moe": {"head_dim": 128}}
 
 
 def assert_matches_transformers(cfg: dict) -> None:
@@ -112,6 +120,27 @@ TINY = {
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),
 }
+# issue 24 (helper moe4): 2025-26 MoE families
+TINY.update({
+    "glm4_moe": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=4,
+                            num_experts_per_tok=2, moe_intermediate_size=24, n_shared_experts=2),
+    "glm4_moe-qk-norm-bias": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=2, first_k_dense_replace=0,
+                                         n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=24,
+                                         use_qk_norm=True, attention_bias=True, n_group=2, topk_group=1),
+    "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=4, num_experts_per_tok=2, rotary_dim=4),
+    "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=4, moe_k=2, moe_intermediate_size=24,
+                                moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=2),
+    "ernie4_5_moe-bias-interval": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=4, moe_k=2,
+                                              moe_intermediate_size=24, moe_layer_start_index=0, moe_layer_interval=2,
+                                              use_bias=True, tie_word_embeddings=True),
+    "hunyuan_v1_moe": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=4, moe_topk=2,
+                                  rope_scaling={"type": "dynamic", "alpha": 1000.0, "factor": 1.0}),
+    "hunyuan_v1_moe-lists-bias": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=4, moe_topk=[2, 2],
+                                             attention_bias=True, tie_word_embeddings=True),
+    "olmo3": tiny_config("olmo3", num_hidden_layers=4, sliding_window=8),
+    "olmo3-bias-listed": tiny_config("olmo3", num_hidden_layers=3, sliding_window=8, attention_bias=True,
+                                     layer_types=["full_attention", "sliding_attention", "full_attention"]),
+})
 
 
 @pytest.mark.parametrize("cfg", list(TINY.values()), ids=list(TINY))

@@ -60,6 +60,32 @@ CASES = {
                                num_experts_per_tok=1, intermediate_size_mlp=40, interleave_moe_layer_step=2,
                                attention_chunk_size=4, floor_scale=3, attn_scale=0.5, pad_token_id=0),
 }
+# issue 24 (helper moe4): 2025-26 MoE families
+CASES.update({
+    # GLM-4.5: DeepSeek-V3's biased sigmoid routing (two groups here) over GQA with q/k/v biases and q/k norms,
+    # rotate-half RoPE over half of each head
+    "glm4_moe": tiny_config("glm4_moe", head_dim=8, num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=8,
+                            num_experts_per_tok=3, n_group=2, topk_group=1, moe_intermediate_size=16,
+                            n_shared_experts=1, routed_scaling_factor=2.5, use_qk_norm=True, attention_bias=True,
+                            partial_rotary_factor=0.5, pad_token_id=0),
+    # MiniMax-M2: biased sigmoid routing without groups, q/k norms over all heads, RoPE over rotary_dim of d_h
+    "minimax_m2": tiny_config("minimax_m2", head_dim=8, num_local_experts=6, num_experts_per_tok=2, rotary_dim=4,
+                              intermediate_size=16, pad_token_id=0, bos_token_id=1, eos_token_id=2),
+    # ERNIE 4.5: softmax routing with a selection bias for the choice only, shared experts with biases (use_bias),
+    # experts in layers 1-2 of 4, interleaved RoPE, LM head bias
+    "ernie4_5_moe": tiny_config("ernie4_5_moe", num_hidden_layers=4, moe_num_experts=6, moe_k=2, moe_intermediate_size=16,
+                                moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=2,
+                                use_bias=True, pad_token_id=0),
+    # Hunyuan-A13B: softmax top-k plus an always-on shared expert, q/k norms after RoPE, NTK-alpha RoPE, biases
+    "hunyuan_v1_moe": tiny_config("hunyuan_v1_moe", head_dim=8, num_experts=6, moe_topk=[2, 2], intermediate_size=16,
+                                  attention_bias=True, rope_scaling={"type": "dynamic", "alpha": 100.0, "factor": 1.0},
+                                  pad_token_id=0),
+    # OLMo 3: OLMo 2's layer, 3 sliding-window : 1 full layers, YaRN (legacy rope_scaling) on the full layers only
+    "olmo3": tiny_config("olmo3", num_hidden_layers=4, sliding_window=4, rope_theta=500000.0,
+                         rope_scaling={"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 8,
+                                       "attention_factor": 1.2, "beta_fast": 32.0, "beta_slow": 1.0},
+                         pad_token_id=0),
+})
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))

@@ -139,8 +139,9 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
     """Router, routed experts (one by one, or fused as stored), shared expert(s)."""
     m, d = t.moe, t.hidden_size
     yield from _linear(Site(t, i, c, ROUTER), "router", m.num_experts, d, m.router_bias)
-    if m.score_bias:
-        yield _raw(Site(t, i, c, ROUTER_BIAS), "router_score_bias", (m.num_experts,), parameter=False)
+    if m.score_bias:  # a buffer (DeepSeek-V3), or ERNIE 4.5's frozen (1, E) parameter
+        shape = (1, m.num_experts) if m.score_bias_param else (m.num_experts,)
+        yield _raw(Site(t, i, c, ROUTER_BIAS), "router_score_bias", shape, parameter=m.score_bias_param)
     if m.fused:
         e, w, at = m.num_experts, m.expert_intermediate, Site(t, i, c, EXPERTS)
         yield _raw(at, "experts_gate_up", (e, d, 2 * w))
@@ -157,7 +158,7 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
             yield from _linear(at, "expert_down", d, m.expert_intermediate, m.expert_bias)
     if m.shared_intermediate:
         shared = Site(t, i, c, SHARED_EXPERT)
-        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=False)
+        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=t.mlp_bias and m.shared_bias)
         if m.shared_expert_gate:
             yield from _linear(shared, "shared_expert_gate", 1, d, False)
 

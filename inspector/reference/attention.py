@@ -66,8 +66,10 @@ class Attention(nn.Module):
         self.qk_norm = spec.qk_norm_kind  # inspector.spec.norms.QK_NORMS: over each head, or over all heads
         if self.qk_norm is not None:
             per_head, where = self.qk_norm.per_head, self.qk_norm.scope
-            self.q_norm = make_norm(spec, self.d_h if per_head else qd, "Step 5", f"q norm {where} (before RoPE)")
-            self.k_norm = make_norm(spec, self.d_h if per_head else kvd, "Step 5", f"k norm {where} (before RoPE)")
+            self.norm_after_rope = spec.qk_norm_after_rope  # Hunyuan: q/k normalised after RoPE
+            when = "after RoPE" if self.norm_after_rope else "before RoPE"
+            self.q_norm = make_norm(spec, self.d_h if per_head else qd, "Step 5", f"q norm {where} ({when})")
+            self.k_norm = make_norm(spec, self.d_h if per_head else kvd, "Step 5", f"k norm {where} ({when})")
         if spec.qk_l2_norm and self.use_rope:  # Llama 4: after RoPE, RoPE layers only
             self.qk_l2 = note(L2Norm(spec.rms_norm_eps), "Step 5", "q and k L2-normalised per head (no weight)")
         if spec.attention_sinks:
@@ -136,8 +138,8 @@ class Attention(nn.Module):
         if self.qk_norm is not None and not self.qk_norm.per_head:  # OLMo 2: one norm over all heads
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
-        if self.qk_norm is not None and self.qk_norm.per_head:  # Qwen3, Gemma 3: a norm over d_h of each head
-            q, k = self.q_norm(q), self.k_norm(k)
+        if self.qk_norm is not None and self.qk_norm.per_head and not self.norm_after_rope:  # Qwen3, Gemma 3
+            q, k = self.q_norm(q), self.k_norm(k)  # a norm over d_h of each head
         return q, k, v, gate
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
@@ -150,6 +152,8 @@ class Attention(nn.Module):
             cos, sin = ropes[self.rope_key]
             q = self.q_rope(apply_rope(q, cos, sin, self.interleaved))
             k = self.k_rope(apply_rope(k, cos, sin, self.interleaved))
+        if self.qk_norm is not None and self.norm_after_rope:  # Hunyuan: per head, after RoPE
+            q, k = self.q_norm(q), self.k_norm(k)  # (b, heads, n, d_h)
         if hasattr(self, "qk_l2"):
             q, k = self.qk_l2(q), self.qk_l2(k)
         if self.temperature:

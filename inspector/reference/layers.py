@@ -127,6 +127,8 @@ def rope_params(spec: TextSpec) -> dict[str, Any]:
     params.setdefault("rope_type", params.pop("type", "default"))
     if params["rope_type"] == "mrope":  # Qwen2-VL: default frequencies, split over 3 position axes
         params["rope_type"] = "default"
+    if params["rope_type"] == "dynamic" and params.get("alpha"):  # Hunyuan: a fixed NTK alpha, static frequencies
+        params["rope_type"] = "ntk_alpha"
     params.setdefault("rope_theta", spec.rope_theta)
     return params
 
@@ -158,6 +160,8 @@ def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.T
         n = max(seq_len or max_pos, max_pos)
         base = base * ((factor * n / max_pos) - (factor - 1)) ** (dim / (dim - 2))
         return 1.0 / base**exponents, 1.0
+    if kind == "ntk_alpha":  # Hunyuan (transformers compute_ntk_alpha_rope_parameters): base * alpha^(d/(d-2))
+        return 1.0 / (base * float(p["alpha"]) ** (dim / (dim - 2)))**exponents, 1.0
     if kind == "llama3":
         return _llama3(1.0 / base**exponents, p), 1.0
     if kind == "yarn":

@@ -52,7 +52,10 @@ Route = Callable[[torch.Tensor, "torch.Tensor | None", RoutingSpec, int], tuple[
 
 
 def _softmax_topk(logits, bias, r: RoutingSpec, k: int):
-    weights, ids = logits.softmax(dim=-1, dtype=torch.float32).topk(k, dim=-1)  # (b, n, k) each
+    probs = logits.softmax(dim=-1, dtype=torch.float32)  # (b, n, E)
+    choice = probs if bias is None else probs + bias.float()  # ERNIE 4.5: a selection bias steers the choice only
+    ids = choice.topk(k, dim=-1).indices  # (b, n, k)
+    weights = probs.gather(-1, ids)
     if r.norm_topk_prob:
         weights = weights / weights.sum(dim=-1, keepdim=True)
     return weights, ids
@@ -206,15 +209,18 @@ class MoE(nn.Module):
         self.route, self.routing, self.k, self.n_experts = ROUTES[r.rule][0], r, m.top_k, m.num_experts
         self.router = linear(spec, d, m.num_experts, m.router_bias, "Step 6", "router logits (b, n, E)")
         if m.score_bias:
-            self.register_buffer("score_bias", torch.zeros(m.num_experts))  # e_score_correction_bias (E,)
-        self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {ROUTES[r.rule][1]}")
+            shape = (1, m.num_experts) if m.score_bias_param else (m.num_experts,)  # ERNIE 4.5 stores (1, E)
+            self.register_buffer("score_bias", torch.zeros(shape))  # e_score_correction_bias
+        rule = ROUTES[r.rule][1] + (" (the selection bias added for the choice only)"
+                                    if m.score_bias and "bias" not in ROUTES[r.rule][1] else "")  # ERNIE 4.5
+        self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {rule}")
         self.topk_ids = Tap("Step 6", "chosen expert ids (b, n, k)")
         self.tokens_per_expert = Tap("Step 6", f"tokens each of the {m.num_experts} experts received (E,)", values=True)
         glu = _glu(spec)
         self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
                                                                             for e in range(m.num_experts))
         if m.shared_intermediate:
-            plain = replace(spec, mlp="gated", mlp_bias=False)
+            plain = replace(spec, mlp="gated", mlp_bias=spec.mlp_bias and m.shared_bias)
             self.shared = note(MLP(plain, m.shared_intermediate), "Step 6",
                                f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
         if m.shared_expert_gate:

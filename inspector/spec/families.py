@@ -138,6 +138,22 @@ QWEN3_NEXT_NAMES = _extend(
     gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
     gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
 )
+# ERNIE 4.5 MoE: Qwen's per-expert layout, shared experts under shared_experts, the selection bias in moe_statics
+# (transformers conversion_mapping: mlp.moe_statics.e_score_correction_bias is the checkpoint's name)
+ERNIE_MOE_NAMES = _extend(
+    QWEN_MOE_NAMES, router_score_bias=L + "mlp.moe_statics.e_score_correction_bias",
+    shared_gate=L + "mlp.shared_experts.gate_proj", shared_up=L + "mlp.shared_experts.up_proj",
+    shared_down=L + "mlp.shared_experts.down_proj",
+)
+# Hunyuan-A13B (transformers hunyuan_v1_moe; its conversion mapping is qwen2_moe's): the router is mlp.gate.wg, the
+# always-present shared expert mlp.shared_mlp, the q/k norms query_layernorm / key_layernorm
+HUNYUAN_MOE_NAMES = _extend(
+    QWEN_MOE_NAMES, router=L + "mlp.gate.wg", q_norm=L + "self_attn.query_layernorm",
+    k_norm=L + "self_attn.key_layernorm", shared_gate=L + "mlp.shared_mlp.gate_proj",
+    shared_up=L + "mlp.shared_mlp.up_proj", shared_down=L + "mlp.shared_mlp.down_proj",
+)
+# MiniMax-M2: Mixtral's block_sparse_moe layout plus the selection bias, stored beside the router (not in it)
+MINIMAX_M2_NAMES = _extend(MIXTRAL_NAMES, router_score_bias=L + "block_sparse_moe.e_score_correction_bias")
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -169,6 +185,9 @@ class MoEFamily:
     routing: str = "softmax_topk"  # ROUTING_RULES
     expert_act: str = "gated"  # EXPERT_ACTIVATIONS; clamped_swiglu: gpt-oss, gate/up interleaved
     weight_input: bool = False  # Llama 4: the routing weight scales the expert's input, not its output
+    # -- issue 24 (helper moe4) --
+    shared_bias: bool = False  # the shared experts carry the MLP's biases (ERNIE 4.5's use_bias)
+    score_bias_param: bool = False  # ERNIE 4.5: the selection bias is a frozen (1, E) parameter, not an (E,) buffer
 
     def __post_init__(self) -> None:
         _one_of("routing", self.routing, ROUTING_RULES)
@@ -229,6 +248,8 @@ class Family:
     qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
+    qk_norm_after_rope: bool = False  # Hunyuan: the per-head q/k norms come after RoPE, not before
+    sliding_rope_plain: bool = False  # OLMo 3: rope_scaling is the full-attention layers'; sliding ones rotate plainly
     # -- hybrid linear attention (Qwen3-Next, Qwen3.5) --
     linear_attention: str = ""  # LINEAR_ATTENTION_KINDS; "" = every layer is softmax attention
     attn_output_gate: bool = False  # q_proj also yields a per-channel gate: o_proj(attn * sigmoid(gate))
@@ -373,6 +394,56 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            rope_interleaved=True, qk_l2_norm="use_qk_norm", temperature_tuning=True, chunked_attention=True,
            defaults={"use_qk_norm": True, "no_rope_layer_interval": 4, "attention_chunk_size": 8192,
                      "attn_temperature_tuning": True, "floor_scale": 8192, "attn_scale": 0.1}),
+    # --- issue 24 (helper moe4): 2025-26 MoE families, one block ---
+    # GLM-4.5/4.6/4.7 (transformers models/glm4_moe, 5.25): DeepSeek-V3's router (sigmoid scores, selection
+    # bias, grouped top-k, scaled) and shared experts after first_k_dense_replace dense layers, over plain
+    # GQA attention with q/k/v biases (attention_bias), o_proj without, optional per-head q/k norms
+    # (use_qk_norm), rotate-half RoPE over half of each head (partial_rotary_factor 0.5, its class default).
+    # Checkpoints store the MTP layer as model.layers.{L}.* (DeepSeek's layout). Defaults: Glm4MoeConfig.
+    Family("glm4_moe", "GLM-4.5/4.6/4.7 MoE (sigmoid routing with selection bias, shared experts, partial RoPE)",
+           names=DEEPSEEK_NAMES, qkv_bias="attention_bias", qk_norm="head", qk_norm_switch="use_qk_norm",
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
+           defaults={"n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0, "norm_topk_prob": True,
+                     "first_k_dense_replace": 1, "n_shared_experts": 1, "partial_rotary_factor": 0.5}),
+    # MiniMax-M2 (transformers models/minimax_m2, 5.25): every layer MoE (experts as wide as intermediate_size,
+    # no shared expert), sigmoid scores with a selection bias, top-k renormalised (no groups, no scaling); q/k RMS
+    # norms over the full projected width (all heads at once, as OLMo 2); rotate-half RoPE over `rotary_dim` of
+    # each head (the released configs' legacy field: partial factor rotary_dim / head_dim). Defaults:
+    # MiniMaxM2Config.
+    Family("minimax_m2", "MiniMax-M2 (sigmoid routing with selection bias, q/k norms over all heads, partial RoPE)",
+           names=MINIMAX_M2_NAMES, qk_norm="full", moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
+           keys=_keys(expert_intermediate=("intermediate_size",), rotary_dim=("rotary_dim",)),
+           defaults={"norm_topk_prob": True, "head_dim": 128, "bos_token_id": 200034}),
+    # ERNIE 4.5 MoE (transformers models/ernie4_5_moe, 5.25): softmax router whose top-k is chosen with a selection
+    # bias added (moe_statics, a frozen (1, E) parameter) and renormalised; experts from moe_layer_start_index to
+    # moe_layer_end_index (-1: the last layer) every moe_layer_interval-th layer, moe_num_shared_experts shared
+    # experts as wide as a routed one; use_bias switches biases on q/k/v/o, the MLPs (shared experts too) and the
+    # LM head; RoPE on interleaved pairs (GLM style, in float32). Defaults: Ernie4_5_MoeConfig.
+    Family("ernie4_5_moe", "ERNIE 4.5 MoE (softmax routing with selection bias, shared experts, interleaved RoPE)",
+           names=ERNIE_MOE_NAMES, qkv_bias="use_bias", o_bias="use_bias", mlp_bias="use_bias",
+           lm_head_bias="use_bias", rope_interleaved=True,
+           moe=MoEFamily(score_bias=True, shared_bias=True, score_bias_param=True),
+           keys=_keys(num_experts=("moe_num_experts",), top_k=("moe_k",), n_shared_experts=("moe_num_shared_experts",)),
+           defaults={"tie_word_embeddings": True, "norm_topk_prob": True, "moe_num_shared_experts": 2,
+                     "moe_layer_start_index": 1, "moe_layer_end_index": -1, "moe_layer_interval": 1,
+                     "bos_token_id": 1}),
+    # Hunyuan-A13B (transformers models/hunyuan_v1_moe, 5.25): every layer MoE, experts and the one shared
+    # expert (shared_mlp) as wide as intermediate_size (transformers reads neither moe_intermediate_size nor
+    # num_shared_expert), softmax top-k renormalised; per-head q/k RMS norms applied after RoPE; attention_bias
+    # on q/k/v/o; num_experts / moe_topk may be per-layer lists (equal values read as one). RoPE "dynamic" with
+    # a fixed NTK alpha: base * alpha^(d/(d-2)). Defaults: HunYuanMoEV1Config.
+    Family("hunyuan_v1_moe", "Hunyuan-A13B MoE (shared expert, q/k norms after RoPE, NTK-alpha RoPE)",
+           names=HUNYUAN_MOE_NAMES, qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="head",
+           qk_norm_after_rope=True, moe=MoEFamily(shared_expert=True),
+           keys=_keys(top_k=("moe_topk",), expert_intermediate=("intermediate_size",)),
+           defaults={"norm_topk_prob": True, "num_experts": 1, "moe_topk": 1, "bos_token_id": 1}),
+    # OLMo 3 (transformers models/olmo3, 5.25): OLMo 2's layer (norms after attention and MLP, q/k norms over all
+    # heads) with sliding-window layers, every 4th layer full when layer_types is absent; a legacy rope_scaling
+    # (YaRN in the released configs) applies to the full-attention layers only, the sliding ones rotate with the
+    # plain rope_theta (Olmo3Config.convert_rope_params_to_dict). Defaults: Olmo3Config.
+    Family("olmo3", "OLMo 3 (OLMo 2 layout, 3 sliding-window : 1 full layers, YaRN on the full layers)",
+           names=OLMO2_NAMES, placement="post", qk_norm="full", qkv_bias="attention_bias", o_bias="attention_bias",
+           sliding_pattern=4, sliding_rope_plain=True),
 )})
 
 

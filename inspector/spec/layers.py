@@ -53,6 +53,8 @@ class MoESpec:
     fused: bool  # the checkpoint stores a layer's experts as one tensor
     layers: tuple[int, ...]  # indices of the layers that have experts
     routing: RoutingSpec = RoutingSpec()
+    shared_bias: bool = False  # the shared experts have the MLP's biases when it has them (ERNIE 4.5)
+    score_bias_param: bool = False  # the selection bias is stored as a frozen (1, E) parameter (ERNIE 4.5)
     layer_set: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,44 +86,70 @@ def _layer_list(r: ConfigReader, key: str, layers: int) -> list[int]:
     return value
 
 
-def _moe_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+def _moe_layers(r: ConfigReader, layers: int, family: Family) -> tuple[int, ...]:
     """Which layers have experts; every rule the families use, applied when its key is present."""
     if r.has("moe_layers"):
         return tuple(sorted(set(_layer_list(r, "moe_layers", layers))))
-    step = r.int("interleave_moe_layer_step", 1)
+    step = r.first(("interleave_moe_layer_step", "moe_layer_interval"), "int", family.defaults, 1)
     sparse = r.int("decoder_sparse_step", 1)
     dense_only = set(_layer_list(r, "mlp_only_layers", layers))
-    first_dense = r.int("first_k_dense_replace", 0, minimum=0)
+    first_dense = r.first(("first_k_dense_replace",), "int", family.defaults, 0, minimum=0)
+    start, end = _moe_span(r, family, layers)
     return tuple(i for i in range(layers)
-                 if (i + 1) % step == 0 and (i + 1) % sparse == 0 and i not in dense_only and i >= first_dense)
+                 if (i + 1) % step == 0 and (i + 1) % sparse == 0 and i not in dense_only and i >= first_dense
+                 and start <= i <= end)
+
+
+def _moe_span(r: ConfigReader, family: Family, layers: int) -> tuple[int, int]:
+    """ERNIE 4.5's rule: experts from moe_layer_start_index to moe_layer_end_index (inclusive), every
+    moe_layer_interval-th layer (read into the interleave step); else every layer."""
+    if "moe_layer_start_index" not in family.defaults:
+        return 0, layers
+    start = r.first(("moe_layer_start_index",), "int", family.defaults, 0, minimum=0)
+    end = r.first(("moe_layer_end_index",), "int", family.defaults, 0, minimum=-1)
+    return start, layers - 1 if end == -1 else end
 
 
 def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
     """The experts of an MoE family's config; None when it has none (num_experts 0)."""
     assert family.moe is not None
-    experts = r.first(family.config_keys("num_experts"), "int", family.defaults, 0, minimum=0,
-                      maximum=MAX_EXPERTS)
+    experts = _every_layer(r, family, "num_experts", 0, minimum=0, maximum=MAX_EXPERTS)
     if experts == 0:
         return None
-    top_k = r.first(family.config_keys("top_k"), "int", family.defaults, 0, minimum=1, maximum=MAX_EXPERTS) or None
+    top_k = _every_layer(r, family, "top_k", 0, minimum=1, maximum=MAX_EXPERTS) or None
     if top_k is not None and top_k > experts:
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
     width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
     if r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
-    elif r.has("n_shared_experts"):
-        shared = r.int("n_shared_experts", minimum=0, maximum=MAX_SHARED_EXPERTS) * width
+    elif any(r.has(k) or k in family.defaults for k in family.config_keys("n_shared_experts")):
+        shared = r.first(family.config_keys("n_shared_experts"), "int", family.defaults, 0, minimum=0,
+                         maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
-    moe_layers = _moe_layers(r, layers)
+    moe_layers = _moe_layers(r, layers, family)
     if len(moe_layers) * experts > MAX_EXPERT_INSTANCES:
         key = next(k for k in family.config_keys("num_experts") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({experts:,}) times {len(moe_layers):,} expert "
                            f"layers is over {MAX_EXPERT_INSTANCES:,} experts in all")
     return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
-                   moe_layers, read_routing(r, family, experts))
+                   moe_layers, read_routing(r, family, experts), shared_bias=family.moe.shared_bias,
+                   score_bias_param=family.moe.score_bias_param)
+
+
+def _every_layer(r: ConfigReader, family: Family, fieldname: str, default: int, **kw) -> int:
+    """An int field that Hunyuan may give per layer (`moe_topk: [8, 8, ...]`): a list of one repeated value is
+    that value; different values per layer are refused in one line (every layer is built alike here)."""
+    keys = family.config_keys(fieldname)
+    key = next((k for k in keys if r.has(k)), None)
+    value = r.raw(key) if key else None
+    if not isinstance(value, list):
+        return r.first(keys, "int", family.defaults, default, **kw)
+    if not value or any(v != value[0] for v in value):
+        raise r.fail(key, "must give one value for every layer (per-layer values are not supported)", value)
+    return ConfigReader({key: value[0]}, r.where, r.path).int(key, **kw)
 
 
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:

@@ -137,6 +137,62 @@ MOE: list[Preset] = [
         num_local_experts=16, rms_norm_eps=1e-05, rope_theta=10000.0, sliding_window=131072,
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=32064)),
 ]
+# --- issue 24 (helper moe4): 2025-26 MoE families, one block ---
+# GLM-4.5-Air: the architecture fields of its config.json as transformers 4.54.1 printed it in a public
+# ms-swift run log (code search, find_string '"pad_token_id": 151329,'), equal to the figures Megatron-Bridge
+# lists (github pufanyi/Megatron-Bridge docs/models/llm/glm45.md: 46 layers, first dense, 128 experts top-8,
+# hidden 4096, FFN 10944, expert 1408, 96 heads, 8 groups, vocab 151,552).
+MOE += [
+    _preset("zai-org/GLM-4.5-Air", ("glm-4.5-air",), _cfg(
+        "glm4_moe", "Glm4MoeForCausalLM", attention_bias=True, eos_token_id=[151329, 151336, 151338],
+        first_k_dense_replace=1, head_dim=128, hidden_act="silu", hidden_size=4096, intermediate_size=10944,
+        max_position_embeddings=131072, moe_intermediate_size=1408, n_group=1, n_routed_experts=128,
+        n_shared_experts=1, norm_topk_prob=True, num_attention_heads=96, num_experts_per_tok=8,
+        num_hidden_layers=46, num_key_value_heads=8, num_nextn_predict_layers=1, pad_token_id=151329,
+        partial_rotary_factor=0.5, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=1000000,
+        routed_scaling_factor=1.0, tie_word_embeddings=False, topk_group=1, torch_dtype="bfloat16",
+        use_qk_norm=False, vocab_size=151552)),
+    # MiniMax-M2: the architecture block of its config.json as a public test quotes it byte for byte (code search,
+    # find_string '"max_position_embeddings": 196608,'; attn_type_list: 62 ones, every layer full attention), the
+    # same fields as MiniMax-M2.7's full config.json in a public model report (which adds max_position_embeddings
+    # 204800). Left out: mlp_intermediate_size (8192; no tensor uses it) and the MTP keys (use_mtp,
+    # num_mtp_modules 3, mtp_transformer_layers 1: transformers builds no MTP module and the listed M2.7
+    # checkpoint stores none).
+    _preset("MiniMaxAI/MiniMax-M2", ("minimax-m2",), _cfg(
+        "minimax_m2", "MiniMaxM2ForCausalLM", attn_type_list=[1] * 62, head_dim=128, hidden_act="silu",
+        hidden_size=3072, intermediate_size=1536, max_position_embeddings=196608, num_attention_heads=48,
+        num_experts_per_tok=8, num_hidden_layers=62, num_key_value_heads=8, num_local_experts=256,
+        qk_norm_type="per_layer", rms_norm_eps=1e-06, rope_theta=5000000, rotary_dim=64, scoring_func="sigmoid",
+        shared_intermediate_size=0, sliding_window=None, tie_word_embeddings=False, use_qk_norm=True,
+        use_routing_bias=True, vocab_size=200064)),
+    # ERNIE-4.5-21B-A3B-PT: no verbatim copy of its config.json was found by the code search; its architecture
+    # fields as three public test fixtures quote them, all agreeing: Ascend atb_llm's ERNIE-MoE config test
+    # (find_string '"moe_layer_start_index": 1,': 28 layers, hidden 2560, FFN 12288, expert 1536, 64 experts top-6,
+    # 2 shared, layers 1-27, 20 heads, 4 KV heads, vocab 103424, rope_theta 500000, eps 1e-5, bos 1, eos 2, pad 0),
+    # an mlx-swift fixture of the same model (use_bias false, tie_word_embeddings true) and llm_memory_calculator's
+    # ERNIE_45_21B_A3B (head_dim 128, tied). Its MTP layer (num_nextn_predict_layers 1) is not listed.
+    _preset("baidu/ERNIE-4.5-21B-A3B-PT", ("ernie-4.5-21b-a3b",), _cfg(
+        "ernie4_5_moe", "Ernie4_5_MoeForCausalLM", bos_token_id=1, eos_token_id=2, hidden_act="silu",
+        hidden_size=2560, intermediate_size=12288, max_position_embeddings=131072, moe_intermediate_size=1536,
+        moe_k=6, moe_layer_end_index=27, moe_layer_interval=1, moe_layer_start_index=1, moe_num_experts=64,
+        moe_num_shared_experts=2, num_attention_heads=20, num_hidden_layers=28, num_key_value_heads=4,
+        pad_token_id=0, rms_norm_eps=1e-05, rope_theta=500000.0, tie_word_embeddings=True, torch_dtype="bfloat16",
+        use_bias=False, vocab_size=103424)),
+    # Hunyuan-A13B-Instruct: no verbatim copy of its config.json was found by the code search; its architecture
+    # fields as public fixtures quote them, agreeing: an MLX-Swift HunyuanTestFixtures.hunyuanA13BMoEConfigJSON
+    # (find_string '"use_mixed_mlp_moe": true,': 32 layers, hidden 4096, intermediate 3072 (moe_intermediate_size
+    # 32 x 3072), 64 experts, moe_topk 32 x 8, num_shared_expert 32 x 1, 32 heads, 8 KV heads, head dim 128, vocab
+    # 128167, tied, qk norm, rope_theta 10000 with NTK alpha 1000) and a profiler test's HUNYUAN_MOE_LIST_CONFIG.
+    # max_position_embeddings is in neither (left to the class default).
+    _preset("tencent/Hunyuan-A13B-Instruct", ("hunyuan-a13b",), _cfg(
+        "hunyuan_v1_moe", "HunYuanMoEV1ForCausalLM", attention_bias=False, head_dim=128, hidden_act="silu",
+        hidden_size=4096, intermediate_size=3072, moe_intermediate_size=[3072] * 32, moe_topk=[8] * 32,
+        num_attention_heads=32, num_experts=64, num_hidden_layers=32, num_key_value_heads=8,
+        num_shared_expert=[1] * 32, rms_norm_eps=1e-05,
+        rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}, rope_theta=10000.0,
+        tie_word_embeddings=True, torch_dtype="bfloat16", use_cla=False, use_mixed_mlp_moe=True, use_qk_norm=True,
+        vocab_size=128167)),
+]
 
 _GEMMA2_2B_LAYERS = 26
 
@@ -211,6 +267,26 @@ DENSE: list[Preset] = [
         max_position_embeddings=8192, num_attention_heads=32, num_hidden_layers=32, num_key_value_heads=8,
         pad_token_id=0, rope_theta=50000, sliding_window=4096, sliding_window_pattern=4, torch_dtype="bfloat16",
         vocab_size=256000)),
+]
+
+# --- issue 24 (helper moe4) ---
+# OLMo 3 7B (base, allenai/Olmo-3-1025-7B): no verbatim copy of its config.json was found by the code search; its
+# architecture fields as public code quotes them, agreeing: mini-sglang's Olmo 3 config test (find_string
+# '"attention_factor": 1.2079441541679836,': hidden 4096, FFN 11008, 32 heads, 32 KV heads, eps 1e-6, max positions
+# 65536, rope_theta 500000 with YaRN factor 8 over 8192 (attention_factor 1.2079441541679836, beta 32/1), sliding
+# window 4096, 3 sliding : 1 full, untied, vocab 100278), prime-rl's _olmo3_7b_debug_config (pad 100277) and a
+# tiny-model script built after allenai/Olmo-3-7B-Think (eos 100257); 32 layers as an MLX-Swift olmo-3-7b test
+# has them. Its total, 7,298,011,136, is the Hub's count for a fine-tune of this base (fixtures/moe2026/olmo3.json).
+DENSE += [
+    _preset("allenai/Olmo-3-1025-7B", ("olmo-3-7b",), _cfg(
+        "olmo3", "Olmo3ForCausalLM", attention_bias=False, eos_token_id=100257, hidden_act="silu", hidden_size=4096,
+        intermediate_size=11008, layer_types=["full_attention" if (i + 1) % 4 == 0 else "sliding_attention" for i in range(32)],
+        max_position_embeddings=65536, num_attention_heads=32, num_hidden_layers=32, num_key_value_heads=32,
+        pad_token_id=100277, rms_norm_eps=1e-06,
+        rope_scaling={"attention_factor": 1.2079441541679836, "beta_fast": 32.0, "beta_slow": 1.0, "factor": 8.0,
+                      "original_max_position_embeddings": 8192, "rope_type": "yarn"},
+        rope_theta=500000, sliding_window=4096, tie_word_embeddings=False, torch_dtype="bfloat16",
+        vocab_size=100278)),
 ]
 
 # No native family: counted through transformers on the meta device (`pip install "llm-inspector[hf]"`).

@@ -66,21 +66,22 @@ def _per_layer_type(r: ConfigReader, params: Any) -> tuple[Any, float | None]:
     return params["full_attention"], local
 
 
-def _partial(r: ConfigReader, params: Any) -> float:
+def _partial(r: ConfigReader, params: Any, default: float = 1.0) -> float:
     if isinstance(params, dict) and params.get("partial_rotary_factor") is not None:
         value = ConfigReader(params, r.where, r._field("rope_parameters")).float("partial_rotary_factor")
     elif r.has("partial_rotary_factor"):
         value = r.float("partial_rotary_factor")
     else:
-        value = r.float("rotary_pct", 1.0)
+        value = r.float("rotary_pct", default)
     if not 0 < value <= 1:
         raise InspectError(f"{r.where}: field 'partial_rotary_factor' must be in (0, 1], got {value}")
     return value
 
 
-def read_rope(r: ConfigReader, head_dim: int | None = None) -> tuple[float, Mapping[str, Any] | None, float | None, float]:
+def read_rope(r: ConfigReader, head_dim: int | None = None,
+              partial_default: float = 1.0) -> tuple[float, Mapping[str, Any] | None, float | None, float]:
     """(rope_theta, rope_scaling or None, local rope_theta or None, partial rotary factor), validated
-    (see the module docstring)."""
+    (see the module docstring); `partial_default`: the family's class default when the config names none."""
     scaling = r.raw("rope_scaling")
     if scaling is not None and not isinstance(scaling, dict):
         raise r.fail("rope_scaling", "must be an object", scaling)
@@ -92,7 +93,7 @@ def read_rope(r: ConfigReader, head_dim: int | None = None) -> tuple[float, Mapp
         raise r.fail("rope_parameters", "must be an object", params)
     params, per_type_local = _per_layer_type(r, params)
     local = per_type_local if per_type_local is not None else local
-    partial = _partial(r, params)
+    partial = _partial(r, params, partial_default)
     if params and "rope_theta" in params:
         theta = _theta(ConfigReader(params, r.where, r._field("rope_parameters")), params["rope_theta"], "rope_theta")
         kind = params.get("rope_type", params.get("type", "default"))
@@ -110,10 +111,13 @@ def _check_scaling(s: ConfigReader, theta: float, head_dim: int | None, max_pos:
     kind = s.cfg.get("rope_type", s.cfg.get("type", "default"))
     if not isinstance(kind, str):
         raise s.fail("rope_type", "must be a string", kind)
-    for key in REQUIRED.get(kind, ()):
+    ntk_alpha = kind == "dynamic" and s.cfg.get("alpha") is not None  # Hunyuan: a fixed alpha stretches the base
+    for key in () if ntk_alpha else REQUIRED.get(kind, ()):
         if s.cfg.get(key) is None:
             raise InspectError(f"{s.where}: field '{s._field(key)}' is missing (rope_type {kind!r} needs it)")
-    if "factor" in REQUIRED.get(kind, ()):
+    if ntk_alpha:
+        _positive(s, "alpha")
+    if "factor" in REQUIRED.get(kind, ()) and s.cfg.get("factor") is not None:
         factor = _positive(s, "factor")
         if factor < 1:
             warn(f"{s.where}: field '{s._field('factor')}' is {factor:g}, below 1 (transformers expects >= 1)")

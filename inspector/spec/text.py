@@ -80,6 +80,7 @@ class TextSpec:
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
     qk_l2_norm: bool = False  # Llama 4: weightless L2 (RMS) norm of q and k per head, RoPE layers only
+    qk_norm_after_rope: bool = False  # Hunyuan: the per-head q/k norms follow RoPE
     attn_temperature: tuple[float, float] | None = None  # Llama 4 NoPE layers: (attn_scale, floor_scale)
     prefix: str = ""
     names: Mapping[str, str] = field(default_factory=lambda: FAMILIES["llama"].names, repr=False, compare=False)
@@ -240,7 +241,10 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     moe = read_moe(r, family, layers, hidden) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
-    theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
+    rope_dim = mla.qk_rope_head_dim if mla else head_dim
+    theta, scaling, local_theta, partial = read_rope(r, rope_dim, _partial_default(r, family, rope_dim))
+    if family.sliding_rope_plain and scaling and local_theta is None:  # OLMo 3: YaRN on the full layers only
+        local_theta = theta
     sliding = _sliding_window(r)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
@@ -278,11 +282,20 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
-        attn_temperature=_temperature(r, family),
+        attn_temperature=_temperature(r, family), qk_norm_after_rope=family.qk_norm_after_rope,
         prefix=prefix, names=family.names,
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+def _partial_default(r: ConfigReader, family: Family, head_dim: int) -> float:
+    """The rotary fraction when the config names none: MiniMax-M2's legacy `rotary_dim` (rotated dimensions of
+    a head; transformers MiniMaxM2Config turns it into rotary_dim / head_dim), else the family's class default."""
+    keys = family.keys.get("rotary_dim", ())
+    if keys and r.has(keys[0]):
+        return r.int(keys[0], minimum=1) / head_dim
+    return family.defaults.get("partial_rotary_factor", 1.0)
 
 
 def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
@@ -290,7 +303,8 @@ def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
     families), or the first of the family's `mtp_keys` (Qwen3-Next, Qwen3.5; 1 when none is given)."""
     if family.mtp_keys:
         return r.first(family.mtp_keys, "int", None, 1, minimum=0, maximum=MAX_MTP_LAYERS)
-    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if mla else 0
+    deepseek_layout = mla or "mtp_eh_proj" in family.names  # GLM-4.5 stores its MTP layer as DeepSeek does
+    return r.int("num_nextn_predict_layers", 0, minimum=0, maximum=MAX_MTP_LAYERS) if deepseek_layout else 0
 
 
 def _dtype_name(r: ConfigReader) -> str | None:
