@@ -33,7 +33,7 @@ def default_config(model_type: str) -> dict:
     for key in ("num_hidden_layers", "n_layer"):
         if cfg.get(key) and cfg[key] > LAYERS_CAP:
             cfg[key] = LAYERS_CAP
-    for key in ("layer_types", "no_rope_layers"):
+    for key in ("layer_types", "no_rope_layers", "mlp_layer_types"):
         if isinstance(cfg.get(key), list):
             cfg[key] = cfg[key][:LAYERS_CAP]
     if isinstance(cfg.get("moe_layers"), list):
@@ -108,6 +108,12 @@ TINY = {
     "deepseek_v3": tiny_config("deepseek_v3", num_hidden_layers=3, q_lora_rank=12, **MLA),
     "deepseek_v3-bias": tiny_config("deepseek_v3", num_hidden_layers=3, q_lora_rank=12, attention_bias=True, **MLA),
     "deepseek_v2-no-q-lora": tiny_config("deepseek_v2", num_hidden_layers=3, q_lora_rank=None, **MLA),
+    # -- issue 24 (helper dsa): DeepSeek-V3.2's indexer
+    "deepseek_v32": tiny_config("deepseek_v32", num_hidden_layers=3, q_lora_rank=12, index_n_heads=2,
+                                index_head_dim=8, index_topk=4, **MLA),
+    "deepseek_v32-bias-listed": tiny_config("deepseek_v32", num_hidden_layers=3, q_lora_rank=12, attention_bias=True,
+                                            index_n_heads=2, index_head_dim=8, mlp_layer_types=["sparse", "dense", "sparse"],
+                                            **MLA),
     "gpt_oss": tiny_config("gpt_oss", head_dim=8, num_hidden_layers=2, sliding_window=8, **MOE),
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),

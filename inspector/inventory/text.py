@@ -80,6 +80,21 @@ def _attention(t: TextSpec, i: int, c: str) -> Entries:
         yield from _norm(at, "k_norm", t.head_dim if per_head else t.kv_dim)
     if t.attention_sinks:
         yield _raw(at, "sinks", (t.num_heads,))
+    if t.indexer is not None:
+        yield from _indexer(at)
+
+
+def _indexer(at: Site) -> Entries:
+    """DeepSeek-V3.2's lightning indexer: query heads from the q latent, one key per token from x (normalised by a
+    LayerNorm with a bias, whatever the family's norm), and a weight per head from x."""
+    t = at.t
+    x, d, i = t.indexer, t.hidden_size, at.layer
+    yield from _linear(at, "indexer_wq_b", x.heads * x.head_dim, t.mla.q_lora_rank, False)
+    yield from _linear(at, "indexer_wk", x.head_dim, d, False)
+    for kind in ("weight", "bias"):
+        yield WeightEntry(t.name("indexer_k_norm", i, "." + kind), (x.head_dim,), at.component, at.group,
+                          "indexer_k_norm." + kind, i)
+    yield from _linear(at, "indexer_weights_proj", x.heads, d, False)
 
 
 def _mla(at: Site) -> Entries:

@@ -263,9 +263,25 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
     """One token of one layer on one GPU: kv heads split over tp (at least one), an MLA latent whole."""
     t = acc.spec.text
     width = KV_BYTES[o.kv_dtype]
+    if t.mla is not None and t.indexer is not None:  # DeepSeek-V3.2: the latent, then vLLM's own indexer cache
+        return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim) * width + vllm_indexer_bytes(t)
     if t.mla is not None:
         return kv_bytes_per_token_layer(t, width)
     return 2 * max(1, t.num_kv_heads // o.tp) * t.head_dim * width
+
+
+# vLLM keeps DeepSeek-V3.2's indexer keys in fp8 with one float32 scale per 128 values, whatever --kv-cache-dtype
+# says: vllm/model_executor/models/deepseek_v2.py `Indexer.__init__` builds DeepseekV32IndexerCache(head_dim=
+# head_dim + head_dim // quant_block_size * 4, dtype=torch.uint8) with quant_block_size = 128 (132 B per token
+# and layer for index_head_dim 128)
+VLLM_INDEXER_QUANT_BLOCK = 128
+VLLM_INDEXER_SCALE_BYTES = 4
+
+
+def vllm_indexer_bytes(t) -> int:
+    """Bytes of one token's indexer key in one layer of vLLM's cache (fp8 values + float32 scales)."""
+    d = t.indexer.head_dim
+    return d + d // VLLM_INDEXER_QUANT_BLOCK * VLLM_INDEXER_SCALE_BYTES
 
 
 def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[tuple[KvGroup, ...], int]:

@@ -19,13 +19,16 @@ from torch import nn
 
 from inspector.errors import InspectError
 from inspector.reference.deltanet import DELTANET_ROLES, GatedDeltaNet
+from inspector.reference.indexer import INDEXER_PATHS
 from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
 from inspector.reference.mla import LatentAttention
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
 ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
-                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES | set(INDEXER_PATHS)
+# Attention roles whose parameters sit in a sub-module (DeepSeek-V3.2's indexer): role -> path under `attn.`
+ATTENTION_PATHS = dict(INDEXER_PATHS)
 
 
 class L2Norm(nn.Module):

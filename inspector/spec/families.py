@@ -138,6 +138,14 @@ QWEN3_NEXT_NAMES = _extend(
     gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
     gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
 )
+# DeepSeek-V3.2: DeepSeek-V3's names plus the lightning indexer of DeepSeek Sparse Attention in every
+# attention layer (transformers models/deepseek_v32 DeepseekV32Indexer: wq_b, wk, k_norm (a LayerNorm with
+# bias), weights_proj; the published checkpoint stores them under self_attn.indexer.*)
+IDX = L + "self_attn.indexer."
+DEEPSEEK_V32_NAMES = _extend(
+    DEEPSEEK_NAMES, indexer_wq_b=IDX + "wq_b", indexer_wk=IDX + "wk", indexer_k_norm=IDX + "k_norm",
+    indexer_weights_proj=IDX + "weights_proj",
+)
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -236,6 +244,8 @@ class Family:
     # model_executor/models/qwen3_next_mtp.py: fc, pre_fc_norm_hidden, pre_fc_norm_embedding, layers.{j}, norm);
     # its layer count is the first of these keys, else 1 (vLLM's default for num_nextn_predict_layers)
     mtp_keys: tuple[str, ...] = ()
+    # DeepSeek Sparse Attention (DeepSeek-V3.2): a lightning indexer picks each query's top index_topk keys
+    indexer: bool = False
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -366,6 +376,13 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            sliding_pattern=2, defaults={"attention_bias": True}, keys=_EXPERTS_AT_INTERMEDIATE,
            moe=MoEFamily(fused=True, router_bias=True, expert_bias=True, routing="topk_softmax",
                          expert_act="clamped_swiglu")),
+    # -- issue 24 (helper dsa): DeepSeek-V3.2. Class defaults: transformers DeepseekV32Config (5.25); its MLA
+    # always rotates interleaved pairs (no rope_interleave key), its indexer rotate-half pairs.
+    Family("deepseek_v32", "DeepSeek-V3.2 (MLA + lightning indexer picking the top-k keys, DeepSeek-V3 MoE)",
+           names=DEEPSEEK_V32_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), rope_interleaved=True, indexer=True,
+           defaults={"n_group": 8, "topk_group": 4, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+                     "index_topk": 2048, "index_head_dim": 128, "index_n_heads": 64, "first_k_dense_replace": 3}),
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
            keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),

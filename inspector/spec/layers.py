@@ -84,16 +84,27 @@ def _layer_list(r: ConfigReader, key: str, layers: int) -> list[int]:
     return value
 
 
-def _moe_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
-    """Which layers have experts; every rule the families use, applied when its key is present."""
+def _moe_layers(r: ConfigReader, layers: int, defaults=None) -> tuple[int, ...]:
+    """Which layers have experts; every rule the families use, applied when its key is present
+    (`mlp_layer_types`: one "dense" or "sparse" per layer, DeepSeek-V3.2's and Kimi Linear's list)."""
     if r.has("moe_layers"):
         return tuple(sorted(set(_layer_list(r, "moe_layers", layers))))
+    if r.has("mlp_layer_types"):
+        return _sparse_layers(r, layers)
     step = r.int("interleave_moe_layer_step", 1)
     sparse = r.int("decoder_sparse_step", 1)
     dense_only = set(_layer_list(r, "mlp_only_layers", layers))
-    first_dense = r.int("first_k_dense_replace", 0, minimum=0)
+    first_dense = r.first(("first_k_dense_replace",), "int", defaults, 0, minimum=0)
     return tuple(i for i in range(layers)
                  if (i + 1) % step == 0 and (i + 1) % sparse == 0 and i not in dense_only and i >= first_dense)
+
+
+def _sparse_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+    value = r.raw("mlp_layer_types")
+    if not isinstance(value, list) or len(value) != layers or any(v not in ("dense", "sparse") for v in value):
+        raise InspectError(f"{r.where}: field '{r._field('mlp_layer_types')}' must list {layers} of dense, sparse, "
+                           f"got {str(value)[:80]}")
+    return tuple(i for i, v in enumerate(value) if v == "sparse")
 
 
 def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
@@ -114,7 +125,7 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
         shared = r.int("n_shared_experts", minimum=0, maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
-    moe_layers = _moe_layers(r, layers)
+    moe_layers = _moe_layers(r, layers, family.defaults)
     if len(moe_layers) * experts > MAX_EXPERT_INSTANCES:
         key = next(k for k in family.config_keys("num_experts") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({experts:,}) times {len(moe_layers):,} expert "
@@ -156,7 +167,8 @@ def read_mla(r: ConfigReader) -> MLASpec:
     )
 
 
-_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked"}
+_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked",
+                "indexed_attention": "full"}  # DeepSeek-V3.2: every layer full, keys picked by its indexer
 
 
 def read_layer_types(r: ConfigReader, layers: int, pattern: int) -> tuple[str, ...]:
@@ -256,4 +268,29 @@ def read_linear_attention(r: ConfigReader, family: Family, layers: int) -> Linea
     if spec.value_heads % spec.key_heads:
         raise InspectError(f"{r.where}: field '{r._field('linear_num_value_heads')}' ({spec.value_heads}) is not "
                            f"a multiple of 'linear_num_key_heads' ({spec.key_heads})")
+    return spec
+
+
+@dataclass(frozen=True)
+class IndexerSpec:
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, transformers DeepseekV32Indexer): per
+    layer, `heads` query heads of `head_dim` from the q latent, one shared key of `head_dim` per token (a
+    cache of its own), ReLU(q . k) weighted per head and summed; each query attends to its `topk` best keys.
+    Its first `rope_dim` dimensions (qk_rope_head_dim) are rotated, rotate-half pairs."""
+
+    heads: int
+    head_dim: int
+    topk: int
+    rope_dim: int
+
+
+def read_indexer(r: ConfigReader, family: Family, rope_dim: int) -> IndexerSpec:
+    """The indexer's sizes: config keys, else transformers' DeepseekV32Config defaults (family data)."""
+    def get(key: str) -> int:
+        return r.first((key,), "int", family.defaults, None, minimum=1)
+
+    spec = IndexerSpec(get("index_n_heads"), get("index_head_dim"), get("index_topk"), rope_dim)
+    if spec.head_dim < rope_dim:
+        raise InspectError(f"{r.where}: field '{r._field('index_head_dim')}' ({spec.head_dim}) is smaller than "
+                           f"'qk_rope_head_dim' ({rope_dim})")
     return spec

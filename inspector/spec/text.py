@@ -19,7 +19,7 @@ from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
 from inspector.spec.layers import (
-    LinearAttnSpec, MLASpec, MoESpec, read_layer_types, read_linear_attention, read_mla, read_moe, read_no_rope_layers,
+    IndexerSpec, LinearAttnSpec, MLASpec, MoESpec, read_indexer, read_layer_types, read_linear_attention, read_mla, read_moe, read_no_rope_layers,
 )
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
@@ -76,6 +76,7 @@ class TextSpec:
     mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
     linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
+    indexer: IndexerSpec | None = None  # DeepSeek-V3.2: the lightning indexer of every MLA layer
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
@@ -275,6 +276,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
         linear=linear, attn_output_gate=family.attn_output_gate,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
+        indexer=read_indexer(r, family, mla.qk_rope_head_dim) if family.indexer and mla else None,
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),

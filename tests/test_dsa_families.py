@@ -1,0 +1,68 @@
+"""DeepSeek-V3.2 (MLA + the lightning indexer of DeepSeek Sparse Attention) against transformers 5.25: the
+reference forward's logits with every weight perturbed, with an index_topk that keeps every key and one that
+drops keys (prefill, then cached decode), and the KV bytes against the tensors of transformers' own cache
+(the MLA latent, its RoPE key and the indexer's keys)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import tiny_config
+from inspector.inventory.accounting import account
+from inspector.spec.model import from_hf_config
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+DSA = dict(num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=8, num_experts_per_tok=3, n_group=4,
+           topk_group=2, moe_intermediate_size=16, n_shared_experts=1, kv_lora_rank=16, q_lora_rank=24,
+           qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6, num_key_value_heads=4, index_n_heads=4,
+           index_head_dim=8, pad_token_id=0)
+FORWARD = {
+    "dense-topk": tiny_config("deepseek_v32", index_topk=64, **DSA),  # top-k >= every length: all keys kept
+    "sparse-topk": tiny_config("deepseek_v32", index_topk=3, **DSA),  # 3 of up to 11 keys kept per query
+}
+
+
+@pytest.mark.parametrize("case", list(FORWARD), ids=list(FORWARD))
+def test_reference_forward_equals_transformers(case, tmp_path):
+    from hf_reference import hf_tiny
+    from inspector.reference.load import load_model
+
+    cfg = FORWARD[case]
+    hf = hf_tiny(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ours = load_model(tmp_path)
+    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = hf(ids).logits, ours(ids)
+        tol = 2e-5 * expected.abs().max().item()
+        assert (expected - got).abs().max().item() < tol
+        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
+        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
+        past = getattr(out, "cache", None) or out.past_key_values
+        for j in range(7, 11):
+            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
+            theirs.append(out.logits[:, -1])
+            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
+        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    assert cache.index_k[0].shape == (2, 11, 8)
+
+
+def test_kv_bytes_equal_transformers_cache_tensors():
+    """bf16 forward of 3 tokens: the latent, the RoPE key and the indexer keys transformers' DynamicIndexedLayer
+    holds, in bytes, equal our KV bytes per token times 3."""
+    cfg, tokens = FORWARD["sparse-topk"], 3
+    config = transformers.AutoConfig.for_model(**cfg)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    held = sum(t.numel() * t.element_size() for layer in cache.layers
+               for t in (layer.keys, layer.values, layer.indexer_keys))
+    acc = account(from_hf_config(cfg, "tiny"))
+    assert acc.totals.kv_cache_bytes_per_token * tokens == held == acc.kv_cache_bytes(tokens)
