@@ -66,3 +66,22 @@ def test_kv_bytes_equal_transformers_cache_tensors():
                for t in (layer.keys, layer.values, layer.indexer_keys))
     acc = account(from_hf_config(cfg, "tiny"))
     assert acc.totals.kv_cache_bytes_per_token * tokens == held == acc.kv_cache_bytes(tokens)
+
+
+@pytest.mark.parametrize("cached, new, cap", [(0, 11, 3), (0, 2, 3), (9, 1, 3), (5, 7, 4), (2, 3, 64)])
+def test_capped_keys_brute_force(cached, new, cap):
+    """As needed, a DSA query attends to min(keys it may see, index_topk) keys."""
+    from inspector.compute.flops import Pass, capped_keys
+
+    assert capped_keys(Pass(new, cached), cap) == sum(min(p + 1, cap) for p in range(cached, cached + new))
+
+
+def test_flops_equal_flop_counter_over_transformers_indexer():
+    """transformers' own DeepSeek-V3.2 forward on meta (MLA, the indexer's two matmuls, dense MLPs: no routed
+    experts, whose dispatch needs values): prefills and a cached decode step == the ledger."""
+    from test_flops import hf_counts, hf_meta, ledger_counts
+
+    cfg = tiny_config("deepseek_v32", **{**DSA, "num_hidden_layers": 2, "mlp_layer_types": ["dense", "dense"]},
+                      index_topk=3)
+    model = hf_meta(cfg)
+    assert hf_counts(model) == ledger_counts(account(from_hf_config(model.config.to_dict(), "tiny")))

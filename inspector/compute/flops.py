@@ -190,14 +190,39 @@ def _chunk_spans(first: int, last: int, chunk: int):
 
 
 def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
-    """Q K^T and P V of one layer, (as computed: every query against every key; as needed)."""
+    """Q K^T and P V of one layer, (as computed: every query against every key; as needed). DeepSeek-V3.2's
+    MLA is computed over every key (transformers and the reference mask the keys its indexer drops) but needs
+    only each query's top index_topk of the keys it may see; its indexer's own scores are `indexer_flops`."""
     d_qk, d_v = t.head_dim, (t.mla.v_head_dim if t.mla else t.head_dim)
     per_pair = 2 * step.batch * t.num_heads * (d_qk + d_v)  # one query against one key, all heads
     cached, window = step.cached, t.window(layer)
     if step.sliding_cache and window and cached:
         cached = min(cached, window - 1)
     computed = per_pair * step.new * (cached + step.new)
+    if t.indexer is not None:
+        return computed, per_pair * capped_keys(step, t.indexer.topk)
     return computed, per_pair * visible_keys(step, t.window(layer), t.chunk(layer))
+
+
+def capped_keys(step: Pass, cap: int) -> int:
+    """Keys the new queries of one sequence attend to when each keeps at most `cap` of the keys it may see
+    (causal): sum over positions p of min(p + 1, cap)."""
+    first, last = step.cached, step.cached + step.new - 1
+    edge = min(last, cap - 1)  # queries at p < cap see p + 1 keys, later ones `cap`
+    below = _causal_sum(first + 1, edge + 1) if first <= edge else 0
+    return below + cap * (last - max(first, cap) + 1) if last >= cap else below
+
+
+def indexer_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
+    """DeepSeek-V3.2's lightning indexer in all layers, beyond its projections (counted with them): the scores
+    q . k of h_I heads of d_I against every cached and new key, and the per-head weights times those scores
+    (h_I multiply-adds per query and key): 2 h_I (d_I + 1) FLOPs per query and key, as FlopCounterMode counts
+    transformers' DeepseekV32Indexer (two matmuls; ReLU, top-k and the mask are not counted). As needed: the
+    keys each query may see (causal)."""
+    x = t.indexer
+    per_pair = 2 * step.batch * x.heads * (x.head_dim + 1)
+    computed = per_pair * step.new * (step.cached + step.new)
+    return t.num_layers * computed, t.num_layers * per_pair * visible_keys(step, None, None)
 
 
 # --------------------------------------------------------------------------- Gated DeltaNet
@@ -270,6 +295,10 @@ def ledger(acc, step: Pass) -> Ledger:
             computed, needed = attention_flops(t, i, step)
             sums[(LM, ATTN)][0] += computed
             sums[(LM, ATTN)][1] += needed
+    if t.indexer is not None:  # DeepSeek-V3.2: the indexer's scores, on the attention row
+        computed, needed = indexer_flops(t, step)
+        sums[(LM, ATTN)][0] += computed
+        sums[(LM, ATTN)][1] += needed
     if t.linear is not None and t.linear.layers:  # the recurrence and the conv's extra outputs, on the conv's row
         row = next((e.component, e.group) for e in acc.entries if e.role == "gdn_conv")
         computed, needed = deltanet_flops(t, step)
