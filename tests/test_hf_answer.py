@@ -120,7 +120,7 @@ SAMPLE = {
     "nemotron_h": _default("nemotron_h", num_hidden_layers=4, hybrid_override_pattern="M-*-"),
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
-    "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
+    "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
 }
 
@@ -271,7 +271,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
     return prefill, counter.get_total_flops() + _moe_routed(cfg)
 
 
-FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "deepseek_v32", "gemma3n_text"]
+FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "glm_moe_dsa", "gemma3n_text"]
 
 
 @pytest.mark.parametrize("name", FLOPS)
@@ -416,7 +416,7 @@ def test_native_ledger_and_transformers_flops_agree(cfg):
     assert m.decode == forward_flops(acc, decode(64, sliding_cache=True))[0]
 
 
-@pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "jamba", "falcon_h1", "nemotron_h", "deepseek_v32",
+@pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "jamba", "falcon_h1", "nemotron_h", "glm_moe_dsa",
                                   "gemma3n_text"])
 def test_grown_cache_decodes_like_a_full_fill(name, monkeypatch):
     """The decode step against a short forward's cache grown to the context costs what it costs against a

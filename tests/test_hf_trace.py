@@ -64,7 +64,7 @@ SAMPLE = {
         "short_conv_kernel_size": 4}),
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
-    "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
+    "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
     "jamba": _default("jamba", num_hidden_layers=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
                       expert_layer_period=2, num_experts=4),
@@ -189,14 +189,14 @@ class _Checker(HTMLParser):
 
 def test_report_page_holds_the_module_tree(config_dirs, tmp_path):
     out = tmp_path / "page.html"
-    result = runner.invoke(app, ["report", config_dirs["deepseek_v32"], "qwen2.5-0.5b", "-o", str(out)])
+    result = runner.invoke(app, ["report", config_dirs["glm_moe_dsa"], "qwen2.5-0.5b", "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
     checker = _Checker()
     checker.feed(text)
     assert text.startswith("<!DOCTYPE html>") and not checker.errors and not checker.stack
-    assert 'data-section="module-tree"' in text and "DeepseekV32ForCausalLM; no native family" in text
-    vocab = SAMPLE["deepseek_v32"]["vocab_size"]
+    assert 'data-section="module-tree"' in text and "GlmMoeDsaForCausalLM; no native family" in text
+    vocab = SAMPLE["glm_moe_dsa"]["vocab_size"]
     assert f"(1, {N}, {vocab})" in text  # the LM head's output
     assert "qwen2.5-0.5b" in text.lower() or "Qwen2.5-0.5B" in text  # the native model beside it, drawn
 
