@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict, gib
+from inspector.memory.serving import vllm_indexer_bytes
 from inspector.reports.render import Report, Section
 from inspector.units import n
 
@@ -47,6 +48,12 @@ def vllm_lines(s: Serving) -> list[str]:
 def _kv_rule(acc: Accounting, s: Serving) -> str:
     t, o = acc.spec.text, s.options
     width = s.token_layer_bytes
+    if t.mla is not None and t.indexer is not None:
+        latent = width - vllm_indexer_bytes(t)
+        return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
+                f"{t.mla.qk_rope_head_dim}) × {latent // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(latent)} B, "
+                f"plus the indexer's key in vLLM's fp8 cache: {t.indexer.head_dim} + {t.indexer.head_dim} / 128 × 4 "
+                f"(float32 scales) = {vllm_indexer_bytes(t)} B; {n(width)} B")
     if t.mla is not None:
         return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
                 f"{t.mla.qk_rope_head_dim}) × {width // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(width)} B")

@@ -187,7 +187,13 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
         return []
     size = KV_DTYPE_BYTES[kv_dtype]
     per_token = t.kv_cache_bytes_per_token * size // 2
-    if text.mla is not None:
+    if text.mla is not None and text.indexer is not None:  # DeepSeek-V3.2: its indexer's key beside the latent
+        m, d_i = text.mla, text.indexer.head_dim
+        rule = (f"{n(per_token)} B (MLA caches the compressed latent, the lightning indexer its key: "
+                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim} + {d_i}) × {size})")
+        label = (f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim + index_head_dim) × "
+                 f"{size} B)")
+    elif text.mla is not None:
         m = text.mla
         rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
                 f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
