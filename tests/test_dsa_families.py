@@ -85,3 +85,31 @@ def test_flops_equal_flop_counter_over_transformers_indexer():
                       index_topk=3)
     model = hf_meta(cfg)
     assert hf_counts(model) == ledger_counts(account(from_hf_config(model.config.to_dict(), "tiny")))
+
+
+FIGURES = __import__("json").loads((__import__("conftest").ROOT / "fixtures" / "dsa" / "deepseek_v32.json").read_text())
+
+
+def test_published_checkpoint_tensors_and_elements():
+    """The preset's stored checkpoint (fp8 blocks of 128 x 128 with their weight_scale_inv; the MTP layer 61;
+    indexer.weights_proj left in bf16) against the published file listing: every tensor, every element."""
+    import math
+
+    from inspector.inventory.load import account_config
+    from inspector.memory.stored import stored_weights
+    from inspector.spec.presets import get_preset
+
+    cfg = dict(get_preset("deepseek-v3.2").config)
+    parts = {p.name: p for t in stored_weights(account_config(cfg, "m", "config.json"), cfg).tensors for p in t.parts}
+    assert len(parts) == FIGURES["checkpoint_tensors"]
+    assert sum(math.prod(p.shape) for p in parts.values()) == FIGURES["checkpoint_elements"]
+    for name, (shape, dtype) in FIGURES["checkpoint_rows"].items():
+        assert list(parts[name].shape) == shape and (dtype is None or parts[name].dtype == dtype), name
+
+
+def test_vllm_indexer_cache_bytes():
+    from inspector.memory.serving import vllm_indexer_bytes
+    from inspector.spec.presets import get_preset
+
+    spec = from_hf_config(dict(get_preset("deepseek-v3.2").config), "v3.2").text
+    assert vllm_indexer_bytes(spec) == FIGURES["vllm_indexer_cache_bytes_per_token_layer"]
