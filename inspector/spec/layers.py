@@ -119,10 +119,11 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
     width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
+    shared_keys = family.config_keys("n_shared_experts")  # Kimi Linear: num_shared_experts
     if r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
-    elif r.has("n_shared_experts"):
-        shared = r.int("n_shared_experts", minimum=0, maximum=MAX_SHARED_EXPERTS) * width
+    elif any(r.has(k) or k in family.defaults for k in shared_keys):
+        shared = r.first(shared_keys, "int", family.defaults, 0, minimum=0, maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
     moe_layers = _moe_layers(r, layers, family.defaults)
@@ -135,12 +136,20 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
                    moe_layers, read_routing(r, family, experts))
 
 
+def _flag(r: ConfigReader, keys: tuple[str, ...], defaults) -> bool:
+    """The first of `keys` present (true or false), else the family's default for it, else False."""
+    key = next((k for k in keys if r.has(k)), None)
+    if key is not None:
+        return r.bool(key, False)
+    return bool(next((defaults[k] for k in keys if k in defaults), False))
+
+
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
     """The routing rule (family data) and its settings (config keys, else the family's defaults)."""
     m, d = family.moe, family.defaults
 
     def get(key: str, kind: str, default):
-        return r.first((key,), kind, d, default)
+        return r.first(family.config_keys(key), kind, d, default)
 
     groups = get("n_group", "int", 1) if m.routing == "sigmoid_grouped" else 1
     if experts % groups:
@@ -150,7 +159,7 @@ def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
         raise InspectError(f"{r.where}: field '{r._field('topk_group')}' ({kept_groups}) exceeds "
                            f"'{r._field('n_group')}' ({groups})")
     return RoutingSpec(
-        rule=m.routing, norm_topk_prob=r.bool("norm_topk_prob", bool(d.get("norm_topk_prob", False))),
+        rule=m.routing, norm_topk_prob=_flag(r, family.config_keys("norm_topk_prob"), d),
         n_group=groups, topk_group=kept_groups,
         scaling=get("routed_scaling_factor", "float", 1.0), jitter_eps=get("router_jitter_noise", "float", 0.0),
         weight_input=m.weight_input, expert_act=m.expert_act,
@@ -294,3 +303,29 @@ def read_indexer(r: ConfigReader, family: Family, rope_dim: int) -> IndexerSpec:
         raise InspectError(f"{r.where}: field '{r._field('index_head_dim')}' ({spec.head_dim}) is smaller than "
                            f"'qk_rope_head_dim' ({rope_dim})")
     return spec
+
+
+def read_kda(r: ConfigReader, family: Family, layers: int) -> LinearAttnSpec:
+    """Kimi Delta Attention (Kimi Linear): one head count and head dim for q, k and v, the short-conv kernel and
+    which layers are KDA. The published config nests them in `linear_attn_config` (num_heads, head_dim,
+    short_conv_kernel_size; kda_layers / full_attn_layers numbered from 1); transformers' KimiLinearConfig writes
+    linear_num_heads, linear_head_dim, linear_conv_kernel_dim and `layer_types`, and without either list makes
+    every layer KDA but layers 4, 8, 12, ... (counting from 0; its __post_init__), the family's class defaults."""
+    sub = r.sub("linear_attn_config") if r.has("linear_attn_config") else None
+
+    def get(nested: str, flat: str) -> int:
+        if sub is not None and sub.has(nested):
+            return sub.int(nested)
+        return r.first((flat,), "int", family.defaults, None, minimum=1)
+
+    heads, dim = get("num_heads", "linear_num_heads"), get("head_dim", "linear_head_dim")
+    kernel = get("short_conv_kernel_size", "linear_conv_kernel_dim")
+    if r.has("layer_types"):
+        kda = read_linear_layers(r, layers, family.defaults)
+    elif sub is not None and sub.has("kda_layers") and sub.has("full_attn_layers"):
+        kda = tuple(sorted(i - 1 for i in _layer_list(sub, "kda_layers", layers + 1)))
+        if -1 in kda:
+            raise InspectError(f"{r.where}: field '{sub._field('kda_layers')}' numbers layers from 1, got 0")
+    else:
+        kda = tuple(i for i in range(layers) if not (i and i % 4 == 0))
+    return LinearAttnSpec("kda", heads, heads, dim, dim, kernel, kda)

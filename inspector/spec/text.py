@@ -19,7 +19,8 @@ from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
 from inspector.spec.layers import (
-    IndexerSpec, LinearAttnSpec, MLASpec, MoESpec, read_indexer, read_layer_types, read_linear_attention, read_mla, read_moe, read_no_rope_layers,
+    IndexerSpec, LinearAttnSpec, MLASpec, MoESpec, read_indexer, read_kda, read_layer_types, read_linear_attention,
+    read_mla, read_moe, read_no_rope_layers,
 )
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
@@ -248,11 +249,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
     bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
-    linear = read_linear_attention(r, family, layers) if family.linear_attention else None
+    linear = (read_kda(r, family, layers) if family.linear_attention == "kda" else
+              read_linear_attention(r, family, layers) if family.linear_attention else None)
     layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
         no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
+    elif family.rope_on == "none":  # Kimi Linear: no layer rotates (its MLA is NoPE)
+        no_rope = tuple(range(layers))
     chunk = _get(r, family, "attention_chunk_size", "int", 0) if family.chunked_attention else 0
     if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
         layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
