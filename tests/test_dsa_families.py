@@ -113,3 +113,28 @@ def test_vllm_indexer_cache_bytes():
 
     spec = from_hf_config(dict(get_preset("deepseek-v3.2").config), "v3.2").text
     assert vllm_indexer_bytes(spec) == FIGURES["vllm_indexer_cache_bytes_per_token_layer"]
+
+
+KIMI = __import__("json").loads((__import__("conftest").ROOT / "fixtures" / "dsa" / "kimi_linear.json").read_text())
+
+
+def test_kimi_linear_checkpoint_and_card():
+    """The preset's inventory against the published listing (every tensor and element) and the model card's
+    "48B total, 3B activated": 48B is the count without the embedding and LM head (49.12B with them), 3B the
+    active count without the input embedding (3.11B; 3.48B with it)."""
+    import math
+
+    from inspector.inventory.load import account_config
+    from inspector.memory.stored import stored_weights
+    from inspector.spec.presets import get_preset
+
+    cfg = dict(get_preset("kimi-linear-48b-a3b").config)
+    acc = account_config(cfg, "m", "config.json")
+    parts = {p.name: p for t in stored_weights(acc, cfg).tensors for p in t.parts}
+    assert len(parts) == KIMI["checkpoint_tensors"]
+    assert sum(math.prod(p.shape) for p in parts.values()) == KIMI["checkpoint_elements"]
+    for name, shape in KIMI["checkpoint_rows"].items():
+        assert list(parts[name].shape) == shape, name
+    t, card = acc.totals, KIMI["model_card"]
+    assert int(t.non_embedding_params / 1e9) == int(card["total"].rstrip("B"))
+    assert round((t.moe.active_params - t.embedding_params // 2) / 1e9) == int(card["active"].rstrip("B"))

@@ -244,4 +244,24 @@ MOE.extend([
         topk_group=4, topk_method="noaux_tc", torch_dtype="bfloat16", v_head_dim=128, vocab_size=129280)),
 ])
 
+# -- issue 24 (helper dsa): Kimi Linear. Its config.json as published: quoted whole in a public model-info report found
+# by code search (find_string '"full_attn_layers": [\n      4,', file id 62691149540,
+# "moonshotai/Kimi-Linear-48B-A3B-Instruct/config.json"; a curl of the same URL in file id 54667546636 agrees).
+MOE.extend([
+    _preset("moonshotai/Kimi-Linear-48B-A3B-Instruct", ("kimi-linear-48b-a3b",), _cfg(
+        "kimi_linear", "KimiLinearForCausalLM", bos_token_id=163584, dtype="bfloat16", eos_token_id=163586,
+        first_k_dense_replace=1, head_dim=72, hidden_act="silu", hidden_size=2304, intermediate_size=9216,
+        kv_lora_rank=512,
+        linear_attn_config={"full_attn_layers": [4, 8, 12, 16, 20, 24, 27], "head_dim": 128,
+                            "kda_layers": [i for i in range(1, 27) if i % 4], "num_heads": 32,
+                            "short_conv_kernel_size": 4},
+        mla_use_nope=True, model_max_length=1048576, moe_intermediate_size=1024, moe_layer_freq=1,
+        moe_renormalize=True, moe_router_activation_func="sigmoid", num_attention_heads=32, num_expert_group=1,
+        num_experts=256, num_experts_per_token=8, num_hidden_layers=27, num_key_value_heads=32,
+        num_nextn_predict_layers=0, num_shared_experts=1, pad_token_id=163839, q_lora_rank=None,
+        qk_nope_head_dim=128, qk_rope_head_dim=64, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=10000.0,
+        routed_scaling_factor=2.446, tie_word_embeddings=False, topk_group=1, use_grouped_topk=True,
+        v_head_dim=128, vocab_size=163840)),
+])
+
 FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK
