@@ -138,3 +138,54 @@ def test_kimi_linear_checkpoint_and_card():
     t, card = acc.totals, KIMI["model_card"]
     assert int(t.non_embedding_params / 1e9) == int(card["total"].rstrip("B"))
     assert round((t.moe.active_params - t.embedding_params // 2) / 1e9) == int(card["active"].rstrip("B"))
+
+
+KIMI_TINY = tiny_config("kimi_linear", num_hidden_layers=4, q_lora_rank=None, kv_lora_rank=16, qk_nope_head_dim=8,
+                        qk_rope_head_dim=4, v_head_dim=8, num_key_value_heads=4, num_experts=8,
+                        num_experts_per_token=3, num_expert_group=4, topk_group=2, moe_intermediate_size=16,
+                        num_shared_experts=1, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                        linear_attn_config={"kda_layers": [1, 2, 4], "full_attn_layers": [3], "head_dim": 8,
+                                            "num_heads": 2, "short_conv_kernel_size": 4})
+
+
+def _dense_mlp_as_published(path) -> None:
+    """transformers 5.25 saves kimi_linear by reversing its load-time renames, block_sparse_moe. -> mlp. included,
+    so a dense layer's MLP comes out as block_sparse_moe.gate_proj; the published checkpoint stores it under
+    mlp. (as the listing of fixtures/dsa/kimi_linear.json shows): the saved file is put back in that layout."""
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    dense = re.compile(r"block_sparse_moe\.(gate_proj|up_proj|down_proj)\.")
+    save_file({dense.sub(r"mlp.\1.", k): v for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+
+
+def test_kimi_linear_forward_equals_transformers(tmp_path):
+    """Logits of the reference against transformers (fp32, eager; its chunked KDA prefill and its one-token
+    recurrent decode), every weight perturbed: prefill of 11 tokens, then a prefill of 7 and 4 decode steps
+    carrying the conv and recurrent states and the MLA latent."""
+    from hf_reference import hf_tiny
+    from inspector.reference.load import load_model
+
+    hf = hf_tiny(KIMI_TINY)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    _dense_mlp_as_published(tmp_path / "model.safetensors")
+    ours = load_model(tmp_path)
+    ids = torch.randint(0, KIMI_TINY["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = hf(ids).logits, ours(ids)
+        tol = 2e-5 * expected.abs().max().item()
+        assert (expected - got).abs().max().item() < tol
+        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
+        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
+        past = getattr(out, "cache", None) or out.past_key_values
+        for j in range(7, 11):
+            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
+            theirs.append(out.logits[:, -1])
+            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
+        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    assert cache.state[0].shape == (2, 2, 8, 8) and cache.conv[0].shape == (2, 48, 4)

@@ -48,6 +48,7 @@ class LatentAttention(nn.Module):
         super().__init__()
         m, d, h = spec.mla, spec.hidden_size, spec.num_heads
         self.layer, self.n_h, self.m, self.interleaved = layer, h, m, spec.rope_interleaved
+        self.use_rope = layer not in spec.no_rope_layers  # Kimi Linear's MLA: no RoPE (its k_rot part unrotated)
         self.scale = latent_scale(spec)
         q_out = h * m.qk_head_dim
         if m.q_lora_rank:
@@ -97,9 +98,11 @@ class LatentAttention(nn.Module):
         q_nope, q_rot = q.split([m.qk_nope_head_dim, m.qk_rope_head_dim], dim=-1)
         latent, k_rot = self.kv_a(x).split([m.kv_lora_rank, m.qk_rope_head_dim], dim=-1)  # (b, n, r), (b, n, d_rope)
         latent = self.kv_a_norm(latent)[:, None]  # (b, 1, n, kv_lora_rank)
-        cos, sin = ropes[""]
-        q_rot = self.q_rope(apply_rope(q_rot, cos, sin, self.interleaved))  # (b, n_h, n, d_rope)
-        k_rot = self.k_rope(apply_rope(k_rot[:, None], cos, sin, self.interleaved))  # (b, 1, n, d_rope)
+        k_rot = k_rot[:, None]  # (b, 1, n, d_rope)
+        if self.use_rope:
+            cos, sin = ropes[""]
+            q_rot = self.q_rope(apply_rope(q_rot, cos, sin, self.interleaved))  # (b, n_h, n, d_rope)
+            k_rot = self.k_rope(apply_rope(k_rot, cos, sin, self.interleaved))  # (b, 1, n, d_rope)
         if cache is not None:
             latent, k_rot = cache.update(self.layer, latent, k_rot)  # (b, 1, t+n, r), (b, 1, t+n, d_rope)
             latent, k_rot = self.latent_cache(latent), self.rope_cache(k_rot)
