@@ -189,3 +189,53 @@ def test_kimi_linear_forward_equals_transformers(tmp_path):
             mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
         assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
     assert cache.state[0].shape == (2, 2, 8, 8) and cache.conv[0].shape == (2, 48, 4)
+
+
+def test_kimi_linear_kv_and_state_equal_transformers_cache_tensors():
+    """bf16 forward of 3 tokens: the MLA latent and RoPE key of the full layers, the conv and float32 recurrent
+    states of the KDA layers, as transformers' cache holds them, equal our KV bytes and linear state."""
+    from inspector.inventory.accounting import kv_line, linear_state
+
+    tokens = 3
+    config = transformers.AutoConfig.for_model(**KIMI_TINY)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    kv = conv = recurrent = 0
+    for layer in cache.layers:
+        if hasattr(layer, "recurrent_states"):
+            conv += sum(v.numel() * v.element_size() for v in layer.conv_states.values())
+            recurrent += sum(v.numel() * v.element_size() for v in layer.recurrent_states.values())
+        else:
+            kv += layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+    spec = from_hf_config(KIMI_TINY, "tiny")
+    state = linear_state(spec.text)
+    assert account(spec).totals.kv_cache_bytes_per_token * tokens == kv > 0
+    assert (state.layers * state.conv_bytes, state.layers * state.recurrent_bytes) == (conv, recurrent)
+    assert kv_line(spec.text) == "1 of 4 layers keep a KV cache"
+
+
+@pytest.mark.parametrize("preset", ["deepseek-v3.2", "kimi-linear-48b-a3b"])
+def test_presets_answer_natively(preset):
+    """memory, flops and trace on meta answer from the native families (exit 0, no transformers path)."""
+    from typer.testing import CliRunner
+
+    from inspector.cli.app import app
+
+    runner = CliRunner()
+    for args in (["memory", preset, "--gpu", "H100-80GB", "-f", "json"], ["flops", preset, "--seq-len", "128", "-f", "json"],
+                 ["trace", "-m", preset, "--device", "meta", "--seq-len", "16", "-f", "json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output[-400:])
+        assert __import__("json").loads(result.stdout).get("path", "native") == "native", args
+
+
+def test_vllm_dsa_latent_bytes():
+    """vLLM's DeepSeek-V3.2 cache: bf16 latent (512 + 64) x 2; with an fp8 cache its fp8_ds_mla layout, 656 B."""
+    from inspector.memory.serving import vllm_dsa_latent_bytes
+    from inspector.spec.presets import get_preset
+
+    spec = from_hf_config(dict(get_preset("deepseek-v3.2").config), "v3.2").text
+    assert (vllm_dsa_latent_bytes(spec, 2), vllm_dsa_latent_bytes(spec, 1)) == (1152, FIGURES["vllm_fp8_ds_mla_bytes"])

@@ -81,7 +81,7 @@ def test_without_torch_one_line_names_the_extra(command, tmp_path):
     import sys
     from pathlib import Path
 
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "kimi_linear", "num_hidden_layers": 4}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm_moe_dsa", "num_hidden_layers": 4}))
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", NO_TORCH, command[0], str(tmp_path), *command[1:]],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=root,
@@ -128,7 +128,8 @@ SAMPLE = {
 # qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
-NATIVE = ("qwen3_next",)  # sample configs a native family answers (the same figures through the spec)
+# kimi_linear is native too since issue 24 (helper dsa): vLLM's KDA state page through the same arithmetic.
+NATIVE = ("qwen3_next", "kimi_linear")  # sample configs a native family answers (the same figures through the spec)
 
 
 def _build(cfg: dict):

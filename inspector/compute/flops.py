@@ -32,7 +32,8 @@ from inspector.errors import InspectError, whole_number
 from inspector.inventory.entry import ATTN, EXPERTS, HEAD, LM, WeightEntry
 from inspector.spec.text import TextSpec
 
-NO_MATMUL_ROLES = frozenset({"embed", "pos_embed"})  # looked up by token id, not multiplied
+NO_MATMUL_ROLES = frozenset({"embed", "pos_embed",  # looked up by token id, not multiplied
+                             "kda_a_log"})  # Kimi's per-head decay rate, stored (1, 1, h, 1): elementwise
 MAX_TOKENS = 2**40
 
 
@@ -230,7 +231,7 @@ def indexer_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
 GDN_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk_size (models/qwen3_next/modeling_qwen3_next.py)
 
 
-def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
+def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:  # Kimi's KDA too: see the end of the docstring
     """(as computed, as needed) FLOPs of all Gated DeltaNet layers beyond their projections and the conv's
     n outputs. As computed = FlopCounterMode over transformers' torch fallback (and the reference): a
     prefill runs torch_chunk_gated_delta_rule, padded to chunks of C = 64, whose matmuls per value head
@@ -240,7 +241,10 @@ def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
     (cached > 0, new == 1) runs torch_recurrent_gated_delta_rule, elementwise only: 0. The conv computes
     n + kernel - 1 outputs on a fresh sequence (causal_conv1d_fn pads both sides) and n + 1 on a cached
     one (causal_conv1d_update). As needed: the delta rule token by token, S^T k, k delta^T and S^T q
-    (3 d_k d_v multiply-adds per head and token), and the conv's n outputs (counted with the projections)."""
+    (3 d_k d_v multiply-adds per head and token), and the conv's n outputs (counted with the projections).
+    Kimi Delta Attention (transformers' chunk_kimi_delta_attention) builds its within-chunk products elementwise
+    (per-channel decays) and instead multiplies the solved system by v beta and by k beta exp(g) (C x C x d_v and
+    C x C x d_k): with d_k == d_v, as every KDA layer has, the same count; its three convs are one conv_dim conv."""
     g, b, n = t.linear, step.batch, step.new
     layers = len(g.layers)
     extra = g.conv_kernel - 1 if step.cached == 0 else 1
@@ -300,7 +304,7 @@ def ledger(acc, step: Pass) -> Ledger:
         sums[(LM, ATTN)][0] += computed
         sums[(LM, ATTN)][1] += needed
     if t.linear is not None and t.linear.layers:  # the recurrence and the conv's extra outputs, on the conv's row
-        row = next((e.component, e.group) for e in acc.entries if e.role == "gdn_conv")
+        row = next((e.component, e.group) for e in acc.entries if e.role in ("gdn_conv", "kda_q_conv"))
         computed, needed = deltanet_flops(t, step)
         sums[row][0] += computed
         sums[row][1] += needed

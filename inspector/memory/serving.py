@@ -264,7 +264,7 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
     t = acc.spec.text
     width = KV_BYTES[o.kv_dtype]
     if t.mla is not None and t.indexer is not None:  # DeepSeek-V3.2: the latent, then vLLM's own indexer cache
-        return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim) * width + vllm_indexer_bytes(t)
+        return vllm_dsa_latent_bytes(t, width) + vllm_indexer_bytes(t)
     if t.mla is not None:
         return kv_bytes_per_token_layer(t, width)
     return 2 * max(1, t.num_kv_heads // o.tp) * t.head_dim * width
@@ -276,6 +276,18 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
 # and layer for index_head_dim 128)
 VLLM_INDEXER_QUANT_BLOCK = 128
 VLLM_INDEXER_SCALE_BYTES = 4
+
+
+def vllm_dsa_latent_bytes(t, width: int) -> int:
+    """One token's MLA latent in one layer of vLLM's DeepSeek-V3.2 cache: (kv_lora_rank + d_rope) x the KV width,
+    or with an fp8 cache vLLM's "fp8_ds_mla" layout (vllm/model_executor/models/config.py DeepseekV32ForCausalLM
+    turns --kv-cache-dtype fp8* into fp8_ds_mla; flashmla_sparse.py get_kv_cache_shape: 656 B a token): the latent
+    in fp8, one float32 scale per 128 of it, the RoPE key in bf16 (512 + 16 + 128 = 656 for DeepSeek-V3.2)."""
+    m = t.mla
+    if width == 1:
+        return m.kv_lora_rank + m.kv_lora_rank // VLLM_INDEXER_QUANT_BLOCK * VLLM_INDEXER_SCALE_BYTES + \
+            2 * m.qk_rope_head_dim
+    return (m.kv_lora_rank + m.qk_rope_head_dim) * width
 
 
 def vllm_indexer_bytes(t) -> int:

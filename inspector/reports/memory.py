@@ -50,8 +50,10 @@ def _kv_rule(acc: Accounting, s: Serving) -> str:
     width = s.token_layer_bytes
     if t.mla is not None and t.indexer is not None:
         latent = width - vllm_indexer_bytes(t)
-        return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
-                f"{t.mla.qk_rope_head_dim}) × {latent // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(latent)} B, "
+        size = latent // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)
+        rule = (f"({t.mla.kv_lora_rank} + {t.mla.qk_rope_head_dim}) × {size}" if size > 1 else
+                f"vLLM's fp8_ds_mla: {t.mla.kv_lora_rank} fp8 + float32 scales + {t.mla.qk_rope_head_dim} × 2 (bf16)")
+        return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = {rule} = {n(latent)} B, "
                 f"plus the indexer's key in vLLM's fp8 cache: {t.indexer.head_dim} + {t.indexer.head_dim} / 128 × 4 "
                 f"(float32 scales) = {vllm_indexer_bytes(t)} B; {n(width)} B")
     if t.mla is not None:
