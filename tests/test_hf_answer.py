@@ -307,7 +307,7 @@ def _native_presets():
     for p in MOE + DENSE:
         cfg = json.loads(json.dumps(p.config))
         layers = cfg.get("num_hidden_layers") or cfg.get("n_layer")
-        keep = {"gemma3_text": 6, "cohere2": 6, "gemma2": 6, "qwen3_next": 4}.get(cfg.get("model_type"), 2)
+        keep = {"gemma3_text": 6, "cohere2": 6, "gemma2": 6, "qwen3_next": 4, "kimi_linear": 4}.get(cfg.get("model_type"), 2)
         for key in ("num_hidden_layers", "n_layer"):
             if key in cfg:
                 cfg[key] = min(keep, layers)
@@ -316,6 +316,9 @@ def _native_presets():
                 cfg[key] = value[:keep]
         if "first_k_dense_replace" in cfg:
             cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
+        for key, value in (cfg.get("linear_attn_config") or {}).items():  # Kimi's layer lists, numbered from 1
+            if key in ("kda_layers", "full_attn_layers"):
+                cfg["linear_attn_config"][key] = [i for i in value if i <= keep]
         yield pytest.param(cfg, id=p.aliases[0] if p.aliases else p.hub_id)
 
 
@@ -387,11 +390,11 @@ def test_native_serving_and_the_hybrid_layout_agree(preset):
 
 
 def test_check_exits_1_when_vllm_would_not_start(config_dirs):
-    """A non-fit is an answer (exit 0); --check makes it exit 1 (kimi_linear's 4 layers do not fit 8 GiB)."""
-    result = runner.invoke(app, ["memory", config_dirs["kimi_linear"], "--gpu", "8", "-f", "json"])
+    """A non-fit is an answer (exit 0); --check makes it exit 1 (glm_moe_dsa's 2 layers do not fit 8 GiB)."""
+    result = runner.invoke(app, ["memory", config_dirs["glm_moe_dsa"], "--gpu", "8", "-f", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["fits"] is False, result.output
     assert json.loads(result.stdout)["path"] == "transformers"
-    result = runner.invoke(app, ["memory", config_dirs["kimi_linear"], "--gpu", "8", "--check", "-f", "json"])
+    result = runner.invoke(app, ["memory", config_dirs["glm_moe_dsa"], "--gpu", "8", "--check", "-f", "json"])
     assert result.exit_code == 1, result.output
 
 
