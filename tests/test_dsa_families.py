@@ -218,18 +218,31 @@ def test_kimi_linear_kv_and_state_equal_transformers_cache_tensors():
 
 
 @pytest.mark.parametrize("preset", ["deepseek-v3.2", "kimi-linear-48b-a3b"])
-def test_presets_answer_natively(preset):
-    """memory and flops answer from the native families (exit 0, no transformers path); `trace -m PRESET --device
-    meta` is tests/test_offline_presets.py's (every preset)."""
+def test_presets_answer_natively(preset, tmp_path):
+    """memory (the preset cut to its first 4 layers, for time) and flops answer from the native families (exit 0,
+    no transformers path); vLLM's page for DeepSeek-V3.2 holds the bf16 latent and the fp8 indexer keys (1,152 +
+    132 B a token and layer). `trace -m PRESET --device meta` is tests/test_offline_presets.py's (every preset)."""
+    import json
+
     from typer.testing import CliRunner
 
     from inspector.cli.app import app
+    from inspector.spec.presets import get_preset
 
+    cfg = json.loads(json.dumps(get_preset(preset).config))
+    cfg["num_hidden_layers"] = 4
+    if "linear_attn_config" in cfg:
+        cfg["linear_attn_config"].update(kda_layers=[1, 2, 3], full_attn_layers=[4])
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
     runner = CliRunner()
-    for args in (["memory", preset, "--gpu", "H100-80GB", "-f", "json"], ["flops", preset, "--seq-len", "128", "-f", "json"]):
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, (args, result.output[-400:])
-        assert __import__("json").loads(result.stdout).get("path", "native") == "native", args
+    result = runner.invoke(app, ["memory", str(tmp_path), "--gpu", "H100-80GB", "-f", "json"])
+    assert result.exit_code == 0, result.output[-400:]
+    data = json.loads(result.stdout)
+    assert data.get("path", "native") == "native"
+    if preset == "deepseek-v3.2":
+        assert data["kv_bytes_per_token_layer"] == 1152 + FIGURES["vllm_indexer_cache_bytes_per_token_layer"]
+    result = runner.invoke(app, ["flops", preset, "--seq-len", "128", "-f", "json"])
+    assert result.exit_code == 0 and json.loads(result.stdout).get("path", "native") == "native", result.output[-400:]
 
 
 def test_vllm_dsa_latent_bytes():
