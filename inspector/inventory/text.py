@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
+    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, KDA_ATTN, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
 from inspector.spec.text import TextSpec
@@ -118,7 +118,7 @@ def _gated_deltanet(t: TextSpec, i: int, c: str) -> Entries:
     q, k and v, the per-head decay parameters, the gated norm over a value head and the output."""
     g, d, at = t.linear, t.hidden_size, Site(t, i, c, LINEAR_ATTN)
     if g.kind == "kda":
-        yield from _kimi_delta(at)
+        yield from _kimi_delta(Site(t, i, c, KDA_ATTN))
         return
     yield _raw(at, "gdn_conv", (g.conv_dim, 1, g.conv_kernel))
     if g.kind == "gdn_fused":

@@ -190,13 +190,13 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
     if text.mla is not None and text.indexer is not None:  # DeepSeek-V3.2: its indexer's key beside the latent
         m, d_i = text.mla, text.indexer.head_dim
         rule = (f"{n(per_token)} B (MLA caches the compressed latent, the lightning indexer its key: "
-                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim} + {d_i}) × {size})")
+                f"{len(text.kv_layers)} × ({m.kv_lora_rank} + {m.qk_rope_head_dim} + {d_i}) × {size})")
         label = (f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim + index_head_dim) × "
                  f"{size} B)")
     elif text.mla is not None:
         m = text.mla
         rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
-                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
+                f"{len(text.kv_layers)} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
         label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
     else:
         rule = (f"{n(per_token)} B "
@@ -221,7 +221,7 @@ def _state_rows(text) -> list[tuple[str, str]]:
     per_layer = (f"{n(state.bytes_per_layer)} B per layer: conv {ch} × {pos} × {state.conv_bytes // (ch * pos)} B "
                  f"+ recurrent {h} × {dk} × {dv} × {state.recurrent_bytes // (h * dk * dv)} B (fp32)")
     return [("Layers with a KV cache", kv_line(text)),
-            (f"Linear-attention state per sequence ({state.layers} Gated DeltaNet layers, as transformers holds it)",
+            (f"Linear-attention state per sequence ({state.layers} {text.linear.label} layers, as transformers holds it)",
              f"{n(state.bytes_per_sequence)} B ({human_bytes(state.bytes_per_sequence)}; {per_layer})")]
 
 
@@ -505,9 +505,9 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
         return []
     full = t.kv_layers
     return [
-        ("attention per layer", f"Gated DeltaNet on {len(g.layers)}: {layers_text(g.layers)}; "
-                                f"gated full attention on {len(full)}: {layers_text(full)}" if full else
-                                f"Gated DeltaNet on all {len(g.layers)}"),
+        ("attention per layer", f"{g.label} on {len(g.layers)}: {layers_text(g.layers)}; "
+                                f"{'gated full attention' if t.attn_output_gate else 'full attention'} on "
+                                f"{len(full)}: {layers_text(full)}" if full else f"{g.label} on all {len(g.layers)}"),
         ("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
         ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
         ("linear attention conv kernel", g.conv_kernel),

@@ -226,6 +226,11 @@ class LinearAttnSpec:
     layers: tuple[int, ...]  # the layers that are linear attention
 
     @property
+    def label(self) -> str:
+        """What the layers are called in tables: "Gated DeltaNet" or (kind kda) "Kimi Delta Attention"."""
+        return "Kimi Delta Attention" if self.kind == "kda" else "Gated DeltaNet"
+
+    @property
     def key_dim(self) -> int:
         return self.key_heads * self.key_head_dim
 
