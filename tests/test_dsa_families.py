@@ -252,3 +252,14 @@ def test_vllm_dsa_latent_bytes():
 
     spec = from_hf_config(dict(get_preset("deepseek-v3.2").config), "v3.2").text
     assert (vllm_dsa_latent_bytes(spec, 2), vllm_dsa_latent_bytes(spec, 1)) == (1152, FIGURES["vllm_fp8_ds_mla_bytes"])
+
+
+def test_kimi_flops_equal_flop_counter_over_transformers():
+    """transformers' own Kimi Linear forward (its chunked KDA prefill, recurrent decode, NoPE MLA; dense MLPs: no
+    routed experts), counted by FlopCounterMode on CPU (its KDA reads values: .item() refuses meta) == the ledger."""
+    from test_flops import hf_counts, hf_meta, ledger_counts
+
+    cfg = {**KIMI_TINY, "num_hidden_layers": 2, "mlp_layer_types": ["dense", "dense"],
+           "linear_attn_config": {**KIMI_TINY["linear_attn_config"], "kda_layers": [1], "full_attn_layers": [2]}}
+    model = hf_meta(cfg, device="cpu")
+    assert hf_counts(model) == ledger_counts(account(from_hf_config(model.config.to_dict(), "tiny")))
