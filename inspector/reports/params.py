@@ -475,9 +475,21 @@ def _mla_config_rows(t) -> list[tuple[str, Any]]:
     return [
         ("q_lora_rank (q latent)", a.q_lora_rank or "none: q projected directly"),
         ("kv_lora_rank (kv latent, cached)", a.kv_lora_rank),
-        ("qk head dim (nope + rope)", f"{a.qk_nope_head_dim} + {a.qk_rope_head_dim}"),
+        ("qk head dim (nope + rope)", f"{a.qk_nope_head_dim} + {a.qk_rope_head_dim}"
+                                      + (" (no RoPE applied)" if t.no_rope_layers else "")),
         ("v head dim", a.v_head_dim),
+        *_indexer_config_rows(t),
     ]
+
+
+def _indexer_config_rows(t) -> list[tuple[str, Any]]:
+    """DeepSeek-V3.2's lightning indexer, from the spec's IndexerSpec."""
+    x = t.indexer
+    if x is None:
+        return []
+    return [("lightning indexer (DeepSeek Sparse Attention)",
+             f"{x.heads} heads x {x.head_dim} (first {x.rope_dim} rotated), one cached key of {x.head_dim} per token; "
+             f"each query attends to its top {x.topk:,} keys")]
 
 
 _ATTENTION_WORDS = {"full": "full", "sliding": "sliding window", "chunked": "chunked"}
