@@ -263,3 +263,22 @@ def test_kimi_flops_equal_flop_counter_over_transformers():
            "linear_attn_config": {**KIMI_TINY["linear_attn_config"], "kda_layers": [1], "full_attn_layers": [2]}}
     model = hf_meta(cfg, device="cpu")
     assert hf_counts(model) == ledger_counts(account(from_hf_config(model.config.to_dict(), "tiny")))
+
+
+@pytest.mark.parametrize("cfg", [FORWARD["sparse-topk"], KIMI_TINY], ids=["deepseek_v32", "kimi_linear"])
+def test_left_padded_row_equals_its_unpadded_self(cfg):
+    """Pads are masked out of the indexer's scores (so never among a query's top-k) and zeroed before a KDA layer
+    (so they leave its states at zero): a left-padded row gives its unpadded logits."""
+    from inspector.reference.text import TextModel
+
+    spec = from_hf_config(cfg, "tiny").text
+    torch.manual_seed(0)
+    model = TextModel(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+        ids = torch.randint(3, spec.vocab_size, (1, 8), generator=torch.Generator().manual_seed(3))
+        alone = model(ids)
+        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
+        padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
+        assert (model(padded, padding=padding)[:, 3:] - alone).abs().max().item() < 1e-4
