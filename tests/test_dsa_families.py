@@ -221,7 +221,7 @@ def test_kimi_linear_kv_and_state_equal_transformers_cache_tensors():
 def test_presets_answer_natively(preset, tmp_path):
     """memory (the preset cut to its first 4 layers, for time) and flops answer from the native families (exit 0,
     no transformers path); vLLM's page for DeepSeek-V3.2 holds the bf16 latent and the fp8 indexer keys (1,152 +
-    132 B a token and layer). `trace -m PRESET --device meta` is tests/test_offline_presets.py's (every preset)."""
+    132 B a token and layer) in blocks of 64 tokens. `trace -m PRESET --device meta` is tests/test_offline_presets.py's (every preset)."""
     import json
 
     from typer.testing import CliRunner
@@ -241,6 +241,7 @@ def test_presets_answer_natively(preset, tmp_path):
     assert data.get("path", "native") == "native"
     if preset == "deepseek-v3.2":
         assert data["kv_bytes_per_token_layer"] == 1152 + FIGURES["vllm_indexer_cache_bytes_per_token_layer"]
+        assert data["block_size"] == FIGURES["vllm_sparse_mla_block_size"]
     result = runner.invoke(app, ["flops", preset, "--seq-len", "128", "-f", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout).get("path", "native") == "native", result.output[-400:]
 

@@ -278,6 +278,16 @@ VLLM_INDEXER_QUANT_BLOCK = 128
 VLLM_INDEXER_SCALE_BYTES = 4
 
 
+# vLLM on CUDA forces the KV block size of a model whose config has index_topk (DeepSeek Sparse Attention) to 64
+# (vllm/platforms/cuda.py check_and_update_config: "Forcing kv cache block size to 64 for FlashMLASparse backend.")
+SPARSE_MLA_BLOCK = 64
+
+
+def sparse_mla_block(t, o: ServeOptions) -> ServeOptions:
+    """`o` with vLLM's block size for a spec with a lightning indexer (64), else as it is."""
+    return o._replace(block_size=SPARSE_MLA_BLOCK) if t.indexer is not None and o.block_size != SPARSE_MLA_BLOCK else o
+
+
 def vllm_dsa_latent_bytes(t, width: int) -> int:
     """One token's MLA latent in one layer of vLLM's DeepSeek-V3.2 cache: (kv_lora_rank + d_rope) x the KV width,
     or with an fp8 cache vLLM's "fp8_ds_mla" layout (vllm/model_executor/models/config.py DeepseekV32ForCausalLM
@@ -366,6 +376,7 @@ def settings(o: ServeOptions, length: int) -> VllmSettings:
 def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:
     """vLLM's start-up budget for `o` on `gpu`; `ranks`: the rank plan of o's layout, when already made."""
     t = acc.spec.text
+    o = sparse_mla_block(t, o)  # DeepSeek-V3.2: vLLM's 64-token blocks
     check_layout(acc, o.layout)
     length = o.max_model_len or t.max_position_embeddings
     width, what, status = entry_width(o)
