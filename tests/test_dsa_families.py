@@ -188,6 +188,9 @@ def test_kimi_linear_forward_equals_transformers(tmp_path):
             theirs.append(out.logits[:, -1])
             mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
         assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+        split = ours.new_cache()  # a prefill continued from a state: chunked form with an initial state, padded conv
+        ours(ids[:, :7], split)
+        assert (ours(ids[:, 7:], split) - got[:, 7:]).abs().max().item() < tol
     assert cache.state[0].shape == (2, 2, 8, 8) and cache.conv[0].shape == (2, 48, 4)
 
 
@@ -256,14 +259,31 @@ def test_vllm_dsa_latent_bytes():
 
 
 def test_kimi_flops_equal_flop_counter_over_transformers():
-    """transformers' own Kimi Linear forward (its chunked KDA prefill, recurrent decode, NoPE MLA; dense MLPs: no
-    routed experts), counted by FlopCounterMode on CPU (its KDA reads values: .item() refuses meta) == the ledger."""
+    """transformers' own Kimi Linear forward (its chunked KDA prefill, recurrent decode, a prefill after a cached one;
+    NoPE MLA; dense MLPs: no routed experts), counted by FlopCounterMode on CPU (its KDA reads values: .item()
+    refuses meta) == the ledger."""
     from test_flops import hf_counts, hf_meta, ledger_counts
 
     cfg = {**KIMI_TINY, "num_hidden_layers": 2, "mlp_layer_types": ["dense", "dense"],
            "linear_attn_config": {**KIMI_TINY["linear_attn_config"], "kda_layers": [1], "full_attn_layers": [2]}}
     model = hf_meta(cfg, device="cpu")
-    assert hf_counts(model) == ledger_counts(account(from_hf_config(model.config.to_dict(), "tiny")))
+    acc = account(from_hf_config(model.config.to_dict(), "tiny"))
+    assert hf_counts(model) == ledger_counts(acc)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from inspector.compute.flops import Pass, ledger
+
+    def run(n, start, cache=None):  # 5 tokens after 7 in the cache: the conv pads both sides, the chunked form
+        ids, mask = torch.zeros(2, n, dtype=torch.long), torch.ones(2, start + n, dtype=torch.long)
+        positions = torch.arange(start, start + n)[None].expand(2, n)
+        return model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                     **({"cache": cache} if cache is not None else {}))
+
+    with torch.no_grad():
+        cache = run(7, 0).cache
+        with FlopCounterMode(display=False) as counter:
+            run(5, 7, cache)
+    assert counter.get_total_flops() == ledger(acc, Pass(5, 7, 2)).computed
 
 
 @pytest.mark.parametrize("cfg", [FORWARD["sparse-topk"], KIMI_TINY], ids=["deepseek_v32", "kimi_linear"])

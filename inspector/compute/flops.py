@@ -248,6 +248,8 @@ def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:  # Kimi's KDA to
     g, b, n = t.linear, step.batch, step.new
     layers = len(g.layers)
     extra = g.conv_kernel - 1 if step.cached == 0 else 1
+    if g.kind == "kda" and step.cached and n > 1:  # Kimi's cached multi-token conv pads both sides (kda.kimi_conv)
+        extra = 2 * g.conv_kernel - 1
     conv = 2 * b * extra * g.conv_dim * g.conv_kernel
     recurrent = step.cached > 0 and n == 1
     padded = -(-n // GDN_CHUNK) * GDN_CHUNK

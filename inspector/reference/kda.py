@@ -87,6 +87,18 @@ def recurrent_kda(q, k, v, beta, g, S):
     return torch.stack(out, dim=1), S
 
 
+def kimi_conv(qkv: torch.Tensor, weight: torch.Tensor, conv: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The three short convs as transformers runs Kimi's (glm5_next's causal_conv1d_forward): as `causal_conv`, but a
+    cached sequence given several tokens convolves (kernel past | n new) with kernel - 1 zeros padded on both sides
+    and keeps outputs kernel .. kernel + n - 1 (the same values; n + 2 kernel - 1 outputs computed, not n + 1)."""
+    n, kernel = qkv.shape[1], weight.shape[-1]
+    if conv is None or n == 1:
+        return causal_conv(qkv, weight, conv)
+    inputs = torch.cat([conv, qkv.transpose(1, 2)], dim=-1)  # (b, 3 h d, kernel + n)
+    out = F.conv1d(inputs, weight, padding=kernel - 1, groups=inputs.shape[1])[..., kernel:kernel + n]
+    return F.silu(out).transpose(1, 2), inputs[..., -kernel:]  # (b, n, 3 h d)
+
+
 class KimiDeltaAttention(nn.Module):
     """One KDA token mixer; its roles (KDA_ROLES) are its parameter names."""
 
@@ -122,7 +134,7 @@ class KimiDeltaAttention(nn.Module):
         qkv = torch.cat([self.kda_q(x), self.kda_k(x), self.kda_v(x)], dim=-1)  # (b, n, 3 h d)
         weight = torch.cat([self.kda_q_conv, self.kda_k_conv, self.kda_v_conv])  # (3 h d, 1, kernel)
         conv, state = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
-        qkv, conv = causal_conv(qkv, weight, conv)
+        qkv, conv = kimi_conv(qkv, weight, conv)
         q, k, v = (t.reshape(shape).float() for t in self.conv_out(qkv).split(self.width, dim=-1))
         q, k = l2_normalise(q) * self.dim**-0.5, l2_normalise(k)  # (b, n, h, d) each
         f = self.kda_f_b(self.kda_f_a(x)).float() + self.kda_dt_bias.float()  # (b, n, h d)
