@@ -154,6 +154,8 @@ def to_transformers_names(shapes: dict[str, tuple[int, ...]], model) -> dict[str
             for src, dst in zip(sources, targets):
                 out = {re.sub(src, dst, name): shape for name, shape in out.items()}
             continue
+        # merge patterns are globs ("*" an index); some mappings (kimi_linear) write their dots regex-escaped
+        sources, targets = ([x.replace("\\.", ".") for x in xs] for xs in (sources, targets))
         merged: dict[str, list] = {}
         for src in sources:
             pat = _pattern(src)
@@ -164,7 +166,9 @@ def to_transformers_names(shapes: dict[str, tuple[int, ...]], model) -> dict[str
             per_source = len(sources)
             experts = len(parts) // per_source
             first = parts[0]
-            if "Concatenate" in ops and per_source > 1:
+            if ops == ["Concatenate"] and transform.operations[0].dim == 0:  # stacked along dim 0 (Kimi's convs)
+                shape = (sum(p[0] for p in parts), *first[1:])
+            elif "Concatenate" in ops and per_source > 1:
                 shape = (experts, first[0] * per_source, *first[1:])
             else:
                 shape = (experts, *first)

@@ -33,7 +33,7 @@ def default_config(model_type: str) -> dict:
     for key in ("num_hidden_layers", "n_layer"):
         if cfg.get(key) and cfg[key] > LAYERS_CAP:
             cfg[key] = LAYERS_CAP
-    for key in ("layer_types", "no_rope_layers"):
+    for key in ("layer_types", "no_rope_layers", "mlp_layer_types"):
         if isinstance(cfg.get(key), list):
             cfg[key] = cfg[key][:LAYERS_CAP]
     if isinstance(cfg.get("moe_layers"), list):
@@ -73,6 +73,8 @@ MOE = dict(num_local_experts=4, num_experts=4, num_experts_per_tok=2, moe_interm
 MLA = dict(kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, n_routed_experts=4,
            n_shared_experts=1, first_k_dense_replace=1, num_experts_per_tok=2, moe_intermediate_size=24,
            n_group=2, topk_group=1, head_dim=4)
+
+KIMI_IDS = dict(pad_token_id=0, bos_token_id=1, eos_token_id=2)  # Kimi's class defaults lie past a tiny vocabulary
 
 TINY = {
     "gemma": tiny_config("gemma", head_dim=8, hidden_act="gelu_pytorch_tanh"),
@@ -116,6 +118,23 @@ TINY = {
     "deepseek_v3": tiny_config("deepseek_v3", num_hidden_layers=3, q_lora_rank=12, **MLA),
     "deepseek_v3-bias": tiny_config("deepseek_v3", num_hidden_layers=3, q_lora_rank=12, attention_bias=True, **MLA),
     "deepseek_v2-no-q-lora": tiny_config("deepseek_v2", num_hidden_layers=3, q_lora_rank=None, **MLA),
+    # -- issue 24 (helper dsa): DeepSeek-V3.2's indexer
+    "deepseek_v32": tiny_config("deepseek_v32", num_hidden_layers=3, q_lora_rank=12, index_n_heads=2,
+                                index_head_dim=8, index_topk=4, **MLA),
+    "deepseek_v32-bias-listed": tiny_config("deepseek_v32", num_hidden_layers=3, q_lora_rank=12, attention_bias=True,
+                                            index_n_heads=2, index_head_dim=8, mlp_layer_types=["sparse", "dense", "sparse"],
+                                            **MLA),
+    # -- issue 24 (helper dsa): Kimi Linear (KDA + NoPE MLA), its checkpoint's linear_attn_config and listed types
+    "kimi_linear": tiny_config("kimi_linear", num_hidden_layers=4, q_lora_rank=None, **KIMI_IDS, kv_lora_rank=16,
+                               qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, num_experts=4,
+                               num_experts_per_token=2, moe_intermediate_size=24, num_shared_experts=1,
+                               linear_attn_config={"kda_layers": [1, 2, 4], "full_attn_layers": [3], "head_dim": 8,
+                                                   "num_heads": 2, "short_conv_kernel_size": 3}),
+    "kimi_linear-listed": tiny_config("kimi_linear", num_hidden_layers=3, q_lora_rank=None, **KIMI_IDS, kv_lora_rank=16,
+                                      qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, num_experts=4,
+                                      num_experts_per_token=2, moe_intermediate_size=24, linear_head_dim=8,
+                                      linear_num_heads=2, mlp_layer_types=["sparse", "dense", "sparse"],
+                                      layer_types=["full_attention", "linear_attention", "linear_attention"]),
     "gpt_oss": tiny_config("gpt_oss", head_dim=8, num_hidden_layers=2, sliding_window=8, **MOE),
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),

@@ -45,6 +45,18 @@ EXTRA_CASES = {
                                     linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
                                     num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
                                     shared_expert_intermediate_size=16),
+    # -- issue 24 (helper dsa): DeepSeek-V3.2, an index_topk that drops keys (the reference computes every score)
+    "deepseek_v32": tiny_config("deepseek_v32", num_hidden_layers=2, first_k_dense_replace=1, n_routed_experts=4,
+                                num_experts_per_tok=2, n_group=2, topk_group=1, moe_intermediate_size=16,
+                                kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6,
+                                num_key_value_heads=4, index_n_heads=4, index_head_dim=8, index_topk=3),
+    # -- issue 24 (helper dsa): Kimi Linear, KDA layers around one NoPE MLA layer
+    "kimi_linear": tiny_config("kimi_linear", num_hidden_layers=2, q_lora_rank=None, kv_lora_rank=16,
+                               qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=8, num_key_value_heads=4,
+                               num_experts=4, num_experts_per_token=2, moe_intermediate_size=16, pad_token_id=0,
+                               bos_token_id=1, eos_token_id=2, linear_attn_config={
+                                   "kda_layers": [1], "full_attn_layers": [2], "head_dim": 8, "num_heads": 2,
+                                   "short_conv_kernel_size": 4}),
     "deepseek_v2": tiny_config("deepseek_v2", n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
                                kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4,
                                v_head_dim=8, num_key_value_heads=4, first_k_dense_replace=1, n_shared_experts=1),

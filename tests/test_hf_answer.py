@@ -81,7 +81,7 @@ def test_without_torch_one_line_names_the_extra(command, tmp_path):
     import sys
     from pathlib import Path
 
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "kimi_linear", "num_hidden_layers": 4}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm_moe_dsa", "num_hidden_layers": 4}))
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", NO_TORCH, command[0], str(tmp_path), *command[1:]],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=root,
@@ -120,7 +120,7 @@ SAMPLE = {
     "nemotron_h": _default("nemotron_h", num_hidden_layers=4, hybrid_override_pattern="M-*-"),
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
-    "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
+    "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
 }
 
@@ -128,7 +128,8 @@ SAMPLE = {
 # qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
-NATIVE = ("qwen3_next",)  # sample configs a native family answers (the same figures through the spec)
+# kimi_linear is native too since issue 24 (helper dsa): vLLM's KDA state page through the same arithmetic.
+NATIVE = ("qwen3_next", "kimi_linear")  # sample configs a native family answers (the same figures through the spec)
 
 
 def _build(cfg: dict):
@@ -271,7 +272,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
     return prefill, counter.get_total_flops() + _moe_routed(cfg)
 
 
-FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "deepseek_v32", "gemma3n_text"]
+FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "glm_moe_dsa", "gemma3n_text"]
 
 
 @pytest.mark.parametrize("name", FLOPS)
@@ -306,7 +307,7 @@ def _native_presets():
     for p in MOE + DENSE:
         cfg = json.loads(json.dumps(p.config))
         layers = cfg.get("num_hidden_layers") or cfg.get("n_layer")
-        keep = {"gemma3_text": 6, "cohere2": 6, "gemma2": 6, "qwen3_next": 4}.get(cfg.get("model_type"), 2)
+        keep = {"gemma3_text": 6, "cohere2": 6, "gemma2": 6, "qwen3_next": 4, "kimi_linear": 4}.get(cfg.get("model_type"), 2)
         for key in ("num_hidden_layers", "n_layer"):
             if key in cfg:
                 cfg[key] = min(keep, layers)
@@ -315,6 +316,9 @@ def _native_presets():
                 cfg[key] = value[:keep]
         if "first_k_dense_replace" in cfg:
             cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 1)
+        for key, value in (cfg.get("linear_attn_config") or {}).items():  # Kimi's layer lists, numbered from 1
+            if key in ("kda_layers", "full_attn_layers"):
+                cfg["linear_attn_config"][key] = [i for i in value if i <= keep]
         yield pytest.param(cfg, id=p.aliases[0] if p.aliases else p.hub_id)
 
 
@@ -386,11 +390,11 @@ def test_native_serving_and_the_hybrid_layout_agree(preset):
 
 
 def test_check_exits_1_when_vllm_would_not_start(config_dirs):
-    """A non-fit is an answer (exit 0); --check makes it exit 1 (kimi_linear's 4 layers do not fit 8 GiB)."""
-    result = runner.invoke(app, ["memory", config_dirs["kimi_linear"], "--gpu", "8", "-f", "json"])
+    """A non-fit is an answer (exit 0); --check makes it exit 1 (glm_moe_dsa's 2 layers do not fit 8 GiB)."""
+    result = runner.invoke(app, ["memory", config_dirs["glm_moe_dsa"], "--gpu", "8", "-f", "json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["fits"] is False, result.output
     assert json.loads(result.stdout)["path"] == "transformers"
-    result = runner.invoke(app, ["memory", config_dirs["kimi_linear"], "--gpu", "8", "--check", "-f", "json"])
+    result = runner.invoke(app, ["memory", config_dirs["glm_moe_dsa"], "--gpu", "8", "--check", "-f", "json"])
     assert result.exit_code == 1, result.output
 
 
@@ -416,7 +420,7 @@ def test_native_ledger_and_transformers_flops_agree(cfg):
     assert m.decode == forward_flops(acc, decode(64, sliding_cache=True))[0]
 
 
-@pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "jamba", "falcon_h1", "nemotron_h", "deepseek_v32",
+@pytest.mark.parametrize("name", ["qwen3_next", "kimi_linear", "jamba", "falcon_h1", "nemotron_h", "glm_moe_dsa",
                                   "gemma3n_text"])
 def test_grown_cache_decodes_like_a_full_fill(name, monkeypatch):
     """The decode step against a short forward's cache grown to the context costs what it costs against a

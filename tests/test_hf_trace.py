@@ -34,7 +34,7 @@ main()
 
 def test_without_torch_trace_names_the_extra(tmp_path):
     """No torch: one line naming the `hf` extra, exit 2, nothing on stdout."""
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "kimi_linear", "num_hidden_layers": 4}))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "glm_moe_dsa", "num_hidden_layers": 4}))
     done = subprocess.run([sys.executable, "-c", NO_TORCH, "trace", "-m", str(tmp_path), "--device", "meta",
                            "--seq-len", "16"], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                           cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
@@ -57,14 +57,12 @@ def _default(model_type: str, **overrides) -> dict:
 
 
 # Issue 24's non-native architectures, shrunk (at least one attention layer kept in each).
-# qwen3_next left out since it has a native family (m24n): its native trace is checked against transformers there.
+# qwen3_next left out since it has a native family (m24n): its native trace is checked against transformers there;
+# kimi_linear and deepseek_v32 likewise since issue 24 (helper dsa; tests/test_dsa_families.py).
 SAMPLE = {
-    "kimi_linear": _default("kimi_linear", num_hidden_layers=4, linear_attn_config={
-        "kda_layers": [1, 2, 3], "full_attn_layers": [4], "head_dim": 128, "num_heads": 32,
-        "short_conv_kernel_size": 4}),
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
-    "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
+    "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
     "jamba": _default("jamba", num_hidden_layers=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
                       expert_layer_period=2, num_experts=4),
@@ -151,11 +149,11 @@ def test_trace_module_shapes_equal_transformers_hooks(name, config_dirs):
 
 
 def test_trace_table_says_which_path_answered(config_dirs):
-    result = runner.invoke(app, ["trace", "-m", config_dirs["kimi_linear"], "--seq-len", str(N), "-f", "md"])
+    result = runner.invoke(app, ["trace", "-m", config_dirs["glm_moe_dsa"], "--seq-len", str(N), "-f", "md"])
     assert result.exit_code == 0, result.output
-    assert "- from transformers 5.25 on the meta device (KimiLinearForCausalLM; no native family)" in result.stdout
+    assert "- from transformers 5.25 on the meta device (GlmMoeDsaForCausalLM; no native family)" in result.stdout
     assert "| model.layers.0.self_attn " in result.stdout and "| lm_head " in result.stdout
-    assert "same shapes as layer 1" in result.stdout  # layer 2 (KDA, MoE) folds into layer 1
+    assert "same shapes as layer 0" in result.stdout  # layer 1 (DSA, dense MLP) folds into layer 0
 
 
 @pytest.mark.parametrize("args, names", [
@@ -189,14 +187,14 @@ class _Checker(HTMLParser):
 
 def test_report_page_holds_the_module_tree(config_dirs, tmp_path):
     out = tmp_path / "page.html"
-    result = runner.invoke(app, ["report", config_dirs["deepseek_v32"], "qwen2.5-0.5b", "-o", str(out)])
+    result = runner.invoke(app, ["report", config_dirs["glm_moe_dsa"], "qwen2.5-0.5b", "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
     checker = _Checker()
     checker.feed(text)
     assert text.startswith("<!DOCTYPE html>") and not checker.errors and not checker.stack
-    assert 'data-section="module-tree"' in text and "DeepseekV32ForCausalLM; no native family" in text
-    vocab = SAMPLE["deepseek_v32"]["vocab_size"]
+    assert 'data-section="module-tree"' in text and "GlmMoeDsaForCausalLM; no native family" in text
+    vocab = SAMPLE["glm_moe_dsa"]["vocab_size"]
     assert f"(1, {N}, {vocab})" in text  # the LM head's output
     assert "qwen2.5-0.5b" in text.lower() or "Qwen2.5-0.5B" in text  # the native model beside it, drawn
 

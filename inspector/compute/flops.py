@@ -32,7 +32,8 @@ from inspector.errors import InspectError, whole_number
 from inspector.inventory.entry import ATTN, EXPERTS, HEAD, LM, WeightEntry
 from inspector.spec.text import TextSpec
 
-NO_MATMUL_ROLES = frozenset({"embed", "pos_embed"})  # looked up by token id, not multiplied
+NO_MATMUL_ROLES = frozenset({"embed", "pos_embed",  # looked up by token id, not multiplied
+                             "kda_a_log"})  # Kimi's per-head decay rate, stored (1, 1, h, 1): elementwise
 MAX_TOKENS = 2**40
 
 
@@ -190,14 +191,39 @@ def _chunk_spans(first: int, last: int, chunk: int):
 
 
 def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
-    """Q K^T and P V of one layer, (as computed: every query against every key; as needed)."""
+    """Q K^T and P V of one layer, (as computed: every query against every key; as needed). DeepSeek-V3.2's
+    MLA is computed over every key (transformers and the reference mask the keys its indexer drops) but needs
+    only each query's top index_topk of the keys it may see; its indexer's own scores are `indexer_flops`."""
     d_qk, d_v = t.head_dim, (t.mla.v_head_dim if t.mla else t.head_dim)
     per_pair = 2 * step.batch * t.num_heads * (d_qk + d_v)  # one query against one key, all heads
     cached, window = step.cached, t.window(layer)
     if step.sliding_cache and window and cached:
         cached = min(cached, window - 1)
     computed = per_pair * step.new * (cached + step.new)
+    if t.indexer is not None:
+        return computed, per_pair * capped_keys(step, t.indexer.topk)
     return computed, per_pair * visible_keys(step, t.window(layer), t.chunk(layer))
+
+
+def capped_keys(step: Pass, cap: int) -> int:
+    """Keys the new queries of one sequence attend to when each keeps at most `cap` of the keys it may see
+    (causal): sum over positions p of min(p + 1, cap)."""
+    first, last = step.cached, step.cached + step.new - 1
+    edge = min(last, cap - 1)  # queries at p < cap see p + 1 keys, later ones `cap`
+    below = _causal_sum(first + 1, edge + 1) if first <= edge else 0
+    return below + cap * (last - max(first, cap) + 1) if last >= cap else below
+
+
+def indexer_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
+    """DeepSeek-V3.2's lightning indexer in all layers, beyond its projections (counted with them): the scores
+    q . k of h_I heads of d_I against every cached and new key, and the per-head weights times those scores
+    (h_I multiply-adds per query and key): 2 h_I (d_I + 1) FLOPs per query and key, as FlopCounterMode counts
+    transformers' DeepseekV32Indexer (two matmuls; ReLU, top-k and the mask are not counted). As needed: the
+    keys each query may see (causal)."""
+    x = t.indexer
+    per_pair = 2 * step.batch * x.heads * (x.head_dim + 1)
+    computed = per_pair * step.new * (step.cached + step.new)
+    return t.num_layers * computed, t.num_layers * per_pair * visible_keys(step, None, None)
 
 
 # --------------------------------------------------------------------------- Gated DeltaNet
@@ -205,7 +231,7 @@ def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
 GDN_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk_size (models/qwen3_next/modeling_qwen3_next.py)
 
 
-def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
+def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:  # Kimi's KDA too: see the end of the docstring
     """(as computed, as needed) FLOPs of all Gated DeltaNet layers beyond their projections and the conv's
     n outputs. As computed = FlopCounterMode over transformers' torch fallback (and the reference): a
     prefill runs torch_chunk_gated_delta_rule, padded to chunks of C = 64, whose matmuls per value head
@@ -215,10 +241,15 @@ def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
     (cached > 0, new == 1) runs torch_recurrent_gated_delta_rule, elementwise only: 0. The conv computes
     n + kernel - 1 outputs on a fresh sequence (causal_conv1d_fn pads both sides) and n + 1 on a cached
     one (causal_conv1d_update). As needed: the delta rule token by token, S^T k, k delta^T and S^T q
-    (3 d_k d_v multiply-adds per head and token), and the conv's n outputs (counted with the projections)."""
+    (3 d_k d_v multiply-adds per head and token), and the conv's n outputs (counted with the projections).
+    Kimi Delta Attention (transformers' chunk_kimi_delta_attention) builds its within-chunk products elementwise
+    (per-channel decays) and instead multiplies the solved system by v beta and by k beta exp(g) (C x C x d_v and
+    C x C x d_k): with d_k == d_v, as every KDA layer has, the same count; its three convs are one conv_dim conv."""
     g, b, n = t.linear, step.batch, step.new
     layers = len(g.layers)
     extra = g.conv_kernel - 1 if step.cached == 0 else 1
+    if g.kind == "kda" and step.cached and n > 1:  # Kimi's cached multi-token conv pads both sides (kda.kimi_conv)
+        extra = 2 * g.conv_kernel - 1
     conv = 2 * b * extra * g.conv_dim * g.conv_kernel
     recurrent = step.cached > 0 and n == 1
     padded = -(-n // GDN_CHUNK) * GDN_CHUNK
@@ -270,8 +301,12 @@ def ledger(acc, step: Pass) -> Ledger:
             computed, needed = attention_flops(t, i, step)
             sums[(LM, ATTN)][0] += computed
             sums[(LM, ATTN)][1] += needed
+    if t.indexer is not None:  # DeepSeek-V3.2: the indexer's scores, on the attention row
+        computed, needed = indexer_flops(t, step)
+        sums[(LM, ATTN)][0] += computed
+        sums[(LM, ATTN)][1] += needed
     if t.linear is not None and t.linear.layers:  # the recurrence and the conv's extra outputs, on the conv's row
-        row = next((e.component, e.group) for e in acc.entries if e.role == "gdn_conv")
+        row = next((e.component, e.group) for e in acc.entries if e.role in ("gdn_conv", "kda_q_conv"))
         computed, needed = deltanet_flops(t, step)
         sums[row][0] += computed
         sums[row][1] += needed

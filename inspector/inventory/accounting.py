@@ -175,9 +175,11 @@ def kv_line(t: TextSpec) -> str:
 
 def kv_bytes_per_token_layer(t: TextSpec, dtype_bytes: int = KV_BYTES) -> int:
     """What one token costs in one layer's cache: K and V per kv head, or MLA's compressed latent
-    (kv_lora_rank + the shared RoPE key), which is all an MLA cache needs to hold."""
-    if t.mla is not None:
-        return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim) * dtype_bytes
+    (kv_lora_rank + the shared RoPE key), which is all an MLA cache needs to hold, plus DeepSeek-V3.2's
+    indexer key (index_head_dim), all at `dtype_bytes` as transformers' cache holds them."""
+    if t.mla is not None:  # DeepSeek-V3.2 adds its indexer's key (transformers' DynamicIndexedLayer.indexer_keys)
+        indexer = t.indexer.head_dim if t.indexer is not None else 0
+        return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim + indexer) * dtype_bytes
     return 2 * t.num_kv_heads * t.head_dim * dtype_bytes
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
+    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, KDA_ATTN, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
 from inspector.spec.text import TextSpec
@@ -80,6 +80,21 @@ def _attention(t: TextSpec, i: int, c: str) -> Entries:
         yield from _norm(at, "k_norm", t.head_dim if per_head else t.kv_dim)
     if t.attention_sinks:
         yield _raw(at, "sinks", (t.num_heads,))
+    if t.indexer is not None:
+        yield from _indexer(at)
+
+
+def _indexer(at: Site) -> Entries:
+    """DeepSeek-V3.2's lightning indexer: query heads from the q latent, one key per token from x (normalised by a
+    LayerNorm with a bias, whatever the family's norm), and a weight per head from x."""
+    t = at.t
+    x, d, i = t.indexer, t.hidden_size, at.layer
+    yield from _linear(at, "indexer_wq_b", x.heads * x.head_dim, t.mla.q_lora_rank, False)
+    yield from _linear(at, "indexer_wk", x.head_dim, d, False)
+    for kind in ("weight", "bias"):
+        yield WeightEntry(t.name("indexer_k_norm", i, "." + kind), (x.head_dim,), at.component, at.group,
+                          "indexer_k_norm." + kind, i)
+    yield from _linear(at, "indexer_weights_proj", x.heads, d, False)
 
 
 def _mla(at: Site) -> Entries:
@@ -102,6 +117,9 @@ def _gated_deltanet(t: TextSpec, i: int, c: str) -> Entries:
     strength b and the decay a; fused into two or stored as four), the depthwise convolution over
     q, k and v, the per-head decay parameters, the gated norm over a value head and the output."""
     g, d, at = t.linear, t.hidden_size, Site(t, i, c, LINEAR_ATTN)
+    if g.kind == "kda":
+        yield from _kimi_delta(Site(t, i, c, KDA_ATTN))
+        return
     yield _raw(at, "gdn_conv", (g.conv_dim, 1, g.conv_kernel))
     if g.kind == "gdn_fused":
         yield from _linear(at, "gdn_qkvz", 2 * g.key_dim + 2 * g.value_dim, d, False)
@@ -115,6 +133,28 @@ def _gated_deltanet(t: TextSpec, i: int, c: str) -> Entries:
     yield _raw(at, "gdn_a_log", (g.value_heads,))
     yield WeightEntry(t.name("gdn_norm", i, ".weight"), (g.value_head_dim,), c, LINEAR_ATTN, "gdn_norm.weight", i)
     yield from _linear(at, "gdn_out", d, g.value_dim, False)
+
+
+def _kimi_delta(at: Site) -> Entries:
+    """A Kimi Delta Attention token mixer (Kimi Linear): q, k, v projections and a short depthwise conv for each,
+    the per-channel forget gate (f_a then f_b, a low-rank projection, plus dt_bias; A_log per head), the update
+    strength b per head, the low-rank output gate (g_a, g_b), the gated RMS norm over a head and o_proj."""
+    t, i = at.t, at.layer
+    g, d = t.linear, t.hidden_size
+    width, heads, dim = g.key_dim, g.key_heads, g.key_head_dim
+    for role in ("kda_q", "kda_k", "kda_v"):
+        yield from _linear(at, role, width, d, False)
+    for role in ("kda_q_conv", "kda_k_conv", "kda_v_conv"):
+        yield _raw(at, role, (width, 1, g.conv_kernel))
+    yield _raw(at, "kda_a_log", (1, 1, heads, 1))
+    yield from _linear(at, "kda_f_a", dim, d, False)
+    yield from _linear(at, "kda_f_b", width, dim, False)
+    yield _raw(at, "kda_dt_bias", (width,))
+    yield from _linear(at, "kda_b", heads, d, False)
+    yield from _linear(at, "kda_g_a", dim, d, False)
+    yield from _linear(at, "kda_g_b", width, dim, False)
+    yield WeightEntry(t.name("kda_norm", i, ".weight"), (dim,), at.component, at.group, "kda_norm.weight", i)
+    yield from _linear(at, "kda_out", d, width, False)
 
 
 # --------------------------------------------------------------------------- feed-forward

@@ -6,6 +6,8 @@ transformers keeps for one sequence (conv_states (conv_dim, kernel), recurrent_s
 key_head_dim, value_head_dim)). Under tensor parallelism vLLM splits the GDN heads over the GPUs
 (vllm/model_executor/layers/mamba/mamba_utils.py `gated_delta_net_state_shape` divides the conv dim and
 the value heads by tp_world_size), so the state tensors are divided by tp here (exact for head counts tp divides).
+Kimi Delta Attention layers likewise (`kda_state_shape`: three convs of num_heads x head_dim / tp channels and
+kernel - 1 positions, the recurrent state num_heads / tp x head_dim x head_dim, in float32: `kda_state_dtype`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def hybrid_input(t, stage: tuple[int, int], token_bytes: int, kv_width: int, tp:
     recurrent = (max(1, g.value_heads // tp), g.key_head_dim, g.value_head_dim)
     states = tuple(StateLayer(i, (("conv_states", conv, "bfloat16"), ("recurrent_states", recurrent, "bfloat16")))
                    for i in range(*stage) if t.is_linear_layer(i))
-    return HybridInput(attention, states, length, step, block_size, kv_width, MODEL_DTYPE_BYTES)
+    # Kimi's KDA: vLLM keeps its recurrent state in float32 whatever the model's dtype (mamba_utils.py kda_state_dtype)
+    return HybridInput(attention, states, length, step, block_size, kv_width, MODEL_DTYPE_BYTES,
+                       fp32_recurrent=g.kind == "kda")
 
 
 def largest_context(inp: HybridInput, available: int) -> int:

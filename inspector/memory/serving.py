@@ -263,9 +263,47 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
     """One token of one layer on one GPU: kv heads split over tp (at least one), an MLA latent whole."""
     t = acc.spec.text
     width = KV_BYTES[o.kv_dtype]
+    if t.mla is not None and t.indexer is not None:  # DeepSeek-V3.2: the latent, then vLLM's own indexer cache
+        return vllm_dsa_latent_bytes(t, width) + vllm_indexer_bytes(t)
     if t.mla is not None:
         return kv_bytes_per_token_layer(t, width)
     return 2 * max(1, t.num_kv_heads // o.tp) * t.head_dim * width
+
+
+# vLLM keeps DeepSeek-V3.2's indexer keys in fp8 with one float32 scale per 128 values, whatever --kv-cache-dtype
+# says: vllm/model_executor/models/deepseek_v2.py `Indexer.__init__` builds DeepseekV32IndexerCache(head_dim=
+# head_dim + head_dim // quant_block_size * 4, dtype=torch.uint8) with quant_block_size = 128 (132 B per token
+# and layer for index_head_dim 128)
+VLLM_INDEXER_QUANT_BLOCK = 128
+VLLM_INDEXER_SCALE_BYTES = 4
+
+
+# vLLM on CUDA forces the KV block size of a model whose config has index_topk (DeepSeek Sparse Attention) to 64
+# (vllm/platforms/cuda.py check_and_update_config: "Forcing kv cache block size to 64 for FlashMLASparse backend.")
+SPARSE_MLA_BLOCK = 64
+
+
+def sparse_mla_block(t, o: ServeOptions) -> ServeOptions:
+    """`o` with vLLM's block size for a spec with a lightning indexer (64), else as it is."""
+    return o._replace(block_size=SPARSE_MLA_BLOCK) if t.indexer is not None and o.block_size != SPARSE_MLA_BLOCK else o
+
+
+def vllm_dsa_latent_bytes(t, width: int) -> int:
+    """One token's MLA latent in one layer of vLLM's DeepSeek-V3.2 cache: (kv_lora_rank + d_rope) x the KV width,
+    or with an fp8 cache vLLM's "fp8_ds_mla" layout (vllm/model_executor/models/config.py DeepseekV32ForCausalLM
+    turns --kv-cache-dtype fp8* into fp8_ds_mla; flashmla_sparse.py get_kv_cache_shape: 656 B a token): the latent
+    in fp8, one float32 scale per 128 of it, the RoPE key in bf16 (512 + 16 + 128 = 656 for DeepSeek-V3.2)."""
+    m = t.mla
+    if width == 1:
+        return m.kv_lora_rank + m.kv_lora_rank // VLLM_INDEXER_QUANT_BLOCK * VLLM_INDEXER_SCALE_BYTES + \
+            2 * m.qk_rope_head_dim
+    return (m.kv_lora_rank + m.qk_rope_head_dim) * width
+
+
+def vllm_indexer_bytes(t) -> int:
+    """Bytes of one token's indexer key in one layer of vLLM's cache (fp8 values + float32 scales)."""
+    d = t.indexer.head_dim
+    return d + d // VLLM_INDEXER_QUANT_BLOCK * VLLM_INDEXER_SCALE_BYTES
 
 
 def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[tuple[KvGroup, ...], int]:
@@ -338,6 +376,7 @@ def settings(o: ServeOptions, length: int) -> VllmSettings:
 def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = None) -> Serving:
     """vLLM's start-up budget for `o` on `gpu`; `ranks`: the rank plan of o's layout, when already made."""
     t = acc.spec.text
+    o = sparse_mla_block(t, o)  # DeepSeek-V3.2: vLLM's 64-token blocks
     check_layout(acc, o.layout)
     length = o.max_model_len or t.max_position_embeddings
     width, what, status = entry_width(o)

@@ -322,6 +322,12 @@ def _head_quantized(plan: Plan) -> bool:
     return plan.method in ("fp8", "fbgemm_fp8", "bitsandbytes") and plan.skip_given
 
 
+# Linear weights a quantized checkpoint keeps unquantized whatever the method: DeepSeek-V3's MTP eh_proj, and
+# DeepSeek-V3.2's indexer.weights_proj (transformers DeepseekV32PreTrainedModel._keep_in_fp32_modules, which its
+# quantizers leave alone; the published fp8 checkpoint stores it in bf16, with no weight_scale_inv)
+UNQUANTIZED_ROLES = ("mtp_eh_proj", "indexer_weights_proj.weight")
+
+
 def quantized(e: WeightEntry, plan: Plan) -> bool:
     """Whether the method stores this tensor quantized (see the module docstring)."""
     if not is_linear(e) or (len(e.shape) == 3 and plan.method not in FUSED_EXPERTS):
@@ -330,7 +336,7 @@ def quantized(e: WeightEntry, plan: Plan) -> bool:
     if m == "compressed-tensors":
         return not ct_ignored(module, plan.skip)
     head = e.group in (HEAD, MTP_HEAD) or e.role in ("lm_head", "mtp_head")
-    if e.group == ROUTER or e.role == "mtp_eh_proj" or (head and not _head_quantized(plan)):
+    if e.group == ROUTER or e.role in UNQUANTIZED_ROLES or (head and not _head_quantized(plan)):
         return False
     if hf_skipped(module, plan.skip) or (m == "awq" and any(p in module for p in plan.skip)):
         return False

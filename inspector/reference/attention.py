@@ -19,13 +19,17 @@ from torch import nn
 
 from inspector.errors import InspectError
 from inspector.reference.deltanet import DELTANET_ROLES, GatedDeltaNet
+from inspector.reference.indexer import INDEXER_PATHS
+from inspector.reference.kda import KDA_ROLES, KimiDeltaAttention
 from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
 from inspector.reference.mla import LatentAttention
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
 ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
-                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES | set(INDEXER_PATHS) | KDA_ROLES
+# Attention roles whose parameters sit in a sub-module (DeepSeek-V3.2's indexer): role -> path under `attn.`
+ATTENTION_PATHS = dict(INDEXER_PATHS)
 
 
 class L2Norm(nn.Module):
@@ -201,7 +205,7 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
     if spec.is_linear_layer(layer):
-        return GatedDeltaNet(spec, layer)
+        return KimiDeltaAttention(spec, layer) if spec.linear.kind == "kda" else GatedDeltaNet(spec, layer)
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

@@ -74,6 +74,31 @@ def chunked_delta_rule(q, k, v, beta, decay, S, chunk: int = CHUNK):
     return torch.stack(out, dim=2).reshape(b, h, m * chunk, d_v)[:, :, :n].transpose(1, 2), S
 
 
+def causal_conv(qkv: torch.Tensor, weight: torch.Tensor, conv: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal depthwise conv of `weight` (conv_dim, 1, kernel) + SiLU over qkv (b, n, conv_dim); returns
+    (b, n, conv_dim) and the new state (the last `kernel` inputs). Run as transformers runs it (its FLOPs are those
+    FlopCounterMode counts there): a fresh sequence pads kernel - 1 zeros on both sides and keeps the first n of
+    n + kernel - 1 outputs; a cached one convolves (kernel past | n new) inputs and keeps the last n of n + 1
+    outputs (causal_conv1d_fn / _update)."""
+    b, n, c = qkv.shape
+    kernel = weight.shape[-1]
+    past = conv if conv is not None else qkv.new_zeros(b, c, kernel)  # (b, conv_dim, kernel)
+    inputs = torch.cat([past, qkv.transpose(1, 2)], dim=-1)  # (b, conv_dim, kernel + n)
+    if conv is None:
+        out = F.conv1d(qkv.transpose(1, 2), weight, padding=kernel - 1, groups=c)[..., :n]
+    else:
+        out = F.conv1d(inputs, weight, groups=c)[..., -n:]  # (b, conv_dim, n)
+    return F.silu(out).transpose(1, 2), inputs[..., -kernel:]  # (b, n, conv_dim)
+
+
+def padding_zeroed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x (b, n, d) with the pads of the additive mask (b or 1, 1, n, t+n) zeroed: a pad cannot see itself."""
+    n = x.shape[1]
+    keys = torch.arange(n, device=x.device)
+    real = mask[:, 0, keys, mask.shape[-1] - n + keys] == 0  # (1 or b, n)
+    return x * real[..., None].to(x.dtype)
+
+
 class GatedDeltaNet(nn.Module):
     """One Gated DeltaNet token mixer; its roles (DELTANET_ROLES) are its parameter names."""
 
@@ -119,18 +144,9 @@ class GatedDeltaNet(nn.Module):
         return qkv, z.reshape(b, n, self.h_v, self.d_v), beta_in.reshape(b, n, self.h_v), a.reshape(b, n, self.h_v)
 
     def convolve(self, qkv: torch.Tensor, conv: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Causal depthwise conv; returns (b, n, conv_dim) and the new state (the last `kernel` inputs). Run as
-        transformers runs it (its FLOPs are those FlopCounterMode counts there): a fresh sequence pads
-        kernel - 1 zeros on both sides and keeps the first n of n + kernel - 1 outputs; a cached one convolves
-        (kernel past | n new) inputs and keeps the last n of n + 1 outputs (causal_conv1d_fn / _update)."""
-        b, n, c = qkv.shape
-        past = conv if conv is not None else qkv.new_zeros(b, c, self.kernel)  # (b, conv_dim, kernel)
-        inputs = torch.cat([past, qkv.transpose(1, 2)], dim=-1)  # (b, conv_dim, kernel + n)
-        if conv is None:
-            out = F.conv1d(qkv.transpose(1, 2), self.gdn_conv, padding=self.kernel - 1, groups=c)[..., :n]
-        else:
-            out = F.conv1d(inputs, self.gdn_conv, groups=c)[..., -n:]  # (b, conv_dim, n)
-        return self.conv_out(F.silu(out).transpose(1, 2)), inputs[..., -self.kernel:]  # (b, n, conv_dim)
+        """Causal depthwise conv + SiLU: (b, n, conv_dim) and the new state (see `causal_conv`)."""
+        out, state = causal_conv(qkv, self.gdn_conv, conv)
+        return self.conv_out(out), state
 
     def recur(self, q, k, v, beta, decay, state):
         """The delta rule token by token in float32: q, k (b, n, h_v, d_k), v (b, n, h_v, d_v), beta and
@@ -153,9 +169,7 @@ class GatedDeltaNet(nn.Module):
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
-        keys = torch.arange(n, device=x.device)
-        real = mask[:, 0, keys, mask.shape[-1] - n + keys] == 0  # (1 or b, n): a pad cannot see itself
-        x = x * real[..., None].to(x.dtype)  # pads zeroed, so they leave the state at zero (transformers does too)
+        x = padding_zeroed(x, mask)  # pads zeroed, so they leave the state at zero (transformers does too)
         qkv, z, beta_in, a = self.project(x)
         conv, state = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
         qkv, conv = self.convolve(qkv, conv)  # (b, n, conv_dim)

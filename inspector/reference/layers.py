@@ -289,6 +289,7 @@ class KVCache:
         self.conv: list[torch.Tensor | None] = [None] * num_layers
         self.state: list[torch.Tensor | None] = [None] * num_layers
         self.seen = 0
+        self.index_k: list[torch.Tensor | None] = [None] * num_layers  # DeepSeek-V3.2's indexer keys (b, t, d_I)
 
     @property
     def length(self) -> int:
@@ -298,6 +299,13 @@ class KVCache:
     def update_state(self, layer: int, conv: torch.Tensor, state: torch.Tensor, seen: int) -> None:
         """A linear-attention layer's state after `seen` tokens in all."""
         self.conv[layer], self.state[layer], self.seen = conv, state, seen
+
+    def update_index(self, layer: int, k: torch.Tensor) -> torch.Tensor:
+        """Append a lightning indexer's keys (b, n, d_I): (b, t+n, d_I)."""
+        if self.index_k[layer] is not None:
+            k = torch.cat((self.index_k[layer], k), dim=1)
+        self.index_k[layer] = k
+        return k
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.k[layer] is not None:
@@ -318,6 +326,7 @@ class KVCache:
         for i, (k, v) in enumerate(zip(self.k, self.v)):
             if k is not None:
                 self.k[i], self.v[i] = (k[:, :, :length], v[:, :, :length]) if length else (None, None)
+        self.index_k = [k[:, :length] if k is not None and length else None for k in self.index_k]
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Batch row r becomes old row rows[r] (rows may repeat: a beam with two children)."""
@@ -325,6 +334,7 @@ class KVCache:
             if k is not None:
                 index = rows.to(k.device)
                 self.k[i], self.v[i] = k.index_select(0, index), v.index_select(0, index)  # (b', n_kv, t, d_h)
+        self.index_k = [k.index_select(0, rows.to(k.device)) if k is not None else None for k in self.index_k]
         for i, (conv, state) in enumerate(zip(self.conv, self.state)):
             if conv is not None:
                 index = rows.to(conv.device)

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from inspector.reference.indexer import LightningIndexer
 from inspector.reference.layers import KVCache, RMSNorm, Tap, apply_rope, linear, note, rope_params
 from inspector.spec.text import TextSpec
 
@@ -47,6 +48,7 @@ class LatentAttention(nn.Module):
         super().__init__()
         m, d, h = spec.mla, spec.hidden_size, spec.num_heads
         self.layer, self.n_h, self.m, self.interleaved = layer, h, m, spec.rope_interleaved
+        self.use_rope = layer not in spec.no_rope_layers  # Kimi Linear's MLA: no RoPE (its k_rot part unrotated)
         self.scale = latent_scale(spec)
         q_out = h * m.qk_head_dim
         if m.q_lora_rank:
@@ -65,6 +67,9 @@ class LatentAttention(nn.Module):
                            "per-head expansion of the latent: K_nope and V of every head (b, 1, t+n, n_h (d_nope + d_v))")
         self.o = linear(spec, h * m.v_head_dim, d, spec.o_bias, "Step 5", "heads concatenated to (b, n, n_h d_v), "
                         "then W_o")
+        if spec.indexer is not None:  # DeepSeek-V3.2: a lightning indexer picks the keys each query sees
+            self.indexer = LightningIndexer(spec, layer)
+            self.sparse_mask = Tap("Mask", "causal mask with the keys the indexer did not keep masked too")
         self._taps(spec)
         note(self, "Step 5", "multi-head latent attention output")
 
@@ -87,17 +92,23 @@ class LatentAttention(nn.Module):
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
         m, h = self.m, self.n_h
-        q = self.q_b(self.q_a_norm(self.q_a(x))) if hasattr(self, "q_a") else self.q(x)  # (b, n, n_h d_qk)
+        q_latent = self.q_a_norm(self.q_a(x)) if hasattr(self, "q_a") else None  # (b, n, q_lora_rank)
+        q = self.q_b(q_latent) if q_latent is not None else self.q(x)  # (b, n, n_h d_qk)
         q = self.q_heads(q.view(b, n, h, m.qk_head_dim).transpose(1, 2))  # (b, n_h, n, d_nope + d_rope)
         q_nope, q_rot = q.split([m.qk_nope_head_dim, m.qk_rope_head_dim], dim=-1)
         latent, k_rot = self.kv_a(x).split([m.kv_lora_rank, m.qk_rope_head_dim], dim=-1)  # (b, n, r), (b, n, d_rope)
         latent = self.kv_a_norm(latent)[:, None]  # (b, 1, n, kv_lora_rank)
-        cos, sin = ropes[""]
-        q_rot = self.q_rope(apply_rope(q_rot, cos, sin, self.interleaved))  # (b, n_h, n, d_rope)
-        k_rot = self.k_rope(apply_rope(k_rot[:, None], cos, sin, self.interleaved))  # (b, 1, n, d_rope)
+        k_rot = k_rot[:, None]  # (b, 1, n, d_rope)
+        if self.use_rope:
+            cos, sin = ropes[""]
+            q_rot = self.q_rope(apply_rope(q_rot, cos, sin, self.interleaved))  # (b, n_h, n, d_rope)
+            k_rot = self.k_rope(apply_rope(k_rot, cos, sin, self.interleaved))  # (b, 1, n, d_rope)
         if cache is not None:
             latent, k_rot = cache.update(self.layer, latent, k_rot)  # (b, 1, t+n, r), (b, 1, t+n, d_rope)
             latent, k_rot = self.latent_cache(latent), self.rope_cache(k_rot)
+        if hasattr(self, "indexer"):  # keys outside a query's top-k get the mask's minimum too
+            kept = self.indexer(x, q_latent, ropes, mask, cache)  # (b, 1, n, t+n)
+            mask = self.sparse_mask(mask.masked_fill(~kept, torch.finfo(mask.dtype).min))  # (b, 1, n, t+n)
         t = latent.shape[2]
         kv = self.kv_b(latent).view(b, t, h, m.qk_nope_head_dim + m.v_head_dim).transpose(1, 2)  # (b, n_h, t, ..)
         k_nope, v = kv.split([m.qk_nope_head_dim, m.v_head_dim], dim=-1)  # (b, n_h, t, d_nope), (b, n_h, t, d_v)

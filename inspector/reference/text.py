@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from inspector.errors import InspectError
-from inspector.reference.attention import ATTENTION_ROLES, attention_for
+from inspector.reference.attention import ATTENTION_PATHS, ATTENTION_ROLES, attention_for
 from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
 from inspector.reference.moe import FEED_FORWARD_ROLES, feed_forward_for
 from inspector.spec.norms import PLACEMENTS
@@ -46,6 +46,8 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
         return f"norm.{kind}"
     if part in NORM_ROLES:
         return f"layers.{layer}.{part}.{kind}"
+    if part in ATTENTION_PATHS:
+        return f"layers.{layer}.attn.{ATTENTION_PATHS[part]}.{kind}"
     if part in ATTENTION_ROLES:
         return f"layers.{layer}.attn.{role}"
     if part in FEED_FORWARD_ROLES:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.inventory.accounting import Accounting
 from inspector.memory.fit import Verdict, gib
+from inspector.memory.serving import vllm_indexer_bytes
 from inspector.reports.render import Report, Section
 from inspector.units import n
 
@@ -47,6 +48,14 @@ def vllm_lines(s: Serving) -> list[str]:
 def _kv_rule(acc: Accounting, s: Serving) -> str:
     t, o = acc.spec.text, s.options
     width = s.token_layer_bytes
+    if t.mla is not None and t.indexer is not None:
+        latent = width - vllm_indexer_bytes(t)
+        size = latent // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)
+        rule = (f"({t.mla.kv_lora_rank} + {t.mla.qk_rope_head_dim}) × {size}" if size > 1 else
+                f"vLLM's fp8_ds_mla: {t.mla.kv_lora_rank} fp8 + float32 scales + {t.mla.qk_rope_head_dim} × 2 (bf16)")
+        return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = {rule} = {n(latent)} B, "
+                f"plus the indexer's key in vLLM's fp8 cache: {t.indexer.head_dim} + {t.indexer.head_dim} / 128 × 4 "
+                f"(float32 scales) = {vllm_indexer_bytes(t)} B; {n(width)} B")
     if t.mla is not None:
         return (f"MLA latent: (kv_lora_rank + qk_rope_head_dim) × {o.kv_dtype} = ({t.mla.kv_lora_rank} + "
                 f"{t.mla.qk_rope_head_dim}) × {width // (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim)} = {n(width)} B")
@@ -67,9 +76,13 @@ def _hybrid_notes(acc: Accounting, s: Serving) -> list[str]:
 
     if s.hybrid is None:
         return []
-    return [f"{kv_line(acc.spec.text)}; the other layers are Gated DeltaNet: one state page per sequence "
-            "(conv state of kernel - 1 inputs and the recurrent state, both in the model's dtype: "
-            "--mamba-cache-dtype auto; assumed 16-bit), padded to the attention page, the attention block "
+    g = acc.spec.text.linear
+    widths = ("conv states of kernel - 1 inputs in the model's dtype (--mamba-cache-dtype auto; assumed 16-bit), the "
+              "recurrent state in float32 (kda_state_dtype)" if g.kind == "kda" else
+              "conv state of kernel - 1 inputs and the recurrent state, both in the model's dtype: "
+              "--mamba-cache-dtype auto; assumed 16-bit")
+    return [f"{kv_line(acc.spec.text)}; the other layers are {g.label}: one state page per sequence "
+            f"({widths}), padded to the attention page, the attention block "
             f"size raised until its page holds a layer's state ({SOURCE_VLLM}); status: exact (vLLM's formulas).",
             *s.hybrid.notes]
 

@@ -187,10 +187,16 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
         return []
     size = KV_DTYPE_BYTES[kv_dtype]
     per_token = t.kv_cache_bytes_per_token * size // 2
-    if text.mla is not None:
+    if text.mla is not None and text.indexer is not None:  # DeepSeek-V3.2: its indexer's key beside the latent
+        m, d_i = text.mla, text.indexer.head_dim
+        rule = (f"{n(per_token)} B (MLA caches the compressed latent, the lightning indexer its key: "
+                f"{len(text.kv_layers)} × ({m.kv_lora_rank} + {m.qk_rope_head_dim} + {d_i}) × {size})")
+        label = (f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim + index_head_dim) × "
+                 f"{size} B)")
+    elif text.mla is not None:
         m = text.mla
         rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
-                f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
+                f"{len(text.kv_layers)} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
         label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
     else:
         rule = (f"{n(per_token)} B "
@@ -215,7 +221,7 @@ def _state_rows(text) -> list[tuple[str, str]]:
     per_layer = (f"{n(state.bytes_per_layer)} B per layer: conv {ch} × {pos} × {state.conv_bytes // (ch * pos)} B "
                  f"+ recurrent {h} × {dk} × {dv} × {state.recurrent_bytes // (h * dk * dv)} B (fp32)")
     return [("Layers with a KV cache", kv_line(text)),
-            (f"Linear-attention state per sequence ({state.layers} Gated DeltaNet layers, as transformers holds it)",
+            (f"Linear-attention state per sequence ({state.layers} {text.linear.label} layers, as transformers holds it)",
              f"{n(state.bytes_per_sequence)} B ({human_bytes(state.bytes_per_sequence)}; {per_layer})")]
 
 
@@ -469,9 +475,21 @@ def _mla_config_rows(t) -> list[tuple[str, Any]]:
     return [
         ("q_lora_rank (q latent)", a.q_lora_rank or "none: q projected directly"),
         ("kv_lora_rank (kv latent, cached)", a.kv_lora_rank),
-        ("qk head dim (nope + rope)", f"{a.qk_nope_head_dim} + {a.qk_rope_head_dim}"),
+        ("qk head dim (nope + rope)", f"{a.qk_nope_head_dim} + {a.qk_rope_head_dim}"
+                                      + (" (no RoPE applied)" if t.no_rope_layers else "")),
         ("v head dim", a.v_head_dim),
+        *_indexer_config_rows(t),
     ]
+
+
+def _indexer_config_rows(t) -> list[tuple[str, Any]]:
+    """DeepSeek-V3.2's lightning indexer, from the spec's IndexerSpec."""
+    x = t.indexer
+    if x is None:
+        return []
+    return [("lightning indexer (DeepSeek Sparse Attention)",
+             f"{x.heads} heads x {x.head_dim} (first {x.rope_dim} rotated), one cached key of {x.head_dim} per token; "
+             f"each query attends to its top {x.topk:,} keys")]
 
 
 _ATTENTION_WORDS = {"full": "full", "sliding": "sliding window", "chunked": "chunked"}
@@ -499,9 +517,9 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
         return []
     full = t.kv_layers
     return [
-        ("attention per layer", f"Gated DeltaNet on {len(g.layers)}: {layers_text(g.layers)}; "
-                                f"gated full attention on {len(full)}: {layers_text(full)}" if full else
-                                f"Gated DeltaNet on all {len(g.layers)}"),
+        ("attention per layer", f"{g.label} on {len(g.layers)}: {layers_text(g.layers)}; "
+                                f"{'gated full attention' if t.attn_output_gate else 'full attention'} on "
+                                f"{len(full)}: {layers_text(full)}" if full else f"{g.label} on all {len(g.layers)}"),
         ("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
         ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
         ("linear attention conv kernel", g.conv_kernel),

@@ -28,7 +28,7 @@ ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
 # "linear_attention": Gated DeltaNet with one fused qkvz and one fused ba projection (Qwen3-Next,
 # transformers models/qwen3_next Qwen3NextGatedDeltaNet) or with four separate ones (Qwen3.5,
 # transformers models/qwen3_5 Qwen3_5GatedDeltaNet: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a).
-LINEAR_ATTENTION_KINDS = ("", "gdn_fused", "gdn_split")
+LINEAR_ATTENTION_KINDS = ("", "gdn_fused", "gdn_split", "kda")  # kda: Kimi Delta Attention (Kimi Linear)
 MLP_KINDS = ("gated", "gated_fused", "plain")
 # How a router turns its logits into top-k weights: every rule a family may name (the reference forward
 # pass, inspector.reference.moe's ROUTES, refuses in one line a rule it does not implement yet).
@@ -154,6 +154,30 @@ HUNYUAN_MOE_NAMES = _extend(
 )
 # MiniMax-M2: Mixtral's block_sparse_moe layout plus the selection bias, stored beside the router (not in it)
 MINIMAX_M2_NAMES = _extend(MIXTRAL_NAMES, router_score_bias=L + "block_sparse_moe.e_score_correction_bias")
+# DeepSeek-V3.2: DeepSeek-V3's names plus the lightning indexer of DeepSeek Sparse Attention in every
+# attention layer (transformers models/deepseek_v32 DeepseekV32Indexer: wq_b, wk, k_norm (a LayerNorm with
+# bias), weights_proj; the published checkpoint stores them under self_attn.indexer.*)
+IDX = L + "self_attn.indexer."
+DEEPSEEK_V32_NAMES = _extend(
+    DEEPSEEK_NAMES, indexer_wq_b=IDX + "wq_b", indexer_wk=IDX + "wk", indexer_k_norm=IDX + "k_norm",
+    indexer_weights_proj=IDX + "weights_proj",
+)
+# Kimi Linear (moonshotai/Kimi-Linear-48B-A3B-Instruct's checkpoint; transformers models/kimi_linear renames the
+# forget-gate tensors under forget_gate., stacks the three convs into conv1d and block_sparse_moe. into mlp.):
+# Kimi Delta Attention layers and MLA layers share self_attn.q_proj/o_proj; experts are w1/w3 (gate, up), w2 (down).
+KDA = L + "self_attn."
+KIMI_LINEAR_NAMES = _extend(
+    DEEPSEEK_NAMES,
+    router=L + "block_sparse_moe.gate", router_score_bias=L + "block_sparse_moe.gate.e_score_correction_bias",
+    expert_gate=L + "block_sparse_moe.experts.{e}.w1", expert_up=L + "block_sparse_moe.experts.{e}.w3",
+    expert_down=L + "block_sparse_moe.experts.{e}.w2",
+    shared_gate=L + "block_sparse_moe.shared_experts.gate_proj", shared_up=L + "block_sparse_moe.shared_experts.up_proj",
+    shared_down=L + "block_sparse_moe.shared_experts.down_proj",
+    kda_q=KDA + "q_proj", kda_k=KDA + "k_proj", kda_v=KDA + "v_proj", kda_q_conv=KDA + "q_conv1d.weight",
+    kda_k_conv=KDA + "k_conv1d.weight", kda_v_conv=KDA + "v_conv1d.weight", kda_a_log=KDA + "A_log",
+    kda_f_a=KDA + "f_a_proj", kda_f_b=KDA + "f_b_proj", kda_dt_bias=KDA + "dt_bias", kda_b=KDA + "b_proj",
+    kda_g_a=KDA + "g_a_proj", kda_g_b=KDA + "g_b_proj", kda_norm=KDA + "o_norm", kda_out=KDA + "o_proj",
+)
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -244,7 +268,7 @@ class Family:
     moe: MoEFamily | None = None
     # -- attention details the reference forward pass reads (spec.text.TextSpec) --
     rope_interleaved: bool | str = False  # RoPE rotates pairs (2i, 2i+1), not (i, i + d/2); str: config switch
-    rope_on: str = "all"  # "all" | "sliding": Cohere 2's full-attention layers have no RoPE
+    rope_on: str = "all"  # "all" | "sliding": Cohere 2's full-attention layers have no RoPE | "none": Kimi Linear
     qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
     chunked_attention: bool = False  # Llama 4: RoPE layers attend within chunks of attention_chunk_size
@@ -257,6 +281,8 @@ class Family:
     # model_executor/models/qwen3_next_mtp.py: fc, pre_fc_norm_hidden, pre_fc_norm_embedding, layers.{j}, norm);
     # its layer count is the first of these keys, else 1 (vLLM's default for num_nextn_predict_layers)
     mtp_keys: tuple[str, ...] = ()
+    # DeepSeek Sparse Attention (DeepSeek-V3.2): a lightning indexer picks each query's top index_topk keys
+    indexer: bool = False
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -387,6 +413,27 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            sliding_pattern=2, defaults={"attention_bias": True}, keys=_EXPERTS_AT_INTERMEDIATE,
            moe=MoEFamily(fused=True, router_bias=True, expert_bias=True, routing="topk_softmax",
                          expert_act="clamped_swiglu")),
+    # -- issue 24 (helper dsa): Kimi Linear. Class defaults: transformers KimiLinearConfig (5.25), whose
+    # attribute_map names n_group num_expert_group, norm_topk_prob moe_renormalize, num_experts_per_tok
+    # num_experts_per_token, n_shared_experts num_shared_experts, max_position_embeddings model_max_length;
+    # its MLA layers use no RoPE (KimiLinearModel has no rotary embedding: "mla_use_nope").
+    Family("kimi_linear", "Kimi Linear (hybrid: Kimi Delta Attention + MLA without RoPE, DeepSeek-V3 MoE)",
+           names=KIMI_LINEAR_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), linear_attention="kda", rope_on="none",
+           keys=_keys(top_k=("num_experts_per_token", "num_experts_per_tok"),
+                      max_position_embeddings=("model_max_length", "max_position_embeddings"),
+                      n_group=("num_expert_group", "n_group"), norm_topk_prob=("moe_renormalize", "norm_topk_prob"),
+                      n_shared_experts=("num_shared_experts", "n_shared_experts")),
+           defaults={"num_expert_group": 1, "topk_group": 1, "routed_scaling_factor": 2.446, "moe_renormalize": True,
+                     "num_shared_experts": 1, "first_k_dense_replace": 1, "linear_num_heads": 32,
+                     "linear_head_dim": 128, "linear_conv_kernel_dim": 4, "bos_token_id": 163584}),
+    # -- issue 24 (helper dsa): DeepSeek-V3.2. Class defaults: transformers DeepseekV32Config (5.25); its MLA
+    # always rotates interleaved pairs (no rope_interleave key), its indexer rotate-half pairs.
+    Family("deepseek_v32", "DeepSeek-V3.2 (MLA + lightning indexer picking the top-k keys, DeepSeek-V3 MoE)",
+           names=DEEPSEEK_V32_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), rope_interleaved=True, indexer=True,
+           defaults={"n_group": 8, "topk_group": 4, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+                     "index_topk": 2048, "index_head_dim": 128, "index_n_heads": 64, "first_k_dense_replace": 3}),
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
            keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),

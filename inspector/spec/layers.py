@@ -87,9 +87,12 @@ def _layer_list(r: ConfigReader, key: str, layers: int) -> list[int]:
 
 
 def _moe_layers(r: ConfigReader, layers: int, family: Family) -> tuple[int, ...]:
-    """Which layers have experts; every rule the families use, applied when its key is present."""
+    """Which layers have experts; every rule the families use, applied when its key is present
+    (`mlp_layer_types`: one "dense" or "sparse" per layer, DeepSeek-V3.2's and Kimi Linear's list)."""
     if r.has("moe_layers"):
         return tuple(sorted(set(_layer_list(r, "moe_layers", layers))))
+    if r.has("mlp_layer_types"):
+        return _sparse_layers(r, layers)
     step = r.first(("interleave_moe_layer_step", "moe_layer_interval"), "int", family.defaults, 1)
     sparse = r.int("decoder_sparse_step", 1)
     dense_only = set(_layer_list(r, "mlp_only_layers", layers))
@@ -110,6 +113,14 @@ def _moe_span(r: ConfigReader, family: Family, layers: int) -> tuple[int, int]:
     return start, layers - 1 if end == -1 else end
 
 
+def _sparse_layers(r: ConfigReader, layers: int) -> tuple[int, ...]:
+    value = r.raw("mlp_layer_types")
+    if not isinstance(value, list) or len(value) != layers or any(v not in ("dense", "sparse") for v in value):
+        raise InspectError(f"{r.where}: field '{r._field('mlp_layer_types')}' must list {layers} of dense, sparse, "
+                           f"got {str(value)[:80]}")
+    return tuple(i for i, v in enumerate(value) if v == "sparse")
+
+
 def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESpec | None:
     """The experts of an MoE family's config; None when it has none (num_experts 0)."""
     assert family.moe is not None
@@ -121,11 +132,11 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
         key = next(k for k in family.config_keys("top_k") if r.has(k))
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
     width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
+    shared_keys = family.config_keys("n_shared_experts")  # Kimi Linear: num_shared_experts
     if r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
-    elif any(r.has(k) or k in family.defaults for k in family.config_keys("n_shared_experts")):
-        shared = r.first(family.config_keys("n_shared_experts"), "int", family.defaults, 0, minimum=0,
-                         maximum=MAX_SHARED_EXPERTS) * width
+    elif any(r.has(k) or k in family.defaults for k in shared_keys):
+        shared = r.first(shared_keys, "int", family.defaults, 0, minimum=0, maximum=MAX_SHARED_EXPERTS) * width
     else:
         shared = width if family.moe.shared_expert else 0
     moe_layers = _moe_layers(r, layers, family)
@@ -152,12 +163,20 @@ def _every_layer(r: ConfigReader, family: Family, fieldname: str, default: int, 
     return ConfigReader({key: value[0]}, r.where, r.path).int(key, **kw)
 
 
+def _flag(r: ConfigReader, keys: tuple[str, ...], defaults) -> bool:
+    """The first of `keys` present (true or false), else the family's default for it, else False."""
+    key = next((k for k in keys if r.has(k)), None)
+    if key is not None:
+        return r.bool(key, False)
+    return bool(next((defaults[k] for k in keys if k in defaults), False))
+
+
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
     """The routing rule (family data) and its settings (config keys, else the family's defaults)."""
     m, d = family.moe, family.defaults
 
     def get(key: str, kind: str, default):
-        return r.first((key,), kind, d, default)
+        return r.first(family.config_keys(key), kind, d, default)
 
     groups = get("n_group", "int", 1) if m.routing == "sigmoid_grouped" else 1
     if experts % groups:
@@ -167,7 +186,7 @@ def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
         raise InspectError(f"{r.where}: field '{r._field('topk_group')}' ({kept_groups}) exceeds "
                            f"'{r._field('n_group')}' ({groups})")
     return RoutingSpec(
-        rule=m.routing, norm_topk_prob=r.bool("norm_topk_prob", bool(d.get("norm_topk_prob", False))),
+        rule=m.routing, norm_topk_prob=_flag(r, family.config_keys("norm_topk_prob"), d),
         n_group=groups, topk_group=kept_groups,
         scaling=get("routed_scaling_factor", "float", 1.0), jitter_eps=get("router_jitter_noise", "float", 0.0),
         weight_input=m.weight_input, expert_act=m.expert_act,
@@ -184,7 +203,8 @@ def read_mla(r: ConfigReader) -> MLASpec:
     )
 
 
-_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked"}
+_LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding", "chunked_attention": "chunked",
+                "indexed_attention": "full"}  # DeepSeek-V3.2: every layer full, keys picked by its indexer
 
 
 def read_layer_types(r: ConfigReader, layers: int, pattern: int) -> tuple[str, ...]:
@@ -231,6 +251,11 @@ class LinearAttnSpec:
     value_head_dim: int
     conv_kernel: int
     layers: tuple[int, ...]  # the layers that are linear attention
+
+    @property
+    def label(self) -> str:
+        """What the layers are called in tables: "Gated DeltaNet" or (kind kda) "Kimi Delta Attention"."""
+        return "Kimi Delta Attention" if self.kind == "kda" else "Gated DeltaNet"
 
     @property
     def key_dim(self) -> int:
@@ -285,3 +310,54 @@ def read_linear_attention(r: ConfigReader, family: Family, layers: int) -> Linea
         raise InspectError(f"{r.where}: field '{r._field('linear_num_value_heads')}' ({spec.value_heads}) is not "
                            f"a multiple of 'linear_num_key_heads' ({spec.key_heads})")
     return spec
+
+
+@dataclass(frozen=True)
+class IndexerSpec:
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2, transformers DeepseekV32Indexer): per
+    layer, `heads` query heads of `head_dim` from the q latent, one shared key of `head_dim` per token (a
+    cache of its own), ReLU(q . k) weighted per head and summed; each query attends to its `topk` best keys.
+    Its first `rope_dim` dimensions (qk_rope_head_dim) are rotated, rotate-half pairs."""
+
+    heads: int
+    head_dim: int
+    topk: int
+    rope_dim: int
+
+
+def read_indexer(r: ConfigReader, family: Family, rope_dim: int) -> IndexerSpec:
+    """The indexer's sizes: config keys, else transformers' DeepseekV32Config defaults (family data)."""
+    def get(key: str) -> int:
+        return r.first((key,), "int", family.defaults, None, minimum=1)
+
+    spec = IndexerSpec(get("index_n_heads"), get("index_head_dim"), get("index_topk"), rope_dim)
+    if spec.head_dim < rope_dim:
+        raise InspectError(f"{r.where}: field '{r._field('index_head_dim')}' ({spec.head_dim}) is smaller than "
+                           f"'qk_rope_head_dim' ({rope_dim})")
+    return spec
+
+
+def read_kda(r: ConfigReader, family: Family, layers: int) -> LinearAttnSpec:
+    """Kimi Delta Attention (Kimi Linear): one head count and head dim for q, k and v, the short-conv kernel and
+    which layers are KDA. The published config nests them in `linear_attn_config` (num_heads, head_dim,
+    short_conv_kernel_size; kda_layers / full_attn_layers numbered from 1); transformers' KimiLinearConfig writes
+    linear_num_heads, linear_head_dim, linear_conv_kernel_dim and `layer_types`, and without either list makes
+    every layer KDA but layers 4, 8, 12, ... (counting from 0; its __post_init__), the family's class defaults."""
+    sub = r.sub("linear_attn_config") if r.has("linear_attn_config") else None
+
+    def get(nested: str, flat: str) -> int:
+        if sub is not None and sub.has(nested):
+            return sub.int(nested)
+        return r.first((flat,), "int", family.defaults, None, minimum=1)
+
+    heads, dim = get("num_heads", "linear_num_heads"), get("head_dim", "linear_head_dim")
+    kernel = get("short_conv_kernel_size", "linear_conv_kernel_dim")
+    if r.has("layer_types"):
+        kda = read_linear_layers(r, layers, family.defaults)
+    elif sub is not None and sub.has("kda_layers") and sub.has("full_attn_layers"):
+        kda = tuple(sorted(i - 1 for i in _layer_list(sub, "kda_layers", layers + 1)))
+        if -1 in kda:
+            raise InspectError(f"{r.where}: field '{sub._field('kda_layers')}' numbers layers from 1, got 0")
+    else:
+        kda = tuple(i for i in range(layers) if not (i and i % 4 == 0))
+    return LinearAttnSpec("kda", heads, heads, dim, dim, kernel, kda)

@@ -299,4 +299,45 @@ FALLBACK: list[Preset] = [
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=151552)),
 ]
 
+# -- issue 24 (helper dsa): DeepSeek-V3.2 (DeepSeek Sparse Attention). Its config.json as published: quoted whole in
+# a public model-info report found by code search (find_string '"index_n_heads": 64,\n  "index_topk": 2048,',
+# file id 62736905881, "deepseek-ai/DeepSeek-V3.2/config.json"; a second copy, id 45158644663, agrees).
+MOE.extend([
+    _preset("deepseek-ai/DeepSeek-V3.2", ("deepseek-v3.2",), _cfg(
+        "deepseek_v32", "DeepseekV32ForCausalLM", attention_bias=False, bos_token_id=0, eos_token_id=1,
+        first_k_dense_replace=3, hidden_act="silu", hidden_size=7168, index_head_dim=128, index_n_heads=64,
+        index_topk=2048, intermediate_size=18432, kv_lora_rank=512, max_position_embeddings=163840,
+        moe_intermediate_size=2048, moe_layer_freq=1, n_group=8, n_routed_experts=256, n_shared_experts=1,
+        norm_topk_prob=True, num_attention_heads=128, num_experts_per_tok=8, num_hidden_layers=61,
+        num_key_value_heads=128, num_nextn_predict_layers=1, q_lora_rank=1536, qk_nope_head_dim=128,
+        qk_rope_head_dim=64,
+        quantization_config={"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                             "scale_fmt": "ue8m0", "weight_block_size": [128, 128]},
+        rms_norm_eps=1e-06,
+        rope_scaling={"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                      "original_max_position_embeddings": 4096, "type": "yarn"},
+        rope_theta=10000, routed_scaling_factor=2.5, scoring_func="sigmoid", tie_word_embeddings=False,
+        topk_group=4, topk_method="noaux_tc", torch_dtype="bfloat16", v_head_dim=128, vocab_size=129280)),
+])
+
+# -- issue 24 (helper dsa): Kimi Linear. Its config.json as published: quoted whole in a public model-info report found
+# by code search (find_string '"full_attn_layers": [\n      4,', file id 62691149540,
+# "moonshotai/Kimi-Linear-48B-A3B-Instruct/config.json"; a curl of the same URL in file id 54667546636 agrees).
+MOE.extend([
+    _preset("moonshotai/Kimi-Linear-48B-A3B-Instruct", ("kimi-linear-48b-a3b",), _cfg(
+        "kimi_linear", "KimiLinearForCausalLM", bos_token_id=163584, dtype="bfloat16", eos_token_id=163586,
+        first_k_dense_replace=1, head_dim=72, hidden_act="silu", hidden_size=2304, intermediate_size=9216,
+        kv_lora_rank=512,
+        linear_attn_config={"full_attn_layers": [4, 8, 12, 16, 20, 24, 27], "head_dim": 128,
+                            "kda_layers": [i for i in range(1, 27) if i % 4], "num_heads": 32,
+                            "short_conv_kernel_size": 4},
+        mla_use_nope=True, model_max_length=1048576, moe_intermediate_size=1024, moe_layer_freq=1,
+        moe_renormalize=True, moe_router_activation_func="sigmoid", num_attention_heads=32, num_expert_group=1,
+        num_experts=256, num_experts_per_token=8, num_hidden_layers=27, num_key_value_heads=32,
+        num_nextn_predict_layers=0, num_shared_experts=1, pad_token_id=163839, q_lora_rank=None,
+        qk_nope_head_dim=128, qk_rope_head_dim=64, rms_norm_eps=1e-05, rope_scaling=None, rope_theta=10000.0,
+        routed_scaling_factor=2.446, tie_word_embeddings=False, topk_group=1, use_grouped_topk=True,
+        v_head_dim=128, vocab_size=163840)),
+])
+
 FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK

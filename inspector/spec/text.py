@@ -19,7 +19,8 @@ from inspector.limits import MAX_MTP_LAYERS
 from inspector.spec.config_reader import ConfigReader, flag, token_ids
 from inspector.spec.families import FAMILIES, Family
 from inspector.spec.layers import (
-    LinearAttnSpec, MLASpec, MoESpec, read_layer_types, read_linear_attention, read_mla, read_moe, read_no_rope_layers,
+    IndexerSpec, LinearAttnSpec, MLASpec, MoESpec, read_indexer, read_kda, read_layer_types, read_linear_attention,
+    read_mla, read_moe, read_no_rope_layers,
 )
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
@@ -76,6 +77,7 @@ class TextSpec:
     mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
     linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
+    indexer: IndexerSpec | None = None  # DeepSeek-V3.2: the lightning indexer of every MLA layer
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
@@ -251,11 +253,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
     bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
-    linear = read_linear_attention(r, family, layers) if family.linear_attention else None
+    linear = (read_kda(r, family, layers) if family.linear_attention == "kda" else
+              read_linear_attention(r, family, layers) if family.linear_attention else None)
     layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
         no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
+    elif family.rope_on == "none":  # Kimi Linear: no layer rotates (its MLA is NoPE)
+        no_rope = tuple(range(layers))
     chunk = _get(r, family, "attention_chunk_size", "int", 0) if family.chunked_attention else 0
     if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
         layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
@@ -279,6 +284,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
         linear=linear, attn_output_gate=family.attn_output_gate,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
+        indexer=read_indexer(r, family, mla.qk_rope_head_dim) if family.indexer and mla else None,
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
         qk_l2_norm=bool(family.qk_l2_norm) and _switch(r, family, family.qk_l2_norm),
