@@ -40,6 +40,14 @@ def default_config(model_type: str) -> dict:
         cfg["moe_layers"] = [i for i in cfg["moe_layers"] if i < LAYERS_CAP]
     if cfg.get("first_k_dense_replace"):
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 2)
+    # Gemma 3n / 4: per-layer lists and overrides cut to the kept layers, one KV-shared layer kept
+    for key in ("intermediate_size", "activation_sparsity_pattern"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = cfg[key][:LAYERS_CAP]
+    if isinstance(cfg.get("per_layer_config"), dict):
+        cfg["per_layer_config"] = {k: v for k, v in cfg["per_layer_config"].items() if int(k) < LAYERS_CAP}
+    if cfg.get("num_kv_shared_layers"):
+        cfg["num_kv_shared_layers"] = 1
     return cfg
 
 

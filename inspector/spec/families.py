@@ -138,6 +138,19 @@ QWEN3_NEXT_NAMES = _extend(
     gdn_conv=GDN + "conv1d.weight", gdn_dt_bias=GDN + "dt_bias", gdn_a_log=GDN + "A_log",
     gdn_norm=GDN + "norm", gdn_out=GDN + "out_proj",
 )
+# Gemma 3n / Gemma 4 (transformers models/gemma3n, models/gemma4): per-layer inputs (PLE), Gemma 4's stored
+# per-layer scalar, Gemma 3n's AltUp streams and LAuReL residual ({e}: the AltUp stream's projection).
+GEMMA_PLE_NAMES = _extend(
+    GEMMA2_NAMES,
+    ple_embed="model.embed_tokens_per_layer.weight", ple_proj="model.per_layer_model_projection",
+    ple_norm="model.per_layer_projection_norm", ple_gate=L + "per_layer_input_gate",
+    ple_out=L + "per_layer_projection", ple_out_norm=L + "post_per_layer_input_norm", layer_scalar=L + "layer_scalar",
+    altup_in="model.altup_projections.{e}", altup_out="model.altup_unembed_projections.{e}",
+    altup_scale=L + "altup.correct_output_scale", altup_correct=L + "altup.correction_coefs",
+    altup_predict=L + "altup.prediction_coefs", altup_router=L + "altup.modality_router",
+    altup_router_norm=L + "altup.router_norm",
+    laurel_left=L + "laurel.linear_left", laurel_right=L + "laurel.linear_right", laurel_norm=L + "laurel.post_laurel_norm",
+)
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -236,6 +249,11 @@ class Family:
     # model_executor/models/qwen3_next_mtp.py: fc, pre_fc_norm_hidden, pre_fc_norm_embedding, layers.{j}, norm);
     # its layer count is the first of these keys, else 1 (vLLM's default for num_nextn_predict_layers)
     mtp_keys: tuple[str, ...] = ()
+    # -- Gemma 3n / Gemma 4: layers not all alike (inspector.spec.per_layer) --
+    per_layer: bool = False  # per-layer sizes, KV sharing, per-layer inputs, unscaled scores, v norm
+    global_heads: bool = False  # Gemma 4: full-attention layers' global_head_dim, attention_k_eq_v, double-wide MLP
+    altup: bool = False  # Gemma 3n: AltUp streams, LAuReL, activation sparsity
+    layer_scalar: bool = False  # Gemma 4: a stored (1,) scale of each layer's output
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -366,6 +384,20 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            sliding_pattern=2, defaults={"attention_bias": True}, keys=_EXPERTS_AT_INTERMEDIATE,
            moe=MoEFamily(fused=True, router_bias=True, expert_bias=True, routing="topk_softmax",
                          expert_act="clamped_swiglu")),
+    # -- Gemma 4 / Gemma 3n (helper gem, issue 24): class defaults from transformers 5.25 Gemma4TextConfig /
+    # Gemma3nTextConfig; norms x * w in float32 (Gemma4RMSNorm, Gemma3nRMSNorm: no 1 + w offset)
+    Family("gemma4_text", "Gemma 4 text (per-layer inputs, shared KV, wide global heads, proportional RoPE)",
+           names=GEMMA_PLE_NAMES, norm="rms_f32", placement="sandwich", embed_scale=True, qk_norm="head",
+           keys=_GELU_TANH, qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=6,
+           per_layer=True, global_heads=True, layer_scalar=True,
+           defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
+                     "num_kv_shared_layers": 0}),
+    Family("gemma3n_text", "Gemma 3n text (AltUp, LAuReL, per-layer inputs, shared KV, activation sparsity)",
+           names=GEMMA_PLE_NAMES, norm="rms_f32", placement="sandwich", embed_scale=True, qk_norm="head",
+           keys=_GELU_TANH, qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=5,
+           per_layer=True, altup=True,
+           defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
+                     "num_kv_shared_layers": 15, "altup_num_inputs": 4, "laurel_rank": 64}),
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
            keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),

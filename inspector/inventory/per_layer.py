@@ -1,0 +1,60 @@
+"""The tensors Gemma 3n / Gemma 4 add to a decoder: per-layer inputs, AltUp, LAuReL, the layer scalar.
+
+Names are those of transformers 5.25's Gemma3nForCausalLM / Gemma4ForCausalLM state dicts (models/gemma3n,
+models/gemma4), through the family's templates (spec.families GEMMA_PLE_NAMES); sizes from the spec's
+`PerLayerSpec` (inspector.spec.per_layer). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from inspector.inventory.entry import ALTUP, LAUREL, LAYER_SCALAR, LM, PLE, WeightEntry
+from inspector.spec.text import TextSpec
+
+Entries = Iterator[WeightEntry]
+
+
+def _entry(t: TextSpec, role: str, shape: tuple[int, ...], group: str, layer: int | None = None,
+           stream: int | None = None, parameter: bool = True) -> WeightEntry:
+    """One tensor; a linear's or norm's role gets ".weight" (the name template lacks it)."""
+    suffix = "" if role in ("ple_embed", "layer_scalar", "altup_scale") else ".weight"
+    return WeightEntry(t.name(role, layer, suffix, stream), shape, LM, group, role + suffix, layer,
+                       expert=stream, parameter=parameter)
+
+
+def gemma_layer_extras(t: TextSpec, i: int) -> Entries:
+    """Layer i's AltUp (router, its norm, prediction and correction coefficients, output scale) and
+    LAuReL (d -> rank -> d and a norm), its per-layer-input gate (d -> p), projection (p -> d) and norm,
+    and Gemma 4's layer scalar (a stored (1,) buffer)."""
+    p, d = t.per_layer, t.hidden_size
+    if p.altup_inputs:
+        k = p.altup_inputs
+        yield _entry(t, "altup_scale", (d,), ALTUP, i)
+        yield _entry(t, "altup_correct", (k, k), ALTUP, i)
+        yield _entry(t, "altup_predict", (k * k, k), ALTUP, i)
+        yield _entry(t, "altup_router", (k, d), ALTUP, i)
+        yield _entry(t, "altup_router_norm", (d,), ALTUP, i)
+        yield _entry(t, "laurel_left", (p.laurel_rank, d), LAUREL, i)
+        yield _entry(t, "laurel_right", (d, p.laurel_rank), LAUREL, i)
+        yield _entry(t, "laurel_norm", (d,), LAUREL, i)
+    if p.ple_dim:
+        yield _entry(t, "ple_gate", (p.ple_dim, d), PLE, i)
+        yield _entry(t, "ple_out", (d, p.ple_dim), PLE, i)
+        yield _entry(t, "ple_out_norm", (d,), PLE, i)
+    if p.layer_scalar:
+        yield _entry(t, "layer_scalar", (1,), LAYER_SCALAR, i, parameter=False)
+
+
+def gemma_model_extras(t: TextSpec) -> Entries:
+    """The per-layer input embedding (looked up by token id), the projection of the token embedding to
+    every layer's input and its norm; Gemma 3n's AltUp stream projections in (d -> d, streams 1..k-1)
+    and out (the same, before the streams are averaged)."""
+    p, d, n = t.per_layer, t.hidden_size, t.num_layers
+    if p.ple_dim:
+        yield _entry(t, "ple_embed", (p.ple_vocab, n * p.ple_dim), PLE)
+        yield _entry(t, "ple_proj", (n * p.ple_dim, d), PLE)
+        yield _entry(t, "ple_norm", (p.ple_dim,), PLE)
+    for role in ("altup_in", "altup_out") if p.altup_inputs else ():
+        for j in range(p.altup_inputs - 1):
+            yield _entry(t, role, (d, d), ALTUP, stream=j)
