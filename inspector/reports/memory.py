@@ -197,13 +197,13 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
 
 def _hybrid_json(acc: Accounting, s: Serving) -> dict[str, Any]:
     """The keys the transformers path gives a hybrid model (runtime.hf_answer), from the spec and the plan."""
-    from inspector.inventory.accounting import kv_bytes_per_token_layer, linear_state
+    from inspector.inventory.accounting import kv_bytes_per_token, linear_state
     from inspector.memory.quant import KV_BYTES
 
     t, p = acc.spec.text, s.hybrid
     state = linear_state(t)
     return {"path": "native", "kv_layers": len(t.kv_layers),
-            "kv_bytes_per_token": len(t.kv_layers) * kv_bytes_per_token_layer(t, KV_BYTES[s.options.kv_dtype]),
+            "kv_bytes_per_token": kv_bytes_per_token(t, KV_BYTES[s.options.kv_dtype]),
             "state_bytes_per_sequence": state.bytes_per_sequence if state is not None else 0,
             "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
             "groups": len(p.groups), "group_size": p.group_size, "hybrid_notes": list(p.notes)}

@@ -192,6 +192,14 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
         rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
                 f"{text.num_layers} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
         label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
+    elif text.per_layer is not None:  # Gemma 3n / 4: sizes per layer, KV-shared layers keep no cache
+        shapes = {}
+        for i in text.kv_layers:
+            key = (text.layer_kv_heads(i), text.layer_head_dim(i))
+            shapes[key] = shapes.get(key, 0) + 1
+        terms = " + ".join(f"2 × {c} × {kv} × {hd} × {size}" for (kv, hd), c in shapes.items())
+        rule = f"{n(per_token)} B ({terms})"
+        label = f"KV cache per token, {kv_dtype} (2 × layers × kv_heads × head_dim × {size} B)"
     else:
         rule = (f"{n(per_token)} B "
                 f"(2 × {len(text.kv_layers)} × {text.num_kv_heads} × {text.head_dim} × {size})")

@@ -258,6 +258,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
     moe = read_moe(r, family, layers, hidden) if family.moe else None
+    _rope_defaults(r, family)
     theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
     per_layer = _per_layer(r, family, layers, sliding, head_dim, kv_heads)
@@ -306,6 +307,19 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+_ROPE_KEYS = ("rope_parameters", "rope_theta", "rope_local_base_freq")
+
+
+def _rope_defaults(r: ConfigReader, family: Family) -> None:
+    """Gemma 3n / 4: a config without `rope_parameters` gets the class's RoPE defaults (read_rope reads the
+    config only): Gemma 4's per-layer-type parameters, Gemma 3n's global and local bases."""
+    if not family.per_layer or r.has("rope_parameters"):
+        return
+    added = {k: family.defaults[k] for k in _ROPE_KEYS if k in family.defaults and not r.has(k)}
+    if added:
+        r.cfg = {**r.cfg, **added}
 
 
 def _gemma_types(r: ConfigReader, family: Family, layers: int, sliding: int | None) -> tuple[str, ...]:
