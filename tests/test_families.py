@@ -117,6 +117,17 @@ TINY = {
     "deepseek_v3-bias": tiny_config("deepseek_v3", num_hidden_layers=3, q_lora_rank=12, attention_bias=True, **MLA),
     "deepseek_v2-no-q-lora": tiny_config("deepseek_v2", num_hidden_layers=3, q_lora_rank=None, **MLA),
     "gpt_oss": tiny_config("gpt_oss", head_dim=8, num_hidden_layers=2, sliding_window=8, **MOE),
+    # Gemma 4 / Gemma 3n (helper gem): sliding, full and KV-shared layers of each type
+    "gemma4_text": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=6, sliding_window=8,
+                               layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
+                               num_kv_shared_layers=2, use_double_wide_mlp=True, attention_k_eq_v=True,
+                               num_global_key_value_heads=1, global_head_dim=16, hidden_size_per_layer_input=4,
+                               vocab_size_per_layer_input=50),
+    "gemma3n_text": tiny_config("gemma3n_text", head_dim=8, num_hidden_layers=6, sliding_window=8,
+                                layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
+                                num_kv_shared_layers=2, intermediate_size=[48, 40, 48, 40, 48, 64], laurel_rank=4,
+                                hidden_size_per_layer_input=4, vocab_size_per_layer_input=50, altup_num_inputs=3,
+                                activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0, 0.0, 0.0]),
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),
 }

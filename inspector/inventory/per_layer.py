@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from inspector.inventory.entry import ALTUP, LAUREL, LAYER_SCALAR, LM, PLE, WeightEntry
+from inspector.inventory.entry import (
+    ALTUP, ALTUP_PROJ, ATTN, DENSE_MLP, LAUREL, LAYER_SCALAR, LM, MLP, PLE, PLE_TABLE, WeightEntry,
+)
 from inspector.spec.text import TextSpec
 
 Entries = Iterator[WeightEntry]
@@ -21,6 +23,26 @@ def _entry(t: TextSpec, role: str, shape: tuple[int, ...], group: str, layer: in
     suffix = "" if role in ("ple_embed", "layer_scalar", "altup_scale") else ".weight"
     return WeightEntry(t.name(role, layer, suffix, stream), shape, LM, group, role + suffix, layer,
                        expert=stream, parameter=parameter)
+
+
+def attention_row(t: TextSpec, i: int) -> str:
+    """The row of layer i's attention: layers of one shape share a row (Gemma 4's global layers, with their
+    own head_dim / kv heads / keys as values, and the KV-shared layers, without K/V, have their own)."""
+    p = t.per_layer
+    kinds = []
+    if (p.head_dims[i], p.kv_heads[i], p.k_eq_v[i]) != (t.head_dim, t.num_kv_heads, False):
+        kinds.append(f"global, d_h {p.head_dims[i]}")
+    if p.is_shared(i):
+        kinds.append("KV-shared")
+    return f"{ATTN} ({', '.join(kinds)})" if kinds else ATTN
+
+
+def mlp_row(t: TextSpec, i: int) -> str:
+    """The row of layer i's MLP: one row per width when the widths differ (Gemma 3n's list, Gemma 4's
+    double-wide KV-shared layers)."""
+    base = DENSE_MLP if t.moe is not None else MLP
+    widths = t.per_layer.widths
+    return base if len(set(widths)) == 1 else f"{base} (d_ff {widths[i]:,})"
 
 
 def gemma_layer_extras(t: TextSpec, i: int) -> Entries:
@@ -52,9 +74,9 @@ def gemma_model_extras(t: TextSpec) -> Entries:
     and out (the same, before the streams are averaged)."""
     p, d, n = t.per_layer, t.hidden_size, t.num_layers
     if p.ple_dim:
-        yield _entry(t, "ple_embed", (p.ple_vocab, n * p.ple_dim), PLE)
-        yield _entry(t, "ple_proj", (n * p.ple_dim, d), PLE)
-        yield _entry(t, "ple_norm", (p.ple_dim,), PLE)
+        yield _entry(t, "ple_embed", (p.ple_vocab, n * p.ple_dim), PLE_TABLE)
+        yield _entry(t, "ple_proj", (n * p.ple_dim, d), PLE_TABLE)
+        yield _entry(t, "ple_norm", (p.ple_dim,), PLE_TABLE)
     for role in ("altup_in", "altup_out") if p.altup_inputs else ():
         for j in range(p.altup_inputs - 1):
-            yield _entry(t, role, (d, d), ALTUP, stream=j)
+            yield _entry(t, role, (d, d), ALTUP_PROJ, stream=j)

@@ -16,7 +16,7 @@ from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
-from inspector.inventory.per_layer import gemma_layer_extras, gemma_model_extras
+from inspector.inventory.per_layer import attention_row, gemma_layer_extras, gemma_model_extras, mlp_row
 from inspector.spec.text import TextSpec
 
 Entries = Iterator[WeightEntry]
@@ -67,8 +67,9 @@ def _raw(at: Site, role: str, shape: tuple[int, ...], parameter: bool = True) ->
 def _attention(t: TextSpec, i: int, c: str) -> Entries:
     p = t.per_layer  # Gemma 3n / 4: this layer's sizes; a KV-shared layer has no K/V parts, k_eq_v no V
     shared, k_eq_v = (p.is_shared(i), p.k_eq_v[i]) if p else (False, False)
+    group = attention_row(t, i) if p else ATTN
     t = t.at_layer(i)
-    d, bias, at = t.hidden_size, t.qkv_bias, Site(t, i, c, ATTN)
+    d, bias, at = t.hidden_size, t.qkv_bias, Site(t, i, c, group)
     if t.mla is not None:
         yield from _mla(at)
     elif t.fused_qkv:
@@ -173,7 +174,8 @@ def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
     if t.is_moe_layer(i) or (c == MTP and t.moe is not None):
         yield from _experts(t, i, c)
     else:
-        yield from _mlp(Site(t, i, c, DENSE_MLP if t.moe is not None else MLP), t.mlp_width(i))
+        group = mlp_row(t, i) if t.per_layer else DENSE_MLP if t.moe is not None else MLP
+        yield from _mlp(Site(t, i, c, group), t.mlp_width(i))
 
 
 # --------------------------------------------------------------------------- layers and model

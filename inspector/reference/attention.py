@@ -206,6 +206,10 @@ class SharedKVAttention(Attention):
         elif p.k_eq_v[layer]:
             del self.v
         self.v_norm = note(L2Norm(spec.rms_norm_eps), "Step 5", "V normalised per head (RMS, no weight)")
+        window = f", sliding window {self.window}" if self.window else ""
+        self.scores = Tap("Mask", f"Q K^T, not scaled (the q/k norms set the scale) + causal mask{window}")
+        if self.source != layer:
+            self.shared_kv = Tap("KV cache", f"K and V of layer {self.source} (this layer computes and caches none)")
 
     def project(self, x: torch.Tensor):
         """q (b, n, n_h, d_h) normed; k (normed) and v (b, n, n_kv, d_h), or None in a KV-shared layer."""
@@ -225,6 +229,7 @@ class SharedKVAttention(Attention):
         q = self.q_rope(apply_rope(self.q_heads(q.transpose(1, 2)), cos, sin))  # (b, n_h, n, d_h)
         if k is None:
             k, v = self.share[self.source]  # (b, n_kv, t+n, d_h) each, as the source layer cached them
+            k, v = self.shared_kv(k), self.shared_kv(v)
         else:
             k = self.k_rope(apply_rope(self.k_heads(k.transpose(1, 2)), cos, sin))  # (b, n_kv, n, d_h)
             v = self.v_heads(self.v_norm(v).transpose(1, 2))  # (b, n_kv, n, d_h)
