@@ -123,6 +123,10 @@ TINY = {
                                num_kv_shared_layers=2, use_double_wide_mlp=True, attention_k_eq_v=True,
                                num_global_key_value_heads=1, global_head_dim=16, hidden_size_per_layer_input=4,
                                vocab_size_per_layer_input=101),  # (Gemma 4 looks every id up: no smaller table)
+    "gemma4_text-moe": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=2, sliding_window=8,
+                                   layer_types=["sliding_attention", "full_attention"], enable_moe_block=True,
+                                   num_experts=4, top_k_experts=2, moe_intermediate_size=16,
+                                   attention_k_eq_v=True, num_global_key_value_heads=1, hidden_size_per_layer_input=0),
     "gemma3n_text": tiny_config("gemma3n_text", head_dim=8, num_hidden_layers=6, sliding_window=8,
                                 layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
                                 num_kv_shared_layers=2, intermediate_size=[48, 40, 48, 40, 48, 64], laurel_rank=4,

@@ -28,6 +28,12 @@ TINY = {
                                attention_k_eq_v=True, num_global_key_value_heads=1, global_head_dim=16,
                                hidden_size_per_layer_input=4, vocab_size_per_layer_input=101,
                                hidden_activation="gelu_pytorch_tanh", final_logit_softcapping=30.0),
+    # Gemma 4 26B-A4B's layout: 4 experts, top 2, beside the dense MLP (no per-layer inputs there)
+    "gemma4_text-moe": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=6, sliding_window=4,
+                                   layer_types=LAYER_TYPES, num_kv_shared_layers=2, attention_k_eq_v=True,
+                                   num_global_key_value_heads=1, global_head_dim=16, enable_moe_block=True,
+                                   num_experts=4, top_k_experts=2, moe_intermediate_size=16,
+                                   hidden_size_per_layer_input=0, hidden_activation="gelu_pytorch_tanh"),
     # Gemma 3n: 3 AltUp streams, LAuReL rank 4, a width per layer, sparsity in 2 layers, ids past the
     # per-layer table (50 of 101) mapped to row 0
     "gemma3n_text": tiny_config("gemma3n_text", head_dim=8, num_hidden_layers=6, sliding_window=4,
@@ -115,6 +121,9 @@ def test_bad_gemma3n_config_one_line(change, message):
         from_hf_config({**TINY["gemma3n_text"], **change}, "bad")
 
 
-def test_gemma4_moe_block_refused_in_one_line():
-    with pytest.raises(InspectError, match="enable_moe_block.*not supported"):
-        from_hf_config({**TINY["gemma4_text"], "enable_moe_block": True, "num_experts": 4}, "moe")
+def test_gemma4_experts_only_with_enable_moe_block():
+    """Gemma4TextConfig builds experts only when enable_moe_block is set, whatever num_experts says."""
+    cfg = {**TINY["gemma4_text-moe"], "enable_moe_block": False}
+    assert from_hf_config(cfg, "dense").text.moe is None
+    moe = account(from_hf_config(TINY["gemma4_text-moe"], "moe")).totals.moe
+    assert (moe.experts, moe.top_k, moe.moe_layers) == (4, 2, 6)

@@ -10,17 +10,21 @@ from __future__ import annotations
 from typing import Iterator
 
 from inspector.inventory.entry import (
-    ALTUP, ALTUP_PROJ, ATTN, DENSE_MLP, LAUREL, LAYER_SCALAR, LM, MLP, PLE, PLE_TABLE, WeightEntry,
+    ALTUP, ALTUP_PROJ, ATTN, DENSE_MLP, EXPERTS, LAUREL, LAYER_SCALAR, LM, MLP, PLE, PLE_TABLE, ROUTER, WeightEntry,
 )
+
+MOE_NORMS = "RMS norm (MoE branch)"  # Gemma 4: after the dense MLP, before and after the experts
 from inspector.spec.text import TextSpec
 
 Entries = Iterator[WeightEntry]
+RAW_ROLES = frozenset({"ple_embed", "layer_scalar", "altup_scale", "g4_router_scale", "g4_expert_scale", "g4_gate_up",
+                       "g4_down"})  # templates that already end in the parameter's name
 
 
 def _entry(t: TextSpec, role: str, shape: tuple[int, ...], group: str, layer: int | None = None,
            stream: int | None = None, parameter: bool = True) -> WeightEntry:
     """One tensor; a linear's or norm's role gets ".weight" (the name template lacks it)."""
-    suffix = "" if role in ("ple_embed", "layer_scalar", "altup_scale") else ".weight"
+    suffix = "" if role in RAW_ROLES else ".weight"
     return WeightEntry(t.name(role, layer, suffix, stream), shape, LM, group, role + suffix, layer,
                        expert=stream, parameter=parameter)
 
@@ -43,6 +47,20 @@ def mlp_row(t: TextSpec, i: int) -> str:
     base = DENSE_MLP if t.moe is not None else MLP
     widths = t.per_layer.widths
     return base if len(set(widths)) == 1 else f"{base} (d_ff {widths[i]:,})"
+
+
+def gemma_experts(t: TextSpec, i: int) -> Entries:
+    """Gemma 4's experts beside the dense MLP: the router (a weightless norm, a (d,) scale, d -> E, a scale per
+    expert), the fused experts (E, 2 d_e, d) gate rows first and (E, d, d_e), and the norms after the dense
+    MLP, before the experts and after them (transformers Gemma4TextRouter, Gemma4TextExperts)."""
+    m, d = t.moe, t.hidden_size
+    yield _entry(t, "g4_router", (m.num_experts, d), ROUTER, i)
+    yield _entry(t, "g4_router_scale", (d,), ROUTER, i)
+    yield _entry(t, "g4_expert_scale", (m.num_experts,), ROUTER, i)
+    yield _entry(t, "g4_gate_up", (m.num_experts, 2 * m.expert_intermediate, d), EXPERTS, i)
+    yield _entry(t, "g4_down", (m.num_experts, d, m.expert_intermediate), EXPERTS, i)
+    for role in ("g4_norm_mlp", "g4_norm_pre", "g4_norm_experts"):
+        yield _entry(t, role, (d,), MOE_NORMS, i)
 
 
 def gemma_layer_extras(t: TextSpec, i: int) -> Entries:

@@ -16,7 +16,9 @@ from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
-from inspector.inventory.per_layer import attention_row, gemma_layer_extras, gemma_model_extras, mlp_row
+from inspector.inventory.per_layer import (
+    attention_row, gemma_experts, gemma_layer_extras, gemma_model_extras, mlp_row,
+)
 from inspector.spec.text import TextSpec
 
 Entries = Iterator[WeightEntry]
@@ -171,6 +173,10 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
 
 
 def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
+    if t.per_layer is not None and t.is_moe_layer(i):  # Gemma 4: experts beside the dense MLP
+        yield from _mlp(Site(t, i, c, mlp_row(t, i)), t.mlp_width(i))
+        yield from gemma_experts(t, i)
+        return
     if t.is_moe_layer(i) or (c == MTP and t.moe is not None):
         yield from _experts(t, i, c)
     else:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from inspector.reference.attention import attention_for
+from inspector.reference.attention import L2Norm, attention_for
 from inspector.reference.layers import Tap, linear, make_norm, note
 from inspector.reference.mlp import activation
 from inspector.reference.moe import feed_forward_for
@@ -35,11 +36,15 @@ LAYER_EXTRA_ROLES = frozenset({"ple_gate", "ple_out", "ple_out_norm", "layer_sca
                                "altup_predict", "altup_router", "altup_router_norm", "laurel_left", "laurel_right",
                                "laurel_norm"})
 MODEL_EXTRA_ROLES = frozenset({"ple_embed", "ple_proj", "ple_norm", "altup_in", "altup_out"})
+EXPERT_ROLES = frozenset({"g4_router", "g4_router_scale", "g4_expert_scale", "g4_gate_up", "g4_down", "g4_norm_pre"})
+LAYER_EXTRA_ROLES = LAYER_EXTRA_ROLES | {"g4_norm_mlp", "g4_norm_experts"}
 
 
 def extra_param_name(role: str, layer: int | None, stream: int | None) -> str | None:
     """The reference parameter of a Gemma 3n / 4 role, or None for other roles."""
     part, _, kind = role.partition(".")
+    if part in EXPERT_ROLES:
+        return f"layers.{layer}.experts.{role}"
     if part in LAYER_EXTRA_ROLES:
         return f"layers.{layer}.{role}"
     if part in MODEL_EXTRA_ROLES:
@@ -101,6 +106,60 @@ class ModelExtras(nn.Module):
         return self.averaged(torch.mean(torch.stack(back), dim=0))  # (b, n, d)
 
 
+class GemmaExperts(nn.Module):
+    """Gemma 4's experts beside the dense MLP (transformers Gemma4TextRouter, Gemma4TextExperts): the router
+    reads the layer's residual stream x, weightless-RMS-normed, times a (d,) scale and d^-1/2; softmax over
+    the E experts in float32, the top k renormalised to sum to 1, each times its expert's scale. The experts
+    read norm(x): act(gate) * up from the fused (E, 2 d_e, d) tensor (gate rows first), then (E, d, d_e).
+    On the meta device (no routing decisions) the T x k (token, slot) pairs are dealt round-robin over the
+    experts: a uniform load of top_k experts per token."""
+
+    def __init__(self, spec: TextSpec) -> None:
+        super().__init__()
+        m, d = spec.moe, spec.hidden_size
+        self.e, self.k, self.act = m.num_experts, m.top_k, activation(spec)
+        self.g4_router = linear(spec, d, m.num_experts, False, "Step 6", "router logits: d -> E")
+        self.g4_router_scale = nn.Parameter(torch.ones(d))
+        self.g4_expert_scale = nn.Parameter(torch.ones(m.num_experts))
+        self.g4_gate_up = nn.Parameter(torch.empty(m.num_experts, 2 * m.expert_intermediate, d))
+        self.g4_down = nn.Parameter(torch.empty(m.num_experts, d, m.expert_intermediate))
+        self.g4_norm_pre = make_norm(spec, d, "Step 6", "RMS norm before the experts")
+        self.unit_norm = L2Norm(spec.rms_norm_eps)
+        self.weights = Tap("Step 6", f"top-{m.top_k} of {m.num_experts} experts per token, weights renormalised "
+                           "and scaled per expert: (T, k)")
+        note(self, "Step 6", "experts' output (beside the dense MLP)")
+
+    def _route(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T, d) -> weights and expert ids, (T, k) each."""
+        h = self.unit_norm(flat) * self.g4_router_scale * flat.shape[-1] ** -0.5  # (T, d)
+        probs = torch.softmax(self.g4_router(h), dim=-1, dtype=torch.float32)  # (T, E)
+        weights, ids = torch.topk(probs, self.k, dim=-1)  # (T, k) each
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+        return self.weights(weights * self.g4_expert_scale[ids]), ids
+
+    def _expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        gate, up = F.linear(x, self.g4_gate_up[e]).chunk(2, dim=-1)  # (t, d_e) each
+        return F.linear(self.act(gate) * up, self.g4_down[e])  # (t, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])  # (T, d)
+        weights, ids = self._route(flat)
+        h = self.g4_norm_pre(flat)  # (T, d)
+        out = torch.zeros_like(h)
+        if h.is_meta:  # pair p = (token p // k, slot p % k) goes to expert p mod E
+            pairs = h.shape[0] * self.k
+            for e in range(min(self.e, pairs)):
+                out = out + self._expert(e, h[: len(range(e, pairs, self.e))]).sum(0)
+            return out.reshape(shape)
+        for e in range(self.e):
+            token, slot = torch.where(ids == e)  # (t,) each
+            if token.numel():
+                y = self._expert(e, h[token]) * weights[token, slot, None]  # (t, d)
+                out.index_add_(0, token, y.to(out.dtype))
+        return out.reshape(shape)  # (b, n, d)
+
+
 class GemmaBlock(nn.Module):
     """A Gemma 3n / 4 decoder layer: sandwich-normed attention and MLP, then the per-layer input added
     through its gate (Gemma 4 then scales by its layer scalar); with AltUp (Gemma 3n) around it all,
@@ -120,6 +179,10 @@ class GemmaBlock(nn.Module):
             self.ple_out_norm = make_norm(spec, d, "PLE")
         if p.layer_scalar:
             self.register_buffer("layer_scalar", torch.ones(1))  # (1,) stored in the checkpoint
+        if spec.is_moe_layer(layer):  # Gemma 4 26B-A4B: experts beside the dense MLP, each normed after
+            self.experts = GemmaExperts(spec)
+            self.g4_norm_mlp = make_norm(spec, d, "Step 6", "RMS norm after the dense MLP")
+            self.g4_norm_experts = make_norm(spec, d, "Step 6", "RMS norm after the experts")
         if p.altup_inputs:
             self._altup(spec)
         self.after_attn = Tap("Step 5", "residual: x + attention")
@@ -146,7 +209,10 @@ class GemmaBlock(nn.Module):
         if laurel:
             a = (a + h + self.laurel_norm(self.laurel_right(self.laurel_left(h)))) / math.sqrt(2)
         a = self.after_attn(a)
-        return a + self.post_mlp_norm(self.mlp(self.mlp_norm(a)))  # (b, n, d)
+        h = self.mlp(self.mlp_norm(a))  # (b, n, d)
+        if hasattr(self, "experts"):  # the experts read the residual stream itself (their router does too)
+            h = self.g4_norm_mlp(h) + self.g4_norm_experts(self.experts(a))  # (b, n, d)
+        return a + self.post_mlp_norm(h)  # (b, n, d)
 
     def _per_layer_input(self, x: torch.Tensor, per_layer: torch.Tensor) -> torch.Tensor:
         """norm(W_out (act(W_gate x) * input_i)): (b, n, d)."""

@@ -150,6 +150,11 @@ GEMMA_PLE_NAMES = _extend(
     altup_predict=L + "altup.prediction_coefs", altup_router=L + "altup.modality_router",
     altup_router_norm=L + "altup.router_norm",
     laurel_left=L + "laurel.linear_left", laurel_right=L + "laurel.linear_right", laurel_norm=L + "laurel.post_laurel_norm",
+    # Gemma 4 26B-A4B: experts beside the dense MLP (Gemma4TextRouter, Gemma4TextExperts, three more norms)
+    g4_router=L + "router.proj", g4_router_scale=L + "router.scale", g4_expert_scale=L + "router.per_expert_scale",
+    g4_gate_up=L + "experts.gate_up_proj", g4_down=L + "experts.down_proj",
+    g4_norm_mlp=L + "post_feedforward_layernorm_1", g4_norm_experts=L + "post_feedforward_layernorm_2",
+    g4_norm_pre=L + "pre_feedforward_layernorm_2",
 )
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
@@ -388,10 +393,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     # Gemma3nTextConfig; norms x * w in float32 (Gemma4RMSNorm, Gemma3nRMSNorm: no 1 + w offset)
     Family("gemma4_text", "Gemma 4 text (per-layer inputs, shared KV, wide global heads, proportional RoPE)",
            names=GEMMA_PLE_NAMES, norm="rms_f32", placement="sandwich", embed_scale=True, qk_norm="head",
-           keys=_GELU_TANH, qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=6,
-           per_layer=True, global_heads=True, layer_scalar=True,
+           keys=_keys(hidden_act=("hidden_activation", "hidden_act"), top_k=("top_k_experts",)),
+           qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=6,
+           per_layer=True, global_heads=True, layer_scalar=True, moe=MoEFamily(fused=True),  # (enable_moe_block)
            defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
-                     "num_kv_shared_layers": 0,
+                     "num_kv_shared_layers": 0, "norm_topk_prob": True,
                      "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                                          "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25,
                                                             "rope_theta": 1000000.0}}}),

@@ -257,7 +257,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
-    moe = read_moe(r, family, layers, hidden) if family.moe else None
+    moe = read_moe(r, family, layers, hidden) if family.moe and _moe_switch(r, family) else None
     _rope_defaults(r, family)
     theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
@@ -322,6 +322,15 @@ def _rope_defaults(r: ConfigReader, family: Family) -> None:
         r.cfg = {**r.cfg, **added}
 
 
+def _moe_switch(r: ConfigReader, family: Family) -> bool:
+    """Gemma 4 has experts only with `enable_moe_block` (whatever num_experts says); other MoE families always."""
+    if not family.per_layer:
+        return True
+    for key in ("num_experts", "top_k_experts", "moe_intermediate_size"):
+        r.used.add(key)
+    return r.bool("enable_moe_block", False)
+
+
 def _gemma_types(r: ConfigReader, family: Family, layers: int, sliding: int | None) -> tuple[str, ...]:
     """Gemma 3n / 4 layer types; Gemma 4 forces its last layer to full attention (Gemma4TextConfig.__post_init__)."""
     types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0) or ("full",) * layers
@@ -335,11 +344,8 @@ def _per_layer(r: ConfigReader, family: Family, layers: int, sliding: int | None
     """Gemma 3n / 4's per-layer record (None for other families)."""
     if not family.per_layer:
         return None
-    if r.bool("enable_moe_block", False):
-        raise r.fail("enable_moe_block", "(Gemma 4's experts beside the MLP) is not supported by the native "
-                     "counter yet; use --via transformers", True)
     for key in ("altup_coef_clip", "altup_lr_multiplier", "query_pre_attn_scalar", "use_bidirectional_attention",
-                "num_experts", "top_k_experts", "moe_intermediate_size", "pad_token_id"):
+                "pad_token_id"):
         r.used.add(key)  # training-only clip; scores are unscaled (scaling 1.0) whatever the scalar says
     return read_per_layer(r, family, _gemma_types(r, family, layers, sliding) or ("full",) * layers,
                           head_dim, kv_heads)
