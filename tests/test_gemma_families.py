@@ -127,3 +127,19 @@ def test_gemma4_experts_only_with_enable_moe_block():
     assert from_hf_config(cfg, "dense").text.moe is None
     moe = account(from_hf_config(TINY["gemma4_text-moe"], "moe")).totals.moe
     assert (moe.experts, moe.top_k, moe.moe_layers) == (4, 2, 6)
+
+
+def test_native_commands_on_a_gemma3n_config(tmp_path):
+    """memory, flops, trace (meta) and config run natively (no transformers fallback) on a Gemma 3n config."""
+    from typer.testing import CliRunner
+
+    from inspector.cli.app import app
+
+    (tmp_path / "config.json").write_text(json.dumps({**TINY["gemma3n_text"], "architectures": ["Gemma3nForCausalLM"]}))
+    runner, model = CliRunner(), str(tmp_path)
+    for args in (["memory", model, "--gpu", "H100-80GB"], ["flops", model, "--seq-len", "128"],
+                 ["trace", "-m", model, "--device", "meta", "--seq-len", "16"], ["config", model, "-f", "json"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output[-2000:])
+    per_layer = json.loads(result.stdout)["text"]["per_layer"]
+    assert per_layer["kv_source"] == [0, 1, 2, 3, 3, 2] and per_layer["kv_layers"] == [0, 1, 2, 3]

@@ -17,6 +17,7 @@ from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_line, linear_state
 from inspector.inventory.entry import MTP
 from inspector.reports.arch_text import layers_text
+from inspector.reports.per_layer import per_layer_config_rows, per_layer_json
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
@@ -520,7 +521,7 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
 def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     t = spec.text
     return [*_text_config_rows(spec), *_moe_config_rows(t), *_mla_config_rows(t), *_layer_types_rows(t),
-            *_linear_config_rows(t)]
+            *_linear_config_rows(t), *per_layer_config_rows(t)]
 
 
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:
@@ -536,6 +537,8 @@ def _spec_json(spec: ModelSpec) -> dict[str, Any]:
     }
     out["text"]["rope_scaling"] = dict(t.rope_scaling) if t.rope_scaling else None
     out["text"]["dense_mlp_layers"] = list(_dense_layers(t))
+    if t.per_layer is not None:  # Gemma 3n / 4
+        out["text"]["per_layer"] = per_layer_json(t)
     if t.moe is not None:
         m = t.moe
         out["text"]["moe"] = {"num_experts": m.num_experts, "top_k": m.top_k,
