@@ -143,3 +143,23 @@ def test_native_commands_on_a_gemma3n_config(tmp_path):
         assert result.exit_code == 0, (args, result.output[-2000:])
     per_layer = json.loads(result.stdout)["text"]["per_layer"]
     assert per_layer["kv_source"] == [0, 1, 2, 3, 3, 2] and per_layer["kv_layers"] == [0, 1, 2, 3]
+
+
+def test_gemma_4_31b_text_model_and_published_checkpoint_total():
+    """google/gemma-4-31B-it's text_config (fixtures/gemma, with its source): our language model's stored
+    tensors plus its vision tower as the same report prints it equal the checkpoint's published 1,188 tensors
+    and 31,273,088,876 elements (50 sliding layers with 16 kv heads of 256, 10 global ones with 4 kv heads of
+    512 whose keys double as values, a stored layer scalar per layer)."""
+    fig = json.loads((ROOT / "fixtures" / "gemma" / "gemma-4-31B-it.json").read_text())
+    acc = account(from_hf_config(fig["text_config"], "gemma-4-31B-it"))
+    stored = [e for e in acc.entries if e.stored]
+    v = fig["vision_tower"]
+    d, hd, w = v["hidden_size"], v["head_dim"], v["intermediate_size"]
+    per_layer = 4 * d * d + 2 * hd + 4 * d + 3 * d * w  # 13 tensors
+    tower = v["layers"] * per_layer + d * 3 * v["patch_size"] ** 2 + 2 * v["position_embedding_size"] * d + 2 * d
+    tower += v["embed_vision"][0] * v["embed_vision"][1]
+    assert len(stored) + 13 * v["layers"] + 4 + 1 == fig["checkpoint_tensors"]
+    assert sum(e.numel for e in stored) + tower == fig["checkpoint_elements"]
+    assert acc.totals.total_params == sum(e.numel for e in stored) - 60  # the 60 layer scalars are buffers
+    assert acc.totals.kv_cache_bytes_per_token == 50 * 2 * 16 * 256 * 2 + 10 * 2 * 4 * 512 * 2
+    assert not acc.spec.ignored_keys

@@ -345,7 +345,7 @@ def _per_layer(r: ConfigReader, family: Family, layers: int, sliding: int | None
     if not family.per_layer:
         return None
     for key in ("altup_coef_clip", "altup_lr_multiplier", "query_pre_attn_scalar", "use_bidirectional_attention",
-                "pad_token_id"):
+                "pad_token_id", "vocab_size_per_layer_input", "expert_intermediate_size"):
         r.used.add(key)  # training-only clip; scores are unscaled (scaling 1.0) whatever the scalar says
     return read_per_layer(r, family, _gemma_types(r, family, layers, sliding) or ("full",) * layers,
                           head_dim, kv_heads)
