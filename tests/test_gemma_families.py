@@ -163,3 +163,20 @@ def test_gemma_4_31b_text_model_and_published_checkpoint_total():
     assert acc.totals.total_params == sum(e.numel for e in stored) - 60  # the 60 layer scalars are buffers
     assert acc.totals.kv_cache_bytes_per_token == 50 * 2 * 16 * 256 * 2 + 10 * 2 * 4 * 512 * 2
     assert not acc.spec.ignored_keys
+
+
+@pytest.mark.parametrize("model_type", ["gemma3n_text", "gemma4_text"])
+def test_sparse_config_takes_the_class_defaults(model_type):
+    """Keys a sparse config.json leaves out (window, soft-cap, RoPE bases, layer types) are what the config class
+    assumes: compared with transformers' own config object built from the same dict."""
+    sparse = dict(model_type=model_type, vocab_size=101, hidden_size=32, intermediate_size=48, num_hidden_layers=10,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=8, num_kv_shared_layers=0)
+    theirs = transformers.AutoConfig.for_model(**sparse)
+    t = from_hf_config(sparse, "sparse").text
+    assert t.sliding_window == theirs.sliding_window and t.final_softcap == theirs.final_logit_softcapping
+    assert [t.window(i) is None for i in range(10)] == [k == "full_attention" for k in theirs.layer_types]
+    rope = theirs.rope_parameters
+    assert (t.rope_theta, t.rope_local_theta) == (rope["full_attention"]["rope_theta"],
+                                                  rope["sliding_attention"]["rope_theta"])
+    assert (t.max_position_embeddings, t.per_layer.ple_dim) == (theirs.max_position_embeddings,
+                                                                theirs.hidden_size_per_layer_input)

@@ -397,7 +397,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=6,
            per_layer=True, global_heads=True, layer_scalar=True, moe=MoEFamily(fused=True),  # (enable_moe_block)
            defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
-                     "num_kv_shared_layers": 0, "norm_topk_prob": True,
+                     "num_kv_shared_layers": 0, "norm_topk_prob": True, "sliding_window": 512, "vocab_size": 262144,
+                     "max_position_embeddings": 131072,
                      "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
                                          "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25,
                                                             "rope_theta": 1000000.0}}}),
@@ -406,7 +407,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            keys=_GELU_TANH, qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=5,
            per_layer=True, altup=True,
            defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
-                     "num_kv_shared_layers": 15, "altup_num_inputs": 4, "laurel_rank": 64,
+                     "num_kv_shared_layers": 15, "altup_num_inputs": 4, "laurel_rank": 64, "sliding_window": 512,
+                     "final_logit_softcapping": 30.0, "vocab_size": 262400, "max_position_embeddings": 32768,
                      "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0}),  # Gemma3nTextConfig.default_theta
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",

@@ -310,14 +310,17 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
 
 
 _ROPE_KEYS = ("rope_parameters", "rope_theta", "rope_local_base_freq")
+_READ_AS_WRITTEN = ("sliding_window", "final_logit_softcapping")  # read from the config only, not its family
 
 
 def _rope_defaults(r: ConfigReader, family: Family) -> None:
-    """Gemma 3n / 4: a config without `rope_parameters` gets the class's RoPE defaults (read_rope reads the
-    config only): Gemma 4's per-layer-type parameters, Gemma 3n's global and local bases."""
-    if not family.per_layer or r.has("rope_parameters"):
+    """Gemma 3n / 4: a sparse config gets the class defaults of the keys read from the config alone: the
+    RoPE settings when `rope_parameters` is absent (Gemma 4's per-layer-type parameters, Gemma 3n's global
+    and local bases), the sliding window and the logit soft-cap (Gemma 3n: 30)."""
+    if not family.per_layer:
         return
-    added = {k: family.defaults[k] for k in _ROPE_KEYS if k in family.defaults and not r.has(k)}
+    keys = _READ_AS_WRITTEN + (() if r.has("rope_parameters") else _ROPE_KEYS)
+    added = {k: family.defaults[k] for k in keys if k in family.defaults and k not in r.cfg}
     if added:
         r.cfg = {**r.cfg, **added}
 
@@ -347,6 +350,8 @@ def _per_layer(r: ConfigReader, family: Family, layers: int, sliding: int | None
     for key in ("altup_coef_clip", "altup_lr_multiplier", "query_pre_attn_scalar", "use_bidirectional_attention",
                 "pad_token_id", "vocab_size_per_layer_input", "expert_intermediate_size"):
         r.used.add(key)  # training-only clip; scores are unscaled (scaling 1.0) whatever the scalar says
+    if r.raw("use_bidirectional_attention") == "all":  # Gemma 4 as an encoder: no causal mask, window (w // 2) + 1
+        raise r.fail("use_bidirectional_attention", "'all' (bidirectional text attention) is not supported", "all")
     return read_per_layer(r, family, _gemma_types(r, family, layers, sliding) or ("full",) * layers,
                           head_dim, kv_heads)
 
