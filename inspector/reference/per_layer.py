@@ -95,7 +95,7 @@ class ModelExtras(nn.Module):
         if not hasattr(self, "altup_in"):
             return x
         rms = torch.mean(x**2, dim=-1, keepdim=True) ** 0.5  # (b, n, 1)
-        return self.streams(torch.stack([x] + [_rescaled(proj(x), rms) for proj in self.altup_in]))
+        return self.streams(torch.stack([x] + [_rescaled(proj(x), rms) for proj in self.altup_in]))  # (k, b, n, d)
 
     def collapse(self, x: torch.Tensor) -> torch.Tensor:
         """Gemma 3n: (k, b, n, d) -> (b, n, d), the mean of the streams mapped back; others: x unchanged."""
@@ -151,7 +151,7 @@ class GemmaExperts(nn.Module):
             pairs = h.shape[0] * self.k
             for e in range(min(self.e, pairs)):
                 out = out + self._expert(e, h[: len(range(e, pairs, self.e))]).sum(0)
-            return out.reshape(shape)
+            return out.reshape(shape)  # (b, n, d)
         for e in range(self.e):
             token, slot = torch.where(ids == e)  # (t,) each
             if token.numel():
