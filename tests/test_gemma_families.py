@@ -115,8 +115,12 @@ def test_reference_forward_equals_transformers_prefill_and_cached_decode(model_t
     ({"num_kv_shared_layers": 4}, "leaves no earlier full layer"),
     ({"activation_sparsity_pattern": [0.5] * 5}, "activation_sparsity_pattern' must list 6 numbers"),
     ({"intermediate_size": [48] * 5}, "intermediate_size' must be one number or 6"),
-], ids=["all-shared", "no-source", "sparsity-length", "widths-length"])
-def test_bad_gemma3n_config_one_line(change, message):
+    ({"altup_active_idx": 3}, "altup_active_idx' must be below altup_num_inputs"),
+    ({"model_type": "gemma4_text", "global_head_dim": 15}, "layer 2: head_dim 15 must be even"),
+    ({"model_type": "gemma4_text", "enable_moe_block": True}, "enable_moe_block' needs num_experts"),
+], ids=["all-shared", "no-source", "sparsity-length", "widths-length", "altup-active", "odd-global-head",
+        "moe-without-experts"])
+def test_bad_gemma_config_one_line(change, message):
     with pytest.raises(InspectError, match=message):
         from_hf_config({**TINY["gemma3n_text"], **change}, "bad")
 

@@ -136,19 +136,24 @@ def read_per_layer(r: ConfigReader, family: Family, types: tuple[str, ...], head
     layers = len(types)
     sources = _shared_sources(r, types, r.first(("num_kv_shared_layers",), "int", family.defaults, 0, minimum=0))
     dims, kvs, k_eq_v = _attention_sizes(r, family, types, head_dim, kv_heads)
-    for i, kv in enumerate(kvs):
+    for i, (kv, dim) in enumerate(zip(kvs, dims)):
         if r.int("num_attention_heads") % kv:
             raise InspectError(f"{r.where}: layer {i}: num_attention_heads is not a multiple of its {kv} kv heads")
+        if dim % 2:
+            raise InspectError(f"{r.where}: layer {i}: head_dim {dim} must be even (RoPE rotates pairs)")
     altup = family.altup
     ple_dim = r.first(("hidden_size_per_layer_input",), "int", family.defaults, 0, minimum=0)
+    streams = r.first(("altup_num_inputs",), "int", family.defaults, 4) if altup else 0
+    active = r.int("altup_active_idx", 0, minimum=0) if altup else 0
+    if altup and active >= streams:
+        raise r.fail("altup_active_idx", f"must be below altup_num_inputs ({streams})", active)
     return PerLayerSpec(
         head_dims=dims, kv_heads=kvs, kv_source=sources, k_eq_v=k_eq_v,
         widths=_widths(r, family, layers, sources),
         sparsity=_float_list(r, "activation_sparsity_pattern", layers) if altup else (0.0,) * layers,
         ple_vocab=r.first(("vocab_size_per_layer_input",), "int", family.defaults, 1) if ple_dim else 0,
         ple_dim=ple_dim,
-        altup_inputs=r.first(("altup_num_inputs",), "int", family.defaults, 4) if altup else 0,
-        altup_active=r.int("altup_active_idx", 0, minimum=0) if altup else 0,
+        altup_inputs=streams, altup_active=active,
         altup_correct_scale=r.bool("altup_correct_scale", True) if altup else False,
         laurel_rank=r.first(("laurel_rank",), "int", family.defaults, 64) if altup else 0,
         v_norm=True, unscaled_scores=True, layer_scalar=family.layer_scalar,

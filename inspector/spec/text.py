@@ -331,7 +331,10 @@ def _moe_switch(r: ConfigReader, family: Family) -> bool:
         return True
     for key in ("num_experts", "top_k_experts", "moe_intermediate_size"):
         r.used.add(key)
-    return r.bool("enable_moe_block", False)
+    enabled = r.bool("enable_moe_block", False)
+    if enabled and not r.has("num_experts"):  # transformers' Gemma4TextExperts needs it
+        raise r.fail("enable_moe_block", "needs num_experts (and top_k_experts, moe_intermediate_size)", True)
+    return enabled
 
 
 def _gemma_types(r: ConfigReader, family: Family, layers: int, sliding: int | None) -> tuple[str, ...]:
