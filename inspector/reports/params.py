@@ -17,7 +17,9 @@ from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_line, linear_state
 from inspector.inventory.entry import MTP
 from inspector.reports.arch_text import layers_text
-from inspector.reports.per_layer import per_layer_config_rows, per_layer_json
+from inspector.reports.per_layer import (
+    per_layer_config_rows, per_layer_json, per_layer_total_rows, per_layer_totals_json,
+)
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
@@ -86,6 +88,7 @@ def params_json(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16
                          "bytes": acc.kv_cache_bytes(context, batch, KV_DTYPE_BYTES[kv_dtype])}}
            if spec.text is not None else {}),
         **_state_json(spec.text),
+        **per_layer_totals_json(acc),
         **_moe_json(acc),
         **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
@@ -155,6 +158,7 @@ def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf1
         vision = sum(v for c, v in t.components.items() if c != "language_model")
         rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language Models)", n(vision)))
     rows += _moe_rows(acc)
+    rows += per_layer_total_rows(acc, billions)  # Gemma 3n / 4
     if acc.stored is not None:
         kinds = "; ".join(f"{d}: {plural(k, 'tensor')}, {human_bytes(b)}" for d, k, _, b in acc.stored.dtypes)
         rows.append((f"Stored in {Path(acc.stored.file).name} (bytes on disk, by stored type)",

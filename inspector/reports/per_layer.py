@@ -53,3 +53,33 @@ def per_layer_json(t) -> dict[str, Any] | None:
             "k_eq_v": list(p.k_eq_v), "intermediate_sizes": list(p.widths), "activation_sparsity": list(p.sparsity),
             "per_layer_input_size": p.ple_dim, "per_layer_input_vocab": p.ple_vocab,
             "altup_inputs": p.altup_inputs, "laurel_rank": p.laurel_rank, "kv_layers": list(t.kv_layers)}
+
+
+def _effective(acc) -> int | None:
+    """The total without the per-layer input table: what Gemma's E-models call effective parameters (the
+    table can live off the accelerator; HF blog "Gemma 3n fully available in the open-source ecosystem!")."""
+    t = acc.spec.text
+    if t is None or t.per_layer is None or not t.per_layer.ple_dim:
+        return None
+    return acc.totals.total_params - sum(e.numel for e in acc.entries if e.role == "ple_embed")
+
+
+def per_layer_total_rows(acc, billions) -> list[tuple[str, str]]:
+    """`inspect params` totals rows of Gemma 3n / 4: the effective count and the layers that keep a KV cache."""
+    effective, t = _effective(acc), acc.spec.text
+    rows = []
+    if effective is not None:
+        rows.append(("Without the per-layer input table (Gemma's 'effective' parameters)",
+                     f"{effective:,} ({billions(effective)})"))
+    if t is not None and t.per_layer is not None:
+        rows.append(("Layers with a KV cache (the KV-shared ones read another layer's)", kv_line(t)))
+    return rows
+
+
+def per_layer_totals_json(acc) -> dict[str, Any]:
+    t = acc.spec.text
+    if t is None or t.per_layer is None:
+        return {}
+    effective = _effective(acc)
+    return {"kv_layers": len(t.kv_layers), "kv_layers_line": kv_line(t),
+            **({"effective_params": effective} if effective is not None else {})}
