@@ -128,7 +128,7 @@ SAMPLE = {
 # qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
-NATIVE = ("qwen3_next",)  # sample configs a native family answers (the same figures through the spec)
+NATIVE = ("qwen3_next", "gemma3n_text")  # sample configs a native family answers (the same figures through the spec)
 
 
 def _build(cfg: dict):

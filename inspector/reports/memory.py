@@ -213,6 +213,11 @@ def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
     out = _serving_json_keys(acc, s, v)
     if s.hybrid is not None:  # a spec with Gated DeltaNet layers: vLLM's hybrid allocator's figures
         out.update(_hybrid_json(acc, s))
+    elif acc.spec.text is not None and acc.spec.text.per_layer is not None:  # Gemma 3n / 4: KV-shared layers
+        from inspector.memory.quant import KV_BYTES
+        from inspector.reports.per_layer import per_layer_serving_json
+
+        out.update(per_layer_serving_json(acc, s, KV_BYTES[s.options.kv_dtype]))
     vision = [t for t in s.budget.terms if t.name == "vision_encoder_profile"]
     if vision:  # vision-language models only: the encoder's profile peak (part of activation_peak_bytes)
         out["vision_encoder_profile_bytes"] = vision[0].bytes

@@ -83,3 +83,14 @@ def per_layer_totals_json(acc) -> dict[str, Any]:
     effective = _effective(acc)
     return {"kv_layers": len(t.kv_layers), "kv_layers_line": kv_line(t),
             **({"effective_params": effective} if effective is not None else {})}
+
+
+def per_layer_serving_json(acc, s, kv_dtype_bytes: int) -> dict[str, Any]:
+    """`inspect memory` JSON keys of Gemma 3n / 4 that the transformers path gives (runtime.hf_answer): the
+    layers keeping KV, their bytes per token, no recurrent state, and vLLM's page and groups."""
+    from inspector.inventory.accounting import kv_bytes_per_token
+
+    t = acc.spec.text
+    return {"path": "native", "kv_layers": len(t.kv_layers), "kv_bytes_per_token": kv_bytes_per_token(t, kv_dtype_bytes),
+            "state_bytes_per_sequence": 0, "page_bytes": s.page_bytes, "block_size": s.options.block_size,
+            "groups": len(s.groups), "group_size": s.group_size}
