@@ -57,7 +57,8 @@ def _default(model_type: str, **overrides) -> dict:
 
 
 # Issue 24's non-native architectures, shrunk (at least one attention layer kept in each).
-# qwen3_next left out since it has a native family (m24n): its native trace is checked against transformers there.
+# qwen3_next left out since it has a native family (m24n): its native trace is checked against transformers there;
+# gemma3n_text likewise (native since helper gem: tests/test_gemma_families.py).
 SAMPLE = {
     "kimi_linear": _default("kimi_linear", num_hidden_layers=4, linear_attn_config={
         "kda_layers": [1, 2, 3], "full_attn_layers": [4], "head_dim": 128, "num_heads": 32,
@@ -65,7 +66,6 @@ SAMPLE = {
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
     "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
-    "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
     "jamba": _default("jamba", num_hidden_layers=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
                       expert_layer_period=2, num_experts=4),
 }
