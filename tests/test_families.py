@@ -41,6 +41,14 @@ def default_config(model_type: str) -> dict:
     if cfg.get("first_k_dense_replace"):
         cfg["first_k_dense_replace"] = min(cfg["first_k_dense_replace"], 2)
     cfg.update(DEFAULT_CONFIG_FIXES.get(model_type, {}))
+    # Gemma 3n / 4: per-layer lists and overrides cut to the kept layers, one KV-shared layer kept
+    for key in ("intermediate_size", "activation_sparsity_pattern"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = cfg[key][:LAYERS_CAP]
+    if isinstance(cfg.get("per_layer_config"), dict):
+        cfg["per_layer_config"] = {k: v for k, v in cfg["per_layer_config"].items() if int(k) < LAYERS_CAP}
+    if cfg.get("num_kv_shared_layers"):
+        cfg["num_kv_shared_layers"] = 1
     return cfg
 
 
@@ -136,6 +144,21 @@ TINY = {
                                       linear_num_heads=2, mlp_layer_types=["sparse", "dense", "sparse"],
                                       layer_types=["full_attention", "linear_attention", "linear_attention"]),
     "gpt_oss": tiny_config("gpt_oss", head_dim=8, num_hidden_layers=2, sliding_window=8, **MOE),
+    # Gemma 4 / Gemma 3n (helper gem): sliding, full and KV-shared layers of each type
+    "gemma4_text": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=6, sliding_window=8,
+                               layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
+                               num_kv_shared_layers=2, use_double_wide_mlp=True, attention_k_eq_v=True,
+                               num_global_key_value_heads=1, global_head_dim=16, hidden_size_per_layer_input=4,
+                               vocab_size_per_layer_input=101),  # (Gemma 4 looks every id up: no smaller table)
+    "gemma4_text-moe": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=2, sliding_window=8,
+                                   layer_types=["sliding_attention", "full_attention"], enable_moe_block=True,
+                                   num_experts=4, top_k_experts=2, moe_intermediate_size=16,
+                                   attention_k_eq_v=True, num_global_key_value_heads=1, hidden_size_per_layer_input=0),
+    "gemma3n_text": tiny_config("gemma3n_text", head_dim=8, num_hidden_layers=6, sliding_window=8,
+                                layer_types=["sliding_attention", "sliding_attention", "full_attention"] * 2,
+                                num_kv_shared_layers=2, intermediate_size=[48, 40, 48, 40, 48, 64], laurel_rank=4,
+                                hidden_size_per_layer_input=4, vocab_size_per_layer_input=50, altup_num_inputs=3,
+                                activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0, 0.0, 0.0]),
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),
 }

@@ -57,6 +57,21 @@ EXTRA_CASES = {
                                bos_token_id=1, eos_token_id=2, linear_attn_config={
                                    "kda_layers": [1], "full_attn_layers": [2], "head_dim": 8, "num_heads": 2,
                                    "short_conv_kernel_size": 4}),
+    # Gemma 4 / Gemma 3n (helper gem): sliding, full, KV-shared layers; k_eq_v global heads, double-wide MLP, PLE;
+    # AltUp (3 streams), LAuReL, activation sparsity
+    "gemma4_text": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=4, sliding_window=4, num_kv_shared_layers=2,
+                               layer_types=["sliding_attention", "full_attention"] * 2, use_double_wide_mlp=True,
+                               attention_k_eq_v=True, num_global_key_value_heads=1, global_head_dim=16,
+                               hidden_size_per_layer_input=4, vocab_size_per_layer_input=101),
+    "gemma4_text-moe": tiny_config("gemma4_text", head_dim=8, num_hidden_layers=2, sliding_window=4,
+                                   layer_types=["sliding_attention", "full_attention"], enable_moe_block=True,
+                                   num_experts=4, top_k_experts=2, moe_intermediate_size=16,
+                                   hidden_size_per_layer_input=0),
+    "gemma3n_text": tiny_config("gemma3n_text", head_dim=8, num_hidden_layers=4, sliding_window=4,
+                                num_kv_shared_layers=2, layer_types=["sliding_attention", "full_attention"] * 2,
+                                intermediate_size=[48, 40, 48, 64], laurel_rank=4, hidden_size_per_layer_input=4,
+                                vocab_size_per_layer_input=50, activation_sparsity_pattern=[0.95, 0.0, 0.0, 0.0],
+                                altup_num_inputs=3),
     "deepseek_v2": tiny_config("deepseek_v2", n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=16,
                                kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4,
                                v_head_dim=8, num_key_value_heads=4, first_k_dense_replace=1, n_shared_experts=1),

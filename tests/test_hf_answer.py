@@ -129,7 +129,7 @@ SAMPLE = {
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
 # kimi_linear is native too since issue 24 (helper dsa): vLLM's KDA state page through the same arithmetic.
-NATIVE = ("qwen3_next", "kimi_linear")  # sample configs a native family answers (the same figures through the spec)
+NATIVE = ("qwen3_next", "kimi_linear", "gemma3n_text")  # sample configs a native family answers (the same figures through the spec)
 
 
 def _build(cfg: dict):

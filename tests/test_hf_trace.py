@@ -59,11 +59,11 @@ def _default(model_type: str, **overrides) -> dict:
 # Issue 24's non-native architectures, shrunk (at least one attention layer kept in each).
 # qwen3_next left out since it has a native family (m24n): its native trace is checked against transformers there;
 # kimi_linear and deepseek_v32 likewise since issue 24 (helper dsa; tests/test_dsa_families.py).
+# gemma3n_text likewise (native since helper gem: tests/test_gemma_families.py).
 SAMPLE = {
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
     "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
-    "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
     "jamba": _default("jamba", num_hidden_layers=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
                       expert_layer_period=2, num_experts=4),
 }

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from inspector.errors import InspectError, whole_number
-from inspector.inventory.entry import ATTN, EXPERTS, HEAD, LM, WeightEntry
+from inspector.inventory.entry import ALTUP, ATTN, EXPERTS, HEAD, LM, WeightEntry
 from inspector.spec.text import TextSpec
 
-NO_MATMUL_ROLES = frozenset({"embed", "pos_embed",  # looked up by token id, not multiplied
+NO_MATMUL_ROLES = frozenset({"embed", "pos_embed", "ple_embed",  # looked up by token id, not multiplied
                              "kda_a_log"})  # Kimi's per-head decay rate, stored (1, 1, h, 1): elementwise
 MAX_TOKENS = 2**40
 
@@ -194,7 +194,8 @@ def attention_flops(t: TextSpec, layer: int, step: Pass) -> tuple[int, int]:
     """Q K^T and P V of one layer, (as computed: every query against every key; as needed). DeepSeek-V3.2's
     MLA is computed over every key (transformers and the reference mask the keys its indexer drops) but needs
     only each query's top index_topk of the keys it may see; its indexer's own scores are `indexer_flops`."""
-    d_qk, d_v = t.head_dim, (t.mla.v_head_dim if t.mla else t.head_dim)
+    d_qk = t.layer_head_dim(layer)  # (Gemma 4: its full layers' global_head_dim)
+    d_v = t.mla.v_head_dim if t.mla else d_qk
     per_pair = 2 * step.batch * t.num_heads * (d_qk + d_v)  # one query against one key, all heads
     cached, window = step.cached, t.window(layer)
     if step.sliding_cache and window and cached:
@@ -260,6 +261,14 @@ def deltanet_flops(t: TextSpec, step: Pass) -> tuple[int, int]:  # Kimi's KDA to
     return computed, needed
 
 
+def altup_flops(t: TextSpec, step: Pass) -> int:
+    """Gemma 3n's AltUp beyond one use of each of its tensors, every layer and new token: the prediction
+    mixes the k streams with a k x k matrix per token (d k^2 multiply-adds), and the router runs twice
+    (over the active stream before the layer and over its output after it: one more k d)."""
+    k, d = t.per_layer.altup_inputs, t.hidden_size
+    return 2 * step.batch * step.new * t.num_layers * (d * k * k + k * d)
+
+
 # --------------------------------------------------------------------------- the ledger
 
 
@@ -310,6 +319,10 @@ def ledger(acc, step: Pass) -> Ledger:
         computed, needed = deltanet_flops(t, step)
         sums[row][0] += computed
         sums[row][1] += needed
+    if t.per_layer is not None and t.per_layer.altup_inputs:  # beyond its tensors, on the AltUp row
+        extra = altup_flops(t, step)
+        sums[(LM, ALTUP)][0] += extra
+        sums[(LM, ALTUP)][1] += extra
     rows = tuple(RowFlops(c, name, _exact(v[0]), _exact(v[1])) for (c, name), v in sums.items())
     return Ledger(step, rows, skipped)
 

@@ -134,8 +134,8 @@ class Accounting:
         t = self.spec.text
         if t is None:
             return None
-        per_layer = kv_bytes_per_token_layer(t, dtype_bytes)
-        return batch * per_layer * sum(min(context, t.window(i) or context) for i in t.kv_layers)
+        return batch * sum(kv_bytes_per_token_layer(t, dtype_bytes, i) * min(context, t.window(i) or context)
+                           for i in t.kv_layers)
 
 
 @dataclass(frozen=True)
@@ -173,14 +173,23 @@ def kv_line(t: TextSpec) -> str:
     return f"all {layers} layers keep a KV cache" if kv == layers else f"{kv} of {layers} layers keep a KV cache"
 
 
-def kv_bytes_per_token_layer(t: TextSpec, dtype_bytes: int = KV_BYTES) -> int:
+def kv_bytes_per_token_layer(t: TextSpec, dtype_bytes: int = KV_BYTES, layer: int | None = None) -> int:
     """What one token costs in one layer's cache: K and V per kv head, or MLA's compressed latent
     (kv_lora_rank + the shared RoPE key), which is all an MLA cache needs to hold, plus DeepSeek-V3.2's
-    indexer key (index_head_dim), all at `dtype_bytes` as transformers' cache holds them."""
+    indexer key (index_head_dim), all at `dtype_bytes` as transformers' cache holds them. Gemma 4's layers
+    differ (its full-attention layers' global_head_dim and kv heads): `layer` picks one (None: the spec's plain
+    fields, its sliding layers')."""
     if t.mla is not None:  # DeepSeek-V3.2 adds its indexer's key (transformers' DynamicIndexedLayer.indexer_keys)
         indexer = t.indexer.head_dim if t.indexer is not None else 0
         return (t.mla.kv_lora_rank + t.mla.qk_rope_head_dim + indexer) * dtype_bytes
+    if layer is not None:
+        return 2 * t.layer_kv_heads(layer) * t.layer_head_dim(layer) * dtype_bytes
     return 2 * t.num_kv_heads * t.head_dim * dtype_bytes
+
+
+def kv_bytes_per_token(t: TextSpec, dtype_bytes: int = KV_BYTES) -> int:
+    """One token's K and V over every layer that keeps a cache (KV-shared and linear layers keep none)."""
+    return sum(kv_bytes_per_token_layer(t, dtype_bytes, i) for i in t.kv_layers)
 
 
 def _template(e: WeightEntry) -> str:
@@ -266,5 +275,5 @@ def account(spec: ModelSpec) -> Accounting:
     entries = inventory(spec)
     t = spec.text
     moe = (t.moe.num_experts, t.moe.top_k, len(t.moe.layers)) if t.moe is not None else None
-    totals = totals_of(entries, t.tie_embeddings, len(t.kv_layers) * kv_bytes_per_token_layer(t), moe)
+    totals = totals_of(entries, t.tie_embeddings, kv_bytes_per_token(t), moe)
     return Accounting(spec, rows_of(entries), totals, entries, Origin(Counter.NATIVE, t.model_type))

@@ -51,6 +51,10 @@ LINEAR_ATTN = "Linear attention layer (Gated DeltaNet)"
 KDA_ATTN = "Linear attention layer (Kimi Delta Attention)"
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
+# Gemma 3n / Gemma 4 rows (inspector.spec.per_layer): per-layer inputs, AltUp, LAuReL, Gemma 4's layer scalar
+PLE, ALTUP, LAUREL = "Per-layer inputs (PLE)", "AltUp streams", "LAuReL residual"
+PLE_TABLE, ALTUP_PROJ = "Per-layer input table and projection (PLE)", "AltUp stream projections"
+LAYER_SCALAR = "Layer scalar (stored buffer)"
 
 
 def norm_row(t, role: str) -> str:

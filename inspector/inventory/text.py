@@ -16,6 +16,9 @@ from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, KDA_ATTN, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
     SHARED_EXPERT, WeightEntry, norm_row,
 )
+from inspector.inventory.per_layer import (
+    attention_row, gemma_experts, gemma_layer_extras, gemma_model_extras, mlp_row,
+)
 from inspector.spec.text import TextSpec
 
 Entries = Iterator[WeightEntry]
@@ -64,20 +67,27 @@ def _raw(at: Site, role: str, shape: tuple[int, ...], parameter: bool = True) ->
 
 
 def _attention(t: TextSpec, i: int, c: str) -> Entries:
-    d, bias, at = t.hidden_size, t.qkv_bias, Site(t, i, c, ATTN)
+    p = t.per_layer  # Gemma 3n / 4: this layer's sizes; a KV-shared layer has no K/V parts, k_eq_v no V
+    shared, k_eq_v = (p.is_shared(i), p.k_eq_v[i]) if p else (False, False)
+    group = attention_row(t, i) if p else ATTN
+    t = t.at_layer(i)
+    d, bias, at = t.hidden_size, t.qkv_bias, Site(t, i, c, group)
     if t.mla is not None:
         yield from _mla(at)
     elif t.fused_qkv:
         yield from _linear(at, "qkv", t.q_dim + 2 * t.kv_dim, d, bias)
     else:  # a gated attention's q_proj yields the query and its output gate, head by head
         yield from _linear(at, "q", 2 * t.q_dim if t.attn_output_gate else t.q_dim, d, bias)
-        yield from _linear(at, "k", t.kv_dim, d, bias)
-        yield from _linear(at, "v", t.kv_dim, d, bias)
+        if not shared:
+            yield from _linear(at, "k", t.kv_dim, d, bias)
+        if not (shared or k_eq_v):
+            yield from _linear(at, "v", t.kv_dim, d, bias)
     yield from _linear(at, "o", d, t.attn_out_dim, t.o_bias)
     if t.qk_norm_kind is not None:
         per_head = t.qk_norm_kind.per_head
         yield from _norm(at, "q_norm", t.head_dim if per_head else t.q_dim)
-        yield from _norm(at, "k_norm", t.head_dim if per_head else t.kv_dim)
+        if not shared:
+            yield from _norm(at, "k_norm", t.head_dim if per_head else t.kv_dim)
     if t.attention_sinks:
         yield _raw(at, "sinks", (t.num_heads,))
     if t.indexer is not None:
@@ -204,10 +214,15 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
 
 
 def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
+    if t.per_layer is not None and t.is_moe_layer(i):  # Gemma 4: experts beside the dense MLP
+        yield from _mlp(Site(t, i, c, mlp_row(t, i)), t.mlp_width(i))
+        yield from gemma_experts(t, i)
+        return
     if t.is_moe_layer(i) or (c == MTP and t.moe is not None):
         yield from _experts(t, i, c)
     else:
-        yield from _mlp(Site(t, i, c, DENSE_MLP if t.moe is not None else MLP), t.intermediate_size)
+        group = mlp_row(t, i) if t.per_layer else DENSE_MLP if t.moe is not None else MLP
+        yield from _mlp(Site(t, i, c, group), t.mlp_width(i))
 
 
 # --------------------------------------------------------------------------- layers and model
@@ -221,6 +236,8 @@ def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
     yield from _layer_norms(t, i, c, p.after_attn + p.before_mlp)
     yield from _feed_forward(t, i, c)
     yield from _layer_norms(t, i, c, p.after_mlp)
+    if t.per_layer is not None and c == LM:
+        yield from gemma_layer_extras(t, i)
 
 
 def _mtp(t: TextSpec, i: int) -> Entries:
@@ -264,6 +281,8 @@ def text_inventory(t: TextSpec) -> list[WeightEntry]:
     for i in range(t.num_layers):
         out.extend(_layer(t, i))
     out.extend(_layer_norms(t, None, LM, ("final_norm",)))
+    if t.per_layer is not None:
+        out.extend(gemma_model_extras(t))
     tied = embed if t.tie_embeddings else None
     out.append(WeightEntry(t.name("lm_head", suffix=".weight"), (t.vocab_size, t.hidden_size), LM, HEAD,
                            "lm_head", stored=not tied, tied_to=tied))

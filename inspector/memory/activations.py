@@ -59,16 +59,22 @@ def attention_width(t: TextSpec) -> int:
         m, h = t.mla, t.num_heads
         return h * m.qk_head_dim + m.kv_lora_rank + m.qk_rope_head_dim + h * (m.qk_nope_head_dim + m.v_head_dim) \
             + h * m.v_head_dim
+    if t.per_layer is not None:  # Gemma 3n / 4: the widest layer (Gemma 4's global layers have their own d_h)
+        shapes = {(t.layer_head_dim(i), t.layer_kv_heads(i)) for i in range(t.num_layers)}
+        return max(2 * t.num_heads * hd + 2 * kv * hd for hd, kv in shapes)
     return t.q_dim + 2 * t.kv_dim + t.attn_out_dim
 
 
 def mlp_width(t: TextSpec) -> int:
     """Per token, the widest feed-forward intermediate of any layer."""
-    dense = (2 if t.mlp == "plain" else 3) * t.intermediate_size
+    widest = max(t.per_layer.widths) if t.per_layer is not None else t.intermediate_size  # (Gemma 3n / 4)
+    dense = (2 if t.mlp == "plain" else 3) * widest
     if t.moe is None:
         return dense
     m = t.moe
     routed = 3 * (m.top_k or m.num_experts) * m.expert_intermediate + 3 * m.shared_intermediate + m.num_experts
+    if t.per_layer is not None:  # Gemma 4: the experts run beside the dense MLP in the same layer
+        return dense + routed
     dense_layers = t.num_layers - len(m.layers)
     return max(routed, dense) if dense_layers else routed
 

@@ -267,6 +267,8 @@ def token_layer_bytes(acc: Accounting, o: ServeOptions) -> int:
         return vllm_dsa_latent_bytes(t, width) + vllm_indexer_bytes(t)
     if t.mla is not None:
         return kv_bytes_per_token_layer(t, width)
+    if t.per_layer is not None:  # Gemma 4's layers differ: the widest (ASSUMED: one page size for all groups)
+        return max(2 * max(1, t.layer_kv_heads(i) // o.tp) * t.layer_head_dim(i) * width for i in t.kv_layers)
     return 2 * max(1, t.num_kv_heads // o.tp) * t.head_dim * width
 
 
@@ -312,6 +314,8 @@ def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[t
     by_kind: dict[tuple[str, int | None], list[int]] = {}
     for i in range(*(layers or (0, t.num_layers))):
         if t.is_linear_layer(i):  # Gated DeltaNet: a fixed state per request, no KV (its pages are not modelled)
+            continue
+        if t.per_layer is not None and t.per_layer.is_shared(i):  # Gemma 3n / 4: reads another layer's KV
             continue
         w = None if t.mla is not None else t.window(i)
         by_kind.setdefault(("sliding", w) if w else ("full", None), []).append(i)

@@ -198,6 +198,59 @@ class Attention(nn.Module):
         return scale.view(1, 1, n, 1).to(like.dtype)
 
 
+class SharedKVAttention(Attention):
+    """Gemma 3n / 4 attention (transformers Gemma3nTextAttention, Gemma4TextAttention): the layer's own head_dim
+    and kv heads, per-head q/k norms, a weightless RMS norm of V, scores unscaled (scaling 1.0). A KV-shared
+    layer has no K/V parts: it attends to the keys and values of its source layer (the last earlier layer of
+    its type), left by that layer in `share`, a dict the model hands every layer; with attention_k_eq_v
+    (Gemma 4's global layers) the raw K projection is also V."""
+
+    def __init__(self, spec: TextSpec, layer: int) -> None:
+        p = spec.per_layer
+        super().__init__(spec.at_layer(layer), layer)
+        self.scale, self.source, self.share = 1.0, p.kv_source[layer], {}
+        if self.source != layer:
+            del self.k, self.v, self.k_norm
+        elif p.k_eq_v[layer]:
+            del self.v
+        self.v_norm = note(L2Norm(spec.rms_norm_eps), "Step 5", "V normalised per head (RMS, no weight)")
+        window = f", sliding window {self.window}" if self.window else ""
+        self.scores = Tap("Mask", f"Q K^T, not scaled (the q/k norms set the scale) + causal mask{window}")
+        if self.source != layer:
+            self.shared_kv = Tap("KV cache", f"K and V of layer {self.source} (this layer computes and caches none)")
+
+    def project(self, x: torch.Tensor):
+        """q (b, n, n_h, d_h) normed; k (normed) and v (b, n, n_kv, d_h), or None in a KV-shared layer."""
+        if hasattr(self, "v"):
+            return super().project(x)
+        b, n, _ = x.shape
+        q = self.q_norm(self.q(x).view(b, n, self.n_h, self.d_h))  # (b, n, n_h, d_h)
+        if not hasattr(self, "k"):
+            return q, None, None, None
+        k = self.k(x).view(b, n, self.n_kv, self.d_h)  # (b, n, n_kv, d_h): also V (attention_k_eq_v)
+        return q, self.k_norm(k), k, None
+
+    def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v, _ = self.project(x)
+        cos, sin = ropes[self.rope_key]
+        q = self.q_rope(apply_rope(self.q_heads(q.transpose(1, 2)), cos, sin))  # (b, n_h, n, d_h)
+        if k is None:
+            k, v = self.share[self.source]  # (b, n_kv, t+n, d_h) each, as the source layer cached them
+            k, v = self.shared_kv(k), self.shared_kv(v)
+        else:
+            k = self.k_rope(apply_rope(self.k_heads(k.transpose(1, 2)), cos, sin))  # (b, n_kv, n, d_h)
+            v = self.v_heads(self.v_norm(v).transpose(1, 2))  # (b, n_kv, n, d_h)
+            if cache is not None:
+                k, v = cache.update(self.layer, k, v)  # (b, n_kv, t+n, d_h)
+                k, v = self.k_cache(k), self.v_cache(v)
+            self.share[self.layer] = (k, v)
+        k = self.k_repeat(k.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
+        v = self.v_repeat(v.repeat_interleave(self.groups, dim=1))  # (b, n_h, t+n, d_h)
+        heads = self.heads(self.attend(q, k, v, mask))  # (b, n_h, n, d_h)
+        return self.o(heads.transpose(1, 2).reshape(b, n, self.n_h * self.d_h))  # (b, n, d)
+
+
 ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention, "qkv_per_head": Attention,
              "mla": LatentAttention}
 
@@ -206,6 +259,8 @@ def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
     if spec.is_linear_layer(layer):
         return KimiDeltaAttention(spec, layer) if spec.linear.kind == "kda" else GatedDeltaNet(spec, layer)
+    if spec.per_layer is not None:
+        return SharedKVAttention(spec, layer)
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

@@ -75,9 +75,10 @@ class RMSNorm(nn.Module):
 
     `offset`: Gemma's form, x_norm * (1 + w) in float32, with w stored as an offset from 1."""
 
-    def __init__(self, dim: int, eps: float, offset: bool = False, bias: bool = False) -> None:
+    def __init__(self, dim: int, eps: float, offset: bool = False, bias: bool = False,
+                 float_weight: bool = False) -> None:
         super().__init__()
-        self.eps, self.offset = eps, offset
+        self.eps, self.offset, self.float_weight = eps, offset, float_weight
         self.weight = nn.Parameter(torch.zeros(dim) if offset else torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
 
@@ -86,6 +87,8 @@ class RMSNorm(nn.Module):
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.offset:
             y = (h * (1.0 + self.weight.float())).to(x.dtype)
+        elif self.float_weight:  # Gemma 3n / 4: x_norm * w in float32, then the input's dtype
+            y = (h * self.weight.float()).to(x.dtype)
         else:
             y = self.weight * h.to(x.dtype)
         return y if self.bias is None else y + self.bias
@@ -109,8 +112,9 @@ class LayerNorm(nn.LayerNorm):
 
 def norm_module(kind: NormKind, dim: int, eps: float) -> nn.Module:
     """A norm of `kind` over `dim`: RMSNorm or LayerNorm, with the bias and offset the record says."""
-    norm_class = RMSNorm if kind.rms else LayerNorm
-    return norm_class(dim, eps, offset=kind.offset, bias=kind.bias)
+    if kind.rms:
+        return RMSNorm(dim, eps, offset=kind.offset, bias=kind.bias, float_weight=kind.float_weight)
+    return LayerNorm(dim, eps, offset=kind.offset, bias=kind.bias)
 
 
 def make_norm(spec: TextSpec, dim: int, step: str = "", text: str | None = None) -> nn.Module:
@@ -166,7 +170,12 @@ def inv_frequencies(spec: TextSpec, seq_len: int | None = None) -> tuple[torch.T
         return _llama3(1.0 / base**exponents, p), 1.0
     if kind == "yarn":
         return _yarn(base, dim, exponents, p, max_pos)
-    raise InspectError(f"rope_scaling type {kind!r} is not supported (supported: default, linear, dynamic, yarn, llama3)")
+    if kind == "proportional":  # Gemma 4's global layers: the first factor * d_h / 2 angles turn, the rest stay
+        angles = int(p.get("partial_rotary_factor", 1.0) * dim // 2)
+        turning = 1.0 / base ** (torch.arange(0, 2 * angles, 2, dtype=torch.int64).float() / dim)  # (angles,)
+        return torch.cat((turning, torch.zeros(dim // 2 - angles))) / p.get("factor", 1.0), 1.0  # (d_h/2,)
+    raise InspectError(f"rope_scaling type {kind!r} is not supported "
+                       "(supported: default, linear, dynamic, yarn, llama3, proportional)")
 
 
 def _llama3(inv_freq: torch.Tensor, p: Mapping[str, Any]) -> torch.Tensor:

@@ -8,6 +8,7 @@ a layer's part: one of these, or a router and experts.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -43,10 +44,14 @@ def activation(spec: TextSpec) -> Callable[[torch.Tensor], torch.Tensor]:
 class MLP(nn.Module):
     """down(act(gate(x)) * up(x)); a fused gate_up holds the gate rows first, then the up rows."""
 
-    def __init__(self, spec: TextSpec, width: int) -> None:
+    def __init__(self, spec: TextSpec, width: int, sparsity: float = 0.0) -> None:
         super().__init__()
         d, bias = spec.hidden_size, spec.mlp_bias
         self.act = activation(spec)
+        self.sparsity = sparsity  # Gemma 3n: the gate keeps what lies above its mean + z(sparsity) std
+        if sparsity:
+            self.sparse = Tap("Step 6", f"activation sparsity: gate - (mean + {_normal_quantile(sparsity):.4g} std) "
+                              f"over d_inter, clamped at 0 (about {sparsity:.0%} of it zero)")
         if spec.mlp == "gated_fused":
             self.gate_up = linear(spec, d, 2 * width, bias, "Step 6", "fused gate and up projections")
         else:
@@ -61,7 +66,22 @@ class MLP(nn.Module):
             gate, up = self.gate_up(x).chunk(2, dim=-1)  # (b, n, d_inter) each
         else:
             gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
+        if self.sparsity:
+            gate = self.sparse(self._top_k(gate))  # (b, n, d_inter)
         return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
+
+    def _top_k(self, gate: torch.Tensor) -> torch.Tensor:
+        """Gemma 3n's statistical top-k (transformers Gemma3nTextMLP._gaussian_topk): relu(gate - cutoff),
+        cutoff = mean + std * the standard normal's quantile at the sparsity target, over d_inter."""
+        z = torch.tensor(_normal_quantile(self.sparsity), dtype=torch.float32, device="cpu").to(gate.dtype)
+        mean, std = gate.mean(-1, keepdim=True), gate.std(-1, keepdim=True, unbiased=False)  # (b, n, 1) each
+        return F.relu(gate - (mean + std * z.to(gate.device)))
+
+
+def _normal_quantile(p: float) -> float:
+    """The standard normal's quantile at p: sqrt(2) erfinv(2p - 1), in float32 as torch's Normal.icdf."""
+    value = torch.tensor(p, dtype=torch.float32, device="cpu")  # (also while a model is built on meta)
+    return float(torch.erfinv(2 * value - 1) * math.sqrt(2))
 
 
 class PlainMLP(nn.Module):

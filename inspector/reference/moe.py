@@ -278,6 +278,8 @@ FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}
 
 def feed_forward_for(spec: TextSpec, layer: int) -> nn.Module:
     """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts."""
+    if spec.per_layer is not None:  # Gemma 3n / 4: the layer's own width and sparsity (Gemma 4's experts sit beside)
+        return MLP(spec, spec.mlp_width(layer), spec.per_layer.sparsity[layer])
     if spec.is_moe_layer(layer):
         return MoE(spec, layer)
     return (PlainMLP if spec.mlp == "plain" else MLP)(spec, spec.intermediate_size)

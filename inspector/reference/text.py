@@ -28,6 +28,7 @@ from inspector.errors import InspectError
 from inspector.reference.attention import ATTENTION_PATHS, ATTENTION_ROLES, attention_for
 from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
 from inspector.reference.moe import FEED_FORWARD_ROLES, feed_forward_for
+from inspector.reference.per_layer import GemmaBlock, ModelExtras, extra_param_name
 from inspector.spec.norms import PLACEMENTS
 from inspector.spec.text import TextSpec
 
@@ -52,6 +53,8 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
         return f"layers.{layer}.attn.{role}"
     if part in FEED_FORWARD_ROLES:
         return f"layers.{layer}.mlp.{FEED_FORWARD_ROLES[part](role, expert)}"
+    if extra_param_name(role, layer, expert) is not None:  # Gemma 3n / 4: PLE, AltUp, LAuReL, layer scalar
+        return extra_param_name(role, layer, expert)
     raise InspectError(f"weight role {role!r} has no parameter in the reference model")
 
 
@@ -126,13 +129,18 @@ class TextModel(nn.Module):
             if spec.learned_positions:
                 self.pos_embed = note(_embedding(spec.max_position_embeddings, spec.hidden_size, dtype, device),
                                       "Step 4", "learned position embedding added")
+            block = GemmaBlock if spec.per_layer is not None else Block
             with _default_dtype(dtype):  # built in `dtype`: no second pass over every module to convert it
-                self.layers = nn.ModuleList(_in_dtype(Block(spec, i), dtype) for i in range(spec.num_layers))
+                self.layers = nn.ModuleList(_in_dtype(block(spec, i), dtype) for i in range(spec.num_layers))
+                if spec.per_layer is not None:
+                    self.extras = ModelExtras(spec, dtype)
                 self.norm = _in_dtype(make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label), dtype)
             self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
                                 "Step 9", "LM head: logits (b, n, n_v)")
-        if not spec.learned_positions:
-            self.rope = note(RotaryEmbedding(spec), "Step 5",
+        self._share_kv()
+        if not spec.learned_positions:  # (Gemma 4: the full layers' own head_dim)
+            full = next((i for i in range(spec.num_layers) if spec.window(i) is None), 0)
+            self.rope = note(RotaryEmbedding(spec.at_layer(full)), "Step 5",
                              "RoPE cos, sin: (1, n, d_h) each; (b, n, d_h) for per-row positions")
         if spec.rope_local_theta is not None:  # Gemma 3: sliding layers rotate with their own base
             local = replace(spec, rope_theta=spec.rope_local_theta, rope_scaling=None)
@@ -140,6 +148,13 @@ class TextModel(nn.Module):
         self.positions = Tap("Step 5", "position ids of the new tokens (left padding skipped)")
         self.mask = Tap("Mask", "attention mask M: 0 where allowed, min where masked (causal, padding)")
         self.tie()
+
+    def _share_kv(self) -> None:
+        """Gemma 3n / 4: one dict through which a KV-shared layer reads its source layer's keys and values."""
+        share: dict = {}
+        for block in self.layers:
+            if hasattr(block.attn, "share"):
+                block.attn.share = share
 
     def tie(self) -> None:
         """A tied LM head is the embedding matrix itself (one Parameter)."""
@@ -188,6 +203,9 @@ class TextModel(nn.Module):
             else:
                 positions = torch.arange(start, start + n, device=ids.device)  # (n,)
         x = self._embed(ids, positions) if embeds is None else embeds  # (b, n, d)
+        per_layer = self.extras.inputs(ids, x) if hasattr(self, "extras") else None  # (b, n, L, p) or None
+        if hasattr(self, "extras"):
+            x = self.extras.expand(x)  # Gemma 3n: (k, b, n, d) AltUp streams
         positions = self.positions(positions)  # (n,), (b, n) or M-RoPE's (3, b, n)
         ropes = {key: getattr(self, name)(positions, x.dtype)  # cos, sin: (1 or b, n, d_rot) each
                  for key, name in (("", "rope"), ("local", "rope_local")) if hasattr(self, name)}
@@ -197,5 +215,10 @@ class TextModel(nn.Module):
             if key not in masks:  # (1 or b, 1, n, start+n)
                 masks[key] = self.mask(causal_mask(start, n, key[0], x.dtype, ids.device, chunk=key[1],
                                                    padding=padding))
-            x = block(x, ropes, masks[key], cache)  # (b, n, d)
+            if per_layer is None:
+                x = block(x, ropes, masks[key], cache)  # (b, n, d)
+            else:
+                x = block(x, ropes, masks[key], cache, per_layer[:, :, i])  # (b, n, d) or (k, b, n, d)
+        if hasattr(self, "extras"):
+            x = self.extras.collapse(x)  # (b, n, d)
         return self._logits(x[:, -1:] if last_only else x)  # (b, n or 1, n_v)

@@ -226,9 +226,9 @@ def _segments(entries) -> list[tuple[str, list[WeightEntry]]]:
     """Consecutive entries by container: 'attn', 'ffn', or one norm/scale role each."""
     out: list[tuple[str, list[WeightEntry]]] = []
     for e in entries:
-        if e.group == ATTN:
+        if e.group == ATTN or e.group.startswith(ATTN + " ("):  # (Gemma 3n / 4: rows per attention shape)
             key = "attn"
-        elif e.group in (MLP, DENSE_MLP, ROUTER, ROUTER_BIAS, EXPERTS, SHARED_EXPERT):
+        elif e.group in (MLP, DENSE_MLP, ROUTER, ROUTER_BIAS, EXPERTS, SHARED_EXPERT) or e.group.startswith(MLP + " ("):
             key = "ffn"
         else:
             key = base_role(e)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from inspector.inventory.accounting import Accounting
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, MLP, MTP, POS_EMBED, ROUTER, ROUTER_BIAS, SHARED_EXPERT,
+    ALTUP, ALTUP_PROJ, ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, MLP, MTP, PLE, PLE_TABLE, POS_EMBED, ROUTER, ROUTER_BIAS,
+    SHARED_EXPERT,
 )
 from inspector.reports.markup import esc, tag
 from inspector.spec.norms import NORM_ROWS
@@ -23,6 +24,7 @@ from inspector.units import human_bytes, n
 CATEGORY = {EMBED: "Embedding", POS_EMBED: "Embedding", ATTN: "Attention", MLP: "MLP", DENSE_MLP: "MLP",
             EXPERTS: "Routed experts", ROUTER: "Router and shared experts",
             SHARED_EXPERT: "Router and shared experts", ROUTER_BIAS: "Router and shared experts", HEAD: "LM head"}
+CATEGORY.update({PLE_TABLE: PLE, ALTUP_PROJ: ALTUP})  # Gemma 3n / 4: model-level and per-layer parts together
 COMPONENT_CATEGORY = {"vision_encoder": "Vision encoder", "projector": "Projector"}
 ORDER = ("Vision encoder", "Projector", "Embedding", "Attention", "MLP", "Routed experts",
          "Router and shared experts", "Norms", "LM head")
@@ -35,6 +37,9 @@ def category(component: str, group: str) -> str:
         return COMPONENT_CATEGORY[component]
     if group in CATEGORY:
         return CATEGORY[group]
+    for row, name in ((ATTN, "Attention"), (MLP, "MLP")):  # Gemma 3n / 4 rows per layer shape: "Attention layer (...)"
+        if group.startswith(row + " ("):
+            return name
     return "Norms" if group.startswith(NORM_ROWS) else group  # "RMS norm (input)", "Layer norm (final)"
 
 

@@ -210,13 +210,13 @@ def serving_report(acc: Accounting, s: Serving, v: Verdict) -> Report:
 
 def _hybrid_json(acc: Accounting, s: Serving) -> dict[str, Any]:
     """The keys the transformers path gives a hybrid model (runtime.hf_answer), from the spec and the plan."""
-    from inspector.inventory.accounting import kv_bytes_per_token_layer, linear_state
+    from inspector.inventory.accounting import kv_bytes_per_token, linear_state
     from inspector.memory.quant import KV_BYTES
 
     t, p = acc.spec.text, s.hybrid
     state = linear_state(t)
     return {"path": "native", "kv_layers": len(t.kv_layers),
-            "kv_bytes_per_token": len(t.kv_layers) * kv_bytes_per_token_layer(t, KV_BYTES[s.options.kv_dtype]),
+            "kv_bytes_per_token": kv_bytes_per_token(t, KV_BYTES[s.options.kv_dtype]),
             "state_bytes_per_sequence": state.bytes_per_sequence if state is not None else 0,
             "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
             "groups": len(p.groups), "group_size": p.group_size, "hybrid_notes": list(p.notes)}
@@ -226,6 +226,11 @@ def _serving_json(acc: Accounting, s: Serving, v: Verdict) -> dict[str, Any]:
     out = _serving_json_keys(acc, s, v)
     if s.hybrid is not None:  # a spec with Gated DeltaNet layers: vLLM's hybrid allocator's figures
         out.update(_hybrid_json(acc, s))
+    elif acc.spec.text is not None and acc.spec.text.per_layer is not None:  # Gemma 3n / 4: KV-shared layers
+        from inspector.memory.quant import KV_BYTES
+        from inspector.reports.per_layer import per_layer_serving_json
+
+        out.update(per_layer_serving_json(acc, s, KV_BYTES[s.options.kv_dtype]))
     vision = [t for t in s.budget.terms if t.name == "vision_encoder_profile"]
     if vision:  # vision-language models only: the encoder's profile peak (part of activation_peak_bytes)
         out["vision_encoder_profile_bytes"] = vision[0].bytes

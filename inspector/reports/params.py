@@ -17,6 +17,9 @@ from inspector.errors import warn
 from inspector.inventory.accounting import COMPONENT_ORDER, Accounting, Row, kv_line, linear_state
 from inspector.inventory.entry import MTP
 from inspector.reports.arch_text import layers_text
+from inspector.reports.per_layer import (
+    per_layer_config_rows, per_layer_json, per_layer_total_rows, per_layer_totals_json,
+)
 from inspector.reports.render import Report, Section
 from inspector.spec.model import ModelSpec
 from inspector.units import KV_DTYPE_BYTES, Count, billions, human_bytes, n, plural
@@ -85,6 +88,7 @@ def params_json(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16
                          "bytes": acc.kv_cache_bytes(context, batch, KV_DTYPE_BYTES[kv_dtype])}}
            if spec.text is not None else {}),
         **_state_json(spec.text),
+        **per_layer_totals_json(acc),
         **_moe_json(acc),
         **_origin_json(acc),
         **({"stored_beside_model": dict(t.extra)} if t.extra else {}),
@@ -154,6 +158,7 @@ def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf1
         vision = sum(v for c, v in t.components.items() if c != "language_model")
         rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language Models)", n(vision)))
     rows += _moe_rows(acc)
+    rows += per_layer_total_rows(acc, billions)  # Gemma 3n / 4
     if acc.stored is not None:
         kinds = "; ".join(f"{d}: {plural(k, 'tensor')}, {human_bytes(b)}" for d, k, _, b in acc.stored.dtypes)
         rows.append((f"Stored in {Path(acc.stored.file).name} (bytes on disk, by stored type)",
@@ -198,6 +203,14 @@ def _kv_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf16") 
         rule = (f"{n(per_token)} B (MLA caches the compressed latent: "
                 f"{len(text.kv_layers)} × ({m.kv_lora_rank} + {m.qk_rope_head_dim}) × {size})")
         label = f"KV cache per token, {kv_dtype} (layers × (kv_lora_rank + qk_rope_head_dim) × {size} B)"
+    elif text.per_layer is not None:  # Gemma 3n / 4: sizes per layer, KV-shared layers keep no cache
+        shapes = {}
+        for i in text.kv_layers:
+            key = (text.layer_kv_heads(i), text.layer_head_dim(i))
+            shapes[key] = shapes.get(key, 0) + 1
+        terms = " + ".join(f"2 × {c} × {kv} × {hd} × {size}" for (kv, hd), c in shapes.items())
+        rule = f"{n(per_token)} B ({terms})"
+        label = f"KV cache per token, {kv_dtype} (2 × layers × kv_heads × head_dim × {size} B)"
     else:
         rule = (f"{n(per_token)} B "
                 f"(2 × {len(text.kv_layers)} × {text.num_kv_heads} × {text.head_dim} × {size})")
@@ -530,7 +543,7 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
 def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
     t = spec.text
     return [*_text_config_rows(spec), *_moe_config_rows(t), *_mla_config_rows(t), *_layer_types_rows(t),
-            *_linear_config_rows(t)]
+            *_linear_config_rows(t), *per_layer_config_rows(t)]
 
 
 def _spec_json(spec: ModelSpec) -> dict[str, Any]:
@@ -546,6 +559,8 @@ def _spec_json(spec: ModelSpec) -> dict[str, Any]:
     }
     out["text"]["rope_scaling"] = dict(t.rope_scaling) if t.rope_scaling else None
     out["text"]["dense_mlp_layers"] = list(_dense_layers(t))
+    if t.per_layer is not None:  # Gemma 3n / 4
+        out["text"]["per_layer"] = per_layer_json(t)
     if t.moe is not None:
         m = t.moe
         out["text"]["moe"] = {"num_experts": m.num_experts, "top_k": m.top_k,

@@ -178,6 +178,24 @@ KIMI_LINEAR_NAMES = _extend(
     kda_f_a=KDA + "f_a_proj", kda_f_b=KDA + "f_b_proj", kda_dt_bias=KDA + "dt_bias", kda_b=KDA + "b_proj",
     kda_g_a=KDA + "g_a_proj", kda_g_b=KDA + "g_b_proj", kda_norm=KDA + "o_norm", kda_out=KDA + "o_proj",
 )
+# Gemma 3n / Gemma 4 (transformers models/gemma3n, models/gemma4): per-layer inputs (PLE), Gemma 4's stored
+# per-layer scalar, Gemma 3n's AltUp streams and LAuReL residual ({e}: the AltUp stream's projection).
+GEMMA_PLE_NAMES = _extend(
+    GEMMA2_NAMES,
+    ple_embed="model.embed_tokens_per_layer.weight", ple_proj="model.per_layer_model_projection",
+    ple_norm="model.per_layer_projection_norm", ple_gate=L + "per_layer_input_gate",
+    ple_out=L + "per_layer_projection", ple_out_norm=L + "post_per_layer_input_norm", layer_scalar=L + "layer_scalar",
+    altup_in="model.altup_projections.{e}", altup_out="model.altup_unembed_projections.{e}",
+    altup_scale=L + "altup.correct_output_scale", altup_correct=L + "altup.correction_coefs",
+    altup_predict=L + "altup.prediction_coefs", altup_router=L + "altup.modality_router",
+    altup_router_norm=L + "altup.router_norm",
+    laurel_left=L + "laurel.linear_left", laurel_right=L + "laurel.linear_right", laurel_norm=L + "laurel.post_laurel_norm",
+    # Gemma 4 26B-A4B: experts beside the dense MLP (Gemma4TextRouter, Gemma4TextExperts, three more norms)
+    g4_router=L + "router.proj", g4_router_scale=L + "router.scale", g4_expert_scale=L + "router.per_expert_scale",
+    g4_gate_up=L + "experts.gate_up_proj", g4_down=L + "experts.down_proj",
+    g4_norm_mlp=L + "post_feedforward_layernorm_1", g4_norm_experts=L + "post_feedforward_layernorm_2",
+    g4_norm_pre=L + "pre_feedforward_layernorm_2",
+)
 LLAMA4_NAMES = _extend(
     LLAMA_NAMES,
     gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj", down=L + "feed_forward.down_proj",
@@ -283,6 +301,11 @@ class Family:
     mtp_keys: tuple[str, ...] = ()
     # DeepSeek Sparse Attention (DeepSeek-V3.2): a lightning indexer picks each query's top index_topk keys
     indexer: bool = False
+    # -- Gemma 3n / Gemma 4: layers not all alike (inspector.spec.per_layer) --
+    per_layer: bool = False  # per-layer sizes, KV sharing, per-layer inputs, unscaled scores, v norm
+    global_heads: bool = False  # Gemma 4: full-attention layers' global_head_dim, attention_k_eq_v, double-wide MLP
+    altup: bool = False  # Gemma 3n: AltUp streams, LAuReL, activation sparsity
+    layer_scalar: bool = False  # Gemma 4: a stored (1,) scale of each layer's output
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -434,6 +457,27 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), rope_interleaved=True, indexer=True,
            defaults={"n_group": 8, "topk_group": 4, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
                      "index_topk": 2048, "index_head_dim": 128, "index_n_heads": 64, "first_k_dense_replace": 3}),
+    # -- Gemma 4 / Gemma 3n (helper gem, issue 24): class defaults from transformers 5.25 Gemma4TextConfig /
+    # Gemma3nTextConfig; norms x * w in float32 (Gemma4RMSNorm, Gemma3nRMSNorm: no 1 + w offset)
+    Family("gemma4_text", "Gemma 4 text (per-layer inputs, shared KV, wide global heads, proportional RoPE)",
+           names=GEMMA_PLE_NAMES, norm="rms_f32", placement="sandwich", embed_scale=True, qk_norm="head",
+           keys=_keys(hidden_act=("hidden_activation", "hidden_act"), top_k=("top_k_experts",)),
+           qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=6,
+           per_layer=True, global_heads=True, layer_scalar=True, moe=MoEFamily(fused=True),  # (enable_moe_block)
+           defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
+                     "num_kv_shared_layers": 0, "norm_topk_prob": True, "sliding_window": 512, "vocab_size": 262144,
+                     "max_position_embeddings": 131072,
+                     "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                         "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.25,
+                                                            "rope_theta": 1000000.0}}}),
+    Family("gemma3n_text", "Gemma 3n text (AltUp, LAuReL, per-layer inputs, shared KV, activation sparsity)",
+           names=GEMMA_PLE_NAMES, norm="rms_f32", placement="sandwich", embed_scale=True, qk_norm="head",
+           keys=_GELU_TANH, qkv_bias="attention_bias", o_bias="attention_bias", sliding_pattern=5,
+           per_layer=True, altup=True,
+           defaults={**_GEMMA_DEFAULTS, "hidden_size_per_layer_input": 256, "vocab_size_per_layer_input": 262144,
+                     "num_kv_shared_layers": 15, "altup_num_inputs": 4, "laurel_rank": 64, "sliding_window": 512,
+                     "final_logit_softcapping": 30.0, "vocab_size": 262400, "max_position_embeddings": 32768,
+                     "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0}),  # Gemma3nTextConfig.default_theta
     Family("llama4_text", "Llama 4 text (interleaved MoE layers, a shared expert, fused experts)",
            names=LLAMA4_NAMES, qkv_bias="attention_bias", o_bias="attention_bias",
            keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("intermediate_size_mlp",)),

@@ -34,6 +34,7 @@ class NormKind:
     bias: bool
     label: str
     offset: bool = False
+    float_weight: bool = False  # the weight multiplies the float32 normalised x, then the dtype (Gemma 3n/4)
 
     @property
     def row(self) -> str:
@@ -44,6 +45,7 @@ class NormKind:
 NORMS: Mapping[str, NormKind] = MappingProxyType({k.name: k for k in (
     NormKind("rms", rms=True, bias=False, label="RMS norm"),
     NormKind("rms_offset", rms=True, bias=False, offset=True, label="RMS norm (1 + w)"),
+    NormKind("rms_f32", rms=True, bias=False, float_weight=True, label="RMS norm (w in float32)"),
     NormKind("layer", rms=False, bias=True, label="layer norm"),
     NormKind("layer_no_bias", rms=False, bias=False, label="layer norm (no bias)"),
 )})

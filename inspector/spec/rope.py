@@ -100,6 +100,8 @@ def read_rope(r: ConfigReader, head_dim: int | None = None,
         if scaling is None and (kind != "default" or "mrope_section" in params):
             scaling = {k: v for k, v in params.items() if k not in ("rope_theta", "partial_rotary_factor")}
             key = "rope_parameters"
+        if kind == "proportional":  # Gemma 4: the factor is part of the rule (zero frequencies past it), over all of d_h
+            scaling, partial = {**scaling, "partial_rotary_factor": partial}, 1.0
     if head_dim is not None and head_dim % 2:
         raise r.fail("head_dim", "must be even: RoPE rotates pairs of dimensions", head_dim)
     if scaling:

@@ -11,7 +11,7 @@ are sub-records (`moe`, `mla`) that are None for other families.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from inspector.errors import InspectError
@@ -22,6 +22,7 @@ from inspector.spec.layers import (
     IndexerSpec, LinearAttnSpec, MLASpec, MoESpec, read_indexer, read_kda, read_layer_types, read_linear_attention,
     read_mla, read_moe, read_no_rope_layers,
 )
+from inspector.spec.per_layer import PerLayerSpec, read_per_layer
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
 
@@ -78,6 +79,7 @@ class TextSpec:
     linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     indexer: IndexerSpec | None = None  # DeepSeek-V3.2: the lightning indexer of every MLA layer
+    per_layer: PerLayerSpec | None = None  # Gemma 3n / 4: per-layer sizes, shared KV, PLE, AltUp
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
     attention_chunk: int | None = None  # Llama 4: "chunked" layers attend within chunks of this size
@@ -125,9 +127,27 @@ class TextSpec:
 
     @property
     def kv_layers(self) -> tuple[int, ...]:
-        """The layers that keep a KV cache (all but the linear-attention ones)."""
+        """The layers that keep a KV cache (all but the linear-attention ones and Gemma's KV-shared ones)."""
         linear = set(self.linear.layers) if self.linear is not None else set()
-        return tuple(i for i in range(self.num_layers) if i not in linear)
+        p = self.per_layer
+        return tuple(i for i in range(self.num_layers) if i not in linear and not (p and p.is_shared(i)))
+
+    def layer_head_dim(self, layer: int) -> int:
+        return self.per_layer.head_dims[layer] if self.per_layer else self.head_dim
+
+    def layer_kv_heads(self, layer: int) -> int:
+        return self.per_layer.kv_heads[layer] if self.per_layer else self.num_kv_heads
+
+    def mlp_width(self, layer: int) -> int:
+        """The dense MLP width of `layer` (Gemma 3n lists one per layer; Gemma 4 doubles the KV-shared ones)."""
+        return self.per_layer.widths[layer] if self.per_layer else self.intermediate_size
+
+    def at_layer(self, layer: int) -> "TextSpec":
+        """This spec with `layer`'s head_dim, kv heads and MLP width as the plain fields (Gemma 3n / 4)."""
+        if self.per_layer is None:
+            return self
+        return replace(self, head_dim=self.layer_head_dim(layer), num_kv_heads=self.layer_kv_heads(layer),
+                       intermediate_size=self.mlp_width(layer))
 
     def is_moe_layer(self, layer: int) -> bool:
         return self.moe is not None and layer in self.moe.layer_set
@@ -240,14 +260,12 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
-    moe = read_moe(r, family, layers, hidden) if family.moe else None
-    inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
-                 4 * hidden if family.learned_positions else None)
-    rope_dim = mla.qk_rope_head_dim if mla else head_dim
-    theta, scaling, local_theta, partial = read_rope(r, rope_dim, _partial_default(r, family, rope_dim))
-    if family.sliding_rope_plain and scaling and local_theta is None:  # OLMo 3: YaRN on the full layers only
-        local_theta = theta
+    moe = read_moe(r, family, layers, hidden) if family.moe and _moe_switch(r, family) else None
+    theta, scaling, local_theta, partial = _rope(r, family, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
+    per_layer = _per_layer(r, family, layers, sliding, head_dim, kv_heads)
+    inter = per_layer.widths[0] if per_layer else _get(r, family, "dense_intermediate" if moe else "intermediate_size",
+                                                       "int", 4 * hidden if family.learned_positions else None)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
@@ -256,6 +274,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     linear = (read_kda(r, family, layers) if family.linear_attention == "kda" else
               read_linear_attention(r, family, layers) if family.linear_attention else None)
     layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
+    if per_layer is not None:
+        layer_types = _gemma_types(r, family, layers, sliding)
     no_rope = read_no_rope_layers(r, layers, family)
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
         no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
@@ -282,7 +302,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        linear=linear, attn_output_gate=family.attn_output_gate,
+        linear=linear, attn_output_gate=family.attn_output_gate, per_layer=per_layer,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
         indexer=read_indexer(r, family, mla.qk_rope_head_dim) if family.indexer and mla else None,
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
@@ -295,6 +315,16 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     )
 
 
+def _rope(r: ConfigReader, family: Family, rope_dim: int) -> tuple:
+    """read_rope with the family's rules: Gemma 3n / 4's class RoPE defaults for a sparse config, the family's
+    partial-rotary default, and OLMo 3's plain (unscaled) sliding layers when a legacy scaling applies to the rest."""
+    _rope_defaults(r, family)
+    theta, scaling, local_theta, partial = read_rope(r, rope_dim, _partial_default(r, family, rope_dim))
+    if family.sliding_rope_plain and scaling and local_theta is None:  # OLMo 3: YaRN on the full layers only
+        local_theta = theta
+    return theta, scaling, local_theta, partial
+
+
 def _partial_default(r: ConfigReader, family: Family, head_dim: int) -> float:
     """The rotary fraction when the config names none: MiniMax-M2's legacy `rotary_dim` (rotated dimensions of
     a head; transformers MiniMaxM2Config turns it into rotary_dim / head_dim), else the family's class default."""
@@ -302,6 +332,56 @@ def _partial_default(r: ConfigReader, family: Family, head_dim: int) -> float:
     if keys and r.has(keys[0]):
         return r.int(keys[0], minimum=1) / head_dim
     return family.defaults.get("partial_rotary_factor", 1.0)
+
+
+_ROPE_KEYS = ("rope_parameters", "rope_theta", "rope_local_base_freq")
+_READ_AS_WRITTEN = ("sliding_window", "final_logit_softcapping")  # read from the config only, not its family
+
+
+def _rope_defaults(r: ConfigReader, family: Family) -> None:
+    """Gemma 3n / 4: a sparse config gets the class defaults of the keys read from the config alone: the
+    RoPE settings when `rope_parameters` is absent (Gemma 4's per-layer-type parameters, Gemma 3n's global
+    and local bases), the sliding window and the logit soft-cap (Gemma 3n: 30)."""
+    if not family.per_layer:
+        return
+    keys = _READ_AS_WRITTEN + (() if r.has("rope_parameters") else _ROPE_KEYS)
+    added = {k: family.defaults[k] for k in keys if k in family.defaults and k not in r.cfg}
+    if added:
+        r.cfg = {**r.cfg, **added}
+
+
+def _moe_switch(r: ConfigReader, family: Family) -> bool:
+    """Gemma 4 has experts only with `enable_moe_block` (whatever num_experts says); other MoE families always."""
+    if not family.per_layer:
+        return True
+    for key in ("num_experts", "top_k_experts", "moe_intermediate_size"):
+        r.used.add(key)
+    enabled = r.bool("enable_moe_block", False)
+    if enabled and not r.has("num_experts"):  # transformers' Gemma4TextExperts needs it
+        raise r.fail("enable_moe_block", "needs num_experts (and top_k_experts, moe_intermediate_size)", True)
+    return enabled
+
+
+def _gemma_types(r: ConfigReader, family: Family, layers: int, sliding: int | None) -> tuple[str, ...]:
+    """Gemma 3n / 4 layer types; Gemma 4 forces its last layer to full attention (Gemma4TextConfig.__post_init__)."""
+    types = read_layer_types(r, layers, family.sliding_pattern if sliding else 0) or ("full",) * layers
+    if family.global_heads and types[-1] != "full":
+        types = types[:-1] + ("full",)
+    return () if all(t == "full" for t in types) else types
+
+
+def _per_layer(r: ConfigReader, family: Family, layers: int, sliding: int | None, head_dim: int,
+               kv_heads: int) -> PerLayerSpec | None:
+    """Gemma 3n / 4's per-layer record (None for other families)."""
+    if not family.per_layer:
+        return None
+    for key in ("altup_coef_clip", "altup_lr_multiplier", "query_pre_attn_scalar", "use_bidirectional_attention",
+                "pad_token_id", "vocab_size_per_layer_input", "expert_intermediate_size"):
+        r.used.add(key)  # training-only clip; scores are unscaled (scaling 1.0) whatever the scalar says
+    if r.raw("use_bidirectional_attention") == "all":  # Gemma 4 as an encoder: no causal mask, window (w // 2) + 1
+        raise r.fail("use_bidirectional_attention", "'all' (bidirectional text attention) is not supported", "all")
+    return read_per_layer(r, family, _gemma_types(r, family, layers, sliding) or ("full",) * layers,
+                          head_dim, kv_heads)
 
 
 def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
