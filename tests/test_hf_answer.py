@@ -118,8 +118,10 @@ SAMPLE = {
                       expert_layer_period=2, num_experts=4),
     "falcon_h1": _default("falcon_h1", num_hidden_layers=2),
     "nemotron_h": _default("nemotron_h", num_hidden_layers=4, hybrid_override_pattern="M-*-"),
-    "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
-    "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
+    # glm4_moe and minimax_m2 are native since issue 24 (helper moe4): GLM-4.7-Flash (glm4_moe_lite, MLA + DeepSeek-V3
+    # MoE) and EXAONE MoE stand in for them as non-native MoE samples
+    "glm4_moe_lite": _default("glm4_moe_lite", num_hidden_layers=2),
+    "exaone_moe": _default("exaone_moe", num_hidden_layers=2),
     "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "gemma3n_text": _default("gemma3n_text", num_hidden_layers=4, num_kv_shared_layers=2),
 }
@@ -248,8 +250,8 @@ def _moe_routed(c: dict) -> int:
     """FLOPs per token of the routed experts (gate, up, down at top_k) the meta forward cannot route."""
     if c["model_type"] == "qwen3_next":
         moe_layers = c["num_hidden_layers"]
-    elif c["model_type"] == "glm4_moe":
-        moe_layers = c["num_hidden_layers"] - c["first_k_dense_replace"]
+    elif c["model_type"] == "glm4_moe_lite":  # mlp_layer_types: "dense" first, then "sparse"
+        moe_layers = c["mlp_layer_types"].count("sparse")
     else:
         return 0
     return moe_layers * c["num_experts_per_tok"] * 2 * 3 * c["hidden_size"] * c["moe_intermediate_size"]
@@ -272,7 +274,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
     return prefill, counter.get_total_flops() + _moe_routed(cfg)
 
 
-FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "glm_moe_dsa", "gemma3n_text"]
+FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe_lite", "glm_moe_dsa", "gemma3n_text"]
 
 
 @pytest.mark.parametrize("name", FLOPS)
@@ -285,7 +287,7 @@ def test_flops_equal_flop_counter(name, config_dirs):
     assert data["decode_flops"] == decode > 0
 
 
-@pytest.mark.parametrize("name", ["kimi_linear", "jamba", "minimax_m2"])
+@pytest.mark.parametrize("name", ["kimi_linear", "jamba", "exaone_moe"])
 def test_flops_exit_0_with_a_figure(name, config_dirs):
     result = runner.invoke(app, ["flops", config_dirs[name], "--seq-len", "128", "--context", "16", "-f", "json"])
     assert result.exit_code == 0, result.output

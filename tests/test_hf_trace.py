@@ -61,8 +61,9 @@ def _default(model_type: str, **overrides) -> dict:
 # kimi_linear and deepseek_v32 likewise since issue 24 (helper dsa; tests/test_dsa_families.py).
 # gemma3n_text likewise (native since helper gem: tests/test_gemma_families.py).
 SAMPLE = {
-    "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
-    "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
+    # glm4_moe and minimax_m2 are native since issue 24 (helper moe4): glm4_moe_lite and exaone_moe stand in for them
+    "glm4_moe_lite": _default("glm4_moe_lite", num_hidden_layers=2),
+    "exaone_moe": _default("exaone_moe", num_hidden_layers=2),
     "glm_moe_dsa": _default("glm_moe_dsa", num_hidden_layers=2),
     "jamba": _default("jamba", num_hidden_layers=2, attn_layer_offset=1, attn_layer_period=2, expert_layer_offset=1,
                       expert_layer_period=2, num_experts=4),
@@ -162,7 +163,7 @@ def test_trace_table_says_which_path_answered(config_dirs):
 ])
 def test_trace_refuses_what_the_path_cannot_do(args, names, config_dirs):
     seq = [] if args == ["Hello"] else ["--seq-len", str(N)]
-    result = runner.invoke(app, ["trace", "-m", config_dirs["glm4_moe"], *seq, *args])
+    result = runner.invoke(app, ["trace", "-m", config_dirs["glm4_moe_lite"], *seq, *args])
     assert result.exit_code == 2 and names in result.stderr, result.output
     assert result.stderr.count("\n") == 1 and result.stdout == ""
 
@@ -200,7 +201,7 @@ def test_report_page_holds_the_module_tree(config_dirs, tmp_path):
 
 
 def test_report_refuses_trace_for_a_model_with_no_native_family(config_dirs, tmp_path):
-    result = runner.invoke(app, ["report", config_dirs["glm4_moe"], "--trace", "Hi", "-o", str(tmp_path / "p.html")])
+    result = runner.invoke(app, ["report", config_dirs["glm4_moe_lite"], "--trace", "Hi", "-o", str(tmp_path / "p.html")])
     assert result.exit_code == 2 and "--trace" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "p.html").exists()
 
