@@ -48,6 +48,8 @@ EMBED, POS_EMBED, ATTN, MLP, HEAD = "Embedding", "Position embedding", "Attentio
 ROUTER, EXPERTS, SHARED_EXPERT, DENSE_MLP = "Router", "Experts (routed)", "Shared expert", "MLP layer (dense layers)"
 ROUTER_BIAS = "Router score-correction bias"
 LINEAR_ATTN = "Linear attention layer (Gated DeltaNet)"
+SSM = "State-space layer (Mamba2)"
+SHORT_CONV = "Short convolution layer"
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
 

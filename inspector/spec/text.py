@@ -11,6 +11,7 @@ are sub-records (`moe`, `mla`) that are None for other families.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -23,6 +24,7 @@ from inspector.spec.layers import (
 )
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
+from inspector.spec.ssm import SSM_KINDS, ff_width, read_blocks, read_ssm
 
 
 # The deepest model this tool answers for: every layer is a row of tensors, and real models have a
@@ -74,7 +76,8 @@ class TextSpec:
     mla: MLASpec | None = None
     mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
     mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
-    linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
+    linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet / Mamba2 / short-conv layers and sizes
+    blocks: tuple[str, ...] = ()  # Nemotron-H: each layer's one block ("linear" | "attention" | "mlp" | "moe")
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
@@ -117,14 +120,24 @@ class TextSpec:
         return self.num_heads * (self.mla.v_head_dim if self.mla else self.head_dim)
 
     def is_linear_layer(self, layer: int) -> bool:
-        """A linear-attention (Gated DeltaNet) layer: it keeps a fixed state, not a KV cache."""
+        """A layer with a linear-attention / state-space mixer (Gated DeltaNet, Mamba2, short convolution): it
+        keeps a fixed state (and, in Falcon-H1's parallel layers, a KV cache beside it)."""
         return self.linear is not None and layer in self.linear.layers
+
+    def has_attention(self, layer: int) -> bool:
+        """A layer with softmax attention, hence a KV cache."""
+        if self.blocks:
+            return self.blocks[layer] == "attention"
+        return not self.is_linear_layer(layer) or self.linear.parallel
+
+    def has_feed_forward(self, layer: int) -> bool:
+        """A layer with an MLP or experts (all of them, except Nemotron-H's mixer-only blocks)."""
+        return not self.blocks or self.blocks[layer] in ("mlp", "moe")
 
     @property
     def kv_layers(self) -> tuple[int, ...]:
-        """The layers that keep a KV cache (all but the linear-attention ones)."""
-        linear = set(self.linear.layers) if self.linear is not None else set()
-        return tuple(i for i in range(self.num_layers) if i not in linear)
+        """The layers that keep a KV cache (all but the linear-attention-only ones)."""
+        return tuple(i for i in range(self.num_layers) if self.has_attention(i))
 
     def is_moe_layer(self, layer: int) -> bool:
         return self.moe is not None and layer in self.moe.layer_set
@@ -234,12 +247,14 @@ def _softcap(r: ConfigReader, key: str) -> float | None:
 def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
     """Read a decoder LLM's fields with `family`'s differences applied."""
     hidden = _get(r, family, "hidden_size", "int")
-    layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
+    blocks = read_blocks(r) if family.single_block else ()
+    layers = len(blocks) if blocks else _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
-    moe = read_moe(r, family, layers, hidden) if family.moe else None
+    moe = _block_moe(read_moe(r, family, layers, hidden), blocks) if family.moe else None
     inter = _get(r, family, "dense_intermediate" if moe else "intermediate_size", "int",
                  4 * hidden if family.learned_positions else None)
+    inter = ff_width(r, inter) if family.auto_ff_dim else inter
     theta, scaling, local_theta, partial = read_rope(r, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
@@ -247,9 +262,12 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
     bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
-    linear = read_linear_attention(r, family, layers) if family.linear_attention else None
+    linear = (read_ssm(r, family, hidden, layers, blocks) if family.linear_attention in SSM_KINDS
+              else read_linear_attention(r, family, layers) if family.linear_attention else None)
     layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     no_rope = read_no_rope_layers(r, layers, family)
+    if family.nope_unless_rope and r.raw("position_embedding_type") != "rope":  # Granite 4.0-H: NoPE
+        no_rope = tuple(range(layers))
     if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
         no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
     chunk = _get(r, family, "attention_chunk_size", "int", 0) if family.chunked_attention else 0
@@ -273,7 +291,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        linear=linear, attn_output_gate=family.attn_output_gate,
+        linear=linear, attn_output_gate=family.attn_output_gate, blocks=blocks,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
@@ -283,6 +301,14 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         bos_token_id=bos, eos_token_ids=eos,
         torch_dtype=_dtype_name(r),
     )
+
+
+def _block_moe(moe: MoESpec | None, blocks: tuple[str, ...]) -> MoESpec | None:
+    """Nemotron-H: the experts sit in the "moe" blocks only (None when no block is one)."""
+    if moe is None or not blocks:
+        return moe
+    layers = tuple(i for i, b in enumerate(blocks) if b == "moe")
+    return dataclasses.replace(moe, layers=layers) if layers else None
 
 
 def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:

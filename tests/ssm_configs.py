@@ -1,0 +1,27 @@
+from conftest import tiny_config
+SSM_NEMO = dict(mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4, head_dim=8,
+                layer_norm_epsilon=1e-5, chunk_size=8)
+MAMBA = dict(mamba_n_heads=8, mamba_d_head=8, mamba_n_groups=2, mamba_d_state=8, mamba_d_conv=4, mamba_chunk_size=8)
+TINY_SSM = {
+    "nemotron_h": tiny_config("nemotron_h", hybrid_override_pattern="M*-ME", n_routed_experts=4, num_experts_per_tok=2,
+                              moe_intermediate_size=24, moe_shared_expert_intermediate_size=40, n_group=2, topk_group=1,
+                              **SSM_NEMO),
+    "nemotron_h-bias": tiny_config("nemotron_h", hybrid_override_pattern="M-*", use_conv_bias=False, use_bias=True,
+                                   attention_bias=True, mlp_bias=True, **SSM_NEMO),
+    "granitemoehybrid": tiny_config("granitemoehybrid", layer_types=["mamba", "attention", "mamba"], num_hidden_layers=3,
+                                    num_local_experts=4, num_experts_per_tok=2, shared_intermediate_size=40,
+                                    mamba_expand=2, **MAMBA),
+    "granitemoehybrid-dense": tiny_config("granitemoehybrid", layer_types=["linear_attention", "full_attention"],
+                                          num_local_experts=0, shared_intermediate_size=40, mamba_conv_bias=False,
+                                          mamba_proj_bias=True, attention_bias=True, position_embedding_type="rope",
+                                          **MAMBA),
+    "falcon_h1": tiny_config("falcon_h1", head_dim=8, mamba_d_ssm=48, mamba_n_heads=6, mamba_d_head=8, mamba_n_groups=2,
+                             mamba_d_state=8, mamba_d_conv=4, mamba_chunk_size=8, mamba_rms_norm=True),
+    "falcon_h1-bias": tiny_config("falcon_h1", head_dim=8, mamba_d_ssm=None, mamba_n_heads=8, mamba_d_head=8, mamba_n_groups=1,
+                                  mamba_d_state=8, mamba_d_conv=4, mamba_conv_bias=False, mamba_proj_bias=True,
+                                  projectors_bias=True, attention_bias=True, mlp_bias=True, mamba_chunk_size=8),
+    "lfm2": tiny_config("lfm2", num_hidden_layers=4, layer_types=["conv", "full_attention", "conv", "full_attention"],
+                        norm_eps=1e-5, block_multiple_of=16, tie_word_embeddings=True),
+    "lfm2-idxs-bias": tiny_config("lfm2", num_hidden_layers=3, full_attn_idxs=[1], conv_bias=True, conv_L_cache=4,
+                                  block_auto_adjust_ff_dim=False),
+}
