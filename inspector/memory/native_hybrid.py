@@ -6,6 +6,12 @@ transformers keeps for one sequence (conv_states (conv_dim, kernel), recurrent_s
 key_head_dim, value_head_dim)). Under tensor parallelism vLLM splits the GDN heads over the GPUs
 (vllm/model_executor/layers/mamba/mamba_utils.py `gated_delta_net_state_shape` divides the conv dim and
 the value heads by tp_world_size), so the state tensors are divided by tp here (exact for head counts tp divides).
+Mamba2 layers (Nemotron-H, Granite 4.0-H, Falcon-H1) enter with transformers' conv_states (inner + 2 n_groups
+state, kernel) and ssm states (heads, head_dim, state) (`MambaStateShapeCalculator.mamba2_state_shape`: conv
+(kernel - 1, conv_dim / tp), temporal (heads / tp, head_dim, state); at tp > 1 vLLM also replicates n_groups
+that tp does not divide (`extra_groups_for_head_shards`): not modelled), LFM2's short convolutions with their
+conv state alone (`short_conv_state_shape`: (kernel - 1, hidden / tp)). A Falcon-H1 layer is both an attention
+layer and a state layer.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ def hybrid_input(t, stage: tuple[int, int], token_bytes: int, kv_width: int, tp:
         return None
     elements = token_bytes // kv_width
     attention = tuple(AttnLayer(i, elements, None if t.mla is not None else t.window(i))
-                      for i in range(*stage) if not t.is_linear_layer(i))
+                      for i in range(*stage) if t.has_attention(i))
     conv = (max(1, g.conv_dim // tp), g.conv_kernel)
-    recurrent = (max(1, g.value_heads // tp), g.key_head_dim, g.value_head_dim)
-    states = tuple(StateLayer(i, (("conv_states", conv, "bfloat16"), ("recurrent_states", recurrent, "bfloat16")))
-                   for i in range(*stage) if t.is_linear_layer(i))
+    tensors = (("conv_states", conv, "bfloat16"),)
+    if g.recurrent_shape():  # a short convolution (LFM2) keeps none
+        heads, *rest = g.recurrent_shape()
+        tensors += (("recurrent_states", (max(1, heads // tp), *rest), "bfloat16"),)
+    states = tuple(StateLayer(i, tensors) for i in range(*stage) if t.is_linear_layer(i))
     return HybridInput(attention, states, length, step, block_size, kv_width, MODEL_DTYPE_BYTES)
 
 

@@ -67,7 +67,8 @@ def _hybrid_notes(acc: Accounting, s: Serving) -> list[str]:
 
     if s.hybrid is None:
         return []
-    return [f"{kv_line(acc.spec.text)}; the other layers are Gated DeltaNet: one state page per sequence "
+    t = acc.spec.text
+    return [f"{kv_line(t)}; {t.linear.mixer_name} layers: one state page per sequence "
             "(conv state of kernel - 1 inputs and the recurrent state, both in the model's dtype: "
             "--mamba-cache-dtype auto; assumed 16-bit), padded to the attention page, the attention block "
             f"size raised until its page holds a layer's state ({SOURCE_VLLM}); status: exact (vLLM's formulas).",

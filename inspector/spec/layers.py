@@ -221,6 +221,11 @@ class LinearAttnSpec:
     norm_groups: int = 1  # Mamba2: that norm normalises each of this many groups of the inner width on its own
     parallel: bool = False  # Falcon-H1: every layer runs attention and the mixer side by side
 
+    @property
+    def mixer_name(self) -> str:
+        """What the reports call these layers."""
+        return {"mamba2": "Mamba2", "shortconv": "short convolution"}.get(self.kind, "Gated DeltaNet")
+
     def recurrent_shape(self) -> tuple[int, ...]:
         """One layer's recurrent state of one sequence, as transformers holds it (() for a short convolution):
         Gated DeltaNet (value_heads, key_head_dim, value_head_dim); Mamba2 (heads, head_dim, state_size)."""

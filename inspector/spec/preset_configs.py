@@ -223,4 +223,25 @@ FALLBACK: list[Preset] = [
         tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=151552)),
 ]
 
-FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK
+# -- Mamba2 / short-convolution hybrids (spec.ssm). Nemotron-Nano-9B-v2: the architecture fields as public
+# copies of its config.json quote them (github code search: a model-connect package's _THINKER_CONFIG naming
+# nvidia/NVIDIA-Nemotron-Nano-9B-v2 at revision 6533e8de; an AgileRL test's NEMOTRON_H, same values); keys they
+# leave out are NemotronHConfig's defaults (relu2 MLP, use_conv_bias true, use_bias false, untied; assumed).
+# LFM2-1.2B: its config.json as two public copies quote it verbatim (a Rust port's "REAL LiquidAI/LFM2-1.2B
+# config.json" test constant; a replica's HF_LFM2_1_2B fixture), block_* keys included. --
+HYBRID_SSM: list[Preset] = [
+    _preset("nvidia/NVIDIA-Nemotron-Nano-9B-v2", ("nemotron-nano-9b-v2",), _cfg(
+        "nemotron_h", "NemotronHForCausalLM", bos_token_id=1, conv_kernel=4, eos_token_id=2, head_dim=128,
+        hidden_size=4480, hybrid_override_pattern="M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-",
+        intermediate_size=15680, mamba_head_dim=80, mamba_num_heads=128, max_position_embeddings=131072,
+        n_groups=8, num_attention_heads=40, num_hidden_layers=56, num_key_value_heads=8, ssm_state_size=128,
+        torch_dtype="bfloat16", vocab_size=131072)),
+    _preset("LiquidAI/LFM2-1.2B", ("lfm2-1.2b",), _cfg(
+        "lfm2", "Lfm2ForCausalLM", block_auto_adjust_ff_dim=True, block_ff_dim=12288, block_ffn_dim_multiplier=1.0,
+        block_multiple_of=256, bos_token_id=1, conv_L_cache=3, conv_bias=False, eos_token_id=7,
+        full_attn_idxs=[2, 5, 8, 10, 12, 14], hidden_size=2048, max_position_embeddings=128000, norm_eps=1e-05,
+        num_attention_heads=32, num_hidden_layers=16, num_key_value_heads=8, pad_token_id=0, rope_theta=1000000.0,
+        torch_dtype="bfloat16", vocab_size=65536)),
+]
+
+FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK + HYBRID_SSM
