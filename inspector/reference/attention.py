@@ -21,11 +21,12 @@ from inspector.errors import InspectError
 from inspector.reference.deltanet import DELTANET_ROLES, GatedDeltaNet
 from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
 from inspector.reference.mla import LatentAttention
+from inspector.reference.ssm import MIXERS, SSM_ROLES
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
 ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
-                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES | SSM_ROLES
 
 
 class L2Norm(nn.Module):
@@ -197,7 +198,10 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
     if spec.is_linear_layer(layer):
-        return GatedDeltaNet(spec, layer)
+        if spec.linear.parallel:
+            raise InspectError(f"{spec.model_type}: the reference model has no forward pass for attention and "
+                               "Mamba2 side by side in one layer (Falcon-H1) yet")
+        return MIXERS.get(spec.linear.kind, GatedDeltaNet)(spec, layer)
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

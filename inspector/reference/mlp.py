@@ -26,6 +26,7 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": F.silu, "swish": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": _gelu_tanh, "gelu_new": _gelu_tanh,
     "relu": F.relu, "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "relu2": lambda x: F.relu(x).square(),  # Nemotron-H (transformers' ReLUSquaredActivation)
 }
 
 # Inventory roles of the feed-forward part -> parameter path under `layers.{i}.mlp.` ("gate.weight").

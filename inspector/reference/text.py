@@ -62,8 +62,10 @@ class Block(nn.Module):
         for step, roles in (("Step 5", p.before_attn + p.after_attn), ("Step 6", p.before_mlp + p.after_mlp)):
             for role in roles:
                 setattr(self, role, make_norm(spec, spec.hidden_size, step))
-        self.attn = attention_for(spec, layer)
-        self.mlp = feed_forward_for(spec, layer)
+        # Nemotron-H: a layer is one block, a mixer (attention, Mamba2) or a feed-forward part (MLP, experts)
+        mixer = not spec.blocks or spec.blocks[layer] in ("attention", "linear")
+        self.attn = attention_for(spec, layer) if mixer else None
+        self.mlp = feed_forward_for(spec, layer) if spec.has_feed_forward(layer) else None
         self.residual_scale = spec.multipliers[2]
         self.after_attn = Tap("Step 5", "residual: x + attention")
         note(self, "Step 7", "decoder layer output: x + FFN (residual)")
@@ -77,7 +79,11 @@ class Block(nn.Module):
             h = self._norm("attn_norm", x)
             m = self._norm("mlp_norm", x) if hasattr(self, "mlp_norm") else h
             return x + self.attn(h, rope, mask, cache) + self.mlp(m)  # (b, n, d)
+        if self.attn is None:  # a feed-forward block behind the layer's one norm
+            return x + s * self.mlp(self._norm("attn_norm", x))  # (b, n, d)
         a = self._norm("post_attn_norm", self.attn(self._norm("attn_norm", x), rope, mask, cache))  # (b, n, d)
+        if self.mlp is None:  # a mixer block
+            return self.after_attn(x + s * a)  # (b, n, d)
         x = self.after_attn(x + s * a)  # (b, n, d)
         return x + s * self._norm("post_mlp_norm", self.mlp(self._norm("mlp_norm", x)))  # (b, n, d)
 

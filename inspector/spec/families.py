@@ -279,7 +279,8 @@ class Family:
     single_block: bool = False  # Nemotron-H: each layer is one block (Mamba2, attention, MLP or experts) behind one norm
     parallel_linear: bool = False  # Falcon-H1: attention and the Mamba2 mixer side by side in every layer
     auto_ff_dim: bool = False  # LFM2: the MLP width is derived from the configured one (spec.ssm.ff_width)
-    nope_unless_rope: bool = False  # Granite 4.0-H: RoPE only when position_embedding_type is "rope"
+    nope_unless_rope: bool = False  # RoPE only when position_embedding_type is "rope" (Granite 4.0-H; Nemotron-H,
+    # whose attention has no RoPE, never sets it)
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -420,7 +421,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     # -- Mamba2 / short-convolution hybrids (spec.ssm reads their mixers; class defaults: transformers 5.25's
     # NemotronHConfig, GraniteMoeHybridConfig, FalconH1Config, Lfm2Config) --
     Family("nemotron_h", "Nemotron-H (one block per layer: Mamba2, attention, relu2 MLP or relu2 experts)",
-           names=NEMOTRON_H_NAMES, mlp="plain", single_block=True, linear_attention="mamba2", mlp_bias="mlp_bias",
+           names=NEMOTRON_H_NAMES, mlp="plain", placement="single", single_block=True, nope_unless_rope=True, linear_attention="mamba2", mlp_bias="mlp_bias",
            moe=MoEFamily(gated=False, score_bias=True, routing="sigmoid_grouped",
                          shared_key="moe_shared_expert_intermediate_size"),
            keys=_keys(num_experts=("n_routed_experts", "num_local_experts"), norm_eps=("layer_norm_epsilon",),
