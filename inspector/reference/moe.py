@@ -135,14 +135,30 @@ class Expert(nn.Module):
         super().__init__()
         m, d = spec.moe, spec.hidden_size
         w, self.glu = m.expert_intermediate, glu
-        for name, shape in (("gate", (w, d)), ("up", (w, d)), ("down", (d, w))):
+        self.act = None if m.gated else activation(spec)  # Nemotron-H: down(act(up x)), no gate
+        for name, shape in (("gate", (w, d)), ("up", (w, d)), ("down", (d, w)))[0 if m.gated else 1:]:
             setattr(self, name + "_weight", nn.Parameter(torch.empty(shape)))
             setattr(self, name + "_bias", nn.Parameter(torch.empty(shape[0])) if m.expert_bias else None)
         note(self, *_expert_note(e, w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act is not None:
+            return F.linear(self.act(F.linear(x, self.up_weight, self.up_bias)), self.down_weight, self.down_bias)
         h = self.glu(F.linear(x, self.gate_weight, self.gate_bias), F.linear(x, self.up_weight, self.up_bias))
         return F.linear(h, self.down_weight, self.down_bias)  # (m, d)
+
+
+class UpDown(nn.Module):
+    """Nemotron-H's shared expert: down(act(up x)), no biases."""
+
+    def __init__(self, spec: TextSpec, width: int) -> None:
+        super().__init__()
+        self.act = activation(spec)
+        self.up = linear(spec, spec.hidden_size, width, False, "Step 6", "shared expert up")
+        self.down = linear(spec, width, spec.hidden_size, False, "Step 6", "shared expert down")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))  # (b, n, d)
 
 
 class ExpertList(nn.ModuleList):
@@ -214,9 +230,9 @@ class MoE(nn.Module):
         self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
                                                                             for e in range(m.num_experts))
         if m.shared_intermediate:
-            plain = replace(spec, mlp="gated", mlp_bias=False)
-            self.shared = note(MLP(plain, m.shared_intermediate), "Step 6",
-                               f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
+            shared = MLP(replace(spec, mlp="gated", mlp_bias=False), m.shared_intermediate) if m.gated else \
+                UpDown(spec, m.shared_intermediate)
+            self.shared = note(shared, "Step 6", f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
         if m.shared_expert_gate:
             self.shared_gate = linear(spec, d, 1, False, "Step 6", "shared expert gate: sigmoid(x W) (b, n, 1)")
         self.meta_stand_in = Tap("Step 6", "meta device, no routing decisions: expert 0 stands for the chosen "
