@@ -1,3 +1,7 @@
+"""Tiny configs of the Mamba2 / short-convolution hybrid families (nemotron_h, granitemoehybrid, falcon_h1, lfm2):
+TINY_SSM switch every option on (names, shapes and totals against transformers on meta, tests/test_families.py);
+SSM_FORWARD are the ones the reference forward runs (logits against transformers, FLOPs against FlopCounterMode)."""
+
 from conftest import tiny_config
 SSM_NEMO = dict(mamba_num_heads=8, mamba_head_dim=8, n_groups=2, ssm_state_size=8, conv_kernel=4, head_dim=8,
                 layer_norm_epsilon=1e-5, chunk_size=8)
@@ -24,4 +28,15 @@ TINY_SSM = {
                         norm_eps=1e-5, block_multiple_of=16, tie_word_embeddings=True),
     "lfm2-idxs-bias": tiny_config("lfm2", num_hidden_layers=3, full_attn_idxs=[1], conv_bias=True, conv_L_cache=4,
                                   block_auto_adjust_ff_dim=False),
+}
+
+SSM_FORWARD = {
+    "nemotron_moe": tiny_config("nemotron_h", hybrid_override_pattern="M*EM-E", n_routed_experts=4, num_experts_per_tok=2,
+                                moe_intermediate_size=24, moe_shared_expert_intermediate_size=40, n_group=2,
+                                topk_group=1, routed_scaling_factor=1.5, **SSM_NEMO),
+    "lfm2": tiny_config("lfm2", num_hidden_layers=4, layer_types=["conv", "full_attention", "conv", "full_attention"],
+                        norm_eps=1e-5, block_multiple_of=16),
+    "granitemoehybrid": tiny_config("granitemoehybrid", layer_types=["mamba", "attention", "mamba"], num_hidden_layers=3,
+                                    num_local_experts=0, shared_intermediate_size=40, embedding_multiplier=2.0,
+                                    attention_multiplier=0.2, residual_multiplier=0.5, logits_scaling=4.0, **MAMBA),
 }

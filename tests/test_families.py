@@ -13,6 +13,7 @@ import pytest
 
 from conftest import tiny_config
 from hf_reference import hf_meta, to_transformers_names
+from ssm_configs import TINY_SSM
 from inspector.inventory.accounting import account
 from inspector.inventory.entry import MTP
 from inspector.inventory.model import inventory
@@ -112,6 +113,7 @@ TINY = {
     "llama4_text": tiny_config("llama4_text", head_dim=8, num_hidden_layers=4, interleave_moe_layer_step=2,
                                intermediate_size_mlp=64, **MOE),
 }
+TINY.update(TINY_SSM)  # Mamba2 / short-convolution hybrids (tests/ssm_configs.py)
 
 
 @pytest.mark.parametrize("cfg", list(TINY.values()), ids=list(TINY))

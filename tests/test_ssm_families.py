@@ -1,0 +1,107 @@
+"""The Mamba2 / short-convolution hybrids (nemotron_h, granitemoehybrid, falcon_h1, lfm2) against transformers 5.25:
+KV and state bytes equal transformers' cache tensors, the reference forward's logits equal transformers' (its torch
+path: no Mamba kernels here), the presets' totals equal the published ones. Names, shapes and totals on meta are in
+tests/test_families.py (TINY_SSM), the FLOPs ledger against FlopCounterMode in tests/test_flops.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, tiny_config
+from inspector.errors import InspectError
+from inspector.inventory.accounting import account, kv_line, linear_state
+from inspector.spec.model import from_hf_config
+from inspector.spec.presets import get_preset
+from ssm_configs import SSM_FORWARD, TINY_SSM
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+FIGURES = json.loads((ROOT / "fixtures" / "hybrid" / "ssm.json").read_text())
+
+
+@pytest.mark.parametrize(("preset", "hub_id"), [("nemotron-nano-9b-v2", "nvidia/NVIDIA-Nemotron-Nano-9B-v2"),
+                                                 ("lfm2-1.2b", "LiquidAI/LFM2-1.2B")])
+def test_presets_equal_published_totals(preset, hub_id):
+    fig = FIGURES[hub_id]
+    spec = from_hf_config(dict(get_preset(preset).config), preset)
+    total = account(spec).totals.total_params
+    assert total == fig["published_total"] == fig["transformers_meta_total"]
+    t = spec.text
+    attention = fig["layers"]["attention"]
+    assert kv_line(t) == f"{attention} of {t.num_layers} layers keep a KV cache"
+    assert len(t.linear.layers) == fig["layers"].get("mamba2", fig["layers"].get("conv"))
+
+
+def _cache(cfg: dict, tokens: int):
+    config = transformers.AutoConfig.for_model(**cfg)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+def _nbytes(tensors) -> int:
+    return sum(v.numel() * v.element_size() for v in tensors if v is not None)
+
+
+@pytest.mark.parametrize("case", ["nemotron_h", "granitemoehybrid", "falcon_h1", "lfm2"])
+def test_kv_and_state_bytes_equal_transformers_cache_tensors(case):
+    """A bf16 forward of 3 tokens: K/V bytes of the attention layers, conv (bf16) and SSM (fp32) state bytes."""
+    cfg, tokens = TINY_SSM[case], 3
+    cache = _cache(cfg, tokens)
+    kv = conv = recurrent = 0
+    kv_layers = []
+    for i, layer in enumerate(cache.layers):
+        if hasattr(layer, "conv_states"):
+            conv += _nbytes(layer.conv_states.values())
+            recurrent += _nbytes(getattr(layer, "recurrent_states", {}).values())
+        if getattr(layer, "keys", None) is not None and layer.keys.numel():
+            kv_layers.append(i)
+            kv += _nbytes((layer.keys, layer.values))
+    spec = from_hf_config(cfg, "tiny")
+    state = linear_state(spec.text)
+    assert list(spec.text.kv_layers) == kv_layers
+    assert account(spec).totals.kv_cache_bytes_per_token * tokens == kv == account(spec).kv_cache_bytes(tokens)
+    assert state.layers * state.conv_bytes == conv and state.layers * state.recurrent_bytes == recurrent
+
+
+@pytest.mark.parametrize("case", list(SSM_FORWARD), ids=list(SSM_FORWARD))
+def test_reference_forward_equals_transformers_prefill_and_cached_decode(case, tmp_path):
+    """fp32 logits of the reference model against transformers (eager attention; its Mamba2 torch fallback: the
+    chunked scan for a prefill, selective_state_update for a cached token), every weight perturbed: a prefill of
+    11 tokens, then a prefill of 7 and 4 decode steps carrying the conv and SSM states."""
+    from hf_reference import hf_tiny
+    from inspector.reference.load import load_model
+
+    cfg = SSM_FORWARD[case]
+    hf = hf_tiny(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ours = load_model(tmp_path)
+    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = hf(ids).logits, ours(ids)
+        tol = 2e-5 * expected.abs().max().item()  # fp32 sums in another order (seen: <= 1e-5 on logits ~7)
+        assert (expected - got).abs().max().item() < tol
+        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
+        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
+        past = getattr(out, "cache", None) or out.past_key_values
+        for j in range(7, 11):
+            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
+            theirs.append(out.logits[:, -1])
+            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
+        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    assert cache.length == 11 and cache.conv[0].shape[0] == 2
+
+
+def test_bad_pattern_and_layer_types_one_line():
+    with pytest.raises(InspectError, match="hybrid_override_pattern.*must be a string of M E"):
+        from_hf_config(tiny_config("nemotron_h", hybrid_override_pattern="M*X"), "bad")
+    with pytest.raises(InspectError, match="layer_types.*must list 2 of"):
+        from_hf_config(tiny_config("lfm2", layer_types=["conv", "sliding_attention"]), "bad")
