@@ -118,6 +118,9 @@ SAMPLE = {
                       expert_layer_period=2, num_experts=4),
     "falcon_h1": _default("falcon_h1", num_hidden_layers=2),
     "nemotron_h": _default("nemotron_h", num_hidden_layers=4, hybrid_override_pattern="M-*-"),
+    # Bamba (Mamba2 + attention, no native family): the transformers path's Mamba2 sample since nemotron_h and
+    # falcon_h1 answer natively
+    "bamba": _default("bamba", num_hidden_layers=2, attn_layer_indices=[1]),
     "glm4_moe": _default("glm4_moe", num_hidden_layers=2),
     "minimax_m2": _default("minimax_m2", num_hidden_layers=2),
     "deepseek_v32": _default("deepseek_v32", num_hidden_layers=2),
@@ -128,7 +131,8 @@ SAMPLE = {
 # qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
-NATIVE = ("qwen3_next",)  # sample configs a native family answers (the same figures through the spec)
+NATIVE = ("qwen3_next", "falcon_h1", "nemotron_h")  # sample configs a native family answers (the same figures
+# through the spec; the Mamba2 hybrids since helper ssm)
 
 
 def _build(cfg: dict):
@@ -271,7 +275,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
     return prefill, counter.get_total_flops() + _moe_routed(cfg)
 
 
-FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe", "deepseek_v32", "gemma3n_text"]
+FLOPS = ["qwen3_next", "bamba", "glm4_moe", "deepseek_v32", "gemma3n_text"]  # (nemotron_h, falcon_h1: native now)
 
 
 @pytest.mark.parametrize("name", FLOPS)
@@ -292,9 +296,9 @@ def test_flops_exit_0_with_a_figure(name, config_dirs):
 
 
 def test_roofline_and_training_options_refused_in_one_line(config_dirs):
-    result = runner.invoke(app, ["flops", config_dirs["falcon_h1"], "--gpu", "H100-80GB"])
+    result = runner.invoke(app, ["flops", config_dirs["bamba"], "--gpu", "H100-80GB"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no native family" in result.stderr
-    result = runner.invoke(app, ["memory", config_dirs["falcon_h1"], "--tp", "2"])
+    result = runner.invoke(app, ["memory", config_dirs["bamba"], "--tp", "2"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "--tp" in result.stderr
 
 
