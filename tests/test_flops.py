@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from test_reference_families import CASES  # noqa: E402  tiny configs of every family with a reference forward
-from ssm_configs import SSM_FORWARD, TINY_SSM  # noqa: E402
+from ssm_configs import SSM_FORWARD  # noqa: E402
 
 # The families CASES leaves out, tiny; with CASES every native family (deepseek_v2: no reference forward, skipped;
 # the hybrids' Gated DeltaNet recurrence has no matmul in the reference: neither side counts it)
@@ -50,10 +50,8 @@ EXTRA_CASES = {
                                kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4,
                                v_head_dim=8, num_key_value_heads=4, first_k_dense_replace=1, n_shared_experts=1),
 }
-# Mamba2 / short-convolution hybrids: the selective scan is elementwise in the reference (neither side counts it);
-# falcon_h1 has no reference forward yet (skipped, like deepseek_v2)
-EXTRA_CASES.update({name: SSM_FORWARD[name] for name in ("nemotron_moe", "lfm2", "granitemoehybrid")})
-EXTRA_CASES["falcon_h1"] = TINY_SSM["falcon_h1"]
+# Mamba2 / short-convolution hybrids: the selective scan is elementwise in the reference (neither side counts it)
+EXTRA_CASES.update({name: SSM_FORWARD[name] for name in ("nemotron_moe", "lfm2", "granitemoehybrid", "falcon_h1")})
 # FLOPs see no difference between a case and its variant when the variant changes only what is not counted
 # (norms, the order of residual additions): those are left to test_reference_families. Cases with several
 # layers of one kind are cut to one layer of each kind, for time (every layer of a kind counts alike).

@@ -21,12 +21,11 @@ from inspector.errors import InspectError
 from inspector.reference.deltanet import DELTANET_ROLES, GatedDeltaNet
 from inspector.reference.layers import KVCache, Tap, apply_rope, linear, make_norm, note
 from inspector.reference.mla import LatentAttention
-from inspector.reference.ssm import MIXERS, SSM_ROLES
 from inspector.spec.text import TextSpec
 
 # Inventory roles of the attention part (their parameters live under `layers.{i}.attn.`).
 ATTENTION_ROLES = {"q", "k", "v", "qkv", "o", "q_norm", "k_norm", "sinks",
-                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES | SSM_ROLES
+                   "q_a", "q_a_norm", "q_b", "kv_a", "kv_a_norm", "kv_b"} | DELTANET_ROLES
 
 
 class L2Norm(nn.Module):
@@ -74,6 +73,7 @@ class Attention(nn.Module):
         if spec.attention_sinks:
             self.sinks = nn.Parameter(torch.zeros(self.n_h))  # (n_h,) one learned logit per head
         self.o = linear(spec, spec.attn_out_dim, d, spec.o_bias, "Step 5", "heads concatenated to (b, n, d), then W_o")
+        self.key_scale = spec.mup.key if spec.mup is not None else 1.0  # Falcon-H1's key_multiplier
         self._taps(spec)
         note(self, "Step 5", "self-attention output")
 
@@ -134,6 +134,8 @@ class Attention(nn.Module):
             q, k, v = (qkv[..., j, :].reshape(b, n, h * dh) for j in range(3))  # (b, n, n_h d_h) each
         else:  # stacked [q; k; v]
             q, k, v = self.qkv(x).split([h * dh, kv * dh, kv * dh], dim=-1)
+        if self.key_scale != 1.0:
+            k = k * self.key_scale  # (b, n, n_kv d_h)
         if self.qk_norm is not None and not self.qk_norm.per_head:  # OLMo 2: one norm over all heads
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
@@ -197,11 +199,8 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
-    if spec.is_linear_layer(layer):
-        if spec.linear.parallel:
-            raise InspectError(f"{spec.model_type}: the reference model has no forward pass for attention and "
-                               "Mamba2 side by side in one layer (Falcon-H1) yet")
-        return MIXERS.get(spec.linear.kind, GatedDeltaNet)(spec, layer)
+    if spec.is_linear_layer(layer) and spec.linear.kind.startswith("gdn"):
+        return GatedDeltaNet(spec, layer)
     if spec.attention not in ATTENTION:
         raise InspectError(f"{spec.model_type}: the reference model has no forward pass for "
                            f"{spec.attention} attention yet")

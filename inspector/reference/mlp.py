@@ -54,6 +54,8 @@ class MLP(nn.Module):
             self.gate = linear(spec, d, width, bias, "Step 6", "gate projection")
             self.up = linear(spec, d, width, bias, "Step 6", "up projection")
         self.down = linear(spec, width, d, bias, "Step 6", "down projection")
+        # Falcon-H1's mlp_multipliers: the gate's pre-activation and the output scaled
+        self.gate_scale, self.down_scale = (spec.mup.mlp_gate, spec.mup.mlp_down) if spec.mup else (1.0, 1.0)
         self.gated = Tap("Step 6", f"{spec.hidden_act}(gate) * up")
         note(self, "Step 6", "FFN output")
 
@@ -62,6 +64,8 @@ class MLP(nn.Module):
             gate, up = self.gate_up(x).chunk(2, dim=-1)  # (b, n, d_inter) each
         else:
             gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
+        if self.gate_scale != 1.0 or self.down_scale != 1.0:
+            return self.down(self.gated(self.act(gate * self.gate_scale) * up)) * self.down_scale  # (b, n, d)
         return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
 
 

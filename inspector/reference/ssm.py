@@ -67,6 +67,11 @@ class Mamba2(nn.Module):
             self.ssm_norm = nn.Module()
             self.ssm_norm.weight = nn.Parameter(torch.ones(self.inner))
         self.ssm_out = linear(spec, self.inner, d, g.out_bias, "Mamba2", "y W_out")
+        self.norm_before_gate = g.norm_before_gate
+        m = spec.mup  # Falcon-H1: the input scaled, then in_proj's sections z | x | B | C | dt each by its own factor
+        self.in_scale = m.ssm_in if m is not None else 1.0
+        sections = (self.inner, self.inner, self.groups * self.state, self.groups * self.state, self.heads)
+        self.zxbcdt = tuple(zip(sections, m.zxbcdt)) if m is not None and any(f != 1.0 for f in m.zxbcdt) else None
         self.conv_out = Tap("Mamba2", f"causal depthwise conv ({g.conv_kernel} taps) + SiLU over x B C: (b, n, conv_dim)")
         self.conv_state = Tap("Linear state", f"conv state: the last {g.conv_kernel} inputs (b, conv_dim, kernel)")
         self.rec_state = Tap("Linear state", "SSM state S (b, heads, head_dim, state), float32")
@@ -89,16 +94,21 @@ class Mamba2(nn.Module):
 
     def gated_norm(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """y * SiLU(z), RMS-normalised per group of inner / norm_groups channels, times w (float32 inside)."""
-        if not hasattr(self, "ssm_norm"):
-            return y
-        h = y.float() * F.silu(z.float())  # (b, n, inner)
+        if not hasattr(self, "ssm_norm"):  # Falcon-H1 without mamba_rms_norm: the gate alone
+            return y * F.silu(z)
+        h = y.float() if self.norm_before_gate else y.float() * F.silu(z.float())  # (b, n, inner)
         groups = h.view(*h.shape[:-1], self.norm_groups, -1)  # (b, n, G, inner / G)
         groups = groups * torch.rsqrt(groups.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.ssm_norm.weight * groups.view(h.shape).to(y.dtype)  # (b, n, inner)
+        out = self.ssm_norm.weight * groups.view(h.shape).to(y.dtype)  # (b, n, inner)
+        return (out.float() * F.silu(z.float())).to(y.dtype) if self.norm_before_gate else out
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
-        z, xbc, dt = self.ssm_in(_real_rows(x, mask)).split([self.inner, self.conv_dim, self.heads], dim=-1)
+        projected = self.ssm_in(_real_rows(x, mask) * self.in_scale)  # (b, n, inner + conv_dim + heads)
+        if self.zxbcdt is not None:  # (inner + conv_dim + heads,): each section's factor
+            factors = torch.cat([projected.new_full((w,), f) for w, f in self.zxbcdt])
+            projected = projected * factors
+        z, xbc, dt = projected.split([self.inner, self.conv_dim, self.heads], dim=-1)
         conv, S = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
         xbc, conv = causal_conv(xbc, self.ssm_conv.weight, self.ssm_conv.bias, self.kernel, conv)
         xbc = _real_rows(self.conv_out(F.silu(xbc)), mask)  # (b, n, conv_dim)

@@ -279,6 +279,7 @@ class Family:
     single_block: bool = False  # Nemotron-H: each layer is one block (Mamba2, attention, MLP or experts) behind one norm
     parallel_linear: bool = False  # Falcon-H1: attention and the Mamba2 mixer side by side in every layer
     auto_ff_dim: bool = False  # LFM2: the MLP width is derived from the configured one (spec.ssm.ff_width)
+    mup: bool = False  # Falcon-H1: muP multipliers on attention, Mamba2 and MLP (spec.ssm.MupSpec)
     nope_unless_rope: bool = False  # RoPE only when position_embedding_type is "rope" (Granite 4.0-H; Nemotron-H,
     # whose attention has no RoPE, never sets it)
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
@@ -457,10 +458,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            keys=_keys(ssm_heads=("mamba_n_heads",), ssm_head_dim=("mamba_d_head",), ssm_groups=("mamba_n_groups",),
                       ssm_state=("mamba_d_state",), ssm_conv_kernel=("mamba_d_conv",), ssm_inner=("mamba_d_ssm",),
                       ssm_expand=("mamba_expand",), ssm_conv_bias=("mamba_conv_bias",),
-                      ssm_proj_bias=("mamba_proj_bias",), ssm_out_bias=("projectors_bias",), ssm_norm=("mamba_rms_norm",)),
+                      ssm_proj_bias=("mamba_proj_bias",), ssm_out_bias=("projectors_bias",), ssm_norm=("mamba_rms_norm",),
+                      ssm_norm_before_gate=("mamba_norm_before_gate",)),
            defaults={"mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_conv": 4,
                      "mamba_expand": 2, "mamba_conv_bias": True, "mamba_proj_bias": False, "projectors_bias": False,
-                     "mamba_rms_norm": False}),
+                     "mamba_rms_norm": False, "mamba_norm_before_gate": True}, mup=True),
     Family("lfm2", "LFM2 (gated short-convolution layers and GQA attention layers with q/k norms)",
            names=LFM2_NAMES, qk_norm="head", linear_attention="shortconv", auto_ff_dim=True,
            keys=_keys(norm_eps=("norm_eps",), intermediate_size=("block_ff_dim", "intermediate_size"),

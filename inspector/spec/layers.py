@@ -220,6 +220,7 @@ class LinearAttnSpec:
     gated_norm: bool = True  # Mamba2: the gated RMS norm over the inner width before out_proj (Falcon-H1: optional)
     norm_groups: int = 1  # Mamba2: that norm normalises each of this many groups of the inner width on its own
     parallel: bool = False  # Falcon-H1: every layer runs attention and the mixer side by side
+    norm_before_gate: bool = False  # Falcon-H1's mamba_norm_before_gate: norm(y) * SiLU(z), not norm(y * SiLU(z))
 
     @property
     def mixer_name(self) -> str:

@@ -18,12 +18,46 @@ Falcon-H1), else heads x head_dim (Nemotron-H).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from inspector.errors import InspectError
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import Family
 from inspector.spec.layers import LinearAttnSpec
 
 SSM_KINDS = ("mamba2", "shortconv")
+
+
+@dataclass(frozen=True)
+class MupSpec:
+    """Falcon-H1's muP multipliers (transformers FalconH1Config, 1 by default): the attention's input, keys and
+    output; the Mamba2 mixer's input, its in_proj sections (z, x, B, C, dt: `ssm_multipliers`) and output; the
+    MLP's gate pre-activation and output (`mlp_multipliers`). The embedding and LM-head multipliers are the
+    spec's `multipliers`."""
+
+    attention_in: float = 1.0
+    attention_out: float = 1.0
+    key: float = 1.0
+    ssm_in: float = 1.0
+    ssm_out: float = 1.0
+    zxbcdt: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    mlp_gate: float = 1.0
+    mlp_down: float = 1.0
+
+
+def _floats(r: ConfigReader, key: str, count: int) -> tuple[float, ...]:
+    value = r.raw(key, [1.0] * count)
+    if not isinstance(value, list) or len(value) != count or not all(isinstance(v, (int, float)) for v in value):
+        raise r.fail(key, f"must list {count} numbers", value)
+    return tuple(float(v) for v in value)
+
+
+def read_mup(r: ConfigReader) -> MupSpec:
+    """Falcon-H1's multipliers (config keys, else 1)."""
+    mlp = _floats(r, "mlp_multipliers", 2)
+    return MupSpec(r.float("attention_in_multiplier", 1.0), r.float("attention_out_multiplier", 1.0),
+                   r.float("key_multiplier", 1.0), r.float("ssm_in_multiplier", 1.0),
+                   r.float("ssm_out_multiplier", 1.0), _floats(r, "ssm_multipliers", 5), mlp[0], mlp[1])
 # Nemotron-H's pattern letters and list names -> the block a layer is
 BLOCK_OF_LETTER = {"M": "linear", "E": "moe", "*": "attention", "-": "mlp"}
 BLOCK_OF_TYPE = {"linear_attention": "linear", "mamba": "linear", "moe": "moe", "full_attention": "attention",
@@ -104,7 +138,8 @@ def read_mamba2(r: ConfigReader, family: Family, hidden: int, layers: tuple[int,
     return LinearAttnSpec("mamba2", groups, heads, _size(r, family, "ssm_state"), inner // heads,
                           _size(r, family, "ssm_conv_kernel"), layers, conv_bias=_switch(r, family, "ssm_conv_bias"),
                           proj_bias=_switch(r, family, "ssm_proj_bias"), out_bias=_switch(r, family, "ssm_out_bias"),
-                          gated_norm=norm, norm_groups=groups, parallel=family.parallel_linear)
+                          gated_norm=norm, norm_groups=groups, parallel=family.parallel_linear,
+                          norm_before_gate=_switch(r, family, "ssm_norm_before_gate"))
 
 
 def read_shortconv(r: ConfigReader, family: Family, hidden: int, layers: tuple[int, ...]) -> LinearAttnSpec:

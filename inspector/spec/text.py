@@ -24,7 +24,7 @@ from inspector.spec.layers import (
 )
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
-from inspector.spec.ssm import SSM_KINDS, ff_width, read_blocks, read_ssm
+from inspector.spec.ssm import SSM_KINDS, MupSpec, ff_width, read_blocks, read_mup, read_ssm
 
 
 # The deepest model this tool answers for: every layer is a row of tensors, and real models have a
@@ -78,6 +78,7 @@ class TextSpec:
     mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
     linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet / Mamba2 / short-conv layers and sizes
     blocks: tuple[str, ...] = ()  # Nemotron-H: each layer's one block ("linear" | "attention" | "mlp" | "moe")
+    mup: MupSpec | None = None  # Falcon-H1's muP multipliers
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     # -- attention details only the reference forward pass reads (families.Family has their sources) --
     rope_interleaved: bool = False  # RoPE rotates pairs (2i, 2i+1) (GLM-4, Cohere 2, Llama 4, DeepSeek-V3)
@@ -216,7 +217,8 @@ def _sliding_window(r: ConfigReader) -> int | None:
 
 def _multipliers(r: ConfigReader) -> tuple[float, float, float, float]:
     """Granite's embedding/attention/residual multipliers and logits divisor, Cohere's logit scale."""
-    logits = 1.0 / r.float("logits_scaling") if r.has("logits_scaling") else r.float("logit_scale", 1.0)
+    logits = 1.0 / r.float("logits_scaling") if r.has("logits_scaling") else \
+        r.float("logit_scale", r.float("lm_head_multiplier", 1.0))  # (Falcon-H1's lm_head_multiplier)
     return (r.float("embedding_multiplier", 1.0), r.float("attention_multiplier", 0.0) or 0.0,
             r.float("residual_multiplier", 1.0), logits)
 
@@ -291,7 +293,7 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        linear=linear, attn_output_gate=family.attn_output_gate, blocks=blocks,
+        linear=linear, attn_output_gate=family.attn_output_gate, blocks=blocks, mup=read_mup(r) if family.mup else None,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
         rope_interleaved=_switch(r, family, family.rope_interleaved), attention_chunk=chunk or None,
