@@ -39,4 +39,14 @@ SSM_FORWARD = {
     "granitemoehybrid": tiny_config("granitemoehybrid", layer_types=["mamba", "attention", "mamba"], num_hidden_layers=3,
                                     num_local_experts=0, shared_intermediate_size=40, embedding_multiplier=2.0,
                                     attention_multiplier=0.2, residual_multiplier=0.5, logits_scaling=4.0, **MAMBA),
+    # every muP multiplier away from 1; the gated norm of y * SiLU(z) (mamba_norm_before_gate default true: norm first)
+    "falcon_h1": tiny_config("falcon_h1", head_dim=8, mamba_d_ssm=48, mamba_n_heads=6, mamba_d_head=8,
+                             mamba_n_groups=2, mamba_d_state=8, mamba_d_conv=4, mamba_chunk_size=8, mamba_rms_norm=True,
+                             embedding_multiplier=1.5, lm_head_multiplier=0.5, key_multiplier=0.7,
+                             attention_in_multiplier=1.2, attention_out_multiplier=0.8, ssm_in_multiplier=0.9,
+                             ssm_out_multiplier=1.1, ssm_multipliers=[1.1, 0.9, 1.2, 0.8, 1.3],
+                             mlp_multipliers=[0.7, 1.4]),
+    "falcon_h1-gate-first": tiny_config("falcon_h1", head_dim=8, mamba_d_ssm=None, mamba_n_heads=8, mamba_d_head=8,
+                                        mamba_n_groups=1, mamba_d_state=8, mamba_d_conv=4, mamba_chunk_size=8,
+                                        mamba_norm_before_gate=False, mamba_rms_norm=True),
 }
