@@ -105,3 +105,35 @@ def test_bad_pattern_and_layer_types_one_line():
         from_hf_config(tiny_config("nemotron_h", hybrid_override_pattern="M*X"), "bad")
     with pytest.raises(InspectError, match="layer_types.*must list 2 of"):
         from_hf_config(tiny_config("lfm2", layer_types=["conv", "sliding_attention"]), "bad")
+
+
+def _nemotron_gguf_meta(arch: str) -> tuple[dict, int]:
+    """A Nemotron-Nano-9B-v2-shaped GGUF header as llama.cpp's converter writes it: per-layer head_count_kv (8 on the
+    attention blocks) and feed_forward_length (the MLP blocks' width), 0 elsewhere."""
+    pattern = get_preset("nemotron-nano-9b-v2").config["hybrid_override_pattern"]
+    meta = {f"{arch}.attention.head_count_kv": [8 if c == "*" else 0 for c in pattern],
+            f"{arch}.feed_forward_length": [15680 if c == "-" else 0 for c in pattern],
+            f"{arch}.ssm.conv_kernel": 4, f"{arch}.ssm.inner_size": 10240, f"{arch}.ssm.state_size": 128,
+            f"{arch}.ssm.group_count": 8, f"{arch}.ssm.time_step_rank": 128}
+    return meta, len(pattern)
+
+
+def test_llamacpp_recurrent_state_of_nemotron_h_and_falcon_h1():
+    """llama.cpp's rules from its source (src/models/nemotron-h.cpp: recurrent iff head_count_kv and
+    feed_forward_length are 0; create_memory's filter_attn keeps the other layers with feed_forward_length 0, the
+    attention blocks; src/models/falcon-h1.cpp: every layer recurrent and attention): per cell, f32, R = (d_conv - 1)
+    (d_inner + 2 n_group d_state), S = d_state d_inner (llama_hparams::n_embd_r / n_embd_s). Not yet checked against
+    a llama.cpp run."""
+    from inspector.memory.llamacpp_recurrent import recurrent, rs_cache
+
+    for arch in ("nemotron_h", "nemotron_h_moe"):
+        meta, n_layer = _nemotron_gguf_meta(arch)
+        rec = recurrent(meta, arch, n_layer, 4480)
+        assert (len(rec.layers), rec.kv_layers) == (27, 4)
+        assert (rec.n_embd_r, rec.n_embd_s) == (3 * (10240 + 2 * 8 * 128), 128 * 10240)
+        assert rs_cache(rec, n_layer, 1).nbytes == 27 * (36864 + 1310720) * 4
+    meta = {"falcon-h1.ssm.conv_kernel": 4, "falcon-h1.ssm.inner_size": 3072, "falcon-h1.ssm.state_size": 256,
+            "falcon-h1.ssm.group_count": 1, "falcon-h1.ssm.time_step_rank": 48,
+            "falcon-h1.attention.head_count_kv": 2}
+    rec = recurrent(meta, "falcon-h1", 24, 2048)
+    assert (rec.layers, rec.kv_layers) == (tuple(range(24)), 24)

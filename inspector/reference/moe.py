@@ -191,8 +191,9 @@ class FusedExperts(nn.ModuleList):
         e, w = m.num_experts, m.expert_intermediate
         interleaved = m.routing.expert_act == "clamped_swiglu"
         super().__init__(ExpertSlot(i, w, glu, interleaved) for i in range(e))
-        self.gate_up = nn.Parameter(torch.empty(e, d, 2 * w))
-        self.down = nn.Parameter(torch.empty(e, w, d))
+        self.out_in = m.fused_out_in  # Granite 4.0-H: gate_up (E, 2 d_e, d) and down (E, d, d_e), Linear layout
+        self.gate_up = nn.Parameter(torch.empty((e, 2 * w, d) if self.out_in else (e, d, 2 * w)))
+        self.down = nn.Parameter(torch.empty((e, d, w) if self.out_in else (e, w, d)))
         self.gate_up_bias = nn.Parameter(torch.empty(e, 2 * w)) if m.expert_bias else None
         self.down_bias = nn.Parameter(torch.empty(e, d)) if m.expert_bias else None
 
@@ -200,7 +201,8 @@ class FusedExperts(nn.ModuleList):
         def pick(p):
             return None if p is None else p[e]
 
-        return self[e](x, self.gate_up[e], pick(self.gate_up_bias), self.down[e], pick(self.down_bias))
+        gate_up, down = (self.gate_up[e].T, self.down[e].T) if self.out_in else (self.gate_up[e], self.down[e])
+        return self[e](x, gate_up, pick(self.gate_up_bias), down, pick(self.down_bias))  # (d, 2 d_e), (d_e, d)
 
 
 # --------------------------------------------------------------------------- the block
@@ -230,8 +232,9 @@ class MoE(nn.Module):
         self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
                                                                             for e in range(m.num_experts))
         if m.shared_intermediate:
-            shared = MLP(replace(spec, mlp="gated", mlp_bias=False), m.shared_intermediate) if m.gated else \
-                UpDown(spec, m.shared_intermediate)
+            fused = "shared_gate_up" in spec.names  # Granite 4.0-H's shared_mlp.input_linear: [gate | up]
+            shared = MLP(replace(spec, mlp="gated_fused" if fused else "gated", mlp_bias=False),
+                         m.shared_intermediate) if m.gated else UpDown(spec, m.shared_intermediate)
             self.shared = note(shared, "Step 6", f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
         if m.shared_expert_gate:
             self.shared_gate = linear(spec, d, 1, False, "Step 6", "shared expert gate: sigmoid(x W) (b, n, 1)")
@@ -280,7 +283,8 @@ MOE_ROLES: dict[str, Callable[[str, int | None], str]] = {
     "router_score_bias": lambda role, e: "score_bias",
     **{f"expert_{p}": (lambda role, e, p=p: f"experts.{e}.{p}_{role.partition('.')[2]}") for p in ("gate", "up", "down")},
     **{f"experts_{p}": (lambda role, e, p=p: f"experts.{p}") for p in ("gate_up", "gate_up_bias", "down", "down_bias")},
-    **{f"shared_{p}": (lambda role, e, p=p: f"shared.{p}.{role.partition('.')[2]}") for p in ("gate", "up", "down")},
+    **{f"shared_{p}": (lambda role, e, p=p: f"shared.{p}.{role.partition('.')[2]}")
+       for p in ("gate", "up", "down", "gate_up")},
     "shared_expert_gate": lambda role, e: "shared_gate." + role.partition(".")[2],
 }
 FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}

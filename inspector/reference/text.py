@@ -84,7 +84,7 @@ class Block(nn.Module):
         """The token mixer(s) on the normed input: attention, a state-space mixer, or (Falcon-H1) both, each
         scaled by its muP multipliers."""
         if self.attn is None or self.ssm is None:
-            return (self.attn or self.ssm)(h, rope, mask, cache)  # (b, n, d)
+            return (self.attn if self.attn is not None else self.ssm)(h, rope, mask, cache)  # (b, n, d)
         m = self.mup
         return (m.ssm_out * self.ssm(h, rope, mask, cache)
                 + m.attention_out * self.attn(h * m.attention_in, rope, mask, cache))  # (b, n, d)

@@ -508,11 +508,22 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
         ("attention per layer", f"{name} on {len(g.layers)}: {layers_text(g.layers)}; "
                                 f"{gated} attention on {len(full)}: {layers_text(full)}" if full else
                                 f"{name} on all {len(g.layers)}"),
-        ("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
-        ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
-        ("linear attention conv kernel", g.conv_kernel),
+        *_mixer_size_rows(g),
         ("KV cache", kv_line(t)),
     ]
+
+
+def _mixer_size_rows(g) -> list[tuple[str, Any]]:
+    """The linear mixer's sizes in its own words (spec.layers.LinearAttnSpec)."""
+    if g.kind == "mamba2":
+        return [("Mamba2 heads × head dim", f"{g.value_heads} × {g.value_head_dim} (inner {g.value_dim})"),
+                ("Mamba2 state size / groups", f"{g.key_head_dim} / {g.key_heads}"),
+                ("Mamba2 conv kernel", g.conv_kernel)]
+    if g.kind == "shortconv":
+        return [("short convolution kernel (L_cache)", g.conv_kernel)]
+    return [("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
+            ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
+            ("linear attention conv kernel", g.conv_kernel)]
 
 
 def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
