@@ -39,6 +39,10 @@ SSM_FORWARD = {
     "granitemoehybrid": tiny_config("granitemoehybrid", layer_types=["mamba", "attention", "mamba"], num_hidden_layers=3,
                                     num_local_experts=0, shared_intermediate_size=40, embedding_multiplier=2.0,
                                     attention_multiplier=0.2, residual_multiplier=0.5, logits_scaling=4.0, **MAMBA),
+    "granitemoehybrid-moe-rope": tiny_config("granitemoehybrid", layer_types=["mamba", "attention", "mamba"],
+                                             num_hidden_layers=3, num_local_experts=4, num_experts_per_tok=2,
+                                             shared_intermediate_size=40, position_embedding_type="rope",
+                                             residual_multiplier=0.5, **MAMBA),
     # every muP multiplier away from 1; the gated norm of y * SiLU(z) (mamba_norm_before_gate default true: norm first)
     "falcon_h1": tiny_config("falcon_h1", head_dim=8, mamba_d_ssm=48, mamba_n_heads=6, mamba_d_head=8,
                              mamba_n_groups=2, mamba_d_state=8, mamba_d_conv=4, mamba_chunk_size=8, mamba_rms_norm=True,

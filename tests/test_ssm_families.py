@@ -137,3 +137,20 @@ def test_llamacpp_recurrent_state_of_nemotron_h_and_falcon_h1():
             "falcon-h1.attention.head_count_kv": 2}
     rec = recurrent(meta, "falcon-h1", 24, 2048)
     assert (rec.layers, rec.kv_layers) == (tuple(range(24)), 24)
+
+
+@pytest.mark.parametrize(("case", "tp"), [("falcon_h1", 1), ("falcon_h1", 2), ("falcon_h1-bias", 2)])
+def test_vllm_state_page_of_a_mamba2_layer(case, tp):
+    """vLLM's mamba2_state_shape (vllm/model_executor/layers/mamba/mamba_utils.py), dtype auto (bf16): conv
+    (kernel - 1, (inner + 2 G' N) / tp) with G' = n_groups, or tp when tp does not divide it
+    (extra_groups_for_head_shards), temporal (heads / tp, head_dim, N)."""
+    from inspector.memory.native_hybrid import hybrid_input
+    from inspector.memory.vllm_hybrid import state_bytes
+
+    t = from_hf_config(TINY_SSM[case], "tiny").text
+    g = t.linear
+    inp = hybrid_input(t, (0, t.num_layers), 64, 2, tp, 4096, 2048, 16)
+    groups = g.key_heads if g.key_heads % tp == 0 else tp
+    conv = (g.conv_kernel - 1) * ((g.value_dim + 2 * groups * g.key_head_dim) // tp) * 2
+    assert state_bytes(inp.states[0], inp) == conv + g.value_heads // tp * g.value_head_dim * g.key_head_dim * 2
+    assert len(inp.attention) == len(inp.states) == t.num_layers  # Falcon-H1: every layer both

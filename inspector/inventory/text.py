@@ -165,7 +165,7 @@ def _mlp(at: Site, width: int, prefix: str = "", bias: bool | None = None) -> En
         yield from _linear(at, prefix + "down" if prefix else "fc2", d, width, bias)
         return
     if t.mlp == "gated_fused" and (not prefix or prefix + "gate_up" in t.names):
-        yield from _linear(at, "gate_up", 2 * width, d, bias)
+        yield from _linear(at, prefix + "gate_up", 2 * width, d, bias)
     else:
         yield from _linear(at, prefix + "gate", width, d, bias)
         yield from _linear(at, prefix + "up", width, d, bias)
