@@ -242,6 +242,18 @@ HYBRID_SSM: list[Preset] = [
         full_attn_idxs=[2, 5, 8, 10, 12, 14], hidden_size=2048, max_position_embeddings=128000, norm_eps=1e-05,
         num_attention_heads=32, num_hidden_layers=16, num_key_value_heads=8, pad_token_id=0, rope_theta=1000000.0,
         torch_dtype="bfloat16", vocab_size=65536)),
+    # Granite-4.0-H-Tiny: the architecture fields a public copy quotes (GitHub code search: an LLM-simulator test's
+    # GRANITE_H_TINY_HF beside its GRANITE_H_1B_HF "verbatim from the published config.json"); the multipliers,
+    # rms_norm_eps and biases it leaves out are GraniteMoeHybridConfig defaults (assumed; no shape depends on the
+    # multipliers, a run or trace's values do). No position_embedding_type: NoPE, as Granite 4.0-H publishes.
+    _preset("ibm-granite/granite-4.0-h-tiny", ("granite-4.0-h-tiny",), _cfg(
+        "granitemoehybrid", "GraniteMoeHybridForCausalLM", hidden_size=1536, intermediate_size=512,
+        layer_types=(["mamba"] * 5 + ["attention"] + ["mamba"] * 9 + ["attention"] + ["mamba"] * 9 + ["attention"]
+                     + ["mamba"] * 9 + ["attention"] + ["mamba"] * 4),
+        mamba_chunk_size=256, mamba_d_conv=4, mamba_d_head=64, mamba_d_state=128, mamba_expand=2, mamba_n_groups=1,
+        mamba_n_heads=48, max_position_embeddings=131072, num_attention_heads=12, num_experts_per_tok=6,
+        num_hidden_layers=40, num_key_value_heads=4, num_local_experts=64, shared_intermediate_size=1024,
+        tie_word_embeddings=True, torch_dtype="bfloat16", vocab_size=100352)),
 ]
 
 FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK + HYBRID_SSM
