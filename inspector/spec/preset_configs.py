@@ -254,6 +254,17 @@ HYBRID_SSM: list[Preset] = [
         mamba_n_heads=48, max_position_embeddings=131072, num_attention_heads=12, num_experts_per_tok=6,
         num_hidden_layers=40, num_key_value_heads=4, num_local_experts=64, shared_intermediate_size=1024,
         tie_word_embeddings=True, torch_dtype="bfloat16", vocab_size=100352)),
+    # Falcon-H1-7B-Base: the architecture fields two public copies quote alike (an LLM-simulator test's
+    # FALCON_H1_7B_HF; a Swift test's "Falcon-H1-7B-Instruct-4bit config.json, the parts sizing reads"); the gated
+    # norm switches as a public GGUF loader patch states them ("actual trained model uses" mamba_rms_norm true,
+    # mamba_norm_before_gate false); the muP multipliers are left at FalconH1Config's 1 (ASSUMED: no shape
+    # depends on them, a run or trace's values do).
+    _preset("tiiuae/Falcon-H1-7B-Base", ("falcon-h1-7b-base",), _cfg(
+        "falcon_h1", "FalconH1ForCausalLM", head_dim=128, hidden_size=3072, intermediate_size=12288,
+        mamba_chunk_size=128, mamba_d_conv=4, mamba_d_head=128, mamba_d_ssm=3072, mamba_d_state=256, mamba_expand=2,
+        mamba_n_groups=1, mamba_n_heads=24, mamba_norm_before_gate=False, mamba_rms_norm=True,
+        max_position_embeddings=262144, num_attention_heads=12, num_hidden_layers=44, num_key_value_heads=2,
+        tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=130048)),
 ]
 
 FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK + HYBRID_SSM
