@@ -25,7 +25,8 @@ FIGURES = json.loads((ROOT / "fixtures" / "hybrid" / "ssm.json").read_text())
 @pytest.mark.parametrize(("preset", "hub_id"), [("nemotron-nano-9b-v2", "nvidia/NVIDIA-Nemotron-Nano-9B-v2"),
                                                  ("lfm2-1.2b", "LiquidAI/LFM2-1.2B"),
                                                  ("granite-4.0-h-tiny", "ibm-granite/granite-4.0-h-tiny"),
-                                                 ("falcon-h1-7b-base", "tiiuae/Falcon-H1-7B-Base")])
+                                                 ("falcon-h1-7b-base", "tiiuae/Falcon-H1-7B-Base"),
+                                                 ("nemotron-3-nano-30b-a3b", "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")])
 def test_presets_equal_published_totals(preset, hub_id):
     fig = FIGURES[hub_id]
     spec = from_hf_config(dict(get_preset(preset).config), preset)

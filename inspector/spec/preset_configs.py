@@ -254,6 +254,21 @@ HYBRID_SSM: list[Preset] = [
         mamba_n_heads=48, max_position_embeddings=131072, num_attention_heads=12, num_experts_per_tok=6,
         num_hidden_layers=40, num_key_value_heads=4, num_local_experts=64, shared_intermediate_size=1024,
         tie_word_embeddings=True, torch_dtype="bfloat16", vocab_size=100352)),
+    # Nemotron-3-Nano-30B-A3B: its config.json as public copies quote it whole (GitHub code search: a JAX port's
+    # NEMOTRON3_30B_JSON, transformers_version 4.55.4; a Rust test's nemotron_nano_config, same values); the
+    # relu2 experts' sigmoid router with e_score_correction_bias; no MTP (num_nextn_predict_layers absent)
+    _preset("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", ("nemotron-3-nano-30b-a3b",), _cfg(
+        "nemotron_h", "NemotronHForCausalLM", attention_bias=False, bos_token_id=1, chunk_size=128, conv_kernel=4,
+        eos_token_id=2, expand=2, head_dim=128, hidden_size=2688,
+        hybrid_override_pattern="MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME", intermediate_size=1856,
+        layer_norm_epsilon=1e-05, mamba_head_dim=64, mamba_hidden_act="silu", mamba_num_heads=64,
+        mamba_proj_bias=False, mamba_ssm_cache_dtype="float32", max_position_embeddings=262144, mlp_bias=False,
+        mlp_hidden_act="relu2", moe_intermediate_size=1856, moe_shared_expert_intermediate_size=3712, n_group=1,
+        n_groups=8, n_routed_experts=128, n_shared_experts=1, norm_eps=1e-05, norm_topk_prob=True,
+        num_attention_heads=32, num_experts_per_tok=6, num_hidden_layers=52, num_key_value_heads=2, pad_token_id=0,
+        partial_rotary_factor=1.0, residual_in_fp32=False, rope_theta=10000, routed_scaling_factor=2.5,
+        sliding_window=None, ssm_state_size=128, tie_word_embeddings=False, topk_group=1, torch_dtype="bfloat16",
+        use_bias=False, use_conv_bias=True, vocab_size=131072)),
     # Falcon-H1-7B-Base: the architecture fields two public copies quote alike (an LLM-simulator test's
     # FALCON_H1_7B_HF; a Swift test's "Falcon-H1-7B-Instruct-4bit config.json, the parts sizing reads"); the gated
     # norm switches as a public GGUF loader patch states them ("actual trained model uses" mamba_rms_norm true,
