@@ -250,6 +250,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
     """Read a decoder LLM's fields with `family`'s differences applied."""
     hidden = _get(r, family, "hidden_size", "int")
     blocks = read_blocks(r) if family.single_block else ()
+    if len(blocks) > MAX_LAYERS:
+        raise InspectError(f"{r.where}: {len(blocks):,} layers in the block pattern, more than {MAX_LAYERS:,}")
     layers = len(blocks) if blocks else _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
