@@ -52,7 +52,8 @@ EXTRA_CASES = {
 }
 # Mamba2 / short-convolution hybrids: the selective scan is elementwise in the reference (neither side counts it)
 EXTRA_CASES.update({name: SSM_FORWARD[name] for name in ("nemotron_moe", "lfm2", "granitemoehybrid",
-                                                                   "granitemoehybrid-moe-rope", "falcon_h1")})
+                                                                   "granitemoehybrid-moe-rope", "falcon_h1",
+                                                                   "nemotron_h-latent-moe")})
 # FLOPs see no difference between a case and its variant when the variant changes only what is not counted
 # (norms, the order of residual additions): those are left to test_reference_families. Cases with several
 # layers of one kind are cut to one layer of each kind, for time (every layer of a kind counts alike).

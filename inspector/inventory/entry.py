@@ -50,6 +50,7 @@ ROUTER_BIAS = "Router score-correction bias"
 LINEAR_ATTN = "Linear attention layer (Gated DeltaNet)"
 SSM = "State-space layer (Mamba2)"
 SHORT_CONV = "Short convolution layer"
+LATENT = "Experts' latent projections"  # Nemotron-H's moe_latent_size: d -> latent before the experts, back after
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
 

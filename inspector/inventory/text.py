@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
     ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
-    SHARED_EXPERT, SHORT_CONV, SSM, WeightEntry, norm_row,
+    LATENT, SHARED_EXPERT, SHORT_CONV, SSM, WeightEntry, norm_row,
 )
 from inspector.spec.text import TextSpec
 
@@ -178,6 +178,10 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
     yield from _linear(Site(t, i, c, ROUTER), "router", m.num_experts, d, m.router_bias)
     if m.score_bias:
         yield _raw(Site(t, i, c, ROUTER_BIAS), "router_score_bias", (m.num_experts,), parameter=False)
+    if m.latent:  # Nemotron-H: the routed experts work in the latent width
+        yield from _linear(Site(t, i, c, LATENT), "moe_latent_in", m.latent, d, t.mlp_bias)
+        yield from _linear(Site(t, i, c, LATENT), "moe_latent_out", d, m.latent, t.mlp_bias)
+        d = m.latent
     if m.fused:
         e, w, at = m.num_experts, m.expert_intermediate, Site(t, i, c, EXPERTS)
         yield _raw(at, "experts_gate_up", (e, 2 * w, d) if m.fused_out_in else (e, d, 2 * w))
@@ -193,9 +197,11 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
                 yield from _linear(at, "expert_gate", m.expert_intermediate, d, m.expert_bias)
             yield from _linear(at, "expert_up", m.expert_intermediate, d, m.expert_bias)
             yield from _linear(at, "expert_down", d, m.expert_intermediate, m.expert_bias)
+    d = t.hidden_size  # the shared expert reads the model width
     if m.shared_intermediate:
         shared = Site(t, i, c, SHARED_EXPERT)
-        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=False)
+        # (non-gated experts: Nemotron-H's shared expert is its own MLP class, biased by mlp_bias)
+        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=False if m.gated else t.mlp_bias)
         if m.shared_expert_gate:
             yield from _linear(shared, "shared_expert_gate", 1, d, False)
 

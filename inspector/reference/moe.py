@@ -133,7 +133,7 @@ class Expert(nn.Module):
 
     def __init__(self, spec: TextSpec, e: int, glu) -> None:
         super().__init__()
-        m, d = spec.moe, spec.hidden_size
+        m, d = spec.moe, spec.moe.latent or spec.hidden_size  # Nemotron-H's latent experts read the latent width
         w, self.glu = m.expert_intermediate, glu
         self.act = None if m.gated else activation(spec)  # Nemotron-H: down(act(up x)), no gate
         for name, shape in (("gate", (w, d)), ("up", (w, d)), ("down", (d, w)))[0 if m.gated else 1:]:
@@ -149,13 +149,13 @@ class Expert(nn.Module):
 
 
 class UpDown(nn.Module):
-    """Nemotron-H's shared expert: down(act(up x)), no biases."""
+    """Nemotron-H's shared expert: down(act(up x)), biased by mlp_bias."""
 
     def __init__(self, spec: TextSpec, width: int) -> None:
         super().__init__()
-        self.act = activation(spec)
-        self.up = linear(spec, spec.hidden_size, width, False, "Step 6", "shared expert up")
-        self.down = linear(spec, width, spec.hidden_size, False, "Step 6", "shared expert down")
+        self.act, bias = activation(spec), spec.mlp_bias
+        self.up = linear(spec, spec.hidden_size, width, bias, "Step 6", "shared expert up")
+        self.down = linear(spec, width, spec.hidden_size, bias, "Step 6", "shared expert down")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(self.act(self.up(x)))  # (b, n, d)
@@ -228,6 +228,9 @@ class MoE(nn.Module):
         self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {ROUTES[r.rule][1]}")
         self.topk_ids = Tap("Step 6", "chosen expert ids (b, n, k)")
         self.tokens_per_expert = Tap("Step 6", f"tokens each of the {m.num_experts} experts received (E,)", values=True)
+        if m.latent:  # Nemotron-H: experts run in the latent width, between fc1 (d -> latent) and fc2 (back)
+            self.latent_in = linear(spec, d, m.latent, spec.mlp_bias, "Step 6", f"to the experts' latent width {m.latent}")
+            self.latent_out = linear(spec, m.latent, d, spec.mlp_bias, "Step 6", "experts' sum back to d")
         glu = _glu(spec)
         self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
                                                                             for e in range(m.num_experts))
@@ -252,8 +255,11 @@ class MoE(nn.Module):
         flat_ids = ids.reshape(-1)  # (b n k,)
         counts = torch.zeros(self.n_experts, dtype=torch.long, device=x.device)
         counts = self.tokens_per_expert(counts.scatter_add_(0, flat_ids, torch.ones_like(flat_ids)))  # (E,)
-        out = self._routed(x.reshape(-1, d), weights.reshape(-1, self.k), ids.reshape(-1, self.k), counts)
-        out = out.view(b, n, d)
+        inner = self.latent_in(x) if hasattr(self, "latent_in") else x  # (b, n, latent or d)
+        out = self._routed(inner.reshape(b * n, -1), weights.reshape(-1, self.k), ids.reshape(-1, self.k), counts)
+        out = out.view(b, n, -1)  # (b, n, latent or d)
+        if hasattr(self, "latent_out"):
+            out = self.latent_out(out)  # (b, n, d)
         if hasattr(self, "shared"):
             shared = self.shared(x)  # (b, n, d)
             if hasattr(self, "shared_gate"):
@@ -286,6 +292,8 @@ MOE_ROLES: dict[str, Callable[[str, int | None], str]] = {
     **{f"shared_{p}": (lambda role, e, p=p: f"shared.{p}.{role.partition('.')[2]}")
        for p in ("gate", "up", "down", "gate_up")},
     "shared_expert_gate": lambda role, e: "shared_gate." + role.partition(".")[2],
+    "moe_latent_in": lambda role, e: "latent_in." + role.partition(".")[2],
+    "moe_latent_out": lambda role, e: "latent_out." + role.partition(".")[2],
 }
 FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}
 

@@ -164,6 +164,7 @@ NEMOTRON_H_NAMES = _names(
     router=NX + "gate", router_score_bias=NX + "gate.e_score_correction_bias",
     expert_up=NX + "experts.{e}.up_proj", expert_down=NX + "experts.{e}.down_proj",
     shared_up=NX + "shared_experts.up_proj", shared_down=NX + "shared_experts.down_proj",
+    moe_latent_in=NX + "fc1_latent_proj", moe_latent_out=NX + "fc2_latent_proj",
     final_norm="backbone.norm_f", lm_head="lm_head", **_mamba2_roles(NX),
 )
 GRANITE_HYBRID_NAMES = _extend(
@@ -199,6 +200,7 @@ class MoEFamily:
     fused_out_in: bool = False  # fused experts stored (E, out, in) like Linear weights (Granite), not (E, in, out)
     gated: bool = True  # False: up/down experts with a plain activation (Nemotron-H's relu2)
     shared_key: str = ""  # the config key of the shared expert's width, when it is neither of the usual ones
+    latent_key: str = ""  # Nemotron-H's moe_latent_size: the routed experts work in a latent width (fc1/fc2 around)
     shared_expert: bool = False
     shared_expert_gate: bool = False
     router_bias: bool = False
@@ -424,7 +426,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("nemotron_h", "Nemotron-H (one block per layer: Mamba2, attention, relu2 MLP or relu2 experts)",
            names=NEMOTRON_H_NAMES, mlp="plain", placement="single", single_block=True, nope_unless_rope=True, linear_attention="mamba2", mlp_bias="mlp_bias",
            moe=MoEFamily(gated=False, score_bias=True, routing="sigmoid_grouped",
-                         shared_key="moe_shared_expert_intermediate_size"),
+                         shared_key="moe_shared_expert_intermediate_size", latent_key="moe_latent_size"),
            keys=_keys(num_experts=("n_routed_experts", "num_local_experts"), norm_eps=("layer_norm_epsilon",),
                       hidden_act=("mlp_hidden_act",), ssm_heads=("mamba_num_heads",), ssm_head_dim=("mamba_head_dim",),
                       ssm_groups=("n_groups", "mamba_n_groups"), ssm_state=("ssm_state_size",),

@@ -55,6 +55,7 @@ class MoESpec:
     routing: RoutingSpec = RoutingSpec()
     gated: bool = True  # False: up/down experts (Nemotron-H's relu2), no gate projection
     fused_out_in: bool = False  # fused experts stored (E, out, in) (Granite), not (E, in, out) (gpt-oss, Llama 4)
+    latent: int = 0  # Nemotron-H's moe_latent_size: experts read and write this width, projected from and back to d
     layer_set: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -125,7 +126,8 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
                            f"layers is over {MAX_EXPERT_INSTANCES:,} experts in all")
     return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
-                   moe_layers, read_routing(r, family, experts), family.moe.gated, family.moe.fused_out_in)
+                   moe_layers, read_routing(r, family, experts), family.moe.gated, family.moe.fused_out_in,
+                   r.int(family.moe.latent_key) if family.moe.latent_key and r.has(family.moe.latent_key) else 0)
 
 
 def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
