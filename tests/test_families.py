@@ -13,6 +13,7 @@ import pytest
 
 from conftest import tiny_config
 from hf_reference import hf_meta, to_transformers_names
+from ssm_configs import TINY_SSM
 from inspector.inventory.accounting import account
 from inspector.inventory.entry import MTP
 from inspector.inventory.model import inventory
@@ -183,6 +184,7 @@ TINY.update({
     "olmo3-bias-listed": tiny_config("olmo3", num_hidden_layers=3, sliding_window=8, attention_bias=True,
                                      layer_types=["full_attention", "sliding_attention", "full_attention"]),
 })
+TINY.update(TINY_SSM)  # Mamba2 / short-convolution hybrids (tests/ssm_configs.py)
 
 
 @pytest.mark.parametrize("cfg", list(TINY.values()), ids=list(TINY))
@@ -206,5 +208,5 @@ def test_family_defaults_are_transformers_class_defaults(model_type):
     for key in switches | {"tie_word_embeddings"}:
         assert bool(family.defaults.get(key, False)) == bool(theirs.get(key, False)), key
     act_keys = family.config_keys("hidden_act")
-    act = next(theirs[k] for k in act_keys if theirs.get(k) is not None)
+    act = next((theirs[k] for k in act_keys if theirs.get(k) is not None), "silu")  # LFM2's class: no key, SiLU
     assert family.defaults.get(next(iter(act_keys)), family.defaults.get("hidden_act", "silu")) == act

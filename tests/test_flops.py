@@ -27,6 +27,7 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from test_reference_families import CASES  # noqa: E402  tiny configs of every family with a reference forward
+from ssm_configs import SSM_FORWARD  # noqa: E402
 
 # The families CASES leaves out, tiny; with CASES every native family (deepseek_v2: no reference forward, skipped;
 # the hybrids' Gated DeltaNet recurrence has no matmul in the reference: neither side counts it)
@@ -76,6 +77,10 @@ EXTRA_CASES = {
                                kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4,
                                v_head_dim=8, num_key_value_heads=4, first_k_dense_replace=1, n_shared_experts=1),
 }
+# Mamba2 / short-convolution hybrids: the selective scan is elementwise in the reference (neither side counts it)
+EXTRA_CASES.update({name: SSM_FORWARD[name] for name in ("nemotron_moe", "lfm2", "granitemoehybrid",
+                                                                   "granitemoehybrid-moe-rope", "falcon_h1",
+                                                                   "nemotron_h-latent-moe")})
 # FLOPs see no difference between a case and its variant when the variant changes only what is not counted
 # (norms, the order of residual additions): those are left to test_reference_families. Cases with several
 # layers of one kind are cut to one layer of each kind, for time (every layer of a kind counts alike).

@@ -118,6 +118,9 @@ SAMPLE = {
                       expert_layer_period=2, num_experts=4),
     "falcon_h1": _default("falcon_h1", num_hidden_layers=2),
     "nemotron_h": _default("nemotron_h", num_hidden_layers=4, hybrid_override_pattern="M-*-"),
+    # Bamba (Mamba2 + attention, no native family): the transformers path's Mamba2 sample since nemotron_h and
+    # falcon_h1 answer natively
+    "bamba": _default("bamba", num_hidden_layers=2, attn_layer_indices=[1]),
     # glm4_moe and minimax_m2 are native since issue 24 (helper moe4): GLM-4.7-Flash (glm4_moe_lite, MLA + DeepSeek-V3
     # MoE) and EXAONE MoE stand in for them as non-native MoE samples
     "glm4_moe_lite": _default("glm4_moe_lite", num_hidden_layers=2),
@@ -130,8 +133,10 @@ SAMPLE = {
 # qwen3_next has a native family since m24n (merged after m24): `memory` and `flops` answer natively for it, with
 # vLLM's GDN state page (memory.native_hybrid -> memory.vllm_hybrid) and the chunked delta rule's FLOPs
 # (compute.flops.deltanet_flops); the checks below hold on either path.
-# kimi_linear is native too since issue 24 (helper dsa): vLLM's KDA state page through the same arithmetic.
-NATIVE = ("qwen3_next", "kimi_linear", "gemma3n_text")  # sample configs a native family answers (the same figures through the spec)
+# kimi_linear is native too since issue 24 (helper dsa): vLLM's KDA state page through the same arithmetic;
+# falcon_h1 and nemotron_h since helper ssm (the Mamba2 hybrids), gemma3n_text since helper gem.
+NATIVE = ("qwen3_next", "kimi_linear", "gemma3n_text", "falcon_h1", "nemotron_h")  # sample configs a native family
+# answers (the same figures through the spec)
 
 
 def _build(cfg: dict):
@@ -274,7 +279,7 @@ def _flop_oracle(cfg: dict, seq_len: int, context: int) -> tuple[int, int]:
     return prefill, counter.get_total_flops() + _moe_routed(cfg)
 
 
-FLOPS = ["qwen3_next", "falcon_h1", "nemotron_h", "glm4_moe_lite", "glm_moe_dsa", "gemma3n_text"]
+FLOPS = ["qwen3_next", "bamba", "glm4_moe_lite", "glm_moe_dsa", "gemma3n_text"]  # (nemotron_h, falcon_h1: native now)
 
 
 @pytest.mark.parametrize("name", FLOPS)
@@ -295,9 +300,9 @@ def test_flops_exit_0_with_a_figure(name, config_dirs):
 
 
 def test_roofline_and_training_options_refused_in_one_line(config_dirs):
-    result = runner.invoke(app, ["flops", config_dirs["falcon_h1"], "--gpu", "H100-80GB"])
+    result = runner.invoke(app, ["flops", config_dirs["bamba"], "--gpu", "H100-80GB"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "no native family" in result.stderr
-    result = runner.invoke(app, ["memory", config_dirs["falcon_h1"], "--tp", "2"])
+    result = runner.invoke(app, ["memory", config_dirs["bamba"], "--tp", "2"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "--tp" in result.stderr
 
 

@@ -229,6 +229,10 @@ def indexer_flops(t: TextSpec, step: Pass) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------- Gated DeltaNet
 
+# Mamba2's selective scan is elementwise (a decayed outer product B x^T into the (head_dim, state) state per
+# head, then the state read against C: ~4 heads x head_dim x state FLOPs per token), run so by the reference
+# and by transformers' recurrent step; FlopCounterMode counts no elementwise op, nor does the ledger
+SSM_SCAN_SKIPPED = "language_model: Mamba2 selective scan (elementwise, ~4 x heads x head_dim x state per token)"
 GDN_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk_size (models/qwen3_next/modeling_qwen3_next.py)
 
 
@@ -306,7 +310,7 @@ def ledger(acc, step: Pass) -> Ledger:
         sums[(component, group)][0] += 2 * size * computed
         sums[(component, group)][1] += 2 * size * needed
     for i in range(t.num_layers):
-        if i not in acc.spec.cross_layers and not t.is_linear_layer(i):
+        if i not in acc.spec.cross_layers and t.has_attention(i):
             computed, needed = attention_flops(t, i, step)
             sums[(LM, ATTN)][0] += computed
             sums[(LM, ATTN)][1] += needed
@@ -314,7 +318,10 @@ def ledger(acc, step: Pass) -> Ledger:
         computed, needed = indexer_flops(t, step)
         sums[(LM, ATTN)][0] += computed
         sums[(LM, ATTN)][1] += needed
-    if t.linear is not None and t.linear.layers:  # the recurrence and the conv's extra outputs, on the conv's row
+    if t.linear is not None and t.linear.layers and t.linear.kind == "mamba2":
+        skipped = (*skipped, SSM_SCAN_SKIPPED)
+    delta = t.linear is not None and t.linear.layers and (t.linear.kind.startswith("gdn") or t.linear.kind == "kda")
+    if delta:  # Gated DeltaNet / KDA: the recurrence and the conv's extra outputs, on the conv's row
         row = next((e.component, e.group) for e in acc.entries if e.role in ("gdn_conv", "kda_q_conv"))
         computed, needed = deltanet_flops(t, step)
         sums[row][0] += computed

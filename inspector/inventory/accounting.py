@@ -144,7 +144,8 @@ class LayerState:
 
     layers: int  # how many layers keep it
     conv_shape: tuple[int, int]  # (channels, positions)
-    recurrent_shape: tuple[int, int, int]  # (value heads, key head dim, value head dim)
+    recurrent_shape: tuple[int, ...]  # GDN (value heads, key head dim, value head dim); Mamba2 (heads, head dim,
+    # state size); () for a short convolution (LFM2), which keeps no recurrent state
     conv_bytes: int  # per layer and sequence
     recurrent_bytes: int
 
@@ -163,7 +164,7 @@ def linear_state(t: TextSpec, conv_bytes: int = KV_BYTES,
     g = t.linear
     if g is None or not g.layers:
         return None
-    return LayerState(len(g.layers), (g.conv_dim, g.conv_kernel), (g.value_heads, g.key_head_dim, g.value_head_dim),
+    return LayerState(len(g.layers), (g.conv_dim, g.conv_kernel), g.recurrent_shape(),
                       g.conv_state_elements() * conv_bytes, g.recurrent_state_elements() * recurrent_bytes)
 
 

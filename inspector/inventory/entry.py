@@ -49,6 +49,9 @@ ROUTER, EXPERTS, SHARED_EXPERT, DENSE_MLP = "Router", "Experts (routed)", "Share
 ROUTER_BIAS = "Router score-correction bias"
 LINEAR_ATTN = "Linear attention layer (Gated DeltaNet)"
 KDA_ATTN = "Linear attention layer (Kimi Delta Attention)"
+SSM = "State-space layer (Mamba2)"
+SHORT_CONV = "Short convolution layer"
+LATENT = "Experts' latent projections"  # Nemotron-H's moe_latent_size: d -> latent before the experts, back after
 MTP_PROJ, MTP_HEAD = "Embedding, norms and projection", "Head (norm and LM head)"
 MTP = "mtp"  # component and row of DeepSeek-V3's multi-token-prediction module
 # Gemma 3n / Gemma 4 rows (inspector.spec.per_layer): per-layer inputs, AltUp, LAuReL, Gemma 4's layer scalar

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Iterator, NamedTuple
 
 from inspector.inventory.entry import (
-    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, KDA_ATTN, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED, ROUTER, ROUTER_BIAS,
-    SHARED_EXPERT, WeightEntry, norm_row,
+    ATTN, DENSE_MLP, EMBED, EXPERTS, HEAD, KDA_ATTN, LATENT, LINEAR_ATTN, LM, MLP, MTP, MTP_HEAD, MTP_PROJ, POS_EMBED,
+    ROUTER, ROUTER_BIAS, SHARED_EXPERT, SHORT_CONV, SSM, WeightEntry, norm_row,
 )
 from inspector.inventory.per_layer import (
     attention_row, gemma_experts, gemma_layer_extras, gemma_model_extras, mlp_row,
@@ -167,18 +167,56 @@ def _kimi_delta(at: Site) -> Entries:
     yield from _linear(at, "kda_out", d, width, False)
 
 
+def _mamba2(t: TextSpec, i: int, c: str) -> Entries:
+    """A Mamba2 mixer: in_proj (d -> gate z, the conv's x B C, one dt per head), the depthwise convolution
+    over x B C, the per-head dt bias, A (as log) and skip D, the gated norm over the inner width, out_proj."""
+    g, at = t.linear, Site(t, i, c, SSM)
+    inner = g.value_dim
+    yield from _linear(at, "ssm_in", inner + g.conv_dim + g.value_heads, t.hidden_size, g.proj_bias)
+    yield WeightEntry(t.name("ssm_conv", i, ".weight"), (g.conv_dim, 1, g.conv_kernel), c, SSM, "ssm_conv.weight", i)
+    if g.conv_bias:
+        yield WeightEntry(t.name("ssm_conv", i, ".bias"), (g.conv_dim,), c, SSM, "ssm_conv.bias", i)
+    for role in ("ssm_dt_bias", "ssm_a_log", "ssm_d"):
+        yield _raw(at, role, (g.value_heads,))
+    if g.gated_norm:
+        yield WeightEntry(t.name("ssm_norm", i, ".weight"), (inner,), c, SSM, "ssm_norm.weight", i)
+    yield from _linear(at, "ssm_out", t.hidden_size, inner, g.out_bias)
+
+
+def _short_conv(t: TextSpec, i: int, c: str) -> Entries:
+    """LFM2's gated short convolution: in_proj (d -> B, C, x), the depthwise convolution, out_proj."""
+    g, d, at = t.linear, t.hidden_size, Site(t, i, c, SHORT_CONV)
+    yield WeightEntry(t.name("ssm_conv", i, ".weight"), (d, 1, g.conv_kernel), c, SHORT_CONV, "ssm_conv.weight", i)
+    if g.conv_bias:
+        yield WeightEntry(t.name("ssm_conv", i, ".bias"), (d,), c, SHORT_CONV, "ssm_conv.bias", i)
+    yield from _linear(at, "ssm_in", 3 * d, d, g.proj_bias)
+    yield from _linear(at, "ssm_out", d, d, g.out_bias)
+
+
+MIXERS = {"gdn_fused": _gated_deltanet, "gdn_split": _gated_deltanet, "kda": _gated_deltanet,  # (KDA: _kimi_delta)
+          "mamba2": _mamba2, "shortconv": _short_conv}
+
+
+def _mixers(t: TextSpec, i: int, c: str) -> Entries:
+    """The token mixers of layer `i`: attention, the linear/state-space mixer, or both side by side (Falcon-H1)."""
+    if t.has_attention(i):
+        yield from _attention(t, i, c)
+    if t.is_linear_layer(i):
+        yield from MIXERS[t.linear.kind](t, i, c)
+
+
 # --------------------------------------------------------------------------- feed-forward
 
 
 def _mlp(at: Site, width: int, prefix: str = "", bias: bool | None = None) -> Entries:
     t, d = at.t, at.t.hidden_size
     bias = t.mlp_bias if bias is None else bias
-    if t.mlp == "plain":
-        yield from _linear(at, "fc1", width, d, bias)
-        yield from _linear(at, "fc2", d, width, bias)
+    if t.mlp == "plain":  # a shared expert's up/down (Nemotron-H), else fc1/fc2
+        yield from _linear(at, prefix + "up" if prefix else "fc1", width, d, bias)
+        yield from _linear(at, prefix + "down" if prefix else "fc2", d, width, bias)
         return
-    if t.mlp == "gated_fused" and not prefix:
-        yield from _linear(at, "gate_up", 2 * width, d, bias)
+    if t.mlp == "gated_fused" and (not prefix or prefix + "gate_up" in t.names):
+        yield from _linear(at, prefix + "gate_up", 2 * width, d, bias)
     else:
         yield from _linear(at, prefix + "gate", width, d, bias)
         yield from _linear(at, prefix + "up", width, d, bias)
@@ -192,23 +230,32 @@ def _experts(t: TextSpec, i: int, c: str) -> Entries:
     if m.score_bias:  # a buffer (DeepSeek-V3), or ERNIE 4.5's frozen (1, E) parameter
         shape = (1, m.num_experts) if m.score_bias_param else (m.num_experts,)
         yield _raw(Site(t, i, c, ROUTER_BIAS), "router_score_bias", shape, parameter=m.score_bias_param)
+    if m.latent:  # Nemotron-H: the routed experts work in the latent width
+        yield from _linear(Site(t, i, c, LATENT), "moe_latent_in", m.latent, d, t.mlp_bias)
+        yield from _linear(Site(t, i, c, LATENT), "moe_latent_out", d, m.latent, t.mlp_bias)
+        d = m.latent
     if m.fused:
         e, w, at = m.num_experts, m.expert_intermediate, Site(t, i, c, EXPERTS)
-        yield _raw(at, "experts_gate_up", (e, d, 2 * w))
+        yield _raw(at, "experts_gate_up", (e, 2 * w, d) if m.fused_out_in else (e, d, 2 * w))
         if m.expert_bias:
             yield _raw(at, "experts_gate_up_bias", (e, 2 * w))
-        yield _raw(at, "experts_down", (e, w, d))
+        yield _raw(at, "experts_down", (e, d, w) if m.fused_out_in else (e, w, d))
         if m.expert_bias:
             yield _raw(at, "experts_down_bias", (e, d))
     else:
         for e in range(m.num_experts):
             at = Site(t, i, c, EXPERTS, e)
-            yield from _linear(at, "expert_gate", m.expert_intermediate, d, m.expert_bias)
+            if m.gated:
+                yield from _linear(at, "expert_gate", m.expert_intermediate, d, m.expert_bias)
             yield from _linear(at, "expert_up", m.expert_intermediate, d, m.expert_bias)
             yield from _linear(at, "expert_down", d, m.expert_intermediate, m.expert_bias)
+    d = t.hidden_size  # the shared expert reads the model width
     if m.shared_intermediate:
         shared = Site(t, i, c, SHARED_EXPERT)
-        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=t.mlp_bias and m.shared_bias)
+        # ERNIE 4.5's shared experts take use_bias (shared_bias); Nemotron-H's (non-gated experts) is its own MLP
+        # class, biased by mlp_bias
+        bias = t.mlp_bias and (m.shared_bias or not m.gated)
+        yield from _mlp(shared, m.shared_intermediate, prefix="shared_", bias=bias)
         if m.shared_expert_gate:
             yield from _linear(shared, "shared_expert_gate", 1, d, False)
 
@@ -229,10 +276,16 @@ def _feed_forward(t: TextSpec, i: int, c: str) -> Entries:
 
 
 def _layer(t: TextSpec, i: int, c: str = LM) -> Entries:
-    """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part."""
+    """One decoder layer in checkpoint order: the placement's norms around attention and the feed-forward part
+    (Nemotron-H: one norm, then the layer's one block)."""
     p = t.placement
     yield from _layer_norms(t, i, c, p.before_attn)
-    yield from (_gated_deltanet if t.is_linear_layer(i) else _attention)(t, i, c)
+    if t.blocks and t.blocks[i] in ("mlp", "moe"):
+        yield from _feed_forward(t, i, c)
+        return
+    yield from _mixers(t, i, c)
+    if not t.has_feed_forward(i):
+        return
     yield from _layer_norms(t, i, c, p.after_attn + p.before_mlp)
     yield from _feed_forward(t, i, c)
     yield from _layer_norms(t, i, c, p.after_mlp)

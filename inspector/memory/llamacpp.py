@@ -255,6 +255,8 @@ def kv_caches(hp: HParams, ctx: Context, s: LlamaCppSettings, ubatch: int) -> li
         return KVCache(swa, cells, layers, s.n_seq_max, ctx.n_stream, s.type_k, s.type_v, k, v)
 
     n_attn = hp.n_layer - (len(hp.recurrent.layers) if hp.recurrent else 0)
+    if hp.recurrent and hp.recurrent.kv_layers is not None:  # Nemotron-H's MLP blocks, Falcon-H1's parallel layers
+        n_attn = hp.recurrent.kv_layers
     if not n_attn:  # a recurrent model (llm_arch_is_recurrent): llama_memory_recurrent only, no KV cache
         return []
     if not hp.n_swa:  # a hybrid model's attention cache holds only its attention layers (filter_attn)

@@ -6,7 +6,10 @@ Pure arithmetic. Sources, in ggml-org/llama.cpp@0c1e57098 (the llama.cpp llama-c
   ``is_recr_impl[il] = n_head_kv(il) == 0``, the per-layer ``attention.head_count_kv`` array);
 * the widths: ``llama_hparams::n_embd_r`` / ``n_embd_s`` (src/llama-hparams.cpp): LFM2's short convolution keeps
   ``n_embd * (shortconv.l_cache - 1)`` floats of R per cell and no S (``ssm_d_state * ssm_d_inner = 0``); a Mamba-2
-  layer (granitehybrid) ``(d_conv - 1) * (d_inner + 2 n_group d_state)`` of R and ``d_state * d_inner`` of S;
+  layer (granitehybrid) ``(d_conv - 1) * (d_inner + 2 n_group d_state)`` of R and ``d_state * d_inner`` of S
+  (the same for nemotron_h, whose recurrent layers are those with head_count_kv and feed_forward_length 0,
+  src/models/nemotron-h.cpp, and falcon-h1, all of whose layers are, src/models/falcon-h1.cpp; which layers join
+  the attention cache: llama_model::create_memory's filter_attn in src/llama-model.cpp);
 * the sizes: ``llama_memory_recurrent::llama_memory_recurrent`` (src/llama-memory-recurrent.cpp): per recurrent
   layer an R tensor ``[n_embd_r, mem_size * (1 + n_rs_seq)]`` and an S tensor ``[n_embd_s, ...]`` (f32, the types
   ``llama_model::create_memory`` passes), ``mem_size = max(1, n_seq_max)`` cells; one CPU buffer per buffer type,
@@ -35,6 +38,7 @@ class Recurrent:
     n_embd_r: int
     n_embd_s: int
     ssm: tuple = ()  # Mamba-2: (d_conv, d_inner, d_state, n_group, n_ssm_head), for the graph
+    kv_layers: int | None = None  # layers in the attention cache when not "all the others" (Nemotron-H, Falcon-H1)
 
 
 @dataclass(frozen=True)
@@ -70,27 +74,43 @@ def _shortconv(arch: str):
     return rule
 
 
-def _mamba2_hybrid(arch: str, pure: bool = False):
+def _per_layer(meta: dict, key: str, n_layer: int) -> list:
+    v = meta.get(key)
+    return list(v) if isinstance(v, (list, tuple)) else [v] * n_layer
+
+
+def _mamba2_hybrid(arch: str, pure: bool = False, layout: str = "kv0"):
     """Mamba-2 layers where head_count_kv is 0 (src/models/granite-hybrid.cpp: ``is_recr_impl[i] = n_head_kv(i) == 0``),
     or every layer (``pure``: mamba2, llm_arch_is_recurrent): R = (d_conv - 1) * (d_inner + 2 * n_group * d_state)
-    (the conv states), S = d_state * d_inner (the SSM states)."""
+    (the conv states), S = d_state * d_inner (the SSM states). `layout` "nemotron": recurrent where head_count_kv
+    and feed_forward_length are both 0 (src/models/nemotron-h.cpp), the attention cache on the other layers with
+    feed_forward_length 0 (llama_model::create_memory's filter_attn: the MLP/MoE blocks hold neither); "parallel"
+    (Falcon-H1): every layer recurrent and every layer in the attention cache (both filters always true)."""
 
     def rule(meta: dict, n_layer: int, n_embd: int) -> Recurrent:
-        kv = 0 if pure else meta.get(f"{arch}.attention.head_count_kv")
-        heads = list(kv) if isinstance(kv, (list, tuple)) else [kv] * n_layer
+        heads = [0] * n_layer if pure or layout == "parallel" else \
+            _per_layer(meta, f"{arch}.attention.head_count_kv", n_layer)
+        ffs = _per_layer(meta, f"{arch}.feed_forward_length", n_layer) if layout == "nemotron" else [0] * n_layer
         d_conv, d_inner = meta[f"{arch}.ssm.conv_kernel"], meta[f"{arch}.ssm.inner_size"]
         d_state, n_group = meta[f"{arch}.ssm.state_size"], meta.get(f"{arch}.ssm.group_count", 0)
-        return Recurrent(layers=tuple(il for il, h in enumerate(heads) if h == 0),
+        kv = {"nemotron": sum(1 for h, f in zip(heads, ffs) if h and not f), "parallel": n_layer}.get(layout)
+        return Recurrent(layers=tuple(il for il, (h, f) in enumerate(zip(heads, ffs)) if h == 0 and not f),
                          n_embd_r=(d_conv - 1) * (d_inner + 2 * n_group * d_state) if d_conv else 0,
                          n_embd_s=d_state * d_inner,
-                         ssm=(d_conv, d_inner, d_state, n_group, meta.get(f"{arch}.ssm.time_step_rank", 0)))
+                         ssm=(d_conv, d_inner, d_state, n_group, meta.get(f"{arch}.ssm.time_step_rank", 0)),
+                         kv_layers=kv)
 
     return rule
 
 
 # architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
 RECURRENT = {"lfm2": _shortconv("lfm2"), "lfm2moe": _shortconv("lfm2moe"),
-             "granitehybrid": _mamba2_hybrid("granitehybrid"), "mamba2": _mamba2_hybrid("mamba2", pure=True)}
+             "granitehybrid": _mamba2_hybrid("granitehybrid"), "mamba2": _mamba2_hybrid("mamba2", pure=True),
+             # from the source (src/models/nemotron-h.cpp, nemotron-h-moe.cpp, falcon-h1.cpp and
+             # llama-model.cpp create_memory), not yet checked against a llama.cpp run
+             "nemotron_h": _mamba2_hybrid("nemotron_h", layout="nemotron"),
+             "nemotron_h_moe": _mamba2_hybrid("nemotron_h_moe", layout="nemotron"),
+             "falcon-h1": _mamba2_hybrid("falcon-h1", layout="parallel")}
 
 
 def recurrent(meta: dict, arch: str, n_layer: int, n_embd: int) -> Recurrent | None:

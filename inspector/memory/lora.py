@@ -26,6 +26,7 @@ PEFT_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "gemma2": ("q_proj", "v_proj"), "gemma3_text": ("q_proj", "v_proj"),
     "phi": ("q_proj", "v_proj", "fc1", "fc2"), "gpt2": ("c_attn",), "gpt_neox": ("query_key_value",),
     "llama4": ("q_proj", "v_proj"),
+    "nemotron_h": ("q_proj", "k_proj", "v_proj", "o_proj"),  # (peft 0.21.2; granitemoehybrid, falcon_h1, lfm2: none)
 }
 
 # peft's conversion of transformers-4 MoE target names for transformers 5 (peft.utils.

@@ -8,6 +8,12 @@ key_head_dim, value_head_dim)). Under tensor parallelism vLLM splits the GDN hea
 the value heads by tp_world_size), so the state tensors are divided by tp here (exact for head counts tp divides).
 Kimi Delta Attention layers likewise (`kda_state_shape`: three convs of num_heads x head_dim / tp channels and
 kernel - 1 positions, the recurrent state num_heads / tp x head_dim x head_dim, in float32: `kda_state_dtype`).
+Mamba2 layers (Nemotron-H, Granite 4.0-H, Falcon-H1) enter with transformers' conv_states (inner + 2 n_groups
+state, kernel) and ssm states (heads, head_dim, state) (`MambaStateShapeCalculator.mamba2_state_shape`: conv
+(kernel - 1, conv_dim / tp), temporal (heads / tp, head_dim, state); at tp > 1 the n_groups tp does not divide
+are replicated to tp groups first, `extra_groups_for_head_shards`), LFM2's short convolutions with their
+conv state alone (`short_conv_state_shape`: (kernel - 1, hidden / tp)). A Falcon-H1 layer is both an attention
+layer and a state layer.
 """
 
 from __future__ import annotations
@@ -30,14 +36,24 @@ def hybrid_input(t, stage: tuple[int, int], token_bytes: int, kv_width: int, tp:
         return None
     elements = token_bytes // kv_width
     attention = tuple(AttnLayer(i, elements, None if t.mla is not None else t.window(i))
-                      for i in range(*stage) if not t.is_linear_layer(i))
-    conv = (max(1, g.conv_dim // tp), g.conv_kernel)
-    recurrent = (max(1, g.value_heads // tp), g.key_head_dim, g.value_head_dim)
-    states = tuple(StateLayer(i, (("conv_states", conv, "bfloat16"), ("recurrent_states", recurrent, "bfloat16")))
-                   for i in range(*stage) if t.is_linear_layer(i))
+                      for i in range(*stage) if t.has_attention(i))
+    conv = (max(1, _conv_dim(g, tp) // tp), g.conv_kernel)
+    tensors = (("conv_states", conv, "bfloat16"),)
+    if g.recurrent_shape():  # a short convolution (LFM2) keeps none
+        heads, *rest = g.recurrent_shape()
+        tensors += (("recurrent_states", (max(1, heads // tp), *rest), "bfloat16"),)
+    states = tuple(StateLayer(i, tensors) for i in range(*stage) if t.is_linear_layer(i))
     # Kimi's KDA: vLLM keeps its recurrent state in float32 whatever the model's dtype (mamba_utils.py kda_state_dtype)
     return HybridInput(attention, states, length, step, block_size, kv_width, MODEL_DTYPE_BYTES,
                        fp32_recurrent=g.kind == "kda")
+
+
+def _conv_dim(g, tp: int) -> int:
+    """The conv channels vLLM shards over tp: Mamba2 replicates groups tp does not divide
+    (mamba_utils.py extra_groups_for_head_shards: tp - n_groups more), so each rank keeps its heads' B and C."""
+    if g.kind != "mamba2" or g.key_heads % tp == 0:
+        return g.conv_dim
+    return g.value_dim + 2 * tp * g.key_head_dim  # n_groups + (tp - n_groups) = tp groups of B and C
 
 
 def largest_context(inp: HybridInput, available: int) -> int:

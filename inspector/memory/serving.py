@@ -313,7 +313,7 @@ def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[t
     t = acc.spec.text
     by_kind: dict[tuple[str, int | None], list[int]] = {}
     for i in range(*(layers or (0, t.num_layers))):
-        if t.is_linear_layer(i):  # Gated DeltaNet: a fixed state per request, no KV (its pages are not modelled)
+        if not t.has_attention(i):  # Gated DeltaNet / Mamba2 / short conv / MLP block: no KV
             continue
         if t.per_layer is not None and t.per_layer.is_shared(i):  # Gemma 3n / 4: reads another layer's KV
             continue

@@ -79,6 +79,7 @@ class Attention(nn.Module):
         if spec.attention_sinks:
             self.sinks = nn.Parameter(torch.zeros(self.n_h))  # (n_h,) one learned logit per head
         self.o = linear(spec, spec.attn_out_dim, d, spec.o_bias, "Step 5", "heads concatenated to (b, n, d), then W_o")
+        self.key_scale = spec.mup.key if spec.mup is not None else 1.0  # Falcon-H1's key_multiplier
         self._taps(spec)
         note(self, "Step 5", "self-attention output")
 
@@ -139,6 +140,8 @@ class Attention(nn.Module):
             q, k, v = (qkv[..., j, :].reshape(b, n, h * dh) for j in range(3))  # (b, n, n_h d_h) each
         else:  # stacked [q; k; v]
             q, k, v = self.qkv(x).split([h * dh, kv * dh, kv * dh], dim=-1)
+        if self.key_scale != 1.0:
+            k = k * self.key_scale  # (b, n, n_kv d_h)
         if self.qk_norm is not None and not self.qk_norm.per_head:  # OLMo 2: one norm over all heads
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.view(b, n, h, dh), k.view(b, n, kv, dh), v.view(b, n, kv, dh)  # (b, n, heads, d_h)
@@ -257,8 +260,10 @@ ATTENTION = {"qkv": Attention, "qkv_fused": Attention, "qkv_grouped": Attention,
 
 def attention_for(spec: TextSpec, layer: int) -> nn.Module:
     """The attention part of `layer`, by the spec's attention kind."""
-    if spec.is_linear_layer(layer):
-        return KimiDeltaAttention(spec, layer) if spec.linear.kind == "kda" else GatedDeltaNet(spec, layer)
+    if spec.is_linear_layer(layer) and spec.linear.kind == "kda":
+        return KimiDeltaAttention(spec, layer)
+    if spec.is_linear_layer(layer) and spec.linear.kind.startswith("gdn"):
+        return GatedDeltaNet(spec, layer)
     if spec.per_layer is not None:
         return SharedKVAttention(spec, layer)
     if spec.attention not in ATTENTION:

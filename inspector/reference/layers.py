@@ -305,7 +305,7 @@ class KVCache:
         """Tokens already cached: the position of the next token."""
         return next((k.shape[2] for k in self.k if k is not None), self.seen)
 
-    def update_state(self, layer: int, conv: torch.Tensor, state: torch.Tensor, seen: int) -> None:
+    def update_state(self, layer: int, conv: torch.Tensor, state: torch.Tensor | None, seen: int) -> None:
         """A linear-attention layer's state after `seen` tokens in all."""
         self.conv[layer], self.state[layer], self.seen = conv, state, seen
 
@@ -329,7 +329,7 @@ class KVCache:
             raise InspectError(f"KV cache: cannot crop {self.length} positions to {length}")
         if length == 0:  # an empty cache: linear-attention states start again from zero
             self.conv, self.state, self.seen = [None] * len(self.conv), [None] * len(self.state), 0
-        elif length != self.length and any(s is not None for s in self.state):
+        elif length != self.length and any(c is not None for c in self.conv):
             raise InspectError(f"KV cache: a linear-attention state holds all {self.length} positions at once; "
                                f"it cannot be cropped to {length}")
         for i, (k, v) in enumerate(zip(self.k, self.v)):
@@ -347,7 +347,8 @@ class KVCache:
         for i, (conv, state) in enumerate(zip(self.conv, self.state)):
             if conv is not None:
                 index = rows.to(conv.device)
-                self.conv[i], self.state[i] = conv.index_select(0, index), state.index_select(0, index)
+                self.conv[i] = conv.index_select(0, index)
+                self.state[i] = state.index_select(0, index) if state is not None else None  # LFM2: conv only
 
 
 def causal_mask(start: int, n: int, window: int | None, dtype: torch.dtype, device: Any,

@@ -27,6 +27,7 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": F.silu, "swish": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": _gelu_tanh, "gelu_new": _gelu_tanh,
     "relu": F.relu, "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "relu2": lambda x: F.relu(x).square(),  # Nemotron-H (transformers' ReLUSquaredActivation)
 }
 
 # Inventory roles of the feed-forward part -> parameter path under `layers.{i}.mlp.` ("gate.weight").
@@ -58,6 +59,8 @@ class MLP(nn.Module):
             self.gate = linear(spec, d, width, bias, "Step 6", "gate projection")
             self.up = linear(spec, d, width, bias, "Step 6", "up projection")
         self.down = linear(spec, width, d, bias, "Step 6", "down projection")
+        # Falcon-H1's mlp_multipliers: the gate's pre-activation and the output scaled
+        self.gate_scale, self.down_scale = (spec.mup.mlp_gate, spec.mup.mlp_down) if spec.mup else (1.0, 1.0)
         self.gated = Tap("Step 6", f"{spec.hidden_act}(gate) * up")
         note(self, "Step 6", "FFN output")
 
@@ -68,6 +71,8 @@ class MLP(nn.Module):
             gate, up = self.gate(x), self.up(x)  # (b, n, d_inter) each
         if self.sparsity:
             gate = self.sparse(self._top_k(gate))  # (b, n, d_inter)
+        if self.gate_scale != 1.0 or self.down_scale != 1.0:
+            return self.down(self.gated(self.act(gate * self.gate_scale) * up)) * self.down_scale  # (b, n, d)
         return self.down(self.gated(self.act(gate) * up))  # (b, n, d)
 
     def _top_k(self, gate: torch.Tensor) -> torch.Tensor:

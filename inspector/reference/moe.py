@@ -136,16 +136,32 @@ class Expert(nn.Module):
 
     def __init__(self, spec: TextSpec, e: int, glu) -> None:
         super().__init__()
-        m, d = spec.moe, spec.hidden_size
+        m, d = spec.moe, spec.moe.latent or spec.hidden_size  # Nemotron-H's latent experts read the latent width
         w, self.glu = m.expert_intermediate, glu
-        for name, shape in (("gate", (w, d)), ("up", (w, d)), ("down", (d, w))):
+        self.act = None if m.gated else activation(spec)  # Nemotron-H: down(act(up x)), no gate
+        for name, shape in (("gate", (w, d)), ("up", (w, d)), ("down", (d, w)))[0 if m.gated else 1:]:
             setattr(self, name + "_weight", nn.Parameter(torch.empty(shape)))
             setattr(self, name + "_bias", nn.Parameter(torch.empty(shape[0])) if m.expert_bias else None)
         note(self, *_expert_note(e, w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act is not None:
+            return F.linear(self.act(F.linear(x, self.up_weight, self.up_bias)), self.down_weight, self.down_bias)
         h = self.glu(F.linear(x, self.gate_weight, self.gate_bias), F.linear(x, self.up_weight, self.up_bias))
         return F.linear(h, self.down_weight, self.down_bias)  # (m, d)
+
+
+class UpDown(nn.Module):
+    """Nemotron-H's shared expert: down(act(up x)), biased by mlp_bias."""
+
+    def __init__(self, spec: TextSpec, width: int) -> None:
+        super().__init__()
+        self.act, bias = activation(spec), spec.mlp_bias
+        self.up = linear(spec, spec.hidden_size, width, bias, "Step 6", "shared expert up")
+        self.down = linear(spec, width, spec.hidden_size, bias, "Step 6", "shared expert down")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))  # (b, n, d)
 
 
 class ExpertList(nn.ModuleList):
@@ -178,8 +194,9 @@ class FusedExperts(nn.ModuleList):
         e, w = m.num_experts, m.expert_intermediate
         interleaved = m.routing.expert_act == "clamped_swiglu"
         super().__init__(ExpertSlot(i, w, glu, interleaved) for i in range(e))
-        self.gate_up = nn.Parameter(torch.empty(e, d, 2 * w))
-        self.down = nn.Parameter(torch.empty(e, w, d))
+        self.out_in = m.fused_out_in  # Granite 4.0-H: gate_up (E, 2 d_e, d) and down (E, d, d_e), Linear layout
+        self.gate_up = nn.Parameter(torch.empty((e, 2 * w, d) if self.out_in else (e, d, 2 * w)))
+        self.down = nn.Parameter(torch.empty((e, d, w) if self.out_in else (e, w, d)))
         self.gate_up_bias = nn.Parameter(torch.empty(e, 2 * w)) if m.expert_bias else None
         self.down_bias = nn.Parameter(torch.empty(e, d)) if m.expert_bias else None
 
@@ -187,7 +204,8 @@ class FusedExperts(nn.ModuleList):
         def pick(p):
             return None if p is None else p[e]
 
-        return self[e](x, self.gate_up[e], pick(self.gate_up_bias), self.down[e], pick(self.down_bias))
+        gate_up, down = (self.gate_up[e].T, self.down[e].T) if self.out_in else (self.gate_up[e], self.down[e])
+        return self[e](x, gate_up, pick(self.gate_up_bias), down, pick(self.down_bias))  # (d, 2 d_e), (d_e, d)
 
 
 # --------------------------------------------------------------------------- the block
@@ -216,13 +234,17 @@ class MoE(nn.Module):
         self.topk_weights = Tap("Step 6", f"routing weights (b, n, k), k = {m.top_k}: {rule}")
         self.topk_ids = Tap("Step 6", "chosen expert ids (b, n, k)")
         self.tokens_per_expert = Tap("Step 6", f"tokens each of the {m.num_experts} experts received (E,)", values=True)
+        if m.latent:  # Nemotron-H: experts run in the latent width, between fc1 (d -> latent) and fc2 (back)
+            self.latent_in = linear(spec, d, m.latent, spec.mlp_bias, "Step 6", f"to the experts' latent width {m.latent}")
+            self.latent_out = linear(spec, m.latent, d, spec.mlp_bias, "Step 6", "experts' sum back to d")
         glu = _glu(spec)
         self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
                                                                             for e in range(m.num_experts))
         if m.shared_intermediate:
-            plain = replace(spec, mlp="gated", mlp_bias=spec.mlp_bias and m.shared_bias)
-            self.shared = note(MLP(plain, m.shared_intermediate), "Step 6",
-                               f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
+            fused = "shared_gate_up" in spec.names  # Granite 4.0-H's shared_mlp.input_linear: [gate | up]
+            plain = replace(spec, mlp="gated_fused" if fused else "gated", mlp_bias=spec.mlp_bias and m.shared_bias)
+            shared = MLP(plain, m.shared_intermediate) if m.gated else UpDown(spec, m.shared_intermediate)
+            self.shared = note(shared, "Step 6", f"shared expert on every token (b, n, d), width {m.shared_intermediate}")
         if m.shared_expert_gate:
             self.shared_gate = linear(spec, d, 1, False, "Step 6", "shared expert gate: sigmoid(x W) (b, n, 1)")
         self.meta_stand_in = Tap("Step 6", "meta device, no routing decisions: expert 0 stands for the chosen "
@@ -239,8 +261,11 @@ class MoE(nn.Module):
         flat_ids = ids.reshape(-1)  # (b n k,)
         counts = torch.zeros(self.n_experts, dtype=torch.long, device=x.device)
         counts = self.tokens_per_expert(counts.scatter_add_(0, flat_ids, torch.ones_like(flat_ids)))  # (E,)
-        out = self._routed(x.reshape(-1, d), weights.reshape(-1, self.k), ids.reshape(-1, self.k), counts)
-        out = out.view(b, n, d)
+        inner = self.latent_in(x) if hasattr(self, "latent_in") else x  # (b, n, latent or d)
+        out = self._routed(inner.reshape(b * n, -1), weights.reshape(-1, self.k), ids.reshape(-1, self.k), counts)
+        out = out.view(b, n, -1)  # (b, n, latent or d)
+        if hasattr(self, "latent_out"):
+            out = self.latent_out(out)  # (b, n, d)
         if hasattr(self, "shared"):
             shared = self.shared(x)  # (b, n, d)
             if hasattr(self, "shared_gate"):
@@ -270,8 +295,11 @@ MOE_ROLES: dict[str, Callable[[str, int | None], str]] = {
     "router_score_bias": lambda role, e: "score_bias",
     **{f"expert_{p}": (lambda role, e, p=p: f"experts.{e}.{p}_{role.partition('.')[2]}") for p in ("gate", "up", "down")},
     **{f"experts_{p}": (lambda role, e, p=p: f"experts.{p}") for p in ("gate_up", "gate_up_bias", "down", "down_bias")},
-    **{f"shared_{p}": (lambda role, e, p=p: f"shared.{p}.{role.partition('.')[2]}") for p in ("gate", "up", "down")},
+    **{f"shared_{p}": (lambda role, e, p=p: f"shared.{p}.{role.partition('.')[2]}")
+       for p in ("gate", "up", "down", "gate_up")},
     "shared_expert_gate": lambda role, e: "shared_gate." + role.partition(".")[2],
+    "moe_latent_in": lambda role, e: "latent_in." + role.partition(".")[2],
+    "moe_latent_out": lambda role, e: "latent_out." + role.partition(".")[2],
 }
 FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}
 

@@ -29,6 +29,7 @@ from inspector.reference.attention import ATTENTION_PATHS, ATTENTION_ROLES, atte
 from inspector.reference.layers import KVCache, RotaryEmbedding, Tap, causal_mask, make_norm, note
 from inspector.reference.moe import FEED_FORWARD_ROLES, feed_forward_for
 from inspector.reference.per_layer import GemmaBlock, ModelExtras, extra_param_name
+from inspector.reference.ssm import MIXERS, SSM_ROLES
 from inspector.spec.norms import PLACEMENTS
 from inspector.spec.text import TextSpec
 
@@ -51,6 +52,8 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
         return f"layers.{layer}.attn.{ATTENTION_PATHS[part]}.{kind}"
     if part in ATTENTION_ROLES:
         return f"layers.{layer}.attn.{role}"
+    if part in SSM_ROLES:
+        return f"layers.{layer}.ssm.{role}"
     if part in FEED_FORWARD_ROLES:
         return f"layers.{layer}.mlp.{FEED_FORWARD_ROLES[part](role, expert)}"
     if extra_param_name(role, layer, expert) is not None:  # Gemma 3n / 4: PLE, AltUp, LAuReL, layer scalar
@@ -68,8 +71,14 @@ class Block(nn.Module):
         for step, roles in (("Step 5", p.before_attn + p.after_attn), ("Step 6", p.before_mlp + p.after_mlp)):
             for role in roles:
                 setattr(self, role, make_norm(spec, spec.hidden_size, step))
-        self.attn = attention_for(spec, layer)
-        self.mlp = feed_forward_for(spec, layer)
+        # Nemotron-H: a layer is one block, a mixer (attention, Mamba2) or a feed-forward part (MLP, experts);
+        # Falcon-H1: attention and Mamba2 side by side
+        mixer = not spec.blocks or spec.blocks[layer] in ("attention", "linear")
+        ssm = mixer and spec.is_linear_layer(layer) and spec.linear.kind in MIXERS
+        self.ssm = MIXERS[spec.linear.kind](spec, layer) if ssm else None
+        self.attn = attention_for(spec, layer) if mixer and (not ssm or spec.linear.parallel) else None
+        self.mlp = feed_forward_for(spec, layer) if spec.has_feed_forward(layer) else None
+        self.mup = spec.mup
         self.residual_scale = spec.multipliers[2]
         self.after_attn = Tap("Step 5", "residual: x + attention")
         note(self, "Step 7", "decoder layer output: x + FFN (residual)")
@@ -77,13 +86,26 @@ class Block(nn.Module):
     def _norm(self, role: str, x: torch.Tensor) -> torch.Tensor:
         return getattr(self, role)(x) if hasattr(self, role) else x
 
+    def _mix(self, h, rope, mask, cache) -> torch.Tensor:
+        """The token mixer(s) on the normed input: attention, a state-space mixer, or (Falcon-H1) both, each
+        scaled by its muP multipliers."""
+        if self.attn is None or self.ssm is None:
+            return (self.attn if self.attn is not None else self.ssm)(h, rope, mask, cache)  # (b, n, d)
+        m = self.mup
+        return (m.ssm_out * self.ssm(h, rope, mask, cache)
+                + m.attention_out * self.attn(h * m.attention_in, rope, mask, cache))  # (b, n, d)
+
     def forward(self, x, rope, mask, cache: KVCache | None = None) -> torch.Tensor:
         s = self.residual_scale
         if self.parallel:  # attention and MLP both read the (same or own) norm of x
             h = self._norm("attn_norm", x)
             m = self._norm("mlp_norm", x) if hasattr(self, "mlp_norm") else h
             return x + self.attn(h, rope, mask, cache) + self.mlp(m)  # (b, n, d)
-        a = self._norm("post_attn_norm", self.attn(self._norm("attn_norm", x), rope, mask, cache))  # (b, n, d)
+        if self.attn is None and self.ssm is None:  # a feed-forward block behind the layer's one norm
+            return x + s * self.mlp(self._norm("attn_norm", x))  # (b, n, d)
+        a = self._norm("post_attn_norm", self._mix(self._norm("attn_norm", x), rope, mask, cache))  # (b, n, d)
+        if self.mlp is None:  # a mixer block
+            return self.after_attn(x + s * a)  # (b, n, d)
         x = self.after_attn(x + s * a)  # (b, n, d)
         return x + s * self._norm("post_mlp_norm", self.mlp(self._norm("mlp_norm", x)))  # (b, n, d)
 

@@ -76,12 +76,13 @@ def _hybrid_notes(acc: Accounting, s: Serving) -> list[str]:
 
     if s.hybrid is None:
         return []
-    g = acc.spec.text.linear
+    t = acc.spec.text
+    g = t.linear
     widths = ("conv states of kernel - 1 inputs in the model's dtype (--mamba-cache-dtype auto; assumed 16-bit), the "
               "recurrent state in float32 (kda_state_dtype)" if g.kind == "kda" else
               "conv state of kernel - 1 inputs and the recurrent state, both in the model's dtype: "
               "--mamba-cache-dtype auto; assumed 16-bit")
-    return [f"{kv_line(acc.spec.text)}; the other layers are {g.label}: one state page per sequence "
+    return [f"{kv_line(t)}; {g.mixer_name} layers: one state page per sequence "
             f"({widths}), padded to the attention page, the attention block "
             f"size raised until its page holds a layer's state ({SOURCE_VLLM}); status: exact (vLLM's formulas).",
             *s.hybrid.notes]

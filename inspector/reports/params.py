@@ -9,6 +9,8 @@ component) and a totals block. With several models: the same side by side (Table
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,11 +232,14 @@ def _state_rows(text) -> list[tuple[str, str]]:
     state = linear_state(text)
     if state is None:
         return []
-    (ch, pos), (h, dk, dv) = state.conv_shape, state.recurrent_shape
-    per_layer = (f"{n(state.bytes_per_layer)} B per layer: conv {ch} × {pos} × {state.conv_bytes // (ch * pos)} B "
-                 f"+ recurrent {h} × {dk} × {dv} × {state.recurrent_bytes // (h * dk * dv)} B (fp32)")
+    (ch, pos), shape = state.conv_shape, state.recurrent_shape
+    per_layer = f"{n(state.bytes_per_layer)} B per layer: conv {ch} × {pos} × {state.conv_bytes // (ch * pos)} B"
+    if shape:
+        per_layer += (f" + recurrent {' × '.join(map(str, shape))} × "
+                      f"{state.recurrent_bytes // math.prod(shape)} B (fp32)")
     return [("Layers with a KV cache", kv_line(text)),
-            (f"Linear-attention state per sequence ({state.layers} {text.linear.label} layers, as transformers holds it)",
+            (f"Linear-attention state per sequence ({state.layers} {text.linear.mixer_name} layers, as transformers "
+             "holds it)",
              f"{n(state.bytes_per_sequence)} B ({human_bytes(state.bytes_per_sequence)}; {per_layer})")]
 
 
@@ -528,16 +533,28 @@ def _linear_config_rows(t) -> list[tuple[str, Any]]:
     g = t.linear
     if g is None:
         return []
-    full = t.kv_layers
+    full, name = t.kv_layers, g.mixer_name
+    gated = "gated full" if t.attn_output_gate else "full"
     return [
-        ("attention per layer", f"{g.label} on {len(g.layers)}: {layers_text(g.layers)}; "
-                                f"{'gated full attention' if t.attn_output_gate else 'full attention'} on "
-                                f"{len(full)}: {layers_text(full)}" if full else f"{g.label} on all {len(g.layers)}"),
-        ("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
-        ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
-        ("linear attention conv kernel", g.conv_kernel),
+        ("attention per layer", f"{name} on {len(g.layers)}: {layers_text(g.layers)}; "
+                                f"{gated} attention on {len(full)}: {layers_text(full)}" if full else
+                                f"{name} on all {len(g.layers)}"),
+        *_mixer_size_rows(g),
         ("KV cache", kv_line(t)),
     ]
+
+
+def _mixer_size_rows(g) -> list[tuple[str, Any]]:
+    """The linear mixer's sizes in its own words (spec.layers.LinearAttnSpec)."""
+    if g.kind == "mamba2":
+        return [("Mamba2 heads × head dim", f"{g.value_heads} × {g.value_head_dim} (inner {g.value_dim})"),
+                ("Mamba2 state size / groups", f"{g.key_head_dim} / {g.key_heads}"),
+                ("Mamba2 conv kernel", g.conv_kernel)]
+    if g.kind == "shortconv":
+        return [("short convolution kernel (L_cache)", g.conv_kernel)]
+    return [("linear attention heads (k / v)", f"{g.key_heads} / {g.value_heads}"),
+            ("linear attention head dims (k / v)", f"{g.key_head_dim} / {g.value_head_dim}"),
+            ("linear attention conv kernel", g.conv_kernel)]
 
 
 def _config_rows(spec: ModelSpec) -> list[tuple[str, Any]]:

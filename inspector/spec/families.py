@@ -28,7 +28,8 @@ ATTENTION_KINDS = ("qkv", "qkv_fused", "qkv_grouped", "qkv_per_head", "mla")
 # "linear_attention": Gated DeltaNet with one fused qkvz and one fused ba projection (Qwen3-Next,
 # transformers models/qwen3_next Qwen3NextGatedDeltaNet) or with four separate ones (Qwen3.5,
 # transformers models/qwen3_5 Qwen3_5GatedDeltaNet: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a).
-LINEAR_ATTENTION_KINDS = ("", "gdn_fused", "gdn_split", "kda")  # kda: Kimi Delta Attention (Kimi Linear)
+LINEAR_ATTENTION_KINDS = ("", "gdn_fused", "gdn_split", "kda",  # kda: Kimi Delta Attention (Kimi Linear)
+                          "mamba2", "shortconv")  # (Mamba2, LFM2: spec.ssm)
 MLP_KINDS = ("gated", "gated_fused", "plain")
 # How a router turns its logits into top-k weights: every rule a family may name (the reference forward
 # pass, inspector.reference.moe's ROUTES, refuses in one line a rule it does not implement yet).
@@ -205,6 +206,43 @@ LLAMA4_NAMES = _extend(
     shared_down=L + "feed_forward.shared_expert.down_proj",
 )
 
+# -- Mamba2 / short-convolution hybrids (transformers 5.25 models/nemotron_h, granitemoehybrid, falcon_h1, lfm2;
+# the checkpoint names: Nemotron-H's are under backbone.* with one tensor per expert, transformers'
+# conversion_mapping renames them; Granite 4.0-H stores its experts fused as block_sparse_moe.input_linear) --
+def _mamba2_roles(at: str) -> dict[str, str]:
+    """The Mamba2 mixer's roles under `at` (Mamba2Mixer: in_proj, conv1d, dt_bias, A_log, D, norm, out_proj)."""
+    return {"ssm_in": at + "in_proj", "ssm_conv": at + "conv1d", "ssm_dt_bias": at + "dt_bias",
+            "ssm_a_log": at + "A_log", "ssm_d": at + "D", "ssm_norm": at + "norm", "ssm_out": at + "out_proj"}
+
+
+NB = "backbone.layers.{i}."
+NX = NB + "mixer."
+NEMOTRON_H_NAMES = _names(
+    embed="backbone.embeddings.weight", attn_norm=NB + "norm",
+    q=NX + "q_proj", k=NX + "k_proj", v=NX + "v_proj", o=NX + "o_proj", fc1=NX + "up_proj", fc2=NX + "down_proj",
+    router=NX + "gate", router_score_bias=NX + "gate.e_score_correction_bias",
+    expert_up=NX + "experts.{e}.up_proj", expert_down=NX + "experts.{e}.down_proj",
+    shared_up=NX + "shared_experts.up_proj", shared_down=NX + "shared_experts.down_proj",
+    moe_latent_in=NX + "fc1_latent_proj", moe_latent_out=NX + "fc2_latent_proj",
+    final_norm="backbone.norm_f", lm_head="lm_head", **_mamba2_roles(NX),
+)
+GRANITE_HYBRID_NAMES = _extend(
+    LLAMA_NAMES, gate_up=L + "shared_mlp.input_linear", down=L + "shared_mlp.output_linear",
+    shared_gate_up=L + "shared_mlp.input_linear", shared_down=L + "shared_mlp.output_linear",
+    router=L + "block_sparse_moe.router.layer", experts_gate_up=L + "block_sparse_moe.input_linear.weight",
+    experts_down=L + "block_sparse_moe.output_linear.weight", **_mamba2_roles(L + "mamba."),
+)
+FALCON_H1_NAMES = _extend(
+    LLAMA_NAMES, mlp_norm=L + "pre_ff_layernorm", gate=L + "feed_forward.gate_proj", up=L + "feed_forward.up_proj",
+    down=L + "feed_forward.down_proj", final_norm="model.final_layernorm", **_mamba2_roles(L + "mamba."),
+)
+LFM2_NAMES = _extend(
+    LLAMA_NAMES, attn_norm=L + "operator_norm", mlp_norm=L + "ffn_norm", o=L + "self_attn.out_proj",
+    q_norm=L + "self_attn.q_layernorm", k_norm=L + "self_attn.k_layernorm", gate=L + "feed_forward.w1",
+    up=L + "feed_forward.w3", down=L + "feed_forward.w2", final_norm="model.embedding_norm",
+    ssm_in=L + "conv.in_proj", ssm_conv=L + "conv.conv", ssm_out=L + "conv.out_proj",
+)
+
 
 @dataclass(frozen=True)
 class MoEFamily:
@@ -218,6 +256,10 @@ class MoEFamily:
     """
 
     fused: bool = False
+    fused_out_in: bool = False  # fused experts stored (E, out, in) like Linear weights (Granite), not (E, in, out)
+    gated: bool = True  # False: up/down experts with a plain activation (Nemotron-H's relu2)
+    shared_key: str = ""  # the config key of the shared expert's width, when it is neither of the usual ones
+    latent_key: str = ""  # Nemotron-H's moe_latent_size: the routed experts work in a latent width (fc1/fc2 around)
     shared_expert: bool = False
     shared_expert_gate: bool = False
     router_bias: bool = False
@@ -306,6 +348,13 @@ class Family:
     global_heads: bool = False  # Gemma 4: full-attention layers' global_head_dim, attention_k_eq_v, double-wide MLP
     altup: bool = False  # Gemma 3n: AltUp streams, LAuReL, activation sparsity
     layer_scalar: bool = False  # Gemma 4: a stored (1,) scale of each layer's output
+    # -- Mamba2 / short-convolution hybrids (inspector.spec.ssm) --
+    single_block: bool = False  # Nemotron-H: each layer is one block (Mamba2, attention, MLP or experts) behind one norm
+    parallel_linear: bool = False  # Falcon-H1: attention and the Mamba2 mixer side by side in every layer
+    auto_ff_dim: bool = False  # LFM2: the MLP width is derived from the configured one (spec.ssm.ff_width)
+    mup: bool = False  # Falcon-H1: muP multipliers on attention, Mamba2 and MLP (spec.ssm.MupSpec)
+    nope_unless_rope: bool = False  # RoPE only when position_embedding_type is "rope" (Granite 4.0-H; Nemotron-H,
+    # whose attention has no RoPE, never sets it)
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     defaults: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
@@ -535,6 +584,56 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
     Family("olmo3", "OLMo 3 (OLMo 2 layout, 3 sliding-window : 1 full layers, YaRN on the full layers)",
            names=OLMO2_NAMES, placement="post", qk_norm="full", qkv_bias="attention_bias", o_bias="attention_bias",
            sliding_pattern=4, sliding_rope_plain=True),
+    # -- Mamba2 / short-convolution hybrids (spec.ssm reads their mixers; class defaults: transformers 5.25's
+    # NemotronHConfig, GraniteMoeHybridConfig, FalconH1Config, Lfm2Config) --
+    Family("nemotron_h", "Nemotron-H (one block per layer: Mamba2, attention, relu2 MLP or relu2 experts)",
+           names=NEMOTRON_H_NAMES, mlp="plain", placement="single", single_block=True, nope_unless_rope=True, linear_attention="mamba2", mlp_bias="mlp_bias",
+           moe=MoEFamily(gated=False, score_bias=True, routing="sigmoid_grouped",
+                         shared_key="moe_shared_expert_intermediate_size", latent_key="moe_latent_size"),
+           keys=_keys(num_experts=("n_routed_experts", "num_local_experts"), norm_eps=("layer_norm_epsilon",),
+                      hidden_act=("mlp_hidden_act",), ssm_heads=("mamba_num_heads",), ssm_head_dim=("mamba_head_dim",),
+                      ssm_groups=("n_groups", "mamba_n_groups"), ssm_state=("ssm_state_size",),
+                      ssm_conv_kernel=("conv_kernel", "mamba_d_conv"),
+                      ssm_conv_bias=("use_conv_bias", "mamba_conv_bias"), ssm_proj_bias=("use_bias",),
+                      ssm_out_bias=("use_bias",)),
+           defaults={"mlp_hidden_act": "relu2", "head_dim": 128, "num_key_value_heads": 8, "n_routed_experts": 8,
+                     "num_experts_per_tok": 2, "moe_intermediate_size": 7688, "intermediate_size": 21504,
+                     "moe_shared_expert_intermediate_size": 7688, "n_group": 1, "topk_group": 1,
+                     "norm_topk_prob": True, "routed_scaling_factor": 1.0, "mamba_num_heads": 128,
+                     "mamba_head_dim": 64, "n_groups": 8, "ssm_state_size": 128, "conv_kernel": 4,
+                     "use_conv_bias": True, "use_bias": False, "layer_norm_epsilon": 1e-5,
+                     "max_position_embeddings": 4096, "vocab_size": 131072, "hidden_size": 4096,
+                     "num_attention_heads": 32}),
+    Family("granitemoehybrid", "Granite 4.0-H (Mamba2 or attention, then a shared MLP and optional fused experts)",
+           names=GRANITE_HYBRID_NAMES, mlp="gated_fused", linear_attention="mamba2", nope_unless_rope=True,
+           qkv_bias="attention_bias", o_bias="attention_bias",
+           moe=MoEFamily(fused=True, fused_out_in=True, routing="topk_softmax", shared_key="shared_intermediate_size"),
+           keys=_keys(expert_intermediate=("intermediate_size",), dense_intermediate=("shared_intermediate_size",),
+                      intermediate_size=("shared_intermediate_size",),
+                      ssm_heads=("mamba_n_heads",), ssm_head_dim=("mamba_d_head",), ssm_groups=("mamba_n_groups",),
+                      ssm_state=("mamba_d_state",), ssm_conv_kernel=("mamba_d_conv",), ssm_expand=("mamba_expand",),
+                      ssm_conv_bias=("mamba_conv_bias",), ssm_proj_bias=("mamba_proj_bias",),
+                      ssm_out_bias=("mamba_proj_bias",)),
+           defaults={"num_local_experts": 8, "num_experts_per_tok": 2, "shared_intermediate_size": 1024,
+                     "mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_conv": 4,
+                     "mamba_expand": 2, "mamba_conv_bias": True, "mamba_proj_bias": False}),
+    Family("falcon_h1", "Falcon-H1 (attention and Mamba2 side by side in every layer, muP multipliers)",
+           names=FALCON_H1_NAMES, linear_attention="mamba2", parallel_linear=True, qkv_bias="attention_bias",
+           o_bias="attention_bias", mlp_bias="mlp_bias",
+           keys=_keys(ssm_heads=("mamba_n_heads",), ssm_head_dim=("mamba_d_head",), ssm_groups=("mamba_n_groups",),
+                      ssm_state=("mamba_d_state",), ssm_conv_kernel=("mamba_d_conv",), ssm_inner=("mamba_d_ssm",),
+                      ssm_expand=("mamba_expand",), ssm_conv_bias=("mamba_conv_bias",),
+                      ssm_proj_bias=("mamba_proj_bias",), ssm_out_bias=("projectors_bias",), ssm_norm=("mamba_rms_norm",),
+                      ssm_norm_before_gate=("mamba_norm_before_gate",)),
+           defaults={"mamba_n_heads": 128, "mamba_n_groups": 1, "mamba_d_state": 256, "mamba_d_conv": 4,
+                     "mamba_expand": 2, "mamba_conv_bias": True, "mamba_proj_bias": False, "projectors_bias": False,
+                     "mamba_rms_norm": False, "mamba_norm_before_gate": True}, mup=True),
+    Family("lfm2", "LFM2 (gated short-convolution layers and GQA attention layers with q/k norms)",
+           names=LFM2_NAMES, qk_norm="head", linear_attention="shortconv", auto_ff_dim=True,
+           keys=_keys(norm_eps=("norm_eps",), intermediate_size=("block_ff_dim", "intermediate_size"),
+                      ssm_conv_kernel=("conv_L_cache",), ssm_conv_bias=("conv_bias",)),
+           defaults={"tie_word_embeddings": True, "conv_L_cache": 3, "conv_bias": False, "intermediate_size": 12288,
+                     "norm_eps": 1e-5}),
 )})
 
 

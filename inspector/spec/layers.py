@@ -55,6 +55,9 @@ class MoESpec:
     routing: RoutingSpec = RoutingSpec()
     shared_bias: bool = False  # the shared experts have the MLP's biases when it has them (ERNIE 4.5)
     score_bias_param: bool = False  # the selection bias is stored as a frozen (1, E) parameter (ERNIE 4.5)
+    gated: bool = True  # False: up/down experts (Nemotron-H's relu2), no gate projection
+    fused_out_in: bool = False  # fused experts stored (E, out, in) (Granite), not (E, in, out) (gpt-oss, Llama 4)
+    latent: int = 0  # Nemotron-H's moe_latent_size: experts read and write this width, projected from and back to d
     layer_set: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -133,7 +136,9 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
         raise InspectError(f"{r.where}: field '{r._field(key)}' ({top_k}) exceeds the number of experts ({experts})")
     width = r.first(family.config_keys("expert_intermediate"), "int", family.defaults)
     shared_keys = family.config_keys("n_shared_experts")  # Kimi Linear: num_shared_experts
-    if r.has("shared_expert_intermediate_size"):
+    if family.moe.shared_key:  # Nemotron-H, Granite 4.0-H: the shared expert's own width key
+        shared = r.first((family.moe.shared_key,), "int", family.defaults, 0, minimum=0)
+    elif r.has("shared_expert_intermediate_size"):
         shared = r.int("shared_expert_intermediate_size", minimum=0)
     elif any(r.has(k) or k in family.defaults for k in shared_keys):
         shared = r.first(shared_keys, "int", family.defaults, 0, minimum=0, maximum=MAX_SHARED_EXPERTS) * width
@@ -147,7 +152,9 @@ def read_moe(r: ConfigReader, family: Family, layers: int, hidden: int) -> MoESp
     return MoESpec(experts, top_k, width, shared, family.moe.shared_expert_gate and shared > 0,
                    family.moe.router_bias, family.moe.expert_bias, family.moe.score_bias, family.moe.fused,
                    moe_layers, read_routing(r, family, experts), shared_bias=family.moe.shared_bias,
-                   score_bias_param=family.moe.score_bias_param)
+                   score_bias_param=family.moe.score_bias_param, gated=family.moe.gated,
+                   fused_out_in=family.moe.fused_out_in,
+                   latent=r.int(family.moe.latent_key) if family.moe.latent_key and r.has(family.moe.latent_key) else 0)
 
 
 def _every_layer(r: ConfigReader, family: Family, fieldname: str, default: int, **kw) -> int:
@@ -242,20 +249,49 @@ class LinearAttnSpec:
     """Gated DeltaNet (Qwen3-Next, Qwen3.5): per layer a short causal depthwise convolution over
     q, k and v, then a delta-rule recurrence whose state is one (key_head_dim x value_head_dim)
     matrix per value head. A sequence keeps that state and the convolution's last inputs, not a
-    KV cache (transformers' LinearAttentionLayer: conv_states, recurrent_states)."""
+    KV cache (transformers' LinearAttentionLayer: conv_states, recurrent_states).
 
-    kind: str  # families.LINEAR_ATTENTION_KINDS: "gdn_fused" | "gdn_split"
+    Mamba2 (Nemotron-H, Granite 4.0-H, Falcon-H1) is the same record read as state-space duality reads it:
+    C, B and x play q, k and v, so key heads = n_groups, key_head_dim = ssm_state_size, value heads = the
+    Mamba heads, value_head_dim = their head dim; the convolution runs over x, B and C (conv_dim = inner +
+    2 n_groups state) and the state is (heads, head_dim, state_size). LFM2's short convolution has no keys
+    and one "value head" as wide as the model: conv_dim = hidden, no recurrent state."""
+
+    kind: str  # families.LINEAR_ATTENTION_KINDS: "gdn_fused" | "gdn_split" | "kda" | "mamba2" | "shortconv"
     key_heads: int
     value_heads: int
     key_head_dim: int
     value_head_dim: int
     conv_kernel: int
     layers: tuple[int, ...]  # the layers that are linear attention
+    # -- Mamba2 and short-convolution mixers (inspector.spec.ssm reads them; Gated DeltaNet leaves the defaults) --
+    conv_bias: bool = False  # the depthwise convolution has a bias
+    proj_bias: bool = False  # in_proj has a bias
+    out_bias: bool = False  # out_proj has a bias
+    gated_norm: bool = True  # Mamba2: the gated RMS norm over the inner width before out_proj (Falcon-H1: optional)
+    norm_groups: int = 1  # Mamba2: that norm normalises each of this many groups of the inner width on its own
+    parallel: bool = False  # Falcon-H1: every layer runs attention and the mixer side by side
+    norm_before_gate: bool = False  # Falcon-H1's mamba_norm_before_gate: norm(y) * SiLU(z), not norm(y * SiLU(z))
+
+    @property
+    def mixer_name(self) -> str:
+        """What the reports call these layers."""
+        return {"mamba2": "Mamba2", "shortconv": "short convolution", "kda": "Kimi Delta Attention"}.get(
+            self.kind, "Gated DeltaNet")
+
+    def recurrent_shape(self) -> tuple[int, ...]:
+        """One layer's recurrent state of one sequence, as transformers holds it (() for a short convolution):
+        Gated DeltaNet (value_heads, key_head_dim, value_head_dim); Mamba2 (heads, head_dim, state_size)."""
+        if not self.key_heads:
+            return ()
+        if self.kind == "mamba2":
+            return (self.value_heads, self.value_head_dim, self.key_head_dim)
+        return (self.value_heads, self.key_head_dim, self.value_head_dim)
 
     @property
     def label(self) -> str:
-        """What the layers are called in tables: "Gated DeltaNet" or (kind kda) "Kimi Delta Attention"."""
-        return "Kimi Delta Attention" if self.kind == "kda" else "Gated DeltaNet"
+        """What the layers are called in tables (= mixer_name): "Gated DeltaNet", "Kimi Delta Attention", ..."""
+        return self.mixer_name
 
     @property
     def key_dim(self) -> int:

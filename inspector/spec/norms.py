@@ -89,6 +89,8 @@ PLACEMENTS: Mapping[str, Placement] = MappingProxyType({p.name: p for p in (
               MappingProxyType({"attn_norm": "input", "mlp_norm": "pre-MLP", **_AROUND})),
     Placement("post", (), ("post_attn_norm",), (), ("post_mlp_norm",), _AROUND),
     Placement("parallel", ("attn_norm",), (), (), (), MappingProxyType({"attn_norm": "input"}), parallel=True),
+    # Nemotron-H: a layer is one block (a mixer or a feed-forward part) behind one norm
+    Placement("single", ("attn_norm",), (), (), (), MappingProxyType({"attn_norm": "input"})),
     Placement("parallel_two_norms", ("attn_norm",), (), ("mlp_norm",), (),
               MappingProxyType({"attn_norm": "input, attention", "mlp_norm": "input, MLP"}), parallel=True),
 )})

@@ -340,4 +340,63 @@ MOE.extend([
         v_head_dim=128, vocab_size=163840)),
 ])
 
-FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK
+# -- Mamba2 / short-convolution hybrids (spec.ssm). Nemotron-Nano-9B-v2: the architecture fields as public
+# copies of its config.json quote them (github code search: a model-connect package's _THINKER_CONFIG naming
+# nvidia/NVIDIA-Nemotron-Nano-9B-v2 at revision 6533e8de; an AgileRL test's NEMOTRON_H, same values); keys they
+# leave out are NemotronHConfig's defaults (relu2 MLP, use_conv_bias true, use_bias false, untied; assumed).
+# LFM2-1.2B: its config.json as two public copies quote it verbatim (a Rust port's "REAL LiquidAI/LFM2-1.2B
+# config.json" test constant; a replica's HF_LFM2_1_2B fixture), block_* keys included. --
+HYBRID_SSM: list[Preset] = [
+    _preset("nvidia/NVIDIA-Nemotron-Nano-9B-v2", ("nemotron-nano-9b-v2",), _cfg(
+        "nemotron_h", "NemotronHForCausalLM", bos_token_id=1, conv_kernel=4, eos_token_id=2, head_dim=128,
+        hidden_size=4480, hybrid_override_pattern="M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-",
+        intermediate_size=15680, mamba_head_dim=80, mamba_num_heads=128, max_position_embeddings=131072,
+        n_groups=8, num_attention_heads=40, num_hidden_layers=56, num_key_value_heads=8, ssm_state_size=128,
+        torch_dtype="bfloat16", vocab_size=131072)),
+    _preset("LiquidAI/LFM2-1.2B", ("lfm2-1.2b",), _cfg(
+        "lfm2", "Lfm2ForCausalLM", block_auto_adjust_ff_dim=True, block_ff_dim=12288, block_ffn_dim_multiplier=1.0,
+        block_multiple_of=256, bos_token_id=1, conv_L_cache=3, conv_bias=False, eos_token_id=7,
+        full_attn_idxs=[2, 5, 8, 10, 12, 14], hidden_size=2048, max_position_embeddings=128000, norm_eps=1e-05,
+        num_attention_heads=32, num_hidden_layers=16, num_key_value_heads=8, pad_token_id=0, rope_theta=1000000.0,
+        torch_dtype="bfloat16", vocab_size=65536)),
+    # Granite-4.0-H-Tiny: the architecture fields a public copy quotes (GitHub code search: an LLM-simulator test's
+    # GRANITE_H_TINY_HF beside its GRANITE_H_1B_HF "verbatim from the published config.json"); the multipliers,
+    # rms_norm_eps and biases it leaves out are GraniteMoeHybridConfig defaults (assumed; no shape depends on the
+    # multipliers, a run or trace's values do). No position_embedding_type: NoPE, as Granite 4.0-H publishes.
+    _preset("ibm-granite/granite-4.0-h-tiny", ("granite-4.0-h-tiny",), _cfg(
+        "granitemoehybrid", "GraniteMoeHybridForCausalLM", hidden_size=1536, intermediate_size=512,
+        layer_types=(["mamba"] * 5 + ["attention"] + ["mamba"] * 9 + ["attention"] + ["mamba"] * 9 + ["attention"]
+                     + ["mamba"] * 9 + ["attention"] + ["mamba"] * 4),
+        mamba_chunk_size=256, mamba_d_conv=4, mamba_d_head=64, mamba_d_state=128, mamba_expand=2, mamba_n_groups=1,
+        mamba_n_heads=48, max_position_embeddings=131072, num_attention_heads=12, num_experts_per_tok=6,
+        num_hidden_layers=40, num_key_value_heads=4, num_local_experts=64, shared_intermediate_size=1024,
+        tie_word_embeddings=True, torch_dtype="bfloat16", vocab_size=100352)),
+    # Nemotron-3-Nano-30B-A3B: its config.json as public copies quote it whole (GitHub code search: a JAX port's
+    # NEMOTRON3_30B_JSON, transformers_version 4.55.4; a Rust test's nemotron_nano_config, same values); the
+    # relu2 experts' sigmoid router with e_score_correction_bias; no MTP (num_nextn_predict_layers absent)
+    _preset("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", ("nemotron-3-nano-30b-a3b",), _cfg(
+        "nemotron_h", "NemotronHForCausalLM", attention_bias=False, bos_token_id=1, chunk_size=128, conv_kernel=4,
+        eos_token_id=2, expand=2, head_dim=128, hidden_size=2688,
+        hybrid_override_pattern="MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME", intermediate_size=1856,
+        layer_norm_epsilon=1e-05, mamba_head_dim=64, mamba_hidden_act="silu", mamba_num_heads=64,
+        mamba_proj_bias=False, mamba_ssm_cache_dtype="float32", max_position_embeddings=262144, mlp_bias=False,
+        mlp_hidden_act="relu2", moe_intermediate_size=1856, moe_shared_expert_intermediate_size=3712, n_group=1,
+        n_groups=8, n_routed_experts=128, n_shared_experts=1, norm_eps=1e-05, norm_topk_prob=True,
+        num_attention_heads=32, num_experts_per_tok=6, num_hidden_layers=52, num_key_value_heads=2, pad_token_id=0,
+        partial_rotary_factor=1.0, residual_in_fp32=False, rope_theta=10000, routed_scaling_factor=2.5,
+        sliding_window=None, ssm_state_size=128, tie_word_embeddings=False, topk_group=1, torch_dtype="bfloat16",
+        use_bias=False, use_conv_bias=True, vocab_size=131072)),
+    # Falcon-H1-7B-Base: the architecture fields two public copies quote alike (an LLM-simulator test's
+    # FALCON_H1_7B_HF; a Swift test's "Falcon-H1-7B-Instruct-4bit config.json, the parts sizing reads"); the gated
+    # norm switches as a public GGUF loader patch states them ("actual trained model uses" mamba_rms_norm true,
+    # mamba_norm_before_gate false); the muP multipliers are left at FalconH1Config's 1 (ASSUMED: no shape
+    # depends on them, a run or trace's values do).
+    _preset("tiiuae/Falcon-H1-7B-Base", ("falcon-h1-7b-base",), _cfg(
+        "falcon_h1", "FalconH1ForCausalLM", head_dim=128, hidden_size=3072, intermediate_size=12288,
+        mamba_chunk_size=128, mamba_d_conv=4, mamba_d_head=128, mamba_d_ssm=3072, mamba_d_state=256, mamba_expand=2,
+        mamba_n_groups=1, mamba_n_heads=24, mamba_norm_before_gate=False, mamba_rms_norm=True,
+        max_position_embeddings=262144, num_attention_heads=12, num_hidden_layers=44, num_key_value_heads=2,
+        tie_word_embeddings=False, torch_dtype="bfloat16", vocab_size=130048)),
+]
+
+FAMILY_PRESETS: list[Preset] = MOE + DENSE + FALLBACK + HYBRID_SSM

@@ -25,6 +25,7 @@ from inspector.spec.layers import (
 from inspector.spec.per_layer import PerLayerSpec, read_per_layer
 from inspector.spec.norms import NORMS, PLACEMENTS, NormKind, Placement, QKNorm, norm_kind, placement, qk_norm
 from inspector.spec.rope import read_rope
+from inspector.spec.ssm import SSM_KINDS, MupSpec, ff_width, read_blocks, read_mup, read_ssm
 
 
 # The deepest model this tool answers for: every layer is a row of tensors, and real models have a
@@ -76,7 +77,9 @@ class TextSpec:
     mla: MLASpec | None = None
     mtp_layers: int = 0  # DeepSeek-V3's multi-token-prediction module: stored, not part of the model
     mtp_naming: str = "deepseek"  # "deepseek": model.layers.{L+j}.*; "qwen": mtp.fc, mtp.layers.{j}.*, mtp.norm
-    linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet layers and their sizes
+    linear: LinearAttnSpec | None = None  # hybrid families: the Gated DeltaNet / Mamba2 / short-conv layers and sizes
+    blocks: tuple[str, ...] = ()  # Nemotron-H: each layer's one block ("linear" | "attention" | "mlp" | "moe")
+    mup: MupSpec | None = None  # Falcon-H1's muP multipliers
     attn_output_gate: bool = False  # Qwen3-Next: q_proj yields q and a gate; o_proj(attn * sigmoid(gate))
     indexer: IndexerSpec | None = None  # DeepSeek-V3.2: the lightning indexer of every MLA layer
     per_layer: PerLayerSpec | None = None  # Gemma 3n / 4: per-layer sizes, shared KV, PLE, AltUp
@@ -122,15 +125,25 @@ class TextSpec:
         return self.num_heads * (self.mla.v_head_dim if self.mla else self.head_dim)
 
     def is_linear_layer(self, layer: int) -> bool:
-        """A linear-attention (Gated DeltaNet) layer: it keeps a fixed state, not a KV cache."""
+        """A layer with a linear-attention / state-space mixer (Gated DeltaNet, Mamba2, short convolution): it
+        keeps a fixed state (and, in Falcon-H1's parallel layers, a KV cache beside it)."""
         return self.linear is not None and layer in self.linear.layers
+
+    def has_attention(self, layer: int) -> bool:
+        """A layer with softmax attention, hence a KV cache."""
+        if self.blocks:
+            return self.blocks[layer] == "attention"
+        return not self.is_linear_layer(layer) or self.linear.parallel
+
+    def has_feed_forward(self, layer: int) -> bool:
+        """A layer with an MLP or experts (all of them, except Nemotron-H's mixer-only blocks)."""
+        return not self.blocks or self.blocks[layer] in ("mlp", "moe")
 
     @property
     def kv_layers(self) -> tuple[int, ...]:
-        """The layers that keep a KV cache (all but the linear-attention ones and Gemma's KV-shared ones)."""
-        linear = set(self.linear.layers) if self.linear is not None else set()
+        """The layers that keep a KV cache (those with attention, Gemma's KV-shared ones left out)."""
         p = self.per_layer
-        return tuple(i for i in range(self.num_layers) if i not in linear and not (p and p.is_shared(i)))
+        return tuple(i for i in range(self.num_layers) if self.has_attention(i) and not (p and p.is_shared(i)))
 
     def layer_head_dim(self, layer: int) -> int:
         return self.per_layer.head_dims[layer] if self.per_layer else self.head_dim
@@ -226,7 +239,8 @@ def _sliding_window(r: ConfigReader) -> int | None:
 
 def _multipliers(r: ConfigReader) -> tuple[float, float, float, float]:
     """Granite's embedding/attention/residual multipliers and logits divisor, Cohere's logit scale."""
-    logits = 1.0 / r.float("logits_scaling") if r.has("logits_scaling") else r.float("logit_scale", 1.0)
+    logits = 1.0 / r.float("logits_scaling") if r.has("logits_scaling") else \
+        r.float("logit_scale", r.float("lm_head_multiplier", 1.0))  # (Falcon-H1's lm_head_multiplier)
     return (r.float("embedding_multiplier", 1.0), r.float("attention_multiplier", 0.0) or 0.0,
             r.float("residual_multiplier", 1.0), logits)
 
@@ -257,30 +271,28 @@ def _softcap(r: ConfigReader, key: str) -> float | None:
 def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> TextSpec:
     """Read a decoder LLM's fields with `family`'s differences applied."""
     hidden = _get(r, family, "hidden_size", "int")
-    layers = _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
+    blocks, layers = _layer_count(r, family)
     heads, kv_heads, head_dim = _heads(r, family, hidden)
     mla = read_mla(r) if family.attention == "mla" else None
-    moe = read_moe(r, family, layers, hidden) if family.moe and _moe_switch(r, family) else None
+    moe = _block_moe(read_moe(r, family, layers, hidden), blocks) if family.moe and _moe_switch(r, family) else None
     theta, scaling, local_theta, partial = _rope(r, family, mla.qk_rope_head_dim if mla else head_dim)
     sliding = _sliding_window(r)
     per_layer = _per_layer(r, family, layers, sliding, head_dim, kv_heads)
     inter = per_layer.widths[0] if per_layer else _get(r, family, "dense_intermediate" if moe else "intermediate_size",
                                                        "int", 4 * hidden if family.learned_positions else None)
+    inter = ff_width(r, inter) if family.auto_ff_dim else inter
     for key in ("max_window_layers", "attention_dropout", "initializer_range", "use_cache",
                 "architectures", "transformers_version", "model_type", "_name_or_path"):
         r.used.add(key)
     vocab = _get(r, family, "vocab_size", "int")
     bos, eos = _bos_id(r, family, vocab), token_ids(r, "eos_token_id")
     linear = (read_kda(r, family, layers) if family.linear_attention == "kda" else
+              read_ssm(r, family, hidden, layers, blocks) if family.linear_attention in SSM_KINDS else
               read_linear_attention(r, family, layers) if family.linear_attention else None)
     layer_types = () if linear else read_layer_types(r, layers, family.sliding_pattern if sliding else 0)
     if per_layer is not None:
         layer_types = _gemma_types(r, family, layers, sliding)
-    no_rope = read_no_rope_layers(r, layers, family)
-    if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
-        no_rope = tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
-    elif family.rope_on == "none":  # Kimi Linear: no layer rotates (its MLA is NoPE)
-        no_rope = tuple(range(layers))
+    no_rope = _no_rope(r, family, layers, layer_types)
     chunk = _get(r, family, "attention_chunk_size", "int", 0) if family.chunked_attention else 0
     if chunk and not r.has("layer_types"):  # Llama 4: RoPE layers are chunked, NoPE layers global
         layer_types = tuple("full" if i in no_rope else "chunked" for i in range(layers))
@@ -302,7 +314,8 @@ def text_spec_from_reader(r: ConfigReader, family: Family, prefix: str = "") -> 
         layer_types=layer_types, no_rope_layers=no_rope,
         attn_softcap=_softcap(r, "attn_logit_softcapping"), final_softcap=_softcap(r, "final_logit_softcapping"),
         query_pre_attn_scalar=_softcap(r, "query_pre_attn_scalar"), multipliers=_multipliers(r),
-        linear=linear, attn_output_gate=family.attn_output_gate, per_layer=per_layer,
+        linear=linear, attn_output_gate=family.attn_output_gate, per_layer=per_layer, blocks=blocks,
+        mup=read_mup(r) if family.mup else None,
         moe=moe, mla=mla, mtp_layers=_mtp_layers(r, family, mla is not None),
         indexer=read_indexer(r, family, mla.qk_rope_head_dim) if family.indexer and mla else None,
         mtp_naming="qwen" if family.mtp_keys else "deepseek",
@@ -382,6 +395,34 @@ def _per_layer(r: ConfigReader, family: Family, layers: int, sliding: int | None
         raise r.fail("use_bidirectional_attention", "'all' (bidirectional text attention) is not supported", "all")
     return read_per_layer(r, family, _gemma_types(r, family, layers, sliding) or ("full",) * layers,
                           head_dim, kv_heads)
+
+
+def _layer_count(r: ConfigReader, family: Family) -> tuple[tuple[str, ...], int]:
+    """(Nemotron-H's block pattern or (), the number of layers): a block pattern's length is the layer count."""
+    blocks = read_blocks(r) if family.single_block else ()
+    if len(blocks) > MAX_LAYERS:
+        raise InspectError(f"{r.where}: {len(blocks):,} layers in the block pattern, more than {MAX_LAYERS:,}")
+    return blocks, len(blocks) if blocks else _get(r, family, "num_layers", "int", maximum=MAX_LAYERS)
+
+
+def _no_rope(r: ConfigReader, family: Family, layers: int, layer_types: tuple[str, ...]) -> tuple[int, ...]:
+    """The layers that skip RoPE: the config's list, or every layer by the family's rule."""
+    listed = read_no_rope_layers(r, layers, family)  # (read in every case: its keys are the config's)
+    if family.nope_unless_rope and r.raw("position_embedding_type") != "rope":  # Granite 4.0-H: NoPE
+        return tuple(range(layers))
+    if family.rope_on == "sliding":  # Cohere 2: only the sliding-window layers rotate
+        return tuple(i for i in range(layers) if not layer_types or layer_types[i] == "full")
+    if family.rope_on == "none":  # Kimi Linear: no layer rotates (its MLA is NoPE)
+        return tuple(range(layers))
+    return listed
+
+
+def _block_moe(moe: MoESpec | None, blocks: tuple[str, ...]) -> MoESpec | None:
+    """Nemotron-H: the experts sit in the "moe" blocks only (None when no block is one)."""
+    if moe is None or not blocks:
+        return moe
+    layers = tuple(i for i, b in enumerate(blocks) if b == "moe")
+    return replace(moe, layers=layers) if layers else None
 
 
 def _mtp_layers(r: ConfigReader, family: Family, mla: bool) -> int:
