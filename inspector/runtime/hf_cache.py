@@ -32,6 +32,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, build_meta
+from inspector.runtime.hf_run import as_decoder, first_that_runs, variants
 
 TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
 KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
@@ -192,25 +193,16 @@ def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
 
 
 def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
-    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Hybrid models'
-    recurrent masks ask whether the mask is all ones (`.item()`, which the meta device cannot
-    answer): they are run again without a mask, which means the same for one unpadded sequence."""
-    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-    positions = torch.arange(tokens, device="meta")[None]
-    mask = torch.ones(1, tokens, dtype=torch.long, device="meta")
-    notes: tuple[str, ...] = ()
+    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Where the mask code
+    cannot run on meta, the other inputs that mean the same for one unpadded sequence (`hf_run.variants`)."""
+    base = {"input_ids": torch.zeros(1, tokens, dtype=torch.long, device="meta"), "use_cache": True,
+            "position_ids": torch.arange(tokens, device="meta")[None]}
     with torch.no_grad():
-        try:
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        except RuntimeError as e:
-            if "meta" not in str(e):
-                raise
-            out = model(input_ids=ids, attention_mask=None, position_ids=positions, use_cache=True)
-            notes = ("run without an attention mask (its recurrent mask reads values, which meta has not)",)
+        out, note = first_that_runs(lambda kwargs: model(**kwargs), variants(torch, model, base))
     cache = getattr(out, "cache", None)
     if cache is None:
         cache = getattr(out, "past_key_values", None)
-    return cache, notes
+    return cache, (note,) if note else ()
 
 
 def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
@@ -232,22 +224,36 @@ def _num_layers(config) -> int | None:
     return n if isinstance(n, int) else None
 
 
-def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
-                  tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
-    """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
-    read its cache layer by layer."""
-    built = built or build_meta(cfg, where)
+def _cached(built: MetaBuild, tokens: int) -> tuple[Any, tuple[str, ...]]:
+    """The cache of a `tokens`-token forward of the built model (bf16, eval), with the notes of how it ran."""
     torch, model = built.torch, built.model
-    start = time.perf_counter()
     with built.room():
         try:
             model.to(torch.bfloat16).eval()
-            cache, notes = _forward(torch, model, tokens)
+            return _forward(torch, model, tokens)
         except Exception as e:
             raise built.failed(e) from None
+
+
+def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
+                  tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
+    """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
+    read its cache layer by layer. A model that returns no cache because its config says it is not a
+    decoder (`is_decoder` false: BERT-like encoders that transformers also lists as causal LMs) is
+    measured as the decoder transformers asks for to generate with it (`hf_run.as_decoder`), with a note."""
+    built = built or build_meta(cfg, where)
+    start = time.perf_counter()
+    cache, notes = _cached(built, tokens)
+    if cache is None:
+        decoder, note = as_decoder(built)
+        if decoder is not None:
+            built = decoder
+            cache, more = _cached(built, tokens)
+            notes = (note, *more)
+    model = built.model
     if cache is None:
         raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = _read_cache(torch, cache, _num_layers(built.config))
+    layers = _read_cache(built.torch, cache, _num_layers(built.config))
     return CacheMeasure(built.model_type, type(model).__name__, built.transformers.__version__, dtype_bytes, layers,
                         built.seconds + time.perf_counter() - start, notes)
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
+from inspector.runtime.hf_run import as_decoder, first_that_runs, variants
 
 
 @dataclass(frozen=True)
@@ -101,18 +102,13 @@ def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
     return counter.get_total_flops() + routed * kwargs["input_ids"].numel(), _head_flops(counts), out
 
 
-def _run(torch, model, kwargs: dict[str, Any], tokens: int) -> tuple[int, int, Any, tuple[str, ...]]:
-    """A counted forward with an all-ones mask; rerun without one when a recurrent mask reads values
-    (`.item()`, which meta cannot answer): the same for unpadded sequences (as hf_cache does)."""
-    batch = kwargs["input_ids"].shape[0]
-    try:
-        return (*_counted(torch, model, {**kwargs, "attention_mask": torch.ones(
-            batch, tokens, dtype=torch.long, device="meta")}), ())
-    except Exception as e:  # RuntimeError or NotImplementedError, by torch version
-        if "meta" not in str(e):
-            raise
-        return (*_counted(torch, model, {**kwargs, "attention_mask": None}),
-                ("run without an attention mask (its recurrent mask reads values, which meta has not)",))
+def _run(torch, model, base: dict[str, Any], cached: int = 0) -> tuple[int, int, Any, tuple[str, ...]]:
+    """A counted forward with an all-ones mask over the `cached` + new tokens; where the mask code cannot
+    run on meta, the other inputs that mean the same for unpadded sequences (`hf_run.variants`: no mask, a
+    prepared 4-D mask), as hf_cache does."""
+    (flops, head, out), note = first_that_runs(lambda kwargs: _counted(torch, model, kwargs),
+                                               variants(torch, model, base, cached))
+    return flops, head, out, (note,) if note else ()
 
 
 def _cache_argument(model) -> str:
@@ -157,12 +153,15 @@ def _filled(torch, model, batch: int, context: int):
     recurrent layers loop per token on meta, such as Mamba1's reference scan, fills in seconds), else a
     forward of all `context` tokens."""
     if context > FILL:
-        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True}, FILL)
+        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True})
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         if cache is not None and _grown(torch, cache, context):
             return cache
-    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True}, context)
+    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True})
     return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
+NO_CACHE = "no decode figure: transformers returned no cache"
 
 
 def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
@@ -170,12 +169,25 @@ def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | N
     try:
         cache = _filled(torch, model, batch, context)
         if cache is None:
-            return None, None, ("no decode figure: transformers returned no cache",)
+            return None, None, (NO_CACHE,)
         step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
-        flops, head, _, notes = _run(torch, model, step, context + 1)
+        flops, head, _, notes = _run(torch, model, step, context)
         return flops, head, notes
     except Exception as e:  # a model's cached step may need values meta has not
         return None, None, (f"no decode figure: transformers' cached step does not run on meta: {_first_line(e)}",)
+
+
+def _decoder_step(built: MetaBuild, batch: int, context: int, notes: tuple[str, ...]):
+    """The decode step of a model that keeps no cache because its config says it is not a decoder, measured
+    as the decoder transformers asks for to generate with it (`hf_run.as_decoder`; hf_cache does the same)."""
+    decoder, note = as_decoder(built)
+    if decoder is None:
+        return None, None, notes
+    torch, model = decoder.torch, decoder.model
+    with decoder.room():
+        model.to(torch.bfloat16).eval().requires_grad_(False)
+        decode, head, more = _decode(torch, model, batch, context)
+    return decode, head, ((note + " (the decode step)",) if decode is not None else ()) + more
 
 
 def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
@@ -188,11 +200,12 @@ def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, b
     with built.room():
         try:
             model.to(torch.bfloat16).eval().requires_grad_(False)
-            prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True},
-                                           seq_len)
+            prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True})
         except Exception as e:
             raise built.failed(e) from None
         decode, decode_head, more = _decode(torch, model, batch, context)
+    if more == (NO_CACHE,):
+        decode, decode_head, more = _decoder_step(built, batch, context, more)
     notes += getattr(model, "inspector_notes", ())
     return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
                         context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,
