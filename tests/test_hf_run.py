@@ -125,3 +125,64 @@ def test_an_encoder_listed_as_a_causal_lm_is_measured_as_its_decoder(tmp_path):
               attention_mask=torch.ones(1, 16, dtype=torch.long, device="meta"))
     assert f.prefill == counter.get_total_flops() and f.decode is not None
     assert any(n.startswith("measured as a decoder") for n in f.notes)
+
+
+def _meta_refused(monkeypatch):
+    """Every forward on the meta device fails as a value read would (`.item()`): the CPU twin answers."""
+    from inspector.runtime import hf_cache, hf_flops, hf_trace
+
+    def refusing(built, run, dtype):
+        def on_cpu_only(b):
+            if hf_run.device_of(b.model).type == "meta":
+                raise RuntimeError("Tensor.item() cannot be called on meta tensors")
+            return run(b)
+        return hf_run.on_meta_or_cpu(built, on_cpu_only, dtype)
+
+    for module in (hf_cache, hf_flops, hf_trace):
+        monkeypatch.setattr(module, "on_meta_or_cpu", refusing)
+
+
+@pytest.mark.parametrize("name", list(BOTH_RUN))
+def test_the_cpu_twin_measures_what_meta_does(name, monkeypatch):
+    """Where meta runs the forward, the CPU twin (zero weights of no memory, full size) gives the same cache
+    layers, prefill and decode FLOPs and module shapes."""
+    from inspector.runtime.hf_trace import hf_trace
+
+    cfg = BOTH_RUN[name]
+    meta = (measure_cache(cfg), measure_flops(cfg, "config.json", 16, 12), hf_trace(cfg, name, "config.json", 8))
+    _meta_refused(monkeypatch)
+    cpu = (measure_cache(cfg), measure_flops(cfg, "config.json", 16, 12), hf_trace(cfg, name, "config.json", 8))
+    assert all(x.notes[0].startswith("run on the CPU with every weight zero") for x in cpu)
+    assert [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in cpu[0].layers] == \
+        [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in meta[0].layers]
+    assert (cpu[1].prefill, cpu[1].decode, cpu[1].prefill_head) == (meta[1].prefill, meta[1].decode, meta[1].prefill_head)
+    assert [(r.record.name, r.record.shapes) for r in cpu[2].records] == \
+        [(r.record.name, r.record.shapes) for r in meta[2].records]
+
+
+def test_a_forward_that_reads_routing_counts_runs_on_the_cpu(tmp_path):
+    """JetMoE's router turns expert counts into a list (`.tolist()`), which meta cannot: all four commands answer
+    from the CPU twin; KV bytes and FLOPs equal transformers' own CPU forward with random weights (every token
+    still reaches top_k experts of each mixture, whatever the weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = _default("jetmoe", num_hidden_layers=2, hidden_size=64, intermediate_size=128, kv_channels=16,
+                   num_key_value_heads=2, vocab_size=512)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    config = transformers.AutoConfig.for_model("jetmoe", **{k: v for k, v in cfg.items() if k != "model_type"})
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        out = model(input_ids=torch.randint(0, 512, (1, 16)), use_cache=True)
+    kv = sum(t.numel() // t.shape[-2] * 2 for layer in out.cache.layers for t in (layer.keys, layer.values))
+    result = runner.invoke(app, ["memory", str(tmp_path), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kv_bytes_per_token"] == kv
+    result = runner.invoke(app, ["flops", str(tmp_path), "--seq-len", "16", "--context", "8", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["prefill_flops"] == counter.get_total_flops() and data["decode_flops"] > 0
+    assert data["notes"][0].startswith("run on the CPU with every weight zero")
+    for args in (["params", str(tmp_path)], ["trace", "-m", str(tmp_path), "--seq-len", "8"]):
+        assert runner.invoke(app, [*args, "-f", "json"]).exit_code == 0

@@ -32,7 +32,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, build_meta
-from inspector.runtime.hf_run import as_decoder, first_that_runs, variants
+from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
 
 TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
 KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
@@ -195,8 +195,9 @@ def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
 def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
     """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Where the mask code
     cannot run on meta, the other inputs that mean the same for one unpadded sequence (`hf_run.variants`)."""
-    base = {"input_ids": torch.zeros(1, tokens, dtype=torch.long, device="meta"), "use_cache": True,
-            "position_ids": torch.arange(tokens, device="meta")[None]}
+    device = device_of(model)
+    base = {"input_ids": torch.zeros(1, tokens, dtype=torch.long, device=device), "use_cache": True,
+            "position_ids": torch.arange(tokens, device=device)[None]}
     with torch.no_grad():
         out, note = first_that_runs(lambda kwargs: model(**kwargs), variants(torch, model, base))
     cache = getattr(out, "cache", None)
@@ -224,15 +225,15 @@ def _num_layers(config) -> int | None:
     return n if isinstance(n, int) else None
 
 
-def _cached(built: MetaBuild, tokens: int) -> tuple[Any, tuple[str, ...]]:
-    """The cache of a `tokens`-token forward of the built model (bf16, eval), with the notes of how it ran."""
-    torch, model = built.torch, built.model
-    with built.room():
-        try:
-            model.to(torch.bfloat16).eval()
-            return _forward(torch, model, tokens)
-        except Exception as e:
-            raise built.failed(e) from None
+def _cached(built: MetaBuild, tokens: int) -> tuple[Any, MetaBuild, tuple[str, ...]]:
+    """The cache of a `tokens`-token forward of the built model in bf16 (on the CPU where meta cannot run it:
+    `hf_run.on_meta_or_cpu`), the build that made it, and the notes of how it ran."""
+    def run(b: MetaBuild):
+        cache, notes = _forward(b.torch, b.model, tokens)
+        return cache, b, notes
+
+    (cache, ran, notes), more = on_meta_or_cpu(built, run, built.torch.bfloat16)
+    return cache, ran, more + notes
 
 
 def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
@@ -243,18 +244,17 @@ def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: 
     measured as the decoder transformers asks for to generate with it (`hf_run.as_decoder`), with a note."""
     built = built or build_meta(cfg, where)
     start = time.perf_counter()
-    cache, notes = _cached(built, tokens)
+    cache, ran, notes = _cached(built, tokens)
     if cache is None:
         decoder, note = as_decoder(built)
         if decoder is not None:
-            built = decoder
-            cache, more = _cached(built, tokens)
+            cache, ran, more = _cached(decoder, tokens)
             notes = (note, *more)
-    model = built.model
+    model = ran.model
     if cache is None:
         raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = _read_cache(built.torch, cache, _num_layers(built.config))
-    return CacheMeasure(built.model_type, type(model).__name__, built.transformers.__version__, dtype_bytes, layers,
+    layers = _read_cache(ran.torch, cache, _num_layers(ran.config))
+    return CacheMeasure(ran.model_type, type(model).__name__, ran.transformers.__version__, dtype_bytes, layers,
                         built.seconds + time.perf_counter() - start, notes)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
-from inspector.runtime.hf_run import as_decoder, first_that_runs, variants
+from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,9 @@ def _routed_per_token(model, config, counts: dict[str, dict[Any, int]]) -> tuple
     return total, notes
 
 
-def _inputs(torch, batch: int, tokens: int, start: int = 0) -> dict[str, Any]:
-    return {"input_ids": torch.zeros(batch, tokens, dtype=torch.long, device="meta"),
-            "position_ids": torch.arange(start, start + tokens, device="meta")[None].expand(batch, tokens)}
+def _inputs(torch, batch: int, tokens: int, start: int = 0, device: Any = "meta") -> dict[str, Any]:
+    return {"input_ids": torch.zeros(batch, tokens, dtype=torch.long, device=device),
+            "position_ids": torch.arange(start, start + tokens, device=device)[None].expand(batch, tokens)}
 
 
 def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
@@ -102,12 +102,19 @@ def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
     return counter.get_total_flops() + routed * kwargs["input_ids"].numel(), _head_flops(counts), out
 
 
-def _run(torch, model, base: dict[str, Any], cached: int = 0) -> tuple[int, int, Any, tuple[str, ...]]:
+NO_CACHE_PREFILL = ("prefill run with use_cache false (transformers' forward with its cache does not run for this "
+                    "config; keeping a cache costs no FLOPs); no decode figure")
+
+
+def _run(torch, model, base: dict[str, Any], cached: int = 0, uncached: bool = False):
     """A counted forward with an all-ones mask over the `cached` + new tokens; where the mask code cannot
     run on meta, the other inputs that mean the same for unpadded sequences (`hf_run.variants`: no mask, a
-    prepared 4-D mask), as hf_cache does."""
-    (flops, head, out), note = first_that_runs(lambda kwargs: _counted(torch, model, kwargs),
-                                               variants(torch, model, base, cached))
+    prepared 4-D mask), as hf_cache does; `uncached`: then without a cache (a prefill: the same FLOPs).
+    (total FLOPs, the head's, the output, notes)."""
+    tries = variants(torch, model, base, cached)
+    if uncached:
+        tries += [({**kwargs, "use_cache": False}, note or NO_CACHE_PREFILL) for kwargs, note in tries]
+    (flops, head, out), note = first_that_runs(lambda kwargs: _counted(torch, model, kwargs), tries)
     return flops, head, out, (note,) if note else ()
 
 
@@ -142,22 +149,23 @@ def _grown(torch, cache, context: int) -> bool:
             if isinstance(t, torch.Tensor) and t.dim() >= 3:
                 shape = list(t.shape)
                 shape[axis] = tokens
-                setattr(layer, name, torch.empty(shape, dtype=t.dtype, device="meta"))
+                setattr(layer, name, torch.zeros(shape, dtype=t.dtype, device=t.device))
         if sliding:
             layer.cumulative_length = context
     return all(x.get_seq_length() == context for x in layers if GROWN[type(x).__name__] is not None)
 
 
 def _filled(torch, model, batch: int, context: int):
+    device = device_of(model)
     """transformers' cache after `context` tokens: a forward of FILL tokens grown (`_grown`; a model whose
     recurrent layers loop per token on meta, such as Mamba1's reference scan, fills in seconds), else a
     forward of all `context` tokens."""
     if context > FILL:
-        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True})
+        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL, 0, device), "use_cache": True})
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         if cache is not None and _grown(torch, cache, context):
             return cache
-    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True})
+    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context, 0, device), "use_cache": True})
     return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
 
 
@@ -170,7 +178,7 @@ def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | N
         cache = _filled(torch, model, batch, context)
         if cache is None:
             return None, None, (NO_CACHE,)
-        step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
+        step = {**_inputs(torch, batch, 1, context, device_of(model)), "use_cache": True, _cache_argument(model): cache}
         flops, head, _, notes = _run(torch, model, step, context)
         return flops, head, notes
     except Exception as e:  # a model's cached step may need values meta has not
@@ -183,30 +191,39 @@ def _decoder_step(built: MetaBuild, batch: int, context: int, notes: tuple[str, 
     decoder, note = as_decoder(built)
     if decoder is None:
         return None, None, notes
-    torch, model = decoder.torch, decoder.model
-    with decoder.room():
-        model.to(torch.bfloat16).eval().requires_grad_(False)
-        decode, head, more = _decode(torch, model, batch, context)
+    torch = decoder.torch
+    try:
+        (decode, head, more), _ = on_meta_or_cpu(decoder, lambda b: _decode(torch, b.model, batch, context),
+                                                 torch.bfloat16)
+    except InspectError:
+        return None, None, notes
     return decode, head, ((note + " (the decode step)",) if decode is not None else ()) + more
+
+
+def _both(b: MetaBuild, batch: int, seq_len: int, context: int):
+    """(prefill FLOPs, its head's, notes, decode FLOPs, its head's, notes, routed-expert notes) of b's model."""
+    torch, model = b.torch, b.model
+    prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len, 0, device_of(model)),
+                                                  "use_cache": True}, uncached=True)
+    routed = getattr(model, "inspector_notes", ())
+    decode, decode_head, more = (None, None, ()) if NO_CACHE_PREFILL in notes else \
+        _decode(torch, model, batch, context)
+    return prefill, head, notes, decode, decode_head, more, routed
 
 
 def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
                   built: MetaBuild | None = None) -> FlopsMeasure:
     """Build `cfg` on meta with transformers (or take `built`, the same build) and count a prefill of
-    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each."""
+    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each (on the CPU
+    with zero weights where meta cannot run the forward: `hf_run.on_meta_or_cpu`)."""
     built = built or build_meta(cfg, where)
     torch, model = built.torch, built.model
     start = time.perf_counter()
-    with built.room():
-        try:
-            model.to(torch.bfloat16).eval().requires_grad_(False)
-            prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True})
-        except Exception as e:
-            raise built.failed(e) from None
-        decode, decode_head, more = _decode(torch, model, batch, context)
+    (prefill, head, notes, decode, decode_head, more, routed), where_run = on_meta_or_cpu(
+        built, lambda b: _both(b, batch, seq_len, context), torch.bfloat16)
     if more == (NO_CACHE,):
         decode, decode_head, more = _decoder_step(built, batch, context, more)
-    notes += getattr(model, "inspector_notes", ())
+    notes = where_run + notes + routed
     return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
                         context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,
                         tuple(dict.fromkeys(notes + more)))

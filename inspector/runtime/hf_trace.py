@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.inventory.transformers_meta import build_meta
-from inspector.runtime.hf_run import first_that_runs, variants
+from inspector.runtime.hf_run import device_of, first_that_runs, on_meta_or_cpu, variants
 from inspector.steps import Record
 
 INPUT_KWARGS = ("hidden_states", "input_ids", "inputs_embeds", "x", "input")
@@ -90,8 +90,9 @@ def _forward(torch, model, seq_len: int, records: list) -> tuple[str, ...]:
     """One forward of `seq_len` stand-in ids with transformers' cache, an all-ones mask and positions
     0..N-1, else the other inputs that mean the same for one unpadded sequence (`hf_run.variants`:
     no mask, a prepared 4-D mask, the ids alone). Records of a failed try are dropped."""
-    base = {"input_ids": torch.zeros(1, seq_len, dtype=torch.long, device="meta"), "use_cache": True,
-            "position_ids": torch.arange(seq_len, device="meta")[None]}
+    device = device_of(model)
+    base = {"input_ids": torch.zeros(1, seq_len, dtype=torch.long, device=device), "use_cache": True,
+            "position_ids": torch.arange(seq_len, device=device)[None]}
 
     def call(kwargs: dict) -> None:
         records.clear()
@@ -102,26 +103,28 @@ def _forward(torch, model, seq_len: int, records: list) -> tuple[str, ...]:
     return (note,) if note else ()
 
 
+def _hooked(b, seq_len: int, records: list) -> tuple[str, ...]:
+    """The forward of `_forward` with a hook on every submodule of b's model, the hooks removed after."""
+    torch, model = b.torch, b.model
+    handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
+               for n, m in model.named_modules() if n]
+    try:
+        return _forward(torch, model, seq_len, records)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def hf_trace(cfg: dict[str, Any], name: str, where: str, seq_len: int, dtype: str = "auto") -> HfTrace:
-    """Build `cfg` with transformers on meta, hook every module, run `seq_len` stand-in ids."""
+    """Build `cfg` with transformers on meta, hook every module, run `seq_len` stand-in ids (on the CPU with
+    zero weights where meta cannot run the forward: `hf_run.on_meta_or_cpu`)."""
     built = build_meta(cfg, where)
     torch, model = built.torch, built.model
     width = DTYPES[dtype]
     start = time.perf_counter()
     records: list[HfRecord] = []
-    handles = []
-    with built.room():
-        try:
-            model.to(getattr(torch, width)).eval()
-            handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
-                       for n, m in model.named_modules() if n]
-            notes = _forward(torch, model, seq_len, records)
-        except Exception as e:
-            raise built.failed(e) from None
-        finally:
-            for handle in handles:
-                handle.remove()
+    notes, where_run = on_meta_or_cpu(built, lambda b: _hooked(b, seq_len, records), getattr(torch, width))
     stand_in = f"{seq_len} stand-in ids (no tokenizer on this path): shapes depend only on their number"
     return HfTrace(name, built.model_type, type(model).__name__, built.transformers.__version__, width, seq_len,
-                   stand_in, records, built.seconds + time.perf_counter() - start, notes,
+                   stand_in, records, built.seconds + time.perf_counter() - start, where_run + notes,
                    tuple(n for n, _ in model.named_modules() if n))
