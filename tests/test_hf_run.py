@@ -1,4 +1,4 @@
-"""The other ways of running a transformers forward on meta (inspector.runtime.hf_run) answer exactly what the plain one does.
+"""The other ways of running a transformers forward (inspector.runtime.hf_run) answer what the plain meta one does.
 
 Oracles: transformers 5.25's own cache objects and torch's FlopCounterMode over its own forward with
 the plain inputs (an all-ones 2-D mask and positions), never our code. Tiny default configs (2 layers)
@@ -62,7 +62,7 @@ def test_a_prepared_4d_mask_measures_what_the_plain_forward_does(name, monkeypat
     assert [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in cache.layers] == \
         [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in plain_cache.layers]
     assert (flops.prefill, flops.prefill_head) == (plain_flops.prefill, plain_flops.prefill_head)
-    if name == "gemma3_text":  # one mask for every layer does not fit a sliding layer's capped cache: refused, not wrong
+    if name == "gemma3_text":  # one mask for all layers does not fit a sliding layer's capped cache: refused, not wrong
         assert flops.decode is None and any("does not run on meta" in n for n in flops.notes)
     else:
         assert flops.decode == plain_flops.decode
@@ -155,7 +155,8 @@ def test_the_cpu_twin_measures_what_meta_does(name, monkeypatch):
     assert all(x.notes[0].startswith("run on the CPU with every weight zero") for x in cpu)
     assert [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in cpu[0].layers] == \
         [(x.kind, x.kv_elements_per_token, x.window, x.state_shapes) for x in meta[0].layers]
-    assert (cpu[1].prefill, cpu[1].decode, cpu[1].prefill_head) == (meta[1].prefill, meta[1].decode, meta[1].prefill_head)
+    assert (cpu[1].prefill, cpu[1].decode, cpu[1].prefill_head) == \
+        (meta[1].prefill, meta[1].decode, meta[1].prefill_head)
     assert [(r.record.name, r.record.shapes) for r in cpu[2].records] == \
         [(r.record.name, r.record.shapes) for r in meta[2].records]
 
