@@ -97,6 +97,7 @@ def test_an_all_recurrent_model_is_measured_through_the_4d_mask(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["kv_layers"] == 0 and data["state_bytes_per_sequence"] == m.state_bytes_per_sequence() > 0
+    assert data["notes"] == [hf_run.MASK_4D]  # how the figure was measured, in the JSON too
     result = runner.invoke(app, ["flops", str(tmp_path), "--seq-len", "16", "--context", "8", "-f", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
