@@ -409,7 +409,7 @@ def test_sweep_memory_and_flops_answer_or_say_why(model_type, tmp_path):
         assert result.exit_code == 0, (name, result.output)
         data = json.loads(result.stdout)
         if name == "params":
-            assert data["totals"]["total_params"] == total
+            assert data["total_params"] == total
         elif name == "memory":
             assert data["kv_bytes_per_token"] + data["state_bytes_per_sequence"] > 0
         elif name == "flops":
