@@ -115,7 +115,8 @@ def cpu_twin(built: MetaBuild, dtype) -> tuple[MetaBuild, str]:
         model = _build(built.transformers, built.config, built.cfg)
     params = sum(p.numel() for p in model.parameters())
     if params > CPU_MAX_PARAMS:
-        raise InspectError(f"{params:,} parameters: over the {CPU_MAX_PARAMS:,} run on the CPU instead (assumed)")
+        raise InspectError(f"nor on the CPU instead: {params:,} parameters, over its bound of {CPU_MAX_PARAMS:,} "
+                           "(assumed)")
     _zeroed(torch, model, dtype)
     model.eval()
     note = (f"run on the CPU with every weight zero (stride-0 views of the full shapes, no memory): the meta device "
@@ -146,5 +147,5 @@ def on_meta_or_cpu(built: MetaBuild, run: Callable[[MetaBuild], Any], dtype) -> 
             with torch.no_grad():
                 return run(twin), (note,)
         except Exception as e:
-            suffix = f" ({e})" if isinstance(e, InspectError) else f"; nor on the CPU: {_first_line(e)}"
+            suffix = f"; {e}" if isinstance(e, InspectError) else f"; nor on the CPU: {_first_line(e)}"
             raise InspectError(f"{built.failed(first)}{suffix}") from None
