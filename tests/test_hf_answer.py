@@ -361,13 +361,11 @@ SWEEP_ALLOWED = {
     "xlnet": (("memory",), "transformers returns no cache (mem_len null)"),
     # 75 B parameters: meta has no kernel for aten::_unique2 and the CPU twin is refused over CPU_MAX_PARAMS
     "kolibri1_1": (("memory", "flops", "trace"), "aten::_unique2 has no meta kernel; over the CPU bound"),
-    # open (our reader, not transformers): these keep their recurrent state outside a cache with `layers`, which
-    # hf_cache reads: RWKV returns `state` (5 tensors [batch, hidden, layers]), RecurrentGemma keeps it in module
-    # buffers and returns no cache, xLSTM returns an xLSTMCache without `layers`; GPT-1 keeps no cache at all
-    # (each step recomputes the context). flops and trace answer.
+    # open (our reader, not transformers): these keep their recurrent state outside a cache hf_cache reads: RWKV
+    # returns `state` (5 tensors [batch, hidden, layers]) and RecurrentGemma keeps it in module buffers, returning no
+    # cache; GPT-1 keeps no cache at all (each step recomputes the context). flops and trace answer.
     "rwkv": (("memory",), "state in `outputs.state`, not a layered cache (open)"),
     "recurrent_gemma": (("memory",), "state in module buffers, no cache returned (open)"),
-    "xlstm": (("memory",), "xLSTMCache has no layers (open)"),
     "openai-gpt": (("memory",), "transformers keeps no cache for GPT-1"),
     # X-MOD's adapters need a language: "Input language unknown. Please call set_default_language()" (the default
     # config names none; a real checkpoint's default_language does)

@@ -188,3 +188,18 @@ def test_a_forward_that_reads_routing_counts_runs_on_the_cpu(tmp_path):
     assert data["notes"][0].startswith("run on the CPU with every weight zero")
     for args in (["params", str(tmp_path)], ["trace", "-m", str(tmp_path), "--seq-len", "8"]):
         assert runner.invoke(app, [*args, "-f", "json"]).exit_code == 0
+
+
+def test_a_cache_without_layers_is_read_by_layer_index():
+    """xLSTM's cache keeps no `layers`: a dict `rnn_state` of layer index -> (C, n, m). Each layer's state is
+    what transformers' own cache holds for it after the forward (shapes and widths), and no KV."""
+    cfg = _default("xlstm", num_hidden_layers=2, hidden_size=128, num_heads=2, vocab_size=256)
+    m = measure_cache(cfg)
+    config = transformers.AutoConfig.for_model("xlstm", **{k: v for k, v in cfg.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16).eval()
+    with torch.no_grad():
+        cache = model(input_ids=torch.zeros(1, 4, dtype=torch.long, device="meta"), use_cache=True).cache
+    per_layer = {i: sum(t.numel() * t.element_size() for t in held) for i, held in cache.rnn_state.items()}
+    assert len(per_layer) == 2 and m.kv_layers == 0
+    assert {x.index: x.state_bytes for x in m.layers} == per_layer

@@ -181,14 +181,25 @@ def _read_layer(torch, index: int, layer, extra: list[tuple[str, Any]]) -> Layer
 
 
 def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
-    """Per-layer state a cache keeps in lists of its own beside its layers (MiniMax's
-    `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each linear layer)."""
+    """Per-layer state a cache keeps in containers of its own beside (or instead of) its layers: a list
+    indexed by layer (MiniMax's `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each
+    linear layer) or a dict keyed by layer index holding tensors or tuples of them (xLSTM's
+    `xLSTMCache.rnn_state`: each mLSTM layer's C, n and m)."""
     out: dict[int, list[tuple[str, Any]]] = {}
     for name, value in vars(cache).items():
-        if name != "layers" and isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
-            for i, t in enumerate(value):
+        if name == "layers":
+            continue
+        if isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, dict) and value and all(isinstance(k, int) for k in value):
+            items = sorted(value.items())
+        else:
+            continue
+        for i, held in items:
+            tensors = held if isinstance(held, (list, tuple)) else [held]
+            for j, t in enumerate(tensors):
                 if isinstance(t, torch.Tensor):
-                    out.setdefault(i, []).append((name, t))
+                    out.setdefault(i, []).append((name if held is t else f"{name}[{j}]", t))
     return out
 
 
@@ -211,9 +222,10 @@ def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
     many as the model has layers (a cache that made layer objects lazily may hold fewer)."""
     cache = getattr(cache, "self_attention_cache", cache)
     layers = getattr(cache, "layers", None)
-    if layers is None:
-        raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
     side = _side_states(torch, cache)
+    if layers is None and not side:
+        raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
+    layers = layers or []
     count = max(len(layers), num_layers or 0, max(side, default=-1) + 1)
     read = [_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, [])) for i in range(count)]
     name = type(cache).__name__  # a layer the cache made no object for: its state is the cache's own
