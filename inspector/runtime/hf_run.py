@@ -32,9 +32,8 @@ models where both run and compares the caches and FLOPs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
 from dataclasses import replace
+from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, _build, _first_line, build_meta
@@ -119,9 +118,9 @@ def cpu_twin(built: MetaBuild, dtype) -> tuple[MetaBuild, str]:
                            "(assumed)")
     _zeroed(torch, model, dtype)
     model.eval()
-    note = (f"run on the CPU with every weight zero (stride-0 views of the full shapes, no memory): the meta device "
-            f"cannot run this forward; the shapes, cache and FLOPs are those of the full model (nothing scaled); "
-            f"a router sees equal scores and still sends every token to its top_k experts")
+    note = ("run on the CPU with every weight zero (stride-0 views of the full shapes, no memory): the meta device "
+            "cannot run this forward; the shapes, cache and FLOPs are those of the full model (nothing scaled); "
+            "a router sees equal scores and still sends every token to its top_k experts")
     return replace(built, model=model), note
 
 
