@@ -244,15 +244,15 @@ def test_native_and_transformers_paths_give_the_same_shapes(preset, tmp_path):
         assert native[name] == hf[other], (name, other)
 
 
-def test_a_forward_meta_cannot_run_in_full_is_traced_with_the_ids_alone(tmp_path):
-    """BERT as a decoder: its mask code asks for values (packed sequences in the positions); traced with the
-    ids alone, said in one note; the logits are (1, N, vocab_size)."""
+def test_a_forward_meta_cannot_run_in_full_is_traced_with_a_prepared_mask(tmp_path):
+    """BERT not marked as a decoder: its bidirectional mask code asks for values (is the mask all ones); traced
+    with a prepared 4-D mask, said in one note; the logits are (1, N, vocab_size)."""
     cfg = _default("bert", num_hidden_layers=2)  # the default: not marked as a decoder
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     result = runner.invoke(app, ["trace", "-m", str(tmp_path), "--seq-len", str(N), "-f", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert any(n.startswith("run with the ids alone") for n in data["notes"])
+    assert any(n.startswith("run with a prepared 4-D attention mask") for n in data["notes"])
     shapes = {s["name"]: s["shape"] for s in data["steps"]}
     assert shapes["cls.predictions.decoder"] == [1, N, cfg["vocab_size"]]
     assert len(data["steps"]) == len({s["name"] for s in data["steps"]})  # no record of the failed tries

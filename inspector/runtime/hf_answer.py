@@ -210,7 +210,7 @@ def memory_report(r: HfMemory) -> Report:
             "state_bytes_per_sequence": m.state_bytes_per_sequence(),
             "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
             "groups": len(p.groups), "group_size": p.group_size, "num_blocks": p.num_blocks, "kv_cache_tokens": p.kv_tokens, "max_concurrency": round(p.concurrency, 2),
-            "fits": r.fits, "kv_cache_bytes": b.kv_cache_bytes}
+            "fits": r.fits, "kv_cache_bytes": b.kv_cache_bytes, "notes": list(m.notes)}
     return Report([kinds, budget, layout], data, notes=[path_line(m.transformers_version, m.class_name)])
 
 

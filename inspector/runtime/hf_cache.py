@@ -32,6 +32,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, build_meta
+from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
 
 TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
 KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
@@ -180,37 +181,40 @@ def _read_layer(torch, index: int, layer, extra: list[tuple[str, Any]]) -> Layer
 
 
 def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
-    """Per-layer state a cache keeps in lists of its own beside its layers (MiniMax's
-    `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each linear layer)."""
+    """Per-layer state a cache keeps in containers of its own beside (or instead of) its layers: a list
+    indexed by layer (MiniMax's `MiniMaxCache.linear_cache`: the lightning-attention K^T V state of each
+    linear layer) or a dict keyed by layer index holding tensors or tuples of them (xLSTM's
+    `xLSTMCache.rnn_state`: each mLSTM layer's C, n and m)."""
     out: dict[int, list[tuple[str, Any]]] = {}
     for name, value in vars(cache).items():
-        if name != "layers" and isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
-            for i, t in enumerate(value):
+        if name == "layers":
+            continue
+        if isinstance(value, list):
+            items = list(enumerate(value))
+        elif isinstance(value, dict) and value and all(isinstance(k, int) for k in value):
+            items = sorted(value.items())
+        else:
+            continue
+        for i, held in items:
+            tensors = held if isinstance(held, (list, tuple)) else [held]
+            for j, t in enumerate(tensors):
                 if isinstance(t, torch.Tensor):
-                    out.setdefault(i, []).append((name, t))
+                    out.setdefault(i, []).append((name if held is t else f"{name}[{j}]", t))
     return out
 
 
 def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
-    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Hybrid models'
-    recurrent masks ask whether the mask is all ones (`.item()`, which the meta device cannot
-    answer): they are run again without a mask, which means the same for one unpadded sequence."""
-    ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
-    positions = torch.arange(tokens, device="meta")[None]
-    mask = torch.ones(1, tokens, dtype=torch.long, device="meta")
-    notes: tuple[str, ...] = ()
+    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Where the mask code
+    cannot run on meta, the other inputs that mean the same for one unpadded sequence (`hf_run.variants`)."""
+    device = device_of(model)
+    base = {"input_ids": torch.zeros(1, tokens, dtype=torch.long, device=device), "use_cache": True,
+            "position_ids": torch.arange(tokens, device=device)[None]}
     with torch.no_grad():
-        try:
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        except RuntimeError as e:
-            if "meta" not in str(e):
-                raise
-            out = model(input_ids=ids, attention_mask=None, position_ids=positions, use_cache=True)
-            notes = ("run without an attention mask (its recurrent mask reads values, which meta has not)",)
+        out, note = first_that_runs(lambda kwargs: model(**kwargs), variants(torch, model, base))
     cache = getattr(out, "cache", None)
     if cache is None:
         cache = getattr(out, "past_key_values", None)
-    return cache, notes
+    return cache, (note,) if note else ()
 
 
 def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
@@ -218,9 +222,10 @@ def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
     many as the model has layers (a cache that made layer objects lazily may hold fewer)."""
     cache = getattr(cache, "self_attention_cache", cache)
     layers = getattr(cache, "layers", None)
-    if layers is None:
-        raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
     side = _side_states(torch, cache)
+    if layers is None and not side:
+        raise InspectError(f"transformers returned a {type(cache).__name__}, not a cache with layers")
+    layers = layers or []
     count = max(len(layers), num_layers or 0, max(side, default=-1) + 1)
     read = [_read_layer(torch, i, layers[i] if i < len(layers) else None, side.get(i, [])) for i in range(count)]
     name = type(cache).__name__  # a layer the cache made no object for: its state is the cache's own
@@ -232,23 +237,36 @@ def _num_layers(config) -> int | None:
     return n if isinstance(n, int) else None
 
 
+def _cached(built: MetaBuild, tokens: int) -> tuple[Any, MetaBuild, tuple[str, ...]]:
+    """The cache of a `tokens`-token forward of the built model in bf16 (on the CPU where meta cannot run it:
+    `hf_run.on_meta_or_cpu`), the build that made it, and the notes of how it ran."""
+    def run(b: MetaBuild):
+        cache, notes = _forward(b.torch, b.model, tokens)
+        return cache, b, notes
+
+    (cache, ran, notes), more = on_meta_or_cpu(built, run, built.torch.bfloat16)
+    return cache, ran, more + notes
+
+
 def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
                   tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
     """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
-    read its cache layer by layer."""
+    read its cache layer by layer. A model that returns no cache because its config says it is not a
+    decoder (`is_decoder` false: BERT-like encoders that transformers also lists as causal LMs) is
+    measured as the decoder transformers asks for to generate with it (`hf_run.as_decoder`), with a note."""
     built = built or build_meta(cfg, where)
-    torch, model = built.torch, built.model
     start = time.perf_counter()
-    with built.room():
-        try:
-            model.to(torch.bfloat16).eval()
-            cache, notes = _forward(torch, model, tokens)
-        except Exception as e:
-            raise built.failed(e) from None
+    cache, ran, notes = _cached(built, tokens)
+    if cache is None:
+        decoder, note = as_decoder(built)
+        if decoder is not None:
+            cache, ran, more = _cached(decoder, tokens)
+            notes = (note, *more)
+    model = ran.model
     if cache is None:
         raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = _read_cache(torch, cache, _num_layers(built.config))
-    return CacheMeasure(built.model_type, type(model).__name__, built.transformers.__version__, dtype_bytes, layers,
+    layers = _read_cache(ran.torch, cache, _num_layers(ran.config))
+    return CacheMeasure(ran.model_type, type(model).__name__, ran.transformers.__version__, dtype_bytes, layers,
                         built.seconds + time.perf_counter() - start, notes)
 
 

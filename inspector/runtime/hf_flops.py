@@ -23,6 +23,7 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
+from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ def _routed_per_token(model, config, counts: dict[str, dict[Any, int]]) -> tuple
     return total, notes
 
 
-def _inputs(torch, batch: int, tokens: int, start: int = 0) -> dict[str, Any]:
-    return {"input_ids": torch.zeros(batch, tokens, dtype=torch.long, device="meta"),
-            "position_ids": torch.arange(start, start + tokens, device="meta")[None].expand(batch, tokens)}
+def _inputs(torch, batch: int, tokens: int, start: int = 0, device: Any = "meta") -> dict[str, Any]:
+    return {"input_ids": torch.zeros(batch, tokens, dtype=torch.long, device=device),
+            "position_ids": torch.arange(start, start + tokens, device=device)[None].expand(batch, tokens)}
 
 
 def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
@@ -101,18 +102,20 @@ def _counted(torch, model, kwargs: dict[str, Any]) -> tuple[int, int, Any]:
     return counter.get_total_flops() + routed * kwargs["input_ids"].numel(), _head_flops(counts), out
 
 
-def _run(torch, model, kwargs: dict[str, Any], tokens: int) -> tuple[int, int, Any, tuple[str, ...]]:
-    """A counted forward with an all-ones mask; rerun without one when a recurrent mask reads values
-    (`.item()`, which meta cannot answer): the same for unpadded sequences (as hf_cache does)."""
-    batch = kwargs["input_ids"].shape[0]
-    try:
-        return (*_counted(torch, model, {**kwargs, "attention_mask": torch.ones(
-            batch, tokens, dtype=torch.long, device="meta")}), ())
-    except Exception as e:  # RuntimeError or NotImplementedError, by torch version
-        if "meta" not in str(e):
-            raise
-        return (*_counted(torch, model, {**kwargs, "attention_mask": None}),
-                ("run without an attention mask (its recurrent mask reads values, which meta has not)",))
+NO_CACHE_PREFILL = ("prefill run with use_cache false (transformers' forward with its cache does not run for this "
+                    "config; keeping a cache costs no FLOPs); no decode figure")
+
+
+def _run(torch, model, base: dict[str, Any], cached: int = 0, uncached: bool = False):
+    """A counted forward with an all-ones mask over the `cached` + new tokens; where the mask code cannot
+    run on meta, the other inputs that mean the same for unpadded sequences (`hf_run.variants`: no mask, a
+    prepared 4-D mask), as hf_cache does; `uncached`: then without a cache (a prefill: the same FLOPs).
+    (total FLOPs, the head's, the output, notes)."""
+    tries = variants(torch, model, base, cached)
+    if uncached:
+        tries += [({**kwargs, "use_cache": False}, note or NO_CACHE_PREFILL) for kwargs, note in tries]
+    (flops, head, out), note = first_that_runs(lambda kwargs: _counted(torch, model, kwargs), tries)
+    return flops, head, out, (note,) if note else ()
 
 
 def _cache_argument(model) -> str:
@@ -146,23 +149,27 @@ def _grown(torch, cache, context: int) -> bool:
             if isinstance(t, torch.Tensor) and t.dim() >= 3:
                 shape = list(t.shape)
                 shape[axis] = tokens
-                setattr(layer, name, torch.empty(shape, dtype=t.dtype, device="meta"))
+                setattr(layer, name, torch.zeros(shape, dtype=t.dtype, device=t.device))
         if sliding:
             layer.cumulative_length = context
     return all(x.get_seq_length() == context for x in layers if GROWN[type(x).__name__] is not None)
 
 
 def _filled(torch, model, batch: int, context: int):
+    device = device_of(model)
     """transformers' cache after `context` tokens: a forward of FILL tokens grown (`_grown`; a model whose
     recurrent layers loop per token on meta, such as Mamba1's reference scan, fills in seconds), else a
     forward of all `context` tokens."""
     if context > FILL:
-        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL), "use_cache": True}, FILL)
+        _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, FILL, 0, device), "use_cache": True})
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
         if cache is not None and _grown(torch, cache, context):
             return cache
-    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context), "use_cache": True}, context)
+    _, _, out, _ = _run(torch, model, {**_inputs(torch, batch, context, 0, device), "use_cache": True})
     return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
+NO_CACHE = "no decode figure: transformers returned no cache"
 
 
 def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
@@ -170,30 +177,53 @@ def _decode(torch, model, batch: int, context: int) -> tuple[int | None, int | N
     try:
         cache = _filled(torch, model, batch, context)
         if cache is None:
-            return None, None, ("no decode figure: transformers returned no cache",)
-        step = {**_inputs(torch, batch, 1, context), "use_cache": True, _cache_argument(model): cache}
-        flops, head, _, notes = _run(torch, model, step, context + 1)
+            return None, None, (NO_CACHE,)
+        step = {**_inputs(torch, batch, 1, context, device_of(model)), "use_cache": True, _cache_argument(model): cache}
+        flops, head, _, notes = _run(torch, model, step, context)
         return flops, head, notes
     except Exception as e:  # a model's cached step may need values meta has not
         return None, None, (f"no decode figure: transformers' cached step does not run on meta: {_first_line(e)}",)
 
 
+def _decoder_step(built: MetaBuild, batch: int, context: int, notes: tuple[str, ...]):
+    """The decode step of a model that keeps no cache because its config says it is not a decoder, measured
+    as the decoder transformers asks for to generate with it (`hf_run.as_decoder`; hf_cache does the same)."""
+    decoder, note = as_decoder(built)
+    if decoder is None:
+        return None, None, notes
+    torch = decoder.torch
+    try:
+        (decode, head, more), _ = on_meta_or_cpu(decoder, lambda b: _decode(torch, b.model, batch, context),
+                                                 torch.bfloat16)
+    except InspectError:
+        return None, None, notes
+    return decode, head, ((note + " (the decode step)",) if decode is not None else ()) + more
+
+
+def _both(b: MetaBuild, batch: int, seq_len: int, context: int):
+    """(prefill FLOPs, its head's, notes, decode FLOPs, its head's, notes, routed-expert notes) of b's model."""
+    torch, model = b.torch, b.model
+    prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len, 0, device_of(model)),
+                                                  "use_cache": True}, uncached=True)
+    routed = getattr(model, "inspector_notes", ())
+    decode, decode_head, more = (None, None, ()) if NO_CACHE_PREFILL in notes else \
+        _decode(torch, model, batch, context)
+    return prefill, head, notes, decode, decode_head, more, routed
+
+
 def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
                   built: MetaBuild | None = None) -> FlopsMeasure:
     """Build `cfg` on meta with transformers (or take `built`, the same build) and count a prefill of
-    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each."""
+    `seq_len` tokens and one decoded token at `context` cached tokens, `batch` sequences each (on the CPU
+    with zero weights where meta cannot run the forward: `hf_run.on_meta_or_cpu`)."""
     built = built or build_meta(cfg, where)
     torch, model = built.torch, built.model
     start = time.perf_counter()
-    with built.room():
-        try:
-            model.to(torch.bfloat16).eval().requires_grad_(False)
-            prefill, head, _, notes = _run(torch, model, {**_inputs(torch, batch, seq_len), "use_cache": True},
-                                           seq_len)
-        except Exception as e:
-            raise built.failed(e) from None
-        decode, decode_head, more = _decode(torch, model, batch, context)
-    notes += getattr(model, "inspector_notes", ())
+    (prefill, head, notes, decode, decode_head, more, routed), where_run = on_meta_or_cpu(
+        built, lambda b: _both(b, batch, seq_len, context), torch.bfloat16)
+    if more == (NO_CACHE,):
+        decode, decode_head, more = _decoder_step(built, batch, context, more)
+    notes = where_run + notes + routed
     return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
                         context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,
                         tuple(dict.fromkeys(notes + more)))

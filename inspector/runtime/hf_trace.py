@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.inventory.transformers_meta import build_meta
+from inspector.runtime.hf_run import device_of, first_that_runs, on_meta_or_cpu, variants
 from inspector.steps import Record
 
 INPUT_KWARGS = ("hidden_states", "input_ids", "inputs_embeds", "x", "input")
@@ -85,59 +86,45 @@ def _hook(torch, out: list[HfRecord], name: str):
     return hook
 
 
-ATTEMPTS = (  # (attention mask, use_cache, position ids, the note when this one answered)
-    (True, True, True, ""),
-    (False, True, True, "run without an attention mask (the masked forward does not run on meta: its mask code "
-                        "reads values)"),
-    (False, False, False, "run with the ids alone: no cache, attention mask or position ids (the fuller forward "
-                          "does not run on meta; transformers' default positions 0..N-1)"),
-)
-
-
 def _forward(torch, model, seq_len: int, records: list) -> tuple[str, ...]:
     """One forward of `seq_len` stand-in ids with transformers' cache, an all-ones mask and positions
-    0..N-1; when a mask path reads values (`.item()`, which meta cannot answer), again without the mask,
-    then with the ids alone (BERT-like decoders look for packed sequences in the positions): the same
-    shapes for one unpadded sequence (an all-Mamba cache that cannot size masks, too). Records of a failed
-    try are dropped; when every try fails, the first one's error is raised."""
-    ids = torch.zeros(1, seq_len, dtype=torch.long, device="meta")
-    first: BaseException | None = None
-    for i, (masked, cached, positioned, note) in enumerate(ATTEMPTS):
-        kwargs = {"use_cache": cached}
-        if masked:
-            kwargs["attention_mask"] = torch.ones(1, seq_len, dtype=torch.long, device="meta")
-        if positioned:
-            kwargs["position_ids"] = torch.arange(seq_len, device="meta")[None]
+    0..N-1, else the other inputs that mean the same for one unpadded sequence (`hf_run.variants`:
+    no mask, a prepared 4-D mask, the ids alone). Records of a failed try are dropped."""
+    device = device_of(model)
+    base = {"input_ids": torch.zeros(1, seq_len, dtype=torch.long, device=device), "use_cache": True,
+            "position_ids": torch.arange(seq_len, device=device)[None]}
+
+    def call(kwargs: dict) -> None:
         records.clear()
-        try:
-            with torch.no_grad():
-                model(input_ids=ids, **kwargs)
-            return (note,) if note else ()
-        except Exception as e:  # transformers raises many kinds; the first one is the one reported
-            first = first if i else e
-    raise first
+        with torch.no_grad():
+            model(**kwargs)
+
+    _, note = first_that_runs(call, variants(torch, model, base, ids_alone=True))
+    return (note,) if note else ()
+
+
+def _hooked(b, seq_len: int, records: list) -> tuple[str, ...]:
+    """The forward of `_forward` with a hook on every submodule of b's model, the hooks removed after."""
+    torch, model = b.torch, b.model
+    handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
+               for n, m in model.named_modules() if n]
+    try:
+        return _forward(torch, model, seq_len, records)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def hf_trace(cfg: dict[str, Any], name: str, where: str, seq_len: int, dtype: str = "auto") -> HfTrace:
-    """Build `cfg` with transformers on meta, hook every module, run `seq_len` stand-in ids."""
+    """Build `cfg` with transformers on meta, hook every module, run `seq_len` stand-in ids (on the CPU with
+    zero weights where meta cannot run the forward: `hf_run.on_meta_or_cpu`)."""
     built = build_meta(cfg, where)
     torch, model = built.torch, built.model
     width = DTYPES[dtype]
     start = time.perf_counter()
     records: list[HfRecord] = []
-    handles = []
-    with built.room():
-        try:
-            model.to(getattr(torch, width)).eval()
-            handles = [m.register_forward_hook(_hook(torch, records, n), with_kwargs=True)
-                       for n, m in model.named_modules() if n]
-            notes = _forward(torch, model, seq_len, records)
-        except Exception as e:
-            raise built.failed(e) from None
-        finally:
-            for handle in handles:
-                handle.remove()
+    notes, where_run = on_meta_or_cpu(built, lambda b: _hooked(b, seq_len, records), getattr(torch, width))
     stand_in = f"{seq_len} stand-in ids (no tokenizer on this path): shapes depend only on their number"
     return HfTrace(name, built.model_type, type(model).__name__, built.transformers.__version__, width, seq_len,
-                   stand_in, records, built.seconds + time.perf_counter() - start, notes,
+                   stand_in, records, built.seconds + time.perf_counter() - start, where_run + notes,
                    tuple(n for n, _ in model.named_modules() if n))
