@@ -146,8 +146,25 @@ class Expert(nn.Module):
 
 
 class ExpertList(nn.ModuleList):
+    """The routed experts of a layer, one module each (`experts.{e}`)."""
+
     def run(self, e: int, x: torch.Tensor) -> torch.Tensor:
         return self[e](x)
+
+
+class ExpertStandIn(ExpertList):
+    """Shapes only (a trace on the meta device): expert 0, built once, stands for each of the layer's
+    `count` experts, which on meta all have its shapes and no values. A 512-expert layer builds one
+    module instead of 512; the trace, which runs expert 0 on meta, records the same steps."""
+
+    def __init__(self, expert: Expert, count: int) -> None:
+        super().__init__([expert])
+        self.count = count
+
+    def run(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        if not 0 <= e < self.count:
+            raise IndexError(f"expert {e} of {self.count}")
+        return self[0](x)
 
 
 class ExpertSlot(nn.Module):
@@ -193,7 +210,7 @@ class FusedExperts(nn.ModuleList):
 class MoE(nn.Module):
     """Router -> top-k weights and ids -> the chosen experts on their tokens -> weighted sum (+ shared)."""
 
-    def __init__(self, spec: TextSpec, layer: int) -> None:
+    def __init__(self, spec: TextSpec, layer: int, shapes_only: bool = False) -> None:
         super().__init__()
         m, d = spec.moe, spec.hidden_size
         r = m.routing
@@ -211,8 +228,12 @@ class MoE(nn.Module):
         self.topk_ids = Tap("Step 6", "chosen expert ids (b, n, k)")
         self.tokens_per_expert = Tap("Step 6", f"tokens each of the {m.num_experts} experts received (E,)", values=True)
         glu = _glu(spec)
-        self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
-                                                                            for e in range(m.num_experts))
+        if m.fused:
+            self.experts = FusedExperts(spec, glu)
+        elif shapes_only:
+            self.experts = ExpertStandIn(Expert(spec, 0, glu), m.num_experts)
+        else:
+            self.experts = ExpertList(Expert(spec, e, glu) for e in range(m.num_experts))
         if m.shared_intermediate:
             plain = replace(spec, mlp="gated", mlp_bias=False)
             self.shared = note(MLP(plain, m.shared_intermediate), "Step 6",
@@ -270,8 +291,9 @@ MOE_ROLES: dict[str, Callable[[str, int | None], str]] = {
 FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}
 
 
-def feed_forward_for(spec: TextSpec, layer: int) -> nn.Module:
-    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts."""
+def feed_forward_for(spec: TextSpec, layer: int, shapes_only: bool = False) -> nn.Module:
+    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts
+    (`shapes_only`: expert 0 standing for all, ExpertStandIn)."""
     if spec.is_moe_layer(layer):
-        return MoE(spec, layer)
+        return MoE(spec, layer, shapes_only)
     return (PlainMLP if spec.mlp == "plain" else MLP)(spec, spec.intermediate_size)

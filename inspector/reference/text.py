@@ -56,7 +56,7 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
 class Block(nn.Module):
     """One decoder layer (Steps 5 and 6), with both residual additions in sight."""
 
-    def __init__(self, spec: TextSpec, layer: int) -> None:
+    def __init__(self, spec: TextSpec, layer: int, shapes_only: bool = False) -> None:
         super().__init__()
         p = spec.placement  # its norms around attention (Step 5) and the MLP (Step 6), inspector.spec.norms
         self.parallel = p.parallel
@@ -64,7 +64,7 @@ class Block(nn.Module):
             for role in roles:
                 setattr(self, role, make_norm(spec, spec.hidden_size, step))
         self.attn = attention_for(spec, layer)
-        self.mlp = feed_forward_for(spec, layer)
+        self.mlp = feed_forward_for(spec, layer, shapes_only)
         self.residual_scale = spec.multipliers[2]
         self.after_attn = Tap("Step 5", "residual: x + attention")
         note(self, "Step 7", "decoder layer output: x + FFN (residual)")
@@ -114,9 +114,14 @@ def _in_dtype(module: nn.Module, dtype: torch.dtype) -> nn.Module:
 class TextModel(nn.Module):
     """Token ids (b, n) -> logits (b, n, n_v), Steps 4 to 9; with a KVCache, n new tokens after it."""
 
-    def __init__(self, spec: TextSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, spec: TextSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32,
+                 shapes_only: bool = False) -> None:
+        """`shapes_only` (meta traces): each MoE layer builds expert 0 to stand for all its experts
+        (moe.ExpertStandIn); a model to load weights into, or to count FLOPs of every expert, builds all."""
         super().__init__()
         self.spec = spec
+        if shapes_only and torch.device(device).type != "meta":
+            raise InspectError(f"shapes_only builds on the meta device, not {device}")
         with torch.device(device):
             self.embed = note(_embedding(spec.vocab_size, spec.hidden_size, dtype, device),
                               "Step 4", "embedding lookup: ids (b, n) -> (b, n, d)"
@@ -125,7 +130,8 @@ class TextModel(nn.Module):
                 self.pos_embed = note(_embedding(spec.max_position_embeddings, spec.hidden_size, dtype, device),
                                       "Step 4", "learned position embedding added")
             with _default_dtype(dtype):  # built in `dtype`: no second pass over every module to convert it
-                self.layers = nn.ModuleList(_in_dtype(Block(spec, i), dtype) for i in range(spec.num_layers))
+                self.layers = nn.ModuleList(_in_dtype(Block(spec, i, shapes_only), dtype)
+                                            for i in range(spec.num_layers))
                 self.norm = _in_dtype(make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label), dtype)
             self.lm_head = note(nn.Linear(spec.hidden_size, spec.vocab_size, bias=spec.lm_head_bias, dtype=dtype),
                                 "Step 9", "LM head: logits (b, n, n_v)")
