@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REFERENCE_CONFIGS, tiny_config
+from inspector.errors import InspectError
 from inspector.cli.app import app
 
 torch = pytest.importorskip("torch")
@@ -161,3 +162,36 @@ def test_big_moe_on_meta(dirname, experts, k, dense):
     assert step(data, f"layers.{dense}.mlp.topk_ids")["shape"] == [1, n, k]
     assert "values" not in step(data, f"layers.{dense}.mlp.tokens_per_expert")  # meta: no routing decisions
     assert data["routing"][0]["layer"] == dense and data["routing"][0]["tokens_per_expert"] is None
+
+
+@pytest.mark.parametrize("model_type, extra", [
+    ("qwen3_moe", dict(num_experts=8, num_experts_per_tok=2, moe_intermediate_size=16)),
+    ("deepseek_v3", dict(n_routed_experts=8, num_experts_per_tok=2, n_group=4, topk_group=2, moe_intermediate_size=16,
+                         first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8,
+                         qk_rope_head_dim=4, v_head_dim=8)),
+], ids=["qwen3_moe", "deepseek_v3"])
+def test_expert_stand_in_traces_what_every_expert_traces(model_type, extra):
+    """A meta trace builds expert 0 of each MoE layer to stand for all of them (ExpertStandIn): the records
+    (names, shapes, dtypes, steps, notes) equal those of the model with every expert built, which on meta
+    runs expert 0 too; the stand-in is refused off meta, and an expert id past the layer's count is an error."""
+    import torch
+
+    from inspector.reference.text import TextModel
+    from inspector.runtime.trace import Recorder
+    from inspector.spec.model import from_hf_config
+
+    spec = from_hf_config(tiny_config(model_type, num_hidden_layers=2, **extra), model_type).text
+    ids = torch.zeros((1, 5), dtype=torch.long, device="meta")
+    traces = []
+    for shapes_only in (False, True):
+        model = TextModel(spec, device="meta", dtype=torch.bfloat16, shapes_only=shapes_only)
+        with torch.no_grad(), Recorder(model) as rec:
+            model(ids, model.new_cache())
+        traces.append([(r.name, r.shapes, r.dtype, r.step, r.text) for r in rec.records])
+        experts = model.layers[1].mlp.experts
+    assert traces[0] == traces[1] and any(".mlp.experts.0" in name for name, *_ in traces[1])
+    assert len(experts) == 1 and experts.count == 8
+    with pytest.raises(IndexError, match="expert 8 of 8"):
+        experts.run(8, torch.zeros((1, spec.hidden_size), device="meta", dtype=torch.bfloat16))
+    with pytest.raises(InspectError, match="shapes_only builds on the meta device, not cpu"):
+        TextModel(spec, device="cpu", shapes_only=True)

@@ -165,8 +165,25 @@ class UpDown(nn.Module):
 
 
 class ExpertList(nn.ModuleList):
+    """The routed experts of a layer, one module each (`experts.{e}`)."""
+
     def run(self, e: int, x: torch.Tensor) -> torch.Tensor:
         return self[e](x)
+
+
+class ExpertStandIn(ExpertList):
+    """Shapes only (a trace on the meta device): expert 0, built once, stands for each of the layer's
+    `count` experts, which on meta all have its shapes and no values. A 512-expert layer builds one
+    module instead of 512; the trace, which runs expert 0 on meta, records the same steps."""
+
+    def __init__(self, expert: Expert, count: int) -> None:
+        super().__init__([expert])
+        self.count = count
+
+    def run(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        if not 0 <= e < self.count:
+            raise IndexError(f"expert {e} of {self.count}")
+        return self[0](x)
 
 
 class ExpertSlot(nn.Module):
@@ -214,7 +231,7 @@ class FusedExperts(nn.ModuleList):
 class MoE(nn.Module):
     """Router -> top-k weights and ids -> the chosen experts on their tokens -> weighted sum (+ shared)."""
 
-    def __init__(self, spec: TextSpec, layer: int) -> None:
+    def __init__(self, spec: TextSpec, layer: int, shapes_only: bool = False) -> None:
         super().__init__()
         m, d = spec.moe, spec.hidden_size
         r = m.routing
@@ -238,8 +255,12 @@ class MoE(nn.Module):
             self.latent_in = linear(spec, d, m.latent, spec.mlp_bias, "Step 6", f"to the experts' latent width {m.latent}")
             self.latent_out = linear(spec, m.latent, d, spec.mlp_bias, "Step 6", "experts' sum back to d")
         glu = _glu(spec)
-        self.experts = FusedExperts(spec, glu) if m.fused else ExpertList(Expert(spec, e, glu)
-                                                                            for e in range(m.num_experts))
+        if m.fused:
+            self.experts = FusedExperts(spec, glu)
+        elif shapes_only:
+            self.experts = ExpertStandIn(Expert(spec, 0, glu), m.num_experts)
+        else:
+            self.experts = ExpertList(Expert(spec, e, glu) for e in range(m.num_experts))
         if m.shared_intermediate:
             fused = "shared_gate_up" in spec.names  # Granite 4.0-H's shared_mlp.input_linear: [gate | up]
             plain = replace(spec, mlp="gated_fused" if fused else "gated", mlp_bias=spec.mlp_bias and m.shared_bias)
@@ -304,10 +325,11 @@ MOE_ROLES: dict[str, Callable[[str, int | None], str]] = {
 FEED_FORWARD_ROLES = {**MLP_ROLES, **MOE_ROLES}
 
 
-def feed_forward_for(spec: TextSpec, layer: int) -> nn.Module:
-    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts."""
+def feed_forward_for(spec: TextSpec, layer: int, shapes_only: bool = False) -> nn.Module:
+    """The feed-forward part of `layer`: the family's MLP, or (MoE layers) a router and experts
+    (`shapes_only`: expert 0 standing for all, ExpertStandIn)."""
     if spec.per_layer is not None:  # Gemma 3n / 4: the layer's own width and sparsity (Gemma 4's experts sit beside)
         return MLP(spec, spec.mlp_width(layer), spec.per_layer.sparsity[layer])
     if spec.is_moe_layer(layer):
-        return MoE(spec, layer)
+        return MoE(spec, layer, shapes_only)
     return (PlainMLP if spec.mlp == "plain" else MLP)(spec, spec.intermediate_size)

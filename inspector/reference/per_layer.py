@@ -165,13 +165,13 @@ class GemmaBlock(nn.Module):
     through its gate (Gemma 4 then scales by its layer scalar); with AltUp (Gemma 3n) around it all,
     LAuReL beside the attention."""
 
-    def __init__(self, spec: TextSpec, layer: int) -> None:
+    def __init__(self, spec: TextSpec, layer: int, shapes_only: bool = False) -> None:
         super().__init__()
         p, d = spec.per_layer, spec.hidden_size
         for step, roles in (("Step 5", ("attn_norm", "post_attn_norm")), ("Step 6", ("mlp_norm", "post_mlp_norm"))):
             for role in roles:
                 setattr(self, role, make_norm(spec, d, step))
-        self.attn, self.mlp = attention_for(spec, layer), feed_forward_for(spec, layer)
+        self.attn, self.mlp = attention_for(spec, layer), feed_forward_for(spec, layer, shapes_only)
         self.act, self.active = activation(spec), p.altup_active
         if p.ple_dim:
             self.ple_gate = linear(spec, d, p.ple_dim, False, "PLE", "gate of the layer's input: d -> p")

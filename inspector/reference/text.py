@@ -64,7 +64,7 @@ def param_name(role: str, layer: int | None = None, expert: int | None = None) -
 class Block(nn.Module):
     """One decoder layer (Steps 5 and 6), with both residual additions in sight."""
 
-    def __init__(self, spec: TextSpec, layer: int) -> None:
+    def __init__(self, spec: TextSpec, layer: int, shapes_only: bool = False) -> None:
         super().__init__()
         p = spec.placement  # its norms around attention (Step 5) and the MLP (Step 6), inspector.spec.norms
         self.parallel = p.parallel
@@ -77,7 +77,7 @@ class Block(nn.Module):
         ssm = mixer and spec.is_linear_layer(layer) and spec.linear.kind in MIXERS
         self.ssm = MIXERS[spec.linear.kind](spec, layer) if ssm else None
         self.attn = attention_for(spec, layer) if mixer and (not ssm or spec.linear.parallel) else None
-        self.mlp = feed_forward_for(spec, layer) if spec.has_feed_forward(layer) else None
+        self.mlp = feed_forward_for(spec, layer, shapes_only) if spec.has_feed_forward(layer) else None
         self.mup = spec.mup
         self.residual_scale = spec.multipliers[2]
         self.after_attn = Tap("Step 5", "residual: x + attention")
@@ -141,9 +141,14 @@ def _in_dtype(module: nn.Module, dtype: torch.dtype) -> nn.Module:
 class TextModel(nn.Module):
     """Token ids (b, n) -> logits (b, n, n_v), Steps 4 to 9; with a KVCache, n new tokens after it."""
 
-    def __init__(self, spec: TextSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, spec: TextSpec, device: Any = "cpu", dtype: torch.dtype = torch.float32,
+                 shapes_only: bool = False) -> None:
+        """`shapes_only` (meta traces): each MoE layer builds expert 0 to stand for all its experts
+        (moe.ExpertStandIn); a model to load weights into, or to count FLOPs of every expert, builds all."""
         super().__init__()
         self.spec = spec
+        if shapes_only and torch.device(device).type != "meta":
+            raise InspectError(f"shapes_only builds on the meta device, not {device}")
         with torch.device(device):
             self.embed = note(_embedding(spec.vocab_size, spec.hidden_size, dtype, device),
                               "Step 4", "embedding lookup: ids (b, n) -> (b, n, d)"
@@ -153,7 +158,8 @@ class TextModel(nn.Module):
                                       "Step 4", "learned position embedding added")
             block = GemmaBlock if spec.per_layer is not None else Block
             with _default_dtype(dtype):  # built in `dtype`: no second pass over every module to convert it
-                self.layers = nn.ModuleList(_in_dtype(block(spec, i), dtype) for i in range(spec.num_layers))
+                self.layers = nn.ModuleList(_in_dtype(block(spec, i, shapes_only), dtype)
+                                            for i in range(spec.num_layers))
                 if spec.per_layer is not None:
                     self.extras = ModelExtras(spec, dtype)
                 self.norm = _in_dtype(make_norm(spec, spec.hidden_size, "Step 8", "final " + spec.norm.label), dtype)

@@ -235,7 +235,7 @@ def _build(spec: ModelSpec, weights: Any, dev, torch_dtype, image: bool):
     from inspector.reference.text import TextModel
 
     if dev.type == "meta":
-        return TextModel(spec.text, device="meta", dtype=torch_dtype).eval()
+        return TextModel(spec.text, device="meta", dtype=torch_dtype, shapes_only=True).eval()
     from inspector.reference.load import load_model
 
     check_fits(spec, dev, torch_dtype)
