@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import importlib.util
 import os
 from pathlib import Path
@@ -117,6 +118,16 @@ def hf_from_gguf(directory: Path, name: str):
 
 
 # --------------------------------------------------------------------------- names on the meta device
+
+
+def config_dirs(folder_for, configs: dict[str, dict]) -> dict[str, str]:
+    """name -> a directory holding only `configs[name]` as config.json (`folder_for(name)` makes the directory)."""
+    out = {}
+    for name, cfg in configs.items():
+        d = folder_for(name)
+        (d / "config.json").write_text(json.dumps(cfg))
+        out[name] = str(d)
+    return out
 
 
 def hf_meta(cfg: dict):

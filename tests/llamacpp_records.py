@@ -27,3 +27,15 @@ def synth_gguf(folder: Path, name: str) -> GGUFFile:
     with open(path, "r+b") as f:
         f.truncate(FILES[name]["file_bytes"])
     return parse_gguf(path)
+
+
+def synth_cache(folder: Path):
+    """get(name): the parsed header of synthetic GGUF `name` (synth_gguf in `folder`), built once each."""
+    cache: dict[str, GGUFFile] = {}
+
+    def get(name: str) -> GGUFFile:
+        if name not in cache:
+            cache[name] = synth_gguf(folder, name)
+        return cache[name]
+
+    return get

@@ -99,6 +99,7 @@ from inspector.cli.app import app  # noqa: E402
 from inspector.inventory.accounting import kv_bytes_per_token_layer  # noqa: E402
 from inspector.inventory.load import account_config  # noqa: E402
 from inspector.runtime.hf_cache import measure_cache  # noqa: E402
+from hf_reference import config_dirs as write_config_dirs  # noqa: E402
 
 
 def _default(model_type: str, **overrides) -> dict:
@@ -181,12 +182,7 @@ def _cache_oracle(cfg: dict, tokens: int = 4) -> tuple[int, int, int]:
 
 @pytest.fixture(scope="module")
 def config_dirs(tmp_path_factory):
-    out = {}
-    for name, cfg in SAMPLE.items():
-        d = tmp_path_factory.mktemp(name)
-        (d / "config.json").write_text(json.dumps(cfg))
-        out[name] = str(d)
-    return out
+    return write_config_dirs(tmp_path_factory.mktemp, SAMPLE)
 
 
 @pytest.mark.parametrize("name", list(SAMPLE))

@@ -45,6 +45,7 @@ def test_without_torch_trace_names_the_extra(tmp_path):
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from hf_reference import config_dirs as write_config_dirs  # noqa: E402
 from inspector.cli.app import app  # noqa: E402
 
 N = 16  # --seq-len
@@ -72,12 +73,7 @@ SAMPLE = {
 
 @pytest.fixture(scope="module")
 def config_dirs(tmp_path_factory):
-    out = {}
-    for name, cfg in SAMPLE.items():
-        d = tmp_path_factory.mktemp(name)
-        (d / "config.json").write_text(json.dumps(cfg))
-        out[name] = str(d)
-    return out
+    return write_config_dirs(tmp_path_factory.mktemp, SAMPLE)
 
 
 def _flat(value) -> list:

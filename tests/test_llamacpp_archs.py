@@ -20,7 +20,7 @@ import pytest
 
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout
 from inspector.memory.llamacpp_graph import ARCHS
-from llamacpp_records import FILES, SYN, settings, synth_gguf
+from llamacpp_records import FILES, SYN, settings, synth_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = sorted((SYN / "runs").glob("*.json"))
@@ -31,14 +31,7 @@ HELD = [(p.stem, i, r) for p in sorted((SYN / "heldback").glob("*.json"))
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """The parsed header of each synthetic GGUF (header + sparse zeros up to the recorded size), once."""
-    folder, cache = tmp_path_factory.mktemp("synth"), {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = synth_gguf(folder, name)
-        return cache[name]
-
-    return get
+    return synth_cache(tmp_path_factory.mktemp("synth"))
 
 
 

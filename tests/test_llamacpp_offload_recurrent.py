@@ -16,7 +16,7 @@ import pytest
 
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout
 from inspector.memory.llamacpp_offload import Placement, device_buffers, device_totals, offload_printout
-from llamacpp_records import FILES, SYN, synth_gguf
+from llamacpp_records import FILES, SYN, synth_cache
 from llamacpp_records import settings as _settings
 
 RECURRENT = ("lfm2-", "lfm2moe-", "granitehybrid-", "mamba2-")
@@ -26,14 +26,7 @@ RUNS = sorted(p for p in (SYN / "runs").glob("*.json") if p.name.startswith(RECU
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """The parsed header of a synthetic GGUF (header + sparse zeros up to the recorded size), once each."""
-    folder, cache = tmp_path_factory.mktemp("synth"), {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = synth_gguf(folder, name)
-        return cache[name]
-
-    return get
+    return synth_cache(tmp_path_factory.mktemp("synth"))
 
 
 
