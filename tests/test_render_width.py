@@ -23,12 +23,6 @@ CASES = {
 # Tables whose longest name piece (post_attention_layernorm.) and numbers cannot share the width even
 # without the outer padding: only these may cut an identifier, and then only after a '_' or '-'.
 TOO_NARROW = {("params-deepseek-v3", 80), ("params-two-models", 80), ("presets", 80), ("presets", 100)}
-# Tables whose unbreakable pieces alone are wider than the room: presets at 80 columns since issue 24 (helper ssm)
-# added model_type granitemoehybrid (16 characters, no boundary) beside HuggingFaceTB/ (14), starcoder2- (11), the
-# 15-character 671,877,929,216 and the sources' HuggingFaceTB/ (14): 70 > 66 columns of content even without the
-# outer padding. Only there may a word be cut anywhere
-# (numbers still never are; checked below).
-NO_ROOM = {("presets", 80)}
 NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+")
 
 
@@ -50,8 +44,7 @@ def test_narrow_tables_break_between_words(case, width):
             ends_a_word = re.search(re.escape(last) + r"(?=[\s|<]|$)", plain, re.M)
             hyphenated = re.search(r"[A-Za-z]-$", last) and "_" not in last  # "(post-" / "attention)"
             last_resort = (case, width) in TOO_NARROW and re.search(r"[_-]$", last)
-            if (last and not re.search(r"[./:),]$", last) and not hyphenated and not last_resort and not ends_a_word
-                    and (case, width) not in NO_ROOM):
+            if last and not re.search(r"[./:),]$", last) and not hyphenated and not last_resort and not ends_a_word:
                 pytest.fail(f"{case} at {width}: {last!r} is a piece of a word cut mid-token")
     for number in set(NUMBER.findall(plain)):
         assert number in table, f"{case} at {width}: {number} is split across lines"

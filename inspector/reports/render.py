@@ -159,18 +159,19 @@ def to_csv(report: Report) -> str:
 _NUMBER = re.compile(r"[\d,.()×x+%-]+")
 
 
-def _column_widths(headers: list[str], cells: list[list[str]], width: int, pad_edge: bool = True
+def _column_widths(headers: list[str], cells: list[list[str]], width: int, layout: tuple[int, bool] = (1, True)
                    ) -> tuple[list[int] | None, bool]:
     """Content widths for a table `width` columns wide: None when every cell fits on its lines.
     Otherwise the widest wrappable column shrinks first, never below its longest word, so cells
     break between words and never inside a tensor name or a number; only when the words cannot all
     fit do names give up width (cut after a '.', '/' or ':' by `_wrap`; hyphenated words after a
-    hyphen), never numbers."""
+    hyphen), never numbers. `layout`: (spaces of padding each side of a cell, padding at the table's edges)."""
+    pad, pad_edge = layout
     columns = [[h, *(row[i] for row in cells if i < len(row))] for i, h in enumerate(headers)]
     natural = [max(len(line) for cell in col for line in cell.splitlines() or [""]) for col in columns]
     floor = [max((len(w) for cell in col[1:] for w in cell.split()), default=0) for col in columns]
     floor = [max([f, *(len(w) for w in h.split())]) for f, h in zip(floor, headers)]
-    room = width - (3 * len(headers) + 1) + (0 if pad_edge else 2)  # a border and two spaces of padding per column
+    room = width - (len(headers) + 1) - 2 * pad * len(headers) + (0 if pad_edge else 2 * pad)  # borders, padding
     widths = list(natural)
     while sum(widths) > room:
         shrinkable = [i for i in range(len(widths)) if widths[i] > floor[i]]
@@ -244,6 +245,10 @@ def _wrap(cell: str, width: int) -> str:
     return "\n".join(out)
 
 
+# (padding each side of a cell, padding at the table's edges), tried in order until every name keeps its pieces whole.
+LAYOUTS = ((1, True), (1, False), (0, False))
+
+
 def to_rich(report: Report, console) -> None:
     """The report as rich tables on `console`. Every string goes in as `Text` (no markup, no emoji
     codes), after `visible`: what a cell holds is shown as it is, whatever brackets it has."""
@@ -253,12 +258,13 @@ def to_rich(report: Report, console) -> None:
     for s in report.sections:
         cells = [[_cell(c, "\n") for c in r] for r in s.rows]
         headers = [_cell(h, " ") for h in s.headers]
-        widths, whole = _column_widths(headers, cells, console.width)
-        pad_edge = whole or not (tight := _column_widths(headers, cells, console.width, pad_edge=False))[1]
-        if not pad_edge:  # the table's outer padding gives way before a name is cut inside a piece
-            widths = tight[0]
+        # The table's outer padding gives way before a name is cut inside a piece, then the padding inside.
+        for layout in LAYOUTS:
+            widths, whole = _column_widths(headers, cells, console.width, layout)
+            if whole:
+                break
         table = Table(title=Text(_cell(s.title, " ")) if s.title else None, title_justify="left", show_lines=True,
-                      pad_edge=pad_edge)
+                      padding=(0, layout[0]), pad_edge=layout[1])
         if widths:
             cells = [[_wrap(c, w) for c, w in zip(r, widths)] for r in cells]
         for h, width in zip(headers, widths or [None] * len(headers)):
