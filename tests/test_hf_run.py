@@ -30,14 +30,17 @@ def _default(model_type: str, **overrides) -> dict:
     return cfg
 
 
+# Widths small enough for the CPU twin's forward to take milliseconds (the twin is exact at any size).
+SMALL = dict(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2, vocab_size=1024)
 # Configs that run on meta with the first tries (Bamba: without a mask): a dense decoder, sliding-window layers,
 # and a Mamba2 + attention hybrid (recurrent state). Only the prepared 4-D mask is tried for them below.
 BOTH_RUN = {
     "llama": _default("llama", num_hidden_layers=2, hidden_size=256, intermediate_size=512, num_attention_heads=4,
                       num_key_value_heads=2),
     "gemma3_text": _default("gemma3_text", num_hidden_layers=2, sliding_window=8, layer_types=[
-        "sliding_attention", "full_attention"]),
-    "bamba": _default("bamba", num_hidden_layers=2, attn_layer_indices=[1]),
+        "sliding_attention", "full_attention"], **SMALL, head_dim=64),
+    "bamba": _default("bamba", num_hidden_layers=2, attn_layer_indices=[1], **SMALL, mamba_n_heads=8,
+                      mamba_d_head=64, mamba_d_state=16),
 }
 
 

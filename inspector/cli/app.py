@@ -128,18 +128,14 @@ def config(models: ModelsArg, format: FormatOpt = None, output: OutOpt = None) -
 @command
 def presets(format: FormatOpt = None, output: OutOpt = None) -> None:
     """List the embedded presets (usable offline) with their aliases, parameter counts and sources."""
-    from inspector.inventory.accounting import account
-    from inspector.inventory.load import is_native
+    from inspector.inventory.load import preset_params
     from inspector.reports.params import presets_report
     from inspector.reports.render import emit
-    from inspector.spec.model import from_hf_config
     from inspector.spec.presets import all_presets
 
     format = output_format(format, output)
     found = all_presets()
-    counts = [account(from_hf_config(dict(p.config), p.hub_id, preprocessor=p.preprocessor)).totals.total_params
-              if is_native(p.config) else None for p in found]
-    emit(presets_report(found, counts), format.value, output)
+    emit(presets_report(found, [preset_params(p.hub_id) for p in found]), format.value, output)
 
 
 class LazyCommands(MutableMapping):

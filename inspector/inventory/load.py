@@ -8,6 +8,7 @@ the optional transformers extra and is the only path that imports torch.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from inspector.inventory.accounting import Accounting, account
@@ -43,3 +44,15 @@ def account_config(cfg: dict[str, Any], name: str, where: str,
 
     check_fallback_config(cfg, where)
     return meta_account(cfg, name, where)
+
+
+@lru_cache(maxsize=None)
+def preset_params(hub_id: str) -> int | None:
+    """An embedded preset's total parameters (native families; None for the others, which would need
+    transformers), counted once per process: presets are constants of the package."""
+    from inspector.spec.presets import all_presets
+
+    p = next(p for p in all_presets() if p.hub_id == hub_id)
+    if not is_native(p.config):
+        return None
+    return account(from_hf_config(dict(p.config), p.hub_id, preprocessor=p.preprocessor)).totals.total_params
