@@ -1,6 +1,6 @@
 """llama.cpp's buffers for more architectures (qwen2/3, MoEs, gemma2, phi3, gpt-oss, hybrids, ...) against llama.cpp.
 
-The oracle: synthetic GGUFs (tools/lcpp_synth.py: zero weights, small dims, valid hyperparameters; 20
+The oracle: synthetic GGUFs (tools/lcpp_synth.py: zero weights, small dims, valid hyperparameters; 22
 architectures, "-tiny" and "-wide" dimensions) loaded by llama.cpp (llama-cpp-python 0.3.36) at 14 settings each;
 its printouts, exact bytes (``llama_get_memory_breakdown``) and reserve graphs are fixtures/llamacpp/synth/
 (README there). The GGUFs are not committed: their headers are, and each test rebuilds the file as the header

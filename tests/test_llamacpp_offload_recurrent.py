@@ -1,4 +1,5 @@
-"""GPU offload of hybrid and recurrent models (lfm2, lfm2moe, granitehybrid, mamba2): the recurrent state per device.
+"""GPU offload of hybrid and recurrent models (lfm2, lfm2moe, granitehybrid, mamba2, nemotron_h, falcon-h1): the
+recurrent state per device.
 
 Oracles: without a GPU (-ngl has no effect on llama.cpp's CPU build), the per-device totals and buffer lines of
 :mod:`inspector.memory.llamacpp_offload` must equal llama.cpp's recorded printouts and exact bytes of the synthetic
@@ -15,11 +16,12 @@ import json
 import pytest
 
 from inspector.memory.llamacpp import LlamaCppSettings, predict_buffers, printout
+from inspector.memory.llamacpp_graph import ARCHS
 from inspector.memory.llamacpp_offload import Placement, device_buffers, device_totals, offload_printout
 from llamacpp_records import FILES, SYN, synth_cache
 from llamacpp_records import settings as _settings
 
-RECURRENT = ("lfm2-", "lfm2moe-", "granitehybrid-", "mamba2-")
+RECURRENT = ("lfm2-", "lfm2moe-", "granitehybrid-", "mamba2-", "nemotron_h-", "falcon-h1-")
 RUNS = sorted(p for p in (SYN / "runs").glob("*.json") if p.name.startswith(RECURRENT))
 
 
@@ -32,7 +34,7 @@ def synth(tmp_path_factory):
 
 def test_the_recurrent_fixtures_are_there():
     assert {FILES[json.loads(p.read_text())["model"]]["arch"] for p in RUNS} == \
-        {"lfm2", "lfm2moe", "granitehybrid", "mamba2"}
+        {"lfm2", "lfm2moe", "granitehybrid", "mamba2", "nemotron_h", "falcon-h1"}
 
 
 @pytest.mark.parametrize("run", RUNS, ids=[p.stem for p in RUNS])
@@ -46,7 +48,10 @@ def test_no_gpu_totals_equal_llamacpp_exact_bytes(run, synth):
     assert list(tot) == ["CPU"]
     cpu = tot["CPU"].parts
     assert cpu["kv"] == sum(d["context"] for d in by.values())
-    assert cpu["compute"] == sum(d["compute"] for d in by.values())
+    if FILES[rec["model"]]["arch"] in ARCHS:
+        assert cpu["compute"] == sum(d["compute"] for d in by.values())
+    else:  # nemotron_h, falcon-h1: no graph template, the compute buffer stated as not modelled
+        assert "compute" not in cpu
     assert cpu["model"] + cpu.get("repack", 0) == sum(d["model"] for d in by.values())
     pred = predict_buffers(f, s)
     assert [(b.func, b.device, b.kind, b.nbytes) for b in device_buffers(f, s, Placement(99))] == \
@@ -109,3 +114,20 @@ def test_decode_reads_each_recurrent_layers_state_on_its_device(synth):
                                                                                "CUDA0": (864 + 4096) * 4}
     got = kv_bytes_read(synth("lfm2-tiny"), s, Placement(3, ("CUDA0",)))  # KV: 2048 cells per stream x 64 x 2 B
     assert got == {"CPU": 256 * 4 + 2 * 2048 * 64 * 2, "CUDA0": 256 * 4 + 2 * 2048 * 64 * 2}
+
+
+def test_nemotron_h_and_falcon_h1_states_and_kv_follow_their_layers(synth):
+    """nemotron_h-tiny: layers M * - M (Mamba-2, attention, MLP, Mamba-2); d_conv 4, d_inner 256, d_state 16,
+    2 groups: R = 3 x (256 + 2 x 2 x 16) = 960, S = 16 x 256 = 4096 floats per cell. -ngl 2: i_gpu_start = 4 + 1 - 2
+    = 3, layer 3 on CUDA0: one Mamba-2 state on each device, the attention block's KV (layer 1) on the CPU, the MLP
+    block none (create_memory's filter_attn). falcon-h1-tiny: 3 layers, each both recurrent (R = 3 x (256 + 32) =
+    864, S = 4096) and in the KV cache (4096 cells x 64 x 2 B, K and V); -ngl 2: i_gpu_start = 3 + 1 - 2 = 2,
+    layer 2 on CUDA0."""
+    s = LlamaCppSettings(n_ctx=4096, n_batch=512, n_ubatch=512, flash_attn="on")
+    bufs = device_buffers(synth("nemotron_h-tiny"), s, Placement(2, ("CUDA0",)))
+    assert _rs(bufs) == {"CPU": (960 + 4096) * 4, "CUDA0": (960 + 4096) * 4}
+    assert {b.device: b.nbytes for b in bufs if b.func == "llama_kv_cache"} == {"CPU": 4096 * 64 * 2 * 2}
+    bufs = device_buffers(synth("falcon-h1-tiny"), s, Placement(2, ("CUDA0",)))
+    assert _rs(bufs) == {"CPU": 2 * (864 + 4096) * 4, "CUDA0": (864 + 4096) * 4}
+    assert {b.device: b.nbytes for b in bufs if b.func == "llama_kv_cache"} == {"CPU": 2 * 4096 * 64 * 2 * 2,
+                                                                               "CUDA0": 4096 * 64 * 2 * 2}

@@ -153,6 +153,57 @@ def _mamba2() -> tuple:
     return kv, t
 
 
+def _ssm_tensors(b: str, di: int, ds: int, ng: int, nh: int, dc: int) -> list:
+    """A Mamba-2 mixer's tensors (src/models/nemotron-h.cpp / falcon-h1.cpp load_arch_tensors): in_proj
+    (z | xBC | dt), the depthwise conv over xBC with its bias, dt bias, A, D, the grouped norm (d_inner / n_group,
+    n_group) and out_proj."""
+    xbc = di + 2 * ng * ds
+    return [(b + "ssm_in.weight", (E, di + xbc + nh)), (b + "ssm_conv1d.weight", (dc, xbc)),
+            (b + "ssm_conv1d.bias", (xbc,)), (b + "ssm_dt.bias", (nh,)), (b + "ssm_a", (1, nh)), (b + "ssm_d", (1, nh)),
+            (b + "ssm_norm.weight", (di // ng, ng)), (b + "ssm_out.weight", (di, E))]
+
+
+def _nemotron_h() -> tuple:
+    """Nemotron-H: one block per layer, a Mamba-2 mixer (head_count_kv 0, feed_forward_length 0), attention
+    (head_count_kv > 0) or a ReLU^2 MLP (feed_forward_length > 0, up/down only), as src/models/nemotron-h.cpp
+    reads them: layers M, *, -, M; d_inner 256, d_state 16, 2 groups, 4 SSM heads, d_conv 4; tied output."""
+    kinds, di, ds, ng, nh, dc = "M*-M", 2 * E, 16, 2, 4, 4
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i, k in enumerate(kinds):
+        b = f"blk.{i}."
+        t.append((b + "attn_norm.weight", (E,)))
+        if k == "M":
+            t += _ssm_tensors(b, di, ds, ng, nh, dc)
+        elif k == "*":
+            t += [(b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)), (b + "attn_v.weight", (E, KV)),
+                  (b + "attn_output.weight", (Q, E))]
+        else:
+            t += [(b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+    kv = _common("nemotron_h", 4, **{
+        "attention.head_count_kv": [HKV if k == "*" else 0 for k in kinds],
+        "feed_forward_length": [F if k == "-" else 0 for k in kinds], "attention.layer_norm_epsilon": 1e-5,
+        "ssm.conv_kernel": dc, "ssm.inner_size": di, "ssm.state_size": ds, "ssm.time_step_rank": nh,
+        "ssm.group_count": ng})
+    return kv, t
+
+
+def _falcon_h1() -> tuple:
+    """Falcon-H1: every layer a Mamba-2 mixer and attention in parallel, then a SwiGLU FFN (src/models/falcon-h1.cpp:
+    every layer recurrent and in the attention cache); d_inner 256, d_state 16, 1 group, 4 SSM heads, d_conv 4;
+    the FFN norm is named without .weight, as its loader asks (tn(LLM_TENSOR_FFN_NORM, i)); 3 layers."""
+    di, ds, ng, nh, dc = 2 * E, 16, 1, 4, 4
+    t = [("token_embd.weight", (E, V)), ("output_norm.weight", (E,))]
+    for i in range(3):
+        b = f"blk.{i}."
+        t += _ssm_tensors(b, di, ds, ng, nh, dc)
+        t += [(b + "attn_norm.weight", (E,)), (b + "attn_q.weight", (E, Q)), (b + "attn_k.weight", (E, KV)),
+              (b + "attn_v.weight", (E, KV)), (b + "attn_output.weight", (Q, E)), (b + "ffn_norm", (E,)),
+              (b + "ffn_gate.weight", (E, F)), (b + "ffn_up.weight", (E, F)), (b + "ffn_down.weight", (F, E))]
+    kv = _common("falcon-h1", 3, **{"ssm.conv_kernel": dc, "ssm.inner_size": di, "ssm.state_size": ds,
+                                    "ssm.time_step_rank": nh, "ssm.group_count": ng})
+    return kv, t
+
+
 def specs() -> dict:
     """name -> (arch, {key: value} under the arch prefix, [(tensor, ne)], matrix type)."""
     out = {}
@@ -270,6 +321,10 @@ def specs() -> dict:
     out["lfm2moe-tiny"] = ("lfm2moe", kv, t, "f16")
     kv, t = _mamba2()
     out["mamba2-tiny"] = ("mamba2", kv, t, "f16")
+    kv, t = _nemotron_h()
+    out["nemotron_h-tiny"] = ("nemotron_h", kv, t, "f16")
+    kv, t = _falcon_h1()
+    out["falcon-h1-tiny"] = ("falcon-h1", kv, t, "f16")
     return out
 
 

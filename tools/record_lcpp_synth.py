@@ -39,7 +39,7 @@ GROUPS = {23: ("qwen2-tiny", "qwen3-tiny", "gemma2-tiny", "phi3-tiny", "lfm2-tin
           37: ("qwen3moe-wide", "glm4-wide", "granite-wide", "smollm3-wide", "mistral3-wide", "llama-moe-wide",
                "granitehybrid-wide", "phi3-wide", "olmo2-wide", "qwen2-wide", "qwen2moe-wide", "starcoder2-wide",
                "cohere2-wide", "olmoe-wide"),
-          38: ("lfm2moe-tiny",), 39: ("mamba2-tiny",)}
+          38: ("lfm2moe-tiny",), 39: ("mamba2-tiny",), 40: ("nemotron_h-tiny", "falcon-h1-tiny")}
 NAMES = tuple(n for g in GROUPS.values() for n in g)
 BASE = dict(rl.BASE)
 # llama_memory_recurrent's size line (src/llama-memory-recurrent.cpp, this version: rs_seq and P added)

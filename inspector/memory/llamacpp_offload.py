@@ -164,16 +164,17 @@ def _model_bytes(f: GGUFFile, s: LlamaCppSettings, p: Placement, tot: dict) -> N
 def layer_kv(f: GGUFFile, s: LlamaCppSettings) -> list:
     """Each attention layer's KV cache as (il, cache key, KVCache): iSWA's SWA layers are those with
     (il + 1) % pattern != 0 (key "SWA"), the others "non-SWA"; a model without SWA: key "". A hybrid's
-    recurrent layers have none (llama_memory_hybrid's attention filter); a recurrent-only model: []."""
+    recurrent layers have none (llama_memory_hybrid's attention filter: Nemotron-H's MLP blocks have none either,
+    every Falcon-H1 layer has one; llamacpp_recurrent.Recurrent.attention_layers); a recurrent-only model: []."""
     hp = hparams(f)
     ctx = resolve_context(hp, s)
     caches = {c.swa: c for c in kv_caches(hp, ctx, s, ctx.n_ubatch)}
     if not caches:
         return []
-    recr = set(hp.recurrent.layers) if hp.recurrent else set()
+    attn = set(hp.recurrent.attention_layers(hp.n_layer) if hp.recurrent else range(hp.n_layer))
     pattern = ARCHS[hp.arch].swa_pattern if hp.n_swa else 0
     keys = ["" if not pattern else ("SWA" if (il + 1) % pattern else "non-SWA") for il in range(hp.n_layer)]
-    return [(il, k, caches[k]) for il, k in enumerate(keys) if il not in recr]
+    return [(il, k, caches[k]) for il, k in enumerate(keys) if il in attn]
 
 
 def layer_rs(f: GGUFFile, s: LlamaCppSettings) -> list:

@@ -15,8 +15,9 @@ Pure arithmetic. Sources, in ggml-org/llama.cpp@0c1e57098 (the llama.cpp llama-c
   ``llama_model::create_memory`` passes), ``mem_size = max(1, n_seq_max)`` cells; one CPU buffer per buffer type,
   each tensor padded to 32 B; its size line counts every layer of the model.
 
-Checked against llama.cpp's printouts and exact bytes for synthetic LFM2 and Granite-hybrid GGUFs
-(fixtures/llamacpp/synth, tests/test_llamacpp_archs.py).
+Checked against llama.cpp's printouts and exact bytes for synthetic LFM2, Granite-hybrid, Mamba-2, Nemotron-H and
+Falcon-H1 GGUFs (fixtures/llamacpp/synth, tests/test_llamacpp_archs.py; the per-device split,
+tests/test_llamacpp_offload_recurrent.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ class Recurrent:
     n_embd_s: int
     ssm: tuple = ()  # Mamba-2: (d_conv, d_inner, d_state, n_group, n_ssm_head), for the graph
     kv_layers: int | None = None  # layers in the attention cache when not "all the others" (Nemotron-H, Falcon-H1)
+    kv_layer_ids: tuple | None = None  # which ones (filter_attn), when kv_layers is given
+
+    def attention_layers(self, n_layer: int) -> tuple:
+        """The layers llama_model::create_memory's filter_attn keeps in the attention cache: the given ones
+        (Nemotron-H's attention blocks, every Falcon-H1 layer), else every layer that is not recurrent."""
+        if self.kv_layer_ids is not None:
+            return self.kv_layer_ids
+        recr = set(self.layers)
+        return tuple(il for il in range(n_layer) if il not in recr)
 
 
 @dataclass(frozen=True)
@@ -93,12 +103,13 @@ def _mamba2_hybrid(arch: str, pure: bool = False, layout: str = "kv0"):
         ffs = _per_layer(meta, f"{arch}.feed_forward_length", n_layer) if layout == "nemotron" else [0] * n_layer
         d_conv, d_inner = meta[f"{arch}.ssm.conv_kernel"], meta[f"{arch}.ssm.inner_size"]
         d_state, n_group = meta[f"{arch}.ssm.state_size"], meta.get(f"{arch}.ssm.group_count", 0)
-        kv = {"nemotron": sum(1 for h, f in zip(heads, ffs) if h and not f), "parallel": n_layer}.get(layout)
+        ids = {"nemotron": tuple(il for il, (h, f) in enumerate(zip(heads, ffs)) if h and not f),
+               "parallel": tuple(range(n_layer))}.get(layout)
         return Recurrent(layers=tuple(il for il, (h, f) in enumerate(zip(heads, ffs)) if h == 0 and not f),
                          n_embd_r=(d_conv - 1) * (d_inner + 2 * n_group * d_state) if d_conv else 0,
                          n_embd_s=d_state * d_inner,
                          ssm=(d_conv, d_inner, d_state, n_group, meta.get(f"{arch}.ssm.time_step_rank", 0)),
-                         kv_layers=kv)
+                         kv_layers=None if ids is None else len(ids), kv_layer_ids=ids)
 
     return rule
 
@@ -106,8 +117,9 @@ def _mamba2_hybrid(arch: str, pure: bool = False, layout: str = "kv0"):
 # architectures whose recurrent layers are modelled (llm_arch_is_hybrid / llm_arch_is_recurrent, src/llama-arch.cpp)
 RECURRENT = {"lfm2": _shortconv("lfm2"), "lfm2moe": _shortconv("lfm2moe"),
              "granitehybrid": _mamba2_hybrid("granitehybrid"), "mamba2": _mamba2_hybrid("mamba2", pure=True),
-             # from the source (src/models/nemotron-h.cpp, nemotron-h-moe.cpp, falcon-h1.cpp and
-             # llama-model.cpp create_memory), not yet checked against a llama.cpp run
+             # from the source (src/models/nemotron-h.cpp L15, falcon-h1.cpp L14, llama-model.cpp create_memory
+             # L2688-2697); nemotron_h and falcon-h1 checked against llama.cpp's printouts and exact bytes of
+             # synthetic GGUFs (fixtures/llamacpp/synth nemotron_h-tiny, falcon-h1-tiny); nemotron_h_moe not run
              "nemotron_h": _mamba2_hybrid("nemotron_h", layout="nemotron"),
              "nemotron_h_moe": _mamba2_hybrid("nemotron_h_moe", layout="nemotron"),
              "falcon-h1": _mamba2_hybrid("falcon-h1", layout="parallel")}

@@ -44,6 +44,18 @@ def _preset(hub_id: str, aliases: tuple[str, ...], config: dict[str, Any], token
     return Preset(hub_id, aliases, config_url(hub_id), config, tokenizer=tokenizer)
 
 
+def _unconfirmed(hub_id: str) -> str:
+    """The source of a preset no verbatim copy of whose config.json was found: its fields as public code quotes them."""
+    return (f"{config_url(hub_id)} as public test fixtures quote its fields (no verbatim copy found; "
+            "inspector/spec/preset_configs.py names them)")
+
+
+# The model's own GitHub repository ships its config.json (Tencent-Hunyuan/Hunyuan-A13B models/config.json), read in
+# a public mirror at a fixed commit.
+HUNYUAN_A13B_SOURCE = ("https://github.com/tianyu1412/Hunyuan-A13B/blob/df832ebcc42e64db91ec1a4eadb90c296f3c7346/"
+                       "models/config.json (the model's GitHub repository's config.json)")
+
+
 def _cfg(model_type: str, arch: str, **fields: Any) -> dict[str, Any]:
     return {"model_type": model_type, "architectures": [arch], **fields}
 
@@ -75,10 +87,13 @@ MOE: list[Preset] = [
         norm_topk_prob=True, num_attention_heads=32, num_experts=128, num_experts_per_tok=8, num_hidden_layers=48,
         num_key_value_heads=4, rms_norm_eps=1e-06, rope_scaling=None, rope_theta=1000000.0, sliding_window=None,
         tie_word_embeddings=False, torch_dtype="bfloat16", use_sliding_window=False, vocab_size=151936)),
-    # Qwen3-Next: layer_types left out, as in the release (every 4th layer full attention by
-    # full_attention_interval); its multi-token-prediction tensors (mtp.*) are not part of the model.
+    # Qwen3-Next: its config.json as published, quoted whole in a public model-info report found by code search
+    # (find_string '"Qwen3NextForCausalLM"\n  ],', file id 62751147890, "原始 config.json" of
+    # Qwen3-Next-80B-A3B-Instruct, transformers_version 4.57.0.dev0); its architecture keys as in the file. layer_types
+    # is not in it (every 4th layer full attention by full_attention_interval); its multi-token-prediction tensors
+    # (mtp.*) are not part of the model.
     _preset("Qwen/Qwen3-Next-80B-A3B-Instruct", ("qwen3-next-80b-a3b",), _cfg(
-        "qwen3_next", "Qwen3NextForCausalLM", attention_bias=False, bos_token_id=151643, decoder_sparse_step=1,
+        "qwen3_next", "Qwen3NextForCausalLM", bos_token_id=151643, decoder_sparse_step=1,
         eos_token_id=151645, full_attention_interval=4, head_dim=256, hidden_act="silu", hidden_size=2048,
         intermediate_size=5120, linear_conv_kernel_dim=4, linear_key_head_dim=128, linear_num_key_heads=16,
         linear_num_value_heads=32, linear_value_head_dim=128, max_position_embeddings=262144, mlp_only_layers=[],
@@ -165,32 +180,43 @@ MOE += [
         qk_norm_type="per_layer", rms_norm_eps=1e-06, rope_theta=5000000, rotary_dim=64, scoring_func="sigmoid",
         shared_intermediate_size=0, sliding_window=None, tie_word_embeddings=False, use_qk_norm=True,
         use_routing_bias=True, vocab_size=200064)),
-    # ERNIE-4.5-21B-A3B-PT: no verbatim copy of its config.json was found by the code search; its architecture
-    # fields as three public test fixtures quote them, all agreeing: Ascend atb_llm's ERNIE-MoE config test
-    # (find_string '"moe_layer_start_index": 1,': 28 layers, hidden 2560, FFN 12288, expert 1536, 64 experts top-6,
-    # 2 shared, layers 1-27, 20 heads, 4 KV heads, vocab 103424, rope_theta 500000, eps 1e-5, bos 1, eos 2, pad 0),
-    # an mlx-swift fixture of the same model (use_bias false, tie_word_embeddings true) and llm_memory_calculator's
-    # ERNIE_45_21B_A3B (head_dim 128, tied). Its MTP layer (num_nextn_predict_layers 1) is not listed.
-    _preset("baidu/ERNIE-4.5-21B-A3B-PT", ("ernie-4.5-21b-a3b",), _cfg(
+    # ERNIE-4.5-21B-A3B-PT: no verbatim copy of its config.json was found (code search 2026-12-07: find_string on
+    # '"moe_use_aux_free": true', '"moe_gate": "topk",', '"multi_token_pred_lambda"', '"vocab_size": 103424\n}',
+    # find_files on ERNIE-4.5-21B-A3B-PT/config.json; the hits are test fixtures and ERNIE-4.5-0.3B's config). Its
+    # architecture fields as three public test fixtures quote them, all agreeing: Ascend atb_llm's ERNIE-MoE config
+    # test FAKE_CONFIG_DICT (find_string '"moe_layer_start_index": 1,': bos 1, eos 2, pad 0, silu, hidden 2560, FFN
+    # 12288, max positions 131072, expert 1536, moe_k 6, layers 1-27 interval 1, 64 experts, 2 shared, 20 heads,
+    # 28 layers, 4 KV heads, eps 1e-5, rope_theta 500000, vocab 103424), an mlx-swift fixture of the same model
+    # (use_bias false, tie_word_embeddings true) and llm_memory_calculator's ERNIE_45_21B_A3B (head_dim 128, tied).
+    # NOT confirmed by any copy: torch_dtype "bfloat16" (assumed; the card's weights are bf16) and the key names
+    # being exactly the file's (the transformers Ernie4_5_MoeConfig names are used). An MTP layer
+    # (num_nextn_predict_layers, as FastDeploy's ERNIE-MoE test config sets it) is not listed.
+    Preset("baidu/ERNIE-4.5-21B-A3B-PT", ("ernie-4.5-21b-a3b",), _unconfirmed("baidu/ERNIE-4.5-21B-A3B-PT"), _cfg(
         "ernie4_5_moe", "Ernie4_5_MoeForCausalLM", bos_token_id=1, eos_token_id=2, hidden_act="silu",
         hidden_size=2560, intermediate_size=12288, max_position_embeddings=131072, moe_intermediate_size=1536,
         moe_k=6, moe_layer_end_index=27, moe_layer_interval=1, moe_layer_start_index=1, moe_num_experts=64,
         moe_num_shared_experts=2, num_attention_heads=20, num_hidden_layers=28, num_key_value_heads=4,
         pad_token_id=0, rms_norm_eps=1e-05, rope_theta=500000.0, tie_word_embeddings=True, torch_dtype="bfloat16",
         use_bias=False, vocab_size=103424)),
-    # Hunyuan-A13B-Instruct: no verbatim copy of its config.json was found by the code search; its architecture
-    # fields as public fixtures quote them, agreeing: an MLX-Swift HunyuanTestFixtures.hunyuanA13BMoEConfigJSON
-    # (find_string '"use_mixed_mlp_moe": true,': 32 layers, hidden 4096, intermediate 3072 (moe_intermediate_size
-    # 32 x 3072), 64 experts, moe_topk 32 x 8, num_shared_expert 32 x 1, 32 heads, 8 KV heads, head dim 128, vocab
-    # 128167, tied, qk norm, rope_theta 10000 with NTK alpha 1000) and a profiler test's HUNYUAN_MOE_LIST_CONFIG.
-    # max_position_embeddings is in neither (left to the class default).
-    _preset("tencent/Hunyuan-A13B-Instruct", ("hunyuan-a13b",), _cfg(
-        "hunyuan_v1_moe", "HunYuanMoEV1ForCausalLM", attention_bias=False, head_dim=128, hidden_act="silu",
-        hidden_size=4096, intermediate_size=3072, moe_intermediate_size=[3072] * 32, moe_topk=[8] * 32,
-        num_attention_heads=32, num_experts=64, num_hidden_layers=32, num_key_value_heads=8,
-        num_shared_expert=[1] * 32, rms_norm_eps=1e-05,
-        rope_scaling={"alpha": 1000.0, "factor": 1.0, "type": "dynamic"}, rope_theta=10000.0,
-        tie_word_embeddings=True, torch_dtype="bfloat16", use_cla=False, use_mixed_mlp_moe=True, use_qk_norm=True,
+    # Hunyuan-A13B-Instruct: its config.json as the model's own GitHub repository ships it (Tencent-Hunyuan/Hunyuan-A13B
+    # models/config.json, read in the public mirror github.com/tianyu1412/Hunyuan-A13B at commit
+    # df832ebcc42e64db91ec1a4eadb90c296f3c7346, transformers_version 4.41.2); its architecture keys as in the file,
+    # with two changes: model_type "hunyuan_v1_moe" (the file's "hunyuan" is the remote-code name it predates
+    # transformers' port with; architectures HunYuanMoEV1ForCausalLM as in the file) and head_dim 128 (the file
+    # spells it attention_head_dim, kept too; transformers' HunYuanMoEV1Config reads head_dim). Left out: the
+    # vision/media keys (vit_*, anyres_*, num_media_embeds, ...: no vision tower in this checkpoint), the special
+    # token ids other than bos/eos/pad, and the MLA keys the file sets to null (use_mla false).
+    Preset("tencent/Hunyuan-A13B-Instruct", ("hunyuan-a13b",), HUNYUAN_A13B_SOURCE, _cfg(
+        "hunyuan_v1_moe", "HunYuanMoEV1ForCausalLM", attention_bias=False, attention_head_dim=128, bos_token_id=1,
+        cla_share_factor=2, eos_token_id=127960, head_dim=128, hidden_act="silu", hidden_size=4096,
+        intermediate_size=3072, max_position_embeddings=32768, mlp_bias=False, moe_intermediate_size=[3072] * 32,
+        moe_layer_num_skipped=0, moe_topk=[8] * 32, norm_topk_prob=True, norm_type="rms", num_attention_heads=32,
+        num_experts=64, num_hidden_layers=32, num_key_value_heads=8, num_shared_expert=[1] * 32,
+        org_vocab_size=128167, pad_token_id=127961, rms_norm_eps=1e-05,
+        rope_scaling={"alpha": 1000.0, "beta_fast": 32, "beta_slow": 1, "factor": 1.0, "mscale": 1.0,
+                      "mscale_all_dim": 1.0, "type": "dynamic"},
+        rope_theta=10000.0, routed_scaling_factor=1.0, tie_word_embeddings=True, torch_dtype="bfloat16",
+        use_cla=False, use_mixed_mlp_moe=True, use_mla=False, use_qk_norm=True, use_rotary_pos_emb=True,
         vocab_size=128167)),
 ]
 
@@ -270,15 +296,19 @@ DENSE: list[Preset] = [
 ]
 
 # --- issue 24 (helper moe4) ---
-# OLMo 3 7B (base, allenai/Olmo-3-1025-7B): no verbatim copy of its config.json was found by the code search; its
-# architecture fields as public code quotes them, agreeing: mini-sglang's Olmo 3 config test (find_string
-# '"attention_factor": 1.2079441541679836,': hidden 4096, FFN 11008, 32 heads, 32 KV heads, eps 1e-6, max positions
-# 65536, rope_theta 500000 with YaRN factor 8 over 8192 (attention_factor 1.2079441541679836, beta 32/1), sliding
-# window 4096, 3 sliding : 1 full, untied, vocab 100278), prime-rl's _olmo3_7b_debug_config (pad 100277) and a
-# tiny-model script built after allenai/Olmo-3-7B-Think (eos 100257); 32 layers as an MLX-Swift olmo-3-7b test
-# has them. Its total, 7,298,011,136, is the Hub's count for a fine-tune of this base (fixtures/moe2026/olmo3.json).
+# OLMo 3 7B (base, allenai/Olmo-3-1025-7B): no verbatim copy of its config.json was found (code search 2026-12-07:
+# find_string on '"attention_factor": 1.2079441541679836', '"vocab_size": 100278\n}', search for Olmo3ForCausalLM
+# config.json; the hits are tests and notes quoting parts of it). Its architecture fields as public code quotes them,
+# agreeing: mini-sglang's Olmo 3 config test _hf_config (find_string '"attention_factor": 1.2079441541679836,': silu,
+# hidden 4096, FFN 11008, 32 heads, 32 KV heads, eps 1e-6, max positions 65536, rope_theta 500000 with YaRN factor 8
+# over 8192 (attention_factor 1.2079441541679836, beta 32/1), sliding window 4096, 3 sliding : 1 full, untied, vocab
+# 100278), prime-rl's _olmo3_7b_debug_config (attention_bias false, pad 100277) and a tiny-model script built after
+# allenai/Olmo-3-7B-Think (eos 100257); 32 layers as an MLX-Swift olmo-3-7b test has them. NOT confirmed by any copy:
+# torch_dtype "bfloat16" (assumed) and the full 32-entry layer_types list (written from the 3:1 pattern the copies
+# show for 4 and 8 layers). Its total, 7,298,011,136, is the Hub's count for a fine-tune of this base
+# (fixtures/moe2026/olmo3.json): the shapes are confirmed by that count.
 DENSE += [
-    _preset("allenai/Olmo-3-1025-7B", ("olmo-3-7b",), _cfg(
+    Preset("allenai/Olmo-3-1025-7B", ("olmo-3-7b",), _unconfirmed("allenai/Olmo-3-1025-7B"), _cfg(
         "olmo3", "Olmo3ForCausalLM", attention_bias=False, eos_token_id=100257, hidden_act="silu", hidden_size=4096,
         intermediate_size=11008, layer_types=["full_attention" if (i + 1) % 4 == 0 else "sliding_attention" for i in range(32)],
         max_position_embeddings=65536, num_attention_heads=32, num_hidden_layers=32, num_key_value_heads=32,
