@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # --flops only: params without it loads no FLOPs arithmetic (
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
     "projector": "Projector / merger",
+    "audio_encoder": "Audio encoder and its projection",
     "language_model": "Language model",
     MTP: "Multi-token prediction module (stored beside the model, not counted in its total)",
 }
