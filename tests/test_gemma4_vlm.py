@@ -65,18 +65,22 @@ def test_names_shapes_and_totals_equal_transformers_on_meta(label):
 @pytest.mark.parametrize("height, width, budget", [(224, 224, 280), (800, 1300, 280), (4000, 3000, 280),
                                                    (1080, 1920, 70), (16, 4000, 280), (4000, 20, 1120),
                                                    (333, 517, 560)])
-def test_image_tokens_follow_the_processor_resize(height, width, budget):
-    """Gemma 4's image tokens: transformers' own aspect-preserving resize (patch 16, pooling 3), the soft
-    tokens one per 3 x 3 patches."""
+def test_image_tokens_equal_the_image_processor(height, width, budget):
+    """Gemma 4's image tokens: transformers' own image processor (PIL backend, patch 16, pooling 3) on a blank
+    image of each size, its num_soft_tokens_per_image and patch count."""
+    from PIL import Image
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+
     from inspector.image.rules import image_tokens
-    from transformers.models.gemma4.image_processing_gemma4 import get_aspect_ratio_preserving_size
 
     cfg = as_file(_configs()["vision-audio-defaults"])
     cfg["vision_soft_tokens_per_image"] = budget
     spec = from_hf_config(cfg, "gemma4")
-    h, w = get_aspect_ratio_preserving_size(height, width, 16, budget * 9, 3)
+    out = Gemma4ImageProcessorPil(max_soft_tokens=budget)(images=[Image.new("RGB", (width, height))],
+                                                          return_tensors="np")
     it = image_tokens(spec.vision, height, width, spec.text.hidden_size)
-    assert it.resized == (h, w) and it.tokens == (h // 16) * (w // 16) // 9 <= budget
+    assert it.tokens == int(out["num_soft_tokens_per_image"][0]) <= budget
+    assert it.patches == int((out["image_position_ids"][0] >= 0).all(-1).sum())
 
 
 def test_gemma_4_31b_preset_equals_its_published_checkpoint():
@@ -112,7 +116,7 @@ def test_native_commands_on_a_gemma4_checkpoint(tiny_checkpoint, tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output[-2000:])
         if args[0] == "params":
-            components = json.loads(result.stdout)["totals"]["components"]
+            components = json.loads(result.stdout)["components"]
             assert set(components) == {"vision_encoder", "projector", "audio_encoder", "language_model"}
     result = runner.invoke(app, ["trace", "Hi", "-m", tiny_checkpoint, "--device", "meta",
                                  "--image-size", "64x64"])
