@@ -121,3 +121,27 @@ def test_native_commands_on_a_gemma4_checkpoint(tiny_checkpoint, tmp_path):
     result = runner.invoke(app, ["trace", "Hi", "-m", tiny_checkpoint, "--device", "meta",
                                  "--image-size", "64x64"])
     assert result.exit_code == 2 and "no native forward of its vision tower" in result.output
+
+
+def test_verify_accepts_the_kv_shared_layers_k_v_that_checkpoints_store(tmp_path):
+    """Published Gemma 4 E-series checkpoints store k_proj / v_proj / k_norm of their KV-shared layers, which
+    transformers drops on load (Gemma4TextModel._keys_to_ignore_on_load_unexpected): verify takes them as
+    optional, absent (a transformers save) or present with the shapes of the layer's own projections."""
+    from safetensors.torch import load_file, save_file
+
+    text = {**TINY_TEXT, "num_hidden_layers": 4, "layer_types": LAYERS * 2, "num_kv_shared_layers": 2}
+    model = transformers.Gemma4ForConditionalGeneration(g4.Gemma4Config(text_config=text))
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    ignored = set(model.model.language_model._keys_to_ignore_on_load_unexpected)
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify", str(tmp_path)])
+    assert result.exit_code == 0 and "6 optional tensors" in result.output, result.output[-1500:]
+    weights = load_file(tmp_path / "model.safetensors")
+    for i, kind in ((2, 0), (3, 1)):  # layer i shares with layer kind (same type)
+        for name in ("k_proj", "v_proj", "k_norm"):
+            assert f"layers.{i}.self_attn.{name}" in ignored
+            weights[f"model.language_model.layers.{i}.self_attn.{name}.weight"] = \
+                weights[f"model.language_model.layers.{kind}.self_attn.{name}.weight"].clone()
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    result = runner.invoke(app, ["verify", str(tmp_path)])
+    assert result.exit_code == 0 and "optional tensors" not in result.output, result.output[-1500:]

@@ -158,8 +158,10 @@ def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf1
     ]
     if len(t.components) > 1:
         rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
-        vision = sum(v for c, v in t.components.items() if c != "language_model")
-        rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language Models)", n(vision)))
+        vision = sum(v for c, v in t.components.items() if c in ("vision_encoder", "projector"))
+        if vision:
+            rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language "
+                         "Models)", n(vision)))
     rows += _moe_rows(acc)
     rows += per_layer_total_rows(acc, billions)  # Gemma 3n / 4
     if acc.stored is not None:
