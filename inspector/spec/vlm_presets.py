@@ -262,6 +262,6 @@ GEMMA4_31B: dict[str, Any] = {
         "use_clipped_linears": False},
     "vision_soft_tokens_per_image": 280,
 }
-GEMMA4_REPORT = ("a public model-information report printing google/gemma-4-31B-it's Gemma4Config (transformers "
-                 "5.7.0) and checkpoint statistics (GitHub code search, stored file id 62810419502)")
+GEMMA4_REPORT = ("a public model-information report (GitHub code search, stored file id 62810419502) printing "
+                 "google/gemma-4-31B-it's Gemma4Config and its checkpoint statistics")
 VLM_PRESETS.append(Preset("google/gemma-4-31B-it", ("gemma-4-31b-it", "gemma4-31b"), GEMMA4_REPORT, GEMMA4_31B))
