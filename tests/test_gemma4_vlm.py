@@ -118,6 +118,8 @@ def test_native_commands_on_a_gemma4_checkpoint(tiny_checkpoint, tmp_path):
         if args[0] == "params":
             components = json.loads(result.stdout)["components"]
             assert set(components) == {"vision_encoder", "projector", "audio_encoder", "language_model"}
+        if args[0] == "config":
+            assert "(2, 32, 16)" in result.output and "USM conformer" in result.output
     result = runner.invoke(app, ["trace", "Hi", "-m", tiny_checkpoint, "--device", "meta",
                                  "--image-size", "64x64"])
     assert result.exit_code == 2 and "no native forward of its vision tower" in result.output

@@ -612,6 +612,9 @@ def config_report(specs: list[ModelSpec]) -> Report:
         for s, p in zip(specs, payload):
             if s.is_vlm:
                 p["vision"] = vision_spec_json(s)
+    for s, p in zip(specs, payload):  # Gemma 4: the audio tower's resolved sizes (inspector.spec.audio)
+        if s.audio is not None:
+            p["audio"] = {k: v for k, v in vars(s.audio).items() if k != "dims"} | {"dims": dict(s.audio.dims)}
     return Report(sections, payload[0] if len(payload) == 1 else payload)
 
 
