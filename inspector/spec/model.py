@@ -45,7 +45,6 @@ class ModelSpec:
     image_attention: str = "causal"  # Gemma 3: "bidirectional" within each image
     prompt_template: str = ""  # how the trace writes a prompt with an image (inspector.runtime.vlm_inputs)
     audio: AudioSpec | None = None  # Gemma 4: an audio tower and its projection (inspector.spec.audio)
-    wrapper: str = ""  # the multimodal model_type when the towers are optional and absent (Gemma 4)
 
     @property
     def is_vlm(self) -> bool:
@@ -147,18 +146,14 @@ def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str
     no_vision = wrapper.vision_optional and top.raw("vision_config") is None
     vision = None if no_vision else vision_spec_from_config(top, wrapper, text, preprocessor)
     audio = audio_spec_from_config(top, wrapper, text.hidden_size)
-    if no_vision:  # the towers' token ids and the wrapper's top-level keys mean nothing without them
-        for key in (*wrapper.image_token_keys, *wrapper.marker_keys, *_OPTIONAL_TOWER_KEYS):
-            top.used.add(key)
+    if wrapper.vision_optional or wrapper.audio:  # Gemma 4: the top-level ids of towers it may not have
+        top.used.update((*wrapper.image_token_keys, *wrapper.marker_keys, *_OPTIONAL_TOWER_KEYS))
     cross = _cross_layers(text_reader, wrapper.cross_layers_key, text.num_layers)
     for key in ("text_config", "vision_config", "llm_config", "tie_word_embeddings", "architectures",
                 "model_type", "_name_or_path", "image_grid_pinpoints", "vision_aspect_ratio", wrapper.feature_layer_key):
         top.used.add(key)
-    if wrapper.audio:
-        top.used.update(_OPTIONAL_TOWER_KEYS)
     return ModelSpec(name, source, wrapper.model_type, architecture, text, vision, top.unused(), cross,
-                     wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template, audio,
-                     wrapper.model_type if vision is None else "")
+                     wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template, audio)
 
 
 # Gemma4Config's top-level keys beside its sub-configs (token ids of the towers; transformers 5.25
