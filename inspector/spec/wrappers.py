@@ -170,11 +170,12 @@ WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     # Gemma 4 (transformers 5.25 models/gemma4, Gemma4ForConditionalGeneration): Gemma 4's own ViT with a
     # 2-D position table, pooled kernel x kernel and projected by embed_vision; an optional USM conformer
     # audio tower projected by embed_audio; the LLM under model.language_model. (Gemma4Config class defaults:
-    # tie_word_embeddings true, pooling_kernel_size 3.) No native forward of the towers (EncoderKind tower "none"): text traces run natively.
+    # tie_word_embeddings true, pooling_kernel_size 3.) No native forward of the towers (EncoderKind tower
+    # "none"): text traces run natively, image traces are refused in one line.
     Wrapper("gemma4", "Gemma 4 (its own ViT with a 2-D position table, pooled soft tokens; USM conformer audio; "
             "Gemma 4 LLM)", ("text_config",), "gemma4_text", "", "gemma4_vision", "gemma4_embed", Gemma4Resize,
             "model.vision_tower", "model.embed_vision", Merge("vision", "pooling_kernel_size", default=3),
-            text_rename=(("model.", "model.language_model."),), image_attention="bidirectional",
-            marker_keys=("boi_token_id", "eoi_token_id"), tie_default=True, vision_optional=True,
+            text_rename=(("model.", "model.language_model."),), marker_keys=("boi_token_id", "eoi_token_id"),
+            tie_default=True, vision_optional=True,
             audio="gemma4_audio", audio_prefix="model.audio_tower", audio_projector_prefix="model.embed_audio"),
 )})
