@@ -147,3 +147,17 @@ def test_verify_accepts_the_kv_shared_layers_k_v_that_checkpoints_store(tmp_path
     save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
     result = runner.invoke(app, ["verify", str(tmp_path)])
     assert result.exit_code == 0 and "optional tensors" not in result.output, result.output[-1500:]
+
+
+@pytest.mark.parametrize("audio, message", [
+    ({"num_attention_heads": 3}, "num_attention_heads' \\(3\\) does not divide 'audio_config.hidden_size' \\(16\\)"),
+    ({"subsampling_conv_channels": [8]}, "subsampling_conv_channels' must be two positive channel counts"),
+    ({"use_clipped_linears": "yes"}, "use_clipped_linears' must be true or false"),
+], ids=["heads", "channels", "clip-switch"])
+def test_bad_audio_config_one_line(audio, message):
+    from inspector.errors import InspectError
+
+    cfg = as_file(_configs()["tiny-options"])
+    cfg["audio_config"].update(audio)
+    with pytest.raises(InspectError, match=message):
+        from_hf_config(cfg, "bad")
