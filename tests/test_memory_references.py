@@ -190,7 +190,29 @@ def test_default_targets_are_peft_defaults():
     mapping = pytest.importorskip("peft.utils.constants").TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
     for model_type in [*FAMILIES, *WRAPPERS, "llama4"]:
         theirs = mapping.get(model_type)
+        if isinstance(theirs, str):  # a regex over module paths (gemma4): our names select the modules it does
+            _regex_default_selects_the_same_modules(model_type, theirs)
+            continue
         assert PEFT_DEFAULT_TARGETS.get(model_type) == (tuple(theirs) if theirs else None), model_type
+
+
+def _regex_default_selects_the_same_modules(model_type: str, pattern: str) -> None:
+    """peft fullmatches a str target_modules against every module path: on transformers' default config of the
+    model type with its towers (one layer each), the modules we list, our names select the same ones."""
+    import json
+    import re
+
+    from inspector.memory.lora import _matches
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.AutoConfig.for_model(model_type)
+    towers = {key: config.sub_configs[key](num_hidden_layers=1).to_dict()
+              for key in ("vision_config", "audio_config") if key in config.sub_configs}
+    cfg = json.loads(type(config)(text_config=dict(num_hidden_layers=2), **towers).to_json_string())
+    modules = runtime_modules(account(from_hf_config(cfg, model_type)))
+    theirs = {m.path for m in modules if re.fullmatch(pattern, m.path)}
+    ours = {m.path for m in modules if any(_matches(m, t) for t in PEFT_DEFAULT_TARGETS[model_type])}
+    assert theirs and ours == theirs, (model_type, sorted(theirs ^ ours)[:4])
 
 
 def _qwen25_3b() -> dict:

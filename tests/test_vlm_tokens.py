@@ -142,5 +142,6 @@ def test_qwen_resize(model, size):
 
 def test_every_rule_has_a_checked_preset():
     checked = {"qwen2_vl_resize", "internvl_tiles", "gemma3_pan_and_scan", "llava_anyres", "idefics3_split",
-               "mllama_tiles", "pixtral_rows", "llama4_tiles"}
+               "mllama_tiles", "pixtral_rows", "llama4_tiles",
+               "gemma4_resize"}  # checked against its processor in tests/test_gemma4_vlm.py
     assert set(RULES) == checked

@@ -147,7 +147,9 @@ def _notes(r: VerifyResult, headers: CheckpointHeaders) -> list[str]:
                          "but config.json has no quantization_config")
     absent = [f for f in r.findings if f.status == "optional-absent"]
     if absent:
-        notes.append(f"{len(absent)} optional tensors (the multi-token-prediction layer) are absent: fine")
+        kv = all(f.name.endswith(("k_proj.weight", "v_proj.weight", "k_norm.weight")) for f in absent)
+        what = "the KV-shared layers' K/V, which transformers drops on load" if kv else "the multi-token-prediction layer"
+        notes.append(f"{len(absent)} optional tensors ({what}) are absent: fine")
     return notes
 
 
@@ -203,8 +205,11 @@ def expected_of(cfg: Any, name: str, where: str) -> tuple[Expected | None, str |
         from inspector.inventory.model import inventory
         from inspector.spec.model import from_hf_config
 
+        from inspector.inventory.per_layer import dropped_kv_entries
+
         spec = from_hf_config(cfg, name, where, where)
-        return native_expected(spec, inventory(spec), Origin(Counter.NATIVE, spec.text.model_type), cfg), None
+        entries = inventory(spec) + dropped_kv_entries(spec.text)  # Gemma's KV-shared K/V: optional
+        return native_expected(spec, entries, Origin(Counter.NATIVE, spec.text.model_type), cfg), None
     from inspector.inventory.transformers_meta import meta_account
 
     check_fallback_config(cfg, where)

@@ -375,9 +375,9 @@ def vision_ledger(acc, vp: VisionPass) -> Ledger:
     if v is None:
         raise InspectError(f"{acc.spec.name} has no vision tower")
     enc = v.encoder
-    sums = {(r.component, r.name): 0 for r in acc.rows if r.component != LM}
-    for e in acc.entries:
-        if e.component == LM or "pos_embed" in e.role or "class_embed" in e.role:  # added, not multiplied
+    sums = {(r.component, r.name): 0 for r in acc.rows if r.component in (VISION, PROJECTOR)}
+    for e in acc.entries:  # (an audio tower, Gemma 4's, takes no part in an image's pass)
+        if e.component not in (VISION, PROJECTOR) or "pos_embed" in e.role or "class_embed" in e.role:
             continue
         size = matmul_size(e, acc.spec.text)
         rows = vp.patches if e.role.endswith("patch_embed.weight") else \

@@ -15,6 +15,7 @@ Llama 4 (a tile canvas + global tile, pixel shuffle, tile separators).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -26,7 +27,7 @@ from inspector.image.layout import Recorder
 from inspector.image.pixels import Result
 from inspector.image.tokens import ImageTokens, Step, internvl_tiles, qwen2_vl_resize, tile_tokens
 from inspector.spec.image_facts import (
-    Gemma3PanAndScan, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
+    Gemma3PanAndScan, Gemma4Resize, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
     RuleFacts,
 )
 from inspector.spec.vision import VisionSpec
@@ -238,6 +239,49 @@ def llama4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
                        (1, side, side), tiles * side * side, tokens, steps, specials)
 
 
+# --------------------------------------------------------------------------- Gemma 4
+
+
+def gemma4_size(height: int, width: int, patch: int, kernel: int, max_tokens: int) -> tuple[int, int]:
+    """The resized (H', W'): the largest sides, multiples of patch x kernel, keeping the aspect within
+    max_tokens x kernel^2 patches (transformers 5.25 image_processing_gemma4.get_aspect_ratio_preserving_size)."""
+    target = max_tokens * kernel * kernel * patch * patch
+    side = patch * kernel
+    factor = math.sqrt(target / (height * width))
+    h, w = int(math.floor(factor * height / side)) * side, int(math.floor(factor * width / side)) * side
+    longest = max_tokens * side  # (max_patches // kernel^2) * side
+    if h == 0 and w == 0:
+        raise InspectError(f"image {height}x{width}: resizes to 0 x 0 (sides must be multiples of {side})")
+    if h == 0:
+        h, w = side, min(width // height * side, longest)
+    elif w == 0:
+        h, w = min(height // width * side, longest), side
+    if h * w > target:
+        raise InspectError(f"image {height}x{width}: {h} x {w} exceeds {max_tokens * kernel * kernel} patches")
+    return h, w
+
+
+def gemma4(v: VisionSpec, height: int, width: int, text_d: int) -> ImageTokens:
+    p, k = v.encoder.embed.patch_size, v.projector.merge_size
+    h, w = gemma4_size(height, width, p, k, v.image.max_soft_tokens)
+    gh, gw = h // p, w // p
+    tokens = gh * gw // (k * k)
+    steps = [_input(height, width),
+             Step("Step 2", "resized (H' x W')", f"aspect kept, at most {v.image.max_soft_tokens} x {k}^2 patches, "
+                  f"sides multiples of d_patch x kernel = {p * k}", f"{h} x {w}"),
+             Step("Step 3", "patch grid", f"H'/{p} x W'/{p}", f"{gh} x {gw} = {_n(gh * gw)} patches"),
+             Step("Step 10", "after the encoder blocks", f"{v.encoder.depth} blocks, shape kept",
+                  f"({_n(gh * gw)}, {v.encoder.hidden_size})"),
+             Step("Step 11", "average pool", f"{k} x {k} patches -> one soft token", _n(tokens)),
+             Step("Step 11", "projector output", "RMSNorm (no weight), Linear", f"({_n(tokens)}, {text_d})")]
+    return ImageTokens(height, width, v.image.rule, (h, w), 1, False, None, (1, gh, gw), gh * gw, tokens, steps)
+
+
+def _no_native_pixels(image: Any, v: VisionSpec, record: Recorder | None = None) -> Result:
+    raise InspectError(f"{v.image.rule}: this vision tower has no native forward; its images go through "
+                       "transformers (inspect trace --seq-len N)")
+
+
 # --------------------------------------------------------------------------- the rules
 
 
@@ -296,6 +340,9 @@ RULES: Mapping[str, ImageRule] = MappingProxyType({r.name: r for r in (
                         f"{v.encoder.embed.patch_size * v.projector.merge_size}"),
     ImageRule(Llama4Tiles, llama4, pix.llama4,
               lambda v: f"canvas of up to {v.image.max_chunks} tiles of {v.image.tile}x{v.image.tile} + a global tile"),
+    ImageRule(Gemma4Resize, gemma4, _no_native_pixels,
+              lambda v: f"aspect kept, at most {v.image.max_soft_tokens} soft tokens of "
+                        f"{v.projector.merge_size}x{v.projector.merge_size} patches"),
 )})
 
 

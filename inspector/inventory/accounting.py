@@ -29,7 +29,7 @@ KV_BYTES = 2  # the KV cache is counted in bf16
 # to transformers' own cache tensors after a forward (tests/test_hybrid_families.py).
 RECURRENT_STATE_BYTES = 4
 
-COMPONENT_ORDER = ("vision_encoder", "projector", "language_model")
+COMPONENT_ORDER = ("vision_encoder", "projector", "audio_encoder", "language_model")
 
 ACTIVE_DEFINITION = ("embedding, every weight outside the routed experts, the shared experts, "
                      "top-k of the routed experts in each MoE layer, and the LM head")

@@ -10,6 +10,7 @@ embedding rows than its LM head (both facts of the ModelSpec).
 from __future__ import annotations
 
 
+from inspector.inventory.audio import audio_inventory
 from inspector.inventory.entry import EMBED, LM, WeightEntry
 from inspector.inventory.text import text_inventory
 from inspector.inventory.vision import vision_inventory
@@ -55,7 +56,8 @@ def _language_model(spec: ModelSpec) -> list[WeightEntry]:
 
 
 def inventory(spec: ModelSpec) -> list[WeightEntry]:
-    """The whole model's inventory: vision tower and projector first, then the LLM."""
+    """The whole model's inventory: vision tower and projector first, then the audio tower, then the LLM."""
+    audio = audio_inventory(spec.audio) if spec.audio is not None else []
     if spec.vision is None:
-        return text_inventory(spec.text)
-    return vision_inventory(spec.vision) + _language_model(spec)
+        return audio + text_inventory(spec.text)
+    return vision_inventory(spec.vision) + audio + _language_model(spec)

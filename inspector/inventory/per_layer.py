@@ -98,3 +98,26 @@ def gemma_model_extras(t: TextSpec) -> Entries:
     for role in ("altup_in", "altup_out") if p.altup_inputs else ():
         for j in range(p.altup_inputs - 1):
             yield _entry(t, role, (d, d), ALTUP_PROJ, stream=j)
+
+
+DROPPED_KV = "K/V of KV-shared layers (stored by checkpoints, dropped on load)"
+
+
+def dropped_kv_entries(t: TextSpec) -> list[WeightEntry]:
+    """The k_proj / v_proj / k_norm that published Gemma 3n / 4 checkpoints still store for their KV-shared layers,
+    which transformers drops on load (`_keys_to_ignore_on_load_unexpected` of Gemma4TextModel / Gemma3nTextModel
+    in 5.25) and which the model never reads: optional (a checkpoint saved by transformers lacks them) and not
+    parameters of the loaded model. Evidence: google/gemma-4-E2B's safetensors header holds 2011 tensors, 60 of
+    them these (20 shared layers x 3). For `verify` only; the inventory follows transformers' state dict."""
+    p = t.per_layer
+    if p is None:
+        return []
+    out = []
+    for i in (i for i in range(t.num_layers) if p.is_shared(i)):
+        s = t.at_layer(i)
+        roles = [("k", (s.kv_dim, s.hidden_size))] + ([] if p.k_eq_v[i] else [("v", (s.kv_dim, s.hidden_size))])
+        if s.qk_norm_kind is not None:
+            roles.append(("k_norm", (s.head_dim if s.qk_norm_kind.per_head else s.kv_dim,)))
+        out.extend(WeightEntry(t.name(role, i, ".weight"), shape, LM, DROPPED_KV, role + ".weight", i,
+                               parameter=False, optional=True) for role, shape in roles)
+    return out

@@ -22,7 +22,10 @@ CONV, CLS, POS = "Convolution", "Class embedding", "Positional embedding"
 TILE_POS, PRE_LN, POST_LN = "Tile position embeddings", "Layer norm (pre-encoder)", "Layer norm (post-encoder)"
 LN1, ATTN, RS1 = "Layer norm (pre-attention)", "Attention layer", "Residual scale (attention)"
 LN2, MLP, RS2 = "Layer norm (pre-MLP)", "MLP layer", "Residual scale (MLP)"
+POST_ATTN, POST_MLP = "Layer norm (post-attention)", "Layer norm (post-MLP)"
 GLOBAL, HEAD = "Gated global layer", "Attention-pooling head (unused)"
+CLIP, STANDARDIZE = "Clip bounds (stored buffers)", "Output standardization (stored buffers)"
+CLIP_BOUNDS = ("input_min", "input_max", "output_min", "output_max")  # Gemma 4's ClippableLinear buffers
 MERGE_LN, MERGE_MLP = "Layer norm (merger)", "Merger MLP"
 
 Entries = Iterator[WeightEntry]
@@ -57,18 +60,29 @@ def _norm(v, role, dim, component, group, layer=None, with_bias=None) -> Entries
 # --------------------------------------------------------------------------- encoder
 
 
+def _clip_bounds(v: VisionSpec, i: int, roles: tuple[str, ...]) -> Entries:
+    """Gemma 4's clippable linears: four scalar buffers beside each block linear ("{role}.linear")."""
+    if not v.encoder.clip:
+        return
+    for role in roles:
+        base = v.name(role, i).removesuffix(".linear")
+        for bound in CLIP_BOUNDS:
+            yield WeightEntry(f"{base}.{bound}", (), VE, CLIP, f"vision.{role}.{bound}", i, parameter=False)
+
+
 def _attention(v: VisionSpec, i: int, p: str, group: str) -> Entries:
     enc = v.encoder
     d = enc.hidden_size
     if enc.attention == "fused":
         yield from _linear(v, p + "qkv", 3 * d, d, VE, group, i, enc.qkv_bias)
     else:
-        for role in ("q", "k", "v"):
-            yield from _linear(v, p + role, d, d, VE, group, i, enc.qkv_bias)
-    if enc.qk_norm:  # InternViT: RMSNorm over the whole width, weight only
-        yield from _norm(v, p + "q_norm", d, VE, group, i, with_bias=False)
-        yield from _norm(v, p + "k_norm", d, VE, group, i, with_bias=False)
-    yield from _linear(v, p + "proj", d, d, VE, group, i, enc.o_bias)
+        for role, width in (("q", enc.q_width), ("k", enc.kv_width), ("v", enc.kv_width)):
+            yield from _linear(v, p + role, width, d, VE, group, i, enc.qkv_bias)
+    if enc.qk_norm:  # InternViT: RMSNorm over the whole width; Gemma 4: over d_h; weight only
+        width = enc.head_dim if enc.qk_norm_width == "head" else d
+        yield from _norm(v, p + "q_norm", width, VE, group, i, with_bias=False)
+        yield from _norm(v, p + "k_norm", width, VE, group, i, with_bias=False)
+    yield from _linear(v, p + "proj", d, enc.q_width, VE, group, i, enc.o_bias)
 
 
 def _mlp(v: VisionSpec, i: int, p: str, group: str) -> Entries:
@@ -89,10 +103,17 @@ def _block(v: VisionSpec, i: int) -> Entries:
     yield from _attention(v, i, "", ATTN)
     if v.encoder.layer_scale:
         yield _entry(v, "ls1", (d,), VE, RS1, i)
+    if v.encoder.sandwich:
+        yield from _norm(v, "post_attn_norm", d, VE, POST_ATTN, i)
     yield from _norm(v, "norm2", d, VE, LN2, i)
     yield from _mlp(v, i, "", MLP)
     if v.encoder.layer_scale:
         yield _entry(v, "ls2", (d,), VE, RS2, i)
+    if v.encoder.sandwich:
+        yield from _norm(v, "post_mlp_norm", d, VE, POST_MLP, i)
+    if v.encoder.clip:
+        linears = ("q", "k", "v", "proj") + (("gate", "up", "down") if v.encoder.mlp == "gated" else ("fc1", "fc2"))
+        yield from _clip_bounds(v, i, linears)
 
 
 def _global_block(v: VisionSpec, i: int) -> Entries:
@@ -129,6 +150,8 @@ def _embeddings(v: VisionSpec) -> Entries:
         yield _entry(v, "pos_embed", (emb.num_positions, d), VE, POS, suffix=".weight")
     elif emb.pos_layout == "gated_tiles":
         yield from _tile_positions(v)
+    elif emb.pos_layout == "axes":  # Gemma 4: an x row and a y row per position, summed
+        yield _entry(v, "pos_embed", (2, emb.num_positions, d), VE, POS)
 
 
 def _tile_positions(v: VisionSpec) -> Entries:
@@ -170,6 +193,9 @@ def encoder_inventory(v: VisionSpec) -> list[WeightEntry]:
         out.extend(_norm(v, "post_norm", enc.hidden_size, VE, POST_LN, with_bias=edge_bias))
     if enc.head:
         out.extend(_head(v))
+    if enc.standardize:  # Gemma 4: (pooled - std_bias) * std_scale, two stored buffers
+        out.extend(WeightEntry(v.name(role), (enc.hidden_size,), VE, STANDARDIZE, f"vision.{role}", parameter=False)
+                   for role in ("std_bias", "std_scale"))
     return out
 
 

@@ -27,6 +27,10 @@ PEFT_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "phi": ("q_proj", "v_proj", "fc1", "fc2"), "gpt2": ("c_attn",), "gpt_neox": ("query_key_value",),
     "llama4": ("q_proj", "v_proj"),
     "nemotron_h": ("q_proj", "k_proj", "v_proj", "o_proj"),  # (peft 0.21.2; granitemoehybrid, falcon_h1, lfm2: none)
+    # gemma4: peft's default is the regex r".*language_model\..*\.(q_proj|v_proj)"; the towers' q/v are
+    # ClippableLinear wrappers (their Linear's last name is "linear"), so the last names q_proj / v_proj
+    # select the same modules, the language model's (tests/test_memory_references.py)
+    "gemma4": ("q_proj", "v_proj"),
 }
 
 # peft's conversion of transformers-4 MoE target names for transformers 5 (peft.utils.

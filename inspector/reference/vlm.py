@@ -28,6 +28,9 @@ from inspector.spec.model import ModelSpec
 def require_vlm(spec: ModelSpec) -> None:
     if spec.vision is None:
         raise InspectError(f"--image: {spec.name} is a text-only model ({spec.model_type}); it takes no image")
+    if spec.vision.encoder.tower == "none":  # Gemma 4's ViT: counted natively, no native forward
+        raise InspectError(f"--image: {spec.name} ({spec.model_type}) has no native forward of its vision tower; "
+                           f"its text runs natively (leave --image out), its image tokens: inspect tokens --image-size")
 
 
 # --------------------------------------------------------------------------- positions

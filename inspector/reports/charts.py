@@ -25,7 +25,7 @@ CATEGORY = {EMBED: "Embedding", POS_EMBED: "Embedding", ATTN: "Attention", MLP: 
             EXPERTS: "Routed experts", ROUTER: "Router and shared experts",
             SHARED_EXPERT: "Router and shared experts", ROUTER_BIAS: "Router and shared experts", HEAD: "LM head"}
 CATEGORY.update({PLE_TABLE: PLE, ALTUP_PROJ: ALTUP})  # Gemma 3n / 4: model-level and per-layer parts together
-COMPONENT_CATEGORY = {"vision_encoder": "Vision encoder", "projector": "Projector"}
+COMPONENT_CATEGORY = {"vision_encoder": "Vision encoder", "projector": "Projector", "audio_encoder": "Audio encoder"}
 ORDER = ("Vision encoder", "Projector", "Embedding", "Attention", "MLP", "Routed experts",
          "Router and shared experts", "Norms", "LM head")
 

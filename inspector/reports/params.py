@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # --flops only: params without it loads no FLOPs arithmetic (
 COMPONENT_TITLES = {
     "vision_encoder": "Vision encoder",
     "projector": "Projector / merger",
+    "audio_encoder": "Audio encoder and its projection",
     "language_model": "Language model",
     MTP: "Multi-token prediction module (stored beside the model, not counted in its total)",
 }
@@ -157,8 +158,10 @@ def _totals_rows(acc: Accounting, context: int, batch: int, kv_dtype: str = "bf1
     ]
     if len(t.components) > 1:
         rows += [(COMPONENT_TITLES[c], n(t.components[c])) for c in COMPONENT_ORDER if c in t.components]
-        vision = sum(v for c, v in t.components.items() if c != "language_model")
-        rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language Models)", n(vision)))
+        vision = sum(v for c, v in t.components.items() if c in ("vision_encoder", "projector"))
+        if vision:
+            rows.append(("Vision encoder + projector (the 'Total' of Table 2.2 of Implementations of Large Language "
+                         "Models)", n(vision)))
     rows += _moe_rows(acc)
     rows += per_layer_total_rows(acc, billions)  # Gemma 3n / 4
     if acc.stored is not None:
@@ -609,6 +612,9 @@ def config_report(specs: list[ModelSpec]) -> Report:
         for s, p in zip(specs, payload):
             if s.is_vlm:
                 p["vision"] = vision_spec_json(s)
+    for s, p in zip(specs, payload):  # Gemma 4: the audio tower's resolved sizes (inspector.spec.audio)
+        if s.audio is not None:
+            p["audio"] = {k: v for k, v in vars(s.audio).items() if k != "dims"} | {"dims": dict(s.audio.dims)}
     return Report(sections, payload[0] if len(payload) == 1 else payload)
 
 

@@ -33,8 +33,8 @@ def _projector(v) -> str:
 def _positions_shape(v) -> str:
     enc = v.encoder
     emb = enc.embed
-    shape = f"(1, {emb.num_positions}, {enc.hidden_size})" if emb.pos_layout == "param" else \
-        f"({emb.num_positions}, {enc.hidden_size})"
+    lead = {"param": "1, ", "axes": "2, "}.get(emb.pos_layout, "")  # Gemma 4: an x row and a y row
+    shape = f"({lead}{emb.num_positions}, {enc.hidden_size})"
     return shape + (" + 2D RoPE" if emb.rope else "") + (", gated, + tile embeddings" if emb.pos_layout == "gated_tiles" else "")
 
 
@@ -62,6 +62,7 @@ def vision_rows(spec: ModelSpec) -> list[tuple[str, Any]]:
         ("projector", _projector(v)),
         ("image input", input_text(v)),
         ("image tokens", tokens_text(v, spec.text.hidden_size)),
+        *((("audio tower (and its projection into the LLM)", spec.audio.description),) if spec.audio else ()),
     ]
 
 
@@ -69,6 +70,7 @@ def vision_config_section(specs: list[ModelSpec]) -> Section:
     """Table 2.1, one column per model (text-only models get empty cells)."""
     vlm = next(s for s in specs if s.is_vlm)
     labels = [label for label, _ in vision_rows(vlm)]
+    labels += [label for s in specs if s.is_vlm for label, _ in vision_rows(s) if label not in labels]
     per_model = [dict(vision_rows(s)) if s.is_vlm else {} for s in specs]
     rows = [[label, *[d.get(label, "") for d in per_model]] for label in labels]
     return Section("Vision encoder and projector (Table 2.1 of Implementations of Large Language Models)", ["Configuration", *[s.name for s in specs]], rows)

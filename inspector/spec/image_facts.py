@@ -301,3 +301,16 @@ class Llama4Tiles(RuleFacts):
     tile: int
     max_chunks: int
     to_max_canvas: bool
+
+
+@dataclass(frozen=True)
+class Gemma4Resize(RuleFacts):
+    """Gemma 4's aspect-preserving resize within a soft-token budget (transformers 5.25
+    models/gemma4/image_processing_gemma4.py: max_soft_tokens 280, one of 70/140/280/560/1120)."""
+
+    rule: ClassVar[str] = "gemma4_resize"
+    FACTS: ClassVar[tuple[Fact, ...]] = (
+        Fact("max_soft_tokens", "int", ("pre:max_soft_tokens", "top:vision_soft_tokens_per_image",
+                                        "vision:default_output_length"), 280),
+    )
+    max_soft_tokens: int

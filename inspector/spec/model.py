@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from inspector.errors import InspectError
 from inspector.files import confined, read_json
+from inspector.spec.audio import AudioSpec, audio_spec_from_config
 from inspector.spec.config_reader import ConfigReader
 from inspector.spec.families import FAMILIES
 from inspector.spec.text import TextSpec, text_spec_from_reader
@@ -43,6 +44,7 @@ class ModelSpec:
     embed_extra: int = 0  # Mllama: embedding rows beyond the LM head's vocabulary
     image_attention: str = "causal"  # Gemma 3: "bidirectional" within each image
     prompt_template: str = ""  # how the trace writes a prompt with an image (inspector.runtime.vlm_inputs)
+    audio: AudioSpec | None = None  # Gemma 4: an audio tower and its projection (inspector.spec.audio)
 
     @property
     def is_vlm(self) -> bool:
@@ -141,13 +143,25 @@ def _vlm(top: ConfigReader, wrapper: Wrapper, name: str, source: str, where: str
     tied = _tied(top, text_reader, wrapper)
     if tied is not None:
         text = replace(text, tie_embeddings=tied)
-    vision = vision_spec_from_config(top, wrapper, text, preprocessor)
+    no_vision = wrapper.vision_optional and top.raw("vision_config") is None
+    vision = None if no_vision else vision_spec_from_config(top, wrapper, text, preprocessor)
+    audio = audio_spec_from_config(top, wrapper, text.hidden_size)
+    if wrapper.vision_optional or wrapper.audio:  # Gemma 4: the top-level ids of towers it may not have
+        top.used.update((*wrapper.image_token_keys, *wrapper.marker_keys, *_OPTIONAL_TOWER_KEYS))
     cross = _cross_layers(text_reader, wrapper.cross_layers_key, text.num_layers)
     for key in ("text_config", "vision_config", "llm_config", "tie_word_embeddings", "architectures",
                 "model_type", "_name_or_path", "image_grid_pinpoints", "vision_aspect_ratio", wrapper.feature_layer_key):
         top.used.add(key)
     return ModelSpec(name, source, wrapper.model_type, architecture, text, vision, top.unused(), cross,
-                     wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template)
+                     wrapper.embed_extra, wrapper.image_attention, wrapper.prompt_template, audio)
+
+
+# Gemma4Config's top-level keys beside its sub-configs (token ids of the towers; transformers 5.25
+# configuration_gemma4.py), and what transformers writes with them
+_OPTIONAL_TOWER_KEYS = ("boi_token_id", "eoi_token_id", "image_token_id", "video_token_id", "boa_token_id",
+                        "eoa_token_index", "eoa_token_id", "audio_token_id", "initializer_range", "dtype",
+                        "transformers_version", "eos_token_id", "pad_token_id", "bos_token_id",
+                        "vision_soft_tokens_per_image", "audio_config")
 
 
 def read_preprocessor(path: Path) -> dict[str, Any]:

@@ -77,6 +77,20 @@ class EncoderSpec:
     global_depth: int = 0  # Mllama: gated global layers after the local ones
     feature_layers: tuple[int, ...] = ()  # Mllama: intermediate layers concatenated to the output
     tower: str = "tiles"  # how the reference model feeds the encoder (EncoderKind.tower)
+    kv_heads: int = 0  # key/value heads (0: num_heads)
+    head_widths: bool = False  # q/k/v/o widths are heads x d_h (Gemma 4), else the hidden size
+    qk_norm_width: str = "hidden"  # "hidden" | "head": the q/k norms' width
+    sandwich: bool = False  # a norm after each branch too (Gemma 4)
+    clip: bool = False  # four scalar clip buffers per block linear (Gemma 4's use_clipped_linears)
+    standardize: bool = False  # std_bias / std_scale buffers after pooling (Gemma 4)
+
+    @property
+    def q_width(self) -> int:
+        return self.num_heads * self.head_dim if self.head_widths else self.hidden_size
+
+    @property
+    def kv_width(self) -> int:
+        return (self.kv_heads or self.num_heads) * self.head_dim if self.head_widths else self.hidden_size
 
 
 @dataclass(frozen=True)
@@ -260,13 +274,17 @@ def _encoder(kind: EncoderKind, v: ConfigReader) -> EncoderSpec:
         deepstack_layers=_get(kind, v, "deepstack", "ints", required=False) or (),
         global_depth=_get(kind, v, "global_depth", "int", required=False) or 0,
         feature_layers=_get(kind, v, "feature_layers", "ints", required=False) or (), tower=kind.tower,
+        kv_heads=_get(kind, v, "kv_heads", "int", required=False) or 0, head_widths=kind.head_widths,
+        qk_norm_width=kind.qk_norm_width, sandwich=kind.sandwich, clip=_switch(kind, v, kind.clip),
+        standardize=_switch(kind, v, kind.standardize),
     )
 
 
 def _position_text(kind: EncoderKind, learned: bool) -> str:
     stored = {"param": "learned absolute (1, 1 + (image/patch)^2, d_img)", "embedding": "learned (positions, d_img)",
               "table": "learned (1 + (image/patch)^2, d_img)",
-              "gated_tiles": "learned, gated, plus tile embeddings per aspect ratio"}.get(kind.positions if learned else "")
+              "gated_tiles": "learned, gated, plus tile embeddings per aspect ratio",
+              "axes": "learned (2, positions, d_img): x and y rows summed"}.get(kind.positions if learned else "")
     rope = "2D RoPE" if kind.rope else ""
     if stored and rope:
         return f"{stored} plus {rope}"

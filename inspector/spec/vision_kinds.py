@@ -55,6 +55,15 @@ class EncoderKind:
     window_attention: bool = False  # Qwen2.5-VL: attention within windows except in full blocks
     tower: str = "tiles"  # the reference forward: "packed" patches (Qwen) | "tiles" | "image" (Pixtral) | "mllama"
     class_at_end: bool = False  # Llama 4 appends its class token after the patches
+    # Gemma 4's ViT (transformers models/gemma4): q/k norms over d_h, not the width; q/k/v widths from
+    # heads x d_h and kv heads x d_h; four norms per block (a post-norm after each branch); every block
+    # linear a ClippableLinear ("linear" sub-module, and when the switch is on four scalar clip buffers);
+    # two buffers that standardize the pooled output (std_bias, std_scale)
+    qk_norm_width: str = "hidden"  # "hidden" (InternViT) | "head"
+    head_widths: bool = False
+    sandwich: bool = False
+    clip: bool | str = False
+    standardize: bool | str = False
 
 
 _QWEN_KEYS = _m(hidden_size=("hidden_size",), depth=("depth",), num_heads=("num_heads",),
@@ -245,6 +254,31 @@ ENCODERS: Mapping[str, EncoderKind] = MappingProxyType({e.kind: e for e in (
         patch_embed="linear", conv_bias=False, class_token="vector", positions="table", rope="llama4",
         pre_norm=True, post_norm=True, attention="separate", class_at_end=True,
     ),
+    # Gemma 4's ViT: transformers 5.25 models/gemma4 (Gemma4VisionConfig class defaults; the blocks of
+    # Gemma4VisionEncoderLayer, Gemma4VisionPatchEmbedder's input_proj and (2, positions, d) table)
+    EncoderKind(
+        "gemma4_vision", "Gemma 4 ViT: unfolded patches through a linear (no bias), learned 2-D position table "
+        "(x and y rows summed) plus 2-D RoPE, RMSNorm sandwich blocks without biases, q/k RMSNorm over d_h, "
+        "gated GELU (tanh) MLP, clippable linears",
+        _m(patch_embed="patch_embedder.input_proj", pos_embed="patch_embedder.position_embedding_table",
+           norm1="encoder.layers.{}.input_layernorm", post_attn_norm="encoder.layers.{}.post_attention_layernorm",
+           q="encoder.layers.{}.self_attn.q_proj.linear", k="encoder.layers.{}.self_attn.k_proj.linear",
+           v="encoder.layers.{}.self_attn.v_proj.linear", proj="encoder.layers.{}.self_attn.o_proj.linear",
+           q_norm="encoder.layers.{}.self_attn.q_norm", k_norm="encoder.layers.{}.self_attn.k_norm",
+           norm2="encoder.layers.{}.pre_feedforward_layernorm",
+           post_mlp_norm="encoder.layers.{}.post_feedforward_layernorm",
+           gate="encoder.layers.{}.mlp.gate_proj.linear", up="encoder.layers.{}.mlp.up_proj.linear",
+           down="encoder.layers.{}.mlp.down_proj.linear", std_bias="std_bias", std_scale="std_scale"),
+        _VIT_KEYS | {"hidden_act": ("hidden_activation",), "norm_eps": ("rms_norm_eps",),
+                     "num_positions": ("position_embedding_size",), "kv_heads": ("num_key_value_heads",)},
+        _m(hidden_size=768, intermediate_size=3072, depth=16, num_heads=12, head_dim=64, in_channels=3,
+           patch_size=16, hidden_act="gelu_pytorch_tanh", norm_eps=1e-6, norm_type="rms_norm", qkv_bias=False,
+           qk_norm=True, num_positions=10240, use_clipped_linears=False, standardize=False,
+           image_mean=(0.5, 0.5, 0.5), image_std=(0.5, 0.5, 0.5)),  # the model's 2 (x - 0.5)
+        patch_embed="linear", conv_bias=False, positions="axes", rope="gemma4", attention="separate", o_bias=False,
+        mlp="gated", mlp_bias=False, tower="none", qk_norm_width="head", head_widths=True, sandwich=True,
+        clip="use_clipped_linears", standardize="standardize",
+    ),
 )})
 
 
@@ -344,4 +378,9 @@ PROJECTORS: Mapping[str, ProjectorKind] = MappingProxyType({p.kind: p for p in (
         (ProjLayer("adapt_fc1", "linear", "p_in", "inter", False, row=ADAPTER),
          ProjLayer("adapt_fc2", "linear", "p_out", "p_out", False, row=ADAPTER),
          ProjLayer("proj_fc1", "linear", "out", "v_out", False))),
+    # Gemma 4 (transformers models/gemma4 Gemma4MultimodalEmbedder): a weightless RMSNorm, then one linear
+    ProjectorKind(
+        "gemma4_embed", "average pool {m}x{m} (x sqrt({d})) -> RMSNorm({d}, no weight) -> Linear {d}->{out} (no bias)",
+        _m(proj_fc1="embedding_projection"), (ProjLayer("proj_fc1", "linear", "out", "d", False),),
+        norm="rms_norm", norm_eps="vision"),
 )})

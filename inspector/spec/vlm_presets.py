@@ -220,3 +220,48 @@ VLM_PRESETS: list[Preset] = [
      _src("mistralai/Mistral-Small-3.1-24B-Instruct-2503", "config.json", "preprocessor_config.json"),
      MISTRAL_SMALL_31, PIXTRAL_PRE, None),
 ]
+
+
+# google/gemma-4-31B-it: no copy of its config.json was reachable. Source: a public model-information report
+# (Markdown, found with the code search's find_string on "language_model.layers.29.self_attn.k_proj.weight";
+# stored file id 62810419502, its repository not shown) that prints the checkpoint's Gemma4Config as transformers
+# 5.7.0 wrote it, its module tree and its checkpoint statistics (2 safetensors files, 1,188 tensors,
+# 31,273,088,876 parameters). Kept: the keys a config.json holds; left out: the keys transformers' printout adds
+# to every sub-config (_name_or_path, architectures null, id2label / label2id, chunk_size_feed_forward,
+# is_encoder_decoder, output_attentions, output_hidden_states, problem_type, return_dict). layer_types is the
+# printed list (5 sliding + 1 full, ten times), written as that product. Also fixtures/gemma/gemma-4-31B-it.json.
+GEMMA4_31B: dict[str, Any] = {
+    "architectures": ["Gemma4ForConditionalGeneration"], "audio_config": None, "audio_token_id": 258881,
+    "boa_token_id": 256000, "boi_token_id": 255999, "dtype": "bfloat16", "eoa_token_id": 258883,
+    "eoa_token_index": 258883, "eoi_token_id": 258882, "eos_token_id": [1, 106], "image_token_id": 258880,
+    "initializer_range": 0.02, "model_type": "gemma4",
+    "text_config": {
+        "attention_bias": False, "attention_dropout": 0.0, "attention_k_eq_v": True, "bos_token_id": 2,
+        "dtype": "bfloat16", "enable_moe_block": False, "eos_token_id": 1, "expert_intermediate_size": None,
+        "final_logit_softcapping": 30.0, "global_head_dim": 512, "head_dim": 256,
+        "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 5376, "hidden_size_per_layer_input": 0,
+        "initializer_range": 0.02, "intermediate_size": 21504,
+        "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 10,
+        "max_position_embeddings": 262144, "model_type": "gemma4_text", "moe_intermediate_size": None,
+        "num_attention_heads": 32, "num_experts": None, "num_global_key_value_heads": 4, "num_hidden_layers": 60,
+        "num_key_value_heads": 16, "num_kv_shared_layers": 0, "pad_token_id": 0, "rms_norm_eps": 1e-06,
+        "rope_parameters": {"full_attention": {"partial_rotary_factor": 0.25, "rope_theta": 1000000.0,
+                                               "rope_type": "proportional"},
+                            "sliding_attention": {"rope_theta": 10000.0, "rope_type": "default"}},
+        "sliding_window": 1024, "tie_word_embeddings": True, "top_k_experts": None,
+        "use_bidirectional_attention": "vision", "use_cache": True, "use_double_wide_mlp": False,
+        "vocab_size": 262144, "vocab_size_per_layer_input": 262144},
+    "tie_word_embeddings": True, "transformers_version": "5.7.0", "video_token_id": 258884,
+    "vision_config": {
+        "attention_bias": False, "attention_dropout": 0.0, "default_output_length": 280, "dtype": "bfloat16",
+        "global_head_dim": 72, "head_dim": 72, "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 1152,
+        "initializer_range": 0.02, "intermediate_size": 4304, "max_position_embeddings": 131072,
+        "model_type": "gemma4_vision", "num_attention_heads": 16, "num_hidden_layers": 27, "num_key_value_heads": 16,
+        "patch_size": 16, "pooling_kernel_size": 3, "position_embedding_size": 10240, "rms_norm_eps": 1e-06,
+        "rope_parameters": {"rope_theta": 100.0, "rope_type": "default"}, "standardize": True,
+        "use_clipped_linears": False},
+    "vision_soft_tokens_per_image": 280,
+}
+GEMMA4_REPORT = ("a public model-information report (GitHub code search, stored file id 62810419502) printing "
+                 "google/gemma-4-31B-it's Gemma4Config and its checkpoint statistics")
+VLM_PRESETS.append(Preset("google/gemma-4-31B-it", ("gemma-4-31b-it", "gemma4-31b"), GEMMA4_REPORT, GEMMA4_31B))

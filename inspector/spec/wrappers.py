@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from inspector.spec.image_facts import (
-    Gemma3PanAndScan, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
+    Gemma3PanAndScan, Gemma4Resize, Idefics3Split, InternVLTiles, Llama4Tiles, LlavaAnyres, MllamaTiles, PixtralRows, QwenResize,
     RuleFacts,
 )
 
@@ -91,6 +91,12 @@ class Wrapper:
     # None: not a transformers class (remote code); the LLM config's own flag decides.
     tie_default: bool | None = False
     tie_from_text: bool = False
+    # Gemma 4: the towers are optional (a config without vision_config / audio_config has none, and is
+    # its LLM under the wrapper's names); `audio` names the audio encoder kind (inspector.spec.audio)
+    vision_optional: bool = False
+    audio: str = ""
+    audio_prefix: str = ""
+    audio_projector_prefix: str = ""
 
     def encoder_for(self, vision_model_type: str | None) -> str:
         """The encoder kind: the one the vision config's own model_type names, else the wrapper's."""
@@ -161,4 +167,15 @@ WRAPPERS: Mapping[str, Wrapper] = MappingProxyType({w.model_type: w for w in (
     Wrapper("llama4", "Llama 4 (ViT with 2D RoPE, pixel-shuffle adapter, MoE Llama 4 LLM)", ("text_config",),
             "llama4_text", "language_model.", "llama4", "llama4_adapter", Llama4Tiles, "vision_model", "",
             Merge("vision", "pixel_shuffle_ratio", "ratio", 0.5), marker_keys=("boi_token_index", "eoi_token_index")),
+    # Gemma 4 (transformers 5.25 models/gemma4, Gemma4ForConditionalGeneration): Gemma 4's own ViT with a
+    # 2-D position table, pooled kernel x kernel and projected by embed_vision; an optional USM conformer
+    # audio tower projected by embed_audio; the LLM under model.language_model. (Gemma4Config class defaults:
+    # tie_word_embeddings true, pooling_kernel_size 3.) No native forward of the towers (EncoderKind tower
+    # "none"): text traces run natively, image traces are refused in one line.
+    Wrapper("gemma4", "Gemma 4 (its own ViT with a 2-D position table, pooled soft tokens; USM conformer audio; "
+            "Gemma 4 LLM)", ("text_config",), "gemma4_text", "", "gemma4_vision", "gemma4_embed", Gemma4Resize,
+            "model.vision_tower", "model.embed_vision", Merge("vision", "pooling_kernel_size", default=3),
+            text_rename=(("model.", "model.language_model."),), marker_keys=("boi_token_id", "eoi_token_id"),
+            tie_default=True, vision_optional=True,
+            audio="gemma4_audio", audio_prefix="model.audio_tower", audio_projector_prefix="model.embed_audio"),
 )})
