@@ -158,3 +158,16 @@ def test_vllm_state_page_of_a_mamba2_layer(case, tp):
     conv = (g.conv_kernel - 1) * ((g.value_dim + 2 * groups * g.key_head_dim) // tp) * 2
     assert state_bytes(inp.states[0], inp) == conv + g.value_heads // tp * g.value_head_dim * g.key_head_dim * 2
     assert len(inp.attention) == len(inp.states) == t.num_layers  # Falcon-H1: every layer both
+
+
+def test_memory_of_a_model_whose_layers_all_keep_a_state():
+    """granitemoehybrid's class-default config has only Mamba2 layers: no KV group at all, the budget goes to state
+    pages alone (vLLM's hybrid allocator: one group of every layer, one page each per request)."""
+    from inspector.inventory.accounting import account
+    from inspector.memory.gpus import gpu
+    from inspector.memory.serving import ServeOptions, plan
+
+    cfg = {**TINY_SSM["granitemoehybrid"], "layer_types": ["mamba"] * 3}
+    s = plan(account(from_hf_config(cfg, "all-mamba")), gpu("H100-80GB"), ServeOptions())
+    assert s.groups == () and s.hybrid is not None and s.hybrid.num_blocks > 0
+    assert s.num_blocks == s.hybrid.num_blocks and s.concurrency == s.hybrid.concurrency

@@ -319,6 +319,8 @@ def kv_groups(acc: Accounting, layers: tuple[int, int] | None = None) -> tuple[t
             continue
         w = None if t.mla is not None else t.window(i)
         by_kind.setdefault(("sliding", w) if w else ("full", None), []).append(i)
+    if not by_kind:  # every layer keeps a state, none a KV cache (an all-Mamba stage): no KV group
+        return (), 0
     if len(by_kind) == 1:
         (kind, w), layers = next(iter(by_kind.items()))
         return (KvGroup(kind, w, tuple(layers)),), len(layers)
@@ -403,13 +405,8 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
     token_bytes = token_layer_bytes(acc, o)
     page = o.block_size * token_bytes
     available = budget.kv_cache_bytes
-    num_blocks = max(0, available // page // size)
-    tokens = num_blocks // len(groups) * o.block_size
     o_steps = o if o.max_num_batched_tokens == step else _with_step(o, step)
-    kv = (page, num_blocks, tokens,
-          tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o_steps),
-          largest_context(groups, page, available, o_steps, length) if available > 0 else 0,
-          request_bytes(groups, length, page, o_steps))
+    kv = _attention_kv(groups, size, page, available, length, o_steps) if groups else (page, 0, 0, 0.0, 0, 0)
     seed = _hybrid(acc, o, stage, token_bytes, length, step, available)
     if seed is not None:  # vLLM's hybrid allocator: one page size for attention blocks and state pages
         p = seed.plan
@@ -420,6 +417,16 @@ def plan(acc: Accounting, gpu: Gpu, o: ServeOptions, ranks: RankPlan | None = No
         available, token_bytes, kv[0], groups, size, kv[1], kv[2], kv[3], kv[4], kv[5], budget, ranks,
         weights_status(o, status), extras, seed.plan if seed is not None else None,
     )
+
+
+def _attention_kv(groups, size: int, page: int, available: int, length: int, o: ServeOptions) -> tuple:
+    """(page, blocks, tokens, concurrency, largest context, bytes of one request) of the KV groups alone."""
+    num_blocks = max(0, available // page // size)
+    tokens = num_blocks // len(groups) * o.block_size
+    return (page, num_blocks, tokens,
+            tokens / length if o.engine == "vllm-v0" else concurrency(groups, size, page, num_blocks, length, o),
+            largest_context(groups, page, available, o, length) if available > 0 else 0,
+            request_bytes(groups, length, page, o))
 
 
 def _hybrid(acc: Accounting, o: ServeOptions, stage, token_bytes: int, length: int, step: int, available: int):
