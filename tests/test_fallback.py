@@ -85,9 +85,6 @@ def reference(model_type: str, directory: str) -> tuple[int | None, str]:
 # Native families whose class-default config the two sides read differently (issue 24, helper moe4), each checked
 # on its published configs in tests/test_moe_families.py instead:
 DEFAULT_CONFIG_DIFFERS = {
-    # Glm4MoeConfig: 96 heads of hidden 4096 and no head_dim; transformers floors 4096 / 96 to 42 (q_proj 4032 wide),
-    # we refuse a non-multiple in one line (every published GLM-4.5/4.6/4.7 config gives head_dim 128)
-    "glm4_moe": "refused",
     # HunYuanMoEV1Config: head_dim None, which transformers 5.25's own RoPE init cannot use (it cannot build its
     # default); we read hidden / heads
     "hunyuan_v1_moe": "answered",

@@ -29,8 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from test_reference_families import CASES  # noqa: E402  tiny configs of every family with a reference forward
 from ssm_configs import SSM_FORWARD  # noqa: E402
 
-# The families CASES leaves out, tiny; with CASES every native family (deepseek_v2: no reference forward, skipped;
-# the hybrids' Gated DeltaNet recurrence has no matmul in the reference: neither side counts it)
+# The families CASES leaves out, tiny; with CASES every native family (the hybrids' Gated DeltaNet recurrence has no matmul in the reference: neither side counts it)
 EXTRA_CASES = {
     "llama": tiny_config("llama"), "mistral": tiny_config("mistral", sliding_window=4), "qwen2": tiny_config("qwen2"),
     "qwen3": tiny_config("qwen3", head_dim=8), "phi3": tiny_config("phi3", pad_token_id=0),

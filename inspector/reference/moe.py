@@ -15,6 +15,11 @@ gate) is added on top. The rules:
                    experts in n_group groups, groups ranked by the sum of their 2 best scores, only
                    experts of the best topk_group groups eligible; weights are the unbiased scores,
                    renormalised, times routed_scaling_factor
+  group_limited_greedy
+                   DeepSeek-V2: softmax scores; with topk_method "group_limited_greedy", experts in n_group
+                   groups, groups ranked by their best score, the others' scores set to 0; the top k
+                   scores times routed_scaling_factor, not renormalised (transformers 5.25
+                   DeepseekV2TopkRouter; topk_method "greedy", V2-Lite's: one group)
   topk_sigmoid     Llama 4: sigmoid of the top-k logits, applied to the expert's input
   sparsemixer      PhiMoE (top 2): the best expert, then the best of the rest, each weighted by a
                    softmax over the logits within a relative margin (2 router_jitter_noise) of it
@@ -81,6 +86,17 @@ def _sigmoid_grouped(logits, bias, r: RoutingSpec, k: int):
     return weights * r.scaling, ids
 
 
+def _group_limited_greedy(logits, bias, r: RoutingSpec, k: int):
+    scores = logits.float().softmax(dim=-1)  # (b, n, E)
+    if r.n_group > 1:  # topk_method "group_limited_greedy"; "greedy" reads as one group
+        grouped = scores.unflatten(-1, (r.n_group, -1))  # (b, n, G, E/G)
+        best = grouped.max(dim=-1).values.topk(r.topk_group, dim=-1).indices  # (b, n, topk_group)
+        keep = torch.zeros(grouped.shape[:-1], dtype=torch.bool, device=logits.device).scatter(-1, best, True)
+        scores = grouped.masked_fill(~keep[..., None], 0.0).flatten(-2)  # (b, n, E)
+    weights, ids = scores.topk(k, dim=-1)  # (b, n, k)
+    return weights * r.scaling, ids
+
+
 def _topk_sigmoid(logits, bias, r: RoutingSpec, k: int):
     top, ids = logits.topk(k, dim=-1)  # (b, n, k)
     return top.float().sigmoid(), ids
@@ -104,6 +120,8 @@ ROUTES: dict[str, tuple[Route, str]] = {
     "topk_softmax": (_topk_softmax, "top k logits, softmax over those k"),
     "sigmoid_grouped": (_sigmoid_grouped, "sigmoid scores, top k among the best groups (selection bias for the "
                                           "choice only), renormalised, times routed_scaling_factor"),
+    "group_limited_greedy": (_group_limited_greedy, "softmax scores, top k among the topk_group groups of the best "
+                                                    "single score, times routed_scaling_factor (not renormalised)"),
     "topk_sigmoid": (_topk_sigmoid, "top k logits, sigmoid of each (scales the expert's input)"),
     "sparsemixer": (_sparsemixer, "sparsemixer: best expert, then the best of the rest, each weighted by a "
                                   "softmax over the logits near it"),

@@ -328,6 +328,10 @@ class Family:
     moe: MoEFamily | None = None
     # -- attention details the reference forward pass reads (spec.text.TextSpec) --
     rope_interleaved: bool | str = False  # RoPE rotates pairs (2i, 2i+1), not (i, i + d/2); str: config switch
+    # Without head_dim, d_h = hidden // heads even when heads do not divide hidden (transformers' modeling code
+    # floors, e.g. models/glm4_moe Glm4MoeAttention: getattr(config, "head_dim", hidden_size // num_attention_heads));
+    # False: such a config is refused in one line
+    head_dim_floor: bool = False
     rope_on: str = "all"  # "all" | "sliding": Cohere 2's full-attention layers have no RoPE | "none": Kimi Linear
     qk_l2_norm: str = ""  # config switch of Llama 4's weightless L2 norm of q and k (RoPE layers only)
     temperature_tuning: bool = False  # Llama 4: queries of NoPE layers scaled up with the position
@@ -474,7 +478,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            moe=MoEFamily(routing="sparsemixer"), defaults={"router_jitter_noise": 0.01}),
     Family("deepseek_v2", "DeepSeek-V2 (multi-head latent attention, shared + routed experts)",
            names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
-           moe=MoEFamily(routing="group_limited_greedy")),  # (a rule the reference forward pass lacks)
+           moe=MoEFamily(routing="group_limited_greedy"),
+           rope_interleaved=True),  # transformers' DeepseekV2 rotates (2i, 2i+1) pairs as complex numbers
     Family("deepseek_v3", "DeepSeek-V3/R1 (MLA, 1 shared + 256 routed experts, biased top-k routing)",
            names=DEEPSEEK_NAMES, attention="mla", qkv_bias="attention_bias", o_bias="attention_bias",
            moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"), rope_interleaved="rope_interleave",
@@ -544,7 +549,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType({f.model_type: f for f in (
            names=DEEPSEEK_NAMES, qkv_bias="attention_bias", qk_norm="head", qk_norm_switch="use_qk_norm",
            moe=MoEFamily(score_bias=True, routing="sigmoid_grouped"),
            defaults={"n_group": 1, "topk_group": 1, "routed_scaling_factor": 1.0, "norm_topk_prob": True,
-                     "first_k_dense_replace": 1, "n_shared_experts": 1, "partial_rotary_factor": 0.5}),
+                     "first_k_dense_replace": 1, "n_shared_experts": 1, "partial_rotary_factor": 0.5},
+           head_dim_floor=True),  # the class default (4096 wide, 96 heads, no head_dim): d_h 42, as transformers
     # MiniMax-M2 (transformers models/minimax_m2, 5.25): every layer MoE (experts as wide as intermediate_size,
     # no shared expert), sigmoid scores with a selection bias, top-k renormalised (no groups, no scaling); q/k RMS
     # norms over the full projected width (all heads at once, as OLMo 2); rotate-half RoPE over `rotary_dim` of

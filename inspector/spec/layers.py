@@ -185,7 +185,10 @@ def read_routing(r: ConfigReader, family: Family, experts: int) -> RoutingSpec:
     def get(key: str, kind: str, default):
         return r.first(family.config_keys(key), kind, d, default)
 
-    groups = get("n_group", "int", 1) if m.routing == "sigmoid_grouped" else 1
+    # DeepSeek-V2 groups its experts only with topk_method "group_limited_greedy" (transformers' default: "greedy")
+    grouped = m.routing == "sigmoid_grouped" or (
+        m.routing == "group_limited_greedy" and get("topk_method", "str", "greedy") == "group_limited_greedy")
+    groups = get("n_group", "int", 1) if grouped else 1
     if experts % groups:
         raise InspectError(f"{r.where}: field '{r._field('n_group')}' ({groups}) does not divide the {experts} experts")
     kept_groups = get("topk_group", "int", 1) if groups > 1 else 1

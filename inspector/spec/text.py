@@ -199,7 +199,7 @@ def _heads(r: ConfigReader, family: Family, hidden: int) -> tuple[int, int, int]
     if r.has("head_dim") or "head_dim" in family.defaults:
         head_dim = r.int("head_dim") if r.has("head_dim") else family.defaults["head_dim"]
     else:
-        if hidden % heads:
+        if hidden % heads and not family.head_dim_floor:
             raise InspectError(
                 f"{r.where}: hidden_size ({hidden}) is not a multiple of "
                 f"num_attention_heads ({heads}) and no head_dim is given"
