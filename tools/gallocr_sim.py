@@ -1,253 +1,158 @@
-"""Replay ggml-alloc's graph allocator (ggml_gallocr, ggml/src/ggml-alloc.c) over a graph dumped by
-tools/lcpp_bytes.cpp, for one CPU buffer (alignment 32, no maximum size): the compute buffer size that
-llama.cpp's sched_reserve prints, byte for byte, if the replay is faithful.
+"""Replay ggml-alloc over a graph dumped by tools/lcpp_bytes.cpp: the compute buffer that llama.cpp's sched_reserve
+prints, byte for byte, if the replay is faithful. The replay is the package's own
+(inspector.memory.llamacpp_alloc.Allocator, one CPU buffer: alignment 32, no maximum size); this tool only reads the
+dump and watches the replay.
 
-    python tools/gallocr_sim.py fixtures/llamacpp/graphs/<name>.txt [--trace]
+    python tools/gallocr_sim.py fixtures/llamacpp/graphs/<name>.txt.gz [--trace] [--peak] [--view-addr]
 
-Standard library only; a research aid for issue 23, not part of the package.
+--trace prints every allocation, in-place reuse and free; --peak the tensors alive when the buffer last grew;
+--view-addr gives an op that reuses a view's parent the view source's address instead of llama.cpp's {0, 0}
+while reserving (a what-if: the size stays the same on every dump here). A research aid for issue 23.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
 import sys
 
-ALIGN = 32
-INPLACE_OPS = {"FILL", "SCALE", "DIAG_MASK_ZERO", "DIAG_MASK_INF", "ADD", "ADD_ID", "ADD1", "SUB", "MUL",
-               "DIV", "SQR", "SQRT", "LOG", "UNARY", "ROPE", "ROPE_BACK", "SILU_BACK", "RMS_NORM",
-               "RMS_NORM_BACK", "CLAMP", "SOFT_MAX", "SOFT_MAX_BACK"}
-FLAG_INPUT, FLAG_OUTPUT = 1, 2
-VIEW_ADDR = "--view-addr" in sys.argv
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from inspector.memory.llamacpp_alloc import FLAG_OUTPUT, Allocator  # noqa: E402
 
-
-def pad(n: int, a: int = ALIGN) -> int:
-    return (n + a - 1) // a * a
-
-
-class T:
-    __slots__ = ("ptr", "kind", "op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "vs", "srcs")
-
-    def __init__(self, d: dict):
-        self.ptr = d["ptr"]
-        self.kind = d["kind"]
-        self.op = d["op"]
-        self.name = d["name"]
-        self.type = d["type"]
-        self.ne = d["ne"]
-        self.nb = d["nb"]
-        self.nbytes = d["nbytes"]
-        self.flags = d["flags"]
-        self.ext = d["ext"]
-        self.vs = d.get("vs")
-        self.srcs = d["srcs"]
-
-
+FLAGS = ("--trace", "--peak", "--view-addr")
 LINE = re.compile(r"^(LEAF|NODE) (\d+) (.*)$")
+KEYS = ("op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "ptr", "vs")
+SRC = re.compile(r" s(\d+)=(0x[0-9a-f]+)")
 
 
-def load(path: str):
-    leafs, nodes, by_ptr, head, bytes_lines = [], [], {}, None, []
-    opener = __import__("gzip").open if path.endswith(".gz") else open
-    for line in opener(path, "rt"):
-        line = line.rstrip("\n")
-        if line.startswith("GRAPH"):
-            head = line
-            continue
-        if line.startswith("BYTES"):
-            bytes_lines.append(line)
-            continue
-        m = LINE.match(line)
-        if not m:
-            continue
-        kind, rest = m.group(1), m.group(3)
-        d = {"kind": kind}
-        for key in ("op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "ptr", "vs"):
-            mm = re.search(r"(?:^| )" + key + r"=(\S*)", rest)
-            if mm:
-                d[key] = mm.group(1)
-        d["ne"] = tuple(int(x) for x in d["ne"].split(","))
-        d["nb"] = tuple(int(x) for x in d["nb"].split(","))
-        d["nbytes"] = int(d["nbytes"])
-        d["flags"] = int(d["flags"])
-        d["ext"] = d["ext"] == "1"
-        d["srcs"] = [p for _, p in sorted((int(a), b) for a, b in re.findall(r" s(\d+)=(0x[0-9a-f]+)", rest))]
-        t = T(d)
-        by_ptr[t.ptr] = t
-        (leafs if kind == "LEAF" else nodes).append(t)
-    return head, bytes_lines, leafs, nodes, by_ptr
+class Tensor:
+    """One dumped tensor, in the shape the package's Allocator reads (id = its pointer; vs and srcs: tensors)."""
+
+    __slots__ = ("id", "kind", "op", "name", "type", "ne", "nb", "nbytes", "flags", "ext", "vs", "srcs")
 
 
-class DynTallocr:
-    """ggml_dyn_tallocr with one chunk (the CPU buffer type has no maximum size)."""
+class Dump:
+    """A dumped graph: its GRAPH and BYTES lines, leafs and nodes in graph order."""
 
     def __init__(self):
-        self.blocks = [[0, 1 << 62]]  # [offset, size], sorted by offset; the last one is "endless"
-        self.max_size = 0
-
-    def alloc(self, size: int) -> int:
-        size = pad(size)
-        best, best_size = -1, None
-        for i, (off, sz) in enumerate(self.blocks[:-1]):
-            if sz >= size and (best_size is None or sz <= best_size):
-                best, best_size = i, sz
-        if best == -1:
-            best = len(self.blocks) - 1  # the last block: always large enough in one endless chunk
-        off = self.blocks[best][0]
-        self.blocks[best][0] += size
-        self.blocks[best][1] -= size
-        if self.blocks[best][1] == 0:
-            del self.blocks[best]
-        self.max_size = max(self.max_size, off + size)
-        return off
-
-    def free(self, off: int, size: int) -> None:
-        size = pad(size)
-        for i, b in enumerate(self.blocks):
-            if b[0] + b[1] == off:
-                b[1] += size
-                if i < len(self.blocks) - 1 and b[0] + b[1] == self.blocks[i + 1][0]:
-                    b[1] += self.blocks[i + 1][1]
-                    del self.blocks[i + 1]
-                return
-            if off + size == b[0]:
-                b[0] = off
-                b[1] += size
-                if i > 0 and self.blocks[i - 1][0] + self.blocks[i - 1][1] == b[0]:
-                    self.blocks[i - 1][1] += b[1]
-                    del self.blocks[i]
-                return
-        j = 0
-        while j < len(self.blocks) and self.blocks[j][0] < off:
-            j += 1
-        self.blocks.insert(j, [off, size])
+        self.head, self.bytes_lines, self.leafs, self.nodes = None, [], [], []
 
 
-PEAK = {}  # filled by simulate(): the live tensors when the buffer last grew
+def _tensor(kind: str, rest: str) -> tuple:
+    """One LEAF/NODE line's fields; returns the tensor and its view source's and sources' pointers."""
+    d = {}
+    for key in KEYS:
+        m = re.search(r"(?:^| )" + key + r"=(\S*)", rest)
+        if m:
+            d[key] = m.group(1)
+    t = Tensor()
+    t.kind, t.id, t.op, t.name, t.type = kind, d["ptr"], d["op"], d["name"], d["type"]
+    t.ne = tuple(int(x) for x in d["ne"].split(","))
+    t.nb = tuple(int(x) for x in d["nb"].split(","))
+    t.nbytes, t.flags, t.ext = int(d["nbytes"]), int(d["flags"]), d["ext"] == "1"
+    srcs = [p for _, p in sorted((int(i), p) for i, p in SRC.findall(rest))]
+    return t, d.get("vs"), srcs
 
 
-def simulate(leafs, nodes, by_ptr, trace=False) -> int:
-    alloc = DynTallocr()
-    st = {}  # ptr -> dict(allocated, addr, n_children, n_views)
-    live = {}  # ptr -> (name, op, nbytes, addr): tensors holding buffer space
-    PEAK.clear()
+def load(path: str) -> Dump:
+    """Read a dump (gzip or plain text); view sources and sources resolved by pointer once all are read."""
+    dump, by_ptr, links = Dump(), {}, []
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("GRAPH"):
+                dump.head = line
+            elif line.startswith("BYTES"):
+                dump.bytes_lines.append(line)
+            elif m := LINE.match(line):
+                t, vs, srcs = _tensor(m.group(1), m.group(3))
+                by_ptr[t.id] = t
+                links.append((t, vs, srcs))
+                (dump.leafs if t.kind == "LEAF" else dump.nodes).append(t)
+    for t, vs, srcs in links:
+        t.vs = by_ptr[vs] if vs is not None else None
+        t.srcs = [by_ptr[p] for p in srcs]
+    return dump
 
-    def h(t):
-        s = st.get(t.ptr)
-        if s is None:
-            s = st[t.ptr] = {"allocated": False, "addr": None, "n_children": 0, "n_views": 0}
-        return s
 
-    def is_allocated(t):
-        return t.ext or h(t)["allocated"]
+class Replay(Allocator):
+    """The package's allocator, watched: the tensors holding buffer space, the last growth, the --trace lines."""
 
-    def allocate(t):
-        hn = h(t)
-        if is_allocated(t) or t.vs is not None:
+    def __init__(self, trace: bool = False, view_addr: bool = False):
+        super().__init__()
+        self.trace, self.view_addr = trace, view_addr
+        self.live = {}  # id -> (name, op, nbytes, offset), in the order they took their space
+        self.peak = {}  # when the buffer last grew: "at" (the tensor), "max_size", "live" (sorted by offset)
+        self._reused = False
+
+    def _reuse(self, t) -> bool:
+        owned = {p.id for p in t.srcs if p.id in self.allocated}
+        if not super()._reuse(t):
+            return False
+        p = next(p for p in t.srcs if p.id in owned and p.id not in self.allocated)  # the source it took over
+        owner = p.vs if p.vs is not None else p
+        if p.vs is not None and self.view_addr:
+            self.addr[t.id] = self.addr.get(owner.id)
+        self.live.pop(owner.id, None)
+        self.live[t.id] = (t.name, t.op, t.nbytes, self.addr[t.id])
+        self._reused = True
+        if self.trace:
+            print(f"reuse view parent {p.name} ({owner.name}) for {t.name}" if p.vs is not None
+                  else f"reuse parent {p.name} for {t.name}")
+        return True
+
+    def allocate(self, t) -> None:
+        known, top, self._reused = t.id in self.allocated, self.mem.max_size, False
+        super().allocate(t)
+        if known or t.id not in self.allocated or self._reused:
             return
-        hn["allocated"] = True
-        if t.op in INPLACE_OPS:
-            for sp in t.srcs:
-                p = by_ptr[sp]
-                if not h(p)["allocated"]:
-                    continue
-                if p.flags & FLAG_OUTPUT or (p.vs is not None and by_ptr[p.vs].flags & FLAG_OUTPUT):
-                    continue
-                if p.type != t.type or p.ne != t.ne or p.nb != t.nb:
-                    continue
-                ph = h(p)
-                if ph["n_children"] == 1 and ph["n_views"] == 0:
-                    if p.vs is not None:
-                        v = by_ptr[p.vs]
-                        vh = h(v)
-                        # view_src->data == parent->data holds trivially while reserving (both NULL);
-                        # the view's own hash entry was never allocated, so its address is {0, 0}
-                        # (QUIRK) unless --view-addr asks for the view source's address instead
-                        if vh["n_views"] == 1 and vh["n_children"] == 0:
-                            hn["addr"] = vh["addr"] if VIEW_ADDR else (ph["addr"] or 0)
-                            ph["allocated"] = False
-                            vh["allocated"] = False
-                            live.pop(v.ptr, None)
-                            live[t.ptr] = (t.name, t.op, t.nbytes, hn["addr"])
-                            free_extra(t, v, vh)
-                            if trace:
-                                print(f"reuse view parent {p.name} ({v.name}) for {t.name}")
-                            return
-                    else:
-                        hn["addr"] = ph["addr"]
-                        ph["allocated"] = False
-                        live.pop(p.ptr, None)
-                        live[t.ptr] = (t.name, t.op, t.nbytes, hn["addr"])
-                        free_extra(t, p, ph)
-                        if trace:
-                            print(f"reuse parent {p.name} for {t.name}")
-                        return
-        before = alloc.max_size
-        hn["addr"] = alloc.alloc(t.nbytes)
-        live[t.ptr] = (t.name, t.op, t.nbytes, hn["addr"])
-        if alloc.max_size > before:
-            PEAK.clear()
-            PEAK.update({"at": t.name, "max_size": alloc.max_size, "live": sorted(live.values(), key=lambda x: x[3])})
-        if trace:
-            print(f"alloc {t.name} {t.nbytes} at {hn['addr']} max {alloc.max_size}")
+        self.live[t.id] = (t.name, t.op, t.nbytes, self.addr[t.id])
+        if self.mem.max_size > top:
+            self.peak = {"at": t.name, "max_size": self.mem.max_size,
+                         "live": sorted(self.live.values(), key=lambda x: x[3])}
+        if self.trace:
+            print(f"alloc {t.name} {t.nbytes} at {self.addr[t.id]} max {self.mem.max_size}")
 
-    def free_extra(node, parent, ph):
-        ps, ns = pad(parent.nbytes), pad(node.nbytes)
-        if ps > ns:
-            alloc.free(ph["addr"] + ns, ps - ns)
-
-    def free(t):
+    def _free(self, t) -> None:
+        super()._free(t)
         if t.flags & FLAG_OUTPUT:
             return
-        hn = h(t)
-        alloc.free(hn["addr"], t.nbytes)
-        hn["allocated"] = False
-        live.pop(t.ptr, None)
-        if trace:
-            print(f"free {t.name} {t.nbytes} at {hn['addr']}")
+        self.live.pop(t.id, None)
+        if self.trace:
+            print(f"free {t.name} {t.nbytes} at {self.addr[t.id]}")
 
-    for t in leafs:
-        allocate(t)
-    for t in nodes:
-        if t.vs is not None and t.op != "NONE":
-            h(by_ptr[t.vs])["n_views"] += 1
-        if t.flags & FLAG_INPUT:
-            allocate(t)
-        for sp in t.srcs:
-            s = by_ptr[sp]
-            h(s)["n_children"] += 1
-            if s.flags & FLAG_INPUT:
-                allocate(s)
-    for t in nodes:
-        for sp in t.srcs:
-            allocate(by_ptr[sp])
-        allocate(t)
-        for sp in t.srcs:
-            p = by_ptr[sp]
-            ph = h(p)
-            ph["n_children"] -= 1
-            if ph["n_children"] == 0 and ph["n_views"] == 0:
-                if p.vs is not None:
-                    v = by_ptr[p.vs]
-                    vh = h(v)
-                    vh["n_views"] -= 1
-                    if vh["n_views"] == 0 and vh["n_children"] == 0 and vh["allocated"]:
-                        free(v)
-                elif ph["allocated"]:
-                    free(p)
-    return alloc.max_size
+
+def _fail(msg: str) -> None:
+    print(f"gallocr_sim.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _args(argv: list) -> tuple:
+    """(path, flags); a bad call: one line on stderr, exit 2."""
+    paths = [a for a in argv if not a.startswith("--")]
+    bad = [a for a in argv if a.startswith("--") and a not in FLAGS]
+    if len(paths) != 1 or bad:
+        _fail(f"expected one graph file and flags among {', '.join(FLAGS)}, got {' '.join(argv)!r}")
+    return paths[0], set(argv) - set(paths)
 
 
 def main() -> None:
-    path = sys.argv[1]
-    head, bytes_lines, leafs, nodes, by_ptr = load(path)
-    size = simulate(leafs, nodes, by_ptr, trace="--trace" in sys.argv)
-    print(head)
-    for b in bytes_lines:
+    path, flags = _args(sys.argv[1:])
+    try:
+        dump = load(path)
+    except (OSError, EOFError, KeyError, ValueError) as e:
+        _fail(f"cannot read graph file {path}: {type(e).__name__}: {e}")
+    r = Replay(trace="--trace" in flags, view_addr="--view-addr" in flags)
+    size = r.run(dump)
+    print(dump.head)
+    for b in dump.bytes_lines:
         print(b)
     print(f"SIM compute={size} ({size / 1048576:.2f} MiB)")
-    if "--peak" in sys.argv:
-        print(f"peak reached allocating {PEAK['at']}; live tensors (name op bytes offset):")
-        for name, op, nb, off in PEAK["live"]:
+    if "--peak" in flags and r.peak:
+        print(f"peak reached allocating {r.peak['at']}; live tensors (name op bytes offset):")
+        for name, op, nb, off in r.peak["live"]:
             print(f"  {name:40s} {op:12s} {nb:12d} {off:12d}")
 
 
