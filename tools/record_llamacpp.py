@@ -340,7 +340,8 @@ GRAPH_KEEP = {  # graph dumps kept as fixtures (gzip), by settings tag suffix
 
 def cmd_bytes(only: str | None) -> None:
     """Exact bytes (llama_get_memory_breakdown) and the reserve graph for every setting of the grid;
-    the graph is replayed through tools/gallocr_sim.py and the result stored beside the exact bytes."""
+    the graph is replayed through tools/gallocr_sim.py (the package's Allocator) and the result stored beside the
+    exact bytes."""
     import gzip
     import tempfile
 
@@ -367,11 +368,10 @@ def cmd_bytes(only: str | None) -> None:
                 if line.startswith("BYTES "):
                     parts = line.split()
                     exact[parts[1]] = {k: int(v) for k, v in (x.split("=") for x in parts[2:])}
-            head, _, leafs, nodes, by_ptr = gallocr_sim.load(gpath)
-            sim = gallocr_sim.simulate(leafs, nodes, by_ptr) if nodes else None
-            gallocr_sim.VIEW_ADDR = True
-            sim_va = gallocr_sim.simulate(leafs, nodes, by_ptr) if nodes else None
-            gallocr_sim.VIEW_ADDR = False
+            dump = gallocr_sim.load(gpath)
+            head = dump.head
+            sim = gallocr_sim.Replay().run(dump) if dump.nodes else None
+            sim_va = gallocr_sim.Replay(view_addr=True).run(dump) if dump.nodes else None
             jpath = OUT / "runs" / f"{name}.json"
             rec = json.loads(jpath.read_text()) if jpath.exists() else {"settings": s}
             rec["exact_bytes"] = {"rc": p.returncode, "by_buffer_type": exact, "graph": head,
