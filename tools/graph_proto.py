@@ -81,8 +81,10 @@ def diff(path: str) -> None:
         _fail(f"no recorded run {run} for graph file {path}")
     built = reserve_graph(json.load(open(run))).nodes
     for i, (x, y) in enumerate(itertools.zip_longest(nodes, built)):
-        if x is None or y is None or (x.op, x.type, x.ne, x.flags & 2, x.ext) != (y.op, y.type, y.ne, y.flags & 2, y.ext) \
-                or (not x.ext and x.nb != tuple(y.nb)):  # the package's permutes keep their strides as a list
+        same = x is not None and y is not None and \
+            (x.op, x.type, x.ne, x.flags & 2, x.ext) == (y.op, y.type, y.ne, y.flags & 2, y.ext) and \
+            (x.ext or x.nb == tuple(y.nb))  # the package's permutes keep their strides as a list
+        if not same:
             print(i, x and (x.op, x.name, x.type, x.ne, x.nb), "|", y and (y.op, y.name, y.type, y.ne, tuple(y.nb)))
             break
     else:
