@@ -192,7 +192,9 @@ def _state_notes(r: HfMemory) -> list[str]:
 def memory_report(r: HfMemory) -> Report:
     """The report of `inspect memory` for a model served through transformers' measure."""
     m, p, b = r.measure, r.plan, r.budget
-    kinds = Section("Cache per layer kind (measured from transformers' cache after a meta forward)",
+    from inspector.runtime.hf_run import ran_on
+
+    kinds = Section(f"Cache per layer kind (what transformers keeps after a forward {ran_on(tuple(m.notes))})",
                     ["kind", "cache class", "layers", "KV B/token/layer", "window", "state B/seq/layer (transformers)",
                      "state B/seq/layer (vLLM)"], _kind_rows(r), _state_notes(r))
     terms = [t for t in b.terms if t.name != "batch_defaults"]

@@ -159,11 +159,15 @@ def _both_failed(built: MetaBuild, first: BaseException, second: BaseException) 
     return InspectError(f"{built.failed(first)}; nor on the CPU: {_first_line(second)}")
 
 
+TWIN_NOT_USED = ("the same forward runs on the CPU with zero weights, but its figures are not used where meta fails "
+                 "for a reason other than the device (they could depend on the weights' values)")
+
+
 def on_meta_or_cpu(built: MetaBuild, run: Callable[[MetaBuild], Any], dtype) -> tuple[Any, tuple[str, ...]]:
-    """`run(built)` with the model in `dtype` on meta; where that fails, `run` of the model's `cpu_twin`, with its
-    note (meta cannot run value reads, kernels it lacks, CPU tensors the model makes; an error that does not name
-    the device is tried there too, so that one the CPU shares is reported as not the device's). One line when
-    both fail (`_both_failed`) or the twin is over its bound."""
+    """`run(built)` with the model in `dtype` on meta; where that fails because of the device (`meta_only`: value
+    reads, kernels meta lacks, CPU tensors the model makes), `run` of the model's `cpu_twin`, with its note. An
+    error that does not name the device is run on the twin too, only to word the one line: the same error there
+    is the model's or its config's, not the device's (`_both_failed`); the twin's answer is not used then."""
     torch = built.torch
     with built.room():
         try:
@@ -180,6 +184,9 @@ def on_meta_or_cpu(built: MetaBuild, run: Callable[[MetaBuild], Any], dtype) -> 
             raise InspectError(f"{built.failed(first)}{tail}") from None
         try:
             with torch.no_grad():
-                return run(twin), (note,)
+                answer = run(twin), (note,)
         except Exception as e:
             raise _both_failed(built, first, e) from None
+        if not meta_only(first):  # the twin answers only for the device's own limits, which it was checked on
+            raise InspectError(f"{built.failed(first)}; {TWIN_NOT_USED}") from None
+        return answer
