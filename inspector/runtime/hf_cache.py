@@ -361,7 +361,7 @@ def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: 
     if probe.cache is None and cache_argument(ran.model) is not None:
         probe, ran, notes = _cached(built, tokens, give=True)
     layers = () if probe.cache is None else _read_cache(ran.torch, probe.cache, _num_layers(ran.config))
-    if probe.held:
+    if probe.held and (probe.cache is None or probe.given):  # a cache it returns is all it keeps (as before)
         layers, more = _held(ran, layers, probe.given)
         notes += more
     if all(x.kind == "none" for x in layers):
