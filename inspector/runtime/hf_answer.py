@@ -2,7 +2,8 @@
 
 The one rule for which path answers (issue 24, item 4): a native family answers from its spec, with no
 torch; any other model that transformers builds answers from here, saying so in one line ("from
-transformers X.Y on the meta device"); without torch/transformers the inventory's import names the
+transformers X.Y on the meta device", or "on the CPU with zero weights" where hf_run's CPU twin ran the
+forward); without torch/transformers the inventory's import names the
 `hf` extra in one line (inspector.inventory.transformers_meta). Parameters and weights come from the
 transformers-meta inventory (`params`' own), KV and state bytes from `hf_cache.measure_cache`, FLOPs
 from `hf_flops.measure_flops`, and vLLM's start-up arithmetic from inspector.memory.vllm (the budget
