@@ -206,3 +206,107 @@ def test_a_cache_without_layers_is_read_by_layer_index():
     per_layer = {i: sum(t.numel() * t.element_size() for t in held) for i, held in cache.rnn_state.items()}
     assert len(per_layer) == 2 and m.kv_layers == 0
     assert {x.index: x.state_bytes for x in m.layers} == per_layer
+
+
+# Models that return no cache object (transformers 5.25). Tiny configs; each one's oracle reads transformers' own
+# tensors by their own names: RWKV's `outputs.state`, XLNet's `outputs.mems`, RecurrentGemma's module states and the
+# cache `generate` returns, XLM's cache from `generate`; GPT-1 takes no cache and returns none.
+KEEPS = {
+    "rwkv": _default("rwkv", num_hidden_layers=2, hidden_size=64, attention_hidden_size=64, intermediate_size=128,
+                     vocab_size=256, context_length=64),
+    "recurrent_gemma": _default("recurrent_gemma", num_hidden_layers=3, hidden_size=64, lru_width=64,
+                                intermediate_size=128, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                                vocab_size=256, attention_window_size=16),
+    "xlm": _default("xlm", n_layers=2, emb_dim=64, n_heads=2, vocab_size=256, max_position_embeddings=64),
+    "xlnet": _default("xlnet", n_layer=2, d_model=64, n_head=2, d_inner=128, vocab_size=256, mem_len=16),
+    "openai-gpt": _default("openai-gpt", n_layer=2, n_embd=64, n_head=2, vocab_size=256, n_positions=64),
+}
+
+
+def _kv_per_token(cache) -> int:
+    """Elements of keys and values per token over a transformers cache's layers."""
+    return sum((x.keys.numel() + x.values.numel()) // x.keys.shape[-2] for x in cache.layers
+               if getattr(x, "keys", None) is not None and x.keys.numel())
+
+
+def _transformers_keeps(name: str) -> tuple[int, int, int | None]:
+    """(KV elements per token, state bytes per sequence, window) from transformers' own tensors after its own
+    forward (CPU, random weights, 4 tokens of one sequence) or `generate`."""
+    cfg = KEEPS[name]
+    config = transformers.AutoConfig.for_model(name, **{k: v for k, v in cfg.items() if k != "model_type"})
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16).eval()
+    ids = torch.randint(5, 200, (1, 4))
+    with torch.no_grad():
+        if name == "rwkv":
+            return 0, sum(t.numel() * t.element_size() for t in model(ids, use_cache=True).state), None
+        if name == "xlnet":
+            mems = model(ids).mems
+            return sum(t.numel() // t.shape[0] for t in mems), 0, config.mem_len
+        if name == "openai-gpt":
+            out = model(ids)
+            assert hf_run.cache_argument(model) is None and not any("cache" in k for k in out.keys())
+            return 0, 0, None
+        cache = model.generate(ids, max_new_tokens=1, do_sample=False, return_dict_in_generate=True).cache
+    if name == "xlm":
+        return _kv_per_token(cache), 0, None
+    states = [getattr(m, a) for m in model.modules() for a in ("conv1d_state", "recurrent_states")
+              if isinstance(getattr(m, a, None), torch.Tensor)]  # RecurrentGemma's recurrent blocks' own names
+    window = next(x.sliding_window for x in cache.layers if hasattr(x, "sliding_window"))
+    return _kv_per_token(cache), sum(t.numel() * t.element_size() for t in states), window
+
+
+@pytest.mark.parametrize("name", list(KEEPS))
+def test_what_a_forward_keeps_outside_a_cache_is_measured(name, tmp_path):
+    """KV per token, state per sequence and the window equal transformers' own tensors (GPT-1: KV 0, it keeps
+    nothing). XLM's forward reads `lengths.max().item()`: the CPU twin answers, and `memory`'s path line says so."""
+    kv, state, window = _transformers_keeps(name)
+    m = measure_cache(KEEPS[name])
+    assert (m.kv_bytes_per_token(), m.state_bytes_per_sequence()) == (kv * 2, state)
+    assert {x.window for x in m.layers if x.keeps_kv} == ({window} if kv else set())
+    assert m.keeps_cache == (name != "openai-gpt")
+    if name == "xlm":
+        (tmp_path / "config.json").write_text(json.dumps(KEEPS[name]))
+        result = runner.invoke(app, ["memory", str(tmp_path), "--gpu", "H100-80GB"])
+        assert result.exit_code == 0, result.output
+        assert "from transformers 5.25 on the CPU with zero weights (XLMWithLMHeadModel; no native family)" in \
+            " ".join(result.stdout.split())
+
+
+def test_a_model_that_keeps_nothing_decodes_by_recomputing_the_prefix(tmp_path):
+    """GPT-1 keeps no cache: `memory` answers KV 0 and says it keeps nothing; its decode step is transformers'
+    forward of the context + 1 tokens, counted by FlopCounterMode over transformers' own model."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = KEEPS["openai-gpt"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    result = runner.invoke(app, ["memory", str(tmp_path), "--gpu", "H100-80GB", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["keeps_cache"], data["kv_bytes_per_token"], data["state_bytes_per_sequence"]) == (False, 0, 0)
+    assert "keeps no cache" in data["notes"][-1]
+    f = measure_flops(cfg, "config.json", 16, 8)
+    config = transformers.AutoConfig.for_model("openai-gpt", **{k: v for k, v in cfg.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    model = model.to(torch.bfloat16).eval().requires_grad_(False)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(input_ids=torch.zeros(1, 9, dtype=torch.long, device="meta"))
+    assert f.decode == counter.get_total_flops() and "recomputes the whole prefix" in f.notes[0]
+
+
+def test_an_error_the_cpu_shares_is_not_blamed_on_the_meta_device(tmp_path):
+    """X-MOD's default config names no language: transformers' own forward fails on the CPU as on meta, so the
+    one line says the same error happens on any device instead of blaming meta."""
+    cfg = _default("xmod", num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=2,
+                   vocab_size=256)
+    config = transformers.AutoConfig.for_model("xmod", **{k: v for k, v in cfg.items() if k != "model_type"})
+    with pytest.raises(Exception, match="Input language unknown"):
+        transformers.AutoModelForCausalLM.from_config(config).eval()(torch.zeros(1, 4, dtype=torch.long))
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    for args in (["memory", str(tmp_path)], ["trace", "-m", str(tmp_path), "--seq-len", "8"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+        assert "cannot run xmod from this config on any device (the same error on the meta device and on the " \
+               "CPU): Input language unknown" in result.stderr

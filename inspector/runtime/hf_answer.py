@@ -2,7 +2,8 @@
 
 The one rule for which path answers (issue 24, item 4): a native family answers from its spec, with no
 torch; any other model that transformers builds answers from here, saying so in one line ("from
-transformers X.Y on the meta device"); without torch/transformers the inventory's import names the
+transformers X.Y on the meta device", or "on the CPU with zero weights" where hf_run's CPU twin ran the
+forward); without torch/transformers the inventory's import names the
 `hf` extra in one line (inspector.inventory.transformers_meta). Parameters and weights come from the
 transformers-meta inventory (`params`' own), KV and state bytes from `hf_cache.measure_cache`, FLOPs
 from `hf_flops.measure_flops`, and vLLM's start-up arithmetic from inspector.memory.vllm (the budget
@@ -155,10 +156,13 @@ def hf_memory(cfg: dict, acc, where: str, s: HfServe) -> HfMemory:
     return HfMemory(acc, measure, budget, plan, inp, weights, length, notes)
 
 
-def path_line(version: str, class_name: str) -> str:
-    """The one line naming the path that answered."""
+def path_line(version: str, class_name: str, notes: tuple[str, ...] = ()) -> str:
+    """The one line naming the path that answered and where its forward ran (`notes`: the measure's, which say
+    when the CPU twin ran it: `hf_run.ran_on`)."""
+    from inspector.runtime.hf_run import ran_on
+
     major_minor = ".".join(version.split(".")[:2])
-    return f"from transformers {major_minor} on the meta device ({class_name}; no native family)"
+    return f"from transformers {major_minor} {ran_on(tuple(notes))} ({class_name}; no native family)"
 
 
 def _kind_rows(r: HfMemory) -> list[list[Any]]:
@@ -189,7 +193,9 @@ def _state_notes(r: HfMemory) -> list[str]:
 def memory_report(r: HfMemory) -> Report:
     """The report of `inspect memory` for a model served through transformers' measure."""
     m, p, b = r.measure, r.plan, r.budget
-    kinds = Section("Cache per layer kind (measured from transformers' cache after a meta forward)",
+    from inspector.runtime.hf_run import ran_on
+
+    kinds = Section(f"Cache per layer kind (what transformers keeps after a forward {ran_on(tuple(m.notes))})",
                     ["kind", "cache class", "layers", "KV B/token/layer", "window", "state B/seq/layer (transformers)",
                      "state B/seq/layer (vLLM)"], _kind_rows(r), _state_notes(r))
     terms = [t for t in b.terms if t.name != "batch_defaults"]
@@ -210,8 +216,8 @@ def memory_report(r: HfMemory) -> Report:
             "state_bytes_per_sequence": m.state_bytes_per_sequence(),
             "vllm_state_page_bytes": p.state_page, "page_bytes": p.page, "block_size": p.block_size,
             "groups": len(p.groups), "group_size": p.group_size, "num_blocks": p.num_blocks, "kv_cache_tokens": p.kv_tokens, "max_concurrency": round(p.concurrency, 2),
-            "fits": r.fits, "kv_cache_bytes": b.kv_cache_bytes, "notes": list(m.notes)}
-    return Report([kinds, budget, layout], data, notes=[path_line(m.transformers_version, m.class_name)])
+            "fits": r.fits, "kv_cache_bytes": b.kv_cache_bytes, "keeps_cache": m.keeps_cache, "notes": list(m.notes)}
+    return Report([kinds, budget, layout], data, notes=[path_line(m.transformers_version, m.class_name, m.notes)])
 
 
 def flops_report(m, acc) -> Report:
@@ -230,4 +236,4 @@ def flops_report(m, acc) -> Report:
             "params": acc.totals.total_params, "seq_len": m.seq_len, "batch": m.batch, "context": m.context,
             "prefill_flops": m.prefill, "prefill_head_flops": m.prefill_head, "decode_flops": m.decode,
             "decode_head_flops": m.decode_head, "notes": list(m.notes)}
-    return Report([section], data, notes=[path_line(m.transformers_version, m.class_name)])
+    return Report([section], data, notes=[path_line(m.transformers_version, m.class_name, m.notes)])

@@ -26,13 +26,15 @@ transformers holds them in (it keeps SSM and GDN recurrent states in float32 eve
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, build_meta
-from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
+from inspector.runtime.hf_run import (as_decoder, cache_argument, device_of, first_that_runs, on_meta_or_cpu, ran_on,
+                                      variants)
 
 TOKENS = 4  # tokens of the measuring forward: fewer than any real sliding window
 KV_DTYPE_BYTES = 2  # bf16, the width vLLM and transformers default to for a bf16 model
@@ -92,6 +94,11 @@ class CacheMeasure:
     layers: tuple[LayerCache, ...]
     seconds: float
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def keeps_cache(self) -> bool:
+        """Whether any layer keeps KV or state for the next step (False: each step recomputes the prefix)."""
+        return any(layer.kind != "none" for layer in self.layers)
 
     @property
     def kv_layers(self) -> int:
@@ -203,18 +210,48 @@ def _side_states(torch, cache) -> dict[int, list[tuple[str, Any]]]:
     return out
 
 
-def _forward(torch, model, tokens: int) -> tuple[Any, tuple[str, ...]]:
-    """A forward of `tokens` tokens of one sequence with use_cache; its cache object. Where the mask code
-    cannot run on meta, the other inputs that mean the same for one unpadded sequence (`hf_run.variants`)."""
+GIVEN = ("read from the cache it is given: transformers' {cls} fills the cache object passed to its forward (as "
+         "`generate` passes one) and returns none")
+
+
+@dataclass
+class Probe:
+    """What one forward keeps: the cache object (returned, or the one given and filled), the other tensors it
+    keeps for the next step (`hf_state.held_tensors`) and notes of how it ran."""
+
+    cache: Any
+    held: dict[str, Any]
+    notes: tuple[str, ...]
+    given: bool = False  # the cache is the one the forward was given (`give`)
+
+
+def _forward(torch, model, tokens: int, sequences: int = 1, give: bool = False) -> Probe:
+    """A forward of `tokens` tokens of `sequences` sequences with use_cache; its cache object (`give`: the cache
+    it is given, filled, where it takes one), and what else it keeps. Where the mask code cannot run on meta,
+    the other inputs that mean the same for unpadded sequences (`hf_run.variants`)."""
+    from inspector.runtime import hf_state
+
     device = device_of(model)
-    base = {"input_ids": torch.zeros(1, tokens, dtype=torch.long, device=device), "use_cache": True,
-            "position_ids": torch.arange(tokens, device=device)[None]}
+    base = {"input_ids": torch.zeros(sequences, tokens, dtype=torch.long, device=device), "use_cache": True,
+            "position_ids": torch.arange(tokens, device=device)[None].expand(sequences, tokens)}
+    before = hf_state.module_tensors(torch, model)
+    argument = cache_argument(model)
+    given: list[Any] = [None] if give and argument is not None else []
+
+    def call(kwargs: dict):
+        if given:  # a fresh cache for each try: a failed try may have filled part of one
+            given[:] = [hf_state.new_cache(model)]
+            kwargs = {**kwargs, argument: given[0]}
+        return model(**kwargs)
+
     with torch.no_grad():
-        out, note = first_that_runs(lambda kwargs: model(**kwargs), variants(torch, model, base))
+        out, note = first_that_runs(call, variants(torch, model, base))
     cache = getattr(out, "cache", None)
-    if cache is None:
-        cache = getattr(out, "past_key_values", None)
-    return cache, (note,) if note else ()
+    cache = getattr(out, "past_key_values", None) if cache is None else cache
+    if cache is None and given:
+        cache, note = given[0], "; ".join(x for x in (note, GIVEN.format(cls=type(model).__name__)) if x)
+    return Probe(cache, hf_state.held_tensors(torch, model, out, before), (note,) if note else (),
+                 bool(given) and cache is given[0])
 
 
 def _read_cache(torch, cache, num_layers: int | None) -> tuple[LayerCache, ...]:
@@ -237,42 +274,107 @@ def _num_layers(config) -> int | None:
     return n if isinstance(n, int) else None
 
 
-def _cached(built: MetaBuild, tokens: int) -> tuple[Any, MetaBuild, tuple[str, ...]]:
-    """The cache of a `tokens`-token forward of the built model in bf16 (on the CPU where meta cannot run it:
-    `hf_run.on_meta_or_cpu`), the build that made it, and the notes of how it ran."""
-    def run(b: MetaBuild):
-        cache, notes = _forward(b.torch, b.model, tokens)
-        return cache, b, notes
+def _cached(built: MetaBuild, tokens: int, give: bool = False) -> tuple[Probe, MetaBuild, tuple[str, ...]]:
+    """The `_forward` of `tokens` tokens of the built model in bf16 (on the CPU where meta cannot run it:
+    `hf_run.on_meta_or_cpu`), the build that ran it, and the notes of how it ran."""
+    (probe, ran), more = on_meta_or_cpu(built, lambda b: (_forward(b.torch, b.model, tokens, give=give), b),
+                                        built.torch.bfloat16)
+    return probe, ran, more + probe.notes
 
-    (cache, ran, notes), more = on_meta_or_cpu(built, run, built.torch.bfloat16)
-    return cache, ran, more + notes
+
+HELD = ("kept for the next step outside a cache object: {names}; each tensor's elements told per token from per "
+        "sequence by forwards of 4 and 8 tokens and of 2 sequences (shapes: exact)")
+NO_CACHE_KEPT = ("transformers' {cls} keeps no cache: its forward takes none and keeps nothing for the next step, so "
+                 "each decode step recomputes the whole prefix (KV 0 and state 0: exact)")
+
+
+def _held_layer(index: int, held: list, cap: int | None) -> LayerCache:
+    """One layer's record from the tensors hf_state found it keeps (KV-like per token, state per sequence)."""
+    per_token = sum(h.per_token for h in held)
+    fixed = [h for h in held if h.fixed]
+    source = sorted({h.name.split("[")[0] if h.name.startswith("outputs.") else "module tensors" for h in held})
+    kind = ("hybrid" if fixed else "sliding" if cap else "full") if per_token else "linear"
+    return LayerCache(index, " + ".join(source), kind, per_token, cap if per_token else None,
+                      sum(h.fixed * h.element_size for h in fixed), sum(h.fixed for h in fixed),
+                      tuple((h.name, h.shape, h.dtype) for h in fixed if not h.per_token),
+                      tuple((h.name, h.shape) for h in held if h.per_token))
+
+
+def _merged(a: LayerCache, b: LayerCache) -> LayerCache:
+    """A cache layer and the held tensors of the same layer, as one record."""
+    if a.kind == "none" or b.kind == "none":
+        return b if a.kind == "none" else a
+    kind = a.kind if b.kind == "none" else "hybrid" if (a.state_bytes or b.state_bytes) else a.kind
+    return replace(a, cache_class=f"{a.cache_class} + {b.cache_class}", kind=kind,
+                   kv_elements_per_token=a.kv_elements_per_token + b.kv_elements_per_token,
+                   state_bytes=a.state_bytes + b.state_bytes, state_elements=a.state_elements + b.state_elements,
+                   state_shapes=a.state_shapes + b.state_shapes, kv_shapes=a.kv_shapes + b.kv_shapes)
+
+
+Layers = tuple[LayerCache, ...]
+
+
+def _held(ran: MetaBuild, layers: Layers, give: bool) -> tuple[Layers, tuple[str, ...]]:
+    """`layers` (a cache's, or none) with what else the forward keeps (`hf_state`), measured by its PROBES."""
+    from inspector.runtime import hf_state
+
+    torch, n = ran.torch, _num_layers(ran.config)
+    with ran.room(), torch.no_grad():
+        probes = [_forward(torch, ran.model, tokens, sequences, give).held for sequences, tokens in hf_state.PROBES]
+    found, left_out = hf_state.classify(torch, probes, n)
+    found = [x for h in found for x in hf_state.split_by_layer(h, n)]
+    if not found:
+        return layers, ()
+    cap, cap_note = hf_state.cap_of(ran.config) if any(h.per_token for h in found) else (None, "")
+    notes = (HELD.format(names=", ".join(sorted({re.sub(r"\.\d+\.|\[\d+\]", lambda m: m[0][0] + "*" + m[0][-1],
+                                                        h.name.split("[layer")[0]) for h in found}))),)
+    notes += ((cap_note,) if cap_note else ()) + ((f"not a sequence's (do not grow with the sequences), left out: "
+                                                   f"{', '.join(left_out)}",) if left_out else ())
+    if any(h.layer is None for h in found):
+        notes += ("tensors of no one layer counted on layer 0: " + ", ".join(h.name for h in found if h.layer is None),)
+    by_layer: dict[int, list] = {}
+    for h in found:
+        by_layer.setdefault(h.layer or 0, []).append(h)
+    count = max(len(layers), n or 0, max(by_layer) + 1)
+    none = LayerCache(0, type(ran.model).__name__, "none", 0, None, 0, 0)
+    out = tuple(_merged(layers[i] if i < len(layers) else replace(none, index=i),
+                        _held_layer(i, by_layer[i], cap) if i in by_layer else replace(none, index=i))
+                for i in range(count))
+    return out, notes
 
 
 def measure_cache(cfg: dict[str, Any], where: str = "config.json", dtype_bytes: int = KV_DTYPE_BYTES,
                   tokens: int = TOKENS, built: MetaBuild | None = None) -> CacheMeasure:
     """Build `cfg` with transformers on meta (or take `built`, the same build), run `tokens` tokens, and
-    read its cache layer by layer. A model that returns no cache because its config says it is not a
-    decoder (`is_decoder` false: BERT-like encoders that transformers also lists as causal LMs) is
-    measured as the decoder transformers asks for to generate with it (`hf_run.as_decoder`), with a note."""
+    read its cache layer by layer, with whatever else it keeps for the next step (`_held`). A model that keeps
+    nothing because its config says it is not a decoder (`is_decoder` false: BERT-like encoders that
+    transformers also lists as causal LMs) is measured as the decoder transformers asks for to generate
+    with it (`hf_run.as_decoder`), with a note; one that keeps nothing at all has no cache (KV 0, a note)."""
     built = built or build_meta(cfg, where)
     start = time.perf_counter()
-    cache, ran, notes = _cached(built, tokens)
-    if cache is None:
-        decoder, note = as_decoder(built)
-        if decoder is not None:
-            cache, ran, more = _cached(decoder, tokens)
-            notes = (note, *more)
-    model = ran.model
-    if cache is None:
-        raise InspectError(f"{where}: transformers' {type(model).__name__} returned no cache")
-    layers = _read_cache(ran.torch, cache, _num_layers(ran.config))
-    return CacheMeasure(ran.model_type, type(model).__name__, ran.transformers.__version__, dtype_bytes, layers,
+    probe, ran, notes = _cached(built, tokens)
+    decoder, note = as_decoder(built) if probe.cache is None and not probe.held else (None, "")
+    if decoder is not None:
+        got = _cached(decoder, tokens)
+        if got[0].cache is not None or got[0].held:
+            probe, ran, notes = got[0], got[1], (note, *got[2])
+    if probe.cache is None and cache_argument(ran.model) is not None:
+        probe, ran, notes = _cached(built, tokens, give=True)
+    layers = () if probe.cache is None else _read_cache(ran.torch, probe.cache, _num_layers(ran.config))
+    if probe.held and (probe.cache is None or probe.given):  # a cache it returns is all it keeps (as before)
+        layers, more = _held(ran, layers, probe.given)
+        notes += more
+    if all(x.kind == "none" for x in layers):
+        layers = layers or tuple(LayerCache(i, "(nothing kept)", "none", 0, None, 0, 0)
+                                 for i in range(_num_layers(ran.config) or 0))
+        notes += (NO_CACHE_KEPT.format(cls=type(ran.model).__name__),)
+    return CacheMeasure(ran.model_type, type(ran.model).__name__, ran.transformers.__version__, dtype_bytes, layers,
                         built.seconds + time.perf_counter() - start, notes)
 
 
 def describe(m: CacheMeasure, context: int) -> list[str]:
     """Lines for a report: per kind, then the totals at `context` tokens."""
-    lines = [f"from transformers {m.transformers_version} on the meta device ({m.class_name}): {m.kv_line()}"]
+    lines = [f"from transformers {m.transformers_version} {ran_on(m.notes)} ({m.class_name}): {m.kv_line()}"]
     for k in m.by_kind():
         what = []
         if k.kv_bytes_per_token:

@@ -23,7 +23,8 @@ from typing import Any
 
 from inspector.errors import InspectError
 from inspector.inventory.transformers_meta import MetaBuild, _first_line, build_meta
-from inspector.runtime.hf_run import as_decoder, device_of, first_that_runs, on_meta_or_cpu, variants
+from inspector.runtime.hf_run import (as_decoder, cache_argument, device_of, first_that_runs, on_meta_or_cpu,
+                                      variants)
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,7 @@ def _run(torch, model, base: dict[str, Any], cached: int = 0, uncached: bool = F
 
 def _cache_argument(model) -> str:
     """`cache` (transformers 5.25 renamed it; `past_key_values` is deprecated there) or `past_key_values`."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return cache_argument(model) or "past_key_values"
 
 
 FILL = 4  # tokens of the short forward whose cache is grown to the context (`_grown`)
@@ -211,6 +210,69 @@ def _both(b: MetaBuild, batch: int, seq_len: int, context: int):
     return prefill, head, notes, decode, decode_head, more, routed
 
 
+RECOMPUTE = ("transformers' {cls} keeps no cache: each decode step recomputes the whole prefix, so the decode figure "
+             "is a forward of the context + 1 tokens without a cache (as `generate` runs it; counted)")
+KEPT_STEP = ("decode step: one token against what a forward of the context kept for the next step ({names}), "
+             "passed back as the forward takes it")
+DROPS_CACHED = ("decode step given every id with the cache: transformers' {cls} drops the ids its cache already "
+                "holds (one new token's logits, checked)")
+
+
+def _one_position(out, new: int) -> None:
+    """A decode step must compute the new tokens' logits (not none, not the whole context again)."""
+    logits = getattr(out, "logits", None)
+    if logits is not None and logits.shape[-2] != new:
+        raise InspectError(f"the step computed {logits.shape[-2]} positions' logits for {new} new token(s)")
+
+
+def _kept_step(torch, model, batch: int, context: int) -> tuple[int | None, int | None, tuple[str, ...]]:
+    """The decode step of a model that returns no cache: against what a forward of `context` tokens kept (the
+    cache it is given and fills, outputs its forward takes back, its modules' tensors: `hf_state`); where it
+    keeps nothing, a forward of `context` + 1 tokens (transformers' `generate` recomputes the prefix)."""
+    from inspector.runtime import hf_state
+
+    device, argument, cls = device_of(model), cache_argument(model), type(model).__name__
+    given = hf_state.new_cache(model) if argument else None
+    before = hf_state.module_tensors(torch, model)
+    fill = {**_inputs(torch, batch, context, 0, device), "use_cache": True, **({argument: given} if given else {})}
+    _, _, out, _ = _run(torch, model, fill)
+    carried = {**hf_state.carried_outputs(model, out), **({argument: given} if _holds(torch, given) else {})}
+    names = sorted(carried) + (["module tensors"] if hf_state.held_tensors(torch, model, None, before) else [])
+    if not names:
+        flops, head, _, notes = _run(torch, model, {**_inputs(torch, batch, context + 1, 0, device),
+                                                    "use_cache": False})
+        return flops, head, (RECOMPUTE.format(cls=cls), *notes)
+    step = {**_inputs(torch, batch, 1, context, device), "use_cache": True, **carried}
+    whole = {**_inputs(torch, batch, context + 1, 0, device), "use_cache": True, **carried}
+    try:
+        flops, head, out, notes = _run(torch, model, step, context)
+        _one_position(out, 1)
+        return flops, head, (KEPT_STEP.format(names=", ".join(names)), *notes)
+    except Exception:
+        if argument not in carried:
+            raise
+    flops, head, out, notes = _run(torch, model, whole, context)
+    _one_position(out, 1)
+    return flops, head, (KEPT_STEP.format(names=", ".join(names)), DROPS_CACHED.format(cls=cls), *notes)
+
+
+def _holds(torch, cache) -> bool:
+    """Whether a cache given to a forward holds any token after it."""
+    return cache is not None and any(isinstance(getattr(x, "keys", None), torch.Tensor) and x.keys.numel()
+                                     for x in getattr(cache, "layers", ()))
+
+
+def _other_step(built: MetaBuild, batch: int, context: int):
+    """`_kept_step` on meta or the CPU twin; no figure, and why, where it cannot run."""
+    torch = built.torch
+    try:
+        (decode, head, more), where_run = on_meta_or_cpu(built, lambda b: _kept_step(torch, b.model, batch, context),
+                                                         torch.bfloat16)
+    except InspectError as e:
+        return None, None, (f"no decode figure: {e}",)
+    return decode, head, where_run + more
+
+
 def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, batch: int = 1,
                   built: MetaBuild | None = None) -> FlopsMeasure:
     """Build `cfg` on meta with transformers (or take `built`, the same build) and count a prefill of
@@ -223,6 +285,8 @@ def measure_flops(cfg: dict[str, Any], where: str, seq_len: int, context: int, b
         built, lambda b: _both(b, batch, seq_len, context), torch.bfloat16)
     if more == (NO_CACHE,):
         decode, decode_head, more = _decoder_step(built, batch, context, more)
+    if decode is None and more == (NO_CACHE,):
+        decode, decode_head, more = _other_step(built, batch, context)
     notes = where_run + notes + routed
     return FlopsMeasure(built.model_type, type(model).__name__, built.transformers.__version__, seq_len, batch,
                         context, prefill, head, decode, decode_head, built.seconds + time.perf_counter() - start,

@@ -87,6 +87,7 @@ def as_decoder(built: MetaBuild) -> tuple[MetaBuild | None, str]:
 # assumed (no source: a bound on the time a CPU forward takes here, about 30 s for JetMoE's 4.3 B at 128 tokens on
 # one core): a model over this many parameters whose forward meta cannot run is refused rather than run on the CPU.
 CPU_MAX_PARAMS = 10_000_000_000
+CPU_NOTE = "run on the CPU with every weight zero"
 
 
 def device_of(model):
@@ -114,11 +115,10 @@ def cpu_twin(built: MetaBuild, dtype) -> tuple[MetaBuild, str]:
         model = _build(built.transformers, built.config, built.cfg)
     params = sum(p.numel() for p in model.parameters())
     if params > CPU_MAX_PARAMS:
-        raise InspectError(f"nor on the CPU instead: {params:,} parameters, over its bound of {CPU_MAX_PARAMS:,} "
-                           "(assumed)")
+        raise InspectError(f"{params:,} parameters, over the CPU twin's bound of {CPU_MAX_PARAMS:,} (assumed)")
     _zeroed(torch, model, dtype)
     model.eval()
-    note = ("run on the CPU with every weight zero (stride-0 views of the full shapes, no memory): the meta device "
+    note = (f"{CPU_NOTE} (stride-0 views of the full shapes, no memory): the meta device "
             "cannot run this forward; the shapes, cache and FLOPs are those of the full model (nothing scaled); "
             "a router sees equal scores and still sends every token to its top_k experts")
     return replace(built, model=model), note
@@ -129,22 +129,64 @@ def meta_only(e: BaseException) -> bool:
     return "meta" in str(e).lower()
 
 
+def ran_on(notes: tuple[str, ...]) -> str:
+    """Where the forward that answered ran, in the path line's words: the CPU twin's note says it was the CPU."""
+    return "on the CPU with zero weights" if any(n.startswith(CPU_NOTE) for n in notes) else "on the meta device"
+
+
+def cache_argument(model) -> str | None:
+    """The argument a model's forward takes a cache by: `cache` (transformers 5.25 renamed it), else
+    `past_key_values`, else None (a forward that takes none)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in params), None)
+
+
+def _same(a: BaseException, b: BaseException) -> bool:
+    return type(a) is type(b) and _first_line(a) == _first_line(b)
+
+
+def _both_failed(built: MetaBuild, first: BaseException, second: BaseException) -> InspectError:
+    """One line for a forward that neither meta nor the CPU twin runs. The same error on both is the model's or
+    its config's, not the device's: the line says so rather than blame meta."""
+    version, kind = built.transformers.__version__, built.model_type
+    if isinstance(second, InspectError):
+        return InspectError(f"{built.failed(first)}; {second}")
+    if _same(first, second):
+        return InspectError(f"{built.where}: transformers {version} cannot run {kind} from this config on any device "
+                            f"(the same error on the meta device and on the CPU): {_first_line(first)}")
+    return InspectError(f"{built.failed(first)}; nor on the CPU: {_first_line(second)}")
+
+
+TWIN_NOT_USED = ("the same forward runs on the CPU with zero weights, but its figures are not used where meta fails "
+                 "for a reason other than the device (they could depend on the weights' values)")
+
+
 def on_meta_or_cpu(built: MetaBuild, run: Callable[[MetaBuild], Any], dtype) -> tuple[Any, tuple[str, ...]]:
-    """`run(built)` with the model in `dtype` on meta; where that fails because of the meta device alone,
-    `run` of the model's `cpu_twin`, with its note. Any other failure: one line, the first error's."""
+    """`run(built)` with the model in `dtype` on meta; where that fails because of the device (`meta_only`: value
+    reads, kernels meta lacks, CPU tensors the model makes), `run` of the model's `cpu_twin`, with its note. An
+    error that does not name the device is run on the twin too, only to word the one line: the same error there
+    is the model's or its config's, not the device's (`_both_failed`); the twin's answer is not used then."""
     torch = built.torch
     with built.room():
         try:
             built.model.to(dtype).eval().requires_grad_(False)
             return run(built), ()
+        except InspectError as e:  # our own refusal: the device does not change it
+            raise built.failed(e) from None
         except Exception as e:
-            if not meta_only(e):
-                raise built.failed(e) from None
             first = e
         try:
             twin, note = cpu_twin(built, dtype)
+        except InspectError as bound:
+            tail = f"; nor on the CPU instead: {bound}" if meta_only(first) else f" (not tried on the CPU: {bound})"
+            raise InspectError(f"{built.failed(first)}{tail}") from None
+        try:
             with torch.no_grad():
-                return run(twin), (note,)
+                answer = run(twin), (note,)
         except Exception as e:
-            suffix = f"; {e}" if isinstance(e, InspectError) else f"; nor on the CPU: {_first_line(e)}"
-            raise InspectError(f"{built.failed(first)}{suffix}") from None
+            raise _both_failed(built, first, e) from None
+        if not meta_only(first):  # the twin answers only for the device's own limits, which it was checked on
+            raise InspectError(f"{built.failed(first)}; {TWIN_NOT_USED}") from None
+        return answer

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.inventory.transformers_meta import build_meta
-from inspector.runtime.hf_run import device_of, first_that_runs, on_meta_or_cpu, variants
+from inspector.runtime.hf_run import device_of, first_that_runs, on_meta_or_cpu, ran_on, variants
 from inspector.steps import Record
 
 INPUT_KWARGS = ("hidden_states", "input_ids", "inputs_embeds", "x", "input")
@@ -57,7 +57,7 @@ class HfTrace:
     def path_line(self) -> str:
         """The one line naming the path that answered."""
         version = ".".join(self.transformers_version.split(".")[:2])
-        return f"from transformers {version} on the meta device ({self.class_name}; no native family)"
+        return f"from transformers {version} {ran_on(self.notes)} ({self.class_name}; no native family)"
 
 
 def _tensors(torch, value: Any, depth: int = 0) -> list[Any]:
