@@ -51,8 +51,9 @@ def _unconfirmed(hub_id: str) -> str:
 
 
 # The model's own GitHub repository ships its config.json (Tencent-Hunyuan/Hunyuan-A13B models/config.json), read in
-# a public mirror at a fixed commit.
-HUNYUAN_A13B_SOURCE = ("https://github.com/tianyu1412/Hunyuan-A13B/blob/df832ebcc42e64db91ec1a4eadb90c296f3c7346/"
+# a public mirror at a fixed commit, df832ebcc42e64db91ec1a4eadb90c296f3c7346 (the URL names its first 12 hex digits,
+# which GitHub resolves: a 40-digit piece cannot wrap in a narrow presets table).
+HUNYUAN_A13B_SOURCE = ("https://github.com/tianyu1412/Hunyuan-A13B/blob/df832ebcc42e/"
                        "models/config.json (the model's GitHub repository's config.json)")
 
 
