@@ -259,7 +259,7 @@ def test_q8_0_dequantized_bit_for_bit_as_gguf_quants():
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    from inspector.checkpoint.tensors import dequantize_q8_0
+    from inspector.checkpoint.dequant import dequantize_q8_0
 
     raw = np.random.default_rng(0).integers(0, 256, size=40_000 * 34, dtype=np.uint8)
     raw[:34 * 6].reshape(6, 34)[:, :2] = np.array([0x0001, 0x7C00, 0xFC00, 0x7E00, 0x0000, 0x8000],  # subnormal,
