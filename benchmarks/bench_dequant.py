@@ -61,11 +61,11 @@ def check(path: str) -> None:
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    from inspector.checkpoint.gguf import GGML_TYPES, read_gguf
+    from inspector.checkpoint.gguf import GGML_TYPES, parse_gguf
 
     data = np.memmap(path, dtype=np.uint8, mode="r")
     counts: dict[str, int] = {}
-    for t in read_gguf(path).tensors:
+    for t in parse_gguf(path).tensors:
         if t.quant not in DEQUANTIZERS:
             continue
         raw = data[t.offset:t.offset + t.nbytes]

@@ -36,24 +36,34 @@ def _f16(blocks: torch.Tensor, at: int) -> torch.Tensor:
     return blocks[:, at:at + 2].contiguous().view(torch.float16).to(torch.float32)
 
 
-_NIBBLE_SHIFTS = torch.tensor([0, 4], dtype=torch.uint8).reshape(1, 1, 2, 1)
-_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
-
-
 def _nibbles(qs: torch.Tensor, groups: int) -> torch.Tensor:
-    """qs (n, groups * w) as (n, groups, 2, w) uint8: each group's low nibbles, then its high nibbles."""
-    n = qs.shape[0]
-    return (qs.reshape(n, groups, 1, -1) >> _NIBBLE_SHIFTS).bitwise_and_(0x0F)
+    """qs (n, groups * w) as (n, groups, 2, w) uint8: each group's low nibbles, then its high nibbles.
+    (Two scalar ops into one buffer: torch's broadcast shifts by a tensor of shifts are 2x slower.)"""
+    qs = qs.reshape(qs.shape[0], groups, -1)
+    out = torch.empty((qs.shape[0], groups, 2, qs.shape[2]), dtype=torch.uint8)
+    torch.bitwise_and(qs, 0x0F, out=out[:, :, 0])
+    torch.bitwise_right_shift(qs, 4, out=out[:, :, 1])
+    return out
+
+
+def _bits(qh: torch.Tensor, width: int) -> torch.Tensor:
+    """The `width`-bit fields of each byte of qh (n, k), lowest first, as (n, 8 // width, k) uint8
+    (field i of byte j at [:, i, j])."""
+    out = torch.empty((qh.shape[0], 8 // width, qh.shape[1]), dtype=torch.uint8)
+    for i in range(8 // width):
+        torch.bitwise_right_shift(qh, i * width, out=out[:, i]).bitwise_and_((1 << width) - 1)
+    return out
 
 
 def _bits32(qh: torch.Tensor) -> torch.Tensor:
     """qh (n, 4) bytes, a little-endian uint32, as its 32 bits (n, 32) uint8, bit j at column j."""
-    return (qh.reshape(-1, 4, 1) >> _BIT_SHIFTS).bitwise_and_(1).reshape(-1, 32)
+    return _bits(qh, 1).transpose(1, 2).reshape(-1, 32)
 
 
 def _scaled(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """d * q in float32, one rounding per value (q small integers, exact in float32)."""
-    return torch.mul(q, d, out=torch.empty(torch.broadcast_shapes(q.shape, d.shape), dtype=torch.float32))
+    """d * q in float32 (q small integers, exact in float32; d broadcast to q's shape), one rounding per value:
+    the cast allocates the output and the product is taken in place (a mixed-dtype product is slower)."""
+    return q.to(torch.float32).mul_(d)
 
 
 def _plus(out: torch.Tensor, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, minus: bool = False) -> torch.Tensor:
@@ -138,12 +148,9 @@ def dequantize_q5_k(raw) -> torch.Tensor:
     """Q5_K (176 bytes: as Q4_K, then 32 bytes of high bits before the nibbles: bit i of byte j is the
     fifth bit of sub-block i's value j)."""
     blocks = _blocks(raw, 176)
-    qh = (blocks[:, 16:48].reshape(-1, 1, 32) >> _BIT_SHIFTS.reshape(1, 8, 1)).bitwise_and_(1)
+    qh = _bits(blocks[:, 16:48], 1)
     q = _nibbles(blocks[:, 48:], 4).reshape(-1, 8, 32).bitwise_or_(qh.bitwise_left_shift_(4))
     return _k_minus(q, blocks)
-
-
-_CRUMB_SHIFTS = torch.tensor([0, 2, 4, 6], dtype=torch.uint8).reshape(1, 1, 4, 1)
 
 
 def dequantize_q6_k(raw) -> torch.Tensor:
@@ -151,7 +158,7 @@ def dequantize_q6_k(raw) -> torch.Tensor:
     (d * scale) * (q - 32) per sub-block of 16."""
     blocks = _blocks(raw, 210)
     ql = _nibbles(blocks[:, :128], 2).reshape(-1, 8, 32)
-    qh = (blocks[:, 128:192].reshape(-1, 2, 1, 32) >> _CRUMB_SHIFTS).bitwise_and_(3).reshape(-1, 8, 32)
+    qh = _bits(blocks[:, 128:192].reshape(-1, 32), 2).reshape(-1, 8, 32)
     q = ql.bitwise_or_(qh.bitwise_left_shift_(4)).view(torch.int8).sub_(32).reshape(-1, 16, 16)
     d = (_f16(blocks, 208) * blocks[:, 192:208].view(torch.int8).to(torch.float32)).unsqueeze(-1)
     return _scaled(q, d).reshape(-1, QK_K)
