@@ -80,7 +80,8 @@ def check(path: str) -> None:
 def run_cli(tree: str, model: str) -> None:
     env = dict(os.environ, PYTHONPATH=tree, HF_HUB_OFFLINE="1")
     subprocess.run([sys.executable, "-m", "inspector", "run", "The capital of France is", "-m", model,
-                    "-n", "12", "--no-predict"], env=env, check=True, stdout=subprocess.DEVNULL)
+                    "-n", "12", "--no-predict"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   cwd=tree)  # `python -m` puts the working directory before PYTHONPATH
 
 
 def main() -> None:
@@ -101,7 +102,7 @@ def main() -> None:
               f"speed-up {ratio(old, new)}")
     if args.baseline and "smollm2-135m Q4_1" in files:
         smol = files["smollm2-135m Q4_1"]
-        old, new = interleaved([lambda: run_cli(args.baseline, smol), lambda: run_cli(str(ROOT), smol)], args.runs)
+        old, new = interleaved([lambda: run_cli(os.path.abspath(args.baseline), smol), lambda: run_cli(str(ROOT), smol)], args.runs)
         print(f"inspect run -n 12 --no-predict (SmolLM2 Q4_1): before {old.text(digits=2)} s  "
               f"now {new.text(digits=2)} s  speed-up {ratio(old, new)}")
     print(f"load average after: {loadavg()}")
