@@ -4,7 +4,8 @@ Sources: a safetensors file, or a directory of them (sharded through model.safet
 found and validated by inspector.checkpoint.open (the same hardened index reader, shard-name
 confinement and regular-file rule as `verify`), then read with safetensors' mmap; a GGUF file, its
 header read by inspector.checkpoint.gguf, tensor data mapped with numpy.memmap at the validated
-offsets and dequantized with `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
+offsets and dequantized by inspector.checkpoint.dequant's DEQUANTIZERS table (one torch pass, bit for bit
+gguf.quants') or, for the types not in it, by `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
 Q/K row permutation undone where the architecture's facts say the file carries it, and Gemma's norms
 brought back from 1 + w to w.
 `open_source(path)` picks the source through inspector.checkpoint.open's FORMATS table (each row
