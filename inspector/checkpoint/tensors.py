@@ -4,7 +4,8 @@ Sources: a safetensors file, or a directory of them (sharded through model.safet
 found and validated by inspector.checkpoint.open (the same hardened index reader, shard-name
 confinement and regular-file rule as `verify`), then read with safetensors' mmap; a GGUF file, its
 header read by inspector.checkpoint.gguf, tensor data mapped with numpy.memmap at the validated
-offsets and dequantized with `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
+offsets and dequantized by inspector.checkpoint.dequant's DEQUANTIZERS table (one torch pass, bit for bit
+gguf.quants') or, for the types not in it, by `gguf.quants`, its names mapped to Hugging Face names and llama.cpp's
 Q/K row permutation undone where the architecture's facts say the file carries it, and Gemma's norms
 brought back from 1 + w to w.
 `open_source(path)` picks the source through inspector.checkpoint.open's FORMATS table (each row
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from inspector import files
+from inspector.checkpoint.dequant import DEQUANTIZERS
 from inspector.checkpoint.gguf import GGML_TYPES, GGUF_ARCHITECTURES, GGUFTensor
 from inspector.checkpoint.gguf_hf import GGUFCheckpoint, gguf_name_map, open_gguf_checkpoint, qk_row_permutation
 from inspector.checkpoint.open import format_named, format_of, open_checkpoint
@@ -102,23 +104,6 @@ def _chunk_blocks(n_blocks: int) -> int:
     return next(k for k in range(target, 0, -1) if n_blocks % k == 0)
 
 
-Q8_0 = 8  # ggml_type of Q8_0: blocks of 34 bytes, an f16 scale d then 32 int8 q; the value is d * q
-
-
-def dequantize_q8_0(raw) -> torch.Tensor:
-    """Q8_0 bytes (a multiple of 34) as float32 (n_blocks, 32): d (f16 -> f32) times q (int8 -> f32), one
-    IEEE float32 product per value as gguf.quants computes it (bit for bit, tests/test_gguf_reader.py),
-    in one torch pass over the bytes instead of numpy's strided casts (Gemma 3 270M's embedding 3.2 -> 0.6 s)."""
-    import warnings
-
-    with warnings.catch_warnings():  # the mapping is read-only and only read here
-        warnings.simplefilter("ignore", UserWarning)
-        blocks = torch.from_numpy(raw).reshape(-1, 34)
-    d = blocks[:, :2].contiguous().view(torch.float16).to(torch.float32)  # (n_blocks, 1)
-    out = torch.empty((blocks.shape[0], 32), dtype=torch.float32)
-    return torch.mul(blocks[:, 2:].view(torch.int8), d, out=out)
-
-
 class GGUFSource(TensorSource):
     """A GGUF file: tensors dequantized on demand to float32, under Hugging Face names.
 
@@ -161,8 +146,9 @@ class GGUFSource(TensorSource):
         t = self.tensors[name]
         raw = self._bytes()[t.offset:t.offset + t.nbytes]  # validated: aligned, inside the file
         type_size = GGML_TYPES[t.ggml_type][2]
+        ours = DEQUANTIZERS.get(t.quant)  # one torch pass, bit for bit gguf.quants' (checkpoint/dequant.py)
         try:
-            array = (np.zeros(0, np.float32) if not t.nbytes else dequantize_q8_0(raw).numpy() if t.ggml_type == Q8_0
+            array = (np.zeros(0, np.float32) if not t.nbytes else ours(raw).numpy() if ours
                      else dequantize(raw.reshape(-1, _chunk_blocks(t.nbytes // type_size) * type_size),
                                      GGMLQuantizationType(t.ggml_type)))
         except NotImplementedError:
