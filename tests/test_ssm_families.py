@@ -171,3 +171,9 @@ def test_memory_of_a_model_whose_layers_all_keep_a_state():
     s = plan(account(from_hf_config(cfg, "all-mamba")), gpu("H100-80GB"), ServeOptions())
     assert s.groups == () and s.hybrid is not None and s.hybrid.num_blocks > 0
     assert s.num_blocks == s.hybrid.num_blocks and s.concurrency == s.hybrid.concurrency
+    from inspector.memory.fit import serving_verdict
+    from inspector.memory.gpus import gpu_memory_gib
+
+    acc = account(from_hf_config(cfg, "all-mamba"))
+    short = plan(acc, gpu_memory_gib(0.5), ServeOptions())  # the fixed terms alone exceed 0.45 GiB
+    assert short.num_blocks == 0 and "cannot hold even the state of one sequence" in serving_verdict(acc, short).text

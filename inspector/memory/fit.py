@@ -132,7 +132,8 @@ def smallest_layout(acc: Accounting, s: serve_mod.Serving) -> str | None:
 def _shortfall(acc: Accounting, s: serve_mod.Serving) -> str:
     o = s.options
     need = s.fixed + s.page_bytes * s.group_size
-    return (f"does not fit: {acc.spec.name} cannot hold even one token of KV cache on {_gpus(s)}: weights "
+    what = "one token of KV cache" if s.groups else "the state of one sequence"  # no layer keeps a KV cache
+    return (f"does not fit: {acc.spec.name} cannot hold even {what} on {_gpus(s)}: weights "
             f"{gib(s.weights.bytes)} + activation peak {gib(s.activations)} + non-torch {gib(s.overhead.bytes)} leave "
             f"{gib(max(s.kv_available, 0))} of the {gib(s.usable)} usable ({o.gpu_memory_utilization:g} × "
             f"{gib(s.gpu.total)}): short by {gib(need - s.usable)}")
