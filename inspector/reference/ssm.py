@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inspector.reference.deltanet import padding_zeroed  # left pads zeroed, as transformers does
 from inspector.reference.layers import KVCache, Tap, linear, note
 from inspector.spec.text import TextSpec
 
@@ -37,15 +38,6 @@ def causal_conv(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     seq = torch.cat([past, inputs.transpose(1, 2)], dim=-1)  # (b, c, kernel + n)
     out = F.conv1d(seq[..., 1:], weight, bias, groups=c)  # (b, c, n): kernel - 1 past inputs, then the new ones
     return out.transpose(1, 2), seq[..., -kernel:]  # (b, n, c), (b, c, kernel)
-
-
-def _real_rows(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """x with left pads zeroed (transformers' apply_mask_to_padding_states), read from the additive mask's
-    diagonal: a pad cannot see itself."""
-    n = x.shape[1]
-    keys = torch.arange(n, device=x.device)
-    real = mask[:, 0, keys, mask.shape[-1] - n + keys] == 0  # (1 or b, n)
-    return x * real[..., None].to(x.dtype)
 
 
 class Mamba2(nn.Module):
@@ -104,14 +96,14 @@ class Mamba2(nn.Module):
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
         b, n, _ = x.shape
-        projected = self.ssm_in(_real_rows(x, mask) * self.in_scale)  # (b, n, inner + conv_dim + heads)
+        projected = self.ssm_in(padding_zeroed(x, mask) * self.in_scale)  # (b, n, inner + conv_dim + heads)
         if self.zxbcdt is not None:  # (inner + conv_dim + heads,): each section's factor
             factors = torch.cat([projected.new_full((w,), f) for w, f in self.zxbcdt])
             projected = projected * factors
         z, xbc, dt = projected.split([self.inner, self.conv_dim, self.heads], dim=-1)
         conv, S = (cache.conv[self.layer], cache.state[self.layer]) if cache is not None else (None, None)
         xbc, conv = causal_conv(xbc, self.ssm_conv.weight, self.ssm_conv.bias, self.kernel, conv)
-        xbc = _real_rows(self.conv_out(F.silu(xbc)), mask)  # (b, n, conv_dim)
+        xbc = padding_zeroed(self.conv_out(F.silu(xbc)), mask)  # (b, n, conv_dim)
         xs, B, C = xbc.split([self.inner, self.groups * self.state, self.groups * self.state], dim=-1)
         r = self.heads // self.groups  # heads per group
         B = B.reshape(b, n, self.groups, self.state).repeat_interleave(r, dim=2)  # (b, n, h, N)
@@ -139,7 +131,7 @@ class ShortConv(nn.Module):
         note(self, "Short conv", "short-convolution output")
 
     def forward(self, x, ropes, mask, cache: KVCache | None = None) -> torch.Tensor:
-        B, C, xs = self.ssm_in(_real_rows(x, mask)).chunk(3, dim=-1)  # (b, n, d) each
+        B, C, xs = self.ssm_in(padding_zeroed(x, mask)).chunk(3, dim=-1)  # (b, n, d) each
         conv = cache.conv[self.layer] if cache is not None else None
         out, conv = causal_conv(B * xs, self.ssm_conv.weight, self.ssm_conv.bias, self.kernel, conv)
         if cache is not None:
