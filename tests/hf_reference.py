@@ -7,6 +7,7 @@ import json
 import importlib.util
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -128,6 +129,88 @@ def config_dirs(folder_for, configs: dict[str, dict]) -> dict[str, str]:
         (d / "config.json").write_text(json.dumps(cfg))
         out[name] = str(d)
     return out
+
+
+def bf16_cache(cfg: dict, tokens: int, first: int = 0):
+    """transformers' own cache after a bf16, eager forward of ids first .. first + tokens - 1 through a random model
+    of the config dict (what the KV and state byte tests compare our accounting with)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager",
+                                             dtype=torch.bfloat16)
+    with torch.no_grad():
+        out = model.eval()(torch.arange(first, first + tokens)[None], use_cache=True)
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+def perturbed_pair(cfg: dict, folder: Path, scale: float = 0.3, buffers=lambda name: False, edit=None):
+    """transformers' random model of a tiny config with every parameter, and the floating buffers `buffers` names,
+    moved by N(0, scale) (so that every weight matters), saved in `folder`; and our reference model loaded from that
+    checkpoint (after `edit(folder)` where given: a layout as a release stores it)."""
+    from inspector.reference.load import load_model
+
+    hf = hf_tiny(cfg)
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.add_(scale * torch.randn_like(p))
+        for name, b in hf.named_buffers():
+            if b.is_floating_point() and buffers(name):
+                b.add_(scale * torch.randn_like(b))
+    hf.save_pretrained(folder, safe_serialization=True)
+    if edit is not None:
+        edit(folder)
+    return hf, load_model(folder)
+
+
+class Decoded(NamedTuple):
+    """What `prefill_and_decode_match` ran: the ids, transformers' and our logits of the whole prefill, our
+    last-position logits of the cached steps (b, steps, vocab), our cache after them, and the tolerance."""
+
+    ids: torch.Tensor
+    expected: torch.Tensor
+    got: torch.Tensor
+    steps: torch.Tensor
+    cache: object
+    tol: float
+
+
+def prefill_and_decode_match(hf, ours, vocab: int, rel: float = 2e-5, prefill: int = 7, n: int = 11) -> Decoded:
+    """Our reference model against transformers' (fp32): the logits of a prefill of n tokens, then of a prefill of
+    `prefill` and one cached step at a time up to n (transformers carrying its own cache), each within rel x the
+    largest logit (fp32 sums in another order). Returns what ran, for a test's own further checks."""
+    ids = torch.randint(0, vocab, (2, n), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = hf(ids).logits, ours(ids)
+        tol = rel * expected.abs().max().item()
+        assert (expected - got).abs().max().item() < tol
+        cache, out = ours.new_cache(), hf(ids[:, :prefill], use_cache=True)
+        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :prefill], cache)[:, -1]]
+        past = getattr(out, "cache", None) or out.past_key_values
+        for j in range(prefill, n):
+            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
+            theirs.append(out.logits[:, -1])
+            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
+        steps = torch.stack(mine, 1)
+        assert (torch.stack(theirs, 1) - steps).abs().max().item() < tol
+    return Decoded(ids, expected, got, steps, cache, tol)
+
+
+def left_padding_difference(spec, low: int = 0) -> float:
+    """Our reference model of `spec` (random weights, N(0, 0.3)): the largest difference between a row of 8 ids and
+    the same row left-padded by 3, on its real positions (ids drawn from low .. vocab - 1)."""
+    from inspector.reference.text import TextModel
+
+    torch.manual_seed(0)
+    model = TextModel(spec).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+        ids = torch.randint(low, spec.vocab_size, (1, 8), generator=torch.Generator().manual_seed(3))
+        alone = model(ids)
+        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
+        padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
+        return (model(padded, padding=padding)[:, 3:] - alone).abs().max().item()
 
 
 def hf_meta(cfg: dict):

@@ -26,42 +26,20 @@ FORWARD = {
 
 @pytest.mark.parametrize("case", list(FORWARD), ids=list(FORWARD))
 def test_reference_forward_equals_transformers(case, tmp_path):
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
 
     cfg = FORWARD[case]
-    hf = hf_tiny(cfg)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        tol = 2e-5 * expected.abs().max().item()
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
-    assert cache.index_k[0].shape == (2, 11, 8)
+    hf, ours = perturbed_pair(cfg, tmp_path, scale=0.2)
+    assert prefill_and_decode_match(hf, ours, cfg["vocab_size"]).cache.index_k[0].shape == (2, 11, 8)
 
 
 def test_kv_bytes_equal_transformers_cache_tensors():
     """bf16 forward of 3 tokens: the latent, the RoPE key and the indexer keys transformers' DynamicIndexedLayer
     holds, in bytes, equal our KV bytes per token times 3."""
     cfg, tokens = FORWARD["sparse-topk"], 3
-    config = transformers.AutoConfig.for_model(**cfg)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
-    cache = getattr(out, "cache", None) or out.past_key_values
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(cfg, tokens)
     held = sum(t.numel() * t.element_size() for layer in cache.layers
                for t in (layer.keys, layer.values, layer.indexer_keys))
     acc = account(from_hf_config(cfg, "tiny"))
@@ -165,33 +143,16 @@ def test_kimi_linear_forward_equals_transformers(tmp_path):
     """Logits of the reference against transformers (fp32, eager; its chunked KDA prefill and its one-token
     recurrent decode), every weight perturbed: prefill of 11 tokens, then a prefill of 7 and 4 decode steps
     carrying the conv and recurrent states and the MLA latent."""
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
 
-    hf = hf_tiny(KIMI_TINY)
+    hf, ours = perturbed_pair(KIMI_TINY, tmp_path,
+                              edit=lambda folder: _dense_mlp_as_published(folder / "model.safetensors"))
+    run = prefill_and_decode_match(hf, ours, KIMI_TINY["vocab_size"])
     with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    _dense_mlp_as_published(tmp_path / "model.safetensors")
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, KIMI_TINY["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        tol = 2e-5 * expected.abs().max().item()
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
         split = ours.new_cache()  # a prefill continued from a state: chunked form with an initial state, padded conv
-        ours(ids[:, :7], split)
-        assert (ours(ids[:, 7:], split) - got[:, 7:]).abs().max().item() < tol
-    assert cache.state[0].shape == (2, 2, 8, 8) and cache.conv[0].shape == (2, 48, 4)
+        ours(run.ids[:, :7], split)
+        assert (ours(run.ids[:, 7:], split) - run.got[:, 7:]).abs().max().item() < run.tol
+    assert run.cache.state[0].shape == (2, 2, 8, 8) and run.cache.conv[0].shape == (2, 48, 4)
 
 
 def test_kimi_linear_kv_and_state_equal_transformers_cache_tensors():
@@ -200,12 +161,9 @@ def test_kimi_linear_kv_and_state_equal_transformers_cache_tensors():
     from inspector.inventory.accounting import kv_line, linear_state
 
     tokens = 3
-    config = transformers.AutoConfig.for_model(**KIMI_TINY)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
-    cache = getattr(out, "cache", None) or out.past_key_values
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(KIMI_TINY, tokens)
     kv = conv = recurrent = 0
     for layer in cache.layers:
         if hasattr(layer, "recurrent_states"):
@@ -290,16 +248,6 @@ def test_kimi_flops_equal_flop_counter_over_transformers():
 def test_left_padded_row_equals_its_unpadded_self(cfg):
     """Pads are masked out of the indexer's scores (so never among a query's top-k) and zeroed before a KDA layer
     (so they leave its states at zero): a left-padded row gives its unpadded logits."""
-    from inspector.reference.text import TextModel
+    from hf_reference import left_padding_difference
 
-    spec = from_hf_config(cfg, "tiny").text
-    torch.manual_seed(0)
-    model = TextModel(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-        ids = torch.randint(3, spec.vocab_size, (1, 8), generator=torch.Generator().manual_seed(3))
-        alone = model(ids)
-        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
-        padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
-        assert (model(padded, padding=padding)[:, 3:] - alone).abs().max().item() < 1e-4
+    assert left_padding_difference(from_hf_config(cfg, "tiny").text, low=3) < 1e-4

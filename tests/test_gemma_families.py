@@ -66,12 +66,9 @@ def test_kv_bytes_equal_transformers_cache_tensors(model_type):
     """A bf16 forward of 3 tokens (inside the window): transformers' DynamicCache fills only the layers that
     compute K/V (KV-shared layers hold a DummyLayer); ours lists the same layers and the same bytes."""
     cfg = TINY[model_type]
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**cfg),
-                                                          attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(3)[None], use_cache=True)
-    cache = getattr(out, "cache", None) or out.past_key_values
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(cfg, 3)
     filled = [(i, layer) for i, layer in enumerate(cache.layers) if getattr(layer, "keys", None) is not None]
     kv = sum(layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
              for _, layer in filled)
@@ -85,32 +82,11 @@ def test_reference_forward_equals_transformers_prefill_and_cached_decode(model_t
     """Logits of the reference model against transformers (fp32, eager), every parameter and Gemma 4's
     layer scalars perturbed (logits ~6): a prefill of 11 tokens (past the window of 4), then a prefill of 7
     and 4 cached decode steps (KV-shared layers reading their source layer's cache)."""
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
 
     cfg = TINY[model_type]
-    hf = hf_tiny(cfg)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-        for name, b in hf.named_buffers():
-            if name.endswith("layer_scalar"):
-                b.add_(0.3 * torch.randn_like(b))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        tol = 2e-5 * expected.abs().max().item()
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    hf, ours = perturbed_pair(cfg, tmp_path, buffers=lambda name: name.endswith("layer_scalar"))
+    cache = prefill_and_decode_match(hf, ours, cfg["vocab_size"]).cache
     assert cache.length == 11 and cache.k[4] is None and cache.k[3].shape[2] == 11
 
 

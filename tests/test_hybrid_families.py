@@ -58,22 +58,15 @@ def test_default_config_kv_and_state_equal_transformers_cache_figures():
     assert kv_line(spec.text) == f"{fig['kv_layers']} of {fig['layers']} layers keep a KV cache"
 
 
-def _cache(cfg: dict, tokens: int):
-    config = transformers.AutoConfig.for_model(**cfg)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
-    return getattr(out, "cache", None) or out.past_key_values
-
-
 @pytest.mark.parametrize("layer_types", [None, ["linear_attention", "full_attention", "full_attention",
                                                 "linear_attention", "linear_attention"]], ids=["interval", "listed"])
 def test_kv_and_state_bytes_equal_transformers_cache_tensors(layer_types):
     cfg = tiny_config("qwen3_next", num_hidden_layers=5, **TINY_GDN,
                       **({"layer_types": layer_types} if layer_types else {}))
     tokens = 3
-    cache = _cache(cfg, tokens)
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(cfg, tokens)
     kv = conv = recurrent = 0
     kv_layers = []
     for i, layer in enumerate(cache.layers):
@@ -113,30 +106,13 @@ def test_reference_forward_equals_transformers_prefill_and_cached_decode(case, t
     """Logits of the reference model against transformers (fp32, eager, its chunked prefill and its one-token
     recurrent decode), every weight perturbed so the decay, the conv and the gates all matter (logits ~7):
     prefill of 11 tokens, then a prefill of 7 and 4 decode steps carrying the conv and recurrent states."""
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
 
     cfg = FORWARD[case]
-    hf = hf_tiny(cfg)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        tol = 2e-5 * expected.abs().max().item()  # fp32 sums in another order: logits up to ~9, so ~2e-4
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
-        assert (torch.stack(mine, 1) - got[:, 6:]).abs().max().item() < tol
+    hf, ours = perturbed_pair(cfg, tmp_path)
+    run = prefill_and_decode_match(hf, ours, cfg["vocab_size"])  # logits up to ~9, so a tolerance of ~2e-4
+    assert (run.steps - run.got[:, 6:]).abs().max().item() < run.tol
+    cache = run.cache
     assert cache.length == 11 and cache.state[0].shape == (2, 4, 8, 8) and cache.conv[0].shape == (2, 64, 4)
 
 
@@ -166,19 +142,9 @@ def test_qwen3_5_wrappers_names_and_shapes_equal_transformers(model_type):
 def test_left_padded_row_equals_its_unpadded_self():
     """Pads are zeroed before a Gated DeltaNet layer (as transformers' apply_mask_to_padding_states does), so
     they leave its conv and recurrent states at zero: a left-padded row gives its unpadded logits."""
-    from inspector.reference.text import TextModel
+    from hf_reference import left_padding_difference
 
-    spec = from_hf_config(FORWARD["qwen3_next"], "tiny").text
-    torch.manual_seed(0)
-    model = TextModel(spec).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-        ids = torch.randint(0, spec.vocab_size, (1, 8), generator=torch.Generator().manual_seed(3))
-        alone = model(ids)
-        padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], dim=1)
-        padding = torch.cat([torch.zeros(1, 3), torch.ones(1, 8)], dim=1)
-        assert (model(padded, padding=padding)[:, 3:] - alone).abs().max().item() < 1e-4
+    assert left_padding_difference(from_hf_config(FORWARD["qwen3_next"], "tiny").text) < 1e-4
 
 
 def test_mtp_module_stored_beside_the_model():

@@ -84,19 +84,12 @@ KV_CASES = {
 }
 
 
-def _cache(cfg: dict, tokens: int):
-    config = transformers.AutoConfig.for_model(**cfg)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(1, tokens + 1)[None], use_cache=True)
-    return getattr(out, "cache", None) or out.past_key_values
-
-
 @pytest.mark.parametrize("case", list(KV_CASES), ids=list(KV_CASES))
 def test_kv_bytes_equal_transformers_cache_tensors(case):
     cfg, tokens = KV_CASES[case], 5
-    cache = _cache(cfg, tokens)
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(cfg, tokens, first=1)
     kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
     acc = account(from_hf_config(cfg, case))
     assert acc.totals.kv_cache_bytes_per_token * tokens == kv
@@ -111,32 +104,12 @@ def test_reference_forward_every_weight_perturbed_equals_transformers(case, tmp_
     """Logits of the reference model against transformers (fp32, eager) with every weight and selection bias
     perturbed (logits of a few units, routers that really choose): prefill of 11 tokens, then a prefill of 7 and
     4 decode steps against transformers' own cached decode."""
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
     from test_reference_families import CASES
 
     cfg = CASES[case]
-    hf = hf_tiny(cfg)
-    with torch.no_grad():
-        for name, p in [*hf.named_parameters(), *hf.named_buffers()]:
-            if p.is_floating_point() and "rotary_emb" not in name:  # RoPE frequencies are not weights
-                p.add_(0.3 * torch.randn_like(p))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        assert expected.abs().max().item() > 1
-        tol = 2e-5 * expected.abs().max().item()  # fp32 sums in another order
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    hf, ours = perturbed_pair(cfg, tmp_path, buffers=lambda name: "rotary_emb" not in name)  # RoPE tables: not weights
+    assert prefill_and_decode_match(hf, ours, cfg["vocab_size"]).expected.abs().max().item() > 1
 
 
 @pytest.mark.parametrize("case", FORWARD, ids=FORWARD)

@@ -39,15 +39,6 @@ def test_presets_equal_published_totals(preset, hub_id):
     assert len(t.linear.layers) == fig["layers"].get("mamba2", fig["layers"].get("conv"))
 
 
-def _cache(cfg: dict, tokens: int):
-    config = transformers.AutoConfig.for_model(**cfg)
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager", dtype=torch.bfloat16)
-    with torch.no_grad():
-        out = model.eval()(torch.arange(tokens)[None], use_cache=True)
-    return getattr(out, "cache", None) or out.past_key_values
-
-
 def _nbytes(tensors) -> int:
     return sum(v.numel() * v.element_size() for v in tensors if v is not None)
 
@@ -56,7 +47,9 @@ def _nbytes(tensors) -> int:
 def test_kv_and_state_bytes_equal_transformers_cache_tensors(case):
     """A bf16 forward of 3 tokens: K/V bytes of the attention layers, conv (bf16) and SSM (fp32) state bytes."""
     cfg, tokens = TINY_SSM[case], 3
-    cache = _cache(cfg, tokens)
+    from hf_reference import bf16_cache
+
+    cache = bf16_cache(cfg, tokens)
     kv = conv = recurrent = 0
     kv_layers = []
     for i, layer in enumerate(cache.layers):
@@ -78,29 +71,11 @@ def test_reference_forward_equals_transformers_prefill_and_cached_decode(case, t
     """fp32 logits of the reference model against transformers (eager attention; its Mamba2 torch fallback: the
     chunked scan for a prefill, selective_state_update for a cached token), every weight perturbed: a prefill of
     11 tokens, then a prefill of 7 and 4 decode steps carrying the conv and SSM states."""
-    from hf_reference import hf_tiny
-    from inspector.reference.load import load_model
+    from hf_reference import perturbed_pair, prefill_and_decode_match
 
     cfg = SSM_FORWARD[case]
-    hf = hf_tiny(cfg)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    hf.save_pretrained(tmp_path, safe_serialization=True)
-    ours = load_model(tmp_path)
-    ids = torch.randint(0, cfg["vocab_size"], (2, 11), generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = hf(ids).logits, ours(ids)
-        tol = 2e-5 * expected.abs().max().item()  # fp32 sums in another order (seen: <= 1e-5 on logits ~7)
-        assert (expected - got).abs().max().item() < tol
-        cache, out = ours.new_cache(), hf(ids[:, :7], use_cache=True)
-        theirs, mine = [out.logits[:, -1]], [ours(ids[:, :7], cache)[:, -1]]
-        past = getattr(out, "cache", None) or out.past_key_values
-        for j in range(7, 11):
-            out = hf(ids[:, j:j + 1], cache=past, use_cache=True)
-            theirs.append(out.logits[:, -1])
-            mine.append(ours(ids[:, j:j + 1], cache)[:, -1])
-        assert (torch.stack(theirs, 1) - torch.stack(mine, 1)).abs().max().item() < tol
+    hf, ours = perturbed_pair(cfg, tmp_path)
+    cache = prefill_and_decode_match(hf, ours, cfg["vocab_size"]).cache  # fp32 sums: seen <= 1e-5 on logits ~7
     assert cache.length == 11 and cache.conv[0].shape[0] == 2
 
 
